@@ -1,0 +1,3 @@
+module github.com/refrakt/refrakt
+
+go 1.26.8

@@ -1,0 +1,254 @@
+// Package redistest starts throwaway redis-server processes on free loopback
+// ports for tests, and stops them by pid when the test ends. Tests of the
+// Redis stores run against these real servers, never against a fake.
+package redistest
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Server is one redis-server process owned by a test.
+type Server struct {
+	tb   testing.TB
+	Port int
+	Dir  string
+	args []string
+
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+// Binary returns the path of redis-server, or "" when it is not installed.
+func Binary() string {
+	if p, err := exec.LookPath("redis-server"); err == nil {
+		return p
+	}
+	for _, p := range []string{"/usr/bin/redis-server", "/usr/local/bin/redis-server"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// Require skips tb when redis-server is missing, loudly, or fails it when the
+// CI variable is set, so that nobody skips the Redis tests by accident.
+func Require(tb testing.TB) string {
+	tb.Helper()
+	bin := Binary()
+	if bin != "" {
+		return bin
+	}
+	msg := "redis-server is not installed: run scripts/ensure-redis.sh (make test does) to run the Redis tests"
+	if os.Getenv("CI") != "" {
+		tb.Fatal(msg)
+	}
+	tb.Skip("SKIPPING: " + msg)
+	return ""
+}
+
+// Start starts a redis-server on a free loopback port with persistence off
+// (plus any extra arguments, e.g. "--appendonly", "yes") and stops it when
+// the test ends.
+func Start(tb testing.TB, extra ...string) *Server {
+	tb.Helper()
+	Require(tb)
+	s := &Server{tb: tb, Dir: tb.TempDir(), args: extra}
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		s.Port, err = FreePort()
+		if err != nil {
+			continue
+		}
+		if err = s.start(); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		tb.Fatalf("redistest: start redis-server: %v", err)
+	}
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Addr is host:port of the server.
+func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
+
+// URL is the redis:// URL of the server.
+func (s *Server) URL() string { return "redis://" + s.Addr() }
+
+// Pid is the process id of the running server, 0 when stopped.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+func (s *Server) start() error {
+	args := []string{
+		"--port", strconv.Itoa(s.Port),
+		"--bind", "127.0.0.1",
+		"--save", "",
+		"--appendonly", "no",
+		"--dir", s.Dir,
+		"--logfile", filepath.Join(s.Dir, "redis.log"),
+		"--daemonize", "no",
+		"--protected-mode", "no",
+	}
+	args = append(args, s.args...)
+	cmd := exec.Command(Binary(), args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			log, _ := os.ReadFile(filepath.Join(s.Dir, "redis.log"))
+			return fmt.Errorf("redis-server exited: %v: %s", err, lastLines(string(log), 3))
+		default:
+		}
+		if Ping(s.Addr()) == nil {
+			s.mu.Lock()
+			s.cmd = cmd
+			s.mu.Unlock()
+			go func() { <-done }() // reap; Stop waits on the process state below
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = cmd.Process.Kill()
+	return fmt.Errorf("redis-server on port %d did not answer PING within 10s", s.Port)
+}
+
+// Stop kills the server (SIGKILL, after SIGCONT in case it was paused) and
+// waits until its port is closed. Stopping a stopped server does nothing.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGCONT)
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
+			break
+		}
+		if c, err := net.DialTimeout("tcp", s.Addr(), 50*time.Millisecond); err != nil {
+			break
+		} else {
+			c.Close()
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Restart stops the server and starts it again on the same port, with the
+// same data directory (so an AOF, when enabled, is replayed).
+func (s *Server) Restart() {
+	s.tb.Helper()
+	s.Stop()
+	var err error
+	for i := 0; i < 50; i++ {
+		if err = s.start(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.tb.Fatalf("redistest: restart redis-server on port %d: %v", s.Port, err)
+}
+
+// Pause stops the process with SIGSTOP: connections stay open but nothing
+// answers, the way a stalled server looks to its clients.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server with SIGCONT.
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Signal(sig)
+	}
+}
+
+// Do sends one command in RESP to addr and returns the first line of the
+// reply; enough for FLUSHALL, CONFIG SET and INFO checks in tests without a
+// client library.
+func Do(addr string, args ...string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := c.Write([]byte(b.String())); err != nil {
+		return "", err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if strings.HasPrefix(line, "-") {
+		return "", fmt.Errorf("redis: %s", line[1:])
+	}
+	return line, nil
+}
+
+// Ping returns nil when a Redis server at addr answers PING.
+func Ping(addr string) error {
+	r, err := Do(addr, "PING")
+	if err != nil {
+		return err
+	}
+	if r != "+PONG" {
+		return fmt.Errorf("unexpected PING reply %q", r)
+	}
+	return nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
