@@ -13,11 +13,7 @@ import (
 // (nil) or ctx ends. environ is the process environment: the colour
 // profile (NO_COLOR, TERM) is taken from it, not from the real one.
 func Run(ctx context.Context, src Source, opts Options, in io.Reader, out io.Writer, environ []string) error {
-	for _, kv := range environ {
-		if v, ok := strings.CutPrefix(kv, "NO_COLOR="); ok && v != "" {
-			opts.NoColor = true
-		}
-	}
+	opts.NoColor = opts.NoColor || noColor(environ)
 	p := tea.NewProgram(New(ctx, src, opts),
 		tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out), tea.WithEnvironment(environ))
 	_, err := p.Run()
@@ -25,4 +21,15 @@ func Run(ctx context.Context, src Source, opts Options, in io.Reader, out io.Wri
 		return ctx.Err()
 	}
 	return err
+}
+
+// noColor reports whether environ asks for no colour: NO_COLOR set and not
+// empty (no-color.org).
+func noColor(environ []string) bool {
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "NO_COLOR="); ok && v != "" {
+			return true
+		}
+	}
+	return false
 }
