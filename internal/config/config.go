@@ -147,8 +147,8 @@ func (c Config) Validate() error {
 	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") && !strings.HasPrefix(c.RedisURL, "unix://") {
 		bad("QUEUE_URL", "%q is not a redis://, rediss:// or unix:// URL", c.RedisURL)
 	}
-	if !strings.HasPrefix(c.PrometheusRoute, "/") {
-		bad("PROMETHEUS_METRICS_ROUTE", "%q must start with /", c.PrometheusRoute)
+	if !strings.HasPrefix(c.PrometheusRoute, "/") || strings.ContainsAny(c.PrometheusRoute, " \t{}?#") || c.PrometheusRoute == "/" {
+		bad("PROMETHEUS_METRICS_ROUTE", "%q must start with / and be a plain path such as /metrics", c.PrometheusRoute)
 	}
 	positive := []struct {
 		env string

@@ -80,8 +80,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 	})
 }
 
-// observeRequest records one finished request; the metrics issue fills it.
-func (s *Server) observeRequest(route string, status int, d time.Duration) {}
+// observeRequest records one finished request in the HTTP metrics.
+func (s *Server) observeRequest(route string, status int, d time.Duration) {
+	s.metrics.HTTPRequest(route, status, d)
+}
 
 // limitBody refuses bodies over maxBody: at once when Content-Length says
 // so, and while reading otherwise (decodeJSON turns that into 413).

@@ -16,4 +16,8 @@ func (s *Server) routes() {
 
 	s.mux.Handle("GET /api/dev/whoami", dev(s.handleWhoami()))
 	s.mux.Handle("GET /api/obs/whoami", obs(s.handleWhoami()))
+
+	if s.cfg.PrometheusEnabled {
+		s.mux.Handle("GET "+s.cfg.PrometheusRoute, s.handleMetrics())
+	}
 }

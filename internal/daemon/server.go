@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/core/metrics"
+	"github.com/refrakt/refrakt/internal/version"
 )
 
 // Deps is everything a Server is built from. Nothing is global: two servers
@@ -36,6 +38,7 @@ type Server struct {
 	now     func() time.Time
 	started time.Time
 	tokens  *tokens
+	metrics *metrics.Metrics
 
 	mux        *http.ServeMux
 	handler    http.Handler
@@ -72,6 +75,7 @@ func NewServer(d Deps) (*Server, error) {
 		now:     d.Clock,
 		tokens:  newTokens(d.Config.DeveloperToken, d.Config.OperatorToken),
 		mux:     http.NewServeMux(),
+		metrics: metrics.New(d.Registry, version.Get()),
 	}
 	s.started = s.now()
 	if err := s.build(); err != nil {
@@ -92,6 +96,8 @@ func (s *Server) build() error {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // addComponent registers a background part of the daemon.
+//
+//lint:ignore U1000 the job queue and the metrics sampler register here
 func (s *Server) addComponent(name string, start, stop func(ctx context.Context) error) {
 	s.components = append(s.components, component{name: name, start: start, stop: stop})
 }
