@@ -36,6 +36,8 @@ type IOStreams struct {
 type Factory struct {
 	IO     IOStreams
 	Getenv func(string) string
+	// ForceTTY makes output look as on a terminal (for golden tests).
+	ForceTTY bool
 }
 
 // Run runs the refrakt command line with args (without the program name)
