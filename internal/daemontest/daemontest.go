@@ -68,10 +68,10 @@ type Daemon struct {
 	// StateDir is the XDG_STATE_HOME the daemon and its CLI share.
 	StateDir string
 
-	mu     sync.Mutex
-	log    strings.Builder
-	done   chan struct{}
-	err    error
+	mu   sync.Mutex
+	log  strings.Builder
+	done chan struct{}
+	err  error
 }
 
 var listenRe = regexp.MustCompile(`msg=listening addr=(\S+)`)
