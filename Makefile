@@ -21,6 +21,7 @@ run: build
 
 test:
 	bash scripts/ensure-redis.sh
+	bash scripts/ensure-tmux.sh
 	$(GO) test -race -count=1 -timeout 12m ./...
 
 lint:

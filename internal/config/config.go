@@ -29,6 +29,9 @@ type Config struct {
 	// TrustedProxies are the peers whose identity headers are believed.
 	// TRUSTED_PROXIES, comma-separated CIDRs, default "127.0.0.0/8,::1/128".
 	TrustedProxies []netip.Prefix
+	// MaxInFlight caps concurrent requests (beyond it: 503), health checks
+	// excepted. REFRAKT_MAX_IN_FLIGHT, default 1024.
+	MaxInFlight int
 	// ClientIPHeader names the header a trusted proxy puts the client IP in.
 	// CLIENT_IP_HEADER, default "CF-Connecting-IP".
 	ClientIPHeader string
@@ -111,6 +114,7 @@ func Default() Config {
 		RedisCluster:                "auto",
 		TrustedProxies:              []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
 		ClientIPHeader:              "CF-Connecting-IP",
+		MaxInFlight:                 1024,
 		PrometheusEnabled:           true,
 		PrometheusRoute:             "/metrics",
 		PrometheusQueuePollInterval: 5 * time.Second,
@@ -159,6 +163,7 @@ func (c Config) Validate() error {
 		{"RATE_LIMIT_ASSISTANT_PER_MINUTE", c.AssistantPerMinute},
 		{"BAN_AFTER_STRIKES", c.BanAfterStrikes},
 		{"JOB_HISTORY", c.JobHistory},
+		{"REFRAKT_MAX_IN_FLIGHT", c.MaxInFlight},
 	}
 	for _, p := range positive {
 		if p.v < 1 {

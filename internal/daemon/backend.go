@@ -68,6 +68,7 @@ func OpenRedis(ctx context.Context, url, cluster string) (redis.UniversalClient,
 		if err != nil {
 			return nil, "", fmt.Errorf("QUEUE_URL: %w", err)
 		}
+		boundTimeouts(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
 		c := redis.NewClusterClient(opt)
 		if err := c.Ping(ctx).Err(); err != nil {
 			_ = c.Close()
@@ -79,6 +80,7 @@ func OpenRedis(ctx context.Context, url, cluster string) (redis.UniversalClient,
 	if err != nil {
 		return nil, "", fmt.Errorf("QUEUE_URL: %w", err)
 	}
+	boundTimeouts(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
 	c := redis.NewClient(opt)
 	if err := c.Ping(ctx).Err(); err != nil {
 		_ = c.Close()
@@ -122,6 +124,7 @@ func connectBackend(ctx context.Context, cfg config.Config, log *slog.Logger, on
 		client, kind, err := OpenRedis(attempt, cfg.RedisURL, cfg.RedisCluster)
 		cancel()
 		if err == nil {
+			checkEvictionPolicy(ctx, client, log)
 			return &Backend{Kind: kind, Redis: client, Prefix: cfg.Prefix}, nil
 		}
 		if onAttempt != nil {
@@ -151,4 +154,34 @@ func redactURL(url string) string {
 		return scheme + "://" + user + ":xxxxx@" + host
 	}
 	return url
+}
+
+// checkEvictionPolicy warns when Redis may evict keys under memory pressure:
+// an evicted job or bucket is lost state. Managed Redis that forbids CONFIG
+// is left alone.
+func checkEvictionPolicy(ctx context.Context, client redis.UniversalClient, log *slog.Logger) {
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	res, err := client.ConfigGet(cctx, "maxmemory-policy").Result()
+	if err != nil {
+		log.Debug("cannot read maxmemory-policy", "err", err)
+		return
+	}
+	if p := res["maxmemory-policy"]; p != "" && p != "noeviction" {
+		log.Warn("Redis may evict refrakt's keys under memory pressure; set maxmemory-policy noeviction", "maxmemory-policy", p)
+	}
+}
+
+// boundTimeouts keeps every Redis command bounded: a stalled server costs a
+// caller at most a few seconds, never a hang (URL parameters may tighten them).
+func boundTimeouts(dial, read, write *time.Duration) {
+	if *dial <= 0 || *dial > 2*time.Second {
+		*dial = 2 * time.Second
+	}
+	if *read <= 0 || *read > 3*time.Second {
+		*read = 3 * time.Second
+	}
+	if *write <= 0 || *write > 3*time.Second {
+		*write = 3 * time.Second
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -263,4 +264,69 @@ func TestReadyzFollowsRedis(t *testing.T) {
 	check(503)
 	r.Restart()
 	check(200)
+}
+
+func TestInFlightCap(t *testing.T) {
+	s := newTestServer(t, func(c *config.Config) { c.MaxInFlight = 2 })
+	release := make(chan struct{})
+	entered := make(chan struct{}, 2)
+	s.mux.Handle("GET /test/hold", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+		writeJSON(w, 200, map[string]string{"ok": "yes"})
+	}))
+	done := make(chan int, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, httptest.NewRequest("GET", "/test/hold", nil))
+			done <- rec.Code
+		}()
+	}
+	<-entered
+	<-entered
+	resp, body := do(t, s, "GET", "/test/hold", "", "")
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || errCode(body) != "unavailable" {
+		t.Fatalf("third concurrent request: %d %v, want 503 with Retry-After", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, s, "GET", "/healthz", "", ""); resp.StatusCode != 200 {
+		t.Fatalf("healthz refused at the cap: %d", resp.StatusCode)
+	}
+	close(release)
+	for i := 0; i < 2; i++ {
+		if code := <-done; code != 200 {
+			t.Fatalf("held request got %d", code)
+		}
+	}
+	if resp, _ := do(t, s, "GET", "/api/dev/whoami", devToken, ""); resp.StatusCode != 200 {
+		t.Fatalf("after the flood: %d, want 200", resp.StatusCode)
+	}
+}
+
+func TestEvictionPolicyWarning(t *testing.T) {
+	tests := []struct {
+		name   string
+		policy string
+		warn   bool
+	}{
+		{"noeviction is quiet", "noeviction", false},
+		{"allkeys-lru warns", "allkeys-lru", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := redistest.Start(t, "--maxmemory-policy", tt.policy)
+			var buf strings.Builder
+			log := slog.New(slog.NewTextHandler(&buf, nil))
+			cfg := config.Default()
+			cfg.RedisURL = r.URL()
+			b, err := connectBackend(context.Background(), cfg, log, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if got := strings.Contains(buf.String(), "maxmemory-policy noeviction"); got != tt.warn {
+				t.Fatalf("warned=%v, want %v; log:\n%s", got, tt.warn, buf.String())
+			}
+		})
+	}
 }

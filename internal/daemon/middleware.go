@@ -122,3 +122,24 @@ type discardBody struct{ w http.ResponseWriter }
 func (d discardBody) Header() http.Header         { return d.w.Header() }
 func (d discardBody) Write(b []byte) (int, error) { return len(b), nil }
 func (d discardBody) WriteHeader(int)             {}
+
+// capInFlight answers 503 with Retry-After once REFRAKT_MAX_IN_FLIGHT
+// requests are being served, so a flood queues nowhere and memory stays
+// bounded; liveness and readiness probes are never refused.
+func (s *Server) capInFlight(next http.Handler) http.Handler {
+	limit := int64(s.cfg.MaxInFlight)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if n := s.inFlight.Add(1); limit > 0 && n > limit {
+			s.inFlight.Add(-1)
+			w.Header().Set("Retry-After", "1")
+			writeError(w, r, s.log, core.Errorf(core.CodeUnavailable, "too many requests in flight (%d); retry shortly", limit))
+			return
+		}
+		defer s.inFlight.Add(-1)
+		next.ServeHTTP(w, r)
+	})
+}

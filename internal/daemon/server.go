@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +41,7 @@ type Server struct {
 	tokens  *tokens
 	metrics *metrics.Metrics
 
+	inFlight   atomic.Int64
 	mux        *http.ServeMux
 	handler    http.Handler
 	components []component
@@ -82,7 +84,7 @@ func NewServer(d Deps) (*Server, error) {
 		return nil, err
 	}
 	s.routes()
-	s.handler = s.recoverPanics(s.observe(s.limitBody(s.dispatch())))
+	s.handler = s.recoverPanics(s.observe(s.capInFlight(s.limitBody(s.dispatch()))))
 	return s, nil
 }
 
