@@ -7,10 +7,9 @@ import (
 	"github.com/charmbracelet/x/ansi"
 )
 
-// section is one pane drawn: its title, column header and every row (the
-// body shows the window of rows around the cursor that fits).
+// section is one pane drawn: its column header and every row (the body
+// shows the window of rows around the cursor that fits).
 type section struct {
-	title  string
 	cols   string
 	rows   []string
 	cursor int

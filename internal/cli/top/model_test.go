@@ -378,3 +378,27 @@ func TestUpdate(t *testing.T) {
 		})
 	}
 }
+
+func TestActionsNeedASourceThatHasThem(t *testing.T) {
+	snap := loadSnapshot(t)
+	tests := []struct {
+		name string
+		keys []string
+	}{
+		{"reset", []string{"tab", "tab", "x"}},
+		{"requeue", []string{"tab", "R"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var m tea.Model = New(context.Background(), readOnlySource{snap}, Options{Clock: newClock()})
+			m, _ = m.Update(fetchedMsg{snap: snap})
+			for _, k := range tt.keys {
+				m, _ = m.Update(press(k))
+			}
+			got := observe(m.(Model), nil, nil)
+			if diff := cmp.Diff([2]string{"", "this source cannot do that"}, [2]string{got.Confirm, got.Status}); diff != "" {
+				t.Errorf("prompt and status (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

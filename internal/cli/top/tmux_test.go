@@ -2,6 +2,7 @@ package top
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/refrakt/refrakt/internal/daemontest"
 )
 
 // terminal is a tmux server of the test's own (its own socket) with one
@@ -104,15 +107,18 @@ func (term *terminal) waitScreen(what string, wants ...string) string {
 	return ""
 }
 
-// TestRealTerminal runs the program in tmux against a server that serves
-// the fixture: it shows the pending count and the busiest bucket's key,
-// says disconnected when the server goes away while it keeps running, and
-// exits 0 on q.
+// TestRealTerminal runs the real `refrakt top` in tmux against a server
+// that serves the snapshot fixture the way the daemon's
+// GET /api/obs/snapshot does: it shows the pending count and the busiest
+// bucket's key, says disconnected when the server goes away while it keeps
+// running, and exits 0 on q.
 func TestRealTerminal(t *testing.T) {
 	snap := loadSnapshot(t)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/api/obs/snapshot" || r.Header.Get("Authorization") != "Bearer t0k" {
-			http.Error(w, `{"error":{"code":"unauthorized","message":"bad token"}}`, http.StatusUnauthorized)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"error":{"code":"unauthorized","message":"bad token"}}`)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -120,11 +126,10 @@ func TestRealTerminal(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	term := startTerminal(t, []string{runTopEnv + "=" + srv.URL, "REFRAKT_TOKEN=t0k"}, exe, "-test.run=^$")
+	bin := daemontest.Binary(t)
+	term := startTerminal(t, []string{
+		"REFRAKT_SERVER=" + srv.URL, "REFRAKT_TOKEN=t0k", "XDG_STATE_HOME=" + t.TempDir(),
+	}, bin, "top", "--interval", "200ms")
 
 	term.waitScreen("first data", "1423", "run:ip:203.0.113.7")
 

@@ -62,7 +62,7 @@ func (m Model) header() []string {
 	var second []string
 	switch {
 	case m.err != nil:
-		second = append(second, t.bad.Render("disconnected: "+errText(m.err)),
+		second = append(second, t.bad.Render("disconnected: "+reason(m.err)),
 			"retry in "+age(m.retryIn))
 		if m.haveData {
 			second = append(second, "last data "+m.lastOK.Format("15:04:05"))
@@ -79,15 +79,6 @@ func (m Model) header() []string {
 		second = append(second, "filter: "+m.filter)
 	}
 	return []string{first, strings.Join(second, " · ")}
-}
-
-// errText is the reason shown after "disconnected:".
-func errText(err error) string {
-	msg := err.Error()
-	if i := strings.IndexByte(msg, '\n'); i >= 0 {
-		msg = msg[:i]
-	}
-	return msg
 }
 
 // footer is the confirmation prompt, the filter line, the last action's
