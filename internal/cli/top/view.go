@@ -104,14 +104,16 @@ func (m Model) helpScreen(height int) []string {
 	lines := []string{"", m.theme.title.Render("Keys"), ""}
 	lines = append(lines, strings.Split(m.help.FullHelpView(m.keys.FullHelp()), "\n")...)
 	lines = append(lines, "",
-		"x and R ask to confirm and need a developer token.",
-		"s sorts the focused pane; / filters every pane by queue or bucket key.",
+		"x and R ask to confirm first, and need a developer token.",
+		"s sorts the focused pane; / filters every pane by queue, key or target.",
 		"",
 		m.theme.title.Render("Panes"),
-		"Queues: gauges, enqueue/s and done/s with the last minute's sparklines,",
-		"  failure rate; ! marks a queue admission control refuses.",
-		"Dead jobs: the newest jobs out of retries.  Buckets: the busiest keys,",
-		"  tokens left of capacity, strikes and ban time left.  Overrides: runtime limits.",
+		"Queues     gauges; enqueue/s and done/s with the last minute's sparklines;",
+		"           the failure rate. ! marks a queue admission control refuses.",
+		"Dead jobs  the newest jobs that ran out of retries.",
+		"Buckets    the busiest keys: tokens left of capacity, strikes, ban left.",
+		"           ! marks a banned key.",
+		"Overrides  limits changed at runtime: capacity/window, mode, expiry.",
 		"",
 		"? or esc closes this help.")
 	if len(lines) > height {
