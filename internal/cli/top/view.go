@@ -62,8 +62,10 @@ func (m Model) header() []string {
 	var second []string
 	switch {
 	case m.err != nil:
-		second = append(second, t.bad.Render("disconnected: "+reason(m.err)),
-			"retry in "+age(m.retryIn))
+		second = append(second, t.bad.Render("disconnected: "+reason(m.err)))
+		if !m.paused {
+			second = append(second, "retry in "+age(m.retryIn))
+		}
 		if m.haveData {
 			second = append(second, "last data "+m.lastOK.Format("15:04:05"))
 		}
