@@ -7,11 +7,13 @@ import (
 	"github.com/charmbracelet/x/ansi"
 )
 
-// section is one pane drawn: its column header and every row (the body
-// shows the window of rows around the cursor that fits).
+// section is one pane ready to draw: its column header, its number of
+// rows and how to draw row i. The body draws only the window of rows
+// around the cursor that fits, however many rows there are.
 type section struct {
 	cols   string
-	rows   []string
+	n      int
+	row    func(i int) string
 	cursor int
 	empty  string // the line shown when there are no rows
 }
@@ -46,7 +48,7 @@ func (m Model) body(height int) []string {
 			}
 		}
 		for _, p := range order {
-			extra := min(spare, max(0, len(secs[p].rows)-1))
+			extra := min(spare, max(0, secs[p].n-1))
 			rows[p] += extra
 			spare -= extra
 		}
@@ -64,25 +66,27 @@ func (m Model) body(height int) []string {
 		if p == m.focus {
 			marker, style = "▶ ", m.theme.focus
 		}
-		title := fmt.Sprintf("%s%s (%d) · sort %s", marker, paneNames[p], len(s.rows), sortNames[p][m.sorts[p]])
+		title := fmt.Sprintf("%s%s (%d) · sort %s", marker, paneNames[p], s.n, sortNames[p][m.sorts[p]])
 		n := rows[p]
 		start := 0
 		if n > 0 && s.cursor >= n {
 			start = s.cursor - n + 1
 		}
-		if n >= 0 && len(s.rows) > n {
-			title += fmt.Sprintf(" · %d–%d of %d", start+1, min(start+n, len(s.rows)), len(s.rows))
+		if n >= 0 && s.n > n {
+			title += fmt.Sprintf(" · %d–%d of %d", start+1, min(start+n, s.n), s.n)
 		}
 		out = append(out, style.Render(title))
 		if n < 0 {
 			continue
 		}
 		out = append(out, m.theme.colHeader.Render(s.cols))
-		if len(s.rows) == 0 {
+		if s.n == 0 {
 			out = append(out, m.theme.dim.Render("  "+s.empty))
 			continue
 		}
-		out = append(out, s.rows[start:min(start+n, len(s.rows))]...)
+		for i := start; i < min(start+n, s.n); i++ {
+			out = append(out, s.row(i))
+		}
 	}
 	return out
 }

@@ -82,7 +82,7 @@ func (s readOnlySource) Fetch(context.Context) (snapshot.Snapshot, error) { retu
 // loadSnapshot reads testdata/snapshot.json: three queues (default refused
 // by admission control), two dead jobs, four buckets (one banned), two
 // overrides, generated at 10:00:00 UTC.
-func loadSnapshot(t *testing.T) snapshot.Snapshot {
+func loadSnapshot(t testing.TB) snapshot.Snapshot {
 	t.Helper()
 	data, err := os.ReadFile("testdata/snapshot.json")
 	if err != nil {

@@ -104,9 +104,9 @@ func fillRatio(b snapshot.Bucket) float64 {
 	return float64(b.Tokens) / float64(b.Capacity)
 }
 
-func visibleOverrides(os []snapshot.Override, filter string, order int) []snapshot.Override {
-	out := make([]snapshot.Override, 0, len(os))
-	for _, o := range os {
+func visibleOverrides(ovs []snapshot.Override, filter string, order int) []snapshot.Override {
+	out := make([]snapshot.Override, 0, len(ovs))
+	for _, o := range ovs {
 		if contains(o.Target, filter) {
 			out = append(out, o)
 		}

@@ -35,7 +35,9 @@ func (m Model) queuesSection() section {
 	if m.filter != "" {
 		s.empty = "no queue matches " + strconv.Quote(m.filter)
 	}
-	for i, q := range qs {
+	s.n = len(qs)
+	s.row = func(i int) string {
+		q := qs[i]
 		oldest := "-"
 		if q.OldestPendingSeconds > 0 {
 			oldest = age(seconds(q.OldestPendingSeconds))
@@ -59,7 +61,7 @@ func (m Model) queuesSection() section {
 			mark = '!'
 		}
 		row := line(m.gutter(paneQueues, i, mark), cols, vals)
-		s.rows = append(s.rows, m.styleRow(paneQueues, i, row, q.Admission.Refusing))
+		return m.styleRow(paneQueues, i, row, q.Admission.Refusing)
 	}
 	return s
 }
@@ -78,10 +80,12 @@ func (m Model) deadSection() section {
 	}
 	cols = append(cols, column{"LAST ERROR", max(5, m.width-used), false})
 	s := section{cols: line("  ", cols, nil), cursor: m.cursor[paneDead], empty: "no dead jobs"}
-	for i, j := range js {
+	s.n = len(js)
+	s.row = func(i int) string {
+		j := js[i]
 		errText := strings.Join(strings.Fields(j.LastError), " ")
 		vals := []string{j.ID, j.Queue, j.Type, strconv.Itoa(j.Attempts), age(m.snap.GeneratedAt.Sub(j.FinishedAt)), errText}
-		s.rows = append(s.rows, m.styleRow(paneDead, i, line(m.gutter(paneDead, i, ' '), cols, vals), false))
+		return m.styleRow(paneDead, i, line(m.gutter(paneDead, i, ' '), cols, vals), false)
 	}
 	return s
 }
@@ -107,7 +111,9 @@ func (m Model) bucketsSection() section {
 	if m.filter != "" {
 		s.empty = "no bucket matches " + strconv.Quote(m.filter)
 	}
-	for i, b := range bs {
+	s.n = len(bs)
+	s.row = func(i int) string {
+		b := bs[i]
 		full, empty := fillBar(b.Tokens, b.Capacity, bar)
 		selected := paneBuckets == m.focus && i == m.cursor[paneBuckets]
 		if !selected {
@@ -126,15 +132,15 @@ func (m Model) bucketsSection() section {
 			mark = '!'
 		}
 		vals := []string{b.Key, b.Limit, b.Scope, tokens, strconv.Itoa(b.Strikes), ban}
-		s.rows = append(s.rows, m.styleRow(paneBuckets, i, line(m.gutter(paneBuckets, i, mark), cols, vals), false))
+		return m.styleRow(paneBuckets, i, line(m.gutter(paneBuckets, i, mark), cols, vals), false)
 	}
 	return s
 }
 
 func (m Model) overridesSection() section {
-	os := visibleOverrides(m.snap.Overrides, m.filter, m.sorts[paneOverrides])
+	ovs := visibleOverrides(m.snap.Overrides, m.filter, m.sorts[paneOverrides])
 	var targets, policies []string
-	for _, o := range os {
+	for _, o := range ovs {
 		targets = append(targets, o.Target)
 		policies = append(policies, fmt.Sprintf("%d/%s", o.Capacity, window(o.WindowSeconds)))
 	}
@@ -143,13 +149,15 @@ func (m Model) overridesSection() section {
 	cols := []column{{"TARGET", max(6, min(widest(6, 200, targets...), m.width-fixed)), false},
 		{"POLICY", polW, false}, {"MODE", 7, false}, {"EXPIRES", 9, true}}
 	s := section{cols: line("  ", cols, nil), cursor: m.cursor[paneOverrides], empty: "no overrides"}
-	for i, o := range os {
+	s.n = len(ovs)
+	s.row = func(i int) string {
+		o := ovs[i]
 		expires := "never"
 		if o.ExpiresAt != nil {
 			expires = "in " + age(o.ExpiresAt.Sub(m.snap.GeneratedAt))
 		}
 		vals := []string{o.Target, policies[i], o.Mode, expires}
-		s.rows = append(s.rows, m.styleRow(paneOverrides, i, line(m.gutter(paneOverrides, i, ' '), cols, vals), false))
+		return m.styleRow(paneOverrides, i, line(m.gutter(paneOverrides, i, ' '), cols, vals), false)
 	}
 	return s
 }
