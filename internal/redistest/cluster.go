@@ -31,7 +31,6 @@ const clusterWait = 30 * time.Second
 // the test, so a single node can be stopped, paused or restarted. Every node
 // runs with appendonly, so a restarted master keeps its data and its slots.
 type Cluster struct {
-	tb    testing.TB
 	nodes []*Server
 	// last[i] is the last slot of nodes[i]; nodes[i] serves the slots from
 	// last[i-1]+1 (0 for the first node) to last[i]. StartCluster never moves
@@ -46,16 +45,17 @@ type Cluster struct {
 // the cluster's own, so they can override them (e.g. "--cluster-node-timeout",
 // "15000"). The nodes are stopped by pid when the test ends.
 //
-// Nodes run with cluster-node-timeout 5000 ms rather than the default 15 s,
-// so a test that stops a master long enough to have it marked failed sees it
-// cleared again within 2 × 5 s of its return.
+// Nodes run with cluster-node-timeout 5000 ms rather than the default 15 s:
+// a master down for longer than that is marked failed, and with no replica to
+// take over, its peers clear the flag only once it is back and twice the
+// timeout has passed since it was marked (10 s here, 30 s by default).
 func StartCluster(tb testing.TB, n int, extra ...string) *Cluster {
 	tb.Helper()
 	Require(tb)
 	if n < 1 || n > SlotCount {
 		tb.Fatalf("redistest: a cluster needs between 1 and %d masters, not %d", SlotCount, n)
 	}
-	c := &Cluster{tb: tb, last: slotRanges(n)}
+	c := &Cluster{last: slotRanges(n)}
 	for i := 0; i < n; i++ {
 		s, err := startClusterNode(tb, extra)
 		if err != nil {
@@ -66,30 +66,31 @@ func StartCluster(tb testing.TB, n int, extra ...string) *Cluster {
 	if err := c.create(); err != nil {
 		tb.Fatalf("redistest: create cluster: %v", err)
 	}
-	c.WaitOK()
+	c.WaitOK(tb)
 	return c
 }
 
 // startClusterNode starts one cluster-enabled server on a port whose bus port
 // (port+10000) is below 65536 and free, retrying on other ports when the
-// server cannot bind, and stops it when the test ends.
+// server cannot bind, and stops it when the test ends. Each attempt gets a
+// fresh dir: a node that failed to bind has already written a nodes.conf
+// naming its port.
 func startClusterNode(tb testing.TB, extra []string) (*Server, error) {
-	dir := tb.TempDir()
-	args := []string{
-		"--cluster-enabled", "yes",
-		"--cluster-config-file", filepath.Join(dir, "nodes.conf"),
-		"--cluster-node-timeout", "5000",
-		// Announcing the loopback address makes CLUSTER SLOTS name every node
-		// 127.0.0.1 from the start, instead of "" until a peer tells a node
-		// its own address.
-		"--cluster-announce-ip", "127.0.0.1",
-		"--appendonly", "yes",
-	}
-	s := &Server{tb: tb, Dir: dir, args: append(args, extra...)}
 	var err error
 	for attempt := 0; attempt < 20; attempt++ {
-		s.Port, err = freeClusterPort()
-		if err != nil {
+		dir := tb.TempDir()
+		args := []string{
+			"--cluster-enabled", "yes",
+			"--cluster-config-file", filepath.Join(dir, "nodes.conf"),
+			"--cluster-node-timeout", "5000",
+			// Announcing the loopback address makes CLUSTER SLOTS name every
+			// node 127.0.0.1 from the start, instead of "" until a peer tells
+			// a node its own address.
+			"--cluster-announce-ip", "127.0.0.1",
+			"--appendonly", "yes",
+		}
+		s := &Server{tb: tb, Dir: dir, args: append(args, extra...)}
+		if s.Port, err = freeClusterPort(); err != nil {
 			continue
 		}
 		if err = s.start(); err == nil {
@@ -169,10 +170,11 @@ func addSlots(addr string, first, last int) error {
 }
 
 // WaitOK waits until every node reports cluster_state:ok, knows every other
-// node and serves the slot map StartCluster assigned, and fails the test
-// after 30 s. Call it after restarting a node before relying on the cluster.
-func (c *Cluster) WaitOK() {
-	c.tb.Helper()
+// node and serves the slot map StartCluster assigned, and fails tb after
+// 30 s. Call it after restarting a node before relying on the cluster; tb is
+// the (sub)test that waits, since only it may stop itself on failure.
+func (c *Cluster) WaitOK(tb testing.TB) {
+	tb.Helper()
 	deadline := time.Now().Add(clusterWait)
 	for {
 		err := c.check()
@@ -180,7 +182,7 @@ func (c *Cluster) WaitOK() {
 			return
 		}
 		if time.Now().After(deadline) {
-			c.tb.Fatalf("redistest: cluster not ok within %s: %v", clusterWait, err)
+			tb.Fatalf("redistest: cluster not ok within %s: %v", clusterWait, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

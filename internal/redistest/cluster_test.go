@@ -187,7 +187,7 @@ func TestCluster(t *testing.T) {
 		if master.Pid() == pid {
 			t.Fatalf("restart kept pid %d", pid)
 		}
-		c.WaitOK()
+		c.WaitOK(t)
 		got, err := client.Get(ctx, key).Result()
 		if err != nil {
 			t.Fatalf("GET %s after restart: %v", key, err)
