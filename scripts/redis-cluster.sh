@@ -61,6 +61,14 @@ node_pid() {
 	echo "$pid"
 }
 
+# running succeeds while process $1 exists and is not a zombie: a daemonized node is reparented
+# to PID 1, which in some containers reaps exited children only after a while.
+running() {
+	local stat
+	stat=$(cat 2>/dev/null "/proc/$1/stat") || return 1
+	[[ ${stat##*) } != Z* ]]
+}
+
 cli() { redis-cli -h 127.0.0.1 -p "$1" "${@:2}"; }
 
 # port_busy succeeds when something accepts connections on 127.0.0.1:$1.
@@ -131,7 +139,7 @@ kill_nodes() {
 	for ((i = 0; i < 50; i++)); do
 		local alive=()
 		for pid in "${pids[@]}"; do
-			kill -0 "$pid" 2>/dev/null && alive+=("$pid")
+			running "$pid" && alive+=("$pid")
 		done
 		pids=("${alive[@]}")
 		((${#pids[@]} == 0)) && return 0

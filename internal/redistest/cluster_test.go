@@ -1,9 +1,16 @@
 package redistest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -243,5 +250,119 @@ func BenchmarkStartCluster(b *testing.B) {
 		b.StopTimer()
 		c.Stop()
 		b.StartTimer()
+	}
+}
+
+// TestClusterScript drives scripts/redis-cluster.sh the way a developer
+// does: start, start again (idempotent), a node killed and brought back by
+// start with its data, status, stop.
+func TestClusterScript(t *testing.T) {
+	t.Parallel()
+	Require(t)
+	for _, tool := range []string{"bash", "redis-cli"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("SKIPPING: %s is not installed", tool)
+		}
+	}
+	script, err := filepath.Abs(filepath.Join("..", "..", "scripts", "redis-cluster.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "cluster")
+	run := func(args ...string) (string, error) {
+		t.Helper()
+		cmd := exec.Command(script, args...)
+		cmd.Env = append(os.Environ(), "REFRAKT_CLUSTER_DIR="+dir, "REPLICAS=0")
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		if err != nil {
+			err = fmt.Errorf("%s %s: %w: %s", filepath.Base(script), strings.Join(args, " "), err, stderr.String())
+		}
+		return stdout.String(), err
+	}
+	t.Cleanup(func() {
+		if _, err := run("stop"); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+
+	out, err := run("start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("start printed %q, want a URL line and an address line", out)
+	}
+	url, addrs := lines[0], strings.Fields(lines[1])
+	if len(addrs) != 3 || url != "redis://"+addrs[0] {
+		t.Fatalf("start printed URL %q and addresses %q, want the URL of the first of 3", url, addrs)
+	}
+
+	again, err := run("start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(out, again); diff != "" {
+		t.Errorf("second start (-first +second):\n%s", diff)
+	}
+
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{opts.Addr}})
+	t.Cleanup(func() { client.Close() })
+	ctx := context.Background()
+	const key = "script:kept"
+	if err := client.Set(ctx, key, "yes", 0).Err(); err != nil {
+		t.Fatalf("SET through the cluster: %v", err)
+	}
+
+	// Kill the node that holds the key; start must bring it back with it.
+	// redis-cli splits the slots as slotRanges does, so the key's node is
+	// the first whose range ends at or after the key's slot.
+	i := slices.IndexFunc(slotRanges(3), func(last int) bool { return KeySlot(key) <= last })
+	owner := addrs[i]
+	pidFile := filepath.Join(dir, "node-"+strconv.Itoa(i+1), "redis.pid")
+	raw, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatalf("pid file %s: %v", pidFile, err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill node %s (pid %d): %v", owner, pid, err)
+	}
+	if _, err := run("status"); err == nil {
+		t.Errorf("status exited 0 with node %s killed", owner)
+	}
+	if _, err := run("start"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Ping(owner); err != nil {
+		t.Fatalf("node %s after start: %v", owner, err)
+	}
+	got, err := client.Get(ctx, key).Result()
+	if err != nil || got != "yes" {
+		t.Errorf("GET %s after the node came back = %q, %v; want \"yes\"", key, got, err)
+	}
+	if _, err := run("status"); err != nil {
+		t.Errorf("status: %v", err)
+	}
+
+	if _, err := run("stop"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("stop left %s behind (stat: %v)", dir, err)
+	}
+	for _, a := range addrs {
+		if Ping(a) == nil {
+			t.Errorf("node %s still answers after stop", a)
+		}
 	}
 }
