@@ -358,8 +358,7 @@ func crc16(s string) uint16 {
 
 // command sends one command to addr and returns its whole reply: a string
 // for simple and bulk strings, int64 for integers, []any for arrays, nil for
-// a null, and an error for an error reply. Do returns only a reply's first
-// line, which for a bulk string such as CLUSTER INFO is its length.
+// a null, and an error for an error reply. Do formats the same reply as text.
 func command(addr string, args ...string) (any, error) {
 	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
