@@ -4,7 +4,7 @@
 package redistest
 
 import (
-		"fmt"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
