@@ -88,6 +88,8 @@ func (s *Store) states(ctx context.Context, r *ratelimit.Rules, now int64, keys 
 			BannedUntil: f[5], BanLevel: int(f[6]), LastBan: f[7], Seen: f[8]}
 		out = append(out, c.State(k, r, now))
 	}
-	slices.SortStableFunc(out, func(a, b ratelimit.BucketState) int { return cmp.Compare(b.LastSeen.UnixMicro(), a.LastSeen.UnixMicro()) })
+	slices.SortStableFunc(out, func(a, b ratelimit.BucketState) int {
+		return cmp.Compare(b.LastSeen.UnixMicro(), a.LastSeen.UnixMicro())
+	})
 	return out, nil
 }

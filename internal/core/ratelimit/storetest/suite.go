@@ -195,8 +195,8 @@ func testSequences(t *testing.T, newStore NewStore) {
 				after(30*sec, allow(3, 1, 1)), allow(3, 0, 1), deny(3, 2, 10*sec)),
 		},
 		{
-			name: "shadow override counts, never denies",
-			req:  ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"},
+			name:  "shadow override counts, never denies",
+			req:   ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"},
 			setup: []ratelimit.Override{{Target: "rl-test:ip", Capacity: 1, Window: 60 * sec, Mode: ratelimit.ModeShadow}},
 			steps: seq(allow(1, 0, 0),
 				step{want: Outcome{Allowed: true, Scope: ratelimit.ScopeIP, Capacity: 1, RetryAfter: 60 * sec, Shadow: true}},
