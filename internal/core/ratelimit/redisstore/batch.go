@@ -41,7 +41,7 @@ func (b *batcher) stop() {
 // do runs g's ops and returns when they are done or ctx ends.
 func (b *batcher) do(ctx context.Context, g *group) error {
 	b.mu.Lock()
-	if b.inflight == 0 && len(b.queue) == 0 {
+	if b.s.direct && b.inflight == 0 && len(b.queue) == 0 {
 		b.inflight++
 		b.mu.Unlock()
 		b.s.exec(ctx, []*group{g})

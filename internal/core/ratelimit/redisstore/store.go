@@ -7,6 +7,10 @@
 // together in the next, which changes no decision (each script still runs
 // atomically on its own key) but saves the round trips and system calls.
 //
+// A caller never waits longer than its context allows, even on a client
+// whose sockets ignore context deadlines; with ContextTimeoutEnabled set on
+// the client, a lone caller also skips the hand-off to a flusher.
+//
 // Layout (prefix "refrakt:" by default):
 //
 //	<prefix>rl:{<limit>:<scope>:<identity>}  hash: the key's GCRA, strikes and ban; TTL'd
@@ -66,6 +70,9 @@ type Store struct {
 	keyActive, keyPenalized, keyOverrides, chanOverrides string
 
 	b batcher
+	// direct says the client honours context deadlines on its sockets, so a
+	// lone caller may run its round trip on its own goroutine.
+	direct bool
 
 	// indexed throttles the recently-active index to one update per key
 	// and second from this process.
@@ -100,6 +107,12 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 		chanOverrides: o.Prefix + "rl:overrides:changed",
 		indexed:       map[string]int64{},
 		penalized:     map[string]int64{},
+	}
+	switch c := rdb.(type) {
+	case *redis.Client:
+		s.direct = c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		s.direct = c.Options().ContextTimeoutEnabled
 	}
 	s.b.start(s, o.Flushers)
 	return s
