@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -81,6 +82,8 @@ type Store struct {
 	// penalized are keys whose penalty end must still be recorded; they go
 	// with the next round trip.
 	penalized map[string]int64
+
+	rules atomic.Pointer[rulesCache]
 }
 
 // New returns a Store on rdb (a single client, or a cluster client later).
@@ -157,6 +160,7 @@ func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Buc
 		now = strconv.FormatInt(s.opts.Clock.Now().UnixMicro(), 10)
 	}
 	g := &group{ops: make([]op, len(bs)), done: make(chan struct{})}
+	ra := s.rulesArgs(r)
 	for i := range bs {
 		b := &bs[i]
 		shadow := "0"
@@ -164,11 +168,9 @@ func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Buc
 			shadow = "1"
 		}
 		key := string(b.Key)
-		g.ops[i] = op{key: key, rkey: s.bucketKey(key), bucket: b, args: []any{
-			now, b.Capacity, b.Interval, b.Window, shadow,
-			strconv.FormatFloat(r.PenaltyFactor, 'g', -1, 64), r.DecayMicros, r.BanAfter,
-			r.BanMicros, r.BanMaxMicros, r.RepeatMicros,
-		}}
+		args := make([]any, 5, 5+len(ra))
+		args[0], args[1], args[2], args[3], args[4] = now, b.Capacity, b.Interval, b.Window, shadow
+		g.ops[i] = op{key: key, rkey: s.bucketKey(key), bucket: b, args: append(args, ra...)}
 	}
 	if err := s.b.do(ctx, g); err != nil {
 		return err
@@ -192,6 +194,24 @@ func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Buc
 	return nil
 }
 
+// rulesArgs returns the script arguments of r, formatted once per rules.
+func (s *Store) rulesArgs(r *ratelimit.Rules) []any {
+	if c := s.rules.Load(); c != nil && c.r == *r {
+		return c.args
+	}
+	c := &rulesCache{r: *r, args: []any{
+		strconv.FormatFloat(r.PenaltyFactor, 'g', -1, 64), strconv.FormatInt(r.DecayMicros, 10), strconv.Itoa(r.BanAfter),
+		strconv.FormatInt(r.BanMicros, 10), strconv.FormatInt(r.BanMaxMicros, 10), strconv.FormatInt(r.RepeatMicros, 10),
+	}}
+	s.rules.Store(c)
+	return c.args
+}
+
+type rulesCache struct {
+	r    ratelimit.Rules
+	args []any
+}
+
 // giveBack returns the tokens of the buckets that allowed a denied request.
 func (s *Store) giveBack(ctx context.Context, g *group, rs []ratelimit.Result) {
 	pipe := s.rdb.Pipeline()
@@ -210,17 +230,26 @@ func (s *Store) giveBack(ctx context.Context, g *group, rs []ratelimit.Result) {
 	}
 }
 
-// exec runs ops of several requests in one round trip.
+// exec runs ops of several requests in one round trip: a pipeline, or a
+// plain EVALSHA when there is one op and no index update to send along.
 func (s *Store) exec(ctx context.Context, groups []*group) {
-	pipe := s.rdb.Pipeline()
+	idx := s.indexUpdates(groups)
 	var cmds []*redis.Cmd
-	for _, g := range groups {
-		for i := range g.ops {
-			cmds = append(cmds, s.take.EvalSha(ctx, pipe, []string{g.ops[i].rkey}, g.ops[i].args...))
+	var err error
+	if len(groups) == 1 && len(groups[0].ops) == 1 && idx.empty() {
+		o := &groups[0].ops[0]
+		c := s.take.EvalSha(ctx, s.rdb, []string{o.rkey}, o.args...)
+		cmds, err = []*redis.Cmd{c}, c.Err()
+	} else {
+		pipe := s.rdb.Pipeline()
+		for _, g := range groups {
+			for i := range g.ops {
+				cmds = append(cmds, s.take.EvalSha(ctx, pipe, []string{g.ops[i].rkey}, g.ops[i].args...))
+			}
 		}
+		idx.queue(ctx, pipe, s)
+		_, err = pipe.Exec(ctx)
 	}
-	s.indexCommands(ctx, pipe, groups)
-	_, err := pipe.Exec(ctx)
 	if err != nil {
 		// A reply error belongs to its command; anything else (a timeout,
 		// a lost connection) failed the round trip and every op in it.
@@ -256,49 +285,63 @@ func (s *Store) exec(ctx context.Context, groups []*group) {
 	}
 }
 
-// indexCommands adds to pipe the updates of the recently-active and
-// penalized indexes: their own keys, in their own commands, so that no
-// script ever touches two slots.
-func (s *Store) indexCommands(ctx context.Context, pipe redis.Pipeliner, groups []*group) {
-	now := time.Now().UnixMicro()
+// indexBatch is what a round trip must add to the recently-active and
+// penalized indexes.
+type indexBatch struct {
+	now         int64
+	active, pen []redis.Z
+	ended       []any
+}
+
+func (b *indexBatch) empty() bool { return len(b.active) == 0 && len(b.pen) == 0 && len(b.ended) == 0 }
+
+// indexUpdates collects the index updates due with groups: each key at most
+// once per second from this process, and the penalties recorded since the
+// last round trip.
+func (s *Store) indexUpdates(groups []*group) indexBatch {
+	b := indexBatch{now: time.Now().UnixMicro()}
 	if s.opts.Clock != nil {
-		now = s.opts.Clock.Now().UnixMicro()
+		b.now = s.opts.Clock.Now().UnixMicro()
 	}
-	var active, pen []redis.Z
 	s.idxMu.Lock()
+	defer s.idxMu.Unlock()
 	for _, g := range groups {
 		for i := range g.ops {
 			k := g.ops[i].key
-			if last, ok := s.indexed[k]; ok && now-last < 1e6 && now >= last {
+			if last, ok := s.indexed[k]; ok && b.now-last < 1e6 && b.now >= last {
 				continue
 			}
-			s.indexed[k] = now
-			active = append(active, redis.Z{Score: float64(now), Member: k})
+			s.indexed[k] = b.now
+			b.active = append(b.active, redis.Z{Score: float64(b.now), Member: k})
 		}
 	}
 	if len(s.indexed) > 4*s.opts.IndexSize {
 		clear(s.indexed)
 	}
-	var ended []any
 	for k, end := range s.penalized {
 		if end < 0 {
-			ended = append(ended, k)
+			b.ended = append(b.ended, k)
 			continue
 		}
-		pen = append(pen, redis.Z{Score: float64(end), Member: k})
+		b.pen = append(b.pen, redis.Z{Score: float64(end), Member: k})
 	}
 	clear(s.penalized)
-	s.idxMu.Unlock()
-	if len(active) > 0 {
-		pipe.ZAdd(ctx, s.keyActive, active...)
+	return b
+}
+
+// queue adds the updates to pipe: the indexes are keys of their own, written
+// by their own commands, so that no script ever touches two slots.
+func (b *indexBatch) queue(ctx context.Context, pipe redis.Pipeliner, s *Store) {
+	if len(b.active) > 0 {
+		pipe.ZAdd(ctx, s.keyActive, b.active...)
 		pipe.ZRemRangeByRank(ctx, s.keyActive, 0, int64(-s.opts.IndexSize-1))
 	}
-	if len(ended) > 0 {
-		pipe.ZRem(ctx, s.keyPenalized, ended...)
+	if len(b.ended) > 0 {
+		pipe.ZRem(ctx, s.keyPenalized, b.ended...)
 	}
-	if len(pen) > 0 {
-		pipe.ZAdd(ctx, s.keyPenalized, pen...)
-		pipe.ZRemRangeByScore(ctx, s.keyPenalized, "-inf", strconv.FormatInt(now, 10))
+	if len(b.pen) > 0 {
+		pipe.ZAdd(ctx, s.keyPenalized, b.pen...)
+		pipe.ZRemRangeByScore(ctx, s.keyPenalized, "-inf", strconv.FormatInt(b.now, 10))
 	}
 }
 

@@ -2,7 +2,7 @@
 -- strike decay, penalized capacity, GCRA, strikes and bans. A line-by-line
 -- copy of ratelimit.Evaluate (gcra.go); change both together.
 --
--- KEYS[1]  the key's hash, e.g. refrakt:rl:{run:ip:203.0.113.7}
+-- KEYS[1]  the key's state, e.g. refrakt:rl:{run:ip:203.0.113.7}
 -- ARGV[1]  now in Unix µs, or "" to use Redis TIME (production)
 -- ARGV[2]  capacity (burst before penalties)
 -- ARGV[3]  emission interval, µs per token
@@ -19,8 +19,10 @@
 -- reset_after, retry_after, strikes, banned_until, now, penalty_end};
 -- penalty_end is when the key's strikes and ban are over (0 for none, -1
 -- when a penalty just ended early).
--- The hash fields: t TAT, i interval, c capacity, s strikes, sa strike time,
--- bu banned until, bl ban level, lb last ban start, n last seen.
+-- The state is one string of nine little-endian doubles (all integers below
+-- 2^53, so exact): TAT, interval, capacity, strikes, strike time, banned
+-- until, ban level, last ban start, last seen. One GET and one SET PX cost
+-- the server less than a hash's HMGET, HSET and PEXPIRE.
 
 local now
 if ARGV[1] == "" then
@@ -40,15 +42,12 @@ local ban_base = tonumber(ARGV[9])
 local ban_max = tonumber(ARGV[10])
 local repeat_window = tonumber(ARGV[11])
 
-local f = redis.call("HMGET", KEYS[1], "t", "i", "c", "s", "sa", "bu", "bl", "lb")
-local tat = tonumber(f[1]) or 0
-local old_iv = tonumber(f[2]) or 0
-local cap = tonumber(f[3]) or 0
-local strikes = tonumber(f[4]) or 0
-local strike_at = tonumber(f[5]) or 0
-local banned_until = tonumber(f[6]) or 0
-local ban_level = tonumber(f[7]) or 0
-local last_ban = tonumber(f[8]) or 0
+local FORMAT = "<ddddddddd"
+local tat, old_iv, cap, strikes, strike_at, banned_until, ban_level, last_ban = 0, 0, 0, 0, 0, 0, 0, 0
+local raw = redis.call("GET", KEYS[1])
+if raw then
+  tat, old_iv, cap, strikes, strike_at, banned_until, ban_level, last_ban = struct.unpack(FORMAT, raw)
+end
 
 local had_penalty = strikes > 0 or banned_until > now
 
@@ -68,19 +67,17 @@ local function pe()
 end
 
 local function save()
-  redis.call("HSET", KEYS[1], "t", tat, "i", old_iv, "c", cap, "s", strikes, "sa", strike_at,
-    "bu", banned_until, "bl", ban_level, "lb", last_ban, "n", now)
   local exp = tat
   local pe = penalty_end()
   if pe > exp then exp = pe end
   if last_ban > 0 and last_ban + repeat_window > exp then exp = last_ban + repeat_window end
   local ms = math.ceil((exp - now) / 1000)
   if ms < 1000 then ms = 1000 end
-  redis.call("PEXPIRE", KEYS[1], ms)
+  redis.call("SET", KEYS[1], struct.pack(FORMAT, tat, old_iv, cap, strikes, strike_at, banned_until, ban_level, last_ban, now), "PX", ms)
 end
 
 if banned_until > now and not shadow then
-  redis.call("HSET", KEYS[1], "n", now)
+  save()
   local reset = tat - now
   if reset < 0 then reset = 0 end
   local c = cap
