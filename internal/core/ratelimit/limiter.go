@@ -91,7 +91,7 @@ func New(cfg Config, d Deps) (*Limiter, error) {
 			return nil, core.Errorf(core.CodeInvalid, "limit %s has too many scopes", lim.Name)
 		}
 		p := lim.Policy
-		pp := Policy{Burst: p.Burst * cfg.PremiumMultiplier, Rate: p.Rate * cfg.PremiumMultiplier, Window: p.Window}
+		pp := p.premium(cfg.PremiumMultiplier)
 		e := &limitEntry{
 			Limit:   lim,
 			normal:  Bucket{Capacity: p.Burst, Interval: p.interval(), Window: p.Window.Microseconds()},
