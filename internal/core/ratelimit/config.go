@@ -137,8 +137,8 @@ func (c Config) Limits() []Limit {
 	}
 }
 
-// rules turns the penalty settings into the microsecond form stores use.
-func (c Config) rules() Rules {
+// Rules turns the penalty settings into the microsecond form stores use.
+func (c Config) Rules() Rules {
 	return Rules{
 		PenaltyFactor: c.PenaltyFactor,
 		DecayMicros:   c.PenaltyDecay.Microseconds(),

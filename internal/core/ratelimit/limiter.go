@@ -83,7 +83,7 @@ func New(cfg Config, d Deps) (*Limiter, error) {
 		d.Logger = slog.Default()
 	}
 	l := &Limiter{
-		cfg: cfg, rules: cfg.rules(), limits: map[string]*limitEntry{},
+		cfg: cfg, rules: cfg.Rules(), limits: map[string]*limitEntry{},
 		store: d.Store, local: d.Local, clock: d.Clock, obs: d.Observer, log: d.Logger,
 	}
 	for _, lim := range cfg.Limits() {
