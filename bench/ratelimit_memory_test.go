@@ -44,7 +44,9 @@ func refraktMemory(b *testing.B) *ratelimit.Limiter {
 }
 
 // xrateMap is the usual keyed use of golang.org/x/time/rate: one limiter per
-// key in a sync.Map. Keys are pre-boxed so the reference pays no allocation.
+// key in a sync.Map. The "xrate" runs use pre-built, pre-boxed keys (the
+// strongest reference: no key building, no allocation); "xrate-keyed"
+// builds each key from the request.
 type xrateMap struct{ m sync.Map }
 
 func (x *xrateMap) allow(key any) bool {
@@ -94,6 +96,21 @@ func BenchmarkRatelimitMemory(b *testing.B) {
 				for pb.Next() {
 					i++
 					x.allow(keys[i%n])
+				}
+			})
+		})
+		// The same, building the key from the request as a middleware must
+		// (refrakt builds and validates its keys on every decision too).
+		b.Run(fmt.Sprintf("impl=xrate-keyed/keys=%d/parallel", n), func(b *testing.B) {
+			var x xrateMap
+			var seq atomic.Int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(seq.Add(7919))
+				for pb.Next() {
+					i++
+					x.allow("rl-test:ip:" + ips[i%n])
 				}
 			})
 		})
