@@ -74,6 +74,8 @@ type Store struct {
 	// direct says the client honours context deadlines on its sockets, so a
 	// lone caller may run its round trip on its own goroutine.
 	direct bool
+	// cluster says keys of different hash slots must go in different calls.
+	cluster bool
 
 	// indexed throttles the recently-active index to one update per key
 	// and second from this process.
@@ -115,7 +117,7 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 	case *redis.Client:
 		s.direct = c.Options().ContextTimeoutEnabled
 	case *redis.ClusterClient:
-		s.direct = c.Options().ContextTimeoutEnabled
+		s.direct, s.cluster = c.Options().ContextTimeoutEnabled, true
 	}
 	s.b.start(s, o.Flushers)
 	return s
@@ -136,7 +138,7 @@ func (s *Store) bucketKey(key string) string {
 type op struct {
 	key    string // the bucket key, "run:ip:203.0.113.7"
 	rkey   string
-	args   []any
+	kargs  [4]any // capacity, interval, window, shadow
 	res    ratelimit.Result
 	pend   int64 // penalty end, Unix µs
 	err    error
@@ -145,8 +147,10 @@ type op struct {
 
 // group is one request's ops; they travel in the same round trip.
 type group struct {
-	ops  []op
-	done chan struct{}
+	ops   []op
+	now   string // "" for Redis TIME
+	rules []any  // the rules' script arguments
+	done  chan struct{}
 }
 
 // Take implements ratelimit.Store. The keys of a request go in one round
@@ -159,8 +163,7 @@ func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Buc
 	if s.opts.Clock != nil {
 		now = strconv.FormatInt(s.opts.Clock.Now().UnixMicro(), 10)
 	}
-	g := &group{ops: make([]op, len(bs)), done: make(chan struct{})}
-	ra := s.rulesArgs(r)
+	g := &group{ops: make([]op, len(bs)), now: now, rules: s.rulesArgs(r), done: make(chan struct{})}
 	for i := range bs {
 		b := &bs[i]
 		shadow := "0"
@@ -168,9 +171,7 @@ func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Buc
 			shadow = "1"
 		}
 		key := string(b.Key)
-		args := make([]any, 5, 5+len(ra))
-		args[0], args[1], args[2], args[3], args[4] = now, b.Capacity, b.Interval, b.Window, shadow
-		g.ops[i] = op{key: key, rkey: s.bucketKey(key), bucket: b, args: append(args, ra...)}
+		g.ops[i] = op{key: key, rkey: s.bucketKey(key), bucket: b, kargs: [4]any{b.Capacity, b.Interval, b.Window, shadow}}
 	}
 	if err := s.b.do(ctx, g); err != nil {
 		return err
@@ -230,22 +231,65 @@ func (s *Store) giveBack(ctx context.Context, g *group, rs []ratelimit.Result) {
 	}
 }
 
-// exec runs ops of several requests in one round trip: a pipeline, or a
-// plain EVALSHA when there is one op and no index update to send along.
+// maxKeysPerCall bounds the keys one script call decides, so that one call
+// never holds the server for long.
+const maxKeysPerCall = 64
+
+// call is one script call: keys decided together.
+type call struct {
+	ops  []*op
+	keys []string
+	args []any
+	cmd  *redis.Cmd
+}
+
+// callKey groups ops that may share a call: same time argument, same rules,
+// and on a cluster the same hash slot.
+type callKey struct {
+	now   string
+	rules *any
+	slot  int
+}
+
+// calls splits the ops of groups into script calls.
+func (s *Store) calls(groups []*group) []*call {
+	var out []*call
+	open := map[callKey]*call{}
+	for _, g := range groups {
+		for i := range g.ops {
+			o := &g.ops[i]
+			k := callKey{now: g.now, rules: &g.rules[0]}
+			if s.cluster {
+				k.slot = slotOf(o.key)
+			}
+			c := open[k]
+			if c == nil || len(c.ops) == maxKeysPerCall {
+				c = &call{args: append([]any{g.now}, g.rules...)}
+				open[k] = c
+				out = append(out, c)
+			}
+			c.ops = append(c.ops, o)
+			c.keys = append(c.keys, o.rkey)
+			c.args = append(c.args, o.kargs[:]...)
+		}
+	}
+	return out
+}
+
+// exec decides the ops of several requests in one round trip: one script
+// call (a pipeline of them on a cluster, or when index updates go along).
 func (s *Store) exec(ctx context.Context, groups []*group) {
+	calls := s.calls(groups)
 	idx := s.indexUpdates(groups)
-	var cmds []*redis.Cmd
 	var err error
-	if len(groups) == 1 && len(groups[0].ops) == 1 && idx.empty() {
-		o := &groups[0].ops[0]
-		c := s.take.EvalSha(ctx, s.rdb, []string{o.rkey}, o.args...)
-		cmds, err = []*redis.Cmd{c}, c.Err()
+	if len(calls) == 1 && idx.empty() {
+		c := calls[0]
+		c.cmd = s.take.EvalSha(ctx, s.rdb, c.keys, c.args...)
+		err = c.cmd.Err()
 	} else {
 		pipe := s.rdb.Pipeline()
-		for _, g := range groups {
-			for i := range g.ops {
-				cmds = append(cmds, s.take.EvalSha(ctx, pipe, []string{g.ops[i].rkey}, g.ops[i].args...))
-			}
+		for _, c := range calls {
+			c.cmd = s.take.EvalSha(ctx, pipe, c.keys, c.args...)
 		}
 		idx.queue(ctx, pipe, s)
 		_, err = pipe.Exec(ctx)
@@ -254,27 +298,28 @@ func (s *Store) exec(ctx context.Context, groups []*group) {
 		// A reply error belongs to its command; anything else (a timeout,
 		// a lost connection) failed the round trip and every op in it.
 		if _, ok := err.(redis.Error); !ok {
-			for _, g := range groups {
-				for i := range g.ops {
-					g.ops[i].err = err
+			for _, c := range calls {
+				for _, o := range c.ops {
+					o.err = err
 				}
 			}
 			return
 		}
 	}
-	j := 0
-	for _, g := range groups {
-		for i := range g.ops {
-			o := &g.ops[i]
-			c := cmds[j]
-			j++
-			if isNoScript(c.Err()) {
-				// After a restart or SCRIPT FLUSH: EVAL loads the script again.
-				c = s.take.Run(ctx, s.rdb, []string{o.rkey}, o.args...)
-			}
-			o.err = c.Err()
-			if o.err == nil {
-				o.err = parseResult(c.Val(), &o.res, &o.pend)
+	for _, c := range calls {
+		if isNoScript(c.cmd.Err()) {
+			// After a restart or SCRIPT FLUSH: EVAL loads the script again.
+			c.cmd = s.take.Run(ctx, s.rdb, c.keys, c.args...)
+		}
+		replies, ok := c.cmd.Val().([]any)
+		for i, o := range c.ops {
+			switch {
+			case c.cmd.Err() != nil:
+				o.err = c.cmd.Err()
+			case !ok || len(replies) != len(c.ops):
+				o.err = core.Errorf(core.CodeInternal, "redisstore: unexpected script reply %v", c.cmd.Val())
+			default:
+				o.err = parseResult(replies[i], &o.res, &o.pend)
 			}
 			if o.err == nil && (o.pend > o.res.Now || o.pend < 0) {
 				s.idxMu.Lock()
