@@ -419,6 +419,8 @@ func (s *Store) Reset(ctx context.Context, key string) error {
 	pipe := s.rdb.Pipeline()
 	pipe.Del(ctx, s.bucketKey(key))
 	pipe.ZRem(ctx, s.keyPenalized, key)
+	// Other daemons drop their cached bans on any change message.
+	pipe.Publish(ctx, s.chanOverrides, "reset:"+key)
 	_, err := pipe.Exec(ctx)
 	s.idxMu.Lock()
 	delete(s.penalized, key)
