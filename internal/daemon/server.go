@@ -15,6 +15,7 @@ import (
 
 	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/core/metrics"
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
 	"github.com/refrakt/refrakt/internal/version"
 )
 
@@ -40,6 +41,9 @@ type Server struct {
 	started time.Time
 	tokens  *tokens
 	metrics *metrics.Metrics
+
+	limiter  *ratelimit.Limiter
+	identity *identityRules
 
 	inFlight   atomic.Int64
 	mux        *http.ServeMux
@@ -91,15 +95,13 @@ func NewServer(d Deps) (*Server, error) {
 // build constructs the domain services on the backend. Each part of the
 // API adds its construction here, in the order it needs.
 func (s *Server) build() error {
-	return nil
+	return s.buildRateLimit()
 }
 
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // addComponent registers a background part of the daemon.
-//
-//lint:ignore U1000 the job queue and the metrics sampler register here
 func (s *Server) addComponent(name string, start, stop func(ctx context.Context) error) {
 	s.components = append(s.components, component{name: name, start: start, stop: stop})
 }
