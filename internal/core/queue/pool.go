@@ -144,6 +144,7 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
 	refs := p.handOff
 	p.handOff = nil
+	clear(p.held)
 	p.mu.Unlock()
 	if len(refs) > 0 {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -257,13 +258,12 @@ func (p *Pool) drop(h *held) {
 	h.cancel(nil)
 }
 
-// handBack forgets a held job and queues it to be released at shutdown.
+// handBack queues a held job to be released at the end of shutdown; it
+// stays held (its lease extended) until then.
 func (p *Pool) handBack(h *held) {
 	p.mu.Lock()
-	delete(p.held, h)
 	p.handOff = append(p.handOff, h.lease.Ref())
 	p.mu.Unlock()
-	h.cancel(nil)
 }
 
 // finish writes outcomes in batches until the outcome channel is closed.
