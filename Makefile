@@ -1,0 +1,36 @@
+# refrakt: `make run` serves on :8080 with the embedded backend; `make test`
+# installs what the tests need (redis-server) and runs every test with -race.
+SHELL := /bin/bash
+GO ?= go
+PKG := github.com/refrakt/refrakt
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X $(PKG)/internal/version.version=$(VERSION) -X $(PKG)/internal/version.commit=$(COMMIT)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+ADDR ?= :8080
+
+.PHONY: all build run test lint bench fuzz clean
+
+all: lint test
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/refrakt ./cmd/refrakt
+
+run: build
+	./bin/refrakt serve --addr $(ADDR)
+
+test:
+	bash scripts/ensure-redis.sh
+	bash scripts/ensure-tmux.sh
+	$(GO) test -race -count=1 -timeout 12m ./...
+
+lint:
+	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+bench:
+	bash scripts/bench.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core"
+)
+
+// APIClient calls a refrakt daemon's HTTP API and turns its error envelope
+// back into coded errors, so the CLI maps them to exit codes in one place.
+type APIClient struct {
+	Base  string
+	Token string
+	HTTP  *http.Client
+}
+
+// NewAPIClient returns a client for the daemon at base.
+func NewAPIClient(base, token string) *APIClient {
+	return &APIClient{Base: base, Token: token, HTTP: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// statusCode maps an HTTP status back to an error code when a response has
+// no JSON envelope (e.g. from a proxy in front of the daemon).
+var statusCode = map[int]string{
+	http.StatusBadRequest:            core.CodeInvalid,
+	http.StatusUnauthorized:          core.CodeUnauthorized,
+	http.StatusForbidden:             core.CodeForbidden,
+	http.StatusNotFound:              core.CodeNotFound,
+	http.StatusConflict:              core.CodeConflict,
+	http.StatusRequestEntityTooLarge: core.CodeTooLarge,
+	http.StatusUnprocessableEntity:   core.CodeFailed,
+	http.StatusTooManyRequests:       core.CodeLimited,
+	http.StatusServiceUnavailable:    core.CodeUnavailable,
+	http.StatusGatewayTimeout:        core.CodeTimeout,
+}
+
+// Do sends in (when not nil) as JSON and decodes a 2xx answer into out
+// (when not nil). A daemon that cannot be reached is an unreachableError;
+// an error answer is a *core.Error with the daemon's code and message.
+func (c *APIClient) Do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, body)
+	if err != nil {
+		return usageError{fmt.Errorf("bad server URL %q: %v", c.Base, err)}
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return unreachableError{addr: c.Base, err: errors.Unwrap(err)}
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	if err != nil {
+		return unreachableError{addr: c.Base, err: err}
+	}
+	if resp.StatusCode >= 300 {
+		var env struct {
+			Error struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		_ = json.Unmarshal(raw, &env)
+		code, msg := env.Error.Code, env.Error.Message
+		if code == "" {
+			code = statusCode[resp.StatusCode]
+			if code == "" {
+				code = core.CodeInternal
+			}
+		}
+		if msg == "" {
+			msg = fmt.Sprintf("%s %s: %s", method, path, resp.Status)
+		}
+		if code == core.CodeUnauthorized {
+			msg += " (give a token with --token or REFRAKT_TOKEN)"
+		}
+		return &core.Error{Code: code, Message: msg}
+	}
+	if out != nil && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+		}
+	}
+	return nil
+}

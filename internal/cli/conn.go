@@ -1,0 +1,80 @@
+package cli
+
+import (
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/refrakt/refrakt/internal/daemon"
+)
+
+// DefaultServer is the daemon the client commands talk to when neither
+// --server nor REFRAKT_SERVER says otherwise.
+const DefaultServer = "http://127.0.0.1:8080"
+
+// ConnOptions say where a client command finds refrakt's state: a daemon's
+// API (Server, Token) or Redis directly (Redis), and how to print.
+type ConnOptions struct {
+	Server  string
+	Token   string
+	Redis   string
+	Prefix  string
+	Output  string
+	NoColor bool
+}
+
+// addConnFlags registers the connection and output flags shared by jobs,
+// limits and top on cmd (persistent, so subcommands inherit them).
+func addConnFlags(cmd *cobra.Command, o *ConnOptions) {
+	fl := cmd.PersistentFlags()
+	fl.StringVar(&o.Server, "server", "", "daemon URL (env REFRAKT_SERVER, default "+DefaultServer+")")
+	fl.StringVar(&o.Token, "token", "", "bearer token (env REFRAKT_TOKEN, default: the token file serve writes)")
+	fl.StringVar(&o.Redis, "redis", "", "talk to Redis directly instead of a daemon (env REFRAKT_REDIS)")
+	fl.StringVar(&o.Prefix, "prefix", "", "Redis key prefix with --redis (env REFRAKT_PREFIX, default refrakt:)")
+	fl.StringVarP(&o.Output, "output", "o", "", "output format: table or json")
+	fl.BoolVar(&o.NoColor, "no-color", false, "no colour (also NO_COLOR)")
+}
+
+// resolve fills what the flags left empty from the environment and the
+// token file, in the documented order: flag, env var, default.
+func (o *ConnOptions) resolve(getenv func(string) string) error {
+	if o.Server == "" {
+		o.Server = getenv("REFRAKT_SERVER")
+	}
+	if o.Server == "" {
+		o.Server = DefaultServer
+	}
+	o.Server = strings.TrimRight(o.Server, "/")
+	if !strings.HasPrefix(o.Server, "http://") && !strings.HasPrefix(o.Server, "https://") {
+		return usageError{errorf("--server %q: must be an http:// or https:// URL", o.Server)}
+	}
+	if o.Redis == "" {
+		o.Redis = getenv("REFRAKT_REDIS")
+	}
+	if o.Prefix == "" {
+		o.Prefix = getenv("REFRAKT_PREFIX")
+	}
+	if o.Prefix == "" {
+		o.Prefix = "refrakt:"
+	}
+	if o.Token == "" {
+		o.Token = getenv("REFRAKT_TOKEN")
+	}
+	if o.Token == "" && o.Redis == "" {
+		if path, err := daemon.TokenPath(getenv); err == nil {
+			if b, err := os.ReadFile(path); err == nil {
+				o.Token = strings.TrimSpace(string(b))
+			}
+		}
+	}
+	if getenv("NO_COLOR") != "" {
+		o.NoColor = true
+	}
+	switch o.Output {
+	case "", "table", "json":
+	default:
+		return usageError{errorf("--output %q: must be table or json", o.Output)}
+	}
+	return nil
+}

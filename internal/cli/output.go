@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/renderer"
+	"github.com/olekukonko/tablewriter/tw"
+)
+
+func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+// isTerminal reports whether w is a terminal; tables are for people there,
+// tab-separated rows for pipes.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// Printer writes a command's result as a table (terminal), tab-separated
+// rows (pipe) or JSON (-o json, a stable shape for scripts).
+type Printer struct {
+	Out  io.Writer
+	TTY  bool
+	JSON bool
+	Now  func() time.Time
+}
+
+func (f *Factory) printer(o *ConnOptions) *Printer {
+	tty := isTerminal(f.IO.Out)
+	if f.ForceTTY {
+		tty = true
+	}
+	return &Printer{Out: f.IO.Out, TTY: tty, JSON: o.Output == "json", Now: time.Now}
+}
+
+// PrintJSON writes v as indented JSON.
+func (p *Printer) PrintJSON(v any) error {
+	enc := json.NewEncoder(p.Out)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// Table writes rows under headers: aligned with a header on a terminal,
+// tab-separated without a header when piped.
+func (p *Printer) Table(headers []string, rows [][]string) error {
+	if !p.TTY {
+		for _, r := range rows {
+			if _, err := fmt.Fprintln(p.Out, strings.Join(r, "\t")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	t := tablewriter.NewTable(p.Out,
+		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{
+			Borders: tw.BorderNone,
+			Symbols: tw.NewSymbols(tw.StyleNone),
+			Settings: tw.Settings{
+				Separators: tw.Separators{BetweenColumns: tw.Off, BetweenRows: tw.Off},
+				Lines:      tw.Lines{ShowHeaderLine: tw.Off},
+			},
+		})),
+		tablewriter.WithHeaderAlignment(tw.AlignLeft),
+		tablewriter.WithRowAlignment(tw.AlignLeft),
+		tablewriter.WithHeaderAutoFormat(tw.On),
+	)
+	t.Header(headers)
+	if err := t.Bulk(rows); err != nil {
+		return err
+	}
+	return t.Render()
+}
+
+// Since renders t relative to now for people: "3s ago", "in 2m", "-".
+func Since(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := now.Sub(t)
+	switch {
+	case d > -time.Second && d < time.Second:
+		return "just now"
+	case d < 0:
+		return "in " + shortDuration(-d)
+	}
+	return shortDuration(d) + " ago"
+}
+
+func shortDuration(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d/time.Minute))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d/time.Hour))
+	}
+	return fmt.Sprintf("%dd", int(d/(24*time.Hour)))
+}

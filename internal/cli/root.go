@@ -1,0 +1,141 @@
+// Package cli is the refrakt command line: `serve` runs the daemon; `jobs`,
+// `limits` and `top` are the operator's tools over the daemon's API or
+// straight over Redis. Run is the only entry: nothing below it touches
+// os.Args, os.Getenv or os.Exit.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/core"
+)
+
+// Exit codes, decided in one place (exitCode).
+const (
+	ExitOK          = 0
+	ExitFailed      = 1
+	ExitUsage       = 2
+	ExitUnreachable = 3
+)
+
+// IOStreams are the CLI's only link to the terminal.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+}
+
+// Factory carries what every command needs from the outside world.
+type Factory struct {
+	IO     IOStreams
+	Getenv func(string) string
+	// ForceTTY makes output look as on a terminal (for golden tests).
+	ForceTTY bool
+}
+
+// Run runs the refrakt command line with args (without the program name)
+// and returns the process exit code.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	f := &Factory{IO: IOStreams{In: stdin, Out: stdout, ErrOut: stderr}, Getenv: getenv}
+	root := newRootCmd(f)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	code := exitCode(err)
+	fmt.Fprintln(stderr, "refrakt: "+oneLine(errorText(err)))
+	return code
+}
+
+func newRootCmd(f *Factory) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "refrakt",
+		Short:         "Rate limits, admission control, a job queue and metrics in one binary",
+		Long:          "refrakt protects a service with rate limits and admission control, runs its background jobs,\nand shows operators what is happening. `refrakt serve` runs the daemon; the other commands\nare the operator's tools for the same state.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newServeCmd(f, nil), newVersionCmd(f))
+	return root
+}
+
+// usageError marks a mistake in how a command was called (exit 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// unreachableError marks a daemon or Redis that could not be reached (exit 3).
+type unreachableError struct {
+	addr string
+	err  error
+}
+
+func (e unreachableError) Error() string {
+	return fmt.Sprintf("cannot reach %s: %v", e.addr, e.err)
+}
+func (e unreachableError) Unwrap() error { return e.err }
+
+// exitCode is the one table from errors to exit codes.
+func exitCode(err error) int {
+	var (
+		usage       usageError
+		unreachable unreachableError
+		cfg         *config.Error
+	)
+	switch {
+	case errors.As(err, &usage), errors.As(err, &cfg):
+		return ExitUsage
+	case errors.As(err, &unreachable):
+		return ExitUnreachable
+	case isCobraUsage(err):
+		return ExitUsage
+	}
+	switch core.ErrorCode(err) {
+	case core.CodeInvalid:
+		return ExitUsage
+	case core.CodeUnavailable:
+		return ExitUnreachable
+	}
+	return ExitFailed
+}
+
+// isCobraUsage recognises cobra's own argument and command errors, which it
+// returns as plain errors.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "received ", "unknown flag", "unknown shorthand flag", "invalid argument", "flag needs an argument", "required flag"} {
+		if strings.HasPrefix(msg, p) || strings.Contains(msg, " "+p) {
+			return true
+		}
+	}
+	return false
+}
+
+func errorText(err error) string {
+	var ce *core.Error
+	if errors.As(err, &ce) && ce.Message != "" {
+		return ce.Message
+	}
+	return err.Error()
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}

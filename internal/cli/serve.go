@@ -1,0 +1,104 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/daemon"
+)
+
+// ServeOptions are the inputs of `refrakt serve`.
+type ServeOptions struct {
+	IO     IOStreams
+	Getenv func(string) string
+	// Flags holds the flags given on the command line, by name.
+	Flags map[string]string
+}
+
+// rawFlag keeps a flag's text so config.Load parses flags and environment
+// variables with the same rules and errors.
+type rawFlag struct {
+	value  string
+	isBool bool
+}
+
+func (f *rawFlag) String() string     { return f.value }
+func (f *rawFlag) Set(v string) error { f.value = v; return nil }
+func (f *rawFlag) Type() string {
+	if f.isBool {
+		return "bool"
+	}
+	return "string"
+}
+func (f *rawFlag) IsBoolFlag() bool { return f.isBool }
+
+func newServeCmd(f *Factory, runF func(context.Context, *ServeOptions) error) *cobra.Command {
+	opts := &ServeOptions{IO: f.IO, Getenv: f.Getenv}
+	settings := config.Settings()
+	var help strings.Builder
+	help.WriteString("Run the refrakt daemon: the HTTP API, rate limits, admission control, the job\nqueue's workers and metrics. Every setting is a flag and an environment variable;\na flag wins over its variable, a variable over the default.\n\nSettings (flag, env var, default):\n")
+	for _, s := range settings {
+		def := s.Default
+		if def == "" {
+			def = `""`
+		}
+		fmt.Fprintf(&help, "  --%-34s %-32s %s\n", s.Flag, s.Env, def)
+	}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the refrakt daemon",
+		Long:  help.String(),
+		Example: "  refrakt serve\n" +
+			"  refrakt serve --addr 127.0.0.1:0 --workers 8\n" +
+			"  QUEUE_URL=redis://127.0.0.1:6379/0 refrakt serve",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Flags = map[string]string{}
+			cmd.Flags().Visit(func(fl *pflag.Flag) { opts.Flags[fl.Name] = fl.Value.String() })
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return serveRun(cmd.Context(), opts)
+		},
+	}
+	for _, s := range settings {
+		fl := cmd.Flags().VarPF(&rawFlag{isBool: s.IsBool}, s.Flag, "", fmt.Sprintf("%s (env %s, default %s)", s.Usage, s.Env, orQuotes(s.Default)))
+		if s.IsBool {
+			fl.NoOptDefVal = "true"
+		}
+	}
+	return cmd
+}
+
+func orQuotes(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return s
+}
+
+func serveRun(ctx context.Context, opts *ServeOptions) error {
+	cfg, err := config.Load(opts.Getenv, opts.Flags)
+	if err != nil {
+		return err
+	}
+	log := newLogger(opts.IO.ErrOut, cfg)
+	return daemon.Run(ctx, cfg, daemon.RunOptions{Logger: log, Getenv: opts.Getenv})
+}
+
+// newLogger builds the daemon's structured logger on w.
+func newLogger(w io.Writer, cfg config.Config) *slog.Logger {
+	level, _ := config.ParseLevel(cfg.LogLevel)
+	hopts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, hopts))
+	}
+	return slog.New(slog.NewTextHandler(w, hopts))
+}

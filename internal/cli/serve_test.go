@@ -1,0 +1,124 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/daemontest"
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+func runCLI(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code := Run(ctx, args, func(k string) string { return env[k] }, strings.NewReader(""), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestServeRejectsBadSettings(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"env", map[string]string{"QUEUE_MAX_PENDING": "abc"}, []string{"serve"}, `refrakt: QUEUE_MAX_PENDING: "abc" is not a whole number`},
+		{"flag", nil, []string{"serve", "--workers", "-3"}, "refrakt: WORKER_CONCURRENCY: -3 must be between 0 and 1024"},
+		{"unknown flag", nil, []string{"serve", "--bogus"}, "refrakt: unknown flag: --bogus"},
+		{"extra arg", nil, []string{"serve", "now"}, `refrakt: unknown command "now" for "refrakt serve"`},
+		{"bool flag value", nil, []string{"serve", "--rate-limit-enabled=maybe"}, `refrakt: --rate-limit-enabled: "maybe" is not true or false`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runCLI(t, tt.env, tt.args...)
+			if code != ExitUsage {
+				t.Fatalf("exit %d, want %d; stderr %q", code, ExitUsage, stderr)
+			}
+			if strings.TrimSpace(stderr) != tt.want {
+				t.Errorf("stderr %q, want the one line %q", stderr, tt.want)
+			}
+		})
+	}
+}
+
+func TestServeHelpListsEverySetting(t *testing.T) {
+	code, out, _ := runCLI(t, nil, "serve", "--help")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"QUEUE_URL", "--redis", "WORKER_CONCURRENCY", "--workers", "RATE_LIMIT_ON_BACKEND_ERROR", "SHUTDOWN_TIMEOUT", "10s"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("serve --help lacks %q", want)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := runCLI(t, nil, "version")
+	if code != 0 || !strings.HasPrefix(out, "refrakt ") || !strings.Contains(out, "go1.") {
+		t.Fatalf("version: %d %q", code, out)
+	}
+	code, out, _ = runCLI(t, nil, "version", "-o", "json")
+	if code != 0 || !strings.Contains(out, `"go_version"`) {
+		t.Fatalf("version -o json: %d %q", code, out)
+	}
+}
+
+func TestServeEndToEndSIGTERM(t *testing.T) {
+	d := daemontest.Start(t, nil)
+	if !strings.Contains(d.Log(), "msg=listening addr=127.0.0.1:") {
+		t.Fatalf("log does not name the real address:\n%s", d.Log())
+	}
+	d.WaitHTTP("/readyz", 200, 5*time.Second)
+	d.Signal(syscall.SIGTERM)
+	if code := d.Wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0\n%s", code, d.Log())
+	}
+	if strings.Contains(d.Log(), d.Token) {
+		t.Fatal("the developer token was logged")
+	}
+}
+
+func TestServeGeneratesTokenFile(t *testing.T) {
+	d := daemontest.Start(t, []string{"REFRAKT_DEVELOPER_TOKEN="})
+	if !strings.Contains(d.Log(), "msg=\"developer token\" path="+d.StateDir+"/refrakt/token created=true") {
+		t.Fatalf("log does not say where the token is:\n%s", d.Log())
+	}
+	d.Signal(syscall.SIGINT)
+	if code := d.Wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGINT", code)
+	}
+}
+
+func TestServeBindErrorAtOnce(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	code, _, stderr := runCLI(t, map[string]string{"REFRAKT_DEVELOPER_TOKEN": "x0123456789abcdef"}, "serve", "--addr", l.Addr().String())
+	if code != ExitFailed || !strings.Contains(stderr, "address already in use") {
+		t.Fatalf("exit %d stderr %q; want 1 and the bind error", code, stderr)
+	}
+}
+
+func TestServeWaitsForRedis(t *testing.T) {
+	r := redistest.Start(t)
+	r.Stop()
+	d := daemontest.Start(t, []string{"QUEUE_URL=" + r.URL()})
+	d.WaitHTTP("/readyz", 503, 5*time.Second)
+	d.WaitHTTP("/healthz", 200, 5*time.Second)
+	r.Restart()
+	d.WaitHTTP("/readyz", 200, 20*time.Second)
+	d.Signal(syscall.SIGTERM)
+	if code := d.Wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit code %d\n%s", code, d.Log())
+	}
+}

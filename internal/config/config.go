@@ -1,0 +1,270 @@
+// Package config holds every setting of `refrakt serve` in one struct with
+// its defaults, parses them from flags and environment variables (a flag wins
+// over its variable, a variable over the default) and validates them, so a
+// malformed value stops start-up with one line naming the setting.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Config is the daemon's configuration. Each field names its environment
+// variable and default; `refrakt serve --help` lists the same.
+type Config struct {
+	// Addr is where the HTTP API listens. REFRAKT_ADDR, --addr, default ":8080".
+	Addr string
+	// RedisURL selects the Redis backend; empty means the embedded memory
+	// backend. QUEUE_URL, --redis, default "".
+	RedisURL string
+	// Prefix starts every Redis key, so deployments can share a Redis.
+	// REFRAKT_PREFIX, default "refrakt:".
+	Prefix string
+	// RedisCluster is "auto" (detect cluster_enabled:1), "true" or "false".
+	// REDIS_CLUSTER, default "auto".
+	RedisCluster string
+	// TrustedProxies are the peers whose identity headers are believed.
+	// TRUSTED_PROXIES, comma-separated CIDRs, default "127.0.0.0/8,::1/128".
+	TrustedProxies []netip.Prefix
+	// MaxInFlight caps concurrent requests (beyond it: 503), health checks
+	// excepted. REFRAKT_MAX_IN_FLIGHT, default 1024.
+	MaxInFlight int
+	// ClientIPHeader names the header a trusted proxy puts the client IP in.
+	// CLIENT_IP_HEADER, default "CF-Connecting-IP".
+	ClientIPHeader string
+
+	// PrometheusEnabled serves metrics. PROMETHEUS_ENABLED, default true.
+	PrometheusEnabled bool
+	// PrometheusRoute is the metrics path. PROMETHEUS_METRICS_ROUTE, default "/metrics".
+	PrometheusRoute string
+	// PrometheusBearerToken, when set, is required to scrape.
+	// PROMETHEUS_BEARER_TOKEN, default "".
+	PrometheusBearerToken string
+	// PrometheusQueuePollInterval is how often the queue gauges are sampled.
+	// PROMETHEUS_QUEUE_POLL_INTERVAL, default 5s.
+	PrometheusQueuePollInterval time.Duration
+
+	// RateLimitEnabled turns rate limiting on. RATE_LIMIT_ENABLED, default true.
+	RateLimitEnabled bool
+	// RunBurst is the bucket capacity of the `run` limit. RATE_LIMIT_RUN_BURST, default 10.
+	RunBurst int
+	// RunPerMinute is the refill of `run` per 60s. RATE_LIMIT_RUN_PER_MINUTE, default 30.
+	RunPerMinute int
+	// AssistantPerMinute is the `assistant` limit per 60s.
+	// RATE_LIMIT_ASSISTANT_PER_MINUTE, default 20.
+	AssistantPerMinute int
+	// PremiumMultiplier scales burst and rate for X-RateLimit-Tier: premium.
+	// RATE_LIMIT_PREMIUM_MULTIPLIER, default 3.
+	PremiumMultiplier float64
+	// PenaltyFactor shrinks capacity per strike. PENALTY_FACTOR, default 0.5.
+	PenaltyFactor float64
+	// PenaltyDecay removes one strike per period without a 429. PENALTY_DECAY, default 60s.
+	PenaltyDecay time.Duration
+	// BanAfterStrikes bans a key at this many strikes. BAN_AFTER_STRIKES, default 5.
+	BanAfterStrikes int
+	// BanDuration is the first ban's length. BAN_SECONDS, default 60s.
+	BanDuration time.Duration
+	// OnBackendError is what the limiter does when Redis fails: local, allow
+	// or deny. RATE_LIMIT_ON_BACKEND_ERROR, default "local".
+	OnBackendError string
+	// BackendTimeout bounds each limiter call to Redis.
+	// RATE_LIMIT_BACKEND_TIMEOUT, default 100ms.
+	BackendTimeout time.Duration
+
+	// QueueMaxPending refuses new work above this many pending jobs (0 = off).
+	// QUEUE_MAX_PENDING, default 0.
+	QueueMaxPending int
+	// QueueMaxAge refuses new work when the oldest pending job is older (0 = off).
+	// QUEUE_MAX_AGE_SECONDS, default 0.
+	QueueMaxAge time.Duration
+	// WorkerConcurrency is the number of worker goroutines; 0 is manual mode.
+	// WORKER_CONCURRENCY, --workers, default 4.
+	WorkerConcurrency int
+	// TickInterval is how often due scheduled and retry jobs are promoted.
+	// TICK_INTERVAL, default 1s.
+	TickInterval time.Duration
+	// JobHistory is how many finished jobs are kept per queue. JOB_HISTORY, default 200.
+	JobHistory int
+	// JobLease is how long a running job is held before it is recovered.
+	// JOB_LEASE, default 30s.
+	JobLease time.Duration
+	// ShutdownTimeout bounds graceful shutdown. SHUTDOWN_TIMEOUT, default 10s.
+	ShutdownTimeout time.Duration
+
+	// DeveloperToken grants the developer role; generated when empty.
+	// REFRAKT_DEVELOPER_TOKEN, default "".
+	DeveloperToken string
+	// OperatorToken grants the operator role. REFRAKT_OPERATOR_TOKEN, default "".
+	OperatorToken string
+
+	// LogFormat is text or json. LOG_FORMAT, default "text".
+	LogFormat string
+	// LogLevel is debug, info, warn or error. LOG_LEVEL, default "info".
+	LogLevel string
+}
+
+// Default returns the configuration with every default applied.
+func Default() Config {
+	return Config{
+		Addr:                        ":8080",
+		Prefix:                      "refrakt:",
+		RedisCluster:                "auto",
+		TrustedProxies:              []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		ClientIPHeader:              "CF-Connecting-IP",
+		MaxInFlight:                 1024,
+		PrometheusEnabled:           true,
+		PrometheusRoute:             "/metrics",
+		PrometheusQueuePollInterval: 5 * time.Second,
+		RateLimitEnabled:            true,
+		RunBurst:                    10,
+		RunPerMinute:                30,
+		AssistantPerMinute:          20,
+		PremiumMultiplier:           3,
+		PenaltyFactor:               0.5,
+		PenaltyDecay:                60 * time.Second,
+		BanAfterStrikes:             5,
+		BanDuration:                 60 * time.Second,
+		OnBackendError:              "local",
+		BackendTimeout:              100 * time.Millisecond,
+		WorkerConcurrency:           4,
+		TickInterval:                time.Second,
+		JobHistory:                  200,
+		JobLease:                    30 * time.Second,
+		ShutdownTimeout:             10 * time.Second,
+		LogFormat:                   "text",
+		LogLevel:                    "info",
+	}
+}
+
+// Validate checks ranges and combinations that parsing alone cannot.
+func (c Config) Validate() error {
+	var errs []string
+	bad := func(env, format string, args ...any) {
+		errs = append(errs, env+": "+fmt.Sprintf(format, args...))
+	}
+	if c.Addr == "" {
+		bad("REFRAKT_ADDR", "must not be empty (e.g. :8080 or 127.0.0.1:0)")
+	}
+	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") && !strings.HasPrefix(c.RedisURL, "unix://") {
+		bad("QUEUE_URL", "%q is not a redis://, rediss:// or unix:// URL", c.RedisURL)
+	}
+	if !strings.HasPrefix(c.PrometheusRoute, "/") || strings.ContainsAny(c.PrometheusRoute, " \t{}?#") || c.PrometheusRoute == "/" {
+		bad("PROMETHEUS_METRICS_ROUTE", "%q must start with / and be a plain path such as /metrics", c.PrometheusRoute)
+	}
+	positive := []struct {
+		env string
+		v   int
+	}{
+		{"RATE_LIMIT_RUN_BURST", c.RunBurst},
+		{"RATE_LIMIT_RUN_PER_MINUTE", c.RunPerMinute},
+		{"RATE_LIMIT_ASSISTANT_PER_MINUTE", c.AssistantPerMinute},
+		{"BAN_AFTER_STRIKES", c.BanAfterStrikes},
+		{"JOB_HISTORY", c.JobHistory},
+		{"REFRAKT_MAX_IN_FLIGHT", c.MaxInFlight},
+	}
+	for _, p := range positive {
+		if p.v < 1 {
+			bad(p.env, "%d must be at least 1", p.v)
+		}
+	}
+	if c.PremiumMultiplier < 1 {
+		bad("RATE_LIMIT_PREMIUM_MULTIPLIER", "%g must be at least 1", c.PremiumMultiplier)
+	}
+	if c.PenaltyFactor <= 0 || c.PenaltyFactor > 1 {
+		bad("PENALTY_FACTOR", "%g must be in (0, 1]", c.PenaltyFactor)
+	}
+	if c.WorkerConcurrency < 0 || c.WorkerConcurrency > 1024 {
+		bad("WORKER_CONCURRENCY", "%d must be between 0 and 1024", c.WorkerConcurrency)
+	}
+	if c.QueueMaxPending < 0 {
+		bad("QUEUE_MAX_PENDING", "%d must not be negative", c.QueueMaxPending)
+	}
+	durations := []struct {
+		env string
+		v   time.Duration
+		min time.Duration
+	}{
+		{"PROMETHEUS_QUEUE_POLL_INTERVAL", c.PrometheusQueuePollInterval, 100 * time.Millisecond},
+		{"PENALTY_DECAY", c.PenaltyDecay, time.Millisecond},
+		{"BAN_SECONDS", c.BanDuration, time.Second},
+		{"RATE_LIMIT_BACKEND_TIMEOUT", c.BackendTimeout, time.Millisecond},
+		{"TICK_INTERVAL", c.TickInterval, 10 * time.Millisecond},
+		{"JOB_LEASE", c.JobLease, 100 * time.Millisecond},
+		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout, 0},
+	}
+	for _, d := range durations {
+		if d.v < d.min {
+			bad(d.env, "%s must be at least %s", d.v, d.min)
+		}
+	}
+	if c.QueueMaxAge < 0 {
+		bad("QUEUE_MAX_AGE_SECONDS", "%s must not be negative", c.QueueMaxAge)
+	}
+	if !oneOf(c.OnBackendError, "local", "allow", "deny") {
+		bad("RATE_LIMIT_ON_BACKEND_ERROR", "%q must be local, allow or deny", c.OnBackendError)
+	}
+	if !oneOf(c.RedisCluster, "auto", "true", "false") {
+		bad("REDIS_CLUSTER", "%q must be auto, true or false", c.RedisCluster)
+	}
+	if !oneOf(c.LogFormat, "text", "json") {
+		bad("LOG_FORMAT", "%q must be text or json", c.LogFormat)
+	}
+	if _, err := ParseLevel(c.LogLevel); err != nil {
+		bad("LOG_LEVEL", "%q must be debug, info, warn or error", c.LogLevel)
+	}
+	if c.DeveloperToken != "" && c.DeveloperToken == c.OperatorToken {
+		bad("REFRAKT_OPERATOR_TOKEN", "must differ from REFRAKT_DEVELOPER_TOKEN")
+	}
+	if len(errs) > 0 {
+		return &Error{Msg: strings.Join(errs, "; ")}
+	}
+	return nil
+}
+
+// ParseLevel turns debug|info|warn|error into a slog level.
+func ParseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}
+
+// LogValue keeps secrets out of logs: the tokens are shown as set or not.
+func (c Config) LogValue() slog.Value {
+	secret := func(s string) string {
+		if s == "" {
+			return "unset"
+		}
+		return "set"
+	}
+	backend := "memory"
+	if c.RedisURL != "" {
+		backend = "redis"
+	}
+	return slog.GroupValue(
+		slog.String("addr", c.Addr),
+		slog.String("backend", backend),
+		slog.Int("workers", c.WorkerConcurrency),
+		slog.Bool("rate_limit", c.RateLimitEnabled),
+		slog.Bool("prometheus", c.PrometheusEnabled),
+		slog.String("developer_token", secret(c.DeveloperToken)),
+		slog.String("operator_token", secret(c.OperatorToken)),
+		slog.String("prometheus_token", secret(c.PrometheusBearerToken)),
+	)
+}
+
+// Error is a configuration error; the CLI turns it into exit code 2.
+type Error struct{ Msg string }
+
+func (e *Error) Error() string { return e.Msg }
+
+func oneOf(s string, options ...string) bool {
+	for _, o := range options {
+		if s == o {
+			return true
+		}
+	}
+	return false
+}

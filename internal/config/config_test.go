@@ -1,0 +1,107 @@
+package config
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadGood(t *testing.T) {
+	tests := []struct {
+		name  string
+		env   map[string]string
+		flags map[string]string
+		check func(Config) any
+		want  any
+	}{
+		{"defaults", nil, nil, func(c Config) any { return []any{c.Addr, c.WorkerConcurrency, c.JobLease, c.OnBackendError} }, []any{":8080", 4, 30 * time.Second, "local"}},
+		{"env sets", map[string]string{"WORKER_CONCURRENCY": "7"}, nil, func(c Config) any { return c.WorkerConcurrency }, 7},
+		{"flag beats env", map[string]string{"WORKER_CONCURRENCY": "7"}, map[string]string{"workers": "2"}, func(c Config) any { return c.WorkerConcurrency }, 2},
+		{"flag zero beats env", map[string]string{"WORKER_CONCURRENCY": "7"}, map[string]string{"workers": "0"}, func(c Config) any { return c.WorkerConcurrency }, 0},
+		{"plain seconds", map[string]string{"QUEUE_MAX_AGE_SECONDS": "2.5"}, nil, func(c Config) any { return c.QueueMaxAge }, 2500 * time.Millisecond},
+		{"go duration for seconds setting", map[string]string{"TICK_INTERVAL": "250ms"}, nil, func(c Config) any { return c.TickInterval }, 250 * time.Millisecond},
+		{"go duration", map[string]string{"JOB_LEASE": "1m"}, nil, func(c Config) any { return c.JobLease }, time.Minute},
+		{"bool", map[string]string{"RATE_LIMIT_ENABLED": "false"}, nil, func(c Config) any { return c.RateLimitEnabled }, false},
+		{"cidrs and bare ip", map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.1"}, nil,
+			func(c Config) any { return c.TrustedProxies },
+			[]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.1/32")}},
+		{"redis url", nil, map[string]string{"redis": "redis://127.0.0.1:6379/2"}, func(c Config) any { return c.RedisURL }, "redis://127.0.0.1:6379/2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(env(tt.env), tt.flags)
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			if diff := cmp.Diff(tt.want, tt.check(c), cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+				t.Errorf("(-want +got)\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLoadBad(t *testing.T) {
+	tests := []struct {
+		name  string
+		env   map[string]string
+		flags map[string]string
+		want  string
+	}{
+		{"not a number", map[string]string{"QUEUE_MAX_PENDING": "abc"}, nil, `QUEUE_MAX_PENDING: "abc" is not a whole number`},
+		{"flag named", nil, map[string]string{"workers": "x"}, `--workers: "x" is not a whole number`},
+		{"negative", map[string]string{"QUEUE_MAX_PENDING": "-1"}, nil, "QUEUE_MAX_PENDING: -1 must not be negative"},
+		{"duration without unit", map[string]string{"JOB_LEASE": "30"}, nil, `JOB_LEASE: "30" needs a unit, e.g. 30s`},
+		{"bad duration", map[string]string{"SHUTDOWN_TIMEOUT": "soon"}, nil, `SHUTDOWN_TIMEOUT: "soon" is not a duration`},
+		{"bad bool", map[string]string{"PROMETHEUS_ENABLED": "maybe"}, nil, `PROMETHEUS_ENABLED: "maybe" is not true or false`},
+		{"bad enum", map[string]string{"RATE_LIMIT_ON_BACKEND_ERROR": "panic"}, nil, `RATE_LIMIT_ON_BACKEND_ERROR: "panic" must be local, allow or deny`},
+		{"factor range", map[string]string{"PENALTY_FACTOR": "1.5"}, nil, "PENALTY_FACTOR: 1.5 must be in (0, 1]"},
+		{"bad cidr", map[string]string{"TRUSTED_PROXIES": "10.0.0.0/99"}, nil, `TRUSTED_PROXIES: "10.0.0.0/99" has "10.0.0.0/99", which is not a CIDR`},
+		{"bad url", map[string]string{"QUEUE_URL": "http://x"}, nil, `QUEUE_URL: "http://x" is not a redis://`},
+		{"route", map[string]string{"PROMETHEUS_METRICS_ROUTE": "metrics"}, nil, `PROMETHEUS_METRICS_ROUTE: "metrics" must start with /`},
+		{"log level", map[string]string{"LOG_LEVEL": "loud"}, nil, `LOG_LEVEL: "loud" must be debug`},
+		{"same tokens", map[string]string{"REFRAKT_DEVELOPER_TOKEN": "abcabcabcabcabcabc", "REFRAKT_OPERATOR_TOKEN": "abcabcabcabcabcabc"}, nil, "must differ"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(env(tt.env), tt.flags)
+			if err == nil {
+				t.Fatalf("Load accepted it; want error containing %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q; want one line containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestEverySettingHasEnvFlagAndUsage(t *testing.T) {
+	seenEnv, seenFlag := map[string]bool{}, map[string]bool{}
+	for _, s := range Settings() {
+		if s.Env == "" || s.Flag == "" || s.Usage == "" {
+			t.Errorf("setting %+v lacks env, flag or usage", s)
+		}
+		if seenEnv[s.Env] || seenFlag[s.Flag] {
+			t.Errorf("duplicate setting %s / --%s", s.Env, s.Flag)
+		}
+		seenEnv[s.Env], seenFlag[s.Flag] = true, true
+	}
+	if len(seenEnv) < 30 {
+		t.Errorf("only %d settings; DESIGN §7 names more", len(seenEnv))
+	}
+}
+
+func TestLogValueHidesSecrets(t *testing.T) {
+	c := Default()
+	c.DeveloperToken = "s3cr3t-developer-token"
+	c.PrometheusBearerToken = "s3cr3t-prom"
+	if s := c.LogValue().String(); strings.Contains(s, "s3cr3t") {
+		t.Fatalf("log value leaks a secret: %s", s)
+	}
+}

@@ -1,0 +1,190 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Setting is one configuration value: its environment variable, its flag of
+// `serve`, its help text, its default as text, and how to store a value.
+type Setting struct {
+	Env     string
+	Flag    string
+	Usage   string
+	Default string
+	// IsBool lets a flag be given without a value (--rate-limit-enabled).
+	IsBool bool
+	set    func(c *Config, v string) error
+}
+
+// Settings lists every setting in the order `serve --help` shows them.
+func Settings() []Setting {
+	d := Default()
+	return []Setting{
+		str("REFRAKT_ADDR", "addr", "HTTP listen address (port 0 picks a free one)", d.Addr, func(c *Config) *string { return &c.Addr }),
+		str("QUEUE_URL", "redis", "Redis URL (redis://host:port/db); empty = embedded memory backend", d.RedisURL, func(c *Config) *string { return &c.RedisURL }),
+		str("REFRAKT_PREFIX", "prefix", "prefix of every Redis key", d.Prefix, func(c *Config) *string { return &c.Prefix }),
+		str("REDIS_CLUSTER", "redis-cluster", "auto (detect cluster_enabled:1), true or false", d.RedisCluster, func(c *Config) *string { return &c.RedisCluster }),
+		{Env: "TRUSTED_PROXIES", Flag: "trusted-proxies", Usage: "comma-separated CIDRs whose identity headers are trusted", Default: "127.0.0.0/8,::1/128",
+			set: func(c *Config, v string) error { p, err := parsePrefixes(v); c.TrustedProxies = p; return err }},
+		integer("REFRAKT_MAX_IN_FLIGHT", "max-in-flight", "concurrent requests served at once; beyond it 503 (health checks excepted)", d.MaxInFlight, func(c *Config) *int { return &c.MaxInFlight }),
+		str("CLIENT_IP_HEADER", "client-ip-header", "header a trusted proxy sets to the client IP", d.ClientIPHeader, func(c *Config) *string { return &c.ClientIPHeader }),
+
+		boolean("PROMETHEUS_ENABLED", "prometheus-enabled", "serve Prometheus metrics", d.PrometheusEnabled, func(c *Config) *bool { return &c.PrometheusEnabled }),
+		str("PROMETHEUS_METRICS_ROUTE", "prometheus-route", "path of the metrics endpoint", d.PrometheusRoute, func(c *Config) *string { return &c.PrometheusRoute }),
+		str("PROMETHEUS_BEARER_TOKEN", "prometheus-token", "bearer token required to scrape (empty = open)", "", func(c *Config) *string { return &c.PrometheusBearerToken }),
+		seconds("PROMETHEUS_QUEUE_POLL_INTERVAL", "prometheus-poll-interval", "how often queue gauges are sampled", d.PrometheusQueuePollInterval, func(c *Config) *time.Duration { return &c.PrometheusQueuePollInterval }),
+
+		boolean("RATE_LIMIT_ENABLED", "rate-limit-enabled", "apply rate limits", d.RateLimitEnabled, func(c *Config) *bool { return &c.RateLimitEnabled }),
+		integer("RATE_LIMIT_RUN_BURST", "rate-limit-run-burst", "bucket capacity of the run limit", d.RunBurst, func(c *Config) *int { return &c.RunBurst }),
+		integer("RATE_LIMIT_RUN_PER_MINUTE", "rate-limit-run-per-minute", "run requests refilled per 60s", d.RunPerMinute, func(c *Config) *int { return &c.RunPerMinute }),
+		integer("RATE_LIMIT_ASSISTANT_PER_MINUTE", "rate-limit-assistant-per-minute", "assistant requests per 60s", d.AssistantPerMinute, func(c *Config) *int { return &c.AssistantPerMinute }),
+		number("RATE_LIMIT_PREMIUM_MULTIPLIER", "rate-limit-premium-multiplier", "burst and rate multiplier of the premium tier", d.PremiumMultiplier, func(c *Config) *float64 { return &c.PremiumMultiplier }),
+		number("PENALTY_FACTOR", "penalty-factor", "capacity multiplier per strike, in (0, 1]", d.PenaltyFactor, func(c *Config) *float64 { return &c.PenaltyFactor }),
+		duration("PENALTY_DECAY", "penalty-decay", "one strike decays per this long without a 429", d.PenaltyDecay, func(c *Config) *time.Duration { return &c.PenaltyDecay }),
+		integer("BAN_AFTER_STRIKES", "ban-after-strikes", "strikes that ban a key", d.BanAfterStrikes, func(c *Config) *int { return &c.BanAfterStrikes }),
+		seconds("BAN_SECONDS", "ban-seconds", "first ban's length (doubles per repeat within an hour, at most 1h)", d.BanDuration, func(c *Config) *time.Duration { return &c.BanDuration }),
+		str("RATE_LIMIT_ON_BACKEND_ERROR", "rate-limit-on-backend-error", "local, allow or deny when Redis fails", d.OnBackendError, func(c *Config) *string { return &c.OnBackendError }),
+		duration("RATE_LIMIT_BACKEND_TIMEOUT", "rate-limit-backend-timeout", "timeout of each limiter call to Redis", d.BackendTimeout, func(c *Config) *time.Duration { return &c.BackendTimeout }),
+
+		integer("QUEUE_MAX_PENDING", "queue-max-pending", "refuse /run above this many pending jobs (0 = off)", d.QueueMaxPending, func(c *Config) *int { return &c.QueueMaxPending }),
+		seconds("QUEUE_MAX_AGE_SECONDS", "queue-max-age", "refuse /run when the oldest pending job is older (0 = off)", d.QueueMaxAge, func(c *Config) *time.Duration { return &c.QueueMaxAge }),
+		integer("WORKER_CONCURRENCY", "workers", "worker goroutines (0 = manual mode)", d.WorkerConcurrency, func(c *Config) *int { return &c.WorkerConcurrency }),
+		seconds("TICK_INTERVAL", "tick-interval", "how often due scheduled and retry jobs are promoted", d.TickInterval, func(c *Config) *time.Duration { return &c.TickInterval }),
+		integer("JOB_HISTORY", "job-history", "finished jobs kept per queue", d.JobHistory, func(c *Config) *int { return &c.JobHistory }),
+		duration("JOB_LEASE", "job-lease", "lease of a running job, extended while it runs", d.JobLease, func(c *Config) *time.Duration { return &c.JobLease }),
+		duration("SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long graceful shutdown may take", d.ShutdownTimeout, func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
+
+		str("REFRAKT_DEVELOPER_TOKEN", "developer-token", "developer bearer token (generated into the state dir when empty)", "", func(c *Config) *string { return &c.DeveloperToken }),
+		str("REFRAKT_OPERATOR_TOKEN", "operator-token", "operator bearer token (empty = no operator role)", "", func(c *Config) *string { return &c.OperatorToken }),
+		str("LOG_FORMAT", "log-format", "text or json", d.LogFormat, func(c *Config) *string { return &c.LogFormat }),
+		str("LOG_LEVEL", "log-level", "debug, info, warn or error", d.LogLevel, func(c *Config) *string { return &c.LogLevel }),
+	}
+}
+
+// Load builds a Config from the defaults, then environment variables, then
+// flags (flagValues holds only the flags given, by flag name), and validates
+// it. The error names the setting and what it accepts.
+func Load(getenv func(string) string, flagValues map[string]string) (Config, error) {
+	c := Default()
+	for _, s := range Settings() {
+		v, from, ok := flagValues[s.Flag], "--"+s.Flag, true
+		if _, given := flagValues[s.Flag]; !given {
+			v, from = getenv(s.Env), s.Env
+			ok = v != ""
+		}
+		if !ok {
+			continue
+		}
+		if err := s.set(&c, strings.TrimSpace(v)); err != nil {
+			return c, &Error{Msg: fmt.Sprintf("%s: %q %v", from, v, err)}
+		}
+	}
+	return c, c.Validate()
+}
+
+func str(env, flag, usage, def string, field func(*Config) *string) Setting {
+	return Setting{Env: env, Flag: flag, Usage: usage, Default: def,
+		set: func(c *Config, v string) error { *field(c) = v; return nil }}
+}
+
+func integer(env, flag, usage string, def int, field func(*Config) *int) Setting {
+	return Setting{Env: env, Flag: flag, Usage: usage, Default: strconv.Itoa(def),
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("is not a whole number")
+			}
+			*field(c) = n
+			return nil
+		}}
+}
+
+func number(env, flag, usage string, def float64, field func(*Config) *float64) Setting {
+	return Setting{Env: env, Flag: flag, Usage: usage, Default: strconv.FormatFloat(def, 'g', -1, 64),
+		set: func(c *Config, v string) error {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f != f {
+				return fmt.Errorf("is not a number")
+			}
+			*field(c) = f
+			return nil
+		}}
+}
+
+func boolean(env, flag, usage string, def bool, field func(*Config) *bool) Setting {
+	return Setting{Env: env, Flag: flag, Usage: usage, Default: strconv.FormatBool(def), IsBool: true,
+		set: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("is not true or false")
+			}
+			*field(c) = b
+			return nil
+		}}
+}
+
+// duration takes Go syntax only ("100ms", "30s"): a bare number is ambiguous
+// for settings whose name does not say seconds.
+func duration(env, flag, usage string, def time.Duration, field func(*Config) *time.Duration) Setting {
+	return Setting{Env: env, Flag: flag, Usage: usage, Default: def.String(),
+		set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				if _, nerr := strconv.ParseFloat(v, 64); nerr == nil {
+					return fmt.Errorf("needs a unit, e.g. %ss", v)
+				}
+				return fmt.Errorf("is not a duration (e.g. 250ms, 30s, 5m)")
+			}
+			*field(c) = d
+			return nil
+		}}
+}
+
+// seconds takes Go syntax or plain (possibly fractional) seconds, for the
+// *_SECONDS and *_INTERVAL settings whose names promise seconds.
+func seconds(env, flag, usage string, def time.Duration, field func(*Config) *time.Duration) Setting {
+	return Setting{Env: env, Flag: flag, Usage: usage, Default: def.String(),
+		set: func(c *Config, v string) error {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				if f < 0 || f > 1e9 {
+					return fmt.Errorf("is out of range")
+				}
+				*field(c) = time.Duration(f * float64(time.Second))
+				return nil
+			}
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("is not a number of seconds or a duration (e.g. 30, 30s, 5m)")
+			}
+			*field(c) = d
+			return nil
+		}}
+}
+
+func parsePrefixes(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, part := range strings.Split(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		if !strings.Contains(part, "/") {
+			a, err := netip.ParseAddr(part)
+			if err != nil {
+				return nil, fmt.Errorf("has %q, which is not a CIDR or IP address", part)
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(part)
+		if err != nil {
+			return nil, fmt.Errorf("has %q, which is not a CIDR (e.g. 10.0.0.0/8)", part)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}

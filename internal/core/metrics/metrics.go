@@ -1,0 +1,109 @@
+// Package metrics holds refrakt's Prometheus collectors. They live on one
+// registry built at start-up and passed in (never the global one), so two
+// daemons can run in one process. The domain packages report through small
+// observer interfaces that *Metrics implements; they never import Prometheus.
+package metrics
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/refrakt/refrakt/internal/version"
+)
+
+// Metrics is every collector of DESIGN §8.
+type Metrics struct {
+	JobEnqueued         *prometheus.CounterVec
+	JobTransitions      *prometheus.CounterVec
+	JobQueueWait        prometheus.Histogram
+	QueuePending        *prometheus.GaugeVec
+	QueueRunning        *prometheus.GaugeVec
+	QueueOldestPending  *prometheus.GaugeVec
+	JobDuration         *prometheus.HistogramVec
+	RateLimitDecisions  *prometheus.CounterVec
+	RateLimitBans       prometheus.Counter
+	RateLimitPenalized  prometheus.Gauge
+	AdmissionRejections *prometheus.CounterVec
+	BuildInfo           *prometheus.GaugeVec
+	HTTPRequests        *prometheus.CounterVec
+	HTTPDuration        *prometheus.HistogramVec
+	BackendErrors       *prometheus.CounterVec
+}
+
+// New registers every collector, with the Go and process collectors, on reg.
+func New(reg prometheus.Registerer, info version.Info) *Metrics {
+	latency := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+	m := &Metrics{
+		JobEnqueued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refrakt_job_enqueued_total", Help: "Jobs enqueued, by source (api, cli, schedule, retry).",
+		}, []string{"source"}),
+		JobTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refrakt_job_status_transitions_total", Help: "Job state changes, by the state left and the state entered.",
+		}, []string{"from_status", "to_status"}),
+		JobQueueWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "refrakt_job_queue_wait_seconds", Help: "Time from a job's enqueue or due time to its start.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}),
+		QueuePending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "refrakt_queue_pending_jobs", Help: "Jobs waiting to run, sampled per queue (shared across daemons on one Redis: aggregate with max).",
+		}, []string{"queue"}),
+		QueueRunning: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "refrakt_queue_running_jobs", Help: "Jobs running, sampled per queue (shared across daemons on one Redis: aggregate with max).",
+		}, []string{"queue"}),
+		QueueOldestPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "refrakt_queue_oldest_pending_seconds", Help: "Age of the oldest pending job, sampled per queue.",
+		}, []string{"queue"}),
+		JobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "refrakt_job_duration_seconds", Help: "Time a job's handler ran, by job type and outcome.",
+			Buckets: latency,
+		}, []string{"type", "status"}),
+		RateLimitDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refrakt_ratelimit_decisions_total", Help: "Rate-limit decisions, by limit, scope and decision (allowed, limited, banned).",
+		}, []string{"limit", "scope", "decision"}),
+		RateLimitBans: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "refrakt_ratelimit_bans_total", Help: "Temporary bans imposed on rate-limit keys.",
+		}),
+		RateLimitPenalized: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "refrakt_ratelimit_penalized_keys", Help: "Rate-limit keys that carry strikes or a ban, sampled.",
+		}),
+		AdmissionRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refrakt_admission_rejections_total", Help: "Requests refused by admission control, by queue and reason (pending, age, backend).",
+		}, []string{"queue", "reason"}),
+		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "refrakt_build_info", Help: "Always 1; labels name the running build.",
+		}, []string{"version", "goversion"}),
+		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refrakt_http_requests_total", Help: "HTTP requests served, by route pattern and status code.",
+		}, []string{"route", "code"}),
+		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "refrakt_http_request_duration_seconds", Help: "HTTP request latency, by route pattern.",
+			Buckets: latency,
+		}, []string{"route"}),
+		BackendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "refrakt_backend_errors_total", Help: "Errors talking to the backend, by operation.",
+		}, []string{"op"}),
+	}
+	reg.MustRegister(
+		m.JobEnqueued, m.JobTransitions, m.JobQueueWait, m.QueuePending, m.QueueRunning,
+		m.QueueOldestPending, m.JobDuration, m.RateLimitDecisions, m.RateLimitBans,
+		m.RateLimitPenalized, m.AdmissionRejections, m.BuildInfo, m.HTTPRequests,
+		m.HTTPDuration, m.BackendErrors,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	m.BuildInfo.WithLabelValues(info.Version, info.GoVersion).Set(1)
+	return m
+}
+
+// HTTPRequest records one served request. route must be a pattern, never a
+// raw path, so the label set stays bounded.
+func (m *Metrics) HTTPRequest(route string, code int, d time.Duration) {
+	m.HTTPRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
+	m.HTTPDuration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// BackendError counts a failed backend operation.
+func (m *Metrics) BackendError(op string) { m.BackendErrors.WithLabelValues(op).Inc() }

@@ -1,0 +1,187 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/config"
+)
+
+// Backend kinds.
+const (
+	BackendMemory       = "memory"
+	BackendRedis        = "redis"
+	BackendRedisCluster = "redis-cluster"
+)
+
+// Backend is where the daemon keeps its state: in process (Redis nil) or in
+// a Redis server or cluster shared with other daemons and CLIs.
+type Backend struct {
+	Kind   string
+	Redis  redis.UniversalClient
+	Prefix string
+}
+
+// Ping reports whether the backend answers.
+func (b *Backend) Ping(ctx context.Context) error {
+	if b.Redis == nil {
+		return nil
+	}
+	return b.Redis.Ping(ctx).Err()
+}
+
+// Close releases the backend's connections.
+func (b *Backend) Close() error {
+	if b.Redis == nil {
+		return nil
+	}
+	return b.Redis.Close()
+}
+
+// OpenRedis builds a client for url: a cluster client when cluster is
+// "true", or when it is "auto" and the server reports cluster_enabled:1; a
+// single-server client otherwise. It fails when the server cannot be reached
+// within ctx (auto-detection needs an answer).
+func OpenRedis(ctx context.Context, url, cluster string) (redis.UniversalClient, string, error) {
+	useCluster := cluster == "true"
+	if cluster == "auto" {
+		opt, err := redis.ParseURL(firstSeed(url))
+		if err != nil {
+			return nil, "", fmt.Errorf("QUEUE_URL: %w", err)
+		}
+		probe := redis.NewClient(opt)
+		info, err := probe.Info(ctx, "cluster").Result()
+		_ = probe.Close()
+		if err != nil {
+			return nil, "", err
+		}
+		useCluster = strings.Contains(info, "cluster_enabled:1")
+	}
+	if useCluster {
+		opt, err := redis.ParseClusterURL(url)
+		if err != nil {
+			return nil, "", fmt.Errorf("QUEUE_URL: %w", err)
+		}
+		boundTimeouts(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
+		c := redis.NewClusterClient(opt)
+		if err := c.Ping(ctx).Err(); err != nil {
+			_ = c.Close()
+			return nil, "", err
+		}
+		return c, BackendRedisCluster, nil
+	}
+	opt, err := redis.ParseURL(firstSeed(url))
+	if err != nil {
+		return nil, "", fmt.Errorf("QUEUE_URL: %w", err)
+	}
+	boundTimeouts(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
+	c := redis.NewClient(opt)
+	if err := c.Ping(ctx).Err(); err != nil {
+		_ = c.Close()
+		return nil, "", err
+	}
+	return c, BackendRedis, nil
+}
+
+// firstSeed drops go-redis's cluster-only "addr" query parameters, which the
+// single-server URL parser rejects.
+func firstSeed(url string) string {
+	base, query, ok := strings.Cut(url, "?")
+	if !ok {
+		return url
+	}
+	var keep []string
+	for _, kv := range strings.Split(query, "&") {
+		if !strings.HasPrefix(kv, "addr=") {
+			keep = append(keep, kv)
+		}
+	}
+	if len(keep) == 0 {
+		return base
+	}
+	return base + "?" + strings.Join(keep, "&")
+}
+
+// connectBackend connects the configured backend, retrying with backoff
+// (100ms doubling to 5s) until it answers or ctx ends; each failure is
+// logged once per attempt, so a long outage costs a line every 5s.
+func connectBackend(ctx context.Context, cfg config.Config, log *slog.Logger, onAttempt func(error)) (*Backend, error) {
+	if cfg.RedisURL == "" {
+		return &Backend{Kind: BackendMemory, Prefix: cfg.Prefix}, nil
+	}
+	if _, err := redis.ParseURL(firstSeed(cfg.RedisURL)); err != nil {
+		return nil, &config.Error{Msg: fmt.Sprintf("QUEUE_URL: %v", err)}
+	}
+	delay := 100 * time.Millisecond
+	for {
+		attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
+		client, kind, err := OpenRedis(attempt, cfg.RedisURL, cfg.RedisCluster)
+		cancel()
+		if err == nil {
+			checkEvictionPolicy(ctx, client, log)
+			return &Backend{Kind: kind, Redis: client, Prefix: cfg.Prefix}, nil
+		}
+		if onAttempt != nil {
+			onAttempt(err)
+		}
+		log.Warn("backend not reachable; retrying", "backend", "redis", "addr", redactURL(cfg.RedisURL), "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return nil, errors.Join(ctx.Err(), err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// redactURL hides a password in a Redis URL for logs.
+func redactURL(url string) string {
+	scheme, rest, ok := strings.Cut(url, "://")
+	if !ok {
+		return url
+	}
+	userinfo, host, ok := strings.Cut(rest, "@")
+	if !ok {
+		return url
+	}
+	if user, _, hasPass := strings.Cut(userinfo, ":"); hasPass {
+		return scheme + "://" + user + ":xxxxx@" + host
+	}
+	return url
+}
+
+// checkEvictionPolicy warns when Redis may evict keys under memory pressure:
+// an evicted job or bucket is lost state. Managed Redis that forbids CONFIG
+// is left alone.
+func checkEvictionPolicy(ctx context.Context, client redis.UniversalClient, log *slog.Logger) {
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	res, err := client.ConfigGet(cctx, "maxmemory-policy").Result()
+	if err != nil {
+		log.Debug("cannot read maxmemory-policy", "err", err)
+		return
+	}
+	if p := res["maxmemory-policy"]; p != "" && p != "noeviction" {
+		log.Warn("Redis may evict refrakt's keys under memory pressure; set maxmemory-policy noeviction", "maxmemory-policy", p)
+	}
+}
+
+// boundTimeouts keeps every Redis command bounded: a stalled server costs a
+// caller at most a few seconds, never a hang (URL parameters may tighten them).
+func boundTimeouts(dial, read, write *time.Duration) {
+	if *dial <= 0 || *dial > 2*time.Second {
+		*dial = 2 * time.Second
+	}
+	if *read <= 0 || *read > 3*time.Second {
+		*read = 3 * time.Second
+	}
+	if *write <= 0 || *write > 3*time.Second {
+		*write = 3 * time.Second
+	}
+}

@@ -1,0 +1,332 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+const (
+	devToken = "developer-token-0123456789"
+	opToken  = "operator-token-0123456789"
+)
+
+func newTestServer(t *testing.T, mutate ...func(*config.Config)) *Server {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DeveloperToken, cfg.OperatorToken = devToken, opToken
+	cfg.WorkerConcurrency = 0
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	s, err := NewServer(Deps{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// do sends one request through the server's whole middleware chain.
+func do(t *testing.T, h http.Handler, method, path, token, body string) (*http.Response, map[string]any) {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, path, r)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	resp := rec.Result()
+	var out map[string]any
+	_ = json.Unmarshal(rec.Body.Bytes(), &out)
+	return resp, out
+}
+
+func errCode(body map[string]any) string {
+	e, _ := body["error"].(map[string]any)
+	c, _ := e["code"].(string)
+	return c
+}
+
+func TestAuth(t *testing.T) {
+	s := newTestServer(t)
+	tests := []struct {
+		name, path, token string
+		status            int
+		role              string
+	}{
+		{"dev without token", "/api/dev/whoami", "", 401, ""},
+		{"dev wrong token", "/api/dev/whoami", "nope", 401, ""},
+		{"dev with operator", "/api/dev/whoami", opToken, 403, ""},
+		{"dev with developer", "/api/dev/whoami", devToken, 200, "developer"},
+		{"obs without token", "/api/obs/whoami", "", 401, ""},
+		{"obs with operator", "/api/obs/whoami", opToken, 200, "operator"},
+		{"obs with developer", "/api/obs/whoami", devToken, 200, "developer"},
+		{"obs with token prefix", "/api/obs/whoami", opToken[:10], 401, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := do(t, s, "GET", tt.path, tt.token, "")
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d (%v)", resp.StatusCode, tt.status, body)
+			}
+			if tt.status == 200 {
+				if diff := cmp.Diff(tt.role, body["role"]); diff != "" {
+					t.Errorf("role (-want +got)\n%s", diff)
+				}
+			} else if errCode(body) == "" {
+				t.Errorf("no JSON error envelope: %v", body)
+			}
+		})
+	}
+}
+
+func TestNoOperatorTokenMeansNoOperator(t *testing.T) {
+	s := newTestServer(t, func(c *config.Config) { c.OperatorToken = "" })
+	// An empty bearer must never match the unset operator token.
+	req := httptest.NewRequest("GET", "/api/obs/whoami", nil)
+	req.Header.Set("Authorization", "Bearer ")
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	if rec.Code != 401 {
+		t.Fatalf("empty bearer got %d, want 401", rec.Code)
+	}
+}
+
+func TestTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	path, err := TokenPath(func(k string) string { return map[string]string{"XDG_STATE_HOME": dir}[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "refrakt", "token"); path != want {
+		t.Fatalf("path %s, want %s", path, want)
+	}
+	tok, created, err := ensureTokenFile(path)
+	if err != nil || !created || len(tok) < 32 {
+		t.Fatalf("ensureTokenFile = %q, %v, %v", tok, created, err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("token file mode %o, want 600", st.Mode().Perm())
+	}
+	again, created, err := ensureTokenFile(path)
+	if err != nil || created || again != tok {
+		t.Fatalf("second call = %q, created=%v, %v; want the same token kept", again, created, err)
+	}
+	// A token file others can read is replaced.
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fresh, created, err := ensureTokenFile(path)
+	if err != nil || !created || fresh == tok {
+		t.Fatalf("world-readable file kept: created=%v err=%v", created, err)
+	}
+	home, _ := TokenPath(func(k string) string { return map[string]string{"HOME": "/home/u"}[k] })
+	if home != "/home/u/.local/state/refrakt/token" {
+		t.Fatalf("fallback path %s", home)
+	}
+}
+
+type echoBody struct {
+	Name  string `json:"name"`
+	Count int    `json:"count"`
+}
+
+func TestStrictJSONAndBodyLimit(t *testing.T) {
+	s := newTestServer(t)
+	s.mux.Handle("POST /test/echo", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b echoBody
+		if err := decodeJSON(w, r, &b); err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		writeJSON(w, 200, b)
+	}))
+	big := `{"name":"` + strings.Repeat("x", maxBody+10) + `"}`
+	tests := []struct {
+		name, body string
+		status     int
+		msg        string
+	}{
+		{"good", `{"name":"a","count":2}`, 200, ""},
+		{"unknown field", `{"name":"a","extra":1}`, 400, `unknown field "extra"`},
+		{"wrong type", `{"count":"two"}`, 400, `field "count" must be a whole number`},
+		{"not an object", `[1,2]`, 400, "must be a JSON object"},
+		{"syntax", `{"name":`, 400, "truncated"},
+		{"garbage", `{nope}`, 400, "not valid JSON"},
+		{"empty", ``, 400, "empty"},
+		{"two values", `{} {}`, 400, "one JSON value"},
+		{"too large", big, 413, "larger than"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := do(t, s, "POST", "/test/echo", "", tt.body)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %v", resp.StatusCode, tt.status, body)
+			}
+			if tt.msg != "" {
+				e, _ := body["error"].(map[string]any)
+				if msg, _ := e["message"].(string); !strings.Contains(msg, tt.msg) {
+					t.Errorf("message %q, want it to contain %q", msg, tt.msg)
+				}
+			}
+		})
+	}
+	// A chunked body (no Content-Length) over the limit is refused too.
+	req := httptest.NewRequest("POST", "/test/echo", io.MultiReader(strings.NewReader(big)))
+	req.ContentLength = -1
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	if rec.Code != 413 {
+		t.Fatalf("chunked oversize body: status %d, want 413", rec.Code)
+	}
+}
+
+func TestPanicBecomes500(t *testing.T) {
+	s := newTestServer(t)
+	s.mux.Handle("GET /test/panic", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		panic("boom: secret internals")
+	}))
+	resp, body := do(t, s, "GET", "/test/panic", "", "")
+	if resp.StatusCode != 500 || errCode(body) != "internal" {
+		t.Fatalf("got %d %v, want 500 internal", resp.StatusCode, body)
+	}
+	if strings.Contains(body["error"].(map[string]any)["message"].(string), "secret") {
+		t.Fatal("panic value leaked to the client")
+	}
+	// The server still serves after a panic.
+	if resp, _ := do(t, s, "GET", "/healthz", "", ""); resp.StatusCode != 200 {
+		t.Fatalf("healthz after panic: %d", resp.StatusCode)
+	}
+}
+
+func TestUnknownRouteAndMethod(t *testing.T) {
+	s := newTestServer(t)
+	resp, body := do(t, s, "GET", "/nope", "", "")
+	if resp.StatusCode != 404 || errCode(body) != "not_found" {
+		t.Fatalf("unknown path: %d %v", resp.StatusCode, body)
+	}
+	resp, body = do(t, s, "DELETE", "/healthz", "", "")
+	if resp.StatusCode != 405 || resp.Header.Get("Allow") == "" || errCode(body) != "method_not_allowed" {
+		t.Fatalf("wrong method: %d allow=%q %v", resp.StatusCode, resp.Header.Get("Allow"), body)
+	}
+}
+
+func TestReadyzFollowsRedis(t *testing.T) {
+	r := redistest.Start(t)
+	ctx := context.Background()
+	client, kind, err := OpenRedis(ctx, r.URL(), "auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kind != BackendRedis {
+		t.Fatalf("kind %q, want redis", kind)
+	}
+	cfg := config.Default()
+	cfg.DeveloperToken = devToken
+	cfg.WorkerConcurrency = 0
+	s, err := NewServer(Deps{Config: cfg, Backend: &Backend{Kind: kind, Redis: client}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	check := func(want int) {
+		t.Helper()
+		resp, body := do(t, s, "GET", "/readyz", "", "")
+		if resp.StatusCode != want {
+			t.Fatalf("readyz %d, want %d: %v", resp.StatusCode, want, body)
+		}
+		if resp2, _ := do(t, s, "GET", "/healthz", "", ""); resp2.StatusCode != 200 {
+			t.Fatalf("healthz %d while readyz %d", resp2.StatusCode, resp.StatusCode)
+		}
+	}
+	check(200)
+	r.Stop()
+	check(503)
+	r.Restart()
+	check(200)
+}
+
+func TestInFlightCap(t *testing.T) {
+	s := newTestServer(t, func(c *config.Config) { c.MaxInFlight = 2 })
+	release := make(chan struct{})
+	entered := make(chan struct{}, 2)
+	s.mux.Handle("GET /test/hold", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+		writeJSON(w, 200, map[string]string{"ok": "yes"})
+	}))
+	done := make(chan int, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			rec := httptest.NewRecorder()
+			s.ServeHTTP(rec, httptest.NewRequest("GET", "/test/hold", nil))
+			done <- rec.Code
+		}()
+	}
+	<-entered
+	<-entered
+	resp, body := do(t, s, "GET", "/test/hold", "", "")
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || errCode(body) != "unavailable" {
+		t.Fatalf("third concurrent request: %d %v, want 503 with Retry-After", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, s, "GET", "/healthz", "", ""); resp.StatusCode != 200 {
+		t.Fatalf("healthz refused at the cap: %d", resp.StatusCode)
+	}
+	close(release)
+	for i := 0; i < 2; i++ {
+		if code := <-done; code != 200 {
+			t.Fatalf("held request got %d", code)
+		}
+	}
+	if resp, _ := do(t, s, "GET", "/api/dev/whoami", devToken, ""); resp.StatusCode != 200 {
+		t.Fatalf("after the flood: %d, want 200", resp.StatusCode)
+	}
+}
+
+func TestEvictionPolicyWarning(t *testing.T) {
+	tests := []struct {
+		name   string
+		policy string
+		warn   bool
+	}{
+		{"noeviction is quiet", "noeviction", false},
+		{"allkeys-lru warns", "allkeys-lru", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := redistest.Start(t, "--maxmemory-policy", tt.policy)
+			var buf strings.Builder
+			log := slog.New(slog.NewTextHandler(&buf, nil))
+			cfg := config.Default()
+			cfg.RedisURL = r.URL()
+			b, err := connectBackend(context.Background(), cfg, log, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if got := strings.Contains(buf.String(), "maxmemory-policy noeviction"); got != tt.warn {
+				t.Fatalf("warned=%v, want %v; log:\n%s", got, tt.warn, buf.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,57 @@
+package daemon
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/refrakt/refrakt/internal/core"
+)
+
+// statusOf is the one table from error codes to HTTP statuses.
+var statusOf = map[string]int{
+	core.CodeInvalid:      http.StatusBadRequest,
+	core.CodeUnauthorized: http.StatusUnauthorized,
+	core.CodeForbidden:    http.StatusForbidden,
+	core.CodeNotFound:     http.StatusNotFound,
+	core.CodeConflict:     http.StatusConflict,
+	core.CodeTooLarge:     http.StatusRequestEntityTooLarge,
+	core.CodeFailed:       http.StatusUnprocessableEntity,
+	core.CodeLimited:      http.StatusTooManyRequests,
+	core.CodeInternal:     http.StatusInternalServerError,
+	core.CodeUnavailable:  http.StatusServiceUnavailable,
+	core.CodeTimeout:      http.StatusGatewayTimeout,
+}
+
+// StatusOf returns the HTTP status for an error code (500 for unknown codes).
+func StatusOf(code string) int {
+	if s, ok := statusOf[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// errorBody is the JSON error envelope of every failed request.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Details carries machine-readable extras (e.g. the limit and scope of a 429).
+	Details map[string]any `json:"details,omitempty"`
+}
+
+// writeError answers with err's code, status and caller-facing message.
+// Internal errors are logged with their cause and answered generically.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	writeErrorDetails(w, r, log, err, nil)
+}
+
+func writeErrorDetails(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error, details map[string]any) {
+	code := core.ErrorCode(err)
+	if code == core.CodeInternal && log != nil {
+		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, StatusOf(code), errorBody{Error: errorDetail{Code: code, Message: core.ErrorMessage(err), Details: details}})
+}

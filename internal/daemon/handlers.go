@@ -1,0 +1,37 @@
+package daemon
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core"
+)
+
+func handleHealthz() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+func (s *Server) handleReadyz() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 500*time.Millisecond)
+		defer cancel()
+		if err := s.ready(ctx); err != nil {
+			writeError(w, r, s.log, core.Wrap(core.CodeUnavailable, err, "backend "+s.backend.Kind+" is not reachable"))
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "backend": s.backend.Kind})
+	})
+}
+
+type whoamiResponse struct {
+	Role Role `json:"role"`
+}
+
+func (s *Server) handleWhoami() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, whoamiResponse{Role: s.tokens.roleOf(r)})
+	})
+}

@@ -1,0 +1,97 @@
+package daemon
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/refrakt/refrakt/internal/core"
+)
+
+// maxBody is the largest request body accepted; larger ones get 413.
+const maxBody = 1 << 20
+
+// writeJSON answers with v as JSON and the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		http.Error(w, `{"error":{"code":"internal","message":"encode response"}}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// decodeJSON reads the request body into v strictly: one JSON value, no
+// unknown fields, right types, at most maxBody bytes. Its errors are coded
+// (invalid or too_large) and name the offending field.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	body := http.MaxBytesReader(w, r.Body, maxBody)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return jsonError(err)
+		}
+		return core.Errorf(core.CodeInvalid, "request body must hold one JSON value")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var (
+		syntax   *json.SyntaxError
+		typ      *json.UnmarshalTypeError
+		tooLarge *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &tooLarge):
+		return core.Errorf(core.CodeTooLarge, "request body is larger than %d bytes", tooLarge.Limit)
+	case errors.Is(err, io.EOF):
+		return core.Errorf(core.CodeInvalid, "request body is empty; a JSON object is expected")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return core.Errorf(core.CodeInvalid, "request body is truncated JSON")
+	case errors.As(err, &syntax):
+		return core.Errorf(core.CodeInvalid, "request body is not valid JSON (at byte %d)", syntax.Offset)
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			return core.Errorf(core.CodeInvalid, "request body must be a JSON object, not %s", typ.Value)
+		}
+		return core.Errorf(core.CodeInvalid, "field %q must be %s, not %s", field, jsonKind(typ.Type.Kind().String()), typ.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return core.Errorf(core.CodeInvalid, "unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	default:
+		return core.Wrap(core.CodeInvalid, err, fmt.Sprintf("request body: %v", err))
+	}
+}
+
+func jsonKind(kind string) string {
+	switch kind {
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		return "a whole number"
+	case "float32", "float64":
+		return "a number"
+	case "bool":
+		return "true or false"
+	case "string":
+		return "a string"
+	case "slice", "array":
+		return "an array"
+	case "map", "struct":
+		return "an object"
+	}
+	return "of another type"
+}

@@ -1,0 +1,141 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/core"
+)
+
+// RunOptions are what Run needs besides the configuration.
+type RunOptions struct {
+	Logger *slog.Logger
+	Getenv func(string) string
+	// OnListen, when set, is told the bound address (e.g. the port :0 chose).
+	OnListen func(addr string)
+}
+
+// Run is the daemon's whole life: bind the listener first (so a bind error
+// shows at once and :0 reports its port), serve /healthz while the backend
+// connects with retry (/readyz answers 503 meanwhile), build the API and its
+// background components, then on ctx's end stop accepting, drain HTTP, stop
+// the components and close the backend, all within SHUTDOWN_TIMEOUT.
+func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
+	log := opt.Logger
+	if cfg.DeveloperToken == "" {
+		path, err := TokenPath(opt.Getenv)
+		if err != nil {
+			return &config.Error{Msg: "REFRAKT_DEVELOPER_TOKEN: " + err.Error()}
+		}
+		tok, created, err := ensureTokenFile(path)
+		if err != nil {
+			return err
+		}
+		cfg.DeveloperToken = tok
+		log.Info("developer token", "path", path, "created", created)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	addr := ln.Addr().String()
+	log.Info("listening", "addr", addr, "config", cfg)
+	if opt.OnListen != nil {
+		opt.OnListen(addr)
+	}
+
+	var current atomic.Pointer[http.Handler]
+	var connectErr atomic.Value // error text while connecting
+	connectErr.Store("connecting")
+	boot := bootHandler(&connectErr)
+	current.Store(&boot)
+	httpSrv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			(*current.Load()).ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      90 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+
+	shutdown := func(srv *Server, backend *Backend) error {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+		err := httpSrv.Shutdown(sctx)
+		if srv != nil {
+			srv.Stop(sctx)
+		}
+		if backend != nil {
+			_ = backend.Close()
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		log.Info("stopped")
+		return nil
+	}
+
+	backend, err := connectBackend(ctx, cfg, log, func(err error) { connectErr.Store(err.Error()) })
+	if err != nil {
+		if ctx.Err() != nil {
+			return shutdown(nil, nil)
+		}
+		_ = httpSrv.Close()
+		return err
+	}
+	srv, err := NewServer(Deps{Config: cfg, Logger: log, Registry: prometheus.NewRegistry(), Backend: backend})
+	if err != nil {
+		_ = httpSrv.Close()
+		_ = backend.Close()
+		return err
+	}
+	if err := srv.Start(ctx); err != nil {
+		_ = httpSrv.Close()
+		_ = backend.Close()
+		return err
+	}
+	var h http.Handler = srv
+	current.Store(&h)
+	log.Info("ready", "backend", backend.Kind)
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			srv.Stop(context.Background())
+			_ = backend.Close()
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
+	return shutdown(srv, backend)
+}
+
+// bootHandler answers while the backend connects: alive, not ready, and 503
+// with Retry-After for everything else.
+func bootHandler(connectErr *atomic.Value) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+			return
+		}
+		w.Header().Set("Retry-After", "1")
+		msg, _ := connectErr.Load().(string)
+		writeError(w, r, nil, core.Errorf(core.CodeUnavailable, "backend not connected yet: %s", msg))
+	})
+}

@@ -1,0 +1,204 @@
+// Package daemontest builds the real refrakt binary once per test process
+// and runs it as a daemon for end-to-end tests: the CLI, `top` and the
+// lifecycle are tested against the program users run, not a stand-in.
+package daemontest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// Binary builds ./cmd/refrakt (with -race when the tests run with it) once
+// per test process and returns its path.
+func Binary(tb testing.TB) string {
+	tb.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "refrakt-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "refrakt")
+		_, file, _, _ := runtime.Caller(0)
+		root := filepath.Join(filepath.Dir(file), "..", "..")
+		args := []string{"build", "-o", buildPath}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		args = append(args, "./cmd/refrakt")
+		cmd := exec.Command("go", args...)
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		tb.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+// Daemon is a running `refrakt serve`.
+type Daemon struct {
+	tb    testing.TB
+	cmd   *exec.Cmd
+	URL   string // http://127.0.0.1:PORT
+	Addr  string // 127.0.0.1:PORT
+	Token string // the developer token
+	// StateDir is the XDG_STATE_HOME the daemon and its CLI share.
+	StateDir string
+
+	mu   sync.Mutex
+	log  strings.Builder
+	done chan struct{}
+	err  error
+}
+
+var listenRe = regexp.MustCompile(`msg=listening addr=(\S+)`)
+
+// Start runs `refrakt serve --addr 127.0.0.1:0 args…` with env added to a
+// minimal environment, waits until it is listening and /healthz answers, and
+// stops it (SIGKILL) at cleanup if it is still running.
+func Start(tb testing.TB, env []string, args ...string) *Daemon {
+	tb.Helper()
+	bin := Binary(tb)
+	d := &Daemon{tb: tb, StateDir: tb.TempDir(), done: make(chan struct{})}
+	d.Token = "dev-token-for-tests-0123456789"
+	full := append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)
+	d.cmd = exec.Command(bin, full...)
+	d.cmd.Env = append([]string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + d.StateDir,
+		"XDG_STATE_HOME=" + d.StateDir,
+		"REFRAKT_DEVELOPER_TOKEN=" + d.Token,
+		"LOG_FORMAT=text",
+	}, env...)
+	for _, e := range env {
+		if strings.HasPrefix(e, "REFRAKT_DEVELOPER_TOKEN=") {
+			d.Token = strings.TrimPrefix(e, "REFRAKT_DEVELOPER_TOKEN=")
+		}
+	}
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stderr, err := d.cmd.StderrPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	d.cmd.Stdout = io.Discard
+	if err := d.cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		sent := false
+		for sc.Scan() {
+			line := sc.Text()
+			d.mu.Lock()
+			d.log.WriteString(line + "\n")
+			d.mu.Unlock()
+			if m := listenRe.FindStringSubmatch(line); m != nil && !sent {
+				addr <- m[1]
+				sent = true
+			}
+		}
+		d.err = d.cmd.Wait()
+		close(d.done)
+	}()
+	tb.Cleanup(func() {
+		select {
+		case <-d.done:
+		default:
+			_ = d.cmd.Process.Kill()
+			<-d.done
+		}
+	})
+	select {
+	case a := <-addr:
+		d.Addr = a
+		d.URL = "http://" + a
+	case <-d.done:
+		tb.Fatalf("refrakt serve exited before listening: %v\n%s", d.err, d.Log())
+	case <-time.After(30 * time.Second):
+		tb.Fatalf("refrakt serve did not listen within 30s\n%s", d.Log())
+	}
+	d.WaitHTTP("/healthz", http.StatusOK, 15*time.Second)
+	return d
+}
+
+// Log returns what the daemon has written to stderr so far.
+func (d *Daemon) Log() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.log.String()
+}
+
+// Pid is the daemon's process id.
+func (d *Daemon) Pid() int { return d.cmd.Process.Pid }
+
+// WaitHTTP polls GET path until it answers status, or fails the test.
+func (d *Daemon) WaitHTTP(path string, status int, within time.Duration) {
+	d.tb.Helper()
+	deadline := time.Now().Add(within)
+	last := "no answer"
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, d.URL+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			last = resp.Status
+			if resp.StatusCode == status {
+				cancel()
+				return
+			}
+		} else {
+			last = err.Error()
+		}
+		cancel()
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.tb.Fatalf("GET %s did not answer %d within %s (last: %s)\n%s", path, status, within, last, d.Log())
+}
+
+// Signal sends sig to the daemon.
+func (d *Daemon) Signal(sig syscall.Signal) { _ = d.cmd.Process.Signal(sig) }
+
+// Wait waits for the daemon to exit and returns its exit code (-1 when it
+// was killed by a signal), or fails the test after within.
+func (d *Daemon) Wait(within time.Duration) int {
+	d.tb.Helper()
+	select {
+	case <-d.done:
+	case <-time.After(within):
+		d.tb.Fatalf("refrakt serve did not exit within %s\n%s", within, d.Log())
+	}
+	if d.err == nil {
+		return 0
+	}
+	if ee, ok := d.err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	return -1
+}
