@@ -38,7 +38,7 @@ type Pool struct {
 
 	stopping atomic.Bool
 	started  atomic.Bool
-	busy     atomic.Int64  // workers running a handler
+	inflight atomic.Int64  // jobs fetched and not yet run to the end
 	avgRun   atomic.Int64  // moving average of handler run time (ns); -1 until the first run
 	freed    chan struct{} // a worker finished a job (for the fetcher waiting on slow jobs)
 
@@ -208,6 +208,7 @@ func (p *Pool) fetch() {
 			}
 		}
 		leases, err := p.svc.broker.Fetch(p.fetchCtx, FetchRequest{N: n, Lease: p.cfg.Lease, Wait: p.cfg.FetchWait})
+		p.inflight.Add(int64(len(leases)))
 		for _, l := range leases {
 			h := &held{lease: l}
 			h.ctx, h.cancel = context.WithCancelCause(p.runCtx)
@@ -243,7 +244,7 @@ func (p *Pool) fetchLimit() int {
 	if avg := p.avgRun.Load(); avg >= 0 && time.Duration(avg) < fastJob {
 		return cap(p.slots)
 	}
-	return max(0, p.cfg.Concurrency-int(p.busy.Load())-len(p.jobs))
+	return max(0, p.cfg.Concurrency-int(p.inflight.Load()))
 }
 
 // observeRun folds one handler run time into the moving average.
@@ -286,11 +287,10 @@ func (p *Pool) work() {
 			p.handBack(h)
 			continue
 		}
-		p.busy.Add(1)
 		start := time.Now()
 		o := p.svc.execute(h.ctx, h.lease)
 		p.observeRun(time.Since(start))
-		p.busy.Add(-1)
+		p.inflight.Add(-1)
 		select {
 		case p.freed <- struct{}{}:
 		default:
