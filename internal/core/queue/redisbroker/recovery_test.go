@@ -235,7 +235,7 @@ func TestRedisOutageUnderLoad(t *testing.T) {
 	obs := &backendErrors{}
 	cfg := crashConfig()
 	cfg.Lease = 2 * time.Second // longer than the pause: running jobs keep their leases
-	svc := queue.NewService(queue.Deps{Broker: redisbroker.New(rdb, redisbroker.Options{}), Observer: obs}, cfg)
+	svc := queue.NewService(queue.Deps{Broker: redisbroker.New(rdb, redisbroker.Options{HistoryLimit: 100000}), Observer: obs}, cfg)
 	p := queue.NewPool(svc)
 	p.Start()
 	defer p.Shutdown(context.Background())
@@ -285,10 +285,20 @@ func TestRedisOutageUnderLoad(t *testing.T) {
 		t.Fatalf("only %d jobs enqueued: the load did not run", len(acked))
 	}
 	for _, id := range acked {
-		waitUntil(t, "job "+id+" succeeds", func() bool {
-			j, err := svc.Get(context.Background(), id)
-			return err == nil && j.Status == queue.StatusSucceeded
-		})
+		var last *queue.Job
+		var lastErr error
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			last, lastErr = svc.Get(context.Background(), id)
+			if lastErr == nil && last.Status == queue.StatusSucceeded {
+				break
+			}
+			if time.Now().After(deadline) {
+				st, _ := svc.Stats(context.Background())
+				t.Fatalf("job %s not done within 15s: %+v %v; stats %+v", id, last, lastErr, st)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 	t.Logf("%d acknowledged jobs, all succeeded; %d backend errors counted", len(acked), obs.count())
 }
