@@ -98,9 +98,9 @@ func admission(c queue.AdmissionConfig, st queue.Stats) Admission {
 	a := Admission{MaxPending: int64(c.MaxPending), MaxAgeSeconds: c.MaxAge.Seconds()}
 	switch {
 	case c.MaxPending > 0 && st.Pending >= int64(c.MaxPending):
-		a.Refusing, a.Reason = true, "pending"
+		a.Refusing, a.Reason = true, queue.ReasonMaxPending
 	case c.MaxAge > 0 && st.OldestPendingAge > c.MaxAge:
-		a.Refusing, a.Reason = true, "age"
+		a.Refusing, a.Reason = true, queue.ReasonMaxAge
 	}
 	return a
 }
