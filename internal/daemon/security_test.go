@@ -37,31 +37,31 @@ const (
 // authTable is every route of routes.go and who may call it. A route added
 // to routes.go without a row here fails TestEveryRouteHasItsRole.
 var authTable = map[string]string{
-	"GET /healthz":                        whoAnyone,
-	"GET /readyz":                         whoAnyone,
-	"POST /run":                           whoAnyone,
-	"GET /run/{id}":                       whoAnyone,
-	"POST /assistant":                     whoAnyone,
-	"GET /api/public/tenant-meta":         whoAnyone,
-	"GET /api/secure/ping":                whoAnyone, // needs a user and tenant a trusted proxy (or the developer token) vouches for
-	"GET /api/dev/jobs":                   whoDeveloper,
-	"POST /api/dev/jobs/enqueue":          whoDeveloper,
-	"POST /api/dev/jobs/run-next":         whoDeveloper,
-	"POST /api/dev/jobs/tick":             whoDeveloper,
-	"POST /api/dev/jobs/{id}/run":         whoDeveloper,
-	"POST /api/dev/jobs/{id}/cancel":      whoDeveloper,
-	"POST /api/dev/jobs/{id}/requeue":     whoDeveloper,
-	"GET /api/dev/whoami":                 whoDeveloper,
-	"GET /api/dev/rl-test":                whoDeveloper,
-	"GET /api/dev/rate-limits/config":     whoDeveloper,
-	"POST /api/dev/rate-limits/config":    whoDeveloper,
-	"DELETE /api/dev/rate-limits/config":  whoDeveloper,
-	"POST /api/dev/rate-limits/reset":     whoDeveloper,
-	"GET /api/obs/jobs":                   whoOperator,
-	"GET /api/obs/whoami":                 whoOperator,
-	"GET /api/obs/snapshot":               whoOperator,
-	"GET /api/obs/rate-limits":            whoOperator,
-	"GET /metrics":                        whoMetrics, // PROMETHEUS_METRICS_ROUTE
+	"GET /healthz":                       whoAnyone,
+	"GET /readyz":                        whoAnyone,
+	"POST /run":                          whoAnyone,
+	"GET /run/{id}":                      whoAnyone,
+	"POST /assistant":                    whoAnyone,
+	"GET /api/public/tenant-meta":        whoAnyone,
+	"GET /api/secure/ping":               whoAnyone, // needs a user and tenant a trusted proxy (or the developer token) vouches for
+	"GET /api/dev/jobs":                  whoDeveloper,
+	"POST /api/dev/jobs/enqueue":         whoDeveloper,
+	"POST /api/dev/jobs/run-next":        whoDeveloper,
+	"POST /api/dev/jobs/tick":            whoDeveloper,
+	"POST /api/dev/jobs/{id}/run":        whoDeveloper,
+	"POST /api/dev/jobs/{id}/cancel":     whoDeveloper,
+	"POST /api/dev/jobs/{id}/requeue":    whoDeveloper,
+	"GET /api/dev/whoami":                whoDeveloper,
+	"GET /api/dev/rl-test":               whoDeveloper,
+	"GET /api/dev/rate-limits/config":    whoDeveloper,
+	"POST /api/dev/rate-limits/config":   whoDeveloper,
+	"DELETE /api/dev/rate-limits/config": whoDeveloper,
+	"POST /api/dev/rate-limits/reset":    whoDeveloper,
+	"GET /api/obs/jobs":                  whoOperator,
+	"GET /api/obs/whoami":                whoOperator,
+	"GET /api/obs/snapshot":              whoOperator,
+	"GET /api/obs/rate-limits":           whoOperator,
+	"GET /metrics":                       whoMetrics, // PROMETHEUS_METRICS_ROUTE
 }
 
 // routesInSource parses routes.go and returns each registered pattern with
