@@ -278,6 +278,7 @@ func TestUntrustedIdentityHeadersIgnored(t *testing.T) {
 // greps the whole log for all of them. It also checks the generated token
 // file: mode 0600 in a 0700 directory, its content never logged.
 func TestTokensNeverLogged(t *testing.T) {
+	t.Parallel()
 	d := daemontest.Start(t, []string{"REFRAKT_DEVELOPER_TOKEN=", "LOG_LEVEL=debug", "REFRAKT_OPERATOR_TOKEN=op-secret-for-the-log-test-42", "PROMETHEUS_BEARER_TOKEN=prom-secret-for-the-log-test-42"})
 	path := filepath.Join(d.StateDir, "refrakt", "token")
 	b, err := os.ReadFile(path)
@@ -337,6 +338,7 @@ func TestTokensNeverLogged(t *testing.T) {
 // status with a generic message: no addresses, Go errors, stack traces or
 // file names. A panic's 500 is covered by TestPanicBecomes500.
 func TestErrorsDoNotLeakInternals(t *testing.T) {
+	t.Parallel()
 	r := redistest.Start(t)
 	client, kind, err := OpenRedis(context.Background(), r.URL(), "auto")
 	if err != nil {
@@ -391,6 +393,7 @@ func TestErrorsDoNotLeakInternals(t *testing.T) {
 // says so without the dial error (address, port, resolver text), which
 // goes to the log only.
 func TestBootErrorsDoNotLeak(t *testing.T) {
+	t.Parallel()
 	port, err := redistest.FreePort()
 	if err != nil {
 		t.Fatal(err)
