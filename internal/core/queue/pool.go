@@ -287,9 +287,9 @@ func (p *Pool) work() {
 			p.handBack(h)
 			continue
 		}
-		start := time.Now()
+		start := p.svc.clock.Now()
 		o := p.svc.execute(h.ctx, h.lease)
-		p.observeRun(time.Since(start))
+		p.observeRun(p.svc.clock.Now().Sub(start))
 		p.inflight.Add(-1)
 		select {
 		case p.freed <- struct{}{}:
