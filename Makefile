@@ -23,6 +23,7 @@ test:
 	bash scripts/ensure-redis.sh
 	bash scripts/ensure-tmux.sh
 	$(GO) test -race -count=1 -timeout 12m ./...
+	FUZZTIME=$${FUZZTIME:-2s} bash scripts/fuzz.sh
 
 lint:
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
@@ -31,6 +32,9 @@ lint:
 
 bench:
 	bash scripts/bench.sh
+
+fuzz:
+	bash scripts/fuzz.sh
 
 clean:
 	rm -rf bin

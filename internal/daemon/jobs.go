@@ -36,9 +36,9 @@ func (s *Server) buildJobs() error {
 		cancel()
 		broker = rb
 	} else {
-		broker = membroker.New(membroker.Options{HistoryLimit: s.cfg.JobHistory})
+		broker = membroker.New(membroker.Options{Clock: clockFunc(s.now), HistoryLimit: s.cfg.JobHistory})
 	}
-	svc := queue.NewService(queue.Deps{Broker: broker, Observer: jobsObserver{s.metrics}}, queue.Config{
+	svc := queue.NewService(queue.Deps{Broker: broker, Clock: clockFunc(s.now), Observer: jobsObserver{s.metrics}}, queue.Config{
 		Concurrency:     s.cfg.WorkerConcurrency,
 		TickInterval:    s.cfg.TickInterval,
 		Lease:           s.cfg.JobLease,
@@ -60,14 +60,6 @@ func (s *Server) buildJobs() error {
 		},
 		func(ctx context.Context) error { return s.jobs.pool.Shutdown(ctx) })
 	return nil
-}
-
-// limited wraps a public job route with its rate limit ("run" or
-// "assistant"). It is the one place the rate limiter plugs into the job
-// routes; until it lands, it lets everything through.
-func (s *Server) limited(limit string, h http.Handler) http.Handler {
-	_ = limit
-	return h
 }
 
 // handleRun enqueues a job behind admission control: 202 with the job.

@@ -15,6 +15,8 @@ import (
 
 	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/core/metrics"
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
+	"github.com/refrakt/refrakt/internal/core/snapshot"
 	"github.com/refrakt/refrakt/internal/version"
 )
 
@@ -41,7 +43,11 @@ type Server struct {
 	tokens  *tokens
 	metrics *metrics.Metrics
 
-	jobs       *jobs // the job queue and its workers (jobs.go)
+	limiter  *ratelimit.Limiter
+	identity *identityRules
+	jobs     *jobs // the job queue and its workers (jobs.go)
+	rates    *snapshot.RateTracker
+
 	inFlight   atomic.Int64
 	mux        *http.ServeMux
 	handler    http.Handler
@@ -79,6 +85,7 @@ func NewServer(d Deps) (*Server, error) {
 		tokens:  newTokens(d.Config.DeveloperToken, d.Config.OperatorToken),
 		mux:     http.NewServeMux(),
 		metrics: metrics.New(d.Registry, version.Get()),
+		rates:   snapshot.NewRateTracker(),
 	}
 	s.started = s.now()
 	if err := s.build(); err != nil {
@@ -92,6 +99,9 @@ func NewServer(d Deps) (*Server, error) {
 // build constructs the domain services on the backend. Each part of the
 // API adds its construction here, in the order it needs.
 func (s *Server) build() error {
+	if err := s.buildRateLimit(); err != nil {
+		return err
+	}
 	return s.buildJobs()
 }
 
