@@ -1,0 +1,185 @@
+package ratelimit
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core"
+)
+
+// Backoff of the re-checks of a failed backend.
+const (
+	minRecheck = 100 * time.Millisecond
+	maxRecheck = 2 * time.Second
+)
+
+// backendState tracks whether the remote store is failing. While it is, at
+// most one request at a time re-checks it, after a doubling backoff, and
+// every other request goes straight to the error policy without waiting.
+type backendState struct {
+	down atomic.Bool
+
+	mu        sync.Mutex
+	probing   bool
+	nextProbe time.Time
+	backoff   time.Duration
+	lastLog   time.Time
+	errors    int // since the last log
+}
+
+// skip reports whether a request must not try the backend now.
+func (b *backendState) skip(now time.Time) bool {
+	if !b.down.Load() {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.probing || now.Before(b.nextProbe) {
+		return true
+	}
+	b.probing = true
+	return false
+}
+
+// takeRemote asks the remote store within the backend timeout and applies
+// the error policy when it fails or is known to be failing.
+func (l *Limiter) takeRemote(ctx context.Context, bs []Bucket, rs []Result) error {
+	now := l.clock.Now()
+	if l.backend.skip(now) {
+		return l.onBackendError(ctx, bs, rs, nil)
+	}
+	tctx, cancel := context.WithTimeout(ctx, l.cfg.BackendTimeout)
+	err := l.store.Take(tctx, &l.rules, bs, rs)
+	cancel()
+	if err == nil {
+		l.backendOK()
+		return nil
+	}
+	if ctx.Err() != nil {
+		// The caller gave up; that says nothing about the backend.
+		l.backend.mu.Lock()
+		l.backend.probing = false
+		l.backend.mu.Unlock()
+		return ctx.Err()
+	}
+	l.backendFailed("take", err)
+	return l.onBackendError(ctx, bs, rs, err)
+}
+
+// onBackendError decides by RATE_LIMIT_ON_BACKEND_ERROR.
+func (l *Limiter) onBackendError(ctx context.Context, bs []Bucket, rs []Result, cause error) error {
+	switch l.cfg.OnBackendError {
+	case OnErrorAllow:
+		for i := range bs {
+			rs[i] = Result{Allowed: true, Capacity: bs[i].Capacity, Remaining: bs[i].Capacity}
+		}
+		return nil
+	case OnErrorDeny:
+		return core.Wrap(core.CodeUnavailable, cause, "rate limiter backend unavailable")
+	}
+	return l.local.Take(ctx, &l.rules, bs, rs)
+}
+
+// backendFailed marks the backend down, schedules the next re-check, counts
+// the error and logs at most once per ErrorLogInterval.
+func (l *Limiter) backendFailed(op string, err error) {
+	l.obs.BackendError(op)
+	now := l.clock.Now()
+	b := &l.backend
+	b.mu.Lock()
+	b.probing = false
+	if b.down.Load() {
+		b.backoff = min(2*b.backoff, maxRecheck)
+	} else {
+		b.backoff = minRecheck
+		b.down.Store(true)
+	}
+	b.nextProbe = now.Add(b.backoff)
+	b.errors++
+	var logN int
+	if b.lastLog.IsZero() || now.Sub(b.lastLog) >= l.cfg.ErrorLogInterval {
+		logN, b.errors, b.lastLog = b.errors, 0, now
+	}
+	b.mu.Unlock()
+	if logN > 0 {
+		l.log.Warn("rate limiter backend failing", "op", op, "err", err, "errors", logN,
+			"policy", string(l.cfg.OnBackendError), "recheck", b.backoff)
+	}
+}
+
+// backendOK marks the backend up again after an outage.
+func (l *Limiter) backendOK() {
+	if !l.backend.down.Load() {
+		return
+	}
+	b := &l.backend
+	b.mu.Lock()
+	was := b.down.Swap(false)
+	b.probing, b.backoff = false, 0
+	b.mu.Unlock()
+	if was {
+		l.log.Info("rate limiter backend answers again")
+	}
+}
+
+// Degraded reports whether the remote store is failing right now.
+func (l *Limiter) Degraded() bool { return l.backend.down.Load() }
+
+// banCache remembers bans of a remote store until they end, so a banned
+// client costs no round trip.
+type banCache struct {
+	n  atomic.Int32
+	mu sync.RWMutex
+	m  map[string]int64 // key → banned until, Unix µs
+}
+
+// banned returns the index of the first bucket whose key is banned at now,
+// or -1.
+func (c *banCache) banned(bs []Bucket, clock Clock) int {
+	if c.n.Load() == 0 {
+		return -1
+	}
+	now := micros(clock.Now())
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for i := range bs {
+		if until, ok := c.m[string(bs[i].Key)]; ok && until > now {
+			return i
+		}
+	}
+	return -1
+}
+
+func (c *banCache) until(key []byte) int64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.m[string(key)]
+}
+
+func (c *banCache) add(key []byte, until int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[string(key)] = until
+	c.n.Store(int32(len(c.m)))
+}
+
+func (c *banCache) remove(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, key)
+	c.n.Store(int32(len(c.m)))
+}
+
+// prune forgets ended bans.
+func (c *banCache) prune(now int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, until := range c.m {
+		if until <= now {
+			delete(c.m, k)
+		}
+	}
+	c.n.Store(int32(len(c.m)))
+}

@@ -1,0 +1,150 @@
+package ratelimit
+
+import (
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core"
+)
+
+// BackendErrorPolicy says what the limiter does when its store fails or
+// times out.
+type BackendErrorPolicy string
+
+// The policies of RATE_LIMIT_ON_BACKEND_ERROR.
+const (
+	// OnErrorLocal decides with an in-process store until the backend answers
+	// again (re-checked with backoff).
+	OnErrorLocal BackendErrorPolicy = "local"
+	// OnErrorAllow admits every request while the backend fails.
+	OnErrorAllow BackendErrorPolicy = "allow"
+	// OnErrorDeny refuses every request while the backend fails.
+	OnErrorDeny BackendErrorPolicy = "deny"
+)
+
+// Config is everything the limiter can be told. The daemon maps environment
+// variables and flags onto it; zero values are not defaults, so start from
+// DefaultConfig.
+type Config struct {
+	// Enabled turns limiting on (RATE_LIMIT_ENABLED, default true). The
+	// limiter itself always decides; the HTTP middleware consults Enabled.
+	Enabled bool
+	// RunBurst is the bucket capacity of "run" (RATE_LIMIT_RUN_BURST, 10).
+	RunBurst int
+	// RunPerMinute is the refill of "run" per 60s (RATE_LIMIT_RUN_PER_MINUTE, 30).
+	RunPerMinute int
+	// AssistantPerMinute is burst and refill of "assistant" per 60s
+	// (RATE_LIMIT_ASSISTANT_PER_MINUTE, 20).
+	AssistantPerMinute int
+	// PremiumMultiplier multiplies burst and rate for the premium tier
+	// (RATE_LIMIT_PREMIUM_MULTIPLIER, 3).
+	PremiumMultiplier int
+	// PenaltyFactor shrinks capacity per strike: capacity × factor^strikes,
+	// at least 1 (PENALTY_FACTOR, 0.5).
+	PenaltyFactor float64
+	// PenaltyDecay forgives one strike per this long without a 429
+	// (PENALTY_DECAY, 60s).
+	PenaltyDecay time.Duration
+	// BanAfterStrikes bans a key when it reaches this many strikes; 0 never
+	// bans (BAN_AFTER_STRIKES, 5).
+	BanAfterStrikes int
+	// BanDuration is the first ban's length, doubled for each repeat within
+	// BanRepeatWindow (BAN_SECONDS, 60s).
+	BanDuration time.Duration
+	// BanMax caps a ban's length (1h).
+	BanMax time.Duration
+	// BanRepeatWindow is how long a ban counts as recent for doubling (1h).
+	BanRepeatWindow time.Duration
+	// OnBackendError is local, allow or deny (RATE_LIMIT_ON_BACKEND_ERROR, local).
+	OnBackendError BackendErrorPolicy
+	// BackendTimeout bounds every call to a remote store
+	// (RATE_LIMIT_BACKEND_TIMEOUT, 100ms).
+	BackendTimeout time.Duration
+	// OverrideRefresh is how often overrides are re-read from the store as a
+	// safety net behind change notifications (1s).
+	OverrideRefresh time.Duration
+	// ErrorLogInterval is the least time between two logs of backend errors (10s).
+	ErrorLogInterval time.Duration
+}
+
+// DefaultConfig returns the defaults of DESIGN §3 and §7.
+func DefaultConfig() Config {
+	return Config{
+		Enabled:            true,
+		RunBurst:           10,
+		RunPerMinute:       30,
+		AssistantPerMinute: 20,
+		PremiumMultiplier:  3,
+		PenaltyFactor:      0.5,
+		PenaltyDecay:       60 * time.Second,
+		BanAfterStrikes:    5,
+		BanDuration:        60 * time.Second,
+		BanMax:             time.Hour,
+		BanRepeatWindow:    time.Hour,
+		OnBackendError:     OnErrorLocal,
+		BackendTimeout:     100 * time.Millisecond,
+		OverrideRefresh:    time.Second,
+		ErrorLogInterval:   10 * time.Second,
+	}
+}
+
+// Validate returns a core.CodeInvalid error naming the first bad setting.
+func (c Config) Validate() error {
+	bad := func(setting string, v any) error {
+		return core.Errorf(core.CodeInvalid, "%s: invalid value %v", setting, v)
+	}
+	switch {
+	case c.RunBurst <= 0:
+		return bad("RATE_LIMIT_RUN_BURST", c.RunBurst)
+	case c.RunPerMinute <= 0:
+		return bad("RATE_LIMIT_RUN_PER_MINUTE", c.RunPerMinute)
+	case c.AssistantPerMinute <= 0:
+		return bad("RATE_LIMIT_ASSISTANT_PER_MINUTE", c.AssistantPerMinute)
+	case c.PremiumMultiplier < 1:
+		return bad("RATE_LIMIT_PREMIUM_MULTIPLIER", c.PremiumMultiplier)
+	case !(c.PenaltyFactor > 0 && c.PenaltyFactor <= 1):
+		return bad("PENALTY_FACTOR", c.PenaltyFactor)
+	case c.PenaltyDecay <= 0:
+		return bad("PENALTY_DECAY", c.PenaltyDecay)
+	case c.BanAfterStrikes < 0 || c.BanAfterStrikes > 250:
+		return bad("BAN_AFTER_STRIKES", c.BanAfterStrikes)
+	case c.BanDuration < time.Second:
+		return bad("BAN_SECONDS", c.BanDuration)
+	case c.BanMax < c.BanDuration:
+		return bad("ban maximum", c.BanMax)
+	case c.BanRepeatWindow < 0:
+		return bad("ban repeat window", c.BanRepeatWindow)
+	case c.OnBackendError != OnErrorLocal && c.OnBackendError != OnErrorAllow && c.OnBackendError != OnErrorDeny:
+		return bad("RATE_LIMIT_ON_BACKEND_ERROR", c.OnBackendError)
+	case c.BackendTimeout <= 0:
+		return bad("RATE_LIMIT_BACKEND_TIMEOUT", c.BackendTimeout)
+	case c.OverrideRefresh <= 0 || c.OverrideRefresh > time.Second:
+		return bad("override refresh", c.OverrideRefresh)
+	case c.ErrorLogInterval < 0:
+		return bad("error log interval", c.ErrorLogInterval)
+	}
+	return nil
+}
+
+// Limits returns the built-in limits of DESIGN §3 with this configuration.
+func (c Config) Limits() []Limit {
+	const minute = time.Minute
+	return []Limit{
+		{Name: LimitRun, Scopes: []Scope{ScopeIP, ScopeUser}, Policy: Policy{Burst: c.RunBurst, Rate: c.RunPerMinute, Window: minute}},
+		{Name: LimitAssistant, Scopes: []Scope{ScopeIP, ScopeUser}, Policy: Policy{Burst: c.AssistantPerMinute, Rate: c.AssistantPerMinute, Window: minute}},
+		{Name: LimitTenantMeta, Scopes: []Scope{ScopeIP}, Policy: Policy{Burst: 60, Rate: 60, Window: minute}},
+		{Name: LimitRLTest, Scopes: []Scope{ScopeIP}, Policy: Policy{Burst: 3, Rate: 3, Window: minute}},
+		{Name: LimitSecurePing, Scopes: []Scope{ScopeUserTenant}, Policy: Policy{Burst: 30, Rate: 30, Window: minute}},
+	}
+}
+
+// rules turns the penalty settings into the microsecond form stores use.
+func (c Config) rules() Rules {
+	return Rules{
+		PenaltyFactor: c.PenaltyFactor,
+		DecayMicros:   c.PenaltyDecay.Microseconds(),
+		BanAfter:      c.BanAfterStrikes,
+		BanMicros:     c.BanDuration.Microseconds(),
+		BanMaxMicros:  c.BanMax.Microseconds(),
+		RepeatMicros:  c.BanRepeatWindow.Microseconds(),
+	}
+}

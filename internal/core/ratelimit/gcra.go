@@ -1,0 +1,115 @@
+package ratelimit
+
+import "math"
+
+// Evaluate decides one request against one key's cell at now (Unix
+// microseconds) and returns the cell as it must be stored if the request's
+// decision is committed, with the bucket's verdict.
+//
+// The bucket is GCRA: a request is admitted when the theoretical arrival
+// time, pushed one interval further, stays within capacity × interval of now.
+// Everything is integer microseconds so that remaining is exact. The Redis
+// script (redisstore) is a line-by-line copy; change both together.
+func Evaluate(c Cell, b *Bucket, r *Rules, now int64) (Cell, Result) {
+	res := Result{Now: now}
+	c.Seen = now
+	if c.BannedUntil > now && !b.Shadow {
+		res.Banned = true
+		res.BannedUntil = c.BannedUntil
+		res.RetryAfter = c.BannedUntil - now
+		res.Capacity = max(c.Capacity, 1)
+		res.Strikes = c.Strikes
+		res.ResetAfter = max(c.TAT-now, 0)
+		return c, res
+	}
+
+	// Strikes decay one per DecayMicros; StrikeAt keeps the partial progress.
+	strikes, strikeAt := c.Strikes, c.StrikeAt
+	if strikes > 0 && r.DecayMicros > 0 {
+		k := (now - strikeAt) / r.DecayMicros
+		if k >= int64(strikes) {
+			strikes, strikeAt = 0, 0
+		} else if k > 0 {
+			strikes -= int(k)
+			strikeAt += k * r.DecayMicros
+		}
+	}
+	capacity := Penalized(b.Capacity, r.PenaltyFactor, strikes)
+
+	// A changed interval keeps the tokens already spent: rescale the debt.
+	iv := b.Interval
+	tat := c.TAT
+	if tat > now && c.Interval > 0 && c.Interval != iv {
+		tat = now + int64(math.Ceil(float64(tat-now)*float64(iv)/float64(c.Interval)))
+	}
+	base := max(tat, now)
+	next := base + iv
+	limit := int64(capacity) * iv
+	c.Interval = iv
+	c.Capacity = capacity
+	res.Capacity = capacity
+
+	if next-now <= limit {
+		res.Allowed = true
+		res.Remaining = int((limit - (next - now)) / iv)
+		res.ResetAfter = next - now
+		c.TAT = next
+		// Sustained success: a whole window without a 429 that found the
+		// bucket full forgives every strike.
+		if strikes > 0 && tat <= now && now-strikeAt >= b.Window {
+			strikes, strikeAt = 0, 0
+		}
+		c.Strikes, c.StrikeAt = strikes, strikeAt
+		res.Strikes = strikes
+		return c, res
+	}
+
+	c.TAT = tat
+	res.RetryAfter = next - now - limit
+	res.ResetAfter = tat - now
+	if b.Shadow {
+		res.Allowed = true
+		res.Shadowed = true
+		c.Strikes, c.StrikeAt = strikes, strikeAt
+		res.Strikes = strikes
+		return c, res
+	}
+
+	strikes++
+	strikeAt = now
+	if r.BanAfter > 0 && strikes >= r.BanAfter {
+		level := 0
+		if c.LastBan > 0 && now-c.LastBan < r.RepeatMicros {
+			level = c.BanLevel + 1
+		}
+		d := r.BanMicros
+		for i := 0; i < level && d < r.BanMaxMicros; i++ {
+			d *= 2
+		}
+		d = min(d, r.BanMaxMicros)
+		c.BannedUntil = now + d
+		c.LastBan = now
+		c.BanLevel = level
+		strikes, strikeAt = 0, 0
+		res.Banned = true
+		res.NewBan = true
+		res.BannedUntil = c.BannedUntil
+		res.RetryAfter = d
+	}
+	c.Strikes, c.StrikeAt = strikes, strikeAt
+	res.Strikes = strikes
+	return c, res
+}
+
+// Penalized returns capacity × factor^strikes rounded down, at least 1. It
+// multiplies step by step (no pow) so that Go and Lua agree bit for bit.
+func Penalized(capacity int, factor float64, strikes int) int {
+	if strikes == 0 {
+		return capacity
+	}
+	f := float64(capacity)
+	for i := 0; i < strikes; i++ {
+		f *= factor
+	}
+	return max(1, int(math.Floor(f)))
+}

@@ -1,0 +1,109 @@
+package ratelimit
+
+import (
+	"net/netip"
+	"strings"
+
+	"github.com/refrakt/refrakt/internal/core"
+)
+
+// maxIdentity bounds an identity's length so that a client cannot make the
+// limiter keep arbitrarily large keys.
+const maxIdentity = 200
+
+// globalIdentity is the identity of the global scope.
+const globalIdentity = "all"
+
+// IPKey returns the identity an IP address is keyed on: an IPv4 address (or
+// an IPv4-mapped IPv6 one) as itself, an IPv6 address as its /64, since one
+// subscriber usually holds a whole /64. ok is false for a malformed address.
+func IPKey(ip string) (key string, ok bool) {
+	b, ok := appendIPKey(nil, ip)
+	return string(b), ok
+}
+
+// appendIPKey appends IPKey(ip) to dst without allocating for IPv4.
+func appendIPKey(dst []byte, ip string) ([]byte, bool) {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Zone() != "" {
+		return dst, false
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.AppendTo(dst), true
+	}
+	p, _ := a.Prefix(64)
+	return p.AppendTo(dst), true
+}
+
+// normalizeIdentity checks an identity given in an override target or a
+// reset key and returns the form the limiter keys buckets on.
+func normalizeIdentity(scope Scope, id string) (string, error) {
+	if id == "" || len(id) > maxIdentity {
+		return "", core.Errorf(core.CodeInvalid, "identity of scope %s must be 1 to %d bytes", scope, maxIdentity)
+	}
+	switch scope {
+	case ScopeIP:
+		if p, err := netip.ParsePrefix(id); err == nil && p.Addr().Is6() && p.Bits() == 64 && p.Masked() == p {
+			return p.String(), nil
+		}
+		k, ok := IPKey(id)
+		if !ok {
+			return "", core.Errorf(core.CodeInvalid, "%q is not an IP address", id)
+		}
+		return k, nil
+	case ScopeUserTenant:
+		if u, t, ok := strings.Cut(id, ":"); !ok || u == "" || t == "" {
+			return "", core.Errorf(core.CodeInvalid, "identity of scope user_tenant is <user>:<tenant>, got %q", id)
+		}
+	case ScopeGlobal:
+		if id != globalIdentity {
+			return "", core.Errorf(core.CodeInvalid, "identity of scope global is %q, got %q", globalIdentity, id)
+		}
+	}
+	return id, nil
+}
+
+// appendKey appends "<limit>:<scope>:<identity>" for the scope of req to
+// dst, and reports whether req carries that scope's identity. It returns the
+// identity as a string that needs no allocation where the request already
+// holds it.
+func appendKey(dst []byte, limit string, scope Scope, req *Request) (key []byte, identity string, ok bool) {
+	dst = append(dst, limit...)
+	dst = append(dst, ':')
+	dst = append(dst, scope...)
+	dst = append(dst, ':')
+	start := len(dst)
+	switch scope {
+	case ScopeIP:
+		if req.IP == "" {
+			return dst, "", false
+		}
+		if dst, ok = appendIPKey(dst, req.IP); !ok {
+			return dst, "", false
+		}
+		identity = req.IP
+		if string(dst[start:]) != req.IP {
+			identity = string(dst[start:])
+		}
+	case ScopeUser:
+		identity = req.User
+	case ScopeTenant:
+		identity = req.Tenant
+	case ScopeUserTenant:
+		if req.User == "" || req.Tenant == "" {
+			return dst, "", false
+		}
+		dst = append(append(append(dst, req.User...), ':'), req.Tenant...)
+		identity = string(dst[start:])
+	case ScopeGlobal:
+		identity = globalIdentity
+	}
+	if identity == "" || len(identity) > maxIdentity {
+		return dst, "", false
+	}
+	if scope == ScopeUser || scope == ScopeTenant || scope == ScopeGlobal {
+		dst = append(dst, identity...)
+	}
+	return dst, identity, true
+}

@@ -1,0 +1,313 @@
+package ratelimit
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core"
+)
+
+// Deps are what a Limiter works with.
+type Deps struct {
+	// Store keeps the buckets and overrides. Required.
+	Store Store
+	// Local, when set, marks Store as remote: each call to Store gets
+	// Config.BackendTimeout, bans are cached in-process, and Local (an
+	// in-process store) decides while Store fails under OnErrorLocal.
+	Local Store
+	// Clock defaults to SystemClock.
+	Clock Clock
+	// Observer defaults to NopObserver.
+	Observer Observer
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Limiter is the rate-limiting service: it resolves a request to its buckets
+// (limit → scopes → tier → override) and asks its store to decide.
+type Limiter struct {
+	cfg    Config
+	rules  Rules
+	limits map[string]*limitEntry
+	order  []*limitEntry
+	store  Store
+	local  Store
+	clock  Clock
+	obs    Observer
+	log    *slog.Logger
+
+	overrides atomic.Pointer[overrideSet]
+	scratch   sync.Pool
+	backend   backendState
+	bans      banCache
+}
+
+// limitEntry is a limit with its buckets for both tiers precomputed.
+type limitEntry struct {
+	Limit
+	normal, premium Bucket
+}
+
+// maxScopes bounds the scopes of one limit (there are five scopes).
+const maxScopes = len(scopes)
+
+// scratch is the per-call working memory, pooled so a decision allocates
+// nothing.
+type scratch struct {
+	keys   [maxScopes][]byte
+	ids    [maxScopes]string
+	scopes [maxScopes]Scope
+	bs     [maxScopes]Bucket
+	rs     [maxScopes]Result
+}
+
+// New returns a Limiter for cfg. Call Run to keep overrides fresh.
+func New(cfg Config, d Deps) (*Limiter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Store == nil {
+		return nil, core.Errorf(core.CodeInvalid, "ratelimit: no store")
+	}
+	if d.Clock == nil {
+		d.Clock = SystemClock{}
+	}
+	if d.Observer == nil {
+		d.Observer = NopObserver{}
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	l := &Limiter{
+		cfg: cfg, rules: cfg.rules(), limits: map[string]*limitEntry{},
+		store: d.Store, local: d.Local, clock: d.Clock, obs: d.Observer, log: d.Logger,
+	}
+	for _, lim := range cfg.Limits() {
+		if len(lim.Scopes) > maxScopes {
+			return nil, core.Errorf(core.CodeInvalid, "limit %s has too many scopes", lim.Name)
+		}
+		p := lim.Policy
+		pp := Policy{Burst: p.Burst * cfg.PremiumMultiplier, Rate: p.Rate * cfg.PremiumMultiplier, Window: p.Window}
+		e := &limitEntry{
+			Limit:   lim,
+			normal:  Bucket{Capacity: p.Burst, Interval: p.interval(), Window: p.Window.Microseconds()},
+			premium: Bucket{Capacity: pp.Burst, Interval: pp.interval(), Window: pp.Window.Microseconds()},
+		}
+		l.limits[lim.Name] = e
+		l.order = append(l.order, e)
+	}
+	l.overrides.Store(newOverrideSet(nil))
+	l.scratch.New = func() any {
+		s := new(scratch)
+		for i := range s.keys {
+			s.keys[i] = make([]byte, 0, 64)
+		}
+		return s
+	}
+	l.bans.m = map[string]int64{}
+	return l, nil
+}
+
+// Config returns the configuration the limiter was built with.
+func (l *Limiter) Config() Config { return l.cfg }
+
+// Limits returns the limits in force, in the order of DESIGN §3.
+func (l *Limiter) Limits() []Limit {
+	out := make([]Limit, len(l.order))
+	for i, e := range l.order {
+		out[i] = e.Limit
+	}
+	return out
+}
+
+// Allow decides one request. A request passes only if every scope of its
+// limit that it carries an identity for passes. An error is core.CodeInvalid
+// for an unknown limit or a request without any identity its limit needs,
+// and core.CodeUnavailable when the store fails under OnErrorDeny.
+func (l *Limiter) Allow(ctx context.Context, req Request) (Decision, error) {
+	e := l.limits[req.Limit]
+	if e == nil {
+		return Decision{}, core.Errorf(core.CodeInvalid, "unknown limit %q", req.Limit)
+	}
+	s := l.scratch.Get().(*scratch)
+	defer l.scratch.Put(s)
+
+	set := l.overrides.Load()
+	n := 0
+	for _, sc := range e.Scopes {
+		key, id, ok := appendKey(s.keys[n][:0], e.Name, sc, &req)
+		s.keys[n] = key
+		if !ok {
+			continue
+		}
+		b := &e.normal
+		if req.Premium {
+			b = &e.premium
+		}
+		if o := set.lookup(key, len(e.Name), len(e.Name)+1+len(sc), l.clock); o != nil {
+			b = &o.bucket
+		}
+		s.bs[n] = *b
+		s.bs[n].Key = key
+		s.ids[n], s.scopes[n] = id, sc
+		n++
+	}
+	if n == 0 {
+		return Decision{}, core.Errorf(core.CodeInvalid, "limit %s needs %s", e.Name, scopeNeeds(e.Scopes))
+	}
+	bs, rs := s.bs[:n], s.rs[:n]
+
+	if l.local != nil {
+		if i := l.bans.banned(bs, l.clock); i >= 0 {
+			rs[i] = Result{Banned: true, BannedUntil: l.bans.until(bs[i].Key), Capacity: bs[i].Capacity}
+			rs[i].RetryAfter = max(rs[i].BannedUntil-micros(l.clock.Now()), 1)
+			return l.decide(e, s, i, i), nil
+		}
+		if err := l.takeRemote(ctx, bs, rs); err != nil {
+			return Decision{Allowed: false, Limit: e.Name, Scope: s.scopes[0], Identity: s.ids[0], RetryAfter: time.Second}, err
+		}
+	} else if err := l.store.Take(ctx, &l.rules, bs, rs); err != nil {
+		return Decision{}, err
+	}
+
+	deny, tight := -1, 0
+	for i := range rs {
+		if !rs[i].Allowed && deny < 0 {
+			deny = i
+		}
+		if rs[i].Shadowed && !rs[tight].Shadowed || rs[i].Shadowed == rs[tight].Shadowed && rs[i].Remaining < rs[tight].Remaining {
+			tight = i
+		}
+		if rs[i].NewBan {
+			l.obs.Banned()
+		}
+		if rs[i].Banned && l.local != nil {
+			l.bans.add(bs[i].Key, rs[i].BannedUntil)
+		}
+	}
+	return l.decide(e, s, deny, tight), nil
+}
+
+// decide builds the decision from the bucket that denied (deny >= 0) or the
+// tightest one, and counts it.
+func (l *Limiter) decide(e *limitEntry, s *scratch, deny, tight int) Decision {
+	i := tight
+	if deny >= 0 {
+		i = deny
+	}
+	r := &s.rs[i]
+	d := Decision{
+		Allowed:    deny < 0,
+		Limit:      e.Name,
+		Scope:      s.scopes[i],
+		Identity:   s.ids[i],
+		Capacity:   r.Capacity,
+		Remaining:  r.Remaining,
+		Window:     time.Duration(s.bs[i].Window) * time.Microsecond,
+		Reset:      time.Duration(r.ResetAfter) * time.Microsecond,
+		RetryAfter: time.Duration(r.RetryAfter) * time.Microsecond,
+		Strikes:    r.Strikes,
+		Shadow:     deny < 0 && r.Shadowed,
+	}
+	if r.BannedUntil > 0 {
+		d.BannedUntil = time.UnixMicro(r.BannedUntil)
+	}
+	outcome := "allowed"
+	switch {
+	case r.Banned && deny >= 0:
+		outcome = "banned"
+	case deny >= 0:
+		outcome = "limited"
+	case d.Shadow:
+		outcome = "shadow_limited"
+	}
+	l.obs.Decided(e.Name, string(d.Scope), outcome)
+	return d
+}
+
+func scopeNeeds(sc []Scope) string {
+	if len(sc) == 1 && sc[0] == ScopeUserTenant {
+		return "a user and a tenant"
+	}
+	return "a client IP"
+}
+
+// Reset clears one bucket ("run:ip:203.0.113.7"): its tokens, strikes and ban.
+func (l *Limiter) Reset(ctx context.Context, key string) error {
+	t, err := l.ParseTarget(key)
+	if err != nil {
+		return err
+	}
+	if t.Identity == "" {
+		return core.Errorf(core.CodeInvalid, "reset needs a full key <limit>:<scope>:<identity>, got %q", key)
+	}
+	k := t.String()
+	l.bans.remove(k)
+	if l.local != nil {
+		_ = l.local.Reset(ctx, k)
+	}
+	ctx, cancel := l.backendContext(ctx)
+	defer cancel()
+	return l.store.Reset(ctx, k)
+}
+
+// Snapshot is the limiter's state for operators: the busiest buckets, the
+// penalized ones, and the overrides.
+type Snapshot struct {
+	Buckets       []BucketState
+	Penalties     []BucketState
+	PenalizedKeys int
+	Overrides     []Override
+	// Degraded says the backend is failing; the figures are the local store's.
+	Degraded bool
+}
+
+// maxSnapshot bounds a snapshot's bucket lists.
+const maxSnapshot = 1000
+
+// Snapshot returns up to n of the most recently active buckets (n <= 0 or
+// above 1000 means 1000), the penalized ones and the overrides in force.
+func (l *Limiter) Snapshot(ctx context.Context, n int) (Snapshot, error) {
+	if n <= 0 || n > maxSnapshot {
+		n = maxSnapshot
+	}
+	out := Snapshot{Overrides: l.inForce()}
+	st := l.store
+	if l.local != nil && l.backend.down.Load() {
+		st, out.Degraded = l.local, true
+	}
+	cctx, cancel := l.backendContext(ctx)
+	defer cancel()
+	ss, err := st.Snapshot(cctx, &l.rules, n)
+	if err != nil {
+		return out, err
+	}
+	out.Buckets, out.Penalties, out.PenalizedKeys = ss.Recent, ss.Penalized, ss.PenalizedKeys
+	return out, nil
+}
+
+// PenalizedKeys counts the keys with strikes or a ban, for the
+// refrakt_ratelimit_penalized_keys gauge.
+func (l *Limiter) PenalizedKeys(ctx context.Context) (int, error) {
+	ctx, cancel := l.backendContext(ctx)
+	defer cancel()
+	ss, err := l.store.Snapshot(ctx, &l.rules, 0)
+	return ss.PenalizedKeys, err
+}
+
+// backendContext bounds a call to a remote store.
+func (l *Limiter) backendContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if l.local == nil {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, l.cfg.BackendTimeout)
+}
+
+// sortOverrides orders overrides by target for stable listings.
+func sortOverrides(os []Override) {
+	sort.Slice(os, func(i, j int) bool { return os[i].Target < os[j].Target })
+}

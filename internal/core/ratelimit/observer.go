@@ -1,0 +1,26 @@
+package ratelimit
+
+// Observer receives the limiter's events; the metrics package implements it
+// with Prometheus collectors. Labels are limit and scope names only, never an
+// IP or a user, so their cardinality stays fixed.
+type Observer interface {
+	// Decided counts one decision of a limit in a scope; decision is
+	// "allowed", "limited" or "banned".
+	Decided(limit, scope, decision string)
+	// Banned counts one new ban.
+	Banned()
+	// BackendError counts one failed store operation (op is e.g. "take").
+	BackendError(op string)
+}
+
+// NopObserver ignores every event.
+type NopObserver struct{}
+
+// Decided does nothing.
+func (NopObserver) Decided(limit, scope, decision string) {}
+
+// Banned does nothing.
+func (NopObserver) Banned() {}
+
+// BackendError does nothing.
+func (NopObserver) BackendError(op string) {}

@@ -1,0 +1,128 @@
+package ratelimit
+
+import (
+	"strings"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core"
+)
+
+// Override modes.
+const (
+	ModeEnforce = "enforce" // the override limits like any policy
+	ModeShadow  = "shadow"  // decisions are computed and counted, never denied
+)
+
+// Override replaces the policy of a target at runtime: a limit ("run"), a
+// limit and scope ("run:ip") or one key ("run:ip:203.0.113.7"). The most
+// specific override of a bucket wins. Capacity is both the burst and the
+// tokens refilled per Window. Overrides replace the tier's policy too: an
+// override is an explicit number.
+type Override struct {
+	Target    string
+	Capacity  int
+	Window    time.Duration
+	Mode      string    // ModeEnforce or ModeShadow
+	ExpiresAt time.Time // zero: never
+	Origin    string    // who set it ("api", "cli"), for listings
+	CreatedAt time.Time
+}
+
+// Expired reports whether o no longer applies at now.
+func (o *Override) Expired(now time.Time) bool {
+	return !o.ExpiresAt.IsZero() && !now.Before(o.ExpiresAt)
+}
+
+// policy is the token bucket o sets.
+func (o *Override) policy() Policy {
+	return Policy{Burst: o.Capacity, Rate: o.Capacity, Window: o.Window}
+}
+
+// overrideSet is an immutable snapshot of the overrides in force, swapped
+// whole on every change so that decisions read it without a lock.
+type overrideSet struct {
+	byTarget map[string]*resolvedOverride
+	list     []Override
+}
+
+type resolvedOverride struct {
+	Override
+	bucket Bucket // Capacity, Interval, Window and Shadow precomputed
+}
+
+func newOverrideSet(list []Override) *overrideSet {
+	s := &overrideSet{byTarget: make(map[string]*resolvedOverride, len(list)), list: list}
+	for _, o := range list {
+		p := o.policy()
+		s.byTarget[o.Target] = &resolvedOverride{Override: o, bucket: Bucket{
+			Capacity: p.Burst, Interval: p.interval(), Window: p.Window.Microseconds(), Shadow: o.Mode == ModeShadow,
+		}}
+	}
+	return s
+}
+
+// lookup returns the most specific override in force for key, whose limit
+// and scope are its first limitLen and scopeLen bytes. The map lookups index
+// by string(bytes) and so allocate nothing.
+func (s *overrideSet) lookup(key []byte, limitLen, scopeEnd int, clock Clock) *resolvedOverride {
+	if len(s.byTarget) == 0 {
+		return nil
+	}
+	for _, t := range [...][]byte{key, key[:scopeEnd], key[:limitLen]} {
+		if o := s.byTarget[string(t)]; o != nil {
+			if !o.ExpiresAt.IsZero() && o.Expired(clock.Now()) {
+				continue
+			}
+			return o
+		}
+	}
+	return nil
+}
+
+// Target is a parsed override target or bucket key.
+type Target struct {
+	Limit    string
+	Scope    Scope  // "" for a whole limit
+	Identity string // "" for a whole limit or scope
+}
+
+// String is the target's canonical form.
+func (t Target) String() string {
+	switch {
+	case t.Scope == "":
+		return t.Limit
+	case t.Identity == "":
+		return t.Limit + ":" + string(t.Scope)
+	}
+	return t.Limit + ":" + string(t.Scope) + ":" + t.Identity
+}
+
+// ParseTarget parses "limit", "limit:scope" or "limit:scope:identity"
+// against the limits in force; an unknown limit, a scope the limit does not
+// apply, or an identity that is not one (a malformed IP) is core.CodeInvalid.
+// IP identities are normalized (IPv6 to its /64) so that a key target
+// matches the bucket the limiter uses.
+func (l *Limiter) ParseTarget(s string) (Target, error) {
+	parts := strings.SplitN(s, ":", 3)
+	t := Target{Limit: parts[0]}
+	lim := l.limits[t.Limit]
+	if lim == nil {
+		return Target{}, core.Errorf(core.CodeInvalid, "unknown limit %q in target %q", t.Limit, s)
+	}
+	if len(parts) == 1 {
+		return t, nil
+	}
+	t.Scope = Scope(parts[1])
+	if !lim.hasScope(t.Scope) {
+		return Target{}, core.Errorf(core.CodeInvalid, "limit %q has no scope %q (target %q)", t.Limit, parts[1], s)
+	}
+	if len(parts) == 2 {
+		return t, nil
+	}
+	id, err := normalizeIdentity(t.Scope, parts[2])
+	if err != nil {
+		return Target{}, err
+	}
+	t.Identity = id
+	return t, nil
+}

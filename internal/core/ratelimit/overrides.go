@@ -1,0 +1,175 @@
+package ratelimit
+
+import (
+	"context"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core"
+)
+
+// SetOverride validates o, stamps it (canonical target, mode, creation time,
+// expiry now+ttl when ttl > 0) and stores it; it applies in this process at
+// once and in every other within OverrideRefresh.
+func (l *Limiter) SetOverride(ctx context.Context, o Override, ttl time.Duration) (Override, error) {
+	t, err := l.ParseTarget(o.Target)
+	if err != nil {
+		return Override{}, err
+	}
+	switch {
+	case o.Capacity <= 0:
+		return Override{}, core.Errorf(core.CodeInvalid, "capacity must be positive, got %d", o.Capacity)
+	case o.Window < time.Second:
+		return Override{}, core.Errorf(core.CodeInvalid, "window must be at least 1s, got %s", o.Window)
+	case ttl < 0:
+		return Override{}, core.Errorf(core.CodeInvalid, "ttl must not be negative, got %s", ttl)
+	case o.Mode == "":
+		o.Mode = ModeEnforce
+	case o.Mode != ModeEnforce && o.Mode != ModeShadow:
+		return Override{}, core.Errorf(core.CodeInvalid, "mode must be %s or %s, got %q", ModeEnforce, ModeShadow, o.Mode)
+	}
+	now := l.clock.Now().UTC()
+	o.Target, o.CreatedAt, o.ExpiresAt = t.String(), now, time.Time{}
+	if ttl > 0 {
+		o.ExpiresAt = now.Add(ttl)
+	}
+	cctx, cancel := l.backendContext(ctx)
+	defer cancel()
+	if err := l.store.SetOverride(cctx, o); err != nil {
+		return Override{}, err
+	}
+	l.replaceOverride(o.Target, &o)
+	return o, nil
+}
+
+// DeleteOverride removes the override of target.
+func (l *Limiter) DeleteOverride(ctx context.Context, target string) error {
+	t, err := l.ParseTarget(target)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := l.backendContext(ctx)
+	defer cancel()
+	if err := l.store.DeleteOverride(cctx, t.String()); err != nil {
+		return err
+	}
+	l.replaceOverride(t.String(), nil)
+	return nil
+}
+
+// Overrides lists the overrides in force (not expired), by target.
+func (l *Limiter) Overrides() []Override { return l.inForce() }
+
+func (l *Limiter) inForce() []Override {
+	now := l.clock.Now()
+	var out []Override
+	for _, o := range l.overrides.Load().list {
+		if !o.Expired(now) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// Override returns the most specific override in force for a bucket key
+// such as "run:ip:203.0.113.7", and whether there is one.
+func (l *Limiter) Override(key string) (Override, bool) {
+	t, err := l.ParseTarget(key)
+	if err != nil {
+		return Override{}, false
+	}
+	k := []byte(t.String())
+	scopeEnd := len(t.Limit)
+	if t.Scope != "" {
+		scopeEnd += 1 + len(t.Scope)
+	}
+	if o := l.overrides.Load().lookup(k, len(t.Limit), scopeEnd, l.clock); o != nil {
+		return o.Override, true
+	}
+	return Override{}, false
+}
+
+// replaceOverride swaps in a set with target's override replaced (o != nil)
+// or removed, so this process sees its own change before any refresh.
+func (l *Limiter) replaceOverride(target string, o *Override) {
+	old := l.overrides.Load().list
+	list := make([]Override, 0, len(old)+1)
+	for _, x := range old {
+		if x.Target != target {
+			list = append(list, x)
+		}
+	}
+	if o != nil {
+		list = append(list, *o)
+	}
+	sortOverrides(list)
+	l.overrides.Store(newOverrideSet(list))
+}
+
+// RefreshOverrides reloads the overrides from the store, and deletes the
+// expired ones from it.
+func (l *Limiter) RefreshOverrides(ctx context.Context) error {
+	cctx, cancel := l.backendContext(ctx)
+	defer cancel()
+	list, err := l.store.Overrides(cctx)
+	if err != nil {
+		return err
+	}
+	now := l.clock.Now()
+	kept := list[:0]
+	for _, o := range list {
+		if o.Expired(now) {
+			_ = l.store.DeleteOverride(cctx, o.Target)
+			continue
+		}
+		kept = append(kept, o)
+	}
+	sortOverrides(kept)
+	l.overrides.Store(newOverrideSet(kept))
+	return nil
+}
+
+// Run keeps the overrides fresh until ctx ends: it reloads them whenever the
+// store reports a change and every OverrideRefresh in any case, and forgets
+// ended bans. It returns nil when ctx ends.
+func (l *Limiter) Run(ctx context.Context) error {
+	changed := make(chan struct{}, 1)
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		for ctx.Err() == nil {
+			err := l.store.WatchOverrides(ctx, func() {
+				select {
+				case changed <- struct{}{}:
+				default:
+				}
+			})
+			if ctx.Err() != nil {
+				return
+			}
+			// A lost subscription: the ticker covers the gap; retry soon.
+			l.log.Debug("override watch ended", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(l.cfg.OverrideRefresh):
+			}
+		}
+	}()
+	defer func() { <-watchDone }()
+	t := time.NewTicker(l.cfg.OverrideRefresh)
+	defer t.Stop()
+	if err := l.RefreshOverrides(ctx); err != nil && ctx.Err() == nil {
+		l.obs.BackendError("overrides")
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		case <-t.C:
+			l.bans.prune(micros(l.clock.Now()))
+		}
+		if err := l.RefreshOverrides(ctx); err != nil && ctx.Err() == nil {
+			l.obs.BackendError("overrides")
+		}
+	}
+}

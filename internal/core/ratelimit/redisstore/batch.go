@@ -1,0 +1,107 @@
+package redisstore
+
+import (
+	"context"
+	"sync"
+)
+
+// batcher coalesces concurrent requests into round trips. A request that
+// finds nothing in flight and nothing queued runs at once on its caller's
+// goroutine, so a lone caller pays no hand-off; otherwise it queues, and the
+// flushers (at most Options.Flushers round trips in flight) take everything
+// queued in one pipeline each.
+type batcher struct {
+	s        *Store
+	mu       sync.Mutex
+	queue    []*group
+	inflight int
+	kick     chan struct{}
+	quit     chan struct{}
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+}
+
+func (b *batcher) start(s *Store, flushers int) {
+	b.s = s
+	b.kick = make(chan struct{}, flushers)
+	b.quit = make(chan struct{})
+	for range flushers {
+		b.wg.Add(1)
+		go b.flusher(flushers)
+	}
+}
+
+func (b *batcher) stop() {
+	b.stopOnce.Do(func() {
+		close(b.quit)
+		b.wg.Wait()
+	})
+}
+
+// do runs g's ops and returns when they are done or ctx ends.
+func (b *batcher) do(ctx context.Context, g *group) error {
+	b.mu.Lock()
+	if b.s.direct && b.inflight == 0 && len(b.queue) == 0 {
+		b.inflight++
+		b.mu.Unlock()
+		b.s.exec(ctx, []*group{g})
+		b.mu.Lock()
+		b.inflight--
+		if len(b.queue) > 0 {
+			b.wake()
+		}
+		b.mu.Unlock()
+		return nil
+	}
+	b.queue = append(b.queue, g)
+	b.wake()
+	b.mu.Unlock()
+	select {
+	case <-g.done:
+		return nil
+	case <-ctx.Done():
+		// The flusher still completes g; nobody reads it.
+		return wrap(ctx.Err(), "take")
+	}
+}
+
+// wake nudges a flusher; the caller holds mu.
+func (b *batcher) wake() {
+	select {
+	case b.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (b *batcher) flusher(max int) {
+	defer b.wg.Done()
+	for {
+		select {
+		case <-b.quit:
+			return
+		case <-b.kick:
+		}
+		for {
+			b.mu.Lock()
+			if len(b.queue) == 0 || b.inflight >= max {
+				b.mu.Unlock()
+				break
+			}
+			batch := b.queue
+			b.queue = nil
+			b.inflight++
+			b.mu.Unlock()
+
+			ctx, cancel := context.WithTimeout(context.Background(), b.s.opts.Timeout)
+			b.s.exec(ctx, batch)
+			cancel()
+			for _, g := range batch {
+				close(g.done)
+			}
+
+			b.mu.Lock()
+			b.inflight--
+			b.mu.Unlock()
+		}
+	}
+}

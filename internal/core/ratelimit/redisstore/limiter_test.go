@@ -1,0 +1,248 @@
+package redisstore_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/memstore"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/redisstore"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/storetest"
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+// countingObserver counts backend errors and bans.
+type countingObserver struct {
+	ratelimit.NopObserver
+	backendErrors, bans atomic.Int64
+}
+
+func (o *countingObserver) BackendError(string) { o.backendErrors.Add(1) }
+func (o *countingObserver) Banned()             { o.bans.Add(1) }
+
+// syncBuffer is a log sink safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestBackendErrorPolicies pauses (SIGSTOP) or stops Redis under a limiter
+// and checks each policy: requests never wait much longer than the backend
+// timeout, decide as configured, and the limiter returns to Redis by itself.
+func TestBackendErrorPolicies(t *testing.T) {
+	tests := []struct {
+		policy ratelimit.BackendErrorPolicy
+		outage string // "pause" or "stop"
+		// want is per request during the outage: allowed, and the error code.
+		want []string
+	}{
+		{ratelimit.OnErrorLocal, "pause", []string{"allowed", "allowed", "allowed", "denied", "denied"}},
+		{ratelimit.OnErrorLocal, "stop", []string{"allowed", "allowed", "allowed", "denied", "denied"}},
+		{ratelimit.OnErrorAllow, "pause", []string{"allowed", "allowed", "allowed", "allowed", "allowed"}},
+		{ratelimit.OnErrorDeny, "pause", []string{"denied unavailable", "denied unavailable", "denied unavailable", "denied unavailable", "denied unavailable"}},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.policy)+" "+tt.outage, func(t *testing.T) {
+			srv := redistest.Start(t)
+			// Like the daemon's client: sockets ignore context deadlines and
+			// time out after 3s; the limiter must not wait that long.
+			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second, MaxRetries: -1})
+			t.Cleanup(func() { rdb.Close() })
+			store := newStore(t, rdb, redisstore.Options{})
+			obs := &countingObserver{}
+			logs := &syncBuffer{}
+			cfg := ratelimit.DefaultConfig()
+			cfg.OnBackendError = tt.policy
+			l, err := ratelimit.New(cfg, ratelimit.Deps{
+				Store: store, Local: memstore.New(ratelimit.SystemClock{}), Observer: obs,
+				Logger: slog.New(slog.NewTextHandler(logs, nil)),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			req := ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"}
+			if d, err := l.Allow(ctx, req); err != nil || !d.Allowed || d.Remaining != 2 {
+				t.Fatalf("healthy: %+v, %v", d, err)
+			}
+
+			if tt.outage == "pause" {
+				srv.Pause()
+			} else {
+				srv.Stop()
+			}
+			var got []string
+			for i := range tt.want {
+				start := time.Now()
+				d, err := l.Allow(ctx, req)
+				if took := time.Since(start); took > time.Second {
+					t.Errorf("request %d took %s with a 100ms backend timeout", i, took)
+				}
+				s := "denied"
+				if d.Allowed {
+					s = "allowed"
+				}
+				if err != nil {
+					s += " " + core.ErrorCode(err)
+				}
+				got = append(got, s)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("decisions during the outage (-want +got):\n%s", diff)
+			}
+			if !l.Degraded() {
+				t.Errorf("Degraded() = false during the outage")
+			}
+			if n := obs.backendErrors.Load(); n < 1 {
+				t.Errorf("backend errors counted: %d, want at least 1", n)
+			}
+
+			if tt.outage == "pause" {
+				srv.Resume()
+			} else {
+				srv.Restart()
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for l.Degraded() {
+				if time.Now().After(deadline) {
+					t.Fatal("the limiter did not return to Redis within 5s")
+				}
+				_, _ = l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: "198.51.100.99"})
+				time.Sleep(20 * time.Millisecond)
+			}
+			if d, err := l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: "192.0.2.200"}); err != nil || !d.Allowed || d.Remaining != 2 {
+				t.Errorf("after recovery: %+v, %v", d, err)
+			}
+			if n := strings.Count(logs.String(), "rate limiter backend failing"); n != 1 {
+				t.Errorf("logged the failure %d times, want once (at most once per 10s):\n%s", n, logs.String())
+			}
+		})
+	}
+}
+
+// TestTwoDaemonsOneKey hammers one key from two stores (two daemons) on one
+// Redis: exactly the burst is admitted.
+func TestTwoDaemonsOneKey(t *testing.T) {
+	srv := redistest.Start(t)
+	clock := storetest.NewClock()
+	var limiters []*ratelimit.Limiter
+	for range 2 {
+		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
+		t.Cleanup(func() { rdb.Close() })
+		limiters = append(limiters, storetest.NewLimiter(t, newStore(t, rdb, redisstore.Options{Clock: clock, Timeout: 5 * time.Second}), clock, nil))
+	}
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 4 {
+				d, err := limiters[i%2].Allow(context.Background(), ratelimit.Request{Limit: "tenant-meta", IP: "203.0.113.50"})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if d.Allowed {
+					admitted.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got := admitted.Load(); got != 60 {
+		t.Errorf("two daemons admitted %d, want exactly the burst, 60", got)
+	}
+}
+
+// TestBanCache checks that a banned key costs no round trip until its ban
+// ends.
+func TestBanCache(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := newClient(t, srv)
+	clock := storetest.NewClock()
+	obs := &countingObserver{}
+	cfg := ratelimit.DefaultConfig()
+	cfg.BanAfterStrikes = 1
+	l, err := ratelimit.New(cfg, ratelimit.Deps{
+		Store: newStore(t, rdb, redisstore.Options{Clock: clock}), Local: memstore.New(clock), Clock: clock, Observer: obs,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	req := ratelimit.Request{Limit: "rl-test", IP: "203.0.113.9"}
+	for range 4 {
+		if _, err := l.Allow(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := evalCalls(t, srv)
+	for range 10 {
+		d, err := l.Allow(ctx, req)
+		if err != nil || !d.Banned() {
+			t.Fatalf("during the ban: %+v, %v", d, err)
+		}
+	}
+	if n := evalCalls(t, srv) - before; n != 0 {
+		t.Errorf("banned requests ran %d scripts, want 0", n)
+	}
+	if n := obs.bans.Load(); n != 1 {
+		t.Errorf("bans counted: %d, want 1", n)
+	}
+	clock.Advance(cfg.BanDuration)
+	if d, err := l.Allow(ctx, req); err != nil || !d.Allowed {
+		t.Errorf("after the ban: %+v, %v", d, err)
+	}
+	if n := evalCalls(t, srv) - before; n != 1 {
+		t.Errorf("after the ban: %d scripts, want 1", n)
+	}
+}
+
+// evalCalls is the server's count of EVALSHA and EVAL calls so far.
+func evalCalls(t *testing.T, srv *redistest.Server) int {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(info, "\n") {
+		for _, cmd := range []string{"cmdstat_evalsha:calls=", "cmdstat_eval:calls="} {
+			if rest, ok := strings.CutPrefix(line, cmd); ok {
+				v, _, _ := strings.Cut(rest, ",")
+				c, err := strconv.Atoi(v)
+				if err != nil {
+					t.Fatalf("commandstats line %q: %v", line, err)
+				}
+				n += c
+			}
+		}
+	}
+	return n
+}

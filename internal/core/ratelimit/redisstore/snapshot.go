@@ -1,0 +1,95 @@
+package redisstore
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
+)
+
+// Snapshot implements ratelimit.Store from the two bounded indexes; it never
+// scans the keyspace.
+func (s *Store) Snapshot(ctx context.Context, r *ratelimit.Rules, n int) (ratelimit.StoreSnapshot, error) {
+	var out ratelimit.StoreSnapshot
+	// Record penalties still waiting for a round trip.
+	pipe := s.rdb.Pipeline()
+	s.indexCommands(ctx, pipe, nil)
+	now, err := s.now(ctx)
+	if err != nil {
+		return out, err
+	}
+	nows := strconv.FormatInt(now, 10)
+	pipe.ZRemRangeByScore(ctx, s.keyPenalized, "-inf", nows)
+	count := pipe.ZCount(ctx, s.keyPenalized, "("+nows, "+inf")
+	var recent, pen *redis.StringSliceCmd
+	if n > 0 {
+		recent = pipe.ZRevRange(ctx, s.keyActive, 0, int64(n-1))
+		pen = pipe.ZRevRangeByScore(ctx, s.keyPenalized, &redis.ZRangeBy{Min: "(" + nows, Max: "+inf", Count: int64(n)})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return out, wrap(err, "snapshot")
+	}
+	out.PenalizedKeys = int(count.Val())
+	if n == 0 {
+		return out, nil
+	}
+	if out.Recent, err = s.states(ctx, r, now, recent.Val()); err != nil {
+		return out, err
+	}
+	if out.Penalized, err = s.states(ctx, r, now, pen.Val()); err != nil {
+		return out, err
+	}
+	out.Penalized = slices.DeleteFunc(out.Penalized, func(b ratelimit.BucketState) bool {
+		return b.Strikes == 0 && b.BannedUntil.IsZero()
+	})
+	return out, nil
+}
+
+// now is the store's time: the test clock, or Redis TIME.
+func (s *Store) now(ctx context.Context) (int64, error) {
+	if s.opts.Clock != nil {
+		return s.opts.Clock.Now().UnixMicro(), nil
+	}
+	t, err := s.rdb.Time(ctx).Result()
+	if err != nil {
+		return 0, wrap(err, "time")
+	}
+	return t.UnixMicro(), nil
+}
+
+// states reads the hashes of keys and returns those still held, most
+// recently active first.
+func (s *Store) states(ctx context.Context, r *ratelimit.Rules, now int64, keys []string) ([]ratelimit.BucketState, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.HMGet(ctx, s.bucketKey(k), "t", "i", "c", "s", "sa", "bu", "bl", "lb", "n")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+		return nil, wrap(err, "snapshot")
+	}
+	out := make([]ratelimit.BucketState, 0, len(keys))
+	for i, k := range keys {
+		v := cmds[i].Val()
+		if len(v) != 9 || v[8] == nil {
+			continue // expired since it was indexed
+		}
+		var f [9]int64
+		for j := range v {
+			if str, ok := v[j].(string); ok {
+				f[j], _ = strconv.ParseInt(str, 10, 64)
+			}
+		}
+		c := ratelimit.Cell{TAT: f[0], Interval: f[1], Capacity: int(f[2]), Strikes: int(f[3]), StrikeAt: f[4],
+			BannedUntil: f[5], BanLevel: int(f[6]), LastBan: f[7], Seen: f[8]}
+		out = append(out, c.State(k, r, now))
+	}
+	slices.SortStableFunc(out, func(a, b ratelimit.BucketState) int {
+		return cmp.Compare(b.LastSeen.UnixMicro(), a.LastSeen.UnixMicro())
+	})
+	return out, nil
+}

@@ -1,0 +1,349 @@
+// Package redisstore is the Redis ratelimit.Store, shared by every daemon and
+// CLI on one Redis. Each key's decision is one Lua script (take.lua) run with
+// EVALSHA (NOSCRIPT falls back to loading it), touching only that key's hash,
+// whose name carries the key as hash tag so that a Redis Cluster keeps it in
+// one slot. Concurrent decisions are coalesced into pipelines: while one
+// round trip is in flight, the decisions that arrive meanwhile wait and go
+// together in the next, which changes no decision (each script still runs
+// atomically on its own key) but saves the round trips and system calls.
+//
+// A caller never waits longer than its context allows, even on a client
+// whose sockets ignore context deadlines; with ContextTimeoutEnabled set on
+// the client, a lone caller also skips the hand-off to a flusher.
+//
+// Layout (prefix "refrakt:" by default):
+//
+//	<prefix>rl:{<limit>:<scope>:<identity>}  hash: the key's GCRA, strikes and ban; TTL'd
+//	<prefix>rl:active                        zset: recently active keys by last use, bounded
+//	<prefix>rl:penalized                     zset: keys with strikes or a ban, by when they end
+//	<prefix>rl:overrides                     hash: target → override (JSON)
+//	<prefix>rl:overrides:changed             pub/sub channel: an override changed
+package redisstore
+
+import (
+	"context"
+	_ "embed"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
+)
+
+var _ ratelimit.Store = (*Store)(nil)
+
+var (
+	//go:embed take.lua
+	takeSource string
+	//go:embed refund.lua
+	refundSource string
+)
+
+// Options tune a Store. The zero value gives the defaults.
+type Options struct {
+	// Prefix starts every key (REFRAKT_PREFIX, default "refrakt:").
+	Prefix string
+	// Clock, when set, supplies "now" to the scripts instead of Redis TIME,
+	// for deterministic tests. Production leaves it nil.
+	Clock ratelimit.Clock
+	// Timeout bounds a coalesced round trip (default 100ms, like
+	// RATE_LIMIT_BACKEND_TIMEOUT); each caller's own context bounds its wait.
+	Timeout time.Duration
+	// Flushers is how many coalesced round trips may be in flight at once
+	// (default 2).
+	Flushers int
+	// IndexSize bounds the recently-active index (default 1000).
+	IndexSize int
+}
+
+// Store is the Redis store. Close it to stop its flushers.
+type Store struct {
+	rdb    redis.UniversalClient
+	opts   Options
+	take   *redis.Script
+	refund *redis.Script
+
+	keyActive, keyPenalized, keyOverrides, chanOverrides string
+
+	b batcher
+	// direct says the client honours context deadlines on its sockets, so a
+	// lone caller may run its round trip on its own goroutine.
+	direct bool
+
+	// indexed throttles the recently-active index to one update per key
+	// and second from this process.
+	idxMu   sync.Mutex
+	indexed map[string]int64
+	// penalized are keys whose penalty end must still be recorded; they go
+	// with the next round trip.
+	penalized map[string]int64
+}
+
+// New returns a Store on rdb (a single client, or a cluster client later).
+func New(rdb redis.UniversalClient, o Options) *Store {
+	if o.Prefix == "" {
+		o.Prefix = "refrakt:"
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 100 * time.Millisecond
+	}
+	if o.Flushers <= 0 {
+		o.Flushers = 2
+	}
+	if o.IndexSize <= 0 {
+		o.IndexSize = 1000
+	}
+	s := &Store{
+		rdb: rdb, opts: o,
+		take:          redis.NewScript(takeSource),
+		refund:        redis.NewScript(refundSource),
+		keyActive:     o.Prefix + "rl:active",
+		keyPenalized:  o.Prefix + "rl:penalized",
+		keyOverrides:  o.Prefix + "rl:overrides",
+		chanOverrides: o.Prefix + "rl:overrides:changed",
+		indexed:       map[string]int64{},
+		penalized:     map[string]int64{},
+	}
+	switch c := rdb.(type) {
+	case *redis.Client:
+		s.direct = c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		s.direct = c.Options().ContextTimeoutEnabled
+	}
+	s.b.start(s, o.Flushers)
+	return s
+}
+
+// Close stops the flushers. It does not close the Redis client.
+func (s *Store) Close() error {
+	s.b.stop()
+	return nil
+}
+
+// bucketKey is the Redis key of a bucket key; the braces are its hash tag.
+func (s *Store) bucketKey(key string) string {
+	return s.opts.Prefix + "rl:{" + key + "}"
+}
+
+// op is one key's decision within a request.
+type op struct {
+	key    string // the bucket key, "run:ip:203.0.113.7"
+	rkey   string
+	args   []any
+	res    ratelimit.Result
+	pend   int64 // penalty end, Unix µs
+	err    error
+	bucket *ratelimit.Bucket
+}
+
+// group is one request's ops; they travel in the same round trip.
+type group struct {
+	ops  []op
+	done chan struct{}
+}
+
+// Take implements ratelimit.Store. The keys of a request go in one round
+// trip, each decided by its own script; when one denies, the tokens the
+// others took are given back (a second round trip, only then). Between the
+// two, a concurrent request may see those tokens spent; on a single Redis
+// this is the only difference from the memory store's all-or-nothing.
+func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Bucket, rs []ratelimit.Result) error {
+	now := ""
+	if s.opts.Clock != nil {
+		now = strconv.FormatInt(s.opts.Clock.Now().UnixMicro(), 10)
+	}
+	g := &group{ops: make([]op, len(bs)), done: make(chan struct{})}
+	for i := range bs {
+		b := &bs[i]
+		shadow := "0"
+		if b.Shadow {
+			shadow = "1"
+		}
+		key := string(b.Key)
+		g.ops[i] = op{key: key, rkey: s.bucketKey(key), bucket: b, args: []any{
+			now, b.Capacity, b.Interval, b.Window, shadow,
+			strconv.FormatFloat(r.PenaltyFactor, 'g', -1, 64), r.DecayMicros, r.BanAfter,
+			r.BanMicros, r.BanMaxMicros, r.RepeatMicros,
+		}}
+	}
+	if err := s.b.do(ctx, g); err != nil {
+		return err
+	}
+	denied, took := false, false
+	for i := range g.ops {
+		o := &g.ops[i]
+		if o.err != nil {
+			return o.err
+		}
+		rs[i] = o.res
+		if !o.res.Allowed {
+			denied = true
+		} else if !o.res.Shadowed {
+			took = true
+		}
+	}
+	if denied && took {
+		s.giveBack(ctx, g, rs)
+	}
+	return nil
+}
+
+// giveBack returns the tokens of the buckets that allowed a denied request.
+func (s *Store) giveBack(ctx context.Context, g *group, rs []ratelimit.Result) {
+	pipe := s.rdb.Pipeline()
+	for i := range g.ops {
+		if rs[i].Allowed && !rs[i].Shadowed {
+			s.refund.EvalSha(ctx, pipe, []string{g.ops[i].rkey}, g.ops[i].bucket.Interval)
+			rs[i].Remaining = min(rs[i].Remaining+1, rs[i].Capacity)
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil && isNoScript(err) {
+		for i := range g.ops {
+			if rs[i].Allowed && !rs[i].Shadowed {
+				s.refund.Run(ctx, s.rdb, []string{g.ops[i].rkey}, g.ops[i].bucket.Interval)
+			}
+		}
+	}
+}
+
+// exec runs ops of several requests in one round trip.
+func (s *Store) exec(ctx context.Context, groups []*group) {
+	pipe := s.rdb.Pipeline()
+	var cmds []*redis.Cmd
+	for _, g := range groups {
+		for i := range g.ops {
+			cmds = append(cmds, s.take.EvalSha(ctx, pipe, []string{g.ops[i].rkey}, g.ops[i].args...))
+		}
+	}
+	s.indexCommands(ctx, pipe, groups)
+	_, err := pipe.Exec(ctx)
+	if err != nil {
+		// A reply error belongs to its command; anything else (a timeout,
+		// a lost connection) failed the round trip and every op in it.
+		if _, ok := err.(redis.Error); !ok {
+			for _, g := range groups {
+				for i := range g.ops {
+					g.ops[i].err = err
+				}
+			}
+			return
+		}
+	}
+	j := 0
+	for _, g := range groups {
+		for i := range g.ops {
+			o := &g.ops[i]
+			c := cmds[j]
+			j++
+			if isNoScript(c.Err()) {
+				// After a restart or SCRIPT FLUSH: EVAL loads the script again.
+				c = s.take.Run(ctx, s.rdb, []string{o.rkey}, o.args...)
+			}
+			o.err = c.Err()
+			if o.err == nil {
+				o.err = parseResult(c.Val(), &o.res, &o.pend)
+			}
+			if o.err == nil && (o.pend > o.res.Now || o.pend < 0) {
+				s.idxMu.Lock()
+				s.penalized[o.key] = o.pend
+				s.idxMu.Unlock()
+			}
+		}
+	}
+}
+
+// indexCommands adds to pipe the updates of the recently-active and
+// penalized indexes: their own keys, in their own commands, so that no
+// script ever touches two slots.
+func (s *Store) indexCommands(ctx context.Context, pipe redis.Pipeliner, groups []*group) {
+	now := time.Now().UnixMicro()
+	if s.opts.Clock != nil {
+		now = s.opts.Clock.Now().UnixMicro()
+	}
+	var active, pen []redis.Z
+	s.idxMu.Lock()
+	for _, g := range groups {
+		for i := range g.ops {
+			k := g.ops[i].key
+			if last, ok := s.indexed[k]; ok && now-last < 1e6 && now >= last {
+				continue
+			}
+			s.indexed[k] = now
+			active = append(active, redis.Z{Score: float64(now), Member: k})
+		}
+	}
+	if len(s.indexed) > 4*s.opts.IndexSize {
+		clear(s.indexed)
+	}
+	var ended []any
+	for k, end := range s.penalized {
+		if end < 0 {
+			ended = append(ended, k)
+			continue
+		}
+		pen = append(pen, redis.Z{Score: float64(end), Member: k})
+	}
+	clear(s.penalized)
+	s.idxMu.Unlock()
+	if len(active) > 0 {
+		pipe.ZAdd(ctx, s.keyActive, active...)
+		pipe.ZRemRangeByRank(ctx, s.keyActive, 0, int64(-s.opts.IndexSize-1))
+	}
+	if len(ended) > 0 {
+		pipe.ZRem(ctx, s.keyPenalized, ended...)
+	}
+	if len(pen) > 0 {
+		pipe.ZAdd(ctx, s.keyPenalized, pen...)
+		pipe.ZRemRangeByScore(ctx, s.keyPenalized, "-inf", strconv.FormatInt(now, 10))
+	}
+}
+
+func parseResult(v any, r *ratelimit.Result, pend *int64) error {
+	a, ok := v.([]any)
+	if !ok || len(a) != 12 {
+		return core.Errorf(core.CodeInternal, "redisstore: unexpected script reply %v", v)
+	}
+	n := [12]int64{}
+	for i := range a {
+		x, ok := a[i].(int64)
+		if !ok {
+			return core.Errorf(core.CodeInternal, "redisstore: unexpected script reply %v", v)
+		}
+		n[i] = x
+	}
+	*r = ratelimit.Result{
+		Allowed: n[0] == 1, Shadowed: n[1] == 1, Banned: n[2] == 1, NewBan: n[3] == 1,
+		Capacity: int(n[4]), Remaining: int(n[5]), ResetAfter: n[6], RetryAfter: n[7],
+		Strikes: int(n[8]), BannedUntil: n[9], Now: n[10],
+	}
+	*pend = n[11]
+	return nil
+}
+
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+}
+
+// Reset implements ratelimit.Store.
+func (s *Store) Reset(ctx context.Context, key string) error {
+	pipe := s.rdb.Pipeline()
+	pipe.Del(ctx, s.bucketKey(key))
+	pipe.ZRem(ctx, s.keyPenalized, key)
+	_, err := pipe.Exec(ctx)
+	s.idxMu.Lock()
+	delete(s.penalized, key)
+	s.idxMu.Unlock()
+	return wrap(err, "reset "+key)
+}
+
+// wrap marks a Redis failure as unavailable for callers.
+func wrap(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	return core.Wrap(core.CodeUnavailable, err, "redis: "+what+": "+err.Error())
+}

@@ -1,0 +1,70 @@
+package redisstore_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/redisstore"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/storetest"
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+// newClient connects to srv and closes the client when the test ends.
+func newClient(t testing.TB, srv *redistest.Server) *redis.Client {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// newStore returns a store on rdb under a prefix of its own, closed when the
+// test ends.
+func newStore(t testing.TB, rdb redis.UniversalClient, o redisstore.Options) *redisstore.Store {
+	t.Helper()
+	s := redisstore.New(rdb, o)
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := newClient(t, srv)
+	n := 0
+	storetest.Run(t, func(t *testing.T, clock ratelimit.Clock) ratelimit.Store {
+		n++
+		return newStore(t, rdb, redisstore.Options{Prefix: "t" + string(rune('a'+n%26)) + string(rune('a'+n/26)) + ":", Clock: clock})
+	})
+}
+
+// TestScriptsReload checks the NOSCRIPT fallback after SCRIPT FLUSH (as after
+// a restart) and that a key gets a TTL so idle keys vanish.
+func TestScriptsReloadAndTTL(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := newClient(t, srv)
+	clock := storetest.NewClock()
+	l := storetest.NewLimiter(t, newStore(t, rdb, redisstore.Options{Clock: clock}), clock, nil)
+	ctx := context.Background()
+	req := ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"}
+	if _, err := l.Allow(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := l.Allow(ctx, req)
+	if err != nil || d.Remaining != 1 {
+		t.Fatalf("after SCRIPT FLUSH: %+v, %v", d, err)
+	}
+	ttl, err := rdb.PTTL(ctx, "refrakt:rl:{rl-test:ip:203.0.113.7}").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two tokens spent at 20s each: the key is idle 40s from now.
+	if ttl <= 39*time.Second || ttl > 40*time.Second {
+		t.Errorf("PTTL = %s, want 40s", ttl)
+	}
+}

@@ -1,0 +1,144 @@
+package ratelimit
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps bucket state and overrides. The memory store serves one
+// daemon; the Redis store is shared by every daemon and CLI on one Redis.
+// Both pass the conformance suite in package storetest.
+type Store interface {
+	// Take applies one request to its buckets (one per scope) with the given
+	// penalty rules and writes one Result per bucket into rs (len(rs) >=
+	// len(bs)). The request is admitted only when every bucket admits it; a
+	// denied request spends no token of any bucket, and each bucket that
+	// denied it gets a strike. A shadow bucket never denies.
+	Take(ctx context.Context, rules *Rules, bs []Bucket, rs []Result) error
+	// Reset forgets a bucket: its tokens, strikes and ban.
+	Reset(ctx context.Context, key string) error
+	// Snapshot returns up to n buckets, most recently active first, the
+	// penalized or banned ones among the recently active, and how many keys
+	// carry a penalty or ban in all.
+	Snapshot(ctx context.Context, rules *Rules, n int) (StoreSnapshot, error)
+
+	// Overrides lists the stored overrides, expired ones included.
+	Overrides(ctx context.Context) ([]Override, error)
+	// SetOverride stores o under o.Target, replacing any previous one.
+	SetOverride(ctx context.Context, o Override) error
+	// DeleteOverride removes the override of target; core.CodeNotFound when
+	// there is none.
+	DeleteOverride(ctx context.Context, target string) error
+	// WatchOverrides calls changed whenever any process changes an override,
+	// until ctx ends; it returns ctx's error or a lost subscription's.
+	WatchOverrides(ctx context.Context, changed func()) error
+}
+
+// Bucket is one key of one request with the policy that applies to it,
+// already resolved for tier and overrides.
+type Bucket struct {
+	// Key is "<limit>:<scope>:<identity>". It is scratch memory of the
+	// caller: a store copies it before keeping it.
+	Key []byte
+	// Capacity is the burst before penalties.
+	Capacity int
+	// Interval is the time one token takes to refill, in microseconds.
+	Interval int64
+	// Window is the policy's window in microseconds; a full window without a
+	// 429 that finds the bucket full forgives all strikes.
+	Window int64
+	// Shadow buckets count but never deny.
+	Shadow bool
+}
+
+// Rules are the penalty and ban settings in microseconds.
+type Rules struct {
+	PenaltyFactor float64
+	DecayMicros   int64
+	BanAfter      int // 0: never ban
+	BanMicros     int64
+	BanMaxMicros  int64
+	RepeatMicros  int64
+}
+
+// Result is one bucket's verdict.
+type Result struct {
+	// Allowed says this bucket admits the request (a shadow bucket always does).
+	Allowed bool
+	// Shadowed says a shadow bucket would have denied.
+	Shadowed bool
+	// Banned says the key is banned (just now or before).
+	Banned bool
+	// NewBan says this decision started the ban.
+	NewBan bool
+	// Capacity is the effective capacity after penalties.
+	Capacity int
+	// Remaining is the tokens left after this decision.
+	Remaining int
+	// ResetAfter is the time until the bucket is full again, in microseconds.
+	ResetAfter int64
+	// RetryAfter is the time until a request can pass, in microseconds (0
+	// when allowed).
+	RetryAfter int64
+	// Strikes is the key's strikes after this decision.
+	Strikes int
+	// BannedUntil is the end of the key's ban in Unix microseconds, 0 for none.
+	BannedUntil int64
+	// Now is the store's time of the decision in Unix microseconds.
+	Now int64
+}
+
+// StoreSnapshot is what a store knows about its busiest keys.
+type StoreSnapshot struct {
+	Recent        []BucketState
+	Penalized     []BucketState
+	PenalizedKeys int
+}
+
+// BucketState is one bucket as a snapshot shows it.
+type BucketState struct {
+	Key         string    `json:"key"`
+	Capacity    int       `json:"capacity"`
+	Remaining   int       `json:"remaining"`
+	Strikes     int       `json:"strikes"`
+	BannedUntil time.Time `json:"banned_until,omitzero"`
+	LastSeen    time.Time `json:"last_seen"`
+}
+
+// Cell is the whole stored state of one key, in Unix microseconds. The memory
+// store keeps it (compactly); the Redis script keeps the same fields in a
+// hash and follows Evaluate line by line.
+type Cell struct {
+	TAT         int64 // GCRA theoretical arrival time
+	Interval    int64 // the emission interval TAT was computed with
+	Capacity    int   // the effective capacity at the last decision
+	Strikes     int
+	StrikeAt    int64 // when the last strike was given, or decayed to
+	BannedUntil int64
+	BanLevel    int   // 0 for a first ban, +1 per repeat within the repeat window
+	LastBan     int64 // when the last ban started
+	Seen        int64
+}
+
+// Idle reports whether c is indistinguishable from a fresh key at now, so a
+// store may forget it.
+func (c *Cell) Idle(r *Rules, now int64) bool {
+	return c.TAT <= now && c.BannedUntil <= now &&
+		(c.Strikes == 0 || c.StrikeAt+int64(c.Strikes)*r.DecayMicros <= now) &&
+		(c.LastBan == 0 || c.LastBan+r.RepeatMicros <= now)
+}
+
+// State returns c as a snapshot shows it at now.
+func (c *Cell) State(key string, r *Rules, now int64) BucketState {
+	st := BucketState{Key: key, Capacity: c.Capacity, Remaining: c.Capacity, Strikes: c.Strikes, LastSeen: time.UnixMicro(c.Seen).UTC()}
+	if c.Strikes > 0 && r.DecayMicros > 0 {
+		st.Strikes = max(0, c.Strikes-int((now-c.StrikeAt)/r.DecayMicros))
+	}
+	if c.TAT > now && c.Interval > 0 {
+		st.Remaining = max(0, int((int64(c.Capacity)*c.Interval-(c.TAT-now))/c.Interval))
+	}
+	if c.BannedUntil > now {
+		st.BannedUntil = time.UnixMicro(c.BannedUntil).UTC()
+	}
+	return st
+}

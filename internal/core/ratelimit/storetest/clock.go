@@ -1,0 +1,32 @@
+package storetest
+
+import (
+	"sync"
+	"time"
+)
+
+// Clock is a fake ratelimit.Clock that moves only when told.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock stopped at a realistic instant (microsecond
+// timestamps of today's size are where float arithmetic goes wrong).
+func NewClock() *Clock {
+	return &Clock{t: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}

@@ -1,0 +1,581 @@
+// Package storetest is the conformance suite every ratelimit.Store passes:
+// scripted sequences under a fake clock with exact admission counts,
+// multi-scope requests, overrides, resets, snapshots and concurrency. The
+// memory and Redis stores run it from their own tests.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
+)
+
+// NewStore returns a fresh, empty store whose time comes from clock.
+type NewStore func(t *testing.T, clock ratelimit.Clock) ratelimit.Store
+
+// Run runs the whole suite against the stores newStore makes.
+func Run(t *testing.T, newStore NewStore) {
+	t.Run("Sequences", func(t *testing.T) { testSequences(t, newStore) })
+	t.Run("RemainingExact", func(t *testing.T) { testRemainingExact(t, newStore) })
+	t.Run("MultiScope", func(t *testing.T) { testMultiScope(t, newStore) })
+	t.Run("IPv6Prefix", func(t *testing.T) { testIPv6(t, newStore) })
+	t.Run("MostSpecificOverride", func(t *testing.T) { testMostSpecific(t, newStore) })
+	t.Run("OverrideAPI", func(t *testing.T) { testOverrideAPI(t, newStore) })
+	t.Run("OverrideSeenByOthers", func(t *testing.T) { testOverrideSeenByOthers(t, newStore) })
+	t.Run("Reset", func(t *testing.T) { testReset(t, newStore) })
+	t.Run("Snapshot", func(t *testing.T) { testSnapshot(t, newStore) })
+	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, newStore) })
+}
+
+// NewLimiter builds a limiter on store with the defaults changed by tweak.
+func NewLimiter(t testing.TB, store ratelimit.Store, clock ratelimit.Clock, tweak func(*ratelimit.Config)) *ratelimit.Limiter {
+	t.Helper()
+	cfg := ratelimit.DefaultConfig()
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	l, err := ratelimit.New(cfg, ratelimit.Deps{Store: store, Clock: clock})
+	if err != nil {
+		t.Fatalf("ratelimit.New: %v", err)
+	}
+	return l
+}
+
+// Outcome is what the sequences compare of a decision.
+type Outcome struct {
+	Allowed    bool
+	Scope      ratelimit.Scope
+	Capacity   int
+	Remaining  int
+	Strikes    int
+	RetryAfter time.Duration
+	BanFor     time.Duration // BannedUntil − now
+	Shadow     bool
+}
+
+// OutcomeOf reduces d to an Outcome at now.
+func OutcomeOf(d ratelimit.Decision, now time.Time) Outcome {
+	o := Outcome{Allowed: d.Allowed, Scope: d.Scope, Capacity: d.Capacity, Remaining: d.Remaining,
+		Strikes: d.Strikes, RetryAfter: d.RetryAfter, Shadow: d.Shadow}
+	if !d.BannedUntil.IsZero() {
+		o.BanFor = d.BannedUntil.Sub(now)
+	}
+	if d.Allowed && !d.Shadow {
+		o.RetryAfter = 0
+	}
+	return o
+}
+
+type step struct {
+	advance  time.Duration
+	override *ratelimit.Override // set before the request
+	want     Outcome
+}
+
+func allow(capacity, remaining, strikes int) step {
+	return step{want: Outcome{Allowed: true, Scope: ratelimit.ScopeIP, Capacity: capacity, Remaining: remaining, Strikes: strikes}}
+}
+
+func deny(capacity, strikes int, retry time.Duration) step {
+	return step{want: Outcome{Scope: ratelimit.ScopeIP, Capacity: capacity, Strikes: strikes, RetryAfter: retry}}
+}
+
+func banned(capacity int, d time.Duration) step {
+	return step{want: Outcome{Scope: ratelimit.ScopeIP, Capacity: capacity, RetryAfter: d, BanFor: d}}
+}
+
+func after(d time.Duration, s step) step { s.advance = d; return s }
+
+func with(o ratelimit.Override, s step) step { s.override = &o; return s }
+
+// countdown is n allowed requests with remaining n-1 … 0.
+func countdown(capacity, n, strikes int) []step {
+	var out []step
+	for i := n - 1; i >= 0; i-- {
+		out = append(out, allow(capacity, i, strikes))
+	}
+	return out
+}
+
+func seq(parts ...any) []step {
+	var out []step
+	for _, p := range parts {
+		switch p := p.(type) {
+		case step:
+			out = append(out, p)
+		case []step:
+			out = append(out, p...)
+		}
+	}
+	return out
+}
+
+func noPenalty(c *ratelimit.Config) { c.PenaltyFactor = 1; c.BanAfterStrikes = 0 }
+
+const sec = time.Second
+
+func testSequences(t *testing.T, newStore NewStore) {
+	premiumIV := 6666667 * time.Microsecond // ceil(60s / 9)
+	tests := []struct {
+		name  string
+		cfg   func(*ratelimit.Config)
+		req   ratelimit.Request
+		setup []ratelimit.Override // with their TTL in ExpiresAt's place: see ttl
+		ttl   time.Duration
+		steps []step
+	}{
+		{
+			name: "burst then refill",
+			cfg:  noPenalty,
+			req:  ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"},
+			steps: seq(countdown(3, 3, 0), deny(3, 1, 20*sec),
+				after(20*sec, allow(3, 0, 1)), deny(3, 2, 20*sec),
+				// 60s after the last strike one strike decays.
+				after(60*sec, allow(3, 2, 1)), allow(3, 1, 1), allow(3, 0, 1), deny(3, 2, 20*sec)),
+		},
+		{
+			name:  "window override",
+			cfg:   noPenalty,
+			req:   ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"},
+			setup: []ratelimit.Override{{Target: "rl-test", Capacity: 5, Window: 10 * sec}},
+			steps: seq(countdown(5, 5, 0), deny(5, 1, 2*sec), after(2*sec, allow(5, 0, 1)), deny(5, 2, 2*sec)),
+		},
+		{
+			name:  "premium multiplier",
+			cfg:   noPenalty,
+			req:   ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7", Premium: true},
+			steps: seq(countdown(9, 9, 0), deny(9, 1, premiumIV)),
+		},
+		{
+			name: "strikes shrink capacity",
+			cfg:  func(c *ratelimit.Config) { c.BanAfterStrikes = 0; c.PenaltyDecay = time.Hour },
+			req:  ratelimit.Request{Limit: "tenant-meta", IP: "203.0.113.7"},
+			steps: seq(countdown(60, 60, 0), deny(60, 1, sec),
+				after(31*sec, allow(30, 0, 1)), deny(30, 2, sec),
+				after(sec, deny(15, 3, 15*sec))),
+		},
+		{
+			name: "decay and reset",
+			cfg:  func(c *ratelimit.Config) { c.BanAfterStrikes = 0; c.PenaltyDecay = 10 * time.Minute },
+			req:  ratelimit.Request{Limit: "tenant-meta", IP: "203.0.113.7"},
+			steps: seq(countdown(60, 60, 0), deny(60, 1, sec), deny(30, 2, 31*sec),
+				// One decay period forgives one strike.
+				after(10*time.Minute, allow(30, 29, 1)),
+				// A whole window without a 429, bucket full again: all forgiven.
+				after(60*sec, allow(30, 29, 0)), allow(60, 58, 0)),
+		},
+		{
+			name: "ban, its doubling and its cap",
+			cfg: func(c *ratelimit.Config) {
+				c.BanAfterStrikes = 3
+				c.BanMax = 150 * sec
+				c.PenaltyDecay = time.Hour
+			},
+			req: ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"},
+			steps: seq(countdown(3, 3, 0), deny(3, 1, 20*sec), deny(1, 2, 60*sec), banned(1, 60*sec), banned(1, 60*sec),
+				after(60*sec, allow(3, 2, 0)), allow(3, 1, 0), allow(3, 0, 0), deny(3, 1, 20*sec), deny(1, 2, 60*sec), banned(1, 120*sec),
+				after(120*sec, allow(3, 2, 0)), allow(3, 1, 0), allow(3, 0, 0), deny(3, 1, 20*sec), deny(1, 2, 60*sec), banned(1, 150*sec)),
+		},
+		{
+			name:  "TTL'd override expiring",
+			cfg:   noPenalty,
+			req:   ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"},
+			setup: []ratelimit.Override{{Target: "rl-test", Capacity: 1, Window: 60 * sec}},
+			ttl:   30 * sec,
+			steps: seq(allow(1, 0, 0), deny(1, 1, 60*sec),
+				// Back to 3 per 60s, keeping half a token spent.
+				after(30*sec, allow(3, 1, 1)), allow(3, 0, 1), deny(3, 2, 10*sec)),
+		},
+		{
+			name:  "shadow override counts, never denies",
+			req:   ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"},
+			setup: []ratelimit.Override{{Target: "rl-test:ip", Capacity: 1, Window: 60 * sec, Mode: ratelimit.ModeShadow}},
+			steps: seq(allow(1, 0, 0),
+				step{want: Outcome{Allowed: true, Scope: ratelimit.ScopeIP, Capacity: 1, RetryAfter: 60 * sec, Shadow: true}},
+				step{want: Outcome{Allowed: true, Scope: ratelimit.ScopeIP, Capacity: 1, RetryAfter: 60 * sec, Shadow: true}}),
+		},
+		{
+			name: "changed limit keeps what was spent",
+			cfg:  noPenalty,
+			req:  ratelimit.Request{Limit: "tenant-meta", IP: "203.0.113.7"},
+			steps: seq(countdown(60, 60, 0)[:10],
+				with(ratelimit.Override{Target: "tenant-meta", Capacity: 40, Window: 60 * sec}, allow(40, 29, 0)),
+				with(ratelimit.Override{Target: "tenant-meta", Capacity: 5, Window: 60 * sec}, deny(5, 1, 84*sec))),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := NewClock()
+			l := NewLimiter(t, newStore(t, clock), clock, tt.cfg)
+			ctx := context.Background()
+			for _, o := range tt.setup {
+				if _, err := l.SetOverride(ctx, o, tt.ttl); err != nil {
+					t.Fatalf("SetOverride(%+v): %v", o, err)
+				}
+			}
+			for i, s := range tt.steps {
+				clock.Advance(s.advance)
+				if s.override != nil {
+					if _, err := l.SetOverride(ctx, *s.override, 0); err != nil {
+						t.Fatalf("step %d: SetOverride: %v", i, err)
+					}
+				}
+				d, err := l.Allow(ctx, tt.req)
+				if err != nil {
+					t.Fatalf("step %d: Allow: %v", i, err)
+				}
+				if diff := cmp.Diff(s.want, OutcomeOf(d, clock.Now())); diff != "" {
+					t.Fatalf("step %d: decision mismatch (-want +got):\n%s", i, diff)
+				}
+			}
+		})
+	}
+}
+
+func testRemainingExact(t *testing.T, newStore NewStore) {
+	tests := []struct {
+		name     string
+		capacity int
+		window   time.Duration
+	}{
+		{"10 per second", 10, time.Second},
+		{"1000 per hour", 1000, time.Hour},
+		{"7 per minute", 7, time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := NewClock()
+			l := NewLimiter(t, newStore(t, clock), clock, noPenalty)
+			ctx := context.Background()
+			if _, err := l.SetOverride(ctx, ratelimit.Override{Target: "rl-test", Capacity: tt.capacity, Window: tt.window}, 0); err != nil {
+				t.Fatal(err)
+			}
+			var got, want []int
+			for i := range 3 {
+				d, err := l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: "198.51.100.1"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, d.Remaining)
+				want = append(want, tt.capacity-1-i)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("remaining on a fresh key (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func testMultiScope(t *testing.T, newStore NewStore) {
+	clock := NewClock()
+	l := NewLimiter(t, newStore(t, clock), clock, noPenalty)
+	ctx := context.Background()
+	type result struct {
+		Allowed   bool
+		Scope     ratelimit.Scope
+		Remaining int
+	}
+	do := func(ip, user string) result {
+		t.Helper()
+		d, err := l.Allow(ctx, ratelimit.Request{Limit: "run", IP: ip, User: user})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return result{d.Allowed, d.Scope, d.Remaining}
+	}
+	for i := range 10 {
+		if diff := cmp.Diff(result{true, ratelimit.ScopeIP, 9 - i}, do("10.0.0.1", "u1")); diff != "" {
+			t.Fatalf("request %d (-want +got):\n%s", i, diff)
+		}
+	}
+	// The user's bucket denies; the second IP's bucket must not be spent.
+	if diff := cmp.Diff(result{false, ratelimit.ScopeUser, 0}, do("10.0.0.2", "u1")); diff != "" {
+		t.Errorf("same user, other IP (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(result{true, ratelimit.ScopeIP, 9}, do("10.0.0.2", "")); diff != "" {
+		t.Errorf("other IP without user after a denied request (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(result{false, ratelimit.ScopeIP, 0}, do("10.0.0.1", "u2")); diff != "" {
+		t.Errorf("first IP, other user (-want +got):\n%s", diff)
+	}
+	// u2's bucket was not spent by the request its IP denied.
+	if diff := cmp.Diff(result{true, ratelimit.ScopeIP, 8}, do("10.0.0.2", "u2")); diff != "" {
+		t.Errorf("other user after a denied request (-want +got):\n%s", diff)
+	}
+	d, err := l.Allow(ctx, ratelimit.Request{Limit: "secure-ping"})
+	if code := core.ErrorCode(err); code != core.CodeInvalid {
+		t.Errorf("secure-ping without user and tenant: code %q (decision %+v), want invalid", code, d)
+	}
+}
+
+func testIPv6(t *testing.T, newStore NewStore) {
+	clock := NewClock()
+	l := NewLimiter(t, newStore(t, clock), clock, noPenalty)
+	ctx := context.Background()
+	var got []string
+	for _, ip := range []string{"2001:db8:1:2::1", "2001:db8:1:2:ffff::9", "2001:db8:1:2::3", "2001:db8:1:3::1", "::ffff:192.0.2.1"} {
+		d, err := l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: ip})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s %v %d", d.Key(), d.Allowed, d.Remaining))
+	}
+	want := []string{
+		"rl-test:ip:2001:db8:1:2::/64 true 2",
+		"rl-test:ip:2001:db8:1:2::/64 true 1",
+		"rl-test:ip:2001:db8:1:2::/64 true 0",
+		"rl-test:ip:2001:db8:1:3::/64 true 2",
+		"rl-test:ip:192.0.2.1 true 2",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("IPv6 clients share their /64 (-want +got):\n%s", diff)
+	}
+	if _, err := l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: "not-an-ip"}); core.ErrorCode(err) != core.CodeInvalid {
+		t.Errorf("malformed IP: err %v, want invalid", err)
+	}
+}
+
+func testMostSpecific(t *testing.T, newStore NewStore) {
+	clock := NewClock()
+	l := NewLimiter(t, newStore(t, clock), clock, nil)
+	ctx := context.Background()
+	for _, o := range []ratelimit.Override{
+		{Target: "rl-test", Capacity: 5, Window: time.Minute},
+		{Target: "rl-test:ip", Capacity: 4, Window: time.Minute},
+		{Target: "rl-test:ip:10.0.0.1", Capacity: 2, Window: time.Minute},
+	} {
+		if _, err := l.SetOverride(ctx, o, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	capOf := func(ip string) int {
+		t.Helper()
+		d, err := l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: ip})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Capacity
+	}
+	got := []int{capOf("10.0.0.1"), capOf("10.0.0.2")}
+	if err := l.DeleteOverride(ctx, "rl-test:ip"); err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, capOf("10.0.0.3"), capOf("10.0.0.1"))
+	if err := l.DeleteOverride(ctx, "rl-test:ip:10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, capOf("10.0.0.4"))
+	if diff := cmp.Diff([]int{2, 4, 5, 2, 5}, got); diff != "" {
+		t.Errorf("capacities (-want +got):\n%s", diff)
+	}
+}
+
+func testOverrideAPI(t *testing.T, newStore NewStore) {
+	clock := NewClock()
+	l := NewLimiter(t, newStore(t, clock), clock, nil)
+	ctx := context.Background()
+	bad := []struct {
+		name string
+		o    ratelimit.Override
+		ttl  time.Duration
+	}{
+		{"unknown limit", ratelimit.Override{Target: "nope", Capacity: 1, Window: time.Minute}, 0},
+		{"scope the limit lacks", ratelimit.Override{Target: "run:tenant", Capacity: 1, Window: time.Minute}, 0},
+		{"unknown scope", ratelimit.Override{Target: "run:planet", Capacity: 1, Window: time.Minute}, 0},
+		{"malformed IP", ratelimit.Override{Target: "run:ip:300.1.1.1", Capacity: 1, Window: time.Minute}, 0},
+		{"empty identity", ratelimit.Override{Target: "run:ip:", Capacity: 1, Window: time.Minute}, 0},
+		{"zero capacity", ratelimit.Override{Target: "run", Window: time.Minute}, 0},
+		{"negative capacity", ratelimit.Override{Target: "run", Capacity: -1, Window: time.Minute}, 0},
+		{"zero window", ratelimit.Override{Target: "run", Capacity: 1}, 0},
+		{"negative ttl", ratelimit.Override{Target: "run", Capacity: 1, Window: time.Minute}, -time.Second},
+		{"unknown mode", ratelimit.Override{Target: "run", Capacity: 1, Window: time.Minute, Mode: "loud"}, 0},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := l.SetOverride(ctx, tt.o, tt.ttl); core.ErrorCode(err) != core.CodeInvalid {
+				t.Errorf("SetOverride: err %v, want code invalid", err)
+			}
+		})
+	}
+	o, err := l.SetOverride(ctx, ratelimit.Override{Target: "run:ip:2001:db8::5", Capacity: 7, Window: 30 * time.Second, Origin: "api"}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ratelimit.Override{Target: "run:ip:2001:db8::/64", Capacity: 7, Window: 30 * time.Second, Mode: ratelimit.ModeEnforce,
+		Origin: "api", CreatedAt: clock.Now(), ExpiresAt: clock.Now().Add(time.Minute)}
+	if diff := cmp.Diff(want, o); diff != "" {
+		t.Errorf("SetOverride (-want +got):\n%s", diff)
+	}
+	if err := l.RefreshOverrides(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]ratelimit.Override{want}, l.Overrides()); diff != "" {
+		t.Errorf("Overrides after refresh (-want +got):\n%s", diff)
+	}
+	if err := l.DeleteOverride(ctx, "run:ip:2001:db8::/64"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.DeleteOverride(ctx, "run:ip:2001:db8::/64"); core.ErrorCode(err) != core.CodeNotFound {
+		t.Errorf("second delete: err %v, want not_found", err)
+	}
+	if err := l.DeleteOverride(ctx, "nope"); core.ErrorCode(err) != core.CodeInvalid {
+		t.Errorf("delete of a bad target: err %v, want invalid", err)
+	}
+	if got := l.Overrides(); len(got) != 0 {
+		t.Errorf("Overrides after delete = %v, want none", got)
+	}
+}
+
+func testOverrideSeenByOthers(t *testing.T, newStore NewStore) {
+	clock := NewClock()
+	store := newStore(t, clock)
+	a := NewLimiter(t, store, clock, nil)
+	b := NewLimiter(t, store, clock, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	if _, err := a.SetOverride(ctx, ratelimit.Override{Target: "rl-test", Capacity: 9, Window: time.Minute}, 0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the other limiter sees the override", func() bool {
+		o, ok := b.Override("rl-test:ip:10.0.0.1")
+		return ok && o.Capacity == 9
+	})
+	if err := a.DeleteOverride(ctx, "rl-test"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the other limiter sees the deletion", func() bool {
+		_, ok := b.Override("rl-test:ip:10.0.0.1")
+		return !ok
+	})
+}
+
+// waitFor polls cond for up to 5 s, a bound that proves progress, not speed.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func testReset(t *testing.T, newStore NewStore) {
+	clock := NewClock()
+	l := NewLimiter(t, newStore(t, clock), clock, func(c *ratelimit.Config) { c.BanAfterStrikes = 2 })
+	ctx := context.Background()
+	req := ratelimit.Request{Limit: "rl-test", IP: "192.0.2.9"}
+	var last ratelimit.Decision
+	for range 5 {
+		var err error
+		if last, err = l.Allow(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !last.Banned() {
+		t.Fatalf("after 5 requests: %+v, want banned", last)
+	}
+	if err := l.Reset(ctx, "rl-test:ip:192.0.2.9"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := l.Allow(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(Outcome{Allowed: true, Scope: ratelimit.ScopeIP, Capacity: 3, Remaining: 2}, OutcomeOf(d, clock.Now())); diff != "" {
+		t.Errorf("after reset (-want +got):\n%s", diff)
+	}
+	for _, key := range []string{"rl-test", "rl-test:ip", "nope:ip:1.2.3.4", "rl-test:ip:bad"} {
+		if err := l.Reset(ctx, key); core.ErrorCode(err) != core.CodeInvalid {
+			t.Errorf("Reset(%q): err %v, want invalid", key, err)
+		}
+	}
+}
+
+func testSnapshot(t *testing.T, newStore NewStore) {
+	clock := NewClock()
+	l := NewLimiter(t, newStore(t, clock), clock, nil)
+	ctx := context.Background()
+	hit := func(ip string, n int) {
+		for range n {
+			if _, err := l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: ip}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	hit("192.0.2.1", 1)
+	clock.Advance(2 * time.Second)
+	hit("192.0.2.2", 4) // one 429: a strike
+	clock.Advance(2 * time.Second)
+	hit("192.0.2.3", 2)
+	if _, err := l.SetOverride(ctx, ratelimit.Override{Target: "run", Capacity: 3, Window: time.Minute}, 0); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Second)
+	s, err := l.Snapshot(ctx, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := clock.Now()
+	want := ratelimit.Snapshot{
+		Buckets: []ratelimit.BucketState{
+			{Key: "rl-test:ip:192.0.2.3", Capacity: 3, Remaining: 1, LastSeen: now.Add(-time.Second)},
+			{Key: "rl-test:ip:192.0.2.2", Capacity: 3, Remaining: 0, Strikes: 1, LastSeen: now.Add(-3 * time.Second)},
+		},
+		Penalties: []ratelimit.BucketState{
+			{Key: "rl-test:ip:192.0.2.2", Capacity: 3, Remaining: 0, Strikes: 1, LastSeen: now.Add(-3 * time.Second)},
+		},
+		PenalizedKeys: 1,
+		Overrides:     []ratelimit.Override{{Target: "run", Capacity: 3, Window: time.Minute, Mode: ratelimit.ModeEnforce, CreatedAt: now.Add(-time.Second)}},
+	}
+	if diff := cmp.Diff(want, s); diff != "" {
+		t.Errorf("Snapshot (-want +got):\n%s", diff)
+	}
+	n, err := l.PenalizedKeys(ctx)
+	if err != nil || n != 1 {
+		t.Errorf("PenalizedKeys = %d, %v; want 1", n, err)
+	}
+}
+
+func testConcurrency(t *testing.T, newStore NewStore) {
+	clock := NewClock() // frozen: no refill at all
+	l := NewLimiter(t, newStore(t, clock), clock, nil)
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 4 {
+				d, err := l.Allow(context.Background(), ratelimit.Request{Limit: "tenant-meta", IP: "203.0.113.50"})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if d.Allowed {
+					admitted.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got := admitted.Load(); got != 60 {
+		t.Errorf("64 goroutines × 4 requests admitted %d, want exactly the burst, 60", got)
+	}
+}
