@@ -29,7 +29,9 @@ func TestLimitsOutputGolden(t *testing.T) {
 		print func(*Printer) error
 	}{
 		{"limits_get", func(p *Printer) error { return printLimits(p, v) }},
-		{"limits_get_no_overrides", func(p *Printer) error { return printLimits(p, LimitsView{Limits: v.Limits[:1], Overrides: []OverrideView{}}) }},
+		{"limits_get_no_overrides", func(p *Printer) error {
+			return printLimits(p, LimitsView{Limits: v.Limits[:1], Overrides: []OverrideView{}})
+		}},
 		{"limits_set", func(p *Printer) error { return printOverride(p, v.Overrides[0]) }},
 		{"limits_unset", func(p *Printer) error {
 			return printDone(p, map[string]any{"target": "run:ip", "removed": true}, "Removed the override of %s.", "run:ip")
