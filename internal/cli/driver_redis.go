@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -48,10 +49,7 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 	if !strings.HasPrefix(rawURL, "redis://") && !strings.HasPrefix(rawURL, "rediss://") && !strings.HasPrefix(rawURL, "unix://") {
 		return nil, usageError{fmt.Errorf("--redis %q: want a redis://, rediss:// or unix:// URL", addr)}
 	}
-	// go-redis logs every failed dial to stderr; the CLI reports a failure
-	// once, as its one-line error. The logger is go-redis's own process-wide
-	// setting, and this process is a short-lived CLI command.
-	redis.SetLogger(quietRedisLog{})
+	quietRedisOnce.Do(func() { redis.SetLogger(quietRedisLog{}) })
 	cfg, err := config.Load(getenv, nil)
 	if err != nil {
 		return nil, err
@@ -76,6 +74,12 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 	}
 	return &redisDriver{addr: addr, rdb: rdb, jobs: svc, store: store, lim: lim}, nil
 }
+
+// quietRedisOnce silences go-redis, which logs every failed dial to stderr,
+// where the CLI reports a failure once, as its one-line error. The logger is
+// go-redis's own process-wide setting; setting it once, before this process
+// makes its first client, keeps it free of data races.
+var quietRedisOnce sync.Once
 
 // quietRedisLog drops go-redis's internal log lines.
 type quietRedisLog struct{}

@@ -22,6 +22,10 @@ func newJobsCmd(f *Factory) *cobra.Command {
 			"  refrakt jobs list --status pending\n" +
 			"  refrakt --redis redis://127.0.0.1:6379/0 jobs run --next",
 	}
+	// Runnable, so that an unknown subcommand is an error (exit 2) rather
+	// than cobra's help with exit 0.
+	cmd.Args = cobra.NoArgs
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 	addConnFlags(cmd, conn)
 	c := client{f: f, conn: conn}
 	cmd.AddCommand(

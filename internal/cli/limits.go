@@ -22,6 +22,10 @@ func newLimitsCmd(f *Factory) *cobra.Command {
 			"  refrakt limits set run:ip --capacity 100 --window 1m --ttl 1h\n" +
 			"  refrakt limits reset run:ip:203.0.113.7",
 	}
+	// Runnable, so that an unknown subcommand is an error (exit 2) rather
+	// than cobra's help with exit 0.
+	cmd.Args = cobra.NoArgs
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 	addConnFlags(cmd, conn)
 	c := client{f: f, conn: conn}
 	cmd.AddCommand(
