@@ -41,6 +41,7 @@ type Server struct {
 	tokens  *tokens
 	metrics *metrics.Metrics
 
+	jobs       *jobs // the job queue and its workers (jobs.go)
 	inFlight   atomic.Int64
 	mux        *http.ServeMux
 	handler    http.Handler
@@ -91,15 +92,13 @@ func NewServer(d Deps) (*Server, error) {
 // build constructs the domain services on the backend. Each part of the
 // API adds its construction here, in the order it needs.
 func (s *Server) build() error {
-	return nil
+	return s.buildJobs()
 }
 
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // addComponent registers a background part of the daemon.
-//
-//lint:ignore U1000 the job queue and the metrics sampler register here
 func (s *Server) addComponent(name string, start, stop func(ctx context.Context) error) {
 	s.components = append(s.components, component{name: name, start: start, stop: stop})
 }

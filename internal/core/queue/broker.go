@@ -103,10 +103,10 @@ type Outcome struct {
 
 // TickResult counts the jobs one tick moved.
 type TickResult struct {
-	Scheduled     int // scheduled → pending
-	Retried       int // failed → pending
-	Recovered     int // running → pending, lease expired
-	RecoveredDead int // running → dead, lease expired on the last retry
+	Scheduled     int `json:"scheduled"`      // scheduled → pending
+	Retried       int `json:"retried"`        // failed → pending
+	Recovered     int `json:"recovered"`      // running → pending, lease expired
+	RecoveredDead int `json:"recovered_dead"` // running → dead, lease expired on the last retry
 }
 
 // Add sums two tick results.

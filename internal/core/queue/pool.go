@@ -38,6 +38,9 @@ type Pool struct {
 
 	stopping atomic.Bool
 	started  atomic.Bool
+	inflight atomic.Int64  // jobs fetched and not yet run to the end
+	avgRun   atomic.Int64  // moving average of handler run time (ns); -1 until the first run
+	freed    chan struct{} // a worker finished a job (for the fetcher waiting on slow jobs)
 
 	fetchCtx    context.Context // cancelled when shutdown starts
 	stopFetch   context.CancelFunc
@@ -75,8 +78,10 @@ func NewPool(svc *Service) *Pool {
 		slots:       make(chan struct{}, capacity),
 		held:        map[*held]struct{}{},
 		fetcherDone: make(chan struct{}),
+		freed:       make(chan struct{}, 1),
 		finisher:    make(chan struct{}),
 	}
+	p.avgRun.Store(-1)
 	p.fetchCtx, p.stopFetch = context.WithCancel(context.Background())
 	p.runCtx, p.stopRun = context.WithCancel(context.Background())
 	p.bgCtx, p.stopBG = context.WithCancel(context.Background())
@@ -185,7 +190,25 @@ func (p *Pool) fetch() {
 				break more
 			}
 		}
+		if limit := p.fetchLimit(); n > limit {
+			for range n - max(limit, 1) {
+				p.slots <- struct{}{}
+			}
+			n = max(limit, 1)
+			if limit == 0 {
+				// Slow jobs and every worker busy: prefetching would only
+				// hold jobs another daemon could run. Wait for a worker.
+				p.slots <- struct{}{}
+				select {
+				case <-p.freed:
+				case <-p.fetchCtx.Done():
+					return
+				}
+				continue
+			}
+		}
 		leases, err := p.svc.broker.Fetch(p.fetchCtx, FetchRequest{N: n, Lease: p.cfg.Lease, Wait: p.cfg.FetchWait})
+		p.inflight.Add(int64(len(leases)))
 		for _, l := range leases {
 			h := &held{lease: l}
 			h.ctx, h.cancel = context.WithCancelCause(p.runCtx)
@@ -207,6 +230,34 @@ func (p *Pool) fetch() {
 			continue
 		}
 		backoff = 0
+	}
+}
+
+// fastJob is the average run time under which a pool prefetches: for
+// jobs this short, holding a few per worker costs other daemons nothing
+// noticeable, and it saves a round trip per job.
+const fastJob = 10 * time.Millisecond
+
+// fetchLimit is how many jobs the fetcher may take now: every free slot
+// while jobs are fast, else only enough to keep each worker busy.
+func (p *Pool) fetchLimit() int {
+	if avg := p.avgRun.Load(); avg >= 0 && time.Duration(avg) < fastJob {
+		return cap(p.slots)
+	}
+	return max(0, p.cfg.Concurrency-int(p.inflight.Load()))
+}
+
+// observeRun folds one handler run time into the moving average.
+func (p *Pool) observeRun(d time.Duration) {
+	for {
+		old := p.avgRun.Load()
+		next := int64(d)
+		if old >= 0 {
+			next = old - old/8 + int64(d)/8
+		}
+		if p.avgRun.CompareAndSwap(old, next) {
+			return
+		}
 	}
 }
 
@@ -236,7 +287,14 @@ func (p *Pool) work() {
 			p.handBack(h)
 			continue
 		}
+		start := time.Now()
 		o := p.svc.execute(h.ctx, h.lease)
+		p.observeRun(time.Since(start))
+		p.inflight.Add(-1)
+		select {
+		case p.freed <- struct{}{}:
+		default:
+		}
 		switch {
 		case p.runCtx.Err() != nil && h.ctx.Err() != nil && !errors.Is(context.Cause(h.ctx), ErrLeaseLost):
 			p.handBack(h) // interrupted by shutdown: not the job's fault

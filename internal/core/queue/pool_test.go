@@ -285,3 +285,27 @@ func TestWaitConcurrent(t *testing.T) {
 		}
 	})
 }
+
+// TestPoolNoPrefetchOfSlowJobs: while jobs are slow, a pool holds no more
+// jobs than it has idle workers, so the rest stay pending for other daemons.
+func TestPoolNoPrefetchOfSlowJobs(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		reg := queue.NewRegistry()
+		started, _ := blocking(reg)
+		cfg := fast
+		cfg.Concurrency, cfg.ShutdownTimeout = 2, 50*time.Millisecond
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil), Registry: reg}, cfg)
+		startPool(t, s)
+		for range 5 {
+			mustEnqueue(t, s, queue.EnqueueRequest{Type: "block"})
+		}
+		waitFor(t, "first start", started)
+		waitFor(t, "second start", started)
+		time.Sleep(100 * time.Millisecond)
+		st, err := s.Stats(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		diff(t, "running and pending", [2]int64{2, 3}, [2]int64{st[0].Running, st[0].Pending})
+	})
+}

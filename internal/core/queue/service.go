@@ -17,9 +17,12 @@ type Config struct {
 	TickInterval    time.Duration // TICK_INTERVAL [1s]: promote due jobs, recover expired leases
 	Lease           time.Duration // JOB_LEASE [30s]: a running job's lease, extended every Lease/3
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT [10s]: how long running jobs may finish at shutdown
-	// Prefetch is the number of jobs each worker holds ready beyond the one it
-	// runs [1]: they are fetched (and leased) in batches, so a busy pool makes
-	// one fetch per batch instead of one per job.
+	// Prefetch is the number of jobs each worker may hold ready beyond the
+	// one it runs [9]: they are fetched (and leased) in batches, so a busy
+	// pool makes one fetch per batch instead of one per job. The pool only
+	// prefetches while jobs are fast (under 10ms on average); slow jobs are
+	// fetched one per idle worker, so they stay available to other daemons.
+	// A negative value turns prefetching off.
 	Prefetch          int
 	FetchWait         time.Duration // longest single blocking fetch [1s]
 	DefaultMaxRetries int           // max_retries of a job that names none [3]
@@ -43,7 +46,7 @@ func (c Config) withDefaults() Config {
 	if c.Prefetch < 0 {
 		c.Prefetch = 0
 	} else if c.Prefetch == 0 {
-		c.Prefetch = 1
+		c.Prefetch = 9
 	}
 	if c.FetchWait <= 0 {
 		c.FetchWait = time.Second

@@ -333,8 +333,10 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 		if err != nil {
 			return leases, fmt.Errorf("fetch from %s: %w", q, err)
 		}
-		for _, f := range r.([]any)[1:] {
-			j, tok := parseLease(f.([]any))
+		a := r.([]any)
+		now := msTime(a[0])
+		for _, f := range a[1:] {
+			j, tok := parseStarted(f.([]any), q, now, req.Lease)
 			leases = append(leases, queue.Lease{Job: j, Token: tok})
 		}
 	}
@@ -387,7 +389,7 @@ func (b *Broker) Claim(ctx context.Context, id string, lease time.Duration) (que
 	if err != nil {
 		return queue.Lease{}, err
 	}
-	j, tok := parseLease(a[1].([]any))
+	j, tok := parseStarted(a[1].([]any), q, msTime(a[0]), lease)
 	return queue.Lease{Job: j, Token: tok}, nil
 }
 

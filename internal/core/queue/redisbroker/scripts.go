@@ -48,28 +48,45 @@ end
 local FIELDS = {'id','queue','type','payload','status','attempts','retries','max_retries','interval',
   'run_at','enqueued_at','started_at','finished_at','last_error','result','source','ready_at','lease_until','token'}
 local function job(key) return redis.call('HMGET', key, unpack(FIELDS)) end
--- start moves a job to running under a new lease and fencing token.
-local function start(key, id, running, now, lease)
+-- START_FIELDS are what a worker needs of a job it starts.
+local START_FIELDS = {'status','type','payload','attempts','retries','max_retries','interval','run_at',
+  'enqueued_at','source','ready_at','token'}
+-- start moves a job to running under a new lease and fencing token and
+-- returns {id, START_FIELDS…} with status, attempts and token updated (one
+-- HMGET, one HSET, one ZADD: the hot path). It returns false, writing
+-- nothing, when the job is not in status want (when want is given).
+local function start(key, id, running, now, lease, want)
+  local f = redis.call('HMGET', key, unpack(START_FIELDS))
+  if want and f[1] ~= want then return false end
   local until_ = now + lease
-  redis.call('HINCRBY', key, 'token', 1)
-  redis.call('HINCRBY', key, 'attempts', 1)
-  redis.call('HSET', key, 'status', 'running', 'started_at', now, 'lease_until', until_)
+  f[1] = 'running'
+  f[4] = (tonumber(f[4]) or 0) + 1
+  f[12] = (tonumber(f[12]) or 0) + 1
+  redis.call('HSET', key, 'status', 'running', 'attempts', f[4], 'started_at', now, 'lease_until', until_, 'token', f[12])
   redis.call('ZADD', running, until_, id)
+  f[4] = tostring(f[4])
+  f[12] = tostring(f[12])
+  table.insert(f, 1, id)
+  return f
 end
--- finish_to_history records a finished job (once: a ZSET) and drops the
--- oldest finished jobs beyond cap, with their hashes.
-local function to_history(history, dead, prefix, cap, id, now, is_dead)
+-- trim drops the oldest finished jobs beyond cap, with their hashes.
+local function trim(history, dead, prefix, cap)
+  local n = redis.call('ZCARD', history)
+  if n <= cap then return end
+  local old = redis.call('ZRANGE', history, 0, n - cap - 1)
+  local has_dead = redis.call('EXISTS', dead) == 1
+  for _, oid in ipairs(old) do
+    redis.call('DEL', prefix .. oid)
+    if has_dead then redis.call('ZREM', dead, oid) end
+  end
+  redis.call('ZREMRANGEBYRANK', history, 0, n - cap - 1)
+end
+-- to_history records a finished job (once: a ZSET) and, unless the caller
+-- trims once for a whole batch, drops the oldest beyond cap.
+local function to_history(history, dead, prefix, cap, id, now, is_dead, batch)
   redis.call('ZADD', history, now, id)
   if is_dead then redis.call('ZADD', dead, now, id) end
-  local n = redis.call('ZCARD', history)
-  if n > cap then
-    local old = redis.call('ZRANGE', history, 0, n - cap - 1)
-    for _, oid in ipairs(old) do
-      redis.call('DEL', prefix .. oid)
-      redis.call('ZREM', dead, oid)
-    end
-    redis.call('ZREMRANGEBYRANK', history, 0, n - cap - 1)
-  end
+  if not batch then trim(history, dead, prefix, cap) end
 end
 `
 
@@ -111,7 +128,7 @@ return {now, 0}
 //	KEYS[1] pending  KEYS[2] running  KEYS[3] stats  KEYS[4] job key prefix
 //	ARGV[1] now  ARGV[2] N  ARGV[3] lease_ms
 //
-// Returns {now, job fields…, job fields…} (FIELDS order), one per job started.
+// Returns {now, {id, START_FIELDS…}, …}, one per job started.
 var dequeueScript = newScript(prelude + `
 local now = now_ms(ARGV[1])
 local out = {now}
@@ -119,10 +136,8 @@ local ids = redis.call('LPOP', KEYS[1], tonumber(ARGV[2]))
 if not ids then return out end
 for _, id in ipairs(ids) do
   local key = KEYS[4] .. id
-  if redis.call('HGET', key, 'status') == 'pending' then
-    start(key, id, KEYS[2], now, tonumber(ARGV[3]))
-    out[#out + 1] = job(key)
-  end
+  local f = start(key, id, KEYS[2], now, tonumber(ARGV[3]), 'pending')
+  if f then out[#out + 1] = f end
 end
 if #out > 1 then redis.call('HINCRBY', KEYS[3], 'started', #out - 1) end
 return out
@@ -134,8 +149,9 @@ return out
 //	KEYS[5] stats  KEYS[6] job key prefix
 //	ARGV[1] now  ARGV[2] id  ARGV[3] lease_ms
 //
-// Returns {"ok", now, fields}; {"conflict", status} when the job is not
-// pending, scheduled or failed; {"not_found"} when there is no such job.
+// Returns {"ok", now, {id, START_FIELDS…}}; {"conflict", status} when the
+// job is not pending, scheduled or failed; {"not_found"} when there is no
+// such job.
 var claimScript = newScript(prelude + `
 local now = now_ms(ARGV[1])
 local id = ARGV[2]
@@ -146,9 +162,9 @@ if st == 'pending' then redis.call('LREM', KEYS[1], 1, id)
 elseif st == 'scheduled' then redis.call('ZREM', KEYS[2], id)
 elseif st == 'failed' then redis.call('ZREM', KEYS[3], id)
 else return {'conflict', st} end
-start(key, id, KEYS[4], now, tonumber(ARGV[3]))
+local f = start(key, id, KEYS[4], now, tonumber(ARGV[3]))
 redis.call('HINCRBY', KEYS[5], 'started', 1)
-return {'ok', now, job(key)}
+return {'ok', now, f}
 `)
 
 // extendScript renews leases whose token still holds the job.
@@ -197,43 +213,44 @@ local ok, failed = 0, 0
 for i = 3, #ARGV, 5 do
   local id = ARGV[i]
   local key = KEYS[7] .. id
-  local f = redis.call('HMGET', key, 'status', 'token', 'interval', 'max_retries')
+  local f = redis.call('HMGET', key, 'status', 'token', 'interval', 'max_retries', 'retries')
   if f[1] ~= 'running' or f[2] ~= ARGV[i+1] then
     out[#out + 1] = ''
   else
     redis.call('ZREM', KEYS[1], id)
-    redis.call('HDEL', key, 'lease_until')
     if ARGV[i+2] == 'ok' then
       ok = ok + 1
       local interval = tonumber(f[3]) or 0
       if interval > 0 then
         local run_at = now + interval * 1000
         redis.call('HSET', key, 'status', 'scheduled', 'result', ARGV[i+3], 'finished_at', now,
-          'run_at', run_at, 'retries', 0)
+          'run_at', run_at, 'retries', 0, 'lease_until', 0)
         redis.call('ZADD', KEYS[3], run_at, id)
         out[#out + 1] = 'scheduled'
       else
-        redis.call('HSET', key, 'status', 'succeeded', 'result', ARGV[i+3], 'finished_at', now)
-        to_history(KEYS[4], KEYS[5], KEYS[7], cap, id, now, false)
+        redis.call('HSET', key, 'status', 'succeeded', 'result', ARGV[i+3], 'finished_at', now, 'lease_until', 0)
+        to_history(KEYS[4], KEYS[5], KEYS[7], cap, id, now, false, true)
         out[#out + 1] = 'succeeded'
       end
     else
       failed = failed + 1
-      local retries = redis.call('HINCRBY', key, 'retries', 1)
-      redis.call('HSET', key, 'last_error', ARGV[i+3])
+      local retries = (tonumber(f[5]) or 0) + 1
       if retries > tonumber(f[4]) then
-        redis.call('HSET', key, 'status', 'dead', 'finished_at', now)
-        to_history(KEYS[4], KEYS[5], KEYS[7], cap, id, now, true)
+        redis.call('HSET', key, 'status', 'dead', 'finished_at', now, 'retries', retries,
+          'last_error', ARGV[i+3], 'lease_until', 0)
+        to_history(KEYS[4], KEYS[5], KEYS[7], cap, id, now, true, true)
         out[#out + 1] = 'dead'
       else
         local run_at = now + tonumber(ARGV[i+4])
-        redis.call('HSET', key, 'status', 'failed', 'run_at', run_at)
+        redis.call('HSET', key, 'status', 'failed', 'run_at', run_at, 'retries', retries,
+          'last_error', ARGV[i+3], 'lease_until', 0)
         redis.call('ZADD', KEYS[2], run_at, id)
         out[#out + 1] = 'failed'
       end
     end
   end
 end
+trim(KEYS[4], KEYS[5], KEYS[7], cap)
 if ok > 0 then redis.call('HINCRBY', KEYS[6], 'succeeded', ok) end
 if failed > 0 then redis.call('HINCRBY', KEYS[6], 'failed', failed) end
 return out
@@ -347,7 +364,7 @@ for _, id in ipairs(expired) do
   redis.call('HSET', key, 'last_error', 'lease expired')
   if retries > tonumber(redis.call('HGET', key, 'max_retries')) then
     redis.call('HSET', key, 'status', 'dead', 'finished_at', now)
-    to_history(KEYS[5], KEYS[6], KEYS[8], tonumber(ARGV[2]), id, now, true)
+    to_history(KEYS[5], KEYS[6], KEYS[8], tonumber(ARGV[2]), id, now, true, true)
     dead = dead + 1
   else
     redis.call('HSET', key, 'status', 'pending', 'ready_at', now)
@@ -356,6 +373,7 @@ for _, id in ipairs(expired) do
   end
 end
 if #expired > 0 then redis.call('HINCRBY', KEYS[7], 'failed', #expired) end
+if dead > 0 then trim(KEYS[5], KEYS[6], KEYS[8], tonumber(ARGV[2])) end
 return {counts[1], counts[2], recovered, dead}
 `)
 
