@@ -48,6 +48,9 @@ type TickView struct {
 // LimitsView is the answer of `limits get -o json`, and of
 // GET /api/dev/rate-limits/config.
 type LimitsView struct {
+	// Enabled is RATE_LIMIT_ENABLED of the daemon (over Redis: of this
+	// process's environment, which should match the daemons').
+	Enabled   bool           `json:"enabled"`
 	Limits    []LimitView    `json:"limits"`
 	Overrides []OverrideView `json:"overrides"`
 }
@@ -59,6 +62,10 @@ type LimitView struct {
 	Burst         int      `json:"burst"`
 	Rate          int      `json:"rate"`
 	WindowSeconds float64  `json:"window_seconds"`
+	// PremiumBurst and PremiumRate are the policy of the premium tier
+	// (X-RateLimit-Tier: premium, × RATE_LIMIT_PREMIUM_MULTIPLIER).
+	PremiumBurst int `json:"premium_burst"`
+	PremiumRate  int `json:"premium_rate"`
 }
 
 // OverrideView is one override in force. ExpiresAt and CreatedAt are
@@ -81,6 +88,8 @@ type OverrideRequest struct {
 	TTLSeconds    int    `json:"ttl_seconds,omitempty"`
 	// Mode is sent only for shadow overrides; enforce is the default.
 	Mode string `json:"mode,omitempty"`
+	// Origin says who set the override in listings: always "cli" here.
+	Origin string `json:"origin,omitempty"`
 }
 
 func (r OverrideRequest) window() time.Duration {
@@ -91,8 +100,10 @@ func (r OverrideRequest) ttl() time.Duration {
 	return time.Duration(r.TTLSeconds) * time.Second
 }
 
-func limitView(l ratelimit.Limit) LimitView {
-	v := LimitView{Name: l.Name, Burst: l.Policy.Burst, Rate: l.Policy.Rate, WindowSeconds: l.Policy.Window.Seconds(), Scopes: []string{}}
+func limitView(l ratelimit.Limit, premium float64) LimitView {
+	p := l.Policy.Premium(premium)
+	v := LimitView{Name: l.Name, Burst: l.Policy.Burst, Rate: l.Policy.Rate, WindowSeconds: l.Policy.Window.Seconds(),
+		PremiumBurst: p.Burst, PremiumRate: p.Rate, Scopes: []string{}}
 	for _, s := range l.Scopes {
 		v.Scopes = append(v.Scopes, string(s))
 	}

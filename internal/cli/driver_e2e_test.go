@@ -338,6 +338,24 @@ func limitsJSON(t *testing.T, env map[string]string, args ...string) LimitsView 
 	return v
 }
 
+// awaitOverride lists the overrides of filter over env until the one of
+// target is present (want true) or gone (want false): a change made over
+// another driver reaches a daemon within 1 s, so this waits up to 5 s.
+func awaitOverride(t *testing.T, env map[string]string, filter, target string, want bool) OverrideView {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		o, ok := findOverride(limitsJSON(t, env, filter), target)
+		if ok == want {
+			return o
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("override %s present=%v after 5s, want %v", target, ok, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func findOverride(v LimitsView, target string) (OverrideView, bool) {
 	for _, o := range v.Overrides {
 		if o.Target == target {
@@ -375,12 +393,9 @@ func TestE2ELimits(t *testing.T) {
 			if o.Target != target || o.Capacity != 1 || o.WindowSeconds != 60 || o.ExpiresAt != nil {
 				t.Errorf("set answered %+v, want %s at 1 per 60s, no expiry", o, target)
 			}
-			listed, ok := findOverride(limitsJSON(t, other.env, "rl-test"), target)
-			if !ok || listed.Capacity != 1 || listed.WindowSeconds != 60 {
-				t.Errorf("listed over %s: %+v (found %v), want capacity 1 per 60s", other.name, listed, ok)
-			}
-			if set.name == "redis" && listed.Origin != "cli" {
-				t.Errorf("origin %q, want cli", listed.Origin)
+			listed := awaitOverride(t, other.env, "rl-test", target, true)
+			if listed.Capacity != 1 || listed.WindowSeconds != 60 || listed.Mode != "enforce" || listed.Origin != "cli" {
+				t.Errorf("listed over %s: %+v, want capacity 1 per 60s, enforced, origin cli", other.name, listed)
 			}
 
 			if hasProbe {
@@ -407,17 +422,15 @@ func TestE2ELimits(t *testing.T) {
 			}
 
 			mustCLI(t, other.env, "limits", "unset", target)
-			if _, ok := findOverride(limitsJSON(t, set.env), target); ok {
-				t.Errorf("%s still listed after unset", target)
-			}
+			awaitOverride(t, set.env, "rl-test", target, false)
 			wantFail(t, set.env, ExitFailed, target, "limits", "unset", target)
 
 			// Shadow with a TTL: listed with its mode and expiry.
 			shadow := "run:ip:" + ip
 			mustCLI(t, set.env, "limits", "set", shadow, "--capacity", "2", "--window", "10s", "--ttl", "1h", "--shadow")
-			got, ok := findOverride(limitsJSON(t, other.env, "run:ip"), shadow)
-			if !ok || got.Mode != "shadow" || got.ExpiresAt == nil || time.Until(*got.ExpiresAt) < 50*time.Minute {
-				t.Errorf("listed %+v (found %v), want a shadow override expiring in about 1h", got, ok)
+			got := awaitOverride(t, other.env, "run:ip", shadow, true)
+			if got.Mode != "shadow" || got.ExpiresAt == nil || time.Until(*got.ExpiresAt) < 50*time.Minute {
+				t.Errorf("listed %+v, want a shadow override expiring in about 1h", got)
 			}
 			mustCLI(t, other.env, "limits", "unset", shadow)
 		})

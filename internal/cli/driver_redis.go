@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"net/url"
 	"strings"
@@ -86,8 +85,9 @@ type quietRedisLog struct{}
 
 func (quietRedisLog) Printf(context.Context, string, ...any) {}
 
-// limiterConfig is the limiter a daemon with the same environment builds;
-// the CLI needs its limits (names, scopes, policies) to list them and to
+// limiterConfig is the limiter a daemon with the same environment builds
+// (the same mapping as the daemon's limitConfig, which is unexported); the
+// CLI needs its limits (names, scopes, policies) to list them and to
 // validate targets.
 func limiterConfig(c config.Config) ratelimit.Config {
 	rc := ratelimit.DefaultConfig()
@@ -95,11 +95,12 @@ func limiterConfig(c config.Config) ratelimit.Config {
 	rc.RunBurst = c.RunBurst
 	rc.RunPerMinute = c.RunPerMinute
 	rc.AssistantPerMinute = c.AssistantPerMinute
-	rc.PremiumMultiplier = int(math.Round(c.PremiumMultiplier))
+	rc.PremiumMultiplier = c.PremiumMultiplier
 	rc.PenaltyFactor = c.PenaltyFactor
 	rc.PenaltyDecay = c.PenaltyDecay
 	rc.BanAfterStrikes = c.BanAfterStrikes
 	rc.BanDuration = c.BanDuration
+	rc.BanMax = max(rc.BanMax, rc.BanDuration)
 	rc.OnBackendError = ratelimit.BackendErrorPolicy(c.OnBackendError)
 	rc.BackendTimeout = c.BackendTimeout
 	return rc
@@ -178,9 +179,10 @@ func (d *redisDriver) Limits(ctx context.Context) (LimitsView, error) {
 	if err := d.lim.RefreshOverrides(ctx); err != nil {
 		return LimitsView{}, d.fail(err)
 	}
-	v := LimitsView{Limits: []LimitView{}, Overrides: []OverrideView{}}
+	cfg := d.lim.Config()
+	v := LimitsView{Enabled: cfg.Enabled, Limits: []LimitView{}, Overrides: []OverrideView{}}
 	for _, l := range d.lim.Limits() {
-		v.Limits = append(v.Limits, limitView(l))
+		v.Limits = append(v.Limits, limitView(l, cfg.PremiumMultiplier))
 	}
 	for _, o := range d.lim.Overrides() {
 		v.Overrides = append(v.Overrides, overrideView(o))
@@ -190,7 +192,7 @@ func (d *redisDriver) Limits(ctx context.Context) (LimitsView, error) {
 
 func (d *redisDriver) SetOverride(ctx context.Context, req OverrideRequest) (OverrideView, error) {
 	o, err := d.lim.SetOverride(ctx, ratelimit.Override{
-		Target: req.Target, Capacity: req.Capacity, Window: req.window(), Mode: req.Mode, Origin: "cli",
+		Target: req.Target, Capacity: req.Capacity, Window: req.window(), Mode: req.Mode, Origin: req.Origin,
 	}, req.ttl())
 	if err != nil {
 		return OverrideView{}, d.fail(err)

@@ -21,10 +21,10 @@ func TestLimitsSetFlags(t *testing.T) {
 	}{
 		{"capacity and window", []string{"run:ip", "--capacity", "100", "--window", "1m"},
 			&LimitsSetOptions{Target: "run:ip", Capacity: 100, Window: time.Minute},
-			OverrideRequest{Target: "run:ip", Capacity: 100, WindowSeconds: 60}, ExitOK},
+			OverrideRequest{Target: "run:ip", Capacity: 100, WindowSeconds: 60, Origin: "cli"}, ExitOK},
 		{"ttl and shadow", []string{"run", "--capacity", "5", "--window", "10s", "--ttl", "1h", "--shadow"},
 			&LimitsSetOptions{Target: "run", Capacity: 5, Window: 10 * time.Second, TTL: time.Hour, Shadow: true},
-			OverrideRequest{Target: "run", Capacity: 5, WindowSeconds: 10, TTLSeconds: 3600, Mode: "shadow"}, ExitOK},
+			OverrideRequest{Target: "run", Capacity: 5, WindowSeconds: 10, TTLSeconds: 3600, Mode: "shadow", Origin: "cli"}, ExitOK},
 		{"no capacity", []string{"run", "--window", "1m"}, nil, OverrideRequest{}, ExitUsage},
 		{"no window", []string{"run", "--capacity", "5"}, nil, OverrideRequest{}, ExitUsage},
 		{"negative capacity", []string{"run", "--capacity", "-1", "--window", "1m"}, nil, OverrideRequest{}, ExitUsage},

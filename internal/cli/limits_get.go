@@ -61,7 +61,7 @@ func limitsGetRun(ctx context.Context, o *LimitsGetOptions) error {
 // those whose target is target, a prefix of it (they cover it) or under it.
 func filterLimits(v LimitsView, target string) (LimitsView, error) {
 	name, _, _ := strings.Cut(target, ":")
-	out := LimitsView{Limits: []LimitView{}, Overrides: []OverrideView{}}
+	out := LimitsView{Enabled: v.Enabled, Limits: []LimitView{}, Overrides: []OverrideView{}}
 	for _, l := range v.Limits {
 		if l.Name == name {
 			out.Limits = append(out.Limits, l)

@@ -12,10 +12,12 @@ import (
 // the override it stored. On a terminal: a table of limits, then one of
 // overrides. Piped: one tab-separated row per limit and override, the first
 // column saying which ("limit" or "override"), windows in seconds, times in
-// RFC 3339.
+// RFC 3339. A limit's row: limit, name, scopes, burst, rate, window,
+// premium burst, premium rate; an override's: override, target, capacity,
+// window, mode, expires, origin, created.
 
 var (
-	limitColumns    = []string{"limit", "scopes", "burst", "rate", "window"}
+	limitColumns    = []string{"limit", "scopes", "burst", "rate", "window", "premium burst", "premium rate"}
 	overrideColumns = []string{"target", "capacity", "window", "mode", "expires", "origin", "created"}
 )
 
@@ -33,6 +35,9 @@ func printLimits(p *Printer, v LimitsView) error {
 			rows = append(rows, append([]string{"override"}, overrideRow(p, o, now)...))
 		}
 		return p.Table(nil, rows)
+	}
+	if !v.Enabled {
+		fmt.Fprintln(p.Out, "Rate limiting is off (RATE_LIMIT_ENABLED=false): nothing below is enforced.")
 	}
 	if len(v.Limits) > 0 {
 		rows := make([][]string, len(v.Limits))
@@ -72,7 +77,8 @@ func printOverride(p *Printer, o OverrideView) error {
 }
 
 func limitRow(p *Printer, l LimitView) []string {
-	return []string{l.Name, strings.Join(l.Scopes, ","), strconv.Itoa(l.Burst), strconv.Itoa(l.Rate), p.window(l.WindowSeconds)}
+	return []string{l.Name, strings.Join(l.Scopes, ","), strconv.Itoa(l.Burst), strconv.Itoa(l.Rate), p.window(l.WindowSeconds),
+		strconv.Itoa(l.PremiumBurst), strconv.Itoa(l.PremiumRate)}
 }
 
 func overrideRow(p *Printer, o OverrideView, now time.Time) []string {

@@ -10,10 +10,11 @@ func fixtureLimits() LimitsView {
 	expires := goldenNow.Add(59*time.Minute + 30*time.Second)
 	created := goldenNow.Add(-30 * time.Second)
 	return LimitsView{
+		Enabled: true,
 		Limits: []LimitView{
-			{Name: "run", Scopes: []string{"ip", "user"}, Burst: 10, Rate: 30, WindowSeconds: 60},
-			{Name: "rl-test", Scopes: []string{"ip"}, Burst: 3, Rate: 3, WindowSeconds: 60},
-			{Name: "secure-ping", Scopes: []string{"user_tenant"}, Burst: 30, Rate: 30, WindowSeconds: 60},
+			{Name: "run", Scopes: []string{"ip", "user"}, Burst: 10, Rate: 30, WindowSeconds: 60, PremiumBurst: 30, PremiumRate: 90},
+			{Name: "rl-test", Scopes: []string{"ip"}, Burst: 3, Rate: 3, WindowSeconds: 60, PremiumBurst: 9, PremiumRate: 9},
+			{Name: "secure-ping", Scopes: []string{"user_tenant"}, Burst: 30, Rate: 30, WindowSeconds: 60, PremiumBurst: 90, PremiumRate: 90},
 		},
 		Overrides: []OverrideView{
 			{Target: "run:ip", Capacity: 100, WindowSeconds: 60, Mode: "enforce", ExpiresAt: &expires, Origin: "cli", CreatedAt: &created},

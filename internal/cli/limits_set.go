@@ -70,7 +70,7 @@ func (o *LimitsSetOptions) validate() error {
 }
 
 func (o *LimitsSetOptions) request() OverrideRequest {
-	r := OverrideRequest{Target: o.Target, Capacity: o.Capacity, WindowSeconds: int(o.Window / time.Second), TTLSeconds: int(o.TTL / time.Second)}
+	r := OverrideRequest{Target: o.Target, Capacity: o.Capacity, WindowSeconds: int(o.Window / time.Second), TTLSeconds: int(o.TTL / time.Second), Origin: "cli"}
 	if o.Shadow {
 		r.Mode = ratelimit.ModeShadow
 	}

@@ -62,14 +62,6 @@ func (s *Server) buildJobs() error {
 	return nil
 }
 
-// limited wraps a public job route with its rate limit ("run" or
-// "assistant"). It is the one place the rate limiter plugs into the job
-// routes; until it lands, it lets everything through.
-func (s *Server) limited(limit string, h http.Handler) http.Handler {
-	_ = limit
-	return h
-}
-
 // handleRun enqueues a job behind admission control: 202 with the job.
 func (s *Server) handleRun() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/core/metrics"
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
 	"github.com/refrakt/refrakt/internal/version"
 )
 
@@ -41,7 +42,10 @@ type Server struct {
 	tokens  *tokens
 	metrics *metrics.Metrics
 
-	jobs       *jobs // the job queue and its workers (jobs.go)
+	jobs     *jobs // the job queue and its workers (jobs.go)
+	limiter  *ratelimit.Limiter
+	identity *identityRules
+
 	inFlight   atomic.Int64
 	mux        *http.ServeMux
 	handler    http.Handler
@@ -92,6 +96,9 @@ func NewServer(d Deps) (*Server, error) {
 // build constructs the domain services on the backend. Each part of the
 // API adds its construction here, in the order it needs.
 func (s *Server) build() error {
+	if err := s.buildRateLimit(); err != nil {
+		return err
+	}
 	return s.buildJobs()
 }
 

@@ -35,9 +35,9 @@ type Config struct {
 	// AssistantPerMinute is burst and refill of "assistant" per 60s
 	// (RATE_LIMIT_ASSISTANT_PER_MINUTE, 20).
 	AssistantPerMinute int
-	// PremiumMultiplier multiplies burst and rate for the premium tier
-	// (RATE_LIMIT_PREMIUM_MULTIPLIER, 3).
-	PremiumMultiplier int
+	// PremiumMultiplier multiplies burst and rate for the premium tier,
+	// rounded down (RATE_LIMIT_PREMIUM_MULTIPLIER, 3).
+	PremiumMultiplier float64
 	// PenaltyFactor shrinks capacity per strike: capacity × factor^strikes,
 	// at least 1 (PENALTY_FACTOR, 0.5).
 	PenaltyFactor float64
@@ -99,7 +99,7 @@ func (c Config) Validate() error {
 		return bad("RATE_LIMIT_RUN_PER_MINUTE", c.RunPerMinute)
 	case c.AssistantPerMinute <= 0:
 		return bad("RATE_LIMIT_ASSISTANT_PER_MINUTE", c.AssistantPerMinute)
-	case c.PremiumMultiplier < 1:
+	case !(c.PremiumMultiplier >= 1 && c.PremiumMultiplier <= 1000):
 		return bad("RATE_LIMIT_PREMIUM_MULTIPLIER", c.PremiumMultiplier)
 	case !(c.PenaltyFactor > 0 && c.PenaltyFactor <= 1):
 		return bad("PENALTY_FACTOR", c.PenaltyFactor)
@@ -137,8 +137,8 @@ func (c Config) Limits() []Limit {
 	}
 }
 
-// rules turns the penalty settings into the microsecond form stores use.
-func (c Config) rules() Rules {
+// Rules turns the penalty settings into the microsecond form stores use.
+func (c Config) Rules() Rules {
 	return Rules{
 		PenaltyFactor: c.PenaltyFactor,
 		DecayMicros:   c.PenaltyDecay.Microseconds(),

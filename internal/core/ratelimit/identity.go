@@ -24,6 +24,9 @@ func IPKey(ip string) (key string, ok bool) {
 
 // appendIPKey appends IPKey(ip) to dst without allocating for IPv4.
 func appendIPKey(dst []byte, ip string) ([]byte, bool) {
+	if isDottedQuad(ip) {
+		return append(dst, ip...), true
+	}
 	a, err := netip.ParseAddr(ip)
 	if err != nil || a.Zone() != "" {
 		return dst, false
@@ -34,6 +37,34 @@ func appendIPKey(dst []byte, ip string) ([]byte, bool) {
 	}
 	p, _ := a.Prefix(64)
 	return p.AppendTo(dst), true
+}
+
+// isDottedQuad reports whether s is an IPv4 address in canonical form
+// (four decimal numbers 0-255 without leading zeros), the common case the
+// limiter keys on as it is, without a full parse.
+func isDottedQuad(s string) bool {
+	if len(s) < 7 || len(s) > 15 {
+		return false
+	}
+	dots, val, digits := 0, 0, 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			if digits > 0 && val == 0 {
+				return false // a leading zero
+			}
+			val = val*10 + int(c-'0')
+			digits++
+			if val > 255 {
+				return false
+			}
+		case c == '.' && digits > 0 && dots < 3:
+			dots, val, digits = dots+1, 0, 0
+		default:
+			return false
+		}
+	}
+	return dots == 3 && digits > 0
 }
 
 // normalizeIdentity checks an identity given in an override target or a

@@ -83,7 +83,7 @@ func New(cfg Config, d Deps) (*Limiter, error) {
 		d.Logger = slog.Default()
 	}
 	l := &Limiter{
-		cfg: cfg, rules: cfg.rules(), limits: map[string]*limitEntry{},
+		cfg: cfg, rules: cfg.Rules(), limits: map[string]*limitEntry{},
 		store: d.Store, local: d.Local, clock: d.Clock, obs: d.Observer, log: d.Logger,
 	}
 	for _, lim := range cfg.Limits() {
@@ -91,7 +91,7 @@ func New(cfg Config, d Deps) (*Limiter, error) {
 			return nil, core.Errorf(core.CodeInvalid, "limit %s has too many scopes", lim.Name)
 		}
 		p := lim.Policy
-		pp := Policy{Burst: p.Burst * cfg.PremiumMultiplier, Rate: p.Rate * cfg.PremiumMultiplier, Window: p.Window}
+		pp := p.premium(cfg.PremiumMultiplier)
 		e := &limitEntry{
 			Limit:   lim,
 			normal:  Bucket{Capacity: p.Burst, Interval: p.interval(), Window: p.Window.Microseconds()},

@@ -41,8 +41,10 @@ func (o *Override) policy() Policy {
 // overrideSet is an immutable snapshot of the overrides in force, swapped
 // whole on every change so that decisions read it without a lock.
 type overrideSet struct {
-	byTarget map[string]*resolvedOverride
-	list     []Override
+	// One map per target level, so that a decision only looks up the levels
+	// that have overrides at all.
+	byKey, byScope, byLimit map[string]*resolvedOverride
+	list                    []Override
 }
 
 type resolvedOverride struct {
@@ -51,12 +53,21 @@ type resolvedOverride struct {
 }
 
 func newOverrideSet(list []Override) *overrideSet {
-	s := &overrideSet{byTarget: make(map[string]*resolvedOverride, len(list)), list: list}
+	s := &overrideSet{byKey: map[string]*resolvedOverride{}, byScope: map[string]*resolvedOverride{},
+		byLimit: map[string]*resolvedOverride{}, list: list}
 	for _, o := range list {
 		p := o.policy()
-		s.byTarget[o.Target] = &resolvedOverride{Override: o, bucket: Bucket{
+		r := &resolvedOverride{Override: o, bucket: Bucket{
 			Capacity: p.Burst, Interval: p.interval(), Window: p.Window.Microseconds(), Shadow: o.Mode == ModeShadow,
 		}}
+		switch strings.Count(o.Target, ":") {
+		case 0:
+			s.byLimit[o.Target] = r
+		case 1:
+			s.byScope[o.Target] = r
+		default:
+			s.byKey[o.Target] = r
+		}
 	}
 	return s
 }
@@ -65,14 +76,18 @@ func newOverrideSet(list []Override) *overrideSet {
 // and scope are its first limitLen and scopeLen bytes. The map lookups index
 // by string(bytes) and so allocate nothing.
 func (s *overrideSet) lookup(key []byte, limitLen, scopeEnd int, clock Clock) *resolvedOverride {
-	if len(s.byTarget) == 0 {
-		return nil
+	if len(s.byKey) > 0 {
+		if o := s.byKey[string(key)]; o != nil && (o.ExpiresAt.IsZero() || !o.Expired(clock.Now())) {
+			return o
+		}
 	}
-	for _, t := range [...][]byte{key, key[:scopeEnd], key[:limitLen]} {
-		if o := s.byTarget[string(t)]; o != nil {
-			if !o.ExpiresAt.IsZero() && o.Expired(clock.Now()) {
-				continue
-			}
+	if len(s.byScope) > 0 {
+		if o := s.byScope[string(key[:scopeEnd])]; o != nil && (o.ExpiresAt.IsZero() || !o.Expired(clock.Now())) {
+			return o
+		}
+	}
+	if len(s.byLimit) > 0 {
+		if o := s.byLimit[string(key[:limitLen])]; o != nil && (o.ExpiresAt.IsZero() || !o.Expired(clock.Now())) {
 			return o
 		}
 	}

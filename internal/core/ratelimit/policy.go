@@ -59,6 +59,14 @@ func (p Policy) interval() int64 {
 	return (w + int64(p.Rate) - 1) / int64(p.Rate)
 }
 
+// premium is p for the premium tier: burst and rate times m, rounded down.
+func (p Policy) premium(m float64) Policy {
+	return Policy{Burst: max(1, int(float64(p.Burst)*m)), Rate: max(1, int(float64(p.Rate)*m)), Window: p.Window}
+}
+
+// Premium returns p for the premium tier with multiplier m.
+func (p Policy) Premium(m float64) Policy { return p.premium(m) }
+
 // Limit is a named policy applied per scope. A request must pass every
 // scope whose identity it carries; scopes with an unknown identity (no user
 // yet, say) are skipped.

@@ -3,10 +3,9 @@
 // rarely meet on a mutex. Idle keys (full bucket, no strikes, no ban) are
 // evicted as the shards are swept, so memory follows the active keys.
 //
-// Memory: an idle key costs its map entry (key string header and pointer,
-// about 32 bytes with the map's slack), a 32-byte slot and the key's bytes;
-// about 90 bytes for a key like "run:ip:203.0.113.7" (BenchmarkBytesPerKey
-// measures it). Penalties and bans live in a separate struct only while a key
+// Memory: a key costs its map entry (hash and pointer, about 20 bytes with
+// the map's slack), a 48-byte slot and the key's bytes; about 90 bytes for a
+// key like "run:ip:203.0.113.7" (BenchmarkBytesPerKey measures it). Penalties and bans live in a separate struct only while a key
 // has them.
 package memstore
 
@@ -42,16 +41,22 @@ type Store struct {
 	watchers  map[*func()]struct{}
 }
 
+// shard holds the keys whose hash falls in it. Keys are found by their
+// 64-bit hash (computed once per decision, also choosing the shard), and
+// checked against the key the slot keeps; a key whose hash another key
+// already holds goes to spill, which in practice stays nil.
 type shard struct {
 	mu        sync.Mutex
-	m         map[string]*slot
+	m         map[uint64]*slot
+	spill     map[string]*slot
 	nextSweep int64
-	_         [40]byte // keep shards on separate cache lines
+	_         [32]byte // keep shards on separate cache lines
 }
 
-// slot is a key's state, compact: the GCRA pair, the capacity last applied,
-// the last-seen second, and penalties only when there are any.
+// slot is a key's state, compact: the key, the GCRA pair, the capacity last
+// applied, the last-seen second, and penalties only when there are any.
 type slot struct {
+	key  string
 	tat  int64
 	iv   int64
 	pen  *penalty
@@ -77,13 +82,48 @@ func New(clock ratelimit.Clock) *Store {
 		watchers:  map[*func()]struct{}{},
 	}
 	for i := range s.shards {
-		s.shards[i].m = map[string]*slot{}
+		s.shards[i].m = map[uint64]*slot{}
 	}
 	return s
 }
 
-func (s *Store) shardOf(key []byte) int {
-	return int(maphash.Bytes(s.seed, key) & (shardCount - 1))
+// hash returns key's hash and shard.
+func (s *Store) hash(key []byte) (uint64, *shard) {
+	h := maphash.Bytes(s.seed, key)
+	return h, &s.shards[h>>56]
+}
+
+// get returns key's slot, nil when the key is new.
+func (sh *shard) get(h uint64, key []byte) *slot {
+	if v := sh.m[h]; v != nil && v.key == string(key) {
+		return v
+	}
+	if sh.spill != nil {
+		return sh.spill[string(key)]
+	}
+	return nil
+}
+
+func (sh *shard) insert(h uint64, v *slot) {
+	if sh.m[h] == nil {
+		sh.m[h] = v
+		return
+	}
+	if sh.spill == nil {
+		sh.spill = map[string]*slot{}
+	}
+	sh.spill[v.key] = v
+}
+
+func (sh *shard) remove(h uint64, key string) {
+	if v := sh.m[h]; v != nil && v.key == key {
+		delete(sh.m, h)
+		return
+	}
+	delete(sh.spill, key)
+	if len(sh.spill) == 0 {
+		sh.spill = nil
+	}
 }
 
 func (s *Store) cell(v *slot) ratelimit.Cell {
@@ -95,10 +135,10 @@ func (s *Store) cell(v *slot) ratelimit.Cell {
 	return c
 }
 
-func (s *Store) put(sh *shard, key []byte, v *slot, c *ratelimit.Cell) {
+func (s *Store) put(sh *shard, h uint64, key []byte, v *slot, c *ratelimit.Cell) {
 	if v == nil {
-		v = new(slot)
-		sh.m[string(key)] = v
+		v = &slot{key: string(key)}
+		sh.insert(h, v)
 	}
 	v.tat, v.iv, v.cap = c.TAT, c.Interval, int32(c.Capacity)
 	if d := c.Seen - s.epoch; d > 0 {
@@ -120,29 +160,31 @@ func (s *Store) put(sh *shard, key []byte, v *slot, c *ratelimit.Cell) {
 func (s *Store) Take(_ context.Context, r *ratelimit.Rules, bs []ratelimit.Bucket, rs []ratelimit.Result) error {
 	now := s.clock.Now().UnixMicro()
 	if len(bs) == 1 {
-		sh := &s.shards[s.shardOf(bs[0].Key)]
+		h, sh := s.hash(bs[0].Key)
 		sh.mu.Lock()
 		s.maybeSweep(sh, r, now)
-		v := sh.m[string(bs[0].Key)]
+		v := sh.get(h, bs[0].Key)
 		var c ratelimit.Cell
 		if v != nil {
 			c = s.cell(v)
 		}
 		c, rs[0] = ratelimit.Evaluate(c, &bs[0], r, now)
-		s.put(sh, bs[0].Key, v, &c)
+		s.put(sh, h, bs[0].Key, v, &c)
 		sh.mu.Unlock()
 		return nil
 	}
 
 	var idx [8]int
+	var hs [8]uint64
 	var cells [8]ratelimit.Cell
 	var slots [8]*slot
-	if len(bs) > len(idx) {
+	if len(bs) > len(idx)/2 {
 		return core.Errorf(core.CodeInvalid, "memstore: %d buckets in one request", len(bs))
 	}
 	locks := idx[len(bs):len(bs)]
 	for i := range bs {
-		idx[i] = s.shardOf(bs[i].Key)
+		hs[i] = maphash.Bytes(s.seed, bs[i].Key)
+		idx[i] = int(hs[i] >> 56)
 		if !slices.Contains(locks, idx[i]) {
 			locks = append(locks, idx[i])
 		}
@@ -154,7 +196,7 @@ func (s *Store) Take(_ context.Context, r *ratelimit.Rules, bs []ratelimit.Bucke
 	}
 	denied := false
 	for i := range bs {
-		slots[i] = s.shards[idx[i]].m[string(bs[i].Key)]
+		slots[i] = s.shards[idx[i]].get(hs[i], bs[i].Key)
 		if slots[i] != nil {
 			cells[i] = s.cell(slots[i])
 		}
@@ -165,7 +207,7 @@ func (s *Store) Take(_ context.Context, r *ratelimit.Rules, bs []ratelimit.Bucke
 		// A denied request spends no token: only the buckets that denied it
 		// are written (their strikes).
 		if !denied || !rs[i].Allowed {
-			s.put(&s.shards[idx[i]], bs[i].Key, slots[i], &cells[i])
+			s.put(&s.shards[idx[i]], hs[i], bs[i].Key, slots[i], &cells[i])
 		}
 	}
 	for j := len(locks) - 1; j >= 0; j-- {
@@ -181,9 +223,14 @@ func (s *Store) maybeSweep(sh *shard, r *ratelimit.Rules, now int64) {
 		return
 	}
 	if sh.nextSweep != 0 {
-		for k, v := range sh.m {
+		for h, v := range sh.m {
 			if c := s.cell(v); c.Idle(r, now) {
-				delete(sh.m, k)
+				delete(sh.m, h)
+			}
+		}
+		for k, v := range sh.spill {
+			if c := s.cell(v); c.Idle(r, now) {
+				delete(sh.spill, k)
 			}
 		}
 	}
@@ -196,7 +243,7 @@ func (s *Store) Len() int {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		n += len(sh.m)
+		n += len(sh.m) + len(sh.spill)
 		sh.mu.Unlock()
 	}
 	return n
@@ -214,11 +261,27 @@ func (s *Store) Sweep(r *ratelimit.Rules) {
 	}
 }
 
+// slots iterates over every slot of the shard; the caller holds its lock.
+func (sh *shard) slots() func(yield func(*slot) bool) {
+	return func(yield func(*slot) bool) {
+		for _, v := range sh.m {
+			if !yield(v) {
+				return
+			}
+		}
+		for _, v := range sh.spill {
+			if !yield(v) {
+				return
+			}
+		}
+	}
+}
+
 // Reset implements ratelimit.Store.
 func (s *Store) Reset(_ context.Context, key string) error {
-	sh := &s.shards[s.shardOf([]byte(key))]
+	h, sh := s.hash([]byte(key))
 	sh.mu.Lock()
-	delete(sh.m, key)
+	sh.remove(h, key)
 	sh.mu.Unlock()
 	return nil
 }
@@ -232,12 +295,12 @@ func (s *Store) Snapshot(_ context.Context, r *ratelimit.Rules, n int) (ratelimi
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for k, v := range sh.m {
+		for v := range sh.slots() {
 			c := s.cell(v)
 			if c.Idle(r, now) && c.Seen+r.DecayMicros < now {
 				continue
 			}
-			st := c.State(k, r, now)
+			st := c.State(v.key, r, now)
 			if n > 0 {
 				all = append(all, st)
 			}

@@ -3,6 +3,8 @@ package redisstore
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
+	"math"
 	"slices"
 	"strconv"
 
@@ -17,7 +19,8 @@ func (s *Store) Snapshot(ctx context.Context, r *ratelimit.Rules, n int) (rateli
 	var out ratelimit.StoreSnapshot
 	// Record penalties still waiting for a round trip.
 	pipe := s.rdb.Pipeline()
-	s.indexCommands(ctx, pipe, nil)
+	idx := s.indexUpdates(nil)
+	idx.queue(ctx, pipe, s)
 	now, err := s.now(ctx)
 	if err != nil {
 		return out, err
@@ -65,9 +68,9 @@ func (s *Store) now(ctx context.Context) (int64, error) {
 // recently active first.
 func (s *Store) states(ctx context.Context, r *ratelimit.Rules, now int64, keys []string) ([]ratelimit.BucketState, error) {
 	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.SliceCmd, len(keys))
+	cmds := make([]*redis.StringCmd, len(keys))
 	for i, k := range keys {
-		cmds[i] = pipe.HMGet(ctx, s.bucketKey(k), "t", "i", "c", "s", "sa", "bu", "bl", "lb", "n")
+		cmds[i] = pipe.Get(ctx, s.bucketKey(k))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
 		return nil, wrap(err, "snapshot")
@@ -75,14 +78,12 @@ func (s *Store) states(ctx context.Context, r *ratelimit.Rules, now int64, keys 
 	out := make([]ratelimit.BucketState, 0, len(keys))
 	for i, k := range keys {
 		v := cmds[i].Val()
-		if len(v) != 9 || v[8] == nil {
+		if len(v) != 9*8 {
 			continue // expired since it was indexed
 		}
 		var f [9]int64
-		for j := range v {
-			if str, ok := v[j].(string); ok {
-				f[j], _ = strconv.ParseInt(str, 10, 64)
-			}
+		for j := range f {
+			f[j] = int64(math.Float64frombits(binary.LittleEndian.Uint64([]byte(v[8*j:]))))
 		}
 		c := ratelimit.Cell{TAT: f[0], Interval: f[1], Capacity: int(f[2]), Strikes: int(f[3]), StrikeAt: f[4],
 			BannedUntil: f[5], BanLevel: int(f[6]), LastBan: f[7], Seen: f[8]}

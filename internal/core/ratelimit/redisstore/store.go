@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -73,6 +74,8 @@ type Store struct {
 	// direct says the client honours context deadlines on its sockets, so a
 	// lone caller may run its round trip on its own goroutine.
 	direct bool
+	// cluster says keys of different hash slots must go in different calls.
+	cluster bool
 
 	// indexed throttles the recently-active index to one update per key
 	// and second from this process.
@@ -81,6 +84,8 @@ type Store struct {
 	// penalized are keys whose penalty end must still be recorded; they go
 	// with the next round trip.
 	penalized map[string]int64
+
+	rules atomic.Pointer[rulesCache]
 }
 
 // New returns a Store on rdb (a single client, or a cluster client later).
@@ -112,7 +117,7 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 	case *redis.Client:
 		s.direct = c.Options().ContextTimeoutEnabled
 	case *redis.ClusterClient:
-		s.direct = c.Options().ContextTimeoutEnabled
+		s.direct, s.cluster = c.Options().ContextTimeoutEnabled, true
 	}
 	s.b.start(s, o.Flushers)
 	return s
@@ -133,7 +138,7 @@ func (s *Store) bucketKey(key string) string {
 type op struct {
 	key    string // the bucket key, "run:ip:203.0.113.7"
 	rkey   string
-	args   []any
+	kargs  [4]any // capacity, interval, window, shadow
 	res    ratelimit.Result
 	pend   int64 // penalty end, Unix µs
 	err    error
@@ -142,8 +147,10 @@ type op struct {
 
 // group is one request's ops; they travel in the same round trip.
 type group struct {
-	ops  []op
-	done chan struct{}
+	ops   []op
+	now   string // "" for Redis TIME
+	rules []any  // the rules' script arguments
+	done  chan struct{}
 }
 
 // Take implements ratelimit.Store. The keys of a request go in one round
@@ -156,7 +163,7 @@ func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Buc
 	if s.opts.Clock != nil {
 		now = strconv.FormatInt(s.opts.Clock.Now().UnixMicro(), 10)
 	}
-	g := &group{ops: make([]op, len(bs)), done: make(chan struct{})}
+	g := &group{ops: make([]op, len(bs)), now: now, rules: s.rulesArgs(r), done: make(chan struct{})}
 	for i := range bs {
 		b := &bs[i]
 		shadow := "0"
@@ -164,11 +171,7 @@ func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Buc
 			shadow = "1"
 		}
 		key := string(b.Key)
-		g.ops[i] = op{key: key, rkey: s.bucketKey(key), bucket: b, args: []any{
-			now, b.Capacity, b.Interval, b.Window, shadow,
-			strconv.FormatFloat(r.PenaltyFactor, 'g', -1, 64), r.DecayMicros, r.BanAfter,
-			r.BanMicros, r.BanMaxMicros, r.RepeatMicros,
-		}}
+		g.ops[i] = op{key: key, rkey: s.bucketKey(key), bucket: b, kargs: [4]any{b.Capacity, b.Interval, b.Window, shadow}}
 	}
 	if err := s.b.do(ctx, g); err != nil {
 		return err
@@ -192,6 +195,24 @@ func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Buc
 	return nil
 }
 
+// rulesArgs returns the script arguments of r, formatted once per rules.
+func (s *Store) rulesArgs(r *ratelimit.Rules) []any {
+	if c := s.rules.Load(); c != nil && c.r == *r {
+		return c.args
+	}
+	c := &rulesCache{r: *r, args: []any{
+		strconv.FormatFloat(r.PenaltyFactor, 'g', -1, 64), strconv.FormatInt(r.DecayMicros, 10), strconv.Itoa(r.BanAfter),
+		strconv.FormatInt(r.BanMicros, 10), strconv.FormatInt(r.BanMaxMicros, 10), strconv.FormatInt(r.RepeatMicros, 10),
+	}}
+	s.rules.Store(c)
+	return c.args
+}
+
+type rulesCache struct {
+	r    ratelimit.Rules
+	args []any
+}
+
 // giveBack returns the tokens of the buckets that allowed a denied request.
 func (s *Store) giveBack(ctx context.Context, g *group, rs []ratelimit.Result) {
 	pipe := s.rdb.Pipeline()
@@ -210,42 +231,95 @@ func (s *Store) giveBack(ctx context.Context, g *group, rs []ratelimit.Result) {
 	}
 }
 
-// exec runs ops of several requests in one round trip.
-func (s *Store) exec(ctx context.Context, groups []*group) {
-	pipe := s.rdb.Pipeline()
-	var cmds []*redis.Cmd
+// maxKeysPerCall bounds the keys one script call decides, so that one call
+// never holds the server for long.
+const maxKeysPerCall = 64
+
+// call is one script call: keys decided together.
+type call struct {
+	ops  []*op
+	keys []string
+	args []any
+	cmd  *redis.Cmd
+}
+
+// callKey groups ops that may share a call: same time argument, same rules,
+// and on a cluster the same hash slot.
+type callKey struct {
+	now   string
+	rules *any
+	slot  int
+}
+
+// calls splits the ops of groups into script calls.
+func (s *Store) calls(groups []*group) []*call {
+	var out []*call
+	open := map[callKey]*call{}
 	for _, g := range groups {
 		for i := range g.ops {
-			cmds = append(cmds, s.take.EvalSha(ctx, pipe, []string{g.ops[i].rkey}, g.ops[i].args...))
+			o := &g.ops[i]
+			k := callKey{now: g.now, rules: &g.rules[0]}
+			if s.cluster {
+				k.slot = slotOf(o.key)
+			}
+			c := open[k]
+			if c == nil || len(c.ops) == maxKeysPerCall {
+				c = &call{args: append([]any{g.now}, g.rules...)}
+				open[k] = c
+				out = append(out, c)
+			}
+			c.ops = append(c.ops, o)
+			c.keys = append(c.keys, o.rkey)
+			c.args = append(c.args, o.kargs[:]...)
 		}
 	}
-	s.indexCommands(ctx, pipe, groups)
-	_, err := pipe.Exec(ctx)
+	return out
+}
+
+// exec decides the ops of several requests in one round trip: one script
+// call (a pipeline of them on a cluster, or when index updates go along).
+func (s *Store) exec(ctx context.Context, groups []*group) {
+	calls := s.calls(groups)
+	idx := s.indexUpdates(groups)
+	var err error
+	if len(calls) == 1 && idx.empty() {
+		c := calls[0]
+		c.cmd = s.take.EvalSha(ctx, s.rdb, c.keys, c.args...)
+		err = c.cmd.Err()
+	} else {
+		pipe := s.rdb.Pipeline()
+		for _, c := range calls {
+			c.cmd = s.take.EvalSha(ctx, pipe, c.keys, c.args...)
+		}
+		idx.queue(ctx, pipe, s)
+		_, err = pipe.Exec(ctx)
+	}
 	if err != nil {
 		// A reply error belongs to its command; anything else (a timeout,
 		// a lost connection) failed the round trip and every op in it.
 		if _, ok := err.(redis.Error); !ok {
-			for _, g := range groups {
-				for i := range g.ops {
-					g.ops[i].err = err
+			for _, c := range calls {
+				for _, o := range c.ops {
+					o.err = err
 				}
 			}
 			return
 		}
 	}
-	j := 0
-	for _, g := range groups {
-		for i := range g.ops {
-			o := &g.ops[i]
-			c := cmds[j]
-			j++
-			if isNoScript(c.Err()) {
-				// After a restart or SCRIPT FLUSH: EVAL loads the script again.
-				c = s.take.Run(ctx, s.rdb, []string{o.rkey}, o.args...)
-			}
-			o.err = c.Err()
-			if o.err == nil {
-				o.err = parseResult(c.Val(), &o.res, &o.pend)
+	for _, c := range calls {
+		if isNoScript(c.cmd.Err()) {
+			// After a restart or SCRIPT FLUSH: EVAL loads the script again.
+			c.cmd = s.take.Run(ctx, s.rdb, c.keys, c.args...)
+		}
+		replies, ok := c.cmd.Val().([]any)
+		for i, o := range c.ops {
+			switch {
+			case c.cmd.Err() != nil:
+				o.err = c.cmd.Err()
+			case !ok || len(replies) != len(c.ops):
+				o.err = core.Errorf(core.CodeInternal, "redisstore: unexpected script reply %v", c.cmd.Val())
+			default:
+				o.err = parseResult(replies[i], &o.res, &o.pend)
 			}
 			if o.err == nil && (o.pend > o.res.Now || o.pend < 0) {
 				s.idxMu.Lock()
@@ -256,49 +330,63 @@ func (s *Store) exec(ctx context.Context, groups []*group) {
 	}
 }
 
-// indexCommands adds to pipe the updates of the recently-active and
-// penalized indexes: their own keys, in their own commands, so that no
-// script ever touches two slots.
-func (s *Store) indexCommands(ctx context.Context, pipe redis.Pipeliner, groups []*group) {
-	now := time.Now().UnixMicro()
+// indexBatch is what a round trip must add to the recently-active and
+// penalized indexes.
+type indexBatch struct {
+	now         int64
+	active, pen []redis.Z
+	ended       []any
+}
+
+func (b *indexBatch) empty() bool { return len(b.active) == 0 && len(b.pen) == 0 && len(b.ended) == 0 }
+
+// indexUpdates collects the index updates due with groups: each key at most
+// once per second from this process, and the penalties recorded since the
+// last round trip.
+func (s *Store) indexUpdates(groups []*group) indexBatch {
+	b := indexBatch{now: time.Now().UnixMicro()}
 	if s.opts.Clock != nil {
-		now = s.opts.Clock.Now().UnixMicro()
+		b.now = s.opts.Clock.Now().UnixMicro()
 	}
-	var active, pen []redis.Z
 	s.idxMu.Lock()
+	defer s.idxMu.Unlock()
 	for _, g := range groups {
 		for i := range g.ops {
 			k := g.ops[i].key
-			if last, ok := s.indexed[k]; ok && now-last < 1e6 && now >= last {
+			if last, ok := s.indexed[k]; ok && b.now-last < 1e6 && b.now >= last {
 				continue
 			}
-			s.indexed[k] = now
-			active = append(active, redis.Z{Score: float64(now), Member: k})
+			s.indexed[k] = b.now
+			b.active = append(b.active, redis.Z{Score: float64(b.now), Member: k})
 		}
 	}
 	if len(s.indexed) > 4*s.opts.IndexSize {
 		clear(s.indexed)
 	}
-	var ended []any
 	for k, end := range s.penalized {
 		if end < 0 {
-			ended = append(ended, k)
+			b.ended = append(b.ended, k)
 			continue
 		}
-		pen = append(pen, redis.Z{Score: float64(end), Member: k})
+		b.pen = append(b.pen, redis.Z{Score: float64(end), Member: k})
 	}
 	clear(s.penalized)
-	s.idxMu.Unlock()
-	if len(active) > 0 {
-		pipe.ZAdd(ctx, s.keyActive, active...)
+	return b
+}
+
+// queue adds the updates to pipe: the indexes are keys of their own, written
+// by their own commands, so that no script ever touches two slots.
+func (b *indexBatch) queue(ctx context.Context, pipe redis.Pipeliner, s *Store) {
+	if len(b.active) > 0 {
+		pipe.ZAdd(ctx, s.keyActive, b.active...)
 		pipe.ZRemRangeByRank(ctx, s.keyActive, 0, int64(-s.opts.IndexSize-1))
 	}
-	if len(ended) > 0 {
-		pipe.ZRem(ctx, s.keyPenalized, ended...)
+	if len(b.ended) > 0 {
+		pipe.ZRem(ctx, s.keyPenalized, b.ended...)
 	}
-	if len(pen) > 0 {
-		pipe.ZAdd(ctx, s.keyPenalized, pen...)
-		pipe.ZRemRangeByScore(ctx, s.keyPenalized, "-inf", strconv.FormatInt(now, 10))
+	if len(b.pen) > 0 {
+		pipe.ZAdd(ctx, s.keyPenalized, b.pen...)
+		pipe.ZRemRangeByScore(ctx, s.keyPenalized, "-inf", strconv.FormatInt(b.now, 10))
 	}
 }
 

@@ -1,0 +1,137 @@
+// Package bench holds refrakt's reference benchmarks: refrakt next to the
+// field's standard libraries, in one run, so the ratios are measured on the
+// same machine at the same moment. It is a module of its own so that the
+// main module never depends on the competitors.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/memstore"
+)
+
+// benchCapacity is so large that every decision admits: the benchmarks
+// measure the decision, not the refusal path.
+const benchCapacity = 1_000_000_000
+
+func benchIPs(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
+	}
+	return out
+}
+
+// refraktMemory is a limiter on the memory store with penalties and bans on.
+func refraktMemory(b *testing.B) *ratelimit.Limiter {
+	b.Helper()
+	l, err := ratelimit.New(ratelimit.DefaultConfig(), ratelimit.Deps{Store: memstore.New(ratelimit.SystemClock{})})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := l.SetOverride(context.Background(), ratelimit.Override{Target: "rl-test", Capacity: benchCapacity, Window: time.Second}, 0); err != nil {
+		b.Fatal(err)
+	}
+	return l
+}
+
+// xrateMap is the usual keyed use of golang.org/x/time/rate: one limiter per
+// key in a sync.Map. The "xrate" runs use pre-built, pre-boxed keys (the
+// strongest reference: no key building, no allocation); "xrate-keyed"
+// builds each key from the request.
+type xrateMap struct{ m sync.Map }
+
+func (x *xrateMap) allow(key any) bool {
+	v, ok := x.m.Load(key)
+	if !ok {
+		v, _ = x.m.LoadOrStore(key, rate.NewLimiter(rate.Limit(benchCapacity), benchCapacity))
+	}
+	return v.(*rate.Limiter).Allow()
+}
+
+// BenchmarkRatelimitMemory compares refrakt's memory store with x/time/rate
+// on one key and in parallel on 1, 10k and 100k keys.
+func BenchmarkRatelimitMemory(b *testing.B) {
+	ctx := context.Background()
+	b.Run("impl=xrate/keys=1/serial", func(b *testing.B) {
+		var x xrateMap
+		var key any = "rl-test:ip:203.0.113.7"
+		b.ReportAllocs()
+		for b.Loop() {
+			x.allow(key)
+		}
+	})
+	b.Run("impl=refrakt/keys=1/serial", func(b *testing.B) {
+		l := refraktMemory(b)
+		req := ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := l.Allow(ctx, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, n := range []int{1, 10_000, 100_000} {
+		ips := benchIPs(n)
+		b.Run(fmt.Sprintf("impl=xrate/keys=%d/parallel", n), func(b *testing.B) {
+			var x xrateMap
+			keys := make([]any, n)
+			for i, ip := range ips {
+				keys[i] = "rl-test:ip:" + ip
+				x.allow(keys[i])
+			}
+			var seq atomic.Int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(seq.Add(7919))
+				for pb.Next() {
+					i++
+					x.allow(keys[i%n])
+				}
+			})
+		})
+		// The same, building the key from the request as a middleware must
+		// (refrakt builds and validates its keys on every decision too).
+		b.Run(fmt.Sprintf("impl=xrate-keyed/keys=%d/parallel", n), func(b *testing.B) {
+			var x xrateMap
+			var seq atomic.Int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(seq.Add(7919))
+				for pb.Next() {
+					i++
+					x.allow("rl-test:ip:" + ips[i%n])
+				}
+			})
+		})
+		b.Run(fmt.Sprintf("impl=refrakt/keys=%d/parallel", n), func(b *testing.B) {
+			l := refraktMemory(b)
+			for _, ip := range ips {
+				_, _ = l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: ip})
+			}
+			var seq atomic.Int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(seq.Add(7919))
+				for pb.Next() {
+					i++
+					if _, err := l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: ips[i%n]}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}

@@ -1,0 +1,94 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/memstore"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/redisstore"
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+// runCallers runs b.N calls of fn spread over callers goroutines and reports
+// decisions per second.
+func runCallers(b *testing.B, callers int, fn func(i int) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1))
+				if i > b.N {
+					return
+				}
+				if err := fn(i); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+}
+
+func benchClient(srv *redistest.Server, db int) *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: srv.Addr(), DB: db, PoolSize: 64, ContextTimeoutEnabled: true})
+}
+
+// BenchmarkRatelimitRedis compares refrakt's Redis store (a full limiter,
+// with penalties, bans and the local fallback as the daemon builds it) with
+// redis_rate/v10 on the same redis-server (another DB), at 1, 8 and 32
+// concurrent callers over 1000 keys.
+func BenchmarkRatelimitRedis(b *testing.B) {
+	srv := redistest.Start(b)
+	ips := benchIPs(1000)
+	ctx := context.Background()
+	for _, callers := range []int{1, 8, 32} {
+		b.Run(fmt.Sprintf("impl=redis_rate/callers=%d", callers), func(b *testing.B) {
+			rdb := benchClient(srv, 1)
+			defer rdb.Close()
+			lim := redis_rate.NewLimiter(rdb)
+			limit := redis_rate.Limit{Rate: benchCapacity, Burst: benchCapacity, Period: time.Second}
+			runCallers(b, callers, func(i int) error {
+				_, err := lim.Allow(ctx, "rl-test:ip:"+ips[i%len(ips)], limit)
+				return err
+			})
+		})
+		b.Run(fmt.Sprintf("impl=refrakt/callers=%d", callers), func(b *testing.B) {
+			rdb := benchClient(srv, 0)
+			defer rdb.Close()
+			store := redisstore.New(rdb, redisstore.Options{})
+			defer store.Close()
+			cfg := ratelimit.DefaultConfig()
+			cfg.BackendTimeout = time.Second // a loaded 2-core box must not fall back
+			l, err := ratelimit.New(cfg, ratelimit.Deps{Store: store, Local: memstore.New(ratelimit.SystemClock{})})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := l.SetOverride(ctx, ratelimit.Override{Target: "rl-test", Capacity: benchCapacity, Window: time.Second}, 0); err != nil {
+				b.Fatal(err)
+			}
+			runCallers(b, callers, func(i int) error {
+				_, err := l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: ips[i%len(ips)]})
+				return err
+			})
+			if l.Degraded() {
+				b.Fatal("the limiter fell back to the local store: the figures are not Redis's")
+			}
+		})
+	}
+}

@@ -1,0 +1,100 @@
+package memstore_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/memstore"
+)
+
+// benchLimiter is a limiter on a memory store whose rl-test limit (per IP,
+// GCRA with penalties and bans on) admits everything a benchmark throws at it.
+func benchLimiter(b *testing.B) (*ratelimit.Limiter, *memstore.Store) {
+	b.Helper()
+	store := memstore.New(ratelimit.SystemClock{})
+	l, err := ratelimit.New(ratelimit.DefaultConfig(), ratelimit.Deps{Store: store})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := l.SetOverride(context.Background(), ratelimit.Override{Target: "rl-test", Capacity: 1_000_000_000, Window: time.Second}, 0); err != nil {
+		b.Fatal(err)
+	}
+	return l, store
+}
+
+func ips(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
+	}
+	return out
+}
+
+func BenchmarkAllowOneKey(b *testing.B) {
+	l, _ := benchLimiter(b)
+	ctx := context.Background()
+	req := ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := l.Allow(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAllowParallel(b *testing.B) {
+	for _, n := range []int{1, 10_000, 100_000} {
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			l, _ := benchLimiter(b)
+			keys := ips(n)
+			ctx := context.Background()
+			for _, ip := range keys {
+				_, _ = l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: ip})
+			}
+			var seq atomic.Int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(seq.Add(7919))
+				for pb.Next() {
+					i++
+					if _, err := l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: keys[i%n]}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkBytesPerKey reports the heap an idle key costs.
+func BenchmarkBytesPerKey(b *testing.B) {
+	const n = 100_000
+	keys := ips(n)
+	ctx := context.Background()
+	var per float64
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		l, store := benchLimiter(b)
+		for _, ip := range keys {
+			_, _ = l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: ip})
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if store.Len() != n {
+			b.Fatalf("store holds %d keys, want %d", store.Len(), n)
+		}
+		per = float64(after.HeapAlloc-before.HeapAlloc) / n
+		runtime.KeepAlive(l)
+		runtime.KeepAlive(store)
+	}
+	b.ReportMetric(per, "bytes/key")
+}

@@ -1,0 +1,72 @@
+package redisstore_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/memstore"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/redisstore"
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+// BenchmarkAllow measures decisions through a full limiter on the Redis
+// store (as the daemon builds it) at 1, 8 and 32 concurrent callers over 1000
+// keys. bench/ compares the same with redis_rate.
+func BenchmarkAllow(b *testing.B) {
+	srv := redistest.Start(b)
+	ips := make([]string, 1000)
+	for i := range ips {
+		ips[i] = fmt.Sprintf("10.0.%d.%d", i/256, i%256)
+	}
+	ctx := context.Background()
+	for _, callers := range []int{1, 8, 32} {
+		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
+			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 64, ContextTimeoutEnabled: true})
+			defer rdb.Close()
+			store := redisstore.New(rdb, redisstore.Options{})
+			defer store.Close()
+			cfg := ratelimit.DefaultConfig()
+			cfg.BackendTimeout = time.Second
+			l, err := ratelimit.New(cfg, ratelimit.Deps{Store: store, Local: memstore.New(ratelimit.SystemClock{})})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := l.SetOverride(ctx, ratelimit.Override{Target: "rl-test", Capacity: 1_000_000_000, Window: time.Second}, 0); err != nil {
+				b.Fatal(err)
+			}
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range callers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						i := int(next.Add(1))
+						if i > b.N {
+							return
+						}
+						if _, err := l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: ips[i%len(ips)]}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+			if l.Degraded() {
+				b.Fatal("fell back to the local store")
+			}
+		})
+	}
+}

@@ -1,0 +1,22 @@
+package redisstore
+
+import "testing"
+
+// TestSlotOf checks the slot computation against Redis's CLUSTER KEYSLOT
+// for the same keys (values read from a cluster-enabled redis-server 7.0).
+func TestSlotOf(t *testing.T) {
+	tests := []struct {
+		key  string
+		want int
+	}{
+		{"123456789", 12739}, // the CRC16/XMODEM check value 0x31C3
+		{"foo", 12182},
+		{"user1000", 3443},
+		{"run:ip:203.0.113.7", 1385},
+	}
+	for _, tt := range tests {
+		if got := slotOf(tt.key); got != tt.want {
+			t.Errorf("slotOf(%q) = %d, want %d", tt.key, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,174 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/metrics"
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/memstore"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/redisstore"
+)
+
+// clockFunc adapts the server's clock to ratelimit.Clock.
+type clockFunc func() time.Time
+
+func (f clockFunc) Now() time.Time { return f() }
+
+// limitObserver feeds the limiter's events into the Prometheus collectors.
+// Labels are limit and scope names only, never an IP or a user.
+type limitObserver struct{ m *metrics.Metrics }
+
+func (o limitObserver) Decided(limit, scope, decision string) {
+	o.m.RateLimitDecisions.WithLabelValues(limit, scope, decision).Inc()
+}
+func (o limitObserver) Banned()                { o.m.RateLimitBans.Inc() }
+func (o limitObserver) BackendError(op string) { o.m.BackendError("ratelimit_" + op) }
+
+// limitConfig maps the daemon's settings onto the limiter's.
+func limitConfig(s *Server) ratelimit.Config {
+	c := ratelimit.DefaultConfig()
+	c.Enabled = s.cfg.RateLimitEnabled
+	c.RunBurst, c.RunPerMinute, c.AssistantPerMinute = s.cfg.RunBurst, s.cfg.RunPerMinute, s.cfg.AssistantPerMinute
+	c.PremiumMultiplier = s.cfg.PremiumMultiplier
+	c.PenaltyFactor, c.PenaltyDecay = s.cfg.PenaltyFactor, s.cfg.PenaltyDecay
+	c.BanAfterStrikes, c.BanDuration = s.cfg.BanAfterStrikes, s.cfg.BanDuration
+	c.BanMax = max(c.BanMax, c.BanDuration)
+	c.OnBackendError = ratelimit.BackendErrorPolicy(s.cfg.OnBackendError)
+	c.BackendTimeout = s.cfg.BackendTimeout
+	return c
+}
+
+// buildRateLimit builds the limiter on the backend: the memory store, or
+// the Redis store with an in-process store to fall back on. Its background
+// loop (override refresh, penalized-keys gauge) is a component.
+func (s *Server) buildRateLimit() error {
+	cfg := limitConfig(s)
+	clock := clockFunc(s.now)
+	deps := ratelimit.Deps{Clock: clock, Observer: limitObserver{s.metrics}, Logger: s.log}
+	var closeStore func()
+	if s.backend.Redis != nil {
+		rs := redisstore.New(s.backend.Redis, redisstore.Options{Prefix: s.backend.Prefix, Timeout: cfg.BackendTimeout})
+		deps.Store, deps.Local, closeStore = rs, memstore.New(clock), func() { rs.Close() }
+	} else {
+		deps.Store, closeStore = memstore.New(clock), func() {}
+	}
+	l, err := ratelimit.New(cfg, deps)
+	if err != nil {
+		closeStore()
+		return fmt.Errorf("rate limiter: %w", err)
+	}
+	s.limiter = l
+	s.identity = &identityRules{trusted: s.cfg.TrustedProxies, ipHeader: s.cfg.ClientIPHeader}
+
+	var (
+		cancel context.CancelFunc
+		wg     sync.WaitGroup
+	)
+	s.addComponent("ratelimit",
+		func(ctx context.Context) error {
+			ctx, cancel = context.WithCancel(context.WithoutCancel(ctx))
+			wg.Add(2)
+			go func() { defer wg.Done(); _ = l.Run(ctx) }()
+			go func() { defer wg.Done(); s.samplePenalized(ctx) }()
+			return nil
+		},
+		func(ctx context.Context) error {
+			if cancel != nil {
+				cancel()
+			}
+			wg.Wait()
+			closeStore()
+			return nil
+		})
+	return nil
+}
+
+// samplePenalized keeps refrakt_ratelimit_penalized_keys current.
+func (s *Server) samplePenalized(ctx context.Context) {
+	every := s.cfg.PrometheusQueuePollInterval
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if n, err := s.limiter.PenalizedKeys(ctx); err == nil {
+			s.metrics.RateLimitPenalized.Set(float64(n))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// limited applies the named limit to h: every response it lets through
+// carries the RateLimit headers; a refused request gets 429 with
+// Retry-After and a JSON error naming the limit and scope. With
+// RATE_LIMIT_ENABLED=false it is h itself. The job routes use it too:
+// s.limited("run", h) and s.limited("assistant", h).
+func (s *Server) limited(limit string, h http.Handler) http.Handler {
+	if !s.cfg.RateLimitEnabled {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := s.identity.identify(r, s.tokens.roleOf(r) == RoleDeveloper)
+		d, err := s.limiter.Allow(r.Context(), ratelimit.Request{Limit: limit, IP: id.IP, User: id.User, Tenant: id.Tenant, Premium: id.Premium})
+		if err != nil {
+			if core.ErrorCode(err) == core.CodeUnavailable {
+				w.Header().Set("Retry-After", "1")
+			}
+			if errors.Is(err, context.Canceled) {
+				return // the client went away
+			}
+			writeError(w, r, s.log, err)
+			return
+		}
+		setLimitHeaders(w.Header(), &d)
+		if d.Allowed {
+			h.ServeHTTP(w, r)
+			return
+		}
+		retry := ceilSeconds(d.RetryAfter)
+		w.Header().Set("Retry-After", strconv.FormatInt(retry, 10))
+		details := map[string]any{"limit": d.Limit, "scope": string(d.Scope), "key": d.Key(), "retry_after_seconds": retry}
+		msg := fmt.Sprintf("rate limit %q exceeded for scope %s; retry in %ds", d.Limit, d.Scope, retry)
+		if d.Banned() {
+			until := d.BannedUntil.UTC().Truncate(time.Second).Format(time.RFC3339)
+			details["banned_until"] = until
+			msg = fmt.Sprintf("banned by rate limit %q (scope %s) after repeated 429s, until %s", d.Limit, d.Scope, until)
+		}
+		writeErrorDetails(w, r, s.log, core.Errorf(core.CodeLimited, "%s", msg), details)
+	})
+}
+
+// setLimitHeaders writes RateLimit-Limit, -Remaining and -Reset (whole
+// seconds), and the IETF draft's structured RateLimit-Policy and RateLimit
+// fields, named after the limit and scope that decided.
+func setLimitHeaders(h http.Header, d *ratelimit.Decision) {
+	reset := ceilSeconds(d.Reset)
+	name := strconv.Quote(d.Limit + ":" + string(d.Scope))
+	h.Set("RateLimit-Limit", strconv.Itoa(d.Capacity))
+	h.Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
+	h.Set("RateLimit-Reset", strconv.FormatInt(reset, 10))
+	h.Set("RateLimit-Policy", fmt.Sprintf("%s;q=%d;w=%d", name, d.Capacity, max(1, int64(d.Window/time.Second))))
+	h.Set("RateLimit", fmt.Sprintf("%s;r=%d;t=%d", name, d.Remaining, reset))
+}
+
+// ceilSeconds rounds d up to whole seconds, at least 1 for any positive
+// wait (a client told "0" retries at once).
+func ceilSeconds(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return max(1, int64(math.Ceil(d.Seconds())))
+}

@@ -1,0 +1,289 @@
+package daemon
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
+)
+
+// limitJSON is a limit as the API shows it.
+type limitJSON struct {
+	Name          string   `json:"name"`
+	Scopes        []string `json:"scopes"`
+	Burst         int      `json:"burst"`
+	Rate          int      `json:"rate"`
+	WindowSeconds int64    `json:"window_seconds"`
+	PremiumBurst  int      `json:"premium_burst"`
+	PremiumRate   int      `json:"premium_rate"`
+}
+
+// overrideJSON is an override as the API shows it.
+type overrideJSON struct {
+	Target        string     `json:"target"`
+	Capacity      int        `json:"capacity"`
+	WindowSeconds int64      `json:"window_seconds"`
+	Mode          string     `json:"mode"`
+	Origin        string     `json:"origin,omitempty"`
+	CreatedAt     time.Time  `json:"created_at"`
+	ExpiresAt     *time.Time `json:"expires_at"`
+}
+
+func toLimitJSON(l ratelimit.Limit, premium float64) limitJSON {
+	p := l.Policy.Premium(premium)
+	out := limitJSON{Name: l.Name, Burst: l.Policy.Burst, Rate: l.Policy.Rate, WindowSeconds: int64(l.Policy.Window / time.Second),
+		PremiumBurst: p.Burst, PremiumRate: p.Rate, Scopes: []string{}}
+	for _, sc := range l.Scopes {
+		out.Scopes = append(out.Scopes, string(sc))
+	}
+	return out
+}
+
+func toOverrideJSON(o ratelimit.Override) overrideJSON {
+	out := overrideJSON{Target: o.Target, Capacity: o.Capacity, WindowSeconds: int64(o.Window / time.Second),
+		Mode: o.Mode, Origin: o.Origin, CreatedAt: o.CreatedAt.UTC()}
+	if !o.ExpiresAt.IsZero() {
+		t := o.ExpiresAt.UTC()
+		out.ExpiresAt = &t
+	}
+	return out
+}
+
+func overridesJSON(os []ratelimit.Override) []overrideJSON {
+	out := make([]overrideJSON, 0, len(os))
+	for _, o := range os {
+		out = append(out, toOverrideJSON(o))
+	}
+	return out
+}
+
+// handleRLTest is the limiter probe: the limit does all the work.
+func (s *Server) handleRLTest() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "limit": ratelimit.LimitRLTest})
+	})
+}
+
+// handleSecurePing answers a caller known by user and tenant.
+func (s *Server) handleSecurePing() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := s.identity.identify(r, s.tokens.roleOf(r) == RoleDeveloper)
+		writeJSON(w, http.StatusOK, map[string]any{"pong": true, "user": id.User, "tenant": id.Tenant})
+	})
+}
+
+// requireUserTenant answers 400 unless the request carries a user and a
+// tenant the identity rules believe; secure-ping needs both.
+func (s *Server) requireUserTenant(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := s.identity.identify(r, s.tokens.roleOf(r) == RoleDeveloper)
+		if id.User == "" || id.Tenant == "" {
+			writeError(w, r, s.log, core.Errorf(core.CodeInvalid,
+				"a user and a tenant are required (X-User-ID and X-Tenant-ID, from a trusted proxy)"))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// tenantMetaResponse is a tenant's effective limits.
+type tenantMetaResponse struct {
+	Tenant string            `json:"tenant"`
+	Limits []tenantLimitJSON `json:"limits"`
+	Tiers  map[string]any    `json:"tiers"`
+}
+
+type tenantLimitJSON struct {
+	limitJSON
+	// Override is the override in force for the limit as this tenant's
+	// traffic meets it (limit or limit:scope level), if any.
+	Override *overrideJSON `json:"override,omitempty"`
+}
+
+// handleTenantMeta answers the effective limits for ?tenant=T: the built-in
+// policies with the overrides in force, and the premium multiplier.
+func (s *Server) handleTenantMeta() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tenant := r.URL.Query().Get("tenant")
+		if tenant == "" || len(tenant) > 200 {
+			writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "query parameter tenant is required (1 to 200 bytes)"))
+			return
+		}
+		out := tenantMetaResponse{Tenant: tenant, Limits: []tenantLimitJSON{},
+			Tiers: map[string]any{"premium_multiplier": s.cfg.PremiumMultiplier}}
+		for _, l := range s.limiter.Limits() {
+			tl := tenantLimitJSON{limitJSON: toLimitJSON(l, s.cfg.PremiumMultiplier)}
+			target := l.Name
+			for _, sc := range l.Scopes {
+				if sc == ratelimit.ScopeTenant {
+					target = l.Name + ":tenant:" + tenant
+				}
+			}
+			if o, ok := s.limiter.Override(target); ok {
+				oj := toOverrideJSON(o)
+				tl.Override = &oj
+				tl.Burst, tl.Rate, tl.WindowSeconds = o.Capacity, o.Capacity, oj.WindowSeconds
+			}
+			out.Limits = append(out.Limits, tl)
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+}
+
+// limitsConfigResponse is GET /api/dev/rate-limits/config.
+type limitsConfigResponse struct {
+	Enabled   bool           `json:"enabled"`
+	Limits    []limitJSON    `json:"limits"`
+	Overrides []overrideJSON `json:"overrides"`
+}
+
+func (s *Server) handleLimitsConfigGet() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		out := limitsConfigResponse{Enabled: s.cfg.RateLimitEnabled, Limits: []limitJSON{}, Overrides: overridesJSON(s.limiter.Overrides())}
+		for _, l := range s.limiter.Limits() {
+			out.Limits = append(out.Limits, toLimitJSON(l, s.cfg.PremiumMultiplier))
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+}
+
+// setOverrideRequest is POST /api/dev/rate-limits/config.
+type setOverrideRequest struct {
+	Target        string `json:"target"`
+	Capacity      int    `json:"capacity"`
+	WindowSeconds int    `json:"window_seconds"`
+	TTLSeconds    *int   `json:"ttl_seconds,omitempty"`
+	Mode          string `json:"mode,omitempty"`
+	Origin        string `json:"origin,omitempty"`
+}
+
+func (s *Server) handleLimitsConfigSet() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req setOverrideRequest
+		if err := decodeJSON(w, r, &req); err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		if req.WindowSeconds <= 0 {
+			writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "window_seconds must be a positive whole number, got %d", req.WindowSeconds))
+			return
+		}
+		var ttl time.Duration
+		if req.TTLSeconds != nil {
+			if *req.TTLSeconds <= 0 {
+				writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "ttl_seconds must be positive when given, got %d", *req.TTLSeconds))
+				return
+			}
+			ttl = time.Duration(*req.TTLSeconds) * time.Second
+		}
+		origin := req.Origin
+		if origin == "" {
+			origin = "api"
+		}
+		o, err := s.limiter.SetOverride(r.Context(), ratelimit.Override{
+			Target: req.Target, Capacity: req.Capacity, Window: time.Duration(req.WindowSeconds) * time.Second,
+			Mode: req.Mode, Origin: origin,
+		}, ttl)
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, toOverrideJSON(o))
+	})
+}
+
+func (s *Server) handleLimitsConfigDelete() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		target := r.URL.Query().Get("target")
+		if target == "" {
+			writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "query parameter target is required"))
+			return
+		}
+		if err := s.limiter.DeleteOverride(r.Context(), target); err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"deleted": target})
+	})
+}
+
+// resetRequest is POST /api/dev/rate-limits/reset.
+type resetRequest struct {
+	Key string `json:"key"`
+}
+
+func (s *Server) handleLimitsReset() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req resetRequest
+		if err := decodeJSON(w, r, &req); err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		if err := s.limiter.Reset(r.Context(), req.Key); err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"reset": req.Key})
+	})
+}
+
+// bucketJSON is one bucket in GET /api/obs/rate-limits.
+type bucketJSON struct {
+	Key         string     `json:"key"`
+	Capacity    int        `json:"capacity"`
+	Remaining   int        `json:"remaining"`
+	Strikes     int        `json:"strikes"`
+	BannedUntil *time.Time `json:"banned_until"`
+	LastSeen    time.Time  `json:"last_seen"`
+}
+
+// rateLimitsSnapshot is GET /api/obs/rate-limits.
+type rateLimitsSnapshot struct {
+	Enabled       bool           `json:"enabled"`
+	Backend       string         `json:"backend"`
+	Degraded      bool           `json:"degraded"`
+	Buckets       []bucketJSON   `json:"buckets"`
+	Penalties     []bucketJSON   `json:"penalties"`
+	PenalizedKeys int            `json:"penalized_keys"`
+	Overrides     []overrideJSON `json:"overrides"`
+}
+
+func bucketsJSON(bs []ratelimit.BucketState) []bucketJSON {
+	out := make([]bucketJSON, 0, len(bs))
+	for _, b := range bs {
+		j := bucketJSON{Key: b.Key, Capacity: b.Capacity, Remaining: b.Remaining, Strikes: b.Strikes, LastSeen: b.LastSeen.UTC()}
+		if !b.BannedUntil.IsZero() {
+			t := b.BannedUntil.UTC()
+			j.BannedUntil = &t
+		}
+		out = append(out, j)
+	}
+	return out
+}
+
+// handleRateLimitsSnapshot answers the busiest buckets (?limit=N, default
+// 50, at most 1000), the penalized ones and the overrides.
+func (s *Server) handleRateLimitsSnapshot() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := 50
+		if v := r.URL.Query().Get("limit"); v != "" {
+			var err error
+			if n, err = strconv.Atoi(v); err != nil || n < 1 || n > 1000 {
+				writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "limit must be a whole number from 1 to 1000, got %q", v))
+				return
+			}
+		}
+		snap, err := s.limiter.Snapshot(r.Context(), n)
+		if err != nil {
+			writeError(w, r, s.log, core.Wrap(core.CodeUnavailable, err, "rate-limit state is unavailable: "+core.ErrorMessage(err)))
+			return
+		}
+		writeJSON(w, http.StatusOK, rateLimitsSnapshot{
+			Enabled: s.cfg.RateLimitEnabled, Backend: s.backend.Kind, Degraded: snap.Degraded,
+			Buckets: bucketsJSON(snap.Buckets), Penalties: bucketsJSON(snap.Penalties),
+			PenalizedKeys: snap.PenalizedKeys, Overrides: overridesJSON(snap.Overrides),
+		})
+	})
+}

@@ -1,0 +1,433 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+// fakeClock is a settable clock for the server.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// newLimitServer is a server on the memory backend with a fake clock.
+func newLimitServer(t *testing.T, mutate ...func(*config.Config)) (*Server, *fakeClock) {
+	t.Helper()
+	clock := &fakeClock{t: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
+	cfg := config.Default()
+	cfg.DeveloperToken, cfg.OperatorToken = devToken, opToken
+	cfg.WorkerConcurrency = 0
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	s, err := NewServer(Deps{Config: cfg, Clock: clock.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, clock
+}
+
+// request is one request to send: from peer, with headers.
+type request struct {
+	method, path, token, body, peer string
+	headers                         map[string]string
+}
+
+func send(t *testing.T, h http.Handler, rq request) (*http.Response, map[string]any) {
+	t.Helper()
+	if rq.method == "" {
+		rq.method = "GET"
+	}
+	var body *strings.Reader
+	if rq.body != "" {
+		body = strings.NewReader(rq.body)
+	}
+	var req *http.Request
+	if body != nil {
+		req = httptest.NewRequest(rq.method, rq.path, body)
+	} else {
+		req = httptest.NewRequest(rq.method, rq.path, nil)
+	}
+	if rq.peer != "" {
+		req.RemoteAddr = rq.peer
+	}
+	if rq.token != "" {
+		req.Header.Set("Authorization", "Bearer "+rq.token)
+	}
+	for k, v := range rq.headers {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var out map[string]any
+	_ = json.Unmarshal(rec.Body.Bytes(), &out)
+	return rec.Result(), out
+}
+
+// limitHeaders picks the rate-limit headers of a response.
+type limitHeaders struct {
+	Status                                         int
+	Limit, Remaining, Reset, Policy, RateLimit, RA string
+}
+
+func headersOf(r *http.Response) limitHeaders {
+	return limitHeaders{
+		Status: r.StatusCode, Limit: r.Header.Get("RateLimit-Limit"), Remaining: r.Header.Get("RateLimit-Remaining"),
+		Reset: r.Header.Get("RateLimit-Reset"), Policy: r.Header.Get("RateLimit-Policy"), RateLimit: r.Header.Get("RateLimit"),
+		RA: r.Header.Get("Retry-After"),
+	}
+}
+
+func TestRLTestHeaders429AndBan(t *testing.T) {
+	s, clock := newLimitServer(t)
+	rq := request{path: "/api/dev/rl-test", token: devToken, peer: "192.0.2.1:1234"}
+	var got []limitHeaders
+	var last map[string]any
+	for range 8 {
+		resp, body := send(t, s, rq)
+		got = append(got, headersOf(resp))
+		last = body
+		if resp.StatusCode == http.StatusTooManyRequests && len(got) == 4 {
+			want := map[string]any{"error": map[string]any{"code": "limited",
+				"message": `rate limit "rl-test" exceeded for scope ip; retry in 20s`,
+				"details": map[string]any{"limit": "rl-test", "scope": "ip", "key": "rl-test:ip:192.0.2.1", "retry_after_seconds": 20.0}}}
+			if diff := cmp.Diff(want, body); diff != "" {
+				t.Errorf("first 429 body (-want +got):\n%s", diff)
+			}
+		}
+	}
+	p := `"rl-test:ip";q=3;w=60`
+	want := []limitHeaders{
+		{200, "3", "2", "20", p, `"rl-test:ip";r=2;t=20`, ""},
+		{200, "3", "1", "40", p, `"rl-test:ip";r=1;t=40`, ""},
+		{200, "3", "0", "60", p, `"rl-test:ip";r=0;t=60`, ""},
+		{429, "3", "0", "60", p, `"rl-test:ip";r=0;t=60`, "20"},
+		// Each 429 is a strike: capacity 3 × 0.5^strikes, at least 1.
+		{429, "1", "0", "60", `"rl-test:ip";q=1;w=60`, `"rl-test:ip";r=0;t=60`, "60"},
+		{429, "1", "0", "60", `"rl-test:ip";q=1;w=60`, `"rl-test:ip";r=0;t=60`, "60"},
+		{429, "1", "0", "60", `"rl-test:ip";q=1;w=60`, `"rl-test:ip";r=0;t=60`, "60"},
+		// The fifth strike bans for BAN_SECONDS.
+		{429, "1", "0", "60", `"rl-test:ip";q=1;w=60`, `"rl-test:ip";r=0;t=60`, "60"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("responses (-want +got):\n%s", diff)
+	}
+	until := clock.now().Add(60 * time.Second).Format(time.RFC3339)
+	wantBan := map[string]any{"error": map[string]any{"code": "limited",
+		"message": `banned by rate limit "rl-test" (scope ip) after repeated 429s, until ` + until,
+		"details": map[string]any{"limit": "rl-test", "scope": "ip", "key": "rl-test:ip:192.0.2.1", "retry_after_seconds": 60.0, "banned_until": until}}}
+	if diff := cmp.Diff(wantBan, last); diff != "" {
+		t.Errorf("ban body (-want +got):\n%s", diff)
+	}
+	// Another client is not affected; an unauthenticated call spends nothing.
+	if resp, _ := send(t, s, request{path: "/api/dev/rl-test", peer: "192.0.2.2:1"}); resp.StatusCode != 401 {
+		t.Errorf("without token: %d, want 401", resp.StatusCode)
+	}
+	if resp, _ := send(t, s, request{path: "/api/dev/rl-test", token: devToken, peer: "192.0.2.2:1"}); resp.Header.Get("RateLimit-Remaining") != "2" {
+		t.Errorf("other client: remaining %q, want 2", resp.Header.Get("RateLimit-Remaining"))
+	}
+}
+
+func TestRateLimitDisabled(t *testing.T) {
+	s, _ := newLimitServer(t, func(c *config.Config) { c.RateLimitEnabled = false })
+	for i := range 10 {
+		resp, _ := send(t, s, request{path: "/api/dev/rl-test", token: devToken})
+		if resp.StatusCode != 200 || resp.Header.Get("RateLimit-Limit") != "" {
+			t.Fatalf("request %d: status %d, RateLimit-Limit %q; want 200 without headers", i, resp.StatusCode, resp.Header.Get("RateLimit-Limit"))
+		}
+	}
+}
+
+func TestTrustedProxiesOverHTTP(t *testing.T) {
+	s, _ := newLimitServer(t, func(c *config.Config) {
+		c.TrustedProxies = append(c.TrustedProxies, netipMust("10.0.0.0/8"))
+	})
+	for _, rq := range []request{
+		{peer: "203.0.113.9:1", headers: map[string]string{"CF-Connecting-IP": "198.51.100.200", "X-Forwarded-For": "198.51.100.201"}},
+		{peer: "127.0.0.1:1", headers: map[string]string{"CF-Connecting-IP": "198.51.100.1"}},
+		{peer: "127.0.0.1:1", headers: map[string]string{"X-Forwarded-For": "198.51.100.66, 192.0.2.7, 10.1.1.1"}},
+		{peer: "127.0.0.1:1", headers: map[string]string{"CF-Connecting-IP": "garbage", "X-Forwarded-For": "garbage"}},
+	} {
+		rq.path = "/api/public/tenant-meta?tenant=t1"
+		if resp, body := send(t, s, rq); resp.StatusCode != 200 {
+			t.Fatalf("%+v: %d %v", rq, resp.StatusCode, body)
+		}
+	}
+	_, body := send(t, s, request{path: "/api/obs/rate-limits", token: opToken})
+	var keys []string
+	for _, b := range body["buckets"].([]any) {
+		keys = append(keys, b.(map[string]any)["key"].(string))
+	}
+	sort.Strings(keys)
+	want := []string{"tenant-meta:ip:127.0.0.1", "tenant-meta:ip:192.0.2.7", "tenant-meta:ip:198.51.100.1", "tenant-meta:ip:203.0.113.9"}
+	if diff := cmp.Diff(want, keys); diff != "" {
+		t.Errorf("bucket keys (-want +got):\n%s", diff)
+	}
+}
+
+func TestSecurePing(t *testing.T) {
+	s, _ := newLimitServer(t)
+	ids := map[string]string{"X-User-ID": "u1", "X-Tenant-ID": "t1"}
+	tests := []struct {
+		name string
+		rq   request
+		want int
+	}{
+		{"no user or tenant", request{peer: "127.0.0.1:1"}, 400},
+		{"only a user", request{peer: "127.0.0.1:1", headers: map[string]string{"X-User-ID": "u1"}}, 400},
+		{"headers from an untrusted peer", request{peer: "203.0.113.9:1", headers: ids}, 400},
+		{"headers from a trusted peer", request{peer: "127.0.0.1:1", headers: ids}, 200},
+		{"headers with the developer token", request{peer: "203.0.113.9:1", headers: ids, token: devToken}, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.rq.path = "/api/secure/ping"
+			resp, body := send(t, s, tt.rq)
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status %d (%v), want %d", resp.StatusCode, body, tt.want)
+			}
+			if tt.want == 200 && resp.Header.Get("RateLimit-Policy") != `"secure-ping:user_tenant";q=30;w=60` {
+				t.Errorf("RateLimit-Policy %q", resp.Header.Get("RateLimit-Policy"))
+			}
+		})
+	}
+}
+
+func TestTenantMeta(t *testing.T) {
+	s, _ := newLimitServer(t)
+	if resp, _ := send(t, s, request{path: "/api/public/tenant-meta"}); resp.StatusCode != 400 {
+		t.Errorf("without tenant: %d, want 400", resp.StatusCode)
+	}
+	if resp, body := send(t, s, request{method: "POST", path: "/api/dev/rate-limits/config", token: devToken,
+		body: `{"target":"run","capacity":100,"window_seconds":60}`}); resp.StatusCode != 200 {
+		t.Fatalf("set override: %d %v", resp.StatusCode, body)
+	}
+	resp, body := send(t, s, request{path: "/api/public/tenant-meta?tenant=t1"})
+	if resp.StatusCode != 200 {
+		t.Fatalf("tenant-meta: %d %v", resp.StatusCode, body)
+	}
+	type lim struct {
+		Name                 string
+		Burst, Rate, Premium float64
+		Override             bool
+	}
+	var got []lim
+	for _, l := range body["limits"].([]any) {
+		m := l.(map[string]any)
+		got = append(got, lim{m["name"].(string), m["burst"].(float64), m["rate"].(float64), m["premium_burst"].(float64), m["override"] != nil})
+	}
+	want := []lim{
+		{"run", 100, 100, 30, true},
+		{"assistant", 20, 20, 60, false},
+		{"tenant-meta", 60, 60, 180, false},
+		{"rl-test", 3, 3, 9, false},
+		{"secure-ping", 30, 30, 90, false},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("limits (-want +got):\n%s", diff)
+	}
+}
+
+func TestLimitsConfigAPI(t *testing.T) {
+	s, clock := newLimitServer(t)
+	post := func(body string) (*http.Response, map[string]any) {
+		return send(t, s, request{method: "POST", path: "/api/dev/rate-limits/config", token: devToken, body: body})
+	}
+	bad := []string{
+		`{"target":"nope","capacity":5,"window_seconds":60}`,
+		`{"target":"run:tenant","capacity":5,"window_seconds":60}`,
+		`{"target":"run:ip:not-an-ip","capacity":5,"window_seconds":60}`,
+		`{"target":"run","capacity":0,"window_seconds":60}`,
+		`{"target":"run","capacity":-3,"window_seconds":60}`,
+		`{"target":"run","capacity":5,"window_seconds":0}`,
+		`{"target":"run","capacity":5,"window_seconds":-60}`,
+		`{"target":"run","capacity":5,"window_seconds":60,"ttl_seconds":0}`,
+		`{"target":"run","capacity":5,"window_seconds":60,"mode":"loud"}`,
+		`{"target":"run","capacity":"5","window_seconds":60}`,
+		`{"target":"run","capacity":5,"window_seconds":60,"extra":1}`,
+	}
+	for _, b := range bad {
+		if resp, body := post(b); resp.StatusCode != 400 || errCode(body) != "invalid" {
+			t.Errorf("POST %s: %d %v, want 400 invalid", b, resp.StatusCode, body)
+		}
+	}
+	resp, body := post(`{"target":"rl-test:ip:192.0.2.1","capacity":5,"window_seconds":30,"ttl_seconds":120,"mode":"shadow"}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST: %d %v", resp.StatusCode, body)
+	}
+	now := clock.now()
+	wantO := map[string]any{"target": "rl-test:ip:192.0.2.1", "capacity": 5.0, "window_seconds": 30.0, "mode": "shadow", "origin": "api",
+		"created_at": now.Format(time.RFC3339), "expires_at": now.Add(2 * time.Minute).Format(time.RFC3339)}
+	if diff := cmp.Diff(wantO, body); diff != "" {
+		t.Errorf("POST answer (-want +got):\n%s", diff)
+	}
+	_, body = send(t, s, request{path: "/api/dev/rate-limits/config", token: devToken})
+	if diff := cmp.Diff([]any{wantO}, body["overrides"]); diff != "" {
+		t.Errorf("GET overrides (-want +got):\n%s", diff)
+	}
+	if n := len(body["limits"].([]any)); n != 5 {
+		t.Errorf("GET limits: %d, want 5", n)
+	}
+	for _, c := range []struct {
+		query string
+		want  int
+	}{
+		{"", 400}, {"?target=nope", 400}, {"?target=run", 404},
+		{"?target=rl-test:ip:192.0.2.1", 200}, {"?target=rl-test:ip:192.0.2.1", 404},
+	} {
+		if resp, body := send(t, s, request{method: "DELETE", path: "/api/dev/rate-limits/config" + c.query, token: devToken}); resp.StatusCode != c.want {
+			t.Errorf("DELETE %s: %d %v, want %d", c.query, resp.StatusCode, body, c.want)
+		}
+	}
+	if resp, _ := send(t, s, request{path: "/api/dev/rate-limits/config", token: opToken}); resp.StatusCode != 403 {
+		t.Errorf("operator GET config: %d, want 403", resp.StatusCode)
+	}
+}
+
+func TestLimitsReset(t *testing.T) {
+	s, _ := newLimitServer(t)
+	rq := request{path: "/api/dev/rl-test", token: devToken, peer: "192.0.2.1:1234"}
+	for range 4 {
+		send(t, s, rq)
+	}
+	if resp, _ := send(t, s, rq); resp.StatusCode != 429 {
+		t.Fatalf("before reset: %d, want 429", resp.StatusCode)
+	}
+	for _, c := range []struct {
+		body string
+		want int
+	}{
+		{`{"key":"rl-test:ip"}`, 400}, {`{"key":"nope:ip:1.2.3.4"}`, 400}, {`{}`, 400},
+		{`{"key":"rl-test:ip:192.0.2.1"}`, 200},
+	} {
+		if resp, body := send(t, s, request{method: "POST", path: "/api/dev/rate-limits/reset", token: devToken, body: c.body}); resp.StatusCode != c.want {
+			t.Errorf("reset %s: %d %v, want %d", c.body, resp.StatusCode, body, c.want)
+		}
+	}
+	if resp, _ := send(t, s, rq); resp.StatusCode != 200 || resp.Header.Get("RateLimit-Remaining") != "2" {
+		t.Errorf("after reset: %d remaining %q, want 200 and 2", resp.StatusCode, resp.Header.Get("RateLimit-Remaining"))
+	}
+}
+
+func TestRateLimitsSnapshotEndpoint(t *testing.T) {
+	s, clock := newLimitServer(t)
+	for range 4 {
+		send(t, s, request{path: "/api/dev/rl-test", token: devToken, peer: "192.0.2.1:1"})
+	}
+	clock.advance(time.Second)
+	send(t, s, request{path: "/api/dev/rl-test", token: devToken, peer: "192.0.2.2:1"})
+	if resp, _ := send(t, s, request{path: "/api/obs/rate-limits"}); resp.StatusCode != 401 {
+		t.Errorf("without token: %d, want 401", resp.StatusCode)
+	}
+	if resp, _ := send(t, s, request{path: "/api/obs/rate-limits?limit=0", token: opToken}); resp.StatusCode != 400 {
+		t.Errorf("limit=0: %d, want 400", resp.StatusCode)
+	}
+	resp, body := send(t, s, request{path: "/api/obs/rate-limits?limit=10", token: opToken})
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %v", resp.StatusCode, body)
+	}
+	now := clock.now()
+	b1 := map[string]any{"key": "rl-test:ip:192.0.2.1", "capacity": 3.0, "remaining": 0.0, "strikes": 1.0, "banned_until": nil,
+		"last_seen": now.Add(-time.Second).Format(time.RFC3339)}
+	want := map[string]any{
+		"enabled": true, "backend": "memory", "degraded": false, "penalized_keys": 1.0, "overrides": []any{},
+		"buckets": []any{
+			map[string]any{"key": "rl-test:ip:192.0.2.2", "capacity": 3.0, "remaining": 2.0, "strikes": 0.0, "banned_until": nil, "last_seen": now.Format(time.RFC3339)},
+			b1,
+		},
+		"penalties": []any{b1},
+	}
+	if diff := cmp.Diff(want, body); diff != "" {
+		t.Errorf("snapshot (-want +got):\n%s", diff)
+	}
+}
+
+// TestRedisOutageOverHTTP pauses Redis (SIGSTOP) under a daemon and checks
+// each RATE_LIMIT_ON_BACKEND_ERROR policy end to end: answers within the
+// backend timeout's order, as configured, and back on Redis by itself.
+func TestRedisOutageOverHTTP(t *testing.T) {
+	for _, c := range []struct {
+		policy string
+		want   int
+	}{{"local", 200}, {"allow", 200}, {"deny", 503}} {
+		t.Run(c.policy, func(t *testing.T) {
+			srv := redistest.Start(t)
+			ctx := context.Background()
+			rdb, kind, err := OpenRedis(ctx, srv.URL(), "false")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { rdb.Close() })
+			cfg := config.Default()
+			cfg.DeveloperToken, cfg.OperatorToken = devToken, opToken
+			cfg.OnBackendError = c.policy
+			s, err := NewServer(Deps{Config: cfg, Backend: &Backend{Kind: kind, Redis: rdb, Prefix: "refrakt:"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Stop(ctx) })
+			rq := request{path: "/api/dev/rl-test", token: devToken, peer: "192.0.2.1:1"}
+			if resp, _ := send(t, s, rq); resp.StatusCode != 200 {
+				t.Fatalf("healthy: %d", resp.StatusCode)
+			}
+			srv.Pause()
+			for i := range 3 {
+				start := time.Now()
+				resp, body := send(t, s, rq)
+				if took := time.Since(start); took > time.Second {
+					t.Errorf("request %d took %s during the outage (timeout 100ms)", i, took)
+				}
+				if resp.StatusCode != c.want {
+					t.Errorf("request %d during the outage: %d %v, want %d", i, resp.StatusCode, body, c.want)
+				}
+				if c.want == 503 && resp.Header.Get("Retry-After") != "1" {
+					t.Errorf("503 without Retry-After: 1")
+				}
+			}
+			srv.Resume()
+			deadline := time.Now().Add(5 * time.Second)
+			for s.limiter.Degraded() {
+				if time.Now().After(deadline) {
+					t.Fatal("the daemon did not go back to Redis within 5s")
+				}
+				send(t, s, request{path: "/api/dev/rl-test", token: devToken, peer: "192.0.2.99:1"})
+				time.Sleep(20 * time.Millisecond)
+			}
+			if resp, _ := send(t, s, request{path: "/api/dev/rl-test", token: devToken, peer: "192.0.2.50:1"}); resp.StatusCode != 200 {
+				t.Errorf("after recovery: %d", resp.StatusCode)
+			}
+			n, err := rdb.Exists(ctx, "refrakt:rl:{rl-test:ip:192.0.2.50}").Result()
+			if err != nil || n != 1 {
+				t.Errorf("after recovery the bucket is not in Redis: %d, %v", n, err)
+			}
+		})
+	}
+}
