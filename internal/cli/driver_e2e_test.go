@@ -67,33 +67,6 @@ func startDaemon(t *testing.T, env []string, args ...string) *daemontest.Daemon 
 	return d
 }
 
-// skipWithoutRoute skips the test when the daemon answers 404 "no route"
-// for method path: the queue and rate-limit HTTP endpoints land on main
-// separately from this CLI, and until they do only the Redis driver can be
-// tested. It says so loudly.
-func skipWithoutRoute(t *testing.T, d *daemontest.Daemon, method, path string) {
-	t.Helper()
-	if !hasRoute(t, d, method, path) {
-		t.Skipf("SKIPPED: the daemon has no %s %s yet (its HTTP endpoints are not merged)", method, path)
-	}
-}
-
-// hasRoute reports whether the daemon serves method path (anything but a
-// 404 "no route").
-func hasRoute(t *testing.T, d *daemontest.Daemon, method, path string) bool {
-	t.Helper()
-	req, _ := http.NewRequest(method, d.URL+path, nil)
-	req.Header.Set("Authorization", "Bearer "+d.Token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var body bytes.Buffer
-	_, _ = body.ReadFrom(resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode != http.StatusNotFound || !strings.Contains(body.String(), "no route")
-}
-
 // compactJSON is raw without insignificant space.
 func compactJSON(t *testing.T, raw []byte) string {
 	t.Helper()
@@ -125,9 +98,6 @@ func TestE2EJobsManualMode(t *testing.T) {
 	for _, de := range envs {
 		t.Run(de.name, func(t *testing.T) {
 			env, q := de.env, "q-"+de.name
-			if de.name == "api" {
-				skipWithoutRoute(t, d, http.MethodGet, "/api/dev/jobs")
-			}
 
 			j := jobJSON(t, env, "jobs", "enqueue", "ping", "--queue", q)
 			if j.Status != queue.StatusPending || j.Source != queue.SourceCLI || j.Queue != q || j.Type != "ping" {
@@ -199,7 +169,6 @@ func TestE2EJobsManualMode(t *testing.T) {
 	}
 
 	// Same results either way: each job reads the same over both drivers.
-	skipWithoutRoute(t, d, http.MethodGet, "/api/dev/jobs")
 	for _, id := range byDriver {
 		var outs []string
 		for _, de := range envs {
@@ -216,7 +185,6 @@ func TestE2EJobsManualMode(t *testing.T) {
 func TestE2EDaemonRunsJobsFromBothDrivers(t *testing.T) {
 	r := redistest.Start(t)
 	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL()}, "--workers", "2")
-	skipWithoutRoute(t, d, http.MethodGet, "/api/dev/jobs")
 	for _, de := range drivers(t, d, r, "refrakt:") {
 		t.Run(de.name, func(t *testing.T) {
 			id := strings.TrimSpace(mustCLI(t, de.env, "jobs", "enqueue", "echo", "--payload", `"hi `+de.name+`"`))
@@ -282,9 +250,6 @@ func TestE2EExitCodes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if slices.Equal(tt.env, api) || strings.HasPrefix(tt.name, "wrong token") {
-				skipWithoutRoute(t, d, http.MethodGet, "/api/dev/jobs")
-			}
 			cmd := exec.Command(bin, tt.args...)
 			cmd.Env = tt.env
 			var out, errOut bytes.Buffer
@@ -372,15 +337,7 @@ func TestE2ELimits(t *testing.T) {
 	r := redistest.Start(t)
 	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL()}, "--workers", "0")
 	envs := drivers(t, d, r, "refrakt:")
-	hasAPI := hasRoute(t, d, http.MethodGet, "/api/dev/rate-limits/config")
-	hasProbe := hasRoute(t, d, http.MethodGet, "/api/dev/rl-test")
-	if !hasAPI || !hasProbe {
-		t.Logf("SKIPPED IN PART: the daemon lacks its rate-limit endpoints (config %v, rl-test %v); only the Redis driver is tested", hasAPI, hasProbe)
-	}
 	pairs := [][2]driverEnv{{envs[1], envs[0]}, {envs[0], envs[1]}} // setter, other
-	if !hasAPI {
-		pairs = [][2]driverEnv{{envs[1], envs[1]}}
-	}
 	for i, pair := range pairs {
 		set, other := pair[0], pair[1]
 		t.Run("set over "+set.name+", used over "+other.name, func(t *testing.T) {
@@ -398,27 +355,23 @@ func TestE2ELimits(t *testing.T) {
 				t.Errorf("listed over %s: %+v, want capacity 1 per 60s, enforced, origin cli", other.name, listed)
 			}
 
-			if hasProbe {
-				// Enforced by the daemon within 1 s (bounded generously here):
-				// one request passes, the next is limited.
-				deadline := time.Now().Add(5 * time.Second)
-				for {
-					mustCLI(t, other.env, "limits", "reset", target)
-					first, second := rlTest(t, d, ip), rlTest(t, d, ip)
-					if first == http.StatusOK && second == http.StatusTooManyRequests {
-						break
-					}
-					if time.Now().After(deadline) {
-						t.Fatalf("override not enforced after 5s: %d then %d", first, second)
-					}
-					time.Sleep(50 * time.Millisecond)
-				}
+			// Enforced by the daemon within 1 s (bounded generously here):
+			// one request passes, the next is limited.
+			deadline := time.Now().Add(5 * time.Second)
+			for {
 				mustCLI(t, other.env, "limits", "reset", target)
-				if got := rlTest(t, d, ip); got != http.StatusOK {
-					t.Errorf("after reset: %d, want 200", got)
+				first, second := rlTest(t, d, ip), rlTest(t, d, ip)
+				if first == http.StatusOK && second == http.StatusTooManyRequests {
+					break
 				}
-			} else {
-				mustCLI(t, other.env, "limits", "reset", target)
+				if time.Now().After(deadline) {
+					t.Fatalf("override not enforced after 5s: %d then %d", first, second)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			mustCLI(t, other.env, "limits", "reset", target)
+			if got := rlTest(t, d, ip); got != http.StatusOK {
+				t.Errorf("after reset: %d, want 200", got)
 			}
 
 			mustCLI(t, other.env, "limits", "unset", target)
@@ -436,9 +389,6 @@ func TestE2ELimits(t *testing.T) {
 		})
 	}
 	for _, de := range envs {
-		if de.name == "api" && !hasAPI {
-			continue
-		}
 		t.Run("bad input over "+de.name, func(t *testing.T) {
 			wantFail(t, de.env, ExitUsage, "nope", "limits", "set", "nope", "--capacity", "1", "--window", "1m")
 			wantFail(t, de.env, ExitUsage, "planet", "limits", "set", "run:planet", "--capacity", "1", "--window", "1m")
