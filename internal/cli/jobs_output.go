@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,7 +59,7 @@ func printJob(p *Printer, j *queue.Job) error {
 		{"Type", j.Type},
 		{"Status", string(j.Status)},
 		{"Attempts", strconv.Itoa(j.Attempts)},
-		{"Retries", fmt.Sprintf("%d of %d", j.Retries, j.MaxRetries)},
+		{"Retries", fmt.Sprintf("%d (max %d)", j.Retries, j.MaxRetries)},
 		{"Interval", interval},
 		{"Payload", rawOrNull(j.Payload)},
 		{"Result", rawOrNull(j.Result)},
@@ -68,6 +69,10 @@ func printJob(p *Printer, j *queue.Job) error {
 		{"Run at", p.timeDetail(j.RunAt, now)},
 		{"Started", p.timeDetail(j.StartedAt, now)},
 		{"Finished", p.timeDetail(j.FinishedAt, now)},
+	}
+	if !p.TTY { // scripts get the numbers apart
+		fields[5] = [2]string{"Retries", strconv.Itoa(j.Retries)}
+		fields = slices.Insert(fields, 6, [2]string{"Max retries", strconv.Itoa(j.MaxRetries)})
 	}
 	var b strings.Builder
 	for _, f := range fields {
@@ -81,14 +86,22 @@ func printJob(p *Printer, j *queue.Job) error {
 	return err
 }
 
-// printEnqueued shows a job just enqueued: its id alone when piped, so that
-// `id=$(refrakt jobs enqueue ping)` works.
+// printEnqueued shows a job just enqueued: one sentence on a terminal, its
+// id alone when piped (so that `id=$(refrakt jobs enqueue ping)` works).
 func printEnqueued(p *Printer, j *queue.Job) error {
-	if !p.JSON && !p.TTY {
+	switch {
+	case p.JSON:
+		return p.PrintJSON(j)
+	case !p.TTY:
 		_, err := fmt.Fprintln(p.Out, j.ID)
 		return err
 	}
-	return printJob(p, j)
+	when := ""
+	if j.Status == queue.StatusScheduled {
+		when = ", runs " + Since(j.RunAt, p.Now())
+	}
+	_, err := fmt.Fprintf(p.Out, "Enqueued %s job %s in queue %s: %s%s.\n", j.Type, j.ID, j.Queue, j.Status, when)
+	return err
 }
 
 // tickColumns are the columns of `jobs tick`.
