@@ -33,6 +33,7 @@ func newJobsCancelCmd(c client, runF func(context.Context, *JobsCancelOptions) e
 			return jobsCancelRun(cmd.Context(), opts)
 		},
 	}
+	acceptDashIDs(cmd)
 	return cmd
 }
 

@@ -139,6 +139,9 @@ func TestJobsRunFlags(t *testing.T) {
 		{"id", []string{"abc"}, &JobsRunOptions{ID: "abc"}, ExitOK},
 		{"next", []string{"--next"}, &JobsRunOptions{Next: true}, ExitOK},
 		{"next of a queue", []string{"--next", "--queue", "slow"}, &JobsRunOptions{Next: true, Queue: "slow"}, ExitOK},
+		{"id starting with a dash", []string{"-tql6kYt3cFZ4TOR1PVd5Q"}, &JobsRunOptions{ID: "-tql6kYt3cFZ4TOR1PVd5Q"}, ExitOK},
+		{"queue named like a dash id", []string{"--next", "--queue", "-tql6kYt3cFZ4TOR1PVd5Q"}, &JobsRunOptions{Next: true, Queue: "-tql6kYt3cFZ4TOR1PVd5Q"}, ExitOK},
+		{"dash id and next", []string{"--next", "-tql6kYt3cFZ4TOR1PVd5Q"}, nil, ExitUsage},
 		{"neither", nil, nil, ExitUsage},
 		{"both", []string{"abc", "--next"}, nil, ExitUsage},
 		{"queue without next", []string{"abc", "--queue", "slow"}, nil, ExitUsage},
@@ -166,7 +169,12 @@ func TestJobsIDCommandFlags(t *testing.T) {
 	}
 	cases := []idCase{
 		{"one id", []string{"abc"}, "abc", ExitOK},
+		{"id starting with a dash", []string{"-tql6kYt3cFZ4TOR1PVd5Q"}, "-tql6kYt3cFZ4TOR1PVd5Q", ExitOK},
+		{"id starting with two dashes", []string{"--ql6kYt3cFZ4TOR1PVd5Q"}, "--ql6kYt3cFZ4TOR1PVd5Q", ExitOK},
+		{"dash id after --", []string{"--", "-tql6kYt3cFZ4TOR1PVd5Q"}, "-tql6kYt3cFZ4TOR1PVd5Q", ExitOK},
 		{"no id", nil, "", ExitUsage},
+		{"unknown flag", []string{"abc", "--bogus"}, "", ExitUsage},
+		{"short flag that is not an id", []string{"-x"}, "", ExitUsage},
 		{"two ids", []string{"a", "b"}, "", ExitUsage},
 	}
 	for _, tt := range cases {

@@ -31,6 +31,7 @@ func newJobsGetCmd(c client, runF func(context.Context, *JobsGetOptions) error) 
 			return jobsGetRun(cmd.Context(), opts)
 		},
 	}
+	acceptDashIDs(cmd)
 	return cmd
 }
 

@@ -34,6 +34,7 @@ func newJobsRequeueCmd(c client, runF func(context.Context, *JobsRequeueOptions)
 			return jobsRequeueRun(cmd.Context(), opts)
 		},
 	}
+	acceptDashIDs(cmd)
 	return cmd
 }
 

@@ -53,6 +53,7 @@ func newJobsRunCmd(c client, runF func(context.Context, *JobsRunOptions) error) 
 	}
 	cmd.Flags().BoolVar(&opts.Next, "next", false, "run the oldest pending job")
 	cmd.Flags().StringVar(&opts.Queue, "queue", "", "with --next: take it from this queue only")
+	acceptDashIDs(cmd)
 	return cmd
 }
 
