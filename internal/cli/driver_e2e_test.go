@@ -155,6 +155,13 @@ func TestE2EJobsManualMode(t *testing.T) {
 				t.Errorf("cancel: %s, want cancelled", got.Status)
 			}
 			wantFail(t, env, ExitFailed, fid, "jobs", "cancel", fid)
+			// Completion offers the cancelled job to requeue, not to cancel.
+			if out := mustCLI(t, env, "__complete", "jobs", "requeue", ""); !strings.Contains(out, fid+"\tfail cancelled\n") {
+				t.Errorf("requeue completion %q, want %s", out, fid)
+			}
+			if out := mustCLI(t, env, "__complete", "jobs", "cancel", ""); strings.Contains(out, fid) {
+				t.Errorf("cancel completion %q offers the cancelled %s", out, fid)
+			}
 			wantFail(t, env, ExitFailed, "not found", "jobs", "get", "no-such-job")
 
 			// Bad input: exit 2, nothing stored.
@@ -250,6 +257,7 @@ func TestE2EExitCodes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // separate processes; the slow ones are the unreachable
 			cmd := exec.Command(bin, tt.args...)
 			cmd.Env = tt.env
 			var out, errOut bytes.Buffer
@@ -397,4 +405,39 @@ func TestE2ELimits(t *testing.T) {
 			wantFail(t, de.env, ExitUsage, "nope", "limits", "unset", "nope:ip")
 		})
 	}
+}
+
+// TestE2EDirectOnCluster runs the direct driver against a Redis Cluster,
+// detected from one node's URL as the daemon detects it.
+func TestE2EDirectOnCluster(t *testing.T) {
+	c := redistest.StartCluster(t, 3)
+	state := t.TempDir()
+	env := map[string]string{"REFRAKT_REDIS": c.URL(), "XDG_STATE_HOME": state, "HOME": state}
+	ids := map[string]bool{}
+	for _, q := range []string{"a", "b", "c", "d"} { // queues spread over the slots
+		ids[strings.TrimSpace(mustCLI(t, env, "jobs", "enqueue", "ping", "--queue", q))] = true
+	}
+	var listed []queue.Job
+	if err := json.Unmarshal([]byte(mustCLI(t, env, "jobs", "list", "-o", "json")), &listed); err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range listed {
+		delete(ids, j.ID)
+	}
+	if len(ids) != 0 {
+		t.Errorf("jobs %v not listed", ids)
+	}
+	for range 4 {
+		if j := jobJSON(t, env, "jobs", "run", "--next"); j.Status != queue.StatusSucceeded {
+			t.Errorf("run --next: %s, want succeeded", j.Status)
+		}
+	}
+	wantFail(t, env, ExitFailed, "no pending job", "jobs", "run", "--next")
+
+	mustCLI(t, env, "limits", "set", "run:ip:198.51.100.4", "--capacity", "7", "--window", "1m")
+	if o, ok := findOverride(limitsJSON(t, env), "run:ip:198.51.100.4"); !ok || o.Capacity != 7 {
+		t.Errorf("override %+v (found %v), want capacity 7", o, ok)
+	}
+	mustCLI(t, env, "limits", "reset", "run:ip:198.51.100.4")
+	mustCLI(t, env, "limits", "unset", "run:ip:198.51.100.4")
 }
