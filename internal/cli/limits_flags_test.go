@@ -113,6 +113,7 @@ func TestFilterLimits(t *testing.T) {
 		{"scope", "run:ip", []string{"run", "run:ip", "run:ip:203.0.113.7", "run:ip:198.51.100.1"}, ExitOK},
 		{"key", "run:ip:203.0.113.7", []string{"run", "run:ip", "run:ip:203.0.113.7"}, ExitOK},
 		{"unknown limit", "nope", nil, ExitUsage},
+		{"scope the limit lacks", "rl-test:user", nil, ExitUsage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -60,15 +61,18 @@ func limitsGetRun(ctx context.Context, o *LimitsGetOptions) error {
 // filterLimits keeps target's limit and the overrides related to target:
 // those whose target is target, a prefix of it (they cover it) or under it.
 func filterLimits(v LimitsView, target string) (LimitsView, error) {
-	name, _, _ := strings.Cut(target, ":")
+	parts := strings.SplitN(target, ":", 3)
 	out := LimitsView{Enabled: v.Enabled, Limits: []LimitView{}, Overrides: []OverrideView{}}
 	for _, l := range v.Limits {
-		if l.Name == name {
+		if l.Name == parts[0] {
 			out.Limits = append(out.Limits, l)
 		}
 	}
 	if len(out.Limits) == 0 {
-		return out, core.Errorf(core.CodeInvalid, "unknown limit %q in target %q", name, target)
+		return out, core.Errorf(core.CodeInvalid, "unknown limit %q in target %q", parts[0], target)
+	}
+	if len(parts) > 1 && !slices.Contains(out.Limits[0].Scopes, parts[1]) {
+		return out, core.Errorf(core.CodeInvalid, "limit %q has no scope %q (target %q)", parts[0], parts[1], target)
 	}
 	for _, o := range v.Overrides {
 		if o.Target == target || strings.HasPrefix(target, o.Target+":") || strings.HasPrefix(o.Target, target+":") {
