@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/refrakt/refrakt/internal/core"
@@ -129,8 +130,10 @@ func (l *Limiter) RefreshOverrides(ctx context.Context) error {
 }
 
 // Run keeps the overrides fresh until ctx ends: it reloads them whenever the
-// store reports a change and every OverrideRefresh in any case, and forgets
-// ended bans. It returns nil when ctx ends.
+// store reports a change and every OverrideRefresh in any case. It forgets
+// ended bans, and all cached bans when the store reports a change (a key
+// may have been reset elsewhere; live bans are learned again from the store
+// on the next request). It returns nil when ctx ends.
 func (l *Limiter) Run(ctx context.Context) error {
 	changed := make(chan struct{}, 1)
 	watchDone := make(chan struct{})
@@ -165,6 +168,7 @@ func (l *Limiter) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-changed:
+			l.bans.prune(math.MaxInt64)
 		case <-t.C:
 			l.bans.prune(micros(l.clock.Now()))
 		}

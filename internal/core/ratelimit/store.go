@@ -29,8 +29,9 @@ type Store interface {
 	// DeleteOverride removes the override of target; core.CodeNotFound when
 	// there is none.
 	DeleteOverride(ctx context.Context, target string) error
-	// WatchOverrides calls changed whenever any process changes an override,
-	// until ctx ends; it returns ctx's error or a lost subscription's.
+	// WatchOverrides calls changed whenever any process changes an override
+	// or resets a key, until ctx ends; it returns ctx's error or a lost
+	// subscription's.
 	WatchOverrides(ctx context.Context, changed func()) error
 }
 

@@ -283,6 +283,7 @@ func (s *Store) Reset(_ context.Context, key string) error {
 	sh.mu.Lock()
 	sh.remove(h, key)
 	sh.mu.Unlock()
+	s.notify()
 	return nil
 }
 

@@ -246,3 +246,55 @@ func evalCalls(t *testing.T, srv *redistest.Server) int {
 	}
 	return n
 }
+
+// TestResetReachesOtherDaemons checks that a reset on one daemon lifts a ban
+// another daemon has cached.
+func TestResetReachesOtherDaemons(t *testing.T) {
+	srv := redistest.Start(t)
+	clock := storetest.NewClock()
+	cfg := ratelimit.DefaultConfig()
+	cfg.BanAfterStrikes = 1
+	var ls []*ratelimit.Limiter
+	for range 2 {
+		rdb := newClient(t, srv)
+		l, err := ratelimit.New(cfg, ratelimit.Deps{
+			Store: newStore(t, rdb, redisstore.Options{Clock: clock}), Local: memstore.New(clock), Clock: clock,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+	}
+	a, b := ls[0], ls[1]
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	req := ratelimit.Request{Limit: "rl-test", IP: "203.0.113.9"}
+	for range 5 {
+		if _, err := b.Allow(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d, _ := b.Allow(ctx, req); !d.Banned() {
+		t.Fatalf("not banned: %+v", d)
+	}
+	if err := a.Reset(ctx, "rl-test:ip:203.0.113.9"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		d, err := b.Allow(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Allowed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the other daemon still refuses 5s after the reset: %+v", d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

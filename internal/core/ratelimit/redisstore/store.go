@@ -1,11 +1,12 @@
 // Package redisstore is the Redis ratelimit.Store, shared by every daemon and
-// CLI on one Redis. Each key's decision is one Lua script (take.lua) run with
-// EVALSHA (NOSCRIPT falls back to loading it), touching only that key's hash,
+// CLI on one Redis. Each key's decision is made by a Lua script (take.lua) run
+// with EVALSHA (NOSCRIPT falls back to loading it), touching only that key,
 // whose name carries the key as hash tag so that a Redis Cluster keeps it in
-// one slot. Concurrent decisions are coalesced into pipelines: while one
-// round trip is in flight, the decisions that arrive meanwhile wait and go
-// together in the next, which changes no decision (each script still runs
-// atomically on its own key) but saves the round trips and system calls.
+// one slot. Concurrent decisions are coalesced: while a round trip is in
+// flight, the decisions that arrive meanwhile wait and go together in the
+// next, as a pipeline of script calls (decisions of one slot share a call).
+// That changes no decision (each key is still decided atomically) but saves
+// round trips and system calls on both sides.
 //
 // A caller never waits longer than its context allows, even on a client
 // whose sockets ignore context deadlines; with ContextTimeoutEnabled set on
@@ -13,7 +14,7 @@
 //
 // Layout (prefix "refrakt:" by default):
 //
-//	<prefix>rl:{<limit>:<scope>:<identity>}  hash: the key's GCRA, strikes and ban; TTL'd
+//	<prefix>rl:{<limit>:<scope>:<identity>}  string: the key's GCRA, strikes and ban; TTL'd
 //	<prefix>rl:active                        zset: recently active keys by last use, bounded
 //	<prefix>rl:penalized                     zset: keys with strikes or a ban, by when they end
 //	<prefix>rl:overrides                     hash: target → override (JSON)
@@ -74,8 +75,6 @@ type Store struct {
 	// direct says the client honours context deadlines on its sockets, so a
 	// lone caller may run its round trip on its own goroutine.
 	direct bool
-	// cluster says keys of different hash slots must go in different calls.
-	cluster bool
 
 	// indexed throttles the recently-active index to one update per key
 	// and second from this process.
@@ -117,7 +116,7 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 	case *redis.Client:
 		s.direct = c.Options().ContextTimeoutEnabled
 	case *redis.ClusterClient:
-		s.direct, s.cluster = c.Options().ContextTimeoutEnabled, true
+		s.direct = c.Options().ContextTimeoutEnabled
 	}
 	s.b.start(s, o.Flushers)
 	return s
@@ -244,7 +243,7 @@ type call struct {
 }
 
 // callKey groups ops that may share a call: same time argument, same rules,
-// and on a cluster the same hash slot.
+// same hash slot (in practice: the same key, hammered concurrently).
 type callKey struct {
 	now   string
 	rules *any
@@ -258,10 +257,9 @@ func (s *Store) calls(groups []*group) []*call {
 	for _, g := range groups {
 		for i := range g.ops {
 			o := &g.ops[i]
-			k := callKey{now: g.now, rules: &g.rules[0]}
-			if s.cluster {
-				k.slot = slotOf(o.key)
-			}
+			// Only keys of one hash slot share a call, on a single server
+			// too: every call is valid on a Cluster as it stands.
+			k := callKey{now: g.now, rules: &g.rules[0], slot: slotOf(o.key)}
 			c := open[k]
 			if c == nil || len(c.ops) == maxKeysPerCall {
 				c = &call{args: append([]any{g.now}, g.rules...)}
@@ -276,8 +274,8 @@ func (s *Store) calls(groups []*group) []*call {
 	return out
 }
 
-// exec decides the ops of several requests in one round trip: one script
-// call (a pipeline of them on a cluster, or when index updates go along).
+// exec decides the ops of several requests in one round trip: a pipeline of
+// script calls, or a plain EVALSHA when there is one call and no index update.
 func (s *Store) exec(ctx context.Context, groups []*group) {
 	calls := s.calls(groups)
 	idx := s.indexUpdates(groups)
@@ -421,6 +419,8 @@ func (s *Store) Reset(ctx context.Context, key string) error {
 	pipe := s.rdb.Pipeline()
 	pipe.Del(ctx, s.bucketKey(key))
 	pipe.ZRem(ctx, s.keyPenalized, key)
+	// Other daemons drop their cached bans on any change message.
+	pipe.Publish(ctx, s.chanOverrides, "reset:"+key)
 	_, err := pipe.Exec(ctx)
 	s.idxMu.Lock()
 	delete(s.penalized, key)

@@ -3,8 +3,9 @@
 -- line-by-line copy of ratelimit.Evaluate (gcra.go); change both together.
 --
 -- One call decides several keys when the store coalesces concurrent
--- decisions; the keys are independent (no decision reads another key), and
--- on a Redis Cluster the store only puts keys of one hash slot in a call.
+-- decisions of keys in one hash slot (in practice, one key hammered by
+-- concurrent requests); the decisions are independent, and a call never
+-- spans two slots, so it runs as it stands on a Redis Cluster.
 --
 -- KEYS[i]   a key's state, e.g. refrakt:rl:{run:ip:203.0.113.7}
 -- ARGV[1]   now in Unix µs, or "" to use Redis TIME (production)
