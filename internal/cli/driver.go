@@ -123,8 +123,8 @@ func overrideView(o ratelimit.Override) OverrideView {
 	return v
 }
 
-// rawOrNull keeps JSON payloads readable in one table cell.
-func rawOrNull(b json.RawMessage) string {
+// rawOrDash shows a JSON payload or result as it is, "-" when absent.
+func rawOrDash(b json.RawMessage) string {
 	if len(b) == 0 {
 		return "-"
 	}

@@ -56,13 +56,13 @@ func printLimits(p *Printer, v LimitsView) error {
 	return printOverrides(p, v.Overrides)
 }
 
-func printOverrides(p *Printer, os []OverrideView) error {
+func printOverrides(p *Printer, list []OverrideView) error {
 	if p.JSON {
-		return p.PrintJSON(os)
+		return p.PrintJSON(list)
 	}
 	now := p.Now()
-	rows := make([][]string, len(os))
-	for i, o := range os {
+	rows := make([][]string, len(list))
+	for i, o := range list {
 		rows[i] = overrideRow(p, o, now)
 	}
 	return p.Table(overrideColumns, rows)
