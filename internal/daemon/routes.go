@@ -14,6 +14,20 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /healthz", handleHealthz())
 	s.mux.Handle("GET /readyz", s.handleReadyz())
 
+	// Jobs (DESIGN §4, §5). /run and /assistant: rate limit (s.limited),
+	// then validation and admission control inside the handler.
+	s.mux.Handle("POST /run", s.limited("run", s.handleRun()))
+	s.mux.Handle("GET /run/{id}", s.handleGetRun())
+	s.mux.Handle("POST /assistant", s.limited("assistant", s.handleAssistant()))
+	s.mux.Handle("GET /api/dev/jobs", dev(s.handleListJobs()))
+	s.mux.Handle("POST /api/dev/jobs/enqueue", dev(s.handleEnqueueJob()))
+	s.mux.Handle("POST /api/dev/jobs/run-next", dev(s.handleRunNext()))
+	s.mux.Handle("POST /api/dev/jobs/tick", dev(s.handleTick()))
+	s.mux.Handle("POST /api/dev/jobs/{id}/run", dev(s.handleRunJob()))
+	s.mux.Handle("POST /api/dev/jobs/{id}/cancel", dev(s.handleCancelJob()))
+	s.mux.Handle("POST /api/dev/jobs/{id}/requeue", dev(s.handleRequeueJob()))
+	s.mux.Handle("GET /api/obs/jobs", obs(s.handleObsJobs()))
+
 	s.mux.Handle("GET /api/dev/whoami", dev(s.handleWhoami()))
 	s.mux.Handle("GET /api/obs/whoami", obs(s.handleWhoami()))
 

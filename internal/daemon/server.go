@@ -44,6 +44,7 @@ type Server struct {
 
 	limiter  *ratelimit.Limiter
 	identity *identityRules
+	jobs     *jobs // the job queue and its workers (jobs.go)
 
 	inFlight   atomic.Int64
 	mux        *http.ServeMux
@@ -95,7 +96,10 @@ func NewServer(d Deps) (*Server, error) {
 // build constructs the domain services on the backend. Each part of the
 // API adds its construction here, in the order it needs.
 func (s *Server) build() error {
-	return s.buildRateLimit()
+	if err := s.buildRateLimit(); err != nil {
+		return err
+	}
+	return s.buildJobs()
 }
 
 // ServeHTTP serves the API.

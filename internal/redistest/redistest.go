@@ -4,7 +4,6 @@
 package redistest
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"os"
@@ -204,33 +203,25 @@ func (s *Server) signal(sig syscall.Signal) {
 	}
 }
 
-// Do sends one command in RESP to addr and returns the first line of the
-// reply; enough for FLUSHALL, CONFIG SET and INFO checks in tests without a
-// client library.
+// Do sends one command to addr and returns its whole reply as text: simple
+// and bulk strings as they are (so INFO returns all of its lines), integers
+// in decimal, a null as "", arrays as fmt.Sprint of their items; an error
+// reply is an error. Enough for FLUSHALL, CONFIG SET and INFO in tests
+// without a client library.
 func Do(addr string, args ...string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+	reply, err := command(addr, args...)
 	if err != nil {
 		return "", err
 	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	switch v := reply.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return v, nil
+	case int64:
+		return strconv.FormatInt(v, 10), nil
 	}
-	if _, err := c.Write([]byte(b.String())); err != nil {
-		return "", err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	line = strings.TrimRight(line, "\r\n")
-	if strings.HasPrefix(line, "-") {
-		return "", fmt.Errorf("redis: %s", line[1:])
-	}
-	return line, nil
+	return fmt.Sprint(reply), nil
 }
 
 // Ping returns nil when a Redis server at addr answers PING.
@@ -239,7 +230,7 @@ func Ping(addr string) error {
 	if err != nil {
 		return err
 	}
-	if r != "+PONG" {
+	if r != "PONG" {
 		return fmt.Errorf("unexpected PING reply %q", r)
 	}
 	return nil

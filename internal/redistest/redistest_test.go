@@ -1,6 +1,9 @@
 package redistest
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestStartPauseRestart(t *testing.T) {
 	s := Start(t)
@@ -29,5 +32,22 @@ func TestStartPauseRestart(t *testing.T) {
 	s.Stop()
 	if err := Ping(s.Addr()); err == nil {
 		t.Fatal("ping answered after stop")
+	}
+}
+
+func TestDoReadsWholeReplies(t *testing.T) {
+	s := Start(t)
+	info, err := Do(s.Addr(), "INFO", "server")
+	if err != nil || !strings.Contains(info, "redis_version:") {
+		t.Fatalf("INFO = %q, %v; want the whole bulk reply", info, err)
+	}
+	if n, err := Do(s.Addr(), "INCRBY", "n", "41"); err != nil || n != "41" {
+		t.Fatalf("INCRBY = %q, %v", n, err)
+	}
+	if v, err := Do(s.Addr(), "GET", "missing"); err != nil || v != "" {
+		t.Fatalf("GET missing = %q, %v", v, err)
+	}
+	if _, err := Do(s.Addr(), "NOSUCHCOMMAND"); err == nil {
+		t.Fatal("an error reply was not an error")
 	}
 }

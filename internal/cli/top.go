@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/refrakt/refrakt/internal/cli/top"
+)
+
+// TopOptions are the inputs of `refrakt top`.
+type TopOptions struct {
+	IO     IOStreams
+	Getenv func(string) string
+	Conn   ConnOptions
+	// Interval is the time between refreshes, at least top.MinInterval.
+	Interval time.Duration
+	// TTY is whether IO.Out is a terminal (or the Factory forces one).
+	TTY bool
+}
+
+// terminalEnv are the variables the terminal program reads to pick its
+// colour profile and output mode; `top` hands them over from Getenv
+// rather than letting the library read the process environment.
+var terminalEnv = []string{
+	"TERM", "TERM_PROGRAM", "COLORTERM", "NO_COLOR", "CLICOLOR", "CLICOLOR_FORCE",
+	"TTY_FORCE", "TMUX", "SSH_TTY", "WT_SESSION", "GOOGLE_CLOUD_SHELL",
+}
+
+func newTopCmd(f *Factory, runF func(context.Context, *TopOptions) error) *cobra.Command {
+	opts := &TopOptions{IO: f.IO, Getenv: f.Getenv}
+	cmd := &cobra.Command{
+		Use:   "top",
+		Short: "Watch queues, dead jobs, rate limit buckets and overrides live",
+		Long: "Show a live view of a refrakt deployment, refreshed every --interval: the daemon's\n" +
+			"health, each queue's gauges and rates with sparklines, the newest dead jobs, the\n" +
+			"busiest rate limit buckets and the overrides. It keeps running while the daemon is\n" +
+			"down and says so. Keys: tab pane, ↑/↓ or j/k move, s sort, / filter, p pause,\n" +
+			"r refresh, ? help, q quit; with a developer token x resets the selected bucket and\n" +
+			"R requeues the selected dead job, each after a confirmation.",
+		Example: "  refrakt top\n" +
+			"  refrakt top --interval 250ms\n" +
+			"  REFRAKT_SERVER=http://10.0.0.7:8080 REFRAKT_TOKEN=… refrakt top",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := opts.Conn.resolve(f.Getenv); err != nil {
+				return err
+			}
+			if opts.Interval < top.MinInterval {
+				return usageError{fmt.Errorf("--interval %s: must be at least %s", opts.Interval, top.MinInterval)}
+			}
+			if opts.Conn.Output != "" {
+				return usageError{errors.New("--output: top draws a screen; use `refrakt jobs list` or `refrakt limits get` for tables and JSON")}
+			}
+			opts.TTY = f.ForceTTY || isTerminal(f.IO.Out)
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return topRun(cmd.Context(), opts)
+		},
+	}
+	addConnFlags(cmd, &opts.Conn)
+	cmd.Flags().DurationVar(&opts.Interval, "interval", top.DefaultInterval,
+		fmt.Sprintf("time between refreshes (at least %s)", top.MinInterval))
+	return cmd
+}
+
+func topRun(ctx context.Context, opts *TopOptions) error {
+	if !opts.TTY {
+		return usageError{errors.New("top needs a terminal: its output is not one")}
+	}
+	if opts.Conn.Redis != "" {
+		return usageError{errors.New("--redis: top reads a daemon for now; give --server (the Redis source is not built yet)")}
+	}
+	src := top.NewHTTPSource(opts.Conn.Server, NewAPIClient(opts.Conn.Server, opts.Conn.Token))
+	var environ []string
+	for _, k := range terminalEnv {
+		if v := opts.Getenv(k); v != "" {
+			environ = append(environ, k+"="+v)
+		}
+	}
+	err := top.Run(ctx, src, top.Options{Interval: opts.Interval, NoColor: opts.Conn.NoColor},
+		opts.IO.In, opts.IO.Out, environ)
+	if ctx.Err() != nil {
+		// Interrupted from outside (SIGINT, SIGTERM): a normal way to stop.
+		return nil
+	}
+	return err
+}

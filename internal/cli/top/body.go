@@ -1,0 +1,153 @@
+package top
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/charmbracelet/x/ansi"
+)
+
+// section is one pane ready to draw: its column header, its number of
+// rows and how to draw row i. The body draws only the window of rows
+// around the cursor that fits, however many rows there are.
+type section struct {
+	cols   string
+	n      int
+	row    func(i int) string
+	cursor int
+	empty  string // the line shown when there are no rows
+}
+
+// body lays the panes out in height lines. Each pane gets its title, its
+// column header and at least one row; the focused pane gets the spare
+// lines first, then the others in screen order. Too short a terminal
+// shows the focused pane and only the titles of the others.
+func (m Model) body(height int) []string {
+	if !m.haveData {
+		if m.err != nil {
+			return []string{"", "no data yet"}
+		}
+		return []string{"", "waiting for the first snapshot…"}
+	}
+	secs := [numPanes]section{
+		paneQueues:    m.queuesSection(),
+		paneDead:      m.deadSection(),
+		paneBuckets:   m.bucketsSection(),
+		paneOverrides: m.overridesSection(),
+	}
+	var rows [numPanes]int // rows shown per pane; -1: the title only
+	if height >= 3*int(numPanes) {
+		spare := height - 3*int(numPanes)
+		for p := range numPanes {
+			rows[p] = 1
+		}
+		order := []pane{m.focus}
+		for p := range numPanes {
+			if p != m.focus {
+				order = append(order, p)
+			}
+		}
+		for _, p := range order {
+			extra := min(spare, max(0, secs[p].n-1))
+			rows[p] += extra
+			spare -= extra
+		}
+	} else {
+		for p := range numPanes {
+			rows[p] = -1
+		}
+		rows[m.focus] = max(1, height-int(numPanes)-1)
+	}
+
+	var out []string
+	for p := range numPanes {
+		s := secs[p]
+		marker, style := "  ", m.theme.title
+		if p == m.focus {
+			marker, style = "▶ ", m.theme.focus
+		}
+		title := fmt.Sprintf("%s%s (%d) · sort %s", marker, paneNames[p], s.n, sortNames[p][m.sorts[p]])
+		n := rows[p]
+		start := 0
+		if n > 0 && s.cursor >= n {
+			start = s.cursor - n + 1
+		}
+		if n >= 0 && s.n > n {
+			title += fmt.Sprintf(" · %d–%d of %d", start+1, min(start+n, s.n), s.n)
+		}
+		out = append(out, style.Render(title))
+		if n < 0 {
+			continue
+		}
+		out = append(out, m.theme.colHeader.Render(s.cols))
+		if s.n == 0 {
+			out = append(out, m.theme.dim.Render("  "+s.empty))
+			continue
+		}
+		for i := start; i < min(start+n, s.n); i++ {
+			out = append(out, s.row(i))
+		}
+	}
+	return out
+}
+
+// column is one column of a pane: its header, width and alignment.
+type column struct {
+	title string
+	width int
+	right bool
+}
+
+// line joins the cells of a row (or the titles, when vals is nil) after a
+// two-cell gutter that marks the selection and warnings.
+func line(gutter string, cols []column, vals []string) string {
+	var b strings.Builder
+	b.WriteString(gutter)
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		v := c.title
+		if vals != nil {
+			v = vals[i]
+		}
+		cell := fit(v, c.width, c.right)
+		if i == len(cols)-1 && !c.right {
+			// No padding after the last cell: lines end where their text does.
+			cell = ansi.Truncate(v, c.width, "…")
+		}
+		b.WriteString(cell)
+	}
+	return b.String()
+}
+
+// gutter is the two cells before a row: '>' on the focused pane's
+// selected row, and mark (e.g. '!') when the row needs attention.
+func (m Model) gutter(p pane, i int, mark byte) string {
+	sel := byte(' ')
+	if p == m.focus && i == m.cursor[p] {
+		sel = '>'
+	}
+	return string([]byte{sel, mark})
+}
+
+// styleRow renders a finished row: reversed when selected, warn when it
+// needs attention.
+func (m Model) styleRow(p pane, i int, row string, warn bool) string {
+	switch {
+	case p == m.focus && i == m.cursor[p]:
+		return m.theme.selected.Render(row)
+	case warn:
+		return m.theme.warn.Render(row)
+	}
+	return row
+}
+
+// widest returns the width of the longest of vals, between lo and hi.
+func widest(lo, hi int, vals ...string) int {
+	w := lo
+	for _, v := range vals {
+		w = max(w, len([]rune(v)))
+	}
+	return min(w, hi)
+}

@@ -1,0 +1,113 @@
+package top
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/snapshot"
+)
+
+// fixedClock is a Clock that says t0 plus one second per call, so each
+// refresh of a test has its own, predictable time.
+type fixedClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *fixedClock {
+	return &fixedClock{t: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
+}
+
+func (c *fixedClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(time.Second)
+	return c.t
+}
+
+// result is one scripted answer of a scriptSource.
+type result struct {
+	snap snapshot.Snapshot
+	err  error
+}
+
+// scriptSource answers Fetch with its results in turn, repeating the last,
+// and records the actions asked of it.
+type scriptSource struct {
+	mu        sync.Mutex
+	results   []result
+	calls     int
+	actionErr error
+	resets    []string
+	requeues  []string
+}
+
+func (s *scriptSource) Name() string { return "http://127.0.0.1:8080" }
+
+func (s *scriptSource) Fetch(ctx context.Context) (snapshot.Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.results[min(s.calls, len(s.results)-1)]
+	s.calls++
+	return r.snap, r.err
+}
+
+func (s *scriptSource) ResetBucket(ctx context.Context, key string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resets = append(s.resets, key)
+	return s.actionErr
+}
+
+func (s *scriptSource) RequeueJob(ctx context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requeues = append(s.requeues, id)
+	return s.actionErr
+}
+
+// readOnlySource is a Source without actions.
+type readOnlySource struct{ snap snapshot.Snapshot }
+
+func (s readOnlySource) Name() string { return "redis://127.0.0.1:6379" }
+
+func (s readOnlySource) Fetch(context.Context) (snapshot.Snapshot, error) { return s.snap, nil }
+
+// loadSnapshot reads testdata/snapshot.json: three queues (default refused
+// by admission control), two dead jobs, four buckets (one banned), two
+// overrides, generated at 10:00:00 UTC.
+func loadSnapshot(t testing.TB) snapshot.Snapshot {
+	t.Helper()
+	data, err := os.ReadFile("testdata/snapshot.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s snapshot.Snapshot
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// later returns s as the daemon would report it d later with n more jobs
+// enqueued and finished per queue.
+func later(s snapshot.Snapshot, d time.Duration, n int64) snapshot.Snapshot {
+	s.GeneratedAt = s.GeneratedAt.Add(d)
+	s.Daemon.UptimeSeconds += d.Seconds()
+	qs := make([]snapshot.Queue, len(s.Queues))
+	for i, q := range s.Queues {
+		q.EnqueuedTotal += n
+		q.SucceededTotal += n
+		qs[i] = q
+	}
+	s.Queues = qs
+	return s
+}
+
+var errRefused = core.Wrap(core.CodeUnavailable, errors.New("dial tcp 127.0.0.1:8080: connect: connection refused"), "connection refused")

@@ -1,0 +1,62 @@
+package top
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+
+	"github.com/refrakt/refrakt/internal/core/snapshot"
+)
+
+// Caller is a daemon's HTTP API as the CLI's client (cli.APIClient)
+// exposes it: it sends in as JSON, decodes a 2xx answer into out, and
+// turns an error answer into a *core.Error with the daemon's code. `top`
+// keeps no HTTP code of its own, so tokens, timeouts and error codes work
+// as in every other command.
+type Caller interface {
+	Do(ctx context.Context, method, path string, in, out any) error
+}
+
+// HTTPSource reads snapshots from a daemon's GET /api/obs/snapshot and
+// sends the developer actions to its /api/dev routes.
+type HTTPSource struct {
+	name string
+	api  Caller
+}
+
+var (
+	_ Source         = (*HTTPSource)(nil)
+	_ BucketResetter = (*HTTPSource)(nil)
+	_ JobRequeuer    = (*HTTPSource)(nil)
+)
+
+// NewHTTPSource returns a source calling api; name is the daemon's URL,
+// for the header.
+func NewHTTPSource(name string, api Caller) *HTTPSource {
+	return &HTTPSource{name: name, api: api}
+}
+
+// Name returns the daemon's URL.
+func (s *HTTPSource) Name() string { return s.name }
+
+// Fetch gets one snapshot: GET /api/obs/snapshot.
+func (s *HTTPSource) Fetch(ctx context.Context) (snapshot.Snapshot, error) {
+	var snap snapshot.Snapshot
+	err := s.api.Do(ctx, http.MethodGet, "/api/obs/snapshot", nil, &snap)
+	return snap, err
+}
+
+// ResetBucket clears the bucket key (tokens, strikes, ban):
+// POST /api/dev/rate-limits/reset.
+func (s *HTTPSource) ResetBucket(ctx context.Context, key string) error {
+	body := struct {
+		Key string `json:"key"`
+	}{key}
+	return s.api.Do(ctx, http.MethodPost, "/api/dev/rate-limits/reset", body, nil)
+}
+
+// RequeueJob puts the dead job id back to pending:
+// POST /api/dev/jobs/{id}/requeue.
+func (s *HTTPSource) RequeueJob(ctx context.Context, id string) error {
+	return s.api.Do(ctx, http.MethodPost, "/api/dev/jobs/"+url.PathEscape(id)+"/requeue", nil, nil)
+}

@@ -1,0 +1,114 @@
+package top_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/refrakt/refrakt/internal/cli"
+	"github.com/refrakt/refrakt/internal/cli/top"
+	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/snapshot"
+)
+
+// request is what the fake daemon saw.
+type request struct {
+	Method, Path, Auth, Body string
+}
+
+// TestHTTPSource checks the requests the source sends through the CLI's
+// API client, and that the daemon's error codes reach `top`.
+func TestHTTPSource(t *testing.T) {
+	fixture, err := os.ReadFile("testdata/snapshot.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		status   int
+		body     string
+		call     func(*top.HTTPSource) error
+		wantReq  request
+		wantCode string
+	}{
+		{
+			name: "fetch sends the bearer token", status: 200, body: string(fixture),
+			call: func(s *top.HTTPSource) error {
+				snap, err := s.Fetch(context.Background())
+				if err == nil && snap.Queues[0].Pending != 1423 {
+					t.Errorf("pending = %d, want 1423", snap.Queues[0].Pending)
+				}
+				return err
+			},
+			wantReq: request{"GET", "/api/obs/snapshot", "Bearer tok", ""},
+		},
+		{
+			name: "reset posts the key", status: 200, body: `{}`,
+			call:    func(s *top.HTTPSource) error { return s.ResetBucket(context.Background(), "run:ip:203.0.113.7") },
+			wantReq: request{"POST", "/api/dev/rate-limits/reset", "Bearer tok", `{"key":"run:ip:203.0.113.7"}`},
+		},
+		{
+			name: "requeue posts to the job", status: 200, body: `{}`,
+			call:    func(s *top.HTTPSource) error { return s.RequeueJob(context.Background(), "9f2c") },
+			wantReq: request{"POST", "/api/dev/jobs/9f2c/requeue", "Bearer tok", ""},
+		},
+		{
+			name: "an operator token is forbidden to act", status: 403,
+			body:     `{"error":{"code":"forbidden","message":"needs the developer role"}}`,
+			call:     func(s *top.HTTPSource) error { return s.RequeueJob(context.Background(), "9f2c") },
+			wantReq:  request{"POST", "/api/dev/jobs/9f2c/requeue", "Bearer tok", ""},
+			wantCode: core.CodeForbidden,
+		},
+		{
+			name: "a 401 without an error body is still unauthorized", status: 401, body: "nope",
+			call:     func(s *top.HTTPSource) error { _, err := s.Fetch(context.Background()); return err },
+			wantReq:  request{"GET", "/api/obs/snapshot", "Bearer tok", ""},
+			wantCode: core.CodeUnauthorized,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got request
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				got = request{r.Method, r.URL.Path, r.Header.Get("Authorization"), string(bytes.TrimSpace(body))}
+				w.WriteHeader(tt.status)
+				_, _ = io.WriteString(w, tt.body)
+			}))
+			defer srv.Close()
+			err := tt.call(top.NewHTTPSource(srv.URL, cli.NewAPIClient(srv.URL, "tok")))
+			if diff := cmp.Diff(tt.wantReq, got); diff != "" {
+				t.Errorf("request (-want +got):\n%s", diff)
+			}
+			gotCode := ""
+			if err != nil {
+				gotCode = core.ErrorCode(err)
+			}
+			if diff := cmp.Diff(tt.wantCode, gotCode); diff != "" {
+				t.Errorf("error code (-want +got):\n%s (error: %v)", diff, err)
+			}
+		})
+	}
+}
+
+// The snapshot fixture must stay a faithful instance of the contract:
+// every field it sets must exist in the Go types.
+func TestFixtureMatchesContract(t *testing.T) {
+	data, err := os.ReadFile("testdata/snapshot.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var s snapshot.Snapshot
+	if err := dec.Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,48 @@
+package top
+
+import "charm.land/bubbles/v2/key"
+
+// keyMap is every key of `top`; help.Model renders it for `?` and the footer.
+type keyMap struct {
+	Pane    key.Binding
+	Up      key.Binding
+	Down    key.Binding
+	Sort    key.Binding
+	Filter  key.Binding
+	Pause   key.Binding
+	Refresh key.Binding
+	Reset   key.Binding
+	Requeue key.Binding
+	Help    key.Binding
+	Quit    key.Binding
+}
+
+func newKeyMap() keyMap {
+	return keyMap{
+		Pane:    key.NewBinding(key.WithKeys("tab", "shift+tab"), key.WithHelp("tab", "pane")),
+		Up:      key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
+		Down:    key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
+		Sort:    key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "sort")),
+		Filter:  key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
+		Pause:   key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "pause")),
+		Refresh: key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "refresh")),
+		Reset:   key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "reset bucket")),
+		Requeue: key.NewBinding(key.WithKeys("R"), key.WithHelp("R", "requeue dead job")),
+		Help:    key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
+		Quit:    key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
+	}
+}
+
+// ShortHelp is the footer's one line.
+func (k keyMap) ShortHelp() []key.Binding {
+	return []key.Binding{k.Pane, k.Sort, k.Filter, k.Pause, k.Refresh, k.Help, k.Quit}
+}
+
+// FullHelp is the `?` screen, one column per group.
+func (k keyMap) FullHelp() [][]key.Binding {
+	return [][]key.Binding{
+		{k.Pane, k.Up, k.Down, k.Sort, k.Filter},
+		{k.Pause, k.Refresh, k.Help, k.Quit},
+		{k.Reset, k.Requeue},
+	}
+}

@@ -1,0 +1,432 @@
+// Package top is the bubbletea program of `refrakt top`: a live terminal
+// view of a deployment's queues, dead jobs, rate limit buckets and
+// overrides, refreshed from a Source in the background. Update is a pure
+// function of the model and the message: every fetch and action runs in a
+// tea.Cmd, so the screen stays responsive while the source is slow or down.
+package top
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/snapshot"
+)
+
+// Clock tells the time of a refresh; tests pass a fixed one.
+type Clock interface {
+	Now() time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// Refresh intervals: the default, and the floor below which a daemon would
+// spend more on snapshots than on work.
+const (
+	DefaultInterval = time.Second
+	MinInterval     = 100 * time.Millisecond
+)
+
+// maxBackoff caps the wait between retries while the source is down, so
+// `top` notices a recovered daemon within a few seconds.
+const maxBackoff = 5 * time.Second
+
+// Options tune a Model. The zero value is usable.
+type Options struct {
+	// Interval between refreshes: DefaultInterval when 0, at least MinInterval.
+	Interval time.Duration
+	// FetchTimeout bounds one fetch or action: twice the interval, between
+	// 1s and 5s, when 0.
+	FetchTimeout time.Duration
+	// Clock defaults to the system clock.
+	Clock Clock
+	// NoColor draws without colour (NO_COLOR is set).
+	NoColor bool
+}
+
+// Model is the state of the program. Its methods have value receivers and
+// never mutate shared state, so a test can keep any intermediate model.
+type Model struct {
+	ctx          context.Context
+	src          Source
+	clock        Clock
+	interval     time.Duration
+	fetchTimeout time.Duration
+	theme        theme
+	keys         keyMap
+	help         help.Model
+
+	width, height int
+
+	snap     snapshot.Snapshot
+	haveData bool
+	lastOK   time.Time // the local time of the last successful fetch
+	history  map[string]queueHistory
+
+	err      error // the last fetch's error; nil while connected
+	failures int   // consecutive failed fetches
+	retryIn  time.Duration
+
+	paused   bool
+	inflight bool
+	seq      int // the current refresh chain; a tick of an older one is dropped
+
+	focus    pane
+	sorts    [numPanes]int
+	cursor   [numPanes]int
+	selected [numPanes]string
+
+	filter     string
+	filtering  bool   // the filter line has the keyboard
+	prevFilter string // restored when the filter is abandoned with esc
+
+	confirm  *pendingAction
+	status   string // a one-line message in the footer until the next key
+	showHelp bool
+}
+
+// pendingAction is an action waiting for y at its confirmation prompt.
+type pendingAction struct {
+	kind   actionKind
+	target string
+}
+
+type actionKind int
+
+const (
+	actionReset actionKind = iota
+	actionRequeue
+)
+
+// Messages of the program's own commands.
+type (
+	// tickMsg asks for the next fetch of refresh chain seq.
+	tickMsg struct{ seq int }
+	// fetchedMsg is the outcome of one fetch, at the local time it ended.
+	fetchedMsg struct {
+		snap snapshot.Snapshot
+		err  error
+		at   time.Time
+	}
+	// actionDoneMsg is the outcome of a confirmed action.
+	actionDoneMsg struct {
+		action pendingAction
+		err    error
+	}
+)
+
+// New returns the program's model reading from src. ctx bounds every fetch
+// and action the program starts.
+func New(ctx context.Context, src Source, opts Options) Model {
+	interval := opts.Interval
+	if interval == 0 {
+		interval = DefaultInterval
+	}
+	interval = max(interval, MinInterval)
+	timeout := opts.FetchTimeout
+	if timeout == 0 {
+		timeout = min(max(2*interval, time.Second), 5*time.Second)
+	}
+	clock := opts.Clock
+	if clock == nil {
+		clock = systemClock{}
+	}
+	th := newTheme(opts.NoColor)
+	h := help.New()
+	h.Styles = th.help
+	return Model{
+		ctx:          ctx,
+		src:          src,
+		clock:        clock,
+		interval:     interval,
+		fetchTimeout: timeout,
+		theme:        th,
+		keys:         newKeyMap(),
+		help:         h,
+		width:        80,
+		height:       24,
+		inflight:     true, // Init's fetch
+	}
+}
+
+// Init starts the first fetch.
+func (m Model) Init() tea.Cmd { return m.fetch() }
+
+// fetch returns the command that reads one snapshot.
+func (m Model) fetch() tea.Cmd {
+	ctx, src, clock, timeout := m.ctx, m.src, m.clock, m.fetchTimeout
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		snap, err := src.Fetch(ctx)
+		return fetchedMsg{snap: snap, err: err, at: clock.Now()}
+	}
+}
+
+// schedule returns the command that starts refresh chain seq's next fetch
+// after d.
+func schedule(d time.Duration, seq int) tea.Cmd {
+	return tea.Tick(d, func(time.Time) tea.Msg { return tickMsg{seq: seq} })
+}
+
+// refreshNow starts a fetch at once unless one is in flight, and drops any
+// tick already scheduled.
+func (m Model) refreshNow() (Model, tea.Cmd) {
+	if m.inflight {
+		return m, nil
+	}
+	m.seq++
+	m.inflight = true
+	return m, m.fetch()
+}
+
+// backoff is the wait before the next retry after n consecutive failures:
+// the interval, doubling, capped at maxBackoff (or the interval if longer).
+func (m Model) backoff(n int) time.Duration {
+	d := m.interval
+	for i := 1; i < n && d < maxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, max(maxBackoff, m.interval))
+}
+
+// Update applies one message.
+func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		m.help.SetWidth(msg.Width)
+		return m, nil
+	case tickMsg:
+		if msg.seq != m.seq || m.paused || m.inflight {
+			return m, nil
+		}
+		m.inflight = true
+		return m, m.fetch()
+	case fetchedMsg:
+		return m.fetched(msg)
+	case actionDoneMsg:
+		return m.actionDone(msg)
+	case tea.KeyPressMsg:
+		return m.key(msg)
+	}
+	return m, nil
+}
+
+func (m Model) fetched(msg fetchedMsg) (Model, tea.Cmd) {
+	m.inflight = false
+	var delay time.Duration
+	if msg.err != nil {
+		// Keep the last data on screen; say why it is stale.
+		m.err = msg.err
+		m.failures++
+		delay = m.backoff(m.failures)
+		m.retryIn = delay
+	} else {
+		stamp := msg.snap.GeneratedAt
+		if stamp.IsZero() {
+			stamp = msg.at
+		}
+		m.history = nextHistory(m.history, msg.snap, stamp)
+		m.snap, m.haveData, m.lastOK = msg.snap, true, msg.at
+		m.err, m.failures, m.retryIn = nil, 0, 0
+		m = m.reselect()
+		delay = m.interval
+	}
+	if m.paused {
+		return m, nil
+	}
+	m.seq++
+	return m, schedule(delay, m.seq)
+}
+
+func (m Model) actionDone(msg actionDoneMsg) (Model, tea.Cmd) {
+	what := "bucket " + msg.action.target + " reset"
+	verb := "reset"
+	if msg.action.kind == actionRequeue {
+		what, verb = "job "+msg.action.target+" requeued", "requeue"
+	}
+	switch code := core.ErrorCode(msg.err); {
+	case msg.err == nil:
+		m.status = what
+		return m.refreshNow()
+	case code == core.CodeUnauthorized || code == core.CodeForbidden:
+		m.status = verb + " needs a developer token"
+	default:
+		m.status = verb + " failed: " + core.ErrorMessage(msg.err)
+	}
+	return m, nil
+}
+
+// key handles a key press: the confirmation prompt and the filter line take
+// the keyboard first; ctrl+c always quits.
+func (m Model) key(msg tea.KeyPressMsg) (Model, tea.Cmd) {
+	k := msg.String()
+	if k == "ctrl+c" {
+		return m, tea.Quit
+	}
+	if m.confirm != nil {
+		return m.answer(k)
+	}
+	if m.filtering {
+		return m.editFilter(msg), nil
+	}
+	m.status = ""
+	if m.showHelp {
+		switch {
+		case key.Matches(msg, m.keys.Quit):
+			return m, tea.Quit
+		case key.Matches(msg, m.keys.Help), k == "esc":
+			m.showHelp = false
+		}
+		return m, nil
+	}
+	switch {
+	case key.Matches(msg, m.keys.Quit):
+		return m, tea.Quit
+	case key.Matches(msg, m.keys.Help):
+		m.showHelp = true
+	case key.Matches(msg, m.keys.Pane):
+		step := pane(1)
+		if k == "shift+tab" {
+			step = numPanes - 1
+		}
+		m.focus = (m.focus + step) % numPanes
+	case key.Matches(msg, m.keys.Up):
+		m = m.move(-1)
+	case key.Matches(msg, m.keys.Down):
+		m = m.move(1)
+	case key.Matches(msg, m.keys.Sort):
+		m.sorts[m.focus] = (m.sorts[m.focus] + 1) % len(sortNames[m.focus])
+		m = m.reselect()
+	case key.Matches(msg, m.keys.Filter):
+		m.filtering, m.prevFilter = true, m.filter
+	case key.Matches(msg, m.keys.Pause):
+		m.paused = !m.paused
+		if !m.paused {
+			return m.refreshNow()
+		}
+	case key.Matches(msg, m.keys.Refresh):
+		return m.refreshNow()
+	case key.Matches(msg, m.keys.Reset):
+		return m.ask(actionReset), nil
+	case key.Matches(msg, m.keys.Requeue):
+		return m.ask(actionRequeue), nil
+	case k == "esc":
+		m.filter = ""
+		m = m.reselect()
+	}
+	return m, nil
+}
+
+// editFilter handles a key while the filter line is open; the panes follow
+// each keystroke.
+func (m Model) editFilter(msg tea.KeyPressMsg) Model {
+	switch msg.String() {
+	case "enter":
+		m.filtering = false
+	case "esc":
+		m.filtering, m.filter = false, m.prevFilter
+	case "backspace":
+		if r := []rune(m.filter); len(r) > 0 {
+			m.filter = string(r[:len(r)-1])
+		}
+	case "ctrl+u":
+		m.filter = ""
+	default:
+		if msg.Text != "" {
+			m.filter += msg.Text
+		}
+	}
+	return m.reselect()
+}
+
+// ask opens the confirmation prompt of an action on the selected row, or
+// says in the footer why it cannot.
+func (m Model) ask(kind actionKind) Model {
+	want, noun := paneBuckets, "bucket"
+	if kind == actionRequeue {
+		want, noun = paneDead, "dead job"
+	}
+	switch {
+	case m.focus != want:
+		m.status = "select a " + noun + " first: tab to the " + paneNames[want] + " pane"
+		return m
+	case m.selected[want] == "":
+		m.status = "no " + noun + " selected"
+		return m
+	}
+	var can bool
+	if kind == actionReset {
+		_, can = m.src.(BucketResetter)
+	} else {
+		_, can = m.src.(JobRequeuer)
+	}
+	if !can {
+		m.status = "this source cannot do that"
+		return m
+	}
+	m.confirm = &pendingAction{kind: kind, target: m.selected[want]}
+	return m
+}
+
+// answer handles the key pressed at a confirmation prompt: y runs it,
+// anything else cancels.
+func (m Model) answer(k string) (Model, tea.Cmd) {
+	act := *m.confirm
+	m.confirm = nil
+	if k != "y" && k != "Y" {
+		m.status = "cancelled"
+		return m, nil
+	}
+	ctx, src, timeout := m.ctx, m.src, m.fetchTimeout
+	m.status = "working…"
+	return m, func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		var err error
+		if act.kind == actionReset {
+			err = src.(BucketResetter).ResetBucket(ctx, act.target)
+		} else {
+			err = src.(JobRequeuer).RequeueJob(ctx, act.target)
+		}
+		return actionDoneMsg{action: act, err: err}
+	}
+}
+
+// move moves the focused pane's selection by d rows.
+func (m Model) move(d int) Model {
+	ids := m.rowIDs(m.focus)
+	if len(ids) == 0 {
+		return m
+	}
+	c := max(0, min(m.cursor[m.focus]+d, len(ids)-1))
+	m.cursor[m.focus], m.selected[m.focus] = c, ids[c]
+	return m
+}
+
+// reselect puts each pane's cursor back on its selected row after the rows
+// changed, or on the nearest position when that row is gone.
+func (m Model) reselect() Model {
+	for p := range numPanes {
+		ids := m.rowIDs(p)
+		if i := slices.Index(ids, m.selected[p]); i >= 0 && m.selected[p] != "" {
+			m.cursor[p] = i
+			continue
+		}
+		if len(ids) == 0 {
+			m.cursor[p], m.selected[p] = 0, ""
+			continue
+		}
+		m.cursor[p] = max(0, min(m.cursor[p], len(ids)-1))
+		m.selected[p] = ids[m.cursor[p]]
+	}
+	return m
+}

@@ -1,0 +1,177 @@
+package top
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxSpark is the widest a sparkline grows: one cell a second.
+const maxSpark = 60
+
+func (m Model) queuesSection() section {
+	qs := visibleQueues(m.snap.Queues, m.filter, m.sorts[paneQueues])
+	names := make([]string, len(qs))
+	for i, q := range qs {
+		names[i] = q.Name
+	}
+	nameW := widest(5, 20, names...)
+	cols := []column{{"QUEUE", nameW, false}, {"PEND", 6, true}, {"RUN", 5, true}, {"SCHED", 5, true},
+		{"DEAD", 5, true}, {"OLDEST", 6, true}, {"ENQ/S", 6, true}, {"DONE/S", 6, true}, {"FAIL", 5, true}}
+	used := 2 + len(cols) - 1
+	for _, c := range cols {
+		used += c.width
+	}
+	spark := min(maxSpark, (m.width-used-2)/2)
+	if spark >= 4 {
+		// Each sparkline sits after its rate.
+		cols = append(cols[:7], append([]column{{"", spark, false}}, cols[7:]...)...)
+		cols = append(cols[:9], append([]column{{"", spark, false}}, cols[9:]...)...)
+	} else {
+		spark = 0
+	}
+	s := section{cols: line("  ", cols, nil), cursor: m.cursor[paneQueues], empty: "no queues"}
+	if m.filter != "" {
+		s.empty = "no queue matches " + strconv.Quote(m.filter)
+	}
+	s.n = len(qs)
+	s.row = func(i int) string {
+		q := qs[i]
+		oldest := "-"
+		if q.OldestPendingSeconds > 0 {
+			oldest = age(seconds(q.OldestPendingSeconds))
+		}
+		vals := []string{q.Name, strconv.FormatInt(q.Pending, 10), strconv.FormatInt(q.Running, 10),
+			strconv.FormatInt(q.Scheduled, 10), strconv.FormatInt(q.Dead, 10), oldest,
+			rate(q.EnqueueRate), rate(q.DoneRate), fmt.Sprintf("%.1f%%", q.FailureRate*100)}
+		if spark > 0 {
+			h := m.history[q.Name]
+			end := m.snap.GeneratedAt
+			if len(h.samples) > 0 {
+				end = h.samples[len(h.samples)-1].at
+			}
+			enq := sparkline(series(h.samples, end, spark, func(r rateSample) float64 { return r.enq }))
+			done := sparkline(series(h.samples, end, spark, func(r rateSample) float64 { return r.done }))
+			vals = append(vals[:7], append([]string{enq}, vals[7:]...)...)
+			vals = append(vals[:9], append([]string{done}, vals[9:]...)...)
+		}
+		mark := byte(' ')
+		if q.Admission.Refusing {
+			mark = '!'
+		}
+		row := line(m.gutter(paneQueues, i, mark), cols, vals)
+		return m.styleRow(paneQueues, i, row, q.Admission.Refusing)
+	}
+	return s
+}
+
+func (m Model) deadSection() section {
+	js := visibleDead(m.snap.DeadJobs, m.filter, m.sorts[paneDead])
+	var ids, queues, types []string
+	for _, j := range js {
+		ids, queues, types = append(ids, j.ID), append(queues, j.Queue), append(types, j.Type)
+	}
+	cols := []column{{"ID", widest(2, 10, ids...), false}, {"QUEUE", widest(5, 12, queues...), false},
+		{"TYPE", widest(4, 10, types...), false}, {"ATT", 3, true}, {"AGO", 6, true}}
+	used := 2 + len(cols)
+	for _, c := range cols {
+		used += c.width
+	}
+	cols = append(cols, column{"LAST ERROR", max(5, m.width-used), false})
+	s := section{cols: line("  ", cols, nil), cursor: m.cursor[paneDead], empty: "no dead jobs"}
+	s.n = len(js)
+	s.row = func(i int) string {
+		j := js[i]
+		errText := strings.Join(strings.Fields(j.LastError), " ")
+		vals := []string{j.ID, j.Queue, j.Type, strconv.Itoa(j.Attempts), age(m.snap.GeneratedAt.Sub(j.FinishedAt)), errText}
+		return m.styleRow(paneDead, i, line(m.gutter(paneDead, i, ' '), cols, vals), false)
+	}
+	return s
+}
+
+func (m Model) bucketsSection() section {
+	bs := visibleBuckets(m.snap.Buckets, m.filter, m.sorts[paneBuckets])
+	var keys, limits, scopes, counts []string
+	for _, b := range bs {
+		keys, limits, scopes = append(keys, b.Key), append(limits, b.Limit), append(scopes, b.Scope)
+		counts = append(counts, fmt.Sprintf("%d/%d", b.Tokens, b.Capacity))
+	}
+	limW, scopeW, countW := widest(5, 12, limits...), widest(5, 11, scopes...), widest(1, 11, counts...)
+	keyWant := widest(3, 200, keys...)
+	fixed := 2 + limW + scopeW + 1 + countW + 4 + 6 + 6 // and the key and the bar
+	bar := max(5, min(20, m.width-fixed-keyWant))
+	keyW := max(3, m.width-fixed-bar)
+	if keyW > keyWant {
+		keyW = keyWant
+	}
+	cols := []column{{"KEY", keyW, false}, {"LIMIT", limW, false}, {"SCOPE", scopeW, false},
+		{"TOKENS", bar + 1 + countW, false}, {"STRK", 4, true}, {"BAN", 6, true}}
+	s := section{cols: line("  ", cols, nil), cursor: m.cursor[paneBuckets], empty: "no active buckets"}
+	if m.filter != "" {
+		s.empty = "no bucket matches " + strconv.Quote(m.filter)
+	}
+	s.n = len(bs)
+	s.row = func(i int) string {
+		b := bs[i]
+		full, empty := fillBar(b.Tokens, b.Capacity, bar)
+		selected := paneBuckets == m.focus && i == m.cursor[paneBuckets]
+		if !selected {
+			full, empty = m.theme.barFull.Render(full), m.theme.barEmpty.Render(empty)
+		}
+		tokens := full + empty + " " + fit(counts[i], countW, true)
+		ban, banned := "-", b.BannedUntil != nil && b.BannedUntil.After(m.snap.GeneratedAt)
+		if banned {
+			ban = age(b.BannedUntil.Sub(m.snap.GeneratedAt))
+			if !selected {
+				ban = m.theme.bad.Render(ban)
+			}
+		}
+		mark := byte(' ')
+		if banned {
+			mark = '!'
+		}
+		vals := []string{b.Key, b.Limit, b.Scope, tokens, strconv.Itoa(b.Strikes), ban}
+		return m.styleRow(paneBuckets, i, line(m.gutter(paneBuckets, i, mark), cols, vals), false)
+	}
+	return s
+}
+
+func (m Model) overridesSection() section {
+	ovs := visibleOverrides(m.snap.Overrides, m.filter, m.sorts[paneOverrides])
+	var targets, policies []string
+	for _, o := range ovs {
+		targets = append(targets, o.Target)
+		policies = append(policies, fmt.Sprintf("%d/%s", o.Capacity, window(o.WindowSeconds)))
+	}
+	polW := widest(6, 16, policies...)
+	fixed := 2 + polW + 7 + 9 + 3
+	cols := []column{{"TARGET", max(6, min(widest(6, 200, targets...), m.width-fixed)), false},
+		{"POLICY", polW, false}, {"MODE", 7, false}, {"EXPIRES", 9, true}}
+	s := section{cols: line("  ", cols, nil), cursor: m.cursor[paneOverrides], empty: "no overrides"}
+	s.n = len(ovs)
+	s.row = func(i int) string {
+		o := ovs[i]
+		expires := "never"
+		if o.ExpiresAt != nil {
+			expires = "in " + age(o.ExpiresAt.Sub(m.snap.GeneratedAt))
+		}
+		vals := []string{o.Target, policies[i], o.Mode, expires}
+		return m.styleRow(paneOverrides, i, line(m.gutter(paneOverrides, i, ' '), cols, vals), false)
+	}
+	return s
+}
+
+// window formats a policy window the way it is usually written: 60s, 5m, 1h.
+func window(secs float64) string {
+	d := seconds(secs)
+	switch {
+	case d >= time.Hour && d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d >= 10*time.Minute && d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	case d%time.Second == 0:
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return d.String()
+}

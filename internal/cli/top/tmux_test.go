@@ -1,0 +1,147 @@
+package top
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/daemontest"
+)
+
+// terminal is a tmux server of the test's own (its own socket) with one
+// 80×24 session running a command.
+type terminal struct {
+	t    *testing.T
+	tmux string
+	sock string
+}
+
+// startTerminal runs argv in a fresh 80×24 tmux session with env added.
+// The pane stays after the command exits.
+// Without tmux the test is skipped, loudly, or fails when CI is set.
+func startTerminal(t *testing.T, env []string, argv ...string) *terminal {
+	t.Helper()
+	tmux, err := exec.LookPath("tmux")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("tmux is not installed; CI must have it (apt-get install tmux)")
+		}
+		t.Skip("SKIPPING the real-terminal test: tmux is not installed")
+	}
+	term := &terminal{t: t, tmux: tmux, sock: filepath.Join(t.TempDir(), "tmux.sock")}
+	args := []string{"-f", "/dev/null", "start-server", ";", "set-option", "-g", "remain-on-exit", "on", ";",
+		"new-session", "-d", "-s", "top", "-x", "80", "-y", "24"}
+	for _, kv := range env {
+		args = append(args, "-e", kv)
+	}
+	// The shell tmux runs the command with writes its exit status to a file:
+	// a terminal's last lines are not a reliable place to read it from.
+	args = append(args, strings.Join(argv, " ")+"; echo $? >"+term.statusFile())
+	term.run(args...)
+	t.Cleanup(func() {
+		// Ends this test's tmux server (and the program, if still running) only.
+		_ = exec.Command(tmux, "-S", term.sock, "kill-server").Run()
+	})
+	return term
+}
+
+func (term *terminal) run(args ...string) string {
+	term.t.Helper()
+	out, err := exec.Command(term.tmux, append([]string{"-S", term.sock}, args...)...).CombinedOutput()
+	if err != nil {
+		term.t.Fatalf("tmux %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func (term *terminal) screen() string { return term.run("capture-pane", "-p", "-t", "top") }
+
+func (term *terminal) statusFile() string { return term.sock + ".status" }
+
+// exitStatus waits up to 5s for the program to end and returns its status.
+func (term *terminal) exitStatus() string {
+	term.t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if b, err := os.ReadFile(term.statusFile()); err == nil && strings.HasSuffix(string(b), "\n") {
+			return strings.TrimSpace(string(b))
+		}
+	}
+	term.t.Fatalf("still running 5s later; screen:\n%s", term.screen())
+	return ""
+}
+
+// exited reports whether the session's shell has finished.
+func (term *terminal) exited() bool {
+	return strings.TrimSpace(term.run("display-message", "-p", "-t", "top", "#{pane_dead}")) == "1"
+}
+
+// waitScreen waits up to 10s for every want to be on the screen.
+func (term *terminal) waitScreen(what string, wants ...string) string {
+	term.t.Helper()
+	has := func(s string) bool {
+		for _, w := range wants {
+			if !strings.Contains(s, w) {
+				return false
+			}
+		}
+		return true
+	}
+	var s string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		dead := term.exited()
+		if s = term.screen(); has(s) {
+			return s
+		}
+		if dead {
+			term.t.Fatalf("%s: the program exited; screen:\n%s", what, s)
+		}
+	}
+	term.t.Fatalf("%s: %q not on the screen within 10s; screen:\n%s", what, wants, s)
+	return ""
+}
+
+// TestRealTerminal runs the real `refrakt top` in tmux against a server
+// that serves the snapshot fixture the way the daemon's
+// GET /api/obs/snapshot does: it shows the pending count and the busiest
+// bucket's key, says disconnected when the server goes away while it keeps
+// running, and exits 0 on q.
+func TestRealTerminal(t *testing.T) {
+	snap := loadSnapshot(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/obs/snapshot" || r.Header.Get("Authorization") != "Bearer t0k" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"error":{"code":"unauthorized","message":"bad token"}}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(snap)
+	}))
+	defer srv.Close()
+
+	bin := daemontest.Binary(t)
+	term := startTerminal(t, []string{
+		"REFRAKT_SERVER=" + srv.URL, "REFRAKT_TOKEN=t0k", "XDG_STATE_HOME=" + t.TempDir(),
+	}, bin, "top", "--interval", "200ms")
+
+	term.waitScreen("first data", "1423", "run:ip:203.0.113.7")
+
+	srv.CloseClientConnections()
+	srv.Close()
+	term.waitScreen("server gone", "disconnected:", "1423")
+	if term.exited() {
+		t.Fatalf("the program exited when the server went away; screen:\n%s", term.screen())
+	}
+
+	term.run("send-keys", "-t", "top", "q")
+	if status := term.exitStatus(); status != "0" {
+		t.Fatalf("exit status %s after q, want 0", status)
+	}
+}

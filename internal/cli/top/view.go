@@ -1,0 +1,125 @@
+package top
+
+import (
+	"fmt"
+	"strings"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+)
+
+// View draws the screen: the header, the four panes sharing the height,
+// and the footer. Every line is cut to the width, so a narrow terminal
+// never wraps.
+func (m Model) View() tea.View {
+	v := tea.NewView(m.Screen())
+	v.AltScreen = true
+	v.WindowTitle = "refrakt top"
+	return v
+}
+
+// Screen is the text of the view, also what the golden tests compare.
+func (m Model) Screen() string {
+	lines := m.header()
+	bodyHeight := max(0, m.height-len(lines)-1)
+	if m.showHelp {
+		lines = append(lines, m.helpScreen(bodyHeight)...)
+	} else {
+		lines = append(lines, m.body(bodyHeight)...)
+	}
+	for len(lines) < m.height-1 {
+		lines = append(lines, "")
+	}
+	lines = append(lines, m.footer())
+	if len(lines) > m.height {
+		lines = lines[:m.height]
+	}
+	for i, l := range lines {
+		if ansi.StringWidth(l) > m.width {
+			lines[i] = ansi.Truncate(l, m.width, "…")
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// header is two lines: what is drawn and its health, then the freshness of
+// the data or why it is stale.
+func (m Model) header() []string {
+	t := m.theme
+	// The scheme of a plain http URL is noise on an 80-column header.
+	parts := []string{t.title.Render("refrakt top"), strings.TrimPrefix(m.src.Name(), "http://")}
+	if m.haveData {
+		d := m.snap.Daemon
+		ready := t.good.Render("ready")
+		if !d.Ready {
+			ready = t.bad.Render("NOT READY")
+		}
+		parts = append(parts, d.Version, "up "+age(seconds(d.UptimeSeconds)), d.Backend, ready,
+			fmt.Sprintf("%d workers", d.Workers))
+	}
+	first := strings.Join(parts, " · ")
+
+	var second []string
+	switch {
+	case m.err != nil:
+		second = append(second, t.bad.Render("disconnected: "+reason(m.err)))
+		if !m.paused {
+			second = append(second, "retry in "+age(m.retryIn))
+		}
+		if m.haveData {
+			second = append(second, "last data "+m.lastOK.Format("15:04:05"))
+		}
+	case !m.haveData:
+		second = append(second, "connecting…")
+	default:
+		second = append(second, "refreshed "+m.lastOK.Format("15:04:05"), "every "+m.interval.String())
+	}
+	if m.paused {
+		second = append(second, t.warn.Render("PAUSED"))
+	}
+	if m.filter != "" && !m.filtering {
+		second = append(second, "filter: "+m.filter)
+	}
+	return []string{first, strings.Join(second, " · ")}
+}
+
+// footer is the confirmation prompt, the filter line, the last action's
+// outcome, or the short help, in that order of precedence.
+func (m Model) footer() string {
+	switch {
+	case m.confirm != nil:
+		q := "reset bucket " + m.confirm.target
+		if m.confirm.kind == actionRequeue {
+			q = "requeue dead job " + m.confirm.target
+		}
+		return m.theme.warn.Render(q + "? [y/N]")
+	case m.filtering:
+		return "/" + m.filter + "▏  enter keep · esc cancel"
+	case m.status != "":
+		return m.status
+	}
+	return m.help.ShortHelpView(m.keys.ShortHelp())
+}
+
+// helpScreen lists every key and what the panes show.
+func (m Model) helpScreen(height int) []string {
+	lines := []string{"", m.theme.title.Render("Keys"), ""}
+	lines = append(lines, strings.Split(m.help.FullHelpView(m.keys.FullHelp()), "\n")...)
+	lines = append(lines, "",
+		"x and R ask to confirm first, and need a developer token.",
+		"s sorts the focused pane; / filters every pane by queue, key or target.",
+		"",
+		m.theme.title.Render("Panes"),
+		"Queues     gauges; enqueue/s and done/s with the last minute's sparklines;",
+		"           the failure rate. ! marks a queue admission control refuses.",
+		"Dead jobs  the newest jobs that ran out of retries.",
+		"Buckets    the busiest keys: tokens left of capacity, strikes, ban left.",
+		"           ! marks a banned key.",
+		"Overrides  limits changed at runtime: capacity/window, mode, expiry.",
+		"",
+		"? or esc closes this help.")
+	if len(lines) > height {
+		lines = lines[:height]
+	}
+	return lines
+}

@@ -1,0 +1,178 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core"
+)
+
+// AdmissionConfig bounds each queue. Zero turns a bound off.
+type AdmissionConfig struct {
+	// MaxPending is QUEUE_MAX_PENDING: the most pending jobs a queue may
+	// hold; an enqueue that would make more is refused, so exactly
+	// MaxPending are accepted into an idle, empty queue.
+	MaxPending int
+	// MaxAge is QUEUE_MAX_AGE_SECONDS: refuse while the queue's oldest
+	// pending job has waited longer than this.
+	MaxAge time.Duration
+	// CacheFor is how long one read of a queue's gauges answers admission
+	// checks [250ms]; jobs admitted meanwhile are counted locally, so one
+	// daemon never overshoots MaxPending.
+	CacheFor time.Duration
+}
+
+// Admission reasons, as reported to Observer.AdmissionRejected.
+const (
+	ReasonMaxPending = "max_pending"
+	ReasonMaxAge     = "max_age"
+	ReasonBackend    = "backend"
+)
+
+// Rejection is the error of an enqueue refused by admission control. Its
+// code (through Unwrap) is core.CodeUnavailable; the daemon answers 503
+// with Retry-After.
+type Rejection struct {
+	Queue      string
+	Reason     string        // max_pending, max_age or backend
+	RetryAfter time.Duration // at least 1s, whole seconds
+	Message    string
+	Err        error // the backend error, for reason backend
+}
+
+func (r *Rejection) Error() string { return r.Message }
+
+// Unwrap gives the coded error, so core.ErrorCode(r) is unavailable.
+func (r *Rejection) Unwrap() error {
+	return &core.Error{Code: core.CodeUnavailable, Message: r.Message, Err: r.Err}
+}
+
+// Admission decides whether a queue takes more jobs. It is safe for
+// concurrent use.
+type Admission struct {
+	broker Broker
+	clock  Clock
+	obs    Observer
+	cfg    AdmissionConfig
+
+	mu     sync.Mutex
+	queues map[string]*admState
+}
+
+// admState is the last reading of one queue and its drain rate.
+type admState struct {
+	at       time.Time     // when the gauges were read
+	pending  int64         // pending jobs then
+	oldest   time.Duration // oldest pending age then
+	admitted int64         // jobs admitted since, by this process
+
+	sampleAt      time.Time // the drain-rate sample: when, and the started total
+	sampleStarted int64
+	rate          float64 // jobs started per second, smoothed; 0 = unknown
+}
+
+func newAdmission(b Broker, c Clock, o Observer, cfg AdmissionConfig) *Admission {
+	if cfg.CacheFor <= 0 {
+		cfg.CacheFor = 250 * time.Millisecond
+	}
+	return &Admission{broker: b, clock: c, obs: o, cfg: cfg, queues: map[string]*admState{}}
+}
+
+// Admission returns the service's admission control.
+func (s *Service) Admission() *Admission { return s.admission }
+
+// Enabled reports whether any bound is set.
+func (a *Admission) Enabled() bool { return a.cfg.MaxPending > 0 || a.cfg.MaxAge > 0 }
+
+// Admit returns nil when queue q may take one more job, counting it, or a
+// *Rejection saying which bound was hit. It costs at most one broker read
+// (Stats) per queue per CacheFor.
+func (a *Admission) Admit(ctx context.Context, q string) error {
+	if !a.Enabled() {
+		return nil
+	}
+	now := a.clock.Now()
+	a.mu.Lock()
+	st := a.queues[q]
+	stale := st == nil || now.Sub(st.at) >= a.cfg.CacheFor || now.Before(st.at)
+	a.mu.Unlock()
+	if stale {
+		stats, err := a.broker.Stats(ctx, q)
+		if err != nil {
+			a.obs.BackendError("admission")
+			return a.reject(q, ReasonBackend, time.Second, err, "the job queue is unavailable: cannot check queue %s", q)
+		}
+		a.mu.Lock()
+		st = a.update(q, now, stats)
+		a.mu.Unlock()
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	pending := st.pending + st.admitted
+	if a.cfg.MaxPending > 0 && pending >= int64(a.cfg.MaxPending) {
+		excess := float64(pending - int64(a.cfg.MaxPending) + 1)
+		return a.reject(q, ReasonMaxPending, a.estimate(st, excess/math.Max(st.rate, 0)), nil,
+			"queue %s is full: %d pending jobs, QUEUE_MAX_PENDING is %d", q, pending, a.cfg.MaxPending)
+	}
+	if a.cfg.MaxAge > 0 && st.pending > 0 {
+		age := st.oldest + max(0, now.Sub(st.at))
+		if age > a.cfg.MaxAge {
+			wait := 0.0
+			if st.rate > 0 {
+				wait = float64(pending)/st.rate - a.cfg.MaxAge.Seconds()
+			}
+			return a.reject(q, ReasonMaxAge, a.estimate(st, wait), nil,
+				"queue %s is behind: its oldest pending job has waited %ds, QUEUE_MAX_AGE_SECONDS is %d",
+				q, int64(age.Seconds()), int64(a.cfg.MaxAge.Seconds()))
+		}
+	}
+	st.admitted++
+	return nil
+}
+
+// update stores a fresh reading of queue q and refreshes its drain rate from
+// the started total (sampled at least a second apart).
+func (a *Admission) update(q string, now time.Time, s Stats) *admState {
+	st := a.queues[q]
+	if st == nil {
+		st = &admState{sampleAt: now, sampleStarted: s.Started}
+		a.queues[q] = st
+	}
+	st.at, st.pending, st.oldest, st.admitted = now, s.Pending, s.OldestPendingAge, 0
+	if dt := now.Sub(st.sampleAt).Seconds(); dt >= 1 {
+		inst := float64(s.Started-st.sampleStarted) / dt
+		if st.rate == 0 {
+			st.rate = inst
+		} else {
+			st.rate = 0.5*st.rate + 0.5*inst
+		}
+		st.sampleAt, st.sampleStarted = now, s.Started
+	}
+	return st
+}
+
+// Retry-After bounds: a queue that drains nothing (stopped workers, manual
+// mode) gives no estimate, so callers are told to come back in
+// unknownRetryAfter; estimates are kept between 1s and maxRetryAfter.
+const (
+	unknownRetryAfter = 5 * time.Second
+	maxRetryAfter     = 5 * time.Minute
+)
+
+// estimate turns a wait in seconds, computed from the drain rate, into a
+// Retry-After: whole seconds, at least 1s.
+func (a *Admission) estimate(st *admState, seconds float64) time.Duration {
+	if st.rate <= 0 || math.IsInf(seconds, 0) || math.IsNaN(seconds) {
+		return unknownRetryAfter
+	}
+	d := time.Duration(math.Ceil(seconds)) * time.Second
+	return min(max(d, time.Second), maxRetryAfter)
+}
+
+func (a *Admission) reject(q, reason string, retryAfter time.Duration, err error, format string, args ...any) error {
+	a.obs.AdmissionRejected(q, reason)
+	return &Rejection{Queue: q, Reason: reason, RetryAfter: retryAfter, Message: fmt.Sprintf(format, args...), Err: err}
+}

@@ -1,0 +1,38 @@
+package queue
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// Backoff computes the delay before a failed job's retry: Base doubled per
+// retry (Base, 2·Base, 4·Base, …) up to Cap, then spread by ±Jitter so that
+// jobs failing together do not retry together.
+type Backoff struct {
+	Base   time.Duration // 100ms by default
+	Cap    time.Duration // 1h by default
+	Jitter float64       // fraction, 0.2 by default: a delay d becomes one in [0.8d, 1.2d]
+}
+
+// DefaultBackoff is the backoff of DESIGN §4.
+var DefaultBackoff = Backoff{Base: 100 * time.Millisecond, Cap: time.Hour, Jitter: 0.2}
+
+// Delay returns the wait before retry number retry (1 for the first retry).
+func (b Backoff) Delay(retry int) time.Duration {
+	return b.delay(retry, rand.Float64())
+}
+
+// delay is Delay with the random number given (in [0,1)), for tests.
+func (b Backoff) delay(retry int, r float64) time.Duration {
+	if retry < 1 {
+		retry = 1
+	}
+	d := b.Base
+	for i := 1; i < retry && d < b.Cap; i++ {
+		d *= 2
+	}
+	if b.Cap > 0 && d > b.Cap {
+		d = b.Cap
+	}
+	return time.Duration(float64(d) * (1 + b.Jitter*(2*r-1)))
+}

@@ -1,0 +1,132 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Broker stores jobs and moves them between states. Every method that changes
+// a job does so atomically (one Lua script per queue in Redis, one critical
+// section in memory) and refuses an illegal move with a core.CodeConflict
+// error; an unknown id is core.CodeNotFound. Other errors are backend errors.
+//
+// Time comes from the broker's own clock (Redis TIME for the redis broker),
+// so daemons sharing a backend never disagree about what is due.
+type Broker interface {
+	// Enqueue stores new jobs (ID, Queue, Type, Payload, MaxRetries,
+	// IntervalSeconds, Source set by the caller; Delay in the Enqueued
+	// wrapper). A job with a positive delay is scheduled, any other pending.
+	// It fills in Status, EnqueuedAt, RunAt and ReadyAt of each job.
+	Enqueue(ctx context.Context, jobs ...NewJob) error
+	// Get returns one job.
+	Get(ctx context.Context, id string) (*Job, error)
+	// List returns jobs matching f: pending and scheduled ones in the order
+	// they will run, finished ones most recent first.
+	List(ctx context.Context, f Filter) ([]*Job, error)
+	// Queues returns the names of every queue that ever had a job, sorted.
+	Queues(ctx context.Context) ([]string, error)
+	// Stats returns one queue's gauges and totals, in O(1) or O(log n).
+	Stats(ctx context.Context, queue string) (Stats, error)
+
+	// Fetch moves up to req.N pending jobs, oldest first, to running under a
+	// lease. When none is pending it waits up to req.Wait for one to be
+	// enqueued (a blocking or notified wait, not a poll) and returns an empty
+	// slice if none came.
+	Fetch(ctx context.Context, req FetchRequest) ([]Lease, error)
+	// Claim starts the job id now, whatever its run_at: pending, scheduled or
+	// failed → running. It is how "run ID" works in manual mode.
+	Claim(ctx context.Context, id string, lease time.Duration) (Lease, error)
+	// Extend renews the leases of running jobs. ok[i] is false when refs[i]
+	// no longer holds its job (recovered, cancelled, started again): its
+	// worker must stop and write nothing more.
+	Extend(ctx context.Context, refs []Ref, lease time.Duration) (ok []bool, err error)
+	// Finish records the outcomes of runs: running → succeeded, scheduled
+	// (a recurring job), failed (to retry after RetryIn) or dead. to[i] is the
+	// job's new status, or "" when outcomes[i] lost its lease and nothing was
+	// written.
+	Finish(ctx context.Context, outcomes []Outcome) (to []Status, err error)
+	// Release hands running jobs back: running → pending, at the head of the
+	// queue, not counted as an attempt. Used at shutdown.
+	Release(ctx context.Context, refs []Ref) (ok []bool, err error)
+
+	// Cancel moves a scheduled, pending, failed or running job to cancelled
+	// and returns it with the status it had.
+	Cancel(ctx context.Context, id string) (job *Job, from Status, err error)
+	// Requeue moves a dead or cancelled job back to pending, with its retries
+	// reset, and returns it with the status it had.
+	Requeue(ctx context.Context, id string) (job *Job, from Status, err error)
+	// Tick promotes due scheduled and failed jobs to pending and recovers
+	// running jobs whose lease expired (to pending, or dead when that was
+	// their last retry), in every queue.
+	Tick(ctx context.Context) (TickResult, error)
+
+	// Ping checks that the backend answers.
+	Ping(ctx context.Context) error
+}
+
+// NewJob is a job to enqueue: the caller's fields, plus how long to wait
+// before it becomes pending.
+type NewJob struct {
+	*Job
+	Delay time.Duration
+}
+
+// FetchRequest says how many jobs to take, from which queues (all when
+// empty), for how long, and how long to wait for one.
+type FetchRequest struct {
+	Queues []string
+	N      int
+	Lease  time.Duration
+	Wait   time.Duration
+}
+
+// Ref names one run of a job: its id, queue and fencing token.
+type Ref struct {
+	ID    string
+	Queue string
+	Token int64
+}
+
+// Ref returns the reference of a lease.
+func (l Lease) Ref() Ref { return Ref{ID: l.Job.ID, Queue: l.Job.Queue, Token: l.Token} }
+
+// Outcome is the result of one run. Err empty means success, with Result as
+// the job's result; otherwise the job failed with Err and, if it has retries
+// left, runs again after RetryIn.
+type Outcome struct {
+	Ref
+	Result  json.RawMessage
+	Err     string
+	RetryIn time.Duration
+}
+
+// TickResult counts the jobs one tick moved.
+type TickResult struct {
+	Scheduled     int `json:"scheduled"`      // scheduled → pending
+	Retried       int `json:"retried"`        // failed → pending
+	Recovered     int `json:"recovered"`      // running → pending, lease expired
+	RecoveredDead int `json:"recovered_dead"` // running → dead, lease expired on the last retry
+}
+
+// Add sums two tick results.
+func (r TickResult) Add(o TickResult) TickResult {
+	return TickResult{r.Scheduled + o.Scheduled, r.Retried + o.Retried, r.Recovered + o.Recovered, r.RecoveredDead + o.RecoveredDead}
+}
+
+// Stats are one queue's gauges and running totals. The totals only grow, so
+// the difference of two snapshots gives rates.
+type Stats struct {
+	Queue            string        `json:"queue"`
+	Pending          int64         `json:"pending"`
+	Running          int64         `json:"running"`
+	Scheduled        int64         `json:"scheduled"`
+	Retry            int64         `json:"retry"` // failed, waiting for their retry
+	Dead             int64         `json:"dead"`
+	OldestPendingAge time.Duration `json:"-"`
+	OldestPendingSec float64       `json:"oldest_pending_seconds"`
+	Enqueued         int64         `json:"enqueued_total"`
+	Started          int64         `json:"started_total"`
+	Succeeded        int64         `json:"succeeded_total"`
+	Failed           int64         `json:"failed_total"`
+}

@@ -1,0 +1,704 @@
+// Package brokertest is the conformance suite every queue.Broker passes:
+// run it from the broker's tests with Run(t, newBroker).
+package brokertest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/queue"
+)
+
+// Options are what the suite asks of a new broker.
+type Options struct {
+	Clock        queue.Clock // the broker's time
+	HistoryLimit int         // finished jobs kept per queue
+}
+
+// NewBroker returns a new, empty broker for one test.
+type NewBroker func(t *testing.T, opts Options) queue.Broker
+
+const lease = 10 * time.Second
+
+// env is one test's broker and clock.
+type env struct {
+	t     *testing.T
+	b     queue.Broker
+	clock *Clock
+	ctx   context.Context
+}
+
+func setup(t *testing.T, nb NewBroker, history int) *env {
+	t.Helper()
+	c := NewClock()
+	return &env{t: t, b: nb(t, Options{Clock: c, HistoryLimit: history}), clock: c, ctx: context.Background()}
+}
+
+// enqueue stores a job of type typ in queue q (default when "") and returns it.
+func (e *env) enqueue(q, typ string, delay time.Duration, mod ...func(*queue.Job)) *queue.Job {
+	e.t.Helper()
+	if q == "" {
+		q = queue.DefaultQueue
+	}
+	j := &queue.Job{ID: queue.NewID(), Queue: q, Type: typ, MaxRetries: 2, Source: queue.SourceAPI}
+	for _, m := range mod {
+		m(j)
+	}
+	if err := e.b.Enqueue(e.ctx, queue.NewJob{Job: j, Delay: delay}); err != nil {
+		e.t.Fatalf("Enqueue: %v", err)
+	}
+	return j
+}
+
+func (e *env) get(id string) *queue.Job {
+	e.t.Helper()
+	j, err := e.b.Get(e.ctx, id)
+	if err != nil {
+		e.t.Fatalf("Get(%s): %v", id, err)
+	}
+	return j
+}
+
+func (e *env) fetch(n int, queues ...string) []queue.Lease {
+	e.t.Helper()
+	ls, err := e.b.Fetch(e.ctx, queue.FetchRequest{Queues: queues, N: n, Lease: lease})
+	if err != nil {
+		e.t.Fatalf("Fetch: %v", err)
+	}
+	return ls
+}
+
+func (e *env) fetchOne() queue.Lease {
+	e.t.Helper()
+	ls := e.fetch(1)
+	if len(ls) != 1 {
+		e.t.Fatalf("Fetch: got %d jobs, want 1", len(ls))
+	}
+	return ls[0]
+}
+
+func (e *env) finish(o ...queue.Outcome) []queue.Status {
+	e.t.Helper()
+	to, err := e.b.Finish(e.ctx, o)
+	if err != nil {
+		e.t.Fatalf("Finish: %v", err)
+	}
+	return to
+}
+
+func (e *env) tick() queue.TickResult {
+	e.t.Helper()
+	r, err := e.b.Tick(e.ctx)
+	if err != nil {
+		e.t.Fatalf("Tick: %v", err)
+	}
+	return r
+}
+
+func (e *env) stats(q string) queue.Stats {
+	e.t.Helper()
+	s, err := e.b.Stats(e.ctx, q)
+	if err != nil {
+		e.t.Fatalf("Stats: %v", err)
+	}
+	return s
+}
+
+func ok(l queue.Lease, result string) queue.Outcome {
+	return queue.Outcome{Ref: l.Ref(), Result: json.RawMessage(result)}
+}
+
+func fail(l queue.Lease, msg string, retryIn time.Duration) queue.Outcome {
+	return queue.Outcome{Ref: l.Ref(), Err: msg, RetryIn: retryIn}
+}
+
+func ids(jobs []*queue.Job) []string {
+	out := make([]string, len(jobs))
+	for i, j := range jobs {
+		out[i] = j.ID
+	}
+	return out
+}
+
+func leaseIDs(ls []queue.Lease) []string {
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = l.Job.ID
+	}
+	return out
+}
+
+func wantCode(t *testing.T, what string, err error, code string) {
+	t.Helper()
+	if got := core.ErrorCode(err); got != code {
+		t.Errorf("%s: error %v (code %q), want code %q", what, err, got, code)
+	}
+}
+
+func diff(t *testing.T, what string, want, got any) {
+	t.Helper()
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("%s (-want +got):\n%s", what, d)
+	}
+}
+
+// Run runs the whole suite against brokers made by nb.
+func Run(t *testing.T, nb NewBroker) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, NewBroker)
+	}{
+		{"EnqueueAndGet", testEnqueueAndGet},
+		{"FetchFIFO", testFetchFIFO},
+		{"NamedQueues", testNamedQueues},
+		{"Succeed", testSucceed},
+		{"RetryThenDead", testRetryThenDead},
+		{"Recurring", testRecurring},
+		{"Cancel", testCancel},
+		{"Requeue", testRequeue},
+		{"IllegalTransitions", testIllegalTransitions},
+		{"LeaseExpiry", testLeaseExpiry},
+		{"ExtendAndFencing", testExtendAndFencing},
+		{"Release", testRelease},
+		{"Claim", testClaim},
+		{"HistoryCapAndDedup", testHistoryCapAndDedup},
+		{"Stats", testStats},
+		{"List", testList},
+		{"BlockingFetch", testBlockingFetch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, nb) })
+	}
+}
+
+func testEnqueueAndGet(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	now := e.clock.Now()
+	p := e.enqueue("", "echo", 0, func(j *queue.Job) { j.Payload = json.RawMessage(`{"a":1}`); j.IntervalSeconds = 0 })
+	s := e.enqueue("", "ping", 1500*time.Millisecond)
+	want := &queue.Job{ID: p.ID, Queue: "default", Type: "echo", Payload: json.RawMessage(`{"a":1}`),
+		Status: queue.StatusPending, MaxRetries: 2, RunAt: now, EnqueuedAt: now, ReadyAt: now, Source: "api"}
+	diff(t, "pending job", want, e.get(p.ID))
+	diff(t, "job as returned by Enqueue", want, p)
+	want = &queue.Job{ID: s.ID, Queue: "default", Type: "ping", Status: queue.StatusScheduled, MaxRetries: 2,
+		RunAt: now.Add(1500 * time.Millisecond), EnqueuedAt: now, Source: "api"}
+	diff(t, "scheduled job", want, e.get(s.ID))
+
+	_, err := e.b.Get(e.ctx, queue.NewID())
+	wantCode(t, "Get of an unknown id", err, core.CodeNotFound)
+	err = e.b.Enqueue(e.ctx, queue.NewJob{Job: &queue.Job{ID: p.ID, Queue: "default", Type: "ping"}})
+	wantCode(t, "Enqueue of an existing id", err, core.CodeConflict)
+}
+
+func testFetchFIFO(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	var want []string
+	for range 5 {
+		want = append(want, e.enqueue("", "ping", 0).ID)
+	}
+	if ls := e.fetch(0); len(ls) != 0 {
+		t.Errorf("Fetch(N=0) = %d jobs, want 0", len(ls))
+	}
+	first := e.fetch(3)
+	diff(t, "first batch", want[:3], leaseIDs(first))
+	rest := e.fetch(3)
+	diff(t, "second batch", want[3:], leaseIDs(rest))
+	if ls := e.fetch(3); len(ls) != 0 {
+		t.Errorf("Fetch of an empty queue = %v, want none", leaseIDs(ls))
+	}
+	now := e.clock.Now()
+	l := first[0]
+	diff(t, "leased job", &queue.Job{ID: want[0], Queue: "default", Type: "ping", Status: queue.StatusRunning,
+		Attempts: 1, MaxRetries: 2, RunAt: now, EnqueuedAt: now, StartedAt: now, ReadyAt: now,
+		LeaseUntil: now.Add(lease), Source: "api"}, l.Job)
+	diff(t, "stored job", l.Job, e.get(l.Job.ID))
+	if l.Token == 0 {
+		t.Error("lease token is 0")
+	}
+}
+
+func testNamedQueues(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	a := e.enqueue("alpha", "ping", 0)
+	b := e.enqueue("beta", "ping", 0)
+	qs, err := e.b.Queues(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	diff(t, "queues", []string{"alpha", "beta"}, qs)
+	diff(t, "fetch from beta only", []string{b.ID}, leaseIDs(e.fetch(5, "beta")))
+	diff(t, "fetch from beta again", []string{}, leaseIDs(e.fetch(5, "beta")))
+	diff(t, "fetch from any queue", []string{a.ID}, leaseIDs(e.fetch(5)))
+	if got := e.get(a.ID).Queue; got != "alpha" {
+		t.Errorf("queue of a = %q, want alpha", got)
+	}
+}
+
+func testSucceed(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	j := e.enqueue("", "ping", 0)
+	l := e.fetchOne()
+	e.clock.Advance(250 * time.Millisecond)
+	diff(t, "Finish", []queue.Status{queue.StatusSucceeded}, e.finish(ok(l, `"pong"`)))
+	got := e.get(j.ID)
+	diff(t, "status", queue.StatusSucceeded, got.Status)
+	diff(t, "result", json.RawMessage(`"pong"`), got.Result)
+	diff(t, "finished_at", e.clock.Now(), got.FinishedAt)
+	diff(t, "lease_until", time.Time{}, got.LeaseUntil)
+	diff(t, "finishing twice", []queue.Status{""}, e.finish(ok(l, `"again"`)))
+	diff(t, "result after a second finish", json.RawMessage(`"pong"`), e.get(j.ID).Result)
+}
+
+func testRetryThenDead(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	j := e.enqueue("", "fail", 0) // max_retries 2: three attempts
+	for attempt := 1; attempt <= 3; attempt++ {
+		l := e.fetchOne()
+		if l.Job.Attempts != attempt || l.Job.Retries != attempt-1 {
+			t.Fatalf("attempt %d: attempts=%d retries=%d", attempt, l.Job.Attempts, l.Job.Retries)
+		}
+		retryIn := time.Duration(100<<(attempt-1)) * time.Millisecond
+		to := e.finish(fail(l, fmt.Sprintf("boom %d", attempt), retryIn))
+		got := e.get(j.ID)
+		if attempt == 3 {
+			diff(t, "last attempt", []queue.Status{queue.StatusDead}, to)
+			diff(t, "dead job", struct {
+				Status    queue.Status
+				Retries   int
+				LastError string
+				Finished  time.Time
+			}{queue.StatusDead, 3, "boom 3", e.clock.Now()}, struct {
+				Status    queue.Status
+				Retries   int
+				LastError string
+				Finished  time.Time
+			}{got.Status, got.Retries, got.LastError, got.FinishedAt})
+			break
+		}
+		diff(t, fmt.Sprintf("attempt %d", attempt), []queue.Status{queue.StatusFailed}, to)
+		diff(t, "run_at of the retry", e.clock.Now().Add(retryIn), got.RunAt)
+		diff(t, "last_error", fmt.Sprintf("boom %d", attempt), got.LastError)
+		e.clock.Advance(retryIn - time.Millisecond)
+		diff(t, "tick before the retry is due", queue.TickResult{}, e.tick())
+		if ls := e.fetch(1); len(ls) != 0 {
+			t.Fatalf("a failed job was fetched before its retry was due")
+		}
+		e.clock.Advance(time.Millisecond)
+		diff(t, "tick when the retry is due", queue.TickResult{Retried: 1}, e.tick())
+		got = e.get(j.ID)
+		diff(t, "status after the tick", queue.StatusPending, got.Status)
+		diff(t, "ready_at of a due retry", got.RunAt, got.ReadyAt)
+	}
+	s := e.stats("default")
+	diff(t, "dead count and totals", [3]int64{1, 1, 3}, [3]int64{s.Dead, s.Enqueued, s.Failed})
+}
+
+func testRecurring(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	j := e.enqueue("", "ping", 0, func(j *queue.Job) { j.IntervalSeconds = 60 })
+	for run := 1; run <= 3; run++ {
+		l := e.fetchOne()
+		if l.Job.ID != j.ID {
+			t.Fatalf("run %d fetched %s, want %s", run, l.Job.ID, j.ID)
+		}
+		if run == 2 { // a failure in between does not end the recurrence
+			diff(t, "failure of a recurring job", []queue.Status{queue.StatusFailed}, e.finish(fail(l, "x", time.Second)))
+			e.clock.Advance(time.Second)
+			e.tick()
+			l = e.fetchOne()
+		}
+		diff(t, "Finish of a recurring job", []queue.Status{queue.StatusScheduled}, e.finish(ok(l, `"pong"`)))
+		got := e.get(j.ID)
+		diff(t, "next run_at", e.clock.Now().Add(60*time.Second), got.RunAt)
+		diff(t, "retries reset after a success", 0, got.Retries)
+		e.clock.Advance(59 * time.Second)
+		diff(t, "tick before the interval", queue.TickResult{}, e.tick())
+		e.clock.Advance(time.Second)
+		diff(t, "tick at the interval", queue.TickResult{Scheduled: 1}, e.tick())
+	}
+	all, err := e.b.List(e.ctx, queue.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	diff(t, "a recurring job is listed once", []string{j.ID}, ids(all))
+	diff(t, "attempts over its runs", 4, all[0].Attempts)
+}
+
+func testCancel(t *testing.T, nb NewBroker) {
+	tests := []struct {
+		name  string
+		setup func(e *env) (*queue.Job, *queue.Lease)
+		from  queue.Status
+	}{
+		{"pending", func(e *env) (*queue.Job, *queue.Lease) { return e.enqueue("", "ping", 0), nil }, queue.StatusPending},
+		{"scheduled", func(e *env) (*queue.Job, *queue.Lease) { return e.enqueue("", "ping", time.Hour), nil }, queue.StatusScheduled},
+		{"failed", func(e *env) (*queue.Job, *queue.Lease) {
+			j := e.enqueue("", "fail", 0)
+			e.finish(fail(e.fetchOne(), "x", time.Second))
+			return j, nil
+		}, queue.StatusFailed},
+		{"running", func(e *env) (*queue.Job, *queue.Lease) {
+			j := e.enqueue("", "sleep", 0)
+			l := e.fetchOne()
+			return j, &l
+		}, queue.StatusRunning},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setup(t, nb, 0)
+			j, l := tt.setup(e)
+			got, from, err := e.b.Cancel(e.ctx, j.ID)
+			if err != nil {
+				t.Fatalf("Cancel: %v", err)
+			}
+			diff(t, "from", tt.from, from)
+			diff(t, "returned status", queue.StatusCancelled, got.Status)
+			diff(t, "stored status", queue.StatusCancelled, e.get(j.ID).Status)
+			e.clock.Advance(2 * time.Hour)
+			e.tick()
+			if ls := e.fetch(5); len(ls) != 0 {
+				t.Errorf("a cancelled job was fetched")
+			}
+			if l != nil {
+				okv, err := e.b.Extend(e.ctx, []queue.Ref{l.Ref()}, lease)
+				if err != nil {
+					t.Fatal(err)
+				}
+				diff(t, "Extend after cancel", []bool{false}, okv)
+				diff(t, "Finish after cancel", []queue.Status{""}, e.finish(ok(*l, `1`)))
+				diff(t, "status after a zombie finish", queue.StatusCancelled, e.get(j.ID).Status)
+			}
+			s := e.stats("default")
+			diff(t, "gauges after cancel", [4]int64{}, [4]int64{s.Pending, s.Running, s.Scheduled, s.Retry})
+		})
+	}
+}
+
+func testRequeue(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	dead := e.enqueue("", "fail", 0, func(j *queue.Job) { j.MaxRetries = 0 })
+	diff(t, "fail with no retries", []queue.Status{queue.StatusDead}, e.finish(fail(e.fetchOne(), "x", 0)))
+	cancelled := e.enqueue("", "ping", 0)
+	if _, _, err := e.b.Cancel(e.ctx, cancelled.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Second)
+	for _, j := range []*queue.Job{dead, cancelled} {
+		got, from, err := e.b.Requeue(e.ctx, j.ID)
+		if err != nil {
+			t.Fatalf("Requeue: %v", err)
+		}
+		want := queue.StatusDead
+		if j == cancelled {
+			want = queue.StatusCancelled
+		}
+		diff(t, "from", want, from)
+		diff(t, "requeued", [3]any{queue.StatusPending, 0, e.clock.Now()}, [3]any{got.Status, got.Retries, got.ReadyAt})
+	}
+	diff(t, "requeued jobs run again, in order", []string{dead.ID, cancelled.ID}, leaseIDs(e.fetch(5)))
+	s := e.stats("default")
+	diff(t, "dead gauge after requeue", int64(0), s.Dead)
+	hist, err := e.b.List(e.ctx, queue.Filter{Status: queue.StatusDead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	diff(t, "dead list after requeue", []string{}, append([]string{}, ids(hist)...))
+}
+
+func testIllegalTransitions(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	pending := e.enqueue("", "ping", 0)
+	scheduled := e.enqueue("", "ping", time.Hour)
+	running := e.enqueue("", "ping", 0)
+	succeeded := e.enqueue("", "ping", 0)
+	failed := e.enqueue("", "fail", 0)
+	dead := e.enqueue("", "fail", 0, func(j *queue.Job) { j.MaxRetries = 0 })
+	cancelled := e.enqueue("", "ping", 0)
+	// Take everything but the pending one (the first).
+	for _, l := range e.fetch(10)[1:] {
+		switch l.Job.ID {
+		case succeeded.ID:
+			e.finish(ok(l, `1`))
+		case failed.ID:
+			e.finish(fail(l, "x", time.Hour))
+		case dead.ID:
+			e.finish(fail(l, "x", 0))
+		}
+	}
+	e.b.Enqueue(e.ctx) // an empty enqueue is a no-op
+	if _, _, err := e.b.Cancel(e.ctx, cancelled.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Put pending back in line: it was fetched above with the others.
+	tests := []struct {
+		name string
+		job  *queue.Job
+		op   string
+	}{
+		{"cancel succeeded", succeeded, "cancel"},
+		{"cancel dead", dead, "cancel"},
+		{"cancel cancelled", cancelled, "cancel"},
+		{"requeue scheduled", scheduled, "requeue"},
+		{"requeue running", running, "requeue"},
+		{"requeue succeeded", succeeded, "requeue"},
+		{"requeue failed", failed, "requeue"},
+		{"run running", running, "claim"},
+		{"run succeeded", succeeded, "claim"},
+		{"run dead", dead, "claim"},
+		{"run cancelled", cancelled, "claim"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := e.get(tt.job.ID)
+			var err error
+			switch tt.op {
+			case "cancel":
+				_, _, err = e.b.Cancel(e.ctx, tt.job.ID)
+			case "requeue":
+				_, _, err = e.b.Requeue(e.ctx, tt.job.ID)
+			case "claim":
+				_, err = e.b.Claim(e.ctx, tt.job.ID, lease)
+			}
+			wantCode(t, tt.name, err, core.CodeConflict)
+			diff(t, "job unchanged", before, e.get(tt.job.ID))
+		})
+	}
+	for _, op := range []string{"cancel", "requeue", "claim"} {
+		var err error
+		switch op {
+		case "cancel":
+			_, _, err = e.b.Cancel(e.ctx, "nope")
+		case "requeue":
+			_, _, err = e.b.Requeue(e.ctx, "nope")
+		case "claim":
+			_, err = e.b.Claim(e.ctx, "nope", lease)
+		}
+		wantCode(t, op+" of an unknown id", err, core.CodeNotFound)
+	}
+	_ = pending
+}
+
+func testLeaseExpiry(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	j := e.enqueue("", "sleep", 0, func(j *queue.Job) { j.MaxRetries = 1 })
+	l := e.fetchOne()
+	e.clock.Advance(lease - time.Millisecond)
+	diff(t, "tick before the lease ends", queue.TickResult{}, e.tick())
+	e.clock.Advance(time.Millisecond)
+	diff(t, "tick at the lease's end", queue.TickResult{Recovered: 1}, e.tick())
+	got := e.get(j.ID)
+	diff(t, "recovered job", [4]any{queue.StatusPending, 1, 1, "lease expired"}, [4]any{got.Status, got.Attempts, got.Retries, got.LastError})
+	diff(t, "ready_at of a recovered job", e.clock.Now(), got.ReadyAt)
+	diff(t, "the zombie's finish is refused", []queue.Status{""}, e.finish(ok(l, `"late"`)))
+	okv, _ := e.b.Extend(e.ctx, []queue.Ref{l.Ref()}, lease)
+	diff(t, "the zombie's extend is refused", []bool{false}, okv)
+
+	l2 := e.fetchOne()
+	if l2.Token == l.Token {
+		t.Errorf("a new run got the old token %d", l.Token)
+	}
+	e.clock.Advance(lease)
+	diff(t, "second expiry uses the last retry", queue.TickResult{RecoveredDead: 1}, e.tick())
+	got = e.get(j.ID)
+	diff(t, "dead after its leases expired", [3]any{queue.StatusDead, 2, 2}, [3]any{got.Status, got.Attempts, got.Retries})
+}
+
+func testExtendAndFencing(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	e.enqueue("", "sleep", 0)
+	e.enqueue("", "sleep", 0)
+	ls := e.fetch(2)
+	e.clock.Advance(lease / 2)
+	bogus := ls[1].Ref()
+	bogus.Token++
+	okv, err := e.b.Extend(e.ctx, []queue.Ref{ls[0].Ref(), bogus}, lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	diff(t, "Extend", []bool{true, false}, okv)
+	diff(t, "lease_until after Extend", e.clock.Now().Add(lease), e.get(ls[0].Job.ID).LeaseUntil)
+	e.clock.Advance(lease/2 + time.Millisecond)
+	diff(t, "only the unextended lease expires", queue.TickResult{Recovered: 1}, e.tick())
+	diff(t, "the extended job still runs", queue.StatusRunning, e.get(ls[0].Job.ID).Status)
+	diff(t, "wrong token", []queue.Status{""}, e.finish(queue.Outcome{Ref: bogus}))
+}
+
+func testRelease(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	a := e.enqueue("", "ping", 0)
+	b := e.enqueue("", "ping", 0)
+	c := e.enqueue("", "ping", 0)
+	ls := e.fetch(2)
+	okv, err := e.b.Release(e.ctx, []queue.Ref{ls[0].Ref(), ls[1].Ref()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	diff(t, "Release", []bool{true, true}, okv)
+	diff(t, "handed-back jobs go first, in order", []string{a.ID, b.ID, c.ID}, leaseIDs(e.fetch(3)))
+	got := e.get(a.ID)
+	diff(t, "a handed-back job's attempt is not counted", 1, got.Attempts)
+	okv, _ = e.b.Release(e.ctx, []queue.Ref{ls[0].Ref()})
+	diff(t, "Release with an old token", []bool{false}, okv)
+}
+
+func testClaim(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	for _, delay := range []time.Duration{0, time.Hour} {
+		j := e.enqueue("", "ping", delay)
+		l, err := e.b.Claim(e.ctx, j.ID, lease)
+		if err != nil {
+			t.Fatalf("Claim: %v", err)
+		}
+		diff(t, "claimed", [2]any{queue.StatusRunning, 1}, [2]any{l.Job.Status, l.Job.Attempts})
+		diff(t, "finish a claimed job", []queue.Status{queue.StatusSucceeded}, e.finish(ok(l, `1`)))
+	}
+	f := e.enqueue("", "fail", 0)
+	e.finish(fail(e.fetchOne(), "x", time.Hour))
+	l, err := e.b.Claim(e.ctx, f.ID, 3*time.Hour)
+	if err != nil {
+		t.Fatalf("Claim of a failed job: %v", err)
+	}
+	diff(t, "claimed failed job", 2, l.Job.Attempts)
+	e.clock.Advance(2 * time.Hour)
+	diff(t, "a claimed job is not promoted again", queue.TickResult{}, e.tick())
+	s := e.stats("default")
+	diff(t, "gauges", [4]int64{0, 1, 0, 0}, [4]int64{s.Pending, s.Running, s.Scheduled, s.Retry})
+}
+
+func testHistoryCapAndDedup(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 3)
+	var done []string
+	for i := range 5 {
+		j := e.enqueue("", "ping", 0)
+		e.clock.Advance(time.Millisecond)
+		e.finish(ok(e.fetchOne(), fmt.Sprint(i)))
+		done = append(done, j.ID)
+	}
+	hist, err := e.b.List(e.ctx, queue.Filter{Status: queue.StatusSucceeded})
+	if err != nil {
+		t.Fatal(err)
+	}
+	diff(t, "history keeps the 3 latest, latest first", []string{done[4], done[3], done[2]}, ids(hist))
+	_, err = e.b.Get(e.ctx, done[0])
+	wantCode(t, "Get of an evicted job", err, core.CodeNotFound)
+
+	// A job that dies, is requeued and then succeeds is in the history once.
+	j := e.enqueue("", "fail", 0, func(j *queue.Job) { j.MaxRetries = 0 })
+	e.clock.Advance(time.Millisecond)
+	e.finish(fail(e.fetchOne(), "x", 0))
+	if _, _, err := e.b.Requeue(e.ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Millisecond)
+	e.finish(ok(e.fetchOne(), `1`))
+	all, err := e.b.List(e.ctx, queue.Filter{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue.SortRecentFirst(all, queue.StatusSucceeded)
+	diff(t, "history after a requeue", []string{j.ID, done[4], done[3]}, ids(all))
+	diff(t, "dead gauge", int64(0), e.stats("default").Dead)
+
+	// Dead jobs evicted from the history leave the dead gauge.
+	for range 3 {
+		e.enqueue("", "fail", 0, func(j *queue.Job) { j.MaxRetries = 0 })
+		e.clock.Advance(time.Millisecond)
+		e.finish(fail(e.fetchOne(), "x", 0))
+	}
+	e.enqueue("", "ping", 0)
+	e.clock.Advance(time.Millisecond)
+	e.finish(ok(e.fetchOne(), `1`))
+	diff(t, "dead gauge after eviction", int64(2), e.stats("default").Dead)
+}
+
+func testStats(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	diff(t, "stats of an unknown queue", queue.Stats{Queue: "nope"}, e.stats("nope"))
+	e.enqueue("", "ping", 0)
+	e.clock.Advance(3 * time.Second)
+	e.enqueue("", "ping", 0)
+	e.enqueue("", "ping", time.Minute)
+	e.enqueue("", "ping", 0)
+	e.clock.Advance(2 * time.Second)
+	ls := e.fetch(1)
+	e.finish(fail(ls[0], "x", time.Minute))
+	e.fetch(1)
+	want := queue.Stats{Queue: "default", Pending: 1, Running: 1, Scheduled: 1, Retry: 1,
+		OldestPendingAge: 2 * time.Second, OldestPendingSec: 2, Enqueued: 4, Started: 2, Failed: 1}
+	diff(t, "stats", want, e.stats("default"))
+}
+
+func testList(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	var pend []string
+	for range 4 {
+		pend = append(pend, e.enqueue("", "ping", 0).ID)
+		e.clock.Advance(time.Millisecond)
+	}
+	other := e.enqueue("other", "ping", 0)
+	e.clock.Advance(time.Millisecond)
+	s1 := e.enqueue("", "ping", 2*time.Minute)
+	e.clock.Advance(time.Millisecond)
+	s2 := e.enqueue("", "ping", time.Minute)
+	list := func(f queue.Filter) []string {
+		t.Helper()
+		jobs, err := e.b.List(e.ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append([]string{}, ids(jobs)...)
+	}
+	diff(t, "pending of default, in run order", pend, list(queue.Filter{Queue: "default", Status: queue.StatusPending}))
+	diff(t, "limit", pend[:2], list(queue.Filter{Queue: "default", Status: queue.StatusPending, Limit: 2}))
+	diff(t, "scheduled by run_at", []string{s2.ID, s1.ID}, list(queue.Filter{Status: queue.StatusScheduled}))
+	diff(t, "queue filter", []string{other.ID}, list(queue.Filter{Queue: "other"}))
+	diff(t, "no such queue", []string{}, list(queue.Filter{Queue: "nope"}))
+	diff(t, "all, most recently enqueued first", []string{s2.ID, s1.ID, other.ID}, list(queue.Filter{Limit: 3}))
+	diff(t, "running", []string{}, list(queue.Filter{Status: queue.StatusRunning}))
+}
+
+func testBlockingFetch(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	e.enqueue("", "ping", 0)
+	e.fetchOne() // the queue exists and is empty
+	start := time.Now()
+	ls, err := e.b.Fetch(e.ctx, queue.FetchRequest{N: 1, Lease: lease, Wait: 1500 * time.Millisecond})
+	if err != nil || len(ls) != 0 {
+		t.Fatalf("Fetch of an empty queue = %v, %v; want nothing", ls, err)
+	}
+	if el := time.Since(start); el < 500*time.Millisecond {
+		t.Errorf("Fetch with Wait returned after %v: it did not block", el)
+	}
+	got := make(chan []queue.Lease, 1)
+	go func() {
+		ls, _ := e.b.Fetch(e.ctx, queue.FetchRequest{N: 1, Lease: lease, Wait: 5 * time.Second})
+		got <- ls
+	}()
+	time.Sleep(50 * time.Millisecond)
+	j := e.enqueue("", "ping", 0)
+	select {
+	case ls := <-got:
+		diff(t, "woken fetch", []string{j.ID}, leaseIDs(ls))
+	case <-time.After(5 * time.Second):
+		t.Fatal("a blocked Fetch did not take a job enqueued meanwhile")
+	}
+	// A job enqueued in a queue the broker has never seen wakes it too.
+	go func() {
+		ls, _ := e.b.Fetch(e.ctx, queue.FetchRequest{N: 1, Lease: lease, Wait: 5 * time.Second})
+		got <- ls
+	}()
+	time.Sleep(50 * time.Millisecond)
+	j = e.enqueue("fresh", "ping", 0)
+	select {
+	case ls := <-got:
+		diff(t, "woken fetch, new queue", []string{j.ID}, leaseIDs(ls))
+	case <-time.After(5 * time.Second):
+		t.Fatal("a blocked Fetch did not take a job of a new queue")
+	}
+}

@@ -1,0 +1,96 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core"
+)
+
+// MaxSleep bounds the ms of a sleep job.
+const MaxSleep = time.Hour
+
+// builtins returns the handlers every registry starts with.
+func builtins() map[string]Handler {
+	return map[string]Handler{
+		// ping answers "pong"; it takes no payload (or an empty object).
+		"ping": {
+			Validate: emptyPayload("ping"),
+			Run: func(context.Context, json.RawMessage) (json.RawMessage, error) {
+				return json.RawMessage(`"pong"`), nil
+			},
+		},
+		// fail always fails, to exercise retries and dead jobs.
+		"fail": {
+			Validate: emptyPayload("fail"),
+			Run: func(context.Context, json.RawMessage) (json.RawMessage, error) {
+				return nil, errors.New("fail: this job always fails")
+			},
+		},
+		// sleep waits {"ms":N} milliseconds, or until it is cancelled.
+		"sleep": {
+			Validate: func(p json.RawMessage) error {
+				_, err := sleepDuration(p)
+				return err
+			},
+			Run: func(ctx context.Context, p json.RawMessage) (json.RawMessage, error) {
+				d, err := sleepDuration(p)
+				if err != nil {
+					return nil, err
+				}
+				t := time.NewTimer(d)
+				defer t.Stop()
+				select {
+				case <-t.C:
+					return json.RawMessage(fmt.Sprintf(`{"slept_ms":%d}`, d.Milliseconds())), nil
+				case <-ctx.Done():
+					return nil, fmt.Errorf("sleep interrupted: %w", ctx.Err())
+				}
+			},
+		},
+		// echo returns its payload (null when it has none).
+		"echo": {
+			Run: func(_ context.Context, p json.RawMessage) (json.RawMessage, error) {
+				if len(p) == 0 {
+					return json.RawMessage("null"), nil
+				}
+				return p, nil
+			},
+		},
+	}
+}
+
+// emptyPayload accepts no payload, null or {}.
+func emptyPayload(typ string) func(json.RawMessage) error {
+	return func(p json.RawMessage) error {
+		p = bytes.TrimSpace(p)
+		if len(p) == 0 || string(p) == "null" {
+			return nil
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(p, &m); err != nil || len(m) != 0 {
+			return core.Errorf(core.CodeInvalid, "%s takes no payload (or {})", typ)
+		}
+		return nil
+	}
+}
+
+// sleepDuration decodes and checks the payload of a sleep job.
+func sleepDuration(p json.RawMessage) (time.Duration, error) {
+	var s struct {
+		MS *int64 `json:"ms"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(p))
+	dec.DisallowUnknownFields()
+	if len(bytes.TrimSpace(p)) == 0 || dec.Decode(&s) != nil || s.MS == nil {
+		return 0, core.Errorf(core.CodeInvalid, `sleep wants a payload {"ms":N}`)
+	}
+	if *s.MS < 0 || time.Duration(*s.MS)*time.Millisecond > MaxSleep {
+		return 0, core.Errorf(core.CodeInvalid, "sleep ms must be between 0 and %d", MaxSleep.Milliseconds())
+	}
+	return time.Duration(*s.MS) * time.Millisecond, nil
+}

@@ -1,0 +1,124 @@
+// Package queue is refrakt's job queue: jobs and their states, the handler
+// registry with the built-in handlers, retry backoff, recurring jobs, the
+// worker pool with leases and graceful shutdown, and admission control.
+//
+// Storage is behind the Broker interface (package membroker for one daemon,
+// redisbroker for many); this package knows no Redis, HTTP or Prometheus. It
+// reports what happens to an Observer, which the metrics package implements.
+package queue
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"time"
+)
+
+// DefaultQueue is the queue a job goes to when none is named.
+const DefaultQueue = "default"
+
+// Status is the state of a job. The legal moves are listed in transitions.
+type Status string
+
+// The states of a job:
+//
+//	scheduled → pending → running → succeeded | failed (waiting to retry) | dead
+//	any of scheduled, pending, failed, running → cancelled
+//	dead, cancelled → pending (requeue); failed → pending (tick, when due)
+//	running → pending (lease expired, or handed back at shutdown)
+//	running → scheduled (a recurring job after a success)
+const (
+	StatusScheduled Status = "scheduled" // waiting for its run_at
+	StatusPending   Status = "pending"   // ready, waiting for a worker
+	StatusRunning   Status = "running"   // held by a worker under a lease
+	StatusSucceeded Status = "succeeded" // finished well
+	StatusFailed    Status = "failed"    // its last attempt failed; a retry is scheduled at run_at
+	StatusDead      Status = "dead"      // failed max_retries+1 times; kept for inspection and requeue
+	StatusCancelled Status = "cancelled" // cancelled by a caller
+)
+
+// Statuses lists every status, in the order of a job's life.
+var Statuses = []Status{StatusScheduled, StatusPending, StatusRunning, StatusSucceeded, StatusFailed, StatusDead, StatusCancelled}
+
+// Valid reports whether s is one of the statuses.
+func (s Status) Valid() bool {
+	for _, v := range Statuses {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Finished reports whether a job in status s is in the history (it will not
+// run again unless requeued).
+func (s Status) Finished() bool {
+	return s == StatusSucceeded || s == StatusDead || s == StatusCancelled
+}
+
+// Sources of an enqueue, as counted by Observer.Enqueued.
+const (
+	SourceAPI      = "api"      // POST /run, /assistant, the developer API
+	SourceCLI      = "cli"      // refrakt jobs enqueue talking straight to Redis
+	SourceSchedule = "schedule" // a recurring job scheduled again after a success
+	SourceRetry    = "retry"    // a failed job scheduled again
+)
+
+// Job is one unit of work and everything known about it. Times are UTC; a
+// zero time means "not yet".
+type Job struct {
+	ID       string          `json:"id"`
+	Queue    string          `json:"queue"`
+	Type     string          `json:"type"`
+	Payload  json.RawMessage `json:"payload,omitempty"`
+	Status   Status          `json:"status"`
+	Attempts int             `json:"attempts"` // runs started, over the job's whole life
+	// Retries counts the failed attempts (and expired leases) since the last
+	// success or requeue; at max_retries the next failure makes the job dead.
+	Retries         int             `json:"retries"`
+	MaxRetries      int             `json:"max_retries"`
+	IntervalSeconds int             `json:"interval_seconds,omitempty"`
+	RunAt           time.Time       `json:"run_at"`
+	EnqueuedAt      time.Time       `json:"enqueued_at"`
+	StartedAt       time.Time       `json:"started_at,omitzero"`
+	FinishedAt      time.Time       `json:"finished_at,omitzero"`
+	LastError       string          `json:"last_error,omitempty"`
+	Result          json.RawMessage `json:"result,omitempty"`
+	Source          string          `json:"source"`
+	// ReadyAt is when the job last became runnable (enqueued, due, recovered
+	// or requeued): the start of its wait in the pending list.
+	ReadyAt time.Time `json:"ready_at,omitzero"`
+	// LeaseUntil is when a running job's lease ends unless its worker extends it.
+	LeaseUntil time.Time `json:"lease_until,omitzero"`
+}
+
+// NewID returns a random 128-bit job id, URL-safe base64 without padding
+// (22 characters). Ids are the only secret guarding GET /run/{id}.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// Lease is a running job as its worker holds it: the job and the fencing
+// token of this run. Every write a worker makes (extend, complete, fail,
+// hand back) names the token; the broker refuses it when the job has since
+// been recovered, cancelled or started again, so a worker that lost its lease
+// can never overwrite a newer run.
+type Lease struct {
+	Job   *Job
+	Token int64
+}
+
+// Filter selects jobs for Broker.List. Zero values select everything.
+type Filter struct {
+	Queue  string
+	Status Status
+	Limit  int // at most this many jobs (DefaultListLimit when 0)
+}
+
+// DefaultListLimit is the number of jobs List returns when the filter gives no limit.
+const DefaultListLimit = 50
+
+// MaxListLimit bounds Filter.Limit.
+const MaxListLimit = 1000

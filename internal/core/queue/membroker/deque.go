@@ -1,0 +1,84 @@
+package membroker
+
+// item is one entry of a pending list or a time-ordered heap. seq is the
+// job's sequence number when the item was made: an item whose job has moved
+// on since (cancelled, claimed) carries an old seq and is skipped, which makes
+// removal O(1) without searching the structures.
+type item struct {
+	id  string
+	seq uint64
+	at  int64 // heap order: run_at or lease deadline, unix ms
+}
+
+// deque is a FIFO with push-front (for jobs handed back at shutdown).
+type deque struct {
+	front []item // pushed at the head, last element first
+	back  []item
+	head  int // index of the first live element of back
+}
+
+func (d *deque) pushBack(it item)  { d.back = append(d.back, it) }
+func (d *deque) pushFront(it item) { d.front = append(d.front, it) }
+func (d *deque) len() int          { return len(d.front) + len(d.back) - d.head }
+
+func (d *deque) peek() (item, bool) {
+	if n := len(d.front); n > 0 {
+		return d.front[n-1], true
+	}
+	if d.head < len(d.back) {
+		return d.back[d.head], true
+	}
+	return item{}, false
+}
+
+func (d *deque) pop() (item, bool) {
+	if n := len(d.front); n > 0 {
+		it := d.front[n-1]
+		d.front = d.front[:n-1]
+		return it, true
+	}
+	if d.head < len(d.back) {
+		it := d.back[d.head]
+		d.back[d.head] = item{}
+		d.head++
+		if d.head > 1024 && d.head*2 > len(d.back) {
+			d.back = append([]item(nil), d.back[d.head:]...)
+			d.head = 0
+		}
+		return it, true
+	}
+	return item{}, false
+}
+
+// each calls f on every item, head first, until f returns false.
+func (d *deque) each(f func(item) bool) {
+	for i := len(d.front) - 1; i >= 0; i-- {
+		if !f(d.front[i]) {
+			return
+		}
+	}
+	for _, it := range d.back[d.head:] {
+		if !f(it) {
+			return
+		}
+	}
+}
+
+// timeHeap is a min-heap of items by at (container/heap interface).
+type timeHeap []item
+
+func (h timeHeap) Len() int { return len(h) }
+func (h timeHeap) Less(i, j int) bool {
+	if h[i].at != h[j].at {
+		return h[i].at < h[j].at
+	}
+	return h[i].id < h[j].id
+}
+func (h timeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *timeHeap) Push(x any)   { *h = append(*h, x.(item)) }
+func (h *timeHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}

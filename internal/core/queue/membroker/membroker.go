@@ -1,0 +1,639 @@
+// Package membroker is the in-process queue.Broker: for one daemon, zero
+// setup. Jobs live in maps and lists under one mutex; finished jobs are kept
+// up to a bounded history per queue.
+package membroker
+
+import (
+	"container/heap"
+	"container/list"
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/queue"
+)
+
+var _ queue.Broker = (*Broker)(nil)
+
+// Options configure a Broker.
+type Options struct {
+	Clock        queue.Clock // the system clock when nil
+	HistoryLimit int         // finished jobs kept per queue (JOB_HISTORY); 200 when 0
+}
+
+// DefaultHistoryLimit is the number of finished jobs kept per queue.
+const DefaultHistoryLimit = 200
+
+// Broker is the memory broker. The zero value is not usable; call New.
+type Broker struct {
+	clock   queue.Clock
+	history int
+
+	mu     sync.Mutex
+	jobs   map[string]*entry
+	queues map[string]*qstate
+	names  []string // sorted queue names
+	rr     int      // round-robin start for Fetch
+	wake   chan struct{}
+}
+
+// entry is a stored job with its fencing token and a sequence number that
+// changes with every move (see item).
+type entry struct {
+	job   queue.Job
+	token int64
+	seq   uint64
+}
+
+type qstate struct {
+	pending   deque
+	scheduled timeHeap
+	retry     timeHeap
+	running   map[string]struct{}
+	history   *list.List // of ids, oldest first
+	inHistory map[string]*list.Element
+	count     map[queue.Status]int64
+	enqueued  int64
+	started   int64
+	succeeded int64
+	failed    int64
+}
+
+// New returns an empty memory broker.
+func New(opts Options) *Broker {
+	if opts.Clock == nil {
+		opts.Clock = queue.SystemClock{}
+	}
+	if opts.HistoryLimit <= 0 {
+		opts.HistoryLimit = DefaultHistoryLimit
+	}
+	return &Broker{
+		clock:   opts.Clock,
+		history: opts.HistoryLimit,
+		jobs:    map[string]*entry{},
+		queues:  map[string]*qstate{},
+		wake:    make(chan struct{}),
+	}
+}
+
+// now is the broker's time at millisecond precision, as Redis keeps it.
+func (b *Broker) now() time.Time { return time.UnixMilli(b.clock.Now().UnixMilli()).UTC() }
+
+func (b *Broker) queue(name string) *qstate {
+	q, ok := b.queues[name]
+	if !ok {
+		q = &qstate{
+			running:   map[string]struct{}{},
+			history:   list.New(),
+			inHistory: map[string]*list.Element{},
+			count:     map[queue.Status]int64{},
+		}
+		b.queues[name] = q
+		b.names = append(b.names, name)
+		sort.Strings(b.names)
+	}
+	return q
+}
+
+// set moves e to status to, keeping the counts and invalidating old items.
+func (b *Broker) set(q *qstate, e *entry, to queue.Status) {
+	if e.job.Status != "" {
+		q.count[e.job.Status]--
+	}
+	q.count[to]++
+	e.job.Status = to
+	e.seq++
+}
+
+// notify wakes every Fetch waiting for a pending job.
+func (b *Broker) notify() {
+	close(b.wake)
+	b.wake = make(chan struct{})
+}
+
+func (b *Broker) pushPending(q *qstate, e *entry) {
+	q.pending.pushBack(item{id: e.job.ID, seq: e.seq})
+}
+
+// Enqueue stores new jobs.
+func (b *Broker) Enqueue(_ context.Context, jobs ...queue.NewJob) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, nj := range jobs {
+		if _, dup := b.jobs[nj.ID]; dup {
+			return core.Errorf(core.CodeConflict, "job %s already exists", nj.ID)
+		}
+	}
+	now := b.now()
+	woke := false
+	for _, nj := range jobs {
+		j := nj.Job
+		q := b.queue(j.Queue)
+		j.EnqueuedAt = now
+		e := &entry{}
+		if nj.Delay > 0 {
+			j.RunAt = now.Add(nj.Delay.Truncate(time.Millisecond))
+			j.Status = queue.StatusScheduled
+		} else {
+			j.RunAt, j.ReadyAt = now, now
+			j.Status = queue.StatusPending
+		}
+		e.job = *j
+		e.job.Status = ""
+		b.set(q, e, j.Status)
+		b.jobs[j.ID] = e
+		q.enqueued++
+		if j.Status == queue.StatusScheduled {
+			heap.Push(&q.scheduled, item{id: j.ID, seq: e.seq, at: j.RunAt.UnixMilli()})
+		} else {
+			b.pushPending(q, e)
+			woke = true
+		}
+	}
+	if woke {
+		b.notify()
+	}
+	return nil
+}
+
+// Get returns one job.
+func (b *Broker) Get(_ context.Context, id string) (*queue.Job, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.jobs[id]
+	if !ok {
+		return nil, notFound(id)
+	}
+	j := e.job
+	return &j, nil
+}
+
+func notFound(id string) error { return core.Errorf(core.CodeNotFound, "job %s not found", id) }
+
+func conflict(id string, st queue.Status, what string) error {
+	return core.Errorf(core.CodeConflict, "job %s is %s: cannot %s it", id, st, what)
+}
+
+// Queues returns the queue names.
+func (b *Broker) Queues(context.Context) ([]string, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.names...), nil
+}
+
+// Fetch takes up to req.N pending jobs, waiting up to req.Wait for one.
+func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lease, error) {
+	var timer *time.Timer
+	for {
+		b.mu.Lock()
+		leases := b.take(req)
+		wake := b.wake
+		b.mu.Unlock()
+		if len(leases) > 0 || req.Wait <= 0 {
+			if timer != nil {
+				timer.Stop()
+			}
+			return leases, nil
+		}
+		if timer == nil {
+			timer = time.NewTimer(req.Wait)
+			defer timer.Stop()
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// take starts up to req.N pending jobs, visiting queues round-robin.
+func (b *Broker) take(req queue.FetchRequest) []queue.Lease {
+	names := req.Queues
+	if len(names) == 0 {
+		names = b.names
+	}
+	if len(names) == 0 || req.N <= 0 {
+		return nil
+	}
+	now := b.now()
+	var leases []queue.Lease
+	b.rr++
+	for i := 0; i < len(names) && len(leases) < req.N; i++ {
+		q, ok := b.queues[names[(b.rr+i)%len(names)]]
+		if !ok {
+			continue
+		}
+		for len(leases) < req.N {
+			e := b.popPending(q)
+			if e == nil {
+				break
+			}
+			leases = append(leases, b.start(q, e, now, req.Lease))
+		}
+	}
+	return leases
+}
+
+// popPending removes and returns the oldest live pending entry of q.
+func (b *Broker) popPending(q *qstate) *entry {
+	for {
+		it, ok := q.pending.pop()
+		if !ok {
+			return nil
+		}
+		if e, ok := b.jobs[it.id]; ok && e.seq == it.seq {
+			return e
+		}
+	}
+}
+
+// start moves e to running under a new lease and token.
+func (b *Broker) start(q *qstate, e *entry, now time.Time, lease time.Duration) queue.Lease {
+	b.set(q, e, queue.StatusRunning)
+	e.token++
+	e.job.Attempts++
+	e.job.StartedAt = now
+	e.job.LeaseUntil = now.Add(lease.Truncate(time.Millisecond))
+	q.running[e.job.ID] = struct{}{}
+	q.started++
+	j := e.job
+	return queue.Lease{Job: &j, Token: e.token}
+}
+
+// Claim starts one pending, scheduled or failed job now.
+func (b *Broker) Claim(_ context.Context, id string, lease time.Duration) (queue.Lease, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.jobs[id]
+	if !ok {
+		return queue.Lease{}, notFound(id)
+	}
+	switch e.job.Status {
+	case queue.StatusPending, queue.StatusScheduled, queue.StatusFailed:
+	default:
+		return queue.Lease{}, conflict(id, e.job.Status, "run")
+	}
+	return b.start(b.queues[e.job.Queue], e, b.now(), lease), nil
+}
+
+// holder returns the entry ref holds, or nil when its lease is gone.
+func (b *Broker) holder(ref queue.Ref) *entry {
+	e, ok := b.jobs[ref.ID]
+	if !ok || e.job.Status != queue.StatusRunning || e.token != ref.Token {
+		return nil
+	}
+	return e
+}
+
+// Extend renews leases.
+func (b *Broker) Extend(_ context.Context, refs []queue.Ref, lease time.Duration) ([]bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	ok := make([]bool, len(refs))
+	for i, ref := range refs {
+		if e := b.holder(ref); e != nil {
+			e.job.LeaseUntil = now.Add(lease.Truncate(time.Millisecond))
+			ok[i] = true
+		}
+	}
+	return ok, nil
+}
+
+// Finish records run outcomes.
+func (b *Broker) Finish(_ context.Context, outcomes []queue.Outcome) ([]queue.Status, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	to := make([]queue.Status, len(outcomes))
+	for i, o := range outcomes {
+		e := b.holder(o.Ref)
+		if e == nil {
+			continue
+		}
+		q := b.queues[e.job.Queue]
+		delete(q.running, e.job.ID)
+		e.job.LeaseUntil = time.Time{}
+		j := &e.job
+		switch {
+		case o.Err == "" && j.IntervalSeconds > 0:
+			q.succeeded++
+			j.Result, j.FinishedAt, j.Retries = o.Result, now, 0
+			j.RunAt = now.Add(time.Duration(j.IntervalSeconds) * time.Second)
+			b.set(q, e, queue.StatusScheduled)
+			heap.Push(&q.scheduled, item{id: j.ID, seq: e.seq, at: j.RunAt.UnixMilli()})
+		case o.Err == "":
+			q.succeeded++
+			j.Result, j.FinishedAt = o.Result, now
+			b.set(q, e, queue.StatusSucceeded)
+			b.addHistory(q, e)
+		default:
+			q.failed++
+			j.Retries++
+			j.LastError = o.Err
+			b.failed(q, e, now, o.RetryIn)
+		}
+		to[i] = e.job.Status
+	}
+	return to, nil
+}
+
+// failed moves a job whose attempt failed to failed (retry after retryIn) or
+// dead (no retries left).
+func (b *Broker) failed(q *qstate, e *entry, now time.Time, retryIn time.Duration) {
+	j := &e.job
+	if j.Retries > j.MaxRetries {
+		j.FinishedAt = now
+		b.set(q, e, queue.StatusDead)
+		b.addHistory(q, e)
+		return
+	}
+	j.RunAt = now.Add(retryIn.Truncate(time.Millisecond))
+	b.set(q, e, queue.StatusFailed)
+	heap.Push(&q.retry, item{id: j.ID, seq: e.seq, at: j.RunAt.UnixMilli()})
+}
+
+// addHistory records a finished job, once, and evicts the oldest beyond the cap.
+func (b *Broker) addHistory(q *qstate, e *entry) {
+	if el, ok := q.inHistory[e.job.ID]; ok {
+		q.history.MoveToBack(el)
+	} else {
+		q.inHistory[e.job.ID] = q.history.PushBack(e.job.ID)
+	}
+	for q.history.Len() > b.history {
+		el := q.history.Front()
+		id := q.history.Remove(el).(string)
+		delete(q.inHistory, id)
+		if old, ok := b.jobs[id]; ok {
+			q.count[old.job.Status]--
+			delete(b.jobs, id)
+		}
+	}
+}
+
+func (b *Broker) removeHistory(q *qstate, id string) {
+	if el, ok := q.inHistory[id]; ok {
+		q.history.Remove(el)
+		delete(q.inHistory, id)
+	}
+}
+
+// Release hands running jobs back to the head of their queue.
+func (b *Broker) Release(_ context.Context, refs []queue.Ref) ([]bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ok := make([]bool, len(refs))
+	// Push in reverse so that the first ref ends up first in line.
+	for i := len(refs) - 1; i >= 0; i-- {
+		e := b.holder(refs[i])
+		if e == nil {
+			continue
+		}
+		q := b.queues[e.job.Queue]
+		delete(q.running, e.job.ID)
+		e.job.LeaseUntil = time.Time{}
+		e.job.Attempts--
+		b.set(q, e, queue.StatusPending)
+		q.pending.pushFront(item{id: e.job.ID, seq: e.seq})
+		ok[i] = true
+	}
+	b.notify()
+	return ok, nil
+}
+
+// Cancel cancels a job that has not finished.
+func (b *Broker) Cancel(_ context.Context, id string) (*queue.Job, queue.Status, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.jobs[id]
+	if !ok {
+		return nil, "", notFound(id)
+	}
+	from := e.job.Status
+	switch from {
+	case queue.StatusPending, queue.StatusScheduled, queue.StatusFailed, queue.StatusRunning:
+	default:
+		return nil, from, conflict(id, from, "cancel")
+	}
+	q := b.queues[e.job.Queue]
+	delete(q.running, id)
+	e.job.LeaseUntil = time.Time{}
+	e.job.FinishedAt = b.now()
+	b.set(q, e, queue.StatusCancelled)
+	b.addHistory(q, e)
+	j := e.job
+	return &j, from, nil
+}
+
+// Requeue puts a dead or cancelled job back in line.
+func (b *Broker) Requeue(_ context.Context, id string) (*queue.Job, queue.Status, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e, ok := b.jobs[id]
+	if !ok {
+		return nil, "", notFound(id)
+	}
+	from := e.job.Status
+	if from != queue.StatusDead && from != queue.StatusCancelled {
+		return nil, from, conflict(id, from, "requeue")
+	}
+	q := b.queues[e.job.Queue]
+	b.removeHistory(q, id)
+	now := b.now()
+	e.job.Retries = 0
+	e.job.RunAt, e.job.ReadyAt, e.job.FinishedAt = now, now, time.Time{}
+	b.set(q, e, queue.StatusPending)
+	b.pushPending(q, e)
+	b.notify()
+	j := e.job
+	return &j, from, nil
+}
+
+// Tick promotes due jobs and recovers expired leases.
+func (b *Broker) Tick(context.Context) (queue.TickResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	var r queue.TickResult
+	for _, name := range b.names {
+		q := b.queues[name]
+		r.Scheduled += b.promote(q, &q.scheduled, queue.StatusScheduled, now)
+		r.Retried += b.promote(q, &q.retry, queue.StatusFailed, now)
+		for _, id := range sortedKeys(q.running) {
+			e := b.jobs[id]
+			if e.job.LeaseUntil.After(now) {
+				continue
+			}
+			delete(q.running, id)
+			e.job.LeaseUntil = time.Time{}
+			e.job.Retries++
+			e.job.LastError = "lease expired"
+			q.failed++
+			if e.job.Retries > e.job.MaxRetries {
+				e.job.FinishedAt = now
+				b.set(q, e, queue.StatusDead)
+				b.addHistory(q, e)
+				r.RecoveredDead++
+				continue
+			}
+			e.job.ReadyAt = now
+			b.set(q, e, queue.StatusPending)
+			b.pushPending(q, e)
+			r.Recovered++
+		}
+	}
+	if r.Scheduled+r.Retried+r.Recovered > 0 {
+		b.notify()
+	}
+	return r, nil
+}
+
+func sortedKeys(m map[string]struct{}) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// promote moves the due jobs of h (in status from) to pending.
+func (b *Broker) promote(q *qstate, h *timeHeap, from queue.Status, now time.Time) int {
+	n := 0
+	for h.Len() > 0 && (*h)[0].at <= now.UnixMilli() {
+		it := heap.Pop(h).(item)
+		e, ok := b.jobs[it.id]
+		if !ok || e.seq != it.seq || e.job.Status != from {
+			continue
+		}
+		e.job.ReadyAt = e.job.RunAt
+		b.set(q, e, queue.StatusPending)
+		b.pushPending(q, e)
+		n++
+	}
+	return n
+}
+
+// Stats returns one queue's gauges and totals.
+func (b *Broker) Stats(_ context.Context, name string) (queue.Stats, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := queue.Stats{Queue: name}
+	q, ok := b.queues[name]
+	if !ok {
+		return s, nil
+	}
+	s.Pending = q.count[queue.StatusPending]
+	s.Running = q.count[queue.StatusRunning]
+	s.Scheduled = q.count[queue.StatusScheduled]
+	s.Retry = q.count[queue.StatusFailed]
+	s.Dead = q.count[queue.StatusDead]
+	s.Enqueued, s.Started, s.Succeeded, s.Failed = q.enqueued, q.started, q.succeeded, q.failed
+	for {
+		it, ok := q.pending.peek()
+		if !ok {
+			break
+		}
+		if e, live := b.jobs[it.id]; live && e.seq == it.seq {
+			s.OldestPendingAge = max(0, b.now().Sub(e.job.ReadyAt))
+			break
+		}
+		q.pending.pop()
+	}
+	s.OldestPendingSec = s.OldestPendingAge.Seconds()
+	return s, nil
+}
+
+// List returns jobs matching f.
+func (b *Broker) List(_ context.Context, f queue.Filter) ([]*queue.Job, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	limit := f.Limit
+	if limit <= 0 {
+		limit = queue.DefaultListLimit
+	}
+	names := b.names
+	if f.Queue != "" {
+		names = []string{f.Queue}
+	}
+	var out []*queue.Job
+	for _, name := range names {
+		q, ok := b.queues[name]
+		if !ok {
+			continue
+		}
+		out = append(out, b.list(q, f.Status, limit)...)
+	}
+	if f.Status != queue.StatusPending || len(names) > 1 {
+		queue.SortRecentFirst(out, f.Status)
+	}
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// list returns up to limit jobs of one queue in status st ("" for any).
+func (b *Broker) list(q *qstate, st queue.Status, limit int) []*queue.Job {
+	// Each category contributes at most limit jobs; the caller sorts and cuts.
+	var out []*queue.Job
+	n := 0
+	add := func(e *entry) bool {
+		if st == "" || e.job.Status == st {
+			j := e.job
+			out = append(out, &j)
+			n++
+		}
+		return n < limit
+	}
+	if st == "" || st == queue.StatusPending {
+		n = 0
+		q.pending.each(func(it item) bool {
+			if e, ok := b.jobs[it.id]; ok && e.seq == it.seq {
+				return add(e)
+			}
+			return true
+		})
+	}
+	for _, h := range []struct {
+		st queue.Status
+		h  timeHeap
+	}{{queue.StatusScheduled, q.scheduled}, {queue.StatusFailed, q.retry}} {
+		if st != "" && st != h.st {
+			continue
+		}
+		n = 0
+		items := append(timeHeap(nil), h.h...)
+		sort.Sort(items)
+		for _, it := range items {
+			if e, ok := b.jobs[it.id]; ok && e.seq == it.seq && !add(e) {
+				break
+			}
+		}
+	}
+	if st == "" || st == queue.StatusRunning {
+		n = 0
+		for _, id := range sortedKeys(q.running) {
+			if !add(b.jobs[id]) {
+				break
+			}
+		}
+	}
+	if st == "" || st.Finished() {
+		n = 0
+		for el := q.history.Back(); el != nil; el = el.Prev() {
+			if !add(b.jobs[el.Value.(string)]) {
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Ping always succeeds: memory is always there.
+func (b *Broker) Ping(context.Context) error { return nil }

@@ -1,0 +1,46 @@
+package queue
+
+import "time"
+
+// Observer is told everything countable that happens to jobs. The metrics
+// package implements it with Prometheus collectors; queue never imports
+// Prometheus. Methods must be cheap and safe for concurrent use.
+type Observer interface {
+	// Enqueued counts a job entering a queue; source is api, cli, schedule
+	// (a recurring job after a success) or retry (a failed job rescheduled).
+	Enqueued(source string)
+	// Transition counts one status change of one job.
+	Transition(from, to string)
+	// Waited observes how long a job waited between becoming runnable
+	// (enqueued or due) and its handler starting.
+	Waited(queue string, d time.Duration)
+	// Finished observes one run of a handler: its type, how it ended
+	// (succeeded or failed) and how long it took.
+	Finished(typ, status string, d time.Duration)
+	// AdmissionRejected counts an enqueue refused by admission control;
+	// reason is max_pending, max_age or backend.
+	AdmissionRejected(queue, reason string)
+	// BackendError counts a failed broker call; op names it (fetch, finish…).
+	BackendError(op string)
+}
+
+// NopObserver ignores everything.
+type NopObserver struct{}
+
+// Enqueued does nothing.
+func (NopObserver) Enqueued(string) {}
+
+// Transition does nothing.
+func (NopObserver) Transition(string, string) {}
+
+// Waited does nothing.
+func (NopObserver) Waited(string, time.Duration) {}
+
+// Finished does nothing.
+func (NopObserver) Finished(string, string, time.Duration) {}
+
+// AdmissionRejected does nothing.
+func (NopObserver) AdmissionRejected(string, string) {}
+
+// BackendError does nothing.
+func (NopObserver) BackendError(string) {}

@@ -1,0 +1,416 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Pool runs jobs: Concurrency workers fed by one fetcher that takes jobs in
+// batches (each worker's job plus Prefetch more), one finisher that records
+// outcomes in batches (group commit: whatever finished while the previous
+// batch was written goes in the next), a heartbeat that extends the leases
+// of every job the pool holds, and the tick loop that promotes due jobs and
+// recovers expired leases.
+//
+// Delivery is at least once: a job is leased before it runs and its outcome
+// is written after; a crash in between leaves the lease to expire and the
+// job to run again. A worker whose lease is lost (recovered elsewhere,
+// cancelled) has its context cancelled and its outcome dropped by the
+// broker's fencing token.
+//
+// With Concurrency 0 (manual mode) Start runs nothing: only RunNext, RunID
+// and Tick move jobs.
+type Pool struct {
+	svc *Service
+	cfg Config
+
+	jobs     chan *held
+	outcomes chan finished
+	slots    chan struct{} // one per job the pool may hold (running + prefetched)
+
+	mu      sync.Mutex
+	held    map[*held]struct{}
+	handOff []Ref // jobs to hand back at shutdown
+
+	stopping atomic.Bool
+	started  atomic.Bool
+	inflight atomic.Int64  // jobs fetched and not yet run to the end
+	avgRun   atomic.Int64  // moving average of handler run time (ns); -1 until the first run
+	freed    chan struct{} // a worker finished a job (for the fetcher waiting on slow jobs)
+
+	fetchCtx    context.Context // cancelled when shutdown starts
+	stopFetch   context.CancelFunc
+	runCtx      context.Context // parent of handlers' contexts: cancelled at the shutdown deadline
+	stopRun     context.CancelFunc
+	bgCtx       context.Context // heartbeat and tick: cancelled last
+	stopBG      context.CancelFunc
+	fetcherDone chan struct{}
+	workers     sync.WaitGroup
+	finisher    chan struct{}
+	bg          sync.WaitGroup
+}
+
+// held is one job the pool holds under a lease.
+type held struct {
+	lease  Lease
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
+// finished is an outcome waiting for the finisher, with the slot it frees.
+type finished struct {
+	outcome Outcome
+}
+
+// NewPool returns a pool running the jobs of svc with svc's settings.
+func NewPool(svc *Service) *Pool {
+	cfg := svc.cfg
+	capacity := max(1, cfg.Concurrency*(1+cfg.Prefetch))
+	p := &Pool{
+		svc:         svc,
+		cfg:         cfg,
+		jobs:        make(chan *held, capacity),
+		outcomes:    make(chan finished, capacity),
+		slots:       make(chan struct{}, capacity),
+		held:        map[*held]struct{}{},
+		fetcherDone: make(chan struct{}),
+		freed:       make(chan struct{}, 1),
+		finisher:    make(chan struct{}),
+	}
+	p.avgRun.Store(-1)
+	p.fetchCtx, p.stopFetch = context.WithCancel(context.Background())
+	p.runCtx, p.stopRun = context.WithCancel(context.Background())
+	p.bgCtx, p.stopBG = context.WithCancel(context.Background())
+	return p
+}
+
+// Start starts the workers, the fetcher, the finisher, the heartbeat and the
+// tick loop; in manual mode it starts nothing.
+func (p *Pool) Start() {
+	if p.cfg.Concurrency <= ManualMode || !p.started.CompareAndSwap(false, true) {
+		return
+	}
+	for range cap(p.slots) {
+		p.slots <- struct{}{}
+	}
+	go p.fetch()
+	go p.finish()
+	p.workers.Add(p.cfg.Concurrency)
+	for range p.cfg.Concurrency {
+		go p.work()
+	}
+	p.bg.Add(2)
+	go p.heartbeat()
+	go p.tick()
+}
+
+// Shutdown stops taking jobs, hands back the ones fetched but not started,
+// lets running ones finish until the ShutdownTimeout or ctx ends (whichever
+// is first), then cancels them and hands them back too. It returns ctx's
+// error if ctx ended before everything was written.
+func (p *Pool) Shutdown(ctx context.Context) error {
+	if !p.started.Load() || !p.stopping.CompareAndSwap(false, true) {
+		return nil
+	}
+	p.stopFetch()
+	<-p.fetcherDone
+	close(p.jobs) // only the fetcher sends; workers now drain and hand back
+
+	grace := time.NewTimer(p.cfg.ShutdownTimeout)
+	defer grace.Stop()
+	done := make(chan struct{})
+	go func() { p.workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-grace.C:
+	case <-ctx.Done():
+	}
+	p.stopRun() // handlers still running see ctx cancelled and are handed back
+	select {
+	case <-done:
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		// A handler ignores its context: leave its lease to expire.
+	}
+	close(p.outcomes)
+	select {
+	case <-p.finisher:
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+	}
+	// Outcomes not written by now (backend down) are left to their leases.
+	stopWrites := p.stopBG
+	stopWrites()
+	<-p.finisher
+	p.mu.Lock()
+	refs := p.handOff
+	p.handOff = nil
+	clear(p.held)
+	p.mu.Unlock()
+	if len(refs) > 0 {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		ok, err := p.svc.broker.Release(wctx, refs)
+		cancel()
+		if err != nil {
+			p.svc.obs.BackendError("release")
+		}
+		for _, v := range ok {
+			if v {
+				p.svc.obs.Transition(string(StatusRunning), string(StatusPending))
+			}
+		}
+	}
+	p.bg.Wait()
+	return ctx.Err()
+}
+
+// fetch takes jobs whenever the pool has room, in batches, blocking on the
+// broker while none is pending and backing off while it fails.
+func (p *Pool) fetch() {
+	defer close(p.fetcherDone)
+	backoff := time.Duration(0)
+	for {
+		// Wait for one free slot, then take every other free one.
+		select {
+		case <-p.slots:
+		case <-p.fetchCtx.Done():
+			return
+		}
+		n := 1
+	more:
+		for {
+			select {
+			case <-p.slots:
+				n++
+			default:
+				break more
+			}
+		}
+		if limit := p.fetchLimit(); n > limit {
+			for range n - max(limit, 1) {
+				p.slots <- struct{}{}
+			}
+			n = max(limit, 1)
+			if limit == 0 {
+				// Slow jobs and every worker busy: prefetching would only
+				// hold jobs another daemon could run. Wait for a worker.
+				p.slots <- struct{}{}
+				select {
+				case <-p.freed:
+				case <-p.fetchCtx.Done():
+					return
+				}
+				continue
+			}
+		}
+		leases, err := p.svc.broker.Fetch(p.fetchCtx, FetchRequest{N: n, Lease: p.cfg.Lease, Wait: p.cfg.FetchWait})
+		p.inflight.Add(int64(len(leases)))
+		for _, l := range leases {
+			h := &held{lease: l}
+			h.ctx, h.cancel = context.WithCancelCause(p.runCtx)
+			p.mu.Lock()
+			p.held[h] = struct{}{}
+			p.mu.Unlock()
+			p.svc.obs.Transition(string(StatusPending), string(StatusRunning))
+			p.jobs <- h // never blocks: the channel holds every slot
+		}
+		for range n - len(leases) {
+			p.slots <- struct{}{}
+		}
+		if err != nil && p.fetchCtx.Err() == nil {
+			p.svc.obs.BackendError("fetch")
+			backoff = nextBackoff(backoff)
+			if !sleep(p.fetchCtx, backoff) {
+				return
+			}
+			continue
+		}
+		backoff = 0
+	}
+}
+
+// fastJob is the average run time under which a pool prefetches: for
+// jobs this short, holding a few per worker costs other daemons nothing
+// noticeable, and it saves a round trip per job.
+const fastJob = 10 * time.Millisecond
+
+// fetchLimit is how many jobs the fetcher may take now: every free slot
+// while jobs are fast, else only enough to keep each worker busy.
+func (p *Pool) fetchLimit() int {
+	if avg := p.avgRun.Load(); avg >= 0 && time.Duration(avg) < fastJob {
+		return cap(p.slots)
+	}
+	return max(0, p.cfg.Concurrency-int(p.inflight.Load()))
+}
+
+// observeRun folds one handler run time into the moving average.
+func (p *Pool) observeRun(d time.Duration) {
+	for {
+		old := p.avgRun.Load()
+		next := int64(d)
+		if old >= 0 {
+			next = old - old/8 + int64(d)/8
+		}
+		if p.avgRun.CompareAndSwap(old, next) {
+			return
+		}
+	}
+}
+
+// nextBackoff doubles d from 50ms up to 5s, with jitter, so a pool does not
+// spin while its backend is down.
+func nextBackoff(d time.Duration) time.Duration {
+	d = min(max(2*d, 50*time.Millisecond), 5*time.Second)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// work runs jobs until the job channel is closed.
+func (p *Pool) work() {
+	defer p.workers.Done()
+	for h := range p.jobs {
+		if p.stopping.Load() {
+			p.handBack(h)
+			continue
+		}
+		start := time.Now()
+		o := p.svc.execute(h.ctx, h.lease)
+		p.observeRun(time.Since(start))
+		p.inflight.Add(-1)
+		select {
+		case p.freed <- struct{}{}:
+		default:
+		}
+		switch {
+		case p.runCtx.Err() != nil && h.ctx.Err() != nil && !errors.Is(context.Cause(h.ctx), ErrLeaseLost):
+			p.handBack(h) // interrupted by shutdown: not the job's fault
+		case errors.Is(context.Cause(h.ctx), ErrLeaseLost):
+			p.drop(h) // no longer ours: write nothing
+		default:
+			p.drop(h)
+			p.outcomes <- finished{outcome: o}
+		}
+		p.slots <- struct{}{}
+	}
+}
+
+// drop forgets a held job (no more heartbeats).
+func (p *Pool) drop(h *held) {
+	p.mu.Lock()
+	delete(p.held, h)
+	p.mu.Unlock()
+	h.cancel(nil)
+}
+
+// handBack queues a held job to be released at the end of shutdown; it
+// stays held (its lease extended) until then.
+func (p *Pool) handBack(h *held) {
+	p.mu.Lock()
+	p.handOff = append(p.handOff, h.lease.Ref())
+	p.mu.Unlock()
+}
+
+// finish writes outcomes in batches until the outcome channel is closed.
+func (p *Pool) finish() {
+	defer close(p.finisher)
+	const maxBatch = 512
+	batch := make([]Outcome, 0, maxBatch)
+	for f := range p.outcomes {
+		batch = append(batch[:0], f.outcome)
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case f, ok := <-p.outcomes:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, f.outcome)
+			default:
+				break drain
+			}
+		}
+		p.write(batch)
+	}
+}
+
+// write records one batch, retrying with backoff while the backend fails.
+// If it never succeeds (shutdown with the backend down), the leases expire
+// and the jobs run again: at-least-once.
+func (p *Pool) write(batch []Outcome) {
+	backoff := time.Duration(0)
+	for {
+		_, err := p.svc.recordFinish(p.bgCtx, batch)
+		if err == nil || p.bgCtx.Err() != nil {
+			return
+		}
+		backoff = nextBackoff(backoff)
+		if !sleep(p.bgCtx, backoff) {
+			return
+		}
+	}
+}
+
+// heartbeat extends the leases of every held job every Lease/3 and cancels
+// the jobs whose lease was lost.
+func (p *Pool) heartbeat() {
+	defer p.bg.Done()
+	t := time.NewTicker(p.cfg.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.bgCtx.Done():
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		hs := make([]*held, 0, len(p.held))
+		refs := make([]Ref, 0, len(p.held))
+		for h := range p.held {
+			hs = append(hs, h)
+			refs = append(refs, h.lease.Ref())
+		}
+		p.mu.Unlock()
+		if len(refs) == 0 {
+			continue
+		}
+		ok, err := p.svc.broker.Extend(p.bgCtx, refs, p.cfg.Lease)
+		if err != nil {
+			p.svc.obs.BackendError("extend")
+			continue
+		}
+		for i, v := range ok {
+			if !v {
+				hs[i].cancel(ErrLeaseLost)
+			}
+		}
+	}
+}
+
+// tick runs Service.Tick every TickInterval.
+func (p *Pool) tick() {
+	defer p.bg.Done()
+	t := time.NewTicker(p.cfg.TickInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.bgCtx.Done():
+			return
+		case <-t.C:
+			_, _ = p.svc.Tick(p.bgCtx)
+		}
+	}
+}

@@ -1,0 +1,311 @@
+package queue_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core/queue"
+)
+
+// fast are settings for pool tests: short leases and ticks.
+var fast = queue.Config{Concurrency: 4, TickInterval: 20 * time.Millisecond, Lease: 300 * time.Millisecond, ShutdownTimeout: 2 * time.Second}
+
+// startPool starts a pool on svc, shut down when the test ends.
+func startPool(t *testing.T, svc *queue.Service) *queue.Pool {
+	t.Helper()
+	p := queue.NewPool(svc)
+	p.Start()
+	t.Cleanup(func() { _ = p.Shutdown(context.Background()) })
+	return p
+}
+
+func TestPoolRunsJobs(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		rec := newRecorder()
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil), Observer: rec}, fast)
+		startPool(t, s)
+		ctx := context.Background()
+		var jobs []*queue.Job
+		for i := range 40 {
+			typ, payload := "ping", json.RawMessage(nil)
+			if i%2 == 1 {
+				typ, payload = "echo", json.RawMessage(`{"i":1}`)
+			}
+			jobs = append(jobs, mustEnqueue(t, s, queue.EnqueueRequest{Type: typ, Payload: payload, Queue: []string{"a", "b"}[i%2]}))
+		}
+		for _, j := range jobs {
+			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			got, err := s.Wait(wctx, j.ID)
+			cancel()
+			if err != nil {
+				t.Fatalf("Wait(%s): %v", j.ID, err)
+			}
+			want := `"pong"`
+			if j.Type == "echo" {
+				want = `{"i":1}`
+			}
+			diff(t, "finished job", [3]any{queue.StatusSucceeded, want, 1}, [3]any{got.Status, string(got.Result), got.Attempts})
+		}
+		eventually(t, "transitions counted", func() bool {
+			tr := rec.snapshot()["transitions"]
+			return tr["pending→running"] == 40 && tr["running→succeeded"] == 40
+		})
+	})
+}
+
+// TestPoolRetriesAndDead: a failing job is retried by the tick loop with
+// backoff until it is dead.
+func TestPoolRetriesAndDead(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil)}, fast)
+		startPool(t, s)
+		j := mustEnqueue(t, s, queue.EnqueueRequest{Type: "fail", MaxRetries: intp(2)})
+		wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		got, err := s.Wait(wctx, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		diff(t, "dead after its retries", [3]any{queue.StatusDead, 3, 3}, [3]any{got.Status, got.Attempts, got.Retries})
+	})
+}
+
+// TestPoolRecurring: a recurring job runs again after its interval, keeping its id.
+func TestPoolRecurring(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil)}, fast)
+		startPool(t, s)
+		j := mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping", IntervalSeconds: 1})
+		eventually(t, "two runs of a recurring job", func() bool { return mustGet(t, s, j.ID).Attempts >= 2 })
+		got := mustGet(t, s, j.ID)
+		if got.Status != queue.StatusScheduled && got.Status != queue.StatusPending && got.Status != queue.StatusRunning {
+			t.Errorf("recurring job is %s, want it scheduled again", got.Status)
+		}
+	})
+}
+
+// blocking registers a handler type "block" that waits for its context and
+// reports each start and each end.
+func blocking(reg *queue.Registry) (started chan string, ended chan error) {
+	started, ended = make(chan string, 16), make(chan error, 16)
+	_ = reg.Register("block", queue.Handler{Run: func(ctx context.Context, p json.RawMessage) (json.RawMessage, error) {
+		started <- string(p)
+		<-ctx.Done()
+		ended <- context.Cause(ctx)
+		return nil, ctx.Err()
+	}})
+	return started, ended
+}
+
+func waitFor[T any](t *testing.T, what string, c chan T) T {
+	t.Helper()
+	select {
+	case v := <-c:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatalf("not within 5s: %s", what)
+	}
+	var zero T
+	return zero
+}
+
+// TestPoolCancelRunning: cancelling a running job cancels its handler's
+// context at the next heartbeat, and its outcome is not written.
+func TestPoolCancelRunning(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		reg := queue.NewRegistry()
+		started, ended := blocking(reg)
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil), Registry: reg}, fast)
+		startPool(t, s)
+		j := mustEnqueue(t, s, queue.EnqueueRequest{Type: "block"})
+		waitFor(t, "handler start", started)
+		if _, err := s.Cancel(context.Background(), j.ID); err != nil {
+			t.Fatal(err)
+		}
+		cause := waitFor(t, "handler cancelled", ended)
+		if !errors.Is(cause, queue.ErrLeaseLost) {
+			t.Errorf("handler context cause = %v, want ErrLeaseLost", cause)
+		}
+		time.Sleep(50 * time.Millisecond)
+		got := mustGet(t, s, j.ID)
+		diff(t, "stays cancelled", [2]any{queue.StatusCancelled, ""}, [2]any{got.Status, got.LastError})
+	})
+}
+
+// TestPoolZombie: a worker whose lease expired (its heartbeats failed) while
+// another daemon recovered and re-ran the job cannot overwrite the newer run.
+func TestPoolZombie(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		shared := be.new(t, nil)
+		reg := queue.NewRegistry()
+		release := make(chan struct{})
+		var runs atomic.Int32
+		_ = reg.Register("slow", queue.Handler{Run: func(ctx context.Context, _ json.RawMessage) (json.RawMessage, error) {
+			if runs.Add(1) == 1 {
+				<-release // the first run outlives its lease, ignoring ctx
+				return json.RawMessage(`"zombie"`), nil
+			}
+			return json.RawMessage(`"fresh"`), nil
+		}})
+		zb := &flaky{Broker: shared}
+		zb.set("extend", true) // the first daemon cannot extend its leases
+		cfg := fast
+		cfg.Concurrency = 1
+		zombie := queue.NewService(queue.Deps{Broker: zb, Registry: reg}, cfg)
+		zp := queue.NewPool(zombie)
+		zp.Start()
+		j := mustEnqueue(t, zombie, queue.EnqueueRequest{Type: "slow"})
+		eventually(t, "first run starts", func() bool { return runs.Load() == 1 })
+		// The job must only be fetched by the second daemon from now on.
+		stopCtx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		_ = zp.Shutdown(stopCtx) // stops fetching; the stuck handler keeps running
+		cancel()
+		healthy := queue.NewService(queue.Deps{Broker: shared, Registry: reg}, fast)
+		startPool(t, healthy)
+		eventually(t, "the job recovered and re-run", func() bool { return mustGet(t, healthy, j.ID).Status == queue.StatusSucceeded })
+		close(release)
+		time.Sleep(100 * time.Millisecond)
+		got := mustGet(t, healthy, j.ID)
+		diff(t, "the newer run's result stands", [3]any{`"fresh"`, 2, "lease expired"}, [3]any{string(got.Result), got.Attempts, got.LastError})
+	})
+}
+
+// TestPoolGracefulShutdown: running jobs finish within the shutdown
+// timeout; jobs fetched but not started are handed back; a job still
+// running at the deadline is cancelled and handed back, not failed.
+func TestPoolGracefulShutdown(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		reg := queue.NewRegistry()
+		started, ended := blocking(reg)
+		cfg := fast
+		cfg.Concurrency, cfg.Prefetch, cfg.ShutdownTimeout = 2, 2, 300*time.Millisecond
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil), Registry: reg}, cfg)
+		p := queue.NewPool(s)
+		p.Start()
+		short := mustEnqueue(t, s, queue.EnqueueRequest{Type: "sleep", Payload: json.RawMessage(`{"ms":100}`)})
+		long := mustEnqueue(t, s, queue.EnqueueRequest{Type: "block", Payload: json.RawMessage(`"long"`)})
+		waitFor(t, "long job start", started)
+		var rest []*queue.Job
+		for range 4 {
+			rest = append(rest, mustEnqueue(t, s, queue.EnqueueRequest{Type: "block"}))
+		}
+		time.Sleep(50 * time.Millisecond) // let the pool prefetch some
+		if err := p.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "long job cancelled", ended)
+		diff(t, "short job finished", queue.StatusSucceeded, mustGet(t, s, short.ID).Status)
+		got := mustGet(t, s, long.ID)
+		diff(t, "interrupted job handed back", [3]any{queue.StatusPending, 0, 0}, [3]any{got.Status, got.Attempts, got.Retries})
+		for _, j := range rest {
+			got := mustGet(t, s, j.ID)
+			diff(t, "unstarted job", [2]any{queue.StatusPending, 0}, [2]any{got.Status, got.Attempts})
+		}
+		st, err := s.Stats(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		diff(t, "nothing left running", int64(0), st[0].Running)
+	})
+}
+
+// TestPoolBacksOff: while the backend fails, the pool retries with backoff
+// instead of spinning, and resumes when it is back.
+func TestPoolBacksOff(t *testing.T) {
+	b := backends(t)[0].new(t, nil)
+	counting := &countingBroker{Broker: b}
+	rec := newRecorder()
+	s := queue.NewService(queue.Deps{Broker: counting, Observer: rec}, fast)
+	counting.fail.Store(true)
+	startPool(t, s)
+	time.Sleep(time.Second)
+	if n := counting.fetches.Load(); n > 30 {
+		t.Errorf("%d fetches in 1s while the backend was down: the pool spins", n)
+	}
+	counting.fail.Store(false)
+	j := mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping"})
+	eventually(t, "job runs once the backend is back", func() bool { return mustGet(t, s, j.ID).Status == queue.StatusSucceeded })
+}
+
+type countingBroker struct {
+	queue.Broker
+	fail    atomic.Bool
+	fetches atomic.Int64
+}
+
+func (c *countingBroker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lease, error) {
+	c.fetches.Add(1)
+	if c.fail.Load() {
+		return nil, errDown
+	}
+	return c.Broker.Fetch(ctx, req)
+}
+
+// TestWaitConcurrent: many callers waiting for the same job all see it done.
+func TestWaitConcurrent(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		cfg := fast
+		cfg.ShutdownTimeout = 50 * time.Millisecond
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil)}, cfg)
+		j := mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping"})
+		var wg sync.WaitGroup
+		errs := make(chan error, 5)
+		for range 5 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				got, err := s.Wait(ctx, j.ID)
+				if err == nil && got.Status != queue.StatusSucceeded {
+					err = errors.New("not succeeded: " + string(got.Status))
+				}
+				errs <- err
+			}()
+		}
+		time.Sleep(20 * time.Millisecond)
+		startPool(t, s)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		long := mustEnqueue(t, s, queue.EnqueueRequest{Type: "sleep", Payload: json.RawMessage(`{"ms":5000}`)})
+		if _, err := s.Wait(ctx, long.ID); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Wait past its deadline: %v, want DeadlineExceeded", err)
+		}
+	})
+}
+
+// TestPoolNoPrefetchOfSlowJobs: while jobs are slow, a pool holds no more
+// jobs than it has idle workers, so the rest stay pending for other daemons.
+func TestPoolNoPrefetchOfSlowJobs(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		reg := queue.NewRegistry()
+		started, _ := blocking(reg)
+		cfg := fast
+		cfg.Concurrency, cfg.ShutdownTimeout = 2, 50*time.Millisecond
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil), Registry: reg}, cfg)
+		startPool(t, s)
+		for range 5 {
+			mustEnqueue(t, s, queue.EnqueueRequest{Type: "block"})
+		}
+		waitFor(t, "first start", started)
+		waitFor(t, "second start", started)
+		time.Sleep(100 * time.Millisecond)
+		st, err := s.Stats(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		diff(t, "running and pending", [2]int64{2, 3}, [2]int64{st[0].Running, st[0].Pending})
+	})
+}

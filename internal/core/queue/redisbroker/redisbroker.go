@@ -1,0 +1,700 @@
+// Package redisbroker is the queue.Broker on Redis, shared by any number of
+// daemons and CLIs. Every state change is one Lua script on the keys of one
+// queue (see scripts.go for the layout and each script's KEYS, ARGV and
+// reply); an idle fetch blocks on a wake-up list instead of polling.
+package redisbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/queue"
+)
+
+var _ queue.Broker = (*Broker)(nil)
+
+// DefaultPrefix starts every key refrakt writes (REFRAKT_PREFIX).
+const DefaultPrefix = "refrakt:"
+
+// DefaultHistoryLimit is the number of finished jobs kept per queue.
+const DefaultHistoryLimit = 200
+
+// wakeBacklog bounds the wake-up list: enough to wake every idle fetcher of
+// a busy deployment, small enough that leftover tokens cost nothing.
+const wakeBacklog = 64
+
+// maxBlock is the longest a Fetch blocks in one BLPOP; go-redis counts
+// blocking timeouts in whole seconds.
+const maxBlock = time.Second
+
+// Options configure a Broker.
+type Options struct {
+	// Prefix of every key; DefaultPrefix when empty.
+	Prefix string
+	// HistoryLimit is the number of finished jobs kept per queue (JOB_HISTORY).
+	HistoryLimit int
+	// Clock, when set, replaces Redis TIME in every script: for tests only,
+	// since daemons sharing a Redis must share its clock.
+	Clock queue.Clock
+}
+
+// Broker is the Redis broker.
+type Broker struct {
+	rdb     redis.UniversalClient
+	prefix  string
+	history int
+	clock   queue.Clock
+
+	mu     sync.Mutex
+	known  map[string]bool // queues this broker has seen in the index
+	names  []string        // sorted
+	synced time.Time       // when names was last read from the index
+	rr     int
+}
+
+// New returns a broker on rdb.
+func New(rdb redis.UniversalClient, opts Options) *Broker {
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if opts.HistoryLimit <= 0 {
+		opts.HistoryLimit = DefaultHistoryLimit
+	}
+	return &Broker{rdb: rdb, prefix: opts.Prefix, history: opts.HistoryLimit, clock: opts.Clock, known: map[string]bool{}}
+}
+
+// Load loads every script into Redis, so the first calls need no fallback.
+// Scripts are run with EVALSHA and reloaded after NOSCRIPT (a restart), so
+// calling Load is an optimisation, not a requirement.
+func (b *Broker) Load(ctx context.Context) error {
+	for _, s := range allScripts {
+		if err := s.Load(ctx, b.rdb).Err(); err != nil {
+			return fmt.Errorf("load queue scripts: %w", err)
+		}
+	}
+	return nil
+}
+
+var allScripts = []*script{enqueueScript, dequeueScript, claimScript, extendScript, finishScript, releaseScript, cancelScript, requeueScript, tickScript, statsScript}
+
+// keys names the keys of one queue.
+type keys struct {
+	pending, scheduled, retry, running, history, dead, stats, job string
+}
+
+func (b *Broker) keys(q string) keys {
+	p := b.prefix + "q:{" + q + "}:"
+	return keys{p + "pending", p + "scheduled", p + "retry", p + "running", p + "history", p + "dead", p + "stats", p + "j:"}
+}
+
+func (b *Broker) indexKey() string { return b.prefix + "queues" }
+func (b *Broker) wakeKey() string  { return b.prefix + "wake" }
+
+// now is the "now" argument of the scripts: 0 (Redis TIME) unless a test clock is set.
+func (b *Broker) now() int64 {
+	if b.clock == nil {
+		return 0
+	}
+	return b.clock.Now().UnixMilli()
+}
+
+// run runs a script with EVALSHA, falling back to EVAL after NOSCRIPT.
+func (b *Broker) run(ctx context.Context, s *script, keys []string, args ...any) (any, error) {
+	return s.Run(ctx, b.rdb, keys, args...).Result()
+}
+
+func ms(d time.Duration) int64 { return d.Milliseconds() }
+
+// Enqueue stores new jobs: one script per queue, in one pipeline with the
+// wake-up and the queue index.
+func (b *Broker) Enqueue(ctx context.Context, jobs ...queue.NewJob) error {
+	byQueue := map[string][]queue.NewJob{}
+	var order []string
+	for _, nj := range jobs {
+		if _, ok := byQueue[nj.Queue]; !ok {
+			order = append(order, nj.Queue)
+		}
+		byQueue[nj.Queue] = append(byQueue[nj.Queue], nj)
+	}
+	exec := func(load bool) ([]*redis.Cmd, error) {
+		pipe := b.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(order))
+		wake := false
+		for i, q := range order {
+			k := b.keys(q)
+			args := []any{b.now(), q}
+			for _, nj := range byQueue[q] {
+				args = append(args, nj.ID, nj.Type, string(nj.Payload), nj.MaxRetries, nj.IntervalSeconds, ms(nj.Delay), nj.Source)
+				wake = wake || nj.Delay <= 0
+			}
+			ks := []string{k.pending, k.scheduled, k.stats, k.job}
+			if load {
+				cmds[i] = pipe.Eval(ctx, enqueueScript.String(), ks, args...)
+			} else {
+				cmds[i] = pipe.EvalSha(ctx, enqueueScript.Hash(), ks, args...)
+			}
+			if wake {
+				pipe.RPush(ctx, b.wakeKey(), q)
+			}
+			if !b.isKnown(q) {
+				pipe.SAdd(ctx, b.indexKey(), q)
+			}
+		}
+		if wake {
+			pipe.LTrim(ctx, b.wakeKey(), -wakeBacklog, -1)
+		}
+		_, err := pipe.Exec(ctx)
+		return cmds, err
+	}
+	cmds, err := exec(false)
+	if err != nil && isNoScript(err) {
+		cmds, err = exec(true)
+	}
+	if err != nil {
+		return fmt.Errorf("enqueue: %w", err)
+	}
+	for i, q := range order {
+		r := cmds[i].Val().([]any)
+		if dup, _ := r[1].(string); dup != "" {
+			return core.Errorf(core.CodeConflict, "job %s already exists", dup)
+		}
+		now := msTime(r[0])
+		for _, nj := range byQueue[q] {
+			nj.EnqueuedAt = now
+			if nj.Delay > 0 {
+				nj.Status, nj.RunAt = queue.StatusScheduled, now.Add(nj.Delay.Truncate(time.Millisecond))
+			} else {
+				nj.Status, nj.RunAt, nj.ReadyAt = queue.StatusPending, now, now
+			}
+		}
+		b.markKnown(q)
+	}
+	return nil
+}
+
+func isNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") }
+
+func (b *Broker) isKnown(q string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.known[q]
+}
+
+func (b *Broker) markKnown(q string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.addName(q)
+}
+
+func (b *Broker) addName(q string) {
+	if !b.known[q] {
+		b.known[q] = true
+		b.names = append(b.names, q)
+		sort.Strings(b.names)
+	}
+}
+
+// Queues returns every queue in the index.
+func (b *Broker) Queues(ctx context.Context) ([]string, error) {
+	return b.queueNames(ctx, 0)
+}
+
+// queueNames returns the queue names, read from the index unless the cached
+// list is younger than fresh.
+func (b *Broker) queueNames(ctx context.Context, fresh time.Duration) ([]string, error) {
+	b.mu.Lock()
+	if fresh > 0 && time.Since(b.synced) < fresh {
+		names := b.names
+		b.mu.Unlock()
+		return names, nil
+	}
+	b.mu.Unlock()
+	names, err := b.rdb.SMembers(ctx, b.indexKey()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list queues: %w", err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, q := range names {
+		b.addName(q)
+	}
+	b.synced = time.Now()
+	return b.names, nil
+}
+
+// Get returns one job, looking in every queue in one round trip.
+func (b *Broker) Get(ctx context.Context, id string) (*queue.Job, error) {
+	for _, fresh := range []time.Duration{5 * time.Second, 0} {
+		names, err := b.queueNames(ctx, fresh)
+		if err != nil {
+			return nil, err
+		}
+		jobs, err := b.getMany(ctx, names, []string{id})
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range jobs {
+			if j != nil {
+				return j, nil
+			}
+		}
+	}
+	return nil, core.Errorf(core.CodeNotFound, "job %s not found", id)
+}
+
+// getMany reads the jobs ids from each of the queues (every combination) in
+// one pipeline; missing ones are nil.
+func (b *Broker) getMany(ctx context.Context, queues []string, ids []string) ([]*queue.Job, error) {
+	if len(queues) == 0 || len(ids) == 0 {
+		return nil, nil
+	}
+	pipe := b.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, 0, len(queues)*len(ids))
+	for _, q := range queues {
+		k := b.keys(q)
+		for _, id := range ids {
+			cmds = append(cmds, pipe.HMGet(ctx, k.job+id, fields...))
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("get jobs: %w", err)
+	}
+	out := make([]*queue.Job, len(cmds))
+	for i, c := range cmds {
+		out[i] = parseJob(c.Val())
+	}
+	return out, nil
+}
+
+// Fetch starts up to req.N pending jobs, blocking on the wake-up list while
+// there are none, up to req.Wait.
+func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lease, error) {
+	deadline := time.Now().Add(req.Wait)
+	hint := ""
+	for {
+		leases, err := b.take(ctx, req, hint)
+		if err != nil || len(leases) > 0 || req.Wait <= 0 {
+			return leases, err
+		}
+		if time.Until(deadline) < 10*time.Millisecond {
+			return nil, nil
+		}
+		res, err := b.rdb.BLPop(ctx, maxBlock, b.wakeKey()).Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			return nil, nil
+		case err != nil:
+			return nil, fmt.Errorf("wait for jobs: %w", err)
+		}
+		hint = res[1]
+	}
+}
+
+// take starts up to req.N jobs, trying the hinted queue first, then the
+// others round-robin.
+func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) ([]queue.Lease, error) {
+	names := req.Queues
+	if len(names) == 0 {
+		var err error
+		if names, err = b.queueNames(ctx, 2*time.Second); err != nil {
+			return nil, err
+		}
+	}
+	order := make([]string, 0, len(names)+1)
+	if hint != "" && (len(req.Queues) == 0 || contains(req.Queues, hint)) {
+		order = append(order, hint)
+		b.markKnown(hint)
+	}
+	b.mu.Lock()
+	b.rr++
+	rr := b.rr
+	b.mu.Unlock()
+	for i := range names {
+		if q := names[(rr+i)%len(names)]; q != hint {
+			order = append(order, q)
+		}
+	}
+	var leases []queue.Lease
+	for _, q := range order {
+		if len(leases) >= req.N {
+			break
+		}
+		k := b.keys(q)
+		r, err := b.run(ctx, dequeueScript, []string{k.pending, k.running, k.stats, k.job}, b.now(), req.N-len(leases), ms(req.Lease))
+		if err != nil {
+			return leases, fmt.Errorf("fetch from %s: %w", q, err)
+		}
+		a := r.([]any)
+		now := msTime(a[0])
+		for _, f := range a[1:] {
+			j, tok := parseStarted(f.([]any), q, now, req.Lease)
+			leases = append(leases, queue.Lease{Job: j, Token: tok})
+		}
+	}
+	return leases, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// reply decodes the {"ok", …} / {"conflict", status} / {"not_found"} replies.
+func reply(r any, id, what string) ([]any, error) {
+	a := r.([]any)
+	switch a[0].(string) {
+	case "ok":
+		return a[1:], nil
+	case "not_found":
+		return nil, core.Errorf(core.CodeNotFound, "job %s not found", id)
+	default:
+		return nil, core.Errorf(core.CodeConflict, "job %s is %s: cannot %s it", id, a[1], what)
+	}
+}
+
+// queueOf finds the queue of job id.
+func (b *Broker) queueOf(ctx context.Context, id string) (string, error) {
+	j, err := b.Get(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	return j.Queue, nil
+}
+
+// Claim starts one job now.
+func (b *Broker) Claim(ctx context.Context, id string, lease time.Duration) (queue.Lease, error) {
+	q, err := b.queueOf(ctx, id)
+	if err != nil {
+		return queue.Lease{}, err
+	}
+	k := b.keys(q)
+	r, err := b.run(ctx, claimScript, []string{k.pending, k.scheduled, k.retry, k.running, k.stats, k.job}, b.now(), id, ms(lease))
+	if err != nil {
+		return queue.Lease{}, fmt.Errorf("claim %s: %w", id, err)
+	}
+	a, err := reply(r, id, "run")
+	if err != nil {
+		return queue.Lease{}, err
+	}
+	j, tok := parseStarted(a[1].([]any), q, msTime(a[0]), lease)
+	return queue.Lease{Job: j, Token: tok}, nil
+}
+
+// byQueue groups indexes of refs by queue, in first-seen order.
+func byQueue(n int, queueOf func(int) string) ([]string, map[string][]int) {
+	groups := map[string][]int{}
+	var order []string
+	for i := 0; i < n; i++ {
+		q := queueOf(i)
+		if _, ok := groups[q]; !ok {
+			order = append(order, q)
+		}
+		groups[q] = append(groups[q], i)
+	}
+	return order, groups
+}
+
+// Extend renews leases: one script per queue, pipelined.
+func (b *Broker) Extend(ctx context.Context, refs []queue.Ref, lease time.Duration) ([]bool, error) {
+	return b.perRef(ctx, refs, "extend", func(k keys) ([]string, []any, *script) {
+		return []string{k.running, k.job}, []any{b.now(), ms(lease)}, extendScript
+	})
+}
+
+// Release hands running jobs back.
+func (b *Broker) Release(ctx context.Context, refs []queue.Ref) ([]bool, error) {
+	ok, err := b.perRef(ctx, refs, "release", func(k keys) ([]string, []any, *script) {
+		return []string{k.pending, k.running, k.job}, []any{b.now()}, releaseScript
+	})
+	if err == nil {
+		b.wake(ctx, refs)
+	}
+	return ok, err
+}
+
+// wake pushes one wake-up per queue of refs (best effort: a lost wake-up
+// only delays a pickup until the next fetch).
+func (b *Broker) wake(ctx context.Context, refs []queue.Ref) {
+	seen := map[string]bool{}
+	pipe := b.rdb.Pipeline()
+	for _, r := range refs {
+		if !seen[r.Queue] {
+			seen[r.Queue] = true
+			pipe.RPush(ctx, b.wakeKey(), r.Queue)
+		}
+	}
+	pipe.LTrim(ctx, b.wakeKey(), -wakeBacklog, -1)
+	_, _ = pipe.Exec(ctx)
+}
+
+// perRef runs a per-(id, token) script once per queue of refs, in one pipeline.
+func (b *Broker) perRef(ctx context.Context, refs []queue.Ref, op string, call func(keys) ([]string, []any, *script)) ([]bool, error) {
+	order, groups := byQueue(len(refs), func(i int) string { return refs[i].Queue })
+	cmds, err := b.pipelined(ctx, order, func(q string) ([]string, []any, *script) {
+		ks, args, s := call(b.keys(q))
+		for _, i := range groups[q] {
+			args = append(args, refs[i].ID, refs[i].Token)
+		}
+		return ks, args, s
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s leases: %w", op, err)
+	}
+	ok := make([]bool, len(refs))
+	for qi, q := range order {
+		for j, v := range cmds[qi].Val().([]any) {
+			ok[groups[q][j]] = v.(int64) == 1
+		}
+	}
+	return ok, nil
+}
+
+// pipelined runs one script per queue in a single round trip, retrying the
+// whole pipeline with EVAL when Redis lost its scripts.
+func (b *Broker) pipelined(ctx context.Context, order []string, call func(q string) ([]string, []any, *script)) ([]*redis.Cmd, error) {
+	exec := func(load bool) ([]*redis.Cmd, error) {
+		pipe := b.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(order))
+		for i, q := range order {
+			ks, args, s := call(q)
+			if load {
+				cmds[i] = pipe.Eval(ctx, s.String(), ks, args...)
+			} else {
+				cmds[i] = pipe.EvalSha(ctx, s.Hash(), ks, args...)
+			}
+		}
+		_, err := pipe.Exec(ctx)
+		return cmds, err
+	}
+	cmds, err := exec(false)
+	if isNoScript(err) {
+		cmds, err = exec(true)
+	}
+	return cmds, err
+}
+
+// Finish records outcomes: one script per queue, pipelined.
+func (b *Broker) Finish(ctx context.Context, outcomes []queue.Outcome) ([]queue.Status, error) {
+	order, groups := byQueue(len(outcomes), func(i int) string { return outcomes[i].Queue })
+	cmds, err := b.pipelined(ctx, order, func(q string) ([]string, []any, *script) {
+		k := b.keys(q)
+		args := []any{b.now(), b.history}
+		for _, i := range groups[q] {
+			o := outcomes[i]
+			if o.Err == "" {
+				args = append(args, o.ID, o.Token, "ok", string(o.Result), 0)
+			} else {
+				args = append(args, o.ID, o.Token, "fail", o.Err, ms(o.RetryIn))
+			}
+		}
+		return []string{k.running, k.retry, k.scheduled, k.history, k.dead, k.stats, k.job}, args, finishScript
+	})
+	if err != nil {
+		return nil, fmt.Errorf("finish jobs: %w", err)
+	}
+	to := make([]queue.Status, len(outcomes))
+	for qi, q := range order {
+		for j, v := range cmds[qi].Val().([]any) {
+			to[groups[q][j]] = queue.Status(v.(string))
+		}
+	}
+	return to, nil
+}
+
+// Cancel cancels a job that has not finished.
+func (b *Broker) Cancel(ctx context.Context, id string) (*queue.Job, queue.Status, error) {
+	q, err := b.queueOf(ctx, id)
+	if err != nil {
+		return nil, "", err
+	}
+	k := b.keys(q)
+	r, err := b.run(ctx, cancelScript, []string{k.pending, k.scheduled, k.retry, k.running, k.history, k.dead, k.job}, b.now(), id, b.history)
+	if err != nil {
+		return nil, "", fmt.Errorf("cancel %s: %w", id, err)
+	}
+	a, err := reply(r, id, "cancel")
+	if err != nil {
+		return nil, "", err
+	}
+	return parseJob(a[1].([]any)), queue.Status(a[0].(string)), nil
+}
+
+// Requeue puts a dead or cancelled job back in line.
+func (b *Broker) Requeue(ctx context.Context, id string) (*queue.Job, queue.Status, error) {
+	q, err := b.queueOf(ctx, id)
+	if err != nil {
+		return nil, "", err
+	}
+	k := b.keys(q)
+	r, err := b.run(ctx, requeueScript, []string{k.pending, k.history, k.dead, k.job}, b.now(), id)
+	if err != nil {
+		return nil, "", fmt.Errorf("requeue %s: %w", id, err)
+	}
+	a, err := reply(r, id, "requeue")
+	if err != nil {
+		return nil, "", err
+	}
+	j := parseJob(a[1].([]any))
+	b.wake(ctx, []queue.Ref{{Queue: q}})
+	return j, queue.Status(a[0].(string)), nil
+}
+
+// tickBatch bounds the jobs one tick script moves per kind, so that a huge
+// backlog of due jobs never blocks Redis for long; Tick loops until done.
+const tickBatch = 1000
+
+// Tick promotes due jobs and recovers expired leases in every queue.
+func (b *Broker) Tick(ctx context.Context) (queue.TickResult, error) {
+	names, err := b.queueNames(ctx, 2*time.Second)
+	if err != nil {
+		return queue.TickResult{}, err
+	}
+	var total queue.TickResult
+	for _, q := range names {
+		k := b.keys(q)
+		for {
+			r, err := b.run(ctx, tickScript, []string{k.pending, k.scheduled, k.retry, k.running, k.history, k.dead, k.stats, k.job}, b.now(), b.history, tickBatch)
+			if err != nil {
+				return total, fmt.Errorf("tick %s: %w", q, err)
+			}
+			a := r.([]any)
+			t := queue.TickResult{Scheduled: int(a[0].(int64)), Retried: int(a[1].(int64)), Recovered: int(a[2].(int64)), RecoveredDead: int(a[3].(int64))}
+			total = total.Add(t)
+			if t.Scheduled+t.Retried+t.Recovered > 0 {
+				b.wake(ctx, []queue.Ref{{Queue: q}})
+			}
+			if t.Scheduled < tickBatch && t.Retried < tickBatch && t.Recovered+t.RecoveredDead < tickBatch {
+				break
+			}
+		}
+	}
+	return total, nil
+}
+
+// Stats reads one queue's gauges and totals with one script.
+func (b *Broker) Stats(ctx context.Context, q string) (queue.Stats, error) {
+	k := b.keys(q)
+	r, err := b.run(ctx, statsScript, []string{k.pending, k.scheduled, k.retry, k.running, k.dead, k.stats, k.job}, b.now())
+	if err != nil {
+		return queue.Stats{}, fmt.Errorf("stats of %s: %w", q, err)
+	}
+	a := r.([]any)
+	n := func(i int) int64 { return a[i].(int64) }
+	s := queue.Stats{Queue: q, Pending: n(1), Scheduled: n(2), Retry: n(3), Running: n(4), Dead: n(5),
+		Enqueued: n(7), Started: n(8), Succeeded: n(9), Failed: n(10)}
+	if oldest := n(6); oldest >= 0 && s.Pending > 0 {
+		s.OldestPendingAge = max(0, time.Duration(n(0)-oldest)*time.Millisecond)
+	}
+	s.OldestPendingSec = s.OldestPendingAge.Seconds()
+	return s, nil
+}
+
+// List returns jobs matching f.
+func (b *Broker) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error) {
+	limit := int64(f.Limit)
+	if limit <= 0 {
+		limit = queue.DefaultListLimit
+	}
+	names := []string{f.Queue}
+	if f.Queue == "" {
+		var err error
+		if names, err = b.queueNames(ctx, 0); err != nil {
+			return nil, err
+		}
+	}
+	st := f.Status
+	pipe := b.rdb.Pipeline()
+	var cmds []*redis.StringSliceCmd
+	for _, q := range names {
+		k := b.keys(q)
+		if st == "" || st == queue.StatusPending {
+			cmds = append(cmds, pipe.LRange(ctx, k.pending, 0, limit-1))
+		}
+		if st == "" || st == queue.StatusScheduled {
+			cmds = append(cmds, pipe.ZRange(ctx, k.scheduled, 0, limit-1))
+		}
+		if st == "" || st == queue.StatusFailed {
+			cmds = append(cmds, pipe.ZRange(ctx, k.retry, 0, limit-1))
+		}
+		if st == "" || st == queue.StatusRunning {
+			cmds = append(cmds, pipe.ZRange(ctx, k.running, 0, -1))
+		}
+		switch st {
+		case "":
+			cmds = append(cmds, pipe.ZRevRange(ctx, k.history, 0, limit-1))
+		case queue.StatusDead:
+			cmds = append(cmds, pipe.ZRevRange(ctx, k.dead, 0, limit-1))
+		case queue.StatusSucceeded, queue.StatusCancelled:
+			cmds = append(cmds, pipe.ZRevRange(ctx, k.history, 0, -1)) // capped at JOB_HISTORY
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	// Read the hashes in a second round trip; a job found in the sets of
+	// queue q lives in q.
+	pipe = b.rdb.Pipeline()
+	var reads []*redis.SliceCmd
+	perQueue := len(cmds) / max(1, len(names))
+	for i, c := range cmds {
+		k := b.keys(names[i/perQueue])
+		for _, id := range c.Val() {
+			reads = append(reads, pipe.HMGet(ctx, k.job+id, fields...))
+		}
+	}
+	if len(reads) == 0 {
+		return nil, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	var out []*queue.Job
+	for _, r := range reads {
+		j := parseJob(r.Val())
+		if j != nil && (st == "" || j.Status == st) {
+			out = append(out, j)
+		}
+	}
+	if st != queue.StatusPending || len(names) > 1 {
+		queue.SortRecentFirst(out, st)
+	}
+	if int64(len(out)) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// Ping checks that Redis answers.
+func (b *Broker) Ping(ctx context.Context) error {
+	if err := b.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	return nil
+}
+
+func msTime(v any) time.Time {
+	switch n := v.(type) {
+	case int64:
+		return time.UnixMilli(n).UTC()
+	case string:
+		i, err := strconv.ParseInt(n, 10, 64)
+		if err != nil || i == 0 {
+			return time.Time{}
+		}
+		return time.UnixMilli(i).UTC()
+	}
+	return time.Time{}
+}

@@ -1,0 +1,106 @@
+package redisbroker_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/core/queue/brokertest"
+	"github.com/refrakt/refrakt/internal/core/queue/redisbroker"
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+// newClient starts a throwaway redis-server and returns a client of it.
+func newClient(t *testing.T) (*redistest.Server, *redis.Client) {
+	t.Helper()
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	return srv, rdb
+}
+
+func TestConformance(t *testing.T) {
+	_, rdb := newClient(t)
+	var n atomic.Int64
+	brokertest.Run(t, func(t *testing.T, o brokertest.Options) queue.Broker {
+		// Each test gets its own prefix: the same server, separate keys.
+		b := redisbroker.New(rdb, redisbroker.Options{Prefix: fmt.Sprintf("t%d:", n.Add(1)), Clock: o.Clock, HistoryLimit: o.HistoryLimit})
+		if err := b.Load(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	})
+}
+
+// TestKeyLayout: every key of a queue carries the queue's hash tag, so each
+// script touches one cluster slot; the index and the wake-up list are the
+// only other keys.
+func TestKeyLayout(t *testing.T) {
+	_, rdb := newClient(t)
+	ctx := context.Background()
+	b := redisbroker.New(rdb, redisbroker.Options{Prefix: "lay:"})
+	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+	for _, q := range []string{"default", "mail"} {
+		for _, typ := range []string{"ping", "fail"} {
+			if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: typ, Queue: q, MaxRetries: intp(0)}, queue.SourceAPI); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q, DelayMS: 60000}, queue.SourceAPI); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if _, err := svc.RunNext(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	keys, err := rdb.Keys(ctx, "*").Result() // a test may use KEYS; the broker never does
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		switch {
+		case k == "lay:queues", k == "lay:wake":
+		case strings.HasPrefix(k, "lay:q:{default}:"), strings.HasPrefix(k, "lay:q:{mail}:"):
+		default:
+			t.Errorf("key %q is outside the layout", k)
+		}
+	}
+	if len(keys) < 10 {
+		t.Errorf("only %d keys: %v", len(keys), keys)
+	}
+}
+
+// TestScriptsReloaded: after Redis forgets its scripts (a restart, SCRIPT
+// FLUSH), every operation still works (EVALSHA falls back to EVAL).
+func TestScriptsReloaded(t *testing.T) {
+	_, rdb := newClient(t)
+	ctx := context.Background()
+	b := redisbroker.New(rdb, redisbroker.Options{})
+	if err := b.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	j, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping"}, queue.SourceAPI)
+	if err != nil {
+		t.Fatalf("Enqueue after SCRIPT FLUSH: %v", err)
+	}
+	rdb.ScriptFlush(ctx)
+	got, err := svc.RunNext(ctx, "")
+	if err != nil || got.ID != j.ID || got.Status != queue.StatusSucceeded {
+		t.Fatalf("RunNext after SCRIPT FLUSH: %v %v", got, err)
+	}
+	rdb.ScriptFlush(ctx)
+	if _, err := svc.Stats(ctx); err != nil {
+		t.Fatalf("Stats after SCRIPT FLUSH: %v", err)
+	}
+}

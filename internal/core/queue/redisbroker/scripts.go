@@ -1,0 +1,397 @@
+package redisbroker
+
+import "github.com/redis/go-redis/v9"
+
+// Every state change is one of these scripts, run on the keys of one queue
+// only (they share the hash tag {queue}, so in a cluster they live in one
+// slot). A script never touches two queues, the queue index or the wake-up
+// list; those are written by separate commands in the same pipeline.
+//
+// Keys of queue Q under prefix P (default "refrakt:"):
+//
+//	P q:{Q}:pending    LIST  ids of pending jobs, FIFO (RPUSH, LPOP)
+//	P q:{Q}:scheduled  ZSET  id → run_at (ms) of scheduled jobs
+//	P q:{Q}:retry      ZSET  id → run_at (ms) of failed jobs waiting to retry
+//	P q:{Q}:running    ZSET  id → lease deadline (ms) of running jobs
+//	P q:{Q}:history    ZSET  id → finished_at (ms) of succeeded, dead, cancelled jobs (capped)
+//	P q:{Q}:dead       ZSET  id → finished_at (ms) of dead jobs (a subset of history)
+//	P q:{Q}:stats      HASH  enqueued, started, succeeded, failed: totals that only grow
+//	P q:{Q}:j:<id>     HASH  one job (fields: see prelude FIELDS)
+//
+// The job hash keys are built inside the scripts from the prefix passed as
+// the last KEYS entry (as asynq does); they share the queue's hash tag.
+//
+// Times are integer milliseconds since the epoch. Every script takes "now"
+// as ARGV[1]: 0 means "use Redis TIME" (production: one clock for every
+// daemon), anything else is the time to use (deterministic tests).
+
+// script is a Lua script with its source kept, to re-send it in a pipeline
+// after NOSCRIPT.
+type script struct {
+	*redis.Script
+	src string
+}
+
+func newScript(src string) *script { return &script{redis.NewScript(src), src} }
+
+// String returns the script's source.
+func (s *script) String() string { return s.src }
+
+// prelude is prepended to every script.
+const prelude = `
+local function now_ms(arg)
+  local n = tonumber(arg)
+  if n and n > 0 then return n end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local FIELDS = {'id','queue','type','payload','status','attempts','retries','max_retries','interval',
+  'run_at','enqueued_at','started_at','finished_at','last_error','result','source','ready_at','lease_until','token'}
+local function job(key) return redis.call('HMGET', key, unpack(FIELDS)) end
+-- START_FIELDS are what a worker needs of a job it starts.
+local START_FIELDS = {'status','type','payload','attempts','retries','max_retries','interval','run_at',
+  'enqueued_at','source','ready_at','token'}
+-- start moves a job to running under a new lease and fencing token and
+-- returns {id, START_FIELDS…} with status, attempts and token updated (one
+-- HMGET, one HSET, one ZADD: the hot path). It returns false, writing
+-- nothing, when the job is not in status want (when want is given).
+local function start(key, id, running, now, lease, want)
+  local f = redis.call('HMGET', key, unpack(START_FIELDS))
+  if want and f[1] ~= want then return false end
+  local until_ = now + lease
+  f[1] = 'running'
+  f[4] = (tonumber(f[4]) or 0) + 1
+  f[12] = (tonumber(f[12]) or 0) + 1
+  redis.call('HSET', key, 'status', 'running', 'attempts', f[4], 'started_at', now, 'lease_until', until_, 'token', f[12])
+  redis.call('ZADD', running, until_, id)
+  f[4] = tostring(f[4])
+  f[12] = tostring(f[12])
+  table.insert(f, 1, id)
+  return f
+end
+-- trim drops the oldest finished jobs beyond cap, with their hashes.
+local function trim(history, dead, prefix, cap)
+  local n = redis.call('ZCARD', history)
+  if n <= cap then return end
+  local old = redis.call('ZRANGE', history, 0, n - cap - 1)
+  local has_dead = redis.call('EXISTS', dead) == 1
+  for _, oid in ipairs(old) do
+    redis.call('DEL', prefix .. oid)
+    if has_dead then redis.call('ZREM', dead, oid) end
+  end
+  redis.call('ZREMRANGEBYRANK', history, 0, n - cap - 1)
+end
+-- to_history records a finished job (once: a ZSET) and, unless the caller
+-- trims once for a whole batch, drops the oldest beyond cap.
+local function to_history(history, dead, prefix, cap, id, now, is_dead, batch)
+  redis.call('ZADD', history, now, id)
+  if is_dead then redis.call('ZADD', dead, now, id) end
+  if not batch then trim(history, dead, prefix, cap) end
+end
+`
+
+// enqueueScript stores new jobs of one queue.
+//
+//	KEYS[1] pending  KEYS[2] scheduled  KEYS[3] stats  KEYS[4] job key prefix
+//	ARGV[1] now  ARGV[2] queue name
+//	then 7 per job: id, type, payload, max_retries, interval_seconds, delay_ms, source
+//
+// Returns {now, 0} after storing every job (pending when delay_ms is 0,
+// else scheduled), or {now, id} without storing anything when id exists.
+var enqueueScript = newScript(prelude + `
+local now = now_ms(ARGV[1])
+for i = 3, #ARGV, 7 do
+  if redis.call('EXISTS', KEYS[4] .. ARGV[i]) == 1 then return {now, ARGV[i]} end
+end
+local n = 0
+for i = 3, #ARGV, 7 do
+  local id, delay = ARGV[i], tonumber(ARGV[i+5])
+  local key = KEYS[4] .. id
+  redis.call('HSET', key, 'id', id, 'queue', ARGV[2], 'type', ARGV[i+1], 'payload', ARGV[i+2],
+    'attempts', 0, 'retries', 0, 'max_retries', ARGV[i+3], 'interval', ARGV[i+4],
+    'enqueued_at', now, 'source', ARGV[i+6], 'token', 0)
+  if delay > 0 then
+    redis.call('HSET', key, 'status', 'scheduled', 'run_at', now + delay)
+    redis.call('ZADD', KEYS[2], now + delay, id)
+  else
+    redis.call('HSET', key, 'status', 'pending', 'run_at', now, 'ready_at', now)
+    redis.call('RPUSH', KEYS[1], id)
+  end
+  n = n + 1
+end
+redis.call('HINCRBY', KEYS[3], 'enqueued', n)
+return {now, 0}
+`)
+
+// dequeueScript starts up to N pending jobs, oldest first.
+//
+//	KEYS[1] pending  KEYS[2] running  KEYS[3] stats  KEYS[4] job key prefix
+//	ARGV[1] now  ARGV[2] N  ARGV[3] lease_ms
+//
+// Returns {now, {id, START_FIELDS…}, …}, one per job started.
+var dequeueScript = newScript(prelude + `
+local now = now_ms(ARGV[1])
+local out = {now}
+local ids = redis.call('LPOP', KEYS[1], tonumber(ARGV[2]))
+if not ids then return out end
+for _, id in ipairs(ids) do
+  local key = KEYS[4] .. id
+  local f = start(key, id, KEYS[2], now, tonumber(ARGV[3]), 'pending')
+  if f then out[#out + 1] = f end
+end
+if #out > 1 then redis.call('HINCRBY', KEYS[3], 'started', #out - 1) end
+return out
+`)
+
+// claimScript starts one job now, whatever its run_at.
+//
+//	KEYS[1] pending  KEYS[2] scheduled  KEYS[3] retry  KEYS[4] running
+//	KEYS[5] stats  KEYS[6] job key prefix
+//	ARGV[1] now  ARGV[2] id  ARGV[3] lease_ms
+//
+// Returns {"ok", now, {id, START_FIELDS…}}; {"conflict", status} when the
+// job is not pending, scheduled or failed; {"not_found"} when there is no
+// such job.
+var claimScript = newScript(prelude + `
+local now = now_ms(ARGV[1])
+local id = ARGV[2]
+local key = KEYS[6] .. id
+local st = redis.call('HGET', key, 'status')
+if not st then return {'not_found'} end
+if st == 'pending' then redis.call('LREM', KEYS[1], 1, id)
+elseif st == 'scheduled' then redis.call('ZREM', KEYS[2], id)
+elseif st == 'failed' then redis.call('ZREM', KEYS[3], id)
+else return {'conflict', st} end
+local f = start(key, id, KEYS[4], now, tonumber(ARGV[3]))
+redis.call('HINCRBY', KEYS[5], 'started', 1)
+return {'ok', now, f}
+`)
+
+// extendScript renews leases whose token still holds the job.
+//
+//	KEYS[1] running  KEYS[2] job key prefix
+//	ARGV[1] now  ARGV[2] lease_ms  then pairs: id, token
+//
+// Returns one integer per pair: 1 renewed, 0 lease lost.
+var extendScript = newScript(prelude + `
+local now = now_ms(ARGV[1])
+local until_ = now + tonumber(ARGV[2])
+local out = {}
+for i = 3, #ARGV, 2 do
+  local id = ARGV[i]
+  local key = KEYS[2] .. id
+  local f = redis.call('HMGET', key, 'status', 'token')
+  if f[1] == 'running' and f[2] == ARGV[i+1] then
+    redis.call('HSET', key, 'lease_until', until_)
+    redis.call('ZADD', KEYS[1], 'XX', until_, id)
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+`)
+
+// finishScript records the outcomes of runs.
+//
+//	KEYS[1] running  KEYS[2] retry  KEYS[3] scheduled  KEYS[4] history
+//	KEYS[5] dead  KEYS[6] stats  KEYS[7] job key prefix
+//	ARGV[1] now  ARGV[2] history cap
+//	then 5 per outcome: id, token, "ok"|"fail", result or error, retry_ms
+//
+// A success of a recurring job (interval > 0) schedules it again at
+// now + interval with the same id; any other success is succeeded. A failure
+// increments retries: beyond max_retries the job is dead, else failed and
+// due again at now + retry_ms.
+// Returns one string per outcome: the new status, or "" when the token no
+// longer holds the job (nothing written).
+var finishScript = newScript(prelude + `
+local now = now_ms(ARGV[1])
+local cap = tonumber(ARGV[2])
+local out = {}
+local ok, failed = 0, 0
+for i = 3, #ARGV, 5 do
+  local id = ARGV[i]
+  local key = KEYS[7] .. id
+  local f = redis.call('HMGET', key, 'status', 'token', 'interval', 'max_retries', 'retries')
+  if f[1] ~= 'running' or f[2] ~= ARGV[i+1] then
+    out[#out + 1] = ''
+  else
+    redis.call('ZREM', KEYS[1], id)
+    if ARGV[i+2] == 'ok' then
+      ok = ok + 1
+      local interval = tonumber(f[3]) or 0
+      if interval > 0 then
+        local run_at = now + interval * 1000
+        redis.call('HSET', key, 'status', 'scheduled', 'result', ARGV[i+3], 'finished_at', now,
+          'run_at', run_at, 'retries', 0, 'lease_until', 0)
+        redis.call('ZADD', KEYS[3], run_at, id)
+        out[#out + 1] = 'scheduled'
+      else
+        redis.call('HSET', key, 'status', 'succeeded', 'result', ARGV[i+3], 'finished_at', now, 'lease_until', 0)
+        to_history(KEYS[4], KEYS[5], KEYS[7], cap, id, now, false, true)
+        out[#out + 1] = 'succeeded'
+      end
+    else
+      failed = failed + 1
+      local retries = (tonumber(f[5]) or 0) + 1
+      if retries > tonumber(f[4]) then
+        redis.call('HSET', key, 'status', 'dead', 'finished_at', now, 'retries', retries,
+          'last_error', ARGV[i+3], 'lease_until', 0)
+        to_history(KEYS[4], KEYS[5], KEYS[7], cap, id, now, true, true)
+        out[#out + 1] = 'dead'
+      else
+        local run_at = now + tonumber(ARGV[i+4])
+        redis.call('HSET', key, 'status', 'failed', 'run_at', run_at, 'retries', retries,
+          'last_error', ARGV[i+3], 'lease_until', 0)
+        redis.call('ZADD', KEYS[2], run_at, id)
+        out[#out + 1] = 'failed'
+      end
+    end
+  end
+end
+trim(KEYS[4], KEYS[5], KEYS[7], cap)
+if ok > 0 then redis.call('HINCRBY', KEYS[6], 'succeeded', ok) end
+if failed > 0 then redis.call('HINCRBY', KEYS[6], 'failed', failed) end
+return out
+`)
+
+// releaseScript hands running jobs back to the head of the pending list,
+// not counted as an attempt (shutdown).
+//
+//	KEYS[1] pending  KEYS[2] running  KEYS[3] job key prefix
+//	ARGV[1] now  then pairs: id, token
+//
+// Returns one integer per pair: 1 handed back, 0 lease lost.
+var releaseScript = newScript(prelude + `
+local out = {}
+local n = (#ARGV - 1) / 2
+for k = n, 1, -1 do
+  local i = 2 * k
+  local id = ARGV[i]
+  local key = KEYS[3] .. id
+  local f = redis.call('HMGET', key, 'status', 'token')
+  if f[1] == 'running' and f[2] == ARGV[i+1] then
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('HDEL', key, 'lease_until')
+    redis.call('HINCRBY', key, 'attempts', -1)
+    redis.call('HSET', key, 'status', 'pending')
+    redis.call('LPUSH', KEYS[1], id)
+    out[k] = 1
+  else
+    out[k] = 0
+  end
+end
+return out
+`)
+
+// cancelScript cancels a job that has not finished.
+//
+//	KEYS[1] pending  KEYS[2] scheduled  KEYS[3] retry  KEYS[4] running
+//	KEYS[5] history  KEYS[6] dead  KEYS[7] job key prefix
+//	ARGV[1] now  ARGV[2] id  ARGV[3] history cap
+//
+// Returns {"ok", from, fields}; {"conflict", status}; {"not_found"}.
+var cancelScript = newScript(prelude + `
+local now = now_ms(ARGV[1])
+local id = ARGV[2]
+local key = KEYS[7] .. id
+local st = redis.call('HGET', key, 'status')
+if not st then return {'not_found'} end
+if st == 'pending' then redis.call('LREM', KEYS[1], 1, id)
+elseif st == 'scheduled' then redis.call('ZREM', KEYS[2], id)
+elseif st == 'failed' then redis.call('ZREM', KEYS[3], id)
+elseif st == 'running' then redis.call('ZREM', KEYS[4], id)
+else return {'conflict', st} end
+redis.call('HDEL', key, 'lease_until')
+redis.call('HSET', key, 'status', 'cancelled', 'finished_at', now)
+local fields = job(key)
+to_history(KEYS[5], KEYS[6], KEYS[7], tonumber(ARGV[3]), id, now, false)
+return {'ok', st, fields}
+`)
+
+// requeueScript puts a dead or cancelled job back at the tail of pending,
+// with its retries reset.
+//
+//	KEYS[1] pending  KEYS[2] history  KEYS[3] dead  KEYS[4] job key prefix
+//	ARGV[1] now  ARGV[2] id
+//
+// Returns {"ok", from, fields}; {"conflict", status}; {"not_found"}.
+var requeueScript = newScript(prelude + `
+local now = now_ms(ARGV[1])
+local id = ARGV[2]
+local key = KEYS[4] .. id
+local st = redis.call('HGET', key, 'status')
+if not st then return {'not_found'} end
+if st ~= 'dead' and st ~= 'cancelled' then return {'conflict', st} end
+redis.call('ZREM', KEYS[2], id)
+redis.call('ZREM', KEYS[3], id)
+redis.call('HDEL', key, 'finished_at')
+redis.call('HSET', key, 'status', 'pending', 'retries', 0, 'run_at', now, 'ready_at', now)
+redis.call('RPUSH', KEYS[1], id)
+return {'ok', st, job(key)}
+`)
+
+// tickScript promotes due scheduled and failed jobs to pending and recovers
+// running jobs whose lease has expired (to pending, or dead when the lost
+// run was their last retry; a lost lease counts as a failed attempt).
+//
+//	KEYS[1] pending  KEYS[2] scheduled  KEYS[3] retry  KEYS[4] running
+//	KEYS[5] history  KEYS[6] dead  KEYS[7] stats  KEYS[8] job key prefix
+//	ARGV[1] now  ARGV[2] history cap  ARGV[3] batch: most jobs moved per kind
+//
+// Returns {scheduled→pending, failed→pending, running→pending, running→dead}.
+var tickScript = newScript(prelude + `
+local now = now_ms(ARGV[1])
+local batch = tonumber(ARGV[3])
+local counts = {}
+for k, set in ipairs({KEYS[2], KEYS[3]}) do
+  local due = redis.call('ZRANGEBYSCORE', set, '-inf', now, 'WITHSCORES', 'LIMIT', 0, batch)
+  for i = 1, #due, 2 do
+    redis.call('HSET', KEYS[8] .. due[i], 'status', 'pending', 'ready_at', due[i+1])
+    redis.call('RPUSH', KEYS[1], due[i])
+    redis.call('ZREM', set, due[i])
+  end
+  counts[k] = #due / 2
+end
+local recovered, dead = 0, 0
+local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, batch)
+for _, id in ipairs(expired) do
+  local key = KEYS[8] .. id
+  redis.call('ZREM', KEYS[4], id)
+  redis.call('HDEL', key, 'lease_until')
+  local retries = redis.call('HINCRBY', key, 'retries', 1)
+  redis.call('HSET', key, 'last_error', 'lease expired')
+  if retries > tonumber(redis.call('HGET', key, 'max_retries')) then
+    redis.call('HSET', key, 'status', 'dead', 'finished_at', now)
+    to_history(KEYS[5], KEYS[6], KEYS[8], tonumber(ARGV[2]), id, now, true, true)
+    dead = dead + 1
+  else
+    redis.call('HSET', key, 'status', 'pending', 'ready_at', now)
+    redis.call('RPUSH', KEYS[1], id)
+    recovered = recovered + 1
+  end
+end
+if #expired > 0 then redis.call('HINCRBY', KEYS[7], 'failed', #expired) end
+if dead > 0 then trim(KEYS[5], KEYS[6], KEYS[8], tonumber(ARGV[2])) end
+return {counts[1], counts[2], recovered, dead}
+`)
+
+// statsScript reads one queue's gauges and totals (read only).
+//
+//	KEYS[1] pending  KEYS[2] scheduled  KEYS[3] retry  KEYS[4] running
+//	KEYS[5] dead  KEYS[6] stats  KEYS[7] job key prefix
+//	ARGV[1] now
+//
+// Returns {now, pending, scheduled, retry, running, dead, oldest ready_at or
+// -1, enqueued, started, succeeded, failed}.
+var statsScript = newScript(prelude + `
+local now = now_ms(ARGV[1])
+local oldest = -1
+local head = redis.call('LINDEX', KEYS[1], 0)
+if head then oldest = tonumber(redis.call('HGET', KEYS[7] .. head, 'ready_at')) or -1 end
+local t = redis.call('HMGET', KEYS[6], 'enqueued', 'started', 'succeeded', 'failed')
+return {now, redis.call('LLEN', KEYS[1]), redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]),
+  redis.call('ZCARD', KEYS[4]), redis.call('ZCARD', KEYS[5]), oldest,
+  tonumber(t[1]) or 0, tonumber(t[2]) or 0, tonumber(t[3]) or 0, tonumber(t[4]) or 0}
+`)

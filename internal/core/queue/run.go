@@ -1,0 +1,220 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core"
+)
+
+// execute runs the handler of a leased job under ctx and returns the outcome
+// to record. A panic in a handler is a failure of that job, not of the worker.
+func (s *Service) execute(ctx context.Context, l Lease) Outcome {
+	j := l.Job
+	start := s.clock.Now()
+	if !j.ReadyAt.IsZero() {
+		s.obs.Waited(j.Queue, max(0, start.Sub(j.ReadyAt)))
+	}
+	var res json.RawMessage
+	var err error
+	if h, ok := s.registry.Lookup(j.Type); ok {
+		res, err = runHandler(ctx, h, j.Payload)
+	} else {
+		err = fmt.Errorf("no handler registered for type %q", j.Type)
+	}
+	status := string(StatusSucceeded)
+	if err != nil {
+		status = string(StatusFailed)
+	}
+	s.obs.Finished(j.Type, status, s.clock.Now().Sub(start))
+	o := Outcome{Ref: l.Ref()}
+	if err != nil {
+		o.Err = err.Error()
+		if o.Err == "" {
+			o.Err = "failed"
+		}
+		o.RetryIn = s.cfg.Backoff.Delay(j.Retries + 1)
+		return o
+	}
+	if len(res) > 0 && !json.Valid(res) {
+		res, _ = json.Marshal(string(res))
+	}
+	o.Result = res
+	return o
+}
+
+func runHandler(ctx context.Context, h Handler, payload json.RawMessage) (res json.RawMessage, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panicked: %v", p)
+		}
+	}()
+	return h.Run(ctx, payload)
+}
+
+// recordFinish writes outcomes and reports what happened. It returns the new
+// status of each job ("" when its lease was lost and nothing was written).
+func (s *Service) recordFinish(ctx context.Context, outcomes []Outcome) ([]Status, error) {
+	to, err := s.broker.Finish(ctx, outcomes)
+	if err != nil {
+		s.obs.BackendError("finish")
+		return nil, err
+	}
+	for i, st := range to {
+		if st == "" {
+			continue
+		}
+		s.obs.Transition(string(StatusRunning), string(st))
+		switch st {
+		case StatusFailed:
+			s.obs.Enqueued(SourceRetry)
+		case StatusScheduled:
+			s.obs.Enqueued(SourceSchedule)
+		}
+		s.notify(outcomes[i].ID)
+	}
+	return to, nil
+}
+
+// RunNext runs the oldest pending job of queue q (any queue when q is empty)
+// in the caller's goroutine and returns it finished: manual mode's run-next.
+// With no pending job it answers core.CodeNotFound.
+func (s *Service) RunNext(ctx context.Context, q string) (*Job, error) {
+	var queues []string
+	if q != "" {
+		queues = []string{q}
+	}
+	leases, err := s.broker.Fetch(ctx, FetchRequest{Queues: queues, N: 1, Lease: s.cfg.Lease})
+	if err != nil {
+		return nil, s.backendErr("fetch", err)
+	}
+	if len(leases) == 0 {
+		if q == "" {
+			return nil, core.Errorf(core.CodeNotFound, "no pending job")
+		}
+		return nil, core.Errorf(core.CodeNotFound, "no pending job in queue %s", q)
+	}
+	s.obs.Transition(string(StatusPending), string(StatusRunning))
+	return s.runLeased(ctx, leases[0])
+}
+
+// RunID runs job id now, in the caller's goroutine, whatever its run_at: a
+// pending, scheduled or failed job; any other is a conflict.
+func (s *Service) RunID(ctx context.Context, id string) (*Job, error) {
+	from, err := s.broker.Get(ctx, id)
+	if err != nil {
+		return nil, s.backendErr("get", err)
+	}
+	l, err := s.broker.Claim(ctx, id, s.cfg.Lease)
+	if err != nil {
+		return nil, s.backendErr("claim", err)
+	}
+	s.obs.Transition(string(from.Status), string(StatusRunning))
+	return s.runLeased(ctx, l)
+}
+
+// runLeased runs one job with its own heartbeat, records the outcome and
+// returns the job as stored afterwards.
+func (s *Service) runLeased(ctx context.Context, l Lease) (*Job, error) {
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(s.cfg.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				ok, err := s.broker.Extend(runCtx, []Ref{l.Ref()}, s.cfg.Lease)
+				if err != nil {
+					s.obs.BackendError("extend")
+					continue
+				}
+				if !ok[0] {
+					cancel(ErrLeaseLost) // stop the handler; its outcome is dropped
+					return
+				}
+			}
+		}
+	}()
+	o := s.execute(runCtx, l)
+	close(done)
+	if _, err := s.recordFinish(context.WithoutCancel(ctx), []Outcome{o}); err != nil {
+		return nil, core.Wrap(core.CodeUnavailable, err, "the job ran but its outcome could not be recorded")
+	}
+	return s.Get(ctx, l.Job.ID)
+}
+
+// notify wakes the callers waiting for job id (see Wait).
+func (s *Service) notify(id string) {
+	s.mu.Lock()
+	chans := s.waiters[id]
+	delete(s.waiters, id)
+	s.mu.Unlock()
+	for _, c := range chans {
+		close(c)
+	}
+}
+
+// Done reports whether a caller waiting for j's result can stop: it
+// finished, or it is a recurring job that has completed a run.
+func Done(j *Job) bool {
+	return j.Status.Finished() || (j.Status == StatusScheduled && j.IntervalSeconds > 0 && !j.FinishedAt.IsZero())
+}
+
+// waitPoll is how often Wait re-reads a job run by another daemon; jobs run
+// by this process wake their waiters at once.
+const waitPoll = 100 * time.Millisecond
+
+// Wait blocks until job id is Done or ctx ends, and returns the job as last
+// read (with ctx's error when it ended first).
+func (s *Service) Wait(ctx context.Context, id string) (*Job, error) {
+	for {
+		ch := make(chan struct{})
+		s.mu.Lock()
+		s.waiters[id] = append(s.waiters[id], ch)
+		s.mu.Unlock()
+		j, err := s.Get(context.WithoutCancel(ctx), id)
+		if err != nil || Done(j) {
+			s.dropWaiter(id, ch)
+			return j, err
+		}
+		t := time.NewTimer(waitPoll)
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			s.dropWaiter(id, ch)
+			return j, ctx.Err()
+		}
+		t.Stop()
+		s.dropWaiter(id, ch)
+	}
+}
+
+func (s *Service) dropWaiter(id string, ch chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := s.waiters[id]
+	for i, c := range list {
+		if c == ch {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(s.waiters, id)
+	} else {
+		s.waiters[id] = list
+	}
+}
+
+// ErrLeaseLost is the cause of a handler's context when its job's lease was
+// lost (recovered by another daemon, or cancelled).
+var ErrLeaseLost = errors.New("job lease lost")

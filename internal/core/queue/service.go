@@ -1,0 +1,318 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core"
+)
+
+// Config holds the queue settings. Zero values take the defaults shown.
+type Config struct {
+	Concurrency     int           // WORKER_CONCURRENCY [4]; 0 = manual mode (see Pool)
+	TickInterval    time.Duration // TICK_INTERVAL [1s]: promote due jobs, recover expired leases
+	Lease           time.Duration // JOB_LEASE [30s]: a running job's lease, extended every Lease/3
+	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT [10s]: how long running jobs may finish at shutdown
+	// Prefetch is the number of jobs each worker may hold ready beyond the
+	// one it runs [9]: they are fetched (and leased) in batches, so a busy
+	// pool makes one fetch per batch instead of one per job. The pool only
+	// prefetches while jobs are fast (under 10ms on average); slow jobs are
+	// fetched one per idle worker, so they stay available to other daemons.
+	// A negative value turns prefetching off.
+	Prefetch          int
+	FetchWait         time.Duration // longest single blocking fetch [1s]
+	DefaultMaxRetries int           // max_retries of a job that names none [3]
+	Backoff           Backoff       // retry backoff [DefaultBackoff]
+	Admission         AdmissionConfig
+}
+
+// ManualMode is the Concurrency value that runs no workers.
+const ManualMode = 0
+
+func (c Config) withDefaults() Config {
+	if c.TickInterval <= 0 {
+		c.TickInterval = time.Second
+	}
+	if c.Lease <= 0 {
+		c.Lease = 30 * time.Second
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.Prefetch < 0 {
+		c.Prefetch = 0
+	} else if c.Prefetch == 0 {
+		c.Prefetch = 9
+	}
+	if c.FetchWait <= 0 {
+		c.FetchWait = time.Second
+	}
+	if c.DefaultMaxRetries == 0 {
+		c.DefaultMaxRetries = 3
+	}
+	if c.Backoff == (Backoff{}) {
+		c.Backoff = DefaultBackoff
+	}
+	return c
+}
+
+// Limits on what a caller may ask for.
+const (
+	MaxRetriesLimit = 100
+	MaxInterval     = 365 * 24 * 60 * 60 // seconds
+	MaxDelay        = 365 * 24 * time.Hour
+)
+
+var queueName = regexp.MustCompile(`^[a-zA-Z0-9_.:-]{1,64}$`)
+
+// Deps are what a Service works with.
+type Deps struct {
+	Broker   Broker
+	Registry *Registry // NewRegistry() when nil
+	Observer Observer  // NopObserver when nil
+	Clock    Clock     // SystemClock when nil
+}
+
+// Service is the job queue as the daemon and the CLI use it: enqueue with
+// validation and admission control, inspection, the manual-mode moves, and
+// the execution of jobs shared by the worker Pool.
+type Service struct {
+	broker    Broker
+	registry  *Registry
+	obs       Observer
+	clock     Clock
+	cfg       Config
+	admission *Admission
+
+	mu      sync.Mutex
+	waiters map[string][]chan struct{}
+}
+
+// NewService returns a service on d.Broker with the settings cfg.
+func NewService(d Deps, cfg Config) *Service {
+	if d.Registry == nil {
+		d.Registry = NewRegistry()
+	}
+	if d.Observer == nil {
+		d.Observer = NopObserver{}
+	}
+	if d.Clock == nil {
+		d.Clock = SystemClock{}
+	}
+	cfg = cfg.withDefaults()
+	s := &Service{broker: d.Broker, registry: d.Registry, obs: d.Observer, clock: d.Clock, cfg: cfg, waiters: map[string][]chan struct{}{}}
+	s.admission = newAdmission(d.Broker, d.Clock, d.Observer, cfg.Admission)
+	return s
+}
+
+// Config returns the settings in use, defaults filled in.
+func (s *Service) Config() Config { return s.cfg }
+
+// Broker returns the broker the service runs on.
+func (s *Service) Broker() Broker { return s.broker }
+
+// Registry returns the handler registry.
+func (s *Service) Registry() *Registry { return s.registry }
+
+// EnqueueRequest is what a caller asks to run (the body of POST /run).
+type EnqueueRequest struct {
+	Type            string          `json:"type"`
+	Payload         json.RawMessage `json:"payload,omitempty"`
+	Queue           string          `json:"queue,omitempty"`
+	MaxRetries      *int            `json:"max_retries,omitempty"`
+	IntervalSeconds int             `json:"interval_seconds,omitempty"`
+	DelayMS         int64           `json:"delay_ms,omitempty"`
+}
+
+// Prepare validates req and returns the job to store, refusing an unknown
+// type, a bad payload or bad options with core.CodeInvalid.
+func (s *Service) Prepare(req EnqueueRequest, source string) (NewJob, error) {
+	if req.Queue == "" {
+		req.Queue = DefaultQueue
+	}
+	if !queueName.MatchString(req.Queue) {
+		return NewJob{}, core.Errorf(core.CodeInvalid, "queue %q: want 1-64 letters, digits, and _ . : -", req.Queue)
+	}
+	payload := req.Payload
+	if t := string(payload); t == "" || t == "null" {
+		payload = nil
+	} else if !json.Valid(payload) {
+		return NewJob{}, core.Errorf(core.CodeInvalid, "payload is not valid JSON")
+	}
+	if err := s.registry.validate(req.Type, payload); err != nil {
+		return NewJob{}, err
+	}
+	retries := s.cfg.DefaultMaxRetries
+	if req.MaxRetries != nil {
+		retries = *req.MaxRetries
+	}
+	if retries < 0 || retries > MaxRetriesLimit {
+		return NewJob{}, core.Errorf(core.CodeInvalid, "max_retries must be between 0 and %d", MaxRetriesLimit)
+	}
+	if req.IntervalSeconds < 0 || req.IntervalSeconds > MaxInterval {
+		return NewJob{}, core.Errorf(core.CodeInvalid, "interval_seconds must be between 0 and %d", MaxInterval)
+	}
+	delay := time.Duration(req.DelayMS) * time.Millisecond
+	if req.DelayMS < 0 || delay > MaxDelay {
+		return NewJob{}, core.Errorf(core.CodeInvalid, "delay_ms must be between 0 and %d", MaxDelay.Milliseconds())
+	}
+	return NewJob{Job: &Job{
+		ID: NewID(), Queue: req.Queue, Type: req.Type, Payload: payload,
+		MaxRetries: retries, IntervalSeconds: req.IntervalSeconds, Source: source,
+	}, Delay: delay}, nil
+}
+
+// Enqueue validates and stores one job.
+func (s *Service) Enqueue(ctx context.Context, req EnqueueRequest, source string) (*Job, error) {
+	jobs, err := s.EnqueueBatch(ctx, []EnqueueRequest{req}, source)
+	if err != nil {
+		return nil, err
+	}
+	return jobs[0], nil
+}
+
+// EnqueueBatch validates every request, then stores them all in one broker
+// call (one round trip per queue). Nothing is stored if any is invalid.
+func (s *Service) EnqueueBatch(ctx context.Context, reqs []EnqueueRequest, source string) ([]*Job, error) {
+	jobs := make([]NewJob, len(reqs))
+	for i, r := range reqs {
+		nj, err := s.Prepare(r, source)
+		if err != nil {
+			if len(reqs) > 1 {
+				return nil, fmt.Errorf("job %d: %w", i, err)
+			}
+			return nil, err
+		}
+		jobs[i] = nj
+	}
+	return s.store(ctx, jobs)
+}
+
+func (s *Service) store(ctx context.Context, jobs []NewJob) ([]*Job, error) {
+	if err := s.broker.Enqueue(ctx, jobs...); err != nil {
+		if core.ErrorCode(err) == core.CodeInternal {
+			s.obs.BackendError("enqueue")
+			return nil, core.Wrap(core.CodeUnavailable, err, "the job queue is unavailable")
+		}
+		return nil, err
+	}
+	out := make([]*Job, len(jobs))
+	for i, nj := range jobs {
+		s.obs.Enqueued(nj.Source)
+		out[i] = nj.Job
+	}
+	return out, nil
+}
+
+// Submit is Enqueue behind admission control (POST /run, /assistant): a
+// queue over its bounds refuses with a *Rejection and nothing is stored.
+func (s *Service) Submit(ctx context.Context, req EnqueueRequest, source string) (*Job, error) {
+	nj, err := s.Prepare(req, source)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.admission.Admit(ctx, nj.Queue); err != nil {
+		return nil, err
+	}
+	jobs, err := s.store(ctx, []NewJob{nj})
+	if err != nil {
+		return nil, err
+	}
+	return jobs[0], nil
+}
+
+// backendErr wraps a broker failure as core.CodeUnavailable and counts it,
+// passing coded errors (not found, conflict) through.
+func (s *Service) backendErr(op string, err error) error {
+	if err == nil || core.ErrorCode(err) != core.CodeInternal {
+		return err
+	}
+	s.obs.BackendError(op)
+	return core.Wrap(core.CodeUnavailable, err, "the job queue is unavailable")
+}
+
+// Get returns one job.
+func (s *Service) Get(ctx context.Context, id string) (*Job, error) {
+	j, err := s.broker.Get(ctx, id)
+	return j, s.backendErr("get", err)
+}
+
+// List returns jobs matching f.
+func (s *Service) List(ctx context.Context, f Filter) ([]*Job, error) {
+	if f.Status != "" && !f.Status.Valid() {
+		return nil, core.Errorf(core.CodeInvalid, "unknown status %q (want one of %v)", f.Status, Statuses)
+	}
+	if f.Queue != "" && !queueName.MatchString(f.Queue) {
+		return nil, core.Errorf(core.CodeInvalid, "bad queue name %q", f.Queue)
+	}
+	if f.Limit < 0 || f.Limit > MaxListLimit {
+		return nil, core.Errorf(core.CodeInvalid, "limit must be between 1 and %d", MaxListLimit)
+	}
+	jobs, err := s.broker.List(ctx, f)
+	return jobs, s.backendErr("list", err)
+}
+
+// Stats returns the gauges and totals of every queue.
+func (s *Service) Stats(ctx context.Context) ([]Stats, error) {
+	names, err := s.broker.Queues(ctx)
+	if err != nil {
+		return nil, s.backendErr("stats", err)
+	}
+	out := make([]Stats, 0, len(names))
+	for _, q := range names {
+		st, err := s.broker.Stats(ctx, q)
+		if err != nil {
+			return nil, s.backendErr("stats", err)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Cancel cancels a job that has not finished. A running job's worker learns
+// it at its next heartbeat: its context is cancelled and its result dropped.
+func (s *Service) Cancel(ctx context.Context, id string) (*Job, error) {
+	j, from, err := s.broker.Cancel(ctx, id)
+	if err != nil {
+		return nil, s.backendErr("cancel", err)
+	}
+	s.obs.Transition(string(from), string(StatusCancelled))
+	s.notify(id)
+	return j, nil
+}
+
+// Requeue puts a dead or cancelled job back in line with fresh retries.
+func (s *Service) Requeue(ctx context.Context, id string) (*Job, error) {
+	j, from, err := s.broker.Requeue(ctx, id)
+	if err != nil {
+		return nil, s.backendErr("requeue", err)
+	}
+	s.obs.Transition(string(from), string(StatusPending))
+	return j, nil
+}
+
+// Tick promotes due scheduled and failed jobs and recovers expired leases.
+func (s *Service) Tick(ctx context.Context) (TickResult, error) {
+	r, err := s.broker.Tick(ctx)
+	for _, t := range []struct {
+		from, to Status
+		n        int
+	}{
+		{StatusScheduled, StatusPending, r.Scheduled},
+		{StatusFailed, StatusPending, r.Retried},
+		{StatusRunning, StatusPending, r.Recovered},
+		{StatusRunning, StatusDead, r.RecoveredDead},
+	} {
+		for range t.n {
+			s.obs.Transition(string(t.from), string(t.to))
+		}
+	}
+	return r, s.backendErr("tick", err)
+}
+
+// Ping checks the backend.
+func (s *Service) Ping(ctx context.Context) error { return s.broker.Ping(ctx) }

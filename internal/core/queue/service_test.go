@@ -1,0 +1,396 @@
+package queue_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/core/queue/brokertest"
+)
+
+func intp(n int) *int { return &n }
+
+func TestEnqueueValidation(t *testing.T) {
+	tests := []struct {
+		name string
+		req  queue.EnqueueRequest
+	}{
+		{"unknown type", queue.EnqueueRequest{Type: "nope"}},
+		{"empty type", queue.EnqueueRequest{}},
+		{"ping with a payload", queue.EnqueueRequest{Type: "ping", Payload: json.RawMessage(`{"x":1}`)}},
+		{"fail with a payload", queue.EnqueueRequest{Type: "fail", Payload: json.RawMessage(`[1]`)}},
+		{"sleep without payload", queue.EnqueueRequest{Type: "sleep"}},
+		{"sleep without ms", queue.EnqueueRequest{Type: "sleep", Payload: json.RawMessage(`{}`)}},
+		{"sleep with a string", queue.EnqueueRequest{Type: "sleep", Payload: json.RawMessage(`{"ms":"5"}`)}},
+		{"sleep with an unknown field", queue.EnqueueRequest{Type: "sleep", Payload: json.RawMessage(`{"ms":5,"x":1}`)}},
+		{"sleep negative", queue.EnqueueRequest{Type: "sleep", Payload: json.RawMessage(`{"ms":-1}`)}},
+		{"sleep too long", queue.EnqueueRequest{Type: "sleep", Payload: json.RawMessage(`{"ms":3600001}`)}},
+		{"payload not JSON", queue.EnqueueRequest{Type: "echo", Payload: json.RawMessage(`{`)}},
+		{"negative max_retries", queue.EnqueueRequest{Type: "ping", MaxRetries: intp(-1)}},
+		{"huge max_retries", queue.EnqueueRequest{Type: "ping", MaxRetries: intp(101)}},
+		{"negative interval", queue.EnqueueRequest{Type: "ping", IntervalSeconds: -1}},
+		{"negative delay", queue.EnqueueRequest{Type: "ping", DelayMS: -1}},
+		{"queue with a brace", queue.EnqueueRequest{Type: "ping", Queue: "a{b}"}},
+		{"queue too long", queue.EnqueueRequest{Type: "ping", Queue: string(make([]byte, 65))}},
+	}
+	forEachBackend(t, func(t *testing.T, be backend) {
+		b := be.new(t, nil)
+		s := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+		ctx := context.Background()
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := s.Enqueue(ctx, tt.req, queue.SourceAPI)
+				if got := core.ErrorCode(err); got != core.CodeInvalid {
+					t.Errorf("Enqueue: %v (code %q), want code invalid", err, got)
+				}
+				_, err = s.Submit(ctx, tt.req, queue.SourceAPI)
+				if got := core.ErrorCode(err); got != core.CodeInvalid {
+					t.Errorf("Submit: %v (code %q), want code invalid", err, got)
+				}
+			})
+		}
+		// A batch with one bad job stores nothing.
+		_, err := s.EnqueueBatch(ctx, []queue.EnqueueRequest{{Type: "ping"}, {Type: "nope"}}, queue.SourceAPI)
+		if core.ErrorCode(err) != core.CodeInvalid {
+			t.Errorf("EnqueueBatch with a bad job: %v, want invalid", err)
+		}
+		jobs, err := s.List(ctx, queue.Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		diff(t, "jobs stored after refused enqueues", 0, len(jobs))
+	})
+}
+
+func TestEnqueueDefaults(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil)}, queue.Config{})
+		j := mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping"})
+		diff(t, "defaults", [4]any{"default", 3, queue.StatusPending, "api"}, [4]any{j.Queue, j.MaxRetries, j.Status, j.Source})
+		if len(j.ID) != 22 {
+			t.Errorf("id %q: want 22 URL-safe characters (128 bits)", j.ID)
+		}
+		j = mustEnqueue(t, s, queue.EnqueueRequest{Type: "sleep", Payload: json.RawMessage(`{"ms":1}`), Queue: "q.1", MaxRetries: intp(0), DelayMS: 5000, IntervalSeconds: 10})
+		diff(t, "options", [4]any{"q.1", 0, queue.StatusScheduled, 10}, [4]any{j.Queue, j.MaxRetries, j.Status, j.IntervalSeconds})
+		jobs, err := s.EnqueueBatch(context.Background(), []queue.EnqueueRequest{{Type: "ping"}, {Type: "echo", Queue: "other"}}, queue.SourceCLI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range jobs {
+			diff(t, "batch job stored", queue.StatusPending, mustGet(t, s, j.ID).Status)
+		}
+	})
+}
+
+func TestBuiltins(t *testing.T) {
+	reg := queue.NewRegistry()
+	diff(t, "built-in types", []string{"echo", "fail", "ping", "sleep"}, reg.Types())
+	run := func(ctx context.Context, typ, payload string) (string, error) {
+		h, _ := reg.Lookup(typ)
+		var p json.RawMessage
+		if payload != "" {
+			p = json.RawMessage(payload)
+		}
+		res, err := h.Run(ctx, p)
+		return string(res), err
+	}
+	tests := []struct {
+		name, typ, payload, want string
+		wantErr                  bool
+	}{
+		{"ping", "ping", "", `"pong"`, false},
+		{"echo object", "echo", `{"a":[1,2]}`, `{"a":[1,2]}`, false},
+		{"echo nothing", "echo", "", `null`, false},
+		{"sleep", "sleep", `{"ms":1}`, `{"slept_ms":1}`, false},
+		{"fail", "fail", "", ``, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := run(context.Background(), tt.typ, tt.payload)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+			diff(t, "result", tt.want, got)
+		})
+	}
+	t.Run("sleep honours cancellation", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { _, err := run(ctx, "sleep", `{"ms":60000}`); done <- err }()
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("err = %v, want context.Canceled", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("sleep did not stop within 5s of its context's cancellation")
+		}
+	})
+	t.Run("register", func(t *testing.T) {
+		if err := reg.Register("bad name!", queue.Handler{Run: func(context.Context, json.RawMessage) (json.RawMessage, error) { return nil, nil }}); core.ErrorCode(err) != core.CodeInvalid {
+			t.Errorf("Register of a bad name: %v", err)
+		}
+		if err := reg.Register("x", queue.Handler{}); core.ErrorCode(err) != core.CodeInvalid {
+			t.Errorf("Register without Run: %v", err)
+		}
+	})
+}
+
+func TestBackoffBounds(t *testing.T) {
+	b := queue.DefaultBackoff
+	for retry, nominal := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 3: 400 * time.Millisecond, 4: 800 * time.Millisecond, 40: time.Hour} {
+		for range 200 {
+			d := b.Delay(retry)
+			if lo, hi := time.Duration(float64(nominal)*0.8), time.Duration(float64(nominal)*1.2); d < lo || d > hi {
+				t.Fatalf("Delay(%d) = %v, want within [%v, %v]", retry, d, lo, hi)
+			}
+		}
+	}
+}
+
+// TestRetryTiming runs a failing job in manual mode under a fake clock: its
+// retries come 100, 200, 400ms (±20%) after each failure, then it is dead.
+func TestRetryTiming(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		clock := brokertest.NewClock()
+		rec := newRecorder()
+		s := queue.NewService(queue.Deps{Broker: be.new(t, clock), Clock: clock, Observer: rec}, queue.Config{})
+		ctx := context.Background()
+		j := mustEnqueue(t, s, queue.EnqueueRequest{Type: "fail", MaxRetries: intp(3)})
+		for retry := 1; retry <= 4; retry++ {
+			got, err := s.RunNext(ctx, "")
+			if err != nil {
+				t.Fatalf("RunNext: %v", err)
+			}
+			if retry == 4 {
+				diff(t, "after max_retries", [2]any{queue.StatusDead, 4}, [2]any{got.Status, got.Attempts})
+				break
+			}
+			nominal := time.Duration(100<<(retry-1)) * time.Millisecond
+			wait := got.RunAt.Sub(clock.Now())
+			if lo, hi := time.Duration(float64(nominal)*0.8), time.Duration(float64(nominal)*1.2); wait < lo || wait > hi {
+				t.Errorf("retry %d due in %v, want within [%v, %v]", retry, wait, lo, hi)
+			}
+			diff(t, "status", queue.StatusFailed, got.Status)
+			if _, err := s.RunNext(ctx, ""); core.ErrorCode(err) != core.CodeNotFound {
+				t.Fatalf("RunNext before the retry is due: %v, want not_found", err)
+			}
+			clock.Advance(wait)
+			if _, err := s.Tick(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		snap := rec.snapshot()
+		diff(t, "transitions", map[string]int{"pending→running": 4, "running→failed": 3, "failed→pending": 3, "running→dead": 1}, snap["transitions"])
+		diff(t, "enqueued", map[string]int{"api": 1, "retry": 3}, snap["enqueued"])
+		diff(t, "finished", map[string]int{"fail:failed": 4}, snap["finished"])
+		_ = j
+	})
+}
+
+// TestManualMode: with no workers only run-next, run ID and tick move jobs.
+func TestManualMode(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		clock := brokertest.NewClock()
+		s := queue.NewService(queue.Deps{Broker: be.new(t, clock), Clock: clock}, queue.Config{Concurrency: queue.ManualMode, TickInterval: 10 * time.Millisecond})
+		p := queue.NewPool(s)
+		p.Start()
+		defer p.Shutdown(context.Background())
+		ctx := context.Background()
+		a := mustEnqueue(t, s, queue.EnqueueRequest{Type: "echo", Payload: json.RawMessage(`"a"`)})
+		b := mustEnqueue(t, s, queue.EnqueueRequest{Type: "echo", Payload: json.RawMessage(`"b"`)})
+		later := mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping", DelayMS: 60_000})
+		soon := mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping", DelayMS: 1000})
+		time.Sleep(50 * time.Millisecond)
+		clock.Advance(2 * time.Second)
+		time.Sleep(50 * time.Millisecond)
+		diff(t, "nothing moves by itself", []queue.Status{queue.StatusPending, queue.StatusScheduled}, []queue.Status{mustGet(t, s, a.ID).Status, mustGet(t, s, soon.ID).Status})
+
+		got, err := s.RunNext(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		diff(t, "run-next runs the oldest", [3]any{a.ID, queue.StatusSucceeded, `"a"`}, [3]any{got.ID, got.Status, string(got.Result)})
+		got, err = s.RunID(ctx, later.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		diff(t, "run ID runs a scheduled job now", [2]any{later.ID, queue.StatusSucceeded}, [2]any{got.ID, got.Status})
+		if _, err := s.RunID(ctx, later.ID); core.ErrorCode(err) != core.CodeConflict {
+			t.Errorf("run ID of a succeeded job: %v, want conflict", err)
+		}
+		if _, err := s.RunID(ctx, "nope"); core.ErrorCode(err) != core.CodeNotFound {
+			t.Errorf("run ID of an unknown job: %v, want not_found", err)
+		}
+		r, err := s.Tick(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		diff(t, "tick", queue.TickResult{Scheduled: 1}, r)
+		for _, want := range []string{b.ID, soon.ID} {
+			got, err := s.RunNext(ctx, "default")
+			if err != nil {
+				t.Fatal(err)
+			}
+			diff(t, "run-next order", want, got.ID)
+		}
+		if _, err := s.RunNext(ctx, ""); core.ErrorCode(err) != core.CodeNotFound {
+			t.Errorf("run-next on an empty queue: %v, want not_found", err)
+		}
+	})
+}
+
+func TestCancelAndRequeue(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		rec := newRecorder()
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil), Observer: rec}, queue.Config{})
+		ctx := context.Background()
+		j := mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping"})
+		if _, err := s.Cancel(ctx, j.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Cancel(ctx, j.ID); core.ErrorCode(err) != core.CodeConflict {
+			t.Errorf("second cancel: %v, want conflict", err)
+		}
+		got, err := s.Requeue(ctx, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		diff(t, "requeued", queue.StatusPending, got.Status)
+		if _, err := s.Requeue(ctx, j.ID); core.ErrorCode(err) != core.CodeConflict {
+			t.Errorf("requeue of a pending job: %v, want conflict", err)
+		}
+		got, err = s.RunNext(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		diff(t, "runs after requeue", queue.StatusSucceeded, got.Status)
+		diff(t, "transitions", map[string]int{"pending→cancelled": 1, "cancelled→pending": 1, "pending→running": 1, "running→succeeded": 1}, rec.snapshot()["transitions"])
+	})
+}
+
+func TestAdmission(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		t.Run("max pending", func(t *testing.T) {
+			rec := newRecorder()
+			b := be.new(t, nil)
+			s := queue.NewService(queue.Deps{Broker: b, Observer: rec}, queue.Config{Admission: queue.AdmissionConfig{MaxPending: 5}})
+			accepted := 0
+			var rej *queue.Rejection
+			for range 10 {
+				_, err := s.Submit(ctx, queue.EnqueueRequest{Type: "ping"}, queue.SourceAPI)
+				if err != nil {
+					if !errors.As(err, &rej) {
+						t.Fatalf("Submit: %v, want a *Rejection", err)
+					}
+					break
+				}
+				accepted++
+			}
+			diff(t, "accepted before refusal", 5, accepted)
+			if rej == nil {
+				t.Fatal("never refused")
+			}
+			diff(t, "reason", queue.ReasonMaxPending, rej.Reason)
+			diff(t, "code", core.CodeUnavailable, core.ErrorCode(rej))
+			if rej.RetryAfter < time.Second {
+				t.Errorf("Retry-After %v, want at least 1s", rej.RetryAfter)
+			}
+			st, _ := b.Stats(ctx, "default")
+			diff(t, "stored", [2]int64{5, 5}, [2]int64{st.Pending, st.Enqueued})
+			diff(t, "rejections counted", map[string]int{"default:max_pending": 1}, rec.snapshot()["rejected"])
+			// Another queue has its own bound; the developer Enqueue bypasses it.
+			if _, err := s.Submit(ctx, queue.EnqueueRequest{Type: "ping", Queue: "other"}, queue.SourceAPI); err != nil {
+				t.Errorf("Submit to another queue: %v", err)
+			}
+			if _, err := s.Enqueue(ctx, queue.EnqueueRequest{Type: "ping"}, queue.SourceAPI); err != nil {
+				t.Errorf("Enqueue without admission: %v", err)
+			}
+		})
+		t.Run("max age", func(t *testing.T) {
+			clock := brokertest.NewClock()
+			s := queue.NewService(queue.Deps{Broker: be.new(t, clock), Clock: clock}, queue.Config{Admission: queue.AdmissionConfig{MaxAge: 10 * time.Second}})
+			for range 3 {
+				if _, err := s.Submit(ctx, queue.EnqueueRequest{Type: "ping"}, queue.SourceAPI); err != nil {
+					t.Fatalf("Submit to a fresh queue: %v", err)
+				}
+			}
+			clock.Advance(10 * time.Second)
+			if _, err := s.Submit(ctx, queue.EnqueueRequest{Type: "ping"}, queue.SourceAPI); err != nil {
+				t.Fatalf("Submit at exactly the age bound: %v", err)
+			}
+			clock.Advance(time.Second)
+			_, err := s.Submit(ctx, queue.EnqueueRequest{Type: "ping"}, queue.SourceAPI)
+			var rej *queue.Rejection
+			if !errors.As(err, &rej) || rej.Reason != queue.ReasonMaxAge {
+				t.Fatalf("Submit past the age bound: %v, want a max_age rejection", err)
+			}
+			st, _ := s.Stats(ctx)
+			diff(t, "refused job not stored", int64(4), st[0].Enqueued)
+			// Draining the old jobs reopens the queue.
+			for range 4 {
+				if _, err := s.RunNext(ctx, ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			clock.Advance(time.Second)
+			if _, err := s.Submit(ctx, queue.EnqueueRequest{Type: "ping"}, queue.SourceAPI); err != nil {
+				t.Errorf("Submit after draining: %v", err)
+			}
+		})
+		t.Run("backend error", func(t *testing.T) {
+			f := &flaky{Broker: be.new(t, nil)}
+			s := queue.NewService(queue.Deps{Broker: f}, queue.Config{Admission: queue.AdmissionConfig{MaxPending: 5}})
+			f.set("stats", true)
+			_, err := s.Submit(ctx, queue.EnqueueRequest{Type: "ping"}, queue.SourceAPI)
+			var rej *queue.Rejection
+			if !errors.As(err, &rej) || rej.Reason != queue.ReasonBackend || rej.RetryAfter < time.Second {
+				t.Fatalf("Submit with the backend down: %v, want a backend rejection", err)
+			}
+			f.set("stats", false)
+			jobs, _ := s.List(ctx, queue.Filter{})
+			diff(t, "nothing stored", 0, len(jobs))
+		})
+	})
+}
+
+func TestRetryAfterFromDrainRate(t *testing.T) {
+	clock := brokertest.NewClock()
+	b := backends(t)[0].new(t, clock)
+	s := queue.NewService(queue.Deps{Broker: b, Clock: clock}, queue.Config{Admission: queue.AdmissionConfig{MaxPending: 20}})
+	ctx := context.Background()
+	for range 20 {
+		mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping"})
+	}
+	if _, err := s.Submit(ctx, queue.EnqueueRequest{Type: "ping"}, queue.SourceAPI); err == nil {
+		t.Fatal("Submit to a full queue succeeded")
+	}
+	// Drain 2 jobs a second for 2 seconds, refilling: the rate is 2/s.
+	for range 2 {
+		clock.Advance(time.Second)
+		for range 2 {
+			if _, err := s.RunNext(ctx, ""); err != nil {
+				t.Fatal(err)
+			}
+			mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping"})
+		}
+		_, _ = s.Submit(ctx, queue.EnqueueRequest{Type: "ping"}, queue.SourceAPI)
+	}
+	mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping"}) // 21 pending: 2 over the bound
+	clock.Advance(time.Second)
+	_, err := s.Submit(ctx, queue.EnqueueRequest{Type: "ping"}, queue.SourceAPI)
+	var rej *queue.Rejection
+	if !errors.As(err, &rej) {
+		t.Fatalf("Submit: %v, want a rejection", err)
+	}
+	// 2 jobs over the bound at ~1-2 jobs/s: 1 or 2 seconds.
+	if rej.RetryAfter < time.Second || rej.RetryAfter > 2*time.Second {
+		t.Errorf("Retry-After %v, want 1-2s from a drain rate of about 1-2 jobs/s", rej.RetryAfter)
+	}
+}

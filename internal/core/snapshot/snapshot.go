@@ -1,0 +1,122 @@
+// Package snapshot holds the operator's view of a refrakt deployment at one
+// instant: queue gauges and counters, the newest dead jobs, the busiest rate
+// limit buckets and the active overrides. The daemon serves it as JSON at
+// GET /api/obs/snapshot and `refrakt top` draws it; these types are that
+// contract. Times are RFC 3339 in UTC, durations float seconds.
+package snapshot
+
+import "time"
+
+// Snapshot is the whole view, as served by GET /api/obs/snapshot.
+type Snapshot struct {
+	// GeneratedAt is when the daemon built the snapshot, by its clock. Ages
+	// and time-left values are relative to it, so a client's clock skew
+	// never shows.
+	GeneratedAt time.Time `json:"generated_at"`
+	Daemon      Daemon    `json:"daemon"`
+	Queues      []Queue   `json:"queues"`
+	// DeadJobs are the newest dead jobs first, at most 20.
+	DeadJobs []DeadJob `json:"dead_jobs"`
+	// Buckets are the busiest rate limit buckets first, at most 50.
+	Buckets   []Bucket   `json:"buckets"`
+	Overrides []Override `json:"overrides"`
+}
+
+// Backend names, as reported in Daemon.Backend.
+const (
+	BackendMemory       = "memory"
+	BackendRedis        = "redis"
+	BackendRedisCluster = "redis-cluster"
+)
+
+// Daemon describes the process that answered.
+type Daemon struct {
+	Version       string    `json:"version"`
+	StartedAt     time.Time `json:"started_at"`
+	UptimeSeconds float64   `json:"uptime_seconds"`
+	// Backend is one of BackendMemory, BackendRedis, BackendRedisCluster.
+	Backend string `json:"backend"`
+	// Ready is what /readyz says: the backend is reachable.
+	Ready   bool `json:"ready"`
+	Workers int  `json:"workers"`
+}
+
+// Queue is the state of one job queue.
+type Queue struct {
+	Name      string `json:"name"`
+	Pending   int64  `json:"pending"`
+	Running   int64  `json:"running"`
+	Scheduled int64  `json:"scheduled"`
+	Retry     int64  `json:"retry"`
+	Dead      int64  `json:"dead"`
+	// OldestPendingSeconds is the age of the oldest pending job, 0 when none.
+	OldestPendingSeconds float64 `json:"oldest_pending_seconds"`
+
+	// The totals are monotonic counters since the backend's state began;
+	// clients derive rates from their deltas.
+	EnqueuedTotal  int64 `json:"enqueued_total"`
+	SucceededTotal int64 `json:"succeeded_total"`
+	FailedTotal    int64 `json:"failed_total"`
+
+	// EnqueueRate and DoneRate are jobs per second over the last minute;
+	// FailureRate is the fraction (0..1) of finished jobs that failed in it.
+	EnqueueRate float64 `json:"enqueue_rate"`
+	DoneRate    float64 `json:"done_rate"`
+	FailureRate float64 `json:"failure_rate"`
+
+	Admission Admission `json:"admission"`
+}
+
+// Admission is the admission control state of a queue.
+type Admission struct {
+	// MaxPending and MaxAgeSeconds are the thresholds; 0 means no limit.
+	MaxPending    int64   `json:"max_pending"`
+	MaxAgeSeconds float64 `json:"max_age_seconds"`
+	// Refusing is true when POST /run would answer 503 for this queue now.
+	Refusing bool `json:"refusing"`
+	// Reason says which threshold is crossed, "" when not refusing.
+	Reason string `json:"reason"`
+}
+
+// DeadJob is a job that exhausted its retries.
+type DeadJob struct {
+	ID         string    `json:"id"`
+	Queue      string    `json:"queue"`
+	Type       string    `json:"type"`
+	Attempts   int       `json:"attempts"`
+	LastError  string    `json:"last_error"`
+	FinishedAt time.Time `json:"finished_at"`
+}
+
+// Bucket is one rate limit bucket, keyed `<limit>:<scope>:<identity>`.
+type Bucket struct {
+	Key   string `json:"key"`
+	Limit string `json:"limit"`
+	Scope string `json:"scope"`
+	// Tokens is what is left now; Capacity the effective burst (after
+	// penalties and overrides).
+	Tokens   int64 `json:"tokens"`
+	Capacity int64 `json:"capacity"`
+	Strikes  int   `json:"strikes"`
+	// BannedUntil is nil when the key is not banned.
+	BannedUntil *time.Time `json:"banned_until"`
+	LastSeen    time.Time  `json:"last_seen"`
+}
+
+// Override modes.
+const (
+	ModeEnforce = "enforce"
+	ModeShadow  = "shadow"
+)
+
+// Override is a runtime change of a limit's policy.
+type Override struct {
+	// Target is a limit (`run`), a limit and scope (`run:ip`) or one key.
+	Target        string  `json:"target"`
+	Capacity      int64   `json:"capacity"`
+	WindowSeconds float64 `json:"window_seconds"`
+	// Mode is ModeEnforce or ModeShadow.
+	Mode string `json:"mode"`
+	// ExpiresAt is nil for an override without a TTL.
+	ExpiresAt *time.Time `json:"expires_at"`
+}

@@ -1,0 +1,164 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/core/queue/membroker"
+	"github.com/refrakt/refrakt/internal/core/queue/redisbroker"
+)
+
+// jobs is the daemon's job queue: the service the handlers call and the
+// worker pool that runs jobs in the background.
+type jobs struct {
+	svc  *queue.Service
+	pool *queue.Pool
+}
+
+// buildJobs builds the broker on the daemon's backend (memory by default,
+// Redis when the daemon has a Redis client), the queue service with the
+// settings of DESIGN §7, and registers the workers and the queue metrics
+// sampler as components: started after the listener, stopped (workers
+// first, gracefully) before the backend is closed.
+func (s *Server) buildJobs() error {
+	var broker queue.Broker
+	if s.backend.Redis != nil {
+		rb := redisbroker.New(s.backend.Redis, redisbroker.Options{Prefix: s.backend.Prefix, HistoryLimit: s.cfg.JobHistory})
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := rb.Load(ctx); err != nil {
+			// Not fatal: scripts are loaded again on first use (NOSCRIPT fallback).
+			s.log.Warn("cannot preload the queue scripts", "err", err)
+		}
+		cancel()
+		broker = rb
+	} else {
+		broker = membroker.New(membroker.Options{HistoryLimit: s.cfg.JobHistory})
+	}
+	svc := queue.NewService(queue.Deps{Broker: broker, Observer: jobsObserver{s.metrics}}, queue.Config{
+		Concurrency:     s.cfg.WorkerConcurrency,
+		TickInterval:    s.cfg.TickInterval,
+		Lease:           s.cfg.JobLease,
+		ShutdownTimeout: s.cfg.ShutdownTimeout,
+		Admission: queue.AdmissionConfig{
+			MaxPending: s.cfg.QueueMaxPending,
+			MaxAge:     s.cfg.QueueMaxAge,
+		},
+	})
+	s.jobs = &jobs{svc: svc, pool: queue.NewPool(svc)}
+	s.addQueueSampler()
+	s.addComponent("workers",
+		func(context.Context) error {
+			s.jobs.pool.Start()
+			if s.cfg.WorkerConcurrency == queue.ManualMode {
+				s.log.Info("job workers off (manual mode): only run-next, run ID and tick move jobs")
+			}
+			return nil
+		},
+		func(ctx context.Context) error { return s.jobs.pool.Shutdown(ctx) })
+	return nil
+}
+
+// handleRun enqueues a job behind admission control: 202 with the job.
+func (s *Server) handleRun() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req queue.EnqueueRequest
+		if err := decodeJSON(w, r, &req); err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		j, err := s.jobs.svc.Submit(r.Context(), req, queue.SourceAPI)
+		if err != nil {
+			s.writeJobError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusAccepted, j)
+	})
+}
+
+// handleGetRun answers one job; ids are random 128-bit values, so knowing
+// one is the permission to read it.
+func (s *Server) handleGetRun() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		j, err := s.jobs.svc.Get(r.Context(), r.PathValue("id"))
+		if err != nil {
+			s.writeJobError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, j)
+	})
+}
+
+// assistantRequest is POST /assistant: a job and how long to wait for it.
+type assistantRequest struct {
+	queue.EnqueueRequest
+	TimeoutMS *int64 `json:"timeout_ms,omitempty"`
+}
+
+// Bounds of timeout_ms: the server's write timeout leaves room for 60s.
+const (
+	defaultAssistantTimeout = 10 * time.Second
+	maxAssistantTimeout     = 60 * time.Second
+)
+
+// handleAssistant enqueues a job and waits for it: 200 with the job and its
+// result, 422 when it failed (dead) or was cancelled, 504 with its id when
+// the wait ran out (the job stays queued and can be read at /run/{id}).
+func (s *Server) handleAssistant() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req assistantRequest
+		if err := decodeJSON(w, r, &req); err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		timeout := defaultAssistantTimeout
+		if req.TimeoutMS != nil {
+			timeout = time.Duration(*req.TimeoutMS) * time.Millisecond
+			if *req.TimeoutMS < 1 || timeout > maxAssistantTimeout {
+				writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "timeout_ms must be between 1 and %d", maxAssistantTimeout.Milliseconds()))
+				return
+			}
+		}
+		j, err := s.jobs.svc.Submit(r.Context(), req.EnqueueRequest, queue.SourceAPI)
+		if err != nil {
+			s.writeJobError(w, r, err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		defer cancel()
+		done, err := s.jobs.svc.Wait(ctx, j.ID)
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			writeErrorDetails(w, r, s.log, core.Errorf(core.CodeTimeout, "job %s did not finish within %dms; it is still queued: GET /run/%s", j.ID, timeout.Milliseconds(), j.ID),
+				map[string]any{"job_id": j.ID})
+		case err != nil:
+			s.writeJobError(w, r, err)
+		case done.Status == queue.StatusDead || done.Status == queue.StatusCancelled:
+			msg := done.LastError
+			if done.Status == queue.StatusCancelled {
+				msg = "the job was cancelled"
+			}
+			writeErrorDetails(w, r, s.log, core.Errorf(core.CodeFailed, "job %s %s: %s", j.ID, done.Status, msg),
+				map[string]any{"job_id": j.ID, "status": done.Status, "attempts": done.Attempts, "last_error": done.LastError})
+		default:
+			writeJSON(w, http.StatusOK, done)
+		}
+	})
+}
+
+// writeJobError answers a queue error; an admission refusal or a backend
+// failure is a 503 with Retry-After.
+func (s *Server) writeJobError(w http.ResponseWriter, r *http.Request, err error) {
+	var rej *queue.Rejection
+	if errors.As(err, &rej) {
+		writeRejection(w, r, s.log, rej)
+		return
+	}
+	if core.ErrorCode(err) == core.CodeUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeError(w, r, s.log, err)
+}

@@ -1,0 +1,120 @@
+package daemon
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/queue"
+)
+
+// jobList is the answer of GET /api/dev/jobs.
+type jobList struct {
+	Jobs []*queue.Job `json:"jobs"`
+}
+
+// handleListJobs lists jobs; filters ?queue=Q&status=S&limit=N.
+func (s *Server) handleListJobs() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		f := queue.Filter{Queue: q.Get("queue"), Status: queue.Status(q.Get("status"))}
+		if l := q.Get("limit"); l != "" {
+			n, err := strconv.Atoi(l)
+			if err != nil || n < 1 {
+				writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "limit must be a whole number between 1 and %d", queue.MaxListLimit))
+				return
+			}
+			f.Limit = n
+		}
+		jobs, err := s.jobs.svc.List(r.Context(), f)
+		if err != nil {
+			s.writeJobError(w, r, err)
+			return
+		}
+		if jobs == nil {
+			jobs = []*queue.Job{}
+		}
+		writeJSON(w, http.StatusOK, jobList{Jobs: jobs})
+	})
+}
+
+// handleEnqueueJob enqueues without admission control (a developer's
+// action): 202 with the job. ?source=cli marks jobs the CLI enqueued.
+func (s *Server) handleEnqueueJob() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		source := queue.SourceAPI
+		switch src := r.URL.Query().Get("source"); src {
+		case "", queue.SourceAPI:
+		case queue.SourceCLI:
+			source = src
+		default:
+			writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "source must be api or cli"))
+			return
+		}
+		var req queue.EnqueueRequest
+		if err := decodeJSON(w, r, &req); err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		j, err := s.jobs.svc.Enqueue(r.Context(), req, source)
+		if err != nil {
+			s.writeJobError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusAccepted, j)
+	})
+}
+
+// handleRunNext runs the oldest pending job (of ?queue=Q) in the request
+// and answers it finished; 404 when nothing is pending.
+func (s *Server) handleRunNext() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		j, err := s.jobs.svc.RunNext(r.Context(), r.URL.Query().Get("queue"))
+		if err != nil {
+			s.writeJobError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, j)
+	})
+}
+
+// handleRunJob runs one pending, scheduled or failed job now, in the
+// request; 409 for a job in any other state.
+func (s *Server) handleRunJob() http.Handler {
+	return s.jobAction(s.jobs.svc.RunID)
+}
+
+// handleCancelJob cancels a job that has not finished (409 otherwise).
+func (s *Server) handleCancelJob() http.Handler {
+	return s.jobAction(s.jobs.svc.Cancel)
+}
+
+// handleRequeueJob puts a dead or cancelled job back in line (409 otherwise).
+func (s *Server) handleRequeueJob() http.Handler {
+	return s.jobAction(s.jobs.svc.Requeue)
+}
+
+// handleTick promotes due jobs and recovers expired leases now.
+func (s *Server) handleTick() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		res, err := s.jobs.svc.Tick(r.Context())
+		if err != nil {
+			s.writeJobError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	})
+}
+
+// jobAction answers the job that act returns for the {id} of the path.
+func (s *Server) jobAction(act func(context.Context, string) (*queue.Job, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		j, err := act(r.Context(), r.PathValue("id"))
+		if err != nil {
+			s.writeJobError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, j)
+	})
+}

@@ -1,0 +1,304 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+// startJobsServer builds a server with workers running, stopped at cleanup.
+func startJobsServer(t *testing.T, mutate ...func(*config.Config)) *Server {
+	t.Helper()
+	s := newTestServer(t, append([]func(*config.Config){func(c *config.Config) {
+		c.WorkerConcurrency = 2
+		c.TickInterval = 20 * time.Millisecond
+		c.JobLease = time.Second
+		c.ShutdownTimeout = time.Second
+	}}, mutate...)...)
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop(context.Background()) })
+	return s
+}
+
+func str(m map[string]any, k string) string { v, _ := m[k].(string); return v }
+
+func num(m map[string]any, k string) int { v, _ := m[k].(float64); return int(v) }
+
+func TestRunAndGet(t *testing.T) {
+	s := newTestServer(t)
+	resp, body := do(t, s, "POST", "/run", "", `{"type":"echo","payload":{"x":1},"queue":"q1","max_retries":2,"delay_ms":0}`)
+	if resp.StatusCode != 202 || str(body, "status") != "pending" || len(str(body, "id")) != 22 {
+		t.Fatalf("POST /run: %d %v", resp.StatusCode, body)
+	}
+	id := str(body, "id")
+	resp, body = do(t, s, "GET", "/run/"+id, "", "")
+	if resp.StatusCode != 200 || str(body, "id") != id || str(body, "queue") != "q1" || num(body, "max_retries") != 2 {
+		t.Fatalf("GET /run/{id}: %d %v", resp.StatusCode, body)
+	}
+	resp, body = do(t, s, "GET", "/run/nope", "", "")
+	if resp.StatusCode != 404 || errCode(body) != "not_found" {
+		t.Fatalf("GET of an unknown id: %d %v", resp.StatusCode, body)
+	}
+	tests := []struct{ name, body string }{
+		{"unknown type", `{"type":"nope"}`},
+		{"bad payload", `{"type":"sleep","payload":{"ms":"x"}}`},
+		{"unknown field", `{"type":"ping","colour":"red"}`},
+		{"wrong type", `{"type":"ping","max_retries":"3"}`},
+		{"not JSON", `{`},
+		{"bad queue", `{"type":"ping","queue":"{x}"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := do(t, s, "POST", "/run", "", tt.body)
+			if resp.StatusCode != 400 || errCode(body) != "invalid" {
+				t.Fatalf("%d %v, want 400 invalid", resp.StatusCode, body)
+			}
+		})
+	}
+	_, body = do(t, s, "GET", "/api/dev/jobs", devToken, "")
+	if jobs, _ := body["jobs"].([]any); len(jobs) != 1 {
+		t.Fatalf("jobs stored: %v, want only the valid one", body)
+	}
+}
+
+func TestDevJobRoutes(t *testing.T) {
+	s := newTestServer(t) // manual mode
+	post := func(path, body string) (*http.Response, map[string]any) {
+		t.Helper()
+		return do(t, s, "POST", path, devToken, body)
+	}
+	_, a := post("/api/dev/jobs/enqueue", `{"type":"echo","payload":"a"}`)
+	_, b := post("/api/dev/jobs/enqueue?source=cli", `{"type":"fail","max_retries":0,"queue":"other"}`)
+	resp, later := post("/api/dev/jobs/enqueue", `{"type":"ping","delay_ms":60000}`)
+	if resp.StatusCode != 202 || str(later, "status") != "scheduled" || str(b, "source") != "cli" {
+		t.Fatalf("enqueue: %d %v %v", resp.StatusCode, later, b)
+	}
+	list := func(query string) []string {
+		t.Helper()
+		resp, body := do(t, s, "GET", "/api/dev/jobs"+query, devToken, "")
+		if resp.StatusCode != 200 {
+			t.Fatalf("list%s: %d %v", query, resp.StatusCode, body)
+		}
+		var ids []string
+		for _, j := range body["jobs"].([]any) {
+			ids = append(ids, str(j.(map[string]any), "id"))
+		}
+		return ids
+	}
+	if got := list("?queue=other"); len(got) != 1 || got[0] != str(b, "id") {
+		t.Errorf("queue filter: %v", got)
+	}
+	if got := list("?status=scheduled"); len(got) != 1 || got[0] != str(later, "id") {
+		t.Errorf("status filter: %v", got)
+	}
+	if got := list("?limit=2"); len(got) != 2 {
+		t.Errorf("limit: %v", got)
+	}
+	for _, q := range []string{"?status=nope", "?limit=0", "?limit=x", "?limit=100000"} {
+		if resp, body := do(t, s, "GET", "/api/dev/jobs"+q, devToken, ""); resp.StatusCode != 400 {
+			t.Errorf("list%s: %d %v, want 400", q, resp.StatusCode, body)
+		}
+	}
+
+	resp, got := post("/api/dev/jobs/run-next?queue=default", "")
+	if resp.StatusCode != 200 || str(got, "id") != str(a, "id") || str(got, "status") != "succeeded" || str(got, "result") != "a" {
+		t.Fatalf("run-next: %d %v", resp.StatusCode, got)
+	}
+	resp, got = post("/api/dev/jobs/run-next?queue=default", "")
+	if resp.StatusCode != 404 {
+		t.Fatalf("run-next with nothing pending: %d %v", resp.StatusCode, got)
+	}
+	resp, got = post("/api/dev/jobs/run-next", "")
+	if resp.StatusCode != 200 || str(got, "status") != "dead" || str(got, "last_error") == "" {
+		t.Fatalf("run-next of the failing job: %d %v", resp.StatusCode, got)
+	}
+	resp, got = post("/api/dev/jobs/"+str(b, "id")+"/requeue", "")
+	if resp.StatusCode != 200 || str(got, "status") != "pending" {
+		t.Fatalf("requeue: %d %v", resp.StatusCode, got)
+	}
+	resp, got = post("/api/dev/jobs/"+str(b, "id")+"/requeue", "")
+	if resp.StatusCode != 409 || errCode(got) != "conflict" {
+		t.Fatalf("requeue of a pending job: %d %v", resp.StatusCode, got)
+	}
+	resp, got = post("/api/dev/jobs/"+str(b, "id")+"/cancel", "")
+	if resp.StatusCode != 200 || str(got, "status") != "cancelled" {
+		t.Fatalf("cancel: %d %v", resp.StatusCode, got)
+	}
+	resp, got = post("/api/dev/jobs/"+str(b, "id")+"/cancel", "")
+	if resp.StatusCode != 409 {
+		t.Fatalf("cancel of a cancelled job: %d %v", resp.StatusCode, got)
+	}
+	resp, got = post("/api/dev/jobs/"+str(later, "id")+"/run", "")
+	if resp.StatusCode != 200 || str(got, "status") != "succeeded" || str(got, "result") != "pong" {
+		t.Fatalf("run ID of a scheduled job: %d %v", resp.StatusCode, got)
+	}
+	resp, got = post("/api/dev/jobs/"+str(later, "id")+"/run", "")
+	if resp.StatusCode != 409 {
+		t.Fatalf("run ID of a succeeded job: %d %v", resp.StatusCode, got)
+	}
+	resp, got = post("/api/dev/jobs/nope/run", "")
+	if resp.StatusCode != 404 {
+		t.Fatalf("run ID of an unknown job: %d %v", resp.StatusCode, got)
+	}
+	resp, got = post("/api/dev/jobs/tick", "")
+	if resp.StatusCode != 200 || num(got, "scheduled") != 0 {
+		t.Fatalf("tick: %d %v", resp.StatusCode, got)
+	}
+	for _, path := range []string{"/api/dev/jobs/tick", "/api/dev/jobs/run-next", "/api/dev/jobs/enqueue"} {
+		if resp, _ := do(t, s, "POST", path, "", `{"type":"ping"}`); resp.StatusCode != 401 {
+			t.Errorf("%s without a token: %d, want 401", path, resp.StatusCode)
+		}
+		if resp, _ := do(t, s, "POST", path, opToken, `{"type":"ping"}`); resp.StatusCode != 403 {
+			t.Errorf("%s with the operator token: %d, want 403", path, resp.StatusCode)
+		}
+	}
+}
+
+func TestAssistant(t *testing.T) {
+	s := startJobsServer(t)
+	tests := []struct {
+		name, body string
+		status     int
+		check      func(map[string]any) bool
+	}{
+		{"result", `{"type":"echo","payload":{"answer":42}}`, 200, func(b map[string]any) bool {
+			r, _ := b["result"].(map[string]any)
+			return str(b, "status") == "succeeded" && num(r, "answer") == 42
+		}},
+		{"failed", `{"type":"fail","max_retries":0}`, 422, func(b map[string]any) bool {
+			d, _ := b["error"].(map[string]any)["details"].(map[string]any)
+			return errCode(b) == "failed" && str(d, "status") == "dead" && str(d, "job_id") != ""
+		}},
+		{"timeout", `{"type":"sleep","payload":{"ms":3000},"timeout_ms":100}`, 504, func(b map[string]any) bool {
+			d, _ := b["error"].(map[string]any)["details"].(map[string]any)
+			return errCode(b) == "timeout" && str(d, "job_id") != ""
+		}},
+		{"bad timeout", `{"type":"ping","timeout_ms":0}`, 400, func(b map[string]any) bool { return errCode(b) == "invalid" }},
+		{"bad type", `{"type":"nope"}`, 400, func(b map[string]any) bool { return errCode(b) == "invalid" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := do(t, s, "POST", "/assistant", "", tt.body)
+			if resp.StatusCode != tt.status || !tt.check(body) {
+				t.Fatalf("%d %v, want %d", resp.StatusCode, body, tt.status)
+			}
+		})
+	}
+}
+
+func TestAdmissionHTTP(t *testing.T) {
+	s := newTestServer(t, func(c *config.Config) { c.QueueMaxPending = 3 })
+	for i := range 3 {
+		if resp, body := do(t, s, "POST", "/run", "", `{"type":"ping"}`); resp.StatusCode != 202 {
+			t.Fatalf("job %d: %d %v", i, resp.StatusCode, body)
+		}
+	}
+	for _, path := range []string{"/run", "/assistant"} {
+		resp, body := do(t, s, "POST", path, "", `{"type":"ping"}`)
+		ra, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+		d, _ := body["error"].(map[string]any)["details"].(map[string]any)
+		if resp.StatusCode != 503 || err != nil || ra < 1 || errCode(body) != "unavailable" || str(d, "reason") != "max_pending" || str(d, "bound") != "QUEUE_MAX_PENDING" {
+			t.Fatalf("%s over the bound: %d Retry-After=%q %v", path, resp.StatusCode, resp.Header.Get("Retry-After"), body)
+		}
+	}
+	_, body := do(t, s, "GET", "/api/dev/jobs", devToken, "")
+	if jobs, _ := body["jobs"].([]any); len(jobs) != 3 {
+		t.Fatalf("jobs stored: %d, want exactly 3", len(jobs))
+	}
+	// Another queue is not affected; the developer enqueue is not admitted.
+	if resp, body := do(t, s, "POST", "/run", "", `{"type":"ping","queue":"other"}`); resp.StatusCode != 202 {
+		t.Fatalf("another queue: %d %v", resp.StatusCode, body)
+	}
+	if resp, body := do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"ping"}`); resp.StatusCode != 202 {
+		t.Fatalf("developer enqueue: %d %v", resp.StatusCode, body)
+	}
+}
+
+func TestObsJobs(t *testing.T) {
+	s := newTestServer(t)
+	do(t, s, "POST", "/run", "", `{"type":"ping"}`)
+	do(t, s, "POST", "/run", "", `{"type":"ping","delay_ms":10000}`)
+	resp, body := do(t, s, "GET", "/api/obs/jobs", opToken, "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %v", resp.StatusCode, body)
+	}
+	qs := body["queues"].([]any)
+	q := qs[0].(map[string]any)
+	if len(qs) != 1 || str(q, "queue") != "default" || num(q, "pending") != 1 || num(q, "scheduled") != 1 || num(q, "enqueued_total") != 2 {
+		t.Errorf("queues: %v", qs)
+	}
+	if got := fmt.Sprint(body["types"]); got != "[echo fail ping sleep]" {
+		t.Errorf("types: %s", got)
+	}
+	if recent := body["recent"].([]any); len(recent) != 2 {
+		t.Errorf("recent: %v", recent)
+	}
+	if w := body["workers"].(map[string]any); w["manual"] != true {
+		t.Errorf("workers: %v", w)
+	}
+	if resp, _ := do(t, s, "GET", "/api/obs/jobs", "", ""); resp.StatusCode != 401 {
+		t.Errorf("without a token: %d", resp.StatusCode)
+	}
+}
+
+// TestJobsOnRedis runs the job routes on a Redis backend with workers, and
+// checks that /readyz and the job routes answer 503 while Redis is paused
+// and recover when it continues, losing nothing.
+func TestJobsOnRedis(t *testing.T) {
+	r := redistest.Start(t)
+	client, kind, err := OpenRedis(context.Background(), r.URL(), "auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	cfg := config.Default()
+	cfg.DeveloperToken, cfg.OperatorToken = devToken, opToken
+	cfg.WorkerConcurrency, cfg.TickInterval, cfg.JobLease, cfg.ShutdownTimeout = 2, 20*time.Millisecond, time.Second, time.Second
+	s, err := NewServer(Deps{Config: cfg, Backend: &Backend{Kind: kind, Redis: client, Prefix: "refrakt:"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(context.Background())
+
+	resp, body := do(t, s, "POST", "/assistant", "", `{"type":"ping"}`)
+	if resp.StatusCode != 200 || str(body, "result") != "pong" {
+		t.Fatalf("assistant on redis: %d %v", resp.StatusCode, body)
+	}
+	var ids []string
+	for range 5 {
+		_, body := do(t, s, "POST", "/run", "", `{"type":"ping"}`)
+		ids = append(ids, str(body, "id"))
+	}
+	r.Pause()
+	if resp, body := do(t, s, "GET", "/readyz", "", ""); resp.StatusCode != 503 {
+		t.Errorf("readyz while Redis is paused: %d %v", resp.StatusCode, body)
+	}
+	r.Resume()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, id := range ids {
+		for {
+			_, body := do(t, s, "GET", "/run/"+id, "", "")
+			if str(body, "status") == "succeeded" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("job %s not done 10s after Redis resumed: %v", id, body)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if resp, body := do(t, s, "GET", "/readyz", "", ""); resp.StatusCode != 200 {
+		t.Errorf("readyz after Redis resumed: %d %v", resp.StatusCode, body)
+	}
+}
