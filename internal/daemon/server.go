@@ -16,6 +16,7 @@ import (
 	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/core/metrics"
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
+	"github.com/refrakt/refrakt/internal/core/snapshot"
 	"github.com/refrakt/refrakt/internal/version"
 )
 
@@ -45,6 +46,7 @@ type Server struct {
 	limiter  *ratelimit.Limiter
 	identity *identityRules
 	jobs     *jobs // the job queue and its workers (jobs.go)
+	rates    *snapshot.RateTracker
 
 	inFlight   atomic.Int64
 	mux        *http.ServeMux
@@ -83,6 +85,7 @@ func NewServer(d Deps) (*Server, error) {
 		tokens:  newTokens(d.Config.DeveloperToken, d.Config.OperatorToken),
 		mux:     http.NewServeMux(),
 		metrics: metrics.New(d.Registry, version.Get()),
+		rates:   snapshot.NewRateTracker(),
 	}
 	s.started = s.now()
 	if err := s.build(); err != nil {

@@ -1,0 +1,180 @@
+package metrics
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"regexp"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"gopkg.in/yaml.v3"
+
+	"github.com/refrakt/refrakt/internal/version"
+)
+
+// names are every metric family refrakt registers (histograms also give
+// _bucket, _sum and _count).
+func names(t *testing.T) map[string]bool {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m := New(reg, version.Get())
+	// Touch every vector so that Gather lists it.
+	m.JobEnqueued.WithLabelValues("api")
+	m.JobTransitions.WithLabelValues("pending", "running")
+	m.QueuePending.WithLabelValues("q")
+	m.QueueRunning.WithLabelValues("q")
+	m.QueueOldestPending.WithLabelValues("q")
+	m.JobDuration.WithLabelValues("ping", "succeeded")
+	m.RateLimitDecisions.WithLabelValues("run", "ip", "allowed")
+	m.AdmissionRejections.WithLabelValues("q", "max_pending")
+	m.HTTPRequest("GET /healthz", 200, 0)
+	m.BackendError("x")
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{"up": true}
+	for _, mf := range mfs {
+		n := mf.GetName()
+		out[n] = true
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			out[n+suffix] = true
+		}
+	}
+	return out
+}
+
+var metricRef = regexp.MustCompile(`\b(refrakt_[a-z_]+|up)\b`)
+
+func checkExpr(t *testing.T, where, expr string, known map[string]bool) {
+	t.Helper()
+	refs := metricRef.FindAllString(expr, -1)
+	if len(refs) == 0 {
+		t.Errorf("%s: %q names no refrakt metric", where, expr)
+	}
+	for _, r := range refs {
+		if !known[r] {
+			t.Errorf("%s: %q uses %s, which refrakt does not export", where, expr, r)
+		}
+	}
+}
+
+func TestAlertRulesParseAndUseRealMetrics(t *testing.T) {
+	b, err := os.ReadFile("../../../scripts/alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Groups []struct {
+			Name  string `yaml:"name"`
+			Rules []struct {
+				Alert       string            `yaml:"alert"`
+				Expr        string            `yaml:"expr"`
+				For         string            `yaml:"for"`
+				Labels      map[string]string `yaml:"labels"`
+				Annotations map[string]string `yaml:"annotations"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatalf("alerts.yml: %v", err)
+	}
+	known := names(t)
+	alerts := 0
+	for _, g := range doc.Groups {
+		for _, r := range g.Rules {
+			alerts++
+			if r.Alert == "" || r.Expr == "" || r.Annotations["summary"] == "" || r.Labels["severity"] == "" {
+				t.Errorf("rule %+v lacks alert, expr, severity or summary", r)
+			}
+			if r.For != "" && !regexp.MustCompile(`^\d+[smh]$`).MatchString(r.For) {
+				t.Errorf("%s: bad for %q", r.Alert, r.For)
+			}
+			checkExpr(t, r.Alert, r.Expr, known)
+		}
+	}
+	for _, want := range []string{"refrakt_queue_pending_jobs", "refrakt_queue_oldest_pending_seconds", "refrakt_backend_errors_total"} {
+		if !regexp.MustCompile(want).Match(b) {
+			t.Errorf("no alert on %s", want)
+		}
+	}
+	if alerts < 5 {
+		t.Errorf("only %d alerts", alerts)
+	}
+}
+
+func TestScrapeConfigParses(t *testing.T) {
+	b, err := os.ReadFile("../../../scripts/prometheus.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Global        map[string]string `yaml:"global"`
+		RuleFiles     []string          `yaml:"rule_files"`
+		ScrapeConfigs []struct {
+			JobName        string `yaml:"job_name"`
+			ScrapeInterval string `yaml:"scrape_interval"`
+			MetricsPath    string `yaml:"metrics_path"`
+			Scheme         string `yaml:"scheme"`
+			Authorization  struct {
+				Type            string `yaml:"type"`
+				CredentialsFile string `yaml:"credentials_file"`
+			} `yaml:"authorization"`
+			StaticConfigs []struct {
+				Targets []string `yaml:"targets"`
+			} `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatalf("prometheus.yml: %v", err)
+	}
+	if len(doc.ScrapeConfigs) != 1 {
+		t.Fatalf("want one scrape config, got %d", len(doc.ScrapeConfigs))
+	}
+	sc := doc.ScrapeConfigs[0]
+	if sc.JobName != "refrakt" || sc.MetricsPath != "/metrics" || sc.Authorization.Type != "Bearer" || sc.Authorization.CredentialsFile == "" || len(sc.StaticConfigs) == 0 {
+		t.Errorf("scrape config incomplete: %+v", sc)
+	}
+	if len(doc.RuleFiles) != 1 || doc.RuleFiles[0] != "alerts.yml" {
+		t.Errorf("rule_files = %v", doc.RuleFiles)
+	}
+}
+
+func TestGrafanaDashboardUsesRealMetrics(t *testing.T) {
+	b, err := os.ReadFile("../../../scripts/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Title  string `json:"title"`
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("grafana-dashboard.json: %v", err)
+	}
+	known := names(t)
+	seen := map[string]bool{}
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			checkExpr(t, p.Title, tg.Expr, known)
+			for _, r := range metricRef.FindAllString(tg.Expr, -1) {
+				seen[r] = true
+			}
+		}
+	}
+	for _, want := range []string{"refrakt_queue_pending_jobs", "refrakt_queue_oldest_pending_seconds", "refrakt_job_queue_wait_seconds_bucket", "refrakt_job_duration_seconds_bucket", "refrakt_ratelimit_decisions_total", "refrakt_admission_rejections_total"} {
+		if !seen[want] {
+			t.Errorf("no panel shows %s", want)
+		}
+	}
+}

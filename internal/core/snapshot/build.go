@@ -1,0 +1,165 @@
+package snapshot
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
+)
+
+// Bounds of a snapshot's lists, so its size never grows with traffic.
+const (
+	MaxDeadJobs = 20
+	MaxBuckets  = 50
+)
+
+// Sources are the services a snapshot reads. The daemon passes its own; the
+// CLI's --redis source builds the same services on a Redis client, so both
+// show the same state.
+type Sources struct {
+	Jobs    *queue.Service
+	Limiter *ratelimit.Limiter
+	Rates   *RateTracker
+	Daemon  Daemon
+}
+
+// Build reads one snapshot at now: queue gauges, totals and rates, the
+// newest dead jobs, the busiest buckets and the overrides in force.
+func Build(ctx context.Context, src Sources, now time.Time) (Snapshot, error) {
+	snap := Snapshot{GeneratedAt: now.UTC(), Daemon: src.Daemon, Queues: []Queue{}, DeadJobs: []DeadJob{}, Buckets: []Bucket{}, Overrides: []Override{}}
+	if src.Jobs != nil {
+		stats, err := src.Jobs.Stats(ctx)
+		if err != nil {
+			return snap, err
+		}
+		adm := src.Jobs.Config().Admission
+		for _, st := range stats {
+			q := Queue{
+				Name: st.Queue, Pending: st.Pending, Running: st.Running, Scheduled: st.Scheduled,
+				Retry: st.Retry, Dead: st.Dead, OldestPendingSeconds: st.OldestPendingAge.Seconds(),
+				EnqueuedTotal: st.Enqueued, SucceededTotal: st.Succeeded, FailedTotal: st.Failed,
+				Admission: admission(adm, st),
+			}
+			if src.Rates != nil {
+				q.EnqueueRate, q.DoneRate, q.FailureRate = src.Rates.Observe(now, st.Queue, st.Enqueued, st.Succeeded, st.Failed)
+			}
+			snap.Queues = append(snap.Queues, q)
+		}
+		sort.Slice(snap.Queues, func(i, j int) bool { return snap.Queues[i].Name < snap.Queues[j].Name })
+		dead, err := src.Jobs.List(ctx, queue.Filter{Status: queue.StatusDead, Limit: MaxDeadJobs})
+		if err != nil {
+			return snap, err
+		}
+		sort.SliceStable(dead, func(i, j int) bool { return dead[i].FinishedAt.After(dead[j].FinishedAt) })
+		for _, j := range dead {
+			snap.DeadJobs = append(snap.DeadJobs, DeadJob{ID: j.ID, Queue: j.Queue, Type: j.Type, Attempts: j.Attempts, LastError: j.LastError, FinishedAt: j.FinishedAt.UTC()})
+		}
+	}
+	if src.Limiter != nil {
+		rl, err := src.Limiter.Snapshot(ctx, MaxBuckets)
+		if err != nil {
+			return snap, err
+		}
+		for _, b := range rl.Buckets {
+			snap.Buckets = append(snap.Buckets, bucket(b))
+		}
+		for _, o := range rl.Overrides {
+			out := Override{Target: o.Target, Capacity: int64(o.Capacity), WindowSeconds: o.Window.Seconds(), Mode: o.Mode}
+			if out.Mode == "" {
+				out.Mode = ModeEnforce
+			}
+			if !o.ExpiresAt.IsZero() {
+				t := o.ExpiresAt.UTC()
+				out.ExpiresAt = &t
+			}
+			snap.Overrides = append(snap.Overrides, out)
+		}
+	}
+	return snap, nil
+}
+
+func bucket(b ratelimit.BucketState) Bucket {
+	limit, rest, _ := strings.Cut(b.Key, ":")
+	scope, _, _ := strings.Cut(rest, ":")
+	out := Bucket{Key: b.Key, Limit: limit, Scope: scope, Tokens: int64(b.Remaining), Capacity: int64(b.Capacity), Strikes: b.Strikes, LastSeen: b.LastSeen.UTC()}
+	if !b.BannedUntil.IsZero() {
+		t := b.BannedUntil.UTC()
+		out.BannedUntil = &t
+	}
+	return out
+}
+
+// admission says whether admission control would refuse the queue now.
+func admission(c queue.AdmissionConfig, st queue.Stats) Admission {
+	a := Admission{MaxPending: int64(c.MaxPending), MaxAgeSeconds: c.MaxAge.Seconds()}
+	switch {
+	case c.MaxPending > 0 && st.Pending >= int64(c.MaxPending):
+		a.Refusing, a.Reason = true, queue.ReasonMaxPending
+	case c.MaxAge > 0 && st.OldestPendingAge > c.MaxAge:
+		a.Refusing, a.Reason = true, queue.ReasonMaxAge
+	}
+	return a
+}
+
+// RateTracker turns a queue's monotonic totals into per-second rates over
+// the last minute. It keeps one sample a second per queue (61 at most), so
+// its memory is bounded by the number of queues.
+type RateTracker struct {
+	mu     sync.Mutex
+	window time.Duration
+	byName map[string][]rateSample
+}
+
+type rateSample struct {
+	at                        time.Time
+	enqueued, succeeded, fail int64
+}
+
+// NewRateTracker returns a tracker over a one-minute window.
+func NewRateTracker() *RateTracker {
+	return &RateTracker{window: time.Minute, byName: map[string][]rateSample{}}
+}
+
+// Observe records the queue's totals at now and returns enqueues/s and
+// completions/s over the window, and the share of finished jobs that failed.
+// Totals that went down (a new Redis) start the queue's history again.
+func (r *RateTracker) Observe(now time.Time, q string, enqueued, succeeded, failed int64) (enqueueRate, doneRate, failureRate float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	hist := r.byName[q]
+	if n := len(hist); n > 0 {
+		last := hist[n-1]
+		if enqueued < last.enqueued || succeeded < last.succeeded || failed < last.fail {
+			hist = hist[:0]
+		}
+	}
+	cur := rateSample{at: now, enqueued: enqueued, succeeded: succeeded, fail: failed}
+	if n := len(hist); n > 0 && now.Sub(hist[n-1].at) < time.Second {
+		hist[n-1] = cur
+	} else {
+		hist = append(hist, cur)
+	}
+	cut := 0
+	for cut < len(hist)-1 && now.Sub(hist[cut].at) > r.window {
+		cut++
+	}
+	hist = hist[cut:]
+	r.byName[q] = hist
+	first := hist[0]
+	secs := now.Sub(first.at).Seconds()
+	if secs <= 0 {
+		return 0, 0, 0
+	}
+	done := float64(cur.succeeded - first.succeeded)
+	fails := float64(cur.fail - first.fail)
+	enqueueRate = float64(cur.enqueued-first.enqueued) / secs
+	doneRate = done / secs
+	if done+fails > 0 {
+		failureRate = fails / (done + fails)
+	}
+	return enqueueRate, doneRate, failureRate
+}

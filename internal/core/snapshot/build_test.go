@@ -1,0 +1,54 @@
+package snapshot
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestRateTracker(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	type obs struct {
+		at                  time.Duration
+		enq, ok, fail       int64
+		wantEnq, wantDone   float64
+		wantFailureFraction float64
+	}
+	tests := []struct {
+		name  string
+		steps []obs
+	}{
+		{"first sample has no rate", []obs{{0, 10, 5, 0, 0, 0, 0}}},
+		{"steady", []obs{{0, 0, 0, 0, 0, 0, 0}, {10 * time.Second, 20, 10, 0, 2, 1, 0}}},
+		{"failures as a fraction of finished", []obs{{0, 0, 0, 0, 0, 0, 0}, {4 * time.Second, 8, 3, 1, 2, 0.75, 0.25}}},
+		{"window slides past a minute", []obs{
+			{0, 0, 0, 0, 0, 0, 0},
+			{30 * time.Second, 300, 0, 0, 10, 0, 0},
+			{90 * time.Second, 300, 0, 0, 0, 0, 0},
+		}},
+		{"a counter reset starts again", []obs{{0, 100, 100, 0, 0, 0, 0}, {time.Second, 5, 5, 0, 0, 0, 0}, {2 * time.Second, 7, 5, 0, 2, 0, 0}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewRateTracker()
+			for i, s := range tt.steps {
+				e, d, f := r.Observe(t0.Add(s.at), "q", s.enq, s.ok, s.fail)
+				if diff := cmp.Diff([]float64{s.wantEnq, s.wantDone, s.wantFailureFraction}, []float64{e, d, f}); diff != "" {
+					t.Errorf("step %d (-want +got)\n%s", i, diff)
+				}
+			}
+		})
+	}
+}
+
+func TestRateTrackerMemoryIsBounded(t *testing.T) {
+	r := NewRateTracker()
+	t0 := time.Now()
+	for i := 0; i < 10_000; i++ {
+		r.Observe(t0.Add(time.Duration(i)*time.Second), "q", int64(i), 0, 0)
+	}
+	if n := len(r.byName["q"]); n > 62 {
+		t.Fatalf("kept %d samples for one queue, want at most ~61", n)
+	}
+}

@@ -1,0 +1,197 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+// TestMetricsMoveWithTraffic drives the traffic that should move each
+// metric of DESIGN §8 and checks its labels and values.
+func TestMetricsMoveWithTraffic(t *testing.T) {
+	s, clock := newLimitServer(t, func(c *config.Config) {
+		c.QueueMaxPending = 3
+		c.BanAfterStrikes = 2
+	})
+	m := s.metrics
+	for i := 0; i < 4; i++ { // three fit, the fourth is refused by admission control
+		raw(t, s, "POST", "/run", "", `{"type":"ping"}`)
+	}
+	raw(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"ping","queue":"other"}`)
+	clock.advance(1500 * time.Millisecond)
+	raw(t, s, "POST", "/api/dev/jobs/run-next", devToken, `{}`)
+	for i := 0; i < 8; i++ { // 3 allowed, then limited with strikes, then banned
+		raw(t, s, "GET", "/api/dev/rl-test", devToken, "")
+	}
+
+	checks := []struct {
+		name string
+		got  float64
+		want float64
+	}{
+		{"enqueued{source=api}: three by /run, one by the dev route", testutil.ToFloat64(m.JobEnqueued.WithLabelValues("api")), 4},
+		{"admission rejections{default,max_pending}", testutil.ToFloat64(m.AdmissionRejections.WithLabelValues("default", "max_pending")), 1},
+		{"transitions pending→running", testutil.ToFloat64(m.JobTransitions.WithLabelValues("pending", "running")), 1},
+		{"transitions running→succeeded", testutil.ToFloat64(m.JobTransitions.WithLabelValues("running", "succeeded")), 1},
+		{"decisions rl-test ip allowed", testutil.ToFloat64(m.RateLimitDecisions.WithLabelValues("rl-test", "ip", "allowed")), 3},
+		{"bans", testutil.ToFloat64(m.RateLimitBans), 1},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	if n := testutil.ToFloat64(m.RateLimitDecisions.WithLabelValues("rl-test", "ip", "limited")); n < 1 {
+		t.Errorf("no limited decision counted")
+	}
+	if n := testutil.ToFloat64(m.RateLimitDecisions.WithLabelValues("rl-test", "ip", "banned")); n < 1 {
+		t.Errorf("no banned decision counted")
+	}
+	if n := testutil.CollectAndCount(m.JobQueueWait); n != 1 {
+		t.Errorf("queue wait histogram has %d series, want 1", n)
+	}
+	text := scrape(t, s)
+	for _, want := range []string{
+		`refrakt_job_queue_wait_seconds_count 1`,
+		`refrakt_job_queue_wait_seconds_sum 1.5`,
+		`refrakt_job_duration_seconds_count{status="succeeded",type="ping"} 1`,
+		`refrakt_http_requests_total{code="202",route="POST /run"} 3`,
+		`refrakt_http_requests_total{code="503",route="POST /run"} 1`,
+		`refrakt_http_request_duration_seconds_count{route="GET /api/dev/rl-test"} 8`,
+		`refrakt_build_info{goversion="go1.`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	problems, err := testutil.GatherAndLint(s.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		if strings.HasPrefix(p.Metric, "refrakt_") {
+			t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+		}
+	}
+}
+
+// TestSamplerFollowsQueues: the gauges show a queue's pending count and
+// oldest age within one poll interval, and stop moving when the daemon stops.
+func TestSamplerFollowsQueues(t *testing.T) {
+	s, clock := newLimitServer(t, func(c *config.Config) {
+		c.PrometheusQueuePollInterval = 100 * time.Millisecond
+		c.BanAfterStrikes = 1
+	})
+	ctx := context.Background()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		raw(t, s, "POST", "/run", "", `{"type":"ping","queue":"mail"}`)
+	}
+	clock.advance(7 * time.Second)
+	for i := 0; i < 6; i++ {
+		raw(t, s, "GET", "/api/dev/rl-test", devToken, "")
+	}
+	m := s.metrics
+	waitFor(t, "pending gauge 5 and oldest 7s", func() bool {
+		return testutil.ToFloat64(m.QueuePending.WithLabelValues("mail")) == 5 &&
+			testutil.ToFloat64(m.QueueOldestPending.WithLabelValues("mail")) == 7 &&
+			testutil.ToFloat64(m.QueueRunning.WithLabelValues("mail")) == 0
+	})
+	waitFor(t, "penalized keys gauge 1", func() bool { return testutil.ToFloat64(m.RateLimitPenalized) == 1 })
+	stop, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	s.Stop(stop)
+	raw(t, s, "POST", "/run", "", `{"type":"ping","queue":"mail"}`)
+	time.Sleep(400 * time.Millisecond) // four poll intervals
+	if got := testutil.ToFloat64(m.QueuePending.WithLabelValues("mail")); got != 5 {
+		t.Fatalf("the sampler kept running after Stop: pending gauge %v", got)
+	}
+}
+
+// TestMetricLabelsStayBounded: 10,000 distinct paths and client IPs add
+// no series beyond the route patterns and limit names.
+func TestMetricLabelsStayBounded(t *testing.T) {
+	s, _ := newLimitServer(t)
+	for i := 0; i < 10_000; i++ {
+		path := fmt.Sprintf("/x/%d", i)
+		if i%2 == 0 {
+			path = "/api/public/tenant-meta?tenant=" + fmt.Sprint(i)
+		}
+		req := httptest.NewRequest("GET", path, nil)
+		req.RemoteAddr = fmt.Sprintf("198.51.%d.%d:1234", i/256%256, i%256)
+		s.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	m := s.metrics
+	if n := testutil.CollectAndCount(m.HTTPRequests); n > 5 {
+		t.Errorf("refrakt_http_requests_total has %d series after 10k distinct paths", n)
+	}
+	if n := testutil.CollectAndCount(m.HTTPDuration); n > 5 {
+		t.Errorf("refrakt_http_request_duration_seconds has %d series", n)
+	}
+	if n := testutil.CollectAndCount(m.RateLimitDecisions); n > 3 {
+		t.Errorf("refrakt_ratelimit_decisions_total has %d series after 5k distinct IPs", n)
+	}
+	if text := scrape(t, s); strings.Contains(text, "198.51.") || strings.Contains(text, "/x/") {
+		t.Error("an IP or a raw path reached a label")
+	}
+}
+
+// TestBackendErrorsCounted: a limiter decision against a stopped Redis is
+// counted by operation.
+func TestBackendErrorsCounted(t *testing.T) {
+	r := redistest.Start(t)
+	client, kind, err := OpenRedis(context.Background(), r.URL(), "auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	cfg := config.Default()
+	cfg.DeveloperToken = devToken
+	cfg.WorkerConcurrency = 0
+	s, err := NewServer(Deps{Config: cfg, Backend: &Backend{Kind: kind, Redis: client, Prefix: "refrakt:"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Stop()
+	if rec := raw(t, s, "GET", "/api/dev/rl-test", devToken, ""); rec.Code != 200 {
+		t.Fatalf("rl-test with Redis down (local fallback): %d %s", rec.Code, rec.Body)
+	}
+	if n := testutil.CollectAndCount(s.metrics.BackendErrors); n < 1 {
+		t.Fatal("no refrakt_backend_errors_total series after a Redis failure")
+	}
+	if text := scrape(t, s); !strings.Contains(text, `refrakt_backend_errors_total{op="ratelimit_`) {
+		t.Errorf("backend error not labelled by operation:\n%s", grep(text, "backend_errors"))
+	}
+}
+
+func scrape(t *testing.T, s *Server) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != 200 {
+		t.Fatalf("scrape: %d", rec.Code)
+	}
+	return rec.Body.String()
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if ok() {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("not within 5s: %s", what)
+}

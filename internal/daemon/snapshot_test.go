@@ -1,0 +1,91 @@
+package daemon
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"net/http/httptest"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/version"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+// raw sends one request from a fixed peer and returns the recorder.
+func raw(t *testing.T, s *Server, method, path, token, body string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.RemoteAddr = "192.0.2.10:4242"
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	return rec
+}
+
+// TestSnapshotGolden pins the JSON shape of GET /api/obs/snapshot, which
+// `refrakt top` and scripts read.
+func TestSnapshotGolden(t *testing.T) {
+	s, clock := newLimitServer(t, func(c *config.Config) { c.QueueMaxPending = 100 })
+	for i := 0; i < 3; i++ {
+		if rec := raw(t, s, "POST", "/run", "", `{"type":"ping"}`); rec.Code != 202 {
+			t.Fatalf("POST /run: %d %s", rec.Code, rec.Body)
+		}
+	}
+	// A first snapshot starts the rate window.
+	if rec := raw(t, s, "GET", "/api/obs/snapshot", devToken, ""); rec.Code != 200 {
+		t.Fatalf("snapshot: %d %s", rec.Code, rec.Body)
+	}
+	if rec := raw(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"fail","max_retries":0}`); rec.Code >= 300 {
+		t.Fatalf("enqueue fail: %d %s", rec.Code, rec.Body)
+	}
+	clock.advance(2 * time.Second)
+	for i := 0; i < 4; i++ { // the three pings succeed, the fail job dies
+		raw(t, s, "POST", "/api/dev/jobs/run-next", devToken, `{}`)
+	}
+	for i := 0; i < 2; i++ {
+		raw(t, s, "GET", "/api/dev/rl-test", devToken, "")
+	}
+	if rec := raw(t, s, "POST", "/api/dev/rate-limits/config", devToken, `{"target":"run:ip","capacity":5,"window_seconds":60,"ttl_seconds":300}`); rec.Code >= 300 {
+		t.Fatalf("set override: %d %s", rec.Code, rec.Body)
+	}
+	for i := 0; i < 2; i++ {
+		raw(t, s, "POST", "/run", "", `{"type":"echo","payload":{"n":1}}`)
+	}
+	clock.advance(time.Second)
+	rec := raw(t, s, "GET", "/api/obs/snapshot", opToken, "")
+	if rec.Code != 200 {
+		t.Fatalf("snapshot: %d %s", rec.Code, rec.Body)
+	}
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, rec.Body.Bytes(), "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	got := regexp.MustCompile(`"id": "[A-Za-z0-9_-]{20,}"`).ReplaceAllString(pretty.String(), `"id": "<id>"`)
+	got = strings.ReplaceAll(got, `"version": "`+version.Get().Version+`"`, `"version": "<version>"`)
+	golden := "testdata/snapshot.golden"
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("snapshot (-want +got)\n%s", diff)
+	}
+	if rec := raw(t, s, "GET", "/api/obs/snapshot", "", ""); rec.Code != 401 {
+		t.Errorf("snapshot without a token: %d, want 401", rec.Code)
+	}
+}
