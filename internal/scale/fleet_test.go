@@ -260,4 +260,3 @@ func (f *fleet) describe() string {
 	}
 	return strings.Join(parts, ", ")
 }
-
