@@ -326,5 +326,3 @@ func testGaugesAgree(t *testing.T, b *backend) {
 		})
 	}
 }
-
-func testMasterRestartUnderLoad(t *testing.T, b *backend) {}
