@@ -3,7 +3,6 @@ package scale_test
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -251,12 +250,3 @@ func queueKey(q string) string { return "refrakt:q:{" + q + "}:pending" }
 
 // bucketKey is the Redis key of a rate-limit bucket (default prefix).
 func bucketKey(key string) string { return "refrakt:rl:{" + key + "}" }
-
-// describe names the daemons' ports for failure messages.
-func (f *fleet) describe() string {
-	var parts []string
-	for i, d := range f.ds {
-		parts = append(parts, fmt.Sprintf("#%d %s", i, d.Addr))
-	}
-	return strings.Join(parts, ", ")
-}
