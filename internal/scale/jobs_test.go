@@ -238,7 +238,7 @@ func testKilledDaemonRecovered(t *testing.T, b *backend) {
 	names := queueNames(t, b, 3)
 	var reqs []queue.EnqueueRequest
 	for i := range 9 {
-		reqs = append(reqs, queue.EnqueueRequest{Type: "sleep", Payload: json.RawMessage(`{"ms":1500}`), Queue: names[i%len(names)]})
+		reqs = append(reqs, queue.EnqueueRequest{Type: "sleep", Payload: json.RawMessage(`{"ms":2500}`), Queue: names[i%len(names)]})
 	}
 	jobs := f.enqueueAll(reqs)
 	f.waitUntil(10*time.Second, "all 9 jobs running", func() bool {
