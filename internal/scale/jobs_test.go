@@ -229,10 +229,12 @@ func (f *fleet) jobs(d *daemontest.Daemon, q string) []*queue.Job {
 }
 
 // testKilledDaemonRecovered: the daemon holding the most running jobs is
-// SIGKILLed; once their 1s leases expire, the other two recover them (the
-// survivors together count one running→pending recovery per lost job, not
-// one per tick loop) and run them again; every job succeeds, and exactly the
-// lost ones took a second attempt.
+// SIGKILLed; once their 1s leases expire, the other two recover them and
+// run them again; every job succeeds. Each recovery is made once, not once
+// per tick loop: the daemons together count exactly one running→pending
+// recovery per extra attempt of a job. On an idle machine that is one per
+// lost job; on an overloaded one a survivor may also miss extending a 1s
+// lease, which costs one more recovery and one more attempt, still paired.
 func testKilledDaemonRecovered(t *testing.T, b *backend) {
 	f := startFleet(t, b, 3, "JOB_LEASE=1s")
 	names := queueNames(t, b, 3)
@@ -249,6 +251,7 @@ func testKilledDaemonRecovered(t *testing.T, b *backend) {
 		return n == int64(len(jobs))
 	})
 	started := f.transitions("pending", "running")
+	recoveredBefore := f.transitions("running", "pending")
 	victim := 0
 	for i, n := range started {
 		if n > started[victim] {
@@ -268,11 +271,23 @@ func testKilledDaemonRecovered(t *testing.T, b *backend) {
 	}
 	f.ds = survivors
 	jobs = f.waitSucceeded(20*time.Second, jobs)
-	if d := cmp.Diff(map[int]int{1: len(jobs) - lost, 2: lost}, attemptCounts(jobs)); d != "" {
-		t.Errorf("jobs by attempts (-want +got):\n%s", d)
+	byAttempts := attemptCounts(jobs)
+	extra, rerun := 0, 0
+	for n, count := range byAttempts {
+		extra += (n - 1) * count
+		if n > 1 {
+			rerun += count
+		}
 	}
-	if got := total(f.transitions("running", "pending")); got != lost {
-		t.Errorf("the survivors recovered %d leases, want %d (one per lost job)", got, lost)
+	recovered := total(f.transitions("running", "pending")) + recoveredBefore[victim]
+	if recovered != extra {
+		t.Errorf("the daemons counted %d recoveries for %d extra attempts (jobs by attempts %v): want one recovery per extra attempt", recovered, extra, byAttempts)
+	}
+	if rerun < lost {
+		t.Errorf("%d jobs ran more than once, want at least the %d the killed daemon held (jobs by attempts %v)", rerun, lost, byAttempts)
+	}
+	if d := cmp.Diff(map[int]int{1: len(jobs) - lost, 2: lost}, byAttempts); d != "" {
+		t.Logf("more lease expiries than the kill explains (an overloaded machine), jobs by attempts (-want +got):\n%s", d)
 	}
 }
 
