@@ -54,6 +54,11 @@ type Broker struct {
 	history int
 	clock   queue.Clock
 
+	enqMu      sync.Mutex
+	enqWaiting []*enqCall // Enqueue calls waiting for the next round trip
+	enqBusy    bool       // a caller is flushing
+	enqFlushes int        // round trips so far (the wake-up list is trimmed every 32nd)
+
 	mu     sync.Mutex
 	known  map[string]bool // queues this broker has seen in the index
 	names  []string        // sorted
@@ -114,61 +119,123 @@ func (b *Broker) run(ctx context.Context, s *script, keys []string, args ...any)
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }
 
-// Enqueue stores new jobs: one script per queue, in one pipeline with the
-// wake-up and the queue index.
+// Enqueue stores new jobs: one script per queue. Concurrent calls are
+// coalesced (group commit): while one caller's round trip is in flight,
+// others queue up and the next caller sends them all in one pipeline, one
+// script per call and queue, so each call stays atomic and sees only its own
+// errors.
 func (b *Broker) Enqueue(ctx context.Context, jobs ...queue.NewJob) error {
-	byQueue := map[string][]queue.NewJob{}
-	var order []string
-	for _, nj := range jobs {
-		if _, ok := byQueue[nj.Queue]; !ok {
-			order = append(order, nj.Queue)
-		}
-		byQueue[nj.Queue] = append(byQueue[nj.Queue], nj)
+	if len(jobs) == 0 {
+		return nil
 	}
-	exec := func(load bool) ([]*redis.Cmd, error) {
-		pipe := b.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(order))
-		wake := false
-		for i, q := range order {
-			k := b.keys(q)
-			args := []any{b.now(), q}
-			for _, nj := range byQueue[q] {
-				args = append(args, nj.ID, nj.Type, string(nj.Payload), nj.MaxRetries, nj.IntervalSeconds, ms(nj.Delay), nj.Source)
-				wake = wake || nj.Delay <= 0
+	c := &enqCall{jobs: jobs, done: make(chan struct{}), lead: make(chan struct{})}
+	b.enqMu.Lock()
+	b.enqWaiting = append(b.enqWaiting, c)
+	if b.enqBusy {
+		b.enqMu.Unlock()
+		select {
+		case <-c.done:
+			return c.err
+		case <-c.lead: // the previous leader is done: flush what waits
+		}
+		b.enqMu.Lock()
+	}
+	b.enqBusy = true
+	batch := b.enqWaiting
+	b.enqWaiting = nil
+	b.enqMu.Unlock()
+
+	b.flushEnqueues(ctx, batch)
+
+	b.enqMu.Lock()
+	if len(b.enqWaiting) > 0 {
+		close(b.enqWaiting[0].lead) // hand over: never serve others' calls forever
+	} else {
+		b.enqBusy = false
+	}
+	b.enqMu.Unlock()
+	return c.err
+}
+
+// enqCall is one Enqueue call waiting for its round trip.
+type enqCall struct {
+	jobs []queue.NewJob
+	err  error
+	done chan struct{} // closed when err is set
+	lead chan struct{} // closed when this call must flush the waiting ones
+}
+
+// flushEnqueues sends the calls of batch in one pipeline and completes them.
+// The leader's context bounds the round trip but is not cancelled with it:
+// the other callers' jobs must not fail because the leader gave up.
+func (b *Broker) flushEnqueues(ctx context.Context, batch []*enqCall) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	type part struct {
+		call *enqCall
+		q    string
+		jobs []queue.NewJob
+		cmd  *redis.Cmd
+	}
+	var parts []*part
+	var wakeQueues, newQueues []string
+	for _, c := range batch {
+		idx := map[string]*part{}
+		for _, nj := range c.jobs {
+			p, ok := idx[nj.Queue]
+			if !ok {
+				p = &part{call: c, q: nj.Queue}
+				idx[nj.Queue] = p
+				parts = append(parts, p)
 			}
-			ks := []string{k.pending, k.scheduled, k.stats, k.job}
-			if load {
-				cmds[i] = pipe.Eval(ctx, enqueueScript.String(), ks, args...)
-			} else {
-				cmds[i] = pipe.EvalSha(ctx, enqueueScript.Hash(), ks, args...)
+			p.jobs = append(p.jobs, nj)
+			if nj.Delay <= 0 && !contains(wakeQueues, nj.Queue) {
+				wakeQueues = append(wakeQueues, nj.Queue)
 			}
-			if wake {
-				pipe.RPush(ctx, b.wakeKey(), q)
-			}
-			if !b.isKnown(q) {
-				pipe.SAdd(ctx, b.indexKey(), q)
+			if !b.isKnown(nj.Queue) && !contains(newQueues, nj.Queue) {
+				newQueues = append(newQueues, nj.Queue)
 			}
 		}
-		if wake {
+	}
+	b.enqFlushes++
+	trim := b.enqFlushes%32 == 0
+	calls := make([]scriptCall, len(parts))
+	for i, p := range parts {
+		k := b.keys(p.q)
+		args := make([]any, 0, 2+7*len(p.jobs))
+		args = append(args, b.now(), p.q)
+		for _, nj := range p.jobs {
+			args = append(args, nj.ID, nj.Type, string(nj.Payload), nj.MaxRetries, nj.IntervalSeconds, ms(nj.Delay), nj.Source)
+		}
+		calls[i] = scriptCall{enqueueScript, []string{k.pending, k.scheduled, k.stats, k.job}, args}
+	}
+	cmds, err := b.runAll(ctx, calls, func(pipe redis.Pipeliner) {
+		for _, q := range wakeQueues {
+			pipe.RPush(ctx, b.wakeKey(), q)
+		}
+		if trim {
 			pipe.LTrim(ctx, b.wakeKey(), -wakeBacklog, -1)
 		}
-		_, err := pipe.Exec(ctx)
-		return cmds, err
+		if len(newQueues) > 0 {
+			pipe.SAdd(ctx, b.indexKey(), toAny(newQueues)...)
+		}
+	})
+	for i, p := range parts {
+		p.cmd = cmds[i]
 	}
-	cmds, err := exec(false)
-	if err != nil && isNoScript(err) {
-		cmds, err = exec(true)
-	}
-	if err != nil {
-		return fmt.Errorf("enqueue: %w", err)
-	}
-	for i, q := range order {
-		r := cmds[i].Val().([]any)
+	failed := map[*enqCall]error{}
+	for _, p := range parts {
+		if e := p.cmd.Err(); e != nil {
+			failed[p.call] = fmt.Errorf("enqueue: %w", e)
+			continue
+		}
+		r := p.cmd.Val().([]any)
 		if dup, _ := r[1].(string); dup != "" {
-			return core.Errorf(core.CodeConflict, "job %s already exists", dup)
+			failed[p.call] = core.Errorf(core.CodeConflict, "job %s already exists", dup)
+			continue
 		}
 		now := msTime(r[0])
-		for _, nj := range byQueue[q] {
+		for _, nj := range p.jobs {
 			nj.EnqueuedAt = now
 			if nj.Delay > 0 {
 				nj.Status, nj.RunAt = queue.StatusScheduled, now.Add(nj.Delay.Truncate(time.Millisecond))
@@ -176,9 +243,24 @@ func (b *Broker) Enqueue(ctx context.Context, jobs ...queue.NewJob) error {
 				nj.Status, nj.RunAt, nj.ReadyAt = queue.StatusPending, now, now
 			}
 		}
-		b.markKnown(q)
 	}
-	return nil
+	if err == nil {
+		for _, q := range newQueues {
+			b.markKnown(q)
+		}
+	}
+	for _, c := range batch {
+		c.err = failed[c] // a failed pipeline failed every command in it
+		close(c.done)
+	}
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
 
 func isNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") }
@@ -275,28 +357,30 @@ func (b *Broker) getMany(ctx context.Context, queues []string, ids []string) ([]
 	return out, nil
 }
 
-// Fetch starts up to req.N pending jobs, blocking on the wake-up list while
-// there are none, up to req.Wait.
+// Fetch starts up to req.N pending jobs. With none pending and a positive
+// req.Wait it blocks on the wake-up list (BLPOP; go-redis counts blocking
+// timeouts in whole seconds, so at least one) and tries again once woken,
+// first in the queue the wake-up names.
 func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lease, error) {
-	deadline := time.Now().Add(req.Wait)
-	hint := ""
-	for {
-		leases, err := b.take(ctx, req, hint)
-		if err != nil || len(leases) > 0 || req.Wait <= 0 {
-			return leases, err
-		}
-		if time.Until(deadline) < 10*time.Millisecond {
-			return nil, nil
-		}
-		res, err := b.rdb.BLPop(ctx, maxBlock, b.wakeKey()).Result()
+	leases, err := b.take(ctx, req, "")
+	if err != nil || len(leases) > 0 || req.Wait <= 0 {
+		return leases, err
+	}
+	// A wake-up whose job another fetcher took (or a leftover one) is
+	// spurious: block again, at most as many times as the list can hold.
+	for range wakeBacklog + 32 {
+		res, err := b.rdb.BLPop(ctx, max(maxBlock, req.Wait.Truncate(time.Second)), b.wakeKey()).Result()
 		switch {
 		case errors.Is(err, redis.Nil):
 			return nil, nil
 		case err != nil:
 			return nil, fmt.Errorf("wait for jobs: %w", err)
 		}
-		hint = res[1]
+		if leases, err = b.take(ctx, req, res[1]); err != nil || len(leases) > 0 {
+			return leases, err
+		}
 	}
+	return nil, nil
 }
 
 // take starts up to req.N jobs, trying the hinted queue first, then the
@@ -462,28 +546,63 @@ func (b *Broker) perRef(ctx context.Context, refs []queue.Ref, op string, call f
 	return ok, nil
 }
 
-// pipelined runs one script per queue in a single round trip, retrying the
-// whole pipeline with EVAL when Redis lost its scripts.
+// pipelined runs one script per queue in a single round trip.
 func (b *Broker) pipelined(ctx context.Context, order []string, call func(q string) ([]string, []any, *script)) ([]*redis.Cmd, error) {
-	exec := func(load bool) ([]*redis.Cmd, error) {
-		pipe := b.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(order))
-		for i, q := range order {
-			ks, args, s := call(q)
-			if load {
-				cmds[i] = pipe.Eval(ctx, s.String(), ks, args...)
-			} else {
-				cmds[i] = pipe.EvalSha(ctx, s.Hash(), ks, args...)
-			}
+	calls := make([]scriptCall, len(order))
+	for i, q := range order {
+		ks, args, s := call(q)
+		calls[i] = scriptCall{s, ks, args}
+	}
+	return b.runAll(ctx, calls, nil)
+}
+
+// scriptCall is one script call of a pipeline.
+type scriptCall struct {
+	s    *script
+	keys []string
+	args []any
+}
+
+// runAll runs calls with EVALSHA in one pipeline, followed by the commands
+// more adds (may be nil), and returns the calls' replies. The calls that
+// fail with NOSCRIPT are sent again with EVAL, and only they: on a cluster,
+// one master may have lost its scripts (a restart, a failover) while the
+// others ran their calls, which must not run twice (an enqueue would find
+// its jobs already there, a finish its lease gone).
+func (b *Broker) runAll(ctx context.Context, calls []scriptCall, more func(redis.Pipeliner)) ([]*redis.Cmd, error) {
+	pipe := b.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(calls))
+	for i, c := range calls {
+		cmds[i] = pipe.EvalSha(ctx, c.s.Hash(), c.keys, c.args...)
+	}
+	if more != nil {
+		more(pipe)
+	}
+	all, err := pipe.Exec(ctx)
+	if err == nil {
+		return cmds, nil
+	}
+	var lost []int
+	for i, c := range cmds {
+		if isNoScript(c.Err()) {
+			lost = append(lost, i)
 		}
-		_, err := pipe.Exec(ctx)
-		return cmds, err
 	}
-	cmds, err := exec(false)
-	if isNoScript(err) {
-		cmds, err = exec(true)
+	if len(lost) > 0 {
+		pipe = b.rdb.Pipeline()
+		for _, i := range lost {
+			cmds[i] = pipe.Eval(ctx, calls[i].s.String(), calls[i].keys, calls[i].args...)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return cmds, err
+		}
 	}
-	return cmds, err
+	for _, c := range all {
+		if err := c.Err(); err != nil && !isNoScript(err) {
+			return cmds, err
+		}
+	}
+	return cmds, nil
 }
 
 // Finish records outcomes: one script per queue, pipelined.

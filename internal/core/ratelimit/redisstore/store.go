@@ -150,6 +150,10 @@ type group struct {
 	now   string // "" for Redis TIME
 	rules []any  // the rules' script arguments
 	done  chan struct{}
+	// abandoned says the caller stopped waiting (its context ended): a
+	// flusher that has not sent it yet drops it, so a request answered
+	// otherwise (by the fallback) never spends tokens later.
+	abandoned atomic.Bool
 }
 
 // Take implements ratelimit.Store. The keys of a request go in one round
@@ -259,7 +263,7 @@ func (s *Store) calls(groups []*group) []*call {
 			o := &g.ops[i]
 			// Only keys of one hash slot share a call, on a single server
 			// too: every call is valid on a Cluster as it stands.
-			k := callKey{now: g.now, rules: &g.rules[0], slot: slotOf(o.key)}
+			k := callKey{now: g.now, rules: &g.rules[0], slot: keySlot(o.rkey)}
 			c := open[k]
 			if c == nil || len(c.ops) == maxKeysPerCall {
 				c = &call{args: append([]any{g.now}, g.rules...)}
