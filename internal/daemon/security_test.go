@@ -26,7 +26,7 @@ import (
 )
 
 // Who may call a route. The table below is the README's auth table
-// (docs/auth-table.md), checked against routes.go and against the server.
+// (in README.md), checked against routes.go and against the server.
 const (
 	whoAnyone    = "anyone"
 	whoOperator  = "operator or developer"
@@ -119,7 +119,7 @@ func TestEveryRouteHasItsRole(t *testing.T) {
 	for pattern, guard := range src {
 		who, ok := authTable[pattern]
 		if !ok {
-			t.Errorf("route %q is not in the auth table: decide who may call it (security_test.go, docs/auth-table.md)", pattern)
+			t.Errorf("route %q is not in the auth table: decide who may call it (security_test.go, README.md)", pattern)
 			continue
 		}
 		if guard != wantGuard[who] {
@@ -184,9 +184,9 @@ func TestRouteAuthOverHTTP(t *testing.T) {
 }
 
 // TestAuthTableDocumented: every route of the table appears in
-// docs/auth-table.md, the README's table, with the same role.
+// the README's auth table, with the same role.
 func TestAuthTableDocumented(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "auth-table.md"))
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestAuthTableDocumented(t *testing.T) {
 	for pattern, who := range authTable {
 		row := "| `" + pattern + "` | " + who + " |"
 		if !strings.Contains(doc, row) {
-			t.Errorf("docs/auth-table.md lacks the row %q", row)
+			t.Errorf("README.md's auth table lacks the row %q", row)
 		}
 	}
 }
