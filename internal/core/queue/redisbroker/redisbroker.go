@@ -277,11 +277,17 @@ func (b *Broker) markKnown(q string) {
 	b.addName(q)
 }
 
+// addName adds q to the cached names. The list is copied on write: callers
+// iterate the slice they were handed without the lock, so it is never
+// changed in place.
 func (b *Broker) addName(q string) {
 	if !b.known[q] {
 		b.known[q] = true
-		b.names = append(b.names, q)
-		sort.Strings(b.names)
+		names := make([]string, len(b.names), len(b.names)+1)
+		copy(names, b.names)
+		names = append(names, q)
+		sort.Strings(names)
+		b.names = names
 	}
 }
 
