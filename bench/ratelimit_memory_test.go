@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"golang.org/x/time/rate"
 
@@ -30,14 +29,14 @@ func benchIPs(n int) []string {
 	return out
 }
 
-// refraktMemory is a limiter on the memory store with penalties and bans on.
+// refraktMemory is a limiter on the memory store with penalties and bans on,
+// whose "run" limit (per IP; the requests carry no user) admits everything.
 func refraktMemory(b *testing.B) *ratelimit.Limiter {
 	b.Helper()
-	l, err := ratelimit.New(ratelimit.DefaultConfig(), ratelimit.Deps{Store: memstore.New(ratelimit.SystemClock{})})
+	cfg := ratelimit.DefaultConfig()
+	cfg.RunBurst, cfg.RunPerMinute = benchCapacity, benchCapacity
+	l, err := ratelimit.New(cfg, ratelimit.Deps{Store: memstore.New(ratelimit.SystemClock{})})
 	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := l.SetOverride(context.Background(), ratelimit.Override{Target: "rl-test", Capacity: benchCapacity, Window: time.Second}, 0); err != nil {
 		b.Fatal(err)
 	}
 	return l
@@ -63,7 +62,7 @@ func BenchmarkRatelimitMemory(b *testing.B) {
 	ctx := context.Background()
 	b.Run("impl=xrate/keys=1/serial", func(b *testing.B) {
 		var x xrateMap
-		var key any = "rl-test:ip:203.0.113.7"
+		var key any = "run:ip:203.0.113.7"
 		b.ReportAllocs()
 		for b.Loop() {
 			x.allow(key)
@@ -71,7 +70,7 @@ func BenchmarkRatelimitMemory(b *testing.B) {
 	})
 	b.Run("impl=refrakt/keys=1/serial", func(b *testing.B) {
 		l := refraktMemory(b)
-		req := ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"}
+		req := ratelimit.Request{Limit: "run", IP: "203.0.113.7"}
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := l.Allow(ctx, req); err != nil {
@@ -85,7 +84,7 @@ func BenchmarkRatelimitMemory(b *testing.B) {
 			var x xrateMap
 			keys := make([]any, n)
 			for i, ip := range ips {
-				keys[i] = "rl-test:ip:" + ip
+				keys[i] = "run:ip:" + ip
 				x.allow(keys[i])
 			}
 			var seq atomic.Int64
@@ -110,14 +109,14 @@ func BenchmarkRatelimitMemory(b *testing.B) {
 				i := int(seq.Add(7919))
 				for pb.Next() {
 					i++
-					x.allow("rl-test:ip:" + ips[i%n])
+					x.allow("run:ip:" + ips[i%n])
 				}
 			})
 		})
 		b.Run(fmt.Sprintf("impl=refrakt/keys=%d/parallel", n), func(b *testing.B) {
 			l := refraktMemory(b)
 			for _, ip := range ips {
-				_, _ = l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: ip})
+				_, _ = l.Allow(ctx, ratelimit.Request{Limit: "run", IP: ip})
 			}
 			var seq atomic.Int64
 			b.ReportAllocs()
@@ -126,7 +125,7 @@ func BenchmarkRatelimitMemory(b *testing.B) {
 				i := int(seq.Add(7919))
 				for pb.Next() {
 					i++
-					if _, err := l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: ips[i%n]}); err != nil {
+					if _, err := l.Allow(ctx, ratelimit.Request{Limit: "run", IP: ips[i%n]}); err != nil {
 						b.Error(err)
 						return
 					}

@@ -431,3 +431,44 @@ func TestRedisOutageOverHTTP(t *testing.T) {
 		})
 	}
 }
+
+// TestRunLimitIPAndUser checks the run limit on POST /run: per IP, and per
+// user when a trusted proxy names one; a refused request spends no token of
+// the scope that would have passed.
+func TestRunLimitIPAndUser(t *testing.T) {
+	s, _ := newLimitServer(t, func(c *config.Config) { c.RunBurst = 2 })
+	post := func(peer, user string) (int, string, string) {
+		t.Helper()
+		rq := request{method: "POST", path: "/run", peer: peer, body: `{"type":"ping"}`}
+		if user != "" {
+			rq.headers = map[string]string{"X-User-ID": user}
+		}
+		resp, body := send(t, s, rq)
+		scope := ""
+		if e, ok := body["error"].(map[string]any); ok {
+			scope, _ = e["details"].(map[string]any)["scope"].(string)
+		}
+		return resp.StatusCode, resp.Header.Get("RateLimit-Remaining"), scope
+	}
+	type res struct {
+		Status           int
+		Remaining, Scope string
+	}
+	var got []res
+	for _, c := range []struct{ peer, user string }{
+		{"127.0.0.1:1", "u1"}, {"127.0.0.1:1", "u1"},
+		{"127.0.0.2:1", "u1"}, // u1 is out of tokens; 127.0.0.2 keeps its own
+		{"127.0.0.2:1", ""}, {"127.0.0.2:1", ""}, {"127.0.0.2:1", ""},
+	} {
+		st, rem, sc := post(c.peer, c.user)
+		got = append(got, res{st, rem, sc})
+	}
+	want := []res{
+		{202, "1", ""}, {202, "0", ""},
+		{429, "0", "user"},
+		{202, "1", ""}, {202, "0", ""}, {429, "0", "ip"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("POST /run (-want +got):\n%s", diff)
+	}
+}

@@ -17,7 +17,9 @@ type Broker interface {
 	// Enqueue stores new jobs (ID, Queue, Type, Payload, MaxRetries,
 	// IntervalSeconds, Source set by the caller; Delay in the Enqueued
 	// wrapper). A job with a positive delay is scheduled, any other pending.
-	// It fills in Status, EnqueuedAt, RunAt and ReadyAt of each job.
+	// It fills in Status, EnqueuedAt, RunAt and ReadyAt of each job. It is
+	// atomic per queue: the jobs of one queue are all stored or none is
+	// (a queue is the unit a Redis Cluster keeps in one slot).
 	Enqueue(ctx context.Context, jobs ...NewJob) error
 	// Get returns one job.
 	Get(ctx context.Context, id string) (*Job, error)

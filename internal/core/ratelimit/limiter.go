@@ -129,7 +129,7 @@ func (l *Limiter) Limits() []Limit {
 // for an unknown limit or a request without any identity its limit needs,
 // and core.CodeUnavailable when the store fails under OnErrorDeny.
 func (l *Limiter) Allow(ctx context.Context, req Request) (Decision, error) {
-	e := l.limits[req.Limit]
+	e := l.limit(req.Limit)
 	if e == nil {
 		return Decision{}, core.Errorf(core.CodeInvalid, "unknown limit %q", req.Limit)
 	}
@@ -190,6 +190,16 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (Decision, error) {
 		}
 	}
 	return l.decide(e, s, deny, tight), nil
+}
+
+// limit finds a limit by name; a scan of the few limits beats hashing.
+func (l *Limiter) limit(name string) *limitEntry {
+	for _, e := range l.order {
+		if e.Name == name {
+			return e
+		}
+	}
+	return nil
 }
 
 // decide builds the decision from the bucket that denied (deny >= 0) or the

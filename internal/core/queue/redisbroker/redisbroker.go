@@ -54,6 +54,11 @@ type Broker struct {
 	history int
 	clock   queue.Clock
 
+	enqMu      sync.Mutex
+	enqWaiting []*enqCall // Enqueue calls waiting for the next round trip
+	enqBusy    bool       // a caller is flushing
+	enqFlushes int        // round trips so far (the wake-up list is trimmed every 32nd)
+
 	mu     sync.Mutex
 	known  map[string]bool // queues this broker has seen in the index
 	names  []string        // sorted
@@ -114,61 +119,131 @@ func (b *Broker) run(ctx context.Context, s *script, keys []string, args ...any)
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }
 
-// Enqueue stores new jobs: one script per queue, in one pipeline with the
-// wake-up and the queue index.
+// Enqueue stores new jobs: one script per queue. Concurrent calls are
+// coalesced (group commit): while one caller's round trip is in flight,
+// others queue up and the next caller sends them all in one pipeline, one
+// script per call and queue, so each call stays atomic and sees only its own
+// errors.
 func (b *Broker) Enqueue(ctx context.Context, jobs ...queue.NewJob) error {
-	byQueue := map[string][]queue.NewJob{}
-	var order []string
-	for _, nj := range jobs {
-		if _, ok := byQueue[nj.Queue]; !ok {
-			order = append(order, nj.Queue)
-		}
-		byQueue[nj.Queue] = append(byQueue[nj.Queue], nj)
+	if len(jobs) == 0 {
+		return nil
 	}
-	exec := func(load bool) ([]*redis.Cmd, error) {
+	c := &enqCall{jobs: jobs, done: make(chan struct{}), lead: make(chan struct{})}
+	b.enqMu.Lock()
+	b.enqWaiting = append(b.enqWaiting, c)
+	if b.enqBusy {
+		b.enqMu.Unlock()
+		select {
+		case <-c.done:
+			return c.err
+		case <-c.lead: // the previous leader is done: flush what waits
+		}
+		b.enqMu.Lock()
+	}
+	b.enqBusy = true
+	batch := b.enqWaiting
+	b.enqWaiting = nil
+	b.enqMu.Unlock()
+
+	b.flushEnqueues(ctx, batch)
+
+	b.enqMu.Lock()
+	if len(b.enqWaiting) > 0 {
+		close(b.enqWaiting[0].lead) // hand over: never serve others' calls forever
+	} else {
+		b.enqBusy = false
+	}
+	b.enqMu.Unlock()
+	return c.err
+}
+
+// enqCall is one Enqueue call waiting for its round trip.
+type enqCall struct {
+	jobs []queue.NewJob
+	err  error
+	done chan struct{} // closed when err is set
+	lead chan struct{} // closed when this call must flush the waiting ones
+}
+
+// flushEnqueues sends the calls of batch in one pipeline and completes them.
+// The leader's context bounds the round trip but is not cancelled with it:
+// the other callers' jobs must not fail because the leader gave up.
+func (b *Broker) flushEnqueues(ctx context.Context, batch []*enqCall) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	type part struct {
+		call *enqCall
+		q    string
+		jobs []queue.NewJob
+		cmd  *redis.Cmd
+	}
+	var parts []*part
+	var wakeQueues, newQueues []string
+	for _, c := range batch {
+		idx := map[string]*part{}
+		for _, nj := range c.jobs {
+			p, ok := idx[nj.Queue]
+			if !ok {
+				p = &part{call: c, q: nj.Queue}
+				idx[nj.Queue] = p
+				parts = append(parts, p)
+			}
+			p.jobs = append(p.jobs, nj)
+			if nj.Delay <= 0 && !contains(wakeQueues, nj.Queue) {
+				wakeQueues = append(wakeQueues, nj.Queue)
+			}
+			if !b.isKnown(nj.Queue) && !contains(newQueues, nj.Queue) {
+				newQueues = append(newQueues, nj.Queue)
+			}
+		}
+	}
+	b.enqFlushes++
+	trim := b.enqFlushes%32 == 0
+	exec := func(load bool) error {
 		pipe := b.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(order))
-		wake := false
-		for i, q := range order {
-			k := b.keys(q)
-			args := []any{b.now(), q}
-			for _, nj := range byQueue[q] {
+		for _, p := range parts {
+			k := b.keys(p.q)
+			args := make([]any, 0, 2+7*len(p.jobs))
+			args = append(args, b.now(), p.q)
+			for _, nj := range p.jobs {
 				args = append(args, nj.ID, nj.Type, string(nj.Payload), nj.MaxRetries, nj.IntervalSeconds, ms(nj.Delay), nj.Source)
-				wake = wake || nj.Delay <= 0
 			}
 			ks := []string{k.pending, k.scheduled, k.stats, k.job}
 			if load {
-				cmds[i] = pipe.Eval(ctx, enqueueScript.String(), ks, args...)
+				p.cmd = pipe.Eval(ctx, enqueueScript.String(), ks, args...)
 			} else {
-				cmds[i] = pipe.EvalSha(ctx, enqueueScript.Hash(), ks, args...)
-			}
-			if wake {
-				pipe.RPush(ctx, b.wakeKey(), q)
-			}
-			if !b.isKnown(q) {
-				pipe.SAdd(ctx, b.indexKey(), q)
+				p.cmd = pipe.EvalSha(ctx, enqueueScript.Hash(), ks, args...)
 			}
 		}
-		if wake {
+		for _, q := range wakeQueues {
+			pipe.RPush(ctx, b.wakeKey(), q)
+		}
+		if trim {
 			pipe.LTrim(ctx, b.wakeKey(), -wakeBacklog, -1)
 		}
+		if len(newQueues) > 0 {
+			pipe.SAdd(ctx, b.indexKey(), toAny(newQueues)...)
+		}
 		_, err := pipe.Exec(ctx)
-		return cmds, err
+		return err
 	}
-	cmds, err := exec(false)
-	if err != nil && isNoScript(err) {
-		cmds, err = exec(true)
+	err := exec(false)
+	if isNoScript(err) {
+		err = exec(true)
 	}
-	if err != nil {
-		return fmt.Errorf("enqueue: %w", err)
-	}
-	for i, q := range order {
-		r := cmds[i].Val().([]any)
+	failed := map[*enqCall]error{}
+	for _, p := range parts {
+		if e := p.cmd.Err(); e != nil {
+			failed[p.call] = fmt.Errorf("enqueue: %w", e)
+			continue
+		}
+		r := p.cmd.Val().([]any)
 		if dup, _ := r[1].(string); dup != "" {
-			return core.Errorf(core.CodeConflict, "job %s already exists", dup)
+			failed[p.call] = core.Errorf(core.CodeConflict, "job %s already exists", dup)
+			continue
 		}
 		now := msTime(r[0])
-		for _, nj := range byQueue[q] {
+		for _, nj := range p.jobs {
 			nj.EnqueuedAt = now
 			if nj.Delay > 0 {
 				nj.Status, nj.RunAt = queue.StatusScheduled, now.Add(nj.Delay.Truncate(time.Millisecond))
@@ -176,9 +251,24 @@ func (b *Broker) Enqueue(ctx context.Context, jobs ...queue.NewJob) error {
 				nj.Status, nj.RunAt, nj.ReadyAt = queue.StatusPending, now, now
 			}
 		}
-		b.markKnown(q)
 	}
-	return nil
+	if err == nil {
+		for _, q := range newQueues {
+			b.markKnown(q)
+		}
+	}
+	for _, c := range batch {
+		c.err = failed[c] // a failed pipeline failed every command in it
+		close(c.done)
+	}
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
 
 func isNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/queue/brokertest"
 	"github.com/refrakt/refrakt/internal/core/queue/redisbroker"
@@ -102,5 +104,56 @@ func TestScriptsReloaded(t *testing.T) {
 	rdb.ScriptFlush(ctx)
 	if _, err := svc.Stats(ctx); err != nil {
 		t.Fatalf("Stats after SCRIPT FLUSH: %v", err)
+	}
+}
+
+// TestConcurrentEnqueue: concurrent Enqueue calls share round trips but
+// each stays atomic and sees only its own errors.
+func TestConcurrentEnqueue(t *testing.T) {
+	_, rdb := newClient(t)
+	ctx := context.Background()
+	b := redisbroker.New(rdb, redisbroker.Options{})
+	existing := &queue.Job{ID: queue.NewID(), Queue: "default", Type: "ping"}
+	if err := b.Enqueue(ctx, queue.NewJob{Job: existing}); err != nil {
+		t.Fatal(err)
+	}
+	const callers = 50
+	errs := make([]error, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			q := []string{"default", "other"}[i%2]
+			jobs := []queue.NewJob{{Job: &queue.Job{ID: queue.NewID(), Queue: q, Type: "ping"}}, {Job: &queue.Job{ID: queue.NewID(), Queue: "third", Type: "ping"}}}
+			if i == 7 {
+				jobs = append(jobs, queue.NewJob{Job: &queue.Job{ID: existing.ID, Queue: "default", Type: "ping"}})
+			}
+			errs[i] = b.Enqueue(ctx, jobs...)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		want := ""
+		if i == 7 {
+			want = core.CodeConflict
+		}
+		if got := core.ErrorCode(err); got != want {
+			t.Errorf("caller %d: %v (code %q), want code %q", i, err, got, want)
+		}
+	}
+	total := int64(0)
+	for _, q := range []string{"default", "other", "third"} {
+		st, err := b.Stats(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += st.Pending
+	}
+	// 1 existing + 50 callers × 2 jobs: caller 7's "default" part (the
+	// duplicate) was refused whole; its jobs in other queues (other scripts)
+	// were stored: Enqueue is atomic per queue.
+	if total != 1+50*2 {
+		t.Errorf("pending jobs: %d, want %d", total, 1+50*2)
 	}
 }

@@ -107,14 +107,14 @@ local n = 0
 for i = 3, #ARGV, 7 do
   local id, delay = ARGV[i], tonumber(ARGV[i+5])
   local key = KEYS[4] .. id
+  local status, ready = 'pending', now
+  if delay > 0 then status, ready = 'scheduled', 0 end
   redis.call('HSET', key, 'id', id, 'queue', ARGV[2], 'type', ARGV[i+1], 'payload', ARGV[i+2],
-    'attempts', 0, 'retries', 0, 'max_retries', ARGV[i+3], 'interval', ARGV[i+4],
-    'enqueued_at', now, 'source', ARGV[i+6], 'token', 0)
+    'status', status, 'attempts', 0, 'retries', 0, 'max_retries', ARGV[i+3], 'interval', ARGV[i+4],
+    'run_at', now + delay, 'enqueued_at', now, 'ready_at', ready, 'source', ARGV[i+6], 'token', 0)
   if delay > 0 then
-    redis.call('HSET', key, 'status', 'scheduled', 'run_at', now + delay)
     redis.call('ZADD', KEYS[2], now + delay, id)
   else
-    redis.call('HSET', key, 'status', 'pending', 'run_at', now, 'ready_at', now)
     redis.call('RPUSH', KEYS[1], id)
   end
   n = n + 1
