@@ -8,8 +8,9 @@
 #
 #   -n N      requests per measured phase (default 20000)
 #   -c N      connections of the main phases (default 64)
-#   --redis   also start a throwaway redis-server and run the daemon on it
-#             (QUEUE_URL); reports Redis CPU per phase
+#   --redis   run the daemon on Redis (QUEUE_URL): a throwaway redis-server,
+#             or the one on LOADTEST_REDIS_PORT (scripts/bench.sh passes its
+#             own; the daemon uses DB 2 there); reports Redis CPU per phase
 #   --sweep   also sweep the limited endpoint over 1..256 connections (where
 #             p99 climbs) and POST /run with QUEUE_MAX_PENDING=1000 and 5 ms
 #             sleep jobs (where admission control starts refusing)
@@ -65,8 +66,11 @@ wait_for() { # wait_for FILE REGEX: prints the first capture
   echo "loadtest: timed out waiting for $2 in $1:" >&2; cat "$1" >&2; exit 1
 }
 
-REDIS_PORT=""
-if [ "$USE_REDIS" = 1 ]; then
+REDIS_PORT="" REDIS_DB=0
+if [ "$USE_REDIS" = 1 ] && [ -n "${LOADTEST_REDIS_PORT:-}" ]; then
+  REDIS_PORT=$LOADTEST_REDIS_PORT REDIS_DB=2
+  redis-cli -p "$REDIS_PORT" -n "$REDIS_DB" flushdb >/dev/null
+elif [ "$USE_REDIS" = 1 ]; then
   REDIS_PORT=$(free_port)
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$TMP" \
     --logfile "$TMP/redis.log" &
@@ -86,7 +90,7 @@ start_daemon() { # start_daemon NAME [ENV=VALUE...]
   local name="$1"; shift
   local env=(REFRAKT_DEVELOPER_TOKEN="$TOKEN" XDG_STATE_HOME="$TMP/state" LOG_LEVEL=info LOG_FORMAT=text
     REFRAKT_MAX_IN_FLIGHT=4096)
-  if [ -n "$REDIS_PORT" ]; then env+=(QUEUE_URL="redis://127.0.0.1:$REDIS_PORT/0"); fi
+  if [ -n "$REDIS_PORT" ]; then env+=(QUEUE_URL="redis://127.0.0.1:$REDIS_PORT/$REDIS_DB"); fi
   env "${env[@]}" "$@" "$TMP/refrakt" serve --addr 127.0.0.1:0 >"$TMP/$name.log" 2>&1 &
   DAEMON_PID=$!
   PIDS+=("$DAEMON_PID")
@@ -150,6 +154,6 @@ brps=$(field "$bare" 'req/s'); lrps=$(field "$limited" 'req/s')
 bp99=$(field "$bare" p99); lp99=$(field "$limited" p99)
 awk -v r="$lrps" -v b="$brps" -v c="$CONNS" 'BEGIN {
   ratio = b > 0 ? r / b : 0
-  printf "BENCH http-limited-rps refrakt=%.0f reference=%.0f ratio=%.2f goal=>=0.7 %s\n", r, b, ratio, ratio >= 0.7 ? "PASS" : "MISS" }'
+  printf "BENCH http-limited-rps refrakt=%.0f reference=%.0f ratio=%.2f goal=>=0.7 %s\n", r, b, ratio, (ratio >= 0.7 ? "PASS" : "MISS") }'
 awk -v r="$lp99" -v b="$bp99" 'BEGIN {
-  printf "BENCH http-limited-p99 refrakt=%.3f reference=%.3f ratio=%.2f goal=<=5 %s\n", r, b, b > 0 ? r / b : 0, r <= 5 ? "PASS" : "MISS" }'
+  printf "BENCH http-limited-p99 refrakt=%.3f reference=%.3f ratio=%.2f goal=<=5 %s\n", r, b, (b > 0 ? r / b : 0), (r <= 5 ? "PASS" : "MISS") }'
