@@ -3,12 +3,9 @@ package daemon
 import (
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/http"
 	"runtime/debug"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -122,21 +119,13 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			route = "unmatched"
 		}
 		d := time.Since(start)
-		series.observe(route, sw.status, d)
+		hs := series.get(routeStatus{route, sw.status})
+		hs.requests.Inc()
+		hs.duration.Observe(d.Seconds())
 		if s.log.Enabled(r.Context(), slog.LevelDebug) {
 			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "route", route, "status", sw.status, "duration", d)
 		}
 	})
-}
-
-// httpSeriesCache keeps the counter and histogram of each (route, status)
-// seen. Reads take no lock: the map is immutable and replaced, copied, when
-// a new pair shows up, which stops once every route has answered each of its
-// few statuses. Routes are patterns and "unmatched", so it stays small.
-type httpSeriesCache struct {
-	m    *metrics.Metrics
-	mu   sync.Mutex
-	seen atomic.Pointer[map[routeStatus]httpSeries]
 }
 
 type routeStatus struct {
@@ -144,43 +133,19 @@ type routeStatus struct {
 	status int
 }
 
+// httpSeries are the metrics of one route and status.
 type httpSeries struct {
 	requests prometheus.Counter
 	duration prometheus.Observer
 }
 
-func newHTTPSeriesCache(m *metrics.Metrics) *httpSeriesCache {
-	c := &httpSeriesCache{m: m}
-	c.seen.Store(&map[routeStatus]httpSeries{})
-	return c
-}
-
-func (c *httpSeriesCache) observe(route string, status int, d time.Duration) {
-	k := routeStatus{route, status}
-	hs, ok := (*c.seen.Load())[k]
-	if !ok {
-		hs = c.add(k)
-	}
-	hs.requests.Inc()
-	hs.duration.Observe(d.Seconds())
-}
-
-func (c *httpSeriesCache) add(k routeStatus) httpSeries {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old := *c.seen.Load()
-	if hs, ok := old[k]; ok {
-		return hs
-	}
-	hs := httpSeries{
-		requests: c.m.HTTPRequests.WithLabelValues(k.route, strconv.Itoa(k.status)),
-		duration: c.m.HTTPDuration.WithLabelValues(k.route),
-	}
-	next := make(map[routeStatus]httpSeries, len(old)+1)
-	maps.Copy(next, old)
-	next[k] = hs
-	c.seen.Store(&next)
-	return hs
+func newHTTPSeriesCache(m *metrics.Metrics) *seriesCache[routeStatus, httpSeries] {
+	return newSeriesCache(func(k routeStatus) httpSeries {
+		return httpSeries{
+			requests: m.HTTPRequests.WithLabelValues(k.route, strconv.Itoa(k.status)),
+			duration: m.HTTPDuration.WithLabelValues(k.route),
+		}
+	})
 }
 
 // limitBody refuses bodies over maxBody: at once when Content-Length says

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/metrics"
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
@@ -23,11 +25,21 @@ type clockFunc func() time.Time
 func (f clockFunc) Now() time.Time { return f() }
 
 // limitObserver feeds the limiter's events into the Prometheus collectors.
-// Labels are limit and scope names only, never an IP or a user.
-type limitObserver struct{ m *metrics.Metrics }
+// Labels are limit and scope names only, never an IP or a user. Decided runs
+// on every limited request, so its counters are looked up once per label set.
+type limitObserver struct {
+	m         *metrics.Metrics
+	decisions *seriesCache[[3]string, prometheus.Counter]
+}
+
+func newLimitObserver(m *metrics.Metrics) limitObserver {
+	return limitObserver{m: m, decisions: newSeriesCache(func(k [3]string) prometheus.Counter {
+		return m.RateLimitDecisions.WithLabelValues(k[0], k[1], k[2])
+	})}
+}
 
 func (o limitObserver) Decided(limit, scope, decision string) {
-	o.m.RateLimitDecisions.WithLabelValues(limit, scope, decision).Inc()
+	o.decisions.get([3]string{limit, scope, decision}).Inc()
 }
 func (o limitObserver) Banned()                { o.m.RateLimitBans.Inc() }
 func (o limitObserver) BackendError(op string) { o.m.BackendError("ratelimit_" + op) }
@@ -52,7 +64,7 @@ func limitConfig(s *Server) ratelimit.Config {
 func (s *Server) buildRateLimit() error {
 	cfg := limitConfig(s)
 	clock := clockFunc(s.now)
-	deps := ratelimit.Deps{Clock: clock, Observer: limitObserver{s.metrics}, Logger: s.log}
+	deps := ratelimit.Deps{Clock: clock, Observer: newLimitObserver(s.metrics), Logger: s.log}
 	var closeStore func()
 	if s.backend.Redis != nil {
 		rs := redisstore.New(s.backend.Redis, redisstore.Options{Prefix: s.backend.Prefix, Timeout: cfg.BackendTimeout})
