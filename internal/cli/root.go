@@ -67,7 +67,7 @@ func newRootCmd(f *Factory) *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newServeCmd(f, nil), newVersionCmd(f), newTopCmd(f, nil))
+	root.AddCommand(newServeCmd(f, nil), newVersionCmd(f), newJobsCmd(f), newLimitsCmd(f), newTopCmd(f, nil))
 	return root
 }
 

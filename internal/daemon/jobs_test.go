@@ -301,4 +301,12 @@ func TestJobsOnRedis(t *testing.T) {
 	if resp, body := do(t, s, "GET", "/readyz", "", ""); resp.StatusCode != 200 {
 		t.Errorf("readyz after Redis resumed: %d %v", resp.StatusCode, body)
 	}
+	r.Stop()
+	resp, body = do(t, s, "POST", "/run", "", `{"type":"ping"}`)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || errCode(body) != "unavailable" {
+		t.Errorf("POST /run with Redis down: %d Retry-After=%q %v", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	start := time.Now()
+	s.Stop(context.Background())
+	t.Logf("stop with Redis down took %v", time.Since(start))
 }

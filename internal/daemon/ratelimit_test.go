@@ -399,10 +399,11 @@ func TestRedisOutageOverHTTP(t *testing.T) {
 				t.Fatalf("healthy: %d", resp.StatusCode)
 			}
 			srv.Pause()
+			deadline := time.Now().Add(10 * time.Second)
 			for i := range 3 {
 				start := time.Now()
 				resp, body := send(t, s, rq)
-				if took := time.Since(start); took > time.Second {
+				if took := time.Since(start); took > 2*time.Second {
 					t.Errorf("request %d took %s during the outage (timeout 100ms)", i, took)
 				}
 				if resp.StatusCode != c.want {
@@ -413,20 +414,25 @@ func TestRedisOutageOverHTTP(t *testing.T) {
 				}
 			}
 			srv.Resume()
-			deadline := time.Now().Add(5 * time.Second)
 			for s.limiter.Degraded() {
 				if time.Now().After(deadline) {
-					t.Fatal("the daemon did not go back to Redis within 5s")
+					t.Fatal("the daemon did not go back to Redis within 10s")
 				}
 				send(t, s, request{path: "/api/dev/rl-test", token: devToken, peer: "192.0.2.99:1"})
 				time.Sleep(20 * time.Millisecond)
 			}
-			if resp, _ := send(t, s, request{path: "/api/dev/rl-test", token: devToken, peer: "192.0.2.50:1"}); resp.StatusCode != 200 {
-				t.Errorf("after recovery: %d", resp.StatusCode)
-			}
-			n, err := rdb.Exists(ctx, "refrakt:rl:{rl-test:ip:192.0.2.50}").Result()
-			if err != nil || n != 1 {
-				t.Errorf("after recovery the bucket is not in Redis: %d, %v", n, err)
+			// Decisions are Redis's again (one slow round trip on a loaded
+			// machine may still fall back, hence the retries).
+			for {
+				if resp, _ := send(t, s, request{path: "/api/dev/rl-test", token: devToken, peer: "192.0.2.50:1"}); resp.StatusCode != 200 {
+					t.Fatalf("after recovery: %d", resp.StatusCode)
+				}
+				if n, err := rdb.Exists(ctx, "refrakt:rl:{rl-test:ip:192.0.2.50}").Result(); err == nil && n == 1 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("after recovery the bucket is not in Redis")
+				}
 			}
 		})
 	}

@@ -29,7 +29,7 @@ type Pool struct {
 	cfg Config
 
 	jobs     chan *held
-	outcomes chan finished
+	outcomes chan Outcome
 	slots    chan struct{} // one per job the pool may hold (running + prefetched)
 
 	mu      sync.Mutex
@@ -61,11 +61,6 @@ type held struct {
 	cancel context.CancelCauseFunc
 }
 
-// finished is an outcome waiting for the finisher, with the slot it frees.
-type finished struct {
-	outcome Outcome
-}
-
 // NewPool returns a pool running the jobs of svc with svc's settings.
 func NewPool(svc *Service) *Pool {
 	cfg := svc.cfg
@@ -74,7 +69,7 @@ func NewPool(svc *Service) *Pool {
 		svc:         svc,
 		cfg:         cfg,
 		jobs:        make(chan *held, capacity),
-		outcomes:    make(chan finished, capacity),
+		outcomes:    make(chan Outcome, capacity),
 		slots:       make(chan struct{}, capacity),
 		held:        map[*held]struct{}{},
 		fetcherDone: make(chan struct{}),
@@ -142,9 +137,9 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	case <-time.After(5 * time.Second):
 	}
-	// Outcomes not written by now (backend down) are left to their leases.
-	stopWrites := p.stopBG
-	stopWrites()
+	// Outcomes not written by now (backend down) are left to their leases;
+	// this also stops the heartbeat and the tick loop.
+	p.stopBG()
 	<-p.finisher
 	p.mu.Lock()
 	refs := p.handOff
@@ -287,9 +282,9 @@ func (p *Pool) work() {
 			p.handBack(h)
 			continue
 		}
-		start := time.Now()
+		start := p.svc.clock.Now()
 		o := p.svc.execute(h.ctx, h.lease)
-		p.observeRun(time.Since(start))
+		p.observeRun(p.svc.clock.Now().Sub(start))
 		p.inflight.Add(-1)
 		select {
 		case p.freed <- struct{}{}:
@@ -302,7 +297,7 @@ func (p *Pool) work() {
 			p.drop(h) // no longer ours: write nothing
 		default:
 			p.drop(h)
-			p.outcomes <- finished{outcome: o}
+			p.outcomes <- o
 		}
 		p.slots <- struct{}{}
 	}
@@ -329,16 +324,16 @@ func (p *Pool) finish() {
 	defer close(p.finisher)
 	const maxBatch = 512
 	batch := make([]Outcome, 0, maxBatch)
-	for f := range p.outcomes {
-		batch = append(batch[:0], f.outcome)
+	for o := range p.outcomes {
+		batch = append(batch[:0], o)
 	drain:
 		for len(batch) < maxBatch {
 			select {
-			case f, ok := <-p.outcomes:
+			case o, ok := <-p.outcomes:
 				if !ok {
 					break drain
 				}
-				batch = append(batch, f.outcome)
+				batch = append(batch, o)
 			default:
 				break drain
 			}

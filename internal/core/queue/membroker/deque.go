@@ -19,7 +19,6 @@ type deque struct {
 
 func (d *deque) pushBack(it item)  { d.back = append(d.back, it) }
 func (d *deque) pushFront(it item) { d.front = append(d.front, it) }
-func (d *deque) len() int          { return len(d.front) + len(d.back) - d.head }
 
 func (d *deque) peek() (item, bool) {
 	if n := len(d.front); n > 0 {

@@ -365,28 +365,30 @@ func (b *Broker) getMany(ctx context.Context, queues []string, ids []string) ([]
 	return out, nil
 }
 
-// Fetch starts up to req.N pending jobs, blocking on the wake-up list while
-// there are none, up to req.Wait.
+// Fetch starts up to req.N pending jobs. With none pending and a positive
+// req.Wait it blocks on the wake-up list (BLPOP; go-redis counts blocking
+// timeouts in whole seconds, so at least one) and tries again once woken,
+// first in the queue the wake-up names.
 func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lease, error) {
-	deadline := time.Now().Add(req.Wait)
-	hint := ""
-	for {
-		leases, err := b.take(ctx, req, hint)
-		if err != nil || len(leases) > 0 || req.Wait <= 0 {
-			return leases, err
-		}
-		if time.Until(deadline) < 10*time.Millisecond {
-			return nil, nil
-		}
-		res, err := b.rdb.BLPop(ctx, maxBlock, b.wakeKey()).Result()
+	leases, err := b.take(ctx, req, "")
+	if err != nil || len(leases) > 0 || req.Wait <= 0 {
+		return leases, err
+	}
+	// A wake-up whose job another fetcher took (or a leftover one) is
+	// spurious: block again, at most as many times as the list can hold.
+	for range wakeBacklog + 32 {
+		res, err := b.rdb.BLPop(ctx, max(maxBlock, req.Wait.Truncate(time.Second)), b.wakeKey()).Result()
 		switch {
 		case errors.Is(err, redis.Nil):
 			return nil, nil
 		case err != nil:
 			return nil, fmt.Errorf("wait for jobs: %w", err)
 		}
-		hint = res[1]
+		if leases, err = b.take(ctx, req, res[1]); err != nil || len(leases) > 0 {
+			return leases, err
+		}
 	}
+	return nil, nil
 }
 
 // take starts up to req.N jobs, trying the hinted queue first, then the

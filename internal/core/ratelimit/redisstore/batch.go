@@ -60,7 +60,7 @@ func (b *batcher) do(ctx context.Context, g *group) error {
 	case <-g.done:
 		return nil
 	case <-ctx.Done():
-		// The flusher still completes g; nobody reads it.
+		g.abandoned.Store(true)
 		return wrap(ctx.Err(), "take")
 	}
 }
@@ -87,14 +87,24 @@ func (b *batcher) flusher(max int) {
 				b.mu.Unlock()
 				break
 			}
-			batch := b.queue
+			queued := b.queue
 			b.queue = nil
 			b.inflight++
 			b.mu.Unlock()
 
-			ctx, cancel := context.WithTimeout(context.Background(), b.s.opts.Timeout)
-			b.s.exec(ctx, batch)
-			cancel()
+			batch := queued[:0]
+			for _, g := range queued {
+				if g.abandoned.Load() {
+					close(g.done)
+					continue
+				}
+				batch = append(batch, g)
+			}
+			if len(batch) > 0 {
+				ctx, cancel := context.WithTimeout(context.Background(), b.s.opts.Timeout)
+				b.s.exec(ctx, batch)
+				cancel()
+			}
 			for _, g := range batch {
 				close(g.done)
 			}

@@ -150,6 +150,10 @@ type group struct {
 	now   string // "" for Redis TIME
 	rules []any  // the rules' script arguments
 	done  chan struct{}
+	// abandoned says the caller stopped waiting (its context ended): a
+	// flusher that has not sent it yet drops it, so a request answered
+	// otherwise (by the fallback) never spends tokens later.
+	abandoned atomic.Bool
 }
 
 // Take implements ratelimit.Store. The keys of a request go in one round

@@ -21,10 +21,14 @@ func newClient(t testing.TB, srv *redistest.Server) *redis.Client {
 	return rdb
 }
 
-// newStore returns a store on rdb under a prefix of its own, closed when the
-// test ends.
+// newStore returns a store on rdb, closed when the test ends. Unless the
+// test sets one, round trips get a generous timeout: on a loaded machine the
+// default 100ms would turn slowness into failures the test is not about.
 func newStore(t testing.TB, rdb redis.UniversalClient, o redisstore.Options) *redisstore.Store {
 	t.Helper()
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Second
+	}
 	s := redisstore.New(rdb, o)
 	t.Cleanup(func() { s.Close() })
 	return s

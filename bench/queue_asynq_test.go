@@ -1,9 +1,12 @@
-// Package queuebench measures refrakt's Redis job queue next to asynq
+// Queue benchmarks: they measure refrakt's Redis job queue next to asynq
 // (github.com/hibiken/asynq) with the shapes of asynq's own benchmarks, on
 // one throwaway redis-server: asynq on DB 14, refrakt on DB 15.
 //
-//	cd bench/queue && go test -run '^$' -bench . -benchtime 1x
-package queuebench
+//	cd bench && go test -run '^$' -bench 'EndToEnd' -benchtime 1x
+//	cd bench && go test -run '^$' -bench 'Enqueue|FetchComplete' -benchtime 2s
+//	cd bench && go test -run '^$' -bench 'RefraktPickupLatency' -benchtime 1000x
+
+package bench
 
 import (
 	"context"
@@ -32,17 +35,17 @@ const (
 	e2eConc   = 10
 )
 
-// prefetch is the Prefetch setting under test (0 = refrakt's default).
-var prefetch = 0
+// queuePrefetch is the Prefetch setting under test (0 = refrakt's default).
+var queuePrefetch = 0
 
 // server starts a throwaway redis-server for one benchmark; asynq's and
 // refrakt's benchmarks each use a fresh one with the same settings.
-func server(b *testing.B) string {
+func queueServer(b *testing.B) string {
 	b.Helper()
 	return redistest.Start(b).Addr()
 }
 
-func flush(b *testing.B, addr string, db int) *redis.Client {
+func queueFlush(b *testing.B, addr string, db int) *redis.Client {
 	b.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: addr, DB: db, PoolSize: 64})
 	if err := rdb.FlushDB(context.Background()).Err(); err != nil {
@@ -52,7 +55,7 @@ func flush(b *testing.B, addr string, db int) *redis.Client {
 }
 
 // redisCPU returns the CPU seconds (user+sys) redis-server has used.
-func redisCPU(b *testing.B, addr string) float64 {
+func queueRedisCPU(b *testing.B, addr string) float64 {
 	b.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	defer rdb.Close()
@@ -73,7 +76,7 @@ func redisCPU(b *testing.B, addr string) float64 {
 }
 
 // makePayload is asynq's makeTask payload: {"data": n}.
-func makePayload(n int) []byte {
+func queuePayload(n int) []byte {
 	p, _ := json.Marshal(map[string]int{"data": n})
 	return p
 }
@@ -81,10 +84,10 @@ func makePayload(n int) []byte {
 // ---- asynq ----
 
 func BenchmarkAsynqEndToEndSimple(b *testing.B) {
-	addr := server(b)
+	addr := queueServer(b)
 	for n := 0; n < b.N; n++ {
 		b.StopTimer()
-		flush(b, addr, asynqDB).Close()
+		queueFlush(b, addr, asynqDB).Close()
 		opt := asynq.RedisClientOpt{Addr: addr, DB: asynqDB}
 		client := asynq.NewClient(opt)
 		srv := asynq.NewServer(opt, asynq.Config{
@@ -93,34 +96,34 @@ func BenchmarkAsynqEndToEndSimple(b *testing.B) {
 			LogLevel:       asynq.FatalLevel,
 		})
 		for i := 0; i < e2eCount; i++ {
-			if _, err := client.Enqueue(asynq.NewTask(fmt.Sprintf("task%d", i), makePayload(i))); err != nil {
+			if _, err := client.Enqueue(asynq.NewTask(fmt.Sprintf("task%d", i), queuePayload(i))); err != nil {
 				b.Fatal(err)
 			}
 		}
 		client.Close()
 		var wg sync.WaitGroup
 		wg.Add(e2eCount)
-		cpu0 := redisCPU(b, addr)
+		cpu0 := queueRedisCPU(b, addr)
 		start := time.Now()
 		b.StartTimer()
 		_ = srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { wg.Done(); return nil }))
 		wg.Wait()
 		b.StopTimer()
 		b.ReportMetric(float64(e2eCount)/time.Since(start).Seconds(), "jobs/s")
-		b.ReportMetric(redisCPU(b, addr)-cpu0, "redis-cpu-s")
+		b.ReportMetric(queueRedisCPU(b, addr)-cpu0, "redis-cpu-s")
 		srv.Shutdown()
 		b.StartTimer()
 	}
 }
 
 func BenchmarkAsynqEnqueue(b *testing.B) {
-	addr := server(b)
-	flush(b, addr, asynqDB).Close()
+	addr := queueServer(b)
+	queueFlush(b, addr, asynqDB).Close()
 	client := asynq.NewClient(asynq.RedisClientOpt{Addr: addr, DB: asynqDB})
 	defer client.Close()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := client.Enqueue(asynq.NewTask("task", makePayload(i))); err != nil {
+		if _, err := client.Enqueue(asynq.NewTask("task", queuePayload(i))); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -130,8 +133,8 @@ func BenchmarkAsynqEnqueue(b *testing.B) {
 // BenchmarkAsynqEnqueueParallel is the closest asynq has to a batch enqueue
 // (v0.26 has none): many goroutines enqueueing at once.
 func BenchmarkAsynqEnqueueParallel(b *testing.B) {
-	addr := server(b)
-	flush(b, addr, asynqDB).Close()
+	addr := queueServer(b)
+	queueFlush(b, addr, asynqDB).Close()
 	client := asynq.NewClient(asynq.RedisClientOpt{Addr: addr, DB: asynqDB, PoolSize: 64})
 	defer client.Close()
 	b.SetParallelism(16)
@@ -139,7 +142,7 @@ func BenchmarkAsynqEnqueueParallel(b *testing.B) {
 	var i atomic.Int64
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := client.Enqueue(asynq.NewTask("task", makePayload(int(i.Add(1))))); err != nil {
+			if _, err := client.Enqueue(asynq.NewTask("task", queuePayload(int(i.Add(1))))); err != nil {
 				b.Error(err)
 				return
 			}
@@ -150,14 +153,14 @@ func BenchmarkAsynqEnqueueParallel(b *testing.B) {
 
 // ---- refrakt ----
 
-func newRefrakt(b *testing.B, addr string, conc int, reg *queue.Registry) (*queue.Service, *redis.Client) {
-	rdb := flush(b, addr, refraktDB)
-	svc := queue.NewService(queue.Deps{Broker: redisbroker.New(rdb, redisbroker.Options{}), Registry: reg}, queue.Config{Concurrency: conc, Prefetch: prefetch})
+func newRefraktQueue(b *testing.B, addr string, conc int, reg *queue.Registry) (*queue.Service, *redis.Client) {
+	rdb := queueFlush(b, addr, refraktDB)
+	svc := queue.NewService(queue.Deps{Broker: redisbroker.New(rdb, redisbroker.Options{}), Registry: reg}, queue.Config{Concurrency: conc, Prefetch: queuePrefetch})
 	return svc, rdb
 }
 
 func BenchmarkRefraktEndToEndSimple(b *testing.B) {
-	addr := server(b)
+	addr := queueServer(b)
 	for n := 0; n < b.N; n++ {
 		b.StopTimer()
 		var wg sync.WaitGroup
@@ -166,10 +169,10 @@ func BenchmarkRefraktEndToEndSimple(b *testing.B) {
 			wg.Done()
 			return nil, nil
 		}})
-		svc, rdb := newRefrakt(b, addr, e2eConc, reg)
+		svc, rdb := newRefraktQueue(b, addr, e2eConc, reg)
 		reqs := make([]queue.EnqueueRequest, 0, 1000)
 		for i := 0; i < e2eCount; i++ {
-			reqs = append(reqs, queue.EnqueueRequest{Type: "task", Payload: makePayload(i)})
+			reqs = append(reqs, queue.EnqueueRequest{Type: "task", Payload: queuePayload(i)})
 			if len(reqs) == cap(reqs) {
 				if _, err := svc.EnqueueBatch(context.Background(), reqs, queue.SourceAPI); err != nil {
 					b.Fatal(err)
@@ -179,14 +182,14 @@ func BenchmarkRefraktEndToEndSimple(b *testing.B) {
 		}
 		wg.Add(e2eCount)
 		pool := queue.NewPool(svc)
-		cpu0 := redisCPU(b, addr)
+		cpu0 := queueRedisCPU(b, addr)
 		start := time.Now()
 		b.StartTimer()
 		pool.Start()
 		wg.Wait()
 		b.StopTimer()
 		b.ReportMetric(float64(e2eCount)/time.Since(start).Seconds(), "jobs/s")
-		b.ReportMetric(redisCPU(b, addr)-cpu0, "redis-cpu-s")
+		b.ReportMetric(queueRedisCPU(b, addr)-cpu0, "redis-cpu-s")
 		_ = pool.Shutdown(context.Background())
 		rdb.Close()
 		b.StartTimer()
@@ -194,13 +197,13 @@ func BenchmarkRefraktEndToEndSimple(b *testing.B) {
 }
 
 func BenchmarkRefraktEnqueue(b *testing.B) {
-	addr := server(b)
-	svc, rdb := newRefrakt(b, addr, 0, nil)
+	addr := queueServer(b)
+	svc, rdb := newRefraktQueue(b, addr, 0, nil)
 	defer rdb.Close()
 	ctx := context.Background()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "echo", Payload: makePayload(i)}, queue.SourceAPI); err != nil {
+		if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "echo", Payload: queuePayload(i)}, queue.SourceAPI); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -210,15 +213,15 @@ func BenchmarkRefraktEnqueue(b *testing.B) {
 // BenchmarkRefraktEnqueueBatch enqueues in batches of 100: one round trip
 // (and one script) per batch.
 func BenchmarkRefraktEnqueueBatch(b *testing.B) {
-	addr := server(b)
-	svc, rdb := newRefrakt(b, addr, 0, nil)
+	addr := queueServer(b)
+	svc, rdb := newRefraktQueue(b, addr, 0, nil)
 	defer rdb.Close()
 	ctx := context.Background()
 	reqs := make([]queue.EnqueueRequest, 100)
 	b.ResetTimer()
 	for i := 0; i < b.N; i += len(reqs) {
 		for j := range reqs {
-			reqs[j] = queue.EnqueueRequest{Type: "echo", Payload: makePayload(i + j)}
+			reqs[j] = queue.EnqueueRequest{Type: "echo", Payload: queuePayload(i + j)}
 		}
 		if _, err := svc.EnqueueBatch(ctx, reqs, queue.SourceAPI); err != nil {
 			b.Fatal(err)
@@ -228,14 +231,14 @@ func BenchmarkRefraktEnqueueBatch(b *testing.B) {
 }
 
 func BenchmarkRefraktEnqueueParallel(b *testing.B) {
-	addr := server(b)
-	svc, rdb := newRefrakt(b, addr, 0, nil)
+	addr := queueServer(b)
+	svc, rdb := newRefraktQueue(b, addr, 0, nil)
 	defer rdb.Close()
 	b.SetParallelism(16)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := svc.Enqueue(context.Background(), queue.EnqueueRequest{Type: "echo", Payload: makePayload(1)}, queue.SourceAPI); err != nil {
+			if _, err := svc.Enqueue(context.Background(), queue.EnqueueRequest{Type: "echo", Payload: queuePayload(1)}, queue.SourceAPI); err != nil {
 				b.Error(err)
 				return
 			}
@@ -247,8 +250,8 @@ func BenchmarkRefraktEnqueueParallel(b *testing.B) {
 // BenchmarkRefraktFetchComplete takes b.N pending jobs and records their
 // success, 10 at a time (a worker's batch), without running handlers.
 func BenchmarkRefraktFetchComplete(b *testing.B) {
-	addr := server(b)
-	svc, rdb := newRefrakt(b, addr, 0, nil)
+	addr := queueServer(b)
+	svc, rdb := newRefraktQueue(b, addr, 0, nil)
 	defer rdb.Close()
 	ctx := context.Background()
 	reqs := make([]queue.EnqueueRequest, 1000)
@@ -282,14 +285,14 @@ func BenchmarkRefraktFetchComplete(b *testing.B) {
 // BenchmarkRefraktPickupLatency enqueues one job at a time on an idle
 // queue and measures enqueue → handler start; reports p50 and p99.
 func BenchmarkRefraktPickupLatency(b *testing.B) {
-	addr := server(b)
+	addr := queueServer(b)
 	started := make(chan time.Time, 1)
 	reg := queue.NewRegistry()
 	_ = reg.Register("probe", queue.Handler{Run: func(context.Context, json.RawMessage) (json.RawMessage, error) {
 		started <- time.Now()
 		return nil, nil
 	}})
-	svc, rdb := newRefrakt(b, addr, 4, reg)
+	svc, rdb := newRefraktQueue(b, addr, 4, reg)
 	defer rdb.Close()
 	pool := queue.NewPool(svc)
 	pool.Start()
@@ -313,8 +316,8 @@ func BenchmarkRefraktPickupLatency(b *testing.B) {
 
 // BenchmarkAsynqPickupLatency is the same probe on asynq.
 func BenchmarkAsynqPickupLatency(b *testing.B) {
-	addr := server(b)
-	flush(b, addr, asynqDB).Close()
+	addr := queueServer(b)
+	queueFlush(b, addr, asynqDB).Close()
 	opt := asynq.RedisClientOpt{Addr: addr, DB: asynqDB}
 	client := asynq.NewClient(opt)
 	defer client.Close()

@@ -1,0 +1,171 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
+)
+
+// Driver is how the jobs and limits commands reach refrakt's state: over a
+// daemon's HTTP API (apiDriver) or straight over Redis with the same domain
+// code the daemon runs (redisDriver). Both answer with the same types and the
+// same coded errors, so every command prints the same either way.
+type Driver interface {
+	// Enqueue stores a job with source "cli".
+	Enqueue(ctx context.Context, req queue.EnqueueRequest) (*queue.Job, error)
+	ListJobs(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
+	GetJob(ctx context.Context, id string) (*queue.Job, error)
+	// RunJob runs job id now, whatever its run_at, and returns it finished.
+	RunJob(ctx context.Context, id string) (*queue.Job, error)
+	// RunNext runs the oldest pending job of queue q (any queue when empty).
+	RunNext(ctx context.Context, q string) (*queue.Job, error)
+	Tick(ctx context.Context) (TickView, error)
+	CancelJob(ctx context.Context, id string) (*queue.Job, error)
+	RequeueJob(ctx context.Context, id string) (*queue.Job, error)
+
+	// Limits lists the limits with their policies and the overrides in force.
+	Limits(ctx context.Context) (LimitsView, error)
+	SetOverride(ctx context.Context, req OverrideRequest) (OverrideView, error)
+	DeleteOverride(ctx context.Context, target string) error
+	// ResetKey clears one bucket: its tokens, strikes and ban.
+	ResetKey(ctx context.Context, key string) error
+
+	// Close releases the driver's connections.
+	Close() error
+}
+
+// TickView is what one tick moved; `jobs tick -o json` prints it.
+type TickView struct {
+	Scheduled     int `json:"scheduled"`      // scheduled → pending
+	Retried       int `json:"retried"`        // failed → pending
+	Recovered     int `json:"recovered"`      // running → pending, lease expired
+	RecoveredDead int `json:"recovered_dead"` // running → dead, lease expired on the last retry
+}
+
+// LimitsView is the answer of `limits get -o json`, and of
+// GET /api/dev/rate-limits/config.
+type LimitsView struct {
+	// Enabled is RATE_LIMIT_ENABLED of the daemon (over Redis: of this
+	// process's environment, which should match the daemons').
+	Enabled   bool           `json:"enabled"`
+	Limits    []LimitView    `json:"limits"`
+	Overrides []OverrideView `json:"overrides"`
+}
+
+// LimitView is a named limit with its policy.
+type LimitView struct {
+	Name          string   `json:"name"`
+	Scopes        []string `json:"scopes"`
+	Burst         int      `json:"burst"`
+	Rate          int      `json:"rate"`
+	WindowSeconds float64  `json:"window_seconds"`
+	// PremiumBurst and PremiumRate are the policy of the premium tier
+	// (X-RateLimit-Tier: premium, × RATE_LIMIT_PREMIUM_MULTIPLIER).
+	PremiumBurst int `json:"premium_burst"`
+	PremiumRate  int `json:"premium_rate"`
+}
+
+// OverrideView is one override in force. ExpiresAt and CreatedAt are
+// omitted when unknown or never.
+type OverrideView struct {
+	Target        string     `json:"target"`
+	Capacity      int        `json:"capacity"`
+	WindowSeconds float64    `json:"window_seconds"`
+	Mode          string     `json:"mode,omitempty"`
+	ExpiresAt     *time.Time `json:"expires_at,omitempty"`
+	Origin        string     `json:"origin,omitempty"`
+	CreatedAt     *time.Time `json:"created_at,omitempty"`
+}
+
+// OverrideRequest is the body of POST /api/dev/rate-limits/config.
+type OverrideRequest struct {
+	Target        string `json:"target"`
+	Capacity      int    `json:"capacity"`
+	WindowSeconds int    `json:"window_seconds"`
+	TTLSeconds    int    `json:"ttl_seconds,omitempty"`
+	// Mode is sent only for shadow overrides; enforce is the default.
+	Mode string `json:"mode,omitempty"`
+	// Origin says who set the override in listings: always "cli" here.
+	Origin string `json:"origin,omitempty"`
+}
+
+func (r OverrideRequest) window() time.Duration {
+	return time.Duration(r.WindowSeconds) * time.Second
+}
+
+func (r OverrideRequest) ttl() time.Duration {
+	return time.Duration(r.TTLSeconds) * time.Second
+}
+
+func limitView(l ratelimit.Limit, premium float64) LimitView {
+	p := l.Policy.Premium(premium)
+	v := LimitView{Name: l.Name, Burst: l.Policy.Burst, Rate: l.Policy.Rate, WindowSeconds: l.Policy.Window.Seconds(),
+		PremiumBurst: p.Burst, PremiumRate: p.Rate, Scopes: []string{}}
+	for _, s := range l.Scopes {
+		v.Scopes = append(v.Scopes, string(s))
+	}
+	return v
+}
+
+func overrideView(o ratelimit.Override) OverrideView {
+	v := OverrideView{Target: o.Target, Capacity: o.Capacity, WindowSeconds: o.Window.Seconds(), Mode: o.Mode, Origin: o.Origin}
+	if !o.ExpiresAt.IsZero() {
+		t := o.ExpiresAt.UTC()
+		v.ExpiresAt = &t
+	}
+	if !o.CreatedAt.IsZero() {
+		t := o.CreatedAt.UTC()
+		v.CreatedAt = &t
+	}
+	return v
+}
+
+// rawOrDash shows a JSON payload or result as it is, "-" when absent.
+func rawOrDash(b json.RawMessage) string {
+	if len(b) == 0 {
+		return "-"
+	}
+	return string(b)
+}
+
+// driver opens the Driver that o selects: Redis when --redis or
+// REFRAKT_REDIS is given, the daemon's API otherwise.
+func (f *Factory) driver(ctx context.Context, o *ConnOptions) (Driver, error) {
+	if err := o.resolve(f.Getenv); err != nil {
+		return nil, err
+	}
+	if o.Redis != "" {
+		return newRedisDriver(ctx, o.Redis, o.Prefix, f.Getenv)
+	}
+	return newAPIDriver(NewAPIClient(o.Server, o.Token)), nil
+}
+
+// client is what every jobs and limits command shares: how to reach the
+// state and how to print. Tests of flag parsing leave it out of comparisons.
+type client struct {
+	f    *Factory
+	conn *ConnOptions
+}
+
+// open resolves the connection flags and opens the driver and the printer.
+// The caller closes the driver.
+func (c client) open(ctx context.Context) (Driver, *Printer, error) {
+	d, err := c.f.driver(ctx, c.conn)
+	if err != nil {
+		return nil, nil, err
+	}
+	return d, c.f.printer(c.conn), nil
+}
+
+// do runs fn with an open driver and printer, closing the driver after.
+func (c client) do(ctx context.Context, fn func(Driver, *Printer) error) error {
+	d, p, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return fn(d, p)
+}

@@ -1,0 +1,138 @@
+package cli
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/refrakt/refrakt/internal/core/queue"
+)
+
+// apiDriver is the Driver over a daemon's developer API.
+type apiDriver struct {
+	c *APIClient
+}
+
+var _ Driver = (*apiDriver)(nil)
+
+func newAPIDriver(c *APIClient) *apiDriver { return &apiDriver{c: c} }
+
+func (d *apiDriver) Enqueue(ctx context.Context, req queue.EnqueueRequest) (*queue.Job, error) {
+	var j queue.Job
+	if err := d.c.Do(ctx, http.MethodPost, "/api/dev/jobs/enqueue?source="+queue.SourceCLI, req, &j); err != nil {
+		return nil, err
+	}
+	return &j, nil
+}
+
+func (d *apiDriver) ListJobs(ctx context.Context, f queue.Filter) ([]*queue.Job, error) {
+	q := url.Values{}
+	if f.Queue != "" {
+		q.Set("queue", f.Queue)
+	}
+	if f.Status != "" {
+		q.Set("status", string(f.Status))
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	path := "/api/dev/jobs"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out struct {
+		Jobs []*queue.Job `json:"jobs"`
+	}
+	if err := d.c.Do(ctx, http.MethodGet, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Jobs, nil
+}
+
+func (d *apiDriver) GetJob(ctx context.Context, id string) (*queue.Job, error) {
+	return d.job(ctx, http.MethodGet, "/run/"+url.PathEscape(id))
+}
+
+func (d *apiDriver) RunJob(ctx context.Context, id string) (*queue.Job, error) {
+	return d.job(ctx, http.MethodPost, "/api/dev/jobs/"+url.PathEscape(id)+"/run")
+}
+
+func (d *apiDriver) RunNext(ctx context.Context, q string) (*queue.Job, error) {
+	path := "/api/dev/jobs/run-next"
+	if q != "" {
+		path += "?queue=" + url.QueryEscape(q)
+	}
+	return d.job(ctx, http.MethodPost, path)
+}
+
+func (d *apiDriver) CancelJob(ctx context.Context, id string) (*queue.Job, error) {
+	return d.job(ctx, http.MethodPost, "/api/dev/jobs/"+url.PathEscape(id)+"/cancel")
+}
+
+func (d *apiDriver) RequeueJob(ctx context.Context, id string) (*queue.Job, error) {
+	return d.job(ctx, http.MethodPost, "/api/dev/jobs/"+url.PathEscape(id)+"/requeue")
+}
+
+func (d *apiDriver) job(ctx context.Context, method, path string) (*queue.Job, error) {
+	var j queue.Job
+	if err := d.c.Do(ctx, method, path, nil, &j); err != nil {
+		return nil, err
+	}
+	return &j, nil
+}
+
+func (d *apiDriver) Tick(ctx context.Context) (TickView, error) {
+	var r TickView
+	err := d.c.Do(ctx, http.MethodPost, "/api/dev/jobs/tick", nil, &r)
+	return r, err
+}
+
+const overridesPath = "/api/dev/rate-limits/config"
+
+func (d *apiDriver) Limits(ctx context.Context) (LimitsView, error) {
+	var v LimitsView
+	if err := d.c.Do(ctx, http.MethodGet, overridesPath, nil, &v); err != nil {
+		return LimitsView{}, err
+	}
+	if v.Limits == nil {
+		v.Limits = []LimitView{}
+	}
+	if v.Overrides == nil {
+		v.Overrides = []OverrideView{}
+	}
+	return v, nil
+}
+
+// SetOverride posts the override and answers it as the daemon stored it
+// (canonical target, expiry); when the answer does not carry it, it is read
+// back from the listing.
+func (d *apiDriver) SetOverride(ctx context.Context, req OverrideRequest) (OverrideView, error) {
+	var o OverrideView
+	if err := d.c.Do(ctx, http.MethodPost, overridesPath, req, &o); err != nil {
+		return OverrideView{}, err
+	}
+	if o.Target != "" {
+		return o, nil
+	}
+	v, err := d.Limits(ctx)
+	if err != nil {
+		return OverrideView{}, err
+	}
+	for _, x := range v.Overrides {
+		if x.Target == req.Target {
+			return x, nil
+		}
+	}
+	return OverrideView{Target: req.Target, Capacity: req.Capacity, WindowSeconds: float64(req.WindowSeconds), Mode: req.Mode}, nil
+}
+
+func (d *apiDriver) DeleteOverride(ctx context.Context, target string) error {
+	return d.c.Do(ctx, http.MethodDelete, overridesPath+"?target="+url.QueryEscape(target), nil, nil)
+}
+
+func (d *apiDriver) ResetKey(ctx context.Context, key string) error {
+	return d.c.Do(ctx, http.MethodPost, "/api/dev/rate-limits/reset", map[string]string{"key": key}, nil)
+}
+
+func (d *apiDriver) Close() error { return nil }

@@ -1,0 +1,443 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/daemontest"
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+// driverEnv is how one driver is selected: the environment of the CLI.
+type driverEnv struct {
+	name string
+	env  map[string]string
+}
+
+// mustCLI runs the command line and fails the test unless it exits 0.
+func mustCLI(t *testing.T, env map[string]string, args ...string) string {
+	t.Helper()
+	code, out, errOut := runCLI(t, env, args...)
+	if code != ExitOK {
+		t.Fatalf("refrakt %s: exit %d, stderr %q", strings.Join(args, " "), code, errOut)
+	}
+	return out
+}
+
+// wantFail runs the command line and checks its exit code and that it
+// said why in one line on stderr, containing want.
+func wantFail(t *testing.T, env map[string]string, code int, want string, args ...string) {
+	t.Helper()
+	got, _, errOut := runCLI(t, env, args...)
+	if got != code {
+		t.Errorf("refrakt %s: exit %d, want %d (stderr %q)", strings.Join(args, " "), got, code, errOut)
+	}
+	if lines := strings.Count(errOut, "\n"); lines != 1 || !strings.Contains(errOut, want) {
+		t.Errorf("refrakt %s: stderr %q, want one line containing %q", strings.Join(args, " "), errOut, want)
+	}
+}
+
+// jobJSON runs a jobs command with -o json and decodes the job it prints.
+func jobJSON(t *testing.T, env map[string]string, args ...string) queue.Job {
+	t.Helper()
+	var j queue.Job
+	out := mustCLI(t, env, append(args, "-o", "json")...)
+	if err := json.Unmarshal([]byte(out), &j); err != nil {
+		t.Fatalf("refrakt %s -o json: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return j
+}
+
+// startDaemon runs `refrakt serve` and waits until it is ready (its
+// backend connected).
+func startDaemon(t *testing.T, env []string, args ...string) *daemontest.Daemon {
+	t.Helper()
+	d := daemontest.Start(t, env, args...)
+	d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
+	return d
+}
+
+// compactJSON is raw without insignificant space.
+func compactJSON(t *testing.T, raw []byte) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		t.Fatalf("%v: %s", err, raw)
+	}
+	return b.String()
+}
+
+// drivers are the two ways to reach a daemon d on Redis r: its API, and
+// Redis directly with the daemon's key prefix.
+func drivers(t *testing.T, d *daemontest.Daemon, r *redistest.Server, prefix string) []driverEnv {
+	state := t.TempDir() // no token file: the token is given
+	return []driverEnv{
+		{"api", map[string]string{"REFRAKT_SERVER": d.URL, "REFRAKT_TOKEN": d.Token, "XDG_STATE_HOME": state, "HOME": state}},
+		{"redis", map[string]string{"REFRAKT_REDIS": r.URL(), "REFRAKT_PREFIX": prefix, "XDG_STATE_HOME": state, "HOME": state}},
+	}
+}
+
+// TestE2EJobsManualMode drives every jobs command over both drivers
+// against a daemon in manual mode (no workers) on a real Redis.
+func TestE2EJobsManualMode(t *testing.T) {
+	r := redistest.Start(t)
+	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL(), "REFRAKT_PREFIX=e2e:"}, "--workers", "0")
+	envs := drivers(t, d, r, "e2e:")
+	byDriver := map[string]string{} // driver → id of a job it enqueued
+
+	for _, de := range envs {
+		t.Run(de.name, func(t *testing.T) {
+			env, q := de.env, "q-"+de.name
+
+			j := jobJSON(t, env, "jobs", "enqueue", "ping", "--queue", q)
+			if j.Status != queue.StatusPending || j.Source != queue.SourceCLI || j.Queue != q || j.Type != "ping" {
+				t.Fatalf("enqueued %+v, want a pending ping in %s with source cli", j, q)
+			}
+			byDriver[de.name] = j.ID
+			if got := jobJSON(t, env, "jobs", "get", j.ID); got.ID != j.ID || got.Status != queue.StatusPending {
+				t.Errorf("get: %+v, want %s pending", got, j.ID)
+			}
+
+			// list: piped rows, the new job among the pending ones of q.
+			rows := strings.Split(strings.TrimSpace(mustCLI(t, env, "jobs", "list", "--queue", q, "--status", "pending")), "\n")
+			if len(rows) != 1 || !strings.HasPrefix(rows[0], j.ID+"\t"+q+"\tping\tpending\t0\tcli\t") {
+				t.Errorf("list rows %q, want one row of %s", rows, j.ID)
+			}
+			var listed []queue.Job
+			if err := json.Unmarshal([]byte(mustCLI(t, env, "jobs", "list", "--queue", q, "-o", "json")), &listed); err != nil || len(listed) != 1 {
+				t.Errorf("list -o json: %v, %d jobs, want 1", err, len(listed))
+			}
+
+			done := jobJSON(t, env, "jobs", "run", j.ID)
+			if done.Status != queue.StatusSucceeded || string(done.Result) != `"pong"` || done.Attempts != 1 {
+				t.Errorf("run: %+v, want succeeded with \"pong\" after 1 attempt", done)
+			}
+
+			// A job delayed by 1ms is scheduled until a tick promotes it; in
+			// manual mode nothing else does, so the tick moves exactly it.
+			id := strings.TrimSpace(mustCLI(t, env, "jobs", "enqueue", "echo", "--payload", `{"x":1}`, "--queue", q, "--delay", "1ms"))
+			if got := jobJSON(t, env, "jobs", "get", id); got.Status != queue.StatusScheduled {
+				t.Fatalf("delayed job is %s, want scheduled", got.Status)
+			}
+			time.Sleep(5 * time.Millisecond)
+			var tick TickView
+			if err := json.Unmarshal([]byte(mustCLI(t, env, "jobs", "tick", "-o", "json")), &tick); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(TickView{Scheduled: 1}, tick); diff != "" {
+				t.Errorf("tick (-want +got)\n%s", diff)
+			}
+			next := jobJSON(t, env, "jobs", "run", "--next", "--queue", q)
+			if next.ID != id || next.Status != queue.StatusSucceeded || compactJSON(t, next.Result) != `{"x":1}` {
+				t.Errorf("run --next: %+v, want %s succeeded with its payload", next, id)
+			}
+			wantFail(t, env, ExitFailed, "no pending job", "jobs", "run", "--next", "--queue", q)
+
+			// fail → dead; requeue, cancel, a second cancel conflicts.
+			fid := strings.TrimSpace(mustCLI(t, env, "jobs", "enqueue", "fail", "--max-retries", "0", "--queue", q))
+			if got := jobJSON(t, env, "jobs", "run", fid); got.Status != queue.StatusDead || got.LastError == "" {
+				t.Errorf("run fail: %+v, want dead with its error", got)
+			}
+			if got := jobJSON(t, env, "jobs", "requeue", fid); got.Status != queue.StatusPending {
+				t.Errorf("requeue: %s, want pending", got.Status)
+			}
+			if got := jobJSON(t, env, "jobs", "cancel", fid); got.Status != queue.StatusCancelled {
+				t.Errorf("cancel: %s, want cancelled", got.Status)
+			}
+			wantFail(t, env, ExitFailed, fid, "jobs", "cancel", fid)
+			// Completion offers the cancelled job to requeue, not to cancel.
+			if out := mustCLI(t, env, "__complete", "jobs", "requeue", ""); !strings.Contains(out, fid+"\tfail cancelled\n") {
+				t.Errorf("requeue completion %q, want %s", out, fid)
+			}
+			if out := mustCLI(t, env, "__complete", "jobs", "cancel", ""); strings.Contains(out, fid) {
+				t.Errorf("cancel completion %q offers the cancelled %s", out, fid)
+			}
+			wantFail(t, env, ExitFailed, "not found", "jobs", "get", "no-such-job")
+
+			// Bad input: exit 2, nothing stored.
+			wantFail(t, env, ExitUsage, "unknown job type", "jobs", "enqueue", "nope", "--queue", q)
+			wantFail(t, env, ExitUsage, "not valid JSON", "jobs", "enqueue", "echo", "--payload", `{"x":`, "--queue", q)
+			wantFail(t, env, ExitUsage, "payload", "jobs", "enqueue", "sleep", "--payload", `{"ms":"long"}`, "--queue", q)
+			wantFail(t, env, ExitUsage, "queue", "jobs", "enqueue", "ping", "--queue", "no spaces")
+			if n := strings.Count(mustCLI(t, env, "jobs", "list", "--queue", q), "\n"); n != 3 {
+				t.Errorf("queue %s holds %d jobs, want the 3 enqueued well", q, n)
+			}
+		})
+	}
+
+	// Same results either way: each job reads the same over both drivers.
+	for _, id := range byDriver {
+		var outs []string
+		for _, de := range envs {
+			outs = append(outs, mustCLI(t, de.env, "jobs", "get", id, "-o", "json"))
+		}
+		if diff := cmp.Diff(outs[0], outs[1]); diff != "" {
+			t.Errorf("job %s over api and redis (-api +redis)\n%s", id, diff)
+		}
+	}
+}
+
+// TestE2EDaemonRunsJobsFromBothDrivers checks that a daemon's workers run
+// jobs enqueued over its API and straight over Redis alike.
+func TestE2EDaemonRunsJobsFromBothDrivers(t *testing.T) {
+	r := redistest.Start(t)
+	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL()}, "--workers", "2")
+	for _, de := range drivers(t, d, r, "refrakt:") {
+		t.Run(de.name, func(t *testing.T) {
+			id := strings.TrimSpace(mustCLI(t, de.env, "jobs", "enqueue", "echo", "--payload", `"hi `+de.name+`"`))
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				j := jobJSON(t, de.env, "jobs", "get", id)
+				if j.Status == queue.StatusSucceeded {
+					if want := `"hi ` + de.name + `"`; string(j.Result) != want || j.Source != queue.SourceCLI {
+						t.Errorf("job %+v, want result %s and source cli", j, want)
+					}
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("job %s still %s after 5s\n%s", id, j.Status, d.Log())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// TestE2EExitCodes runs the real binary for each exit code, over both
+// drivers where the driver matters.
+func TestE2EExitCodes(t *testing.T) {
+	r := redistest.Start(t)
+	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL()}, "--workers", "0")
+	bin := daemontest.Binary(t)
+	dead := closedPort(t)
+	state := t.TempDir()
+	base := []string{"PATH=/usr/bin:/bin", "HOME=" + state, "XDG_STATE_HOME=" + state}
+	api := append(slices.Clone(base), "REFRAKT_SERVER="+d.URL, "REFRAKT_TOKEN="+d.Token)
+	direct := append(slices.Clone(base), "REFRAKT_REDIS="+r.URL())
+	tests := []struct {
+		name     string
+		env      []string
+		args     []string
+		wantCode int
+		want     string // in stdout for 0, in the one line of stderr otherwise
+	}{
+		{"ok over api", api, []string{"jobs", "list"}, ExitOK, ""},
+		{"ok over redis", direct, []string{"limits", "get", "rl-test"}, ExitOK, "rl-test"},
+		{"not found over api", api, []string{"jobs", "get", "missing"}, ExitFailed, "missing"},
+		{"not found over redis", direct, []string{"jobs", "requeue", "missing"}, ExitFailed, "missing"},
+		{"wrong token", append(slices.Clone(base), "REFRAKT_SERVER="+d.URL, "REFRAKT_TOKEN=wrong"), []string{"jobs", "list"}, ExitFailed, "--token"},
+		{"bad payload over api", api, []string{"jobs", "enqueue", "echo", "--payload", "{"}, ExitUsage, "not valid JSON"},
+		{"unknown type over redis", direct, []string{"jobs", "enqueue", "nope"}, ExitUsage, "unknown job type"},
+		{"negative capacity", direct, []string{"limits", "set", "run", "--capacity", "-5", "--window", "1m"}, ExitUsage, "--capacity"},
+		{"unknown command", direct, []string{"jobs", "explode"}, ExitUsage, "unknown command"},
+		{"daemon down", append(slices.Clone(base), "REFRAKT_SERVER=http://"+dead, "REFRAKT_TOKEN=x"), []string{"jobs", "list"}, ExitUnreachable, "cannot reach http://" + dead},
+		{"redis down", append(slices.Clone(base), "REFRAKT_REDIS=redis://"+dead), []string{"limits", "get"}, ExitUnreachable, "cannot reach redis://" + dead},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel() // separate processes; the slow ones are the unreachable
+			cmd := exec.Command(bin, tt.args...)
+			cmd.Env = tt.env
+			var out, errOut bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &errOut
+			err := cmd.Run()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.wantCode {
+				t.Fatalf("exit %d, want %d; stderr %q", code, tt.wantCode, errOut.String())
+			}
+			if tt.wantCode == ExitOK {
+				if errOut.Len() != 0 || !strings.Contains(out.String(), tt.want) {
+					t.Errorf("stdout %q stderr %q, want stdout containing %q and no stderr", out.String(), errOut.String(), tt.want)
+				}
+				return
+			}
+			if s := errOut.String(); strings.Count(s, "\n") != 1 || !strings.HasPrefix(s, "refrakt: ") || !strings.Contains(s, tt.want) {
+				t.Errorf("stderr %q, want one line containing %q", s, tt.want)
+			}
+		})
+	}
+}
+
+// rlTest calls the daemon's rate-limited probe as client ip and returns
+// the status.
+func rlTest(t *testing.T, d *daemontest.Daemon, ip string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, d.URL+"/api/dev/rl-test", nil)
+	req.Header.Set("Authorization", "Bearer "+d.Token)
+	req.Header.Set("CF-Connecting-IP", ip)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// limitsJSON runs `limits get -o json` and decodes it.
+func limitsJSON(t *testing.T, env map[string]string, args ...string) LimitsView {
+	t.Helper()
+	var v LimitsView
+	out := mustCLI(t, env, append(append([]string{"limits", "get"}, args...), "-o", "json")...)
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("limits get -o json: %v\n%s", err, out)
+	}
+	return v
+}
+
+// awaitOverride lists the overrides of filter over env until the one of
+// target is present (want true) or gone (want false): a change made over
+// another driver reaches a daemon within 1 s, so this waits up to 5 s.
+func awaitOverride(t *testing.T, env map[string]string, filter, target string, want bool) OverrideView {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		o, ok := findOverride(limitsJSON(t, env, filter), target)
+		if ok == want {
+			return o
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("override %s present=%v after 5s, want %v", target, ok, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func findOverride(v LimitsView, target string) (OverrideView, bool) {
+	for _, o := range v.Overrides {
+		if o.Target == target {
+			return o, true
+		}
+	}
+	return OverrideView{}, false
+}
+
+// TestE2ELimits sets overrides over one driver and lists them, sees them
+// enforced by the daemon, resets buckets and removes the overrides over the
+// other; and checks bad targets over both.
+func TestE2ELimits(t *testing.T) {
+	r := redistest.Start(t)
+	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL()}, "--workers", "0")
+	envs := drivers(t, d, r, "refrakt:")
+	pairs := [][2]driverEnv{{envs[1], envs[0]}, {envs[0], envs[1]}} // setter, other
+	for i, pair := range pairs {
+		set, other := pair[0], pair[1]
+		t.Run("set over "+set.name+", used over "+other.name, func(t *testing.T) {
+			ip := "203.0.113." + string(rune('1'+i))
+			target := "rl-test:ip:" + ip
+			var o OverrideView
+			if err := json.Unmarshal([]byte(mustCLI(t, set.env, "limits", "set", target, "--capacity", "1", "--window", "1m", "-o", "json")), &o); err != nil {
+				t.Fatal(err)
+			}
+			if o.Target != target || o.Capacity != 1 || o.WindowSeconds != 60 || o.ExpiresAt != nil {
+				t.Errorf("set answered %+v, want %s at 1 per 60s, no expiry", o, target)
+			}
+			listed := awaitOverride(t, other.env, "rl-test", target, true)
+			if listed.Capacity != 1 || listed.WindowSeconds != 60 || listed.Mode != "enforce" || listed.Origin != "cli" {
+				t.Errorf("listed over %s: %+v, want capacity 1 per 60s, enforced, origin cli", other.name, listed)
+			}
+
+			// Enforced by the daemon within 1 s (bounded generously here):
+			// one request passes, the next is limited.
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				mustCLI(t, other.env, "limits", "reset", target)
+				first, second := rlTest(t, d, ip), rlTest(t, d, ip)
+				if first == http.StatusOK && second == http.StatusTooManyRequests {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("override not enforced after 5s: %d then %d", first, second)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			mustCLI(t, other.env, "limits", "reset", target)
+			if got := rlTest(t, d, ip); got != http.StatusOK {
+				t.Errorf("after reset: %d, want 200", got)
+			}
+
+			mustCLI(t, other.env, "limits", "unset", target)
+			awaitOverride(t, set.env, "rl-test", target, false)
+			wantFail(t, set.env, ExitFailed, target, "limits", "unset", target)
+
+			// Shadow with a TTL: listed with its mode and expiry.
+			shadow := "run:ip:" + ip
+			mustCLI(t, set.env, "limits", "set", shadow, "--capacity", "2", "--window", "10s", "--ttl", "1h", "--shadow")
+			got := awaitOverride(t, other.env, "run:ip", shadow, true)
+			if got.Mode != "shadow" || got.ExpiresAt == nil || time.Until(*got.ExpiresAt) < 50*time.Minute {
+				t.Errorf("listed %+v, want a shadow override expiring in about 1h", got)
+			}
+			mustCLI(t, other.env, "limits", "unset", shadow)
+		})
+	}
+	for _, de := range envs {
+		t.Run("bad input over "+de.name, func(t *testing.T) {
+			wantFail(t, de.env, ExitUsage, "nope", "limits", "set", "nope", "--capacity", "1", "--window", "1m")
+			wantFail(t, de.env, ExitUsage, "planet", "limits", "set", "run:planet", "--capacity", "1", "--window", "1m")
+			wantFail(t, de.env, ExitUsage, "run:ip", "limits", "reset", "run:ip")
+			wantFail(t, de.env, ExitUsage, "nope", "limits", "get", "nope")
+			wantFail(t, de.env, ExitUsage, "nope", "limits", "unset", "nope:ip")
+		})
+	}
+}
+
+// TestE2EDirectOnCluster runs the direct driver against a Redis Cluster,
+// detected from one node's URL as the daemon detects it.
+func TestE2EDirectOnCluster(t *testing.T) {
+	c := redistest.StartCluster(t, 3)
+	state := t.TempDir()
+	env := map[string]string{"REFRAKT_REDIS": c.URL(), "XDG_STATE_HOME": state, "HOME": state}
+	ids := map[string]bool{}
+	for _, q := range []string{"a", "b", "c", "d"} { // queues spread over the slots
+		ids[strings.TrimSpace(mustCLI(t, env, "jobs", "enqueue", "ping", "--queue", q))] = true
+	}
+	var listed []queue.Job
+	if err := json.Unmarshal([]byte(mustCLI(t, env, "jobs", "list", "-o", "json")), &listed); err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range listed {
+		delete(ids, j.ID)
+	}
+	if len(ids) != 0 {
+		t.Errorf("jobs %v not listed", ids)
+	}
+	for range 4 {
+		if j := jobJSON(t, env, "jobs", "run", "--next"); j.Status != queue.StatusSucceeded {
+			t.Errorf("run --next: %s, want succeeded", j.Status)
+		}
+	}
+	wantFail(t, env, ExitFailed, "no pending job", "jobs", "run", "--next")
+
+	mustCLI(t, env, "limits", "set", "run:ip:198.51.100.4", "--capacity", "7", "--window", "1m")
+	if o, ok := findOverride(limitsJSON(t, env), "run:ip:198.51.100.4"); !ok || o.Capacity != 7 {
+		t.Errorf("override %+v (found %v), want capacity 7", o, ok)
+	}
+	mustCLI(t, env, "limits", "reset", "run:ip:198.51.100.4")
+	mustCLI(t, env, "limits", "unset", "run:ip:198.51.100.4")
+}

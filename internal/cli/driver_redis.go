@@ -1,0 +1,214 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/core/queue/redisbroker"
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/redisstore"
+	"github.com/refrakt/refrakt/internal/daemon"
+)
+
+// redisDriver is the Driver straight over Redis: the same queue.Service on
+// the same redisbroker, and the same ratelimit.Limiter on the same
+// redisstore, that every daemon on this Redis runs. A job it enqueues is run
+// by any daemon's workers; an override it sets reaches every daemon through
+// the store's change notification (and their 1 s refresh).
+type redisDriver struct {
+	addr  string // the URL without its password, for error messages
+	rdb   redis.UniversalClient
+	jobs  *queue.Service
+	store *redisstore.Store
+	lim   *ratelimit.Limiter
+}
+
+var _ Driver = (*redisDriver)(nil)
+
+// connectTimeout bounds connecting to Redis, so a wrong address fails fast.
+const connectTimeout = 5 * time.Second
+
+// newRedisDriver connects to rawURL (a cluster when REDIS_CLUSTER says so or
+// the server reports cluster_enabled:1) and builds the domain services with
+// the same settings a daemon reads from the environment (JOB_HISTORY,
+// JOB_LEASE, the RATE_LIMIT_* policies).
+func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(string) string) (*redisDriver, error) {
+	addr := redactURL(rawURL)
+	if !strings.HasPrefix(rawURL, "redis://") && !strings.HasPrefix(rawURL, "rediss://") && !strings.HasPrefix(rawURL, "unix://") {
+		return nil, usageError{fmt.Errorf("--redis %q: want a redis://, rediss:// or unix:// URL", addr)}
+	}
+	quietRedisOnce.Do(func() { redis.SetLogger(quietRedisLog{}) })
+	cfg, err := config.Load(getenv, nil)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	rdb, _, err := daemon.OpenRedis(cctx, rawURL, cfg.RedisCluster)
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "QUEUE_URL:") { // a URL go-redis cannot parse
+			return nil, usageError{fmt.Errorf("--redis %s: %v", addr, strings.TrimPrefix(err.Error(), "QUEUE_URL: "))}
+		}
+		return nil, unreachableError{addr: addr, err: err}
+	}
+	broker := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix, HistoryLimit: cfg.JobHistory})
+	svc := queue.NewService(queue.Deps{Broker: broker}, queue.Config{Concurrency: queue.ManualMode, Lease: cfg.JobLease})
+	store := redisstore.New(rdb, redisstore.Options{Prefix: prefix})
+	lim, err := ratelimit.New(limiterConfig(cfg), ratelimit.Deps{Store: store})
+	if err != nil {
+		_ = store.Close()
+		_ = rdb.Close()
+		return nil, err
+	}
+	return &redisDriver{addr: addr, rdb: rdb, jobs: svc, store: store, lim: lim}, nil
+}
+
+// quietRedisOnce silences go-redis, which logs every failed dial to stderr,
+// where the CLI reports a failure once, as its one-line error. The logger is
+// go-redis's own process-wide setting; setting it once, before this process
+// makes its first client, keeps it free of data races.
+var quietRedisOnce sync.Once
+
+// quietRedisLog drops go-redis's internal log lines.
+type quietRedisLog struct{}
+
+func (quietRedisLog) Printf(context.Context, string, ...any) {}
+
+// limiterConfig is the limiter a daemon with the same environment builds
+// (the same mapping as the daemon's limitConfig, which is unexported); the
+// CLI needs its limits (names, scopes, policies) to list them and to
+// validate targets.
+func limiterConfig(c config.Config) ratelimit.Config {
+	rc := ratelimit.DefaultConfig()
+	rc.Enabled = c.RateLimitEnabled
+	rc.RunBurst = c.RunBurst
+	rc.RunPerMinute = c.RunPerMinute
+	rc.AssistantPerMinute = c.AssistantPerMinute
+	rc.PremiumMultiplier = c.PremiumMultiplier
+	rc.PenaltyFactor = c.PenaltyFactor
+	rc.PenaltyDecay = c.PenaltyDecay
+	rc.BanAfterStrikes = c.BanAfterStrikes
+	rc.BanDuration = c.BanDuration
+	rc.BanMax = max(rc.BanMax, rc.BanDuration)
+	rc.OnBackendError = ratelimit.BackendErrorPolicy(c.OnBackendError)
+	rc.BackendTimeout = c.BackendTimeout
+	return rc
+}
+
+// redactURL hides a password in a Redis URL.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return u.Redacted()
+}
+
+// fail turns a backend failure into an unreachableError naming the address
+// (exit 3) and passes the domain's coded errors through.
+func (d *redisDriver) fail(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ne net.Error
+	if core.ErrorCode(err) == core.CodeUnavailable || errors.As(err, &ne) {
+		var ce *core.Error
+		if errors.As(err, &ce) && ce.Err != nil {
+			err = ce.Err
+		}
+		return unreachableError{addr: d.addr, err: err}
+	}
+	return err
+}
+
+func (d *redisDriver) Enqueue(ctx context.Context, req queue.EnqueueRequest) (*queue.Job, error) {
+	j, err := d.jobs.Enqueue(ctx, req, queue.SourceCLI)
+	return j, d.fail(err)
+}
+
+func (d *redisDriver) ListJobs(ctx context.Context, f queue.Filter) ([]*queue.Job, error) {
+	jobs, err := d.jobs.List(ctx, f)
+	return jobs, d.fail(err)
+}
+
+func (d *redisDriver) GetJob(ctx context.Context, id string) (*queue.Job, error) {
+	j, err := d.jobs.Get(ctx, id)
+	return j, d.fail(err)
+}
+
+func (d *redisDriver) RunJob(ctx context.Context, id string) (*queue.Job, error) {
+	j, err := d.jobs.RunID(ctx, id)
+	return j, d.fail(err)
+}
+
+func (d *redisDriver) RunNext(ctx context.Context, q string) (*queue.Job, error) {
+	j, err := d.jobs.RunNext(ctx, q)
+	return j, d.fail(err)
+}
+
+func (d *redisDriver) Tick(ctx context.Context) (TickView, error) {
+	r, err := d.jobs.Tick(ctx)
+	if err != nil {
+		return TickView{}, d.fail(err)
+	}
+	return TickView{Scheduled: r.Scheduled, Retried: r.Retried, Recovered: r.Recovered, RecoveredDead: r.RecoveredDead}, nil
+}
+
+func (d *redisDriver) CancelJob(ctx context.Context, id string) (*queue.Job, error) {
+	j, err := d.jobs.Cancel(ctx, id)
+	return j, d.fail(err)
+}
+
+func (d *redisDriver) RequeueJob(ctx context.Context, id string) (*queue.Job, error) {
+	j, err := d.jobs.Requeue(ctx, id)
+	return j, d.fail(err)
+}
+
+func (d *redisDriver) Limits(ctx context.Context) (LimitsView, error) {
+	if err := d.lim.RefreshOverrides(ctx); err != nil {
+		return LimitsView{}, d.fail(err)
+	}
+	cfg := d.lim.Config()
+	v := LimitsView{Enabled: cfg.Enabled, Limits: []LimitView{}, Overrides: []OverrideView{}}
+	for _, l := range d.lim.Limits() {
+		v.Limits = append(v.Limits, limitView(l, cfg.PremiumMultiplier))
+	}
+	for _, o := range d.lim.Overrides() {
+		v.Overrides = append(v.Overrides, overrideView(o))
+	}
+	return v, nil
+}
+
+func (d *redisDriver) SetOverride(ctx context.Context, req OverrideRequest) (OverrideView, error) {
+	o, err := d.lim.SetOverride(ctx, ratelimit.Override{
+		Target: req.Target, Capacity: req.Capacity, Window: req.window(), Mode: req.Mode, Origin: req.Origin,
+	}, req.ttl())
+	if err != nil {
+		return OverrideView{}, d.fail(err)
+	}
+	return overrideView(o), nil
+}
+
+func (d *redisDriver) DeleteOverride(ctx context.Context, target string) error {
+	return d.fail(d.lim.DeleteOverride(ctx, target))
+}
+
+func (d *redisDriver) ResetKey(ctx context.Context, key string) error {
+	return d.fail(d.lim.Reset(ctx, key))
+}
+
+func (d *redisDriver) Close() error {
+	_ = d.store.Close()
+	return d.rdb.Close()
+}

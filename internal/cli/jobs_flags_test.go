@@ -1,0 +1,216 @@
+package cli
+
+import (
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/spf13/cobra"
+
+	"github.com/refrakt/refrakt/internal/core/queue"
+)
+
+// parseCmd runs the command newCmd builds with args, capturing the options
+// its run function receives instead of running it. It returns the options
+// (nil when the command failed before running) and the exit code the error
+// maps to.
+func parseCmd[O any](t *testing.T, newCmd func(client, func(context.Context, *O) error) *cobra.Command, args []string) (*O, int) {
+	t.Helper()
+	var got *O
+	c := client{f: &Factory{IO: IOStreams{Out: io.Discard, ErrOut: io.Discard}, Getenv: func(string) string { return "" }}, conn: &ConnOptions{}}
+	cmd := newCmd(c, func(_ context.Context, o *O) error { got = o; return nil })
+	cmd.SetArgs(args)
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	cmd.SilenceUsage, cmd.SilenceErrors = true, true
+	err := cmd.ExecuteContext(context.Background())
+	if err != nil {
+		return got, exitCode(err)
+	}
+	return got, ExitOK
+}
+
+func intp(n int) *int { return &n }
+
+func TestJobsEnqueueFlags(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		want     *JobsEnqueueOptions
+		wantCode int
+	}{
+		{"type only", []string{"ping"}, &JobsEnqueueOptions{Type: "ping"}, ExitOK},
+		{"every flag", []string{"sleep", "--payload", `{"ms":5}`, "--queue", "slow", "--max-retries", "0", "--interval", "1m", "--delay", "1500ms"},
+			&JobsEnqueueOptions{Type: "sleep", Payload: `{"ms":5}`, Queue: "slow", MaxRetries: intp(0), Interval: time.Minute, Delay: 1500 * time.Millisecond}, ExitOK},
+		{"no type", nil, nil, ExitUsage},
+		{"two types", []string{"ping", "echo"}, nil, ExitUsage},
+		{"bad duration", []string{"ping", "--delay", "soon"}, nil, ExitUsage},
+		{"bad retries", []string{"ping", "--max-retries", "many"}, nil, ExitUsage},
+		{"unknown flag", []string{"ping", "--priority", "1"}, nil, ExitUsage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, code := parseCmd(t, newJobsEnqueueCmd, tt.args)
+			if code != tt.wantCode {
+				t.Fatalf("exit code = %d, want %d", code, tt.wantCode)
+			}
+			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreUnexported(JobsEnqueueOptions{})); diff != "" {
+				t.Errorf("options (-want +got)\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestJobsEnqueueRequest(t *testing.T) {
+	tests := []struct {
+		name     string
+		opts     JobsEnqueueOptions
+		stdin    string
+		want     queue.EnqueueRequest
+		wantCode int
+	}{
+		{"plain", JobsEnqueueOptions{Type: "ping"}, "", queue.EnqueueRequest{Type: "ping"}, ExitOK},
+		{"payload and timing", JobsEnqueueOptions{Type: "echo", Payload: ` {"a":1} `, Queue: "q", MaxRetries: intp(2), Interval: time.Hour, Delay: 1500 * time.Millisecond},
+			"", queue.EnqueueRequest{Type: "echo", Payload: []byte(`{"a":1}`), Queue: "q", MaxRetries: intp(2), IntervalSeconds: 3600, DelayMS: 1500}, ExitOK},
+		{"payload from stdin", JobsEnqueueOptions{Type: "echo", Payload: "@-"}, `[1,2]` + "\n", queue.EnqueueRequest{Type: "echo", Payload: []byte(`[1,2]`)}, ExitOK},
+		{"bad JSON", JobsEnqueueOptions{Type: "echo", Payload: `{"a":`}, "", queue.EnqueueRequest{}, ExitUsage},
+		{"missing file", JobsEnqueueOptions{Type: "echo", Payload: "@/nonexistent/payload.json"}, "", queue.EnqueueRequest{}, ExitUsage},
+		{"negative retries", JobsEnqueueOptions{Type: "ping", MaxRetries: intp(-1)}, "", queue.EnqueueRequest{}, ExitUsage},
+		{"fractional interval", JobsEnqueueOptions{Type: "ping", Interval: 1500 * time.Millisecond}, "", queue.EnqueueRequest{}, ExitUsage},
+		{"negative delay", JobsEnqueueOptions{Type: "ping", Delay: -time.Second}, "", queue.EnqueueRequest{}, ExitUsage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.opts.request(stringsReader(tt.stdin))
+			code := ExitOK
+			if err != nil {
+				code = exitCode(err)
+			}
+			if code != tt.wantCode {
+				t.Fatalf("exit code = %d (%v), want %d", code, err, tt.wantCode)
+			}
+			if err != nil {
+				return
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("request (-want +got)\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestJobsListFlags(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		want     *JobsListOptions
+		wantCode int
+	}{
+		{"none", nil, &JobsListOptions{}, ExitOK},
+		{"filters", []string{"--status", "dead", "--queue", "slow", "--limit", "500"}, &JobsListOptions{Status: "dead", Queue: "slow", Limit: 500}, ExitOK},
+		{"unknown status", []string{"--status", "lost"}, nil, ExitUsage},
+		{"zero limit", []string{"--limit", "0"}, nil, ExitUsage},
+		{"limit too big", []string{"--limit", "1001"}, nil, ExitUsage},
+		{"an argument", []string{"pending"}, nil, ExitUsage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, code := parseCmd(t, newJobsListCmd, tt.args)
+			if code != tt.wantCode {
+				t.Fatalf("exit code = %d, want %d", code, tt.wantCode)
+			}
+			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreUnexported(JobsListOptions{})); diff != "" {
+				t.Errorf("options (-want +got)\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestJobsRunFlags(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		want     *JobsRunOptions
+		wantCode int
+	}{
+		{"id", []string{"abc"}, &JobsRunOptions{ID: "abc"}, ExitOK},
+		{"next", []string{"--next"}, &JobsRunOptions{Next: true}, ExitOK},
+		{"next of a queue", []string{"--next", "--queue", "slow"}, &JobsRunOptions{Next: true, Queue: "slow"}, ExitOK},
+		{"id starting with a dash", []string{"-tql6kYt3cFZ4TOR1PVd5Q"}, &JobsRunOptions{ID: "-tql6kYt3cFZ4TOR1PVd5Q"}, ExitOK},
+		{"queue named like a dash id", []string{"--next", "--queue", "-tql6kYt3cFZ4TOR1PVd5Q"}, &JobsRunOptions{Next: true, Queue: "-tql6kYt3cFZ4TOR1PVd5Q"}, ExitOK},
+		{"dash id and next", []string{"--next", "-tql6kYt3cFZ4TOR1PVd5Q"}, nil, ExitUsage},
+		{"neither", nil, nil, ExitUsage},
+		{"both", []string{"abc", "--next"}, nil, ExitUsage},
+		{"queue without next", []string{"abc", "--queue", "slow"}, nil, ExitUsage},
+		{"two ids", []string{"a", "b"}, nil, ExitUsage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, code := parseCmd(t, newJobsRunCmd, tt.args)
+			if code != tt.wantCode {
+				t.Fatalf("exit code = %d, want %d", code, tt.wantCode)
+			}
+			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreUnexported(JobsRunOptions{})); diff != "" {
+				t.Errorf("options (-want +got)\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestJobsIDCommandFlags(t *testing.T) {
+	type idCase struct {
+		name     string
+		args     []string
+		wantID   string
+		wantCode int
+	}
+	cases := []idCase{
+		{"one id", []string{"abc"}, "abc", ExitOK},
+		{"id starting with a dash", []string{"-tql6kYt3cFZ4TOR1PVd5Q"}, "-tql6kYt3cFZ4TOR1PVd5Q", ExitOK},
+		{"id starting with two dashes", []string{"--ql6kYt3cFZ4TOR1PVd5Q"}, "--ql6kYt3cFZ4TOR1PVd5Q", ExitOK},
+		{"dash id after --", []string{"--", "-tql6kYt3cFZ4TOR1PVd5Q"}, "-tql6kYt3cFZ4TOR1PVd5Q", ExitOK},
+		{"no id", nil, "", ExitUsage},
+		{"unknown flag", []string{"abc", "--bogus"}, "", ExitUsage},
+		{"short flag that is not an id", []string{"-x"}, "", ExitUsage},
+		{"two ids", []string{"a", "b"}, "", ExitUsage},
+	}
+	for _, tt := range cases {
+		t.Run("get/"+tt.name, func(t *testing.T) {
+			got, code := parseCmd(t, newJobsGetCmd, tt.args)
+			checkID(t, code, tt.wantCode, tt.wantID, func() string { return got.ID })
+		})
+		t.Run("cancel/"+tt.name, func(t *testing.T) {
+			got, code := parseCmd(t, newJobsCancelCmd, tt.args)
+			checkID(t, code, tt.wantCode, tt.wantID, func() string { return got.ID })
+		})
+		t.Run("requeue/"+tt.name, func(t *testing.T) {
+			got, code := parseCmd(t, newJobsRequeueCmd, tt.args)
+			checkID(t, code, tt.wantCode, tt.wantID, func() string { return got.ID })
+		})
+	}
+	t.Run("tick/no args", func(t *testing.T) {
+		if _, code := parseCmd(t, newJobsTickCmd, nil); code != ExitOK {
+			t.Errorf("exit code = %d, want 0", code)
+		}
+	})
+	t.Run("tick/an argument", func(t *testing.T) {
+		if _, code := parseCmd(t, newJobsTickCmd, []string{"now"}); code != ExitUsage {
+			t.Errorf("exit code = %d, want %d", code, ExitUsage)
+		}
+	})
+}
+
+func checkID(t *testing.T, code, wantCode int, wantID string, id func() string) {
+	t.Helper()
+	if code != wantCode {
+		t.Fatalf("exit code = %d, want %d", code, wantCode)
+	}
+	if code == ExitOK {
+		if diff := cmp.Diff(wantID, id()); diff != "" {
+			t.Errorf("id (-want +got)\n%s", diff)
+		}
+	}
+}

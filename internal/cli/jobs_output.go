@@ -1,0 +1,157 @@
+package cli
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core/queue"
+)
+
+// The output of the jobs commands. With -o json a list is a JSON array of
+// jobs and everything else the job object itself, both exactly as the
+// daemon's API answers them (queue.Job's JSON). On a terminal, a list is a
+// table and one job a block of "Field: value" lines with human times; when
+// piped, a list is tab-separated rows (RFC 3339 times, empty when unset) and
+// one job "field<TAB>value" lines.
+
+// jobColumns are the columns of `jobs list`.
+var jobColumns = []string{"id", "queue", "type", "status", "attempts", "source", "enqueued", "run at"}
+
+func printJobs(p *Printer, jobs []*queue.Job) error {
+	if p.JSON {
+		if jobs == nil {
+			jobs = []*queue.Job{}
+		}
+		return p.PrintJSON(jobs)
+	}
+	if len(jobs) == 0 {
+		if p.TTY {
+			_, err := fmt.Fprintln(p.Out, "No jobs.")
+			return err
+		}
+		return nil
+	}
+	now := p.Now()
+	rows := make([][]string, len(jobs))
+	for i, j := range jobs {
+		rows[i] = []string{j.ID, j.Queue, j.Type, string(j.Status), strconv.Itoa(j.Attempts), j.Source,
+			p.timeCell(j.EnqueuedAt, now), p.timeCell(j.RunAt, now)}
+	}
+	return p.Table(jobColumns, rows)
+}
+
+// printJob shows one job.
+func printJob(p *Printer, j *queue.Job) error {
+	if p.JSON {
+		return p.PrintJSON(j)
+	}
+	now := p.Now()
+	interval := "-"
+	if j.IntervalSeconds > 0 {
+		interval = "every " + shortWindow(time.Duration(j.IntervalSeconds)*time.Second)
+	}
+	fields := [][2]string{
+		{"ID", j.ID},
+		{"Queue", j.Queue},
+		{"Type", j.Type},
+		{"Status", string(j.Status)},
+		{"Attempts", strconv.Itoa(j.Attempts)},
+		{"Retries", fmt.Sprintf("%d (max %d)", j.Retries, j.MaxRetries)},
+		{"Interval", interval},
+		{"Payload", rawOrDash(j.Payload)},
+		{"Result", rawOrDash(j.Result)},
+		{"Last error", dash(j.LastError)},
+		{"Source", j.Source},
+		{"Enqueued", p.timeDetail(j.EnqueuedAt, now)},
+		{"Run at", p.timeDetail(j.RunAt, now)},
+		{"Started", p.timeDetail(j.StartedAt, now)},
+		{"Finished", p.timeDetail(j.FinishedAt, now)},
+	}
+	if !p.TTY { // scripts get the numbers apart
+		fields[5] = [2]string{"Retries", strconv.Itoa(j.Retries)}
+		fields = slices.Insert(fields, 6, [2]string{"Max retries", strconv.Itoa(j.MaxRetries)})
+	}
+	var b strings.Builder
+	for _, f := range fields {
+		if p.TTY {
+			fmt.Fprintf(&b, "%-11s %s\n", f[0]+":", f[1])
+		} else {
+			fmt.Fprintf(&b, "%s\t%s\n", strings.ReplaceAll(strings.ToLower(f[0]), " ", "_"), f[1])
+		}
+	}
+	_, err := fmt.Fprint(p.Out, b.String())
+	return err
+}
+
+// printEnqueued shows a job just enqueued: one sentence on a terminal, its
+// id alone when piped (so that `id=$(refrakt jobs enqueue ping)` works).
+func printEnqueued(p *Printer, j *queue.Job) error {
+	switch {
+	case p.JSON:
+		return p.PrintJSON(j)
+	case !p.TTY:
+		_, err := fmt.Fprintln(p.Out, j.ID)
+		return err
+	}
+	when := ""
+	if j.Status == queue.StatusScheduled {
+		when = ", runs " + Since(j.RunAt, p.Now())
+	}
+	_, err := fmt.Fprintf(p.Out, "Enqueued %s job %s in queue %s: %s%s.\n", j.Type, j.ID, j.Queue, j.Status, when)
+	return err
+}
+
+// tickColumns are the columns of `jobs tick`.
+var tickColumns = []string{"scheduled", "retried", "recovered", "recovered dead"}
+
+func printTick(p *Printer, r TickView) error {
+	if p.JSON {
+		return p.PrintJSON(r)
+	}
+	return p.Table(tickColumns, [][]string{{strconv.Itoa(r.Scheduled), strconv.Itoa(r.Retried), strconv.Itoa(r.Recovered), strconv.Itoa(r.RecoveredDead)}})
+}
+
+// timeCell renders t in a table cell: relative on a terminal, RFC 3339 when
+// piped, "-" or empty when unset.
+func (p *Printer) timeCell(t, now time.Time) string {
+	if !p.TTY {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	return Since(t, now)
+}
+
+// timeDetail renders t in a detail view: absolute and relative on a
+// terminal, RFC 3339 when piped.
+func (p *Printer) timeDetail(t, now time.Time) string {
+	if !p.TTY || t.IsZero() {
+		return p.timeCell(t, now)
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 MST") + " (" + Since(t, now) + ")"
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// shortWindow renders a window or interval in its largest whole unit:
+// "1m", "90s", "2h", "1.5s".
+func shortWindow(d time.Duration) string {
+	switch {
+	case d > 0 && d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d > 0 && d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	case d%time.Second == 0:
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return d.String()
+}

@@ -1,0 +1,89 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/refrakt/refrakt/internal/core/queue"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden with the current output")
+
+// goldenNow is the fixed "now" of every golden output.
+var goldenNow = time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)
+
+// golden compares got with testdata/name.golden, or rewrites it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s (-want +got)\n%s", path, diff)
+	}
+}
+
+// printers are the three output modes, at goldenNow.
+func printers(buf *bytes.Buffer) map[string]*Printer {
+	now := func() time.Time { return goldenNow }
+	return map[string]*Printer{
+		"tty":  {Out: buf, TTY: true, Now: now},
+		"pipe": {Out: buf, Now: now},
+		"json": {Out: buf, JSON: true, Now: now},
+	}
+}
+
+func fixtureJobs() []*queue.Job {
+	ago := func(d time.Duration) time.Time { return goldenNow.Add(-d) }
+	return []*queue.Job{
+		{ID: "Jb7mQk2pXw9sLr4tYv1zAa", Queue: "default", Type: "sleep", Payload: json.RawMessage(`{"ms":250}`), Status: queue.StatusScheduled,
+			MaxRetries: 3, RunAt: goldenNow.Add(2 * time.Minute), EnqueuedAt: ago(3 * time.Second), Source: "cli"},
+		{ID: "Kc8nRl3qYx0tMs5uZw2aBb", Queue: "slow", Type: "fail", Status: queue.StatusDead, Attempts: 2, Retries: 1, MaxRetries: 1,
+			RunAt: ago(90 * time.Second), EnqueuedAt: ago(5 * time.Minute), StartedAt: ago(70 * time.Second), FinishedAt: ago(69 * time.Second),
+			LastError: "fail: this job always fails", Source: "api"},
+		{ID: "Ld9oSm4rZy1uNt6vAx3bCc", Queue: "default", Type: "ping", Status: queue.StatusSucceeded, Attempts: 1, MaxRetries: 3, IntervalSeconds: 60,
+			RunAt: ago(2 * time.Hour), EnqueuedAt: ago(2 * time.Hour), StartedAt: ago(2 * time.Hour), FinishedAt: ago(2 * time.Hour),
+			Result: json.RawMessage(`"pong"`), Source: "schedule"},
+	}
+}
+
+func TestJobsOutputGolden(t *testing.T) {
+	jobs := fixtureJobs()
+	tests := []struct {
+		name  string
+		print func(*Printer) error
+	}{
+		{"jobs_list", func(p *Printer) error { return printJobs(p, jobs) }},
+		{"jobs_list_empty", func(p *Printer) error { return printJobs(p, nil) }},
+		{"jobs_get_dead", func(p *Printer) error { return printJob(p, jobs[1]) }},
+		{"jobs_get_recurring", func(p *Printer) error { return printJob(p, jobs[2]) }},
+		{"jobs_enqueue", func(p *Printer) error { return printEnqueued(p, jobs[0]) }},
+		{"jobs_tick", func(p *Printer) error { return printTick(p, TickView{Scheduled: 2, Retried: 1, RecoveredDead: 1}) }},
+	}
+	for _, tt := range tests {
+		for _, mode := range []string{"tty", "pipe", "json"} {
+			t.Run(tt.name+"_"+mode, func(t *testing.T) {
+				var buf bytes.Buffer
+				if err := tt.print(printers(&buf)[mode]); err != nil {
+					t.Fatal(err)
+				}
+				golden(t, tt.name+"_"+mode, buf.Bytes())
+			})
+		}
+	}
+}

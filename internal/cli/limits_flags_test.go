@@ -1,0 +1,136 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
+
+func TestLimitsSetFlags(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		want     *LimitsSetOptions
+		wantReq  OverrideRequest
+		wantCode int
+	}{
+		{"capacity and window", []string{"run:ip", "--capacity", "100", "--window", "1m"},
+			&LimitsSetOptions{Target: "run:ip", Capacity: 100, Window: time.Minute},
+			OverrideRequest{Target: "run:ip", Capacity: 100, WindowSeconds: 60, Origin: "cli"}, ExitOK},
+		{"ttl and shadow", []string{"run", "--capacity", "5", "--window", "10s", "--ttl", "1h", "--shadow"},
+			&LimitsSetOptions{Target: "run", Capacity: 5, Window: 10 * time.Second, TTL: time.Hour, Shadow: true},
+			OverrideRequest{Target: "run", Capacity: 5, WindowSeconds: 10, TTLSeconds: 3600, Mode: "shadow", Origin: "cli"}, ExitOK},
+		{"no capacity", []string{"run", "--window", "1m"}, nil, OverrideRequest{}, ExitUsage},
+		{"no window", []string{"run", "--capacity", "5"}, nil, OverrideRequest{}, ExitUsage},
+		{"negative capacity", []string{"run", "--capacity", "-1", "--window", "1m"}, nil, OverrideRequest{}, ExitUsage},
+		{"zero capacity", []string{"run", "--capacity", "0", "--window", "1m"}, nil, OverrideRequest{}, ExitUsage},
+		{"window under a second", []string{"run", "--capacity", "5", "--window", "500ms"}, nil, OverrideRequest{}, ExitUsage},
+		{"fractional window", []string{"run", "--capacity", "5", "--window", "1500ms"}, nil, OverrideRequest{}, ExitUsage},
+		{"negative ttl", []string{"run", "--capacity", "5", "--window", "1m", "--ttl", "-1s"}, nil, OverrideRequest{}, ExitUsage},
+		{"no target", []string{"--capacity", "5", "--window", "1m"}, nil, OverrideRequest{}, ExitUsage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, code := parseCmd(t, newLimitsSetCmd, tt.args)
+			if code != tt.wantCode {
+				t.Fatalf("exit code = %d, want %d", code, tt.wantCode)
+			}
+			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreUnexported(LimitsSetOptions{})); diff != "" {
+				t.Errorf("options (-want +got)\n%s", diff)
+			}
+			if got != nil {
+				if diff := cmp.Diff(tt.wantReq, got.request()); diff != "" {
+					t.Errorf("request (-want +got)\n%s", diff)
+				}
+			}
+		})
+	}
+}
+
+func TestLimitsTargetCommandFlags(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		want     string
+		wantCode int
+	}{
+		{"one", []string{"run:ip:203.0.113.7"}, "run:ip:203.0.113.7", ExitOK},
+		{"none", nil, "", ExitUsage},
+		{"two", []string{"run", "assistant"}, "", ExitUsage},
+	}
+	for _, tt := range tests {
+		t.Run("unset/"+tt.name, func(t *testing.T) {
+			got, code := parseCmd(t, newLimitsUnsetCmd, tt.args)
+			checkID(t, code, tt.wantCode, tt.want, func() string { return got.Target })
+		})
+		t.Run("reset/"+tt.name, func(t *testing.T) {
+			got, code := parseCmd(t, newLimitsResetCmd, tt.args)
+			checkID(t, code, tt.wantCode, tt.want, func() string { return got.Key })
+		})
+	}
+	getTests := []struct {
+		name     string
+		args     []string
+		want     *LimitsGetOptions
+		wantCode int
+	}{
+		{"all", nil, &LimitsGetOptions{}, ExitOK},
+		{"a target", []string{"run:ip"}, &LimitsGetOptions{Target: "run:ip"}, ExitOK},
+		{"two targets", []string{"run", "rl-test"}, nil, ExitUsage},
+	}
+	for _, tt := range getTests {
+		t.Run("get/"+tt.name, func(t *testing.T) {
+			got, code := parseCmd(t, newLimitsGetCmd, tt.args)
+			if code != tt.wantCode {
+				t.Fatalf("exit code = %d, want %d", code, tt.wantCode)
+			}
+			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreUnexported(LimitsGetOptions{})); diff != "" {
+				t.Errorf("options (-want +got)\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestFilterLimits(t *testing.T) {
+	v := LimitsView{
+		Limits: []LimitView{{Name: "run", Scopes: []string{"ip", "user"}}, {Name: "rl-test", Scopes: []string{"ip"}}},
+		Overrides: []OverrideView{
+			{Target: "rl-test"}, {Target: "run"}, {Target: "run:ip"}, {Target: "run:ip:203.0.113.7"}, {Target: "run:user"}, {Target: "run:ip:198.51.100.1"},
+		},
+	}
+	tests := []struct {
+		name     string
+		target   string
+		want     []string
+		wantCode int
+	}{
+		{"limit", "run", []string{"run", "run:ip", "run:ip:203.0.113.7", "run:user", "run:ip:198.51.100.1"}, ExitOK},
+		{"scope", "run:ip", []string{"run", "run:ip", "run:ip:203.0.113.7", "run:ip:198.51.100.1"}, ExitOK},
+		{"key", "run:ip:203.0.113.7", []string{"run", "run:ip", "run:ip:203.0.113.7"}, ExitOK},
+		{"unknown limit", "nope", nil, ExitUsage},
+		{"scope the limit lacks", "rl-test:user", nil, ExitUsage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := filterLimits(v, tt.target)
+			if err != nil {
+				if code := exitCode(err); code != tt.wantCode {
+					t.Fatalf("exit code = %d (%v), want %d", code, err, tt.wantCode)
+				}
+				return
+			}
+			var targets []string
+			for _, o := range got.Overrides {
+				targets = append(targets, o.Target)
+			}
+			if diff := cmp.Diff(tt.want, targets); diff != "" {
+				t.Errorf("overrides (-want +got)\n%s", diff)
+			}
+		})
+	}
+}

@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/refrakt/refrakt/internal/core"
+)
+
+// LimitsGetOptions are the inputs of `refrakt limits get`.
+type LimitsGetOptions struct {
+	client client
+
+	Target string // "": everything
+}
+
+func newLimitsGetCmd(c client, runF func(context.Context, *LimitsGetOptions) error) *cobra.Command {
+	opts := &LimitsGetOptions{client: c}
+	cmd := &cobra.Command{
+		Use:   "get [TARGET]",
+		Short: "Show the limits with their policies, then the overrides",
+		Long: "Show every limit with its policy (burst, rate per window, scopes), then the overrides in\n" +
+			"force with their mode, expiry and origin. With TARGET, only its limit and the overrides\n" +
+			"that cover it or lie under it (for run:ip: run, run:ip and run:ip:<any key>).",
+		Example: "  refrakt limits get\n" +
+			"  refrakt limits get run:ip\n" +
+			"  refrakt limits get -o json | jq '.overrides[].target'",
+		Args:              cobra.MaximumNArgs(1),
+		ValidArgsFunction: completeTargets(c, true),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				opts.Target = args[0]
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return limitsGetRun(cmd.Context(), opts)
+		},
+	}
+	return cmd
+}
+
+func limitsGetRun(ctx context.Context, o *LimitsGetOptions) error {
+	return o.client.do(ctx, func(d Driver, p *Printer) error {
+		v, err := d.Limits(ctx)
+		if err != nil {
+			return err
+		}
+		if o.Target != "" {
+			if v, err = filterLimits(v, o.Target); err != nil {
+				return err
+			}
+		}
+		return printLimits(p, v)
+	})
+}
+
+// filterLimits keeps target's limit and the overrides related to target:
+// those whose target is target, a prefix of it (they cover it) or under it.
+func filterLimits(v LimitsView, target string) (LimitsView, error) {
+	parts := strings.SplitN(target, ":", 3)
+	out := LimitsView{Enabled: v.Enabled, Limits: []LimitView{}, Overrides: []OverrideView{}}
+	for _, l := range v.Limits {
+		if l.Name == parts[0] {
+			out.Limits = append(out.Limits, l)
+		}
+	}
+	if len(out.Limits) == 0 {
+		return out, core.Errorf(core.CodeInvalid, "unknown limit %q in target %q", parts[0], target)
+	}
+	if len(parts) > 1 && !slices.Contains(out.Limits[0].Scopes, parts[1]) {
+		return out, core.Errorf(core.CodeInvalid, "limit %q has no scope %q (target %q)", parts[0], parts[1], target)
+	}
+	for _, o := range v.Overrides {
+		if o.Target == target || strings.HasPrefix(target, o.Target+":") || strings.HasPrefix(o.Target, target+":") {
+			out.Overrides = append(out.Overrides, o)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
+)
+
+// LimitsSetOptions are the inputs of `refrakt limits set`.
+type LimitsSetOptions struct {
+	client client
+
+	Target   string
+	Capacity int
+	Window   time.Duration
+	TTL      time.Duration // 0: until unset
+	Shadow   bool
+}
+
+func newLimitsSetCmd(c client, runF func(context.Context, *LimitsSetOptions) error) *cobra.Command {
+	opts := &LimitsSetOptions{client: c}
+	cmd := &cobra.Command{
+		Use:   "set TARGET --capacity N --window D [--ttl D] [--shadow]",
+		Short: "Override the policy of a limit, a limit's scope or one key",
+		Long: "Set an override: CAPACITY tokens of burst, refilled CAPACITY per WINDOW, for TARGET (a\n" +
+			"limit, limit:scope or limit:scope:identity); the most specific override of a bucket wins.\n" +
+			"A bucket keeps what it has already spent. With --ttl the override ends by itself; with\n" +
+			"--shadow it is computed and counted but never denies. Every daemon on the backend\n" +
+			"enforces it within 1 s.",
+		Example: "  refrakt limits set run --capacity 100 --window 1m\n" +
+			"  refrakt limits set run:ip:203.0.113.7 --capacity 1 --window 1h --ttl 24h\n" +
+			"  refrakt limits set assistant:user --capacity 5 --window 1m --shadow",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeTargets(c, true),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Target = args[0]
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return limitsSetRun(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&opts.Capacity, "capacity", 0, "burst, and tokens refilled per window (required, positive)")
+	fl.DurationVar(&opts.Window, "window", 0, "refill window, whole seconds, at least 1s (required)")
+	fl.DurationVar(&opts.TTL, "ttl", 0, "remove the override after this long, whole seconds (default: never)")
+	fl.BoolVar(&opts.Shadow, "shadow", false, "count what the override would deny, but never deny")
+	_ = cmd.MarkFlagRequired("capacity")
+	_ = cmd.MarkFlagRequired("window")
+	return cmd
+}
+
+func (o *LimitsSetOptions) validate() error {
+	switch {
+	case o.Capacity <= 0:
+		return usageError{fmt.Errorf("--capacity must be positive, got %d", o.Capacity)}
+	case o.Window < time.Second || o.Window%time.Second != 0:
+		return usageError{fmt.Errorf("--window must be a whole number of seconds, at least 1s, got %s", o.Window)}
+	case o.TTL < 0 || o.TTL%time.Second != 0:
+		return usageError{fmt.Errorf("--ttl must be a whole number of seconds, got %s", o.TTL)}
+	}
+	return nil
+}
+
+func (o *LimitsSetOptions) request() OverrideRequest {
+	r := OverrideRequest{Target: o.Target, Capacity: o.Capacity, WindowSeconds: int(o.Window / time.Second), TTLSeconds: int(o.TTL / time.Second), Origin: "cli"}
+	if o.Shadow {
+		r.Mode = ratelimit.ModeShadow
+	}
+	return r
+}
+
+func limitsSetRun(ctx context.Context, o *LimitsSetOptions) error {
+	return o.client.do(ctx, func(d Driver, p *Printer) error {
+		ov, err := d.SetOverride(ctx, o.request())
+		if err != nil {
+			return err
+		}
+		return printOverride(p, ov)
+	})
+}
