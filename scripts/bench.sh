@@ -10,7 +10,7 @@
 # at the end) for the HTTP load test on Redis (the daemon on DB 2); the Go suites start their
 # throwaway servers through internal/redistest (the same redis-server binary
 # and flags, one per suite: the references and refrakt share each one, on
-# separate DBs). Suites: bench/ (x/time/rate, redis_rate), bench/queue/
+# separate DBs). Suites: bench/ (x/time/rate, redis_rate, asynq),
 # (asynq), the memory store's bytes-per-key benchmark, and
 # scripts/loadtest.sh (HTTP against a bare net/http handler).
 # --quick keeps the whole run under 3 minutes on 2 cores; the full run
@@ -68,12 +68,12 @@ gobench . 'BenchmarkBytesPerKey' 1x ./internal/core/ratelimit/memstore
 step "redis store vs redis_rate (1, 8, 32 callers)"
 gobench bench 'BenchmarkRatelimitRedis' "$REDIS_N"
 step "end to end, 100k no-op jobs, 10 workers: asynq, refrakt"
-gobench bench/queue 'Benchmark(Asynq|Refrakt)EndToEndSimple' 1x
+gobench bench 'Benchmark(Asynq|Refrakt)EndToEndSimple' 1x
 step "enqueue: one caller, batch"
-gobench bench/queue 'Benchmark(AsynqEnqueue|AsynqEnqueueParallel|RefraktEnqueue|RefraktEnqueueBatch)$' "$ENQ_N"
+gobench bench 'Benchmark(AsynqEnqueue|AsynqEnqueueParallel|RefraktEnqueue|RefraktEnqueueBatch)$' "$ENQ_N"
 step "pickup latency on an idle queue"
-gobench bench/queue 'BenchmarkRefraktPickupLatency' "$PICKUP_N"
-gobench bench/queue 'BenchmarkAsynqPickupLatency' "$ASYNQ_PICKUP_N"
+gobench bench 'BenchmarkRefraktPickupLatency' "$PICKUP_N"
+gobench bench 'BenchmarkAsynqPickupLatency' "$ASYNQ_PICKUP_N"
 step "HTTP: limited endpoint through every middleware vs bare net/http, 64 connections"
 LOADTEST=$(bash scripts/loadtest.sh -n "$HTTP_N" -c 64)
 echo "$LOADTEST" | tee -a "$OUT" >&2
@@ -99,7 +99,7 @@ goal() {
   line=$(awk -v n="$1" -v r="$2" -v ref="$3" -v op="$4" -v g="$5" -v mode="$6" 'BEGIN {
     if (r == "" || (mode == "ratio" && (ref == "" || ref + 0 == 0))) {
       printf "BENCH %s refrakt=%s reference=%s ratio=- goal=%s%s MISS (not measured)\n", n, (r == "" ? "-" : r), (ref == "" ? "-" : ref), op, g; exit }
-    ratio = (ref != "" && ref + 0 != 0) ? sprintf("%.2f", r / ref) : "-"
+    ratio = (ref != "" && ref + 0 != 0) ? sprintf("%.3g", r / ref) : "-"
     v = mode == "ratio" ? r / ref : r + 0
     ok = (op == ">=") ? v >= g : v <= g
     printf "BENCH %s refrakt=%s reference=%s ratio=%s goal=%s%s %s\n", n, r, (ref == "" ? "-" : ref), ratio, op, g, ok ? "PASS" : "MISS" }')
@@ -107,7 +107,7 @@ goal() {
   case "$line" in *MISS*) FAILS=$((FAILS + 1)) ;; esac
 }
 
-q=bench/queue
+
 echo
 printf '%-44s %14s %14s\n' "measure" "refrakt" "reference"
 row() { printf '%-44s %14s %14s\n' "$1" "${2:--}" "${3:--}"; }
