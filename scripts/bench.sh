@@ -7,11 +7,12 @@
 #   scripts/bench.sh [--quick]     (make bench runs it without --quick)
 #
 # It starts its own redis-server on a free loopback port (stopped by its pid
-# at the end) for the HTTP load test on Redis (the daemon on DB 2); the Go suites start their
-# throwaway servers through internal/redistest (the same redis-server binary
-# and flags, one per suite: the references and refrakt share each one, on
-# separate DBs). Suites: bench/ (x/time/rate, redis_rate, asynq),
-# (asynq), the memory store's bytes-per-key benchmark, and
+# at the end) for the HTTP load test on Redis (the daemon on DB 2). The Go
+# suites start their throwaway servers through internal/redistest (the same
+# redis-server binary and flags): the limiter suite one server for
+# redis_rate and refrakt (DBs 1 and 0), the queue suite one per benchmark
+# (asynq on DB 14, refrakt on DB 15). Suites: bench/ (x/time/rate,
+# redis_rate, asynq), the memory store's bytes-per-key benchmark, and
 # scripts/loadtest.sh (HTTP against a bare net/http handler).
 # --quick keeps the whole run under 3 minutes on 2 cores; the full run
 # takes longer samples (about 6 minutes).
