@@ -22,8 +22,17 @@ func BareHandler() http.Handler {
 	})
 }
 
-// BareServer is an http.Server for BareHandler with the daemon's timeouts,
-// so both servers do the same per-connection work.
+// BareServer is an http.Server for BareHandler with the daemon's server
+// settings (internal/daemon/run.go: the same header, read, write and idle
+// timeouts and header limit), so the comparison is about the handler chain,
+// not the server's configuration.
 func BareServer() *http.Server {
-	return &http.Server{Handler: BareHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	return &http.Server{
+		Handler:           BareHandler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      90 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
 }
