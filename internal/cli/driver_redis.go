@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -28,6 +27,7 @@ import (
 // the store's change notification (and their 1 s refresh).
 type redisDriver struct {
 	addr  string // the URL without its password, for error messages
+	kind  string // redis or redis-cluster
 	rdb   redis.UniversalClient
 	jobs  *queue.Service
 	store *redisstore.Store
@@ -44,7 +44,7 @@ const connectTimeout = 5 * time.Second
 // the same settings a daemon reads from the environment (JOB_HISTORY,
 // JOB_LEASE, the RATE_LIMIT_* policies).
 func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(string) string) (*redisDriver, error) {
-	addr := redactURL(rawURL)
+	addr := daemon.RedactURL(rawURL)
 	if !strings.HasPrefix(rawURL, "redis://") && !strings.HasPrefix(rawURL, "rediss://") && !strings.HasPrefix(rawURL, "unix://") {
 		return nil, usageError{fmt.Errorf("--redis %q: want a redis://, rediss:// or unix:// URL", addr)}
 	}
@@ -55,7 +55,7 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 	}
 	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
-	rdb, _, err := daemon.OpenRedis(cctx, rawURL, cfg.RedisCluster)
+	rdb, kind, err := daemon.OpenRedis(cctx, rawURL, cfg.RedisCluster)
 	if err != nil {
 		if strings.HasPrefix(err.Error(), "QUEUE_URL:") { // a URL go-redis cannot parse
 			return nil, usageError{fmt.Errorf("--redis %s: %v", addr, strings.TrimPrefix(err.Error(), "QUEUE_URL: "))}
@@ -65,13 +65,13 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 	broker := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix, HistoryLimit: cfg.JobHistory})
 	svc := queue.NewService(queue.Deps{Broker: broker}, queue.Config{Concurrency: queue.ManualMode, Lease: cfg.JobLease})
 	store := redisstore.New(rdb, redisstore.Options{Prefix: prefix})
-	lim, err := ratelimit.New(limiterConfig(cfg), ratelimit.Deps{Store: store})
+	lim, err := ratelimit.New(daemon.LimiterConfig(cfg), ratelimit.Deps{Store: store})
 	if err != nil {
 		_ = store.Close()
 		_ = rdb.Close()
 		return nil, err
 	}
-	return &redisDriver{addr: addr, rdb: rdb, jobs: svc, store: store, lim: lim}, nil
+	return &redisDriver{addr: addr, kind: kind, rdb: rdb, jobs: svc, store: store, lim: lim}, nil
 }
 
 // quietRedisOnce silences go-redis, which logs every failed dial to stderr,
@@ -84,36 +84,6 @@ var quietRedisOnce sync.Once
 type quietRedisLog struct{}
 
 func (quietRedisLog) Printf(context.Context, string, ...any) {}
-
-// limiterConfig is the limiter a daemon with the same environment builds
-// (the same mapping as the daemon's limitConfig, which is unexported); the
-// CLI needs its limits (names, scopes, policies) to list them and to
-// validate targets.
-func limiterConfig(c config.Config) ratelimit.Config {
-	rc := ratelimit.DefaultConfig()
-	rc.Enabled = c.RateLimitEnabled
-	rc.RunBurst = c.RunBurst
-	rc.RunPerMinute = c.RunPerMinute
-	rc.AssistantPerMinute = c.AssistantPerMinute
-	rc.PremiumMultiplier = c.PremiumMultiplier
-	rc.PenaltyFactor = c.PenaltyFactor
-	rc.PenaltyDecay = c.PenaltyDecay
-	rc.BanAfterStrikes = c.BanAfterStrikes
-	rc.BanDuration = c.BanDuration
-	rc.BanMax = max(rc.BanMax, rc.BanDuration)
-	rc.OnBackendError = ratelimit.BackendErrorPolicy(c.OnBackendError)
-	rc.BackendTimeout = c.BackendTimeout
-	return rc
-}
-
-// redactURL hides a password in a Redis URL.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw
-	}
-	return u.Redacted()
-}
 
 // fail turns a backend failure into an unreachableError naming the address
 // (exit 3) and passes the domain's coded errors through.

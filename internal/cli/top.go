@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/refrakt/refrakt/internal/cli/top"
+	"github.com/refrakt/refrakt/internal/core/snapshot"
 )
 
 // TopOptions are the inputs of `refrakt top`.
@@ -72,10 +73,15 @@ func topRun(ctx context.Context, opts *TopOptions) error {
 	if !opts.TTY {
 		return usageError{errors.New("top needs a terminal: its output is not one")}
 	}
+	var src top.Source = top.NewHTTPSource(opts.Conn.Server, NewAPIClient(opts.Conn.Server, opts.Conn.Token))
 	if opts.Conn.Redis != "" {
-		return usageError{errors.New("--redis: top reads a daemon for now; give --server (the Redis source is not built yet)")}
+		d, err := newRedisDriver(ctx, opts.Conn.Redis, opts.Conn.Prefix, opts.Getenv)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		src = &redisTopSource{d: d, rates: snapshot.NewRateTracker()}
 	}
-	src := top.NewHTTPSource(opts.Conn.Server, NewAPIClient(opts.Conn.Server, opts.Conn.Token))
 	var environ []string
 	for _, k := range terminalEnv {
 		if v := opts.Getenv(k); v != "" {

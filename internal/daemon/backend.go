@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"time"
 
@@ -69,6 +70,7 @@ func OpenRedis(ctx context.Context, url, cluster string) (redis.UniversalClient,
 			return nil, "", fmt.Errorf("QUEUE_URL: %w", err)
 		}
 		boundTimeouts(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
+		opt.ContextTimeoutEnabled = true // a caller's deadline bounds its command
 		c := redis.NewClusterClient(opt)
 		if err := c.Ping(ctx).Err(); err != nil {
 			_ = c.Close()
@@ -81,6 +83,7 @@ func OpenRedis(ctx context.Context, url, cluster string) (redis.UniversalClient,
 		return nil, "", fmt.Errorf("QUEUE_URL: %w", err)
 	}
 	boundTimeouts(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
+	opt.ContextTimeoutEnabled = true // a caller's deadline bounds its command
 	c := redis.NewClient(opt)
 	if err := c.Ping(ctx).Err(); err != nil {
 		_ = c.Close()
@@ -130,7 +133,7 @@ func connectBackend(ctx context.Context, cfg config.Config, log *slog.Logger, on
 		if onAttempt != nil {
 			onAttempt(err)
 		}
-		log.Warn("backend not reachable; retrying", "backend", "redis", "addr", redactURL(cfg.RedisURL), "err", err, "retry_in", delay)
+		log.Warn("backend not reachable; retrying", "backend", "redis", "addr", RedactURL(cfg.RedisURL), "err", err, "retry_in", delay)
 		select {
 		case <-ctx.Done():
 			return nil, errors.Join(ctx.Err(), err)
@@ -140,20 +143,13 @@ func connectBackend(ctx context.Context, cfg config.Config, log *slog.Logger, on
 	}
 }
 
-// redactURL hides a password in a Redis URL for logs.
-func redactURL(url string) string {
-	scheme, rest, ok := strings.Cut(url, "://")
-	if !ok {
-		return url
+// RedactURL hides a password in a Redis URL, for logs and messages.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
 	}
-	userinfo, host, ok := strings.Cut(rest, "@")
-	if !ok {
-		return url
-	}
-	if user, _, hasPass := strings.Cut(userinfo, ":"); hasPass {
-		return scheme + "://" + user + ":xxxxx@" + host
-	}
-	return url
+	return u.Redacted()
 }
 
 // checkEvictionPolicy warns when Redis may evict keys under memory pressure:

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/metrics"
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
@@ -44,17 +45,18 @@ func (o limitObserver) Decided(limit, scope, decision string) {
 func (o limitObserver) Banned()                { o.m.RateLimitBans.Inc() }
 func (o limitObserver) BackendError(op string) { o.m.BackendError("ratelimit_" + op) }
 
-// limitConfig maps the daemon's settings onto the limiter's.
-func limitConfig(s *Server) ratelimit.Config {
+// LimiterConfig maps the daemon's settings onto the limiter's; the CLI's
+// direct driver builds the same limiter from the same environment.
+func LimiterConfig(cfg config.Config) ratelimit.Config {
 	c := ratelimit.DefaultConfig()
-	c.Enabled = s.cfg.RateLimitEnabled
-	c.RunBurst, c.RunPerMinute, c.AssistantPerMinute = s.cfg.RunBurst, s.cfg.RunPerMinute, s.cfg.AssistantPerMinute
-	c.PremiumMultiplier = s.cfg.PremiumMultiplier
-	c.PenaltyFactor, c.PenaltyDecay = s.cfg.PenaltyFactor, s.cfg.PenaltyDecay
-	c.BanAfterStrikes, c.BanDuration = s.cfg.BanAfterStrikes, s.cfg.BanDuration
+	c.Enabled = cfg.RateLimitEnabled
+	c.RunBurst, c.RunPerMinute, c.AssistantPerMinute = cfg.RunBurst, cfg.RunPerMinute, cfg.AssistantPerMinute
+	c.PremiumMultiplier = cfg.PremiumMultiplier
+	c.PenaltyFactor, c.PenaltyDecay = cfg.PenaltyFactor, cfg.PenaltyDecay
+	c.BanAfterStrikes, c.BanDuration = cfg.BanAfterStrikes, cfg.BanDuration
 	c.BanMax = max(c.BanMax, c.BanDuration)
-	c.OnBackendError = ratelimit.BackendErrorPolicy(s.cfg.OnBackendError)
-	c.BackendTimeout = s.cfg.BackendTimeout
+	c.OnBackendError = ratelimit.BackendErrorPolicy(cfg.OnBackendError)
+	c.BackendTimeout = cfg.BackendTimeout
 	return c
 }
 
@@ -62,7 +64,7 @@ func limitConfig(s *Server) ratelimit.Config {
 // the Redis store with an in-process store to fall back on. Its background
 // loop (override refresh, penalized-keys gauge) is a component.
 func (s *Server) buildRateLimit() error {
-	cfg := limitConfig(s)
+	cfg := LimiterConfig(s.cfg)
 	clock := clockFunc(s.now)
 	deps := ratelimit.Deps{Clock: clock, Observer: newLimitObserver(s.metrics), Logger: s.log}
 	var closeStore func()

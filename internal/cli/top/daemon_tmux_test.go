@@ -10,14 +10,14 @@ import (
 	"time"
 
 	"github.com/refrakt/refrakt/internal/daemontest"
+	"github.com/refrakt/refrakt/internal/redistest"
 )
 
 // TestRealTerminalRealDaemon runs the real `refrakt top` in tmux against a
 // real `refrakt serve` (memory backend, no workers, so enqueued jobs stay
 // pending): it shows the pending count and the key of a bucket the test
 // made busy, says disconnected after the daemon is killed and keeps
-// running, and exits 0 on q. It skips, loudly, while the daemon has no
-// GET /api/obs/snapshot.
+// running, and exits 0 on q.
 func TestRealTerminalRealDaemon(t *testing.T) {
 	d := daemontest.Start(t, nil, "--workers", "0")
 	d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
@@ -39,8 +39,8 @@ func TestRealTerminalRealDaemon(t *testing.T) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return resp.StatusCode
 	}
-	if call("GET", "/api/obs/snapshot", "") == http.StatusNotFound {
-		t.Skip("SKIPPING the real-daemon terminal test: this daemon has no GET /api/obs/snapshot yet")
+	if code := call("GET", "/api/obs/snapshot", ""); code != http.StatusOK {
+		t.Fatalf("GET /api/obs/snapshot: HTTP %d", code)
 	}
 
 	const pending = 13
@@ -69,6 +69,57 @@ func TestRealTerminalRealDaemon(t *testing.T) {
 		t.Fatalf("top exited when the daemon died; screen:\n%s", term.screen())
 	}
 
+	term.run("send-keys", "-t", "top", "q")
+	if status := term.exitStatus(); status != "0" {
+		t.Fatalf("exit status %s after q, want 0", status)
+	}
+}
+
+// TestRealTerminalRedisSource drives `refrakt top --redis` in a real
+// terminal: it shows the shared state a daemon on that Redis left there,
+// says disconnected when Redis dies, and recovers when it is back.
+func TestRealTerminalRedisSource(t *testing.T) {
+	r := redistest.Start(t)
+	d := daemontest.Start(t, []string{"QUEUE_URL=" + r.URL()}, "--workers", "0")
+	d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
+	for range 7 {
+		req, _ := http.NewRequest("POST", d.URL+"/api/dev/jobs/enqueue", strings.NewReader(`{"type":"ping","queue":"mail"}`))
+		req.Header.Set("Authorization", "Bearer "+d.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("enqueue: HTTP %d", resp.StatusCode)
+		}
+	}
+	for range 4 {
+		req, _ := http.NewRequest("GET", d.URL+"/api/dev/rl-test", nil)
+		req.Header.Set("Authorization", "Bearer "+d.Token)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
+	term := startTerminal(t, []string{"XDG_STATE_HOME=" + t.TempDir()},
+		daemontest.Binary(t), "top", "--redis", r.URL(), "--interval", "200ms")
+	screen := term.waitScreen("first data", "mail", "rl-test:ip:127.0.0.1")
+	if row := regexp.MustCompile(`mail +7 `); !row.MatchString(screen) {
+		t.Fatalf("no queue row with 7 pending; screen:\n%s", screen)
+	}
+	r.Stop()
+	term.waitScreen("redis stopped", "disconnected:")
+	if term.exited() {
+		t.Fatalf("top exited when Redis died; screen:\n%s", term.screen())
+	}
+	r.Restart() // empty again: persistence is off in tests
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.Contains(term.screen(), "disconnected:") {
+		if time.Now().After(deadline) {
+			t.Fatalf("top did not recover after Redis came back; screen:\n%s", term.screen())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	term.run("send-keys", "-t", "top", "q")
 	if status := term.exitStatus(); status != "0" {
 		t.Fatalf("exit status %s after q, want 0", status)

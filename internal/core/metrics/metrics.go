@@ -61,7 +61,7 @@ func New(reg prometheus.Registerer, info version.Info) *Metrics {
 			Buckets: latency,
 		}, []string{"type", "status"}),
 		RateLimitDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "refrakt_ratelimit_decisions_total", Help: "Rate-limit decisions, by limit, scope and decision (allowed, limited, banned).",
+			Name: "refrakt_ratelimit_decisions_total", Help: "Rate-limit decisions, by limit, scope and decision (allowed, limited, banned, shadow_limited: what a shadow override would have refused).",
 		}, []string{"limit", "scope", "decision"}),
 		RateLimitBans: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "refrakt_ratelimit_bans_total", Help: "Temporary bans imposed on rate-limit keys.",

@@ -96,8 +96,14 @@ type Job struct {
 // (22 characters). Ids are the only secret guarding GET /run/{id}.
 func NewID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	for {
+		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
+		// An id starting with '-' or '_' (top six bits 62 or 63) reads as a
+		// flag to shells, curl and the CLI: draw again (1 in 32).
+		if b[0]>>2 < 62 {
+			return base64.RawURLEncoding.EncodeToString(b[:])
+		}
+	}
 }
 
 // Lease is a running job as its worker holds it: the job and the fencing
