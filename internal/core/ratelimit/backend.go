@@ -102,10 +102,12 @@ func (l *Limiter) backendFailed(op string, err error) {
 	if b.lastLog.IsZero() || now.Sub(b.lastLog) >= l.cfg.ErrorLogInterval {
 		logN, b.errors, b.lastLog = b.errors, 0, now
 	}
+	// Read under the lock: another request may be failing at the same time.
+	recheck := b.backoff
 	b.mu.Unlock()
 	if logN > 0 {
 		l.log.Warn("rate limiter backend failing", "op", op, "err", err, "errors", logN,
-			"policy", string(l.cfg.OnBackendError), "recheck", b.backoff)
+			"policy", string(l.cfg.OnBackendError), "recheck", recheck)
 	}
 }
 

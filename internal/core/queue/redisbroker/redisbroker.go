@@ -199,22 +199,17 @@ func (b *Broker) flushEnqueues(ctx context.Context, batch []*enqCall) {
 	}
 	b.enqFlushes++
 	trim := b.enqFlushes%32 == 0
-	exec := func(load bool) error {
-		pipe := b.rdb.Pipeline()
-		for _, p := range parts {
-			k := b.keys(p.q)
-			args := make([]any, 0, 2+7*len(p.jobs))
-			args = append(args, b.now(), p.q)
-			for _, nj := range p.jobs {
-				args = append(args, nj.ID, nj.Type, string(nj.Payload), nj.MaxRetries, nj.IntervalSeconds, ms(nj.Delay), nj.Source)
-			}
-			ks := []string{k.pending, k.scheduled, k.stats, k.job}
-			if load {
-				p.cmd = pipe.Eval(ctx, enqueueScript.String(), ks, args...)
-			} else {
-				p.cmd = pipe.EvalSha(ctx, enqueueScript.Hash(), ks, args...)
-			}
+	calls := make([]scriptCall, len(parts))
+	for i, p := range parts {
+		k := b.keys(p.q)
+		args := make([]any, 0, 2+7*len(p.jobs))
+		args = append(args, b.now(), p.q)
+		for _, nj := range p.jobs {
+			args = append(args, nj.ID, nj.Type, string(nj.Payload), nj.MaxRetries, nj.IntervalSeconds, ms(nj.Delay), nj.Source)
 		}
+		calls[i] = scriptCall{enqueueScript, []string{k.pending, k.scheduled, k.stats, k.job}, args}
+	}
+	cmds, err := b.runAll(ctx, calls, func(pipe redis.Pipeliner) {
 		for _, q := range wakeQueues {
 			pipe.RPush(ctx, b.wakeKey(), q)
 		}
@@ -224,12 +219,9 @@ func (b *Broker) flushEnqueues(ctx context.Context, batch []*enqCall) {
 		if len(newQueues) > 0 {
 			pipe.SAdd(ctx, b.indexKey(), toAny(newQueues)...)
 		}
-		_, err := pipe.Exec(ctx)
-		return err
-	}
-	err := exec(false)
-	if isNoScript(err) {
-		err = exec(true)
+	})
+	for i, p := range parts {
+		p.cmd = cmds[i]
 	}
 	failed := map[*enqCall]error{}
 	for _, p := range parts {
@@ -554,28 +546,63 @@ func (b *Broker) perRef(ctx context.Context, refs []queue.Ref, op string, call f
 	return ok, nil
 }
 
-// pipelined runs one script per queue in a single round trip, retrying the
-// whole pipeline with EVAL when Redis lost its scripts.
+// pipelined runs one script per queue in a single round trip.
 func (b *Broker) pipelined(ctx context.Context, order []string, call func(q string) ([]string, []any, *script)) ([]*redis.Cmd, error) {
-	exec := func(load bool) ([]*redis.Cmd, error) {
-		pipe := b.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(order))
-		for i, q := range order {
-			ks, args, s := call(q)
-			if load {
-				cmds[i] = pipe.Eval(ctx, s.String(), ks, args...)
-			} else {
-				cmds[i] = pipe.EvalSha(ctx, s.Hash(), ks, args...)
-			}
+	calls := make([]scriptCall, len(order))
+	for i, q := range order {
+		ks, args, s := call(q)
+		calls[i] = scriptCall{s, ks, args}
+	}
+	return b.runAll(ctx, calls, nil)
+}
+
+// scriptCall is one script call of a pipeline.
+type scriptCall struct {
+	s    *script
+	keys []string
+	args []any
+}
+
+// runAll runs calls with EVALSHA in one pipeline, followed by the commands
+// more adds (may be nil), and returns the calls' replies. The calls that
+// fail with NOSCRIPT are sent again with EVAL, and only they: on a cluster,
+// one master may have lost its scripts (a restart, a failover) while the
+// others ran their calls, which must not run twice (an enqueue would find
+// its jobs already there, a finish its lease gone).
+func (b *Broker) runAll(ctx context.Context, calls []scriptCall, more func(redis.Pipeliner)) ([]*redis.Cmd, error) {
+	pipe := b.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(calls))
+	for i, c := range calls {
+		cmds[i] = pipe.EvalSha(ctx, c.s.Hash(), c.keys, c.args...)
+	}
+	if more != nil {
+		more(pipe)
+	}
+	all, err := pipe.Exec(ctx)
+	if err == nil {
+		return cmds, nil
+	}
+	var lost []int
+	for i, c := range cmds {
+		if isNoScript(c.Err()) {
+			lost = append(lost, i)
 		}
-		_, err := pipe.Exec(ctx)
-		return cmds, err
 	}
-	cmds, err := exec(false)
-	if isNoScript(err) {
-		cmds, err = exec(true)
+	if len(lost) > 0 {
+		pipe = b.rdb.Pipeline()
+		for _, i := range lost {
+			cmds[i] = pipe.Eval(ctx, calls[i].s.String(), calls[i].keys, calls[i].args...)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return cmds, err
+		}
 	}
-	return cmds, err
+	for _, c := range all {
+		if err := c.Err(); err != nil && !isNoScript(err) {
+			return cmds, err
+		}
+	}
+	return cmds, nil
 }
 
 // Finish records outcomes: one script per queue, pipelined.

@@ -20,3 +20,22 @@ func TestSlotOf(t *testing.T) {
 		}
 	}
 }
+
+// TestKeySlot checks the hash-tag rule against Redis's CLUSTER KEYSLOT.
+func TestKeySlot(t *testing.T) {
+	tests := []struct {
+		key  string
+		want int
+	}{
+		{"refrakt:rl:{run:ip:203.0.113.7}", 1385}, // the tag is the bucket key
+		{"refrakt:rl:{run:user:a}b}", slotOf("run:user:a")},
+		{"refrakt:rl:{}x", slotOf("refrakt:rl:{}x")}, // an empty tag is no tag
+		{"app{1}:rl:{run:ip:203.0.113.7}", slotOf("1")},
+		{"user1000", 3443},
+	}
+	for _, tt := range tests {
+		if got := keySlot(tt.key); got != tt.want {
+			t.Errorf("keySlot(%q) = %d, want %d", tt.key, got, tt.want)
+		}
+	}
+}

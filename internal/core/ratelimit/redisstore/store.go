@@ -263,7 +263,7 @@ func (s *Store) calls(groups []*group) []*call {
 			o := &g.ops[i]
 			// Only keys of one hash slot share a call, on a single server
 			// too: every call is valid on a Cluster as it stands.
-			k := callKey{now: g.now, rules: &g.rules[0], slot: slotOf(o.key)}
+			k := callKey{now: g.now, rules: &g.rules[0], slot: keySlot(o.rkey)}
 			c := open[k]
 			if c == nil || len(c.ops) == maxKeysPerCall {
 				c = &call{args: append([]any{g.now}, g.rules...)}
