@@ -15,7 +15,7 @@
 # redis_rate, asynq), the memory store's bytes-per-key benchmark, and
 # scripts/loadtest.sh (HTTP against a bare net/http handler).
 # --quick keeps the whole run under 3 minutes on 2 cores; the full run
-# takes longer samples (about 6 minutes).
+# takes longer samples (about 5 minutes).
 # Raw `go test -bench` output is kept in $BENCH_OUT (default
 # /tmp/refrakt-bench.txt).
 set -euo pipefail
