@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/refrakt/refrakt/internal/core/metrics"
@@ -68,6 +70,14 @@ func (s *Server) addQueueSampler() {
 		})
 }
 
+// maxQueueSeries caps the label values of the per-queue gauges: anyone may
+// name a queue in POST /run, so queue names are client input. The busiest
+// queues keep their own series; the rest are summed under otherQueues.
+const maxQueueSeries = 100
+
+// otherQueues is the queue label of the queues beyond maxQueueSeries.
+const otherQueues = "_other"
+
 func (s *Server) sampleQueues(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -75,9 +85,44 @@ func (s *Server) sampleQueues(ctx context.Context) {
 	if err != nil {
 		return // counted by the service as a backend error
 	}
+	stats = capQueueSeries(stats)
+	s.queueSeriesMu.Lock()
+	defer s.queueSeriesMu.Unlock()
+	seen := make(map[string]bool, len(stats))
 	for _, st := range stats {
+		seen[st.Queue] = true
 		s.metrics.QueuePending.WithLabelValues(st.Queue).Set(float64(st.Pending))
 		s.metrics.QueueRunning.WithLabelValues(st.Queue).Set(float64(st.Running))
 		s.metrics.QueueOldestPending.WithLabelValues(st.Queue).Set(st.OldestPendingAge.Seconds())
 	}
+	// A queue that left the top (or the backend) loses its series, so the
+	// count stays at most maxQueueSeries over time, not just per sample.
+	for q := range s.queueSeries {
+		if !seen[q] {
+			s.metrics.QueuePending.DeleteLabelValues(q)
+			s.metrics.QueueRunning.DeleteLabelValues(q)
+			s.metrics.QueueOldestPending.DeleteLabelValues(q)
+		}
+	}
+	s.queueSeries = seen
+}
+
+// capQueueSeries keeps the maxQueueSeries-1 busiest queues (by pending,
+// then running, then name) and sums the rest into one otherQueues entry
+// whose oldest pending age is the oldest of them.
+func capQueueSeries(stats []queue.Stats) []queue.Stats {
+	if len(stats) <= maxQueueSeries {
+		return stats
+	}
+	stats = slices.Clone(stats)
+	slices.SortFunc(stats, func(a, b queue.Stats) int {
+		return cmp.Or(cmp.Compare(b.Pending, a.Pending), cmp.Compare(b.Running, a.Running), cmp.Compare(a.Queue, b.Queue))
+	})
+	other := queue.Stats{Queue: otherQueues}
+	for _, st := range stats[maxQueueSeries-1:] {
+		other.Pending += st.Pending
+		other.Running += st.Running
+		other.OldestPendingAge = max(other.OldestPendingAge, st.OldestPendingAge)
+	}
+	return append(stats[:maxQueueSeries-1], other)
 }

@@ -127,7 +127,8 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 }
 
 // bootHandler answers while the backend connects: alive, not ready, and 503
-// with Retry-After for everything else.
+// with Retry-After for everything else. The answer says whether an attempt
+// has failed, never why: the dial error (addresses, ports) is for the log.
 func bootHandler(connectErr *atomic.Value) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/healthz" {
@@ -135,7 +136,10 @@ func bootHandler(connectErr *atomic.Value) http.Handler {
 			return
 		}
 		w.Header().Set("Retry-After", "1")
-		msg, _ := connectErr.Load().(string)
-		writeError(w, r, nil, core.Errorf(core.CodeUnavailable, "backend not connected yet: %s", msg))
+		msg := "backend not connected yet: connecting"
+		if s, _ := connectErr.Load().(string); s != "connecting" {
+			msg = "backend not reachable yet; retrying (the daemon's log says why)"
+		}
+		writeError(w, r, nil, core.Errorf(core.CodeUnavailable, "%s", msg))
 	})
 }

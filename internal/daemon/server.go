@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,6 +48,10 @@ type Server struct {
 	identity *identityRules
 	jobs     *jobs // the job queue and its workers (jobs.go)
 	rates    *snapshot.RateTracker
+
+	// queueSeries are the queue labels the sampler set last (jobs_metrics.go).
+	queueSeriesMu sync.Mutex
+	queueSeries   map[string]bool
 
 	inFlight   atomic.Int64
 	mux        *http.ServeMux

@@ -432,10 +432,12 @@ func (s *Store) Reset(ctx context.Context, key string) error {
 	return wrap(err, "reset "+key)
 }
 
-// wrap marks a Redis failure as unavailable for callers.
+// wrap marks a Redis failure as unavailable for callers. The message,
+// which API callers see, names the operation only: the cause (addresses,
+// dial errors) stays in the error chain for logs.
 func wrap(err error, what string) error {
 	if err == nil {
 		return nil
 	}
-	return core.Wrap(core.CodeUnavailable, err, "redis: "+what+": "+err.Error())
+	return core.Wrap(core.CodeUnavailable, err, "the rate-limit backend (redis) is unavailable: "+what)
 }

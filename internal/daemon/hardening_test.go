@@ -1,0 +1,346 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/daemontest"
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+// TestSlowlorisCutOff: clients that send their headers a line at a time,
+// forever, are cut off by ReadHeaderTimeout (5 s), and while 40 of them
+// hold connections the daemon keeps answering everyone else.
+func TestSlowlorisCutOff(t *testing.T) {
+	t.Parallel()
+	d := daemontest.Start(t, nil)
+	const slow = 40
+	cut := make(chan time.Duration, slow)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range slow {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := net.Dial("tcp", d.Addr)
+			if err != nil {
+				cut <- -1
+				return
+			}
+			defer conn.Close()
+			closed := make(chan struct{})
+			go func() {
+				// Any answer or the close ends the read; a slowloris
+				// client never gets a 2xx.
+				b, _ := io.ReadAll(conn)
+				if strings.HasPrefix(string(b), "HTTP/1.1 2") {
+					t.Errorf("a slow client was served: %q", b)
+				}
+				close(closed)
+			}()
+			_, _ = conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n"))
+			for i := 0; ; i++ {
+				select {
+				case <-closed:
+					cut <- time.Since(start)
+					return
+				case <-time.After(300 * time.Millisecond):
+				}
+				if time.Since(start) > 30*time.Second {
+					cut <- 0
+					return
+				}
+				_, _ = fmt.Fprintf(conn, "X-Slow-%d: a\r\n", i)
+			}
+		}()
+	}
+	// Everyone else is served meanwhile.
+	for range 5 {
+		resp, err := http.Get(d.URL + "/healthz")
+		if err != nil {
+			t.Fatalf("healthz while slow clients hold connections: %v", err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("healthz while slow clients hold connections: %d", resp.StatusCode)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	wg.Wait()
+	close(cut)
+	for c := range cut {
+		switch {
+		case c < 0:
+			t.Fatal("could not connect")
+		case c == 0:
+			t.Fatal("a slow client was still connected after 30 s: no ReadHeaderTimeout")
+		}
+	}
+}
+
+// TestOversizeHeaders: headers past MaxHeaderBytes (64 KiB) get 431, and
+// the daemon serves the next request.
+func TestOversizeHeaders(t *testing.T) {
+	t.Parallel()
+	d := daemontest.Start(t, nil)
+	tests := []struct {
+		name string
+		size int
+		want int
+	}{
+		{"under the limit", 16 << 10, 200},
+		{"one huge header", 128 << 10, 431},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", d.URL+"/healthz", nil)
+			req.Header.Set("X-Big", strings.Repeat("a", tc.size))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.want)
+			}
+		})
+	}
+	t.Run("many small headers", func(t *testing.T) {
+		conn, err := net.Dial("tcp", d.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		var b strings.Builder
+		b.WriteString("GET /healthz HTTP/1.1\r\nHost: x\r\n")
+		for i := range 5000 {
+			fmt.Fprintf(&b, "X-H-%d: %s\r\n", i, strings.Repeat("v", 20))
+		}
+		b.WriteString("\r\n")
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		_, _ = conn.Write([]byte(b.String()))
+		line, _ := bufio.NewReader(conn).ReadString('\n')
+		if !strings.HasPrefix(line, "HTTP/1.1 431") {
+			t.Fatalf("5000 headers: %q, want 431", line)
+		}
+	})
+	if resp, err := http.Get(d.URL + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz after oversize headers: %v %v", resp, err)
+	}
+}
+
+// TestInFlightCapEndToEnd: with REFRAKT_MAX_IN_FLIGHT=1 the real daemon
+// holding one /assistant request answers the next one 503 with Retry-After,
+// still answers /healthz, and serves again once the first is done.
+func TestInFlightCapEndToEnd(t *testing.T) {
+	t.Parallel()
+	d := daemontest.Start(t, []string{"REFRAKT_MAX_IN_FLIGHT=1", "WORKER_CONCURRENCY=0"})
+	d.WaitHTTP("/readyz", 200, 15*time.Second)
+	held := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(d.URL+"/assistant", "application/json", strings.NewReader(`{"type":"ping","timeout_ms":3000}`))
+		if err != nil {
+			held <- -1
+			return
+		}
+		resp.Body.Close()
+		held <- resp.StatusCode
+	}()
+	got503 := false
+	for deadline := time.Now().Add(2500 * time.Millisecond); time.Now().Before(deadline) && !got503; {
+		req, _ := http.NewRequest("GET", d.URL+"/api/dev/whoami", nil)
+		req.Header.Set("Authorization", "Bearer "+d.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 503 {
+			got503 = true
+			if resp.Header.Get("Retry-After") == "" {
+				t.Error("503 at the cap without Retry-After")
+			}
+			if h, err := http.Get(d.URL + "/healthz"); err != nil || h.StatusCode != 200 {
+				t.Errorf("healthz refused at the cap: %v %v", h, err)
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !got503 {
+		t.Fatal("a second request while /assistant held the only slot was not refused")
+	}
+	if code := <-held; code != http.StatusGatewayTimeout {
+		t.Fatalf("the held /assistant got %d, want 504 (manual mode)", code)
+	}
+	d.WaitHTTP("/api/obs/snapshot", 401, 5*time.Second) // served again
+}
+
+// heapAlloc is the live heap after a full collection.
+func heapAlloc() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// TestBucketMemoryBoundedUnderKeyFlood: 20,000 distinct client addresses
+// cost memory only while their buckets are not full again. Once the clock
+// passes the refill time and the sweep period, the memory store drops them:
+// the heap returns near where it started. The bound (README, Guarantees):
+// about 90-150 bytes per key that spent a token within the last window
+// plus 10 s; a flood of R new keys per second holds at most
+// R × (refill time + 10 s) keys.
+func TestBucketMemoryBoundedUnderKeyFlood(t *testing.T) {
+	s, clock := newLimitServer(t)
+	hit := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			peer := fmt.Sprintf("10.%d.%d.%d:1000", i>>16&255, i>>8&255, i&255)
+			resp, _ := send(t, s, request{method: "GET", path: "/api/public/tenant-meta?tenant=t", peer: peer})
+			if resp.StatusCode != 200 {
+				t.Fatalf("request %d: %d", i, resp.StatusCode)
+			}
+		}
+	}
+	settle := func() {
+		// tenant-meta refills a token per second; the sweep runs every
+		// 10 s per shard, on the shard's next decision.
+		clock.advance(2 * time.Minute)
+	}
+	hit(0, 3000)
+	settle()
+	hit(1_000_000, 3000)
+	base := heapAlloc()
+	const flood = 20_000
+	hit(2_000_000, flood)
+	peak := heapAlloc()
+	settle()
+	hit(3_000_000, 3000) // touches every shard, so each sweeps
+	after := heapAlloc()
+	grown, kept := int64(peak)-int64(base), int64(after)-int64(base)
+	t.Logf("heap: base %d KiB, after %d keys +%d KiB (%d B/key), after they went idle +%d KiB", base>>10, flood, grown>>10, grown/flood, kept>>10)
+	if grown < flood*40 {
+		t.Fatalf("the flood grew the heap by only %d bytes: the measurement does not see the buckets", grown)
+	}
+	if kept > grown/3 {
+		t.Fatalf("idle buckets were not released: +%d bytes after going idle, +%d at the peak", kept, grown)
+	}
+}
+
+// TestBucketKeysExpireInRedis: on Redis every bucket key carries a TTL no
+// longer than its policy's window, so a flood of distinct keys leaves
+// nothing behind once it stops.
+func TestBucketKeysExpireInRedis(t *testing.T) {
+	r := redistest.Start(t)
+	client, kind, err := OpenRedis(context.Background(), r.URL(), "auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	cfg := config.Default()
+	cfg.DeveloperToken, cfg.OperatorToken = devToken, opToken
+	cfg.WorkerConcurrency = 0
+	s, err := NewServer(Deps{Config: cfg, Backend: &Backend{Kind: kind, Redis: client, Prefix: cfg.Prefix}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2000 {
+		peer := fmt.Sprintf("10.9.%d.%d:1000", i>>8&255, i&255)
+		if resp, _ := send(t, s, request{method: "GET", path: "/api/public/tenant-meta?tenant=t", peer: peer}); resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d", i, resp.StatusCode)
+		}
+	}
+	ctx := context.Background()
+	keys, err := client.Keys(ctx, cfg.Prefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	buckets := 0
+	for _, k := range keys {
+		ttl, err := client.PTTL(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(k, "10.9.") {
+			buckets++
+			// go-redis: -2ns gone already (expired since KEYS), -1ns no TTL.
+			if ttl == -time.Nanosecond || ttl > 61*time.Second {
+				t.Errorf("bucket key %s: TTL %s, want a TTL ≤ the 60 s window", k, ttl)
+			}
+		}
+	}
+	if buckets == 0 {
+		t.Fatalf("no bucket keys among %d keys: the test looks in the wrong place (%v)", len(keys), keys[:min(5, len(keys))])
+	}
+}
+
+// TestJobHistoryBounded: a queue keeps at most JOB_HISTORY finished jobs;
+// older ones are gone (404), so history memory is bounded per queue.
+func TestJobHistoryBounded(t *testing.T) {
+	s := newTestServer(t, func(c *config.Config) { c.JobHistory = 20 })
+	var first string
+	for i := range 100 {
+		resp, body := do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"ping"}`)
+		if resp.StatusCode != 202 {
+			t.Fatalf("enqueue %d: %d", i, resp.StatusCode)
+		}
+		if i == 0 {
+			first = str(body, "id")
+		}
+		if resp, body := do(t, s, "POST", "/api/dev/jobs/run-next", devToken, ""); resp.StatusCode != 200 {
+			t.Fatalf("run-next %d: %d %v", i, resp.StatusCode, body)
+		}
+	}
+	_, body := do(t, s, "GET", "/api/dev/jobs?limit=1000", devToken, "")
+	jobs, _ := body["jobs"].([]any)
+	if len(jobs) != 20 {
+		t.Errorf("%d jobs kept, want JOB_HISTORY=20", len(jobs))
+	}
+	if resp, _ := do(t, s, "GET", "/run/"+first, "", ""); resp.StatusCode != 404 {
+		t.Errorf("the oldest finished job: %d, want 404 (evicted)", resp.StatusCode)
+	}
+}
+
+// TestQueueLabelsBoundedUnderQueueFlood: anyone may name a queue in POST
+// /run, so a flood of distinct queue names must not become a flood of
+// Prometheus series: the per-queue gauges keep at most maxQueueSeries
+// label values (the busiest queues, the rest summed as "_other").
+func TestQueueLabelsBoundedUnderQueueFlood(t *testing.T) {
+	s := newTestServer(t, func(c *config.Config) { c.RateLimitEnabled = false })
+	const queues = 500
+	for i := range queues {
+		body := fmt.Sprintf(`{"type":"ping","queue":"flood-%d"}`, i)
+		if i%50 == 0 {
+			body = `{"type":"ping","queue":"busy"}`
+		}
+		if resp, b := do(t, s, "POST", "/run", "", body); resp.StatusCode != 202 {
+			t.Fatalf("enqueue %d: %d %v", i, resp.StatusCode, b)
+		}
+	}
+	s.sampleQueues(context.Background())
+	const maxSeries = 100 // the documented bound, not the constant: changing one must fail here
+	if n := testutil.CollectAndCount(s.metrics.QueuePending); n > maxSeries {
+		t.Errorf("refrakt_queue_pending_jobs has %d series after %d queue names, want at most %d", n, queues, maxSeries)
+	}
+	if n := testutil.CollectAndCount(s.metrics.QueueOldestPending); n > maxSeries {
+		t.Errorf("refrakt_queue_oldest_pending_seconds has %d series, want at most %d", n, maxSeries)
+	}
+	if got := testutil.ToFloat64(s.metrics.QueuePending.WithLabelValues("busy")); got != queues/50 {
+		t.Errorf("busiest queue pending %v, want %d: the busiest queues keep their own series", got, queues/50)
+	}
+	if got := testutil.ToFloat64(s.metrics.QueuePending.WithLabelValues(otherQueues)); got < queues-queues/50-maxSeries {
+		t.Errorf("%s pending %v: the queues beyond the cap must be summed, not dropped", otherQueues, got)
+	}
+}
