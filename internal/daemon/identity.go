@@ -62,7 +62,7 @@ func (ir *identityRules) identify(r *http.Request, grantHeaders bool) Identity {
 // is one, X-Forwarded-For is walked in place, and the IP text is taken from
 // the request when it is already canonical.
 func (ir *identityRules) resolve(r *http.Request, grantHeaders func() bool) Identity {
-	host, peer := peerAddr(r.RemoteAddr)
+	host, peer := peerHostAddr(r.RemoteAddr)
 	ip, ipText := peer, host
 	trusted := peer.IsValid() && ir.isTrusted(peer)
 	if trusted {
@@ -129,9 +129,15 @@ walk:
 	return client, text, found
 }
 
-// peerAddr parses the socket peer of RemoteAddr ("ip:port"), returning the
-// host text too.
-func peerAddr(remote string) (string, netip.Addr) {
+// peerAddr parses the socket peer of RemoteAddr ("ip:port").
+func peerAddr(remote string) netip.Addr {
+	_, a := peerHostAddr(remote)
+	return a
+}
+
+// peerHostAddr is peerAddr returning the host text too, so the identity
+// can reuse it instead of formatting the address again.
+func peerHostAddr(remote string) (string, netip.Addr) {
 	if ap, err := netip.ParseAddrPort(remote); err == nil {
 		host := remote[:strings.LastIndexByte(remote, ':')]
 		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
