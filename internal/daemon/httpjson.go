@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/refrakt/refrakt/internal/core"
 )
@@ -15,19 +16,46 @@ import (
 // maxBody is the largest request body accepted; larger ones get 413.
 const maxBody = 1 << 20
 
+// jsonBuffers recycles response buffers and their encoders: writeJSON runs
+// on every response, and a fresh buffer, grown twice, and a fresh encoder
+// were most of its allocations. It holds no state between requests (a
+// buffer is reset before reuse), like encoding/json's own encoder pool.
+var jsonBuffers = sync.Pool{New: func() any {
+	jb := &jsonBuffer{}
+	jb.enc = json.NewEncoder(&jb.buf)
+	jb.enc.SetEscapeHTML(false)
+	return jb
+}}
+
+type jsonBuffer struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+// maxPooledBuffer keeps a rare huge response from pinning its buffer.
+const maxPooledBuffer = 64 << 10
+
 // writeJSON answers with v as JSON and the given status.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	jb := jsonBuffers.Get().(*jsonBuffer)
+	defer func() {
+		if jb.buf.Cap() <= maxPooledBuffer {
+			jb.buf.Reset()
+			jsonBuffers.Put(jb)
+		}
+	}()
+	jb.buf.Reset()
+	if err := jb.enc.Encode(v); err != nil {
 		http.Error(w, `{"error":{"code":"internal","message":"encode response"}}`, http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	h := w.Header()
+	vals := make([]string, 2) // one allocation for both header values
+	vals[0], vals[1] = "application/json", "nosniff"
+	h["Content-Type"] = vals[0:1:1]
+	h["X-Content-Type-Options"] = vals[1:2:2]
 	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(jb.buf.Bytes())
 }
 
 // decodeJSON reads the request body into v strictly: one JSON value, no

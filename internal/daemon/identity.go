@@ -25,6 +25,15 @@ type identityRules struct {
 	ipHeader string // CLIENT_IP_HEADER, e.g. CF-Connecting-IP
 }
 
+// newIdentityRules keeps the client-IP header in its canonical form, so
+// looking it up on every request allocates nothing.
+func newIdentityRules(trusted []netip.Prefix, ipHeader string) *identityRules {
+	if ipHeader != "" {
+		ipHeader = http.CanonicalHeaderKey(ipHeader)
+	}
+	return &identityRules{trusted: trusted, ipHeader: ipHeader}
+}
+
 // isTrusted reports whether a is one of the trusted proxies.
 func (ir *identityRules) isTrusted(a netip.Addr) bool {
 	for _, p := range ir.trusted {
@@ -42,63 +51,123 @@ func (ir *identityRules) isTrusted(a netip.Addr) bool {
 // the first malformed entry, which is never believed). Identity headers are
 // read only when the peer is trusted or grantHeaders says a token allows them.
 func (ir *identityRules) identify(r *http.Request, grantHeaders bool) Identity {
-	peer := peerAddr(r.RemoteAddr)
-	var id Identity
-	if peer.IsValid() {
-		id.IP = peer.String()
-	}
+	return ir.resolve(r, func() bool { return grantHeaders })
+}
+
+// resolve is identify with the grant asked only when it matters (an
+// untrusted peer), since checking a bearer token costs a SHA-256.
+//
+// It runs on every limited request, so it allocates at most the IP string:
+// header names are canonical constants, the query is parsed only when there
+// is one, X-Forwarded-For is walked in place, and the IP text is taken from
+// the request when it is already canonical.
+func (ir *identityRules) resolve(r *http.Request, grantHeaders func() bool) Identity {
+	host, peer := peerHostAddr(r.RemoteAddr)
+	ip, ipText := peer, host
 	trusted := peer.IsValid() && ir.isTrusted(peer)
 	if trusted {
-		if ip, ok := ir.forwardedClient(r, peer); ok {
-			id.IP = ip.String()
+		if a, text, ok := ir.forwardedClient(r, peer); ok {
+			ip, ipText = a, text
 		}
 	}
-	if trusted || grantHeaders {
-		q := r.URL.Query()
-		id.User = firstNonEmpty(r.Header.Get("X-User-ID"), r.Header.Get("X-UserID"), q.Get("user_id"))
-		id.Tenant = firstNonEmpty(r.Header.Get("X-Tenant-ID"), q.Get("tenant"))
-		id.Premium = strings.EqualFold(strings.TrimSpace(r.Header.Get("X-RateLimit-Tier")), "premium")
+	var id Identity
+	if ip.IsValid() {
+		id.IP = addrString(ip, ipText)
+	}
+	if trusted || grantHeaders() {
+		h := r.Header
+		id.User = firstNonEmpty(h.Get("X-User-Id"), h.Get("X-Userid"))
+		id.Tenant = strings.TrimSpace(h.Get("X-Tenant-Id"))
+		if (id.User == "" || id.Tenant == "") && r.URL.RawQuery != "" {
+			q := r.URL.Query()
+			if id.User == "" {
+				id.User = strings.TrimSpace(q.Get("user_id"))
+			}
+			if id.Tenant == "" {
+				id.Tenant = strings.TrimSpace(q.Get("tenant"))
+			}
+		}
+		id.Premium = strings.EqualFold(strings.TrimSpace(h.Get("X-Ratelimit-Tier")), "premium")
 	}
 	return id
 }
 
-// forwardedClient finds the client address a trusted peer reports.
-func (ir *identityRules) forwardedClient(r *http.Request, peer netip.Addr) (netip.Addr, bool) {
+// forwardedClient finds the client address a trusted peer reports, and the
+// header text it was read from.
+func (ir *identityRules) forwardedClient(r *http.Request, peer netip.Addr) (netip.Addr, string, bool) {
 	if ir.ipHeader != "" {
-		if a, ok := parseIP(r.Header.Get(ir.ipHeader)); ok {
-			return a, true
+		if v := r.Header.Get(ir.ipHeader); v != "" {
+			if a, ok := parseIP(v); ok {
+				return a, strings.TrimSpace(v), true
+			}
 		}
 	}
-	var hops []string
-	for _, h := range r.Header.Values("X-Forwarded-For") {
-		hops = append(hops, strings.Split(h, ",")...)
-	}
-	client, found := peer, false
+	// Walk the hops right to left, across repeated headers, without
+	// splitting them into a slice.
+	client, text, found := peer, "", false
+	hops := r.Header["X-Forwarded-For"]
+walk:
 	for i := len(hops) - 1; i >= 0; i-- {
-		a, ok := parseIP(hops[i])
-		if !ok {
-			break // a malformed hop: nothing left of it can be believed
-		}
-		client, found = a, true
-		if !ir.isTrusted(a) {
-			break
+		v := hops[i]
+		for {
+			j := strings.LastIndexByte(v, ',')
+			hop := v[j+1:]
+			a, ok := parseIP(hop)
+			if !ok {
+				break walk // a malformed hop: nothing left of it can be believed
+			}
+			client, text, found = a, strings.TrimSpace(hop), true
+			if !ir.isTrusted(a) {
+				break walk
+			}
+			if j < 0 {
+				break
+			}
+			v = v[:j]
 		}
 	}
-	return client, found
+	return client, text, found
 }
 
 // peerAddr parses the socket peer of RemoteAddr ("ip:port").
 func peerAddr(remote string) netip.Addr {
+	_, a := peerHostAddr(remote)
+	return a
+}
+
+// peerHostAddr is peerAddr returning the host text too, so the identity
+// can reuse it instead of formatting the address again.
+func peerHostAddr(remote string) (string, netip.Addr) {
 	if ap, err := netip.ParseAddrPort(remote); err == nil {
-		return ap.Addr().Unmap()
+		host := remote[:strings.LastIndexByte(remote, ':')]
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+		return host, ap.Addr().Unmap()
 	}
-	a, _ := netip.ParseAddr(remote)
-	return a.Unmap()
+	a, err := netip.ParseAddr(remote)
+	if err != nil {
+		return "", netip.Addr{}
+	}
+	return remote, a.Unmap()
+}
+
+// addrString is a.String(), reusing text when it already is exactly that
+// (the usual case: a peer or header holding a plain IPv4 or IPv6 address),
+// so no new string is allocated.
+func addrString(a netip.Addr, text string) string {
+	var buf [64]byte
+	if b := a.AppendTo(buf[:0]); string(b) == text {
+		return text
+	}
+	return a.String()
 }
 
 // parseIP parses one address from a header, without zone.
 func parseIP(s string) (netip.Addr, bool) {
-	a, err := netip.ParseAddr(strings.TrimSpace(s))
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return netip.Addr{}, false // ParseAddr would allocate an error to say so
+	}
+	a, err := netip.ParseAddr(s)
 	if err != nil || a.Zone() != "" {
 		return netip.Addr{}, false
 	}

@@ -2,21 +2,46 @@ package daemon
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/metrics"
 )
 
-// statusWriter remembers the status a handler wrote.
+// statusWriter remembers the status a handler wrote. One is allocated per
+// request (by the outermost middleware) and shared by the rest.
+//
+// While routing (see dispatch) it also stands in for the mux's plain-text
+// 404 and 405 answers: when no pattern matched, the mux writes those itself,
+// and the writer answers with the JSON error envelope instead. This spares
+// the mux a second lookup on every request just to learn that the route
+// exists.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
 	wrote  bool
+
+	routing *http.Request // the request being routed, until a handler writes
+	log     *slog.Logger
+	swallow bool // the mux's own error text is being dropped
 }
 
 func (w *statusWriter) WriteHeader(code int) {
+	if w.routing != nil {
+		r := w.routing
+		w.routing = nil
+		if r.Pattern == "" && !w.wrote && (code == http.StatusNotFound || code == http.StatusMethodNotAllowed) {
+			w.writeUnmatched(r, code)
+			w.swallow = true
+			return
+		}
+	}
 	if !w.wrote {
 		w.status, w.wrote = code, true
 	}
@@ -24,10 +49,24 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.swallow {
+		return len(b), nil
+	}
 	if !w.wrote {
 		w.status, w.wrote = http.StatusOK, true
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+// writeUnmatched answers a request no route matched: 405 (with the Allow
+// header the mux set) when the path exists for other methods, else 404.
+func (w *statusWriter) writeUnmatched(r *http.Request, code int) {
+	w.Header().Del("Content-Length")
+	if code == http.StatusMethodNotAllowed {
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: errorDetail{Code: "method_not_allowed", Message: r.Method + " is not allowed on " + r.URL.Path}})
+		return
+	}
+	writeError(w, r, w.log, core.Errorf(core.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
 }
 
 // Unwrap lets http.ResponseController reach the real writer (flush, deadlines).
@@ -59,8 +98,12 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 }
 
 // observe logs one line per request at debug level, with the route pattern
-// (never the raw path in metrics, so label sets stay bounded).
+// (never the raw path in metrics, so label sets stay bounded). The metric
+// series of each route and status are looked up once and kept, so a request
+// costs no label hashing; the log line's arguments are built only when
+// debug logging is on.
 func (s *Server) observe(next http.Handler) http.Handler {
+	series := newHTTPSeriesCache(s.metrics)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw, ok := w.(*statusWriter)
@@ -75,14 +118,34 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		if route == "" {
 			route = "unmatched"
 		}
-		s.observeRequest(route, sw.status, time.Since(start))
-		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "route", route, "status", sw.status, "duration", time.Since(start))
+		d := time.Since(start)
+		hs := series.get(routeStatus{route, sw.status})
+		hs.requests.Inc()
+		hs.duration.Observe(d.Seconds())
+		if s.log.Enabled(r.Context(), slog.LevelDebug) {
+			s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "route", route, "status", sw.status, "duration", d)
+		}
 	})
 }
 
-// observeRequest records one finished request in the HTTP metrics.
-func (s *Server) observeRequest(route string, status int, d time.Duration) {
-	s.metrics.HTTPRequest(route, status, d)
+type routeStatus struct {
+	route  string
+	status int
+}
+
+// httpSeries are the metrics of one route and status.
+type httpSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+func newHTTPSeriesCache(m *metrics.Metrics) *seriesCache[routeStatus, httpSeries] {
+	return newSeriesCache(func(k routeStatus) httpSeries {
+		return httpSeries{
+			requests: m.HTTPRequests.WithLabelValues(k.route, strconv.Itoa(k.status)),
+			duration: m.HTTPDuration.WithLabelValues(k.route),
+		}
+	})
 }
 
 // limitBody refuses bodies over maxBody: at once when Content-Length says
@@ -93,35 +156,29 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 			writeError(w, r, s.log, core.Errorf(core.CodeTooLarge, "request body is larger than %d bytes", maxBody))
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		if r.Body != nil && r.Body != http.NoBody { // most GETs: nothing to wrap
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		}
 		next.ServeHTTP(w, r)
 	})
 }
 
 // dispatch routes through the mux, answering unknown paths and methods
-// with the JSON error envelope rather than the mux's plain text.
+// with the JSON error envelope rather than the mux's plain text. The mux
+// routes once: its own 404 and 405 answers are recognised as they are
+// written (a request no pattern matched keeps an empty r.Pattern) and
+// replaced by statusWriter.
 func (s *Server) dispatch() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := s.mux.Handler(r); pattern == "" {
-			probe := &statusWriter{ResponseWriter: discardBody{w}}
-			s.mux.ServeHTTP(probe, r) // sets Allow on a 405
-			if probe.status == http.StatusMethodNotAllowed {
-				writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: errorDetail{Code: "method_not_allowed", Message: r.Method + " is not allowed on " + r.URL.Path}})
-				return
-			}
-			writeError(w, r, s.log, core.Errorf(core.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
-			return
+		sw, ok := w.(*statusWriter)
+		if !ok {
+			sw = &statusWriter{ResponseWriter: w}
 		}
-		s.mux.ServeHTTP(w, r)
+		sw.routing, sw.log = r, s.log
+		s.mux.ServeHTTP(sw, r)
+		sw.routing = nil
 	})
 }
-
-// discardBody passes headers through but swallows the status and body.
-type discardBody struct{ w http.ResponseWriter }
-
-func (d discardBody) Header() http.Header         { return d.w.Header() }
-func (d discardBody) Write(b []byte) (int, error) { return len(b), nil }
-func (d discardBody) WriteHeader(int)             {}
 
 // capInFlight answers 503 with Retry-After once REFRAKT_MAX_IN_FLIGHT
 // requests are being served, so a flood queues nowhere and memory stays

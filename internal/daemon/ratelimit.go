@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/metrics"
@@ -24,11 +26,21 @@ type clockFunc func() time.Time
 func (f clockFunc) Now() time.Time { return f() }
 
 // limitObserver feeds the limiter's events into the Prometheus collectors.
-// Labels are limit and scope names only, never an IP or a user.
-type limitObserver struct{ m *metrics.Metrics }
+// Labels are limit and scope names only, never an IP or a user. Decided runs
+// on every limited request, so its counters are looked up once per label set.
+type limitObserver struct {
+	m         *metrics.Metrics
+	decisions *seriesCache[[3]string, prometheus.Counter]
+}
+
+func newLimitObserver(m *metrics.Metrics) limitObserver {
+	return limitObserver{m: m, decisions: newSeriesCache(func(k [3]string) prometheus.Counter {
+		return m.RateLimitDecisions.WithLabelValues(k[0], k[1], k[2])
+	})}
+}
 
 func (o limitObserver) Decided(limit, scope, decision string) {
-	o.m.RateLimitDecisions.WithLabelValues(limit, scope, decision).Inc()
+	o.decisions.get([3]string{limit, scope, decision}).Inc()
 }
 func (o limitObserver) Banned()                { o.m.RateLimitBans.Inc() }
 func (o limitObserver) BackendError(op string) { o.m.BackendError("ratelimit_" + op) }
@@ -54,7 +66,7 @@ func LimiterConfig(cfg config.Config) ratelimit.Config {
 func (s *Server) buildRateLimit() error {
 	cfg := LimiterConfig(s.cfg)
 	clock := clockFunc(s.now)
-	deps := ratelimit.Deps{Clock: clock, Observer: limitObserver{s.metrics}, Logger: s.log}
+	deps := ratelimit.Deps{Clock: clock, Observer: newLimitObserver(s.metrics), Logger: s.log}
 	var closeStore func()
 	if s.backend.Redis != nil {
 		rs := redisstore.New(s.backend.Redis, redisstore.Options{Prefix: s.backend.Prefix, Timeout: cfg.BackendTimeout})
@@ -68,7 +80,7 @@ func (s *Server) buildRateLimit() error {
 		return fmt.Errorf("rate limiter: %w", err)
 	}
 	s.limiter = l
-	s.identity = &identityRules{trusted: s.cfg.TrustedProxies, ipHeader: s.cfg.ClientIPHeader}
+	s.identity = newIdentityRules(s.cfg.TrustedProxies, s.cfg.ClientIPHeader)
 
 	var (
 		cancel context.CancelFunc
@@ -118,12 +130,16 @@ func (s *Server) samplePenalized(ctx context.Context) {
 // Retry-After and a JSON error naming the limit and scope. With
 // RATE_LIMIT_ENABLED=false it is h itself. The job routes use it too:
 // s.limited("run", h) and s.limited("assistant", h).
+//
+// It runs on every limited request: the token is checked only when the
+// identity headers depend on it (an untrusted peer), and the headers are
+// built without fmt.
 func (s *Server) limited(limit string, h http.Handler) http.Handler {
 	if !s.cfg.RateLimitEnabled {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := s.identity.identify(r, s.tokens.roleOf(r) == RoleDeveloper)
+		id := s.identity.resolve(r, func() bool { return s.tokens.roleOf(r) == RoleDeveloper })
 		d, err := s.limiter.Allow(r.Context(), ratelimit.Request{Limit: limit, IP: id.IP, User: id.User, Tenant: id.Tenant, Premium: id.Premium})
 		if err != nil {
 			if core.ErrorCode(err) == core.CodeUnavailable {
@@ -153,17 +169,82 @@ func (s *Server) limited(limit string, h http.Handler) http.Handler {
 	})
 }
 
+// The RateLimit header names in the canonical form http.Header.Set would
+// produce, so setting them skips the canonicalization (and its allocation).
+const (
+	hdrLimit     = "Ratelimit-Limit"
+	hdrRemaining = "Ratelimit-Remaining"
+	hdrReset     = "Ratelimit-Reset"
+	hdrPolicy    = "Ratelimit-Policy"
+	hdrRateLimit = "Ratelimit"
+)
+
 // setLimitHeaders writes RateLimit-Limit, -Remaining and -Reset (whole
 // seconds), and the IETF draft's structured RateLimit-Policy and RateLimit
-// fields, named after the limit and scope that decided.
+// fields, named after the limit and scope that decided. All five values are
+// built in one buffer and share one string and one slice backing, so the
+// headers cost two allocations instead of a dozen.
 func setLimitHeaders(h http.Header, d *ratelimit.Decision) {
 	reset := ceilSeconds(d.Reset)
-	name := strconv.Quote(d.Limit + ":" + string(d.Scope))
-	h.Set("RateLimit-Limit", strconv.Itoa(d.Capacity))
-	h.Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
-	h.Set("RateLimit-Reset", strconv.FormatInt(reset, 10))
-	h.Set("RateLimit-Policy", fmt.Sprintf("%s;q=%d;w=%d", name, d.Capacity, max(1, int64(d.Window/time.Second))))
-	h.Set("RateLimit", fmt.Sprintf("%s;r=%d;t=%d", name, d.Remaining, reset))
+	var arr [192]byte
+	b := arr[:0]
+	var ends [5]int
+	b = strconv.AppendInt(b, int64(d.Capacity), 10)
+	ends[0] = len(b)
+	b = strconv.AppendInt(b, int64(d.Remaining), 10)
+	ends[1] = len(b)
+	b = strconv.AppendInt(b, reset, 10)
+	ends[2] = len(b)
+	nameStart := len(b)
+	b = appendLimitName(b, d.Limit, string(d.Scope))
+	name := len(b) - nameStart
+	b = append(b, ";q="...)
+	b = strconv.AppendInt(b, int64(d.Capacity), 10)
+	b = append(b, ";w="...)
+	b = strconv.AppendInt(b, max(1, int64(d.Window/time.Second)), 10)
+	ends[3] = len(b)
+	b = append(b, b[nameStart:nameStart+name]...)
+	b = append(b, ";r="...)
+	b = strconv.AppendInt(b, int64(d.Remaining), 10)
+	b = append(b, ";t="...)
+	b = strconv.AppendInt(b, reset, 10)
+	ends[4] = len(b)
+
+	all := string(b)
+	vals := make([]string, 5)
+	start := 0
+	for i, end := range ends {
+		vals[i] = all[start:end]
+		start = end
+	}
+	h[hdrLimit] = vals[0:1:1]
+	h[hdrRemaining] = vals[1:2:2]
+	h[hdrReset] = vals[2:3:3]
+	h[hdrPolicy] = vals[3:4:4]
+	h[hdrRateLimit] = vals[4:5:5]
+}
+
+// appendLimitName appends strconv.Quote(limit + ":" + scope), the
+// draft's policy name, without building the intermediate strings.
+func appendLimitName(b []byte, limit, scope string) []byte {
+	if plainASCII(limit) && plainASCII(scope) {
+		b = append(b, '"')
+		b = append(b, limit...)
+		b = append(b, ':')
+		b = append(b, scope...)
+		return append(b, '"')
+	}
+	return strconv.AppendQuote(b, limit+":"+scope)
+}
+
+// plainASCII reports whether strconv.Quote would leave s as it is.
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // ceilSeconds rounds d up to whole seconds, at least 1 for any positive

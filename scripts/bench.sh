@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# refrakt's benchmark harness (issue #9): refrakt next to the field's
+# references in one run on this machine, then one line per goal:
+#
+#   BENCH <name> refrakt=<value> reference=<value> ratio=<r> goal=<op><g> <PASS|MISS>
+#
+#   scripts/bench.sh [--quick]     (make bench runs it without --quick)
+#
+# It starts its own redis-server on a free loopback port (stopped by its pid
+# at the end) for the HTTP load test on Redis (the daemon on DB 2). The Go
+# suites start their throwaway servers through internal/redistest (the same
+# redis-server binary and flags): the limiter suite one server for
+# redis_rate and refrakt (DBs 1 and 0), the queue suite one per benchmark
+# (asynq on DB 14, refrakt on DB 15). Suites: bench/ (x/time/rate,
+# redis_rate, asynq), the memory store's bytes-per-key benchmark, and
+# scripts/loadtest.sh (HTTP against a bare net/http handler).
+# --quick keeps the whole run under 3 minutes on 2 cores; the full run
+# takes longer samples (about 5 minutes).
+# Raw `go test -bench` output is kept in $BENCH_OUT (default
+# /tmp/refrakt-bench.txt).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=0
+case "${1:-}" in
+  --quick) QUICK=1 ;;
+  "") ;;
+  -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+  *) echo "bench: unknown argument $1 (only --quick)" >&2; exit 2 ;;
+esac
+bash scripts/ensure-redis.sh
+
+OUT=${BENCH_OUT:-/tmp/refrakt-bench.txt}
+: >"$OUT"
+TMP=$(mktemp -d /tmp/refrakt-bench.XXXXXX)
+REDIS_PID=""
+cleanup() {
+  if [ -n "$REDIS_PID" ]; then kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+if [ "$QUICK" = 1 ]; then
+  MEM_TIME=300ms REDIS_N=10000x ENQ_N=10000x PICKUP_N=100x ASYNQ_PICKUP_N=8x HTTP_N=20000
+else
+  MEM_TIME=2s REDIS_N=50000x ENQ_N=50000x PICKUP_N=500x ASYNQ_PICKUP_N=30x HTTP_N=60000
+fi
+
+for _ in $(seq 100); do
+  PORT=$((20000 + RANDOM % 30000))
+  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || break
+done
+redis-server --port "$PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$TMP" --logfile "$TMP/redis.log" &
+REDIS_PID=$!
+for _ in $(seq 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+
+step() { echo "bench: $*" >&2; }
+gobench() { # gobench DIR PATTERN BENCHTIME [PKG]
+  (cd "$1" && go test -run '^$' -bench "$2" -benchtime "$3" -benchmem -count 1 -timeout 20m "${4:-.}") | tee -a "$OUT" |
+    grep -E '^Benchmark' >&2 || { echo "bench: go test failed in $1 ($2)" >&2; exit 1; }
+}
+
+START=$(date +%s)
+step "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3), $(redis-server --version | cut -d' ' -f3), load $(cut -d' ' -f1-3 /proc/loadavg)"
+step "memory store vs x/time/rate (10k keys, parallel)"
+gobench bench 'BenchmarkRatelimitMemory/impl=(xrate|refrakt)/keys=10000/parallel' "$MEM_TIME"
+step "memory per idle key"
+gobench . 'BenchmarkBytesPerKey' 1x ./internal/core/ratelimit/memstore
+step "redis store vs redis_rate (1, 8, 32 callers)"
+gobench bench 'BenchmarkRatelimitRedis' "$REDIS_N"
+step "end to end, 100k no-op jobs, 10 workers: asynq, refrakt"
+gobench bench 'Benchmark(Asynq|Refrakt)EndToEndSimple' 1x
+step "enqueue: one caller, batch"
+gobench bench 'Benchmark(AsynqEnqueue|AsynqEnqueueParallel|RefraktEnqueue|RefraktEnqueueBatch)$' "$ENQ_N"
+step "pickup latency on an idle queue"
+gobench bench 'BenchmarkRefraktPickupLatency' "$PICKUP_N"
+gobench bench 'BenchmarkAsynqPickupLatency' "$ASYNQ_PICKUP_N"
+step "HTTP: limited endpoint through every middleware vs bare net/http, 64 connections"
+LOADTEST=$(bash scripts/loadtest.sh -n "$HTTP_N" -c 64)
+echo "$LOADTEST" | tee -a "$OUT" >&2
+step "HTTP on this harness's Redis (not a goal: the Redis figures for the runbook)"
+LOADTEST_REDIS_PORT=$PORT bash scripts/loadtest.sh --redis -n "$((HTTP_N / 4))" -c 64 | grep '^RESULT' | sed 's/^RESULT name=/RESULT redis-backend name=/' | tee -a "$OUT" >&2
+
+# metric NAME UNIT: the value of UNIT on benchmark NAME's line (the -P
+# suffix of GOMAXPROCS ignored); empty when it did not run.
+metric() {
+  awk -v name="$1" -v unit="$2" '/^Benchmark/ {
+    n = $1; sub(/-[0-9]+$/, "", n)
+    if (n != name) next
+    for (i = 3; i < NF; i++) if ($(i + 1) == unit) { print $i; exit }
+  }' "$OUT"
+}
+http_field() { sed -nE "s#^BENCH $1 refrakt=([0-9.]+) reference=([0-9.]+).*#\\$2#p" <<<"$LOADTEST"; }
+
+# goal NAME REFRAKT REFERENCE OP GOAL MODE: MODE "ratio" compares
+# refrakt/reference with GOAL, "abs" compares refrakt itself.
+FAILS=0
+goal() {
+  local line
+  line=$(awk -v n="$1" -v r="$2" -v ref="$3" -v op="$4" -v g="$5" -v mode="$6" 'BEGIN {
+    if (r == "" || (mode == "ratio" && (ref == "" || ref + 0 == 0))) {
+      printf "BENCH %s refrakt=%s reference=%s ratio=- goal=%s%s MISS (not measured)\n", n, (r == "" ? "-" : r), (ref == "" ? "-" : ref), op, g; exit }
+    ratio = (ref != "" && ref + 0 != 0) ? sprintf("%.3g", r / ref) : "-"
+    v = mode == "ratio" ? r / ref : r + 0
+    ok = (op == ">=") ? v >= g : v <= g
+    printf "BENCH %s refrakt=%s reference=%s ratio=%s goal=%s%s %s\n", n, r, (ref == "" ? "-" : ref), ratio, op, g, ok ? "PASS" : "MISS" }')
+  echo "$line"
+  case "$line" in *MISS*) FAILS=$((FAILS + 1)) ;; esac
+}
+
+
+echo
+printf '%-44s %14s %14s\n' "measure" "refrakt" "reference"
+row() { printf '%-44s %14s %14s\n' "$1" "${2:--}" "${3:--}"; }
+row "memory decision ns/op (10k keys, parallel)" "$(metric BenchmarkRatelimitMemory/impl=refrakt/keys=10000/parallel ns/op)" "$(metric BenchmarkRatelimitMemory/impl=xrate/keys=10000/parallel ns/op)"
+row "memory decision allocs/op" "$(metric BenchmarkRatelimitMemory/impl=refrakt/keys=10000/parallel allocs/op)" "$(metric BenchmarkRatelimitMemory/impl=xrate/keys=10000/parallel allocs/op)"
+row "memory bytes per idle key" "$(metric BenchmarkBytesPerKey bytes/key)" ""
+for c in 1 8 32; do
+  row "redis decisions/s, $c caller(s)" "$(metric BenchmarkRatelimitRedis/impl=refrakt/callers=$c decisions/s)" "$(metric BenchmarkRatelimitRedis/impl=redis_rate/callers=$c decisions/s)"
+done
+row "end-to-end jobs/s (100k, 10 workers)" "$(metric BenchmarkRefraktEndToEndSimple jobs/s)" "$(metric BenchmarkAsynqEndToEndSimple jobs/s)"
+row "  redis CPU seconds for it" "$(metric BenchmarkRefraktEndToEndSimple redis-cpu-s)" "$(metric BenchmarkAsynqEndToEndSimple redis-cpu-s)"
+row "enqueue jobs/s, one caller" "$(metric BenchmarkRefraktEnqueue jobs/s)" "$(metric BenchmarkAsynqEnqueue jobs/s)"
+row "batch enqueue jobs/s (asynq: 16 callers)" "$(metric BenchmarkRefraktEnqueueBatch jobs/s)" "$(metric BenchmarkAsynqEnqueueParallel jobs/s)"
+row "pickup latency p50 ms" "$(metric BenchmarkRefraktPickupLatency p50-ms)" "$(metric BenchmarkAsynqPickupLatency p50-ms)"
+row "pickup latency p99 ms" "$(metric BenchmarkRefraktPickupLatency p99-ms)" "$(metric BenchmarkAsynqPickupLatency p99-ms)"
+row "HTTP req/s, 64 conns (ref: bare net/http)" "$(http_field http-limited-rps 1)" "$(http_field http-limited-rps 2)"
+row "HTTP p99 ms, 64 conns" "$(http_field http-limited-p99 1)" "$(http_field http-limited-p99 2)"
+echo
+
+goal memory-decision-10k-parallel "$(metric BenchmarkRatelimitMemory/impl=refrakt/keys=10000/parallel ns/op)" "$(metric BenchmarkRatelimitMemory/impl=xrate/keys=10000/parallel ns/op)" "<=" 1.0 ratio
+goal memory-decision-allocs "$(metric BenchmarkRatelimitMemory/impl=refrakt/keys=10000/parallel allocs/op)" "$(metric BenchmarkRatelimitMemory/impl=xrate/keys=10000/parallel allocs/op)" "<=" 0 abs
+goal redis-decisions-1-caller "$(metric BenchmarkRatelimitRedis/impl=refrakt/callers=1 decisions/s)" "$(metric BenchmarkRatelimitRedis/impl=redis_rate/callers=1 decisions/s)" ">=" 1.0 ratio
+goal redis-decisions-32-callers "$(metric BenchmarkRatelimitRedis/impl=refrakt/callers=32 decisions/s)" "$(metric BenchmarkRatelimitRedis/impl=redis_rate/callers=32 decisions/s)" ">=" 4 ratio
+goal e2e-jobs-100k-10-workers "$(metric BenchmarkRefraktEndToEndSimple jobs/s)" "$(metric BenchmarkAsynqEndToEndSimple jobs/s)" ">=" 3 ratio
+goal pickup-latency-p50-ms "$(metric BenchmarkRefraktPickupLatency p50-ms)" "$(metric BenchmarkAsynqPickupLatency p50-ms)" "<=" 2 abs
+goal pickup-latency-p99-ms "$(metric BenchmarkRefraktPickupLatency p99-ms)" "$(metric BenchmarkAsynqPickupLatency p99-ms)" "<=" 10 abs
+goal enqueue-1-caller "$(metric BenchmarkRefraktEnqueue jobs/s)" "$(metric BenchmarkAsynqEnqueue jobs/s)" ">=" 2 ratio
+goal enqueue-batch "$(metric BenchmarkRefraktEnqueueBatch jobs/s)" "$(metric BenchmarkAsynqEnqueueParallel jobs/s)" ">=" 1 ratio
+goal http-limited-rps-64-conns "$(http_field http-limited-rps 1)" "$(http_field http-limited-rps 2)" ">=" 0.7 ratio
+goal http-limited-p99-ms-64-conns "$(http_field http-limited-p99 1)" "$(http_field http-limited-p99 2)" "<=" 5 abs
+goal memory-bytes-per-idle-key "$(metric BenchmarkBytesPerKey bytes/key)" "" "<=" 100 abs
+
+step "done in $(($(date +%s) - START))s, $FAILS goal(s) missed; load now $(cut -d' ' -f1-3 /proc/loadavg); raw output in $OUT"
