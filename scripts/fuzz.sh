@@ -9,9 +9,12 @@ status=0
 for pkg in $(go list ./...); do
   targets=$(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true)
   for t in $targets; do
-    out=$(go test -run='^$' -fuzz="^${t}\$" -fuzztime="$fuzztime" "$pkg" 2>&1) || { echo "$out"; status=1; }
-    execs=$(echo "$out" | grep -o 'execs: [0-9]*' | tail -1 | cut -d' ' -f2)
-    echo "fuzz ${pkg#github.com/refrakt/refrakt/} ${t}: ${execs:-?} execs in ${fuzztime} $( [ $status -eq 0 ] && echo ok || echo FAILED)"
+    result=ok
+    out=$(go test -run='^$' -fuzz="^${t}\$" -fuzztime="$fuzztime" "$pkg" 2>&1) || { echo "$out"; status=1; result=FAILED; }
+    # A short run may spend all of FUZZTIME replaying the cached corpus
+    # (baseline coverage) and print no exec count: that is a pass, not an error.
+    execs=$(echo "$out" | grep -o 'execs: [0-9]*' | tail -1 | cut -d' ' -f2 || true)
+    echo "fuzz ${pkg#github.com/refrakt/refrakt/} ${t}: ${execs:-baseline-only} execs in ${fuzztime} ${result}"
   done
 done
 exit $status
