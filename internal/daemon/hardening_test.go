@@ -217,7 +217,7 @@ func TestBucketMemoryBoundedUnderKeyFlood(t *testing.T) {
 	settle := func() {
 		// tenant-meta refills a token per second; the sweep runs every
 		// 10 s per shard, on the shard's next decision.
-		clock.advance(2 * time.Minute)
+		clock.Advance(2 * time.Minute)
 	}
 	hit(0, 3000)
 	settle()

@@ -26,7 +26,7 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 		raw(t, s, "POST", "/run", "", `{"type":"ping"}`)
 	}
 	raw(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"ping","queue":"other"}`)
-	clock.advance(1500 * time.Millisecond)
+	clock.Advance(1500 * time.Millisecond)
 	raw(t, s, "POST", "/api/dev/jobs/run-next", devToken, `{}`)
 	for i := 0; i < 8; i++ { // 3 allowed, then limited with strikes, then banned
 		raw(t, s, "GET", "/api/dev/rl-test", devToken, "")
@@ -97,7 +97,7 @@ func TestSamplerFollowsQueues(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		raw(t, s, "POST", "/run", "", `{"type":"ping","queue":"mail"}`)
 	}
-	clock.advance(7 * time.Second)
+	clock.Advance(7 * time.Second)
 	for i := 0; i < 6; i++ {
 		raw(t, s, "GET", "/api/dev/rl-test", devToken, "")
 	}

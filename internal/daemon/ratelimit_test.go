@@ -7,45 +7,27 @@ import (
 	"net/http/httptest"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/fakeclock"
 	"github.com/refrakt/refrakt/internal/redistest"
 )
 
-// fakeClock is a settable clock for the server.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // newLimitServer is a server on the memory backend with a fake clock.
-func newLimitServer(t *testing.T, mutate ...func(*config.Config)) (*Server, *fakeClock) {
+func newLimitServer(t *testing.T, mutate ...func(*config.Config)) (*Server, *fakeclock.Clock) {
 	t.Helper()
-	clock := &fakeClock{t: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
+	clock := fakeclock.New(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
 	cfg := config.Default()
 	cfg.DeveloperToken, cfg.OperatorToken = devToken, opToken
 	cfg.WorkerConcurrency = 0
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	s, err := NewServer(Deps{Config: cfg, Clock: clock.now})
+	s, err := NewServer(Deps{Config: cfg, Clock: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +119,7 @@ func TestRLTestHeaders429AndBan(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("responses (-want +got):\n%s", diff)
 	}
-	until := clock.now().Add(60 * time.Second).Format(time.RFC3339)
+	until := clock.Now().Add(60 * time.Second).Format(time.RFC3339)
 	wantBan := map[string]any{"error": map[string]any{"code": "limited",
 		"message": `banned by rate limit "rl-test" (scope ip) after repeated 429s, until ` + until,
 		"details": map[string]any{"limit": "rl-test", "scope": "ip", "key": "rl-test:ip:192.0.2.1", "retry_after_seconds": 60.0, "banned_until": until}}}
@@ -280,7 +262,7 @@ func TestLimitsConfigAPI(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("POST: %d %v", resp.StatusCode, body)
 	}
-	now := clock.now()
+	now := clock.Now()
 	wantO := map[string]any{"target": "rl-test:ip:192.0.2.1", "capacity": 5.0, "window_seconds": 30.0, "mode": "shadow", "origin": "api",
 		"created_at": now.Format(time.RFC3339), "expires_at": now.Add(2 * time.Minute).Format(time.RFC3339)}
 	if diff := cmp.Diff(wantO, body); diff != "" {
@@ -339,7 +321,7 @@ func TestRateLimitsSnapshotEndpoint(t *testing.T) {
 	for range 4 {
 		send(t, s, request{path: "/api/dev/rl-test", token: devToken, peer: "192.0.2.1:1"})
 	}
-	clock.advance(time.Second)
+	clock.Advance(time.Second)
 	send(t, s, request{path: "/api/dev/rl-test", token: devToken, peer: "192.0.2.2:1"})
 	if resp, _ := send(t, s, request{path: "/api/obs/rate-limits"}); resp.StatusCode != 401 {
 		t.Errorf("without token: %d, want 401", resp.StatusCode)
@@ -351,7 +333,7 @@ func TestRateLimitsSnapshotEndpoint(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("%d %v", resp.StatusCode, body)
 	}
-	now := clock.now()
+	now := clock.Now()
 	b1 := map[string]any{"key": "rl-test:ip:192.0.2.1", "capacity": 3.0, "remaining": 0.0, "strikes": 1.0, "banned_until": nil,
 		"last_seen": now.Add(-time.Second).Format(time.RFC3339)}
 	want := map[string]any{

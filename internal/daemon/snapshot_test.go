@@ -48,7 +48,7 @@ func TestSnapshotGolden(t *testing.T) {
 	if rec := raw(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"fail","max_retries":0}`); rec.Code >= 300 {
 		t.Fatalf("enqueue fail: %d %s", rec.Code, rec.Body)
 	}
-	clock.advance(2 * time.Second)
+	clock.Advance(2 * time.Second)
 	for i := 0; i < 4; i++ { // the three pings succeed, the fail job dies
 		raw(t, s, "POST", "/api/dev/jobs/run-next", devToken, `{}`)
 	}
@@ -61,7 +61,7 @@ func TestSnapshotGolden(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		raw(t, s, "POST", "/run", "", `{"type":"echo","payload":{"n":1}}`)
 	}
-	clock.advance(time.Second)
+	clock.Advance(time.Second)
 	rec := raw(t, s, "GET", "/api/obs/snapshot", opToken, "")
 	if rec.Code != 200 {
 		t.Fatalf("snapshot: %d %s", rec.Code, rec.Body)

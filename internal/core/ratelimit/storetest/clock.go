@@ -1,32 +1,16 @@
 package storetest
 
 import (
-	"sync"
 	"time"
+
+	"github.com/refrakt/refrakt/internal/fakeclock"
 )
 
 // Clock is a fake ratelimit.Clock that moves only when told.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type Clock = fakeclock.Clock
 
 // NewClock returns a clock stopped at a realistic instant (microsecond
 // timestamps of today's size are where float arithmetic goes wrong).
 func NewClock() *Clock {
-	return &Clock{t: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
-}
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+	return fakeclock.New(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
 }
