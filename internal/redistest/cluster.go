@@ -420,3 +420,9 @@ func readReply(r *bufio.Reader) (any, error) {
 	}
 	return nil, fmt.Errorf("redis: unexpected reply %q", line)
 }
+
+// Flush empties every master of the cluster.
+func (c *Cluster) Flush(tb testing.TB) {
+	tb.Helper()
+	FlushAll(tb, c.Nodes()...)
+}

@@ -243,3 +243,14 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, " | ")
 }
+
+// FlushAll empties every given server (FLUSHALL), so a test sharing servers
+// with others starts from nothing.
+func FlushAll(tb testing.TB, servers ...*Server) {
+	tb.Helper()
+	for _, s := range servers {
+		if _, err := Do(s.Addr(), "FLUSHALL"); err != nil {
+			tb.Fatalf("FLUSHALL on %s: %v", s.Addr(), err)
+		}
+	}
+}

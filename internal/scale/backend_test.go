@@ -31,11 +31,7 @@ func startCluster(t *testing.T, extra ...string) *backend {
 // flush empties every master, so each test starts from nothing.
 func (b *backend) flush(t *testing.T) {
 	t.Helper()
-	for _, s := range b.masters {
-		if _, err := redistest.Do(s.Addr(), "FLUSHALL"); err != nil {
-			t.Fatalf("FLUSHALL on %s: %v", s.Addr(), err)
-		}
-	}
+	redistest.FlushAll(t, b.masters...)
 }
 
 // masterOf returns the address of the server holding key.

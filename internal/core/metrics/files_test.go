@@ -28,7 +28,8 @@ func names(t *testing.T) map[string]bool {
 	m.JobDuration.WithLabelValues("ping", "succeeded")
 	m.RateLimitDecisions.WithLabelValues("run", "ip", "allowed")
 	m.AdmissionRejections.WithLabelValues("q", "max_pending")
-	m.HTTPRequest("GET /healthz", 200, 0)
+	m.HTTPRequests.WithLabelValues("GET /healthz", "200")
+	m.HTTPDuration.WithLabelValues("GET /healthz")
 	m.BackendError("x")
 	mfs, err := reg.Gather()
 	if err != nil {

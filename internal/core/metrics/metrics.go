@@ -5,9 +5,6 @@
 package metrics
 
 import (
-	"strconv"
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -96,13 +93,6 @@ func New(reg prometheus.Registerer, info version.Info) *Metrics {
 	)
 	m.BuildInfo.WithLabelValues(info.Version, info.GoVersion).Set(1)
 	return m
-}
-
-// HTTPRequest records one served request. route must be a pattern, never a
-// raw path, so the label set stays bounded.
-func (m *Metrics) HTTPRequest(route string, code int, d time.Duration) {
-	m.HTTPRequests.WithLabelValues(route, strconv.Itoa(code)).Inc()
-	m.HTTPDuration.WithLabelValues(route).Observe(d.Seconds())
 }
 
 // BackendError counts a failed backend operation.

@@ -28,7 +28,7 @@ func TestCluster(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			flushCluster(t, c)
+			c.Flush(t)
 			tt.fn(t, c)
 		})
 	}
@@ -40,16 +40,6 @@ func newClusterClient(t testing.TB, c *redistest.Cluster) *redis.ClusterClient {
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Seeds()})
 	t.Cleanup(func() { rdb.Close() })
 	return rdb
-}
-
-// flushCluster empties every master.
-func flushCluster(t testing.TB, c *redistest.Cluster) {
-	t.Helper()
-	for _, n := range c.Nodes() {
-		if _, err := redistest.Do(n.Addr(), "FLUSHALL"); err != nil {
-			t.Fatalf("FLUSHALL on %s: %v", n.Addr(), err)
-		}
-	}
 }
 
 // queuePerMaster returns one queue name served by each master of c, in
@@ -82,7 +72,7 @@ func testClusterConformance(t *testing.T, c *redistest.Cluster) {
 	last := ""
 	brokertest.Run(t, func(t *testing.T, o brokertest.Options) queue.Broker {
 		if t.Name() != last {
-			flushCluster(t, c)
+			c.Flush(t)
 			last = t.Name()
 		}
 		b := redisbroker.New(rdb, redisbroker.Options{Clock: o.Clock, HistoryLimit: o.HistoryLimit})

@@ -24,16 +24,6 @@ func newClusterClient(t testing.TB, c *redistest.Cluster) *redis.ClusterClient {
 	return rdb
 }
 
-// flushCluster empties every master, so each test starts from nothing.
-func flushCluster(t testing.TB, c *redistest.Cluster) {
-	t.Helper()
-	for _, n := range c.Nodes() {
-		if _, err := redistest.Do(n.Addr(), "FLUSHALL"); err != nil {
-			t.Fatalf("FLUSHALL on %s: %v", n.Addr(), err)
-		}
-	}
-}
-
 // TestCluster runs the store's cluster checks on one Redis Cluster of three
 // masters, emptied before each.
 func TestCluster(t *testing.T) {
@@ -48,7 +38,7 @@ func TestCluster(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			flushCluster(t, c)
+			c.Flush(t)
 			tt.fn(t, c)
 		})
 	}
@@ -64,7 +54,7 @@ func testClusterConformance(t *testing.T, c *redistest.Cluster) {
 		// A test may build several stores (daemons) on one Redis: flush
 		// only when a new test starts.
 		if t.Name() != last {
-			flushCluster(t, c)
+			c.Flush(t)
 			last = t.Name()
 		}
 		return newStore(t, rdb, redisstore.Options{Clock: clock, Timeout: 5 * time.Second})
