@@ -23,6 +23,9 @@ test:
 	bash scripts/ensure-redis.sh
 	bash scripts/ensure-tmux.sh
 	$(GO) test -race -count=1 -timeout 12m ./...
+	# The race detector changes allocation counts, so the zero-allocation
+	# checks of the hot paths also run once without it.
+	$(GO) test -count=1 -run 'Allocat' ./internal/core/ratelimit/ ./internal/daemon/
 	FUZZTIME=$${FUZZTIME:-2s} bash scripts/fuzz.sh
 
 lint:
