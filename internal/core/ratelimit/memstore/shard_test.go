@@ -1,27 +1,136 @@
 package memstore
 
-import "testing"
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
 
-// TestShardSpill checks the path of two keys with one hash, which real
-// 64-bit hashes practically never take.
-func TestShardSpill(t *testing.T) {
-	sh := &shard{m: map[uint64]*slot{}}
-	a, b := &slot{key: "rl-test:ip:192.0.2.1"}, &slot{key: "rl-test:ip:192.0.2.2"}
-	sh.insert(7, a)
-	sh.insert(7, b)
-	if sh.get(7, []byte(a.key)) != a || sh.get(7, []byte(b.key)) != b || sh.get(7, []byte("other")) != nil {
-		t.Fatal("get does not tell the colliding keys apart")
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
+)
+
+// TestTableCollision checks the path of two keys with one hash, which real
+// 64-bit hashes practically never take: both are kept and told apart.
+func TestTableCollision(t *testing.T) {
+	tab := newTable(minCells)
+	ka, kb := []byte("rl-test:ip:192.0.2.1"), []byte("rl-test:ip:192.0.2.2")
+	a, b := newSlot(ka), newSlot(kb)
+	tab.put(7, a)
+	tab.put(7, b)
+	tab.put(15, newSlot([]byte("rl-test:ip:192.0.2.3"))) // same cell, other hash
+	if tab.find(7, ka) != a || tab.find(7, kb) != b || tab.find(7, []byte("other")) != nil {
+		t.Fatal("find does not tell the colliding keys apart")
 	}
 	n := 0
-	for range sh.slots() {
+	for range tab.slots() {
 		n++
 	}
-	if n != 2 {
-		t.Errorf("slots() yields %d, want 2", n)
+	if n != 3 {
+		t.Errorf("slots() yields %d, want 3", n)
 	}
-	sh.remove(7, b.key)
-	sh.remove(7, a.key)
-	if sh.get(7, []byte(a.key)) != nil || sh.get(7, []byte(b.key)) != nil || sh.spill != nil || len(sh.m) != 0 {
-		t.Error("remove left keys behind")
+}
+
+// TestTableGrows checks that a shard's table grows as keys arrive and every
+// key stays findable, that inserting a held key adds nothing, that a reset
+// removes just its key, and that a sweep shrinks the table back.
+func TestTableGrows(t *testing.T) {
+	s := New(ratelimit.SystemClock{})
+	sh := &s.shards[3] // every key goes to this shard here
+	keys := make([][]byte, 500)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "rl-test:ip:10.0.%d.%d", i/256, i%256)
+		s.insert(sh, maphash.Bytes(s.seed, keys[i]), keys[i], false)
+	}
+	tab := sh.tab.Load()
+	if sh.n != len(keys) || len(tab.cells)*4 < len(keys)*5 {
+		t.Fatalf("%d slots in %d cells, want %d slots at a load factor <= 0.8", sh.n, len(tab.cells), len(keys))
+	}
+	for _, k := range keys {
+		if v := tab.find(maphash.Bytes(s.seed, k), k); v == nil || v.key() != string(k) {
+			t.Fatalf("key %s lost after growing", k)
+		}
+	}
+	if v, fresh := s.insert(sh, maphash.Bytes(s.seed, keys[9]), keys[9], false); fresh || v.key() != string(keys[9]) || sh.n != len(keys) {
+		t.Fatal("inserting a held key added a second slot")
+	}
+	sh.mu.Lock()
+	gone := tab.find(maphash.Bytes(s.seed, keys[7]), keys[7])
+	s.rebuild(sh, tab, len(tab.cells), func(v *slot) bool { return v == gone })
+	sh.mu.Unlock()
+	tab = sh.tab.Load()
+	if tab.find(maphash.Bytes(s.seed, keys[7]), keys[7]) != nil || tab.find(maphash.Bytes(s.seed, keys[8]), keys[8]) == nil || sh.n != len(keys)-1 {
+		t.Error("removing one key kept it or lost another")
+	}
+	r := ratelimit.DefaultConfig().Rules()
+	sh.mu.Lock()
+	s.sweep(sh, &r, s.micros()) // fresh slots are idle
+	sh.mu.Unlock()
+	if sh.n != 0 || len(sh.tab.Load().cells) != minCells {
+		t.Errorf("after sweeping idle keys: %d slots in %d cells, want 0 in %d", sh.n, len(sh.tab.Load().cells), minCells)
+	}
+}
+
+// TestSweepDuringDecisions runs decisions, resets and sweeps at once (for
+// the race detector) and checks that none of it loses or invents a token: a
+// bucket of 500 per hour, hammered by every worker (alone and together with
+// a second scope) while its shard is swept, admits exactly 500.
+func TestSweepDuringDecisions(t *testing.T) {
+	s := New(ratelimit.SystemClock{})
+	r := ratelimit.DefaultConfig().Rules()
+	r.BanAfter = 0
+	const workers, perWorker, limited = 4, 2000, 500
+	hour := time.Hour.Microseconds()
+	var wg sync.WaitGroup
+	var admitted atomic.Int64
+	stop := make(chan struct{})
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				s.Sweep(&r)
+				_ = s.Reset(context.Background(), "rl-test:ip:10.0.0.99")
+			}
+		}
+	}()
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var rs [2]ratelimit.Result
+			for i := range perWorker {
+				key := fmt.Appendf(nil, "rl-test:ip:10.0.0.%d", (w*perWorker+i)%100)
+				bs := []ratelimit.Bucket{
+					{Key: []byte("rl-test:tenant:limited"), Capacity: limited, Interval: hour / limited, Window: hour},
+					{Key: key, Capacity: 1 << 30, Interval: 1, Window: 1e6},
+				}
+				if i%2 == 0 {
+					bs = bs[:1]
+				}
+				if err := s.Take(context.Background(), &r, bs, rs[:len(bs)]); err != nil {
+					t.Error(err)
+					return
+				}
+				if len(bs) == 2 && !rs[1].Allowed {
+					t.Errorf("a huge bucket denied: %+v", rs[1])
+					return
+				}
+				if rs[0].Allowed {
+					admitted.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	<-swept
+	if got := admitted.Load(); got != limited {
+		t.Errorf("the limited bucket admitted %d requests under sweeps, want exactly %d", got, limited)
 	}
 }

@@ -1,21 +1,26 @@
 // Package memstore is the in-process ratelimit.Store: one daemon's buckets in
-// a sharded, lock-striped map, so that cores deciding for different keys
-// rarely meet on a mutex. Idle keys (full bucket, no strikes, no ban) are
-// evicted as the shards are swept, so memory follows the active keys.
+// a sharded hash table that decisions read without taking any shared lock.
+// Each key's slot carries its own small lock, so two cores deciding for
+// different keys touch no common memory that either writes: the table is
+// only written when a key is added, and when a shard's idle keys (full
+// bucket, no strikes, no ban) are swept, so memory follows the active keys.
 //
-// Memory: a key costs its map entry (hash and pointer, about 20 bytes with
-// the map's slack), a 48-byte slot and the key's bytes; about 90 bytes for a
-// key like "run:ip:203.0.113.7" (BenchmarkBytesPerKey measures it). Penalties and bans live in a separate struct only while a key
-// has them.
+// Memory: a key costs its cell in the table (12 bytes at a load factor kept
+// between 0.4 and 0.8; the tags make long probes cheap), a 48-byte slot and the key's bytes; about 90 bytes
+// for a key like "run:ip:203.0.113.7" (BenchmarkBytesPerKey measures it).
+// Penalties and bans live in a separate struct only while a key has them.
 package memstore
 
 import (
 	"cmp"
 	"context"
 	"hash/maphash"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
@@ -27,42 +32,103 @@ const (
 	shardCount = 256 // a power of two
 	// sweepEvery is how often a shard drops its idle keys.
 	sweepEvery = 10 * time.Second
+	// minCells is the size of an empty shard's table.
+	minCells = 8
 )
 
 // Store is the memory store. The zero value is not usable; call New.
 type Store struct {
 	clock  ratelimit.Clock
+	micros func() int64 // Unix µs from clock, by its cheapest path
 	seed   maphash.Seed
-	epoch  int64 // Unix µs that slot.seen counts from
-	shards [shardCount]shard
+	epoch  int64              // Unix µs that slot.seen counts from
+	shards *[shardCount]shard // its own allocation, so shards start on a cache line
 
 	ovMu      sync.Mutex
 	overrides map[string]ratelimit.Override
 	watchers  map[*func()]struct{}
 }
 
-// shard holds the keys whose hash falls in it. Keys are found by their
-// 64-bit hash (computed once per decision, also choosing the shard), and
-// checked against the key the slot keeps; a key whose hash another key
-// already holds goes to spill, which in practice stays nil.
+// shard holds the keys whose hash falls in it, in an open-addressing table
+// (linear probing on the key's 64-bit hash) that readers load atomically.
+// mu serializes the writers of the table: inserts, sweeps, resets and the
+// rebuilds that grow or shrink it. A table is never changed once replaced,
+// and a cell, once set, keeps its slot for the table's life; a removed slot
+// is marked dead, so a decision that found it in an old table looks again.
 type shard struct {
+	tab       atomic.Pointer[table]
+	nextSweep atomic.Int64
 	mu        sync.Mutex
-	m         map[uint64]*slot
-	spill     map[string]*slot
-	nextSweep int64
+	n         int      // slots in tab (under mu)
 	_         [32]byte // keep shards on separate cache lines
 }
 
-// slot is a key's state, compact: the key, the GCRA pair, the capacity last
-// applied, the last-seen second, and penalties only when there are any.
-type slot struct {
-	key  string
-	tat  int64
-	iv   int64
-	pen  *penalty
-	seen uint32 // seconds since Store.epoch
-	cap  int32
+// table is one shard's index: cells point at slots, and tags hold 32 bits of
+// each cell's hash, written before the cell, so that a probe passes over
+// other keys without touching their slots (which other cores are writing).
+type table struct {
+	mask  uint64
+	cells []atomic.Pointer[slot]
+	tags  []atomic.Uint32
 }
+
+func newTable(size int) *table {
+	return &table{mask: uint64(size - 1), cells: make([]atomic.Pointer[slot], size), tags: make([]atomic.Uint32, size)}
+}
+
+func tag(h uint64) uint32 { return uint32(h >> 24) }
+
+// slot is a key's state, compact: the key, the GCRA pair, the capacity last
+// applied, the last-seen second, penalties only when there are any, and the
+// slot's lock. The key is kept as a pointer and a length (not a string
+// header) so that the lock fits in 48 bytes.
+type slot struct {
+	keyp *byte
+	klen uint32
+	// state is the lock: unlocked, locked, or dead (removed from its shard).
+	state atomic.Uint32
+	tat   int64
+	iv    int64
+	pen   *penalty
+	seen  uint32 // seconds since Store.epoch
+	cap   int32
+}
+
+const (
+	unlocked uint32 = iota
+	locked
+	dead
+)
+
+func newSlot(key []byte) *slot {
+	k := string(key)
+	return &slot{keyp: unsafe.StringData(k), klen: uint32(len(k))}
+}
+
+func (v *slot) key() string { return unsafe.String(v.keyp, v.klen) }
+
+// lock takes the slot's lock and reports false, without it, for a dead slot.
+// Critical sections are a few dozen nanoseconds: spin, then yield.
+func (v *slot) lock() bool {
+	for i := 0; ; i++ {
+		switch v.state.Load() {
+		case unlocked:
+			if v.state.CompareAndSwap(unlocked, locked) {
+				return true
+			}
+		case dead:
+			return false
+		}
+		if i >= 16 {
+			runtime.Gosched()
+		}
+	}
+}
+
+func (v *slot) unlock() { v.state.Store(unlocked) }
+
+// kill marks a locked slot dead: its lock is never taken again.
+func (v *slot) kill() { v.state.Store(dead) }
 
 type penalty struct {
 	strikes     int32
@@ -76,13 +142,15 @@ type penalty struct {
 func New(clock ratelimit.Clock) *Store {
 	s := &Store{
 		clock:     clock,
+		micros:    ratelimit.MicrosOf(clock),
 		seed:      maphash.MakeSeed(),
 		epoch:     clock.Now().UnixMicro(),
 		overrides: map[string]ratelimit.Override{},
 		watchers:  map[*func()]struct{}{},
+		shards:    new([shardCount]shard),
 	}
 	for i := range s.shards {
-		s.shards[i].m = map[uint64]*slot{}
+		s.shards[i].tab.Store(newTable(minCells))
 	}
 	return s
 }
@@ -93,36 +161,100 @@ func (s *Store) hash(key []byte) (uint64, *shard) {
 	return h, &s.shards[h>>56]
 }
 
-// get returns key's slot, nil when the key is new.
-func (sh *shard) get(h uint64, key []byte) *slot {
-	if v := sh.m[h]; v != nil && v.key == string(key) {
-		return v
+// find returns key's slot in t, nil when the key is not there.
+func (t *table) find(h uint64, key []byte) *slot {
+	tg := tag(h)
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		v := t.cells[i].Load()
+		if v == nil || t.tags[i].Load() == tg && v.key() == string(key) {
+			return v
+		}
 	}
-	if sh.spill != nil {
-		return sh.spill[string(key)]
-	}
-	return nil
 }
 
-func (sh *shard) insert(h uint64, v *slot) {
-	if sh.m[h] == nil {
-		sh.m[h] = v
-		return
+// put stores v in t, which has room; the caller holds the shard's lock.
+func (t *table) put(h uint64, v *slot) {
+	i := h & t.mask
+	for t.cells[i].Load() != nil {
+		i = (i + 1) & t.mask
 	}
-	if sh.spill == nil {
-		sh.spill = map[string]*slot{}
-	}
-	sh.spill[v.key] = v
+	t.tags[i].Store(tag(h))
+	t.cells[i].Store(v)
 }
 
-func (sh *shard) remove(h uint64, key string) {
-	if v := sh.m[h]; v != nil && v.key == key {
-		delete(sh.m, h)
-		return
+// slots iterates over the table's slots.
+func (t *table) slots() func(yield func(*slot) bool) {
+	return func(yield func(*slot) bool) {
+		for i := range t.cells {
+			if v := t.cells[i].Load(); v != nil && !yield(v) {
+				return
+			}
+		}
 	}
-	delete(sh.spill, key)
-	if len(sh.spill) == 0 {
-		sh.spill = nil
+}
+
+// insert returns key's slot, adding a fresh one when the key is new, and
+// whether it added it. With lockNew, a slot it adds is returned locked (it
+// is published locked).
+func (s *Store) insert(sh *shard, h uint64, key []byte, lockNew bool) (*slot, bool) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	t := sh.tab.Load()
+	if v := t.find(h, key); v != nil {
+		return v, false
+	}
+	v := newSlot(key)
+	if lockNew {
+		v.state.Store(locked)
+	}
+	if (sh.n+1)*5 > len(t.cells)*4 { // load factor above 0.8: grow
+		t = s.rebuild(sh, t, len(t.cells)*2, nil)
+	}
+	t.put(h, v)
+	sh.n++
+	return v, true
+}
+
+// rebuild publishes a table of size cells holding t's slots but those keep
+// refuses; the caller holds the shard's lock.
+func (s *Store) rebuild(sh *shard, t *table, size int, drop func(*slot) bool) *table {
+	nt := newTable(size)
+	n := 0
+	for v := range t.slots() {
+		if drop != nil && drop(v) {
+			continue
+		}
+		nt.put(maphash.String(s.seed, v.key()), v)
+		n++
+	}
+	sh.n = n
+	sh.tab.Store(nt)
+	return nt
+}
+
+// tableSize is the table size for n slots: a load factor of at most 0.4
+// after a rebuild, so the table grows again only after it doubles.
+func tableSize(n int) int {
+	size := minCells
+	for size*2 < n*5 {
+		size *= 2
+	}
+	return size
+}
+
+// acquire returns key's slot, locked, inserting it when it is new.
+func (s *Store) acquire(sh *shard, h uint64, key []byte) *slot {
+	for {
+		v := sh.tab.Load().find(h, key)
+		if v == nil {
+			var fresh bool
+			if v, fresh = s.insert(sh, h, key, true); fresh {
+				return v
+			}
+		}
+		if v.lock() {
+			return v
+		}
 	}
 }
 
@@ -135,11 +267,8 @@ func (s *Store) cell(v *slot) ratelimit.Cell {
 	return c
 }
 
-func (s *Store) put(sh *shard, h uint64, key []byte, v *slot, c *ratelimit.Cell) {
-	if v == nil {
-		v = &slot{key: string(key)}
-		sh.insert(h, v)
-	}
+// put writes c into v; the caller holds v's lock.
+func (s *Store) put(v *slot, c *ratelimit.Cell) {
 	v.tat, v.iv, v.cap = c.TAT, c.Interval, int32(c.Capacity)
 	if d := c.Seen - s.epoch; d > 0 {
 		v.seen = uint32(d / 1e6)
@@ -154,87 +283,106 @@ func (s *Store) put(sh *shard, h uint64, key []byte, v *slot, c *ratelimit.Cell)
 	*v.pen = penalty{strikes: int32(c.Strikes), banLevel: int32(c.BanLevel), strikeAt: c.StrikeAt, bannedUntil: c.BannedUntil, lastBan: c.LastBan}
 }
 
-// Take implements ratelimit.Store. All shards a request touches are locked
-// (in index order, so two requests never deadlock) while it is decided, so a
-// denied request spends nothing anywhere.
+// Take implements ratelimit.Store. The slots a request touches are locked
+// (in address order, so two requests never deadlock) while it is decided,
+// so a denied request spends nothing anywhere.
 func (s *Store) Take(_ context.Context, r *ratelimit.Rules, bs []ratelimit.Bucket, rs []ratelimit.Result) error {
-	now := s.clock.Now().UnixMicro()
+	now := s.micros()
 	if len(bs) == 1 {
 		h, sh := s.hash(bs[0].Key)
-		sh.mu.Lock()
 		s.maybeSweep(sh, r, now)
-		v := sh.get(h, bs[0].Key)
-		var c ratelimit.Cell
-		if v != nil {
-			c = s.cell(v)
-		}
+		v := s.acquire(sh, h, bs[0].Key)
+		c := s.cell(v)
 		c, rs[0] = ratelimit.Evaluate(c, &bs[0], r, now)
-		s.put(sh, h, bs[0].Key, v, &c)
-		sh.mu.Unlock()
+		s.put(v, &c)
+		v.unlock()
 		return nil
 	}
 
-	var idx [8]int
-	var hs [8]uint64
-	var cells [8]ratelimit.Cell
-	var slots [8]*slot
-	if len(bs) > len(idx)/2 {
+	var cells [4]ratelimit.Cell
+	var slots, order [4]*slot
+	if len(bs) > len(slots) {
 		return core.Errorf(core.CodeInvalid, "memstore: %d buckets in one request", len(bs))
 	}
-	locks := idx[len(bs):len(bs)]
 	for i := range bs {
-		hs[i] = maphash.Bytes(s.seed, bs[i].Key)
-		idx[i] = int(hs[i] >> 56)
-		if !slices.Contains(locks, idx[i]) {
-			locks = append(locks, idx[i])
-		}
+		_, sh := s.hash(bs[i].Key)
+		s.maybeSweep(sh, r, now)
 	}
-	slices.Sort(locks)
-	for _, i := range locks {
-		s.shards[i].mu.Lock()
-		s.maybeSweep(&s.shards[i], r, now)
+	for !s.lockAll(bs, slots[:len(bs)], order[:len(bs)]) {
 	}
 	denied := false
 	for i := range bs {
-		slots[i] = s.shards[idx[i]].get(hs[i], bs[i].Key)
-		if slots[i] != nil {
-			cells[i] = s.cell(slots[i])
-		}
-		cells[i], rs[i] = ratelimit.Evaluate(cells[i], &bs[i], r, now)
+		cells[i], rs[i] = ratelimit.Evaluate(s.cell(slots[i]), &bs[i], r, now)
 		denied = denied || !rs[i].Allowed
 	}
 	for i := range bs {
 		// A denied request spends no token: only the buckets that denied it
 		// are written (their strikes).
 		if !denied || !rs[i].Allowed {
-			s.put(&s.shards[idx[i]], hs[i], bs[i].Key, slots[i], &cells[i])
+			s.put(slots[i], &cells[i])
 		}
 	}
-	for j := len(locks) - 1; j >= 0; j-- {
-		s.shards[locks[j]].mu.Unlock()
+	for _, v := range order[:len(bs)] {
+		v.unlock()
 	}
 	return nil
 }
 
-// maybeSweep drops a shard's idle keys every sweepEvery; the caller holds
-// the shard's lock. Sweeping one shard at a time keeps each pause short.
+// lockAll finds (or adds) the slots of bs and locks them in address order.
+// It reports false, holding nothing, when one of them died meanwhile.
+func (s *Store) lockAll(bs []ratelimit.Bucket, slots, order []*slot) bool {
+	for i := range bs {
+		h, sh := s.hash(bs[i].Key)
+		v := sh.tab.Load().find(h, bs[i].Key)
+		if v == nil {
+			v, _ = s.insert(sh, h, bs[i].Key, false)
+		}
+		slots[i], order[i] = v, v
+	}
+	slices.SortFunc(order, func(a, b *slot) int {
+		return cmp.Compare(uintptr(unsafe.Pointer(a)), uintptr(unsafe.Pointer(b)))
+	})
+	for j, v := range order {
+		if !v.lock() {
+			for _, u := range order[:j] {
+				u.unlock()
+			}
+			return false
+		}
+	}
+	return true
+}
+
+// maybeSweep drops a shard's idle keys every sweepEvery. The caller holds
+// no slot lock. A shard another goroutine is writing is left for later.
 func (s *Store) maybeSweep(sh *shard, r *ratelimit.Rules, now int64) {
-	if now < sh.nextSweep {
+	if now < sh.nextSweep.Load() || !sh.mu.TryLock() {
 		return
 	}
-	if sh.nextSweep != 0 {
-		for h, v := range sh.m {
+	if next := sh.nextSweep.Load(); next != 0 && now >= next {
+		s.sweep(sh, r, now)
+	}
+	sh.nextSweep.Store(now + sweepEvery.Microseconds())
+	sh.mu.Unlock()
+}
+
+// sweep removes the shard's idle slots; the caller holds the shard's lock.
+func (s *Store) sweep(sh *shard, r *ratelimit.Rules, now int64) {
+	t := sh.tab.Load()
+	idle := 0
+	for v := range t.slots() {
+		if v.lock() {
 			if c := s.cell(v); c.Idle(r, now) {
-				delete(sh.m, h)
+				v.kill()
+				idle++
+				continue
 			}
-		}
-		for k, v := range sh.spill {
-			if c := s.cell(v); c.Idle(r, now) {
-				delete(sh.spill, k)
-			}
+			v.unlock()
 		}
 	}
-	sh.nextSweep = now + sweepEvery.Microseconds()
+	if idle > 0 {
+		s.rebuild(sh, t, tableSize(sh.n-idle), func(v *slot) bool { return v.state.Load() == dead })
+	}
 }
 
 // Len returns the number of keys held, idle ones not yet swept included.
@@ -243,7 +391,7 @@ func (s *Store) Len() int {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		n += len(sh.m) + len(sh.spill)
+		n += sh.n
 		sh.mu.Unlock()
 	}
 	return n
@@ -251,29 +399,13 @@ func (s *Store) Len() int {
 
 // Sweep drops every idle key now, whatever the shards' schedules.
 func (s *Store) Sweep(r *ratelimit.Rules) {
-	now := s.clock.Now().UnixMicro()
+	now := s.micros()
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		sh.nextSweep = 1
-		s.maybeSweep(sh, r, now)
+		s.sweep(sh, r, now)
+		sh.nextSweep.Store(now + sweepEvery.Microseconds())
 		sh.mu.Unlock()
-	}
-}
-
-// slots iterates over every slot of the shard; the caller holds its lock.
-func (sh *shard) slots() func(yield func(*slot) bool) {
-	return func(yield func(*slot) bool) {
-		for _, v := range sh.m {
-			if !yield(v) {
-				return
-			}
-		}
-		for _, v := range sh.spill {
-			if !yield(v) {
-				return
-			}
-		}
 	}
 }
 
@@ -281,7 +413,11 @@ func (sh *shard) slots() func(yield func(*slot) bool) {
 func (s *Store) Reset(_ context.Context, key string) error {
 	h, sh := s.hash([]byte(key))
 	sh.mu.Lock()
-	sh.remove(h, key)
+	t := sh.tab.Load()
+	if v := t.find(h, []byte(key)); v != nil && v.lock() {
+		v.kill()
+		s.rebuild(sh, t, len(t.cells), func(u *slot) bool { return u == v })
+	}
 	sh.mu.Unlock()
 	s.notify()
 	return nil
@@ -290,18 +426,22 @@ func (s *Store) Reset(_ context.Context, key string) error {
 // Snapshot implements ratelimit.Store. It visits every key, one shard lock at
 // a time: meant for an operator's poll, not for every request.
 func (s *Store) Snapshot(_ context.Context, r *ratelimit.Rules, n int) (ratelimit.StoreSnapshot, error) {
-	now := s.clock.Now().UnixMicro()
+	now := s.micros()
 	var all, pen []ratelimit.BucketState
 	count := 0
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for v := range sh.slots() {
+		for v := range sh.tab.Load().slots() {
+			if !v.lock() {
+				continue
+			}
 			c := s.cell(v)
+			v.unlock()
 			if c.Idle(r, now) && c.Seen+r.DecayMicros < now {
 				continue
 			}
-			st := c.State(v.key, r, now)
+			st := c.State(v.key(), r, now)
 			if n > 0 {
 				all = append(all, st)
 			}
