@@ -73,7 +73,7 @@ func TestBatchedEqualsOneByOne(t *testing.T) {
 		bs := steps[start : start+round]
 		var groups []*group
 		for i := range bs {
-			g := &group{rules: batched.rulesArgs(&rules), now: fmt.Sprint(clock.Now().UnixMicro())}
+			g := &group{rules: batched.rulesArgs(&rules), now: clock.Now().UnixMicro()}
 			g.ops = g.arr[:1]
 			rkey := batched.bucketKey(string(bs[i].Key))
 			g.ops[0] = op{rkey: rkey, key: string(bs[i].Key), interval: bs[i].Interval, spec: packSpec(&bs[i])}

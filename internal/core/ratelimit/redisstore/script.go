@@ -15,19 +15,21 @@ import (
 // never holds the server for long (a key costs it a few microseconds).
 const maxKeysPerCall = 64
 
-// Sizes of take.lua's packed bucket (per key argument) and reply fields.
+// Sizes of take.lua's packed argument (a header, then a bucket per key) and
+// of its reply per key.
 const (
-	specSize  = 3*8 + 1
-	replySize = 1 + 7*8
+	headerSize = 1 + 7*8
+	specSize   = 3*8 + 1
+	replySize  = 1 + 7*8
 )
 
 // call is one script call: keys decided together.
 type call struct {
 	ops   []*op
 	keys  []string
-	args  []any  // now, the rules, spec
-	spec  []byte // the keys' buckets, packed
-	now   string
+	args  []any  // arg alone
+	arg   []byte // the header (now, rules), then the keys' buckets
+	now   int64  // 0 for Redis TIME
 	rules *rulesCache
 	slot  int
 	cmd   *redis.Cmd
@@ -40,7 +42,7 @@ func putCalls(cs []*call) {
 		clear(c.ops)
 		clear(c.keys)
 		clear(c.args)
-		*c = call{ops: c.ops[:0], keys: c.keys[:0], args: c.args[:0], spec: c.spec[:0]}
+		*c = call{ops: c.ops[:0], keys: c.keys[:0], args: c.args[:0], arg: c.arg[:0]}
 		callPool.Put(c)
 	}
 }
@@ -54,7 +56,7 @@ type callBuilder struct {
 
 // add puts o into an open call for now, rules and slot (-1: any slot), or a
 // new one.
-func (cb *callBuilder) add(o *op, now string, rules *rulesCache, slot int) {
+func (cb *callBuilder) add(o *op, now int64, rules *rulesCache, slot int) {
 	var c *call
 	// Few calls per round trip: a scan beats a map.
 	for i := len(cb.out) - 1; i >= 0; i-- {
@@ -66,11 +68,34 @@ func (cb *callBuilder) add(o *op, now string, rules *rulesCache, slot int) {
 	if c == nil {
 		c = callPool.Get().(*call)
 		c.now, c.rules, c.slot = now, rules, slot
+		c.arg = packHeader(c.arg, now, rules)
 		cb.out = append(cb.out, c)
 	}
 	c.ops = append(c.ops, o)
 	c.keys = append(c.keys, o.rkey)
-	c.spec = append(c.spec, o.spec[:]...)
+	c.arg = append(c.arg, o.spec[:]...)
+}
+
+// packHeader appends take.lua's header: "<Bddddddd", the flag saying now is
+// given, now, then the rules.
+func packHeader(b []byte, now int64, r *rulesCache) []byte {
+	given := byte(0)
+	if now != 0 {
+		given = 1
+	}
+	b = append(b, given, 0, 0, 0, 0, 0, 0, 0, 0)
+	putFloat(b[len(b)-8:], float64(now))
+	return append(b, r.packed[:]...)
+}
+
+// packRules returns r as take.lua's header holds it.
+func packRules(r *ratelimit.Rules) [6 * 8]byte {
+	var p [6 * 8]byte
+	for i, f := range []float64{r.PenaltyFactor, float64(r.DecayMicros), float64(r.BanAfter),
+		float64(r.BanMicros), float64(r.BanMaxMicros), float64(r.RepeatMicros)} {
+		putFloat(p[8*i:], f)
+	}
+	return p
 }
 
 // packSpec returns b as take.lua reads it: "<dddB".
@@ -108,9 +133,7 @@ func (s *Store) calls(groups []*group) []*call {
 
 // finish sets the script arguments of c.
 func (c *call) finish() {
-	c.args = append(c.args[:0], c.now)
-	c.args = append(c.args, c.rules.args[:]...)
-	c.args = append(c.args, c.spec)
+	c.args = append(c.args[:0], c.arg)
 }
 
 // parse reads the reply of c into its ops.

@@ -25,7 +25,6 @@ package redisstore
 import (
 	"context"
 	_ "embed"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -156,7 +155,7 @@ type op struct {
 // group is one request's ops; they travel in the same round trip.
 type group struct {
 	ops   []op
-	now   string // "" for Redis TIME
+	now   int64 // Unix µs; 0 for Redis TIME
 	rules *rulesCache
 	done  chan struct{}
 	// abandoned says the caller stopped waiting (its context ended): a
@@ -177,7 +176,7 @@ type group struct {
 func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Bucket, rs []ratelimit.Result) error {
 	g := &group{rules: s.rulesArgs(r)}
 	if s.opts.Clock != nil {
-		g.now = strconv.FormatInt(s.opts.Clock.Now().UnixMicro(), 10)
+		g.now = s.opts.Clock.Now().UnixMicro()
 	}
 	if len(bs) <= len(g.arr) {
 		g.ops = g.arr[:len(bs)]
@@ -216,22 +215,19 @@ func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Buc
 	return nil
 }
 
-// rulesArgs returns the script arguments of r, formatted once per rules.
+// rulesArgs returns r as the script reads it, packed once per rules.
 func (s *Store) rulesArgs(r *ratelimit.Rules) *rulesCache {
 	if c := s.rules.Load(); c != nil && c.r == *r {
 		return c
 	}
-	c := &rulesCache{r: *r, args: [6]any{
-		strconv.FormatFloat(r.PenaltyFactor, 'g', -1, 64), strconv.FormatInt(r.DecayMicros, 10), strconv.Itoa(r.BanAfter),
-		strconv.FormatInt(r.BanMicros, 10), strconv.FormatInt(r.BanMaxMicros, 10), strconv.FormatInt(r.RepeatMicros, 10),
-	}}
+	c := &rulesCache{r: *r, packed: packRules(r)}
 	s.rules.Store(c)
 	return c
 }
 
 type rulesCache struct {
-	r    ratelimit.Rules
-	args [6]any
+	r      ratelimit.Rules
+	packed [6 * 8]byte
 }
 
 // giveBack returns the tokens of the buckets that allowed a denied request.
