@@ -174,7 +174,8 @@ type group struct {
 // spent; on a single Redis this is the only difference from the memory
 // store's all-or-nothing.
 func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Bucket, rs []ratelimit.Result) error {
-	g := &group{rules: s.rulesArgs(r)}
+	g := groupPool.Get().(*group)
+	g.rules = s.rulesArgs(r)
 	if s.opts.Clock != nil {
 		g.now = s.opts.Clock.Now().UnixMicro()
 	}
@@ -194,8 +195,10 @@ func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Buc
 		o.spec = packSpec(b)
 	}
 	if err := s.b.do(ctx, g); err != nil {
+		// Not reused: a flusher may still hold g.
 		return err
 	}
+	defer putGroup(g)
 	denied, took := false, false
 	for i := range g.ops {
 		o := &g.ops[i]
@@ -213,6 +216,18 @@ func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Buc
 		s.giveBack(ctx, g, rs)
 	}
 	return nil
+}
+
+// groupPool recycles the groups of answered requests; a group whose caller
+// gave up stays with the flusher that may still hold it.
+var groupPool = sync.Pool{New: func() any { return new(group) }}
+
+func putGroup(g *group) {
+	if len(g.ops) > len(g.arr) {
+		return
+	}
+	*g = group{}
+	groupPool.Put(g)
 }
 
 // rulesArgs returns r as the script reads it, packed once per rules.
