@@ -63,10 +63,12 @@ func BenchmarkRatelimitRedis(b *testing.B) {
 			defer rdb.Close()
 			lim := redis_rate.NewLimiter(rdb)
 			limit := redis_rate.Limit{Rate: benchCapacity, Burst: benchCapacity, Period: time.Second}
+			cpu0 := queueRedisCPU(b, srv.Addr())
 			runCallers(b, callers, func(i int) error {
 				_, err := lim.Allow(ctx, "rl-test:ip:"+ips[i%len(ips)], limit)
 				return err
 			})
+			reportRedisCPU(b, srv.Addr(), cpu0)
 		})
 		b.Run(fmt.Sprintf("impl=refrakt/callers=%d", callers), func(b *testing.B) {
 			rdb := benchClient(srv, 0)
@@ -84,13 +86,22 @@ func BenchmarkRatelimitRedis(b *testing.B) {
 			if _, err := l.SetOverride(ctx, ratelimit.Override{Target: "rl-test", Capacity: benchCapacity, Window: time.Second}, 0); err != nil {
 				b.Fatal(err)
 			}
+			cpu0 := queueRedisCPU(b, srv.Addr())
 			runCallers(b, callers, func(i int) error {
 				_, err := l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: ips[i%len(ips)]})
 				return err
 			})
+			reportRedisCPU(b, srv.Addr(), cpu0)
 			if l.Degraded() {
 				b.Fatal("the limiter fell back to the local store: the figures are not Redis's")
 			}
 		})
 	}
+}
+
+// reportRedisCPU reports the redis-server CPU time (user+sys) spent since
+// cpu0 per decision: what a decision costs the shared server, whatever the
+// client's speed.
+func reportRedisCPU(b *testing.B, addr string, cpu0 float64) {
+	b.ReportMetric((queueRedisCPU(b, addr)-cpu0)*1e6/float64(b.N), "redis-cpu-µs/decision")
 }

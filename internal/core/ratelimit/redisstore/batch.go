@@ -44,7 +44,8 @@ func (b *batcher) do(ctx context.Context, g *group) error {
 	if b.s.direct && b.inflight == 0 && len(b.queue) == 0 {
 		b.inflight++
 		b.mu.Unlock()
-		b.s.exec(ctx, []*group{g})
+		gs := [1]*group{g}
+		b.s.exec(ctx, gs[:])
 		b.mu.Lock()
 		b.inflight--
 		if len(b.queue) > 0 {
@@ -53,6 +54,9 @@ func (b *batcher) do(ctx context.Context, g *group) error {
 		b.mu.Unlock()
 		return nil
 	}
+	// Only a queued request needs a signal: made here, a lone caller's
+	// round trip allocates none.
+	g.done = make(chan struct{})
 	b.queue = append(b.queue, g)
 	b.wake()
 	b.mu.Unlock()

@@ -1,12 +1,13 @@
 // Package redisstore is the Redis ratelimit.Store, shared by every daemon and
-// CLI on one Redis. Each key's decision is made by a Lua script (take.lua) run
-// with EVALSHA (NOSCRIPT falls back to loading it), touching only that key,
-// whose name carries the key as hash tag so that a Redis Cluster keeps it in
-// one slot. Concurrent decisions are coalesced: while a round trip is in
-// flight, the decisions that arrive meanwhile wait and go together in the
-// next, as a pipeline of script calls (decisions of one slot share a call).
-// That changes no decision (each key is still decided atomically) but saves
-// round trips and system calls on both sides.
+// CLI on one Redis. Decisions are made by a Lua script (take.lua) run with
+// EVALSHA (NOSCRIPT falls back to loading it); a key's name carries the key
+// as hash tag so that a Redis Cluster keeps it in one slot. Concurrent
+// decisions are coalesced: while a round trip is in flight, the decisions
+// that arrive meanwhile wait and go together in the next, as one script call
+// that decides all their keys on a single Redis, or one call per hash slot
+// on a Cluster. That changes no decision (each key is still decided
+// atomically, one after the other) but pays a script call's fixed cost, the
+// round trip and the system calls once for many decisions.
 //
 // A caller never waits longer than its context allows, even on a client
 // whose sockets ignore context deadlines; with ContextTimeoutEnabled set on
@@ -24,7 +25,6 @@ package redisstore
 import (
 	"context"
 	_ "embed"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,6 +72,10 @@ type Store struct {
 	keyActive, keyPenalized, keyOverrides, chanOverrides string
 
 	b batcher
+	// multiSlot says one script call may hold keys of any slots: the client
+	// talks to a single server, not a Cluster. A Cluster node refusing a
+	// call (CROSSSLOT) turns it off.
+	multiSlot atomic.Bool
 	// direct says the client honours context deadlines on its sockets, so a
 	// lone caller may run its round trip on its own goroutine.
 	direct bool
@@ -115,6 +119,7 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 	switch c := rdb.(type) {
 	case *redis.Client:
 		s.direct = c.Options().ContextTimeoutEnabled
+		s.multiSlot.Store(true)
 	case *redis.ClusterClient:
 		s.direct = c.Options().ContextTimeoutEnabled
 	}
@@ -135,50 +140,65 @@ func (s *Store) bucketKey(key string) string {
 
 // op is one key's decision within a request.
 type op struct {
-	key    string // the bucket key, "run:ip:203.0.113.7"
-	rkey   string
-	kargs  [4]any // capacity, interval, window, shadow
-	res    ratelimit.Result
-	pend   int64 // penalty end, Unix µs
-	err    error
-	bucket *ratelimit.Bucket
+	rkey     string // the Redis key, "refrakt:rl:{run:ip:203.0.113.7}"
+	key      string // the bucket key, "run:ip:203.0.113.7", within rkey
+	interval int64
+	// spec is the bucket as take.lua reads it. A copy, made by the caller:
+	// the bucket is its scratch memory, and a flusher may still read an op
+	// whose caller has given up.
+	spec [specSize]byte
+	res  ratelimit.Result
+	pend int64 // penalty end, Unix µs
+	err  error
 }
 
 // group is one request's ops; they travel in the same round trip.
 type group struct {
 	ops   []op
-	now   string // "" for Redis TIME
-	rules []any  // the rules' script arguments
+	now   int64 // Unix µs; 0 for Redis TIME
+	rules *rulesCache
 	done  chan struct{}
 	// abandoned says the caller stopped waiting (its context ended): a
 	// flusher that has not sent it yet drops it, so a request answered
 	// otherwise (by the fallback) never spends tokens later.
 	abandoned atomic.Bool
+	// arr holds ops for the usual request of few scopes.
+	arr [2]op
 }
 
 // Take implements ratelimit.Store. The keys of a request go in one round
-// trip, each decided by its own script; when one denies, the tokens the
-// others took are given back (a second round trip, only then). Between the
-// two, a concurrent request may see those tokens spent; on a single Redis
-// this is the only difference from the memory store's all-or-nothing.
+// trip, each decided on its own (in one script call with other keys, or in
+// calls of their own on a Cluster when their slots differ); when one
+// denies, the tokens the others took are given back (a second round trip,
+// only then). Between the two, a concurrent request may see those tokens
+// spent; on a single Redis this is the only difference from the memory
+// store's all-or-nothing.
 func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Bucket, rs []ratelimit.Result) error {
-	now := ""
+	g := groupPool.Get().(*group)
+	g.rules = s.rulesArgs(r)
 	if s.opts.Clock != nil {
-		now = strconv.FormatInt(s.opts.Clock.Now().UnixMicro(), 10)
+		g.now = s.opts.Clock.Now().UnixMicro()
 	}
-	g := &group{ops: make([]op, len(bs)), now: now, rules: s.rulesArgs(r), done: make(chan struct{})}
+	if len(bs) <= len(g.arr) {
+		g.ops = g.arr[:len(bs)]
+	} else {
+		g.ops = make([]op, len(bs))
+	}
+	head := len(s.opts.Prefix) + len("rl:{")
 	for i := range bs {
 		b := &bs[i]
-		shadow := "0"
-		if b.Shadow {
-			shadow = "1"
-		}
-		key := string(b.Key)
-		g.ops[i] = op{key: key, rkey: s.bucketKey(key), bucket: b, kargs: [4]any{b.Capacity, b.Interval, b.Window, shadow}}
+		// One allocation for both names: the bucket key is the Redis key's
+		// hash tag.
+		rkey := s.opts.Prefix + "rl:{" + string(b.Key) + "}"
+		o := &g.ops[i]
+		*o = op{rkey: rkey, key: rkey[head : len(rkey)-1], interval: b.Interval}
+		o.spec = packSpec(b)
 	}
 	if err := s.b.do(ctx, g); err != nil {
+		// Not reused: a flusher may still hold g.
 		return err
 	}
+	defer putGroup(g)
 	denied, took := false, false
 	for i := range g.ops {
 		o := &g.ops[i]
@@ -198,22 +218,31 @@ func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Buc
 	return nil
 }
 
-// rulesArgs returns the script arguments of r, formatted once per rules.
-func (s *Store) rulesArgs(r *ratelimit.Rules) []any {
-	if c := s.rules.Load(); c != nil && c.r == *r {
-		return c.args
+// groupPool recycles the groups of answered requests; a group whose caller
+// gave up stays with the flusher that may still hold it.
+var groupPool = sync.Pool{New: func() any { return new(group) }}
+
+func putGroup(g *group) {
+	if len(g.ops) > len(g.arr) {
+		return
 	}
-	c := &rulesCache{r: *r, args: []any{
-		strconv.FormatFloat(r.PenaltyFactor, 'g', -1, 64), strconv.FormatInt(r.DecayMicros, 10), strconv.Itoa(r.BanAfter),
-		strconv.FormatInt(r.BanMicros, 10), strconv.FormatInt(r.BanMaxMicros, 10), strconv.FormatInt(r.RepeatMicros, 10),
-	}}
+	*g = group{}
+	groupPool.Put(g)
+}
+
+// rulesArgs returns r as the script reads it, packed once per rules.
+func (s *Store) rulesArgs(r *ratelimit.Rules) *rulesCache {
+	if c := s.rules.Load(); c != nil && c.r == *r {
+		return c
+	}
+	c := &rulesCache{r: *r, packed: packRules(r)}
 	s.rules.Store(c)
-	return c.args
+	return c
 }
 
 type rulesCache struct {
-	r    ratelimit.Rules
-	args []any
+	r      ratelimit.Rules
+	packed [6 * 8]byte
 }
 
 // giveBack returns the tokens of the buckets that allowed a denied request.
@@ -221,67 +250,25 @@ func (s *Store) giveBack(ctx context.Context, g *group, rs []ratelimit.Result) {
 	pipe := s.rdb.Pipeline()
 	for i := range g.ops {
 		if rs[i].Allowed && !rs[i].Shadowed {
-			s.refund.EvalSha(ctx, pipe, []string{g.ops[i].rkey}, g.ops[i].bucket.Interval)
+			s.refund.EvalSha(ctx, pipe, []string{g.ops[i].rkey}, g.ops[i].interval)
 			rs[i].Remaining = min(rs[i].Remaining+1, rs[i].Capacity)
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && isNoScript(err) {
 		for i := range g.ops {
 			if rs[i].Allowed && !rs[i].Shadowed {
-				s.refund.Run(ctx, s.rdb, []string{g.ops[i].rkey}, g.ops[i].bucket.Interval)
+				s.refund.Run(ctx, s.rdb, []string{g.ops[i].rkey}, g.ops[i].interval)
 			}
 		}
 	}
 }
 
-// maxKeysPerCall bounds the keys one script call decides, so that one call
-// never holds the server for long.
-const maxKeysPerCall = 64
-
-// call is one script call: keys decided together.
-type call struct {
-	ops  []*op
-	keys []string
-	args []any
-	cmd  *redis.Cmd
-}
-
-// callKey groups ops that may share a call: same time argument, same rules,
-// same hash slot (in practice: the same key, hammered concurrently).
-type callKey struct {
-	now   string
-	rules *any
-	slot  int
-}
-
-// calls splits the ops of groups into script calls.
-func (s *Store) calls(groups []*group) []*call {
-	var out []*call
-	open := map[callKey]*call{}
-	for _, g := range groups {
-		for i := range g.ops {
-			o := &g.ops[i]
-			// Only keys of one hash slot share a call, on a single server
-			// too: every call is valid on a Cluster as it stands.
-			k := callKey{now: g.now, rules: &g.rules[0], slot: keySlot(o.rkey)}
-			c := open[k]
-			if c == nil || len(c.ops) == maxKeysPerCall {
-				c = &call{args: append([]any{g.now}, g.rules...)}
-				open[k] = c
-				out = append(out, c)
-			}
-			c.ops = append(c.ops, o)
-			c.keys = append(c.keys, o.rkey)
-			c.args = append(c.args, o.kargs[:]...)
-		}
-	}
-	return out
-}
-
-// exec decides the ops of several requests in one round trip: a pipeline of
-// script calls, or a plain EVALSHA when there is one call and no index update.
+// exec decides the ops of several requests in one round trip: one script
+// call, or a pipeline of calls (one per slot on a Cluster) and index
+// updates.
 func (s *Store) exec(ctx context.Context, groups []*group) {
 	calls := s.calls(groups)
+	defer putCalls(calls)
 	idx := s.indexUpdates(groups)
 	var err error
 	if len(calls) == 1 && idx.empty() {
@@ -313,109 +300,39 @@ func (s *Store) exec(ctx context.Context, groups []*group) {
 			// After a restart or SCRIPT FLUSH: EVAL loads the script again.
 			c.cmd = s.take.Run(ctx, s.rdb, c.keys, c.args...)
 		}
-		replies, ok := c.cmd.Val().([]any)
-		for i, o := range c.ops {
-			switch {
-			case c.cmd.Err() != nil:
-				o.err = c.cmd.Err()
-			case !ok || len(replies) != len(c.ops):
-				o.err = core.Errorf(core.CodeInternal, "redisstore: unexpected script reply %v", c.cmd.Val())
-			default:
-				o.err = parseResult(replies[i], &o.res, &o.pend)
-			}
-			if o.err == nil && (o.pend > o.res.Now || o.pend < 0) {
-				s.idxMu.Lock()
-				s.penalized[o.key] = o.pend
-				s.idxMu.Unlock()
-			}
-		}
-	}
-}
-
-// indexBatch is what a round trip must add to the recently-active and
-// penalized indexes.
-type indexBatch struct {
-	now         int64
-	active, pen []redis.Z
-	ended       []any
-}
-
-func (b *indexBatch) empty() bool { return len(b.active) == 0 && len(b.pen) == 0 && len(b.ended) == 0 }
-
-// indexUpdates collects the index updates due with groups: each key at most
-// once per second from this process, and the penalties recorded since the
-// last round trip.
-func (s *Store) indexUpdates(groups []*group) indexBatch {
-	b := indexBatch{now: time.Now().UnixMicro()}
-	if s.opts.Clock != nil {
-		b.now = s.opts.Clock.Now().UnixMicro()
-	}
-	s.idxMu.Lock()
-	defer s.idxMu.Unlock()
-	for _, g := range groups {
-		for i := range g.ops {
-			k := g.ops[i].key
-			if last, ok := s.indexed[k]; ok && b.now-last < 1e6 && b.now >= last {
-				continue
-			}
-			s.indexed[k] = b.now
-			b.active = append(b.active, redis.Z{Score: float64(b.now), Member: k})
-		}
-	}
-	if len(s.indexed) > 4*s.opts.IndexSize {
-		clear(s.indexed)
-	}
-	for k, end := range s.penalized {
-		if end < 0 {
-			b.ended = append(b.ended, k)
+		if isCrossSlot(c.cmd.Err()) && s.multiSlot.Swap(false) {
+			// A single-server client on a Cluster node (REDIS_CLUSTER=false
+			// on a one-node cluster): from now on, one call per slot. The
+			// refused call ran nothing; its ops go again, split by slot.
+			s.multiSlot.Store(false)
+			s.redo(ctx, c)
 			continue
 		}
-		b.pen = append(b.pen, redis.Z{Score: float64(end), Member: k})
-	}
-	clear(s.penalized)
-	return b
-}
-
-// queue adds the updates to pipe: the indexes are keys of their own, written
-// by their own commands, so that no script ever touches two slots.
-func (b *indexBatch) queue(ctx context.Context, pipe redis.Pipeliner, s *Store) {
-	if len(b.active) > 0 {
-		pipe.ZAdd(ctx, s.keyActive, b.active...)
-		pipe.ZRemRangeByRank(ctx, s.keyActive, 0, int64(-s.opts.IndexSize-1))
-	}
-	if len(b.ended) > 0 {
-		pipe.ZRem(ctx, s.keyPenalized, b.ended...)
-	}
-	if len(b.pen) > 0 {
-		pipe.ZAdd(ctx, s.keyPenalized, b.pen...)
-		pipe.ZRemRangeByScore(ctx, s.keyPenalized, "-inf", strconv.FormatInt(b.now, 10))
+		c.parse(s)
 	}
 }
 
-func parseResult(v any, r *ratelimit.Result, pend *int64) error {
-	a, ok := v.([]any)
-	if !ok || len(a) != 12 {
-		return core.Errorf(core.CodeInternal, "redisstore: unexpected script reply %v", v)
+// redo decides the ops of a call refused for spanning slots again, one call
+// per slot. Rare (once per store at most), so plain and sequential.
+func (s *Store) redo(ctx context.Context, c *call) {
+	var cb callBuilder
+	for _, o := range c.ops {
+		cb.add(o, c.now, c.rules, keySlot(o.rkey))
 	}
-	n := [12]int64{}
-	for i := range a {
-		x, ok := a[i].(int64)
-		if !ok {
-			return core.Errorf(core.CodeInternal, "redisstore: unexpected script reply %v", v)
-		}
-		n[i] = x
+	defer putCalls(cb.out)
+	for _, c := range cb.out {
+		c.finish()
+		c.cmd = s.take.Run(ctx, s.rdb, c.keys, c.args...)
+		c.parse(s)
 	}
-	*r = ratelimit.Result{
-		Allowed: n[0] == 1, Shadowed: n[1] == 1, Banned: n[2] == 1, NewBan: n[3] == 1,
-		Capacity: int(n[4]), Remaining: int(n[5]), ResetAfter: n[6], RetryAfter: n[7],
-		Strikes: int(n[8]), BannedUntil: n[9], Now: n[10],
-	}
-	*pend = n[11]
-	return nil
 }
 
 func isNoScript(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+}
+
+func isCrossSlot(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "CROSSSLOT")
 }
 
 // Reset implements ratelimit.Store.

@@ -1,0 +1,188 @@
+package redisstore
+
+import (
+	"encoding/binary"
+	"math"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
+)
+
+// maxKeysPerCall bounds the keys one script call decides, so that one call
+// never holds the server for long (a key costs it a few microseconds).
+const maxKeysPerCall = 64
+
+// Sizes of take.lua's packed argument (a header, then a bucket per key) and
+// of its reply per key.
+const (
+	headerSize = 1 + 7*8
+	specSize   = 3*8 + 1
+	replySize  = 1 + 7*8
+)
+
+// call is one script call: keys decided together.
+type call struct {
+	ops   []*op
+	keys  []string
+	args  []any  // arg alone
+	arg   []byte // the header (now, rules), then the keys' buckets
+	now   int64  // 0 for Redis TIME
+	rules *rulesCache
+	slot  int
+	cmd   *redis.Cmd
+}
+
+var callPool = sync.Pool{New: func() any { return new(call) }}
+
+func putCalls(cs []*call) {
+	for _, c := range cs {
+		clear(c.ops)
+		clear(c.keys)
+		clear(c.args)
+		*c = call{ops: c.ops[:0], keys: c.keys[:0], args: c.args[:0], arg: c.arg[:0]}
+		callPool.Put(c)
+	}
+}
+
+// callBuilder splits ops into script calls: ops share a call when they have
+// the same time argument and rules and, unless any slots may share a call,
+// the same hash slot.
+type callBuilder struct {
+	out []*call
+}
+
+// add puts o into an open call for now, rules and slot (-1: any slot), or a
+// new one.
+func (cb *callBuilder) add(o *op, now int64, rules *rulesCache, slot int) {
+	var c *call
+	// Few calls per round trip: a scan beats a map.
+	for i := len(cb.out) - 1; i >= 0; i-- {
+		if x := cb.out[i]; x.now == now && x.rules == rules && x.slot == slot && len(x.ops) < maxKeysPerCall {
+			c = x
+			break
+		}
+	}
+	if c == nil {
+		c = callPool.Get().(*call)
+		c.now, c.rules, c.slot = now, rules, slot
+		c.arg = packHeader(c.arg, now, rules)
+		cb.out = append(cb.out, c)
+	}
+	c.ops = append(c.ops, o)
+	c.keys = append(c.keys, o.rkey)
+	c.arg = append(c.arg, o.spec[:]...)
+}
+
+// packHeader appends take.lua's header: "<Bddddddd", the flag saying now is
+// given, now, then the rules.
+func packHeader(b []byte, now int64, r *rulesCache) []byte {
+	given := byte(0)
+	if now != 0 {
+		given = 1
+	}
+	b = append(b, given, 0, 0, 0, 0, 0, 0, 0, 0)
+	putFloat(b[len(b)-8:], float64(now))
+	return append(b, r.packed[:]...)
+}
+
+// packRules returns r as take.lua's header holds it.
+func packRules(r *ratelimit.Rules) [6 * 8]byte {
+	var p [6 * 8]byte
+	for i, f := range []float64{r.PenaltyFactor, float64(r.DecayMicros), float64(r.BanAfter),
+		float64(r.BanMicros), float64(r.BanMaxMicros), float64(r.RepeatMicros)} {
+		putFloat(p[8*i:], f)
+	}
+	return p
+}
+
+// packSpec returns b as take.lua reads it: "<dddB".
+func packSpec(b *ratelimit.Bucket) [specSize]byte {
+	var p [specSize]byte
+	putFloat(p[0:], float64(b.Capacity))
+	putFloat(p[8:], float64(b.Interval))
+	putFloat(p[16:], float64(b.Window))
+	if b.Shadow {
+		p[24] = 1
+	}
+	return p
+}
+
+// calls splits the ops of groups into script calls, and completes their
+// arguments.
+func (s *Store) calls(groups []*group) []*call {
+	var cb callBuilder
+	multi := s.multiSlot.Load()
+	for _, g := range groups {
+		for i := range g.ops {
+			o := &g.ops[i]
+			slot := -1
+			if !multi {
+				slot = keySlot(o.rkey)
+			}
+			cb.add(o, g.now, g.rules, slot)
+		}
+	}
+	for _, c := range cb.out {
+		c.finish()
+	}
+	return cb.out
+}
+
+// finish sets the script arguments of c.
+func (c *call) finish() {
+	c.args = append(c.args[:0], c.arg)
+}
+
+// parse reads the reply of c into its ops.
+func (c *call) parse(s *Store) {
+	err := c.cmd.Err()
+	reply, ok := c.cmd.Val().(string)
+	if err == nil && (!ok || len(reply) != 8+replySize*len(c.ops)) {
+		err = core.Errorf(core.CodeInternal, "redisstore: unexpected script reply %q", c.cmd.Val())
+	}
+	if err != nil {
+		for _, o := range c.ops {
+			o.err = err
+		}
+		return
+	}
+	now := int64(float64At(reply, 0))
+	for i, o := range c.ops {
+		p := 8 + i*replySize
+		flags := reply[p]
+		p++
+		o.res = ratelimit.Result{
+			Allowed: flags&1 != 0, Shadowed: flags&2 != 0, Banned: flags&4 != 0, NewBan: flags&8 != 0,
+			Capacity:    int(float64At(reply, p)),
+			Remaining:   int(float64At(reply, p+8)),
+			ResetAfter:  int64(float64At(reply, p+16)),
+			RetryAfter:  int64(float64At(reply, p+24)),
+			Strikes:     int(float64At(reply, p+32)),
+			BannedUntil: int64(float64At(reply, p+40)),
+			Now:         now,
+		}
+		o.pend = int64(float64At(reply, p+48))
+		o.err = nil
+		if o.pend > now || o.pend < 0 {
+			s.idxMu.Lock()
+			s.penalized[o.key] = o.pend
+			s.idxMu.Unlock()
+		}
+	}
+}
+
+// putFloat writes f as a little-endian double, as Lua's struct packs it.
+func putFloat(b []byte, f float64) {
+	binary.LittleEndian.PutUint64(b, math.Float64bits(f))
+}
+
+// float64At reads the little-endian double at s[p:], without copying s.
+func float64At(s string, p int) float64 {
+	_ = s[p+7]
+	u := uint64(s[p]) | uint64(s[p+1])<<8 | uint64(s[p+2])<<16 | uint64(s[p+3])<<24 |
+		uint64(s[p+4])<<32 | uint64(s[p+5])<<40 | uint64(s[p+6])<<48 | uint64(s[p+7])<<56
+	return math.Float64frombits(u)
+}
