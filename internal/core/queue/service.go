@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"sync"
 	"time"
 
@@ -67,7 +66,21 @@ const (
 	MaxDelay        = 365 * 24 * time.Hour
 )
 
-var queueName = regexp.MustCompile(`^[a-zA-Z0-9_.:-]{1,64}$`)
+// validQueue reports whether q is a queue name: 1-64 letters, digits, and
+// _ . : - (a loop, not a regexp: it runs on every enqueue).
+func validQueue(q string) bool {
+	if len(q) == 0 || len(q) > 64 {
+		return false
+	}
+	for i := 0; i < len(q); i++ {
+		switch c := q[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '.', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Deps are what a Service works with.
 type Deps struct {
@@ -134,7 +147,7 @@ func (s *Service) Prepare(req EnqueueRequest, source string) (NewJob, error) {
 	if req.Queue == "" {
 		req.Queue = DefaultQueue
 	}
-	if !queueName.MatchString(req.Queue) {
+	if !validQueue(req.Queue) {
 		return NewJob{}, core.Errorf(core.CodeInvalid, "queue %q: want 1-64 letters, digits, and _ . : -", req.Queue)
 	}
 	payload := req.Payload
@@ -168,11 +181,11 @@ func (s *Service) Prepare(req EnqueueRequest, source string) (NewJob, error) {
 
 // Enqueue validates and stores one job.
 func (s *Service) Enqueue(ctx context.Context, req EnqueueRequest, source string) (*Job, error) {
-	jobs, err := s.EnqueueBatch(ctx, []EnqueueRequest{req}, source)
+	nj, err := s.Prepare(req, source)
 	if err != nil {
 		return nil, err
 	}
-	return jobs[0], nil
+	return s.storeOne(ctx, nj)
 }
 
 // EnqueueBatch validates every request, then stores them all in one broker
@@ -218,11 +231,20 @@ func (s *Service) Submit(ctx context.Context, req EnqueueRequest, source string)
 	if err := s.admission.Admit(ctx, nj.Queue); err != nil {
 		return nil, err
 	}
-	jobs, err := s.store(ctx, []NewJob{nj})
-	if err != nil {
+	return s.storeOne(ctx, nj)
+}
+
+// storeOne is store for one job, without the slices.
+func (s *Service) storeOne(ctx context.Context, nj NewJob) (*Job, error) {
+	if err := s.broker.Enqueue(ctx, nj); err != nil {
+		if core.ErrorCode(err) == core.CodeInternal {
+			s.obs.BackendError("enqueue")
+			return nil, core.Wrap(core.CodeUnavailable, err, "the job queue is unavailable")
+		}
 		return nil, err
 	}
-	return jobs[0], nil
+	s.obs.Enqueued(nj.Source)
+	return nj.Job, nil
 }
 
 // backendErr wraps a broker failure as core.CodeUnavailable and counts it,
@@ -246,7 +268,7 @@ func (s *Service) List(ctx context.Context, f Filter) ([]*Job, error) {
 	if f.Status != "" && !f.Status.Valid() {
 		return nil, core.Errorf(core.CodeInvalid, "unknown status %q (want one of %v)", f.Status, Statuses)
 	}
-	if f.Queue != "" && !queueName.MatchString(f.Queue) {
+	if f.Queue != "" && !validQueue(f.Queue) {
 		return nil, core.Errorf(core.CodeInvalid, "bad queue name %q", f.Queue)
 	}
 	if f.Limit < 0 || f.Limit > MaxListLimit {

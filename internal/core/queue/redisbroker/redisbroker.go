@@ -54,10 +54,16 @@ type Broker struct {
 	history int
 	clock   queue.Clock
 
+	// wakeInScript: the client talks to one server (no cluster, no ring),
+	// so enqueueScript may push the wake-up itself instead of a separate
+	// command in a pipeline.
+	wakeInScript bool
+	keyCache     sync.Map // queue name → *keys
+
 	enqMu      sync.Mutex
 	enqWaiting []*enqCall // Enqueue calls waiting for the next round trip
-	enqBusy    bool       // a caller is flushing
-	enqFlushes int        // round trips so far (the wake-up list is trimmed every 32nd)
+	enqBusy    bool       // a caller is sending
+	enqFlushes int        // pipelines with wake-ups so far, by the sender (the wake-up list is trimmed every 32nd)
 
 	mu     sync.Mutex
 	known  map[string]bool // queues this broker has seen in the index
@@ -74,7 +80,8 @@ func New(rdb redis.UniversalClient, opts Options) *Broker {
 	if opts.HistoryLimit <= 0 {
 		opts.HistoryLimit = DefaultHistoryLimit
 	}
-	return &Broker{rdb: rdb, prefix: opts.Prefix, history: opts.HistoryLimit, clock: opts.Clock, known: map[string]bool{}}
+	_, single := rdb.(*redis.Client)
+	return &Broker{rdb: rdb, prefix: opts.Prefix, history: opts.HistoryLimit, clock: opts.Clock, known: map[string]bool{}, wakeInScript: single}
 }
 
 // Load loads every script into Redis, so the first calls need no fallback.
@@ -94,11 +101,23 @@ var allScripts = []*script{enqueueScript, dequeueScript, claimScript, extendScri
 // keys names the keys of one queue.
 type keys struct {
 	pending, scheduled, retry, running, history, dead, stats, job string
+	// enqueue is the KEYS of enqueueScript: pending, scheduled, stats, job
+	// prefix and the wake-up list (used only on a single server).
+	enqueue [5]string
 }
 
-func (b *Broker) keys(q string) keys {
+// keys returns the keys of queue q, built once per queue and cached: the
+// names are fixed, and the cache is as bounded as the queue index.
+func (b *Broker) keys(q string) *keys {
+	if k, ok := b.keyCache.Load(q); ok {
+		return k.(*keys)
+	}
 	p := b.prefix + "q:{" + q + "}:"
-	return keys{p + "pending", p + "scheduled", p + "retry", p + "running", p + "history", p + "dead", p + "stats", p + "j:"}
+	k := &keys{pending: p + "pending", scheduled: p + "scheduled", retry: p + "retry", running: p + "running",
+		history: p + "history", dead: p + "dead", stats: p + "stats", job: p + "j:"}
+	k.enqueue = [5]string{k.pending, k.scheduled, k.stats, k.job, b.wakeKey()}
+	b.keyCache.Store(q, k)
+	return k
 }
 
 func (b *Broker) indexKey() string { return b.prefix + "queues" }
@@ -119,119 +138,156 @@ func (b *Broker) run(ctx context.Context, s *script, keys []string, args ...any)
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }
 
-// Enqueue stores new jobs: one script per queue. Concurrent calls are
-// coalesced (group commit): while one caller's round trip is in flight,
-// others queue up and the next caller sends them all in one pipeline, one
-// script per call and queue, so each call stays atomic and sees only its own
-// errors.
+// Enqueue stores new jobs: one script per queue. A call that finds no other
+// in flight sends its own jobs at once, in the caller's goroutine and under
+// the caller's context: on a single server that is one EVALSHA (the script
+// also pushes the wake-up), so one caller pays one plain round trip and no
+// hand-off. Concurrent calls are coalesced (group commit): while one round
+// trip is in flight, others queue up and the next caller sends them all in
+// one pipeline, one script per call and queue, so each call stays atomic and
+// sees only its own errors.
 func (b *Broker) Enqueue(ctx context.Context, jobs ...queue.NewJob) error {
 	if len(jobs) == 0 {
 		return nil
 	}
-	c := &enqCall{jobs: jobs, done: make(chan struct{}), lead: make(chan struct{})}
 	b.enqMu.Lock()
-	b.enqWaiting = append(b.enqWaiting, c)
-	if b.enqBusy {
+	if !b.enqBusy {
+		b.enqBusy = true
 		b.enqMu.Unlock()
-		select {
-		case <-c.done:
-			return c.err
-		case <-c.lead: // the previous leader is done: flush what waits
-		}
-		b.enqMu.Lock()
+		c := &enqCall{jobs: jobs}
+		b.sendEnqueues(ctx, []*enqCall{c})
+		b.handOver()
+		return c.err
 	}
-	b.enqBusy = true
+	c := &enqCall{jobs: jobs, done: make(chan struct{}), lead: make(chan struct{})}
+	b.enqWaiting = append(b.enqWaiting, c)
+	b.enqMu.Unlock()
+	select {
+	case <-c.done:
+		return c.err
+	case <-c.lead: // the previous sender is done: flush what waits
+	}
+	b.enqMu.Lock()
 	batch := b.enqWaiting
 	b.enqWaiting = nil
 	b.enqMu.Unlock()
-
 	b.flushEnqueues(ctx, batch)
+	b.handOver()
+	return c.err
+}
 
+// handOver ends a sender's turn: the first waiting call (if any) becomes the
+// next sender, so no caller serves others' calls forever.
+func (b *Broker) handOver() {
 	b.enqMu.Lock()
 	if len(b.enqWaiting) > 0 {
-		close(b.enqWaiting[0].lead) // hand over: never serve others' calls forever
+		close(b.enqWaiting[0].lead)
 	} else {
 		b.enqBusy = false
 	}
 	b.enqMu.Unlock()
-	return c.err
 }
 
 // enqCall is one Enqueue call waiting for its round trip.
 type enqCall struct {
 	jobs []queue.NewJob
 	err  error
-	done chan struct{} // closed when err is set
+	done chan struct{} // closed when err is set (nil for a call sent by its own caller)
 	lead chan struct{} // closed when this call must flush the waiting ones
 }
 
-// flushEnqueues sends the calls of batch in one pipeline and completes them.
-// The leader's context bounds the round trip but is not cancelled with it:
-// the other callers' jobs must not fail because the leader gave up.
+// flushEnqueues sends the coalesced calls of batch and completes them. The
+// sender's context bounds the round trip but is not cancelled with it: the
+// other callers' jobs must not fail because the sender gave up.
 func (b *Broker) flushEnqueues(ctx context.Context, batch []*enqCall) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	type part struct {
-		call *enqCall
-		q    string
-		jobs []queue.NewJob
-		cmd  *redis.Cmd
-	}
-	var parts []*part
-	var wakeQueues, newQueues []string
+	b.sendEnqueues(ctx, batch)
 	for _, c := range batch {
-		idx := map[string]*part{}
+		close(c.done)
+	}
+}
+
+// enqPart is the jobs of one call in one queue: one script call.
+type enqPart struct {
+	call *enqCall
+	q    string
+	jobs []queue.NewJob
+	cmd  *redis.Cmd
+}
+
+// sendEnqueues stores the jobs of calls in one round trip and sets each
+// call's err. One call in one known queue on a single server is one EVALSHA;
+// anything else is a pipeline of one script per call and queue, followed by
+// the wake-ups (on a cluster) and the index of new queues.
+func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall) {
+	var parts []*enqPart
+	var wakeQueues, newQueues []string
+	for _, c := range calls {
+		first := len(parts)
 		for _, nj := range c.jobs {
-			p, ok := idx[nj.Queue]
-			if !ok {
-				p = &part{call: c, q: nj.Queue}
-				idx[nj.Queue] = p
+			var p *enqPart
+			for _, x := range parts[first:] {
+				if x.q == nj.Queue {
+					p = x
+					break
+				}
+			}
+			if p == nil {
+				p = &enqPart{call: c, q: nj.Queue}
 				parts = append(parts, p)
 			}
 			p.jobs = append(p.jobs, nj)
-			if nj.Delay <= 0 && !contains(wakeQueues, nj.Queue) {
+			if !b.wakeInScript && nj.Delay <= 0 && !contains(wakeQueues, nj.Queue) {
 				wakeQueues = append(wakeQueues, nj.Queue)
 			}
-			if !b.isKnown(nj.Queue) && !contains(newQueues, nj.Queue) {
+			if !contains(newQueues, nj.Queue) && !b.isKnown(nj.Queue) {
 				newQueues = append(newQueues, nj.Queue)
 			}
 		}
 	}
-	b.enqFlushes++
-	trim := b.enqFlushes%32 == 0
-	calls := make([]scriptCall, len(parts))
+	sc := make([]scriptCall, len(parts))
 	for i, p := range parts {
-		k := b.keys(p.q)
-		args := make([]any, 0, 2+7*len(p.jobs))
-		args = append(args, b.now(), p.q)
-		for _, nj := range p.jobs {
-			args = append(args, nj.ID, nj.Type, string(nj.Payload), nj.MaxRetries, nj.IntervalSeconds, ms(nj.Delay), nj.Source)
-		}
-		calls[i] = scriptCall{enqueueScript, []string{k.pending, k.scheduled, k.stats, k.job}, args}
+		sc[i] = b.enqueueCall(p.q, p.jobs)
 	}
-	cmds, err := b.runAll(ctx, calls, func(pipe redis.Pipeliner) {
-		for _, q := range wakeQueues {
-			pipe.RPush(ctx, b.wakeKey(), q)
+	var err error
+	if len(parts) == 1 && len(wakeQueues) == 0 && len(newQueues) == 0 {
+		// Script.Run is EVALSHA, then EVAL after NOSCRIPT (nothing ran).
+		parts[0].cmd = enqueueScript.Run(ctx, b.rdb, sc[0].keys, sc[0].args...)
+		err = parts[0].cmd.Err()
+	} else {
+		trim := false
+		if len(wakeQueues) > 0 { // only the one sender gets here: no lock
+			b.enqFlushes++
+			trim = b.enqFlushes%32 == 0
 		}
-		if trim {
-			pipe.LTrim(ctx, b.wakeKey(), -wakeBacklog, -1)
+		var cmds []*redis.Cmd
+		cmds, err = b.runAll(ctx, sc, func(pipe redis.Pipeliner) {
+			for _, q := range wakeQueues {
+				pipe.RPush(ctx, b.wakeKey(), q)
+			}
+			if trim {
+				pipe.LTrim(ctx, b.wakeKey(), -wakeBacklog, -1)
+			}
+			if len(newQueues) > 0 {
+				pipe.SAdd(ctx, b.indexKey(), toAny(newQueues)...)
+			}
+		})
+		for i, p := range parts {
+			p.cmd = cmds[i]
 		}
-		if len(newQueues) > 0 {
-			pipe.SAdd(ctx, b.indexKey(), toAny(newQueues)...)
-		}
-	})
-	for i, p := range parts {
-		p.cmd = cmds[i]
 	}
-	failed := map[*enqCall]error{}
 	for _, p := range parts {
+		if p.call.err != nil {
+			continue
+		}
 		if e := p.cmd.Err(); e != nil {
-			failed[p.call] = fmt.Errorf("enqueue: %w", e)
+			p.call.err = fmt.Errorf("enqueue: %w", e)
 			continue
 		}
 		r := p.cmd.Val().([]any)
 		if dup, _ := r[1].(string); dup != "" {
-			failed[p.call] = core.Errorf(core.CodeConflict, "job %s already exists", dup)
+			p.call.err = core.Errorf(core.CodeConflict, "job %s already exists", dup)
 			continue
 		}
 		now := msTime(r[0])
@@ -249,10 +305,21 @@ func (b *Broker) flushEnqueues(ctx context.Context, batch []*enqCall) {
 			b.markKnown(q)
 		}
 	}
-	for _, c := range batch {
-		c.err = failed[c] // a failed pipeline failed every command in it
-		close(c.done)
+}
+
+// enqueueCall is the enqueueScript call storing jobs in queue q.
+func (b *Broker) enqueueCall(q string, jobs []queue.NewJob) scriptCall {
+	k := b.keys(q)
+	ks := k.enqueue[:4]
+	if b.wakeInScript {
+		ks = k.enqueue[:]
 	}
+	args := make([]any, 0, 2+7*len(jobs))
+	args = append(args, b.now(), q)
+	for _, nj := range jobs {
+		args = append(args, nj.ID, nj.Type, []byte(nj.Payload), nj.MaxRetries, nj.IntervalSeconds, ms(nj.Delay), nj.Source)
+	}
+	return scriptCall{enqueueScript, ks, args}
 }
 
 func toAny(ss []string) []any {
@@ -499,14 +566,14 @@ func byQueue(n int, queueOf func(int) string) ([]string, map[string][]int) {
 
 // Extend renews leases: one script per queue, pipelined.
 func (b *Broker) Extend(ctx context.Context, refs []queue.Ref, lease time.Duration) ([]bool, error) {
-	return b.perRef(ctx, refs, "extend", func(k keys) ([]string, []any, *script) {
+	return b.perRef(ctx, refs, "extend", func(k *keys) ([]string, []any, *script) {
 		return []string{k.running, k.job}, []any{b.now(), ms(lease)}, extendScript
 	})
 }
 
 // Release hands running jobs back.
 func (b *Broker) Release(ctx context.Context, refs []queue.Ref) ([]bool, error) {
-	ok, err := b.perRef(ctx, refs, "release", func(k keys) ([]string, []any, *script) {
+	ok, err := b.perRef(ctx, refs, "release", func(k *keys) ([]string, []any, *script) {
 		return []string{k.pending, k.running, k.job}, []any{b.now()}, releaseScript
 	})
 	if err == nil {
@@ -531,7 +598,7 @@ func (b *Broker) wake(ctx context.Context, refs []queue.Ref) {
 }
 
 // perRef runs a per-(id, token) script once per queue of refs, in one pipeline.
-func (b *Broker) perRef(ctx context.Context, refs []queue.Ref, op string, call func(keys) ([]string, []any, *script)) ([]bool, error) {
+func (b *Broker) perRef(ctx context.Context, refs []queue.Ref, op string, call func(*keys) ([]string, []any, *script)) ([]bool, error) {
 	order, groups := byQueue(len(refs), func(i int) string { return refs[i].Queue })
 	cmds, err := b.pipelined(ctx, order, func(q string) ([]string, []any, *script) {
 		ks, args, s := call(b.keys(q))

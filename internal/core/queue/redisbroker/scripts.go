@@ -1,11 +1,16 @@
 package redisbroker
 
-import "github.com/redis/go-redis/v9"
+import (
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // Every state change is one of these scripts, run on the keys of one queue
 // only (they share the hash tag {queue}, so in a cluster they live in one
-// slot). A script never touches two queues, the queue index or the wake-up
-// list; those are written by separate commands in the same pipeline.
+// slot). A script never touches two queues or the queue index; the index is
+// written by a separate command in the same pipeline, and so is the wake-up
+// list, except by enqueueScript on a single server (see there).
 //
 // Keys of queue Q under prefix P (default "refrakt:"):
 //
@@ -90,36 +95,52 @@ local function to_history(history, dead, prefix, cap, id, now, is_dead, batch)
 end
 `
 
-// enqueueScript stores new jobs of one queue.
+// enqueueScript stores new jobs of one queue. It is the hot path of a
+// single caller, so it skips the prelude (its tables and closures cost a
+// few microseconds of Redis CPU per call) and reads TIME itself.
 //
 //	KEYS[1] pending  KEYS[2] scheduled  KEYS[3] stats  KEYS[4] job key prefix
+//	KEYS[5] wake-up list (optional: only on a single Redis server, where a
+//	        script may touch keys of any slot; on a cluster the broker
+//	        pushes the wake-up with a separate command in the same pipeline)
 //	ARGV[1] now  ARGV[2] queue name
 //	then 7 per job: id, type, payload, max_retries, interval_seconds, delay_ms, source
 //
 // Returns {now, 0} after storing every job (pending when delay_ms is 0,
-// else scheduled), or {now, id} without storing anything when id exists.
-var enqueueScript = newScript(prelude + `
-local now = now_ms(ARGV[1])
+// else scheduled) and, given KEYS[5] and at least one pending job, pushing
+// the queue's name on the wake-up list (trimmed to its last wakeBacklog
+// entries once it holds wakeBacklog+32); or {now, id} without writing
+// anything when job id exists.
+var enqueueScript = newScript(`
+local now = tonumber(ARGV[1])
+if not now or now <= 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 for i = 3, #ARGV, 7 do
   if redis.call('EXISTS', KEYS[4] .. ARGV[i]) == 1 then return {now, ARGV[i]} end
 end
-local n = 0
+local n, ready = 0, 0
 for i = 3, #ARGV, 7 do
   local id, delay = ARGV[i], tonumber(ARGV[i+5])
-  local key = KEYS[4] .. id
-  local status, ready = 'pending', now
-  if delay > 0 then status, ready = 'scheduled', 0 end
-  redis.call('HSET', key, 'id', id, 'queue', ARGV[2], 'type', ARGV[i+1], 'payload', ARGV[i+2],
-    'status', status, 'attempts', 0, 'retries', 0, 'max_retries', ARGV[i+3], 'interval', ARGV[i+4],
-    'run_at', now + delay, 'enqueued_at', now, 'ready_at', ready, 'source', ARGV[i+6], 'token', 0)
   if delay > 0 then
+    redis.call('HSET', KEYS[4] .. id, 'id', id, 'queue', ARGV[2], 'type', ARGV[i+1], 'payload', ARGV[i+2],
+      'status', 'scheduled', 'attempts', 0, 'retries', 0, 'max_retries', ARGV[i+3], 'interval', ARGV[i+4],
+      'run_at', now + delay, 'enqueued_at', now, 'ready_at', 0, 'source', ARGV[i+6], 'token', 0)
     redis.call('ZADD', KEYS[2], now + delay, id)
   else
+    redis.call('HSET', KEYS[4] .. id, 'id', id, 'queue', ARGV[2], 'type', ARGV[i+1], 'payload', ARGV[i+2],
+      'status', 'pending', 'attempts', 0, 'retries', 0, 'max_retries', ARGV[i+3], 'interval', ARGV[i+4],
+      'run_at', now, 'enqueued_at', now, 'ready_at', now, 'source', ARGV[i+6], 'token', 0)
     redis.call('RPUSH', KEYS[1], id)
+    ready = ready + 1
   end
   n = n + 1
 end
 redis.call('HINCRBY', KEYS[3], 'enqueued', n)
+if KEYS[5] and ready > 0 and redis.call('RPUSH', KEYS[5], ARGV[2]) > ` + strconv.Itoa(wakeBacklog+32) + ` then
+  redis.call('LTRIM', KEYS[5], -` + strconv.Itoa(wakeBacklog) + `, -1)
+end
 return {now, 0}
 `)
 
