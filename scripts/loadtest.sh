@@ -13,6 +13,11 @@
 #   --redis   run the daemon on Redis (QUEUE_URL): a throwaway redis-server,
 #             or the one on LOADTEST_REDIS_PORT (scripts/bench.sh passes its
 #             own; the daemon uses DB 2 there); reports Redis CPU per phase
+#   --shared  let the generator and the servers share every CPU (by default,
+#             with 2+ CPUs and taskset, the servers get the first half of the
+#             CPUs and the generator the rest, so the generator's work does
+#             not land in the servers' latency; both the bare baseline and
+#             the daemon get the same CPUs)
 #   --sweep   also sweep the limited endpoint over 1..256 connections (where
 #             p99 climbs) and POST /run with QUEUE_MAX_PENDING=1000 and 5 ms
 #             sleep jobs (where admission control starts refusing)
@@ -24,7 +29,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-N=20000 CONNS=64 USE_REDIS=0 SWEEP=0 ROUNDS=3
+N=20000 CONNS=64 USE_REDIS=0 SWEEP=0 ROUNDS=3 SHARED=0
 while [ $# -gt 0 ]; do
   case "$1" in
     -n) N="$2"; shift 2 ;;
@@ -32,12 +37,24 @@ while [ $# -gt 0 ]; do
     -r) ROUNDS="$2"; shift 2 ;;
     --redis) USE_REDIS=1; shift ;;
     --sweep) SWEEP=1; shift ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    --shared) SHARED=1; shift ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "loadtest: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 command -v curl >/dev/null || { echo "loadtest: curl is needed" >&2; exit 1; }
 if [ "$USE_REDIS" = 1 ]; then bash scripts/ensure-redis.sh; fi
+
+# CPU split: servers (bare baseline, daemon) on the first half of the CPUs,
+# the load generator on the rest. Go sizes GOMAXPROCS from the affinity mask.
+NCPU=$(nproc)
+# ON_SERVER / ON_LOAD prefix a command (taskset execs it, so $! stays the
+# server's pid); both are "env" when the CPUs are shared.
+SERVER_CPUS="" LOAD_CPUS="" ON_SERVER=(env) ON_LOAD=(env)
+if [ "$SHARED" = 0 ] && [ "$NCPU" -ge 2 ] && command -v taskset >/dev/null; then
+  SERVER_CPUS="0-$((NCPU / 2 - 1))" LOAD_CPUS="$((NCPU / 2))-$((NCPU - 1))"
+  ON_SERVER=(taskset -c "$SERVER_CPUS") ON_LOAD=(taskset -c "$LOAD_CPUS")
+fi
 
 TMP=$(mktemp -d /tmp/refrakt-loadtest.XXXXXX)
 PIDS=()
@@ -95,7 +112,7 @@ start_daemon() { # start_daemon NAME [ENV=VALUE...]
   local env=(REFRAKT_DEVELOPER_TOKEN="$TOKEN" XDG_STATE_HOME="$TMP/state" LOG_LEVEL=info LOG_FORMAT=text
     REFRAKT_MAX_IN_FLIGHT=4096)
   if [ -n "$REDIS_PORT" ]; then env+=(QUEUE_URL="redis://127.0.0.1:$REDIS_PORT/$REDIS_DB"); fi
-  env "${env[@]}" "$@" "$TMP/refrakt" serve --addr 127.0.0.1:0 >"$TMP/$name.log" 2>&1 &
+  "${ON_SERVER[@]}" env "${env[@]}" "$@" "$TMP/refrakt" serve --addr 127.0.0.1:0 >"$TMP/$name.log" 2>&1 &
   DAEMON_PID=$!
   PIDS+=("$DAEMON_PID")
   DAEMON_URL="http://$(wait_for "$TMP/$name.log" 'msg=listening addr=([0-9.:]+)')"
@@ -114,10 +131,10 @@ stop_daemon() {
 
 phase() { # phase NAME CONNS loadgen-run-args...: warm up, measure, print RESULT
   local name="$1" conns="$2"; shift 2
-  "$TMP/loadgen" run -name warmup -c "$conns" -n $((N / 10 > conns ? N / 10 : conns)) "$@" >/dev/null
+  "${ON_LOAD[@]}" "$TMP/loadgen" run -name warmup -c "$conns" -n $((N / 10 > conns ? N / 10 : conns)) "$@" >/dev/null
   local cpu0 t0 t1 cpu1 line
   cpu0=$(redis_cpu); t0=$(date +%s.%N)
-  line=$("$TMP/loadgen" run -name "$name" -c "$conns" -n "$N" "$@")
+  line=$("${ON_LOAD[@]}" "$TMP/loadgen" run -name "$name" -c "$conns" -n "$N" "$@")
   t1=$(date +%s.%N); cpu1=$(redis_cpu)
   if [ -n "$REDIS_PORT" ]; then
     line="$line redis_cpu=$(awk -v a="$cpu0" -v b="$cpu1" -v s="$t0" -v e="$t1" 'BEGIN {printf "%.0f%%", 100 * (b - a) / (e - s)}')"
@@ -128,13 +145,13 @@ phase() { # phase NAME CONNS loadgen-run-args...: warm up, measure, print RESULT
 field() { sed -nE "s#.* $2=([0-9.]+).*#\\1#p" <<<"$1"; }
 
 # The bare baseline: a separate process serving a plain net/http handler.
-"$TMP/loadgen" bare -max-time 30m >"$TMP/bare.log" 2>&1 &
+"${ON_SERVER[@]}" "$TMP/loadgen" bare -max-time 30m >"$TMP/bare.log" 2>&1 &
 PIDS+=($!)
 BARE_URL="http://$(wait_for "$TMP/bare.log" 'listening ([0-9.:]+)')/"
 
 start_daemon main
 AUTH="Authorization: Bearer $TOKEN"
-echo "loadtest: daemon $DAEMON_URL (backend $([ -n "$REDIS_PORT" ] && echo redis || echo memory)), bare $BARE_URL, $N requests per phase, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "loadtest: daemon $DAEMON_URL (backend $([ -n "$REDIS_PORT" ] && echo redis || echo memory)), bare $BARE_URL, $N requests per phase, $NCPU CPUs ($([ -n "$SERVER_CPUS" ] && echo "servers on $SERVER_CPUS, generator on $LOAD_CPUS" || echo shared)), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 # The baseline and the limited endpoint alternate for ROUNDS rounds and the
 # best round of each counts: on a shared machine another process's burst
