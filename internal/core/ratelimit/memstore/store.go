@@ -38,8 +38,7 @@ const (
 
 // Store is the memory store. The zero value is not usable; call New.
 type Store struct {
-	clock  ratelimit.Clock
-	micros func() int64 // Unix µs from clock, by its cheapest path
+	micros func() int64 // Unix µs from the store's clock, by its cheapest path
 	seed   maphash.Seed
 	epoch  int64              // Unix µs that slot.seen counts from
 	shards *[shardCount]shard // its own allocation, so shards start on a cache line
@@ -141,7 +140,6 @@ type penalty struct {
 // New returns an empty memory store reading time from clock.
 func New(clock ratelimit.Clock) *Store {
 	s := &Store{
-		clock:     clock,
 		micros:    ratelimit.MicrosOf(clock),
 		seed:      maphash.MakeSeed(),
 		epoch:     clock.Now().UnixMicro(),
@@ -195,8 +193,11 @@ func (t *table) slots() func(yield func(*slot) bool) {
 
 // insert returns key's slot, adding a fresh one when the key is new, and
 // whether it added it. With lockNew, a slot it adds is returned locked (it
-// is published locked).
+// is published locked). A held key is found without the shard's lock.
 func (s *Store) insert(sh *shard, h uint64, key []byte, lockNew bool) (*slot, bool) {
+	if v := sh.tab.Load().find(h, key); v != nil {
+		return v, false
+	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	t := sh.tab.Load()
@@ -245,14 +246,8 @@ func tableSize(n int) int {
 // acquire returns key's slot, locked, inserting it when it is new.
 func (s *Store) acquire(sh *shard, h uint64, key []byte) *slot {
 	for {
-		v := sh.tab.Load().find(h, key)
-		if v == nil {
-			var fresh bool
-			if v, fresh = s.insert(sh, h, key, true); fresh {
-				return v
-			}
-		}
-		if v.lock() {
+		v, fresh := s.insert(sh, h, key, true)
+		if fresh || v.lock() {
 			return v
 		}
 	}
@@ -301,14 +296,16 @@ func (s *Store) Take(_ context.Context, r *ratelimit.Rules, bs []ratelimit.Bucke
 
 	var cells [4]ratelimit.Cell
 	var slots, order [4]*slot
+	var hs [4]uint64
+	var shs [4]*shard
 	if len(bs) > len(slots) {
 		return core.Errorf(core.CodeInvalid, "memstore: %d buckets in one request", len(bs))
 	}
 	for i := range bs {
-		_, sh := s.hash(bs[i].Key)
-		s.maybeSweep(sh, r, now)
+		hs[i], shs[i] = s.hash(bs[i].Key)
+		s.maybeSweep(shs[i], r, now)
 	}
-	for !s.lockAll(bs, slots[:len(bs)], order[:len(bs)]) {
+	for !s.lockAll(bs, hs[:len(bs)], shs[:len(bs)], slots[:len(bs)], order[:len(bs)]) {
 	}
 	denied := false
 	for i := range bs {
@@ -328,15 +325,12 @@ func (s *Store) Take(_ context.Context, r *ratelimit.Rules, bs []ratelimit.Bucke
 	return nil
 }
 
-// lockAll finds (or adds) the slots of bs and locks them in address order.
-// It reports false, holding nothing, when one of them died meanwhile.
-func (s *Store) lockAll(bs []ratelimit.Bucket, slots, order []*slot) bool {
+// lockAll finds (or adds) the slots of bs (hashes hs, shards shs) and locks
+// them in address order. It reports false, holding nothing, when one of them
+// died meanwhile.
+func (s *Store) lockAll(bs []ratelimit.Bucket, hs []uint64, shs []*shard, slots, order []*slot) bool {
 	for i := range bs {
-		h, sh := s.hash(bs[i].Key)
-		v := sh.tab.Load().find(h, bs[i].Key)
-		if v == nil {
-			v, _ = s.insert(sh, h, bs[i].Key, false)
-		}
+		v, _ := s.insert(shs[i], hs[i], bs[i].Key, false)
 		slots[i], order[i] = v, v
 	}
 	slices.SortFunc(order, func(a, b *slot) int {
