@@ -80,24 +80,7 @@ func BenchmarkRatelimitMemory(b *testing.B) {
 	})
 	for _, n := range []int{1, 10_000, 100_000} {
 		ips := benchIPs(n)
-		b.Run(fmt.Sprintf("impl=xrate/keys=%d/parallel", n), func(b *testing.B) {
-			var x xrateMap
-			keys := make([]any, n)
-			for i, ip := range ips {
-				keys[i] = "run:ip:" + ip
-				x.allow(keys[i])
-			}
-			var seq atomic.Int64
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				i := int(seq.Add(7919))
-				for pb.Next() {
-					i++
-					x.allow(keys[i%n])
-				}
-			})
-		})
+		b.Run(fmt.Sprintf("impl=xrate/keys=%d/parallel", n), func(b *testing.B) { benchXrateKeys(b, ips, false) })
 		// The same, building the key from the request as a middleware must
 		// (refrakt builds and validates its keys on every decision too).
 		b.Run(fmt.Sprintf("impl=xrate-keyed/keys=%d/parallel", n), func(b *testing.B) {
@@ -113,25 +96,7 @@ func BenchmarkRatelimitMemory(b *testing.B) {
 				}
 			})
 		})
-		b.Run(fmt.Sprintf("impl=refrakt/keys=%d/parallel", n), func(b *testing.B) {
-			l := refraktMemory(b)
-			for _, ip := range ips {
-				_, _ = l.Allow(ctx, ratelimit.Request{Limit: "run", IP: ip})
-			}
-			var seq atomic.Int64
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				i := int(seq.Add(7919))
-				for pb.Next() {
-					i++
-					if _, err := l.Allow(ctx, ratelimit.Request{Limit: "run", IP: ips[i%n]}); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-		})
+		b.Run(fmt.Sprintf("impl=refrakt/keys=%d/parallel", n), func(b *testing.B) { benchRefraktKeys(b, ips, false) })
 	}
 }
 
@@ -143,45 +108,63 @@ func scramble(i int) int { return int(uint64(i) * 0x9E3779B97F4A7C15 >> 40) }
 // instead of in order (which lets the hardware prefetcher run ahead of both
 // implementations). Informational: the goal is measured in order.
 func BenchmarkRatelimitMemoryRandom(b *testing.B) {
-	ctx := context.Background()
 	for _, n := range []int{10_000, 100_000} {
 		ips := benchIPs(n)
-		b.Run(fmt.Sprintf("impl=xrate/keys=%d", n), func(b *testing.B) {
-			var x xrateMap
-			keys := make([]any, n)
-			for i, ip := range ips {
-				keys[i] = "run:ip:" + ip
-				x.allow(keys[i])
-			}
-			var seq atomic.Int64
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				i := int(seq.Add(7919))
-				for pb.Next() {
-					i++
-					x.allow(keys[scramble(i)%n])
-				}
-			})
-		})
-		b.Run(fmt.Sprintf("impl=refrakt/keys=%d", n), func(b *testing.B) {
-			l := refraktMemory(b)
-			for _, ip := range ips {
-				_, _ = l.Allow(ctx, ratelimit.Request{Limit: "run", IP: ip})
-			}
-			var seq atomic.Int64
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				i := int(seq.Add(7919))
-				for pb.Next() {
-					i++
-					if _, err := l.Allow(ctx, ratelimit.Request{Limit: "run", IP: ips[scramble(i)%n]}); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-		})
+		b.Run(fmt.Sprintf("impl=xrate/keys=%d", n), func(b *testing.B) { benchXrateKeys(b, ips, true) })
+		b.Run(fmt.Sprintf("impl=refrakt/keys=%d", n), func(b *testing.B) { benchRefraktKeys(b, ips, true) })
 	}
+}
+
+// benchXrateKeys runs parallel x/time/rate decisions over one pre-built,
+// pre-boxed key per IP, in order from two far-apart starts or scrambled.
+func benchXrateKeys(b *testing.B, ips []string, random bool) {
+	n := len(ips)
+	var x xrateMap
+	keys := make([]any, n)
+	for i, ip := range ips {
+		keys[i] = "run:ip:" + ip
+		x.allow(keys[i])
+	}
+	var seq atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(seq.Add(7919))
+		for pb.Next() {
+			i++
+			j := i
+			if random {
+				j = scramble(i)
+			}
+			x.allow(keys[j%n])
+		}
+	})
+}
+
+// benchRefraktKeys is benchXrateKeys for refrakt's memory limiter, which
+// builds each key from the request.
+func benchRefraktKeys(b *testing.B, ips []string, random bool) {
+	n := len(ips)
+	ctx := context.Background()
+	l := refraktMemory(b)
+	for _, ip := range ips {
+		_, _ = l.Allow(ctx, ratelimit.Request{Limit: "run", IP: ip})
+	}
+	var seq atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(seq.Add(7919))
+		for pb.Next() {
+			i++
+			j := i
+			if random {
+				j = scramble(i)
+			}
+			if _, err := l.Allow(ctx, ratelimit.Request{Limit: "run", IP: ips[j%n]}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
