@@ -90,13 +90,7 @@ func New(cfg Config, d Deps) (*Limiter, error) {
 		if len(lim.Scopes) > maxScopes {
 			return nil, core.Errorf(core.CodeInvalid, "limit %s has too many scopes", lim.Name)
 		}
-		p := lim.Policy
-		pp := p.premium(cfg.PremiumMultiplier)
-		e := &limitEntry{
-			Limit:   lim,
-			normal:  Bucket{Capacity: p.Burst, Interval: p.interval(), Window: p.Window.Microseconds()},
-			premium: Bucket{Capacity: pp.Burst, Interval: pp.interval(), Window: pp.Window.Microseconds()},
-		}
+		e := &limitEntry{Limit: lim, normal: lim.Policy.bucket(), premium: lim.Policy.Premium(cfg.PremiumMultiplier).bucket()}
 		l.limits[lim.Name] = e
 		l.order = append(l.order, e)
 	}
@@ -285,7 +279,7 @@ func (l *Limiter) Snapshot(ctx context.Context, n int) (Snapshot, error) {
 	if n <= 0 || n > maxSnapshot {
 		n = maxSnapshot
 	}
-	out := Snapshot{Overrides: l.inForce()}
+	out := Snapshot{Overrides: l.Overrides()}
 	st := l.store
 	if l.local != nil && l.backend.down.Load() {
 		st, out.Degraded = l.local, true

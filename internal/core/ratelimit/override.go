@@ -56,10 +56,8 @@ func newOverrideSet(list []Override) *overrideSet {
 	s := &overrideSet{byKey: map[string]*resolvedOverride{}, byScope: map[string]*resolvedOverride{},
 		byLimit: map[string]*resolvedOverride{}, list: list}
 	for _, o := range list {
-		p := o.policy()
-		r := &resolvedOverride{Override: o, bucket: Bucket{
-			Capacity: p.Burst, Interval: p.interval(), Window: p.Window.Microseconds(), Shadow: o.Mode == ModeShadow,
-		}}
+		r := &resolvedOverride{Override: o, bucket: o.policy().bucket()}
+		r.bucket.Shadow = o.Mode == ModeShadow
 		switch strings.Count(o.Target, ":") {
 		case 0:
 			s.byLimit[o.Target] = r
