@@ -156,9 +156,8 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (Decision, error) {
 	bs, rs := s.bs[:n], s.rs[:n]
 
 	if l.local != nil {
-		if i := l.bans.banned(bs, l.clock); i >= 0 {
-			rs[i] = Result{Banned: true, BannedUntil: l.bans.until(bs[i].Key), Capacity: bs[i].Capacity}
-			rs[i].RetryAfter = max(rs[i].BannedUntil-micros(l.clock.Now()), 1)
+		if i, until, now := l.bans.banned(bs, l.clock); i >= 0 {
+			rs[i] = Result{Banned: true, BannedUntil: until, Capacity: bs[i].Capacity, RetryAfter: max(until-now, 1)}
 			return l.decide(e, s, i, i), nil
 		}
 		if err := l.takeRemote(ctx, bs, rs); err != nil {
