@@ -30,15 +30,14 @@ type Deps struct {
 // Limiter is the rate-limiting service: it resolves a request to its buckets
 // (limit → scopes → tier → override) and asks its store to decide.
 type Limiter struct {
-	cfg    Config
-	rules  Rules
-	limits map[string]*limitEntry
-	order  []*limitEntry
-	store  Store
-	local  Store
-	clock  Clock
-	obs    Observer
-	log    *slog.Logger
+	cfg   Config
+	rules Rules
+	order []*limitEntry // the limits, in the order of DESIGN §3
+	store Store
+	local Store
+	clock Clock
+	obs   Observer
+	log   *slog.Logger
 
 	overrides atomic.Pointer[overrideSet]
 	scratch   sync.Pool
@@ -83,7 +82,7 @@ func New(cfg Config, d Deps) (*Limiter, error) {
 		d.Logger = slog.Default()
 	}
 	l := &Limiter{
-		cfg: cfg, rules: cfg.Rules(), limits: map[string]*limitEntry{},
+		cfg: cfg, rules: cfg.Rules(),
 		store: d.Store, local: d.Local, clock: d.Clock, obs: d.Observer, log: d.Logger,
 	}
 	for _, lim := range cfg.Limits() {
@@ -91,7 +90,6 @@ func New(cfg Config, d Deps) (*Limiter, error) {
 			return nil, core.Errorf(core.CodeInvalid, "limit %s has too many scopes", lim.Name)
 		}
 		e := &limitEntry{Limit: lim, normal: lim.Policy.bucket(), premium: lim.Policy.Premium(cfg.PremiumMultiplier).bucket()}
-		l.limits[lim.Name] = e
 		l.order = append(l.order, e)
 	}
 	l.overrides.Store(newOverrideSet(nil))
