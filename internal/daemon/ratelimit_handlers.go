@@ -77,7 +77,7 @@ func (s *Server) handleRLTest() http.Handler {
 // handleSecurePing answers a caller known by user and tenant.
 func (s *Server) handleSecurePing() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := s.identity.identify(r, s.tokens.roleOf(r) == RoleDeveloper)
+		id := s.identityOf(r)
 		writeJSON(w, http.StatusOK, map[string]any{"pong": true, "user": id.User, "tenant": id.Tenant})
 	})
 }
@@ -86,7 +86,7 @@ func (s *Server) handleSecurePing() http.Handler {
 // tenant the identity rules believe; secure-ping needs both.
 func (s *Server) requireUserTenant(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := s.identity.identify(r, s.tokens.roleOf(r) == RoleDeveloper)
+		id := s.identityOf(r)
 		if id.User == "" || id.Tenant == "" {
 			writeError(w, r, s.log, core.Errorf(core.CodeInvalid,
 				"a user and a tenant are required (X-User-ID and X-Tenant-ID, from a trusted proxy)"))

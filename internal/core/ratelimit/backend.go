@@ -138,26 +138,20 @@ type banCache struct {
 }
 
 // banned returns the index of the first bucket whose key is banned at now,
-// or -1.
-func (c *banCache) banned(bs []Bucket, clock Clock) int {
+// or -1; with it, when that ban ends and now, in Unix µs.
+func (c *banCache) banned(bs []Bucket, clock Clock) (int, int64, int64) {
 	if c.n.Load() == 0 {
-		return -1
+		return -1, 0, 0
 	}
 	now := micros(clock.Now())
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	for i := range bs {
 		if until, ok := c.m[string(bs[i].Key)]; ok && until > now {
-			return i
+			return i, until, now
 		}
 	}
-	return -1
-}
-
-func (c *banCache) until(key []byte) int64 {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.m[string(key)]
+	return -1, 0, now
 }
 
 func (c *banCache) add(key []byte, until int64) {

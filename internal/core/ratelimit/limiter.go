@@ -30,15 +30,14 @@ type Deps struct {
 // Limiter is the rate-limiting service: it resolves a request to its buckets
 // (limit → scopes → tier → override) and asks its store to decide.
 type Limiter struct {
-	cfg    Config
-	rules  Rules
-	limits map[string]*limitEntry
-	order  []*limitEntry
-	store  Store
-	local  Store
-	clock  Clock
-	obs    Observer
-	log    *slog.Logger
+	cfg   Config
+	rules Rules
+	order []*limitEntry // the limits, in the order of DESIGN §3
+	store Store
+	local Store
+	clock Clock
+	obs   Observer
+	log   *slog.Logger
 
 	overrides atomic.Pointer[overrideSet]
 	scratch   sync.Pool
@@ -83,21 +82,14 @@ func New(cfg Config, d Deps) (*Limiter, error) {
 		d.Logger = slog.Default()
 	}
 	l := &Limiter{
-		cfg: cfg, rules: cfg.Rules(), limits: map[string]*limitEntry{},
+		cfg: cfg, rules: cfg.Rules(),
 		store: d.Store, local: d.Local, clock: d.Clock, obs: d.Observer, log: d.Logger,
 	}
 	for _, lim := range cfg.Limits() {
 		if len(lim.Scopes) > maxScopes {
 			return nil, core.Errorf(core.CodeInvalid, "limit %s has too many scopes", lim.Name)
 		}
-		p := lim.Policy
-		pp := p.premium(cfg.PremiumMultiplier)
-		e := &limitEntry{
-			Limit:   lim,
-			normal:  Bucket{Capacity: p.Burst, Interval: p.interval(), Window: p.Window.Microseconds()},
-			premium: Bucket{Capacity: pp.Burst, Interval: pp.interval(), Window: pp.Window.Microseconds()},
-		}
-		l.limits[lim.Name] = e
+		e := &limitEntry{Limit: lim, normal: lim.Policy.bucket(), premium: lim.Policy.Premium(cfg.PremiumMultiplier).bucket()}
 		l.order = append(l.order, e)
 	}
 	l.overrides.Store(newOverrideSet(nil))
@@ -162,9 +154,8 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (Decision, error) {
 	bs, rs := s.bs[:n], s.rs[:n]
 
 	if l.local != nil {
-		if i := l.bans.banned(bs, l.clock); i >= 0 {
-			rs[i] = Result{Banned: true, BannedUntil: l.bans.until(bs[i].Key), Capacity: bs[i].Capacity}
-			rs[i].RetryAfter = max(rs[i].BannedUntil-micros(l.clock.Now()), 1)
+		if i, until, now := l.bans.banned(bs, l.clock); i >= 0 {
+			rs[i] = Result{Banned: true, BannedUntil: until, Capacity: bs[i].Capacity, RetryAfter: max(until-now, 1)}
 			return l.decide(e, s, i, i), nil
 		}
 		if err := l.takeRemote(ctx, bs, rs); err != nil {
@@ -285,7 +276,7 @@ func (l *Limiter) Snapshot(ctx context.Context, n int) (Snapshot, error) {
 	if n <= 0 || n > maxSnapshot {
 		n = maxSnapshot
 	}
-	out := Snapshot{Overrides: l.inForce()}
+	out := Snapshot{Overrides: l.Overrides()}
 	st := l.store
 	if l.local != nil && l.backend.down.Load() {
 		st, out.Degraded = l.local, true

@@ -2,6 +2,7 @@ package ratelimit_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,20 +44,11 @@ func TestConfigValidate(t *testing.T) {
 				}
 				return
 			}
-			if core.ErrorCode(err) != core.CodeInvalid || !contains(core.ErrorMessage(err), tt.setting) {
+			if core.ErrorCode(err) != core.CodeInvalid || !strings.Contains(core.ErrorMessage(err), tt.setting) {
 				t.Errorf("Validate = %v, want an invalid error naming %s", err, tt.setting)
 			}
 		})
 	}
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
 
 // recorder is an Observer that keeps what it is told.

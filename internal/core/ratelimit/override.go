@@ -56,10 +56,8 @@ func newOverrideSet(list []Override) *overrideSet {
 	s := &overrideSet{byKey: map[string]*resolvedOverride{}, byScope: map[string]*resolvedOverride{},
 		byLimit: map[string]*resolvedOverride{}, list: list}
 	for _, o := range list {
-		p := o.policy()
-		r := &resolvedOverride{Override: o, bucket: Bucket{
-			Capacity: p.Burst, Interval: p.interval(), Window: p.Window.Microseconds(), Shadow: o.Mode == ModeShadow,
-		}}
+		r := &resolvedOverride{Override: o, bucket: o.policy().bucket()}
+		r.bucket.Shadow = o.Mode == ModeShadow
 		switch strings.Count(o.Target, ":") {
 		case 0:
 			s.byLimit[o.Target] = r
@@ -77,21 +75,27 @@ func newOverrideSet(list []Override) *overrideSet {
 // by string(bytes) and so allocate nothing.
 func (s *overrideSet) lookup(key []byte, limitLen, scopeEnd int, clock Clock) *resolvedOverride {
 	if len(s.byKey) > 0 {
-		if o := s.byKey[string(key)]; o != nil && (o.ExpiresAt.IsZero() || !o.Expired(clock.Now())) {
+		if o := s.byKey[string(key)]; o.live(clock) {
 			return o
 		}
 	}
 	if len(s.byScope) > 0 {
-		if o := s.byScope[string(key[:scopeEnd])]; o != nil && (o.ExpiresAt.IsZero() || !o.Expired(clock.Now())) {
+		if o := s.byScope[string(key[:scopeEnd])]; o.live(clock) {
 			return o
 		}
 	}
 	if len(s.byLimit) > 0 {
-		if o := s.byLimit[string(key[:limitLen])]; o != nil && (o.ExpiresAt.IsZero() || !o.Expired(clock.Now())) {
+		if o := s.byLimit[string(key[:limitLen])]; o.live(clock) {
 			return o
 		}
 	}
 	return nil
+}
+
+// live reports whether o exists and is in force; the clock is read only for
+// an override with an expiry.
+func (o *resolvedOverride) live(clock Clock) bool {
+	return o != nil && (o.ExpiresAt.IsZero() || !o.Expired(clock.Now()))
 }
 
 // Target is a parsed override target or bucket key.
@@ -120,7 +124,7 @@ func (t Target) String() string {
 func (l *Limiter) ParseTarget(s string) (Target, error) {
 	parts := strings.SplitN(s, ":", 3)
 	t := Target{Limit: parts[0]}
-	lim := l.limits[t.Limit]
+	lim := l.limit(t.Limit)
 	if lim == nil {
 		return Target{}, core.Errorf(core.CodeInvalid, "unknown limit %q in target %q", t.Limit, s)
 	}

@@ -58,9 +58,7 @@ func (l *Limiter) DeleteOverride(ctx context.Context, target string) error {
 }
 
 // Overrides lists the overrides in force (not expired), by target.
-func (l *Limiter) Overrides() []Override { return l.inForce() }
-
-func (l *Limiter) inForce() []Override {
+func (l *Limiter) Overrides() []Override {
 	now := l.clock.Now()
 	var out []Override
 	for _, o := range l.overrides.Load().list {

@@ -1,10 +1,6 @@
 package ratelimit
 
-import (
-	"time"
-
-	"github.com/refrakt/refrakt/internal/core"
-)
+import "time"
 
 // Scope names whose identity a bucket is keyed on.
 type Scope string
@@ -21,35 +17,12 @@ const (
 // Scopes lists every scope, in the order the API shows them.
 var scopes = [...]Scope{ScopeIP, ScopeUser, ScopeTenant, ScopeUserTenant, ScopeGlobal}
 
-// ValidScope reports whether s names a scope.
-func ValidScope(s string) bool {
-	for _, sc := range scopes {
-		if string(sc) == s {
-			return true
-		}
-	}
-	return false
-}
-
 // Policy is a token bucket: Burst tokens of capacity, refilled at Rate tokens
 // per Window.
 type Policy struct {
 	Burst  int
 	Rate   int
 	Window time.Duration
-}
-
-// Validate returns a core.CodeInvalid error for a policy that cannot limit.
-func (p Policy) Validate() error {
-	switch {
-	case p.Burst <= 0:
-		return core.Errorf(core.CodeInvalid, "burst must be positive, got %d", p.Burst)
-	case p.Rate <= 0:
-		return core.Errorf(core.CodeInvalid, "rate must be positive, got %d", p.Rate)
-	case p.Window < time.Millisecond:
-		return core.Errorf(core.CodeInvalid, "window must be at least 1ms, got %s", p.Window)
-	}
-	return nil
 }
 
 // interval is the GCRA emission interval in microseconds: the time one token
@@ -59,13 +32,16 @@ func (p Policy) interval() int64 {
 	return (w + int64(p.Rate) - 1) / int64(p.Rate)
 }
 
-// premium is p for the premium tier: burst and rate times m, rounded down.
-func (p Policy) premium(m float64) Policy {
-	return Policy{Burst: max(1, int(float64(p.Burst)*m)), Rate: max(1, int(float64(p.Rate)*m)), Window: p.Window}
+// bucket is the bucket p sets, for any key.
+func (p Policy) bucket() Bucket {
+	return Bucket{Capacity: p.Burst, Interval: p.interval(), Window: p.Window.Microseconds()}
 }
 
-// Premium returns p for the premium tier with multiplier m.
-func (p Policy) Premium(m float64) Policy { return p.premium(m) }
+// Premium returns p for the premium tier with multiplier m: burst and rate
+// times m, rounded down, at least 1.
+func (p Policy) Premium(m float64) Policy {
+	return Policy{Burst: max(1, int(float64(p.Burst)*m)), Rate: max(1, int(float64(p.Rate)*m)), Window: p.Window}
+}
 
 // Limit is a named policy applied per scope. A request must pass every
 // scope whose identity it carries; scopes with an unknown identity (no user

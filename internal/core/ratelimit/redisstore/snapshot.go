@@ -3,8 +3,6 @@ package redisstore
 import (
 	"cmp"
 	"context"
-	"encoding/binary"
-	"math"
 	"slices"
 	"strconv"
 
@@ -40,10 +38,7 @@ func (s *Store) Snapshot(ctx context.Context, r *ratelimit.Rules, n int) (rateli
 	if n == 0 {
 		return out, nil
 	}
-	if out.Recent, err = s.states(ctx, r, now, recent.Val()); err != nil {
-		return out, err
-	}
-	if out.Penalized, err = s.states(ctx, r, now, pen.Val()); err != nil {
+	if out.Recent, out.Penalized, err = s.states(ctx, r, now, recent.Val(), pen.Val()); err != nil {
 		return out, err
 	}
 	out.Penalized = slices.DeleteFunc(out.Penalized, func(b ratelimit.BucketState) bool {
@@ -64,17 +59,23 @@ func (s *Store) now(ctx context.Context) (int64, error) {
 	return t.UnixMicro(), nil
 }
 
-// states reads the hashes of keys and returns those still held, most
-// recently active first.
-func (s *Store) states(ctx context.Context, r *ratelimit.Rules, now int64, keys []string) ([]ratelimit.BucketState, error) {
+// states reads the cells of the recent and the penalized keys in one round
+// trip and returns those still held, each list most recently active first.
+func (s *Store) states(ctx context.Context, r *ratelimit.Rules, now int64, recent, pen []string) (rs, ps []ratelimit.BucketState, err error) {
 	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.StringCmd, len(keys))
-	for i, k := range keys {
+	cmds := make([]*redis.StringCmd, len(recent)+len(pen))
+	for i, k := range slices.Concat(recent, pen) {
 		cmds[i] = pipe.Get(ctx, s.bucketKey(k))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
-		return nil, wrap(err, "snapshot")
+		return nil, nil, wrap(err, "snapshot")
 	}
+	return cellStates(r, now, recent, cmds[:len(recent)]), cellStates(r, now, pen, cmds[len(recent):]), nil
+}
+
+// cellStates decodes the replies of keys, skipping the keys gone since they
+// were indexed, most recently active first.
+func cellStates(r *ratelimit.Rules, now int64, keys []string, cmds []*redis.StringCmd) []ratelimit.BucketState {
 	out := make([]ratelimit.BucketState, 0, len(keys))
 	for i, k := range keys {
 		v := cmds[i].Val()
@@ -83,7 +84,7 @@ func (s *Store) states(ctx context.Context, r *ratelimit.Rules, now int64, keys 
 		}
 		var f [9]int64
 		for j := range f {
-			f[j] = int64(math.Float64frombits(binary.LittleEndian.Uint64([]byte(v[8*j:]))))
+			f[j] = int64(float64At(v, 8*j))
 		}
 		c := ratelimit.Cell{TAT: f[0], Interval: f[1], Capacity: int(f[2]), Strikes: int(f[3]), StrikeAt: f[4],
 			BannedUntil: f[5], BanLevel: int(f[6]), LastBan: f[7], Seen: f[8]}
@@ -92,5 +93,5 @@ func (s *Store) states(ctx context.Context, r *ratelimit.Rules, now int64, keys 
 	slices.SortStableFunc(out, func(a, b ratelimit.BucketState) int {
 		return cmp.Compare(b.LastSeen.UnixMicro(), a.LastSeen.UnixMicro())
 	})
-	return out, nil
+	return out
 }

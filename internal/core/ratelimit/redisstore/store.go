@@ -300,10 +300,11 @@ func (s *Store) exec(ctx context.Context, groups []*group) {
 			// After a restart or SCRIPT FLUSH: EVAL loads the script again.
 			c.cmd = s.take.Run(ctx, s.rdb, c.keys, c.args...)
 		}
-		if isCrossSlot(c.cmd.Err()) && s.multiSlot.Swap(false) {
+		if isCrossSlot(c.cmd.Err()) {
 			// A single-server client on a Cluster node (REDIS_CLUSTER=false
 			// on a one-node cluster): from now on, one call per slot. The
-			// refused call ran nothing; its ops go again, split by slot.
+			// refused call ran nothing; its ops go again, split by slot,
+			// whichever flusher turned multiSlot off.
 			s.multiSlot.Store(false)
 			s.redo(ctx, c)
 			continue
