@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/redistest"
@@ -23,19 +24,43 @@ const (
 	opToken  = "operator-token-0123456789"
 )
 
-func newTestServer(t *testing.T, mutate ...func(*config.Config)) *Server {
-	t.Helper()
+// testConfig is the default config with both tokens set and no workers,
+// changed by mutate.
+func testConfig(mutate ...func(*config.Config)) config.Config {
 	cfg := config.Default()
 	cfg.DeveloperToken, cfg.OperatorToken = devToken, opToken
 	cfg.WorkerConcurrency = 0
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	s, err := NewServer(Deps{Config: cfg})
+	return cfg
+}
+
+// newTestServer is a server of testConfig on the memory backend.
+func newTestServer(t *testing.T, mutate ...func(*config.Config)) *Server {
+	t.Helper()
+	s, err := NewServer(Deps{Config: testConfig(mutate...)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// newRedisServer is a server of testConfig on r: the client it returns is
+// closed at cleanup, and the backend's key prefix is the config's.
+func newRedisServer(t *testing.T, r *redistest.Server, mutate ...func(*config.Config)) (*Server, redis.UniversalClient) {
+	t.Helper()
+	client, kind, err := OpenRedis(context.Background(), r.URL(), "auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	cfg := testConfig(mutate...)
+	s, err := NewServer(Deps{Config: cfg, Backend: &Backend{Kind: kind, Redis: client, Prefix: cfg.Prefix}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, client
 }
 
 // do sends one request through the server's whole middleware chain.

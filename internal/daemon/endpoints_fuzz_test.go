@@ -18,18 +18,8 @@ import (
 // reaches its handler rather than a 429.
 func fuzzServer(t *testing.T, mutate ...func(*config.Config)) *Server {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DeveloperToken, cfg.OperatorToken = devToken, opToken
-	cfg.WorkerConcurrency = 0
-	cfg.RateLimitEnabled = false
-	for _, m := range mutate {
-		m(&cfg)
-	}
-	s, err := NewServer(Deps{Config: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	noLimits := func(cfg *config.Config) { cfg.RateLimitEnabled = false }
+	return newTestServer(t, append([]func(*config.Config){noLimits}, mutate...)...)
 }
 
 // serve sends one request through the whole handler chain.

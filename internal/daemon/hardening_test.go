@@ -244,18 +244,7 @@ func TestBucketMemoryBoundedUnderKeyFlood(t *testing.T) {
 // nothing behind once it stops.
 func TestBucketKeysExpireInRedis(t *testing.T) {
 	r := redistest.Start(t)
-	client, kind, err := OpenRedis(context.Background(), r.URL(), "auto")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	cfg := config.Default()
-	cfg.DeveloperToken, cfg.OperatorToken = devToken, opToken
-	cfg.WorkerConcurrency = 0
-	s, err := NewServer(Deps{Config: cfg, Backend: &Backend{Kind: kind, Redis: client, Prefix: cfg.Prefix}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, client := newRedisServer(t, r)
 	for i := range 2000 {
 		peer := fmt.Sprintf("10.9.%d.%d:1000", i>>8&255, i&255)
 		if resp, _ := send(t, s, request{method: "GET", path: "/api/public/tenant-meta?tenant=t", peer: peer}); resp.StatusCode != 200 {
@@ -263,7 +252,7 @@ func TestBucketKeysExpireInRedis(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	keys, err := client.Keys(ctx, cfg.Prefix+"*").Result()
+	keys, err := client.Keys(ctx, config.Default().Prefix+"*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}

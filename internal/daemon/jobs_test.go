@@ -254,18 +254,9 @@ func TestObsJobs(t *testing.T) {
 // and recover when it continues, losing nothing.
 func TestJobsOnRedis(t *testing.T) {
 	r := redistest.Start(t)
-	client, kind, err := OpenRedis(context.Background(), r.URL(), "auto")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	cfg := config.Default()
-	cfg.DeveloperToken, cfg.OperatorToken = devToken, opToken
-	cfg.WorkerConcurrency, cfg.TickInterval, cfg.JobLease, cfg.ShutdownTimeout = 2, 20*time.Millisecond, time.Second, time.Second
-	s, err := NewServer(Deps{Config: cfg, Backend: &Backend{Kind: kind, Redis: client, Prefix: "refrakt:"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _ := newRedisServer(t, r, func(cfg *config.Config) {
+		cfg.WorkerConcurrency, cfg.TickInterval, cfg.JobLease, cfg.ShutdownTimeout = 2, 20*time.Millisecond, time.Second, time.Second
+	})
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -150,18 +150,7 @@ func TestMetricLabelsStayBounded(t *testing.T) {
 // counted by operation.
 func TestBackendErrorsCounted(t *testing.T) {
 	r := redistest.Start(t)
-	client, kind, err := OpenRedis(context.Background(), r.URL(), "auto")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	cfg := config.Default()
-	cfg.DeveloperToken = devToken
-	cfg.WorkerConcurrency = 0
-	s, err := NewServer(Deps{Config: cfg, Backend: &Backend{Kind: kind, Redis: client, Prefix: "refrakt:"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _ := newRedisServer(t, r)
 	r.Stop()
 	if rec := raw(t, s, "GET", "/api/dev/rl-test", devToken, ""); rec.Code != 200 {
 		t.Fatalf("rl-test with Redis down (local fallback): %d %s", rec.Code, rec.Body)

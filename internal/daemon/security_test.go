@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -340,18 +339,7 @@ func TestTokensNeverLogged(t *testing.T) {
 func TestErrorsDoNotLeakInternals(t *testing.T) {
 	t.Parallel()
 	r := redistest.Start(t)
-	client, kind, err := OpenRedis(context.Background(), r.URL(), "auto")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	cfg := config.Default()
-	cfg.DeveloperToken, cfg.OperatorToken = devToken, opToken
-	cfg.WorkerConcurrency = 0
-	s, err := NewServer(Deps{Config: cfg, Backend: &Backend{Kind: kind, Redis: client, Prefix: cfg.Prefix}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _ := newRedisServer(t, r)
 	r.Stop()
 	leaks := []string{r.Addr(), strconv.Itoa(r.Port), "dial tcp", "connection refused", "redis:", "goroutine", ".go:", "EOF"}
 	statuses := map[int]int{}

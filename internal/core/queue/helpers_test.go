@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,7 +14,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/refrakt/refrakt/internal/core/queue"
-	"github.com/refrakt/refrakt/internal/core/queue/brokertest"
 	"github.com/refrakt/refrakt/internal/core/queue/membroker"
 	"github.com/refrakt/refrakt/internal/core/queue/redisbroker"
 	"github.com/refrakt/refrakt/internal/redistest"
@@ -129,14 +129,7 @@ func (r *recorder) BackendError(op string) { r.mu.Lock(); r.backend[op]++; r.mu.
 func (r *recorder) snapshot() map[string]map[string]int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	cp := func(m map[string]int) map[string]int {
-		out := map[string]int{}
-		for k, v := range m {
-			out[k] = v
-		}
-		return out
-	}
-	return map[string]map[string]int{"enqueued": cp(r.enqueued), "transitions": cp(r.transitions), "finished": cp(r.finished), "rejected": cp(r.rejected)}
+	return map[string]map[string]int{"enqueued": maps.Clone(r.enqueued), "transitions": maps.Clone(r.transitions), "finished": maps.Clone(r.finished), "rejected": maps.Clone(r.rejected)}
 }
 
 // flaky wraps a broker and fails the operations named in failing.
@@ -183,5 +176,3 @@ func (f *flaky) Enqueue(ctx context.Context, jobs ...queue.NewJob) error {
 	}
 	return f.Broker.Enqueue(ctx, jobs...)
 }
-
-var _ = brokertest.NewClock

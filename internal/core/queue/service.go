@@ -207,11 +207,7 @@ func (s *Service) EnqueueBatch(ctx context.Context, reqs []EnqueueRequest, sourc
 
 func (s *Service) store(ctx context.Context, jobs []NewJob) ([]*Job, error) {
 	if err := s.broker.Enqueue(ctx, jobs...); err != nil {
-		if core.ErrorCode(err) == core.CodeInternal {
-			s.obs.BackendError("enqueue")
-			return nil, core.Wrap(core.CodeUnavailable, err, "the job queue is unavailable")
-		}
-		return nil, err
+		return nil, s.backendErr("enqueue", err)
 	}
 	out := make([]*Job, len(jobs))
 	for i, nj := range jobs {
@@ -237,11 +233,7 @@ func (s *Service) Submit(ctx context.Context, req EnqueueRequest, source string)
 // storeOne is store for one job, without the slices.
 func (s *Service) storeOne(ctx context.Context, nj NewJob) (*Job, error) {
 	if err := s.broker.Enqueue(ctx, nj); err != nil {
-		if core.ErrorCode(err) == core.CodeInternal {
-			s.obs.BackendError("enqueue")
-			return nil, core.Wrap(core.CodeUnavailable, err, "the job queue is unavailable")
-		}
-		return nil, err
+		return nil, s.backendErr("enqueue", err)
 	}
 	s.obs.Enqueued(nj.Source)
 	return nj.Job, nil

@@ -24,22 +24,7 @@ func parseLease(v []any) (*queue.Job, int64) {
 	if len(v) < len(fields) || v[0] == nil {
 		return nil, 0
 	}
-	s := func(i int) string {
-		if str, ok := v[i].(string); ok {
-			return str
-		}
-		return ""
-	}
-	n := func(i int) int {
-		x, _ := strconv.Atoi(s(i))
-		return x
-	}
-	raw := func(i int) json.RawMessage {
-		if str := s(i); str != "" {
-			return json.RawMessage(str)
-		}
-		return nil
-	}
+	s, n, raw := values(v).str, values(v).int, values(v).raw
 	tok, _ := strconv.ParseInt(s(18), 10, 64)
 	return &queue.Job{
 		ID: s(0), Queue: s(1), Type: s(2), Payload: raw(3), Status: queue.Status(s(4)),
@@ -52,25 +37,35 @@ func parseLease(v []any) (*queue.Job, int64) {
 // parseStarted decodes what start returns ({id, START_FIELDS…}) into the
 // job as it now runs in queue q, started at now under a lease of lease.
 func parseStarted(v []any, q string, now time.Time, lease time.Duration) (*queue.Job, int64) {
-	s := func(i int) string {
-		if str, ok := v[i].(string); ok {
-			return str
-		}
-		return ""
-	}
-	n := func(i int) int {
-		x, _ := strconv.Atoi(s(i))
-		return x
-	}
-	var payload json.RawMessage
-	if p := s(3); p != "" {
-		payload = json.RawMessage(p)
-	}
+	s, n := values(v).str, values(v).int
 	tok, _ := strconv.ParseInt(s(12), 10, 64)
 	return &queue.Job{
-		ID: s(0), Queue: q, Status: queue.StatusRunning, Type: s(2), Payload: payload,
+		ID: s(0), Queue: q, Status: queue.StatusRunning, Type: s(2), Payload: values(v).raw(3),
 		Attempts: n(4), Retries: n(5), MaxRetries: n(6), IntervalSeconds: n(7),
 		RunAt: msTime(s(8)), EnqueuedAt: msTime(s(9)), Source: s(10), ReadyAt: msTime(s(11)),
 		StartedAt: now, LeaseUntil: now.Add(lease.Truncate(time.Millisecond)),
 	}, tok
+}
+
+// values is a reply of HMGET or of a script: strings, nil for missing.
+type values []any
+
+// str is value i, "" when missing.
+func (v values) str(i int) string {
+	s, _ := v[i].(string)
+	return s
+}
+
+// int is value i as a number, 0 when missing or malformed.
+func (v values) int(i int) int {
+	x, _ := strconv.Atoi(v.str(i))
+	return x
+}
+
+// raw is value i as JSON, nil when missing or empty.
+func (v values) raw(i int) json.RawMessage {
+	if s := v.str(i); s != "" {
+		return json.RawMessage(s)
+	}
+	return nil
 }

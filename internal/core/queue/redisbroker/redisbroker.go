@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -238,10 +239,10 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall) {
 				parts = append(parts, p)
 			}
 			p.jobs = append(p.jobs, nj)
-			if !b.wakeInScript && nj.Delay <= 0 && !contains(wakeQueues, nj.Queue) {
+			if !b.wakeInScript && nj.Delay <= 0 && !slices.Contains(wakeQueues, nj.Queue) {
 				wakeQueues = append(wakeQueues, nj.Queue)
 			}
-			if !contains(newQueues, nj.Queue) && !b.isKnown(nj.Queue) {
+			if !slices.Contains(newQueues, nj.Queue) && !b.isKnown(nj.Queue) {
 				newQueues = append(newQueues, nj.Queue)
 			}
 		}
@@ -467,7 +468,7 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 		}
 	}
 	order := make([]string, 0, len(names)+1)
-	if hint != "" && (len(req.Queues) == 0 || contains(req.Queues, hint)) {
+	if hint != "" && (len(req.Queues) == 0 || slices.Contains(req.Queues, hint)) {
 		order = append(order, hint)
 		b.markKnown(hint)
 	}
@@ -498,15 +499,6 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 		}
 	}
 	return leases, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // reply decodes the {"ok", …} / {"conflict", status} / {"not_found"} replies.

@@ -95,6 +95,22 @@ local function to_history(history, dead, prefix, cap, id, now, is_dead, batch)
 end
 `
 
+// unqueue is prepended, after the prelude, to the scripts that take a job
+// out of line by id (not to the hot ones, which would pay for its closure).
+// unqueue(st, id, …) removes job id from the list or set of its status st,
+// running only when a running key is given, and returns false, writing
+// nothing, when st is none of those.
+const unqueue = `
+local function unqueue(st, id, pending, scheduled, retry, running)
+  if st == 'pending' then redis.call('LREM', pending, 1, id)
+  elseif st == 'scheduled' then redis.call('ZREM', scheduled, id)
+  elseif st == 'failed' then redis.call('ZREM', retry, id)
+  elseif running and st == 'running' then redis.call('ZREM', running, id)
+  else return false end
+  return true
+end
+`
+
 // enqueueScript stores new jobs of one queue. It is the hot path of a
 // single caller, so it skips the prelude (its tables and closures cost a
 // few microseconds of Redis CPU per call) and reads TIME itself.
@@ -173,16 +189,13 @@ return out
 // Returns {"ok", now, {id, START_FIELDS…}}; {"conflict", status} when the
 // job is not pending, scheduled or failed; {"not_found"} when there is no
 // such job.
-var claimScript = newScript(prelude + `
+var claimScript = newScript(prelude + unqueue + `
 local now = now_ms(ARGV[1])
 local id = ARGV[2]
 local key = KEYS[6] .. id
 local st = redis.call('HGET', key, 'status')
 if not st then return {'not_found'} end
-if st == 'pending' then redis.call('LREM', KEYS[1], 1, id)
-elseif st == 'scheduled' then redis.call('ZREM', KEYS[2], id)
-elseif st == 'failed' then redis.call('ZREM', KEYS[3], id)
-else return {'conflict', st} end
+if not unqueue(st, id, KEYS[1], KEYS[2], KEYS[3]) then return {'conflict', st} end
 local f = start(key, id, KEYS[4], now, tonumber(ARGV[3]))
 redis.call('HINCRBY', KEYS[5], 'started', 1)
 return {'ok', now, f}
@@ -313,17 +326,13 @@ return out
 //	ARGV[1] now  ARGV[2] id  ARGV[3] history cap
 //
 // Returns {"ok", from, fields}; {"conflict", status}; {"not_found"}.
-var cancelScript = newScript(prelude + `
+var cancelScript = newScript(prelude + unqueue + `
 local now = now_ms(ARGV[1])
 local id = ARGV[2]
 local key = KEYS[7] .. id
 local st = redis.call('HGET', key, 'status')
 if not st then return {'not_found'} end
-if st == 'pending' then redis.call('LREM', KEYS[1], 1, id)
-elseif st == 'scheduled' then redis.call('ZREM', KEYS[2], id)
-elseif st == 'failed' then redis.call('ZREM', KEYS[3], id)
-elseif st == 'running' then redis.call('ZREM', KEYS[4], id)
-else return {'conflict', st} end
+if not unqueue(st, id, KEYS[1], KEYS[2], KEYS[3], KEYS[4]) then return {'conflict', st} end
 redis.call('HDEL', key, 'lease_until')
 redis.call('HSET', key, 'status', 'cancelled', 'finished_at', now)
 local fields = job(key)
