@@ -17,7 +17,16 @@ func TestChaos(t *testing.T) {
 	if os.Getenv("REFRAKT_CHAOS") == "full" {
 		o = Options{Daemons: 3, Jobs: 900, Rounds: 3, Lease: 2 * time.Second, Concurrency: 4, Rate: 25, Settle: 60 * time.Second}
 	}
-	r := Run(t, o)
+	checkReport(t, Run(t, o))
+}
+
+// checkReport logs a run's summary line and fails the test on each of its
+// failures.
+func checkReport(t *testing.T, r interface {
+	Line() string
+	Failures() []string
+}) {
+	t.Helper()
 	t.Log(r.Line())
 	for _, f := range r.Failures() {
 		t.Error(f)

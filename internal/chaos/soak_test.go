@@ -11,7 +11,7 @@ func TestSoakShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("soak: skipped with -short")
 	}
-	checkSoak(t, RunSoak(t, SoakOptions{Duration: 15 * time.Second, Clients: 8}))
+	checkReport(t, RunSoak(t, SoakOptions{Duration: 15 * time.Second, Clients: 8}))
 }
 
 // TestSoak is the long soak: 60 s when REFRAKT_SOAK=1, or
@@ -30,13 +30,5 @@ func TestSoak(t *testing.T) {
 	if d == 0 {
 		t.Skip("the long soak runs with REFRAKT_SOAK=1 (60 s) or REFRAKT_SOAK_DURATION; TestSoakShort always runs")
 	}
-	checkSoak(t, RunSoak(t, SoakOptions{Duration: d, Clients: 16}))
-}
-
-func checkSoak(t *testing.T, r SoakReport) {
-	t.Helper()
-	t.Log(r.Line())
-	for _, f := range r.Failures() {
-		t.Error(f)
-	}
+	checkReport(t, RunSoak(t, SoakOptions{Duration: d, Clients: 16}))
 }

@@ -36,6 +36,19 @@ func addConnFlags(cmd *cobra.Command, o *ConnOptions) {
 	fl.BoolVar(&o.NoColor, "no-color", false, "no colour (also NO_COLOR)")
 }
 
+// newGroupCmd completes cmd as a noun over one connection (jobs, limits):
+// it takes the connection flags, and subs builds its subcommands on a
+// client over that connection. It is runnable, so that an unknown
+// subcommand is an error (exit 2) rather than cobra's help with exit 0.
+func newGroupCmd(f *Factory, cmd *cobra.Command, subs func(client) []*cobra.Command) *cobra.Command {
+	conn := &ConnOptions{}
+	cmd.Args = cobra.NoArgs
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	addConnFlags(cmd, conn)
+	cmd.AddCommand(subs(client{f: f, conn: conn})...)
+	return cmd
+}
+
 // resolve fills what the flags left empty from the environment and the
 // token file, in the documented order: flag, env var, default.
 func (o *ConnOptions) resolve(getenv func(string) string) error {

@@ -11,8 +11,7 @@ import (
 
 // newJobsCmd is `refrakt jobs`: the job queue, over a daemon or Redis.
 func newJobsCmd(f *Factory) *cobra.Command {
-	conn := &ConnOptions{}
-	cmd := &cobra.Command{
+	return newGroupCmd(f, &cobra.Command{
 		Use:   "jobs",
 		Short: "Enqueue, inspect, run, cancel and requeue jobs",
 		Long: "Work with refrakt's job queue, over a daemon's API (--server, REFRAKT_SERVER, default\n" +
@@ -21,23 +20,17 @@ func newJobsCmd(f *Factory) *cobra.Command {
 		Example: "  refrakt jobs enqueue ping\n" +
 			"  refrakt jobs list --status pending\n" +
 			"  refrakt --redis redis://127.0.0.1:6379/0 jobs run --next",
-	}
-	// Runnable, so that an unknown subcommand is an error (exit 2) rather
-	// than cobra's help with exit 0.
-	cmd.Args = cobra.NoArgs
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
-	addConnFlags(cmd, conn)
-	c := client{f: f, conn: conn}
-	cmd.AddCommand(
-		newJobsEnqueueCmd(c, nil),
-		newJobsListCmd(c, nil),
-		newJobsGetCmd(c, nil),
-		newJobsRunCmd(c, nil),
-		newJobsTickCmd(c, nil),
-		newJobsCancelCmd(c, nil),
-		newJobsRequeueCmd(c, nil),
-	)
-	return cmd
+	}, func(c client) []*cobra.Command {
+		return []*cobra.Command{
+			newJobsEnqueueCmd(c, nil),
+			newJobsListCmd(c, nil),
+			newJobsGetCmd(c, nil),
+			newJobsRunCmd(c, nil),
+			newJobsTickCmd(c, nil),
+			newJobsCancelCmd(c, nil),
+			newJobsRequeueCmd(c, nil),
+		}
+	})
 }
 
 // completionTimeout bounds the look-up behind a shell completion, so a

@@ -33,6 +33,22 @@ func parseCmd[O any](t *testing.T, newCmd func(client, func(context.Context, *O)
 	return got, ExitOK
 }
 
+// checkParse parses args with the command newCmd builds and checks the exit
+// code and the options its run function received (unexported fields
+// ignored). It returns those options.
+func checkParse[O any](t *testing.T, newCmd func(client, func(context.Context, *O) error) *cobra.Command, args []string, want *O, wantCode int) *O {
+	t.Helper()
+	got, code := parseCmd(t, newCmd, args)
+	if code != wantCode {
+		t.Fatalf("exit code = %d, want %d", code, wantCode)
+	}
+	var zero O
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(zero)); diff != "" {
+		t.Errorf("options (-want +got)\n%s", diff)
+	}
+	return got
+}
+
 func intp(n int) *int { return &n }
 
 func TestJobsEnqueueFlags(t *testing.T) {
@@ -53,13 +69,7 @@ func TestJobsEnqueueFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, code := parseCmd(t, newJobsEnqueueCmd, tt.args)
-			if code != tt.wantCode {
-				t.Fatalf("exit code = %d, want %d", code, tt.wantCode)
-			}
-			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreUnexported(JobsEnqueueOptions{})); diff != "" {
-				t.Errorf("options (-want +got)\n%s", diff)
-			}
+			checkParse(t, newJobsEnqueueCmd, tt.args, tt.want, tt.wantCode)
 		})
 	}
 }
@@ -118,13 +128,7 @@ func TestJobsListFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, code := parseCmd(t, newJobsListCmd, tt.args)
-			if code != tt.wantCode {
-				t.Fatalf("exit code = %d, want %d", code, tt.wantCode)
-			}
-			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreUnexported(JobsListOptions{})); diff != "" {
-				t.Errorf("options (-want +got)\n%s", diff)
-			}
+			checkParse(t, newJobsListCmd, tt.args, tt.want, tt.wantCode)
 		})
 	}
 }
@@ -149,13 +153,7 @@ func TestJobsRunFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, code := parseCmd(t, newJobsRunCmd, tt.args)
-			if code != tt.wantCode {
-				t.Fatalf("exit code = %d, want %d", code, tt.wantCode)
-			}
-			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreUnexported(JobsRunOptions{})); diff != "" {
-				t.Errorf("options (-want +got)\n%s", diff)
-			}
+			checkParse(t, newJobsRunCmd, tt.args, tt.want, tt.wantCode)
 		})
 	}
 }

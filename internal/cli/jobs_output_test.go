@@ -48,6 +48,21 @@ func printers(buf *bytes.Buffer) map[string]*Printer {
 	}
 }
 
+// goldenModes checks what print writes in each output mode against
+// testdata/name_<mode>.golden, one subtest a mode.
+func goldenModes(t *testing.T, name string, print func(*Printer) error) {
+	t.Helper()
+	for _, mode := range []string{"tty", "pipe", "json"} {
+		t.Run(name+"_"+mode, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := print(printers(&buf)[mode]); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, name+"_"+mode, buf.Bytes())
+		})
+	}
+}
+
 func fixtureJobs() []*queue.Job {
 	ago := func(d time.Duration) time.Time { return goldenNow.Add(-d) }
 	return []*queue.Job{
@@ -76,14 +91,6 @@ func TestJobsOutputGolden(t *testing.T) {
 		{"jobs_tick", func(p *Printer) error { return printTick(p, TickView{Scheduled: 2, Retried: 1, RecoveredDead: 1}) }},
 	}
 	for _, tt := range tests {
-		for _, mode := range []string{"tty", "pipe", "json"} {
-			t.Run(tt.name+"_"+mode, func(t *testing.T) {
-				var buf bytes.Buffer
-				if err := tt.print(printers(&buf)[mode]); err != nil {
-					t.Fatal(err)
-				}
-				golden(t, tt.name+"_"+mode, buf.Bytes())
-			})
-		}
+		goldenModes(t, tt.name, tt.print)
 	}
 }

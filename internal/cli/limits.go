@@ -10,8 +10,7 @@ import (
 // newLimitsCmd is `refrakt limits`: policies, overrides and buckets, over a
 // daemon or Redis.
 func newLimitsCmd(f *Factory) *cobra.Command {
-	conn := &ConnOptions{}
-	cmd := &cobra.Command{
+	return newGroupCmd(f, &cobra.Command{
 		Use:   "limits",
 		Short: "Show rate limits, set and remove overrides, reset buckets",
 		Long: "Work with refrakt's rate limits, over a daemon's API (--server, REFRAKT_SERVER, default\n" +
@@ -21,20 +20,14 @@ func newLimitsCmd(f *Factory) *cobra.Command {
 		Example: "  refrakt limits get\n" +
 			"  refrakt limits set run:ip --capacity 100 --window 1m --ttl 1h\n" +
 			"  refrakt limits reset run:ip:203.0.113.7",
-	}
-	// Runnable, so that an unknown subcommand is an error (exit 2) rather
-	// than cobra's help with exit 0.
-	cmd.Args = cobra.NoArgs
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
-	addConnFlags(cmd, conn)
-	c := client{f: f, conn: conn}
-	cmd.AddCommand(
-		newLimitsGetCmd(c, nil),
-		newLimitsSetCmd(c, nil),
-		newLimitsUnsetCmd(c, nil),
-		newLimitsResetCmd(c, nil),
-	)
-	return cmd
+	}, func(c client) []*cobra.Command {
+		return []*cobra.Command{
+			newLimitsGetCmd(c, nil),
+			newLimitsSetCmd(c, nil),
+			newLimitsUnsetCmd(c, nil),
+			newLimitsResetCmd(c, nil),
+		}
+	})
 }
 
 // completeTargets completes the first argument with the limit names, their

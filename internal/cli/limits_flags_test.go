@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
@@ -36,13 +35,7 @@ func TestLimitsSetFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, code := parseCmd(t, newLimitsSetCmd, tt.args)
-			if code != tt.wantCode {
-				t.Fatalf("exit code = %d, want %d", code, tt.wantCode)
-			}
-			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreUnexported(LimitsSetOptions{})); diff != "" {
-				t.Errorf("options (-want +got)\n%s", diff)
-			}
+			got := checkParse(t, newLimitsSetCmd, tt.args, tt.want, tt.wantCode)
 			if got != nil {
 				if diff := cmp.Diff(tt.wantReq, got.request()); diff != "" {
 					t.Errorf("request (-want +got)\n%s", diff)
@@ -85,13 +78,7 @@ func TestLimitsTargetCommandFlags(t *testing.T) {
 	}
 	for _, tt := range getTests {
 		t.Run("get/"+tt.name, func(t *testing.T) {
-			got, code := parseCmd(t, newLimitsGetCmd, tt.args)
-			if code != tt.wantCode {
-				t.Fatalf("exit code = %d, want %d", code, tt.wantCode)
-			}
-			if diff := cmp.Diff(tt.want, got, cmpopts.IgnoreUnexported(LimitsGetOptions{})); diff != "" {
-				t.Errorf("options (-want +got)\n%s", diff)
-			}
+			checkParse(t, newLimitsGetCmd, tt.args, tt.want, tt.wantCode)
 		})
 	}
 }

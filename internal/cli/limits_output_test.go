@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"testing"
 	"time"
 )
@@ -39,14 +38,6 @@ func TestLimitsOutputGolden(t *testing.T) {
 		}},
 	}
 	for _, tt := range tests {
-		for _, mode := range []string{"tty", "pipe", "json"} {
-			t.Run(tt.name+"_"+mode, func(t *testing.T) {
-				var buf bytes.Buffer
-				if err := tt.print(printers(&buf)[mode]); err != nil {
-					t.Fatal(err)
-				}
-				golden(t, tt.name+"_"+mode, buf.Bytes())
-			})
-		}
+		goldenModes(t, tt.name, tt.print)
 	}
 }

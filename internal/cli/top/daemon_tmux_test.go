@@ -21,38 +21,20 @@ import (
 func TestRealTerminalRealDaemon(t *testing.T) {
 	d := daemontest.Start(t, nil, "--workers", "0")
 	d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
-	call := func(method, path, body string) int {
-		t.Helper()
-		req, err := http.NewRequest(method, d.URL+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+d.Token)
-		if body != "" {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		_, _ = io.Copy(io.Discard, resp.Body)
-		return resp.StatusCode
-	}
-	if code := call("GET", "/api/obs/snapshot", ""); code != http.StatusOK {
+	if code := callDaemon(t, d, "GET", "/api/obs/snapshot", ""); code != http.StatusOK {
 		t.Fatalf("GET /api/obs/snapshot: HTTP %d", code)
 	}
 
 	const pending = 13
 	for range pending {
-		if code := call("POST", "/api/dev/jobs/enqueue", `{"type":"ping","payload":{}}`); code/100 != 2 {
+		if code := callDaemon(t, d, "POST", "/api/dev/jobs/enqueue", `{"type":"ping","payload":{}}`); code/100 != 2 {
 			t.Fatalf("enqueue: HTTP %d", code)
 		}
 	}
 	// rl-test allows 3 a minute per IP: the 4th and 5th are refused, so the
 	// bucket has strikes and is among the busiest.
 	for range 5 {
-		call("GET", "/api/dev/rl-test", "")
+		callDaemon(t, d, "GET", "/api/dev/rl-test", "")
 	}
 
 	term := startTerminal(t, []string{"REFRAKT_SERVER=" + d.URL, "REFRAKT_TOKEN=" + d.Token, "XDG_STATE_HOME=" + t.TempDir()},
@@ -69,10 +51,7 @@ func TestRealTerminalRealDaemon(t *testing.T) {
 		t.Fatalf("top exited when the daemon died; screen:\n%s", term.screen())
 	}
 
-	term.run("send-keys", "-t", "top", "q")
-	if status := term.exitStatus(); status != "0" {
-		t.Fatalf("exit status %s after q, want 0", status)
-	}
+	term.quit()
 }
 
 // TestRealTerminalRedisSource drives `refrakt top --redis` in a real
@@ -83,23 +62,12 @@ func TestRealTerminalRedisSource(t *testing.T) {
 	d := daemontest.Start(t, []string{"QUEUE_URL=" + r.URL()}, "--workers", "0")
 	d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
 	for range 7 {
-		req, _ := http.NewRequest("POST", d.URL+"/api/dev/jobs/enqueue", strings.NewReader(`{"type":"ping","queue":"mail"}`))
-		req.Header.Set("Authorization", "Bearer "+d.Token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode/100 != 2 {
-			t.Fatalf("enqueue: HTTP %d", resp.StatusCode)
+		if code := callDaemon(t, d, "POST", "/api/dev/jobs/enqueue", `{"type":"ping","queue":"mail"}`); code/100 != 2 {
+			t.Fatalf("enqueue: HTTP %d", code)
 		}
 	}
 	for range 4 {
-		req, _ := http.NewRequest("GET", d.URL+"/api/dev/rl-test", nil)
-		req.Header.Set("Authorization", "Bearer "+d.Token)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-		}
+		callDaemon(t, d, "GET", "/api/dev/rl-test", "")
 	}
 	term := startTerminal(t, []string{"XDG_STATE_HOME=" + t.TempDir()},
 		daemontest.Binary(t), "top", "--redis", r.URL(), "--interval", "200ms")
@@ -120,8 +88,25 @@ func TestRealTerminalRedisSource(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	term.run("send-keys", "-t", "top", "q")
-	if status := term.exitStatus(); status != "0" {
-		t.Fatalf("exit status %s after q, want 0", status)
+	term.quit()
+}
+
+// callDaemon sends one authorized request to d and returns its status.
+func callDaemon(t *testing.T, d *daemontest.Daemon, method, path, body string) int {
+	t.Helper()
+	req, err := http.NewRequest(method, d.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
 	}
+	req.Header.Set("Authorization", "Bearer "+d.Token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
 }

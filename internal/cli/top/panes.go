@@ -36,15 +36,23 @@ func contains(s, filter string) bool {
 	return filter == "" || strings.Contains(strings.ToLower(s), strings.ToLower(filter))
 }
 
-func visibleQueues(qs []snapshot.Queue, filter string, order int) []snapshot.Queue {
-	out := make([]snapshot.Queue, 0, len(qs))
-	for _, q := range qs {
-		if contains(q.Name, filter) {
-			out = append(out, q)
+// visible returns the items of xs that keep accepts, stably sorted by
+// compare: what each pane shows, in its order.
+func visible[T any](xs []T, keep func(T) bool, compare func(a, b T) int) []T {
+	out := make([]T, 0, len(xs))
+	for _, x := range xs {
+		if keep(x) {
+			out = append(out, x)
 		}
 	}
-	slices.SortStableFunc(out, func(a, b snapshot.Queue) int {
-		switch sortNames[paneQueues][order] {
+	slices.SortStableFunc(out, compare)
+	return out
+}
+
+func visibleQueues(qs []snapshot.Queue, filter string, order int) []snapshot.Queue {
+	by := sortNames[paneQueues][order]
+	return visible(qs, func(q snapshot.Queue) bool { return contains(q.Name, filter) }, func(a, b snapshot.Queue) int {
+		switch by {
 		case "pending":
 			return cmp.Or(cmp.Compare(b.Pending, a.Pending), cmp.Compare(a.Name, b.Name))
 		case "oldest":
@@ -54,18 +62,15 @@ func visibleQueues(qs []snapshot.Queue, filter string, order int) []snapshot.Que
 		}
 		return cmp.Compare(a.Name, b.Name)
 	})
-	return out
 }
 
 func visibleDead(js []snapshot.DeadJob, filter string, order int) []snapshot.DeadJob {
-	out := make([]snapshot.DeadJob, 0, len(js))
-	for _, j := range js {
-		if contains(j.Queue, filter) || contains(j.Type, filter) || contains(j.ID, filter) {
-			out = append(out, j)
-		}
+	by := sortNames[paneDead][order]
+	keep := func(j snapshot.DeadJob) bool {
+		return contains(j.Queue, filter) || contains(j.Type, filter) || contains(j.ID, filter)
 	}
-	slices.SortStableFunc(out, func(a, b snapshot.DeadJob) int {
-		switch sortNames[paneDead][order] {
+	return visible(js, keep, func(a, b snapshot.DeadJob) int {
+		switch by {
 		case "queue":
 			return cmp.Compare(a.Queue, b.Queue)
 		case "type":
@@ -73,18 +78,12 @@ func visibleDead(js []snapshot.DeadJob, filter string, order int) []snapshot.Dea
 		}
 		return 0
 	})
-	return out
 }
 
 func visibleBuckets(bs []snapshot.Bucket, filter string, order int) []snapshot.Bucket {
-	out := make([]snapshot.Bucket, 0, len(bs))
-	for _, b := range bs {
-		if contains(b.Key, filter) {
-			out = append(out, b)
-		}
-	}
-	slices.SortStableFunc(out, func(a, b snapshot.Bucket) int {
-		switch sortNames[paneBuckets][order] {
+	by := sortNames[paneBuckets][order]
+	return visible(bs, func(b snapshot.Bucket) bool { return contains(b.Key, filter) }, func(a, b snapshot.Bucket) int {
+		switch by {
 		case "key":
 			return cmp.Compare(a.Key, b.Key)
 		case "strikes":
@@ -94,7 +93,6 @@ func visibleBuckets(bs []snapshot.Bucket, filter string, order int) []snapshot.B
 		}
 		return 0
 	})
-	return out
 }
 
 func fillRatio(b snapshot.Bucket) float64 {
@@ -105,14 +103,9 @@ func fillRatio(b snapshot.Bucket) float64 {
 }
 
 func visibleOverrides(ovs []snapshot.Override, filter string, order int) []snapshot.Override {
-	out := make([]snapshot.Override, 0, len(ovs))
-	for _, o := range ovs {
-		if contains(o.Target, filter) {
-			out = append(out, o)
-		}
-	}
-	slices.SortStableFunc(out, func(a, b snapshot.Override) int {
-		if sortNames[paneOverrides][order] == "expiry" {
+	byExpiry := sortNames[paneOverrides][order] == "expiry"
+	return visible(ovs, func(o snapshot.Override) bool { return contains(o.Target, filter) }, func(a, b snapshot.Override) int {
+		if byExpiry {
 			// Soonest first; overrides without a TTL last.
 			switch {
 			case a.ExpiresAt == nil && b.ExpiresAt == nil:
@@ -126,30 +119,29 @@ func visibleOverrides(ovs []snapshot.Override, filter string, order int) []snaps
 		}
 		return cmp.Compare(a.Target, b.Target)
 	})
-	return out
 }
 
 // rowIDs returns the identity of each visible row of pane p, in order, so a
 // selection follows its row across refreshes and re-sorts.
 func (m Model) rowIDs(p pane) []string {
-	var ids []string
 	switch p {
 	case paneQueues:
-		for _, q := range visibleQueues(m.snap.Queues, m.filter, m.sorts[p]) {
-			ids = append(ids, q.Name)
-		}
+		return idsOf(visibleQueues(m.snap.Queues, m.filter, m.sorts[p]), func(q snapshot.Queue) string { return q.Name })
 	case paneDead:
-		for _, j := range visibleDead(m.snap.DeadJobs, m.filter, m.sorts[p]) {
-			ids = append(ids, j.ID)
-		}
+		return idsOf(visibleDead(m.snap.DeadJobs, m.filter, m.sorts[p]), func(j snapshot.DeadJob) string { return j.ID })
 	case paneBuckets:
-		for _, b := range visibleBuckets(m.snap.Buckets, m.filter, m.sorts[p]) {
-			ids = append(ids, b.Key)
-		}
+		return idsOf(visibleBuckets(m.snap.Buckets, m.filter, m.sorts[p]), func(b snapshot.Bucket) string { return b.Key })
 	case paneOverrides:
-		for _, o := range visibleOverrides(m.snap.Overrides, m.filter, m.sorts[p]) {
-			ids = append(ids, o.Target)
-		}
+		return idsOf(visibleOverrides(m.snap.Overrides, m.filter, m.sorts[p]), func(o snapshot.Override) string { return o.Target })
+	}
+	return nil
+}
+
+// idsOf maps xs to their identities; nil when xs is empty.
+func idsOf[T any](xs []T, id func(T) string) []string {
+	var ids []string
+	for _, x := range xs {
+		ids = append(ids, id(x))
 	}
 	return ids
 }

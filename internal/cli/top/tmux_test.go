@@ -77,6 +77,15 @@ func (term *terminal) exitStatus() string {
 	return ""
 }
 
+// quit presses q and fails the test unless the program then exits 0.
+func (term *terminal) quit() {
+	term.t.Helper()
+	term.run("send-keys", "-t", "top", "q")
+	if status := term.exitStatus(); status != "0" {
+		term.t.Fatalf("exit status %s after q, want 0", status)
+	}
+}
+
 // exited reports whether the session's shell has finished.
 func (term *terminal) exited() bool {
 	return strings.TrimSpace(term.run("display-message", "-p", "-t", "top", "#{pane_dead}")) == "1"
@@ -140,8 +149,5 @@ func TestRealTerminal(t *testing.T) {
 		t.Fatalf("the program exited when the server went away; screen:\n%s", term.screen())
 	}
 
-	term.run("send-keys", "-t", "top", "q")
-	if status := term.exitStatus(); status != "0" {
-		t.Fatalf("exit status %s after q, want 0", status)
-	}
+	term.quit()
 }
