@@ -44,18 +44,14 @@ func (ir *identityRules) isTrusted(a netip.Addr) bool {
 	return false
 }
 
-// identify resolves r's identity. The client IP is the socket peer unless
+// resolve resolves r's identity. The client IP is the socket peer unless
 // the peer is a trusted proxy; then it is CLIENT_IP_HEADER when that holds a
 // well-formed address, else the right-most address of X-Forwarded-For that
 // is not itself a trusted proxy (walking left past trusted hops, stopping at
 // the first malformed entry, which is never believed). Identity headers are
-// read only when the peer is trusted or grantHeaders says a token allows them.
-func (ir *identityRules) identify(r *http.Request, grantHeaders bool) Identity {
-	return ir.resolve(r, func() bool { return grantHeaders })
-}
-
-// resolve is identify with the grant asked only when it matters (an
-// untrusted peer), since checking a bearer token costs a SHA-256.
+// read only when the peer is trusted or grantHeaders says a token allows
+// them; grantHeaders is asked only when it matters (an untrusted peer),
+// since checking a bearer token costs a SHA-256.
 //
 // It runs on every limited request, so it allocates at most the IP string:
 // header names are canonical constants, the query is parsed only when there
