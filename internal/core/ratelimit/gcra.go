@@ -4,14 +4,26 @@ import "math"
 
 // Evaluate decides one request against one key's cell at now (Unix
 // microseconds) and returns the cell as it must be stored if the request's
-// decision is committed, with the bucket's verdict.
+// decision is committed, with the bucket's verdict. It is Cell.Apply on
+// copies.
+func Evaluate(c Cell, b *Bucket, r *Rules, now int64) (Cell, Result) {
+	var res Result
+	c.Apply(b, r, now, &res)
+	return c, res
+}
+
+// Apply decides one request against the cell at now (Unix microseconds),
+// leaves in c the cell as it must be stored if the request's decision is
+// committed, and writes the bucket's verdict into res. Working in place
+// spares the memory store two copies of the cell and one of the result on
+// every decision.
 //
 // The bucket is GCRA: a request is admitted when the theoretical arrival
 // time, pushed one interval further, stays within capacity × interval of now.
 // Everything is integer microseconds so that remaining is exact. The Redis
 // script (redisstore) is a line-by-line copy; change both together.
-func Evaluate(c Cell, b *Bucket, r *Rules, now int64) (Cell, Result) {
-	res := Result{Now: now}
+func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
+	*res = Result{Now: now}
 	c.Seen = now
 	if c.BannedUntil > now && !b.Shadow {
 		res.Banned = true
@@ -20,7 +32,7 @@ func Evaluate(c Cell, b *Bucket, r *Rules, now int64) (Cell, Result) {
 		res.Capacity = max(c.Capacity, 1)
 		res.Strikes = c.Strikes
 		res.ResetAfter = max(c.TAT-now, 0)
-		return c, res
+		return
 	}
 
 	// Strikes decay one per DecayMicros; StrikeAt keeps the partial progress.
@@ -61,7 +73,7 @@ func Evaluate(c Cell, b *Bucket, r *Rules, now int64) (Cell, Result) {
 		}
 		c.Strikes, c.StrikeAt = strikes, strikeAt
 		res.Strikes = strikes
-		return c, res
+		return
 	}
 
 	c.TAT = tat
@@ -72,7 +84,7 @@ func Evaluate(c Cell, b *Bucket, r *Rules, now int64) (Cell, Result) {
 		res.Shadowed = true
 		c.Strikes, c.StrikeAt = strikes, strikeAt
 		res.Strikes = strikes
-		return c, res
+		return
 	}
 
 	strikes++
@@ -98,7 +110,7 @@ func Evaluate(c Cell, b *Bucket, r *Rules, now int64) (Cell, Result) {
 	}
 	c.Strikes, c.StrikeAt = strikes, strikeAt
 	res.Strikes = strikes
-	return c, res
+	return
 }
 
 // Penalized returns capacity × factor^strikes rounded down, at least 1. It

@@ -95,15 +95,15 @@ func normalizeIdentity(scope Scope, id string) (string, error) {
 	return id, nil
 }
 
+// keyPrefix is the start of the keys of a limit's scope: "<limit>:<scope>:".
+func keyPrefix(limit string, scope Scope) string { return limit + ":" + string(scope) + ":" }
+
 // appendKey appends "<limit>:<scope>:<identity>" for the scope of req to
-// dst, and reports whether req carries that scope's identity. It returns the
-// identity as a string that needs no allocation where the request already
-// holds it.
-func appendKey(dst []byte, limit string, scope Scope, req *Request) (key []byte, identity string, ok bool) {
-	dst = append(dst, limit...)
-	dst = append(dst, ':')
-	dst = append(dst, scope...)
-	dst = append(dst, ':')
+// dst, given the scope's keyPrefix, and reports whether req carries that
+// scope's identity. It returns the identity as a string that needs no
+// allocation where the request already holds it.
+func appendKey(dst []byte, prefix string, scope Scope, req *Request) (key []byte, identity string, ok bool) {
+	dst = append(dst, prefix...)
 	start := len(dst)
 	switch scope {
 	case ScopeIP:

@@ -45,10 +45,16 @@ type Limiter struct {
 	bans      banCache
 }
 
-// limitEntry is a limit with its buckets for both tiers precomputed.
+// limitEntry is a limit with its buckets for both tiers and its scopes' key
+// prefixes precomputed. The scopes are copied in too: everything a decision
+// reads sits in this one allocation, not in a small slice that may share a
+// cache line with memory another core writes.
 type limitEntry struct {
 	Limit
 	normal, premium Bucket
+	nscopes         int
+	scopes          [maxScopes]Scope
+	prefixes        [maxScopes]string
 }
 
 // maxScopes bounds the scopes of one limit (there are five scopes).
@@ -90,6 +96,10 @@ func New(cfg Config, d Deps) (*Limiter, error) {
 			return nil, core.Errorf(core.CodeInvalid, "limit %s has too many scopes", lim.Name)
 		}
 		e := &limitEntry{Limit: lim, normal: lim.Policy.bucket(), premium: lim.Policy.Premium(cfg.PremiumMultiplier).bucket()}
+		e.nscopes = copy(e.scopes[:], lim.Scopes)
+		for i, sc := range lim.Scopes {
+			e.prefixes[i] = keyPrefix(lim.Name, sc)
+		}
 		l.order = append(l.order, e)
 	}
 	l.overrides.Store(newOverrideSet(nil))
@@ -120,7 +130,7 @@ func (l *Limiter) Limits() []Limit {
 // limit that it carries an identity for passes. An error is core.CodeInvalid
 // for an unknown limit or a request without any identity its limit needs,
 // and core.CodeUnavailable when the store fails under OnErrorDeny.
-func (l *Limiter) Allow(ctx context.Context, req Request) (Decision, error) {
+func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error) {
 	e := l.limit(req.Limit)
 	if e == nil {
 		return Decision{}, core.Errorf(core.CodeInvalid, "unknown limit %q", req.Limit)
@@ -130,8 +140,8 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (Decision, error) {
 
 	set := l.overrides.Load()
 	n := 0
-	for _, sc := range e.Scopes {
-		key, id, ok := appendKey(s.keys[n][:0], e.Name, sc, &req)
+	for j, sc := range e.scopes[:e.nscopes] {
+		key, id, ok := appendKey(s.keys[n][:0], e.prefixes[j], sc, &req)
 		s.keys[n] = key
 		if !ok {
 			continue
@@ -156,7 +166,8 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (Decision, error) {
 	if l.local != nil {
 		if i, until, now := l.bans.banned(bs, l.clock); i >= 0 {
 			rs[i] = Result{Banned: true, BannedUntil: until, Capacity: bs[i].Capacity, RetryAfter: max(until-now, 1)}
-			return l.decide(e, s, i, i), nil
+			l.decide(&d, e, s, i, i)
+			return d, nil
 		}
 		if err := l.takeRemote(ctx, bs, rs); err != nil {
 			return Decision{Allowed: false, Limit: e.Name, Scope: s.scopes[0], Identity: s.ids[0], RetryAfter: time.Second}, err
@@ -180,7 +191,8 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (Decision, error) {
 			l.bans.add(bs[i].Key, rs[i].BannedUntil)
 		}
 	}
-	return l.decide(e, s, deny, tight), nil
+	l.decide(&d, e, s, deny, tight)
+	return d, nil
 }
 
 // limit finds a limit by name; a scan of the few limits beats hashing.
@@ -193,15 +205,16 @@ func (l *Limiter) limit(name string) *limitEntry {
 	return nil
 }
 
-// decide builds the decision from the bucket that denied (deny >= 0) or the
-// tightest one, and counts it.
-func (l *Limiter) decide(e *limitEntry, s *scratch, deny, tight int) Decision {
+// decide writes into d the decision from the bucket that denied (deny >= 0)
+// or the tightest one, and counts it. d is the caller's result, written in
+// place rather than copied.
+func (l *Limiter) decide(d *Decision, e *limitEntry, s *scratch, deny, tight int) {
 	i := tight
 	if deny >= 0 {
 		i = deny
 	}
 	r := &s.rs[i]
-	d := Decision{
+	*d = Decision{
 		Allowed:    deny < 0,
 		Limit:      e.Name,
 		Scope:      s.scopes[i],
@@ -227,7 +240,6 @@ func (l *Limiter) decide(e *limitEntry, s *scratch, deny, tight int) Decision {
 		outcome = "shadow_limited"
 	}
 	l.obs.Decided(e.Name, string(d.Scope), outcome)
-	return d
 }
 
 func scopeNeeds(sc []Scope) string {

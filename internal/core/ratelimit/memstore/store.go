@@ -288,7 +288,7 @@ func (s *Store) Take(_ context.Context, r *ratelimit.Rules, bs []ratelimit.Bucke
 		s.maybeSweep(sh, r, now)
 		v := s.acquire(sh, h, bs[0].Key)
 		c := s.cell(v)
-		c, rs[0] = ratelimit.Evaluate(c, &bs[0], r, now)
+		c.Apply(&bs[0], r, now, &rs[0])
 		s.put(v, &c)
 		v.unlock()
 		return nil
@@ -309,7 +309,8 @@ func (s *Store) Take(_ context.Context, r *ratelimit.Rules, bs []ratelimit.Bucke
 	}
 	denied := false
 	for i := range bs {
-		cells[i], rs[i] = ratelimit.Evaluate(s.cell(slots[i]), &bs[i], r, now)
+		cells[i] = s.cell(slots[i])
+		cells[i].Apply(&bs[i], r, now, &rs[i])
 		denied = denied || !rs[i].Allowed
 	}
 	for i := range bs {
