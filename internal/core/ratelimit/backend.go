@@ -29,14 +29,15 @@ type backendState struct {
 	errors    int // since the last log
 }
 
-// skip reports whether a request must not try the backend now.
-func (b *backendState) skip(now time.Time) bool {
+// skip reports whether a request must not try the backend now. The clock
+// is read only while the backend is down.
+func (b *backendState) skip(clock Clock) bool {
 	if !b.down.Load() {
 		return false
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.probing || now.Before(b.nextProbe) {
+	if b.probing || clock.Now().Before(b.nextProbe) {
 		return true
 	}
 	b.probing = true
@@ -46,8 +47,7 @@ func (b *backendState) skip(now time.Time) bool {
 // takeRemote asks the remote store within the backend timeout and applies
 // the error policy when it fails or is known to be failing.
 func (l *Limiter) takeRemote(ctx context.Context, bs []Bucket, rs []Result) error {
-	now := l.clock.Now()
-	if l.backend.skip(now) {
+	if l.backend.skip(l.clock) {
 		return l.onBackendError(ctx, bs, rs, nil)
 	}
 	tctx, cancel := context.WithTimeout(ctx, l.cfg.BackendTimeout)
