@@ -2,7 +2,9 @@ package redisstore
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -190,5 +192,43 @@ func TestSingleClientOnClusterNode(t *testing.T) {
 	}
 	if s.multiSlot.Load() {
 		t.Error("the store still puts keys of several slots in one call")
+	}
+}
+
+// TestReplyForms decodes a reply mixing take.lua's short and full forms,
+// and refuses one cut short or too long.
+func TestReplyForms(t *testing.T) {
+	f := func(b []byte, fs ...float64) []byte {
+		for _, x := range fs {
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(x))
+		}
+		return b
+	}
+	const now = 1_700_000_000_000_000
+	reply := f(nil, now)
+	reply = f(append(reply, 1|flagShort), 5, 4, 20_000_000)
+	reply = f(append(reply, 4), 3, 0, 60_000_000, 30_000_000, 0, now+30_000_000, now+30_000_000)
+	s := New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:0"}), Options{})
+	defer s.Close()
+	c := &call{ops: []*op{{key: "a"}, {key: "b"}}}
+	if !c.read(s, string(reply)) {
+		t.Fatal("read refused a well-formed reply")
+	}
+	want := []ratelimit.Result{
+		{Allowed: true, Capacity: 5, Remaining: 4, ResetAfter: 20_000_000, Now: now},
+		{Banned: true, Capacity: 3, ResetAfter: 60_000_000, RetryAfter: 30_000_000, BannedUntil: now + 30_000_000, Now: now},
+	}
+	for i, o := range c.ops {
+		if diff := cmp.Diff(want[i], o.res); diff != "" {
+			t.Errorf("op %d (-want +got):\n%s", i, diff)
+		}
+	}
+	if c.ops[0].pend != 0 || c.ops[1].pend != now+30_000_000 || s.penalized["b"] != now+30_000_000 || len(s.penalized) != 1 {
+		t.Errorf("penalty ends %d, %d, recorded %v", c.ops[0].pend, c.ops[1].pend, s.penalized)
+	}
+	for _, bad := range []string{string(reply[:len(reply)-1]), string(reply) + "x", string(reply[:8+shortReplySize])} {
+		if c.read(s, bad) {
+			t.Errorf("read accepted a reply of %d bytes", len(bad))
+		}
 	}
 }

@@ -16,11 +16,14 @@ import (
 const maxKeysPerCall = 64
 
 // Sizes of take.lua's packed argument (a header, then a bucket per key) and
-// of its reply per key.
+// of its reply per key: the full one, or the short one its flag byte marks
+// (allowed, no strikes, no penalty to record).
 const (
-	headerSize = 1 + 7*8
-	specSize   = 3*8 + 1
-	replySize  = 1 + 7*8
+	headerSize     = 1 + 7*8
+	specSize       = 3*8 + 1
+	replySize      = 1 + 7*8
+	shortReplySize = 1 + 3*8
+	flagShort      = 16
 )
 
 // call is one script call: keys decided together.
@@ -140,38 +143,57 @@ func (c *call) finish() {
 func (c *call) parse(s *Store) {
 	err := c.cmd.Err()
 	reply, ok := c.cmd.Val().(string)
-	if err == nil && (!ok || len(reply) != 8+replySize*len(c.ops)) {
+	if err == nil && (!ok || !c.read(s, reply)) {
 		err = core.Errorf(core.CodeInternal, "redisstore: unexpected script reply %q", c.cmd.Val())
 	}
 	if err != nil {
 		for _, o := range c.ops {
 			o.err = err
 		}
-		return
+	}
+}
+
+// read decodes reply into the ops of c; false when it is malformed.
+func (c *call) read(s *Store, reply string) bool {
+	if len(reply) < 8+shortReplySize*len(c.ops) {
+		return false
 	}
 	now := int64(float64At(reply, 0))
-	for i, o := range c.ops {
-		p := 8 + i*replySize
+	p := 8
+	for _, o := range c.ops {
+		if p+shortReplySize > len(reply) {
+			return false
+		}
 		flags := reply[p]
 		p++
 		o.res = ratelimit.Result{
 			Allowed: flags&1 != 0, Shadowed: flags&2 != 0, Banned: flags&4 != 0, NewBan: flags&8 != 0,
-			Capacity:    int(float64At(reply, p)),
-			Remaining:   int(float64At(reply, p+8)),
-			ResetAfter:  int64(float64At(reply, p+16)),
-			RetryAfter:  int64(float64At(reply, p+24)),
-			Strikes:     int(float64At(reply, p+32)),
-			BannedUntil: int64(float64At(reply, p+40)),
-			Now:         now,
+			Capacity:   int(float64At(reply, p)),
+			Remaining:  int(float64At(reply, p+8)),
+			ResetAfter: int64(float64At(reply, p+16)),
+			Now:        now,
 		}
-		o.pend = int64(float64At(reply, p+48))
+		o.pend = 0
 		o.err = nil
+		if flags&flagShort != 0 {
+			p += shortReplySize - 1
+			continue
+		}
+		if p+replySize-1 > len(reply) {
+			return false
+		}
+		o.res.RetryAfter = int64(float64At(reply, p+24))
+		o.res.Strikes = int(float64At(reply, p+32))
+		o.res.BannedUntil = int64(float64At(reply, p+40))
+		o.pend = int64(float64At(reply, p+48))
+		p += replySize - 1
 		if o.pend > now || o.pend < 0 {
 			s.idxMu.Lock()
 			s.penalized[o.key] = o.pend
 			s.idxMu.Unlock()
 		}
 	}
+	return p == len(reply)
 }
 
 // putFloat writes f as a little-endian double, as Lua's struct packs it.
