@@ -134,3 +134,38 @@ func TestSweepDuringDecisions(t *testing.T) {
 		t.Errorf("the limited bucket admitted %d requests under sweeps, want exactly %d", got, limited)
 	}
 }
+
+// TestSlotKeysAndPenalties checks the slot's two homes for a key (inline up
+// to inlineKey bytes, in the extension beyond) and that penalties round-trip
+// through the extension and leave it when they are over.
+func TestSlotKeysAndPenalties(t *testing.T) {
+	s := New(ratelimit.SystemClock{})
+	pen := ratelimit.Cell{TAT: 7, Interval: 3, Capacity: 5, Seen: s.epoch + 2e6,
+		Strikes: 2, BanLevel: 1, StrikeAt: 11, BannedUntil: 13, LastBan: 17}
+	for _, n := range []int{1, inlineKey - 1, inlineKey, inlineKey + 1, 200} {
+		key := make([]byte, n)
+		for i := range key {
+			key[i] = byte('a' + i%26)
+		}
+		v := newSlot(key)
+		if v.key() != string(key) {
+			t.Fatalf("%d-byte key reads back as %q", n, v.key())
+		}
+		s.put(v, &pen)
+		if got := s.cell(v); got != pen {
+			t.Errorf("%d-byte key: cell %+v after put, want %+v", n, got, pen)
+		}
+		clear := pen
+		clear.Strikes, clear.BanLevel, clear.StrikeAt, clear.BannedUntil, clear.LastBan = 0, 0, 0, 0, 0
+		s.put(v, &clear)
+		if got := s.cell(v); got != clear {
+			t.Errorf("%d-byte key: cell %+v after the penalty ended, want %+v", n, got, clear)
+		}
+		if n <= inlineKey && v.ext != nil {
+			t.Errorf("%d-byte key keeps its extension after its penalty ended", n)
+		}
+		if v.key() != string(key) {
+			t.Errorf("%d-byte key reads back as %q after its penalty ended", n, v.key())
+		}
+	}
+}

@@ -6,9 +6,10 @@
 // bucket, no strikes, no ban) are swept, so memory follows the active keys.
 //
 // Memory: a key costs its cell in the table (12 bytes at a load factor kept
-// between 0.4 and 0.8; the tags make long probes cheap), a 48-byte slot and the key's bytes; about 90 bytes
-// for a key like "run:ip:203.0.113.7" (BenchmarkBytesPerKey measures it).
-// Penalties and bans live in a separate struct only while a key has them.
+// between 0.4 and 0.8; the tags make long probes cheap) and a 64-byte slot
+// that holds a key of up to 24 bytes, such as "run:ip:203.0.113.7"; about
+// 85 bytes in all (BenchmarkBytesPerKey measures it). Longer keys, and
+// penalties and bans while a key has them, live in a separate struct.
 package memstore
 
 import (
@@ -77,20 +78,38 @@ func newTable(size int) *table {
 
 func tag(h uint64) uint32 { return uint32(h >> 24) }
 
-// slot is a key's state, compact: the key, the GCRA pair, the capacity last
-// applied, the last-seen second, penalties only when there are any, and the
-// slot's lock. The key is kept as a pointer and a length (not a string
-// header) so that the lock fits in 48 bytes.
+// slot is a key's state in one cache line (64 bytes, so the allocator puts
+// it on a line of its own): the slot's lock, the GCRA pair, the capacity
+// last applied, the last-seen second and the key itself, inline when it
+// fits (every IPv4 key of a short limit name does). A longer key, and
+// penalties, live in an extension that most keys never have. A decision
+// thus touches one line of a key's own, which no other key shares: two
+// cores deciding neighbouring keys never contend for a line.
 type slot struct {
-	keyp *byte
-	klen uint32
 	// state is the lock: unlocked, locked, or dead (removed from its shard).
 	state atomic.Uint32
+	klen  uint32
 	tat   int64
 	iv    int64
-	pen   *penalty
-	seen  uint32 // seconds since Store.epoch
-	cap   int32
+	// ext holds a key longer than inlineKey (set when the slot is made, never
+	// changed) and penalties (under the slot's lock; for an inline key, ext
+	// is dropped when its penalties are over).
+	ext  *slotExt
+	seen uint32 // seconds since Store.epoch
+	cap  int32
+	inl  [inlineKey]byte
+}
+
+// inlineKey is the longest key kept inside its slot.
+const inlineKey = 24
+
+// A slot is exactly one cache line.
+var _ [0]byte = [unsafe.Sizeof(slot{}) - 64]byte{}
+
+type slotExt struct {
+	key    string // a key longer than inlineKey
+	hasPen bool
+	pen    penalty
 }
 
 const (
@@ -100,11 +119,23 @@ const (
 )
 
 func newSlot(key []byte) *slot {
-	k := string(key)
-	return &slot{keyp: unsafe.StringData(k), klen: uint32(len(k))}
+	v := &slot{klen: uint32(len(key))}
+	if len(key) <= inlineKey {
+		copy(v.inl[:], key)
+	} else {
+		v.ext = &slotExt{key: string(key)}
+	}
+	return v
 }
 
-func (v *slot) key() string { return unsafe.String(v.keyp, v.klen) }
+// key returns the slot's key. It is never changed once the slot is made,
+// so it is read without the lock.
+func (v *slot) key() string {
+	if v.klen <= inlineKey {
+		return unsafe.String(&v.inl[0], v.klen)
+	}
+	return v.ext.key
+}
 
 // lock takes the slot's lock and reports false, without it, for a dead slot.
 // Critical sections are a few dozen nanoseconds: spin, then yield.
@@ -255,7 +286,8 @@ func (s *Store) acquire(sh *shard, h uint64, key []byte) *slot {
 
 func (s *Store) cell(v *slot) ratelimit.Cell {
 	c := ratelimit.Cell{TAT: v.tat, Interval: v.iv, Capacity: int(v.cap), Seen: s.epoch + int64(v.seen)*1e6}
-	if p := v.pen; p != nil {
+	if e := v.ext; e != nil && e.hasPen {
+		p := &e.pen
 		c.Strikes, c.BanLevel = int(p.strikes), int(p.banLevel)
 		c.StrikeAt, c.BannedUntil, c.LastBan = p.strikeAt, p.bannedUntil, p.lastBan
 	}
@@ -269,13 +301,20 @@ func (s *Store) put(v *slot, c *ratelimit.Cell) {
 		v.seen = uint32(d / 1e6)
 	}
 	if c.Strikes == 0 && c.BannedUntil == 0 && c.LastBan == 0 {
-		v.pen = nil
+		if e := v.ext; e != nil {
+			if v.klen <= inlineKey {
+				v.ext = nil
+			} else {
+				e.hasPen, e.pen = false, penalty{}
+			}
+		}
 		return
 	}
-	if v.pen == nil {
-		v.pen = new(penalty)
+	if v.ext == nil {
+		v.ext = new(slotExt)
 	}
-	*v.pen = penalty{strikes: int32(c.Strikes), banLevel: int32(c.BanLevel), strikeAt: c.StrikeAt, bannedUntil: c.BannedUntil, lastBan: c.LastBan}
+	v.ext.hasPen = true
+	v.ext.pen = penalty{strikes: int32(c.Strikes), banLevel: int32(c.BanLevel), strikeAt: c.StrikeAt, bannedUntil: c.BannedUntil, lastBan: c.LastBan}
 }
 
 // Take implements ratelimit.Store. The slots a request touches are locked
