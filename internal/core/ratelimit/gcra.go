@@ -110,7 +110,6 @@ func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 	}
 	c.Strikes, c.StrikeAt = strikes, strikeAt
 	res.Strikes = strikes
-	return
 }
 
 // Penalized returns capacity × factor^strikes rounded down, at least 1. It
