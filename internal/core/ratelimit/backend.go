@@ -50,9 +50,14 @@ func (l *Limiter) takeRemote(ctx context.Context, bs []Bucket, rs []Result) erro
 	if l.backend.skip(l.clock) {
 		return l.onBackendError(ctx, bs, rs, nil)
 	}
-	tctx, cancel := context.WithTimeout(ctx, l.cfg.BackendTimeout)
-	err := l.store.Take(tctx, &l.rules, bs, rs)
-	cancel()
+	var err error
+	if l.bounded {
+		err = l.store.Take(ctx, &l.rules, bs, rs)
+	} else {
+		tctx, cancel := context.WithTimeout(ctx, l.cfg.BackendTimeout)
+		err = l.store.Take(tctx, &l.rules, bs, rs)
+		cancel()
+	}
 	if err == nil {
 		l.backendOK()
 		return nil

@@ -15,8 +15,9 @@ import (
 type Deps struct {
 	// Store keeps the buckets and overrides. Required.
 	Store Store
-	// Local, when set, marks Store as remote: each call to Store gets
-	// Config.BackendTimeout, bans are cached in-process, and Local (an
+	// Local, when set, marks Store as remote: each call to Store is bounded
+	// by Config.BackendTimeout (by the store itself when it is a
+	// BoundedStore within it), bans are cached in-process, and Local (an
 	// in-process store) decides while Store fails under OnErrorLocal.
 	Local Store
 	// Clock defaults to SystemClock.
@@ -43,6 +44,9 @@ type Limiter struct {
 	scratch   sync.Pool
 	backend   backendState
 	bans      banCache
+	// bounded says the remote store bounds its own Takes within
+	// Config.BackendTimeout (BoundedStore).
+	bounded bool
 }
 
 // limitEntry is a limit with its buckets for both tiers and its scopes' key
@@ -101,6 +105,10 @@ func New(cfg Config, d Deps) (*Limiter, error) {
 			e.prefixes[i] = keyPrefix(lim.Name, sc)
 		}
 		l.order = append(l.order, e)
+	}
+	if b, ok := d.Store.(BoundedStore); ok && d.Local != nil {
+		t := b.TakeTimeout()
+		l.bounded = t > 0 && t <= cfg.BackendTimeout
 	}
 	l.overrides.Store(newOverrideSet(nil))
 	l.scratch.New = func() any {

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // batcher coalesces concurrent requests into round trips. A request that
@@ -38,14 +39,21 @@ func (b *batcher) stop() {
 	})
 }
 
-// do runs g's ops and returns when they are done or ctx ends.
-func (b *batcher) do(ctx context.Context, g *group) error {
+// do runs g's ops and returns when they are done, ctx ends or deadline (the
+// store's Timeout from the start of the request) passes, whichever is first:
+// a caller never waits longer than the store's timeout, even on a client
+// whose sockets ignore context deadlines, and it needs no context timer of
+// its own for that.
+func (b *batcher) do(ctx context.Context, g *group, deadline time.Time) error {
 	b.mu.Lock()
 	if b.s.direct && b.inflight == 0 && len(b.queue) == 0 {
 		b.inflight++
 		b.mu.Unlock()
+		// The client honours context deadlines: this one bounds the trip.
+		tctx, cancel := context.WithDeadline(ctx, deadline)
 		gs := [1]*group{g}
-		b.s.exec(ctx, gs[:])
+		b.s.exec(tctx, gs[:])
+		cancel()
 		b.mu.Lock()
 		b.inflight--
 		if len(b.queue) > 0 {
@@ -60,12 +68,25 @@ func (b *batcher) do(ctx context.Context, g *group) error {
 	b.queue = append(b.queue, g)
 	b.wake()
 	b.mu.Unlock()
+	// The group's timer is kept with it in groupPool: waiting allocates no
+	// context and no timer.
+	wait := time.Until(deadline)
+	if g.timer == nil {
+		g.timer = time.NewTimer(wait)
+	} else {
+		g.timer.Reset(wait)
+	}
 	select {
 	case <-g.done:
+		g.timer.Stop()
 		return nil
 	case <-ctx.Done():
+		g.timer.Stop()
 		g.abandoned.Store(true)
 		return wrap(ctx.Err(), "take")
+	case <-g.timer.C:
+		g.abandoned.Store(true)
+		return wrap(context.DeadlineExceeded, "take")
 	}
 }
 

@@ -343,3 +343,53 @@ func TestAbandonedDecisionsNotSentLater(t *testing.T) {
 		t.Errorf("remaining %d after 10 abandoned decisions and 1 real one, want at least 57", rs[0].Remaining)
 	}
 }
+
+// TestStoreBoundsItsTakes checks that the store alone bounds a decision's
+// wait by its Timeout when Redis stalls, on a client that honours context
+// deadlines (a lone caller runs its own round trip) and on one whose
+// sockets ignore them (callers wait for a flusher), for a lone caller and
+// for concurrent ones. The limiter's own BackendTimeout is 10s here, so a
+// decision answered within a second was bounded by the store.
+func TestStoreBoundsItsTakes(t *testing.T) {
+	for _, honours := range []bool{true, false} {
+		t.Run("context deadlines honoured="+strconv.FormatBool(honours), func(t *testing.T) {
+			srv := redistest.Start(t)
+			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: honours,
+				ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, MaxRetries: -1})
+			t.Cleanup(func() { rdb.Close() })
+			store := newStore(t, rdb, redisstore.Options{Timeout: 100 * time.Millisecond})
+			cfg := ratelimit.DefaultConfig()
+			cfg.BackendTimeout = 10 * time.Second
+			cfg.OnBackendError = ratelimit.OnErrorDeny
+			l, err := ratelimit.New(cfg, ratelimit.Deps{Store: store, Local: memstore.New(ratelimit.SystemClock{}),
+				Logger: slog.New(slog.NewTextHandler(&syncBuffer{}, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			if _, err := l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"}); err != nil {
+				t.Fatal(err)
+			}
+			srv.Pause()
+			defer srv.Resume()
+			for _, callers := range []int{1, 8} {
+				var wg sync.WaitGroup
+				for i := range callers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						start := time.Now()
+						_, err := l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: "198.51.100." + strconv.Itoa(i+1)})
+						if took := time.Since(start); took > time.Second {
+							t.Errorf("%d callers: a decision took %s with a 100ms store timeout", callers, took)
+						}
+						if core.ErrorCode(err) != core.CodeUnavailable {
+							t.Errorf("%d callers: err %v, want unavailable", callers, err)
+						}
+					}()
+				}
+				wg.Wait()
+			}
+		})
+	}
+}

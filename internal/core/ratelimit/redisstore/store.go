@@ -9,9 +9,10 @@
 // atomically, one after the other) but pays a script call's fixed cost, the
 // round trip and the system calls once for many decisions.
 //
-// A caller never waits longer than its context allows, even on a client
-// whose sockets ignore context deadlines; with ContextTimeoutEnabled set on
-// the client, a lone caller also skips the hand-off to a flusher.
+// A caller never waits longer than Options.Timeout or its context allows,
+// even on a client whose sockets ignore context deadlines; with
+// ContextTimeoutEnabled set on the client, a lone caller also skips the
+// hand-off to a flusher.
 //
 // Layout (prefix "refrakt:" by default):
 //
@@ -52,8 +53,9 @@ type Options struct {
 	// Clock, when set, supplies "now" to the scripts instead of Redis TIME,
 	// for deterministic tests. Production leaves it nil.
 	Clock ratelimit.Clock
-	// Timeout bounds a coalesced round trip (default 100ms, like
-	// RATE_LIMIT_BACKEND_TIMEOUT); each caller's own context bounds its wait.
+	// Timeout bounds each Take, from its start to its answer, and each
+	// coalesced round trip (default 100ms, like RATE_LIMIT_BACKEND_TIMEOUT);
+	// a caller's own context may end its wait sooner.
 	Timeout time.Duration
 	// Flushers is how many coalesced round trips may be in flight at once
 	// (default 2).
@@ -158,10 +160,13 @@ type group struct {
 	now   int64 // Unix µs; 0 for Redis TIME
 	rules *rulesCache
 	done  chan struct{}
-	// abandoned says the caller stopped waiting (its context ended): a
-	// flusher that has not sent it yet drops it, so a request answered
-	// otherwise (by the fallback) never spends tokens later.
+	// abandoned says the caller stopped waiting (its context ended or the
+	// store's timeout passed): a flusher that has not sent it yet drops it,
+	// so a request answered otherwise (by the fallback) never spends tokens
+	// later.
 	abandoned atomic.Bool
+	// timer bounds a queued caller's wait; it stays with the group.
+	timer *time.Timer
 	// arr holds ops for the usual request of few scopes.
 	arr [2]op
 }
@@ -174,6 +179,7 @@ type group struct {
 // spent; on a single Redis this is the only difference from the memory
 // store's all-or-nothing.
 func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Bucket, rs []ratelimit.Result) error {
+	deadline := time.Now().Add(s.opts.Timeout)
 	g := groupPool.Get().(*group)
 	g.rules = s.rulesArgs(r)
 	if s.opts.Clock != nil {
@@ -194,7 +200,7 @@ func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Buc
 		*o = op{rkey: rkey, key: rkey[head : len(rkey)-1], interval: b.Interval}
 		o.spec = packSpec(b)
 	}
-	if err := s.b.do(ctx, g); err != nil {
+	if err := s.b.do(ctx, g, deadline); err != nil {
 		// Not reused: a flusher may still hold g.
 		return err
 	}
@@ -213,10 +219,16 @@ func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Buc
 		}
 	}
 	if denied && took {
-		s.giveBack(ctx, g, rs)
+		gctx, cancel := context.WithDeadline(ctx, deadline)
+		s.giveBack(gctx, g, rs)
+		cancel()
 	}
 	return nil
 }
+
+// TakeTimeout implements ratelimit.BoundedStore: no Take waits longer than
+// Options.Timeout.
+func (s *Store) TakeTimeout() time.Duration { return s.opts.Timeout }
 
 // groupPool recycles the groups of answered requests; a group whose caller
 // gave up stays with the flusher that may still hold it.
@@ -226,7 +238,9 @@ func putGroup(g *group) {
 	if len(g.ops) > len(g.arr) {
 		return
 	}
+	t := g.timer
 	*g = group{}
+	g.timer = t
 	groupPool.Put(g)
 }
 
