@@ -213,28 +213,23 @@ func (l *Limiter) limit(name string) *limitEntry {
 	return nil
 }
 
-// decide writes into d the decision from the bucket that denied (deny >= 0)
-// or the tightest one, and counts it. d is the caller's result, written in
-// place rather than copied.
+// decide writes into d, the caller's zero result, the decision from the
+// bucket that denied (deny >= 0) or the tightest one, and counts it.
 func (l *Limiter) decide(d *Decision, e *limitEntry, s *scratch, deny, tight int) {
 	i := tight
 	if deny >= 0 {
 		i = deny
 	}
 	r := &s.rs[i]
-	*d = Decision{
-		Allowed:    deny < 0,
-		Limit:      e.Name,
-		Scope:      s.scopes[i],
-		Identity:   s.ids[i],
-		Capacity:   r.Capacity,
-		Remaining:  r.Remaining,
-		Window:     time.Duration(s.bs[i].Window) * time.Microsecond,
-		Reset:      time.Duration(r.ResetAfter) * time.Microsecond,
-		RetryAfter: time.Duration(r.RetryAfter) * time.Microsecond,
-		Strikes:    r.Strikes,
-		Shadow:     deny < 0 && r.Shadowed,
-	}
+	// Field by field: d is the caller's zero result, and a composite
+	// literal would be built aside and then copied in.
+	d.Allowed = deny < 0
+	d.Limit, d.Scope, d.Identity = e.Name, s.scopes[i], s.ids[i]
+	d.Capacity, d.Remaining, d.Strikes = r.Capacity, r.Remaining, r.Strikes
+	d.Window = time.Duration(s.bs[i].Window) * time.Microsecond
+	d.Reset = time.Duration(r.ResetAfter) * time.Microsecond
+	d.RetryAfter = time.Duration(r.RetryAfter) * time.Microsecond
+	d.Shadow = deny < 0 && r.Shadowed
 	if r.BannedUntil > 0 {
 		d.BannedUntil = time.UnixMicro(r.BannedUntil)
 	}
