@@ -107,6 +107,9 @@ func appendKey(dst []byte, prefix string, scope Scope, req *Request) (key []byte
 	start := len(dst)
 	switch scope {
 	case ScopeIP:
+		if isDottedQuad(req.IP) { // the usual case: keyed as it is
+			return append(dst, req.IP...), req.IP, true
+		}
 		if req.IP == "" {
 			return dst, "", false
 		}
