@@ -65,7 +65,10 @@ func LimiterConfig(cfg config.Config) ratelimit.Config {
 // loop (override refresh, penalized-keys gauge) is a component.
 func (s *Server) buildRateLimit() error {
 	cfg := LimiterConfig(s.cfg)
-	clock := clockFunc(s.now)
+	var clock ratelimit.Clock = clockFunc(s.now)
+	if s.sysNow {
+		clock = ratelimit.SystemClock{} // the memory store reads it once per decision, by one vDSO call
+	}
 	deps := ratelimit.Deps{Clock: clock, Observer: newLimitObserver(s.metrics), Logger: s.log}
 	var closeStore func()
 	if s.backend.Redis != nil {

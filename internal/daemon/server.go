@@ -40,6 +40,7 @@ type Server struct {
 	reg     *prometheus.Registry
 	backend *Backend
 	now     func() time.Time
+	sysNow  bool // now is time.Now: the limiter may read the clock its own cheaper way
 	started time.Time
 	tokens  *tokens
 	metrics *metrics.Metrics
@@ -78,7 +79,8 @@ func NewServer(d Deps) (*Server, error) {
 	if d.Backend == nil {
 		d.Backend = &Backend{Kind: BackendMemory}
 	}
-	if d.Clock == nil {
+	systemClock := d.Clock == nil
+	if systemClock {
 		d.Clock = time.Now
 	}
 	s := &Server{
@@ -87,6 +89,7 @@ func NewServer(d Deps) (*Server, error) {
 		reg:     d.Registry,
 		backend: d.Backend,
 		now:     d.Clock,
+		sysNow:  systemClock,
 		tokens:  newTokens(d.Config.DeveloperToken, d.Config.OperatorToken),
 		mux:     http.NewServeMux(),
 		metrics: metrics.New(d.Registry, version.Get()),
