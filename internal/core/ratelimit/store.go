@@ -37,9 +37,10 @@ type Store interface {
 
 // BoundedStore is a remote Store that bounds every Take itself, from its
 // start to its answer, by TakeTimeout, whatever its client's sockets do. A
-// Limiter whose remote store is bounded within Config.BackendTimeout gives
-// its decisions no context timer of its own (one allocation-heavy timer per
-// decision, about a tenth of the client's CPU in a decision on Redis).
+// Limiter whose remote store is bounded within Config.BackendTimeout wraps
+// its decisions in no context timer of its own (on the Redis store, a
+// decision that waits for a coalesced round trip then allocates none; the
+// limiter's timer was about a tenth of a decision's client CPU there).
 type BoundedStore interface {
 	Store
 	TakeTimeout() time.Duration

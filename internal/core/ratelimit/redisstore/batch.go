@@ -39,11 +39,12 @@ func (b *batcher) stop() {
 	})
 }
 
-// do runs g's ops and returns when they are done, ctx ends or deadline (the
-// store's Timeout from the start of the request) passes, whichever is first:
-// a caller never waits longer than the store's timeout, even on a client
-// whose sockets ignore context deadlines, and it needs no context timer of
-// its own for that.
+// do runs g's ops and returns when they are done or deadline (the store's
+// Timeout from the start of the request) passes, or, for a queued caller,
+// ctx ends, whichever is first: a caller never waits longer than the
+// store's timeout, even on a client whose sockets ignore context deadlines.
+// A queued caller needs no context timer for that; a lone caller's round
+// trip carries the deadline in its context.
 func (b *batcher) do(ctx context.Context, g *group, deadline time.Time) error {
 	b.mu.Lock()
 	if b.s.direct && b.inflight == 0 && len(b.queue) == 0 {
@@ -76,18 +77,26 @@ func (b *batcher) do(ctx context.Context, g *group, deadline time.Time) error {
 	} else {
 		g.timer.Reset(wait)
 	}
+	var err error
 	select {
 	case <-g.done:
 		g.timer.Stop()
 		return nil
 	case <-ctx.Done():
 		g.timer.Stop()
-		g.abandoned.Store(true)
-		return wrap(ctx.Err(), "take")
+		err = ctx.Err()
 	case <-g.timer.C:
-		g.abandoned.Store(true)
-		return wrap(context.DeadlineExceeded, "take")
+		err = context.DeadlineExceeded
 	}
+	// An answer that came with the end of the wait is still the answer: the
+	// decision was made, and its tokens spent.
+	select {
+	case <-g.done:
+		return nil
+	default:
+	}
+	g.abandoned.Store(true)
+	return wrap(err, "take")
 }
 
 // wake nudges a flusher; the caller holds mu.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -389,6 +390,78 @@ func TestStoreBoundsItsTakes(t *testing.T) {
 					}()
 				}
 				wg.Wait()
+			}
+		})
+	}
+}
+
+// stallBeforeRefund pauses the server just before the give-back pipeline
+// (refund.lua) is sent, once armed.
+type stallBeforeRefund struct {
+	sha   string
+	srv   *redistest.Server
+	armed atomic.Bool
+}
+
+func (h *stallBeforeRefund) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *stallBeforeRefund) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *stallBeforeRefund) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			if a := c.Args(); len(a) > 1 && a[0] == "evalsha" && a[1] == h.sha && h.armed.CompareAndSwap(true, false) {
+				h.srv.Pause()
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestGiveBackWithinTimeout checks that the second round trip of a denied
+// request, which gives back the tokens its other scopes took, stays within
+// the store's Timeout too when Redis stalls right then, on clients that
+// honour context deadlines and on clients whose sockets ignore them, and
+// that the caller still sees the tokens given back.
+func TestGiveBackWithinTimeout(t *testing.T) {
+	src, err := os.ReadFile("refund.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, honours := range []bool{true, false} {
+		t.Run("context deadlines honoured="+strconv.FormatBool(honours), func(t *testing.T) {
+			srv := redistest.Start(t)
+			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: honours,
+				ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second, MaxRetries: -1})
+			stall := &stallBeforeRefund{sha: redis.NewScript(string(src)).Hash(), srv: srv}
+			rdb.AddHook(stall)
+			t.Cleanup(func() { rdb.Close() })
+			store := newStore(t, rdb, redisstore.Options{Timeout: 100 * time.Millisecond})
+			r := ratelimit.DefaultConfig().Rules()
+			// The IP bucket holds one token; the user bucket plenty.
+			bs := []ratelimit.Bucket{
+				{Key: []byte("rl-test:ip:192.0.2.9"), Capacity: 1, Interval: 60_000_000, Window: 60_000_000},
+				{Key: []byte("rl-test:user:u9"), Capacity: 60, Interval: 1_000_000, Window: 60_000_000},
+			}
+			rs := make([]ratelimit.Result, 2)
+			ctx := context.Background()
+			if err := store.Take(ctx, &r, bs, rs); err != nil || !rs[0].Allowed || !rs[1].Allowed {
+				t.Fatalf("first request: %+v, %v", rs, err)
+			}
+			stall.armed.Store(true)
+			defer srv.Resume()
+			start := time.Now()
+			err := store.Take(ctx, &r, bs, rs)
+			if took := time.Since(start); took > time.Second {
+				t.Errorf("a denied request took %s with a 100ms store timeout (its give-back stalled)", took)
+			}
+			// On a client that ignores deadlines the give-back goes on
+			// without the caller: wait for it to be sent.
+			for deadline := time.Now().Add(2 * time.Second); stall.armed.Load(); time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("no give-back was sent: the request was not denied by one scope only")
+				}
+			}
+			if err != nil || rs[0].Allowed || !rs[1].Allowed || rs[1].Remaining != 59-1+1 {
+				t.Errorf("denied request: %+v, %v; want the IP to deny and the user's token given back (59 left)", rs, err)
 			}
 		})
 	}

@@ -9,10 +9,10 @@
 // atomically, one after the other) but pays a script call's fixed cost, the
 // round trip and the system calls once for many decisions.
 //
-// A caller never waits longer than Options.Timeout or its context allows,
-// even on a client whose sockets ignore context deadlines; with
-// ContextTimeoutEnabled set on the client, a lone caller also skips the
-// hand-off to a flusher.
+// A caller never waits longer than Options.Timeout, even on a client whose
+// sockets ignore context deadlines, and a queued caller stops waiting when
+// its context ends; with ContextTimeoutEnabled set on the client, a lone
+// caller also skips the hand-off to a flusher.
 //
 // Layout (prefix "refrakt:" by default):
 //
@@ -55,7 +55,7 @@ type Options struct {
 	Clock ratelimit.Clock
 	// Timeout bounds each Take, from its start to its answer, and each
 	// coalesced round trip (default 100ms, like RATE_LIMIT_BACKEND_TIMEOUT);
-	// a caller's own context may end its wait sooner.
+	// a queued caller's own context may end its wait sooner.
 	Timeout time.Duration
 	// Flushers is how many coalesced round trips may be in flight at once
 	// (default 2).
@@ -219,9 +219,7 @@ func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Buc
 		}
 	}
 	if denied && took {
-		gctx, cancel := context.WithDeadline(ctx, deadline)
-		s.giveBack(gctx, g, rs)
-		cancel()
+		s.giveBack(ctx, g, rs, deadline)
 	}
 	return nil
 }
@@ -259,20 +257,46 @@ type rulesCache struct {
 	packed [6 * 8]byte
 }
 
-// giveBack returns the tokens of the buckets that allowed a denied request.
-func (s *Store) giveBack(ctx context.Context, g *group, rs []ratelimit.Result) {
-	pipe := s.rdb.Pipeline()
+// refund is a token to give back: a key's name and its interval.
+type refund struct {
+	rkey     string
+	interval int64
+}
+
+// giveBack returns the tokens of the buckets that allowed a denied request,
+// within the request's deadline. On a client whose sockets ignore context
+// deadlines, waiting for the round trip could outlast the deadline, so the
+// refund goes on without the caller (it needs no answer), bounded by the
+// client's own timeouts.
+func (s *Store) giveBack(ctx context.Context, g *group, rs []ratelimit.Result, deadline time.Time) {
+	var refunds []refund
 	for i := range g.ops {
 		if rs[i].Allowed && !rs[i].Shadowed {
-			s.refund.EvalSha(ctx, pipe, []string{g.ops[i].rkey}, g.ops[i].interval)
+			refunds = append(refunds, refund{g.ops[i].rkey, g.ops[i].interval})
 			rs[i].Remaining = min(rs[i].Remaining+1, rs[i].Capacity)
 		}
 	}
+	if !s.direct {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+			defer cancel()
+			s.sendRefunds(ctx, refunds)
+		}()
+		return
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	s.sendRefunds(ctx, refunds)
+}
+
+func (s *Store) sendRefunds(ctx context.Context, refunds []refund) {
+	pipe := s.rdb.Pipeline()
+	for _, r := range refunds {
+		s.refund.EvalSha(ctx, pipe, []string{r.rkey}, r.interval)
+	}
 	if _, err := pipe.Exec(ctx); err != nil && isNoScript(err) {
-		for i := range g.ops {
-			if rs[i].Allowed && !rs[i].Shadowed {
-				s.refund.Run(ctx, s.rdb, []string{g.ops[i].rkey}, g.ops[i].interval)
-			}
+		for _, r := range refunds {
+			s.refund.Run(ctx, s.rdb, []string{r.rkey}, r.interval)
 		}
 	}
 }
