@@ -50,13 +50,12 @@ type Limiter struct {
 }
 
 // limitEntry is a limit with its buckets for both tiers and its scopes' key
-// prefixes precomputed. The scopes are copied in too: everything a decision
-// reads sits in this one allocation, not in a small slice that may share a
-// cache line with memory another core writes.
+// prefixes precomputed. Its Scopes slice points into scopes: everything a
+// decision reads sits in this one allocation, not in a small slice that may
+// share a cache line with memory another core writes.
 type limitEntry struct {
 	Limit
 	normal, premium Bucket
-	nscopes         int
 	scopes          [maxScopes]Scope
 	prefixes        [maxScopes]string
 }
@@ -100,8 +99,8 @@ func New(cfg Config, d Deps) (*Limiter, error) {
 			return nil, core.Errorf(core.CodeInvalid, "limit %s has too many scopes", lim.Name)
 		}
 		e := &limitEntry{Limit: lim, normal: lim.Policy.bucket(), premium: lim.Policy.Premium(cfg.PremiumMultiplier).bucket()}
-		e.nscopes = copy(e.scopes[:], lim.Scopes)
-		for i, sc := range lim.Scopes {
+		e.Scopes = e.scopes[:copy(e.scopes[:], lim.Scopes)]
+		for i, sc := range e.Scopes {
 			e.prefixes[i] = keyPrefix(lim.Name, sc)
 		}
 		l.order = append(l.order, e)
@@ -148,7 +147,7 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 
 	set := l.overrides.Load()
 	n := 0
-	for j, sc := range e.scopes[:e.nscopes] {
+	for j, sc := range e.Scopes {
 		key, id, ok := appendKey(s.keys[n][:0], e.prefixes[j], sc, &req)
 		s.keys[n] = key
 		if !ok {
