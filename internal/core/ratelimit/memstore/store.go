@@ -107,9 +107,8 @@ const inlineKey = 24
 var _ [0]byte = [unsafe.Sizeof(slot{}) - 64]byte{}
 
 type slotExt struct {
-	key    string // a key longer than inlineKey
-	hasPen bool
-	pen    penalty
+	key string  // a key longer than inlineKey
+	pen penalty // zero when the key has none
 }
 
 const (
@@ -286,7 +285,7 @@ func (s *Store) acquire(sh *shard, h uint64, key []byte) *slot {
 
 func (s *Store) cell(v *slot) ratelimit.Cell {
 	c := ratelimit.Cell{TAT: v.tat, Interval: v.iv, Capacity: int(v.cap), Seen: s.epoch + int64(v.seen)*1e6}
-	if e := v.ext; e != nil && e.hasPen {
+	if e := v.ext; e != nil {
 		p := &e.pen
 		c.Strikes, c.BanLevel = int(p.strikes), int(p.banLevel)
 		c.StrikeAt, c.BannedUntil, c.LastBan = p.strikeAt, p.bannedUntil, p.lastBan
@@ -301,19 +300,18 @@ func (s *Store) put(v *slot, c *ratelimit.Cell) {
 		v.seen = uint32(d / 1e6)
 	}
 	if c.Strikes == 0 && c.BannedUntil == 0 && c.LastBan == 0 {
-		if e := v.ext; e != nil {
-			if v.klen <= inlineKey {
-				v.ext = nil
-			} else {
-				e.hasPen, e.pen = false, penalty{}
-			}
+		// Written only when there was a penalty: most decisions leave the
+		// extension (and its line) alone.
+		if e := v.ext; e != nil && v.klen <= inlineKey {
+			v.ext = nil
+		} else if e != nil && e.pen != (penalty{}) {
+			e.pen = penalty{}
 		}
 		return
 	}
 	if v.ext == nil {
 		v.ext = new(slotExt)
 	}
-	v.ext.hasPen = true
 	v.ext.pen = penalty{strikes: int32(c.Strikes), banLevel: int32(c.BanLevel), strikeAt: c.StrikeAt, bannedUntil: c.BannedUntil, lastBan: c.LastBan}
 }
 
