@@ -2,21 +2,10 @@ package ratelimit
 
 import "math"
 
-// Evaluate decides one request against one key's cell at now (Unix
-// microseconds) and returns the cell as it must be stored if the request's
-// decision is committed, with the bucket's verdict. It is Cell.Apply on
-// copies.
-func Evaluate(c Cell, b *Bucket, r *Rules, now int64) (Cell, Result) {
-	var res Result
-	c.Apply(b, r, now, &res)
-	return c, res
-}
-
 // Apply decides one request against the cell at now (Unix microseconds),
 // leaves in c the cell as it must be stored if the request's decision is
-// committed, and writes the bucket's verdict into res. Working in place
-// spares the memory store two copies of the cell and one of the result on
-// every decision.
+// committed, and writes the bucket's verdict into res. It works in place:
+// the memory store makes no copy of the cell or the result per decision.
 //
 // The bucket is GCRA: a request is admitted when the theoretical arrival
 // time, pushed one interval further, stays within capacity × interval of now.

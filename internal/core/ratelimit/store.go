@@ -118,8 +118,8 @@ type BucketState struct {
 }
 
 // Cell is the whole stored state of one key, in Unix microseconds. The memory
-// store keeps it (compactly); the Redis script keeps the same fields in a
-// hash and follows Evaluate line by line.
+// store keeps it (compactly); the Redis script keeps the same fields packed
+// in one string per key and follows Cell.Apply line by line.
 type Cell struct {
 	TAT         int64 // GCRA theoretical arrival time
 	Interval    int64 // the emission interval TAT was computed with

@@ -52,7 +52,7 @@ func batchSteps() []ratelimit.Bucket {
 }
 
 // TestBatchedEqualsOneByOne decides the same sequence three ways: all in one
-// script call, one request per round trip, and with ratelimit.Evaluate; the
+// script call, one request per round trip, and with ratelimit's Cell.Apply; the
 // results must be the same, penalties and bans included.
 func TestBatchedEqualsOneByOne(t *testing.T) {
 	srv := redistest.Start(t)
@@ -97,15 +97,17 @@ func TestBatchedEqualsOneByOne(t *testing.T) {
 				t.Fatalf("step %d one by one: %v", start+i, err)
 			}
 			var want ratelimit.Result
-			cells[string(bs[i].Key)], want = ratelimit.Evaluate(cells[string(bs[i].Key)], &bs[i], &rules, clock.Now().UnixMicro())
+			c := cells[string(bs[i].Key)]
+			c.Apply(&bs[i], &rules, clock.Now().UnixMicro(), &want)
+			cells[string(bs[i].Key)] = c
 			if diff := cmp.Diff(want, got.res); diff != "" {
-				t.Errorf("step %d batched vs Evaluate (-want +got):\n%s", start+i, diff)
+				t.Errorf("step %d batched vs Cell.Apply (-want +got):\n%s", start+i, diff)
 			}
 			denied += btoi(!want.Allowed)
 			bans += btoi(want.NewBan)
 			shadowed += btoi(want.Shadowed)
 			if diff := cmp.Diff(want, one[0]); diff != "" {
-				t.Errorf("step %d one by one vs Evaluate (-want +got):\n%s", start+i, diff)
+				t.Errorf("step %d one by one vs Cell.Apply (-want +got):\n%s", start+i, diff)
 			}
 		}
 		clock.Advance(7 * time.Second)

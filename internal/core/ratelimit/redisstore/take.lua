@@ -1,6 +1,6 @@
 -- take.lua: rate-limit decisions, one per key, each atomic: ban check,
 -- strike decay, penalized capacity, GCRA, strikes and bans. The loop body's
--- "decide" part is a line-by-line copy of ratelimit.Evaluate (gcra.go);
+-- "decide" part is a line-by-line copy of ratelimit's Cell.Apply (gcra.go);
 -- change both together.
 --
 -- One call decides many keys: the store coalesces concurrent decisions into
@@ -50,7 +50,7 @@ end
 local STATE, SPEC, REPLY, SHORT = "<ddddddddd", "<dddB", "<Bddddddd", "<Bddd"
 local pack, unpack, call, ceil, floor, format = struct.pack, struct.unpack, redis.call, math.ceil, math.floor, string.format
 
--- Each key in turn: decide as ratelimit.Evaluate does, then save the state
+-- Each key in turn: decide as Cell.Apply does, then save the state
 -- with a TTL of when it no longer matters. One loop body rather than
 -- functions: their closures and upvalues cost the server more than the
 -- arithmetic.
