@@ -59,7 +59,7 @@ type Broker struct {
 	// so enqueueScript may push the wake-up itself instead of a separate
 	// command in a pipeline.
 	wakeInScript bool
-	keyCache     sync.Map // queue name → *keys
+	keyCache     sync.Map // queue name → *keys, for the queues in known
 
 	enqMu      sync.Mutex
 	enqWaiting []*enqCall // Enqueue calls waiting for the next round trip
@@ -107,17 +107,21 @@ type keys struct {
 	enqueue [5]string
 }
 
-// keys returns the keys of queue q, built once per queue and cached: the
-// names are fixed, and the cache is as bounded as the queue index.
+// keys returns the keys of queue q: cached for the queues of the index
+// (addName stores them), built afresh for any other name, so names that
+// callers merely ask about (List, Fetch) do not grow the cache.
 func (b *Broker) keys(q string) *keys {
 	if k, ok := b.keyCache.Load(q); ok {
 		return k.(*keys)
 	}
+	return b.newKeys(q)
+}
+
+func (b *Broker) newKeys(q string) *keys {
 	p := b.prefix + "q:{" + q + "}:"
 	k := &keys{pending: p + "pending", scheduled: p + "scheduled", retry: p + "retry", running: p + "running",
 		history: p + "history", dead: p + "dead", stats: p + "stats", job: p + "j:"}
 	k.enqueue = [5]string{k.pending, k.scheduled, k.stats, k.job, b.wakeKey()}
-	b.keyCache.Store(q, k)
 	return k
 }
 
@@ -345,12 +349,13 @@ func (b *Broker) markKnown(q string) {
 	b.addName(q)
 }
 
-// addName adds q to the cached names. The list is copied on write: callers
-// iterate the slice they were handed without the lock, so it is never
-// changed in place.
+// addName adds q to the cached names and caches its keys. The list is
+// copied on write: callers iterate the slice they were handed without the
+// lock, so it is never changed in place.
 func (b *Broker) addName(q string) {
 	if !b.known[q] {
 		b.known[q] = true
+		b.keyCache.Store(q, b.newKeys(q))
 		names := make([]string, len(b.names), len(b.names)+1)
 		copy(names, b.names)
 		names = append(names, q)
