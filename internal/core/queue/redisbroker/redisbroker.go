@@ -59,7 +59,7 @@ type Broker struct {
 	// so enqueueScript may push the wake-up itself instead of a separate
 	// command in a pipeline.
 	wakeInScript bool
-	keyCache     sync.Map // queue name → *keys
+	keyCache     sync.Map // queue name → *keys, for the queues in known
 
 	enqMu      sync.Mutex
 	enqWaiting []*enqCall // Enqueue calls waiting for the next round trip
@@ -107,17 +107,21 @@ type keys struct {
 	enqueue [5]string
 }
 
-// keys returns the keys of queue q, built once per queue and cached: the
-// names are fixed, and the cache is as bounded as the queue index.
+// keys returns the keys of queue q: cached for the queues of the index
+// (addName stores them), built afresh for any other name, so names that
+// callers merely ask about (List, Fetch) do not grow the cache.
 func (b *Broker) keys(q string) *keys {
 	if k, ok := b.keyCache.Load(q); ok {
 		return k.(*keys)
 	}
+	return b.newKeys(q)
+}
+
+func (b *Broker) newKeys(q string) *keys {
 	p := b.prefix + "q:{" + q + "}:"
 	k := &keys{pending: p + "pending", scheduled: p + "scheduled", retry: p + "retry", running: p + "running",
 		history: p + "history", dead: p + "dead", stats: p + "stats", job: p + "j:"}
 	k.enqueue = [5]string{k.pending, k.scheduled, k.stats, k.job, b.wakeKey()}
-	b.keyCache.Store(q, k)
 	return k
 }
 
@@ -218,9 +222,9 @@ type enqPart struct {
 }
 
 // sendEnqueues stores the jobs of calls in one round trip and sets each
-// call's err. One call in one known queue on a single server is one EVALSHA;
-// anything else is a pipeline of one script per call and queue, followed by
-// the wake-ups (on a cluster) and the index of new queues.
+// call's err. One call in one known queue on a single server is one EVALSHA
+// (see runAll); anything else is a pipeline of one script per call and
+// queue, followed by the wake-ups (on a cluster) and the index of new queues.
 func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall) {
 	var parts []*enqPart
 	var wakeQueues, newQueues []string
@@ -251,19 +255,14 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall) {
 	for i, p := range parts {
 		sc[i] = b.enqueueCall(p.q, p.jobs)
 	}
-	var err error
-	if len(parts) == 1 && len(wakeQueues) == 0 && len(newQueues) == 0 {
-		// Script.Run is EVALSHA, then EVAL after NOSCRIPT (nothing ran).
-		parts[0].cmd = enqueueScript.Run(ctx, b.rdb, sc[0].keys, sc[0].args...)
-		err = parts[0].cmd.Err()
-	} else {
+	var more func(redis.Pipeliner)
+	if len(wakeQueues) > 0 || len(newQueues) > 0 {
 		trim := false
 		if len(wakeQueues) > 0 { // only the one sender gets here: no lock
 			b.enqFlushes++
 			trim = b.enqFlushes%32 == 0
 		}
-		var cmds []*redis.Cmd
-		cmds, err = b.runAll(ctx, sc, func(pipe redis.Pipeliner) {
+		more = func(pipe redis.Pipeliner) {
 			for _, q := range wakeQueues {
 				pipe.RPush(ctx, b.wakeKey(), q)
 			}
@@ -273,10 +272,11 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall) {
 			if len(newQueues) > 0 {
 				pipe.SAdd(ctx, b.indexKey(), toAny(newQueues)...)
 			}
-		})
-		for i, p := range parts {
-			p.cmd = cmds[i]
 		}
+	}
+	cmds, err := b.runAll(ctx, sc, more)
+	for i, p := range parts {
+		p.cmd = cmds[i]
 	}
 	for _, p := range parts {
 		if p.call.err != nil {
@@ -345,12 +345,13 @@ func (b *Broker) markKnown(q string) {
 	b.addName(q)
 }
 
-// addName adds q to the cached names. The list is copied on write: callers
-// iterate the slice they were handed without the lock, so it is never
-// changed in place.
+// addName adds q to the cached names and caches its keys. The list is
+// copied on write: callers iterate the slice they were handed without the
+// lock, so it is never changed in place.
 func (b *Broker) addName(q string) {
 	if !b.known[q] {
 		b.known[q] = true
+		b.keyCache.Store(q, b.newKeys(q))
 		names := make([]string, len(b.names), len(b.names)+1)
 		copy(names, b.names)
 		names = append(names, q)
@@ -635,6 +636,13 @@ type scriptCall struct {
 // others ran their calls, which must not run twice (an enqueue would find
 // its jobs already there, a finish its lease gone).
 func (b *Broker) runAll(ctx context.Context, calls []scriptCall, more func(redis.Pipeliner)) ([]*redis.Cmd, error) {
+	if len(calls) == 1 && more == nil {
+		// One plain command, no pipeline: Script.Run is EVALSHA, then EVAL
+		// after NOSCRIPT (when nothing ran).
+		c := calls[0]
+		cmd := c.s.Run(ctx, b.rdb, c.keys, c.args...)
+		return []*redis.Cmd{cmd}, cmd.Err()
+	}
 	pipe := b.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(calls))
 	for i, c := range calls {

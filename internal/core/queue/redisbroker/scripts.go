@@ -42,14 +42,19 @@ func newScript(src string) *script { return &script{redis.NewScript(src), src} }
 // String returns the script's source.
 func (s *script) String() string { return s.src }
 
-// prelude is prepended to every script.
-const prelude = `
+// nowMS defines now_ms(arg): the "now" argument, or Redis TIME in ms when
+// it is 0. Part of the prelude; enqueueScript takes it alone.
+const nowMS = `
 local function now_ms(arg)
   local n = tonumber(arg)
   if n and n > 0 then return n end
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+`
+
+// prelude is prepended to every script but enqueueScript.
+const prelude = nowMS + `
 local FIELDS = {'id','queue','type','payload','status','attempts','retries','max_retries','interval',
   'run_at','enqueued_at','started_at','finished_at','last_error','result','source','ready_at','lease_until','token'}
 local function job(key) return redis.call('HMGET', key, unpack(FIELDS)) end
@@ -113,7 +118,7 @@ end
 
 // enqueueScript stores new jobs of one queue. It is the hot path of a
 // single caller, so it skips the prelude (its tables and closures cost a
-// few microseconds of Redis CPU per call) and reads TIME itself.
+// few microseconds of Redis CPU per call) but for now_ms.
 //
 //	KEYS[1] pending  KEYS[2] scheduled  KEYS[3] stats  KEYS[4] job key prefix
 //	KEYS[5] wake-up list (optional: only on a single Redis server, where a
@@ -127,12 +132,8 @@ end
 // the queue's name on the wake-up list (trimmed to its last wakeBacklog
 // entries once it holds wakeBacklog+32); or {now, id} without writing
 // anything when job id exists.
-var enqueueScript = newScript(`
-local now = tonumber(ARGV[1])
-if not now or now <= 0 then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
+var enqueueScript = newScript(nowMS + `
+local now = now_ms(ARGV[1])
 for i = 3, #ARGV, 7 do
   if redis.call('EXISTS', KEYS[4] .. ARGV[i]) == 1 then return {now, ARGV[i]} end
 end
