@@ -4,7 +4,7 @@
 # net/http handler in the same run. 127.0.0.1 only, a bounded number of
 # requests per phase, and every process it starts is stopped by its pid.
 #
-#   scripts/loadtest.sh [-n REQUESTS] [-c CONNS] [--redis] [--sweep]
+#   scripts/loadtest.sh [-n REQUESTS] [-c CONNS] [-r ROUNDS] [--redis] [--shared] [--sweep]
 #
 #   -n N      requests per measured phase (default 20000)
 #   -c N      connections of the main phases (default 64)

@@ -200,9 +200,9 @@ func heapAlloc() uint64 {
 // cost memory only while their buckets are not full again. Once the clock
 // passes the refill time and the sweep period, the memory store drops them:
 // the heap returns near where it started. The bound (README, Guarantees):
-// about 90-150 bytes per key that spent a token within the last window
-// plus 10 s; a flood of R new keys per second holds at most
-// R × (refill time + 10 s) keys.
+// about 180 bytes per key (these keys are longer than 24 bytes) that spent
+// a token within the last window plus 10 s; a flood of R new keys per
+// second holds at most R × (refill time + 10 s) keys.
 func TestBucketMemoryBoundedUnderKeyFlood(t *testing.T) {
 	s, clock := newLimitServer(t)
 	hit := func(from, n int) {

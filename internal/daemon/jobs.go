@@ -36,9 +36,9 @@ func (s *Server) buildJobs() error {
 		cancel()
 		broker = rb
 	} else {
-		broker = membroker.New(membroker.Options{Clock: clockFunc(s.now), HistoryLimit: s.cfg.JobHistory})
+		broker = membroker.New(membroker.Options{Clock: s.clock, HistoryLimit: s.cfg.JobHistory})
 	}
-	svc := queue.NewService(queue.Deps{Broker: broker, Clock: clockFunc(s.now), Observer: jobsObserver{s.metrics}}, queue.Config{
+	svc := queue.NewService(queue.Deps{Broker: broker, Clock: s.clock, Observer: jobsObserver{s.metrics}}, queue.Config{
 		Concurrency:     s.cfg.WorkerConcurrency,
 		TickInterval:    s.cfg.TickInterval,
 		Lease:           s.cfg.JobLease,

@@ -65,17 +65,13 @@ func LimiterConfig(cfg config.Config) ratelimit.Config {
 // loop (override refresh, penalized-keys gauge) is a component.
 func (s *Server) buildRateLimit() error {
 	cfg := LimiterConfig(s.cfg)
-	var clock ratelimit.Clock = clockFunc(s.now)
-	if s.sysNow {
-		clock = ratelimit.SystemClock{} // the memory store reads it once per decision, by one vDSO call
-	}
-	deps := ratelimit.Deps{Clock: clock, Observer: newLimitObserver(s.metrics), Logger: s.log}
+	deps := ratelimit.Deps{Clock: s.clock, Observer: newLimitObserver(s.metrics), Logger: s.log}
 	var closeStore func()
 	if s.backend.Redis != nil {
 		rs := redisstore.New(s.backend.Redis, redisstore.Options{Prefix: s.backend.Prefix, Timeout: cfg.BackendTimeout})
-		deps.Store, deps.Local, closeStore = rs, memstore.New(clock), func() { rs.Close() }
+		deps.Store, deps.Local, closeStore = rs, memstore.New(s.clock), func() { rs.Close() }
 	} else {
-		deps.Store, closeStore = memstore.New(clock), func() {}
+		deps.Store, closeStore = memstore.New(s.clock), func() {}
 	}
 	l, err := ratelimit.New(cfg, deps)
 	if err != nil {

@@ -21,13 +21,7 @@ import (
 func newLimitServer(t *testing.T, mutate ...func(*config.Config)) (*Server, *fakeclock.Clock) {
 	t.Helper()
 	clock := fakeclock.New(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
-	cfg := config.Default()
-	cfg.DeveloperToken, cfg.OperatorToken = devToken, opToken
-	cfg.WorkerConcurrency = 0
-	for _, m := range mutate {
-		m(&cfg)
-	}
-	s, err := NewServer(Deps{Config: cfg, Clock: clock.Now})
+	s, err := NewServer(Deps{Config: testConfig(mutate...), Clock: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,8 +39,7 @@ type Server struct {
 	log     *slog.Logger
 	reg     *prometheus.Registry
 	backend *Backend
-	now     func() time.Time
-	sysNow  bool // now is time.Now: the limiter may read the clock its own cheaper way
+	clock   ratelimit.Clock // SystemClock unless Deps.Clock: the memory store reads it by one vDSO call
 	started time.Time
 	tokens  *tokens
 	metrics *metrics.Metrics
@@ -79,23 +78,22 @@ func NewServer(d Deps) (*Server, error) {
 	if d.Backend == nil {
 		d.Backend = &Backend{Kind: BackendMemory}
 	}
-	systemClock := d.Clock == nil
-	if systemClock {
-		d.Clock = time.Now
+	var clock ratelimit.Clock = ratelimit.SystemClock{}
+	if d.Clock != nil {
+		clock = clockFunc(d.Clock)
 	}
 	s := &Server{
 		cfg:     d.Config,
 		log:     d.Logger,
 		reg:     d.Registry,
 		backend: d.Backend,
-		now:     d.Clock,
-		sysNow:  systemClock,
+		clock:   clock,
 		tokens:  newTokens(d.Config.DeveloperToken, d.Config.OperatorToken),
 		mux:     http.NewServeMux(),
 		metrics: metrics.New(d.Registry, version.Get()),
 		rates:   snapshot.NewRateTracker(),
 	}
-	s.started = s.now()
+	s.started = s.clock.Now()
 	if err := s.build(); err != nil {
 		return nil, err
 	}

@@ -23,7 +23,7 @@ func (s *Server) handleSnapshot() http.Handler {
 }
 
 func (s *Server) snapshot(ctx context.Context) (snapshot.Snapshot, error) {
-	now := s.now()
+	now := s.clock.Now()
 	pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	ready := s.ready(pctx) == nil
 	cancel()
