@@ -135,14 +135,15 @@ func TestSweepDuringDecisions(t *testing.T) {
 	}
 }
 
-// TestSlotKeysAndPenalties checks the slot's two homes for a key (inline up
-// to inlineKey bytes, in the extension beyond) and that penalties round-trip
-// through the extension and leave it when they are over.
+// TestSlotKeysAndPenalties checks where a slot keeps its key (inline up to
+// inlineKey bytes, running on into a tail up to maxInline, in the extension
+// beyond) and that penalties round-trip through the extension and leave it
+// when they are over.
 func TestSlotKeysAndPenalties(t *testing.T) {
 	s := New(ratelimit.SystemClock{})
 	pen := ratelimit.Cell{TAT: 7, Interval: 3, Capacity: 5, Seen: s.epoch + 2e6,
 		Strikes: 2, BanLevel: 1, StrikeAt: 11, BannedUntil: 13, LastBan: 17}
-	for _, n := range []int{1, inlineKey - 1, inlineKey, inlineKey + 1, 200} {
+	for _, n := range []int{1, inlineKey - 1, inlineKey, inlineKey + 1, inlineKey + 16, inlineKey + 17, inlineKey + 32, inlineKey + 33, maxInline, maxInline + 1, 200} {
 		key := make([]byte, n)
 		for i := range key {
 			key[i] = byte('a' + i%26)
@@ -161,7 +162,7 @@ func TestSlotKeysAndPenalties(t *testing.T) {
 		if got := s.cell(v); got != clear {
 			t.Errorf("%d-byte key: cell %+v after the penalty ended, want %+v", n, got, clear)
 		}
-		if n <= inlineKey && v.ext != nil {
+		if n <= maxInline && v.ext != nil {
 			t.Errorf("%d-byte key keeps its extension after its penalty ended", n)
 		}
 		if v.key() != string(key) {

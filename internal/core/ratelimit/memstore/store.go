@@ -6,10 +6,12 @@
 // bucket, no strikes, no ban) are swept, so memory follows the active keys.
 //
 // Memory: a key costs its cell in the table (12 bytes at a load factor kept
-// between 0.4 and 0.8; the tags make long probes cheap) and a 64-byte slot
-// that holds a key of up to 24 bytes, such as "run:ip:203.0.113.7"; about
-// 85 bytes in all (BenchmarkBytesPerKey measures it). Longer keys, and
-// penalties and bans while a key has them, live in a separate struct.
+// between 0.4 and 0.8; the tags make long probes cheap) and its slot with
+// the key in it: 64 bytes for a key of up to 24 bytes, such as
+// "run:ip:203.0.113.7" (about 85 bytes in all; BenchmarkBytesPerKey
+// measures it), 80, 96 or 128 for keys of up to 40, 56 or 88 bytes. Longer
+// keys, and penalties and bans while a key has them, live in a separate
+// struct.
 package memstore
 
 import (
@@ -81,33 +83,45 @@ func tag(h uint64) uint32 { return uint32(h >> 24) }
 // slot is a key's state in one cache line (64 bytes, so the allocator puts
 // it on a line of its own): the slot's lock, the GCRA pair, the capacity
 // last applied, the last-seen second and the key itself, inline when it
-// fits (every IPv4 key of a short limit name does). A longer key, and
-// penalties, live in an extension that most keys never have. A decision
-// thus touches one line of a key's own, which no other key shares: two
-// cores deciding neighbouring keys never contend for a line.
+// fits (every IPv4 key of a short limit name does). A key of up to
+// maxInline bytes runs on into a tail allocated with the slot (80, 96 or
+// 128 bytes in all); a longer one, and penalties, live in an extension that
+// most keys never have. A decision thus touches the lines of one key's own
+// allocation only.
 type slot struct {
 	// state is the lock: unlocked, locked, or dead (removed from its shard).
 	state atomic.Uint32
 	klen  uint32
 	tat   int64
 	iv    int64
-	// ext holds a key longer than inlineKey (set when the slot is made, never
-	// changed) and penalties (under the slot's lock; for an inline key, ext
-	// is dropped when its penalties are over).
+	// ext holds a key longer than maxInline (set when the slot is made,
+	// never changed) and penalties (under the slot's lock; for a key held in
+	// the slot, ext is dropped when its penalties are over).
 	ext  *slotExt
 	seen uint32 // seconds since Store.epoch
 	cap  int32
 	inl  [inlineKey]byte
 }
 
-// inlineKey is the longest key kept inside its slot.
-const inlineKey = 24
+// inlineKey is the longest key kept inside a plain slot; maxInline the
+// longest kept in the slot's own allocation, running on into a tail.
+const (
+	inlineKey = 24
+	maxInline = inlineKey + 64
+)
 
-// A slot is exactly one cache line.
+// A plain slot is exactly one cache line.
 var _ [0]byte = [unsafe.Sizeof(slot{}) - 64]byte{}
 
+// tailed is a slot allocated with room after it: a key longer than
+// inlineKey runs on from inl into tail, in the same allocation.
+type tailed[T any] struct {
+	slot
+	tail T
+}
+
 type slotExt struct {
-	key string  // a key longer than inlineKey
+	key string  // a key longer than maxInline
 	pen penalty // zero when the key has none
 }
 
@@ -117,12 +131,24 @@ const (
 	dead
 )
 
+// newSlot returns a slot holding key, in the smallest allocation that fits.
 func newSlot(key []byte) *slot {
-	v := &slot{klen: uint32(len(key))}
-	if len(key) <= inlineKey {
-		copy(v.inl[:], key)
-	} else {
-		v.ext = &slotExt{key: string(key)}
+	var v *slot
+	switch n := len(key); {
+	case n <= inlineKey:
+		v = new(slot)
+	case n <= inlineKey+16:
+		v = &new(tailed[[16]byte]).slot
+	case n <= inlineKey+32:
+		v = &new(tailed[[32]byte]).slot
+	case n <= maxInline:
+		v = &new(tailed[[64]byte]).slot
+	default:
+		v = &slot{ext: &slotExt{key: string(key)}}
+	}
+	v.klen = uint32(len(key))
+	if len(key) <= maxInline {
+		copy(unsafe.Slice(&v.inl[0], len(key)), key)
 	}
 	return v
 }
@@ -130,7 +156,7 @@ func newSlot(key []byte) *slot {
 // key returns the slot's key. It is never changed once the slot is made,
 // so it is read without the lock.
 func (v *slot) key() string {
-	if v.klen <= inlineKey {
+	if v.klen <= maxInline {
 		return unsafe.String(&v.inl[0], v.klen)
 	}
 	return v.ext.key
@@ -302,7 +328,7 @@ func (s *Store) put(v *slot, c *ratelimit.Cell) {
 	if c.Strikes == 0 && c.BannedUntil == 0 && c.LastBan == 0 {
 		// Written only when there was a penalty: most decisions leave the
 		// extension (and its line) alone.
-		if e := v.ext; e != nil && v.klen <= inlineKey {
+		if e := v.ext; e != nil && v.klen <= maxInline {
 			v.ext = nil
 		} else if e != nil && e.pen != (penalty{}) {
 			e.pen = penalty{}
