@@ -22,7 +22,7 @@ func TestKeyCacheHoldsOnlyIndexedQueues(t *testing.T) {
 	if _, ok := b.keyCache.Load("indexed"); !ok {
 		t.Error("a queue of the index was not cached")
 	}
-	if b.keys("indexed") != b.keys("indexed") {
+	if k := b.keys("indexed"); b.keys("indexed") != k {
 		t.Error("keys of an indexed queue built again")
 	}
 }

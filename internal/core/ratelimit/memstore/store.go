@@ -114,10 +114,11 @@ const (
 var _ [0]byte = [unsafe.Sizeof(slot{}) - 64]byte{}
 
 // tailed is a slot allocated with room after it: a key longer than
-// inlineKey runs on from inl into tail, in the same allocation.
+// inlineKey runs on from inl into the blank field, in the same allocation
+// (only through unsafe.Slice in newSlot and key, hence no name).
 type tailed[T any] struct {
 	slot
-	tail T
+	_ T
 }
 
 type slotExt struct {
