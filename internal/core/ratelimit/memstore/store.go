@@ -311,13 +311,21 @@ func (s *Store) acquire(sh *shard, h uint64, key []byte) *slot {
 }
 
 func (s *Store) cell(v *slot) ratelimit.Cell {
-	c := ratelimit.Cell{TAT: v.tat, Interval: v.iv, Capacity: int(v.cap), Seen: s.epoch + int64(v.seen)*1e6}
+	var c ratelimit.Cell
+	s.load(v, &c)
+	return c
+}
+
+// load writes v's state into c, which is zero, field by field: a Cell
+// returned by value is built aside and copied with wide loads of narrow
+// stores, which stall the CPU on the decision's path.
+func (s *Store) load(v *slot, c *ratelimit.Cell) {
+	c.TAT, c.Interval, c.Capacity, c.Seen = v.tat, v.iv, int(v.cap), s.epoch+int64(v.seen)*1e6
 	if e := v.ext; e != nil {
 		p := &e.pen
 		c.Strikes, c.BanLevel = int(p.strikes), int(p.banLevel)
 		c.StrikeAt, c.BannedUntil, c.LastBan = p.strikeAt, p.bannedUntil, p.lastBan
 	}
-	return c
 }
 
 // put writes c into v; the caller holds v's lock.
@@ -351,7 +359,8 @@ func (s *Store) Take(_ context.Context, r *ratelimit.Rules, bs []ratelimit.Bucke
 		h, sh := s.hash(bs[0].Key)
 		s.maybeSweep(sh, r, now)
 		v := s.acquire(sh, h, bs[0].Key)
-		c := s.cell(v)
+		var c ratelimit.Cell
+		s.load(v, &c)
 		c.Apply(&bs[0], r, now, &rs[0])
 		s.put(v, &c)
 		v.unlock()
@@ -373,7 +382,7 @@ func (s *Store) Take(_ context.Context, r *ratelimit.Rules, bs []ratelimit.Bucke
 	}
 	denied := false
 	for i := range bs {
-		cells[i] = s.cell(slots[i])
+		s.load(slots[i], &cells[i])
 		cells[i].Apply(&bs[i], r, now, &rs[i])
 		denied = denied || !rs[i].Allowed
 	}
