@@ -40,19 +40,43 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# The limiter suites, whose goals compare two implementations at parity or
+# near it, run ROUNDS rounds, each running refrakt and its reference one
+# after the other; the table takes each side's median, so that a burst of
+# another process, or one slow round, does not decide a comparison alone.
+# The HTTP phases take the best of three alternated rounds
+# (scripts/loadtest.sh).
+ROUNDS=3
 if [ "$QUICK" = 1 ]; then
-  MEM_TIME=300ms REDIS_N=10000x ENQ_N=10000x PICKUP_N=100x ASYNQ_PICKUP_N=8x HTTP_N=20000
+  MEM_TIME=300ms REDIS_N=6000x ENQ_N=10000x PICKUP_N=100x ASYNQ_PICKUP_N=8x HTTP_N=20000
 else
-  MEM_TIME=2s REDIS_N=50000x ENQ_N=50000x PICKUP_N=500x ASYNQ_PICKUP_N=30x HTTP_N=60000
+  MEM_TIME=1s REDIS_N=20000x ENQ_N=50000x PICKUP_N=500x ASYNQ_PICKUP_N=30x HTTP_N=60000
 fi
 
-for _ in $(seq 100); do
-  PORT=$((20000 + RANDOM % 30000))
-  (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || break
-done
-redis-server --port "$PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$TMP" --logfile "$TMP/redis.log" &
-REDIS_PID=$!
-for _ in $(seq 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+# The harness's own Redis, on a free port: a port that looked free may be
+# taken before redis-server binds it, so a server that does not answer is
+# stopped and another port tried.
+start_redis() {
+  for _ in $(seq 5); do
+    for _ in $(seq 100); do
+      PORT=$((20000 + RANDOM % 30000))
+      (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || break
+    done
+    redis-server --port "$PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$TMP" --logfile "$TMP/redis.log" &
+    REDIS_PID=$!
+    for _ in $(seq 100); do
+      if [ "$(redis-cli -p "$PORT" ping 2>/dev/null)" = PONG ]; then return 0; fi
+      kill -0 "$REDIS_PID" 2>/dev/null || break
+      sleep 0.05
+    done
+    kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true
+    REDIS_PID=""
+  done
+  echo "bench: could not start redis-server on a free port:" >&2
+  tail -5 "$TMP/redis.log" >&2
+  exit 1
+}
+start_redis
 
 step() { echo "bench: $*" >&2; }
 gobench() { # gobench DIR PATTERN BENCHTIME [PKG]
@@ -63,11 +87,15 @@ gobench() { # gobench DIR PATTERN BENCHTIME [PKG]
 START=$(date +%s)
 step "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3), $(redis-server --version | cut -d' ' -f3), load $(cut -d' ' -f1-3 /proc/loadavg)"
 step "memory store vs x/time/rate (10k keys, parallel)"
-gobench bench 'BenchmarkRatelimitMemory/impl=(xrate|refrakt)/keys=10000/parallel' "$MEM_TIME"
+for _ in $(seq "$ROUNDS"); do
+  gobench bench 'BenchmarkRatelimitMemory$/^impl=(xrate|refrakt)$/^keys=10000$/parallel' "$MEM_TIME"
+done
 step "memory per idle key"
 gobench . 'BenchmarkBytesPerKey' 1x ./internal/core/ratelimit/memstore
 step "redis store vs redis_rate (1, 8, 32 callers)"
-gobench bench 'BenchmarkRatelimitRedis' "$REDIS_N"
+for _ in $(seq "$ROUNDS"); do
+  gobench bench 'BenchmarkRatelimitRedis' "$REDIS_N"
+done
 step "end to end, 100k no-op jobs, 10 workers: asynq, refrakt"
 gobench bench 'Benchmark(Asynq|Refrakt)EndToEndSimple' 1x
 step "enqueue: one caller, batch"
@@ -79,15 +107,26 @@ step "HTTP: limited endpoint through every middleware vs bare net/http, 64 conne
 LOADTEST=$(bash scripts/loadtest.sh -n "$HTTP_N" -c 64)
 echo "$LOADTEST" | tee -a "$OUT" >&2
 step "HTTP on this harness's Redis (not a goal: the Redis figures for the runbook)"
+if [ "$(redis-cli -p "$PORT" ping 2>/dev/null)" != PONG ]; then
+  echo "bench: the harness's redis-server (pid $REDIS_PID, port $PORT) stopped answering:" >&2
+  tail -20 "$TMP/redis.log" >&2
+  exit 1
+fi
 LOADTEST_REDIS_PORT=$PORT bash scripts/loadtest.sh --redis -n "$((HTTP_N / 4))" -c 64 | grep '^RESULT' | sed 's/^RESULT name=/RESULT redis-backend name=/' | tee -a "$OUT" >&2
 
 # metric NAME UNIT: the value of UNIT on benchmark NAME's line (the -P
-# suffix of GOMAXPROCS ignored); empty when it did not run.
+# suffix of GOMAXPROCS ignored), the median when it ran several rounds;
+# empty when it did not run.
 metric() {
   awk -v name="$1" -v unit="$2" '/^Benchmark/ {
     n = $1; sub(/-[0-9]+$/, "", n)
     if (n != name) next
-    for (i = 3; i < NF; i++) if ($(i + 1) == unit) { print $i; exit }
+    for (i = 3; i < NF; i++) if ($(i + 1) == unit) { v[++k] = $i + 0; break }
+  } END {
+    if (k == 0) exit
+    for (i = 2; i <= k; i++) for (j = i; j > 1 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+    m = (k % 2) ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
+    printf "%.6g\n", m
   }' "$OUT"
 }
 http_field() { sed -nE "s#^BENCH $1 refrakt=([0-9.]+) reference=([0-9.]+).*#\\$2#p" <<<"$LOADTEST"; }
