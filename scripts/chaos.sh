@@ -9,7 +9,7 @@
 # The logic lives in internal/chaos (its test runs a short version in
 # `make test`); this script runs the long version, without -race.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 bash scripts/ensure-redis.sh >/dev/null
 out=$(REFRAKT_CHAOS=full go test -count=1 -timeout 5m -run '^TestChaos$' -v ./internal/chaos 2>&1)
 status=$?

@@ -79,8 +79,7 @@ free_port() {
 }
 
 wait_for() { # wait_for FILE REGEX: prints the first capture
-  local i
-  for i in $(seq 200); do
+  for _ in $(seq 200); do
     if grep -qE "$2" "$1" 2>/dev/null; then sed -nE "s/.*$2.*/\1/p" "$1" | head -1; return; fi
     sleep 0.05
   done
@@ -160,7 +159,7 @@ best_of() { # best_of LINES: the RESULT line with the highest req/s
   awk '/^RESULT/ { for (i = 1; i <= NF; i++) if ($i ~ /^req\/s=/) { v = substr($i, 7) + 0; if (v > m) { m = v; l = $0 } } } END { print l }' <<<"$1"
 }
 bares="" limiteds=""
-for round in $(seq "$ROUNDS"); do
+for _ in $(seq "$ROUNDS"); do
   line=$(phase bare "$CONNS" -url "$BARE_URL"); echo "$line"; bares+="$line"$'\n'
   line=$(phase limited "$CONNS" -url "$DAEMON_URL/api/dev/rl-test" -H "$AUTH" -xff); echo "$line"; limiteds+="$line"$'\n'
 done

@@ -6,7 +6,7 @@
 # Exits non-zero when growth passes the bounds in internal/chaos/soak.go
 # (goroutines +25, descriptors +10, heap +16 MiB + 50 %) or on a server error.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 duration=${1:-10m}
 bash scripts/ensure-redis.sh >/dev/null
 out=$(REFRAKT_SOAK_DURATION="$duration" go test -count=1 -timeout 0 -run '^TestSoak$' -v ./internal/chaos 2>&1)
