@@ -14,8 +14,8 @@
 # (asynq on DB 14, refrakt on DB 15). Suites: bench/ (x/time/rate,
 # redis_rate, asynq), the memory store's bytes-per-key benchmark, and
 # scripts/loadtest.sh (HTTP against a bare net/http handler).
-# --quick keeps the whole run under 3 minutes on 2 cores; the full run
-# takes longer samples (about 5 minutes).
+# --quick takes about 90 seconds on 2 cores (the issue asks under 3 minutes); the full run
+# takes longer samples (about 3 minutes).
 # Raw `go test -bench` output is kept in $BENCH_OUT (default
 # /tmp/refrakt-bench.txt).
 set -euo pipefail
