@@ -9,11 +9,12 @@ import (
 // daemon; the Redis store is shared by every daemon and CLI on one Redis.
 // Both pass the conformance suite in package storetest.
 type Store interface {
-	// Take applies one request to its buckets (one per scope) with the given
-	// penalty rules and writes one Result per bucket into rs (len(rs) >=
-	// len(bs)). The request is admitted only when every bucket admits it; a
-	// denied request spends no token of any bucket, and each bucket that
-	// denied it gets a strike. A shadow bucket never denies.
+	// Take applies one request to its buckets (one per scope, so no key
+	// twice) with the given penalty rules and writes one Result per bucket
+	// into rs (len(rs) >= len(bs)). The request is admitted only when every
+	// bucket admits it; a denied request spends no token of any bucket, and
+	// each bucket that denied it gets a strike. A shadow bucket never
+	// denies.
 	Take(ctx context.Context, rules *Rules, bs []Bucket, rs []Result) error
 	// Reset forgets a bucket: its tokens, strikes and ban.
 	Reset(ctx context.Context, key string) error

@@ -5,8 +5,9 @@
 // only written when a key is added, and when a shard's idle keys (full
 // bucket, no strikes, no ban) are swept, so memory follows the active keys.
 //
-// Memory: a key costs its cell in the table (12 bytes at a load factor kept
-// between 0.4 and 0.8; the tags make long probes cheap) and its slot with
+// Memory: a key costs its cell in the table (12 bytes a cell, at a load
+// factor of at most 0.8, and 0.2 to 0.4 right after a sweep shrinks the
+// table: 15 to 60 bytes a key; the tags make long probes cheap) and its slot with
 // the key in it: 64 bytes for a key of up to 24 bytes, such as
 // "run:ip:203.0.113.7" (about 85 bytes in all; BenchmarkBytesPerKey
 // measures it), 80, 96 or 128 for keys of up to 40, 56 or 88 bytes. Longer
@@ -115,7 +116,8 @@ var _ [0]byte = [unsafe.Sizeof(slot{}) - 64]byte{}
 
 // tailed is a slot allocated with room after it: a key longer than
 // inlineKey runs on from inl into the blank field, in the same allocation
-// (only through unsafe.Slice in newSlot and key, hence no name).
+// (reached only through unsafe.Slice in newSlot and unsafe.String in key,
+// hence no name).
 type tailed[T any] struct {
 	slot
 	_ T
@@ -250,9 +252,12 @@ func (t *table) slots() func(yield func(*slot) bool) {
 
 // insert returns key's slot, adding a fresh one when the key is new, and
 // whether it added it. With lockNew, a slot it adds is returned locked (it
-// is published locked). A held key is found without the shard's lock.
+// is published locked). A held key is found without the shard's lock; a
+// slot found dead (a sweep or Reset is rebuilding the table) sends the
+// caller to the shard's lock, under which the table holds no dead slot, so
+// it waits there instead of spinning on the dead one.
 func (s *Store) insert(sh *shard, h uint64, key []byte, lockNew bool) (*slot, bool) {
-	if v := sh.tab.Load().find(h, key); v != nil {
+	if v := sh.tab.Load().find(h, key); v != nil && v.state.Load() != dead {
 		return v, false
 	}
 	sh.mu.Lock()
@@ -273,8 +278,8 @@ func (s *Store) insert(sh *shard, h uint64, key []byte, lockNew bool) (*slot, bo
 	return v, true
 }
 
-// rebuild publishes a table of size cells holding t's slots but those keep
-// refuses; the caller holds the shard's lock.
+// rebuild publishes a table of size cells holding t's slots except those
+// drop reports; the caller holds the shard's lock.
 func (s *Store) rebuild(sh *shard, t *table, size int, drop func(*slot) bool) *table {
 	nt := newTable(size)
 	n := 0
@@ -373,6 +378,15 @@ func (s *Store) Take(_ context.Context, r *ratelimit.Rules, bs []ratelimit.Bucke
 	var shs [4]*shard
 	if len(bs) > len(slots) {
 		return core.Errorf(core.CodeInvalid, "memstore: %d buckets in one request", len(bs))
+	}
+	// A key twice would be locked twice: the second lock would wait on the
+	// first forever.
+	for i := 1; i < len(bs); i++ {
+		for j := range i {
+			if string(bs[i].Key) == string(bs[j].Key) {
+				return core.Errorf(core.CodeInvalid, "memstore: bucket %q twice in one request", bs[i].Key)
+			}
+		}
 	}
 	for i := range bs {
 		hs[i], shs[i] = s.hash(bs[i].Key)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
 	"github.com/refrakt/refrakt/internal/core/ratelimit/memstore"
 	"github.com/refrakt/refrakt/internal/core/ratelimit/storetest"
@@ -51,5 +52,26 @@ func TestIdleKeysEvicted(t *testing.T) {
 	// its strike lasts until t+120s (PENALTY_DECAY 2m); t+120s: gone too.
 	if diff := cmp.Diff([]int{1001, 1, 1, 0}, got); diff != "" {
 		t.Errorf("keys held after sweeps (-want +got):\n%s", diff)
+	}
+}
+
+// TestRepeatedKeyRefused: a request naming one bucket twice (the limiter
+// never builds one) is refused at once; locking its slot twice would wait
+// forever.
+func TestRepeatedKeyRefused(t *testing.T) {
+	store := memstore.New(storetest.NewClock())
+	cfg := ratelimit.DefaultConfig()
+	r := cfg.Rules()
+	b := ratelimit.Bucket{Key: []byte("rl-test:ip:192.0.2.1"), Capacity: 3, Interval: 20_000_000, Window: 60_000_000}
+	bs := []ratelimit.Bucket{b, {Key: []byte("rl-test:user:u1"), Capacity: 3, Interval: 20_000_000, Window: 60_000_000}, b}
+	done := make(chan error, 1)
+	go func() { done <- store.Take(context.Background(), &r, bs, make([]ratelimit.Result, len(bs))) }()
+	select {
+	case err := <-done:
+		if core.ErrorCode(err) != core.CodeInvalid {
+			t.Fatalf("Take with a key twice: %v, want an invalid-request error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Take with a key twice did not return")
 	}
 }
