@@ -13,16 +13,28 @@ import (
 )
 
 // TestTableCollision checks the path of two keys with one hash, which real
-// 64-bit hashes practically never take: both are kept and told apart.
+// 64-bit hashes practically never take: both are kept and told apart; and
+// that a probe passes over a cell of another tag without its key.
 func TestTableCollision(t *testing.T) {
 	tab := newTable(minCells)
-	ka, kb := []byte("rl-test:ip:192.0.2.1"), []byte("rl-test:ip:192.0.2.2")
-	a, b := newSlot(ka), newSlot(kb)
+	ka, kb, kc := []byte("rl-test:ip:192.0.2.1"), []byte("rl-test:ip:192.0.2.2"), []byte("rl-test:ip:192.0.2.3")
+	a, b, c := newSlot(ka), newSlot(kb), newSlot(kc)
 	tab.put(7, a)
 	tab.put(7, b)
-	tab.put(15, newSlot([]byte("rl-test:ip:192.0.2.3"))) // same cell, other hash
+	const other = 7 | 1<<32 // the same cell, another tag
+	if tag(other) == tag(7) {
+		t.Fatal("the test's hashes share a tag")
+	}
+	tab.put(other, c)
 	if tab.find(7, ka) != a || tab.find(7, kb) != b || tab.find(7, []byte("other")) != nil {
 		t.Fatal("find does not tell the colliding keys apart")
+	}
+	if tab.find(other, kc) != c {
+		t.Fatal("find misses a key behind cells of another tag")
+	}
+	// a's key under another tag: only the tags keep find from a's slot.
+	if tab.find(other, ka) != nil {
+		t.Fatal("find took a slot whose tag differs")
 	}
 	n := 0
 	for range tab.slots() {
