@@ -35,7 +35,7 @@ func MicrosOf(c Clock) func() int64 {
 type anchor struct {
 	at     time.Time
 	micros int64
-	_      [32]byte // a cache line of its own: see NowMicros
+	_      [32]byte // a line of its own: every decision reads it, and it is written once a second
 }
 
 var sysAnchor atomic.Pointer[anchor]
