@@ -10,7 +10,7 @@ import (
 // finds nothing in flight and nothing queued runs at once on its caller's
 // goroutine, so a lone caller pays no hand-off; otherwise it queues, and the
 // flushers (at most Options.Flushers round trips in flight) take everything
-// queued in one pipeline each.
+// queued in one round trip each.
 type batcher struct {
 	s        *Store
 	mu       sync.Mutex

@@ -75,11 +75,7 @@ func TestBatchedEqualsOneByOne(t *testing.T) {
 		bs := steps[start : start+round]
 		var groups []*group
 		for i := range bs {
-			g := &group{rules: batched.rulesArgs(&rules), now: clock.Now().UnixMicro()}
-			g.ops = g.arr[:1]
-			rkey := batched.bucketKey(string(bs[i].Key))
-			g.ops[0] = op{rkey: rkey, key: string(bs[i].Key), interval: bs[i].Interval, spec: packSpec(&bs[i])}
-			groups = append(groups, g)
+			groups = append(groups, batched.newGroup(&rules, bs[i:i+1]))
 		}
 		if calls := batched.calls(groups); len(calls) != 1 {
 			t.Fatalf("%d decisions went in %d calls, want 1", len(bs), len(calls))
@@ -210,8 +206,7 @@ func TestReplyForms(t *testing.T) {
 	reply := f(nil, now)
 	reply = f(append(reply, 1|flagShort), 5, 4, 20_000_000)
 	reply = f(append(reply, 4), 3, 0, 60_000_000, 30_000_000, 0, now+30_000_000, now+30_000_000)
-	s := New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:0"}), Options{})
-	defer s.Close()
+	s := &Store{penalized: map[string]int64{}} // read needs no server
 	c := &call{ops: []*op{{key: "a"}, {key: "b"}}}
 	if !c.read(s, string(reply)) {
 		t.Fatal("read refused a well-formed reply")

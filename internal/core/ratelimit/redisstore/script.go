@@ -15,11 +15,12 @@ import (
 // never holds the server for long (a key costs it a few microseconds).
 const maxKeysPerCall = 64
 
-// Sizes of take.lua's packed argument (a header, then a bucket per key) and
-// of its reply per key: the full one, or the short one its flag byte marks
-// (allowed, no strikes, no penalty to record).
+// Sizes of take.lua's packed argument (a header: the flag saying now is
+// given, now and the rules; then a bucket per key) and of its reply per
+// key: the full one, or the short one its flag byte marks (allowed, no
+// strikes, no penalty to record).
 const (
-	headerSize     = 1 + 7*8
+	rulesSize      = 6 * 8
 	specSize       = 3*8 + 1
 	replySize      = 1 + 7*8
 	shortReplySize = 1 + 3*8
@@ -92,8 +93,8 @@ func packHeader(b []byte, now int64, r *rulesCache) []byte {
 }
 
 // packRules returns r as take.lua's header holds it.
-func packRules(r *ratelimit.Rules) [6 * 8]byte {
-	var p [6 * 8]byte
+func packRules(r *ratelimit.Rules) [rulesSize]byte {
+	var p [rulesSize]byte
 	for i, f := range []float64{r.PenaltyFactor, float64(r.DecayMicros), float64(r.BanAfter),
 		float64(r.BanMicros), float64(r.BanMaxMicros), float64(r.RepeatMicros)} {
 		putFloat(p[8*i:], f)

@@ -136,8 +136,12 @@ func (s *Store) Close() error {
 }
 
 // bucketKey is the Redis key of a bucket key; the braces are its hash tag.
-func (s *Store) bucketKey(key string) string {
-	return s.opts.Prefix + "rl:{" + key + "}"
+func (s *Store) bucketKey(key string) string { return redisKey(s.opts.Prefix, key) }
+
+// redisKey is bucketKey for a key as a string or as bytes: from bytes, the
+// conversion and the concatenation make one allocation.
+func redisKey[K ~string | ~[]byte](prefix string, key K) string {
+	return prefix + "rl:{" + string(key) + "}"
 }
 
 // op is one key's decision within a request.
@@ -180,26 +184,7 @@ type group struct {
 // store's all-or-nothing.
 func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Bucket, rs []ratelimit.Result) error {
 	deadline := time.Now().Add(s.opts.Timeout)
-	g := groupPool.Get().(*group)
-	g.rules = s.rulesArgs(r)
-	if s.opts.Clock != nil {
-		g.now = s.opts.Clock.Now().UnixMicro()
-	}
-	if len(bs) <= len(g.arr) {
-		g.ops = g.arr[:len(bs)]
-	} else {
-		g.ops = make([]op, len(bs))
-	}
-	head := len(s.opts.Prefix) + len("rl:{")
-	for i := range bs {
-		b := &bs[i]
-		// One allocation for both names: the bucket key is the Redis key's
-		// hash tag.
-		rkey := s.opts.Prefix + "rl:{" + string(b.Key) + "}"
-		o := &g.ops[i]
-		*o = op{rkey: rkey, key: rkey[head : len(rkey)-1], interval: b.Interval}
-		o.spec = packSpec(b)
-	}
+	g := s.newGroup(r, bs)
 	if err := s.b.do(ctx, g, deadline); err != nil {
 		// Not reused: a flusher may still hold g.
 		return err
@@ -222,6 +207,32 @@ func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Buc
 		s.giveBack(ctx, g, rs, deadline)
 	}
 	return nil
+}
+
+// newGroup returns a pooled group holding one op per bucket of bs, under
+// rules r.
+func (s *Store) newGroup(r *ratelimit.Rules, bs []ratelimit.Bucket) *group {
+	g := groupPool.Get().(*group)
+	g.rules = s.rulesArgs(r)
+	if s.opts.Clock != nil {
+		g.now = s.opts.Clock.Now().UnixMicro()
+	}
+	if len(bs) <= len(g.arr) {
+		g.ops = g.arr[:len(bs)]
+	} else {
+		g.ops = make([]op, len(bs))
+	}
+	head := len(s.opts.Prefix) + len("rl:{")
+	for i := range bs {
+		b := &bs[i]
+		// One allocation for both names: the bucket key is the Redis key's
+		// hash tag.
+		rkey := redisKey(s.opts.Prefix, b.Key)
+		o := &g.ops[i]
+		*o = op{rkey: rkey, key: rkey[head : len(rkey)-1], interval: b.Interval}
+		o.spec = packSpec(b)
+	}
+	return g
 }
 
 // TakeTimeout implements ratelimit.BoundedStore: no Take waits longer than
@@ -254,7 +265,7 @@ func (s *Store) rulesArgs(r *ratelimit.Rules) *rulesCache {
 
 type rulesCache struct {
 	r      ratelimit.Rules
-	packed [6 * 8]byte
+	packed [rulesSize]byte
 }
 
 // refund is a token to give back: a key's name and its interval.
