@@ -64,9 +64,11 @@ start_redis() {
     done
     redis-server --port "$PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$TMP" --logfile "$TMP/redis.log" &
     REDIS_PID=$!
+    # Ours only while our process lives: a PONG from a server someone else
+    # started on the port meanwhile does not count.
     for _ in $(seq 100); do
-      if [ "$(redis-cli -p "$PORT" ping 2>/dev/null)" = PONG ]; then return 0; fi
       kill -0 "$REDIS_PID" 2>/dev/null || break
+      if [ "$(redis-cli -p "$PORT" ping 2>/dev/null)" = PONG ]; then return 0; fi
       sleep 0.05
     done
     kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true
@@ -107,7 +109,7 @@ step "HTTP: limited endpoint through every middleware vs bare net/http, 64 conne
 LOADTEST=$(bash scripts/loadtest.sh -n "$HTTP_N" -c 64)
 echo "$LOADTEST" | tee -a "$OUT" >&2
 step "HTTP on this harness's Redis (not a goal: the Redis figures for the runbook)"
-if [ "$(redis-cli -p "$PORT" ping 2>/dev/null)" != PONG ]; then
+if ! kill -0 "$REDIS_PID" 2>/dev/null || [ "$(redis-cli -p "$PORT" ping 2>/dev/null)" != PONG ]; then
   echo "bench: the harness's redis-server (pid $REDIS_PID, port $PORT) stopped answering:" >&2
   tail -20 "$TMP/redis.log" >&2
   exit 1
@@ -126,7 +128,7 @@ metric() {
     if (k == 0) exit
     for (i = 2; i <= k; i++) for (j = i; j > 1 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
     m = (k % 2) ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
-    printf "%.6g\n", m
+    printf "%.10g\n", m
   }' "$OUT"
 }
 http_field() { sed -nE "s#^BENCH $1 refrakt=([0-9.]+) reference=([0-9.]+).*#\\$2#p" <<<"$LOADTEST"; }

@@ -45,14 +45,25 @@ done
 command -v curl >/dev/null || { echo "loadtest: curl is needed" >&2; exit 1; }
 if [ "$USE_REDIS" = 1 ]; then bash scripts/ensure-redis.sh; fi
 
-# CPU split: servers (bare baseline, daemon) on the first half of the CPUs,
-# the load generator on the rest. Go sizes GOMAXPROCS from the affinity mask.
-NCPU=$(nproc)
+# CPU split: servers (bare baseline, daemon) on the first half of the CPUs
+# this process may use, the load generator on the rest. Go sizes GOMAXPROCS
+# from the affinity mask.
+allowed_cpus() { # the CPUs this process may run on, one per line
+  local list r ranges
+  list=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status 2>/dev/null)
+  if [ -z "$list" ]; then seq 0 $(($(nproc) - 1)); return; fi
+  IFS=, read -ra ranges <<<"$list"
+  for r in "${ranges[@]}"; do
+    if [[ $r == *-* ]]; then seq "${r%-*}" "${r#*-}"; else echo "$r"; fi
+  done
+}
+mapfile -t CPUS < <(allowed_cpus)
+NCPU=${#CPUS[@]}
 # ON_SERVER / ON_LOAD prefix a command (taskset execs it, so $! stays the
 # server's pid); both are "env" when the CPUs are shared.
 SERVER_CPUS="" LOAD_CPUS="" ON_SERVER=(env) ON_LOAD=(env)
 if [ "$SHARED" = 0 ] && [ "$NCPU" -ge 2 ] && command -v taskset >/dev/null; then
-  SERVER_CPUS="0-$((NCPU / 2 - 1))" LOAD_CPUS="$((NCPU / 2))-$((NCPU - 1))"
+  SERVER_CPUS=$(IFS=,; echo "${CPUS[*]:0:NCPU/2}") LOAD_CPUS=$(IFS=,; echo "${CPUS[*]:NCPU/2}")
   ON_SERVER=(taskset -c "$SERVER_CPUS") ON_LOAD=(taskset -c "$LOAD_CPUS")
 fi
 
