@@ -59,7 +59,10 @@ type Broker struct {
 	// so enqueueScript may push the wake-up itself instead of a separate
 	// command in a pipeline.
 	wakeInScript bool
-	keyCache     sync.Map // queue name → *keys, for the queues in known
+	// keyCache maps the queues this broker has seen in the index to their
+	// keys (*keys): being in it is being known. Written under mu (addName),
+	// read without it.
+	keyCache sync.Map
 
 	enqMu      sync.Mutex
 	enqWaiting []*enqCall // Enqueue calls waiting for the next round trip
@@ -67,9 +70,8 @@ type Broker struct {
 	enqFlushes int        // pipelines with wake-ups so far, by the sender (the wake-up list is trimmed every 32nd)
 
 	mu     sync.Mutex
-	known  map[string]bool // queues this broker has seen in the index
-	names  []string        // sorted
-	synced time.Time       // when names was last read from the index
+	names  []string  // sorted: the names in keyCache
+	synced time.Time // when names was last read from the index
 	rr     int
 }
 
@@ -82,7 +84,7 @@ func New(rdb redis.UniversalClient, opts Options) *Broker {
 		opts.HistoryLimit = DefaultHistoryLimit
 	}
 	_, single := rdb.(*redis.Client)
-	return &Broker{rdb: rdb, prefix: opts.Prefix, history: opts.HistoryLimit, clock: opts.Clock, known: map[string]bool{}, wakeInScript: single}
+	return &Broker{rdb: rdb, prefix: opts.Prefix, history: opts.HistoryLimit, clock: opts.Clock, wakeInScript: single}
 }
 
 // Load loads every script into Redis, so the first calls need no fallback.
@@ -334,9 +336,8 @@ func toAny(ss []string) []any {
 func isNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") }
 
 func (b *Broker) isKnown(q string) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.known[q]
+	_, ok := b.keyCache.Load(q)
+	return ok
 }
 
 func (b *Broker) markKnown(q string) {
@@ -349,8 +350,7 @@ func (b *Broker) markKnown(q string) {
 // copied on write: callers iterate the slice they were handed without the
 // lock, so it is never changed in place.
 func (b *Broker) addName(q string) {
-	if !b.known[q] {
-		b.known[q] = true
+	if !b.isKnown(q) {
 		b.keyCache.Store(q, b.newKeys(q))
 		names := make([]string, len(b.names), len(b.names)+1)
 		copy(names, b.names)
