@@ -62,7 +62,7 @@ func measureCost(b *testing.B, addr string, op func(i int) error) {
 	}
 	admin := redis.NewClient(&redis.Options{Addr: addr})
 	defer admin.Close()
-	cpu0 := queueRedisCPU(b, addr)
+	cpu0 := redisCPU(b, addr)
 	before := serverStats(b, admin)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -72,7 +72,7 @@ func measureCost(b *testing.B, addr string, op func(i int) error) {
 	}
 	b.StopTimer()
 	after := serverStats(b, admin)
-	cpu := queueRedisCPU(b, addr) - cpu0
+	cpu := redisCPU(b, addr) - cpu0
 	n := float64(b.N)
 	b.ReportMetric(n/b.Elapsed().Seconds(), "ops/s")
 	// The second INFO of admin is one read and one command of its own.

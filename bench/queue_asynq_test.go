@@ -55,7 +55,7 @@ func queueFlush(b *testing.B, addr string, db int) *redis.Client {
 }
 
 // redisCPU returns the CPU seconds (user+sys) redis-server has used.
-func queueRedisCPU(b *testing.B, addr string) float64 {
+func redisCPU(b *testing.B, addr string) float64 {
 	b.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	defer rdb.Close()
@@ -103,14 +103,14 @@ func BenchmarkAsynqEndToEndSimple(b *testing.B) {
 		client.Close()
 		var wg sync.WaitGroup
 		wg.Add(e2eCount)
-		cpu0 := queueRedisCPU(b, addr)
+		cpu0 := redisCPU(b, addr)
 		start := time.Now()
 		b.StartTimer()
 		_ = srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { wg.Done(); return nil }))
 		wg.Wait()
 		b.StopTimer()
 		b.ReportMetric(float64(e2eCount)/time.Since(start).Seconds(), "jobs/s")
-		b.ReportMetric(queueRedisCPU(b, addr)-cpu0, "redis-cpu-s")
+		b.ReportMetric(redisCPU(b, addr)-cpu0, "redis-cpu-s")
 		srv.Shutdown()
 		b.StartTimer()
 	}
@@ -182,14 +182,14 @@ func BenchmarkRefraktEndToEndSimple(b *testing.B) {
 		}
 		wg.Add(e2eCount)
 		pool := queue.NewPool(svc)
-		cpu0 := queueRedisCPU(b, addr)
+		cpu0 := redisCPU(b, addr)
 		start := time.Now()
 		b.StartTimer()
 		pool.Start()
 		wg.Wait()
 		b.StopTimer()
 		b.ReportMetric(float64(e2eCount)/time.Since(start).Seconds(), "jobs/s")
-		b.ReportMetric(queueRedisCPU(b, addr)-cpu0, "redis-cpu-s")
+		b.ReportMetric(redisCPU(b, addr)-cpu0, "redis-cpu-s")
 		_ = pool.Shutdown(context.Background())
 		rdb.Close()
 		b.StartTimer()

@@ -116,7 +116,8 @@ func BenchmarkRatelimitMemoryRandom(b *testing.B) {
 }
 
 // benchXrateKeys runs parallel x/time/rate decisions over one pre-built,
-// pre-boxed key per IP, in order from two far-apart starts or scrambled.
+// pre-boxed key per IP, in order (each goroutine from its own start, 7919
+// keys after the previous one's) or scrambled.
 func benchXrateKeys(b *testing.B, ips []string, random bool) {
 	n := len(ips)
 	var x xrateMap

@@ -76,7 +76,7 @@ func BenchmarkRatelimitRedis(b *testing.B) {
 			defer rdb.Close()
 			lim := redis_rate.NewLimiter(rdb)
 			limit := redis_rate.Limit{Rate: benchRedisRate, Burst: benchCapacity, Period: time.Second}
-			cpu0 := queueRedisCPU(b, srv.Addr())
+			cpu0 := redisCPU(b, srv.Addr())
 			runCallers(b, callers, func(i int) error {
 				_, err := lim.Allow(ctx, "rl-test:ip:"+ips[i%len(ips)], limit)
 				return err
@@ -99,7 +99,7 @@ func BenchmarkRatelimitRedis(b *testing.B) {
 			if _, err := l.SetOverride(ctx, ratelimit.Override{Target: "rl-test", Capacity: benchCapacity, Window: window}, 0); err != nil {
 				b.Fatal(err)
 			}
-			cpu0 := queueRedisCPU(b, srv.Addr())
+			cpu0 := redisCPU(b, srv.Addr())
 			runCallers(b, callers, func(i int) error {
 				_, err := l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: ips[i%len(ips)]})
 				return err
@@ -116,5 +116,5 @@ func BenchmarkRatelimitRedis(b *testing.B) {
 // cpu0 per decision: what a decision costs the shared server, whatever the
 // client's speed.
 func reportRedisCPU(b *testing.B, addr string, cpu0 float64) {
-	b.ReportMetric((queueRedisCPU(b, addr)-cpu0)*1e6/float64(b.N), "redis-cpu-µs/decision")
+	b.ReportMetric((redisCPU(b, addr)-cpu0)*1e6/float64(b.N), "redis-cpu-µs/decision")
 }

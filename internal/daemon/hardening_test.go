@@ -252,7 +252,7 @@ func TestBucketKeysExpireInRedis(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	keys, err := client.Keys(ctx, config.Default().Prefix+"*").Result()
+	keys, err := client.Keys(ctx, s.cfg.Prefix+"*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,8 @@ import (
 	"github.com/refrakt/refrakt/internal/core/ratelimit/redisstore"
 )
 
-// clockFunc adapts the server's clock to ratelimit.Clock.
+// clockFunc adapts Deps.Clock (a test's clock; NewServer uses
+// ratelimit.SystemClock otherwise) to ratelimit.Clock.
 type clockFunc func() time.Time
 
 func (f clockFunc) Now() time.Time { return f() }

@@ -24,7 +24,8 @@ func parseLease(v []any) (*queue.Job, int64) {
 	if len(v) < len(fields) || v[0] == nil {
 		return nil, 0
 	}
-	s, n, raw := values(v).str, values(v).int, values(v).raw
+	vs := values(v)
+	s, n, raw := vs.str, vs.int, vs.raw
 	tok, _ := strconv.ParseInt(s(18), 10, 64)
 	return &queue.Job{
 		ID: s(0), Queue: s(1), Type: s(2), Payload: raw(3), Status: queue.Status(s(4)),
@@ -37,10 +38,11 @@ func parseLease(v []any) (*queue.Job, int64) {
 // parseStarted decodes what start returns ({id, START_FIELDS…}) into the
 // job as it now runs in queue q, started at now under a lease of lease.
 func parseStarted(v []any, q string, now time.Time, lease time.Duration) (*queue.Job, int64) {
-	s, n := values(v).str, values(v).int
+	vs := values(v)
+	s, n := vs.str, vs.int
 	tok, _ := strconv.ParseInt(s(12), 10, 64)
 	return &queue.Job{
-		ID: s(0), Queue: q, Status: queue.StatusRunning, Type: s(2), Payload: values(v).raw(3),
+		ID: s(0), Queue: q, Status: queue.StatusRunning, Type: s(2), Payload: vs.raw(3),
 		Attempts: n(4), Retries: n(5), MaxRetries: n(6), IntervalSeconds: n(7),
 		RunAt: msTime(s(8)), EnqueuedAt: msTime(s(9)), Source: s(10), ReadyAt: msTime(s(11)),
 		StartedAt: now, LeaseUntil: now.Add(lease.Truncate(time.Millisecond)),
