@@ -252,12 +252,9 @@ func (t *table) slots() func(yield func(*slot) bool) {
 
 // insert returns key's slot, adding a fresh one when the key is new, and
 // whether it added it. With lockNew, a slot it adds is returned locked (it
-// is published locked). A held key is found without the shard's lock; a
-// slot found dead (a sweep or Reset is rebuilding the table) sends the
-// caller to the shard's lock, under which the table holds no dead slot, so
-// it waits there instead of spinning on the dead one.
+// is published locked). A held key is found without the shard's lock.
 func (s *Store) insert(sh *shard, h uint64, key []byte, lockNew bool) (*slot, bool) {
-	if v := sh.tab.Load().find(h, key); v != nil && v.state.Load() != dead {
+	if v := sh.tab.Load().find(h, key); v != nil {
 		return v, false
 	}
 	sh.mu.Lock()
@@ -312,7 +309,18 @@ func (s *Store) acquire(sh *shard, h uint64, key []byte) *slot {
 		if fresh || v.lock() {
 			return v
 		}
+		sh.settle()
 	}
+}
+
+// settle waits until the sweep or Reset that killed a slot of the shard has
+// published the table without it: both kill and rebuild under the shard's
+// lock. A decision that found a dead slot waits here rather than spinning
+// on it until the new table appears.
+func (sh *shard) settle() {
+	sh.mu.Lock()
+	//lint:ignore SA2001 an empty critical section: waiting for the lock is the point
+	sh.mu.Unlock()
 }
 
 func (s *Store) cell(v *slot) ratelimit.Cell {
@@ -393,6 +401,9 @@ func (s *Store) Take(_ context.Context, r *ratelimit.Rules, bs []ratelimit.Bucke
 		s.maybeSweep(shs[i], r, now)
 	}
 	for !s.lockAll(bs, hs[:len(bs)], shs[:len(bs)], slots[:len(bs)], order[:len(bs)]) {
+		for _, sh := range shs[:len(bs)] {
+			sh.settle()
+		}
 	}
 	denied := false
 	for i := range bs {
