@@ -148,9 +148,12 @@ func TestInFlightCapEndToEnd(t *testing.T) {
 	t.Parallel()
 	d := daemontest.Start(t, []string{"REFRAKT_MAX_IN_FLIGHT=1", "WORKER_CONCURRENCY=0"})
 	d.WaitHTTP("/readyz", 200, 15*time.Second)
+	// The held request waits 10 s for a worker that never comes: on a
+	// loaded machine it may take a while to reach the daemon, and the probe
+	// below looks for the refusal for as long as it is held.
 	held := make(chan int, 1)
 	go func() {
-		resp, err := http.Post(d.URL+"/assistant", "application/json", strings.NewReader(`{"type":"ping","timeout_ms":3000}`))
+		resp, err := http.Post(d.URL+"/assistant", "application/json", strings.NewReader(`{"type":"ping","timeout_ms":10000}`))
 		if err != nil {
 			held <- -1
 			return
@@ -158,8 +161,8 @@ func TestInFlightCapEndToEnd(t *testing.T) {
 		resp.Body.Close()
 		held <- resp.StatusCode
 	}()
-	got503 := false
-	for deadline := time.Now().Add(2500 * time.Millisecond); time.Now().Before(deadline) && !got503; {
+	got503, heldCode := false, 0
+	for deadline := time.Now().Add(9 * time.Second); time.Now().Before(deadline) && !got503 && heldCode == 0; {
 		req, _ := http.NewRequest("GET", d.URL+"/api/dev/whoami", nil)
 		req.Header.Set("Authorization", "Bearer "+d.Token)
 		resp, err := http.DefaultClient.Do(req)
@@ -176,12 +179,18 @@ func TestInFlightCapEndToEnd(t *testing.T) {
 				t.Errorf("healthz refused at the cap: %v %v", h, err)
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case heldCode = <-held: // it ended before any refusal was seen
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 	if !got503 {
-		t.Fatal("a second request while /assistant held the only slot was not refused")
+		t.Fatalf("a second request while /assistant held the only slot was not refused (the held request: %d)", heldCode)
 	}
-	if code := <-held; code != http.StatusGatewayTimeout {
+	if heldCode == 0 {
+		heldCode = <-held
+	}
+	if code := heldCode; code != http.StatusGatewayTimeout {
 		t.Fatalf("the held /assistant got %d, want 504 (manual mode)", code)
 	}
 	d.WaitHTTP("/api/obs/snapshot", 401, 5*time.Second) // served again
