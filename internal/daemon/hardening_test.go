@@ -148,21 +148,30 @@ func TestInFlightCapEndToEnd(t *testing.T) {
 	t.Parallel()
 	d := daemontest.Start(t, []string{"REFRAKT_MAX_IN_FLIGHT=1", "WORKER_CONCURRENCY=0"})
 	d.WaitHTTP("/readyz", 200, 15*time.Second)
-	// The held request waits 10 s for a worker that never comes: on a
-	// loaded machine it may take a while to reach the daemon, and the probe
-	// below looks for the refusal for as long as it is held.
+	// The held request waits 10 s for a worker that never comes. The probe
+	// below may hold the only slot when it arrives (on a loaded machine it
+	// can take a while to arrive): refused then, it tries again, and the
+	// probe looks for its own refusal for as long as the slot may be held.
+	deadline := time.Now().Add(9 * time.Second)
 	held := make(chan int, 1)
 	go func() {
-		resp, err := http.Post(d.URL+"/assistant", "application/json", strings.NewReader(`{"type":"ping","timeout_ms":10000}`))
-		if err != nil {
-			held <- -1
+		for {
+			resp, err := http.Post(d.URL+"/assistant", "application/json", strings.NewReader(`{"type":"ping","timeout_ms":10000}`))
+			if err != nil {
+				held <- -1
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			held <- resp.StatusCode
 			return
 		}
-		resp.Body.Close()
-		held <- resp.StatusCode
 	}()
 	got503, heldCode := false, 0
-	for deadline := time.Now().Add(9 * time.Second); time.Now().Before(deadline) && !got503 && heldCode == 0; {
+	for time.Now().Before(deadline) && !got503 && heldCode == 0 {
 		req, _ := http.NewRequest("GET", d.URL+"/api/dev/whoami", nil)
 		req.Header.Set("Authorization", "Bearer "+d.Token)
 		resp, err := http.DefaultClient.Do(req)
