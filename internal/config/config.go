@@ -80,6 +80,12 @@ type Config struct {
 	// QueueMaxAge refuses new work when the oldest pending job is older (0 = off).
 	// QUEUE_MAX_AGE_SECONDS, default 0.
 	QueueMaxAge time.Duration
+	// QueueMaxQueues bounds how many distinct queues may exist: a job for a
+	// new queue beyond it is refused (0 = no bound). Every queue costs each
+	// fetch, tick and gauge sample, and POST /run is public, so the bound
+	// keeps anonymous callers from growing that cost at will.
+	// QUEUE_MAX_QUEUES, default 100.
+	QueueMaxQueues int
 	// WorkerConcurrency is the number of worker goroutines; 0 is manual mode.
 	// WORKER_CONCURRENCY, --workers, default 4.
 	WorkerConcurrency int
@@ -129,6 +135,7 @@ func Default() Config {
 		BanDuration:                 60 * time.Second,
 		OnBackendError:              "local",
 		BackendTimeout:              100 * time.Millisecond,
+		QueueMaxQueues:              100,
 		WorkerConcurrency:           4,
 		TickInterval:                time.Second,
 		JobHistory:                  200,
@@ -181,6 +188,9 @@ func (c Config) Validate() error {
 	}
 	if c.QueueMaxPending < 0 {
 		bad("QUEUE_MAX_PENDING", "%d must not be negative", c.QueueMaxPending)
+	}
+	if c.QueueMaxQueues < 0 {
+		bad("QUEUE_MAX_QUEUES", "%d must not be negative", c.QueueMaxQueues)
 	}
 	durations := []struct {
 		env string

@@ -57,6 +57,7 @@ func TestLoadBad(t *testing.T) {
 		{"not a number", map[string]string{"QUEUE_MAX_PENDING": "abc"}, nil, `QUEUE_MAX_PENDING: "abc" is not a whole number`},
 		{"flag named", nil, map[string]string{"workers": "x"}, `--workers: "x" is not a whole number`},
 		{"negative", map[string]string{"QUEUE_MAX_PENDING": "-1"}, nil, "QUEUE_MAX_PENDING: -1 must not be negative"},
+		{"negative queue bound", map[string]string{"QUEUE_MAX_QUEUES": "-5"}, nil, "QUEUE_MAX_QUEUES: -5 must not be negative"},
 		{"duration without unit", map[string]string{"JOB_LEASE": "30"}, nil, `JOB_LEASE: "30" needs a unit, e.g. 30s`},
 		{"bad duration", map[string]string{"SHUTDOWN_TIMEOUT": "soon"}, nil, `SHUTDOWN_TIMEOUT: "soon" is not a duration`},
 		{"bad bool", map[string]string{"PROMETHEUS_ENABLED": "maybe"}, nil, `PROMETHEUS_ENABLED: "maybe" is not true or false`},

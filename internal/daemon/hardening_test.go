@@ -324,8 +324,35 @@ func TestJobHistoryBounded(t *testing.T) {
 // /run, so a flood of distinct queue names must not become a flood of
 // Prometheus series: the per-queue gauges keep at most maxQueueSeries
 // label values (the busiest queues, the rest summed as "_other").
-func TestQueueLabelsBoundedUnderQueueFlood(t *testing.T) {
+// TestQueueFloodRefusedByDefault: with the default settings, a flood of
+// new queue names through the public POST /run creates at most 100 queues;
+// the rest are refused with 400 and store nothing.
+func TestQueueFloodRefusedByDefault(t *testing.T) {
 	s := newTestServer(t, func(c *config.Config) { c.RateLimitEnabled = false })
+	const documented = 100 // the README's default, not the constant
+	accepted := 0
+	for i := range documented + 50 {
+		resp, b := do(t, s, "POST", "/run", "", fmt.Sprintf(`{"type":"ping","queue":"flood-%d"}`, i))
+		switch {
+		case resp.StatusCode == 202:
+			accepted++
+		case resp.StatusCode != 400 || errCode(b) != "invalid":
+			t.Fatalf("enqueue %d: %d %v", i, resp.StatusCode, b)
+		}
+	}
+	if accepted != documented {
+		t.Errorf("accepted %d distinct queues, want %d", accepted, documented)
+	}
+	names, err := s.jobs.svc.Broker().Queues(context.Background())
+	if err != nil || len(names) != documented {
+		t.Errorf("queues: %d (%v), want %d", len(names), err, documented)
+	}
+}
+
+func TestQueueLabelsBoundedUnderQueueFlood(t *testing.T) {
+	// QUEUE_MAX_QUEUES off: an operator who lifts the bound still gets
+	// bounded metrics.
+	s := newTestServer(t, func(c *config.Config) { c.RateLimitEnabled = false; c.QueueMaxQueues = 0 })
 	const queues = 500
 	for i := range queues {
 		body := fmt.Sprintf(`{"type":"ping","queue":"flood-%d"}`, i)

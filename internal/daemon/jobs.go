@@ -43,6 +43,7 @@ func (s *Server) buildJobs() error {
 		TickInterval:    s.cfg.TickInterval,
 		Lease:           s.cfg.JobLease,
 		ShutdownTimeout: s.cfg.ShutdownTimeout,
+		MaxQueues:       s.cfg.QueueMaxQueues,
 		Admission: queue.AdmissionConfig{
 			MaxPending: s.cfg.QueueMaxPending,
 			MaxAge:     s.cfg.QueueMaxAge,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -219,6 +220,32 @@ func TestAdmissionHTTP(t *testing.T) {
 	}
 	if resp, body := do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"ping"}`); resp.StatusCode != 202 {
 		t.Fatalf("developer enqueue: %d %v", resp.StatusCode, body)
+	}
+}
+
+// TestMaxQueuesHTTP: POST /run is public, so a job for a new queue beyond
+// QUEUE_MAX_QUEUES is refused with 400 and nothing stored, from /run and the
+// developer enqueue alike; the existing queues go on taking jobs.
+func TestMaxQueuesHTTP(t *testing.T) {
+	s := newTestServer(t, func(c *config.Config) { c.QueueMaxQueues = 2 })
+	for _, b := range []string{`{"type":"ping"}`, `{"type":"ping","queue":"other"}`} {
+		if resp, body := do(t, s, "POST", "/run", "", b); resp.StatusCode != 202 {
+			t.Fatalf("%s: %d %v", b, resp.StatusCode, body)
+		}
+	}
+	for _, tc := range []struct{ path, token string }{{"/run", ""}, {"/assistant", ""}, {"/api/dev/jobs/enqueue", devToken}} {
+		resp, body := do(t, s, "POST", tc.path, tc.token, `{"type":"ping","queue":"third"}`)
+		msg, _ := body["error"].(map[string]any)["message"].(string)
+		if resp.StatusCode != 400 || errCode(body) != "invalid" || !strings.Contains(msg, "QUEUE_MAX_QUEUES") {
+			t.Fatalf("%s in a third queue: %d %v", tc.path, resp.StatusCode, body)
+		}
+	}
+	if resp, body := do(t, s, "POST", "/run", "", `{"type":"ping","queue":"other"}`); resp.StatusCode != 202 {
+		t.Fatalf("existing queue: %d %v", resp.StatusCode, body)
+	}
+	_, body := do(t, s, "GET", "/api/dev/jobs", devToken, "")
+	if jobs, _ := body["jobs"].([]any); len(jobs) != 3 {
+		t.Fatalf("jobs stored: %d, want exactly 3", len(jobs))
 	}
 }
 

@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -393,4 +397,83 @@ func TestRetryAfterFromDrainRate(t *testing.T) {
 	if rej.RetryAfter < time.Second || rej.RetryAfter > 2*time.Second {
 		t.Errorf("Retry-After %v, want 1-2s from a drain rate of about 1-2 jobs/s", rej.RetryAfter)
 	}
+}
+
+// TestMaxQueues: a job for a new queue beyond MaxQueues is refused as
+// invalid and stores nothing, by Enqueue, Submit and EnqueueBatch alike;
+// jobs for existing queues still pass; the count is the broker's, so a
+// second service on the same backend (another daemon) sees the first one's
+// queues, and concurrent callers cannot slip past the bound together.
+func TestMaxQueues(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		b := be.new(t, nil)
+		a := queue.NewService(queue.Deps{Broker: b}, queue.Config{MaxQueues: 3})
+		for _, q := range []string{"q1", "q2"} {
+			if _, err := a.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI); err != nil {
+				t.Fatalf("enqueue in %s: %v", q, err)
+			}
+		}
+		// Another service on the same backend: q1 and q2 count for it too.
+		other := queue.NewService(queue.Deps{Broker: b}, queue.Config{MaxQueues: 3})
+		if _, err := other.Submit(ctx, queue.EnqueueRequest{Type: "ping", Queue: "q3"}, queue.SourceAPI); err != nil {
+			t.Fatalf("third queue: %v", err)
+		}
+		refused := func(what string, err error) {
+			t.Helper()
+			if core.ErrorCode(err) != core.CodeInvalid || !strings.Contains(err.Error(), "at most 3 queues") {
+				t.Errorf("%s: %v (code %q), want invalid naming the bound", what, err, core.ErrorCode(err))
+			}
+		}
+		for _, s := range []*queue.Service{a, other} {
+			_, err := s.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: "q4"}, queue.SourceAPI)
+			refused("Enqueue in a fourth queue", err)
+			_, err = s.Submit(ctx, queue.EnqueueRequest{Type: "ping", Queue: "q4"}, queue.SourceAPI)
+			refused("Submit in a fourth queue", err)
+			_, err = s.EnqueueBatch(ctx, []queue.EnqueueRequest{{Type: "ping", Queue: "q1"}, {Type: "ping", Queue: "q5"}}, queue.SourceAPI)
+			refused("EnqueueBatch with a fourth queue", err)
+			// Jobs for existing queues pass, one by one and in a batch.
+			if _, err := s.Enqueue(ctx, queue.EnqueueRequest{Type: "ping"}, queue.SourceAPI); core.ErrorCode(err) != core.CodeInvalid {
+				t.Errorf("default is a fourth queue here: %v", err)
+			}
+			if _, err := s.EnqueueBatch(ctx, []queue.EnqueueRequest{{Type: "ping", Queue: "q1"}, {Type: "ping", Queue: "q3"}}, queue.SourceAPI); err != nil {
+				t.Errorf("batch in existing queues: %v", err)
+			}
+		}
+		names, err := b.Queues(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		diff(t, "queues", []string{"q1", "q2", "q3"}, names)
+		jobs, err := a.List(ctx, queue.Filter{Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		diff(t, "jobs stored", 3+2*2, len(jobs))
+
+		// Concurrent first jobs of new queues on a fresh backend: never more
+		// queues than the bound.
+		b2 := be.new(t, nil)
+		s := queue.NewService(queue.Deps{Broker: b2}, queue.Config{MaxQueues: 4})
+		var wg sync.WaitGroup
+		var ok atomic.Int64
+		for i := range 16 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := s.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: fmt.Sprintf("c%d", i)}, queue.SourceAPI); err == nil {
+					ok.Add(1)
+				} else if core.ErrorCode(err) != core.CodeInvalid {
+					t.Errorf("concurrent enqueue: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		names, err = b2.Queues(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		diff(t, "admitted", int64(4), ok.Load())
+		diff(t, "queues after concurrent first jobs", 4, len(names))
+	})
 }
