@@ -441,3 +441,30 @@ func TestE2EDirectOnCluster(t *testing.T) {
 	mustCLI(t, env, "limits", "reset", "run:ip:198.51.100.4")
 	mustCLI(t, env, "limits", "unset", "run:ip:198.51.100.4")
 }
+
+// TestE2EQueueBound: `jobs enqueue` into a new queue beyond
+// QUEUE_MAX_QUEUES exits 2 with one line naming the bound, over the API (the
+// daemon's bound) and over Redis (the CLI's own, from its environment), and
+// stores nothing; the existing queue still takes jobs.
+func TestE2EQueueBound(t *testing.T) {
+	r := redistest.Start(t)
+	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL(), "REFRAKT_PREFIX=qb:", "QUEUE_MAX_QUEUES=1"}, "--workers", "0")
+	envs := drivers(t, d, r, "qb:")
+	envs[1].env["QUEUE_MAX_QUEUES"] = "1"
+	mustCLI(t, envs[0].env, "jobs", "enqueue", "ping", "--queue", "only")
+	for _, de := range envs {
+		t.Run(de.name, func(t *testing.T) {
+			wantFail(t, de.env, ExitUsage, "QUEUE_MAX_QUEUES", "jobs", "enqueue", "ping", "--queue", "other-"+de.name)
+			mustCLI(t, de.env, "jobs", "enqueue", "ping", "--queue", "only")
+		})
+	}
+	var listed []queue.Job
+	if err := json.Unmarshal([]byte(mustCLI(t, envs[0].env, "jobs", "list", "-o", "json")), &listed); err != nil || len(listed) != 3 {
+		t.Fatalf("list: %v, %d jobs, want the 3 in queue only", err, len(listed))
+	}
+	for _, j := range listed {
+		if j.Queue != "only" {
+			t.Errorf("job %s stored in %q", j.ID, j.Queue)
+		}
+	}
+}
