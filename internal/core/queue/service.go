@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/refrakt/refrakt/internal/core"
@@ -112,11 +110,7 @@ type Service struct {
 	mu      sync.Mutex
 	waiters map[string][]chan struct{}
 
-	// known holds the queues seen to exist (or admitted by this service):
-	// a job for one of them passes MaxQueues with a map read. queuesMu
-	// serializes the broker reads for new ones.
-	known    atomic.Pointer[map[string]bool]
-	queuesMu sync.Mutex
+	bound queueBound // MaxQueues
 }
 
 // NewService returns a service on d.Broker with the settings cfg.
@@ -251,57 +245,6 @@ func (s *Service) Submit(ctx context.Context, req EnqueueRequest, source string)
 		return nil, err
 	}
 	return s.storeOne(ctx, nj)
-}
-
-// admitQueues refuses jobs that would take the number of queues beyond
-// cfg.MaxQueues. A job for a queue seen before costs a map read; one for a
-// new queue reads the broker's list (one round trip), so only a queue's
-// first jobs pay for the check. An admitted new queue counts from then on,
-// even before its job is stored, so concurrent callers cannot slip past
-// the bound together.
-func (s *Service) admitQueues(ctx context.Context, jobs []NewJob) error {
-	if s.cfg.MaxQueues <= 0 {
-		return nil
-	}
-	var fresh []string
-	known := s.known.Load()
-	for _, nj := range jobs {
-		if (known == nil || !(*known)[nj.Queue]) && !slices.Contains(fresh, nj.Queue) {
-			fresh = append(fresh, nj.Queue)
-		}
-	}
-	if len(fresh) == 0 {
-		return nil
-	}
-	s.queuesMu.Lock()
-	defer s.queuesMu.Unlock()
-	names, err := s.broker.Queues(ctx)
-	if err != nil {
-		return s.backendErr("queues", err)
-	}
-	set := make(map[string]bool, len(names)+len(fresh))
-	if old := s.known.Load(); old != nil {
-		for q := range *old { // admitted here, perhaps not stored yet
-			set[q] = true
-		}
-	}
-	for _, q := range names {
-		set[q] = true
-	}
-	var added []string
-	for _, q := range fresh {
-		if !set[q] {
-			added = append(added, q)
-		}
-	}
-	if n := len(set) + len(added); n > s.cfg.MaxQueues {
-		return core.Errorf(core.CodeInvalid, "queue %q would be queue number %d: at most %d queues may exist (QUEUE_MAX_QUEUES)", added[0], len(set)+1, s.cfg.MaxQueues)
-	}
-	for _, q := range added {
-		set[q] = true
-	}
-	s.known.Store(&set)
-	return nil
 }
 
 // storeOne is store for one job, without the slices.

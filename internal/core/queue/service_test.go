@@ -475,5 +475,20 @@ func TestMaxQueues(t *testing.T) {
 		}
 		diff(t, "admitted", int64(4), ok.Load())
 		diff(t, "queues after concurrent first jobs", 4, len(names))
+
+		// While the bound is reached, a flood of new names is refused
+		// without reading the broker's list for each.
+		counted := &countingBroker{Broker: b2}
+		flooded := queue.NewService(queue.Deps{Broker: counted}, queue.Config{MaxQueues: 4})
+		for i := range 50 {
+			_, err := flooded.Submit(ctx, queue.EnqueueRequest{Type: "ping", Queue: fmt.Sprintf("f%d", i)}, queue.SourceAPI)
+			refused := core.ErrorCode(err) == core.CodeInvalid
+			if !refused {
+				t.Fatalf("flood %d: %v, want invalid", i, err)
+			}
+		}
+		if n := counted.queues.Load(); n >= 10 {
+			t.Errorf("50 refused new queues read the broker's list %d times, want a few", n)
+		}
 	})
 }
