@@ -2,7 +2,10 @@ package redisbroker_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -98,5 +101,60 @@ func TestWakeListBounded(t *testing.T) {
 	}
 	if st.Pending != 500 || st.Enqueued != 500 {
 		t.Errorf("pending %d, enqueued %d: want 500 each", st.Pending, st.Enqueued)
+	}
+}
+
+// TestFetchAmongIdleQueues: a fetch costs a few round trips however many
+// queues exist with no job ready (one pipelined question picks the queues
+// that have some), and still takes every ready job of every queue.
+func TestFetchAmongIdleQueues(t *testing.T) {
+	_, rdb := newClient(t)
+	calls := &roundTrips{}
+	rdb.AddHook(calls)
+	ctx := context.Background()
+	b := redisbroker.New(rdb, redisbroker.Options{Prefix: "idle:"})
+	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+	for i := range 40 {
+		if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: fmt.Sprintf("idle-%d", i), DelayMS: 3_600_000}, queue.SourceAPI); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fetch := func(n int) ([]queue.Lease, int64) {
+		t.Helper()
+		before := calls.n.Load()
+		ls, err := b.Fetch(ctx, queue.FetchRequest{N: n, Lease: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ls, calls.n.Load() - before
+	}
+	fetch(10) // a first fetch may open a connection (HELLO, CLIENT SETINFO)
+	if ls, trips := fetch(10); len(ls) != 0 || trips > 3 {
+		t.Errorf("fetch among 40 idle queues: %d jobs in %d round trips, want none in at most 3", len(ls), trips)
+	}
+	var want []string
+	for i := range 5 {
+		for range 2 {
+			j, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: fmt.Sprintf("hot-%d", i)}, queue.SourceAPI)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, j.ID)
+		}
+	}
+	ls, trips := fetch(100)
+	var got []string
+	for _, l := range ls {
+		got = append(got, l.Job.ID)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("fetched %v, want every ready job %v", got, want)
+	}
+	// The queue list (one read), the question (one pipeline) and one
+	// script per queue with jobs.
+	if trips > 2+5 {
+		t.Errorf("fetch of 10 jobs in 5 of 45 queues: %d round trips, want at most 7", trips)
 	}
 }

@@ -459,7 +459,9 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 }
 
 // take starts up to req.N jobs, trying the hinted queue first, then the
-// others round-robin.
+// others round-robin. Beyond scanDirect other queues, one pipelined LLEN of
+// their pending lists picks those with jobs ready, so a fetch costs a few
+// round trips however many queues sit idle, not one per queue.
 func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) ([]queue.Lease, error) {
 	names := req.Queues
 	if len(names) == 0 {
@@ -468,29 +470,12 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 			return nil, err
 		}
 	}
-	order := make([]string, 0, len(names)+1)
-	if hint != "" && (len(req.Queues) == 0 || slices.Contains(req.Queues, hint)) {
-		order = append(order, hint)
-		b.markKnown(hint)
-	}
-	b.mu.Lock()
-	b.rr++
-	rr := b.rr
-	b.mu.Unlock()
-	for i := range names {
-		if q := names[(rr+i)%len(names)]; q != hint {
-			order = append(order, q)
-		}
-	}
 	var leases []queue.Lease
-	for _, q := range order {
-		if len(leases) >= req.N {
-			break
-		}
+	dequeue := func(q string) error {
 		k := b.keys(q)
 		r, err := b.run(ctx, dequeueScript, []string{k.pending, k.running, k.stats, k.job}, b.now(), req.N-len(leases), ms(req.Lease))
 		if err != nil {
-			return leases, fmt.Errorf("fetch from %s: %w", q, err)
+			return fmt.Errorf("fetch from %s: %w", q, err)
 		}
 		a := r.([]any)
 		now := msTime(a[0])
@@ -498,8 +483,65 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 			j, tok := parseStarted(f.([]any), q, now, req.Lease)
 			leases = append(leases, queue.Lease{Job: j, Token: tok})
 		}
+		return nil
+	}
+	if hint != "" && (len(req.Queues) == 0 || slices.Contains(req.Queues, hint)) {
+		b.markKnown(hint)
+		if err := dequeue(hint); err != nil || len(leases) >= req.N {
+			return leases, err
+		}
+	}
+	b.mu.Lock()
+	b.rr++
+	rr := b.rr
+	b.mu.Unlock()
+	others := make([]string, 0, len(names))
+	for i := range names {
+		if q := names[(rr+i)%len(names)]; q != hint {
+			others = append(others, q)
+		}
+	}
+	if len(others) > scanDirect {
+		var err error
+		if others, err = b.ready(ctx, others); err != nil {
+			return leases, err
+		}
+	}
+	for _, q := range others {
+		if len(leases) >= req.N {
+			break
+		}
+		if err := dequeue(q); err != nil {
+			return leases, err
+		}
 	}
 	return leases, nil
+}
+
+// scanDirect is how many queues a fetch tries one by one without first
+// asking which have jobs ready: up to it, the direct tries cost no more
+// round trips than the question and its answers.
+const scanDirect = 2
+
+// ready returns those of names (in their order, in names' own backing
+// array) whose pending list holds a job, with one pipelined round trip
+// (one per node on a Redis Cluster).
+func (b *Broker) ready(ctx context.Context, names []string) ([]string, error) {
+	pipe := b.rdb.Pipeline()
+	lens := make([]*redis.IntCmd, len(names))
+	for i, q := range names {
+		lens[i] = pipe.LLen(ctx, b.keys(q).pending)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("fetch: pending counts: %w", err)
+	}
+	out := names[:0]
+	for i, q := range names {
+		if lens[i].Val() > 0 {
+			out = append(out, q)
+		}
+	}
+	return out, nil
 }
 
 // reply decodes the {"ok", …} / {"conflict", status} / {"not_found"} replies.
