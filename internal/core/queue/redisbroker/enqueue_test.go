@@ -158,3 +158,63 @@ func TestFetchAmongIdleQueues(t *testing.T) {
 		t.Errorf("fetch of 10 jobs in 5 of 45 queues: %d round trips, want at most 7", trips)
 	}
 }
+
+// TestTickAcrossQueues: a tick over many queues is one pipeline of scripts
+// (plus the queue list and the wake-ups), not a round trip per queue, and
+// promotes the due jobs of every queue.
+func TestTickAcrossQueues(t *testing.T) {
+	_, rdb := newClient(t)
+	calls := &roundTrips{}
+	rdb.AddHook(calls)
+	ctx := context.Background()
+	b := redisbroker.New(rdb, redisbroker.Options{Prefix: "tick:"})
+	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+	for i := range 40 {
+		if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: fmt.Sprintf("q-%d", i), DelayMS: 1}, queue.SourceAPI); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(5 * time.Millisecond)
+	if _, err := b.Tick(ctx); err != nil { // warm-up: may open a connection
+		t.Fatal(err)
+	}
+	for i := range 40 {
+		if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: fmt.Sprintf("q-%d", i), DelayMS: 1}, queue.SourceAPI); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(5 * time.Millisecond)
+	before := calls.n.Load()
+	res, err := b.Tick(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if trips := calls.n.Load() - before; res.Scheduled != 40 || trips > 3 {
+		t.Errorf("tick of 40 queues: promoted %d in %d round trips, want 40 in at most 3", res.Scheduled, trips)
+	}
+	// A queue with more due jobs than one script moves is ticked again
+	// until done, beside a queue with one.
+	reqs := make([]queue.EnqueueRequest, 2500)
+	for i := range reqs {
+		reqs[i] = queue.EnqueueRequest{Type: "ping", Queue: "big", DelayMS: 1}
+	}
+	if _, err := svc.EnqueueBatch(ctx, reqs, queue.SourceAPI); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: "q-0", DelayMS: 1}, queue.SourceAPI); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	if res, err := b.Tick(ctx); err != nil || res.Scheduled != 2501 {
+		t.Errorf("tick of a 2500-job backlog and one job: promoted %d (%v), want 2501", res.Scheduled, err)
+	}
+	for _, q := range []string{"big", "q-0"} {
+		st, err := b.Stats(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Scheduled != 0 {
+			t.Errorf("queue %s: %d still scheduled", q, st.Scheduled)
+		}
+	}
+}

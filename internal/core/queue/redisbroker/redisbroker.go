@@ -790,30 +790,50 @@ func (b *Broker) Requeue(ctx context.Context, id string) (*queue.Job, queue.Stat
 // backlog of due jobs never blocks Redis for long; Tick loops until done.
 const tickBatch = 1000
 
-// Tick promotes due jobs and recovers expired leases in every queue.
+// Tick promotes due jobs and recovers expired leases in every queue: one
+// script per queue, all in one pipeline (one round trip per node), then
+// again for the queues that moved a whole batch, until none does.
 func (b *Broker) Tick(ctx context.Context) (queue.TickResult, error) {
 	names, err := b.queueNames(ctx, 2*time.Second)
 	if err != nil {
 		return queue.TickResult{}, err
 	}
 	var total queue.TickResult
-	for _, q := range names {
-		k := b.keys(q)
-		for {
-			r, err := b.run(ctx, tickScript, []string{k.pending, k.scheduled, k.retry, k.running, k.history, k.dead, k.stats, k.job}, b.now(), b.history, tickBatch)
-			if err != nil {
-				return total, fmt.Errorf("tick %s: %w", q, err)
+	for len(names) > 0 {
+		cmds, err := b.pipelined(ctx, names, func(q string) ([]string, []any, *script) {
+			k := b.keys(q)
+			return []string{k.pending, k.scheduled, k.retry, k.running, k.history, k.dead, k.stats, k.job}, []any{b.now(), b.history, tickBatch}, tickScript
+		})
+		var again []string
+		var woken []queue.Ref
+		var first error
+		for i, q := range names {
+			if e := cmds[i].Err(); e != nil {
+				if first == nil {
+					first = fmt.Errorf("tick %s: %w", q, e)
+				}
+				continue
 			}
-			a := r.([]any)
+			a := cmds[i].Val().([]any)
 			t := queue.TickResult{Scheduled: int(a[0].(int64)), Retried: int(a[1].(int64)), Recovered: int(a[2].(int64)), RecoveredDead: int(a[3].(int64))}
 			total = total.Add(t)
 			if t.Scheduled+t.Retried+t.Recovered > 0 {
-				b.wake(ctx, []queue.Ref{{Queue: q}})
+				woken = append(woken, queue.Ref{Queue: q})
 			}
-			if t.Scheduled < tickBatch && t.Retried < tickBatch && t.Recovered+t.RecoveredDead < tickBatch {
-				break
+			if t.Scheduled >= tickBatch || t.Retried >= tickBatch || t.Recovered+t.RecoveredDead >= tickBatch {
+				again = append(again, q)
 			}
 		}
+		if len(woken) > 0 {
+			b.wake(ctx, woken)
+		}
+		if first == nil && err != nil {
+			first = fmt.Errorf("tick: %w", err)
+		}
+		if first != nil {
+			return total, first
+		}
+		names = again
 	}
 	return total, nil
 }
