@@ -218,3 +218,46 @@ func TestTickAcrossQueues(t *testing.T) {
 		}
 	}
 }
+
+// TestStatsAcrossQueues: the service's stats of every queue (the metrics
+// sampler, /api/obs/jobs, refrakt top) are one pipeline, not a round trip per
+// queue, and agree with each queue's own Stats.
+func TestStatsAcrossQueues(t *testing.T) {
+	_, rdb := newClient(t)
+	calls := &roundTrips{}
+	rdb.AddHook(calls)
+	ctx := context.Background()
+	b := redisbroker.New(rdb, redisbroker.Options{Prefix: "stats:"})
+	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+	for i := range 30 {
+		for range i % 3 {
+			if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: fmt.Sprintf("q-%02d", i)}, queue.SourceAPI); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: fmt.Sprintf("q-%02d", i), DelayMS: 60_000}, queue.SourceAPI); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := svc.Stats(ctx); err != nil { // warm-up: may open a connection
+		t.Fatal(err)
+	}
+	before := calls.n.Load()
+	all, err := svc.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if trips := calls.n.Load() - before; len(all) != 30 || trips > 2 {
+		t.Errorf("stats of 30 queues: %d in %d round trips, want 30 in at most 2", len(all), trips)
+	}
+	for i, st := range all {
+		one, err := b.Stats(ctx, st.Queue)
+		if err != nil {
+			t.Fatal(err)
+		}
+		one.OldestPendingAge, one.OldestPendingSec = st.OldestPendingAge, st.OldestPendingSec // read at another moment
+		if st != one || st.Pending != int64(i%3) || st.Scheduled != 1 {
+			t.Errorf("queue %s: %+v, alone %+v, want %d pending and 1 scheduled", st.Queue, st, one, i%3)
+		}
+	}
+}

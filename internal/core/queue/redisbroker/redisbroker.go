@@ -841,11 +841,38 @@ func (b *Broker) Tick(ctx context.Context) (queue.TickResult, error) {
 // Stats reads one queue's gauges and totals with one script.
 func (b *Broker) Stats(ctx context.Context, q string) (queue.Stats, error) {
 	k := b.keys(q)
-	r, err := b.run(ctx, statsScript, []string{k.pending, k.scheduled, k.retry, k.running, k.dead, k.stats, k.job}, b.now())
+	r, err := b.run(ctx, statsScript, statsKeys(k), b.now())
 	if err != nil {
 		return queue.Stats{}, fmt.Errorf("stats of %s: %w", q, err)
 	}
-	a := r.([]any)
+	return parseStats(q, r.([]any)), nil
+}
+
+// StatsMany reads the gauges and totals of queues with one script each, all
+// in one pipeline (one round trip per node).
+func (b *Broker) StatsMany(ctx context.Context, queues []string) ([]queue.Stats, error) {
+	if len(queues) == 0 {
+		return nil, nil
+	}
+	cmds, err := b.pipelined(ctx, queues, func(q string) ([]string, []any, *script) {
+		return statsKeys(b.keys(q)), []any{b.now()}, statsScript
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	out := make([]queue.Stats, len(queues))
+	for i, q := range queues {
+		out[i] = parseStats(q, cmds[i].Val().([]any))
+	}
+	return out, nil
+}
+
+func statsKeys(k *keys) []string {
+	return []string{k.pending, k.scheduled, k.retry, k.running, k.dead, k.stats, k.job}
+}
+
+// parseStats decodes statsScript's reply for queue q.
+func parseStats(q string, a []any) queue.Stats {
 	n := func(i int) int64 { return a[i].(int64) }
 	s := queue.Stats{Queue: q, Pending: n(1), Scheduled: n(2), Retry: n(3), Running: n(4), Dead: n(5),
 		Enqueued: n(7), Started: n(8), Succeeded: n(9), Failed: n(10)}
@@ -853,7 +880,7 @@ func (b *Broker) Stats(ctx context.Context, q string) (queue.Stats, error) {
 		s.OldestPendingAge = max(0, time.Duration(n(0)-oldest)*time.Millisecond)
 	}
 	s.OldestPendingSec = s.OldestPendingAge.Seconds()
-	return s, nil
+	return s
 }
 
 // List returns jobs matching f.
