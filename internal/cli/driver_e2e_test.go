@@ -442,29 +442,39 @@ func TestE2EDirectOnCluster(t *testing.T) {
 	mustCLI(t, env, "limits", "unset", "run:ip:198.51.100.4")
 }
 
-// TestE2EQueueBound: `jobs enqueue` into a new queue beyond
-// QUEUE_MAX_QUEUES exits 2 with one line naming the bound, over the API (the
-// daemon's bound) and over Redis (the CLI's own, from its environment), and
-// stores nothing; the existing queue still takes jobs.
+// TestE2EQueueBound: with the daemon's QUEUE_MAX_QUEUES reached, the public
+// POST /run refuses a new queue, while `jobs enqueue` (the operator, over the
+// API and over Redis, whatever the CLI's own environment says) makes it,
+// after which POST /run takes jobs in it.
 func TestE2EQueueBound(t *testing.T) {
 	r := redistest.Start(t)
 	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL(), "REFRAKT_PREFIX=qb:", "QUEUE_MAX_QUEUES=1"}, "--workers", "0")
 	envs := drivers(t, d, r, "qb:")
 	envs[1].env["QUEUE_MAX_QUEUES"] = "1"
-	mustCLI(t, envs[0].env, "jobs", "enqueue", "ping", "--queue", "only")
+	run := func(q string) int {
+		t.Helper()
+		resp, err := http.Post(d.URL+"/run", "application/json", strings.NewReader(`{"type":"ping","queue":"`+q+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := run("only"); code != http.StatusAccepted {
+		t.Fatalf("POST /run in the first queue: %d", code)
+	}
 	for _, de := range envs {
 		t.Run(de.name, func(t *testing.T) {
-			wantFail(t, de.env, ExitUsage, "QUEUE_MAX_QUEUES", "jobs", "enqueue", "ping", "--queue", "other-"+de.name)
-			mustCLI(t, de.env, "jobs", "enqueue", "ping", "--queue", "only")
+			q := "ops-" + de.name
+			if code := run(q); code != http.StatusBadRequest {
+				t.Fatalf("POST /run in a new queue beyond the bound: %d, want 400", code)
+			}
+			if j := jobJSON(t, de.env, "jobs", "enqueue", "ping", "--queue", q); j.Queue != q {
+				t.Fatalf("jobs enqueue --queue %s: stored in %q", q, j.Queue)
+			}
+			if code := run(q); code != http.StatusAccepted {
+				t.Errorf("POST /run in the queue the operator made: %d, want 202", code)
+			}
 		})
-	}
-	var listed []queue.Job
-	if err := json.Unmarshal([]byte(mustCLI(t, envs[0].env, "jobs", "list", "-o", "json")), &listed); err != nil || len(listed) != 3 {
-		t.Fatalf("list: %v, %d jobs, want the 3 in queue only", err, len(listed))
-	}
-	for _, j := range listed {
-		if j.Queue != "only" {
-			t.Errorf("job %s stored in %q", j.ID, j.Queue)
-		}
 	}
 }

@@ -63,7 +63,7 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 		return nil, unreachableError{addr: addr, err: err}
 	}
 	broker := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix, HistoryLimit: cfg.JobHistory})
-	svc := queue.NewService(queue.Deps{Broker: broker}, queue.Config{Concurrency: queue.ManualMode, Lease: cfg.JobLease, MaxQueues: cfg.QueueMaxQueues})
+	svc := queue.NewService(queue.Deps{Broker: broker}, queue.Config{Concurrency: queue.ManualMode, Lease: cfg.JobLease})
 	store := redisstore.New(rdb, redisstore.Options{Prefix: prefix})
 	lim, err := ratelimit.New(daemon.LimiterConfig(cfg), ratelimit.Deps{Store: store})
 	if err != nil {

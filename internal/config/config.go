@@ -80,11 +80,12 @@ type Config struct {
 	// QueueMaxAge refuses new work when the oldest pending job is older (0 = off).
 	// QUEUE_MAX_AGE_SECONDS, default 0.
 	QueueMaxAge time.Duration
-	// QueueMaxQueues bounds how many distinct queues may exist: a job for a
-	// new queue beyond it is refused (0 = no bound). Every queue costs each
-	// fetch, tick and gauge sample, and POST /run is public, so the bound
-	// keeps anonymous callers from growing that cost at will.
-	// QUEUE_MAX_QUEUES, default 100.
+	// QueueMaxQueues bounds how many distinct queues the public may make
+	// exist: a job for a new queue beyond it is refused on POST /run and
+	// /assistant (0 = no bound). Every queue is work for each fetch, tick
+	// and gauge sample, and POST /run is public, so the bound keeps
+	// anonymous callers from growing that work at will; the developer
+	// enqueue and the CLI are not bound. QUEUE_MAX_QUEUES, default 100.
 	QueueMaxQueues int
 	// WorkerConcurrency is the number of worker goroutines; 0 is manual mode.
 	// WORKER_CONCURRENCY, --workers, default 4.

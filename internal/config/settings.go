@@ -52,7 +52,7 @@ func Settings() []Setting {
 
 		integer("QUEUE_MAX_PENDING", "queue-max-pending", "refuse /run above this many pending jobs (0 = off)", d.QueueMaxPending, func(c *Config) *int { return &c.QueueMaxPending }),
 		seconds("QUEUE_MAX_AGE_SECONDS", "queue-max-age", "refuse /run when the oldest pending job is older (0 = off)", d.QueueMaxAge, func(c *Config) *time.Duration { return &c.QueueMaxAge }),
-		integer("QUEUE_MAX_QUEUES", "queue-max-queues", "refuse jobs for a new queue beyond this many queues (0 = no bound)", d.QueueMaxQueues, func(c *Config) *int { return &c.QueueMaxQueues }),
+		integer("QUEUE_MAX_QUEUES", "queue-max-queues", "refuse /run jobs for a new queue beyond this many queues (0 = no bound)", d.QueueMaxQueues, func(c *Config) *int { return &c.QueueMaxQueues }),
 		integer("WORKER_CONCURRENCY", "workers", "worker goroutines (0 = manual mode)", d.WorkerConcurrency, func(c *Config) *int { return &c.WorkerConcurrency }),
 		seconds("TICK_INTERVAL", "tick-interval", "how often due scheduled and retry jobs are promoted", d.TickInterval, func(c *Config) *time.Duration { return &c.TickInterval }),
 		integer("JOB_HISTORY", "job-history", "finished jobs kept per queue", d.JobHistory, func(c *Config) *int { return &c.JobHistory }),

@@ -320,10 +320,6 @@ func TestJobHistoryBounded(t *testing.T) {
 	}
 }
 
-// TestQueueLabelsBoundedUnderQueueFlood: anyone may name a queue in POST
-// /run, so a flood of distinct queue names must not become a flood of
-// Prometheus series: the per-queue gauges keep at most maxQueueSeries
-// label values (the busiest queues, the rest summed as "_other").
 // TestQueueFloodRefusedByDefault: with the default settings, a flood of
 // new queue names through the public POST /run creates at most 100 queues;
 // the rest are refused with 400 and store nothing.
@@ -349,6 +345,10 @@ func TestQueueFloodRefusedByDefault(t *testing.T) {
 	}
 }
 
+// TestQueueLabelsBoundedUnderQueueFlood: anyone may name a queue in POST
+// /run, so a flood of distinct queue names must not become a flood of
+// Prometheus series: the per-queue gauges keep at most maxQueueSeries
+// label values (the busiest queues, the rest summed as "_other").
 func TestQueueLabelsBoundedUnderQueueFlood(t *testing.T) {
 	// QUEUE_MAX_QUEUES off: an operator who lifts the bound still gets
 	// bounded metrics.

@@ -236,12 +236,6 @@ type countingBroker struct {
 	queue.Broker
 	fail    atomic.Bool
 	fetches atomic.Int64
-	queues  atomic.Int64
-}
-
-func (c *countingBroker) Queues(ctx context.Context) ([]string, error) {
-	c.queues.Add(1)
-	return c.Broker.Queues(ctx)
 }
 
 func (c *countingBroker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lease, error) {

@@ -2,7 +2,7 @@ package queue
 
 import (
 	"context"
-	"slices"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,88 +16,107 @@ type queueBound struct {
 	// of them passes with a map read.
 	known atomic.Pointer[map[string]bool]
 
-	mu sync.Mutex // serializes the broker reads for new queues
+	mu sync.Mutex // guards reserved and publishes known; never held across I/O
 	// reserved are the new queues admitted here and not yet seen in the
 	// broker's list: they count against the bound until they are (their
 	// jobs stored) or reserveFor has passed (their enqueue failed), so
 	// concurrent first jobs of new queues cannot slip past it together.
 	reserved map[string]time.Time
-	// fullAt is when a read last found the bound reached: for a second
-	// after it, a new queue is refused without asking the broker again.
-	fullAt time.Time
 }
 
 const (
 	reserveFor   = 10 * time.Second
-	fullRecheck  = time.Second
 	boundMessage = "queue %q would be queue number %d: at most %d queues may exist (QUEUE_MAX_QUEUES)"
 )
 
-// admitQueues refuses jobs that would take the number of queues beyond
-// cfg.MaxQueues, with core.CodeInvalid. A job for a queue seen before costs
-// a map read; one for a new queue reads the broker's list (one round trip),
-// so only a queue's first jobs pay for the check, and while the bound is
-// reached a flood of new names costs no round trip at all.
-func (s *Service) admitQueues(ctx context.Context, jobs []NewJob) error {
+// admitQueue refuses, with core.CodeInvalid, a job for a new queue q that
+// would take the number of queues beyond cfg.MaxQueues, and reports whether
+// it reserved q (a new queue admitted), for release. A queue seen before
+// costs a map read, and passes even when the count is over the bound (a
+// bound lowered, or passed by two daemons at once). A queue not seen
+// before reads the broker's list, one round trip (about what storing the
+// job would have cost): it may have been made a moment ago by an operator or
+// another daemon, and only a read started after the request came can say.
+// The read is made without holding the lock, so a slow backend delays only
+// the requests that wait for it.
+func (s *Service) admitQueue(ctx context.Context, q string) (bool, error) {
 	limit := s.cfg.MaxQueues
-	if limit <= 0 {
-		return nil
-	}
 	b := &s.bound
-	var fresh []string
-	known := b.known.Load()
-	for _, nj := range jobs {
-		if (known == nil || !(*known)[nj.Queue]) && !slices.Contains(fresh, nj.Queue) {
-			fresh = append(fresh, nj.Queue)
-		}
+	if limit <= 0 {
+		return false, nil
 	}
-	if len(fresh) == 0 {
-		return nil
+	if known := b.known.Load(); known != nil && (*known)[q] {
+		return false, nil
+	}
+	names, err := s.broker.Queues(ctx)
+	if err != nil {
+		return false, s.backendErr("queues", err)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := time.Now()
-	if known = b.known.Load(); known != nil && now.Sub(b.fullAt) < fullRecheck {
-		for _, q := range fresh {
-			if !(*known)[q] {
-				return core.Errorf(core.CodeInvalid, boundMessage, q, len(*known)+1, limit)
-			}
-		}
-		return nil
+	set := make(map[string]bool, len(names)+len(b.reserved)+1)
+	for _, n := range names {
+		set[n] = true
 	}
-	names, err := s.broker.Queues(ctx)
-	if err != nil {
-		return s.backendErr("queues", err)
-	}
-	set := make(map[string]bool, len(names)+len(b.reserved)+len(fresh))
-	for _, q := range names {
-		set[q] = true
-	}
-	for q, at := range b.reserved {
-		if set[q] || now.Sub(at) > reserveFor {
-			delete(b.reserved, q)
+	for r, at := range b.reserved {
+		if set[r] || now.Sub(at) > reserveFor {
+			delete(b.reserved, r)
 		} else {
-			set[q] = true
+			set[r] = true
 		}
 	}
-	var added []string
-	for _, q := range fresh {
-		if !set[q] {
-			added = append(added, q)
-		}
-	}
-	if len(set)+len(added) > limit {
-		b.fullAt = now
+	if set[q] {
 		b.known.Store(&set)
-		return core.Errorf(core.CodeInvalid, boundMessage, added[0], len(set)+1, limit)
+		return false, nil
+	}
+	if len(set) >= limit {
+		b.known.Store(&set)
+		return false, core.Errorf(core.CodeInvalid, boundMessage, q, len(set)+1, limit)
 	}
 	if b.reserved == nil {
 		b.reserved = map[string]time.Time{}
 	}
-	for _, q := range added {
-		set[q] = true
-		b.reserved[q] = now
-	}
+	b.reserved[q] = now
+	set[q] = true
 	b.known.Store(&set)
-	return nil
+	return true, nil
+}
+
+// releaseQueue undoes admitQueue's reservation of q when its job was not
+// stored after all (admission control refused it).
+func (s *Service) releaseQueue(q string) {
+	b := &s.bound
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.reserved[q]; !ok {
+		return
+	}
+	delete(b.reserved, q)
+	if known := b.known.Load(); known != nil {
+		set := maps.Clone(*known)
+		delete(set, q)
+		b.known.Store(&set)
+	}
+}
+
+// sawQueue records that q exists (a job was just stored in it), so that a
+// queue an operator makes is known at once, even while the bound is
+// reached and new names are refused without a read.
+func (s *Service) sawQueue(q string) {
+	b := &s.bound
+	if s.cfg.MaxQueues <= 0 {
+		return
+	}
+	if known := b.known.Load(); known != nil && (*known)[q] {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	set := map[string]bool{}
+	if known := b.known.Load(); known != nil {
+		set = maps.Clone(*known)
+	}
+	set[q] = true
+	b.known.Store(&set)
 }

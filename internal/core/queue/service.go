@@ -27,11 +27,13 @@ type Config struct {
 	DefaultMaxRetries int           // max_retries of a job that names none [3]
 	Backoff           Backoff       // retry backoff [DefaultBackoff]
 	Admission         AdmissionConfig
-	// MaxQueues bounds how many distinct queues may exist (QUEUE_MAX_QUEUES;
-	// 0 = no bound): a job for a new queue beyond it is refused with
-	// core.CodeInvalid and nothing is stored. The count is the broker's, so
-	// it holds across daemons and CLIs sharing a Redis, give or take queues
-	// first used at the same moment by two of them.
+	// MaxQueues bounds how many distinct queues the public may make exist
+	// (QUEUE_MAX_QUEUES; 0 = no bound): a Submit (POST /run, /assistant)
+	// of a job for a new queue beyond it is refused with core.CodeInvalid
+	// and nothing is stored. Enqueue (the developer endpoint, the CLI) is
+	// not bound, so an operator can always make a queue. The count is the
+	// broker's, so it holds across daemons sharing a Redis, give or take
+	// queues first used at the same moment by two of them.
 	MaxQueues int
 }
 
@@ -193,9 +195,6 @@ func (s *Service) Enqueue(ctx context.Context, req EnqueueRequest, source string
 	if err != nil {
 		return nil, err
 	}
-	if err := s.admitQueues(ctx, []NewJob{nj}); err != nil {
-		return nil, err
-	}
 	return s.storeOne(ctx, nj)
 }
 
@@ -213,9 +212,6 @@ func (s *Service) EnqueueBatch(ctx context.Context, reqs []EnqueueRequest, sourc
 		}
 		jobs[i] = nj
 	}
-	if err := s.admitQueues(ctx, jobs); err != nil {
-		return nil, err
-	}
 	return s.store(ctx, jobs)
 }
 
@@ -226,22 +222,28 @@ func (s *Service) store(ctx context.Context, jobs []NewJob) ([]*Job, error) {
 	out := make([]*Job, len(jobs))
 	for i, nj := range jobs {
 		s.obs.Enqueued(nj.Source)
+		s.sawQueue(nj.Queue)
 		out[i] = nj.Job
 	}
 	return out, nil
 }
 
 // Submit is Enqueue behind admission control (POST /run, /assistant): a
-// queue over its bounds refuses with a *Rejection and nothing is stored.
+// queue over its bounds refuses with a *Rejection and nothing is stored,
+// and a job for a new queue beyond MaxQueues is refused as invalid.
 func (s *Service) Submit(ctx context.Context, req EnqueueRequest, source string) (*Job, error) {
 	nj, err := s.Prepare(req, source)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.admitQueues(ctx, []NewJob{nj}); err != nil {
+	reserved, err := s.admitQueue(ctx, nj.Queue)
+	if err != nil {
 		return nil, err
 	}
 	if err := s.admission.Admit(ctx, nj.Queue); err != nil {
+		if reserved {
+			s.releaseQueue(nj.Queue)
+		}
 		return nil, err
 	}
 	return s.storeOne(ctx, nj)
@@ -253,6 +255,7 @@ func (s *Service) storeOne(ctx context.Context, nj NewJob) (*Job, error) {
 		return nil, s.backendErr("enqueue", err)
 	}
 	s.obs.Enqueued(nj.Source)
+	s.sawQueue(nj.Queue)
 	return nj.Job, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/queue/brokertest"
+	"github.com/refrakt/refrakt/internal/core/queue/membroker"
 )
 
 func intp(n int) *int { return &n }
@@ -399,24 +400,28 @@ func TestRetryAfterFromDrainRate(t *testing.T) {
 	}
 }
 
-// TestMaxQueues: a job for a new queue beyond MaxQueues is refused as
-// invalid and stores nothing, by Enqueue, Submit and EnqueueBatch alike;
-// jobs for existing queues still pass; the count is the broker's, so a
-// second service on the same backend (another daemon) sees the first one's
-// queues, and concurrent callers cannot slip past the bound together.
+// TestMaxQueues: a public job (Submit) for a new queue beyond MaxQueues is
+// refused as invalid and stores nothing; jobs for existing queues pass, even
+// when the count is over the bound; an operator's Enqueue is not bound; the
+// count is the broker's, so a second service on the same backend (another
+// daemon) sees the first one's queues; concurrent first jobs of new queues
+// cannot slip past the bound together; a job admission control refuses
+// leaves no reservation behind; a queue another service made is seen at
+// once, even right after a refusal.
 func TestMaxQueues(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend) {
 		ctx := context.Background()
+		ping := func(q string) queue.EnqueueRequest { return queue.EnqueueRequest{Type: "ping", Queue: q} }
 		b := be.new(t, nil)
 		a := queue.NewService(queue.Deps{Broker: b}, queue.Config{MaxQueues: 3})
 		for _, q := range []string{"q1", "q2"} {
-			if _, err := a.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI); err != nil {
-				t.Fatalf("enqueue in %s: %v", q, err)
+			if _, err := a.Submit(ctx, ping(q), queue.SourceAPI); err != nil {
+				t.Fatalf("submit in %s: %v", q, err)
 			}
 		}
 		// Another service on the same backend: q1 and q2 count for it too.
 		other := queue.NewService(queue.Deps{Broker: b}, queue.Config{MaxQueues: 3})
-		if _, err := other.Submit(ctx, queue.EnqueueRequest{Type: "ping", Queue: "q3"}, queue.SourceAPI); err != nil {
+		if _, err := other.Submit(ctx, ping("q3"), queue.SourceAPI); err != nil {
 			t.Fatalf("third queue: %v", err)
 		}
 		refused := func(what string, err error) {
@@ -426,30 +431,47 @@ func TestMaxQueues(t *testing.T) {
 			}
 		}
 		for _, s := range []*queue.Service{a, other} {
-			_, err := s.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: "q4"}, queue.SourceAPI)
-			refused("Enqueue in a fourth queue", err)
-			_, err = s.Submit(ctx, queue.EnqueueRequest{Type: "ping", Queue: "q4"}, queue.SourceAPI)
+			_, err := s.Submit(ctx, ping("q4"), queue.SourceAPI)
 			refused("Submit in a fourth queue", err)
-			_, err = s.EnqueueBatch(ctx, []queue.EnqueueRequest{{Type: "ping", Queue: "q1"}, {Type: "ping", Queue: "q5"}}, queue.SourceAPI)
-			refused("EnqueueBatch with a fourth queue", err)
-			// Jobs for existing queues pass, one by one and in a batch.
-			if _, err := s.Enqueue(ctx, queue.EnqueueRequest{Type: "ping"}, queue.SourceAPI); core.ErrorCode(err) != core.CodeInvalid {
-				t.Errorf("default is a fourth queue here: %v", err)
+			if _, err := s.Submit(ctx, ping("q1"), queue.SourceAPI); err != nil {
+				t.Errorf("submit in an existing queue: %v", err)
 			}
-			if _, err := s.EnqueueBatch(ctx, []queue.EnqueueRequest{{Type: "ping", Queue: "q1"}, {Type: "ping", Queue: "q3"}}, queue.SourceAPI); err != nil {
-				t.Errorf("batch in existing queues: %v", err)
+		}
+		// An operator may make more queues; the public still may not, and
+		// the existing ones (all five, over the bound) still take jobs.
+		if _, err := a.Enqueue(ctx, ping("ops"), queue.SourceCLI); err != nil {
+			t.Fatalf("operator's queue: %v", err)
+		}
+		if _, err := a.EnqueueBatch(ctx, []queue.EnqueueRequest{ping("ops2"), ping("q1")}, queue.SourceCLI); err != nil {
+			t.Fatalf("operator's batch: %v", err)
+		}
+		// other has just refused q4; a queue made by a then is taken at once.
+		if _, err := a.Enqueue(ctx, ping("ops3"), queue.SourceCLI); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.Submit(ctx, ping("ops3"), queue.SourceAPI); err != nil {
+			t.Errorf("submit in a queue another service made just now: %v", err)
+		}
+		fresh := queue.NewService(queue.Deps{Broker: b}, queue.Config{MaxQueues: 3})
+		for _, s := range []*queue.Service{a, fresh} {
+			for _, q := range []string{"q2", "ops", "ops2"} {
+				if _, err := s.Submit(ctx, ping(q), queue.SourceAPI); err != nil {
+					t.Errorf("submit in existing %s over the bound: %v", q, err)
+				}
 			}
+			_, err := s.Submit(ctx, ping("q5"), queue.SourceAPI)
+			refused("Submit in a new queue over the bound", err)
 		}
 		names, err := b.Queues(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		diff(t, "queues", []string{"q1", "q2", "q3"}, names)
+		diff(t, "queues", []string{"ops", "ops2", "ops3", "q1", "q2", "q3"}, names)
 		jobs, err := a.List(ctx, queue.Filter{Limit: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
-		diff(t, "jobs stored", 3+2*2, len(jobs))
+		diff(t, "jobs stored", 3+2+3+2+2*3, len(jobs))
 
 		// Concurrent first jobs of new queues on a fresh backend: never more
 		// queues than the bound.
@@ -461,10 +483,10 @@ func TestMaxQueues(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if _, err := s.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: fmt.Sprintf("c%d", i)}, queue.SourceAPI); err == nil {
+				if _, err := s.Submit(ctx, ping(fmt.Sprintf("c%d", i)), queue.SourceAPI); err == nil {
 					ok.Add(1)
 				} else if core.ErrorCode(err) != core.CodeInvalid {
-					t.Errorf("concurrent enqueue: %v", err)
+					t.Errorf("concurrent submit: %v", err)
 				}
 			}()
 		}
@@ -476,19 +498,74 @@ func TestMaxQueues(t *testing.T) {
 		diff(t, "admitted", int64(4), ok.Load())
 		diff(t, "queues after concurrent first jobs", 4, len(names))
 
-		// While the bound is reached, a flood of new names is refused
-		// without reading the broker's list for each.
-		counted := &countingBroker{Broker: b2}
-		flooded := queue.NewService(queue.Deps{Broker: counted}, queue.Config{MaxQueues: 4})
-		for i := range 50 {
-			_, err := flooded.Submit(ctx, queue.EnqueueRequest{Type: "ping", Queue: fmt.Sprintf("f%d", i)}, queue.SourceAPI)
-			refused := core.ErrorCode(err) == core.CodeInvalid
-			if !refused {
-				t.Fatalf("flood %d: %v, want invalid", i, err)
-			}
+		// A new queue that admission control refuses (here: its gauges
+		// cannot be read) is not counted: with a bound of 1, another new
+		// queue still fits afterwards.
+		sick := &statsFailBroker{Broker: be.new(t, nil)}
+		adm := queue.NewService(queue.Deps{Broker: sick}, queue.Config{MaxQueues: 1, Admission: queue.AdmissionConfig{MaxPending: 10}})
+		sick.fail.Store(true)
+		var rej *queue.Rejection
+		if _, err := adm.Submit(ctx, ping("refused"), queue.SourceAPI); !errors.As(err, &rej) {
+			t.Fatalf("submit while the gauges fail: %v, want a rejection", err)
 		}
-		if n := counted.queues.Load(); n >= 10 {
-			t.Errorf("50 refused new queues read the broker's list %d times, want a few", n)
+		sick.fail.Store(false)
+		if _, err := adm.Submit(ctx, ping("after"), queue.SourceAPI); err != nil {
+			t.Errorf("a new queue after a refused one, bound 1: %v", err)
 		}
 	})
+}
+
+// TestMaxQueuesReadsInParallel: the broker reads for new queues are not
+// serialized behind one lock, so a slow backend delays each request by one
+// read, not by the reads of every request ahead of it. Each read here waits
+// until all four are in flight: a lock held across the read would leave the
+// first waiting alone until its timeout.
+func TestMaxQueuesReadsInParallel(t *testing.T) {
+	const n = 4
+	bb := &barrierBroker{Broker: membroker.New(membroker.Options{}), n: n, all: make(chan struct{})}
+	s := queue.NewService(queue.Deps{Broker: bb}, queue.Config{MaxQueues: 10})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.Submit(context.Background(), queue.EnqueueRequest{Type: "ping", Queue: fmt.Sprintf("p%d", i)}, queue.SourceAPI); err != nil {
+				t.Errorf("submit %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// barrierBroker's Queues returns once n calls are in it (or fails after 10s).
+type barrierBroker struct {
+	queue.Broker
+	n       int
+	entered atomic.Int64
+	all     chan struct{}
+}
+
+func (b *barrierBroker) Queues(ctx context.Context) ([]string, error) {
+	if b.entered.Add(1) == int64(b.n) {
+		close(b.all)
+	}
+	select {
+	case <-b.all:
+		return b.Broker.Queues(ctx)
+	case <-time.After(10 * time.Second):
+		return nil, errors.New("the other reads never came: reads are serialized")
+	}
+}
+
+// statsFailBroker fails Stats while fail is set.
+type statsFailBroker struct {
+	queue.Broker
+	fail atomic.Bool
+}
+
+func (b *statsFailBroker) Stats(ctx context.Context, q string) (queue.Stats, error) {
+	if b.fail.Load() {
+		return queue.Stats{}, errors.New("gauges unavailable")
+	}
+	return b.Broker.Stats(ctx, q)
 }

@@ -501,11 +501,9 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 			others = append(others, q)
 		}
 	}
+	var unread error
 	if len(others) > scanDirect {
-		var err error
-		if others, err = b.ready(ctx, others); err != nil {
-			return leases, err
-		}
+		others, unread = b.ready(ctx, others)
 	}
 	for _, q := range others {
 		if len(leases) >= req.N {
@@ -514,6 +512,9 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 		if err := dequeue(q); err != nil {
 			return leases, err
 		}
+	}
+	if len(leases) == 0 && unread != nil {
+		return nil, unread
 	}
 	return leases, nil
 }
@@ -525,23 +526,31 @@ const scanDirect = 2
 
 // ready returns those of names (in their order, in names' own backing
 // array) whose pending list holds a job, with one pipelined round trip
-// (one per node on a Redis Cluster).
+// (one per node on a Redis Cluster). A queue whose count could not be read
+// (its node unreachable) is left out, and the first such error returned
+// with the others, so one node down does not stop fetches from the rest.
 func (b *Broker) ready(ctx context.Context, names []string) ([]string, error) {
 	pipe := b.rdb.Pipeline()
 	lens := make([]*redis.IntCmd, len(names))
 	for i, q := range names {
 		lens[i] = pipe.LLen(ctx, b.keys(q).pending)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("fetch: pending counts: %w", err)
-	}
+	_, _ = pipe.Exec(ctx) // each command keeps its own error
+	var first error
 	out := names[:0]
 	for i, q := range names {
-		if lens[i].Val() > 0 {
+		n, err := lens[i].Result()
+		if err != nil {
+			if first == nil {
+				first = fmt.Errorf("fetch: pending count of %s: %w", q, err)
+			}
+			continue
+		}
+		if n > 0 {
 			out = append(out, q)
 		}
 	}
-	return out, nil
+	return out, first
 }
 
 // reply decodes the {"ok", …} / {"conflict", status} / {"not_found"} replies.
