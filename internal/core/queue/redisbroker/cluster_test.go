@@ -3,6 +3,7 @@ package redisbroker_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ func TestCluster(t *testing.T) {
 	}{
 		{"Conformance", testClusterConformance},
 		{"ScriptsLostOnOneMaster", testClusterScriptsLostOnOneMaster},
+		{"FetchWithOneMasterDown", testClusterFetchWithOneMasterDown},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,4 +149,53 @@ func testClusterScriptsLostOnOneMaster(t *testing.T, c *redistest.Cluster) {
 			t.Errorf("queue %s: enqueued %d, succeeded %d, want 2 and 2", q, st.Enqueued, st.Succeeded)
 		}
 	}
+}
+
+// testClusterFetchWithOneMasterDown: with one master unreachable, a fetch
+// over queues on every master still takes the jobs of the queues on the
+// others (the question of which queues have jobs fails only for its node),
+// and the paused master's jobs are taken once it is back.
+func testClusterFetchWithOneMasterDown(t *testing.T, c *redistest.Cluster) {
+	ctx := context.Background()
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Seeds(), ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	b := redisbroker.New(rdb, redisbroker.Options{})
+	if err := b.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+	names := queuePerMaster(t, c)
+	for _, q := range names {
+		if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI); err != nil {
+			t.Fatal(err)
+		}
+	}
+	down := c.Nodes()[1]
+	down.Pause()
+	resumed := false
+	defer func() {
+		if !resumed {
+			down.Resume()
+		}
+	}()
+	leases, err := b.Fetch(ctx, queue.FetchRequest{N: 10, Lease: time.Minute})
+	if err != nil {
+		t.Fatalf("fetch with one master down: %v", err)
+	}
+	var got []string
+	for _, l := range leases {
+		got = append(got, l.Job.Queue)
+	}
+	slices.Sort(got)
+	want := []string{names[0], names[2]}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("fetched from %v with %s down, want %v", got, names[1], want)
+	}
+	down.Resume()
+	resumed = true
+	waitUntil(t, "the paused master's job is taken", func() bool {
+		ls, err := b.Fetch(ctx, queue.FetchRequest{N: 10, Lease: time.Minute})
+		return err == nil && len(ls) == 1 && ls[0].Job.Queue == names[1]
+	})
 }
