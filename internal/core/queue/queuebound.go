@@ -17,10 +17,12 @@ type queueBound struct {
 	known atomic.Pointer[map[string]bool]
 
 	mu sync.Mutex // guards reserved and publishes known; never held across I/O
-	// reserved are the new queues admitted here and not yet seen in the
-	// broker's list: they count against the bound until they are (their
-	// jobs stored) or reserveFor has passed (their enqueue failed), so
-	// concurrent first jobs of new queues cannot slip past it together.
+	// reserved are the new queues admitted here in the last reserveFor:
+	// they count against the bound whether or not a read of the broker's
+	// list shows them yet (their jobs may not be stored yet, or the read
+	// may have started before they were), so concurrent first jobs of new
+	// queues cannot slip past it together. Once expired, a reservation
+	// whose enqueue failed no longer counts.
 	reserved map[string]time.Time
 }
 
@@ -59,8 +61,11 @@ func (s *Service) admitQueue(ctx context.Context, q string) (bool, error) {
 	for _, n := range names {
 		set[n] = true
 	}
+	// A reservation stays until it expires, even once its queue shows in
+	// a list: a request whose read started before the queue was stored
+	// must still count it.
 	for r, at := range b.reserved {
-		if set[r] || now.Sub(at) > reserveFor {
+		if now.Sub(at) > reserveFor {
 			delete(b.reserved, r)
 		} else {
 			set[r] = true
