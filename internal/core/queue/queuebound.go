@@ -105,9 +105,9 @@ func (s *Service) releaseQueue(q string) {
 	}
 }
 
-// sawQueue records that q exists (a job was just stored in it), so that a
-// queue an operator makes is known at once, even while the bound is
-// reached and new names are refused without a read.
+// sawQueue records that q exists (a job was just stored in it), so that
+// the public's jobs for a queue an operator made through this service pass
+// without a read of the queue list.
 func (s *Service) sawQueue(q string) {
 	b := &s.bound
 	if s.cfg.MaxQueues <= 0 {
