@@ -104,19 +104,27 @@ func TestWakeListBounded(t *testing.T) {
 	}
 }
 
+// countedService returns a broker on a throwaway Redis, its scripts loaded
+// (no NOSCRIPT fallback to count), a service on it, and the count of its
+// round trips.
+func countedService(t *testing.T) (*redisbroker.Broker, *queue.Service, *roundTrips) {
+	t.Helper()
+	_, rdb := newClient(t)
+	calls := &roundTrips{}
+	rdb.AddHook(calls)
+	b := redisbroker.New(rdb, redisbroker.Options{})
+	if err := b.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return b, queue.NewService(queue.Deps{Broker: b}, queue.Config{}), calls
+}
+
 // TestFetchAmongIdleQueues: a fetch costs a few round trips however many
 // queues exist with no job ready (one pipelined question picks the queues
 // that have some), and still takes every ready job of every queue.
 func TestFetchAmongIdleQueues(t *testing.T) {
-	_, rdb := newClient(t)
-	calls := &roundTrips{}
-	rdb.AddHook(calls)
 	ctx := context.Background()
-	b := redisbroker.New(rdb, redisbroker.Options{Prefix: "idle:"})
-	if err := b.Load(ctx); err != nil { // no NOSCRIPT fallback to count
-		t.Fatal(err)
-	}
-	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+	b, svc, calls := countedService(t)
 	for i := range 40 {
 		if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: fmt.Sprintf("idle-%d", i), DelayMS: 3_600_000}, queue.SourceAPI); err != nil {
 			t.Fatal(err)
@@ -166,12 +174,8 @@ func TestFetchAmongIdleQueues(t *testing.T) {
 // (plus the queue list and the wake-ups), not a round trip per queue, and
 // promotes the due jobs of every queue.
 func TestTickAcrossQueues(t *testing.T) {
-	_, rdb := newClient(t)
-	calls := &roundTrips{}
-	rdb.AddHook(calls)
 	ctx := context.Background()
-	b := redisbroker.New(rdb, redisbroker.Options{Prefix: "tick:"})
-	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+	b, svc, calls := countedService(t)
 	for i := range 40 {
 		if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: fmt.Sprintf("q-%d", i), DelayMS: 1}, queue.SourceAPI); err != nil {
 			t.Fatal(err)
@@ -226,12 +230,8 @@ func TestTickAcrossQueues(t *testing.T) {
 // sampler, /api/obs/jobs, refrakt top) are one pipeline, not a round trip per
 // queue, and agree with each queue's own Stats.
 func TestStatsAcrossQueues(t *testing.T) {
-	_, rdb := newClient(t)
-	calls := &roundTrips{}
-	rdb.AddHook(calls)
 	ctx := context.Background()
-	b := redisbroker.New(rdb, redisbroker.Options{Prefix: "stats:"})
-	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+	b, svc, calls := countedService(t)
 	for i := range 30 {
 		for range i % 3 {
 			if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: fmt.Sprintf("q-%02d", i)}, queue.SourceAPI); err != nil {
