@@ -30,6 +30,9 @@ type Broker interface {
 	Queues(ctx context.Context) ([]string, error)
 	// Stats returns one queue's gauges and totals, in O(1) or O(log n).
 	Stats(ctx context.Context, queue string) (Stats, error)
+	// StatsMany returns the Stats of each of queues, in their order, read
+	// together (on Redis, in one round trip).
+	StatsMany(ctx context.Context, queues []string) ([]Stats, error)
 
 	// Fetch moves up to req.N pending jobs, oldest first, to running under a
 	// lease. When none is pending it waits up to req.Wait for one to be

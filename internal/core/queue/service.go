@@ -290,31 +290,14 @@ func (s *Service) List(ctx context.Context, f Filter) ([]*Job, error) {
 	return jobs, s.backendErr("list", err)
 }
 
-// statsManyBroker is a Broker that reads many queues' stats at once (the
-// Redis broker: one round trip instead of one per queue).
-type statsManyBroker interface {
-	StatsMany(ctx context.Context, queues []string) ([]Stats, error)
-}
-
 // Stats returns the gauges and totals of every queue.
 func (s *Service) Stats(ctx context.Context) ([]Stats, error) {
 	names, err := s.broker.Queues(ctx)
 	if err != nil {
 		return nil, s.backendErr("stats", err)
 	}
-	if m, ok := s.broker.(statsManyBroker); ok {
-		out, err := m.StatsMany(ctx, names)
-		return out, s.backendErr("stats", err)
-	}
-	out := make([]Stats, 0, len(names))
-	for _, q := range names {
-		st, err := s.broker.Stats(ctx, q)
-		if err != nil {
-			return nil, s.backendErr("stats", err)
-		}
-		out = append(out, st)
-	}
-	return out, nil
+	out, err := s.broker.StatsMany(ctx, names)
+	return out, s.backendErr("stats", err)
 }
 
 // Cancel cancels a job that has not finished. A running job's worker learns

@@ -107,6 +107,11 @@ func (e *env) stats(q string) queue.Stats {
 	if err != nil {
 		e.t.Fatalf("Stats: %v", err)
 	}
+	// StatsMany agrees, for q beside another queue.
+	many, err := e.b.StatsMany(e.ctx, []string{"brokertest-other", q})
+	if err != nil || len(many) != 2 || many[0].Queue != "brokertest-other" || many[1] != s {
+		e.t.Fatalf("StatsMany: %v %+v, want [other, %+v]", err, many, s)
+	}
 	return s
 }
 

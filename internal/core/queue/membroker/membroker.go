@@ -520,6 +520,15 @@ func (b *Broker) promote(q *qstate, h *timeHeap, from queue.Status, now time.Tim
 }
 
 // Stats returns one queue's gauges and totals.
+// StatsMany returns the Stats of each of queues.
+func (b *Broker) StatsMany(ctx context.Context, queues []string) ([]queue.Stats, error) {
+	out := make([]queue.Stats, len(queues))
+	for i, q := range queues {
+		out[i], _ = b.Stats(ctx, q) // never fails
+	}
+	return out, nil
+}
+
 func (b *Broker) Stats(_ context.Context, name string) (queue.Stats, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

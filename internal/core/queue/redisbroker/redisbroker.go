@@ -849,29 +849,29 @@ func (b *Broker) Tick(ctx context.Context) (queue.TickResult, error) {
 
 // Stats reads one queue's gauges and totals with one script.
 func (b *Broker) Stats(ctx context.Context, q string) (queue.Stats, error) {
-	k := b.keys(q)
-	r, err := b.run(ctx, statsScript, statsKeys(k), b.now())
+	st, err := b.StatsMany(ctx, []string{q})
 	if err != nil {
-		return queue.Stats{}, fmt.Errorf("stats of %s: %w", q, err)
+		return queue.Stats{}, err
 	}
-	return parseStats(q, r.([]any)), nil
+	return st[0], nil
 }
 
 // StatsMany reads the gauges and totals of queues with one script each, all
-// in one pipeline (one round trip per node).
+// in one pipeline (one round trip per node; one plain call for one queue).
 func (b *Broker) StatsMany(ctx context.Context, queues []string) ([]queue.Stats, error) {
 	if len(queues) == 0 {
 		return nil, nil
 	}
-	cmds, err := b.pipelined(ctx, queues, func(q string) ([]string, []any, *script) {
+	cmds, _ := b.pipelined(ctx, queues, func(q string) ([]string, []any, *script) {
 		return statsKeys(b.keys(q)), []any{b.now()}, statsScript
 	})
-	if err != nil {
-		return nil, fmt.Errorf("stats: %w", err)
-	}
 	out := make([]queue.Stats, len(queues))
 	for i, q := range queues {
-		out[i] = parseStats(q, cmds[i].Val().([]any))
+		r, err := cmds[i].Result()
+		if err != nil {
+			return nil, fmt.Errorf("stats of %s: %w", q, err)
+		}
+		out[i] = parseStats(q, r.([]any))
 	}
 	return out, nil
 }
