@@ -222,7 +222,6 @@ func (s *Service) store(ctx context.Context, jobs []NewJob) ([]*Job, error) {
 	out := make([]*Job, len(jobs))
 	for i, nj := range jobs {
 		s.obs.Enqueued(nj.Source)
-		s.sawQueue(nj.Queue)
 		out[i] = nj.Job
 	}
 	return out, nil
@@ -255,7 +254,6 @@ func (s *Service) storeOne(ctx context.Context, nj NewJob) (*Job, error) {
 		return nil, s.backendErr("enqueue", err)
 	}
 	s.obs.Enqueued(nj.Source)
-	s.sawQueue(nj.Queue)
 	return nj.Job, nil
 }
 
