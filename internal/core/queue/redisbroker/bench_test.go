@@ -165,11 +165,19 @@ func pickupLatency(b *testing.B, queues int) {
 
 // addIdleQueues makes n more queues, each holding one job scheduled an hour
 // ahead: they exist, and none has a job ready.
-func addIdleQueues(b *testing.B, svc *queue.Service, n int) {
-	b.Helper()
+func addIdleQueues(tb testing.TB, svc *queue.Service, n int) {
+	tb.Helper()
 	for i := range n {
-		if _, err := svc.Enqueue(context.Background(), queue.EnqueueRequest{Type: "ping", Queue: fmt.Sprintf("idle-%d", i), DelayMS: 3_600_000}, queue.SourceAPI); err != nil {
-			b.Fatal(err)
-		}
+		enqueuePing(tb, svc, fmt.Sprintf("idle-%d", i), 3_600_000)
 	}
+}
+
+// enqueuePing enqueues a ping in queue q, delayed by delayMS (0: ready).
+func enqueuePing(tb testing.TB, svc *queue.Service, q string, delayMS int64) *queue.Job {
+	tb.Helper()
+	j, err := svc.Enqueue(context.Background(), queue.EnqueueRequest{Type: "ping", Queue: q, DelayMS: delayMS}, queue.SourceAPI)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return j
 }

@@ -125,11 +125,7 @@ func countedService(t *testing.T) (*redisbroker.Broker, *queue.Service, *roundTr
 func TestFetchAmongIdleQueues(t *testing.T) {
 	ctx := context.Background()
 	b, svc, calls := countedService(t)
-	for i := range 40 {
-		if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: fmt.Sprintf("idle-%d", i), DelayMS: 3_600_000}, queue.SourceAPI); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addIdleQueues(t, svc, 40)
 	fetch := func(n int) ([]queue.Lease, int64) {
 		t.Helper()
 		before := calls.n.Load()
@@ -146,11 +142,7 @@ func TestFetchAmongIdleQueues(t *testing.T) {
 	var want []string
 	for i := range 5 {
 		for range 2 {
-			j, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: fmt.Sprintf("hot-%d", i)}, queue.SourceAPI)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want = append(want, j.ID)
+			want = append(want, enqueuePing(t, svc, fmt.Sprintf("hot-%d", i), 0).ID)
 		}
 	}
 	ls, trips := fetch(100)
@@ -177,18 +169,14 @@ func TestTickAcrossQueues(t *testing.T) {
 	ctx := context.Background()
 	b, svc, calls := countedService(t)
 	for i := range 40 {
-		if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: fmt.Sprintf("q-%d", i), DelayMS: 1}, queue.SourceAPI); err != nil {
-			t.Fatal(err)
-		}
+		enqueuePing(t, svc, fmt.Sprintf("q-%d", i), 1)
 	}
 	time.Sleep(5 * time.Millisecond)
 	if _, err := b.Tick(ctx); err != nil { // warm-up: may open a connection
 		t.Fatal(err)
 	}
 	for i := range 40 {
-		if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: fmt.Sprintf("q-%d", i), DelayMS: 1}, queue.SourceAPI); err != nil {
-			t.Fatal(err)
-		}
+		enqueuePing(t, svc, fmt.Sprintf("q-%d", i), 1)
 	}
 	time.Sleep(5 * time.Millisecond)
 	before := calls.n.Load()
@@ -208,9 +196,7 @@ func TestTickAcrossQueues(t *testing.T) {
 	if _, err := svc.EnqueueBatch(ctx, reqs, queue.SourceAPI); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: "q-0", DelayMS: 1}, queue.SourceAPI); err != nil {
-		t.Fatal(err)
-	}
+	enqueuePing(t, svc, "q-0", 1)
 	time.Sleep(5 * time.Millisecond)
 	if res, err := b.Tick(ctx); err != nil || res.Scheduled != 2501 {
 		t.Errorf("tick of a 2500-job backlog and one job: promoted %d (%v), want 2501", res.Scheduled, err)
@@ -233,14 +219,11 @@ func TestStatsAcrossQueues(t *testing.T) {
 	ctx := context.Background()
 	b, svc, calls := countedService(t)
 	for i := range 30 {
+		q := fmt.Sprintf("q-%02d", i)
 		for range i % 3 {
-			if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: fmt.Sprintf("q-%02d", i)}, queue.SourceAPI); err != nil {
-				t.Fatal(err)
-			}
+			enqueuePing(t, svc, q, 0)
 		}
-		if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: fmt.Sprintf("q-%02d", i), DelayMS: 60_000}, queue.SourceAPI); err != nil {
-			t.Fatal(err)
-		}
+		enqueuePing(t, svc, q, 60_000)
 	}
 	if _, err := svc.Stats(ctx); err != nil { // warm-up: may open a connection
 		t.Fatal(err)
