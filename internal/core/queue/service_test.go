@@ -480,15 +480,13 @@ func TestMaxQueues(t *testing.T) {
 		var wg sync.WaitGroup
 		var ok atomic.Int64
 		for i := range 16 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				if _, err := s.Submit(ctx, ping(fmt.Sprintf("c%d", i)), queue.SourceAPI); err == nil {
 					ok.Add(1)
 				} else if core.ErrorCode(err) != core.CodeInvalid {
 					t.Errorf("concurrent submit: %v", err)
 				}
-			}()
+			})
 		}
 		wg.Wait()
 		names, err = b2.Queues(ctx)
@@ -526,13 +524,11 @@ func TestMaxQueuesReadsInParallel(t *testing.T) {
 	s := queue.NewService(queue.Deps{Broker: bb}, queue.Config{MaxQueues: 10})
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if _, err := s.Submit(context.Background(), queue.EnqueueRequest{Type: "ping", Queue: fmt.Sprintf("p%d", i)}, queue.SourceAPI); err != nil {
 				t.Errorf("submit %d: %v", i, err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 }
