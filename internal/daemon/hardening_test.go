@@ -199,8 +199,8 @@ func TestInFlightCapEndToEnd(t *testing.T) {
 	if heldCode == 0 {
 		heldCode = <-held
 	}
-	if code := heldCode; code != http.StatusGatewayTimeout {
-		t.Fatalf("the held /assistant got %d, want 504 (manual mode)", code)
+	if heldCode != http.StatusGatewayTimeout {
+		t.Fatalf("the held /assistant got %d, want 504 (manual mode)", heldCode)
 	}
 	d.WaitHTTP("/api/obs/snapshot", 401, 5*time.Second) // served again
 }
