@@ -56,6 +56,9 @@ fi
 # The harness's own Redis, on a free port: a port that looked free may be
 # taken before redis-server binds it, so a server that does not answer is
 # stopped and another port tried.
+redis_answers() { # our redis-server is alive and answers PING
+  kill -0 "$REDIS_PID" 2>/dev/null && [ "$(redis-cli -p "$PORT" ping 2>/dev/null)" = PONG ]
+}
 start_redis() {
   for _ in $(seq 5); do
     for _ in $(seq 100); do
@@ -67,8 +70,8 @@ start_redis() {
     # Ours only while our process lives: a PONG from a server someone else
     # started on the port meanwhile does not count.
     for _ in $(seq 100); do
+      if redis_answers; then return 0; fi
       kill -0 "$REDIS_PID" 2>/dev/null || break
-      if [ "$(redis-cli -p "$PORT" ping 2>/dev/null)" = PONG ]; then return 0; fi
       sleep 0.05
     done
     kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true
@@ -109,7 +112,7 @@ step "HTTP: limited endpoint through every middleware vs bare net/http, 64 conne
 LOADTEST=$(bash scripts/loadtest.sh -n "$HTTP_N" -c 64)
 echo "$LOADTEST" | tee -a "$OUT" >&2
 step "HTTP on this harness's Redis (not a goal: the Redis figures for the runbook)"
-if ! kill -0 "$REDIS_PID" 2>/dev/null || [ "$(redis-cli -p "$PORT" ping 2>/dev/null)" != PONG ]; then
+if ! redis_answers; then
   echo "bench: the harness's redis-server (pid $REDIS_PID, port $PORT) stopped answering:" >&2
   tail -20 "$TMP/redis.log" >&2
   exit 1
