@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -142,6 +143,14 @@ func (b *batcher) flusher(max int) {
 			for _, g := range batch {
 				close(g.done)
 			}
+			// The callers just answered are runnable on this P. Letting them
+			// run first (each to its next decision, which queues) before
+			// taking the queue makes the next round trip carry them too,
+			// rather than the few queued meanwhile: at 32 callers 14 keys a
+			// call instead of 9.5, and fewer, fuller round trips cost both
+			// sides less per decision (BENCHMARKS.md). One yield per round
+			// trip; a lone caller never gets here.
+			runtime.Gosched()
 
 			b.mu.Lock()
 			b.inflight--
