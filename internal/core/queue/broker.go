@@ -3,7 +3,11 @@ package queue
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"time"
+
+	"github.com/refrakt/refrakt/internal/core"
 )
 
 // Broker stores jobs and moves them between states. Every method that changes
@@ -61,6 +65,15 @@ type Broker interface {
 	// Requeue moves a dead or cancelled job back to pending, with its retries
 	// reset, and returns it with the status it had.
 	Requeue(ctx context.Context, id string) (job *Job, from Status, err error)
+	// RemoveQueue deletes queue name with its finished jobs (succeeded,
+	// cancelled and dead) and its totals, and returns how many jobs went
+	// with it. A queue still holding a job to run (pending, scheduled,
+	// failed awaiting its retry, or running) is refused with
+	// core.CodeConflict and left as it was; a queue that does not exist is
+	// core.CodeNotFound. A job enqueued into the queue meanwhile is never
+	// lost: either the removal sees it and refuses, or the job makes the
+	// queue again after the removal.
+	RemoveQueue(ctx context.Context, name string) (removed int, err error)
 	// Tick promotes due scheduled and failed jobs to pending and recovers
 	// running jobs whose lease expired (to pending, or dead when that was
 	// their last retry), in every queue.
@@ -104,6 +117,27 @@ type Outcome struct {
 	Result  json.RawMessage
 	Err     string
 	RetryIn time.Duration
+}
+
+// QueueBusyError is RemoveQueue's refusal of a queue that still holds jobs
+// to run, counted by status.
+func QueueBusyError(name string, pending, scheduled, retry, running int64) error {
+	var parts []string
+	for _, c := range []struct {
+		n    int64
+		what string
+	}{{pending, "pending"}, {scheduled, "scheduled"}, {retry, "awaiting a retry"}, {running, "running"}} {
+		if c.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c.n, c.what))
+		}
+	}
+	return core.Errorf(core.CodeConflict, "queue %s still holds jobs to run (%s): cancel them or let them finish first",
+		name, strings.Join(parts, ", "))
+}
+
+// QueueNotFoundError is RemoveQueue's answer for a queue that does not exist.
+func QueueNotFoundError(name string) error {
+	return core.Errorf(core.CodeNotFound, "queue %s not found", name)
 }
 
 // TickResult counts the jobs one tick moved.

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,8 +13,9 @@ import (
 // queueBound is the state behind Config.MaxQueues.
 type queueBound struct {
 	// known holds the queues the last read of the broker's list showed: a
-	// job for one of them passes with a map read.
-	known atomic.Pointer[map[string]bool]
+	// job for one of them passes with a map read, for knownFor after the
+	// read (a queue another daemon removes stops passing by then).
+	known atomic.Pointer[knownQueues]
 
 	mu sync.Mutex // guards reserved and orders the publishing of known; never held across I/O
 	// reserved are the new queues admitted here in the last reserveFor:
@@ -25,16 +27,24 @@ type queueBound struct {
 	reserved map[string]time.Time
 }
 
+// knownQueues are the names one read of the broker's list showed, and when.
+type knownQueues struct {
+	names map[string]bool
+	at    time.Time
+}
+
 const (
 	reserveFor   = 10 * time.Second
+	knownFor     = 10 * time.Second
 	boundMessage = "queue %q would be queue number %d: at most %d queues may exist (QUEUE_MAX_QUEUES)"
 )
 
 // admitQueue refuses, with core.CodeInvalid, a job for a new queue q that
 // would take the number of queues beyond cfg.MaxQueues, and reports whether
 // it reserved q (a new queue admitted), for release. A queue the last read
-// showed costs a map read, and passes even when the count is over the
-// bound (a bound lowered, or passed by two daemons at once). Any other
+// showed, less than knownFor ago, costs a map read, and passes even when the
+// count is over the bound (a bound lowered, or passed by two daemons at
+// once). Any other
 // reads the broker's list, one round trip (about what storing the job
 // would have cost): it may have been made a moment ago by an operator or
 // another daemon, and only a read started after the request came can say.
@@ -46,7 +56,7 @@ func (s *Service) admitQueue(ctx context.Context, q string) (bool, error) {
 	if limit <= 0 {
 		return false, nil
 	}
-	if known := b.known.Load(); known != nil && (*known)[q] {
+	if k := b.known.Load(); k != nil && k.names[q] && time.Since(k.at) < knownFor {
 		return false, nil
 	}
 	names, err := s.broker.Queues(ctx)
@@ -59,7 +69,7 @@ func (s *Service) admitQueue(ctx context.Context, q string) (bool, error) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.known.Store(&listed)
+	b.known.Store(&knownQueues{names: listed, at: time.Now()})
 	if listed[q] {
 		return false, nil
 	}
@@ -94,4 +104,18 @@ func (s *Service) releaseQueue(q string) {
 	s.bound.mu.Lock()
 	defer s.bound.mu.Unlock()
 	delete(s.bound.reserved, q)
+}
+
+// forgetQueue drops a removed queue from the last read, so that a new job
+// for it counts against the bound again.
+func (s *Service) forgetQueue(q string) {
+	b := &s.bound
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.reserved, q)
+	if k := b.known.Load(); k != nil && k.names[q] {
+		names := maps.Clone(k.names)
+		delete(names, q)
+		b.known.Store(&knownQueues{names: names, at: k.at})
+	}
 }

@@ -320,6 +320,22 @@ func (s *Service) Requeue(ctx context.Context, id string) (*Job, error) {
 	return j, nil
 }
 
+// RemoveQueue deletes a queue that holds no job to run, with its finished
+// jobs and totals (see Broker.RemoveQueue), and returns how many jobs went
+// with it. Its name is free again: under QUEUE_MAX_QUEUES it no longer
+// counts here, nor on other daemons once they next read the queue list.
+func (s *Service) RemoveQueue(ctx context.Context, name string) (int, error) {
+	if !validQueue(name) {
+		return 0, core.Errorf(core.CodeInvalid, "queue %q: want 1-64 letters, digits, and _ . : -", name)
+	}
+	n, err := s.broker.RemoveQueue(ctx, name)
+	if err != nil {
+		return 0, s.backendErr("remove_queue", err)
+	}
+	s.forgetQueue(name)
+	return n, nil
+}
+
 // Tick promotes due scheduled and failed jobs and recovers expired leases.
 func (s *Service) Tick(ctx context.Context) (TickResult, error) {
 	r, err := s.broker.Tick(ctx)

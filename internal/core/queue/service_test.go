@@ -513,6 +513,66 @@ func TestMaxQueues(t *testing.T) {
 	})
 }
 
+// TestRemoveQueueFreesTheBound: a removed queue no longer counts against
+// QUEUE_MAX_QUEUES, on the service that removed it at once; a busy queue
+// is refused and keeps its place; a bad name is invalid.
+func TestRemoveQueueFreesTheBound(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		ping := func(q string) queue.EnqueueRequest { return queue.EnqueueRequest{Type: "ping", Queue: q} }
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil)}, queue.Config{MaxQueues: 2})
+		var junk *queue.Job
+		for _, q := range []string{"work", "junk"} {
+			j, err := s.Submit(ctx, ping(q), queue.SourceAPI)
+			if err != nil {
+				t.Fatal(err)
+			}
+			junk = j
+		}
+		if _, err := s.Submit(ctx, ping("mail"), queue.SourceAPI); core.ErrorCode(err) != core.CodeInvalid {
+			t.Fatalf("a third queue: %v, want refused", err)
+		}
+		_, err := s.RemoveQueue(ctx, "junk")
+		if core.ErrorCode(err) != core.CodeConflict || !strings.Contains(err.Error(), "1 pending") {
+			t.Fatalf("RemoveQueue with a pending job: %v, want a conflict naming it", err)
+		}
+		if _, err := s.Cancel(ctx, junk.ID); err != nil {
+			t.Fatal(err)
+		}
+		n, err := s.RemoveQueue(ctx, "junk")
+		if err != nil || n != 1 {
+			t.Fatalf("RemoveQueue: %d, %v; want 1 job removed", n, err)
+		}
+		// The removed name is new again: with an operator's queue in its
+		// place, the bound is reached.
+		mail, err := s.Enqueue(ctx, ping("mail"), queue.SourceCLI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Submit(ctx, ping("junk"), queue.SourceAPI); core.ErrorCode(err) != core.CodeInvalid {
+			t.Errorf("the removed queue's name, at the bound: %v, want refused", err)
+		}
+		// Without it, the place is free.
+		if _, err := s.Cancel(ctx, mail.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.RemoveQueue(ctx, "mail"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Submit(ctx, ping("news"), queue.SourceAPI); err != nil {
+			t.Errorf("a new queue in a removed one's place: %v", err)
+		}
+		for _, bad := range []string{"", "a b", strings.Repeat("q", 65)} {
+			if _, err := s.RemoveQueue(ctx, bad); core.ErrorCode(err) != core.CodeInvalid {
+				t.Errorf("RemoveQueue(%q): %v, want invalid", bad, err)
+			}
+		}
+		if _, err := s.RemoveQueue(ctx, "never"); core.ErrorCode(err) != core.CodeNotFound {
+			t.Errorf("RemoveQueue of an unknown queue: %v, want not found", err)
+		}
+	})
+}
+
 // TestMaxQueuesReadsInParallel: the broker reads for new queues are not
 // serialized behind one lock, so a slow backend delays each request by one
 // read, not by the reads of every request ahead of it. Each read here waits

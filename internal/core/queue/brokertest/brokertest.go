@@ -6,6 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -176,6 +181,9 @@ func Run(t *testing.T, nb NewBroker) {
 		{"Stats", testStats},
 		{"List", testList},
 		{"BlockingFetch", testBlockingFetch},
+		{"RemoveQueue", testRemoveQueue},
+		{"RemoveQueueBusy", testRemoveQueueBusy},
+		{"RemoveQueueRacingEnqueue", testRemoveQueueRacingEnqueue},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, nb) })
@@ -706,4 +714,213 @@ func testBlockingFetch(t *testing.T, nb NewBroker) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a blocked Fetch did not take a job of a new queue")
 	}
+}
+
+func (e *env) queues() []string {
+	e.t.Helper()
+	qs, err := e.b.Queues(e.ctx)
+	if err != nil {
+		e.t.Fatalf("Queues: %v", err)
+	}
+	return append([]string{}, qs...)
+}
+
+// testRemoveQueue: an idle queue goes with its finished jobs (succeeded,
+// dead, cancelled) and totals; the other queues stay; the name can be used
+// again, from zero.
+func testRemoveQueue(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	_, err := e.b.RemoveQueue(e.ctx, "never")
+	wantCode(t, "RemoveQueue of a queue that never was", err, core.CodeNotFound)
+
+	keep := e.enqueue("keep", "ping", 0)
+	done := e.enqueue("old", "ping", 0)
+	dead := e.enqueue("old", "fail", 0, func(j *queue.Job) { j.MaxRetries = 0 })
+	cancelled := e.enqueue("old", "ping", time.Hour)
+	ls := e.fetch(2, "old")
+	diff(t, "fetched", []string{done.ID, dead.ID}, leaseIDs(ls))
+	diff(t, "finished", []queue.Status{queue.StatusSucceeded, queue.StatusDead}, e.finish(ok(ls[0], `1`), fail(ls[1], "x", 0)))
+	if _, _, err := e.b.Cancel(e.ctx, cancelled.ID); err != nil {
+		t.Fatal(err)
+	}
+	diff(t, "queues before", []string{"keep", "old"}, e.queues())
+
+	n, err := e.b.RemoveQueue(e.ctx, "old")
+	if err != nil {
+		t.Fatalf("RemoveQueue: %v", err)
+	}
+	diff(t, "jobs removed with the queue", 3, n)
+	diff(t, "queues after", []string{"keep"}, e.queues())
+	for _, j := range []*queue.Job{done, dead, cancelled} {
+		_, err := e.b.Get(e.ctx, j.ID)
+		wantCode(t, "Get of a removed queue's job", err, core.CodeNotFound)
+	}
+	diff(t, "stats of the removed queue", queue.Stats{Queue: "old"}, e.stats("old"))
+	listed, err := e.b.List(e.ctx, queue.Filter{Queue: "old"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	diff(t, "jobs listed in the removed queue", 0, len(listed))
+	_, err = e.b.RemoveQueue(e.ctx, "old")
+	wantCode(t, "RemoveQueue twice", err, core.CodeNotFound)
+	diff(t, "the other queue's job", queue.StatusPending, e.get(keep.ID).Status)
+
+	// The name is free: a job makes the queue again, with fresh totals.
+	again := e.enqueue("old", "ping", 0)
+	diff(t, "queues after a new job", []string{"keep", "old"}, e.queues())
+	s := e.stats("old")
+	diff(t, "totals of the queue made again", [2]int64{1, 1}, [2]int64{s.Enqueued, s.Pending})
+	diff(t, "the new job is fetched", []string{again.ID}, leaseIDs(e.fetch(5, "old")))
+}
+
+// testRemoveQueueBusy: a queue with a job still to run, in any of the four
+// states, is refused and left exactly as it was.
+func testRemoveQueueBusy(t *testing.T, nb NewBroker) {
+	tests := []struct {
+		name  string
+		setup func(e *env) *queue.Job
+		state string
+	}{
+		{"pending", func(e *env) *queue.Job { return e.enqueue("q", "ping", 0) }, "1 pending"},
+		{"scheduled", func(e *env) *queue.Job { return e.enqueue("q", "ping", time.Hour) }, "1 scheduled"},
+		{"retry", func(e *env) *queue.Job {
+			j := e.enqueue("q", "fail", 0)
+			e.finish(fail(e.fetchOne(), "x", time.Hour))
+			return j
+		}, "1 awaiting a retry"},
+		{"running", func(e *env) *queue.Job {
+			j := e.enqueue("q", "sleep", 0)
+			e.fetchOne()
+			return j
+		}, "1 running"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setup(t, nb, 0)
+			j := tt.setup(e)
+			before := e.get(j.ID)
+			statsBefore := e.stats("q")
+			_, err := e.b.RemoveQueue(e.ctx, "q")
+			wantCode(t, "RemoveQueue of a busy queue", err, core.CodeConflict)
+			if err != nil && !strings.Contains(err.Error(), tt.state) {
+				t.Errorf("refusal %q does not say %q", err, tt.state)
+			}
+			diff(t, "queues", []string{"q"}, e.queues())
+			diff(t, "the job", before, e.get(j.ID))
+			diff(t, "stats", statsBefore, e.stats("q"))
+		})
+	}
+}
+
+// testRemoveQueueRacingEnqueue runs RaceRemoveQueue on one broker.
+func testRemoveQueueRacingEnqueue(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	RaceRemoveQueue(t, e.b, e.b)
+}
+
+// RaceRemoveQueue: removals of a queue (by remover) racing with enqueues
+// into it (by enqueuer, which may be another broker on the same backend,
+// still thinking the queue listed) never lose a job. Each job stored is
+// pending and its queue is listed (at once, or within a moment on a
+// cluster, where a removal takes the queue out of the index and puts it
+// back when jobs made it again); the enqueuer then runs them, so that the
+// queue is often idle, but for the last few, which must be fetched from all
+// queues at the end.
+func RaceRemoveQueue(t *testing.T, enqueuer, remover queue.Broker) {
+	ctx := context.Background()
+	const jobs, kept = 200, 5
+	var left []string
+	var done atomic.Bool
+	var removed atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer done.Store(true)
+		for i := range jobs {
+			before := removed.Load()
+			j := &queue.Job{ID: queue.NewID(), Queue: "race", Type: "ping", Source: queue.SourceAPI}
+			if err := enqueuer.Enqueue(ctx, queue.NewJob{Job: j}); err != nil {
+				t.Errorf("Enqueue: %v", err)
+				return
+			}
+			if got, err := enqueuer.Get(ctx, j.ID); err != nil || got.Status != queue.StatusPending {
+				t.Errorf("job %s just stored: %v, %v", j.ID, got, err)
+				return
+			}
+			if !listedSoon(remover, "race") {
+				t.Errorf("job %s is pending in queue race, which is not listed", j.ID)
+				return
+			}
+			if i >= jobs-kept {
+				left = append(left, j.ID)
+				continue
+			}
+			for {
+				ls, err := enqueuer.Fetch(ctx, queue.FetchRequest{Queues: []string{"race"}, N: 10, Lease: lease})
+				if err != nil || len(ls) == 0 {
+					break
+				}
+				outs := make([]queue.Outcome, len(ls))
+				for k, l := range ls {
+					outs[k] = ok(l, `1`)
+				}
+				if _, err := enqueuer.Finish(ctx, outs); err != nil {
+					t.Errorf("Finish: %v", err)
+					return
+				}
+			}
+			runtime.Gosched() // the remover's turn, on an in-process broker
+			if i%20 == 0 {    // and now and then, wait for a removal of the idle queue
+				for t0 := time.Now(); removed.Load() == before && time.Since(t0) < time.Second; {
+					time.Sleep(50 * time.Microsecond)
+				}
+			}
+		}
+	})
+	wg.Go(func() {
+		for !done.Load() {
+			if _, err := remover.RemoveQueue(ctx, "race"); err == nil {
+				removed.Add(1)
+			} else if c := core.ErrorCode(err); c != core.CodeConflict && c != core.CodeNotFound {
+				t.Errorf("RemoveQueue: %v", err)
+				return
+			}
+		}
+	})
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	qs, err := remover.Queues(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	diff(t, "queues at the end", []string{"race"}, append([]string{}, qs...))
+	var got []string
+	for {
+		ls, err := remover.Fetch(ctx, queue.FetchRequest{N: 50, Lease: lease})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ls) == 0 {
+			break
+		}
+		got = append(got, leaseIDs(ls)...)
+	}
+	diff(t, "the last jobs, fetched from all queues", left, got)
+	if removed.Load() < jobs/20 {
+		t.Errorf("%d removals among %d enqueues: the race was not run", removed.Load(), jobs)
+	}
+	t.Logf("%d removals among %d enqueues", removed.Load(), jobs)
+}
+
+// listedSoon reports whether b lists queue q now or within 100ms.
+func listedSoon(b queue.Broker, q string) bool {
+	for range 100 {
+		qs, err := b.Queues(context.Background())
+		if err == nil && slices.Contains(qs, q) {
+			return true
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return false
 }

@@ -7,6 +7,7 @@ import (
 	"container/heap"
 	"container/list"
 	"context"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -452,6 +453,29 @@ func (b *Broker) Requeue(_ context.Context, id string) (*queue.Job, queue.Status
 	b.notify()
 	j := e.job
 	return &j, from, nil
+}
+
+// RemoveQueue deletes an empty queue with its finished jobs.
+func (b *Broker) RemoveQueue(_ context.Context, name string) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q, ok := b.queues[name]
+	if !ok {
+		return 0, queue.QueueNotFoundError(name)
+	}
+	pending, scheduled := q.count[queue.StatusPending], q.count[queue.StatusScheduled]
+	retry, running := q.count[queue.StatusFailed], q.count[queue.StatusRunning]
+	if pending+scheduled+retry+running > 0 {
+		return 0, queue.QueueBusyError(name, pending, scheduled, retry, running)
+	}
+	removed := 0
+	for el := q.history.Front(); el != nil; el = el.Next() {
+		delete(b.jobs, el.Value.(string))
+		removed++
+	}
+	delete(b.queues, name)
+	b.names = slices.DeleteFunc(slices.Clone(b.names), func(n string) bool { return n == name })
+	return removed, nil
 }
 
 // Tick promotes due jobs and recovers expired leases.

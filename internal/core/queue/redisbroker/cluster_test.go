@@ -27,6 +27,7 @@ func TestCluster(t *testing.T) {
 		{"Conformance", testClusterConformance},
 		{"ScriptsLostOnOneMaster", testClusterScriptsLostOnOneMaster},
 		{"FetchWithOneMasterDown", testClusterFetchWithOneMasterDown},
+		{"RemoveQueueAcrossBrokers", func(t *testing.T, c *redistest.Cluster) { raceRemoveAcrossBrokers(t, newClusterClient(t, c)) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

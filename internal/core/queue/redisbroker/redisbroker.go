@@ -73,6 +73,12 @@ type Broker struct {
 	names  []string  // sorted: the names in keyCache
 	synced time.Time // when names was last read from the index
 	rr     int
+	// gen orders the reads of the index and the names this broker adds
+	// itself: a read replaces names with what it found plus the names
+	// added since it started (added, by gen), unless a read started later
+	// was applied first (applied).
+	gen, applied uint64
+	added        map[string]uint64
 }
 
 // New returns a broker on rdb.
@@ -99,14 +105,15 @@ func (b *Broker) Load(ctx context.Context) error {
 	return nil
 }
 
-var allScripts = []*script{enqueueScript, dequeueScript, claimScript, extendScript, finishScript, releaseScript, cancelScript, requeueScript, tickScript, statsScript}
+var allScripts = []*script{enqueueScript, dequeueScript, claimScript, extendScript, finishScript, releaseScript, cancelScript, requeueScript, tickScript, statsScript, removeScript}
 
 // keys names the keys of one queue.
 type keys struct {
 	pending, scheduled, retry, running, history, dead, stats, job string
 	// enqueue is the KEYS of enqueueScript: pending, scheduled, stats, job
-	// prefix and the wake-up list (used only on a single server).
-	enqueue [5]string
+	// prefix, the wake-up list and the queue index (the last two only on a
+	// single server).
+	enqueue [6]string
 }
 
 // keys returns the keys of queue q: cached for the queues of the index
@@ -123,7 +130,7 @@ func (b *Broker) newKeys(q string) *keys {
 	p := b.prefix + "q:{" + q + "}:"
 	k := &keys{pending: p + "pending", scheduled: p + "scheduled", retry: p + "retry", running: p + "running",
 		history: p + "history", dead: p + "dead", stats: p + "stats", job: p + "j:"}
-	k.enqueue = [5]string{k.pending, k.scheduled, k.stats, k.job, b.wakeKey()}
+	k.enqueue = [6]string{k.pending, k.scheduled, k.stats, k.job, b.wakeKey(), b.indexKey()}
 	return k
 }
 
@@ -229,7 +236,7 @@ type enqPart struct {
 // queue, followed by the wake-ups (on a cluster) and the index of new queues.
 func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall) {
 	var parts []*enqPart
-	var wakeQueues, newQueues []string
+	var wakeQueues, newQueues, madeQueues []string
 	for _, c := range calls {
 		first := len(parts)
 		for _, nj := range c.jobs {
@@ -293,6 +300,9 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall) {
 			p.call.err = core.Errorf(core.CodeConflict, "job %s already exists", dup)
 			continue
 		}
+		if made, _ := r[2].(int64); made == 1 && !slices.Contains(madeQueues, p.q) {
+			madeQueues = append(madeQueues, p.q)
+		}
 		now := msTime(r[0])
 		for _, nj := range p.jobs {
 			nj.EnqueuedAt = now
@@ -303,8 +313,21 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall) {
 			}
 		}
 	}
+	// A queue these jobs made (its first jobs, or its first since
+	// RemoveQueue) is listed: on a single server by the script, with the
+	// jobs; on a cluster only now that they are stored, since the index
+	// lives in another slot and a removal may run between the pipeline's
+	// commands, and must find either the jobs or the queue in the index
+	// afterwards (see RemoveQueue). A failure here does not fail the
+	// enqueue (the jobs are stored): the queue stays unknown to this
+	// broker, so its next enqueue there lists it again.
+	if len(madeQueues) > 0 && !b.wakeInScript {
+		if e := b.rdb.SAdd(ctx, b.indexKey(), toAny(madeQueues)...).Err(); e != nil {
+			err = e
+		}
+	}
 	if err == nil {
-		for _, q := range newQueues {
+		for _, q := range slices.Concat(newQueues, madeQueues) {
 			b.markKnown(q)
 		}
 	}
@@ -343,6 +366,11 @@ func (b *Broker) isKnown(q string) bool {
 func (b *Broker) markKnown(q string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.gen++
+	if b.added == nil {
+		b.added = map[string]uint64{}
+	}
+	b.added[q] = b.gen
 	b.addName(q)
 }
 
@@ -374,6 +402,8 @@ func (b *Broker) queueNames(ctx context.Context, fresh time.Duration) ([]string,
 		b.mu.Unlock()
 		return names, nil
 	}
+	b.gen++
+	start := b.gen
 	b.mu.Unlock()
 	names, err := b.rdb.SMembers(ctx, b.indexKey()).Result()
 	if err != nil {
@@ -381,11 +411,43 @@ func (b *Broker) queueNames(ctx context.Context, fresh time.Duration) ([]string,
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if start < b.applied {
+		return b.names, nil // a read started later has been applied: it is fresher
+	}
+	b.applied = start
+	// The index is the truth: queues removed since (by any broker) go, and
+	// the queues this broker added since the read started stay.
+	keep := make(map[string]bool, len(names))
 	for _, q := range names {
+		keep[q] = true
+	}
+	for q, at := range b.added {
+		if at > start {
+			keep[q] = true
+		} else {
+			delete(b.added, q)
+		}
+	}
+	for _, q := range b.names {
+		if !keep[q] {
+			b.dropName(q)
+		}
+	}
+	for q := range keep {
 		b.addName(q)
 	}
 	b.synced = time.Now()
 	return b.names, nil
+}
+
+// dropName forgets q: its cached keys and its place in names (copied on
+// write, as in addName).
+func (b *Broker) dropName(q string) {
+	if !b.isKnown(q) {
+		return
+	}
+	b.keyCache.Delete(q)
+	b.names = slices.DeleteFunc(slices.Clone(b.names), func(n string) bool { return n == q })
 }
 
 // Get returns one job, looking in every queue in one round trip.
@@ -793,6 +855,68 @@ func (b *Broker) Requeue(ctx context.Context, id string) (*queue.Job, queue.Stat
 	j := parseJob(a[1].([]any))
 	b.wake(ctx, []queue.Ref{{Queue: q}})
 	return j, queue.Status(a[0].(string)), nil
+}
+
+// RemoveQueue deletes a queue that holds no job to run, with its finished
+// jobs and totals. On a single server that is one script, which takes the
+// queue out of the index too. On a cluster the index lives in another
+// slot, so the removal is three steps, ordered against enqueueScript (whose
+// jobs, when they make a queue, join the index only after they are stored):
+// the script deletes the queue if it is idle; then the queue leaves the
+// index; then, if jobs made the queue again meanwhile (its totals exist
+// again), it goes back in. A job stored before the script makes it refuse;
+// one stored after it finds the queue gone, and its enqueue (after storing
+// it) or this last step (after the index change) lists the queue again.
+func (b *Broker) RemoveQueue(ctx context.Context, name string) (int, error) {
+	k := b.newKeys(name)
+	ks := []string{k.pending, k.scheduled, k.retry, k.running, k.history, k.dead, k.stats, k.job}
+	listed := "0"
+	if b.wakeInScript {
+		ks = append(ks, b.indexKey())
+	} else {
+		in, err := b.rdb.SIsMember(ctx, b.indexKey(), name).Result()
+		if err != nil {
+			return 0, fmt.Errorf("remove queue %s: %w", name, err)
+		}
+		if in {
+			listed = "1"
+		}
+	}
+	r, err := b.run(ctx, removeScript, ks, name, listed)
+	if err != nil {
+		return 0, fmt.Errorf("remove queue %s: %w", name, err)
+	}
+	a, _ := r.([]any)
+	status := ""
+	if len(a) > 0 {
+		status, _ = a[0].(string)
+	}
+	num := func(i int) int64 { n, _ := a[i].(int64); return n }
+	switch {
+	case status == "not_found":
+		return 0, queue.QueueNotFoundError(name)
+	case status == "busy" && len(a) == 5:
+		return 0, queue.QueueBusyError(name, num(1), num(2), num(3), num(4))
+	case status != "ok" || len(a) != 2:
+		return 0, fmt.Errorf("remove queue %s: unexpected reply %v", name, r)
+	}
+	if !b.wakeInScript {
+		if err := b.rdb.SRem(ctx, b.indexKey(), name).Err(); err != nil {
+			return 0, fmt.Errorf("remove queue %s from the index: %w", name, err)
+		}
+		made, err := b.rdb.HExists(ctx, k.stats, "enqueued").Result()
+		if err == nil && made {
+			err = b.rdb.SAdd(ctx, b.indexKey(), name).Err()
+		}
+		if err != nil {
+			return 0, fmt.Errorf("remove queue %s: list it again: %w", name, err)
+		}
+	}
+	b.mu.Lock()
+	b.dropName(name)
+	delete(b.added, name)
+	b.mu.Unlock()
+	return int(num(1)), nil
 }
 
 // tickBatch bounds the jobs one tick script moves per kind, so that a huge

@@ -157,3 +157,37 @@ func TestConcurrentEnqueue(t *testing.T) {
 		t.Errorf("pending jobs: %d, want %d", total, 1+50*2)
 	}
 }
+
+// TestRemoveQueueAcrossBrokers: one broker removes a queue while another,
+// which has the queue in its cache of listed queues, keeps enqueueing into
+// it: no job is left in a queue missing from the index.
+func TestRemoveQueueAcrossBrokers(t *testing.T) {
+	_, rdb := newClient(t)
+	raceRemoveAcrossBrokers(t, rdb)
+}
+
+// raceRemoveAcrossBrokers runs brokertest.RaceRemoveQueue with an enqueuer
+// that knows the queue and a remover that is another broker on rdb.
+func raceRemoveAcrossBrokers(t *testing.T, rdb redis.UniversalClient) {
+	ctx := context.Background()
+	enqueuer := redisbroker.New(rdb, redisbroker.Options{})
+	remover := redisbroker.New(rdb, redisbroker.Options{})
+	first := &queue.Job{ID: queue.NewID(), Queue: "race", Type: "ping"}
+	if err := enqueuer.Enqueue(ctx, queue.NewJob{Job: first}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := enqueuer.Cancel(ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	// A queue one broker removes leaves the other's list at its next read.
+	if _, err := remover.RemoveQueue(ctx, "race"); err != nil {
+		t.Fatal(err)
+	}
+	if qs, err := enqueuer.Queues(ctx); err != nil || len(qs) != 0 {
+		t.Fatalf("the other broker lists %v (%v) after the removal, want none", qs, err)
+	}
+	if err := enqueuer.Enqueue(ctx, queue.NewJob{Job: &queue.Job{ID: queue.NewID(), Queue: "race", Type: "ping"}}); err != nil {
+		t.Fatal(err)
+	}
+	brokertest.RaceRemoveQueue(t, enqueuer, remover)
+}

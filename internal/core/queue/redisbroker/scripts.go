@@ -121,17 +121,23 @@ end
 // few microseconds of Redis CPU per call) but for now_ms.
 //
 //	KEYS[1] pending  KEYS[2] scheduled  KEYS[3] stats  KEYS[4] job key prefix
-//	KEYS[5] wake-up list (optional: only on a single Redis server, where a
-//	        script may touch keys of any slot; on a cluster the broker
-//	        pushes the wake-up with a separate command in the same pipeline)
+//	KEYS[5] wake-up list, KEYS[6] queue index (both optional: only on a
+//	        single Redis server, where a script may touch keys of any slot;
+//	        on a cluster the broker pushes the wake-up with a separate
+//	        command in the same pipeline, and adds a made queue to the index
+//	        once the script has answered)
 //	ARGV[1] now  ARGV[2] queue name
 //	then 7 per job: id, type, payload, max_retries, interval_seconds, delay_ms, source
 //
-// Returns {now, 0} after storing every job (pending when delay_ms is 0,
-// else scheduled) and, given KEYS[5] and at least one pending job, pushing
-// the queue's name on the wake-up list (trimmed to its last wakeBacklog
-// entries once it holds wakeBacklog+32); or {now, id} without writing
-// anything when job id exists.
+// Returns {now, 0, made} after storing every job (pending when delay_ms is
+// 0, else scheduled) and, given KEYS[5] and at least one pending job,
+// pushing the queue's name on the wake-up list (trimmed to its last
+// wakeBacklog entries once it holds wakeBacklog+32); or {now, id} without
+// writing anything when job id exists. made is 1 when these are the
+// queue's first jobs (none before, or none since removeScript): given
+// KEYS[6], the queue is then added to the index here, atomically with its
+// jobs, so a queue removed a moment ago and made again is never left out of
+// the index by a broker that still thinks it is listed.
 var enqueueScript = newScript(nowMS + `
 local now = now_ms(ARGV[1])
 for i = 3, #ARGV, 7 do
@@ -154,11 +160,15 @@ for i = 3, #ARGV, 7 do
   end
   n = n + 1
 end
-redis.call('HINCRBY', KEYS[3], 'enqueued', n)
+local made = 0
+if redis.call('HINCRBY', KEYS[3], 'enqueued', n) == n then
+  made = 1
+  if KEYS[6] then redis.call('SADD', KEYS[6], ARGV[2]) end
+end
 if KEYS[5] and ready > 0 and redis.call('RPUSH', KEYS[5], ARGV[2]) > ` + strconv.Itoa(wakeBacklog+32) + ` then
   redis.call('LTRIM', KEYS[5], -` + strconv.Itoa(wakeBacklog) + `, -1)
 end
-return {now, 0}
+return {now, 0, made}
 `)
 
 // dequeueScript starts up to N pending jobs, oldest first.
@@ -406,6 +416,37 @@ end
 if #expired > 0 then redis.call('HINCRBY', KEYS[7], 'failed', #expired) end
 if dead > 0 then trim(KEYS[5], KEYS[6], KEYS[8], tonumber(ARGV[2])) end
 return {counts[1], counts[2], recovered, dead}
+`)
+
+// removeScript deletes a queue that holds no job to run, with its finished
+// jobs and its totals.
+//
+//	KEYS[1] pending  KEYS[2] scheduled  KEYS[3] retry  KEYS[4] running
+//	KEYS[5] history  KEYS[6] dead  KEYS[7] stats  KEYS[8] job key prefix
+//	KEYS[9] queue index (optional: only on a single Redis server; on a
+//	        cluster the broker updates the index itself, see RemoveQueue)
+//	ARGV[1] queue name  ARGV[2] 1 when the index lists the queue (read by
+//	        the broker on a cluster; ignored given KEYS[9])
+//
+// Returns {"ok", jobs removed}; {"busy", pending, scheduled, retry,
+// running} without writing anything; {"not_found"} when the queue is
+// neither listed nor has a finished job or a total.
+var removeScript = newScript(`
+local pending, scheduled = redis.call('LLEN', KEYS[1]), redis.call('ZCARD', KEYS[2])
+local retry, running = redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[4])
+if pending + scheduled + retry + running > 0 then return {'busy', pending, scheduled, retry, running} end
+local listed = ARGV[2] == '1'
+if KEYS[9] then listed = redis.call('SISMEMBER', KEYS[9], ARGV[1]) == 1 end
+if not listed and redis.call('EXISTS', KEYS[5], KEYS[7]) == 0 then return {'not_found'} end
+local ids = redis.call('ZRANGE', KEYS[5], 0, -1)
+for i = 1, #ids, 500 do
+  local keys = {}
+  for j = i, math.min(i + 499, #ids) do keys[#keys + 1] = KEYS[8] .. ids[j] end
+  redis.call('DEL', unpack(keys))
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+if KEYS[9] then redis.call('SREM', KEYS[9], ARGV[1]) end
+return {'ok', #ids}
 `)
 
 // statsScript reads one queue's gauges and totals (read only).
