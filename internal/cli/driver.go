@@ -25,6 +25,9 @@ type Driver interface {
 	Tick(ctx context.Context) (TickView, error)
 	CancelJob(ctx context.Context, id string) (*queue.Job, error)
 	RequeueJob(ctx context.Context, id string) (*queue.Job, error)
+	// RemoveQueue removes a queue with no job left to run, and returns how
+	// many finished jobs went with it.
+	RemoveQueue(ctx context.Context, name string) (int, error)
 
 	// Limits lists the limits with their policies and the overrides in force.
 	Limits(ctx context.Context) (LimitsView, error)

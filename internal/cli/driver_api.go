@@ -74,6 +74,12 @@ func (d *apiDriver) RequeueJob(ctx context.Context, id string) (*queue.Job, erro
 	return d.job(ctx, http.MethodPost, "/api/dev/jobs/"+url.PathEscape(id)+"/requeue")
 }
 
+func (d *apiDriver) RemoveQueue(ctx context.Context, name string) (int, error) {
+	var v RemovedQueueView
+	err := d.c.Do(ctx, http.MethodDelete, "/api/dev/queues/"+url.PathEscape(name), nil, &v)
+	return v.RemovedJobs, err
+}
+
 func (d *apiDriver) job(ctx context.Context, method, path string) (*queue.Job, error) {
 	var j queue.Job
 	if err := d.c.Do(ctx, method, path, nil, &j); err != nil {

@@ -478,3 +478,56 @@ func TestE2EQueueBound(t *testing.T) {
 		})
 	}
 }
+
+// TestE2ERemoveQueue: `refrakt jobs remove-queue` over both drivers against
+// a daemon on Redis: refused (exit 1, naming the jobs) while the queue holds
+// one to run, then removed with its finished jobs, then unknown; a bad name
+// is a usage error. Over the API, the daemon's QUEUE_MAX_QUEUES place is
+// free at once: a public job may make a new queue.
+func TestE2ERemoveQueue(t *testing.T) {
+	r := redistest.Start(t)
+	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL(), "REFRAKT_PREFIX=rq:", "QUEUE_MAX_QUEUES=1"}, "--workers", "0")
+	envs := drivers(t, d, r, "rq:")
+	for _, de := range envs {
+		t.Run(de.name, func(t *testing.T) {
+			q := "junk-" + de.name
+			j := jobJSON(t, de.env, "jobs", "enqueue", "ping", "--queue", q)
+			wantFail(t, de.env, ExitFailed, "1 pending", "jobs", "remove-queue", q)
+			if got := jobJSON(t, de.env, "jobs", "get", j.ID); got.Status != queue.StatusPending {
+				t.Fatalf("the job after a refused removal: %s", got.Status)
+			}
+			mustCLI(t, de.env, "jobs", "cancel", j.ID)
+			out := mustCLI(t, de.env, "jobs", "remove-queue", q, "-o", "json")
+			if got, want := compactJSON(t, []byte(out)), `{"queue":"`+q+`","removed_jobs":1}`; got != want {
+				t.Errorf("remove-queue -o json: %s, want %s", got, want)
+			}
+			wantFail(t, de.env, ExitFailed, "not found", "jobs", "get", j.ID)
+			wantFail(t, de.env, ExitFailed, "not found", "jobs", "remove-queue", q)
+			wantFail(t, de.env, ExitUsage, "queue", "jobs", "remove-queue", "a b")
+		})
+	}
+	api := envs[0].env
+	run := func(q string) (int, string) {
+		t.Helper()
+		resp, err := http.Post(d.URL+"/run", "application/json", strings.NewReader(`{"type":"ping","queue":"`+q+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var j queue.Job
+		_ = json.NewDecoder(resp.Body).Decode(&j)
+		return resp.StatusCode, j.ID
+	}
+	code, id := run("first")
+	if code != http.StatusAccepted {
+		t.Fatalf("POST /run in the first queue: %d", code)
+	}
+	if code, _ := run("second"); code != http.StatusBadRequest {
+		t.Fatalf("POST /run in a second queue, beyond the bound: %d, want 400", code)
+	}
+	mustCLI(t, api, "jobs", "cancel", id)
+	mustCLI(t, api, "jobs", "remove-queue", "first")
+	if code, _ := run("second"); code != http.StatusAccepted {
+		t.Errorf("POST /run in a new queue once the other is removed: %d, want 202", code)
+	}
+}

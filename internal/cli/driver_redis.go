@@ -145,6 +145,11 @@ func (d *redisDriver) RequeueJob(ctx context.Context, id string) (*queue.Job, er
 	return j, d.fail(err)
 }
 
+func (d *redisDriver) RemoveQueue(ctx context.Context, name string) (int, error) {
+	n, err := d.jobs.RemoveQueue(ctx, name)
+	return n, d.fail(err)
+}
+
 func (d *redisDriver) Limits(ctx context.Context) (LimitsView, error) {
 	if err := d.lim.RefreshOverrides(ctx); err != nil {
 		return LimitsView{}, d.fail(err)

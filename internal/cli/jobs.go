@@ -13,7 +13,7 @@ import (
 func newJobsCmd(f *Factory) *cobra.Command {
 	return newGroupCmd(f, &cobra.Command{
 		Use:   "jobs",
-		Short: "Enqueue, inspect, run, cancel and requeue jobs",
+		Short: "Enqueue, inspect, run, cancel and requeue jobs; remove idle queues",
 		Long: "Work with refrakt's job queue, over a daemon's API (--server, REFRAKT_SERVER, default\n" +
 			DefaultServer + ") or straight over Redis (--redis, REFRAKT_REDIS), with the same\n" +
 			"results either way. Tables on a terminal, tab-separated rows when piped, -o json for scripts.",
@@ -29,6 +29,7 @@ func newJobsCmd(f *Factory) *cobra.Command {
 			newJobsTickCmd(c, nil),
 			newJobsCancelCmd(c, nil),
 			newJobsRequeueCmd(c, nil),
+			newJobsRemoveQueueCmd(c, nil),
 		}
 	})
 }

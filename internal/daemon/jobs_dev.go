@@ -107,6 +107,26 @@ func (s *Server) handleTick() http.Handler {
 	})
 }
 
+// removedQueue is the answer of DELETE /api/dev/queues/{queue}.
+type removedQueue struct {
+	Queue       string `json:"queue"`
+	RemovedJobs int    `json:"removed_jobs"`
+}
+
+// handleRemoveQueue deletes a queue that holds no job to run, with its
+// finished jobs: 409 while it holds one, 404 for an unknown queue.
+func (s *Server) handleRemoveQueue() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.PathValue("queue")
+		n, err := s.jobs.svc.RemoveQueue(r.Context(), q)
+		if err != nil {
+			s.writeJobError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, removedQueue{Queue: q, RemovedJobs: n})
+	})
+}
+
 // jobAction answers the job that act returns for the {id} of the path.
 func (s *Server) jobAction(act func(context.Context, string) (*queue.Job, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -70,6 +70,52 @@ func TestRunAndGet(t *testing.T) {
 	}
 }
 
+// TestRemoveQueueRoute: DELETE /api/dev/queues/{queue} removes an idle
+// queue with its finished jobs (200), refuses one holding a job to run
+// (409, naming it), and answers 404 for an unknown queue and 400 for a bad
+// name; the removed queue leaves /api/obs/jobs.
+func TestRemoveQueueRoute(t *testing.T) {
+	s := newTestServer(t) // manual mode
+	_, j := do(t, s, "POST", "/run", "", `{"type":"ping","queue":"junk"}`)
+	shown := func() bool {
+		t.Helper()
+		_, obs := do(t, s, "GET", "/api/obs/jobs", devToken, "")
+		return strings.Contains(fmt.Sprint(obs["queues"]), "queue:junk")
+	}
+	if !shown() {
+		t.Fatal("/api/obs/jobs does not show queue junk")
+	}
+	resp, body := do(t, s, "DELETE", "/api/dev/queues/junk", devToken, "")
+	if resp.StatusCode != 409 || errCode(body) != "conflict" || !strings.Contains(fmt.Sprint(body), "1 pending") {
+		t.Fatalf("remove a queue with a pending job: %d %v", resp.StatusCode, body)
+	}
+	if resp, body := do(t, s, "POST", "/api/dev/jobs/"+str(j, "id")+"/cancel", devToken, ""); resp.StatusCode != 200 {
+		t.Fatalf("cancel: %d %v", resp.StatusCode, body)
+	}
+	resp, body = do(t, s, "DELETE", "/api/dev/queues/junk", devToken, "")
+	if resp.StatusCode != 200 || str(body, "queue") != "junk" || num(body, "removed_jobs") != 1 {
+		t.Fatalf("remove: %d %v", resp.StatusCode, body)
+	}
+	if resp, body := do(t, s, "GET", "/run/"+str(j, "id"), "", ""); resp.StatusCode != 404 {
+		t.Errorf("the removed queue's job: %d %v, want 404", resp.StatusCode, body)
+	}
+	if shown() {
+		t.Error("/api/obs/jobs still shows the removed queue")
+	}
+	for _, tt := range []struct {
+		path string
+		code int
+		err  string
+	}{
+		{"/api/dev/queues/junk", 404, "not_found"},
+		{"/api/dev/queues/a%20b", 400, "invalid"},
+	} {
+		if resp, body := do(t, s, "DELETE", tt.path, devToken, ""); resp.StatusCode != tt.code || errCode(body) != tt.err {
+			t.Errorf("DELETE %s: %d %v, want %d %s", tt.path, resp.StatusCode, body, tt.code, tt.err)
+		}
+	}
+}
+
 func TestDevJobRoutes(t *testing.T) {
 	s := newTestServer(t) // manual mode
 	post := func(path, body string) (*http.Response, map[string]any) {
