@@ -76,7 +76,7 @@ func (d *apiDriver) RequeueJob(ctx context.Context, id string) (*queue.Job, erro
 
 func (d *apiDriver) RemoveQueue(ctx context.Context, name string) (int, error) {
 	var v RemovedQueueView
-	err := d.c.Do(ctx, http.MethodDelete, "/api/dev/queues/"+url.PathEscape(name), nil, &v)
+	err := d.c.Do(ctx, http.MethodDelete, "/api/dev/queues?queue="+url.QueryEscape(name), nil, &v)
 	return v.RemovedJobs, err
 }
 

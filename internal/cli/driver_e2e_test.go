@@ -503,7 +503,7 @@ func TestE2ERemoveQueue(t *testing.T) {
 			}
 			wantFail(t, de.env, ExitFailed, "not found", "jobs", "get", j.ID)
 			wantFail(t, de.env, ExitFailed, "not found", "jobs", "remove-queue", q)
-			wantFail(t, de.env, ExitUsage, "queue", "jobs", "remove-queue", "a b")
+			wantFail(t, de.env, ExitUsage, `queue "a b": want 1-64 letters`, "jobs", "remove-queue", "a b")
 		})
 	}
 	api := envs[0].env

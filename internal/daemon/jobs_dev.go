@@ -107,22 +107,29 @@ func (s *Server) handleTick() http.Handler {
 	})
 }
 
-// removedQueue is the answer of DELETE /api/dev/queues/{queue}.
+// removedQueue is the answer of DELETE /api/dev/queues?queue=Q.
 type removedQueue struct {
 	Queue       string `json:"queue"`
 	RemovedJobs int    `json:"removed_jobs"`
 }
 
-// handleRemoveQueue deletes a queue that holds no job to run, with its
-// finished jobs: 409 while it holds one, 404 for an unknown queue.
+// handleRemoveQueue deletes the queue ?queue= names if it holds no job to
+// run, with its finished jobs: 409 while it holds one, 404 for an unknown
+// queue. The name is a query parameter, as in run-next and the job list:
+// in a path, a queue named "." or ".." would be cleaned away.
 func (s *Server) handleRemoveQueue() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q := r.PathValue("queue")
+		q := r.URL.Query().Get("queue")
+		if q == "" {
+			writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "name the queue to remove: ?queue=Q"))
+			return
+		}
 		n, err := s.jobs.svc.RemoveQueue(r.Context(), q)
 		if err != nil {
 			s.writeJobError(w, r, err)
 			return
 		}
+		s.log.Info("queue removed", "queue", q, "removed_jobs", n)
 		writeJSON(w, http.StatusOK, removedQueue{Queue: q, RemovedJobs: n})
 	})
 }

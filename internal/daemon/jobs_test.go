@@ -70,10 +70,11 @@ func TestRunAndGet(t *testing.T) {
 	}
 }
 
-// TestRemoveQueueRoute: DELETE /api/dev/queues/{queue} removes an idle
+// TestRemoveQueueRoute: DELETE /api/dev/queues?queue=Q removes an idle
 // queue with its finished jobs (200), refuses one holding a job to run
 // (409, naming it), and answers 404 for an unknown queue and 400 for a bad
-// name; the removed queue leaves /api/obs/jobs.
+// or missing name; the removed queue leaves /api/obs/jobs. A queue named
+// ".." (a valid name) is removed like any other.
 func TestRemoveQueueRoute(t *testing.T) {
 	s := newTestServer(t) // manual mode
 	_, j := do(t, s, "POST", "/run", "", `{"type":"ping","queue":"junk"}`)
@@ -85,14 +86,14 @@ func TestRemoveQueueRoute(t *testing.T) {
 	if !shown() {
 		t.Fatal("/api/obs/jobs does not show queue junk")
 	}
-	resp, body := do(t, s, "DELETE", "/api/dev/queues/junk", devToken, "")
+	resp, body := do(t, s, "DELETE", "/api/dev/queues?queue=junk", devToken, "")
 	if resp.StatusCode != 409 || errCode(body) != "conflict" || !strings.Contains(fmt.Sprint(body), "1 pending") {
 		t.Fatalf("remove a queue with a pending job: %d %v", resp.StatusCode, body)
 	}
 	if resp, body := do(t, s, "POST", "/api/dev/jobs/"+str(j, "id")+"/cancel", devToken, ""); resp.StatusCode != 200 {
 		t.Fatalf("cancel: %d %v", resp.StatusCode, body)
 	}
-	resp, body = do(t, s, "DELETE", "/api/dev/queues/junk", devToken, "")
+	resp, body = do(t, s, "DELETE", "/api/dev/queues?queue=junk", devToken, "")
 	if resp.StatusCode != 200 || str(body, "queue") != "junk" || num(body, "removed_jobs") != 1 {
 		t.Fatalf("remove: %d %v", resp.StatusCode, body)
 	}
@@ -107,12 +108,18 @@ func TestRemoveQueueRoute(t *testing.T) {
 		code int
 		err  string
 	}{
-		{"/api/dev/queues/junk", 404, "not_found"},
-		{"/api/dev/queues/a%20b", 400, "invalid"},
+		{"/api/dev/queues?queue=junk", 404, "not_found"},
+		{"/api/dev/queues?queue=a%20b", 400, "invalid"},
+		{"/api/dev/queues", 400, "invalid"},
 	} {
 		if resp, body := do(t, s, "DELETE", tt.path, devToken, ""); resp.StatusCode != tt.code || errCode(body) != tt.err {
 			t.Errorf("DELETE %s: %d %v, want %d %s", tt.path, resp.StatusCode, body, tt.code, tt.err)
 		}
+	}
+	_, dots := do(t, s, "POST", "/run", "", `{"type":"ping","queue":".."}`)
+	do(t, s, "POST", "/api/dev/jobs/"+str(dots, "id")+"/cancel", devToken, "")
+	if resp, body := do(t, s, "DELETE", "/api/dev/queues?queue=..", devToken, ""); resp.StatusCode != 200 || str(body, "queue") != ".." {
+		t.Errorf("remove queue \"..\": %d %v", resp.StatusCode, body)
 	}
 }
 

@@ -26,7 +26,7 @@ func (s *Server) routes() {
 	s.mux.Handle("POST /api/dev/jobs/{id}/run", dev(s.handleRunJob()))
 	s.mux.Handle("POST /api/dev/jobs/{id}/cancel", dev(s.handleCancelJob()))
 	s.mux.Handle("POST /api/dev/jobs/{id}/requeue", dev(s.handleRequeueJob()))
-	s.mux.Handle("DELETE /api/dev/queues/{queue}", dev(s.handleRemoveQueue()))
+	s.mux.Handle("DELETE /api/dev/queues", dev(s.handleRemoveQueue()))
 	s.mux.Handle("GET /api/obs/jobs", obs(s.handleObsJobs()))
 
 	s.mux.Handle("GET /api/dev/whoami", dev(s.handleWhoami()))

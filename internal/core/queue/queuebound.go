@@ -16,6 +16,9 @@ type queueBound struct {
 	// job for one of them passes with a map read, for knownFor after the
 	// read (a queue another daemon removes stops passing by then).
 	known atomic.Pointer[knownQueues]
+	// forgets counts forgetQueue's calls: a read that started before one
+	// must not publish the queue it forgot again.
+	forgets atomic.Uint64
 
 	mu sync.Mutex // guards reserved and orders the publishing of known; never held across I/O
 	// reserved are the new queues admitted here in the last reserveFor:
@@ -59,6 +62,7 @@ func (s *Service) admitQueue(ctx context.Context, q string) (bool, error) {
 	if k := b.known.Load(); k != nil && k.names[q] && time.Since(k.at) < knownFor {
 		return false, nil
 	}
+	forgets := b.forgets.Load()
 	names, err := s.broker.Queues(ctx)
 	if err != nil {
 		return false, s.backendErr("queues", err)
@@ -69,7 +73,9 @@ func (s *Service) admitQueue(ctx context.Context, q string) (bool, error) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.known.Store(&knownQueues{names: listed, at: time.Now()})
+	if b.forgets.Load() == forgets {
+		b.known.Store(&knownQueues{names: listed, at: time.Now()})
+	}
 	if listed[q] {
 		return false, nil
 	}
@@ -112,6 +118,7 @@ func (s *Service) forgetQueue(q string) {
 	b := &s.bound
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.forgets.Add(1)
 	delete(b.reserved, q)
 	if k := b.known.Load(); k != nil && k.names[q] {
 		names := maps.Clone(k.names)

@@ -28,6 +28,11 @@ func TestCluster(t *testing.T) {
 		{"ScriptsLostOnOneMaster", testClusterScriptsLostOnOneMaster},
 		{"FetchWithOneMasterDown", testClusterFetchWithOneMasterDown},
 		{"RemoveQueueAcrossBrokers", func(t *testing.T, c *redistest.Cluster) { raceRemoveAcrossBrokers(t, newClusterClient(t, c)) }},
+		{"ListingFailsAfterEnqueue", testClusterListingFailsAfterEnqueue},
+		{"RelistFailsInRemoval", testClusterRelistFailsInRemoval},
+		{"SweepListsLostQueues", func(t *testing.T, c *redistest.Cluster) {
+			sweepListsLostQueues(t, newClusterClient(t, c), func() { c.Flush(t) })
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -46,6 +46,10 @@ type Options struct {
 	// Clock, when set, replaces Redis TIME in every script: for tests only,
 	// since daemons sharing a Redis must share its clock.
 	Clock queue.Clock
+	// SweepInterval is how often Tick sweeps Redis for queues missing from
+	// the index (relist.go); DefaultSweepInterval when 0, never when
+	// negative.
+	SweepInterval time.Duration
 }
 
 // Broker is the Redis broker.
@@ -79,6 +83,11 @@ type Broker struct {
 	// was applied first (applied).
 	gen, applied uint64
 	added        map[string]uint64
+	// recheck are queues whose listing failed; sweepAt is when Tick sweeps
+	// for unlisted queues next (relist.go).
+	recheck    map[string]bool
+	sweepEvery time.Duration
+	sweepAt    time.Time
 }
 
 // New returns a broker on rdb.
@@ -89,8 +98,12 @@ func New(rdb redis.UniversalClient, opts Options) *Broker {
 	if opts.HistoryLimit <= 0 {
 		opts.HistoryLimit = DefaultHistoryLimit
 	}
+	if opts.SweepInterval == 0 {
+		opts.SweepInterval = DefaultSweepInterval
+	}
 	_, single := rdb.(*redis.Client)
-	return &Broker{rdb: rdb, prefix: opts.Prefix, history: opts.HistoryLimit, clock: opts.Clock, wakeInScript: single}
+	return &Broker{rdb: rdb, prefix: opts.Prefix, history: opts.HistoryLimit, clock: opts.Clock, wakeInScript: single,
+		sweepEvery: opts.SweepInterval}
 }
 
 // Load loads every script into Redis, so the first calls need no fallback.
@@ -319,11 +332,12 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall) {
 	// lives in another slot and a removal may run between the pipeline's
 	// commands, and must find either the jobs or the queue in the index
 	// afterwards (see RemoveQueue). A failure here does not fail the
-	// enqueue (the jobs are stored): the queue stays unknown to this
-	// broker, so its next enqueue there lists it again.
+	// enqueue (the jobs are stored): the next Tick lists the queue, and
+	// this broker's next enqueue there too (relist.go).
 	if len(madeQueues) > 0 && !b.wakeInScript {
-		if e := b.rdb.SAdd(ctx, b.indexKey(), toAny(madeQueues)...).Err(); e != nil {
-			err = e
+		if e := b.rdb.SAdd(context.WithoutCancel(ctx), b.indexKey(), toAny(madeQueues)...).Err(); e != nil {
+			b.recheckLater(madeQueues...)
+			return
 		}
 	}
 	if err == nil {
@@ -896,20 +910,27 @@ func (b *Broker) RemoveQueue(ctx context.Context, name string) (int, error) {
 	case status == "not_found":
 		return 0, queue.QueueNotFoundError(name)
 	case status == "busy" && len(a) == 5:
+		if !b.wakeInScript {
+			// A busy queue must be listed: this repairs the index after a
+			// removal whose last step failed.
+			_ = b.rdb.SAdd(ctx, b.indexKey(), name).Err()
+		}
 		return 0, queue.QueueBusyError(name, num(1), num(2), num(3), num(4))
 	case status != "ok" || len(a) != 2:
 		return 0, fmt.Errorf("remove queue %s: unexpected reply %v", name, r)
 	}
 	if !b.wakeInScript {
-		if err := b.rdb.SRem(ctx, b.indexKey(), name).Err(); err != nil {
-			return 0, fmt.Errorf("remove queue %s from the index: %w", name, err)
-		}
-		made, err := b.rdb.HExists(ctx, k.stats, "enqueued").Result()
-		if err == nil && made {
-			err = b.rdb.SAdd(ctx, b.indexKey(), name).Err()
+		// The queue is gone: these steps run to their end whatever the
+		// caller's context, and a failure leaves the check to Tick.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		err := b.rdb.SRem(rctx, b.indexKey(), name).Err()
+		if err == nil {
+			err = b.listIfExists(rctx, []string{name})
 		}
 		if err != nil {
-			return 0, fmt.Errorf("remove queue %s: list it again: %w", name, err)
+			b.recheckLater(name)
+			return 0, fmt.Errorf("removed queue %s, but its index entry is unsettled (the next tick settles it): %w", name, err)
 		}
 	}
 	b.mu.Lock()
@@ -968,7 +989,7 @@ func (b *Broker) Tick(ctx context.Context) (queue.TickResult, error) {
 		}
 		names = again
 	}
-	return total, nil
+	return total, b.relist(ctx)
 }
 
 // Stats reads one queue's gauges and totals with one script.

@@ -429,12 +429,16 @@ return {counts[1], counts[2], recovered, dead}
 //	        the broker on a cluster; ignored given KEYS[9])
 //
 // Returns {"ok", jobs removed}; {"busy", pending, scheduled, retry,
-// running} without writing anything; {"not_found"} when the queue is
-// neither listed nor has a finished job or a total.
+// running} without changing the queue (given KEYS[9], it makes sure the
+// busy queue is listed); {"not_found"} when the queue is neither listed nor
+// has a finished job or a total.
 var removeScript = newScript(`
 local pending, scheduled = redis.call('LLEN', KEYS[1]), redis.call('ZCARD', KEYS[2])
 local retry, running = redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[4])
-if pending + scheduled + retry + running > 0 then return {'busy', pending, scheduled, retry, running} end
+if pending + scheduled + retry + running > 0 then
+  if KEYS[9] then redis.call('SADD', KEYS[9], ARGV[1]) end
+  return {'busy', pending, scheduled, retry, running}
+end
 local listed = ARGV[2] == '1'
 if KEYS[9] then listed = redis.call('SISMEMBER', KEYS[9], ARGV[1]) == 1 end
 if not listed and redis.call('EXISTS', KEYS[5], KEYS[7]) == 0 then return {'not_found'} end

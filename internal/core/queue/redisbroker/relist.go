@@ -1,0 +1,169 @@
+package redisbroker
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// DefaultSweepInterval is how often a broker's Tick sweeps Redis for queues
+// missing from the index (Options.SweepInterval).
+const DefaultSweepInterval = 5 * time.Minute
+
+// The index must list every queue that holds jobs, or workers never see
+// them. Scripts keep it so on a single server; on a cluster a queue's keys
+// and the index live in different slots, so listing a queue is a command of
+// its own, after its jobs are stored (see sendEnqueues and RemoveQueue), and
+// can fail, or never be sent when a process dies between the two. Two
+// repairs, both run by Tick:
+//
+//   - recheck: the queues whose listing failed in this process. Each one
+//     that still exists (its totals hash is there) is added to the index.
+//   - sweep: every SweepInterval (and at a broker's first tick, so after a
+//     restart), a SCAN of each master for the queues' totals hashes, adding
+//     to the index any queue it lacks. It also covers daemons of an older
+//     version, whose enqueues do not list a queue that a removal deleted.
+
+// recheckLater notes queues whose listing failed, for the next Tick.
+func (b *Broker) recheckLater(queues ...string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.recheck == nil {
+		b.recheck = map[string]bool{}
+	}
+	for _, q := range queues {
+		b.recheck[q] = true
+		b.dropName(q) // unknown again: this broker's next enqueue there lists it too
+	}
+}
+
+// relist runs the repairs that are due: the rechecks, then the sweep.
+func (b *Broker) relist(ctx context.Context) error {
+	b.mu.Lock()
+	var check []string
+	for q := range b.recheck {
+		check = append(check, q)
+	}
+	sweep := b.sweepEvery > 0 && !time.Now().Before(b.sweepAt)
+	b.mu.Unlock()
+	if len(check) > 0 {
+		if err := b.listIfExists(ctx, check); err != nil {
+			return err
+		}
+		b.mu.Lock()
+		for _, q := range check {
+			delete(b.recheck, q)
+		}
+		b.mu.Unlock()
+	}
+	if sweep {
+		if err := b.sweep(ctx); err != nil {
+			return err
+		}
+		b.mu.Lock()
+		b.sweepAt = time.Now().Add(b.sweepEvery)
+		b.mu.Unlock()
+	}
+	return nil
+}
+
+// listIfExists adds to the index those of queues whose totals hash exists.
+func (b *Broker) listIfExists(ctx context.Context, queues []string) error {
+	pipe := b.rdb.Pipeline()
+	cmds := make([]*redis.BoolCmd, len(queues))
+	for i, q := range queues {
+		cmds[i] = pipe.HExists(ctx, b.newKeys(q).stats, "enqueued")
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("relist queues: %w", err)
+	}
+	var made []any
+	for i, q := range queues {
+		if cmds[i].Val() {
+			made = append(made, q)
+		}
+	}
+	if len(made) == 0 {
+		return nil
+	}
+	return wrapErr("relist queues", b.rdb.SAdd(ctx, b.indexKey(), made...).Err())
+}
+
+// sweep adds to the index every queue whose totals hash exists on some
+// master and that the index lacks.
+func (b *Broker) sweep(ctx context.Context) error {
+	var mu sync.Mutex
+	found := map[string]bool{}
+	pattern := globEscape(b.prefix) + "q:{*}:stats"
+	scan := func(ctx context.Context, c *redis.Client) error {
+		it := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		for it.Next(ctx) {
+			if q, ok := b.queueOfStats(it.Val()); ok {
+				mu.Lock()
+				found[q] = true
+				mu.Unlock()
+			}
+		}
+		return it.Err()
+	}
+	var err error
+	switch c := b.rdb.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, scan)
+	case *redis.Client:
+		err = scan(ctx, c)
+	default:
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sweep for unlisted queues: %w", err)
+	}
+	listed, err := b.rdb.SMembers(ctx, b.indexKey()).Result()
+	if err != nil {
+		return fmt.Errorf("sweep for unlisted queues: %w", err)
+	}
+	for _, q := range listed {
+		delete(found, q)
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	missing := make([]string, 0, len(found))
+	for q := range found {
+		missing = append(missing, q)
+	}
+	return wrapErr("relist queues", b.listIfExists(ctx, missing))
+}
+
+// queueOfStats returns the queue whose totals hash is key.
+func (b *Broker) queueOfStats(key string) (string, bool) {
+	q, ok := strings.CutPrefix(key, b.prefix+"q:{")
+	if !ok {
+		return "", false
+	}
+	q, ok = strings.CutSuffix(q, "}:stats")
+	return q, ok && q != "" && !strings.ContainsAny(q, "{}")
+}
+
+// globEscape escapes the characters SCAN's MATCH treats as a pattern.
+func globEscape(s string) string {
+	var sb strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			sb.WriteByte('\\')
+		}
+		sb.WriteRune(r)
+	}
+	return sb.String()
+}
+
+func wrapErr(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

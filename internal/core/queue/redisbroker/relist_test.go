@@ -1,0 +1,254 @@
+package redisbroker_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/core/queue/redisbroker"
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+const lease = 30 * time.Second
+
+// faults makes the commands of chosen names fail, single or in a pipeline,
+// and can run a function just before a command of a name is sent.
+type faults struct {
+	mu     sync.Mutex
+	fail   map[string]bool
+	before map[string]func()
+}
+
+func (f *faults) failing(name string, on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail == nil {
+		f.fail = map[string]bool{}
+	}
+	f.fail[name] = on
+}
+
+// onceBefore runs fn once, just before the next command called name.
+func (f *faults) onceBefore(name string, fn func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.before == nil {
+		f.before = map[string]func(){}
+	}
+	f.before[name] = fn
+}
+
+func (f *faults) check(cmds ...redis.Cmder) error {
+	for _, c := range cmds {
+		f.mu.Lock()
+		fn := f.before[c.Name()]
+		delete(f.before, c.Name())
+		fail := f.fail[c.Name()]
+		f.mu.Unlock()
+		if fn != nil {
+			fn()
+		}
+		if fail {
+			err := errors.New("injected: " + c.Name() + " failed")
+			for _, c := range cmds {
+				c.SetErr(err)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *faults) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (f *faults) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if err := f.check(cmd); err != nil {
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (f *faults) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if err := f.check(cmds...); err != nil {
+			return err
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// listedAndFetched checks that a fresh broker on rdb lists q and fetches
+// exactly the jobs ids from all queues.
+func listedAndFetched(t *testing.T, rdb redis.UniversalClient, q string, ids ...string) {
+	t.Helper()
+	ctx := context.Background()
+	fresh := redisbroker.New(rdb, redisbroker.Options{SweepInterval: -1})
+	qs, err := fresh.Queues(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(qs, q) {
+		t.Fatalf("queue %s is not listed (%v)", q, qs)
+	}
+	ls, err := fresh.Fetch(ctx, queue.FetchRequest{N: 50, Lease: lease})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range ls {
+		got = append(got, l.Job.ID)
+	}
+	slices.Sort(got)
+	ids = slices.Sorted(slices.Values(ids))
+	if !slices.Equal(got, ids) {
+		t.Fatalf("fetched %v from all queues, want %v", got, ids)
+	}
+}
+
+// removedWhileKnown makes queue q, lets remover remove it, and returns an
+// enqueuer that still has q in its cache of listed queues.
+func removedWhileKnown(t *testing.T, enqueuer, remover *redisbroker.Broker, q string) {
+	t.Helper()
+	ctx := context.Background()
+	j := &queue.Job{ID: queue.NewID(), Queue: q, Type: "ping"}
+	if err := enqueuer.Enqueue(ctx, queue.NewJob{Job: j}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := enqueuer.Cancel(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remover.RemoveQueue(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testClusterListingFailsAfterEnqueue: on a cluster, jobs that make a queue
+// again are stored, then the queue is listed by a command of its own. When
+// that command fails, the enqueue still succeeds (the jobs are stored) and
+// the enqueuer's next tick lists the queue.
+func testClusterListingFailsAfterEnqueue(t *testing.T, c *redistest.Cluster) {
+	ctx := context.Background()
+	f := &faults{}
+	erdb := newClusterClient(t, c)
+	erdb.AddHook(f)
+	enqueuer := redisbroker.New(erdb, redisbroker.Options{SweepInterval: -1})
+	remover := redisbroker.New(newClusterClient(t, c), redisbroker.Options{})
+	removedWhileKnown(t, enqueuer, remover, "q")
+	f.failing("sadd", true)
+	j := &queue.Job{ID: queue.NewID(), Queue: "q", Type: "ping"}
+	if err := enqueuer.Enqueue(ctx, queue.NewJob{Job: j}); err != nil {
+		t.Fatalf("Enqueue: %v", err)
+	}
+	f.failing("sadd", false)
+	if _, err := enqueuer.Tick(ctx); err != nil {
+		t.Fatalf("Tick: %v", err)
+	}
+	listedAndFetched(t, erdb, "q", j.ID)
+}
+
+// testClusterRelistFailsInRemoval: on a cluster, a job stored between a
+// removal's script and its leaving the index makes the remover list the
+// queue again. When that step fails, RemoveQueue says so, and either the
+// remover's next tick or a second RemoveQueue (busy) lists the queue.
+func testClusterRelistFailsInRemoval(t *testing.T, c *redistest.Cluster) {
+	for _, repair := range []string{"tick", "remove again"} {
+		t.Run(repair, func(t *testing.T) {
+			c.Flush(t)
+			ctx := context.Background()
+			f := &faults{}
+			rrdb := newClusterClient(t, c)
+			rrdb.AddHook(f)
+			enqueuer := redisbroker.New(newClusterClient(t, c), redisbroker.Options{SweepInterval: -1})
+			remover := redisbroker.New(rrdb, redisbroker.Options{SweepInterval: -1})
+			first := &queue.Job{ID: queue.NewID(), Queue: "q", Type: "ping"}
+			if err := enqueuer.Enqueue(ctx, queue.NewJob{Job: first}); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := enqueuer.Cancel(ctx, first.ID); err != nil {
+				t.Fatal(err)
+			}
+			j := &queue.Job{ID: queue.NewID(), Queue: "q", Type: "ping"}
+			f.onceBefore("srem", func() {
+				if err := enqueuer.Enqueue(ctx, queue.NewJob{Job: j}); err != nil {
+					t.Error(err)
+				}
+				f.failing("hexists", true)
+			})
+			if _, err := remover.RemoveQueue(ctx, "q"); err == nil {
+				t.Fatal("RemoveQueue: no error, with its last step failing")
+			}
+			f.failing("hexists", false)
+			if repair == "tick" {
+				if _, err := remover.Tick(ctx); err != nil {
+					t.Fatalf("Tick: %v", err)
+				}
+			} else if _, err := remover.RemoveQueue(ctx, "q"); err == nil {
+				t.Fatal("RemoveQueue of a queue with a pending job: no error")
+			}
+			listedAndFetched(t, rrdb, "q", j.ID)
+		})
+	}
+}
+
+// TestSweepListsLostQueues: a queue holding a job but missing from the
+// index (a process died between storing and listing on a cluster, or an
+// older daemon re-made a removed queue) is listed again by the sweep of the
+// next broker's first tick.
+func TestSweepListsLostQueues(t *testing.T) {
+	_, rdb := newClient(t)
+	sweepListsLostQueues(t, rdb, func() {})
+}
+
+func sweepListsLostQueues(t *testing.T, rdb redis.UniversalClient, flush func()) {
+	ctx := context.Background()
+	for _, prefix := range []string{"", "a*[x]?:"} { // the default, and one full of glob characters
+		t.Run("prefix="+prefix, func(t *testing.T) {
+			flush()
+			b := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix, SweepInterval: -1})
+			var ids []string
+			for _, q := range []string{"lost", "kept"} {
+				j := &queue.Job{ID: queue.NewID(), Queue: q, Type: "ping"}
+				if err := b.Enqueue(ctx, queue.NewJob{Job: j}); err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, j.ID)
+			}
+			if prefix == "" {
+				prefix = redisbroker.DefaultPrefix
+			}
+			if err := rdb.SRem(ctx, prefix+"queues", "lost").Err(); err != nil {
+				t.Fatal(err)
+			}
+			next := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix})
+			if _, err := next.Tick(ctx); err != nil {
+				t.Fatalf("Tick: %v", err)
+			}
+			qs, err := next.Queues(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(qs, []string{"kept", "lost"}) {
+				t.Fatalf("queues after the sweep: %v, want [kept lost]", qs)
+			}
+			ls, err := next.Fetch(ctx, queue.FetchRequest{N: 10, Lease: lease})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, l := range ls {
+				got = append(got, l.Job.ID)
+			}
+			if slices.Sort(got); !slices.Equal(got, slices.Sorted(slices.Values(ids))) {
+				t.Fatalf("fetched %v, want %v", got, ids)
+			}
+		})
+	}
+}
