@@ -62,7 +62,9 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 		}
 		return nil, unreachableError{addr: addr, err: err}
 	}
-	broker := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix, HistoryLimit: cfg.JobHistory})
+	// A CLI process is gone before a sweep of the keyspace would end: the
+	// daemons sweep for unlisted queues (redisbroker's relist.go).
+	broker := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix, HistoryLimit: cfg.JobHistory, SweepInterval: -1})
 	svc := queue.NewService(queue.Deps{Broker: broker}, queue.Config{Concurrency: queue.ManualMode, Lease: cfg.JobLease})
 	store := redisstore.New(rdb, redisstore.Options{Prefix: prefix})
 	lim, err := ratelimit.New(daemon.LimiterConfig(cfg), ratelimit.Deps{Store: store})

@@ -85,9 +85,12 @@ type Broker struct {
 	added        map[string]uint64
 	// recheck are queues whose listing failed; sweepAt is when Tick sweeps
 	// for unlisted queues next (relist.go).
-	recheck    map[string]bool
+	recheck    map[string]uint64 // queue → the failure that put it there
+	recheckSeq uint64
 	sweepEvery time.Duration
 	sweepAt    time.Time
+	sweepWait  time.Duration // after a failed sweep
+	sweeping   bool
 }
 
 // New returns a broker on rdb.
@@ -926,11 +929,12 @@ func (b *Broker) RemoveQueue(ctx context.Context, name string) (int, error) {
 		defer cancel()
 		err := b.rdb.SRem(rctx, b.indexKey(), name).Err()
 		if err == nil {
-			err = b.listIfExists(rctx, []string{name})
+			_, err = b.listIfExists(rctx, []string{name})
 		}
 		if err != nil {
+			// Removed all the same; the next Tick lists the queue if jobs
+			// made it again meanwhile.
 			b.recheckLater(name)
-			return 0, fmt.Errorf("removed queue %s, but its index entry is unsettled (the next tick settles it): %w", name, err)
 		}
 	}
 	b.mu.Lock()
@@ -946,8 +950,18 @@ const tickBatch = 1000
 
 // Tick promotes due jobs and recovers expired leases in every queue: one
 // script per queue, all in one pipeline (one round trip per node), then
-// again for the queues that moved a whole batch, until none does.
+// again for the queues that moved a whole batch, until none does. Then it
+// runs the index repairs that are due (relist.go), whatever the tick's
+// outcome.
 func (b *Broker) Tick(ctx context.Context) (queue.TickResult, error) {
+	r, err := b.tick(ctx)
+	if rerr := b.relist(ctx); err == nil {
+		err = rerr
+	}
+	return r, err
+}
+
+func (b *Broker) tick(ctx context.Context) (queue.TickResult, error) {
 	names, err := b.queueNames(ctx, 2*time.Second)
 	if err != nil {
 		return queue.TickResult{}, err
@@ -989,7 +1003,7 @@ func (b *Broker) Tick(ctx context.Context) (queue.TickResult, error) {
 		}
 		names = again
 	}
-	return total, b.relist(ctx)
+	return total, nil
 }
 
 // Stats reads one queue's gauges and totals with one script.

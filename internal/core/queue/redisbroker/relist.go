@@ -3,6 +3,8 @@ package redisbroker
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -25,72 +27,108 @@ const DefaultSweepInterval = 5 * time.Minute
 //     that still exists (its totals hash is there) is added to the index.
 //   - sweep: every SweepInterval (and at a broker's first tick, so after a
 //     restart), a SCAN of each master for the queues' totals hashes, adding
-//     to the index any queue it lacks. It also covers daemons of an older
-//     version, whose enqueues do not list a queue that a removal deleted.
+//     to the index any queue it lacks; in the background, bounded by
+//     sweepTimeout, and after a failure again in 30 s, 1 min, … It also
+//     covers daemons of an older version, whose enqueues do not list a
+//     queue that a removal deleted. A queue removed while a sweep or a
+//     recheck looks at it may be listed again, empty: a name, not a job.
+
+// sweepTimeout bounds one sweep; sweepRetry is the first wait after a
+// failed one (doubling up to the sweep interval).
+const (
+	sweepTimeout = time.Minute
+	sweepRetry   = 30 * time.Second
+)
 
 // recheckLater notes queues whose listing failed, for the next Tick.
 func (b *Broker) recheckLater(queues ...string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.recheck == nil {
-		b.recheck = map[string]bool{}
+		b.recheck = map[string]uint64{}
 	}
+	b.recheckSeq++
 	for _, q := range queues {
-		b.recheck[q] = true
+		b.recheck[q] = b.recheckSeq
 		b.dropName(q) // unknown again: this broker's next enqueue there lists it too
 	}
 }
 
-// relist runs the repairs that are due: the rechecks, then the sweep.
+// relist runs the repairs that are due: the rechecks, each settled on its
+// own (a queue whose master is down waits, the others do not), and, in the
+// background so that it never holds up a tick, the sweep.
 func (b *Broker) relist(ctx context.Context) error {
 	b.mu.Lock()
-	var check []string
-	for q := range b.recheck {
-		check = append(check, q)
-	}
-	sweep := b.sweepEvery > 0 && !time.Now().Before(b.sweepAt)
+	check := maps.Clone(b.recheck)
+	sweep := b.sweepEvery > 0 && !b.sweeping && !time.Now().Before(b.sweepAt)
+	b.sweeping = b.sweeping || sweep
 	b.mu.Unlock()
-	if len(check) > 0 {
-		if err := b.listIfExists(ctx, check); err != nil {
-			return err
-		}
-		b.mu.Lock()
-		for _, q := range check {
+	if sweep {
+		go b.sweepNow()
+	}
+	if len(check) == 0 {
+		return nil
+	}
+	settled, err := b.listIfExists(ctx, slices.Collect(maps.Keys(check)))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, q := range settled {
+		if b.recheck[q] == check[q] { // not failed again meanwhile
 			delete(b.recheck, q)
 		}
-		b.mu.Unlock()
 	}
-	if sweep {
-		if err := b.sweep(ctx); err != nil {
-			return err
-		}
-		b.mu.Lock()
-		b.sweepAt = time.Now().Add(b.sweepEvery)
-		b.mu.Unlock()
-	}
-	return nil
+	return err
 }
 
-// listIfExists adds to the index those of queues whose totals hash exists.
-func (b *Broker) listIfExists(ctx context.Context, queues []string) error {
+// sweepNow runs one sweep and sets when the next is due: the interval after
+// a sweep that went through, a doubling wait after one that failed.
+func (b *Broker) sweepNow() {
+	ctx, cancel := context.WithTimeout(context.Background(), sweepTimeout)
+	defer cancel()
+	err := b.sweep(ctx)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sweeping = false
+	if err != nil {
+		b.sweepWait = min(max(2*b.sweepWait, sweepRetry), b.sweepEvery)
+		b.sweepAt = time.Now().Add(b.sweepWait)
+		return
+	}
+	b.sweepWait = 0
+	b.sweepAt = time.Now().Add(b.sweepEvery)
+}
+
+// listIfExists adds to the index those of queues whose totals hash exists,
+// and returns the queues settled: known to exist and now listed, or known
+// not to exist. A queue whose check failed is not settled.
+func (b *Broker) listIfExists(ctx context.Context, queues []string) ([]string, error) {
 	pipe := b.rdb.Pipeline()
 	cmds := make([]*redis.BoolCmd, len(queues))
 	for i, q := range queues {
 		cmds[i] = pipe.HExists(ctx, b.newKeys(q).stats, "enqueued")
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("relist queues: %w", err)
-	}
+	_, err := pipe.Exec(ctx)
+	var settled []string
 	var made []any
 	for i, q := range queues {
-		if cmds[i].Val() {
+		switch {
+		case cmds[i].Err() != nil:
+		case cmds[i].Val():
 			made = append(made, q)
+		default:
+			settled = append(settled, q)
 		}
 	}
-	if len(made) == 0 {
-		return nil
+	if len(made) > 0 {
+		if e := b.rdb.SAdd(ctx, b.indexKey(), made...).Err(); e != nil {
+			err = e
+		} else {
+			for _, q := range made {
+				settled = append(settled, q.(string))
+			}
+		}
 	}
-	return wrapErr("relist queues", b.rdb.SAdd(ctx, b.indexKey(), made...).Err())
+	return settled, wrapErr("relist queues", err)
 }
 
 // sweep adds to the index every queue whose totals hash exists on some
@@ -136,7 +174,8 @@ func (b *Broker) sweep(ctx context.Context) error {
 	for q := range found {
 		missing = append(missing, q)
 	}
-	return wrapErr("relist queues", b.listIfExists(ctx, missing))
+	_, err = b.listIfExists(ctx, missing)
+	return err
 }
 
 // queueOfStats returns the queue whose totals hash is key.

@@ -23,6 +23,14 @@ type faults struct {
 	mu     sync.Mutex
 	fail   map[string]bool
 	before map[string]func()
+	seen   map[string]int
+}
+
+// count returns how many commands called name were sent (or refused).
+func (f *faults) count(name string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.seen[name]
 }
 
 func (f *faults) failing(name string, on bool) {
@@ -47,6 +55,10 @@ func (f *faults) onceBefore(name string, fn func()) {
 func (f *faults) check(cmds ...redis.Cmder) error {
 	for _, c := range cmds {
 		f.mu.Lock()
+		if f.seen == nil {
+			f.seen = map[string]int{}
+		}
+		f.seen[c.Name()]++
 		fn := f.before[c.Name()]
 		delete(f.before, c.Name())
 		fail := f.fail[c.Name()]
@@ -182,8 +194,8 @@ func testClusterRelistFailsInRemoval(t *testing.T, c *redistest.Cluster) {
 				}
 				f.failing("hexists", true)
 			})
-			if _, err := remover.RemoveQueue(ctx, "q"); err == nil {
-				t.Fatal("RemoveQueue: no error, with its last step failing")
+			if n, err := remover.RemoveQueue(ctx, "q"); err != nil || n != 1 {
+				t.Fatalf("RemoveQueue with its last step failing: %d, %v; want it removed, with 1 job", n, err)
 			}
 			f.failing("hexists", false)
 			if repair == "tick" {
@@ -231,9 +243,11 @@ func sweepListsLostQueues(t *testing.T, rdb redis.UniversalClient, flush func())
 			if _, err := next.Tick(ctx); err != nil {
 				t.Fatalf("Tick: %v", err)
 			}
-			qs, err := next.Queues(ctx)
-			if err != nil {
-				t.Fatal(err)
+			var qs []string
+			for t0 := time.Now(); time.Since(t0) < 10*time.Second; time.Sleep(5 * time.Millisecond) {
+				if qs, _ = next.Queues(ctx); slices.Equal(qs, []string{"kept", "lost"}) {
+					break // the sweep runs in the background
+				}
 			}
 			if !slices.Equal(qs, []string{"kept", "lost"}) {
 				t.Fatalf("queues after the sweep: %v, want [kept lost]", qs)
@@ -250,5 +264,27 @@ func sweepListsLostQueues(t *testing.T, rdb redis.UniversalClient, flush func())
 				t.Fatalf("fetched %v, want %v", got, ids)
 			}
 		})
+	}
+}
+
+// TestSweepBacksOff: a sweep that fails is not run again at every tick (a
+// master down would be scanned by every daemon every second), but after a
+// wait of 30 s, doubling; one that succeeds, after the interval. Ticks do
+// not wait for it.
+func TestSweepBacksOff(t *testing.T) {
+	_, rdb := newClient(t)
+	ctx := context.Background()
+	f := &faults{}
+	rdb.AddHook(f)
+	f.failing("scan", true)
+	b := redisbroker.New(rdb, redisbroker.Options{})
+	for range 5 {
+		if _, err := b.Tick(ctx); err != nil {
+			t.Fatalf("Tick: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := f.count("scan"); n != 1 {
+		t.Fatalf("%d SCANs in five ticks with SCAN failing, want 1 (then a wait)", n)
 	}
 }
