@@ -115,15 +115,12 @@ type removedQueue struct {
 
 // handleRemoveQueue deletes the queue ?queue= names if it holds no job to
 // run, with its finished jobs: 409 while it holds one, 404 for an unknown
-// queue. The name is a query parameter, as in run-next and the job list:
-// in a path, a queue named "." or ".." would be cleaned away.
+// queue, 400 for a missing or bad name (the service's check). The name is a
+// query parameter, as in run-next and the job list: in a path, a queue
+// named "." or ".." would be cleaned away.
 func (s *Server) handleRemoveQueue() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query().Get("queue")
-		if q == "" {
-			writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "name the queue to remove: ?queue=Q"))
-			return
-		}
 		n, err := s.jobs.svc.RemoveQueue(r.Context(), q)
 		if err != nil {
 			s.writeJobError(w, r, err)

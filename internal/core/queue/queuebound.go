@@ -47,10 +47,10 @@ const (
 // it reserved q (a new queue admitted), for release. A queue the last read
 // showed, less than knownFor ago, costs a map read, and passes even when the
 // count is over the bound (a bound lowered, or passed by two daemons at
-// once). Any other
-// reads the broker's list, one round trip (about what storing the job
-// would have cost): it may have been made a moment ago by an operator or
-// another daemon, and only a read started after the request came can say.
+// once). Any other reads the broker's list, one round trip (about what
+// storing the job would have cost): it may have been made a moment ago by
+// an operator or another daemon, and only a read started after the request
+// came can say.
 // The read is made without holding the lock, so a slow backend delays only
 // the requests that wait for it.
 func (s *Service) admitQueue(ctx context.Context, q string) (bool, error) {

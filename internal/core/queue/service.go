@@ -74,6 +74,14 @@ const (
 	MaxDelay        = 365 * 24 * time.Hour
 )
 
+// checkQueue refuses, as invalid, a name that is not a queue name.
+func checkQueue(q string) error {
+	if !validQueue(q) {
+		return core.Errorf(core.CodeInvalid, "queue %q: want 1-64 letters, digits, and _ . : -", q)
+	}
+	return nil
+}
+
 // validQueue reports whether q is a queue name: 1-64 letters, digits, and
 // _ . : - (a loop, not a regexp: it runs on every enqueue).
 func validQueue(q string) bool {
@@ -157,8 +165,8 @@ func (s *Service) Prepare(req EnqueueRequest, source string) (NewJob, error) {
 	if req.Queue == "" {
 		req.Queue = DefaultQueue
 	}
-	if !validQueue(req.Queue) {
-		return NewJob{}, core.Errorf(core.CodeInvalid, "queue %q: want 1-64 letters, digits, and _ . : -", req.Queue)
+	if err := checkQueue(req.Queue); err != nil {
+		return NewJob{}, err
 	}
 	payload := req.Payload
 	if t := string(payload); t == "" || t == "null" {
@@ -325,8 +333,8 @@ func (s *Service) Requeue(ctx context.Context, id string) (*Job, error) {
 // with it. Its name is free again: under QUEUE_MAX_QUEUES it no longer
 // counts here, nor on other daemons once they next read the queue list.
 func (s *Service) RemoveQueue(ctx context.Context, name string) (int, error) {
-	if !validQueue(name) {
-		return 0, core.Errorf(core.CodeInvalid, "queue %q: want 1-64 letters, digits, and _ . : -", name)
+	if err := checkQueue(name); err != nil {
+		return 0, err
 	}
 	n, err := s.broker.RemoveQueue(ctx, name)
 	if err != nil {

@@ -543,7 +543,6 @@ func (b *Broker) promote(q *qstate, h *timeHeap, from queue.Status, now time.Tim
 	return n
 }
 
-// Stats returns one queue's gauges and totals.
 // StatsMany returns the Stats of each of queues.
 func (b *Broker) StatsMany(ctx context.Context, queues []string) ([]queue.Stats, error) {
 	out := make([]queue.Stats, len(queues))
@@ -553,6 +552,7 @@ func (b *Broker) StatsMany(ctx context.Context, queues []string) ([]queue.Stats,
 	return out, nil
 }
 
+// Stats returns one queue's gauges and totals.
 func (b *Broker) Stats(_ context.Context, name string) (queue.Stats, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

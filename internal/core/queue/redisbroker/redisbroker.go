@@ -142,6 +142,12 @@ func (b *Broker) keys(q string) *keys {
 	return b.newKeys(q)
 }
 
+// every returns all the keys of the queue, in the order tickScript and
+// removeScript take them.
+func (k *keys) every() []string {
+	return []string{k.pending, k.scheduled, k.retry, k.running, k.history, k.dead, k.stats, k.job}
+}
+
 func (b *Broker) newKeys(q string) *keys {
 	p := b.prefix + "q:{" + q + "}:"
 	k := &keys{pending: p + "pending", scheduled: p + "scheduled", retry: p + "retry", running: p + "running",
@@ -338,7 +344,9 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall) {
 	// enqueue (the jobs are stored): the next Tick lists the queue, and
 	// this broker's next enqueue there too (relist.go).
 	if len(madeQueues) > 0 && !b.wakeInScript {
-		if e := b.rdb.SAdd(context.WithoutCancel(ctx), b.indexKey(), toAny(madeQueues)...).Err(); e != nil {
+		ictx, cancel := indexContext(ctx)
+		defer cancel()
+		if e := b.rdb.SAdd(ictx, b.indexKey(), toAny(madeQueues)...).Err(); e != nil {
 			b.recheckLater(madeQueues...)
 			return
 		}
@@ -886,7 +894,7 @@ func (b *Broker) Requeue(ctx context.Context, id string) (*queue.Job, queue.Stat
 // it) or this last step (after the index change) lists the queue again.
 func (b *Broker) RemoveQueue(ctx context.Context, name string) (int, error) {
 	k := b.newKeys(name)
-	ks := []string{k.pending, k.scheduled, k.retry, k.running, k.history, k.dead, k.stats, k.job}
+	ks := k.every()
 	listed := "0"
 	if b.wakeInScript {
 		ks = append(ks, b.indexKey())
@@ -925,11 +933,11 @@ func (b *Broker) RemoveQueue(ctx context.Context, name string) (int, error) {
 	if !b.wakeInScript {
 		// The queue is gone: these steps run to their end whatever the
 		// caller's context, and a failure leaves the check to Tick.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		ictx, cancel := indexContext(ctx)
 		defer cancel()
-		err := b.rdb.SRem(rctx, b.indexKey(), name).Err()
+		err := b.rdb.SRem(ictx, b.indexKey(), name).Err()
 		if err == nil {
-			_, err = b.listIfExists(rctx, []string{name})
+			_, err = b.listIfExists(ictx, []string{name})
 		}
 		if err != nil {
 			// Removed all the same; the next Tick lists the queue if jobs
@@ -970,7 +978,7 @@ func (b *Broker) tick(ctx context.Context) (queue.TickResult, error) {
 	for len(names) > 0 {
 		cmds, err := b.pipelined(ctx, names, func(q string) ([]string, []any, *script) {
 			k := b.keys(q)
-			return []string{k.pending, k.scheduled, k.retry, k.running, k.history, k.dead, k.stats, k.job}, []any{b.now(), b.history, tickBatch}, tickScript
+			return k.every(), []any{b.now(), b.history, tickBatch}, tickScript
 		})
 		var again []string
 		var woken []queue.Ref

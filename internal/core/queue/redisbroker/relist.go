@@ -40,6 +40,13 @@ const (
 	sweepRetry   = 30 * time.Second
 )
 
+// indexContext is the context of an index step that must follow a change
+// already made (jobs stored, a queue deleted): it runs to its end whatever
+// the caller's context, within a bound of its own.
+func indexContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+}
+
 // recheckLater notes queues whose listing failed, for the next Tick.
 func (b *Broker) recheckLater(queues ...string) {
 	b.mu.Lock()
@@ -128,7 +135,10 @@ func (b *Broker) listIfExists(ctx context.Context, queues []string) ([]string, e
 			}
 		}
 	}
-	return settled, wrapErr("relist queues", err)
+	if err != nil {
+		return settled, fmt.Errorf("relist queues: %w", err)
+	}
+	return settled, nil
 }
 
 // sweep adds to the index every queue whose totals hash exists on some
@@ -170,11 +180,7 @@ func (b *Broker) sweep(ctx context.Context) error {
 	if len(found) == 0 {
 		return nil
 	}
-	missing := make([]string, 0, len(found))
-	for q := range found {
-		missing = append(missing, q)
-	}
-	_, err = b.listIfExists(ctx, missing)
+	_, err = b.listIfExists(ctx, slices.Collect(maps.Keys(found)))
 	return err
 }
 
@@ -198,11 +204,4 @@ func globEscape(s string) string {
 		sb.WriteRune(r)
 	}
 	return sb.String()
-}
-
-func wrapErr(what string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("%s: %w", what, err)
 }

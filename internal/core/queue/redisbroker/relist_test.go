@@ -126,19 +126,26 @@ func listedAndFetched(t *testing.T, rdb redis.UniversalClient, prefix, q string,
 	}
 }
 
-// removedWhileKnown makes queue q, lets remover remove it, and returns an
-// enqueuer that still has q in its cache of listed queues.
-func removedWhileKnown(t *testing.T, enqueuer, remover *redisbroker.Broker, q string) {
+// idleQueue makes queue q through b, with one job, cancelled: b knows q,
+// and q holds no job to run.
+func idleQueue(t *testing.T, b *redisbroker.Broker, q string) {
 	t.Helper()
 	ctx := context.Background()
 	j := &queue.Job{ID: queue.NewID(), Queue: q, Type: "ping"}
-	if err := enqueuer.Enqueue(ctx, queue.NewJob{Job: j}); err != nil {
+	if err := b.Enqueue(ctx, queue.NewJob{Job: j}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := enqueuer.Cancel(ctx, j.ID); err != nil {
+	if _, _, err := b.Cancel(ctx, j.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := remover.RemoveQueue(ctx, q); err != nil {
+}
+
+// removedWhileKnown makes queue q through enqueuer and lets remover remove
+// it: enqueuer still has q in its cache of listed queues.
+func removedWhileKnown(t *testing.T, enqueuer, remover *redisbroker.Broker, q string) {
+	t.Helper()
+	idleQueue(t, enqueuer, q)
+	if _, err := remover.RemoveQueue(context.Background(), q); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -181,13 +188,7 @@ func testClusterRelistFailsInRemoval(t *testing.T, c *redistest.Cluster) {
 			rrdb.AddHook(f)
 			enqueuer := redisbroker.New(newClusterClient(t, c), redisbroker.Options{SweepInterval: -1})
 			remover := redisbroker.New(rrdb, redisbroker.Options{SweepInterval: -1})
-			first := &queue.Job{ID: queue.NewID(), Queue: "q", Type: "ping"}
-			if err := enqueuer.Enqueue(ctx, queue.NewJob{Job: first}); err != nil {
-				t.Fatal(err)
-			}
-			if _, _, err := enqueuer.Cancel(ctx, first.ID); err != nil {
-				t.Fatal(err)
-			}
+			idleQueue(t, enqueuer, "q")
 			j := &queue.Job{ID: queue.NewID(), Queue: "q", Type: "ping"}
 			f.onceBefore("srem", func() {
 				if err := enqueuer.Enqueue(ctx, queue.NewJob{Job: j}); err != nil {
