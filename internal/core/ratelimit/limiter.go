@@ -142,8 +142,9 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 	if e == nil {
 		return Decision{}, core.Errorf(core.CodeInvalid, "unknown limit %q", req.Limit)
 	}
+	// The scratch goes back to its pool at each return (not by a defer:
+	// this is every request's path). A panic in between only loses it.
 	s := l.scratch.Get().(*scratch)
-	defer l.scratch.Put(s)
 
 	set := l.overrides.Load()
 	n := 0
@@ -157,8 +158,10 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 		if req.Premium {
 			b = &e.premium
 		}
-		if o := set.lookup(key, len(e.Name), len(e.Name)+1+len(sc), l.clock); o != nil {
-			b = &o.bucket
+		if set.some {
+			if o := set.lookup(key, len(e.Name), len(e.Name)+1+len(sc), l.clock); o != nil {
+				b = &o.bucket
+			}
 		}
 		s.bs[n] = *b
 		s.bs[n].Key = key
@@ -166,6 +169,7 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 		n++
 	}
 	if n == 0 {
+		l.scratch.Put(s)
 		return Decision{}, core.Errorf(core.CodeInvalid, "limit %s needs %s", e.Name, scopeNeeds(e.Scopes))
 	}
 	bs, rs := s.bs[:n], s.rs[:n]
@@ -174,12 +178,16 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 		if i, until, now := l.bans.banned(bs, l.clock); i >= 0 {
 			rs[i] = Result{Banned: true, BannedUntil: until, Capacity: bs[i].Capacity, RetryAfter: max(until-now, 1)}
 			l.decide(&d, e, s, i, i)
+			l.scratch.Put(s)
 			return d, nil
 		}
 		if err := l.takeRemote(ctx, bs, rs); err != nil {
-			return Decision{Allowed: false, Limit: e.Name, Scope: s.scopes[0], Identity: s.ids[0], RetryAfter: time.Second}, err
+			d = Decision{Allowed: false, Limit: e.Name, Scope: s.scopes[0], Identity: s.ids[0], RetryAfter: time.Second}
+			l.scratch.Put(s)
+			return d, err
 		}
 	} else if err := l.store.Take(ctx, &l.rules, bs, rs); err != nil {
+		l.scratch.Put(s)
 		return Decision{}, err
 	}
 
@@ -199,6 +207,7 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 		}
 	}
 	l.decide(&d, e, s, deny, tight)
+	l.scratch.Put(s)
 	return d, nil
 }
 
