@@ -168,6 +168,11 @@ func (v *slot) key() string {
 // lock takes the slot's lock and reports false, without it, for a dead slot.
 // Critical sections are a few dozen nanoseconds: spin, then yield.
 func (v *slot) lock() bool {
+	// Straight to the swap: reading the state first would fetch the line
+	// shared, and the swap fetch it again to own it.
+	if v.state.CompareAndSwap(unlocked, locked) {
+		return true
+	}
 	for i := 0; ; i++ {
 		switch v.state.Load() {
 		case unlocked:
@@ -305,11 +310,41 @@ func tableSize(n int) int {
 // acquire returns key's slot, locked, inserting it when it is new.
 func (s *Store) acquire(sh *shard, h uint64, key []byte) *slot {
 	for {
+		if v, ok := sh.tab.Load().findLocked(h, key); ok {
+			return v
+		}
 		v, fresh := s.insert(sh, h, key, true)
 		if fresh || v.lock() {
 			return v
 		}
 		sh.settle()
+	}
+}
+
+// findLocked returns key's slot in t, locked, and true; false when the key
+// is not there or its slot died. A slot whose tag matches is locked before
+// its key is compared (and unlocked again if the key differs, one time in
+// 2³² a probe): the slot's line is usually in another core's cache, and
+// locking first fetches it once, to own it, where reading the key first
+// fetches it shared and the lock then fetches it again. The caller holds
+// no slot lock.
+func (t *table) findLocked(h uint64, key []byte) (*slot, bool) {
+	tg := tag(h)
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		v := t.cells[i].Load()
+		if v == nil {
+			return nil, false
+		}
+		if t.tags[i].Load() != tg {
+			continue
+		}
+		if !v.lock() {
+			return nil, false
+		}
+		if v.key() == string(key) {
+			return v, true
+		}
+		v.unlock()
 	}
 }
 
