@@ -43,6 +43,26 @@ func TestTableCollision(t *testing.T) {
 	if n != 3 {
 		t.Errorf("slots() yields %d, want 3", n)
 	}
+
+	// findLocked locks a colliding slot before it compares the key: it must
+	// let go of a, whose tag matches but whose key differs, and return b
+	// locked.
+	if v, ok := tab.findLocked(7, kb); !ok || v != b {
+		t.Fatal("findLocked does not find the second colliding key")
+	}
+	if a.state.Load() != unlocked || b.state.Load() != locked {
+		t.Fatalf("after findLocked: a's lock %d (want unlocked), b's %d (want locked)", a.state.Load(), b.state.Load())
+	}
+	b.unlock()
+	if v, ok := tab.findLocked(7, []byte("other")); ok || v != nil || a.state.Load() != unlocked || b.state.Load() != unlocked {
+		t.Fatal("findLocked of a missing key returned a slot or kept a lock")
+	}
+	// A dead slot is not returned: the caller looks again in a newer table.
+	a.lock()
+	a.kill()
+	if _, ok := tab.findLocked(7, ka); ok {
+		t.Fatal("findLocked returned a dead slot")
+	}
 }
 
 // TestTableGrows checks that a shard's table grows as keys arrive and every
