@@ -122,10 +122,6 @@ func keyPrefix(limit string, scope Scope) string { return limit + ":" + string(s
 // scope's identity. It returns the identity as a string that needs no
 // allocation where the request already holds it.
 func appendKey(dst []byte, prefix string, scope Scope, req *Request) (key []byte, identity string, ok bool) {
-	switch {
-	case scope == ScopeUser && req.User == "", scope == ScopeTenant && req.Tenant == "":
-		return dst, "", false // skipped without building its key
-	}
 	dst = append(dst, prefix...)
 	start := len(dst)
 	switch scope {

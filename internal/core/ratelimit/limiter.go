@@ -149,6 +149,9 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 	set := l.overrides.Load()
 	n := 0
 	for j, sc := range e.Scopes {
+		if sc == ScopeUser && req.User == "" || sc == ScopeTenant && req.Tenant == "" {
+			continue // no identity for this scope: skipped before building its key
+		}
 		key, id, ok := appendKey(s.keys[n][:0], e.prefixes[j], sc, &req)
 		s.keys[n] = key
 		if !ok {
