@@ -218,7 +218,7 @@ func heapAlloc() uint64 {
 // cost memory only while their buckets are not full again. Once the clock
 // passes the refill time and the sweep period, the memory store drops them:
 // the heap returns near where it started. The bound (README, Guarantees):
-// about 100 bytes per key (these keys are 25 to 40 bytes long) that spent
+// about 110 bytes per key (these keys are 25 to 40 bytes long) that spent
 // a token within the last window plus 10 s; a flood of R new keys per
 // second holds at most R × (refill time + 10 s) keys.
 func TestBucketMemoryBoundedUnderKeyFlood(t *testing.T) {
