@@ -48,7 +48,9 @@ func isDottedQuad(s string) bool {
 	}
 	// Octet by octet, digit by digit, unrolled: a decision runs this for
 	// every request, and a loop over characters with a state per character
-	// cost about three times the instructions.
+	// cost 40% more instructions (210 against 153 for the benchmark's
+	// addresses). A branch-free version that classifies 8 bytes at a time
+	// was slower still (20 ns a call against 10).
 	i := 0
 	for part := 0; ; part++ {
 		if i >= len(s) {
