@@ -26,6 +26,7 @@ test:
 	# The race detector changes allocation counts, so the zero-allocation
 	# checks of the hot paths also run once without it.
 	$(GO) test -count=1 -run 'Allocat' ./internal/core/ratelimit/ ./internal/daemon/
+	bash scripts/fuzz.sh --self-test
 	FUZZTIME=$${FUZZTIME:-2s} bash scripts/fuzz.sh
 
 lint:
