@@ -44,23 +44,44 @@ func TestTableCollision(t *testing.T) {
 		t.Errorf("slots() yields %d, want 3", n)
 	}
 
-	// findLocked locks a colliding slot before it compares the key: it must
-	// let go of a, whose tag matches but whose key differs, and return b
-	// locked.
-	if v, ok := tab.findLocked(7, kb); !ok || v != b {
+	// findLocked reads the clock once it has found a slot whose tag
+	// matches, before it locks any; it locks a colliding slot before it
+	// compares the key, lets go of a, whose tag matches but whose key
+	// differs, and returns b locked.
+	reads, lockedAtRead := 0, false
+	clock := func() int64 {
+		reads++
+		lockedAtRead = lockedAtRead || a.state.Load() != unlocked || b.state.Load() != unlocked
+		return 42
+	}
+	var at stamp
+	if v, ok := tab.findLocked(7, kb, clock, &at); !ok || v != b {
 		t.Fatal("findLocked does not find the second colliding key")
+	}
+	if reads != 1 || lockedAtRead || !at.done || at.now != 42 {
+		t.Fatalf("findLocked read the clock %d times (want once, before locking; a lock held then: %v), stamp %+v", reads, lockedAtRead, at)
 	}
 	if a.state.Load() != unlocked || b.state.Load() != locked {
 		t.Fatalf("after findLocked: a's lock %d (want unlocked), b's %d (want locked)", a.state.Load(), b.state.Load())
 	}
 	b.unlock()
-	if v, ok := tab.findLocked(7, []byte("other")); ok || v != nil || a.state.Load() != unlocked || b.state.Load() != unlocked {
+	at = stamp{}
+	if v, ok := tab.findLocked(7, []byte("other"), clock, &at); ok || v != nil || a.state.Load() != unlocked || b.state.Load() != unlocked {
 		t.Fatal("findLocked of a missing key returned a slot or kept a lock")
+	}
+	if reads != 2 {
+		t.Fatalf("the clock was read %d times in all, want 2", reads)
+	}
+	// A probe that meets an empty cell first finds nothing and leaves the
+	// clock to acquire.
+	at = stamp{}
+	if _, ok := tab.findLocked(3, ka, clock, &at); ok || at.done || reads != 2 {
+		t.Fatalf("findLocked past an empty cell: found %v, clock read %v", ok, at.done)
 	}
 	// A dead slot is not returned: the caller looks again in a newer table.
 	a.lock()
 	a.kill()
-	if _, ok := tab.findLocked(7, ka); ok {
+	if _, ok := tab.findLocked(7, ka, clock, &stamp{}); ok {
 		t.Fatal("findLocked returned a dead slot")
 	}
 }
