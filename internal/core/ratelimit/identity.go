@@ -119,6 +119,39 @@ func normalizeIdentity(scope Scope, id string) (string, error) {
 // keyPrefix is the start of the keys of a limit's scope: "<limit>:<scope>:".
 func keyPrefix(limit string, scope Scope) string { return limit + ":" + string(scope) + ":" }
 
+// carries reports whether r names an identity for scope (which may still
+// be refused: a malformed address, an identity too long).
+func (r *Request) carries(scope Scope) bool {
+	switch scope {
+	case ScopeIP:
+		return r.IP != ""
+	case ScopeUser:
+		return r.User != ""
+	case ScopeTenant:
+		return r.Tenant != ""
+	case ScopeUserTenant:
+		return r.User != "" && r.Tenant != ""
+	}
+	return true // ScopeGlobal
+}
+
+// maxIdentityLen bounds the identity appendKey builds for scope from r: an
+// address keys on at most 24 bytes ("ffff:ffff:ffff:ffff::/64"), the
+// global scope on "all", names on themselves.
+func (r *Request) maxIdentityLen(scope Scope) int {
+	switch scope {
+	case ScopeIP:
+		return max(len(r.IP), 24)
+	case ScopeUser:
+		return len(r.User)
+	case ScopeTenant:
+		return len(r.Tenant)
+	case ScopeUserTenant:
+		return len(r.User) + 1 + len(r.Tenant)
+	}
+	return len(globalIdentity)
+}
+
 // appendKey appends "<limit>:<scope>:<identity>" for the scope of req to
 // dst, given the scope's keyPrefix, and reports whether req carries that
 // scope's identity. It returns the identity as a string that needs no

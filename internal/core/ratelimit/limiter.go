@@ -47,6 +47,9 @@ type Limiter struct {
 	// bounded says the remote store bounds its own Takes within
 	// Config.BackendTimeout (BoundedStore).
 	bounded bool
+	// one is the store when it is a local OneTaker: a request with one
+	// identity is then decided without the scratch (allowOne).
+	one OneTaker
 }
 
 // limitEntry is a limit with its buckets for both tiers and its scopes' key
@@ -109,6 +112,9 @@ func New(cfg Config, d Deps) (*Limiter, error) {
 		t := b.TakeTimeout()
 		l.bounded = t > 0 && t <= cfg.BackendTimeout
 	}
+	if o, ok := d.Store.(OneTaker); ok && d.Local == nil {
+		l.one = o
+	}
 	l.overrides.Store(newOverrideSet(nil))
 	l.scratch.New = func() any {
 		s := new(scratch)
@@ -142,6 +148,9 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 	if e == nil {
 		return Decision{}, core.Errorf(core.CodeInvalid, "unknown limit %q", req.Limit)
 	}
+	if l.one != nil && l.allowOne(e, &req, &d) {
+		return d, nil
+	}
 	// The scratch goes back to its pool at each return (not by a defer:
 	// this is every request's path). A panic in between only loses it.
 	s := l.scratch.Get().(*scratch)
@@ -149,7 +158,7 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 	set := l.overrides.Load()
 	n := 0
 	for j, sc := range e.Scopes {
-		if sc == ScopeUser && req.User == "" || sc == ScopeTenant && req.Tenant == "" {
+		if !req.carries(sc) {
 			continue // no identity for this scope: skipped before building its key
 		}
 		key, id, ok := appendKey(s.keys[n][:0], e.prefixes[j], sc, &req)
@@ -180,7 +189,7 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 	if l.local != nil {
 		if i, until, now := l.bans.banned(bs, l.clock); i >= 0 {
 			rs[i] = Result{Banned: true, BannedUntil: until, Capacity: bs[i].Capacity, RetryAfter: max(until-now, 1)}
-			l.decide(&d, e, s, i, i)
+			l.decide(&d, e, s.scopes[i], s.ids[i], s.bs[i].Window, &rs[i], true)
 			l.scratch.Put(s)
 			return d, nil
 		}
@@ -209,9 +218,59 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 			l.bans.add(bs[i].Key, rs[i].BannedUntil)
 		}
 	}
-	l.decide(&d, e, s, deny, tight)
+	i := tight
+	if deny >= 0 {
+		i = deny
+	}
+	l.decide(&d, e, s.scopes[i], s.ids[i], s.bs[i].Window, &rs[i], deny >= 0)
 	l.scratch.Put(s)
 	return d, nil
+}
+
+// allowOne decides, on a OneTaker, a request that carries the identity of
+// exactly one of its limit's scopes (an anonymous request to a limit keyed
+// on IP and user, say): its key is built in an array on the stack and passed
+// by value, so the decision needs no pooled scratch. It reports false,
+// having done nothing, for any other request (two identities, none, one the
+// limiter refuses, a key longer than MaxOneKey), which Allow then decides
+// the general way.
+func (l *Limiter) allowOne(e *limitEntry, req *Request, d *Decision) bool {
+	j := -1
+	for i, sc := range e.Scopes {
+		if req.carries(sc) {
+			if j >= 0 {
+				return false
+			}
+			j = i
+		}
+	}
+	if j < 0 {
+		return false
+	}
+	sc := e.Scopes[j]
+	if len(e.prefixes[j])+req.maxIdentityLen(sc) > MaxOneKey {
+		return false
+	}
+	var buf [MaxOneKey]byte
+	key, id, ok := appendKey(buf[:0], e.prefixes[j], sc, req)
+	if !ok {
+		return false
+	}
+	b := &e.normal
+	if req.Premium {
+		b = &e.premium
+	}
+	if set := l.overrides.Load(); set.some {
+		if o := set.lookup(key, len(e.Name), len(e.Name)+1+len(sc), l.clock); o != nil {
+			b = &o.bucket
+		}
+	}
+	r := l.one.TakeOne(&l.rules, buf, len(key), *b)
+	if r.NewBan {
+		l.obs.Banned()
+	}
+	l.decide(d, e, sc, id, b.Window, &r, !r.Allowed)
+	return true
 }
 
 // limit finds a limit by name; a scan of the few limits beats hashing.
@@ -225,30 +284,26 @@ func (l *Limiter) limit(name string) *limitEntry {
 }
 
 // decide writes into d, the caller's zero result, the decision from the
-// bucket that denied (deny >= 0) or the tightest one, and counts it.
-func (l *Limiter) decide(d *Decision, e *limitEntry, s *scratch, deny, tight int) {
-	i := tight
-	if deny >= 0 {
-		i = deny
-	}
-	r := &s.rs[i]
+// deciding bucket (scope, identity id, policy window, verdict r): the one
+// that denied the request when denied, else the tightest one. It counts it.
+func (l *Limiter) decide(d *Decision, e *limitEntry, scope Scope, id string, window int64, r *Result, denied bool) {
 	// Field by field: d is the caller's zero result, and a composite
 	// literal would be built aside and then copied in.
-	d.Allowed = deny < 0
-	d.Limit, d.Scope, d.Identity = e.Name, s.scopes[i], s.ids[i]
+	d.Allowed = !denied
+	d.Limit, d.Scope, d.Identity = e.Name, scope, id
 	d.Capacity, d.Remaining, d.Strikes = r.Capacity, r.Remaining, r.Strikes
-	d.Window = time.Duration(s.bs[i].Window) * time.Microsecond
+	d.Window = time.Duration(window) * time.Microsecond
 	d.Reset = time.Duration(r.ResetAfter) * time.Microsecond
 	d.RetryAfter = time.Duration(r.RetryAfter) * time.Microsecond
-	d.Shadow = deny < 0 && r.Shadowed
+	d.Shadow = !denied && r.Shadowed
 	if r.BannedUntil > 0 {
 		d.BannedUntil = time.UnixMicro(r.BannedUntil)
 	}
 	outcome := "allowed"
 	switch {
-	case r.Banned && deny >= 0:
+	case r.Banned && denied:
 		outcome = "banned"
-	case deny >= 0:
+	case denied:
 		outcome = "limited"
 	case d.Shadow:
 		outcome = "shadow_limited"

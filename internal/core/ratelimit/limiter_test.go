@@ -101,8 +101,9 @@ func TestObserver(t *testing.T) {
 	}
 }
 
-// TestAllowAllocatesNothing checks the memory store's hot path, two scopes
-// and an override included.
+// TestAllowAllocatesNothing checks the memory store's hot paths: the general
+// one (two scopes and an override included) and the one-identity one
+// (allowOne).
 func TestAllowAllocatesNothing(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under -race (sync.Pool drops items)")
@@ -116,9 +117,96 @@ func TestAllowAllocatesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	req := ratelimit.Request{Limit: "run", IP: "203.0.113.7", User: "u1"}
-	_, _ = l.Allow(ctx, req)
-	if n := testing.AllocsPerRun(1000, func() { _, _ = l.Allow(ctx, req) }); n != 0 {
-		t.Errorf("Allow allocates %.1f times per call, want 0", n)
+	for _, req := range []ratelimit.Request{
+		{Limit: "run", IP: "203.0.113.7", User: "u1"},
+		{Limit: "run", IP: "203.0.113.8"},
+	} {
+		_, _ = l.Allow(ctx, req)
+		if n := testing.AllocsPerRun(1000, func() { _, _ = l.Allow(ctx, req) }); n != 0 {
+			t.Errorf("Allow(%+v) allocates %.1f times per call, want 0", req, n)
+		}
+	}
+}
+
+// generalOnly hides the memory store's OneTaker, so that a limiter on it
+// decides every request the general way.
+type generalOnly struct{ ratelimit.Store }
+
+// TestAllowOneMatchesGeneral runs one script of requests through two
+// limiters on two memory stores with one clock: one decides a request with
+// a single identity by OneTaker.TakeOne (allowOne), the other always the
+// general way. Every decision must be the same, field for field: tiers,
+// overrides (enforced and shadow), strikes, bans, long keys that do not fit
+// MaxOneKey, requests with two identities and refused identities included.
+func TestAllowOneMatchesGeneral(t *testing.T) {
+	clock := storetest.NewClock()
+	cfg := ratelimit.DefaultConfig()
+	cfg.BanAfterStrikes = 3
+	newLimiter := func(st ratelimit.Store) *ratelimit.Limiter {
+		l, err := ratelimit.New(cfg, ratelimit.Deps{Store: st, Clock: clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	one, general := newLimiter(memstore.New(clock)), newLimiter(generalOnly{memstore.New(clock)})
+	if _, ok := ratelimit.Store(memstore.New(clock)).(ratelimit.OneTaker); !ok {
+		t.Fatal("the memory store is no OneTaker: the test compares the general path with itself")
+	}
+	ctx := context.Background()
+	for _, o := range []ratelimit.Override{
+		{Target: "run:user:shadowed", Capacity: 1, Window: time.Minute, Mode: ratelimit.ModeShadow},
+		{Target: "assistant:ip", Capacity: 2, Window: time.Minute},
+	} {
+		for _, l := range []*ratelimit.Limiter{one, general} {
+			if _, err := l.SetOverride(ctx, o, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	long := strings.Repeat("u", 80) // run:user:<80 bytes> does not fit MaxOneKey
+	reqs := []ratelimit.Request{
+		{Limit: "rl-test", IP: "192.0.2.1"},
+		{Limit: "rl-test", IP: "2001:db8::1"},
+		{Limit: "rl-test", IP: "::ffff:192.0.2.9"},
+		{Limit: "run", IP: "192.0.2.2"},
+		{Limit: "run", IP: "192.0.2.3", Premium: true},
+		{Limit: "run", User: "shadowed"},
+		{Limit: "run", User: long},
+		{Limit: "run", IP: "192.0.2.4", User: "u2"},
+		{Limit: "assistant", IP: "192.0.2.5"},
+		{Limit: "secure-ping", User: "u3", Tenant: "t3"},
+		{Limit: "tenant-meta", IP: "not an address"},
+		{Limit: "secure-ping", User: "u4"},
+	}
+	outcomes := map[string]int{}
+	for step := range 40 {
+		for i, req := range reqs {
+			d1, err1 := one.Allow(ctx, req)
+			d2, err2 := general.Allow(ctx, req)
+			if diff := cmp.Diff(d2, d1); diff != "" || (err1 == nil) != (err2 == nil) {
+				t.Fatalf("step %d, %+v: allowOne differs from the general path (-general +one):\n%s\nerrors: %v / %v", step, req, diff, err2, err1)
+			}
+			if refused := i >= len(reqs)-2; (err1 != nil) != refused {
+				t.Fatalf("step %d, %+v: error %v (the last two requests, and only they, are refused)", step, req, err1)
+			}
+			switch {
+			case err1 != nil:
+			case d1.Banned():
+				outcomes["banned"]++
+			case !d1.Allowed:
+				outcomes["limited"]++
+			case d1.Shadow:
+				outcomes["shadow"]++
+			default:
+				outcomes["allowed"]++
+			}
+		}
+		clock.Advance(700 * time.Millisecond)
+	}
+	for _, o := range []string{"allowed", "limited", "banned", "shadow"} {
+		if outcomes[o] == 0 {
+			t.Errorf("no %s decision in the script: it does not exercise both paths enough (%v)", o, outcomes)
+		}
 	}
 }

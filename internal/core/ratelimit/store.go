@@ -47,6 +47,22 @@ type BoundedStore interface {
 	TakeTimeout() time.Duration
 }
 
+// OneTaker is an in-process Store that also decides a request of one bucket
+// with everything passed by value: its key in an array, its policy in b
+// (whose Key is not used). Nothing the limiter passes can then outlive the
+// call, so a decision on it needs no pooled scratch memory: the limiter
+// builds the key on its stack. The memory store implements it.
+type OneTaker interface {
+	// TakeOne is Take of the one bucket b with the key key[:n] (n at most
+	// MaxOneKey); it cannot fail.
+	TakeOne(rules *Rules, key [MaxOneKey]byte, n int, b Bucket) Result
+}
+
+// MaxOneKey is the longest key OneTaker.TakeOne takes: any IPv4 or IPv6 key
+// of the built-in limits, and a user key of up to 40 bytes or so. A longer
+// key goes through Take.
+const MaxOneKey = 64
+
 // Bucket is one key of one request with the policy that applies to it,
 // already resolved for tier and overrides.
 type Bucket struct {

@@ -30,7 +30,10 @@ import (
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
 )
 
-var _ ratelimit.Store = (*Store)(nil)
+var (
+	_ ratelimit.Store    = (*Store)(nil)
+	_ ratelimit.OneTaker = (*Store)(nil)
+)
 
 const (
 	shardCount = 256 // a power of two
@@ -439,14 +442,7 @@ func (s *Store) put(v *slot, c *ratelimit.Cell) {
 // so a denied request spends nothing anywhere.
 func (s *Store) Take(_ context.Context, r *ratelimit.Rules, bs []ratelimit.Bucket, rs []ratelimit.Result) error {
 	if len(bs) == 1 {
-		h, sh := s.hash(bs[0].Key)
-		v, now := s.acquire(sh, h, bs[0].Key)
-		var c ratelimit.Cell
-		s.load(v, &c)
-		c.Apply(&bs[0], r, now, &rs[0])
-		s.put(v, &c)
-		v.unlock()
-		s.maybeSweep(sh, r, now)
+		s.takeOne(r, &bs[0], &rs[0])
 		return nil
 	}
 	now := s.micros()
@@ -493,6 +489,25 @@ func (s *Store) Take(_ context.Context, r *ratelimit.Rules, bs []ratelimit.Bucke
 		v.unlock()
 	}
 	return nil
+}
+
+// TakeOne implements ratelimit.OneTaker.
+func (s *Store) TakeOne(r *ratelimit.Rules, key [ratelimit.MaxOneKey]byte, n int, b ratelimit.Bucket) (res ratelimit.Result) {
+	b.Key = key[:n]
+	s.takeOne(r, &b, &res)
+	return res
+}
+
+// takeOne decides the request of the one bucket b into res.
+func (s *Store) takeOne(r *ratelimit.Rules, b *ratelimit.Bucket, res *ratelimit.Result) {
+	h, sh := s.hash(b.Key)
+	v, now := s.acquire(sh, h, b.Key)
+	var c ratelimit.Cell
+	s.load(v, &c)
+	c.Apply(b, r, now, res)
+	s.put(v, &c)
+	v.unlock()
+	s.maybeSweep(sh, r, now)
 }
 
 // lockAll finds (or adds) the slots of bs (hashes hs, shards shs) and locks
