@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,15 +167,7 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 		if !ok {
 			continue
 		}
-		b := &e.normal
-		if req.Premium {
-			b = &e.premium
-		}
-		if set.some {
-			if o := set.lookup(key, len(e.Name), len(e.Name)+1+len(sc), l.clock); o != nil {
-				b = &o.bucket
-			}
-		}
+		b := l.policy(set, e, key, sc, req.Premium)
 		s.bs[n] = *b
 		s.bs[n].Key = key
 		s.ids[n], s.scopes[n] = id, sc
@@ -234,6 +227,14 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 // having done nothing, for any other request (two identities, none, one the
 // limiter refuses, a key longer than MaxOneKey), which Allow then decides
 // the general way.
+//
+// An address is first tried as it came, unchecked, against the keys the
+// store holds: a held key was built from a checked identity, and an IP
+// scope's keys are canonical dotted quads or IPv6 prefixes ending in "/64",
+// so a held key whose address does not end in "/64" is a canonical dotted
+// quad, which is what the check would have found (it is a tenth of a
+// decision). A key the store does not hold yet is checked and built as
+// usual.
 func (l *Limiter) allowOne(e *limitEntry, req *Request, d *Decision) bool {
 	j := -1
 	for i, sc := range e.Scopes {
@@ -247,30 +248,50 @@ func (l *Limiter) allowOne(e *limitEntry, req *Request, d *Decision) bool {
 	if j < 0 {
 		return false
 	}
-	sc := e.Scopes[j]
-	if len(e.prefixes[j])+req.maxIdentityLen(sc) > MaxOneKey {
+	sc, prefix := e.Scopes[j], e.prefixes[j]
+	set := l.overrides.Load()
+	var buf [MaxOneKey]byte
+	if sc == ScopeIP && len(prefix)+len(req.IP) <= MaxOneKey && !strings.HasSuffix(req.IP, "/64") {
+		key := append(append(buf[:0], prefix...), req.IP...)
+		b := l.policy(set, e, key, sc, req.Premium)
+		if r, ok := l.one.TakeOne(&l.rules, buf, len(key), *b, true); ok {
+			l.decideOne(d, e, sc, req.IP, b, &r)
+			return true
+		}
+	}
+	if len(prefix)+req.maxIdentityLen(sc) > MaxOneKey {
 		return false
 	}
-	var buf [MaxOneKey]byte
-	key, id, ok := appendKey(buf[:0], e.prefixes[j], sc, req)
+	key, id, ok := appendKey(buf[:0], prefix, sc, req)
 	if !ok {
 		return false
 	}
-	b := &e.normal
-	if req.Premium {
-		b = &e.premium
-	}
-	if set := l.overrides.Load(); set.some {
+	b := l.policy(set, e, key, sc, req.Premium)
+	r, _ := l.one.TakeOne(&l.rules, buf, len(key), *b, false)
+	l.decideOne(d, e, sc, id, b, &r)
+	return true
+}
+
+// policy returns the policy of the bucket key of limit e's scope sc: the
+// most specific override in set, else the tier's.
+func (l *Limiter) policy(set *overrideSet, e *limitEntry, key []byte, sc Scope, premium bool) *Bucket {
+	if set.some {
 		if o := set.lookup(key, len(e.Name), len(e.Name)+1+len(sc), l.clock); o != nil {
-			b = &o.bucket
+			return &o.bucket
 		}
 	}
-	r := l.one.TakeOne(&l.rules, buf, len(key), *b)
+	if premium {
+		return &e.premium
+	}
+	return &e.normal
+}
+
+// decideOne is decide for allowOne's one bucket, whose verdict is r.
+func (l *Limiter) decideOne(d *Decision, e *limitEntry, sc Scope, id string, b *Bucket, r *Result) {
 	if r.NewBan {
 		l.obs.Banned()
 	}
-	l.decide(d, e, sc, id, b.Window, &r, !r.Allowed)
-	return true
+	l.decide(d, e, sc, id, b.Window, r, !r.Allowed)
 }
 
 // limit finds a limit by name; a scan of the few limits beats hashing.

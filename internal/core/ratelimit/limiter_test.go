@@ -165,30 +165,42 @@ func TestAllowOneMatchesGeneral(t *testing.T) {
 		}
 	}
 	long := strings.Repeat("u", 80) // run:user:<80 bytes> does not fit MaxOneKey
-	reqs := []ratelimit.Request{
-		{Limit: "rl-test", IP: "192.0.2.1"},
-		{Limit: "rl-test", IP: "2001:db8::1"},
-		{Limit: "rl-test", IP: "::ffff:192.0.2.9"},
-		{Limit: "run", IP: "192.0.2.2"},
-		{Limit: "run", IP: "192.0.2.3", Premium: true},
-		{Limit: "run", User: "shadowed"},
-		{Limit: "run", User: long},
-		{Limit: "run", IP: "192.0.2.4", User: "u2"},
-		{Limit: "assistant", IP: "192.0.2.5"},
-		{Limit: "secure-ping", User: "u3", Tenant: "t3"},
-		{Limit: "tenant-meta", IP: "not an address"},
-		{Limit: "secure-ping", User: "u4"},
+	type step struct {
+		req     ratelimit.Request
+		refused bool
+	}
+	steps := []step{
+		{req: ratelimit.Request{Limit: "rl-test", IP: "192.0.2.1"}},
+		// The same bucket under another spelling, and spellings the
+		// limiter refuses: the unchecked try of a held address must not
+		// take any of them for a key.
+		{req: ratelimit.Request{Limit: "rl-test", IP: "::ffff:192.0.2.1"}},
+		{req: ratelimit.Request{Limit: "rl-test", IP: "0192.0.2.1"}, refused: true},
+		{req: ratelimit.Request{Limit: "rl-test", IP: "192.0.2.1 "}, refused: true},
+		{req: ratelimit.Request{Limit: "rl-test", IP: "2001:db8::1"}},
+		{req: ratelimit.Request{Limit: "rl-test", IP: "2001:db8::2"}}, // the same /64
+		{req: ratelimit.Request{Limit: "rl-test", IP: "2001:db8::/64"}, refused: true},
+		{req: ratelimit.Request{Limit: "run", IP: "192.0.2.2"}},
+		{req: ratelimit.Request{Limit: "run", IP: "192.0.2.3", Premium: true}},
+		{req: ratelimit.Request{Limit: "run", User: "shadowed"}},
+		{req: ratelimit.Request{Limit: "run", User: long}},
+		{req: ratelimit.Request{Limit: "run", IP: "192.0.2.4", User: "u2"}},
+		{req: ratelimit.Request{Limit: "assistant", IP: "192.0.2.5"}},
+		{req: ratelimit.Request{Limit: "secure-ping", User: "u3", Tenant: "t3"}},
+		{req: ratelimit.Request{Limit: "tenant-meta", IP: "not an address"}, refused: true},
+		{req: ratelimit.Request{Limit: "secure-ping", User: "u4"}, refused: true},
 	}
 	outcomes := map[string]int{}
-	for step := range 40 {
-		for i, req := range reqs {
+	for round := range 40 {
+		for _, st := range steps {
+			req := st.req
 			d1, err1 := one.Allow(ctx, req)
 			d2, err2 := general.Allow(ctx, req)
 			if diff := cmp.Diff(d2, d1); diff != "" || (err1 == nil) != (err2 == nil) {
-				t.Fatalf("step %d, %+v: allowOne differs from the general path (-general +one):\n%s\nerrors: %v / %v", step, req, diff, err2, err1)
+				t.Fatalf("round %d, %+v: allowOne differs from the general path (-general +one):\n%s\nerrors: %v / %v", round, req, diff, err2, err1)
 			}
-			if refused := i >= len(reqs)-2; (err1 != nil) != refused {
-				t.Fatalf("step %d, %+v: error %v (the last two requests, and only they, are refused)", step, req, err1)
+			if (err1 != nil) != st.refused {
+				t.Fatalf("round %d, %+v: error %v, refused %v", round, req, err1, st.refused)
 			}
 			switch {
 			case err1 != nil:

@@ -54,8 +54,10 @@ type BoundedStore interface {
 // builds the key on its stack. The memory store implements it.
 type OneTaker interface {
 	// TakeOne is Take of the one bucket b with the key key[:n] (n at most
-	// MaxOneKey); it cannot fail.
-	TakeOne(rules *Rules, key [MaxOneKey]byte, n int, b Bucket) Result
+	// MaxOneKey); it cannot fail. With held it decides only for a key the
+	// store holds already, and reports false, having done nothing, for any
+	// other; without, it always decides and reports true.
+	TakeOne(rules *Rules, key [MaxOneKey]byte, n int, b Bucket, held bool) (Result, bool)
 }
 
 // MaxOneKey is the longest key OneTaker.TakeOne takes: any IPv4 or IPv6 key

@@ -331,16 +331,22 @@ func tableSize(n int) int {
 // all of them) took 100-110 ns a decision with the clock read first and
 // 37-45 with it between (throwaway probes, 2026-11-25 22:30 UTC); reading
 // the slot in between, even one field, brought it back to 87-94.
-func (s *Store) acquire(sh *shard, h uint64, key []byte) (*slot, int64) {
+//
+// With held it only looks, and reports false when the key is not held (or
+// its slot is being removed); else it reports true.
+func (s *Store) acquire(sh *shard, h uint64, key []byte, held bool) (*slot, int64, bool) {
 	var at stamp
 	for {
 		if v, ok := sh.tab.Load().findLocked(h, key, s.micros, &at); ok {
-			return v, at.now
+			return v, at.now, true
+		}
+		if held {
+			return nil, 0, false
 		}
 		at.read(s.micros)
 		v, fresh := s.insert(sh, h, key, true)
 		if fresh || v.lock() {
-			return v, at.now
+			return v, at.now, true
 		}
 		sh.settle()
 	}
@@ -442,7 +448,7 @@ func (s *Store) put(v *slot, c *ratelimit.Cell) {
 // so a denied request spends nothing anywhere.
 func (s *Store) Take(_ context.Context, r *ratelimit.Rules, bs []ratelimit.Bucket, rs []ratelimit.Result) error {
 	if len(bs) == 1 {
-		s.takeOne(r, &bs[0], &rs[0])
+		s.takeOne(r, &bs[0], &rs[0], false)
 		return nil
 	}
 	now := s.micros()
@@ -492,22 +498,27 @@ func (s *Store) Take(_ context.Context, r *ratelimit.Rules, bs []ratelimit.Bucke
 }
 
 // TakeOne implements ratelimit.OneTaker.
-func (s *Store) TakeOne(r *ratelimit.Rules, key [ratelimit.MaxOneKey]byte, n int, b ratelimit.Bucket) (res ratelimit.Result) {
+func (s *Store) TakeOne(r *ratelimit.Rules, key [ratelimit.MaxOneKey]byte, n int, b ratelimit.Bucket, held bool) (res ratelimit.Result, ok bool) {
 	b.Key = key[:n]
-	s.takeOne(r, &b, &res)
-	return res
+	ok = s.takeOne(r, &b, &res, held)
+	return res, ok
 }
 
-// takeOne decides the request of the one bucket b into res.
-func (s *Store) takeOne(r *ratelimit.Rules, b *ratelimit.Bucket, res *ratelimit.Result) {
+// takeOne decides the request of the one bucket b into res. With held it
+// decides only for a key the store holds, and reports false for another.
+func (s *Store) takeOne(r *ratelimit.Rules, b *ratelimit.Bucket, res *ratelimit.Result, held bool) bool {
 	h, sh := s.hash(b.Key)
-	v, now := s.acquire(sh, h, b.Key)
+	v, now, ok := s.acquire(sh, h, b.Key, held)
+	if !ok {
+		return false
+	}
 	var c ratelimit.Cell
 	s.load(v, &c)
 	c.Apply(b, r, now, res)
 	s.put(v, &c)
 	v.unlock()
 	s.maybeSweep(sh, r, now)
+	return true
 }
 
 // lockAll finds (or adds) the slots of bs (hashes hs, shards shs) and locks
