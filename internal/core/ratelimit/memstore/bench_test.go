@@ -50,26 +50,37 @@ func BenchmarkAllowParallel(b *testing.B) {
 	for _, n := range []int{1, 10_000, 100_000} {
 		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
 			l, _ := benchLimiter(b)
-			keys := ips(n)
-			ctx := context.Background()
-			for _, ip := range keys {
-				_, _ = l.Allow(ctx, ratelimit.Request{Limit: "run", IP: ip})
+			reqs := make([]ratelimit.Request, n)
+			for i, ip := range ips(n) {
+				reqs[i] = ratelimit.Request{Limit: "run", IP: ip}
 			}
-			var seq atomic.Int64
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				i := int(seq.Add(7919))
-				for pb.Next() {
-					i++
-					if _, err := l.Allow(ctx, ratelimit.Request{Limit: "run", IP: keys[i%n]}); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
+			runParallel(b, l, reqs)
 		})
 	}
+}
+
+// runParallel decides reqs from parallel goroutines, each walking them in
+// order from its own start, 7919 after the previous one's, after one
+// decision for each (so that the keys are held).
+func runParallel(b *testing.B, l *ratelimit.Limiter, reqs []ratelimit.Request) {
+	ctx := context.Background()
+	for _, r := range reqs {
+		_, _ = l.Allow(ctx, r)
+	}
+	n := len(reqs)
+	var seq atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(seq.Add(7919))
+		for pb.Next() {
+			i++
+			if _, err := l.Allow(ctx, reqs[i%n]); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
 
 // BenchmarkBytesPerKey reports the heap an idle key costs.
@@ -96,4 +107,16 @@ func BenchmarkBytesPerKey(b *testing.B) {
 		runtime.KeepAlive(store)
 	}
 	b.ReportMetric(per, "bytes/key")
+}
+
+// BenchmarkAllowParallelTwoIdentities is BenchmarkAllowParallel's 10k-key
+// shape for requests that carry a user as well as an address: two buckets
+// a decision, both locked at once (the store's two-bucket path).
+func BenchmarkAllowParallelTwoIdentities(b *testing.B) {
+	l, _ := benchLimiter(b)
+	reqs := make([]ratelimit.Request, 10_000)
+	for i, ip := range ips(len(reqs)) {
+		reqs[i] = ratelimit.Request{Limit: "run", IP: ip, User: fmt.Sprintf("user-%d", i)}
+	}
+	runParallel(b, l, reqs)
 }

@@ -223,3 +223,68 @@ func TestSlotKeysAndPenalties(t *testing.T) {
 		}
 	}
 }
+
+// TestTakeTwoBucketsPastDecoys checks the two-bucket path's shortcut, which
+// locks the slots whose tags match before it reads their keys: a slot of
+// another key under the same tag (a decoy put where the key's probe starts)
+// is let go and the key's own slot found, and two buckets whose probes both
+// lead to one slot do not wait on it forever.
+func TestTakeTwoBucketsPastDecoys(t *testing.T) {
+	rules := &ratelimit.Rules{PenaltyFactor: 0.5}
+	ka, kb := []byte("run:ip:192.0.2.1"), []byte("run:user:u1")
+	policy := func(k []byte) ratelimit.Bucket {
+		return ratelimit.Bucket{Key: k, Capacity: 10, Interval: 6e6, Window: 60e6}
+	}
+	take := func(s *Store) {
+		t.Helper()
+		rs := make([]ratelimit.Result, 2)
+		done := make(chan error, 1)
+		go func() { done <- s.Take(context.Background(), rules, []ratelimit.Bucket{policy(ka), policy(kb)}, rs) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Take of two buckets hangs")
+		}
+		if !rs[0].Allowed || !rs[1].Allowed || rs[0].Remaining != 9 || rs[1].Remaining != 9 {
+			t.Fatalf("results %+v, want both allowed with 9 left", rs)
+		}
+	}
+	held := func(s *Store, k []byte) *slot {
+		h, sh := s.hash(k)
+		return sh.tab.Load().find(h, k)
+	}
+	decoyAt := func(s *Store, k []byte, d *slot) {
+		h, sh := s.hash(k)
+		sh.mu.Lock()
+		sh.tab.Load().put(h, d) // the key is new: its probe meets the decoy first
+		sh.n++
+		sh.mu.Unlock()
+	}
+
+	// One decoy for one key.
+	s := New(ratelimit.SystemClock{})
+	decoy := newSlot([]byte("decoy"))
+	decoyAt(s, ka, decoy)
+	take(s)
+	if decoy.tat != 0 || decoy.state.Load() != unlocked {
+		t.Errorf("the decoy was decided for (tat %d) or left locked (%d)", decoy.tat, decoy.state.Load())
+	}
+	for _, k := range [][]byte{ka, kb} {
+		if v := held(s, k); v == nil || v.tat == 0 || v.state.Load() != unlocked {
+			t.Errorf("%s: slot %v, want it decided for and unlocked", k, v)
+		}
+	}
+
+	// One decoy for both keys.
+	s = New(ratelimit.SystemClock{})
+	decoy = newSlot([]byte("decoy"))
+	decoyAt(s, ka, decoy)
+	decoyAt(s, kb, decoy)
+	take(s)
+	if decoy.tat != 0 || decoy.state.Load() != unlocked {
+		t.Errorf("the shared decoy was decided for (tat %d) or left locked (%d)", decoy.tat, decoy.state.Load())
+	}
+}

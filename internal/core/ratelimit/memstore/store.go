@@ -451,8 +451,6 @@ func (s *Store) Take(_ context.Context, r *ratelimit.Rules, bs []ratelimit.Bucke
 		s.takeOne(r, &bs[0], &rs[0], false)
 		return nil
 	}
-	now := s.micros()
-
 	var cells [4]ratelimit.Cell
 	var slots, order [4]*slot
 	var hs [4]uint64
@@ -471,13 +469,14 @@ func (s *Store) Take(_ context.Context, r *ratelimit.Rules, bs []ratelimit.Bucke
 	}
 	for i := range bs {
 		hs[i], shs[i] = s.hash(bs[i].Key)
-		s.maybeSweep(shs[i], r, now)
 	}
-	for !s.lockAll(bs, hs[:len(bs)], shs[:len(bs)], slots[:len(bs)], order[:len(bs)]) {
+	var at stamp
+	for !s.lockAll(bs, hs[:len(bs)], shs[:len(bs)], slots[:len(bs)], order[:len(bs)], &at) {
 		for _, sh := range shs[:len(bs)] {
 			sh.settle()
 		}
 	}
+	now := at.now
 	denied := false
 	for i := range bs {
 		s.load(slots[i], &cells[i])
@@ -493,6 +492,9 @@ func (s *Store) Take(_ context.Context, r *ratelimit.Rules, bs []ratelimit.Bucke
 	}
 	for _, v := range order[:len(bs)] {
 		v.unlock()
+	}
+	for _, sh := range shs[:len(bs)] {
+		s.maybeSweep(sh, r, now)
 	}
 	return nil
 }
@@ -522,21 +524,73 @@ func (s *Store) takeOne(r *ratelimit.Rules, b *ratelimit.Bucket, res *ratelimit.
 }
 
 // lockAll finds (or adds) the slots of bs (hashes hs, shards shs) and locks
-// them in address order. It reports false, holding nothing, when one of them
-// died meanwhile.
-func (s *Store) lockAll(bs []ratelimit.Bucket, hs []uint64, shs []*shard, slots, order []*slot) bool {
-	for i := range bs {
-		v, _ := s.insert(shs[i], hs[i], bs[i].Key, false)
-		slots[i], order[i] = v, v
-	}
-	slices.SortFunc(order, func(a, b *slot) int {
-		return cmp.Compare(uintptr(unsafe.Pointer(a)), uintptr(unsafe.Pointer(b)))
-	})
-	for j, v := range order {
-		if !v.lock() {
-			for _, u := range order[:j] {
-				u.unlock()
+// them in address order, reading the clock into at once they are found and
+// before they are locked (see acquire). A held key's slot is first taken by
+// its tag alone, without reading the slot, and its key checked once it is
+// locked; a tag that turns out to be another key's (one probe in 2³²), or
+// two buckets taking one slot, sends it back to finding each slot by its
+// key. It reports false, holding nothing, when one of them died meanwhile.
+func (s *Store) lockAll(bs []ratelimit.Bucket, hs []uint64, shs []*shard, slots, order []*slot, at *stamp) bool {
+	for byKey := false; ; byKey = true {
+		for i := range bs {
+			var v *slot
+			if !byKey {
+				v = shs[i].tab.Load().candidate(hs[i])
 			}
+			if v == nil {
+				v, _ = s.insert(shs[i], hs[i], bs[i].Key, false)
+			}
+			slots[i], order[i] = v, v
+		}
+		slices.SortFunc(order, func(a, b *slot) int {
+			return cmp.Compare(uintptr(unsafe.Pointer(a)), uintptr(unsafe.Pointer(b)))
+		})
+		if !byKey && repeats(order) {
+			continue // two buckets took one slot by its tag: locking it twice would wait forever
+		}
+		at.read(s.micros)
+		for j, v := range order {
+			if !v.lock() {
+				for _, u := range order[:j] {
+					u.unlock()
+				}
+				return false
+			}
+		}
+		if byKey || keysAre(slots, bs) {
+			return true
+		}
+		for _, v := range order {
+			v.unlock()
+		}
+	}
+}
+
+// candidate returns the first slot of t whose tag is h's, without reading
+// the slot; nil when the probe meets an empty cell first.
+func (t *table) candidate(h uint64) *slot {
+	tg := tag(h)
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		if v := t.cells[i].v.Load(); v == nil || t.cells[i].tag.Load() == tg {
+			return v
+		}
+	}
+}
+
+// repeats reports whether sorted holds a slot twice.
+func repeats(sorted []*slot) bool {
+	for j := 1; j < len(sorted); j++ {
+		if sorted[j] == sorted[j-1] {
+			return true
+		}
+	}
+	return false
+}
+
+// keysAre reports whether each slot holds its bucket's key.
+func keysAre(slots []*slot, bs []ratelimit.Bucket) bool {
+	for i, v := range slots {
+		if v.key() != string(bs[i].Key) {
 			return false
 		}
 	}
