@@ -275,7 +275,7 @@ func (l *Limiter) allowOne(e *limitEntry, req *Request, d *Decision) bool {
 // policy returns the policy of the bucket key of limit e's scope sc: the
 // most specific override in set, else the tier's.
 func (l *Limiter) policy(set *overrideSet, e *limitEntry, key []byte, sc Scope, premium bool) *Bucket {
-	if set.some {
+	if len(set.list) > 0 { // without any override, no lookup
 		if o := set.lookup(key, len(e.Name), len(e.Name)+1+len(sc), l.clock); o != nil {
 			return &o.bucket
 		}

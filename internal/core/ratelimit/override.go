@@ -45,9 +45,6 @@ type overrideSet struct {
 	// that have overrides at all.
 	byKey, byScope, byLimit map[string]*resolvedOverride
 	list                    []Override
-	// some says any of the maps holds an override: without any, a decision
-	// skips the lookup.
-	some bool
 }
 
 type resolvedOverride struct {
@@ -70,7 +67,6 @@ func newOverrideSet(list []Override) *overrideSet {
 			s.byKey[o.Target] = r
 		}
 	}
-	s.some = len(list) > 0
 	return s
 }
 
