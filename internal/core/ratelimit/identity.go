@@ -152,10 +152,11 @@ func (r *Request) maxIdentityLen(scope Scope) int {
 	return len(globalIdentity)
 }
 
-// appendKey appends "<limit>:<scope>:<identity>" for the scope of req to
-// dst, given the scope's keyPrefix, and reports whether req carries that
-// scope's identity. It returns the identity as a string that needs no
-// allocation where the request already holds it.
+// appendKey appends "<limit>:<scope>:<identity>" for the scope of req, which
+// carries that scope's identity (Request.carries), to dst, given the scope's
+// keyPrefix, and reports whether the limiter takes the identity (a
+// well-formed address, at most maxIdentity bytes). It returns the identity
+// as a string that needs no allocation where the request already holds it.
 func appendKey(dst []byte, prefix string, scope Scope, req *Request) (key []byte, identity string, ok bool) {
 	dst = append(dst, prefix...)
 	start := len(dst)
@@ -163,9 +164,6 @@ func appendKey(dst []byte, prefix string, scope Scope, req *Request) (key []byte
 	case ScopeIP:
 		if isDottedQuad(req.IP) { // the usual case: keyed as it is
 			return append(dst, req.IP...), req.IP, true
-		}
-		if req.IP == "" {
-			return dst, "", false
 		}
 		if dst, ok = appendIPKey(dst, req.IP); !ok {
 			return dst, "", false
@@ -179,15 +177,12 @@ func appendKey(dst []byte, prefix string, scope Scope, req *Request) (key []byte
 	case ScopeTenant:
 		identity = req.Tenant
 	case ScopeUserTenant:
-		if req.User == "" || req.Tenant == "" {
-			return dst, "", false
-		}
 		dst = append(append(append(dst, req.User...), ':'), req.Tenant...)
 		identity = string(dst[start:])
 	case ScopeGlobal:
 		identity = globalIdentity
 	}
-	if identity == "" || len(identity) > maxIdentity {
+	if len(identity) > maxIdentity {
 		return dst, "", false
 	}
 	if scope == ScopeUser || scope == ScopeTenant || scope == ScopeGlobal {
