@@ -237,11 +237,22 @@ func (s *Store) hash(key []byte) (uint64, *shard) {
 
 // find returns key's slot in t, nil when the key is not there.
 func (t *table) find(h uint64, key []byte) *slot {
-	tg := tag(h)
-	for i := h & t.mask; ; i = (i + 1) & t.mask {
-		v := t.cells[i].v.Load()
-		if v == nil || t.cells[i].tag.Load() == tg && v.key() == string(key) {
+	for v, i := t.tagged(h, h&t.mask); v != nil; v, i = t.tagged(h, (i+1)&t.mask) {
+		if v.key() == string(key) {
 			return v
+		}
+	}
+	return nil
+}
+
+// tagged returns the first slot from cell i on whose tag is h's, and its
+// cell; nil at the first empty cell. It reads no slot: every probe of the
+// table walks with it.
+func (t *table) tagged(h, i uint64) (*slot, uint64) {
+	tg := tag(h)
+	for ; ; i = (i + 1) & t.mask {
+		if v := t.cells[i].v.Load(); v == nil || t.cells[i].tag.Load() == tg {
+			return v, i
 		}
 	}
 }
@@ -373,15 +384,7 @@ func (st *stamp) read(clock func() int64) {
 // shared, and the lock then fetch it again to own it. The caller holds no
 // slot lock.
 func (t *table) findLocked(h uint64, key []byte, clock func() int64, at *stamp) (*slot, bool) {
-	tg := tag(h)
-	for i := h & t.mask; ; i = (i + 1) & t.mask {
-		v := t.cells[i].v.Load()
-		if v == nil {
-			return nil, false
-		}
-		if t.cells[i].tag.Load() != tg {
-			continue
-		}
+	for v, i := t.tagged(h, h&t.mask); v != nil; v, i = t.tagged(h, (i+1)&t.mask) {
 		at.read(clock)
 		if !v.lock() {
 			return nil, false
@@ -391,6 +394,7 @@ func (t *table) findLocked(h uint64, key []byte, clock func() int64, at *stamp) 
 		}
 		v.unlock()
 	}
+	return nil, false
 }
 
 // settle waits until the sweep or Reset that killed a slot of the shard has
@@ -535,7 +539,8 @@ func (s *Store) lockAll(bs []ratelimit.Bucket, hs []uint64, shs []*shard, slots,
 		for i := range bs {
 			var v *slot
 			if !byKey {
-				v = shs[i].tab.Load().candidate(hs[i])
+				t := shs[i].tab.Load()
+				v, _ = t.tagged(hs[i], hs[i]&t.mask)
 			}
 			if v == nil {
 				v, _ = s.insert(shs[i], hs[i], bs[i].Key, false)
@@ -562,17 +567,6 @@ func (s *Store) lockAll(bs []ratelimit.Bucket, hs []uint64, shs []*shard, slots,
 		}
 		for _, v := range order {
 			v.unlock()
-		}
-	}
-}
-
-// candidate returns the first slot of t whose tag is h's, without reading
-// the slot; nil when the probe meets an empty cell first.
-func (t *table) candidate(h uint64) *slot {
-	tg := tag(h)
-	for i := h & t.mask; ; i = (i + 1) & t.mask {
-		if v := t.cells[i].v.Load(); v == nil || t.cells[i].tag.Load() == tg {
-			return v
 		}
 	}
 }
