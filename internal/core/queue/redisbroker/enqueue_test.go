@@ -16,7 +16,8 @@ import (
 // TestEnqueueOneRoundTrip: one caller's Enqueue in a known queue is one
 // round trip (one EVALSHA, the wake-up pushed by the script), and what it
 // acknowledged is in Redis: the job hash, its id in the pending list (or
-// the scheduled set) and a wake-up naming its queue.
+// the scheduled set) and a wake-up naming its queue. The first one, which
+// makes the queue, is one round trip too: the script lists the queue.
 func TestEnqueueOneRoundTrip(t *testing.T) {
 	_, rdb := newClient(t)
 	calls := &roundTrips{}
@@ -24,7 +25,19 @@ func TestEnqueueOneRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	svc := queue.NewService(queue.Deps{Broker: redisbroker.New(rdb, redisbroker.Options{Prefix: "rt:"})}, queue.Config{})
 	if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping"}, queue.SourceAPI); err != nil {
-		t.Fatal(err) // the first call of a queue also adds it to the index
+		t.Fatal(err) // the first call also loads the script
+	}
+	made, sent := calls.n.Load(), len(calls.names())
+	if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: "second"}, queue.SourceAPI); err != nil {
+		t.Fatal(err)
+	}
+	if got, cmds := calls.n.Load()-made, calls.names()[sent:]; got != 1 || !slices.Equal(cmds, []string{"evalsha"}) {
+		t.Errorf("the enqueue that made a queue took %d round trips of %v, want 1 of [evalsha]", got, cmds)
+	}
+	for _, q := range []string{"default", "second"} {
+		if listed, err := rdb.SIsMember(ctx, "rt:queues", q).Result(); err != nil || !listed {
+			t.Errorf("queue %s is not in the index after its first enqueue (%v, %v)", q, listed, err)
+		}
 	}
 	if err := rdb.Del(ctx, "rt:wake").Err(); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -348,22 +349,43 @@ func TestIdleCallRate(t *testing.T) {
 }
 
 // roundTrips is a go-redis hook counting round trips (a pipeline is one).
-type roundTrips struct{ n atomic.Int64 }
+type roundTrips struct {
+	n    atomic.Int64
+	mu   sync.Mutex
+	sent []string // the commands' names, pipelined ones one by one
+}
 
 func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		r.n.Add(1)
+		r.count(cmd)
 		return next(ctx, cmd)
 	}
 }
 
 func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		r.n.Add(1)
+		r.count(cmds...)
 		return next(ctx, cmds)
 	}
+}
+
+// count records one round trip carrying cmds.
+func (r *roundTrips) count(cmds ...redis.Cmder) {
+	r.n.Add(1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range cmds {
+		r.sent = append(r.sent, c.Name())
+	}
+}
+
+// names returns the names of the commands sent so far.
+func (r *roundTrips) names() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.sent)
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {

@@ -286,8 +286,12 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall) {
 	for i, p := range parts {
 		sc[i] = b.enqueueCall(p.q, p.jobs)
 	}
+	// A queue new to this broker is listed with its jobs on a cluster (a
+	// repair: see recheckLater). On a single server the enqueue script lists
+	// a queue it makes, and a queue it does not make is listed already.
+	listNew := len(newQueues) > 0 && !b.wakeInScript
 	var more func(redis.Pipeliner)
-	if len(wakeQueues) > 0 || len(newQueues) > 0 {
+	if len(wakeQueues) > 0 || listNew {
 		trim := false
 		if len(wakeQueues) > 0 { // only the one sender gets here: no lock
 			b.enqFlushes++
@@ -300,7 +304,7 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall) {
 			if trim {
 				pipe.LTrim(ctx, b.wakeKey(), -wakeBacklog, -1)
 			}
-			if len(newQueues) > 0 {
+			if listNew {
 				pipe.SAdd(ctx, b.indexKey(), toAny(newQueues)...)
 			}
 		}
