@@ -170,7 +170,7 @@ func (b *Broker) sweep(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sweep for unlisted queues: %w", err)
 	}
-	listed, err := b.rdb.SMembers(ctx, b.indexKey()).Result()
+	listed, err := b.queueNames(ctx, 0) // the index, read now (which refreshes this broker's list too)
 	if err != nil {
 		return fmt.Errorf("sweep for unlisted queues: %w", err)
 	}
