@@ -245,15 +245,10 @@ func sweepListsLostQueues(t *testing.T, rdb redis.UniversalClient, flush func())
 			if _, err := next.Tick(ctx); err != nil {
 				t.Fatalf("Tick: %v", err)
 			}
-			var qs []string
-			for t0 := time.Now(); time.Since(t0) < 10*time.Second; time.Sleep(5 * time.Millisecond) {
-				if qs, _ = next.Queues(ctx); slices.Equal(qs, []string{"kept", "lost"}) {
-					break // the sweep runs in the background
-				}
-			}
-			if !slices.Equal(qs, []string{"kept", "lost"}) {
-				t.Fatalf("queues after the sweep: %v, want [kept lost]", qs)
-			}
+			waitUntil(t, "the background sweep lists [kept lost]", func() bool {
+				qs, _ := next.Queues(ctx)
+				return slices.Equal(qs, []string{"kept", "lost"})
+			})
 			listedAndFetched(t, rdb, prefix, "lost", ids...)
 		})
 	}
