@@ -468,14 +468,12 @@ func (b *Broker) RemoveQueue(_ context.Context, name string) (int, error) {
 	if pending+scheduled+retry+running > 0 {
 		return 0, queue.QueueBusyError(name, pending, scheduled, retry, running)
 	}
-	removed := 0
 	for el := q.history.Front(); el != nil; el = el.Next() {
 		delete(b.jobs, el.Value.(string))
-		removed++
 	}
 	delete(b.queues, name)
-	b.names = slices.DeleteFunc(slices.Clone(b.names), func(n string) bool { return n == name })
-	return removed, nil
+	b.names = slices.DeleteFunc(b.names, func(n string) bool { return n == name }) // read only under mu, as here
+	return q.history.Len(), nil
 }
 
 // Tick promotes due jobs and recovers expired leases.
