@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -300,6 +301,15 @@ func (p *Pool) work() {
 			p.outcomes <- o
 		}
 		p.slots <- struct{}{}
+		// Jobs are background work. Yield between them, so that a stream
+		// of short jobs cannot keep this P busy handing the CPU from
+		// fetcher to worker to finisher while the requests that queued
+		// those jobs wait for the network to be polled. A daemon saturated
+		// on one core (64 connections of POST /run, ping jobs, memory
+		// backend) answered with p99 21-34 ms and max 177-227 ms without
+		// this, 7-9 ms and 11-15 ms with it, at the same req/s; with no
+		// workers at all, 10-11 ms and 15-16 ms.
+		runtime.Gosched()
 	}
 }
 
