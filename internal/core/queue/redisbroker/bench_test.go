@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/core/queue/brokertest"
 	"github.com/refrakt/refrakt/internal/core/queue/redisbroker"
 	"github.com/refrakt/refrakt/internal/redistest"
 )
@@ -97,33 +97,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 }
 
 func endToEnd(b *testing.B, queues int) {
-	var wg sync.WaitGroup
-	reg := queue.NewRegistry()
-	_ = reg.Register("noop", queue.Handler{Run: func(context.Context, json.RawMessage) (json.RawMessage, error) {
-		wg.Done()
-		return nil, nil
-	}})
-	svc := benchService(b, 10, reg)
-	ctx := context.Background()
-	addIdleQueues(b, svc, queues-1)
-	reqs := make([]queue.EnqueueRequest, 0, 1000)
-	for i := 0; i < b.N; i++ {
-		reqs = append(reqs, queue.EnqueueRequest{Type: "noop"})
-		if len(reqs) == cap(reqs) || i == b.N-1 {
-			if _, err := svc.EnqueueBatch(ctx, reqs, queue.SourceAPI); err != nil {
-				b.Fatal(err)
-			}
-			reqs = reqs[:0]
-		}
-	}
-	wg.Add(b.N)
-	p := queue.NewPool(svc)
-	b.ResetTimer()
-	p.Start()
-	wg.Wait()
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
-	_ = p.Shutdown(ctx)
+	brokertest.EndToEnd(b, func(reg *queue.Registry) *queue.Service {
+		svc := benchService(b, 10, reg)
+		addIdleQueues(b, svc, queues-1)
+		return svc
+	})
 }
 
 // BenchmarkPickupLatency: enqueue → handler start on an idle queue, alone
