@@ -20,18 +20,18 @@ import (
 // makes the queue, is one round trip too: the script lists the queue.
 func TestEnqueueOneRoundTrip(t *testing.T) {
 	_, rdb := newClient(t)
-	calls := &roundTrips{}
+	calls := &cmdHook{}
 	rdb.AddHook(calls)
 	ctx := context.Background()
 	svc := queue.NewService(queue.Deps{Broker: redisbroker.New(rdb, redisbroker.Options{Prefix: "rt:"})}, queue.Config{})
 	if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping"}, queue.SourceAPI); err != nil {
 		t.Fatal(err) // the first call also loads the script
 	}
-	made, sent := calls.n.Load(), len(calls.names())
+	made, sent := calls.trips.Load(), len(calls.names())
 	if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: "second"}, queue.SourceAPI); err != nil {
 		t.Fatal(err)
 	}
-	if got, cmds := calls.n.Load()-made, calls.names()[sent:]; got != 1 || !slices.Equal(cmds, []string{"evalsha"}) {
+	if got, cmds := calls.trips.Load()-made, calls.names()[sent:]; got != 1 || !slices.Equal(cmds, []string{"evalsha"}) {
 		t.Errorf("the enqueue that made a queue took %d round trips of %v, want 1 of [evalsha]", got, cmds)
 	}
 	for _, q := range []string{"default", "second"} {
@@ -42,7 +42,7 @@ func TestEnqueueOneRoundTrip(t *testing.T) {
 	if err := rdb.Del(ctx, "rt:wake").Err(); err != nil {
 		t.Fatal(err)
 	}
-	before := calls.n.Load()
+	before := calls.trips.Load()
 	const n = 20
 	var ids []string
 	for i := range n {
@@ -56,7 +56,7 @@ func TestEnqueueOneRoundTrip(t *testing.T) {
 		}
 		ids = append(ids, j.ID)
 	}
-	if got := calls.n.Load() - before; got != n {
+	if got := calls.trips.Load() - before; got != n {
 		t.Errorf("%d round trips for %d enqueues, want one each", got, n)
 	}
 	for i, id := range ids {
@@ -120,10 +120,10 @@ func TestWakeListBounded(t *testing.T) {
 // countedService returns a broker on a throwaway Redis, its scripts loaded
 // (no NOSCRIPT fallback to count), a service on it, and the count of its
 // round trips.
-func countedService(t *testing.T) (*redisbroker.Broker, *queue.Service, *roundTrips) {
+func countedService(t *testing.T) (*redisbroker.Broker, *queue.Service, *cmdHook) {
 	t.Helper()
 	_, rdb := newClient(t)
-	calls := &roundTrips{}
+	calls := &cmdHook{}
 	rdb.AddHook(calls)
 	b := redisbroker.New(rdb, redisbroker.Options{})
 	if err := b.Load(context.Background()); err != nil {
@@ -141,12 +141,12 @@ func TestFetchAmongIdleQueues(t *testing.T) {
 	addIdleQueues(t, svc, 40)
 	fetch := func(n int) ([]queue.Lease, int64) {
 		t.Helper()
-		before := calls.n.Load()
+		before := calls.trips.Load()
 		ls, err := b.Fetch(ctx, queue.FetchRequest{N: n, Lease: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return ls, calls.n.Load() - before
+		return ls, calls.trips.Load() - before
 	}
 	fetch(10) // a first fetch may open a connection (HELLO, CLIENT SETINFO)
 	if ls, trips := fetch(10); len(ls) != 0 || trips > 3 {
@@ -192,12 +192,12 @@ func TestTickAcrossQueues(t *testing.T) {
 		enqueuePing(t, svc, fmt.Sprintf("q-%d", i), 1)
 	}
 	time.Sleep(5 * time.Millisecond)
-	before := calls.n.Load()
+	before := calls.trips.Load()
 	res, err := b.Tick(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if trips := calls.n.Load() - before; res.Scheduled != 40 || trips > 3 {
+	if trips := calls.trips.Load() - before; res.Scheduled != 40 || trips > 3 {
 		t.Errorf("tick of 40 queues: promoted %d in %d round trips, want 40 in at most 3", res.Scheduled, trips)
 	}
 	// A queue with more due jobs than one script moves is ticked again
@@ -241,12 +241,12 @@ func TestStatsAcrossQueues(t *testing.T) {
 	if _, err := svc.Stats(ctx); err != nil { // warm-up: may open a connection
 		t.Fatal(err)
 	}
-	before := calls.n.Load()
+	before := calls.trips.Load()
 	all, err := svc.Stats(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if trips := calls.n.Load() - before; len(all) != 30 || trips > 2 {
+	if trips := calls.trips.Load() - before; len(all) != 30 || trips > 2 {
 		t.Errorf("stats of 30 queues: %d in %d round trips, want 30 in at most 2", len(all), trips)
 	}
 	for i, st := range all {

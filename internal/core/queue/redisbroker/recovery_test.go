@@ -8,11 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -318,7 +316,7 @@ func TestIdleCallRate(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer rdb.Close()
-	calls := &roundTrips{}
+	calls := &cmdHook{}
 	rdb.AddHook(calls)
 	svc := queue.NewService(queue.Deps{Broker: redisbroker.New(rdb, redisbroker.Options{})}, queue.Config{Concurrency: 4})
 	if _, err := svc.Enqueue(context.Background(), queue.EnqueueRequest{Type: "ping"}, queue.SourceAPI); err != nil {
@@ -328,9 +326,9 @@ func TestIdleCallRate(t *testing.T) {
 	p.Start()
 	defer p.Shutdown(context.Background())
 	time.Sleep(500 * time.Millisecond) // run the job, settle
-	before := calls.n.Load()
+	before := calls.trips.Load()
 	time.Sleep(3 * time.Second)
-	n := calls.n.Load() - before
+	n := calls.trips.Load() - before
 	if n > 3*5 {
 		t.Errorf("%d Redis round trips in 3s from an idle pool, want at most 5/s", n)
 	}
@@ -346,46 +344,6 @@ func TestIdleCallRate(t *testing.T) {
 		return got.Status == queue.StatusSucceeded
 	})
 	t.Logf("pickup and completion on an idle queue took %v", time.Since(start))
-}
-
-// roundTrips is a go-redis hook counting round trips (a pipeline is one).
-type roundTrips struct {
-	n    atomic.Int64
-	mu   sync.Mutex
-	sent []string // the commands' names, pipelined ones one by one
-}
-
-func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		r.count(cmd)
-		return next(ctx, cmd)
-	}
-}
-
-func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		r.count(cmds...)
-		return next(ctx, cmds)
-	}
-}
-
-// count records one round trip carrying cmds.
-func (r *roundTrips) count(cmds ...redis.Cmder) {
-	r.n.Add(1)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, c := range cmds {
-		r.sent = append(r.sent, c.Name())
-	}
-}
-
-// names returns the names of the commands sent so far.
-func (r *roundTrips) names() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.sent)
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {

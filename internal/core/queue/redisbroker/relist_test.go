@@ -2,9 +2,7 @@ package redisbroker_test
 
 import (
 	"context"
-	"errors"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,86 +14,6 @@ import (
 )
 
 const lease = 30 * time.Second
-
-// faults makes the commands of chosen names fail, single or in a pipeline,
-// and can run a function just before a command of a name is sent.
-type faults struct {
-	mu     sync.Mutex
-	fail   map[string]bool
-	before map[string]func()
-	seen   map[string]int
-}
-
-// count returns how many commands called name were sent (or refused).
-func (f *faults) count(name string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.seen[name]
-}
-
-func (f *faults) failing(name string, on bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.fail == nil {
-		f.fail = map[string]bool{}
-	}
-	f.fail[name] = on
-}
-
-// onceBefore runs fn once, just before the next command called name.
-func (f *faults) onceBefore(name string, fn func()) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.before == nil {
-		f.before = map[string]func(){}
-	}
-	f.before[name] = fn
-}
-
-func (f *faults) check(cmds ...redis.Cmder) error {
-	for _, c := range cmds {
-		f.mu.Lock()
-		if f.seen == nil {
-			f.seen = map[string]int{}
-		}
-		f.seen[c.Name()]++
-		fn := f.before[c.Name()]
-		delete(f.before, c.Name())
-		fail := f.fail[c.Name()]
-		f.mu.Unlock()
-		if fn != nil {
-			fn()
-		}
-		if fail {
-			err := errors.New("injected: " + c.Name() + " failed")
-			for _, c := range cmds {
-				c.SetErr(err)
-			}
-			return err
-		}
-	}
-	return nil
-}
-
-func (f *faults) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (f *faults) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if err := f.check(cmd); err != nil {
-			return err
-		}
-		return next(ctx, cmd)
-	}
-}
-
-func (f *faults) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if err := f.check(cmds...); err != nil {
-			return err
-		}
-		return next(ctx, cmds)
-	}
-}
 
 // listedAndFetched checks that a fresh broker on rdb (with key prefix
 // prefix, the default when "") lists q and fetches exactly the jobs ids from
@@ -156,7 +74,7 @@ func removedWhileKnown(t *testing.T, enqueuer, remover *redisbroker.Broker, q st
 // the enqueuer's next tick lists the queue.
 func testClusterListingFailsAfterEnqueue(t *testing.T, c *redistest.Cluster) {
 	ctx := context.Background()
-	f := &faults{}
+	f := &cmdHook{}
 	erdb := newClusterClient(t, c)
 	erdb.AddHook(f)
 	enqueuer := redisbroker.New(erdb, redisbroker.Options{SweepInterval: -1})
@@ -183,7 +101,7 @@ func testClusterRelistFailsInRemoval(t *testing.T, c *redistest.Cluster) {
 		t.Run(repair, func(t *testing.T) {
 			c.Flush(t)
 			ctx := context.Background()
-			f := &faults{}
+			f := &cmdHook{}
 			rrdb := newClusterClient(t, c)
 			rrdb.AddHook(f)
 			enqueuer := redisbroker.New(newClusterClient(t, c), redisbroker.Options{SweepInterval: -1})
@@ -261,7 +179,7 @@ func sweepListsLostQueues(t *testing.T, rdb redis.UniversalClient, flush func())
 func TestSweepBacksOff(t *testing.T) {
 	_, rdb := newClient(t)
 	ctx := context.Background()
-	f := &faults{}
+	f := &cmdHook{}
 	rdb.AddHook(f)
 	f.failing("scan", true)
 	b := redisbroker.New(rdb, redisbroker.Options{})
