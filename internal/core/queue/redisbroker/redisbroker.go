@@ -897,7 +897,7 @@ func (b *Broker) Requeue(ctx context.Context, id string) (*queue.Job, queue.Stat
 // one stored after it finds the queue gone, and its enqueue (after storing
 // it) or this last step (after the index change) lists the queue again.
 func (b *Broker) RemoveQueue(ctx context.Context, name string) (int, error) {
-	k := b.newKeys(name)
+	k := b.keys(name)
 	ks := k.every()
 	listed := "0"
 	if b.wakeInScript {

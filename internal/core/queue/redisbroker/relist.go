@@ -112,7 +112,7 @@ func (b *Broker) listIfExists(ctx context.Context, queues []string) ([]string, e
 	pipe := b.rdb.Pipeline()
 	cmds := make([]*redis.BoolCmd, len(queues))
 	for i, q := range queues {
-		cmds[i] = pipe.HExists(ctx, b.newKeys(q).stats, "enqueued")
+		cmds[i] = pipe.HExists(ctx, b.keys(q).stats, "enqueued")
 	}
 	_, err := pipe.Exec(ctx)
 	var settled []string
