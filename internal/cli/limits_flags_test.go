@@ -31,6 +31,9 @@ func TestLimitsSetFlags(t *testing.T) {
 		{"window under a second", []string{"run", "--capacity", "5", "--window", "500ms"}, nil, OverrideRequest{}, ExitUsage},
 		{"fractional window", []string{"run", "--capacity", "5", "--window", "1500ms"}, nil, OverrideRequest{}, ExitUsage},
 		{"negative ttl", []string{"run", "--capacity", "5", "--window", "1m", "--ttl", "-1s"}, nil, OverrideRequest{}, ExitUsage},
+		{"capacity past the bound", []string{"run", "--capacity", "9223372036854775807", "--window", "1m"}, nil, OverrideRequest{}, ExitUsage},
+		{"window past a year", []string{"run", "--capacity", "5", "--window", "8761h"}, nil, OverrideRequest{}, ExitUsage},
+		{"ttl past ten years", []string{"run", "--capacity", "5", "--window", "1m", "--ttl", "87601h"}, nil, OverrideRequest{}, ExitUsage},
 		{"no target", []string{"--capacity", "5", "--window", "1m"}, nil, OverrideRequest{}, ExitUsage},
 	}
 	for _, tt := range tests {

@@ -48,8 +48,8 @@ func newLimitsSetCmd(c client, runF func(context.Context, *LimitsSetOptions) err
 		},
 	}
 	fl := cmd.Flags()
-	fl.IntVar(&opts.Capacity, "capacity", 0, "burst, and tokens refilled per window (required, positive)")
-	fl.DurationVar(&opts.Window, "window", 0, "refill window, whole seconds, at least 1s (required)")
+	fl.IntVar(&opts.Capacity, "capacity", 0, "burst, and tokens refilled per window (required, 1 to 1073741824)")
+	fl.DurationVar(&opts.Window, "window", 0, "refill window, whole seconds, 1s to 8760h (required)")
 	fl.DurationVar(&opts.TTL, "ttl", 0, "remove the override after this long, whole seconds (default: never)")
 	fl.BoolVar(&opts.Shadow, "shadow", false, "count what the override would deny, but never deny")
 	_ = cmd.MarkFlagRequired("capacity")
@@ -59,12 +59,12 @@ func newLimitsSetCmd(c client, runF func(context.Context, *LimitsSetOptions) err
 
 func (o *LimitsSetOptions) validate() error {
 	switch {
-	case o.Capacity <= 0:
-		return usageError{fmt.Errorf("--capacity must be positive, got %d", o.Capacity)}
-	case o.Window < time.Second || o.Window%time.Second != 0:
-		return usageError{fmt.Errorf("--window must be a whole number of seconds, at least 1s, got %s", o.Window)}
-	case o.TTL < 0 || o.TTL%time.Second != 0:
-		return usageError{fmt.Errorf("--ttl must be a whole number of seconds, got %s", o.TTL)}
+	case o.Capacity <= 0 || o.Capacity > ratelimit.MaxCapacity:
+		return usageError{fmt.Errorf("--capacity must be between 1 and %d, got %d", ratelimit.MaxCapacity, o.Capacity)}
+	case o.Window < time.Second || o.Window > ratelimit.MaxWindow || o.Window%time.Second != 0:
+		return usageError{fmt.Errorf("--window must be a whole number of seconds from 1s to %s, got %s", ratelimit.MaxWindow, o.Window)}
+	case o.TTL < 0 || o.TTL > ratelimit.MaxOverrideTTL || o.TTL%time.Second != 0:
+		return usageError{fmt.Errorf("--ttl must be a whole number of seconds up to %s, got %s", ratelimit.MaxOverrideTTL, o.TTL)}
 	}
 	return nil
 }

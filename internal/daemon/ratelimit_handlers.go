@@ -174,14 +174,16 @@ func (s *Server) handleLimitsConfigSet() http.Handler {
 			writeError(w, r, s.log, err)
 			return
 		}
-		if req.WindowSeconds <= 0 {
-			writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "window_seconds must be a positive whole number, got %d", req.WindowSeconds))
+		// Bounded before they become Durations, which a huge number would
+		// overflow.
+		if maxW := int(ratelimit.MaxWindow / time.Second); req.WindowSeconds <= 0 || req.WindowSeconds > maxW {
+			writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "window_seconds must be a whole number from 1 to %d, got %d", maxW, req.WindowSeconds))
 			return
 		}
 		var ttl time.Duration
 		if req.TTLSeconds != nil {
-			if *req.TTLSeconds <= 0 {
-				writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "ttl_seconds must be positive when given, got %d", *req.TTLSeconds))
+			if maxT := int(ratelimit.MaxOverrideTTL / time.Second); *req.TTLSeconds <= 0 || *req.TTLSeconds > maxT {
+				writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "ttl_seconds must be a whole number from 1 to %d when given, got %d", maxT, *req.TTLSeconds))
 				return
 			}
 			ttl = time.Duration(*req.TTLSeconds) * time.Second

@@ -229,6 +229,32 @@ func TestTenantMeta(t *testing.T) {
 	}
 }
 
+// TestLimitsConfigRefusesHugeNumbers: numbers past the bounds of a bucket
+// (or past a Duration's range) are refused with 400 naming the field, and
+// the limited route keeps answering. A capacity near the int64 maximum
+// once made the memory store panic and then hang that key for good.
+func TestLimitsConfigRefusesHugeNumbers(t *testing.T) {
+	s, _ := newLimitServer(t)
+	for _, c := range []struct{ body, field string }{
+		{`{"target":"tenant-meta:ip:10.0.0.15","capacity":9223372036854775807,"window_seconds":60}`, "capacity"},
+		{`{"target":"tenant-meta","capacity":1073741825,"window_seconds":1}`, "capacity"},
+		{`{"target":"tenant-meta","capacity":5,"window_seconds":31536001}`, "window_seconds"},
+		{`{"target":"tenant-meta","capacity":5,"window_seconds":9223372036854775807}`, "window_seconds"},
+		{`{"target":"tenant-meta","capacity":5,"window_seconds":60,"ttl_seconds":9223372036854775807}`, "ttl_seconds"},
+		{`{"target":"tenant-meta","capacity":5,"window_seconds":60,"ttl_seconds":1e30}`, "ttl_seconds"},
+	} {
+		resp, body := send(t, s, request{method: "POST", path: "/api/dev/rate-limits/config", token: devToken, body: c.body})
+		msg, _ := body["error"].(map[string]any)["message"].(string)
+		if resp.StatusCode != 400 || errCode(body) != "invalid" || !strings.Contains(msg, c.field) {
+			t.Errorf("POST %s: %d %v, want 400 invalid naming %s", c.body, resp.StatusCode, body, c.field)
+		}
+	}
+	resp, body := send(t, s, request{path: "/api/public/tenant-meta?tenant=t", peer: "10.0.0.15:1234"})
+	if resp.StatusCode != 200 || resp.Header.Get("RateLimit-Limit") != "60" {
+		t.Errorf("tenant-meta after the refusals: %d %s %v, want 200 under the limit's own policy (60)", resp.StatusCode, resp.Header.Get("RateLimit-Limit"), body)
+	}
+}
+
 func TestLimitsConfigAPI(t *testing.T) {
 	s, clock := newLimitServer(t)
 	post := func(body string) (*http.Response, map[string]any) {

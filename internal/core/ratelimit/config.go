@@ -93,11 +93,11 @@ func (c Config) Validate() error {
 		return core.Errorf(core.CodeInvalid, "%s: invalid value %v", setting, v)
 	}
 	switch {
-	case c.RunBurst <= 0:
+	case c.RunBurst <= 0 || c.RunBurst > MaxCapacity:
 		return bad("RATE_LIMIT_RUN_BURST", c.RunBurst)
-	case c.RunPerMinute <= 0:
+	case c.RunPerMinute <= 0 || c.RunPerMinute > MaxCapacity:
 		return bad("RATE_LIMIT_RUN_PER_MINUTE", c.RunPerMinute)
-	case c.AssistantPerMinute <= 0:
+	case c.AssistantPerMinute <= 0 || c.AssistantPerMinute > MaxCapacity:
 		return bad("RATE_LIMIT_ASSISTANT_PER_MINUTE", c.AssistantPerMinute)
 	case !(c.PremiumMultiplier >= 1 && c.PremiumMultiplier <= 1000):
 		return bad("RATE_LIMIT_PREMIUM_MULTIPLIER", c.PremiumMultiplier)

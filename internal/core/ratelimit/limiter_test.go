@@ -2,6 +2,7 @@ package ratelimit_test
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,10 @@ func TestConfigValidate(t *testing.T) {
 		{"zero burst", func(c *ratelimit.Config) { c.RunBurst = 0 }, "RATE_LIMIT_RUN_BURST"},
 		{"negative rate", func(c *ratelimit.Config) { c.RunPerMinute = -1 }, "RATE_LIMIT_RUN_PER_MINUTE"},
 		{"zero assistant", func(c *ratelimit.Config) { c.AssistantPerMinute = 0 }, "RATE_LIMIT_ASSISTANT_PER_MINUTE"},
+		{"burst at the bound", func(c *ratelimit.Config) { c.RunBurst = ratelimit.MaxCapacity }, ""},
+		{"burst over the bound", func(c *ratelimit.Config) { c.RunBurst = ratelimit.MaxCapacity + 1 }, "RATE_LIMIT_RUN_BURST"},
+		{"rate over the bound", func(c *ratelimit.Config) { c.RunPerMinute = math.MaxInt }, "RATE_LIMIT_RUN_PER_MINUTE"},
+		{"assistant over the bound", func(c *ratelimit.Config) { c.AssistantPerMinute = math.MaxInt }, "RATE_LIMIT_ASSISTANT_PER_MINUTE"},
 		{"multiplier below 1", func(c *ratelimit.Config) { c.PremiumMultiplier = 0.5 }, "RATE_LIMIT_PREMIUM_MULTIPLIER"},
 		{"factor 0", func(c *ratelimit.Config) { c.PenaltyFactor = 0 }, "PENALTY_FACTOR"},
 		{"factor above 1", func(c *ratelimit.Config) { c.PenaltyFactor = 1.5 }, "PENALTY_FACTOR"},
@@ -219,6 +224,64 @@ func TestAllowOneMatchesGeneral(t *testing.T) {
 	for _, o := range []string{"allowed", "limited", "banned", "shadow"} {
 		if outcomes[o] == 0 {
 			t.Errorf("no %s decision in the script: it does not exercise both paths enough (%v)", o, outcomes)
+		}
+	}
+}
+
+// TestOverrideBounds checks that an override's capacity, window and ttl are
+// refused beyond the bounds the bucket arithmetic keeps (a capacity near the
+// int64 maximum once made the memory store divide by zero while holding a
+// key's lock), and that one stored past those checks is not applied: the
+// key stays decided by its limit's policy, without a panic.
+func TestOverrideBounds(t *testing.T) {
+	clock := storetest.NewClock()
+	store := memstore.New(clock)
+	l, err := ratelimit.New(ratelimit.DefaultConfig(), ratelimit.Deps{Store: store, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, c := range []struct {
+		o    ratelimit.Override
+		ttl  time.Duration
+		want string
+	}{
+		{ratelimit.Override{Target: "tenant-meta", Capacity: math.MaxInt64, Window: time.Minute}, 0, "capacity"},
+		{ratelimit.Override{Target: "tenant-meta", Capacity: ratelimit.MaxCapacity + 1, Window: time.Second}, 0, "capacity"},
+		{ratelimit.Override{Target: "tenant-meta", Capacity: 5, Window: ratelimit.MaxWindow + time.Second}, 0, "window"},
+		{ratelimit.Override{Target: "tenant-meta", Capacity: 5, Window: time.Minute}, ratelimit.MaxOverrideTTL + time.Second, "ttl"},
+	} {
+		if _, err := l.SetOverride(ctx, c.o, c.ttl); core.ErrorCode(err) != core.CodeInvalid || !strings.Contains(core.ErrorMessage(err), c.want) {
+			t.Errorf("SetOverride(%+v, ttl %s) = %v, want an invalid error about the %s", c.o, c.ttl, err, c.want)
+		}
+	}
+	if _, err := l.SetOverride(ctx, ratelimit.Override{Target: "tenant-meta", Capacity: ratelimit.MaxCapacity, Window: ratelimit.MaxWindow}, ratelimit.MaxOverrideTTL); err != nil {
+		t.Fatalf("SetOverride at every bound: %v", err)
+	}
+	req := ratelimit.Request{Limit: "tenant-meta", IP: "192.0.2.9"}
+	if d, err := l.Allow(ctx, req); err != nil || !d.Allowed || d.Capacity != ratelimit.MaxCapacity {
+		t.Fatalf("Allow under the bound override = %+v, %v; want allowed with capacity %d", d, err, ratelimit.MaxCapacity)
+	}
+
+	// Written straight into the store, as another build or a hand edit
+	// could: the refresh leaves it out.
+	if err := store.SetOverride(ctx, ratelimit.Override{Target: "tenant-meta", Capacity: math.MaxInt64, Window: time.Minute, Mode: ratelimit.ModeEnforce}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RefreshOverrides(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(l.Overrides()); n != 0 {
+		t.Errorf("overrides in force after the refresh: %d, want 0", n)
+	}
+	req.IP = "192.0.2.10" // a fresh bucket
+	for i := range 61 {
+		d, err := l.Allow(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := i < 60; d.Allowed != want || d.Capacity != 60 {
+			t.Fatalf("decision %d = allowed %v, capacity %d; want %v, 60 (the limit's own policy)", i+1, d.Allowed, d.Capacity, want)
 		}
 	}
 }

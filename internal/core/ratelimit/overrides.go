@@ -16,13 +16,12 @@ func (l *Limiter) SetOverride(ctx context.Context, o Override, ttl time.Duration
 	if err != nil {
 		return Override{}, err
 	}
+	if err := o.checkBucket(); err != nil {
+		return Override{}, err
+	}
 	switch {
-	case o.Capacity <= 0:
-		return Override{}, core.Errorf(core.CodeInvalid, "capacity must be positive, got %d", o.Capacity)
-	case o.Window < time.Second:
-		return Override{}, core.Errorf(core.CodeInvalid, "window must be at least 1s, got %s", o.Window)
-	case ttl < 0:
-		return Override{}, core.Errorf(core.CodeInvalid, "ttl must not be negative, got %s", ttl)
+	case ttl < 0 || ttl > MaxOverrideTTL:
+		return Override{}, core.Errorf(core.CodeInvalid, "ttl must be between 0 and %d days, got %s", MaxOverrideTTL/(24*time.Hour), ttl)
 	case o.Mode == "":
 		o.Mode = ModeEnforce
 	case o.Mode != ModeEnforce && o.Mode != ModeShadow:
@@ -40,6 +39,18 @@ func (l *Limiter) SetOverride(ctx context.Context, o Override, ttl time.Duration
 	}
 	l.replaceOverride(o.Target, &o)
 	return o, nil
+}
+
+// checkBucket refuses a capacity or window outside the bounds every bucket
+// keeps (MaxCapacity, 1s to MaxWindow).
+func (o *Override) checkBucket() error {
+	switch {
+	case o.Capacity <= 0 || o.Capacity > MaxCapacity:
+		return core.Errorf(core.CodeInvalid, "capacity must be between 1 and %d, got %d", MaxCapacity, o.Capacity)
+	case o.Window < time.Second || o.Window > MaxWindow:
+		return core.Errorf(core.CodeInvalid, "window must be between 1s and %d days, got %s", MaxWindow/(24*time.Hour), o.Window)
+	}
+	return nil
 }
 
 // DeleteOverride removes the override of target.
@@ -118,6 +129,11 @@ func (l *Limiter) RefreshOverrides(ctx context.Context) error {
 	for _, o := range list {
 		if o.Expired(now) {
 			_ = l.store.DeleteOverride(cctx, o.Target)
+			continue
+		}
+		// One written past SetOverride's checks (by hand, or by a build
+		// that allowed it) is not applied: its bucket could not be computed.
+		if o.checkBucket() != nil {
 			continue
 		}
 		kept = append(kept, o)

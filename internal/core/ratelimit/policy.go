@@ -17,6 +17,19 @@ const (
 // Scopes lists every scope, in the order the API shows them.
 var scopes = [...]Scope{ScopeIP, ScopeUser, ScopeTenant, ScopeUserTenant, ScopeGlobal}
 
+// MaxCapacity bounds a bucket's capacity and its rate per window (2^30,
+// about a billion): the memory store keeps a capacity in 32 bits, and every
+// product of a capacity and an interval in the bucket arithmetic stays far
+// inside int64 microseconds. Settings and overrides beyond it are refused.
+const MaxCapacity = 1 << 30
+
+// MaxWindow bounds a policy's window: a year.
+const MaxWindow = 365 * 24 * time.Hour
+
+// MaxOverrideTTL bounds an override's time to live: ten years (none at all
+// is "until deleted").
+const MaxOverrideTTL = 10 * MaxWindow
+
 // Policy is a token bucket: Burst tokens of capacity, refilled at Rate tokens
 // per Window.
 type Policy struct {
@@ -38,9 +51,10 @@ func (p Policy) bucket() Bucket {
 }
 
 // Premium returns p for the premium tier with multiplier m: burst and rate
-// times m, rounded down, at least 1.
+// times m, rounded down, at least 1 and at most MaxCapacity.
 func (p Policy) Premium(m float64) Policy {
-	return Policy{Burst: max(1, int(float64(p.Burst)*m)), Rate: max(1, int(float64(p.Rate)*m)), Window: p.Window}
+	scale := func(n int) int { return int(max(1, min(float64(n)*m, MaxCapacity))) }
+	return Policy{Burst: scale(p.Burst), Rate: scale(p.Rate), Window: p.Window}
 }
 
 // Limit is a named policy applied per scope. A request must pass every
