@@ -116,6 +116,27 @@ func normalizeIdentity(scope Scope, id string) (string, error) {
 	return id, nil
 }
 
+// appendUserPart appends user as the user part of a user_tenant identity,
+// "<user>:<tenant>": with its ':' and '%' escaped (%3A, %25), so that the
+// first ':' ends the user, and the pairs ("a:b", "c") and ("a", "b:c") key
+// two buckets, not one.
+func appendUserPart(dst []byte, user string) []byte {
+	if strings.IndexByte(user, ':') < 0 && strings.IndexByte(user, '%') < 0 {
+		return append(dst, user...)
+	}
+	for i := 0; i < len(user); i++ {
+		switch c := user[i]; c {
+		case ':':
+			dst = append(dst, "%3A"...)
+		case '%':
+			dst = append(dst, "%25"...)
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
 // keyPrefix is the start of the keys of a limit's scope: "<limit>:<scope>:".
 func keyPrefix(limit string, scope Scope) string { return limit + ":" + string(scope) + ":" }
 
@@ -147,7 +168,7 @@ func (r *Request) maxIdentityLen(scope Scope) int {
 	case ScopeTenant:
 		return len(r.Tenant)
 	case ScopeUserTenant:
-		return len(r.User) + 1 + len(r.Tenant)
+		return 3*len(r.User) + 1 + len(r.Tenant) // each user byte escaped at most to three
 	}
 	return len(globalIdentity)
 }
@@ -177,7 +198,7 @@ func appendKey(dst []byte, prefix string, scope Scope, req *Request) (key []byte
 	case ScopeTenant:
 		identity = req.Tenant
 	case ScopeUserTenant:
-		dst = append(append(append(dst, req.User...), ':'), req.Tenant...)
+		dst = append(append(appendUserPart(dst, req.User), ':'), req.Tenant...)
 		identity = string(dst[start:])
 	case ScopeGlobal:
 		identity = globalIdentity

@@ -285,3 +285,41 @@ func TestOverrideBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestUserTenantPairsKeyApart: the pairs (user "a:b", tenant "c") and
+// (user "a", tenant "b:c") are two identities, with a bucket each; they
+// once shared the key "secure-ping:user_tenant:a:b:c".
+func TestUserTenantPairsKeyApart(t *testing.T) {
+	clock := storetest.NewClock()
+	l, err := ratelimit.New(ratelimit.DefaultConfig(), ratelimit.Deps{Store: memstore.New(clock), Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := l.SetOverride(ctx, ratelimit.Override{Target: "secure-ping", Capacity: 1, Window: time.Minute}, 0); err != nil {
+		t.Fatal(err)
+	}
+	first := ratelimit.Request{Limit: "secure-ping", User: "a:b", Tenant: "c"}
+	second := ratelimit.Request{Limit: "secure-ping", User: "a", Tenant: "b:c"}
+	for i, c := range []struct {
+		req  ratelimit.Request
+		want bool
+		id   string
+	}{{first, true, "a%3Ab:c"}, {first, false, "a%3Ab:c"}, {second, true, "a:b:c"}, {second, false, "a:b:c"}} {
+		d, err := l.Allow(ctx, c.req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Allowed != c.want || d.Identity != c.id {
+			t.Errorf("decision %d (%+v) = allowed %v, identity %q; want %v, %q", i+1, c.req, d.Allowed, d.Identity, c.want, c.id)
+		}
+	}
+	// An override or a reset names the escaped identity.
+	if _, err := l.SetOverride(ctx, ratelimit.Override{Target: "secure-ping:user_tenant:a%3Ab:c", Capacity: 5, Window: time.Minute}, 0); err != nil {
+		t.Fatalf("override of the escaped identity: %v", err)
+	}
+	// (The denial above left a strike: capacity 5 penalized once.)
+	if d, err := l.Allow(ctx, first); err != nil || !d.Allowed || d.Capacity != ratelimit.Penalized(5, ratelimit.DefaultConfig().PenaltyFactor, 1) {
+		t.Errorf("after the key's override: %+v, %v; want allowed under capacity 5 less a strike", d, err)
+	}
+}
