@@ -147,6 +147,17 @@ func Default() Config {
 	}
 }
 
+// apiRoute reports whether path is, or lies under, a path the daemon's API
+// serves (internal/daemon/routes.go), where the metrics endpoint would
+// collide with it or hide part of it.
+func apiRoute(path string) bool {
+	switch path {
+	case "/healthz", "/readyz", "/run", "/assistant", "/api":
+		return true
+	}
+	return strings.HasPrefix(path, "/run/") || strings.HasPrefix(path, "/api/")
+}
+
 // Validate checks ranges and combinations that parsing alone cannot.
 func (c Config) Validate() error {
 	var errs []string
@@ -161,6 +172,8 @@ func (c Config) Validate() error {
 	}
 	if !strings.HasPrefix(c.PrometheusRoute, "/") || strings.ContainsAny(c.PrometheusRoute, " \t{}?#") || c.PrometheusRoute == "/" {
 		bad("PROMETHEUS_METRICS_ROUTE", "%q must start with / and be a plain path such as /metrics", c.PrometheusRoute)
+	} else if apiRoute(c.PrometheusRoute) {
+		bad("PROMETHEUS_METRICS_ROUTE", "%q is a path of the API; choose another, such as /metrics", c.PrometheusRoute)
 	}
 	positive := []struct {
 		env string

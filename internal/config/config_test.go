@@ -66,6 +66,9 @@ func TestLoadBad(t *testing.T) {
 		{"bad cidr", map[string]string{"TRUSTED_PROXIES": "10.0.0.0/99"}, nil, `TRUSTED_PROXIES: "10.0.0.0/99" has "10.0.0.0/99", which is not a CIDR`},
 		{"bad url", map[string]string{"QUEUE_URL": "http://x"}, nil, `QUEUE_URL: "http://x" is not a redis://`},
 		{"route", map[string]string{"PROMETHEUS_METRICS_ROUTE": "metrics"}, nil, `PROMETHEUS_METRICS_ROUTE: "metrics" must start with /`},
+		{"route of the API", map[string]string{"PROMETHEUS_METRICS_ROUTE": "/healthz"}, nil, `PROMETHEUS_METRICS_ROUTE: "/healthz" is a path of the API`},
+		{"route under the API", map[string]string{"PROMETHEUS_METRICS_ROUTE": "/api/dev/whoami"}, nil, `PROMETHEUS_METRICS_ROUTE: "/api/dev/whoami" is a path of the API`},
+		{"route over a job", map[string]string{"PROMETHEUS_METRICS_ROUTE": "/run/metrics"}, nil, `PROMETHEUS_METRICS_ROUTE: "/run/metrics" is a path of the API`},
 		{"log level", map[string]string{"LOG_LEVEL": "loud"}, nil, `LOG_LEVEL: "loud" must be debug`},
 		{"same tokens", map[string]string{"REFRAKT_DEVELOPER_TOKEN": "abcabcabcabcabcabc", "REFRAKT_OPERATOR_TOKEN": "abcabcabcabcabcabc"}, nil, "must differ"},
 	}

@@ -7,6 +7,9 @@ import "net/http"
 //   - /api/dev/*: developer token
 //   - /api/obs/*: operator or developer token
 //   - metrics: its own bearer token when PROMETHEUS_BEARER_TOKEN is set
+//
+// The metrics route (PROMETHEUS_METRICS_ROUTE) may be any path outside
+// these: config.apiRoute refuses the others, so keep the two in step.
 func (s *Server) routes() {
 	dev := func(h http.Handler) http.Handler { return s.requireRole(RoleDeveloper, h) }
 	obs := func(h http.Handler) http.Handler { return s.requireRole(RoleOperator, h) }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/core"
@@ -43,6 +44,8 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 		cfg.DeveloperToken = tok
 		log.Info("developer token", "path", path, "created", created)
 	}
+
+	redis.SetLogger(&redisLog{log: log, every: redisLogEvery})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -1,0 +1,44 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRedisLogOncePerInterval: go-redis's own lines reach the structured
+// log (JSON here) as warnings, one per interval, with the count of those
+// left out in between.
+func TestRedisLogOncePerInterval(t *testing.T) {
+	var buf bytes.Buffer
+	l := &redisLog{log: slog.New(slog.NewJSONHandler(&buf, nil)), every: time.Hour}
+	ctx := context.Background()
+	for range 5 {
+		l.Printf(ctx, "redis: connection pool: failed to dial after %d attempts: %s", 5, "connection refused")
+	}
+	l.mu.Lock()
+	l.next = time.Time{} // the interval has passed
+	l.mu.Unlock()
+	l.Printf(ctx, "redis: discarding bad PubSub connection")
+
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines, want 2 (one per interval):\n%s", len(lines), buf.String())
+	}
+	for i, want := range []struct {
+		detail  string
+		leftOut float64
+	}{{"failed to dial after 5 attempts: connection refused", 0}, {"discarding bad PubSub connection", 4}} {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(lines[i]), &rec); err != nil {
+			t.Fatalf("line %d is not JSON: %v: %s", i+1, err, lines[i])
+		}
+		if rec["level"] != "WARN" || rec["msg"] != "redis client" || !strings.Contains(rec["detail"].(string), want.detail) || rec["left_out"] != want.leftOut {
+			t.Errorf("line %d = %v, want a WARN \"redis client\" with %q and left_out %v", i+1, rec, want.detail, want.leftOut)
+		}
+	}
+}
