@@ -158,6 +158,17 @@ func apiRoute(path string) bool {
 	return strings.HasPrefix(path, "/run/") || strings.HasPrefix(path, "/api/")
 }
 
+// headerName reports whether h is an HTTP field name (RFC 9110's token).
+func headerName(h string) bool {
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return h != ""
+}
+
 // Validate checks ranges and combinations that parsing alone cannot.
 func (c Config) Validate() error {
 	var errs []string
@@ -174,6 +185,9 @@ func (c Config) Validate() error {
 		bad("PROMETHEUS_METRICS_ROUTE", "%q must start with / and be a plain path such as /metrics", c.PrometheusRoute)
 	} else if apiRoute(c.PrometheusRoute) {
 		bad("PROMETHEUS_METRICS_ROUTE", "%q is a path of the API; choose another, such as /metrics", c.PrometheusRoute)
+	}
+	if h := c.ClientIPHeader; h != "" && !headerName(h) {
+		bad("CLIENT_IP_HEADER", "%q is not a header name (letters, digits and !#$%%&'*+-.^_`|~)", h)
 	}
 	positive := []struct {
 		env string

@@ -32,6 +32,7 @@ func TestLoadGood(t *testing.T) {
 		{"cidrs and bare ip", map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.1"}, nil,
 			func(c Config) any { return c.TrustedProxies },
 			[]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.1/32")}},
+		{"trust no proxy", map[string]string{"TRUSTED_PROXIES": "none"}, nil, func(c Config) any { return c.TrustedProxies }, []netip.Prefix{}},
 		{"redis url", nil, map[string]string{"redis": "redis://127.0.0.1:6379/2"}, func(c Config) any { return c.RedisURL }, "redis://127.0.0.1:6379/2"},
 	}
 	for _, tt := range tests {
@@ -66,6 +67,7 @@ func TestLoadBad(t *testing.T) {
 		{"bad cidr", map[string]string{"TRUSTED_PROXIES": "10.0.0.0/99"}, nil, `TRUSTED_PROXIES: "10.0.0.0/99" has "10.0.0.0/99", which is not a CIDR`},
 		{"bad url", map[string]string{"QUEUE_URL": "http://x"}, nil, `QUEUE_URL: "http://x" is not a redis://`},
 		{"route", map[string]string{"PROMETHEUS_METRICS_ROUTE": "metrics"}, nil, `PROMETHEUS_METRICS_ROUTE: "metrics" must start with /`},
+		{"client ip header", map[string]string{"CLIENT_IP_HEADER": "bad header"}, nil, `CLIENT_IP_HEADER: "bad header" is not a header name`},
 		{"route of the API", map[string]string{"PROMETHEUS_METRICS_ROUTE": "/healthz"}, nil, `PROMETHEUS_METRICS_ROUTE: "/healthz" is a path of the API`},
 		{"route under the API", map[string]string{"PROMETHEUS_METRICS_ROUTE": "/api/dev/whoami"}, nil, `PROMETHEUS_METRICS_ROUTE: "/api/dev/whoami" is a path of the API`},
 		{"route over a job", map[string]string{"PROMETHEUS_METRICS_ROUTE": "/run/metrics"}, nil, `PROMETHEUS_METRICS_ROUTE: "/run/metrics" is a path of the API`},

@@ -28,7 +28,7 @@ func Settings() []Setting {
 		str("QUEUE_URL", "redis", "Redis URL (redis://host:port/db); empty = embedded memory backend", d.RedisURL, func(c *Config) *string { return &c.RedisURL }),
 		str("REFRAKT_PREFIX", "prefix", "prefix of every Redis key", d.Prefix, func(c *Config) *string { return &c.Prefix }),
 		str("REDIS_CLUSTER", "redis-cluster", "auto (detect cluster_enabled:1), true or false", d.RedisCluster, func(c *Config) *string { return &c.RedisCluster }),
-		{Env: "TRUSTED_PROXIES", Flag: "trusted-proxies", Usage: "comma-separated CIDRs whose identity headers are trusted", Default: "127.0.0.0/8,::1/128",
+		{Env: "TRUSTED_PROXIES", Flag: "trusted-proxies", Usage: "comma-separated CIDRs whose identity headers are trusted (none: no peer)", Default: "127.0.0.0/8,::1/128",
 			set: func(c *Config, v string) error { p, err := parsePrefixes(v); c.TrustedProxies = p; return err }},
 		integer("REFRAKT_MAX_IN_FLIGHT", "max-in-flight", "concurrent requests served at once; beyond it 503 (health checks excepted)", d.MaxInFlight, func(c *Config) *int { return &c.MaxInFlight }),
 		str("CLIENT_IP_HEADER", "client-ip-header", "header a trusted proxy sets to the client IP", d.ClientIPHeader, func(c *Config) *string { return &c.ClientIPHeader }),
@@ -167,6 +167,9 @@ func seconds(env, flag, usage string, def time.Duration, field func(*Config) *ti
 }
 
 func parsePrefixes(v string) ([]netip.Prefix, error) {
+	if strings.EqualFold(strings.TrimSpace(v), "none") {
+		return []netip.Prefix{}, nil // trust no peer's headers
+	}
 	var out []netip.Prefix
 	for _, part := range strings.Split(v, ",") {
 		part = strings.TrimSpace(part)
