@@ -18,7 +18,11 @@ import (
 type APIClient struct {
 	Base  string
 	Token string
-	HTTP  *http.Client
+	// TokenFile is the file Token was read from when neither --token nor
+	// REFRAKT_TOKEN gave one (the token file serve writes), so that a
+	// rejected token says where it came from; empty otherwise.
+	TokenFile string
+	HTTP      *http.Client
 }
 
 // NewAPIClient returns a client for the daemon at base.
@@ -94,7 +98,7 @@ func (c *APIClient) Do(ctx context.Context, method, path string, in, out any) er
 			msg = fmt.Sprintf("%s %s: %s", method, path, resp.Status)
 		}
 		if code == core.CodeUnauthorized {
-			msg += " (give a token with --token or REFRAKT_TOKEN)"
+			msg += c.tokenHint()
 		}
 		return &core.Error{Code: code, Message: msg}
 	}
@@ -104,4 +108,13 @@ func (c *APIClient) Do(ctx context.Context, method, path string, in, out any) er
 		}
 	}
 	return nil
+}
+
+// tokenHint says, after an unauthorized answer, where the token came from
+// and how to give another.
+func (c *APIClient) tokenHint() string {
+	if c.Token != "" && c.TokenFile != "" {
+		return fmt.Sprintf(" (the token was read from the token file %s and the daemon rejected it: give another with --token or REFRAKT_TOKEN)", c.TokenFile)
+	}
+	return " (give a token with --token or REFRAKT_TOKEN)"
 }

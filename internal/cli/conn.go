@@ -22,6 +22,9 @@ type ConnOptions struct {
 	Prefix  string
 	Output  string
 	NoColor bool
+
+	// tokenFile is the file Token was read from, when it was (resolve).
+	tokenFile string
 }
 
 // addConnFlags registers the connection and output flags shared by jobs,
@@ -47,6 +50,13 @@ func newGroupCmd(f *Factory, cmd *cobra.Command, subs func(client) []*cobra.Comm
 	addConnFlags(cmd, conn)
 	cmd.AddCommand(subs(client{f: f, conn: conn})...)
 	return cmd
+}
+
+// apiClient returns the client of the daemon o names, once resolved.
+func (o *ConnOptions) apiClient() *APIClient {
+	c := NewAPIClient(o.Server, o.Token)
+	c.TokenFile = o.tokenFile
+	return c
 }
 
 // resolve fills what the flags left empty from the environment and the
@@ -78,6 +88,9 @@ func (o *ConnOptions) resolve(getenv func(string) string) error {
 		if path, err := daemon.TokenPath(getenv); err == nil {
 			if b, err := os.ReadFile(path); err == nil {
 				o.Token = strings.TrimSpace(string(b))
+				if o.Token != "" {
+					o.tokenFile = path
+				}
 			}
 		}
 	}

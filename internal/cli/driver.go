@@ -143,7 +143,7 @@ func (f *Factory) driver(ctx context.Context, o *ConnOptions) (Driver, error) {
 	if o.Redis != "" {
 		return newRedisDriver(ctx, o.Redis, o.Prefix, f.Getenv)
 	}
-	return newAPIDriver(NewAPIClient(o.Server, o.Token)), nil
+	return newAPIDriver(o.apiClient()), nil
 }
 
 // client is what every jobs and limits command shares: how to reach the

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -169,6 +171,16 @@ func TestE2EJobsManualMode(t *testing.T) {
 			wantFail(t, env, ExitUsage, "not valid JSON", "jobs", "enqueue", "echo", "--payload", `{"x":`, "--queue", q)
 			wantFail(t, env, ExitUsage, "payload", "jobs", "enqueue", "sleep", "--payload", `{"ms":"long"}`, "--queue", q)
 			wantFail(t, env, ExitUsage, "queue", "jobs", "enqueue", "ping", "--queue", "no spaces")
+			// Out of the queue's bounds: refused naming the flag, by either driver.
+			wantFail(t, env, ExitUsage, "--delay must be between 0 and 8760h", "jobs", "enqueue", "ping", "--delay", "87600h", "--queue", q)
+			wantFail(t, env, ExitUsage, "--max-retries must be between 0 and 100", "jobs", "enqueue", "ping", "--max-retries", "99999999999", "--queue", q)
+			// A payload the API's 1 MiB body cannot carry is refused over
+			// Redis too: same results either way.
+			big := filepath.Join(t.TempDir(), "big.json")
+			if err := os.WriteFile(big, []byte(`"`+strings.Repeat("x", 1<<20)+`"`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			wantFail(t, env, ExitUsage, "--payload is too large", "jobs", "enqueue", "echo", "--payload", "@"+big, "--queue", q)
 			if n := strings.Count(mustCLI(t, env, "jobs", "list", "--queue", q), "\n"); n != 3 {
 				t.Errorf("queue %s holds %d jobs, want the 3 enqueued well", q, n)
 			}
@@ -236,6 +248,13 @@ func TestE2EExitCodes(t *testing.T) {
 	base := []string{"PATH=/usr/bin:/bin", "HOME=" + state, "XDG_STATE_HOME=" + state}
 	api := append(slices.Clone(base), "REFRAKT_SERVER="+d.URL, "REFRAKT_TOKEN="+d.Token)
 	direct := append(slices.Clone(base), "REFRAKT_REDIS="+r.URL())
+	badState := t.TempDir() // holds a token file with a token the daemon rejects
+	if err := os.MkdirAll(filepath.Join(badState, "refrakt"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(badState, "refrakt", "token"), []byte("not-the-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		env      []string
@@ -254,6 +273,12 @@ func TestE2EExitCodes(t *testing.T) {
 		{"unknown command", direct, []string{"jobs", "explode"}, ExitUsage, "unknown command"},
 		{"daemon down", append(slices.Clone(base), "REFRAKT_SERVER=http://"+dead, "REFRAKT_TOKEN=x"), []string{"jobs", "list"}, ExitUnreachable, "cannot reach http://" + dead},
 		{"redis down", append(slices.Clone(base), "REFRAKT_REDIS=redis://"+dead), []string{"limits", "get"}, ExitUnreachable, "cannot reach redis://" + dead},
+		// A database the server has not is a mistake in the URL, not an outage.
+		{"redis database out of range", append(slices.Clone(base), "REFRAKT_REDIS="+r.URL()+"/99"), []string{"jobs", "list"}, ExitUsage,
+			"--redis " + r.URL() + "/99: this server has no such database (ERR DB index is out of range)"},
+		// The token file the daemon rejects is named: no flag or variable gave it.
+		{"wrong token from the token file", append([]string{"PATH=/usr/bin:/bin", "HOME=" + badState, "XDG_STATE_HOME=" + badState}, "REFRAKT_SERVER="+d.URL),
+			[]string{"jobs", "list"}, ExitFailed, "the token was read from the token file " + filepath.Join(badState, "refrakt", "token") + " and the daemon rejected it"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -60,6 +60,9 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 		if strings.HasPrefix(err.Error(), "QUEUE_URL:") { // a URL go-redis cannot parse
 			return nil, usageError{fmt.Errorf("--redis %s: %v", addr, strings.TrimPrefix(err.Error(), "QUEUE_URL: "))}
 		}
+		if badDB(err) { // the server answered: the URL names no database of it
+			return nil, usageError{fmt.Errorf("--redis %s: this server has no such database (%v); pick a number below its \"databases\" setting, 0-15 by default", addr, err)}
+		}
 		return nil, unreachableError{addr: addr, err: err}
 	}
 	// A CLI process is gone before a sweep of the keyspace would end: the
@@ -74,6 +77,13 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 		return nil, err
 	}
 	return &redisDriver{addr: addr, kind: kind, rdb: rdb, jobs: svc, store: store, lim: lim}, nil
+}
+
+// badDB reports whether err is Redis refusing to SELECT the URL's database
+// number: a mistake in the URL, not a server that cannot be reached.
+func badDB(err error) bool {
+	var rerr redis.Error
+	return errors.As(err, &rerr) && strings.Contains(rerr.Error(), "DB index is out of range")
 }
 
 // quietRedisOnce silences go-redis, which logs every failed dial to stderr,

@@ -34,7 +34,8 @@ func newJobsEnqueueCmd(c client, runF func(context.Context, *JobsEnqueueOptions)
 		Use:   "enqueue TYPE",
 		Short: "Enqueue a job",
 		Long: "Enqueue a job of TYPE (built in: ping, echo, sleep, fail) with source \"cli\".\n" +
-			"An unknown type or a payload the type refuses exits 2 and stores nothing.\n" +
+			"An unknown type or a payload the type refuses exits 2 and stores nothing, as does a\n" +
+			"payload too large for the API (its request must be at most 1 MiB), over either driver.\n" +
 			"When piped, prints only the new job's id.",
 		Example: "  refrakt jobs enqueue ping\n" +
 			"  refrakt jobs enqueue sleep --payload '{\"ms\":250}' --queue slow\n" +
@@ -59,27 +60,27 @@ func newJobsEnqueueCmd(c client, runF func(context.Context, *JobsEnqueueOptions)
 	fl := cmd.Flags()
 	fl.StringVar(&opts.Payload, "payload", "", "the job's payload: JSON, @FILE, or @- for stdin")
 	fl.StringVar(&opts.Queue, "queue", "", "queue name (default \"default\")")
-	fl.IntVar(&maxRetries, "max-retries", 0, "retries after a failure before the job is dead (default 3)")
-	fl.DurationVar(&opts.Interval, "interval", 0, "run again this long after each success (whole seconds)")
-	fl.DurationVar(&opts.Delay, "delay", 0, "schedule the first run this much later")
+	fl.IntVar(&maxRetries, "max-retries", 0, "retries after a failure before the job is dead, 0-100 (default 3)")
+	fl.DurationVar(&opts.Interval, "interval", 0, "run again this long after each success (whole seconds, at most 8760h)")
+	fl.DurationVar(&opts.Delay, "delay", 0, "schedule the first run this much later (at most 8760h)")
 	return cmd
 }
 
-// request validates the flags and builds the enqueue request.
+// maxRequestBody is the largest request body the daemon's API takes (it
+// answers 413 beyond it). A payload is checked against it in the request
+// that carries it, over either driver, so that a job the API would refuse
+// is not stored over Redis either.
+const maxRequestBody = 1 << 20
+
+// request validates the flags and builds the enqueue request. Bounds are the
+// queue's own (queue.MaxRetriesLimit, MaxInterval, MaxDelay), checked here
+// to name the flags rather than the API's fields.
 func (o *JobsEnqueueOptions) request(stdin io.Reader) (queue.EnqueueRequest, error) {
 	req := queue.EnqueueRequest{Type: o.Type, Queue: o.Queue, MaxRetries: o.MaxRetries}
 	if o.Payload != "" {
-		raw := []byte(o.Payload)
-		if name, ok := strings.CutPrefix(o.Payload, "@"); ok {
-			var err error
-			if name == "-" {
-				raw, err = io.ReadAll(stdin)
-			} else {
-				raw, err = os.ReadFile(name)
-			}
-			if err != nil {
-				return req, usageError{fmt.Errorf("--payload: %v", err)}
-			}
+		raw, err := readPayload(o.Payload, stdin)
+		if err != nil {
+			return req, err
 		}
 		if !json.Valid(raw) {
 			var v any
@@ -88,18 +89,60 @@ func (o *JobsEnqueueOptions) request(stdin io.Reader) (queue.EnqueueRequest, err
 		}
 		req.Payload = json.RawMessage(strings.TrimSpace(string(raw)))
 	}
-	if o.MaxRetries != nil && *o.MaxRetries < 0 {
-		return req, usageError{fmt.Errorf("--max-retries must not be negative, got %d", *o.MaxRetries)}
+	if o.MaxRetries != nil && (*o.MaxRetries < 0 || *o.MaxRetries > queue.MaxRetriesLimit) {
+		return req, usageError{fmt.Errorf("--max-retries must be between 0 and %d, got %d", queue.MaxRetriesLimit, *o.MaxRetries)}
 	}
-	if o.Interval < 0 || o.Interval%time.Second != 0 {
-		return req, usageError{fmt.Errorf("--interval must be a whole number of seconds, at least 0, got %s", o.Interval)}
+	if maxInterval := queue.MaxInterval * time.Second; o.Interval < 0 || o.Interval%time.Second != 0 || o.Interval > maxInterval {
+		return req, usageError{fmt.Errorf("--interval must be a whole number of seconds between 0 and %s (365 days), got %s", shortWindow(maxInterval), o.Interval)}
 	}
-	if o.Delay < 0 {
-		return req, usageError{fmt.Errorf("--delay must not be negative, got %s", o.Delay)}
+	if o.Delay < 0 || o.Delay > queue.MaxDelay {
+		return req, usageError{fmt.Errorf("--delay must be between 0 and %s (365 days), got %s", shortWindow(queue.MaxDelay), o.Delay)}
 	}
 	req.IntervalSeconds = int(o.Interval / time.Second)
 	req.DelayMS = o.Delay.Milliseconds()
+	// The request as the API driver sends it: the payload must fit in it.
+	if len(req.Payload) > 0 {
+		body, err := json.Marshal(req)
+		if err != nil {
+			return req, usageError{fmt.Errorf("--payload: %v", err)}
+		}
+		if len(body) > maxRequestBody {
+			return req, payloadTooLarge(fmt.Sprintf("its request would be %d bytes", len(body)))
+		}
+	}
 	return req, nil
+}
+
+// readPayload reads --payload: the JSON itself, @FILE or @- (stdin). It
+// reads at most one byte more than a request may hold, so a huge file is
+// refused without being read whole.
+func readPayload(arg string, stdin io.Reader) ([]byte, error) {
+	name, ok := strings.CutPrefix(arg, "@")
+	if !ok {
+		return []byte(arg), nil
+	}
+	r := stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--payload: %v", err)}
+		}
+		defer f.Close()
+		r = f
+	}
+	raw, err := io.ReadAll(io.LimitReader(r, maxRequestBody+1))
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--payload: %v", err)}
+	}
+	if len(raw) > maxRequestBody {
+		return nil, payloadTooLarge(fmt.Sprintf("it is over %d bytes", maxRequestBody))
+	}
+	return raw, nil
+}
+
+// payloadTooLarge says why a payload cannot be sent, and what fits.
+func payloadTooLarge(what string) error {
+	return usageError{fmt.Errorf("--payload is too large: %s; a job's request, payload included, must be at most 1 MiB (%d bytes)", what, maxRequestBody)}
 }
 
 func jobsEnqueueRun(ctx context.Context, o *JobsEnqueueOptions) error {

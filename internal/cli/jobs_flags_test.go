@@ -3,6 +3,9 @@ package cli
 import (
 	"context"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,6 +94,15 @@ func TestJobsEnqueueRequest(t *testing.T) {
 		{"negative retries", JobsEnqueueOptions{Type: "ping", MaxRetries: intp(-1)}, "", queue.EnqueueRequest{}, ExitUsage},
 		{"fractional interval", JobsEnqueueOptions{Type: "ping", Interval: 1500 * time.Millisecond}, "", queue.EnqueueRequest{}, ExitUsage},
 		{"negative delay", JobsEnqueueOptions{Type: "ping", Delay: -time.Second}, "", queue.EnqueueRequest{}, ExitUsage},
+		{"retries over the queue's bound", JobsEnqueueOptions{Type: "ping", MaxRetries: intp(queue.MaxRetriesLimit + 1)}, "", queue.EnqueueRequest{}, ExitUsage},
+		{"retries at the bound", JobsEnqueueOptions{Type: "ping", MaxRetries: intp(queue.MaxRetriesLimit)}, "",
+			queue.EnqueueRequest{Type: "ping", MaxRetries: intp(queue.MaxRetriesLimit)}, ExitOK},
+		{"a delay over a year", JobsEnqueueOptions{Type: "ping", Delay: queue.MaxDelay + time.Millisecond}, "", queue.EnqueueRequest{}, ExitUsage},
+		{"a delay of a year", JobsEnqueueOptions{Type: "ping", Delay: queue.MaxDelay}, "",
+			queue.EnqueueRequest{Type: "ping", DelayMS: queue.MaxDelay.Milliseconds()}, ExitOK},
+		{"an interval over a year", JobsEnqueueOptions{Type: "ping", Interval: queue.MaxDelay + time.Second}, "", queue.EnqueueRequest{}, ExitUsage},
+		{"a payload over 1 MiB from stdin", JobsEnqueueOptions{Type: "echo", Payload: "@-"}, bigJSON(maxRequestBody + 10), queue.EnqueueRequest{}, ExitUsage},
+		{"a payload that fits alone but not in its request", JobsEnqueueOptions{Type: "echo", Payload: bigJSON(maxRequestBody - 10)}, "", queue.EnqueueRequest{}, ExitUsage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,6 +119,43 @@ func TestJobsEnqueueRequest(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("request (-want +got)\n%s", diff)
+			}
+		})
+	}
+}
+
+// bigJSON is a JSON string of n bytes, quotes included.
+func bigJSON(n int) string { return `"` + strings.Repeat("x", n-2) + `"` }
+
+// TestJobsEnqueueRejects: flags out of the queue's bounds are refused in the
+// CLI, naming the flag the user typed rather than the API's field.
+func TestJobsEnqueueRejects(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "big.json")
+	if err := os.WriteFile(file, []byte(bigJSON(maxRequestBody+1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"a delay of ten years", []string{"ping", "--delay", "87600h"}, "--delay must be between 0 and 8760h (365 days), got 87600h0m0s"},
+		{"a negative delay", []string{"ping", "--delay", "-1s"}, "--delay must be between 0 and 8760h (365 days), got -1s"},
+		{"too many retries", []string{"ping", "--max-retries", "99999999999"}, "--max-retries must be between 0 and 100, got 99999999999"},
+		{"negative retries", []string{"ping", "--max-retries", "-1"}, "--max-retries must be between 0 and 100, got -1"},
+		{"an interval of two years", []string{"ping", "--interval", "17520h"}, "--interval must be a whole number of seconds between 0 and 8760h (365 days), got 17520h0m0s"},
+		{"a payload file over 1 MiB", []string{"echo", "--payload", "@" + file}, "--payload is too large: it is over 1048576 bytes; a job's request, payload included, must be at most 1 MiB (1048576 bytes)"},
+		{"a payload near 1 MiB", []string{"echo", "--payload", bigJSON(maxRequestBody - 2)},
+			"--payload is too large: its request would be 1048600 bytes; a job's request, payload included, must be at most 1 MiB (1048576 bytes)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runCLI(t, map[string]string{"REFRAKT_SERVER": "http://127.0.0.1:9"}, append([]string{"jobs", "enqueue"}, tt.args...)...)
+			if code != ExitUsage {
+				t.Fatalf("exit %d, want %d; stderr %q", code, ExitUsage, stderr)
+			}
+			if diff := cmp.Diff("refrakt: "+tt.want+"\n", stderr); diff != "" {
+				t.Errorf("stderr (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -43,15 +45,22 @@ func printJobs(p *Printer, jobs []*queue.Job) error {
 	return p.Table(jobColumns, rows)
 }
 
-// printJob shows one job.
+// printJob shows one job. On a terminal an unset field is "-"; piped, it is
+// empty, like an unset time, and the interval is in seconds.
 func printJob(p *Printer, j *queue.Job) error {
 	if p.JSON {
 		return p.PrintJSON(j)
 	}
 	now := p.Now()
-	interval := "-"
+	interval, payload, result, lastErr := "", compactRaw(j.Payload), compactRaw(j.Result), j.LastError
 	if j.IntervalSeconds > 0 {
-		interval = "every " + shortWindow(time.Duration(j.IntervalSeconds)*time.Second)
+		interval = strconv.Itoa(j.IntervalSeconds)
+	}
+	if p.TTY {
+		interval, payload, result, lastErr = "-", rawOrDash(j.Payload), rawOrDash(j.Result), dash(j.LastError)
+		if j.IntervalSeconds > 0 {
+			interval = "every " + shortWindow(time.Duration(j.IntervalSeconds)*time.Second)
+		}
 	}
 	fields := [][2]string{
 		{"ID", j.ID},
@@ -61,9 +70,9 @@ func printJob(p *Printer, j *queue.Job) error {
 		{"Attempts", strconv.Itoa(j.Attempts)},
 		{"Retries", fmt.Sprintf("%d (max %d)", j.Retries, j.MaxRetries)},
 		{"Interval", interval},
-		{"Payload", rawOrDash(j.Payload)},
-		{"Result", rawOrDash(j.Result)},
-		{"Last error", dash(j.LastError)},
+		{"Payload", payload},
+		{"Result", result},
+		{"Last error", lastErr},
 		{"Source", j.Source},
 		{"Enqueued", p.timeDetail(j.EnqueuedAt, now)},
 		{"Run at", p.timeDetail(j.RunAt, now)},
@@ -133,6 +142,16 @@ func (p *Printer) timeDetail(t, now time.Time) string {
 		return p.timeCell(t, now)
 	}
 	return t.UTC().Format("2006-01-02 15:04:05 MST") + " (" + Since(t, now) + ")"
+}
+
+// compactRaw is JSON b on one line, for a "field<TAB>value" line; empty
+// when absent.
+func compactRaw(b json.RawMessage) string {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return string(b)
+	}
+	return buf.String()
 }
 
 func dash(s string) string {

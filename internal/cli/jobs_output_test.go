@@ -6,6 +6,8 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,10 +89,31 @@ func TestJobsOutputGolden(t *testing.T) {
 		{"jobs_list_empty", func(p *Printer) error { return printJobs(p, nil) }},
 		{"jobs_get_dead", func(p *Printer) error { return printJob(p, jobs[1]) }},
 		{"jobs_get_recurring", func(p *Printer) error { return printJob(p, jobs[2]) }},
+		{"jobs_get_scheduled", func(p *Printer) error { return printJob(p, jobs[0]) }},
 		{"jobs_enqueue", func(p *Printer) error { return printEnqueued(p, jobs[0]) }},
 		{"jobs_tick", func(p *Printer) error { return printTick(p, TickView{Scheduled: 2, Retried: 1, RecoveredDead: 1}) }},
 	}
 	for _, tt := range tests {
 		goldenModes(t, tt.name, tt.print)
+	}
+}
+
+// TestJobPipedOneLinePerField: piped, a job is one "field<TAB>value" line
+// a field, even when its payload was stored over several lines.
+func TestJobPipedOneLinePerField(t *testing.T) {
+	var buf bytes.Buffer
+	p := &Printer{Out: &buf, Now: func() time.Time { return goldenNow }}
+	j := &queue.Job{ID: "Jb7mQk2pXw9sLr4tYv1zAa", Payload: json.RawMessage("{\n  \"a\": [1, 2]\n}"), IntervalSeconds: 90}
+	if err := printJob(p, j); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	if len(got) != 16 {
+		t.Errorf("%d lines, want 16:\n%s", len(got), buf.String())
+	}
+	for _, want := range []string{"interval\t90", "payload\t{\"a\":[1,2]}", "result\t", "last_error\t", "started\t"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("no line %q in:\n%s", want, buf.String())
+		}
 	}
 }

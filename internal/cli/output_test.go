@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"os"
 	"testing"
 	"time"
 
@@ -46,5 +47,26 @@ func TestSince(t *testing.T) {
 				t.Errorf("(-want +got)\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestIsTerminal: only a terminal is one. /dev/null is a character device
+// but no terminal: `refrakt top </dev/null` must not take it for one.
+func TestIsTerminal(t *testing.T) {
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	for name, stream := range map[string]any{"/dev/null": null, "a pipe's read end": r, "a pipe's write end": w, "a buffer": &bytes.Buffer{}} {
+		if isTerminal(stream) {
+			t.Errorf("%s taken for a terminal", name)
+		}
 	}
 }

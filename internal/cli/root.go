@@ -68,7 +68,39 @@ func newRootCmd(f *Factory) *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newServeCmd(f, nil), newVersionCmd(f), newJobsCmd(f), newLimitsCmd(f), newTopCmd(f, nil))
+	// The completion scripts are written where the root writes when the
+	// completion command is made: set it first.
+	root.SetIn(f.IO.In)
+	root.SetOut(f.IO.Out)
+	root.SetErr(f.IO.ErrOut)
+	strictCompletion(root)
 	return root
+}
+
+// strictCompletion makes cobra's `completion` command behave as the other
+// nouns do: alone it prints its help (exit 0), and an argument that is not
+// one of its shells is a usage error (exit 2) rather than its help with
+// exit 0.
+func strictCompletion(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" {
+			continue
+		}
+		var shells []string
+		for _, sub := range c.Commands() {
+			shells = append(shells, sub.Name())
+		}
+		c.Example = "  refrakt completion bash > /etc/bash_completion.d/refrakt\n" +
+			"  source <(refrakt completion zsh)"
+		c.Args = func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageError{fmt.Errorf("completion: unsupported shell %q (want one of %s)", args[0], strings.Join(shells, ", "))}
+			}
+			return nil
+		}
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
 }
 
 // usageError marks a mistake in how a command was called (exit 2).
@@ -104,7 +136,7 @@ func exitCode(err error) int {
 		return ExitUsage
 	}
 	switch core.ErrorCode(err) {
-	case core.CodeInvalid:
+	case core.CodeInvalid, core.CodeTooLarge: // a 413 is input too big to send
 		return ExitUsage
 	case core.CodeUnavailable:
 		return ExitUnreachable

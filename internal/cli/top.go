@@ -21,6 +21,9 @@ type TopOptions struct {
 	Interval time.Duration
 	// TTY is whether IO.Out is a terminal (or the Factory forces one).
 	TTY bool
+	// InTTY is whether IO.In is a terminal (or the Factory forces one):
+	// the keys come from it.
+	InTTY bool
 }
 
 // terminalEnv are the variables the terminal program reads to pick its
@@ -39,11 +42,13 @@ func newTopCmd(f *Factory, runF func(context.Context, *TopOptions) error) *cobra
 		Long: "Show a live view of a refrakt deployment, refreshed every --interval: the daemon's\n" +
 			"health, each queue's gauges and rates with sparklines, the newest dead jobs, the\n" +
 			"busiest rate limit buckets and the overrides. It keeps running while the daemon is\n" +
-			"down and says so. Keys: tab pane, ↑/↓ or j/k move, s sort, / filter, p pause,\n" +
+			"down and says so. With --redis it reads Redis directly: no daemon, so no uptime,\n" +
+			"readiness or workers. Keys: tab pane, ↑/↓ or j/k move, s sort, / filter, p pause,\n" +
 			"r refresh, ? help, q quit; with a developer token x resets the selected bucket and\n" +
 			"R requeues the selected dead job, each after a confirmation.",
 		Example: "  refrakt top\n" +
 			"  refrakt top --interval 250ms\n" +
+			"  refrakt top --redis redis://127.0.0.1:6379/0\n" +
 			"  REFRAKT_SERVER=http://10.0.0.7:8080 REFRAKT_TOKEN=… refrakt top",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -57,6 +62,7 @@ func newTopCmd(f *Factory, runF func(context.Context, *TopOptions) error) *cobra
 				return usageError{errors.New("--output: top draws a screen; use `refrakt jobs list` or `refrakt limits get` for tables and JSON")}
 			}
 			opts.TTY = f.ForceTTY || isTerminal(f.IO.Out)
+			opts.InTTY = f.ForceTTY || isTerminal(f.IO.In)
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -64,6 +70,8 @@ func newTopCmd(f *Factory, runF func(context.Context, *TopOptions) error) *cobra
 		},
 	}
 	addConnFlags(cmd, &opts.Conn)
+	// top draws a screen: -o is refused (above) and not offered in its help.
+	_ = cmd.PersistentFlags().MarkHidden("output")
 	cmd.Flags().DurationVar(&opts.Interval, "interval", top.DefaultInterval,
 		fmt.Sprintf("time between refreshes (at least %s)", top.MinInterval))
 	return cmd
@@ -73,7 +81,10 @@ func topRun(ctx context.Context, opts *TopOptions) error {
 	if !opts.TTY {
 		return usageError{errors.New("top needs a terminal: its output is not one")}
 	}
-	var src top.Source = top.NewHTTPSource(opts.Conn.Server, NewAPIClient(opts.Conn.Server, opts.Conn.Token))
+	if !opts.InTTY {
+		return usageError{errors.New("top needs a terminal: its input is not one")}
+	}
+	var src top.Source = top.NewHTTPSource(opts.Conn.Server, opts.Conn.apiClient())
 	if opts.Conn.Redis != "" {
 		d, err := newRedisDriver(ctx, opts.Conn.Redis, opts.Conn.Prefix, opts.Getenv)
 		if err != nil {

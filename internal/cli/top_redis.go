@@ -18,16 +18,20 @@ type redisTopSource struct {
 }
 
 var (
-	_ top.Source         = (*redisTopSource)(nil)
+	_ top.DirectSource   = (*redisTopSource)(nil)
 	_ top.BucketResetter = (*redisTopSource)(nil)
 	_ top.JobRequeuer    = (*redisTopSource)(nil)
 )
 
 func (s *redisTopSource) Name() string { return s.d.addr }
 
+// Direct says there is no daemon behind this source: the header shows no
+// daemon's uptime, readiness or workers.
+func (s *redisTopSource) Direct() bool { return true }
+
 // Fetch builds a snapshot straight from Redis. There is no daemon behind
 // it: the daemon block names this CLI's build and the backend, and ready
-// says whether Redis answers.
+// says whether Redis answers (the header shows only the backend).
 func (s *redisTopSource) Fetch(ctx context.Context) (snapshot.Snapshot, error) {
 	if err := s.d.lim.RefreshOverrides(ctx); err != nil {
 		return snapshot.Snapshot{}, s.d.fail(err)

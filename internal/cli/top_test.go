@@ -100,3 +100,18 @@ func TestTopRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestTopHelpHidesOutput: top draws a screen, so its help does not offer
+// -o/--output (given anyway, it is refused: TestTopRejects), while the
+// commands that print still do.
+func TestTopHelpHidesOutput(t *testing.T) {
+	_, out, _ := runCLI(t, nil, "top", "--help")
+	if strings.Contains(out, "--output") || !strings.Contains(out, "--interval") {
+		t.Errorf("top --help:\n%s\nwant --interval and no --output", out)
+	}
+	for _, args := range [][]string{{"jobs", "list", "--help"}, {"limits", "get", "--help"}} {
+		if _, out, _ := runCLI(t, nil, args...); !strings.Contains(out, "-o, --output") {
+			t.Errorf("%s:\n%s\nwant -o, --output", strings.Join(args, " "), out)
+		}
+	}
+}

@@ -46,7 +46,11 @@ func TestRealTerminalRealDaemon(t *testing.T) {
 
 	d.Signal(syscall.SIGKILL)
 	d.Wait(10 * time.Second)
-	term.waitScreen("daemon killed", "disconnected:", "rl-test:ip:127.0.0.1")
+	screen = term.waitScreen("daemon killed", "disconnected:", "rl-test:ip:127.0.0.1")
+	// The dead daemon's readiness, uptime and workers are not shown stale.
+	if first, _, _ := strings.Cut(screen, "\n"); strings.Contains(first, "ready") || strings.Contains(first, "workers") {
+		t.Errorf("header %q while disconnected, want no readiness or workers", first)
+	}
 	if term.exited() {
 		t.Fatalf("top exited when the daemon died; screen:\n%s", term.screen())
 	}
@@ -74,6 +78,11 @@ func TestRealTerminalRedisSource(t *testing.T) {
 	screen := term.waitScreen("first data", "mail", "rl-test:ip:127.0.0.1")
 	if row := regexp.MustCompile(`mail +7 `); !row.MatchString(screen) {
 		t.Fatalf("no queue row with 7 pending; screen:\n%s", screen)
+	}
+	// No daemon behind it: the header says so, with no uptime or workers.
+	if first, _, _ := strings.Cut(screen, "\n"); !strings.Contains(first, "read directly, no daemon · redis") ||
+		strings.Contains(first, "up ") || strings.Contains(first, "workers") {
+		t.Errorf("header %q, want it to say Redis is read directly, with no uptime or workers", first)
 	}
 	r.Stop()
 	term.waitScreen("redis stopped", "disconnected:")

@@ -79,6 +79,12 @@ func (s readOnlySource) Name() string { return "redis://127.0.0.1:6379" }
 
 func (s readOnlySource) Fetch(context.Context) (snapshot.Snapshot, error) { return s.snap, nil }
 
+// directSource is a read-only Source with no daemon behind it, as
+// `refrakt top --redis` reads.
+type directSource struct{ readOnlySource }
+
+func (directSource) Direct() bool { return true }
+
 // loadSnapshot reads testdata/snapshot.json: three queues (default refused
 // by admission control), two dead jobs, four buckets (one banned), two
 // overrides, generated at 10:00:00 UTC.

@@ -2,6 +2,7 @@ package top
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -400,5 +401,26 @@ func TestActionsNeedASourceThatHasThem(t *testing.T) {
 				t.Errorf("prompt and status (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestEmptyPanesWhileFiltering: a filter that matches nothing says so in
+// every pane in the same words, not as if the pane were empty.
+func TestEmptyPanesWhileFiltering(t *testing.T) {
+	var m tea.Model = New(context.Background(), &scriptSource{}, Options{Clock: newClock()})
+	msgs := append([]tea.Msg{tea.WindowSizeMsg{Width: 100, Height: 40}, fetchedMsg{snap: loadSnapshot(t)}}, presses("/", "z", "z", "enter")...)
+	for _, msg := range msgs {
+		m, _ = m.Update(msg)
+	}
+	screen := m.(Model).Screen()
+	for _, want := range []string{`no queue matches "zz"`, `no dead job matches "zz"`, `no bucket matches "zz"`, `no override matches "zz"`} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("screen without %q:\n%s", want, screen)
+		}
+	}
+	for _, unwanted := range []string{"no overrides", "no dead jobs", "no active buckets"} {
+		if strings.Contains(screen, unwanted) {
+			t.Errorf("screen says %q while filtering:\n%s", unwanted, screen)
+		}
 	}
 }

@@ -80,6 +80,9 @@ func (m Model) deadSection() section {
 	}
 	cols = append(cols, column{"LAST ERROR", max(5, m.width-used), false})
 	s := section{cols: line("  ", cols, nil), cursor: m.cursor[paneDead], empty: "no dead jobs"}
+	if m.filter != "" {
+		s.empty = "no dead job matches " + strconv.Quote(m.filter)
+	}
 	s.n = len(js)
 	s.row = func(i int) string {
 		j := js[i]
@@ -149,6 +152,9 @@ func (m Model) overridesSection() section {
 	cols := []column{{"TARGET", max(6, min(widest(6, 200, targets...), m.width-fixed)), false},
 		{"POLICY", polW, false}, {"MODE", 7, false}, {"EXPIRES", 9, true}}
 	s := section{cols: line("  ", cols, nil), cursor: m.cursor[paneOverrides], empty: "no overrides"}
+	if m.filter != "" {
+		s.empty = "no override matches " + strconv.Quote(m.filter)
+	}
 	s.n = len(ovs)
 	s.row = func(i int) string {
 		o := ovs[i]

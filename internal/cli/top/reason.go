@@ -11,6 +11,28 @@ import (
 	"github.com/refrakt/refrakt/internal/core"
 )
 
+// problem labels a failed fetch for the header's second line. A daemon
+// that refuses the token answered: that is an authentication problem, not
+// a lost connection, and it is not called "disconnected". The CLI's hint
+// in parentheses (which flag gives a token) does not fit the header.
+func problem(err error) string {
+	switch core.ErrorCode(err) {
+	case core.CodeUnauthorized:
+		return "authentication failed: " + withoutHint(reason(err))
+	case core.CodeForbidden:
+		return "not allowed: " + withoutHint(reason(err))
+	}
+	return "disconnected: " + reason(err)
+}
+
+// withoutHint drops a trailing parenthesised hint from a message.
+func withoutHint(s string) string {
+	if i := strings.Index(s, " ("); i > 0 && strings.HasSuffix(s, ")") {
+		return s[:i]
+	}
+	return s
+}
+
 // reason says in a few words why a fetch failed, for "disconnected: …" on
 // an 80-column header: a client's full error repeats the URL the header
 // already shows and buries the cause at its end.

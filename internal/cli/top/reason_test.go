@@ -41,3 +41,24 @@ func TestReason(t *testing.T) {
 		})
 	}
 }
+
+func TestProblem(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"a lost connection", errRefused, "disconnected: connection refused"},
+		{"a rejected token", core.Errorf(core.CodeUnauthorized, "a valid bearer token is required (the token was read from the token file /s/refrakt/token and the daemon rejected it: give another with --token or REFRAKT_TOKEN)"),
+			"authentication failed: a valid bearer token is required"},
+		{"a token without the role", core.Errorf(core.CodeForbidden, "needs the developer role"), "not allowed: needs the developer role"},
+		{"a daemon not ready", core.Errorf(core.CodeUnavailable, "backend unavailable (redis)"), "disconnected: backend unavailable (redis)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, problem(tt.err)); diff != "" {
+				t.Errorf("problem (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -26,3 +26,19 @@ type BucketResetter interface {
 type JobRequeuer interface {
 	RequeueJob(ctx context.Context, id string) error
 }
+
+// DirectSource is a Source with no daemon behind it: it reads the shared
+// state straight from the backend (`refrakt top --redis`). The header then
+// says so and shows the backend, not a daemon's version, uptime, readiness
+// or workers, which would be this process's or zero.
+type DirectSource interface {
+	Source
+	// Direct reports whether the source reads the backend directly.
+	Direct() bool
+}
+
+// isDirect reports whether src reads the backend directly.
+func isDirect(src Source) bool {
+	d, ok := src.(DirectSource)
+	return ok && d.Direct()
+}

@@ -122,18 +122,7 @@ func (term *terminal) waitScreen(what string, wants ...string) string {
 // bucket's key, says disconnected when the server goes away while it keeps
 // running, and exits 0 on q.
 func TestRealTerminal(t *testing.T) {
-	snap := loadSnapshot(t)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/api/obs/snapshot" || r.Header.Get("Authorization") != "Bearer t0k" {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusUnauthorized)
-			_, _ = io.WriteString(w, `{"error":{"code":"unauthorized","message":"bad token"}}`)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(snap)
-	}))
-	defer srv.Close()
+	srv := fixtureServer(t)
 
 	bin := daemontest.Binary(t)
 	term := startTerminal(t, []string{
@@ -150,4 +139,50 @@ func TestRealTerminal(t *testing.T) {
 	}
 
 	term.quit()
+}
+
+// fixtureServer serves the snapshot fixture the way the daemon's
+// GET /api/obs/snapshot does, to the bearer token t0k only.
+func fixtureServer(t *testing.T) *httptest.Server {
+	snap := loadSnapshot(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/obs/snapshot" || r.Header.Get("Authorization") != "Bearer t0k" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"error":{"code":"unauthorized","message":"bad token"}}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(snap)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestRealTerminalWrongToken: a token the server rejects is shown as an
+// authentication problem, not as a lost connection; top keeps retrying.
+func TestRealTerminalWrongToken(t *testing.T) {
+	srv := fixtureServer(t)
+	term := startTerminal(t, []string{"REFRAKT_SERVER=" + srv.URL, "REFRAKT_TOKEN=wrong", "XDG_STATE_HOME=" + t.TempDir()},
+		daemontest.Binary(t), "top", "--interval", "200ms")
+	screen := term.waitScreen("token rejected", "authentication failed: bad token")
+	if strings.Contains(screen, "disconnected") {
+		t.Errorf("a rejected token shown as disconnected; screen:\n%s", screen)
+	}
+	term.quit()
+}
+
+// TestRealTerminalInputNotATerminal: with its output a terminal but its
+// input not one, top refuses at once, in one line, with exit code 2, as it
+// does when its output is piped.
+func TestRealTerminalInputNotATerminal(t *testing.T) {
+	srv := fixtureServer(t)
+	term := startTerminal(t, []string{"REFRAKT_SERVER=" + srv.URL, "REFRAKT_TOKEN=t0k", "XDG_STATE_HOME=" + t.TempDir()},
+		daemontest.Binary(t), "top", "</dev/null")
+	if status := term.exitStatus(); status != "2" {
+		t.Fatalf("exit status %s, want 2; screen:\n%s", status, term.screen())
+	}
+	if screen := strings.TrimSpace(term.screen()); screen != "refrakt: top needs a terminal: its input is not one" {
+		t.Errorf("screen %q, want the one line of the refusal", screen)
+	}
 }

@@ -48,8 +48,18 @@ func (m Model) header() []string {
 	t := m.theme
 	// The scheme of a plain http URL is noise on an 80-column header.
 	parts := []string{t.title.Render("refrakt top"), strings.TrimPrefix(m.src.Name(), "http://")}
-	if m.haveData {
-		d := m.snap.Daemon
+	switch d := m.snap.Daemon; {
+	case isDirect(m.src):
+		// No daemon: what is read, and from what backend once known.
+		parts = append(parts, "read directly, no daemon")
+		if m.haveData && d.Backend != "" {
+			parts = append(parts, d.Backend)
+		}
+	case m.haveData && m.err != nil:
+		// Uptime, readiness and workers are live: the last ones known
+		// would be stale while the daemon does not answer.
+		parts = append(parts, d.Version, d.Backend)
+	case m.haveData:
 		ready := t.good.Render("ready")
 		if !d.Ready {
 			ready = t.bad.Render("NOT READY")
@@ -62,7 +72,7 @@ func (m Model) header() []string {
 	var second []string
 	switch {
 	case m.err != nil:
-		second = append(second, t.bad.Render("disconnected: "+reason(m.err)))
+		second = append(second, t.bad.Render(problem(m.err)))
 		if !m.paused {
 			second = append(second, "retry in "+age(m.retryIn))
 		}
