@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -24,6 +25,13 @@ type Broker interface {
 	// It fills in Status, EnqueuedAt, RunAt and ReadyAt of each job. It is
 	// atomic per queue: the jobs of one queue are all stored or none is
 	// (a queue is the unit a Redis Cluster keeps in one slot).
+	//
+	// A failed Enqueue has stored nothing, with one exception: when the
+	// backend may have stored the jobs and its answer was lost (a remote
+	// backend timing out, its connection broken after the command was
+	// sent), the error is an *UncertainEnqueueError naming them (see
+	// MaybeStored). A call whose ctx has ended stores nothing, and a caller
+	// waits at most until its ctx ends or one backend command times out.
 	Enqueue(ctx context.Context, jobs ...NewJob) error
 	// Get returns one job.
 	Get(ctx context.Context, id string) (*Job, error)
@@ -117,6 +125,35 @@ type Outcome struct {
 	Result  json.RawMessage
 	Err     string
 	RetryIn time.Duration
+}
+
+// UncertainEnqueueError is an Enqueue that failed after its command may
+// have reached the backend: the jobs JobIDs may be stored (and then run)
+// although the caller got an error, because the answer was lost (a
+// timeout, a broken connection, the backend killed right after it ran the
+// command). A caller that retries should first read these jobs, or it may
+// run the work twice. Any other Enqueue error means nothing was stored.
+type UncertainEnqueueError struct {
+	JobIDs []string
+	Err    error
+}
+
+func (e *UncertainEnqueueError) Error() string {
+	return fmt.Sprintf("enqueue: no answer, job %s may have been stored: %v", strings.Join(e.JobIDs, ", "), e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *UncertainEnqueueError) Unwrap() error { return e.Err }
+
+// MaybeStored returns the ids of the jobs a failed enqueue may have stored
+// all the same (the *UncertainEnqueueError in err's chain), or nil when err
+// means that nothing was stored.
+func MaybeStored(err error) []string {
+	var u *UncertainEnqueueError
+	if errors.As(err, &u) {
+		return u.JobIDs
+	}
+	return nil
 }
 
 // QueueBusyError is RemoveQueue's refusal of a queue that still holds jobs

@@ -89,7 +89,7 @@ func sleepDuration(p json.RawMessage) (time.Duration, error) {
 	if len(bytes.TrimSpace(p)) == 0 || dec.Decode(&s) != nil || s.MS == nil {
 		return 0, core.Errorf(core.CodeInvalid, `sleep wants a payload {"ms":N}`)
 	}
-	if *s.MS < 0 || time.Duration(*s.MS)*time.Millisecond > MaxSleep {
+	if *s.MS < 0 || *s.MS > MaxSleep.Milliseconds() { // before converting: a huge N would wrap around
 		return 0, core.Errorf(core.CodeInvalid, "sleep ms must be between 0 and %d", MaxSleep.Milliseconds())
 	}
 	return time.Duration(*s.MS) * time.Millisecond, nil

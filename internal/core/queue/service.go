@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -187,10 +188,11 @@ func (s *Service) Prepare(req EnqueueRequest, source string) (NewJob, error) {
 	if req.IntervalSeconds < 0 || req.IntervalSeconds > MaxInterval {
 		return NewJob{}, core.Errorf(core.CodeInvalid, "interval_seconds must be between 0 and %d", MaxInterval)
 	}
-	delay := time.Duration(req.DelayMS) * time.Millisecond
-	if req.DelayMS < 0 || delay > MaxDelay {
+	// Bounds first: a huge delay_ms would wrap around as a Duration.
+	if req.DelayMS < 0 || req.DelayMS > MaxDelay.Milliseconds() {
 		return NewJob{}, core.Errorf(core.CodeInvalid, "delay_ms must be between 0 and %d", MaxDelay.Milliseconds())
 	}
+	delay := time.Duration(req.DelayMS) * time.Millisecond
 	return NewJob{Job: &Job{
 		ID: NewID(), Queue: req.Queue, Type: req.Type, Payload: payload,
 		MaxRetries: retries, IntervalSeconds: req.IntervalSeconds, Source: source,
@@ -272,6 +274,11 @@ func (s *Service) backendErr(op string, err error) error {
 		return err
 	}
 	s.obs.BackendError(op)
+	if ids := MaybeStored(err); len(ids) > 0 {
+		return core.Wrap(core.CodeUnavailable, err, fmt.Sprintf(
+			"the job queue did not answer in time; job %s may have been stored all the same: read it before enqueueing it again",
+			strings.Join(ids, ", ")))
+	}
 	return core.Wrap(core.CodeUnavailable, err, "the job queue is unavailable")
 }
 

@@ -39,6 +39,13 @@ func TestEnqueueValidation(t *testing.T) {
 		{"huge max_retries", queue.EnqueueRequest{Type: "ping", MaxRetries: intp(101)}},
 		{"negative interval", queue.EnqueueRequest{Type: "ping", IntervalSeconds: -1}},
 		{"negative delay", queue.EnqueueRequest{Type: "ping", DelayMS: -1}},
+		{"delay past a year", queue.EnqueueRequest{Type: "ping", DelayMS: queue.MaxDelay.Milliseconds() + 1}},
+		// delay_ms that overflow a time.Duration: to a negative one (was
+		// "pending") and to under a millisecond (was "scheduled" for now).
+		{"delay wrapping negative", queue.EnqueueRequest{Type: "ping", DelayMS: 9223372036855}},
+		{"delay wrapping to nothing", queue.EnqueueRequest{Type: "ping", DelayMS: 18446744073710}},
+		{"sleep wrapping negative", queue.EnqueueRequest{Type: "sleep", Payload: json.RawMessage(`{"ms":9223372036854775807}`)}},
+		{"sleep wrapping to nothing", queue.EnqueueRequest{Type: "sleep", Payload: json.RawMessage(`{"ms":18446744073710}`)}},
 		{"queue with a brace", queue.EnqueueRequest{Type: "ping", Queue: "a{b}"}},
 		{"queue too long", queue.EnqueueRequest{Type: "ping", Queue: string(make([]byte, 65))}},
 	}

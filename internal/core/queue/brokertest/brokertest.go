@@ -165,6 +165,7 @@ func Run(t *testing.T, nb NewBroker) {
 		fn   func(*testing.T, NewBroker)
 	}{
 		{"EnqueueAndGet", testEnqueueAndGet},
+		{"EnqueueCallerGone", testEnqueueCallerGone},
 		{"FetchFIFO", testFetchFIFO},
 		{"NamedQueues", testNamedQueues},
 		{"Succeed", testSucceed},
@@ -207,6 +208,25 @@ func testEnqueueAndGet(t *testing.T, nb NewBroker) {
 	wantCode(t, "Get of an unknown id", err, core.CodeNotFound)
 	err = e.b.Enqueue(e.ctx, queue.NewJob{Job: &queue.Job{ID: p.ID, Queue: "default", Type: "ping"}})
 	wantCode(t, "Enqueue of an existing id", err, core.CodeConflict)
+}
+
+// testEnqueueCallerGone: an Enqueue whose caller's context has ended
+// stores nothing and says so (its error names no job that may exist).
+func testEnqueueCallerGone(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	ctx, cancel := context.WithCancel(e.ctx)
+	cancel()
+	j := &queue.Job{ID: queue.NewID(), Queue: queue.DefaultQueue, Type: "ping", Source: queue.SourceAPI}
+	err := e.b.Enqueue(ctx, queue.NewJob{Job: j})
+	if err == nil {
+		t.Fatal("Enqueue with an ended context succeeded")
+	}
+	if ids := queue.MaybeStored(err); ids != nil {
+		t.Errorf("Enqueue with an ended context: %v says jobs %v may be stored, want none", err, ids)
+	}
+	_, err = e.b.Get(e.ctx, j.ID)
+	wantCode(t, "Get of a job enqueued with an ended context", err, core.CodeNotFound)
+	diff(t, "enqueued total after it", int64(0), e.stats(queue.DefaultQueue).Enqueued)
 }
 
 func testFetchFIFO(t *testing.T, nb NewBroker) {

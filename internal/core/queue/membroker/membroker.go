@@ -119,7 +119,10 @@ func (b *Broker) pushPending(q *qstate, e *entry) {
 }
 
 // Enqueue stores new jobs.
-func (b *Broker) Enqueue(_ context.Context, jobs ...queue.NewJob) error {
+func (b *Broker) Enqueue(ctx context.Context, jobs ...queue.NewJob) error {
+	if err := ctx.Err(); err != nil {
+		return err // as on Redis: a caller that gave up stores nothing
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, nj := range jobs {

@@ -73,6 +73,12 @@ type Broker struct {
 	enqBusy    bool       // a caller is sending
 	enqFlushes int        // pipelines with wake-ups so far, by the sender (the wake-up list is trimmed every 32nd)
 
+	// cmdTimeout is how long a caller waits at most for one command (the
+	// client's read timeout); offset is Redis's clock minus ours, for the
+	// scripts' "not after" deadlines (deadline.go).
+	cmdTimeout time.Duration
+	offset     clockOffset
+
 	mu     sync.Mutex
 	names  []string  // sorted: the names in keyCache
 	synced time.Time // when names was last read from the index
@@ -106,16 +112,23 @@ func New(rdb redis.UniversalClient, opts Options) *Broker {
 	}
 	_, single := rdb.(*redis.Client)
 	return &Broker{rdb: rdb, prefix: opts.Prefix, history: opts.HistoryLimit, clock: opts.Clock, wakeInScript: single,
-		sweepEvery: opts.SweepInterval}
+		sweepEvery: opts.SweepInterval, cmdTimeout: commandTimeout(rdb)}
 }
 
-// Load loads every script into Redis, so the first calls need no fallback.
-// Scripts are run with EVALSHA and reloaded after NOSCRIPT (a restart), so
-// calling Load is an optimisation, not a requirement.
+// Load loads every script into Redis, so the first calls need no fallback,
+// and reads Redis's clock, so the first calls have a deadline (deadline.go).
+// Scripts are run with EVALSHA and reloaded after NOSCRIPT (a restart), and
+// the clock is learnt from the scripts' replies too, so calling Load is an
+// optimisation, not a requirement.
 func (b *Broker) Load(ctx context.Context) error {
 	for _, s := range allScripts {
 		if err := s.Load(ctx, b.rdb).Err(); err != nil {
 			return fmt.Errorf("load queue scripts: %w", err)
+		}
+	}
+	if b.clock == nil {
+		if t, err := b.rdb.Time(ctx).Result(); err == nil {
+			b.offset.observe(t.UnixMilli(), time.Now().UnixMilli())
 		}
 	}
 	return nil
@@ -182,66 +195,155 @@ func ms(d time.Duration) int64 { return d.Milliseconds() }
 // trip is in flight, others queue up and the next caller sends them all in
 // one pipeline, one script per call and queue, so each call stays atomic and
 // sees only its own errors.
+//
+// Each caller waits until its ctx ends or one command timeout has passed,
+// whichever comes first, the wait behind another sender included; a caller
+// that gives up before its jobs were sent takes them back (nothing is
+// stored), one that gives up later gets an *queue.UncertainEnqueueError.
+// Every script carries its caller's deadline ("not after", deadline.go), so
+// a stalled Redis that runs it after the caller gave up stores nothing.
 func (b *Broker) Enqueue(ctx context.Context, jobs ...queue.NewJob) error {
 	if len(jobs) == 0 {
 		return nil
 	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("enqueue: %w", err)
+	}
+	start := time.Now()
+	c := &enqCall{jobs: jobs, deadline: b.deadline(ctx, start)}
 	b.enqMu.Lock()
 	if !b.enqBusy {
 		b.enqBusy = true
 		b.enqMu.Unlock()
-		c := &enqCall{jobs: jobs}
-		b.sendEnqueues(ctx, []*enqCall{c})
+		sctx, cancel := bounded(ctx, c.deadline)
+		b.sendEnqueues(sctx, []*enqCall{c}, start)
+		cancel()
 		b.handOver()
 		return c.err
 	}
-	c := &enqCall{jobs: jobs, done: make(chan struct{}), lead: make(chan struct{})}
+	c.done, c.lead = make(chan struct{}), make(chan struct{})
 	b.enqWaiting = append(b.enqWaiting, c)
 	b.enqMu.Unlock()
-	select {
-	case <-c.done:
-		return c.err
-	case <-c.lead: // the previous sender is done: flush what waits
+	timer := time.NewTimer(c.deadline.Sub(start))
+	defer timer.Stop()
+	for lead := c.lead; ; {
+		select {
+		case <-c.done:
+			return c.err
+		case <-lead: // the previous sender is done: send what waits
+			lead = nil
+			b.lead(ctx)
+		case <-ctx.Done():
+			return b.giveUp(c, ctx.Err())
+		case <-timer.C:
+			return b.giveUp(c, fmt.Errorf("no answer from Redis within %v", b.cmdTimeout))
+		}
 	}
-	b.enqMu.Lock()
-	batch := b.enqWaiting
-	b.enqWaiting = nil
-	b.enqMu.Unlock()
-	b.flushEnqueues(ctx, batch)
-	b.handOver()
-	return c.err
 }
 
 // handOver ends a sender's turn: the first waiting call (if any) becomes the
 // next sender, so no caller serves others' calls forever.
 func (b *Broker) handOver() {
 	b.enqMu.Lock()
+	b.handOverLocked()
+	b.enqMu.Unlock()
+}
+
+func (b *Broker) handOverLocked() {
 	if len(b.enqWaiting) > 0 {
 		close(b.enqWaiting[0].lead)
 	} else {
 		b.enqBusy = false
 	}
+}
+
+// lead takes every waiting call (the leader's own first) and sends them in
+// the background, so that the leader, like each of them, stops waiting at
+// its own deadline.
+func (b *Broker) lead(ctx context.Context) {
+	b.enqMu.Lock()
+	batch := b.enqWaiting
+	b.enqWaiting = nil
+	for _, c := range batch {
+		c.state = callSent
+	}
 	b.enqMu.Unlock()
+	go b.flushEnqueues(context.WithoutCancel(ctx), batch)
+}
+
+// giveUp ends the wait of a queued call whose caller stops waiting for
+// cause. A call not sent yet is withdrawn, so nothing of it is ever stored;
+// a call sent but not answered may be stored (unless its deadline stops its
+// script); a call already answered returns its answer.
+func (b *Broker) giveUp(c *enqCall, cause error) error {
+	b.enqMu.Lock()
+	switch c.state {
+	case callWaiting:
+		i := slices.Index(b.enqWaiting, c)
+		b.enqWaiting = slices.Delete(b.enqWaiting, i, i+1)
+		c.state = callGone
+		select {
+		case <-c.lead: // it was made the next sender meanwhile: pass that on
+			b.handOverLocked()
+		default:
+		}
+		b.enqMu.Unlock()
+		return fmt.Errorf("enqueue: %w (nothing stored)", cause)
+	case callSent:
+		c.state = callGone
+		b.enqMu.Unlock()
+		return &queue.UncertainEnqueueError{JobIDs: jobIDs(c.jobs), Err: fmt.Errorf("enqueue: %w", cause)}
+	}
+	b.enqMu.Unlock()
+	<-c.done // answered: done is about to close
+	return c.err
 }
 
 // enqCall is one Enqueue call waiting for its round trip.
 type enqCall struct {
-	jobs []queue.NewJob
-	err  error
-	done chan struct{} // closed when err is set (nil for a call sent by its own caller)
-	lead chan struct{} // closed when this call must flush the waiting ones
+	jobs     []queue.NewJob
+	deadline time.Time // when its caller stops waiting
+	err      error
+	done     chan struct{} // closed when err is set (nil for a call sent by its own caller)
+	lead     chan struct{} // closed when this call must flush the waiting ones
+	state    callState     // of a queued call, under enqMu
 }
 
+// callState is where a queued Enqueue call is.
+type callState uint8
+
+const (
+	callWaiting  callState = iota // in enqWaiting
+	callSent                      // taken by a sender, no answer yet
+	callAnswered                  // its answer is in (set by the sender)
+	callGone                      // its caller stopped waiting
+)
+
 // flushEnqueues sends the coalesced calls of batch and completes them. The
-// sender's context bounds the round trip but is not cancelled with it: the
-// other callers' jobs must not fail because the sender gave up.
+// round trip lasts until the last of their callers stops waiting; each
+// caller stops at its own deadline (or when its context ends).
 func (b *Broker) flushEnqueues(ctx context.Context, batch []*enqCall) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	b.sendEnqueues(ctx, batch)
+	last := batch[0].deadline
+	for _, c := range batch[1:] {
+		if c.deadline.After(last) {
+			last = c.deadline
+		}
+	}
+	ctx, cancel := context.WithDeadline(ctx, last)
+	b.sendEnqueues(ctx, batch, time.Now())
+	cancel()
 	for _, c := range batch {
 		close(c.done)
 	}
+	b.handOver()
+}
+
+func jobIDs(jobs []queue.NewJob) []string {
+	ids := make([]string, len(jobs))
+	for i, nj := range jobs {
+		ids[i] = nj.ID
+	}
+	return ids
 }
 
 // enqPart is the jobs of one call in one queue: one script call.
@@ -252,11 +354,12 @@ type enqPart struct {
 	cmd  *redis.Cmd
 }
 
-// sendEnqueues stores the jobs of calls in one round trip and sets each
-// call's err. One call in one known queue on a single server is one EVALSHA
-// (see runAll); anything else is a pipeline of one script per call and
-// queue, followed by the wake-ups (on a cluster) and the index of new queues.
-func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall) {
+// sendEnqueues stores the jobs of calls in one round trip, sent at now, and
+// sets each call's err. One call in one known queue on a single server is
+// one EVALSHA (see runAll); anything else is a pipeline of one script per
+// call and queue, followed by the wake-ups (on a cluster) and the index of
+// new queues. Queued calls whose caller gave up meanwhile are left alone.
+func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Time) {
 	var parts []*enqPart
 	var wakeQueues, newQueues, madeQueues []string
 	for _, c := range calls {
@@ -283,8 +386,12 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall) {
 		}
 	}
 	sc := make([]scriptCall, len(parts))
+	var na int64
 	for i, p := range parts {
-		sc[i] = b.enqueueCall(p.q, p.jobs)
+		if i == 0 || p.call != parts[i-1].call {
+			na = b.notAfter(now, p.call.deadline)
+		}
+		sc[i] = b.enqueueCall(p.q, p.jobs, na)
 	}
 	// A queue new to this broker is listed with its jobs on a cluster (a
 	// repair: see recheckLater). On a single server the enqueue script lists
@@ -310,18 +417,48 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall) {
 		}
 	}
 	cmds, err := b.runAll(ctx, sc, more)
+	read := time.Now()
 	for i, p := range parts {
 		p.cmd = cmds[i]
 	}
+	if calls[0].done != nil {
+		// Queued calls: those whose caller is still waiting get the answer,
+		// and their callers can no longer give up.
+		b.enqMu.Lock()
+		for _, c := range calls {
+			if c.state == callSent {
+				c.state = callAnswered
+			}
+		}
+		b.enqMu.Unlock()
+	}
 	for _, p := range parts {
-		if p.call.err != nil {
+		if p.call.state == callGone {
 			continue
 		}
 		if e := p.cmd.Err(); e != nil {
-			p.call.err = fmt.Errorf("enqueue: %w", e)
+			if mayHaveRun(e) {
+				// Redis may have run it; its answer is lost.
+				var u *queue.UncertainEnqueueError
+				if errors.As(p.call.err, &u) {
+					u.JobIDs = append(u.JobIDs, jobIDs(p.jobs)...)
+				} else {
+					p.call.err = &queue.UncertainEnqueueError{JobIDs: jobIDs(p.jobs), Err: fmt.Errorf("enqueue: %w", e)}
+				}
+			} else if p.call.err == nil {
+				p.call.err = fmt.Errorf("enqueue: %w", e)
+			}
 			continue
 		}
 		r := p.cmd.Val().([]any)
+		b.learn(r[0], read)
+		if p.call.err != nil {
+			continue
+		}
+		if len(r) > 3 { // {now, 0, 0, "late"}
+			p.call.err = fmt.Errorf("enqueue: %w", errLate)
+			continue
+		}
 		if dup, _ := r[1].(string); dup != "" {
 			p.call.err = core.Errorf(core.CodeConflict, "job %s already exists", dup)
 			continue
@@ -362,15 +499,16 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall) {
 	}
 }
 
-// enqueueCall is the enqueueScript call storing jobs in queue q.
-func (b *Broker) enqueueCall(q string, jobs []queue.NewJob) scriptCall {
+// enqueueCall is the enqueueScript call storing jobs in queue q, not after
+// notAfter (Redis ms; 0: no deadline).
+func (b *Broker) enqueueCall(q string, jobs []queue.NewJob, notAfter int64) scriptCall {
 	k := b.keys(q)
 	ks := k.enqueue[:4]
 	if b.wakeInScript {
 		ks = k.enqueue[:]
 	}
-	args := make([]any, 0, 2+7*len(jobs))
-	args = append(args, b.now(), q)
+	args := make([]any, 0, 3+7*len(jobs))
+	args = append(args, b.now(), q, notAfter)
 	for _, nj := range jobs {
 		args = append(args, nj.ID, nj.Type, []byte(nj.Payload), nj.MaxRetries, nj.IntervalSeconds, ms(nj.Delay), nj.Source)
 	}
@@ -980,10 +1118,20 @@ func (b *Broker) tick(ctx context.Context) (queue.TickResult, error) {
 	}
 	var total queue.TickResult
 	for len(names) > 0 {
-		cmds, err := b.pipelined(ctx, names, func(q string) ([]string, []any, *script) {
+		// Bounded like an enqueue, and for the same reason: a tick script
+		// that Redis runs after this call gave up would move jobs whose
+		// transitions nobody counts. With its deadline it moves nothing
+		// then, and the next tick does the work and counts it.
+		start := time.Now()
+		deadline := b.deadline(ctx, start)
+		na := b.notAfter(start, deadline)
+		rctx, cancel := bounded(ctx, deadline)
+		cmds, err := b.pipelined(rctx, names, func(q string) ([]string, []any, *script) {
 			k := b.keys(q)
-			return k.every(), []any{b.now(), b.history, tickBatch}, tickScript
+			return k.every(), []any{b.now(), b.history, tickBatch, na}, tickScript
 		})
+		cancel()
+		read := time.Now()
 		var again []string
 		var woken []queue.Ref
 		var first error
@@ -995,6 +1143,13 @@ func (b *Broker) tick(ctx context.Context) (queue.TickResult, error) {
 				continue
 			}
 			a := cmds[i].Val().([]any)
+			b.learn(a[4], read)
+			if len(a) > 5 { // {0, 0, 0, 0, now, "late"}
+				if first == nil {
+					first = fmt.Errorf("tick %s: %w", q, errLate)
+				}
+				continue
+			}
 			t := queue.TickResult{Scheduled: int(a[0].(int64)), Retried: int(a[1].(int64)), Recovered: int(a[2].(int64)), RecoveredDead: int(a[3].(int64))}
 			total = total.Add(t)
 			if t.Scheduled+t.Retried+t.Recovered > 0 {
@@ -1005,7 +1160,9 @@ func (b *Broker) tick(ctx context.Context) (queue.TickResult, error) {
 			}
 		}
 		if len(woken) > 0 {
-			b.wake(ctx, woken)
+			wctx, cancel := bounded(ctx, b.deadline(ctx, time.Now()))
+			b.wake(wctx, woken)
+			cancel()
 		}
 		if first == nil && err != nil {
 			first = fmt.Errorf("tick: %w", err)

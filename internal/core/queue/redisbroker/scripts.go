@@ -29,6 +29,10 @@ import (
 // Times are integer milliseconds since the epoch. Every script takes "now"
 // as ARGV[1]: 0 means "use Redis TIME" (production: one clock for every
 // daemon), anything else is the time to use (deterministic tests).
+//
+// The scripts that must not act after their caller gave up (enqueueScript,
+// tickScript) also take "not after": when it is positive and now is past
+// it, they write nothing and answer a "late" marker (see deadline.go).
 
 // script is a Lua script with its source kept, to re-send it in a pipeline
 // after NOSCRIPT.
@@ -126,9 +130,11 @@ end
 //	        on a cluster the broker pushes the wake-up with a separate
 //	        command in the same pipeline, and adds a made queue to the index
 //	        once the script has answered)
-//	ARGV[1] now  ARGV[2] queue name
+//	ARGV[1] now  ARGV[2] queue name  ARGV[3] not after (ms, 0: none)
 //	then 7 per job: id, type, payload, max_retries, interval_seconds, delay_ms, source
 //
+// Returns {now, 0, 0, "late"} without writing anything when now is past
+// not after (Redis ran it after its caller stopped waiting: a stall).
 // Returns {now, 0, made} after storing every job (pending when delay_ms is
 // 0, else scheduled) and, given KEYS[5] and at least one pending job,
 // pushing the queue's name on the wake-up list (trimmed to its last
@@ -140,11 +146,13 @@ end
 // the index by a broker that still thinks it is listed.
 var enqueueScript = newScript(nowMS + `
 local now = now_ms(ARGV[1])
-for i = 3, #ARGV, 7 do
+local not_after = tonumber(ARGV[3])
+if not_after > 0 and now > not_after then return {now, 0, 0, 'late'} end
+for i = 4, #ARGV, 7 do
   if redis.call('EXISTS', KEYS[4] .. ARGV[i]) == 1 then return {now, ARGV[i]} end
 end
 local n, ready = 0, 0
-for i = 3, #ARGV, 7 do
+for i = 4, #ARGV, 7 do
   local id, delay = ARGV[i], tonumber(ARGV[i+5])
   if delay > 0 then
     redis.call('HSET', KEYS[4] .. id, 'id', id, 'queue', ARGV[2], 'type', ARGV[i+1], 'payload', ARGV[i+2],
@@ -380,10 +388,15 @@ return {'ok', st, job(key)}
 //	KEYS[1] pending  KEYS[2] scheduled  KEYS[3] retry  KEYS[4] running
 //	KEYS[5] history  KEYS[6] dead  KEYS[7] stats  KEYS[8] job key prefix
 //	ARGV[1] now  ARGV[2] history cap  ARGV[3] batch: most jobs moved per kind
+//	ARGV[4] not after (ms, 0: none)
 //
-// Returns {scheduled→pending, failed→pending, running→pending, running→dead}.
+// Returns {scheduled→pending, failed→pending, running→pending, running→dead,
+// now}; {0, 0, 0, 0, now, "late"} without moving anything when now is past
+// not after (the broker no longer waits for the counts).
 var tickScript = newScript(prelude + `
 local now = now_ms(ARGV[1])
+local not_after = tonumber(ARGV[4])
+if not_after > 0 and now > not_after then return {0, 0, 0, 0, now, 'late'} end
 local batch = tonumber(ARGV[3])
 local counts = {}
 for k, set in ipairs({KEYS[2], KEYS[3]}) do
@@ -415,7 +428,7 @@ for _, id in ipairs(expired) do
 end
 if #expired > 0 then redis.call('HINCRBY', KEYS[7], 'failed', #expired) end
 if dead > 0 then trim(KEYS[5], KEYS[6], KEYS[8], tonumber(ARGV[2])) end
-return {counts[1], counts[2], recovered, dead}
+return {counts[1], counts[2], recovered, dead, now}
 `)
 
 // removeScript deletes a queue that holds no job to run, with its finished

@@ -1,0 +1,159 @@
+package redisbroker
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// A command that times out on the client is not withdrawn from Redis: a
+// stalled server (SIGSTOP, a long fork, a saturated host) keeps it in its
+// socket buffer and runs it when it resumes, after the caller was told it
+// failed. An enqueue would then store jobs whose caller got a 503 (and may
+// have sent them again), and a tick would move jobs whose transitions
+// nobody counts. So the scripts that must not act late (enqueueScript,
+// tickScript) take a "not after" argument: a time in Redis's own clock
+// past which they write nothing and answer "late".
+//
+// The broker translates its caller's deadline into Redis's clock with an
+// offset learnt from the "now" that scripts answer: a reply read at local
+// time r carrying Redis time T was computed before r, so T - r is at most
+// the true offset. The estimate is the lowest such bound of the last
+// offsetWindow or two, so an error (a slow reply, mixed cluster masters)
+// makes deadlines earlier, never later, and a clock stepped since is
+// followed within seconds. The script must run within half the time the
+// caller has left, which leaves the other half for the reply and for what
+// the estimate cannot know. Until a first reply (or Load) gave an offset,
+// and with a test clock, scripts get no deadline (0).
+
+// offsetWindow is how long a lowest offset bound is kept.
+const offsetWindow = 2 * time.Second
+
+// defaultCommandTimeout bounds a caller's wait when the client's read
+// timeout is not known or turned off (the daemon's clients read for at
+// most 3 s).
+const defaultCommandTimeout = 3 * time.Second
+
+// clockOffset estimates Redis's clock minus the local wall clock, in ms.
+type clockOffset struct {
+	est atomic.Int64 // the estimate, valid when known is set
+	has atomic.Bool
+
+	mu       sync.Mutex
+	cur      int64 // lowest bound seen since curStart
+	prev     int64 // lowest bound of the window before
+	curStart int64 // local ms
+}
+
+// observe records that Redis said redisMS in a reply read at local time
+// localMS.
+func (o *clockOffset) observe(redisMS, localMS int64) {
+	if redisMS <= 0 {
+		return
+	}
+	x := redisMS - localMS
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch age := localMS - o.curStart; {
+	case !o.has.Load() || age >= 2*offsetWindow.Milliseconds() || age < 0:
+		o.cur, o.prev, o.curStart = x, x, localMS
+	case age >= offsetWindow.Milliseconds():
+		o.prev, o.cur, o.curStart = o.cur, x, localMS
+	case x < o.cur:
+		o.cur = x
+	}
+	o.est.Store(min(o.cur, o.prev))
+	o.has.Store(true)
+}
+
+// get returns the estimate and whether there is one.
+func (o *clockOffset) get() (int64, bool) {
+	if !o.has.Load() {
+		return 0, false
+	}
+	return o.est.Load(), true
+}
+
+// commandTimeout is how long the client waits for one reply: its read
+// timeout, or defaultCommandTimeout when that is not known or turned off.
+func commandTimeout(rdb redis.UniversalClient) time.Duration {
+	var d time.Duration
+	switch c := rdb.(type) {
+	case *redis.Client:
+		d = c.Options().ReadTimeout
+	case *redis.ClusterClient:
+		d = c.Options().ReadTimeout
+	}
+	if d <= 0 {
+		return defaultCommandTimeout
+	}
+	return d
+}
+
+// deadline is when a caller starting at start stops waiting: when its ctx
+// ends, and at the latest one command timeout later.
+func (b *Broker) deadline(ctx context.Context, start time.Time) time.Time {
+	d := start.Add(b.cmdTimeout)
+	if cd, ok := ctx.Deadline(); ok && cd.Before(d) {
+		return cd
+	}
+	return d
+}
+
+// bounded returns ctx ending at deadline: so that go-redis gives up then,
+// and does not send the command again after a timeout (it retries timed out
+// commands while the context lasts).
+func bounded(ctx context.Context, deadline time.Time) (context.Context, context.CancelFunc) {
+	if cd, ok := ctx.Deadline(); ok && !cd.After(deadline) {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, deadline)
+}
+
+// notAfter is the "not after" argument of a script sent at now for a
+// caller that waits until deadline: in Redis's clock, half the caller's
+// time left from now; 0 (none) without an offset or with a test clock. A
+// deadline already past gives 1, which every script finds past.
+func (b *Broker) notAfter(now, deadline time.Time) int64 {
+	if b.clock != nil {
+		return 0
+	}
+	off, ok := b.offset.get()
+	if !ok {
+		return 0
+	}
+	left := deadline.Sub(now)
+	if left <= 0 {
+		return 1
+	}
+	return max(1, now.UnixMilli()+off+(left/2).Milliseconds())
+}
+
+// learn takes the offset from a reply's Redis "now" (ms), read at local
+// time read.
+func (b *Broker) learn(redisNow any, read time.Time) {
+	if b.clock != nil {
+		return
+	}
+	if n, ok := redisNow.(int64); ok {
+		b.offset.observe(n, read.UnixMilli())
+	}
+}
+
+// errLate is a script's refusal to act after its "not after" deadline.
+var errLate = errors.New("Redis ran the command after the caller's deadline (it was stalled); nothing was written")
+
+// mayHaveRun reports whether a command that failed with err may have run
+// in Redis all the same: anything but an error reply from Redis. A dial
+// error or a pool timeout is no proof that it did not: go-redis sends a
+// command again after a timeout or a broken connection, so the attempt
+// that failed to connect may follow one that ran (Redis killed right after
+// running it).
+func mayHaveRun(err error) bool {
+	var rerr redis.Error
+	return err != nil && !errors.As(err, &rerr)
+}

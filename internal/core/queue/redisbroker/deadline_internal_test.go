@@ -1,0 +1,81 @@
+package redisbroker
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// TestClockOffsetConservative: the offset estimate never exceeds the true
+// offset (so a deadline translated with it is early, never late), whatever
+// the replies' delays, and follows a clock stepped back within two windows.
+func TestClockOffsetConservative(t *testing.T) {
+	var o clockOffset
+	if _, ok := o.get(); ok {
+		t.Fatal("an offset before any reply")
+	}
+	const trueOff = 123_456 // Redis is ahead by about two minutes
+	local := int64(1_000_000)
+	for i := range 1000 {
+		// Redis computes its reply at local time exec (its clock: exec +
+		// trueOff); the reply is read up to 50 ms later.
+		exec := local + int64(i)*7
+		read := exec + rand.Int64N(50)
+		o.observe(exec+trueOff, read)
+		if est, ok := o.get(); !ok || est > trueOff {
+			t.Fatalf("sample %d: estimate %d (%v), above the true offset %d", i, est, ok, trueOff)
+		}
+	}
+	if est, _ := o.get(); est < trueOff-50 {
+		t.Errorf("estimate %d: more than the largest reply delay below the true offset %d", est, trueOff)
+	}
+	// Redis's clock steps back by a second: two windows later the
+	// estimate is below the new offset again.
+	const stepped = trueOff - 1000
+	local += 7000
+	end := local + 2*offsetWindow.Milliseconds() + 1
+	for ; local <= end; local += 10 {
+		o.observe(local+stepped, local+5)
+	}
+	if est, _ := o.get(); est > stepped {
+		t.Errorf("after Redis's clock stepped back: estimate %d, above the true offset %d", est, stepped)
+	}
+}
+
+// TestNotAfter: a script's deadline is half the caller's time left, in
+// Redis's clock; none before an offset is known or with a test clock; and
+// already past for a caller that has given up.
+func TestNotAfter(t *testing.T) {
+	b := New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), Options{})
+	now := time.UnixMilli(1_000_000)
+	if got := b.notAfter(now, now.Add(3*time.Second)); got != 0 {
+		t.Errorf("without an offset: %d, want 0 (no deadline)", got)
+	}
+	b.offset.observe(1_000_000+5000, 1_000_000)
+	if got, want := b.notAfter(now, now.Add(3*time.Second)), int64(1_000_000+5000+1500); got != want {
+		t.Errorf("not after: %d, want %d", got, want)
+	}
+	if got := b.notAfter(now, now.Add(-time.Millisecond)); got != 1 {
+		t.Errorf("for a caller already gone: %d, want 1", got)
+	}
+	if got, want := b.cmdTimeout, b.rdb.(*redis.Client).Options().ReadTimeout; got != want || got <= 0 {
+		t.Errorf("command timeout of a client with the default read timeout: %v, want that (%v)", got, want)
+	}
+	if got := New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ReadTimeout: -1}), Options{}).cmdTimeout; got != defaultCommandTimeout {
+		t.Errorf("command timeout of a client without a read timeout: %v, want %v", got, defaultCommandTimeout)
+	}
+	tb := New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ReadTimeout: time.Second}), Options{Clock: fixedClock{now}})
+	tb.offset.observe(1_000_000+5000, 1_000_000)
+	if got := tb.notAfter(now, now.Add(3*time.Second)); got != 0 {
+		t.Errorf("with a test clock: %d, want 0 (no deadline)", got)
+	}
+	if got := tb.cmdTimeout; got != time.Second {
+		t.Errorf("command timeout of a client with a 1s read timeout: %v", got)
+	}
+}
+
+type fixedClock struct{ t time.Time }
+
+func (c fixedClock) Now() time.Time { return c.t }
