@@ -61,7 +61,9 @@ type Broker interface {
 	// Finish records the outcomes of runs: running → succeeded, scheduled
 	// (a recurring job), failed (to retry after RetryIn) or dead. to[i] is the
 	// job's new status, or "" when outcomes[i] lost its lease and nothing was
-	// written.
+	// written. When only some queues' outcomes could not be written (on a
+	// Redis Cluster, those of a master that is down), the error is a
+	// *FinishError naming them, and to holds the statuses of the others.
 	Finish(ctx context.Context, outcomes []Outcome) (to []Status, err error)
 	// Release hands running jobs back: running → pending, at the head of the
 	// queue, not counted as an attempt. Used at shutdown.
@@ -155,6 +157,17 @@ func MaybeStored(err error) []string {
 	}
 	return nil
 }
+
+// FinishError is Finish's error when the outcomes of some queues were
+// written and others were not: Unwritten[i] is true for each outcomes[i] to
+// send again. The others are recorded, with their statuses in Finish's to.
+type FinishError struct {
+	Unwritten []bool
+	Err       error
+}
+
+func (e *FinishError) Error() string { return e.Err.Error() }
+func (e *FinishError) Unwrap() error { return e.Err }
 
 // QueueBusyError is RemoveQueue's refusal of a queue that still holds jobs
 // to run, counted by status.

@@ -30,7 +30,7 @@ type Pool struct {
 	cfg Config
 
 	jobs     chan *held
-	outcomes chan Outcome
+	outcomes chan finished
 	slots    chan struct{} // one per job the pool may hold (running + prefetched)
 
 	mu      sync.Mutex
@@ -55,6 +55,14 @@ type Pool struct {
 	bg          sync.WaitGroup
 }
 
+// finished is the outcome of a held job, waiting to be written. The job stays
+// held (its lease extended) until its outcome is written, so that a slow or
+// failing write never costs it its lease.
+type finished struct {
+	o Outcome
+	h *held
+}
+
 // held is one job the pool holds under a lease.
 type held struct {
 	lease  Lease
@@ -70,7 +78,7 @@ func NewPool(svc *Service) *Pool {
 		svc:         svc,
 		cfg:         cfg,
 		jobs:        make(chan *held, capacity),
-		outcomes:    make(chan Outcome, capacity),
+		outcomes:    make(chan finished, capacity),
 		slots:       make(chan struct{}, capacity),
 		held:        map[*held]struct{}{},
 		fetcherDone: make(chan struct{}),
@@ -298,8 +306,7 @@ func (p *Pool) work() {
 		case errors.Is(context.Cause(h.ctx), ErrLeaseLost):
 			p.drop(h) // no longer ours: write nothing
 		default:
-			p.drop(h)
-			p.outcomes <- o
+			p.outcomes <- finished{o, h} // dropped once written
 		}
 		p.slots <- struct{}{}
 		// Jobs are background work: every yieldEvery jobs, yield, so that
@@ -338,43 +345,92 @@ func (p *Pool) handBack(h *held) {
 	p.mu.Unlock()
 }
 
-// finish writes outcomes in batches until the outcome channel is closed.
+// finish writes outcomes in batches until the outcome channel is closed and
+// every outcome is written (or the backend stays down past shutdown).
+//
+// A batch spans queues, and on a Redis Cluster their masters fail on their
+// own: the outcomes that could not be written are kept and retried with
+// backoff, while new ones go on being written in batches of their own, so a
+// master down delays only the outcomes of its queues. Every outcome's job
+// stays held, its lease extended by the heartbeat, until it is written: if
+// it never is (shutdown with the backend down), the lease expires and the job
+// runs again: at-least-once.
 func (p *Pool) finish() {
 	defer close(p.finisher)
 	const maxBatch = 512
-	batch := make([]Outcome, 0, maxBatch)
-	for o := range p.outcomes {
-		batch = append(batch[:0], o)
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case o, ok := <-p.outcomes:
-				if !ok {
+	var retry []finished // outcomes whose write failed
+	backoff := time.Duration(0)
+	var retryAt <-chan time.Time
+	in := p.outcomes
+	for in != nil || len(retry) > 0 {
+		var batch []finished
+		select {
+		case f, ok := <-in:
+			if !ok {
+				in = nil
+				continue
+			}
+			batch = append(batch, f)
+		drain:
+			for len(batch) < maxBatch {
+				select {
+				case f, ok := <-in:
+					if !ok {
+						in = nil
+						break drain
+					}
+					batch = append(batch, f)
+				default:
 					break drain
 				}
-				batch = append(batch, o)
-			default:
-				break drain
 			}
+		case <-retryAt:
+			batch, retry, retryAt = retry, nil, nil
+		case <-p.bgCtx.Done():
+			return
 		}
-		p.write(batch)
+		failed := p.write(batch)
+		if len(failed) == 0 {
+			if retryAt == nil && len(retry) == 0 {
+				backoff = 0
+			}
+			continue
+		}
+		retry = append(retry, failed...)
+		if retryAt == nil {
+			backoff = nextBackoff(backoff)
+			retryAt = time.After(backoff)
+		}
 	}
 }
 
-// write records one batch, retrying with backoff while the backend fails.
-// If it never succeeds (shutdown with the backend down), the leases expire
-// and the jobs run again: at-least-once.
-func (p *Pool) write(batch []Outcome) {
-	backoff := time.Duration(0)
-	for {
-		_, err := p.svc.recordFinish(p.bgCtx, batch)
-		if err == nil || p.bgCtx.Err() != nil {
-			return
+// write tries once to record a batch, drops the jobs whose outcome was
+// written and returns the others.
+func (p *Pool) write(batch []finished) []finished {
+	outcomes := make([]Outcome, len(batch))
+	for i, f := range batch {
+		outcomes[i] = f.o
+	}
+	_, err := p.svc.recordFinish(p.bgCtx, outcomes)
+	var fe *FinishError
+	switch {
+	case err == nil:
+		for _, f := range batch {
+			p.drop(f.h)
 		}
-		backoff = nextBackoff(backoff)
-		if !sleep(p.bgCtx, backoff) {
-			return
+		return nil
+	case errors.As(err, &fe):
+		var failed []finished
+		for i, f := range batch {
+			if fe.Unwritten[i] {
+				failed = append(failed, f)
+			} else {
+				p.drop(f.h)
+			}
 		}
+		return failed
+	default:
+		return batch
 	}
 }
 

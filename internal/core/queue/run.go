@@ -57,11 +57,16 @@ func runHandler(ctx context.Context, h Handler, payload json.RawMessage) (res js
 
 // recordFinish writes outcomes and reports what happened. It returns the new
 // status of each job ("" when its lease was lost and nothing was written).
+// With a *FinishError it reports the outcomes that were written, and returns
+// their statuses with the error.
 func (s *Service) recordFinish(ctx context.Context, outcomes []Outcome) ([]Status, error) {
 	to, err := s.broker.Finish(ctx, outcomes)
 	if err != nil {
 		s.obs.BackendError("finish")
-		return nil, err
+		var fe *FinishError
+		if !errors.As(err, &fe) {
+			return nil, err
+		}
 	}
 	for i, st := range to {
 		if st == "" {
@@ -76,7 +81,7 @@ func (s *Service) recordFinish(ctx context.Context, outcomes []Outcome) ([]Statu
 		}
 		s.notify(outcomes[i].ID)
 	}
-	return to, nil
+	return to, err
 }
 
 // RunNext runs the oldest pending job of queue q (any queue when q is empty)

@@ -33,6 +33,7 @@ func TestCluster(t *testing.T) {
 		{"SweepListsLostQueues", func(t *testing.T, c *redistest.Cluster) {
 			sweepListsLostQueues(t, newClusterClient(t, c), func() { c.Flush(t) })
 		}},
+		{"PoolWithOneMasterDown", testClusterPoolWithOneMasterDown}, // last: restarts a master
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -204,4 +205,86 @@ func testClusterFetchWithOneMasterDown(t *testing.T, c *redistest.Cluster) {
 		ls, err := b.Fetch(ctx, queue.FetchRequest{N: 10, Lease: time.Minute})
 		return err == nil && len(ls) == 1 && ls[0].Job.Queue == names[1]
 	})
+}
+
+// testClusterPoolWithOneMasterDown: a pool runs jobs of queues on every
+// master when one master is killed. The outcome of the job of its queue
+// cannot be written until it is back; the outcomes of the other queues'
+// jobs are written meanwhile (the other masters keep serving), and, their
+// leases kept, those jobs run once. The killed master's job runs at most
+// once more.
+func testClusterPoolWithOneMasterDown(t *testing.T, c *redistest.Cluster) {
+	ctx := context.Background()
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Seeds(), DialTimeout: 300 * time.Millisecond,
+		ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
+	b := redisbroker.New(rdb, redisbroker.Options{})
+	if err := b.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const lease = 600 * time.Millisecond
+	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{Concurrency: 4, Lease: lease, TickInterval: 50 * time.Millisecond, ShutdownTimeout: time.Second})
+	names := queuePerMaster(t, c)
+	down, lostQ := c.Nodes()[1], names[1]
+	enqueue := func(q string, ms int) *queue.Job {
+		t.Helper()
+		j, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "sleep", Queue: q, Payload: []byte(fmt.Sprintf(`{"ms":%d}`, ms))}, queue.SourceAPI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	// The killed master's job ends first, while its master is down; the
+	// others end after it, and after longer than a lease.
+	lost := enqueue(lostQ, 200)
+	others := []*queue.Job{enqueue(names[0], 1200), enqueue(names[2], 1200), enqueue(names[0], 1200)}
+	p := queue.NewPool(svc)
+	p.Start()
+	defer p.Shutdown(ctx)
+	waitUntil(t, "every job runs", func() bool {
+		for _, j := range append([]*queue.Job{lost}, others...) {
+			if got, err := svc.Get(ctx, j.ID); err != nil || got.Status != queue.StatusRunning {
+				return false
+			}
+		}
+		return true
+	})
+	down.Stop()
+	killed := time.Now()
+	restarted := false
+	defer func() {
+		if !restarted {
+			down.Restart()
+			c.WaitOK(t)
+		}
+	}()
+	// Well within cluster-node-timeout (5 s), so the cluster stays ok. (Get
+	// reads every queue, so it fails while a master is down: read the job
+	// from its own queue's master.)
+	deadline := killed.Add(3 * time.Second)
+	for _, j := range others {
+		for {
+			f, err := rdb.HMGet(ctx, redisbroker.DefaultPrefix+"q:{"+j.Queue+"}:j:"+j.ID, "status", "attempts", "last_error").Result()
+			if err == nil && f[0] == string(queue.StatusSucceeded) {
+				if f[1] != "1" {
+					t.Errorf("job %s of %s (master up): %v attempts, last error %v, want 1", j.ID, j.Queue, f[1], f[2])
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("job %s of %s (master up) not succeeded within 3s of another master's kill: %v, %v", j.ID, j.Queue, f, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	down.Restart()
+	c.WaitOK(t)
+	restarted = true
+	waitUntil(t, "the killed master's job succeeds", func() bool {
+		got, err := svc.Get(ctx, lost.ID)
+		return err == nil && got.Status == queue.StatusSucceeded
+	})
+	if got, _ := svc.Get(ctx, lost.ID); got.Attempts > 2 {
+		t.Errorf("job of the killed master's queue: %d attempts, want at most 2", got.Attempts)
+	}
 }

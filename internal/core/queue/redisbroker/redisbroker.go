@@ -974,14 +974,34 @@ func (b *Broker) Finish(ctx context.Context, outcomes []queue.Outcome) ([]queue.
 		}
 		return []string{k.running, k.retry, k.scheduled, k.history, k.dead, k.stats, k.job}, args, finishScript
 	})
-	if err != nil {
+	if err != nil && cmds == nil {
 		return nil, fmt.Errorf("finish jobs: %w", err)
 	}
+	// Each queue's script succeeds or fails on its own (on a cluster, with
+	// its master): the outcomes written are reported even when others were
+	// not, so that one master down does not hold back the others' outcomes.
 	to := make([]queue.Status, len(outcomes))
+	var unwritten []bool
 	for qi, q := range order {
+		if e := cmds[qi].Err(); e != nil {
+			if unwritten == nil {
+				unwritten = make([]bool, len(outcomes))
+				err = e
+			}
+			for _, i := range groups[q] {
+				unwritten[i] = true
+			}
+			continue
+		}
 		for j, v := range cmds[qi].Val().([]any) {
 			to[groups[q][j]] = queue.Status(v.(string))
 		}
+	}
+	if unwritten != nil {
+		return to, &queue.FinishError{Unwritten: unwritten, Err: fmt.Errorf("finish jobs: %w", err)}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("finish jobs: %w", err)
 	}
 	return to, nil
 }
