@@ -156,7 +156,7 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 	clear(p.held)
 	p.mu.Unlock()
 	if len(refs) > 0 {
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseBudget(ctx))
 		ok, err := p.svc.broker.Release(wctx, refs)
 		cancel()
 		if err != nil {
@@ -170,6 +170,22 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 	}
 	p.bg.Wait()
 	return ctx.Err()
+}
+
+// releaseGrace is how long the hand-back at shutdown may take once ctx's
+// time is up: jobs still running at the deadline are handed back in one
+// round trip (a few milliseconds) rather than left to their leases, and a
+// backend that does not answer delays the exit by no more than this.
+const releaseGrace = 500 * time.Millisecond
+
+// releaseBudget is the time the hand-back at shutdown gets: what is left of
+// ctx's, but at least releaseGrace, and at most 5s.
+func releaseBudget(ctx context.Context) time.Duration {
+	budget := 5 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		budget = min(budget, max(time.Until(d), releaseGrace))
+	}
+	return budget
 }
 
 // fetch takes jobs whenever the pool has room, in batches, blocking on the

@@ -309,3 +309,43 @@ func TestPoolNoPrefetchOfSlowJobs(t *testing.T) {
 		diff(t, "running and pending", [2]int64{2, 3}, [2]int64{st[0].Running, st[0].Pending})
 	})
 }
+
+// TestShutdownHandBackBounded: with a backend that does not answer the
+// hand-back, Shutdown returns shortly after its context's deadline (the
+// hand-back gets at least half a second past it), not 5s later. A stalled
+// Redis once made a daemon with SHUTDOWN_TIMEOUT=2s exit after 5.1s.
+func TestShutdownHandBackBounded(t *testing.T) {
+	reg := queue.NewRegistry()
+	started, _ := blocking(reg)
+	cfg := fast
+	cfg.ShutdownTimeout = 200 * time.Millisecond
+	b := &stalledRelease{Broker: backends(t)[0].new(t, nil)}
+	s := queue.NewService(queue.Deps{Broker: b, Registry: reg}, cfg)
+	p := queue.NewPool(s)
+	p.Start()
+	mustEnqueue(t, s, queue.EnqueueRequest{Type: "block"})
+	waitFor(t, "job start", started)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	begin := time.Now()
+	_ = p.Shutdown(ctx)
+	if took := time.Since(begin); took > 3*time.Second {
+		t.Errorf("Shutdown took %s with a 200ms deadline, want it bounded by the deadline and the release grace (0.5s)", took)
+	}
+	if !b.called.Load() {
+		t.Error("the running job was not handed back at all")
+	}
+}
+
+// stalledRelease is a broker whose hand-back never answers: it waits for
+// its context, as a call to a stalled Redis does.
+type stalledRelease struct {
+	queue.Broker
+	called atomic.Bool
+}
+
+func (b *stalledRelease) Release(ctx context.Context, refs []queue.Ref) ([]bool, error) {
+	b.called.Store(true)
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
