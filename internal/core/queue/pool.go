@@ -473,7 +473,13 @@ func (p *Pool) heartbeat() {
 		if len(refs) == 0 {
 			continue
 		}
-		ok, err := p.svc.broker.Extend(p.bgCtx, refs, p.cfg.Lease)
+		// A round never outlasts the interval: on a Redis Cluster with a
+		// master down, go-redis would retry that master's part for longer
+		// than a lease, and the next round (the other masters' extensions,
+		// which their masters do write) would come too late.
+		ctx, cancel := context.WithTimeout(p.bgCtx, p.cfg.Lease/3)
+		ok, err := p.svc.broker.Extend(ctx, refs, p.cfg.Lease)
+		cancel()
 		if err != nil {
 			p.svc.obs.BackendError("extend")
 			continue
