@@ -117,11 +117,13 @@ func (s *Server) handleAssistant() http.Handler {
 		}
 		timeout := defaultAssistantTimeout
 		if req.TimeoutMS != nil {
-			timeout = time.Duration(*req.TimeoutMS) * time.Millisecond
-			if *req.TimeoutMS < 1 || timeout > maxAssistantTimeout {
+			// Bounded before it becomes a Duration, which a huge number
+			// would overflow.
+			if *req.TimeoutMS < 1 || *req.TimeoutMS > maxAssistantTimeout.Milliseconds() {
 				writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "timeout_ms must be between 1 and %d", maxAssistantTimeout.Milliseconds()))
 				return
 			}
+			timeout = time.Duration(*req.TimeoutMS) * time.Millisecond
 		}
 		j, err := s.jobs.svc.Submit(r.Context(), req.EnqueueRequest, queue.SourceAPI)
 		if err != nil {
@@ -160,6 +162,13 @@ func (s *Server) writeJobError(w http.ResponseWriter, r *http.Request, err error
 	}
 	if core.ErrorCode(err) == core.CodeUnavailable {
 		w.Header().Set("Retry-After", "1")
+		// The enqueue's answer was lost after Redis may have run it: the
+		// client is told which jobs to read before sending them again.
+		// Any other 503 of an enqueue stored nothing.
+		if ids := queue.MaybeStored(err); len(ids) > 0 {
+			writeErrorDetails(w, r, s.log, err, map[string]any{"job_id": ids[0], "job_ids": ids, "maybe_stored": true})
+			return
+		}
 	}
 	writeError(w, r, s.log, err)
 }

@@ -387,3 +387,58 @@ func TestJobsOnRedis(t *testing.T) {
 	s.Stop(context.Background())
 	t.Logf("stop with Redis down took %v", time.Since(start))
 }
+
+// TestEnqueueAnswerLostNamesTheJob: an enqueue whose answer does not come
+// (Redis stalled past the read timeout) answers 503 with Retry-After and
+// the job's id in details, since Redis may have run it; the script, run
+// late when Redis continues, stored nothing, so the id reads as not found.
+// Any other 503 of an enqueue carries no id.
+func TestEnqueueAnswerLostNamesTheJob(t *testing.T) {
+	r := redistest.Start(t)
+	client, kind, err := OpenRedis(context.Background(), r.URL()+"?read_timeout=300ms&write_timeout=300ms", "auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	cfg := testConfig()
+	s, err := NewServer(Deps{Config: cfg, Backend: &Backend{Kind: kind, Redis: client, Prefix: cfg.Prefix}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(context.Background())
+	if resp, body := do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"ping"}`); resp.StatusCode != 202 {
+		t.Fatalf("enqueue before the stall: %d %v", resp.StatusCode, body)
+	}
+
+	// (POST /run would stop at admission control, which reads the queue's
+	// depth first: the developer route goes straight to the enqueue.)
+	r.Pause()
+	resp, body := do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"ping"}`)
+	r.Resume()
+	details, _ := body["error"].(map[string]any)["details"].(map[string]any)
+	id, _ := details["job_id"].(string)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || errCode(body) != "unavailable" || id == "" || details["maybe_stored"] != true {
+		t.Fatalf("enqueue during the stall: %d (Retry-After %q) %v, want 503 unavailable naming the job that may exist", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	time.Sleep(200 * time.Millisecond) // Redis runs what it buffered
+	if resp, body := do(t, s, "GET", "/run/"+id, "", ""); resp.StatusCode != 404 {
+		t.Errorf("the job of the lost answer: %d %v, want 404 (the late script stored nothing)", resp.StatusCode, body)
+	}
+}
+
+// TestAssistantTimeoutBounds: timeout_ms is bounded before it becomes a
+// Duration, so a huge one is a 400, not an overflow that passes the check.
+func TestAssistantTimeoutBounds(t *testing.T) {
+	s := startJobsServer(t)
+	for _, b := range []string{`{"type":"ping","timeout_ms":9223372036855}`, `{"type":"ping","timeout_ms":18446744073710}`, `{"type":"ping","timeout_ms":60001}`} {
+		if resp, body := do(t, s, "POST", "/assistant", "", b); resp.StatusCode != 400 || errCode(body) != "invalid" {
+			t.Errorf("POST /assistant %s: %d %v, want 400 invalid", b, resp.StatusCode, body)
+		}
+	}
+	if resp, body := do(t, s, "POST", "/assistant", "", `{"type":"ping","timeout_ms":5000}`); resp.StatusCode != 200 {
+		t.Errorf("POST /assistant within bounds: %d %v", resp.StatusCode, body)
+	}
+}
