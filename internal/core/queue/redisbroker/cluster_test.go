@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/queue/brokertest"
 	"github.com/refrakt/refrakt/internal/core/queue/redisbroker"
@@ -33,6 +34,7 @@ func TestCluster(t *testing.T) {
 		{"SweepListsLostQueues", func(t *testing.T, c *redistest.Cluster) {
 			sweepListsLostQueues(t, newClusterClient(t, c), func() { c.Flush(t) })
 		}},
+		{"GetWithOneMasterDown", testClusterGetWithOneMasterDown},
 		{"PoolWithOneMasterDown", testClusterPoolWithOneMasterDown}, // last: restarts a master
 	}
 	for _, tt := range tests {
@@ -205,6 +207,48 @@ func testClusterFetchWithOneMasterDown(t *testing.T, c *redistest.Cluster) {
 		ls, err := b.Fetch(ctx, queue.FetchRequest{N: 10, Lease: time.Minute})
 		return err == nil && len(ls) == 1 && ls[0].Job.Queue == names[1]
 	})
+}
+
+// testClusterGetWithOneMasterDown: with one master unreachable, a job of a
+// queue on another master is still found (GET /run/{id} answers), and one
+// of the unreachable master's queues is an error, not "not found".
+func testClusterGetWithOneMasterDown(t *testing.T, c *redistest.Cluster) {
+	ctx := context.Background()
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Seeds(), ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond, MaxRetries: -1, MaxRedirects: -1})
+	t.Cleanup(func() { rdb.Close() })
+	b := redisbroker.New(rdb, redisbroker.Options{})
+	if err := b.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+	names := queuePerMaster(t, c)
+	var jobs []*queue.Job
+	for _, q := range names {
+		j, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobs = append(jobs, j)
+	}
+	if _, err := b.Get(ctx, jobs[0].ID); err != nil { // the queue names are read now, not while a master is down
+		t.Fatal(err)
+	}
+	down := c.Nodes()[1]
+	down.Pause()
+	defer func() {
+		down.Resume()
+		c.WaitOK(t) // for the tests after this one
+	}()
+	start := time.Now()
+	for _, i := range []int{0, 2} {
+		if got, err := b.Get(ctx, jobs[i].ID); err != nil || got.ID != jobs[i].ID {
+			t.Errorf("Get of a job of %s (master up) with %s's master down: %v, %v", names[i], names[1], got, err)
+		}
+	}
+	if got, err := b.Get(ctx, jobs[1].ID); err == nil || core.ErrorCode(err) == core.CodeNotFound {
+		t.Errorf("Get of a job of the paused master's queue: %v, %v; want an error that is not \"not found\"", got, err)
+	}
+	t.Logf("three Gets with a master paused: %s", time.Since(start)) // the pause stays short of cluster-node-timeout (5s)
 }
 
 // testClusterPoolWithOneMasterDown: a pool runs jobs of queues on every

@@ -625,20 +625,22 @@ func (b *Broker) Get(ctx context.Context, id string) (*queue.Job, error) {
 			return nil, err
 		}
 		jobs, err := b.getMany(ctx, names, []string{id})
-		if err != nil {
-			return nil, err
-		}
 		for _, j := range jobs {
 			if j != nil {
-				return j, nil
+				return j, nil // found, even if another queue's read failed
 			}
+		}
+		if err != nil {
+			return nil, err // not found where it could be read: unknown
 		}
 	}
 	return nil, core.Errorf(core.CodeNotFound, "job %s not found", id)
 }
 
 // getMany reads the jobs ids from each of the queues (every combination) in
-// one pipeline; missing ones are nil.
+// one pipeline; missing ones are nil. When some reads fail (on a Redis
+// Cluster, those of a master that is down), the others are still returned,
+// with the error: a job on a master that answers is found.
 func (b *Broker) getMany(ctx context.Context, queues []string, ids []string) ([]*queue.Job, error) {
 	if len(queues) == 0 || len(ids) == 0 {
 		return nil, nil
@@ -651,14 +653,17 @@ func (b *Broker) getMany(ctx context.Context, queues []string, ids []string) ([]
 			cmds = append(cmds, pipe.HMGet(ctx, k.job+id, fields...))
 		}
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return nil, fmt.Errorf("get jobs: %w", err)
+	_, err := pipe.Exec(ctx)
+	if err != nil {
+		err = fmt.Errorf("get jobs: %w", err)
 	}
 	out := make([]*queue.Job, len(cmds))
 	for i, c := range cmds {
-		out[i] = parseJob(c.Val())
+		if c.Err() == nil {
+			out[i] = parseJob(c.Val())
+		}
 	}
-	return out, nil
+	return out, err
 }
 
 // Fetch starts up to req.N pending jobs. With none pending and a positive
