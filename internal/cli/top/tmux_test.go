@@ -177,12 +177,28 @@ func TestRealTerminalWrongToken(t *testing.T) {
 // does when its output is piped.
 func TestRealTerminalInputNotATerminal(t *testing.T) {
 	srv := fixtureServer(t)
+	// The shell stays 3s after top exits, keeping its status: tmux 3.3a
+	// blanks a pane when it dies (remain-on-exit), so the screen is read
+	// while the shell sleeps.
 	term := startTerminal(t, []string{"REFRAKT_SERVER=" + srv.URL, "REFRAKT_TOKEN=t0k", "XDG_STATE_HOME=" + t.TempDir()},
-		daemontest.Binary(t), "top", "</dev/null")
+		daemontest.Binary(t), "top", "</dev/null;", "r=$?;", "sleep", "3;", "(exit", "$r)")
+	const refusal = "refrakt: top needs a terminal: its input is not one"
+	var screen string
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if screen = term.screen(); strings.Contains(screen, refusal) {
+			break
+		}
+	}
+	var lines []string
+	for _, l := range strings.Split(screen, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 || lines[0] != refusal {
+		t.Errorf("screen %q, want the one line of the refusal", screen)
+	}
 	if status := term.exitStatus(); status != "2" {
 		t.Fatalf("exit status %s, want 2; screen:\n%s", status, term.screen())
-	}
-	if screen := strings.TrimSpace(term.screen()); screen != "refrakt: top needs a terminal: its input is not one" {
-		t.Errorf("screen %q, want the one line of the refusal", screen)
 	}
 }
