@@ -109,6 +109,9 @@ func (s *Service) RunNext(ctx context.Context, q string) (*Job, error) {
 // RunID runs job id now, in the caller's goroutine, whatever its run_at: a
 // pending, scheduled or failed job; any other is a conflict.
 func (s *Service) RunID(ctx context.Context, id string) (*Job, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
 	from, err := s.broker.Get(ctx, id)
 	if err != nil {
 		return nil, s.backendErr("get", err)

@@ -284,6 +284,9 @@ func (s *Service) backendErr(op string, err error) error {
 
 // Get returns one job.
 func (s *Service) Get(ctx context.Context, id string) (*Job, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
 	j, err := s.broker.Get(ctx, id)
 	return j, s.backendErr("get", err)
 }
@@ -313,9 +316,25 @@ func (s *Service) Stats(ctx context.Context) ([]Stats, error) {
 	return out, s.backendErr("stats", err)
 }
 
+// maxIDLen bounds the id a lookup takes: refrakt's ids are 22 bytes, and a
+// longer string is no job's (nor echoed whole in the answer).
+const maxIDLen = 128
+
+// checkID answers core.CodeNotFound, without a round trip and without
+// repeating it, for an id no job can have.
+func checkID(id string) error {
+	if id == "" || len(id) > maxIDLen {
+		return core.Errorf(core.CodeNotFound, "job not found (an id is 1 to %d bytes, got %d)", maxIDLen, len(id))
+	}
+	return nil
+}
+
 // Cancel cancels a job that has not finished. A running job's worker learns
 // it at its next heartbeat: its context is cancelled and its result dropped.
 func (s *Service) Cancel(ctx context.Context, id string) (*Job, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
 	j, from, err := s.broker.Cancel(ctx, id)
 	if err != nil {
 		return nil, s.backendErr("cancel", err)
@@ -327,6 +346,9 @@ func (s *Service) Cancel(ctx context.Context, id string) (*Job, error) {
 
 // Requeue puts a dead or cancelled job back in line with fresh retries.
 func (s *Service) Requeue(ctx context.Context, id string) (*Job, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
 	j, from, err := s.broker.Requeue(ctx, id)
 	if err != nil {
 		return nil, s.backendErr("requeue", err)

@@ -632,3 +632,24 @@ func (b *statsFailBroker) Stats(ctx context.Context, q string) (queue.Stats, err
 	}
 	return b.Broker.Stats(ctx, q)
 }
+
+// TestLongIDNotFound: an id longer than any job's is not found, on every
+// path that takes an id, and the answer does not repeat it.
+func TestLongIDNotFound(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil)}, queue.Config{})
+		ctx := context.Background()
+		long := strings.Repeat("x", 5000)
+		for name, call := range map[string]func() error{
+			"Get":     func() error { _, err := s.Get(ctx, long); return err },
+			"Cancel":  func() error { _, err := s.Cancel(ctx, long); return err },
+			"Requeue": func() error { _, err := s.Requeue(ctx, long); return err },
+			"RunID":   func() error { _, err := s.RunID(ctx, long); return err },
+		} {
+			err := call()
+			if core.ErrorCode(err) != core.CodeNotFound || len(core.ErrorMessage(err)) > 200 {
+				t.Errorf("%s of a 5000-byte id: %v, want not found, in a short message", name, err)
+			}
+		}
+	})
+}
