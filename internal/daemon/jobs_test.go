@@ -442,3 +442,34 @@ func TestAssistantTimeoutBounds(t *testing.T) {
 		t.Errorf("POST /assistant within bounds: %d %v", resp.StatusCode, body)
 	}
 }
+
+// TestActionRoutesTakeNoBody: run-next, tick and the job actions take their
+// parameters in the path or the query; a body they would ignore is refused
+// (run-next with {"queue":"lc"} once ran a job of the default queue), while
+// none, blanks or {} pass. A bad queue name is a 400, not "not found".
+func TestActionRoutesTakeNoBody(t *testing.T) {
+	s := newTestServer(t)
+	resp, body := do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"ping","queue":"other"}`)
+	if resp.StatusCode != 202 {
+		t.Fatalf("enqueue: %d %v", resp.StatusCode, body)
+	}
+	j := str(body, "id")
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/api/dev/jobs/run-next", `{"queue":"lc"}`},
+		{"POST", "/api/dev/jobs/tick", `{"bogus":1}`},
+		{"POST", "/api/dev/jobs/" + j + "/run", `{"id":"x"}`},
+		{"POST", "/api/dev/jobs/" + j + "/cancel", `[]`},
+		{"DELETE", "/api/dev/queues?queue=other", `{"queue":"other"}`},
+		{"POST", "/api/dev/jobs/run-next?queue=../x", ``},
+	} {
+		if resp, body := do(t, s, c.method, c.path, devToken, c.body); resp.StatusCode != 400 || errCode(body) != "invalid" {
+			t.Errorf("%s %s %s: %d %v, want 400 invalid", c.method, c.path, c.body, resp.StatusCode, body)
+		}
+	}
+	if resp, body := do(t, s, "POST", "/api/dev/jobs/tick", devToken, ` {} `); resp.StatusCode != 200 {
+		t.Errorf("tick with {}: %d %v", resp.StatusCode, body)
+	}
+	if resp, body := do(t, s, "POST", "/api/dev/jobs/run-next?queue=other", devToken, ""); resp.StatusCode != 200 || str(body, "id") != j {
+		t.Errorf("run-next?queue=other: %d %v, want the job %s run", resp.StatusCode, body, j)
+	}
+}

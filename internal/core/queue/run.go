@@ -88,6 +88,9 @@ func (s *Service) recordFinish(ctx context.Context, outcomes []Outcome) ([]Statu
 // in the caller's goroutine and returns it finished: manual mode's run-next.
 // With no pending job it answers core.CodeNotFound.
 func (s *Service) RunNext(ctx context.Context, q string) (*Job, error) {
+	if q != "" && !validQueue(q) {
+		return nil, core.Errorf(core.CodeInvalid, "bad queue name %q", q)
+	}
 	var queues []string
 	if q != "" {
 		queues = []string{q}
