@@ -62,8 +62,10 @@ type Broker interface {
 	// (a recurring job), failed (to retry after RetryIn) or dead. to[i] is the
 	// job's new status, or "" when outcomes[i] lost its lease and nothing was
 	// written. When only some queues' outcomes could not be written (on a
-	// Redis Cluster, those of a master that is down), the error is a
-	// *FinishError naming them, and to holds the statuses of the others.
+	// Redis Cluster, those of a master that is down; on any Redis, those a
+	// stalled server ran after the caller's deadline, which write nothing),
+	// the error is a *FinishError naming them, and to holds the statuses of
+	// the others.
 	Finish(ctx context.Context, outcomes []Outcome) (to []Status, err error)
 	// Release hands running jobs back: running → pending, at the head of the
 	// queue, not counted as an attempt. Used at shutdown.

@@ -15,9 +15,13 @@ import (
 // socket buffer and runs it when it resumes, after the caller was told it
 // failed. An enqueue would then store jobs whose caller got a 503 (and may
 // have sent them again), and a tick would move jobs whose transitions
-// nobody counts. So the scripts that must not act late (enqueueScript,
-// tickScript) take a "not after" argument: a time in Redis's own clock
-// past which they write nothing and answer "late".
+// nobody counts; a fetch or claim would lease jobs to a caller that has
+// gone (they come back when the lease expires, an attempt lost), and a
+// finish would write outcomes its caller then sends again, finding the
+// leases gone, so that their transitions are never counted. So the scripts
+// that must not act late (enqueueScript, dequeueScript, claimScript,
+// finishScript, tickScript) take a "not after" argument: a time in Redis's
+// own clock past which they write nothing and answer "late".
 //
 // The broker translates its caller's deadline into Redis's clock with an
 // offset learnt from the "now" that scripts answer: a reply read at local

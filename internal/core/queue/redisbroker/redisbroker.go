@@ -696,6 +696,13 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 // others round-robin. Beyond scanDirect other queues, one pipelined LLEN of
 // their pending lists picks those with jobs ready, so a fetch costs a few
 // round trips however many queues sit idle, not one per queue.
+//
+// Each dequeue script is bounded like a tick: the caller waits for it until
+// its ctx ends or one command timeout passes, and the script carries a
+// "not after" deadline (deadline.go), so that a stalled Redis that runs it
+// after the fetcher gave up starts nothing (its jobs would stay leased to
+// nobody until their leases expire, an attempt lost and their start never
+// counted). The fetcher gets an error and fetches again.
 func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) ([]queue.Lease, error) {
 	names := req.Queues
 	if len(names) == 0 {
@@ -707,11 +714,20 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 	var leases []queue.Lease
 	dequeue := func(q string) error {
 		k := b.keys(q)
-		r, err := b.run(ctx, dequeueScript, []string{k.pending, k.running, k.stats, k.job}, b.now(), req.N-len(leases), ms(req.Lease))
+		start := time.Now()
+		deadline := b.deadline(ctx, start)
+		rctx, cancel := bounded(ctx, deadline)
+		r, err := b.run(rctx, dequeueScript, []string{k.pending, k.running, k.stats, k.job},
+			b.now(), req.N-len(leases), ms(req.Lease), b.notAfter(start, deadline))
+		cancel()
 		if err != nil {
 			return fmt.Errorf("fetch from %s: %w", q, err)
 		}
 		a := r.([]any)
+		b.learn(a[0], time.Now())
+		if len(a) == 2 && a[1] == "late" { // {now, "late"}
+			return fmt.Errorf("fetch from %s: %w", q, errLate)
+		}
 		now := msTime(a[0])
 		for _, f := range a[1:] {
 			j, tok := parseStarted(f.([]any), q, now, req.Lease)
@@ -815,15 +831,26 @@ func (b *Broker) Claim(ctx context.Context, id string, lease time.Duration) (que
 	if err != nil {
 		return queue.Lease{}, err
 	}
+	// Bounded like a fetch (see take): a claim run late starts nothing.
 	k := b.keys(q)
-	r, err := b.run(ctx, claimScript, []string{k.pending, k.scheduled, k.retry, k.running, k.stats, k.job}, b.now(), id, ms(lease))
+	start := time.Now()
+	deadline := b.deadline(ctx, start)
+	rctx, cancel := bounded(ctx, deadline)
+	r, err := b.run(rctx, claimScript, []string{k.pending, k.scheduled, k.retry, k.running, k.stats, k.job},
+		b.now(), id, ms(lease), b.notAfter(start, deadline))
+	cancel()
 	if err != nil {
 		return queue.Lease{}, fmt.Errorf("claim %s: %w", id, err)
+	}
+	if a, _ := r.([]any); len(a) == 2 && a[0] == "late" { // {"late", now}
+		b.learn(a[1], time.Now())
+		return queue.Lease{}, fmt.Errorf("claim %s: %w", id, errLate)
 	}
 	a, err := reply(r, id, "run")
 	if err != nil {
 		return queue.Lease{}, err
 	}
+	b.learn(a[0], time.Now())
 	j, tok := parseStarted(a[1].([]any), q, msTime(a[0]), lease)
 	return queue.Lease{Job: j, Token: tok}, nil
 }
@@ -964,11 +991,25 @@ func (b *Broker) runAll(ctx context.Context, calls []scriptCall, more func(redis
 }
 
 // Finish records outcomes: one script per queue, pipelined.
+//
+// It is bounded like a tick: the caller waits until its ctx ends or one
+// command timeout passes, and each script carries a "not after" deadline
+// (deadline.go). A script that a stalled Redis runs after that writes
+// nothing, and its outcomes are reported unwritten (a *queue.FinishError),
+// like those of a script that got no answer: the caller sends them again,
+// and that write, whose answer it reads, is the one it counts. Without the
+// deadline the late script would write them and the retry find the leases
+// gone, so that no transition would ever be counted.
 func (b *Broker) Finish(ctx context.Context, outcomes []queue.Outcome) ([]queue.Status, error) {
 	order, groups := byQueue(len(outcomes), func(i int) string { return outcomes[i].Queue })
-	cmds, err := b.pipelined(ctx, order, func(q string) ([]string, []any, *script) {
+	start := time.Now()
+	deadline := b.deadline(ctx, start)
+	na := b.notAfter(start, deadline)
+	rctx, cancel := bounded(ctx, deadline)
+	cmds, err := b.pipelined(rctx, order, func(q string) ([]string, []any, *script) {
 		k := b.keys(q)
-		args := []any{b.now(), b.history}
+		args := make([]any, 0, 3+5*len(groups[q]))
+		args = append(args, b.now(), b.history, na)
 		for _, i := range groups[q] {
 			o := outcomes[i]
 			if o.Err == "" {
@@ -979,6 +1020,8 @@ func (b *Broker) Finish(ctx context.Context, outcomes []queue.Outcome) ([]queue.
 		}
 		return []string{k.running, k.retry, k.scheduled, k.history, k.dead, k.stats, k.job}, args, finishScript
 	})
+	cancel()
+	read := time.Now()
 	if err != nil && cmds == nil {
 		return nil, fmt.Errorf("finish jobs: %w", err)
 	}
@@ -988,7 +1031,16 @@ func (b *Broker) Finish(ctx context.Context, outcomes []queue.Outcome) ([]queue.
 	to := make([]queue.Status, len(outcomes))
 	var unwritten []bool
 	for qi, q := range order {
-		if e := cmds[qi].Err(); e != nil {
+		e := cmds[qi].Err()
+		var a []any
+		if e == nil {
+			a = cmds[qi].Val().([]any)
+			b.learn(a[0], read)
+			if len(a) == 2 && a[1] == "late" { // {now, "late"}: nothing written
+				e = fmt.Errorf("queue %s: %w", q, errLate)
+			}
+		}
+		if e != nil {
 			if unwritten == nil {
 				unwritten = make([]bool, len(outcomes))
 				err = e
@@ -998,7 +1050,7 @@ func (b *Broker) Finish(ctx context.Context, outcomes []queue.Outcome) ([]queue.
 			}
 			continue
 		}
-		for j, v := range cmds[qi].Val().([]any) {
+		for j, v := range a[1:] {
 			to[groups[q][j]] = queue.Status(v.(string))
 		}
 	}

@@ -31,8 +31,9 @@ import (
 // daemon), anything else is the time to use (deterministic tests).
 //
 // The scripts that must not act after their caller gave up (enqueueScript,
-// tickScript) also take "not after": when it is positive and now is past
-// it, they write nothing and answer a "late" marker (see deadline.go).
+// dequeueScript, claimScript, finishScript, tickScript) also take "not
+// after": when it is positive and now is past it, they write nothing and
+// answer a "late" marker (see deadline.go).
 
 // script is a Lua script with its source kept, to re-send it in a pipeline
 // after NOSCRIPT.
@@ -182,11 +183,15 @@ return {now, 0, made}
 // dequeueScript starts up to N pending jobs, oldest first.
 //
 //	KEYS[1] pending  KEYS[2] running  KEYS[3] stats  KEYS[4] job key prefix
-//	ARGV[1] now  ARGV[2] N  ARGV[3] lease_ms
+//	ARGV[1] now  ARGV[2] N  ARGV[3] lease_ms  ARGV[4] not after (ms, 0: none)
 //
-// Returns {now, {id, START_FIELDS…}, …}, one per job started.
+// Returns {now, {id, START_FIELDS…}, …}, one per job started; {now, "late"}
+// without starting anything when now is past not after (a fetcher that has
+// given up would hold the jobs until their leases expire).
 var dequeueScript = newScript(prelude + `
 local now = now_ms(ARGV[1])
+local not_after = tonumber(ARGV[4])
+if not_after > 0 and now > not_after then return {now, 'late'} end
 local out = {now}
 local ids = redis.call('LPOP', KEYS[1], tonumber(ARGV[2]))
 if not ids then return out end
@@ -203,13 +208,15 @@ return out
 //
 //	KEYS[1] pending  KEYS[2] scheduled  KEYS[3] retry  KEYS[4] running
 //	KEYS[5] stats  KEYS[6] job key prefix
-//	ARGV[1] now  ARGV[2] id  ARGV[3] lease_ms
+//	ARGV[1] now  ARGV[2] id  ARGV[3] lease_ms  ARGV[4] not after (ms, 0: none)
 //
 // Returns {"ok", now, {id, START_FIELDS…}}; {"conflict", status} when the
 // job is not pending, scheduled or failed; {"not_found"} when there is no
-// such job.
+// such job; {"late", now} without looking when now is past not after.
 var claimScript = newScript(prelude + unqueue + `
 local now = now_ms(ARGV[1])
+local not_after = tonumber(ARGV[4])
+if not_after > 0 and now > not_after then return {'late', now} end
 local id = ARGV[2]
 local key = KEYS[6] .. id
 local st = redis.call('HGET', key, 'status')
@@ -249,21 +256,26 @@ return out
 //
 //	KEYS[1] running  KEYS[2] retry  KEYS[3] scheduled  KEYS[4] history
 //	KEYS[5] dead  KEYS[6] stats  KEYS[7] job key prefix
-//	ARGV[1] now  ARGV[2] history cap
+//	ARGV[1] now  ARGV[2] history cap  ARGV[3] not after (ms, 0: none)
 //	then 5 per outcome: id, token, "ok"|"fail", result or error, retry_ms
 //
 // A success of a recurring job (interval > 0) schedules it again at
 // now + interval with the same id; any other success is succeeded. A failure
 // increments retries: beyond max_retries the job is dead, else failed and
 // due again at now + retry_ms.
-// Returns one string per outcome: the new status, or "" when the token no
-// longer holds the job (nothing written).
+// Returns {now, status…}, one string per outcome: the new status, or ""
+// when the token no longer holds the job (nothing written). Returns
+// {now, "late"} without writing anything when now is past not after
+// ("late" is no status): the caller, told the write failed, sends the
+// outcomes again, and that write is the one it counts.
 var finishScript = newScript(prelude + `
 local now = now_ms(ARGV[1])
+local not_after = tonumber(ARGV[3])
+if not_after > 0 and now > not_after then return {now, 'late'} end
 local cap = tonumber(ARGV[2])
-local out = {}
+local out = {now}
 local ok, failed = 0, 0
-for i = 3, #ARGV, 5 do
+for i = 4, #ARGV, 5 do
   local id = ARGV[i]
   local key = KEYS[7] .. id
   local f = redis.call('HMGET', key, 'status', 'token', 'interval', 'max_retries', 'retries')
