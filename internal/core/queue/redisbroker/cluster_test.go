@@ -166,14 +166,7 @@ func testClusterScriptsLostOnOneMaster(t *testing.T, c *redistest.Cluster) {
 // and the paused master's jobs are taken once it is back.
 func testClusterFetchWithOneMasterDown(t *testing.T, c *redistest.Cluster) {
 	ctx := context.Background()
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Seeds(), ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond, MaxRetries: -1})
-	t.Cleanup(func() { rdb.Close() })
-	b := redisbroker.New(rdb, redisbroker.Options{})
-	if err := b.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
-	names := queuePerMaster(t, c)
+	b, svc, names := brokerForOutage(t, c, 0)
 	for _, q := range names {
 		if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI); err != nil {
 			t.Fatal(err)
@@ -209,19 +202,27 @@ func testClusterFetchWithOneMasterDown(t *testing.T, c *redistest.Cluster) {
 	})
 }
 
+// brokerForOutage is a broker and a service on c through a client that
+// gives up on a master after 300ms, without retries (and with redirects,
+// go-redis's default when 0), and a queue per master.
+func brokerForOutage(t *testing.T, c *redistest.Cluster, redirects int) (*redisbroker.Broker, *queue.Service, []string) {
+	t.Helper()
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Seeds(), ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond,
+		MaxRetries: -1, MaxRedirects: redirects})
+	t.Cleanup(func() { rdb.Close() })
+	b := redisbroker.New(rdb, redisbroker.Options{})
+	if err := b.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return b, queue.NewService(queue.Deps{Broker: b}, queue.Config{}), queuePerMaster(t, c)
+}
+
 // testClusterGetWithOneMasterDown: with one master unreachable, a job of a
 // queue on another master is still found (GET /run/{id} answers), and one
 // of the unreachable master's queues is an error, not "not found".
 func testClusterGetWithOneMasterDown(t *testing.T, c *redistest.Cluster) {
 	ctx := context.Background()
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Seeds(), ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond, MaxRetries: -1, MaxRedirects: -1})
-	t.Cleanup(func() { rdb.Close() })
-	b := redisbroker.New(rdb, redisbroker.Options{})
-	if err := b.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
-	names := queuePerMaster(t, c)
+	b, svc, names := brokerForOutage(t, c, -1) // no redirects: the pause stays short of cluster-node-timeout
 	var jobs []*queue.Job
 	for _, q := range names {
 		j, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI)

@@ -38,6 +38,21 @@ func stallBroker(t *testing.T, readTimeout time.Duration) (*redistest.Server, *r
 	return srv, b, calls
 }
 
+// pausedBroker is stallBroker after one enqueue (the broker knows Redis's
+// clock), with Redis paused and a channel closed when the next EVALSHA,
+// the next enqueue's round trip, goes out.
+func pausedBroker(t *testing.T, readTimeout time.Duration) (*redistest.Server, *redisbroker.Broker, <-chan struct{}) {
+	t.Helper()
+	srv, b, calls := stallBroker(t, readTimeout)
+	if err := b.Enqueue(context.Background(), queue.NewJob{Job: pingJob()}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Pause()
+	sending := make(chan struct{})
+	calls.onceBefore("evalsha", func() { close(sending) })
+	return srv, b, sending
+}
+
 func pingJob() *queue.Job {
 	return &queue.Job{ID: queue.NewID(), Queue: queue.DefaultQueue, Type: "ping", Source: queue.SourceAPI}
 }
@@ -138,14 +153,8 @@ func TestEnqueueRunLateRefused(t *testing.T) {
 // trip stops waiting when its context ends, without waiting for that round
 // trip, and its job is never sent, so never stored.
 func TestQueuedEnqueueStopsWaiting(t *testing.T) {
-	srv, b, calls := stallBroker(t, 5*time.Second)
+	srv, b, sending := pausedBroker(t, 5*time.Second)
 	ctx := context.Background()
-	if err := b.Enqueue(ctx, queue.NewJob{Job: pingJob()}); err != nil {
-		t.Fatal(err)
-	}
-	srv.Pause()
-	sending := make(chan struct{})
-	calls.onceBefore("evalsha", func() { close(sending) })
 	first := pingJob()
 	firstDone := make(chan error, 1)
 	go func() { firstDone <- b.Enqueue(ctx, queue.NewJob{Job: first}) }()
@@ -180,14 +189,8 @@ func TestQueuedEnqueueStopsWaiting(t *testing.T) {
 // nothing, and the broker's senders' turn is not lost (the next enqueue
 // works).
 func TestQueuedEnqueueGivesUpAfterSending(t *testing.T) {
-	srv, b, calls := stallBroker(t, 800*time.Millisecond)
+	srv, b, sending := pausedBroker(t, 800*time.Millisecond)
 	ctx := context.Background()
-	if err := b.Enqueue(ctx, queue.NewJob{Job: pingJob()}); err != nil {
-		t.Fatal(err)
-	}
-	srv.Pause()
-	sending := make(chan struct{})
-	calls.onceBefore("evalsha", func() { close(sending) })
 	first := pingJob()
 	fctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond) // gives up first, handing over the turn
 	defer cancel()
