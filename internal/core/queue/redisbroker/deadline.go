@@ -149,7 +149,7 @@ func (b *Broker) learn(redisNow any, read time.Time) {
 }
 
 // errLate is a script's refusal to act after its "not after" deadline.
-var errLate = errors.New("Redis ran the command after the caller's deadline (it was stalled); nothing was written")
+var errLate = errors.New("the command ran in Redis after the caller's deadline (it was stalled); nothing was written")
 
 // mayHaveRun reports whether a command that failed with err may have run
 // in Redis all the same: anything but an error reply from Redis. A dial
