@@ -134,10 +134,15 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	p.stopRun() // handlers still running see ctx cancelled and are handed back
+	// What is left (the hand-backs, the release, and the background loops'
+	// calls in flight) gets until end: ctx's time, and at least
+	// releaseGrace past it.
+	end := time.Now().Add(releaseBudget(ctx))
+	ended := make(chan struct{}) // closed at end
+	defer time.AfterFunc(time.Until(end), func() { close(ended) }).Stop()
 	select {
 	case <-done:
-	case <-ctx.Done():
-	case <-time.After(5 * time.Second):
+	case <-ended:
 		// A handler ignores its context: leave its lease to expire.
 	}
 	close(p.outcomes)
@@ -149,14 +154,13 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 	// Outcomes not written by now (backend down) are left to their leases;
 	// this also stops the heartbeat and the tick loop.
 	p.stopBG()
-	<-p.finisher
 	p.mu.Lock()
 	refs := p.handOff
 	p.handOff = nil
 	clear(p.held)
 	p.mu.Unlock()
 	if len(refs) > 0 {
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseBudget(ctx))
+		wctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), end)
 		ok, err := p.svc.broker.Release(wctx, refs)
 		cancel()
 		if err != nil {
@@ -168,7 +172,15 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 			}
 		}
 	}
-	p.bg.Wait()
+	// A loop inside a call to a stalled Redis ends with that call (at its
+	// read deadline, or at once when the client is closed): it is not
+	// waited for past end.
+	bgDone := make(chan struct{})
+	go func() { <-p.finisher; p.bg.Wait(); close(bgDone) }()
+	select {
+	case <-bgDone:
+	case <-ended:
+	}
 	return ctx.Err()
 }
 

@@ -349,3 +349,43 @@ func (b *stalledRelease) Release(ctx context.Context, refs []queue.Ref) ([]bool,
 	<-ctx.Done()
 	return nil, ctx.Err()
 }
+
+// TestShutdownDoesNotWaitForStalledLoops: a background loop inside a call
+// to a stalled backend (which, like a socket read, ends only at its own
+// deadline, seconds later) does not hold Shutdown past its context's
+// deadline and the release grace. A tick stalled on a SIGSTOPped Redis once
+// kept a daemon with SHUTDOWN_TIMEOUT=2s until 3.5s.
+func TestShutdownDoesNotWaitForStalledLoops(t *testing.T) {
+	cfg := fast
+	cfg.ShutdownTimeout = 200 * time.Millisecond
+	b := &stalledTick{Broker: backends(t)[0].new(t, nil), release: make(chan struct{})}
+	defer close(b.release)
+	s := queue.NewService(queue.Deps{Broker: b}, cfg)
+	p := queue.NewPool(s)
+	p.Start()
+	eventually(t, "a tick is stalled", b.stalled.Load)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	begin := time.Now()
+	_ = p.Shutdown(ctx)
+	if took := time.Since(begin); took > 2*time.Second {
+		t.Errorf("Shutdown took %s with a 200ms deadline and a stalled tick, want it bounded by the deadline and the release grace (0.5s)", took)
+	}
+}
+
+// stalledTick is a broker whose Tick does not return until released (or 5s
+// pass), whatever its context says: a call blocked on a stalled server.
+type stalledTick struct {
+	queue.Broker
+	stalled atomic.Bool
+	release chan struct{}
+}
+
+func (b *stalledTick) Tick(ctx context.Context) (queue.TickResult, error) {
+	b.stalled.Store(true)
+	select {
+	case <-b.release:
+	case <-time.After(5 * time.Second):
+	}
+	return queue.TickResult{}, errDown
+}
