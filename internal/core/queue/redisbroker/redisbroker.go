@@ -572,7 +572,11 @@ func (b *Broker) queueNames(ctx context.Context, fresh time.Duration) ([]string,
 	b.gen++
 	start := b.gen
 	b.mu.Unlock()
-	names, err := b.rdb.SMembers(ctx, b.indexKey()).Result()
+	// Bounded like the scripts (deadline.go): on a stalled Redis, go-redis
+	// would otherwise read until the context ends, and try again.
+	rctx, cancel := bounded(ctx, b.deadline(ctx, time.Now()))
+	names, err := b.rdb.SMembers(rctx, b.indexKey()).Result()
+	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("list queues: %w", err)
 	}

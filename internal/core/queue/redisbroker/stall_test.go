@@ -302,3 +302,23 @@ func TestTickDuringStallMovesNothing(t *testing.T) {
 		t.Errorf("job after two recoveries: %+v, want pending after 2 attempts", got)
 	}
 }
+
+// TestQueuesDuringStallBounded: the queue-list read a new queue's bound
+// needs gives up after one read timeout on a stalled Redis, rather than
+// reading again: a first POST /run to a daemon took 2 read timeouts (6s)
+// there before any enqueue began.
+func TestQueuesDuringStallBounded(t *testing.T) {
+	const readTimeout = time.Second
+	srv, b, _ := stallBroker(t, readTimeout)
+	srv.Pause()
+	begin := time.Now()
+	_, err := b.Queues(context.Background())
+	took := time.Since(begin)
+	resume(t, srv)
+	if err == nil {
+		t.Fatal("listing queues on a stalled Redis succeeded")
+	}
+	if took > readTimeout*17/10 {
+		t.Errorf("listing queues on a stalled Redis took %s, want about one read timeout (%s)", took, readTimeout)
+	}
+}
