@@ -38,7 +38,8 @@ func (s *Server) buildJobs() error {
 	} else {
 		broker = membroker.New(membroker.Options{Clock: s.clock, HistoryLimit: s.cfg.JobHistory})
 	}
-	svc := queue.NewService(queue.Deps{Broker: broker, Clock: s.clock, Observer: jobsObserver{s.metrics}}, queue.Config{
+	obs := jobsObserver{m: s.metrics, errs: &throttledLog{log: s.log, msg: "job queue backend failing", every: backendLogEvery}}
+	svc := queue.NewService(queue.Deps{Broker: broker, Clock: s.clock, Observer: obs}, queue.Config{
 		Concurrency:     s.cfg.WorkerConcurrency,
 		TickInterval:    s.cfg.TickInterval,
 		Lease:           s.cfg.JobLease,

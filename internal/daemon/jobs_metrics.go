@@ -3,6 +3,7 @@ package daemon
 import (
 	"cmp"
 	"context"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -10,8 +11,12 @@ import (
 	"github.com/refrakt/refrakt/internal/core/queue"
 )
 
-// jobsObserver reports the queue's events to the Prometheus collectors.
-type jobsObserver struct{ m *metrics.Metrics }
+// jobsObserver reports the queue's events to the Prometheus collectors,
+// and its backend failures to the log too, at most one line per interval.
+type jobsObserver struct {
+	m    *metrics.Metrics
+	errs *throttledLog // "job queue backend failing"
+}
 
 var _ queue.Observer = jobsObserver{}
 
@@ -31,7 +36,12 @@ func (o jobsObserver) AdmissionRejected(q, reason string) {
 	o.m.AdmissionRejections.WithLabelValues(q, reason).Inc()
 }
 
-func (o jobsObserver) BackendError(op string) { o.m.BackendError("queue_" + op) }
+func (o jobsObserver) BackendError(op string) {
+	o.m.BackendError("queue_" + op)
+	if o.errs != nil {
+		o.errs.warn(context.Background(), slog.String("op", op))
+	}
+}
 
 // addQueueSampler registers the component that sets the per-queue gauges
 // every PROMETHEUS_QUEUE_POLL_INTERVAL (one Stats read per queue).

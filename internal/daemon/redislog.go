@@ -8,17 +8,16 @@ import (
 	"time"
 )
 
-// redisLogEvery is the least time between two of go-redis's own log lines
-// in the daemon's log: as the limiter's backend errors (DESIGN §3), an
-// outage is logged once per interval, never per attempt.
-const redisLogEvery = 10 * time.Second
+// backendLogEvery is the least time between two log lines of one kind of
+// backend failure: as the limiter's backend errors (DESIGN §3), an outage
+// is logged once per interval, never per attempt or per request.
+const backendLogEvery = 10 * time.Second
 
-// redisLog takes go-redis's own log lines (dial failures, pool trouble),
-// which it would print to stderr several times a second during an outage,
-// outside LOG_FORMAT, and writes them to the daemon's structured log as
-// warnings, at most one per interval, with the count of those left out.
-type redisLog struct {
+// throttledLog writes a warning at most once per interval, with the count
+// of those left out since the last one.
+type throttledLog struct {
 	log   *slog.Logger
+	msg   string
 	every time.Duration
 
 	mu      sync.Mutex
@@ -26,8 +25,9 @@ type redisLog struct {
 	dropped int       // lines left out since the last one written
 }
 
-// Printf implements go-redis's internal.Logging.
-func (l *redisLog) Printf(ctx context.Context, format string, v ...any) {
+// warn writes msg with attrs, unless a line was written less than every
+// ago.
+func (l *throttledLog) warn(ctx context.Context, attrs ...slog.Attr) {
 	now := time.Now()
 	l.mu.Lock()
 	if now.Before(l.next) {
@@ -38,5 +38,20 @@ func (l *redisLog) Printf(ctx context.Context, format string, v ...any) {
 	dropped := l.dropped
 	l.next, l.dropped = now.Add(l.every), 0
 	l.mu.Unlock()
-	l.log.LogAttrs(ctx, slog.LevelWarn, "redis client", slog.String("detail", fmt.Sprintf(format, v...)), slog.Int("left_out", dropped))
+	l.log.LogAttrs(ctx, slog.LevelWarn, l.msg, append(attrs, slog.Int("left_out", dropped))...)
+}
+
+// redisLog takes go-redis's own log lines (dial failures, pool trouble),
+// which it would print to stderr several times a second during an outage,
+// outside LOG_FORMAT, and writes them to the daemon's structured log as
+// warnings "redis client", at most one per interval.
+type redisLog struct{ throttledLog }
+
+func newRedisLog(log *slog.Logger, every time.Duration) *redisLog {
+	return &redisLog{throttledLog{log: log, msg: "redis client", every: every}}
+}
+
+// Printf implements go-redis's internal.Logging.
+func (l *redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.warn(ctx, slog.String("detail", fmt.Sprintf(format, v...)))
 }

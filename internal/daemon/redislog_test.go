@@ -8,6 +8,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/refrakt/refrakt/internal/core/metrics"
+	"github.com/refrakt/refrakt/internal/version"
 )
 
 // TestRedisLogOncePerInterval: go-redis's own lines reach the structured
@@ -15,7 +21,7 @@ import (
 // left out in between.
 func TestRedisLogOncePerInterval(t *testing.T) {
 	var buf bytes.Buffer
-	l := &redisLog{log: slog.New(slog.NewJSONHandler(&buf, nil)), every: time.Hour}
+	l := newRedisLog(slog.New(slog.NewJSONHandler(&buf, nil)), time.Hour)
 	ctx := context.Background()
 	for range 5 {
 		l.Printf(ctx, "redis: connection pool: failed to dial after %d attempts: %s", 5, "connection refused")
@@ -40,5 +46,31 @@ func TestRedisLogOncePerInterval(t *testing.T) {
 		if rec["level"] != "WARN" || rec["msg"] != "redis client" || !strings.Contains(rec["detail"].(string), want.detail) || rec["left_out"] != want.leftOut {
 			t.Errorf("line %d = %v, want a WARN \"redis client\" with %q and left_out %v", i+1, rec, want.detail, want.leftOut)
 		}
+	}
+}
+
+// TestQueueBackendErrorsLogged: the job queue's backend failures reach the
+// log as one warning per interval, naming the operation, besides their
+// metric; during an outage the queue once wrote no line at all.
+func TestQueueBackendErrorsLogged(t *testing.T) {
+	var buf bytes.Buffer
+	m := metrics.New(prometheus.NewRegistry(), version.Get())
+	o := jobsObserver{m: m, errs: &throttledLog{log: slog.New(slog.NewJSONHandler(&buf, nil)), msg: "job queue backend failing", every: time.Hour}}
+	for range 4 {
+		o.BackendError("enqueue")
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("%d lines for 4 failures within the interval, want 1:\n%s", len(lines), buf.String())
+	}
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec["level"] != "WARN" || rec["msg"] != "job queue backend failing" || rec["op"] != "enqueue" {
+		t.Errorf("line %v, want a WARN naming op enqueue", rec)
+	}
+	if got := testutil.ToFloat64(m.BackendErrors.WithLabelValues("queue_enqueue")); got != 4 {
+		t.Errorf("refrakt_backend_errors_total{op=queue_enqueue} = %v, want 4", got)
 	}
 }

@@ -45,7 +45,7 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 		log.Info("developer token", "path", path, "created", created)
 	}
 
-	redis.SetLogger(&redisLog{log: log, every: redisLogEvery})
+	redis.SetLogger(newRedisLog(log, backendLogEvery))
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
