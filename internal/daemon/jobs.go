@@ -133,8 +133,13 @@ func (s *Server) handleAssistant() http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
+		defer context.AfterFunc(s.draining, cancel)()
 		done, err := s.jobs.svc.Wait(ctx, j.ID)
 		switch {
+		case err != nil && s.draining.Err() != nil && r.Context().Err() == nil:
+			w.Header().Set("Retry-After", "1")
+			writeErrorDetails(w, r, s.log, core.Errorf(core.CodeUnavailable, "the daemon is shutting down before job %s finished; it is still queued: GET /run/%s", j.ID, j.ID),
+				map[string]any{"job_id": j.ID})
 		case errors.Is(err, context.DeadlineExceeded):
 			writeErrorDetails(w, r, s.log, core.Errorf(core.CodeTimeout, "job %s did not finish within %dms; it is still queued: GET /run/%s", j.ID, timeout.Milliseconds(), j.ID),
 				map[string]any{"job_id": j.ID})

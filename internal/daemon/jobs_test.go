@@ -473,3 +473,35 @@ func TestActionRoutesTakeNoBody(t *testing.T) {
 		t.Errorf("run-next?queue=other: %d %v, want the job %s run", resp.StatusCode, body, j)
 	}
 }
+
+// TestAssistantAnswersAtShutdown: a POST /assistant still waiting for its
+// job when the daemon drains answers 503 with Retry-After and the job's id
+// (the job goes on), instead of having its connection closed when the
+// shutdown's time runs out.
+func TestAssistantAnswersAtShutdown(t *testing.T) {
+	s := newTestServer(t) // manual mode: the job never runs by itself
+	type answer struct {
+		resp *http.Response
+		body map[string]any
+	}
+	got := make(chan answer, 1)
+	go func() {
+		resp, body := do(t, s, "POST", "/assistant", "", `{"type":"ping","timeout_ms":30000}`)
+		got <- answer{resp, body}
+	}()
+	time.Sleep(100 * time.Millisecond) // the request is waiting for its job
+	s.Drain(0)
+	select {
+	case a := <-got:
+		details, _ := a.body["error"].(map[string]any)["details"].(map[string]any)
+		id, _ := details["job_id"].(string)
+		if a.resp.StatusCode != 503 || a.resp.Header.Get("Retry-After") != "1" || errCode(a.body) != "unavailable" || id == "" {
+			t.Fatalf("assistant at shutdown: %d %v, want 503 unavailable naming the job", a.resp.StatusCode, a.body)
+		}
+		if resp, body := do(t, s, "GET", "/run/"+id, "", ""); resp.StatusCode != 200 || str(body, "status") != "pending" {
+			t.Errorf("the job after the answer: %d %v, want it still pending", resp.StatusCode, body)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("assistant still waiting 10s after Drain")
+	}
+}

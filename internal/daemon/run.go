@@ -80,6 +80,11 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
 		log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+		if srv != nil {
+			// Requests waiting for jobs answer with a tenth of the time
+			// left, so that HTTP's drain ends before the deadline.
+			srv.Drain(cfg.ShutdownTimeout * 9 / 10)
+		}
 		err := httpSrv.Shutdown(sctx)
 		if srv != nil {
 			srv.Stop(sctx)

@@ -53,7 +53,12 @@ type Server struct {
 	queueSeriesMu sync.Mutex
 	queueSeries   map[string]bool
 
-	inFlight   atomic.Int64
+	inFlight atomic.Int64
+	// draining ends when the daemon must answer the requests still waiting
+	// for jobs (POST /assistant) before HTTP's drain runs out (Drain).
+	draining context.Context
+	drained  context.CancelFunc
+
 	mux        *http.ServeMux
 	handler    http.Handler
 	components []component
@@ -94,6 +99,7 @@ func NewServer(d Deps) (*Server, error) {
 		rates:   snapshot.NewRateTracker(),
 	}
 	s.started = s.clock.Now()
+	s.draining, s.drained = context.WithCancel(context.Background())
 	if err := s.build(); err != nil {
 		return nil, err
 	}
@@ -133,6 +139,11 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Drain tells the requests waiting for a job (POST /assistant) to answer
+// within d: a 503 naming the job, which goes on, rather than a connection
+// closed when the shutdown's time runs out.
+func (s *Server) Drain(d time.Duration) { time.AfterFunc(max(d, 0), s.drained) }
 
 // Stop stops the background components in reverse order, within ctx.
 func (s *Server) Stop(ctx context.Context) { s.stopComponents(ctx, len(s.components)) }
