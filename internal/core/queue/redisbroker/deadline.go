@@ -118,6 +118,16 @@ func bounded(ctx context.Context, deadline time.Time) (context.Context, context.
 	return context.WithDeadline(ctx, deadline)
 }
 
+// bound is one call to Redis from now: ctx ending at the caller's deadline
+// (b.deadline), so that go-redis gives up then and does not send it again,
+// and the "not after" argument for the scripts it runs (notAfter).
+func (b *Broker) bound(ctx context.Context) (context.Context, context.CancelFunc, int64) {
+	now := time.Now()
+	deadline := b.deadline(ctx, now)
+	rctx, cancel := bounded(ctx, deadline)
+	return rctx, cancel, b.notAfter(now, deadline)
+}
+
 // notAfter is the "not after" argument of a script sent at now for a
 // caller that waits until deadline: in Redis's clock, half the caller's
 // time left from now; 0 (none) without an offset or with a test clock. A

@@ -574,7 +574,7 @@ func (b *Broker) queueNames(ctx context.Context, fresh time.Duration) ([]string,
 	b.mu.Unlock()
 	// Bounded like the scripts (deadline.go): on a stalled Redis, go-redis
 	// would otherwise read until the context ends, and try again.
-	rctx, cancel := bounded(ctx, b.deadline(ctx, time.Now()))
+	rctx, cancel, _ := b.bound(ctx)
 	names, err := b.rdb.SMembers(rctx, b.indexKey()).Result()
 	cancel()
 	if err != nil {
@@ -718,11 +718,9 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 	var leases []queue.Lease
 	dequeue := func(q string) error {
 		k := b.keys(q)
-		start := time.Now()
-		deadline := b.deadline(ctx, start)
-		rctx, cancel := bounded(ctx, deadline)
+		rctx, cancel, na := b.bound(ctx)
 		r, err := b.run(rctx, dequeueScript, []string{k.pending, k.running, k.stats, k.job},
-			b.now(), req.N-len(leases), ms(req.Lease), b.notAfter(start, deadline))
+			b.now(), req.N-len(leases), ms(req.Lease), na)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("fetch from %s: %w", q, err)
@@ -837,11 +835,9 @@ func (b *Broker) Claim(ctx context.Context, id string, lease time.Duration) (que
 	}
 	// Bounded like a fetch (see take): a claim run late starts nothing.
 	k := b.keys(q)
-	start := time.Now()
-	deadline := b.deadline(ctx, start)
-	rctx, cancel := bounded(ctx, deadline)
+	rctx, cancel, na := b.bound(ctx)
 	r, err := b.run(rctx, claimScript, []string{k.pending, k.scheduled, k.retry, k.running, k.stats, k.job},
-		b.now(), id, ms(lease), b.notAfter(start, deadline))
+		b.now(), id, ms(lease), na)
 	cancel()
 	if err != nil {
 		return queue.Lease{}, fmt.Errorf("claim %s: %w", id, err)
@@ -1006,10 +1002,7 @@ func (b *Broker) runAll(ctx context.Context, calls []scriptCall, more func(redis
 // gone, so that no transition would ever be counted.
 func (b *Broker) Finish(ctx context.Context, outcomes []queue.Outcome) ([]queue.Status, error) {
 	order, groups := byQueue(len(outcomes), func(i int) string { return outcomes[i].Queue })
-	start := time.Now()
-	deadline := b.deadline(ctx, start)
-	na := b.notAfter(start, deadline)
-	rctx, cancel := bounded(ctx, deadline)
+	rctx, cancel, na := b.bound(ctx)
 	cmds, err := b.pipelined(rctx, order, func(q string) ([]string, []any, *script) {
 		k := b.keys(q)
 		args := make([]any, 0, 3+5*len(groups[q]))
@@ -1203,10 +1196,7 @@ func (b *Broker) tick(ctx context.Context) (queue.TickResult, error) {
 		// that Redis runs after this call gave up would move jobs whose
 		// transitions nobody counts. With its deadline it moves nothing
 		// then, and the next tick does the work and counts it.
-		start := time.Now()
-		deadline := b.deadline(ctx, start)
-		na := b.notAfter(start, deadline)
-		rctx, cancel := bounded(ctx, deadline)
+		rctx, cancel, na := b.bound(ctx)
 		cmds, err := b.pipelined(rctx, names, func(q string) ([]string, []any, *script) {
 			k := b.keys(q)
 			return k.every(), []any{b.now(), b.history, tickBatch, na}, tickScript
@@ -1241,7 +1231,7 @@ func (b *Broker) tick(ctx context.Context) (queue.TickResult, error) {
 			}
 		}
 		if len(woken) > 0 {
-			wctx, cancel := bounded(ctx, b.deadline(ctx, time.Now()))
+			wctx, cancel, _ := b.bound(ctx)
 			b.wake(wctx, woken)
 			cancel()
 		}
