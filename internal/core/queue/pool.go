@@ -386,7 +386,9 @@ func (p *Pool) handBack(h *held) {
 func (p *Pool) finish() {
 	defer close(p.finisher)
 	const maxBatch = 512
-	var retry []finished // outcomes whose write failed
+	buf := make([]finished, 0, maxBatch) // the batch read from p.outcomes
+	var outs []Outcome                   // its outcomes, as recordFinish takes them
+	var retry []finished                 // outcomes whose write failed
 	backoff := time.Duration(0)
 	var retryAt <-chan time.Time
 	in := p.outcomes
@@ -398,26 +400,14 @@ func (p *Pool) finish() {
 				in = nil
 				continue
 			}
-			batch = append(batch, f)
-		drain:
-			for len(batch) < maxBatch {
-				select {
-				case f, ok := <-in:
-					if !ok {
-						in = nil
-						break drain
-					}
-					batch = append(batch, f)
-				default:
-					break drain
-				}
-			}
+			batch, in = drain(append(buf[:0], f), in, maxBatch)
 		case <-retryAt:
 			batch, retry, retryAt = retry, nil, nil
 		case <-p.bgCtx.Done():
 			return
 		}
-		failed := p.write(batch)
+		var failed []finished
+		outs, failed = p.write(batch, outs)
 		if len(failed) == 0 {
 			if retryAt == nil && len(retry) == 0 {
 				backoff = 0
@@ -432,21 +422,39 @@ func (p *Pool) finish() {
 	}
 }
 
-// write tries once to record a batch, drops the jobs whose outcome was
-// written and returns the others.
-func (p *Pool) write(batch []finished) []finished {
-	outcomes := make([]Outcome, len(batch))
-	for i, f := range batch {
-		outcomes[i] = f.o
+// drain appends to batch, up to max, the outcomes in holds now, and
+// returns in, or nil once it is closed.
+func drain(batch []finished, in chan finished, max int) ([]finished, chan finished) {
+	for len(batch) < max {
+		select {
+		case f, ok := <-in:
+			if !ok {
+				return batch, nil
+			}
+			batch = append(batch, f)
+		default:
+			return batch, in
+		}
 	}
-	_, err := p.svc.recordFinish(p.bgCtx, outcomes)
+	return batch, in
+}
+
+// write tries once to record a batch, drops the jobs whose outcome was
+// written and returns the others (which may share batch's array). outs is
+// scratch for the outcomes; write returns it, grown if need be.
+func (p *Pool) write(batch []finished, outs []Outcome) ([]Outcome, []finished) {
+	outs = outs[:0]
+	for _, f := range batch {
+		outs = append(outs, f.o)
+	}
+	_, err := p.svc.recordFinish(p.bgCtx, outs)
 	var fe *FinishError
 	switch {
 	case err == nil:
 		for _, f := range batch {
 			p.drop(f.h)
 		}
-		return nil
+		return outs, nil
 	case errors.As(err, &fe):
 		var failed []finished
 		for i, f := range batch {
@@ -456,9 +464,9 @@ func (p *Pool) write(batch []finished) []finished {
 				p.drop(f.h)
 			}
 		}
-		return failed
+		return outs, failed
 	default:
-		return batch
+		return outs, batch
 	}
 }
 
