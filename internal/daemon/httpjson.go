@@ -78,22 +78,25 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
-// noBody refuses a body on a route that takes none (its parameters are in
-// the path or the query): one sent by mistake, such as {"queue":"q"} to
+// bodiless refuses a body on a route that takes none (its parameters are
+// in the path or the query): one sent by mistake, such as {"queue":"q"} to
 // run-next, would otherwise be ignored and the action done on other jobs.
 // An empty body, blanks or {} pass.
-func noBody(w http.ResponseWriter, r *http.Request) error {
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil
-	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		return jsonError(err)
-	}
-	if t := strings.TrimSpace(string(b)); t != "" && t != "{}" {
-		return core.Errorf(core.CodeInvalid, "%s %s takes no request body; its parameters go in the path or the query (e.g. ?queue=Q)", r.Method, r.URL.Path)
-	}
-	return nil
+func (s *Server) bodiless(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+			if err != nil {
+				writeError(w, r, s.log, jsonError(err))
+				return
+			}
+			if t := strings.TrimSpace(string(b)); t != "" && t != "{}" {
+				writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "%s %s takes no request body; its parameters go in the path or the query (e.g. ?queue=Q)", r.Method, r.URL.Path))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func jsonError(err error) error {

@@ -70,10 +70,6 @@ func (s *Server) handleEnqueueJob() http.Handler {
 // and answers it finished; 404 when nothing is pending.
 func (s *Server) handleRunNext() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := noBody(w, r); err != nil {
-			writeError(w, r, s.log, err)
-			return
-		}
 		j, err := s.jobs.svc.RunNext(r.Context(), r.URL.Query().Get("queue"))
 		if err != nil {
 			s.writeJobError(w, r, err)
@@ -102,10 +98,6 @@ func (s *Server) handleRequeueJob() http.Handler {
 // handleTick promotes due jobs and recovers expired leases now.
 func (s *Server) handleTick() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := noBody(w, r); err != nil {
-			writeError(w, r, s.log, err)
-			return
-		}
 		res, err := s.jobs.svc.Tick(r.Context())
 		if err != nil {
 			s.writeJobError(w, r, err)
@@ -128,10 +120,6 @@ type removedQueue struct {
 // named "." or ".." would be cleaned away.
 func (s *Server) handleRemoveQueue() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := noBody(w, r); err != nil {
-			writeError(w, r, s.log, err)
-			return
-		}
 		q := r.URL.Query().Get("queue")
 		n, err := s.jobs.svc.RemoveQueue(r.Context(), q)
 		if err != nil {
@@ -146,10 +134,6 @@ func (s *Server) handleRemoveQueue() http.Handler {
 // jobAction answers the job that act returns for the {id} of the path.
 func (s *Server) jobAction(act func(context.Context, string) (*queue.Job, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := noBody(w, r); err != nil {
-			writeError(w, r, s.log, err)
-			return
-		}
 		j, err := act(r.Context(), r.PathValue("id"))
 		if err != nil {
 			s.writeJobError(w, r, err)

@@ -4,7 +4,7 @@ import "net/http"
 
 // routes lists the whole API. Middleware per group:
 //   - public: identity, rate limits (per route), admission (job routes)
-//   - /api/dev/*: developer token
+//   - /api/dev/*: developer token; the job actions take no body (bodiless)
 //   - /api/obs/*: operator or developer token
 //   - metrics: its own bearer token when PROMETHEUS_BEARER_TOKEN is set
 //
@@ -24,12 +24,12 @@ func (s *Server) routes() {
 	s.mux.Handle("POST /assistant", s.limited("assistant", s.handleAssistant()))
 	s.mux.Handle("GET /api/dev/jobs", dev(s.handleListJobs()))
 	s.mux.Handle("POST /api/dev/jobs/enqueue", dev(s.handleEnqueueJob()))
-	s.mux.Handle("POST /api/dev/jobs/run-next", dev(s.handleRunNext()))
-	s.mux.Handle("POST /api/dev/jobs/tick", dev(s.handleTick()))
-	s.mux.Handle("POST /api/dev/jobs/{id}/run", dev(s.handleRunJob()))
-	s.mux.Handle("POST /api/dev/jobs/{id}/cancel", dev(s.handleCancelJob()))
-	s.mux.Handle("POST /api/dev/jobs/{id}/requeue", dev(s.handleRequeueJob()))
-	s.mux.Handle("DELETE /api/dev/queues", dev(s.handleRemoveQueue()))
+	s.mux.Handle("POST /api/dev/jobs/run-next", dev(s.bodiless(s.handleRunNext())))
+	s.mux.Handle("POST /api/dev/jobs/tick", dev(s.bodiless(s.handleTick())))
+	s.mux.Handle("POST /api/dev/jobs/{id}/run", dev(s.bodiless(s.handleRunJob())))
+	s.mux.Handle("POST /api/dev/jobs/{id}/cancel", dev(s.bodiless(s.handleCancelJob())))
+	s.mux.Handle("POST /api/dev/jobs/{id}/requeue", dev(s.bodiless(s.handleRequeueJob())))
+	s.mux.Handle("DELETE /api/dev/queues", dev(s.bodiless(s.handleRemoveQueue())))
 	s.mux.Handle("GET /api/obs/jobs", obs(s.handleObsJobs()))
 
 	s.mux.Handle("GET /api/dev/whoami", dev(s.handleWhoami()))
