@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/redistest"
 )
 
@@ -353,5 +354,51 @@ func TestEvictionPolicyWarning(t *testing.T) {
 				t.Fatalf("warned=%v, want %v; log:\n%s", got, tt.warn, buf.String())
 			}
 		})
+	}
+}
+
+// TestJSONFieldNamesExact: encoding/json matches field names regardless of
+// case and keeps a repeated key's last value; the API takes neither, on a
+// test route and on POST /run (where "TYPE" once enqueued a job).
+func TestJSONFieldNamesExact(t *testing.T) {
+	s := newTestServer(t)
+	s.mux.Handle("POST /test/echo", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b echoBody
+		if err := decodeJSON(w, r, &b); err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		writeJSON(w, 200, b)
+	}))
+	tests := []struct {
+		path, body string
+		msg        string
+	}{
+		{"/test/echo", `{"Name":"a"}`, `unknown field "Name" (field names are case-sensitive: "name")`},
+		{"/test/echo", `{"name":"a","name":"b"}`, `field "name" is given more than once`},
+		{"/test/echo", `{"name":"a","NAME":"b"}`, `unknown field "NAME"`},
+		{"/run", `{"TYPE":"ping"}`, `unknown field "TYPE"`},
+		{"/run", `{"type":"ping","Max_Retries":1}`, `unknown field "Max_Retries"`},
+		{"/run", `{"type":"ping","type":"echo","payload":1}`, `field "type" is given more than once`},
+		{"/assistant", `{"type":"ping","Timeout_MS":5}`, `unknown field "Timeout_MS"`},
+	}
+	for _, tt := range tests {
+		resp, body := do(t, s, "POST", tt.path, "", tt.body)
+		if resp.StatusCode != 400 || errCode(body) != "invalid" {
+			t.Fatalf("POST %s %s: status %d, %v; want 400 invalid", tt.path, tt.body, resp.StatusCode, body)
+		}
+		e, _ := body["error"].(map[string]any)
+		if msg, _ := e["message"].(string); !strings.Contains(msg, tt.msg) {
+			t.Errorf("POST %s %s: message %q, want it to contain %q", tt.path, tt.body, msg, tt.msg)
+		}
+	}
+	if jobs, err := s.jobs.svc.List(context.Background(), queue.Filter{}); err != nil || len(jobs) != 0 {
+		t.Fatalf("refused bodies left %d jobs (%v)", len(jobs), err)
+	}
+	// Exact names, embedded ones included, still pass.
+	for path, body := range map[string]string{"/test/echo": `{"name":"a","count":2}`, "/run": `{"type":"ping","max_retries":1}`} {
+		if resp, b := do(t, s, "POST", path, "", body); resp.StatusCode >= 300 {
+			t.Errorf("POST %s %s: status %d, %v", path, body, resp.StatusCode, b)
+		}
 	}
 }

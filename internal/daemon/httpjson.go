@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 
@@ -61,21 +63,99 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // decodeJSON reads the request body into v strictly: one JSON value, no
 // unknown fields, right types, at most maxBody bytes. Its errors are coded
 // (invalid or too_large) and name the offending field.
+//
+// Field names must match exactly and appear once: encoding/json alone
+// matches them regardless of case and lets a repeated key's last value win,
+// so {"TYPE":"x"} or {"type":"ping","Type":"echo"} would pass.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	body := http.MaxBytesReader(w, r.Body, maxBody)
-	dec := json.NewDecoder(body)
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return jsonError(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return jsonError(err)
-		}
 		return core.Errorf(core.CodeInvalid, "request body must hold one JSON value")
 	}
+	return checkFieldNames(data, v)
+}
+
+// checkFieldNames refuses, in a body that decoded into v, a top-level
+// field whose name is not one of v's exactly, or one given twice. Nested
+// values (a job's payload) are not looked into.
+func checkFieldNames(data []byte, v any) error {
+	names := jsonFields(reflect.TypeOf(v))
+	if names == nil {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil // not an object: Decode has judged it already
+	}
+	var seen []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return jsonError(err)
+		}
+		key, _ := tok.(string)
+		if _, ok := names[key]; !ok {
+			for name := range names {
+				if strings.EqualFold(name, key) {
+					return core.Errorf(core.CodeInvalid, "unknown field %q (field names are case-sensitive: %q)", key, name)
+				}
+			}
+			return core.Errorf(core.CodeInvalid, "unknown field %q", key)
+		}
+		if slices.Contains(seen, key) {
+			return core.Errorf(core.CodeInvalid, "field %q is given more than once", key)
+		}
+		seen = append(seen, key)
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return jsonError(err)
+		}
+	}
 	return nil
+}
+
+// fieldNames caches jsonFields by type.
+var fieldNames sync.Map // reflect.Type → map[string]struct{}
+
+// jsonFields returns the JSON names of the fields of the struct t points
+// to, those of embedded structs included, or nil when t is not a pointer to
+// a struct.
+func jsonFields(t reflect.Type) map[string]struct{} {
+	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	if m, ok := fieldNames.Load(t); ok {
+		return m.(map[string]struct{})
+	}
+	m := map[string]struct{}{}
+	var add func(st reflect.Type)
+	add = func(st reflect.Type) {
+		for f := range st.Fields() {
+			tag := f.Tag.Get("json")
+			name, _, _ := strings.Cut(tag, ",")
+			switch {
+			case name == "-" && tag == "-":
+			case f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct:
+				add(f.Type)
+			case !f.IsExported():
+			case name != "":
+				m[name] = struct{}{}
+			default:
+				m[f.Name] = struct{}{}
+			}
+		}
+	}
+	add(t.Elem())
+	fieldNames.Store(t, m)
+	return m
 }
 
 // bodiless refuses a body on a route that takes none (its parameters are
