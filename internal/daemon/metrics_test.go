@@ -74,6 +74,34 @@ func TestHTTPMetricsUseRoutePatterns(t *testing.T) {
 	}
 }
 
+// TestHTTPMetricsRouteOfEarlyAnswers: a request refused before routing (413
+// from its Content-Length) is counted under its route, not as unmatched;
+// a method no route serves on a known path stays unmatched.
+func TestHTTPMetricsRouteOfEarlyAnswers(t *testing.T) {
+	s := newTestServer(t)
+	req := httptest.NewRequest("POST", "/run", strings.NewReader("{}"))
+	req.ContentLength = maxBody + 1
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	if rec.Code != 413 {
+		t.Fatalf("status %d, want 413", rec.Code)
+	}
+	if resp, _ := do(t, s, "PUT", "/run", "", "{}"); resp.StatusCode != 405 {
+		t.Fatalf("PUT /run: status %d, want 405", resp.StatusCode)
+	}
+	rec = httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{
+		`refrakt_http_requests_total{code="413",route="POST /run"} 1`,
+		`refrakt_http_requests_total{code="405",route="unmatched"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("want %s in:\n%s", want, grep(body, "refrakt_http_requests_total"))
+		}
+	}
+}
+
 func grep(s, sub string) string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {

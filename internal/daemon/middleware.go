@@ -115,6 +115,11 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			sw.status = http.StatusOK
 		}
 		route := r.Pattern
+		if route == "" && sw.status != http.StatusNotFound && sw.status != http.StatusMethodNotAllowed {
+			// Answered before routing (413 from Content-Length, 503 at the
+			// in-flight cap): the route it was for, looked up only then.
+			_, route = s.mux.Handler(r)
+		}
 		if route == "" {
 			route = "unmatched"
 		}
