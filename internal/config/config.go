@@ -5,9 +5,12 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -169,6 +172,20 @@ func headerName(h string) bool {
 	return h != ""
 }
 
+// checkListenAddr checks that addr is a host (or nothing) and a port from 0
+// to 65535, as net.Listen wants it; whether the host can be bound is for
+// the listener to say.
+func checkListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("is not host:port")
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("has port %q; want a number from 0 to 65535", port)
+	}
+	return nil
+}
+
 // Validate checks ranges and combinations that parsing alone cannot.
 func (c Config) Validate() error {
 	var errs []string
@@ -177,6 +194,8 @@ func (c Config) Validate() error {
 	}
 	if c.Addr == "" {
 		bad("REFRAKT_ADDR", "must not be empty (e.g. :8080 or 127.0.0.1:0)")
+	} else if err := checkListenAddr(c.Addr); err != nil {
+		bad("REFRAKT_ADDR", "%q %v (e.g. :8080, 127.0.0.1:0 or [::1]:8080)", c.Addr, err)
 	}
 	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") && !strings.HasPrefix(c.RedisURL, "unix://") {
 		bad("QUEUE_URL", "%q is not a redis://, rediss:// or unix:// URL", c.RedisURL)

@@ -72,6 +72,9 @@ func TestLoadBad(t *testing.T) {
 		{"route under the API", map[string]string{"PROMETHEUS_METRICS_ROUTE": "/api/dev/whoami"}, nil, `PROMETHEUS_METRICS_ROUTE: "/api/dev/whoami" is a path of the API`},
 		{"route over a job", map[string]string{"PROMETHEUS_METRICS_ROUTE": "/run/metrics"}, nil, `PROMETHEUS_METRICS_ROUTE: "/run/metrics" is a path of the API`},
 		{"log level", map[string]string{"LOG_LEVEL": "loud"}, nil, `LOG_LEVEL: "loud" must be debug`},
+		{"addr without port", map[string]string{"REFRAKT_ADDR": "bogus"}, nil, `REFRAKT_ADDR: "bogus" is not host:port`},
+		{"addr port range", nil, map[string]string{"addr": ":99999"}, `REFRAKT_ADDR: ":99999" has port "99999"; want a number from 0 to 65535`},
+		{"addr port name", map[string]string{"REFRAKT_ADDR": "127.0.0.1:http"}, nil, `REFRAKT_ADDR: "127.0.0.1:http" has port "http"`},
 		{"same tokens", map[string]string{"REFRAKT_DEVELOPER_TOKEN": "abcabcabcabcabcabc", "REFRAKT_OPERATOR_TOKEN": "abcabcabcabcabcabc"}, nil, "must differ"},
 	}
 	for _, tt := range tests {
