@@ -170,6 +170,13 @@ func (f *flaky) Extend(ctx context.Context, refs []queue.Ref, d time.Duration) (
 	return f.Broker.Extend(ctx, refs, d)
 }
 
+func (f *flaky) Queues(ctx context.Context) ([]string, error) {
+	if f.down("queues") {
+		return nil, errDown
+	}
+	return f.Broker.Queues(ctx)
+}
+
 func (f *flaky) Enqueue(ctx context.Context, jobs ...queue.NewJob) error {
 	if f.down("enqueue") {
 		return errDown

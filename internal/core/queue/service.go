@@ -247,6 +247,11 @@ func (s *Service) Submit(ctx context.Context, req EnqueueRequest, source string)
 	}
 	reserved, err := s.admitQueue(ctx, nj.Queue)
 	if err != nil {
+		if core.ErrorCode(err) == core.CodeUnavailable && s.admission.Enabled() {
+			// The queue list could not be read: refused as admission
+			// refuses when it cannot read a queue, reason backend.
+			return nil, s.admission.reject(nj.Queue, ReasonBackend, time.Second, err, "the job queue is unavailable: cannot check queue %s", nj.Queue)
+		}
 		return nil, err
 	}
 	if err := s.admission.Admit(ctx, nj.Queue); err != nil {

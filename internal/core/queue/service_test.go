@@ -372,6 +372,32 @@ func TestAdmission(t *testing.T) {
 	})
 }
 
+// TestAdmissionBackendErrorOnNewQueue: with the backend down, a job for a
+// queue this process has not seen (whose admission needs the queue list) is
+// refused like one for a known queue: a backend rejection, counted.
+func TestAdmissionBackendErrorOnNewQueue(t *testing.T) {
+	ctx := context.Background()
+	for _, be := range backends(t) {
+		t.Run(be.name, func(t *testing.T) {
+			f := &flaky{Broker: be.new(t, nil)}
+			obs := newRecorder()
+			s := queue.NewService(queue.Deps{Broker: f, Observer: obs}, queue.Config{MaxQueues: 10, Admission: queue.AdmissionConfig{MaxPending: 5}})
+			f.set("*", true)
+			f.set("queues", true)
+			_, err := s.Submit(ctx, queue.EnqueueRequest{Type: "ping", Queue: "other"}, queue.SourceAPI)
+			var rej *queue.Rejection
+			if !errors.As(err, &rej) || rej.Reason != queue.ReasonBackend || rej.Queue != "other" || rej.RetryAfter < time.Second {
+				t.Fatalf("Submit to a new queue with the backend down: %v, want a backend rejection for queue other", err)
+			}
+			diff(t, "rejections counted", map[string]int{"other:backend": 1}, obs.snapshot()["rejected"])
+			f.set("*", false)
+			f.set("queues", false)
+			jobs, _ := s.List(ctx, queue.Filter{})
+			diff(t, "nothing stored", 0, len(jobs))
+		})
+	}
+}
+
 func TestRetryAfterFromDrainRate(t *testing.T) {
 	clock := brokertest.NewClock()
 	b := backends(t)[0].new(t, clock)
