@@ -17,31 +17,9 @@ import (
 // _bucket, _sum and _count).
 func names(t *testing.T) map[string]bool {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	m := New(reg, version.Get())
-	// Touch every vector so that Gather lists it.
-	m.JobEnqueued.WithLabelValues("api")
-	m.JobTransitions.WithLabelValues("pending", "running")
-	m.QueuePending.WithLabelValues("q")
-	m.QueueRunning.WithLabelValues("q")
-	m.QueueOldestPending.WithLabelValues("q")
-	m.JobDuration.WithLabelValues("ping", "succeeded")
-	m.RateLimitDecisions.WithLabelValues("run", "ip", "allowed")
-	m.AdmissionRejections.WithLabelValues("q", "max_pending")
-	m.HTTPRequests.WithLabelValues("GET /healthz", "200")
-	m.HTTPDuration.WithLabelValues("GET /healthz")
-	m.BackendError("x")
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]bool{"up": true}
-	for _, mf := range mfs {
-		n := mf.GetName()
+	out := map[string]bool{}
+	for n := range labelNames(t) {
 		out[n] = true
-		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
-			out[n+suffix] = true
-		}
 	}
 	return out
 }
@@ -178,4 +156,123 @@ func TestGrafanaDashboardUsesRealMetrics(t *testing.T) {
 			t.Errorf("no panel shows %s", want)
 		}
 	}
+}
+
+// TestAlertAndDashboardLabelsExist: every label an alert or a dashboard
+// panel groups by, joins on or matches is one that a metric of its
+// expression carries (or one Prometheus adds: job, instance; le on
+// buckets). `sum by (queue)` over a metric without a queue label passes
+// promtool and quietly sums everything.
+func TestAlertAndDashboardLabelsExist(t *testing.T) {
+	labels := labelNames(t)
+	var exprs []string
+	var alerts struct {
+		Groups []struct {
+			Rules []struct {
+				Alert string `yaml:"alert"`
+				Expr  string `yaml:"expr"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	b, err := os.ReadFile("../../../scripts/alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &alerts); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range alerts.Groups {
+		for _, r := range g.Rules {
+			exprs = append(exprs, r.Expr)
+		}
+	}
+	var dash struct {
+		Panels []struct {
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if b, err = os.ReadFile("../../../scripts/grafana-dashboard.json"); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			exprs = append(exprs, tg.Expr)
+		}
+	}
+	grouping := regexp.MustCompile(`\b(?:by|without|on|ignoring)\s*\(([^)]*)\)`)
+	selector := regexp.MustCompile(`\{([^}]*)\}`)
+	matcher := regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)`)
+	for _, expr := range exprs {
+		have := map[string]bool{"job": true, "instance": true}
+		for _, m := range metricRef.FindAllString(expr, -1) {
+			for l := range labels[m] {
+				have[l] = true
+			}
+		}
+		var used []string
+		for _, g := range grouping.FindAllStringSubmatch(expr, -1) {
+			for _, l := range regexp.MustCompile(`[,\s]+`).Split(g[1], -1) {
+				if l != "" {
+					used = append(used, l)
+				}
+			}
+		}
+		for _, s := range selector.FindAllStringSubmatch(expr, -1) {
+			for _, m := range matcher.FindAllStringSubmatch(s[1], -1) {
+				used = append(used, m[1])
+			}
+		}
+		for _, l := range used {
+			if !have[l] {
+				t.Errorf("%q uses label %q, which none of its metrics has", expr, l)
+			}
+		}
+	}
+}
+
+// labelNames maps every metric name refrakt exports (histograms' series
+// included) to its label names.
+func labelNames(t *testing.T) map[string]map[string]bool {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m := New(reg, version.Get())
+	m.JobEnqueued.WithLabelValues("api")
+	m.JobTransitions.WithLabelValues("pending", "running")
+	m.QueuePending.WithLabelValues("q")
+	m.QueueRunning.WithLabelValues("q")
+	m.QueueOldestPending.WithLabelValues("q")
+	m.JobDuration.WithLabelValues("ping", "succeeded")
+	m.RateLimitDecisions.WithLabelValues("run", "ip", "allowed")
+	m.AdmissionRejections.WithLabelValues("q", "max_pending")
+	m.HTTPRequests.WithLabelValues("GET /healthz", "200")
+	m.HTTPDuration.WithLabelValues("GET /healthz")
+	m.BackendError("x")
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]bool{"up": {}}
+	for _, mf := range mfs {
+		ls := map[string]bool{}
+		for _, metric := range mf.GetMetric() {
+			for _, lp := range metric.GetLabel() {
+				ls[lp.GetName()] = true
+			}
+		}
+		out[mf.GetName()] = ls
+		for _, suffix := range []string{"_sum", "_count"} {
+			out[mf.GetName()+suffix] = ls
+		}
+		bucket := map[string]bool{"le": true}
+		for l := range ls {
+			bucket[l] = true
+		}
+		out[mf.GetName()+"_bucket"] = bucket
+	}
+	return out
 }
