@@ -116,5 +116,8 @@ func (c *APIClient) tokenHint() string {
 	if c.Token != "" && c.TokenFile != "" {
 		return fmt.Sprintf(" (the token was read from the token file %s and the daemon rejected it: give another with --token or REFRAKT_TOKEN)", c.TokenFile)
 	}
+	if c.Token != "" {
+		return " (the daemon rejected the token given with --token or REFRAKT_TOKEN)"
+	}
 	return " (give a token with --token or REFRAKT_TOKEN)"
 }
