@@ -3,6 +3,8 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -35,6 +37,7 @@ func TestCluster(t *testing.T) {
 		{"Conformance", testClusterConformance},
 		{"KeysSpreadAndGlobal", testClusterKeysSpreadAndGlobal},
 		{"BracesInIdentity", testClusterBracesInIdentity},
+		{"GiveBackWithinTimeout", testClusterGiveBackWithinTimeout},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,5 +149,60 @@ func testClusterBracesInIdentity(t *testing.T, c *redistest.Cluster) {
 		if want := 9 - i; !d.Allowed || d.Remaining != want {
 			t.Errorf("request %d: allowed %v, remaining %d, want allowed with %d left", i+1, d.Allowed, d.Remaining, want)
 		}
+	}
+}
+
+// testClusterGiveBackWithinTimeout checks that the second round trip of a
+// denied request, which gives back the tokens its other scopes took, stays
+// within the store's Timeout too when Redis stalls right then, on clients
+// that honour context deadlines and on clients whose sockets ignore them,
+// and that the caller still sees the tokens given back. Only a Cluster
+// gives back: on one Redis a request's keys are decided all or nothing in
+// one script call (TestRequestAllOrNothing).
+func testClusterGiveBackWithinTimeout(t *testing.T, c *redistest.Cluster) {
+	src, err := os.ReadFile("refund.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The IP bucket holds one token; the user bucket plenty.
+	bs := []ratelimit.Bucket{
+		{Key: []byte("rl-test:ip:192.0.2.9"), Capacity: 1, Interval: 60_000_000, Window: 60_000_000},
+		{Key: []byte("rl-test:user:u9"), Capacity: 60, Interval: 1_000_000, Window: 60_000_000},
+	}
+	// The give-back is the user key's: stall its master.
+	srv := c.MasterFor("refrakt:rl:{rl-test:user:u9}")
+	for _, honours := range []bool{true, false} {
+		t.Run("context deadlines honoured="+strconv.FormatBool(honours), func(t *testing.T) {
+			c.Flush(t)
+			rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Seeds(), ContextTimeoutEnabled: honours,
+				ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second, MaxRetries: -1})
+			stall := &stallBeforeRefund{sha: redis.NewScript(string(src)).Hash(), srv: srv}
+			rdb.AddHook(stall)
+			t.Cleanup(func() { rdb.Close() })
+			store := newStore(t, rdb, redisstore.Options{Timeout: 100 * time.Millisecond})
+			r := ratelimit.DefaultConfig().Rules()
+			rs := make([]ratelimit.Result, 2)
+			ctx := context.Background()
+			if err := store.Take(ctx, &r, bs, rs); err != nil || !rs[0].Allowed || !rs[1].Allowed {
+				t.Fatalf("first request: %+v, %v", rs, err)
+			}
+			stall.armed.Store(true)
+			defer srv.Resume()
+			start := time.Now()
+			err := store.Take(ctx, &r, bs, rs)
+			if took := time.Since(start); took > time.Second {
+				t.Errorf("a denied request took %s with a 100ms store timeout (its give-back stalled)", took)
+			}
+			// On a client that ignores deadlines the give-back goes on
+			// without the caller: wait for it to be sent.
+			for deadline := time.Now().Add(2 * time.Second); stall.armed.Load(); time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("no give-back was sent: the request was not denied by one scope only")
+				}
+			}
+			if err != nil || rs[0].Allowed || !rs[1].Allowed || rs[1].Remaining != 59-1+1 {
+				t.Errorf("denied request: %+v, %v; want the IP to deny and the user's token given back (59 left)", rs, err)
+			}
+		})
 	}
 }

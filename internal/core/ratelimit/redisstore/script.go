@@ -25,6 +25,10 @@ const (
 	replySize      = 1 + 7*8
 	shortReplySize = 1 + 3*8
 	flagShort      = 16
+	// specShadow and specJoined are the bits of a bucket's kind byte: a
+	// shadow bucket, and a key whose request goes on with the next key.
+	specShadow = 1
+	specJoined = 2
 )
 
 // call is one script call: keys decided together.
@@ -61,23 +65,44 @@ type callBuilder struct {
 // add puts o into an open call for now, rules and slot (-1: any slot), or a
 // new one.
 func (cb *callBuilder) add(o *op, now int64, rules *rulesCache, slot int) {
-	var c *call
+	cb.open(now, rules, slot, 1).append(o, false)
+}
+
+// addRequest puts the ops of one request into one call for now and rules
+// (any slot), each but the last marked as joined to the next: take.lua
+// decides them all or nothing.
+func (cb *callBuilder) addRequest(ops []op, now int64, rules *rulesCache) {
+	c := cb.open(now, rules, -1, len(ops))
+	for i := range ops {
+		ops[i].atomic = true
+		c.append(&ops[i], i < len(ops)-1)
+	}
+}
+
+// open returns an open call for now, rules and slot with room for n more
+// keys, or a new one.
+func (cb *callBuilder) open(now int64, rules *rulesCache, slot, n int) *call {
 	// Few calls per round trip: a scan beats a map.
 	for i := len(cb.out) - 1; i >= 0; i-- {
-		if x := cb.out[i]; x.now == now && x.rules == rules && x.slot == slot && len(x.ops) < maxKeysPerCall {
-			c = x
-			break
+		if x := cb.out[i]; x.now == now && x.rules == rules && x.slot == slot && len(x.ops)+n <= maxKeysPerCall {
+			return x
 		}
 	}
-	if c == nil {
-		c = callPool.Get().(*call)
-		c.now, c.rules, c.slot = now, rules, slot
-		c.arg = packHeader(c.arg, now, rules)
-		cb.out = append(cb.out, c)
-	}
+	c := callPool.Get().(*call)
+	c.now, c.rules, c.slot = now, rules, slot
+	c.arg = packHeader(c.arg, now, rules)
+	cb.out = append(cb.out, c)
+	return c
+}
+
+// append adds o to c; joined says the next key belongs to o's request.
+func (c *call) append(o *op, joined bool) {
 	c.ops = append(c.ops, o)
 	c.keys = append(c.keys, o.rkey)
 	c.arg = append(c.arg, o.spec[:]...)
+	if joined {
+		c.arg[len(c.arg)-1] |= specJoined
+	}
 }
 
 // packHeader appends take.lua's header: "<Bddddddd", the flag saying now is
@@ -109,7 +134,7 @@ func packSpec(b *ratelimit.Bucket) [specSize]byte {
 	putFloat(p[8:], float64(b.Interval))
 	putFloat(p[16:], float64(b.Window))
 	if b.Shadow {
-		p[24] = 1
+		p[24] = specShadow
 	}
 	return p
 }
@@ -120,6 +145,10 @@ func (s *Store) calls(groups []*group) []*call {
 	var cb callBuilder
 	multi := s.multiSlot.Load()
 	for _, g := range groups {
+		if multi && len(g.ops) > 1 && distinct(g.ops) {
+			cb.addRequest(g.ops, g.now, g.rules)
+			continue
+		}
 		for i := range g.ops {
 			o := &g.ops[i]
 			slot := -1
@@ -133,6 +162,20 @@ func (s *Store) calls(groups []*group) []*call {
 		c.finish()
 	}
 	return cb.out
+}
+
+// distinct reports whether the ops' keys differ (a request's scopes always
+// do): take.lua holds a request's writes until its last key, so a key twice
+// would read its own state unwritten.
+func distinct(ops []op) bool {
+	for i := 1; i < len(ops); i++ {
+		for j := range i {
+			if ops[i].rkey == ops[j].rkey {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // finish sets the script arguments of c.

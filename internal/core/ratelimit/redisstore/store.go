@@ -156,6 +156,9 @@ type op struct {
 	res  ratelimit.Result
 	pend int64 // penalty end, Unix µs
 	err  error
+	// atomic says the script decided o's request all or nothing (its keys
+	// in one call): a denied request spent nothing, and needs no give-back.
+	atomic bool
 }
 
 // group is one request's ops; they travel in the same round trip.
@@ -176,12 +179,11 @@ type group struct {
 }
 
 // Take implements ratelimit.Store. The keys of a request go in one round
-// trip, each decided on its own (in one script call with other keys, or in
-// calls of their own on a Cluster when their slots differ); when one
-// denies, the tokens the others took are given back (a second round trip,
-// only then). Between the two, a concurrent request may see those tokens
-// spent; on a single Redis this is the only difference from the memory
-// store's all-or-nothing.
+// trip. On a single Redis they go in one script call, which decides them
+// all or nothing, as the memory store does. On a Cluster, keys of
+// different slots are decided in calls of their own; when one denies, the
+// tokens the others took are given back (a second round trip, only then),
+// and between the two a concurrent request may see those tokens spent.
 func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Bucket, rs []ratelimit.Result) error {
 	deadline := time.Now().Add(s.opts.Timeout)
 	g := s.newGroup(r, bs)
@@ -190,13 +192,14 @@ func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Buc
 		return err
 	}
 	defer putGroup(g)
-	denied, took := false, false
+	denied, took, atomic := false, false, true
 	for i := range g.ops {
 		o := &g.ops[i]
 		if o.err != nil {
 			return o.err
 		}
 		rs[i] = o.res
+		atomic = atomic && o.atomic
 		if !o.res.Allowed {
 			denied = true
 		} else if !o.res.Shadowed {
@@ -204,9 +207,28 @@ func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Buc
 		}
 	}
 	if denied && took {
-		s.giveBack(ctx, g, rs, deadline)
+		if refunds := unspend(g, rs, !atomic); len(refunds) > 0 {
+			s.giveBack(ctx, refunds, deadline)
+		}
 	}
 	return nil
+}
+
+// unspend counts the token back in the results of the buckets that allowed
+// a denied request and, with refunds, returns them for giveBack. The script
+// spent nothing of them when it decided the request whole; otherwise they
+// must be given back.
+func unspend(g *group, rs []ratelimit.Result, refunds bool) []refund {
+	var out []refund
+	for i := range g.ops {
+		if rs[i].Allowed && !rs[i].Shadowed {
+			if refunds {
+				out = append(out, refund{g.ops[i].rkey, g.ops[i].interval})
+			}
+			rs[i].Remaining = min(rs[i].Remaining+1, rs[i].Capacity)
+		}
+	}
+	return out
 }
 
 // newGroup returns a pooled group holding one op per bucket of bs, under
@@ -279,14 +301,7 @@ type refund struct {
 // deadlines, waiting for the round trip could outlast the deadline, so the
 // refund goes on without the caller (it needs no answer), bounded by the
 // client's own timeouts.
-func (s *Store) giveBack(ctx context.Context, g *group, rs []ratelimit.Result, deadline time.Time) {
-	var refunds []refund
-	for i := range g.ops {
-		if rs[i].Allowed && !rs[i].Shadowed {
-			refunds = append(refunds, refund{g.ops[i].rkey, g.ops[i].interval})
-			rs[i].Remaining = min(rs[i].Remaining+1, rs[i].Capacity)
-		}
-	}
+func (s *Store) giveBack(ctx context.Context, refunds []refund, deadline time.Time) {
 	if !s.direct {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
@@ -367,6 +382,7 @@ func (s *Store) exec(ctx context.Context, groups []*group) {
 func (s *Store) redo(ctx context.Context, c *call) {
 	var cb callBuilder
 	for _, o := range c.ops {
+		o.atomic = false
 		cb.add(o, c.now, c.rules, keySlot(o.rkey))
 	}
 	defer putCalls(cb.out)

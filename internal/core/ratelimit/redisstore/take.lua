@@ -21,7 +21,13 @@
 --             longest ban, µs; window in which a ban counts as a repeat, µs
 --           then 25 bytes per key, in KEYS order, "<dddB": capacity (burst
 --             before penalties), emission interval (µs per token), window
---             (µs), 1 for a shadow bucket (never denies, never strikes)
+--             (µs), then a kind: 1 for a shadow bucket (never denies, never
+--             strikes), plus 2 when the next key belongs to the same request
+--
+-- A request of several keys (scopes) is all or nothing, as in the memory
+-- store: its keys are decided one after the other, and when any of them
+-- denies, only the keys that denied are written (their strikes); the
+-- others spend nothing. Their replies still say allowed, as decided.
 --
 -- Returns one string: now (a little-endian double), then a reply per key
 -- in KEYS order, packed "<Bddddddd": flags (1 allowed, 2 shadowed,
@@ -55,10 +61,15 @@ local pack, unpack, call, ceil, floor, format = struct.pack, struct.unpack, redi
 -- functions: their closures and upvalues cost the server more than the
 -- arithmetic.
 local replies = {pack("<d", now)}
+-- the writes of the request being decided, when it has several keys: key,
+-- TTL, state and whether it allowed, four entries per key
+local held, denied = nil, false
 for i = 1, #KEYS do
   local key = KEYS[i]
-  local capacity, iv, window, shadow
-  capacity, iv, window, shadow, pos = unpack(SPEC, args, pos)
+  local capacity, iv, window, kind
+  capacity, iv, window, kind, pos = unpack(SPEC, args, pos)
+  local shadow = kind % 2
+  local joined = kind >= 2
   local tat, old_iv, cap, strikes, strike_at, banned_until, ban_level, last_ban = 0, 0, 0, 0, 0, 0, 0, 0
   local raw = call("GET", key)
   if raw then
@@ -157,7 +168,23 @@ for i = 1, #KEYS do
   if last_ban > 0 and last_ban + repeat_window > exp then exp = last_ban + repeat_window end
   local ms = ceil((exp - now) / 1000)
   if ms < 1000 then ms = 1000 end
-  call("PSETEX", key, format("%d", ms), pack(STATE, tat, old_iv, cap, strikes, strike_at, banned_until, ban_level, last_ban, now))
+  if held == nil and not joined then
+    call("PSETEX", key, format("%d", ms), pack(STATE, tat, old_iv, cap, strikes, strike_at, banned_until, ban_level, last_ban, now))
+  else
+    -- one key of a request of several: written once the request is decided
+    held = held or {}
+    local n = #held
+    held[n + 1], held[n + 2], held[n + 3], held[n + 4] = key, format("%d", ms), pack(STATE, tat, old_iv, cap, strikes, strike_at, banned_until, ban_level, last_ban, now), flags % 2 == 1
+    if flags % 2 == 0 then denied = true end
+    if not joined then
+      for j = 1, #held, 4 do
+        if not denied or not held[j + 3] then
+          call("PSETEX", held[j], held[j + 1], held[j + 2])
+        end
+      end
+      held, denied = nil, false
+    end
+  end
   if pe <= now and had then pe = -1 end
 
   if flags == 1 and strikes == 0 and pe >= 0 and pe <= now then
