@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
 )
 
 // Config is the daemon's configuration. Each field names its environment
@@ -224,8 +226,27 @@ func (c Config) Validate() error {
 			bad(p.env, "%d must be at least 1", p.v)
 		}
 	}
-	if c.PremiumMultiplier < 1 {
-		bad("RATE_LIMIT_PREMIUM_MULTIPLIER", "%g must be at least 1", c.PremiumMultiplier)
+	// The limiter's own bounds, checked here so that a value past them
+	// stops start-up before the listener binds, with the range.
+	for _, p := range []struct {
+		env string
+		v   int
+		max int
+	}{
+		{"RATE_LIMIT_RUN_BURST", c.RunBurst, ratelimit.MaxCapacity},
+		{"RATE_LIMIT_RUN_PER_MINUTE", c.RunPerMinute, ratelimit.MaxCapacity},
+		{"RATE_LIMIT_ASSISTANT_PER_MINUTE", c.AssistantPerMinute, ratelimit.MaxCapacity},
+		{"BAN_AFTER_STRIKES", c.BanAfterStrikes, ratelimit.MaxBanAfterStrikes},
+	} {
+		if p.v > p.max {
+			bad(p.env, "%d must be between 1 and %d", p.v, p.max)
+		}
+	}
+	if c.PremiumMultiplier < 1 || c.PremiumMultiplier > ratelimit.MaxPremiumMultiplier {
+		bad("RATE_LIMIT_PREMIUM_MULTIPLIER", "%g must be between 1 and %d", c.PremiumMultiplier, ratelimit.MaxPremiumMultiplier)
+	}
+	if c.BanDuration > ratelimit.MaxBan {
+		bad("BAN_SECONDS", "%s must be at most %s: a ban, repeats included, lasts at most an hour", c.BanDuration, ratelimit.MaxBan)
 	}
 	if c.PenaltyFactor <= 0 || c.PenaltyFactor > 1 {
 		bad("PENALTY_FACTOR", "%g must be in (0, 1]", c.PenaltyFactor)

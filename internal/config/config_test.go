@@ -75,6 +75,10 @@ func TestLoadBad(t *testing.T) {
 		{"addr without port", map[string]string{"REFRAKT_ADDR": "bogus"}, nil, `REFRAKT_ADDR: "bogus" is not host:port`},
 		{"addr port range", nil, map[string]string{"addr": ":99999"}, `REFRAKT_ADDR: ":99999" has port "99999"; want a number from 0 to 65535`},
 		{"addr port name", map[string]string{"REFRAKT_ADDR": "127.0.0.1:http"}, nil, `REFRAKT_ADDR: "127.0.0.1:http" has port "http"`},
+		{"burst past the limiter's bound", map[string]string{"RATE_LIMIT_RUN_BURST": "9999999999"}, nil, "RATE_LIMIT_RUN_BURST: 9999999999 must be between 1 and 1073741824"},
+		{"strikes past the limiter's bound", map[string]string{"BAN_AFTER_STRIKES": "1000000"}, nil, "BAN_AFTER_STRIKES: 1000000 must be between 1 and 250"},
+		{"premium past the limiter's bound", map[string]string{"RATE_LIMIT_PREMIUM_MULTIPLIER": "5000"}, nil, "RATE_LIMIT_PREMIUM_MULTIPLIER: 5000 must be between 1 and 1000"},
+		{"ban past an hour", map[string]string{"BAN_SECONDS": "2h"}, nil, "BAN_SECONDS: 2h0m0s must be at most 1h0m0s"},
 		{"same tokens", map[string]string{"REFRAKT_DEVELOPER_TOKEN": "abcabcabcabcabcabc", "REFRAKT_OPERATOR_TOKEN": "abcabcabcabcabcabc"}, nil, "must differ"},
 	}
 	for _, tt := range tests {

@@ -78,7 +78,7 @@ func DefaultConfig() Config {
 		PenaltyDecay:       60 * time.Second,
 		BanAfterStrikes:    5,
 		BanDuration:        60 * time.Second,
-		BanMax:             time.Hour,
+		BanMax:             MaxBan,
 		BanRepeatWindow:    time.Hour,
 		OnBackendError:     OnErrorLocal,
 		BackendTimeout:     100 * time.Millisecond,
@@ -86,6 +86,17 @@ func DefaultConfig() Config {
 		ErrorLogInterval:   10 * time.Second,
 	}
 }
+
+// Bounds of the settings (the daemon's settings check them before start).
+const (
+	// MaxPremiumMultiplier bounds RATE_LIMIT_PREMIUM_MULTIPLIER.
+	MaxPremiumMultiplier = 1000
+	// MaxBanAfterStrikes bounds BAN_AFTER_STRIKES.
+	MaxBanAfterStrikes = 250
+	// MaxBan caps a ban's length, repeats included (DESIGN §3), and so
+	// BAN_SECONDS.
+	MaxBan = time.Hour
+)
 
 // Validate returns a core.CodeInvalid error naming the first bad setting.
 func (c Config) Validate() error {
@@ -99,13 +110,13 @@ func (c Config) Validate() error {
 		return bad("RATE_LIMIT_RUN_PER_MINUTE", c.RunPerMinute)
 	case c.AssistantPerMinute <= 0 || c.AssistantPerMinute > MaxCapacity:
 		return bad("RATE_LIMIT_ASSISTANT_PER_MINUTE", c.AssistantPerMinute)
-	case !(c.PremiumMultiplier >= 1 && c.PremiumMultiplier <= 1000):
+	case !(c.PremiumMultiplier >= 1 && c.PremiumMultiplier <= MaxPremiumMultiplier):
 		return bad("RATE_LIMIT_PREMIUM_MULTIPLIER", c.PremiumMultiplier)
 	case !(c.PenaltyFactor > 0 && c.PenaltyFactor <= 1):
 		return bad("PENALTY_FACTOR", c.PenaltyFactor)
 	case c.PenaltyDecay <= 0:
 		return bad("PENALTY_DECAY", c.PenaltyDecay)
-	case c.BanAfterStrikes < 0 || c.BanAfterStrikes > 250:
+	case c.BanAfterStrikes < 0 || c.BanAfterStrikes > MaxBanAfterStrikes:
 		return bad("BAN_AFTER_STRIKES", c.BanAfterStrikes)
 	case c.BanDuration < time.Second:
 		return bad("BAN_SECONDS", c.BanDuration)
