@@ -323,3 +323,35 @@ func TestUserTenantPairsKeyApart(t *testing.T) {
 		t.Errorf("after the key's override: %+v, %v; want allowed under capacity 5 less a strike", d, err)
 	}
 }
+
+// TestBannedResetNotBeforeRetryAfter: a banned request's RateLimit figures
+// promise nothing before the ban ends (Remaining 0, Reset at least the
+// Retry-After), whatever the bucket itself holds.
+func TestBannedResetNotBeforeRetryAfter(t *testing.T) {
+	clock := storetest.NewClock()
+	cfg := ratelimit.DefaultConfig()
+	cfg.BanAfterStrikes = 1
+	l, err := ratelimit.New(cfg, ratelimit.Deps{Store: memstore.New(clock), Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	req := ratelimit.Request{Limit: "rl-test", IP: "192.0.2.7"}
+	banned := 0
+	for range 6 {
+		d, err := l.Allow(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.Banned() {
+			continue
+		}
+		banned++
+		if d.Remaining != 0 || d.Reset < d.RetryAfter || d.RetryAfter <= 0 {
+			t.Errorf("banned: remaining %d, reset %s, retry after %s; want 0 and reset ≥ retry after", d.Remaining, d.Reset, d.RetryAfter)
+		}
+	}
+	if banned < 2 {
+		t.Fatalf("%d banned answers, want the ban and the ones after it", banned)
+	}
+}

@@ -521,3 +521,39 @@ func TestRequestAllOrNothing(t *testing.T) {
 		t.Errorf("IP after the burst: remaining %d, strikes %d; want 24 and 0", rs[0].Remaining, rs[0].Strikes)
 	}
 }
+
+// TestBannedHeadersFromCache: a ban answered from the daemon's ban cache
+// promises no tokens before the ban ends, as one answered by the script
+// does (Remaining 0, Reset at least the Retry-After).
+func TestBannedHeadersFromCache(t *testing.T) {
+	srv := redistest.Start(t)
+	clock := storetest.NewClock()
+	cfg := ratelimit.DefaultConfig()
+	cfg.BanAfterStrikes = 1
+	cfg.BackendTimeout = 5 * time.Second
+	l, err := ratelimit.New(cfg, ratelimit.Deps{
+		Store: newStore(t, newClient(t, srv), redisstore.Options{Clock: clock}), Local: memstore.New(clock), Clock: clock,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	req := ratelimit.Request{Limit: "rl-test", IP: "203.0.113.10"}
+	banned := 0
+	for range 8 {
+		d, err := l.Allow(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.Banned() {
+			continue
+		}
+		banned++
+		if d.Remaining != 0 || d.Reset < d.RetryAfter || d.RetryAfter <= 0 {
+			t.Errorf("banned answer %d: remaining %d, reset %s, retry after %s; want 0 and reset ≥ retry after", banned, d.Remaining, d.Reset, d.RetryAfter)
+		}
+	}
+	if banned < 3 {
+		t.Fatalf("%d banned answers, want the ban and cached ones after it", banned)
+	}
+}
