@@ -7,6 +7,7 @@ import (
 
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/redisstore"
 )
 
 // Driver is how the jobs and limits commands reach refrakt's state: over a
@@ -51,8 +52,9 @@ type TickView struct {
 // LimitsView is the answer of `limits get -o json`, and of
 // GET /api/dev/rate-limits/config.
 type LimitsView struct {
-	// Enabled is RATE_LIMIT_ENABLED of the daemon (over Redis: of this
-	// process's environment, which should match the daemons').
+	// Enabled is RATE_LIMIT_ENABLED of the daemon. Over Redis it and the
+	// limits are what a daemon on that Redis last published, or, when none
+	// runs there, what this process's environment gives.
 	Enabled   bool           `json:"enabled"`
 	Limits    []LimitView    `json:"limits"`
 	Overrides []OverrideView `json:"overrides"`
@@ -103,10 +105,9 @@ func (r OverrideRequest) ttl() time.Duration {
 	return time.Duration(r.TTLSeconds) * time.Second
 }
 
-func limitView(l ratelimit.Limit, premium float64) LimitView {
-	p := l.Policy.Premium(premium)
+func limitView(l redisstore.PublishedLimit) LimitView {
 	v := LimitView{Name: l.Name, Burst: l.Policy.Burst, Rate: l.Policy.Rate, WindowSeconds: l.Policy.Window.Seconds(),
-		PremiumBurst: p.Burst, PremiumRate: p.Rate, Scopes: []string{}}
+		PremiumBurst: l.Premium.Burst, PremiumRate: l.Premium.Rate, Scopes: []string{}}
 	for _, s := range l.Scopes {
 		v.Scopes = append(v.Scopes, string(s))
 	}

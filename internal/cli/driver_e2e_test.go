@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -554,5 +555,70 @@ func TestE2ERemoveQueue(t *testing.T) {
 	mustCLI(t, api, "jobs", "remove-queue", "first")
 	if code, _ := run("second"); code != http.StatusAccepted {
 		t.Errorf("POST /run in a new queue once the other is removed: %d, want 202", code)
+	}
+}
+
+// TestE2ELimitsFromTheDaemons: `limits get` over Redis shows the limits the
+// daemons on that Redis enforce, not the CLI's own RATE_LIMIT_* environment:
+// byte for byte what it shows over the daemon's API, as rows and as JSON.
+// With no daemon's limits on that Redis, it shows its own environment's.
+func TestE2ELimitsFromTheDaemons(t *testing.T) {
+	r := redistest.Start(t)
+	state := t.TempDir()
+	alone := map[string]string{"REFRAKT_REDIS": r.URL(), "REFRAKT_PREFIX": "lim:", "RATE_LIMIT_RUN_BURST": "4", "XDG_STATE_HOME": state, "HOME": state}
+	if v := limitsJSON(t, alone, "run"); v.Limits[0].Burst != 4 || !v.Enabled {
+		t.Fatalf("no daemon yet: %+v, want run's burst 4 from the CLI's environment, enabled", v)
+	}
+
+	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL(), "REFRAKT_PREFIX=lim:", "RATE_LIMIT_ENABLED=false", "RATE_LIMIT_PREMIUM_MULTIPLIER=2"},
+		"--workers", "0", "--rate-limit-run-burst", "7", "--rate-limit-assistant-per-minute", "11")
+	envs := drivers(t, d, r, "lim:")
+	envs[1].env["RATE_LIMIT_RUN_BURST"] = "4" // the CLI's own setting, which the daemon's overrules
+	// Set over Redis: the daemon lists an override it set itself with its
+	// created_at to the nanosecond until it reloads it from Redis (ms).
+	mustCLI(t, envs[1].env, "limits", "set", "run:ip:198.51.100.9", "--capacity", "2", "--window", "1m")
+
+	for _, args := range [][]string{
+		{"limits", "get"},
+		{"limits", "get", "-o", "json"},
+		{"limits", "get", "run", "-o", "json"},
+		{"limits", "get", "assistant"},
+	} {
+		// The daemon publishes its limits in the background as it starts,
+		// and sees the override within a second.
+		deadline := time.Now().Add(5 * time.Second)
+		api, direct := mustCLI(t, envs[0].env, args...), mustCLI(t, envs[1].env, args...)
+		for direct != api && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+			api, direct = mustCLI(t, envs[0].env, args...), mustCLI(t, envs[1].env, args...)
+		}
+		if diff := cmp.Diff(api, direct); diff != "" {
+			t.Errorf("refrakt %s over api and redis (-api +redis)\n%s", strings.Join(args, " "), diff)
+		}
+	}
+	want := LimitsView{Enabled: false, Overrides: []OverrideView{}, Limits: []LimitView{
+		{Name: "run", Scopes: []string{"ip", "user"}, Burst: 7, Rate: 30, WindowSeconds: 60, PremiumBurst: 14, PremiumRate: 60},
+		{Name: "assistant", Scopes: []string{"ip", "user"}, Burst: 11, Rate: 11, WindowSeconds: 60, PremiumBurst: 22, PremiumRate: 22},
+	}}
+	got := limitsJSON(t, envs[1].env)
+	got.Limits, got.Overrides = got.Limits[:2], []OverrideView{}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("limits over redis (-want +got)\n%s", diff)
+	}
+
+	// The daemon gone, its limits stay until their TTL ends, then the CLI's
+	// environment speaks again.
+	d.Signal(syscall.SIGTERM)
+	if code := d.Wait(15 * time.Second); code != 0 {
+		t.Fatalf("daemon exit %d\n%s", code, d.Log())
+	}
+	if ttl, err := redistest.Do(r.Addr(), "PTTL", "lim:rl:limits"); err != nil || ttl == "-1" || ttl == "-2" {
+		t.Fatalf("PTTL of the published limits: %q %v, want a TTL", ttl, err)
+	}
+	if _, err := redistest.Do(r.Addr(), "DEL", "lim:rl:limits"); err != nil { // as the TTL would
+		t.Fatal(err)
+	}
+	if v := limitsJSON(t, envs[1].env, "run"); v.Limits[0].Burst != 4 || !v.Enabled {
+		t.Errorf("no daemon left: %+v, want run's burst 4 from the CLI's environment, enabled", v)
 	}
 }

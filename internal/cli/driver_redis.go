@@ -42,7 +42,9 @@ const connectTimeout = 5 * time.Second
 // newRedisDriver connects to rawURL (a cluster when REDIS_CLUSTER says so or
 // the server reports cluster_enabled:1) and builds the domain services with
 // the same settings a daemon reads from the environment (JOB_HISTORY,
-// JOB_LEASE, the RATE_LIMIT_* policies).
+// JOB_LEASE, the RATE_LIMIT_* policies). Limits shows the policies the
+// daemons on that Redis publish, and those of the environment only when no
+// daemon runs there.
 func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(string) string) (*redisDriver, error) {
 	addr := daemon.RedactURL(rawURL)
 	if !strings.HasPrefix(rawURL, "redis://") && !strings.HasPrefix(rawURL, "rediss://") && !strings.HasPrefix(rawURL, "unix://") {
@@ -166,10 +168,18 @@ func (d *redisDriver) Limits(ctx context.Context) (LimitsView, error) {
 	if err := d.lim.RefreshOverrides(ctx); err != nil {
 		return LimitsView{}, d.fail(err)
 	}
-	cfg := d.lim.Config()
-	v := LimitsView{Enabled: cfg.Enabled, Limits: []LimitView{}, Overrides: []OverrideView{}}
-	for _, l := range d.lim.Limits() {
-		v.Limits = append(v.Limits, limitView(l, cfg.PremiumMultiplier))
+	// The daemons publish what they enforce; this process's environment
+	// speaks only when no daemon runs on this Redis.
+	pub, ok, err := d.store.PublishedLimits(ctx)
+	if err != nil {
+		return LimitsView{}, d.fail(err)
+	}
+	if !ok {
+		pub = redisstore.LimitsOf(d.lim)
+	}
+	v := LimitsView{Enabled: pub.Enabled, Limits: []LimitView{}, Overrides: []OverrideView{}}
+	for _, l := range pub.Limits {
+		v.Limits = append(v.Limits, limitView(l))
 	}
 	for _, o := range d.lim.Overrides() {
 		v.Overrides = append(v.Overrides, overrideView(o))

@@ -63,13 +63,17 @@ func LimiterConfig(cfg config.Config) ratelimit.Config {
 
 // buildRateLimit builds the limiter on the backend: the memory store, or
 // the Redis store with an in-process store to fall back on. Its background
-// loop (override refresh, penalized-keys gauge) is a component.
+// loops (override refresh, penalized-keys gauge and, on Redis, publishing
+// the limits for `limits get --redis`) are a component.
 func (s *Server) buildRateLimit() error {
 	cfg := LimiterConfig(s.cfg)
 	deps := ratelimit.Deps{Clock: s.clock, Observer: newLimitObserver(s.metrics), Logger: s.log}
-	var closeStore func()
+	var (
+		closeStore func()
+		rs         *redisstore.Store // nil on the memory backend
+	)
 	if s.backend.Redis != nil {
-		rs := redisstore.New(s.backend.Redis, redisstore.Options{Prefix: s.backend.Prefix, Timeout: cfg.BackendTimeout})
+		rs = redisstore.New(s.backend.Redis, redisstore.Options{Prefix: s.backend.Prefix, Timeout: cfg.BackendTimeout})
 		deps.Store, deps.Local, closeStore = rs, memstore.New(s.clock), func() { rs.Close() }
 	} else {
 		deps.Store, closeStore = memstore.New(s.clock), func() {}
@@ -92,6 +96,10 @@ func (s *Server) buildRateLimit() error {
 			wg.Add(2)
 			go func() { defer wg.Done(); _ = l.Run(ctx) }()
 			go func() { defer wg.Done(); s.samplePenalized(ctx) }()
+			if rs != nil {
+				wg.Add(1)
+				go func() { defer wg.Done(); s.publishLimits(ctx, rs, limitsPublishEvery) }()
+			}
 			return nil
 		},
 		func(ctx context.Context) error {

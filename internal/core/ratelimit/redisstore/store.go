@@ -21,6 +21,8 @@
 //	<prefix>rl:penalized                     zset: keys with strikes or a ban, by when they end
 //	<prefix>rl:overrides                     hash: target → override (JSON)
 //	<prefix>rl:overrides:changed             pub/sub channel: an override changed
+//	<prefix>rl:limits                        string: the limits the daemons enforce (JSON), as
+//	                                         the last daemon to write published them; TTL'd
 package redisstore
 
 import (
@@ -71,7 +73,7 @@ type Store struct {
 	take   *redis.Script
 	refund *redis.Script
 
-	keyActive, keyPenalized, keyOverrides, chanOverrides string
+	keyActive, keyPenalized, keyOverrides, chanOverrides, keyLimits string
 
 	b batcher
 	// multiSlot says one script call may hold keys of any slots: the client
@@ -115,6 +117,7 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 		keyPenalized:  o.Prefix + "rl:penalized",
 		keyOverrides:  o.Prefix + "rl:overrides",
 		chanOverrides: o.Prefix + "rl:overrides:changed",
+		keyLimits:     o.Prefix + "rl:limits",
 		indexed:       map[string]int64{},
 		penalized:     map[string]int64{},
 	}

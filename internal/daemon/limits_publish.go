@@ -1,0 +1,45 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core/ratelimit/redisstore"
+)
+
+// A daemon on Redis publishes the limits it enforces (redisstore's
+// <prefix>rl:limits) so that `refrakt limits get --redis` shows them rather
+// than the CLI's own RATE_LIMIT_* environment. It writes every
+// limitsPublishEvery, each write good for limitsPublishTTL: the key outlives
+// a few failed writes, and is gone a minute after the last daemon stopped.
+// With daemons of different settings, the last writer wins.
+const (
+	limitsPublishEvery   = 10 * time.Second
+	limitsPublishTTL     = 60 * time.Second
+	limitsPublishTimeout = 2 * time.Second
+)
+
+// publishLimits writes what the limiter enforces at once and then every
+// interval until ctx ends. It runs on its own goroutine, off the request
+// path: each write is bounded by limitsPublishTimeout, and a failure is
+// logged at most once per backendLogEvery, then retried at the next tick.
+func (s *Server) publishLimits(ctx context.Context, rs *redisstore.Store, every time.Duration) {
+	limits := redisstore.LimitsOf(s.limiter) // fixed for the daemon's life
+	failed := &throttledLog{log: s.log, msg: "cannot publish the rate limits to Redis; retrying", every: backendLogEvery}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		wctx, cancel := context.WithTimeout(ctx, limitsPublishTimeout)
+		err := rs.PublishLimits(wctx, limits, limitsPublishTTL)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			failed.warn(ctx, slog.String("err", err.Error()))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
