@@ -169,7 +169,7 @@ func (s *Server) limited(limit string, h http.Handler) http.Handler {
 		details := map[string]any{"limit": d.Limit, "scope": string(d.Scope), "key": d.Key(), "retry_after_seconds": retry}
 		msg := fmt.Sprintf("rate limit %q exceeded for scope %s; retry in %ds", d.Limit, d.Scope, retry)
 		if d.Banned() {
-			until := d.BannedUntil.UTC().Truncate(time.Second).Format(time.RFC3339)
+			until := ceilSecond(d.BannedUntil).Format(time.RFC3339)
 			details["banned_until"] = until
 			msg = fmt.Sprintf("banned by rate limit %q (scope %s) after repeated 429s, until %s", d.Limit, d.Scope, until)
 		}
@@ -269,4 +269,15 @@ func ceilSeconds(d time.Duration) int64 {
 		return 0
 	}
 	return max(1, int64(math.Ceil(d.Seconds())))
+}
+
+// ceilSecond is t in UTC rounded up to a whole second: a ban's end said in
+// seconds, never before the ban ends (a client that sleeps until it is let
+// in, not refused again).
+func ceilSecond(t time.Time) time.Time {
+	t = t.UTC()
+	if s := t.Truncate(time.Second); s.Before(t) {
+		return s.Add(time.Second)
+	}
+	return t
 }

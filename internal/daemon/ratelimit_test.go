@@ -480,3 +480,23 @@ func TestRunLimitIPAndUser(t *testing.T) {
 		t.Errorf("POST /run (-want +got):\n%s", diff)
 	}
 }
+
+// TestBanEndRoundsUp: the banned_until a 429 states, in whole seconds, is
+// never before the ban's end (it was truncated: a client that slept until
+// it was refused again).
+func TestBanEndRoundsUp(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"2026-11-26T02:51:27.016Z", "2026-11-26T02:51:28Z"},
+		{"2026-11-26T02:51:27.999999Z", "2026-11-26T02:51:28Z"},
+		{"2026-11-26T02:51:27Z", "2026-11-26T02:51:27Z"},
+		{"2026-11-26T03:51:27.5+01:00", "2026-11-26T02:51:28Z"},
+	} {
+		in, err := time.Parse(time.RFC3339Nano, tt.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ceilSecond(in).Format(time.RFC3339); got != tt.want {
+			t.Errorf("ceilSecond(%s) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
