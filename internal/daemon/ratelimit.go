@@ -74,6 +74,12 @@ func (s *Server) buildRateLimit() error {
 	)
 	if s.backend.Redis != nil {
 		rs = redisstore.New(s.backend.Redis, redisstore.Options{Prefix: s.backend.Prefix, Timeout: cfg.BackendTimeout})
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := rs.Load(ctx); err != nil {
+			// Not fatal: scripts are loaded again on first use (NOSCRIPT fallback).
+			s.log.Warn("cannot preload the rate-limit scripts", "err", err)
+		}
+		cancel()
 		deps.Store, deps.Local, closeStore = rs, memstore.New(s.clock), func() { rs.Close() }
 	} else {
 		deps.Store, closeStore = memstore.New(s.clock), func() {}

@@ -132,6 +132,20 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 	return s
 }
 
+// Load loads the scripts into Redis (every master of a Cluster) and so
+// opens a first connection: the first decisions, a burst at start-up among
+// them, then need neither the NOSCRIPT fallback's extra round trip nor a
+// dial within their RATE_LIMIT_BACKEND_TIMEOUT. Scripts are reloaded after
+// NOSCRIPT anyway, so calling Load is an optimisation, not a requirement.
+func (s *Store) Load(ctx context.Context) error {
+	for _, sc := range []*redis.Script{s.take, s.refund} {
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return wrap(err, "load scripts")
+		}
+	}
+	return nil
+}
+
 // Close stops the flushers. It does not close the Redis client.
 func (s *Store) Close() error {
 	s.b.stop()

@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -70,5 +71,32 @@ func TestScriptsReloadAndTTL(t *testing.T) {
 	// Two tokens spent at 20s each: the key is idle 40s from now.
 	if ttl <= 39*time.Second || ttl > 40*time.Second {
 		t.Errorf("PTTL = %s, want 40s", ttl)
+	}
+}
+
+// TestLoadScripts: Load puts both scripts in the server's cache, so the
+// first decisions after start-up need no NOSCRIPT fallback.
+func TestLoadScripts(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := newClient(t, srv)
+	ctx := context.Background()
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	store := newStore(t, rdb, redisstore.Options{})
+	if err := store.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var shas []string
+	for _, name := range []string{"take.lua", "refund.lua"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shas = append(shas, redis.NewScript(string(b)).Hash())
+	}
+	exists, err := rdb.ScriptExists(ctx, shas...).Result()
+	if err != nil || len(exists) != 2 || !exists[0] || !exists[1] {
+		t.Fatalf("scripts cached after Load: %v, %v; want both", exists, err)
 	}
 }
