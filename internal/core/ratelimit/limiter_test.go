@@ -355,3 +355,28 @@ func TestBannedResetNotBeforeRetryAfter(t *testing.T) {
 		t.Fatalf("%d banned answers, want the ban and the ones after it", banned)
 	}
 }
+
+// TestOverrideTimesInMilliseconds: an override's times are whole
+// milliseconds, as the Redis store keeps them, so the daemon that set it
+// lists it as every other reader does (it listed nanoseconds until its next
+// reload).
+func TestOverrideTimesInMilliseconds(t *testing.T) {
+	clock := storetest.NewClock()
+	clock.Advance(1234567 * time.Nanosecond)
+	l, err := ratelimit.New(ratelimit.DefaultConfig(), ratelimit.Deps{Store: memstore.New(clock), Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := l.SetOverride(context.Background(), ratelimit.Override{Target: "run", Capacity: 5, Window: time.Minute}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, ts := range map[string]time.Time{"created": o.CreatedAt, "expires": o.ExpiresAt} {
+		if ts.Nanosecond()%int(time.Millisecond) != 0 {
+			t.Errorf("%s at %s: not a whole millisecond", name, ts.Format(time.RFC3339Nano))
+		}
+	}
+	if got := l.Overrides()[0].CreatedAt; !got.Equal(o.CreatedAt) {
+		t.Errorf("listed created_at %s, returned %s", got, o.CreatedAt)
+	}
+}

@@ -27,7 +27,9 @@ func (l *Limiter) SetOverride(ctx context.Context, o Override, ttl time.Duration
 	case o.Mode != ModeEnforce && o.Mode != ModeShadow:
 		return Override{}, core.Errorf(core.CodeInvalid, "mode must be %s or %s, got %q", ModeEnforce, ModeShadow, o.Mode)
 	}
-	now := l.clock.Now().UTC()
+	// Milliseconds, as the Redis store keeps them: the override this
+	// returns (and this daemon lists) is the one every other reader sees.
+	now := l.clock.Now().UTC().Truncate(time.Millisecond)
 	o.Target, o.CreatedAt, o.ExpiresAt = t.String(), now, time.Time{}
 	if ttl > 0 {
 		o.ExpiresAt = now.Add(ttl)
