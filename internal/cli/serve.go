@@ -27,13 +27,17 @@ type ServeOptions struct {
 type rawFlag struct {
 	value  string
 	isBool bool
+	kind   string // the setting's Kind, shown in the help
 }
 
 func (f *rawFlag) String() string     { return f.value }
 func (f *rawFlag) Set(v string) error { f.value = v; return nil }
 func (f *rawFlag) Type() string {
-	if f.isBool {
+	switch {
+	case f.isBool:
 		return "bool"
+	case f.kind != "":
+		return f.kind
 	}
 	return "string"
 }
@@ -69,7 +73,7 @@ func newServeCmd(f *Factory, runF func(context.Context, *ServeOptions) error) *c
 		},
 	}
 	for _, s := range settings {
-		fl := cmd.Flags().VarPF(&rawFlag{isBool: s.IsBool}, s.Flag, "", fmt.Sprintf("%s (env %s, default %s)", s.Usage, s.Env, orQuotes(s.Default)))
+		fl := cmd.Flags().VarPF(&rawFlag{isBool: s.IsBool, kind: s.Kind}, s.Flag, "", fmt.Sprintf("%s (env %s, default %s)", s.Usage, s.Env, orQuotes(s.Default)))
 		if s.IsBool {
 			fl.NoOptDefVal = "true"
 		}

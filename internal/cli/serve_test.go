@@ -60,6 +60,20 @@ func TestServeHelpListsEverySetting(t *testing.T) {
 	}
 }
 
+// TestServeHelpNamesTypes: each flag's help names the type of its value
+// (every flag was "string", the text all settings are parsed from).
+func TestServeHelpNamesTypes(t *testing.T) {
+	_, out, _ := runCLI(t, nil, "serve", "--help")
+	for _, want := range []string{"--workers int ", "--ban-seconds duration ", "--penalty-factor float ", "--addr string ", "--rate-limit-enabled "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("serve --help lacks %q", want)
+		}
+	}
+	if strings.Contains(out, "--rate-limit-enabled bool") || strings.Contains(out, "--workers string") {
+		t.Error("serve --help shows a wrong type")
+	}
+}
+
 func TestVersion(t *testing.T) {
 	code, out, _ := runCLI(t, nil, "version")
 	if code != 0 || !strings.HasPrefix(out, "refrakt ") || !strings.Contains(out, "go1.") {

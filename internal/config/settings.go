@@ -17,7 +17,10 @@ type Setting struct {
 	Default string
 	// IsBool lets a flag be given without a value (--rate-limit-enabled).
 	IsBool bool
-	set    func(c *Config, v string) error
+	// Kind names the value's type in the flag's help ("int", "duration");
+	// empty for text.
+	Kind string
+	set  func(c *Config, v string) error
 }
 
 // Settings lists every setting in the order `serve --help` shows them.
@@ -93,7 +96,7 @@ func str(env, flag, usage, def string, field func(*Config) *string) Setting {
 }
 
 func integer(env, flag, usage string, def int, field func(*Config) *int) Setting {
-	return Setting{Env: env, Flag: flag, Usage: usage, Default: strconv.Itoa(def),
+	return Setting{Env: env, Flag: flag, Usage: usage, Default: strconv.Itoa(def), Kind: "int",
 		set: func(c *Config, v string) error {
 			n, err := strconv.Atoi(v)
 			if err != nil {
@@ -105,7 +108,7 @@ func integer(env, flag, usage string, def int, field func(*Config) *int) Setting
 }
 
 func number(env, flag, usage string, def float64, field func(*Config) *float64) Setting {
-	return Setting{Env: env, Flag: flag, Usage: usage, Default: strconv.FormatFloat(def, 'g', -1, 64),
+	return Setting{Env: env, Flag: flag, Usage: usage, Default: strconv.FormatFloat(def, 'g', -1, 64), Kind: "float",
 		set: func(c *Config, v string) error {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil || f != f {
@@ -131,7 +134,7 @@ func boolean(env, flag, usage string, def bool, field func(*Config) *bool) Setti
 // duration takes Go syntax only ("100ms", "30s"): a bare number is ambiguous
 // for settings whose name does not say seconds.
 func duration(env, flag, usage string, def time.Duration, field func(*Config) *time.Duration) Setting {
-	return Setting{Env: env, Flag: flag, Usage: usage, Default: def.String(),
+	return Setting{Env: env, Flag: flag, Usage: usage, Default: def.String(), Kind: "duration",
 		set: func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil {
@@ -148,7 +151,7 @@ func duration(env, flag, usage string, def time.Duration, field func(*Config) *t
 // seconds takes Go syntax or plain (possibly fractional) seconds, for the
 // *_SECONDS and *_INTERVAL settings whose names promise seconds.
 func seconds(env, flag, usage string, def time.Duration, field func(*Config) *time.Duration) Setting {
-	return Setting{Env: env, Flag: flag, Usage: usage, Default: def.String(),
+	return Setting{Env: env, Flag: flag, Usage: usage, Default: def.String(), Kind: "duration",
 		set: func(c *Config, v string) error {
 			if f, err := strconv.ParseFloat(v, 64); err == nil {
 				if f < 0 || f > 1e9 {
