@@ -557,3 +557,61 @@ func TestBannedHeadersFromCache(t *testing.T) {
 		t.Fatalf("%d banned answers, want the ban and cached ones after it", banned)
 	}
 }
+
+// TestResetDropsPendingPenalty: a daemon records a ban's end in the
+// penalized index with its next round trip; a reset from elsewhere before
+// that must not be undone by it (the index listed the key as penalized,
+// with no penalty to show, until the old ban's end).
+func TestResetDropsPendingPenalty(t *testing.T) {
+	srv := redistest.Start(t)
+	clock := storetest.NewClock()
+	cfg := ratelimit.DefaultConfig()
+	cfg.BanAfterStrikes = 1
+	cfg.BackendTimeout = 5 * time.Second
+	var ls []*ratelimit.Limiter
+	for range 2 {
+		l, err := ratelimit.New(cfg, ratelimit.Deps{
+			Store: newStore(t, newClient(t, srv), redisstore.Options{Clock: clock}), Local: memstore.New(clock), Clock: clock,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+	}
+	a, b := ls[0], ls[1]
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	const key = "rl-test:ip:203.0.113.11"
+	req := ratelimit.Request{Limit: "rl-test", IP: "203.0.113.11"}
+	for d, err := b.Allow(ctx, req); !d.Banned(); d, err = b.Allow(ctx, req) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Reset(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	rdb := newClient(t, srv)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		// b answers from its ban cache, without a round trip, until the
+		// reset reaches it; its first round trip after that carries its
+		// pending index updates.
+		if d, _ := b.Allow(ctx, req); d.Allowed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the other daemon still refuses 5s after the reset")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := b.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: "203.0.113.13"}); err != nil {
+		t.Fatal(err)
+	}
+	if score, err := rdb.ZScore(ctx, "refrakt:rl:penalized", key).Result(); err != redis.Nil {
+		t.Errorf("after the reset the penalized index holds %s (end %v, %v)", key, score, err)
+	}
+}

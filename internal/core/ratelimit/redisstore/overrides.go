@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -93,9 +94,17 @@ func (s *Store) WatchOverrides(ctx context.Context, changed func()) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case _, ok := <-ch:
+		case msg, ok := <-ch:
 			if !ok {
 				return core.Errorf(core.CodeUnavailable, "redis: override subscription closed")
+			}
+			if key, ok := strings.CutPrefix(msg.Payload, "reset:"); ok {
+				// A penalty end this store still has to record is the reset
+				// key's old one: recorded after the reset, it would list the
+				// key as penalized again until that end.
+				s.idxMu.Lock()
+				delete(s.penalized, key)
+				s.idxMu.Unlock()
 			}
 			changed()
 		}
