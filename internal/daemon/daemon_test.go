@@ -177,8 +177,9 @@ type echoBody struct {
 	Count int    `json:"count"`
 }
 
-func TestStrictJSONAndBodyLimit(t *testing.T) {
-	s := newTestServer(t)
+// echoRoute adds POST /test/echo, which decodes an echoBody with
+// decodeJSON and answers it.
+func echoRoute(s *Server) {
 	s.mux.Handle("POST /test/echo", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var b echoBody
 		if err := decodeJSON(w, r, &b); err != nil {
@@ -187,6 +188,11 @@ func TestStrictJSONAndBodyLimit(t *testing.T) {
 		}
 		writeJSON(w, 200, b)
 	}))
+}
+
+func TestStrictJSONAndBodyLimit(t *testing.T) {
+	s := newTestServer(t)
+	echoRoute(s)
 	big := `{"name":"` + strings.Repeat("x", maxBody+10) + `"}`
 	tests := []struct {
 		name, body string
@@ -362,14 +368,7 @@ func TestEvictionPolicyWarning(t *testing.T) {
 // test route and on POST /run (where "TYPE" once enqueued a job).
 func TestJSONFieldNamesExact(t *testing.T) {
 	s := newTestServer(t)
-	s.mux.Handle("POST /test/echo", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var b echoBody
-		if err := decodeJSON(w, r, &b); err != nil {
-			writeError(w, r, s.log, err)
-			return
-		}
-		writeJSON(w, 200, b)
-	}))
+	echoRoute(s)
 	tests := []struct {
 		path, body string
 		msg        string

@@ -335,23 +335,7 @@ func TestBannedResetNotBeforeRetryAfter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	req := ratelimit.Request{Limit: "rl-test", IP: "192.0.2.7"}
-	banned := 0
-	for range 6 {
-		d, err := l.Allow(ctx, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !d.Banned() {
-			continue
-		}
-		banned++
-		if d.Remaining != 0 || d.Reset < d.RetryAfter || d.RetryAfter <= 0 {
-			t.Errorf("banned: remaining %d, reset %s, retry after %s; want 0 and reset ≥ retry after", d.Remaining, d.Reset, d.RetryAfter)
-		}
-	}
-	if banned < 2 {
+	if banned := storetest.CheckBannedFigures(t, l, ratelimit.Request{Limit: "rl-test", IP: "192.0.2.7"}, 6); banned < 2 {
 		t.Fatalf("%d banned answers, want the ban and the ones after it", banned)
 	}
 }

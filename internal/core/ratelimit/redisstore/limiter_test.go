@@ -249,30 +249,39 @@ func evalCalls(t *testing.T, srv *redistest.Server) int {
 	return n
 }
 
-// TestResetReachesOtherDaemons checks that a reset on one daemon lifts a ban
-// another daemon has cached.
-func TestResetReachesOtherDaemons(t *testing.T) {
-	srv := redistest.Start(t)
+// twoDaemons returns two limiters on srv (daemons: each its own client,
+// store and ban cache) that ban at the first strike, the second one running
+// its background loop (override and reset notifications) until the test
+// ends.
+func twoDaemons(t *testing.T, srv *redistest.Server) (a, b *ratelimit.Limiter) {
+	t.Helper()
 	clock := storetest.NewClock()
 	cfg := ratelimit.DefaultConfig()
 	cfg.BanAfterStrikes = 1
-	cfg.BackendTimeout = 5 * time.Second // this test is not about slowness
+	cfg.BackendTimeout = 5 * time.Second // these tests are not about slowness
 	var ls []*ratelimit.Limiter
 	for range 2 {
-		rdb := newClient(t, srv)
 		l, err := ratelimit.New(cfg, ratelimit.Deps{
-			Store: newStore(t, rdb, redisstore.Options{Clock: clock}), Local: memstore.New(clock), Clock: clock,
+			Store: newStore(t, newClient(t, srv), redisstore.Options{Clock: clock}), Local: memstore.New(clock), Clock: clock,
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		ls = append(ls, l)
 	}
-	a, b := ls[0], ls[1]
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	go func() { done <- ls[1].Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return ls[0], ls[1]
+}
+
+// TestResetReachesOtherDaemons checks that a reset on one daemon lifts a ban
+// another daemon has cached.
+func TestResetReachesOtherDaemons(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := twoDaemons(t, srv)
+	ctx := context.Background()
 
 	req := ratelimit.Request{Limit: "rl-test", IP: "203.0.113.9"}
 	for range 5 {
@@ -537,23 +546,7 @@ func TestBannedHeadersFromCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	req := ratelimit.Request{Limit: "rl-test", IP: "203.0.113.10"}
-	banned := 0
-	for range 8 {
-		d, err := l.Allow(ctx, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !d.Banned() {
-			continue
-		}
-		banned++
-		if d.Remaining != 0 || d.Reset < d.RetryAfter || d.RetryAfter <= 0 {
-			t.Errorf("banned answer %d: remaining %d, reset %s, retry after %s; want 0 and reset ≥ retry after", banned, d.Remaining, d.Reset, d.RetryAfter)
-		}
-	}
-	if banned < 3 {
+	if banned := storetest.CheckBannedFigures(t, l, ratelimit.Request{Limit: "rl-test", IP: "203.0.113.10"}, 8); banned < 3 {
 		t.Fatalf("%d banned answers, want the ban and cached ones after it", banned)
 	}
 }
@@ -564,25 +557,8 @@ func TestBannedHeadersFromCache(t *testing.T) {
 // with no penalty to show, until the old ban's end).
 func TestResetDropsPendingPenalty(t *testing.T) {
 	srv := redistest.Start(t)
-	clock := storetest.NewClock()
-	cfg := ratelimit.DefaultConfig()
-	cfg.BanAfterStrikes = 1
-	cfg.BackendTimeout = 5 * time.Second
-	var ls []*ratelimit.Limiter
-	for range 2 {
-		l, err := ratelimit.New(cfg, ratelimit.Deps{
-			Store: newStore(t, newClient(t, srv), redisstore.Options{Clock: clock}), Local: memstore.New(clock), Clock: clock,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-	}
-	a, b := ls[0], ls[1]
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	a, b := twoDaemons(t, srv)
+	ctx := context.Background()
 
 	const key = "rl-test:ip:203.0.113.11"
 	req := ratelimit.Request{Limit: "rl-test", IP: "203.0.113.11"}

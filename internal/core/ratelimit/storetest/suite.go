@@ -61,6 +61,28 @@ type Outcome struct {
 	Shadow     bool
 }
 
+// CheckBannedFigures sends req n times and checks that every banned answer
+// promises no tokens before the ban ends (Remaining 0, Reset at least the
+// Retry-After). It returns how many answers were bans.
+func CheckBannedFigures(t *testing.T, l *ratelimit.Limiter, req ratelimit.Request, n int) int {
+	t.Helper()
+	banned := 0
+	for range n {
+		d, err := l.Allow(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.Banned() {
+			continue
+		}
+		banned++
+		if d.Remaining != 0 || d.Reset < d.RetryAfter || d.RetryAfter <= 0 {
+			t.Errorf("banned answer %d: remaining %d, reset %s, retry after %s; want 0 and reset ≥ retry after", banned, d.Remaining, d.Reset, d.RetryAfter)
+		}
+	}
+	return banned
+}
+
 // OutcomeOf reduces d to an Outcome at now.
 func OutcomeOf(d ratelimit.Decision, now time.Time) Outcome {
 	o := Outcome{Allowed: d.Allowed, Scope: d.Scope, Capacity: d.Capacity, Remaining: d.Remaining,
