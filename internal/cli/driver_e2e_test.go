@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -621,4 +622,61 @@ func TestE2ELimitsFromTheDaemons(t *testing.T) {
 	if v := limitsJSON(t, envs[1].env, "run"); v.Limits[0].Burst != 4 || !v.Enabled {
 		t.Errorf("no daemon left: %+v, want run's burst 4 from the CLI's environment, enabled", v)
 	}
+}
+
+// TestE2EInterruptedRunOverRedis: Ctrl-C on `jobs run ID --redis` (the
+// handler runs in the CLI) hands the job back to pending, uncounted, and
+// exits 1 saying so; it failed the job (dead with no retries) and exited 3
+// as if Redis could not be reached.
+func TestE2EInterruptedRunOverRedis(t *testing.T) {
+	r := redistest.Start(t)
+	bin := daemontest.Binary(t)
+	state := t.TempDir()
+	env := []string{"PATH=/usr/bin:/bin", "HOME=" + state, "XDG_STATE_HOME=" + state, "REFRAKT_REDIS=" + r.URL()}
+	out, err := cliRun(bin, env, "jobs", "enqueue", "sleep", "--payload", `{"ms":10000}`, "--max-retries", "0", "-o", "json")
+	if err != nil {
+		t.Fatalf("enqueue: %v %s", err, out)
+	}
+	var j queue.Job
+	if err := json.Unmarshal(out, &j); err != nil {
+		t.Fatalf("enqueue output %q: %v", out, err)
+	}
+	cmd := exec.Command(bin, "jobs", "run", j.ID)
+	cmd.Env = env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Interrupt once the job is running.
+	get := func() queue.Job {
+		out, err := cliRun(bin, env, "jobs", "get", j.ID, "-o", "json")
+		var got queue.Job
+		if err != nil || json.Unmarshal(out, &got) != nil {
+			t.Fatalf("jobs get: %v %s", err, out)
+		}
+		return got
+	}
+	for deadline := time.Now().Add(5 * time.Second); get().Status != queue.StatusRunning; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatal("the job never ran")
+		}
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != ExitFailed || !strings.Contains(stderr.String(), "handed back to pending") {
+		t.Fatalf("interrupted run: %v, stderr %q; want exit %d saying the job was handed back", err, stderr.String(), ExitFailed)
+	}
+	if got := get(); got.Status != queue.StatusPending || got.Attempts != 0 {
+		t.Fatalf("after the interrupted run: %s after %d attempts; want pending with 0", got.Status, got.Attempts)
+	}
+}
+
+// cliRun runs the CLI with env and returns its standard output.
+func cliRun(bin string, env []string, args ...string) ([]byte, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	return cmd.Output()
 }

@@ -133,12 +133,25 @@ func (d *redisDriver) GetJob(ctx context.Context, id string) (*queue.Job, error)
 
 func (d *redisDriver) RunJob(ctx context.Context, id string) (*queue.Job, error) {
 	j, err := d.jobs.RunID(ctx, id)
-	return j, d.fail(err)
+	return j, d.failRun(ctx, err)
 }
 
 func (d *redisDriver) RunNext(ctx context.Context, q string) (*queue.Job, error) {
 	j, err := d.jobs.RunNext(ctx, q)
-	return j, d.fail(err)
+	return j, d.failRun(ctx, err)
+}
+
+// failRun is fail for a job run in this process: interrupted (Ctrl-C),
+// the run's error says what became of the job (handed back), and Redis was
+// reachable: a failure (exit 1), not an unreachable Redis (exit 3).
+func (d *redisDriver) failRun(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil {
+		if msg := core.ErrorMessage(err); strings.HasPrefix(msg, "interrupted") {
+			return errors.New(msg)
+		}
+		return errors.New("interrupted before the job ran")
+	}
+	return d.fail(err)
 }
 
 func (d *redisDriver) Tick(ctx context.Context) (TickView, error) {

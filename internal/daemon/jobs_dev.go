@@ -70,7 +70,9 @@ func (s *Server) handleEnqueueJob() http.Handler {
 // and answers it finished; 404 when nothing is pending.
 func (s *Server) handleRunNext() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		j, err := s.jobs.svc.RunNext(r.Context(), r.URL.Query().Get("queue"))
+		ctx, done := s.runContext(r.Context())
+		defer done()
+		j, err := s.jobs.svc.RunNext(ctx, r.URL.Query().Get("queue"))
 		if err != nil {
 			s.writeJobError(w, r, err)
 			return
@@ -82,7 +84,23 @@ func (s *Server) handleRunNext() http.Handler {
 // handleRunJob runs one pending, scheduled or failed job now, in the
 // request; 409 for a job in any other state.
 func (s *Server) handleRunJob() http.Handler {
-	return s.jobAction(s.jobs.svc.RunID)
+	return s.jobAction(func(ctx context.Context, id string) (*queue.Job, error) {
+		ctx, done := s.runContext(ctx)
+		defer done()
+		return s.jobs.svc.RunID(ctx, id)
+	})
+}
+
+// runContext is the context of a job run in a request (run ID, run-next).
+// The client's leaving (a closed connection, a proxy's timeout) does not
+// end it: the run goes on and its outcome is recorded, as a worker's is.
+// The daemon's shutdown does, when the requests waiting for jobs must
+// answer (Drain): the job is handed back to pending, uncounted, and the
+// client told so with a 503.
+func (s *Server) runContext(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	stop := context.AfterFunc(s.draining, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
 // handleCancelJob cancels a job that has not finished (409 otherwise).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -503,5 +504,39 @@ func TestAssistantAnswersAtShutdown(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("assistant still waiting 10s after Drain")
+	}
+}
+
+// TestManualRunOutlivesItsClient: a run ID whose client leaves (a closed
+// connection, a proxy's timeout) goes on and is recorded, not failed (the
+// job went dead); at shutdown a run still going is handed back to pending
+// and its client told so with a 503.
+func TestManualRunOutlivesItsClient(t *testing.T) {
+	s := newTestServer(t, func(c *config.Config) { c.WorkerConcurrency = 0 })
+	enqueue := func() string {
+		resp, body := do(t, s, "POST", "/run", "", `{"type":"sleep","payload":{"ms":300},"max_retries":0}`)
+		if resp.StatusCode != 202 {
+			t.Fatalf("POST /run: %d %v", resp.StatusCode, body)
+		}
+		return str(body, "id")
+	}
+	id := enqueue()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	req := httptest.NewRequestWithContext(ctx, "POST", "/api/dev/jobs/"+id+"/run", nil)
+	req.Header.Set("Authorization", "Bearer "+devToken)
+	s.ServeHTTP(httptest.NewRecorder(), req) // returns when the run is over
+	if resp, body := do(t, s, "GET", "/run/"+id, "", ""); str(body, "status") != "succeeded" || num(body, "attempts") != 1 {
+		t.Fatalf("after the client left: %d %v; want succeeded after 1 attempt", resp.StatusCode, body)
+	}
+
+	id = enqueue()
+	s.Drain(100 * time.Millisecond)
+	resp, body := do(t, s, "POST", "/api/dev/jobs/"+id+"/run", devToken, "")
+	if resp.StatusCode != 503 || !strings.Contains(fmt.Sprint(body), "handed back to pending") {
+		t.Fatalf("run at shutdown: %d %v; want 503, handed back", resp.StatusCode, body)
+	}
+	if _, body := do(t, s, "GET", "/run/"+id, "", ""); str(body, "status") != "pending" || num(body, "attempts") != 0 {
+		t.Fatalf("after the shutdown's hand-back: %v; want pending, 0 attempts", body)
 	}
 }

@@ -128,7 +128,11 @@ func (s *Service) RunID(ctx context.Context, id string) (*Job, error) {
 }
 
 // runLeased runs one job with its own heartbeat, records the outcome and
-// returns the job as stored afterwards.
+// returns the job as stored afterwards. When ctx ends first (the CLI
+// interrupted, the daemon shutting down) the run is not the job's failure:
+// the job is handed back to pending, not counted as an attempt, as a
+// worker's is at shutdown, and the error says so. (The daemon runs it under
+// a context its client's leaving does not end: see handleRunJob.)
 func (s *Service) runLeased(ctx context.Context, l Lease) (*Job, error) {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -155,10 +159,39 @@ func (s *Service) runLeased(ctx context.Context, l Lease) (*Job, error) {
 	}()
 	o := s.execute(runCtx, l)
 	close(done)
+	if ctx.Err() != nil && !errors.Is(context.Cause(runCtx), ErrLeaseLost) {
+		return nil, s.handBackInterrupted(ctx, l)
+	}
 	if _, err := s.recordFinish(context.WithoutCancel(ctx), []Outcome{o}); err != nil {
 		return nil, core.Wrap(core.CodeUnavailable, err, "the job ran but its outcome could not be recorded")
 	}
-	return s.Get(ctx, l.Job.ID)
+	// The run is over and recorded: its caller gets the job even if it is
+	// leaving.
+	gctx, stop := context.WithTimeout(context.WithoutCancel(ctx), handBackTimeout)
+	defer stop()
+	return s.Get(gctx, l.Job.ID)
+}
+
+// handBackTimeout bounds the hand-back of an interrupted manual run.
+const handBackTimeout = 2 * time.Second
+
+// handBackInterrupted releases the job of a manual run whose caller stopped
+// waiting (running → pending, the attempt not counted) and returns the
+// CodeUnavailable error that tells the caller what became of it.
+func (s *Service) handBackInterrupted(ctx context.Context, l Lease) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handBackTimeout)
+	defer cancel()
+	ok, err := s.broker.Release(rctx, []Ref{l.Ref()})
+	switch {
+	case err != nil:
+		s.obs.BackendError("release")
+		return core.Wrap(core.CodeUnavailable, err, fmt.Sprintf(
+			"interrupted: job %s could not be handed back (%v); it returns to pending when its lease ends", l.Job.ID, err))
+	case len(ok) == 1 && ok[0]:
+		s.obs.Transition(string(StatusRunning), string(StatusPending))
+		return core.Errorf(core.CodeUnavailable, "interrupted: job %s was handed back to pending, not counted as an attempt", l.Job.ID)
+	}
+	return core.Errorf(core.CodeUnavailable, "interrupted: job %s was no longer held (cancelled or its lease lost)", l.Job.ID)
 }
 
 // notify wakes the callers waiting for job id (see Wait).

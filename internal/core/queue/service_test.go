@@ -679,3 +679,40 @@ func TestLongIDNotFound(t *testing.T) {
 		}
 	})
 }
+
+// TestManualRunInterruptedHandsBack: a manual run whose caller stops
+// waiting (the CLI's Ctrl-C, the daemon's shutdown) is not the job's
+// failure: the job goes back to pending, its attempt not counted, and the
+// error says so. A job with no retries left went dead.
+func TestManualRunInterruptedHandsBack(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		obs := newRecorder()
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil), Observer: obs}, queue.Config{Concurrency: queue.ManualMode})
+		zero := 0
+		j, err := s.Enqueue(context.Background(), queue.EnqueueRequest{Type: "sleep", Payload: json.RawMessage(`{"ms":5000}`), MaxRetries: &zero}, queue.SourceAPI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, run := range []func(context.Context) (*queue.Job, error){
+			func(ctx context.Context) (*queue.Job, error) { return s.RunID(ctx, j.ID) },
+			func(ctx context.Context) (*queue.Job, error) { return s.RunNext(ctx, "") },
+		} {
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			_, err := run(ctx)
+			cancel()
+			if core.ErrorCode(err) != core.CodeUnavailable || !strings.Contains(core.ErrorMessage(err), "handed back to pending") {
+				t.Fatalf("interrupted run: %v, want unavailable, handed back", err)
+			}
+			got, err := s.Get(context.Background(), j.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status != queue.StatusPending || got.Attempts != 0 {
+				t.Fatalf("after the interrupted run: status %s, attempts %d; want pending, 0", got.Status, got.Attempts)
+			}
+		}
+		if n := obs.snapshot()["transitions"]["running→pending"]; n != 2 {
+			t.Errorf("hand-backs counted: %d, want 2 (%v)", n, obs.snapshot()["transitions"])
+		}
+	})
+}
