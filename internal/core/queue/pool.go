@@ -98,6 +98,9 @@ func (p *Pool) Start() {
 	if p.cfg.Concurrency <= ManualMode || !p.started.CompareAndSwap(false, true) {
 		return
 	}
+	p.svc.mu.Lock()
+	p.svc.pool = p
+	p.svc.mu.Unlock()
 	for range cap(p.slots) {
 		p.slots <- struct{}{}
 	}
@@ -356,6 +359,18 @@ func (p *Pool) work() {
 // (BenchmarkEndToEnd in membroker: 290-330k jobs/s against 380-440k); every
 // 16 jobs, nothing measurable (400-440k).
 const yieldEvery = 16
+
+// stopJob stops the handler of job id if a worker of p runs it (the job
+// was cancelled): its outcome is dropped as for a lost lease.
+func (p *Pool) stopJob(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for h := range p.held {
+		if h.lease.Job.ID == id {
+			h.cancel(ErrJobCancelled)
+		}
+	}
+}
 
 // drop forgets a held job (no more heartbeats).
 func (p *Pool) drop(h *held) {

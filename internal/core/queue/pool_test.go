@@ -391,3 +391,52 @@ func (b *stalledTick) Tick(ctx context.Context) (queue.TickResult, error) {
 	}
 	return queue.TickResult{}, errDown
 }
+
+// TestCancelStopsRunningJobAtOnce: cancelling a job that a worker or a
+// manual run of this process is running stops its handler at once (it went
+// on until the next heartbeat, a third of the 30 s lease), and its run is
+// recorded as cancelled.
+func TestCancelStopsRunningJobAtOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		rec := newRecorder()
+		cfg := fast
+		cfg.Lease = 30 * time.Second
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil), Observer: rec}, cfg)
+		startPool(t, s)
+		ctx := context.Background()
+		j := mustEnqueue(t, s, queue.EnqueueRequest{Type: "sleep", Payload: json.RawMessage(`{"ms":20000}`)})
+		eventually(t, "the job running", func() bool {
+			got, err := s.Get(ctx, j.ID)
+			return err == nil && got.Status == queue.StatusRunning
+		})
+		start := time.Now()
+		if _, err := s.Cancel(ctx, j.ID); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the handler stopped", func() bool { return rec.snapshot()["finished"]["sleep:cancelled"] == 1 })
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("the handler stopped %s after the cancel", took)
+		}
+
+		// A manual run, in its caller's goroutine.
+		m := queue.NewService(queue.Deps{Broker: be.new(t, nil), Observer: rec}, queue.Config{Concurrency: queue.ManualMode, Lease: 30 * time.Second})
+		j = mustEnqueue(t, m, queue.EnqueueRequest{Type: "sleep", Payload: json.RawMessage(`{"ms":20000}`)})
+		ran := make(chan *queue.Job, 1)
+		go func() { got, _ := m.RunID(ctx, j.ID); ran <- got }()
+		eventually(t, "the manual run running", func() bool {
+			got, err := m.Get(ctx, j.ID)
+			return err == nil && got.Status == queue.StatusRunning
+		})
+		if _, err := m.Cancel(ctx, j.ID); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-ran:
+			if got == nil || got.Status != queue.StatusCancelled {
+				t.Errorf("manual run after the cancel: %+v, want the job cancelled", got)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the manual run went on after the cancel")
+		}
+	})
+}

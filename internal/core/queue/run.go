@@ -26,7 +26,10 @@ func (s *Service) execute(ctx context.Context, l Lease) Outcome {
 		err = fmt.Errorf("no handler registered for type %q", j.Type)
 	}
 	status := string(StatusSucceeded)
-	if err != nil {
+	switch {
+	case errors.Is(context.Cause(ctx), ErrJobCancelled):
+		status = string(StatusCancelled)
+	case err != nil:
 		status = string(StatusFailed)
 	}
 	s.obs.Finished(j.Type, status, s.clock.Now().Sub(start))
@@ -136,6 +139,14 @@ func (s *Service) RunID(ctx context.Context, id string) (*Job, error) {
 func (s *Service) runLeased(ctx context.Context, l Lease) (*Job, error) {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	s.mu.Lock()
+	s.manualRuns[l.Job.ID] = cancel
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.manualRuns, l.Job.ID)
+		s.mu.Unlock()
+	}()
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(s.cfg.Lease / 3)
@@ -262,3 +273,23 @@ func (s *Service) dropWaiter(id string, ch chan struct{}) {
 // ErrLeaseLost is the cause of a handler's context when its job's lease was
 // lost (recovered by another daemon, or cancelled).
 var ErrLeaseLost = errors.New("job lease lost")
+
+// ErrJobCancelled is the cause of a handler's context when its job was
+// cancelled through this process: the handler is stopped at once, rather
+// than at its next heartbeat. It is a lost lease (the outcome is dropped).
+var ErrJobCancelled = fmt.Errorf("%w: the job was cancelled", ErrLeaseLost)
+
+// stopRunning stops this process's handler of job id, if it runs one: the
+// pool's workers' and the manual runs'.
+func (s *Service) stopRunning(id string) {
+	s.mu.Lock()
+	stop := s.manualRuns[id]
+	pool := s.pool
+	s.mu.Unlock()
+	if stop != nil {
+		stop(ErrJobCancelled)
+	}
+	if pool != nil {
+		pool.stopJob(id)
+	}
+}

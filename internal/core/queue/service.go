@@ -120,6 +120,11 @@ type Service struct {
 
 	mu      sync.Mutex
 	waiters map[string][]chan struct{}
+	// manualRuns stop the handlers of the manual runs in progress (run ID,
+	// run-next), by job id; pool is the worker pool, once started. Cancel
+	// stops a job this process runs through them (stopRunning).
+	manualRuns map[string]context.CancelCauseFunc
+	pool       *Pool
 
 	bound queueBound // MaxQueues
 }
@@ -136,7 +141,8 @@ func NewService(d Deps, cfg Config) *Service {
 		d.Clock = SystemClock{}
 	}
 	cfg = cfg.withDefaults()
-	s := &Service{broker: d.Broker, registry: d.Registry, obs: d.Observer, clock: d.Clock, cfg: cfg, waiters: map[string][]chan struct{}{}}
+	s := &Service{broker: d.Broker, registry: d.Registry, obs: d.Observer, clock: d.Clock, cfg: cfg, waiters: map[string][]chan struct{}{},
+		manualRuns: map[string]context.CancelCauseFunc{}}
 	s.admission = newAdmission(d.Broker, d.Clock, d.Observer, cfg.Admission)
 	return s
 }
@@ -345,6 +351,9 @@ func (s *Service) Cancel(ctx context.Context, id string) (*Job, error) {
 		return nil, s.backendErr("cancel", err)
 	}
 	s.obs.Transition(string(from), string(StatusCancelled))
+	if from == StatusRunning {
+		s.stopRunning(id)
+	}
 	s.notify(id)
 	return j, nil
 }
