@@ -94,11 +94,21 @@ func (s *Service) RunNext(ctx context.Context, q string) (*Job, error) {
 	if q != "" && !validQueue(q) {
 		return nil, core.Errorf(core.CodeInvalid, "bad queue name %q", q)
 	}
-	var queues []string
-	if q != "" {
-		queues = []string{q}
+	queues := []string{q}
+	if q == "" {
+		oldest, err := s.oldestQueue(ctx)
+		if err != nil {
+			return nil, err
+		}
+		// nil (no queue has a pending job now): any queue, so that a job
+		// made pending meanwhile still runs.
+		queues = oldest
 	}
 	leases, err := s.broker.Fetch(ctx, FetchRequest{Queues: queues, N: 1, Lease: s.cfg.Lease})
+	if err == nil && len(leases) == 0 && q == "" && queues != nil {
+		// Taken meanwhile by another: any queue's.
+		leases, err = s.broker.Fetch(ctx, FetchRequest{N: 1, Lease: s.cfg.Lease})
+	}
 	if err != nil {
 		return nil, s.backendErr("fetch", err)
 	}
@@ -110,6 +120,32 @@ func (s *Service) RunNext(ctx context.Context, q string) (*Job, error) {
 	}
 	s.obs.Transition(string(StatusPending), string(StatusRunning))
 	return s.runLeased(ctx, leases[0])
+}
+
+// oldestQueue returns, as a one-name list, the queue whose oldest pending
+// job has waited longest (nil when no queue has one), so that run-next
+// without a queue runs the oldest pending job of all, on every daemon and
+// CLI alike (a fetch of any queue takes the queues in a per-process turn).
+func (s *Service) oldestQueue(ctx context.Context) ([]string, error) {
+	names, err := s.broker.Queues(ctx)
+	if err != nil {
+		return nil, s.backendErr("queues", err)
+	}
+	stats, err := s.broker.StatsMany(ctx, names)
+	if err != nil {
+		return nil, s.backendErr("stats", err)
+	}
+	var best *Stats
+	for i := range stats {
+		st := &stats[i]
+		if st.Pending > 0 && (best == nil || st.OldestPendingAge > best.OldestPendingAge) {
+			best = st
+		}
+	}
+	if best == nil {
+		return nil, nil
+	}
+	return []string{best.Queue}, nil
 }
 
 // RunID runs job id now, in the caller's goroutine, whatever its run_at: a

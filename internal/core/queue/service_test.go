@@ -716,3 +716,30 @@ func TestManualRunInterruptedHandsBack(t *testing.T) {
 		}
 	})
 }
+
+// TestRunNextOldestOfAllQueues: run-next without a queue runs the pending
+// job that has waited longest, whatever its queue (it took the queues in a
+// per-process turn, so a daemon and the CLI ran different jobs).
+func TestRunNextOldestOfAllQueues(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		clock := brokertest.NewClock()
+		s := queue.NewService(queue.Deps{Broker: be.new(t, clock), Clock: clock}, queue.Config{Concurrency: queue.ManualMode})
+		ctx := context.Background()
+		order := []string{"default", "zz", "aa", "default", "mm"}
+		var want []string
+		for _, q := range order {
+			j := mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping", Queue: q})
+			want = append(want, j.ID)
+			clock.Advance(time.Second)
+		}
+		var got []string
+		for range order {
+			j, err := s.RunNext(ctx, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, j.ID)
+		}
+		diff(t, "run order", want, got)
+	})
+}
