@@ -7,7 +7,7 @@ import (
 
 // Backoff computes the delay before a failed job's retry: Base doubled per
 // retry (Base, 2·Base, 4·Base, …) up to Cap, then spread by ±Jitter so that
-// jobs failing together do not retry together.
+// jobs failing together do not retry together, never past Cap.
 type Backoff struct {
 	Base   time.Duration // 100ms by default
 	Cap    time.Duration // 1h by default
@@ -34,5 +34,11 @@ func (b Backoff) delay(retry int, r float64) time.Duration {
 	if b.Cap > 0 && d > b.Cap {
 		d = b.Cap
 	}
-	return time.Duration(float64(d) * (1 + b.Jitter*(2*r-1)))
+	j := time.Duration(float64(d) * (1 + b.Jitter*(2*r-1)))
+	if b.Cap > 0 && j > b.Cap {
+		// The jitter never takes a delay past Cap: at the cap it spreads
+		// below it, over the same width.
+		j = time.Duration(float64(b.Cap) * (1 - b.Jitter*r))
+	}
+	return j
 }

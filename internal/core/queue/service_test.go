@@ -165,6 +165,25 @@ func TestBackoffBounds(t *testing.T) {
 	}
 }
 
+// TestBackoffNeverPastCap: the jitter spreads a delay at the cap below it
+// (it reached 72 minutes under a 1 h cap).
+func TestBackoffNeverPastCap(t *testing.T) {
+	b := queue.DefaultBackoff
+	var lowest time.Duration = b.Cap
+	for retry := 15; retry < 60; retry++ {
+		for range 200 {
+			d := b.Delay(retry)
+			if d > b.Cap {
+				t.Fatalf("Delay(%d) = %v, past the cap %v", retry, d, b.Cap)
+			}
+			lowest = min(lowest, d)
+		}
+	}
+	if lowest > time.Duration(float64(b.Cap)*0.95) {
+		t.Errorf("delays at the cap are not spread: the lowest of 9000 is %v", lowest)
+	}
+}
+
 // TestRetryTiming runs a failing job in manual mode under a fake clock: its
 // retries come 100, 200, 400ms (±20%) after each failure, then it is dead.
 func TestRetryTiming(t *testing.T) {
