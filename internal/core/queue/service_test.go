@@ -762,3 +762,27 @@ func TestRunNextOldestOfAllQueues(t *testing.T) {
 		diff(t, "run order", want, got)
 	})
 }
+
+// TestSourceFollowsReenqueue: a job's source says how it came to wait last:
+// retry after a failed attempt, schedule after a recurring run (README's
+// job fields); it stayed api.
+func TestSourceFollowsReenqueue(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil)}, queue.Config{Concurrency: queue.ManualMode})
+		ctx := context.Background()
+		one := 1
+		failing := mustEnqueue(t, s, queue.EnqueueRequest{Type: "fail", MaxRetries: &one})
+		recurring := mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping", IntervalSeconds: 60})
+		for _, tt := range []struct {
+			id     string
+			status queue.Status
+			source string
+		}{{failing.ID, queue.StatusFailed, queue.SourceRetry}, {recurring.ID, queue.StatusScheduled, queue.SourceSchedule}} {
+			j, err := s.RunID(ctx, tt.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			diff(t, "status and source after a run", [2]any{tt.status, tt.source}, [2]any{j.Status, j.Source})
+		}
+	})
+}

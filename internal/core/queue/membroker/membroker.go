@@ -327,7 +327,7 @@ func (b *Broker) Finish(_ context.Context, outcomes []queue.Outcome) ([]queue.St
 		switch {
 		case o.Err == "" && j.IntervalSeconds > 0:
 			q.succeeded++
-			j.Result, j.FinishedAt, j.Retries = o.Result, now, 0
+			j.Result, j.FinishedAt, j.Retries, j.Source = o.Result, now, 0, queue.SourceSchedule
 			j.RunAt = now.Add(time.Duration(j.IntervalSeconds) * time.Second)
 			b.set(q, e, queue.StatusScheduled)
 			heap.Push(&q.scheduled, item{id: j.ID, seq: e.seq, at: j.RunAt.UnixMilli()})
@@ -341,6 +341,9 @@ func (b *Broker) Finish(_ context.Context, outcomes []queue.Outcome) ([]queue.St
 			j.Retries++
 			j.LastError = o.Err
 			b.failed(q, e, now, o.RetryIn)
+			if j.Status == queue.StatusFailed {
+				j.Source = queue.SourceRetry
+			}
 		}
 		to[i] = e.job.Status
 	}

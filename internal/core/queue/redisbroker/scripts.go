@@ -289,7 +289,7 @@ for i = 4, #ARGV, 5 do
       if interval > 0 then
         local run_at = now + interval * 1000
         redis.call('HSET', key, 'status', 'scheduled', 'result', ARGV[i+3], 'finished_at', now,
-          'run_at', run_at, 'retries', 0, 'lease_until', 0)
+          'run_at', run_at, 'retries', 0, 'lease_until', 0, 'source', 'schedule')
         redis.call('ZADD', KEYS[3], run_at, id)
         out[#out + 1] = 'scheduled'
       else
@@ -308,7 +308,7 @@ for i = 4, #ARGV, 5 do
       else
         local run_at = now + tonumber(ARGV[i+4])
         redis.call('HSET', key, 'status', 'failed', 'run_at', run_at, 'retries', retries,
-          'last_error', ARGV[i+3], 'lease_until', 0)
+          'last_error', ARGV[i+3], 'lease_until', 0, 'source', 'retry')
         redis.call('ZADD', KEYS[2], run_at, id)
         out[#out + 1] = 'failed'
       end
