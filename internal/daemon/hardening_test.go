@@ -13,11 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/core/metrics"
 	"github.com/refrakt/refrakt/internal/daemontest"
 	"github.com/refrakt/refrakt/internal/redistest"
+	"github.com/refrakt/refrakt/internal/version"
 )
 
 // TestSlowlorisCutOff: clients that send their headers a line at a time,
@@ -376,5 +379,31 @@ func TestQueueLabelsBoundedUnderQueueFlood(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(s.metrics.QueuePending.WithLabelValues(otherQueues)); got < queues-queues/50-maxSeries {
 		t.Errorf("%s pending %v: the queues beyond the cap must be summed, not dropped", otherQueues, got)
+	}
+}
+
+// TestRejectionLabelsBounded: while Redis is down, admission refuses a new
+// queue's job with reason backend before QUEUE_MAX_QUEUES can be checked
+// (queue.TestAdmissionBackendErrorOnNewQueue), so the rejections' queue
+// label is client input: a flood of distinct names must not become a flood
+// of refrakt_admission_rejections_total series.
+func TestRejectionLabelsBounded(t *testing.T) {
+	m := metrics.New(prometheus.NewRegistry(), version.Get())
+	o := jobsObserver{m: m, rejected: newQueueLabels()}
+	const queues = 300
+	o.AdmissionRejected("busy", "backend")
+	for i := range queues {
+		o.AdmissionRejected(fmt.Sprintf("junk-%d", i), "backend")
+	}
+	o.AdmissionRejected("busy", "backend")
+	const maxSeries = 100 // the documented bound
+	if n := testutil.CollectAndCount(m.AdmissionRejections); n > maxSeries {
+		t.Errorf("refrakt_admission_rejections_total has %d series after %d queue names, want at most %d", n, queues, maxSeries)
+	}
+	if got := testutil.ToFloat64(m.AdmissionRejections.WithLabelValues("busy", "backend")); got != 2 {
+		t.Errorf("a queue labelled before the flood: %v rejections, want 2", got)
+	}
+	if got := testutil.ToFloat64(m.AdmissionRejections.WithLabelValues(otherQueues, "backend")); got != queues-(maxSeries-2) {
+		t.Errorf("rejections under %s: %v, want %d", otherQueues, got, queues-(maxSeries-2))
 	}
 }

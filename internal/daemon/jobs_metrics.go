@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/refrakt/refrakt/internal/core/metrics"
@@ -16,6 +17,10 @@ import (
 type jobsObserver struct {
 	m    *metrics.Metrics
 	errs *throttledLog // "job queue backend failing"
+	// rejected bounds the queue labels of the admission rejections: a
+	// refused request may name any queue (while the backend is down, even
+	// one QUEUE_MAX_QUEUES would refuse).
+	rejected *queueLabels
 }
 
 var _ queue.Observer = jobsObserver{}
@@ -33,7 +38,34 @@ func (o jobsObserver) Finished(typ, status string, d time.Duration) {
 }
 
 func (o jobsObserver) AdmissionRejected(q, reason string) {
-	o.m.AdmissionRejections.WithLabelValues(q, reason).Inc()
+	o.m.AdmissionRejections.WithLabelValues(o.rejected.label(q), reason).Inc()
+}
+
+// queueLabels hands out queue label values for a counter whose queue names
+// are client input: the first maxQueueSeries-1 names keep their own, any
+// later one counts under otherQueues (a counter's series cannot be handed
+// to another queue later, as the gauges' are).
+type queueLabels struct {
+	mu   sync.Mutex
+	seen map[string]struct{}
+}
+
+func newQueueLabels() *queueLabels { return &queueLabels{seen: map[string]struct{}{}} }
+
+func (l *queueLabels) label(q string) string {
+	if l == nil {
+		return q
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.seen[q]; ok {
+		return q
+	}
+	if len(l.seen) < maxQueueSeries-1 {
+		l.seen[q] = struct{}{}
+		return q
+	}
+	return otherQueues
 }
 
 func (o jobsObserver) BackendError(op string) {
