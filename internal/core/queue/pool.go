@@ -521,7 +521,7 @@ func (p *Pool) heartbeat() {
 		}
 		for i, v := range ok {
 			if !v {
-				hs[i].cancel(ErrLeaseLost)
+				hs[i].cancel(p.svc.lostCause(p.bgCtx, refs[i].ID))
 			}
 		}
 	}

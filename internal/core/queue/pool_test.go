@@ -440,3 +440,29 @@ func TestCancelStopsRunningJobAtOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestCancelFromElsewhereTimedAsCancelled: a job cancelled through another
+// process stops at its runner's next renewal, and the run is timed as
+// cancelled (it was timed as failed, though nothing failed).
+func TestCancelFromElsewhereTimedAsCancelled(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		rec := newRecorder()
+		b := be.new(t, nil)
+		runner := queue.NewService(queue.Deps{Broker: b, Observer: rec}, fast)
+		startPool(t, runner)
+		other := queue.NewService(queue.Deps{Broker: b}, queue.Config{Concurrency: queue.ManualMode})
+		ctx := context.Background()
+		j := mustEnqueue(t, other, queue.EnqueueRequest{Type: "sleep", Payload: json.RawMessage(`{"ms":20000}`)})
+		eventually(t, "the job running", func() bool {
+			got, err := other.Get(ctx, j.ID)
+			return err == nil && got.Status == queue.StatusRunning
+		})
+		if _, err := other.Cancel(ctx, j.ID); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the run timed as cancelled", func() bool { return rec.snapshot()["finished"]["sleep:cancelled"] == 1 })
+		if n := rec.snapshot()["finished"]["sleep:failed"]; n != 0 {
+			t.Errorf("%d runs timed as failed", n)
+		}
+	})
+}

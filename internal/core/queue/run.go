@@ -198,7 +198,7 @@ func (s *Service) runLeased(ctx context.Context, l Lease) (*Job, error) {
 					continue
 				}
 				if !ok[0] {
-					cancel(ErrLeaseLost) // stop the handler; its outcome is dropped
+					cancel(s.lostCause(runCtx, l.Job.ID)) // stop the handler; its outcome is dropped
 					return
 				}
 			}
@@ -314,6 +314,20 @@ var ErrLeaseLost = errors.New("job lease lost")
 // cancelled through this process: the handler is stopped at once, rather
 // than at its next heartbeat. It is a lost lease (the outcome is dropped).
 var ErrJobCancelled = fmt.Errorf("%w: the job was cancelled", ErrLeaseLost)
+
+// lostCause is the cause to stop the handler of job id with when its lease
+// was found lost: ErrJobCancelled when the job was cancelled (by another
+// process: a cancel through this one stops the handler at once), so that
+// the run is timed as cancelled; ErrLeaseLost otherwise. It reads the job,
+// one round trip, only when a lease is lost.
+func (s *Service) lostCause(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if j, err := s.broker.Get(ctx, id); err == nil && j.Status == StatusCancelled {
+		return ErrJobCancelled
+	}
+	return ErrLeaseLost
+}
 
 // stopRunning stops this process's handler of job id, if it runs one: the
 // pool's workers' and the manual runs'.
