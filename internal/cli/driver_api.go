@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -55,7 +57,11 @@ func (d *apiDriver) GetJob(ctx context.Context, id string) (*queue.Job, error) {
 }
 
 func (d *apiDriver) RunJob(ctx context.Context, id string) (*queue.Job, error) {
-	return d.job(ctx, http.MethodPost, "/api/dev/jobs/"+url.PathEscape(id)+"/run")
+	j, err := d.job(ctx, http.MethodPost, "/api/dev/jobs/"+url.PathEscape(id)+"/run")
+	if err != nil && ctx.Err() != nil {
+		return nil, fmt.Errorf("interrupted: the daemon goes on running job %s; refrakt jobs get %s shows how it ends", id, id)
+	}
+	return j, err
 }
 
 func (d *apiDriver) RunNext(ctx context.Context, q string) (*queue.Job, error) {
@@ -63,7 +69,11 @@ func (d *apiDriver) RunNext(ctx context.Context, q string) (*queue.Job, error) {
 	if q != "" {
 		path += "?queue=" + url.QueryEscape(q)
 	}
-	return d.job(ctx, http.MethodPost, path)
+	j, err := d.job(ctx, http.MethodPost, path)
+	if err != nil && ctx.Err() != nil {
+		return nil, errors.New("interrupted: the daemon goes on running the job it took; refrakt jobs list --status running shows it")
+	}
+	return j, err
 }
 
 func (d *apiDriver) CancelJob(ctx context.Context, id string) (*queue.Job, error) {

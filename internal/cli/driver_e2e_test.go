@@ -680,3 +680,51 @@ func cliRun(bin string, env []string, args ...string) ([]byte, error) {
 	cmd.Env = env
 	return cmd.Output()
 }
+
+// TestE2EInterruptedRunOverDaemon: Ctrl-C on `jobs run ID` through a daemon
+// leaves the run to the daemon (it goes on and is recorded) and says so; it
+// printed "context canceled".
+func TestE2EInterruptedRunOverDaemon(t *testing.T) {
+	r := redistest.Start(t)
+	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL()}, "--workers", "0")
+	bin := daemontest.Binary(t)
+	state := t.TempDir()
+	env := []string{"PATH=/usr/bin:/bin", "HOME=" + state, "XDG_STATE_HOME=" + state, "REFRAKT_SERVER=" + d.URL, "REFRAKT_TOKEN=" + d.Token}
+	out, err := cliRun(bin, env, "jobs", "enqueue", "sleep", "--payload", `{"ms":1500}`, "-o", "json")
+	var j queue.Job
+	if err != nil || json.Unmarshal(out, &j) != nil {
+		t.Fatalf("enqueue: %v %s", err, out)
+	}
+	cmd := exec.Command(bin, "jobs", "run", j.ID)
+	cmd.Env = env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	get := func() queue.Job {
+		out, err := cliRun(bin, env, "jobs", "get", j.ID, "-o", "json")
+		var got queue.Job
+		if err != nil || json.Unmarshal(out, &got) != nil {
+			t.Fatalf("jobs get: %v %s", err, out)
+		}
+		return got
+	}
+	for deadline := time.Now().Add(5 * time.Second); get().Status != queue.StatusRunning; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatal("the job never ran")
+		}
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != ExitFailed || !strings.Contains(stderr.String(), "the daemon goes on running job "+j.ID) {
+		t.Fatalf("interrupted run: %v, stderr %q; want exit %d saying the daemon goes on", err, stderr.String(), ExitFailed)
+	}
+	for deadline := time.Now().Add(10 * time.Second); get().Status != queue.StatusSucceeded; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon's run did not finish: %+v", get())
+		}
+	}
+}
