@@ -210,24 +210,9 @@ func (c Config) Validate() error {
 	if h := c.ClientIPHeader; h != "" && !headerName(h) {
 		bad("CLIENT_IP_HEADER", "%q is not a header name (letters, digits and !#$%%&'*+-.^_`|~)", h)
 	}
-	positive := []struct {
-		env string
-		v   int
-	}{
-		{"RATE_LIMIT_RUN_BURST", c.RunBurst},
-		{"RATE_LIMIT_RUN_PER_MINUTE", c.RunPerMinute},
-		{"RATE_LIMIT_ASSISTANT_PER_MINUTE", c.AssistantPerMinute},
-		{"BAN_AFTER_STRIKES", c.BanAfterStrikes},
-		{"JOB_HISTORY", c.JobHistory},
-		{"REFRAKT_MAX_IN_FLIGHT", c.MaxInFlight},
-	}
-	for _, p := range positive {
-		if p.v < 1 {
-			bad(p.env, "%d must be at least 1", p.v)
-		}
-	}
-	// The limiter's own bounds, checked here so that a value past them
-	// stops start-up before the listener binds, with the range.
+	// Whole numbers from 1; those the limiter bounds (max > 0) are checked
+	// against its bounds here, so that a value past them stops start-up
+	// before the listener binds, with the range.
 	for _, p := range []struct {
 		env string
 		v   int
@@ -237,9 +222,14 @@ func (c Config) Validate() error {
 		{"RATE_LIMIT_RUN_PER_MINUTE", c.RunPerMinute, ratelimit.MaxCapacity},
 		{"RATE_LIMIT_ASSISTANT_PER_MINUTE", c.AssistantPerMinute, ratelimit.MaxCapacity},
 		{"BAN_AFTER_STRIKES", c.BanAfterStrikes, ratelimit.MaxBanAfterStrikes},
+		{"JOB_HISTORY", c.JobHistory, 0},
+		{"REFRAKT_MAX_IN_FLIGHT", c.MaxInFlight, 0},
 	} {
-		if p.v > p.max {
+		switch {
+		case p.max > 0 && (p.v < 1 || p.v > p.max):
 			bad(p.env, "%d must be between 1 and %d", p.v, p.max)
+		case p.v < 1:
+			bad(p.env, "%d must be at least 1", p.v)
 		}
 	}
 	if c.PremiumMultiplier < 1 || c.PremiumMultiplier > ratelimit.MaxPremiumMultiplier {

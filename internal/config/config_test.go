@@ -79,6 +79,7 @@ func TestLoadBad(t *testing.T) {
 		{"strikes past the limiter's bound", map[string]string{"BAN_AFTER_STRIKES": "1000000"}, nil, "BAN_AFTER_STRIKES: 1000000 must be between 1 and 250"},
 		{"premium past the limiter's bound", map[string]string{"RATE_LIMIT_PREMIUM_MULTIPLIER": "5000"}, nil, "RATE_LIMIT_PREMIUM_MULTIPLIER: 5000 must be between 1 and 1000"},
 		{"ban past an hour", map[string]string{"BAN_SECONDS": "2h"}, nil, "BAN_SECONDS: 2h0m0s must be at most 1h0m0s"},
+		{"strikes below the limiter's bound", map[string]string{"BAN_AFTER_STRIKES": "0"}, nil, "BAN_AFTER_STRIKES: 0 must be between 1 and 250"},
 		{"same tokens", map[string]string{"REFRAKT_DEVELOPER_TOKEN": "abcabcabcabcabcabc", "REFRAKT_OPERATOR_TOKEN": "abcabcabcabcabcabc"}, nil, "must differ"},
 	}
 	for _, tt := range tests {
