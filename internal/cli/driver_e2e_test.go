@@ -630,55 +630,13 @@ func TestE2ELimitsFromTheDaemons(t *testing.T) {
 // as if Redis could not be reached.
 func TestE2EInterruptedRunOverRedis(t *testing.T) {
 	r := redistest.Start(t)
-	bin := daemontest.Binary(t)
-	state := t.TempDir()
-	env := []string{"PATH=/usr/bin:/bin", "HOME=" + state, "XDG_STATE_HOME=" + state, "REFRAKT_REDIS=" + r.URL()}
-	out, err := cliRun(bin, env, "jobs", "enqueue", "sleep", "--payload", `{"ms":10000}`, "--max-retries", "0", "-o", "json")
-	if err != nil {
-		t.Fatalf("enqueue: %v %s", err, out)
+	c := interruptRun(t, []string{"REFRAKT_REDIS=" + r.URL()}, `{"ms":10000}`)
+	if c.code != ExitFailed || !strings.Contains(c.stderr, "handed back to pending") {
+		t.Fatalf("interrupted run: exit %d, stderr %q; want exit %d saying the job was handed back", c.code, c.stderr, ExitFailed)
 	}
-	var j queue.Job
-	if err := json.Unmarshal(out, &j); err != nil {
-		t.Fatalf("enqueue output %q: %v", out, err)
-	}
-	cmd := exec.Command(bin, "jobs", "run", j.ID)
-	cmd.Env = env
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Interrupt once the job is running.
-	get := func() queue.Job {
-		out, err := cliRun(bin, env, "jobs", "get", j.ID, "-o", "json")
-		var got queue.Job
-		if err != nil || json.Unmarshal(out, &got) != nil {
-			t.Fatalf("jobs get: %v %s", err, out)
-		}
-		return got
-	}
-	for deadline := time.Now().Add(5 * time.Second); get().Status != queue.StatusRunning; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			t.Fatal("the job never ran")
-		}
-	}
-	_ = cmd.Process.Signal(os.Interrupt)
-	err = cmd.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != ExitFailed || !strings.Contains(stderr.String(), "handed back to pending") {
-		t.Fatalf("interrupted run: %v, stderr %q; want exit %d saying the job was handed back", err, stderr.String(), ExitFailed)
-	}
-	if got := get(); got.Status != queue.StatusPending || got.Attempts != 0 {
+	if got := c.get(); got.Status != queue.StatusPending || got.Attempts != 0 {
 		t.Fatalf("after the interrupted run: %s after %d attempts; want pending with 0", got.Status, got.Attempts)
 	}
-}
-
-// cliRun runs the CLI with env and returns its standard output.
-func cliRun(bin string, env []string, args ...string) ([]byte, error) {
-	cmd := exec.Command(bin, args...)
-	cmd.Env = env
-	return cmd.Output()
 }
 
 // TestE2EInterruptedRunOverDaemon: Ctrl-C on `jobs run ID` through a daemon
@@ -687,13 +645,50 @@ func cliRun(bin string, env []string, args ...string) ([]byte, error) {
 func TestE2EInterruptedRunOverDaemon(t *testing.T) {
 	r := redistest.Start(t)
 	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL()}, "--workers", "0")
+	c := interruptRun(t, []string{"REFRAKT_SERVER=" + d.URL, "REFRAKT_TOKEN=" + d.Token}, `{"ms":1500}`)
+	if c.code != ExitFailed || !strings.Contains(c.stderr, "the daemon goes on running job "+c.id) {
+		t.Fatalf("interrupted run: exit %d, stderr %q; want exit %d saying the daemon goes on", c.code, c.stderr, ExitFailed)
+	}
+	for deadline := time.Now().Add(10 * time.Second); c.get().Status != queue.StatusSucceeded; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon's run did not finish: %+v", c.get())
+		}
+	}
+}
+
+// interrupted is a `jobs run ID` interrupted by interruptRun.
+type interrupted struct {
+	id     string
+	code   int
+	stderr string
+	get    func() queue.Job // the job, read with the same driver
+}
+
+// interruptRun enqueues a sleep job with payload through the driver that
+// env names, starts `jobs run ID`, and sends it os.Interrupt once the job
+// is running.
+func interruptRun(t *testing.T, driver []string, payload string) interrupted {
+	t.Helper()
 	bin := daemontest.Binary(t)
 	state := t.TempDir()
-	env := []string{"PATH=/usr/bin:/bin", "HOME=" + state, "XDG_STATE_HOME=" + state, "REFRAKT_SERVER=" + d.URL, "REFRAKT_TOKEN=" + d.Token}
-	out, err := cliRun(bin, env, "jobs", "enqueue", "sleep", "--payload", `{"ms":1500}`, "-o", "json")
+	env := append([]string{"PATH=/usr/bin:/bin", "HOME=" + state, "XDG_STATE_HOME=" + state}, driver...)
+	run := func(args ...string) ([]byte, error) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = env
+		return cmd.Output()
+	}
+	out, err := run("jobs", "enqueue", "sleep", "--payload", payload, "--max-retries", "0", "-o", "json")
 	var j queue.Job
 	if err != nil || json.Unmarshal(out, &j) != nil {
 		t.Fatalf("enqueue: %v %s", err, out)
+	}
+	get := func() queue.Job {
+		out, err := run("jobs", "get", j.ID, "-o", "json")
+		var got queue.Job
+		if err != nil || json.Unmarshal(out, &got) != nil {
+			t.Fatalf("jobs get: %v %s", err, out)
+		}
+		return got
 	}
 	cmd := exec.Command(bin, "jobs", "run", j.ID)
 	cmd.Env = env
@@ -702,14 +697,6 @@ func TestE2EInterruptedRunOverDaemon(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	get := func() queue.Job {
-		out, err := cliRun(bin, env, "jobs", "get", j.ID, "-o", "json")
-		var got queue.Job
-		if err != nil || json.Unmarshal(out, &got) != nil {
-			t.Fatalf("jobs get: %v %s", err, out)
-		}
-		return got
-	}
 	for deadline := time.Now().Add(5 * time.Second); get().Status != queue.StatusRunning; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
@@ -717,14 +704,13 @@ func TestE2EInterruptedRunOverDaemon(t *testing.T) {
 		}
 	}
 	_ = cmd.Process.Signal(os.Interrupt)
-	err = cmd.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != ExitFailed || !strings.Contains(stderr.String(), "the daemon goes on running job "+j.ID) {
-		t.Fatalf("interrupted run: %v, stderr %q; want exit %d saying the daemon goes on", err, stderr.String(), ExitFailed)
-	}
-	for deadline := time.Now().Add(10 * time.Second); get().Status != queue.StatusSucceeded; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the daemon's run did not finish: %+v", get())
+	code := 0
+	if err := cmd.Wait(); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			t.Fatal(err)
 		}
+		code = ee.ExitCode()
 	}
+	return interrupted{id: j.ID, code: code, stderr: stderr.String(), get: get}
 }
