@@ -645,11 +645,11 @@ func TestE2EInterruptedRunOverRedis(t *testing.T) {
 func TestE2EInterruptedRunOverDaemon(t *testing.T) {
 	r := redistest.Start(t)
 	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL()}, "--workers", "0")
-	c := interruptRun(t, []string{"REFRAKT_SERVER=" + d.URL, "REFRAKT_TOKEN=" + d.Token}, `{"ms":1500}`)
+	c := interruptRun(t, []string{"REFRAKT_SERVER=" + d.URL, "REFRAKT_TOKEN=" + d.Token}, `{"ms":4000}`)
 	if c.code != ExitFailed || !strings.Contains(c.stderr, "the daemon goes on running job "+c.id) {
 		t.Fatalf("interrupted run: exit %d, stderr %q; want exit %d saying the daemon goes on", c.code, c.stderr, ExitFailed)
 	}
-	for deadline := time.Now().Add(10 * time.Second); c.get().Status != queue.StatusSucceeded; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(20 * time.Second); c.get().Status != queue.StatusSucceeded; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the daemon's run did not finish: %+v", c.get())
 		}
