@@ -108,7 +108,8 @@ const (
 
 // handleAssistant enqueues a job and waits for it: 200 with the job and its
 // result, 422 when it failed (dead) or was cancelled, 504 with its id when
-// the wait ran out (the job stays queued and can be read at /run/{id}).
+// the wait ran out (the job goes on, queued or running, and can be read at
+// /run/{id}).
 func (s *Server) handleAssistant() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req assistantRequest
@@ -135,14 +136,19 @@ func (s *Server) handleAssistant() http.Handler {
 		defer cancel()
 		defer context.AfterFunc(s.draining, cancel)()
 		done, err := s.jobs.svc.Wait(ctx, j.ID)
+		// What the job was doing when the wait ended: it goes on.
+		status := queue.StatusPending
+		if done != nil {
+			status = done.Status
+		}
 		switch {
 		case err != nil && s.draining.Err() != nil && r.Context().Err() == nil:
 			w.Header().Set("Retry-After", "1")
-			writeErrorDetails(w, r, s.log, core.Errorf(core.CodeUnavailable, "the daemon is shutting down before job %s finished; it is still queued: GET /run/%s", j.ID, j.ID),
-				map[string]any{"job_id": j.ID})
+			writeErrorDetails(w, r, s.log, core.Errorf(core.CodeUnavailable, "the daemon is shutting down before job %s finished; it goes on (%s): GET /run/%s", j.ID, status, j.ID),
+				map[string]any{"job_id": j.ID, "status": status})
 		case errors.Is(err, context.DeadlineExceeded):
-			writeErrorDetails(w, r, s.log, core.Errorf(core.CodeTimeout, "job %s did not finish within %dms; it is still queued: GET /run/%s", j.ID, timeout.Milliseconds(), j.ID),
-				map[string]any{"job_id": j.ID})
+			writeErrorDetails(w, r, s.log, core.Errorf(core.CodeTimeout, "job %s did not finish within %dms; it goes on (%s): GET /run/%s", j.ID, timeout.Milliseconds(), status, j.ID),
+				map[string]any{"job_id": j.ID, "status": status})
 		case err != nil:
 			s.writeJobError(w, r, err)
 		case done.Status == queue.StatusDead || done.Status == queue.StatusCancelled:

@@ -540,3 +540,15 @@ func TestManualRunOutlivesItsClient(t *testing.T) {
 		t.Fatalf("after the shutdown's hand-back: %v; want pending, 0 attempts", body)
 	}
 }
+
+// TestAssistantTimeoutSaysWhatTheJobDoes: a 504 says what the job was doing
+// when the wait ended (here running), not "still queued".
+func TestAssistantTimeoutSaysWhatTheJobDoes(t *testing.T) {
+	s := startJobsServer(t)
+	resp, body := do(t, s, "POST", "/assistant", "", `{"type":"sleep","payload":{"ms":2000},"timeout_ms":500}`)
+	d, _ := body["error"].(map[string]any)["details"].(map[string]any)
+	msg, _ := body["error"].(map[string]any)["message"].(string)
+	if resp.StatusCode != 504 || str(d, "status") != "running" || !strings.Contains(msg, "it goes on (running)") {
+		t.Fatalf("504 of a running job: %d %v", resp.StatusCode, body)
+	}
+}
