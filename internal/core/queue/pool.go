@@ -521,7 +521,9 @@ func (p *Pool) heartbeat() {
 		}
 		for i, v := range ok {
 			if !v {
-				hs[i].cancel(p.svc.lostCause(p.bgCtx, refs[i].ID))
+				// Why it was lost takes a read; the next round of the jobs
+				// still held does not wait for it.
+				go func(h *held, id string) { h.cancel(p.svc.lostCause(p.bgCtx, id)) }(hs[i], refs[i].ID)
 			}
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/core/queue/brokertest"
+	"github.com/refrakt/refrakt/internal/core/queue/membroker"
 )
 
 // fast are settings for pool tests: short leases and ticks.
@@ -465,4 +467,61 @@ func TestCancelFromElsewhereTimedAsCancelled(t *testing.T) {
 			t.Errorf("%d runs timed as failed", n)
 		}
 	})
+}
+
+// TestCancelReachesALaterRunOfTheSameJob: a run whose lease lapsed may end
+// after a later run of the same job started in this process; its ending
+// must not unregister the later run, which a cancel then stops at once.
+func TestCancelReachesALaterRunOfTheSameJob(t *testing.T) {
+	clock := brokertest.NewClock()
+	reg := queue.NewRegistry()
+	first := make(chan struct{})
+	var calls atomic.Int32
+	if err := reg.Register("block", queue.Handler{Run: func(ctx context.Context, _ json.RawMessage) (json.RawMessage, error) {
+		if calls.Add(1) == 1 {
+			select {
+			case <-first: // the first run ends when the test says
+				return nil, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		select { // later runs end when cancelled, or after a minute
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Minute):
+			return nil, nil
+		}
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	b := membroker.New(membroker.Options{Clock: clock})
+	s := queue.NewService(queue.Deps{Broker: b, Clock: clock, Registry: reg}, queue.Config{Concurrency: queue.ManualMode, Lease: 30 * time.Second})
+	ctx := context.Background()
+	j := mustEnqueue(t, s, queue.EnqueueRequest{Type: "block"})
+	run1 := make(chan struct{})
+	go func() { _, _ = s.RunID(ctx, j.ID); close(run1) }()
+	eventually(t, "the first run started", func() bool { return calls.Load() == 1 })
+	// The first run's lease lapses; a tick puts the job back; a second run
+	// takes it.
+	clock.Advance(31 * time.Second)
+	if _, err := s.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	run2 := make(chan *queue.Job, 1)
+	go func() { got, _ := s.RunID(ctx, j.ID); run2 <- got }()
+	eventually(t, "the second run started", func() bool { return calls.Load() == 2 })
+	close(first)
+	<-run1
+	if _, err := s.Cancel(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-run2:
+		if got == nil || got.Status != queue.StatusCancelled {
+			t.Errorf("second run after the cancel: %+v, want the job cancelled", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second run went on after the cancel: the first run's end unregistered it")
+	}
 }

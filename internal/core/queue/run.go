@@ -175,12 +175,17 @@ func (s *Service) RunID(ctx context.Context, id string) (*Job, error) {
 func (s *Service) runLeased(ctx context.Context, l Lease) (*Job, error) {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	// The entry is this run's: an earlier run of the same job whose lease
+	// lapsed may still be ending, and must not remove a later run's.
+	me := &manualRun{stop: cancel}
 	s.mu.Lock()
-	s.manualRuns[l.Job.ID] = cancel
+	s.manualRuns[l.Job.ID] = me
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		delete(s.manualRuns, l.Job.ID)
+		if s.manualRuns[l.Job.ID] == me {
+			delete(s.manualRuns, l.Job.ID)
+		}
 		s.mu.Unlock()
 	}()
 	done := make(chan struct{})
@@ -206,7 +211,9 @@ func (s *Service) runLeased(ctx context.Context, l Lease) (*Job, error) {
 	}()
 	o := s.execute(runCtx, l)
 	close(done)
-	if ctx.Err() != nil && !errors.Is(context.Cause(runCtx), ErrLeaseLost) {
+	// Interrupted: the handler failed as its caller left. A handler that
+	// succeeded all the same is recorded.
+	if ctx.Err() != nil && o.Err != "" && !errors.Is(context.Cause(runCtx), ErrLeaseLost) {
 		return nil, s.handBackInterrupted(ctx, l)
 	}
 	if _, err := s.recordFinish(context.WithoutCancel(ctx), []Outcome{o}); err != nil {
@@ -218,6 +225,9 @@ func (s *Service) runLeased(ctx context.Context, l Lease) (*Job, error) {
 	defer stop()
 	return s.Get(gctx, l.Job.ID)
 }
+
+// manualRun is a manual run in progress, as Service.manualRuns holds it.
+type manualRun struct{ stop context.CancelCauseFunc }
 
 // handBackTimeout bounds the hand-back of an interrupted manual run.
 const handBackTimeout = 2 * time.Second
@@ -333,11 +343,11 @@ func (s *Service) lostCause(ctx context.Context, id string) error {
 // pool's workers' and the manual runs'.
 func (s *Service) stopRunning(id string) {
 	s.mu.Lock()
-	stop := s.manualRuns[id]
+	run := s.manualRuns[id]
 	pool := s.pool
 	s.mu.Unlock()
-	if stop != nil {
-		stop(ErrJobCancelled)
+	if run != nil {
+		run.stop(ErrJobCancelled)
 	}
 	if pool != nil {
 		pool.stopJob(id)

@@ -123,7 +123,7 @@ type Service struct {
 	// manualRuns stop the handlers of the manual runs in progress (run ID,
 	// run-next), by job id; pool is the worker pool, once started. Cancel
 	// stops a job this process runs through them (stopRunning).
-	manualRuns map[string]context.CancelCauseFunc
+	manualRuns map[string]*manualRun
 	pool       *Pool
 
 	bound queueBound // MaxQueues
@@ -142,7 +142,7 @@ func NewService(d Deps, cfg Config) *Service {
 	}
 	cfg = cfg.withDefaults()
 	s := &Service{broker: d.Broker, registry: d.Registry, obs: d.Observer, clock: d.Clock, cfg: cfg, waiters: map[string][]chan struct{}{},
-		manualRuns: map[string]context.CancelCauseFunc{}}
+		manualRuns: map[string]*manualRun{}}
 	s.admission = newAdmission(d.Broker, d.Clock, d.Observer, cfg.Admission)
 	return s
 }
