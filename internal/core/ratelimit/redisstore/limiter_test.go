@@ -591,3 +591,50 @@ func TestResetDropsPendingPenalty(t *testing.T) {
 		t.Errorf("after the reset the penalized index holds %s (end %v, %v)", key, score, err)
 	}
 }
+
+// TestDeniedRequestKeepsPenaltyIndex: a key that would have had its strikes
+// forgiven, in a request another key denied, is not written, so its
+// strikes stay; the penalized index must keep it too (it was dropped from
+// the index while its stored strikes remained).
+func TestDeniedRequestKeepsPenaltyIndex(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := newClient(t, srv)
+	clock := storetest.NewClock()
+	store := newStore(t, rdb, redisstore.Options{Clock: clock})
+	cfg := ratelimit.DefaultConfig()
+	cfg.PenaltyDecay = time.Hour // strikes do not decay here; a full bucket a window later forgives them
+	r := cfg.Rules()
+	ctx := context.Background()
+	const minute = 60_000_000
+	user := ratelimit.Bucket{Key: []byte("run:user:u7"), Capacity: 2, Interval: minute / 2, Window: minute}
+	ip := ratelimit.Bucket{Key: []byte("run:ip:192.0.2.70"), Capacity: 1, Interval: 60 * minute, Window: 60 * minute}
+	other := ratelimit.Bucket{Key: []byte("run:ip:192.0.2.71"), Capacity: 100, Interval: 1000, Window: minute}
+	take := func(bs ...ratelimit.Bucket) []ratelimit.Result {
+		rs := make([]ratelimit.Result, len(bs))
+		if err := store.Take(ctx, &r, bs, rs); err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+	for range 4 { // two pass, two are refused: two strikes
+		take(user)
+	}
+	take(ip)    // spends the IP's one token, and records the user's penalty
+	take(other) // a round trip that carries the index updates
+	const index = "refrakt:rl:penalized"
+	if _, err := rdb.ZScore(ctx, index, "run:user:u7").Result(); err != nil {
+		t.Fatalf("the struck user is not in the penalized index: %v", err)
+	}
+	clock.Advance(61 * time.Second) // the user's bucket is full again, a window after its last strike
+	if rs := take(ip, user); rs[0].Allowed || !rs[1].Allowed {
+		t.Fatalf("want the IP to deny and the user to allow: %+v", rs)
+	}
+	take(other)
+	if _, err := rdb.ZScore(ctx, index, "run:user:u7").Result(); err != nil {
+		t.Errorf("the user's strikes were not written away, yet it left the penalized index: %v", err)
+	}
+	if rs := take(user); rs[0].Strikes != 0 || !rs[0].Allowed {
+		// Its own request now forgives the strikes and writes it.
+		t.Errorf("the user alone: %+v, want allowed with its strikes forgiven", rs[0])
+	}
+}

@@ -168,29 +168,42 @@ for i = 1, #KEYS do
   if last_ban > 0 and last_ban + repeat_window > exp then exp = last_ban + repeat_window end
   local ms = ceil((exp - now) / 1000)
   if ms < 1000 then ms = 1000 end
+  if pe <= now and had then pe = -1 end
+
   if held == nil and not joined then
     call("PSETEX", key, format("%d", ms), pack(STATE, tat, old_iv, cap, strikes, strike_at, banned_until, ban_level, last_ban, now))
+    if flags == 1 and strikes == 0 and pe >= 0 and pe <= now then
+      replies[i + 1] = pack(SHORT, 17, eff, remaining, reset)
+    else
+      replies[i + 1] = pack(REPLY, flags, eff, remaining, reset, retry, strikes, bu, pe)
+    end
   else
-    -- one key of a request of several: written once the request is decided
+    -- one key of a request of several: written, and answered, once the
+    -- request is decided (twelve entries a key)
     held = held or {}
     local n = #held
-    held[n + 1], held[n + 2], held[n + 3], held[n + 4] = key, format("%d", ms), pack(STATE, tat, old_iv, cap, strikes, strike_at, banned_until, ban_level, last_ban, now), flags % 2 == 1
+    held[n + 1], held[n + 2], held[n + 3], held[n + 4] = i, key, format("%d", ms), pack(STATE, tat, old_iv, cap, strikes, strike_at, banned_until, ban_level, last_ban, now)
+    held[n + 5], held[n + 6], held[n + 7], held[n + 8] = flags, eff, remaining, reset
+    held[n + 9], held[n + 10], held[n + 11], held[n + 12] = retry, strikes, bu, pe
     if flags % 2 == 0 then denied = true end
     if not joined then
-      for j = 1, #held, 4 do
-        if not denied or not held[j + 3] then
-          call("PSETEX", held[j], held[j + 1], held[j + 2])
+      for j = 1, #held, 12 do
+        local f, p = held[j + 4], held[j + 11]
+        if not denied or f % 2 == 0 then
+          call("PSETEX", held[j + 1], held[j + 2], held[j + 3])
+        else
+          -- not written: the key's strikes and ban are as stored, so its
+          -- penalty's end is not to be recorded anew
+          p = 0
+        end
+        if f == 1 and held[j + 9] == 0 and p >= 0 and p <= now then
+          replies[held[j] + 1] = pack(SHORT, 17, held[j + 5], held[j + 6], held[j + 7])
+        else
+          replies[held[j] + 1] = pack(REPLY, f, held[j + 5], held[j + 6], held[j + 7], held[j + 8], held[j + 9], held[j + 10], p)
         end
       end
       held, denied = nil, false
     end
-  end
-  if pe <= now and had then pe = -1 end
-
-  if flags == 1 and strikes == 0 and pe >= 0 and pe <= now then
-    replies[i + 1] = pack(SHORT, 17, eff, remaining, reset)
-  else
-    replies[i + 1] = pack(REPLY, flags, eff, remaining, reset, retry, strikes, bu, pe)
   end
 end
 return table.concat(replies)
