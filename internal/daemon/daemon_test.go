@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -398,6 +399,28 @@ func TestJSONFieldNamesExact(t *testing.T) {
 	for path, body := range map[string]string{"/test/echo": `{"name":"a","count":2}`, "/run": `{"type":"ping","max_retries":1}`} {
 		if resp, b := do(t, s, "POST", path, "", body); resp.StatusCode >= 300 {
 			t.Errorf("POST %s %s: status %d, %v", path, body, resp.StatusCode, b)
+		}
+	}
+}
+
+// TestJSONFieldsOfEmbeddedStructs: the fields of an embedded struct, by
+// value or by pointer, are the outer struct's, as encoding/json has them.
+func TestJSONFieldsOfEmbeddedStructs(t *testing.T) {
+	type inner struct {
+		X int `json:"x"`
+	}
+	type byValue struct {
+		inner
+		Y int `json:"y"`
+	}
+	type byPointer struct {
+		*inner
+		Y int `json:"y"`
+	}
+	for _, v := range []any{&byValue{}, &byPointer{}} {
+		got := jsonFields(reflect.TypeOf(v))
+		if _, ok := got["x"]; !ok || len(got) != 2 {
+			t.Errorf("%T: fields %v, want x and y", v, got)
 		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 
@@ -68,7 +67,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // matches them regardless of case and lets a repeated key's last value win,
 // so {"TYPE":"x"} or {"type":"ping","Type":"echo"} would pass.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	data, err := readBody(w, r)
 	if err != nil {
 		return jsonError(err)
 	}
@@ -83,43 +82,116 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	return checkFieldNames(data, v)
 }
 
+// readBody reads the body whole, at most maxBody bytes: into a buffer of
+// Content-Length bytes when the client sent one.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body := http.MaxBytesReader(w, r.Body, maxBody)
+	if n := r.ContentLength; n > 0 && n <= maxBody {
+		data := make([]byte, n)
+		if _, err := io.ReadFull(body, data); err != nil {
+			return nil, err // ErrUnexpectedEOF: shorter than it said
+		}
+		return data, nil
+	}
+	return io.ReadAll(body)
+}
+
 // checkFieldNames refuses, in a body that decoded into v, a top-level
 // field whose name is not one of v's exactly, or one given twice. Nested
-// values (a job's payload) are not looked into.
+// values (a job's payload) are skipped, not looked into. data is known to
+// be one valid JSON value (Decode took it), so a plain scan reads it.
 func checkFieldNames(data []byte, v any) error {
 	names := jsonFields(reflect.TypeOf(v))
 	if names == nil {
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
 		return nil // not an object: Decode has judged it already
 	}
-	var seen []string
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return jsonError(err)
+	var seenArr [8][]byte
+	seen := seenArr[:0]
+	for i = skipSpace(data, i+1); i < len(data) && data[i] != '}'; {
+		end := stringEnd(data, i)
+		key := data[i+1 : end-1]
+		if bytes.IndexByte(key, '\\') >= 0 { // escaped: compare what it means
+			var k string
+			_ = json.Unmarshal(data[i:end], &k)
+			key = []byte(k)
 		}
-		key, _ := tok.(string)
-		if _, ok := names[key]; !ok {
+		if _, ok := names[string(key)]; !ok {
 			for name := range names {
-				if strings.EqualFold(name, key) {
+				if strings.EqualFold(name, string(key)) {
 					return core.Errorf(core.CodeInvalid, "unknown field %q (field names are case-sensitive: %q)", key, name)
 				}
 			}
 			return core.Errorf(core.CodeInvalid, "unknown field %q", key)
 		}
-		if slices.Contains(seen, key) {
-			return core.Errorf(core.CodeInvalid, "field %q is given more than once", key)
+		for _, k := range seen {
+			if bytes.Equal(k, key) {
+				return core.Errorf(core.CodeInvalid, "field %q is given more than once", key)
+			}
 		}
 		seen = append(seen, key)
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return jsonError(err)
+		i = skipSpace(data, end)
+		i = skipValue(data, skipSpace(data, i+1)) // past ':' and the value
+		if i = skipSpace(data, i); i < len(data) && data[i] == ',' {
+			i = skipSpace(data, i+1)
 		}
 	}
 	return nil
+}
+
+// skipSpace returns the index of the first byte at or after i that is not
+// JSON white space.
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index just past the string that starts at i.
+func stringEnd(data []byte, i int) int {
+	for i++; i < len(data); i++ {
+		switch data[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(data)
+}
+
+// skipValue returns the index just past the value that starts at i.
+func skipValue(data []byte, i int) int {
+	if i >= len(data) {
+		return i
+	}
+	switch data[i] {
+	case '"':
+		return stringEnd(data, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(data); i++ {
+			switch data[i] {
+			case '"':
+				i = stringEnd(data, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return i
+	}
+	for i < len(data) && data[i] != ',' && data[i] != '}' && data[i] != ']' && data[i] != ' ' && data[i] != '\t' && data[i] != '\n' && data[i] != '\r' {
+		i++
+	}
+	return i
 }
 
 // fieldNames caches jsonFields by type.
@@ -145,6 +217,8 @@ func jsonFields(t reflect.Type) map[string]struct{} {
 			case name == "-" && tag == "-":
 			case f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct:
 				add(f.Type)
+			case f.Anonymous && name == "" && f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct:
+				add(f.Type.Elem())
 			case !f.IsExported():
 			case name != "":
 				m[name] = struct{}{}
