@@ -174,18 +174,27 @@ func headerName(h string) bool {
 	return h != ""
 }
 
-// checkListenAddr checks that addr is a host (or nothing) and a port from 0
-// to 65535, as net.Listen wants it; whether the host can be bound is for
-// the listener to say.
+// checkListenAddr checks that addr is a host (or nothing) and a port as
+// net.Listen takes it: a number from 0 to 65535, a service name (http), or
+// nothing (any free port). Whether the host can be bound is for the
+// listener to say.
 func checkListenAddr(addr string) error {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return errors.New("is not host:port")
 	}
-	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return fmt.Errorf("has port %q; want a number from 0 to 65535", port)
+	if port == "" {
+		return nil
 	}
-	return nil
+	if _, err := strconv.ParseUint(port, 10, 16); err == nil {
+		return nil
+	}
+	if _, err := strconv.Atoi(port); err != nil {
+		if _, err := net.LookupPort("tcp", port); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("has port %q; want a number from 0 to 65535 or a service name", port)
 }
 
 // Validate checks ranges and combinations that parsing alone cannot.

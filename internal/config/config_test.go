@@ -74,7 +74,7 @@ func TestLoadBad(t *testing.T) {
 		{"log level", map[string]string{"LOG_LEVEL": "loud"}, nil, `LOG_LEVEL: "loud" must be debug`},
 		{"addr without port", map[string]string{"REFRAKT_ADDR": "bogus"}, nil, `REFRAKT_ADDR: "bogus" is not host:port`},
 		{"addr port range", nil, map[string]string{"addr": ":99999"}, `REFRAKT_ADDR: ":99999" has port "99999"; want a number from 0 to 65535`},
-		{"addr port name", map[string]string{"REFRAKT_ADDR": "127.0.0.1:http"}, nil, `REFRAKT_ADDR: "127.0.0.1:http" has port "http"`},
+		{"addr port name", map[string]string{"REFRAKT_ADDR": "127.0.0.1:nosuchservice"}, nil, `REFRAKT_ADDR: "127.0.0.1:nosuchservice" has port "nosuchservice"`},
 		{"burst past the limiter's bound", map[string]string{"RATE_LIMIT_RUN_BURST": "9999999999"}, nil, "RATE_LIMIT_RUN_BURST: 9999999999 must be between 1 and 1073741824"},
 		{"strikes past the limiter's bound", map[string]string{"BAN_AFTER_STRIKES": "1000000"}, nil, "BAN_AFTER_STRIKES: 1000000 must be between 1 and 250"},
 		{"premium past the limiter's bound", map[string]string{"RATE_LIMIT_PREMIUM_MULTIPLIER": "5000"}, nil, "RATE_LIMIT_PREMIUM_MULTIPLIER: 5000 must be between 1 and 1000"},
@@ -117,5 +117,15 @@ func TestLogValueHidesSecrets(t *testing.T) {
 	c.PrometheusBearerToken = "s3cr3t-prom"
 	if s := c.LogValue().String(); strings.Contains(s, "s3cr3t") {
 		t.Fatalf("log value leaks a secret: %s", s)
+	}
+}
+
+// TestListenAddrForms: the forms of REFRAKT_ADDR net.Listen takes pass: a
+// number, a service name, no port (any free one), any host or none.
+func TestListenAddrForms(t *testing.T) {
+	for _, addr := range []string{":8080", "127.0.0.1:0", "[::1]:8080", "127.0.0.1:", ":http", "localhost:65535"} {
+		if _, err := Load(env(map[string]string{"REFRAKT_ADDR": addr}), nil); err != nil {
+			t.Errorf("REFRAKT_ADDR=%s: %v", addr, err)
+		}
 	}
 }
