@@ -716,7 +716,9 @@ func TestManualRunInterruptedHandsBack(t *testing.T) {
 			func(ctx context.Context) (*queue.Job, error) { return s.RunID(ctx, j.ID) },
 			func(ctx context.Context) (*queue.Job, error) { return s.RunNext(ctx, "") },
 		} {
-			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			// Long enough for run-next's reads on a loaded machine; the
+			// handler sleeps 5 s.
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 			_, err := run(ctx)
 			cancel()
 			if core.ErrorCode(err) != core.CodeUnavailable || !strings.Contains(core.ErrorMessage(err), "handed back to pending") {
