@@ -407,10 +407,7 @@ func TestCancelStopsRunningJobAtOnce(t *testing.T) {
 		startPool(t, s)
 		ctx := context.Background()
 		j := mustEnqueue(t, s, queue.EnqueueRequest{Type: "sleep", Payload: json.RawMessage(`{"ms":20000}`)})
-		eventually(t, "the job running", func() bool {
-			got, err := s.Get(ctx, j.ID)
-			return err == nil && got.Status == queue.StatusRunning
-		})
+		eventuallyRunning(t, s, j.ID)
 		start := time.Now()
 		if _, err := s.Cancel(ctx, j.ID); err != nil {
 			t.Fatal(err)
@@ -425,21 +422,11 @@ func TestCancelStopsRunningJobAtOnce(t *testing.T) {
 		j = mustEnqueue(t, m, queue.EnqueueRequest{Type: "sleep", Payload: json.RawMessage(`{"ms":20000}`)})
 		ran := make(chan *queue.Job, 1)
 		go func() { got, _ := m.RunID(ctx, j.ID); ran <- got }()
-		eventually(t, "the manual run running", func() bool {
-			got, err := m.Get(ctx, j.ID)
-			return err == nil && got.Status == queue.StatusRunning
-		})
+		eventuallyRunning(t, m, j.ID)
 		if _, err := m.Cancel(ctx, j.ID); err != nil {
 			t.Fatal(err)
 		}
-		select {
-		case got := <-ran:
-			if got == nil || got.Status != queue.StatusCancelled {
-				t.Errorf("manual run after the cancel: %+v, want the job cancelled", got)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("the manual run went on after the cancel")
-		}
+		wantCancelledRun(t, ran, "the manual run went on after the cancel")
 	})
 }
 
@@ -455,10 +442,7 @@ func TestCancelFromElsewhereTimedAsCancelled(t *testing.T) {
 		other := queue.NewService(queue.Deps{Broker: b}, queue.Config{Concurrency: queue.ManualMode})
 		ctx := context.Background()
 		j := mustEnqueue(t, other, queue.EnqueueRequest{Type: "sleep", Payload: json.RawMessage(`{"ms":20000}`)})
-		eventually(t, "the job running", func() bool {
-			got, err := other.Get(ctx, j.ID)
-			return err == nil && got.Status == queue.StatusRunning
-		})
+		eventuallyRunning(t, other, j.ID)
 		if _, err := other.Cancel(ctx, j.ID); err != nil {
 			t.Fatal(err)
 		}
@@ -516,12 +500,29 @@ func TestCancelReachesALaterRunOfTheSameJob(t *testing.T) {
 	if _, err := s.Cancel(ctx, j.ID); err != nil {
 		t.Fatal(err)
 	}
+	wantCancelledRun(t, run2, "the second run went on after the cancel: the first run's end unregistered it")
+}
+
+// eventuallyRunning waits until job id is running.
+func eventuallyRunning(t *testing.T, s *queue.Service, id string) {
+	t.Helper()
+	eventually(t, "job "+id+" running", func() bool {
+		got, err := s.Get(context.Background(), id)
+		return err == nil && got.Status == queue.StatusRunning
+	})
+}
+
+// wantCancelledRun checks that the manual run answering on ran, whose job
+// was just cancelled, ends within 5s with the job cancelled; late says
+// what it means if it does not.
+func wantCancelledRun(t *testing.T, ran <-chan *queue.Job, late string) {
+	t.Helper()
 	select {
-	case got := <-run2:
+	case got := <-ran:
 		if got == nil || got.Status != queue.StatusCancelled {
-			t.Errorf("second run after the cancel: %+v, want the job cancelled", got)
+			t.Errorf("run after the cancel: %+v, want the job cancelled", got)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("the second run went on after the cancel: the first run's end unregistered it")
+		t.Fatal(late)
 	}
 }
