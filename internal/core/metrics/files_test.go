@@ -39,28 +39,64 @@ func checkExpr(t *testing.T, where, expr string, known map[string]bool) {
 	}
 }
 
-func TestAlertRulesParseAndUseRealMetrics(t *testing.T) {
+// alertRules is scripts/alerts.yml.
+type alertRules struct {
+	Groups []struct {
+		Name  string `yaml:"name"`
+		Rules []struct {
+			Alert       string            `yaml:"alert"`
+			Expr        string            `yaml:"expr"`
+			For         string            `yaml:"for"`
+			Labels      map[string]string `yaml:"labels"`
+			Annotations map[string]string `yaml:"annotations"`
+		} `yaml:"rules"`
+	} `yaml:"groups"`
+}
+
+// loadAlerts reads and strictly decodes scripts/alerts.yml; it returns the
+// file's bytes too.
+func loadAlerts(t *testing.T) (alertRules, []byte) {
+	t.Helper()
 	b, err := os.ReadFile("../../../scripts/alerts.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var doc struct {
-		Groups []struct {
-			Name  string `yaml:"name"`
-			Rules []struct {
-				Alert       string            `yaml:"alert"`
-				Expr        string            `yaml:"expr"`
-				For         string            `yaml:"for"`
-				Labels      map[string]string `yaml:"labels"`
-				Annotations map[string]string `yaml:"annotations"`
-			} `yaml:"rules"`
-		} `yaml:"groups"`
-	}
+	var doc alertRules
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&doc); err != nil {
 		t.Fatalf("alerts.yml: %v", err)
 	}
+	return doc, b
+}
+
+// dashboard is scripts/grafana-dashboard.json, as far as the tests read it.
+type dashboard struct {
+	Title  string `json:"title"`
+	Panels []struct {
+		Title   string `json:"title"`
+		Targets []struct {
+			Expr string `json:"expr"`
+		} `json:"targets"`
+	} `json:"panels"`
+}
+
+// loadDashboard reads and decodes scripts/grafana-dashboard.json.
+func loadDashboard(t *testing.T) dashboard {
+	t.Helper()
+	b, err := os.ReadFile("../../../scripts/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash dashboard
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("grafana-dashboard.json: %v", err)
+	}
+	return dash
+}
+
+func TestAlertRulesParseAndUseRealMetrics(t *testing.T) {
+	doc, b := loadAlerts(t)
 	known := names(t)
 	alerts := 0
 	for _, g := range doc.Groups {
@@ -125,22 +161,7 @@ func TestScrapeConfigParses(t *testing.T) {
 }
 
 func TestGrafanaDashboardUsesRealMetrics(t *testing.T) {
-	b, err := os.ReadFile("../../../scripts/grafana-dashboard.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dash struct {
-		Title  string `json:"title"`
-		Panels []struct {
-			Title   string `json:"title"`
-			Targets []struct {
-				Expr string `json:"expr"`
-			} `json:"targets"`
-		} `json:"panels"`
-	}
-	if err := json.Unmarshal(b, &dash); err != nil {
-		t.Fatalf("grafana-dashboard.json: %v", err)
-	}
+	dash := loadDashboard(t)
 	known := names(t)
 	seen := map[string]bool{}
 	for _, p := range dash.Panels {
@@ -166,40 +187,13 @@ func TestGrafanaDashboardUsesRealMetrics(t *testing.T) {
 func TestAlertAndDashboardLabelsExist(t *testing.T) {
 	labels := labelNames(t)
 	var exprs []string
-	var alerts struct {
-		Groups []struct {
-			Rules []struct {
-				Alert string `yaml:"alert"`
-				Expr  string `yaml:"expr"`
-			} `yaml:"rules"`
-		} `yaml:"groups"`
-	}
-	b, err := os.ReadFile("../../../scripts/alerts.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(b, &alerts); err != nil {
-		t.Fatal(err)
-	}
+	alerts, _ := loadAlerts(t)
 	for _, g := range alerts.Groups {
 		for _, r := range g.Rules {
 			exprs = append(exprs, r.Expr)
 		}
 	}
-	var dash struct {
-		Panels []struct {
-			Targets []struct {
-				Expr string `json:"expr"`
-			} `json:"targets"`
-		} `json:"panels"`
-	}
-	if b, err = os.ReadFile("../../../scripts/grafana-dashboard.json"); err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &dash); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range dash.Panels {
+	for _, p := range loadDashboard(t).Panels {
 		for _, tg := range p.Targets {
 			exprs = append(exprs, tg.Expr)
 		}
