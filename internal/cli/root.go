@@ -44,11 +44,8 @@ type Factory struct {
 // and returns the process exit code.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	f := &Factory{IO: IOStreams{In: stdin, Out: stdout, ErrOut: stderr}, Getenv: getenv}
-	root := newRootCmd(f)
+	root := newRootCmd(f) // its streams are f.IO's
 	root.SetArgs(args)
-	root.SetIn(stdin)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
