@@ -52,14 +52,16 @@ func printJob(p *Printer, j *queue.Job) error {
 		return p.PrintJSON(j)
 	}
 	now := p.Now()
-	interval, payload, result, lastErr := "", compactRaw(j.Payload), compactRaw(j.Result), j.LastError
-	if j.IntervalSeconds > 0 {
-		interval = strconv.Itoa(j.IntervalSeconds)
-	}
+	var interval, payload, result, lastErr string
 	if p.TTY {
 		interval, payload, result, lastErr = "-", rawOrDash(j.Payload), rawOrDash(j.Result), dash(j.LastError)
 		if j.IntervalSeconds > 0 {
 			interval = "every " + shortWindow(time.Duration(j.IntervalSeconds)*time.Second)
+		}
+	} else {
+		payload, result, lastErr = compactRaw(j.Payload), compactRaw(j.Result), j.LastError
+		if j.IntervalSeconds > 0 {
+			interval = strconv.Itoa(j.IntervalSeconds)
 		}
 	}
 	fields := [][2]string{
