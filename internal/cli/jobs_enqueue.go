@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/daemon"
 )
 
 // JobsEnqueueOptions are the inputs of `refrakt jobs enqueue`.
@@ -66,12 +67,6 @@ func newJobsEnqueueCmd(c client, runF func(context.Context, *JobsEnqueueOptions)
 	return cmd
 }
 
-// maxRequestBody is the largest request body the daemon's API takes (it
-// answers 413 beyond it). A payload is checked against it in the request
-// that carries it, over either driver, so that a job the API would refuse
-// is not stored over Redis either.
-const maxRequestBody = 1 << 20
-
 // request validates the flags and builds the enqueue request. Bounds are the
 // queue's own (queue.MaxRetriesLimit, MaxInterval, MaxDelay), checked here
 // to name the flags rather than the API's fields.
@@ -100,13 +95,15 @@ func (o *JobsEnqueueOptions) request(stdin io.Reader) (queue.EnqueueRequest, err
 	}
 	req.IntervalSeconds = int(o.Interval / time.Second)
 	req.DelayMS = o.Delay.Milliseconds()
-	// The request as the API driver sends it: the payload must fit in it.
+	// The request as the API driver sends it: the payload must fit in the
+	// API's body limit, over either driver, so that a job the API would
+	// refuse is not stored over Redis either.
 	if len(req.Payload) > 0 {
 		body, err := json.Marshal(req)
 		if err != nil {
 			return req, usageError{fmt.Errorf("--payload: %v", err)}
 		}
-		if len(body) > maxRequestBody {
+		if len(body) > daemon.MaxBody {
 			return req, payloadTooLarge(fmt.Sprintf("its request would be %d bytes", len(body)))
 		}
 	}
@@ -130,19 +127,19 @@ func readPayload(arg string, stdin io.Reader) ([]byte, error) {
 		defer f.Close()
 		r = f
 	}
-	raw, err := io.ReadAll(io.LimitReader(r, maxRequestBody+1))
+	raw, err := io.ReadAll(io.LimitReader(r, daemon.MaxBody+1))
 	if err != nil {
 		return nil, usageError{fmt.Errorf("--payload: %v", err)}
 	}
-	if len(raw) > maxRequestBody {
-		return nil, payloadTooLarge(fmt.Sprintf("it is over %d bytes", maxRequestBody))
+	if len(raw) > daemon.MaxBody {
+		return nil, payloadTooLarge(fmt.Sprintf("it is over %d bytes", daemon.MaxBody))
 	}
 	return raw, nil
 }
 
 // payloadTooLarge says why a payload cannot be sent, and what fits.
 func payloadTooLarge(what string) error {
-	return usageError{fmt.Errorf("--payload is too large: %s; a job's request, payload included, must be at most 1 MiB (%d bytes)", what, maxRequestBody)}
+	return usageError{fmt.Errorf("--payload is too large: %s; a job's request, payload included, must be at most 1 MiB (%d bytes)", what, daemon.MaxBody)}
 }
 
 func jobsEnqueueRun(ctx context.Context, o *JobsEnqueueOptions) error {

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/daemon"
 )
 
 // parseCmd runs the command newCmd builds with args, capturing the options
@@ -101,8 +102,8 @@ func TestJobsEnqueueRequest(t *testing.T) {
 		{"a delay of a year", JobsEnqueueOptions{Type: "ping", Delay: queue.MaxDelay}, "",
 			queue.EnqueueRequest{Type: "ping", DelayMS: queue.MaxDelay.Milliseconds()}, ExitOK},
 		{"an interval over a year", JobsEnqueueOptions{Type: "ping", Interval: queue.MaxDelay + time.Second}, "", queue.EnqueueRequest{}, ExitUsage},
-		{"a payload over 1 MiB from stdin", JobsEnqueueOptions{Type: "echo", Payload: "@-"}, bigJSON(maxRequestBody + 10), queue.EnqueueRequest{}, ExitUsage},
-		{"a payload that fits alone but not in its request", JobsEnqueueOptions{Type: "echo", Payload: bigJSON(maxRequestBody - 10)}, "", queue.EnqueueRequest{}, ExitUsage},
+		{"a payload over 1 MiB from stdin", JobsEnqueueOptions{Type: "echo", Payload: "@-"}, bigJSON(daemon.MaxBody + 10), queue.EnqueueRequest{}, ExitUsage},
+		{"a payload that fits alone but not in its request", JobsEnqueueOptions{Type: "echo", Payload: bigJSON(daemon.MaxBody - 10)}, "", queue.EnqueueRequest{}, ExitUsage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -131,7 +132,7 @@ func bigJSON(n int) string { return `"` + strings.Repeat("x", n-2) + `"` }
 // CLI, naming the flag the user typed rather than the API's field.
 func TestJobsEnqueueRejects(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "big.json")
-	if err := os.WriteFile(file, []byte(bigJSON(maxRequestBody+1)), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(bigJSON(daemon.MaxBody+1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -145,7 +146,7 @@ func TestJobsEnqueueRejects(t *testing.T) {
 		{"negative retries", []string{"ping", "--max-retries", "-1"}, "--max-retries must be between 0 and 100, got -1"},
 		{"an interval of two years", []string{"ping", "--interval", "17520h"}, "--interval must be a whole number of seconds between 0 and 8760h (365 days), got 17520h0m0s"},
 		{"a payload file over 1 MiB", []string{"echo", "--payload", "@" + file}, "--payload is too large: it is over 1048576 bytes; a job's request, payload included, must be at most 1 MiB (1048576 bytes)"},
-		{"a payload near 1 MiB", []string{"echo", "--payload", bigJSON(maxRequestBody - 2)},
+		{"a payload near 1 MiB", []string{"echo", "--payload", bigJSON(daemon.MaxBody - 2)},
 			"--payload is too large: its request would be 1048600 bytes; a job's request, payload included, must be at most 1 MiB (1048576 bytes)"},
 	}
 	for _, tt := range tests {

@@ -194,7 +194,7 @@ func echoRoute(s *Server) {
 func TestStrictJSONAndBodyLimit(t *testing.T) {
 	s := newTestServer(t)
 	echoRoute(s)
-	big := `{"name":"` + strings.Repeat("x", maxBody+10) + `"}`
+	big := `{"name":"` + strings.Repeat("x", MaxBody+10) + `"}`
 	tests := []struct {
 		name, body string
 		status     int

@@ -14,8 +14,9 @@ import (
 	"github.com/refrakt/refrakt/internal/core"
 )
 
-// maxBody is the largest request body accepted; larger ones get 413.
-const maxBody = 1 << 20
+// MaxBody is the largest request body accepted; larger ones get 413. The
+// CLI checks a payload against it over either driver.
+const MaxBody = 1 << 20
 
 // jsonBuffers recycles response buffers and their encoders: writeJSON runs
 // on every response, and a fresh buffer, grown twice, and a fresh encoder
@@ -60,7 +61,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // decodeJSON reads the request body into v strictly: one JSON value, no
-// unknown fields, right types, at most maxBody bytes. Its errors are coded
+// unknown fields, right types, at most MaxBody bytes. Its errors are coded
 // (invalid or too_large) and name the offending field.
 //
 // Field names must match exactly and appear once: encoding/json alone
@@ -82,11 +83,11 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	return checkFieldNames(data, v)
 }
 
-// readBody reads the body whole, at most maxBody bytes: into a buffer of
+// readBody reads the body whole, at most MaxBody bytes: into a buffer of
 // Content-Length bytes when the client sent one.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	body := http.MaxBytesReader(w, r.Body, maxBody)
-	if n := r.ContentLength; n > 0 && n <= maxBody {
+	body := http.MaxBytesReader(w, r.Body, MaxBody)
+	if n := r.ContentLength; n > 0 && n <= MaxBody {
 		data := make([]byte, n)
 		if _, err := io.ReadFull(body, data); err != nil {
 			return nil, err // ErrUnexpectedEOF: shorter than it said
@@ -239,7 +240,7 @@ func jsonFields(t reflect.Type) map[string]struct{} {
 func (s *Server) bodiless(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
-			b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+			b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 			if err != nil {
 				writeError(w, r, s.log, jsonError(err))
 				return

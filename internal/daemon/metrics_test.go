@@ -80,7 +80,7 @@ func TestHTTPMetricsUseRoutePatterns(t *testing.T) {
 func TestHTTPMetricsRouteOfEarlyAnswers(t *testing.T) {
 	s := newTestServer(t)
 	req := httptest.NewRequest("POST", "/run", strings.NewReader("{}"))
-	req.ContentLength = maxBody + 1
+	req.ContentLength = MaxBody + 1
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, req)
 	if rec.Code != 413 {

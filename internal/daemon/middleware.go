@@ -153,16 +153,16 @@ func newHTTPSeriesCache(m *metrics.Metrics) *seriesCache[routeStatus, httpSeries
 	})
 }
 
-// limitBody refuses bodies over maxBody: at once when Content-Length says
+// limitBody refuses bodies over MaxBody: at once when Content-Length says
 // so, and while reading otherwise (decodeJSON turns that into 413).
 func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > maxBody {
-			writeError(w, r, s.log, core.Errorf(core.CodeTooLarge, "request body is larger than %d bytes", maxBody))
+		if r.ContentLength > MaxBody {
+			writeError(w, r, s.log, core.Errorf(core.CodeTooLarge, "request body is larger than %d bytes", MaxBody))
 			return
 		}
 		if r.Body != nil && r.Body != http.NoBody { // most GETs: nothing to wrap
-			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+			r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 		}
 		next.ServeHTTP(w, r)
 	})
