@@ -146,8 +146,8 @@ func (d *redisDriver) RunNext(ctx context.Context, q string) (*queue.Job, error)
 // reachable: a failure (exit 1), not an unreachable Redis (exit 3).
 func (d *redisDriver) failRun(ctx context.Context, err error) error {
 	if err != nil && ctx.Err() != nil {
-		if msg := core.ErrorMessage(err); strings.HasPrefix(msg, "interrupted") {
-			return errors.New(msg)
+		if errors.Is(err, queue.ErrInterrupted) {
+			return errors.New(core.ErrorMessage(err))
 		}
 		return errors.New("interrupted before the job ran")
 	}

@@ -229,6 +229,10 @@ func (s *Service) runLeased(ctx context.Context, l Lease) (*Job, error) {
 // manualRun is a manual run in progress, as Service.manualRuns holds it.
 type manualRun struct{ stop context.CancelCauseFunc }
 
+// ErrInterrupted is in the error of a manual run whose caller stopped
+// waiting (RunID, RunNext): the message says what became of the job.
+var ErrInterrupted = errors.New("manual run interrupted")
+
 // handBackTimeout bounds the hand-back of an interrupted manual run.
 const handBackTimeout = 2 * time.Second
 
@@ -239,16 +243,18 @@ func (s *Service) handBackInterrupted(ctx context.Context, l Lease) error {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handBackTimeout)
 	defer cancel()
 	ok, err := s.broker.Release(rctx, []Ref{l.Ref()})
+	var msg string
 	switch {
 	case err != nil:
 		s.obs.BackendError("release")
-		return core.Wrap(core.CodeUnavailable, err, fmt.Sprintf(
-			"interrupted: job %s could not be handed back (%v); it returns to pending when its lease ends", l.Job.ID, err))
+		msg = fmt.Sprintf("interrupted: job %s could not be handed back (%v); it returns to pending when its lease ends", l.Job.ID, err)
 	case len(ok) == 1 && ok[0]:
 		s.obs.Transition(string(StatusRunning), string(StatusPending))
-		return core.Errorf(core.CodeUnavailable, "interrupted: job %s was handed back to pending, not counted as an attempt", l.Job.ID)
+		msg = fmt.Sprintf("interrupted: job %s was handed back to pending, not counted as an attempt", l.Job.ID)
+	default:
+		msg = fmt.Sprintf("interrupted: job %s was no longer held (cancelled or its lease lost)", l.Job.ID)
 	}
-	return core.Errorf(core.CodeUnavailable, "interrupted: job %s was no longer held (cancelled or its lease lost)", l.Job.ID)
+	return core.Wrap(core.CodeUnavailable, ErrInterrupted, msg)
 }
 
 // notify wakes the callers waiting for job id (see Wait).

@@ -721,7 +721,7 @@ func TestManualRunInterruptedHandsBack(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 			_, err := run(ctx)
 			cancel()
-			if core.ErrorCode(err) != core.CodeUnavailable || !strings.Contains(core.ErrorMessage(err), "handed back to pending") {
+			if core.ErrorCode(err) != core.CodeUnavailable || !errors.Is(err, queue.ErrInterrupted) || !strings.Contains(core.ErrorMessage(err), "handed back to pending") {
 				t.Fatalf("interrupted run: %v, want unavailable, handed back", err)
 			}
 			got, err := s.Get(context.Background(), j.ID)
