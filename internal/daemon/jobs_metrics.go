@@ -86,16 +86,7 @@ func (s *Server) addQueueSampler() {
 			ctx, cancel = context.WithCancel(context.Background())
 			go func() {
 				defer close(done)
-				t := time.NewTicker(s.cfg.PrometheusQueuePollInterval)
-				defer t.Stop()
-				for {
-					s.sampleQueues(ctx)
-					select {
-					case <-ctx.Done():
-						return
-					case <-t.C:
-					}
-				}
+				everyTick(ctx, s.cfg.PrometheusQueuePollInterval, func() { s.sampleQueues(ctx) })
 			}()
 			return nil
 		},

@@ -27,19 +27,12 @@ const (
 func (s *Server) publishLimits(ctx context.Context, rs *redisstore.Store, every time.Duration) {
 	limits := redisstore.LimitsOf(s.limiter) // fixed for the daemon's life
 	failed := &throttledLog{log: s.log, msg: "cannot publish the rate limits to Redis; retrying", every: backendLogEvery}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
+	everyTick(ctx, every, func() {
 		wctx, cancel := context.WithTimeout(ctx, limitsPublishTimeout)
 		err := rs.PublishLimits(wctx, limits, limitsPublishTTL)
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			failed.warn(ctx, slog.String("err", err.Error()))
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
 }

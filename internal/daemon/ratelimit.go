@@ -125,12 +125,20 @@ func (s *Server) samplePenalized(ctx context.Context) {
 	if every <= 0 {
 		every = 5 * time.Second
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
+	everyTick(ctx, every, func() {
 		if n, err := s.limiter.PenalizedKeys(ctx); err == nil {
 			s.metrics.RateLimitPenalized.Set(float64(n))
 		}
+	})
+}
+
+// everyTick calls f at once and then every d, until ctx ends: the daemon's
+// background samplers and publishers.
+func everyTick(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		f()
 		select {
 		case <-ctx.Done():
 			return
