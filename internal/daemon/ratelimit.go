@@ -55,7 +55,6 @@ func LimiterConfig(cfg config.Config) ratelimit.Config {
 	c.PremiumMultiplier = cfg.PremiumMultiplier
 	c.PenaltyFactor, c.PenaltyDecay = cfg.PenaltyFactor, cfg.PenaltyDecay
 	c.BanAfterStrikes, c.BanDuration = cfg.BanAfterStrikes, cfg.BanDuration
-	c.BanMax = max(c.BanMax, c.BanDuration)
 	c.OnBackendError = ratelimit.BackendErrorPolicy(cfg.OnBackendError)
 	c.BackendTimeout = cfg.BackendTimeout
 	return c
