@@ -288,9 +288,5 @@ func ceilSeconds(d time.Duration) int64 {
 // seconds, never before the ban ends (a client that sleeps until it is let
 // in, not refused again).
 func ceilSecond(t time.Time) time.Time {
-	t = t.UTC()
-	if s := t.Truncate(time.Second); s.Before(t) {
-		return s.Add(time.Second)
-	}
-	return t
+	return t.UTC().Add(time.Second - 1).Truncate(time.Second)
 }
