@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
@@ -183,18 +182,10 @@ func checkListenAddr(addr string) error {
 	if err != nil {
 		return errors.New("is not host:port")
 	}
-	if port == "" {
-		return nil
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("has port %q; want a number from 0 to 65535 or a service name", port)
 	}
-	if _, err := strconv.ParseUint(port, 10, 16); err == nil {
-		return nil
-	}
-	if _, err := strconv.Atoi(port); err != nil {
-		if _, err := net.LookupPort("tcp", port); err == nil {
-			return nil
-		}
-	}
-	return fmt.Errorf("has port %q; want a number from 0 to 65535 or a service name", port)
+	return nil
 }
 
 // Validate checks ranges and combinations that parsing alone cannot.
