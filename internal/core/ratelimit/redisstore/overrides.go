@@ -98,13 +98,11 @@ func (s *Store) WatchOverrides(ctx context.Context, changed func()) error {
 			if !ok {
 				return core.Errorf(core.CodeUnavailable, "redis: override subscription closed")
 			}
-			if key, ok := strings.CutPrefix(msg.Payload, "reset:"); ok {
+			if key, ok := strings.CutPrefix(msg.Payload, resetMessage); ok {
 				// A penalty end this store still has to record is the reset
 				// key's old one: recorded after the reset, it would list the
 				// key as penalized again until that end.
-				s.idxMu.Lock()
-				delete(s.penalized, key)
-				s.idxMu.Unlock()
+				s.forgetPenalty(key)
 			}
 			changed()
 		}

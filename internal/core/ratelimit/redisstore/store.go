@@ -424,12 +424,21 @@ func (s *Store) Reset(ctx context.Context, key string) error {
 	pipe.Del(ctx, s.bucketKey(key))
 	pipe.ZRem(ctx, s.keyPenalized, key)
 	// Other daemons drop their cached bans on any change message.
-	pipe.Publish(ctx, s.chanOverrides, "reset:"+key)
+	pipe.Publish(ctx, s.chanOverrides, resetMessage+key)
 	_, err := pipe.Exec(ctx)
+	s.forgetPenalty(key)
+	return wrap(err, "reset "+key)
+}
+
+// resetMessage starts the change message of a reset, followed by the key.
+const resetMessage = "reset:"
+
+// forgetPenalty drops the penalty end of key this store has still to
+// record in the penalized index.
+func (s *Store) forgetPenalty(key string) {
 	s.idxMu.Lock()
 	delete(s.penalized, key)
 	s.idxMu.Unlock()
-	return wrap(err, "reset "+key)
 }
 
 // wrap marks a Redis failure as unavailable for callers. The message,
