@@ -240,12 +240,12 @@ func jsonFields(t reflect.Type) map[string]struct{} {
 func (s *Server) bodiless(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
-			b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+			b, err := readBody(w, r)
 			if err != nil {
 				writeError(w, r, s.log, jsonError(err))
 				return
 			}
-			if t := strings.TrimSpace(string(b)); t != "" && t != "{}" {
+			if t := bytes.TrimSpace(b); len(t) > 0 && string(t) != "{}" {
 				writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "%s %s takes no request body; its parameters go in the path or the query (e.g. ?queue=Q)", r.Method, r.URL.Path))
 				return
 			}
