@@ -320,16 +320,14 @@ func (l *Limiter) decide(d *Decision, e *limitEntry, scope Scope, id string, win
 	if r.BannedUntil > 0 {
 		d.BannedUntil = time.UnixMicro(r.BannedUntil)
 	}
-	if r.Banned && denied {
-		// Nothing passes before the ban ends, whatever the bucket holds:
-		// RateLimit-Reset must not promise tokens sooner than Retry-After.
-		d.Remaining = 0
-		d.Reset = max(d.Reset, d.RetryAfter)
-	}
 	outcome := "allowed"
 	switch {
 	case r.Banned && denied:
 		outcome = "banned"
+		// Nothing passes before the ban ends, whatever the bucket holds:
+		// RateLimit-Reset must not promise tokens sooner than Retry-After.
+		d.Remaining = 0
+		d.Reset = max(d.Reset, d.RetryAfter)
 	case denied:
 		outcome = "limited"
 	case d.Shadow:
