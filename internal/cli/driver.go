@@ -7,7 +7,6 @@ import (
 
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
-	"github.com/refrakt/refrakt/internal/core/ratelimit/redisstore"
 )
 
 // Driver is how the jobs and limits commands reach refrakt's state: over a
@@ -105,7 +104,7 @@ func (r OverrideRequest) ttl() time.Duration {
 	return time.Duration(r.TTLSeconds) * time.Second
 }
 
-func limitView(l redisstore.PublishedLimit) LimitView {
+func limitView(l ratelimit.TieredLimit) LimitView {
 	v := LimitView{Name: l.Name, Burst: l.Policy.Burst, Rate: l.Policy.Rate, WindowSeconds: l.Policy.Window.Seconds(),
 		PremiumBurst: l.Premium.Burst, PremiumRate: l.Premium.Rate, Scopes: []string{}}
 	for _, s := range l.Scopes {

@@ -188,7 +188,7 @@ func (d *redisDriver) Limits(ctx context.Context) (LimitsView, error) {
 		return LimitsView{}, d.fail(err)
 	}
 	if !ok {
-		pub = redisstore.LimitsOf(d.lim)
+		pub = d.lim.LimitSet()
 	}
 	v := LimitsView{Enabled: pub.Enabled, Limits: []LimitView{}, Overrides: []OverrideView{}}
 	for _, l := range pub.Limits {

@@ -25,7 +25,7 @@ const (
 // path: each write is bounded by limitsPublishTimeout, and a failure is
 // logged at most once per backendLogEvery, then retried at the next tick.
 func (s *Server) publishLimits(ctx context.Context, rs *redisstore.Store, every time.Duration) {
-	limits := redisstore.LimitsOf(s.limiter) // fixed for the daemon's life
+	limits := s.limiter.LimitSet() // fixed for the daemon's life
 	failed := &throttledLog{log: s.log, msg: "cannot publish the rate limits to Redis; retrying", every: backendLogEvery}
 	everyTick(ctx, every, func() {
 		wctx, cancel := context.WithTimeout(ctx, limitsPublishTimeout)

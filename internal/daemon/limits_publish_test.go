@@ -15,13 +15,14 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
 	"github.com/refrakt/refrakt/internal/core/ratelimit/redisstore"
 	"github.com/refrakt/refrakt/internal/redistest"
 )
 
 // awaitPublished reads what the daemons published under prefix, waiting up
 // to 5 s for it to appear.
-func awaitPublished(t *testing.T, s *redisstore.Store) redisstore.PublishedLimits {
+func awaitPublished(t *testing.T, s *redisstore.Store) ratelimit.LimitSet {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -59,12 +60,7 @@ func TestPublishedLimitsMatchConfigAPI(t *testing.T) {
 	pub := awaitPublished(t, reader)
 	got := limitsConfigResponse{Enabled: pub.Enabled, Limits: []limitJSON{}, Overrides: []overrideJSON{}}
 	for _, l := range pub.Limits {
-		lj := limitJSON{Name: l.Name, Scopes: []string{}, Burst: l.Policy.Burst, Rate: l.Policy.Rate,
-			WindowSeconds: int64(l.Policy.Window / time.Second), PremiumBurst: l.Premium.Burst, PremiumRate: l.Premium.Rate}
-		for _, sc := range l.Scopes {
-			lj.Scopes = append(lj.Scopes, string(sc))
-		}
-		got.Limits = append(got.Limits, lj)
+		got.Limits = append(got.Limits, toLimitJSON(l))
 	}
 
 	req := httptest.NewRequest(http.MethodGet, "/api/dev/rate-limits/config", nil)

@@ -31,10 +31,9 @@ type overrideJSON struct {
 	ExpiresAt     *time.Time `json:"expires_at"`
 }
 
-func toLimitJSON(l ratelimit.Limit, premium float64) limitJSON {
-	p := l.Policy.Premium(premium)
+func toLimitJSON(l ratelimit.TieredLimit) limitJSON {
 	out := limitJSON{Name: l.Name, Burst: l.Policy.Burst, Rate: l.Policy.Rate, WindowSeconds: int64(l.Policy.Window / time.Second),
-		PremiumBurst: p.Burst, PremiumRate: p.Rate, Scopes: []string{}}
+		PremiumBurst: l.Premium.Burst, PremiumRate: l.Premium.Rate, Scopes: []string{}}
 	for _, sc := range l.Scopes {
 		out.Scopes = append(out.Scopes, string(sc))
 	}
@@ -121,8 +120,8 @@ func (s *Server) handleTenantMeta() http.Handler {
 		}
 		out := tenantMetaResponse{Tenant: tenant, Limits: []tenantLimitJSON{},
 			Tiers: map[string]any{"premium_multiplier": s.cfg.PremiumMultiplier}}
-		for _, l := range s.limiter.Limits() {
-			tl := tenantLimitJSON{limitJSON: toLimitJSON(l, s.cfg.PremiumMultiplier)}
+		for _, l := range s.limiter.LimitSet().Limits {
+			tl := tenantLimitJSON{limitJSON: toLimitJSON(l)}
 			target := l.Name
 			for _, sc := range l.Scopes {
 				if sc == ratelimit.ScopeTenant {
@@ -149,9 +148,10 @@ type limitsConfigResponse struct {
 
 func (s *Server) handleLimitsConfigGet() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		out := limitsConfigResponse{Enabled: s.cfg.RateLimitEnabled, Limits: []limitJSON{}, Overrides: overridesJSON(s.limiter.Overrides())}
-		for _, l := range s.limiter.Limits() {
-			out.Limits = append(out.Limits, toLimitJSON(l, s.cfg.PremiumMultiplier))
+		set := s.limiter.LimitSet()
+		out := limitsConfigResponse{Enabled: set.Enabled, Limits: []limitJSON{}, Overrides: overridesJSON(s.limiter.Overrides())}
+		for _, l := range set.Limits {
+			out.Limits = append(out.Limits, toLimitJSON(l))
 		}
 		writeJSON(w, http.StatusOK, out)
 	})

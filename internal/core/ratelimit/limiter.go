@@ -140,6 +140,32 @@ func (l *Limiter) Limits() []Limit {
 	return out
 }
 
+// TieredLimit is a limit with the policy of its premium tier.
+type TieredLimit struct {
+	Limit
+	// Premium is the policy of X-RateLimit-Tier: premium (the limit's
+	// policy × RATE_LIMIT_PREMIUM_MULTIPLIER).
+	Premium Policy
+}
+
+// LimitSet is what the limiter enforces, as `limits get` shows it: whether
+// limiting is on, and each limit with its premium tier. The daemon answers
+// it, publishes it on Redis, and the CLI reads it there: one function
+// builds it for all three.
+type LimitSet struct {
+	Enabled bool
+	Limits  []TieredLimit
+}
+
+// LimitSet returns the limits l enforces, in their order.
+func (l *Limiter) LimitSet() LimitSet {
+	out := LimitSet{Enabled: l.cfg.Enabled, Limits: make([]TieredLimit, len(l.order))}
+	for i, e := range l.order {
+		out.Limits[i] = TieredLimit{Limit: e.Limit, Premium: e.Policy.Premium(l.cfg.PremiumMultiplier)}
+	}
+	return out
+}
+
 // Allow decides one request. A request passes only if every scope of its
 // limit that it carries an identity for passes. An error is core.CodeInvalid
 // for an unknown limit or a request without any identity its limit needs,

@@ -11,42 +11,11 @@ import (
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
 )
 
-// PublishedLimits is the rate-limit policy a daemon enforces, as it
-// publishes it on Redis: a client that reaches the state without a daemon
-// (`refrakt limits get --redis`) shows it rather than the policy its own
-// environment would build, which may differ from the daemons'.
-type PublishedLimits struct {
-	// Enabled is the daemon's RATE_LIMIT_ENABLED.
-	Enabled bool
-	// Limits are the daemon's limits in its order, each with the policy of
-	// its premium tier.
-	Limits []PublishedLimit
-}
-
-// PublishedLimit is one limit with its premium-tier policy.
-type PublishedLimit struct {
-	ratelimit.Limit
-	// Premium is the policy of X-RateLimit-Tier: premium (the limit's
-	// policy × RATE_LIMIT_PREMIUM_MULTIPLIER).
-	Premium ratelimit.Policy
-}
-
-// LimitsOf is the policy l enforces, as a daemon publishes it and as
-// `limits get` shows it: both sides build it here, so they cannot drift.
-func LimitsOf(l *ratelimit.Limiter) PublishedLimits {
-	cfg := l.Config()
-	out := PublishedLimits{Enabled: cfg.Enabled, Limits: []PublishedLimit{}}
-	for _, lim := range l.Limits() {
-		out.Limits = append(out.Limits, PublishedLimit{Limit: lim, Premium: lim.Policy.Premium(cfg.PremiumMultiplier)})
-	}
-	return out
-}
-
 // limitsFormat is the version of storedLimits; a reader ignores any other,
 // as if nothing were published.
 const limitsFormat = 1
 
-// storedLimits is the JSON of PublishedLimits under <prefix>rl:limits.
+// storedLimits is the JSON of a ratelimit.LimitSet under <prefix>rl:limits.
 type storedLimits struct {
 	Format  int           `json:"format"`
 	Enabled bool          `json:"enabled"`
@@ -66,8 +35,10 @@ type storedLimit struct {
 // PublishLimits stores p under <prefix>rl:limits for ttl, replacing what
 // any daemon published before: with several daemons, the last writer wins.
 // A daemon calls it periodically, so the key is gone ttl after the last
-// daemon stopped.
-func (s *Store) PublishLimits(ctx context.Context, p PublishedLimits, ttl time.Duration) error {
+// daemon stopped. A client that reaches the state without a daemon
+// (`refrakt limits get --redis`) shows it rather than what its own
+// environment would build, which may differ from the daemons'.
+func (s *Store) PublishLimits(ctx context.Context, p ratelimit.LimitSet, ttl time.Duration) error {
 	sl := storedLimits{Format: limitsFormat, Enabled: p.Enabled, Limits: make([]storedLimit, 0, len(p.Limits))}
 	for _, l := range p.Limits {
 		scopes := make([]string, 0, len(l.Scopes))
@@ -89,25 +60,25 @@ func (s *Store) PublishLimits(ctx context.Context, p PublishedLimits, ttl time.D
 // PublishedLimits returns the policy a daemon last published, and false
 // when there is none: no daemon on this Redis published within the TTL, or
 // the value is not one this version reads.
-func (s *Store) PublishedLimits(ctx context.Context) (PublishedLimits, bool, error) {
+func (s *Store) PublishedLimits(ctx context.Context) (ratelimit.LimitSet, bool, error) {
 	b, err := s.rdb.Get(ctx, s.keyLimits).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return PublishedLimits{}, false, nil
+		return ratelimit.LimitSet{}, false, nil
 	}
 	if err != nil {
-		return PublishedLimits{}, false, wrap(err, "read published limits")
+		return ratelimit.LimitSet{}, false, wrap(err, "read published limits")
 	}
 	var sl storedLimits
 	if json.Unmarshal(b, &sl) != nil || sl.Format != limitsFormat {
-		return PublishedLimits{}, false, nil // written by something else; not ours to interpret
+		return ratelimit.LimitSet{}, false, nil // written by something else; not ours to interpret
 	}
-	out := PublishedLimits{Enabled: sl.Enabled, Limits: make([]PublishedLimit, 0, len(sl.Limits))}
+	out := ratelimit.LimitSet{Enabled: sl.Enabled, Limits: make([]ratelimit.TieredLimit, 0, len(sl.Limits))}
 	for _, l := range sl.Limits {
 		if l.Name == "" || l.WindowMS <= 0 {
-			return PublishedLimits{}, false, nil
+			return ratelimit.LimitSet{}, false, nil
 		}
 		window := time.Duration(l.WindowMS) * time.Millisecond
-		pl := PublishedLimit{
+		pl := ratelimit.TieredLimit{
 			Limit: ratelimit.Limit{Name: l.Name, Scopes: make([]ratelimit.Scope, 0, len(l.Scopes)),
 				Policy: ratelimit.Policy{Burst: l.Burst, Rate: l.Rate, Window: window}},
 			Premium: ratelimit.Policy{Burst: l.PremiumBurst, Rate: l.PremiumRate, Window: window},

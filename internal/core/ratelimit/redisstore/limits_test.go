@@ -39,7 +39,7 @@ func TestPublishedLimits(t *testing.T) {
 
 	cfg := ratelimit.DefaultConfig()
 	cfg.Enabled, cfg.RunBurst, cfg.AssistantPerMinute, cfg.PremiumMultiplier = false, 7, 11, 2.5
-	want := redisstore.LimitsOf(newLimiterOf(t, writer, cfg))
+	want := newLimiterOf(t, writer, cfg).LimitSet()
 	if err := writer.PublishLimits(ctx, want, time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestPublishedLimits(t *testing.T) {
 	}
 
 	// The last writer wins.
-	defaults := redisstore.LimitsOf(newLimiterOf(t, writer, ratelimit.DefaultConfig()))
+	defaults := newLimiterOf(t, writer, ratelimit.DefaultConfig()).LimitSet()
 	if err := reader.PublishLimits(ctx, defaults, time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestPublishedLimitsUnavailable(t *testing.T) {
 	if _, ok, err := s.PublishedLimits(ctx); core.ErrorCode(err) != core.CodeUnavailable || ok {
 		t.Errorf("ok=%v err=%v, want an unavailable error", ok, err)
 	}
-	if err := s.PublishLimits(ctx, redisstore.PublishedLimits{}, time.Minute); err == nil {
+	if err := s.PublishLimits(ctx, ratelimit.LimitSet{}, time.Minute); err == nil {
 		t.Error("publish to a stopped Redis: no error")
 	}
 }
