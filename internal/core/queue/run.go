@@ -91,8 +91,10 @@ func (s *Service) recordFinish(ctx context.Context, outcomes []Outcome) ([]Statu
 // in the caller's goroutine and returns it finished: manual mode's run-next.
 // With no pending job it answers core.CodeNotFound.
 func (s *Service) RunNext(ctx context.Context, q string) (*Job, error) {
-	if q != "" && !validQueue(q) {
-		return nil, core.Errorf(core.CodeInvalid, "bad queue name %q", q)
+	if q != "" {
+		if err := checkQueue(q); err != nil {
+			return nil, err
+		}
 	}
 	queues := []string{q}
 	if q == "" {
@@ -127,13 +129,9 @@ func (s *Service) RunNext(ctx context.Context, q string) (*Job, error) {
 // without a queue runs the oldest pending job of all, on every daemon and
 // CLI alike (a fetch of any queue takes the queues in a per-process turn).
 func (s *Service) oldestQueue(ctx context.Context) ([]string, error) {
-	names, err := s.broker.Queues(ctx)
+	stats, err := s.Stats(ctx)
 	if err != nil {
-		return nil, s.backendErr("queues", err)
-	}
-	stats, err := s.broker.StatsMany(ctx, names)
-	if err != nil {
-		return nil, s.backendErr("stats", err)
+		return nil, err
 	}
 	var best *Stats
 	for i := range stats {
