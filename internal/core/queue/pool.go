@@ -140,12 +140,11 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 	// What is left (the hand-backs, the release, and the background loops'
 	// calls in flight) gets until end: ctx's time, and at least
 	// releaseGrace past it.
-	end := time.Now().Add(releaseBudget(ctx))
-	ended := make(chan struct{}) // closed at end
-	defer time.AfterFunc(time.Until(end), func() { close(ended) }).Stop()
+	end, endNow := context.WithTimeout(context.WithoutCancel(ctx), releaseBudget(ctx))
+	defer endNow()
 	select {
 	case <-done:
-	case <-ended:
+	case <-end.Done():
 		// A handler ignores its context: leave its lease to expire.
 	}
 	close(p.outcomes)
@@ -163,9 +162,7 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 	clear(p.held)
 	p.mu.Unlock()
 	if len(refs) > 0 {
-		wctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), end)
-		ok, err := p.svc.broker.Release(wctx, refs)
-		cancel()
+		ok, err := p.svc.broker.Release(end, refs)
 		if err != nil {
 			p.svc.obs.BackendError("release")
 		}
@@ -182,7 +179,7 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 	go func() { <-p.finisher; p.bg.Wait(); close(bgDone) }()
 	select {
 	case <-bgDone:
-	case <-ended:
+	case <-end.Done():
 	}
 	return ctx.Err()
 }
@@ -464,25 +461,18 @@ func (p *Pool) write(batch []finished, outs []Outcome) ([]Outcome, []finished) {
 	}
 	_, err := p.svc.recordFinish(p.bgCtx, outs)
 	var fe *FinishError
-	switch {
-	case err == nil:
-		for _, f := range batch {
+	if err != nil && !errors.As(err, &fe) {
+		return outs, batch // nothing known to be written: all again
+	}
+	var failed []finished
+	for i, f := range batch {
+		if fe != nil && fe.Unwritten[i] {
+			failed = append(failed, f)
+		} else {
 			p.drop(f.h)
 		}
-		return outs, nil
-	case errors.As(err, &fe):
-		var failed []finished
-		for i, f := range batch {
-			if fe.Unwritten[i] {
-				failed = append(failed, f)
-			} else {
-				p.drop(f.h)
-			}
-		}
-		return outs, failed
-	default:
-		return outs, batch
 	}
+	return outs, failed
 }
 
 // heartbeat extends the leases of every held job every Lease/3 and cancels
