@@ -408,14 +408,11 @@ func TestCancelStopsRunningJobAtOnce(t *testing.T) {
 		ctx := context.Background()
 		j := mustEnqueue(t, s, queue.EnqueueRequest{Type: "sleep", Payload: json.RawMessage(`{"ms":20000}`)})
 		eventuallyRunning(t, s, j.ID)
-		start := time.Now()
 		if _, err := s.Cancel(ctx, j.ID); err != nil {
 			t.Fatal(err)
 		}
+		// Within eventually's 5 s: the heartbeat, the old way, comes at 10 s.
 		eventually(t, "the handler stopped", func() bool { return rec.snapshot()["finished"]["sleep:cancelled"] == 1 })
-		if took := time.Since(start); took > 5*time.Second {
-			t.Errorf("the handler stopped %s after the cancel", took)
-		}
 
 		// A manual run, in its caller's goroutine.
 		m := queue.NewService(queue.Deps{Broker: be.new(t, nil), Observer: rec}, queue.Config{Concurrency: queue.ManualMode, Lease: 30 * time.Second})

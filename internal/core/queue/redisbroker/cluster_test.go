@@ -304,8 +304,8 @@ func testClusterPoolWithOneMasterDown(t *testing.T, c *redistest.Cluster) {
 		}
 	}()
 	// Well within cluster-node-timeout (5 s), so the cluster stays ok. (Get
-	// reads every queue, so it fails while a master is down: read the job
-	// from its own queue's master.)
+	// asks every master, and the down one's dial retries make it slow: read
+	// the job from its own queue's master.)
 	deadline := killed.Add(3 * time.Second)
 	for _, j := range others {
 		for {
