@@ -512,8 +512,13 @@ func (p *Pool) heartbeat() {
 		for i, v := range ok {
 			if !v {
 				// Why it was lost takes a read; the next round of the jobs
-				// still held does not wait for it.
-				go func(h *held, id string) { h.cancel(p.svc.lostCause(p.bgCtx, id)) }(hs[i], refs[i].ID)
+				// still held does not wait for it, and Shutdown does (as
+				// for the other background loops, until its end).
+				p.bg.Add(1)
+				go func(h *held, id string) {
+					defer p.bg.Done()
+					h.cancel(p.svc.lostCause(p.bgCtx, id))
+				}(hs[i], refs[i].ID)
 			}
 		}
 	}

@@ -335,7 +335,7 @@ var ErrJobCancelled = fmt.Errorf("%w: the job was cancelled", ErrLeaseLost)
 // the run is timed as cancelled; ErrLeaseLost otherwise. It reads the job,
 // one round trip, only when a lease is lost.
 func (s *Service) lostCause(ctx context.Context, id string) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	if j, err := s.broker.Get(ctx, id); err == nil && j.Status == StatusCancelled {
 		return ErrJobCancelled
