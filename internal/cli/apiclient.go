@@ -97,10 +97,11 @@ func (c *APIClient) Do(ctx context.Context, method, path string, in, out any) er
 		if msg == "" {
 			msg = fmt.Sprintf("%s %s: %s", method, path, resp.Status)
 		}
+		var hint error
 		if code == core.CodeUnauthorized {
-			msg += c.tokenHint()
+			hint = hintError(c.tokenHint())
 		}
-		return &core.Error{Code: code, Message: msg}
+		return &core.Error{Code: code, Message: msg, Err: hint}
 	}
 	if out != nil && len(raw) > 0 {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -109,6 +110,13 @@ func (c *APIClient) Do(ctx context.Context, method, path string, in, out any) er
 	}
 	return nil
 }
+
+// hintError is advice for the person at the command line, kept apart from
+// the daemon's message (errorText appends it; `top` shows the message
+// alone).
+type hintError string
+
+func (h hintError) Error() string { return string(h) }
 
 // tokenHint says, after an unauthorized answer, where the token came from
 // and how to give another.

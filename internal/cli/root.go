@@ -156,6 +156,10 @@ func isCobraUsage(err error) bool {
 func errorText(err error) string {
 	var ce *core.Error
 	if errors.As(err, &ce) && ce.Message != "" {
+		var hint hintError
+		if errors.As(ce.Err, &hint) {
+			return ce.Message + string(hint)
+		}
 		return ce.Message
 	}
 	return err.Error()

@@ -2,6 +2,7 @@ package top
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ func TestHeader(t *testing.T) {
 	notReady.Daemon.Ready = false
 	data := fetchedMsg{snap: snap, at: at}
 	fail := fetchedMsg{err: errRefused}
-	badToken := fetchedMsg{err: core.Errorf(core.CodeUnauthorized, "a valid bearer token is required (give a token with --token or REFRAKT_TOKEN)")}
+	badToken := fetchedMsg{err: core.Wrap(core.CodeUnauthorized, errors.New(" (give a token with --token or REFRAKT_TOKEN)"), "a valid bearer token is required")}
 	forbidden := fetchedMsg{err: core.Errorf(core.CodeForbidden, "needs the operator role")}
 	tests := []struct {
 		name string

@@ -13,24 +13,17 @@ import (
 
 // problem labels a failed fetch for the header's second line. A daemon
 // that refuses the token answered: that is an authentication problem, not
-// a lost connection, and it is not called "disconnected". The CLI's hint
-// in parentheses (which flag gives a token) does not fit the header.
+// a lost connection, and it is not called "disconnected". The message is
+// the daemon's, without the CLI's hint (which flag gives a token), which
+// the API client keeps apart.
 func problem(err error) string {
 	switch core.ErrorCode(err) {
 	case core.CodeUnauthorized:
-		return "authentication failed: " + withoutHint(reason(err))
+		return "authentication failed: " + reason(err)
 	case core.CodeForbidden:
-		return "not allowed: " + withoutHint(reason(err))
+		return "not allowed: " + reason(err)
 	}
 	return "disconnected: " + reason(err)
-}
-
-// withoutHint drops a trailing parenthesised hint from a message.
-func withoutHint(s string) string {
-	if i := strings.Index(s, " ("); i > 0 && strings.HasSuffix(s, ")") {
-		return s[:i]
-	}
-	return s
 }
 
 // reason says in a few words why a fetch failed, for "disconnected: …" on

@@ -49,7 +49,9 @@ func TestProblem(t *testing.T) {
 		want string
 	}{
 		{"a lost connection", errRefused, "disconnected: connection refused"},
-		{"a rejected token", core.Errorf(core.CodeUnauthorized, "a valid bearer token is required (the token was read from the token file /s/refrakt/token and the daemon rejected it: give another with --token or REFRAKT_TOKEN)"),
+		// The API client keeps its hint in the error's chain, apart from
+		// the daemon's message.
+		{"a rejected token", core.Wrap(core.CodeUnauthorized, errors.New(" (the token was read from the token file /s/refrakt/token and the daemon rejected it: give another with --token or REFRAKT_TOKEN)"), "a valid bearer token is required"),
 			"authentication failed: a valid bearer token is required"},
 		{"a token without the role", core.Errorf(core.CodeForbidden, "needs the developer role"), "not allowed: needs the developer role"},
 		{"a daemon not ready", core.Errorf(core.CodeUnavailable, "backend unavailable (redis)"), "disconnected: backend unavailable (redis)"},
