@@ -183,12 +183,7 @@ func TestRealTerminalInputNotATerminal(t *testing.T) {
 	term := startTerminal(t, []string{"REFRAKT_SERVER=" + srv.URL, "REFRAKT_TOKEN=t0k", "XDG_STATE_HOME=" + t.TempDir()},
 		daemontest.Binary(t), "top", "</dev/null;", "r=$?;", "sleep", "3;", "(exit", "$r)")
 	const refusal = "refrakt: top needs a terminal: its input is not one"
-	var screen string
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if screen = term.screen(); strings.Contains(screen, refusal) {
-			break
-		}
-	}
+	screen := term.waitScreen("input refused", refusal)
 	var lines []string
 	for _, l := range strings.Split(screen, "\n") {
 		if l = strings.TrimSpace(l); l != "" {
