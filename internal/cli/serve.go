@@ -25,23 +25,19 @@ type ServeOptions struct {
 // rawFlag keeps a flag's text so config.Load parses flags and environment
 // variables with the same rules and errors.
 type rawFlag struct {
-	value  string
-	isBool bool
-	kind   string // the setting's Kind, shown in the help
+	value string
+	kind  string // the setting's Kind, shown in the help
 }
 
 func (f *rawFlag) String() string     { return f.value }
 func (f *rawFlag) Set(v string) error { f.value = v; return nil }
 func (f *rawFlag) Type() string {
-	switch {
-	case f.isBool:
-		return "bool"
-	case f.kind != "":
-		return f.kind
+	if f.kind == "" {
+		return "string"
 	}
-	return "string"
+	return f.kind
 }
-func (f *rawFlag) IsBoolFlag() bool { return f.isBool }
+func (f *rawFlag) IsBoolFlag() bool { return f.kind == "bool" }
 
 func newServeCmd(f *Factory, runF func(context.Context, *ServeOptions) error) *cobra.Command {
 	opts := &ServeOptions{IO: f.IO, Getenv: f.Getenv}
@@ -73,8 +69,8 @@ func newServeCmd(f *Factory, runF func(context.Context, *ServeOptions) error) *c
 		},
 	}
 	for _, s := range settings {
-		fl := cmd.Flags().VarPF(&rawFlag{isBool: s.IsBool, kind: s.Kind}, s.Flag, "", fmt.Sprintf("%s (env %s, default %s)", s.Usage, s.Env, orQuotes(s.Default)))
-		if s.IsBool {
+		fl := cmd.Flags().VarPF(&rawFlag{kind: s.Kind}, s.Flag, "", fmt.Sprintf("%s (env %s, default %s)", s.Usage, s.Env, orQuotes(s.Default)))
+		if s.Kind == "bool" {
 			fl.NoOptDefVal = "true"
 		}
 	}

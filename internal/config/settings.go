@@ -15,10 +15,9 @@ type Setting struct {
 	Flag    string
 	Usage   string
 	Default string
-	// IsBool lets a flag be given without a value (--rate-limit-enabled).
-	IsBool bool
 	// Kind names the value's type in the flag's help ("int", "duration");
-	// empty for text.
+	// empty for text. A "bool" flag may be given without a value
+	// (--rate-limit-enabled).
 	Kind string
 	set  func(c *Config, v string) error
 }
@@ -120,7 +119,7 @@ func number(env, flag, usage string, def float64, field func(*Config) *float64) 
 }
 
 func boolean(env, flag, usage string, def bool, field func(*Config) *bool) Setting {
-	return Setting{Env: env, Flag: flag, Usage: usage, Default: strconv.FormatBool(def), IsBool: true,
+	return Setting{Env: env, Flag: flag, Usage: usage, Default: strconv.FormatBool(def), Kind: "bool",
 		set: func(c *Config, v string) error {
 			b, err := strconv.ParseBool(v)
 			if err != nil {
