@@ -251,12 +251,7 @@ func TestE2EExitCodes(t *testing.T) {
 	api := append(slices.Clone(base), "REFRAKT_SERVER="+d.URL, "REFRAKT_TOKEN="+d.Token)
 	direct := append(slices.Clone(base), "REFRAKT_REDIS="+r.URL())
 	badState := t.TempDir() // holds a token file with a token the daemon rejects
-	if err := os.MkdirAll(filepath.Join(badState, "refrakt"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(badState, "refrakt", "token"), []byte("not-the-token\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	badTokenFile := writeTokenFile(t, badState, "not-the-token")
 	tests := []struct {
 		name     string
 		env      []string
@@ -280,7 +275,7 @@ func TestE2EExitCodes(t *testing.T) {
 			"--redis " + r.URL() + "/99: this server has no such database (ERR DB index is out of range)"},
 		// The token file the daemon rejects is named: no flag or variable gave it.
 		{"wrong token from the token file", append([]string{"PATH=/usr/bin:/bin", "HOME=" + badState, "XDG_STATE_HOME=" + badState}, "REFRAKT_SERVER="+d.URL),
-			[]string{"jobs", "list"}, ExitFailed, "the token was read from the token file " + filepath.Join(badState, "refrakt", "token") + " and the daemon rejected it"},
+			[]string{"jobs", "list"}, ExitFailed, "the token was read from the token file " + badTokenFile + " and the daemon rejected it"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -630,7 +625,7 @@ func TestE2ELimitsFromTheDaemons(t *testing.T) {
 // as if Redis could not be reached.
 func TestE2EInterruptedRunOverRedis(t *testing.T) {
 	r := redistest.Start(t)
-	c := interruptRun(t, []string{"REFRAKT_REDIS=" + r.URL()}, `{"ms":10000}`)
+	c := interruptRun(t, map[string]string{"REFRAKT_REDIS": r.URL()}, `{"ms":10000}`)
 	if c.code != ExitFailed || !strings.Contains(c.stderr, "handed back to pending") {
 		t.Fatalf("interrupted run: exit %d, stderr %q; want exit %d saying the job was handed back", c.code, c.stderr, ExitFailed)
 	}
@@ -645,7 +640,7 @@ func TestE2EInterruptedRunOverRedis(t *testing.T) {
 func TestE2EInterruptedRunOverDaemon(t *testing.T) {
 	r := redistest.Start(t)
 	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL()}, "--workers", "0")
-	c := interruptRun(t, []string{"REFRAKT_SERVER=" + d.URL, "REFRAKT_TOKEN=" + d.Token}, `{"ms":4000}`)
+	c := interruptRun(t, map[string]string{"REFRAKT_SERVER": d.URL, "REFRAKT_TOKEN": d.Token}, `{"ms":4000}`)
 	if c.code != ExitFailed || !strings.Contains(c.stderr, "the daemon goes on running job "+c.id) {
 		t.Fatalf("interrupted run: exit %d, stderr %q; want exit %d saying the daemon goes on", c.code, c.stderr, ExitFailed)
 	}
@@ -665,33 +660,18 @@ type interrupted struct {
 }
 
 // interruptRun enqueues a sleep job with payload through the driver that
-// env names, starts `jobs run ID`, and sends it os.Interrupt once the job
-// is running.
-func interruptRun(t *testing.T, driver []string, payload string) interrupted {
+// env names, starts `jobs run ID` in a process of its own, and sends it
+// os.Interrupt once the job is running.
+func interruptRun(t *testing.T, env map[string]string, payload string) interrupted {
 	t.Helper()
-	bin := daemontest.Binary(t)
+	j := jobJSON(t, env, "jobs", "enqueue", "sleep", "--payload", payload, "--max-retries", "0")
+	get := func() queue.Job { return jobJSON(t, env, "jobs", "get", j.ID) }
 	state := t.TempDir()
-	env := append([]string{"PATH=/usr/bin:/bin", "HOME=" + state, "XDG_STATE_HOME=" + state}, driver...)
-	run := func(args ...string) ([]byte, error) {
-		cmd := exec.Command(bin, args...)
-		cmd.Env = env
-		return cmd.Output()
+	cmd := exec.Command(daemontest.Binary(t), "jobs", "run", j.ID)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + state, "XDG_STATE_HOME=" + state}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	out, err := run("jobs", "enqueue", "sleep", "--payload", payload, "--max-retries", "0", "-o", "json")
-	var j queue.Job
-	if err != nil || json.Unmarshal(out, &j) != nil {
-		t.Fatalf("enqueue: %v %s", err, out)
-	}
-	get := func() queue.Job {
-		out, err := run("jobs", "get", j.ID, "-o", "json")
-		var got queue.Job
-		if err != nil || json.Unmarshal(out, &got) != nil {
-			t.Fatalf("jobs get: %v %s", err, out)
-		}
-		return got
-	}
-	cmd := exec.Command(bin, "jobs", "run", j.ID)
-	cmd.Env = env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/refrakt/refrakt/internal/daemon"
 )
 
 // topInputs is what `refrakt top` resolved from its flags and environment.
@@ -22,12 +24,7 @@ type topInputs struct {
 
 func TestTopOptions(t *testing.T) {
 	state := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(state, "refrakt"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(state, "refrakt", "token"), []byte("from-file\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeTokenFile(t, state, "from-file")
 	tests := []struct {
 		name string
 		env  map[string]string
@@ -114,4 +111,22 @@ func TestTopHelpHidesOutput(t *testing.T) {
 			t.Errorf("%s:\n%s\nwant -o, --output", strings.Join(args, " "), out)
 		}
 	}
+}
+
+// writeTokenFile writes token where `refrakt serve` keeps its generated
+// token under the state directory state (daemon.TokenPath), and returns
+// the file's path.
+func writeTokenFile(t *testing.T, state, token string) string {
+	t.Helper()
+	path, err := daemon.TokenPath(func(k string) string { return map[string]string{"XDG_STATE_HOME": state}[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
