@@ -51,6 +51,9 @@ type Limiter struct {
 	// one is the store when it is a local OneTaker: a request with one
 	// identity is then decided without the scratch (allowOne).
 	one OneTaker
+
+	// refresh is what RefreshOverrides last loaded, under its lock.
+	refresh overridesRefresh
 }
 
 // limitEntry is a limit with its buckets for both tiers and its scopes' key

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/refrakt/refrakt/internal/core"
@@ -117,16 +118,73 @@ func (l *Limiter) replaceOverride(target string, o *Override) {
 	l.overrides.Store(newOverrideSet(list))
 }
 
+// Loading every override is bounded by overridesLoadTimeout, not by
+// Config.BackendTimeout (a decision's bound): tens of thousands of them take
+// Redis more than 100 ms to send, and a load cut short would leave a
+// starting daemon with none. A store that counts its changes
+// (VersionedOverrides) is read whole only when its count moved, or every
+// overridesFullReload in any case (an override written by hand, or by a
+// build that did not count it).
+const (
+	overridesLoadTimeout = 10 * time.Second
+	overridesFullReload  = 30 * time.Second
+)
+
+// overridesRefresh is what the last RefreshOverrides loaded.
+type overridesRefresh struct {
+	mu      sync.Mutex
+	loaded  bool
+	version int64
+	at      time.Time
+	// failing says the last refresh failed: logged once per spell.
+	failing bool
+}
+
 // RefreshOverrides reloads the overrides from the store, and deletes the
-// expired ones from it.
+// expired ones from it. On a store that counts its changes, it reads the
+// count first and reloads only when it moved (or overridesFullReload has
+// passed). On failure the overrides loaded before stay in force; the first
+// failure of a spell is logged, and so is the recovery.
 func (l *Limiter) RefreshOverrides(ctx context.Context) error {
-	cctx, cancel := l.backendContext(ctx)
+	r := &l.refresh
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := l.refreshOverrides(ctx)
+	switch {
+	case err == nil && r.failing:
+		r.failing = false
+		l.log.Info("overrides read from the rate-limit store again", "overrides", len(l.overrides.Load().list))
+	case err != nil && !r.failing && ctx.Err() == nil:
+		r.failing = true
+		l.log.Warn("cannot read the overrides from the rate-limit store; the ones loaded before stay in force",
+			"overrides", len(l.overrides.Load().list), "err", err)
+	}
+	return err
+}
+
+// refreshOverrides is RefreshOverrides under its lock.
+func (l *Limiter) refreshOverrides(ctx context.Context) error {
+	r := &l.refresh
+	now := l.clock.Now()
+	var version int64
+	if vs, ok := l.store.(VersionedOverrides); ok {
+		cctx, cancel := l.backendContext(ctx)
+		v, err := vs.OverridesVersion(cctx)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if r.loaded && v == r.version && now.Sub(r.at) < overridesFullReload && !now.Before(r.at) {
+			return nil
+		}
+		version = v
+	}
+	cctx, cancel := context.WithTimeout(ctx, max(l.cfg.BackendTimeout, overridesLoadTimeout))
 	defer cancel()
 	list, err := l.store.Overrides(cctx)
 	if err != nil {
 		return err
 	}
-	now := l.clock.Now()
 	kept := list[:0]
 	for _, o := range list {
 		if o.Expired(now) {
@@ -142,6 +200,7 @@ func (l *Limiter) RefreshOverrides(ctx context.Context) error {
 	}
 	sortOverrides(kept)
 	l.overrides.Store(newOverrideSet(kept))
+	r.loaded, r.version, r.at = true, version, now
 	return nil
 }
 

@@ -36,6 +36,15 @@ type Store interface {
 	WatchOverrides(ctx context.Context, changed func()) error
 }
 
+// VersionedOverrides is a shared Store that counts the changes of its
+// overrides, so that a limiter polling them reads one number while nothing
+// changed instead of every override.
+type VersionedOverrides interface {
+	// OverridesVersion is a number that every SetOverride and DeleteOverride
+	// through any store on the same backend changes; 0 before the first.
+	OverridesVersion(ctx context.Context) (int64, error)
+}
+
 // BoundedStore is a remote Store that bounds every Take itself, from its
 // start to its answer, by TakeTimeout, whatever its client's sockets do. A
 // Limiter whose remote store is bounded within Config.BackendTimeout wraps

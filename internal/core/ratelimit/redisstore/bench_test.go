@@ -13,6 +13,7 @@ import (
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
 	"github.com/refrakt/refrakt/internal/core/ratelimit/memstore"
 	"github.com/refrakt/refrakt/internal/core/ratelimit/redisstore"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/storetest"
 	"github.com/refrakt/refrakt/internal/redistest"
 )
 
@@ -68,6 +69,52 @@ func BenchmarkAllow(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
 			if l.Degraded() {
 				b.Fatal("fell back to the local store")
+			}
+		})
+	}
+}
+
+// BenchmarkRefreshOverrides measures a limiter's refresh of 10,000 stored
+// overrides: when nothing changed (each daemon's every second: one HGET of
+// the change count) and a full load (after a change: HSCAN of the hash).
+func BenchmarkRefreshOverrides(b *testing.B) {
+	srv := redistest.Start(b)
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
+	defer rdb.Close()
+	pipe := rdb.Pipeline()
+	for i := range 10_000 {
+		pipe.HSet(ctx, "refrakt:rl:overrides", fmt.Sprintf("run:ip:10.%d.%d.%d", i>>16, i>>8&255, i&255),
+			`{"capacity":5,"window_ms":60000,"mode":"enforce","created_at_ms":1764150000000}`)
+	}
+	pipe.HIncrBy(ctx, "refrakt:rl:overrides", "#version", 1)
+	if _, err := pipe.Exec(ctx); err != nil {
+		b.Fatal(err)
+	}
+	for _, full := range []bool{false, true} {
+		b.Run(fmt.Sprintf("full=%v", full), func(b *testing.B) {
+			store := redisstore.New(rdb, redisstore.Options{})
+			defer store.Close()
+			clock := storetest.NewClock()
+			l, err := ratelimit.New(ratelimit.DefaultConfig(), ratelimit.Deps{Store: store, Local: memstore.New(clock), Clock: clock})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := l.RefreshOverrides(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if n := len(l.Overrides()); n != 10_000 {
+				b.Fatalf("%d overrides loaded, want 10000", n)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if full {
+					clock.Advance(time.Minute)
+				}
+				if err := l.RefreshOverrides(ctx); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"time"
 
@@ -22,28 +23,65 @@ type storedOverride struct {
 	CreatedAt int64  `json:"created_at_ms"`
 }
 
+// versionField is the overrides hash's field counting its changes
+// (ratelimit.VersionedOverrides): every set and delete increments it in the
+// transaction that makes the change. No target can be named so; readers of
+// the hash skip it (its value is not an override's JSON, so a build that
+// does not know it skips it too).
+const versionField = "#version"
+
+// overridesScan is how many fields one HSCAN asks for: a load of many
+// overrides is many short commands, not one HGETALL that holds Redis (tens
+// of thousands take it over 100 ms, every decision waiting meanwhile).
+const overridesScan = 1000
+
+var _ ratelimit.VersionedOverrides = (*Store)(nil)
+
+// OverridesVersion implements ratelimit.VersionedOverrides.
+func (s *Store) OverridesVersion(ctx context.Context) (int64, error) {
+	v, err := s.rdb.HGet(ctx, s.keyOverrides, versionField).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return v, wrap(err, "read the overrides' version")
+}
+
 // Overrides implements ratelimit.Store.
 func (s *Store) Overrides(ctx context.Context) ([]ratelimit.Override, error) {
-	m, err := s.rdb.HGetAll(ctx, s.keyOverrides).Result()
-	if err != nil {
-		return nil, wrap(err, "list overrides")
+	// HSCAN may return a field twice (while Redis rehashes the hash): the
+	// last value read wins.
+	seen := map[string]int{}
+	var out []ratelimit.Override
+	var cursor uint64
+	for {
+		kv, next, err := s.rdb.HScan(ctx, s.keyOverrides, cursor, "", overridesScan).Result()
+		if err != nil {
+			return nil, wrap(err, "list overrides")
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			target, v := kv[i], kv[i+1]
+			var so storedOverride
+			if target == versionField || json.Unmarshal([]byte(v), &so) != nil {
+				continue // written by something else; not ours to interpret
+			}
+			o := ratelimit.Override{
+				Target: target, Capacity: so.Capacity, Window: time.Duration(so.WindowMS) * time.Millisecond,
+				Mode: so.Mode, Origin: so.Origin, CreatedAt: time.UnixMilli(so.CreatedAt).UTC(),
+			}
+			if so.ExpiresAt > 0 {
+				o.ExpiresAt = time.UnixMilli(so.ExpiresAt).UTC()
+			}
+			if j, ok := seen[target]; ok {
+				out[j] = o
+				continue
+			}
+			seen[target] = len(out)
+			out = append(out, o)
+		}
+		if cursor = next; cursor == 0 {
+			return out, nil
+		}
 	}
-	out := make([]ratelimit.Override, 0, len(m))
-	for target, v := range m {
-		var so storedOverride
-		if json.Unmarshal([]byte(v), &so) != nil {
-			continue // written by something else; not ours to interpret
-		}
-		o := ratelimit.Override{
-			Target: target, Capacity: so.Capacity, Window: time.Duration(so.WindowMS) * time.Millisecond,
-			Mode: so.Mode, Origin: so.Origin, CreatedAt: time.UnixMilli(so.CreatedAt).UTC(),
-		}
-		if so.ExpiresAt > 0 {
-			o.ExpiresAt = time.UnixMilli(so.ExpiresAt).UTC()
-		}
-		out = append(out, o)
-	}
-	return out, nil
 }
 
 // SetOverride implements ratelimit.Store.
@@ -61,6 +99,7 @@ func (s *Store) SetOverride(ctx context.Context, o ratelimit.Override) error {
 	}
 	pipe := s.rdb.TxPipeline()
 	pipe.HSet(ctx, s.keyOverrides, o.Target, b)
+	pipe.HIncrBy(ctx, s.keyOverrides, versionField, 1)
 	pipe.Publish(ctx, s.chanOverrides, o.Target)
 	_, err = pipe.Exec(ctx)
 	return wrap(err, "set override")
@@ -70,6 +109,7 @@ func (s *Store) SetOverride(ctx context.Context, o ratelimit.Override) error {
 func (s *Store) DeleteOverride(ctx context.Context, target string) error {
 	pipe := s.rdb.TxPipeline()
 	del := pipe.HDel(ctx, s.keyOverrides, target)
+	pipe.HIncrBy(ctx, s.keyOverrides, versionField, 1)
 	pipe.Publish(ctx, s.chanOverrides, target)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return wrap(err, "delete override")

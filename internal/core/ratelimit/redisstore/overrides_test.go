@@ -1,0 +1,247 @@
+package redisstore_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/memstore"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/redisstore"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/storetest"
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+// overridesHook counts the commands a client sends on the overrides hash,
+// by name, and can hold back the ones that read it whole (HGETALL, HSCAN)
+// for a while before they go, as a Redis busy with a large hash would.
+type overridesHook struct {
+	mu    sync.Mutex
+	sent  map[string]int
+	delay time.Duration
+}
+
+func (h *overridesHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *overridesHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.see(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *overridesHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			h.see(c)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (h *overridesHook) see(cmd redis.Cmder) {
+	a := cmd.Args()
+	if len(a) < 2 {
+		return
+	}
+	if k, ok := a[1].(string); !ok || !strings.HasSuffix(k, "rl:overrides") {
+		return
+	}
+	h.mu.Lock()
+	h.sent[cmd.Name()]++
+	d := h.delay
+	h.mu.Unlock()
+	if n := cmd.Name(); d > 0 && (n == "hgetall" || n == "hscan") {
+		time.Sleep(d)
+	}
+}
+
+// counts returns the commands seen so far and forgets them.
+func (h *overridesHook) counts() map[string]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := h.sent
+	h.sent = map[string]int{}
+	return c
+}
+
+// wholeReads counts the commands among c that read the whole hash.
+func wholeReads(c map[string]int) int { return c["hscan"] + c["hgetall"] }
+
+// hookedLimiter is a limiter on its own client of srv, with h on that
+// client, cfg's backend timeout and clock, and its logs in logs.
+func hookedLimiter(t *testing.T, srv *redistest.Server, h *overridesHook, cfg ratelimit.Config, clock ratelimit.Clock, logs *syncBuffer) *ratelimit.Limiter {
+	t.Helper()
+	rdb := newClient(t, srv)
+	rdb.AddHook(h)
+	d := ratelimit.Deps{Store: newStore(t, rdb, redisstore.Options{}), Local: memstore.New(clock), Clock: clock}
+	if logs != nil {
+		d.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	}
+	l, err := ratelimit.New(cfg, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestOverridesLoadOutlastsBackendTimeout: reading every override may take
+// longer than a decision's backend timeout (a large hash: 60,000 overrides
+// took Redis 105 ms to send), and must still load; bounded by that timeout,
+// a starting daemon enforced no override at all.
+func TestOverridesLoadOutlastsBackendTimeout(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	cfg := ratelimit.DefaultConfig()
+	cfg.BackendTimeout = 50 * time.Millisecond
+
+	setter := hookedLimiter(t, srv, &overridesHook{sent: map[string]int{}}, cfg, clock, nil)
+	const target = "run:ip:192.0.2.7"
+	if _, err := setter.SetOverride(ctx, ratelimit.Override{Target: target, Capacity: 1, Window: time.Minute}, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	h := &overridesHook{sent: map[string]int{}, delay: 3 * cfg.BackendTimeout}
+	l := hookedLimiter(t, srv, h, cfg, clock, nil)
+	if err := l.RefreshOverrides(ctx); err != nil {
+		t.Fatalf("a load slower than the backend timeout failed: %v", err)
+	}
+	if o, ok := l.Override(target); !ok || o.Capacity != 1 {
+		t.Fatalf("override of %s after the load: %+v, %v; want capacity 1", target, o, ok)
+	}
+	var allowed []bool
+	for range 2 {
+		d, err := l.Allow(ctx, ratelimit.Request{Limit: "run", IP: "192.0.2.7"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		allowed = append(allowed, d.Allowed)
+	}
+	if !allowed[0] || allowed[1] {
+		t.Errorf("two requests under a capacity-1 override: allowed %v, want [true false]", allowed)
+	}
+}
+
+// TestOverridesRefreshReadsVersionOnly: while no override changes, a
+// refresh (each daemon's, every second) reads the hash's change count, one
+// HGET, not the whole hash; a change by any process makes the next refresh
+// load it, a key's reset does not, and an override written past the count
+// (by hand) is loaded within the full reload's period.
+func TestOverridesRefreshReadsVersionOnly(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	cfg := ratelimit.DefaultConfig()
+	cfg.BackendTimeout = 5 * time.Second // not about slowness
+
+	other := hookedLimiter(t, srv, &overridesHook{sent: map[string]int{}}, cfg, clock, nil)
+	if _, err := other.SetOverride(ctx, ratelimit.Override{Target: "run:ip:192.0.2.1", Capacity: 5, Window: time.Minute}, 0); err != nil {
+		t.Fatal(err)
+	}
+	h := &overridesHook{sent: map[string]int{}}
+	l := hookedLimiter(t, srv, h, cfg, clock, nil)
+	refresh := func() map[string]int {
+		t.Helper()
+		if err := l.RefreshOverrides(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return h.counts()
+	}
+	if c := refresh(); wholeReads(c) == 0 {
+		t.Fatalf("first refresh sent %v: want the hash read whole", c)
+	}
+	for range 5 {
+		clock.Advance(time.Second)
+		if c := refresh(); wholeReads(c) != 0 || c["hget"] != 1 {
+			t.Fatalf("refresh with nothing changed sent %v: want one HGET", c)
+		}
+	}
+
+	if _, err := other.SetOverride(ctx, ratelimit.Override{Target: "run:ip:192.0.2.2", Capacity: 7, Window: time.Minute}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if c := refresh(); wholeReads(c) == 0 {
+		t.Fatalf("refresh after another process's change sent %v: want the hash read", c)
+	}
+	if o, ok := l.Override("run:ip:192.0.2.2"); !ok || o.Capacity != 7 {
+		t.Fatalf("the other process's override: %+v, %v", o, ok)
+	}
+	if err := other.DeleteOverride(ctx, "run:ip:192.0.2.2"); err != nil {
+		t.Fatal(err)
+	}
+	refresh()
+	if _, ok := l.Override("run:ip:192.0.2.2"); ok {
+		t.Fatal("an override deleted by another process is still applied")
+	}
+
+	if err := other.Reset(ctx, "run:ip:192.0.2.1"); err != nil {
+		t.Fatal(err)
+	}
+	if c := refresh(); wholeReads(c) != 0 {
+		t.Fatalf("refresh after a reset sent %v: a reset changes no override", c)
+	}
+
+	// Written by hand: the count does not move.
+	rdb := newClient(t, srv)
+	if err := rdb.HSet(ctx, "refrakt:rl:overrides", "run:ip:192.0.2.3",
+		`{"capacity":3,"window_ms":60000,"mode":"enforce","created_at_ms":1}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	refresh()
+	if _, ok := l.Override("run:ip:192.0.2.3"); ok {
+		t.Fatal("test setup: the hand-written override was loaded without a change count")
+	}
+	clock.Advance(31 * time.Second)
+	if c := refresh(); wholeReads(c) == 0 {
+		t.Fatalf("refresh after the full reload's period sent %v: want the hash read", c)
+	}
+	if o, ok := l.Override("run:ip:192.0.2.3"); !ok || o.Capacity != 3 {
+		t.Fatalf("hand-written override after the full reload: %+v, %v", o, ok)
+	}
+}
+
+// TestOverridesRefreshFailureLogged: when the overrides cannot be read, the
+// ones loaded before stay in force, and the spell is logged once, not at
+// every refresh; so is the recovery.
+func TestOverridesRefreshFailureLogged(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	cfg := ratelimit.DefaultConfig()
+	logs := &syncBuffer{}
+	l := hookedLimiter(t, srv, &overridesHook{sent: map[string]int{}}, cfg, clock, logs)
+	if _, err := l.SetOverride(ctx, ratelimit.Override{Target: "run:ip:192.0.2.9", Capacity: 2, Window: time.Minute}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RefreshOverrides(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Stop()
+	for range 3 {
+		clock.Advance(time.Second)
+		if err := l.RefreshOverrides(ctx); err == nil {
+			t.Fatal("refresh with Redis stopped: no error")
+		}
+	}
+	if o, ok := l.Override("run:ip:192.0.2.9"); !ok || o.Capacity != 2 {
+		t.Fatalf("override loaded before the outage: %+v, %v; want it still in force", o, ok)
+	}
+	if n := strings.Count(logs.String(), "cannot read the overrides"); n != 1 {
+		t.Fatalf("failure logged %d times in 3 failed refreshes, want once:\n%s", n, logs)
+	}
+
+	srv.Restart()
+	if err := l.RefreshOverrides(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logs.String(), "overrides read from the rate-limit store again"); n != 1 {
+		t.Fatalf("recovery logged %d times, want once:\n%s", n, logs)
+	}
+}
