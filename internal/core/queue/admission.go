@@ -60,7 +60,17 @@ type Admission struct {
 
 	mu     sync.Mutex
 	queues map[string]*admState
+	// swept is when queues was last rid of the queues not read for
+	// admIdle: without that, every queue ever admitted (removed ones, and
+	// any number of them with QUEUE_MAX_QUEUES=0) would stay.
+	swept time.Time
 }
+
+// admIdle is how long a queue's reading is kept after it was last taken:
+// past it, the next job for the queue reads its gauges again anyway, and
+// only the drain rate is learnt anew (a rejection meanwhile says
+// unknownRetryAfter).
+const admIdle = time.Minute
 
 // admState is the last reading of one queue and its drain rate.
 type admState struct {
@@ -136,6 +146,7 @@ func (a *Admission) Admit(ctx context.Context, q string) error {
 // update stores a fresh reading of queue q and refreshes its drain rate from
 // the started total (sampled at least a second apart).
 func (a *Admission) update(q string, now time.Time, s Stats) *admState {
+	a.sweep(now)
 	st := a.queues[q]
 	if st == nil {
 		st = &admState{sampleAt: now, sampleStarted: s.Started}
@@ -152,6 +163,20 @@ func (a *Admission) update(q string, now time.Time, s Stats) *admState {
 		st.sampleAt, st.sampleStarted = now, s.Started
 	}
 	return st
+}
+
+// sweep forgets, at most once per admIdle, the queues read last more than
+// admIdle ago; the caller holds mu.
+func (a *Admission) sweep(now time.Time) {
+	if now.Sub(a.swept) < admIdle && !now.Before(a.swept) {
+		return
+	}
+	a.swept = now
+	for q, st := range a.queues {
+		if now.Sub(st.at) > admIdle || now.Before(st.at) {
+			delete(a.queues, q)
+		}
+	}
 }
 
 // Retry-After bounds: a queue that drains nothing (stopped workers, manual

@@ -418,6 +418,28 @@ func TestAdmissionBackendErrorOnNewQueue(t *testing.T) {
 	}
 }
 
+// TestAdmissionForgetsIdleQueues: admission control keeps a reading per
+// queue it admitted jobs to; queues not admitted to for a while are
+// forgotten, so removed queues (or any number of them, with
+// QUEUE_MAX_QUEUES=0) do not grow the daemon's memory for good.
+func TestAdmissionForgetsIdleQueues(t *testing.T) {
+	clock := brokertest.NewClock()
+	b := backends(t)[0].new(t, clock)
+	s := queue.NewService(queue.Deps{Broker: b, Clock: clock}, queue.Config{Admission: queue.AdmissionConfig{MaxPending: 5}})
+	ctx := context.Background()
+	for i := range 300 {
+		if _, err := s.Submit(ctx, queue.EnqueueRequest{Type: "ping", Queue: fmt.Sprintf("q%d", i)}, queue.SourceAPI); err != nil {
+			t.Fatal(err)
+		}
+	}
+	diff(t, "queues tracked after 300 admitted", 300, s.Admission().Tracked())
+	clock.Advance(2 * time.Minute)
+	if _, err := s.Submit(ctx, queue.EnqueueRequest{Type: "ping", Queue: "q0"}, queue.SourceAPI); err != nil {
+		t.Fatal(err)
+	}
+	diff(t, "queues tracked after two idle minutes and one job", 1, s.Admission().Tracked())
+}
+
 func TestRetryAfterFromDrainRate(t *testing.T) {
 	clock := brokertest.NewClock()
 	b := backends(t)[0].new(t, clock)
