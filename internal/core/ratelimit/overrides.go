@@ -204,11 +204,29 @@ func (l *Limiter) refreshOverrides(ctx context.Context) error {
 	return nil
 }
 
+// localSweepEvery is how often Run drops the idle keys of the local
+// fallback store.
+const localSweepEvery = 10 * time.Second
+
+// sweeper is an in-process store that can drop its idle keys at once.
+type sweeper interface{ Sweep(r *Rules) }
+
+// sweepLocal drops the idle keys of the local fallback store while the
+// remote store answers: the local store sweeps itself only as it decides,
+// so without this the keys of an outage would stay until the next one.
+func (l *Limiter) sweepLocal() {
+	if s, ok := l.local.(sweeper); ok && !l.backend.down.Load() {
+		s.Sweep(&l.rules)
+	}
+}
+
 // Run keeps the overrides fresh until ctx ends: it reloads them whenever the
 // store reports a change and every OverrideRefresh in any case. It forgets
 // ended bans, and all cached bans when the store reports a change (a key
 // may have been reset elsewhere; live bans are learned again from the store
-// on the next request). It returns nil when ctx ends.
+// on the next request). It drops the local fallback store's idle keys every
+// localSweepEvery while the remote store answers. It returns nil when ctx
+// ends.
 func (l *Limiter) Run(ctx context.Context) error {
 	changed := make(chan struct{}, 1)
 	watchDone := make(chan struct{})
@@ -238,6 +256,7 @@ func (l *Limiter) Run(ctx context.Context) error {
 	if err := l.RefreshOverrides(ctx); err != nil && ctx.Err() == nil {
 		l.obs.BackendError("overrides")
 	}
+	swept := l.clock.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -245,7 +264,12 @@ func (l *Limiter) Run(ctx context.Context) error {
 		case <-changed:
 			l.bans.prune(math.MaxInt64)
 		case <-t.C:
-			l.bans.prune(micros(l.clock.Now()))
+			now := l.clock.Now()
+			l.bans.prune(micros(now))
+			if now.Sub(swept) >= localSweepEvery || now.Before(swept) {
+				swept = now
+				l.sweepLocal()
+			}
 		}
 		if err := l.RefreshOverrides(ctx); err != nil && ctx.Err() == nil {
 			l.obs.BackendError("overrides")
