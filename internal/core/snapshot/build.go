@@ -106,12 +106,15 @@ func admission(c queue.AdmissionConfig, st queue.Stats) Admission {
 }
 
 // RateTracker turns a queue's monotonic totals into per-second rates over
-// the last minute. It keeps one sample a second per queue (61 at most), so
-// its memory is bounded by the number of queues.
+// the last minute. It keeps one sample a second per queue (61 at most), and
+// forgets a queue not observed for a window, so its memory is bounded by
+// the number of queues observed in the last minute, not of all the queues
+// ever observed (removed and remade ones, per-batch names).
 type RateTracker struct {
 	mu     sync.Mutex
 	window time.Duration
 	byName map[string][]rateSample
+	swept  time.Time // when byName was last rid of queues not observed for a window
 }
 
 type rateSample struct {
@@ -130,6 +133,7 @@ func NewRateTracker() *RateTracker {
 func (r *RateTracker) Observe(now time.Time, q string, enqueued, succeeded, failed int64) (enqueueRate, doneRate, failureRate float64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.sweep(now)
 	hist := r.byName[q]
 	if n := len(hist); n > 0 {
 		last := hist[n-1]
@@ -162,4 +166,18 @@ func (r *RateTracker) Observe(now time.Time, q string, enqueued, succeeded, fail
 		failureRate = fails / (done + fails)
 	}
 	return enqueueRate, doneRate, failureRate
+}
+
+// sweep forgets, at most once a window, the queues whose last sample is a
+// window old; the caller holds mu.
+func (r *RateTracker) sweep(now time.Time) {
+	if now.Sub(r.swept) < r.window && !now.Before(r.swept) {
+		return
+	}
+	r.swept = now
+	for q, hist := range r.byName {
+		if last := hist[len(hist)-1].at; now.Sub(last) > r.window || now.Before(last) {
+			delete(r.byName, q)
+		}
+	}
 }

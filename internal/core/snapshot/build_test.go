@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -50,5 +51,27 @@ func TestRateTrackerMemoryIsBounded(t *testing.T) {
 	}
 	if n := len(r.byName["q"]); n > 62 {
 		t.Fatalf("kept %d samples for one queue, want at most ~61", n)
+	}
+}
+
+// TestRateTrackerForgetsQueuesNoLongerObserved: a daemon serving snapshots
+// observes every queue there is; queues that are gone (removed, or named
+// per batch) must not stay in its memory (a soak: 3,000 queues made,
+// snapshotted and removed, twice, left ~4 KB each for good).
+func TestRateTrackerForgetsQueuesNoLongerObserved(t *testing.T) {
+	r := NewRateTracker()
+	t0 := time.Now()
+	for s := range 5 {
+		for i := range 3000 {
+			r.Observe(t0.Add(time.Duration(s)*time.Second), fmt.Sprintf("batch-%d", i), int64(s), 0, 0)
+		}
+	}
+	if n := len(r.byName); n != 3000 {
+		t.Fatalf("tracking %d queues after observing 3000, want 3000", n)
+	}
+	later := t0.Add(5*time.Second + 2*time.Minute)
+	r.Observe(later, "still-here", 1, 0, 0)
+	if n := len(r.byName); n != 1 {
+		t.Fatalf("tracking %d queues two minutes after the 3000 were last observed, want 1", n)
 	}
 }
