@@ -134,7 +134,7 @@ func (b *Broker) Load(ctx context.Context) error {
 	return nil
 }
 
-var allScripts = []*script{enqueueScript, dequeueScript, claimScript, extendScript, finishScript, releaseScript, cancelScript, requeueScript, tickScript, statsScript, removeScript}
+var allScripts = []*script{enqueueScript, dequeueScript, claimScript, extendScript, finishScript, releaseScript, cancelScript, requeueScript, tickScript, statsScript, removeScript, finishedScript}
 
 // keys names the keys of one queue.
 type keys struct {
@@ -1305,6 +1305,9 @@ func (b *Broker) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
 		}
 	}
 	st := f.Status
+	if st == queue.StatusSucceeded || st == queue.StatusCancelled {
+		return b.listFinished(ctx, names, st, limit)
+	}
 	pipe := b.rdb.Pipeline()
 	var cmds []*redis.StringSliceCmd
 	for _, q := range names {
@@ -1326,8 +1329,6 @@ func (b *Broker) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
 			cmds = append(cmds, pipe.ZRevRange(ctx, k.history, 0, limit-1))
 		case queue.StatusDead:
 			cmds = append(cmds, pipe.ZRevRange(ctx, k.dead, 0, limit-1))
-		case queue.StatusSucceeded, queue.StatusCancelled:
-			cmds = append(cmds, pipe.ZRevRange(ctx, k.history, 0, -1)) // capped at JOB_HISTORY
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -1360,6 +1361,71 @@ func (b *Broker) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
 	if st != queue.StatusPending || len(names) > 1 {
 		queue.SortRecentFirst(out, st)
 	}
+	if int64(len(out)) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// finishedBudget bounds the history entries one finishedScript call looks
+// at (2-3 ms of Redis, measured), so that a listing never blocks Redis for
+// longer (the limiter's calls time out at 100 ms): a longer walk is several
+// calls, each in its own round trip.
+const finishedBudget = 1000
+
+// listFinished lists the latest succeeded or cancelled jobs (st) of queues:
+// one finishedScript per queue, all in one pipeline, each walking its
+// queue's history newest first only as far as its latest limit jobs in st
+// lie (and those tied with the last), so the cost grows with the limit and
+// the entries in other statuses it skips, not with JOB_HISTORY. A walk that
+// runs out of its budget goes on in the next round trip, from where it
+// stopped.
+func (b *Broker) listFinished(ctx context.Context, names []string, st queue.Status, limit int64) ([]*queue.Job, error) {
+	type walk struct {
+		q         string
+		need      int64
+		tie, from string
+		seen      int64
+	}
+	walks := make([]*walk, len(names))
+	for i, q := range names {
+		walks[i] = &walk{q: q, need: limit}
+	}
+	var out []*queue.Job
+	found := map[string]bool{} // a job finished again meanwhile moves up: seen once
+	for len(walks) > 0 {
+		of := make(map[string]*walk, len(walks))
+		order := make([]string, len(walks))
+		for i, w := range walks {
+			of[w.q], order[i] = w, w.q
+		}
+		cmds, err := b.pipelined(ctx, order, func(q string) ([]string, []any, *script) {
+			k, w := b.keys(q), of[q]
+			return []string{k.history, k.job}, []any{string(st), w.need, w.tie, w.from, w.seen, finishedBudget}, finishedScript
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list jobs: %w", err)
+		}
+		next := walks[:0]
+		for i, w := range walks {
+			a := cmds[i].Val().([]any)
+			for _, v := range a[4:] {
+				if j := parseJob(v.([]any)); j != nil && !found[j.ID] {
+					found[j.ID] = true
+					out = append(out, j)
+				}
+			}
+			if a[0].(int64) == 1 {
+				w.need = max(0, w.need-int64(len(a)-4))
+				w.from, _ = a[1].(string)
+				w.seen, _ = a[2].(int64)
+				w.tie, _ = a[3].(string)
+				next = append(next, w)
+			}
+		}
+		walks = next
+	}
+	queue.SortRecentFirst(out, st)
 	if int64(len(out)) > limit {
 		out = out[:limit]
 	}
