@@ -165,6 +165,7 @@ func Run(t *testing.T, nb NewBroker) {
 		fn   func(*testing.T, NewBroker)
 	}{
 		{"EnqueueAndGet", testEnqueueAndGet},
+		{"GetAcrossQueues", testGetAcrossQueues},
 		{"EnqueueCallerGone", testEnqueueCallerGone},
 		{"FetchFIFO", testFetchFIFO},
 		{"NamedQueues", testNamedQueues},
@@ -209,6 +210,45 @@ func testEnqueueAndGet(t *testing.T, nb NewBroker) {
 	wantCode(t, "Get of an unknown id", err, core.CodeNotFound)
 	err = e.b.Enqueue(e.ctx, queue.NewJob{Job: &queue.Job{ID: p.ID, Queue: "default", Type: "ping"}})
 	wantCode(t, "Enqueue of an existing id", err, core.CodeConflict)
+}
+
+// testGetAcrossQueues: Get finds a job whatever its queue and status, and
+// an unknown id, or one whose queue was removed, is not found.
+func testGetAcrossQueues(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	var jobs []*queue.Job
+	for i := range 20 {
+		q := fmt.Sprintf("get-%02d", i)
+		switch i % 3 {
+		case 0:
+			jobs = append(jobs, e.enqueue(q, "ping", 0))
+		case 1:
+			jobs = append(jobs, e.enqueue(q, "ping", time.Hour))
+		case 2:
+			j := e.enqueue(q, "ping", 0)
+			e.finish(ok(e.fetch(1, q)[0], `1`))
+			jobs = append(jobs, j)
+		}
+	}
+	for i, j := range jobs {
+		got := e.get(j.ID)
+		want := []queue.Status{queue.StatusPending, queue.StatusScheduled, queue.StatusSucceeded}[i%3]
+		if got.ID != j.ID || got.Queue != j.Queue || got.Status != want {
+			t.Errorf("Get(%s): %+v, want it in queue %s, %s", j.ID, got, j.Queue, want)
+		}
+	}
+	id := queue.NewID()
+	_, err := e.b.Get(e.ctx, id)
+	wantCode(t, "Get of an unknown id", err, core.CodeNotFound)
+	if err == nil || err.Error() != "job "+id+" not found" {
+		t.Errorf("Get of an unknown id: %v, want \"job %s not found\"", err, id)
+	}
+	if _, err := e.b.RemoveQueue(e.ctx, jobs[2].Queue); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.b.Get(e.ctx, jobs[2].ID)
+	wantCode(t, "Get of a job of a removed queue", err, core.CodeNotFound)
+	diff(t, "a job of another queue", jobs[5].ID, e.get(jobs[5].ID).ID)
 }
 
 // testEnqueueCallerGone: an Enqueue whose caller's context has ended

@@ -243,3 +243,43 @@ func writeFinished(tb testing.TB, rdb *redis.Client, q string, jobs []finished) 
 	}
 	flush(true)
 }
+
+// BenchmarkGet reads a job by id (GET /run/{id}) among 100 and 10,000
+// queues, one known id (in the last queue of the index's sorted order) and
+// one unknown: the public endpoint's cost. redis-cpu-µs/op is the server's
+// CPU per Get.
+func BenchmarkGet(b *testing.B) {
+	for _, queues := range []int{100, 10_000} {
+		srv := redistest.Start(b)
+		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+		b.Cleanup(func() { rdb.Close() })
+		fillHistory(b, rdb, queues, 1)
+		br := redisbroker.New(rdb, redisbroker.Options{})
+		ctx := context.Background()
+		if err := br.Load(ctx); err != nil {
+			b.Fatal(err)
+		}
+		last := fmt.Sprintf("hist%03d", queues-1)
+		known, err := br.List(ctx, queue.Filter{Queue: last, Status: queue.StatusSucceeded, Limit: 1})
+		if err != nil || len(known) != 1 {
+			b.Fatalf("List: %v %v", known, err)
+		}
+		for _, c := range []struct {
+			name, id string
+		}{{"known", known[0].ID}, {"unknown", queue.NewID()}} {
+			b.Run(fmt.Sprintf("queues=%d/%s", queues, c.name), func(b *testing.B) {
+				_, _ = br.Get(ctx, c.id) // the broker's first read of the index is not what this measures
+				cpu := serverCPU(b, rdb)
+				b.ResetTimer()
+				for range b.N {
+					_, err := br.Get(ctx, c.id)
+					if (err == nil) != (c.name == "known") {
+						b.Fatalf("Get: %v", err)
+					}
+				}
+				b.StopTimer()
+				b.ReportMetric(float64((serverCPU(b, rdb)-cpu).Microseconds())/float64(b.N), "redis-cpu-µs/op")
+			})
+		}
+	}
+}

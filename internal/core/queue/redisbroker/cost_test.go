@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/queue/brokertest"
 	"github.com/refrakt/refrakt/internal/core/queue/redisbroker"
@@ -62,15 +63,16 @@ func infoFields(tb testing.TB, rdb *redis.Client, section string) map[string]str
 }
 
 // costOf runs fn and returns the commands Redis ran for it (scripts'
-// included) and the round trips fn's client made.
+// included) and the round trips fn's client made, but those that set up a
+// new connection of the pool.
 func costOf(t *testing.T, rdb *redis.Client, hook *cmdHook, fn func()) (map[string]int, int64) {
 	t.Helper()
 	if err := rdb.ConfigResetStat(context.Background()).Err(); err != nil {
 		t.Fatal(err)
 	}
-	trips := hook.trips.Load()
+	trips, setups := hook.trips.Load(), hook.setups.Load()
 	fn()
-	trips = hook.trips.Load() - trips
+	trips = hook.trips.Load() - trips - (hook.setups.Load() - setups)
 	calls := serverCalls(t, rdb)
 	return calls, trips
 }
@@ -330,5 +332,91 @@ func TestListFinishedLongWalk(t *testing.T) {
 	}
 	if w := append([]string{short.id}, want(queue.StatusCancelled, 6)...); !slices.Equal(ids, w) {
 		t.Errorf("cancelled of all queues: listed %v, want %v", ids, w)
+	}
+}
+
+// TestGetCost: on a single Redis server, Get reads a job in one round trip
+// whatever the number of queues, known id or not: one script that reads the
+// index and looks for the job's hash (EXISTS) in each queue, and reads the
+// one it finds. Claim, Cancel and Requeue find the job's queue the same way.
+// A queue another broker made a moment ago is found at once.
+func TestGetCost(t *testing.T) {
+	_, rdb := newClient(t)
+	hook := &cmdHook{}
+	rdb.AddHook(hook)
+	ctx := context.Background()
+	b := redisbroker.New(rdb, redisbroker.Options{})
+	other := redisbroker.New(rdb, redisbroker.Options{})
+	for _, br := range []*redisbroker.Broker{b, other} {
+		if err := br.Load(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const queues = 50
+	var jobs []*queue.Job
+	for i := range queues {
+		j := &queue.Job{ID: queue.NewID(), Queue: fmt.Sprintf("get%02d", i), Type: "ping"}
+		if err := b.Enqueue(ctx, queue.NewJob{Job: j, Delay: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		jobs = append(jobs, j)
+	}
+	if _, err := b.Get(ctx, jobs[0].ID); err != nil { // b's names are read now
+		t.Fatal(err)
+	}
+	fresh := &queue.Job{ID: queue.NewID(), Queue: "made-by-other", Type: "ping"}
+	if err := other.Enqueue(ctx, queue.NewJob{Job: fresh}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, id string
+		want     *queue.Job // nil: not found
+	}{
+		{"first queue", jobs[0].ID, jobs[0]},
+		{"last queue", jobs[queues-1].ID, jobs[queues-1]},
+		{"queue made by another broker", fresh.ID, fresh},
+		{"unknown id", queue.NewID(), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got *queue.Job
+			var err error
+			calls, trips := costOf(t, rdb, hook, func() { got, err = b.Get(ctx, tt.id) })
+			t.Logf("%d round trips, Redis ran %v", trips, calls)
+			if tt.want == nil {
+				if core.ErrorCode(err) != core.CodeNotFound || err.Error() != "job "+tt.id+" not found" {
+					t.Errorf("Get: %v, %v; want \"job %s not found\" (not_found)", got, err, tt.id)
+				}
+			} else if err != nil || got.ID != tt.want.ID || got.Queue != tt.want.Queue || got.Status != tt.want.Status {
+				t.Errorf("Get: %+v, %v; want %+v", got, err, tt.want)
+			}
+			if trips != 1 {
+				t.Errorf("%d round trips, want 1", trips)
+			}
+			if reads := calls["hmget"] + calls["hget"]; reads > 1 {
+				t.Errorf("Redis read %d job hashes (%v), want at most 1", reads, calls)
+			}
+			if calls["exists"] > queues+1 {
+				t.Errorf("Redis ran EXISTS %d times, want at most once per queue (%d)", calls["exists"], queues+1)
+			}
+		})
+	}
+	// Claim, Cancel and Requeue: one round trip to find the job, one to act.
+	for _, op := range []struct {
+		name string
+		fn   func(id string) error
+	}{
+		{"claim", func(id string) error { _, err := b.Claim(ctx, id, time.Minute); return err }},
+		{"cancel", func(id string) error { _, _, err := b.Cancel(ctx, id); return err }},
+		{"requeue", func(id string) error { _, _, err := b.Requeue(ctx, id); return err }},
+	} {
+		_, trips := costOf(t, rdb, hook, func() {
+			if err := op.fn(queue.NewID()); core.ErrorCode(err) != core.CodeNotFound {
+				t.Errorf("%s of an unknown id: %v, want not_found", op.name, err)
+			}
+		})
+		if trips != 1 {
+			t.Errorf("%s of an unknown id: %d round trips, want 1", op.name, trips)
+		}
 	}
 }

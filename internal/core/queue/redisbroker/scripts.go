@@ -10,7 +10,9 @@ import (
 // only (they share the hash tag {queue}, so in a cluster they live in one
 // slot). A script never touches two queues or the queue index; the index is
 // written by a separate command in the same pipeline, and so is the wake-up
-// list, except by enqueueScript on a single server (see there).
+// list, except by enqueueScript and removeScript on a single server (see
+// there). locateScript, which reads every queue, runs on a single server
+// only.
 //
 // Keys of queue Q under prefix P (default "refrakt:"):
 //
@@ -565,4 +567,25 @@ end
 out[1] = walk()
 out[2], out[3], out[4] = from, seen, tie
 return out
+`)
+
+// locateScript finds a job by id among every queue of the index, in one
+// call: on a single Redis server only, since it reads the index and the
+// keys of any queue (on a cluster they live in other slots; the broker
+// reads each queue there). It reads the index itself, so it is never
+// stale, and looks for the job's hash with EXISTS, far cheaper than reading
+// it, in each queue until one has it (ids are random, 128 bits: no two
+// queues hold the same one). Read only.
+//
+//	KEYS[1] queue index
+//	ARGV[1] key prefix  ARGV[2] id
+//
+// Returns the job's fields (FIELDS); nil when no queue of the index has it.
+var locateScript = newScript(jobFields + `
+local prefix, id = ARGV[1] .. 'q:{', '}:j:' .. ARGV[2]
+for _, q in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local key = prefix .. q .. id
+  if redis.call('EXISTS', key) == 1 then return job(key) end
+end
+return false
 `)
