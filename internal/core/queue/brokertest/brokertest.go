@@ -165,6 +165,7 @@ func Run(t *testing.T, nb NewBroker) {
 		fn   func(*testing.T, NewBroker)
 	}{
 		{"EnqueueAndGet", testEnqueueAndGet},
+		{"GetAcrossQueues", testGetAcrossQueues},
 		{"EnqueueCallerGone", testEnqueueCallerGone},
 		{"FetchFIFO", testFetchFIFO},
 		{"NamedQueues", testNamedQueues},
@@ -181,6 +182,7 @@ func Run(t *testing.T, nb NewBroker) {
 		{"HistoryCapAndDedup", testHistoryCapAndDedup},
 		{"Stats", testStats},
 		{"List", testList},
+		{"ListFinished", testListFinished},
 		{"BlockingFetch", testBlockingFetch},
 		{"RemoveQueue", testRemoveQueue},
 		{"RemoveQueueBusy", testRemoveQueueBusy},
@@ -208,6 +210,45 @@ func testEnqueueAndGet(t *testing.T, nb NewBroker) {
 	wantCode(t, "Get of an unknown id", err, core.CodeNotFound)
 	err = e.b.Enqueue(e.ctx, queue.NewJob{Job: &queue.Job{ID: p.ID, Queue: "default", Type: "ping"}})
 	wantCode(t, "Enqueue of an existing id", err, core.CodeConflict)
+}
+
+// testGetAcrossQueues: Get finds a job whatever its queue and status, and
+// an unknown id, or one whose queue was removed, is not found.
+func testGetAcrossQueues(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	var jobs []*queue.Job
+	for i := range 20 {
+		q := fmt.Sprintf("get-%02d", i)
+		switch i % 3 {
+		case 0:
+			jobs = append(jobs, e.enqueue(q, "ping", 0))
+		case 1:
+			jobs = append(jobs, e.enqueue(q, "ping", time.Hour))
+		case 2:
+			j := e.enqueue(q, "ping", 0)
+			e.finish(ok(e.fetch(1, q)[0], `1`))
+			jobs = append(jobs, j)
+		}
+	}
+	for i, j := range jobs {
+		got := e.get(j.ID)
+		want := []queue.Status{queue.StatusPending, queue.StatusScheduled, queue.StatusSucceeded}[i%3]
+		if got.ID != j.ID || got.Queue != j.Queue || got.Status != want {
+			t.Errorf("Get(%s): %+v, want it in queue %s, %s", j.ID, got, j.Queue, want)
+		}
+	}
+	id := queue.NewID()
+	_, err := e.b.Get(e.ctx, id)
+	wantCode(t, "Get of an unknown id", err, core.CodeNotFound)
+	if err == nil || err.Error() != "job "+id+" not found" {
+		t.Errorf("Get of an unknown id: %v, want \"job %s not found\"", err, id)
+	}
+	if _, err := e.b.RemoveQueue(e.ctx, jobs[2].Queue); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.b.Get(e.ctx, jobs[2].ID)
+	wantCode(t, "Get of a job of a removed queue", err, core.CodeNotFound)
+	diff(t, "a job of another queue", jobs[5].ID, e.get(jobs[5].ID).ID)
 }
 
 // testEnqueueCallerGone: an Enqueue whose caller's context has ended
@@ -694,6 +735,83 @@ func testList(t *testing.T, nb NewBroker) {
 	diff(t, "no such queue", []string{}, list(queue.Filter{Queue: "nope"}))
 	diff(t, "all, most recently enqueued first", []string{s2.ID, s1.ID, other.ID}, list(queue.Filter{Limit: 3}))
 	diff(t, "running", []string{}, list(queue.Filter{Status: queue.StatusRunning}))
+}
+
+// testListFinished: succeeded, cancelled and dead jobs are listed latest
+// first, cut to the limit, across queues or in one, however many of the
+// latest finished jobs are in another status; a job requeued or run again
+// on its interval is not listed as finished.
+func testListFinished(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	type done struct {
+		id, q string
+		st    queue.Status
+	}
+	var finished []done // oldest first
+	claim := func(id string) queue.Lease {
+		t.Helper()
+		l, err := e.b.Claim(e.ctx, id, lease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	queues := []string{"fin-a", "fin-b", "fin-c"}
+	statuses := []queue.Status{queue.StatusSucceeded, queue.StatusSucceeded, queue.StatusCancelled, queue.StatusDead,
+		queue.StatusSucceeded, queue.StatusCancelled, queue.StatusSucceeded}
+	for i := range 40 {
+		q, st := queues[i%len(queues)], statuses[i%len(statuses)]
+		// A run of each status at the end: the latest of a status lie behind
+		// many of the others.
+		if i >= 30 {
+			st = queue.StatusSucceeded
+		}
+		j := e.enqueue(q, "ping", 0, func(j *queue.Job) { j.MaxRetries = 0 })
+		switch st {
+		case queue.StatusSucceeded:
+			e.finish(ok(claim(j.ID), `1`))
+		case queue.StatusCancelled:
+			if _, _, err := e.b.Cancel(e.ctx, j.ID); err != nil {
+				t.Fatal(err)
+			}
+		case queue.StatusDead:
+			e.finish(fail(claim(j.ID), "x", 0))
+		}
+		finished = append(finished, done{j.ID, q, st})
+		e.clock.Advance(time.Millisecond)
+	}
+	// Neither a requeued job nor a recurring one is finished.
+	requeued := finished[2] // cancelled
+	if _, _, err := e.b.Requeue(e.ctx, requeued.id); err != nil {
+		t.Fatal(err)
+	}
+	finished = slices.Delete(finished, 2, 3)
+	rec := e.enqueue("fin-a", "ping", 0, func(j *queue.Job) { j.IntervalSeconds = 60 })
+	e.finish(ok(claim(rec.ID), `1`))
+	e.clock.Advance(time.Millisecond)
+
+	for _, st := range []queue.Status{queue.StatusSucceeded, queue.StatusCancelled, queue.StatusDead} {
+		for _, q := range []string{"", "fin-b"} {
+			for _, limit := range []int{1, 2, 3, 7, 100} {
+				want := []string{}
+				for i := len(finished) - 1; i >= 0 && len(want) < limit; i-- {
+					if f := finished[i]; f.st == st && (q == "" || f.q == q) {
+						want = append(want, f.id)
+					}
+				}
+				jobs, err := e.b.List(e.ctx, queue.Filter{Queue: q, Status: st, Limit: limit})
+				if err != nil {
+					t.Fatal(err)
+				}
+				diff(t, fmt.Sprintf("%s jobs of queue %q, limit %d", st, q, limit), want, append([]string{}, ids(jobs)...))
+				for _, j := range jobs {
+					if j.Status != st || j.FinishedAt.IsZero() {
+						t.Errorf("listed as %s: %+v", st, j)
+					}
+				}
+			}
+		}
+	}
 }
 
 func testBlockingFetch(t *testing.T, nb NewBroker) {

@@ -1,5 +1,7 @@
 package membroker
 
+import "container/heap"
+
 // item is one entry of a pending list or a time-ordered heap. seq is the
 // job's sequence number when the item was made: an item whose job has moved
 // on since (cancelled, claimed) carries an old seq and is skipped, which makes
@@ -80,4 +82,46 @@ func (h *timeHeap) Pop() any {
 	it := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return it
+}
+
+// earliest calls visit with the items of h in order (earliest first, as
+// sort.Sort would put them) until visit returns false or h is exhausted,
+// without sorting or copying h: a best-first walk from the root, whose
+// frontier (the children of the items visited) is a small heap of
+// indexes. Visiting k items costs O(k log k), whatever the size of h.
+func (h timeHeap) earliest(visit func(item) bool) {
+	if len(h) == 0 {
+		return
+	}
+	f := frontier{h: h, idx: []int{0}}
+	for len(f.idx) > 0 {
+		i := heap.Pop(&f).(int)
+		if !visit(h[i]) {
+			return
+		}
+		// A child is never earlier than its parent, so the next item in
+		// order is always in the frontier.
+		for _, c := range [2]int{2*i + 1, 2*i + 2} {
+			if c < len(h) {
+				heap.Push(&f, c)
+			}
+		}
+	}
+}
+
+// frontier is a min-heap of indexes of h, ordered as h orders its items
+// (container/heap interface).
+type frontier struct {
+	h   timeHeap
+	idx []int
+}
+
+func (f *frontier) Len() int           { return len(f.idx) }
+func (f *frontier) Less(i, j int) bool { return f.h.Less(f.idx[i], f.idx[j]) }
+func (f *frontier) Swap(i, j int)      { f.idx[i], f.idx[j] = f.idx[j], f.idx[i] }
+func (f *frontier) Push(x any)         { f.idx = append(f.idx, x.(int)) }
+func (f *frontier) Pop() any {
+	i := f.idx[len(f.idx)-1]
+	f.idx = f.idx[:len(f.idx)-1]
+	return i
 }

@@ -644,14 +644,16 @@ func (b *Broker) list(q *qstate, st queue.Status, limit int) []*queue.Job {
 		if st != "" && st != h.st {
 			continue
 		}
+		// The earliest first, walked in place: copying and sorting the
+		// heap would cost O(n log n) under the broker's lock for every
+		// listing. Stale items (moved on, or gone) are skipped.
 		n = 0
-		items := append(timeHeap(nil), h.h...)
-		sort.Sort(items)
-		for _, it := range items {
-			if e, ok := b.jobs[it.id]; ok && e.seq == it.seq && !add(e) {
-				break
+		h.h.earliest(func(it item) bool {
+			if e, ok := b.jobs[it.id]; ok && e.seq == it.seq {
+				return add(e)
 			}
-		}
+			return true
+		})
 	}
 	if st == "" || st == queue.StatusRunning {
 		n = 0

@@ -1,7 +1,11 @@
 package membroker_test
 
 import (
+	"context"
+	"fmt"
+	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/queue/brokertest"
@@ -21,4 +25,36 @@ func BenchmarkEndToEnd(b *testing.B) {
 	brokertest.EndToEnd(b, func(reg *queue.Registry) *queue.Service {
 		return queue.NewService(queue.Deps{Broker: membroker.New(membroker.Options{}), Registry: reg}, queue.Config{Concurrency: 10})
 	})
+}
+
+// BenchmarkListScheduled lists the 50 earliest of n scheduled jobs (run_at
+// random over a day): the cost of `GET /api/dev/jobs?status=scheduled&limit=50`,
+// paid under the broker's lock, so enqueues wait for it.
+func BenchmarkListScheduled(b *testing.B) {
+	for _, n := range []int{100_000, 500_000} {
+		b.Run(fmt.Sprintf("jobs=%d", n), func(b *testing.B) {
+			br := membroker.New(membroker.Options{})
+			ctx := context.Background()
+			rng := rand.New(rand.NewPCG(1, 2))
+			batch := make([]queue.NewJob, 0, 1000)
+			for i := range n {
+				j := &queue.Job{ID: queue.NewID(), Queue: queue.DefaultQueue, Type: "ping", Source: queue.SourceAPI}
+				batch = append(batch, queue.NewJob{Job: j, Delay: time.Minute + time.Duration(rng.Int64N(int64(24*time.Hour)))})
+				if len(batch) == cap(batch) || i == n-1 {
+					if err := br.Enqueue(ctx, batch...); err != nil {
+						b.Fatal(err)
+					}
+					batch = batch[:0]
+				}
+			}
+			f := queue.Filter{Status: queue.StatusScheduled, Limit: 50}
+			b.ResetTimer()
+			for range b.N {
+				jobs, err := br.List(ctx, f)
+				if err != nil || len(jobs) != 50 {
+					b.Fatalf("List: %d jobs, %v", len(jobs), err)
+				}
+			}
+		})
+	}
 }

@@ -159,3 +159,127 @@ func enqueuePing(tb testing.TB, svc *queue.Service, q string, delayMS int64) *qu
 	}
 	return j
 }
+
+// BenchmarkListFinished lists the latest succeeded job (?status=succeeded&limit=1)
+// across 100 queues of 200 finished jobs each (the defaults), and in one
+// queue of 100,000; and, the worst case, cancelled jobs in that queue, which
+// has none. redis-cpu-µs/op is the server's CPU per listing.
+func BenchmarkListFinished(b *testing.B) {
+	for _, c := range []struct {
+		queues, history int
+		st              queue.Status
+	}{{100, 200, queue.StatusSucceeded}, {1, 100_000, queue.StatusSucceeded}, {1, 100_000, queue.StatusCancelled}} {
+		b.Run(fmt.Sprintf("queues=%d/history=%d/%s", c.queues, c.history, c.st), func(b *testing.B) {
+			srv := redistest.Start(b)
+			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+			b.Cleanup(func() { rdb.Close() })
+			fillHistory(b, rdb, c.queues, c.history)
+			br := redisbroker.New(rdb, redisbroker.Options{HistoryLimit: c.history})
+			ctx := context.Background()
+			if err := br.Load(ctx); err != nil {
+				b.Fatal(err)
+			}
+			f := queue.Filter{Status: c.st, Limit: 1}
+			cpu := serverCPU(b, rdb)
+			b.ResetTimer()
+			for range b.N {
+				jobs, err := br.List(ctx, f)
+				if err != nil || len(jobs) != map[queue.Status]int{queue.StatusSucceeded: 1}[c.st] {
+					b.Fatalf("List: %d jobs, %v", len(jobs), err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64((serverCPU(b, rdb)-cpu).Microseconds())/float64(b.N), "redis-cpu-µs/op")
+		})
+	}
+}
+
+// fillHistory writes n queues of perQueue succeeded jobs each straight into
+// Redis (writeFinished), one millisecond apart.
+func fillHistory(tb testing.TB, rdb *redis.Client, n, perQueue int) {
+	tb.Helper()
+	at := time.Now().Add(-time.Hour).UnixMilli()
+	for qi := range n {
+		jobs := make([]finished, perQueue)
+		for i := range jobs {
+			at++
+			jobs[i] = finished{queue.NewID(), queue.StatusSucceeded, at}
+		}
+		writeFinished(tb, rdb, fmt.Sprintf("hist%03d", qi), jobs)
+	}
+}
+
+// finished is one job of a history written by writeFinished.
+type finished struct {
+	id string
+	st queue.Status
+	at int64 // finished_at, unix ms
+}
+
+// writeFinished writes finished jobs of queue q straight into Redis, in the
+// broker's layout (scripts.go) under the default prefix: far faster than
+// running them.
+func writeFinished(tb testing.TB, rdb *redis.Client, q string, jobs []finished) {
+	tb.Helper()
+	ctx := context.Background()
+	p := redisbroker.DefaultPrefix
+	pipe := rdb.Pipeline()
+	flush := func(force bool) {
+		if force || pipe.Len() >= 3000 {
+			if _, err := pipe.Exec(ctx); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+	pipe.SAdd(ctx, p+"queues", q)
+	pipe.HIncrBy(ctx, p+"q:{"+q+"}:stats", "enqueued", int64(len(jobs)))
+	for _, j := range jobs {
+		at := j.at
+		pipe.HSet(ctx, p+"q:{"+q+"}:j:"+j.id, "id", j.id, "queue", q, "type", "ping", "status", string(j.st), "attempts", 1,
+			"retries", 0, "max_retries", 3, "interval", 0, "run_at", at-5, "enqueued_at", at-5, "ready_at", at-5,
+			"started_at", at-1, "finished_at", at, "result", `"pong"`, "source", "api", "token", 1)
+		pipe.ZAdd(ctx, p+"q:{"+q+"}:history", redis.Z{Score: float64(at), Member: j.id})
+		flush(false)
+	}
+	flush(true)
+}
+
+// BenchmarkGet reads a job by id (GET /run/{id}) among 100 and 10,000
+// queues, one known id (in the last queue of the index's sorted order) and
+// one unknown: the public endpoint's cost. redis-cpu-µs/op is the server's
+// CPU per Get.
+func BenchmarkGet(b *testing.B) {
+	for _, queues := range []int{100, 10_000} {
+		srv := redistest.Start(b)
+		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+		b.Cleanup(func() { rdb.Close() })
+		fillHistory(b, rdb, queues, 1)
+		br := redisbroker.New(rdb, redisbroker.Options{})
+		ctx := context.Background()
+		if err := br.Load(ctx); err != nil {
+			b.Fatal(err)
+		}
+		last := fmt.Sprintf("hist%03d", queues-1)
+		known, err := br.List(ctx, queue.Filter{Queue: last, Status: queue.StatusSucceeded, Limit: 1})
+		if err != nil || len(known) != 1 {
+			b.Fatalf("List: %v %v", known, err)
+		}
+		for _, c := range []struct {
+			name, id string
+		}{{"known", known[0].ID}, {"unknown", queue.NewID()}} {
+			b.Run(fmt.Sprintf("queues=%d/%s", queues, c.name), func(b *testing.B) {
+				_, _ = br.Get(ctx, c.id) // the broker's first read of the index is not what this measures
+				cpu := serverCPU(b, rdb)
+				b.ResetTimer()
+				for range b.N {
+					_, err := br.Get(ctx, c.id)
+					if (err == nil) != (c.name == "known") {
+						b.Fatalf("Get: %v", err)
+					}
+				}
+				b.StopTimer()
+				b.ReportMetric(float64((serverCPU(b, rdb)-cpu).Microseconds())/float64(b.N), "redis-cpu-µs/op")
+			})
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 // of a name.
 type cmdHook struct {
 	trips  atomic.Int64
+	setups atomic.Int64 // of trips, those that set up a new connection (HELLO, CLIENT)
 	mu     sync.Mutex
 	sent   []string
 	fail   map[string]bool
@@ -47,6 +48,9 @@ func (h *cmdHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 // and fails them at the first that must fail (those after it are not sent).
 func (h *cmdHook) send(cmds ...redis.Cmder) error {
 	h.trips.Add(1)
+	if len(cmds) > 0 && (cmds[0].Name() == "hello" || cmds[0].Name() == "client") {
+		h.setups.Add(1)
+	}
 	for _, c := range cmds {
 		h.mu.Lock()
 		h.sent = append(h.sent, c.Name())

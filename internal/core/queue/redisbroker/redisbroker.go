@@ -134,7 +134,7 @@ func (b *Broker) Load(ctx context.Context) error {
 	return nil
 }
 
-var allScripts = []*script{enqueueScript, dequeueScript, claimScript, extendScript, finishScript, releaseScript, cancelScript, requeueScript, tickScript, statsScript, removeScript}
+var allScripts = []*script{enqueueScript, dequeueScript, claimScript, extendScript, finishScript, releaseScript, cancelScript, requeueScript, tickScript, statsScript, removeScript, finishedScript, locateScript}
 
 // keys names the keys of one queue.
 type keys struct {
@@ -621,8 +621,13 @@ func (b *Broker) dropName(q string) {
 	b.names = slices.DeleteFunc(slices.Clone(b.names), func(n string) bool { return n == q })
 }
 
-// Get returns one job, looking in every queue in one round trip.
+// Get returns one job, looking in every queue in one round trip: on a
+// single server one script (locate); on a cluster one HMGET per queue,
+// pipelined, and, when none has the job, again after reading the index.
 func (b *Broker) Get(ctx context.Context, id string) (*queue.Job, error) {
+	if b.wakeInScript {
+		return b.locate(ctx, id)
+	}
 	for _, fresh := range []time.Duration{5 * time.Second, 0} {
 		names, err := b.queueNames(ctx, fresh)
 		if err != nil {
@@ -636,6 +641,24 @@ func (b *Broker) Get(ctx context.Context, id string) (*queue.Job, error) {
 		}
 		if err != nil {
 			return nil, err // not found where it could be read: unknown
+		}
+	}
+	return nil, core.Errorf(core.CodeNotFound, "job %s not found", id)
+}
+
+// locate finds job id with locateScript: one call, which reads the index
+// itself and costs an EXISTS per queue, not an HMGET. Bounded like the
+// read of the index it replaces (queueNames).
+func (b *Broker) locate(ctx context.Context, id string) (*queue.Job, error) {
+	rctx, cancel, _ := b.bound(ctx)
+	r, err := b.run(rctx, locateScript, []string{b.indexKey()}, b.prefix, id)
+	cancel()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("get job %s: %w", id, err)
+	}
+	if v, _ := r.([]any); v != nil {
+		if j := parseJob(v); j != nil {
+			return j, nil
 		}
 	}
 	return nil, core.Errorf(core.CodeNotFound, "job %s not found", id)
@@ -1305,6 +1328,9 @@ func (b *Broker) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
 		}
 	}
 	st := f.Status
+	if st == queue.StatusSucceeded || st == queue.StatusCancelled {
+		return b.listFinished(ctx, names, st, limit)
+	}
 	pipe := b.rdb.Pipeline()
 	var cmds []*redis.StringSliceCmd
 	for _, q := range names {
@@ -1326,8 +1352,6 @@ func (b *Broker) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
 			cmds = append(cmds, pipe.ZRevRange(ctx, k.history, 0, limit-1))
 		case queue.StatusDead:
 			cmds = append(cmds, pipe.ZRevRange(ctx, k.dead, 0, limit-1))
-		case queue.StatusSucceeded, queue.StatusCancelled:
-			cmds = append(cmds, pipe.ZRevRange(ctx, k.history, 0, -1)) // capped at JOB_HISTORY
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -1360,6 +1384,71 @@ func (b *Broker) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
 	if st != queue.StatusPending || len(names) > 1 {
 		queue.SortRecentFirst(out, st)
 	}
+	if int64(len(out)) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// finishedBudget bounds the history entries one finishedScript call looks
+// at (2-3 ms of Redis, measured), so that a listing never blocks Redis for
+// longer (the limiter's calls time out at 100 ms): a longer walk is several
+// calls, each in its own round trip.
+const finishedBudget = 1000
+
+// listFinished lists the latest succeeded or cancelled jobs (st) of queues:
+// one finishedScript per queue, all in one pipeline, each walking its
+// queue's history newest first only as far as its latest limit jobs in st
+// lie (and those tied with the last), so the cost grows with the limit and
+// the entries in other statuses it skips, not with JOB_HISTORY. A walk that
+// runs out of its budget goes on in the next round trip, from where it
+// stopped.
+func (b *Broker) listFinished(ctx context.Context, names []string, st queue.Status, limit int64) ([]*queue.Job, error) {
+	type walk struct {
+		q         string
+		need      int64
+		tie, from string
+		seen      int64
+	}
+	walks := make([]*walk, len(names))
+	for i, q := range names {
+		walks[i] = &walk{q: q, need: limit}
+	}
+	var out []*queue.Job
+	found := map[string]bool{} // a job finished again meanwhile moves up: seen once
+	for len(walks) > 0 {
+		of := make(map[string]*walk, len(walks))
+		order := make([]string, len(walks))
+		for i, w := range walks {
+			of[w.q], order[i] = w, w.q
+		}
+		cmds, err := b.pipelined(ctx, order, func(q string) ([]string, []any, *script) {
+			k, w := b.keys(q), of[q]
+			return []string{k.history, k.job}, []any{string(st), w.need, w.tie, w.from, w.seen, finishedBudget}, finishedScript
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list jobs: %w", err)
+		}
+		next := walks[:0]
+		for i, w := range walks {
+			a := cmds[i].Val().([]any)
+			for _, v := range a[4:] {
+				if j := parseJob(v.([]any)); j != nil && !found[j.ID] {
+					found[j.ID] = true
+					out = append(out, j)
+				}
+			}
+			if a[0].(int64) == 1 {
+				w.need = max(0, w.need-int64(len(a)-4))
+				w.from, _ = a[1].(string)
+				w.seen, _ = a[2].(int64)
+				w.tie, _ = a[3].(string)
+				next = append(next, w)
+			}
+		}
+		walks = next
+	}
+	queue.SortRecentFirst(out, st)
 	if int64(len(out)) > limit {
 		out = out[:limit]
 	}

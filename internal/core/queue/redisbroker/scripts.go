@@ -10,7 +10,9 @@ import (
 // only (they share the hash tag {queue}, so in a cluster they live in one
 // slot). A script never touches two queues or the queue index; the index is
 // written by a separate command in the same pipeline, and so is the wake-up
-// list, except by enqueueScript on a single server (see there).
+// list, except by enqueueScript and removeScript on a single server (see
+// there). locateScript, which reads every queue, runs on a single server
+// only.
 //
 // Keys of queue Q under prefix P (default "refrakt:"):
 //
@@ -58,11 +60,18 @@ local function now_ms(arg)
 end
 `
 
-// prelude is prepended to every script but enqueueScript.
-const prelude = nowMS + `
+// jobFields defines FIELDS, the job hash fields (job.go's fields, in the
+// same order), and job(key), which reads them. Part of the prelude; the
+// read-only scripts that need nothing else take it alone.
+const jobFields = `
 local FIELDS = {'id','queue','type','payload','status','attempts','retries','max_retries','interval',
   'run_at','enqueued_at','started_at','finished_at','last_error','result','source','ready_at','lease_until','token'}
 local function job(key) return redis.call('HMGET', key, unpack(FIELDS)) end
+`
+
+// prelude is prepended to every script but enqueueScript and the
+// read-only ones that take jobFields alone.
+const prelude = nowMS + jobFields + `
 -- START_FIELDS are what a worker needs of a job it starts.
 local START_FIELDS = {'status','type','payload','attempts','retries','max_retries','interval','run_at',
   'enqueued_at','source','ready_at','token'}
@@ -495,4 +504,88 @@ local t = redis.call('HMGET', KEYS[6], 'enqueued', 'started', 'succeeded', 'fail
 return {now, redis.call('LLEN', KEYS[1]), redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]),
   redis.call('ZCARD', KEYS[4]), redis.call('ZCARD', KEYS[5]), oldest,
   tonumber(t[1]) or 0, tonumber(t[2]) or 0, tonumber(t[3]) or 0, tonumber(t[4]) or 0}
+`)
+
+// finishedScript looks for the latest finished jobs of one queue in one
+// status (succeeded or cancelled: the dead have a set of their own),
+// walking the history newest first a page at a time, so that it reads the
+// entries up to the ones it is after and those it skips, never the whole
+// history. One call looks at a bounded number of entries, so that a long
+// walk (a status no recent job has) never blocks Redis for long: it then
+// answers where it stopped, and the broker calls it again from there (read
+// only).
+//
+//	KEYS[1] history  KEYS[2] job key prefix
+//	ARGV[1] status  ARGV[2] need: jobs still to find (0: only the ties below)
+//	ARGV[3] tie: finished_at of the last job of the limit, once found ("")
+//	ARGV[4] from: finished_at to start at ("": the latest)
+//	ARGV[5] how many entries with finished_at = from were looked at already
+//	ARGV[6] budget: the most entries to look at in this call
+//
+// Returns {more, from, seen, tie, fields…}: more is 1 when the budget ran
+// out first (call again with the need left, tie, from and seen), else 0;
+// then the jobs found, latest first. Once need jobs are found, the walk goes
+// on only through those finished in the same millisecond as the last of
+// them (ties, which the broker orders by id across queues, as when it read
+// and sorted the whole history).
+var finishedScript = newScript(jobFields + `
+local want, need, budget = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[6])
+local tie, from, seen = ARGV[3], ARGV[4], tonumber(ARGV[5])
+local out = {0, '', 0, ''}
+-- walk looks at the entries after (from, seen) until it has found what it
+-- needs (1: the budget ran out first). Each page starts at the last entry
+-- looked at, so it costs what it reads, however deep the walk.
+local function walk()
+  local looked, page = 0, need + 1
+  while true do
+    local n = math.min(page, budget - looked)
+    if n <= 0 then return 1 end
+    local entries
+    if from == '' then
+      entries = redis.call('ZREVRANGEBYSCORE', KEYS[1], '+inf', '-inf', 'WITHSCORES', 'LIMIT', 0, n)
+    else
+      entries = redis.call('ZREVRANGEBYSCORE', KEYS[1], from, '-inf', 'WITHSCORES', 'LIMIT', seen, n)
+    end
+    for i = 1, #entries, 2 do
+      local at = entries[i+1]
+      if tie ~= '' and tonumber(at) ~= tonumber(tie) then return 0 end
+      looked = looked + 1
+      if from ~= '' and tonumber(at) == tonumber(from) then seen = seen + 1 else from, seen = at, 1 end
+      local key = KEYS[2] .. entries[i]
+      if redis.call('HGET', key, 'status') == want then
+        out[#out + 1] = job(key)
+        if need > 0 then
+          need = need - 1
+          if need == 0 then tie = at end
+        end
+      end
+    end
+    if #entries < 2 * n then return 0 end
+    page = math.min(2 * page, 1024)
+  end
+end
+out[1] = walk()
+out[2], out[3], out[4] = from, seen, tie
+return out
+`)
+
+// locateScript finds a job by id among every queue of the index, in one
+// call: on a single Redis server only, since it reads the index and the
+// keys of any queue (on a cluster they live in other slots; the broker
+// reads each queue there). It reads the index itself, so it is never
+// stale, and looks for the job's hash with EXISTS, far cheaper than reading
+// it, in each queue until one has it (ids are random, 128 bits: no two
+// queues hold the same one). Read only.
+//
+//	KEYS[1] queue index
+//	ARGV[1] key prefix  ARGV[2] id
+//
+// Returns the job's fields (FIELDS); nil when no queue of the index has it.
+var locateScript = newScript(jobFields + `
+local prefix, id = ARGV[1] .. 'q:{', '}:j:' .. ARGV[2]
+for _, q in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local key = prefix .. q .. id
+  if redis.call('EXISTS', key) == 1 then return job(key) end
+end
+return false
 `)

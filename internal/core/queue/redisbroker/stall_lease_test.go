@@ -162,7 +162,9 @@ func TestClaimRunLateRefused(t *testing.T) {
 	srv, b, calls := stallBroker(t, readTimeout)
 	warmFetch(t, b)
 	j := enqueued(t, b)
-	calls.onceBefore("evalsha", srv.Pause) // Claim's Get runs first, then its script stalls
+	// Claim's Get runs first (on a single server, a script too: the
+	// first EVALSHA), then its claim script stalls.
+	calls.onceBefore("evalsha", func() { calls.onceBefore("evalsha", srv.Pause) })
 	type claimed struct {
 		l   queue.Lease
 		err error
