@@ -1431,14 +1431,18 @@ func (b *Broker) listFinished(ctx context.Context, names []string, st queue.Stat
 		}
 		next := walks[:0]
 		for i, w := range walks {
-			a := cmds[i].Val().([]any)
+			a, ok := cmds[i].Val().([]any)
+			if !ok || len(a) < 4 {
+				return nil, fmt.Errorf("list jobs: unexpected reply %v from queue %s", cmds[i].Val(), w.q)
+			}
 			for _, v := range a[4:] {
-				if j := parseJob(v.([]any)); j != nil && !found[j.ID] {
+				f, _ := v.([]any)
+				if j := parseJob(f); j != nil && !found[j.ID] {
 					found[j.ID] = true
 					out = append(out, j)
 				}
 			}
-			if a[0].(int64) == 1 {
+			if more, _ := a[0].(int64); more == 1 {
 				w.need = max(0, w.need-int64(len(a)-4))
 				w.from, _ = a[1].(string)
 				w.seen, _ = a[2].(int64)
