@@ -251,13 +251,17 @@ type bucketJSON struct {
 
 // rateLimitsSnapshot is GET /api/obs/rate-limits.
 type rateLimitsSnapshot struct {
-	Enabled       bool           `json:"enabled"`
-	Backend       string         `json:"backend"`
-	Degraded      bool           `json:"degraded"`
-	Buckets       []bucketJSON   `json:"buckets"`
-	Penalties     []bucketJSON   `json:"penalties"`
-	PenalizedKeys int            `json:"penalized_keys"`
-	Overrides     []overrideJSON `json:"overrides"`
+	Enabled       bool         `json:"enabled"`
+	Backend       string       `json:"backend"`
+	Degraded      bool         `json:"degraded"`
+	Buckets       []bucketJSON `json:"buckets"`
+	Penalties     []bucketJSON `json:"penalties"`
+	PenalizedKeys int          `json:"penalized_keys"`
+	// Overrides are at most ?limit=N too (ratelimit.TopOverrides picks
+	// them); OverridesTotal counts all in force, and is left out when
+	// there are none.
+	Overrides      []overrideJSON `json:"overrides"`
+	OverridesTotal int            `json:"overrides_total,omitempty"`
 }
 
 func bucketsJSON(bs []ratelimit.BucketState) []bucketJSON {
@@ -274,7 +278,8 @@ func bucketsJSON(bs []ratelimit.BucketState) []bucketJSON {
 }
 
 // handleRateLimitsSnapshot answers the busiest buckets (?limit=N, default
-// 50, at most 1000), the penalized ones and the overrides.
+// 50, at most 1000), the penalized ones and the overrides, each list at
+// most N long.
 func (s *Server) handleRateLimitsSnapshot() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := 50
@@ -293,7 +298,8 @@ func (s *Server) handleRateLimitsSnapshot() http.Handler {
 		writeJSON(w, http.StatusOK, rateLimitsSnapshot{
 			Enabled: s.cfg.RateLimitEnabled, Backend: s.backend.Kind, Degraded: snap.Degraded,
 			Buckets: bucketsJSON(snap.Buckets), Penalties: bucketsJSON(snap.Penalties),
-			PenalizedKeys: snap.PenalizedKeys, Overrides: overridesJSON(snap.Overrides),
+			PenalizedKeys: snap.PenalizedKeys, Overrides: overridesJSON(ratelimit.TopOverrides(snap.Overrides, n)),
+			OverridesTotal: len(snap.Overrides),
 		})
 	})
 }
