@@ -35,6 +35,9 @@ var (
 	_ ratelimit.OneTaker = (*Store)(nil)
 )
 
+// The Store is one 64-byte block (see Store.walks).
+var _ [0]byte = [unsafe.Sizeof(Store{}) - 64]byte{}
+
 const (
 	shardCount = 256 // a power of two
 	// sweepEvery is how often a shard drops its idle keys.
@@ -50,7 +53,9 @@ type Store struct {
 	epoch  int64              // Unix µs that slot.seen counts from
 	shards *[shardCount]shard // its own allocation, so shards start on a cache line
 
-	walks shareWalks // Snapshot's
+	// walks is Snapshot's, in an allocation of its own: the Store stays one
+	// 64-byte block, its fields that every decision reads on one line.
+	walks *shareWalks
 
 	ovMu      sync.Mutex
 	overrides map[string]ratelimit.Override
@@ -224,6 +229,7 @@ func New(clock ratelimit.Clock) *Store {
 		overrides: map[string]ratelimit.Override{},
 		watchers:  map[*func()]struct{}{},
 		shards:    new([shardCount]shard),
+		walks:     new(shareWalks),
 	}
 	for i := range s.shards {
 		s.shards[i].tab.Store(newTable(minCells))
