@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
@@ -102,7 +103,12 @@ func TestE2ELimitsGetTarget(t *testing.T) {
 	fillOverrides(t, quiet, "refrakt:", n)
 	envs[1].env["REFRAKT_REDIS"] = quiet.URL()
 
+	// The daemon loads the overrides once it runs, maybe after it is ready.
 	full := limitsJSON(t, envs[0].env)
+	for deadline := time.Now().Add(10 * time.Second); len(full.Overrides) != n+4 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		full = limitsJSON(t, envs[0].env)
+	}
 	if len(full.Overrides) != n+4 {
 		t.Fatalf("the daemon lists %d overrides, want %d", len(full.Overrides), n+4)
 	}
