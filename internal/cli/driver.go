@@ -29,8 +29,11 @@ type Driver interface {
 	// many finished jobs went with it.
 	RemoveQueue(ctx context.Context, name string) (int, error)
 
-	// Limits lists the limits with their policies and the overrides in force.
-	Limits(ctx context.Context) (LimitsView, error)
+	// Limits lists the limits with their policies and the overrides in
+	// force; with a target, at least that target's limit and the overrides
+	// related to it (ratelimit.Related), fetching no more than it must. The
+	// caller filters (filterLimits), so a driver may return more.
+	Limits(ctx context.Context, target string) (LimitsView, error)
 	SetOverride(ctx context.Context, req OverrideRequest) (OverrideView, error)
 	DeleteOverride(ctx context.Context, target string) error
 	// ResetKey clears one bucket: its tokens, strikes and ban.

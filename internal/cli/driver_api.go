@@ -106,9 +106,13 @@ func (d *apiDriver) Tick(ctx context.Context) (TickView, error) {
 
 const overridesPath = "/api/dev/rate-limits/config"
 
-func (d *apiDriver) Limits(ctx context.Context) (LimitsView, error) {
+func (d *apiDriver) Limits(ctx context.Context, target string) (LimitsView, error) {
+	path := overridesPath
+	if target != "" {
+		path += "?target=" + url.QueryEscape(target)
+	}
 	var v LimitsView
-	if err := d.c.Do(ctx, http.MethodGet, overridesPath, nil, &v); err != nil {
+	if err := d.c.Do(ctx, http.MethodGet, path, nil, &v); err != nil {
 		return LimitsView{}, err
 	}
 	if v.Limits == nil {
@@ -131,7 +135,7 @@ func (d *apiDriver) SetOverride(ctx context.Context, req OverrideRequest) (Overr
 	if o.Target != "" {
 		return o, nil
 	}
-	v, err := d.Limits(ctx)
+	v, err := d.Limits(ctx, "")
 	if err != nil {
 		return OverrideView{}, err
 	}

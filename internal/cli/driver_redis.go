@@ -177,9 +177,20 @@ func (d *redisDriver) RemoveQueue(ctx context.Context, name string) (int, error)
 	return n, d.fail(err)
 }
 
-func (d *redisDriver) Limits(ctx context.Context) (LimitsView, error) {
-	if err := d.lim.RefreshOverrides(ctx); err != nil {
-		return LimitsView{}, d.fail(err)
+func (d *redisDriver) Limits(ctx context.Context, target string) (LimitsView, error) {
+	var overrides []ratelimit.Override
+	if target == "" {
+		if err := d.lim.RefreshOverrides(ctx); err != nil {
+			return LimitsView{}, d.fail(err)
+		}
+		overrides = d.lim.Overrides()
+	} else {
+		// Only those related to target leave Redis.
+		list, err := d.store.OverridesOf(ctx, target)
+		if err != nil {
+			return LimitsView{}, d.fail(err)
+		}
+		overrides = d.lim.InForce(list)
 	}
 	// The daemons publish what they enforce; this process's environment
 	// speaks only when no daemon runs on this Redis.
@@ -194,7 +205,7 @@ func (d *redisDriver) Limits(ctx context.Context) (LimitsView, error) {
 	for _, l := range pub.Limits {
 		v.Limits = append(v.Limits, limitView(l))
 	}
-	for _, o := range d.lim.Overrides() {
+	for _, o := range overrides {
 		v.Overrides = append(v.Overrides, overrideView(o))
 	}
 	return v, nil

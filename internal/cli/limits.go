@@ -42,7 +42,7 @@ func completeTargets(c client, withLimits bool) cobra.CompletionFunc {
 		defer cancel()
 		seen := map[string]string{}
 		_ = c.do(ctx, func(d Driver, _ *Printer) error {
-			v, err := d.Limits(ctx)
+			v, err := d.Limits(ctx, "")
 			if err != nil {
 				return err
 			}

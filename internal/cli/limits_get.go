@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
 )
 
 // LimitsGetOptions are the inputs of `refrakt limits get`.
@@ -45,7 +46,7 @@ func newLimitsGetCmd(c client, runF func(context.Context, *LimitsGetOptions) err
 
 func limitsGetRun(ctx context.Context, o *LimitsGetOptions) error {
 	return o.client.do(ctx, func(d Driver, p *Printer) error {
-		v, err := d.Limits(ctx)
+		v, err := d.Limits(ctx, o.Target)
 		if err != nil {
 			return err
 		}
@@ -59,7 +60,10 @@ func limitsGetRun(ctx context.Context, o *LimitsGetOptions) error {
 }
 
 // filterLimits keeps target's limit and the overrides related to target:
-// those whose target is target, a prefix of it (they cover it) or under it.
+// those whose target is target, a prefix of it (they cover it) or under it
+// (ratelimit.Related). The drivers ask their backend for those only; this
+// checks the target and keeps the output the same whatever they return (a
+// daemon older than GET /api/dev/rate-limits/config?target= answers all).
 func filterLimits(v LimitsView, target string) (LimitsView, error) {
 	parts := strings.SplitN(target, ":", 3)
 	out := LimitsView{Enabled: v.Enabled, Limits: []LimitView{}, Overrides: []OverrideView{}}
@@ -75,7 +79,7 @@ func filterLimits(v LimitsView, target string) (LimitsView, error) {
 		return out, core.Errorf(core.CodeInvalid, "limit %q has no scope %q (target %q)", parts[0], parts[1], target)
 	}
 	for _, o := range v.Overrides {
-		if o.Target == target || strings.HasPrefix(target, o.Target+":") || strings.HasPrefix(o.Target, target+":") {
+		if ratelimit.Related(o.Target, target) {
 			out.Overrides = append(out.Overrides, o)
 		}
 	}

@@ -1,10 +1,8 @@
 package daemon
 
 import (
-	"cmp"
 	"context"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -109,7 +107,7 @@ func (s *Server) addQueueSampler() {
 const maxQueueSeries = 100
 
 // otherQueues is the queue label of the queues beyond maxQueueSeries.
-const otherQueues = "_other"
+const otherQueues = queue.OtherQueues
 
 func (s *Server) sampleQueues(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -140,22 +138,8 @@ func (s *Server) sampleQueues(ctx context.Context) {
 	s.queueSeries = seen
 }
 
-// capQueueSeries keeps the maxQueueSeries-1 busiest queues (by pending,
-// then running, then name) and sums the rest into one otherQueues entry
-// whose oldest pending age is the oldest of them.
+// capQueueSeries keeps the maxQueueSeries-1 busiest queues and sums the
+// rest into one otherQueues entry (queue.CapStats, the snapshot's rule too).
 func capQueueSeries(stats []queue.Stats) []queue.Stats {
-	if len(stats) <= maxQueueSeries {
-		return stats
-	}
-	stats = slices.Clone(stats)
-	slices.SortFunc(stats, func(a, b queue.Stats) int {
-		return cmp.Or(cmp.Compare(b.Pending, a.Pending), cmp.Compare(b.Running, a.Running), cmp.Compare(a.Queue, b.Queue))
-	})
-	other := queue.Stats{Queue: otherQueues}
-	for _, st := range stats[maxQueueSeries-1:] {
-		other.Pending += st.Pending
-		other.Running += st.Running
-		other.OldestPendingAge = max(other.OldestPendingAge, st.OldestPendingAge)
-	}
-	return append(stats[:maxQueueSeries-1], other)
+	return queue.CapStats(stats, maxQueueSeries)
 }

@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/refrakt/refrakt/internal/core"
@@ -146,15 +148,47 @@ type limitsConfigResponse struct {
 	Overrides []overrideJSON `json:"overrides"`
 }
 
+// handleLimitsConfigGet answers every limit and override, or with
+// ?target=T only T's limit and the overrides related to T (that cover it or
+// lie under it), as `refrakt limits get TARGET` shows them: filtered here,
+// so that a client asking about one key does not download every override.
 func (s *Server) handleLimitsConfigGet() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		set := s.limiter.LimitSet()
-		out := limitsConfigResponse{Enabled: set.Enabled, Limits: []limitJSON{}, Overrides: overridesJSON(s.limiter.Overrides())}
-		for _, l := range set.Limits {
-			out.Limits = append(out.Limits, toLimitJSON(l))
+		target := r.URL.Query().Get("target")
+		if target == "" {
+			out := limitsConfigResponse{Enabled: set.Enabled, Limits: []limitJSON{}, Overrides: overridesJSON(s.limiter.Overrides())}
+			for _, l := range set.Limits {
+				out.Limits = append(out.Limits, toLimitJSON(l))
+			}
+			writeJSON(w, http.StatusOK, out)
+			return
 		}
-		writeJSON(w, http.StatusOK, out)
+		l, err := limitOfTarget(set, target)
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, limitsConfigResponse{Enabled: set.Enabled, Limits: []limitJSON{toLimitJSON(l)},
+			Overrides: overridesJSON(s.limiter.OverridesOf(target))})
 	})
+}
+
+// limitOfTarget returns the limit a target names, checking its scope if it
+// has one (its identity is not checked: any key under a scope may be asked
+// about). The messages are the CLI's own, for the same mistakes.
+func limitOfTarget(set ratelimit.LimitSet, target string) (ratelimit.TieredLimit, error) {
+	parts := strings.SplitN(target, ":", 3)
+	for _, l := range set.Limits {
+		if l.Name != parts[0] {
+			continue
+		}
+		if len(parts) > 1 && !slices.Contains(l.Scopes, ratelimit.Scope(parts[1])) {
+			return l, core.Errorf(core.CodeInvalid, "limit %q has no scope %q (target %q)", parts[0], parts[1], target)
+		}
+		return l, nil
+	}
+	return ratelimit.TieredLimit{}, core.Errorf(core.CodeInvalid, "unknown limit %q in target %q", parts[0], target)
 }
 
 // setOverrideRequest is POST /api/dev/rate-limits/config.
@@ -251,13 +285,17 @@ type bucketJSON struct {
 
 // rateLimitsSnapshot is GET /api/obs/rate-limits.
 type rateLimitsSnapshot struct {
-	Enabled       bool           `json:"enabled"`
-	Backend       string         `json:"backend"`
-	Degraded      bool           `json:"degraded"`
-	Buckets       []bucketJSON   `json:"buckets"`
-	Penalties     []bucketJSON   `json:"penalties"`
-	PenalizedKeys int            `json:"penalized_keys"`
-	Overrides     []overrideJSON `json:"overrides"`
+	Enabled       bool         `json:"enabled"`
+	Backend       string       `json:"backend"`
+	Degraded      bool         `json:"degraded"`
+	Buckets       []bucketJSON `json:"buckets"`
+	Penalties     []bucketJSON `json:"penalties"`
+	PenalizedKeys int          `json:"penalized_keys"`
+	// Overrides are at most ?limit=N too (ratelimit.TopOverrides picks
+	// them); OverridesTotal counts all in force, and is left out when
+	// there are none.
+	Overrides      []overrideJSON `json:"overrides"`
+	OverridesTotal int            `json:"overrides_total,omitempty"`
 }
 
 func bucketsJSON(bs []ratelimit.BucketState) []bucketJSON {
@@ -274,7 +312,8 @@ func bucketsJSON(bs []ratelimit.BucketState) []bucketJSON {
 }
 
 // handleRateLimitsSnapshot answers the busiest buckets (?limit=N, default
-// 50, at most 1000), the penalized ones and the overrides.
+// 50, at most 1000), the penalized ones and the overrides, each list at
+// most N long.
 func (s *Server) handleRateLimitsSnapshot() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := 50
@@ -293,7 +332,8 @@ func (s *Server) handleRateLimitsSnapshot() http.Handler {
 		writeJSON(w, http.StatusOK, rateLimitsSnapshot{
 			Enabled: s.cfg.RateLimitEnabled, Backend: s.backend.Kind, Degraded: snap.Degraded,
 			Buckets: bucketsJSON(snap.Buckets), Penalties: bucketsJSON(snap.Penalties),
-			PenalizedKeys: snap.PenalizedKeys, Overrides: overridesJSON(snap.Overrides),
+			PenalizedKeys: snap.PenalizedKeys, Overrides: overridesJSON(ratelimit.TopOverrides(snap.Overrides, n)),
+			OverridesTotal: len(snap.Overrides),
 		})
 	})
 }

@@ -16,6 +16,9 @@ type section struct {
 	row    func(i int) string
 	cursor int
 	empty  string // the line shown when there are no rows
+	// more counts the rows the source left out of its bounded list, which
+	// the title mentions.
+	more int
 }
 
 // body lays the panes out in height lines. Each pane gets its title, its
@@ -66,7 +69,11 @@ func (m Model) body(height int) []string {
 		if p == m.focus {
 			marker, style = "▶ ", m.theme.focus
 		}
-		title := fmt.Sprintf("%s%s (%d) · sort %s", marker, paneNames[p], s.n, sortNames[p][m.sorts[p]])
+		count := fmt.Sprint(s.n)
+		if s.more > 0 {
+			count += fmt.Sprintf(" and %d more", s.more)
+		}
+		title := fmt.Sprintf("%s%s (%s) · sort %s", marker, paneNames[p], count, sortNames[p][m.sorts[p]])
 		n := rows[p]
 		start := 0
 		if n > 0 && s.cursor >= n {

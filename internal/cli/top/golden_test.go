@@ -143,6 +143,17 @@ func TestScreen(t *testing.T) {
 			},
 		},
 		{
+			name: "overrides beyond the snapshot's list", width: 100, height: 30,
+			src: func(t *testing.T) *scriptSource {
+				s := loadSnapshot(t)
+				s.OverridesTotal = len(s.Overrides) + 9950
+				return &scriptSource{results: []result{{snap: s}}}
+			},
+			drive: func(t *testing.T, st *screenTest) {
+				st.tm.Send(press("shift+tab"))
+			},
+		},
+		{
 			name: "60x16 shows the focused pane and the other titles", width: 60, height: 16,
 			drive: func(t *testing.T, st *screenTest) {
 				st.tm.Send(press("tab"))

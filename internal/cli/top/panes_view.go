@@ -156,6 +156,8 @@ func (m Model) overridesSection() section {
 		s.empty = "no override matches " + strconv.Quote(m.filter)
 	}
 	s.n = len(ovs)
+	// The snapshot lists the broadest 50 overrides of all those in force.
+	s.more = max(0, m.snap.OverridesTotal-len(m.snap.Overrides))
 	s.row = func(i int) string {
 		o := ovs[i]
 		expires := "never"

@@ -1,8 +1,11 @@
 package ratelimit
 
 import (
+	"cmp"
 	"context"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -275,4 +278,52 @@ func (l *Limiter) Run(ctx context.Context) error {
 			l.obs.BackendError("overrides")
 		}
 	}
+}
+
+// specificity is 0 for a limit's target, 1 for a limit and scope, 2 for a
+// key.
+func specificity(target string) int { return min(2, strings.Count(target, ":")) }
+
+// TopOverrides returns at most n of os, those that matter most on an
+// operator's screen, by target: the broadest first (a limit's, then a
+// scope's, then single keys'; each covers more traffic than the next),
+// then by target. os, in any order, is not modified.
+func TopOverrides(os []Override, n int) []Override {
+	out := slices.Clone(os)
+	if len(out) > n {
+		slices.SortFunc(out, func(a, b Override) int {
+			return cmp.Or(cmp.Compare(specificity(a.Target), specificity(b.Target)), cmp.Compare(a.Target, b.Target))
+		})
+		out = out[:max(0, n)]
+	}
+	slices.SortFunc(out, func(a, b Override) int { return cmp.Compare(a.Target, b.Target) })
+	return out
+}
+
+// Related reports whether an override of target o concerns target t: it is
+// t's, covers t (o is a prefix of t) or lies under t (t is a prefix of o),
+// as `refrakt limits get TARGET` shows them.
+func Related(o, t string) bool {
+	return o == t || strings.HasPrefix(t, o+":") || strings.HasPrefix(o, t+":")
+}
+
+// OverridesOf lists the overrides in force that are Related to target, by
+// target.
+func (l *Limiter) OverridesOf(target string) []Override {
+	var out []Override
+	for _, o := range l.Overrides() {
+		if Related(o.Target, target) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// InForce returns those of os (read from a store) that this limiter would
+// apply: neither expired nor out of bounds, by target. os is reused.
+func (l *Limiter) InForce(os []Override) []Override {
+	now := l.clock.Now()
+	os = slices.DeleteFunc(os, func(o Override) bool { return o.Expired(now) || o.checkBucket() != nil })
+	sortOverrides(os)
+	return os
 }

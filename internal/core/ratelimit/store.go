@@ -168,12 +168,29 @@ func (c *Cell) Idle(r *Rules, now int64) bool {
 		(c.LastBan == 0 || c.LastBan+r.RepeatMicros <= now)
 }
 
+// StrikesAt returns c's strikes at now, those decayed since taken off.
+func (c *Cell) StrikesAt(r *Rules, now int64) int {
+	if c.Strikes > 0 && r.DecayMicros > 0 {
+		return max(0, c.Strikes-int((now-c.StrikeAt)/r.DecayMicros))
+	}
+	return c.Strikes
+}
+
+// Penalized reports whether a snapshot at now shows c with strikes or a ban
+// (State's Strikes > 0 or BannedUntil set), without building the state.
+func (c *Cell) Penalized(r *Rules, now int64) bool {
+	return c.BannedUntil > now || c.StrikesAt(r, now) > 0
+}
+
+// Shown reports whether a snapshot at now shows c at all: a key a store
+// could forget is left out once its last strike would have decayed.
+func (c *Cell) Shown(r *Rules, now int64) bool {
+	return !c.Idle(r, now) || c.Seen+r.DecayMicros >= now
+}
+
 // State returns c as a snapshot shows it at now.
 func (c *Cell) State(key string, r *Rules, now int64) BucketState {
-	st := BucketState{Key: key, Capacity: c.Capacity, Remaining: c.Capacity, Strikes: c.Strikes, LastSeen: time.UnixMicro(c.Seen).UTC()}
-	if c.Strikes > 0 && r.DecayMicros > 0 {
-		st.Strikes = max(0, c.Strikes-int((now-c.StrikeAt)/r.DecayMicros))
-	}
+	st := BucketState{Key: key, Capacity: c.Capacity, Remaining: c.Capacity, Strikes: c.StrikesAt(r, now), LastSeen: time.UnixMicro(c.Seen).UTC()}
 	if c.TAT > now && c.Interval > 0 {
 		st.Remaining = max(0, int((int64(c.Capacity)*c.Interval-(c.TAT-now))/c.Interval))
 	}

@@ -11,10 +11,17 @@ import (
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
 )
 
-// Bounds of a snapshot's lists, so its size never grows with traffic.
+// Bounds of a snapshot's lists, so its size never grows with traffic or
+// with what clients name.
 const (
 	MaxDeadJobs = 20
 	MaxBuckets  = 50
+	// MaxOverrides bounds the overrides listed (ratelimit.TopOverrides
+	// picks them); Snapshot.OverridesTotal counts them all.
+	MaxOverrides = 50
+	// MaxQueues bounds the queues listed: the busiest MaxQueues-1 and the
+	// rest summed as queue.OtherQueues, as the per-queue metrics do.
+	MaxQueues = 100
 )
 
 // Sources are the services a snapshot reads. The daemon passes its own; the
@@ -37,12 +44,16 @@ func Build(ctx context.Context, src Sources, now time.Time) (Snapshot, error) {
 			return snap, err
 		}
 		adm := src.Jobs.Config().Admission
-		for _, st := range stats {
+		capped := queue.CapStats(stats, MaxQueues)
+		for _, st := range capped {
 			q := Queue{
 				Name: st.Queue, Pending: st.Pending, Running: st.Running, Scheduled: st.Scheduled,
 				Retry: st.Retry, Dead: st.Dead, OldestPendingSeconds: st.OldestPendingAge.Seconds(),
 				EnqueuedTotal: st.Enqueued, SucceededTotal: st.Succeeded, FailedTotal: st.Failed,
 				Admission: admission(adm, st),
+			}
+			if len(capped) < len(stats) && st.Queue == queue.OtherQueues {
+				q.Admission = othersAdmission(adm, stats, capped)
 			}
 			if src.Rates != nil {
 				q.EnqueueRate, q.DoneRate, q.FailureRate = src.Rates.Observe(now, st.Queue, st.Enqueued, st.Succeeded, st.Failed)
@@ -67,7 +78,8 @@ func Build(ctx context.Context, src Sources, now time.Time) (Snapshot, error) {
 		for _, b := range rl.Buckets {
 			snap.Buckets = append(snap.Buckets, bucket(b))
 		}
-		for _, o := range rl.Overrides {
+		snap.OverridesTotal = len(rl.Overrides)
+		for _, o := range ratelimit.TopOverrides(rl.Overrides, MaxOverrides) {
 			out := Override{Target: o.Target, Capacity: int64(o.Capacity), WindowSeconds: o.Window.Seconds(), Mode: o.Mode}
 			if out.Mode == "" {
 				out.Mode = ModeEnforce
@@ -101,6 +113,26 @@ func admission(c queue.AdmissionConfig, st queue.Stats) Admission {
 		a.Refusing, a.Reason = true, queue.ReasonMaxPending
 	case c.MaxAge > 0 && st.OldestPendingAge > c.MaxAge:
 		a.Refusing, a.Reason = true, queue.ReasonMaxAge
+	}
+	return a
+}
+
+// othersAdmission is the admission state of the queues that capped summed
+// into its OtherQueues entry: refusing when any of them refuses (a sum of
+// their pending counts would say nothing of any one queue).
+func othersAdmission(c queue.AdmissionConfig, all, capped []queue.Stats) Admission {
+	kept := make(map[string]bool, len(capped))
+	for _, st := range capped[:len(capped)-1] {
+		kept[st.Queue] = true
+	}
+	a := Admission{MaxPending: int64(c.MaxPending), MaxAgeSeconds: c.MaxAge.Seconds()}
+	for _, st := range all {
+		if kept[st.Queue] {
+			continue
+		}
+		if b := admission(c, st); b.Refusing && (!a.Refusing || b.Reason == queue.ReasonMaxPending) {
+			a.Refusing, a.Reason = true, b.Reason
+		}
 	}
 	return a
 }

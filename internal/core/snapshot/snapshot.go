@@ -14,12 +14,18 @@ type Snapshot struct {
 	// never shows.
 	GeneratedAt time.Time `json:"generated_at"`
 	Daemon      Daemon    `json:"daemon"`
-	Queues      []Queue   `json:"queues"`
+	// Queues are sorted by name, at most 100: the 99 busiest and the rest
+	// summed as one "_other" entry.
+	Queues []Queue `json:"queues"`
 	// DeadJobs are the newest dead jobs first, at most 20.
 	DeadJobs []DeadJob `json:"dead_jobs"`
 	// Buckets are the busiest rate limit buckets first, at most 50.
-	Buckets   []Bucket   `json:"buckets"`
-	Overrides []Override `json:"overrides"`
+	Buckets []Bucket `json:"buckets"`
+	// Overrides are at most 50, by target: the broadest ones first when
+	// there are more (see ratelimit.TopOverrides); OverridesTotal counts
+	// all those in force.
+	Overrides      []Override `json:"overrides"`
+	OverridesTotal int        `json:"overrides_total"`
 }
 
 // Backend names, as reported in Daemon.Backend.

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
 	"github.com/refrakt/refrakt/internal/core/ratelimit/memstore"
@@ -119,4 +120,49 @@ func BenchmarkAllowParallelTwoIdentities(b *testing.B) {
 		reqs[i] = ratelimit.Request{Limit: "run", IP: ip, User: fmt.Sprintf("user-%d", i)}
 	}
 	runParallel(b, l, reqs)
+}
+
+// liveStore is a store holding n keys that stay live for an hour (one
+// token per hour, spent), as an override of 1 per 3600 s keeps them, each
+// seen at one of the last 60 seconds.
+func liveStore(b *testing.B, n int) (*memstore.Store, *ratelimit.Rules) {
+	b.Helper()
+	clock := &steppedClock{at: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
+	store := memstore.New(clock)
+	rules := &ratelimit.Rules{PenaltyFactor: 0.5, DecayMicros: 60e6, BanAfter: 5, BanMicros: 60e6, BanMaxMicros: 3600e6, RepeatMicros: 3600e6}
+	bs := []ratelimit.Bucket{{Capacity: 1, Interval: 3600e6, Window: 3600e6}}
+	rs := make([]ratelimit.Result, 1)
+	for i, ip := range ips(n) {
+		if i%(n/60+1) == 0 {
+			clock.at = clock.at.Add(time.Second)
+		}
+		bs[0].Key = []byte("tenant-meta:ip:" + ip)
+		if err := store.Take(context.Background(), rules, bs, rs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return store, rules
+}
+
+// steppedClock is a clock a benchmark moves by hand.
+type steppedClock struct{ at time.Time }
+
+func (c *steppedClock) Now() time.Time { return c.at }
+
+// BenchmarkSnapshot is one operator's poll of the busiest 50 buckets of a
+// store of live keys: the walk `refrakt top` causes every second.
+func BenchmarkSnapshot(b *testing.B) {
+	for _, n := range []int{100_000, 500_000} {
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			store, rules := liveStore(b, n)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := store.Snapshot(ctx, rules, 50); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/key")
+		})
+	}
 }

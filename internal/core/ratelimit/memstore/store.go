@@ -35,6 +35,9 @@ var (
 	_ ratelimit.OneTaker = (*Store)(nil)
 )
 
+// The Store is one 64-byte block (see Store.walks).
+var _ [0]byte = [unsafe.Sizeof(Store{}) - 64]byte{}
+
 const (
 	shardCount = 256 // a power of two
 	// sweepEvery is how often a shard drops its idle keys.
@@ -49,6 +52,10 @@ type Store struct {
 	seed   maphash.Seed
 	epoch  int64              // Unix µs that slot.seen counts from
 	shards *[shardCount]shard // its own allocation, so shards start on a cache line
+
+	// walks is Snapshot's, in an allocation of its own: the Store stays one
+	// 64-byte block, its fields that every decision reads on one line.
+	walks *shareWalks
 
 	ovMu      sync.Mutex
 	overrides map[string]ratelimit.Override
@@ -222,6 +229,7 @@ func New(clock ratelimit.Clock) *Store {
 		overrides: map[string]ratelimit.Override{},
 		watchers:  map[*func()]struct{}{},
 		shards:    new([shardCount]shard),
+		walks:     new(shareWalks),
 	}
 	for i := range s.shards {
 		s.shards[i].tab.Store(newTable(minCells))
@@ -657,50 +665,9 @@ func (s *Store) Reset(_ context.Context, key string) error {
 		s.rebuild(sh, t, len(t.cells), func(u *slot) bool { return u == v })
 	}
 	sh.mu.Unlock()
+	s.walks.forget()
 	s.notify()
 	return nil
-}
-
-// Snapshot implements ratelimit.Store. It visits every key, one shard lock at
-// a time: meant for an operator's poll, not for every request.
-func (s *Store) Snapshot(_ context.Context, r *ratelimit.Rules, n int) (ratelimit.StoreSnapshot, error) {
-	now := s.micros()
-	var all, pen []ratelimit.BucketState
-	count := 0
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		for v := range sh.tab.Load().slots() {
-			if !v.lock() {
-				continue
-			}
-			c := s.cell(v)
-			v.unlock()
-			if c.Idle(r, now) && c.Seen+r.DecayMicros < now {
-				continue
-			}
-			st := c.State(v.key(), r, now)
-			if n > 0 {
-				all = append(all, st)
-			}
-			if st.Strikes > 0 || !st.BannedUntil.IsZero() {
-				count++
-				if n > 0 {
-					pen = append(pen, st)
-				}
-			}
-		}
-		sh.mu.Unlock()
-	}
-	byRecent := func(a, b ratelimit.BucketState) int {
-		if c := b.LastSeen.Compare(a.LastSeen); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Key, b.Key)
-	}
-	slices.SortFunc(all, byRecent)
-	slices.SortFunc(pen, byRecent)
-	return ratelimit.StoreSnapshot{Recent: all[:min(n, len(all))], Penalized: pen[:min(n, len(pen))], PenalizedKeys: count}, nil
 }
 
 // Overrides implements ratelimit.Store.

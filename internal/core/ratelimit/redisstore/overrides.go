@@ -59,17 +59,10 @@ func (s *Store) Overrides(ctx context.Context) ([]ratelimit.Override, error) {
 			return nil, wrap(err, "list overrides")
 		}
 		for i := 0; i+1 < len(kv); i += 2 {
-			target, v := kv[i], kv[i+1]
-			var so storedOverride
-			if target == versionField || json.Unmarshal([]byte(v), &so) != nil {
-				continue // written by something else; not ours to interpret
-			}
-			o := ratelimit.Override{
-				Target: target, Capacity: so.Capacity, Window: time.Duration(so.WindowMS) * time.Millisecond,
-				Mode: so.Mode, Origin: so.Origin, CreatedAt: time.UnixMilli(so.CreatedAt).UTC(),
-			}
-			if so.ExpiresAt > 0 {
-				o.ExpiresAt = time.UnixMilli(so.ExpiresAt).UTC()
+			target := kv[i]
+			o, ok := decodeOverride(target, kv[i+1])
+			if !ok || target == versionField {
+				continue
 			}
 			if j, ok := seen[target]; ok {
 				out[j] = o
@@ -82,6 +75,78 @@ func (s *Store) Overrides(ctx context.Context) ([]ratelimit.Override, error) {
 			return out, nil
 		}
 	}
+}
+
+// decodeOverride reads an override from its field in the overrides hash;
+// false for a value written by something else, not ours to interpret.
+func decodeOverride(target, v string) (ratelimit.Override, bool) {
+	var so storedOverride
+	if json.Unmarshal([]byte(v), &so) != nil {
+		return ratelimit.Override{}, false
+	}
+	o := ratelimit.Override{
+		Target: target, Capacity: so.Capacity, Window: time.Duration(so.WindowMS) * time.Millisecond,
+		Mode: so.Mode, Origin: so.Origin, CreatedAt: time.UnixMilli(so.CreatedAt).UTC(),
+	}
+	if so.ExpiresAt > 0 {
+		o.ExpiresAt = time.UnixMilli(so.ExpiresAt).UTC()
+	}
+	return o, true
+}
+
+// OverridesOf lists the stored overrides ratelimit.Related to target,
+// expired ones included, in any order, without reading the others: the
+// covering ones (target's prefixes) by name, those under target by a scan
+// of the hash that Redis filters, so only they cross the network.
+func (s *Store) OverridesOf(ctx context.Context, target string) ([]ratelimit.Override, error) {
+	covering := []string{target}
+	for i := range target {
+		if target[i] == ':' {
+			covering = append(covering, target[:i])
+		}
+	}
+	vals, err := s.rdb.HMGet(ctx, s.keyOverrides, covering...).Result()
+	if err != nil {
+		return nil, wrap(err, "list overrides")
+	}
+	var out []ratelimit.Override
+	for i, v := range vals {
+		if v, ok := v.(string); ok {
+			if o, ok := decodeOverride(covering[i], v); ok {
+				out = append(out, o)
+			}
+		}
+	}
+	// The iterator yields field, value, field, value…; a scan may yield a
+	// field twice (when the hash is resized meanwhile).
+	seen := map[string]bool{}
+	it := s.rdb.HScan(ctx, s.keyOverrides, 0, globEscape(target)+":*", 1000).Iterator()
+	for it.Next(ctx) {
+		field := it.Val()
+		if !it.Next(ctx) {
+			break
+		}
+		if o, ok := decodeOverride(field, it.Val()); ok && !seen[field] && ratelimit.Related(field, target) {
+			seen[field] = true
+			out = append(out, o)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, wrap(err, "list overrides")
+	}
+	return out, nil
+}
+
+// globEscape quotes the characters special to Redis's glob patterns.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`\*?[]^`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // SetOverride implements ratelimit.Store.

@@ -1,0 +1,117 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/core/snapshot"
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+// TestSnapshotListsBounded checks that no list of the snapshot, nor of
+// GET /api/obs/rate-limits, grows with the overrides or the queues that
+// clients and operators create: at 10k overrides and 250 queues the
+// snapshot lists 50 overrides (the broadest first) with the total, and 100
+// queues, the 99 busiest and the rest summed under "_other".
+func TestSnapshotListsBounded(t *testing.T) {
+	r := redistest.Start(t)
+	s, client := newRedisServer(t, r, func(c *config.Config) { c.QueueMaxPending = 3 })
+	ctx := context.Background()
+
+	// 10k overrides written straight to the store (as many daemons and
+	// CLIs would have set them), two of them broad.
+	const overrides = 10_000
+	pipe := client.Pipeline()
+	key := s.cfg.Prefix + "rl:overrides"
+	stored := `{"capacity":5,"window_ms":60000,"mode":"enforce","created_at_ms":1795600000000}`
+	for i := range overrides - 2 {
+		pipe.HSet(ctx, key, fmt.Sprintf("tenant-meta:ip:10.%d.%d.%d", i>>16&255, i>>8&255, i&255), stored)
+	}
+	pipe.HSet(ctx, key, "run", stored)
+	pipe.HSet(ctx, key, "tenant-meta:ip", stored)
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.limiter.RefreshOverrides(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// 250 queues: q000 holds 250 pending jobs, q001 249, …; q249 1 (and is
+	// refused by admission control past 3).
+	const queues = 250
+	var reqs []queue.EnqueueRequest
+	for i := range queues {
+		for range queues - i {
+			reqs = append(reqs, queue.EnqueueRequest{Type: "ping", Queue: fmt.Sprintf("q%03d", i)})
+		}
+	}
+	for len(reqs) > 0 {
+		n := min(len(reqs), 1000)
+		if _, err := s.jobs.svc.EnqueueBatch(ctx, reqs[:n], "api"); err != nil {
+			t.Fatal(err)
+		}
+		reqs = reqs[n:]
+	}
+
+	rec := raw(t, s, "GET", "/api/obs/snapshot", opToken, "")
+	if rec.Code != 200 {
+		t.Fatalf("snapshot: %d %s", rec.Code, rec.Body)
+	}
+	if n := rec.Body.Len(); n > 64<<10 {
+		t.Errorf("snapshot is %d bytes, want at most 64 KiB", n)
+	}
+	var snap snapshot.Snapshot
+	if err := json.Unmarshal(rec.Body.Bytes(), &snap); err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Overrides) != snapshot.MaxOverrides || snap.OverridesTotal != overrides {
+		t.Errorf("snapshot: %d overrides of %d, want %d of %d", len(snap.Overrides), snap.OverridesTotal, snapshot.MaxOverrides, overrides)
+	}
+	if len(snap.Overrides) >= 2 {
+		var first []string
+		for _, o := range snap.Overrides[:2] {
+			first = append(first, o.Target)
+		}
+		if diff := cmp.Diff([]string{"run", "tenant-meta:ip"}, first); diff != "" {
+			t.Errorf("the broad overrides come first, by target (-want +got):\n%s", diff)
+		}
+	}
+	if len(snap.Queues) != snapshot.MaxQueues {
+		t.Fatalf("snapshot: %d queues, want %d", len(snap.Queues), snapshot.MaxQueues)
+	}
+	byName := map[string]snapshot.Queue{}
+	for _, q := range snap.Queues {
+		byName[q.Name] = q
+	}
+	other, ok := byName[queue.OtherQueues]
+	// q099 … q249 hold 151 + 150 + … + 1 pending jobs.
+	if want := int64(151 * 152 / 2); !ok || other.Pending != want || other.EnqueuedTotal != want {
+		t.Errorf("%s: %+v, want pending and enqueued %d", queue.OtherQueues, other, want)
+	}
+	if !other.Admission.Refusing || other.Admission.Reason != queue.ReasonMaxPending {
+		t.Errorf("%s admission %+v: its queues over the limit are refused, so is it", queue.OtherQueues, other.Admission)
+	}
+	if q, ok := byName["q098"]; !ok || q.Pending != 152 {
+		t.Errorf("q098, the 99th busiest queue, is listed on its own: %+v", q)
+	}
+
+	rec = raw(t, s, "GET", "/api/obs/rate-limits?limit=20", opToken, "")
+	if rec.Code != 200 {
+		t.Fatalf("rate-limits: %d %s", rec.Code, rec.Body)
+	}
+	if n := rec.Body.Len(); n > 16<<10 {
+		t.Errorf("rate-limits?limit=20 is %d bytes, want at most 16 KiB", n)
+	}
+	var rl rateLimitsSnapshot
+	if err := json.Unmarshal(rec.Body.Bytes(), &rl); err != nil {
+		t.Fatal(err)
+	}
+	if len(rl.Overrides) != 20 || rl.OverridesTotal != overrides {
+		t.Errorf("rate-limits?limit=20: %d overrides of %d, want 20 of %d", len(rl.Overrides), rl.OverridesTotal, overrides)
+	}
+}
