@@ -283,3 +283,27 @@ func BenchmarkGet(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFirstIndexRead is a new broker's first read of an index of
+// 10,000 queues (Queues): what a daemon starting on a Redis of many queues,
+// or the CLI over --redis, pays once.
+func BenchmarkFirstIndexRead(b *testing.B) {
+	srv := redistest.Start(b)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	b.Cleanup(func() { rdb.Close() })
+	ctx := context.Background()
+	names := make([]any, 10_000)
+	for i := range names {
+		names[i] = fmt.Sprintf("q%05d", i)
+	}
+	if err := rdb.SAdd(ctx, "refrakt:queues", names...).Err(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		qs, err := redisbroker.New(rdb, redisbroker.Options{}).Queues(ctx)
+		if err != nil || len(qs) != len(names) {
+			b.Fatalf("Queues: %d names, %v", len(qs), err)
+		}
+	}
+}
