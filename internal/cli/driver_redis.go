@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -72,7 +73,10 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 	broker := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix, HistoryLimit: cfg.JobHistory, SweepInterval: -1})
 	svc := queue.NewService(queue.Deps{Broker: broker}, queue.Config{Concurrency: queue.ManualMode, Lease: cfg.JobLease})
 	store := redisstore.New(rdb, redisstore.Options{Prefix: prefix})
-	lim, err := ratelimit.New(daemon.LimiterConfig(cfg), ratelimit.Deps{Store: store})
+	// The CLI reports through its exit path alone: a limiter's log lines
+	// (an overrides read failing, then recovering) would land on the user's
+	// terminal, across top's screen.
+	lim, err := ratelimit.New(daemon.LimiterConfig(cfg), ratelimit.Deps{Store: store, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		_ = store.Close()
 		_ = rdb.Close()
