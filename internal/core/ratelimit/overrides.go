@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/refrakt/refrakt/internal/core"
@@ -149,10 +150,16 @@ type overridesRefresh struct {
 // passed). On failure the overrides loaded before stay in force; the first
 // failure of a spell is logged, and so is the recovery.
 func (l *Limiter) RefreshOverrides(ctx context.Context) error {
+	return l.refreshOverridesLogged(ctx, false)
+}
+
+// refreshOverridesLogged is RefreshOverrides; with force it reads every
+// override whatever the change count says.
+func (l *Limiter) refreshOverridesLogged(ctx context.Context, force bool) error {
 	r := &l.refresh
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	err := l.refreshOverrides(ctx)
+	err := l.refreshOverrides(ctx, force)
 	switch {
 	case err == nil && r.failing:
 		r.failing = false
@@ -166,7 +173,7 @@ func (l *Limiter) RefreshOverrides(ctx context.Context) error {
 }
 
 // refreshOverrides is RefreshOverrides under its lock.
-func (l *Limiter) refreshOverrides(ctx context.Context) error {
+func (l *Limiter) refreshOverrides(ctx context.Context, force bool) error {
 	r := &l.refresh
 	now := l.clock.Now()
 	var version int64
@@ -177,7 +184,7 @@ func (l *Limiter) refreshOverrides(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if r.loaded && v == r.version && now.Sub(r.at) < overridesFullReload && !now.Before(r.at) {
+		if !force && r.loaded && v == r.version && now.Sub(r.at) < overridesFullReload && !now.Before(r.at) {
 			return nil
 		}
 		version = v
@@ -232,11 +239,19 @@ func (l *Limiter) sweepLocal() {
 // ends.
 func (l *Limiter) Run(ctx context.Context) error {
 	changed := make(chan struct{}, 1)
+	// overridesChanged says a change message since the last reload named an
+	// override (not only a key's reset): the next reload reads them all,
+	// whatever the change count says (a build that does not count its
+	// changes, or a hand-written override announced on the channel).
+	var overridesChanged atomic.Bool
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
 		for ctx.Err() == nil {
-			err := l.store.WatchOverrides(ctx, func() {
+			err := l.store.WatchOverrides(ctx, func(overrides bool) {
+				if overrides {
+					overridesChanged.Store(true)
+				}
 				select {
 				case changed <- struct{}{}:
 				default:
@@ -274,7 +289,11 @@ func (l *Limiter) Run(ctx context.Context) error {
 				l.sweepLocal()
 			}
 		}
-		if err := l.RefreshOverrides(ctx); err != nil && ctx.Err() == nil {
+		force := overridesChanged.Swap(false)
+		if err := l.refreshOverridesLogged(ctx, force); err != nil && ctx.Err() == nil {
+			if force {
+				overridesChanged.Store(true) // still to be read whole
+			}
 			l.obs.BackendError("overrides")
 		}
 	}

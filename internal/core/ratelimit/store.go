@@ -31,9 +31,10 @@ type Store interface {
 	// there is none.
 	DeleteOverride(ctx context.Context, target string) error
 	// WatchOverrides calls changed whenever any process changes an override
-	// or resets a key, until ctx ends; it returns ctx's error or a lost
-	// subscription's.
-	WatchOverrides(ctx context.Context, changed func()) error
+	// (overrides true) or resets a key (false), until ctx ends; it returns
+	// ctx's error or a lost subscription's. When it cannot tell (the watch
+	// has just started, after a gap), it says true.
+	WatchOverrides(ctx context.Context, changed func(overrides bool)) error
 }
 
 // VersionedOverrides is a shared Store that counts the changes of its

@@ -59,7 +59,7 @@ type Store struct {
 
 	ovMu      sync.Mutex
 	overrides map[string]ratelimit.Override
-	watchers  map[*func()]struct{}
+	watchers  map[*func(bool)]struct{}
 }
 
 // shard holds the keys whose hash falls in it, in an open-addressing table
@@ -227,7 +227,7 @@ func New(clock ratelimit.Clock) *Store {
 		seed:      maphash.MakeSeed(),
 		epoch:     clock.Now().UnixMicro(),
 		overrides: map[string]ratelimit.Override{},
-		watchers:  map[*func()]struct{}{},
+		watchers:  map[*func(bool)]struct{}{},
 		shards:    new([shardCount]shard),
 		walks:     new(shareWalks),
 	}
@@ -666,7 +666,7 @@ func (s *Store) Reset(_ context.Context, key string) error {
 	}
 	sh.mu.Unlock()
 	s.walks.forget()
-	s.notify()
+	s.notify(false)
 	return nil
 }
 
@@ -686,7 +686,7 @@ func (s *Store) SetOverride(_ context.Context, o ratelimit.Override) error {
 	s.ovMu.Lock()
 	s.overrides[o.Target] = o
 	s.ovMu.Unlock()
-	s.notify()
+	s.notify(true)
 	return nil
 }
 
@@ -699,20 +699,20 @@ func (s *Store) DeleteOverride(_ context.Context, target string) error {
 	if !ok {
 		return core.Errorf(core.CodeNotFound, "no override for %q", target)
 	}
-	s.notify()
+	s.notify(true)
 	return nil
 }
 
-func (s *Store) notify() {
+func (s *Store) notify(overrides bool) {
 	s.ovMu.Lock()
 	defer s.ovMu.Unlock()
 	for f := range s.watchers {
-		(*f)()
+		(*f)(overrides)
 	}
 }
 
 // WatchOverrides implements ratelimit.Store.
-func (s *Store) WatchOverrides(ctx context.Context, changed func()) error {
+func (s *Store) WatchOverrides(ctx context.Context, changed func(overrides bool)) error {
 	s.ovMu.Lock()
 	s.watchers[&changed] = struct{}{}
 	s.ovMu.Unlock()

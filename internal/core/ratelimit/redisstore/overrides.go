@@ -186,14 +186,14 @@ func (s *Store) DeleteOverride(ctx context.Context, target string) error {
 }
 
 // WatchOverrides implements ratelimit.Store with a pub/sub subscription.
-func (s *Store) WatchOverrides(ctx context.Context, changed func()) error {
+func (s *Store) WatchOverrides(ctx context.Context, changed func(overrides bool)) error {
 	sub := s.rdb.Subscribe(ctx, s.chanOverrides)
 	defer sub.Close()
 	if _, err := sub.Receive(ctx); err != nil {
 		return wrap(err, "subscribe")
 	}
 	// Anything may have changed while we were not subscribed.
-	changed()
+	changed(true)
 	ch := sub.Channel(redis.WithChannelHealthCheckInterval(5 * time.Second))
 	for {
 		select {
@@ -203,13 +203,14 @@ func (s *Store) WatchOverrides(ctx context.Context, changed func()) error {
 			if !ok {
 				return core.Errorf(core.CodeUnavailable, "redis: override subscription closed")
 			}
-			if key, ok := strings.CutPrefix(msg.Payload, resetMessage); ok {
+			key, reset := strings.CutPrefix(msg.Payload, resetMessage)
+			if reset {
 				// A penalty end this store still has to record is the reset
 				// key's old one: recorded after the reset, it would list the
 				// key as penalized again until that end.
 				s.forgetPenalty(key)
 			}
-			changed()
+			changed(!reset)
 		}
 	}
 }

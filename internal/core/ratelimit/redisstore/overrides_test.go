@@ -293,3 +293,56 @@ func TestOverridesOf(t *testing.T) {
 		})
 	}
 }
+
+// TestOverrideChangeMessageReloads: a change message naming an override
+// makes the daemon read them all even when the change count did not move
+// (a build that does not count, or an override written by hand and
+// announced), within a second as DESIGN says; a key's reset message does
+// not make it read them.
+func TestOverrideChangeMessageReloads(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	cfg := ratelimit.DefaultConfig()
+	cfg.BackendTimeout = 5 * time.Second // not about slowness
+	h := &overridesHook{sent: map[string]int{}}
+	l := hookedLimiter(t, srv, h, cfg, clock, nil)
+	if err := l.RefreshOverrides(ctx); err != nil { // loaded: Run's own first refresh finds nothing new
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- l.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(200 * time.Millisecond) // Run subscribed and past its first refresh
+
+	rdb := newClient(t, srv)
+	const target = "run:ip:192.0.2.44"
+	if err := rdb.HSet(ctx, "refrakt:rl:overrides", target,
+		`{"capacity":4,"window_ms":60000,"mode":"enforce","created_at_ms":1}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Publish(ctx, "refrakt:rl:overrides:changed", target).Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if o, ok := l.Override(target); ok && o.Capacity == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an override announced on the change channel is not applied 5 s later")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	time.Sleep(1500 * time.Millisecond) // let the ticker's refreshes settle
+	h.counts()
+	if err := l.Reset(ctx, "run:ip:192.0.2.45"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if c := h.counts(); wholeReads(c) != 0 {
+		t.Fatalf("after a reset message the daemon sent %v: a reset changes no override", c)
+	}
+}
