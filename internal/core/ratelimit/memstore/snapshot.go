@@ -69,10 +69,14 @@ const maxShare = 1_000_000 // µs
 type shareWalks struct {
 	mu   sync.Mutex
 	last *sharedWalk // in flight, or the last finished
+	// gen counts resets: a walk started before one (in flight or done) may
+	// have read the reset key, and is shared no more.
+	gen uint64
 }
 
 // sharedWalk is one walk: its n, rules and result, and when it ran.
 type sharedWalk struct {
+	gen        uint64 // shareWalks.gen when it started
 	n          int
 	rules      ratelimit.Rules
 	done       chan struct{} // closed when res and err are set
@@ -86,7 +90,7 @@ type sharedWalk struct {
 func (ws *shareWalks) join(now int64, r *ratelimit.Rules, n int) (*sharedWalk, bool) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	if w := ws.last; w != nil && w.n >= n && w.rules == *r {
+	if w := ws.last; w != nil && w.gen == ws.gen && w.n >= n && w.rules == *r {
 		if w.end == 0 {
 			return w, false
 		}
@@ -94,7 +98,7 @@ func (ws *shareWalks) join(now int64, r *ratelimit.Rules, n int) (*sharedWalk, b
 			return w, false
 		}
 	}
-	w := &sharedWalk{n: n, rules: *r, done: make(chan struct{}), start: now}
+	w := &sharedWalk{gen: ws.gen, n: n, rules: *r, done: make(chan struct{}), start: now}
 	ws.last = w
 	return w, true
 }
@@ -110,12 +114,12 @@ func (ws *shareWalks) finish(w *sharedWalk, now int64) {
 	close(w.done)
 }
 
-// forget drops the last finished result, so that the next call walks.
+// forget makes the next call walk anew: the last walk's result, and a walk
+// still running (it may have read the reset key already), are shared no
+// more.
 func (ws *shareWalks) forget() {
 	ws.mu.Lock()
-	if w := ws.last; w != nil && w.end != 0 {
-		ws.last = nil
-	}
+	ws.gen++
 	ws.mu.Unlock()
 }
 

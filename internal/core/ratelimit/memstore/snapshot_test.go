@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,5 +224,71 @@ func TestSnapshotSharesRecentWalk(t *testing.T) {
 	take("run:ip:192.0.2.2")
 	if got := keys(10); len(got) != 2 {
 		t.Errorf("on a stopped clock every call walks: got %v", got)
+	}
+}
+
+// pausingCtx pauses the first walk that asks it for its error (between
+// its first and second shard) until resume is closed.
+type pausingCtx struct {
+	context.Context
+	once           sync.Once
+	paused, resume chan struct{}
+}
+
+func (c *pausingCtx) Err() error {
+	c.once.Do(func() {
+		close(c.paused)
+		<-c.resume
+	})
+	return nil
+}
+
+// TestSnapshotAfterResetDuringWalk: a Reset that lands while a walk runs,
+// after the walk read the reset key, must not be undone by that walk: a
+// poll that starts after the Reset returned does not take the walk's
+// result, in flight or finished.
+func TestSnapshotAfterResetDuringWalk(t *testing.T) {
+	clock := tickingClock{fakeclock.New(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))}
+	s := New(clock)
+	// A key of the first shard, which the walk reads before it pauses.
+	var key string
+	for i := 0; ; i++ {
+		key = fmt.Sprintf("run:ip:192.0.2.%d", i)
+		if _, sh := s.hash([]byte(key)); sh == &s.shards[0] {
+			break
+		}
+	}
+	bs := []ratelimit.Bucket{{Key: []byte(key), Capacity: 1, Interval: 3600e6, Window: 3600e6}}
+	if err := s.Take(context.Background(), snapRules, bs, make([]ratelimit.Result, 1)); err != nil {
+		t.Fatal(err)
+	}
+	pc := &pausingCtx{Context: context.Background(), paused: make(chan struct{}), resume: make(chan struct{})}
+	walked := make(chan error, 1)
+	go func() {
+		_, err := s.Snapshot(pc, snapRules, 10)
+		walked <- err
+	}()
+	<-pc.paused
+	if err := s.Reset(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	polled := make(chan []ratelimit.BucketState, 1)
+	go func() {
+		ss, err := s.Snapshot(context.Background(), snapRules, 10)
+		if err != nil {
+			t.Error(err)
+		}
+		polled <- ss.Recent
+	}()
+	time.Sleep(50 * time.Millisecond) // the poll joins the paused walk, if it may
+	close(pc.resume)
+	if err := <-walked; err != nil {
+		t.Fatal(err)
+	}
+	if got := <-polled; len(got) != 0 {
+		t.Errorf("a poll after the Reset lists %v", got)
+	}
+	if ss, err := s.Snapshot(context.Background(), snapRules, 10); err != nil || len(ss.Recent) != 0 {
+		t.Errorf("the next poll lists %v (%v)", ss.Recent, err)
 	}
 }
