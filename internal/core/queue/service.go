@@ -175,6 +175,11 @@ func (s *Service) Prepare(req EnqueueRequest, source string) (NewJob, error) {
 	if err := checkQueue(req.Queue); err != nil {
 		return NewJob{}, err
 	}
+	if req.Queue == OtherQueues {
+		// Metrics and snapshots name the sum of the queues beyond the ones
+		// they show so: a queue of that name would be mixed into it.
+		return NewJob{}, core.Errorf(core.CodeInvalid, "queue %q is reserved: it names the sum of the queues beyond the busiest in metrics and snapshots", req.Queue)
+	}
 	payload := req.Payload
 	if t := string(payload); t == "" || t == "null" {
 		payload = nil

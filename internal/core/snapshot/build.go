@@ -55,7 +55,11 @@ func Build(ctx context.Context, src Sources, now time.Time) (Snapshot, error) {
 			if len(capped) < len(stats) && st.Queue == queue.OtherQueues {
 				q.Admission = othersAdmission(adm, stats, capped)
 			}
-			if src.Rates != nil {
+			switch {
+			case src.Rates == nil:
+			case len(capped) < len(stats) && st.Queue == queue.OtherQueues:
+				q.EnqueueRate, q.DoneRate, q.FailureRate = src.Rates.ObserveFolded(now, folded(stats, capped))
+			default:
 				q.EnqueueRate, q.DoneRate, q.FailureRate = src.Rates.Observe(now, st.Queue, st.Enqueued, st.Succeeded, st.Failed)
 			}
 			snap.Queues = append(snap.Queues, q)
@@ -147,6 +151,13 @@ type RateTracker struct {
 	window time.Duration
 	byName map[string][]rateSample
 	swept  time.Time // when byName was last rid of queues not observed for a window
+	// folded are the last totals of each queue summed into OtherQueues,
+	// and other the totals of OtherQueues: the sum of what those queues
+	// did while folded. Summing their totals instead would count a queue's
+	// whole past as the moment it is folded in, and take it back as it
+	// leaves.
+	folded map[string]rateSample
+	other  rateSample
 }
 
 type rateSample struct {
@@ -156,7 +167,7 @@ type rateSample struct {
 
 // NewRateTracker returns a tracker over a one-minute window.
 func NewRateTracker() *RateTracker {
-	return &RateTracker{window: time.Minute, byName: map[string][]rateSample{}}
+	return &RateTracker{window: time.Minute, byName: map[string][]rateSample{}, folded: map[string]rateSample{}}
 }
 
 // Observe records the queue's totals at now and returns enqueues/s and
@@ -165,6 +176,36 @@ func NewRateTracker() *RateTracker {
 func (r *RateTracker) Observe(now time.Time, q string, enqueued, succeeded, failed int64) (enqueueRate, doneRate, failureRate float64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.observe(now, q, enqueued, succeeded, failed)
+}
+
+// ObserveFolded is Observe for OtherQueues, the sum of the queues beyond
+// the cap (stats): its rates are those of what these queues did while
+// folded, each queue counted from the call after the one that folded it.
+func (r *RateTracker) ObserveFolded(now time.Time, stats []queue.Stats) (enqueueRate, doneRate, failureRate float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, st := range stats {
+		cur := rateSample{at: now, enqueued: st.Enqueued, succeeded: st.Succeeded, fail: st.Failed}
+		if prev, ok := r.folded[st.Queue]; ok && cur.enqueued >= prev.enqueued && cur.succeeded >= prev.succeeded && cur.fail >= prev.fail {
+			r.other.enqueued += cur.enqueued - prev.enqueued
+			r.other.succeeded += cur.succeeded - prev.succeeded
+			r.other.fail += cur.fail - prev.fail
+		}
+		r.folded[st.Queue] = cur
+	}
+	// A queue no longer folded is forgotten: when it comes back, what it
+	// did meanwhile (shown on its own) is not counted here.
+	for q, last := range r.folded {
+		if last.at != now {
+			delete(r.folded, q)
+		}
+	}
+	return r.observe(now, queue.OtherQueues, r.other.enqueued, r.other.succeeded, r.other.fail)
+}
+
+// observe is Observe; the caller holds mu.
+func (r *RateTracker) observe(now time.Time, q string, enqueued, succeeded, failed int64) (enqueueRate, doneRate, failureRate float64) {
 	r.sweep(now)
 	hist := r.byName[q]
 	if n := len(hist); n > 0 {
@@ -212,4 +253,20 @@ func (r *RateTracker) sweep(now time.Time) {
 			delete(r.byName, q)
 		}
 	}
+}
+
+// folded returns the queues of stats that CapStats summed into OtherQueues
+// in capped.
+func folded(stats, capped []queue.Stats) []queue.Stats {
+	shown := make(map[string]bool, len(capped))
+	for _, st := range capped {
+		shown[st.Queue] = true
+	}
+	var out []queue.Stats
+	for _, st := range stats {
+		if !shown[st.Queue] {
+			out = append(out, st)
+		}
+	}
+	return out
 }
