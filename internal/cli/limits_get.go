@@ -78,6 +78,7 @@ func filterLimits(v LimitsView, target string) (LimitsView, error) {
 	if len(parts) > 1 && !slices.Contains(out.Limits[0].Scopes, parts[1]) {
 		return out, core.Errorf(core.CodeInvalid, "limit %q has no scope %q (target %q)", parts[0], parts[1], target)
 	}
+	target = ratelimit.CanonicalTarget(target) // as overrides are stored
 	for _, o := range v.Overrides {
 		if ratelimit.Related(o.Target, target) {
 			out.Overrides = append(out.Overrides, o)

@@ -145,3 +145,24 @@ func TestE2ELimitsGetTarget(t *testing.T) {
 		wantFail(t, de.env, ExitUsage, `limit "rl-test" has no scope "user" (target "rl-test:user")`, "limits", "get", "rl-test:user")
 	}
 }
+
+// TestE2ELimitsGetCanonicalTarget: `limits get` finds an override under
+// the name it is stored by (an IPv6 address is keyed by its /64), however
+// the target is written, over both drivers, as `limits set` and `unset`
+// take it.
+func TestE2ELimitsGetCanonicalTarget(t *testing.T) {
+	r := redistest.Start(t)
+	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL()}, "--workers", "0")
+	envs := drivers(t, d, r, "refrakt:")
+	mustCLI(t, envs[0].env, "limits", "set", "run:ip:2001:db8::1", "--capacity", "3", "--window", "1m")
+	for _, de := range envs {
+		got := limitsJSON(t, de.env, "run:ip:2001:db8::1")
+		var targets []string
+		for _, o := range got.Overrides {
+			targets = append(targets, o.Target)
+		}
+		if diff := cmp.Diff([]string{"run:ip:2001:db8::/64"}, targets); diff != "" {
+			t.Errorf("limits get run:ip:2001:db8::1 over %s (-want +got):\n%s", de.name, diff)
+		}
+	}
+}

@@ -116,6 +116,22 @@ func (t Target) String() string {
 	return t.Limit + ":" + string(t.Scope) + ":" + t.Identity
 }
 
+// CanonicalTarget returns target with its identity, when it has one, in the
+// form overrides are stored under (an IPv6 address as its /64, as
+// SetOverride keys it): what `limits get` must look for. A
+// target whose identity is not one of its scope is returned as it is.
+func CanonicalTarget(target string) string {
+	parts := strings.SplitN(target, ":", 3)
+	if len(parts) < 3 {
+		return target
+	}
+	id, err := normalizeIdentity(Scope(parts[1]), parts[2])
+	if err != nil {
+		return target
+	}
+	return parts[0] + ":" + parts[1] + ":" + id
+}
+
 // ParseTarget parses "limit", "limit:scope" or "limit:scope:identity"
 // against the limits in force; an unknown limit, a scope the limit does not
 // apply, or an identity that is not one (a malformed IP) is core.CodeInvalid.
