@@ -528,6 +528,14 @@ return {now, redis.call('LLEN', KEYS[1]), redis.call('ZCARD', KEYS[2]), redis.ca
 // on only through those finished in the same millisecond as the last of
 // them (ties, which the broker orders by id across queues, as when it read
 // and sorted the whole history).
+//
+// A walk of several calls resumes at (from, seen): the seen-th entry of
+// the millisecond from. A job that leaves or joins that millisecond's
+// entries between two calls (finished again, requeued, its queue trimmed)
+// shifts them: the next call may then skip one job or read one twice (the
+// broker drops the repeat, and the listing may come out one short). Only a
+// walk longer than one call's budget (JOB_HISTORY above 1000) can meet
+// this, and only for a listing made while those very jobs change.
 var finishedScript = newScript(jobFields + `
 local want, need, budget = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[6])
 local tie, from, seen = ARGV[3], ARGV[4], tonumber(ARGV[5])
