@@ -16,6 +16,7 @@ const OtherQueues = "_other"
 // into one OtherQueues entry, whose oldest pending age is the oldest of
 // them. A list of n or fewer is returned as it is; stats is not modified.
 func CapStats(stats []Stats, n int) []Stats {
+	n = max(n, 1) // room for the OtherQueues entry at least
 	if len(stats) <= n {
 		return stats
 	}
