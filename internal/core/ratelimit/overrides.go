@@ -198,7 +198,9 @@ func (l *Limiter) refreshOverrides(ctx context.Context, force bool) error {
 	kept := list[:0]
 	for _, o := range list {
 		if o.Expired(now) {
-			_ = l.store.DeleteOverride(cctx, o.Target)
+			// The value read may be old by now (a scan of many takes a
+			// while): the store deletes only an override still expired.
+			_ = l.store.DeleteExpiredOverride(cctx, o.Target, now)
 			continue
 		}
 		// One written past SetOverride's checks (by hand, or by a build

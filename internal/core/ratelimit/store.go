@@ -30,6 +30,10 @@ type Store interface {
 	// DeleteOverride removes the override of target; core.CodeNotFound when
 	// there is none.
 	DeleteOverride(ctx context.Context, target string) error
+	// DeleteExpiredOverride removes the override of target only if the one
+	// stored now is expired at now: an override set again meanwhile (a
+	// script renewing it as it ends) stays. Nothing stored is no error.
+	DeleteExpiredOverride(ctx context.Context, target string, now time.Time) error
 	// WatchOverrides calls changed whenever any process changes an override
 	// (overrides true) or resets a key (false), until ctx ends; it returns
 	// ctx's error or a lost subscription's. When it cannot tell (the watch

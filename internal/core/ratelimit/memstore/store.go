@@ -711,6 +711,21 @@ func (s *Store) notify(overrides bool) {
 	}
 }
 
+// DeleteExpiredOverride implements ratelimit.Store.
+func (s *Store) DeleteExpiredOverride(_ context.Context, target string, now time.Time) error {
+	s.ovMu.Lock()
+	o, ok := s.overrides[target]
+	ok = ok && o.Expired(now)
+	if ok {
+		delete(s.overrides, target)
+	}
+	s.ovMu.Unlock()
+	if ok {
+		s.notify(true)
+	}
+	return nil
+}
+
 // WatchOverrides implements ratelimit.Store.
 func (s *Store) WatchOverrides(ctx context.Context, changed func(overrides bool)) error {
 	s.ovMu.Lock()

@@ -185,6 +185,34 @@ func (s *Store) DeleteOverride(ctx context.Context, target string) error {
 	return nil
 }
 
+// deleteExpiredScript deletes an override only if the one stored is
+// expired at ARGV[2] (Unix ms), counting the change and announcing it as
+// DeleteOverride does; a value that is not an override's JSON stays.
+//
+//	KEYS[1] the overrides hash  ARGV[1] target  ARGV[2] now, ms
+//	ARGV[3] the change channel  ARGV[4] the version field
+var deleteExpiredScript = redis.NewScript(`
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v then return 0 end
+local ok, o = pcall(cjson.decode, v)
+if not ok or type(o) ~= 'table' then return 0 end
+local exp = tonumber(o.expires_at_ms)
+if not exp or exp <= 0 or exp > tonumber(ARGV[2]) then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HINCRBY', KEYS[1], ARGV[4], 1)
+redis.call('PUBLISH', ARGV[3], ARGV[1])
+return 1
+`)
+
+// DeleteExpiredOverride implements ratelimit.Store.
+func (s *Store) DeleteExpiredOverride(ctx context.Context, target string, now time.Time) error {
+	err := deleteExpiredScript.Run(ctx, s.rdb, []string{s.keyOverrides}, target, now.UnixMilli(), s.chanOverrides, versionField).Err()
+	if errors.Is(err, redis.Nil) {
+		err = nil
+	}
+	return wrap(err, "delete an expired override")
+}
+
 // WatchOverrides implements ratelimit.Store with a pub/sub subscription.
 func (s *Store) WatchOverrides(ctx context.Context, changed func(overrides bool)) error {
 	sub := s.rdb.Subscribe(ctx, s.chanOverrides)

@@ -28,6 +28,9 @@ type overridesHook struct {
 	mu    sync.Mutex
 	sent  map[string]int
 	delay time.Duration
+	// beforeDelete, when set, runs once just before the first command that
+	// may delete an override (HDEL, or a script call) goes.
+	beforeDelete func()
 }
 
 func (h *overridesHook) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -49,6 +52,15 @@ func (h *overridesHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redi
 }
 
 func (h *overridesHook) see(cmd redis.Cmder) {
+	if n := cmd.Name(); n == "hdel" || n == "evalsha" || n == "eval" {
+		h.mu.Lock()
+		f := h.beforeDelete
+		h.beforeDelete = nil
+		h.mu.Unlock()
+		if f != nil {
+			f()
+		}
+	}
 	a := cmd.Args()
 	if len(a) < 2 {
 		return
@@ -344,5 +356,42 @@ func TestOverrideChangeMessageReloads(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond)
 	if c := h.counts(); wholeReads(c) != 0 {
 		t.Fatalf("after a reset message the daemon sent %v: a reset changes no override", c)
+	}
+}
+
+// TestExpiredOverrideRenewedMeanwhileStays: a refresh deletes the expired
+// overrides it read; one set again between that read and the deletion (a
+// script renewing an override as it ends, while a daemon scans many) must
+// stay.
+func TestExpiredOverrideRenewedMeanwhileStays(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	cfg := ratelimit.DefaultConfig()
+	cfg.BackendTimeout = 5 * time.Second // not about slowness
+	rdb := newClient(t, srv)
+	const target = "run:ip:192.0.2.60"
+	stored := func(expires time.Time) string {
+		return fmt.Sprintf(`{"capacity":2,"window_ms":60000,"mode":"enforce","expires_at_ms":%d,"created_at_ms":1}`, expires.UnixMilli())
+	}
+	if err := rdb.HSet(ctx, "refrakt:rl:overrides", target, stored(clock.Now().Add(-time.Second))).Err(); err != nil {
+		t.Fatal(err)
+	}
+	h := &overridesHook{sent: map[string]int{}}
+	h.beforeDelete = func() {
+		if err := rdb.HSet(ctx, "refrakt:rl:overrides", target, stored(clock.Now().Add(time.Hour))).Err(); err != nil {
+			t.Error(err)
+		}
+	}
+	l := hookedLimiter(t, srv, h, cfg, clock, nil)
+	if err := l.RefreshOverrides(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n, err := rdb.HExists(ctx, "refrakt:rl:overrides", target).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !n {
+		t.Fatal("the override renewed after the refresh read it expired was deleted")
 	}
 }

@@ -7,6 +7,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,6 +31,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("MostSpecificOverride", func(t *testing.T) { testMostSpecific(t, newStore) })
 	t.Run("OverrideAPI", func(t *testing.T) { testOverrideAPI(t, newStore) })
 	t.Run("OverrideSeenByOthers", func(t *testing.T) { testOverrideSeenByOthers(t, newStore) })
+	t.Run("DeleteExpiredOverride", func(t *testing.T) { testDeleteExpiredOverride(t, newStore) })
 	t.Run("Reset", func(t *testing.T) { testReset(t, newStore) })
 	t.Run("Snapshot", func(t *testing.T) { testSnapshot(t, newStore) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, newStore) })
@@ -599,5 +601,43 @@ func testConcurrency(t *testing.T, newStore NewStore) {
 	wg.Wait()
 	if got := admitted.Load(); got != 60 {
 		t.Errorf("64 goroutines × 4 requests admitted %d, want exactly the burst, 60", got)
+	}
+}
+
+// testDeleteExpiredOverride: the deletion of an expired override (a
+// limiter's refresh, on what it read a while ago) removes only an override
+// still expired when it runs; one set again meanwhile (a script renewing
+// it as it ends) stays, and a missing one is no error.
+func testDeleteExpiredOverride(t *testing.T, newStore NewStore) {
+	clock := NewClock()
+	s := newStore(t, clock)
+	ctx := context.Background()
+	now := clock.Now().Truncate(time.Millisecond)
+	set := func(target string, expires time.Time) {
+		t.Helper()
+		o := ratelimit.Override{Target: target, Capacity: 3, Window: time.Minute, Mode: ratelimit.ModeEnforce, CreatedAt: now, ExpiresAt: expires}
+		if err := s.SetOverride(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set("rl-test:ip:192.0.2.1", now.Add(-time.Second)) // expired
+	set("rl-test:ip:192.0.2.2", now.Add(time.Hour))    // renewed: in force
+	set("rl-test:ip:192.0.2.3", time.Time{})           // no expiry
+	for _, target := range []string{"rl-test:ip:192.0.2.1", "rl-test:ip:192.0.2.2", "rl-test:ip:192.0.2.3", "rl-test:ip:192.0.2.4"} {
+		if err := s.DeleteExpiredOverride(ctx, target, now); err != nil {
+			t.Fatalf("DeleteExpiredOverride(%s): %v", target, err)
+		}
+	}
+	os, err := s.Overrides(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, o := range os {
+		left = append(left, o.Target)
+	}
+	slices.Sort(left)
+	if diff := cmp.Diff([]string{"rl-test:ip:192.0.2.2", "rl-test:ip:192.0.2.3"}, left); diff != "" {
+		t.Errorf("overrides left (-want +got):\n%s", diff)
 	}
 }
