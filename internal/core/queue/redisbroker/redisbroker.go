@@ -1421,7 +1421,7 @@ func (b *Broker) listFinished(ctx context.Context, names []string, st queue.Stat
 		q         string
 		need      int64
 		tie, from string
-		seen      int64
+		last      string // the id of the last entry looked at, at from
 	}
 	walks := make([]*walk, len(names))
 	for i, q := range names {
@@ -1437,7 +1437,7 @@ func (b *Broker) listFinished(ctx context.Context, names []string, st queue.Stat
 		}
 		cmds, err := b.pipelined(ctx, order, func(q string) ([]string, []any, *script) {
 			k, w := b.keys(q), of[q]
-			return []string{k.history, k.job}, []any{string(st), w.need, w.tie, w.from, w.seen, finishedBudget}, finishedScript
+			return []string{k.history, k.job}, []any{string(st), w.need, w.tie, w.from, w.last, finishedBudget}, finishedScript
 		})
 		if err != nil {
 			return nil, fmt.Errorf("list jobs: %w", err)
@@ -1458,7 +1458,7 @@ func (b *Broker) listFinished(ctx context.Context, names []string, st queue.Stat
 			if more, _ := a[0].(int64); more == 1 {
 				w.need = max(0, w.need-int64(len(a)-4))
 				w.from, _ = a[1].(string)
-				w.seen, _ = a[2].(int64)
+				w.last, _ = a[2].(string)
 				w.tie, _ = a[3].(string)
 				next = append(next, w)
 			}

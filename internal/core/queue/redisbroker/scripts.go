@@ -519,27 +519,46 @@ return {now, redis.call('LLEN', KEYS[1]), redis.call('ZCARD', KEYS[2]), redis.ca
 //	ARGV[1] status  ARGV[2] need: jobs still to find (0: only the ties below)
 //	ARGV[3] tie: finished_at of the last job of the limit, once found ("")
 //	ARGV[4] from: finished_at to start at ("": the latest)
-//	ARGV[5] how many entries with finished_at = from were looked at already
+//	ARGV[5] last: the id of the last entry looked at, at finished_at = from
+//	        ("" when none)
 //	ARGV[6] budget: the most entries to look at in this call
 //
-// Returns {more, from, seen, tie, fields…}: more is 1 when the budget ran
-// out first (call again with the need left, tie, from and seen), else 0;
+// Returns {more, from, last, tie, fields…}: more is 1 when the budget ran
+// out first (call again with the need left, tie, from and last), else 0;
 // then the jobs found, latest first. Once need jobs are found, the walk goes
 // on only through those finished in the same millisecond as the last of
 // them (ties, which the broker orders by id across queues, as when it read
 // and sorted the whole history).
 //
-// A walk of several calls resumes at (from, seen): the seen-th entry of
-// the millisecond from. A job that leaves or joins that millisecond's
-// entries between two calls (finished again, requeued, its queue trimmed)
-// shifts them: the next call may then skip one job or read one twice (the
-// broker drops the repeat, and the listing may come out one short). Only a
-// walk longer than one call's budget (JOB_HISTORY above 1000) can meet
-// this, and only for a listing made while those very jobs change.
+// A walk of several calls resumes after (from, last): entries of the same
+// finished_at come in reverse order of id, so those of from whose id is at
+// or above last were looked at. A job that leaves that millisecond
+// meanwhile (finished again, requeued) shifts nothing; one that joins it
+// with a higher id (finished in that same millisecond after the walk went
+// by) is not listed, as if it had come after the listing.
 var finishedScript = newScript(jobFields + `
 local want, need, budget = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[6])
-local tie, from, seen = ARGV[3], ARGV[4], tonumber(ARGV[5])
-local out = {0, '', 0, ''}
+local tie, from, last = ARGV[3], ARGV[4], ARGV[5]
+local out = {0, '', '', ''}
+-- seen: the entries of from looked at, counted afresh from last (which a
+-- change between two calls cannot shift, as it would an offset). Within
+-- one call nothing else runs, so the walk pages by offset.
+-- Ids compare byte by byte, as Redis orders equal scores (Lua's < follows
+-- the server's locale).
+local function at_or_above(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = a:byte(i), b:byte(i)
+    if x ~= y then return x > y end
+  end
+  return #a >= #b
+end
+local seen = 0
+if from ~= '' and last ~= '' then
+  for _, m in ipairs(redis.call('ZREVRANGEBYSCORE', KEYS[1], from, from)) do
+    if not at_or_above(m, last) then break end
+    seen = seen + 1
+  end
+end
 -- walk looks at the entries after (from, seen) until it has found what it
 -- needs (1: the budget ran out first). Each page starts at the last entry
 -- looked at, so it costs what it reads, however deep the walk.
@@ -557,7 +576,7 @@ local function walk()
     for i = 1, #entries, 2 do
       local at = entries[i+1]
       if tie ~= '' and tonumber(at) ~= tonumber(tie) then return 0 end
-      looked = looked + 1
+      looked, last = looked + 1, entries[i]
       if from ~= '' and tonumber(at) == tonumber(from) then seen = seen + 1 else from, seen = at, 1 end
       local key = KEYS[2] .. entries[i]
       if redis.call('HGET', key, 'status') == want then
@@ -573,7 +592,7 @@ local function walk()
   end
 end
 out[1] = walk()
-out[2], out[3], out[4] = from, seen, tie
+out[2], out[3], out[4] = from, last, tie
 return out
 `)
 
