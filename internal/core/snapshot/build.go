@@ -45,6 +45,10 @@ func Build(ctx context.Context, src Sources, now time.Time) (Snapshot, error) {
 		}
 		adm := src.Jobs.Config().Admission
 		capped := queue.CapStats(stats, MaxQueues)
+		var rest []queue.Stats // the queues summed into OtherQueues
+		if len(capped) < len(stats) {
+			rest = folded(stats, capped)
+		}
 		for _, st := range capped {
 			q := Queue{
 				Name: st.Queue, Pending: st.Pending, Running: st.Running, Scheduled: st.Scheduled,
@@ -52,13 +56,14 @@ func Build(ctx context.Context, src Sources, now time.Time) (Snapshot, error) {
 				EnqueuedTotal: st.Enqueued, SucceededTotal: st.Succeeded, FailedTotal: st.Failed,
 				Admission: admission(adm, st),
 			}
-			if len(capped) < len(stats) && st.Queue == queue.OtherQueues {
-				q.Admission = othersAdmission(adm, stats, capped)
+			others := rest != nil && st.Queue == queue.OtherQueues
+			if others {
+				q.Admission = othersAdmission(adm, rest)
 			}
 			switch {
 			case src.Rates == nil:
-			case len(capped) < len(stats) && st.Queue == queue.OtherQueues:
-				q.EnqueueRate, q.DoneRate, q.FailureRate = src.Rates.ObserveFolded(now, folded(stats, capped))
+			case others:
+				q.EnqueueRate, q.DoneRate, q.FailureRate = src.Rates.ObserveFolded(now, rest)
 			default:
 				q.EnqueueRate, q.DoneRate, q.FailureRate = src.Rates.Observe(now, st.Queue, st.Enqueued, st.Succeeded, st.Failed)
 			}
@@ -121,19 +126,12 @@ func admission(c queue.AdmissionConfig, st queue.Stats) Admission {
 	return a
 }
 
-// othersAdmission is the admission state of the queues that capped summed
-// into its OtherQueues entry: refusing when any of them refuses (a sum of
-// their pending counts would say nothing of any one queue).
-func othersAdmission(c queue.AdmissionConfig, all, capped []queue.Stats) Admission {
-	kept := make(map[string]bool, len(capped))
-	for _, st := range capped[:len(capped)-1] {
-		kept[st.Queue] = true
-	}
+// othersAdmission is the admission state of the queues rest that CapStats
+// summed into its OtherQueues entry: refusing when any of them refuses (a
+// sum of their pending counts would say nothing of any one queue).
+func othersAdmission(c queue.AdmissionConfig, rest []queue.Stats) Admission {
 	a := Admission{MaxPending: int64(c.MaxPending), MaxAgeSeconds: c.MaxAge.Seconds()}
-	for _, st := range all {
-		if kept[st.Queue] {
-			continue
-		}
+	for _, st := range rest {
 		if b := admission(c, st); b.Refusing && (!a.Refusing || b.Reason == queue.ReasonMaxPending) {
 			a.Refusing, a.Reason = true, b.Reason
 		}
@@ -255,8 +253,8 @@ func (r *RateTracker) sweep(now time.Time) {
 	}
 }
 
-// folded returns the queues of stats that CapStats summed into OtherQueues
-// in capped.
+// folded returns the queues of stats that CapStats summed into the
+// OtherQueues entry of capped.
 func folded(stats, capped []queue.Stats) []queue.Stats {
 	shown := make(map[string]bool, len(capped))
 	for _, st := range capped {
