@@ -48,20 +48,28 @@ func (s *Store) OverridesVersion(ctx context.Context) (int64, error) {
 
 // Overrides implements ratelimit.Store.
 func (s *Store) Overrides(ctx context.Context) ([]ratelimit.Override, error) {
-	// HSCAN may return a field twice (while Redis rehashes the hash): the
-	// last value read wins.
+	return s.scanOverrides(ctx, "", nil)
+}
+
+// scanOverrides reads the overrides of the fields that match (a glob; ""
+// for all) with HSCAN, overridesScan at a time, keeping those keep accepts
+// (nil: all) and appending them to out. HSCAN may return a field twice
+// (while Redis rehashes the hash): the last value read wins.
+func (s *Store) scanOverrides(ctx context.Context, match string, keep func(target string) bool, out ...ratelimit.Override) ([]ratelimit.Override, error) {
 	seen := map[string]int{}
-	var out []ratelimit.Override
 	var cursor uint64
 	for {
-		kv, next, err := s.rdb.HScan(ctx, s.keyOverrides, cursor, "", overridesScan).Result()
+		kv, next, err := s.rdb.HScan(ctx, s.keyOverrides, cursor, match, overridesScan).Result()
 		if err != nil {
 			return nil, wrap(err, "list overrides")
 		}
 		for i := 0; i+1 < len(kv); i += 2 {
 			target := kv[i]
+			if target == versionField || keep != nil && !keep(target) {
+				continue
+			}
 			o, ok := decodeOverride(target, kv[i+1])
-			if !ok || target == versionField {
+			if !ok {
 				continue
 			}
 			if j, ok := seen[target]; ok {
@@ -117,24 +125,7 @@ func (s *Store) OverridesOf(ctx context.Context, target string) ([]ratelimit.Ove
 			}
 		}
 	}
-	// The iterator yields field, value, field, value…; a scan may yield a
-	// field twice (when the hash is resized meanwhile).
-	seen := map[string]bool{}
-	it := s.rdb.HScan(ctx, s.keyOverrides, 0, globEscape(target)+":*", 1000).Iterator()
-	for it.Next(ctx) {
-		field := it.Val()
-		if !it.Next(ctx) {
-			break
-		}
-		if o, ok := decodeOverride(field, it.Val()); ok && !seen[field] && ratelimit.Related(field, target) {
-			seen[field] = true
-			out = append(out, o)
-		}
-	}
-	if err := it.Err(); err != nil {
-		return nil, wrap(err, "list overrides")
-	}
-	return out, nil
+	return s.scanOverrides(ctx, globEscape(target)+":*", func(field string) bool { return ratelimit.Related(field, target) }, out...)
 }
 
 // globEscape quotes the characters special to Redis's glob patterns.
