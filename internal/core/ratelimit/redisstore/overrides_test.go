@@ -69,6 +69,9 @@ func (h *overridesHook) see(cmd redis.Cmder) {
 		return
 	}
 	h.mu.Lock()
+	if h.sent == nil {
+		h.sent = map[string]int{}
+	}
 	h.sent[cmd.Name()]++
 	d := h.delay
 	h.mu.Unlock()
@@ -82,8 +85,15 @@ func (h *overridesHook) counts() map[string]int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	c := h.sent
-	h.sent = map[string]int{}
+	h.sent = nil
 	return c
+}
+
+// overridesFixture is what the overrides tests start from: a Redis, a
+// context, a stopped clock and the default limiter configuration.
+func overridesFixture(t *testing.T) (*redistest.Server, context.Context, *storetest.Clock, ratelimit.Config) {
+	t.Helper()
+	return redistest.Start(t), context.Background(), storetest.NewClock(), ratelimit.DefaultConfig()
 }
 
 // wholeReads counts the commands among c that read the whole hash.
@@ -111,19 +121,16 @@ func hookedLimiter(t *testing.T, srv *redistest.Server, h *overridesHook, cfg ra
 // took Redis 105 ms to send), and must still load; bounded by that timeout,
 // a starting daemon enforced no override at all.
 func TestOverridesLoadOutlastsBackendTimeout(t *testing.T) {
-	srv := redistest.Start(t)
-	ctx := context.Background()
-	clock := storetest.NewClock()
-	cfg := ratelimit.DefaultConfig()
+	srv, ctx, clock, cfg := overridesFixture(t)
 	cfg.BackendTimeout = 50 * time.Millisecond
 
-	setter := hookedLimiter(t, srv, &overridesHook{sent: map[string]int{}}, cfg, clock, nil)
+	setter := hookedLimiter(t, srv, &overridesHook{}, cfg, clock, nil)
 	const target = "run:ip:192.0.2.7"
 	if _, err := setter.SetOverride(ctx, ratelimit.Override{Target: target, Capacity: 1, Window: time.Minute}, 0); err != nil {
 		t.Fatal(err)
 	}
 
-	h := &overridesHook{sent: map[string]int{}, delay: 3 * cfg.BackendTimeout}
+	h := &overridesHook{delay: 3 * cfg.BackendTimeout}
 	l := hookedLimiter(t, srv, h, cfg, clock, nil)
 	if err := l.RefreshOverrides(ctx); err != nil {
 		t.Fatalf("a load slower than the backend timeout failed: %v", err)
@@ -150,17 +157,14 @@ func TestOverridesLoadOutlastsBackendTimeout(t *testing.T) {
 // load it, a key's reset does not, and an override written past the count
 // (by hand) is loaded within the full reload's period.
 func TestOverridesRefreshReadsVersionOnly(t *testing.T) {
-	srv := redistest.Start(t)
-	ctx := context.Background()
-	clock := storetest.NewClock()
-	cfg := ratelimit.DefaultConfig()
+	srv, ctx, clock, cfg := overridesFixture(t)
 	cfg.BackendTimeout = 5 * time.Second // not about slowness
 
-	other := hookedLimiter(t, srv, &overridesHook{sent: map[string]int{}}, cfg, clock, nil)
+	other := hookedLimiter(t, srv, &overridesHook{}, cfg, clock, nil)
 	if _, err := other.SetOverride(ctx, ratelimit.Override{Target: "run:ip:192.0.2.1", Capacity: 5, Window: time.Minute}, 0); err != nil {
 		t.Fatal(err)
 	}
-	h := &overridesHook{sent: map[string]int{}}
+	h := &overridesHook{}
 	l := hookedLimiter(t, srv, h, cfg, clock, nil)
 	refresh := func() map[string]int {
 		t.Helper()
@@ -226,12 +230,9 @@ func TestOverridesRefreshReadsVersionOnly(t *testing.T) {
 // ones loaded before stay in force, and the spell is logged once, not at
 // every refresh; so is the recovery.
 func TestOverridesRefreshFailureLogged(t *testing.T) {
-	srv := redistest.Start(t)
-	ctx := context.Background()
-	clock := storetest.NewClock()
-	cfg := ratelimit.DefaultConfig()
+	srv, ctx, clock, cfg := overridesFixture(t)
 	logs := &syncBuffer{}
-	l := hookedLimiter(t, srv, &overridesHook{sent: map[string]int{}}, cfg, clock, logs)
+	l := hookedLimiter(t, srv, &overridesHook{}, cfg, clock, logs)
 	if _, err := l.SetOverride(ctx, ratelimit.Override{Target: "run:ip:192.0.2.9", Capacity: 2, Window: time.Minute}, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -312,12 +313,9 @@ func TestOverridesOf(t *testing.T) {
 // announced), within a second as DESIGN says; a key's reset message does
 // not make it read them.
 func TestOverrideChangeMessageReloads(t *testing.T) {
-	srv := redistest.Start(t)
-	ctx := context.Background()
-	clock := storetest.NewClock()
-	cfg := ratelimit.DefaultConfig()
+	srv, ctx, clock, cfg := overridesFixture(t)
 	cfg.BackendTimeout = 5 * time.Second // not about slowness
-	h := &overridesHook{sent: map[string]int{}}
+	h := &overridesHook{}
 	l := hookedLimiter(t, srv, h, cfg, clock, nil)
 	if err := l.RefreshOverrides(ctx); err != nil { // loaded: Run's own first refresh finds nothing new
 		t.Fatal(err)
@@ -364,10 +362,7 @@ func TestOverrideChangeMessageReloads(t *testing.T) {
 // script renewing an override as it ends, while a daemon scans many) must
 // stay.
 func TestExpiredOverrideRenewedMeanwhileStays(t *testing.T) {
-	srv := redistest.Start(t)
-	ctx := context.Background()
-	clock := storetest.NewClock()
-	cfg := ratelimit.DefaultConfig()
+	srv, ctx, clock, cfg := overridesFixture(t)
 	cfg.BackendTimeout = 5 * time.Second // not about slowness
 	rdb := newClient(t, srv)
 	const target = "run:ip:192.0.2.60"
@@ -377,7 +372,7 @@ func TestExpiredOverrideRenewedMeanwhileStays(t *testing.T) {
 	if err := rdb.HSet(ctx, "refrakt:rl:overrides", target, stored(clock.Now().Add(-time.Second))).Err(); err != nil {
 		t.Fatal(err)
 	}
-	h := &overridesHook{sent: map[string]int{}}
+	h := &overridesHook{}
 	h.beforeDelete = func() {
 		if err := rdb.HSet(ctx, "refrakt:rl:overrides", target, stored(clock.Now().Add(time.Hour))).Err(); err != nil {
 			t.Error(err)
