@@ -190,7 +190,7 @@ func (d *redisDriver) Limits(ctx context.Context, target string) (LimitsView, er
 		overrides = d.lim.Overrides()
 	} else {
 		// Only those related to target leave Redis.
-		list, err := d.store.OverridesOf(ctx, ratelimit.CanonicalTarget(target))
+		list, err := d.store.OverridesOf(ctx, target)
 		if err != nil {
 			return LimitsView{}, d.fail(err)
 		}

@@ -170,7 +170,7 @@ func (s *Server) handleLimitsConfigGet() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, limitsConfigResponse{Enabled: set.Enabled, Limits: []limitJSON{toLimitJSON(l)},
-			Overrides: overridesJSON(s.limiter.OverridesOf(ratelimit.CanonicalTarget(target)))})
+			Overrides: overridesJSON(s.limiter.OverridesOf(target))})
 	})
 }
 

@@ -328,9 +328,10 @@ func Related(o, t string) bool {
 	return o == t || strings.HasPrefix(t, o+":") || strings.HasPrefix(o, t+":")
 }
 
-// OverridesOf lists the overrides in force that are Related to target, by
-// target.
+// OverridesOf lists the overrides in force that are Related to target (in
+// its stored form, CanonicalTarget), by target.
 func (l *Limiter) OverridesOf(target string) []Override {
+	target = CanonicalTarget(target)
 	var out []Override
 	for _, o := range l.Overrides() {
 		if Related(o.Target, target) {

@@ -102,11 +102,12 @@ func decodeOverride(target, v string) (ratelimit.Override, bool) {
 	return o, true
 }
 
-// OverridesOf lists the stored overrides ratelimit.Related to target,
-// expired ones included, in any order, without reading the others: the
+// OverridesOf lists the stored overrides ratelimit.Related to target (in
+// its stored form, ratelimit.CanonicalTarget), expired ones included, in any order, without reading the others: the
 // covering ones (target's prefixes) by name, those under target by a scan
 // of the hash that Redis filters, so only they cross the network.
 func (s *Store) OverridesOf(ctx context.Context, target string) ([]ratelimit.Override, error) {
+	target = ratelimit.CanonicalTarget(target)
 	covering := []string{target}
 	for i := range target {
 		if target[i] == ':' {
