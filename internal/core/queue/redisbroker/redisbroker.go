@@ -59,10 +59,12 @@ type Broker struct {
 	history int
 	clock   queue.Clock
 
-	// wakeInScript: the client talks to one server (no cluster, no ring),
-	// so enqueueScript may push the wake-up itself instead of a separate
-	// command in a pipeline.
-	wakeInScript bool
+	// single: the client talks to one server (no cluster, no ring), so a
+	// script may touch keys beyond its queue's: enqueueScript pushes the
+	// wake-up and lists the queue, removeScript unlists it, and
+	// locateScript reads every queue, instead of separate commands or a
+	// command per queue.
+	single bool
 	// keyCache maps the queues this broker has seen in the index to their
 	// keys (*keys): being in it is being known. Written under mu (addName),
 	// read without it.
@@ -111,7 +113,7 @@ func New(rdb redis.UniversalClient, opts Options) *Broker {
 		opts.SweepInterval = DefaultSweepInterval
 	}
 	_, single := rdb.(*redis.Client)
-	return &Broker{rdb: rdb, prefix: opts.Prefix, history: opts.HistoryLimit, clock: opts.Clock, wakeInScript: single,
+	return &Broker{rdb: rdb, prefix: opts.Prefix, history: opts.HistoryLimit, clock: opts.Clock, single: single,
 		sweepEvery: opts.SweepInterval, cmdTimeout: commandTimeout(rdb)}
 }
 
@@ -377,7 +379,7 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 				parts = append(parts, p)
 			}
 			p.jobs = append(p.jobs, nj)
-			if !b.wakeInScript && nj.Delay <= 0 && !slices.Contains(wakeQueues, nj.Queue) {
+			if !b.single && nj.Delay <= 0 && !slices.Contains(wakeQueues, nj.Queue) {
 				wakeQueues = append(wakeQueues, nj.Queue)
 			}
 			if !slices.Contains(newQueues, nj.Queue) && !b.isKnown(nj.Queue) {
@@ -396,7 +398,7 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 	// A queue new to this broker is listed with its jobs on a cluster (a
 	// repair: see recheckLater). On a single server the enqueue script lists
 	// a queue it makes, and a queue it does not make is listed already.
-	listNew := len(newQueues) > 0 && !b.wakeInScript
+	listNew := len(newQueues) > 0 && !b.single
 	var more func(redis.Pipeliner)
 	if len(wakeQueues) > 0 || listNew {
 		trim := false
@@ -484,7 +486,7 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 	// afterwards (see RemoveQueue). A failure here does not fail the
 	// enqueue (the jobs are stored): the next Tick lists the queue, and
 	// this broker's next enqueue there too (relist.go).
-	if len(madeQueues) > 0 && !b.wakeInScript {
+	if len(madeQueues) > 0 && !b.single {
 		ictx, cancel := indexContext(ctx)
 		defer cancel()
 		if e := b.rdb.SAdd(ictx, b.indexKey(), toAny(madeQueues)...).Err(); e != nil {
@@ -504,7 +506,7 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 func (b *Broker) enqueueCall(q string, jobs []queue.NewJob, notAfter int64) scriptCall {
 	k := b.keys(q)
 	ks := k.enqueue[:4]
-	if b.wakeInScript {
+	if b.single {
 		ks = k.enqueue[:]
 	}
 	args := make([]any, 0, 3+7*len(jobs))
@@ -638,7 +640,7 @@ func (b *Broker) dropName(q string) {
 // single server one script (locate); on a cluster one HMGET per queue,
 // pipelined, and, when none has the job, again after reading the index.
 func (b *Broker) Get(ctx context.Context, id string) (*queue.Job, error) {
-	if b.wakeInScript {
+	if b.single {
 		return b.locate(ctx, id)
 	}
 	for _, fresh := range []time.Duration{5 * time.Second, 0} {
@@ -1148,7 +1150,7 @@ func (b *Broker) RemoveQueue(ctx context.Context, name string) (int, error) {
 	k := b.keys(name)
 	ks := k.every()
 	listed := "0"
-	if b.wakeInScript {
+	if b.single {
 		ks = append(ks, b.indexKey())
 	} else {
 		in, err := b.rdb.SIsMember(ctx, b.indexKey(), name).Result()
@@ -1173,7 +1175,7 @@ func (b *Broker) RemoveQueue(ctx context.Context, name string) (int, error) {
 	case status == "not_found":
 		return 0, queue.QueueNotFoundError(name)
 	case status == "busy" && len(a) == 5:
-		if !b.wakeInScript {
+		if !b.single {
 			// A busy queue must be listed: this repairs the index after a
 			// removal whose last step failed.
 			_ = b.rdb.SAdd(ctx, b.indexKey(), name).Err()
@@ -1182,7 +1184,7 @@ func (b *Broker) RemoveQueue(ctx context.Context, name string) (int, error) {
 	case status != "ok" || len(a) != 2:
 		return 0, fmt.Errorf("remove queue %s: unexpected reply %v", name, r)
 	}
-	if !b.wakeInScript {
+	if !b.single {
 		// The queue is gone: these steps run to their end whatever the
 		// caller's context, and a failure leaves the check to Tick.
 		ictx, cancel := indexContext(ctx)
