@@ -104,7 +104,7 @@ func (s *Server) addQueueSampler() {
 // maxQueueSeries caps the label values of the per-queue gauges: anyone may
 // name a queue in POST /run, so queue names are client input. The busiest
 // queues keep their own series; the rest are summed under otherQueues.
-const maxQueueSeries = 100
+const maxQueueSeries = queue.ShownQueues
 
 // otherQueues is the queue label of the queues beyond maxQueueSeries.
 const otherQueues = queue.OtherQueues
@@ -116,7 +116,7 @@ func (s *Server) sampleQueues(ctx context.Context) {
 	if err != nil {
 		return // counted by the service as a backend error
 	}
-	stats = capQueueSeries(stats)
+	stats = queue.CapStats(stats, maxQueueSeries)
 	s.queueSeriesMu.Lock()
 	defer s.queueSeriesMu.Unlock()
 	seen := make(map[string]bool, len(stats))
@@ -136,10 +136,4 @@ func (s *Server) sampleQueues(ctx context.Context) {
 		}
 	}
 	s.queueSeries = seen
-}
-
-// capQueueSeries keeps the maxQueueSeries-1 busiest queues and sums the
-// rest into one otherQueues entry (queue.CapStats, the snapshot's rule too).
-func capQueueSeries(stats []queue.Stats) []queue.Stats {
-	return queue.CapStats(stats, maxQueueSeries)
 }

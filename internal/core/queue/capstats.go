@@ -5,6 +5,10 @@ import (
 	"slices"
 )
 
+// ShownQueues is how many entries metrics and snapshots give the queues:
+// the busiest ShownQueues-1 and OtherQueues (CapStats).
+const ShownQueues = 100
+
 // OtherQueues names the entry that CapStats sums the queues beyond its cap
 // into.
 const OtherQueues = "_other"

@@ -21,7 +21,7 @@ const (
 	MaxOverrides = 50
 	// MaxQueues bounds the queues listed: the busiest MaxQueues-1 and the
 	// rest summed as queue.OtherQueues, as the per-queue metrics do.
-	MaxQueues = 100
+	MaxQueues = queue.ShownQueues
 )
 
 // Sources are the services a snapshot reads. The daemon passes its own; the
