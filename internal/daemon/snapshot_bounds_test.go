@@ -115,3 +115,48 @@ func TestSnapshotListsBounded(t *testing.T) {
 		t.Errorf("rate-limits?limit=20: %d overrides of %d, want 20 of %d", len(rl.Overrides), rl.OverridesTotal, overrides)
 	}
 }
+
+// TestSnapshotShowsBannedKeys: a banned key stays in the snapshot (first)
+// after more than a snapshot's worth of other clients made a request each;
+// listing only the most recently active pushed it out, so `top` showed no
+// trace of the abuser an operator looks for.
+func TestSnapshotShowsBannedKeys(t *testing.T) {
+	r := redistest.Start(t)
+	for _, backend := range []string{"memory", "redis"} {
+		t.Run(backend, func(t *testing.T) {
+			var s *Server
+			if backend == "memory" {
+				s = newTestServer(t)
+			} else {
+				s, _ = newRedisServer(t, r)
+			}
+			get := func(ip string) int {
+				resp, _ := send(t, s, request{path: "/api/public/tenant-meta?tenant=t1", peer: ip + ":1234"})
+				return resp.StatusCode
+			}
+			for range 75 {
+				get("192.0.2.77")
+			}
+			if code := get("192.0.2.77"); code != 429 {
+				t.Fatalf("the abuser's request: %d, want 429", code)
+			}
+			for i := range 2 * snapshot.MaxBuckets {
+				get(fmt.Sprintf("198.20.%d.%d", i/250, i%250))
+			}
+			rec := raw(t, s, "GET", "/api/obs/snapshot", opToken, "")
+			var snap snapshot.Snapshot
+			if err := json.Unmarshal(rec.Body.Bytes(), &snap); err != nil {
+				t.Fatal(err)
+			}
+			if len(snap.Buckets) != snapshot.MaxBuckets {
+				t.Errorf("%d buckets, want %d", len(snap.Buckets), snapshot.MaxBuckets)
+			}
+			if len(snap.Buckets) == 0 || snap.Buckets[0].Key != "tenant-meta:ip:192.0.2.77" || snap.Buckets[0].BannedUntil == nil {
+				t.Errorf("the first bucket is not the banned key: %+v", snap.Buckets[:min(1, len(snap.Buckets))])
+			}
+			if snap.PenalizedTotal != 1 {
+				t.Errorf("penalized_total %d, want 1", snap.PenalizedTotal)
+			}
+		})
+	}
+}

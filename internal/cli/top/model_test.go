@@ -2,6 +2,7 @@ package top
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/snapshot"
 )
 
 // state is what a user can observe of a Model, for comparing.
@@ -422,5 +424,32 @@ func TestEmptyPanesWhileFiltering(t *testing.T) {
 		if strings.Contains(screen, unwanted) {
 			t.Errorf("screen says %q while filtering:\n%s", unwanted, screen)
 		}
+	}
+}
+
+// TestFilterBeyondShownQueues: past the 99 queues a snapshot names, a
+// filter that finds none of them says the others are summed in _other and
+// how to reach them, instead of saying they do not exist; the title counts
+// them.
+func TestFilterBeyondShownQueues(t *testing.T) {
+	snap := loadSnapshot(t)
+	snap.Queues = nil
+	for i := range 99 {
+		snap.Queues = append(snap.Queues, snapshot.Queue{Name: fmt.Sprintf("q%04d", i)})
+	}
+	snap.Queues = append(snap.Queues, snapshot.Queue{Name: "_other", Pending: 1901})
+	snap.QueuesTotal = 2000
+	var m tea.Model = New(context.Background(), &scriptSource{}, Options{Clock: newClock()})
+	m, _ = m.Update(tea.WindowSizeMsg{Width: 200, Height: 60})
+	m, _ = m.Update(fetchedMsg{snap: snap})
+	if screen := m.(Model).Screen(); !strings.Contains(screen, "Queues (100 and 1901 more)") {
+		t.Errorf("queues title without the count of the others:\n%s", screen)
+	}
+	for _, msg := range presses("/", "q", "1", "9", "enter") {
+		m, _ = m.Update(msg)
+	}
+	want := `no queue matches "q19" among the 99 shown (1901 more in _other; refrakt jobs list --queue finds any)`
+	if screen := m.(Model).Screen(); !strings.Contains(screen, want) {
+		t.Errorf("screen without %q:\n%s", want, screen)
 	}
 }

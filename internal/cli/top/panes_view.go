@@ -2,9 +2,13 @@ package top
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/core/snapshot"
 )
 
 // maxSpark is the widest a sparkline grows: one cell a second.
@@ -32,8 +36,18 @@ func (m Model) queuesSection() section {
 		spark = 0
 	}
 	s := section{cols: line("  ", cols, nil), cursor: m.cursor[paneQueues], empty: "no queues"}
+	// Past 100 queues the snapshot names the 99 busiest and sums the rest
+	// as _other: those are not here to find.
+	named := len(m.snap.Queues)
+	if slices.ContainsFunc(m.snap.Queues, func(q snapshot.Queue) bool { return q.Name == queue.OtherQueues }) {
+		named--
+	}
+	s.more = max(0, m.snap.QueuesTotal-named)
 	if m.filter != "" {
 		s.empty = "no queue matches " + strconv.Quote(m.filter)
+		if s.more > 0 {
+			s.empty += fmt.Sprintf(" among the %d shown (%d more in %s; refrakt jobs list --queue finds any)", named, s.more, queue.OtherQueues)
+		}
 	}
 	s.n = len(qs)
 	s.row = func(i int) string {

@@ -123,8 +123,8 @@ func (m Model) helpScreen(height int) []string {
 		"Queues     gauges; enqueue/s and done/s with the last minute's sparklines;",
 		"           the failure rate. ! marks a queue admission control refuses.",
 		"Dead jobs  the newest jobs that ran out of retries.",
-		"Buckets    the busiest keys: tokens left of capacity, strikes, ban left.",
-		"           ! marks a banned key.",
+		"Buckets    banned and struck keys first, then the most recently active:",
+		"           tokens left of capacity, strikes, ban left. ! marks a ban.",
 		"Overrides  limits changed at runtime: capacity/window, mode, expiry.",
 		"",
 		"? or esc closes this help.")

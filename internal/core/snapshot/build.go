@@ -1,7 +1,9 @@
 package snapshot
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -43,6 +45,7 @@ func Build(ctx context.Context, src Sources, now time.Time) (Snapshot, error) {
 		if err != nil {
 			return snap, err
 		}
+		snap.QueuesTotal = len(stats)
 		adm := src.Jobs.Config().Admission
 		capped := queue.CapStats(stats, MaxQueues)
 		var rest []queue.Stats // the queues summed into OtherQueues
@@ -84,9 +87,10 @@ func Build(ctx context.Context, src Sources, now time.Time) (Snapshot, error) {
 		if err != nil {
 			return snap, err
 		}
-		for _, b := range rl.Buckets {
+		for _, b := range shownBuckets(rl.Penalties, rl.Buckets, MaxBuckets) {
 			snap.Buckets = append(snap.Buckets, bucket(b))
 		}
+		snap.PenalizedTotal = rl.PenalizedKeys
 		snap.OverridesTotal = len(rl.Overrides)
 		for _, o := range ratelimit.TopOverrides(rl.Overrides, MaxOverrides) {
 			out := Override{Target: o.Target, Capacity: int64(o.Capacity), WindowSeconds: o.Window.Seconds(), Mode: o.Mode}
@@ -101,6 +105,36 @@ func Build(ctx context.Context, src Sources, now time.Time) (Snapshot, error) {
 		}
 	}
 	return snap, nil
+}
+
+// shownBuckets picks the buckets a snapshot lists, at most n: the keys with
+// a ban or strikes first (bans first, then by strikes, the most recently
+// active first among equals), then the most recently active others. A
+// banned abuser is what an operator looks for during an incident, and
+// listing only the most recently active would push it out as soon as n
+// other clients made a request each.
+func shownBuckets(penalized, recent []ratelimit.BucketState, n int) []ratelimit.BucketState {
+	pen := slices.Clone(penalized)
+	slices.SortStableFunc(pen, func(a, b ratelimit.BucketState) int {
+		return cmp.Or(
+			cmp.Compare(b.BannedUntil.UnixMicro(), a.BannedUntil.UnixMicro()),
+			cmp.Compare(b.Strikes, a.Strikes),
+			cmp.Compare(b.LastSeen.UnixMicro(), a.LastSeen.UnixMicro()))
+	})
+	out := make([]ratelimit.BucketState, 0, n)
+	seen := make(map[string]bool, n)
+	for _, list := range [][]ratelimit.BucketState{pen, recent} {
+		for _, b := range list {
+			if len(out) == n {
+				return out
+			}
+			if !seen[b.Key] {
+				seen[b.Key] = true
+				out = append(out, b)
+			}
+		}
+	}
+	return out
 }
 
 func bucket(b ratelimit.BucketState) Bucket {

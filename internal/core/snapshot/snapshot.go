@@ -15,12 +15,16 @@ type Snapshot struct {
 	GeneratedAt time.Time `json:"generated_at"`
 	Daemon      Daemon    `json:"daemon"`
 	// Queues are sorted by name, at most 100: the 99 busiest and the rest
-	// summed as one "_other" entry.
-	Queues []Queue `json:"queues"`
+	// summed as one "_other" entry. QueuesTotal counts them all.
+	Queues      []Queue `json:"queues"`
+	QueuesTotal int     `json:"queues_total"`
 	// DeadJobs are the newest dead jobs first, at most 20.
 	DeadJobs []DeadJob `json:"dead_jobs"`
-	// Buckets are the busiest rate limit buckets first, at most 50.
-	Buckets []Bucket `json:"buckets"`
+	// Buckets are at most 50 rate limit buckets: the keys with a ban or
+	// strikes first (bans first, then by strikes), then the most recently
+	// active. PenalizedTotal counts every key with a ban or strikes.
+	Buckets        []Bucket `json:"buckets"`
+	PenalizedTotal int      `json:"penalized_total"`
 	// Overrides are at most 50, by target: the broadest ones first when
 	// there are more (see ratelimit.TopOverrides); OverridesTotal counts
 	// all those in force.
