@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/core"
 )
 
@@ -59,7 +60,7 @@ func (c *APIClient) Do(ctx context.Context, method, path string, in, out any) er
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, body)
 	if err != nil {
-		return usageError{fmt.Errorf("bad server URL %q: %v", c.Base, err)}
+		return usageError{fmt.Errorf("bad server URL %q: %s", config.RedactURL(c.Base), config.RedactIn(err.Error(), c.Base))}
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")

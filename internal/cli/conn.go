@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/daemon"
 )
 
@@ -70,7 +71,7 @@ func (o *ConnOptions) resolve(getenv func(string) string) error {
 	}
 	o.Server = strings.TrimRight(o.Server, "/")
 	if !strings.HasPrefix(o.Server, "http://") && !strings.HasPrefix(o.Server, "https://") {
-		return usageError{errorf("--server %q: must be an http:// or https:// URL", o.Server)}
+		return usageError{errorf("--server %q: must be an http:// or https:// URL", config.RedactURL(o.Server))}
 	}
 	if o.Redis == "" {
 		o.Redis = getenv("REFRAKT_REDIS")

@@ -47,7 +47,7 @@ const connectTimeout = 5 * time.Second
 // daemons on that Redis publish, and those of the environment only when no
 // daemon runs there.
 func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(string) string) (*redisDriver, error) {
-	addr := daemon.RedactURL(rawURL)
+	addr := config.RedactURL(rawURL)
 	if !strings.HasPrefix(rawURL, "redis://") && !strings.HasPrefix(rawURL, "rediss://") && !strings.HasPrefix(rawURL, "unix://") {
 		return nil, usageError{fmt.Errorf("--redis %q: want a redis://, rediss:// or unix:// URL", addr)}
 	}

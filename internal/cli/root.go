@@ -113,7 +113,7 @@ type unreachableError struct {
 }
 
 func (e unreachableError) Error() string {
-	return fmt.Sprintf("cannot reach %s: %v", e.addr, e.err)
+	return config.RedactIn(fmt.Sprintf("cannot reach %s: %v", config.RedactURL(e.addr), e.err), e.addr)
 }
 func (e unreachableError) Unwrap() error { return e.err }
 

@@ -136,3 +136,31 @@ func TestServeWaitsForRedis(t *testing.T) {
 		t.Fatalf("exit code %d\n%s", code, d.Log())
 	}
 }
+
+// TestPasswordsNeverPrinted: a URL with a mistake in it is quoted in the
+// error, but never with its password (README: "Tokens and Redis passwords
+// are never logged"); parsers quote the URL they were given whole.
+func TestPasswordsNeverPrinted(t *testing.T) {
+	const secret = "RedisPASSsecret42"
+	dead := closedPort(t)
+	for _, args := range [][]string{
+		{"serve", "--addr", "127.0.0.1:0", "--redis", "redis://u:" + secret + "@127.0.0.1:bad"},
+		{"serve", "--addr", "127.0.0.1:0", "--redis", "http://u:" + secret + "@127.0.0.1:17101"},
+		{"serve", "--addr", "127.0.0.1:0", "--redis", "rediss://:" + secret + "@[::1:17101/%zz"},
+		{"jobs", "list", "--redis", "redis://u:" + secret + "@127.0.0.1:bad/0"},
+		{"jobs", "list", "--server", "http://u:" + secret + "@" + dead, "--token", "x"},
+		{"jobs", "list", "--server", "http://u:" + secret + "@127.0.0.1:bad", "--token", "x"},
+		{"jobs", "list", "--server", "ftp://u:" + secret + "@127.0.0.1:1", "--token", "x"},
+	} {
+		code, stdout, stderr := runCLI(t, map[string]string{"REFRAKT_DEVELOPER_TOKEN": "developer-token-0123456789"}, args...)
+		if code == 0 {
+			t.Errorf("%v: exit 0", args)
+		}
+		if strings.Contains(stdout+stderr, secret) {
+			t.Errorf("%v printed the password: %q", args, stderr)
+		}
+		if !strings.Contains(stderr, "xxxxx") {
+			t.Errorf("%v: %q does not show where the password was", args, stderr)
+		}
+	}
+}

@@ -200,7 +200,7 @@ func (c Config) Validate() error {
 		bad("REFRAKT_ADDR", "%q %v (e.g. :8080, 127.0.0.1:0 or [::1]:8080)", c.Addr, err)
 	}
 	if c.RedisURL != "" && !strings.HasPrefix(c.RedisURL, "redis://") && !strings.HasPrefix(c.RedisURL, "rediss://") && !strings.HasPrefix(c.RedisURL, "unix://") {
-		bad("QUEUE_URL", "%q is not a redis://, rediss:// or unix:// URL", c.RedisURL)
+		bad("QUEUE_URL", "%q is not a redis://, rediss:// or unix:// URL", RedactURL(c.RedisURL))
 	}
 	if !strings.HasPrefix(c.PrometheusRoute, "/") || strings.ContainsAny(c.PrometheusRoute, " \t{}?#") || c.PrometheusRoute == "/" {
 		bad("PROMETHEUS_METRICS_ROUTE", "%q must start with / and be a plain path such as /metrics", c.PrometheusRoute)

@@ -3,9 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net/url"
 	"strings"
 	"time"
 
@@ -54,7 +52,7 @@ func OpenRedis(ctx context.Context, url, cluster string) (redis.UniversalClient,
 	if cluster == "auto" {
 		opt, err := redis.ParseURL(firstSeed(url))
 		if err != nil {
-			return nil, "", fmt.Errorf("QUEUE_URL: %w", err)
+			return nil, "", urlError(err, url)
 		}
 		probe := redis.NewClient(opt)
 		info, err := probe.Info(ctx, "cluster").Result()
@@ -67,7 +65,7 @@ func OpenRedis(ctx context.Context, url, cluster string) (redis.UniversalClient,
 	if useCluster {
 		opt, err := redis.ParseClusterURL(url)
 		if err != nil {
-			return nil, "", fmt.Errorf("QUEUE_URL: %w", err)
+			return nil, "", urlError(err, url)
 		}
 		boundTimeouts(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
 		opt.ContextTimeoutEnabled = true // a caller's deadline bounds its command
@@ -80,7 +78,7 @@ func OpenRedis(ctx context.Context, url, cluster string) (redis.UniversalClient,
 	}
 	opt, err := redis.ParseURL(firstSeed(url))
 	if err != nil {
-		return nil, "", fmt.Errorf("QUEUE_URL: %w", err)
+		return nil, "", urlError(err, url)
 	}
 	boundTimeouts(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
 	opt.ContextTimeoutEnabled = true // a caller's deadline bounds its command
@@ -119,7 +117,7 @@ func connectBackend(ctx context.Context, cfg config.Config, log *slog.Logger, on
 		return &Backend{Kind: BackendMemory, Prefix: cfg.Prefix}, nil
 	}
 	if _, err := redis.ParseURL(firstSeed(cfg.RedisURL)); err != nil {
-		return nil, &config.Error{Msg: fmt.Sprintf("QUEUE_URL: %v", err)}
+		return nil, &config.Error{Msg: urlError(err, cfg.RedisURL).Error()}
 	}
 	delay := 100 * time.Millisecond
 	for {
@@ -133,7 +131,7 @@ func connectBackend(ctx context.Context, cfg config.Config, log *slog.Logger, on
 		if onAttempt != nil {
 			onAttempt(err)
 		}
-		log.Warn("backend not reachable; retrying", "backend", "redis", "addr", RedactURL(cfg.RedisURL), "err", err, "retry_in", delay)
+		log.Warn("backend not reachable; retrying", "backend", "redis", "addr", config.RedactURL(cfg.RedisURL), "err", config.RedactIn(err.Error(), cfg.RedisURL), "retry_in", delay)
 		select {
 		case <-ctx.Done():
 			return nil, errors.Join(ctx.Err(), err)
@@ -143,13 +141,11 @@ func connectBackend(ctx context.Context, cfg config.Config, log *slog.Logger, on
 	}
 }
 
-// RedactURL hides a password in a Redis URL, for logs and messages.
-func RedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw
-	}
-	return u.Redacted()
+// urlError is the error of a QUEUE_URL that does not parse: go-redis and
+// net/url quote the URL, password included, and the message goes to the
+// terminal and the logs.
+func urlError(err error, rawURL string) error {
+	return errors.New("QUEUE_URL: " + config.RedactIn(err.Error(), rawURL))
 }
 
 // checkEvictionPolicy warns when Redis may evict keys under memory pressure:
