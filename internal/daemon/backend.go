@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -69,6 +70,7 @@ func OpenRedis(ctx context.Context, url, cluster string) (redis.UniversalClient,
 		}
 		boundTimeouts(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
 		opt.ContextTimeoutEnabled = true // a caller's deadline bounds its command
+		clusterResilience(opt)
 		c := redis.NewClusterClient(opt)
 		if err := c.Ping(ctx).Err(); err != nil {
 			_ = c.Close()
@@ -90,8 +92,44 @@ func OpenRedis(ctx context.Context, url, cluster string) (redis.UniversalClient,
 	return c, BackendRedis, nil
 }
 
-// firstSeed drops go-redis's cluster-only "addr" query parameters, which the
-// single-server URL parser rejects.
+// Cluster client settings (see clusterResilience).
+const (
+	clusterReload       = time.Second
+	clusterMaxRedirects = 8
+)
+
+// clusterResilience tunes a cluster client for failover and resharding.
+//
+//   - go-redis refreshes its map of slots after a MOVED reply or every
+//     ClusterStateReloadInterval (60 s by default). A master that died
+//     answers nothing, so after its replica took over, commands for its slots
+//     kept failing with "connection refused" for up to a minute (22–42 s
+//     measured after the promotion). Reloaded every second, the map finds the
+//     new master within a second of the promotion.
+//   - While a slot moves, a script whose keys are split between the two nodes
+//     gets TRYAGAIN; go-redis retries it MaxRedirects times (3 by default,
+//     with backoff from 8 ms), and a migration of a busy queue's slot
+//     outlasted that. 8 retries wait up to about a second, within the
+//     caller's own deadline.
+//
+// A URL's own max_redirects is kept.
+func clusterResilience(opt *redis.ClusterOptions) {
+	if opt.ClusterStateReloadInterval == 0 {
+		opt.ClusterStateReloadInterval = clusterReload
+	}
+	if opt.MaxRedirects == 0 {
+		opt.MaxRedirects = clusterMaxRedirects
+	}
+}
+
+// clusterOnly are the query parameters of go-redis's cluster URLs that its
+// single-server parser rejects.
+var clusterOnly = []string{"addr", "max_redirects", "read_only", "route_by_latency", "route_by_latency_tolerance", "route_randomly"}
+
+// firstSeed drops the cluster-only query parameters (the other seeds'
+// "addr", "max_redirects", …), so that the single-server parser takes a
+// cluster's URL: to probe whether it is one, or to read it as the one server
+// it names.
 func firstSeed(url string) string {
 	base, query, ok := strings.Cut(url, "?")
 	if !ok {
@@ -99,7 +137,8 @@ func firstSeed(url string) string {
 	}
 	var keep []string
 	for _, kv := range strings.Split(query, "&") {
-		if !strings.HasPrefix(kv, "addr=") {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(clusterOnly, name) {
 			keep = append(keep, kv)
 		}
 	}
