@@ -109,13 +109,25 @@ func (d *redisDriver) fail(err error) error {
 	if err == nil {
 		return nil
 	}
+	// Redis answered with an error (TRYAGAIN while a slot moves, LOADING,
+	// CLUSTERDOWN): it was reached, and the command failed (exit 1).
+	var re redis.Error
+	if errors.As(err, &re) {
+		return fmt.Errorf("%s answered an error: %w", d.addr, unwrapCoded(err))
+	}
 	var ne net.Error
 	if core.ErrorCode(err) == core.CodeUnavailable || errors.As(err, &ne) {
-		var ce *core.Error
-		if errors.As(err, &ce) && ce.Err != nil {
-			err = ce.Err
-		}
-		return unreachableError{addr: d.addr, err: err}
+		return unreachableError{addr: d.addr, err: unwrapCoded(err)}
+	}
+	return err
+}
+
+// unwrapCoded returns the cause a coded error wraps, or err: the driver names
+// the address itself.
+func unwrapCoded(err error) error {
+	var ce *core.Error
+	if errors.As(err, &ce) && ce.Err != nil {
+		return ce.Err
 	}
 	return err
 }
