@@ -66,10 +66,14 @@ func (l *queueLabels) label(q string) string {
 	return otherQueues
 }
 
-func (o jobsObserver) BackendError(op string) {
+func (o jobsObserver) BackendError(op string, err error) {
 	o.m.BackendError("queue_" + op)
 	if o.errs != nil {
-		o.errs.warn(context.Background(), slog.String("op", op))
+		attrs := []slog.Attr{slog.String("op", op)}
+		if err != nil {
+			attrs = append(attrs, slog.Any("err", err))
+		}
+		o.errs.warn(context.Background(), attrs...)
 	}
 }
 

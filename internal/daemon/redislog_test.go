@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -57,7 +58,7 @@ func TestQueueBackendErrorsLogged(t *testing.T) {
 	m := metrics.New(prometheus.NewRegistry(), version.Get())
 	o := jobsObserver{m: m, errs: &throttledLog{log: slog.New(slog.NewJSONHandler(&buf, nil)), msg: "job queue backend failing", every: time.Hour}}
 	for range 4 {
-		o.BackendError("enqueue")
+		o.BackendError("enqueue", errors.New("connection refused"))
 	}
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 1 {
@@ -69,6 +70,11 @@ func TestQueueBackendErrorsLogged(t *testing.T) {
 	}
 	if rec["level"] != "WARN" || rec["msg"] != "job queue backend failing" || rec["op"] != "enqueue" {
 		t.Errorf("line %v, want a WARN naming op enqueue", rec)
+	}
+	// The error itself: TRYAGAIN, a timeout and a refused connection call
+	// for different actions.
+	if rec["err"] != "connection refused" {
+		t.Errorf("line %v, want the error", rec)
 	}
 	if got := testutil.ToFloat64(m.BackendErrors.WithLabelValues("queue_enqueue")); got != 4 {
 		t.Errorf("refrakt_backend_errors_total{op=queue_enqueue} = %v, want 4", got)

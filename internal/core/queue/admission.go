@@ -112,7 +112,7 @@ func (a *Admission) Admit(ctx context.Context, q string) error {
 	if stale {
 		stats, err := a.broker.Stats(ctx, q)
 		if err != nil {
-			a.obs.BackendError("admission")
+			a.obs.BackendError("admission", err)
 			return a.reject(q, ReasonBackend, time.Second, err, "the job queue is unavailable: cannot check queue %s", q)
 		}
 		a.mu.Lock()

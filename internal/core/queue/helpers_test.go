@@ -124,7 +124,7 @@ func (r *recorder) AdmissionRejected(q, reason string) {
 	r.rejected[q+":"+reason]++
 	r.mu.Unlock()
 }
-func (r *recorder) BackendError(op string) { r.mu.Lock(); r.backend[op]++; r.mu.Unlock() }
+func (r *recorder) BackendError(op string, _ error) { r.mu.Lock(); r.backend[op]++; r.mu.Unlock() }
 
 func (r *recorder) snapshot() map[string]map[string]int {
 	r.mu.Lock()

@@ -20,8 +20,9 @@ type Observer interface {
 	// AdmissionRejected counts an enqueue refused by admission control;
 	// reason is max_pending, max_age or backend.
 	AdmissionRejected(queue, reason string)
-	// BackendError counts a failed broker call; op names it (fetch, finish…).
-	BackendError(op string)
+	// BackendError counts a failed broker call; op names it (fetch, finish…)
+	// and err is its error.
+	BackendError(op string, err error)
 }
 
 // NopObserver ignores everything.
@@ -43,4 +44,4 @@ func (NopObserver) Finished(string, string, time.Duration) {}
 func (NopObserver) AdmissionRejected(string, string) {}
 
 // BackendError does nothing.
-func (NopObserver) BackendError(string) {}
+func (NopObserver) BackendError(string, error) {}

@@ -164,7 +164,7 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 	if len(refs) > 0 {
 		ok, err := p.svc.broker.Release(end, refs)
 		if err != nil {
-			p.svc.obs.BackendError("release")
+			p.svc.obs.BackendError("release", err)
 		}
 		for _, v := range ok {
 			if v {
@@ -254,7 +254,7 @@ func (p *Pool) fetch() {
 			p.slots <- struct{}{}
 		}
 		if err != nil && p.fetchCtx.Err() == nil {
-			p.svc.obs.BackendError("fetch")
+			p.svc.obs.BackendError("fetch", err)
 			backoff = nextBackoff(backoff)
 			if !sleep(p.fetchCtx, backoff) {
 				return
@@ -506,7 +506,7 @@ func (p *Pool) heartbeat() {
 		ok, err := p.svc.broker.Extend(ctx, refs, p.cfg.Lease)
 		cancel()
 		if err != nil {
-			p.svc.obs.BackendError("extend")
+			p.svc.obs.BackendError("extend", err)
 			continue
 		}
 		for i, v := range ok {

@@ -65,7 +65,7 @@ func runHandler(ctx context.Context, h Handler, payload json.RawMessage) (res js
 func (s *Service) recordFinish(ctx context.Context, outcomes []Outcome) ([]Status, error) {
 	to, err := s.broker.Finish(ctx, outcomes)
 	if err != nil {
-		s.obs.BackendError("finish")
+		s.obs.BackendError("finish", err)
 		var fe *FinishError
 		if !errors.As(err, &fe) {
 			return nil, err
@@ -197,7 +197,7 @@ func (s *Service) runLeased(ctx context.Context, l Lease) (*Job, error) {
 			case <-t.C:
 				ok, err := s.broker.Extend(runCtx, []Ref{l.Ref()}, s.cfg.Lease)
 				if err != nil {
-					s.obs.BackendError("extend")
+					s.obs.BackendError("extend", err)
 					continue
 				}
 				if !ok[0] {
@@ -244,7 +244,7 @@ func (s *Service) handBackInterrupted(ctx context.Context, l Lease) error {
 	var msg string
 	switch {
 	case err != nil:
-		s.obs.BackendError("release")
+		s.obs.BackendError("release", err)
 		msg = fmt.Sprintf("interrupted: job %s could not be handed back (%v); it returns to pending when its lease ends", l.Job.ID, err)
 	case len(ok) == 1 && ok[0]:
 		s.obs.Transition(string(StatusRunning), string(StatusPending))

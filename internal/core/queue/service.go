@@ -289,7 +289,7 @@ func (s *Service) backendErr(op string, err error) error {
 	if err == nil || core.ErrorCode(err) != core.CodeInternal {
 		return err
 	}
-	s.obs.BackendError(op)
+	s.obs.BackendError(op, err)
 	if ids := MaybeStored(err); len(ids) > 0 {
 		return core.Wrap(core.CodeUnavailable, err, fmt.Sprintf(
 			"the job queue did not answer in time; job %s may have been stored all the same: read it before enqueueing it again",

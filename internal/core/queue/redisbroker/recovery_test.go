@@ -308,7 +308,7 @@ type backendErrors struct {
 	n  int
 }
 
-func (b *backendErrors) BackendError(string) { b.mu.Lock(); b.n++; b.mu.Unlock() }
+func (b *backendErrors) BackendError(string, error) { b.mu.Lock(); b.n++; b.mu.Unlock() }
 func (b *backendErrors) count() int          { b.mu.Lock(); defer b.mu.Unlock(); return b.n }
 
 // TestIdleCallRate: an idle pool makes only a few Redis calls per second.

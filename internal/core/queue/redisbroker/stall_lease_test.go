@@ -234,7 +234,7 @@ type finishObserver struct {
 	failed chan struct{} // gets one value per failed finish, if there is room
 }
 
-func (o *finishObserver) BackendError(op string) {
+func (o *finishObserver) BackendError(op string, _ error) {
 	if op == "finish" {
 		select {
 		case o.failed <- struct{}{}:
