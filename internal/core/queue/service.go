@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/refrakt/refrakt/internal/core"
 )
@@ -185,6 +186,11 @@ func (s *Service) Prepare(req EnqueueRequest, source string) (NewJob, error) {
 		payload = nil
 	} else if !json.Valid(payload) {
 		return NewJob{}, core.Errorf(core.CodeInvalid, "payload is not valid JSON")
+	} else if !validUnicode(payload) {
+		// json.Valid takes any bytes inside strings; stored as sent, they
+		// would come back in every listing and make it unreadable to
+		// anything but Go (RFC 8259 JSON is UTF-8).
+		return NewJob{}, core.Errorf(core.CodeInvalid, "payload is not valid UTF-8 (or escapes half of a surrogate pair)")
 	}
 	if err := s.registry.validate(req.Type, payload); err != nil {
 		return NewJob{}, err
@@ -413,3 +419,56 @@ func (s *Service) Tick(ctx context.Context) (TickResult, error) {
 
 // Ping checks the backend.
 func (s *Service) Ping(ctx context.Context) error { return s.broker.Ping(ctx) }
+
+// validUnicode reports whether b, valid JSON, is UTF-8 text whose \u
+// escapes name characters: no lone half of a UTF-16 surrogate pair.
+func validUnicode(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	in := false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			in = !in
+		case c == '\\' && in:
+			i++
+			if b[i] != 'u' {
+				continue
+			}
+			r := hex4(b[i+1 : i+5])
+			i += 4
+			switch {
+			case r >= 0xDC00 && r <= 0xDFFF:
+				return false // a low half alone
+			case r >= 0xD800 && r <= 0xDBFF:
+				// a high half must be followed by a low one
+				if i+6 >= len(b) || b[i+1] != '\\' || b[i+2] != 'u' {
+					return false
+				}
+				if lo := hex4(b[i+3 : i+7]); lo < 0xDC00 || lo > 0xDFFF {
+					return false
+				}
+				i += 6
+			}
+		}
+	}
+	return true
+}
+
+// hex4 reads four hex digits (json.Valid has checked them).
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case c >= 'A' && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		}
+	}
+	return r
+}

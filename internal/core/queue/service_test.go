@@ -826,3 +826,20 @@ func TestOtherQueuesNameReserved(t *testing.T) {
 	}
 	diff(t, "jobs stored", 0, len(jobs))
 }
+
+// TestPayloadUnicode: a payload must be JSON text a client other than Go can
+// read back: UTF-8, with no escaped half of a surrogate pair. Such bytes were
+// stored as sent and made every listing of the queue unparseable.
+func TestPayloadUnicode(t *testing.T) {
+	s := queue.NewService(queue.Deps{Broker: membroker.New(membroker.Options{})}, queue.Config{})
+	for _, p := range []string{"\"\xff\xfe\"", `"\ud800"`, `"\udc00"`, `"\ud800x"`, `"\ud800\u0041"`, `{"k":"\udfff"}`, "{\"\xc3\":1}"} {
+		if _, err := s.Prepare(queue.EnqueueRequest{Type: "echo", Payload: json.RawMessage(p)}, queue.SourceAPI); core.ErrorCode(err) != core.CodeInvalid {
+			t.Errorf("payload %q: %v, want refused as invalid", p, err)
+		}
+	}
+	for _, p := range []string{`"é"`, "\"\xc3\xa9\"", `"\u00e9"`, `"\ud83d\ude00"`, `"\\ud800"`, `{"\u0041":"\\"}`, `[1,"x\"\ud800\udc00"]`} {
+		if _, err := s.Prepare(queue.EnqueueRequest{Type: "echo", Payload: json.RawMessage(p)}, queue.SourceAPI); err != nil {
+			t.Errorf("payload %q: %v, want accepted", p, err)
+		}
+	}
+}
