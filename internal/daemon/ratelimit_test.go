@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -497,6 +498,21 @@ func TestBanEndRoundsUp(t *testing.T) {
 		}
 		if got := ceilSecond(in).Format(time.RFC3339); got != tt.want {
 			t.Errorf("ceilSecond(%s) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestLongIdentityRefused: a user id past the limiter's 200 bytes, from a
+// trusted proxy, gets 400 naming the bound; the user scope was skipped, so
+// such requests passed limited by address alone.
+func TestLongIdentityRefused(t *testing.T) {
+	s := newTestServer(t)
+	long := strings.Repeat("u", 201)
+	for i := range 3 {
+		resp, body := send(t, s, request{method: "POST", path: "/run", body: `{"type":"ping"}`, peer: "127.0.0.1:1",
+			headers: map[string]string{"X-User-ID": long, "X-Forwarded-For": fmt.Sprintf("198.51.101.%d", i)}})
+		if resp.StatusCode != 400 || errCode(body) == "" || !strings.Contains(fmt.Sprint(body), "200 bytes") {
+			t.Fatalf("request %d: %d %v, want 400 naming the bound", i, resp.StatusCode, body)
 		}
 	}
 }

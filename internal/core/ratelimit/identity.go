@@ -88,6 +88,15 @@ func isDottedQuad(s string) bool {
 	}
 }
 
+// badIdentity is the error of a request whose identity for scope the
+// limiter cannot key on.
+func badIdentity(scope Scope) error {
+	if scope == ScopeIP {
+		return core.Errorf(core.CodeInvalid, "the client address is not an IP address")
+	}
+	return core.Errorf(core.CodeInvalid, "identity of scope %s must be 1 to %d bytes", scope, maxIdentity)
+}
+
 // normalizeIdentity checks an identity given in an override target or a
 // reset key and returns the form the limiter keys buckets on.
 func normalizeIdentity(scope Scope, id string) (string, error) {

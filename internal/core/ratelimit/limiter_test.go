@@ -364,3 +364,29 @@ func TestOverrideTimesInMilliseconds(t *testing.T) {
 		t.Errorf("listed created_at %s, returned %s", got, o.CreatedAt)
 	}
 }
+
+// TestUnusableIdentityRefused: a request carrying an identity the limiter
+// cannot key on (a user id past 200 bytes) is refused, not decided without
+// that scope: the run limit's user scope was skipped, and such a user was
+// limited by address only.
+func TestUnusableIdentityRefused(t *testing.T) {
+	clock := storetest.NewClock()
+	l, err := ratelimit.New(ratelimit.DefaultConfig(), ratelimit.Deps{Store: memstore.New(clock), Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	long := strings.Repeat("u", 201)
+	for _, req := range []ratelimit.Request{
+		{Limit: "run", IP: "192.0.2.1", User: long},
+		{Limit: "run", User: long},
+		{Limit: "secure-ping", User: long, Tenant: "t1"},
+	} {
+		if _, err := l.Allow(ctx, req); core.ErrorCode(err) != core.CodeInvalid || !strings.Contains(err.Error(), "200 bytes") {
+			t.Errorf("%+v: %v, want refused as invalid, naming the bound", req, err)
+		}
+	}
+	if _, err := l.Allow(ctx, ratelimit.Request{Limit: "run", IP: "192.0.2.1", User: strings.Repeat("u", 200)}); err != nil {
+		t.Errorf("200 bytes: %v", err)
+	}
+}
