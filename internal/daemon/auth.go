@@ -109,12 +109,30 @@ func TokenPath(getenv func(string) string) (string, error) {
 // ensureTokenFile returns the developer token kept at path, creating a new
 // random one (mode 0600, directory 0700) when the file is missing or empty.
 // A file readable by others is replaced, since its token may have leaked.
+// The directory must be this user's and writable by no one else, and the
+// file must be this user's: whoever can write either could plant a token of
+// their own choosing (an XDG_STATE_HOME pointing to a shared directory).
 func ensureTokenFile(path string) (token string, created bool, err error) {
-	if b, err := os.ReadFile(path); err == nil {
-		if st, serr := os.Stat(path); serr == nil && st.Mode().Perm()&0o077 == 0 {
-			if tok := strings.TrimSpace(string(b)); len(tok) >= 16 {
-				return tok, false, nil
-			}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", false, fmt.Errorf("create token directory: %w", err)
+	}
+	if err := ownedPrivately(dir, 0o022); err != nil {
+		return "", false, fmt.Errorf("token directory %s: %w; set REFRAKT_DEVELOPER_TOKEN or use a directory of your own", dir, err)
+	}
+	if st, err := os.Lstat(path); err == nil {
+		if !st.Mode().IsRegular() {
+			return "", false, fmt.Errorf("token file %s is not a regular file; set REFRAKT_DEVELOPER_TOKEN or remove it", path)
+		}
+		if err := ownedPrivately(path, 0); err != nil {
+			return "", false, fmt.Errorf("token file %s: %w; set REFRAKT_DEVELOPER_TOKEN or remove it", path, err)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", false, fmt.Errorf("read token file %s: %w", path, err)
+		}
+		if tok := strings.TrimSpace(string(b)); len(tok) >= 16 && st.Mode().Perm()&0o077 == 0 {
+			return tok, false, nil
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return "", false, fmt.Errorf("read token file %s: %w", path, err)
@@ -124,18 +142,41 @@ func ensureTokenFile(path string) (token string, created bool, err error) {
 		return "", false, err
 	}
 	token = base64.RawURLEncoding.EncodeToString(buf)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", false, fmt.Errorf("create token directory: %w", err)
-	}
+	// A new file of its own, never one found there (the directory is
+	// private, so only this user can have left a stale one).
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(token+"\n"), 0o600); err != nil {
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", false, fmt.Errorf("write token file: %w", err)
 	}
-	if err := os.Chmod(tmp, 0o600); err != nil {
-		return "", false, err
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", false, fmt.Errorf("write token file: %w", err)
+	}
+	_, werr := f.WriteString(token + "\n")
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return "", false, fmt.Errorf("write token file: %w", werr)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return "", false, fmt.Errorf("write token file: %w", err)
 	}
 	return token, true, nil
+}
+
+// ownedPrivately checks that path (not followed if a link) belongs to this
+// process's user and that no permission bit of forbid is set.
+func ownedPrivately(path string, forbid fs.FileMode) error {
+	st, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	if uid, ok := fileOwner(st); ok && uid != os.Geteuid() {
+		return fmt.Errorf("belongs to user %d, not to this one (%d)", uid, os.Geteuid())
+	}
+	if m := st.Mode().Perm(); m&forbid != 0 {
+		return fmt.Errorf("is writable by others (mode %#o)", m)
+	}
+	return nil
 }

@@ -451,3 +451,40 @@ func TestClusterClientSettings(t *testing.T) {
 		client.Close()
 	}
 }
+
+// TestTokenFileOthersCannotPlant: a token directory others may write, or a
+// token file of another user, is refused with a message naming it, never
+// used: whoever wrote it would know the developer token.
+func TestTokenFileOthersCannotPlant(t *testing.T) {
+	shared := filepath.Join(t.TempDir(), "refrakt")
+	if err := os.Mkdir(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o1777); err != nil {
+		t.Fatal(err)
+	}
+	planted := filepath.Join(shared, "token")
+	if err := os.WriteFile(planted, []byte("attackerKnownToken12345\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if tok, _, err := ensureTokenFile(planted); err == nil || !strings.Contains(err.Error(), "writable by others") {
+		t.Errorf("world-writable directory: token %q, err %v; want refused", tok, err)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("planting a file of another user needs root")
+	}
+	dir := filepath.Join(t.TempDir(), "refrakt")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "token")
+	if err := os.WriteFile(other, []byte("attackerKnownToken12345\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(other, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if tok, _, err := ensureTokenFile(other); err == nil || !strings.Contains(err.Error(), "belongs to user 65534") {
+		t.Errorf("another user's file: token %q, err %v; want refused", tok, err)
+	}
+}

@@ -309,7 +309,7 @@ type backendErrors struct {
 }
 
 func (b *backendErrors) BackendError(string, error) { b.mu.Lock(); b.n++; b.mu.Unlock() }
-func (b *backendErrors) count() int          { b.mu.Lock(); defer b.mu.Unlock(); return b.n }
+func (b *backendErrors) count() int                 { b.mu.Lock(); defer b.mu.Unlock(); return b.n }
 
 // TestIdleCallRate: an idle pool makes only a few Redis calls per second.
 func TestIdleCallRate(t *testing.T) {
