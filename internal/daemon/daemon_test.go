@@ -488,3 +488,35 @@ func TestTokenFileOthersCannotPlant(t *testing.T) {
 		t.Errorf("another user's file: token %q, err %v; want refused", tok, err)
 	}
 }
+
+// TestInFlightCapKeepsOperatorsIn: public requests holding every slot of
+// REFRAKT_MAX_IN_FLIGHT (long /assistant waits) do not lock the developer
+// and operator routes out: those count against a reserve of their own.
+func TestInFlightCapKeepsOperatorsIn(t *testing.T) {
+	s := newTestServer(t, func(c *config.Config) { c.MaxInFlight = 2 })
+	release := make(chan struct{})
+	entered := make(chan struct{}, 2)
+	s.mux.Handle("GET /test/hold", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+		writeJSON(w, 200, map[string]string{"ok": "yes"})
+	}))
+	done := make(chan struct{}, 2)
+	for range 2 {
+		go func() {
+			s.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/test/hold", nil))
+			done <- struct{}{}
+		}()
+	}
+	<-entered
+	<-entered
+	defer func() { close(release); <-done; <-done }()
+	if resp, _ := do(t, s, "POST", "/run", "", `{"type":"ping"}`); resp.StatusCode != 503 {
+		t.Errorf("public request at the cap: %d, want 503", resp.StatusCode)
+	}
+	for _, path := range []string{"/api/dev/whoami", "/api/obs/jobs", "/api/dev/jobs"} {
+		if resp, body := do(t, s, "GET", path, devToken, ""); resp.StatusCode != 200 {
+			t.Errorf("%s with the public slots full: %d %v, want 200", path, resp.StatusCode, body)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -187,21 +188,40 @@ func (s *Server) dispatch() http.Handler {
 
 // capInFlight answers 503 with Retry-After once REFRAKT_MAX_IN_FLIGHT
 // requests are being served, so a flood queues nowhere and memory stays
-// bounded; liveness and readiness probes are never refused.
+// bounded; liveness and readiness probes are never refused. The developer
+// and operator routes and the metrics route count apart, against a reserve
+// of their own (opsInFlight): public requests that wait long (an
+// /assistant wait holds its slot up to 60 s) could otherwise fill the cap
+// and lock the operator out of the API that would let them act.
 func (s *Server) capInFlight(next http.Handler) http.Handler {
 	limit := int64(s.cfg.MaxInFlight)
+	ops := int64(opsInFlight(s.cfg.MaxInFlight))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+		p := r.URL.Path
+		if p == "/healthz" || p == "/readyz" {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if n := s.inFlight.Add(1); limit > 0 && n > limit {
-			s.inFlight.Add(-1)
+		n, max := &s.inFlight, limit
+		if strings.HasPrefix(p, "/api/dev/") || strings.HasPrefix(p, "/api/obs/") || p == s.cfg.PrometheusRoute {
+			n, max = &s.opsInFlight, ops
+		}
+		if v := n.Add(1); max > 0 && v > max {
+			n.Add(-1)
 			w.Header().Set("Retry-After", "1")
-			writeError(w, r, s.log, core.Errorf(core.CodeUnavailable, "too many requests in flight (%d); retry shortly", limit))
+			writeError(w, r, s.log, core.Errorf(core.CodeUnavailable, "too many requests in flight (%d); retry shortly", max))
 			return
 		}
-		defer s.inFlight.Add(-1)
+		defer n.Add(-1)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// opsInFlight is the developer and operator routes' own cap: a sixteenth of
+// REFRAKT_MAX_IN_FLIGHT, at least 16 (0: no cap, as for the rest).
+func opsInFlight(maxInFlight int) int {
+	if maxInFlight <= 0 {
+		return 0
+	}
+	return max(16, maxInFlight/16)
 }

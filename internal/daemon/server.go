@@ -54,6 +54,8 @@ type Server struct {
 	queueSeries   map[string]bool
 
 	inFlight atomic.Int64
+	// opsInFlight counts the developer and operator requests (capInFlight).
+	opsInFlight atomic.Int64
 	// draining ends when the daemon must answer the requests still waiting
 	// for jobs (POST /assistant) before HTTP's drain runs out (Drain).
 	draining context.Context
