@@ -107,7 +107,9 @@ type tenantMetaResponse struct {
 type tenantLimitJSON struct {
 	limitJSON
 	// Override is the override in force for the limit as this tenant's
-	// traffic meets it (limit or limit:scope level), if any.
+	// traffic meets it, if any: the most specific of the tenant's key
+	// (limit:tenant:T), the scope (limit:tenant) and the limit, for a limit
+	// with a tenant scope; the limit's own for the others.
 	Override *overrideJSON `json:"override,omitempty"`
 }
 
@@ -133,7 +135,10 @@ func (s *Server) handleTenantMeta() http.Handler {
 			if o, ok := s.limiter.Override(target); ok {
 				oj := toOverrideJSON(o)
 				tl.Override = &oj
+				// An override replaces the premium multiplier too: a premium
+				// request gets the override's capacity.
 				tl.Burst, tl.Rate, tl.WindowSeconds = o.Capacity, o.Capacity, oj.WindowSeconds
+				tl.PremiumBurst, tl.PremiumRate = o.Capacity, o.Capacity
 			}
 			out.Limits = append(out.Limits, tl)
 		}

@@ -218,8 +218,10 @@ func TestTenantMeta(t *testing.T) {
 		m := l.(map[string]any)
 		got = append(got, lim{m["name"].(string), m["burst"].(float64), m["rate"].(float64), m["premium_burst"].(float64), m["override"] != nil})
 	}
+	// An override replaces the premium multiplier too (README): premium
+	// requests get its capacity, as the response must say (it said 30).
 	want := []lim{
-		{"run", 100, 100, 30, true},
+		{"run", 100, 100, 100, true},
 		{"assistant", 20, 20, 60, false},
 		{"tenant-meta", 60, 60, 180, false},
 		{"rl-test", 3, 3, 9, false},
@@ -227,6 +229,11 @@ func TestTenantMeta(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("limits (-want +got):\n%s", diff)
+	}
+	premium, _ := send(t, s, request{method: "POST", path: "/run", body: `{"type":"ping"}`, peer: "127.0.0.1:1",
+		headers: map[string]string{"X-Forwarded-For": "198.51.100.77", "X-RateLimit-Tier": "premium"}})
+	if got := premium.Header.Get("RateLimit-Limit"); got != "100" {
+		t.Errorf("a premium request under the override: RateLimit-Limit %q, want 100, as tenant-meta says", got)
 	}
 }
 
