@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -72,6 +73,10 @@ func (s *Server) handleRun() http.Handler {
 			writeError(w, r, s.log, err)
 			return
 		}
+		if err := publicJob(req); err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
 		j, err := s.jobs.svc.Submit(r.Context(), req, queue.SourceAPI)
 		if err != nil {
 			s.writeJobError(w, r, err)
@@ -126,6 +131,10 @@ func (s *Server) handleAssistant() http.Handler {
 				return
 			}
 			timeout = time.Duration(*req.TimeoutMS) * time.Millisecond
+		}
+		if err := publicJob(req.EnqueueRequest); err != nil {
+			writeError(w, r, s.log, err)
+			return
 		}
 		j, err := s.jobs.svc.Submit(r.Context(), req.EnqueueRequest, queue.SourceAPI)
 		if err != nil {
@@ -183,4 +192,36 @@ func (s *Server) writeJobError(w http.ResponseWriter, r *http.Request, err error
 		}
 	}
 	writeError(w, r, s.log, err)
+}
+
+// Bounds of a job from the public routes (POST /run, /assistant), tighter
+// than the developer enqueue's: anyone may send them.
+const (
+	// publicMaxPayload bounds a public job's payload. Kept until its job
+	// leaves the history (JOB_HISTORY per queue, with echo's result a second
+	// copy), 1 MiB payloads from a few dozen addresses within their rate
+	// limits grew a memory-backend daemon by 385 MB in 200 requests.
+	publicMaxPayload = 64 << 10
+	// publicMaxSleep bounds a public sleep job: at an hour, four requests
+	// held every worker of a default daemon for an hour.
+	publicMaxSleep = 10_000 // ms
+)
+
+// publicJob checks the public routes' bounds on a job; Prepare checks the
+// rest as for any job.
+func publicJob(req queue.EnqueueRequest) error {
+	if len(req.Payload) > publicMaxPayload {
+		return core.Errorf(core.CodeTooLarge, "payload is %d bytes; a public job's is at most %d (the developer enqueue, POST /api/dev/jobs/enqueue, takes up to the 1 MiB body)", len(req.Payload), publicMaxPayload)
+	}
+	if req.Type == "sleep" {
+		var p struct {
+			MS json.Number `json:"ms"`
+		}
+		if json.Unmarshal(req.Payload, &p) == nil {
+			if ms, err := p.MS.Int64(); err == nil && ms > publicMaxSleep {
+				return core.Errorf(core.CodeInvalid, "a public sleep job sleeps at most %d ms (the developer enqueue allows up to 3600000)", publicMaxSleep)
+			}
+		}
+	}
+	return nil
 }

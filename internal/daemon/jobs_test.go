@@ -552,3 +552,28 @@ func TestAssistantTimeoutSaysWhatTheJobDoes(t *testing.T) {
 		t.Fatalf("504 of a running job: %d %v", resp.StatusCode, body)
 	}
 }
+
+// TestPublicJobBounds: anyone may call POST /run and /assistant, so their
+// jobs are bounded tighter than the developer enqueue's: a payload of at
+// most 64 KiB (413 past it) and a sleep of at most 10 s (400 past it).
+func TestPublicJobBounds(t *testing.T) {
+	s := newTestServer(t)
+	big := `{"type":"echo","payload":"` + strings.Repeat("x", publicMaxPayload) + `"}`
+	for _, path := range []string{"/run", "/assistant"} {
+		if resp, body := do(t, s, "POST", path, "", big); resp.StatusCode != 413 || errCode(body) != "too_large" {
+			t.Errorf("%s with a %d-byte payload: %d %v, want 413", path, publicMaxPayload+2, resp.StatusCode, body)
+		}
+		if resp, body := do(t, s, "POST", path, "", `{"type":"sleep","payload":{"ms":10001}}`); resp.StatusCode != 400 || errCode(body) != "invalid" {
+			t.Errorf("%s sleeping 10001 ms: %d %v, want 400", path, resp.StatusCode, body)
+		}
+	}
+	if resp, body := do(t, s, "POST", "/run", "", `{"type":"sleep","payload":{"ms":10000}}`); resp.StatusCode != 202 {
+		t.Errorf("/run sleeping 10000 ms: %d %v, want 202", resp.StatusCode, body)
+	}
+	// The developer enqueue keeps the API's own bounds.
+	for _, body := range []string{big, `{"type":"sleep","payload":{"ms":3600000}}`} {
+		if resp, out := do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, body); resp.StatusCode != 201 && resp.StatusCode != 202 {
+			t.Errorf("developer enqueue: %d %v, want it accepted", resp.StatusCode, out)
+		}
+	}
+}
