@@ -194,7 +194,11 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 		key, id, ok := appendKey(s.keys[n][:0], e.prefixes[j], sc, &req)
 		s.keys[n] = key
 		if !ok {
-			continue
+			// An identity carried but unusable (too long, or not an
+			// address): refused, never skipped, or the request would pass
+			// without the scope's limit.
+			l.scratch.Put(s)
+			return Decision{}, badIdentity(sc)
 		}
 		b := l.policy(set, e, key, sc, req.Premium)
 		s.bs[n] = *b
