@@ -132,11 +132,14 @@ func (e daemonOutageError) Error() string {
 func (e daemonOutageError) Unwrap() error { return e.err }
 
 // hintError is advice for the person at the command line, kept apart from
-// the daemon's message (errorText appends it; `top` shows the message
-// alone).
+// the daemon's message: errorText appends it, and so does `top` to its
+// "authentication failed" line (through Hint), so both say the same.
 type hintError string
 
 func (h hintError) Error() string { return string(h) }
+
+// Hint returns the advice, to be appended to the daemon's message.
+func (h hintError) Hint() string { return string(h) }
 
 // tokenHint says, after an unauthorized answer, where the token came from
 // and how to give another.

@@ -8,8 +8,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/refrakt/refrakt/internal/cli"
@@ -110,5 +114,73 @@ func TestFixtureMatchesContract(t *testing.T) {
 	var s snapshot.Snapshot
 	if err := dec.Decode(&s); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAuthenticationProblemAsTheCLISaysIt: a daemon that refuses the token
+// makes `top` say what `refrakt jobs list` says in its one line, the CLI's
+// advice included (how to give a token; which token file was rejected), and
+// on an 80-column screen the advice wraps rather than being cut.
+func TestAuthenticationProblemAsTheCLISaysIt(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = io.WriteString(w, `{"error":{"code":"unauthorized","message":"a valid bearer token is required"}}`)
+	}))
+	defer srv.Close()
+	state := t.TempDir()
+	tokenFile := filepath.Join(state, "refrakt", "token")
+	if err := os.MkdirAll(filepath.Dir(tokenFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tokenFile, []byte("stale\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		env    map[string]string // of `refrakt jobs list`
+		client *cli.APIClient    // what `refrakt top` resolves from env
+		want   string            // the CLI's line, after "refrakt: "
+	}{
+		{"no token", map[string]string{"XDG_STATE_HOME": t.TempDir()}, cli.NewAPIClient(srv.URL, ""),
+			"a valid bearer token is required (give a token with --token or REFRAKT_TOKEN)"},
+		{"a token given", map[string]string{"REFRAKT_TOKEN": "wrong"}, cli.NewAPIClient(srv.URL, "wrong"),
+			"a valid bearer token is required (the daemon rejected the token given with --token or REFRAKT_TOKEN)"},
+		{"the token file's", map[string]string{"XDG_STATE_HOME": state},
+			&cli.APIClient{Base: srv.URL, Token: "stale", TokenFile: tokenFile, HTTP: http.DefaultClient},
+			"a valid bearer token is required (the token was read from the token file " + tokenFile +
+				" and the daemon rejected it: give another with --token or REFRAKT_TOKEN)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"REFRAKT_SERVER": srv.URL}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			var stderr bytes.Buffer
+			cli.Run(context.Background(), []string{"jobs", "list"}, func(k string) string { return env[k] },
+				strings.NewReader(""), io.Discard, &stderr)
+			if diff := cmp.Diff("refrakt: "+tt.want+"\n", stderr.String()); diff != "" {
+				t.Fatalf("jobs list stderr (-want +got):\n%s", diff)
+			}
+
+			for _, width := range []int{300, 80} {
+				var m tea.Model = top.New(context.Background(), top.NewHTTPSource(srv.URL, tt.client), top.Options{NoColor: true})
+				m, _ = m.Update(tea.WindowSizeMsg{Width: width, Height: 24})
+				m, _ = m.Update(m.Init()())
+				lines := strings.Split(ansi.Strip(m.(top.Model).Screen()), "\n")
+				var status []string // the header's status, wrapped: up to the first empty line or pane
+				for _, l := range lines[1:] {
+					if strings.TrimSpace(l) == "" || strings.Contains(l, "Queues") {
+						break
+					}
+					status = append(status, strings.TrimSpace(l))
+				}
+				got := strings.Join(status, " ")
+				if want := "authentication failed: " + tt.want + " · retry in 1.0s"; got != want {
+					t.Errorf("width %d: top's status %q, want %q", width, got, want)
+				}
+			}
+		})
 	}
 }
