@@ -73,6 +73,8 @@ type Model struct {
 	err      error // the last fetch's error; nil while connected
 	failures int   // consecutive failed fetches
 	retryIn  time.Duration
+	retryAt  time.Time // the clock's time of the next retry, while failing
+	now      time.Time // the clock's time of the last fetch or countdown tick
 
 	paused   bool
 	inflight bool
@@ -109,6 +111,12 @@ const (
 type (
 	// tickMsg asks for the next fetch of refresh chain seq.
 	tickMsg struct{ seq int }
+	// clockMsg redraws the retry countdown of refresh chain seq, at the
+	// clock's time at.
+	clockMsg struct {
+		seq int
+		at  time.Time
+	}
 	// fetchedMsg is the outcome of one fetch, at the local time it ended.
 	fetchedMsg struct {
 		snap snapshot.Snapshot
@@ -176,6 +184,33 @@ func schedule(d time.Duration, seq int) tea.Cmd {
 	return tea.Tick(d, func(time.Time) tea.Msg { return tickMsg{seq: seq} })
 }
 
+// countdown returns the command that moves the retry countdown on, when
+// the text the header draws for it next changes: the header is drawn after
+// each message, and while the source is down no other message comes.
+func (m Model) countdown() tea.Cmd {
+	seq, clock := m.seq, m.clock
+	return tea.Tick(countdownStep(m.retryAt.Sub(m.now)), func(time.Time) tea.Msg {
+		return clockMsg{seq: seq, at: clock.Now()}
+	})
+}
+
+// countdownStep is how long until the text age draws for a wait of d
+// changes: it shows tenths of a second under 10s, seconds under an hour,
+// minutes beyond.
+func countdownStep(d time.Duration) time.Duration {
+	step := 100 * time.Millisecond
+	switch {
+	case d >= time.Hour:
+		step = time.Minute
+	case d >= 10*time.Second:
+		step = time.Second
+	}
+	if r := d % step; r > 0 {
+		return r
+	}
+	return step
+}
+
 // refreshNow starts a fetch at once unless one is in flight, and drops any
 // tick already scheduled.
 func (m Model) refreshNow() (Model, tea.Cmd) {
@@ -210,6 +245,15 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.inflight = true
 		return m, m.fetch()
+	case clockMsg:
+		if msg.seq != m.seq || m.err == nil || m.paused || m.inflight {
+			return m, nil
+		}
+		m.now = msg.at
+		if m.retryAt.After(m.now) {
+			return m, m.countdown()
+		}
+		return m, nil
 	case fetchedMsg:
 		return m.fetched(msg)
 	case actionDoneMsg:
@@ -222,13 +266,14 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 
 func (m Model) fetched(msg fetchedMsg) (Model, tea.Cmd) {
 	m.inflight = false
+	m.now = msg.at
 	var delay time.Duration
 	if msg.err != nil {
 		// Keep the last data on screen; say why it is stale.
 		m.err = msg.err
 		m.failures++
 		delay = m.backoff(m.failures)
-		m.retryIn = delay
+		m.retryIn, m.retryAt = delay, msg.at.Add(delay)
 	} else {
 		stamp := msg.snap.GeneratedAt
 		if stamp.IsZero() {
@@ -244,6 +289,9 @@ func (m Model) fetched(msg fetchedMsg) (Model, tea.Cmd) {
 		return m, nil
 	}
 	m.seq++
+	if m.err != nil {
+		return m, tea.Batch(schedule(delay, m.seq), m.countdown())
+	}
 	return m, schedule(delay, m.seq)
 }
 

@@ -73,8 +73,12 @@ func (m Model) header() []string {
 	switch {
 	case m.err != nil:
 		second = append(second, t.bad.Render(problem(m.err)))
-		if !m.paused {
-			second = append(second, "retry in "+age(m.retryIn))
+		switch left := m.retryAt.Sub(m.now); {
+		case m.paused:
+		case m.inflight || left <= 0:
+			second = append(second, "retrying…")
+		default:
+			second = append(second, "retry in "+age(left))
 		}
 		if m.haveData {
 			second = append(second, "last data "+m.lastOK.Format("15:04:05"))
