@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
@@ -20,6 +22,7 @@ import (
 	"github.com/refrakt/refrakt/internal/cli/top"
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/snapshot"
+	"github.com/refrakt/refrakt/internal/daemontest"
 )
 
 // request is what the fake daemon saw.
@@ -180,6 +183,45 @@ func TestAuthenticationProblemAsTheCLISaysIt(t *testing.T) {
 				if want := "authentication failed: " + tt.want + " · retry in 1.0s"; got != want {
 					t.Errorf("width %d: top's status %q, want %q", width, got, want)
 				}
+			}
+		})
+	}
+}
+
+// TestDaemonUpBackendDown: top tells a daemon it cannot reach from a
+// daemon that answers but whose backend is down or not connected yet,
+// through the CLI's API client, against a real daemon too.
+func TestDaemonUpBackendDown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String() // nothing listens there once closed
+	l.Close()
+	backendLost := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `{"error":{"code":"unavailable","message":"the job queue is unavailable"}}`)
+	}))
+	defer backendLost.Close()
+	d := daemontest.Start(t, []string{"QUEUE_URL=redis://" + closed + "/0"}) // up; its Redis never answers
+	d.WaitHTTP("/readyz", http.StatusServiceUnavailable, 15*time.Second)
+	tests := []struct {
+		name       string
+		url, token string
+		want       string // the start of the status line
+	}{
+		{"no daemon", "http://" + closed, "x", "disconnected: connection refused · retry in"},
+		{"a daemon whose backend is lost", backendLost.URL, "x", "daemon up, backend unavailable: the job queue is unavailable · retry in"},
+		{"a daemon still connecting its backend", d.URL, d.Token, "daemon up, backend unavailable: backend not "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var m tea.Model = top.New(context.Background(), top.NewHTTPSource(tt.url, cli.NewAPIClient(tt.url, tt.token)), top.Options{NoColor: true})
+			m, _ = m.Update(tea.WindowSizeMsg{Width: 200, Height: 24})
+			m, _ = m.Update(m.Init()())
+			if status := strings.Split(ansi.Strip(m.(top.Model).Screen()), "\n")[1]; !strings.HasPrefix(status, tt.want) {
+				t.Errorf("status %q, want it to start %q", status, tt.want)
 			}
 		})
 	}

@@ -13,7 +13,9 @@ import (
 
 // problem labels a failed fetch for the header's second line. A daemon
 // that refuses the token answered: that is an authentication problem, not
-// a lost connection, and it is not called "disconnected". The message is
+// a lost connection, and it is not called "disconnected"; nor is a daemon
+// that answers that its backend is down (the source says which answers
+// were the daemon's: backendDownError). The message is
 // the daemon's, followed by the advice the CLI's API client gives with it
 // (where the token came from, how to give one): the line every other
 // command prints.
@@ -23,6 +25,9 @@ func problem(err error) string {
 		return "authentication failed: " + reason(err) + hint(err)
 	case core.CodeForbidden:
 		return "not allowed: " + reason(err) + hint(err)
+	}
+	if errors.As(err, new(backendDownError)) {
+		return "daemon up, backend unavailable: " + reason(err)
 	}
 	return "disconnected: " + reason(err)
 }
