@@ -157,7 +157,7 @@ func TestRetryCountdown(t *testing.T) {
 		t.Errorf("after the failure (-want +got):\n%s", diff)
 	}
 
-	tick := firstClockMsg(t, cmd)
+	tick := firstMsg[clockMsg](t, cmd)
 	if cmd := update(tick); cmd == nil {
 		t.Error("a countdown tick before the retry schedules no next one")
 	}
@@ -182,9 +182,9 @@ func TestRetryCountdown(t *testing.T) {
 	}
 }
 
-// firstClockMsg runs cmd (a batch: each of its commands, at once) and
-// returns the countdown tick it yields within 2s.
-func firstClockMsg(t *testing.T, cmd tea.Cmd) clockMsg {
+// firstMsg runs cmd (a batch: each of its commands, at once) and returns
+// the first message of type T it yields within 2s.
+func firstMsg[T tea.Msg](t *testing.T, cmd tea.Cmd) T {
 	t.Helper()
 	if cmd == nil {
 		t.Fatal("no command")
@@ -208,11 +208,12 @@ func firstClockMsg(t *testing.T, cmd tea.Cmd) clockMsg {
 	for {
 		select {
 		case msg := <-msgs:
-			if c, ok := msg.(clockMsg); ok {
-				return c
+			if m, ok := msg.(T); ok {
+				return m
 			}
 		case <-timeout:
-			t.Fatal("no countdown tick within 2s")
+			var zero T
+			t.Fatalf("no %T within 2s", zero)
 		}
 	}
 }

@@ -31,6 +31,7 @@ var (
 	_ Source         = (*HTTPSource)(nil)
 	_ BucketResetter = (*HTTPSource)(nil)
 	_ JobRequeuer    = (*HTTPSource)(nil)
+	_ RoleSource     = (*HTTPSource)(nil)
 )
 
 // NewHTTPSource returns a source calling api; name is the daemon's URL,
@@ -61,6 +62,15 @@ type backendDownError struct{ err error }
 
 func (e backendDownError) Error() string { return e.err.Error() }
 func (e backendDownError) Unwrap() error { return e.err }
+
+// Role asks the daemon the role of the token: GET /api/obs/whoami.
+func (s *HTTPSource) Role(ctx context.Context) (string, error) {
+	var who struct {
+		Role string `json:"role"`
+	}
+	err := s.api.Do(ctx, http.MethodGet, "/api/obs/whoami", nil, &who)
+	return who.Role, err
+}
 
 // ResetBucket clears the bucket key (tokens, strikes, ban):
 // POST /api/dev/rate-limits/reset.

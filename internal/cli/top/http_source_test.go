@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,6 +56,17 @@ func TestHTTPSource(t *testing.T) {
 				return err
 			},
 			wantReq: request{"GET", "/api/obs/snapshot", "Bearer tok", ""},
+		},
+		{
+			name: "role asks whoami", status: 200, body: `{"role":"operator"}`,
+			call: func(s *top.HTTPSource) error {
+				role, err := s.Role(context.Background())
+				if err == nil && role != "operator" {
+					t.Errorf("role = %q, want operator", role)
+				}
+				return err
+			},
+			wantReq: request{"GET", "/api/obs/whoami", "Bearer tok", ""},
 		},
 		{
 			name: "reset posts the key", status: 200, body: `{}`,
@@ -225,4 +237,75 @@ func TestDaemonUpBackendDown(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOperatorTokenRefusedAtOnce: against a real daemon, top learns the
+// token's role with its first data, so x with an operator token says it
+// needs a developer token at once, while a developer's token is asked to
+// confirm.
+func TestOperatorTokenRefusedAtOnce(t *testing.T) {
+	const operator = "operator-token-for-tests-0123456789"
+	d := daemontest.Start(t, []string{"REFRAKT_OPERATOR_TOKEN=" + operator}, "--workers", "0")
+	d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
+	for range 5 { // rl-test allows 3 a minute: a bucket with strikes to select
+		req, _ := http.NewRequest(http.MethodGet, d.URL+"/api/dev/rl-test", nil)
+		req.Header.Set("Authorization", "Bearer "+d.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	tests := []struct {
+		name, token, wantFooter string
+	}{
+		{"an operator's token", operator, "reset needs a developer token"},
+		{"a developer's token", d.Token, "reset bucket rl-test:ip:127.0.0.1? [y/N]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var m tea.Model = top.New(context.Background(), top.NewHTTPSource(d.URL, cli.NewAPIClient(d.URL, tt.token)),
+				top.Options{Interval: top.MinInterval, NoColor: true})
+			m, _ = m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
+			m, cmd := m.Update(m.Init()())
+			for _, msg := range runAll(cmd) { // the next tick, and the role's answer
+				m, _ = m.Update(msg)
+			}
+			for _, k := range []tea.KeyPressMsg{{Code: tea.KeyTab}, {Code: tea.KeyTab}, {Code: 'x', Text: "x"}} {
+				m, _ = m.Update(k)
+			}
+			lines := strings.Split(ansi.Strip(m.(top.Model).Screen()), "\n")
+			if footer := lines[len(lines)-1]; footer != tt.wantFooter {
+				t.Errorf("footer %q, want %q; screen:\n%s", footer, tt.wantFooter, strings.Join(lines, "\n"))
+			}
+		})
+	}
+}
+
+// runAll runs cmd, and each command of a batch at once, and returns the
+// messages they yield.
+func runAll(cmd tea.Cmd) []tea.Msg {
+	if cmd == nil {
+		return nil
+	}
+	msg := cmd()
+	batch, ok := msg.(tea.BatchMsg)
+	if !ok {
+		return []tea.Msg{msg}
+	}
+	results := make([][]tea.Msg, len(batch))
+	var wg sync.WaitGroup
+	for i, c := range batch {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = runAll(c)
+		}()
+	}
+	wg.Wait()
+	var msgs []tea.Msg
+	for _, r := range results {
+		msgs = append(msgs, r...)
+	}
+	return msgs
 }

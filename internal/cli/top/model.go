@@ -89,10 +89,23 @@ type Model struct {
 	filtering  bool   // the filter line has the keyboard
 	prevFilter string // restored when the filter is abandoned with esc
 
+	// mayAct is whether the token may reset and requeue, as far as known:
+	// the source's answer (RoleSource), asked on each (re)connection, or
+	// the last action's outcome.
+	mayAct   permission
 	confirm  *pendingAction
 	status   string // a one-line message in the footer until the next key
 	showHelp bool
 }
+
+// permission is whether the token may do the developer's actions.
+type permission int
+
+const (
+	permissionUnknown permission = iota // not asked, or no answer (--redis, an older daemon)
+	permissionYes
+	permissionNo
+)
 
 // pendingAction is an action waiting for y at its confirmation prompt.
 type pendingAction struct {
@@ -127,6 +140,11 @@ type (
 	actionDoneMsg struct {
 		action pendingAction
 		err    error
+	}
+	// roleMsg is the source's answer to which role the token has.
+	roleMsg struct {
+		role string
+		err  error
 	}
 )
 
@@ -182,6 +200,22 @@ func (m Model) fetch() tea.Cmd {
 // after d.
 func schedule(d time.Duration, seq int) tea.Cmd {
 	return tea.Tick(d, func(time.Time) tea.Msg { return tickMsg{seq: seq} })
+}
+
+// askRole returns the command that asks the source the token's role, or
+// nil when the source cannot tell.
+func (m Model) askRole() tea.Cmd {
+	rs, ok := m.src.(RoleSource)
+	if !ok {
+		return nil
+	}
+	ctx, timeout := m.ctx, m.fetchTimeout
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		role, err := rs.Role(ctx)
+		return roleMsg{role: role, err: err}
+	}
 }
 
 // countdown returns the command that moves the retry countdown on, when
@@ -258,6 +292,17 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m.fetched(msg)
 	case actionDoneMsg:
 		return m.actionDone(msg)
+	case roleMsg:
+		// No answer leaves what is known: the prompt, and the action's
+		// own answer, still stand guard.
+		switch {
+		case msg.err != nil || msg.role == "":
+		case msg.role == "developer":
+			m.mayAct = permissionYes
+		default:
+			m.mayAct = permissionNo
+		}
+		return m, nil
 	case tea.KeyPressMsg:
 		return m.key(msg)
 	}
@@ -267,6 +312,12 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 func (m Model) fetched(msg fetchedMsg) (Model, tea.Cmd) {
 	m.inflight = false
 	m.now = msg.at
+	// On each (re)connection, ask the token's role: the daemon may have
+	// come back with other tokens.
+	var role tea.Cmd
+	if msg.err == nil && (m.err != nil || !m.haveData) {
+		role = m.askRole()
+	}
 	var delay time.Duration
 	if msg.err != nil {
 		// Keep the last data on screen; say why it is stale.
@@ -286,13 +337,13 @@ func (m Model) fetched(msg fetchedMsg) (Model, tea.Cmd) {
 		delay = m.interval
 	}
 	if m.paused {
-		return m, nil
+		return m, role
 	}
 	m.seq++
 	if m.err != nil {
 		return m, tea.Batch(schedule(delay, m.seq), m.countdown())
 	}
-	return m, schedule(delay, m.seq)
+	return m, tea.Batch(schedule(delay, m.seq), role)
 }
 
 func (m Model) actionDone(msg actionDoneMsg) (Model, tea.Cmd) {
@@ -303,10 +354,10 @@ func (m Model) actionDone(msg actionDoneMsg) (Model, tea.Cmd) {
 	}
 	switch code := core.ErrorCode(msg.err); {
 	case msg.err == nil:
-		m.status = what
+		m.status, m.mayAct = what, permissionYes
 		return m.refreshNow()
 	case code == core.CodeUnauthorized || code == core.CodeForbidden:
-		m.status = verb + " needs a developer token"
+		m.status, m.mayAct = verb+" needs a developer token", permissionNo
 	default:
 		m.status = verb + " failed: " + core.ErrorMessage(msg.err)
 	}
@@ -399,9 +450,9 @@ func (m Model) editFilter(msg tea.KeyPressMsg) Model {
 // ask opens the confirmation prompt of an action on the selected row, or
 // says in the footer why it cannot.
 func (m Model) ask(kind actionKind) Model {
-	want, noun := paneBuckets, "bucket"
+	want, noun, verb := paneBuckets, "bucket", "reset"
 	if kind == actionRequeue {
-		want, noun = paneDead, "dead job"
+		want, noun, verb = paneDead, "dead job", "requeue"
 	}
 	switch {
 	case m.focus != want:
@@ -419,6 +470,11 @@ func (m Model) ask(kind actionKind) Model {
 	}
 	if !can {
 		m.status = "this source cannot do that"
+		return m
+	}
+	if m.mayAct == permissionNo {
+		// Known already: no prompt for an action that would be refused.
+		m.status = verb + " needs a developer token"
 		return m
 	}
 	m.confirm = &pendingAction{kind: kind, target: m.selected[want]}
