@@ -102,7 +102,11 @@ func (c *APIClient) Do(ctx context.Context, method, path string, in, out any) er
 		if code == core.CodeUnauthorized {
 			hint = hintError(c.tokenHint())
 		}
-		return &core.Error{Code: code, Message: msg, Err: hint}
+		e := &core.Error{Code: code, Message: msg, Err: hint}
+		if code == core.CodeUnavailable {
+			return daemonOutageError{addr: c.Base, err: e}
+		}
+		return e
 	}
 	if out != nil && len(raw) > 0 {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -112,12 +116,30 @@ func (c *APIClient) Do(ctx context.Context, method, path string, in, out any) er
 	return nil
 }
 
+// daemonOutageError is a daemon's answer that it cannot serve now (exit 3):
+// its backend is down or not connected yet. The daemon's message says what
+// is down; the CLI's line also says which daemon answered, as for a daemon
+// it cannot reach (errorText). The *core.Error stays the cause, so `top`,
+// whose header shows the address, takes the message alone.
+type daemonOutageError struct {
+	addr string
+	err  *core.Error
+}
+
+func (e daemonOutageError) Error() string {
+	return config.RedactURL(e.addr) + ": " + e.err.Message
+}
+func (e daemonOutageError) Unwrap() error { return e.err }
+
 // hintError is advice for the person at the command line, kept apart from
-// the daemon's message (errorText appends it; `top` shows the message
-// alone).
+// the daemon's message: errorText appends it, and so does `top` to its
+// "authentication failed" line (through Hint), so both say the same.
 type hintError string
 
 func (h hintError) Error() string { return string(h) }
+
+// Hint returns the advice, to be appended to the daemon's message.
+func (h hintError) Hint() string { return string(h) }
 
 // tokenHint says, after an unauthorized answer, where the token came from
 // and how to give another.

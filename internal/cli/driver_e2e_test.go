@@ -694,3 +694,25 @@ func interruptRun(t *testing.T, env map[string]string, payload string) interrupt
 	}
 	return interrupted{id: j.ID, code: code, stderr: stderr.String(), get: get}
 }
+
+// TestE2EDaemonWithoutBackend: a daemon that is up but has not connected
+// its backend answers 503; the CLI exits 3 with one line naming the daemon
+// (README: for exit 3 "the message names the address"), as it does for a
+// daemon it cannot reach.
+func TestE2EDaemonWithoutBackend(t *testing.T) {
+	d := daemontest.Start(t, []string{"QUEUE_URL=redis://" + closedPort(t) + "/0"})
+	d.WaitHTTP("/readyz", http.StatusServiceUnavailable, 15*time.Second)
+	state := t.TempDir()
+	cmd := exec.Command(daemontest.Binary(t), "jobs", "list", "--server", d.URL, "--token", d.Token)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + state, "XDG_STATE_HOME=" + state}
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != ExitUnreachable {
+		t.Fatalf("exit: %v, want %d; stderr %q", err, ExitUnreachable, errOut.String())
+	}
+	if s := errOut.String(); strings.Count(s, "\n") != 1 || !strings.HasPrefix(s, "refrakt: "+d.URL+": backend not ") {
+		t.Errorf("stderr %q, want one line starting %q", s, "refrakt: "+d.URL+": backend not ")
+	}
+}

@@ -49,6 +49,9 @@ func newJobsEnqueueCmd(c client, runF func(context.Context, *JobsEnqueueOptions)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Type = args[0]
+			if err := queueFlag(cmd, opts.Queue, "the default queue"); err != nil {
+				return err
+			}
 			if cmd.Flags().Changed("max-retries") {
 				opts.MaxRetries = &maxRetries
 			}

@@ -13,7 +13,9 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/spf13/cobra"
 
+	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/core/queue/membroker"
 	"github.com/refrakt/refrakt/internal/daemon"
 )
 
@@ -70,6 +72,10 @@ func TestJobsEnqueueFlags(t *testing.T) {
 		{"bad duration", []string{"ping", "--delay", "soon"}, nil, ExitUsage},
 		{"bad retries", []string{"ping", "--max-retries", "many"}, nil, ExitUsage},
 		{"unknown flag", []string{"ping", "--priority", "1"}, nil, ExitUsage},
+		{"empty queue", []string{"ping", "--queue", ""}, nil, ExitUsage},
+		{"blank queue", []string{"ping", "--queue", "  "}, nil, ExitUsage},
+		{"empty queue with =", []string{"ping", "--queue="}, nil, ExitUsage},
+		{"bad queue", []string{"ping", "--queue", "bad queue"}, nil, ExitUsage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -175,6 +181,9 @@ func TestJobsListFlags(t *testing.T) {
 		{"zero limit", []string{"--limit", "0"}, nil, ExitUsage},
 		{"limit too big", []string{"--limit", "1001"}, nil, ExitUsage},
 		{"an argument", []string{"pending"}, nil, ExitUsage},
+		{"empty queue", []string{"--queue", ""}, nil, ExitUsage},
+		{"blank queue", []string{"--queue", " "}, nil, ExitUsage},
+		{"bad queue", []string{"--queue", "bad queue"}, nil, ExitUsage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -200,6 +209,9 @@ func TestJobsRunFlags(t *testing.T) {
 		{"both", []string{"abc", "--next"}, nil, ExitUsage},
 		{"queue without next", []string{"abc", "--queue", "slow"}, nil, ExitUsage},
 		{"two ids", []string{"a", "b"}, nil, ExitUsage},
+		{"next of an empty queue", []string{"--next", "--queue", ""}, nil, ExitUsage},
+		{"next of a blank queue", []string{"--next", "--queue", "   "}, nil, ExitUsage},
+		{"an empty queue without next", []string{"abc", "--queue", ""}, nil, ExitUsage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -249,6 +261,95 @@ func TestJobsIDCommandFlags(t *testing.T) {
 			t.Errorf("exit code = %d, want %d", code, ExitUsage)
 		}
 	})
+}
+
+func TestJobsRemoveQueueFlags(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		want     *JobsRemoveQueueOptions
+		wantCode int
+	}{
+		{"a queue", []string{"junk"}, &JobsRemoveQueueOptions{Queue: "junk"}, ExitOK},
+		{"none", nil, nil, ExitUsage},
+		{"empty", []string{""}, nil, ExitUsage},
+		{"blank", []string{"  "}, nil, ExitUsage},
+		{"bad", []string{"bad queue"}, nil, ExitUsage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkParse(t, newJobsRemoveQueueCmd, tt.args, tt.want, tt.wantCode)
+		})
+	}
+}
+
+// TestQueueRejects: every command taking a queue refuses an empty or blank
+// --queue, naming the flag, rather than reading it as "left out"; and a bad
+// name gets the same message from each, before any daemon is asked (none
+// listens at REFRAKT_SERVER: asking it would exit 3).
+func TestQueueRejects(t *testing.T) {
+	const badName = `refrakt: queue "bad queue": want 1-64 letters, digits, and _ . : -` + "\n"
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"enqueue, empty", []string{"jobs", "enqueue", "ping", "--queue", ""},
+			`refrakt: --queue "" names no queue: give a queue name (1-64 letters, digits, and _ . : -), or leave --queue out for the default queue` + "\n"},
+		{"enqueue, blank", []string{"jobs", "enqueue", "ping", "--queue", "  "},
+			`refrakt: --queue "  " names no queue: give a queue name (1-64 letters, digits, and _ . : -), or leave --queue out for the default queue` + "\n"},
+		{"list, empty", []string{"jobs", "list", "--queue="},
+			`refrakt: --queue "" names no queue: give a queue name (1-64 letters, digits, and _ . : -), or leave --queue out for every queue` + "\n"},
+		{"list, blank", []string{"jobs", "list", "--queue", " "},
+			`refrakt: --queue " " names no queue: give a queue name (1-64 letters, digits, and _ . : -), or leave --queue out for every queue` + "\n"},
+		{"run --next, empty", []string{"jobs", "run", "--next", "--queue", ""},
+			`refrakt: --queue "" names no queue: give a queue name (1-64 letters, digits, and _ . : -), or leave --queue out for any queue` + "\n"},
+		{"remove-queue, empty", []string{"jobs", "remove-queue", ""}, `refrakt: queue "": want 1-64 letters, digits, and _ . : -` + "\n"},
+		{"remove-queue, blank", []string{"jobs", "remove-queue", "  "}, `refrakt: queue "  ": want 1-64 letters, digits, and _ . : -` + "\n"},
+		{"enqueue, bad", []string{"jobs", "enqueue", "ping", "--queue", "bad queue"}, badName},
+		{"list, bad", []string{"jobs", "list", "--queue", "bad queue"}, badName},
+		{"run --next, bad", []string{"jobs", "run", "--next", "--queue", "bad queue"}, badName},
+		{"remove-queue, bad", []string{"jobs", "remove-queue", "bad queue"}, badName},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runCLI(t, map[string]string{"REFRAKT_SERVER": "http://127.0.0.1:9", "REFRAKT_TOKEN": "x"}, tt.args...)
+			if code != ExitUsage {
+				t.Fatalf("exit %d, want %d; stderr %q", code, ExitUsage, stderr)
+			}
+			if diff := cmp.Diff(tt.want, stderr); diff != "" {
+				t.Errorf("stderr (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestQueueNameAsTheService: the CLI's check of a queue name accepts what
+// the queue service accepts and refuses the rest in the service's words.
+func TestQueueNameAsTheService(t *testing.T) {
+	svc := queue.NewService(queue.Deps{Broker: membroker.New(membroker.Options{})}, queue.Config{})
+	names := []string{"", " ", "default", "a", "A-z_0.9:x", strings.Repeat("q", 64), strings.Repeat("q", 65),
+		"bad queue", "slash/q", "tab\t", "new\nline", "é", "{tag}", "a*", "-", "..", "::"}
+	for c := 0; c < 256; c++ {
+		names = append(names, "q"+string([]byte{byte(c)}))
+	}
+	for _, n := range names {
+		if n == "" {
+			continue // the service reads an empty queue as the default one
+		}
+		_, err := svc.Prepare(queue.EnqueueRequest{Type: "ping", Queue: n}, queue.SourceCLI)
+		var want string
+		if err != nil {
+			want = core.ErrorMessage(err)
+		}
+		var got string
+		if err := checkQueueName(n); err != nil {
+			got = err.Error()
+		}
+		if got != want {
+			t.Errorf("queue %q: the CLI says %q, the service %q", n, got, want)
+		}
+	}
 }
 
 func checkID(t *testing.T, code, wantCode int, wantID string, id func() string) {

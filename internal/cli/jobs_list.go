@@ -36,6 +36,9 @@ func newJobsListCmd(c client, runF func(context.Context, *JobsListOptions) error
 			if opts.Status != "" && !queue.Status(opts.Status).Valid() {
 				return usageError{fmt.Errorf("--status %q: want one of %v", opts.Status, queue.Statuses)}
 			}
+			if err := queueFlag(cmd, opts.Queue, "every queue"); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}

@@ -33,6 +33,9 @@ func newJobsRemoveQueueCmd(c client, runF func(context.Context, *JobsRemoveQueue
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Queue = args[0]
+			if err := checkQueueName(opts.Queue); err != nil {
+				return err
+			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}

@@ -42,8 +42,11 @@ func newJobsRunCmd(c client, runF func(context.Context, *JobsRunOptions) error) 
 				return usageError{errors.New("give a job ID or --next, not both")}
 			case !opts.Next && opts.ID == "":
 				return usageError{errors.New("give a job ID or --next")}
-			case !opts.Next && opts.Queue != "":
+			case !opts.Next && cmd.Flags().Changed("queue"):
 				return usageError{errors.New("--queue goes with --next")}
+			}
+			if err := queueFlag(cmd, opts.Queue, "any queue"); err != nil {
+				return err
 			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)

@@ -31,6 +31,12 @@ func TestLimitsSetFlags(t *testing.T) {
 		{"window under a second", []string{"run", "--capacity", "5", "--window", "500ms"}, nil, OverrideRequest{}, ExitUsage},
 		{"fractional window", []string{"run", "--capacity", "5", "--window", "1500ms"}, nil, OverrideRequest{}, ExitUsage},
 		{"negative ttl", []string{"run", "--capacity", "5", "--window", "1m", "--ttl", "-1s"}, nil, OverrideRequest{}, ExitUsage},
+		// The API's ttl_seconds runs from 1: a TTL given as 0 is not "never".
+		{"zero ttl", []string{"run", "--capacity", "5", "--window", "1m", "--ttl", "0s"}, nil, OverrideRequest{}, ExitUsage},
+		{"ttl under a second", []string{"run", "--capacity", "5", "--window", "1m", "--ttl", "500ms"}, nil, OverrideRequest{}, ExitUsage},
+		{"ttl of a second", []string{"run", "--capacity", "5", "--window", "1m", "--ttl", "1s"},
+			&LimitsSetOptions{Target: "run", Capacity: 5, Window: time.Minute, TTL: time.Second},
+			OverrideRequest{Target: "run", Capacity: 5, WindowSeconds: 60, TTLSeconds: 1, Origin: "cli"}, ExitOK},
 		{"capacity past the bound", []string{"run", "--capacity", "9223372036854775807", "--window", "1m"}, nil, OverrideRequest{}, ExitUsage},
 		{"window past a year", []string{"run", "--capacity", "5", "--window", "8761h"}, nil, OverrideRequest{}, ExitUsage},
 		{"ttl past ten years", []string{"run", "--capacity", "5", "--window", "1m", "--ttl", "87601h"}, nil, OverrideRequest{}, ExitUsage},
@@ -43,6 +49,31 @@ func TestLimitsSetFlags(t *testing.T) {
 				if diff := cmp.Diff(tt.wantReq, got.request()); diff != "" {
 					t.Errorf("request (-want +got)\n%s", diff)
 				}
+			}
+		})
+	}
+}
+
+// TestLimitsSetRejects: a flag out of the API's bounds is refused in one
+// line naming the flag, before any daemon is asked.
+func TestLimitsSetRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"a ttl of zero", []string{"--ttl", "0s"}, "--ttl must be a whole number of seconds from 1s to 87600h0m0s, got 0s (leave --ttl out for an override that never expires)"},
+		{"a ttl under a second", []string{"--ttl", "999ms"}, "--ttl must be a whole number of seconds from 1s to 87600h0m0s, got 999ms (leave --ttl out for an override that never expires)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"limits", "set", "run", "--capacity", "5", "--window", "1m"}, tt.args...)
+			code, _, stderr := runCLI(t, map[string]string{"REFRAKT_SERVER": "http://127.0.0.1:9"}, args...)
+			if code != ExitUsage {
+				t.Fatalf("exit %d, want %d; stderr %q", code, ExitUsage, stderr)
+			}
+			if diff := cmp.Diff("refrakt: "+tt.want+"\n", stderr); diff != "" {
+				t.Errorf("stderr (-want +got):\n%s", diff)
 			}
 		})
 	}

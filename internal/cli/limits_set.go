@@ -19,6 +19,10 @@ type LimitsSetOptions struct {
 	Window   time.Duration
 	TTL      time.Duration // 0: until unset
 	Shadow   bool
+
+	// ttlGiven is whether --ttl was on the command line: a TTL given must
+	// be at least 1s, as the API's ttl_seconds (0 there is not "never").
+	ttlGiven bool
 }
 
 func newLimitsSetCmd(c client, runF func(context.Context, *LimitsSetOptions) error) *cobra.Command {
@@ -38,6 +42,7 @@ func newLimitsSetCmd(c client, runF func(context.Context, *LimitsSetOptions) err
 		ValidArgsFunction: completeTargets(c, true),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Target = args[0]
+			opts.ttlGiven = cmd.Flags().Changed("ttl")
 			if err := opts.validate(); err != nil {
 				return err
 			}
@@ -50,7 +55,7 @@ func newLimitsSetCmd(c client, runF func(context.Context, *LimitsSetOptions) err
 	fl := cmd.Flags()
 	fl.IntVar(&opts.Capacity, "capacity", 0, "burst, and tokens refilled per window (required, 1 to 1073741824)")
 	fl.DurationVar(&opts.Window, "window", 0, "refill window, whole seconds, 1s to 8760h (required)")
-	fl.DurationVar(&opts.TTL, "ttl", 0, "remove the override after this long, whole seconds (default: never)")
+	fl.DurationVar(&opts.TTL, "ttl", 0, "remove the override after this long, whole seconds from 1s (default: never)")
 	fl.BoolVar(&opts.Shadow, "shadow", false, "count what the override would deny, but never deny")
 	_ = cmd.MarkFlagRequired("capacity")
 	_ = cmd.MarkFlagRequired("window")
@@ -63,8 +68,9 @@ func (o *LimitsSetOptions) validate() error {
 		return usageError{fmt.Errorf("--capacity must be between 1 and %d, got %d", ratelimit.MaxCapacity, o.Capacity)}
 	case o.Window < time.Second || o.Window > ratelimit.MaxWindow || o.Window%time.Second != 0:
 		return usageError{fmt.Errorf("--window must be a whole number of seconds from 1s to %s, got %s", ratelimit.MaxWindow, o.Window)}
-	case o.TTL < 0 || o.TTL > ratelimit.MaxOverrideTTL || o.TTL%time.Second != 0:
-		return usageError{fmt.Errorf("--ttl must be a whole number of seconds up to %s, got %s", ratelimit.MaxOverrideTTL, o.TTL)}
+	case o.TTL < 0 || o.TTL > ratelimit.MaxOverrideTTL || o.TTL%time.Second != 0,
+		o.ttlGiven && o.TTL < time.Second:
+		return usageError{fmt.Errorf("--ttl must be a whole number of seconds from 1s to %s, got %s (leave --ttl out for an override that never expires)", ratelimit.MaxOverrideTTL, o.TTL)}
 	}
 	return nil
 }

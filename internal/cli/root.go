@@ -156,11 +156,16 @@ func isCobraUsage(err error) bool {
 func errorText(err error) string {
 	var ce *core.Error
 	if errors.As(err, &ce) && ce.Message != "" {
+		msg := ce.Message
 		var hint hintError
 		if errors.As(ce.Err, &hint) {
-			return ce.Message + string(hint)
+			msg += string(hint)
 		}
-		return ce.Message
+		var outage daemonOutageError
+		if errors.As(err, &outage) {
+			msg = outage.Error()
+		}
+		return msg
 	}
 	return err.Error()
 }

@@ -72,6 +72,15 @@ func (s *scriptSource) RequeueJob(ctx context.Context, id string) error {
 	return s.actionErr
 }
 
+// roleSource is a scriptSource that says its token's role.
+type roleSource struct {
+	*scriptSource
+	role string
+	err  error
+}
+
+func (s roleSource) Role(context.Context) (string, error) { return s.role, s.err }
+
 // readOnlySource is a Source without actions.
 type readOnlySource struct{ snap snapshot.Snapshot }
 

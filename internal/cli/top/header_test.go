@@ -129,3 +129,91 @@ func TestHeader(t *testing.T) {
 		})
 	}
 }
+
+// TestRetryCountdown: while the source is down, "retry in" counts down to
+// the next retry by the model's clock. The failure's command includes a
+// countdown tick that reads that clock, and each tick schedules the next
+// until the retry; a tick of an older refresh chain changes nothing.
+func TestRetryCountdown(t *testing.T) {
+	snap := loadSnapshot(t)
+	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC) // the fake clock says t0+1s, t0+2s, … when asked
+	fail := fetchedMsg{err: errRefused, at: t0}
+	m := New(context.Background(), &scriptSource{}, Options{Clock: newClock()})
+	status := func() string {
+		t.Helper()
+		return strings.Split(ansi.Strip(m.Screen()), "\n")[1]
+	}
+	update := func(msg tea.Msg) tea.Cmd {
+		t.Helper()
+		tm, cmd := m.Update(msg)
+		m = tm.(Model)
+		return cmd
+	}
+	var cmd tea.Cmd
+	for _, msg := range []tea.Msg{fetchedMsg{snap: snap, at: t0}, fail, fail, fail, fail, fail} {
+		cmd = update(msg)
+	}
+	if diff := cmp.Diff("disconnected: connection refused · retry in 5.0s · last data 10:00:00", status()); diff != "" {
+		t.Errorf("after the failure (-want +got):\n%s", diff)
+	}
+
+	tick := firstMsg[clockMsg](t, cmd)
+	if cmd := update(tick); cmd == nil {
+		t.Error("a countdown tick before the retry schedules no next one")
+	}
+	if diff := cmp.Diff("disconnected: connection refused · retry in 4.0s · last data 10:00:00", status()); diff != "" {
+		t.Errorf("after the first tick, at %s (-want +got):\n%s", tick.at.Format("15:04:05.0"), diff)
+	}
+	update(clockMsg{seq: m.seq, at: t0.Add(2500 * time.Millisecond)})
+	if diff := cmp.Diff("disconnected: connection refused · retry in 2.5s · last data 10:00:00", status()); diff != "" {
+		t.Errorf("2.5s after the failure (-want +got):\n%s", diff)
+	}
+	if cmd := update(clockMsg{seq: m.seq - 1, at: t0.Add(4 * time.Second)}); cmd != nil {
+		t.Error("a tick of an older chain schedules another")
+	}
+	if diff := cmp.Diff("disconnected: connection refused · retry in 2.5s · last data 10:00:00", status()); diff != "" {
+		t.Errorf("after an older chain's tick (-want +got):\n%s", diff)
+	}
+	if cmd := update(clockMsg{seq: m.seq, at: t0.Add(5 * time.Second)}); cmd != nil {
+		t.Error("a tick at the retry schedules another")
+	}
+	if diff := cmp.Diff("disconnected: connection refused · retrying… · last data 10:00:00", status()); diff != "" {
+		t.Errorf("at the retry (-want +got):\n%s", diff)
+	}
+}
+
+// firstMsg runs cmd (a batch: each of its commands, at once) and returns
+// the first message of type T it yields within 2s.
+func firstMsg[T tea.Msg](t *testing.T, cmd tea.Cmd) T {
+	t.Helper()
+	if cmd == nil {
+		t.Fatal("no command")
+	}
+	msgs := make(chan tea.Msg, 16)
+	var run func(tea.Cmd)
+	run = func(c tea.Cmd) {
+		msg := c()
+		if batch, ok := msg.(tea.BatchMsg); ok {
+			for _, c := range batch {
+				if c != nil {
+					go run(c)
+				}
+			}
+			return
+		}
+		msgs <- msg
+	}
+	go run(cmd)
+	timeout := time.After(2 * time.Second)
+	for {
+		select {
+		case msg := <-msgs:
+			if m, ok := msg.(T); ok {
+				return m
+			}
+		case <-timeout:
+			var zero T
+			t.Fatalf("no %T within 2s", zero)
+		}
+	}
+}

@@ -2,17 +2,20 @@ package top
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 
+	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/snapshot"
 )
 
 // Caller is a daemon's HTTP API as the CLI's client (cli.APIClient)
 // exposes it: it sends in as JSON, decodes a 2xx answer into out, and
-// turns an error answer into a *core.Error with the daemon's code. `top`
-// keeps no HTTP code of its own, so tokens, timeouts and error codes work
-// as in every other command.
+// turns an error answer into a *core.Error with the daemon's code; a
+// daemon it cannot reach is an error without a *core.Error in its chain.
+// `top` keeps no HTTP code of its own, so tokens, timeouts and error codes
+// work as in every other command.
 type Caller interface {
 	Do(ctx context.Context, method, path string, in, out any) error
 }
@@ -28,6 +31,7 @@ var (
 	_ Source         = (*HTTPSource)(nil)
 	_ BucketResetter = (*HTTPSource)(nil)
 	_ JobRequeuer    = (*HTTPSource)(nil)
+	_ RoleSource     = (*HTTPSource)(nil)
 )
 
 // NewHTTPSource returns a source calling api; name is the daemon's URL,
@@ -39,11 +43,33 @@ func NewHTTPSource(name string, api Caller) *HTTPSource {
 // Name returns the daemon's URL.
 func (s *HTTPSource) Name() string { return s.name }
 
-// Fetch gets one snapshot: GET /api/obs/snapshot.
+// Fetch gets one snapshot: GET /api/obs/snapshot. A daemon that answers
+// it is unavailable (503: its backend down or not connected yet) is up: the
+// error says so (backendDownError), apart from one that does not answer.
 func (s *HTTPSource) Fetch(ctx context.Context) (snapshot.Snapshot, error) {
 	var snap snapshot.Snapshot
 	err := s.api.Do(ctx, http.MethodGet, "/api/obs/snapshot", nil, &snap)
+	var answer *core.Error
+	if errors.As(err, &answer) && answer.Code == core.CodeUnavailable {
+		err = backendDownError{err}
+	}
 	return snap, err
+}
+
+// backendDownError is a daemon's answer that its backend is unavailable:
+// the daemon is up, what it needs behind it is not.
+type backendDownError struct{ err error }
+
+func (e backendDownError) Error() string { return e.err.Error() }
+func (e backendDownError) Unwrap() error { return e.err }
+
+// Role asks the daemon the role of the token: GET /api/obs/whoami.
+func (s *HTTPSource) Role(ctx context.Context) (string, error) {
+	var who struct {
+		Role string `json:"role"`
+	}
+	err := s.api.Do(ctx, http.MethodGet, "/api/obs/whoami", nil, &who)
+	return who.Role, err
 }
 
 // ResetBucket clears the bucket key (tokens, strikes, ban):

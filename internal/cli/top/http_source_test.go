@@ -5,17 +5,25 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/refrakt/refrakt/internal/cli"
 	"github.com/refrakt/refrakt/internal/cli/top"
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/snapshot"
+	"github.com/refrakt/refrakt/internal/daemontest"
 )
 
 // request is what the fake daemon saw.
@@ -48,6 +56,17 @@ func TestHTTPSource(t *testing.T) {
 				return err
 			},
 			wantReq: request{"GET", "/api/obs/snapshot", "Bearer tok", ""},
+		},
+		{
+			name: "role asks whoami", status: 200, body: `{"role":"operator"}`,
+			call: func(s *top.HTTPSource) error {
+				role, err := s.Role(context.Background())
+				if err == nil && role != "operator" {
+					t.Errorf("role = %q, want operator", role)
+				}
+				return err
+			},
+			wantReq: request{"GET", "/api/obs/whoami", "Bearer tok", ""},
 		},
 		{
 			name: "reset posts the key", status: 200, body: `{}`,
@@ -111,4 +130,182 @@ func TestFixtureMatchesContract(t *testing.T) {
 	if err := dec.Decode(&s); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestAuthenticationProblemAsTheCLISaysIt: a daemon that refuses the token
+// makes `top` say what `refrakt jobs list` says in its one line, the CLI's
+// advice included (how to give a token; which token file was rejected), and
+// on an 80-column screen the advice wraps rather than being cut.
+func TestAuthenticationProblemAsTheCLISaysIt(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = io.WriteString(w, `{"error":{"code":"unauthorized","message":"a valid bearer token is required"}}`)
+	}))
+	defer srv.Close()
+	state := t.TempDir()
+	tokenFile := filepath.Join(state, "refrakt", "token")
+	if err := os.MkdirAll(filepath.Dir(tokenFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tokenFile, []byte("stale\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		env    map[string]string // of `refrakt jobs list`
+		client *cli.APIClient    // what `refrakt top` resolves from env
+		want   string            // the CLI's line, after "refrakt: "
+	}{
+		{"no token", map[string]string{"XDG_STATE_HOME": t.TempDir()}, cli.NewAPIClient(srv.URL, ""),
+			"a valid bearer token is required (give a token with --token or REFRAKT_TOKEN)"},
+		{"a token given", map[string]string{"REFRAKT_TOKEN": "wrong"}, cli.NewAPIClient(srv.URL, "wrong"),
+			"a valid bearer token is required (the daemon rejected the token given with --token or REFRAKT_TOKEN)"},
+		{"the token file's", map[string]string{"XDG_STATE_HOME": state},
+			&cli.APIClient{Base: srv.URL, Token: "stale", TokenFile: tokenFile, HTTP: http.DefaultClient},
+			"a valid bearer token is required (the token was read from the token file " + tokenFile +
+				" and the daemon rejected it: give another with --token or REFRAKT_TOKEN)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{"REFRAKT_SERVER": srv.URL}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			var stderr bytes.Buffer
+			cli.Run(context.Background(), []string{"jobs", "list"}, func(k string) string { return env[k] },
+				strings.NewReader(""), io.Discard, &stderr)
+			if diff := cmp.Diff("refrakt: "+tt.want+"\n", stderr.String()); diff != "" {
+				t.Fatalf("jobs list stderr (-want +got):\n%s", diff)
+			}
+
+			for _, width := range []int{300, 80} {
+				var m tea.Model = top.New(context.Background(), top.NewHTTPSource(srv.URL, tt.client), top.Options{NoColor: true})
+				m, _ = m.Update(tea.WindowSizeMsg{Width: width, Height: 24})
+				m, _ = m.Update(m.Init()())
+				lines := strings.Split(ansi.Strip(m.(top.Model).Screen()), "\n")
+				var status []string // the header's status, wrapped: up to the first empty line or pane
+				for _, l := range lines[1:] {
+					if strings.TrimSpace(l) == "" || strings.Contains(l, "Queues") {
+						break
+					}
+					status = append(status, strings.TrimSpace(l))
+				}
+				got := strings.Join(status, " ")
+				if want := "authentication failed: " + tt.want + " · retry in 1.0s"; got != want {
+					t.Errorf("width %d: top's status %q, want %q", width, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestDaemonUpBackendDown: top tells a daemon it cannot reach from a
+// daemon that answers but whose backend is down or not connected yet,
+// through the CLI's API client, against a real daemon too.
+func TestDaemonUpBackendDown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String() // nothing listens there once closed
+	l.Close()
+	backendLost := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `{"error":{"code":"unavailable","message":"the job queue is unavailable"}}`)
+	}))
+	defer backendLost.Close()
+	d := daemontest.Start(t, []string{"QUEUE_URL=redis://" + closed + "/0"}) // up; its Redis never answers
+	d.WaitHTTP("/readyz", http.StatusServiceUnavailable, 15*time.Second)
+	tests := []struct {
+		name       string
+		url, token string
+		want       string // the start of the status line
+	}{
+		{"no daemon", "http://" + closed, "x", "disconnected: connection refused · retry in"},
+		{"a daemon whose backend is lost", backendLost.URL, "x", "daemon up, backend unavailable: the job queue is unavailable · retry in"},
+		{"a daemon still connecting its backend", d.URL, d.Token, "daemon up, backend unavailable: backend not "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var m tea.Model = top.New(context.Background(), top.NewHTTPSource(tt.url, cli.NewAPIClient(tt.url, tt.token)), top.Options{NoColor: true})
+			m, _ = m.Update(tea.WindowSizeMsg{Width: 200, Height: 24})
+			m, _ = m.Update(m.Init()())
+			if status := strings.Split(ansi.Strip(m.(top.Model).Screen()), "\n")[1]; !strings.HasPrefix(status, tt.want) {
+				t.Errorf("status %q, want it to start %q", status, tt.want)
+			}
+		})
+	}
+}
+
+// TestOperatorTokenRefusedAtOnce: against a real daemon, top learns the
+// token's role with its first data, so x with an operator token says it
+// needs a developer token at once, while a developer's token is asked to
+// confirm.
+func TestOperatorTokenRefusedAtOnce(t *testing.T) {
+	const operator = "operator-token-for-tests-0123456789"
+	d := daemontest.Start(t, []string{"REFRAKT_OPERATOR_TOKEN=" + operator}, "--workers", "0")
+	d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
+	for range 5 { // rl-test allows 3 a minute: a bucket with strikes to select
+		req, _ := http.NewRequest(http.MethodGet, d.URL+"/api/dev/rl-test", nil)
+		req.Header.Set("Authorization", "Bearer "+d.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	tests := []struct {
+		name, token, wantFooter string
+	}{
+		{"an operator's token", operator, "reset needs a developer token"},
+		{"a developer's token", d.Token, "reset bucket rl-test:ip:127.0.0.1? [y/N]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var m tea.Model = top.New(context.Background(), top.NewHTTPSource(d.URL, cli.NewAPIClient(d.URL, tt.token)),
+				top.Options{Interval: top.MinInterval, NoColor: true})
+			m, _ = m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
+			m, cmd := m.Update(m.Init()())
+			for _, msg := range runAll(cmd) { // the next tick, and the role's answer
+				m, _ = m.Update(msg)
+			}
+			for _, k := range []tea.KeyPressMsg{{Code: tea.KeyTab}, {Code: tea.KeyTab}, {Code: 'x', Text: "x"}} {
+				m, _ = m.Update(k)
+			}
+			lines := strings.Split(ansi.Strip(m.(top.Model).Screen()), "\n")
+			if footer := lines[len(lines)-1]; footer != tt.wantFooter {
+				t.Errorf("footer %q, want %q; screen:\n%s", footer, tt.wantFooter, strings.Join(lines, "\n"))
+			}
+		})
+	}
+}
+
+// runAll runs cmd, and each command of a batch at once, and returns the
+// messages they yield.
+func runAll(cmd tea.Cmd) []tea.Msg {
+	if cmd == nil {
+		return nil
+	}
+	msg := cmd()
+	batch, ok := msg.(tea.BatchMsg)
+	if !ok {
+		return []tea.Msg{msg}
+	}
+	results := make([][]tea.Msg, len(batch))
+	var wg sync.WaitGroup
+	for i, c := range batch {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = runAll(c)
+		}()
+	}
+	wg.Wait()
+	var msgs []tea.Msg
+	for _, r := range results {
+		msgs = append(msgs, r...)
+	}
+	return msgs
 }

@@ -73,6 +73,8 @@ type Model struct {
 	err      error // the last fetch's error; nil while connected
 	failures int   // consecutive failed fetches
 	retryIn  time.Duration
+	retryAt  time.Time // the clock's time of the next retry, while failing
+	now      time.Time // the clock's time of the last fetch or countdown tick
 
 	paused   bool
 	inflight bool
@@ -87,10 +89,23 @@ type Model struct {
 	filtering  bool   // the filter line has the keyboard
 	prevFilter string // restored when the filter is abandoned with esc
 
+	// mayAct is whether the token may reset and requeue, as far as known:
+	// the source's answer (RoleSource), asked on each (re)connection, or
+	// the last action's outcome.
+	mayAct   permission
 	confirm  *pendingAction
 	status   string // a one-line message in the footer until the next key
 	showHelp bool
 }
+
+// permission is whether the token may do the developer's actions.
+type permission int
+
+const (
+	permissionUnknown permission = iota // not asked, or no answer (--redis, an older daemon)
+	permissionYes
+	permissionNo
+)
 
 // pendingAction is an action waiting for y at its confirmation prompt.
 type pendingAction struct {
@@ -109,6 +124,12 @@ const (
 type (
 	// tickMsg asks for the next fetch of refresh chain seq.
 	tickMsg struct{ seq int }
+	// clockMsg redraws the retry countdown of refresh chain seq, at the
+	// clock's time at.
+	clockMsg struct {
+		seq int
+		at  time.Time
+	}
 	// fetchedMsg is the outcome of one fetch, at the local time it ended.
 	fetchedMsg struct {
 		snap snapshot.Snapshot
@@ -119,6 +140,11 @@ type (
 	actionDoneMsg struct {
 		action pendingAction
 		err    error
+	}
+	// roleMsg is the source's answer to which role the token has.
+	roleMsg struct {
+		role string
+		err  error
 	}
 )
 
@@ -176,6 +202,49 @@ func schedule(d time.Duration, seq int) tea.Cmd {
 	return tea.Tick(d, func(time.Time) tea.Msg { return tickMsg{seq: seq} })
 }
 
+// askRole returns the command that asks the source the token's role, or
+// nil when the source cannot tell.
+func (m Model) askRole() tea.Cmd {
+	rs, ok := m.src.(RoleSource)
+	if !ok {
+		return nil
+	}
+	ctx, timeout := m.ctx, m.fetchTimeout
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		role, err := rs.Role(ctx)
+		return roleMsg{role: role, err: err}
+	}
+}
+
+// countdown returns the command that moves the retry countdown on, when
+// the text the header draws for it next changes: the header is drawn after
+// each message, and while the source is down no other message comes.
+func (m Model) countdown() tea.Cmd {
+	seq, clock := m.seq, m.clock
+	return tea.Tick(countdownStep(m.retryAt.Sub(m.now)), func(time.Time) tea.Msg {
+		return clockMsg{seq: seq, at: clock.Now()}
+	})
+}
+
+// countdownStep is how long until the text age draws for a wait of d
+// changes: it shows tenths of a second under 10s, seconds under an hour,
+// minutes beyond.
+func countdownStep(d time.Duration) time.Duration {
+	step := 100 * time.Millisecond
+	switch {
+	case d >= time.Hour:
+		step = time.Minute
+	case d >= 10*time.Second:
+		step = time.Second
+	}
+	if r := d % step; r > 0 {
+		return r
+	}
+	return step
+}
+
 // refreshNow starts a fetch at once unless one is in flight, and drops any
 // tick already scheduled.
 func (m Model) refreshNow() (Model, tea.Cmd) {
@@ -210,10 +279,30 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.inflight = true
 		return m, m.fetch()
+	case clockMsg:
+		if msg.seq != m.seq || m.err == nil || m.paused || m.inflight {
+			return m, nil
+		}
+		m.now = msg.at
+		if m.retryAt.After(m.now) {
+			return m, m.countdown()
+		}
+		return m, nil
 	case fetchedMsg:
 		return m.fetched(msg)
 	case actionDoneMsg:
 		return m.actionDone(msg)
+	case roleMsg:
+		// No answer leaves what is known: the prompt, and the action's
+		// own answer, still stand guard.
+		switch {
+		case msg.err != nil || msg.role == "":
+		case msg.role == "developer":
+			m.mayAct = permissionYes
+		default:
+			m.mayAct = permissionNo
+		}
+		return m, nil
 	case tea.KeyPressMsg:
 		return m.key(msg)
 	}
@@ -222,13 +311,20 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 
 func (m Model) fetched(msg fetchedMsg) (Model, tea.Cmd) {
 	m.inflight = false
+	m.now = msg.at
+	// On each (re)connection, ask the token's role: the daemon may have
+	// come back with other tokens.
+	var role tea.Cmd
+	if msg.err == nil && (m.err != nil || !m.haveData) {
+		role = m.askRole()
+	}
 	var delay time.Duration
 	if msg.err != nil {
 		// Keep the last data on screen; say why it is stale.
 		m.err = msg.err
 		m.failures++
 		delay = m.backoff(m.failures)
-		m.retryIn = delay
+		m.retryIn, m.retryAt = delay, msg.at.Add(delay)
 	} else {
 		stamp := msg.snap.GeneratedAt
 		if stamp.IsZero() {
@@ -241,10 +337,13 @@ func (m Model) fetched(msg fetchedMsg) (Model, tea.Cmd) {
 		delay = m.interval
 	}
 	if m.paused {
-		return m, nil
+		return m, role
 	}
 	m.seq++
-	return m, schedule(delay, m.seq)
+	if m.err != nil {
+		return m, tea.Batch(schedule(delay, m.seq), m.countdown())
+	}
+	return m, tea.Batch(schedule(delay, m.seq), role)
 }
 
 func (m Model) actionDone(msg actionDoneMsg) (Model, tea.Cmd) {
@@ -255,10 +354,10 @@ func (m Model) actionDone(msg actionDoneMsg) (Model, tea.Cmd) {
 	}
 	switch code := core.ErrorCode(msg.err); {
 	case msg.err == nil:
-		m.status = what
+		m.status, m.mayAct = what, permissionYes
 		return m.refreshNow()
 	case code == core.CodeUnauthorized || code == core.CodeForbidden:
-		m.status = verb + " needs a developer token"
+		m.status, m.mayAct = verb+" needs a developer token", permissionNo
 	default:
 		m.status = verb + " failed: " + core.ErrorMessage(msg.err)
 	}
@@ -351,9 +450,9 @@ func (m Model) editFilter(msg tea.KeyPressMsg) Model {
 // ask opens the confirmation prompt of an action on the selected row, or
 // says in the footer why it cannot.
 func (m Model) ask(kind actionKind) Model {
-	want, noun := paneBuckets, "bucket"
+	want, noun, verb := paneBuckets, "bucket", "reset"
 	if kind == actionRequeue {
-		want, noun = paneDead, "dead job"
+		want, noun, verb = paneDead, "dead job", "requeue"
 	}
 	switch {
 	case m.focus != want:
@@ -371,6 +470,11 @@ func (m Model) ask(kind actionKind) Model {
 	}
 	if !can {
 		m.status = "this source cannot do that"
+		return m
+	}
+	if m.mayAct == permissionNo {
+		// Known already: no prompt for an action that would be refused.
+		m.status = verb + " needs a developer token"
 		return m
 	}
 	m.confirm = &pendingAction{kind: kind, target: m.selected[want]}

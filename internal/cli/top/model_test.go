@@ -453,3 +453,53 @@ func TestFilterBeyondShownQueues(t *testing.T) {
 		t.Errorf("screen without %q:\n%s", want, screen)
 	}
 }
+
+// TestActionsNeedADeveloperToken: once the source has said the token is
+// not a developer's (or an action was refused for it), x and R say so at
+// once, with no prompt; a developer's token, or a role nobody could tell,
+// gets the prompt. The role is asked with the first data.
+func TestActionsNeedADeveloperToken(t *testing.T) {
+	snap := loadSnapshot(t)
+	refused := actionDoneMsg{action: pendingAction{actionReset, "run:ip:203.0.113.7"}, err: core.Errorf(core.CodeForbidden, "the operator role may not do this; it needs the developer role")}
+	tests := []struct {
+		name        string
+		role        string // "-": a source that cannot tell
+		roleErr     error
+		then        []tea.Msg
+		wantConfirm string
+		wantStatus  string
+	}{
+		{name: "an operator's x", role: "operator", then: presses("tab", "tab", "x"), wantStatus: "reset needs a developer token"},
+		{name: "an operator's R", role: "operator", then: presses("tab", "R"), wantStatus: "requeue needs a developer token"},
+		{name: "a developer's x", role: "developer", then: presses("tab", "tab", "x"), wantConfirm: "run:ip:203.0.113.7"},
+		{name: "a developer's R", role: "developer", then: presses("tab", "R"), wantConfirm: "9f2c4e1a7b3d4c5e8f9a0b1c2d3e4f5a"},
+		{name: "no answer: the prompt", roleErr: core.Errorf(core.CodeNotFound, "no such route"), then: presses("tab", "tab", "x"), wantConfirm: "run:ip:203.0.113.7"},
+		{name: "a source without roles: the prompt", role: "-", then: presses("tab", "tab", "x"), wantConfirm: "run:ip:203.0.113.7"},
+		{name: "after a refused action, at once", role: "-", then: append([]tea.Msg{refused}, presses("tab", "tab", "x")...),
+			wantStatus: "reset needs a developer token"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			script := &scriptSource{results: []result{{snap: snap}}}
+			var src Source = roleSource{scriptSource: script, role: tt.role, err: tt.roleErr}
+			if tt.role == "-" {
+				src = script
+			}
+			var m tea.Model = New(context.Background(), src, Options{Clock: newClock()})
+			m, cmd := m.Update(fetchedMsg{snap: snap})
+			if tt.role != "-" {
+				m, _ = m.Update(firstMsg[roleMsg](t, cmd))
+			}
+			for _, msg := range tt.then {
+				m, _ = m.Update(msg)
+			}
+			got := observe(m.(Model), nil, script)
+			if diff := cmp.Diff([2]string{tt.wantConfirm, tt.wantStatus}, [2]string{got.Confirm, got.Status}); diff != "" {
+				t.Errorf("prompt and status (-want +got):\n%s", diff)
+			}
+			if len(script.resets)+len(script.requeues) > 0 {
+				t.Errorf("actions ran: resets %q, requeues %q", script.resets, script.requeues)
+			}
+		})
+	}
+}

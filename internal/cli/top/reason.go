@@ -13,17 +13,38 @@ import (
 
 // problem labels a failed fetch for the header's second line. A daemon
 // that refuses the token answered: that is an authentication problem, not
-// a lost connection, and it is not called "disconnected". The message is
-// the daemon's, without the CLI's hint (which flag gives a token), which
-// the API client keeps apart.
+// a lost connection, and it is not called "disconnected"; nor is a daemon
+// that answers that its backend is down (the source says which answers
+// were the daemon's: backendDownError). The message is
+// the daemon's, followed by the advice the CLI's API client gives with it
+// (where the token came from, how to give one): the line every other
+// command prints.
 func problem(err error) string {
 	switch core.ErrorCode(err) {
 	case core.CodeUnauthorized:
-		return "authentication failed: " + reason(err)
+		return "authentication failed: " + reason(err) + hint(err)
 	case core.CodeForbidden:
-		return "not allowed: " + reason(err)
+		return "not allowed: " + reason(err) + hint(err)
+	}
+	if errors.As(err, new(backendDownError)) {
+		return "daemon up, backend unavailable: " + reason(err)
 	}
 	return "disconnected: " + reason(err)
+}
+
+// hinter is advice for the person at the terminal that an error carries
+// apart from its message (the CLI's API client adds it to a 401).
+type hinter interface {
+	Hint() string
+}
+
+// hint returns the advice err carries, "" when none.
+func hint(err error) string {
+	var h hinter
+	if errors.As(err, &h) {
+		return h.Hint()
+	}
+	return ""
 }
 
 // reason says in a few words why a fetch failed, for "disconnected: …" on

@@ -27,6 +27,13 @@ type JobRequeuer interface {
 	RequeueJob(ctx context.Context, id string) error
 }
 
+// RoleSource is a Source that can say which role its token has ("operator"
+// or "developer"), so that `top` refuses a reset or a requeue at once with a
+// token that may not do them, rather than after its confirmation prompt.
+type RoleSource interface {
+	Role(ctx context.Context) (string, error)
+}
+
 // DirectSource is a Source with no daemon behind it: it reads the shared
 // state straight from the backend (`refrakt top --redis`). The header then
 // says so and shows the backend, not a daemon's version, uptime, readiness

@@ -73,8 +73,12 @@ func (m Model) header() []string {
 	switch {
 	case m.err != nil:
 		second = append(second, t.bad.Render(problem(m.err)))
-		if !m.paused {
-			second = append(second, "retry in "+age(m.retryIn))
+		switch left := m.retryAt.Sub(m.now); {
+		case m.paused:
+		case m.inflight || left <= 0:
+			second = append(second, "retrying…")
+		default:
+			second = append(second, "retry in "+age(left))
 		}
 		if m.haveData {
 			second = append(second, "last data "+m.lastOK.Format("15:04:05"))
@@ -90,7 +94,32 @@ func (m Model) header() []string {
 	if m.filter != "" && !m.filtering {
 		second = append(second, "filter: "+m.filter)
 	}
-	return []string{first, strings.Join(second, " · ")}
+	// What is wrong, with the advice that goes with it (a rejected token's
+	// says how to give another), is not cut at the edge: the second line
+	// wraps, over at most maxStatusLines lines.
+	lines := []string{first}
+	wrapped := wrapWords(strings.Join(second, " · "), m.width)
+	if len(wrapped) > maxStatusLines {
+		wrapped = wrapped[:maxStatusLines]
+		last := &wrapped[maxStatusLines-1]
+		*last = ansi.Truncate(*last, max(m.width-1, 0), "") + "…"
+	}
+	return append(lines, wrapped...)
+}
+
+// maxStatusLines bounds the header's status line once wrapped, so that
+// the panes keep the screen.
+const maxStatusLines = 4
+
+// wrapWords wraps s to width cells at spaces, and within a word only when
+// the word alone is wider. ansi.Wrap also breaks after every hyphen, which
+// would cut a flag ("--token") in two: hyphens are swapped for non-breaking
+// ones while it wraps.
+func wrapWords(s string, width int) []string {
+	const nbHyphen = "\u2011"
+	s = strings.ReplaceAll(s, "-", nbHyphen)
+	s = ansi.Wrap(s, max(width, 1), "")
+	return strings.Split(strings.ReplaceAll(s, nbHyphen, "-"), "\n")
 }
 
 // footer is the confirmation prompt, the filter line, the last action's
