@@ -13,9 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/spf13/cobra"
 
-	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/queue"
-	"github.com/refrakt/refrakt/internal/core/queue/membroker"
 	"github.com/refrakt/refrakt/internal/daemon"
 )
 
@@ -321,34 +319,6 @@ func TestQueueRejects(t *testing.T) {
 				t.Errorf("stderr (-want +got):\n%s", diff)
 			}
 		})
-	}
-}
-
-// TestQueueNameAsTheService: the CLI's check of a queue name accepts what
-// the queue service accepts and refuses the rest in the service's words.
-func TestQueueNameAsTheService(t *testing.T) {
-	svc := queue.NewService(queue.Deps{Broker: membroker.New(membroker.Options{})}, queue.Config{})
-	names := []string{"", " ", "default", "a", "A-z_0.9:x", strings.Repeat("q", 64), strings.Repeat("q", 65),
-		"bad queue", "slash/q", "tab\t", "new\nline", "é", "{tag}", "a*", "-", "..", "::"}
-	for c := 0; c < 256; c++ {
-		names = append(names, "q"+string([]byte{byte(c)}))
-	}
-	for _, n := range names {
-		if n == "" {
-			continue // the service reads an empty queue as the default one
-		}
-		_, err := svc.Prepare(queue.EnqueueRequest{Type: "ping", Queue: n}, queue.SourceCLI)
-		var want string
-		if err != nil {
-			want = core.ErrorMessage(err)
-		}
-		var got string
-		if err := checkQueueName(n); err != nil {
-			got = err.Error()
-		}
-		if got != want {
-			t.Errorf("queue %q: the CLI says %q, the service %q", n, got, want)
-		}
 	}
 }
 

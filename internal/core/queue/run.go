@@ -92,7 +92,7 @@ func (s *Service) recordFinish(ctx context.Context, outcomes []Outcome) ([]Statu
 // With no pending job it answers core.CodeNotFound.
 func (s *Service) RunNext(ctx context.Context, q string) (*Job, error) {
 	if q != "" {
-		if err := checkQueue(q); err != nil {
+		if err := CheckQueue(q); err != nil {
 			return nil, err
 		}
 	}

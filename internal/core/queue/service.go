@@ -76,10 +76,14 @@ const (
 	MaxDelay        = 365 * 24 * time.Hour
 )
 
-// checkQueue refuses, as invalid, a name that is not a queue name.
-func checkQueue(q string) error {
+// NameRule is what a queue name may be, in words.
+const NameRule = "1-64 letters, digits, and _ . : -"
+
+// CheckQueue refuses, as invalid, a name that is not a queue name: the one
+// rule and message for every command, the CLI's included.
+func CheckQueue(q string) error {
 	if !validQueue(q) {
-		return core.Errorf(core.CodeInvalid, "queue %q: want 1-64 letters, digits, and _ . : -", q)
+		return core.Errorf(core.CodeInvalid, "queue %q: want %s", q, NameRule)
 	}
 	return nil
 }
@@ -173,7 +177,7 @@ func (s *Service) Prepare(req EnqueueRequest, source string) (NewJob, error) {
 	if req.Queue == "" {
 		req.Queue = DefaultQueue
 	}
-	if err := checkQueue(req.Queue); err != nil {
+	if err := CheckQueue(req.Queue); err != nil {
 		return NewJob{}, err
 	}
 	if req.Queue == OtherQueues {
@@ -318,8 +322,10 @@ func (s *Service) List(ctx context.Context, f Filter) ([]*Job, error) {
 	if f.Status != "" && !f.Status.Valid() {
 		return nil, core.Errorf(core.CodeInvalid, "unknown status %q (want one of %v)", f.Status, Statuses)
 	}
-	if f.Queue != "" && !validQueue(f.Queue) {
-		return nil, core.Errorf(core.CodeInvalid, "bad queue name %q", f.Queue)
+	if f.Queue != "" {
+		if err := CheckQueue(f.Queue); err != nil {
+			return nil, err
+		}
 	}
 	if f.Limit < 0 || f.Limit > MaxListLimit {
 		return nil, core.Errorf(core.CodeInvalid, "limit must be between 1 and %d", MaxListLimit)
@@ -387,7 +393,7 @@ func (s *Service) Requeue(ctx context.Context, id string) (*Job, error) {
 // with it. Its name is free again: under QUEUE_MAX_QUEUES it no longer
 // counts here, nor on other daemons once they next read the queue list.
 func (s *Service) RemoveQueue(ctx context.Context, name string) (int, error) {
-	if err := checkQueue(name); err != nil {
+	if err := CheckQueue(name); err != nil {
 		return 0, err
 	}
 	n, err := s.broker.RemoveQueue(ctx, name)
