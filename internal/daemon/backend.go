@@ -49,6 +49,9 @@ func (b *Backend) Close() error {
 // single-server client otherwise. It fails when the server cannot be reached
 // within ctx (auto-detection needs an answer).
 func OpenRedis(ctx context.Context, url, cluster string) (redis.UniversalClient, string, error) {
+	if err := checkURL(url); err != nil {
+		return nil, "", err
+	}
 	useCluster := cluster == "true"
 	if cluster == "auto" {
 		opt, err := redis.ParseURL(firstSeed(url))
@@ -146,8 +149,8 @@ func connectBackend(ctx context.Context, cfg config.Config, log *slog.Logger, on
 	if cfg.RedisURL == "" {
 		return &Backend{Kind: BackendMemory, Prefix: cfg.Prefix}, nil
 	}
-	if _, err := redis.ParseURL(firstSeed(cfg.RedisURL)); err != nil {
-		return nil, &config.Error{Msg: urlError(err, cfg.RedisURL).Error()}
+	if err := checkURL(cfg.RedisURL); err != nil {
+		return nil, &config.Error{Msg: err.Error()}
 	}
 	delay := 100 * time.Millisecond
 	for {
@@ -169,6 +172,23 @@ func connectBackend(ctx context.Context, cfg config.Config, log *slog.Logger, on
 		}
 		delay = min(delay*2, 5*time.Second)
 	}
+}
+
+// checkURL checks url before any connection: with go-redis's single-server
+// parser, and with its cluster parser too when it has cluster-only options,
+// so that a mistake in one of those is a bad setting (start-up stops, exit
+// 2), not an outage retried for ever.
+func checkURL(url string) error {
+	seed := firstSeed(url)
+	if _, err := redis.ParseURL(seed); err != nil {
+		return urlError(err, url)
+	}
+	if seed != url {
+		if _, err := redis.ParseClusterURL(url); err != nil {
+			return urlError(err, url)
+		}
+	}
+	return nil
 }
 
 // urlError is the error of a QUEUE_URL that does not parse: go-redis and

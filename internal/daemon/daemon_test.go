@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
@@ -470,6 +472,18 @@ func TestTokenFileOthersCannotPlant(t *testing.T) {
 	if tok, _, err := ensureTokenFile(planted); err == nil || !strings.Contains(err.Error(), "writable by others") {
 		t.Errorf("world-writable directory: token %q, err %v; want refused", tok, err)
 	}
+	// A link to a private directory is that directory.
+	private := filepath.Join(t.TempDir(), "private")
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "refrakt")
+	if err := os.Symlink(private, link); err != nil {
+		t.Fatal(err)
+	}
+	if tok, created, err := ensureTokenFile(filepath.Join(link, "token")); err != nil || !created || tok == "" {
+		t.Errorf("token directory linked to a private one: %q %v %v, want a token made", tok, created, err)
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("planting a file of another user needs root")
 	}
@@ -519,4 +533,29 @@ func TestInFlightCapKeepsOperatorsIn(t *testing.T) {
 			t.Errorf("%s with the public slots full: %d %v, want 200", path, resp.StatusCode, body)
 		}
 	}
+}
+
+// TestClusterOnlyOptionsChecked: a malformed cluster-only option of QUEUE_URL
+// stops start-up as a bad setting, on a cluster and on a single server
+// alike, instead of being retried as an outage (or ignored).
+func TestClusterOnlyOptionsChecked(t *testing.T) {
+	r := redistest.Start(t)
+	for _, q := range []string{"?max_redirects=x", "?read_only=maybe", "?route_randomly=yes&max_redirects=2x"} {
+		cfg := config.Default()
+		cfg.RedisURL = r.URL() + q
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_, err := connectBackend(ctx, cfg, slog.New(slog.DiscardHandler), nil)
+		cancel()
+		var ce *config.Error
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), "QUEUE_URL") {
+			t.Errorf("%s: %v, want a config error naming QUEUE_URL", q, err)
+		}
+	}
+	cfg := config.Default()
+	cfg.RedisURL = r.URL() + "?max_redirects=2"
+	b, err := connectBackend(context.Background(), cfg, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatalf("a well-formed cluster-only option on a single server: %v", err)
+	}
+	b.Close()
 }
