@@ -117,14 +117,16 @@ func ensureTokenFile(path string) (token string, created bool, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", false, fmt.Errorf("create token directory: %w", err)
 	}
-	if err := ownedPrivately(dir, 0o022); err != nil {
+	// The directory as reached (a link to a private directory is fine: only
+	// who can write the link's own directory could change it).
+	if err := ownedPrivately(os.Stat, dir, 0o022); err != nil {
 		return "", false, fmt.Errorf("token directory %s: %w; set REFRAKT_DEVELOPER_TOKEN or use a directory of your own", dir, err)
 	}
 	if st, err := os.Lstat(path); err == nil {
 		if !st.Mode().IsRegular() {
 			return "", false, fmt.Errorf("token file %s is not a regular file; set REFRAKT_DEVELOPER_TOKEN or remove it", path)
 		}
-		if err := ownedPrivately(path, 0); err != nil {
+		if err := ownedPrivately(os.Lstat, path, 0); err != nil {
 			return "", false, fmt.Errorf("token file %s: %w; set REFRAKT_DEVELOPER_TOKEN or remove it", path, err)
 		}
 		b, err := os.ReadFile(path)
@@ -165,10 +167,10 @@ func ensureTokenFile(path string) (token string, created bool, err error) {
 	return token, true, nil
 }
 
-// ownedPrivately checks that path (not followed if a link) belongs to this
+// ownedPrivately checks that path, as stat sees it, belongs to this
 // process's user and that no permission bit of forbid is set.
-func ownedPrivately(path string, forbid fs.FileMode) error {
-	st, err := os.Lstat(path)
+func ownedPrivately(stat func(string) (fs.FileInfo, error), path string, forbid fs.FileMode) error {
+	st, err := stat(path)
 	if err != nil {
 		return err
 	}
