@@ -109,7 +109,8 @@ type tenantLimitJSON struct {
 	// Override is the override in force for the limit as this tenant's
 	// traffic meets it, if any: the most specific of the tenant's key
 	// (limit:tenant:T), the scope (limit:tenant) and the limit, for a limit
-	// with a tenant scope; the limit's own for the others.
+	// with a tenant scope; for the others, the first of its scopes'
+	// overrides (run:ip, then run:user), else the limit's own.
 	Override *overrideJSON `json:"override,omitempty"`
 }
 
@@ -126,19 +127,30 @@ func (s *Server) handleTenantMeta() http.Handler {
 			Tiers: map[string]any{"premium_multiplier": s.cfg.PremiumMultiplier}}
 		for _, l := range s.limiter.LimitSet().Limits {
 			tl := tenantLimitJSON{limitJSON: toLimitJSON(l)}
-			target := l.Name
-			for _, sc := range l.Scopes {
-				if sc == ratelimit.ScopeTenant {
-					target = l.Name + ":tenant:" + tenant
+			// The targets whose override the tenant's requests meet: its own
+			// key under a tenant scope; otherwise each scope in turn (an
+			// override of a scope, run:ip, applies to every request).
+			// Override falls back to the scope's and the limit's own.
+			var targets []string
+			if slices.Contains(l.Scopes, ratelimit.ScopeTenant) {
+				targets = []string{l.Name + ":tenant:" + tenant}
+			} else {
+				for _, sc := range l.Scopes {
+					targets = append(targets, l.Name+":"+string(sc))
 				}
 			}
-			if o, ok := s.limiter.Override(target); ok {
+			for _, target := range targets {
+				o, ok := s.limiter.Override(target)
+				if !ok {
+					continue
+				}
 				oj := toOverrideJSON(o)
 				tl.Override = &oj
 				// An override replaces the premium multiplier too: a premium
 				// request gets the override's capacity.
 				tl.Burst, tl.Rate, tl.WindowSeconds = o.Capacity, o.Capacity, oj.WindowSeconds
 				tl.PremiumBurst, tl.PremiumRate = o.Capacity, o.Capacity
+				break
 			}
 			out.Limits = append(out.Limits, tl)
 		}

@@ -230,6 +230,18 @@ func TestTenantMeta(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("limits (-want +got):\n%s", diff)
 	}
+	// An override of one of the limit's scopes applies to every request of
+	// the tenant too.
+	if resp, body := send(t, s, request{method: "POST", path: "/api/dev/rate-limits/config", token: devToken,
+		body: `{"target":"assistant:ip","capacity":7,"window_seconds":60}`}); resp.StatusCode != 200 {
+		t.Fatalf("set override: %d %v", resp.StatusCode, body)
+	}
+	_, body = send(t, s, request{path: "/api/public/tenant-meta?tenant=t2"})
+	for _, l := range body["limits"].([]any) {
+		if m := l.(map[string]any); m["name"] == "assistant" && (m["burst"] != 7.0 || m["premium_burst"] != 7.0 || m["override"] == nil) {
+			t.Errorf("assistant under an assistant:ip override: %v, want burst and premium burst 7 with the override", m)
+		}
+	}
 	premium, _ := send(t, s, request{method: "POST", path: "/run", body: `{"type":"ping"}`, peer: "127.0.0.1:1",
 		headers: map[string]string{"X-Forwarded-For": "198.51.100.77", "X-RateLimit-Tier": "premium"}})
 	if got := premium.Header.Get("RateLimit-Limit"); got != "100" {
