@@ -38,15 +38,17 @@ func (m Model) queuesSection() section {
 	s := section{cols: line("  ", cols, nil), cursor: m.cursor[paneQueues], empty: "no queues"}
 	// Past 100 queues the snapshot names the 99 busiest and sums the rest
 	// as _other: those are not here to find.
+	// The title counts the rows and the queues beyond them (the _other row
+	// stands for all of those).
 	named := len(m.snap.Queues)
 	if slices.ContainsFunc(m.snap.Queues, func(q snapshot.Queue) bool { return q.Name == queue.OtherQueues }) {
 		named--
 	}
-	s.more = max(0, m.snap.QueuesTotal-named)
+	s.more = max(0, m.snap.QueuesTotal-len(m.snap.Queues))
 	if m.filter != "" {
 		s.empty = "no queue matches " + strconv.Quote(m.filter)
-		if s.more > 0 {
-			s.empty += fmt.Sprintf(" among the %d shown (%d more in %s; refrakt jobs list --queue finds any)", named, s.more, queue.OtherQueues)
+		if folded := m.snap.QueuesTotal - named; folded > 0 && named < len(m.snap.Queues) {
+			s.empty += fmt.Sprintf(" among the %d shown (%d more in %s; refrakt jobs list --queue finds any)", named, folded, queue.OtherQueues)
 		}
 	}
 	s.n = len(qs)
