@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/refrakt/refrakt/internal/redistest"
 )
 
 var (
@@ -98,7 +100,7 @@ func Start(tb testing.TB, env []string, args ...string) *Daemon {
 			d.Token = strings.TrimPrefix(e, "REFRAKT_DEVELOPER_TOKEN=")
 		}
 	}
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	d.cmd.SysProcAttr = redistest.ProcAttr()
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		tb.Fatal(err)

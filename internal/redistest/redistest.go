@@ -120,7 +120,7 @@ func (s *Server) start() error {
 	}
 	args = append(args, s.args...)
 	cmd := exec.Command(Binary(), args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = ProcAttr()
 	if err := cmd.Start(); err != nil {
 		return err
 	}
