@@ -32,7 +32,7 @@ func Settings() []Setting {
 		str("REDIS_CLUSTER", "redis-cluster", "auto (detect cluster_enabled:1), true or false", d.RedisCluster, func(c *Config) *string { return &c.RedisCluster }),
 		{Env: "TRUSTED_PROXIES", Flag: "trusted-proxies", Usage: "comma-separated CIDRs whose identity headers are trusted (none: no peer)", Default: "127.0.0.0/8,::1/128",
 			set: func(c *Config, v string) error { p, err := parsePrefixes(v); c.TrustedProxies = p; return err }},
-		integer("REFRAKT_MAX_IN_FLIGHT", "max-in-flight", "concurrent requests served at once; beyond it 503 (health checks excepted; developer, operator and metrics routes have their own reserve, a sixteenth, at least 16)", d.MaxInFlight, func(c *Config) *int { return &c.MaxInFlight }),
+		integer("REFRAKT_MAX_IN_FLIGHT", "max-in-flight", "concurrent requests served at once; beyond it 503 (health checks excepted; requests with a valid developer, operator or metrics token have their own reserve, a sixteenth, at least 16)", d.MaxInFlight, func(c *Config) *int { return &c.MaxInFlight }),
 		str("CLIENT_IP_HEADER", "client-ip-header", "header a trusted proxy sets to the client IP", d.ClientIPHeader, func(c *Config) *string { return &c.ClientIPHeader }),
 
 		boolean("PROMETHEUS_ENABLED", "prometheus-enabled", "serve Prometheus metrics", d.PrometheusEnabled, func(c *Config) *bool { return &c.PrometheusEnabled }),

@@ -559,3 +559,36 @@ func TestClusterOnlyOptionsChecked(t *testing.T) {
 	}
 	b.Close()
 }
+
+// TestInFlightReserveNeedsAToken: only a request whose token checks out
+// enters the operators' reserve; an open /metrics or a tokenless request to
+// an operator path counts as public, or anyone could fill the reserve.
+func TestInFlightReserveNeedsAToken(t *testing.T) {
+	s := newTestServer(t, func(c *config.Config) { c.MaxInFlight = 2 })
+	release := make(chan struct{})
+	entered := make(chan struct{}, 2)
+	// Held without a token on an operator path: public slots.
+	s.mux.Handle("GET /api/obs/test-hold", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+	}))
+	done := make(chan struct{}, 2)
+	for range 2 {
+		go func() {
+			s.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/api/obs/test-hold", nil))
+			done <- struct{}{}
+		}()
+	}
+	<-entered
+	<-entered
+	defer func() { close(release); <-done; <-done }()
+	if resp, _ := do(t, s, "GET", "/metrics", "", ""); resp.StatusCode != 503 {
+		t.Errorf("an open /metrics with the public slots full: %d, want 503 (it is public)", resp.StatusCode)
+	}
+	if resp, _ := do(t, s, "GET", "/api/dev/whoami", "", ""); resp.StatusCode != 503 {
+		t.Errorf("/api/dev/whoami without a token, public slots full: %d, want 503", resp.StatusCode)
+	}
+	if resp, body := do(t, s, "GET", "/api/dev/whoami", devToken, ""); resp.StatusCode != 200 {
+		t.Errorf("/api/dev/whoami with the developer token: %d %v, want 200 from the reserve", resp.StatusCode, body)
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -188,11 +187,13 @@ func (s *Server) dispatch() http.Handler {
 
 // capInFlight answers 503 with Retry-After once REFRAKT_MAX_IN_FLIGHT
 // requests are being served, so a flood queues nowhere and memory stays
-// bounded; liveness and readiness probes are never refused. The developer
-// and operator routes and the metrics route count apart, against a reserve
-// of their own (opsInFlight): public requests that wait long (an
-// /assistant wait holds its slot up to 60 s) could otherwise fill the cap
-// and lock the operator out of the API that would let them act.
+// bounded; liveness and readiness probes are never refused. A request with
+// a developer or operator token, and a scrape with PROMETHEUS_BEARER_TOKEN,
+// count apart, against a reserve of their own (opsInFlight): public
+// requests that wait long (an /assistant wait holds its slot up to 60 s)
+// could otherwise fill the cap and lock the operator out of the API that
+// would let them act. Only a token that checks out enters the reserve, or
+// anyone could fill it (an open /metrics, or /api/dev/ without a token).
 func (s *Server) capInFlight(next http.Handler) http.Handler {
 	limit := int64(s.cfg.MaxInFlight)
 	ops := int64(opsInFlight(s.cfg.MaxInFlight))
@@ -203,7 +204,7 @@ func (s *Server) capInFlight(next http.Handler) http.Handler {
 			return
 		}
 		n, max := &s.inFlight, limit
-		if strings.HasPrefix(p, "/api/dev/") || strings.HasPrefix(p, "/api/obs/") || p == s.cfg.PrometheusRoute {
+		if s.privileged(r) {
 			n, max = &s.opsInFlight, ops
 		}
 		if v := n.Add(1); max > 0 && v > max {
@@ -215,6 +216,16 @@ func (s *Server) capInFlight(next http.Handler) http.Handler {
 		defer n.Add(-1)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// privileged reports whether r carries a token that checks out: a
+// developer's or an operator's, or the metrics token on a scrape.
+func (s *Server) privileged(r *http.Request) bool {
+	if r.URL.Path == s.cfg.PrometheusRoute {
+		got, ok := bearer(r)
+		return ok && s.cfg.PrometheusBearerToken != "" && equalSecret(got, s.cfg.PrometheusBearerToken)
+	}
+	return s.tokens.roleOf(r) != RoleNone
 }
 
 // opsInFlight is the developer and operator routes' own cap: a sixteenth of
