@@ -66,7 +66,10 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 		if badDB(err) { // the server answered: the URL names no database of it
 			return nil, usageError{fmt.Errorf("--redis %s: this server has no such database (%v); pick a number below its \"databases\" setting, 0-15 by default", addr, err)}
 		}
-		return nil, unreachableError{addr: addr, err: err}
+		// The address is shown redacted; the cause is redacted against the
+		// URL as given (it may quote the URL's host part, never the
+		// password).
+		return nil, unreachableError{addr: addr, err: errors.New(config.RedactIn(err.Error(), rawURL))}
 	}
 	// A CLI process is gone before a sweep of the keyspace would end: the
 	// daemons sweep for unlisted queues (redisbroker's relist.go).

@@ -179,6 +179,9 @@ func connectBackend(ctx context.Context, cfg config.Config, log *slog.Logger, on
 // so that a mistake in one of those is a bad setting (start-up stops, exit
 // 2), not an outage retried for ever.
 func checkURL(url string) error {
+	if err := config.CheckURLPassword(url); err != nil {
+		return errors.New("QUEUE_URL: " + err.Error())
+	}
 	seed := firstSeed(url)
 	if _, err := redis.ParseURL(seed); err != nil {
 		return urlError(err, url)
