@@ -118,7 +118,9 @@ func clusterResilience(opt *redis.ClusterOptions) {
 
 // clusterOnly are the query parameters of go-redis's cluster URLs that its
 // single-server parser rejects.
-var clusterOnly = []string{"addr", "max_redirects", "read_only", "route_by_latency", "route_by_latency_tolerance", "route_randomly"}
+// (go-redis v9.23; TestClusterOnlyOptions passes each through both parsers).
+var clusterOnly = []string{"addr", "max_redirects", "read_only", "route_by_latency", "route_by_latency_tolerance",
+	"route_randomly", "dialer_retries", "dialer_retry_timeout", "failing_timeout_seconds"}
 
 // firstSeed drops the cluster-only query parameters (the other seeds'
 // "addr", "max_redirects", …), so that the single-server parser takes a

@@ -592,3 +592,25 @@ func TestInFlightReserveNeedsAToken(t *testing.T) {
 		t.Errorf("/api/dev/whoami with the developer token: %d %v, want 200 from the reserve", resp.StatusCode, body)
 	}
 }
+
+// TestClusterOnlyOptions: every option go-redis's cluster parser takes and
+// its single-server parser refuses is one firstSeed drops, so that a
+// cluster URL with it passes the single-server check of connectBackend and
+// the auto-detection's probe.
+func TestClusterOnlyOptions(t *testing.T) {
+	values := map[string]string{"addr": "127.0.0.1:7001", "max_redirects": "2", "read_only": "true", "route_by_latency": "true",
+		"route_by_latency_tolerance": "5ms", "route_randomly": "true", "dialer_retries": "2", "dialer_retry_timeout": "10ms",
+		"failing_timeout_seconds": "5"}
+	for _, name := range clusterOnly {
+		url := "redis://127.0.0.1:7000?" + name + "=" + values[name]
+		if _, err := redis.ParseClusterURL(url); err != nil {
+			t.Errorf("%s: the cluster parser refuses it: %v", name, err)
+		}
+		if _, err := redis.ParseURL(url); err == nil {
+			t.Errorf("%s: the single-server parser takes it; it need not be dropped", name)
+		}
+		if err := checkURL(url); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
