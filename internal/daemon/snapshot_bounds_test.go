@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -156,6 +157,50 @@ func TestSnapshotShowsBannedKeys(t *testing.T) {
 			}
 			if snap.PenalizedTotal != 1 {
 				t.Errorf("penalized_total %d, want 1", snap.PenalizedTotal)
+			}
+		})
+	}
+}
+
+// TestSnapshotBannedKeyAmongManyStruck: more keys with strikes than a
+// snapshot lists do not push a banned key out. A strike given now ends
+// after a ban given earlier (here: strikes decay over 10 minutes, a ban
+// lasts 60 s), and the stores picked their penalized keys by recency
+// (memory) or by penalty end (Redis). Found by a code review.
+func TestSnapshotBannedKeyAmongManyStruck(t *testing.T) {
+	r := redistest.Start(t)
+	longDecay := func(c *config.Config) { c.PenaltyDecay = 10 * time.Minute }
+	for _, backend := range []string{"memory", "redis"} {
+		t.Run(backend, func(t *testing.T) {
+			var s *Server
+			if backend == "memory" {
+				s = newTestServer(t, longDecay)
+			} else {
+				s, _ = newRedisServer(t, r, longDecay)
+			}
+			get := func(ip string) int {
+				resp, _ := send(t, s, request{path: "/api/public/tenant-meta?tenant=t1", peer: ip + ":1234"})
+				return resp.StatusCode
+			}
+			for range 75 {
+				get("203.0.113.77")
+			}
+			// 60 other addresses, one strike each (61 requests: the 61st
+			// is refused).
+			for i := range 60 {
+				for range 61 {
+					get(fmt.Sprintf("198.21.0.%d", i))
+				}
+			}
+			var snap snapshot.Snapshot
+			if err := json.Unmarshal(raw(t, s, "GET", "/api/obs/snapshot", opToken, "").Body.Bytes(), &snap); err != nil {
+				t.Fatal(err)
+			}
+			if snap.PenalizedTotal != 61 {
+				t.Errorf("penalized_total %d, want 61", snap.PenalizedTotal)
+			}
+			if len(snap.Buckets) == 0 || snap.Buckets[0].Key != "tenant-meta:ip:203.0.113.77" || snap.Buckets[0].BannedUntil == nil {
+				t.Errorf("the first bucket is not the banned key: %+v", snap.Buckets[:min(1, len(snap.Buckets))])
 			}
 		})
 	}

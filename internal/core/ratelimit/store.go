@@ -133,7 +133,10 @@ type Result struct {
 	Now int64
 }
 
-// StoreSnapshot is what a store knows about its busiest keys.
+// StoreSnapshot is what a store knows about its busiest keys: up to n of
+// the most recently active, and up to n of those with strikes or a ban,
+// the banned first (the latest to end first), then by strikes; and how many
+// keys have strikes or a ban.
 type StoreSnapshot struct {
 	Recent        []BucketState
 	Penalized     []BucketState

@@ -170,9 +170,15 @@ func (s *Store) walk(ctx context.Context, r *ratelimit.Rules, n int) (ratelimit.
 					count++
 				}
 				if n > 0 {
-					recent.offer(v, &c)
+					recent.offer(v, &c, 0, 0)
 					if p {
-						pen.offer(v, &c)
+						// Bans first (the latest to end first), then by
+						// strikes: the keys an operator looks for.
+						var ban int64
+						if c.BannedUntil > now {
+							ban = c.BannedUntil
+						}
+						pen.offer(v, &c, ban, int64(c.StrikesAt(r, now)))
 					}
 				}
 			}
@@ -188,50 +194,59 @@ var walkSink atomic.Uint32
 // prefetch is how many slots the walk reads ahead of locking them.
 const prefetch = 16
 
-// topK keeps the k best slots offered to it, best meaning most recently
-// seen, then the smaller key (the order of a snapshot's lists), in a heap
-// whose root is the worst it keeps: the one a better offer replaces.
+// topK keeps the k best slots offered to it, in a heap whose root is the
+// worst it keeps: the one a better offer replaces. Best means the higher
+// rank (two numbers the caller gives, the first deciding: 0 and 0 for the
+// recent list, ban end and strikes for the penalized one), then the most
+// recently seen, then the smaller key.
 type topK struct {
 	k int
 	h []ranked
 }
 
-// ranked is a slot kept by a topK with its state when it was offered.
+// ranked is a slot kept by a topK with its state when it was offered, and
+// its rank.
 type ranked struct {
-	v *slot
-	c ratelimit.Cell
+	v      *slot
+	c      ratelimit.Cell
+	r1, r2 int64
 }
 
-// before reports whether the slot a, seen at aSeen, comes before b in a
-// snapshot's lists. A slot's key never changes, so it is read without the
-// slot's lock.
-func before(a *slot, aSeen int64, b *slot, bSeen int64) bool {
-	if aSeen != bSeen {
-		return aSeen > bSeen
+// before reports whether a comes before b in a snapshot's list. A slot's
+// key never changes, so it is read without the slot's lock.
+func before(a, b *ranked) bool {
+	switch {
+	case a.r1 != b.r1:
+		return a.r1 > b.r1
+	case a.r2 != b.r2:
+		return a.r2 > b.r2
+	case a.c.Seen != b.c.Seen:
+		return a.c.Seen > b.c.Seen
 	}
-	return a.key() < b.key()
+	return a.v.key() < b.v.key()
 }
 
-func (t *topK) offer(v *slot, c *ratelimit.Cell) {
+func (t *topK) offer(v *slot, c *ratelimit.Cell, r1, r2 int64) {
+	x := ranked{v: v, c: *c, r1: r1, r2: r2}
 	if len(t.h) < t.k {
 		if t.h == nil {
 			t.h = make([]ranked, 0, min(t.k, 64))
 		}
-		t.h = append(t.h, ranked{v: v, c: *c})
+		t.h = append(t.h, x)
 		t.up(len(t.h) - 1)
 		return
 	}
-	if root := &t.h[0]; !before(v, c.Seen, root.v, root.c.Seen) {
+	if !before(&x, &t.h[0]) {
 		return
 	}
-	t.h[0] = ranked{v: v, c: *c}
+	t.h[0] = x
 	t.down(0)
 }
 
 // worse reports whether h[i] comes after h[j]: the heap keeps the worse on
 // top.
 func (t *topK) worse(i, j int) bool {
-	return before(t.h[j].v, t.h[j].c.Seen, t.h[i].v, t.h[i].c.Seen)
+	return before(&t.h[j], &t.h[i])
 }
 
 func (t *topK) up(i int) {
@@ -269,7 +284,7 @@ func (t *topK) states(r *ratelimit.Rules, now int64) []ratelimit.BucketState {
 		return nil
 	}
 	slices.SortFunc(t.h, func(a, b ranked) int {
-		if before(a.v, a.c.Seen, b.v, b.c.Seen) {
+		if before(&a, &b) {
 			return -1
 		}
 		return 1

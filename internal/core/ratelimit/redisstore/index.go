@@ -13,10 +13,14 @@ import (
 type indexBatch struct {
 	now         int64
 	active, pen []redis.Z
-	ended       []any
+	// bans are new bans: keys by the end of their ban.
+	bans  []redis.Z
+	ended []any
 }
 
-func (b *indexBatch) empty() bool { return len(b.active) == 0 && len(b.pen) == 0 && len(b.ended) == 0 }
+func (b *indexBatch) empty() bool {
+	return len(b.active) == 0 && len(b.pen) == 0 && len(b.ended) == 0 && len(b.bans) == 0
+}
 
 // indexUpdates collects the index updates due with groups: each key at most
 // once per second from this process, and the penalties recorded since the
@@ -49,6 +53,10 @@ func (s *Store) indexUpdates(groups []*group) indexBatch {
 		b.pen = append(b.pen, redis.Z{Score: float64(end), Member: k})
 	}
 	clear(s.penalized)
+	for k, end := range s.banned {
+		b.bans = append(b.bans, redis.Z{Score: float64(end), Member: k})
+	}
+	clear(s.banned)
 	return b
 }
 
@@ -65,5 +73,9 @@ func (b *indexBatch) queue(ctx context.Context, pipe redis.Pipeliner, s *Store) 
 	if len(b.pen) > 0 {
 		pipe.ZAdd(ctx, s.keyPenalized, b.pen...)
 		pipe.ZRemRangeByScore(ctx, s.keyPenalized, "-inf", strconv.FormatInt(b.now, 10))
+	}
+	if len(b.bans) > 0 {
+		pipe.ZAdd(ctx, s.keyBanned, b.bans...)
+		pipe.ZRemRangeByScore(ctx, s.keyBanned, "-inf", strconv.FormatInt(b.now, 10))
 	}
 }

@@ -231,9 +231,14 @@ func (c *call) read(s *Store, reply string) bool {
 		o.res.BannedUntil = int64(float64At(reply, p+40))
 		o.pend = int64(float64At(reply, p+48))
 		p += replySize - 1
-		if o.pend > now || o.pend < 0 {
+		if o.pend > now || o.pend < 0 || o.res.NewBan {
 			s.idxMu.Lock()
-			s.penalized[o.key] = o.pend
+			if o.pend > now || o.pend < 0 {
+				s.penalized[o.key] = o.pend
+			}
+			if o.res.NewBan {
+				s.banned[o.key] = o.res.BannedUntil
+			}
 			s.idxMu.Unlock()
 		}
 	}

@@ -25,10 +25,16 @@ func (s *Store) Snapshot(ctx context.Context, r *ratelimit.Rules, n int) (rateli
 	}
 	nows := strconv.FormatInt(now, 10)
 	pipe.ZRemRangeByScore(ctx, s.keyPenalized, "-inf", nows)
+	pipe.ZRemRangeByScore(ctx, s.keyBanned, "-inf", nows)
 	count := pipe.ZCount(ctx, s.keyPenalized, "("+nows, "+inf")
-	var recent, pen *redis.StringSliceCmd
+	var recent, pen, bans *redis.StringSliceCmd
 	if n > 0 {
 		recent = pipe.ZRevRange(ctx, s.keyActive, 0, int64(n-1))
+		// The banned first (the latest to end first), then the others by
+		// when their penalty ends: a strike given now ends after a ban
+		// given a while ago, so the penalty index alone would let many
+		// struck keys push a banned one out.
+		bans = pipe.ZRevRangeByScore(ctx, s.keyBanned, &redis.ZRangeBy{Min: "(" + nows, Max: "+inf", Count: int64(n)})
 		pen = pipe.ZRevRangeByScore(ctx, s.keyPenalized, &redis.ZRangeBy{Min: "(" + nows, Max: "+inf", Count: int64(n)})
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -38,12 +44,24 @@ func (s *Store) Snapshot(ctx context.Context, r *ratelimit.Rules, n int) (rateli
 	if n == 0 {
 		return out, nil
 	}
-	if out.Recent, out.Penalized, err = s.states(ctx, r, now, recent.Val(), pen.Val()); err != nil {
+	penalized := bans.Val()
+	for _, k := range pen.Val() {
+		if !slices.Contains(penalized, k) {
+			penalized = append(penalized, k)
+		}
+	}
+	if out.Recent, out.Penalized, err = s.states(ctx, r, now, recent.Val(), penalized); err != nil {
 		return out, err
 	}
 	out.Penalized = slices.DeleteFunc(out.Penalized, func(b ratelimit.BucketState) bool {
 		return b.Strikes == 0 && b.BannedUntil.IsZero()
 	})
+	// The order the stores share (ratelimit.StoreSnapshot): bans first,
+	// the latest to end first, then by strikes.
+	slices.SortStableFunc(out.Penalized, func(a, b ratelimit.BucketState) int {
+		return cmp.Or(cmp.Compare(banEnd(b), banEnd(a)), cmp.Compare(b.Strikes, a.Strikes))
+	})
+	out.Penalized = out.Penalized[:min(n, len(out.Penalized))]
 	return out, nil
 }
 
@@ -94,4 +112,12 @@ func cellStates(r *ratelimit.Rules, now int64, keys []string, cmds []*redis.Stri
 		return cmp.Compare(b.LastSeen.UnixMicro(), a.LastSeen.UnixMicro())
 	})
 	return out
+}
+
+// banEnd is the end of b's ban in Unix µs, 0 for none.
+func banEnd(b ratelimit.BucketState) int64 {
+	if b.BannedUntil.IsZero() {
+		return 0
+	}
+	return b.BannedUntil.UnixMicro()
 }

@@ -19,6 +19,7 @@
 //	<prefix>rl:{<limit>:<scope>:<identity>}  string: the key's GCRA, strikes and ban; TTL'd
 //	<prefix>rl:active                        zset: recently active keys by last use, bounded
 //	<prefix>rl:penalized                     zset: keys with strikes or a ban, by when they end
+//	<prefix>rl:banned                        zset: banned keys, by when their ban ends
 //	<prefix>rl:overrides                     hash: target → override (JSON)
 //	<prefix>rl:overrides:changed             pub/sub channel: an override changed
 //	<prefix>rl:limits                        string: the limits the daemons enforce (JSON), as
@@ -73,7 +74,7 @@ type Store struct {
 	take   *redis.Script
 	refund *redis.Script
 
-	keyActive, keyPenalized, keyOverrides, chanOverrides, keyLimits string
+	keyActive, keyPenalized, keyBanned, keyOverrides, chanOverrides, keyLimits string
 
 	b batcher
 	// multiSlot says one script call may hold keys of any slots: the client
@@ -91,6 +92,8 @@ type Store struct {
 	// penalized are keys whose penalty end must still be recorded; they go
 	// with the next round trip.
 	penalized map[string]int64
+	// banned are keys newly banned, with their ban's end, for the ban index.
+	banned map[string]int64
 
 	rules atomic.Pointer[rulesCache]
 }
@@ -115,11 +118,13 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 		refund:        redis.NewScript(refundSource),
 		keyActive:     o.Prefix + "rl:active",
 		keyPenalized:  o.Prefix + "rl:penalized",
+		keyBanned:     o.Prefix + "rl:banned",
 		keyOverrides:  o.Prefix + "rl:overrides",
 		chanOverrides: o.Prefix + "rl:overrides:changed",
 		keyLimits:     o.Prefix + "rl:limits",
 		indexed:       map[string]int64{},
 		penalized:     map[string]int64{},
+		banned:        map[string]int64{},
 	}
 	switch c := rdb.(type) {
 	case *redis.Client:
@@ -423,6 +428,7 @@ func (s *Store) Reset(ctx context.Context, key string) error {
 	pipe := s.rdb.Pipeline()
 	pipe.Del(ctx, s.bucketKey(key))
 	pipe.ZRem(ctx, s.keyPenalized, key)
+	pipe.ZRem(ctx, s.keyBanned, key)
 	// Other daemons drop their cached bans on any change message.
 	pipe.Publish(ctx, s.chanOverrides, resetMessage+key)
 	_, err := pipe.Exec(ctx)
@@ -438,6 +444,7 @@ const resetMessage = "reset:"
 func (s *Store) forgetPenalty(key string) {
 	s.idxMu.Lock()
 	delete(s.penalized, key)
+	delete(s.banned, key)
 	s.idxMu.Unlock()
 }
 
