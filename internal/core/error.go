@@ -24,6 +24,10 @@ const (
 	CodeInternal     = "internal"     // a bug or an unexpected failure
 )
 
+// BusyMessage starts the message of the daemon's 503 for a request over its
+// in-flight cap: the daemon is up and busy, nothing behind it is down.
+const BusyMessage = "too many requests in flight"
+
 // Error is an error with a code and a message meant for the caller.
 type Error struct {
 	Code    string

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/snapshot"
@@ -51,10 +52,20 @@ func (s *HTTPSource) Fetch(ctx context.Context) (snapshot.Snapshot, error) {
 	err := s.api.Do(ctx, http.MethodGet, "/api/obs/snapshot", nil, &snap)
 	var answer *core.Error
 	if errors.As(err, &answer) && answer.Code == core.CodeUnavailable {
+		if strings.HasPrefix(answer.Message, core.BusyMessage) {
+			return snap, busyError{err}
+		}
 		err = backendDownError{err}
 	}
 	return snap, err
 }
+
+// busyError is a daemon's answer that it serves as many requests as it may
+// (REFRAKT_MAX_IN_FLIGHT): up and busy, nothing behind it down.
+type busyError struct{ err error }
+
+func (e busyError) Error() string { return e.err.Error() }
+func (e busyError) Unwrap() error { return e.err }
 
 // backendDownError is a daemon's answer that its backend is unavailable:
 // the daemon is up, what it needs behind it is not.

@@ -216,6 +216,12 @@ func TestDaemonUpBackendDown(t *testing.T) {
 		_, _ = io.WriteString(w, `{"error":{"code":"unavailable","message":"the job queue is unavailable"}}`)
 	}))
 	defer backendLost.Close()
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `{"error":{"code":"unavailable","message":"too many requests in flight (64); retry shortly"}}`)
+	}))
+	defer busy.Close()
 	d := daemontest.Start(t, []string{"QUEUE_URL=redis://" + closed + "/0"}) // up; its Redis never answers
 	d.WaitHTTP("/readyz", http.StatusServiceUnavailable, 15*time.Second)
 	tests := []struct {
@@ -226,6 +232,8 @@ func TestDaemonUpBackendDown(t *testing.T) {
 		{"no daemon", "http://" + closed, "x", "disconnected: connection refused · retry in"},
 		{"a daemon whose backend is lost", backendLost.URL, "x", "daemon up, backend unavailable: the job queue is unavailable · retry in"},
 		{"a daemon still connecting its backend", d.URL, d.Token, "daemon up, backend unavailable: backend not "},
+		// Its in-flight cap: up and busy, nothing behind it down.
+		{"a daemon at its in-flight cap", busy.URL, "x", "daemon busy: too many requests in flight (64)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -26,6 +26,9 @@ func problem(err error) string {
 	case core.CodeForbidden:
 		return "not allowed: " + reason(err) + hint(err)
 	}
+	if errors.As(err, new(busyError)) {
+		return "daemon busy: " + reason(err)
+	}
 	if errors.As(err, new(backendDownError)) {
 		return "daemon up, backend unavailable: " + reason(err)
 	}
