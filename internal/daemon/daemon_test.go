@@ -508,23 +508,7 @@ func TestTokenFileOthersCannotPlant(t *testing.T) {
 // and operator routes out: those count against a reserve of their own.
 func TestInFlightCapKeepsOperatorsIn(t *testing.T) {
 	s := newTestServer(t, func(c *config.Config) { c.MaxInFlight = 2 })
-	release := make(chan struct{})
-	entered := make(chan struct{}, 2)
-	s.mux.Handle("GET /test/hold", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		entered <- struct{}{}
-		<-release
-		writeJSON(w, 200, map[string]string{"ok": "yes"})
-	}))
-	done := make(chan struct{}, 2)
-	for range 2 {
-		go func() {
-			s.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/test/hold", nil))
-			done <- struct{}{}
-		}()
-	}
-	<-entered
-	<-entered
-	defer func() { close(release); <-done; <-done }()
+	defer holdSlots(t, s, "/test/hold", 2)()
 	if resp, _ := do(t, s, "POST", "/run", "", `{"type":"ping"}`); resp.StatusCode != 503 {
 		t.Errorf("public request at the cap: %d, want 503", resp.StatusCode)
 	}
@@ -565,23 +549,8 @@ func TestClusterOnlyOptionsChecked(t *testing.T) {
 // an operator path counts as public, or anyone could fill the reserve.
 func TestInFlightReserveNeedsAToken(t *testing.T) {
 	s := newTestServer(t, func(c *config.Config) { c.MaxInFlight = 2 })
-	release := make(chan struct{})
-	entered := make(chan struct{}, 2)
 	// Held without a token on an operator path: public slots.
-	s.mux.Handle("GET /api/obs/test-hold", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		entered <- struct{}{}
-		<-release
-	}))
-	done := make(chan struct{}, 2)
-	for range 2 {
-		go func() {
-			s.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/api/obs/test-hold", nil))
-			done <- struct{}{}
-		}()
-	}
-	<-entered
-	<-entered
-	defer func() { close(release); <-done; <-done }()
+	defer holdSlots(t, s, "/api/obs/test-hold", 2)()
 	if resp, _ := do(t, s, "GET", "/metrics", "", ""); resp.StatusCode != 503 {
 		t.Errorf("an open /metrics with the public slots full: %d, want 503 (it is public)", resp.StatusCode)
 	}
@@ -611,6 +580,35 @@ func TestClusterOnlyOptions(t *testing.T) {
 		}
 		if err := checkURL(url); err != nil {
 			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// holdSlots serves n requests without a token to a handler registered at
+// path that holds them until the returned release is called, and returns
+// once all n are being served: n in-flight slots taken.
+func holdSlots(t *testing.T, s *Server, path string, n int) (release func()) {
+	t.Helper()
+	hold := make(chan struct{})
+	entered := make(chan struct{}, n)
+	s.mux.Handle("GET "+path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-hold
+	}))
+	done := make(chan struct{}, n)
+	for range n {
+		go func() {
+			s.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", path, nil))
+			done <- struct{}{}
+		}()
+	}
+	for range n {
+		<-entered
+	}
+	return func() {
+		close(hold)
+		for range n {
+			<-done
 		}
 	}
 }
