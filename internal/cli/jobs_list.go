@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -59,6 +60,24 @@ func jobsListRun(ctx context.Context, o *JobsListOptions) error {
 		if err != nil {
 			return err
 		}
-		return printJobs(p, jobs)
+		return printJobList(p, jobs, cmp.Or(o.Limit, queue.DefaultListLimit))
 	})
+}
+
+// printJobList prints a listing cut at limit. A full listing on a terminal
+// ends with a line saying that more may match: a table of exactly 50 rows
+// read as all there is.
+func printJobList(p *Printer, jobs []*queue.Job, limit int) error {
+	if err := printJobs(p, jobs); err != nil {
+		return err
+	}
+	if !p.TTY || p.JSON || len(jobs) < limit {
+		return nil
+	}
+	more := fmt.Sprintf("--limit up to %d shows more", queue.MaxListLimit)
+	if limit >= queue.MaxListLimit {
+		more = "narrow it with --queue or --status"
+	}
+	_, err := fmt.Fprintf(p.Out, "%d shown, the limit; more may match: %s\n", len(jobs), more)
+	return err
 }

@@ -117,3 +117,29 @@ func TestJobPipedOneLinePerField(t *testing.T) {
 		}
 	}
 }
+
+// TestJobListSaysWhenCut: a listing as long as its limit ends, on a
+// terminal, with a line saying more may match (a table of exactly 50 rows
+// read as all there is); a shorter one, piped output and JSON do not.
+func TestJobListSaysWhenCut(t *testing.T) {
+	jobs := fixtureJobs()
+	for _, tt := range []struct {
+		mode  string
+		limit int
+		want  string // "" for no such line
+	}{
+		{"tty", len(jobs), "more may match: --limit up to 1000 shows more"},
+		{"tty", len(jobs) + 1, ""},
+		{"pipe", len(jobs), ""},
+		{"json", len(jobs), ""},
+	} {
+		var buf bytes.Buffer
+		if err := printJobList(printers(&buf)[tt.mode], jobs, tt.limit); err != nil {
+			t.Fatal(err)
+		}
+		got := strings.Contains(buf.String(), "more may match")
+		if got != (tt.want != "") || (tt.want != "" && !strings.Contains(buf.String(), tt.want)) {
+			t.Errorf("%s, limit %d: %q, want the line %q", tt.mode, tt.limit, buf.String(), tt.want)
+		}
+	}
+}
