@@ -70,11 +70,13 @@ func (o *ConnOptions) resolve(getenv func(string) string) error {
 		o.Server = DefaultServer
 	}
 	o.Server = strings.TrimRight(o.Server, "/")
-	if !strings.HasPrefix(o.Server, "http://") && !strings.HasPrefix(o.Server, "https://") {
-		return usageError{errorf("--server %q: must be an http:// or https:// URL", config.RedactURL(o.Server))}
-	}
 	if o.Redis == "" {
 		o.Redis = getenv("REFRAKT_REDIS")
+	}
+	// The server is checked only when it is the one used: with --redis (or
+	// REFRAKT_REDIS) a REFRAKT_SERVER left in the environment is ignored.
+	if o.Redis == "" && !strings.HasPrefix(o.Server, "http://") && !strings.HasPrefix(o.Server, "https://") {
+		return usageError{errorf("--server %q: must be an http:// or https:// URL", config.RedactURL(o.Server))}
 	}
 	if o.Prefix == "" {
 		o.Prefix = getenv("REFRAKT_PREFIX")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -52,7 +53,7 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 		return nil, usageError{fmt.Errorf("--redis %q: want a redis://, rediss:// or unix:// URL", addr)}
 	}
 	quietRedisOnce.Do(func() { redis.SetLogger(quietRedisLog{}) })
-	cfg, err := config.Load(getenv, nil)
+	cfg, err := config.Load(onlyDriverSettings(getenv), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -251,4 +252,24 @@ func (d *redisDriver) ResetKey(ctx context.Context, key string) error {
 func (d *redisDriver) Close() error {
 	_ = d.store.Close()
 	return d.rdb.Close()
+}
+
+// driverSettings are the daemon settings the --redis driver reads: the
+// queue's history and lease, the cluster choice and the limiter's policies.
+// The others (a daemon's address, log level, tokens…) are not its business:
+// a bad LOG_LEVEL left in the shell stopped `jobs list --redis` with exit 2.
+var driverSettings = []string{"REDIS_CLUSTER", "JOB_HISTORY", "JOB_LEASE",
+	"RATE_LIMIT_ENABLED", "RATE_LIMIT_RUN_BURST", "RATE_LIMIT_RUN_PER_MINUTE", "RATE_LIMIT_ASSISTANT_PER_MINUTE",
+	"RATE_LIMIT_PREMIUM_MULTIPLIER", "PENALTY_FACTOR", "PENALTY_DECAY", "BAN_AFTER_STRIKES", "BAN_SECONDS",
+	"RATE_LIMIT_ON_BACKEND_ERROR", "RATE_LIMIT_BACKEND_TIMEOUT"}
+
+// onlyDriverSettings is getenv for the driverSettings, and nothing for the
+// rest (their defaults).
+func onlyDriverSettings(getenv func(string) string) func(string) string {
+	return func(k string) string {
+		if slices.Contains(driverSettings, k) {
+			return getenv(k)
+		}
+		return ""
+	}
 }
