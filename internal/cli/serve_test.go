@@ -170,3 +170,15 @@ func TestPasswordsNeverPrinted(t *testing.T) {
 		}
 	}
 }
+
+// TestServeRefusesABadURLBeforeListening: a QUEUE_URL no parser takes stops
+// serve with exit 2 and its one line, before the listener binds, as any
+// other bad setting does (it was said after "listening").
+func TestServeRefusesABadURLBeforeListening(t *testing.T) {
+	for _, url := range []string{"redis://127.0.0.1:6379?max_redirects=x", "redis://127.0.0.1:bad"} {
+		code, _, stderr := runCLI(t, map[string]string{"REFRAKT_DEVELOPER_TOKEN": "developer-token-0123456789"}, "serve", "--addr", "127.0.0.1:0", "--redis", url)
+		if code != ExitUsage || strings.Contains(stderr, "listening") || strings.Count(strings.TrimSpace(stderr), "\n") != 0 || !strings.Contains(stderr, "QUEUE_URL") {
+			t.Errorf("%s: exit %d, stderr %q; want exit 2 and one line naming QUEUE_URL, before listening", url, code, stderr)
+		}
+	}
+}

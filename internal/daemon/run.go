@@ -46,6 +46,13 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 	}
 
 	redis.SetLogger(newRedisLog(log, backendLogEvery))
+	// A QUEUE_URL no parser takes is a bad setting: said before listening,
+	// as the other settings' mistakes are.
+	if cfg.RedisURL != "" {
+		if err := checkURL(cfg.RedisURL); err != nil {
+			return &config.Error{Msg: err.Error()}
+		}
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
