@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"cmp"
 	"context"
 	"time"
 )
@@ -134,13 +135,28 @@ type Result struct {
 }
 
 // StoreSnapshot is what a store knows about its busiest keys: up to n of
-// the most recently active, and up to n of those with strikes or a ban,
-// the banned first (the latest to end first), then by strikes; and how many
-// keys have strikes or a ban.
+// the most recently active, and up to n of those with strikes or a ban in
+// ByPenalty's order; and how many keys have strikes or a ban.
 type StoreSnapshot struct {
 	Recent        []BucketState
 	Penalized     []BucketState
 	PenalizedKeys int
+}
+
+// ByPenalty orders penalized keys as snapshots list them, the ones an
+// operator looks for first: the banned (the latest to end first), then by
+// strikes, then the most recently seen, then by key.
+func ByPenalty(a, b BucketState) int {
+	return cmp.Or(cmp.Compare(banEnd(b), banEnd(a)), cmp.Compare(b.Strikes, a.Strikes),
+		b.LastSeen.Compare(a.LastSeen), cmp.Compare(a.Key, b.Key))
+}
+
+// banEnd is the end of b's ban in Unix µs, 0 for none.
+func banEnd(b BucketState) int64 {
+	if b.BannedUntil.IsZero() {
+		return 0
+	}
+	return b.BannedUntil.UnixMicro()
 }
 
 // BucketState is one bucket as a snapshot shows it.

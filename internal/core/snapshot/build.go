@@ -1,9 +1,7 @@
 package snapshot
 
 import (
-	"cmp"
 	"context"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -108,22 +106,15 @@ func Build(ctx context.Context, src Sources, now time.Time) (Snapshot, error) {
 }
 
 // shownBuckets picks the buckets a snapshot lists, at most n: the keys with
-// a ban or strikes first (bans first, then by strikes, the most recently
-// active first among equals), then the most recently active others. A
-// banned abuser is what an operator looks for during an incident, and
-// listing only the most recently active would push it out as soon as n
-// other clients made a request each.
+// a ban or strikes first, in the order the stores give them
+// (ratelimit.ByPenalty), then the most recently active others. A banned
+// abuser is what an operator looks for during an incident, and listing only
+// the most recently active would push it out as soon as n other clients
+// made a request each.
 func shownBuckets(penalized, recent []ratelimit.BucketState, n int) []ratelimit.BucketState {
-	pen := slices.Clone(penalized)
-	slices.SortStableFunc(pen, func(a, b ratelimit.BucketState) int {
-		return cmp.Or(
-			cmp.Compare(b.BannedUntil.UnixMicro(), a.BannedUntil.UnixMicro()),
-			cmp.Compare(b.Strikes, a.Strikes),
-			cmp.Compare(b.LastSeen.UnixMicro(), a.LastSeen.UnixMicro()))
-	})
 	out := make([]ratelimit.BucketState, 0, n)
 	seen := make(map[string]bool, n)
-	for _, list := range [][]ratelimit.BucketState{pen, recent} {
+	for _, list := range [][]ratelimit.BucketState{penalized, recent} {
 		for _, b := range list {
 			if len(out) == n {
 				return out

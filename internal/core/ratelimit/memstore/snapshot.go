@@ -197,8 +197,9 @@ const prefetch = 16
 // topK keeps the k best slots offered to it, in a heap whose root is the
 // worst it keeps: the one a better offer replaces. Best means the higher
 // rank (two numbers the caller gives, the first deciding: 0 and 0 for the
-// recent list, ban end and strikes for the penalized one), then the most
-// recently seen, then the smaller key.
+// recent list, ban end and strikes for the penalized one, which makes it
+// ratelimit.ByPenalty on the cells), then the most recently seen, then the
+// smaller key.
 type topK struct {
 	k int
 	h []ranked

@@ -84,18 +84,8 @@ func referenceSnapshot(s *Store, r *ratelimit.Rules, n int) ratelimit.StoreSnaps
 	byRecent := func(a, b ratelimit.BucketState) int {
 		return cmp.Or(b.LastSeen.Compare(a.LastSeen), cmp.Compare(a.Key, b.Key))
 	}
-	// The penalized: bans first (the latest to end first), then by strikes.
-	byPenalty := func(a, b ratelimit.BucketState) int {
-		ban := func(s ratelimit.BucketState) int64 {
-			if s.BannedUntil.IsZero() {
-				return 0
-			}
-			return s.BannedUntil.UnixMicro()
-		}
-		return cmp.Or(cmp.Compare(ban(b), ban(a)), cmp.Compare(b.Strikes, a.Strikes), byRecent(a, b))
-	}
 	slices.SortFunc(all, byRecent)
-	slices.SortFunc(pen, byPenalty)
+	slices.SortFunc(pen, ratelimit.ByPenalty)
 	cut := func(bs []ratelimit.BucketState) []ratelimit.BucketState {
 		if n <= 0 || len(bs) == 0 {
 			return nil

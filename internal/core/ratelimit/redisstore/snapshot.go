@@ -56,11 +56,7 @@ func (s *Store) Snapshot(ctx context.Context, r *ratelimit.Rules, n int) (rateli
 	out.Penalized = slices.DeleteFunc(out.Penalized, func(b ratelimit.BucketState) bool {
 		return b.Strikes == 0 && b.BannedUntil.IsZero()
 	})
-	// The order the stores share (ratelimit.StoreSnapshot): bans first,
-	// the latest to end first, then by strikes.
-	slices.SortStableFunc(out.Penalized, func(a, b ratelimit.BucketState) int {
-		return cmp.Or(cmp.Compare(banEnd(b), banEnd(a)), cmp.Compare(b.Strikes, a.Strikes))
-	})
+	slices.SortFunc(out.Penalized, ratelimit.ByPenalty)
 	out.Penalized = out.Penalized[:min(n, len(out.Penalized))]
 	return out, nil
 }
@@ -112,12 +108,4 @@ func cellStates(r *ratelimit.Rules, now int64, keys []string, cmds []*redis.Stri
 		return cmp.Compare(b.LastSeen.UnixMicro(), a.LastSeen.UnixMicro())
 	})
 	return out
-}
-
-// banEnd is the end of b's ban in Unix µs, 0 for none.
-func banEnd(b ratelimit.BucketState) int64 {
-	if b.BannedUntil.IsZero() {
-		return 0
-	}
-	return b.BannedUntil.UnixMicro()
 }
