@@ -231,11 +231,10 @@ func (c *call) read(s *Store, reply string) bool {
 		o.res.BannedUntil = int64(float64At(reply, p+40))
 		o.pend = int64(float64At(reply, p+48))
 		p += replySize - 1
-		if o.pend > now || o.pend < 0 || o.res.NewBan {
+		if o.pend > now || o.pend < 0 {
 			s.idxMu.Lock()
-			if o.pend > now || o.pend < 0 {
-				s.penalized[o.key] = o.pend
-			}
+			s.penalized[o.key] = o.pend
+			// A new ban is a penalty that ends with it (pend > now).
 			if o.res.NewBan {
 				s.banned[o.key] = o.res.BannedUntil
 			}
