@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -204,7 +203,7 @@ const (
 	publicMaxPayload = 64 << 10
 	// publicMaxSleep bounds a public sleep job: at an hour, four requests
 	// held every worker of a default daemon for an hour.
-	publicMaxSleep = 10_000 // ms
+	publicMaxSleep = 10 * time.Second
 )
 
 // publicJob checks the public routes' bounds on a job; Prepare checks the
@@ -214,13 +213,10 @@ func publicJob(req queue.EnqueueRequest) error {
 		return core.Errorf(core.CodeTooLarge, "payload is %d bytes; a public job's is at most %d (the developer enqueue, POST /api/dev/jobs/enqueue, takes up to the 1 MiB body)", len(req.Payload), publicMaxPayload)
 	}
 	if req.Type == "sleep" {
-		var p struct {
-			MS json.Number `json:"ms"`
-		}
-		if json.Unmarshal(req.Payload, &p) == nil {
-			if ms, err := p.MS.Int64(); err == nil && ms > publicMaxSleep {
-				return core.Errorf(core.CodeInvalid, "a public sleep job sleeps at most %d ms (the developer enqueue allows up to 3600000)", publicMaxSleep)
-			}
+		// A payload the handler refuses is Prepare's to answer.
+		if d, err := queue.SleepDuration(req.Payload); err == nil && d > publicMaxSleep {
+			return core.Errorf(core.CodeInvalid, "a public sleep job sleeps at most %d ms (the developer enqueue allows up to %d)",
+				publicMaxSleep.Milliseconds(), queue.MaxSleep.Milliseconds())
 		}
 	}
 	return nil

@@ -34,11 +34,11 @@ func builtins() map[string]Handler {
 		// sleep waits {"ms":N} milliseconds, or until it is cancelled.
 		"sleep": {
 			Validate: func(p json.RawMessage) error {
-				_, err := sleepDuration(p)
+				_, err := SleepDuration(p)
 				return err
 			},
 			Run: func(ctx context.Context, p json.RawMessage) (json.RawMessage, error) {
-				d, err := sleepDuration(p)
+				d, err := SleepDuration(p)
 				if err != nil {
 					return nil, err
 				}
@@ -79,8 +79,10 @@ func emptyPayload(typ string) func(json.RawMessage) error {
 	}
 }
 
-// sleepDuration decodes and checks the payload of a sleep job.
-func sleepDuration(p json.RawMessage) (time.Duration, error) {
+// SleepDuration decodes and checks the payload of a sleep job: the one
+// reading of it, for the handler, its validation and the daemon's bound on
+// public sleeps.
+func SleepDuration(p json.RawMessage) (time.Duration, error) {
 	var s struct {
 		MS *int64 `json:"ms"`
 	}
