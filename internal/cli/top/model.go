@@ -70,9 +70,8 @@ type Model struct {
 	lastOK   time.Time // the local time of the last successful fetch
 	history  map[string]queueHistory
 
-	err      error // the last fetch's error; nil while connected
-	failures int   // consecutive failed fetches
-	retryIn  time.Duration
+	err      error     // the last fetch's error; nil while connected
+	failures int       // consecutive failed fetches
 	retryAt  time.Time // the clock's time of the next retry, while failing
 	now      time.Time // the clock's time of the last fetch or countdown tick
 
@@ -324,7 +323,7 @@ func (m Model) fetched(msg fetchedMsg) (Model, tea.Cmd) {
 		m.err = msg.err
 		m.failures++
 		delay = m.backoff(m.failures)
-		m.retryIn, m.retryAt = delay, msg.at.Add(delay)
+		m.retryAt = msg.at.Add(delay)
 	} else {
 		stamp := msg.snap.GeneratedAt
 		if stamp.IsZero() {
@@ -332,7 +331,7 @@ func (m Model) fetched(msg fetchedMsg) (Model, tea.Cmd) {
 		}
 		m.history = nextHistory(m.history, msg.snap, stamp)
 		m.snap, m.haveData, m.lastOK = msg.snap, true, msg.at
-		m.err, m.failures, m.retryIn = nil, 0, 0
+		m.err, m.failures = nil, 0
 		m = m.reselect()
 		delay = m.interval
 	}

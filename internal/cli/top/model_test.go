@@ -40,7 +40,7 @@ type state struct {
 
 func observe(m Model, cmd tea.Cmd, src *scriptSource) state {
 	s := state{
-		HaveData: m.haveData, Failures: m.failures, RetryIn: m.retryIn, Paused: m.paused,
+		HaveData: m.haveData, Failures: m.failures, Paused: m.paused,
 		Inflight: m.inflight, Focus: m.focus, Sorts: m.sorts, Cursor: m.cursor, Selected: m.selected,
 		Filter: m.filter, Filtering: m.filtering, Status: m.status, ShowHelp: m.showHelp,
 		Width: m.width, Height: m.height,
@@ -50,6 +50,7 @@ func observe(m Model, cmd tea.Cmd, src *scriptSource) state {
 	}
 	if m.err != nil {
 		s.Err = m.err.Error()
+		s.RetryIn = m.backoff(m.failures) // the wait chosen at the last failure
 	}
 	if m.confirm != nil {
 		s.Confirm = m.confirm.target
