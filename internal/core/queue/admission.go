@@ -98,49 +98,74 @@ func (s *Service) Admission() *Admission { return s.admission }
 func (a *Admission) Enabled() bool { return a.cfg.MaxPending > 0 || a.cfg.MaxAge > 0 }
 
 // Admit returns nil when queue q may take one more job, counting it, or a
-// *Rejection saying which bound was hit. It costs at most one broker read
-// (Stats) per queue per CacheFor.
+// *Rejection saying which bound was hit. It costs one broker read (Stats)
+// per queue per CacheFor, and one more before a refusal that only this
+// process's own guesses would make: jobs it admitted since the reading
+// (which workers may have started meanwhile) or the time since it (in which
+// the oldest job may have been started). A queue that drains as fast as it
+// fills is never refused, and a queue over a bound at the reading itself is
+// refused without another read until the reading is stale.
 func (a *Admission) Admit(ctx context.Context, q string) error {
 	if !a.Enabled() {
 		return nil
 	}
-	now := a.clock.Now()
-	a.mu.Lock()
-	st := a.queues[q]
-	stale := st == nil || now.Sub(st.at) >= a.cfg.CacheFor || now.Before(st.at)
-	a.mu.Unlock()
-	if stale {
-		stats, err := a.broker.Stats(ctx, q)
-		if err != nil {
-			a.obs.BackendError("admission", err)
-			return a.reject(q, ReasonBackend, time.Second, err, "the job queue is unavailable: cannot check queue %s", q)
-		}
+	for fresh := false; ; fresh = true {
+		now := a.clock.Now()
 		a.mu.Lock()
-		st = a.update(q, now, stats)
+		st := a.queues[q]
+		stale := fresh || st == nil || now.Sub(st.at) >= a.cfg.CacheFor || now.Before(st.at)
 		a.mu.Unlock()
+		if stale {
+			stats, err := a.broker.Stats(ctx, q)
+			if err != nil {
+				a.obs.BackendError("admission", err)
+				return a.reject(q, ReasonBackend, time.Second, err, "the job queue is unavailable: cannot check queue %s", q)
+			}
+			a.mu.Lock()
+			st = a.update(q, now, stats)
+			a.mu.Unlock()
+		}
+		confirm, err := a.check(q, st, now, !stale)
+		if confirm {
+			continue // a refusal on guesses: read the gauges of now first
+		}
+		return err
 	}
+}
+
+// check decides on st, the reading of queue q, at now, counting the job
+// when it is admitted. With mayConfirm, a refusal that rests on what
+// happened since the reading rather than on the reading itself is not made:
+// check reports confirm instead, and counts nothing.
+func (a *Admission) check(q string, st *admState, now time.Time, mayConfirm bool) (confirm bool, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	pending := st.pending + st.admitted
 	if a.cfg.MaxPending > 0 && pending >= int64(a.cfg.MaxPending) {
+		if mayConfirm && st.pending < int64(a.cfg.MaxPending) {
+			return true, nil
+		}
 		excess := float64(pending - int64(a.cfg.MaxPending) + 1)
-		return a.reject(q, ReasonMaxPending, a.estimate(st, excess/math.Max(st.rate, 0)), nil,
+		return false, a.reject(q, ReasonMaxPending, a.estimate(st, excess/math.Max(st.rate, 0)), nil,
 			"queue %s is full: %d pending jobs, QUEUE_MAX_PENDING is %d", q, pending, a.cfg.MaxPending)
 	}
 	if a.cfg.MaxAge > 0 && st.pending > 0 {
 		age := st.oldest + max(0, now.Sub(st.at))
 		if age > a.cfg.MaxAge {
+			if mayConfirm && st.oldest <= a.cfg.MaxAge {
+				return true, nil
+			}
 			wait := 0.0
 			if st.rate > 0 {
 				wait = float64(pending)/st.rate - a.cfg.MaxAge.Seconds()
 			}
-			return a.reject(q, ReasonMaxAge, a.estimate(st, wait), nil,
+			return false, a.reject(q, ReasonMaxAge, a.estimate(st, wait), nil,
 				"queue %s is behind: its oldest pending job has waited %ds, QUEUE_MAX_AGE_SECONDS is %d",
 				q, int64(age.Seconds()), int64(a.cfg.MaxAge.Seconds()))
 		}
 	}
 	st.admitted++
-	return nil
+	return false, nil
 }
 
 // update stores a fresh reading of queue q and refreshes its drain rate from

@@ -391,6 +391,65 @@ func TestAdmission(t *testing.T) {
 	})
 }
 
+// TestAdmissionDrainedQueueNotRefused: jobs admitted since the last reading
+// of a queue's gauges, or the time since it, may put the queue over a bound
+// by this process's count while workers have in fact drained it: the queue
+// is read again before such a refusal. A queue that drains as fast as it
+// fills is never refused, however many jobs it takes within one reading's
+// lifetime; one over its bound in fact still is.
+func TestAdmissionDrainedQueueNotRefused(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		t.Run("max pending", func(t *testing.T) {
+			clock := brokertest.NewClock() // still: every check inside one reading's lifetime
+			rec := newRecorder()
+			s := queue.NewService(queue.Deps{Broker: be.new(t, clock), Clock: clock, Observer: rec},
+				queue.Config{Admission: queue.AdmissionConfig{MaxPending: 2}})
+			for i := range 10 {
+				if _, err := s.Submit(ctx, queue.EnqueueRequest{Type: "ping"}, queue.SourceAPI); err != nil {
+					t.Fatalf("Submit %d to a queue drained after each job: %v", i+1, err)
+				}
+				if _, err := s.RunNext(ctx, ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			diff(t, "rejections counted", 0, len(rec.snapshot()["rejected"]))
+			for range 2 {
+				mustSubmit(t, s)
+			}
+			_, err := s.Submit(ctx, queue.EnqueueRequest{Type: "ping"}, queue.SourceAPI)
+			var rej *queue.Rejection
+			if !errors.As(err, &rej) || rej.Reason != queue.ReasonMaxPending {
+				t.Fatalf("Submit to a queue holding 2 of 2: %v, want a max_pending rejection", err)
+			}
+			diff(t, "rejections counted", map[string]int{"default:max_pending": 1}, rec.snapshot()["rejected"])
+		})
+		t.Run("max age", func(t *testing.T) {
+			clock := brokertest.NewClock()
+			s := queue.NewService(queue.Deps{Broker: be.new(t, clock), Clock: clock},
+				queue.Config{Admission: queue.AdmissionConfig{MaxAge: 10 * time.Second}})
+			mustSubmit(t, s)
+			clock.Advance(9900 * time.Millisecond)
+			mustSubmit(t, s) // read now: the oldest job has waited 9.9s
+			if _, err := s.RunNext(ctx, ""); err != nil {
+				t.Fatal(err)
+			}
+			clock.Advance(200 * time.Millisecond) // within the reading's lifetime
+			if _, err := s.Submit(ctx, queue.EnqueueRequest{Type: "ping"}, queue.SourceAPI); err != nil {
+				t.Fatalf("Submit after the old job was started: %v", err)
+			}
+			// A queue whose oldest job is past the bound at the reading is
+			// still refused.
+			clock.Advance(10500 * time.Millisecond)
+			_, err := s.Submit(ctx, queue.EnqueueRequest{Type: "ping"}, queue.SourceAPI)
+			var rej *queue.Rejection
+			if !errors.As(err, &rej) || rej.Reason != queue.ReasonMaxAge {
+				t.Fatalf("Submit behind an old job: %v, want a max_age rejection", err)
+			}
+		})
+	})
+}
+
 // TestAdmissionBackendErrorOnNewQueue: with the backend down, a job for a
 // queue this process has not seen (whose admission needs the queue list) is
 // refused like one for a known queue: a backend rejection, counted.
@@ -841,5 +900,12 @@ func TestPayloadUnicode(t *testing.T) {
 		if _, err := s.Prepare(queue.EnqueueRequest{Type: "echo", Payload: json.RawMessage(p)}, queue.SourceAPI); err != nil {
 			t.Errorf("payload %q: %v, want accepted", p, err)
 		}
+	}
+}
+
+func mustSubmit(t *testing.T, s *queue.Service) {
+	t.Helper()
+	if _, err := s.Submit(context.Background(), queue.EnqueueRequest{Type: "ping"}, queue.SourceAPI); err != nil {
+		t.Fatalf("Submit: %v", err)
 	}
 }
