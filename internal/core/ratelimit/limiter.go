@@ -231,7 +231,9 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 
 	deny, tight := -1, 0
 	for i := range rs {
-		if !rs[i].Allowed && deny < 0 {
+		// Of the scopes that refuse, the one that refuses longest decides:
+		// its Retry-After is when the request can pass them all.
+		if !rs[i].Allowed && (deny < 0 || rs[i].RetryAfter > rs[deny].RetryAfter) {
 			deny = i
 		}
 		if rs[i].Shadowed && !rs[tight].Shadowed || rs[i].Shadowed == rs[tight].Shadowed && rs[i].Remaining < rs[tight].Remaining {

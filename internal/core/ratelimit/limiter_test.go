@@ -390,3 +390,39 @@ func TestUnusableIdentityRefused(t *testing.T) {
 		t.Errorf("200 bytes: %v", err)
 	}
 }
+
+// TestLongestRefusalDecides: when several scopes refuse a request, the one
+// that refuses longest decides, so its Retry-After is when the request can
+// pass them all; the first scope in order (ip) used to decide, and a client
+// that came back at its Retry-After was refused again by the user scope.
+func TestLongestRefusalDecides(t *testing.T) {
+	clock := storetest.NewClock()
+	l, err := ratelimit.New(ratelimit.DefaultConfig(), ratelimit.Deps{Store: memstore.New(clock), Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, o := range []ratelimit.Override{
+		{Target: "run:ip", Capacity: 1, Window: 2 * time.Second},
+		{Target: "run:user", Capacity: 1, Window: time.Minute},
+	} {
+		if _, err := l.SetOverride(ctx, o, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := ratelimit.Request{Limit: "run", IP: "192.0.2.9", User: "u1"}
+	if d, err := l.Allow(ctx, req); err != nil || !d.Allowed {
+		t.Fatalf("first request: %+v, %v", d, err)
+	}
+	d, err := l.Allow(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Allowed || d.Scope != ratelimit.ScopeUser || d.RetryAfter != time.Minute {
+		t.Fatalf("refused by both scopes: allowed %v, scope %s, retry after %v; want the user scope's 1m", d.Allowed, d.Scope, d.RetryAfter)
+	}
+	clock.Advance(2 * time.Second) // the ip scope's wait: the user scope still refuses
+	if d, err := l.Allow(ctx, req); err != nil || d.Allowed || d.Scope != ratelimit.ScopeUser {
+		t.Fatalf("after the ip scope's wait: %+v, %v; want refused by the user scope", d, err)
+	}
+}
