@@ -227,7 +227,7 @@ func setLimitHeaders(h http.Header, d *ratelimit.Decision) {
 	b = appendLimitName(b, d.Limit, string(d.Scope))
 	name := len(b) - nameStart
 	b = append(b, ";q="...)
-	b = strconv.AppendInt(b, int64(d.Capacity), 10)
+	b = strconv.AppendInt(b, int64(d.Quota()), 10)
 	b = append(b, ";w="...)
 	b = strconv.AppendInt(b, max(1, int64(d.Window/time.Second)), 10)
 	ends[3] = len(b)

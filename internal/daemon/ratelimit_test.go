@@ -104,12 +104,13 @@ func TestRLTestHeaders429AndBan(t *testing.T) {
 		{200, "3", "1", "40", p, `"rl-test:ip";r=1;t=40`, ""},
 		{200, "3", "0", "60", p, `"rl-test:ip";r=0;t=60`, ""},
 		{429, "3", "0", "60", p, `"rl-test:ip";r=0;t=60`, "20"},
-		// Each 429 is a strike: capacity 3 × 0.5^strikes, at least 1.
-		{429, "1", "0", "60", `"rl-test:ip";q=1;w=60`, `"rl-test:ip";r=0;t=60`, "60"},
-		{429, "1", "0", "60", `"rl-test:ip";q=1;w=60`, `"rl-test:ip";r=0;t=60`, "60"},
-		{429, "1", "0", "60", `"rl-test:ip";q=1;w=60`, `"rl-test:ip";r=0;t=60`, "60"},
+		// Each 429 is a strike: capacity 3 × 0.5^strikes, at least 1. The
+		// policy (its quota, 3 per 60s) stays what it is.
+		{429, "1", "0", "60", p, `"rl-test:ip";r=0;t=60`, "60"},
+		{429, "1", "0", "60", p, `"rl-test:ip";r=0;t=60`, "60"},
+		{429, "1", "0", "60", p, `"rl-test:ip";r=0;t=60`, "60"},
 		// The fifth strike bans for BAN_SECONDS.
-		{429, "1", "0", "60", `"rl-test:ip";q=1;w=60`, `"rl-test:ip";r=0;t=60`, "60"},
+		{429, "1", "0", "60", p, `"rl-test:ip";r=0;t=60`, "60"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("responses (-want +got):\n%s", diff)
@@ -127,6 +128,30 @@ func TestRLTestHeaders429AndBan(t *testing.T) {
 	}
 	if resp, _ := send(t, s, request{path: "/api/dev/rl-test", token: devToken, peer: "192.0.2.2:1"}); resp.Header.Get("RateLimit-Remaining") != "2" {
 		t.Errorf("other client: remaining %q, want 2", resp.Header.Get("RateLimit-Remaining"))
+	}
+}
+
+// TestPolicyQuotaIsTheRate: RateLimit-Policy's q is the policy's quota per
+// window w (draft-ietf-httpapi-ratelimit-headers-10): run refills 30 per 60s
+// while its burst, RateLimit-Limit, is 10; a premium client's quota is
+// three times that. It once said q=10, a third of what a client may send.
+func TestPolicyQuotaIsTheRate(t *testing.T) {
+	s, _ := newLimitServer(t)
+	for _, c := range []struct {
+		name          string
+		headers       map[string]string
+		limit, policy string
+	}{
+		{"standard", nil, "10", `"run:ip";q=30;w=60`},
+		{"premium", map[string]string{"X-RateLimit-Tier": "premium"}, "30", `"run:ip";q=90;w=60`},
+	} {
+		resp, body := send(t, s, request{method: "POST", path: "/run", body: `{"type":"ping"}`, peer: "127.0.0.1:1", headers: c.headers})
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("%s: POST /run: %d %v", c.name, resp.StatusCode, body)
+		}
+		if got := [2]string{resp.Header.Get("RateLimit-Limit"), resp.Header.Get("RateLimit-Policy")}; got != [2]string{c.limit, c.policy} {
+			t.Errorf("%s: RateLimit-Limit and -Policy %q, want %q", c.name, got, [2]string{c.limit, c.policy})
+		}
 	}
 }
 

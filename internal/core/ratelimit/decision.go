@@ -13,8 +13,8 @@ type Request struct {
 }
 
 // Decision is the limiter's answer for one request. Limit, Scope and
-// Identity name the bucket that decided: the first that denied, else the one
-// with the fewest tokens left.
+// Identity name the bucket that decided: of those that denied, the one with
+// the longest wait, else the one with the fewest tokens left.
 type Decision struct {
 	Allowed  bool
 	Limit    string
@@ -26,6 +26,9 @@ type Decision struct {
 	Remaining int
 	// Window is the deciding policy's window, for the RateLimit-Policy header.
 	Window time.Duration
+	// Interval is the time the deciding bucket takes to refill one token
+	// (tier and override applied; penalties leave it as it is).
+	Interval time.Duration
 	// Reset is the time until the bucket is full again.
 	Reset time.Duration
 	// RetryAfter is the time until a request can pass (0 when allowed).
@@ -40,6 +43,16 @@ type Decision struct {
 // Key is the deciding bucket's key, "<limit>:<scope>:<identity>".
 func (d *Decision) Key() string {
 	return d.Limit + ":" + string(d.Scope) + ":" + d.Identity
+}
+
+// Quota is the deciding policy's quota: the tokens its bucket refills per
+// Window (30 for run's 30 per minute, whatever its burst), the draft
+// RateLimit-Policy's q. Penalties shrink the capacity, not the quota.
+func (d *Decision) Quota() int {
+	if d.Interval <= 0 {
+		return d.Capacity
+	}
+	return max(1, int((d.Window+d.Interval/2)/d.Interval))
 }
 
 // Banned reports whether the request was refused by a ban.

@@ -215,7 +215,7 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 	if l.local != nil {
 		if i, until, now := l.bans.banned(bs, l.clock); i >= 0 {
 			rs[i] = Result{Banned: true, BannedUntil: until, Capacity: bs[i].Capacity, RetryAfter: max(until-now, 1)}
-			l.decide(&d, e, s.scopes[i], s.ids[i], s.bs[i].Window, &rs[i], true)
+			l.decide(&d, e, s.scopes[i], s.ids[i], &s.bs[i], &rs[i], true)
 			l.scratch.Put(s)
 			return d, nil
 		}
@@ -250,7 +250,7 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 	if deny >= 0 {
 		i = deny
 	}
-	l.decide(&d, e, s.scopes[i], s.ids[i], s.bs[i].Window, &rs[i], deny >= 0)
+	l.decide(&d, e, s.scopes[i], s.ids[i], &s.bs[i], &rs[i], deny >= 0)
 	l.scratch.Put(s)
 	return d, nil
 }
@@ -326,7 +326,7 @@ func (l *Limiter) decideOne(d *Decision, e *limitEntry, sc Scope, id string, b *
 	if r.NewBan {
 		l.obs.Banned()
 	}
-	l.decide(d, e, sc, id, b.Window, r, !r.Allowed)
+	l.decide(d, e, sc, id, b, r, !r.Allowed)
 }
 
 // limit finds a limit by name; a scan of the few limits beats hashing.
@@ -340,15 +340,16 @@ func (l *Limiter) limit(name string) *limitEntry {
 }
 
 // decide writes into d, the caller's zero result, the decision from the
-// deciding bucket (scope, identity id, policy window, verdict r): the one
+// deciding bucket (scope, identity id, bucket b, verdict r): the one
 // that denied the request when denied, else the tightest one. It counts it.
-func (l *Limiter) decide(d *Decision, e *limitEntry, scope Scope, id string, window int64, r *Result, denied bool) {
+func (l *Limiter) decide(d *Decision, e *limitEntry, scope Scope, id string, b *Bucket, r *Result, denied bool) {
 	// Field by field: d is the caller's zero result, and a composite
 	// literal would be built aside and then copied in.
 	d.Allowed = !denied
 	d.Limit, d.Scope, d.Identity = e.Name, scope, id
 	d.Capacity, d.Remaining, d.Strikes = r.Capacity, r.Remaining, r.Strikes
-	d.Window = time.Duration(window) * time.Microsecond
+	d.Window = time.Duration(b.Window) * time.Microsecond
+	d.Interval = time.Duration(b.Interval) * time.Microsecond
 	d.Reset = time.Duration(r.ResetAfter) * time.Microsecond
 	d.RetryAfter = time.Duration(r.RetryAfter) * time.Microsecond
 	d.Shadow = !denied && r.Shadowed
