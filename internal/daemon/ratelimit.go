@@ -172,7 +172,9 @@ func (s *Server) limited(limit string, h http.Handler) http.Handler {
 			writeError(w, r, s.log, err)
 			return
 		}
-		setLimitHeaders(w.Header(), &d)
+		if !d.Unchecked {
+			setLimitHeaders(w.Header(), &d)
+		}
 		if d.Allowed {
 			h.ServeHTTP(w, r)
 			return

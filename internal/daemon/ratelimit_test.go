@@ -459,6 +459,11 @@ func TestRedisOutageOverHTTP(t *testing.T) {
 				if c.want == 503 && resp.Header.Get("Retry-After") != "1" {
 					t.Errorf("503 without Retry-After: 1")
 				}
+				// Let through unchecked, a request has no bucket figures to
+				// report (a full bucket was claimed); decided locally, it has.
+				if got, want := resp.Header.Get("RateLimit-Policy") != "", c.policy == "local"; got != want {
+					t.Errorf("request %d during the outage: RateLimit-Policy %q, want one: %v", i, resp.Header.Get("RateLimit-Policy"), want)
+				}
 			}
 			srv.Resume()
 			for s.limiter.Degraded() {

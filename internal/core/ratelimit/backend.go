@@ -78,7 +78,7 @@ func (l *Limiter) onBackendError(ctx context.Context, bs []Bucket, rs []Result, 
 	switch l.cfg.OnBackendError {
 	case OnErrorAllow:
 		for i := range bs {
-			rs[i] = Result{Allowed: true, Capacity: bs[i].Capacity, Remaining: bs[i].Capacity}
+			rs[i] = Result{Allowed: true, Unchecked: true, Capacity: bs[i].Capacity, Remaining: bs[i].Capacity}
 		}
 		return nil
 	case OnErrorDeny:

@@ -38,6 +38,10 @@ type Decision struct {
 	BannedUntil time.Time
 	// Shadow says a shadow override would have denied this request.
 	Shadow bool
+	// Unchecked says the request was let through unchecked: the backend
+	// failed and RATE_LIMIT_ON_BACKEND_ERROR is allow. Its figures are the
+	// policy's, not a bucket's, so no RateLimit headers are sent.
+	Unchecked bool
 }
 
 // Key is the deciding bucket's key, "<limit>:<scope>:<identity>".

@@ -353,6 +353,7 @@ func (l *Limiter) decide(d *Decision, e *limitEntry, scope Scope, id string, b *
 	d.Reset = time.Duration(r.ResetAfter) * time.Microsecond
 	d.RetryAfter = time.Duration(r.RetryAfter) * time.Microsecond
 	d.Shadow = !denied && r.Shadowed
+	d.Unchecked = r.Unchecked
 	if r.BannedUntil > 0 {
 		d.BannedUntil = time.UnixMicro(r.BannedUntil)
 	}

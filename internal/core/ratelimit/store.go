@@ -117,6 +117,10 @@ type Result struct {
 	Banned bool
 	// NewBan says this decision started the ban.
 	NewBan bool
+	// Unchecked says no store decided: the backend failed and
+	// RATE_LIMIT_ON_BACKEND_ERROR=allow let the request through, so there
+	// are no figures to report.
+	Unchecked bool
 	// Capacity is the effective capacity after penalties.
 	Capacity int
 	// Remaining is the tokens left after this decision.
