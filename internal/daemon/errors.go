@@ -22,6 +22,10 @@ var statusOf = map[string]int{
 	core.CodeTimeout:      http.StatusGatewayTimeout,
 }
 
+// StatusClientClosed is the status a request whose client went away before
+// its answer is counted with (nginx's 499); the client never sees it.
+const StatusClientClosed = 499
+
 // StatusOf returns the HTTP status for an error code (500 for unknown codes).
 func StatusOf(code string) int {
 	if s, ok := statusOf[code]; ok {
@@ -49,6 +53,13 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 }
 
 func writeErrorDetails(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error, details map[string]any) {
+	if r.Context().Err() != nil {
+		// The client went away (its request's context ends only so): no
+		// one reads this answer, and the failure was not the daemon's, so
+		// it is not logged and counts as 499, as nginx has it, not 500.
+		w.WriteHeader(StatusClientClosed)
+		return
+	}
 	code := core.ErrorCode(err)
 	if code == core.CodeInternal && log != nil {
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)

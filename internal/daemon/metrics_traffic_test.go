@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -183,4 +184,32 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("not within 5s: %s", what)
+}
+
+// TestClientGoneIsNotAServerError: a client that hangs up while its
+// request waits (here POST /assistant, for a job no worker runs) was
+// answered 500, counted as a server error and logged at ERROR, once per
+// request: any anonymous client could fill the error log and the 5xx rate.
+// It counts as 499 (nginx's "client closed request") and logs nothing.
+func TestClientGoneIsNotAServerError(t *testing.T) {
+	var logs strings.Builder
+	s, err := NewServer(Deps{Config: testConfig(), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		ctx, cancel := context.WithCancel(context.Background())
+		req := httptest.NewRequest("POST", "/assistant", strings.NewReader(`{"type":"ping","timeout_ms":60000}`)).WithContext(ctx)
+		req.RemoteAddr = "192.0.2.40:1"
+		go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+		s.ServeHTTP(httptest.NewRecorder(), req)
+		cancel()
+	}
+	m := s.metrics.HTTPRequests
+	if got := [2]float64{testutil.ToFloat64(m.WithLabelValues("POST /assistant", "499")), testutil.ToFloat64(m.WithLabelValues("POST /assistant", "500"))}; got != [2]float64{2, 0} {
+		t.Errorf("POST /assistant counted as 499 and 500: %v, want [2 0]", got)
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("a client going away was logged as an error:\n%s", logs.String())
+	}
 }

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -166,10 +165,7 @@ func (s *Server) limited(limit string, h http.Handler) http.Handler {
 			if core.ErrorCode(err) == core.CodeUnavailable {
 				w.Header().Set("Retry-After", "1")
 			}
-			if errors.Is(err, context.Canceled) {
-				return // the client went away
-			}
-			writeError(w, r, s.log, err)
+			writeError(w, r, s.log, err) // 499 when the client went away
 			return
 		}
 		if !d.Unchecked {
