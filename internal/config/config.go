@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path"
 	"strings"
 	"time"
 
@@ -204,6 +205,8 @@ func (c Config) Validate() error {
 	}
 	if !strings.HasPrefix(c.PrometheusRoute, "/") || strings.ContainsAny(c.PrometheusRoute, " \t{}?#") || c.PrometheusRoute == "/" {
 		bad("PROMETHEUS_METRICS_ROUTE", "%q must start with / and be a plain path such as /metrics", c.PrometheusRoute)
+	} else if !cleanPath(c.PrometheusRoute) {
+		bad("PROMETHEUS_METRICS_ROUTE", "%q is not a clean path (no //, /./ or /../), such as /metrics", c.PrometheusRoute)
 	} else if apiRoute(c.PrometheusRoute) {
 		bad("PROMETHEUS_METRICS_ROUTE", "%q is a path of the API; choose another, such as /metrics", c.PrometheusRoute)
 	}
@@ -335,4 +338,15 @@ func oneOf(s string, options ...string) bool {
 		}
 	}
 	return false
+}
+
+// cleanPath reports whether p is as path.Clean leaves it, but for a
+// trailing slash (a subtree): net/http's ServeMux refuses, with a panic,
+// a route whose path is not clean.
+func cleanPath(p string) bool {
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c == p
 }
