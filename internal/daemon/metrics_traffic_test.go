@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -211,5 +212,28 @@ func TestClientGoneIsNotAServerError(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "level=ERROR") {
 		t.Errorf("a client going away was logged as an error:\n%s", logs.String())
+	}
+}
+
+// TestPanicCounted: a handler's panic is answered 500 and counted in
+// refrakt_http_requests_total like any other answer; the recovery sat
+// outside the metrics, which recorded nothing for it.
+func TestPanicCounted(t *testing.T) {
+	var logs strings.Builder
+	s, err := NewServer(Deps{Config: testConfig(), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mux.Handle("GET /api/dev/panic", http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }))
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "/api/dev/panic", nil))
+	if rec.Code != http.StatusInternalServerError {
+		t.Errorf("status %d, want 500", rec.Code)
+	}
+	if n := testutil.ToFloat64(s.metrics.HTTPRequests.WithLabelValues("GET /api/dev/panic", "500")); n != 1 {
+		t.Errorf("counted %v times, want 1", n)
+	}
+	if !strings.Contains(logs.String(), "panic in handler") {
+		t.Errorf("the panic was not logged:\n%s", logs.String())
 	}
 }

@@ -106,7 +106,8 @@ func NewServer(d Deps) (*Server, error) {
 		return nil, err
 	}
 	s.routes()
-	s.handler = s.recoverPanics(s.observe(s.capInFlight(s.limitBody(s.dispatch()))))
+	// observe outside recoverPanics: the 500 a panic turns into is counted.
+	s.handler = s.observe(s.recoverPanics(s.capInFlight(s.limitBody(s.dispatch()))))
 	return s, nil
 }
 
