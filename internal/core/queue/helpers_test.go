@@ -126,6 +126,13 @@ func (r *recorder) AdmissionRejected(q, reason string) {
 }
 func (r *recorder) BackendError(op string, _ error) { r.mu.Lock(); r.backend[op]++; r.mu.Unlock() }
 
+// backendErrors is how many failures of broker call op were reported.
+func (r *recorder) backendErrors(op string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.backend[op]
+}
+
 func (r *recorder) snapshot() map[string]map[string]int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -182,4 +189,39 @@ func (f *flaky) Enqueue(ctx context.Context, jobs ...queue.NewJob) error {
 		return errDown
 	}
 	return f.Broker.Enqueue(ctx, jobs...)
+}
+
+func (f *flaky) Get(ctx context.Context, id string) (*queue.Job, error) {
+	if f.down("get") {
+		return nil, errDown
+	}
+	return f.Broker.Get(ctx, id)
+}
+
+func (f *flaky) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lease, error) {
+	if f.down("fetch") {
+		return nil, errDown
+	}
+	return f.Broker.Fetch(ctx, req)
+}
+
+func (f *flaky) Finish(ctx context.Context, outcomes []queue.Outcome) ([]queue.Status, error) {
+	if f.down("finish") {
+		return nil, errDown
+	}
+	return f.Broker.Finish(ctx, outcomes)
+}
+
+func (f *flaky) Release(ctx context.Context, refs []queue.Ref) ([]bool, error) {
+	if f.down("release") {
+		return nil, errDown
+	}
+	return f.Broker.Release(ctx, refs)
+}
+
+func (f *flaky) Tick(ctx context.Context) (queue.TickResult, error) {
+	if f.down("tick") {
+		return queue.TickResult{}, errDown
+	}
+	return f.Broker.Tick(ctx)
 }

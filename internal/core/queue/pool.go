@@ -17,6 +17,12 @@ import (
 // of every job the pool holds, and the tick loop that promotes due jobs and
 // recovers expired leases.
 //
+// A fetched job is started in the backend (running, an attempt counted)
+// before a worker has it. The fetcher hands back, not counted as attempts,
+// the jobs no worker has started within shedAfter of their fetch (slow jobs
+// prefetched while jobs were fast), and stops prefetching until runs are
+// fast again: see shed.go.
+//
 // Delivery is at least once: a job is leased before it runs and its outcome
 // is written after; a crash in between leaves the lease to expire and the
 // job to run again. A worker whose lease is lost (recovered elsewhere,
@@ -32,6 +38,7 @@ type Pool struct {
 	jobs     chan *held
 	outcomes chan finished
 	slots    chan struct{} // one per job the pool may hold (running + prefetched)
+	shed     shedder       // the fetcher's: jobs sent to workers and not yet started
 
 	mu      sync.Mutex
 	held    map[*held]struct{}
@@ -68,6 +75,11 @@ type held struct {
 	lease  Lease
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	// fetched is when the fetcher took it; state moves once, from
+	// heldWaiting to heldStarted (a worker runs it) or heldShed (the fetcher
+	// hands it back), so that a job is run or handed back, never both.
+	fetched time.Time
+	state   atomic.Int32
 }
 
 // NewPool returns a pool running the jobs of svc with svc's settings.
@@ -86,6 +98,7 @@ func NewPool(svc *Service) *Pool {
 		finisher:    make(chan struct{}),
 	}
 	p.avgRun.Store(-1)
+	p.shed.after = shedAfter(cfg.Prefetch)
 	p.fetchCtx, p.stopFetch = context.WithCancel(context.Background())
 	p.runCtx, p.stopRun = context.WithCancel(context.Background())
 	p.bgCtx, p.stopBG = context.WithCancel(context.Background())
@@ -204,12 +217,11 @@ func releaseBudget(ctx context.Context) time.Duration {
 // broker while none is pending and backing off while it fails.
 func (p *Pool) fetch() {
 	defer close(p.fetcherDone)
+	defer p.handBackShed()
 	backoff := time.Duration(0)
 	for {
 		// Wait for one free slot, then take every other free one.
-		select {
-		case <-p.slots:
-		case <-p.fetchCtx.Done():
+		if !p.await(p.slots, nil) {
 			return
 		}
 		n := 1
@@ -231,23 +243,34 @@ func (p *Pool) fetch() {
 				// Slow jobs and every worker busy: prefetching would only
 				// hold jobs another daemon could run. Wait for a worker.
 				p.slots <- struct{}{}
-				select {
-				case <-p.freed:
-				case <-p.fetchCtx.Done():
+				if !p.await(p.freed, nil) {
 					return
 				}
 				continue
 			}
 		}
-		leases, err := p.svc.broker.Fetch(p.fetchCtx, FetchRequest{N: n, Lease: p.cfg.Lease, Wait: p.cfg.FetchWait})
+		// With every worker busy and jobs waiting for them, more jobs could
+		// only wait too: take those pending now, but do not block waiting
+		// for new ones (the wait would hold back the hand-back).
+		busy := p.inflight.Load() > int64(p.cfg.Concurrency)
+		wait := p.cfg.FetchWait
+		if busy {
+			wait = 0
+		}
+		leases, err := p.svc.broker.Fetch(p.fetchCtx, FetchRequest{N: n, Lease: p.cfg.Lease, Wait: wait})
 		p.inflight.Add(int64(len(leases)))
+		var now time.Time
+		if len(leases) > 0 {
+			now = p.svc.clock.Now()
+		}
 		for _, l := range leases {
-			h := &held{lease: l}
+			h := &held{lease: l, fetched: now}
 			h.ctx, h.cancel = context.WithCancelCause(p.runCtx)
 			p.mu.Lock()
 			p.held[h] = struct{}{}
 			p.mu.Unlock()
 			p.svc.obs.Transition(string(StatusPending), string(StatusRunning))
+			p.shed.sent = append(p.shed.sent, h)
 			p.jobs <- h // never blocks: the channel holds every slot
 		}
 		for range n - len(leases) {
@@ -256,12 +279,25 @@ func (p *Pool) fetch() {
 		if err != nil && p.fetchCtx.Err() == nil {
 			p.svc.obs.BackendError("fetch", err)
 			backoff = nextBackoff(backoff)
-			if !sleep(p.fetchCtx, backoff) {
+			t := time.NewTimer(backoff)
+			ok := p.await(nil, t.C)
+			t.Stop()
+			if !ok {
 				return
 			}
 			continue
 		}
 		backoff = 0
+		if busy && len(leases) == 0 {
+			// Nothing pending: block on the backend again only once every
+			// job held has a worker (those waiting too long are handed
+			// back meanwhile).
+			for p.inflight.Load() > int64(p.cfg.Concurrency) {
+				if !p.await(p.freed, nil) {
+					return
+				}
+			}
+		}
 	}
 }
 
@@ -300,22 +336,17 @@ func nextBackoff(d time.Duration) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 // work runs jobs until the job channel is closed.
 func (p *Pool) work() {
 	defer p.workers.Done()
 	ran := 0
 	for h := range p.jobs {
+		if !h.state.CompareAndSwap(heldWaiting, heldStarted) {
+			// Handed back by the fetcher, which accounts for it; its slot
+			// is freed here, where it leaves the channel.
+			p.slots <- struct{}{}
+			continue
+		}
 		if p.stopping.Load() {
 			p.handBack(h)
 			continue

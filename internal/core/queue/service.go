@@ -23,7 +23,10 @@ type Config struct {
 	// pool makes one fetch per batch instead of one per job. The pool only
 	// prefetches while jobs are fast (under 10ms on average); slow jobs are
 	// fetched one per idle worker, so they stay available to other daemons.
-	// A negative value turns prefetching off.
+	// Jobs held that no worker starts within 2·(1+Prefetch)·10ms (200ms by
+	// default, at least 100ms), slow ones that came after fast ones, are
+	// handed back, not counted as attempts. A negative value turns
+	// prefetching off.
 	Prefetch          int
 	FetchWait         time.Duration // longest single blocking fetch [1s]
 	DefaultMaxRetries int           // max_retries of a job that names none [3]
