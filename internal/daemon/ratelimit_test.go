@@ -91,8 +91,8 @@ func TestRLTestHeaders429AndBan(t *testing.T) {
 		last = body
 		if resp.StatusCode == http.StatusTooManyRequests && len(got) == 4 {
 			want := map[string]any{"error": map[string]any{"code": "limited",
-				"message": `rate limit "rl-test" exceeded for scope ip; retry in 20s`,
-				"details": map[string]any{"limit": "rl-test", "scope": "ip", "key": "rl-test:ip:192.0.2.1", "retry_after_seconds": 20.0}}}
+				"message": `rate limit "rl-test" exceeded for scope ip; retry in 60s`,
+				"details": map[string]any{"limit": "rl-test", "scope": "ip", "key": "rl-test:ip:192.0.2.1", "retry_after_seconds": 60.0}}}
 			if diff := cmp.Diff(want, body); diff != "" {
 				t.Errorf("first 429 body (-want +got):\n%s", diff)
 			}
@@ -103,7 +103,7 @@ func TestRLTestHeaders429AndBan(t *testing.T) {
 		{200, "3", "2", "20", p, `"rl-test:ip";r=2;t=20`, ""},
 		{200, "3", "1", "40", p, `"rl-test:ip";r=1;t=40`, ""},
 		{200, "3", "0", "60", p, `"rl-test:ip";r=0;t=60`, ""},
-		{429, "3", "0", "60", p, `"rl-test:ip";r=0;t=60`, "20"},
+		{429, "3", "0", "60", p, `"rl-test:ip";r=0;t=60`, "60"},
 		// Each 429 is a strike: capacity 3 × 0.5^strikes, at least 1.
 		{429, "1", "0", "60", `"rl-test:ip";q=1;w=60`, `"rl-test:ip";r=0;t=60`, "60"},
 		{429, "1", "0", "60", `"rl-test:ip";q=1;w=60`, `"rl-test:ip";r=0;t=60`, "60"},

@@ -66,9 +66,9 @@ func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 	}
 
 	c.TAT = tat
-	res.RetryAfter = next - now - limit
 	res.ResetAfter = tat - now
 	if b.Shadow {
+		res.RetryAfter = next - now - limit
 		res.Allowed = true
 		res.Shadowed = true
 		c.Strikes, c.StrikeAt = strikes, strikeAt
@@ -96,6 +96,10 @@ func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 		res.NewBan = true
 		res.BannedUntil = c.BannedUntil
 		res.RetryAfter = d
+	} else {
+		// The wait under the capacity this strike leaves, which the next
+		// request is decided with: a client that waits this long is let in.
+		res.RetryAfter = next - now - int64(Penalized(b.Capacity, r.PenaltyFactor, strikes))*iv
 	}
 	c.Strikes, c.StrikeAt = strikes, strikeAt
 	res.Strikes = strikes

@@ -129,9 +129,9 @@ for i = 1, #KEYS do
         strike_at = 0
       end
     else
-      retry = nxt - now - limit
       reset = tat - now
       if shadow == 1 then
+        retry = nxt - now - limit
         flags = 3
       else
         strikes = strikes + 1
@@ -153,6 +153,12 @@ for i = 1, #KEYS do
           strike_at = 0
           flags = 12
           retry = d
+        else
+          local x = capacity
+          for _ = 1, strikes do x = x * factor end
+          local e = floor(x)
+          if e < 1 then e = 1 end
+          retry = nxt - now - e * iv
         end
         if banned_until > now then bu = banned_until end
       end

@@ -26,6 +26,7 @@ type NewStore func(t *testing.T, clock ratelimit.Clock) ratelimit.Store
 func Run(t *testing.T, newStore NewStore) {
 	t.Run("Sequences", func(t *testing.T) { testSequences(t, newStore) })
 	t.Run("RemainingExact", func(t *testing.T) { testRemainingExact(t, newStore) })
+	t.Run("StrikeRetryAfterAdmits", func(t *testing.T) { testStrikeRetryAfter(t, newStore) })
 	t.Run("MultiScope", func(t *testing.T) { testMultiScope(t, newStore) })
 	t.Run("IPv6Prefix", func(t *testing.T) { testIPv6(t, newStore) })
 	t.Run("MostSpecificOverride", func(t *testing.T) { testMostSpecific(t, newStore) })
@@ -182,15 +183,15 @@ func testSequences(t *testing.T, newStore NewStore) {
 			name: "strikes shrink capacity",
 			cfg:  func(c *ratelimit.Config) { c.BanAfterStrikes = 0; c.PenaltyDecay = time.Hour },
 			req:  ratelimit.Request{Limit: "tenant-meta", IP: "203.0.113.7"},
-			steps: seq(countdown(60, 60, 0), deny(60, 1, sec),
-				after(31*sec, allow(30, 0, 1)), deny(30, 2, sec),
-				after(sec, deny(15, 3, 15*sec))),
+			steps: seq(countdown(60, 60, 0), deny(60, 1, 31*sec),
+				after(31*sec, allow(30, 0, 1)), deny(30, 2, 16*sec),
+				after(sec, deny(15, 3, 23*sec))),
 		},
 		{
 			name: "decay and reset",
 			cfg:  func(c *ratelimit.Config) { c.BanAfterStrikes = 0; c.PenaltyDecay = 10 * time.Minute },
 			req:  ratelimit.Request{Limit: "tenant-meta", IP: "203.0.113.7"},
-			steps: seq(countdown(60, 60, 0), deny(60, 1, sec), deny(30, 2, 31*sec),
+			steps: seq(countdown(60, 60, 0), deny(60, 1, 31*sec), deny(30, 2, 46*sec),
 				// One decay period forgives one strike.
 				after(10*time.Minute, allow(30, 29, 1)),
 				// A whole window without a 429, bucket full again: all forgiven.
@@ -204,9 +205,9 @@ func testSequences(t *testing.T, newStore NewStore) {
 				c.PenaltyDecay = time.Hour
 			},
 			req: ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"},
-			steps: seq(countdown(3, 3, 0), deny(3, 1, 20*sec), deny(1, 2, 60*sec), banned(1, 60*sec), banned(1, 60*sec),
-				after(60*sec, allow(3, 2, 0)), allow(3, 1, 0), allow(3, 0, 0), deny(3, 1, 20*sec), deny(1, 2, 60*sec), banned(1, 120*sec),
-				after(120*sec, allow(3, 2, 0)), allow(3, 1, 0), allow(3, 0, 0), deny(3, 1, 20*sec), deny(1, 2, 60*sec), banned(1, 150*sec)),
+			steps: seq(countdown(3, 3, 0), deny(3, 1, 60*sec), deny(1, 2, 60*sec), banned(1, 60*sec), banned(1, 60*sec),
+				after(60*sec, allow(3, 2, 0)), allow(3, 1, 0), allow(3, 0, 0), deny(3, 1, 60*sec), deny(1, 2, 60*sec), banned(1, 120*sec),
+				after(120*sec, allow(3, 2, 0)), allow(3, 1, 0), allow(3, 0, 0), deny(3, 1, 60*sec), deny(1, 2, 60*sec), banned(1, 150*sec)),
 		},
 		{
 			name:  "TTL'd override expiring",
@@ -258,6 +259,72 @@ func testSequences(t *testing.T, newStore NewStore) {
 				}
 				if diff := cmp.Diff(s.want, OutcomeOf(d, clock.Now())); diff != "" {
 					t.Fatalf("step %d: decision mismatch (-want +got):\n%s", i, diff)
+				}
+			}
+		})
+	}
+}
+
+// testStrikeRetryAfter: the Retry-After of a 429 that adds a strike is the
+// wait under the capacity that strike leaves, so a client that comes back
+// exactly then is let in, round after round, rather than refused and struck
+// again.
+func testStrikeRetryAfter(t *testing.T, newStore NewStore) {
+	tests := []struct {
+		name   string
+		cfg    func(*ratelimit.Config)
+		policy *ratelimit.Override
+		req    ratelimit.Request
+		rounds int
+	}{
+		{
+			name:   "3 per 3s, default penalties",
+			policy: &ratelimit.Override{Target: "rl-test", Capacity: 3, Window: 3 * sec},
+			req:    ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"},
+			rounds: 4,
+		},
+		{
+			name:   "tenant-meta, strikes that last",
+			cfg:    func(c *ratelimit.Config) { c.BanAfterStrikes = 0; c.PenaltyDecay = time.Hour },
+			req:    ratelimit.Request{Limit: "tenant-meta", IP: "203.0.113.7"},
+			rounds: 8,
+		},
+		{
+			name:   "run, premium",
+			req:    ratelimit.Request{Limit: "run", IP: "203.0.113.7", Premium: true},
+			rounds: 4,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := NewClock()
+			l := NewLimiter(t, newStore(t, clock), clock, tt.cfg)
+			ctx := context.Background()
+			if tt.policy != nil {
+				if _, err := l.SetOverride(ctx, *tt.policy, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			allow := func() ratelimit.Decision {
+				t.Helper()
+				d, err := l.Allow(ctx, tt.req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return d
+			}
+			for round := 1; round <= tt.rounds; round++ {
+				d := allow()
+				for d.Allowed {
+					d = allow() // spend what the bucket holds
+				}
+				if d.Banned() || d.Strikes == 0 {
+					t.Fatalf("round %d: %+v, want a 429 that strikes", round, d)
+				}
+				clock.Advance(d.RetryAfter)
+				if back := allow(); !back.Allowed {
+					t.Fatalf("round %d: the 429 said retry after %s (capacity %d, strikes %d); back exactly then: %+v, want allowed",
+						round, d.RetryAfter, d.Capacity, d.Strikes, back)
 				}
 			}
 		})
