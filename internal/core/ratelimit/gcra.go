@@ -15,9 +15,18 @@ func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 	*res = Result{Now: now}
 	c.Seen = now
 	if c.BannedUntil > now && !b.Shadow {
+		// The debt is rescaled to a changed interval as any decision
+		// rescales it, and kept so, so that the wait below stays true.
+		iv := b.Interval
+		if c.TAT > now && c.Interval > 0 && c.Interval != iv {
+			c.TAT = now + int64(math.Ceil(float64(c.TAT-now)*float64(iv)/float64(c.Interval)))
+		}
+		c.Interval = iv
 		res.Banned = true
 		res.BannedUntil = c.BannedUntil
-		res.RetryAfter = c.BannedUntil - now
+		// The ban reset the strikes: a request passes once the ban is over
+		// and the debt admits one at the bucket's full capacity.
+		res.RetryAfter = max(c.BannedUntil, c.TAT+iv-int64(b.Capacity)*iv) - now
 		res.Capacity = max(c.Capacity, 1)
 		res.Strikes = c.Strikes
 		res.ResetAfter = max(c.TAT-now, 0)
@@ -95,7 +104,9 @@ func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 		res.Banned = true
 		res.NewBan = true
 		res.BannedUntil = c.BannedUntil
-		res.RetryAfter = d
+		// The ban resets the strikes: a request passes once the ban is
+		// over and the debt admits one at the bucket's full capacity.
+		res.RetryAfter = max(d, next-now-int64(b.Capacity)*iv)
 	} else {
 		// The wait under the capacity this strike leaves, which the next
 		// request is decided with: a client that waits this long is let in.

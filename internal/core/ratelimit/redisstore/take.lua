@@ -82,12 +82,18 @@ for i = 1, #KEYS do
 
   -- decide
   if banned_until > now and shadow == 0 then
+    if tat > now and old_iv > 0 and old_iv ~= iv then
+      tat = now + ceil((tat - now) * iv / old_iv)
+    end
+    old_iv = iv
     flags = 4
+    retry = tat + iv - capacity * iv
+    if banned_until > retry then retry = banned_until end
+    retry = retry - now
     eff = cap
     if eff < 1 then eff = 1 end
     reset = tat - now
     if reset < 0 then reset = 0 end
-    retry = banned_until - now
     bu = banned_until
   else
     if strikes > 0 and decay > 0 then
@@ -152,7 +158,8 @@ for i = 1, #KEYS do
           strikes = 0
           strike_at = 0
           flags = 12
-          retry = d
+          retry = nxt - now - capacity * iv
+          if d > retry then retry = d end
         else
           local x = capacity
           for _ = 1, strikes do x = x * factor end

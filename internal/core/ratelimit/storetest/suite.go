@@ -117,6 +117,12 @@ func banned(capacity int, d time.Duration) step {
 	return step{want: Outcome{Scope: ratelimit.ScopeIP, Capacity: capacity, RetryAfter: d, BanFor: d}}
 }
 
+// bannedFor is a banned answer whose Retry-After (retry) outlasts the ban
+// (banFor): the bucket still owes tokens when the ban ends.
+func bannedFor(capacity int, retry, banFor time.Duration) step {
+	return step{want: Outcome{Scope: ratelimit.ScopeIP, Capacity: capacity, RetryAfter: retry, BanFor: banFor}}
+}
+
 func after(d time.Duration, s step) step { s.advance = d; return s }
 
 func with(o ratelimit.Override, s step) step { s.override = &o; return s }
@@ -208,6 +214,29 @@ func testSequences(t *testing.T, newStore NewStore) {
 			steps: seq(countdown(3, 3, 0), deny(3, 1, 60*sec), deny(1, 2, 60*sec), banned(1, 60*sec), banned(1, 60*sec),
 				after(60*sec, allow(3, 2, 0)), allow(3, 1, 0), allow(3, 0, 0), deny(3, 1, 60*sec), deny(1, 2, 60*sec), banned(1, 120*sec),
 				after(120*sec, allow(3, 2, 0)), allow(3, 1, 0), allow(3, 0, 0), deny(3, 1, 60*sec), deny(1, 2, 60*sec), banned(1, 150*sec)),
+		},
+		{
+			// 3 tokens owed, 20s each, when the 2s ban starts: a request
+			// passes 20s later, at the bucket's full capacity (the ban
+			// reset the strikes), not when the ban ends.
+			name: "a ban's Retry-After waits for the debt",
+			cfg:  func(c *ratelimit.Config) { c.BanDuration = 2 * sec; c.PenaltyDecay = 2 * sec },
+			req:  ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"},
+			steps: seq(countdown(3, 3, 0), deny(3, 1, 60*sec), deny(1, 2, 60*sec), deny(1, 3, 60*sec), deny(1, 4, 60*sec),
+				bannedFor(1, 20*sec, 2*sec), after(sec, bannedFor(1, 19*sec, sec)),
+				after(19*sec, allow(3, 0, 0))),
+		},
+		{
+			// The window shrinks to 6s during the ban: the 59s owed are 5.9s
+			// at the new rate (2s a token), so a request passes at 2.9s, at
+			// 3 tokens.
+			name: "a ban's Retry-After after the interval changed",
+			cfg:  func(c *ratelimit.Config) { c.BanDuration = 2 * sec; c.PenaltyDecay = 2 * sec },
+			req:  ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"},
+			steps: seq(countdown(3, 3, 0), deny(3, 1, 60*sec), deny(1, 2, 60*sec), deny(1, 3, 60*sec), deny(1, 4, 60*sec),
+				bannedFor(1, 20*sec, 2*sec),
+				after(sec, with(ratelimit.Override{Target: "rl-test", Capacity: 3, Window: 6 * sec}, bannedFor(1, 1900*time.Millisecond, sec))),
+				after(1900*time.Millisecond, allow(3, 0, 0))),
 		},
 		{
 			name:  "TTL'd override expiring",
