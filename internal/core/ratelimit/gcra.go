@@ -68,6 +68,9 @@ func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 		// bucket full forgives every strike.
 		if strikes > 0 && tat <= now && now-strikeAt >= b.Window {
 			strikes, strikeAt = 0, 0
+			// Answered under the capacity the next request is decided
+			// with: the bucket was full, so all of it but this token.
+			res.Capacity, res.Remaining = b.Capacity, b.Capacity-1
 		}
 		c.Strikes, c.StrikeAt = strikes, strikeAt
 		res.Strikes = strikes

@@ -133,6 +133,8 @@ for i = 1, #KEYS do
       if strikes > 0 and full and now - strike_at >= window then
         strikes = 0
         strike_at = 0
+        eff = capacity
+        remaining = capacity - 1
       end
     else
       reset = tat - now

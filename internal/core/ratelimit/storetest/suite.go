@@ -201,7 +201,7 @@ func testSequences(t *testing.T, newStore NewStore) {
 				// One decay period forgives one strike.
 				after(10*time.Minute, allow(30, 29, 1)),
 				// A whole window without a 429, bucket full again: all forgiven.
-				after(60*sec, allow(30, 29, 0)), allow(60, 58, 0)),
+				after(60*sec, allow(60, 59, 0)), allow(60, 58, 0)),
 		},
 		{
 			name: "ban, its doubling and its cap",
@@ -237,6 +237,16 @@ func testSequences(t *testing.T, newStore NewStore) {
 				bannedFor(1, 20*sec, 2*sec),
 				after(sec, with(ratelimit.Override{Target: "rl-test", Capacity: 3, Window: 6 * sec}, bannedFor(1, 1900*time.Millisecond, sec))),
 				after(1900*time.Millisecond, allow(3, 0, 0))),
+		},
+		{
+			// The request that forgives the strikes answers under the
+			// capacity it gives back, as the next one does (review's
+			// "5@0 1@3.5 3@0").
+			name:  "sustained success answers under the forgiven capacity",
+			req:   ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"},
+			setup: []ratelimit.Override{{Target: "rl-test", Capacity: 3, Window: 3 * sec}},
+			steps: seq(countdown(3, 3, 0), deny(3, 1, 3*sec), deny(1, 2, 3*sec),
+				after(3500*time.Millisecond, allow(3, 2, 0)), allow(3, 1, 0)),
 		},
 		{
 			name:  "TTL'd override expiring",
