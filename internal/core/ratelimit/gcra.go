@@ -10,26 +10,13 @@ import "math"
 // The bucket is GCRA: a request is admitted when the theoretical arrival
 // time, pushed one interval further, stays within capacity × interval of now.
 // Everything is integer microseconds so that remaining is exact. The Redis
-// script (redisstore) is a line-by-line copy; change both together.
+// script (redisstore) is a line-by-line copy, with strike and applyBanned
+// written in place; change both together.
 func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 	*res = Result{Now: now}
 	c.Seen = now
 	if c.BannedUntil > now && !b.Shadow {
-		// The debt is rescaled to a changed interval as any decision
-		// rescales it, and kept so, so that the wait below stays true.
-		iv := b.Interval
-		if c.TAT > now && c.Interval > 0 && c.Interval != iv {
-			c.TAT = now + int64(math.Ceil(float64(c.TAT-now)*float64(iv)/float64(c.Interval)))
-		}
-		c.Interval = iv
-		res.Banned = true
-		res.BannedUntil = c.BannedUntil
-		// The ban reset the strikes: a request passes once the ban is over
-		// and the debt admits one at the bucket's full capacity.
-		res.RetryAfter = max(c.BannedUntil, c.TAT+iv-int64(b.Capacity)*iv) - now
-		res.Capacity = max(c.Capacity, 1)
-		res.Strikes = c.Strikes
-		res.ResetAfter = max(c.TAT-now, 0)
+		c.applyBanned(b, now, res)
 		return
 	}
 
@@ -88,8 +75,18 @@ func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 		return
 	}
 
+	c.strike(b, r, now, next-now, strikes, res)
+}
+
+// strike is the rest of Apply for a request the bucket denies (not a
+// shadow one): the key's strikes, after decay, get one more, which bans it
+// at Rules.BanAfter; wait is the time until the next token (next − now).
+// It is a function of its own so that its work (a call of math.Floor in
+// Penalized among it) costs Apply's other paths nothing, not even the
+// registers saved around that call.
+func (c *Cell) strike(b *Bucket, r *Rules, now, wait int64, strikes int, res *Result) {
 	strikes++
-	strikeAt = now
+	strikeAt := now
 	if r.BanAfter > 0 && strikes >= r.BanAfter {
 		level := 0
 		if c.LastBan > 0 && now-c.LastBan < r.RepeatMicros {
@@ -109,14 +106,36 @@ func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 		res.BannedUntil = c.BannedUntil
 		// The ban resets the strikes: a request passes once the ban is
 		// over and the debt admits one at the bucket's full capacity.
-		res.RetryAfter = max(d, next-now-int64(b.Capacity)*iv)
+		res.RetryAfter = max(d, wait-int64(b.Capacity)*b.Interval)
 	} else {
 		// The wait under the capacity this strike leaves, which the next
 		// request is decided with: a client that waits this long is let in.
-		res.RetryAfter = next - now - int64(Penalized(b.Capacity, r.PenaltyFactor, strikes))*iv
+		res.RetryAfter = wait - int64(Penalized(b.Capacity, r.PenaltyFactor, strikes))*b.Interval
 	}
 	c.Strikes, c.StrikeAt = strikes, strikeAt
 	res.Strikes = strikes
+}
+
+// applyBanned is Apply for a key banned at now (not a shadow bucket): the
+// request is refused, nothing spent, no strike given. It is a function of
+// its own so that its work (a call of math.Ceil among it) costs Apply's
+// other paths nothing, not even the registers saved around that call.
+func (c *Cell) applyBanned(b *Bucket, now int64, res *Result) {
+	// The debt is rescaled to a changed interval as any decision rescales
+	// it, and kept so, so that the wait below stays true.
+	iv := b.Interval
+	if c.TAT > now && c.Interval > 0 && c.Interval != iv {
+		c.TAT = now + int64(math.Ceil(float64(c.TAT-now)*float64(iv)/float64(c.Interval)))
+	}
+	c.Interval = iv
+	res.Banned = true
+	res.BannedUntil = c.BannedUntil
+	// The ban reset the strikes: a request passes once the ban is over and
+	// the debt admits one at the bucket's full capacity.
+	res.RetryAfter = max(c.BannedUntil, c.TAT+iv-int64(b.Capacity)*iv) - now
+	res.Capacity = max(c.Capacity, 1)
+	res.Strikes = c.Strikes
+	res.ResetAfter = max(c.TAT-now, 0)
 }
 
 // Penalized returns capacity × factor^strikes rounded down, at least 1. It
