@@ -16,7 +16,7 @@ func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 	*res = Result{Now: now}
 	c.Seen = now
 	if c.BannedUntil > now && !b.Shadow {
-		c.applyBanned(b, now, res)
+		c.applyBanned(b, r, now, res)
 		return
 	}
 
@@ -43,6 +43,9 @@ func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 	next := base + iv
 	limit := int64(capacity) * iv
 	c.Interval = iv
+	// The cell keeps the burst, before penalties: capacity is the burst
+	// itself while there is no strike, and the paths with strikes store
+	// b.Capacity below (here it would cost the common path a load).
 	c.Capacity = capacity
 	res.Capacity = capacity
 
@@ -53,11 +56,14 @@ func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 		c.TAT = next
 		// Sustained success: a whole window without a 429 that found the
 		// bucket full forgives every strike.
-		if strikes > 0 && tat <= now && now-strikeAt >= b.Window {
-			strikes, strikeAt = 0, 0
-			// Answered under the capacity the next request is decided
-			// with: the bucket was full, so all of it but this token.
-			res.Capacity, res.Remaining = b.Capacity, b.Capacity-1
+		if strikes > 0 {
+			c.Capacity = b.Capacity
+			if tat <= now && now-strikeAt >= b.Window {
+				strikes, strikeAt = 0, 0
+				// Answered under the capacity the next request is decided
+				// with: the bucket was full, so all of it but this token.
+				res.Capacity, res.Remaining = b.Capacity, b.Capacity-1
+			}
 		}
 		c.Strikes, c.StrikeAt = strikes, strikeAt
 		res.Strikes = strikes
@@ -65,6 +71,7 @@ func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 	}
 
 	c.TAT = tat
+	c.Capacity = b.Capacity
 	res.ResetAfter = tat - now
 	if b.Shadow {
 		res.RetryAfter = next - now - limit
@@ -120,22 +127,30 @@ func (c *Cell) strike(b *Bucket, r *Rules, now, wait int64, strikes int, res *Re
 // request is refused, nothing spent, no strike given. It is a function of
 // its own so that its work (a call of math.Ceil among it) costs Apply's
 // other paths nothing, not even the registers saved around that call.
-func (c *Cell) applyBanned(b *Bucket, now int64, res *Result) {
+func (c *Cell) applyBanned(b *Bucket, r *Rules, now int64, res *Result) {
 	// The debt is rescaled to a changed interval as any decision rescales
 	// it, and kept so, so that the wait below stays true.
 	iv := b.Interval
 	if c.TAT > now && c.Interval > 0 && c.Interval != iv {
 		c.TAT = now + int64(math.Ceil(float64(c.TAT-now)*float64(iv)/float64(c.Interval)))
 	}
-	c.Interval = iv
+	c.Interval, c.Capacity = iv, b.Capacity
 	res.Banned = true
 	res.BannedUntil = c.BannedUntil
 	// The ban reset the strikes: a request passes once the ban is over and
 	// the debt admits one at the bucket's full capacity.
 	res.RetryAfter = max(c.BannedUntil, c.TAT+iv-int64(b.Capacity)*iv) - now
-	res.Capacity = max(c.Capacity, 1)
+	res.Capacity = c.banCapacity(r)
 	res.Strikes = c.Strikes
 	res.ResetAfter = max(c.TAT-now, 0)
+}
+
+// banCapacity is the capacity a banned key answers with: the one it was
+// banned at, which is its capacity before penalties (c.Capacity) under the
+// strikes that precede the banning one. The ban resets the strikes, so they
+// are not kept; with the same rules, a ban always comes at BanAfter.
+func (c *Cell) banCapacity(r *Rules) int {
+	return max(Penalized(c.Capacity, r.PenaltyFactor, max(r.BanAfter-1, 0)), 1)
 }
 
 // Penalized returns capacity × factor^strikes rounded down, at least 1. It

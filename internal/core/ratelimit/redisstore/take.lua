@@ -41,11 +41,12 @@
 -- server.
 --
 -- A key's state is one string of nine little-endian doubles: TAT, interval,
--- capacity, strikes, strike time, banned until, ban level, last ban start,
--- last seen. One GET and one PSETEX cost the server less than a hash's
--- HMGET, HSET and PEXPIRE. PSETEX is SET PX with no option to parse, and
--- its TTL goes as a string formatted "%d": a number argument costs the
--- server a "%.17g" conversion, several times dearer.
+-- capacity (the burst, before penalties), strikes, strike time, banned
+-- until, ban level, last ban start, last seen. One GET and one PSETEX cost
+-- the server less than a hash's HMGET, HSET and PEXPIRE. PSETEX is SET PX
+-- with no option to parse, and its TTL goes as a string formatted "%d": a
+-- number argument costs the server a "%.17g" conversion, several times
+-- dearer.
 
 local args = ARGV[1]
 local given, now, factor, decay, ban_after, ban_base, ban_max, repeat_window, pos = struct.unpack("<Bddddddd", args)
@@ -86,11 +87,15 @@ for i = 1, #KEYS do
       tat = now + ceil((tat - now) * iv / old_iv)
     end
     old_iv = iv
+    cap = capacity
     flags = 4
     retry = tat + iv - capacity * iv
     if banned_until > retry then retry = banned_until end
     retry = retry - now
-    eff = cap
+    -- the capacity the key was banned at (Cell.banCapacity)
+    local x = cap
+    for _ = 1, ban_after - 1 do x = x * factor end
+    eff = floor(x)
     if eff < 1 then eff = 1 end
     reset = tat - now
     if reset < 0 then reset = 0 end
@@ -122,7 +127,7 @@ for i = 1, #KEYS do
     local nxt = base + iv
     local limit = eff * iv
     old_iv = iv
-    cap = eff
+    cap = capacity
 
     if nxt - now <= limit then
       flags = 1

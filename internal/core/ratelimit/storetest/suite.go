@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("DeleteExpiredOverride", func(t *testing.T) { testDeleteExpiredOverride(t, newStore) })
 	t.Run("Reset", func(t *testing.T) { testReset(t, newStore) })
 	t.Run("Snapshot", func(t *testing.T) { testSnapshot(t, newStore) })
+	t.Run("SnapshotShowsNextDecision", func(t *testing.T) { testSnapshotNext(t, newStore) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, newStore) })
 }
 
@@ -666,10 +667,11 @@ func testSnapshot(t *testing.T, newStore NewStore) {
 	want := ratelimit.Snapshot{
 		Buckets: []ratelimit.BucketState{
 			{Key: "rl-test:ip:192.0.2.3", Capacity: 3, Remaining: 1, LastSeen: now.Add(-time.Second)},
-			{Key: "rl-test:ip:192.0.2.2", Capacity: 3, Remaining: 0, Strikes: 1, LastSeen: now.Add(-3 * time.Second)},
+			// One strike: the next request gets 3 × 0.5, 1.
+			{Key: "rl-test:ip:192.0.2.2", Capacity: 1, Remaining: 0, Strikes: 1, LastSeen: now.Add(-3 * time.Second)},
 		},
 		Penalties: []ratelimit.BucketState{
-			{Key: "rl-test:ip:192.0.2.2", Capacity: 3, Remaining: 0, Strikes: 1, LastSeen: now.Add(-3 * time.Second)},
+			{Key: "rl-test:ip:192.0.2.2", Capacity: 1, Remaining: 0, Strikes: 1, LastSeen: now.Add(-3 * time.Second)},
 		},
 		PenalizedKeys: 1,
 		Overrides:     []ratelimit.Override{{Target: "run", Capacity: 3, Window: time.Minute, Mode: ratelimit.ModeEnforce, CreatedAt: now.Add(-time.Second)}},
@@ -680,6 +682,84 @@ func testSnapshot(t *testing.T, newStore NewStore) {
 	n, err := l.PenalizedKeys(ctx)
 	if err != nil || n != 1 {
 		t.Errorf("PenalizedKeys = %d, %v; want 1", n, err)
+	}
+}
+
+// testSnapshotNext: a snapshot shows each key with the capacity and tokens
+// left that its next request is decided with: strikes decay as they are
+// read, and the capacity with them (review finding 5); a banned key shows
+// its banned answer's; one whose ban is over, the full capacity.
+func testSnapshotNext(t *testing.T, newStore NewStore) {
+	clock := NewClock()
+	l := NewLimiter(t, newStore(t, clock), clock, func(c *ratelimit.Config) { c.PenaltyDecay = 2 * sec; c.BanDuration = 2 * sec })
+	ctx := context.Background()
+	if _, err := l.SetOverride(ctx, ratelimit.Override{Target: "rl-test", Capacity: 8, Window: 8 * sec}, 0); err != nil {
+		t.Fatal(err)
+	}
+	struck := ratelimit.Request{Limit: "rl-test", IP: "192.0.2.10"}
+	banned := ratelimit.Request{Limit: "rl-test", IP: "192.0.2.11"}
+	hit := func(req ratelimit.Request, n int) ratelimit.Decision {
+		t.Helper()
+		var d ratelimit.Decision
+		for range n {
+			var err error
+			if d, err = l.Allow(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return d
+	}
+	hit(struck, 8+3)                        // 8 tokens, 3 strikes
+	if d := hit(banned, 8+5); !d.Banned() { // 8 tokens, 4 strikes, the ban
+		t.Fatalf("%+v, want banned", d)
+	}
+	type state struct {
+		Capacity, Remaining, Strikes int
+		BanFor                       time.Duration
+	}
+	states := func() map[string]state {
+		t.Helper()
+		s, err := l.Snapshot(ctx, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]state{}
+		for _, b := range s.Buckets {
+			st := state{Capacity: b.Capacity, Remaining: b.Remaining, Strikes: b.Strikes}
+			if !b.BannedUntil.IsZero() {
+				st.BanFor = b.BannedUntil.Sub(clock.Now())
+			}
+			out[b.Key] = st
+		}
+		return out
+	}
+	a, b := "rl-test:ip:192.0.2.10", "rl-test:ip:192.0.2.11"
+	var elapsed time.Duration
+	for _, tt := range []struct {
+		at   time.Duration // since the requests
+		want map[string]state
+	}{
+		// 3 strikes: 8 × 0.5³ = 1, the 8 tokens owed. Banned: nothing, at
+		// the capacity the ban answers.
+		{sec, map[string]state{a: {1, 0, 3, 0}, b: {1, 0, 0, sec}}},
+		// 2 strikes decayed (one per 2s): 4, with 3 tokens owed. The ban
+		// is over: all 8, 3 owed.
+		{5 * sec, map[string]state{a: {4, 1, 1, 0}, b: {8, 5, 0, 0}}},
+		// Every strike decayed: 8, 1.5 owed.
+		{6500 * time.Millisecond, map[string]state{a: {8, 6, 0, 0}, b: {8, 6, 0, 0}}},
+	} {
+		clock.Advance(tt.at - elapsed)
+		elapsed = tt.at
+		if diff := cmp.Diff(tt.want, states()); diff != "" {
+			t.Errorf("snapshot %s after (-want +got):\n%s", tt.at, diff)
+		}
+	}
+	// The next request sees what the last snapshot showed, less its token.
+	for _, req := range []ratelimit.Request{struck, banned} {
+		d := hit(req, 1)
+		if got := (state{Capacity: d.Capacity, Remaining: d.Remaining, Strikes: d.Strikes}); got != (state{8, 5, 0, 0}) {
+			t.Errorf("%s: next request %+v, want allowed at capacity 8 with 5 left", d.Key(), d)
+		}
 	}
 }
 
