@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -91,8 +92,8 @@ func TestRLTestHeaders429AndBan(t *testing.T) {
 		last = body
 		if resp.StatusCode == http.StatusTooManyRequests && len(got) == 4 {
 			want := map[string]any{"error": map[string]any{"code": "limited",
-				"message": `rate limit "rl-test" exceeded for scope ip; retry in 20s`,
-				"details": map[string]any{"limit": "rl-test", "scope": "ip", "key": "rl-test:ip:192.0.2.1", "retry_after_seconds": 20.0}}}
+				"message": `rate limit "rl-test" exceeded for scope ip; retry in 60s`,
+				"details": map[string]any{"limit": "rl-test", "scope": "ip", "key": "rl-test:ip:192.0.2.1", "retry_after_seconds": 60.0}}}
 			if diff := cmp.Diff(want, body); diff != "" {
 				t.Errorf("first 429 body (-want +got):\n%s", diff)
 			}
@@ -103,7 +104,7 @@ func TestRLTestHeaders429AndBan(t *testing.T) {
 		{200, "3", "2", "20", p, `"rl-test:ip";r=2;t=20`, ""},
 		{200, "3", "1", "40", p, `"rl-test:ip";r=1;t=40`, ""},
 		{200, "3", "0", "60", p, `"rl-test:ip";r=0;t=60`, ""},
-		{429, "3", "0", "60", p, `"rl-test:ip";r=0;t=60`, "20"},
+		{429, "3", "0", "60", p, `"rl-test:ip";r=0;t=60`, "60"},
 		// Each 429 is a strike: capacity 3 × 0.5^strikes, at least 1. The
 		// policy (its quota, 3 per 60s) stays what it is.
 		{429, "1", "0", "60", p, `"rl-test:ip";r=0;t=60`, "60"},
@@ -152,6 +153,86 @@ func TestPolicyQuotaIsTheRate(t *testing.T) {
 		if got := [2]string{resp.Header.Get("RateLimit-Limit"), resp.Header.Get("RateLimit-Policy")}; got != [2]string{c.limit, c.policy} {
 			t.Errorf("%s: RateLimit-Limit and -Policy %q, want %q", c.name, got, [2]string{c.limit, c.policy})
 		}
+	}
+}
+
+// TestBanRetryAfterCountsDebt: a ban that starts while the bucket owes
+// more than the ban lasts says, in Retry-After, when a request passes
+// again (banned_until stays the ban's end); a client that sleeps that long
+// is let in, not refused and struck into the next ban.
+func TestBanRetryAfterCountsDebt(t *testing.T) {
+	s, clock := newLimitServer(t, func(c *config.Config) { c.PenaltyDecay = 2 * time.Second; c.BanDuration = 2 * time.Second })
+	rq := request{path: "/api/dev/rl-test", token: devToken, peer: "192.0.2.1:1234"} // 3 per 60s
+	type answer struct {
+		Status            int
+		RA, BannedUntil   string
+		RetryAfterSeconds any
+	}
+	ask := func() answer {
+		t.Helper()
+		resp, body := send(t, s, rq)
+		a := answer{Status: resp.StatusCode, RA: resp.Header.Get("Retry-After")}
+		if e, ok := body["error"].(map[string]any); ok {
+			d := e["details"].(map[string]any)
+			a.BannedUntil, _ = d["banned_until"].(string)
+			a.RetryAfterSeconds = d["retry_after_seconds"]
+		}
+		return a
+	}
+	var got []answer
+	for range 8 { // 3 tokens, 4 strikes, the ban
+		got = append(got, ask())
+	}
+	end := clock.Now().Add(2 * time.Second).Format(time.RFC3339)
+	clock.Advance(time.Second)
+	got = append(got, ask())
+	clock.Advance(19 * time.Second)
+	got = append(got, ask())
+	want := []answer{
+		{Status: 200}, {Status: 200}, {Status: 200},
+		{429, "60", "", 60.0}, {429, "60", "", 60.0}, {429, "60", "", 60.0}, {429, "60", "", 60.0},
+		// 3 tokens of 20s owed: the first passes 20s later.
+		{429, "20", end, 20.0},
+		{429, "19", end, 19.0},
+		{Status: 200},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("answers (-want +got):\n%s", diff)
+	}
+}
+
+// TestBanRetryAfterCountsDebtRedis is TestBanRetryAfterCountsDebt on Redis,
+// whose daemon answers a banned key from its ban cache, in real time (Redis
+// TIME): a ban of 1s, with 3s owed.
+func TestBanRetryAfterCountsDebtRedis(t *testing.T) {
+	r := redistest.Start(t)
+	s, _ := newRedisServer(t, r, func(c *config.Config) { c.BanAfterStrikes = 1; c.BanDuration = time.Second })
+	if resp, body := send(t, s, request{method: "POST", path: "/api/dev/rate-limits/config", token: devToken,
+		body: `{"target":"rl-test","capacity":1,"window_seconds":3}`}); resp.StatusCode != 200 {
+		t.Fatalf("set override: %d %v", resp.StatusCode, body)
+	}
+	rq := request{path: "/api/dev/rl-test", token: devToken, peer: "192.0.2.1:1234"}
+	if resp, body := send(t, s, rq); resp.StatusCode != 200 {
+		t.Fatalf("first request: %d %v", resp.StatusCode, body)
+	}
+	var retry int
+	for _, what := range []string{"the ban", "the cached ban"} {
+		resp, body := send(t, s, rq)
+		if resp.StatusCode != 429 || body["error"].(map[string]any)["details"].(map[string]any)["banned_until"] == nil {
+			t.Fatalf("%s: %d %v, want a ban", what, resp.StatusCode, body)
+		}
+		// The token taken owes 3s, less the moments the requests took:
+		// more than the ban's 1s.
+		ra := resp.Header.Get("Retry-After")
+		if n, err := strconv.Atoi(ra); err != nil || n < 2 {
+			t.Fatalf("%s: Retry-After %q, want the 3s owed (2 or 3)", what, ra)
+		} else {
+			retry = n
+		}
+	}
+	time.Sleep(time.Duration(retry) * time.Second)
+	if resp, body := send(t, s, rq); resp.StatusCode != 200 {
+		t.Errorf("back after Retry-After (%ds): %d %v, want 200", retry, resp.StatusCode, body)
 	}
 }
 
@@ -399,7 +480,7 @@ func TestRateLimitsSnapshotEndpoint(t *testing.T) {
 		t.Fatalf("%d %v", resp.StatusCode, body)
 	}
 	now := clock.Now()
-	b1 := map[string]any{"key": "rl-test:ip:192.0.2.1", "capacity": 3.0, "remaining": 0.0, "strikes": 1.0, "banned_until": nil,
+	b1 := map[string]any{"key": "rl-test:ip:192.0.2.1", "capacity": 1.0, "remaining": 0.0, "strikes": 1.0, "banned_until": nil,
 		"last_seen": now.Add(-time.Second).Format(time.RFC3339)}
 	want := map[string]any{
 		"enabled": true, "backend": "memory", "degraded": false, "penalized_keys": 1.0, "overrides": []any{},

@@ -139,30 +139,38 @@ func (l *Limiter) Degraded() bool { return l.backend.down.Load() }
 type banCache struct {
 	n  atomic.Int32
 	mu sync.RWMutex
-	m  map[string]int64 // key → banned until, Unix µs
+	m  map[string]cachedBan
+}
+
+// cachedBan is a ban as the store answered it, in Unix µs: its end, and
+// when a request passes again (later when the bucket still owes tokens
+// then).
+type cachedBan struct {
+	until, retry int64
 }
 
 // banned returns the index of the first bucket whose key is banned at now,
-// or -1; with it, when that ban ends and now, in Unix µs.
-func (c *banCache) banned(bs []Bucket, clock Clock) (int, int64, int64) {
+// or -1; with it, that ban and now, in Unix µs.
+func (c *banCache) banned(bs []Bucket, clock Clock) (int, cachedBan, int64) {
 	if c.n.Load() == 0 {
-		return -1, 0, 0
+		return -1, cachedBan{}, 0
 	}
 	now := micros(clock.Now())
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	for i := range bs {
-		if until, ok := c.m[string(bs[i].Key)]; ok && until > now {
-			return i, until, now
+		if b, ok := c.m[string(bs[i].Key)]; ok && b.until > now {
+			return i, b, now
 		}
 	}
-	return -1, 0, now
+	return -1, cachedBan{}, now
 }
 
-func (c *banCache) add(key []byte, until int64) {
+// add caches the ban of key that r, a banned result, reports.
+func (c *banCache) add(key []byte, r *Result) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.m[string(key)] = until
+	c.m[string(key)] = cachedBan{until: r.BannedUntil, retry: r.Now + r.RetryAfter}
 	c.n.Store(int32(len(c.m)))
 }
 
@@ -177,8 +185,8 @@ func (c *banCache) remove(key string) {
 func (c *banCache) prune(now int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for k, until := range c.m {
-		if until <= now {
+	for k, b := range c.m {
+		if b.until <= now {
 			delete(c.m, k)
 		}
 	}

@@ -10,17 +10,13 @@ import "math"
 // The bucket is GCRA: a request is admitted when the theoretical arrival
 // time, pushed one interval further, stays within capacity × interval of now.
 // Everything is integer microseconds so that remaining is exact. The Redis
-// script (redisstore) is a line-by-line copy; change both together.
+// script (redisstore) is a line-by-line copy, with strike and applyBanned
+// written in place; change both together.
 func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 	*res = Result{Now: now}
 	c.Seen = now
 	if c.BannedUntil > now && !b.Shadow {
-		res.Banned = true
-		res.BannedUntil = c.BannedUntil
-		res.RetryAfter = c.BannedUntil - now
-		res.Capacity = max(c.Capacity, 1)
-		res.Strikes = c.Strikes
-		res.ResetAfter = max(c.TAT-now, 0)
+		c.applyBanned(b, r, now, res)
 		return
 	}
 
@@ -47,6 +43,9 @@ func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 	next := base + iv
 	limit := int64(capacity) * iv
 	c.Interval = iv
+	// The cell keeps the burst, before penalties: capacity is the burst
+	// itself while there is no strike, and the paths with strikes store
+	// b.Capacity below (here it would cost the common path a load).
 	c.Capacity = capacity
 	res.Capacity = capacity
 
@@ -57,8 +56,14 @@ func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 		c.TAT = next
 		// Sustained success: a whole window without a 429 that found the
 		// bucket full forgives every strike.
-		if strikes > 0 && tat <= now && now-strikeAt >= b.Window {
-			strikes, strikeAt = 0, 0
+		if strikes > 0 {
+			c.Capacity = b.Capacity
+			if tat <= now && now-strikeAt >= b.Window {
+				strikes, strikeAt = 0, 0
+				// Answered under the capacity the next request is decided
+				// with: the bucket was full, so all of it but this token.
+				res.Capacity, res.Remaining = b.Capacity, b.Capacity-1
+			}
 		}
 		c.Strikes, c.StrikeAt = strikes, strikeAt
 		res.Strikes = strikes
@@ -66,9 +71,10 @@ func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 	}
 
 	c.TAT = tat
-	res.RetryAfter = next - now - limit
+	c.Capacity = b.Capacity
 	res.ResetAfter = tat - now
 	if b.Shadow {
+		res.RetryAfter = next - now - limit
 		res.Allowed = true
 		res.Shadowed = true
 		c.Strikes, c.StrikeAt = strikes, strikeAt
@@ -76,8 +82,18 @@ func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 		return
 	}
 
+	c.strike(b, r, now, next-now, strikes, res)
+}
+
+// strike is the rest of Apply for a request the bucket denies (not a
+// shadow one): the key's strikes, after decay, get one more, which bans it
+// at Rules.BanAfter; wait is the time until the next token (next − now).
+// It is a function of its own so that its work (a call of math.Floor in
+// Penalized among it) costs Apply's other paths nothing, not even the
+// registers saved around that call.
+func (c *Cell) strike(b *Bucket, r *Rules, now, wait int64, strikes int, res *Result) {
 	strikes++
-	strikeAt = now
+	strikeAt := now
 	if r.BanAfter > 0 && strikes >= r.BanAfter {
 		level := 0
 		if c.LastBan > 0 && now-c.LastBan < r.RepeatMicros {
@@ -95,10 +111,46 @@ func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 		res.Banned = true
 		res.NewBan = true
 		res.BannedUntil = c.BannedUntil
-		res.RetryAfter = d
+		// The ban resets the strikes: a request passes once the ban is
+		// over and the debt admits one at the bucket's full capacity.
+		res.RetryAfter = max(d, wait-int64(b.Capacity)*b.Interval)
+	} else {
+		// The wait under the capacity this strike leaves, which the next
+		// request is decided with: a client that waits this long is let in.
+		res.RetryAfter = wait - int64(Penalized(b.Capacity, r.PenaltyFactor, strikes))*b.Interval
 	}
 	c.Strikes, c.StrikeAt = strikes, strikeAt
 	res.Strikes = strikes
+}
+
+// applyBanned is Apply for a key banned at now (not a shadow bucket): the
+// request is refused, nothing spent, no strike given. It is a function of
+// its own so that its work (a call of math.Ceil among it) costs Apply's
+// other paths nothing, not even the registers saved around that call.
+func (c *Cell) applyBanned(b *Bucket, r *Rules, now int64, res *Result) {
+	// The debt is rescaled to a changed interval as any decision rescales
+	// it, and kept so, so that the wait below stays true.
+	iv := b.Interval
+	if c.TAT > now && c.Interval > 0 && c.Interval != iv {
+		c.TAT = now + int64(math.Ceil(float64(c.TAT-now)*float64(iv)/float64(c.Interval)))
+	}
+	c.Interval, c.Capacity = iv, b.Capacity
+	res.Banned = true
+	res.BannedUntil = c.BannedUntil
+	// The ban reset the strikes: a request passes once the ban is over and
+	// the debt admits one at the bucket's full capacity.
+	res.RetryAfter = max(c.BannedUntil, c.TAT+iv-int64(b.Capacity)*iv) - now
+	res.Capacity = c.banCapacity(r)
+	res.Strikes = c.Strikes
+	res.ResetAfter = max(c.TAT-now, 0)
+}
+
+// banCapacity is the capacity a banned key answers with: the one it was
+// banned at, which is its capacity before penalties (c.Capacity) under the
+// strikes that precede the banning one. The ban resets the strikes, so they
+// are not kept; with the same rules, a ban always comes at BanAfter.
+func (c *Cell) banCapacity(r *Rules) int {
+	return max(Penalized(c.Capacity, r.PenaltyFactor, max(r.BanAfter-1, 0)), 1)
 }
 
 // Penalized returns capacity × factor^strikes rounded down, at least 1. It

@@ -127,7 +127,7 @@ func New(cfg Config, d Deps) (*Limiter, error) {
 		}
 		return s
 	}
-	l.bans.m = map[string]int64{}
+	l.bans.m = map[string]cachedBan{}
 	return l, nil
 }
 
@@ -213,8 +213,8 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 	bs, rs := s.bs[:n], s.rs[:n]
 
 	if l.local != nil {
-		if i, until, now := l.bans.banned(bs, l.clock); i >= 0 {
-			rs[i] = Result{Banned: true, BannedUntil: until, Capacity: bs[i].Capacity, RetryAfter: max(until-now, 1)}
+		if i, ban, now := l.bans.banned(bs, l.clock); i >= 0 {
+			rs[i] = Result{Banned: true, BannedUntil: ban.until, Capacity: bs[i].Capacity, RetryAfter: max(ban.retry-now, 1)}
 			l.decide(&d, e, s.scopes[i], s.ids[i], &s.bs[i], &rs[i], true)
 			l.scratch.Put(s)
 			return d, nil
@@ -243,7 +243,7 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 			l.obs.Banned()
 		}
 		if rs[i].Banned && l.local != nil {
-			l.bans.add(bs[i].Key, rs[i].BannedUntil)
+			l.bans.add(bs[i].Key, &rs[i])
 		}
 	}
 	i := tight

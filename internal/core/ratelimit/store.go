@@ -179,7 +179,7 @@ type BucketState struct {
 type Cell struct {
 	TAT         int64 // GCRA theoretical arrival time
 	Interval    int64 // the emission interval TAT was computed with
-	Capacity    int   // the effective capacity at the last decision
+	Capacity    int   // the capacity before penalties (burst) of the last decision's policy
 	Strikes     int
 	StrikeAt    int64 // when the last strike was given, or decayed to
 	BannedUntil int64
@@ -216,14 +216,24 @@ func (c *Cell) Shown(r *Rules, now int64) bool {
 	return !c.Idle(r, now) || c.Seen+r.DecayMicros >= now
 }
 
-// State returns c as a snapshot shows it at now.
+// State returns c as a snapshot shows it at now: the capacity and tokens
+// left that the key's next request would be decided with, if it comes
+// under the policy (tier, override) of the last one. A banned key shows
+// what a banned request is answered: no token left. Strikes are those left
+// at now; the forgiveness that the next request itself may bring (a whole
+// window since the last strike, the bucket full) is not anticipated: the
+// window is not stored.
 func (c *Cell) State(key string, r *Rules, now int64) BucketState {
-	st := BucketState{Key: key, Capacity: c.Capacity, Remaining: c.Capacity, Strikes: c.StrikesAt(r, now), LastSeen: time.UnixMicro(c.Seen).UTC()}
-	if c.TAT > now && c.Interval > 0 {
-		st.Remaining = max(0, int((int64(c.Capacity)*c.Interval-(c.TAT-now))/c.Interval))
-	}
+	st := BucketState{Key: key, Strikes: c.StrikesAt(r, now), LastSeen: time.UnixMicro(c.Seen).UTC()}
 	if c.BannedUntil > now {
+		st.Capacity = c.banCapacity(r)
 		st.BannedUntil = time.UnixMicro(c.BannedUntil).UTC()
+		return st
+	}
+	st.Capacity = Penalized(c.Capacity, r.PenaltyFactor, st.Strikes)
+	st.Remaining = st.Capacity
+	if c.TAT > now && c.Interval > 0 {
+		st.Remaining = max(0, int((int64(st.Capacity)*c.Interval-(c.TAT-now))/c.Interval))
 	}
 	return st
 }

@@ -225,6 +225,59 @@ func TestBanCache(t *testing.T) {
 	}
 }
 
+// TestBanCacheRetryAfter: a ban answered from the daemon's ban cache says
+// when a request passes again as the script said it: once the ban is over
+// and the bucket's debt allows, not at the ban's end alone.
+func TestBanCacheRetryAfter(t *testing.T) {
+	srv := redistest.Start(t)
+	clock := storetest.NewClock()
+	cfg := ratelimit.DefaultConfig()
+	cfg.BanAfterStrikes = 1
+	cfg.BanDuration = 2 * time.Second
+	cfg.BackendTimeout = 5 * time.Second // this test is not about slowness
+	l, err := ratelimit.New(cfg, ratelimit.Deps{
+		Store: newStore(t, newClient(t, srv), redisstore.Options{Clock: clock}), Local: memstore.New(clock), Clock: clock,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	req := ratelimit.Request{Limit: "rl-test", IP: "203.0.113.11"} // 3 per 60s: 20s a token
+	type answer struct {
+		Allowed            bool
+		RetryAfter, BanFor time.Duration
+	}
+	ask := func() answer {
+		t.Helper()
+		d, err := l.Allow(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := answer{Allowed: d.Allowed, RetryAfter: d.RetryAfter}
+		if !d.BannedUntil.IsZero() {
+			a.BanFor = d.BannedUntil.Sub(clock.Now())
+		}
+		return a
+	}
+	for range 3 {
+		ask()
+	}
+	// The 2s ban starts with 3 tokens owed: the first passes in 20s.
+	got := []answer{ask()}
+	before := evalCalls(t, srv)
+	clock.Advance(time.Second)
+	got = append(got, ask())
+	if n := evalCalls(t, srv) - before; n != 0 {
+		t.Errorf("the banned request ran %d scripts, want 0 (answered from the cache)", n)
+	}
+	clock.Advance(19 * time.Second)
+	got = append(got, ask())
+	want := []answer{{RetryAfter: 20 * time.Second, BanFor: 2 * time.Second}, {RetryAfter: 19 * time.Second, BanFor: time.Second}, {Allowed: true}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("the ban, then from the cache, then at its Retry-After (-want +got):\n%s", diff)
+	}
+}
+
 // evalCalls is the server's count of EVALSHA and EVAL calls so far.
 func evalCalls(t *testing.T, srv *redistest.Server) int {
 	t.Helper()

@@ -41,11 +41,12 @@
 -- server.
 --
 -- A key's state is one string of nine little-endian doubles: TAT, interval,
--- capacity, strikes, strike time, banned until, ban level, last ban start,
--- last seen. One GET and one PSETEX cost the server less than a hash's
--- HMGET, HSET and PEXPIRE. PSETEX is SET PX with no option to parse, and
--- its TTL goes as a string formatted "%d": a number argument costs the
--- server a "%.17g" conversion, several times dearer.
+-- capacity (the burst, before penalties), strikes, strike time, banned
+-- until, ban level, last ban start, last seen. One GET and one PSETEX cost
+-- the server less than a hash's HMGET, HSET and PEXPIRE. PSETEX is SET PX
+-- with no option to parse, and its TTL goes as a string formatted "%d": a
+-- number argument costs the server a "%.17g" conversion, several times
+-- dearer.
 
 local args = ARGV[1]
 local given, now, factor, decay, ban_after, ban_base, ban_max, repeat_window, pos = struct.unpack("<Bddddddd", args)
@@ -82,12 +83,22 @@ for i = 1, #KEYS do
 
   -- decide
   if banned_until > now and shadow == 0 then
+    if tat > now and old_iv > 0 and old_iv ~= iv then
+      tat = now + ceil((tat - now) * iv / old_iv)
+    end
+    old_iv = iv
+    cap = capacity
     flags = 4
-    eff = cap
+    retry = tat + iv - capacity * iv
+    if banned_until > retry then retry = banned_until end
+    retry = retry - now
+    -- the capacity the key was banned at (Cell.banCapacity)
+    local x = cap
+    for _ = 1, ban_after - 1 do x = x * factor end
+    eff = floor(x)
     if eff < 1 then eff = 1 end
     reset = tat - now
     if reset < 0 then reset = 0 end
-    retry = banned_until - now
     bu = banned_until
   else
     if strikes > 0 and decay > 0 then
@@ -116,7 +127,7 @@ for i = 1, #KEYS do
     local nxt = base + iv
     local limit = eff * iv
     old_iv = iv
-    cap = eff
+    cap = capacity
 
     if nxt - now <= limit then
       flags = 1
@@ -127,11 +138,13 @@ for i = 1, #KEYS do
       if strikes > 0 and full and now - strike_at >= window then
         strikes = 0
         strike_at = 0
+        eff = capacity
+        remaining = capacity - 1
       end
     else
-      retry = nxt - now - limit
       reset = tat - now
       if shadow == 1 then
+        retry = nxt - now - limit
         flags = 3
       else
         strikes = strikes + 1
@@ -152,7 +165,14 @@ for i = 1, #KEYS do
           strikes = 0
           strike_at = 0
           flags = 12
-          retry = d
+          retry = nxt - now - capacity * iv
+          if d > retry then retry = d end
+        else
+          local x = capacity
+          for _ = 1, strikes do x = x * factor end
+          local e = floor(x)
+          if e < 1 then e = 1 end
+          retry = nxt - now - e * iv
         end
         if banned_until > now then bu = banned_until end
       end

@@ -26,6 +26,7 @@ type NewStore func(t *testing.T, clock ratelimit.Clock) ratelimit.Store
 func Run(t *testing.T, newStore NewStore) {
 	t.Run("Sequences", func(t *testing.T) { testSequences(t, newStore) })
 	t.Run("RemainingExact", func(t *testing.T) { testRemainingExact(t, newStore) })
+	t.Run("StrikeRetryAfterAdmits", func(t *testing.T) { testStrikeRetryAfter(t, newStore) })
 	t.Run("MultiScope", func(t *testing.T) { testMultiScope(t, newStore) })
 	t.Run("IPv6Prefix", func(t *testing.T) { testIPv6(t, newStore) })
 	t.Run("MostSpecificOverride", func(t *testing.T) { testMostSpecific(t, newStore) })
@@ -34,6 +35,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("DeleteExpiredOverride", func(t *testing.T) { testDeleteExpiredOverride(t, newStore) })
 	t.Run("Reset", func(t *testing.T) { testReset(t, newStore) })
 	t.Run("Snapshot", func(t *testing.T) { testSnapshot(t, newStore) })
+	t.Run("SnapshotShowsNextDecision", func(t *testing.T) { testSnapshotNext(t, newStore) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, newStore) })
 }
 
@@ -116,6 +118,12 @@ func banned(capacity int, d time.Duration) step {
 	return step{want: Outcome{Scope: ratelimit.ScopeIP, Capacity: capacity, RetryAfter: d, BanFor: d}}
 }
 
+// bannedFor is a banned answer whose Retry-After (retry) outlasts the ban
+// (banFor): the bucket still owes tokens when the ban ends.
+func bannedFor(capacity int, retry, banFor time.Duration) step {
+	return step{want: Outcome{Scope: ratelimit.ScopeIP, Capacity: capacity, RetryAfter: retry, BanFor: banFor}}
+}
+
 func after(d time.Duration, s step) step { s.advance = d; return s }
 
 func with(o ratelimit.Override, s step) step { s.override = &o; return s }
@@ -182,19 +190,19 @@ func testSequences(t *testing.T, newStore NewStore) {
 			name: "strikes shrink capacity",
 			cfg:  func(c *ratelimit.Config) { c.BanAfterStrikes = 0; c.PenaltyDecay = time.Hour },
 			req:  ratelimit.Request{Limit: "tenant-meta", IP: "203.0.113.7"},
-			steps: seq(countdown(60, 60, 0), deny(60, 1, sec),
-				after(31*sec, allow(30, 0, 1)), deny(30, 2, sec),
-				after(sec, deny(15, 3, 15*sec))),
+			steps: seq(countdown(60, 60, 0), deny(60, 1, 31*sec),
+				after(31*sec, allow(30, 0, 1)), deny(30, 2, 16*sec),
+				after(sec, deny(15, 3, 23*sec))),
 		},
 		{
 			name: "decay and reset",
 			cfg:  func(c *ratelimit.Config) { c.BanAfterStrikes = 0; c.PenaltyDecay = 10 * time.Minute },
 			req:  ratelimit.Request{Limit: "tenant-meta", IP: "203.0.113.7"},
-			steps: seq(countdown(60, 60, 0), deny(60, 1, sec), deny(30, 2, 31*sec),
+			steps: seq(countdown(60, 60, 0), deny(60, 1, 31*sec), deny(30, 2, 46*sec),
 				// One decay period forgives one strike.
 				after(10*time.Minute, allow(30, 29, 1)),
 				// A whole window without a 429, bucket full again: all forgiven.
-				after(60*sec, allow(30, 29, 0)), allow(60, 58, 0)),
+				after(60*sec, allow(60, 59, 0)), allow(60, 58, 0)),
 		},
 		{
 			name: "ban, its doubling and its cap",
@@ -204,9 +212,42 @@ func testSequences(t *testing.T, newStore NewStore) {
 				c.PenaltyDecay = time.Hour
 			},
 			req: ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"},
-			steps: seq(countdown(3, 3, 0), deny(3, 1, 20*sec), deny(1, 2, 60*sec), banned(1, 60*sec), banned(1, 60*sec),
-				after(60*sec, allow(3, 2, 0)), allow(3, 1, 0), allow(3, 0, 0), deny(3, 1, 20*sec), deny(1, 2, 60*sec), banned(1, 120*sec),
-				after(120*sec, allow(3, 2, 0)), allow(3, 1, 0), allow(3, 0, 0), deny(3, 1, 20*sec), deny(1, 2, 60*sec), banned(1, 150*sec)),
+			steps: seq(countdown(3, 3, 0), deny(3, 1, 60*sec), deny(1, 2, 60*sec), banned(1, 60*sec), banned(1, 60*sec),
+				after(60*sec, allow(3, 2, 0)), allow(3, 1, 0), allow(3, 0, 0), deny(3, 1, 60*sec), deny(1, 2, 60*sec), banned(1, 120*sec),
+				after(120*sec, allow(3, 2, 0)), allow(3, 1, 0), allow(3, 0, 0), deny(3, 1, 60*sec), deny(1, 2, 60*sec), banned(1, 150*sec)),
+		},
+		{
+			// 3 tokens owed, 20s each, when the 2s ban starts: a request
+			// passes 20s later, at the bucket's full capacity (the ban
+			// reset the strikes), not when the ban ends.
+			name: "a ban's Retry-After waits for the debt",
+			cfg:  func(c *ratelimit.Config) { c.BanDuration = 2 * sec; c.PenaltyDecay = 2 * sec },
+			req:  ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"},
+			steps: seq(countdown(3, 3, 0), deny(3, 1, 60*sec), deny(1, 2, 60*sec), deny(1, 3, 60*sec), deny(1, 4, 60*sec),
+				bannedFor(1, 20*sec, 2*sec), after(sec, bannedFor(1, 19*sec, sec)),
+				after(19*sec, allow(3, 0, 0))),
+		},
+		{
+			// The window shrinks to 6s during the ban: the 59s owed are 5.9s
+			// at the new rate (2s a token), so a request passes at 2.9s, at
+			// 3 tokens.
+			name: "a ban's Retry-After after the interval changed",
+			cfg:  func(c *ratelimit.Config) { c.BanDuration = 2 * sec; c.PenaltyDecay = 2 * sec },
+			req:  ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"},
+			steps: seq(countdown(3, 3, 0), deny(3, 1, 60*sec), deny(1, 2, 60*sec), deny(1, 3, 60*sec), deny(1, 4, 60*sec),
+				bannedFor(1, 20*sec, 2*sec),
+				after(sec, with(ratelimit.Override{Target: "rl-test", Capacity: 3, Window: 6 * sec}, bannedFor(1, 1900*time.Millisecond, sec))),
+				after(1900*time.Millisecond, allow(3, 0, 0))),
+		},
+		{
+			// The request that forgives the strikes answers under the
+			// capacity it gives back, as the next one does (review's
+			// "5@0 1@3.5 3@0").
+			name:  "sustained success answers under the forgiven capacity",
+			req:   ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"},
+			setup: []ratelimit.Override{{Target: "rl-test", Capacity: 3, Window: 3 * sec}},
+			steps: seq(countdown(3, 3, 0), deny(3, 1, 3*sec), deny(1, 2, 3*sec),
+				after(3500*time.Millisecond, allow(3, 2, 0)), allow(3, 1, 0)),
 		},
 		{
 			name:  "TTL'd override expiring",
@@ -258,6 +299,72 @@ func testSequences(t *testing.T, newStore NewStore) {
 				}
 				if diff := cmp.Diff(s.want, OutcomeOf(d, clock.Now())); diff != "" {
 					t.Fatalf("step %d: decision mismatch (-want +got):\n%s", i, diff)
+				}
+			}
+		})
+	}
+}
+
+// testStrikeRetryAfter: the Retry-After of a 429 that adds a strike is the
+// wait under the capacity that strike leaves, so a client that comes back
+// exactly then is let in, round after round, rather than refused and struck
+// again.
+func testStrikeRetryAfter(t *testing.T, newStore NewStore) {
+	tests := []struct {
+		name   string
+		cfg    func(*ratelimit.Config)
+		policy *ratelimit.Override
+		req    ratelimit.Request
+		rounds int
+	}{
+		{
+			name:   "3 per 3s, default penalties",
+			policy: &ratelimit.Override{Target: "rl-test", Capacity: 3, Window: 3 * sec},
+			req:    ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"},
+			rounds: 4,
+		},
+		{
+			name:   "tenant-meta, strikes that last",
+			cfg:    func(c *ratelimit.Config) { c.BanAfterStrikes = 0; c.PenaltyDecay = time.Hour },
+			req:    ratelimit.Request{Limit: "tenant-meta", IP: "203.0.113.7"},
+			rounds: 8,
+		},
+		{
+			name:   "run, premium",
+			req:    ratelimit.Request{Limit: "run", IP: "203.0.113.7", Premium: true},
+			rounds: 4,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock := NewClock()
+			l := NewLimiter(t, newStore(t, clock), clock, tt.cfg)
+			ctx := context.Background()
+			if tt.policy != nil {
+				if _, err := l.SetOverride(ctx, *tt.policy, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+			allow := func() ratelimit.Decision {
+				t.Helper()
+				d, err := l.Allow(ctx, tt.req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return d
+			}
+			for round := 1; round <= tt.rounds; round++ {
+				d := allow()
+				for d.Allowed {
+					d = allow() // spend what the bucket holds
+				}
+				if d.Banned() || d.Strikes == 0 {
+					t.Fatalf("round %d: %+v, want a 429 that strikes", round, d)
+				}
+				clock.Advance(d.RetryAfter)
+				if back := allow(); !back.Allowed {
+					t.Fatalf("round %d: the 429 said retry after %s (capacity %d, strikes %d); back exactly then: %+v, want allowed",
+						round, d.RetryAfter, d.Capacity, d.Strikes, back)
 				}
 			}
 		})
@@ -560,10 +667,11 @@ func testSnapshot(t *testing.T, newStore NewStore) {
 	want := ratelimit.Snapshot{
 		Buckets: []ratelimit.BucketState{
 			{Key: "rl-test:ip:192.0.2.3", Capacity: 3, Remaining: 1, LastSeen: now.Add(-time.Second)},
-			{Key: "rl-test:ip:192.0.2.2", Capacity: 3, Remaining: 0, Strikes: 1, LastSeen: now.Add(-3 * time.Second)},
+			// One strike: the next request gets 3 × 0.5, 1.
+			{Key: "rl-test:ip:192.0.2.2", Capacity: 1, Remaining: 0, Strikes: 1, LastSeen: now.Add(-3 * time.Second)},
 		},
 		Penalties: []ratelimit.BucketState{
-			{Key: "rl-test:ip:192.0.2.2", Capacity: 3, Remaining: 0, Strikes: 1, LastSeen: now.Add(-3 * time.Second)},
+			{Key: "rl-test:ip:192.0.2.2", Capacity: 1, Remaining: 0, Strikes: 1, LastSeen: now.Add(-3 * time.Second)},
 		},
 		PenalizedKeys: 1,
 		Overrides:     []ratelimit.Override{{Target: "run", Capacity: 3, Window: time.Minute, Mode: ratelimit.ModeEnforce, CreatedAt: now.Add(-time.Second)}},
@@ -574,6 +682,84 @@ func testSnapshot(t *testing.T, newStore NewStore) {
 	n, err := l.PenalizedKeys(ctx)
 	if err != nil || n != 1 {
 		t.Errorf("PenalizedKeys = %d, %v; want 1", n, err)
+	}
+}
+
+// testSnapshotNext: a snapshot shows each key with the capacity and tokens
+// left that its next request is decided with: strikes decay as they are
+// read, and the capacity with them (review finding 5); a banned key shows
+// its banned answer's; one whose ban is over, the full capacity.
+func testSnapshotNext(t *testing.T, newStore NewStore) {
+	clock := NewClock()
+	l := NewLimiter(t, newStore(t, clock), clock, func(c *ratelimit.Config) { c.PenaltyDecay = 2 * sec; c.BanDuration = 2 * sec })
+	ctx := context.Background()
+	if _, err := l.SetOverride(ctx, ratelimit.Override{Target: "rl-test", Capacity: 8, Window: 8 * sec}, 0); err != nil {
+		t.Fatal(err)
+	}
+	struck := ratelimit.Request{Limit: "rl-test", IP: "192.0.2.10"}
+	banned := ratelimit.Request{Limit: "rl-test", IP: "192.0.2.11"}
+	hit := func(req ratelimit.Request, n int) ratelimit.Decision {
+		t.Helper()
+		var d ratelimit.Decision
+		for range n {
+			var err error
+			if d, err = l.Allow(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return d
+	}
+	hit(struck, 8+3)                        // 8 tokens, 3 strikes
+	if d := hit(banned, 8+5); !d.Banned() { // 8 tokens, 4 strikes, the ban
+		t.Fatalf("%+v, want banned", d)
+	}
+	type state struct {
+		Capacity, Remaining, Strikes int
+		BanFor                       time.Duration
+	}
+	states := func() map[string]state {
+		t.Helper()
+		s, err := l.Snapshot(ctx, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]state{}
+		for _, b := range s.Buckets {
+			st := state{Capacity: b.Capacity, Remaining: b.Remaining, Strikes: b.Strikes}
+			if !b.BannedUntil.IsZero() {
+				st.BanFor = b.BannedUntil.Sub(clock.Now())
+			}
+			out[b.Key] = st
+		}
+		return out
+	}
+	a, b := "rl-test:ip:192.0.2.10", "rl-test:ip:192.0.2.11"
+	var elapsed time.Duration
+	for _, tt := range []struct {
+		at   time.Duration // since the requests
+		want map[string]state
+	}{
+		// 3 strikes: 8 × 0.5³ = 1, the 8 tokens owed. Banned: nothing, at
+		// the capacity the ban answers.
+		{sec, map[string]state{a: {1, 0, 3, 0}, b: {1, 0, 0, sec}}},
+		// 2 strikes decayed (one per 2s): 4, with 3 tokens owed. The ban
+		// is over: all 8, 3 owed.
+		{5 * sec, map[string]state{a: {4, 1, 1, 0}, b: {8, 5, 0, 0}}},
+		// Every strike decayed: 8, 1.5 owed.
+		{6500 * time.Millisecond, map[string]state{a: {8, 6, 0, 0}, b: {8, 6, 0, 0}}},
+	} {
+		clock.Advance(tt.at - elapsed)
+		elapsed = tt.at
+		if diff := cmp.Diff(tt.want, states()); diff != "" {
+			t.Errorf("snapshot %s after (-want +got):\n%s", tt.at, diff)
+		}
+	}
+	// The next request sees what the last snapshot showed, less its token.
+	for _, req := range []ratelimit.Request{struck, banned} {
+		d := hit(req, 1)
+		if got := (state{Capacity: d.Capacity, Remaining: d.Remaining, Strikes: d.Strikes}); got != (state{8, 5, 0, 0}) {
+			t.Errorf("%s: next request %+v, want allowed at capacity 8 with 5 left", d.Key(), d)
+		}
 	}
 }
 
