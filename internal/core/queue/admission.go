@@ -74,10 +74,15 @@ const admIdle = time.Minute
 
 // admState is the last reading of one queue and its drain rate.
 type admState struct {
-	at       time.Time     // when the gauges were read
-	pending  int64         // pending jobs then
-	oldest   time.Duration // oldest pending age then
-	admitted int64         // jobs admitted since, by this process
+	at      time.Time     // when the gauges were read
+	pending int64         // pending jobs then
+	oldest  time.Duration // oldest pending age then
+	// admitted are the jobs this process stored since the reading was
+	// begun (which it may or may not show); writing, those it admitted and
+	// is storing, which no reading shows; stored counts every job it stored.
+	admitted int64
+	writing  int64
+	stored   int64
 
 	sampleAt      time.Time // the drain-rate sample: when, and the started total
 	sampleStarted int64
@@ -98,11 +103,12 @@ func (s *Service) Admission() *Admission { return s.admission }
 func (a *Admission) Enabled() bool { return a.cfg.MaxPending > 0 || a.cfg.MaxAge > 0 }
 
 // Admit returns nil when queue q may take one more job, counting it, or a
-// *Rejection saying which bound was hit. It costs one broker read (Stats)
-// per queue per CacheFor, and one more before a refusal that only this
-// process's own guesses would make: jobs it admitted since the reading
-// (which workers may have started meanwhile) or the time since it (in which
-// the oldest job may have been started). A queue that drains as fast as it
+// *Rejection saying which bound was hit; the caller reports the job's write
+// with Stored. It costs one broker read (Stats) per queue per CacheFor, and
+// one more before a refusal that only this process's own guesses would
+// make: jobs it stored since the reading (which workers may have started
+// meanwhile) or the time since it (in which the oldest job may have been
+// started). Jobs admitted and still being written count as pending. A queue that drains as fast as it
 // fills is never refused, and a queue over a bound at the reading itself is
 // refused without another read until the reading is stale.
 func (a *Admission) Admit(ctx context.Context, q string) error {
@@ -114,6 +120,11 @@ func (a *Admission) Admit(ctx context.Context, q string) error {
 		a.mu.Lock()
 		st := a.queues[q]
 		stale := fresh || st == nil || now.Sub(st.at) >= a.cfg.CacheFor || now.Before(st.at)
+		// The jobs stored from here on may be missing from the reading.
+		was, storedBefore := st, int64(0)
+		if st != nil {
+			storedBefore = st.stored
+		}
 		a.mu.Unlock()
 		if stale {
 			stats, err := a.broker.Stats(ctx, q)
@@ -123,6 +134,10 @@ func (a *Admission) Admit(ctx context.Context, q string) error {
 			}
 			a.mu.Lock()
 			st = a.update(q, now, stats)
+			if st != was {
+				storedBefore = 0 // a new record: its count starts at 0
+			}
+			st.admitted = st.stored - storedBefore
 			a.mu.Unlock()
 		}
 		confirm, err := a.check(q, st, now, !stale)
@@ -140,9 +155,11 @@ func (a *Admission) Admit(ctx context.Context, q string) error {
 func (a *Admission) check(q string, st *admState, now time.Time, mayConfirm bool) (confirm bool, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	pending := st.pending + st.admitted
+	pending := st.pending + st.admitted + st.writing
 	if a.cfg.MaxPending > 0 && pending >= int64(a.cfg.MaxPending) {
-		if mayConfirm && st.pending < int64(a.cfg.MaxPending) {
+		// The jobs stored since the reading are the guess: workers may
+		// have started them. The ones still being written are not.
+		if mayConfirm && st.pending+st.writing < int64(a.cfg.MaxPending) {
 			return true, nil
 		}
 		excess := float64(pending - int64(a.cfg.MaxPending) + 1)
@@ -164,8 +181,29 @@ func (a *Admission) check(q string, st *admState, now time.Time, mayConfirm bool
 				q, int64(age.Seconds()), int64(a.cfg.MaxAge.Seconds()))
 		}
 	}
-	st.admitted++
+	st.writing++
 	return false, nil
+}
+
+// Stored says that a job Admit let into queue q was stored (stored) or not:
+// the caller calls it once per admitted job, when the write is over. A job
+// stored after a reading was begun may be missing from it, so it counts
+// with that reading.
+func (a *Admission) Stored(q string, stored bool) {
+	if !a.Enabled() {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	st := a.queues[q]
+	if st == nil {
+		return // forgotten while idle: a new reading counts it
+	}
+	st.writing = max(0, st.writing-1)
+	if stored {
+		st.stored++
+		st.admitted++
+	}
 }
 
 // update stores a fresh reading of queue q and refreshes its drain rate from
@@ -177,7 +215,7 @@ func (a *Admission) update(q string, now time.Time, s Stats) *admState {
 		st = &admState{sampleAt: now, sampleStarted: s.Started}
 		a.queues[q] = st
 	}
-	st.at, st.pending, st.oldest, st.admitted = now, s.Pending, s.OldestPendingAge, 0
+	st.at, st.pending, st.oldest = now, s.Pending, s.OldestPendingAge
 	if dt := now.Sub(st.sampleAt).Seconds(); dt >= 1 {
 		inst := float64(s.Started-st.sampleStarted) / dt
 		if st.rate == 0 {

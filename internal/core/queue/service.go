@@ -284,7 +284,11 @@ func (s *Service) Submit(ctx context.Context, req EnqueueRequest, source string)
 		}
 		return nil, err
 	}
-	return s.storeOne(ctx, nj)
+	j, err := s.storeOne(ctx, nj)
+	// A job that may have been stored counts as stored: admission errs
+	// towards the bound.
+	s.admission.Stored(nj.Queue, err == nil || len(MaybeStored(err)) > 0)
+	return j, err
 }
 
 // storeOne is store for one job, without the slices.
