@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 
@@ -53,10 +55,11 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 }
 
 func writeErrorDetails(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error, details map[string]any) {
-	if r.Context().Err() != nil {
-		// The client went away (its request's context ends only so): no
-		// one reads this answer, and the failure was not the daemon's, so
-		// it is not logged and counts as 499, as nginx has it, not 500.
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The request failed because its client went away (its context
+		// ends only so): no one reads this answer, and the failure was not
+		// the daemon's, so it is not logged and counts as 499, as nginx has
+		// it, not 500. Any other error keeps its status and log line.
 		w.WriteHeader(StatusClientClosed)
 		return
 	}

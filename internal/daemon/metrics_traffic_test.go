@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/redistest"
 )
 
@@ -235,5 +237,21 @@ func TestPanicCounted(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "panic in handler") {
 		t.Errorf("the panic was not logged:\n%s", logs.String())
+	}
+}
+
+// TestClientGoneKeepsServerErrors: only a failure caused by the client
+// leaving is a 499; a server error that happens while the client is gone
+// keeps its 500 and its log line (a code review found every error answered
+// 499 and unlogged once the request's context had ended).
+func TestClientGoneKeepsServerErrors(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := httptest.NewRequest("POST", "/run", nil).WithContext(ctx)
+	w := httptest.NewRecorder()
+	var logs strings.Builder
+	writeError(w, r, slog.New(slog.NewTextHandler(&logs, nil)), core.Wrap(core.CodeInternal, errors.New("WRONGTYPE Operation against a key holding the wrong kind of value"), "store failed"))
+	if w.Code != http.StatusInternalServerError || !strings.Contains(logs.String(), "request failed") {
+		t.Errorf("a server error with the client gone: status %d, log %q; want 500, logged", w.Code, logs.String())
 	}
 }
