@@ -149,8 +149,8 @@ type cachedBan struct {
 	until, retry int64
 }
 
-// banned returns the index of the first bucket whose key is banned at now,
-// or -1; with it, that ban and now, in Unix µs.
+// banned returns the index of the bucket whose key is banned at now with the
+// latest Retry-After, or -1; with it, that ban and now, in Unix µs.
 func (c *banCache) banned(bs []Bucket, clock Clock) (int, cachedBan, int64) {
 	if c.n.Load() == 0 {
 		return -1, cachedBan{}, 0
@@ -158,12 +158,15 @@ func (c *banCache) banned(bs []Bucket, clock Clock) (int, cachedBan, int64) {
 	now := micros(clock.Now())
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	// Of several banned scopes, the one banned longest answers, as the
+	// store's decision would: its Retry-After is when the request passes.
+	found, ban := -1, cachedBan{}
 	for i := range bs {
-		if b, ok := c.m[string(bs[i].Key)]; ok && b.until > now {
-			return i, b, now
+		if b, ok := c.m[string(bs[i].Key)]; ok && b.until > now && (found < 0 || b.retry > ban.retry) {
+			found, ban = i, b
 		}
 	}
-	return -1, cachedBan{}, now
+	return found, ban, now
 }
 
 // add caches the ban of key that r, a banned result, reports.

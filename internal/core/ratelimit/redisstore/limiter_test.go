@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -275,6 +276,53 @@ func TestBanCacheRetryAfter(t *testing.T) {
 	want := []answer{{RetryAfter: 20 * time.Second, BanFor: 2 * time.Second}, {RetryAfter: 19 * time.Second, BanFor: time.Second}, {Allowed: true}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("the ban, then from the cache, then at its Retry-After (-want +got):\n%s", diff)
+	}
+}
+
+// TestBanCacheLongestBan: when several scopes of a request are banned, the
+// ban cache answers with the one that lets the request pass latest, as the
+// store's decision does (it answered with the first scope in order: here
+// the ip's 2s, while the user's ban holds the request for 60s).
+func TestBanCacheLongestBan(t *testing.T) {
+	srv := redistest.Start(t)
+	clock := storetest.NewClock()
+	cfg := ratelimit.DefaultConfig()
+	cfg.BanAfterStrikes = 1
+	cfg.BanDuration = time.Second
+	cfg.BackendTimeout = 5 * time.Second
+	l, err := ratelimit.New(cfg, ratelimit.Deps{
+		Store: newStore(t, newClient(t, srv), redisstore.Options{Clock: clock}), Local: memstore.New(clock), Clock: clock,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, o := range []ratelimit.Override{
+		{Target: "run:ip", Capacity: 1, Window: 2 * time.Second},
+		{Target: "run:user", Capacity: 1, Window: time.Minute},
+	} {
+		if _, err := l.SetOverride(ctx, o, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := ratelimit.Request{Limit: "run", IP: "203.0.113.12", User: "u12"}
+	if d, err := l.Allow(ctx, req); err != nil || !d.Allowed {
+		t.Fatalf("first request: %+v, %v", d, err)
+	}
+	var got []time.Duration
+	for _, what := range []string{"the bans", "the cached bans"} {
+		before := evalCalls(t, srv)
+		d, err := l.Allow(ctx, req)
+		if err != nil || d.Allowed || d.BannedUntil.IsZero() {
+			t.Fatalf("%s: %+v, %v; want a ban", what, d, err)
+		}
+		if n := evalCalls(t, srv) - before; what == "the cached bans" && n != 0 {
+			t.Errorf("the banned request ran %d scripts, want 0 (answered from the cache)", n)
+		}
+		got = append(got, d.RetryAfter)
+	}
+	if want := []time.Duration{time.Minute, time.Minute}; !slices.Equal(got, want) {
+		t.Errorf("Retry-After of the bans, then of the cached bans: %v, want %v (the user's)", got, want)
 	}
 }
 
