@@ -77,12 +77,12 @@ type admState struct {
 	at      time.Time     // when the gauges were read
 	pending int64         // pending jobs then
 	oldest  time.Duration // oldest pending age then
-	// admitted are the jobs this process stored since the reading was
-	// begun (which it may or may not show); writing, those it admitted and
-	// is storing, which no reading shows; stored counts every job it stored.
-	admitted int64
-	writing  int64
-	stored   int64
+	// stored counts every job this process stored into the queue, and
+	// storedAt what it was when the reading was begun: the jobs stored
+	// since (stored − storedAt) may or may not show in it. writing are
+	// those it admitted and is storing, which no reading shows.
+	stored, storedAt int64
+	writing          int64
 
 	sampleAt      time.Time // the drain-rate sample: when, and the started total
 	sampleStarted int64
@@ -108,9 +108,10 @@ func (a *Admission) Enabled() bool { return a.cfg.MaxPending > 0 || a.cfg.MaxAge
 // one more before a refusal that only this process's own guesses would
 // make: jobs it stored since the reading (which workers may have started
 // meanwhile) or the time since it (in which the oldest job may have been
-// started). Jobs admitted and still being written count as pending. A queue that drains as fast as it
-// fills is never refused, and a queue over a bound at the reading itself is
-// refused without another read until the reading is stale.
+// started). Jobs admitted and still being written count as pending. A
+// queue that drains as fast as it fills is never refused, and a queue over
+// a bound at the reading itself is refused without another read until the
+// reading is stale.
 func (a *Admission) Admit(ctx context.Context, q string) error {
 	if !a.Enabled() {
 		return nil
@@ -137,7 +138,7 @@ func (a *Admission) Admit(ctx context.Context, q string) error {
 			if st != was {
 				storedBefore = 0 // a new record: its count starts at 0
 			}
-			st.admitted = st.stored - storedBefore
+			st.storedAt = storedBefore
 			a.mu.Unlock()
 		}
 		confirm, err := a.check(q, st, now, !stale)
@@ -155,7 +156,7 @@ func (a *Admission) Admit(ctx context.Context, q string) error {
 func (a *Admission) check(q string, st *admState, now time.Time, mayConfirm bool) (confirm bool, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	pending := st.pending + st.admitted + st.writing
+	pending := st.pending + (st.stored - st.storedAt) + st.writing
 	if a.cfg.MaxPending > 0 && pending >= int64(a.cfg.MaxPending) {
 		// The jobs stored since the reading are the guess: workers may
 		// have started them. The ones still being written are not.
@@ -202,7 +203,6 @@ func (a *Admission) Stored(q string, stored bool) {
 	st.writing = max(0, st.writing-1)
 	if stored {
 		st.stored++
-		st.admitted++
 	}
 }
 
