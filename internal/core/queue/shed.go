@@ -74,50 +74,42 @@ func (s *shedder) trim() {
 func (p *Pool) await(c <-chan struct{}, until <-chan time.Time) bool {
 	s := &p.shed
 	for {
-		at, ok := s.due()
-		var d time.Duration
-		if ok {
-			if d = at.Sub(p.svc.clock.Now()); d <= 0 {
+		var timeout <-chan time.Time // nil: nothing is due
+		if at, ok := s.due(); ok {
+			d := at.Sub(p.svc.clock.Now())
+			if d <= 0 {
 				p.shedDue()
 				continue
 			}
-		}
-		if !ok {
-			select {
+			select { // what is ready now needs no timer
 			case <-c:
 				return true
 			case <-until:
 				return true
 			case <-p.fetchCtx.Done():
 				return false
+			default:
 			}
+			if s.timer == nil {
+				s.timer = time.NewTimer(d)
+			} else {
+				s.timer.Reset(d)
+			}
+			timeout = s.timer.C
 		}
-		select { // what is ready now needs no timer
-		case <-c:
-			return true
-		case <-until:
-			return true
-		case <-p.fetchCtx.Done():
-			return false
-		default:
-		}
-		if s.timer == nil {
-			s.timer = time.NewTimer(d)
-		} else {
-			s.timer.Reset(d)
-		}
+		ready := true
 		select {
 		case <-c:
-			s.timer.Stop()
-			return true
 		case <-until:
-			s.timer.Stop()
-			return true
 		case <-p.fetchCtx.Done():
-			s.timer.Stop()
-			return false
-		case <-s.timer.C:
+			ready = false
+		case <-timeout:
+			continue // something is due: see to it, then wait again
 		}
+		if timeout != nil {
+			s.timer.Stop()
+		}
+		return ready
 	}
 }
 
