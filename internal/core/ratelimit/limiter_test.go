@@ -402,18 +402,7 @@ func TestLongestRefusalDecides(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for _, o := range []ratelimit.Override{
-		{Target: "run:ip", Capacity: 1, Window: 2 * time.Second},
-		{Target: "run:user", Capacity: 1, Window: time.Minute},
-	} {
-		if _, err := l.SetOverride(ctx, o, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	req := ratelimit.Request{Limit: "run", IP: "192.0.2.9", User: "u1"}
-	if d, err := l.Allow(ctx, req); err != nil || !d.Allowed {
-		t.Fatalf("first request: %+v, %v", d, err)
-	}
+	req := storetest.SpendTwoScopes(t, l, "192.0.2.9", "u1")
 	d, err := l.Allow(ctx, req)
 	if err != nil {
 		t.Fatal(err)

@@ -230,18 +230,7 @@ func TestBanCache(t *testing.T) {
 // when a request passes again as the script said it: once the ban is over
 // and the bucket's debt allows, not at the ban's end alone.
 func TestBanCacheRetryAfter(t *testing.T) {
-	srv := redistest.Start(t)
-	clock := storetest.NewClock()
-	cfg := ratelimit.DefaultConfig()
-	cfg.BanAfterStrikes = 1
-	cfg.BanDuration = 2 * time.Second
-	cfg.BackendTimeout = 5 * time.Second // this test is not about slowness
-	l, err := ratelimit.New(cfg, ratelimit.Deps{
-		Store: newStore(t, newClient(t, srv), redisstore.Options{Clock: clock}), Local: memstore.New(clock), Clock: clock,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, srv, clock := newBanningLimiter(t, 2*time.Second)
 	ctx := context.Background()
 	req := ratelimit.Request{Limit: "rl-test", IP: "203.0.113.11"} // 3 per 60s: 20s a token
 	type answer struct {
@@ -284,31 +273,9 @@ func TestBanCacheRetryAfter(t *testing.T) {
 // store's decision does (it answered with the first scope in order: here
 // the ip's 2s, while the user's ban holds the request for 60s).
 func TestBanCacheLongestBan(t *testing.T) {
-	srv := redistest.Start(t)
-	clock := storetest.NewClock()
-	cfg := ratelimit.DefaultConfig()
-	cfg.BanAfterStrikes = 1
-	cfg.BanDuration = time.Second
-	cfg.BackendTimeout = 5 * time.Second
-	l, err := ratelimit.New(cfg, ratelimit.Deps{
-		Store: newStore(t, newClient(t, srv), redisstore.Options{Clock: clock}), Local: memstore.New(clock), Clock: clock,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, srv, _ := newBanningLimiter(t, time.Second)
 	ctx := context.Background()
-	for _, o := range []ratelimit.Override{
-		{Target: "run:ip", Capacity: 1, Window: 2 * time.Second},
-		{Target: "run:user", Capacity: 1, Window: time.Minute},
-	} {
-		if _, err := l.SetOverride(ctx, o, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	req := ratelimit.Request{Limit: "run", IP: "203.0.113.12", User: "u12"}
-	if d, err := l.Allow(ctx, req); err != nil || !d.Allowed {
-		t.Fatalf("first request: %+v, %v", d, err)
-	}
+	req := storetest.SpendTwoScopes(t, l, "203.0.113.12", "u12")
 	var got []time.Duration
 	for _, what := range []string{"the bans", "the cached bans"} {
 		before := evalCalls(t, srv)
@@ -324,6 +291,25 @@ func TestBanCacheLongestBan(t *testing.T) {
 	if want := []time.Duration{time.Minute, time.Minute}; !slices.Equal(got, want) {
 		t.Errorf("Retry-After of the bans, then of the cached bans: %v, want %v (the user's)", got, want)
 	}
+}
+
+// newBanningLimiter is a limiter on a Redis store of its own (with its
+// ban cache) that bans a key at its first 429, for banFor, on a still clock.
+func newBanningLimiter(t *testing.T, banFor time.Duration) (*ratelimit.Limiter, *redistest.Server, *storetest.Clock) {
+	t.Helper()
+	srv := redistest.Start(t)
+	clock := storetest.NewClock()
+	cfg := ratelimit.DefaultConfig()
+	cfg.BanAfterStrikes = 1
+	cfg.BanDuration = banFor
+	cfg.BackendTimeout = 5 * time.Second // these tests are not about slowness
+	l, err := ratelimit.New(cfg, ratelimit.Deps{
+		Store: newStore(t, newClient(t, srv), redisstore.Options{Clock: clock}), Local: memstore.New(clock), Clock: clock,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, srv, clock
 }
 
 // evalCalls is the server's count of EVALSHA and EVAL calls so far.

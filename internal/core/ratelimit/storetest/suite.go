@@ -87,6 +87,28 @@ func CheckBannedFigures(t *testing.T, l *ratelimit.Limiter, req ratelimit.Reques
 	return banned
 }
 
+// SpendTwoScopes gives run's ip scope 1 token per 2s and its user scope 1
+// per minute, spends the one token of both with a request from ip as user,
+// and returns that request: sent again, both scopes refuse it, the user
+// scope for longer.
+func SpendTwoScopes(t *testing.T, l *ratelimit.Limiter, ip, user string) ratelimit.Request {
+	t.Helper()
+	ctx := context.Background()
+	for _, o := range []ratelimit.Override{
+		{Target: "run:ip", Capacity: 1, Window: 2 * time.Second},
+		{Target: "run:user", Capacity: 1, Window: time.Minute},
+	} {
+		if _, err := l.SetOverride(ctx, o, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := ratelimit.Request{Limit: "run", IP: ip, User: user}
+	if d, err := l.Allow(ctx, req); err != nil || !d.Allowed {
+		t.Fatalf("first request: %+v, %v", d, err)
+	}
+	return req
+}
+
 // OutcomeOf reduces d to an Outcome at now.
 func OutcomeOf(d ratelimit.Decision, now time.Time) Outcome {
 	o := Outcome{Allowed: d.Allowed, Scope: d.Scope, Capacity: d.Capacity, Remaining: d.Remaining,
