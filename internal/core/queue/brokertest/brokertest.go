@@ -180,6 +180,7 @@ func Run(t *testing.T, nb NewBroker) {
 		{"Release", testRelease},
 		{"Claim", testClaim},
 		{"HistoryCapAndDedup", testHistoryCapAndDedup},
+		{"LargeBatches", testLargeBatches},
 		{"Stats", testStats},
 		{"List", testList},
 		{"ListFinished", testListFinished},
@@ -689,6 +690,66 @@ func testHistoryCapAndDedup(t *testing.T, nb NewBroker) {
 	e.clock.Advance(time.Millisecond)
 	e.finish(ok(e.fetchOne(), `1`))
 	diff(t, "dead gauge after eviction", int64(2), e.stats("default").Dead)
+}
+
+// testLargeBatches moves more jobs in one call than a store may pass to one
+// command (the Redis scripts split their writes in chunks): 1,300 jobs
+// enqueued, fetched and finished in one call each, 1,000 succeeding and 300
+// dying, then evicted from a history of 10.
+func testLargeBatches(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 10)
+	const n, dying = 1300, 300
+	jobs := make([]queue.NewJob, n)
+	for i := range jobs {
+		jobs[i] = queue.NewJob{Job: &queue.Job{ID: queue.NewID(), Queue: queue.DefaultQueue, Type: "ping", Source: queue.SourceAPI}}
+	}
+	if err := e.b.Enqueue(e.ctx, jobs...); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Millisecond)
+	ls := e.fetch(n)
+	diff(t, "fetched", n, len(ls))
+	diff(t, "running after the fetch", int64(n), e.stats("default").Running)
+	outs := make([]queue.Outcome, n)
+	for i, l := range ls {
+		if i < n-dying {
+			outs[i] = ok(l, "1")
+		} else {
+			outs[i] = fail(l, "x", 0)
+		}
+	}
+	e.clock.Advance(time.Millisecond)
+	got := e.finish(outs...)
+	want := make([]queue.Status, n)
+	for i := range want {
+		want[i] = queue.StatusSucceeded
+		if i >= n-dying {
+			want[i] = queue.StatusDead
+		}
+	}
+	diff(t, "statuses", want, got)
+	hist, err := e.b.List(e.ctx, queue.Filter{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	diff(t, "jobs left: the history's 10", 10, len(hist))
+	dead := 0
+	for _, j := range hist {
+		if j.Status == queue.StatusDead {
+			dead++
+		}
+	}
+	s := e.stats("default")
+	diff(t, "gauges: running, dead", [2]int64{0, int64(dead)}, [2]int64{s.Running, s.Dead})
+	kept := 0
+	for _, nj := range jobs {
+		if _, err := e.b.Get(e.ctx, nj.Job.ID); err == nil {
+			kept++
+		} else {
+			wantCode(t, "Get of an evicted job", err, core.CodeNotFound)
+		}
+	}
+	diff(t, "jobs that Get still finds", 10, kept)
 }
 
 func testStats(t *testing.T, nb NewBroker) {

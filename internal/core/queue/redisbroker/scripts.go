@@ -51,6 +51,12 @@ func (s *script) String() string { return s.src }
 
 // nowMS defines now_ms(arg): the "now" argument, or Redis TIME in ms when
 // it is 0. Part of the prelude; enqueueScript takes it alone.
+//
+// A Lua number given to redis.call costs the server a "%.17g" conversion
+// (glibc's exact float printing: a sixth of the job scripts' time once was
+// spent in it), and Lua's tostring one of "%.14g". The hot scripts give
+// redis.call strings instead: now formatted once a call with "%d" (an
+// integer conversion, several times cheaper), constants as strings.
 const nowMS = `
 local function now_ms(arg)
   local n = tonumber(arg)
@@ -77,32 +83,42 @@ local START_FIELDS = {'status','type','payload','attempts','retries','max_retrie
   'enqueued_at','source','ready_at','token'}
 -- start moves a job to running under a new lease and fencing token and
 -- returns {id, START_FIELDS…} with status, attempts and token updated (one
--- HMGET, one HSET, one ZADD: the hot path). It returns false, writing
--- nothing, when the job is not in status want (when want is given).
-local function start(key, id, running, now, lease, want)
+-- HMGET, one HSET: the hot path); nows and untils are now and the lease's
+-- end, as strings (see nowMS). The caller adds the job to the running
+-- set (one ZADD for a whole batch: each redis.call costs the server about
+-- as much as the command it runs). It returns false, writing nothing, when
+-- the job is not in status want (when want is given).
+local function start(key, id, nows, untils, want)
   local f = redis.call('HMGET', key, unpack(START_FIELDS))
   if want and f[1] ~= want then return false end
-  local until_ = now + lease
   f[1] = 'running'
-  f[4] = (tonumber(f[4]) or 0) + 1
-  f[12] = (tonumber(f[12]) or 0) + 1
-  redis.call('HSET', key, 'status', 'running', 'attempts', f[4], 'started_at', now, 'lease_until', until_, 'token', f[12])
-  redis.call('ZADD', running, until_, id)
-  f[4] = tostring(f[4])
-  f[12] = tostring(f[12])
+  f[4] = string.format('%d', (tonumber(f[4]) or 0) + 1)
+  f[12] = string.format('%d', (tonumber(f[12]) or 0) + 1)
+  redis.call('HSET', key, 'status', 'running', 'attempts', f[4], 'started_at', nows, 'lease_until', untils, 'token', f[12])
   table.insert(f, 1, id)
   return f
+end
+-- bulk runs cmd on key (none when key is false) with the arguments in
+-- list, in as few calls as unpack allows (its results live on Lua's C
+-- stack, bounded): one call for many members costs the server far less
+-- than a call each. list's length must be a multiple of the command's
+-- arity, and 512 is a multiple of 1 and 2.
+local function bulk(cmd, key, list)
+  for i = 1, #list, 512 do
+    local j = i + 511
+    if j > #list then j = #list end
+    if key then redis.call(cmd, key, unpack(list, i, j)) else redis.call(cmd, unpack(list, i, j)) end
+  end
 end
 -- trim drops the oldest finished jobs beyond cap, with their hashes.
 local function trim(history, dead, prefix, cap)
   local n = redis.call('ZCARD', history)
   if n <= cap then return end
   local old = redis.call('ZRANGE', history, 0, n - cap - 1)
-  local has_dead = redis.call('EXISTS', dead) == 1
-  for _, oid in ipairs(old) do
-    redis.call('DEL', prefix .. oid)
-    if has_dead then redis.call('ZREM', dead, oid) end
-  end
+  local keys = {}
+  for k, oid in ipairs(old) do keys[k] = prefix .. oid end
+  bulk('DEL', false, keys)
+  if redis.call('EXISTS', dead) == 1 then bulk('ZREM', dead, old) end
   redis.call('ZREMRANGEBYRANK', history, 0, n - cap - 1)
 end
 -- to_history records a finished job (once: a ZSET) and, unless the caller
@@ -134,6 +150,15 @@ end
 // single caller, so it skips the prelude (its tables and closures cost a
 // few microseconds of Redis CPU per call) but for now_ms.
 //
+// A job hash is small enough for Redis to keep as a listpack, where HMGET
+// and HSET find a field by reading the fields before it, and each field
+// written to a new hash grows it once: the job's fields are written in the
+// order the hot scripts look them up (finishScript's, then the rest of
+// START_FIELDS), with id and queue, which no script reads, last; and the
+// counters that start at zero (attempts, retries, token), and a scheduled
+// job's ready_at, are left out until set. Every reader takes a missing
+// field as 0 (the scripts' "tonumber(x) or 0", HINCRBY, parseJob).
+//
 //	KEYS[1] pending  KEYS[2] scheduled  KEYS[3] stats  KEYS[4] job key prefix
 //	KEYS[5] wake-up list, KEYS[6] queue index (both optional: only on a
 //	        single Redis server, where a script may touch keys of any slot;
@@ -162,24 +187,26 @@ for i = 4, #ARGV, 7 do
   if redis.call('EXISTS', KEYS[4] .. ARGV[i]) == 1 then return {now, ARGV[i]} end
 end
 local n, ready = 0, 0
+local nows = string.format('%d', now)
 for i = 4, #ARGV, 7 do
   local id, delay = ARGV[i], tonumber(ARGV[i+5])
   if delay > 0 then
-    redis.call('HSET', KEYS[4] .. id, 'id', id, 'queue', ARGV[2], 'type', ARGV[i+1], 'payload', ARGV[i+2],
-      'status', 'scheduled', 'attempts', 0, 'retries', 0, 'max_retries', ARGV[i+3], 'interval', ARGV[i+4],
-      'run_at', now + delay, 'enqueued_at', now, 'ready_at', 0, 'source', ARGV[i+6], 'token', 0)
-    redis.call('ZADD', KEYS[2], now + delay, id)
+    local runs = string.format('%d', now + delay)
+    redis.call('HSET', KEYS[4] .. id, 'status', 'scheduled', 'interval', ARGV[i+4], 'type', ARGV[i+1],
+      'payload', ARGV[i+2], 'max_retries', ARGV[i+3], 'run_at', runs, 'enqueued_at', nows, 'source', ARGV[i+6],
+      'id', id, 'queue', ARGV[2])
+    redis.call('ZADD', KEYS[2], runs, id)
   else
-    redis.call('HSET', KEYS[4] .. id, 'id', id, 'queue', ARGV[2], 'type', ARGV[i+1], 'payload', ARGV[i+2],
-      'status', 'pending', 'attempts', 0, 'retries', 0, 'max_retries', ARGV[i+3], 'interval', ARGV[i+4],
-      'run_at', now, 'enqueued_at', now, 'ready_at', now, 'source', ARGV[i+6], 'token', 0)
+    redis.call('HSET', KEYS[4] .. id, 'status', 'pending', 'interval', ARGV[i+4], 'type', ARGV[i+1],
+      'payload', ARGV[i+2], 'max_retries', ARGV[i+3], 'run_at', nows, 'enqueued_at', nows, 'source', ARGV[i+6],
+      'ready_at', nows, 'id', id, 'queue', ARGV[2])
     redis.call('RPUSH', KEYS[1], id)
     ready = ready + 1
   end
   n = n + 1
 end
 local made = 0
-if redis.call('HINCRBY', KEYS[3], 'enqueued', n) == n then
+if redis.call('HINCRBY', KEYS[3], 'enqueued', string.format('%d', n)) == n then
   made = 1
   if KEYS[6] then redis.call('SADD', KEYS[6], ARGV[2]) end
 end
@@ -204,12 +231,20 @@ if not_after > 0 and now > not_after then return {now, 'late'} end
 local out = {now}
 local ids = redis.call('LPOP', KEYS[1], tonumber(ARGV[2]))
 if not ids then return out end
+local nows, untils = string.format('%d', now), string.format('%d', now + tonumber(ARGV[3]))
+local leases = {}
 for _, id in ipairs(ids) do
-  local key = KEYS[4] .. id
-  local f = start(key, id, KEYS[2], now, tonumber(ARGV[3]), 'pending')
-  if f then out[#out + 1] = f end
+  local f = start(KEYS[4] .. id, id, nows, untils, 'pending')
+  if f then
+    out[#out + 1] = f
+    leases[#leases + 1] = untils
+    leases[#leases + 1] = id
+  end
 end
-if #out > 1 then redis.call('HINCRBY', KEYS[3], 'started', #out - 1) end
+if #out > 1 then
+  bulk('ZADD', KEYS[2], leases)
+  redis.call('HINCRBY', KEYS[3], 'started', #out - 1)
+end
 return out
 `)
 
@@ -231,7 +266,9 @@ local key = KEYS[6] .. id
 local st = redis.call('HGET', key, 'status')
 if not st then return {'not_found'} end
 if not unqueue(st, id, KEYS[1], KEYS[2], KEYS[3]) then return {'conflict', st} end
-local f = start(key, id, KEYS[4], now, tonumber(ARGV[3]))
+local untils = string.format('%d', now + tonumber(ARGV[3]))
+local f = start(key, id, string.format('%d', now), untils)
+redis.call('ZADD', KEYS[4], untils, id)
 redis.call('HINCRBY', KEYS[5], 'started', 1)
 return {'ok', now, f}
 `)
@@ -283,47 +320,60 @@ local not_after = tonumber(ARGV[3])
 if not_after > 0 and now > not_after then return {now, 'late'} end
 local cap = tonumber(ARGV[2])
 local out = {now}
+local nows, format = string.format('%d', now), string.format
 local ok, failed = 0, 0
+-- the members to take out of running, and to add to history and dead, in
+-- one call each once the loop is done (nothing in it reads those sets)
+local done, hist, dead = {}, {}, {}
 for i = 4, #ARGV, 5 do
   local id = ARGV[i]
   local key = KEYS[7] .. id
-  local f = redis.call('HMGET', key, 'status', 'token', 'interval', 'max_retries', 'retries')
+  local f = redis.call('HMGET', key, 'status', 'token', 'interval')
   if f[1] ~= 'running' or f[2] ~= ARGV[i+1] then
     out[#out + 1] = ''
   else
-    redis.call('ZREM', KEYS[1], id)
+    done[#done + 1] = id
     if ARGV[i+2] == 'ok' then
       ok = ok + 1
       local interval = tonumber(f[3]) or 0
       if interval > 0 then
         local run_at = now + interval * 1000
-        redis.call('HSET', key, 'status', 'scheduled', 'result', ARGV[i+3], 'finished_at', now,
-          'run_at', run_at, 'retries', 0, 'lease_until', 0, 'source', 'schedule')
-        redis.call('ZADD', KEYS[3], run_at, id)
+        local runs = format('%d', run_at)
+        redis.call('HSET', key, 'status', 'scheduled', 'result', ARGV[i+3], 'finished_at', nows,
+          'run_at', runs, 'retries', '0', 'lease_until', '0', 'source', 'schedule')
+        redis.call('ZADD', KEYS[3], runs, id)
         out[#out + 1] = 'scheduled'
       else
-        redis.call('HSET', key, 'status', 'succeeded', 'result', ARGV[i+3], 'finished_at', now, 'lease_until', 0)
-        to_history(KEYS[4], KEYS[5], KEYS[7], cap, id, now, false, true)
+        redis.call('HSET', key, 'status', 'succeeded', 'result', ARGV[i+3], 'finished_at', nows, 'lease_until', '0')
+        hist[#hist + 1] = nows
+        hist[#hist + 1] = id
         out[#out + 1] = 'succeeded'
       end
     else
       failed = failed + 1
-      local retries = (tonumber(f[5]) or 0) + 1
-      if retries > tonumber(f[4]) then
-        redis.call('HSET', key, 'status', 'dead', 'finished_at', now, 'retries', retries,
-          'last_error', ARGV[i+3], 'lease_until', 0)
-        to_history(KEYS[4], KEYS[5], KEYS[7], cap, id, now, true, true)
+      local r = redis.call('HMGET', key, 'max_retries', 'retries')
+      local retries = (tonumber(r[2]) or 0) + 1
+      if retries > tonumber(r[1]) then
+        redis.call('HSET', key, 'status', 'dead', 'finished_at', nows, 'retries', format('%d', retries),
+          'last_error', ARGV[i+3], 'lease_until', '0')
+        hist[#hist + 1] = nows
+        hist[#hist + 1] = id
+        dead[#dead + 1] = nows
+        dead[#dead + 1] = id
         out[#out + 1] = 'dead'
       else
-        local run_at = now + tonumber(ARGV[i+4])
-        redis.call('HSET', key, 'status', 'failed', 'run_at', run_at, 'retries', retries,
-          'last_error', ARGV[i+3], 'lease_until', 0, 'source', 'retry')
-        redis.call('ZADD', KEYS[2], run_at, id)
+        local runs = format('%d', now + tonumber(ARGV[i+4]))
+        redis.call('HSET', key, 'status', 'failed', 'run_at', runs, 'retries', format('%d', retries),
+          'last_error', ARGV[i+3], 'lease_until', '0', 'source', 'retry')
+        redis.call('ZADD', KEYS[2], runs, id)
         out[#out + 1] = 'failed'
       end
     end
   end
 end
+bulk('ZREM', KEYS[1], done)
+bulk('ZADD', KEYS[4], hist)
+bulk('ZADD', KEYS[5], dead)
 trim(KEYS[4], KEYS[5], KEYS[7], cap)
 if ok > 0 then redis.call('HINCRBY', KEYS[6], 'succeeded', ok) end
 if failed > 0 then redis.call('HINCRBY', KEYS[6], 'failed', failed) end
