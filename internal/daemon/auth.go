@@ -61,7 +61,7 @@ func (t *tokens) roleOf(r *http.Request) Role {
 
 // bearer returns the token of an "Authorization: Bearer …" header.
 func bearer(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
+	h := headerValue(r.Header, hdrAuth)
 	const prefix = "bearer "
 	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
 		return "", false
@@ -80,7 +80,7 @@ func equalSecret(got, want string) bool {
 // token, 403 with a token of a role that is not enough.
 func (s *Server) requireRole(want Role, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := s.tokens.roleOf(r)
+		got := s.roleOf(w, r)
 		switch {
 		case got == RoleNone:
 			w.Header().Set("WWW-Authenticate", `Bearer realm="refrakt"`)

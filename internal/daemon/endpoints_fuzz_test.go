@@ -265,7 +265,7 @@ func FuzzIdentityHeaders(f *testing.F) {
 	f.Add("[2001:db8::5]:1", strings.Repeat("1.1.1.1,", 200), "", strings.Repeat("u", 5000), "t", "gold", false)
 	f.Add("bogus", "", "", "", "", "", false)
 	f.Add("", ",,,", "127.0.0.1", "u", "", "", true)
-	rules := &identityRules{trusted: config.Default().TrustedProxies, ipHeader: "CF-Connecting-IP"}
+	rules := newIdentityRules(config.Default().TrustedProxies, "CF-Connecting-IP")
 	f.Fuzz(func(t *testing.T, remote, xff, cfip, user, tenant, tier string, withToken bool) {
 		h := http.Header{}
 		h.Set("X-Forwarded-For", xff)

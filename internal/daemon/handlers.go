@@ -32,6 +32,6 @@ type whoamiResponse struct {
 
 func (s *Server) handleWhoami() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, whoamiResponse{Role: s.tokens.roleOf(r)})
+		writeJSON(w, http.StatusOK, whoamiResponse{Role: s.roleOf(w, r)})
 	})
 }

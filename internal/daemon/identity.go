@@ -19,6 +19,27 @@ type Identity struct {
 	Premium bool
 }
 
+// The identity headers, in the canonical form http.Header keeps its keys
+// in (X-UserID is X-Userid there), so that headerValue finds them.
+const (
+	hdrUserID    = "X-User-Id"
+	hdrUserIDAlt = "X-Userid"
+	hdrTenantID  = "X-Tenant-Id"
+	hdrTier      = "X-Ratelimit-Tier"
+	hdrForwarded = "X-Forwarded-For"
+	hdrAuth      = "Authorization"
+)
+
+// headerValue is h.Get(key) for a key already in canonical form: Get
+// canonicalizes its key first, a pass over it on every call, and the
+// limited routes look up half a dozen headers a request.
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 // identityRules are the settings identity resolution follows.
 type identityRules struct {
 	trusted  []netip.Prefix
@@ -72,8 +93,8 @@ func (ir *identityRules) resolve(r *http.Request, grantHeaders func() bool) Iden
 	}
 	if trusted || grantHeaders() {
 		h := r.Header
-		id.User = firstNonEmpty(h.Get("X-User-Id"), h.Get("X-Userid"))
-		id.Tenant = strings.TrimSpace(h.Get("X-Tenant-Id"))
+		id.User = firstNonEmpty(headerValue(h, hdrUserID), headerValue(h, hdrUserIDAlt))
+		id.Tenant = strings.TrimSpace(headerValue(h, hdrTenantID))
 		if (id.User == "" || id.Tenant == "") && r.URL.RawQuery != "" {
 			q := r.URL.Query()
 			if id.User == "" {
@@ -83,7 +104,7 @@ func (ir *identityRules) resolve(r *http.Request, grantHeaders func() bool) Iden
 				id.Tenant = strings.TrimSpace(q.Get("tenant"))
 			}
 		}
-		id.Premium = strings.EqualFold(strings.TrimSpace(h.Get("X-Ratelimit-Tier")), "premium")
+		id.Premium = strings.EqualFold(strings.TrimSpace(headerValue(h, hdrTier)), "premium")
 	}
 	return id
 }
@@ -92,7 +113,7 @@ func (ir *identityRules) resolve(r *http.Request, grantHeaders func() bool) Iden
 // header text it was read from.
 func (ir *identityRules) forwardedClient(r *http.Request, peer netip.Addr) (netip.Addr, string, bool) {
 	if ir.ipHeader != "" {
-		if v := r.Header.Get(ir.ipHeader); v != "" {
+		if v := headerValue(r.Header, ir.ipHeader); v != "" {
 			if a, ok := parseIP(v); ok {
 				return a, strings.TrimSpace(v), true
 			}
@@ -101,7 +122,7 @@ func (ir *identityRules) forwardedClient(r *http.Request, peer netip.Addr) (neti
 	// Walk the hops right to left, across repeated headers, without
 	// splitting them into a slice.
 	client, text, found := peer, "", false
-	hops := r.Header["X-Forwarded-For"]
+	hops := r.Header[hdrForwarded]
 walk:
 	for i := len(hops) - 1; i >= 0; i-- {
 		v := hops[i]

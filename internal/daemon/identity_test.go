@@ -10,10 +10,9 @@ import (
 )
 
 func TestIdentify(t *testing.T) {
-	rules := &identityRules{
-		trusted:  []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("10.0.0.0/8")},
-		ipHeader: "CF-Connecting-IP",
-	}
+	rules := newIdentityRules(
+		[]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("10.0.0.0/8")},
+		"CF-Connecting-IP")
 	tests := []struct {
 		name    string
 		peer    string
@@ -69,4 +68,15 @@ func netipMust(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 // headers", as the tests and fuzz targets pose it.
 func (ir *identityRules) identify(r *http.Request, grantHeaders bool) Identity {
 	return ir.resolve(r, func() bool { return grantHeaders })
+}
+
+// The header names the hot paths look up with headerValue, or set
+// directly, must be in http.Header's canonical form, or a lookup misses.
+func TestHeaderNamesCanonical(t *testing.T) {
+	for _, k := range []string{hdrUserID, hdrUserIDAlt, hdrTenantID, hdrTier, hdrForwarded, hdrAuth,
+		hdrLimit, hdrRemaining, hdrReset, hdrPolicy, hdrRateLimit} {
+		if c := http.CanonicalHeaderKey(k); c != k {
+			t.Errorf("%q is not canonical: %q", k, c)
+		}
+	}
 }

@@ -30,6 +30,9 @@ type statusWriter struct {
 	routing *http.Request // the request being routed, until a handler writes
 	log     *slog.Logger
 	swallow bool // the mux's own error text is being dropped
+
+	role    Role // what the request's bearer token grants, once roleSet
+	roleSet bool
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -204,7 +207,7 @@ func (s *Server) capInFlight(next http.Handler) http.Handler {
 			return
 		}
 		n, max := &s.inFlight, limit
-		if s.privileged(r) {
+		if s.privileged(w, r) {
 			n, max = &s.opsInFlight, ops
 		}
 		if v := n.Add(1); max > 0 && v > max {
@@ -220,12 +223,27 @@ func (s *Server) capInFlight(next http.Handler) http.Handler {
 
 // privileged reports whether r carries a token that checks out: a
 // developer's or an operator's, or the metrics token on a scrape.
-func (s *Server) privileged(r *http.Request) bool {
+func (s *Server) privileged(w http.ResponseWriter, r *http.Request) bool {
 	if r.URL.Path == s.cfg.PrometheusRoute {
 		got, ok := bearer(r)
 		return ok && s.cfg.PrometheusBearerToken != "" && equalSecret(got, s.cfg.PrometheusBearerToken)
 	}
-	return s.tokens.roleOf(r) != RoleNone
+	return s.roleOf(w, r) != RoleNone
+}
+
+// roleOf returns the role r's bearer token grants. Checking a token costs
+// a SHA-256, and one request may ask up to three times (the in-flight cap,
+// the route's auth, the identity headers): the answer is kept on the
+// request's statusWriter, which every middleware and handler shares.
+func (s *Server) roleOf(w http.ResponseWriter, r *http.Request) Role {
+	sw, ok := w.(*statusWriter)
+	if !ok {
+		return s.tokens.roleOf(r)
+	}
+	if !sw.roleSet {
+		sw.role, sw.roleSet = s.tokens.roleOf(r), true
+	}
+	return sw.role
 }
 
 // opsInFlight is the developer and operator routes' own cap: a sixteenth of

@@ -159,7 +159,7 @@ func (s *Server) limited(limit string, h http.Handler) http.Handler {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := s.identityOf(r)
+		id := s.identityOf(w, r)
 		d, err := s.limiter.Allow(r.Context(), ratelimit.Request{Limit: limit, IP: id.IP, User: id.User, Tenant: id.Tenant, Premium: id.Premium})
 		if err != nil {
 			if core.ErrorCode(err) == core.CodeUnavailable {
@@ -191,8 +191,8 @@ func (s *Server) limited(limit string, h http.Handler) http.Handler {
 // identityOf resolves r's identity for the limiter and the routes that need
 // a user and a tenant: the developer token, which grants the identity
 // headers to an untrusted peer, is hashed only when the peer is untrusted.
-func (s *Server) identityOf(r *http.Request) Identity {
-	return s.identity.resolve(r, func() bool { return s.tokens.roleOf(r) == RoleDeveloper })
+func (s *Server) identityOf(w http.ResponseWriter, r *http.Request) Identity {
+	return s.identity.resolve(r, func() bool { return s.roleOf(w, r) == RoleDeveloper })
 }
 
 // The RateLimit header names in the canonical form http.Header.Set would

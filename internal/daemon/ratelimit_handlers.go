@@ -78,7 +78,7 @@ func (s *Server) handleRLTest() http.Handler {
 // handleSecurePing answers a caller known by user and tenant.
 func (s *Server) handleSecurePing() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := s.identityOf(r)
+		id := s.identityOf(w, r)
 		writeJSON(w, http.StatusOK, map[string]any{"pong": true, "user": id.User, "tenant": id.Tenant})
 	})
 }
@@ -87,7 +87,7 @@ func (s *Server) handleSecurePing() http.Handler {
 // tenant the identity rules believe; secure-ping needs both.
 func (s *Server) requireUserTenant(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := s.identityOf(r)
+		id := s.identityOf(w, r)
 		if id.User == "" || id.Tenant == "" {
 			writeError(w, r, s.log, core.Errorf(core.CodeInvalid,
 				"a user and a tenant are required (X-User-ID and X-Tenant-ID, from a trusted proxy)"))
