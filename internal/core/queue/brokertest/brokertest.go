@@ -180,6 +180,7 @@ func Run(t *testing.T, nb NewBroker) {
 		{"Release", testRelease},
 		{"Claim", testClaim},
 		{"HistoryCapAndDedup", testHistoryCapAndDedup},
+		{"ClaimedEarlyThenReleased", testClaimedEarlyThenReleased},
 		{"LargeBatches", testLargeBatches},
 		{"Stats", testStats},
 		{"List", testList},
@@ -644,6 +645,36 @@ func testClaim(t *testing.T, nb NewBroker) {
 	diff(t, "a claimed job is not promoted again", queue.TickResult{}, e.tick())
 	s := e.stats("default")
 	diff(t, "gauges", [4]int64{0, 1, 0, 0}, [4]int64{s.Pending, s.Running, s.Scheduled, s.Retry})
+}
+
+// testClaimedEarlyThenReleased: a job claimed before it was due (scheduled,
+// or failed and waiting to retry) becomes ready when claimed, so when it is
+// handed back its age in pending counts from the claim, neither from the
+// epoch nor hidden.
+func testClaimedEarlyThenReleased(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	s := e.enqueue("", "ping", time.Hour)
+	f := e.enqueue("", "fail", 0)
+	e.finish(fail(e.fetchOne(), "x", time.Hour))
+	for _, id := range []string{s.ID, f.ID} {
+		e.clock.Advance(time.Second)
+		claimedAt := e.clock.Now()
+		l, err := e.b.Claim(e.ctx, id, lease)
+		if err != nil {
+			t.Fatalf("Claim: %v", err)
+		}
+		diff(t, "ready_at of a job claimed before it was due", claimedAt, l.Job.ReadyAt)
+		okv, err := e.b.Release(e.ctx, []queue.Ref{l.Ref()})
+		if err != nil || !okv[0] {
+			t.Fatalf("Release: %v %v", okv, err)
+		}
+		e.clock.Advance(2 * time.Second)
+		st := e.stats("default")
+		diff(t, "pending, and the oldest's age from its claim", [2]any{int64(1), 2 * time.Second},
+			[2]any{st.Pending, st.OldestPendingAge})
+		diff(t, "ready_at of the handed-back job", claimedAt, e.get(id).ReadyAt)
+		e.finish(ok(e.fetchOne(), "1"))
+	}
 }
 
 func testHistoryCapAndDedup(t *testing.T, nb NewBroker) {

@@ -282,7 +282,13 @@ func (b *Broker) Claim(_ context.Context, id string, lease time.Duration) (queue
 	default:
 		return queue.Lease{}, conflict(id, e.job.Status, "run")
 	}
-	return b.start(b.queues[e.job.Queue], e, b.now(), lease), nil
+	now := b.now()
+	if e.job.Status != queue.StatusPending {
+		// Not yet due: the claim makes it ready, now (a handed-back job's
+		// age in pending counts from here).
+		e.job.ReadyAt = now
+	}
+	return b.start(b.queues[e.job.Queue], e, now, lease), nil
 }
 
 // holder returns the entry ref holds, or nil when its lease is gone.

@@ -266,8 +266,11 @@ local key = KEYS[6] .. id
 local st = redis.call('HGET', key, 'status')
 if not st then return {'not_found'} end
 if not unqueue(st, id, KEYS[1], KEYS[2], KEYS[3]) then return {'conflict', st} end
-local untils = string.format('%d', now + tonumber(ARGV[3]))
-local f = start(key, id, string.format('%d', now), untils)
+local nows, untils = string.format('%d', now), string.format('%d', now + tonumber(ARGV[3]))
+-- not yet due: the claim makes it ready, now (a handed-back job's age in
+-- pending counts from here)
+if st ~= 'pending' then redis.call('HSET', key, 'ready_at', nows) end
+local f = start(key, id, nows, untils)
 redis.call('ZADD', KEYS[4], untils, id)
 redis.call('HINCRBY', KEYS[5], 'started', 1)
 return {'ok', now, f}
