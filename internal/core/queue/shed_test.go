@@ -108,9 +108,12 @@ func enqueueSlow(t *testing.T, s *queue.Service, n int, maxRetries *int) []*queu
 // oneStarted waits until exactly one of jobs is running and the others
 // are pending (a pool with one worker took them all at first, then handed
 // back those no worker started) and returns the running one and the others.
+// A job handed back keeps the start time of its fetch: one that is pending
+// with none was not fetched yet (the pool may take the first alone and the
+// rest a moment later), and does not count.
 func oneStarted(t *testing.T, s *queue.Service, jobs []*queue.Job) (started *queue.Job, rest []*queue.Job) {
 	t.Helper()
-	eventually(t, "one job running, the others pending", func() bool {
+	eventually(t, "one job running, the others handed back", func() bool {
 		started, rest = nil, nil
 		for _, j := range jobs {
 			switch got := mustGet(t, s, j.ID); got.Status {
@@ -120,6 +123,9 @@ func oneStarted(t *testing.T, s *queue.Service, jobs []*queue.Job) (started *que
 				}
 				started = got
 			case queue.StatusPending:
+				if got.StartedAt.IsZero() {
+					return false
+				}
 				rest = append(rest, got)
 			default:
 				return false
