@@ -111,9 +111,7 @@ func (c *Cell) strike(b *Bucket, r *Rules, now, wait int64, strikes int, res *Re
 		res.Banned = true
 		res.NewBan = true
 		res.BannedUntil = c.BannedUntil
-		// The ban resets the strikes: a request passes once the ban is
-		// over and the debt admits one at the bucket's full capacity.
-		res.RetryAfter = max(d, wait-int64(b.Capacity)*b.Interval)
+		res.RetryAfter = c.banRetryAfter(b, now) // c.TAT is the debt Apply left
 	} else {
 		// The wait under the capacity this strike leaves, which the next
 		// request is decided with: a client that waits this long is let in.
@@ -137,12 +135,18 @@ func (c *Cell) applyBanned(b *Bucket, r *Rules, now int64, res *Result) {
 	c.Interval, c.Capacity = iv, b.Capacity
 	res.Banned = true
 	res.BannedUntil = c.BannedUntil
-	// The ban reset the strikes: a request passes once the ban is over and
-	// the debt admits one at the bucket's full capacity.
-	res.RetryAfter = max(c.BannedUntil, c.TAT+iv-int64(b.Capacity)*iv) - now
+	res.RetryAfter = c.banRetryAfter(b, now)
 	res.Capacity = c.banCapacity(r)
 	res.Strikes = c.Strikes
 	res.ResetAfter = max(c.TAT-now, 0)
+}
+
+// banRetryAfter is the Retry-After of a request c's ban refuses at now, by
+// the ban that just began (strike) or one running (applyBanned): the ban
+// resets the strikes, so a request passes once the ban is over and the
+// debt, c.TAT at b's interval, admits one at the bucket's full capacity.
+func (c *Cell) banRetryAfter(b *Bucket, now int64) int64 {
+	return max(c.BannedUntil, c.TAT+b.Interval-int64(b.Capacity)*b.Interval) - now
 }
 
 // banCapacity is the capacity a banned key answers with: the one it was
