@@ -193,17 +193,25 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 	t.Fatalf("not within 5s: %s", what)
 }
 
+// newLoggedServer is newTestServer logging, at info level and up, into
+// the builder it returns.
+func newLoggedServer(t *testing.T) (*Server, *strings.Builder) {
+	t.Helper()
+	logs := &strings.Builder{}
+	s, err := NewServer(Deps{Config: testConfig(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, logs
+}
+
 // TestClientGoneIsNotAServerError: a client that hangs up while its
 // request waits (here POST /assistant, for a job no worker runs) was
 // answered 500, counted as a server error and logged at ERROR, once per
 // request: any anonymous client could fill the error log and the 5xx rate.
 // It counts as 499 (nginx's "client closed request") and logs nothing.
 func TestClientGoneIsNotAServerError(t *testing.T) {
-	var logs strings.Builder
-	s, err := NewServer(Deps{Config: testConfig(), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, logs := newLoggedServer(t)
 	for range 2 {
 		ctx, cancel := context.WithCancel(context.Background())
 		req := httptest.NewRequest("POST", "/assistant", strings.NewReader(`{"type":"ping","timeout_ms":60000}`)).WithContext(ctx)
@@ -225,11 +233,7 @@ func TestClientGoneIsNotAServerError(t *testing.T) {
 // refrakt_http_requests_total like any other answer; the recovery sat
 // outside the metrics, which recorded nothing for it.
 func TestPanicCounted(t *testing.T) {
-	var logs strings.Builder
-	s, err := NewServer(Deps{Config: testConfig(), Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, logs := newLoggedServer(t)
 	s.mux.Handle("GET /api/dev/panic", http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }))
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, httptest.NewRequest("GET", "/api/dev/panic", nil))

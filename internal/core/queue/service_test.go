@@ -464,32 +464,30 @@ func (s slowEnqueue) Enqueue(ctx context.Context, jobs ...queue.NewJob) error {
 // still being written (a code review found 51 of 10 let in when a new
 // reading forgot them).
 func TestAdmissionConcurrentBound(t *testing.T) {
-	for _, be := range backends(t) {
-		t.Run(be.name, func(t *testing.T) {
-			clock := brokertest.NewClock()
-			b := slowEnqueue{be.new(t, clock)}
-			s := queue.NewService(queue.Deps{Broker: b, Clock: clock}, queue.Config{Admission: queue.AdmissionConfig{MaxPending: 10}})
-			mustSubmit(t, s)
-			var accepted atomic.Int64
-			accepted.Add(1)
-			var wg sync.WaitGroup
-			for range 50 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if _, err := s.Submit(context.Background(), queue.EnqueueRequest{Type: "ping"}, queue.SourceAPI); err == nil {
-						accepted.Add(1)
-					}
-				}()
-			}
-			wg.Wait()
-			st, err := b.Stats(context.Background(), "default")
-			if err != nil {
-				t.Fatal(err)
-			}
-			diff(t, "accepted and stored into a queue of QUEUE_MAX_PENDING 10", [2]int64{10, 10}, [2]int64{accepted.Load(), st.Pending})
-		})
-	}
+	forEachBackend(t, func(t *testing.T, be backend) {
+		clock := brokertest.NewClock()
+		b := slowEnqueue{be.new(t, clock)}
+		s := queue.NewService(queue.Deps{Broker: b, Clock: clock}, queue.Config{Admission: queue.AdmissionConfig{MaxPending: 10}})
+		mustSubmit(t, s)
+		var accepted atomic.Int64
+		accepted.Add(1)
+		var wg sync.WaitGroup
+		for range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := s.Submit(context.Background(), queue.EnqueueRequest{Type: "ping"}, queue.SourceAPI); err == nil {
+					accepted.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		st, err := b.Stats(context.Background(), "default")
+		if err != nil {
+			t.Fatal(err)
+		}
+		diff(t, "accepted and stored into a queue of QUEUE_MAX_PENDING 10", [2]int64{10, 10}, [2]int64{accepted.Load(), st.Pending})
+	})
 }
 
 // TestAdmissionBackendErrorOnNewQueue: with the backend down, a job for a

@@ -397,10 +397,7 @@ func TestUnusableIdentityRefused(t *testing.T) {
 // that came back at its Retry-After was refused again by the user scope.
 func TestLongestRefusalDecides(t *testing.T) {
 	clock := storetest.NewClock()
-	l, err := ratelimit.New(ratelimit.DefaultConfig(), ratelimit.Deps{Store: memstore.New(clock), Clock: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := storetest.NewLimiter(t, memstore.New(clock), clock, nil)
 	ctx := context.Background()
 	req := storetest.SpendTwoScopes(t, l, "192.0.2.9", "u1")
 	d, err := l.Allow(ctx, req)
