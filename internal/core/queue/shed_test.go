@@ -105,6 +105,39 @@ func enqueueSlow(t *testing.T, s *queue.Service, n int, maxRetries *int) []*queu
 	return jobs
 }
 
+// startBlocked starts, on broker b, a service "a" with a one-worker pool
+// whose slow jobs wait for unblock (called at cleanup too, before the
+// pool's shutdown), warmed up on fast jobs so that it prefetches; cfg is
+// its config.
+func startBlocked(t *testing.T, b queue.Broker, log *runLog, obs queue.Observer) (a *queue.Service, cfg queue.Config, unblock func()) {
+	t.Helper()
+	block := make(chan struct{})
+	var once sync.Once
+	unblock = func() { once.Do(func() { close(block) }) }
+	cfg = fast
+	cfg.Concurrency = 1
+	a = queue.NewService(queue.Deps{Broker: b, Registry: log.registry(t, "a", block), Observer: obs}, cfg)
+	startPool(t, a)
+	t.Cleanup(unblock)
+	warmUp(t, a)
+	return a, cfg, unblock
+}
+
+// wantRanOnce checks that each of jobs succeeded at its first attempt, run
+// once: first by pool "a", the others by pool "b".
+func wantRanOnce(t *testing.T, s *queue.Service, log *runLog, jobs []*queue.Job, first *queue.Job) {
+	t.Helper()
+	for _, j := range jobs {
+		want := []string{"b"}
+		if j.ID == first.ID {
+			want = []string{"a"}
+		}
+		got := mustGet(t, s, j.ID)
+		diff(t, "job "+string(j.Payload)+": runs by pool, status, attempts, retries, error", [5]any{want, queue.StatusSucceeded, 1, 0, ""},
+			[5]any{log.of(j), got.Status, got.Attempts, got.Retries, got.LastError})
+	}
+}
+
 // oneStarted waits until exactly one of jobs is running and the others
 // are pending (a pool with one worker took them all at first, then handed
 // back those no worker started) and returns the running one and the others.
@@ -144,15 +177,7 @@ func TestPoolHandsBackJobsNoWorkerStarts(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend) {
 		shared := be.new(t, nil)
 		log := newRunLog()
-		block := make(chan struct{})
-		var once sync.Once
-		unblock := func() { once.Do(func() { close(block) }) }
-		cfg := fast
-		cfg.Concurrency = 1
-		a := queue.NewService(queue.Deps{Broker: shared, Registry: log.registry(t, "a", block)}, cfg)
-		startPool(t, a)
-		t.Cleanup(unblock) // before the pool's shutdown
-		warmUp(t, a)
+		a, cfg, unblock := startBlocked(t, shared, log, nil)
 
 		jobs := enqueueSlow(t, a, 5, nil)
 		first, rest := oneStarted(t, a, jobs)
@@ -169,15 +194,7 @@ func TestPoolHandsBackJobsNoWorkerStarts(t *testing.T) {
 		diff(t, "the first job, meanwhile", queue.StatusRunning, mustGet(t, a, first.ID).Status)
 		unblock()
 		waitDone(t, a, first)
-
-		for _, j := range jobs {
-			want := []string{"b"}
-			if j.ID == first.ID {
-				want = []string{"a"}
-			}
-			got := mustGet(t, a, j.ID)
-			diff(t, "job "+string(j.Payload)+": runs by pool, status, attempts", [3]any{want, queue.StatusSucceeded, 1}, [3]any{log.of(j), got.Status, got.Attempts})
-		}
+		wantRanOnce(t, a, log, jobs, first)
 	})
 }
 
@@ -295,15 +312,7 @@ func TestPoolShedReleaseFails(t *testing.T) {
 				fault.lose.Store(lose)
 				log := newRunLog()
 				rec := newRecorder()
-				block := make(chan struct{})
-				var once sync.Once
-				unblock := func() { once.Do(func() { close(block) }) }
-				cfg := fast
-				cfg.Concurrency = 1
-				a := queue.NewService(queue.Deps{Broker: fault, Registry: log.registry(t, "a", block), Observer: rec}, cfg)
-				startPool(t, a)
-				t.Cleanup(unblock)
-				warmUp(t, a)
+				a, cfg, unblock := startBlocked(t, fault, log, rec)
 
 				jobs := enqueueSlow(t, a, 5, nil)
 				// Five failed releases are tried over more than a lease
@@ -344,16 +353,7 @@ func TestPoolShedReleaseFails(t *testing.T) {
 				// Only a runs jobs now, in the order it holds them: a job
 				// it had kept to run would run before this one.
 				waitDone(t, a, mustEnqueue(t, a, queue.EnqueueRequest{Type: "ping"}))
-
-				for _, j := range jobs {
-					want := []string{"b"}
-					if j.ID == first.ID {
-						want = []string{"a"}
-					}
-					got := mustGet(t, a, j.ID)
-					diff(t, "job "+string(j.Payload)+": runs by pool, status, attempts, retries, error", [5]any{want, queue.StatusSucceeded, 1, 0, ""},
-						[5]any{log.of(j), got.Status, got.Attempts, got.Retries, got.LastError})
-				}
+				wantRanOnce(t, a, log, jobs, first)
 			})
 		})
 	}
