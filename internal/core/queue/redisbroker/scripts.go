@@ -548,11 +548,28 @@ return {'ok', #ids}
 //
 // Returns {now, pending, scheduled, retry, running, dead, oldest ready_at or
 // -1, enqueued, started, succeeded, failed}.
+//
+// The oldest pending job's ready_at is its started_at when it has none, or
+// 0: a job that daemons of earlier versions claimed before it was due and
+// then handed back (their claim wrote no ready_at; before 58bed76 a
+// scheduled job was stored with ready_at 0) became ready when it was
+// claimed, its last start. Read as missing, its age would be 0 and hide the
+// backlog; read as 0, 56 years, and admission control would refuse the
+// queue outright. enqueued_at is the last resort.
 var statsScript = newScript(prelude + `
 local now = now_ms(ARGV[1])
 local oldest = -1
 local head = redis.call('LINDEX', KEYS[1], 0)
-if head then oldest = tonumber(redis.call('HGET', KEYS[7] .. head, 'ready_at')) or -1 end
+if head then
+  local f = redis.call('HMGET', KEYS[7] .. head, 'ready_at', 'started_at', 'enqueued_at')
+  for i = 1, 3 do
+    local t = tonumber(f[i])
+    if t and t > 0 then
+      oldest = t
+      break
+    end
+  end
+end
 local t = redis.call('HMGET', KEYS[6], 'enqueued', 'started', 'succeeded', 'failed')
 return {now, redis.call('LLEN', KEYS[1]), redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]),
   redis.call('ZCARD', KEYS[4]), redis.call('ZCARD', KEYS[5]), oldest,
