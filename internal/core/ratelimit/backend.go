@@ -142,11 +142,14 @@ type banCache struct {
 	m  map[string]cachedBan
 }
 
-// cachedBan is a ban as the store answered it, in Unix µs: its end, and
-// when a request passes again (later when the bucket still owes tokens
-// then).
+// cachedBan is a ban as the store answered it, in Unix µs: its end, when a
+// request passes again (later when the bucket still owes tokens then), and
+// when the bucket is full again; with the capacity the key is banned at. A
+// request answered from the cache gets the headers the store's answer
+// would carry.
 type cachedBan struct {
-	until, retry int64
+	until, retry, full int64
+	capacity           int
 }
 
 // banned returns the index of the bucket whose key is banned at now with the
@@ -173,7 +176,7 @@ func (c *banCache) banned(bs []Bucket, clock Clock) (int, cachedBan, int64) {
 func (c *banCache) add(key []byte, r *Result) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.m[string(key)] = cachedBan{until: r.BannedUntil, retry: r.Now + r.RetryAfter}
+	c.m[string(key)] = cachedBan{until: r.BannedUntil, retry: r.Now + r.RetryAfter, full: r.Now + r.ResetAfter, capacity: r.Capacity}
 	c.n.Store(int32(len(c.m)))
 }
 

@@ -214,7 +214,7 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 
 	if l.local != nil {
 		if i, ban, now := l.bans.banned(bs, l.clock); i >= 0 {
-			rs[i] = Result{Banned: true, BannedUntil: ban.until, Capacity: bs[i].Capacity, RetryAfter: max(ban.retry-now, 1)}
+			rs[i] = Result{Banned: true, BannedUntil: ban.until, Capacity: ban.capacity, ResetAfter: max(ban.full-now, 0), RetryAfter: max(ban.retry-now, 1)}
 			l.decide(&d, e, s.scopes[i], s.ids[i], &s.bs[i], &rs[i], true)
 			l.scratch.Put(s)
 			return d, nil

@@ -268,6 +268,50 @@ func TestBanCacheRetryAfter(t *testing.T) {
 	}
 }
 
+// TestBanCacheHeaders: a request answered from the ban cache carries the
+// figures the store's answer would: the capacity the key is banned at and
+// the time until its bucket is full, not the policy's burst and the ban's
+// end (with 3 per 60s banned at the third strike, the cache said capacity 3
+// and a reset of 1s, while the bucket, empty when the ban ends, is full only
+// a minute later: a client that planned a burst at the reset was struck).
+func TestBanCacheHeaders(t *testing.T) {
+	l, srv, clock := newLimiterBanningAfter(t, 3, 2*time.Second)
+	ctx := context.Background()
+	req := ratelimit.Request{Limit: "rl-test", IP: "203.0.113.13"} // 3 per 60s
+	var ban ratelimit.Decision
+	for i := 0; ban.BannedUntil.IsZero(); i++ {
+		if i == 10 {
+			t.Fatal("no ban after 10 requests")
+		}
+		d, err := l.Allow(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ban = d
+	}
+	if ban.Capacity >= 3 {
+		t.Fatalf("banned at capacity %d: the test needs a ban capacity below the burst, 3", ban.Capacity)
+	}
+	before := evalCalls(t, srv)
+	clock.Advance(time.Second)
+	cached, err := l.Allow(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := evalCalls(t, srv) - before; n != 0 {
+		t.Errorf("the banned request ran %d scripts, want 0 (answered from the cache)", n)
+	}
+	type headers struct {
+		Capacity, Remaining int
+		Reset, RetryAfter   time.Duration
+	}
+	want := headers{ban.Capacity, 0, ban.Reset - time.Second, ban.RetryAfter - time.Second}
+	got := headers{cached.Capacity, cached.Remaining, cached.Reset, cached.RetryAfter}
+	if want != got {
+		t.Errorf("from the cache a second into the ban: %+v, want %+v (the ban's own answer, a second on)", got, want)
+	}
+}
+
 // TestBanCacheLongestBan: when several scopes of a request are banned, the
 // ban cache answers with the one that lets the request pass latest, as the
 // store's decision does (it answered with the first scope in order: here
@@ -297,10 +341,16 @@ func TestBanCacheLongestBan(t *testing.T) {
 // ban cache) that bans a key at its first 429, for banFor, on a still clock.
 func newBanningLimiter(t *testing.T, banFor time.Duration) (*ratelimit.Limiter, *redistest.Server, *storetest.Clock) {
 	t.Helper()
+	return newLimiterBanningAfter(t, 1, banFor)
+}
+
+// newLimiterBanningAfter is newBanningLimiter banning at the given strike.
+func newLimiterBanningAfter(t *testing.T, strikes int, banFor time.Duration) (*ratelimit.Limiter, *redistest.Server, *storetest.Clock) {
+	t.Helper()
 	srv := redistest.Start(t)
 	clock := storetest.NewClock()
 	cfg := ratelimit.DefaultConfig()
-	cfg.BanAfterStrikes = 1
+	cfg.BanAfterStrikes = strikes
 	cfg.BanDuration = banFor
 	cfg.BackendTimeout = 5 * time.Second // these tests are not about slowness
 	l, err := ratelimit.New(cfg, ratelimit.Deps{
