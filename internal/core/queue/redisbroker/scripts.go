@@ -146,6 +146,24 @@ local function unqueue(st, id, pending, scheduled, retry, running)
 end
 `
 
+// oomGuard is prepended, after the "late" check, to the scripts whose first
+// write would otherwise be one that Redis lets through when it is out of
+// memory (maxmemory reached, noeviction): dequeueScript (LPOP), claimScript
+// (LREM, ZREM), tickScript's lease recovery (ZREM) and requeueScript (ZREM).
+// Redis refuses a script only at its first write, and only when that write
+// is a command that may grow memory; after it the script runs to its end.
+// Under OOM these scripts would then take jobs whose outcomes and lease
+// renewals (HSET first, refused whole) could never be written: each run
+// lost, its lease recovered as a failed attempt, the job taken again, until
+// it was dead although its handler succeeded every time. LPUSHX on a key
+// that never exists is such a write and writes nothing, so the script is
+// refused whole before it moves anything, as the enqueue, the finish and the
+// renewal are. KEYS[1] is the queue's pending list: the probe shares its
+// hash tag.
+const oomGuard = `
+redis.call('LPUSHX', KEYS[1] .. ':oom', 'x')
+`
+
 // enqueueScript stores new jobs of one queue. It is the hot path of a
 // single caller, so it skips the prelude (its tables and closures cost a
 // few microseconds of Redis CPU per call) but for now_ms.
@@ -228,6 +246,7 @@ var dequeueScript = newScript(prelude + `
 local now = now_ms(ARGV[1])
 local not_after = tonumber(ARGV[4])
 if not_after > 0 and now > not_after then return {now, 'late'} end
+` + oomGuard + `
 local out = {now}
 local ids = redis.call('LPOP', KEYS[1], tonumber(ARGV[2]))
 if not ids then return out end
@@ -261,6 +280,7 @@ var claimScript = newScript(prelude + unqueue + `
 local now = now_ms(ARGV[1])
 local not_after = tonumber(ARGV[4])
 if not_after > 0 and now > not_after then return {'late', now} end
+` + oomGuard + `
 local id = ARGV[2]
 local key = KEYS[6] .. id
 local st = redis.call('HGET', key, 'status')
@@ -447,6 +467,7 @@ local key = KEYS[4] .. id
 local st = redis.call('HGET', key, 'status')
 if not st then return {'not_found'} end
 if st ~= 'dead' and st ~= 'cancelled' then return {'conflict', st} end
+` + oomGuard + `
 redis.call('ZREM', KEYS[2], id)
 redis.call('ZREM', KEYS[3], id)
 redis.call('HDEL', key, 'finished_at')
@@ -471,6 +492,7 @@ var tickScript = newScript(prelude + `
 local now = now_ms(ARGV[1])
 local not_after = tonumber(ARGV[4])
 if not_after > 0 and now > not_after then return {0, 0, 0, 0, now, 'late'} end
+` + oomGuard + `
 local batch = tonumber(ARGV[3])
 local counts = {}
 for k, set in ipairs({KEYS[2], KEYS[3]}) do
