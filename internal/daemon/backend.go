@@ -28,14 +28,6 @@ type Backend struct {
 	Prefix string
 }
 
-// Ping reports whether the backend answers.
-func (b *Backend) Ping(ctx context.Context) error {
-	if b.Redis == nil {
-		return nil
-	}
-	return b.Redis.Ping(ctx).Err()
-}
-
 // Close releases the backend's connections.
 func (b *Backend) Close() error {
 	if b.Redis == nil {

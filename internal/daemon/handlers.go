@@ -19,7 +19,7 @@ func (s *Server) handleReadyz() http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), 500*time.Millisecond)
 		defer cancel()
 		if err := s.ready(ctx); err != nil {
-			writeError(w, r, s.log, core.Wrap(core.CodeUnavailable, err, "backend "+s.backend.Kind+" is not reachable"))
+			writeError(w, r, s.log, core.Wrap(core.CodeUnavailable, err, notReady(s.backend.Kind, err)))
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "backend": s.backend.Kind})

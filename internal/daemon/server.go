@@ -162,8 +162,3 @@ func (s *Server) stopComponents(ctx context.Context, n int) {
 		}
 	}
 }
-
-// ready reports whether the backend answers; /readyz uses it.
-func (s *Server) ready(ctx context.Context) error {
-	return s.backend.Ping(ctx)
-}

@@ -1,0 +1,72 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+// TestReadyzRefusesWhatCannotWork: /readyz is 503 on a Redis the daemon
+// can reach but not work with, naming why: a read-only replica (its URL
+// given for the master's) and a user denied scripts. A PING passed both,
+// so a load balancer kept such a daemon while every enqueue got 503.
+func TestReadyzRefusesWhatCannotWork(t *testing.T) {
+	ctx := context.Background()
+	master, replica := redistest.Start(t), redistest.Start(t)
+	rc := redis.NewClient(&redis.Options{Addr: replica.Addr()})
+	defer rc.Close()
+	host, port, _ := strings.Cut(master.Addr(), ":")
+	if err := rc.SlaveOf(ctx, host, port).Err(); err != nil {
+		t.Fatal(err)
+	}
+	mc := redis.NewClient(&redis.Options{Addr: master.Addr()})
+	defer mc.Close()
+	if err := mc.Do(ctx, "ACL", "SETUSER", "noscripts", "on", ">pw", "~*", "&*", "+@all", "-@scripting").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, url string
+		status    int
+		message   string
+	}{
+		{"master", master.URL(), 200, ""},
+		{"replica", replica.URL(), 503, "read-only replica"},
+		{"user denied scripts", fmt.Sprintf("redis://noscripts:pw@%s/0", master.Addr()), 503, "refuses this daemon's user (NOPERM)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			client, kind, err := OpenRedis(ctx, tt.url, "auto")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer client.Close()
+			cfg := testConfig()
+			s, err := NewServer(Deps{Config: cfg, Backend: &Backend{Kind: kind, Redis: client, Prefix: cfg.Prefix}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var resp int
+			var body map[string]any
+			// The replica answers once it has synced with its master.
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				r, b := do(t, s, "GET", "/readyz", "", "")
+				resp, body = r.StatusCode, b
+				if resp == tt.status || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			e, _ := body["error"].(map[string]any)
+			msg, _ := e["message"].(string)
+			if resp != tt.status || !strings.Contains(msg, tt.message) {
+				t.Errorf("/readyz %d %q, want %d naming %q", resp, msg, tt.status, tt.message)
+			}
+		})
+	}
+}
