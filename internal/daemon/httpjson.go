@@ -34,6 +34,9 @@ type jsonBuffer struct {
 	enc *json.Encoder
 }
 
+// hdrCacheControl is Cache-Control in http.Header's canonical form.
+const hdrCacheControl = "Cache-Control"
+
 // maxPooledBuffer keeps a rare huge response from pinning its buffer.
 const maxPooledBuffer = 64 << 10
 
@@ -48,14 +51,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}()
 	jb.buf.Reset()
 	if err := jb.enc.Encode(v); err != nil {
+		w.Header().Set(hdrCacheControl, "no-store")
 		http.Error(w, `{"error":{"code":"internal","message":"encode response"}}`, http.StatusInternalServerError)
 		return
 	}
 	h := w.Header()
-	vals := make([]string, 2) // one allocation for both header values
-	vals[0], vals[1] = "application/json", "nosniff"
+	// One allocation for the three header values. no-store: an answer is
+	// one moment's state (a job, a bucket's RateLimit headers, whoever
+	// asked), which no shared cache may keep and serve to someone else.
+	vals := make([]string, 3)
+	vals[0], vals[1], vals[2] = "application/json", "nosniff", "no-store"
 	h["Content-Type"] = vals[0:1:1]
 	h["X-Content-Type-Options"] = vals[1:2:2]
+	h[hdrCacheControl] = vals[2:3:3]
 	w.WriteHeader(status)
 	_, _ = w.Write(jb.buf.Bytes())
 }
