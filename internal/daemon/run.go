@@ -71,6 +71,7 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 	current.Store(&boot)
 	httpSrv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			closeIfFramedAmbiguously(w, r)
 			(*current.Load()).ServeHTTP(w, r)
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -157,4 +158,18 @@ func bootHandler(connectErr *atomic.Value) http.Handler {
 		}
 		writeError(w, r, nil, core.Errorf(core.CodeUnavailable, "%s", msg))
 	})
+}
+
+// closeIfFramedAmbiguously answers a request that came with a
+// Transfer-Encoding with Connection: close, which makes net/http close the
+// connection after the response. A request with both Content-Length and
+// Transfer-Encoding may be framed differently by a proxy in front, and RFC
+// 9112 §6.1 says the server MUST close the connection then; net/http drops
+// the Content-Length before a handler sees it, so every request with a
+// Transfer-Encoding is treated so (a chunked request body is rare enough
+// that the lost keep-alive costs nothing).
+func closeIfFramedAmbiguously(w http.ResponseWriter, r *http.Request) {
+	if len(r.TransferEncoding) > 0 {
+		w.Header().Set("Connection", "close")
+	}
 }
