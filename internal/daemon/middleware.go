@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -182,10 +184,37 @@ func (s *Server) dispatch() http.Handler {
 		if !ok {
 			sw = &statusWriter{ResponseWriter: w}
 		}
+		if p := r.URL.Path; canonicalPath(p) != p {
+			// The mux would answer a 307 to the cleaned path with an HTML
+			// body, and a client following it sends its POST again.
+			writeError(sw, r, s.log, core.Errorf(core.CodeNotFound, "no route %s %s: the path is not canonical (the canonical path is %s)", r.Method, p, canonicalPath(p)))
+			return
+		}
 		sw.routing, sw.log = r, s.log
 		s.mux.ServeHTTP(sw, r)
 		sw.routing = nil
 	})
+}
+
+// canonicalPath is p as http.ServeMux cleans it before routing (a leading
+// slash, no "." or ".." elements, no repeated slashes, a trailing slash
+// kept), which it redirects to when p differs. A clean path is returned as
+// it is, without allocating.
+func canonicalPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		if len(p) == len(np)+1 && strings.HasPrefix(p, np) {
+			return p
+		}
+		return np + "/"
+	}
+	return np
 }
 
 // capInFlight answers 503 with Retry-After once REFRAKT_MAX_IN_FLIGHT
