@@ -241,7 +241,6 @@ func (s *Server) capInFlight(next http.Handler) http.Handler {
 		}
 		if v := n.Add(1); max > 0 && v > max {
 			n.Add(-1)
-			w.Header().Set("Retry-After", "1")
 			writeError(w, r, s.log, core.Errorf(core.CodeUnavailable, "%s (%d); retry shortly", core.BusyMessage, max))
 			return
 		}

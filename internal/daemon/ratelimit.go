@@ -166,10 +166,7 @@ func (s *Server) limited(limit string, h http.Handler) http.Handler {
 		}
 		d, err := s.limiter.Allow(r.Context(), ratelimit.Request{Limit: limit, IP: id.IP, User: id.User, Tenant: id.Tenant, Premium: id.Premium})
 		if err != nil {
-			if core.ErrorCode(err) == core.CodeUnavailable {
-				w.Header().Set("Retry-After", "1")
-			}
-			writeError(w, r, s.log, err) // 499 when the client went away
+			writeError(w, r, s.log, err) // 499 when the client went away; a 503 with Retry-After
 			return
 		}
 		if !d.Unchecked {

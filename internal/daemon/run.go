@@ -151,7 +151,6 @@ func bootHandler(connectErr *atomic.Value) http.Handler {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 			return
 		}
-		w.Header().Set("Retry-After", "1")
 		msg := "backend not connected yet: connecting"
 		if s, _ := connectErr.Load().(string); s != "connecting" {
 			msg = "backend not reachable yet; retrying (the daemon's log says why)"
