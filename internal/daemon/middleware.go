@@ -68,10 +68,16 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) writeUnmatched(r *http.Request, code int) {
 	w.Header().Del("Content-Length")
 	if code == http.StatusMethodNotAllowed {
-		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: errorDetail{Code: "method_not_allowed", Message: r.Method + " is not allowed on " + r.URL.Path}})
+		writeMethodNotAllowed(w, r)
 		return
 	}
 	writeError(w, r, w.log, core.Errorf(core.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
+}
+
+// writeMethodNotAllowed answers 405 in the JSON envelope; the caller has set
+// Allow (the mux does, for the requests it routes).
+func writeMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: errorDetail{Code: "method_not_allowed", Message: r.Method + " is not allowed on " + r.URL.Path}})
 }
 
 // Unwrap lets http.ResponseController reach the real writer (flush, deadlines).

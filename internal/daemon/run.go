@@ -145,8 +145,16 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 // bootHandler answers while the backend connects: alive, not ready, and 503
 // with Retry-After for everything else. The answer says whether an attempt
 // has failed, never why: the dial error (addresses, ports) is for the log.
+// The probes take the methods they take once the daemon is ready (GET,
+// and HEAD with it): any other is a 405 with Allow then as now.
 func bootHandler(connectErr *atomic.Value) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		probe := r.URL.Path == "/healthz" || r.URL.Path == "/readyz"
+		if probe && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeMethodNotAllowed(w, r)
+			return
+		}
 		if r.URL.Path == "/healthz" {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 			return
