@@ -19,7 +19,7 @@ func (s *Server) handleMetrics() http.Handler {
 		if want != "" {
 			got, ok := bearer(r)
 			if !ok || !equalSecret(got, want) {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
+				challenge(w, r, "metrics")
 				writeError(w, r, s.log, core.Errorf(core.CodeUnauthorized, "a valid metrics bearer token is required"))
 				return
 			}
