@@ -83,7 +83,7 @@ func (s *Server) requireRole(want Role, h http.Handler) http.Handler {
 		got := s.roleOf(w, r)
 		switch {
 		case got == RoleNone:
-			w.Header().Set("WWW-Authenticate", `Bearer realm="refrakt"`)
+			challenge(w, r, "refrakt")
 			writeError(w, r, s.log, core.Errorf(core.CodeUnauthorized, "a valid bearer token is required"))
 		case got == RoleDeveloper || got == want:
 			h.ServeHTTP(w, r)
@@ -91,6 +91,18 @@ func (s *Server) requireRole(want Role, h http.Handler) http.Handler {
 			writeError(w, r, s.log, core.Errorf(core.CodeForbidden, "the %s role may not do this; it needs the %s role", got, want))
 		}
 	})
+}
+
+// challenge sets the WWW-Authenticate of a 401 (RFC 6750 §3): the bare
+// challenge when the request carried no bearer token, and
+// error="invalid_token" when it carried one that is wrong, so a client can
+// tell "log in" from "your token is not accepted".
+func challenge(w http.ResponseWriter, r *http.Request, realm string) {
+	v := `Bearer realm="` + realm + `"`
+	if _, ok := bearer(r); ok {
+		v += `, error="invalid_token"`
+	}
+	w.Header().Set("WWW-Authenticate", v)
 }
 
 // TokenPath is where `serve` writes a generated developer token and where the

@@ -36,6 +36,9 @@ func StatusOf(code string) int {
 	return http.StatusInternalServerError
 }
 
+// hdrRetryAfter is Retry-After in http.Header's canonical form.
+const hdrRetryAfter = "Retry-After"
+
 // errorBody is the JSON error envelope of every failed request.
 type errorBody struct {
 	Error errorDetail `json:"error"`
@@ -66,6 +69,14 @@ func writeErrorDetails(w http.ResponseWriter, r *http.Request, log *slog.Logger,
 	code := core.ErrorCode(err)
 	if code == core.CodeInternal && log != nil {
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if code == core.CodeUnavailable {
+		// Every 503 (a backend down, the in-flight cap, start-up, a
+		// drain) tells the client when to retry: in a second, unless the
+		// caller knows better (admission control's estimate).
+		if h := w.Header(); len(h[hdrRetryAfter]) == 0 {
+			h[hdrRetryAfter] = []string{"1"}
+		}
 	}
 	writeJSON(w, StatusOf(code), errorBody{Error: errorDetail{Code: code, Message: core.ErrorMessage(err), Details: details}})
 }

@@ -34,6 +34,9 @@ type jsonBuffer struct {
 	enc *json.Encoder
 }
 
+// hdrCacheControl is Cache-Control in http.Header's canonical form.
+const hdrCacheControl = "Cache-Control"
+
 // maxPooledBuffer keeps a rare huge response from pinning its buffer.
 const maxPooledBuffer = 64 << 10
 
@@ -48,14 +51,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}()
 	jb.buf.Reset()
 	if err := jb.enc.Encode(v); err != nil {
+		w.Header().Set(hdrCacheControl, "no-store")
 		http.Error(w, `{"error":{"code":"internal","message":"encode response"}}`, http.StatusInternalServerError)
 		return
 	}
 	h := w.Header()
-	vals := make([]string, 2) // one allocation for both header values
-	vals[0], vals[1] = "application/json", "nosniff"
+	// One allocation for the three header values. no-store: an answer is
+	// one moment's state (a job, a bucket's RateLimit headers, whoever
+	// asked), which no shared cache may keep and serve to someone else.
+	vals := make([]string, 3)
+	vals[0], vals[1], vals[2] = "application/json", "nosniff", "no-store"
 	h["Content-Type"] = vals[0:1:1]
 	h["X-Content-Type-Options"] = vals[1:2:2]
+	h[hdrCacheControl] = vals[2:3:3]
 	w.WriteHeader(status)
 	_, _ = w.Write(jb.buf.Bytes())
 }
@@ -67,10 +75,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // Field names must match exactly and appear once: encoding/json alone
 // matches them regardless of case and lets a repeated key's last value win,
 // so {"TYPE":"x"} or {"type":"ping","Type":"echo"} would pass.
+//
+// A body that is null, or a field that is null where a value is required,
+// is refused too: encoding/json leaves the target as it was, and the
+// handler would judge an empty value the client never sent (null to /run
+// said `unknown job type ""`).
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	data, err := readBody(w, r)
 	if err != nil {
 		return jsonError(err)
+	}
+	if bytes.HasPrefix(data, byteOrderMark) {
+		return core.Errorf(core.CodeInvalid, "request body starts with a byte order mark (U+FEFF); send the JSON without one")
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -82,6 +98,10 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	}
 	return checkFieldNames(data, v)
 }
+
+// byteOrderMark is U+FEFF in UTF-8, which JSON (RFC 8259 §8.1) must not
+// start with and encoding/json calls invalid at byte 1.
+var byteOrderMark = []byte("\xef\xbb\xbf")
 
 // readBody reads the body whole, at most MaxBody bytes: into a buffer of
 // Content-Length bytes when the client sent one.
@@ -98,15 +118,20 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 }
 
 // checkFieldNames refuses, in a body that decoded into v, a top-level
-// field whose name is not one of v's exactly, or one given twice. Nested
-// values (a job's payload) are skipped, not looked into. data is known to
-// be one valid JSON value (Decode took it), so a plain scan reads it.
+// field whose name is not one of v's exactly, one given twice, and a null
+// for a field that cannot be null (not a pointer, slice, map or
+// interface); and, for v a struct, a body that is null. Nested values (a
+// job's payload) are skipped, not looked into. data is known to be one
+// valid JSON value (Decode took it), so a plain scan reads it.
 func checkFieldNames(data []byte, v any) error {
 	names := jsonFields(reflect.TypeOf(v))
 	if names == nil {
 		return nil
 	}
 	i := skipSpace(data, 0)
+	if isNull(data, i) {
+		return core.Errorf(core.CodeInvalid, "request body must be a JSON object, not null")
+	}
 	if i >= len(data) || data[i] != '{' {
 		return nil // not an object: Decode has judged it already
 	}
@@ -120,7 +145,8 @@ func checkFieldNames(data []byte, v any) error {
 			_ = json.Unmarshal(data[i:end], &k)
 			key = []byte(k)
 		}
-		if _, ok := names[string(key)]; !ok {
+		typ, ok := names[string(key)]
+		if !ok {
 			for name := range names {
 				if strings.EqualFold(name, string(key)) {
 					return core.Errorf(core.CodeInvalid, "unknown field %q (field names are case-sensitive: %q)", key, name)
@@ -135,7 +161,11 @@ func checkFieldNames(data []byte, v any) error {
 		}
 		seen = append(seen, key)
 		i = skipSpace(data, end)
-		i = skipValue(data, skipSpace(data, i+1)) // past ':' and the value
+		i = skipSpace(data, i+1) // past ':'
+		if isNull(data, i) && !nullable(typ) {
+			return core.Errorf(core.CodeInvalid, "field %q must be %s, not null", key, jsonKind(typ.Kind().String()))
+		}
+		i = skipValue(data, i)
 		if i = skipSpace(data, i); i < len(data) && data[i] == ',' {
 			i = skipSpace(data, i+1)
 		}
@@ -195,20 +225,35 @@ func skipValue(data []byte, i int) int {
 	return i
 }
 
+// isNull reports whether the JSON value at i is null.
+func isNull(data []byte, i int) bool {
+	return bytes.HasPrefix(data[min(i, len(data)):], []byte("null"))
+}
+
+// nullable reports whether encoding/json gives null a meaning for a field
+// of type t (nil), rather than leaving the field as it was.
+func nullable(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Interface, reflect.Map, reflect.Slice:
+		return true
+	}
+	return false
+}
+
 // fieldNames caches jsonFields by type.
-var fieldNames sync.Map // reflect.Type → map[string]struct{}
+var fieldNames sync.Map // reflect.Type → map[string]reflect.Type
 
 // jsonFields returns the JSON names of the fields of the struct t points
-// to, those of embedded structs included, or nil when t is not a pointer to
-// a struct.
-func jsonFields(t reflect.Type) map[string]struct{} {
+// to, those of embedded structs included, with their types, or nil when t
+// is not a pointer to a struct.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
 	if t == nil || t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
 		return nil
 	}
 	if m, ok := fieldNames.Load(t); ok {
-		return m.(map[string]struct{})
+		return m.(map[string]reflect.Type)
 	}
-	m := map[string]struct{}{}
+	m := map[string]reflect.Type{}
 	var add func(st reflect.Type)
 	add = func(st reflect.Type) {
 		for f := range st.Fields() {
@@ -222,9 +267,9 @@ func jsonFields(t reflect.Type) map[string]struct{} {
 				add(f.Type.Elem())
 			case !f.IsExported():
 			case name != "":
-				m[name] = struct{}{}
+				m[name] = f.Type
 			default:
-				m[f.Name] = struct{}{}
+				m[f.Name] = f.Type
 			}
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/refrakt/refrakt/internal/core"
 )
 
 // Identity is who a request comes from, as the rate limiter keys it.
@@ -74,11 +76,14 @@ func (ir *identityRules) isTrusted(a netip.Addr) bool {
 // them; grantHeaders is asked only when it matters (an untrusted peer),
 // since checking a bearer token costs a SHA-256.
 //
+// Its error (a 400) is a query that identity was to be read from and that
+// does not parse.
+//
 // It runs on every limited request, so it allocates at most the IP string:
 // header names are canonical constants, the query is parsed only when there
 // is one, X-Forwarded-For is walked in place, and the IP text is taken from
 // the request when it is already canonical.
-func (ir *identityRules) resolve(r *http.Request, grantHeaders func() bool) Identity {
+func (ir *identityRules) resolve(r *http.Request, grantHeaders func() bool) (Identity, error) {
 	host, peer := peerHostAddr(r.RemoteAddr)
 	ip, ipText := peer, host
 	trusted := peer.IsValid() && ir.isTrusted(peer)
@@ -96,17 +101,48 @@ func (ir *identityRules) resolve(r *http.Request, grantHeaders func() bool) Iden
 		id.User = firstNonEmpty(headerValue(h, hdrUserID), headerValue(h, hdrUserIDAlt))
 		id.Tenant = strings.TrimSpace(headerValue(h, hdrTenantID))
 		if (id.User == "" || id.Tenant == "") && r.URL.RawQuery != "" {
-			q := r.URL.Query()
+			user, tenant, err := identityParams(r.URL.RawQuery)
+			if err != nil {
+				return Identity{}, err
+			}
 			if id.User == "" {
-				id.User = strings.TrimSpace(q.Get("user_id"))
+				id.User = strings.TrimSpace(user)
 			}
 			if id.Tenant == "" {
-				id.Tenant = strings.TrimSpace(q.Get("tenant"))
+				id.Tenant = strings.TrimSpace(tenant)
 			}
 		}
 		id.Premium = strings.EqualFold(strings.TrimSpace(headerValue(h, hdrTier)), "premium")
 	}
-	return id
+	return id, nil
+}
+
+// identityParams reads user_id and tenant from a query, strictly: a query
+// that does not parse, or either name given twice, is an error rather than
+// an identity quietly absent (the request then limited by IP alone). The
+// other names are the route's to judge.
+func identityParams(raw string) (user, tenant string, err error) {
+	params, err := parseQuery(raw)
+	if err != nil {
+		return "", "", err
+	}
+	var seenUser, seenTenant bool
+	for _, p := range params {
+		var seen *bool
+		switch p.name {
+		case paramUserID:
+			seen, user = &seenUser, p.value
+		case paramTenant:
+			seen, tenant = &seenTenant, p.value
+		default:
+			continue
+		}
+		if *seen {
+			return "", "", core.Errorf(core.CodeInvalid, "query parameter %q is given more than once", p.name)
+		}
+		*seen = true
+	}
+	return user, tenant, nil
 }
 
 // forwardedClient finds the client address a trusted peer reports, and the

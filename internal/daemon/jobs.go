@@ -151,7 +151,6 @@ func (s *Server) handleAssistant() http.Handler {
 		}
 		switch {
 		case err != nil && s.draining.Err() != nil && r.Context().Err() == nil:
-			w.Header().Set("Retry-After", "1")
 			writeErrorDetails(w, r, s.log, core.Errorf(core.CodeUnavailable, "the daemon is shutting down before job %s finished; it goes on (%s): GET /run/%s", j.ID, status, j.ID),
 				map[string]any{"job_id": j.ID, "status": status})
 		case errors.Is(err, context.DeadlineExceeded):
@@ -181,7 +180,6 @@ func (s *Server) writeJobError(w http.ResponseWriter, r *http.Request, err error
 		return
 	}
 	if core.ErrorCode(err) == core.CodeUnavailable {
-		w.Header().Set("Retry-After", "1")
 		// The enqueue's answer was lost after Redis may have run it: the
 		// client is told which jobs to read before sending them again.
 		// Any other 503 of an enqueue stored nothing.

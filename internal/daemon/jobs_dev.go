@@ -17,7 +17,11 @@ type jobList struct {
 // handleListJobs lists jobs; filters ?queue=Q&status=S&limit=N.
 func (s *Server) handleListJobs() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
+		q, err := routeQuery(r, "queue", "status", "limit")
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
 		f := queue.Filter{Queue: q.Get("queue"), Status: queue.Status(q.Get("status"))}
 		if l := q.Get("limit"); l != "" {
 			n, err := strconv.Atoi(l)
@@ -43,8 +47,13 @@ func (s *Server) handleListJobs() http.Handler {
 // action): 202 with the job. ?source=cli marks jobs the CLI enqueued.
 func (s *Server) handleEnqueueJob() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q, err := routeQuery(r, "source")
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
 		source := queue.SourceAPI
-		switch src := r.URL.Query().Get("source"); src {
+		switch src := q.Get("source"); src {
 		case "", queue.SourceAPI:
 		case queue.SourceCLI:
 			source = src
@@ -70,9 +79,14 @@ func (s *Server) handleEnqueueJob() http.Handler {
 // and answers it finished; 404 when nothing is pending.
 func (s *Server) handleRunNext() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q, err := routeQuery(r, "queue")
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
 		ctx, done := s.runContext(r.Context())
 		defer done()
-		j, err := s.jobs.svc.RunNext(ctx, r.URL.Query().Get("queue"))
+		j, err := s.jobs.svc.RunNext(ctx, q.Get("queue"))
 		if err != nil {
 			s.writeJobError(w, r, err)
 			return
@@ -138,7 +152,12 @@ type removedQueue struct {
 // named "." or ".." would be cleaned away.
 func (s *Server) handleRemoveQueue() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query().Get("queue")
+		params, err := routeQuery(r, "queue")
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		q := params.Get("queue")
 		n, err := s.jobs.svc.RemoveQueue(r.Context(), q)
 		if err != nil {
 			s.writeJobError(w, r, err)

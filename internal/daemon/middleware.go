@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,10 +68,16 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) writeUnmatched(r *http.Request, code int) {
 	w.Header().Del("Content-Length")
 	if code == http.StatusMethodNotAllowed {
-		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: errorDetail{Code: "method_not_allowed", Message: r.Method + " is not allowed on " + r.URL.Path}})
+		writeMethodNotAllowed(w, r)
 		return
 	}
 	writeError(w, r, w.log, core.Errorf(core.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
+}
+
+// writeMethodNotAllowed answers 405 in the JSON envelope; the caller has set
+// Allow (the mux does, for the requests it routes).
+func writeMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: errorDetail{Code: "method_not_allowed", Message: r.Method + " is not allowed on " + r.URL.Path}})
 }
 
 // Unwrap lets http.ResponseController reach the real writer (flush, deadlines).
@@ -182,10 +190,37 @@ func (s *Server) dispatch() http.Handler {
 		if !ok {
 			sw = &statusWriter{ResponseWriter: w}
 		}
+		if p := r.URL.Path; canonicalPath(p) != p {
+			// The mux would answer a 307 to the cleaned path with an HTML
+			// body, and a client following it sends its POST again.
+			writeError(sw, r, s.log, core.Errorf(core.CodeNotFound, "no route %s %s: the path is not canonical (the canonical path is %s)", r.Method, p, canonicalPath(p)))
+			return
+		}
 		sw.routing, sw.log = r, s.log
 		s.mux.ServeHTTP(sw, r)
 		sw.routing = nil
 	})
+}
+
+// canonicalPath is p as http.ServeMux cleans it before routing (a leading
+// slash, no "." or ".." elements, no repeated slashes, a trailing slash
+// kept), which it redirects to when p differs. A clean path is returned as
+// it is, without allocating.
+func canonicalPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		if len(p) == len(np)+1 && strings.HasPrefix(p, np) {
+			return p
+		}
+		return np + "/"
+	}
+	return np
 }
 
 // capInFlight answers 503 with Retry-After once REFRAKT_MAX_IN_FLIGHT
@@ -212,7 +247,6 @@ func (s *Server) capInFlight(next http.Handler) http.Handler {
 		}
 		if v := n.Add(1); max > 0 && v > max {
 			n.Add(-1)
-			w.Header().Set("Retry-After", "1")
 			writeError(w, r, s.log, core.Errorf(core.CodeUnavailable, "%s (%d); retry shortly", core.BusyMessage, max))
 			return
 		}

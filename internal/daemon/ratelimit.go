@@ -159,13 +159,14 @@ func (s *Server) limited(limit string, h http.Handler) http.Handler {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := s.identityOf(w, r)
+		id, err := s.identityOf(w, r)
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
 		d, err := s.limiter.Allow(r.Context(), ratelimit.Request{Limit: limit, IP: id.IP, User: id.User, Tenant: id.Tenant, Premium: id.Premium})
 		if err != nil {
-			if core.ErrorCode(err) == core.CodeUnavailable {
-				w.Header().Set("Retry-After", "1")
-			}
-			writeError(w, r, s.log, err) // 499 when the client went away
+			writeError(w, r, s.log, err) // 499 when the client went away; a 503 with Retry-After
 			return
 		}
 		if !d.Unchecked {
@@ -191,7 +192,9 @@ func (s *Server) limited(limit string, h http.Handler) http.Handler {
 // identityOf resolves r's identity for the limiter and the routes that need
 // a user and a tenant: the developer token, which grants the identity
 // headers to an untrusted peer, is hashed only when the peer is untrusted.
-func (s *Server) identityOf(w http.ResponseWriter, r *http.Request) Identity {
+// Its error is a 400: identity was to be read from a query that does not
+// parse.
+func (s *Server) identityOf(w http.ResponseWriter, r *http.Request) (Identity, error) {
 	return s.identity.resolve(r, func() bool { return s.roleOf(w, r) == RoleDeveloper })
 }
 

@@ -78,7 +78,7 @@ func (s *Server) handleRLTest() http.Handler {
 // handleSecurePing answers a caller known by user and tenant.
 func (s *Server) handleSecurePing() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := s.identityOf(w, r)
+		id, _ := s.identityOf(w, r) // requireUserTenant has checked it
 		writeJSON(w, http.StatusOK, map[string]any{"pong": true, "user": id.User, "tenant": id.Tenant})
 	})
 }
@@ -87,7 +87,11 @@ func (s *Server) handleSecurePing() http.Handler {
 // tenant the identity rules believe; secure-ping needs both.
 func (s *Server) requireUserTenant(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := s.identityOf(w, r)
+		id, err := s.identityOf(w, r)
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
 		if id.User == "" || id.Tenant == "" {
 			writeError(w, r, s.log, core.Errorf(core.CodeInvalid,
 				"a user and a tenant are required (X-User-ID and X-Tenant-ID, from a trusted proxy)"))
@@ -118,7 +122,12 @@ type tenantLimitJSON struct {
 // policies with the overrides in force, and the premium multiplier.
 func (s *Server) handleTenantMeta() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tenant := r.URL.Query().Get("tenant")
+		q, err := routeQuery(r, paramTenant)
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		tenant := q.Get(paramTenant)
 		if tenant == "" || len(tenant) > 200 {
 			writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "query parameter tenant is required (1 to 200 bytes)"))
 			return
@@ -171,8 +180,13 @@ type limitsConfigResponse struct {
 // so that a client asking about one key does not download every override.
 func (s *Server) handleLimitsConfigGet() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q, err := routeQuery(r, "target")
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
 		set := s.limiter.LimitSet()
-		target := r.URL.Query().Get("target")
+		target := q.Get("target")
 		if target == "" {
 			out := limitsConfigResponse{Enabled: set.Enabled, Limits: []limitJSON{}, Overrides: overridesJSON(s.limiter.Overrides())}
 			for _, l := range set.Limits {
@@ -257,7 +271,12 @@ func (s *Server) handleLimitsConfigSet() http.Handler {
 
 func (s *Server) handleLimitsConfigDelete() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		target := r.URL.Query().Get("target")
+		q, err := routeQuery(r, "target")
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		target := q.Get("target")
 		if target == "" {
 			writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "query parameter target is required"))
 			return
@@ -333,9 +352,13 @@ func bucketsJSON(bs []ratelimit.BucketState) []bucketJSON {
 // most N long.
 func (s *Server) handleRateLimitsSnapshot() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q, err := routeQuery(r, "limit")
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
 		n := 50
-		if v := r.URL.Query().Get("limit"); v != "" {
-			var err error
+		if v := q.Get("limit"); v != "" {
 			if n, err = strconv.Atoi(v); err != nil || n < 1 || n > 1000 {
 				writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "limit must be a whole number from 1 to 1000, got %q", v))
 				return

@@ -71,6 +71,7 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 	current.Store(&boot)
 	httpSrv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			closeIfFramedAmbiguously(w, r)
 			(*current.Load()).ServeHTTP(w, r)
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -144,17 +145,38 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 // bootHandler answers while the backend connects: alive, not ready, and 503
 // with Retry-After for everything else. The answer says whether an attempt
 // has failed, never why: the dial error (addresses, ports) is for the log.
+// The probes take the methods they take once the daemon is ready (GET,
+// and HEAD with it): any other is a 405 with Allow then as now.
 func bootHandler(connectErr *atomic.Value) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		probe := r.URL.Path == "/healthz" || r.URL.Path == "/readyz"
+		if probe && r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeMethodNotAllowed(w, r)
+			return
+		}
 		if r.URL.Path == "/healthz" {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 			return
 		}
-		w.Header().Set("Retry-After", "1")
 		msg := "backend not connected yet: connecting"
 		if s, _ := connectErr.Load().(string); s != "connecting" {
 			msg = "backend not reachable yet; retrying (the daemon's log says why)"
 		}
 		writeError(w, r, nil, core.Errorf(core.CodeUnavailable, "%s", msg))
 	})
+}
+
+// closeIfFramedAmbiguously answers a request that came with a
+// Transfer-Encoding with Connection: close, which makes net/http close the
+// connection after the response. A request with both Content-Length and
+// Transfer-Encoding may be framed differently by a proxy in front, and RFC
+// 9112 §6.1 says the server MUST close the connection then; net/http drops
+// the Content-Length before a handler sees it, so every request with a
+// Transfer-Encoding is treated so (a chunked request body is rare enough
+// that the lost keep-alive costs nothing).
+func closeIfFramedAmbiguously(w http.ResponseWriter, r *http.Request) {
+	if len(r.TransferEncoding) > 0 {
+		w.Header().Set("Connection", "close")
+	}
 }

@@ -1,0 +1,65 @@
+package daemon
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/refrakt/refrakt/internal/daemontest"
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+// TestProbeMethodsDuringStartUp: while the backend is still connecting,
+// /healthz and /readyz answer a method they do not take as they do once
+// the daemon is ready (405 in the JSON envelope, with the same Allow),
+// not 200 for any method.
+func TestProbeMethodsDuringStartUp(t *testing.T) {
+	t.Parallel()
+	// Once ready: what the mux answers.
+	ready := newTestServer(t)
+	readyResp, _ := do(t, ready, "DELETE", "/healthz", "", "")
+	wantAllow := readyResp.Header.Get("Allow")
+
+	port, err := redistest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := daemontest.Start(t, []string{fmt.Sprintf("QUEUE_URL=redis://127.0.0.1:%d", port)})
+	type answer struct {
+		Status int
+		Allow  string
+		Code   string
+	}
+	tests := []struct {
+		method, path string
+		want         answer
+	}{
+		{"POST", "/healthz", answer{405, wantAllow, "method_not_allowed"}},
+		{"DELETE", "/healthz", answer{405, wantAllow, "method_not_allowed"}},
+		{"PUT", "/readyz", answer{405, wantAllow, "method_not_allowed"}},
+		{"POST", "/readyz", answer{405, wantAllow, "method_not_allowed"}},
+		{"GET", "/healthz", answer{200, "", ""}},
+		{"HEAD", "/healthz", answer{200, "", ""}},
+		{"GET", "/readyz", answer{503, "", "unavailable"}},
+	}
+	for _, tt := range tests {
+		req, _ := http.NewRequest(tt.method, d.URL+tt.path, strings.NewReader(""))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var body map[string]any
+		_ = json.Unmarshal(b, &body)
+		got := answer{resp.StatusCode, resp.Header.Get("Allow"), errCode(body)}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("%s %s while connecting (-want +got):\n%s\nbody: %s", tt.method, tt.path, diff, b)
+		}
+	}
+}

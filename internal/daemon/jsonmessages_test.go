@@ -1,0 +1,50 @@
+package daemon
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestJSONErrorMessagesSayWhatIsWrong: a body with a byte order mark, a body
+// that is null or not an object, and a null where a field needs a value
+// are told so, not "not valid JSON (at byte 1)" or the handler's
+// `unknown job type ""` about a type the client never sent.
+func TestJSONErrorMessagesSayWhatIsWrong(t *testing.T) {
+	s := newTestServer(t)
+	tests := []struct {
+		name, path, body, msg string
+	}{
+		{"byte order mark", "/run", "\xef\xbb\xbf{\"type\":\"ping\"}", "starts with a byte order mark"},
+		{"null body", "/run", "null", "request body must be a JSON object, not null"},
+		{"null body, blanks around", "/assistant", " null\n", "request body must be a JSON object, not null"},
+		{"array body", "/run", "[]", "request body must be a JSON object"},
+		{"string body", "/run", `"x"`, "request body must be a JSON object"},
+		{"number body", "/run", "3", "request body must be a JSON object"},
+		{"null type", "/run", `{"type":null}`, `field "type" must be a string, not null`},
+		{"null whole number", "/run", `{"type":"ping","delay_ms":null}`, `field "delay_ms" must be a whole number, not null`},
+		{"null body to an override", "/api/dev/rate-limits/config", "null", "request body must be a JSON object, not null"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := do(t, s, "POST", tt.path, devToken, tt.body)
+			e, _ := body["error"].(map[string]any)
+			msg, _ := e["message"].(string)
+			got := struct {
+				Status int
+				Says   bool
+			}{resp.StatusCode, strings.Contains(msg, tt.msg)}
+			if diff := cmp.Diff(struct {
+				Status int
+				Says   bool
+			}{400, true}, got); diff != "" {
+				t.Errorf("POST %s %q (-want +got):\n%s\nmessage: %s", tt.path, tt.body, diff, msg)
+			}
+		})
+	}
+	// A null where null means "not given" (a pointer) still passes.
+	if resp, body := do(t, s, "POST", "/run", "", `{"type":"ping","max_retries":null,"payload":null}`); resp.StatusCode != 202 {
+		t.Errorf("null for optional pointer and raw fields: %d %v, want 202", resp.StatusCode, body)
+	}
+}

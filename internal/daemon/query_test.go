@@ -1,0 +1,99 @@
+package daemon
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestQueryParsedStrictly: every route that reads its query refuses, with a
+// 400 naming the problem, a query that does not parse (bad percent-encoding,
+// a ';'), a name it does not take, and a name given twice, where
+// r.URL.Query() dropped or ignored them and the route did something else
+// than asked (ran a job of another queue, listed everything, recorded the
+// wrong source). The identity parameters pass on every route.
+func TestQueryParsedStrictly(t *testing.T) {
+	s := newTestServer(t)
+	// A pending job in queue default: a run-next that lost its ?queue= runs it.
+	if resp, body := do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"ping"}`); resp.StatusCode != 202 {
+		t.Fatalf("enqueue: %d %v", resp.StatusCode, body)
+	}
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+		message                  string // a part of the error's message
+	}{
+		{"run-next, ';' in the query", "POST", "/api/dev/jobs/run-next?queue=empty;x", "", 400, "';'"},
+		{"list, bad percent-encoding", "GET", "/api/dev/jobs?queue=nosuch%ZZ", "", 400, "percent-encoding"},
+		{"list, repeated limit", "GET", "/api/dev/jobs?limit=1&limit=2", "", 400, `"limit" is given more than once`},
+		{"list, unknown name", "GET", "/api/dev/jobs?queues=default", "", 400, `unknown query parameter "queues": GET /api/dev/jobs takes queue, status, limit`},
+		{"list, bad name encoding", "GET", "/api/dev/jobs?q%ZZ=1", "", 400, "percent-encoding"},
+		{"enqueue, bad source encoding", "POST", "/api/dev/jobs/enqueue?source=cli%ZZ", `{"type":"ping"}`, 400, "percent-encoding"},
+		{"remove queue, bad encoding", "DELETE", "/api/dev/queues?queue=x%ZZ", "", 400, "percent-encoding"},
+		{"remove queue, repeated", "DELETE", "/api/dev/queues?queue=a&queue=b", "", 400, "more than once"},
+		{"tenant-meta, repeated tenant", "GET", "/api/public/tenant-meta?tenant=a&tenant=b", "", 400, "more than once"},
+		{"limits config get, bad encoding", "GET", "/api/dev/rate-limits/config?target=run%ZZ", "", 400, "percent-encoding"},
+		{"limits config delete, unknown name", "DELETE", "/api/dev/rate-limits/config?target=run&force=1", "", 400, `unknown query parameter "force"`},
+		{"rate-limits snapshot, ';'", "GET", "/api/obs/rate-limits?limit=5;x", "", 400, "';'"},
+		// What passes.
+		{"list, every name", "GET", "/api/dev/jobs?queue=default&status=pending&limit=5", "", 200, ""},
+		{"list, identity names", "GET", "/api/dev/jobs?user_id=u1&tenant=t1", "", 200, ""},
+		{"list, encoded value", "GET", "/api/dev/jobs?queue=de%66ault", "", 200, ""},
+		{"rate-limits snapshot, identity names", "GET", "/api/obs/rate-limits?limit=5&user_id=u1", "", 200, ""},
+		{"tenant-meta", "GET", "/api/public/tenant-meta?tenant=acme&user_id=u1", "", 200, ""},
+		{"run-next, no query, the job in default", "POST", "/api/dev/jobs/run-next", "", 200, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := do(t, s, tt.method, tt.path, devToken, tt.body)
+			e, _ := body["error"].(map[string]any)
+			msg, _ := e["message"].(string)
+			got := struct {
+				Status  int
+				Message bool
+			}{resp.StatusCode, strings.Contains(msg, tt.message)}
+			want := got
+			want.Status, want.Message = tt.status, true
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%s %s (-want +got):\n%s\nbody: %v", tt.method, tt.path, diff, body)
+			}
+		})
+	}
+}
+
+// TestIdentityQueryParsedStrictly: behind a trusted proxy, identity read
+// from a query that does not parse is a 400, not an identity quietly absent
+// (the request then limited by IP alone, or refused for a missing user).
+func TestIdentityQueryParsedStrictly(t *testing.T) {
+	s, _ := newLimitServer(t)
+	const proxy = "127.0.0.1:4711"
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+		message                  string
+	}{
+		{"run, bad user_id", "POST", "/run?user_id=u%ZZ", `{"type":"ping"}`, 400, "percent-encoding"},
+		{"run, ';'", "POST", "/run?user_id=u1;x", `{"type":"ping"}`, 400, "';'"},
+		{"run, repeated user_id", "POST", "/run?user_id=a&user_id=b", `{"type":"ping"}`, 400, "more than once"},
+		{"secure-ping, bad tenant", "GET", "/api/secure/ping?user_id=u1&tenant=t%ZZ", "", 400, "percent-encoding"},
+		{"secure-ping from the query", "GET", "/api/secure/ping?user_id=u1&tenant=t1", "", 200, ""},
+		{"run with identity", "POST", "/run?user_id=u1", `{"type":"ping"}`, 202, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := send(t, s, request{method: tt.method, path: tt.path, body: tt.body, peer: proxy})
+			e, _ := body["error"].(map[string]any)
+			msg, _ := e["message"].(string)
+			got := struct {
+				Status  int
+				Message bool
+			}{resp.StatusCode, strings.Contains(msg, tt.message)}
+			want := got
+			want.Status, want.Message = tt.status, true
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%s %s (-want +got):\n%s\nbody: %v", tt.method, tt.path, diff, body)
+			}
+		})
+	}
+}
