@@ -151,8 +151,12 @@ func (s *Server) handleAssistant() http.Handler {
 		}
 		switch {
 		case err != nil && s.draining.Err() != nil && r.Context().Err() == nil:
-			writeErrorDetails(w, r, s.log, core.Errorf(core.CodeUnavailable, "the daemon is shutting down before job %s finished; it goes on (%s): GET /run/%s", j.ID, status, j.ID),
-				map[string]any{"job_id": j.ID, "status": status})
+			msg := core.Errorf(core.CodeUnavailable, "the daemon is shutting down before job %s finished; it goes on (%s): GET /run/%s", j.ID, status, j.ID)
+			if s.backend.Kind == BackendMemory {
+				// Nothing outlives this daemon there: say so, not "it goes on".
+				msg = core.Errorf(core.CodeUnavailable, "the daemon is shutting down before job %s finished (%s); on the memory backend its jobs end with it", j.ID, status)
+			}
+			writeErrorDetails(w, r, s.log, msg, map[string]any{"job_id": j.ID, "status": status})
 		case errors.Is(err, context.DeadlineExceeded):
 			writeErrorDetails(w, r, s.log, core.Errorf(core.CodeTimeout, "job %s did not finish within %dms; it goes on (%s): GET /run/%s", j.ID, timeout.Milliseconds(), status, j.ID),
 				map[string]any{"job_id": j.ID, "status": status})

@@ -499,6 +499,11 @@ func TestAssistantAnswersAtShutdown(t *testing.T) {
 		if a.resp.StatusCode != 503 || a.resp.Header.Get("Retry-After") != "1" || errCode(a.body) != "unavailable" || id == "" {
 			t.Fatalf("assistant at shutdown: %d %v, want 503 unavailable naming the job", a.resp.StatusCode, a.body)
 		}
+		// The memory backend keeps nothing once the daemon is gone: the
+		// answer must not promise that the job goes on.
+		if msg, _ := a.body["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "on the memory backend its jobs end with it") {
+			t.Errorf("assistant at shutdown on the memory backend says %q, want it to say the job ends with the daemon", msg)
+		}
 		if resp, body := do(t, s, "GET", "/run/"+id, "", ""); resp.StatusCode != 200 || str(body, "status") != "pending" {
 			t.Errorf("the job after the answer: %d %v, want it still pending", resp.StatusCode, body)
 		}
