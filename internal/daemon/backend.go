@@ -46,30 +46,46 @@ func (b *Backend) Close() error {
 
 // OpenRedis builds a client for url: a cluster client when cluster is
 // "true", or when it is "auto" and the server reports cluster_enabled:1; a
-// single-server client otherwise. It fails when the server cannot be reached
-// within ctx (auto-detection needs an answer).
+// single-server client otherwise (also when INFO is denied to the user, see
+// openRedis). It fails when the server cannot be reached within ctx
+// (auto-detection needs an answer).
 func OpenRedis(ctx context.Context, url, cluster string) (redis.UniversalClient, string, error) {
+	c, kind, _, err := openRedis(ctx, url, cluster)
+	return c, kind, err
+}
+
+// openRedis is OpenRedis, with a note for the log when the detection of a
+// Cluster could not run: INFO is in the @dangerous category, which a
+// restricted ACL user (+@all -@dangerous) lacks, and such a user would
+// otherwise never connect. It is taken for a single server then; the note
+// says so and names REDIS_CLUSTER, which decides without INFO.
+func openRedis(ctx context.Context, url, cluster string) (redis.UniversalClient, string, string, error) {
 	if err := checkURL(url); err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
+	var note string
 	useCluster := cluster == "true"
 	if cluster == "auto" {
 		opt, err := redis.ParseURL(firstSeed(url))
 		if err != nil {
-			return nil, "", urlError(err, url)
+			return nil, "", "", urlError(err, url)
 		}
 		probe := redis.NewClient(opt)
 		info, err := probe.Info(ctx, "cluster").Result()
 		_ = probe.Close()
-		if err != nil {
-			return nil, "", err
+		switch {
+		case err != nil && isNoPerm(err):
+			note = "INFO is denied to the Redis user, so whether Redis is a Cluster cannot be detected; taken for a single server: set REDIS_CLUSTER=true or false to choose explicitly"
+		case err != nil:
+			return nil, "", "", err
+		default:
+			useCluster = strings.Contains(info, "cluster_enabled:1")
 		}
-		useCluster = strings.Contains(info, "cluster_enabled:1")
 	}
 	if useCluster {
 		opt, err := redis.ParseClusterURL(url)
 		if err != nil {
-			return nil, "", urlError(err, url)
+			return nil, "", "", urlError(err, url)
 		}
 		boundTimeouts(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
 		opt.ContextTimeoutEnabled = true // a caller's deadline bounds its command
@@ -77,22 +93,29 @@ func OpenRedis(ctx context.Context, url, cluster string) (redis.UniversalClient,
 		c := redis.NewClusterClient(opt)
 		if err := c.Ping(ctx).Err(); err != nil {
 			_ = c.Close()
-			return nil, "", err
+			return nil, "", "", err
 		}
-		return c, BackendRedisCluster, nil
+		return c, BackendRedisCluster, note, nil
 	}
 	opt, err := redis.ParseURL(firstSeed(url))
 	if err != nil {
-		return nil, "", urlError(err, url)
+		return nil, "", "", urlError(err, url)
 	}
 	boundTimeouts(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
 	opt.ContextTimeoutEnabled = true // a caller's deadline bounds its command
 	c := redis.NewClient(opt)
 	if err := c.Ping(ctx).Err(); err != nil {
 		_ = c.Close()
-		return nil, "", err
+		return nil, "", "", err
 	}
-	return c, BackendRedis, nil
+	return c, BackendRedis, note, nil
+}
+
+// isNoPerm reports whether err is Redis refusing a command or key to the
+// ACL user (NOPERM).
+func isNoPerm(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "NOPERM")
 }
 
 // clusterReload is how often the cluster client reloads its map of slots.
@@ -157,9 +180,12 @@ func connectBackend(ctx context.Context, cfg config.Config, log *slog.Logger, on
 	delay := 100 * time.Millisecond
 	for {
 		attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
-		client, kind, err := OpenRedis(attempt, cfg.RedisURL, cfg.RedisCluster)
+		client, kind, note, err := openRedis(attempt, cfg.RedisURL, cfg.RedisCluster)
 		cancel()
 		if err == nil {
+			if note != "" {
+				log.Warn(note, "backend", "redis", "redis_cluster", cfg.RedisCluster)
+			}
 			checkEvictionPolicy(ctx, client, log)
 			return &Backend{Kind: kind, Redis: client, Prefix: cfg.Prefix}, nil
 		}
