@@ -111,6 +111,26 @@ func openRedis(ctx context.Context, url, cluster string) (redis.UniversalClient,
 	return c, BackendRedis, note, nil
 }
 
+// AuthProblem names a refusal of Redis that no retry mends by itself, or is
+// "": "authentication failed" for a wrong password or user (WRONGPASS) or
+// none given to a server that wants one (NOAUTH), "permission denied" for a
+// command or key the ACL user may not use (NOPERM).
+func AuthProblem(err error) string {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return ""
+	}
+	msg := re.Error()
+	switch {
+	case strings.HasPrefix(msg, "WRONGPASS"), strings.HasPrefix(msg, "NOAUTH"),
+		strings.HasPrefix(msg, "ERR AUTH"), strings.Contains(msg, "invalid password"):
+		return "authentication failed"
+	case strings.HasPrefix(msg, "NOPERM"):
+		return "permission denied"
+	}
+	return ""
+}
+
 // isNoPerm reports whether err is Redis refusing a command or key to the
 // ACL user (NOPERM).
 func isNoPerm(err error) bool {
@@ -178,6 +198,7 @@ func connectBackend(ctx context.Context, cfg config.Config, log *slog.Logger, on
 		return nil, &config.Error{Msg: err.Error()}
 	}
 	delay := 100 * time.Millisecond
+	refused := map[string]*throttledLog{} // by problem
 	for {
 		attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
 		client, kind, note, err := openRedis(attempt, cfg.RedisURL, cfg.RedisCluster)
@@ -192,7 +213,18 @@ func connectBackend(ctx context.Context, cfg config.Config, log *slog.Logger, on
 		if onAttempt != nil {
 			onAttempt(err)
 		}
-		log.Warn("backend not reachable; retrying", "backend", "redis", "addr", config.RedactURL(cfg.RedisURL), "err", config.RedactIn(err.Error(), cfg.RedisURL), "retry_in", delay)
+		addr, cause := config.RedactURL(cfg.RedisURL), config.RedactIn(err.Error(), cfg.RedisURL)
+		if problem := AuthProblem(err); problem != "" {
+			// Redis answered, and refused: retried all the same (the user
+			// or its password may be fixed on the server's side), but said
+			// as what it is, at ERROR, once per interval.
+			if refused[problem] == nil {
+				refused[problem] = &throttledLog{logger: log, msg: "backend " + problem + "; retrying", every: backendLogEvery}
+			}
+			refused[problem].log(ctx, slog.LevelError, slog.String("backend", "redis"), slog.String("addr", addr), slog.String("err", cause), slog.Duration("retry_in", delay))
+		} else {
+			log.Warn("backend not reachable; retrying", "backend", "redis", "addr", addr, "err", cause, "retry_in", delay)
+		}
 		select {
 		case <-ctx.Done():
 			return nil, errors.Join(ctx.Err(), err)

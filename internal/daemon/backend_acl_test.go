@@ -39,3 +39,44 @@ func TestRestrictedUserConnects(t *testing.T) {
 		t.Errorf("a permission problem logged as an outage:\n%s", out)
 	}
 }
+
+// TestRefusedUserLoggedAsSuch: a wrong password, none, or a user denied PING
+// is retried (it may be fixed on the server's side) but logged as what it
+// is, at ERROR, once per interval, without the password; it was logged as
+// "backend not reachable" at every attempt.
+func TestRefusedUserLoggedAsSuch(t *testing.T) {
+	r := redistest.Start(t)
+	good := r.ACLUser(t, "app", "app-pw-0123", "~*", "&*", "+@all")
+	noPing := r.ACLUser(t, "noping", "noping-pw-0123", "~*", "&*", "+@all", "-ping")
+	if _, err := redistest.Do(r.Addr(), "CONFIG", "SET", "requirepass", "default-pw-0123"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, url, want string
+	}{
+		{"wrong password", strings.Replace(good, "app-pw-0123", "Wr0ngPass-77", 1), `level=ERROR msg="backend authentication failed; retrying"`},
+		{"no password", r.URL(), `level=ERROR msg="backend authentication failed; retrying"`},
+		{"no PING", noPing, `level=ERROR msg="backend permission denied; retrying"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logged syncBuffer
+			cfg := config.Default()
+			cfg.RedisURL = tt.url
+			ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+			defer cancel()
+			if _, err := connectBackend(ctx, cfg, slog.New(slog.NewTextHandler(&logged, nil)), nil); err == nil {
+				t.Fatal("connected")
+			}
+			out := logged.String()
+			if n := strings.Count(out, tt.want); n != 1 || strings.Contains(out, "not reachable") {
+				t.Errorf("%d lines %s, want 1 (attempts within the interval left out) and no \"not reachable\"; log:\n%s", n, tt.want, out)
+			}
+			for _, pw := range []string{"Wr0ngPass", "app-pw", "noping-pw", "default-pw"} {
+				if strings.Contains(out, pw) {
+					t.Errorf("the log shows a password:\n%s", out)
+				}
+			}
+		})
+	}
+}
