@@ -2,12 +2,14 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/redisstore"
 	"github.com/refrakt/refrakt/internal/redistest"
 )
 
@@ -78,5 +80,52 @@ func TestRefusedUserLoggedAsSuch(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLimiterCausesLogged: the daemon's rate-limit warnings carry Redis's
+// reason (cause=NOPERM…), which their messages ("… unavailable: load
+// scripts") left out; an override change the API answers with 503 is logged
+// with it too, while the answer's body keeps Redis's words out.
+func TestLimiterCausesLogged(t *testing.T) {
+	r := redistest.Start(t)
+	url := r.ACLUser(t, "denied", "denied-pw-0123", "~*", "&*", "+@all", "-@write", "-@scripting")
+	client, kind, err := OpenRedis(context.Background(), url, "false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	var logged syncBuffer
+	cfg := testConfig()
+	s, err := NewServer(Deps{Config: cfg, Logger: slog.New(slog.NewTextHandler(&logged, nil)), Backend: &Backend{Kind: kind, Redis: client, Prefix: cfg.Prefix}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := do(t, s, "POST", "/api/dev/rate-limits/config", devToken, `{"target":"run:ip:192.0.2.1","capacity":5,"window_seconds":60}`)
+	if resp.StatusCode != 503 || strings.Contains(fmt.Sprint(body), "NOPERM") {
+		t.Errorf("override set: %d %v, want 503 without Redis's words", resp.StatusCode, body)
+	}
+	store := redisstore.New(client, redisstore.Options{Prefix: cfg.Prefix})
+	defer store.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.publishLimits(ctx, store, time.Hour) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logged.String(), "cannot publish the rate limits") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	for _, msg := range []string{"cannot preload the rate-limit scripts", "cannot set the override", "cannot publish the rate limits"} {
+		line := ""
+		for _, l := range strings.Split(logged.String(), "\n") {
+			if strings.Contains(l, msg) {
+				line = l
+				break
+			}
+		}
+		if !strings.Contains(line, "level=WARN") || !strings.Contains(line, `cause="NOPERM`) {
+			t.Errorf("%q: line %q, want a warning with cause=\"NOPERM…\"; log:\n%s", msg, line, logged.String())
+		}
 	}
 }

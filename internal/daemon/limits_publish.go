@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/ratelimit/redisstore"
 )
 
@@ -32,7 +33,7 @@ func (s *Server) publishLimits(ctx context.Context, rs *redisstore.Store, every 
 		err := rs.PublishLimits(wctx, limits, limitsPublishTTL)
 		cancel()
 		if err != nil && ctx.Err() == nil {
-			failed.warn(ctx, slog.String("err", err.Error()))
+			failed.warn(ctx, slog.String("err", err.Error()), core.CauseAttr(err))
 		}
 	})
 }
