@@ -262,14 +262,15 @@ func urlError(err error, rawURL string) error {
 }
 
 // checkEvictionPolicy warns when Redis may evict keys under memory pressure:
-// an evicted job or bucket is lost state. Managed Redis that forbids CONFIG
-// is left alone.
+// an evicted job or bucket is lost state. When CONFIG GET is denied or
+// renamed (managed Redis often does so), it warns that the policy could not
+// be checked: it was a debug line, so nobody learnt it went unchecked.
 func checkEvictionPolicy(ctx context.Context, client redis.UniversalClient, log *slog.Logger) {
 	cctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	res, err := client.ConfigGet(cctx, "maxmemory-policy").Result()
 	if err != nil {
-		log.Debug("cannot read maxmemory-policy", "err", err)
+		log.Warn("cannot check Redis's maxmemory-policy; make sure it is noeviction: an evicted job or bucket is lost", "err", err)
 		return
 	}
 	if p := res["maxmemory-policy"]; p != "" && p != "noeviction" {

@@ -129,3 +129,21 @@ func TestLimiterCausesLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestEvictionPolicyUncheckedWarns: when CONFIG GET is denied, the daemon
+// warns that maxmemory-policy could not be checked and must be noeviction;
+// it said so at debug level only.
+func TestEvictionPolicyUncheckedWarns(t *testing.T) {
+	r := redistest.Start(t, "--maxmemory-policy", "allkeys-lru")
+	var logged syncBuffer
+	cfg := config.Default()
+	cfg.RedisURL = r.ACLUser(t, "noconfig", "noconfig-pw-0123", "~*", "&*", "+@all", "-config")
+	b, err := connectBackend(context.Background(), cfg, slog.New(slog.NewTextHandler(&logged, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if out := logged.String(); !strings.Contains(out, `level=WARN msg="cannot check Redis's maxmemory-policy; make sure it is noeviction`) || !strings.Contains(out, "NOPERM") {
+		t.Errorf("want a warning that the policy went unchecked, with the cause; log:\n%s", out)
+	}
+}
