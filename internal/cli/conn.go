@@ -78,6 +78,13 @@ func (o *ConnOptions) resolve(getenv func(string) string) error {
 	if o.Redis == "" && !strings.HasPrefix(o.Server, "http://") && !strings.HasPrefix(o.Server, "https://") {
 		return usageError{errorf("--server %q: must be an http:// or https:// URL", config.RedactURL(o.Server))}
 	}
+	// A password a parser would split, or a URL with user info it cannot
+	// parse, is refused before any parser quotes a piece of it.
+	if o.Redis == "" {
+		if err := config.CheckURLPassword(o.Server); err != nil {
+			return usageError{errorf("--server %s: %v", config.RedactURL(o.Server), err)}
+		}
+	}
 	if o.Prefix == "" {
 		o.Prefix = getenv("REFRAKT_PREFIX")
 	}

@@ -64,6 +64,9 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 		if strings.HasPrefix(err.Error(), "QUEUE_URL:") { // a URL go-redis cannot parse
 			return nil, usageError{fmt.Errorf("--redis %s: %v", addr, strings.TrimPrefix(err.Error(), "QUEUE_URL: "))}
 		}
+		if problem := daemon.AuthProblem(err); problem != "" { // the server answered, and refused the user
+			return nil, usageError{fmt.Errorf("--redis %s: %s: %s", addr, problem, config.RedactIn(err.Error(), rawURL))}
+		}
 		if badDB(err) { // the server answered: the URL names no database of it
 			return nil, usageError{fmt.Errorf("--redis %s: this server has no such database (%v); pick a number below its \"databases\" setting, 0-15 by default", addr, err)}
 		}
@@ -112,6 +115,11 @@ func (quietRedisLog) Printf(context.Context, string, ...any) {}
 func (d *redisDriver) fail(err error) error {
 	if err == nil {
 		return nil
+	}
+	// Redis refused the user a command or key it needs (NOPERM), or its
+	// password (the server's was changed since): a setting to fix (exit 2).
+	if problem := daemon.AuthProblem(err); problem != "" {
+		return usageError{fmt.Errorf("%s: %s: %w", d.addr, problem, unwrapCoded(err))}
 	}
 	// Redis answered with an error (TRYAGAIN while a slot moves, LOADING,
 	// CLUSTERDOWN): it was reached, and the command failed (exit 1).

@@ -9,32 +9,42 @@ import (
 // redacted replaces a password in messages, as url.URL.Redacted does.
 const redacted = "xxxxx"
 
+// percentEncodeAdvice ends every message about a URL whose user info may be
+// mistyped: what to do, without quoting any of it.
+const percentEncodeAdvice = "percent-encode any / ? # @ % or space in the password (/ as %2F, ? as %3F, # as %23, @ as %40, % as %25, space as %20)"
+
 // RedactURL returns raw with the password of its user info (scheme://user:
-// password@host…) replaced by "xxxxx", for logs and messages. A URL that
-// parses is redacted as net/url reads it; one that does not (the very one a
-// message is about) by its text: the password is what follows the first ":"
-// of the user info, up to the last "@" before the path; without "://",
-// everything up to the last "@" is hidden.
+// password@host…) replaced by "xxxxx", for logs and messages. The password
+// is read from the text, never by a parser (which a raw "/", "?" or "#" in
+// it would mislead): it is what follows the first ":" of the text between
+// "://" and the last "@" of the URL, wherever that "@" stands. So an "@" in
+// the path or the query hides what precedes it, host included: over-hiding
+// is the safe mistake, and such a URL is refused anyway (CheckURLPassword).
+// Without "://", everything up to the last "@" is hidden.
 func RedactURL(raw string) string {
-	if u, err := url.Parse(raw); err == nil && u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			return u.Redacted()
-		}
-	}
-	if user, pw, ok := password(raw); ok {
-		return strings.Replace(raw, user+":"+pw+"@", user+":"+redacted+"@", 1)
-	}
-	if !strings.Contains(raw, "://") {
+	scheme, rest, found := strings.Cut(raw, "://")
+	if !found {
 		if at := strings.LastIndex(raw, "@"); at >= 0 {
 			return redacted + raw[at:]
 		}
+		return raw
 	}
-	return raw
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return raw
+	}
+	user, _, hasPassword := strings.Cut(rest[:at], ":")
+	if !hasPassword {
+		return raw
+	}
+	return scheme + "://" + user + ":" + redacted + rest[at:]
 }
 
 // RedactIn returns msg with the password of rawURL, as written and decoded,
-// replaced by "xxxxx": for errors of parsers and clients that quote the URL
-// they were given.
+// replaced by "xxxxx": for errors of clients that may quote the URL they
+// were given. It hides whole spellings only; a message that may quote a part
+// of a password (a parser's error about a URL it could not split) must not be
+// shown at all (CheckURLPassword is there for that).
 func RedactIn(msg, rawURL string) string {
 	for _, pw := range passwords(rawURL) {
 		msg = strings.ReplaceAll(msg, pw, redacted)
@@ -45,24 +55,66 @@ func RedactIn(msg, rawURL string) string {
 	return msg
 }
 
-// CheckURLPassword refuses a URL whose password net/url would not read as
-// written: a raw "/", "?" or "#" in it ends the user info early, the rest of
-// the password lands in the path or the query, and go-redis's errors quote
-// it there, out of RedactIn's reach. The message quotes nothing of the URL.
+// CheckURLPassword refuses, with a message that quotes nothing of it, a URL
+// with user info (an "@" after "://") that a parser might quote a part of:
+//
+//   - one net/url cannot parse: its errors quote the text around the fault
+//     (`invalid port ":Tr0ub" after host`), which may be a piece of the
+//     password;
+//   - one whose password net/url would not read as written: a raw "/", "?"
+//     or "#" ends the user info early, or an "@" follows it, and the rest of
+//     the password lands in the host, the path or the query, which go-redis's
+//     errors and our own messages quote.
+//
+// A URL without "@" has no user info to protect; it passes, and its parse
+// errors may be quoted.
 func CheckURLPassword(raw string) error {
-	_, pw, ok := password(raw)
-	if !ok {
+	_, rest, found := strings.Cut(raw, "://")
+	if !found || !strings.Contains(rest, "@") {
 		return nil
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil // the parser's own error, redacted by RedactIn
+		return errors.New("is not a valid URL (" + parseProblem(err) + "); " + percentEncodeAdvice)
 	}
-	got, _ := u.User.Password()
-	if want, err := url.PathUnescape(pw); u.User == nil || err != nil || got != want {
-		return errors.New("the password in the URL holds a character that ends it early (a raw / ? # or @); percent-encode it, e.g. / as %2F")
+	_, pw, ok := password(raw)
+	if !ok {
+		return nil // a user name alone: nothing secret
+	}
+	got, hasPassword := "", false
+	if u.User != nil {
+		got, hasPassword = u.User.Password()
+	}
+	if want, err := url.PathUnescape(pw); !hasPassword || err != nil || got != want {
+		return errors.New("the password in the URL holds a character that ends it early (a raw / ? # or @), or an @ follows it in the path or the query; " + percentEncodeAdvice)
 	}
 	return nil
+}
+
+// parseProblem names what net/url found wrong in a URL without quoting the
+// text its error quotes.
+func parseProblem(err error) string {
+	var esc url.EscapeError
+	var host url.InvalidHostError
+	msg := err.Error()
+	switch {
+	case errors.As(err, &esc):
+		return "a % is not followed by two hexadecimal digits"
+	case errors.As(err, &host):
+		return "its host holds a character not allowed there"
+	case strings.Contains(msg, "invalid port"):
+		return "what stands as its port is not a number"
+	case strings.Contains(msg, "invalid userinfo"):
+		return "its user info holds a character not allowed there"
+	case strings.Contains(msg, "missing ']' in host"):
+		return "an IPv6 host lacks its closing ]"
+	case strings.Contains(msg, "control character"):
+		return "it holds a control character"
+	case strings.Contains(msg, "missing protocol scheme"):
+		return "it has no scheme"
+	default:
+		return "it does not parse"
+	}
 }
 
 // passwords are the spellings of rawURL's password to hide: as net/url
@@ -81,8 +133,7 @@ func passwords(rawURL string) []string {
 }
 
 // password finds the password of raw's user info without parsing the rest:
-// what follows the first ":" of the text between "://" and the last "@"
-// before the path.
+// what follows the first ":" of the text between "://" and the last "@".
 func password(raw string) (user, pw string, ok bool) {
 	_, rest, found := strings.Cut(raw, "://")
 	if !found {

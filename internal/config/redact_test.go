@@ -61,8 +61,46 @@ func TestRedactReviewCases(t *testing.T) {
 			t.Errorf("CheckURLPassword(%q) = %v, want accepted", raw, err)
 		}
 	}
-	// An "@" in the query does not take the host with it.
-	if got := RedactURL("redis://:secret@redis.internal:6379/0?client_name=refrakt@web1"); !strings.Contains(got, "redis.internal:6379") || strings.Contains(got, "secret") {
-		t.Errorf("RedactURL with an @ in the query = %q", got)
+	// An "@" in the query hides the host with the password: the text cannot
+	// tell it from a password "p@ss?word" written raw, whose "ss" would
+	// stand as the host and "word" in the query. Such a URL is refused (it
+	// was before), so only its refusal quotes it. (Until the password
+	// review, this case showed the host.)
+	const queryAt = "redis://:secret@redis.internal:6379/0?client_name=refrakt@web1"
+	if got := RedactURL(queryAt); got != "redis://:xxxxx@web1" {
+		t.Errorf("RedactURL with an @ in the query = %q, want %q", got, "redis://:xxxxx@web1")
+	}
+	if err := CheckURLPassword(queryAt); err == nil || !strings.Contains(err.Error(), "percent-encode") {
+		t.Errorf("CheckURLPassword with an @ in the query = %v, want refused", err)
+	}
+	if got, want := RedactURL("redis://:p@ss?word@h:1"), "redis://:xxxxx@h:1"; got != want {
+		t.Errorf("RedactURL of a raw @ and ? = %q, want %q", got, want)
+	}
+}
+
+// TestCheckURLPasswordQuotesNoParserText: a URL with user info that net/url
+// cannot parse is refused with our own words, naming the fault and asking to
+// percent-encode, never the parser's (which quotes a piece of the password).
+func TestCheckURLPasswordQuotesNoParserText(t *testing.T) {
+	for _, tt := range []struct{ raw, want string }{
+		{"redis://:Tr0ub4dor&3/x@127.0.0.1:6379/0", "port is not a number"},
+		{"redis://:Qz9#Kw7@127.0.0.1:6379/0", "port is not a number"},
+		{"redis://:Qz9%Kw7@127.0.0.1:6379", "% is not followed by two hexadecimal digits"},
+		{"redis://:Qz9 Kw7@127.0.0.1:6379", "user info holds a character"},
+		{"redis://:Qz9Kw7@[::1:6379", "lacks its closing ]"},
+	} {
+		err := CheckURLPassword(tt.raw)
+		if err == nil {
+			t.Errorf("CheckURLPassword(%q) = nil, want refused", tt.raw)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, tt.want) || !strings.Contains(msg, "percent-encode") || strings.Contains(msg, "Qz9") || strings.Contains(msg, "Tr0") || strings.Contains(msg, `"`) {
+			t.Errorf("CheckURLPassword(%q) = %q, want our own words with %q and the advice", tt.raw, msg, tt.want)
+		}
+	}
+	// Without user info a parse error quotes nothing secret: it is left to
+	// the parser's own message.
+	if err := CheckURLPassword("redis://127.0.0.1:bad"); err != nil {
+		t.Errorf("CheckURLPassword without user info = %v", err)
 	}
 }

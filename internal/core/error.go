@@ -6,6 +6,7 @@ package core
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 )
 
 // Error codes. They are part of the API: the daemon sends them in
@@ -81,4 +82,17 @@ func ErrorMessage(err error) string {
 		return e.Message
 	}
 	return "internal error"
+}
+
+// CauseAttr is the log attribute "cause" with the cause an *Error in err's
+// chain keeps for logs (Redis's NOPERM, READONLY or OOM, a dial failure),
+// whose Error() says only the caller-facing message; an empty attribute,
+// which handlers leave out, when there is none. Every log line of an
+// error that may wrap a backend's carries it beside "err".
+func CauseAttr(err error) slog.Attr {
+	var e *Error
+	if errors.As(err, &e) && e.Err != nil && e.Message != "" {
+		return slog.String("cause", e.Err.Error())
+	}
+	return slog.Attr{}
 }

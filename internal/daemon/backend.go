@@ -38,30 +38,46 @@ func (b *Backend) Close() error {
 
 // OpenRedis builds a client for url: a cluster client when cluster is
 // "true", or when it is "auto" and the server reports cluster_enabled:1; a
-// single-server client otherwise. It fails when the server cannot be reached
-// within ctx (auto-detection needs an answer).
+// single-server client otherwise (also when INFO is denied to the user, see
+// openRedis). It fails when the server cannot be reached within ctx
+// (auto-detection needs an answer).
 func OpenRedis(ctx context.Context, url, cluster string) (redis.UniversalClient, string, error) {
+	c, kind, _, err := openRedis(ctx, url, cluster)
+	return c, kind, err
+}
+
+// openRedis is OpenRedis, with a note for the log when the detection of a
+// Cluster could not run: INFO is in the @dangerous category, which a
+// restricted ACL user (+@all -@dangerous) lacks, and such a user would
+// otherwise never connect. It is taken for a single server then; the note
+// says so and names REDIS_CLUSTER, which decides without INFO.
+func openRedis(ctx context.Context, url, cluster string) (redis.UniversalClient, string, string, error) {
 	if err := checkURL(url); err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
+	var note string
 	useCluster := cluster == "true"
 	if cluster == "auto" {
 		opt, err := redis.ParseURL(firstSeed(url))
 		if err != nil {
-			return nil, "", urlError(err, url)
+			return nil, "", "", urlError(err, url)
 		}
 		probe := redis.NewClient(opt)
 		info, err := probe.Info(ctx, "cluster").Result()
 		_ = probe.Close()
-		if err != nil {
-			return nil, "", err
+		switch {
+		case err != nil && isNoPerm(err):
+			note = "INFO is denied to the Redis user, so whether Redis is a Cluster cannot be detected; taken for a single server: set REDIS_CLUSTER=true or false to choose explicitly"
+		case err != nil:
+			return nil, "", "", err
+		default:
+			useCluster = strings.Contains(info, "cluster_enabled:1")
 		}
-		useCluster = strings.Contains(info, "cluster_enabled:1")
 	}
 	if useCluster {
 		opt, err := redis.ParseClusterURL(url)
 		if err != nil {
-			return nil, "", urlError(err, url)
+			return nil, "", "", urlError(err, url)
 		}
 		boundTimeouts(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
 		opt.ContextTimeoutEnabled = true // a caller's deadline bounds its command
@@ -69,22 +85,49 @@ func OpenRedis(ctx context.Context, url, cluster string) (redis.UniversalClient,
 		c := redis.NewClusterClient(opt)
 		if err := c.Ping(ctx).Err(); err != nil {
 			_ = c.Close()
-			return nil, "", err
+			return nil, "", "", err
 		}
-		return c, BackendRedisCluster, nil
+		return c, BackendRedisCluster, note, nil
 	}
 	opt, err := redis.ParseURL(firstSeed(url))
 	if err != nil {
-		return nil, "", urlError(err, url)
+		return nil, "", "", urlError(err, url)
 	}
 	boundTimeouts(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
 	opt.ContextTimeoutEnabled = true // a caller's deadline bounds its command
 	c := redis.NewClient(opt)
 	if err := c.Ping(ctx).Err(); err != nil {
 		_ = c.Close()
-		return nil, "", err
+		return nil, "", "", err
 	}
-	return c, BackendRedis, nil
+	return c, BackendRedis, note, nil
+}
+
+// AuthProblem names a refusal of Redis that no retry mends by itself, or is
+// "": "authentication failed" for a wrong password or user (WRONGPASS) or
+// none given to a server that wants one (NOAUTH), "permission denied" for a
+// command or key the ACL user may not use (NOPERM).
+func AuthProblem(err error) string {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return ""
+	}
+	msg := re.Error()
+	switch {
+	case strings.HasPrefix(msg, "WRONGPASS"), strings.HasPrefix(msg, "NOAUTH"),
+		strings.HasPrefix(msg, "ERR AUTH"), strings.Contains(msg, "invalid password"):
+		return "authentication failed"
+	case strings.HasPrefix(msg, "NOPERM"):
+		return "permission denied"
+	}
+	return ""
+}
+
+// isNoPerm reports whether err is Redis refusing a command or key to the
+// ACL user (NOPERM).
+func isNoPerm(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "NOPERM")
 }
 
 // clusterReload is how often the cluster client reloads its map of slots.
@@ -147,18 +190,33 @@ func connectBackend(ctx context.Context, cfg config.Config, log *slog.Logger, on
 		return nil, &config.Error{Msg: err.Error()}
 	}
 	delay := 100 * time.Millisecond
+	refused := map[string]*throttledLog{} // by problem
 	for {
 		attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
-		client, kind, err := OpenRedis(attempt, cfg.RedisURL, cfg.RedisCluster)
+		client, kind, note, err := openRedis(attempt, cfg.RedisURL, cfg.RedisCluster)
 		cancel()
 		if err == nil {
+			if note != "" {
+				log.Warn(note, "backend", "redis", "redis_cluster", cfg.RedisCluster)
+			}
 			checkEvictionPolicy(ctx, client, log)
 			return &Backend{Kind: kind, Redis: client, Prefix: cfg.Prefix}, nil
 		}
 		if onAttempt != nil {
 			onAttempt(err)
 		}
-		log.Warn("backend not reachable; retrying", "backend", "redis", "addr", config.RedactURL(cfg.RedisURL), "err", config.RedactIn(err.Error(), cfg.RedisURL), "retry_in", delay)
+		addr, cause := config.RedactURL(cfg.RedisURL), config.RedactIn(err.Error(), cfg.RedisURL)
+		if problem := AuthProblem(err); problem != "" {
+			// Redis answered, and refused: retried all the same (the user
+			// or its password may be fixed on the server's side), but said
+			// as what it is, at ERROR, once per interval.
+			if refused[problem] == nil {
+				refused[problem] = &throttledLog{logger: log, msg: "backend " + problem + "; retrying", every: backendLogEvery}
+			}
+			refused[problem].log(ctx, slog.LevelError, slog.String("backend", "redis"), slog.String("addr", addr), slog.String("err", cause), slog.Duration("retry_in", delay))
+		} else {
+			log.Warn("backend not reachable; retrying", "backend", "redis", "addr", addr, "err", cause, "retry_in", delay)
+		}
 		select {
 		case <-ctx.Done():
 			return nil, errors.Join(ctx.Err(), err)
@@ -196,14 +254,15 @@ func urlError(err error, rawURL string) error {
 }
 
 // checkEvictionPolicy warns when Redis may evict keys under memory pressure:
-// an evicted job or bucket is lost state. Managed Redis that forbids CONFIG
-// is left alone.
+// an evicted job or bucket is lost state. When CONFIG GET is denied or
+// renamed (managed Redis often does so), it warns that the policy could not
+// be checked: it was a debug line, so nobody learnt it went unchecked.
 func checkEvictionPolicy(ctx context.Context, client redis.UniversalClient, log *slog.Logger) {
 	cctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	res, err := client.ConfigGet(cctx, "maxmemory-policy").Result()
 	if err != nil {
-		log.Debug("cannot read maxmemory-policy", "err", err)
+		log.Warn("cannot check Redis's maxmemory-policy; make sure it is noeviction: an evicted job or bucket is lost", "err", err)
 		return
 	}
 	if p := res["maxmemory-policy"]; p != "" && p != "noeviction" {

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/metrics"
 	"github.com/refrakt/refrakt/internal/core/queue"
 )
@@ -71,7 +72,7 @@ func (o jobsObserver) BackendError(op string, err error) {
 	if o.errs != nil {
 		attrs := []slog.Attr{slog.String("op", op)}
 		if err != nil {
-			attrs = append(attrs, slog.Any("err", err))
+			attrs = append(attrs, slog.Any("err", err), core.CauseAttr(err))
 		}
 		o.errs.warn(context.Background(), attrs...)
 	}

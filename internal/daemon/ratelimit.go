@@ -75,7 +75,7 @@ func (s *Server) buildRateLimit() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		if err := rs.Load(ctx); err != nil {
 			// Not fatal: scripts are loaded again on first use (NOSCRIPT fallback).
-			s.log.Warn("cannot preload the rate-limit scripts", "err", err)
+			s.log.Warn("cannot preload the rate-limit scripts", "err", err, core.CauseAttr(err))
 		}
 		cancel()
 		deps.Store, deps.Local, closeStore = rs, memstore.New(s.clock), func() { rs.Close() }

@@ -16,9 +16,9 @@ const backendLogEvery = 10 * time.Second
 // throttledLog writes a warning at most once per interval, with the count
 // of those left out since the last one.
 type throttledLog struct {
-	log   *slog.Logger
-	msg   string
-	every time.Duration
+	logger *slog.Logger
+	msg    string
+	every  time.Duration
 
 	mu      sync.Mutex
 	next    time.Time // no line before then
@@ -28,6 +28,12 @@ type throttledLog struct {
 // warn writes msg with attrs, unless a line was written less than every
 // ago.
 func (l *throttledLog) warn(ctx context.Context, attrs ...slog.Attr) {
+	l.log(ctx, slog.LevelWarn, attrs...)
+}
+
+// log writes msg at level with attrs, unless a line was written less than
+// every ago.
+func (l *throttledLog) log(ctx context.Context, level slog.Level, attrs ...slog.Attr) {
 	now := time.Now()
 	l.mu.Lock()
 	if now.Before(l.next) {
@@ -38,7 +44,7 @@ func (l *throttledLog) warn(ctx context.Context, attrs ...slog.Attr) {
 	dropped := l.dropped
 	l.next, l.dropped = now.Add(l.every), 0
 	l.mu.Unlock()
-	l.log.LogAttrs(ctx, slog.LevelWarn, l.msg, append(attrs, slog.Int("left_out", dropped))...)
+	l.logger.LogAttrs(ctx, level, l.msg, append(attrs, slog.Int("left_out", dropped))...)
 }
 
 // redisLog takes go-redis's own log lines (dial failures, pool trouble),
@@ -48,7 +54,7 @@ func (l *throttledLog) warn(ctx context.Context, attrs ...slog.Attr) {
 type redisLog struct{ throttledLog }
 
 func newRedisLog(log *slog.Logger, every time.Duration) *redisLog {
-	return &redisLog{throttledLog{log: log, msg: "redis client", every: every}}
+	return &redisLog{throttledLog{logger: log, msg: "redis client", every: every}}
 }
 
 // Printf implements go-redis's internal.Logging.

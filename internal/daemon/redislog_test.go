@@ -56,7 +56,7 @@ func TestRedisLogOncePerInterval(t *testing.T) {
 func TestQueueBackendErrorsLogged(t *testing.T) {
 	var buf bytes.Buffer
 	m := metrics.New(prometheus.NewRegistry(), version.Get())
-	o := jobsObserver{m: m, errs: &throttledLog{log: slog.New(slog.NewJSONHandler(&buf, nil)), msg: "job queue backend failing", every: time.Hour}}
+	o := jobsObserver{m: m, errs: &throttledLog{logger: slog.New(slog.NewJSONHandler(&buf, nil)), msg: "job queue backend failing", every: time.Hour}}
 	for range 4 {
 		o.BackendError("enqueue", errors.New("connection refused"))
 	}

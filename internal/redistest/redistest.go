@@ -6,6 +6,7 @@ package redistest
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -253,4 +254,17 @@ func FlushAll(tb testing.TB, servers ...*Server) {
 			tb.Fatalf("FLUSHALL on %s: %v", s.Addr(), err)
 		}
 	}
+}
+
+// ACLUser creates (or replaces) the ACL user name with password on the
+// server, its rules given as ACL SETUSER takes them (e.g. "~*", "&*",
+// "+@all", "-@dangerous"), and returns a URL that logs in as it. The default
+// user stays as it is, so the test can still set things up over s.Addr().
+func (s *Server) ACLUser(tb testing.TB, name, password string, rules ...string) string {
+	tb.Helper()
+	args := append([]string{"ACL", "SETUSER", name, "reset", "on", ">" + password}, rules...)
+	if _, err := Do(s.Addr(), args...); err != nil {
+		tb.Fatalf("redistest: ACL SETUSER %s: %v", name, err)
+	}
+	return "redis://" + url.UserPassword(name, password).String() + "@" + s.Addr()
 }

@@ -111,7 +111,7 @@ func (l *Limiter) backendFailed(op string, err error) {
 	recheck := b.backoff
 	b.mu.Unlock()
 	if logN > 0 {
-		l.log.Warn("rate limiter backend failing", "op", op, "err", err, "errors", logN,
+		l.log.Warn("rate limiter backend failing", "op", op, "err", err, core.CauseAttr(err), "errors", logN,
 			"policy", string(l.cfg.OnBackendError), "recheck", recheck)
 	}
 }

@@ -394,9 +394,13 @@ func (l *Limiter) Reset(ctx context.Context, key string) error {
 	if l.local != nil {
 		_ = l.local.Reset(ctx, k)
 	}
-	ctx, cancel := l.backendContext(ctx)
+	cctx, cancel := l.backendContext(ctx)
 	defer cancel()
-	return l.store.Reset(ctx, k)
+	if err := l.store.Reset(cctx, k); err != nil {
+		l.logStoreFailure(ctx, "cannot reset the bucket in the rate-limit store", k, err)
+		return err
+	}
+	return nil
 }
 
 // Snapshot is the limiter's state for operators: the busiest buckets, the

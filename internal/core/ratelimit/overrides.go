@@ -42,6 +42,7 @@ func (l *Limiter) SetOverride(ctx context.Context, o Override, ttl time.Duration
 	cctx, cancel := l.backendContext(ctx)
 	defer cancel()
 	if err := l.store.SetOverride(cctx, o); err != nil {
+		l.logStoreFailure(ctx, "cannot set the override in the rate-limit store", o.Target, err)
 		return Override{}, err
 	}
 	l.replaceOverride(o.Target, &o)
@@ -69,6 +70,7 @@ func (l *Limiter) DeleteOverride(ctx context.Context, target string) error {
 	cctx, cancel := l.backendContext(ctx)
 	defer cancel()
 	if err := l.store.DeleteOverride(cctx, t.String()); err != nil {
+		l.logStoreFailure(ctx, "cannot remove the override from the rate-limit store", t.String(), err)
 		return err
 	}
 	l.replaceOverride(t.String(), nil)
@@ -167,7 +169,7 @@ func (l *Limiter) refreshOverridesLogged(ctx context.Context, force bool) error 
 	case err != nil && !r.failing && ctx.Err() == nil:
 		r.failing = true
 		l.log.Warn("cannot read the overrides from the rate-limit store; the ones loaded before stay in force",
-			"overrides", len(l.overrides.Load().list), "err", err)
+			"overrides", len(l.overrides.Load().list), "err", err, core.CauseAttr(err))
 	}
 	return err
 }
@@ -247,6 +249,7 @@ func (l *Limiter) Run(ctx context.Context) error {
 	// changes, or a hand-written override announced on the channel).
 	var overridesChanged atomic.Bool
 	watchDone := make(chan struct{})
+	watchFailed := &throttled{every: l.cfg.ErrorLogInterval}
 	go func() {
 		defer close(watchDone)
 		for ctx.Err() == nil {
@@ -262,8 +265,9 @@ func (l *Limiter) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return
 			}
-			// A lost subscription: the ticker covers the gap; retry soon.
-			l.log.Debug("override watch ended", "err", err)
+			// A lost subscription, or one refused (a user without the
+			// channel's rights): the ticker covers the gap; retry soon.
+			watchFailed.log(l, err)
 			select {
 			case <-ctx.Done():
 			case <-time.After(l.cfg.OverrideRefresh):
@@ -348,4 +352,33 @@ func (l *Limiter) InForce(os []Override) []Override {
 	os = slices.DeleteFunc(os, func(o Override) bool { return o.Expired(now) || o.checkBucket() != nil })
 	sortOverrides(os)
 	return os
+}
+
+// logStoreFailure logs, at WARN with its cause, a change an operator asked
+// for that the store failed to make: the caller is told "unavailable" only
+// (its message keeps the backend's words out of API answers).
+func (l *Limiter) logStoreFailure(ctx context.Context, msg, target string, err error) {
+	if ctx.Err() != nil || core.ErrorCode(err) != core.CodeUnavailable {
+		return // the caller went away, or a refusal the caller is told
+	}
+	l.log.Warn(msg, "target", target, "err", err, core.CauseAttr(err))
+}
+
+// throttled writes the override watch's failures at most once per every,
+// with the count of those left out since the last one.
+type throttled struct {
+	every   time.Duration
+	next    time.Time
+	dropped int
+}
+
+func (t *throttled) log(l *Limiter, err error) {
+	now := l.clock.Now()
+	if now.Before(t.next) {
+		t.dropped++
+		return
+	}
+	l.log.Warn("cannot watch the overrides for changes; reloading them every OverrideRefresh meanwhile",
+		"err", err, core.CauseAttr(err), "left_out", t.dropped, "retry_in", l.cfg.OverrideRefresh)
+	t.next, t.dropped = now.Add(t.every), 0
 }

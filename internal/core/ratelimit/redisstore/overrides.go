@@ -158,8 +158,7 @@ func (s *Store) SetOverride(ctx context.Context, o ratelimit.Override) error {
 	pipe.HSet(ctx, s.keyOverrides, o.Target, b)
 	pipe.HIncrBy(ctx, s.keyOverrides, versionField, 1)
 	pipe.Publish(ctx, s.chanOverrides, o.Target)
-	_, err = pipe.Exec(ctx)
-	return wrap(err, "set override")
+	return wrap(txErr(pipe.Exec(ctx)), "set override")
 }
 
 // DeleteOverride implements ratelimit.Store.
@@ -168,7 +167,7 @@ func (s *Store) DeleteOverride(ctx context.Context, target string) error {
 	del := pipe.HDel(ctx, s.keyOverrides, target)
 	pipe.HIncrBy(ctx, s.keyOverrides, versionField, 1)
 	pipe.Publish(ctx, s.chanOverrides, target)
-	if _, err := pipe.Exec(ctx); err != nil {
+	if err := txErr(pipe.Exec(ctx)); err != nil {
 		return wrap(err, "delete override")
 	}
 	if del.Val() == 0 {

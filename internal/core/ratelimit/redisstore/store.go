@@ -29,6 +29,7 @@ package redisstore
 import (
 	"context"
 	_ "embed"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -446,6 +447,21 @@ func (s *Store) forgetPenalty(key string) {
 	delete(s.penalized, key)
 	delete(s.banned, key)
 	s.idxMu.Unlock()
+}
+
+// txErr is the error of a MULTI/EXEC: when Redis discarded the
+// transaction (EXECABORT, e.g. a command the user may not run), with the
+// refusal of the command that caused it, which EXECABORT alone does not say.
+func txErr(cmds []redis.Cmder, err error) error {
+	if err == nil || !strings.HasPrefix(err.Error(), "EXECABORT") {
+		return err
+	}
+	for _, c := range cmds {
+		if cerr := c.Err(); cerr != nil && !strings.HasPrefix(cerr.Error(), "EXECABORT") {
+			return fmt.Errorf("%w (so Redis discarded the transaction)", cerr)
+		}
+	}
+	return err
 }
 
 // wrap marks a Redis failure as unavailable for callers. The message,

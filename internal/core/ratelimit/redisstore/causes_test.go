@@ -1,0 +1,77 @@
+package redisstore_test
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/memstore"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/redisstore"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/storetest"
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+// TestBackendCausesLogged: when Redis refuses the limiter (here a user
+// denied writes, scripts, the reads of the overrides and every channel), the
+// log says why (the NOPERM), while the caller's message names the operation
+// only. The lines said "the rate-limit backend (redis) is unavailable: list
+// overrides"; a failed SUBSCRIBE and a failed override change logged nothing.
+func TestBackendCausesLogged(t *testing.T) {
+	srv := redistest.Start(t)
+	url := srv.ACLUser(t, "denied", "denied-pw-0123", "~*", "+@all", "-@write", "-@scripting", "-hscan", "-hgetall", "resetchannels")
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	logs := &syncBuffer{}
+	clock := storetest.NewClock()
+	l, err := ratelimit.New(ratelimit.DefaultConfig(), ratelimit.Deps{Store: newStore(t, rdb, redisstore.Options{}), Local: memstore.New(clock), Clock: clock,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var errs []error
+	errs = append(errs, l.RefreshOverrides(ctx))
+	_, err = l.SetOverride(ctx, ratelimit.Override{Target: "run:ip:192.0.2.1", Capacity: 1, Window: time.Minute}, 0)
+	errs = append(errs, err, l.DeleteOverride(ctx, "run:ip:192.0.2.1"), l.Reset(ctx, "run:ip:192.0.2.1"))
+	for _, err := range errs {
+		if err == nil {
+			t.Fatal("a refused command succeeded")
+		}
+		if msg := core.ErrorMessage(err); strings.Contains(msg, "NOPERM") {
+			t.Errorf("the caller's message %q carries Redis's words", msg)
+		}
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = l.Run(runCtx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "cannot watch the overrides") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+
+	lines := strings.Split(logs.String(), "\n")
+	for _, msg := range []string{"cannot read the overrides", "cannot set the override", "cannot remove the override", "cannot reset the bucket", "cannot watch the overrides"} {
+		var line string
+		for _, l := range lines {
+			if strings.Contains(l, msg) {
+				line = l
+				break
+			}
+		}
+		if !strings.Contains(line, "level=WARN") || !strings.Contains(line, `cause="NOPERM`) {
+			t.Errorf("%q: line %q, want a warning with cause=\"NOPERM…\"; log:\n%s", msg, line, logs)
+		}
+	}
+}
