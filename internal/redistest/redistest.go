@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -267,4 +268,35 @@ func (s *Server) ACLUser(tb testing.TB, name, password string, rules ...string) 
 		tb.Fatalf("redistest: ACL SETUSER %s: %v", name, err)
 	}
 	return "redis://" + url.UserPassword(name, password).String() + "@" + s.Addr()
+}
+
+// ReadmeACLUser creates the ACL user that README.md's ACL paragraph gives
+// (its "ACL SETUSER refrakt on >PASSWORD …" line), for the key prefix
+// prefix in place of the README's "refrakt:" (in its key and channel
+// patterns), and returns a URL that logs in as it. Tests that run refrakt as
+// that user fail on a command, key or channel the code uses and the README
+// does not allow.
+func (s *Server) ReadmeACLUser(tb testing.TB, prefix string) string {
+	tb.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	readme, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "README.md"))
+	if err != nil {
+		tb.Fatalf("redistest: %v", err)
+	}
+	const head = "ACL SETUSER refrakt on >PASSWORD "
+	for line := range strings.SplitSeq(string(readme), "\n") {
+		rules, ok := strings.CutPrefix(line, head)
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(rules)
+		for i, f := range fields {
+			if strings.HasPrefix(f, "~refrakt:") || strings.HasPrefix(f, "&refrakt:") {
+				fields[i] = f[:1] + prefix + f[len("~refrakt:"):]
+			}
+		}
+		return s.ACLUser(tb, "refrakt-"+strings.Trim(prefix, ":"), "readme-acl", fields...)
+	}
+	tb.Fatalf("redistest: no %q line in README.md", head)
+	return ""
 }

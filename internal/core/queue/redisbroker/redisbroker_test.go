@@ -39,6 +39,28 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceAsReadmeACLUser runs the conformance suite as the ACL user
+// README.md gives (its commands, keys under the prefix): a script that
+// starts calling a command the README does not list fails here.
+func TestConformanceAsReadmeACLUser(t *testing.T) {
+	srv := redistest.Start(t)
+	var n atomic.Int64
+	brokertest.Run(t, func(t *testing.T, o brokertest.Options) queue.Broker {
+		prefix := fmt.Sprintf("app%d:", n.Add(1))
+		opt, err := redis.ParseURL(srv.ReadmeACLUser(t, prefix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdb := redis.NewClient(opt)
+		t.Cleanup(func() { rdb.Close() })
+		b := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix, Clock: o.Clock, HistoryLimit: o.HistoryLimit})
+		if err := b.Load(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	})
+}
+
 // TestKeyLayout: every key of a queue carries the queue's hash tag, so each
 // script touches one cluster slot; the index and the wake-up list are the
 // only other keys.

@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -42,6 +43,25 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, clock ratelimit.Clock) ratelimit.Store {
 		n++
 		return newStore(t, rdb, redisstore.Options{Prefix: "t" + string(rune('a'+n%26)) + string(rune('a'+n/26)) + ":", Clock: clock})
+	})
+}
+
+// TestConformanceAsReadmeACLUser runs the conformance suite as the ACL user
+// README.md gives: a command the limiter starts using and the README does
+// not list fails here.
+func TestConformanceAsReadmeACLUser(t *testing.T) {
+	srv := redistest.Start(t)
+	n := 0
+	storetest.Run(t, func(t *testing.T, clock ratelimit.Clock) ratelimit.Store {
+		n++
+		prefix := fmt.Sprintf("app%d:", n)
+		opt, err := redis.ParseURL(srv.ReadmeACLUser(t, prefix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdb := redis.NewClient(opt)
+		t.Cleanup(func() { rdb.Close() })
+		return newStore(t, rdb, redisstore.Options{Prefix: prefix, Clock: clock})
 	})
 }
 
