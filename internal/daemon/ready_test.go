@@ -22,7 +22,7 @@ func TestReadyzRefusesWhatCannotWork(t *testing.T) {
 	rc := redis.NewClient(&redis.Options{Addr: replica.Addr()})
 	defer rc.Close()
 	host, port, _ := strings.Cut(master.Addr(), ":")
-	if err := rc.SlaveOf(ctx, host, port).Err(); err != nil {
+	if err := rc.ReplicaOf(ctx, host, port).Err(); err != nil {
 		t.Fatal(err)
 	}
 	mc := redis.NewClient(&redis.Options{Addr: master.Addr()})
