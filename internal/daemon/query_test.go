@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 
@@ -47,17 +48,7 @@ func TestQueryParsedStrictly(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, body := do(t, s, tt.method, tt.path, devToken, tt.body)
-			e, _ := body["error"].(map[string]any)
-			msg, _ := e["message"].(string)
-			got := struct {
-				Status  int
-				Message bool
-			}{resp.StatusCode, strings.Contains(msg, tt.message)}
-			want := got
-			want.Status, want.Message = tt.status, true
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("%s %s (-want +got):\n%s\nbody: %v", tt.method, tt.path, diff, body)
-			}
+			wantAnswer(t, tt.method+" "+tt.path, resp, body, tt.status, tt.message)
 		})
 	}
 }
@@ -83,17 +74,24 @@ func TestIdentityQueryParsedStrictly(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, body := send(t, s, request{method: tt.method, path: tt.path, body: tt.body, peer: proxy})
-			e, _ := body["error"].(map[string]any)
-			msg, _ := e["message"].(string)
-			got := struct {
-				Status  int
-				Message bool
-			}{resp.StatusCode, strings.Contains(msg, tt.message)}
-			want := got
-			want.Status, want.Message = tt.status, true
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("%s %s (-want +got):\n%s\nbody: %v", tt.method, tt.path, diff, body)
-			}
+			wantAnswer(t, tt.method+" "+tt.path, resp, body, tt.status, tt.message)
 		})
+	}
+}
+
+// wantAnswer checks that the answer to what has status and, in its error's
+// message, message ("" for any).
+func wantAnswer(t *testing.T, what string, resp *http.Response, body map[string]any, status int, message string) {
+	t.Helper()
+	e, _ := body["error"].(map[string]any)
+	msg, _ := e["message"].(string)
+	got := struct {
+		Status  int
+		Message bool
+	}{resp.StatusCode, strings.Contains(msg, message)}
+	want := got
+	want.Status, want.Message = status, true
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("%s (-want +got):\n%s\nbody: %v", what, diff, body)
 	}
 }

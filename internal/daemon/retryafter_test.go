@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -22,20 +21,7 @@ func TestEveryOutage503HasRetryAfter(t *testing.T) {
 		if who == whoMetrics {
 			continue
 		}
-		method, path, _ := strings.Cut(pattern, " ")
-		path = strings.ReplaceAll(path, "{id}", "AAAAAAAAAAAAAAAAAAAAAA")
-		body := `{"type":"ping"}`
-		switch {
-		case strings.HasSuffix(path, "rate-limits/config"):
-			body = `{"target":"run","capacity":5,"window_seconds":60}`
-			if method == "DELETE" {
-				path += "?target=run"
-			}
-		case strings.HasSuffix(path, "/reset"):
-			body = `{"key":"run:ip:203.0.113.7"}`
-		case path == "/api/public/tenant-meta":
-			path += "?tenant=t1"
-		}
+		method, path, body := sampleRequest(pattern)
 		rec := raw(t, s, method, path, devToken, body)
 		if rec.Code != 503 {
 			continue

@@ -348,20 +348,7 @@ func TestErrorsDoNotLeakInternals(t *testing.T) {
 		if who == whoMetrics {
 			continue // Prometheus text, not an error
 		}
-		method, path, _ := strings.Cut(pattern, " ")
-		path = strings.ReplaceAll(path, "{id}", "AAAAAAAAAAAAAAAAAAAAAA")
-		body := `{"type":"ping"}`
-		switch {
-		case strings.HasSuffix(path, "rate-limits/config"):
-			body = `{"target":"run","capacity":5,"window_seconds":60}`
-			if method == "DELETE" {
-				path += "?target=run"
-			}
-		case strings.HasSuffix(path, "/reset"):
-			body = `{"key":"run:ip:203.0.113.7"}`
-		case path == "/api/public/tenant-meta":
-			path += "?tenant=t1"
-		}
+		method, path, body := sampleRequest(pattern)
 		rec := raw(t, s, method, path, devToken, body)
 		statuses[rec.Code]++
 		for _, l := range leaks {
@@ -414,4 +401,25 @@ func TestBootErrorsDoNotLeak(t *testing.T) {
 			}
 		}
 	}
+}
+
+// sampleRequest is a request that route pattern (of authTable) takes: its
+// method, a path with a made-up id and the parameters it needs, and a body
+// it accepts.
+func sampleRequest(pattern string) (method, path, body string) {
+	method, path, _ = strings.Cut(pattern, " ")
+	path = strings.ReplaceAll(path, "{id}", "AAAAAAAAAAAAAAAAAAAAAA")
+	body = `{"type":"ping"}`
+	switch {
+	case strings.HasSuffix(path, "rate-limits/config"):
+		body = `{"target":"run","capacity":5,"window_seconds":60}`
+		if method == "DELETE" {
+			path += "?target=run"
+		}
+	case strings.HasSuffix(path, "/reset"):
+		body = `{"key":"run:ip:203.0.113.7"}`
+	case path == "/api/public/tenant-meta":
+		path += "?tenant=t1"
+	}
+	return method, path, body
 }
