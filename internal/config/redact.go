@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -21,7 +22,15 @@ const percentEncodeAdvice = "percent-encode any / ? # @ % or space in the passwo
 // the path or the query hides what precedes it, host included: over-hiding
 // is the safe mistake, and such a URL is refused anyway (CheckURLPassword).
 // Without "://", everything up to the last "@" is hidden.
+//
+// A query parameter named like a password (?password=…, as some clients
+// take it; go-redis refuses it, quoting the URL) has its value hidden too.
 func RedactURL(raw string) string {
+	return redactQuery(redactUserInfo(raw))
+}
+
+// redactUserInfo hides the password of raw's user info (RedactURL).
+func redactUserInfo(raw string) string {
 	scheme, rest, found := strings.Cut(raw, "://")
 	if !found {
 		if at := strings.LastIndex(raw, "@"); at >= 0 {
@@ -117,10 +126,42 @@ func parseProblem(err error) string {
 	}
 }
 
-// passwords are the spellings of rawURL's password to hide: as net/url
-// reads it, and as the text gives it.
-func passwords(rawURL string) []string {
+// secretParams are the query parameter names whose values RedactURL and
+// RedactIn hide.
+var secretParams = []string{"password", "passwd", "pass", "pwd"}
+
+// queryPasswords returns the values of raw's query parameters named like a
+// password (secretParams), as written.
+func queryPasswords(raw string) []string {
+	_, query, ok := strings.Cut(raw, "?")
+	if !ok {
+		return nil
+	}
+	query, _, _ = strings.Cut(query, "#")
 	var out []string
+	for pair := range strings.SplitSeq(query, "&") {
+		k, v, _ := strings.Cut(pair, "=")
+		if v != "" && slices.ContainsFunc(secretParams, func(n string) bool { return strings.EqualFold(n, k) }) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// redactQuery hides the values of raw's query parameters named like a
+// password.
+func redactQuery(raw string) string {
+	for _, v := range queryPasswords(raw) {
+		raw = strings.ReplaceAll(raw, "="+v, "="+redacted)
+	}
+	return raw
+}
+
+// passwords are the spellings of rawURL's password to hide: as net/url
+// reads it, and as the text gives it; and the values of its query
+// parameters named like a password.
+func passwords(rawURL string) []string {
+	out := queryPasswords(rawURL)
 	if u, err := url.Parse(rawURL); err == nil && u.User != nil {
 		if pw, ok := u.User.Password(); ok && pw != "" {
 			out = append(out, pw)

@@ -16,6 +16,8 @@ func TestRedact(t *testing.T) {
 		"rediss://:" + secret + "@[::1:17101/%zz",
 		"http://u:" + secret + "@127.0.0.1:bad",
 		"redis://u:" + secret + "/x@127.0.0.1",
+		"redis://127.0.0.1:6379/0?password=" + secret,
+		"redis://:" + secret + "@127.0.0.1:6379/0?Password=" + secret + "&db=1",
 	} {
 		if got := RedactURL(raw); strings.Contains(got, secret) || !strings.Contains(got, "xxxxx") {
 			t.Errorf("RedactURL(%q) = %q", raw, got)
