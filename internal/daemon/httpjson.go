@@ -267,15 +267,25 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 				add(f.Type.Elem())
 			case !f.IsExported():
 			case name != "":
-				m[name] = f.Type
+				m[name] = fieldType(f, tag)
 			default:
-				m[f.Name] = f.Type
+				m[f.Name] = fieldType(f, tag)
 			}
 		}
 	}
 	add(t.Elem())
 	fieldNames.Store(t, m)
 	return m
+}
+
+// fieldType is the type checkFieldNames judges a null against: an optional
+// field (omitempty, omitzero), which a client may leave out and so may send
+// as null, counts as a pointer to its type, for which null means absent.
+func fieldType(f reflect.StructField, tag string) reflect.Type {
+	if strings.Contains(tag, ",omitempty") || strings.Contains(tag, ",omitzero") {
+		return reflect.PointerTo(f.Type)
+	}
+	return f.Type
 }
 
 // bodiless refuses a body on a route that takes none (its parameters are

@@ -23,7 +23,7 @@ func TestJSONErrorMessagesSayWhatIsWrong(t *testing.T) {
 		{"string body", "/run", `"x"`, "request body must be a JSON object"},
 		{"number body", "/run", "3", "request body must be a JSON object"},
 		{"null type", "/run", `{"type":null}`, `field "type" must be a string, not null`},
-		{"null whole number", "/run", `{"type":"ping","delay_ms":null}`, `field "delay_ms" must be a whole number, not null`},
+		{"null whole number", "/api/dev/rate-limits/config", `{"target":"rl-test:ip:203.0.113.7","capacity":null,"window_seconds":60}`, `field "capacity" must be a whole number, not null`},
 		{"null body to an override", "/api/dev/rate-limits/config", "null", "request body must be a JSON object, not null"},
 	}
 	for _, tt := range tests {
@@ -46,5 +46,24 @@ func TestJSONErrorMessagesSayWhatIsWrong(t *testing.T) {
 	// A null where null means "not given" (a pointer) still passes.
 	if resp, body := do(t, s, "POST", "/run", "", `{"type":"ping","max_retries":null,"payload":null}`); resp.StatusCode != 202 {
 		t.Errorf("null for optional pointer and raw fields: %d %v, want 202", resp.StatusCode, body)
+	}
+}
+
+// TestNullOptionalFieldsAccepted: null for an optional field (queue,
+// delay_ms, interval_seconds, an override's mode) means absent, as before
+// the null rule; only a field that needs a value refuses it (README).
+func TestNullOptionalFieldsAccepted(t *testing.T) {
+	s := newTestServer(t)
+	for _, body := range []string{
+		`{"type":"ping","queue":null}`,
+		`{"type":"ping","delay_ms":null}`,
+		`{"type":"ping","interval_seconds":null}`,
+	} {
+		if resp, out := do(t, s, "POST", "/run", "", body); resp.StatusCode != 202 {
+			t.Errorf("POST /run %s: %d %v, want 202 (an optional field's null is absent)", body, resp.StatusCode, out)
+		}
+	}
+	if resp, out := do(t, s, "POST", "/api/dev/rate-limits/config", devToken, `{"target":"rl-test:ip:203.0.113.7","capacity":1,"window_seconds":60,"mode":null}`); resp.StatusCode != 200 {
+		t.Errorf("override with mode null: %d %v, want 200", resp.StatusCode, out)
 	}
 }
