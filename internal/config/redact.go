@@ -31,7 +31,7 @@ func RedactURL(raw string) string {
 
 // redactUserInfo hides the password of raw's user info (RedactURL).
 func redactUserInfo(raw string) string {
-	scheme, rest, found := strings.Cut(raw, "://")
+	scheme, rest, found := cutScheme(raw)
 	if !found {
 		if at := strings.LastIndex(raw, "@"); at >= 0 {
 			return redacted + raw[at:]
@@ -78,13 +78,15 @@ func RedactIn(msg, rawURL string) string {
 // A URL without "@" has no user info to protect; it passes, and its parse
 // errors may be quoted.
 func CheckURLPassword(raw string) error {
-	_, rest, found := strings.Cut(raw, "://")
-	if !found || !strings.Contains(rest, "@") {
-		return nil
-	}
 	u, err := url.Parse(raw)
 	if err != nil {
+		// Whether or not it has an "@": "redis://:secret", its "@host"
+		// forgotten, is quoted as an invalid port ":secret".
 		return errors.New("is not a valid URL (" + parseProblem(err) + "); " + percentEncodeAdvice)
+	}
+	_, rest, found := cutScheme(raw)
+	if !found || !strings.Contains(rest, "@") {
+		return nil
 	}
 	_, pw, ok := password(raw)
 	if !ok {
@@ -176,8 +178,13 @@ func passwords(rawURL string) []string {
 // password finds the password of raw's user info without parsing the rest:
 // what follows the first ":" of the text between "://" and the last "@".
 func password(raw string) (user, pw string, ok bool) {
-	_, rest, found := strings.Cut(raw, "://")
+	_, rest, found := cutScheme(raw)
 	if !found {
+		// No scheme to start from (mistyped, or none): all that precedes
+		// the last "@" is hidden, as RedactURL hides it.
+		if at := strings.LastIndex(raw, "@"); at > 0 {
+			return "", raw[:at], true
+		}
 		return "", "", false
 	}
 	// The user info ends at the last "@" of the authority; a password may
@@ -192,4 +199,22 @@ func password(raw string) (user, pw string, ok bool) {
 		return "", "", false
 	}
 	return user, pw, true
+}
+
+// cutScheme splits raw at its "://" when what precedes it is a scheme
+// (a letter, then letters, digits, "+", "-" or "."): a "://" inside a
+// password, after a mistyped scheme ("redis:/:pw://x@h") or none at all,
+// is not taken for the separator, so the password is not taken for a host.
+func cutScheme(raw string) (scheme, rest string, ok bool) {
+	scheme, rest, ok = strings.Cut(raw, "://")
+	if !ok || scheme == "" {
+		return "", "", false
+	}
+	for i, c := range scheme {
+		letter := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+		if !letter && (i == 0 || !('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return "", "", false
+		}
+	}
+	return scheme, rest, true
 }

@@ -17,6 +17,8 @@ func TestRedact(t *testing.T) {
 		"http://u:" + secret + "@127.0.0.1:bad",
 		"redis://u:" + secret + "/x@127.0.0.1",
 		"redis://127.0.0.1:6379/0?password=" + secret,
+		"redis:/:" + secret + "://x@127.0.0.1:6379", // a "://" in the password after a mistyped scheme
+		"u:" + secret + "://x@127.0.0.1:8080",       // and without a scheme
 		"redis://:" + secret + "@127.0.0.1:6379/0?Password=" + secret + "&db=1",
 	} {
 		if got := RedactURL(raw); strings.Contains(got, secret) || !strings.Contains(got, "xxxxx") {
@@ -100,9 +102,12 @@ func TestCheckURLPasswordQuotesNoParserText(t *testing.T) {
 			t.Errorf("CheckURLPassword(%q) = %q, want our own words with %q and the advice", tt.raw, msg, tt.want)
 		}
 	}
-	// Without user info a parse error quotes nothing secret: it is left to
-	// the parser's own message.
-	if err := CheckURLPassword("redis://127.0.0.1:bad"); err != nil {
-		t.Errorf("CheckURLPassword without user info = %v", err)
+	// Without an "@" too: "redis://:secret", its "@host" forgotten, would be
+	// quoted as an invalid port ":secret"; a URL that parses passes.
+	if err := CheckURLPassword("redis://:Qz9secret"); err == nil || strings.Contains(err.Error(), "Qz9") {
+		t.Errorf(`CheckURLPassword("redis://:Qz9secret") = %v, want refused in our own words`, err)
+	}
+	if err := CheckURLPassword("redis://127.0.0.1:6379/0"); err != nil {
+		t.Errorf("CheckURLPassword of a valid URL = %v", err)
 	}
 }
