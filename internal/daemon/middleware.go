@@ -190,9 +190,11 @@ func (s *Server) dispatch() http.Handler {
 		if !ok {
 			sw = &statusWriter{ResponseWriter: w}
 		}
-		if p := r.URL.Path; canonicalPath(p) != p {
-			// The mux would answer a 307 to the cleaned path with an HTML
-			// body, and a client following it sends its POST again.
+		// The mux would answer a 307 to the cleaned path with an HTML body,
+		// and a client following it sends its POST again. It cleans the
+		// path as sent (escaped: "abc%2F..%2Fdef" is one segment), and
+		// routes CONNECT by host alone.
+		if p := r.URL.EscapedPath(); r.Method != http.MethodConnect && canonicalPath(p) != p {
 			writeError(sw, r, s.log, core.Errorf(core.CodeNotFound, "no route %s %s: the path is not canonical (the canonical path is %s)", r.Method, p, canonicalPath(p)))
 			return
 		}

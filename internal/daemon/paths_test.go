@@ -25,6 +25,9 @@ func TestNonCanonicalPathsAreNotRedirected(t *testing.T) {
 		{"POST", "/run/.", "/run"},
 		{"POST", "/api/dev/jobs/../jobs/run-next", "/api/dev/jobs/run-next"},
 		{"GET", "/healthz/", "/healthz/"}, // canonical: the mux's plain 404, in JSON
+		// Escaped slashes are one segment, as the mux reads the path: the
+		// id is looked up as sent, not a cleaned path named.
+		{"GET", "/run/abc%2F..%2Fdef", "job abc/../def not found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
