@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,7 +12,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/refrakt/refrakt/internal/daemontest"
-	"github.com/refrakt/refrakt/internal/redistest"
 )
 
 // TestProbeMethodsDuringStartUp: while the backend is still connecting,
@@ -25,11 +25,30 @@ func TestProbeMethodsDuringStartUp(t *testing.T) {
 	readyResp, _ := do(t, ready, "DELETE", "/healthz", "", "")
 	wantAllow := readyResp.Header.Get("Allow")
 
-	port, err := redistest.FreePort()
+	// A "Redis" that accepts and never answers, held for the whole test: a
+	// free port could be taken meanwhile by a parallel test's redis-server,
+	// and the daemon would be ready.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := daemontest.Start(t, []string{fmt.Sprintf("QUEUE_URL=redis://127.0.0.1:%d", port)})
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	d := daemontest.Start(t, []string{fmt.Sprintf("QUEUE_URL=redis://%s", ln.Addr())})
 	type answer struct {
 		Status int
 		Allow  string
