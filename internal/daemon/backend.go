@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/core"
 )
 
 // Backend kinds.
@@ -66,7 +67,7 @@ func openRedis(ctx context.Context, url, cluster string) (redis.UniversalClient,
 		info, err := probe.Info(ctx, "cluster").Result()
 		_ = probe.Close()
 		switch {
-		case err != nil && isNoPerm(err):
+		case err != nil && AuthProblem(err) == "permission denied":
 			note = "INFO is denied to the Redis user, so whether Redis is a Cluster cannot be detected; taken for a single server: set REDIS_CLUSTER=true or false to choose explicitly"
 		case err != nil:
 			return nil, "", "", err
@@ -121,13 +122,6 @@ func AuthProblem(err error) string {
 		return "permission denied"
 	}
 	return ""
-}
-
-// isNoPerm reports whether err is Redis refusing a command or key to the
-// ACL user (NOPERM).
-func isNoPerm(err error) bool {
-	var re redis.Error
-	return errors.As(err, &re) && strings.HasPrefix(re.Error(), "NOPERM")
 }
 
 // clusterReload is how often the cluster client reloads its map of slots.
@@ -190,7 +184,7 @@ func connectBackend(ctx context.Context, cfg config.Config, log *slog.Logger, on
 		return nil, &config.Error{Msg: err.Error()}
 	}
 	delay := 100 * time.Millisecond
-	refused := map[string]*throttledLog{} // by problem
+	refused := map[string]*core.LogThrottle{} // by problem
 	for {
 		attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
 		client, kind, note, err := openRedis(attempt, cfg.RedisURL, cfg.RedisCluster)
@@ -211,9 +205,9 @@ func connectBackend(ctx context.Context, cfg config.Config, log *slog.Logger, on
 			// or its password may be fixed on the server's side), but said
 			// as what it is, at ERROR, once per interval.
 			if refused[problem] == nil {
-				refused[problem] = &throttledLog{logger: log, msg: "backend " + problem + "; retrying", every: backendLogEvery}
+				refused[problem] = &core.LogThrottle{Logger: log, Msg: "backend " + problem + "; retrying", Every: backendLogEvery}
 			}
-			refused[problem].log(ctx, slog.LevelError, slog.String("backend", "redis"), slog.String("addr", addr), slog.String("err", cause), slog.Duration("retry_in", delay))
+			refused[problem].Log(ctx, slog.LevelError, slog.String("backend", "redis"), slog.String("addr", addr), slog.String("err", cause), slog.Duration("retry_in", delay))
 		} else {
 			log.Warn("backend not reachable; retrying", "backend", "redis", "addr", addr, "err", cause, "retry_in", delay)
 		}

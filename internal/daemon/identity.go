@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-
-	"github.com/refrakt/refrakt/internal/core"
 )
 
 // Identity is who a request comes from, as the rate limiter keys it.
@@ -126,24 +124,22 @@ func identityParams(raw string) (user, tenant string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	var seenUser, seenTenant bool
+	if err := givenTwice(params, identityNames); err != nil {
+		return "", "", err
+	}
 	for _, p := range params {
-		var seen *bool
 		switch p.name {
 		case paramUserID:
-			seen, user = &seenUser, p.value
+			user = p.value
 		case paramTenant:
-			seen, tenant = &seenTenant, p.value
-		default:
-			continue
+			tenant = p.value
 		}
-		if *seen {
-			return "", "", core.Errorf(core.CodeInvalid, "query parameter %q is given more than once", p.name)
-		}
-		*seen = true
 	}
 	return user, tenant, nil
 }
+
+// identityNames are the query parameters identity is read from.
+var identityNames = []string{paramUserID, paramTenant}
 
 // forwardedClient finds the client address a trusted peer reports, and the
 // header text it was read from.

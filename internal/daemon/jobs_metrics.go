@@ -15,7 +15,7 @@ import (
 // and its backend failures to the log too, at most one line per interval.
 type jobsObserver struct {
 	m    *metrics.Metrics
-	errs *throttledLog // "job queue backend failing"
+	errs *core.LogThrottle // "job queue backend failing"
 	// rejected bounds the queue labels of the admission rejections: a
 	// refused request may name any queue (while the backend is down, even
 	// one QUEUE_MAX_QUEUES would refuse).
@@ -74,7 +74,7 @@ func (o jobsObserver) BackendError(op string, err error) {
 		if err != nil {
 			attrs = append(attrs, slog.Any("err", err), core.CauseAttr(err))
 		}
-		o.errs.warn(context.Background(), attrs...)
+		o.errs.Warn(context.Background(), attrs...)
 	}
 }
 

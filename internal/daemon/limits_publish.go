@@ -27,13 +27,13 @@ const (
 // logged at most once per backendLogEvery, then retried at the next tick.
 func (s *Server) publishLimits(ctx context.Context, rs *redisstore.Store, every time.Duration) {
 	limits := s.limiter.LimitSet() // fixed for the daemon's life
-	failed := &throttledLog{logger: s.log, msg: "cannot publish the rate limits to Redis; retrying", every: backendLogEvery}
+	failed := &core.LogThrottle{Logger: s.log, Msg: "cannot publish the rate limits to Redis; retrying", Every: backendLogEvery}
 	everyTick(ctx, every, func() {
 		wctx, cancel := context.WithTimeout(ctx, limitsPublishTimeout)
 		err := rs.PublishLimits(wctx, limits, limitsPublishTTL)
 		cancel()
 		if err != nil && ctx.Err() == nil {
-			failed.warn(ctx, slog.String("err", err.Error()), core.CauseAttr(err))
+			failed.Warn(ctx, slog.String("err", err.Error()), core.CauseAttr(err))
 		}
 	})
 }

@@ -63,17 +63,32 @@ func routeQuery(r *http.Request, names ...string) (query, error) {
 	if err != nil {
 		return query{}, err
 	}
-	for i, p := range params {
+	for _, p := range params {
 		if p.name != paramUserID && p.name != paramTenant && !slices.Contains(names, p.name) {
 			return query{}, core.Errorf(core.CodeInvalid, "unknown query parameter %q: %s takes %s", p.name, routeName(r), takes(names))
 		}
+	}
+	if err := givenTwice(params, nil); err != nil {
+		return query{}, err
+	}
+	return query{params}, nil
+}
+
+// givenTwice is a 400 naming the first parameter of params given more than
+// once, among those of names (all when names is nil); nil when there is
+// none.
+func givenTwice(params []queryParam, names []string) error {
+	for i, p := range params {
+		if names != nil && !slices.Contains(names, p.name) {
+			continue
+		}
 		for _, q := range params[:i] {
 			if q.name == p.name {
-				return query{}, core.Errorf(core.CodeInvalid, "query parameter %q is given more than once", p.name)
+				return core.Errorf(core.CodeInvalid, "query parameter %q is given more than once", p.name)
 			}
 		}
 	}
-	return query{params}, nil
+	return nil
 }
 
 // query is a strictly parsed query (routeQuery): each name at most once.

@@ -32,11 +32,11 @@ func (s *Server) ready(ctx context.Context) error {
 
 // notReady is /readyz's message for err, a failed probe of the backend.
 func notReady(kind string, err error) string {
-	switch msg := err.Error(); {
-	case strings.HasPrefix(msg, "READONLY"):
+	if strings.HasPrefix(err.Error(), "READONLY") {
 		return "backend " + kind + " is a read-only replica: point QUEUE_URL at its master"
-	case strings.HasPrefix(msg, "NOPERM"), strings.HasPrefix(msg, "NOAUTH"), strings.HasPrefix(msg, "WRONGPASS"):
-		return "backend " + kind + " refuses this daemon's user (" + strings.SplitN(msg, " ", 2)[0] + "): see README, Backends"
+	}
+	if problem := AuthProblem(err); problem != "" {
+		return "backend " + kind + " refuses this daemon's user (" + problem + "): see README, Backends"
 	}
 	return "backend " + kind + " is not reachable"
 }

@@ -37,7 +37,7 @@ func TestReadyzRefusesWhatCannotWork(t *testing.T) {
 	}{
 		{"master", master.URL(), 200, ""},
 		{"replica", replica.URL(), 503, "read-only replica"},
-		{"user denied scripts", fmt.Sprintf("redis://noscripts:pw@%s/0", master.Addr()), 503, "refuses this daemon's user (NOPERM)"},
+		{"user denied scripts", fmt.Sprintf("redis://noscripts:pw@%s/0", master.Addr()), 503, "refuses this daemon's user (permission denied)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			client, kind, err := OpenRedis(ctx, tt.url, "auto")

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/metrics"
 	"github.com/refrakt/refrakt/internal/version"
 )
@@ -23,13 +24,13 @@ import (
 func TestRedisLogOncePerInterval(t *testing.T) {
 	var buf bytes.Buffer
 	l := newRedisLog(slog.New(slog.NewJSONHandler(&buf, nil)), time.Hour)
+	now := time.Now()
+	l.Now = func() time.Time { return now }
 	ctx := context.Background()
 	for range 5 {
 		l.Printf(ctx, "redis: connection pool: failed to dial after %d attempts: %s", 5, "connection refused")
 	}
-	l.mu.Lock()
-	l.next = time.Time{} // the interval has passed
-	l.mu.Unlock()
+	now = now.Add(time.Hour) // the interval has passed
 	l.Printf(ctx, "redis: discarding bad PubSub connection")
 
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
@@ -56,7 +57,7 @@ func TestRedisLogOncePerInterval(t *testing.T) {
 func TestQueueBackendErrorsLogged(t *testing.T) {
 	var buf bytes.Buffer
 	m := metrics.New(prometheus.NewRegistry(), version.Get())
-	o := jobsObserver{m: m, errs: &throttledLog{logger: slog.New(slog.NewJSONHandler(&buf, nil)), msg: "job queue backend failing", every: time.Hour}}
+	o := jobsObserver{m: m, errs: &core.LogThrottle{Logger: slog.New(slog.NewJSONHandler(&buf, nil)), Msg: "job queue backend failing", Every: time.Hour}}
 	for range 4 {
 		o.BackendError("enqueue", errors.New("connection refused"))
 	}

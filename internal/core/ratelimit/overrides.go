@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"cmp"
 	"context"
+	"log/slog"
 	"math"
 	"slices"
 	"strings"
@@ -249,7 +250,7 @@ func (l *Limiter) Run(ctx context.Context) error {
 	// changes, or a hand-written override announced on the channel).
 	var overridesChanged atomic.Bool
 	watchDone := make(chan struct{})
-	watchFailed := &throttled{every: l.cfg.ErrorLogInterval}
+	watchFailed := &core.LogThrottle{Logger: l.log, Msg: "cannot watch the overrides for changes; reloading them every OverrideRefresh meanwhile", Every: l.cfg.ErrorLogInterval, Now: l.clock.Now}
 	go func() {
 		defer close(watchDone)
 		for ctx.Err() == nil {
@@ -267,7 +268,7 @@ func (l *Limiter) Run(ctx context.Context) error {
 			}
 			// A lost subscription, or one refused (a user without the
 			// channel's rights): the ticker covers the gap; retry soon.
-			watchFailed.log(l, err)
+			watchFailed.Warn(ctx, slog.Any("err", err), core.CauseAttr(err), slog.Duration("retry_in", l.cfg.OverrideRefresh))
 			select {
 			case <-ctx.Done():
 			case <-time.After(l.cfg.OverrideRefresh):
@@ -362,23 +363,4 @@ func (l *Limiter) logStoreFailure(ctx context.Context, msg, target string, err e
 		return // the caller went away, or a refusal the caller is told
 	}
 	l.log.Warn(msg, "target", target, "err", err, core.CauseAttr(err))
-}
-
-// throttled writes the override watch's failures at most once per every,
-// with the count of those left out since the last one.
-type throttled struct {
-	every   time.Duration
-	next    time.Time
-	dropped int
-}
-
-func (t *throttled) log(l *Limiter, err error) {
-	now := l.clock.Now()
-	if now.Before(t.next) {
-		t.dropped++
-		return
-	}
-	l.log.Warn("cannot watch the overrides for changes; reloading them every OverrideRefresh meanwhile",
-		"err", err, core.CauseAttr(err), "left_out", t.dropped, "retry_in", l.cfg.OverrideRefresh)
-	t.next, t.dropped = now.Add(t.every), 0
 }
