@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -90,7 +92,7 @@ func (r SoakReport) Line() string {
 
 func statusText(m map[int]int64) string {
 	var parts []string
-	for _, code := range []int{200, 202, 400, 401, 404, 422, 429, 503, 504} {
+	for _, code := range slices.Sorted(maps.Keys(m)) {
 		if m[code] > 0 {
 			parts = append(parts, fmt.Sprintf("%d: %d", code, m[code]))
 		}
@@ -191,6 +193,14 @@ func RunSoak(tb testing.TB, o SoakOptions) SoakReport {
 	r.Duration = time.Since(begin)
 	r.End = quiet()
 	r.RedisEndKB = redisUsedKB(red.Addr())
+	if r.Server5xx > 0 {
+		// The report counts them; the daemon's log says what they were.
+		for l := range strings.SplitSeq(d.Log(), "\n") {
+			if strings.Contains(l, "level=ERROR") || strings.Contains(l, `"level":"ERROR"`) || strings.Contains(l, "panic") {
+				tb.Log("daemon: " + l)
+			}
+		}
+	}
 	return r
 }
 
