@@ -31,22 +31,11 @@ func RedactURL(raw string) string {
 
 // redactUserInfo hides the password of raw's user info (RedactURL).
 func redactUserInfo(raw string) string {
-	scheme, rest, found := cutScheme(raw)
-	if !found {
-		if at := strings.LastIndex(raw, "@"); at >= 0 {
-			return redacted + raw[at:]
-		}
+	start, at, ok := passwordSpan(raw)
+	if !ok {
 		return raw
 	}
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return raw
-	}
-	user, _, hasPassword := strings.Cut(rest[:at], ":")
-	if !hasPassword {
-		return raw
-	}
-	return scheme + "://" + user + ":" + redacted + rest[at:]
+	return raw[:start] + redacted + raw[at:]
 }
 
 // RedactIn returns msg with the password of rawURL, as written and decoded,
@@ -88,7 +77,7 @@ func CheckURLPassword(raw string) error {
 	if !found || !strings.Contains(rest, "@") {
 		return nil
 	}
-	_, pw, ok := password(raw)
+	pw, ok := password(raw)
 	if !ok {
 		return nil // a user name alone: nothing secret
 	}
@@ -169,36 +158,45 @@ func passwords(rawURL string) []string {
 			out = append(out, pw)
 		}
 	}
-	if _, pw, ok := password(rawURL); ok {
+	if pw, ok := password(rawURL); ok {
 		out = append(out, pw)
 	}
 	return out
 }
 
-// password finds the password of raw's user info without parsing the rest:
-// what follows the first ":" of the text between "://" and the last "@".
-func password(raw string) (user, pw string, ok bool) {
-	_, rest, found := cutScheme(raw)
+// password is the password of raw's user info, read without parsing the
+// rest (passwordSpan); ok is false when there is none, or it is empty.
+func password(raw string) (pw string, ok bool) {
+	start, at, ok := passwordSpan(raw)
+	if !ok || start == at {
+		return "", false
+	}
+	return raw[start:at], true
+}
+
+// passwordSpan locates the password of raw's user info as raw[start:at],
+// at being the last "@": what follows the first ":" of the text between
+// "://" and that "@". A password may hold a raw "/" or "?" in a URL written
+// by hand, so the "@" is looked for first, in the whole rest (over-hiding
+// is the safe mistake). With no scheme to start from (mistyped, or none),
+// all that precedes the last "@" is taken. ok is false when there is no
+// "@", or a user but no ":".
+func passwordSpan(raw string) (start, at int, ok bool) {
+	scheme, rest, found := cutScheme(raw)
 	if !found {
-		// No scheme to start from (mistyped, or none): all that precedes
-		// the last "@" is hidden, as RedactURL hides it.
-		if at := strings.LastIndex(raw, "@"); at > 0 {
-			return "", raw[:at], true
-		}
-		return "", "", false
+		at = strings.LastIndex(raw, "@")
+		return 0, at, at >= 0
 	}
-	// The user info ends at the last "@" of the authority; a password may
-	// hold a raw "/" or "?" in a URL written by hand, so the "@" is looked
-	// for first (in the whole rest: over-hiding is the safe mistake).
-	at := strings.LastIndex(rest, "@")
+	at = strings.LastIndex(rest, "@")
 	if at < 0 {
-		return "", "", false
+		return 0, 0, false
 	}
-	user, pw, found = strings.Cut(rest[:at], ":")
-	if !found || pw == "" {
-		return "", "", false
+	colon := strings.IndexByte(rest[:at], ':')
+	if colon < 0 {
+		return 0, 0, false
 	}
-	return user, pw, true
+	off := len(scheme) + len("://")
+	return off + colon + 1, off + at, true
 }
 
 // cutScheme splits raw at its "://" when what precedes it is a scheme
