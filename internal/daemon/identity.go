@@ -138,9 +138,6 @@ func identityParams(raw string) (user, tenant string, err error) {
 	return user, tenant, nil
 }
 
-// identityNames are the query parameters identity is read from.
-var identityNames = []string{paramUserID, paramTenant}
-
 // forwardedClient finds the client address a trusted peer reports, and the
 // header text it was read from.
 func (ir *identityRules) forwardedClient(r *http.Request, peer netip.Addr) (netip.Addr, string, bool) {

@@ -16,6 +16,9 @@ const (
 	paramTenant = "tenant"
 )
 
+// identityNames are the identity parameters, as one list.
+var identityNames = []string{paramUserID, paramTenant}
+
 // queryParam is one name=value pair of a query string, decoded.
 type queryParam struct{ name, value string }
 
@@ -64,7 +67,7 @@ func routeQuery(r *http.Request, names ...string) (query, error) {
 		return query{}, err
 	}
 	for _, p := range params {
-		if p.name != paramUserID && p.name != paramTenant && !slices.Contains(names, p.name) {
+		if !slices.Contains(identityNames, p.name) && !slices.Contains(names, p.name) {
 			return query{}, core.Errorf(core.CodeInvalid, "unknown query parameter %q: %s takes %s", p.name, routeName(r), takes(names))
 		}
 	}
@@ -115,7 +118,7 @@ func routeName(r *http.Request) string {
 // takes lists the parameters a route takes, for its errors.
 func takes(names []string) string {
 	var identity []string
-	for _, n := range []string{paramUserID, paramTenant} {
+	for _, n := range identityNames {
 		if !slices.Contains(names, n) {
 			identity = append(identity, n)
 		}
