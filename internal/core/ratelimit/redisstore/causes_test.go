@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
 	"github.com/refrakt/refrakt/internal/core/ratelimit/memstore"
@@ -24,13 +22,7 @@ import (
 // overrides"; a failed SUBSCRIBE and a failed override change logged nothing.
 func TestBackendCausesLogged(t *testing.T) {
 	srv := redistest.Start(t)
-	url := srv.ACLUser(t, "denied", "denied-pw-0123", "~*", "+@all", "-@write", "-@scripting", "-hscan", "-hgetall", "resetchannels")
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { rdb.Close() })
+	rdb := newClientURL(t, srv.ACLUser(t, "denied", "denied-pw-0123", "~*", "+@all", "-@write", "-@scripting", "-hscan", "-hgetall", "resetchannels"))
 	logs := &syncBuffer{}
 	clock := storetest.NewClock()
 	l, err := ratelimit.New(ratelimit.DefaultConfig(), ratelimit.Deps{Store: newStore(t, rdb, redisstore.Options{}), Local: memstore.New(clock), Clock: clock,

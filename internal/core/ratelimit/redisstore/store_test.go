@@ -23,6 +23,20 @@ func newClient(t testing.TB, srv *redistest.Server) *redis.Client {
 	return rdb
 }
 
+// newClientURL connects as url says (a user, a password), as newClient
+// does, and closes the client when the test ends.
+func newClientURL(t testing.TB, url string) *redis.Client {
+	t.Helper()
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.ContextTimeoutEnabled = true
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
 // newStore returns a store on rdb, closed when the test ends. Unless the
 // test sets one, round trips get a generous timeout: on a loaded machine the
 // default 100ms would turn slowness into failures the test is not about.
@@ -47,21 +61,57 @@ func TestConformance(t *testing.T) {
 }
 
 // TestConformanceAsReadmeACLUser runs the conformance suite as the ACL user
-// README.md gives: a command the limiter starts using and the README does
-// not list fails here.
+// README.md gives, then what the suite does not reach (the overrides'
+// channel, the published limits, the overrides' version): a command, key
+// or channel the limiter starts using and the README does not allow fails
+// here.
 func TestConformanceAsReadmeACLUser(t *testing.T) {
 	srv := redistest.Start(t)
 	n := 0
 	storetest.Run(t, func(t *testing.T, clock ratelimit.Clock) ratelimit.Store {
 		n++
 		prefix := fmt.Sprintf("app%d:", n)
-		opt, err := redis.ParseURL(srv.ReadmeACLUser(t, prefix))
-		if err != nil {
+		return newStore(t, newClientURL(t, srv.ReadmeACLUser(t, prefix)), redisstore.Options{Prefix: prefix, Clock: clock})
+	})
+	t.Run("WatchAndPublish", func(t *testing.T) {
+		const prefix = "appw:"
+		s := newStore(t, newClientURL(t, srv.ReadmeACLUser(t, prefix)), redisstore.Options{Prefix: prefix})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		changed, watched := make(chan struct{}, 2), make(chan error, 1)
+		go func() {
+			watched <- s.WatchOverrides(ctx, func(bool) {
+				select {
+				case changed <- struct{}{}:
+				default:
+				}
+			})
+		}()
+		// The first change is the subscription made; the second, the
+		// message the override below publishes.
+		for _, step := range []string{"subscribe", "the override's message"} {
+			if step != "subscribe" {
+				if err := s.SetOverride(ctx, ratelimit.Override{Target: "rl-test:ip:192.0.2.1", Capacity: 1, Window: time.Minute}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			select {
+			case <-changed:
+			case err := <-watched:
+				t.Fatalf("%s: the watch ended: %v", step, err)
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s: nothing within 5s", step)
+			}
+		}
+		if _, err := s.OverridesVersion(ctx); err != nil {
 			t.Fatal(err)
 		}
-		rdb := redis.NewClient(opt)
-		t.Cleanup(func() { rdb.Close() })
-		return newStore(t, rdb, redisstore.Options{Prefix: prefix, Clock: clock})
+		if err := s.PublishLimits(ctx, ratelimit.LimitSet{Enabled: true}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if _, found, err := s.PublishedLimits(ctx); err != nil || !found {
+			t.Fatalf("published limits: found %v, %v", found, err)
+		}
 	})
 }
 
