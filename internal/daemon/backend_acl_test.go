@@ -67,8 +67,12 @@ func TestRefusedUserLoggedAsSuch(t *testing.T) {
 			cfg.RedisURL = tt.url
 			ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 			defer cancel()
-			if _, err := connectBackend(ctx, cfg, slog.New(slog.NewTextHandler(&logged, nil)), nil); err == nil {
+			attempts := 0
+			if _, err := connectBackend(ctx, cfg, slog.New(slog.NewTextHandler(&logged, nil)), func(error) { attempts++ }); err == nil {
 				t.Fatal("connected")
+			}
+			if attempts < 2 {
+				t.Fatalf("%d attempts in 1.5 s: one line per interval is only tested over several", attempts)
 			}
 			out := logged.String()
 			if n := strings.Count(out, tt.want); n != 1 || strings.Contains(out, "not reachable") {
@@ -110,20 +114,10 @@ func TestLimiterCausesLogged(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); s.publishLimits(ctx, store, time.Hour) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(logged.String(), "cannot publish the rate limits") && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	<-done
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "the failed publish logged", func() bool { return strings.Contains(logged.String(), "cannot publish the rate limits") })
 	for _, msg := range []string{"cannot preload the rate-limit scripts", "cannot set the override", "cannot publish the rate limits"} {
-		line := ""
-		for _, l := range strings.Split(logged.String(), "\n") {
-			if strings.Contains(l, msg) {
-				line = l
-				break
-			}
-		}
+		line, _, _ := strings.Cut(grep(logged.String(), msg), "\n") // the first
 		if !strings.Contains(line, "level=WARN") || !strings.Contains(line, `cause="NOPERM`) {
 			t.Errorf("%q: line %q, want a warning with cause=\"NOPERM…\"; log:\n%s", msg, line, logged.String())
 		}

@@ -1,10 +1,8 @@
 package daemon
 
 import (
-	"strings"
+	"fmt"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
 )
 
 // TestJSONErrorMessagesSayWhatIsWrong: a body with a byte order mark, a body
@@ -29,18 +27,7 @@ func TestJSONErrorMessagesSayWhatIsWrong(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, body := do(t, s, "POST", tt.path, devToken, tt.body)
-			e, _ := body["error"].(map[string]any)
-			msg, _ := e["message"].(string)
-			got := struct {
-				Status int
-				Says   bool
-			}{resp.StatusCode, strings.Contains(msg, tt.msg)}
-			if diff := cmp.Diff(struct {
-				Status int
-				Says   bool
-			}{400, true}, got); diff != "" {
-				t.Errorf("POST %s %q (-want +got):\n%s\nmessage: %s", tt.path, tt.body, diff, msg)
-			}
+			wantAnswer(t, fmt.Sprintf("POST %s %q", tt.path, tt.body), resp, body, 400, tt.msg)
 		})
 	}
 	// A null where null means "not given" (a pointer) still passes.

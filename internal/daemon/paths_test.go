@@ -38,15 +38,15 @@ func TestNonCanonicalPathsAreNotRedirected(t *testing.T) {
 			resp, out := do(t, s, tt.method, tt.path, devToken, body)
 			e, _ := out["error"].(map[string]any)
 			msg, _ := e["message"].(string)
-			got := struct {
+			type answer struct {
 				Status      int
 				ContentType string
 				Code        string
 				Location    string
 				Names       bool
-			}{resp.StatusCode, resp.Header.Get("Content-Type"), errCode(out), resp.Header.Get("Location"), strings.Contains(msg, tt.canonical)}
-			want := got
-			want.Status, want.ContentType, want.Code, want.Location, want.Names = 404, "application/json", "not_found", "", true
+			}
+			got := answer{resp.StatusCode, resp.Header.Get("Content-Type"), errCode(out), resp.Header.Get("Location"), strings.Contains(msg, tt.canonical)}
+			want := answer{404, "application/json", "not_found", "", true}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("%s %s (-want +got):\n%s\nbody: %v", tt.method, tt.path, diff, out)
 			}

@@ -85,12 +85,11 @@ func wantAnswer(t *testing.T, what string, resp *http.Response, body map[string]
 	t.Helper()
 	e, _ := body["error"].(map[string]any)
 	msg, _ := e["message"].(string)
-	got := struct {
+	type answer struct {
 		Status  int
 		Message bool
-	}{resp.StatusCode, strings.Contains(msg, message)}
-	want := got
-	want.Status, want.Message = status, true
+	}
+	got, want := answer{resp.StatusCode, strings.Contains(msg, message)}, answer{status, true}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("%s (-want +got):\n%s\nbody: %v", what, diff, body)
 	}

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -25,11 +24,7 @@ func TestReadyzRefusesWhatCannotWork(t *testing.T) {
 	if err := rc.ReplicaOf(ctx, host, port).Err(); err != nil {
 		t.Fatal(err)
 	}
-	mc := redis.NewClient(&redis.Options{Addr: master.Addr()})
-	defer mc.Close()
-	if err := mc.Do(ctx, "ACL", "SETUSER", "noscripts", "on", ">pw", "~*", "&*", "+@all", "-@scripting").Err(); err != nil {
-		t.Fatal(err)
-	}
+	noScripts := master.ACLUser(t, "noscripts", "pw", "~*", "&*", "+@all", "-@scripting")
 	for _, tt := range []struct {
 		name, url string
 		status    int
@@ -37,7 +32,7 @@ func TestReadyzRefusesWhatCannotWork(t *testing.T) {
 	}{
 		{"master", master.URL(), 200, ""},
 		{"replica", replica.URL(), 503, "read-only replica"},
-		{"user denied scripts", fmt.Sprintf("redis://noscripts:pw@%s/0", master.Addr()), 503, "refuses this daemon's user (permission denied)"},
+		{"user denied scripts", noScripts, 503, "refuses this daemon's user (permission denied)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			client, kind, err := OpenRedis(ctx, tt.url, "auto")

@@ -739,7 +739,10 @@ func testLargeBatches(t *testing.T, nb NewBroker) {
 	}
 	e.clock.Advance(time.Millisecond)
 	ls := e.fetch(n)
-	diff(t, "fetched", n, len(ls))
+	if len(ls) != n {
+		// What follows finishes ls by position: short, it checks nothing.
+		t.Fatalf("fetched %d jobs, want %d", len(ls), n)
+	}
 	diff(t, "running after the fetch", int64(n), e.stats("default").Running)
 	outs := make([]queue.Outcome, n)
 	for i, l := range ls {

@@ -31,10 +31,7 @@ func TestOldestPendingAgeOfEarlierVersionsJobs(t *testing.T) {
 		"none": func(key string) error { return rdb.HDel(ctx, key, "ready_at").Err() },
 		"zero": func(key string) error { return rdb.HSet(ctx, key, "ready_at", "0").Err() },
 	} {
-		j, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI)
-		if err != nil {
-			t.Fatal(err)
-		}
+		j := enqueuePing(t, svc, q, 0)
 		key := prefix + "q:{" + q + "}:j:" + j.ID
 		if err := shape(key); err != nil {
 			t.Fatal(err)

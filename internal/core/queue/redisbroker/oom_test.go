@@ -24,24 +24,16 @@ func TestNothingMovesWhenRedisIsOutOfMemory(t *testing.T) {
 	clock := brokertest.NewClock()
 	b := redisbroker.New(rdb, redisbroker.Options{Prefix: "oom:", Clock: clock})
 	svc := queue.NewService(queue.Deps{Broker: b, Clock: clock}, queue.Config{Concurrency: queue.ManualMode})
-	enqueue := func(req queue.EnqueueRequest) *queue.Job {
-		t.Helper()
-		j, err := svc.Enqueue(ctx, req, queue.SourceAPI)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return j
-	}
-	enqueue(queue.EnqueueRequest{Type: "ping"})
-	enqueue(queue.EnqueueRequest{Type: "ping"})
+	enqueuePing(t, svc, "", 0)
+	enqueuePing(t, svc, "", 0)
 	// Due after the test: the tick below finds only the expired lease, whose
 	// recovery's first write (a ZREM) Redis would let through.
-	scheduled := enqueue(queue.EnqueueRequest{Type: "ping", DelayMS: 600000})
+	scheduled := enqueuePing(t, svc, "", 600000)
 	leases, err := b.Fetch(ctx, queue.FetchRequest{Queues: []string{"default"}, N: 1, Lease: time.Minute})
 	if err != nil || len(leases) != 1 {
 		t.Fatalf("fetch: %d leases, %v", len(leases), err)
 	}
-	dead := enqueue(queue.EnqueueRequest{Type: "ping", Queue: "other"})
+	dead := enqueuePing(t, svc, "other", 0)
 	if _, err := svc.Cancel(ctx, dead.ID); err != nil {
 		t.Fatal(err)
 	}
