@@ -136,11 +136,22 @@ func (l *Limiter) Degraded() bool { return l.backend.down.Load() }
 
 // banCache remembers bans of a remote store until they end, so a banned
 // client costs no round trip.
+//
+// A reset or an override change drops cached bans (remove, clear) while
+// decisions may be in flight whose answers the store gave before the
+// change: such an answer must not be cached after the drop, or it would
+// outlive the ban it no longer is (up to the ban's end). gen counts the
+// drops; a decision reads it before asking the store, and add caches its
+// ban only if no drop came in between.
 type banCache struct {
-	n  atomic.Int32
-	mu sync.RWMutex
-	m  map[string]cachedBan
+	n   atomic.Int32
+	gen atomic.Uint64
+	mu  sync.RWMutex
+	m   map[string]cachedBan
 }
+
+// generation is the number of drops so far, for add.
+func (c *banCache) generation() uint64 { return c.gen.Load() }
 
 // cachedBan is a ban as the store answered it, in Unix µs: its end, when a
 // request passes again (later when the bucket still owes tokens then), and
@@ -172,19 +183,34 @@ func (c *banCache) banned(bs []Bucket, clock Clock) (int, cachedBan, int64) {
 	return found, ban, now
 }
 
-// add caches the ban of key that r, a banned result, reports.
-func (c *banCache) add(key []byte, r *Result) {
+// add caches the ban of key that r, a banned result, reports, unless
+// bans were dropped since generation gen, when the store was asked.
+func (c *banCache) add(key []byte, r *Result, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.gen.Load() != gen {
+		return
+	}
 	c.m[string(key)] = cachedBan{until: r.BannedUntil, retry: r.Now + r.RetryAfter, full: r.Now + r.ResetAfter, capacity: r.Capacity}
 	c.n.Store(int32(len(c.m)))
 }
 
+// remove drops the ban of key (a reset).
 func (c *banCache) remove(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen.Add(1)
 	delete(c.m, key)
 	c.n.Store(int32(len(c.m)))
+}
+
+// clear drops every ban (a change elsewhere: a reset, an override).
+func (c *banCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen.Add(1)
+	clear(c.m)
+	c.n.Store(0)
 }
 
 // prune forgets ended bans.

@@ -212,6 +212,7 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 	}
 	bs, rs := s.bs[:n], s.rs[:n]
 
+	var gen uint64 // the ban cache's generation when the store was asked
 	if l.local != nil {
 		if i, ban, now := l.bans.banned(bs, l.clock); i >= 0 {
 			rs[i] = Result{Banned: true, BannedUntil: ban.until, Capacity: ban.capacity, ResetAfter: max(ban.full-now, 0), RetryAfter: max(ban.retry-now, 1)}
@@ -219,6 +220,7 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 			l.scratch.Put(s)
 			return d, nil
 		}
+		gen = l.bans.generation()
 		if err := l.takeRemote(ctx, bs, rs); err != nil {
 			d = Decision{Allowed: false, Limit: e.Name, Scope: s.scopes[0], Identity: s.ids[0], RetryAfter: time.Second}
 			l.scratch.Put(s)
@@ -243,7 +245,7 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 			l.obs.Banned()
 		}
 		if rs[i].Banned && l.local != nil {
-			l.bans.add(bs[i].Key, &rs[i])
+			l.bans.add(bs[i].Key, &rs[i], gen)
 		}
 	}
 	i := tight
@@ -396,6 +398,9 @@ func (l *Limiter) Reset(ctx context.Context, key string) error {
 	}
 	cctx, cancel := l.backendContext(ctx)
 	defer cancel()
+	// Once more after the store's reset: a decision the store answered
+	// "banned" before it may have been cached since the first removal.
+	defer l.bans.remove(k)
 	if err := l.store.Reset(cctx, k); err != nil {
 		l.logStoreFailure(ctx, "cannot reset the bucket in the rate-limit store", k, err)
 		return err

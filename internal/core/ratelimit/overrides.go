@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
-	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -123,6 +122,10 @@ func (l *Limiter) replaceOverride(target string, o *Override) {
 	}
 	sortOverrides(list)
 	l.overrides.Store(newOverrideSet(list))
+	// A cached ban may no longer be one under the new override (a shadow
+	// one is never denied): learned again from the store on the next
+	// request, as when another daemon's change is announced.
+	l.bans.clear()
 }
 
 // Loading every override is bounded by overridesLoadTimeout, not by
@@ -287,7 +290,7 @@ func (l *Limiter) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-changed:
-			l.bans.prune(math.MaxInt64)
+			l.bans.clear()
 		case <-t.C:
 			now := l.clock.Now()
 			l.bans.prune(micros(now))
