@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("OverrideAPI", func(t *testing.T) { testOverrideAPI(t, newStore) })
 	t.Run("OverrideSeenByOthers", func(t *testing.T) { testOverrideSeenByOthers(t, newStore) })
 	t.Run("DeleteExpiredOverride", func(t *testing.T) { testDeleteExpiredOverride(t, newStore) })
+	t.Run("RemoveExpiredOverride", func(t *testing.T) { testRemoveExpiredOverride(t, newStore) })
 	t.Run("Reset", func(t *testing.T) { testReset(t, newStore) })
 	t.Run("Snapshot", func(t *testing.T) { testSnapshot(t, newStore) })
 	t.Run("SnapshotShowsNextDecision", func(t *testing.T) { testSnapshotNext(t, newStore) })
@@ -847,5 +848,37 @@ func testDeleteExpiredOverride(t *testing.T, newStore NewStore) {
 	slices.Sort(left)
 	if diff := cmp.Diff([]string{"rl-test:ip:192.0.2.2", "rl-test:ip:192.0.2.3"}, left); diff != "" {
 		t.Errorf("overrides left (-want +got):\n%s", diff)
+	}
+}
+
+// testRemoveExpiredOverride: removing an override past its end answers not
+// found, as `limits get` no longer lists it (it answered "removed" while the
+// store still held it), and deletes it from the store.
+func testRemoveExpiredOverride(t *testing.T, newStore NewStore) {
+	clock := NewClock()
+	s := newStore(t, clock)
+	l := NewLimiter(t, s, clock, nil)
+	ctx := context.Background()
+	const target = "rl-test:ip:192.0.2.7"
+	if _, err := l.SetOverride(ctx, ratelimit.Override{Target: target, Capacity: 3, Window: time.Minute}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(3 * time.Second)
+	if err := l.DeleteOverride(ctx, target); core.ErrorCode(err) != core.CodeNotFound {
+		t.Errorf("removing the expired override: err %v, want not_found", err)
+	}
+	os, err := s.Overrides(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(os) != 0 {
+		t.Errorf("the store still holds %v", os)
+	}
+	// One in force is removed as before.
+	if _, err := l.SetOverride(ctx, ratelimit.Override{Target: target, Capacity: 3, Window: time.Minute}, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.DeleteOverride(ctx, target); err != nil {
+		t.Errorf("removing the override in force: %v", err)
 	}
 }
