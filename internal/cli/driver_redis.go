@@ -44,9 +44,9 @@ const connectTimeout = 5 * time.Second
 // newRedisDriver connects to rawURL (a cluster when REDIS_CLUSTER says so or
 // the server reports cluster_enabled:1) and builds the domain services with
 // the same settings a daemon reads from the environment (JOB_HISTORY,
-// JOB_LEASE, the RATE_LIMIT_* policies). Limits shows the policies the
-// daemons on that Redis publish, and those of the environment only when no
-// daemon runs there.
+// JOB_LEASE, the RATE_LIMIT_* policies). The history limit and the limits
+// shown are those the daemons on that Redis publish, and those of the
+// environment only when no daemon runs there.
 func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(string) string) (*redisDriver, error) {
 	addr := config.RedactURL(rawURL)
 	if !strings.HasPrefix(rawURL, "redis://") && !strings.HasPrefix(rawURL, "rediss://") && !strings.HasPrefix(rawURL, "unix://") {
@@ -61,23 +61,21 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 	defer cancel()
 	rdb, kind, err := daemon.OpenRedis(cctx, rawURL, cfg.RedisCluster)
 	if err != nil {
-		if strings.HasPrefix(err.Error(), "QUEUE_URL:") { // a URL go-redis cannot parse
-			return nil, usageError{fmt.Errorf("--redis %s: %v", addr, strings.TrimPrefix(err.Error(), "QUEUE_URL: "))}
-		}
-		if problem := daemon.AuthProblem(err); problem != "" { // the server answered, and refused the user
-			return nil, usageError{fmt.Errorf("--redis %s: %s: %s", addr, problem, config.RedactIn(err.Error(), rawURL))}
-		}
-		if badDB(err) { // the server answered: the URL names no database of it
-			return nil, usageError{fmt.Errorf("--redis %s: this server has no such database (%v); pick a number below its \"databases\" setting, 0-15 by default", addr, err)}
-		}
-		// The address is shown redacted; the cause is redacted against the
-		// URL as given (it may quote the URL's host part, never the
-		// password).
-		return nil, unreachableError{addr: addr, err: errors.New(config.RedactIn(err.Error(), rawURL))}
+		return nil, connectError(err, addr, rawURL)
+	}
+	// The scripts trim each queue's history to the limit they are given: the
+	// daemons' when one runs on this Redis, not this shell's JOB_HISTORY (or
+	// its default), which would delete finished jobs the daemons keep.
+	history := cfg.JobHistory
+	if n, ok, err := redisbroker.PublishedHistoryLimit(cctx, rdb, prefix); err != nil {
+		_ = rdb.Close()
+		return nil, connectError(err, addr, rawURL)
+	} else if ok {
+		history = n
 	}
 	// A CLI process is gone before a sweep of the keyspace would end: the
 	// daemons sweep for unlisted queues (redisbroker's relist.go).
-	broker := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix, HistoryLimit: cfg.JobHistory, SweepInterval: -1})
+	broker := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix, HistoryLimit: history, SweepInterval: -1})
 	svc := queue.NewService(queue.Deps{Broker: broker}, queue.Config{Concurrency: queue.ManualMode, Lease: cfg.JobLease})
 	store := redisstore.New(rdb, redisstore.Options{Prefix: prefix})
 	// The CLI reports through its exit path alone: a limiter's log lines
@@ -90,6 +88,23 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 		return nil, err
 	}
 	return &redisDriver{addr: addr, kind: kind, rdb: rdb, jobs: svc, store: store, lim: lim}, nil
+}
+
+// connectError is the CLI's error for err, met while connecting to rawURL
+// (shown as addr, without its password).
+func connectError(err error, addr, rawURL string) error {
+	if strings.HasPrefix(err.Error(), "QUEUE_URL:") { // a URL go-redis cannot parse
+		return usageError{fmt.Errorf("--redis %s: %v", addr, strings.TrimPrefix(err.Error(), "QUEUE_URL: "))}
+	}
+	if problem := daemon.AuthProblem(err); problem != "" { // the server answered, and refused the user
+		return usageError{fmt.Errorf("--redis %s: %s: %s", addr, problem, config.RedactIn(err.Error(), rawURL))}
+	}
+	if badDB(err) { // the server answered: the URL names no database of it
+		return usageError{fmt.Errorf("--redis %s: this server has no such database (%v); pick a number below its \"databases\" setting, 0-15 by default", addr, err)}
+	}
+	// The address is shown redacted; the cause is redacted against the URL
+	// as given (it may quote the URL's host part, never the password).
+	return unreachableError{addr: addr, err: errors.New(config.RedactIn(err.Error(), rawURL))}
 }
 
 // badDB reports whether err is Redis refusing to SELECT the URL's database

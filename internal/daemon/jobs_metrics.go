@@ -81,15 +81,21 @@ func (o jobsObserver) BackendError(op string, err error) {
 // addQueueSampler registers the component that sets the per-queue gauges
 // every PROMETHEUS_QUEUE_POLL_INTERVAL (one Stats read per queue).
 func (s *Server) addQueueSampler() {
+	s.addTicker("queue-metrics", s.cfg.PrometheusQueuePollInterval, s.sampleQueues)
+}
+
+// addTicker registers a component that runs f at once and then every d,
+// on a goroutine of its own, from start until stop.
+func (s *Server) addTicker(name string, d time.Duration, f func(ctx context.Context)) {
 	var cancel context.CancelFunc
 	done := make(chan struct{})
-	s.addComponent("queue-metrics",
+	s.addComponent(name,
 		func(context.Context) error {
 			var ctx context.Context
 			ctx, cancel = context.WithCancel(context.Background())
 			go func() {
 				defer close(done)
-				everyTick(ctx, s.cfg.PrometheusQueuePollInterval, func() { s.sampleQueues(ctx) })
+				everyTick(ctx, d, func() { f(ctx) })
 			}()
 			return nil
 		},

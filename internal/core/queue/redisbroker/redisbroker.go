@@ -172,7 +172,39 @@ func (b *Broker) newKeys(q string) *keys {
 }
 
 func (b *Broker) indexKey() string { return b.prefix + "queues" }
-func (b *Broker) wakeKey() string  { return b.prefix + "wake" }
+
+// historyLimitKey holds the JOB_HISTORY a daemon on this Redis last
+// published (see PublishHistoryLimit).
+func historyLimitKey(prefix string) string { return prefix + "job-history" }
+
+// PublishHistoryLimit stores this broker's history limit (JOB_HISTORY) for
+// ttl, replacing what any daemon published before (the last writer wins).
+// A daemon calls it periodically. The CLI over Redis runs the same scripts,
+// which trim each queue's history to the limit they are given: it takes
+// the daemons' (PublishedHistoryLimit) rather than its own environment's,
+// so an operator's command never deletes finished jobs the daemons keep.
+func (b *Broker) PublishHistoryLimit(ctx context.Context, ttl time.Duration) error {
+	return b.rdb.Set(ctx, historyLimitKey(b.prefix), strconv.Itoa(b.history), ttl).Err()
+}
+
+// PublishedHistoryLimit returns the history limit a daemon on rdb last
+// published, and false when none did within its TTL (or the value is not a
+// positive number).
+func PublishedHistoryLimit(ctx context.Context, rdb redis.UniversalClient, prefix string) (int, bool, error) {
+	v, err := rdb.Get(ctx, historyLimitKey(prefix)).Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, false, nil
+	}
+	return n, true, nil
+}
+func (b *Broker) wakeKey() string { return b.prefix + "wake" }
 
 // now is the "now" argument of the scripts: 0 (Redis TIME) unless a test clock is set.
 func (b *Broker) now() int64 {
