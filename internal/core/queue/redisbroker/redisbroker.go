@@ -172,6 +172,7 @@ func (b *Broker) newKeys(q string) *keys {
 }
 
 func (b *Broker) indexKey() string { return b.prefix + "queues" }
+func (b *Broker) wakeKey() string  { return b.prefix + "wake" }
 
 // historyLimitKey holds the JOB_HISTORY a daemon on this Redis last
 // published (see PublishHistoryLimit).
@@ -204,7 +205,6 @@ func PublishedHistoryLimit(ctx context.Context, rdb redis.UniversalClient, prefi
 	}
 	return n, true, nil
 }
-func (b *Broker) wakeKey() string { return b.prefix + "wake" }
 
 // now is the "now" argument of the scripts: 0 (Redis TIME) unless a test clock is set.
 func (b *Broker) now() int64 {
