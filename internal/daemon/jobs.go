@@ -44,7 +44,7 @@ func (s *Server) buildJobs() error {
 	} else {
 		broker = membroker.New(membroker.Options{Clock: s.clock, HistoryLimit: s.cfg.JobHistory})
 	}
-	obs := jobsObserver{m: s.metrics, errs: &core.LogThrottle{Logger: s.log, Msg: "job queue backend failing", Every: backendLogEvery}, rejected: newQueueLabels()}
+	obs := jobsObserver{m: s.metrics, log: s.log, errs: &core.LogThrottle{Logger: s.log, Msg: "job queue backend failing", Every: backendLogEvery}, rejected: newQueueLabels()}
 	svc := queue.NewService(queue.Deps{Broker: broker, Clock: s.clock, Observer: obs}, queue.Config{
 		Concurrency:     s.cfg.WorkerConcurrency,
 		TickInterval:    s.cfg.TickInterval,

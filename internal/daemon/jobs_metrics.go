@@ -15,6 +15,7 @@ import (
 // and its backend failures to the log too, at most one line per interval.
 type jobsObserver struct {
 	m    *metrics.Metrics
+	log  *slog.Logger
 	errs *core.LogThrottle // "job queue backend failing"
 	// rejected bounds the queue labels of the admission rejections: a
 	// refused request may name any queue (while the backend is down, even
@@ -34,6 +35,13 @@ func (o jobsObserver) Waited(_ string, d time.Duration) { o.m.JobQueueWait.Obser
 
 func (o jobsObserver) Finished(typ, status string, d time.Duration) {
 	o.m.JobDuration.WithLabelValues(typ, status).Observe(d.Seconds())
+}
+
+// Dead logs each job that exhausted its retries: the history keeps it only
+// among its queue's last JOB_HISTORY finished jobs, the log for as long as
+// logs are kept.
+func (o jobsObserver) Dead(j *queue.Job, lastError string) {
+	o.log.Warn("job dead: retries exhausted", "id", j.ID, "queue", j.Queue, "type", j.Type, "attempts", j.Attempts, "error", lastError)
 }
 
 func (o jobsObserver) AdmissionRejected(q, reason string) {

@@ -101,6 +101,7 @@ type recorder struct {
 	rejected    map[string]int
 	backend     map[string]int
 	waited      int
+	dead        []string // "id type: error" of each job reported dead
 }
 
 func newRecorder() *recorder {
@@ -125,6 +126,11 @@ func (r *recorder) AdmissionRejected(q, reason string) {
 	r.mu.Unlock()
 }
 func (r *recorder) BackendError(op string, _ error) { r.mu.Lock(); r.backend[op]++; r.mu.Unlock() }
+func (r *recorder) Dead(j *queue.Job, lastError string) {
+	r.mu.Lock()
+	r.dead = append(r.dead, j.ID+" "+j.Type+": "+lastError)
+	r.mu.Unlock()
+}
 
 // backendErrors is how many failures of broker call op were reported.
 func (r *recorder) backendErrors(op string) int {

@@ -23,6 +23,9 @@ type Observer interface {
 	// BackendError counts a failed broker call; op names it (fetch, finish…)
 	// and err is its error.
 	BackendError(op string, err error)
+	// Dead is told of a job whose handler failed its last attempt, so that
+	// the job is now dead: j as that attempt started, and its error.
+	Dead(j *Job, lastError string)
 }
 
 // NopObserver ignores everything.
@@ -45,3 +48,6 @@ func (NopObserver) AdmissionRejected(string, string) {}
 
 // BackendError does nothing.
 func (NopObserver) BackendError(string, error) {}
+
+// Dead does nothing.
+func (NopObserver) Dead(*Job, string) {}

@@ -431,6 +431,7 @@ func (p *Pool) finish() {
 	const maxBatch = 512
 	buf := make([]finished, 0, maxBatch) // the batch read from p.outcomes
 	var outs []Outcome                   // its outcomes, as recordFinish takes them
+	var jobs []*Job                      // and their jobs
 	var retry []finished                 // outcomes whose write failed
 	backoff := time.Duration(0)
 	var retryAt <-chan time.Time
@@ -450,7 +451,7 @@ func (p *Pool) finish() {
 			return
 		}
 		var failed []finished
-		outs, failed = p.write(batch, outs)
+		outs, jobs, failed = p.write(batch, outs, jobs)
 		if len(failed) == 0 {
 			if retryAt == nil && len(retry) == 0 {
 				backoff = 0
@@ -483,17 +484,19 @@ func drain(batch []finished, in chan finished, max int) ([]finished, chan finish
 }
 
 // write tries once to record a batch, drops the jobs whose outcome was
-// written and returns the others (which may share batch's array). outs is
-// scratch for the outcomes; write returns it, grown if need be.
-func (p *Pool) write(batch []finished, outs []Outcome) ([]Outcome, []finished) {
-	outs = outs[:0]
+// written and returns the others (which may share batch's array). outs and
+// jobs are scratch for the outcomes and their jobs; write returns them,
+// grown if need be.
+func (p *Pool) write(batch []finished, outs []Outcome, jobs []*Job) ([]Outcome, []*Job, []finished) {
+	outs, jobs = outs[:0], jobs[:0]
 	for _, f := range batch {
 		outs = append(outs, f.o)
+		jobs = append(jobs, f.h.lease.Job)
 	}
-	_, err := p.svc.recordFinish(p.bgCtx, outs)
+	_, err := p.svc.recordFinish(p.bgCtx, outs, jobs)
 	var fe *FinishError
 	if err != nil && !errors.As(err, &fe) {
-		return outs, batch // nothing known to be written: all again
+		return outs, jobs, batch // nothing known to be written: all again
 	}
 	var failed []finished
 	for i, f := range batch {
@@ -503,7 +506,7 @@ func (p *Pool) write(batch []finished, outs []Outcome) ([]Outcome, []finished) {
 			p.drop(f.h)
 		}
 	}
-	return outs, failed
+	return outs, jobs, failed
 }
 
 // heartbeat extends the leases of every held job every Lease/3 and cancels

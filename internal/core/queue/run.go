@@ -58,11 +58,12 @@ func runHandler(ctx context.Context, h Handler, payload json.RawMessage) (res js
 	return h.Run(ctx, payload)
 }
 
-// recordFinish writes outcomes and reports what happened. It returns the new
-// status of each job ("" when its lease was lost and nothing was written).
-// With a *FinishError it reports the outcomes that were written, and returns
-// their statuses with the error.
-func (s *Service) recordFinish(ctx context.Context, outcomes []Outcome) ([]Status, error) {
+// recordFinish writes outcomes and reports what happened; jobs[i] is the
+// job of outcomes[i] as its run started. It returns the new status of each
+// job ("" when its lease was lost and nothing was written). With a
+// *FinishError it reports the outcomes that were written, and returns their
+// statuses with the error.
+func (s *Service) recordFinish(ctx context.Context, outcomes []Outcome, jobs []*Job) ([]Status, error) {
 	to, err := s.broker.Finish(ctx, outcomes)
 	if err != nil {
 		s.obs.BackendError("finish", err)
@@ -81,6 +82,8 @@ func (s *Service) recordFinish(ctx context.Context, outcomes []Outcome) ([]Statu
 			s.obs.Enqueued(SourceRetry)
 		case StatusScheduled:
 			s.obs.Enqueued(SourceSchedule)
+		case StatusDead:
+			s.obs.Dead(jobs[i], outcomes[i].Err)
 		}
 		s.notify(outcomes[i].ID)
 	}
@@ -214,7 +217,7 @@ func (s *Service) runLeased(ctx context.Context, l Lease) (*Job, error) {
 	if ctx.Err() != nil && o.Err != "" && !errors.Is(context.Cause(runCtx), ErrLeaseLost) {
 		return nil, s.handBackInterrupted(ctx, l)
 	}
-	if _, err := s.recordFinish(context.WithoutCancel(ctx), []Outcome{o}); err != nil {
+	if _, err := s.recordFinish(context.WithoutCancel(ctx), []Outcome{o}, []*Job{l.Job}); err != nil {
 		return nil, core.Wrap(core.CodeUnavailable, err, "the job ran but its outcome could not be recorded")
 	}
 	// The run is over and recorded: its caller gets the job even if it is

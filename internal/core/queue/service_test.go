@@ -949,3 +949,27 @@ func mustSubmit(t *testing.T, s *queue.Service) {
 		t.Fatalf("Submit: %v", err)
 	}
 }
+
+// TestDeadReported: the observer is told of a job whose last attempt
+// failed, with its error (the daemon logs it), when an operator ran it
+// (run-next; TestDeadJobsLogged in internal/daemon covers the workers); a
+// failure with retries left is not a death.
+func TestDeadReported(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		rec := newRecorder()
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil), Observer: rec}, queue.Config{})
+		ctx := context.Background()
+		retried := mustEnqueue(t, s, queue.EnqueueRequest{Type: "fail", MaxRetries: intp(5)})
+		if got, err := s.RunNext(ctx, ""); err != nil || got.ID != retried.ID || got.Status != queue.StatusFailed {
+			t.Fatalf("RunNext: %+v, %v; want %s failed", got, err, retried.ID)
+		}
+		doomed := mustEnqueue(t, s, queue.EnqueueRequest{Type: "fail", MaxRetries: intp(0)})
+		if got, err := s.RunNext(ctx, ""); err != nil || got.ID != doomed.ID || got.Status != queue.StatusDead {
+			t.Fatalf("RunNext: %+v, %v; want %s dead", got, err, doomed.ID)
+		}
+		rec.mu.Lock()
+		got := append([]string(nil), rec.dead...)
+		rec.mu.Unlock()
+		diff(t, "dead jobs reported", []string{doomed.ID + " fail: fail: this job always fails"}, got)
+	})
+}
