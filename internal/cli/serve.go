@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -90,7 +93,37 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 		return err
 	}
 	log := newLogger(opts.IO.ErrOut, cfg)
-	return daemon.Run(ctx, cfg, daemon.RunOptions{Logger: log, Getenv: opts.Getenv})
+	// A daemon whose log reader went away (`serve | head`, a log shipper
+	// restarting) would be killed by SIGPIPE at its next line, with no
+	// graceful stop: its writes fail instead.
+	signal.Ignore(syscall.SIGPIPE)
+	done := make(chan struct{})
+	defer close(done)
+	return daemon.Run(ctx, cfg, daemon.RunOptions{Logger: log, Getenv: opts.Getenv, Forced: secondSignal(done)})
+}
+
+// secondSignal returns a channel closed when a second stop signal comes
+// (SIGINT, SIGTERM or SIGHUP: the first ended the command's context), until
+// done is closed.
+func secondSignal(done <-chan struct{}) <-chan struct{} {
+	forced := make(chan struct{})
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(sigs)
+		for n := 0; ; {
+			select {
+			case <-sigs:
+				if n++; n == 2 {
+					close(forced)
+					return
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return forced
 }
 
 // newLogger builds the daemon's structured logger on w.

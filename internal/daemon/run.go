@@ -23,6 +23,9 @@ type RunOptions struct {
 	Getenv func(string) string
 	// OnListen, when set, is told the bound address (e.g. the port :0 chose).
 	OnListen func(addr string)
+	// Forced, when closed during the stop, ends it at once: running jobs
+	// are handed back rather than awaited (a second SIGTERM).
+	Forced <-chan struct{}
 }
 
 // Run is the daemon's whole life: bind the listener first (so a bind error
@@ -87,8 +90,19 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 	shutdown := func(srv *Server, backend *Backend) error {
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
-		log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+		go func() {
+			select {
+			case <-opt.Forced:
+				log.Warn("told to stop again: stopping now, running jobs handed back")
+				cancel()
+			case <-sctx.Done():
+			}
+		}()
+		log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 		if srv != nil {
+			// No job starts from now on: one started while HTTP drains
+			// would be cut short at the deadline and run again.
+			go srv.StopTakingJobs()
 			// Requests waiting for jobs answer with a tenth of the time
 			// left, so that HTTP's drain ends before the deadline.
 			srv.Drain(cfg.ShutdownTimeout * 9 / 10)

@@ -148,6 +148,14 @@ func (s *Server) Start(ctx context.Context) error {
 // closed when the shutdown's time runs out.
 func (s *Server) Drain(d time.Duration) { time.AfterFunc(max(d, 0), s.drained) }
 
+// StopTakingJobs stops the workers from taking jobs; the running ones go on
+// until Stop.
+func (s *Server) StopTakingJobs() {
+	if s.jobs != nil {
+		s.jobs.pool.StopFetching()
+	}
+}
+
 // Stop stops the background components in reverse order, within ctx.
 func (s *Server) Stop(ctx context.Context) { s.stopComponents(ctx, len(s.components)) }
 

@@ -46,6 +46,7 @@ type Pool struct {
 
 	stopping atomic.Bool
 	started  atomic.Bool
+	quiet    sync.Once     // StopFetching's
 	inflight atomic.Int64  // jobs fetched and not yet run to the end
 	avgRun   atomic.Int64  // moving average of handler run time (ns); -1 until the first run
 	freed    chan struct{} // a worker finished a job (for the fetcher waiting on slow jobs)
@@ -136,9 +137,7 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 	if !p.started.Load() || !p.stopping.CompareAndSwap(false, true) {
 		return nil
 	}
-	p.stopFetch()
-	<-p.fetcherDone
-	close(p.jobs) // only the fetcher sends; workers now drain and hand back
+	p.StopFetching()
 
 	grace := time.NewTimer(p.cfg.ShutdownTimeout)
 	defer grace.Stop()
@@ -211,6 +210,23 @@ func releaseBudget(ctx context.Context) time.Duration {
 		budget = min(budget, max(time.Until(d), releaseGrace))
 	}
 	return budget
+}
+
+// StopFetching stops taking jobs: the fetcher ends, and the jobs fetched but
+// not started are handed back as the workers reach them; running jobs go
+// on, and their outcomes are written. Shutdown starts with it; a daemon
+// calls it as soon as it is told to stop, so that no job starts while its
+// HTTP requests drain (a job started then would be cut short at the
+// deadline and run again elsewhere). It returns once the fetcher is done.
+func (p *Pool) StopFetching() {
+	if !p.started.Load() {
+		return
+	}
+	p.quiet.Do(func() {
+		p.stopFetch()
+		<-p.fetcherDone
+		close(p.jobs) // only the fetcher sends; workers now drain and hand back
+	})
 }
 
 // fetch takes jobs whenever the pool has room, in batches, blocking on the
@@ -347,7 +363,7 @@ func (p *Pool) work() {
 			p.slots <- struct{}{}
 			continue
 		}
-		if p.stopping.Load() {
+		if p.fetchCtx.Err() != nil { // StopFetching: start nothing more
 			p.handBack(h)
 			continue
 		}

@@ -1,0 +1,193 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/daemontest"
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+// devEnqueue enqueues one job through the developer API and returns its id.
+func devEnqueue(t *testing.T, d *daemontest.Daemon, body string) string {
+	t.Helper()
+	req, _ := http.NewRequest("POST", d.URL+"/api/dev/jobs/enqueue", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+d.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var j struct{ ID string }
+	if err := json.NewDecoder(resp.Body).Decode(&j); err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("enqueue %s: %d, %v", body, resp.StatusCode, err)
+	}
+	return j.ID
+}
+
+// jobField reads one field of a job's hash (prefix refrakt:, queue q).
+func jobField(t *testing.T, rdb *redis.Client, q, id, field string) string {
+	t.Helper()
+	v, err := rdb.HGet(context.Background(), "refrakt:q:{"+q+"}:j:"+id, field).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// holdDrain opens a request whose body never comes: HTTP's drain waits for
+// it until the shutdown's deadline.
+func holdDrain(t *testing.T, d *daemontest.Daemon) {
+	t.Helper()
+	c, err := net.Dial("tcp", d.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := fmt.Fprintf(c, "POST /run HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStopTakesNoNewJob: from the stop signal on, no job starts, although
+// HTTP's drain goes on until the deadline. Workers went on taking jobs until
+// the drain ended (a review: 28 of 40 started after SIGTERM), jobs cut
+// short at the deadline and run again elsewhere.
+func TestStopTakesNoNewJob(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	d := daemontest.Start(t, []string{"QUEUE_URL=" + r.URL(), "SHUTDOWN_TIMEOUT=3s", "WORKER_CONCURRENCY=2"})
+	d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	defer rdb.Close()
+	var ids []string
+	for range 20 {
+		ids = append(ids, devEnqueue(t, d, `{"type":"sleep","queue":"bulk","payload":{"ms":300}}`))
+	}
+	for deadline := time.Now().Add(10 * time.Second); jobField(t, rdb, "bulk", ids[0], "started_at") == ""; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no job started")
+		}
+	}
+	holdDrain(t, d)
+	time.Sleep(100 * time.Millisecond) // the held request is read
+	stop := time.Now()
+	d.Signal(syscall.SIGTERM)
+	if code := d.Wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit %d\n%s", code, d.Log())
+	}
+	late, states := 0, map[string]int{}
+	for _, id := range ids {
+		states[jobField(t, rdb, "bulk", id, "status")]++
+		ms, _ := strconv.ParseInt(jobField(t, rdb, "bulk", id, "started_at"), 10, 64)
+		if ms > stop.Add(50*time.Millisecond).UnixMilli() {
+			late++
+		}
+	}
+	if late > 0 {
+		t.Errorf("%d of %d jobs started after the stop signal, want 0", late, len(ids))
+	}
+	if states["succeeded"]+states["pending"] != len(ids) {
+		t.Errorf("jobs after the stop: %v, want each succeeded or pending (handed back)", states)
+	}
+}
+
+// TestSecondSignalStopsAtOnce: a second SIGTERM during the stop ends it at
+// once, handing the running job back (it was ignored: the daemon waited out
+// SHUTDOWN_TIMEOUT).
+func TestSecondSignalStopsAtOnce(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	d := daemontest.Start(t, []string{"QUEUE_URL=" + r.URL(), "SHUTDOWN_TIMEOUT=60s"})
+	d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	defer rdb.Close()
+	id := devEnqueue(t, d, `{"type":"sleep","payload":{"ms":50000}}`)
+	for deadline := time.Now().Add(10 * time.Second); jobField(t, rdb, "default", id, "status") != "running"; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the job never ran")
+		}
+	}
+	d.Signal(syscall.SIGTERM)
+	time.Sleep(300 * time.Millisecond)
+	d.Signal(syscall.SIGTERM)
+	if code := d.Wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit %d\n%s", code, d.Log())
+	}
+	if !strings.Contains(d.Log(), "told to stop again") {
+		t.Errorf("the forced stop is not logged:\n%s", d.Log())
+	}
+	if st := jobField(t, rdb, "default", id, "status"); st != "pending" {
+		t.Errorf("the running job after the forced stop: %s, want pending (handed back)", st)
+	}
+}
+
+// TestHangupStopsGracefully: SIGHUP (a terminal or an ssh session closing)
+// stops the daemon as SIGTERM does; it killed it (exit 129, no stop).
+func TestHangupStopsGracefully(t *testing.T) {
+	t.Parallel()
+	d := daemontest.Start(t, nil)
+	d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
+	d.Signal(syscall.SIGHUP)
+	if code := d.Wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGHUP, want 0\n%s", code, d.Log())
+	}
+	if !strings.Contains(d.Log(), `msg=stopped`) {
+		t.Errorf("no graceful stop logged:\n%s", d.Log())
+	}
+}
+
+// TestLogReaderGoneIsNotFatal: a daemon whose stderr reader went away
+// (`serve | head`, a log shipper restarting) goes on, and stops gracefully
+// when told; SIGPIPE killed it at its next log line.
+func TestLogReaderGoneIsNotFatal(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(daemontest.Binary(t), "serve", "--addr", "127.0.0.1:0")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "XDG_STATE_HOME=" + dir,
+		"REFRAKT_DEVELOPER_TOKEN=dev-token-for-tests-0123456789", "LOG_FORMAT=text"}
+	cmd.Stderr = pw
+	cmd.SysProcAttr = redistest.ProcAttr()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	var waitErr error
+	exited := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() && !strings.Contains(sc.Text(), "msg=ready") {
+	}
+	pr.Close() // the reader goes away
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+		if waitErr != nil {
+			t.Fatalf("after its log reader went away and SIGTERM: %v, want exit 0", waitErr)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("did not stop within 15 s")
+	}
+}
