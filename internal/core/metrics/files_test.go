@@ -2,10 +2,13 @@ package metrics
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"regexp"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/yaml.v3"
@@ -118,6 +121,46 @@ func TestAlertRulesParseAndUseRealMetrics(t *testing.T) {
 	}
 	if alerts < 5 {
 		t.Errorf("only %d alerts", alerts)
+	}
+}
+
+// requirePromtool returns the path of promtool. When it is missing the test
+// skips, loudly, or fails when CI is set: the policy of redistest.Require, so
+// that nobody skips the rule tests by accident.
+func requirePromtool(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("promtool"); err == nil {
+		return p
+	}
+	msg := "promtool is not installed: run scripts/ensure-promtool.sh (make test does) to check the alert rules"
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip("SKIPPING: " + msg)
+	return ""
+}
+
+// TestAlertRulesPromtool checks scripts/alerts.yml with promtool and runs its
+// unit tests, scripts/alerts_test.yml: each alert fires in the case it is
+// for, and stays silent on a healthy daemon and on a short stall.
+func TestAlertRulesPromtool(t *testing.T) {
+	promtool := requirePromtool(t)
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{name: "check rules", args: []string{"check", "rules", "../../../scripts/alerts.yml"}},
+		{name: "test rules", args: []string{"test", "rules", "../../../scripts/alerts_test.yml"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, promtool, tt.args...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("promtool %v: %v\n%s", tt.args, err, out)
+			}
+		})
 	}
 }
 
