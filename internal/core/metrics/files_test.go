@@ -27,7 +27,9 @@ func names(t *testing.T) map[string]bool {
 	return out
 }
 
-var metricRef = regexp.MustCompile(`\b(refrakt_[a-z_]+|up)\b`)
+// metricRef finds the metrics an expression names: refrakt's own, the Go and
+// process collectors' (registered on the same registry) and Prometheus' up.
+var metricRef = regexp.MustCompile(`\b(refrakt_[a-z_]+|go_[a-z_]+|process_[a-z_]+|up)\b`)
 
 func checkExpr(t *testing.T, where, expr string, known map[string]bool) {
 	t.Helper()
@@ -75,7 +77,12 @@ func loadAlerts(t *testing.T) (alertRules, []byte) {
 
 // dashboard is scripts/grafana-dashboard.json, as far as the tests read it.
 type dashboard struct {
-	Title  string `json:"title"`
+	Title      string `json:"title"`
+	Templating struct {
+		List []struct {
+			Name string `json:"name"`
+		} `json:"list"`
+	} `json:"templating"`
 	Panels []struct {
 		Title   string `json:"title"`
 		Targets []struct {
@@ -215,9 +222,32 @@ func TestGrafanaDashboardUsesRealMetrics(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"refrakt_queue_pending_jobs", "refrakt_queue_oldest_pending_seconds", "refrakt_job_queue_wait_seconds_bucket", "refrakt_job_duration_seconds_bucket", "refrakt_ratelimit_decisions_total", "refrakt_admission_rejections_total"} {
+	for _, want := range []string{"refrakt_queue_pending_jobs", "refrakt_queue_oldest_pending_seconds", "refrakt_job_queue_wait_seconds_bucket", "refrakt_job_duration_seconds_bucket", "refrakt_ratelimit_decisions_total", "refrakt_admission_rejections_total", "refrakt_http_request_duration_seconds_bucket", "process_cpu_seconds_total", "up"} {
 		if !seen[want] {
 			t.Errorf("no panel shows %s", want)
+		}
+	}
+}
+
+// TestGrafanaDashboardFiltersByInstance: the dashboard has an instance
+// variable and every query uses it, so same-named queues of separate
+// deployments are never merged into one line.
+func TestGrafanaDashboardFiltersByInstance(t *testing.T) {
+	dash := loadDashboard(t)
+	found := false
+	for _, v := range dash.Templating.List {
+		if v.Name == "instance" {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("the dashboard has no instance variable")
+	}
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			if !regexp.MustCompile(`instance=~"\$instance"`).MatchString(tg.Expr) {
+				t.Errorf("%s: %q does not filter by $instance", p.Title, tg.Expr)
+			}
 		}
 	}
 }
