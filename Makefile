@@ -1,5 +1,5 @@
 # refrakt: `make run` serves on :8080 with the embedded backend; `make test`
-# installs what the tests need (redis-server) and runs every test with -race.
+# installs what the tests need (redis-server, promtool) and runs every test with -race.
 SHELL := /bin/bash
 GO ?= go
 PKG := github.com/refrakt/refrakt
@@ -21,6 +21,7 @@ run: build
 
 test:
 	bash scripts/ensure-redis.sh
+	bash scripts/ensure-promtool.sh
 	bash scripts/ensure-tmux.sh
 	$(GO) test -race -count=1 -timeout 12m ./...
 	# The race detector changes allocation counts, so the zero-allocation

@@ -2,10 +2,13 @@ package metrics
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"regexp"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/yaml.v3"
@@ -24,7 +27,9 @@ func names(t *testing.T) map[string]bool {
 	return out
 }
 
-var metricRef = regexp.MustCompile(`\b(refrakt_[a-z_]+|up)\b`)
+// metricRef finds the metrics an expression names: refrakt's own, the Go and
+// process collectors' (registered on the same registry) and Prometheus' up.
+var metricRef = regexp.MustCompile(`\b(refrakt_[a-z_]+|go_[a-z_]+|process_[a-z_]+|up)\b`)
 
 func checkExpr(t *testing.T, where, expr string, known map[string]bool) {
 	t.Helper()
@@ -72,7 +77,12 @@ func loadAlerts(t *testing.T) (alertRules, []byte) {
 
 // dashboard is scripts/grafana-dashboard.json, as far as the tests read it.
 type dashboard struct {
-	Title  string `json:"title"`
+	Title      string `json:"title"`
+	Templating struct {
+		List []struct {
+			Name string `json:"name"`
+		} `json:"list"`
+	} `json:"templating"`
 	Panels []struct {
 		Title   string `json:"title"`
 		Targets []struct {
@@ -118,6 +128,46 @@ func TestAlertRulesParseAndUseRealMetrics(t *testing.T) {
 	}
 	if alerts < 5 {
 		t.Errorf("only %d alerts", alerts)
+	}
+}
+
+// requirePromtool returns the path of promtool. When it is missing the test
+// skips, loudly, or fails when CI is set: the policy of redistest.Require, so
+// that nobody skips the rule tests by accident.
+func requirePromtool(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("promtool"); err == nil {
+		return p
+	}
+	msg := "promtool is not installed: run scripts/ensure-promtool.sh (make test does) to check the alert rules"
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip("SKIPPING: " + msg)
+	return ""
+}
+
+// TestAlertRulesPromtool checks scripts/alerts.yml with promtool and runs its
+// unit tests, scripts/alerts_test.yml: each alert fires in the case it is
+// for, and stays silent on a healthy daemon and on a short stall.
+func TestAlertRulesPromtool(t *testing.T) {
+	promtool := requirePromtool(t)
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{name: "check rules", args: []string{"check", "rules", "../../../scripts/alerts.yml"}},
+		{name: "test rules", args: []string{"test", "rules", "../../../scripts/alerts_test.yml"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, promtool, tt.args...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("promtool %v: %v\n%s", tt.args, err, out)
+			}
+		})
 	}
 }
 
@@ -172,9 +222,32 @@ func TestGrafanaDashboardUsesRealMetrics(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"refrakt_queue_pending_jobs", "refrakt_queue_oldest_pending_seconds", "refrakt_job_queue_wait_seconds_bucket", "refrakt_job_duration_seconds_bucket", "refrakt_ratelimit_decisions_total", "refrakt_admission_rejections_total"} {
+	for _, want := range []string{"refrakt_queue_pending_jobs", "refrakt_queue_oldest_pending_seconds", "refrakt_job_queue_wait_seconds_bucket", "refrakt_job_duration_seconds_bucket", "refrakt_ratelimit_decisions_total", "refrakt_admission_rejections_total", "refrakt_http_request_duration_seconds_bucket", "process_cpu_seconds_total", "up"} {
 		if !seen[want] {
 			t.Errorf("no panel shows %s", want)
+		}
+	}
+}
+
+// TestGrafanaDashboardFiltersByInstance: the dashboard has an instance
+// variable and every query uses it, so same-named queues of separate
+// deployments are never merged into one line.
+func TestGrafanaDashboardFiltersByInstance(t *testing.T) {
+	dash := loadDashboard(t)
+	found := false
+	for _, v := range dash.Templating.List {
+		if v.Name == "instance" {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("the dashboard has no instance variable")
+	}
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			if !regexp.MustCompile(`instance=~"\$instance"`).MatchString(tg.Expr) {
+				t.Errorf("%s: %q does not filter by $instance", p.Title, tg.Expr)
+			}
 		}
 	}
 }
