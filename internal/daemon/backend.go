@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -124,6 +125,18 @@ func AuthProblem(err error) string {
 	return ""
 }
 
+// NoSuchDatabase is the error to show when err is Redis refusing to SELECT
+// the URL's database number, or nil: a mistake in the URL, which no retry
+// mends, not a server that cannot be reached. The daemon (QUEUE_URL) and the
+// CLI (--redis) say it in these words.
+func NoSuchDatabase(err error) error {
+	var re redis.Error
+	if !errors.As(err, &re) || !strings.Contains(re.Error(), "DB index is out of range") {
+		return nil
+	}
+	return fmt.Errorf("this server has no such database (%v); pick a number below its \"databases\" setting, 0-15 by default", err)
+}
+
 // clusterReload is how often the cluster client reloads its map of slots.
 const clusterReload = time.Second
 
@@ -200,6 +213,9 @@ func connectBackend(ctx context.Context, cfg config.Config, log *slog.Logger, on
 			onAttempt(err)
 		}
 		addr, cause := config.RedactURL(cfg.RedisURL), config.RedactIn(err.Error(), cfg.RedisURL)
+		if bad := NoSuchDatabase(err); bad != nil {
+			return nil, &config.Error{Msg: "QUEUE_URL: " + addr + ": " + config.RedactIn(bad.Error(), cfg.RedisURL)}
+		}
 		if problem := AuthProblem(err); problem != "" {
 			// Redis answered, and refused: retried all the same (the user
 			// or its password may be fixed on the server's side), but said

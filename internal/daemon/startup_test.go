@@ -1,0 +1,69 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/daemontest"
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+// serveToExit runs the real binary's `serve --addr 127.0.0.1:0 args…` with
+// env added to a minimal environment, for a start-up that must end by
+// itself: it returns the exit code and stderr, and fails the test (after
+// killing the daemon by its pid) when it still runs after within.
+func serveToExit(t *testing.T, within time.Duration, env []string, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, daemontest.Binary(t), append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	dir := t.TempDir()
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "XDG_STATE_HOME=" + dir,
+		"REFRAKT_DEVELOPER_TOKEN=dev-token-for-tests-0123456789", "LOG_FORMAT=text"}, env...)
+	cmd.SysProcAttr = redistest.ProcAttr()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("serve %v still ran after %s (killed); stderr:\n%s", args, within, stderr.String())
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), stderr.String()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, stderr.String()
+}
+
+// lastLine is the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// TestServeRefusesADatabaseTheServerLacks (review lifecycle #3): a QUEUE_URL
+// naming a database index the server lacks is a bad setting, exit 2 at
+// start-up with the CLI's words; it was retried for ever, logged as "backend
+// not reachable".
+func TestServeRefusesADatabaseTheServerLacks(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	for _, cluster := range []string{"auto", "false"} {
+		t.Run("REDIS_CLUSTER="+cluster, func(t *testing.T) {
+			code, stderr := serveToExit(t, 10*time.Second, []string{"REDIS_CLUSTER=" + cluster}, "--redis", r.URL()+"/99")
+			last := lastLine(stderr)
+			if code != 2 || !strings.HasPrefix(last, "refrakt: QUEUE_URL") || !strings.Contains(last, `this server has no such database`) ||
+				!strings.Contains(last, `pick a number below its "databases" setting, 0-15 by default`) || strings.Contains(stderr, "not reachable") {
+				t.Errorf("exit %d, stderr:\n%s\nwant exit 2 and a last line naming QUEUE_URL and the missing database, no \"not reachable\"", code, stderr)
+			}
+		})
+	}
+}
