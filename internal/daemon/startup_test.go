@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -65,5 +67,31 @@ func TestServeRefusesADatabaseTheServerLacks(t *testing.T) {
 				t.Errorf("exit %d, stderr:\n%s\nwant exit 2 and a last line naming QUEUE_URL and the missing database, no \"not reachable\"", code, stderr)
 			}
 		})
+	}
+}
+
+// TestNotReachableLoggedOncePerInterval (review lifecycle #11): while Redis
+// cannot be reached the daemon retries, and says so once per 10 s with
+// left_out, as README promises of backend trouble; it logged every attempt
+// (a failed dial takes about 2 s here, so 3 or more in 6 s; then one each
+// 5 s for ever).
+func TestNotReachableLoggedOncePerInterval(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	d := daemontest.Start(t, []string{"QUEUE_URL=redis://" + dead + "/0"})
+	time.Sleep(6 * time.Second)
+	d.Signal(syscall.SIGTERM)
+	if code := d.Wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM\n%s", code, d.Log())
+	}
+	out := d.Log()
+	lines := grep(out, `msg="backend not reachable; retrying"`)
+	if n := strings.Count(out, `msg="backend not reachable; retrying"`); n != 1 || !strings.Contains(lines, "level=WARN") || !strings.Contains(lines, "left_out=0") {
+		t.Errorf("%d lines \"backend not reachable; retrying\" in 6 s, want 1 warning with left_out; log:\n%s", n, out)
 	}
 }
