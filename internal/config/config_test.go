@@ -83,6 +83,17 @@ func TestLoadBad(t *testing.T) {
 		{"premium past the limiter's bound", map[string]string{"RATE_LIMIT_PREMIUM_MULTIPLIER": "5000"}, nil, "RATE_LIMIT_PREMIUM_MULTIPLIER: 5000 must be between 1 and 1000"},
 		{"ban past an hour", map[string]string{"BAN_SECONDS": "2h"}, nil, "BAN_SECONDS: 2h0m0s must be at most 1h0m0s"},
 		{"strikes below the limiter's bound", map[string]string{"BAN_AFTER_STRIKES": "0"}, nil, "BAN_AFTER_STRIKES: 0 must be between 1 and 250"},
+		// Review lifecycle #9: NaN gave "-2562047h47m16.854775808s must be
+		// at least 10ms", and 1e9 was told to read 1e9s, which is no
+		// duration either.
+		{"NaN seconds", map[string]string{"TICK_INTERVAL": "NaN"}, nil, `TICK_INTERVAL: "NaN" is not a number of seconds or a duration`},
+		{"nan seconds", map[string]string{"QUEUE_MAX_AGE_SECONDS": "nan"}, nil, `QUEUE_MAX_AGE_SECONDS: "nan" is not a number of seconds or a duration`},
+		{"NaN ban", map[string]string{"BAN_SECONDS": "NaN"}, nil, `BAN_SECONDS: "NaN" is not a number of seconds or a duration`},
+		{"NaN poll", nil, map[string]string{"prometheus-poll-interval": "NaN"}, `--prometheus-poll-interval: "NaN" is not a number of seconds or a duration`},
+		{"Inf seconds", map[string]string{"TICK_INTERVAL": "-Inf"}, nil, `TICK_INTERVAL: "-Inf" is not a number of seconds or a duration`},
+		{"no unit suggested that does not parse", map[string]string{"SHUTDOWN_TIMEOUT": "1e9"}, nil, `SHUTDOWN_TIMEOUT: "1e9" is not a duration (e.g. 250ms, 30s, 5m)`},
+		{"NaN duration", map[string]string{"JOB_LEASE": "NaN"}, nil, `JOB_LEASE: "NaN" is not a duration (e.g. 250ms, 30s, 5m)`},
+		{"unit suggested when it parses", map[string]string{"PENALTY_DECAY": "2.5"}, nil, `PENALTY_DECAY: "2.5" needs a unit, e.g. 2.5s`},
 		{"same tokens", map[string]string{"REFRAKT_DEVELOPER_TOKEN": "abcabcabcabcabcabc", "REFRAKT_OPERATOR_TOKEN": "abcabcabcabcabcabc"}, nil, "must differ"},
 	}
 	for _, tt := range tests {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -137,7 +138,9 @@ func duration(env, flag, usage string, def time.Duration, field func(*Config) *t
 		set: func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil {
-				if _, nerr := strconv.ParseFloat(v, 64); nerr == nil {
+				// A number without a unit is told to add one, where the
+				// number with one is a duration (not 1e9 nor NaN).
+				if _, uerr := time.ParseDuration(v + "s"); uerr == nil {
 					return fmt.Errorf("needs a unit, e.g. %ss", v)
 				}
 				return fmt.Errorf("is not a duration (e.g. 250ms, 30s, 5m)")
@@ -153,6 +156,11 @@ func seconds(env, flag, usage string, def time.Duration, field func(*Config) *ti
 	return Setting{Env: env, Flag: flag, Usage: usage, Default: def.String(), Kind: "duration",
 		set: func(c *Config, v string) error {
 			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				// NaN passes every comparison and became the least
+				// Duration; an infinity is no number of seconds either.
+				if math.IsNaN(f) || math.IsInf(f, 0) {
+					return fmt.Errorf("is not a number of seconds or a duration (e.g. 30, 30s, 5m)")
+				}
 				if f < 0 || f > 1e9 {
 					return fmt.Errorf("is out of range")
 				}
