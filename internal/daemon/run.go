@@ -23,6 +23,9 @@ type RunOptions struct {
 	Getenv func(string) string
 	// OnListen, when set, is told the bound address (e.g. the port :0 chose).
 	OnListen func(addr string)
+	// Environ lists the environment ("NAME=value"), for the warning about
+	// REFRAKT_* variables nothing reads; nil reads the process's own.
+	Environ func() []string
 }
 
 // Run is the daemon's whole life: bind the listener first (so a bind error
@@ -59,6 +62,7 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	addr := ln.Addr().String()
+	warnUnknownEnv(log, opt.Environ)
 	log.Info("listening", "addr", addr, "config", cfg)
 	if opt.OnListen != nil {
 		opt.OnListen(addr)

@@ -95,3 +95,26 @@ func TestNotReachableLoggedOncePerInterval(t *testing.T) {
 		t.Errorf("%d lines \"backend not reachable; retrying\" in 6 s, want 1 warning with left_out; log:\n%s", n, out)
 	}
 }
+
+// TestUnknownEnvWarned (review lifecycle #13): a REFRAKT_* variable nothing
+// reads is warned about once at start-up, by name with the setting it
+// likely stands for, never with its value; known ones are not. They were
+// ignored without a word (REFRAKT_WORKERS=9 ran 4 workers).
+func TestUnknownEnvWarned(t *testing.T) {
+	t.Parallel()
+	d := daemontest.Start(t, []string{"REFRAKT_WORKERS=9", "REFRAKT_LOG_LEVEL=debug", "REFRAKT_DEVELOPER_TOKN=Sekr3tValue99",
+		"REFRAKT_SERVER=http://127.0.0.1:1", "REFRAKT_PREFIX=x:"})
+	out := d.Log()
+	for _, want := range []string{
+		`level=WARN msg="unknown environment variable, ignored" name=REFRAKT_DEVELOPER_TOKN did_you_mean=REFRAKT_DEVELOPER_TOKEN`,
+		`level=WARN msg="unknown environment variable, ignored" name=REFRAKT_LOG_LEVEL did_you_mean=LOG_LEVEL`,
+		`level=WARN msg="unknown environment variable, ignored" name=REFRAKT_WORKERS did_you_mean=WORKER_CONCURRENCY`,
+	} {
+		if n := strings.Count(out, want); n != 1 {
+			t.Errorf("%d lines %s, want 1", n, want)
+		}
+	}
+	if n := strings.Count(out, "unknown environment variable"); n != 3 || strings.Contains(out, "Sekr3tValue99") {
+		t.Errorf("%d warnings, want 3 and no value; log:\n%s", n, out)
+	}
+}
