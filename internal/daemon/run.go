@@ -59,7 +59,7 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+		return listenError(cfg.Addr, err)
 	}
 	addr := ln.Addr().String()
 	warnUnknownEnv(log, opt.Environ)

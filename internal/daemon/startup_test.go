@@ -118,3 +118,21 @@ func TestUnknownEnvWarned(t *testing.T) {
 		t.Errorf("%d warnings, want 3 and no value; log:\n%s", n, out)
 	}
 }
+
+// TestListenErrorSaidOnce (review lifecycle #14): a listener that cannot
+// bind is one line naming the address once; it read "listen on X: listen
+// tcp X: bind: address already in use".
+func TestListenErrorSaidOnce(t *testing.T) {
+	t.Parallel()
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	addr := held.Addr().String()
+	code, stderr := serveToExit(t, 10*time.Second, nil, "--addr", addr)
+	want := "refrakt: listen on " + addr + ": bind: address already in use"
+	if code != 1 || strings.TrimSpace(stderr) != want {
+		t.Errorf("exit %d, stderr %q; want exit 1 and the one line %q", code, stderr, want)
+	}
+}
