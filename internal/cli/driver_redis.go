@@ -99,19 +99,12 @@ func connectError(err error, addr, rawURL string) error {
 	if problem := daemon.AuthProblem(err); problem != "" { // the server answered, and refused the user
 		return usageError{fmt.Errorf("--redis %s: %s: %s", addr, problem, config.RedactIn(err.Error(), rawURL))}
 	}
-	if badDB(err) { // the server answered: the URL names no database of it
-		return usageError{fmt.Errorf("--redis %s: this server has no such database (%v); pick a number below its \"databases\" setting, 0-15 by default", addr, err)}
+	if bad := daemon.NoSuchDatabase(err); bad != nil { // the server answered: the URL names no database of it
+		return usageError{fmt.Errorf("--redis %s: %v", addr, bad)}
 	}
 	// The address is shown redacted; the cause is redacted against the URL
 	// as given (it may quote the URL's host part, never the password).
 	return unreachableError{addr: addr, err: errors.New(config.RedactIn(err.Error(), rawURL))}
-}
-
-// badDB reports whether err is Redis refusing to SELECT the URL's database
-// number: a mistake in the URL, not a server that cannot be reached.
-func badDB(err error) bool {
-	var rerr redis.Error
-	return errors.As(err, &rerr) && strings.Contains(rerr.Error(), "DB index is out of range")
 }
 
 // quietRedisOnce silences go-redis, which logs every failed dial to stderr,

@@ -99,7 +99,7 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	signal.Ignore(syscall.SIGPIPE)
 	done := make(chan struct{})
 	defer close(done)
-	return daemon.Run(ctx, cfg, daemon.RunOptions{Logger: log, Getenv: opts.Getenv, Forced: secondSignal(done)})
+	return daemon.Run(ctx, cfg, daemon.RunOptions{Logger: log, Getenv: opts.Getenv, Environ: os.Environ, Forced: secondSignal(done)})
 }
 
 // secondSignal returns a channel closed when a second stop signal comes

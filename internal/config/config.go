@@ -295,11 +295,24 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// ParseLevel turns debug|info|warn|error into a slog level.
+// logLevels are the levels LOG_LEVEL takes.
+var logLevels = []string{"debug", "info", "warn", "error"}
+
+// ParseLevel turns debug|info|warn|error, in any case, into a slog level.
+// slog's own parser also takes offsets (info+2, error+100: the last
+// silences every line), which README does not document: refused.
 func ParseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	err := l.UnmarshalText([]byte(s))
-	return l, err
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("log level %q must be debug, info, warn or error", s)
 }
 
 // LogValue keeps secrets out of logs: the tokens are shown as set or not.

@@ -33,6 +33,20 @@ func TestLoadGood(t *testing.T) {
 			func(c Config) any { return c.TrustedProxies },
 			[]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.1/32")}},
 		{"trust no proxy", map[string]string{"TRUSTED_PROXIES": "none"}, nil, func(c Config) any { return c.TrustedProxies }, []netip.Prefix{}},
+		// Review lifecycle #10: every enumerated setting takes its words in
+		// any case, stored as the word; REDIS_CLUSTER also 1 and 0, as the
+		// booleans do.
+		{"level in capitals", map[string]string{"LOG_LEVEL": "DEBUG"}, nil, func(c Config) any { return c.LogLevel }, "debug"},
+		{"level capitalised", nil, map[string]string{"log-level": "Warn"}, func(c Config) any { return c.LogLevel }, "warn"},
+		{"format in capitals", map[string]string{"LOG_FORMAT": "JSON"}, nil, func(c Config) any { return c.LogFormat }, "json"},
+		{"cluster in capitals", map[string]string{"REDIS_CLUSTER": "TRUE"}, nil, func(c Config) any { return c.RedisCluster }, "true"},
+		{"cluster auto capitalised", map[string]string{"REDIS_CLUSTER": "Auto"}, nil, func(c Config) any { return c.RedisCluster }, "auto"},
+		{"cluster 1", map[string]string{"REDIS_CLUSTER": "1"}, nil, func(c Config) any { return c.RedisCluster }, "true"},
+		{"cluster 0", nil, map[string]string{"redis-cluster": "0"}, func(c Config) any { return c.RedisCluster }, "false"},
+		{"on backend error capitalised", map[string]string{"RATE_LIMIT_ON_BACKEND_ERROR": "Deny"}, nil, func(c Config) any { return c.OnBackendError }, "deny"},
+		{"bool in mixed case", map[string]string{"RATE_LIMIT_ENABLED": "fAlSe"}, nil, func(c Config) any { return c.RateLimitEnabled }, false},
+		{"bool 0", map[string]string{"PROMETHEUS_ENABLED": "0"}, nil, func(c Config) any { return c.PrometheusEnabled }, false},
+		{"bool 1", nil, map[string]string{"rate-limit-enabled": "1"}, func(c Config) any { return c.RateLimitEnabled }, true},
 		{"redis url", nil, map[string]string{"redis": "redis://127.0.0.1:6379/2"}, func(c Config) any { return c.RedisURL }, "redis://127.0.0.1:6379/2"},
 	}
 	for _, tt := range tests {
@@ -83,6 +97,27 @@ func TestLoadBad(t *testing.T) {
 		{"premium past the limiter's bound", map[string]string{"RATE_LIMIT_PREMIUM_MULTIPLIER": "5000"}, nil, "RATE_LIMIT_PREMIUM_MULTIPLIER: 5000 must be between 1 and 1000"},
 		{"ban past an hour", map[string]string{"BAN_SECONDS": "2h"}, nil, "BAN_SECONDS: 2h0m0s must be at most 1h0m0s"},
 		{"strikes below the limiter's bound", map[string]string{"BAN_AFTER_STRIKES": "0"}, nil, "BAN_AFTER_STRIKES: 0 must be between 1 and 250"},
+		// Review lifecycle #9: NaN gave "-2562047h47m16.854775808s must be
+		// at least 10ms", and 1e9 was told to read 1e9s, which is no
+		// duration either.
+		{"NaN seconds", map[string]string{"TICK_INTERVAL": "NaN"}, nil, `TICK_INTERVAL: "NaN" is not a number of seconds or a duration`},
+		{"nan seconds", map[string]string{"QUEUE_MAX_AGE_SECONDS": "nan"}, nil, `QUEUE_MAX_AGE_SECONDS: "nan" is not a number of seconds or a duration`},
+		{"NaN ban", map[string]string{"BAN_SECONDS": "NaN"}, nil, `BAN_SECONDS: "NaN" is not a number of seconds or a duration`},
+		{"NaN poll", nil, map[string]string{"prometheus-poll-interval": "NaN"}, `--prometheus-poll-interval: "NaN" is not a number of seconds or a duration`},
+		{"Inf seconds", map[string]string{"TICK_INTERVAL": "-Inf"}, nil, `TICK_INTERVAL: "-Inf" is not a number of seconds or a duration`},
+		{"no unit suggested that does not parse", map[string]string{"SHUTDOWN_TIMEOUT": "1e9"}, nil, `SHUTDOWN_TIMEOUT: "1e9" is not a duration (e.g. 250ms, 30s, 5m)`},
+		{"NaN duration", map[string]string{"JOB_LEASE": "NaN"}, nil, `JOB_LEASE: "NaN" is not a duration (e.g. 250ms, 30s, 5m)`},
+		{"unit suggested when it parses", map[string]string{"PENALTY_DECAY": "2.5"}, nil, `PENALTY_DECAY: "2.5" needs a unit, e.g. 2.5s`},
+		// Review lifecycle #10: slog's offsets are not levels README
+		// documents (error+100 silenced every line), nor are t, yes or on
+		// booleans.
+		{"level offset", map[string]string{"LOG_LEVEL": "info+2"}, nil, `LOG_LEVEL: "info+2" must be debug, info, warn or error`},
+		{"level offset past error", map[string]string{"LOG_LEVEL": "error+100"}, nil, `LOG_LEVEL: "error+100" must be debug, info, warn or error`},
+		{"level negative offset", nil, map[string]string{"log-level": "DEBUG-4"}, `LOG_LEVEL: "DEBUG-4" must be debug, info, warn or error`},
+		{"bool t", map[string]string{"RATE_LIMIT_ENABLED": "t"}, nil, `RATE_LIMIT_ENABLED: "t" is not true or false`},
+		{"bool yes", map[string]string{"RATE_LIMIT_ENABLED": "yes"}, nil, `RATE_LIMIT_ENABLED: "yes" is not true or false`},
+		{"cluster yes", map[string]string{"REDIS_CLUSTER": "yes"}, nil, `REDIS_CLUSTER: "yes" must be auto, true or false`},
+		{"format shown as given", map[string]string{"LOG_FORMAT": "XML"}, nil, `LOG_FORMAT: "XML" must be text or json`},
 		{"same tokens", map[string]string{"REFRAKT_DEVELOPER_TOKEN": "abcabcabcabcabcabc", "REFRAKT_OPERATOR_TOKEN": "abcabcabcabcabcabc"}, nil, "must differ"},
 	}
 	for _, tt := range tests {

@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,7 +31,7 @@ func Settings() []Setting {
 		str("REFRAKT_ADDR", "addr", "HTTP listen address (port 0 picks a free one)", d.Addr, func(c *Config) *string { return &c.Addr }),
 		str("QUEUE_URL", "redis", "Redis URL (redis://host:port/db); empty = embedded memory backend", d.RedisURL, func(c *Config) *string { return &c.RedisURL }),
 		str("REFRAKT_PREFIX", "prefix", "prefix of every Redis key", d.Prefix, func(c *Config) *string { return &c.Prefix }),
-		str("REDIS_CLUSTER", "redis-cluster", "auto (detect cluster_enabled:1), true or false", d.RedisCluster, func(c *Config) *string { return &c.RedisCluster }),
+		word("REDIS_CLUSTER", "redis-cluster", "auto (detect cluster_enabled:1), true or false", d.RedisCluster, []string{"auto", "true", "false"}, boolWords, func(c *Config) *string { return &c.RedisCluster }),
 		{Env: "TRUSTED_PROXIES", Flag: "trusted-proxies", Usage: "comma-separated CIDRs whose identity headers are trusted (none: no peer)", Default: "127.0.0.0/8,::1/128",
 			set: func(c *Config, v string) error { p, err := parsePrefixes(v); c.TrustedProxies = p; return err }},
 		integer("REFRAKT_MAX_IN_FLIGHT", "max-in-flight", "concurrent requests served at once; beyond it 503 (health checks excepted; requests with a valid developer, operator or metrics token have their own reserve, a sixteenth, at least 16)", d.MaxInFlight, func(c *Config) *int { return &c.MaxInFlight }),
@@ -49,7 +51,7 @@ func Settings() []Setting {
 		duration("PENALTY_DECAY", "penalty-decay", "one strike decays per this long without a 429", d.PenaltyDecay, func(c *Config) *time.Duration { return &c.PenaltyDecay }),
 		integer("BAN_AFTER_STRIKES", "ban-after-strikes", "strikes that ban a key", d.BanAfterStrikes, func(c *Config) *int { return &c.BanAfterStrikes }),
 		seconds("BAN_SECONDS", "ban-seconds", "first ban's length (doubles per repeat within an hour, at most 1h)", d.BanDuration, func(c *Config) *time.Duration { return &c.BanDuration }),
-		str("RATE_LIMIT_ON_BACKEND_ERROR", "rate-limit-on-backend-error", "local, allow or deny when Redis fails", d.OnBackendError, func(c *Config) *string { return &c.OnBackendError }),
+		word("RATE_LIMIT_ON_BACKEND_ERROR", "rate-limit-on-backend-error", "local, allow or deny when Redis fails", d.OnBackendError, []string{"local", "allow", "deny"}, nil, func(c *Config) *string { return &c.OnBackendError }),
 		duration("RATE_LIMIT_BACKEND_TIMEOUT", "rate-limit-backend-timeout", "timeout of each limiter call to Redis", d.BackendTimeout, func(c *Config) *time.Duration { return &c.BackendTimeout }),
 
 		integer("QUEUE_MAX_PENDING", "queue-max-pending", "refuse /run above this many pending jobs (0 = off)", d.QueueMaxPending, func(c *Config) *int { return &c.QueueMaxPending }),
@@ -63,8 +65,8 @@ func Settings() []Setting {
 
 		str("REFRAKT_DEVELOPER_TOKEN", "developer-token", "developer bearer token (generated into the state dir when empty)", "", func(c *Config) *string { return &c.DeveloperToken }),
 		str("REFRAKT_OPERATOR_TOKEN", "operator-token", "operator bearer token (empty = no operator role)", "", func(c *Config) *string { return &c.OperatorToken }),
-		str("LOG_FORMAT", "log-format", "text or json", d.LogFormat, func(c *Config) *string { return &c.LogFormat }),
-		str("LOG_LEVEL", "log-level", "debug, info, warn or error", d.LogLevel, func(c *Config) *string { return &c.LogLevel }),
+		word("LOG_FORMAT", "log-format", "text or json", d.LogFormat, []string{"text", "json"}, nil, func(c *Config) *string { return &c.LogFormat }),
+		word("LOG_LEVEL", "log-level", "debug, info, warn or error", d.LogLevel, logLevels, nil, func(c *Config) *string { return &c.LogLevel }),
 	}
 }
 
@@ -94,6 +96,44 @@ func str(env, flag, usage, def string, field func(*Config) *string) Setting {
 		set: func(c *Config, v string) error { *field(c) = v; return nil }}
 }
 
+// word is a setting that takes one of words, in any case, and stores it in
+// lower case (or the word an alias stands for). Another value is stored as
+// given, for Validate to refuse with the accepted words.
+func word(env, flag, usage, def string, words []string, aliases map[string]string, field func(*Config) *string) Setting {
+	return Setting{Env: env, Flag: flag, Usage: usage, Default: def,
+		set: func(c *Config, v string) error {
+			w := strings.ToLower(v)
+			if a, ok := aliases[w]; ok {
+				w = a
+			}
+			if slices.Contains(words, w) {
+				v = w
+			}
+			*field(c) = v
+			return nil
+		}}
+}
+
+// boolWords are the words a boolean setting takes besides true and false
+// (in any case), and what they stand for.
+var boolWords = map[string]string{"1": "true", "0": "false"}
+
+// parseBool takes true or false in any case, or 1 or 0: not strconv's t, f
+// nor other spellings, so that what is accepted is what README says.
+func parseBool(v string) (bool, bool) {
+	w := strings.ToLower(v)
+	if a, ok := boolWords[w]; ok {
+		w = a
+	}
+	switch w {
+	case "true":
+		return true, true
+	case "false":
+		return false, true
+	}
+	return false, false
+}
+
 func integer(env, flag, usage string, def int, field func(*Config) *int) Setting {
 	return Setting{Env: env, Flag: flag, Usage: usage, Default: strconv.Itoa(def), Kind: "int",
 		set: func(c *Config, v string) error {
@@ -121,8 +161,8 @@ func number(env, flag, usage string, def float64, field func(*Config) *float64) 
 func boolean(env, flag, usage string, def bool, field func(*Config) *bool) Setting {
 	return Setting{Env: env, Flag: flag, Usage: usage, Default: strconv.FormatBool(def), Kind: "bool",
 		set: func(c *Config, v string) error {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
+			b, ok := parseBool(v)
+			if !ok {
 				return fmt.Errorf("is not true or false")
 			}
 			*field(c) = b
@@ -137,7 +177,9 @@ func duration(env, flag, usage string, def time.Duration, field func(*Config) *t
 		set: func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil {
-				if _, nerr := strconv.ParseFloat(v, 64); nerr == nil {
+				// A number without a unit is told to add one, where the
+				// number with one is a duration (not 1e9 nor NaN).
+				if _, uerr := time.ParseDuration(v + "s"); uerr == nil {
 					return fmt.Errorf("needs a unit, e.g. %ss", v)
 				}
 				return fmt.Errorf("is not a duration (e.g. 250ms, 30s, 5m)")
@@ -153,6 +195,11 @@ func seconds(env, flag, usage string, def time.Duration, field func(*Config) *ti
 	return Setting{Env: env, Flag: flag, Usage: usage, Default: def.String(), Kind: "duration",
 		set: func(c *Config, v string) error {
 			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				// NaN passes every comparison and became the least
+				// Duration; an infinity is no number of seconds either.
+				if math.IsNaN(f) || math.IsInf(f, 0) {
+					return fmt.Errorf("is not a number of seconds or a duration (e.g. 30, 30s, 5m)")
+				}
 				if f < 0 || f > 1e9 {
 					return fmt.Errorf("is out of range")
 				}

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -124,6 +125,18 @@ func AuthProblem(err error) string {
 	return ""
 }
 
+// NoSuchDatabase is the error to show when err is Redis refusing to SELECT
+// the URL's database number, or nil: a mistake in the URL, which no retry
+// mends, not a server that cannot be reached. The daemon (QUEUE_URL) and the
+// CLI (--redis) say it in these words.
+func NoSuchDatabase(err error) error {
+	var re redis.Error
+	if !errors.As(err, &re) || !strings.Contains(re.Error(), "DB index is out of range") {
+		return nil
+	}
+	return fmt.Errorf("this server has no such database (%v); pick a number below its \"databases\" setting, 0-15 by default", err)
+}
+
 // clusterReload is how often the cluster client reloads its map of slots.
 const clusterReload = time.Second
 
@@ -174,8 +187,9 @@ func firstSeed(url string) string {
 }
 
 // connectBackend connects the configured backend, retrying with backoff
-// (100ms doubling to 5s) until it answers or ctx ends; each failure is
-// logged once per attempt, so a long outage costs a line every 5s.
+// (100ms doubling to 5s) until it answers or ctx ends; failures are logged
+// once per backendLogEvery of each kind (not reachable, or refused), with
+// how many lines were left out since the previous one.
 func connectBackend(ctx context.Context, cfg config.Config, log *slog.Logger, onAttempt func(error)) (*Backend, error) {
 	if cfg.RedisURL == "" {
 		return &Backend{Kind: BackendMemory, Prefix: cfg.Prefix}, nil
@@ -185,6 +199,7 @@ func connectBackend(ctx context.Context, cfg config.Config, log *slog.Logger, on
 	}
 	delay := 100 * time.Millisecond
 	refused := map[string]*core.LogThrottle{} // by problem
+	unreachable := &core.LogThrottle{Logger: log, Msg: "backend not reachable; retrying", Every: backendLogEvery}
 	for {
 		attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
 		client, kind, note, err := openRedis(attempt, cfg.RedisURL, cfg.RedisCluster)
@@ -200,6 +215,12 @@ func connectBackend(ctx context.Context, cfg config.Config, log *slog.Logger, on
 			onAttempt(err)
 		}
 		addr, cause := config.RedactURL(cfg.RedisURL), config.RedactIn(err.Error(), cfg.RedisURL)
+		if bad := NoSuchDatabase(err); bad != nil {
+			return nil, &config.Error{Msg: "QUEUE_URL: " + addr + ": " + config.RedactIn(bad.Error(), cfg.RedisURL)}
+		}
+		if ctx.Err() != nil { // the attempt was cut short by the stop, not by Redis
+			return nil, errors.Join(ctx.Err(), err)
+		}
 		if problem := AuthProblem(err); problem != "" {
 			// Redis answered, and refused: retried all the same (the user
 			// or its password may be fixed on the server's side), but said
@@ -209,7 +230,7 @@ func connectBackend(ctx context.Context, cfg config.Config, log *slog.Logger, on
 			}
 			refused[problem].Log(ctx, slog.LevelError, slog.String("backend", "redis"), slog.String("addr", addr), slog.String("err", cause), slog.Duration("retry_in", delay))
 		} else {
-			log.Warn("backend not reachable; retrying", "backend", "redis", "addr", addr, "err", cause, "retry_in", delay)
+			unreachable.Warn(ctx, slog.String("backend", "redis"), slog.String("addr", addr), slog.String("err", cause), slog.Duration("retry_in", delay))
 		}
 		select {
 		case <-ctx.Done():

@@ -26,6 +26,9 @@ type RunOptions struct {
 	// Forced, when closed during the stop, ends it at once: running jobs
 	// are handed back rather than awaited (a second SIGTERM).
 	Forced <-chan struct{}
+	// Environ lists the environment ("NAME=value"), for the warning about
+	// REFRAKT_* variables nothing reads; nil: no warning.
+	Environ func() []string
 }
 
 // Run is the daemon's whole life: bind the listener first (so a bind error
@@ -59,9 +62,10 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+		return listenError(cfg.Addr, err)
 	}
 	addr := ln.Addr().String()
+	warnUnknownEnv(log, opt.Environ)
 	log.Info("listening", "addr", addr, "config", cfg)
 	if opt.OnListen != nil {
 		opt.OnListen(addr)

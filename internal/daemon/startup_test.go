@@ -1,0 +1,138 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/daemontest"
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+// serveToExit runs the real binary's `serve --addr 127.0.0.1:0 args…` with
+// env added to a minimal environment, for a start-up that must end by
+// itself: it returns the exit code and stderr, and fails the test (after
+// killing the daemon by its pid) when it still runs after within.
+func serveToExit(t *testing.T, within time.Duration, env []string, args ...string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, daemontest.Binary(t), append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	dir := t.TempDir()
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "XDG_STATE_HOME=" + dir,
+		"REFRAKT_DEVELOPER_TOKEN=dev-token-for-tests-0123456789", "LOG_FORMAT=text"}, env...)
+	cmd.SysProcAttr = redistest.ProcAttr()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("serve %v still ran after %s (killed); stderr:\n%s", args, within, stderr.String())
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), stderr.String()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, stderr.String()
+}
+
+// lastLine is the last non-empty line of s.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// TestServeRefusesADatabaseTheServerLacks (review lifecycle #3): a QUEUE_URL
+// naming a database index the server lacks is a bad setting, exit 2 at
+// start-up with the CLI's words; it was retried for ever, logged as "backend
+// not reachable".
+func TestServeRefusesADatabaseTheServerLacks(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	for _, cluster := range []string{"auto", "false"} {
+		t.Run("REDIS_CLUSTER="+cluster, func(t *testing.T) {
+			code, stderr := serveToExit(t, 10*time.Second, []string{"REDIS_CLUSTER=" + cluster}, "--redis", r.URL()+"/99")
+			last := lastLine(stderr)
+			if code != 2 || !strings.HasPrefix(last, "refrakt: QUEUE_URL") || !strings.Contains(last, `this server has no such database`) ||
+				!strings.Contains(last, `pick a number below its "databases" setting, 0-15 by default`) || strings.Contains(stderr, "not reachable") {
+				t.Errorf("exit %d, stderr:\n%s\nwant exit 2 and a last line naming QUEUE_URL and the missing database, no \"not reachable\"", code, stderr)
+			}
+		})
+	}
+}
+
+// TestNotReachableLoggedOncePerInterval (review lifecycle #11): while Redis
+// cannot be reached the daemon retries, and says so once per 10 s with
+// left_out, as README promises of backend trouble; it logged every attempt
+// (a failed dial takes about 2 s here, so 3 or more in 6 s; then one each
+// 5 s for ever).
+func TestNotReachableLoggedOncePerInterval(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	d := daemontest.Start(t, []string{"QUEUE_URL=redis://" + dead + "/0"})
+	time.Sleep(6 * time.Second)
+	d.Signal(syscall.SIGTERM)
+	if code := d.Wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM\n%s", code, d.Log())
+	}
+	out := d.Log()
+	lines := grep(out, `msg="backend not reachable; retrying"`)
+	if n := strings.Count(out, `msg="backend not reachable; retrying"`); n != 1 || !strings.Contains(lines, "level=WARN") || !strings.Contains(lines, "left_out=0") {
+		t.Errorf("%d lines \"backend not reachable; retrying\" in 6 s, want 1 warning with left_out; log:\n%s", n, out)
+	}
+}
+
+// TestUnknownEnvWarned (review lifecycle #13): a REFRAKT_* variable nothing
+// reads is warned about once at start-up, by name with the setting it
+// likely stands for, never with its value; known ones are not. They were
+// ignored without a word (REFRAKT_WORKERS=9 ran 4 workers).
+func TestUnknownEnvWarned(t *testing.T) {
+	t.Parallel()
+	d := daemontest.Start(t, []string{"REFRAKT_WORKERS=9", "REFRAKT_LOG_LEVEL=debug", "REFRAKT_DEVELOPER_TOKN=Sekr3tValue99",
+		"REFRAKT_SERVER=http://127.0.0.1:1", "REFRAKT_PREFIX=x:"})
+	out := d.Log()
+	for _, want := range []string{
+		`level=WARN msg="unknown environment variable, ignored" name=REFRAKT_DEVELOPER_TOKN did_you_mean=REFRAKT_DEVELOPER_TOKEN`,
+		`level=WARN msg="unknown environment variable, ignored" name=REFRAKT_LOG_LEVEL did_you_mean=LOG_LEVEL`,
+		`level=WARN msg="unknown environment variable, ignored" name=REFRAKT_WORKERS did_you_mean=WORKER_CONCURRENCY`,
+	} {
+		if n := strings.Count(out, want); n != 1 {
+			t.Errorf("%d lines %s, want 1", n, want)
+		}
+	}
+	if n := strings.Count(out, "unknown environment variable"); n != 3 || strings.Contains(out, "Sekr3tValue99") {
+		t.Errorf("%d warnings, want 3 and no value; log:\n%s", n, out)
+	}
+}
+
+// TestListenErrorSaidOnce (review lifecycle #14): a listener that cannot
+// bind is one line naming the address once; it read "listen on X: listen
+// tcp X: bind: address already in use".
+func TestListenErrorSaidOnce(t *testing.T) {
+	t.Parallel()
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	addr := held.Addr().String()
+	code, stderr := serveToExit(t, 10*time.Second, nil, "--addr", addr)
+	want := "refrakt: listen on " + addr + ": bind: address already in use"
+	if code != 1 || strings.TrimSpace(stderr) != want {
+		t.Errorf("exit %d, stderr %q; want exit 1 and the one line %q", code, stderr, want)
+	}
+}
