@@ -134,38 +134,29 @@ func ensureTokenFile(path string) (token string, created bool, err error) {
 	if err := ownedPrivately(os.Stat, dir, 0o022); err != nil {
 		return "", false, fmt.Errorf("token directory %s: %w; set REFRAKT_DEVELOPER_TOKEN or use a directory of your own", dir, err)
 	}
-	if st, err := os.Lstat(path); err == nil {
-		if !st.Mode().IsRegular() {
-			return "", false, fmt.Errorf("token file %s is not a regular file; set REFRAKT_DEVELOPER_TOKEN or remove it", path)
-		}
-		if err := ownedPrivately(os.Lstat, path, 0); err != nil {
-			return "", false, fmt.Errorf("token file %s: %w; set REFRAKT_DEVELOPER_TOKEN or remove it", path, err)
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return "", false, fmt.Errorf("read token file %s: %w", path, err)
-		}
-		if tok := strings.TrimSpace(string(b)); len(tok) >= 16 && st.Mode().Perm()&0o077 == 0 {
-			return tok, false, nil
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return "", false, fmt.Errorf("read token file %s: %w", path, err)
+	tok, found, err := readTokenFile(path)
+	switch {
+	case err != nil:
+		return "", false, err
+	case tok != "":
+		return tok, false, nil
 	}
 	buf := make([]byte, 32)
 	if _, err := rand.Read(buf); err != nil {
 		return "", false, err
 	}
 	token = base64.RawURLEncoding.EncodeToString(buf)
-	// A new file of its own, never one found there (the directory is
-	// private, so only this user can have left a stale one).
-	tmp := path + ".tmp"
-	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", false, fmt.Errorf("write token file: %w", err)
-	}
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	// A new file of its own (CreateTemp: a unique name, mode 0600), never one
+	// found there, put in place whole. Where there was none, by a link, which
+	// fails if another daemon starting at the same time put its own there
+	// first: then that one is the token (two daemons on one state directory
+	// serve the one token the file holds).
+	f, err := os.CreateTemp(dir, ".token-*.tmp")
 	if err != nil {
 		return "", false, fmt.Errorf("write token file: %w", err)
 	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
 	_, werr := f.WriteString(token + "\n")
 	if cerr := f.Close(); werr == nil {
 		werr = cerr
@@ -173,10 +164,49 @@ func ensureTokenFile(path string) (token string, created bool, err error) {
 	if werr != nil {
 		return "", false, fmt.Errorf("write token file: %w", werr)
 	}
+	if !found {
+		err := os.Link(tmp, path)
+		if err == nil {
+			return token, true, nil
+		}
+		if errors.Is(err, fs.ErrExist) {
+			if tok, _, rerr := readTokenFile(path); rerr != nil || tok != "" {
+				return tok, false, rerr
+			}
+		}
+		// No hard links here, or the other's file is unusable: replaced.
+	}
 	if err := os.Rename(tmp, path); err != nil {
 		return "", false, fmt.Errorf("write token file: %w", err)
 	}
 	return token, true, nil
+}
+
+// readTokenFile reads the token kept at path: "" when there is none to use
+// (found says whether a file is there: empty, too short, or readable by
+// others, and then to be replaced), an error when path must not be used.
+func readTokenFile(path string) (token string, found bool, err error) {
+	st, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read token file %s: %w", path, err)
+	}
+	if !st.Mode().IsRegular() {
+		return "", true, fmt.Errorf("token file %s is not a regular file; set REFRAKT_DEVELOPER_TOKEN or remove it", path)
+	}
+	if err := ownedPrivately(os.Lstat, path, 0); err != nil {
+		return "", true, fmt.Errorf("token file %s: %w; set REFRAKT_DEVELOPER_TOKEN or remove it", path, err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", true, fmt.Errorf("read token file %s: %w", path, err)
+	}
+	if tok := strings.TrimSpace(string(b)); len(tok) >= 16 && st.Mode().Perm()&0o077 == 0 {
+		return tok, true, nil
+	}
+	return "", true, nil
 }
 
 // ownedPrivately checks that path, as stat sees it, belongs to this
