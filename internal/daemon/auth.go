@@ -127,7 +127,7 @@ func TokenPath(getenv func(string) string) (string, error) {
 func ensureTokenFile(path string) (token string, created bool, err error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", false, fmt.Errorf("create token directory: %w", err)
+		return "", false, fmt.Errorf("create token directory: %w; set REFRAKT_DEVELOPER_TOKEN, or XDG_STATE_HOME to a directory of your own", err)
 	}
 	// The directory as reached (a link to a private directory is fine: only
 	// who can write the link's own directory could change it).

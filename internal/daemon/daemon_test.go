@@ -167,6 +167,20 @@ func TestTokenFileMadeByTwoAtOnce(t *testing.T) {
 	}
 }
 
+// TestTokenDirectoryUnusableHints: a state directory that cannot be made
+// (a HOME not writable, as for service users) says how to do without it;
+// the no-HOME case did, this one did not.
+func TestTokenDirectoryUnusableHints(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "home")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := ensureTokenFile(filepath.Join(file, ".local", "state", "refrakt", "token"))
+	if err == nil || !strings.Contains(err.Error(), "set REFRAKT_DEVELOPER_TOKEN, or XDG_STATE_HOME") {
+		t.Fatalf("err %v, want the hint", err)
+	}
+}
+
 func TestTokenFile(t *testing.T) {
 	dir := t.TempDir()
 	path, err := TokenPath(func(k string) string { return map[string]string{"XDG_STATE_HOME": dir}[k] })
