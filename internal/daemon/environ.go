@@ -24,3 +24,28 @@ func warnUnknownEnv(log *slog.Logger, environ func() []string) {
 		}
 	}
 }
+
+// minTokenLen is the length below which a token set by hand is warned about
+// (a generated one has 43 characters; the token file needs 16).
+const minTokenLen = 16
+
+// warnRiskySettings warns about settings that start but weaken the daemon:
+// a trusted proxy range that trusts every address (any client may then set
+// its identity and tier headers), and a token short enough to guess. It
+// names the setting, never a token.
+func warnRiskySettings(log *slog.Logger, cfg config.Config) {
+	for _, p := range cfg.TrustedProxies {
+		if p.Bits() == 0 {
+			log.Warn("TRUSTED_PROXIES trusts every address: any client can set the identity and tier headers", "range", p.String())
+		}
+	}
+	for _, t := range []struct{ name, value string }{
+		{"REFRAKT_DEVELOPER_TOKEN", cfg.DeveloperToken},
+		{"REFRAKT_OPERATOR_TOKEN", cfg.OperatorToken},
+		{"PROMETHEUS_BEARER_TOKEN", cfg.PrometheusBearerToken},
+	} {
+		if t.value != "" && len(t.value) < minTokenLen {
+			log.Warn("a token shorter than 16 characters is easy to guess", "setting", t.name, "length", len(t.value))
+		}
+	}
+}

@@ -66,6 +66,7 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 	}
 	addr := ln.Addr().String()
 	warnUnknownEnv(log, opt.Environ)
+	warnRiskySettings(log, cfg)
 	log.Info("listening", "addr", addr, "config", cfg)
 	if opt.OnListen != nil {
 		opt.OnListen(addr)

@@ -136,3 +136,23 @@ func TestListenErrorSaidOnce(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want exit 1 and the one line %q", code, stderr, want)
 	}
 }
+
+// TestRiskySettingsWarned (review lifecycle #12): a trusted proxy range of
+// every address and a token short enough to guess start, with a warning
+// naming the setting (never the token); they started without a word.
+func TestRiskySettingsWarned(t *testing.T) {
+	t.Parallel()
+	d := daemontest.Start(t, []string{"TRUSTED_PROXIES=0.0.0.0/0", "REFRAKT_OPERATOR_TOKEN=op-Sekr3t"})
+	out := d.Log()
+	for _, want := range []string{
+		`level=WARN msg="TRUSTED_PROXIES trusts every address: any client can set the identity and tier headers" range=0.0.0.0/0`,
+		`level=WARN msg="a token shorter than 16 characters is easy to guess" setting=REFRAKT_OPERATOR_TOKEN length=9`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no line %s; log:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "op-Sekr3t") || strings.Contains(out, "setting=REFRAKT_DEVELOPER_TOKEN") {
+		t.Errorf("a token's value, or the long developer token, in the log:\n%s", out)
+	}
+}
