@@ -141,7 +141,8 @@ func (l *Limiter) Degraded() bool { return l.backend.down.Load() }
 // decisions may be in flight whose answers the store gave before the
 // change: such an answer must not be cached after the drop, or it would
 // outlive the ban it no longer is (up to the ban's end). gen counts the
-// drops; a decision reads it before asking the store, and add caches its
+// drops; a decision reads it before it reads the overrides and asks the
+// store, and add caches its
 // ban only if no drop came in between.
 type banCache struct {
 	n   atomic.Int32

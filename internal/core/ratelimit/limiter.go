@@ -185,6 +185,13 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 	// this is every request's path). A panic in between only loses it.
 	s := l.scratch.Get().(*scratch)
 
+	// The ban cache's generation before the overrides are read: a change
+	// of them drops the cached bans after storing the new set, so a ban
+	// decided under the old set is not cached after the drop (add).
+	var gen uint64
+	if l.local != nil {
+		gen = l.bans.generation()
+	}
 	set := l.overrides.Load()
 	n := 0
 	for j, sc := range e.Scopes {
@@ -212,7 +219,6 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 	}
 	bs, rs := s.bs[:n], s.rs[:n]
 
-	var gen uint64 // the ban cache's generation when the store was asked
 	if l.local != nil {
 		if i, ban, now := l.bans.banned(bs, l.clock); i >= 0 {
 			rs[i] = Result{Banned: true, BannedUntil: ban.until, Capacity: ban.capacity, ResetAfter: max(ban.full-now, 0), RetryAfter: max(ban.retry-now, 1)}
@@ -220,7 +226,6 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 			l.scratch.Put(s)
 			return d, nil
 		}
-		gen = l.bans.generation()
 		if err := l.takeRemote(ctx, bs, rs); err != nil {
 			d = Decision{Allowed: false, Limit: e.Name, Scope: s.scopes[0], Identity: s.ids[0], RetryAfter: time.Second}
 			l.scratch.Put(s)

@@ -225,6 +225,10 @@ func (l *Limiter) refreshOverrides(ctx context.Context, force bool) error {
 	}
 	sortOverrides(kept)
 	l.overrides.Store(newOverrideSet(kept))
+	// A cached ban may have been decided under the set just replaced (a
+	// change whose message was lost, or decided between the message's drop
+	// and this load): learned again from the store.
+	l.bans.clear()
 	r.loaded, r.version, r.at = true, version, now
 	return nil
 }
