@@ -6,15 +6,12 @@ import (
 	"context"
 	"os"
 	"os/signal"
-	"syscall"
 
 	"github.com/refrakt/refrakt/internal/cli"
 )
 
 func main() {
-	// SIGHUP too: a terminal or an ssh session closing ends a command, and
-	// stops a daemon gracefully, as SIGTERM does.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stop := signal.NotifyContext(context.Background(), cli.StopSignals()...)
 	code := cli.Run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

@@ -102,13 +102,26 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	return daemon.Run(ctx, cfg, daemon.RunOptions{Logger: log, Getenv: opts.Getenv, Environ: os.Environ, Forced: secondSignal(done)})
 }
 
+// StopSignals are the signals that end a command (main's context) and stop
+// a daemon gracefully: SIGINT, SIGTERM, and SIGHUP (a terminal or an ssh
+// session closing) unless the process started with it ignored (`nohup
+// refrakt serve &`, a supervisor): watching a signal undoes its being
+// ignored, and such a daemon must outlive its terminal.
+func StopSignals() []os.Signal {
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	return sigs
+}
+
 // secondSignal returns a channel closed when a second stop signal comes
-// (SIGINT, SIGTERM or SIGHUP: the first ended the command's context), until
-// done is closed.
+// (one of StopSignals: the first ended the command's context), until done
+// is closed.
 func secondSignal(done <-chan struct{}) <-chan struct{} {
 	forced := make(chan struct{})
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(sigs, StopSignals()...)
 	go func() {
 		defer signal.Stop(sigs)
 		for n := 0; ; {

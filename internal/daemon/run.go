@@ -119,7 +119,9 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 		if backend != nil {
 			_ = backend.Close()
 		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		// The deadline, or a second signal's forced stop, ended the drain:
+		// still a stop.
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
 			return err
 		}
 		log.Info("stopped")

@@ -191,3 +191,76 @@ func TestLogReaderGoneIsNotFatal(t *testing.T) {
 		t.Fatal("did not stop within 15 s")
 	}
 }
+
+// TestForcedStopWhileHTTPDrains (a code review's test): a second SIGTERM
+// while a request still holds HTTP's drain ends the stop with exit 0 and
+// "stopped"; the drain's context.Canceled was taken for an error (exit 1).
+func TestForcedStopWhileHTTPDrains(t *testing.T) {
+	t.Parallel()
+	d := daemontest.Start(t, []string{"SHUTDOWN_TIMEOUT=60s"})
+	d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
+	holdDrain(t, d)
+	time.Sleep(100 * time.Millisecond) // the held request is read
+	d.Signal(syscall.SIGTERM)
+	time.Sleep(300 * time.Millisecond)
+	d.Signal(syscall.SIGTERM)
+	code := d.Wait(15 * time.Second)
+	if code != 0 {
+		t.Errorf("exit %d after a forced stop, want 0\n%s", code, d.Log())
+	}
+	if !strings.Contains(d.Log(), "msg=stopped") {
+		t.Errorf("no \"stopped\" line after a forced stop:\n%s", d.Log())
+	}
+}
+
+// TestNohupDaemonSurvivesHangup (a code review's test): a daemon started
+// with SIGHUP ignored (`nohup refrakt serve &`, a supervisor that ignores
+// it) keeps ignoring it; watching SIGHUP had undone that.
+func TestNohupDaemonSurvivesHangup(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cmd := exec.Command("sh", "-c", `trap '' HUP; exec "$@"`, "sh", daemontest.Binary(t), "serve", "--addr", "127.0.0.1:0")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "XDG_STATE_HOME=" + dir,
+		"REFRAKT_DEVELOPER_TOKEN=dev-token-for-tests-0123456789", "LOG_FORMAT=text"}
+	cmd.SysProcAttr = redistest.ProcAttr()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	var log strings.Builder
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sent := false
+		for sc.Scan() {
+			log.WriteString(sc.Text() + "\n")
+			if !sent && strings.Contains(sc.Text(), "msg=ready") {
+				close(ready)
+				sent = true
+			}
+		}
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	select {
+	case <-ready:
+	case <-exited:
+		t.Fatal("exited before ready")
+	case <-time.After(15 * time.Second):
+		t.Fatal("not ready within 15 s")
+	}
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	select {
+	case <-exited:
+		t.Errorf("a daemon started with SIGHUP ignored (nohup) stopped on SIGHUP:\n%s", log.String())
+	case <-time.After(2 * time.Second):
+	}
+}
