@@ -149,7 +149,7 @@ func (s *Server) handleAssistant() http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
 		defer context.AfterFunc(s.draining, cancel)()
-		done, err := s.jobs.svc.Wait(ctx, j.ID)
+		done, err := s.waitOrRun(ctx, j.ID)
 		// What the job was doing when the wait ended: it goes on.
 		status := queue.StatusPending
 		if done != nil {
@@ -179,6 +179,35 @@ func (s *Server) handleAssistant() http.Handler {
 			writeJSON(w, http.StatusOK, done)
 		}
 	})
+}
+
+// waitOrRun waits for job id to finish, as a request waiting for its job
+// does. Once the daemon stops taking jobs (a stop), a job of the request
+// that no worker has taken yet (pending) is run here, in the request, as
+// `run ID` runs one: the request is served as HTTP drains, and no other job
+// starts on this daemon. In manual mode (no workers) the job waits for
+// whoever runs jobs, as before the stop.
+func (s *Server) waitOrRun(ctx context.Context, id string) (*queue.Job, error) {
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	if s.cfg.WorkerConcurrency != queue.ManualMode {
+		defer context.AfterFunc(s.noNewJobs, stop)()
+	}
+	done, err := s.jobs.svc.Wait(wctx, id)
+	if err == nil || ctx.Err() != nil {
+		return done, err
+	}
+	if done != nil && done.Status == queue.StatusPending {
+		rctx, end := s.runContext(ctx)
+		_, rerr := s.jobs.svc.RunID(rctx, id)
+		end()
+		if rerr != nil && core.ErrorCode(rerr) != core.CodeConflict {
+			return done, rerr
+		}
+		// Run here, or taken elsewhere meanwhile (a conflict): its result
+		// as any waiter reads it (a failure with retries left waits on).
+	}
+	return s.jobs.svc.Wait(ctx, id)
 }
 
 // writeJobError answers a queue error; an admission refusal or a backend

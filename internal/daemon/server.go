@@ -60,6 +60,9 @@ type Server struct {
 	// for jobs (POST /assistant) before HTTP's drain runs out (Drain).
 	draining context.Context
 	drained  context.CancelFunc
+	// noNewJobs ends when the workers stop taking jobs (StopTakingJobs).
+	noNewJobs   context.Context
+	stopNewJobs context.CancelFunc
 
 	mux        *http.ServeMux
 	handler    http.Handler
@@ -102,6 +105,7 @@ func NewServer(d Deps) (*Server, error) {
 	}
 	s.started = s.clock.Now()
 	s.draining, s.drained = context.WithCancel(context.Background())
+	s.noNewJobs, s.stopNewJobs = context.WithCancel(context.Background())
 	if err := s.build(); err != nil {
 		return nil, err
 	}
@@ -149,8 +153,9 @@ func (s *Server) Start(ctx context.Context) error {
 func (s *Server) Drain(d time.Duration) { time.AfterFunc(max(d, 0), s.drained) }
 
 // StopTakingJobs stops the workers from taking jobs; the running ones go on
-// until Stop.
+// until Stop, and so do those a waiting request needs (waitOrRun).
 func (s *Server) StopTakingJobs() {
+	s.stopNewJobs()
 	if s.jobs != nil {
 		s.jobs.pool.StopFetching()
 	}

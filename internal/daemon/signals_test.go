@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -263,4 +264,55 @@ func TestNohupDaemonSurvivesHangup(t *testing.T) {
 		t.Errorf("a daemon started with SIGHUP ignored (nohup) stopped on SIGHUP:\n%s", log.String())
 	case <-time.After(2 * time.Second):
 	}
+}
+
+// TestAssistantInFlightAtStopIsServed (a code review's test): a POST
+// /assistant in flight at the stop signal is served, although the workers
+// take no new job: its job runs (prefetched, or run by the request itself).
+// Once the workers stopped taking jobs at the signal, it waited out 9/10 of
+// SHUTDOWN_TIMEOUT and got 503 (on the memory backend, its job lost).
+func TestAssistantInFlightAtStopIsServed(t *testing.T) {
+	t.Parallel()
+	d := daemontest.Start(t, []string{"WORKER_CONCURRENCY=1", "SHUTDOWN_TIMEOUT=10s"})
+	d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
+	busy := devEnqueue(t, d, `{"type":"sleep","payload":{"ms":1000}}`)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		resp, err := http.Get(d.URL + "/run/" + busy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var j struct{ Status string }
+		_ = json.NewDecoder(resp.Body).Decode(&j)
+		resp.Body.Close()
+		if j.Status == "running" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the busy job never ran")
+		}
+	}
+	type answer struct {
+		code int
+		body string
+		took time.Duration
+	}
+	got := make(chan answer, 1)
+	go func() {
+		start := time.Now()
+		resp, err := http.Post(d.URL+"/assistant", "application/json", strings.NewReader(`{"type":"ping"}`))
+		if err != nil {
+			got <- answer{code: -1, body: err.Error(), took: time.Since(start)}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- answer{resp.StatusCode, string(b), time.Since(start)}
+	}()
+	time.Sleep(200 * time.Millisecond) // the assistant request waits behind the busy job
+	d.Signal(syscall.SIGTERM)
+	a := <-got
+	if a.code != http.StatusOK {
+		t.Errorf("POST /assistant in flight at SIGTERM: %d after %s: %s; want 200 (the job runs once the worker is free, ~1 s)", a.code, a.took.Round(time.Millisecond), a.body)
+	}
+	d.Wait(20 * time.Second)
 }

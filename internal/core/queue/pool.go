@@ -213,8 +213,9 @@ func releaseBudget(ctx context.Context) time.Duration {
 }
 
 // StopFetching stops taking jobs: the fetcher ends, and the jobs fetched but
-// not started are handed back as the workers reach them; running jobs go
-// on, and their outcomes are written. Shutdown starts with it; a daemon
+// not started are handed back as the workers reach them, but those a caller
+// of this process waits for (Service.Wait), which run; running jobs go on,
+// and their outcomes are written. Shutdown starts with it; a daemon
 // calls it as soon as it is told to stop, so that no job starts while its
 // HTTP requests drain (a job started then would be cut short at the
 // deadline and run again elsewhere). It returns once the fetcher is done.
@@ -363,7 +364,9 @@ func (p *Pool) work() {
 			p.slots <- struct{}{}
 			continue
 		}
-		if p.fetchCtx.Err() != nil { // StopFetching: start nothing more
+		// After StopFetching nothing more starts, but a job a request of
+		// this process waits for (POST /assistant, served as HTTP drains).
+		if p.fetchCtx.Err() != nil && !p.svc.awaited(h.lease.Job.ID) {
 			p.handBack(h)
 			continue
 		}

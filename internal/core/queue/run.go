@@ -306,6 +306,13 @@ func (s *Service) Wait(ctx context.Context, id string) (*Job, error) {
 	}
 }
 
+// awaited reports whether a caller in this process waits for job id (Wait).
+func (s *Service) awaited(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.waiters[id]) > 0
+}
+
 func (s *Service) dropWaiter(id string, ch chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
