@@ -77,6 +77,9 @@ func openRedis(ctx context.Context, url, cluster string) (redis.UniversalClient,
 		}
 	}
 	if useCluster {
+		if o, err := redis.ParseURL(firstSeed(url)); err == nil && o.DB != 0 {
+			return nil, "", "", errClusterDB
+		}
 		opt, err := redis.ParseClusterURL(url)
 		if err != nil {
 			return nil, "", "", urlError(err, url)
@@ -131,11 +134,19 @@ func AuthProblem(err error) string {
 // CLI (--redis) say it in these words.
 func NoSuchDatabase(err error) error {
 	var re redis.Error
-	if !errors.As(err, &re) || !strings.Contains(re.Error(), "DB index is out of range") {
-		return nil
+	redisErr := errors.As(err, &re)
+	switch {
+	case errors.Is(err, errClusterDB) || redisErr && strings.Contains(re.Error(), "SELECT is not allowed in cluster mode"):
+		return errors.New("a Redis Cluster has database 0 only; drop the database number from the URL")
+	case redisErr && strings.Contains(re.Error(), "DB index is out of range"):
+		return fmt.Errorf("this server has no such database (%v); pick a number below its \"databases\" setting, 0-15 by default", err)
 	}
-	return fmt.Errorf("this server has no such database (%v); pick a number below its \"databases\" setting, 0-15 by default", err)
+	return nil
 }
+
+// errClusterDB is a cluster's URL naming a database other than 0, which the
+// cluster client would ignore.
+var errClusterDB = errors.New("a database number in a Redis Cluster's URL")
 
 // clusterReload is how often the cluster client reloads its map of slots.
 const clusterReload = time.Second

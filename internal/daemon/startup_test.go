@@ -70,6 +70,27 @@ func TestServeRefusesADatabaseTheServerLacks(t *testing.T) {
 	}
 }
 
+// TestServeRefusesADatabaseOfACluster (a code review's test): a Redis
+// Cluster has database 0 only. Detected (auto), the node answered "SELECT is
+// not allowed in cluster mode", retried for ever as not reachable; declared
+// (true), the cluster client ignored the number. Both exit 2 now.
+func TestServeRefusesADatabaseOfACluster(t *testing.T) {
+	t.Parallel()
+	c := redistest.StartCluster(t, 3)
+	c.WaitOK(t)
+	url := "redis://" + c.Seeds()[0] + "/1"
+	for _, cluster := range []string{"auto", "true"} {
+		t.Run("REDIS_CLUSTER="+cluster, func(t *testing.T) {
+			code, stderr := serveToExit(t, 10*time.Second, []string{"REDIS_CLUSTER=" + cluster}, "--redis", url)
+			last := lastLine(stderr)
+			if code != 2 || !strings.HasPrefix(last, "refrakt: QUEUE_URL") || !strings.Contains(last, "a Redis Cluster has database 0 only") ||
+				strings.Contains(stderr, "not reachable") {
+				t.Errorf("exit %d, stderr:\n%s\nwant exit 2 and a last line naming QUEUE_URL and the cluster's database 0, no \"not reachable\"", code, stderr)
+			}
+		})
+	}
+}
+
 // TestNotReachableLoggedOncePerInterval (review lifecycle #11): while Redis
 // cannot be reached the daemon retries, and says so once per 10 s with
 // left_out, as README promises of backend trouble; it logged every attempt
