@@ -17,10 +17,12 @@ while [ $# -gt 0 ]; do
     *) cmds+=("$1"); shift ;;
   esac
 done
-missing() { local c; for c in "${cmds[@]}"; do command -v "$c" >/dev/null 2>&1 || return 0; done; return 1; }
+# missing sets absent to the first command not on PATH, and fails when none is.
+missing() { local c; for c in "${cmds[@]}"; do command -v "$c" >/dev/null 2>&1 || { absent=$c; return 0; }; done; return 1; }
+absent=""
 missing || exit 0
 if [ "$(id -u)" -ne 0 ]; then
-  echo "${cmds[0]} is missing; install it with: sudo apt-get install -y $pkg" >&2
+  echo "$absent is missing; install it with: sudo apt-get install -y $pkg" >&2
   exit 1
 fi
 echo "ensure: installing $pkg with apt-get" >&2
@@ -33,7 +35,7 @@ if [ -n "$service" ] && command -v service >/dev/null 2>&1; then
   service "$service" stop >/dev/null 2>&1 || true
 fi
 if missing; then
-  echo "ensure: $pkg installed, but ${cmds[*]} not all on PATH" >&2
+  echo "ensure: $pkg installed, but $absent is not on PATH" >&2
   exit 1
 fi
 echo "ensure: $pkg installed" >&2

@@ -134,6 +134,23 @@ func ensureTokenFile(path string) (token string, created bool, err error) {
 	if err := ownedPrivately(os.Stat, dir, 0o022); err != nil {
 		return "", false, fmt.Errorf("token directory %s: %w; set REFRAKT_DEVELOPER_TOKEN or use a directory of your own", dir, err)
 	}
+	// One daemon at a time reads, makes or replaces the token file: others
+	// starting at once then read the token it wrote. The lock file is the
+	// directory's (private, checked above) and stays.
+	lock, err := os.OpenFile(filepath.Join(dir, ".token.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return "", false, fmt.Errorf("lock token file: %w", err)
+	}
+	defer lock.Close()
+	if err := lockFile(lock); err != nil {
+		return "", false, fmt.Errorf("lock token file: %w", err)
+	}
+	// Under the lock, a temporary file is a dead daemon's: removed.
+	if left, _ := filepath.Glob(filepath.Join(dir, ".token-*.tmp")); len(left) > 0 {
+		for _, f := range left {
+			_ = os.Remove(f)
+		}
+	}
 	tok, found, err := readTokenFile(path)
 	switch {
 	case err != nil:

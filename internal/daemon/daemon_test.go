@@ -167,6 +167,46 @@ func TestTokenFileMadeByTwoAtOnce(t *testing.T) {
 	}
 }
 
+// TestTokenFileReplacedByTwoAtOnce (a code review's test; 21 of 50 rounds
+// failed before the lock): the race of TestTokenFileMadeByTwoAtOnce when a
+// file is found but unusable (empty, too short,
+// or readable by others: `touch token`, a copy made with the wrong mode, a
+// file cut short by a full disk). Then every daemon renames its own token
+// over it, the last rename won, and the others served a token no file held.
+func TestTokenFileReplacedByTwoAtOnce(t *testing.T) {
+	bad := 0
+	const rounds = 50
+	for range rounds {
+		path := filepath.Join(t.TempDir(), "refrakt", "token")
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte("short\n"), 0o600); err != nil { // unusable: < 16 characters
+			t.Fatal(err)
+		}
+		toks := make([]string, 4)
+		errs := make([]error, len(toks))
+		var wg sync.WaitGroup
+		for i := range toks {
+			wg.Go(func() { toks[i], _, errs[i] = ensureTokenFile(path) })
+		}
+		wg.Wait()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, tok := range toks {
+			if errs[i] != nil || tok != strings.TrimSpace(string(b)) {
+				bad++
+				break
+			}
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of %d rounds: a daemon serves a token the file does not hold", bad, rounds)
+	}
+}
+
 // TestTokenDirectoryUnusableHints: a state directory that cannot be made
 // (a HOME not writable, as for service users) says how to do without it;
 // the no-HOME case did, this one did not.

@@ -4,6 +4,7 @@ package daemon
 
 import (
 	"io/fs"
+	"os"
 	"syscall"
 )
 
@@ -14,3 +15,7 @@ func fileOwner(st fs.FileInfo) (int, bool) {
 	}
 	return 0, false
 }
+
+// lockFile takes an exclusive lock on the open file f, waiting for it; the
+// lock goes with f's closing.
+func lockFile(f *os.File) error { return syscall.Flock(int(f.Fd()), syscall.LOCK_EX) }
