@@ -70,18 +70,7 @@ func TestShadowOverrideReloadWhileDecisionInFlight(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 
 	req := ratelimit.Request{Limit: "rl-test", IP: "203.0.113.31"}
-	for i := 0; ; i++ { // banned through a: b's cache is empty
-		d, err := a.Allow(ctx, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d.Banned() {
-			break
-		}
-		if i == 10 {
-			t.Fatal("no ban after 10 requests")
-		}
-	}
+	banThrough(t, a, req) // banned through a: b's cache is empty
 	var inGap atomic.Bool
 	decide := func() {
 		d, err := b.Allow(ctx, req)
@@ -119,31 +108,9 @@ func TestShadowOverrideReloadWhileDecisionInFlight(t *testing.T) {
 func TestShadowOverrideRacesDecisions(t *testing.T) {
 	const key = "rl-test:ip:203.0.113.41"
 	ctx := context.Background()
-	srv := redistest.Start(t)
-	clock := storetest.NewClock()
-	cfg := ratelimit.DefaultConfig()
-	cfg.BanAfterStrikes = 1
-	cfg.BackendTimeout = 5 * time.Second
-	l, err := ratelimit.New(cfg, ratelimit.Deps{Store: newStore(t, newClient(t, srv), redisstore.Options{Clock: clock}), Local: memstore.New(clock), Clock: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, _, _ := newBanningLimiter(t, ratelimit.DefaultConfig().BanDuration)
 	req := ratelimit.Request{Limit: "rl-test", IP: "203.0.113.41"}
-	ban := func() {
-		t.Helper()
-		for i := 0; ; i++ {
-			d, err := l.Allow(ctx, req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d.Banned() {
-				return
-			}
-			if i == 10 {
-				t.Fatal("no ban after 10 requests")
-			}
-		}
-	}
+	ban := func() { t.Helper(); banThrough(t, l, req) }
 	ban()
 	shadow := ratelimit.Override{Target: key, Capacity: 3, Window: time.Minute, Mode: ratelimit.ModeShadow}
 	stale := 0

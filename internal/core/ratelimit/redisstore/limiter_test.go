@@ -397,6 +397,24 @@ func twoDaemons(t *testing.T, srv *redistest.Server) (a, b *ratelimit.Limiter) {
 	return a, b
 }
 
+// banThrough spends req's buckets through l until l answers banned (at
+// most 10 requests).
+func banThrough(t *testing.T, l *ratelimit.Limiter, req ratelimit.Request) {
+	t.Helper()
+	for i := 0; ; i++ {
+		d, err := l.Allow(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Banned() {
+			return
+		}
+		if i == 10 {
+			t.Fatal("no ban after 10 requests")
+		}
+	}
+}
+
 // hookStore is a daemon's Redis store that runs after, once when set,
 // between a Take's answer from Redis and the limiter's reading of it: it
 // puts an operator's change there.
@@ -533,19 +551,7 @@ func TestChangeWhileBannedAnswerInFlight(t *testing.T) {
 			srv := redistest.Start(t)
 			a, b, bStore := twoDaemonsHooked(t, srv)
 			req := ratelimit.Request{Limit: "rl-test", IP: "203.0.113.21"}
-			// Banned through a, so that b's cache is empty and b asks Redis.
-			for i := 0; ; i++ {
-				d, err := a.Allow(ctx, req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if d.Banned() {
-					break
-				}
-				if i == 10 {
-					t.Fatal("no ban after 10 requests")
-				}
-			}
+			banThrough(t, a, req) // so that b's cache is empty and b asks Redis
 			var changeErr error
 			change := func() { changeErr = tt.change(t, a, b) }
 			bStore.after.Store(&change)
