@@ -224,13 +224,25 @@ func (l *Limiter) refreshOverrides(ctx context.Context, force bool) error {
 		kept = append(kept, o)
 	}
 	sortOverrides(kept)
+	old := l.overrides.Load().list
 	l.overrides.Store(newOverrideSet(kept))
 	// A cached ban may have been decided under the set just replaced (a
 	// change whose message was lost, or decided between the message's drop
-	// and this load): learned again from the store.
-	l.bans.clear()
+	// and this load): learned again from the store. Not when the set is
+	// the same: the cache is what keeps this daemon from deciding, and so
+	// from writing the index updates it still holds for a key, until a
+	// reset's message has reached it (TestResetDropsPendingPenalty).
+	if !slices.EqualFunc(old, kept, sameOverride) {
+		l.bans.clear()
+	}
 	r.loaded, r.version, r.at = true, version, now
 	return nil
+}
+
+// sameOverride reports whether a and b are the same override.
+func sameOverride(a, b Override) bool {
+	return a.Target == b.Target && a.Capacity == b.Capacity && a.Window == b.Window && a.Mode == b.Mode &&
+		a.ExpiresAt.Equal(b.ExpiresAt) && a.Origin == b.Origin && a.CreatedAt.Equal(b.CreatedAt)
 }
 
 // localSweepEvery is how often Run drops the idle keys of the local
