@@ -157,16 +157,12 @@ func TestHangupStopsGracefully(t *testing.T) {
 // when told; SIGPIPE killed it at its next log line.
 func TestLogReaderGoneIsNotFatal(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(daemontest.Binary(t), "serve", "--addr", "127.0.0.1:0")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "XDG_STATE_HOME=" + dir,
-		"REFRAKT_DEVELOPER_TOKEN=dev-token-for-tests-0123456789", "LOG_FORMAT=text"}
+	cmd := daemontest.Command(t, nil, "serve", "--addr", "127.0.0.1:0")
 	cmd.Stderr = pw
-	cmd.SysProcAttr = redistest.ProcAttr()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -219,11 +215,13 @@ func TestForcedStopWhileHTTPDrains(t *testing.T) {
 // it) keeps ignoring it; watching SIGHUP had undone that.
 func TestNohupDaemonSurvivesHangup(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	cmd := exec.Command("sh", "-c", `trap '' HUP; exec "$@"`, "sh", daemontest.Binary(t), "serve", "--addr", "127.0.0.1:0")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "XDG_STATE_HOME=" + dir,
-		"REFRAKT_DEVELOPER_TOKEN=dev-token-for-tests-0123456789", "LOG_FORMAT=text"}
-	cmd.SysProcAttr = redistest.ProcAttr()
+	// The daemon, run by a shell that ignores SIGHUP first, as nohup does.
+	cmd := daemontest.Command(t, nil, "serve", "--addr", "127.0.0.1:0")
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Path, cmd.Args = sh, append([]string{"sh", "-c", `trap '' HUP; exec "$@"`, "sh"}, cmd.Args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

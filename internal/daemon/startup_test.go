@@ -2,10 +2,8 @@ package daemon
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -22,17 +20,15 @@ import (
 // killing the daemon by its pid) when it still runs after within.
 func serveToExit(t *testing.T, within time.Duration, env []string, args ...string) (int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, daemontest.Binary(t), append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
-	dir := t.TempDir()
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "XDG_STATE_HOME=" + dir,
-		"REFRAKT_DEVELOPER_TOKEN=dev-token-for-tests-0123456789", "LOG_FORMAT=text"}, env...)
-	cmd.SysProcAttr = redistest.ProcAttr()
+	cmd := daemontest.Command(t, env, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	err := cmd.Run()
-	if ctx.Err() != nil {
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	kill := time.AfterFunc(within, func() { _ = cmd.Process.Kill() })
+	err := cmd.Wait()
+	if !kill.Stop() {
 		t.Fatalf("serve %v still ran after %s (killed); stderr:\n%s", args, within, stderr.String())
 	}
 	var ee *exec.ExitError

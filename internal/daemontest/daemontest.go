@@ -78,29 +78,47 @@ type Daemon struct {
 
 var listenRe = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
+// devToken is the developer token the daemons of these tests are given.
+const devToken = "dev-token-for-tests-0123456789"
+
+// Command is the real binary with args, not started, in the minimal
+// environment Start gives a daemon (a fresh state directory, the developer
+// token, text logs) with env added, in a process group of its own: for a
+// test that runs or wires the process itself.
+func Command(tb testing.TB, env []string, args ...string) *exec.Cmd {
+	tb.Helper()
+	cmd, _ := command(tb, env, args...)
+	return cmd
+}
+
+// command is Command, with its state directory.
+func command(tb testing.TB, env []string, args ...string) (*exec.Cmd, string) {
+	tb.Helper()
+	dir := tb.TempDir()
+	cmd := exec.Command(Binary(tb), args...)
+	cmd.Env = append([]string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + dir,
+		"XDG_STATE_HOME=" + dir,
+		"REFRAKT_DEVELOPER_TOKEN=" + devToken,
+		"LOG_FORMAT=text",
+	}, env...)
+	cmd.SysProcAttr = redistest.ProcAttr()
+	return cmd, dir
+}
+
 // Start runs `refrakt serve --addr 127.0.0.1:0 args…` with env added to a
 // minimal environment, waits until it is listening and /healthz answers, and
 // stops it (SIGKILL) at cleanup if it is still running.
 func Start(tb testing.TB, env []string, args ...string) *Daemon {
 	tb.Helper()
-	bin := Binary(tb)
-	d := &Daemon{tb: tb, StateDir: tb.TempDir(), done: make(chan struct{})}
-	d.Token = "dev-token-for-tests-0123456789"
-	full := append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)
-	d.cmd = exec.Command(bin, full...)
-	d.cmd.Env = append([]string{
-		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + d.StateDir,
-		"XDG_STATE_HOME=" + d.StateDir,
-		"REFRAKT_DEVELOPER_TOKEN=" + d.Token,
-		"LOG_FORMAT=text",
-	}, env...)
+	d := &Daemon{tb: tb, done: make(chan struct{}), Token: devToken}
+	d.cmd, d.StateDir = command(tb, env, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
 	for _, e := range env {
 		if strings.HasPrefix(e, "REFRAKT_DEVELOPER_TOKEN=") {
 			d.Token = strings.TrimPrefix(e, "REFRAKT_DEVELOPER_TOKEN=")
 		}
 	}
-	d.cmd.SysProcAttr = redistest.ProcAttr()
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		tb.Fatal(err)
