@@ -75,12 +75,12 @@ func (o *ConnOptions) resolve(getenv func(string) string) error {
 	}
 	// The server is checked only when it is the one used: with --redis (or
 	// REFRAKT_REDIS) a REFRAKT_SERVER left in the environment is ignored.
-	if o.Redis == "" && !strings.HasPrefix(o.Server, "http://") && !strings.HasPrefix(o.Server, "https://") {
-		return usageError{errorf("--server %q: must be an http:// or https:// URL", config.RedactURL(o.Server))}
-	}
-	// A password a parser would split, or a URL with user info it cannot
-	// parse, is refused before any parser quotes a piece of it.
 	if o.Redis == "" {
+		if !strings.HasPrefix(o.Server, "http://") && !strings.HasPrefix(o.Server, "https://") {
+			return usageError{errorf("--server %q: must be an http:// or https:// URL", config.RedactURL(o.Server))}
+		}
+		// A password a parser would split, or a URL with user info it
+		// cannot parse, is refused before any parser quotes a piece of it.
 		if err := config.CheckURLPassword(o.Server); err != nil {
 			return usageError{errorf("--server %s: %v", config.RedactURL(o.Server), err)}
 		}

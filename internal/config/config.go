@@ -274,13 +274,13 @@ func (c Config) Validate() error {
 	if c.QueueMaxAge < 0 {
 		bad("QUEUE_MAX_AGE_SECONDS", "%s must not be negative", c.QueueMaxAge)
 	}
-	if !oneOf(c.OnBackendError, "local", "allow", "deny") {
+	if !oneOf(c.OnBackendError, backendErrorPolicies...) {
 		bad("RATE_LIMIT_ON_BACKEND_ERROR", "%q must be local, allow or deny", c.OnBackendError)
 	}
-	if !oneOf(c.RedisCluster, "auto", "true", "false") {
+	if !oneOf(c.RedisCluster, clusterModes...) {
 		bad("REDIS_CLUSTER", "%q must be auto, true or false", c.RedisCluster)
 	}
-	if !oneOf(c.LogFormat, "text", "json") {
+	if !oneOf(c.LogFormat, logFormats...) {
 		bad("LOG_FORMAT", "%q must be text or json", c.LogFormat)
 	}
 	if _, err := ParseLevel(c.LogLevel); err != nil {
@@ -295,8 +295,15 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// logLevels are the levels LOG_LEVEL takes.
-var logLevels = []string{"debug", "info", "warn", "error"}
+// The words the enumerated settings take: LOG_LEVEL, LOG_FORMAT,
+// REDIS_CLUSTER (besides the true/false words) and
+// RATE_LIMIT_ON_BACKEND_ERROR.
+var (
+	logLevels            = []string{"debug", "info", "warn", "error"}
+	logFormats           = []string{"text", "json"}
+	clusterModes         = []string{"auto", "true", "false"}
+	backendErrorPolicies = []string{"local", "allow", "deny"}
+)
 
 // ParseLevel turns debug|info|warn|error, in any case, into a slog level.
 // slog's own parser also takes offsets (info+2, error+100: the last

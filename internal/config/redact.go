@@ -73,13 +73,12 @@ func CheckURLPassword(raw string) error {
 		// forgotten, is quoted as an invalid port ":secret".
 		return errors.New("is not a valid URL (" + parseProblem(err) + "); " + percentEncodeAdvice)
 	}
-	_, rest, found := cutScheme(raw)
-	if !found || !strings.Contains(rest, "@") {
+	if _, _, found := cutScheme(raw); !found {
 		return nil
 	}
 	pw, ok := password(raw)
 	if !ok {
-		return nil // a user name alone: nothing secret
+		return nil // no user info, or a user name alone: nothing secret
 	}
 	got, hasPassword := "", false
 	if u.User != nil {

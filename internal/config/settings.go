@@ -31,7 +31,7 @@ func Settings() []Setting {
 		str("REFRAKT_ADDR", "addr", "HTTP listen address (port 0 picks a free one)", d.Addr, func(c *Config) *string { return &c.Addr }),
 		str("QUEUE_URL", "redis", "Redis URL (redis://host:port/db); empty = embedded memory backend", d.RedisURL, func(c *Config) *string { return &c.RedisURL }),
 		str("REFRAKT_PREFIX", "prefix", "prefix of every Redis key", d.Prefix, func(c *Config) *string { return &c.Prefix }),
-		word("REDIS_CLUSTER", "redis-cluster", "auto (detect cluster_enabled:1), true or false", d.RedisCluster, []string{"auto", "true", "false"}, boolWords, func(c *Config) *string { return &c.RedisCluster }),
+		word("REDIS_CLUSTER", "redis-cluster", "auto (detect cluster_enabled:1), true or false", d.RedisCluster, clusterModes, boolWords, func(c *Config) *string { return &c.RedisCluster }),
 		{Env: "TRUSTED_PROXIES", Flag: "trusted-proxies", Usage: "comma-separated CIDRs whose identity headers are trusted (none: no peer)", Default: "127.0.0.0/8,::1/128",
 			set: func(c *Config, v string) error { p, err := parsePrefixes(v); c.TrustedProxies = p; return err }},
 		integer("REFRAKT_MAX_IN_FLIGHT", "max-in-flight", "concurrent requests served at once; beyond it 503 (health checks excepted; requests with a valid developer, operator or metrics token have their own reserve, a sixteenth, at least 16)", d.MaxInFlight, func(c *Config) *int { return &c.MaxInFlight }),
@@ -51,7 +51,7 @@ func Settings() []Setting {
 		duration("PENALTY_DECAY", "penalty-decay", "one strike decays per this long without a 429", d.PenaltyDecay, func(c *Config) *time.Duration { return &c.PenaltyDecay }),
 		integer("BAN_AFTER_STRIKES", "ban-after-strikes", "strikes that ban a key", d.BanAfterStrikes, func(c *Config) *int { return &c.BanAfterStrikes }),
 		seconds("BAN_SECONDS", "ban-seconds", "first ban's length (doubles per repeat within an hour, at most 1h)", d.BanDuration, func(c *Config) *time.Duration { return &c.BanDuration }),
-		word("RATE_LIMIT_ON_BACKEND_ERROR", "rate-limit-on-backend-error", "local, allow or deny when Redis fails", d.OnBackendError, []string{"local", "allow", "deny"}, nil, func(c *Config) *string { return &c.OnBackendError }),
+		word("RATE_LIMIT_ON_BACKEND_ERROR", "rate-limit-on-backend-error", "local, allow or deny when Redis fails", d.OnBackendError, backendErrorPolicies, nil, func(c *Config) *string { return &c.OnBackendError }),
 		duration("RATE_LIMIT_BACKEND_TIMEOUT", "rate-limit-backend-timeout", "timeout of each limiter call to Redis", d.BackendTimeout, func(c *Config) *time.Duration { return &c.BackendTimeout }),
 
 		integer("QUEUE_MAX_PENDING", "queue-max-pending", "refuse /run above this many pending jobs (0 = off)", d.QueueMaxPending, func(c *Config) *int { return &c.QueueMaxPending }),
@@ -65,7 +65,7 @@ func Settings() []Setting {
 
 		str("REFRAKT_DEVELOPER_TOKEN", "developer-token", "developer bearer token (generated into the state dir when empty)", "", func(c *Config) *string { return &c.DeveloperToken }),
 		str("REFRAKT_OPERATOR_TOKEN", "operator-token", "operator bearer token (empty = no operator role)", "", func(c *Config) *string { return &c.OperatorToken }),
-		word("LOG_FORMAT", "log-format", "text or json", d.LogFormat, []string{"text", "json"}, nil, func(c *Config) *string { return &c.LogFormat }),
+		word("LOG_FORMAT", "log-format", "text or json", d.LogFormat, logFormats, nil, func(c *Config) *string { return &c.LogFormat }),
 		word("LOG_LEVEL", "log-level", "debug, info, warn or error", d.LogLevel, logLevels, nil, func(c *Config) *string { return &c.LogLevel }),
 	}
 }

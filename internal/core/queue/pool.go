@@ -51,7 +51,7 @@ type Pool struct {
 	avgRun   atomic.Int64  // moving average of handler run time (ns); -1 until the first run
 	freed    chan struct{} // a worker finished a job (for the fetcher waiting on slow jobs)
 
-	fetchCtx    context.Context // cancelled when shutdown starts
+	fetchCtx    context.Context // cancelled by StopFetching
 	stopFetch   context.CancelFunc
 	runCtx      context.Context // parent of handlers' contexts: cancelled at the shutdown deadline
 	stopRun     context.CancelFunc
