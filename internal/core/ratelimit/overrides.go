@@ -72,11 +72,11 @@ func (l *Limiter) DeleteOverride(ctx context.Context, target string) error {
 	// An override past its end is gone for every reader, though it may
 	// still be stored until a refresh deletes it: removing it answers not
 	// found, as removing it twice does (and deletes it all the same).
-	if err := l.store.DeleteExpiredOverride(cctx, t.String(), l.clock.Now()); err != nil {
-		l.logStoreFailure(ctx, "cannot remove the override from the rate-limit store", t.String(), err)
-		return err
+	err = l.store.DeleteExpiredOverride(cctx, t.String(), l.clock.Now())
+	if err == nil {
+		err = l.store.DeleteOverride(cctx, t.String())
 	}
-	if err := l.store.DeleteOverride(cctx, t.String()); err != nil {
+	if err != nil {
 		l.logStoreFailure(ctx, "cannot remove the override from the rate-limit store", t.String(), err)
 		return err
 	}

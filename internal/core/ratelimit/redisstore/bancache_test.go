@@ -8,9 +8,7 @@ import (
 	"time"
 
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
-	"github.com/refrakt/refrakt/internal/core/ratelimit/memstore"
 	"github.com/refrakt/refrakt/internal/core/ratelimit/redisstore"
-	"github.com/refrakt/refrakt/internal/core/ratelimit/storetest"
 	"github.com/refrakt/refrakt/internal/redistest"
 )
 
@@ -49,25 +47,11 @@ func (h *reloadHookStore) Overrides(ctx context.Context) ([]ratelimit.Override, 
 func TestShadowOverrideReloadWhileDecisionInFlight(t *testing.T) {
 	const key = "rl-test:ip:203.0.113.31"
 	ctx := context.Background()
-	srv := redistest.Start(t)
-	clock := storetest.NewClock()
-	cfg := ratelimit.DefaultConfig()
-	cfg.BanAfterStrikes = 1
-	cfg.BackendTimeout = 5 * time.Second
-	newLimiter := func(s ratelimit.Store) *ratelimit.Limiter {
-		l, err := ratelimit.New(cfg, ratelimit.Deps{Store: s, Local: memstore.New(clock), Clock: clock})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
-	a := newLimiter(newStore(t, newClient(t, srv), redisstore.Options{Clock: clock}))
-	bStore := &reloadHookStore{Store: newStore(t, newClient(t, srv), redisstore.Options{Clock: clock}), target: key}
-	b := newLimiter(bStore)
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- b.Run(rctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	var bStore *reloadHookStore
+	a, b := twoDaemonsWith(t, redistest.Start(t), func(s *redisstore.Store) ratelimit.Store {
+		bStore = &reloadHookStore{Store: s, target: key}
+		return bStore
+	})
 
 	req := ratelimit.Request{Limit: "rl-test", IP: "203.0.113.31"}
 	banThrough(t, a, req) // banned through a: b's cache is empty
@@ -80,11 +64,7 @@ func TestShadowOverrideReloadWhileDecisionInFlight(t *testing.T) {
 	if _, err := a.SetOverride(ctx, ratelimit.Override{Target: key, Capacity: 3, Window: time.Minute, Mode: ratelimit.ModeShadow}, 0); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); len(b.OverridesOf(key)) == 0; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("b never saw the override")
-		}
-	}
+	awaitOverride(t, b, key)
 	if bStore.onReload.Load() != nil || !inGap.Load() {
 		t.Fatal("no decision was made in the gap (setup)")
 	}
@@ -147,4 +127,4 @@ func TestShadowOverrideRacesDecisions(t *testing.T) {
 }
 
 // banRaceHammers is how many goroutines decide while SetOverride runs.
-var banRaceHammers = 8
+const banRaceHammers = 8

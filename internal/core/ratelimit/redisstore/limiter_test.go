@@ -278,17 +278,7 @@ func TestBanCacheHeaders(t *testing.T) {
 	l, srv, clock := newLimiterBanningAfter(t, 3, 2*time.Second)
 	ctx := context.Background()
 	req := ratelimit.Request{Limit: "rl-test", IP: "203.0.113.13"} // 3 per 60s
-	var ban ratelimit.Decision
-	for i := 0; ban.BannedUntil.IsZero(); i++ {
-		if i == 10 {
-			t.Fatal("no ban after 10 requests")
-		}
-		d, err := l.Allow(ctx, req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ban = d
-	}
+	ban := banThrough(t, l, req)
 	if ban.Capacity >= 3 {
 		t.Fatalf("banned at capacity %d: the test needs a ban capacity below the burst, 3", ban.Capacity)
 	}
@@ -393,13 +383,12 @@ func evalCalls(t *testing.T, srv *redistest.Server) int {
 // ends.
 func twoDaemons(t *testing.T, srv *redistest.Server) (a, b *ratelimit.Limiter) {
 	t.Helper()
-	a, b, _ = twoDaemonsHooked(t, srv)
-	return a, b
+	return twoDaemonsWith(t, srv, func(s *redisstore.Store) ratelimit.Store { return s })
 }
 
 // banThrough spends req's buckets through l until l answers banned (at
-// most 10 requests).
-func banThrough(t *testing.T, l *ratelimit.Limiter, req ratelimit.Request) {
+// most 10 requests), and returns that answer.
+func banThrough(t *testing.T, l *ratelimit.Limiter, req ratelimit.Request) ratelimit.Decision {
 	t.Helper()
 	for i := 0; ; i++ {
 		d, err := l.Allow(context.Background(), req)
@@ -407,7 +396,7 @@ func banThrough(t *testing.T, l *ratelimit.Limiter, req ratelimit.Request) {
 			t.Fatal(err)
 		}
 		if d.Banned() {
-			return
+			return d
 		}
 		if i == 10 {
 			t.Fatal("no ban after 10 requests")
@@ -431,34 +420,39 @@ func (h *hookStore) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit
 	return err
 }
 
-// twoDaemonsHooked is twoDaemons that also returns the second daemon's
-// store.
-func twoDaemonsHooked(t *testing.T, srv *redistest.Server) (a, b *ratelimit.Limiter, bStore *hookStore) {
+// twoDaemonsWith is twoDaemons whose second daemon's store is what wrap
+// makes of its Redis store (a test's hooks around it).
+func twoDaemonsWith(t *testing.T, srv *redistest.Server, wrap func(*redisstore.Store) ratelimit.Store) (a, b *ratelimit.Limiter) {
 	t.Helper()
 	clock := storetest.NewClock()
 	cfg := ratelimit.DefaultConfig()
 	cfg.BanAfterStrikes = 1
 	cfg.BackendTimeout = 5 * time.Second // these tests are not about slowness
-	var ls []*ratelimit.Limiter
-	for i := range 2 {
-		bStore = &hookStore{Store: newStore(t, newClient(t, srv), redisstore.Options{Clock: clock})}
-		store := ratelimit.Store(bStore)
-		if i == 0 {
-			store = bStore.Store
-		}
-		l, err := ratelimit.New(cfg, ratelimit.Deps{
-			Store: store, Local: memstore.New(clock), Clock: clock,
-		})
+	daemon := func(store ratelimit.Store) *ratelimit.Limiter {
+		l, err := ratelimit.New(cfg, ratelimit.Deps{Store: store, Local: memstore.New(clock), Clock: clock})
 		if err != nil {
 			t.Fatal(err)
 		}
-		ls = append(ls, l)
+		return l
 	}
+	a = daemon(newStore(t, newClient(t, srv), redisstore.Options{Clock: clock}))
+	b = daemon(wrap(newStore(t, newClient(t, srv), redisstore.Options{Clock: clock})))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- ls[1].Run(ctx) }()
+	go func() { done <- b.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return ls[0], ls[1], bStore
+	return a, b
+}
+
+// awaitOverride waits until l lists an override of target: l's loop has
+// then dropped its cached bans for every change announced before.
+func awaitOverride(t *testing.T, l *ratelimit.Limiter, target string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); len(l.OverridesOf(target)) == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon never saw the override of %s", target)
+		}
+	}
 }
 
 // TestResetReachesOtherDaemons checks that a reset on one daemon lifts a ban
@@ -507,16 +501,6 @@ func TestChangeWhileBannedAnswerInFlight(t *testing.T) {
 	const key = "rl-test:ip:203.0.113.21"
 	ctx := context.Background()
 	shadow := ratelimit.Override{Target: key, Capacity: 3, Window: time.Minute, Mode: ratelimit.ModeShadow}
-	// seen waits until l lists an override of target: l's loop has then
-	// dropped its cached bans for every change announced before.
-	seen := func(t *testing.T, l *ratelimit.Limiter, target string) {
-		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); len(l.OverridesOf(target)) == 0; time.Sleep(5 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("the daemon never saw the override of %s", target)
-			}
-		}
-	}
 	for _, tt := range []struct {
 		name   string
 		change func(t *testing.T, a, b *ratelimit.Limiter) error
@@ -531,14 +515,14 @@ func TestChangeWhileBannedAnswerInFlight(t *testing.T) {
 			if _, err := a.SetOverride(ctx, mark, 0); err != nil {
 				return err
 			}
-			seen(t, b, mark.Target)
+			awaitOverride(t, b, mark.Target)
 			return nil
 		}},
 		{"shadow override on the other daemon", func(t *testing.T, a, b *ratelimit.Limiter) error {
 			if _, err := a.SetOverride(ctx, shadow, 0); err != nil {
 				return err
 			}
-			seen(t, b, key)
+			awaitOverride(t, b, key)
 			return nil
 		}},
 		{"reset on this daemon", func(t *testing.T, a, b *ratelimit.Limiter) error { return b.Reset(ctx, key) }},
@@ -549,7 +533,8 @@ func TestChangeWhileBannedAnswerInFlight(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := redistest.Start(t)
-			a, b, bStore := twoDaemonsHooked(t, srv)
+			var bStore *hookStore
+			a, b := twoDaemonsWith(t, srv, func(s *redisstore.Store) ratelimit.Store { bStore = &hookStore{Store: s}; return bStore })
 			req := ratelimit.Request{Limit: "rl-test", IP: "203.0.113.21"}
 			banThrough(t, a, req) // so that b's cache is empty and b asks Redis
 			var changeErr error

@@ -18,9 +18,7 @@ import (
 // newClient connects to srv and closes the client when the test ends.
 func newClient(t testing.TB, srv *redistest.Server) *redis.Client {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ContextTimeoutEnabled: true})
-	t.Cleanup(func() { rdb.Close() })
-	return rdb
+	return newClientURL(t, srv.URL())
 }
 
 // newClientURL connects as url says (a user, a password), as newClient
