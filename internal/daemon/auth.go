@@ -146,10 +146,9 @@ func ensureTokenFile(path string) (token string, created bool, err error) {
 		return "", false, fmt.Errorf("lock token file: %w", err)
 	}
 	// Under the lock, a temporary file is a dead daemon's: removed.
-	if left, _ := filepath.Glob(filepath.Join(dir, ".token-*.tmp")); len(left) > 0 {
-		for _, f := range left {
-			_ = os.Remove(f)
-		}
+	left, _ := filepath.Glob(filepath.Join(dir, ".token-*.tmp"))
+	for _, f := range left {
+		_ = os.Remove(f)
 	}
 	tok, found, err := readTokenFile(path)
 	switch {
@@ -220,7 +219,7 @@ func readTokenFile(path string) (token string, found bool, err error) {
 	if err != nil {
 		return "", true, fmt.Errorf("read token file %s: %w", path, err)
 	}
-	if tok := strings.TrimSpace(string(b)); len(tok) >= 16 && st.Mode().Perm()&0o077 == 0 {
+	if tok := strings.TrimSpace(string(b)); len(tok) >= minTokenLen && st.Mode().Perm()&0o077 == 0 {
 		return tok, true, nil
 	}
 	return "", true, nil

@@ -57,14 +57,17 @@ func openRedis(ctx context.Context, url, cluster string) (redis.UniversalClient,
 	if err := checkURL(url); err != nil {
 		return nil, "", "", err
 	}
+	// The URL as one server: the probe, the single-server client and the
+	// database check of a cluster each read a copy.
+	seed, seedErr := redis.ParseURL(firstSeed(url))
 	var note string
 	useCluster := cluster == "true"
 	if cluster == "auto" {
-		opt, err := redis.ParseURL(firstSeed(url))
-		if err != nil {
-			return nil, "", "", urlError(err, url)
+		if seedErr != nil {
+			return nil, "", "", urlError(seedErr, url)
 		}
-		probe := redis.NewClient(opt)
+		opt := *seed
+		probe := redis.NewClient(&opt)
 		info, err := probe.Info(ctx, "cluster").Result()
 		_ = probe.Close()
 		switch {
@@ -77,7 +80,7 @@ func openRedis(ctx context.Context, url, cluster string) (redis.UniversalClient,
 		}
 	}
 	if useCluster {
-		if o, err := redis.ParseURL(firstSeed(url)); err == nil && o.DB != 0 {
+		if seedErr == nil && seed.DB != 0 {
 			return nil, "", "", errClusterDB
 		}
 		opt, err := redis.ParseClusterURL(url)
@@ -94,13 +97,13 @@ func openRedis(ctx context.Context, url, cluster string) (redis.UniversalClient,
 		}
 		return c, BackendRedisCluster, note, nil
 	}
-	opt, err := redis.ParseURL(firstSeed(url))
-	if err != nil {
-		return nil, "", "", urlError(err, url)
+	if seedErr != nil {
+		return nil, "", "", urlError(seedErr, url)
 	}
+	opt := *seed
 	boundTimeouts(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
 	opt.ContextTimeoutEnabled = true // a caller's deadline bounds its command
-	c := redis.NewClient(opt)
+	c := redis.NewClient(&opt)
 	if err := c.Ping(ctx).Err(); err != nil {
 		_ = c.Close()
 		return nil, "", "", err

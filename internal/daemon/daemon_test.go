@@ -93,6 +93,13 @@ func errCode(body map[string]any) string {
 	return c
 }
 
+// errMessage is the message of an error body, "" when there is none.
+func errMessage(body map[string]any) string {
+	e, _ := body["error"].(map[string]any)
+	m, _ := e["message"].(string)
+	return m
+}
+
 func TestAuth(t *testing.T) {
 	s := newTestServer(t)
 	tests := []struct {
@@ -289,8 +296,7 @@ func TestStrictJSONAndBodyLimit(t *testing.T) {
 				t.Fatalf("status %d, want %d: %v", resp.StatusCode, tt.status, body)
 			}
 			if tt.msg != "" {
-				e, _ := body["error"].(map[string]any)
-				if msg, _ := e["message"].(string); !strings.Contains(msg, tt.msg) {
+				if msg := errMessage(body); !strings.Contains(msg, tt.msg) {
 					t.Errorf("message %q, want it to contain %q", msg, tt.msg)
 				}
 			}
@@ -459,8 +465,7 @@ func TestJSONFieldNamesExact(t *testing.T) {
 		if resp.StatusCode != 400 || errCode(body) != "invalid" {
 			t.Fatalf("POST %s %s: status %d, %v; want 400 invalid", tt.path, tt.body, resp.StatusCode, body)
 		}
-		e, _ := body["error"].(map[string]any)
-		if msg, _ := e["message"].(string); !strings.Contains(msg, tt.msg) {
+		if msg := errMessage(body); !strings.Contains(msg, tt.msg) {
 			t.Errorf("POST %s %s: message %q, want it to contain %q", tt.path, tt.body, msg, tt.msg)
 		}
 	}

@@ -41,11 +41,7 @@ func TestDeadJobsLogged(t *testing.T) {
 			want := []string{"level=WARN", `msg="job dead: retries exhausted"`, "id=" + job.ID, "queue=doomed", "type=fail", "attempts=2", "error="}
 			var line string
 			for deadline := time.Now().Add(15 * time.Second); line == ""; time.Sleep(50 * time.Millisecond) {
-				for l := range strings.SplitSeq(d.Log(), "\n") {
-					if strings.Contains(l, "job dead") {
-						line = l
-					}
-				}
+				line = grep(d.Log(), "job dead")
 				if line == "" && time.Now().After(deadline) {
 					r, _ := http.Get(d.URL + "/run/" + job.ID)
 					b, _ := io.ReadAll(r.Body)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"log/slog"
+	"strconv"
 
 	"github.com/refrakt/refrakt/internal/config"
 )
@@ -17,16 +18,17 @@ func warnUnknownEnv(log *slog.Logger, environ func() []string) {
 		return
 	}
 	for _, v := range config.UnknownEnv(environ()) {
+		attrs := []any{"name", v.Name}
 		if v.Suggest != "" {
-			log.Warn("unknown environment variable, ignored", "name", v.Name, "did_you_mean", v.Suggest)
-		} else {
-			log.Warn("unknown environment variable, ignored", "name", v.Name)
+			attrs = append(attrs, "did_you_mean", v.Suggest)
 		}
+		log.Warn("unknown environment variable, ignored", attrs...)
 	}
 }
 
-// minTokenLen is the length below which a token set by hand is warned about
-// (a generated one has 43 characters; the token file needs 16).
+// minTokenLen is the shortest token the token file may hold, and the length
+// below which a token set by hand is warned about (a generated one has 43
+// characters).
 const minTokenLen = 16
 
 // warnRiskySettings warns about settings that start but weaken the daemon:
@@ -45,7 +47,7 @@ func warnRiskySettings(log *slog.Logger, cfg config.Config) {
 		{"PROMETHEUS_BEARER_TOKEN", cfg.PrometheusBearerToken},
 	} {
 		if t.value != "" && len(t.value) < minTokenLen {
-			log.Warn("a token shorter than 16 characters is easy to guess", "setting", t.name, "length", len(t.value))
+			log.Warn("a token shorter than "+strconv.Itoa(minTokenLen)+" characters is easy to guess", "setting", t.name, "length", len(t.value))
 		}
 	}
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -266,10 +267,8 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 			case f.Anonymous && name == "" && f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct:
 				add(f.Type.Elem())
 			case !f.IsExported():
-			case name != "":
-				m[name] = fieldType(f, tag)
 			default:
-				m[f.Name] = fieldType(f, tag)
+				m[cmp.Or(name, f.Name)] = fieldType(f, tag)
 			}
 		}
 	}

@@ -127,15 +127,8 @@ func identityParams(raw string) (user, tenant string, err error) {
 	if err := givenTwice(params, identityNames); err != nil {
 		return "", "", err
 	}
-	for _, p := range params {
-		switch p.name {
-		case paramUserID:
-			user = p.value
-		case paramTenant:
-			tenant = p.value
-		}
-	}
-	return user, tenant, nil
+	q := query{params}
+	return q.Get(paramUserID), q.Get(paramTenant), nil
 }
 
 // forwardedClient finds the client address a trusted peer reports, and the

@@ -39,7 +39,7 @@ func (s *Server) buildJobs() error {
 		// (redisbroker.PublishHistoryLimit), as written with the limits.
 		failed := &core.LogThrottle{Logger: s.log, Msg: "cannot publish the job history limit to Redis; retrying", Every: backendLogEvery}
 		s.addTicker("job-history-publish", limitsPublishEvery, func(ctx context.Context) {
-			s.publish(ctx, failed, func(c context.Context) error { return rb.PublishHistoryLimit(c, limitsPublishTTL) })
+			publish(ctx, failed, func(c context.Context) error { return rb.PublishHistoryLimit(c, limitsPublishTTL) })
 		})
 	} else {
 		broker = membroker.New(membroker.Options{Clock: s.clock, HistoryLimit: s.cfg.JobHistory})

@@ -29,13 +29,13 @@ func (s *Server) publishLimits(ctx context.Context, rs *redisstore.Store, every 
 	limits := s.limiter.LimitSet() // fixed for the daemon's life
 	failed := &core.LogThrottle{Logger: s.log, Msg: "cannot publish the rate limits to Redis; retrying", Every: backendLogEvery}
 	everyTick(ctx, every, func() {
-		s.publish(ctx, failed, func(c context.Context) error { return rs.PublishLimits(c, limits, limitsPublishTTL) })
+		publish(ctx, failed, func(c context.Context) error { return rs.PublishLimits(c, limits, limitsPublishTTL) })
 	})
 }
 
 // publish runs one write of a published setting, bounded by
 // limitsPublishTimeout; a failure goes to failed's throttled log.
-func (s *Server) publish(ctx context.Context, failed *core.LogThrottle, write func(context.Context) error) {
+func publish(ctx context.Context, failed *core.LogThrottle, write func(context.Context) error) {
 	wctx, cancel := context.WithTimeout(ctx, limitsPublishTimeout)
 	err := write(wctx)
 	cancel()

@@ -36,8 +36,7 @@ func TestNonCanonicalPathsAreNotRedirected(t *testing.T) {
 				body = `{"type":"ping"}`
 			}
 			resp, out := do(t, s, tt.method, tt.path, devToken, body)
-			e, _ := out["error"].(map[string]any)
-			msg, _ := e["message"].(string)
+			msg := errMessage(out)
 			type answer struct {
 				Status      int
 				ContentType string

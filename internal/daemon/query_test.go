@@ -83,8 +83,7 @@ func TestIdentityQueryParsedStrictly(t *testing.T) {
 // message, message ("" for any).
 func wantAnswer(t *testing.T, what string, resp *http.Response, body map[string]any, status int, message string) {
 	t.Helper()
-	e, _ := body["error"].(map[string]any)
-	msg, _ := e["message"].(string)
+	msg := errMessage(body)
 	type answer struct {
 		Status  int
 		Message bool

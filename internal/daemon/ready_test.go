@@ -52,9 +52,7 @@ func TestReadyzRefusesWhatCannotWork(t *testing.T) {
 			deadline := time.Now().Add(5 * time.Second)
 			for {
 				r, body := do(t, s, "GET", "/readyz", "", "")
-				e, _ := body["error"].(map[string]any)
-				resp = r.StatusCode
-				msg, _ = e["message"].(string)
+				resp, msg = r.StatusCode, errMessage(body)
 				if resp == tt.status && strings.Contains(msg, tt.message) || time.Now().After(deadline) {
 					break
 				}
