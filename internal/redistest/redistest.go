@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/refrakt/refrakt/internal/testenv"
 )
 
 // Server is one redis-server process owned by a test.
@@ -51,11 +53,7 @@ func Require(tb testing.TB) string {
 	if bin != "" {
 		return bin
 	}
-	msg := "redis-server is not installed: run scripts/ensure-redis.sh (make test does) to run the Redis tests"
-	if os.Getenv("CI") != "" {
-		tb.Fatal(msg)
-	}
-	tb.Skip("SKIPPING: " + msg)
+	testenv.Missing(tb, "redis-server is not installed: run scripts/ensure-redis.sh (make test does) to run the Redis tests")
 	return ""
 }
 

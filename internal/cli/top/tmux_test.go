@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/refrakt/refrakt/internal/daemontest"
+	"github.com/refrakt/refrakt/internal/testenv"
 )
 
 // terminal is a tmux server of the test's own (its own socket) with one
@@ -28,13 +29,7 @@ type terminal struct {
 // Without tmux the test is skipped, loudly, or fails when CI is set.
 func startTerminal(t *testing.T, env []string, argv ...string) *terminal {
 	t.Helper()
-	tmux, err := exec.LookPath("tmux")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("tmux is not installed; CI must have it (apt-get install tmux)")
-		}
-		t.Skip("SKIPPING the real-terminal test: tmux is not installed")
-	}
+	tmux := testenv.Require(t, "tmux", "run scripts/ensure-tmux.sh (make test does) for the real-terminal test")
 	term := &terminal{t: t, tmux: tmux, sock: filepath.Join(t.TempDir(), "tmux.sock")}
 	args := []string{"-f", "/dev/null", "start-server", ";", "set-option", "-g", "remain-on-exit", "on", ";",
 		"new-session", "-d", "-s", "top", "-x", "80", "-y", "24"}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gopkg.in/yaml.v3"
 
+	"github.com/refrakt/refrakt/internal/testenv"
 	"github.com/refrakt/refrakt/internal/version"
 )
 
@@ -132,27 +133,11 @@ func TestAlertRulesParseAndUseRealMetrics(t *testing.T) {
 	}
 }
 
-// requirePromtool returns the path of promtool. When it is missing the test
-// skips, loudly, or fails when CI is set: the policy of redistest.Require, so
-// that nobody skips the rule tests by accident.
-func requirePromtool(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("promtool"); err == nil {
-		return p
-	}
-	msg := "promtool is not installed: run scripts/ensure-promtool.sh (make test does) to check the alert rules"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip("SKIPPING: " + msg)
-	return ""
-}
-
 // TestAlertRulesPromtool checks scripts/alerts.yml with promtool and runs its
 // unit tests, scripts/alerts_test.yml: each alert fires in the case it is
 // for, and stays silent on a healthy daemon and on a short stall.
 func TestAlertRulesPromtool(t *testing.T) {
-	promtool := requirePromtool(t)
+	promtool := testenv.Require(t, "promtool", "run scripts/ensure-promtool.sh (make test does) to check the alert rules")
 	tests := []struct {
 		name string
 		args []string
