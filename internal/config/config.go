@@ -105,6 +105,12 @@ type Config struct {
 	JobLease time.Duration
 	// ShutdownTimeout bounds graceful shutdown. SHUTDOWN_TIMEOUT, default 10s.
 	ShutdownTimeout time.Duration
+	// ShutdownDelay is how long the daemon goes on serving after a stop
+	// signal, with /readyz answering 503 and keep-alives off, before the
+	// stop begins: the time a load balancer needs to see it not ready and
+	// send no more requests. SHUTDOWN_DELAY, default 0 (the stop begins at
+	// once).
+	ShutdownDelay time.Duration
 
 	// DeveloperToken grants the developer role; generated when empty.
 	// REFRAKT_DEVELOPER_TOKEN, default "".
@@ -265,6 +271,7 @@ func (c Config) Validate() error {
 		{"TICK_INTERVAL", c.TickInterval, 10 * time.Millisecond},
 		{"JOB_LEASE", c.JobLease, 100 * time.Millisecond},
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout, 0},
+		{"SHUTDOWN_DELAY", c.ShutdownDelay, 0},
 	}
 	for _, d := range durations {
 		if d.v < d.min {

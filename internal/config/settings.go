@@ -62,6 +62,7 @@ func Settings() []Setting {
 		integer("JOB_HISTORY", "job-history", "finished jobs kept per queue", d.JobHistory, func(c *Config) *int { return &c.JobHistory }),
 		duration("JOB_LEASE", "job-lease", "lease of a running job, extended while it runs", d.JobLease, func(c *Config) *time.Duration { return &c.JobLease }),
 		duration("SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long graceful shutdown may take", d.ShutdownTimeout, func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
+		duration("SHUTDOWN_DELAY", "shutdown-delay", "after a stop signal, serve on this long with /readyz answering 503 before the stop begins (0 = none)", d.ShutdownDelay, func(c *Config) *time.Duration { return &c.ShutdownDelay }),
 
 		str("REFRAKT_DEVELOPER_TOKEN", "developer-token", "developer bearer token (generated into the state dir when empty)", "", func(c *Config) *string { return &c.DeveloperToken }),
 		str("REFRAKT_OPERATOR_TOKEN", "operator-token", "operator bearer token (empty = no operator role)", "", func(c *Config) *string { return &c.OperatorToken }),

@@ -16,6 +16,10 @@ func handleHealthz() http.Handler {
 
 func (s *Server) handleReadyz() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.stopping.Load() {
+			writeError(w, r, nil, core.Errorf(core.CodeUnavailable, "stopping: this daemon is shutting down"))
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), 500*time.Millisecond)
 		defer cancel()
 		if err := s.ready(ctx); err != nil {

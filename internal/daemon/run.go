@@ -34,8 +34,9 @@ type RunOptions struct {
 // Run is the daemon's whole life: bind the listener first (so a bind error
 // shows at once and :0 reports its port), serve /healthz while the backend
 // connects with retry (/readyz answers 503 meanwhile), build the API and its
-// background components, then on ctx's end stop accepting, drain HTTP, stop
-// the components and close the backend, all within SHUTDOWN_TIMEOUT.
+// background components, then on ctx's end (after SHUTDOWN_DELAY, /readyz
+// answering 503 meanwhile) stop accepting, drain HTTP, stop the components
+// and close the backend, all within SHUTDOWN_TIMEOUT.
 func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 	log := opt.Logger
 	if cfg.DeveloperToken == "" {
@@ -93,6 +94,9 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 	go func() { serveErr <- httpSrv.Serve(ln) }()
 
 	shutdown := func(srv *Server, backend *Backend) error {
+		if srv != nil && cfg.ShutdownDelay > 0 {
+			delay(srv, httpSrv, cfg.ShutdownDelay, opt.Forced, log)
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
 		go func() {
@@ -161,6 +165,24 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 		}
 	}
 	return shutdown(srv, backend)
+}
+
+// delay serves on for d before the stop begins (SHUTDOWN_DELAY), or until
+// forced is closed (a second signal, which then ends the stop at once):
+// /readyz answers 503, so that a load balancer polling it takes the daemon
+// out of its pool, while every other request is served as before (workers
+// included); keep-alives are off, so that clients holding a connection open
+// come back through the balancer, to another daemon.
+func delay(srv *Server, httpSrv *http.Server, d time.Duration, forced <-chan struct{}, log *slog.Logger) {
+	srv.NotReady()
+	httpSrv.SetKeepAlivesEnabled(false)
+	log.Info("stopping after the shutdown delay; /readyz answers 503 meanwhile", "delay", d.String())
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-forced:
+	}
 }
 
 // bootHandler answers while the backend connects: alive, not ready, and 503
