@@ -30,7 +30,12 @@ func TestServeRejectsBadSettings(t *testing.T) {
 		want string
 	}{
 		{"env", map[string]string{"QUEUE_MAX_PENDING": "abc"}, []string{"serve"}, `refrakt: QUEUE_MAX_PENDING: "abc" is not a whole number`},
-		{"flag", nil, []string{"serve", "--workers", "-3"}, "refrakt: WORKER_CONCURRENCY: -3 must be between 0 and 1024"},
+		// A value a flag gave is named by the flag, one a variable gave by
+		// the variable; the flag's was named by the variable.
+		{"flag", nil, []string{"serve", "--workers", "-3"}, "refrakt: --workers: -3 must be between 0 and 1024"},
+		{"env out of range", map[string]string{"WORKER_CONCURRENCY": "-3"}, []string{"serve"}, "refrakt: WORKER_CONCURRENCY: -3 must be between 0 and 1024"},
+		{"flag out of range beside env", map[string]string{"QUEUE_MAX_PENDING": "-1"}, []string{"serve", "--job-history", "0"},
+			"refrakt: --job-history: 0 must be at least 1; QUEUE_MAX_PENDING: -1 must not be negative"},
 		{"unknown flag", nil, []string{"serve", "--bogus"}, "refrakt: unknown flag: --bogus"},
 		{"extra arg", nil, []string{"serve", "now"}, `refrakt: unknown command "now" for "refrakt serve"`},
 		{"bool flag value", nil, []string{"serve", "--rate-limit-enabled=maybe"}, `refrakt: --rate-limit-enabled: "maybe" is not true or false`},

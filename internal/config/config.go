@@ -116,6 +116,20 @@ type Config struct {
 	LogFormat string
 	// LogLevel is debug, info, warn or error. LOG_LEVEL, default "info".
 	LogLevel string
+
+	// flagged maps the environment variable of each setting a flag gave
+	// to that flag ("WORKER_CONCURRENCY" to "--workers"), so that a message
+	// names a setting as the user gave it (SettingName). Load fills it.
+	flagged map[string]string
+}
+
+// SettingName is the name a message gives the setting of environment
+// variable env: its flag ("--workers") when a flag gave the value, else env.
+func (c Config) SettingName(env string) string {
+	if f, ok := c.flagged[env]; ok {
+		return f
+	}
+	return env
 }
 
 // Default returns the configuration with every default applied.
@@ -189,11 +203,12 @@ func checkListenAddr(addr string) error {
 	return nil
 }
 
-// Validate checks ranges and combinations that parsing alone cannot.
+// Validate checks ranges and combinations that parsing alone cannot. Each
+// mistake names its setting as it was given (SettingName).
 func (c Config) Validate() error {
 	var errs []string
 	bad := func(env, format string, args ...any) {
-		errs = append(errs, env+": "+fmt.Sprintf(format, args...))
+		errs = append(errs, c.SettingName(env)+": "+fmt.Sprintf(format, args...))
 	}
 	if c.Addr == "" {
 		bad("REFRAKT_ADDR", "must not be empty (e.g. :8080 or 127.0.0.1:0)")
@@ -287,7 +302,7 @@ func (c Config) Validate() error {
 		bad("LOG_LEVEL", "%q must be debug, info, warn or error", c.LogLevel)
 	}
 	if c.DeveloperToken != "" && c.DeveloperToken == c.OperatorToken {
-		bad("REFRAKT_OPERATOR_TOKEN", "must differ from REFRAKT_DEVELOPER_TOKEN")
+		bad("REFRAKT_OPERATOR_TOKEN", "must differ from %s", c.SettingName("REFRAKT_DEVELOPER_TOKEN"))
 	}
 	if len(errs) > 0 {
 		return &Error{Msg: strings.Join(errs, "; ")}

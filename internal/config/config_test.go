@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -90,7 +91,10 @@ func TestLoadBad(t *testing.T) {
 		{"route over a job", map[string]string{"PROMETHEUS_METRICS_ROUTE": "/run/metrics"}, nil, `PROMETHEUS_METRICS_ROUTE: "/run/metrics" is a path of the API`},
 		{"log level", map[string]string{"LOG_LEVEL": "loud"}, nil, `LOG_LEVEL: "loud" must be debug`},
 		{"addr without port", map[string]string{"REFRAKT_ADDR": "bogus"}, nil, `REFRAKT_ADDR: "bogus" is not host:port`},
-		{"addr port range", nil, map[string]string{"addr": ":99999"}, `REFRAKT_ADDR: ":99999" has port "99999"; want a number from 0 to 65535`},
+		{"addr port range", map[string]string{"REFRAKT_ADDR": ":99999"}, nil, `REFRAKT_ADDR: ":99999" has port "99999"; want a number from 0 to 65535`},
+		// A value a flag gave is named by the flag, whether parsing or
+		// Validate refuses it (Validate named the variable).
+		{"addr port range by flag", nil, map[string]string{"addr": ":99999"}, `--addr: ":99999" has port "99999"; want a number from 0 to 65535`},
 		{"addr port name", map[string]string{"REFRAKT_ADDR": "127.0.0.1:nosuchservice"}, nil, `REFRAKT_ADDR: "127.0.0.1:nosuchservice" has port "nosuchservice"`},
 		{"burst past the limiter's bound", map[string]string{"RATE_LIMIT_RUN_BURST": "9999999999"}, nil, "RATE_LIMIT_RUN_BURST: 9999999999 must be between 1 and 1073741824"},
 		{"strikes past the limiter's bound", map[string]string{"BAN_AFTER_STRIKES": "1000000"}, nil, "BAN_AFTER_STRIKES: 1000000 must be between 1 and 250"},
@@ -113,12 +117,16 @@ func TestLoadBad(t *testing.T) {
 		// booleans.
 		{"level offset", map[string]string{"LOG_LEVEL": "info+2"}, nil, `LOG_LEVEL: "info+2" must be debug, info, warn or error`},
 		{"level offset past error", map[string]string{"LOG_LEVEL": "error+100"}, nil, `LOG_LEVEL: "error+100" must be debug, info, warn or error`},
-		{"level negative offset", nil, map[string]string{"log-level": "DEBUG-4"}, `LOG_LEVEL: "DEBUG-4" must be debug, info, warn or error`},
+		{"level negative offset", map[string]string{"LOG_LEVEL": "DEBUG-4"}, nil, `LOG_LEVEL: "DEBUG-4" must be debug, info, warn or error`},
+		{"level negative offset by flag", nil, map[string]string{"log-level": "DEBUG-4"}, `--log-level: "DEBUG-4" must be debug, info, warn or error`},
 		{"bool t", map[string]string{"RATE_LIMIT_ENABLED": "t"}, nil, `RATE_LIMIT_ENABLED: "t" is not true or false`},
 		{"bool yes", map[string]string{"RATE_LIMIT_ENABLED": "yes"}, nil, `RATE_LIMIT_ENABLED: "yes" is not true or false`},
 		{"cluster yes", map[string]string{"REDIS_CLUSTER": "yes"}, nil, `REDIS_CLUSTER: "yes" must be auto, true or false`},
 		{"format shown as given", map[string]string{"LOG_FORMAT": "XML"}, nil, `LOG_FORMAT: "XML" must be text or json`},
 		{"same tokens", map[string]string{"REFRAKT_DEVELOPER_TOKEN": "abcabcabcabcabcabc", "REFRAKT_OPERATOR_TOKEN": "abcabcabcabcabcabc"}, nil, "must differ"},
+		{"same tokens, each named as given", map[string]string{"REFRAKT_DEVELOPER_TOKEN": "abcabcabcabcabcabc"}, map[string]string{"operator-token": "abcabcabcabcabcabc"},
+			"--operator-token: must differ from REFRAKT_DEVELOPER_TOKEN"},
+		{"workers by flag", nil, map[string]string{"workers": "-1"}, "--workers: -1 must be between 0 and 1024"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,6 +138,45 @@ func TestLoadBad(t *testing.T) {
 				t.Errorf("error %q; want one line containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestMessagesNameTheSettingAsGiven: for every setting that refuses some
+// value, the message names the flag when a flag gave the value, and the
+// variable when the environment did, whether parsing or Validate refused
+// it (Validate named the variable of a flag's value: `--workers -1` said
+// "WORKER_CONCURRENCY: -1 must be between 0 and 1024").
+func TestMessagesNameTheSettingAsGiven(t *testing.T) {
+	// Values some setting refuses: not a number, out of every range, not
+	// a word, a path or an address.
+	bad := []string{"-1", "abc", "9999999999", "0", "x y", ""}
+	// The settings that take any text.
+	anyText := []string{"REFRAKT_PREFIX", "PROMETHEUS_BEARER_TOKEN", "REFRAKT_DEVELOPER_TOKEN", "REFRAKT_OPERATOR_TOKEN"}
+	for _, s := range Settings() {
+		refused := false
+		for _, v := range bad {
+			_, ferr := Load(env(nil), map[string]string{s.Flag: v})
+			if ferr == nil {
+				continue
+			}
+			refused = true
+			if msg := ferr.Error(); !strings.HasPrefix(msg, "--"+s.Flag+": ") || strings.Contains(msg, s.Env) {
+				t.Errorf("--%s %q: %q; want it to name --%s, not %s", s.Flag, v, msg, s.Flag, s.Env)
+			}
+			if v == "" { // an empty variable is an unset one
+				break
+			}
+			_, eerr := Load(env(map[string]string{s.Env: v}), nil)
+			if eerr == nil {
+				t.Errorf("%s=%q accepted; --%s %q refused: %v", s.Env, v, s.Flag, v, ferr)
+			} else if msg := eerr.Error(); !strings.HasPrefix(msg, s.Env+": ") || strings.Contains(msg, "--"+s.Flag) {
+				t.Errorf("%s=%q: %q; want it to name %s, not --%s", s.Env, v, msg, s.Env, s.Flag)
+			}
+			break
+		}
+		if !refused && !slices.Contains(anyText, s.Env) {
+			t.Errorf("--%s refused none of %q: give the test a value it refuses", s.Flag, bad)
+		}
 	}
 }
 

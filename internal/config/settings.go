@@ -72,20 +72,20 @@ func Settings() []Setting {
 
 // Load builds a Config from the defaults, then environment variables, then
 // flags (flagValues holds only the flags given, by flag name), and validates
-// it. The error names the setting and what it accepts.
+// it. The error names the setting as it was given (its flag, or its
+// variable: SettingName) and what it accepts.
 func Load(getenv func(string) string, flagValues map[string]string) (Config, error) {
 	c := Default()
+	c.flagged = map[string]string{}
 	for _, s := range Settings() {
-		v, from, ok := flagValues[s.Flag], "--"+s.Flag, true
-		if _, given := flagValues[s.Flag]; !given {
-			v, from = getenv(s.Env), s.Env
-			ok = v != ""
-		}
-		if !ok {
+		v, given := flagValues[s.Flag]
+		if given {
+			c.flagged[s.Env] = "--" + s.Flag
+		} else if v = getenv(s.Env); v == "" {
 			continue
 		}
 		if err := s.set(&c, strings.TrimSpace(v)); err != nil {
-			return c, &Error{Msg: fmt.Sprintf("%s: %q %v", from, v, err)}
+			return c, &Error{Msg: fmt.Sprintf("%s: %q %v", c.SettingName(s.Env), v, err)}
 		}
 	}
 	return c, c.Validate()
