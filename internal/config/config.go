@@ -337,29 +337,30 @@ func ParseLevel(s string) (slog.Level, error) {
 	return 0, fmt.Errorf("log level %q must be debug, info, warn or error", s)
 }
 
-// LogValue keeps secrets out of logs: the tokens are shown as set or not.
+// LogValue is every setting, for the start-up line: backend (memory or
+// redis), then each setting under its flag's name with _ for -
+// (shutdown_timeout), but for the two keys the line had before it showed
+// every setting (logKeys). Secrets stay out (Setting.value): a token is set
+// or unset, a Redis URL shows no password.
 func (c Config) LogValue() slog.Value {
-	secret := func(s string) string {
-		if s == "" {
-			return "unset"
-		}
-		return "set"
-	}
 	backend := "memory"
 	if c.RedisURL != "" {
 		backend = "redis"
 	}
-	return slog.GroupValue(
-		slog.String("addr", c.Addr),
-		slog.String("backend", backend),
-		slog.Int("workers", c.WorkerConcurrency),
-		slog.Bool("rate_limit", c.RateLimitEnabled),
-		slog.Bool("prometheus", c.PrometheusEnabled),
-		slog.String("developer_token", secret(c.DeveloperToken)),
-		slog.String("operator_token", secret(c.OperatorToken)),
-		slog.String("prometheus_token", secret(c.PrometheusBearerToken)),
-	)
+	attrs := []slog.Attr{slog.String("backend", backend)}
+	for _, s := range Settings() {
+		key, ok := logKeys[s.Flag]
+		if !ok {
+			key = strings.ReplaceAll(s.Flag, "-", "_")
+		}
+		attrs = append(attrs, slog.Attr{Key: key, Value: s.value(&c)})
+	}
+	return slog.GroupValue(attrs...)
 }
+
+// logKeys are the keys of the start-up line that are not their setting's
+// flag: kept as they were, for whoever greps them.
+var logKeys = map[string]string{"rate-limit-enabled": "rate_limit", "prometheus-enabled": "prometheus"}
 
 // Error is a configuration error; the CLI turns it into exit code 2.
 type Error struct{ Msg string }

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"log/slog"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -202,6 +204,105 @@ func TestLogValueHidesSecrets(t *testing.T) {
 	c.PrometheusBearerToken = "s3cr3t-prom"
 	if s := c.LogValue().String(); strings.Contains(s, "s3cr3t") {
 		t.Fatalf("log value leaks a secret: %s", s)
+	}
+}
+
+// logAttrs renders c as the start-up line does (c.LogValue, resolved) and
+// returns its keys and values as text.
+func logAttrs(t *testing.T, c Config) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, a := range c.LogValue().Resolve().Group() {
+		if _, dup := out[a.Key]; dup {
+			t.Errorf("key %s twice in the log value", a.Key)
+		}
+		out[a.Key] = a.Value.String()
+	}
+	return out
+}
+
+// TestLogValueShowsEverySetting: the start-up line carries every exported
+// field of Config: changing any one of them alone changes what its key
+// shows (backend aside, which only sums QUEUE_URL up). It carried addr,
+// backend, workers, rate_limit, prometheus and the tokens' presence only.
+func TestLogValueShowsEverySetting(t *testing.T) {
+	base := logAttrs(t, Default())
+	typ := reflect.TypeFor[Config]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		c := Default()
+		v := reflect.ValueOf(&c).Elem().Field(i)
+		switch x := v.Addr().Interface().(type) {
+		case *string:
+			*x = "changed-" + f.Name
+		case *int:
+			*x += 7
+		case *float64:
+			*x += 0.25
+		case *bool:
+			*x = !*x
+		case *time.Duration:
+			*x += 1500 * time.Millisecond
+		case *[]netip.Prefix:
+			*x = append(*x, netip.MustParsePrefix("10.9.0.0/16"))
+		default:
+			t.Fatalf("Config.%s is a %s: teach the test to change it", f.Name, f.Type)
+		}
+		got := logAttrs(t, c)
+		var changed []string
+		for k, v := range got {
+			if k != "backend" && v != base[k] {
+				changed = append(changed, k)
+			}
+		}
+		if len(changed) != 1 {
+			t.Errorf("changing Config.%s alone changed %v of the log value; want one key: every setting shown, each once", f.Name, changed)
+		}
+	}
+	// The keys the line had keep their names and values.
+	want := map[string]string{"addr": ":8080", "backend": "memory", "workers": "4", "rate_limit": "true", "prometheus": "true",
+		"developer_token": "unset", "operator_token": "unset", "prometheus_token": "unset"}
+	for k, v := range want {
+		if base[k] != v {
+			t.Errorf("log value %s=%q, want %q", k, base[k], v)
+		}
+	}
+	if len(base) != len(Settings())+1 {
+		t.Errorf("%d keys in the log value, want one per setting and backend (%d)", len(base), len(Settings())+1)
+	}
+}
+
+// TestLogValueShowsNoSecret: through both log formats, tokens are set or
+// unset (never their value nor their length), and a Redis URL's password,
+// in its user info or its query, is xxxxx.
+func TestLogValueShowsNoSecret(t *testing.T) {
+	const secret = "Sekr3tPW"
+	c := Default()
+	c.DeveloperToken = "dev-" + secret + "-0123456789"
+	c.OperatorToken = "op-" + secret
+	c.PrometheusBearerToken = "prom-" + secret + "-42"
+	c.RedisURL = "redis://user:" + secret + "@127.0.0.1:6379/0?password=" + secret
+	for _, tt := range []struct {
+		name string
+		h    func(*strings.Builder) slog.Handler
+	}{
+		{"text", func(b *strings.Builder) slog.Handler { return slog.NewTextHandler(b, nil) }},
+		{"json", func(b *strings.Builder) slog.Handler { return slog.NewJSONHandler(b, nil) }},
+	} {
+		var b strings.Builder
+		slog.New(tt.h(&b)).Info("listening", "config", c)
+		if strings.Contains(b.String(), secret) || !strings.Contains(b.String(), "redis://user:xxxxx@127.0.0.1:6379/0?password=xxxxx") {
+			t.Errorf("%s: a secret shown, or the URL not shown redacted: %s", tt.name, b.String())
+		}
+	}
+	got := logAttrs(t, c)
+	for _, k := range []string{"developer_token", "operator_token", "prometheus_token"} {
+		if got[k] != "set" {
+			t.Errorf("%s=%q, want set", k, got[k])
+		}
 	}
 }
 

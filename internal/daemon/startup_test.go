@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/daemontest"
 	"github.com/refrakt/refrakt/internal/redistest"
 )
@@ -171,5 +172,41 @@ func TestRiskySettingsWarned(t *testing.T) {
 	}
 	if strings.Contains(out, "op-Sekr3t") || strings.Contains(out, "setting=REFRAKT_DEVELOPER_TOKEN") {
 		t.Errorf("a token's value, or the long developer token, in the log:\n%s", out)
+	}
+}
+
+// TestListeningLineShowsEverySetting: the "listening" line carries every
+// setting the daemon runs with, as given by flag or variable, with tokens
+// as set and a Redis URL's password as xxxxx. It carried addr, backend,
+// workers, rate_limit, prometheus and the tokens' presence only.
+func TestListeningLineShowsEverySetting(t *testing.T) {
+	t.Parallel()
+	const secret = "Sekr3tPW"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	d := daemontest.Start(t, []string{"QUEUE_URL=redis://:" + secret + "@" + dead + "/0", "REFRAKT_OPERATOR_TOKEN=op-" + secret + "-0123456789", "JOB_HISTORY=17"},
+		"--shutdown-timeout", "3s", "--trusted-proxies", "10.0.0.0/8")
+	line := grep(d.Log(), "msg=listening")
+	for _, a := range config.Default().LogValue().Group() {
+		if !strings.Contains(line, " config."+a.Key+"=") {
+			t.Errorf("the listening line lacks config.%s:\n%s", a.Key, line)
+		}
+	}
+	for _, want := range []string{"config.shutdown_timeout=3s", "config.trusted_proxies=10.0.0.0/8", "config.job_history=17",
+		"config.redis=redis://:xxxxx@" + dead + "/0", "config.operator_token=set", "config.developer_token=set", "config.backend=redis"} {
+		if !strings.Contains(line, " "+want+" ") {
+			t.Errorf("the listening line lacks %s:\n%s", want, line)
+		}
+	}
+	d.Signal(syscall.SIGTERM)
+	if code := d.Wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM\n%s", code, d.Log())
+	}
+	if strings.Contains(d.Log(), secret) {
+		t.Errorf("a secret in the log:\n%s", d.Log())
 	}
 }
