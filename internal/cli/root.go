@@ -50,9 +50,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if err == nil {
 		return ExitOK
 	}
-	code := exitCode(err)
-	fmt.Fprintln(stderr, "refrakt: "+oneLine(errorText(err)))
-	return code
+	var logged loggedError
+	if !errors.As(err, &logged) {
+		fmt.Fprintln(stderr, "refrakt: "+errorLine(err))
+	}
+	return exitCode(err)
 }
 
 func newRootCmd(f *Factory) *cobra.Command {
@@ -105,6 +107,14 @@ type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
+
+// loggedError is an error its command has written to its log already
+// (serve under LOG_FORMAT=json): Run gives its exit code without printing
+// it again.
+type loggedError struct{ err error }
+
+func (e loggedError) Error() string { return e.err.Error() }
+func (e loggedError) Unwrap() error { return e.err }
 
 // unreachableError marks a daemon or Redis that could not be reached (exit 3).
 type unreachableError struct {
@@ -169,6 +179,10 @@ func errorText(err error) string {
 	}
 	return err.Error()
 }
+
+// errorLine is what the user is told of err: one line, the text of Run's
+// "refrakt: …" line.
+func errorLine(err error) string { return oneLine(errorText(err)) }
 
 func oneLine(s string) string {
 	s = strings.TrimSpace(s)

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"net"
 	"os/exec"
@@ -208,5 +209,69 @@ func TestListeningLineShowsEverySetting(t *testing.T) {
 	}
 	if strings.Contains(d.Log(), secret) {
 		t.Errorf("a secret in the log:\n%s", d.Log())
+	}
+}
+
+// TestFatalErrorIsJSONUnderJSONLogs: under LOG_FORMAT=json, an error that
+// stops serve once its logger exists is one JSON record at level ERROR, the
+// log's last, with the exit code unchanged; a log shipper reading JSON got
+// the plain "refrakt: listen on …" line. A mistake in the settings that
+// make the logger (LOG_FORMAT itself), and any other the settings table
+// finds before the logger exists, stays the plain line.
+func TestFatalErrorIsJSONUnderJSONLogs(t *testing.T) {
+	t.Parallel()
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	addr := held.Addr().String()
+	jsonLogs := []string{"LOG_FORMAT=json"}
+	for _, tt := range []struct {
+		name  string
+		env   []string
+		args  []string
+		code  int
+		err   string // the ERROR record's err, or "" for a plain line
+		plain string
+	}{
+		{name: "listen", env: jsonLogs, args: []string{"--addr", addr}, code: 1, err: "listen on " + addr + ": bind: address already in use"},
+		{name: "bad URL found by the daemon", env: jsonLogs, args: []string{"--redis", "redis://127.0.0.1:bad"}, code: 2, err: `QUEUE_URL: `},
+		{name: "bad log format", env: []string{"LOG_FORMAT=xml"}, code: 2, plain: `refrakt: LOG_FORMAT: "xml" must be text or json`},
+		{name: "bad setting before the logger", env: jsonLogs, args: []string{"--workers", "-1"}, code: 2, plain: "refrakt: --workers: -1 must be between 0 and 1024"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stderr := serveToExit(t, 10*time.Second, tt.env, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, tt.code, stderr)
+			}
+			if tt.plain != "" {
+				if strings.TrimSpace(stderr) != tt.plain {
+					t.Errorf("stderr %q, want the one line %q", stderr, tt.plain)
+				}
+				return
+			}
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			for _, l := range lines {
+				if !json.Valid([]byte(l)) {
+					t.Errorf("a line that is not JSON: %q; stderr:\n%s", l, stderr)
+				}
+			}
+			var rec struct {
+				Level    string `json:"level"`
+				Msg      string `json:"msg"`
+				Err      string `json:"err"`
+				ExitCode int    `json:"exit_code"`
+			}
+			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rec); err != nil {
+				t.Fatalf("last line: %v; stderr:\n%s", err, stderr)
+			}
+			if rec.Level != "ERROR" || rec.Msg != "serve failed" || !strings.HasPrefix(rec.Err, tt.err) || rec.ExitCode != tt.code {
+				t.Errorf("last record %+v; want level ERROR, msg \"serve failed\", err starting %q, exit_code %d", rec, tt.err, tt.code)
+			}
+			if n := strings.Count(stderr, `"level":"ERROR"`); n != 1 {
+				t.Errorf("%d ERROR records, want 1; stderr:\n%s", n, stderr)
+			}
+		})
 	}
 }
