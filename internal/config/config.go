@@ -32,7 +32,10 @@ type Config struct {
 	// REDIS_CLUSTER, default "auto".
 	RedisCluster string
 	// TrustedProxies are the peers whose identity headers are believed.
-	// TRUSTED_PROXIES, comma-separated CIDRs, default "127.0.0.0/8,::1/128".
+	// TRUSTED_PROXIES, comma-separated CIDRs, default "127.0.0.0/8,::1/128";
+	// "none" trusts no peer (an empty list). A value that lists no range
+	// ("," or an empty flag) trusts no peer either, but leaves it nil, so
+	// that start-up can warn that it may not be meant.
 	TrustedProxies []netip.Prefix
 	// MaxInFlight caps concurrent requests (beyond it: 503), health checks
 	// excepted. REFRAKT_MAX_IN_FLIGHT, default 1024.

@@ -272,6 +272,8 @@ func showPrefixes(ps []netip.Prefix) string {
 	return strings.Join(out, ",")
 }
 
+// parsePrefixes reads a TRUSTED_PROXIES list: none is the empty list, a
+// value that lists no range is nil (Config.TrustedProxies).
 func parsePrefixes(v string) ([]netip.Prefix, error) {
 	if strings.EqualFold(strings.TrimSpace(v), "none") {
 		return []netip.Prefix{}, nil // trust no peer's headers

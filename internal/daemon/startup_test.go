@@ -275,3 +275,18 @@ func TestFatalErrorIsJSONUnderJSONLogs(t *testing.T) {
 		})
 	}
 }
+
+// TestNoRangeTrustedProxiesWarnedAtStartUp: the real daemon, given
+// TRUSTED_PROXIES=, (no range, so no peer trusted), starts with a warning
+// naming the setting; it started without a word.
+func TestNoRangeTrustedProxiesWarnedAtStartUp(t *testing.T) {
+	t.Parallel()
+	d := daemontest.Start(t, []string{"TRUSTED_PROXIES=,"})
+	want := `level=WARN msg="TRUSTED_PROXIES lists no range: no peer is trusted, loopback included (write none if that is meant)" setting=TRUSTED_PROXIES`
+	if n := strings.Count(d.Log(), want); n != 1 {
+		t.Errorf("%d lines %s, want 1; log:\n%s", n, want, d.Log())
+	}
+	if !strings.Contains(grep(d.Log(), "msg=listening"), " config.trusted_proxies=none ") {
+		t.Errorf("the listening line does not show that no proxy is trusted:\n%s", d.Log())
+	}
+}
