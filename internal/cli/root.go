@@ -15,6 +15,7 @@ import (
 
 	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/version"
 )
 
 // Exit codes, decided in one place (exitCode).
@@ -64,7 +65,15 @@ func newRootCmd(f *Factory) *cobra.Command {
 		Long:          "refrakt protects a service with rate limits and admission control, runs its background jobs,\nand shows operators what is happening. `refrakt serve` runs the daemon; the other commands\nare the operator's tools for the same state.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// cobra prints Version through the version template when
+		// --version is given: Version holds the whole line, so that
+		// --version prints what `refrakt version` prints.
+		Version: versionLine(version.Get()),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
+	// Declared here, --version has no -v: cobra would take -v for it
+	// when free, and -v means verbose to many tools.
+	root.Flags().Bool("version", false, "print refrakt's version, as refrakt version does")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newServeCmd(f, nil), newVersionCmd(f), newJobsCmd(f), newLimitsCmd(f), newTopCmd(f, nil))
 	// The completion scripts are written where the root writes when the

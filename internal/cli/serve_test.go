@@ -3,7 +3,9 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -87,6 +89,31 @@ func TestVersion(t *testing.T) {
 	code, out, _ = runCLI(t, nil, "version", "-o", "json")
 	if code != 0 || !strings.Contains(out, `"go_version"`) {
 		t.Fatalf("version -o json: %d %q", code, out)
+	}
+}
+
+// TestVersionFlag: the binary's `refrakt --version` prints what `refrakt
+// version` prints and exits 0 (it was an unknown flag); -v stays no flag.
+func TestVersionFlag(t *testing.T) {
+	run := func(args ...string) (int, string, string) {
+		t.Helper()
+		cmd := daemontest.Command(t, nil, args...)
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
+	}
+	_, want, _ := run("version")
+	code, out, stderr := run("--version")
+	if code != 0 || out != want || stderr != "" || !strings.HasPrefix(out, "refrakt ") {
+		t.Errorf("refrakt --version: exit %d, stdout %q, stderr %q; want exit 0 and %q, as refrakt version", code, out, stderr, want)
+	}
+	if code, _, stderr := run("-v"); code != ExitUsage || strings.TrimSpace(stderr) != "refrakt: unknown shorthand flag: 'v' in -v" {
+		t.Errorf("refrakt -v: exit %d, stderr %q; want it refused, exit 2", code, stderr)
 	}
 }
 
