@@ -15,6 +15,7 @@ import (
 
 	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/version"
 )
 
 // Exit codes, decided in one place (exitCode).
@@ -50,9 +51,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if err == nil {
 		return ExitOK
 	}
-	code := exitCode(err)
-	fmt.Fprintln(stderr, "refrakt: "+oneLine(errorText(err)))
-	return code
+	var logged loggedError
+	if !errors.As(err, &logged) {
+		fmt.Fprintln(stderr, "refrakt: "+errorLine(err))
+	}
+	return exitCode(err)
 }
 
 func newRootCmd(f *Factory) *cobra.Command {
@@ -62,7 +65,15 @@ func newRootCmd(f *Factory) *cobra.Command {
 		Long:          "refrakt protects a service with rate limits and admission control, runs its background jobs,\nand shows operators what is happening. `refrakt serve` runs the daemon; the other commands\nare the operator's tools for the same state.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// cobra prints Version through the version template when
+		// --version is given: Version holds the whole line, so that
+		// --version prints what `refrakt version` prints.
+		Version: versionLine(version.Get()),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
+	// Declared here, --version has no -v: cobra would take -v for it
+	// when free, and -v means verbose to many tools.
+	root.Flags().Bool("version", false, "print refrakt's version, as refrakt version does")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newServeCmd(f, nil), newVersionCmd(f), newJobsCmd(f), newLimitsCmd(f), newTopCmd(f, nil))
 	// The completion scripts are written where the root writes when the
@@ -105,6 +116,14 @@ type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
+
+// loggedError is an error its command has written to its log already
+// (serve under LOG_FORMAT=json): Run gives its exit code without printing
+// it again.
+type loggedError struct{ err error }
+
+func (e loggedError) Error() string { return e.err.Error() }
+func (e loggedError) Unwrap() error { return e.err }
 
 // unreachableError marks a daemon or Redis that could not be reached (exit 3).
 type unreachableError struct {
@@ -169,6 +188,10 @@ func errorText(err error) string {
 	}
 	return err.Error()
 }
+
+// errorLine is what the user is told of err: one line, the text of Run's
+// "refrakt: …" line.
+func errorLine(err error) string { return oneLine(errorText(err)) }
 
 func oneLine(s string) string {
 	s = strings.TrimSpace(s)

@@ -99,7 +99,15 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	signal.Ignore(syscall.SIGPIPE)
 	done := make(chan struct{})
 	defer close(done)
-	return daemon.Run(ctx, cfg, daemon.RunOptions{Logger: log, Getenv: opts.Getenv, Environ: os.Environ, Forced: secondSignal(done)})
+	err = daemon.Run(ctx, cfg, daemon.RunOptions{Logger: log, Getenv: opts.Getenv, Environ: os.Environ, Forced: secondSignal(done)})
+	if err != nil && cfg.LogFormat == "json" {
+		// A log shipper reading JSON lines would drop or mangle Run's
+		// plain "refrakt: …" line, the one that says why the daemon
+		// stopped: it is the log's last record instead.
+		log.Error("serve failed", "err", errorLine(err), "exit_code", exitCode(err))
+		return loggedError{err}
+	}
+	return err
 }
 
 // StopSignals are the signals that end a command (main's context) and stop

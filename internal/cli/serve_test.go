@@ -3,7 +3,9 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -30,7 +32,12 @@ func TestServeRejectsBadSettings(t *testing.T) {
 		want string
 	}{
 		{"env", map[string]string{"QUEUE_MAX_PENDING": "abc"}, []string{"serve"}, `refrakt: QUEUE_MAX_PENDING: "abc" is not a whole number`},
-		{"flag", nil, []string{"serve", "--workers", "-3"}, "refrakt: WORKER_CONCURRENCY: -3 must be between 0 and 1024"},
+		// A value a flag gave is named by the flag, one a variable gave by
+		// the variable; the flag's was named by the variable.
+		{"flag", nil, []string{"serve", "--workers", "-3"}, "refrakt: --workers: -3 must be between 0 and 1024"},
+		{"env out of range", map[string]string{"WORKER_CONCURRENCY": "-3"}, []string{"serve"}, "refrakt: WORKER_CONCURRENCY: -3 must be between 0 and 1024"},
+		{"flag out of range beside env", map[string]string{"QUEUE_MAX_PENDING": "-1"}, []string{"serve", "--job-history", "0"},
+			"refrakt: --job-history: 0 must be at least 1; QUEUE_MAX_PENDING: -1 must not be negative"},
 		{"unknown flag", nil, []string{"serve", "--bogus"}, "refrakt: unknown flag: --bogus"},
 		{"extra arg", nil, []string{"serve", "now"}, `refrakt: unknown command "now" for "refrakt serve"`},
 		{"bool flag value", nil, []string{"serve", "--rate-limit-enabled=maybe"}, `refrakt: --rate-limit-enabled: "maybe" is not true or false`},
@@ -82,6 +89,31 @@ func TestVersion(t *testing.T) {
 	code, out, _ = runCLI(t, nil, "version", "-o", "json")
 	if code != 0 || !strings.Contains(out, `"go_version"`) {
 		t.Fatalf("version -o json: %d %q", code, out)
+	}
+}
+
+// TestVersionFlag: the binary's `refrakt --version` prints what `refrakt
+// version` prints and exits 0 (it was an unknown flag); -v stays no flag.
+func TestVersionFlag(t *testing.T) {
+	run := func(args ...string) (int, string, string) {
+		t.Helper()
+		cmd := daemontest.Command(t, nil, args...)
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
+	}
+	_, want, _ := run("version")
+	code, out, stderr := run("--version")
+	if code != 0 || out != want || stderr != "" || !strings.HasPrefix(out, "refrakt ") {
+		t.Errorf("refrakt --version: exit %d, stdout %q, stderr %q; want exit 0 and %q, as refrakt version", code, out, stderr, want)
+	}
+	if code, _, stderr := run("-v"); code != ExitUsage || strings.TrimSpace(stderr) != "refrakt: unknown shorthand flag: 'v' in -v" {
+		t.Errorf("refrakt -v: exit %d, stderr %q; want it refused, exit 2", code, stderr)
 	}
 }
 

@@ -24,7 +24,7 @@ func newVersionCmd(f *Factory) *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(info)
 			case "", "table":
-				_, err := fmt.Fprintf(f.IO.Out, "refrakt %s (commit %s, %s)\n", info.Version, info.Commit, info.GoVersion)
+				_, err := fmt.Fprintln(f.IO.Out, versionLine(info))
 				return err
 			}
 			return usageError{fmt.Errorf("--output %q: must be table or json", output)}
@@ -32,4 +32,9 @@ func newVersionCmd(f *Factory) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: table or json")
 	return cmd
+}
+
+// versionLine is what `refrakt version` and `refrakt --version` print.
+func versionLine(info version.Info) string {
+	return fmt.Sprintf("refrakt %s (commit %s, %s)", info.Version, info.Commit, info.GoVersion)
 }

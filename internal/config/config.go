@@ -32,7 +32,10 @@ type Config struct {
 	// REDIS_CLUSTER, default "auto".
 	RedisCluster string
 	// TrustedProxies are the peers whose identity headers are believed.
-	// TRUSTED_PROXIES, comma-separated CIDRs, default "127.0.0.0/8,::1/128".
+	// TRUSTED_PROXIES, comma-separated CIDRs, default "127.0.0.0/8,::1/128";
+	// "none" trusts no peer (an empty list). A value that lists no range
+	// ("," or an empty flag) trusts no peer either, but leaves it nil, so
+	// that start-up can warn that it may not be meant.
 	TrustedProxies []netip.Prefix
 	// MaxInFlight caps concurrent requests (beyond it: 503), health checks
 	// excepted. REFRAKT_MAX_IN_FLIGHT, default 1024.
@@ -122,6 +125,20 @@ type Config struct {
 	LogFormat string
 	// LogLevel is debug, info, warn or error. LOG_LEVEL, default "info".
 	LogLevel string
+
+	// flagged maps the environment variable of each setting a flag gave
+	// to that flag ("WORKER_CONCURRENCY" to "--workers"), so that a message
+	// names a setting as the user gave it (SettingName). Load fills it.
+	flagged map[string]string
+}
+
+// SettingName is the name a message gives the setting of environment
+// variable env: its flag ("--workers") when a flag gave the value, else env.
+func (c Config) SettingName(env string) string {
+	if f, ok := c.flagged[env]; ok {
+		return f
+	}
+	return env
 }
 
 // Default returns the configuration with every default applied.
@@ -195,11 +212,12 @@ func checkListenAddr(addr string) error {
 	return nil
 }
 
-// Validate checks ranges and combinations that parsing alone cannot.
+// Validate checks ranges and combinations that parsing alone cannot. Each
+// mistake names its setting as it was given (SettingName).
 func (c Config) Validate() error {
 	var errs []string
 	bad := func(env, format string, args ...any) {
-		errs = append(errs, env+": "+fmt.Sprintf(format, args...))
+		errs = append(errs, c.SettingName(env)+": "+fmt.Sprintf(format, args...))
 	}
 	if c.Addr == "" {
 		bad("REFRAKT_ADDR", "must not be empty (e.g. :8080 or 127.0.0.1:0)")
@@ -294,7 +312,7 @@ func (c Config) Validate() error {
 		bad("LOG_LEVEL", "%q must be debug, info, warn or error", c.LogLevel)
 	}
 	if c.DeveloperToken != "" && c.DeveloperToken == c.OperatorToken {
-		bad("REFRAKT_OPERATOR_TOKEN", "must differ from REFRAKT_DEVELOPER_TOKEN")
+		bad("REFRAKT_OPERATOR_TOKEN", "must differ from %s", c.SettingName("REFRAKT_DEVELOPER_TOKEN"))
 	}
 	if len(errs) > 0 {
 		return &Error{Msg: strings.Join(errs, "; ")}
@@ -329,29 +347,30 @@ func ParseLevel(s string) (slog.Level, error) {
 	return 0, fmt.Errorf("log level %q must be debug, info, warn or error", s)
 }
 
-// LogValue keeps secrets out of logs: the tokens are shown as set or not.
+// LogValue is every setting, for the start-up line: backend (memory or
+// redis), then each setting under its flag's name with _ for -
+// (shutdown_timeout), but for the two keys the line had before it showed
+// every setting (logKeys). Secrets stay out (Setting.value): a token is set
+// or unset, a Redis URL shows no password.
 func (c Config) LogValue() slog.Value {
-	secret := func(s string) string {
-		if s == "" {
-			return "unset"
-		}
-		return "set"
-	}
 	backend := "memory"
 	if c.RedisURL != "" {
 		backend = "redis"
 	}
-	return slog.GroupValue(
-		slog.String("addr", c.Addr),
-		slog.String("backend", backend),
-		slog.Int("workers", c.WorkerConcurrency),
-		slog.Bool("rate_limit", c.RateLimitEnabled),
-		slog.Bool("prometheus", c.PrometheusEnabled),
-		slog.String("developer_token", secret(c.DeveloperToken)),
-		slog.String("operator_token", secret(c.OperatorToken)),
-		slog.String("prometheus_token", secret(c.PrometheusBearerToken)),
-	)
+	attrs := []slog.Attr{slog.String("backend", backend)}
+	for _, s := range Settings() {
+		key, ok := logKeys[s.Flag]
+		if !ok {
+			key = strings.ReplaceAll(s.Flag, "-", "_")
+		}
+		attrs = append(attrs, slog.Attr{Key: key, Value: s.value(&c)})
+	}
+	return slog.GroupValue(attrs...)
 }
+
+// logKeys are the keys of the start-up line that are not their setting's
+// flag: kept as they were, for whoever greps them.
+var logKeys = map[string]string{"rate-limit-enabled": "rate_limit", "prometheus-enabled": "prometheus"}
 
 // Error is a configuration error; the CLI turns it into exit code 2.
 type Error struct{ Msg string }

@@ -1,7 +1,10 @@
 package config
 
 import (
+	"log/slog"
 	"net/netip"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -90,7 +93,10 @@ func TestLoadBad(t *testing.T) {
 		{"route over a job", map[string]string{"PROMETHEUS_METRICS_ROUTE": "/run/metrics"}, nil, `PROMETHEUS_METRICS_ROUTE: "/run/metrics" is a path of the API`},
 		{"log level", map[string]string{"LOG_LEVEL": "loud"}, nil, `LOG_LEVEL: "loud" must be debug`},
 		{"addr without port", map[string]string{"REFRAKT_ADDR": "bogus"}, nil, `REFRAKT_ADDR: "bogus" is not host:port`},
-		{"addr port range", nil, map[string]string{"addr": ":99999"}, `REFRAKT_ADDR: ":99999" has port "99999"; want a number from 0 to 65535`},
+		{"addr port range", map[string]string{"REFRAKT_ADDR": ":99999"}, nil, `REFRAKT_ADDR: ":99999" has port "99999"; want a number from 0 to 65535`},
+		// A value a flag gave is named by the flag, whether parsing or
+		// Validate refuses it (Validate named the variable).
+		{"addr port range by flag", nil, map[string]string{"addr": ":99999"}, `--addr: ":99999" has port "99999"; want a number from 0 to 65535`},
 		{"addr port name", map[string]string{"REFRAKT_ADDR": "127.0.0.1:nosuchservice"}, nil, `REFRAKT_ADDR: "127.0.0.1:nosuchservice" has port "nosuchservice"`},
 		{"burst past the limiter's bound", map[string]string{"RATE_LIMIT_RUN_BURST": "9999999999"}, nil, "RATE_LIMIT_RUN_BURST: 9999999999 must be between 1 and 1073741824"},
 		{"strikes past the limiter's bound", map[string]string{"BAN_AFTER_STRIKES": "1000000"}, nil, "BAN_AFTER_STRIKES: 1000000 must be between 1 and 250"},
@@ -113,12 +119,16 @@ func TestLoadBad(t *testing.T) {
 		// booleans.
 		{"level offset", map[string]string{"LOG_LEVEL": "info+2"}, nil, `LOG_LEVEL: "info+2" must be debug, info, warn or error`},
 		{"level offset past error", map[string]string{"LOG_LEVEL": "error+100"}, nil, `LOG_LEVEL: "error+100" must be debug, info, warn or error`},
-		{"level negative offset", nil, map[string]string{"log-level": "DEBUG-4"}, `LOG_LEVEL: "DEBUG-4" must be debug, info, warn or error`},
+		{"level negative offset", map[string]string{"LOG_LEVEL": "DEBUG-4"}, nil, `LOG_LEVEL: "DEBUG-4" must be debug, info, warn or error`},
+		{"level negative offset by flag", nil, map[string]string{"log-level": "DEBUG-4"}, `--log-level: "DEBUG-4" must be debug, info, warn or error`},
 		{"bool t", map[string]string{"RATE_LIMIT_ENABLED": "t"}, nil, `RATE_LIMIT_ENABLED: "t" is not true or false`},
 		{"bool yes", map[string]string{"RATE_LIMIT_ENABLED": "yes"}, nil, `RATE_LIMIT_ENABLED: "yes" is not true or false`},
 		{"cluster yes", map[string]string{"REDIS_CLUSTER": "yes"}, nil, `REDIS_CLUSTER: "yes" must be auto, true or false`},
 		{"format shown as given", map[string]string{"LOG_FORMAT": "XML"}, nil, `LOG_FORMAT: "XML" must be text or json`},
 		{"same tokens", map[string]string{"REFRAKT_DEVELOPER_TOKEN": "abcabcabcabcabcabc", "REFRAKT_OPERATOR_TOKEN": "abcabcabcabcabcabc"}, nil, "must differ"},
+		{"same tokens, each named as given", map[string]string{"REFRAKT_DEVELOPER_TOKEN": "abcabcabcabcabcabc"}, map[string]string{"operator-token": "abcabcabcabcabcabc"},
+			"--operator-token: must differ from REFRAKT_DEVELOPER_TOKEN"},
+		{"workers by flag", nil, map[string]string{"workers": "-1"}, "--workers: -1 must be between 0 and 1024"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -130,6 +140,45 @@ func TestLoadBad(t *testing.T) {
 				t.Errorf("error %q; want one line containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestMessagesNameTheSettingAsGiven: for every setting that refuses some
+// value, the message names the flag when a flag gave the value, and the
+// variable when the environment did, whether parsing or Validate refused
+// it (Validate named the variable of a flag's value: `--workers -1` said
+// "WORKER_CONCURRENCY: -1 must be between 0 and 1024").
+func TestMessagesNameTheSettingAsGiven(t *testing.T) {
+	// Values some setting refuses: not a number, out of every range, not
+	// a word, a path or an address.
+	bad := []string{"-1", "abc", "9999999999", "0", "x y", ""}
+	// The settings that take any text.
+	anyText := []string{"REFRAKT_PREFIX", "PROMETHEUS_BEARER_TOKEN", "REFRAKT_DEVELOPER_TOKEN", "REFRAKT_OPERATOR_TOKEN"}
+	for _, s := range Settings() {
+		refused := false
+		for _, v := range bad {
+			_, ferr := Load(env(nil), map[string]string{s.Flag: v})
+			if ferr == nil {
+				continue
+			}
+			refused = true
+			if msg := ferr.Error(); !strings.HasPrefix(msg, "--"+s.Flag+": ") || strings.Contains(msg, s.Env) {
+				t.Errorf("--%s %q: %q; want it to name --%s, not %s", s.Flag, v, msg, s.Flag, s.Env)
+			}
+			if v == "" { // an empty variable is an unset one
+				break
+			}
+			_, eerr := Load(env(map[string]string{s.Env: v}), nil)
+			if eerr == nil {
+				t.Errorf("%s=%q accepted; --%s %q refused: %v", s.Env, v, s.Flag, v, ferr)
+			} else if msg := eerr.Error(); !strings.HasPrefix(msg, s.Env+": ") || strings.Contains(msg, "--"+s.Flag) {
+				t.Errorf("%s=%q: %q; want it to name %s, not --%s", s.Env, v, msg, s.Env, s.Flag)
+			}
+			break
+		}
+		if !refused && !slices.Contains(anyText, s.Env) {
+			t.Errorf("--%s refused none of %q: give the test a value it refuses", s.Flag, bad)
+		}
 	}
 }
 
@@ -155,6 +204,105 @@ func TestLogValueHidesSecrets(t *testing.T) {
 	c.PrometheusBearerToken = "s3cr3t-prom"
 	if s := c.LogValue().String(); strings.Contains(s, "s3cr3t") {
 		t.Fatalf("log value leaks a secret: %s", s)
+	}
+}
+
+// logAttrs renders c as the start-up line does (c.LogValue, resolved) and
+// returns its keys and values as text.
+func logAttrs(t *testing.T, c Config) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, a := range c.LogValue().Resolve().Group() {
+		if _, dup := out[a.Key]; dup {
+			t.Errorf("key %s twice in the log value", a.Key)
+		}
+		out[a.Key] = a.Value.String()
+	}
+	return out
+}
+
+// TestLogValueShowsEverySetting: the start-up line carries every exported
+// field of Config: changing any one of them alone changes what its key
+// shows (backend aside, which only sums QUEUE_URL up). It carried addr,
+// backend, workers, rate_limit, prometheus and the tokens' presence only.
+func TestLogValueShowsEverySetting(t *testing.T) {
+	base := logAttrs(t, Default())
+	typ := reflect.TypeFor[Config]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		c := Default()
+		v := reflect.ValueOf(&c).Elem().Field(i)
+		switch x := v.Addr().Interface().(type) {
+		case *string:
+			*x = "changed-" + f.Name
+		case *int:
+			*x += 7
+		case *float64:
+			*x += 0.25
+		case *bool:
+			*x = !*x
+		case *time.Duration:
+			*x += 1500 * time.Millisecond
+		case *[]netip.Prefix:
+			*x = append(*x, netip.MustParsePrefix("10.9.0.0/16"))
+		default:
+			t.Fatalf("Config.%s is a %s: teach the test to change it", f.Name, f.Type)
+		}
+		got := logAttrs(t, c)
+		var changed []string
+		for k, v := range got {
+			if k != "backend" && v != base[k] {
+				changed = append(changed, k)
+			}
+		}
+		if len(changed) != 1 {
+			t.Errorf("changing Config.%s alone changed %v of the log value; want one key: every setting shown, each once", f.Name, changed)
+		}
+	}
+	// The keys the line had keep their names and values.
+	want := map[string]string{"addr": ":8080", "backend": "memory", "workers": "4", "rate_limit": "true", "prometheus": "true",
+		"developer_token": "unset", "operator_token": "unset", "prometheus_token": "unset"}
+	for k, v := range want {
+		if base[k] != v {
+			t.Errorf("log value %s=%q, want %q", k, base[k], v)
+		}
+	}
+	if len(base) != len(Settings())+1 {
+		t.Errorf("%d keys in the log value, want one per setting and backend (%d)", len(base), len(Settings())+1)
+	}
+}
+
+// TestLogValueShowsNoSecret: through both log formats, tokens are set or
+// unset (never their value nor their length), and a Redis URL's password,
+// in its user info or its query, is xxxxx.
+func TestLogValueShowsNoSecret(t *testing.T) {
+	const secret = "Sekr3tPW"
+	c := Default()
+	c.DeveloperToken = "dev-" + secret + "-0123456789"
+	c.OperatorToken = "op-" + secret
+	c.PrometheusBearerToken = "prom-" + secret + "-42"
+	c.RedisURL = "redis://user:" + secret + "@127.0.0.1:6379/0?password=" + secret
+	for _, tt := range []struct {
+		name string
+		h    func(*strings.Builder) slog.Handler
+	}{
+		{"text", func(b *strings.Builder) slog.Handler { return slog.NewTextHandler(b, nil) }},
+		{"json", func(b *strings.Builder) slog.Handler { return slog.NewJSONHandler(b, nil) }},
+	} {
+		var b strings.Builder
+		slog.New(tt.h(&b)).Info("listening", "config", c)
+		if strings.Contains(b.String(), secret) || !strings.Contains(b.String(), "redis://user:xxxxx@127.0.0.1:6379/0?password=xxxxx") {
+			t.Errorf("%s: a secret shown, or the URL not shown redacted: %s", tt.name, b.String())
+		}
+	}
+	got := logAttrs(t, c)
+	for _, k := range []string{"developer_token", "operator_token", "prometheus_token"} {
+		if got[k] != "set" {
+			t.Errorf("%s=%q, want set", k, got[k])
+		}
 	}
 }
 

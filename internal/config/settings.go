@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"log/slog"
 	"math"
 	"net/netip"
 	"slices"
@@ -22,6 +23,9 @@ type Setting struct {
 	// (--rate-limit-enabled).
 	Kind string
 	set  func(c *Config, v string) error
+	// value is what the log shows of the setting (Config.LogValue): a
+	// token as set or unset, a URL without its password.
+	value func(c *Config) slog.Value
 }
 
 // Settings lists every setting in the order `serve --help` shows them.
@@ -29,17 +33,18 @@ func Settings() []Setting {
 	d := Default()
 	return []Setting{
 		str("REFRAKT_ADDR", "addr", "HTTP listen address (port 0 picks a free one)", d.Addr, func(c *Config) *string { return &c.Addr }),
-		str("QUEUE_URL", "redis", "Redis URL (redis://host:port/db); empty = embedded memory backend", d.RedisURL, func(c *Config) *string { return &c.RedisURL }),
+		redactedURL("QUEUE_URL", "redis", "Redis URL (redis://host:port/db); empty = embedded memory backend", d.RedisURL, func(c *Config) *string { return &c.RedisURL }),
 		str("REFRAKT_PREFIX", "prefix", "prefix of every Redis key", d.Prefix, func(c *Config) *string { return &c.Prefix }),
 		word("REDIS_CLUSTER", "redis-cluster", "auto (detect cluster_enabled:1), true or false", d.RedisCluster, clusterModes, boolWords, func(c *Config) *string { return &c.RedisCluster }),
 		{Env: "TRUSTED_PROXIES", Flag: "trusted-proxies", Usage: "comma-separated CIDRs whose identity headers are trusted (none: no peer)", Default: "127.0.0.0/8,::1/128",
-			set: func(c *Config, v string) error { p, err := parsePrefixes(v); c.TrustedProxies = p; return err }},
+			set:   func(c *Config, v string) error { p, err := parsePrefixes(v); c.TrustedProxies = p; return err },
+			value: func(c *Config) slog.Value { return slog.StringValue(showPrefixes(c.TrustedProxies)) }},
 		integer("REFRAKT_MAX_IN_FLIGHT", "max-in-flight", "concurrent requests served at once; beyond it 503 (health checks excepted; requests with a valid developer, operator or metrics token have their own reserve, a sixteenth, at least 16)", d.MaxInFlight, func(c *Config) *int { return &c.MaxInFlight }),
 		str("CLIENT_IP_HEADER", "client-ip-header", "header a trusted proxy sets to the client IP", d.ClientIPHeader, func(c *Config) *string { return &c.ClientIPHeader }),
 
 		boolean("PROMETHEUS_ENABLED", "prometheus-enabled", "serve Prometheus metrics", d.PrometheusEnabled, func(c *Config) *bool { return &c.PrometheusEnabled }),
 		str("PROMETHEUS_METRICS_ROUTE", "prometheus-route", "path of the metrics endpoint", d.PrometheusRoute, func(c *Config) *string { return &c.PrometheusRoute }),
-		str("PROMETHEUS_BEARER_TOKEN", "prometheus-token", "bearer token required to scrape (empty = open)", "", func(c *Config) *string { return &c.PrometheusBearerToken }),
+		secret("PROMETHEUS_BEARER_TOKEN", "prometheus-token", "bearer token required to scrape (empty = open)", func(c *Config) *string { return &c.PrometheusBearerToken }),
 		seconds("PROMETHEUS_QUEUE_POLL_INTERVAL", "prometheus-poll-interval", "how often queue gauges are sampled", d.PrometheusQueuePollInterval, func(c *Config) *time.Duration { return &c.PrometheusQueuePollInterval }),
 
 		boolean("RATE_LIMIT_ENABLED", "rate-limit-enabled", "apply rate limits", d.RateLimitEnabled, func(c *Config) *bool { return &c.RateLimitEnabled }),
@@ -64,8 +69,8 @@ func Settings() []Setting {
 		duration("SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long graceful shutdown may take", d.ShutdownTimeout, func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 		duration("SHUTDOWN_DELAY", "shutdown-delay", "after a stop signal, serve on this long with /readyz answering 503 before the stop begins (0 = none)", d.ShutdownDelay, func(c *Config) *time.Duration { return &c.ShutdownDelay }),
 
-		str("REFRAKT_DEVELOPER_TOKEN", "developer-token", "developer bearer token (generated into the state dir when empty)", "", func(c *Config) *string { return &c.DeveloperToken }),
-		str("REFRAKT_OPERATOR_TOKEN", "operator-token", "operator bearer token (empty = no operator role)", "", func(c *Config) *string { return &c.OperatorToken }),
+		secret("REFRAKT_DEVELOPER_TOKEN", "developer-token", "developer bearer token (generated into the state dir when empty)", func(c *Config) *string { return &c.DeveloperToken }),
+		secret("REFRAKT_OPERATOR_TOKEN", "operator-token", "operator bearer token (empty = no operator role)", func(c *Config) *string { return &c.OperatorToken }),
 		word("LOG_FORMAT", "log-format", "text or json", d.LogFormat, logFormats, nil, func(c *Config) *string { return &c.LogFormat }),
 		word("LOG_LEVEL", "log-level", "debug, info, warn or error", d.LogLevel, logLevels, nil, func(c *Config) *string { return &c.LogLevel }),
 	}
@@ -73,20 +78,20 @@ func Settings() []Setting {
 
 // Load builds a Config from the defaults, then environment variables, then
 // flags (flagValues holds only the flags given, by flag name), and validates
-// it. The error names the setting and what it accepts.
+// it. The error names the setting as it was given (its flag, or its
+// variable: SettingName) and what it accepts.
 func Load(getenv func(string) string, flagValues map[string]string) (Config, error) {
 	c := Default()
+	c.flagged = map[string]string{}
 	for _, s := range Settings() {
-		v, from, ok := flagValues[s.Flag], "--"+s.Flag, true
-		if _, given := flagValues[s.Flag]; !given {
-			v, from = getenv(s.Env), s.Env
-			ok = v != ""
-		}
-		if !ok {
+		v, given := flagValues[s.Flag]
+		if given {
+			c.flagged[s.Env] = "--" + s.Flag
+		} else if v = getenv(s.Env); v == "" {
 			continue
 		}
 		if err := s.set(&c, strings.TrimSpace(v)); err != nil {
-			return c, &Error{Msg: fmt.Sprintf("%s: %q %v", from, v, err)}
+			return c, &Error{Msg: fmt.Sprintf("%s: %q %v", c.SettingName(s.Env), v, err)}
 		}
 	}
 	return c, c.Validate()
@@ -94,7 +99,34 @@ func Load(getenv func(string) string, flagValues map[string]string) (Config, err
 
 func str(env, flag, usage, def string, field func(*Config) *string) Setting {
 	return Setting{Env: env, Flag: flag, Usage: usage, Default: def,
-		set: func(c *Config, v string) error { *field(c) = v; return nil }}
+		set:   func(c *Config, v string) error { *field(c) = v; return nil },
+		value: textValue(field)}
+}
+
+// textValue shows a text setting as it is.
+func textValue(field func(*Config) *string) func(*Config) slog.Value {
+	return func(c *Config) slog.Value { return slog.StringValue(*field(c)) }
+}
+
+// secret is a text setting the log shows as set or unset: never its value,
+// nor its length.
+func secret(env, flag, usage string, field func(*Config) *string) Setting {
+	s := str(env, flag, usage, "", field)
+	s.value = func(c *Config) slog.Value {
+		if *field(c) == "" {
+			return slog.StringValue("unset")
+		}
+		return slog.StringValue("set")
+	}
+	return s
+}
+
+// redactedURL is a URL setting the log shows without its password
+// (RedactURL).
+func redactedURL(env, flag, usage, def string, field func(*Config) *string) Setting {
+	s := str(env, flag, usage, def, field)
+	s.value = func(c *Config) slog.Value { return slog.StringValue(RedactURL(*field(c))) }
+	return s
 }
 
 // word is a setting that takes one of words, in any case, and stores it in
@@ -112,7 +144,8 @@ func word(env, flag, usage, def string, words []string, aliases map[string]strin
 			}
 			*field(c) = v
 			return nil
-		}}
+		},
+		value: textValue(field)}
 }
 
 // boolWords are the words a boolean setting takes besides true and false
@@ -144,7 +177,8 @@ func integer(env, flag, usage string, def int, field func(*Config) *int) Setting
 			}
 			*field(c) = n
 			return nil
-		}}
+		},
+		value: func(c *Config) slog.Value { return slog.IntValue(*field(c)) }}
 }
 
 func number(env, flag, usage string, def float64, field func(*Config) *float64) Setting {
@@ -156,7 +190,8 @@ func number(env, flag, usage string, def float64, field func(*Config) *float64) 
 			}
 			*field(c) = f
 			return nil
-		}}
+		},
+		value: func(c *Config) slog.Value { return slog.Float64Value(*field(c)) }}
 }
 
 func boolean(env, flag, usage string, def bool, field func(*Config) *bool) Setting {
@@ -168,7 +203,8 @@ func boolean(env, flag, usage string, def bool, field func(*Config) *bool) Setti
 			}
 			*field(c) = b
 			return nil
-		}}
+		},
+		value: func(c *Config) slog.Value { return slog.BoolValue(*field(c)) }}
 }
 
 // duration takes Go syntax only ("100ms", "30s"): a bare number is ambiguous
@@ -187,7 +223,8 @@ func duration(env, flag, usage string, def time.Duration, field func(*Config) *t
 			}
 			*field(c) = d
 			return nil
-		}}
+		},
+		value: durationValue(field)}
 }
 
 // seconds takes Go syntax or plain (possibly fractional) seconds, for the
@@ -213,9 +250,31 @@ func seconds(env, flag, usage string, def time.Duration, field func(*Config) *ti
 			}
 			*field(c) = d
 			return nil
-		}}
+		},
+		value: durationValue(field)}
 }
 
+// durationValue shows a duration as the settings take it ("1m30s"), in
+// JSON logs too, where slog would write nanoseconds.
+func durationValue(field func(*Config) *time.Duration) func(*Config) slog.Value {
+	return func(c *Config) slog.Value { return slog.StringValue(field(c).String()) }
+}
+
+// showPrefixes is the text of a TRUSTED_PROXIES list, "none" when it holds
+// no range.
+func showPrefixes(ps []netip.Prefix) string {
+	if len(ps) == 0 {
+		return "none"
+	}
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return strings.Join(out, ",")
+}
+
+// parsePrefixes reads a TRUSTED_PROXIES list: none is the empty list, a
+// value that lists no range is nil (Config.TrustedProxies).
 func parsePrefixes(v string) ([]netip.Prefix, error) {
 	if strings.EqualFold(strings.TrimSpace(v), "none") {
 		return []netip.Prefix{}, nil // trust no peer's headers

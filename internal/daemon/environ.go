@@ -31,15 +31,22 @@ func warnUnknownEnv(log *slog.Logger, environ func() []string) {
 // characters).
 const minTokenLen = 16
 
-// warnRiskySettings warns about settings that start but weaken the daemon:
-// a trusted proxy range that trusts every address (any client may then set
-// its identity and tier headers), and a token short enough to guess. It
-// names the setting, never a token.
+// warnRiskySettings warns about settings that start but weaken the daemon
+// or may not say what was meant: a trusted proxy range that trusts every
+// address (any client may then set its identity and tier headers), a
+// TRUSTED_PROXIES given that lists no range at all, and a token short
+// enough to guess. It names the setting, never a token.
 func warnRiskySettings(log *slog.Logger, cfg config.Config) {
 	for _, p := range cfg.TrustedProxies {
 		if p.Bits() == 0 {
-			log.Warn("TRUSTED_PROXIES trusts every address: any client can set the identity and tier headers", "range", p.String())
+			log.Warn("TRUSTED_PROXIES trusts every address: any client can set the identity and tier headers", "range", p.String(), "setting", cfg.SettingName("TRUSTED_PROXIES"))
 		}
+	}
+	// A value that lists no range ("," or an empty flag; nil, where none
+	// is an empty list) trusts no peer, as none does, but may well be a
+	// list that lost its ranges, loopback's default included.
+	if cfg.TrustedProxies == nil {
+		log.Warn("TRUSTED_PROXIES lists no range: no peer is trusted, loopback included (write none if that is meant)", "setting", cfg.SettingName("TRUSTED_PROXIES"))
 	}
 	for _, t := range []struct{ name, value string }{
 		{"REFRAKT_DEVELOPER_TOKEN", cfg.DeveloperToken},
@@ -47,7 +54,7 @@ func warnRiskySettings(log *slog.Logger, cfg config.Config) {
 		{"PROMETHEUS_BEARER_TOKEN", cfg.PrometheusBearerToken},
 	} {
 		if t.value != "" && len(t.value) < minTokenLen {
-			log.Warn("a token shorter than "+strconv.Itoa(minTokenLen)+" characters is easy to guess", "setting", t.name, "length", len(t.value))
+			log.Warn("a token shorter than "+strconv.Itoa(minTokenLen)+" characters is easy to guess", "setting", cfg.SettingName(t.name), "length", len(t.value))
 		}
 	}
 }

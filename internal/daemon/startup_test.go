@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"net"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/daemontest"
 	"github.com/refrakt/refrakt/internal/redistest"
 )
@@ -171,5 +173,120 @@ func TestRiskySettingsWarned(t *testing.T) {
 	}
 	if strings.Contains(out, "op-Sekr3t") || strings.Contains(out, "setting=REFRAKT_DEVELOPER_TOKEN") {
 		t.Errorf("a token's value, or the long developer token, in the log:\n%s", out)
+	}
+}
+
+// TestListeningLineShowsEverySetting: the "listening" line carries every
+// setting the daemon runs with, as given by flag or variable, with tokens
+// as set and a Redis URL's password as xxxxx. It carried addr, backend,
+// workers, rate_limit, prometheus and the tokens' presence only.
+func TestListeningLineShowsEverySetting(t *testing.T) {
+	t.Parallel()
+	const secret = "Sekr3tPW"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	d := daemontest.Start(t, []string{"QUEUE_URL=redis://:" + secret + "@" + dead + "/0", "REFRAKT_OPERATOR_TOKEN=op-" + secret + "-0123456789", "JOB_HISTORY=17"},
+		"--shutdown-timeout", "3s", "--trusted-proxies", "10.0.0.0/8")
+	line := grep(d.Log(), "msg=listening")
+	for _, a := range config.Default().LogValue().Group() {
+		if !strings.Contains(line, " config."+a.Key+"=") {
+			t.Errorf("the listening line lacks config.%s:\n%s", a.Key, line)
+		}
+	}
+	for _, want := range []string{"config.shutdown_timeout=3s", "config.trusted_proxies=10.0.0.0/8", "config.job_history=17",
+		"config.redis=redis://:xxxxx@" + dead + "/0", "config.operator_token=set", "config.developer_token=set", "config.backend=redis"} {
+		if !strings.Contains(line, " "+want+" ") {
+			t.Errorf("the listening line lacks %s:\n%s", want, line)
+		}
+	}
+	d.Signal(syscall.SIGTERM)
+	if code := d.Wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM\n%s", code, d.Log())
+	}
+	if strings.Contains(d.Log(), secret) {
+		t.Errorf("a secret in the log:\n%s", d.Log())
+	}
+}
+
+// TestFatalErrorIsJSONUnderJSONLogs: under LOG_FORMAT=json, an error that
+// stops serve once its logger exists is one JSON record at level ERROR, the
+// log's last, with the exit code unchanged; a log shipper reading JSON got
+// the plain "refrakt: listen on …" line. A mistake in the settings that
+// make the logger (LOG_FORMAT itself), and any other the settings table
+// finds before the logger exists, stays the plain line.
+func TestFatalErrorIsJSONUnderJSONLogs(t *testing.T) {
+	t.Parallel()
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	addr := held.Addr().String()
+	jsonLogs := []string{"LOG_FORMAT=json"}
+	for _, tt := range []struct {
+		name  string
+		env   []string
+		args  []string
+		code  int
+		err   string // the ERROR record's err, or "" for a plain line
+		plain string
+	}{
+		{name: "listen", env: jsonLogs, args: []string{"--addr", addr}, code: 1, err: "listen on " + addr + ": bind: address already in use"},
+		{name: "bad URL found by the daemon", env: jsonLogs, args: []string{"--redis", "redis://127.0.0.1:bad"}, code: 2, err: `QUEUE_URL: `},
+		{name: "bad log format", env: []string{"LOG_FORMAT=xml"}, code: 2, plain: `refrakt: LOG_FORMAT: "xml" must be text or json`},
+		{name: "bad setting before the logger", env: jsonLogs, args: []string{"--workers", "-1"}, code: 2, plain: "refrakt: --workers: -1 must be between 0 and 1024"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stderr := serveToExit(t, 10*time.Second, tt.env, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, tt.code, stderr)
+			}
+			if tt.plain != "" {
+				if strings.TrimSpace(stderr) != tt.plain {
+					t.Errorf("stderr %q, want the one line %q", stderr, tt.plain)
+				}
+				return
+			}
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			for _, l := range lines {
+				if !json.Valid([]byte(l)) {
+					t.Errorf("a line that is not JSON: %q; stderr:\n%s", l, stderr)
+				}
+			}
+			var rec struct {
+				Level    string `json:"level"`
+				Msg      string `json:"msg"`
+				Err      string `json:"err"`
+				ExitCode int    `json:"exit_code"`
+			}
+			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &rec); err != nil {
+				t.Fatalf("last line: %v; stderr:\n%s", err, stderr)
+			}
+			if rec.Level != "ERROR" || rec.Msg != "serve failed" || !strings.HasPrefix(rec.Err, tt.err) || rec.ExitCode != tt.code {
+				t.Errorf("last record %+v; want level ERROR, msg \"serve failed\", err starting %q, exit_code %d", rec, tt.err, tt.code)
+			}
+			if n := strings.Count(stderr, `"level":"ERROR"`); n != 1 {
+				t.Errorf("%d ERROR records, want 1; stderr:\n%s", n, stderr)
+			}
+		})
+	}
+}
+
+// TestNoRangeTrustedProxiesWarnedAtStartUp: the real daemon, given
+// TRUSTED_PROXIES=, (no range, so no peer trusted), starts with a warning
+// naming the setting; it started without a word.
+func TestNoRangeTrustedProxiesWarnedAtStartUp(t *testing.T) {
+	t.Parallel()
+	d := daemontest.Start(t, []string{"TRUSTED_PROXIES=,"})
+	want := `level=WARN msg="TRUSTED_PROXIES lists no range: no peer is trusted, loopback included (write none if that is meant)" setting=TRUSTED_PROXIES`
+	if n := strings.Count(d.Log(), want); n != 1 {
+		t.Errorf("%d lines %s, want 1; log:\n%s", n, want, d.Log())
+	}
+	if !strings.Contains(grep(d.Log(), "msg=listening"), " config.trusted_proxies=none ") {
+		t.Errorf("the listening line does not show that no proxy is trusted:\n%s", d.Log())
 	}
 }
