@@ -37,11 +37,14 @@ func (o jobsObserver) Finished(typ, status string, d time.Duration) {
 	o.m.JobDuration.WithLabelValues(typ, status).Observe(d.Seconds())
 }
 
-// Dead logs each job that exhausted its retries: the history keeps it only
+// Dead logs each job that went dead, by the handler's failure or by a tick
+// that found its last attempt's lease expired: the history keeps it only
 // among its queue's last JOB_HISTORY finished jobs, the log for as long as
-// logs are kept.
-func (o jobsObserver) Dead(j *queue.Job, lastError string) {
-	o.log.Warn("job dead: retries exhausted", "id", j.ID, "queue", j.Queue, "type", j.Type, "attempts", j.Attempts, "error", lastError)
+// logs are kept. The message says why ("job dead: retries exhausted",
+// "job dead: lease expired on its last attempt"); the attributes are the
+// same, so that one grep finds both.
+func (o jobsObserver) Dead(j queue.DeadJob, why queue.DeadCause) {
+	o.log.Warn("job dead: "+string(why), "id", j.ID, "queue", j.Queue, "type", j.Type, "attempts", j.Attempts, "error", j.LastError)
 }
 
 func (o jobsObserver) AdmissionRejected(q, reason string) {

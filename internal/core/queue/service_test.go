@@ -973,3 +973,39 @@ func TestDeadReported(t *testing.T) {
 		diff(t, "dead jobs reported", []string{doomed.ID + " fail: fail: this job always fails"}, got)
 	})
 }
+
+// TestDeadByTickReported: a job whose worker was lost during its last
+// attempt goes dead at a later tick, and the observer is told of it too (the
+// daemon logs it: TestLeaseExpiredDeadJobsLogged), saying why, with its
+// queue, type and attempts; a handler's last failure says its own cause.
+func TestDeadByTickReported(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		rec := newRecorder()
+		clock := brokertest.NewClock()
+		s := queue.NewService(queue.Deps{Broker: be.new(t, clock), Observer: rec, Clock: clock}, queue.Config{})
+		ctx := context.Background()
+		lost := mustEnqueue(t, s, queue.EnqueueRequest{Type: "sleep", Queue: "night", Payload: json.RawMessage(`{"ms":1}`), MaxRetries: intp(0)})
+		// A worker takes it and is never heard of again (a daemon killed).
+		if ls, err := s.Broker().Fetch(ctx, queue.FetchRequest{N: 1, Lease: s.Config().Lease}); err != nil || len(ls) != 1 {
+			t.Fatalf("Fetch: %v, %v", ls, err)
+		}
+		failed := mustEnqueue(t, s, queue.EnqueueRequest{Type: "fail", MaxRetries: intp(0)})
+		if got, err := s.RunNext(ctx, "default"); err != nil || got.Status != queue.StatusDead {
+			t.Fatalf("RunNext: %+v, %v; want %s dead", got, err, failed.ID)
+		}
+		clock.Advance(s.Config().Lease)
+		r, err := s.Tick(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		diff(t, "tick", queue.TickResult{RecoveredDead: 1, Dead: []queue.DeadJob{{ID: lost.ID, Queue: "night", Type: "sleep", Attempts: 1, LastError: "lease expired"}}}, r)
+		rec.mu.Lock()
+		got := [2]any{append([]string(nil), rec.dead...), append([]queue.DeadCause(nil), rec.deadWhy...)}
+		rec.mu.Unlock()
+		diff(t, "dead jobs reported, and why", [2]any{
+			[]string{failed.ID + " fail: fail: this job always fails", lost.ID + " sleep: lease expired"},
+			[]queue.DeadCause{queue.DeadRetriesExhausted, queue.DeadLeaseExpired},
+		}, got)
+		diff(t, "transitions to dead", 2, rec.snapshot()["transitions"]["running→dead"])
+	})
+}
