@@ -20,8 +20,8 @@ type Observer interface {
 	// AdmissionRejected counts an enqueue refused by admission control;
 	// reason is max_pending, max_age or backend.
 	AdmissionRejected(queue, reason string)
-	// BackendError counts a failed broker call; op names it (fetch, finish…)
-	// and err is its error.
+	// BackendError counts a failed broker call; op names it (one of
+	// BackendOps) and err is its error.
 	BackendError(op string, err error)
 	// Dead is told of a job that has just gone dead, and why: its handler
 	// failed its last attempt (j's attempts and error those of that
@@ -41,6 +41,10 @@ const (
 	// lease expired.
 	DeadLeaseExpired DeadCause = "lease expired on its last attempt"
 )
+
+// BackendOps lists every op of Observer.BackendError.
+var BackendOps = []string{"enqueue", "get", "list", "stats", "queues", "admission", "fetch", "claim", "extend", "finish", "release",
+	"cancel", "requeue", "remove_queue", "tick"}
 
 // NopObserver ignores everything.
 type NopObserver struct{}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1008,4 +1010,80 @@ func TestDeadByTickReported(t *testing.T) {
 		}, got)
 		diff(t, "transitions to dead", 2, rec.snapshot()["transitions"]["running→dead"])
 	})
+}
+
+// TestTransitionsListed: queue.Transitions, whose counters the daemon shows
+// from 0, are exactly the moves a Service reports: each is made here once
+// at least, and none is reported that the list lacks (its counter would
+// appear only at its first move, which increase() does not see).
+func TestTransitionsListed(t *testing.T) {
+	rec := newRecorder()
+	clock := brokertest.NewClock()
+	s := queue.NewService(queue.Deps{Broker: membroker.New(membroker.Options{Clock: clock}), Observer: rec, Clock: clock}, queue.Config{})
+	ctx := context.Background()
+	run := func(j *queue.Job, want queue.Status) {
+		t.Helper()
+		if got, err := s.RunID(ctx, j.ID); err != nil || got.Status != want {
+			t.Fatalf("RunID(%s): %+v, %v; want %s", j.Type, got, err, want)
+		}
+	}
+	must := func(_ *queue.Job, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	tick := func() {
+		t.Helper()
+		if _, err := s.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hold := func(typ string, retries int) *queue.Job { // taken by a worker that is then lost
+		t.Helper()
+		j := mustEnqueue(t, s, queue.EnqueueRequest{Type: typ, Queue: "held", MaxRetries: intp(retries)})
+		if ls, err := s.Broker().Fetch(ctx, queue.FetchRequest{Queues: []string{"held"}, N: 1, Lease: s.Config().Lease}); err != nil || len(ls) != 1 {
+			t.Fatalf("Fetch: %v, %v", ls, err)
+		}
+		return j
+	}
+
+	// scheduled → pending (tick), pending → running → succeeded; a
+	// recurring job's running → scheduled.
+	due := mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping", DelayMS: 1000})
+	clock.Advance(time.Second)
+	tick()
+	run(due, queue.StatusSucceeded)
+	run(mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping", IntervalSeconds: 60}), queue.StatusScheduled)
+	// running → failed, failed → pending (tick), running → dead, then
+	// dead → pending, pending → cancelled, cancelled → pending.
+	doomed := mustEnqueue(t, s, queue.EnqueueRequest{Type: "fail", MaxRetries: intp(1)})
+	run(doomed, queue.StatusFailed)
+	clock.Advance(2 * time.Second)
+	tick()
+	run(doomed, queue.StatusDead)
+	must(s.Requeue(ctx, doomed.ID))
+	must(s.Cancel(ctx, doomed.ID))
+	must(s.Requeue(ctx, doomed.ID))
+	// scheduled → running (run ID), scheduled → cancelled.
+	run(mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping", DelayMS: 3_600_000}), queue.StatusSucceeded)
+	must(s.Cancel(ctx, mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping", DelayMS: 3_600_000}).ID))
+	// failed → running (run ID), failed → cancelled.
+	retried := mustEnqueue(t, s, queue.EnqueueRequest{Type: "fail", MaxRetries: intp(5)})
+	run(retried, queue.StatusFailed)
+	run(retried, queue.StatusFailed)
+	must(s.Cancel(ctx, retried.ID))
+	// running → cancelled; running → pending (a lease expired, tick).
+	must(s.Cancel(ctx, hold("ping", 0).ID))
+	hold("ping", 1)
+	clock.Advance(s.Config().Lease)
+	tick()
+
+	var want []string
+	for _, tr := range queue.Transitions {
+		want = append(want, string(tr.From)+"→"+string(tr.To))
+	}
+	slices.Sort(want)
+	got := slices.Sorted(maps.Keys(rec.snapshot()["transitions"]))
+	diff(t, "the moves reported", want, got)
 }
