@@ -79,13 +79,44 @@ func (l *queueLabels) label(q string) string {
 }
 
 func (o jobsObserver) BackendError(op string, err error) {
-	o.m.BackendError("queue_" + op)
+	o.m.BackendError(queueOp(op))
 	if o.errs != nil {
 		attrs := []slog.Attr{slog.String("op", op)}
 		if err != nil {
 			attrs = append(attrs, slog.Any("err", err), core.CauseAttr(err))
 		}
 		o.errs.Warn(context.Background(), attrs...)
+	}
+}
+
+// queueOp is the op label of a failed broker call.
+func queueOp(op string) string { return "queue_" + op }
+
+// startAtZero makes the series of the job counters whose label values are
+// known before anything happens, at 0: every transition, every enqueue
+// source, the rejections of the default queue for the reasons admission
+// control may give, and every broker call's failures (the memory broker's
+// too: it fails a call whose caller gave up). increase() and rate() take a
+// series' first sample as its start, so one that appeared at its first
+// event, 1, showed no increase: RefraktJobsDying missed the first deaths. A
+// queue named by clients gets its rejections' series at its first one, as
+// before (queueLabels bounds them); the default queue takes one of those
+// labels here.
+func (o jobsObserver) startAtZero(reasons []string) {
+	for _, t := range queue.Transitions {
+		o.m.JobTransitions.WithLabelValues(string(t.From), string(t.To))
+	}
+	for _, src := range queue.Sources {
+		o.m.JobEnqueued.WithLabelValues(src)
+	}
+	if len(reasons) > 0 {
+		q := o.rejected.label(queue.DefaultQueue)
+		for _, r := range reasons {
+			o.m.AdmissionRejections.WithLabelValues(q, r)
+		}
+	}
+	for _, op := range queue.BackendOps {
+		o.m.BackendErrors.WithLabelValues(queueOp(op))
 	}
 }
 
