@@ -49,6 +49,8 @@ type TickView struct {
 	Retried       int `json:"retried"`        // failed → pending
 	Recovered     int `json:"recovered"`      // running → pending, lease expired
 	RecoveredDead int `json:"recovered_dead"` // running → dead, lease expired on the last retry
+	// DeadJobs are the RecoveredDead jobs (omitted when none).
+	DeadJobs []queue.DeadJob `json:"dead_jobs,omitempty"`
 }
 
 // LimitsView is the answer of `limits get -o json`, and of

@@ -227,6 +227,43 @@ func TestE2EDaemonRunsJobsFromBothDrivers(t *testing.T) {
 	}
 }
 
+// TestE2ETickNamesDeadJobs: `jobs tick -o json` names the jobs the tick
+// made dead (a daemon killed during their last attempt), over both drivers
+// alike.
+func TestE2ETickNamesDeadJobs(t *testing.T) {
+	r := redistest.Start(t)
+	env := []string{"QUEUE_URL=" + r.URL(), "REFRAKT_PREFIX=e2e:"}
+	d := startDaemon(t, env, "--workers", "0")
+	for _, de := range drivers(t, d, r, "e2e:") {
+		t.Run(de.name, func(t *testing.T) {
+			crashing := startDaemon(t, append(slices.Clone(env), "JOB_LEASE=1s"))
+			q := "q-" + de.name
+			cli := map[string]string{"REFRAKT_SERVER": crashing.URL, "REFRAKT_TOKEN": crashing.Token, "XDG_STATE_HOME": t.TempDir()}
+			id := strings.TrimSpace(mustCLI(t, cli, "jobs", "enqueue", "sleep", "--payload", `{"ms":60000}`, "--max-retries", "0", "--queue", q))
+			for deadline := time.Now().Add(10 * time.Second); jobJSON(t, de.env, "jobs", "get", id).Status != queue.StatusRunning; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("job %s did not start in 10 s\n%s", id, crashing.Log())
+				}
+			}
+			crashing.Signal(syscall.SIGKILL)
+			crashing.Wait(10 * time.Second)
+			var tick TickView
+			for deadline := time.Now().Add(10 * time.Second); tick.RecoveredDead == 0; time.Sleep(50 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("no tick made job %s dead in 10 s", id)
+				}
+				if err := json.Unmarshal([]byte(mustCLI(t, de.env, "jobs", "tick", "-o", "json")), &tick); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := TickView{RecoveredDead: 1, DeadJobs: []queue.DeadJob{{ID: id, Queue: q, Type: "sleep", Attempts: 1, LastError: "lease expired"}}}
+			if diff := cmp.Diff(want, tick); diff != "" {
+				t.Errorf("tick (-want +got)\n%s", diff)
+			}
+		})
+	}
+}
+
 // closedPort returns a loopback address nothing listens on.
 func closedPort(t *testing.T) string {
 	t.Helper()

@@ -195,7 +195,7 @@ func (d *redisDriver) Tick(ctx context.Context) (TickView, error) {
 	if err != nil {
 		return TickView{}, d.fail(err)
 	}
-	return TickView{Scheduled: r.Scheduled, Retried: r.Retried, Recovered: r.Recovered, RecoveredDead: r.RecoveredDead}, nil
+	return TickView{Scheduled: r.Scheduled, Retried: r.Retried, Recovered: r.Recovered, RecoveredDead: r.RecoveredDead, DeadJobs: r.Dead}, nil
 }
 
 func (d *redisDriver) CancelJob(ctx context.Context, id string) (*queue.Job, error) {

@@ -118,11 +118,24 @@ func printEnqueued(p *Printer, j *queue.Job) error {
 // tickColumns are the columns of `jobs tick`.
 var tickColumns = []string{"scheduled", "retried", "recovered", "recovered dead"}
 
+// printTick shows what a tick moved and, on a terminal, a line for each job
+// it made dead (piped, the one row of counts stays; -o json lists them).
 func printTick(p *Printer, r TickView) error {
 	if p.JSON {
 		return p.PrintJSON(r)
 	}
-	return p.Table(tickColumns, [][]string{{strconv.Itoa(r.Scheduled), strconv.Itoa(r.Retried), strconv.Itoa(r.Recovered), strconv.Itoa(r.RecoveredDead)}})
+	if err := p.Table(tickColumns, [][]string{{strconv.Itoa(r.Scheduled), strconv.Itoa(r.Retried), strconv.Itoa(r.Recovered), strconv.Itoa(r.RecoveredDead)}}); err != nil {
+		return err
+	}
+	if !p.TTY {
+		return nil
+	}
+	for _, d := range r.DeadJobs {
+		if _, err := fmt.Fprintf(p.Out, "Dead %s job %s in queue %s: %s (attempts %d).\n", d.Type, d.ID, d.Queue, queue.DeadLeaseExpired, d.Attempts); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // timeCell renders t in a table cell: relative on a terminal, RFC 3339 when

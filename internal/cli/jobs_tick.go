@@ -18,7 +18,8 @@ func newJobsTickCmd(c client, runF func(context.Context, *JobsTickOptions) error
 		Short: "Promote due jobs and recover expired leases now",
 		Long: "Do one tick of the queue now, in every queue: due scheduled jobs and failed jobs whose\n" +
 			"retry is due become pending; running jobs whose lease expired go back to pending (or\n" +
-			"dead on their last retry). Daemons do this every TICK_INTERVAL; in manual mode it is yours.",
+			"dead on their last retry: named on a terminal and in -o json's dead_jobs). Daemons do\n" +
+			"this every TICK_INTERVAL; in manual mode it is yours.",
 		Example: "  refrakt jobs tick\n" +
 			"  refrakt jobs tick -o json",
 		Args: cobra.NoArgs,

@@ -5,8 +5,11 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/refrakt/refrakt/internal/daemontest"
 	"github.com/refrakt/refrakt/internal/redistest"
@@ -56,4 +59,112 @@ func TestDeadJobsLogged(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLeaseExpiredDeadJobsLogged: a job whose daemon is killed during its
+// last attempt goes dead when a tick (another daemon's) finds its lease
+// expired. No handler's failure reports it, and the history may soon drop
+// it; it is logged at WARN like a job that exhausted its retries, with the
+// same attributes and a message saying why, whether the tick is the tick
+// loop's or one asked for (POST /api/dev/jobs/tick, whose answer names it).
+func TestLeaseExpiredDeadJobsLogged(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		args []string // of the daemon that ticks
+	}{
+		{"tick loop", nil},
+		{"tick API", []string{"--workers", "0"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			redisURL := "QUEUE_URL=" + redistest.Start(t).URL()
+			crashing := daemontest.Start(t, []string{redisURL, "JOB_LEASE=1s"})
+			crashing.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
+			resp, err := http.Post(crashing.URL+"/run", "application/json", strings.NewReader(`{"type":"sleep","payload":{"ms":10000},"queue":"night","max_retries":0}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var job struct{ ID, Status string }
+			err = json.NewDecoder(resp.Body).Decode(&job)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusAccepted || job.ID == "" {
+				t.Fatalf("POST /run: %d, %v", resp.StatusCode, err)
+			}
+			for deadline := time.Now().Add(15 * time.Second); job.Status != "running"; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the job did not start in 15 s: %+v\n%s", job, crashing.Log())
+				}
+				r, err := http.Get(crashing.URL + "/run/" + job.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = json.NewDecoder(r.Body).Decode(&job)
+				r.Body.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			crashing.Signal(syscall.SIGKILL)
+			crashing.Wait(10 * time.Second)
+
+			d := daemontest.Start(t, []string{redisURL}, tt.args...)
+			d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
+			want := []string{"level=WARN", `msg="job dead: lease expired on its last attempt"`, "id=" + job.ID, "queue=night", "type=sleep", "attempts=1", `error="lease expired"`}
+			var line string
+			named := false // by a tick the test asked for
+			for deadline := time.Now().Add(15 * time.Second); line == ""; time.Sleep(50 * time.Millisecond) {
+				if tt.args != nil && tickAPI(t, d, job.ID) {
+					named = true
+				}
+				line = grep(d.Log(), "job dead")
+				if line == "" && time.Now().After(deadline) {
+					t.Fatalf("no dead job logged in 15 s\nlog:\n%s", d.Log())
+				}
+			}
+			for _, w := range want {
+				if !strings.Contains(line, w) {
+					t.Errorf("the dead job's line lacks %q: %s", w, line)
+				}
+			}
+			if tt.args != nil && !named {
+				t.Error("no answer of POST /api/dev/jobs/tick made the job dead, yet only those ticks run")
+			}
+		})
+	}
+}
+
+// tickAPI asks daemon d for a tick, checks that its answer names job id
+// when it says it made a job dead, and reports whether it did.
+func tickAPI(t *testing.T, d *daemontest.Daemon, id string) bool {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, d.URL+"/api/dev/jobs/tick", nil)
+	req.Header.Set("Authorization", "Bearer "+d.Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /api/dev/jobs/tick: %d %s", resp.StatusCode, b)
+	}
+	var r struct {
+		RecoveredDead int              `json:"recovered_dead"`
+		DeadJobs      []map[string]any `json:"dead_jobs"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.RecoveredDead == 0 {
+		if strings.Contains(string(b), "dead_jobs") {
+			t.Errorf("a tick that made no job dead lists dead_jobs: %s", b)
+		}
+		return false
+	}
+	want := []map[string]any{{"id": id, "queue": "night", "type": "sleep", "attempts": 1.0, "last_error": "lease expired"}}
+	if diff := cmp.Diff(want, r.DeadJobs); r.RecoveredDead != 1 || diff != "" {
+		t.Errorf("tick %s: recovered_dead %d, dead_jobs (-want +got):\n%s", b, r.RecoveredDead, diff)
+	}
+	return true
 }

@@ -56,6 +56,7 @@ func (s *Server) buildJobs() error {
 			MaxAge:     s.cfg.QueueMaxAge,
 		},
 	})
+	obs.startAtZero(svc.Admission().Reasons())
 	s.jobs = &jobs{svc: svc, pool: queue.NewPool(svc)}
 	s.addQueueSampler()
 	s.addComponent("workers",

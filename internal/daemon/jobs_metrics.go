@@ -37,11 +37,14 @@ func (o jobsObserver) Finished(typ, status string, d time.Duration) {
 	o.m.JobDuration.WithLabelValues(typ, status).Observe(d.Seconds())
 }
 
-// Dead logs each job that exhausted its retries: the history keeps it only
+// Dead logs each job that went dead, by the handler's failure or by a tick
+// that found its last attempt's lease expired: the history keeps it only
 // among its queue's last JOB_HISTORY finished jobs, the log for as long as
-// logs are kept.
-func (o jobsObserver) Dead(j *queue.Job, lastError string) {
-	o.log.Warn("job dead: retries exhausted", "id", j.ID, "queue", j.Queue, "type", j.Type, "attempts", j.Attempts, "error", lastError)
+// logs are kept. The message says why ("job dead: retries exhausted",
+// "job dead: lease expired on its last attempt"); the attributes are the
+// same, so that one grep finds both.
+func (o jobsObserver) Dead(j queue.DeadJob, why queue.DeadCause) {
+	o.log.Warn("job dead: "+string(why), "id", j.ID, "queue", j.Queue, "type", j.Type, "attempts", j.Attempts, "error", j.LastError)
 }
 
 func (o jobsObserver) AdmissionRejected(q, reason string) {
@@ -76,13 +79,44 @@ func (l *queueLabels) label(q string) string {
 }
 
 func (o jobsObserver) BackendError(op string, err error) {
-	o.m.BackendError("queue_" + op)
+	o.m.BackendError(queueOp(op))
 	if o.errs != nil {
 		attrs := []slog.Attr{slog.String("op", op)}
 		if err != nil {
 			attrs = append(attrs, slog.Any("err", err), core.CauseAttr(err))
 		}
 		o.errs.Warn(context.Background(), attrs...)
+	}
+}
+
+// queueOp is the op label of a failed broker call.
+func queueOp(op string) string { return "queue_" + op }
+
+// startAtZero makes the series of the job counters whose label values are
+// known before anything happens, at 0: every transition, every enqueue
+// source, the rejections of the default queue for the reasons admission
+// control may give, and every broker call's failures (the memory broker's
+// too: it fails a call whose caller gave up). increase() and rate() take a
+// series' first sample as its start, so one that appeared at its first
+// event, 1, showed no increase: RefraktJobsDying missed the first deaths. A
+// queue named by clients gets its rejections' series at its first one, as
+// before (queueLabels bounds them); the default queue takes one of those
+// labels here.
+func (o jobsObserver) startAtZero(reasons []string) {
+	for _, t := range queue.Transitions {
+		o.m.JobTransitions.WithLabelValues(string(t.From), string(t.To))
+	}
+	for _, src := range queue.Sources {
+		o.m.JobEnqueued.WithLabelValues(src)
+	}
+	if len(reasons) > 0 {
+		q := o.rejected.label(queue.DefaultQueue)
+		for _, r := range reasons {
+			o.m.AdmissionRejections.WithLabelValues(q, r)
+		}
+	}
+	for _, op := range queue.BackendOps {
+		o.m.BackendErrors.WithLabelValues(queueOp(op))
 	}
 }
 

@@ -169,6 +169,11 @@ func TestBackendErrorsCounted(t *testing.T) {
 	if text := scrape(t, s); !strings.Contains(text, `refrakt_backend_errors_total{op="ratelimit_`) {
 		t.Errorf("backend error not labelled by operation:\n%s", grep(text, "backend_errors"))
 	}
+	// The series exist from the start, at 0 (TestCountersStartAtZero): the
+	// error must have moved one.
+	if n := testutil.ToFloat64(s.metrics.BackendErrors.WithLabelValues("ratelimit_take")); n < 1 {
+		t.Errorf("refrakt_backend_errors_total{op=ratelimit_take} = %v after a failed decision, want at least 1", n)
+	}
 }
 
 func scrape(t *testing.T, s *Server) string {

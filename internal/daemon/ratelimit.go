@@ -43,7 +43,10 @@ func (o limitObserver) Decided(limit, scope, decision string) {
 	o.decisions.get([3]string{limit, scope, decision}).Inc()
 }
 func (o limitObserver) Banned()                { o.m.RateLimitBans.Inc() }
-func (o limitObserver) BackendError(op string) { o.m.BackendError("ratelimit_" + op) }
+func (o limitObserver) BackendError(op string) { o.m.BackendError(limiterOp(op)) }
+
+// limiterOp is the op label of a failed limiter store call.
+func limiterOp(op string) string { return "ratelimit_" + op }
 
 // LimiterConfig maps the daemon's settings onto the limiter's; the CLI's
 // direct driver builds the same limiter from the same environment.
@@ -89,6 +92,10 @@ func (s *Server) buildRateLimit() error {
 	}
 	s.limiter = l
 	s.identity = newIdentityRules(s.cfg.TrustedProxies, s.cfg.ClientIPHeader)
+	// Its failures counted from 0, as the queue's are (startAtZero).
+	for _, op := range ratelimit.BackendOps {
+		s.metrics.BackendErrors.WithLabelValues(limiterOp(op))
+	}
 
 	var (
 		cancel context.CancelFunc

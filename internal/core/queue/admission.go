@@ -102,6 +102,22 @@ func (s *Service) Admission() *Admission { return s.admission }
 // Enabled reports whether any bound is set.
 func (a *Admission) Enabled() bool { return a.cfg.MaxPending > 0 || a.cfg.MaxAge > 0 }
 
+// Reasons lists the reasons it may refuse with, under its bounds: none when
+// it is off.
+func (a *Admission) Reasons() []string {
+	var out []string
+	if a.cfg.MaxPending > 0 {
+		out = append(out, ReasonMaxPending)
+	}
+	if a.cfg.MaxAge > 0 {
+		out = append(out, ReasonMaxAge)
+	}
+	if a.Enabled() {
+		out = append(out, ReasonBackend)
+	}
+	return out
+}
+
 // Admit returns nil when queue q may take one more job, counting it, or a
 // *Rejection saying which bound was hit; the caller reports the job's write
 // with Stored. It costs one broker read (Stats) per queue per CacheFor, and

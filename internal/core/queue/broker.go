@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,7 +89,9 @@ type Broker interface {
 	RemoveQueue(ctx context.Context, name string) (removed int, err error)
 	// Tick promotes due scheduled and failed jobs to pending and recovers
 	// running jobs whose lease expired (to pending, or dead when that was
-	// their last retry), in every queue.
+	// their last retry), in every queue. It names the jobs it made dead in
+	// TickResult.Dead; when it fails part way, the result is what it moved
+	// before, dead jobs named.
 	Tick(ctx context.Context) (TickResult, error)
 
 	// Ping checks that the backend answers.
@@ -192,18 +195,39 @@ func QueueNotFoundError(name string) error {
 	return core.Errorf(core.CodeNotFound, "queue %s not found", name)
 }
 
-// TickResult counts the jobs one tick moved.
+// TickResult counts the jobs one tick moved, and names those it made dead.
 type TickResult struct {
 	Scheduled     int `json:"scheduled"`      // scheduled → pending
 	Retried       int `json:"retried"`        // failed → pending
 	Recovered     int `json:"recovered"`      // running → pending, lease expired
 	RecoveredDead int `json:"recovered_dead"` // running → dead, lease expired on the last retry
+	// Dead are the RecoveredDead jobs, in no particular order (nil when
+	// there are none): their worker was lost during their last attempt, so
+	// no handler's failure reports them, and the history keeps them only
+	// among their queue's last JOB_HISTORY finished jobs.
+	Dead []DeadJob `json:"dead_jobs,omitempty"`
 }
 
-// Add sums two tick results.
+// Add sums two tick results (their Dead in a new slice, nil when both are
+// empty).
 func (r TickResult) Add(o TickResult) TickResult {
-	return TickResult{r.Scheduled + o.Scheduled, r.Retried + o.Retried, r.Recovered + o.Recovered, r.RecoveredDead + o.RecoveredDead}
+	return TickResult{r.Scheduled + o.Scheduled, r.Retried + o.Retried, r.Recovered + o.Recovered, r.RecoveredDead + o.RecoveredDead,
+		slices.Concat(r.Dead, o.Dead)}
 }
+
+// DeadJob names a job that has just gone dead, as Observer.Dead and
+// TickResult report it.
+type DeadJob struct {
+	ID        string `json:"id"`
+	Queue     string `json:"queue"`
+	Type      string `json:"type"`
+	Attempts  int    `json:"attempts"` // runs started, the last one included
+	LastError string `json:"last_error"`
+}
+
+// LeaseExpired is the last_error a tick gives a running job whose lease it
+// found expired (its worker lost: crashed, stalled or cut off).
+const LeaseExpired = "lease expired"
 
 // Stats are one queue's gauges and running totals. The totals only grow, so
 // the difference of two snapshots gives rates.

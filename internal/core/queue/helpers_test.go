@@ -101,7 +101,8 @@ type recorder struct {
 	rejected    map[string]int
 	backend     map[string]int
 	waited      int
-	dead        []string // "id type: error" of each job reported dead
+	dead        []string          // "id type: error" of each job reported dead
+	deadWhy     []queue.DeadCause // why, in the same order
 }
 
 func newRecorder() *recorder {
@@ -126,9 +127,10 @@ func (r *recorder) AdmissionRejected(q, reason string) {
 	r.mu.Unlock()
 }
 func (r *recorder) BackendError(op string, _ error) { r.mu.Lock(); r.backend[op]++; r.mu.Unlock() }
-func (r *recorder) Dead(j *queue.Job, lastError string) {
+func (r *recorder) Dead(j queue.DeadJob, why queue.DeadCause) {
 	r.mu.Lock()
-	r.dead = append(r.dead, j.ID+" "+j.Type+": "+lastError)
+	r.dead = append(r.dead, j.ID+" "+j.Type+": "+j.LastError)
+	r.deadWhy = append(r.deadWhy, why)
 	r.mu.Unlock()
 }
 

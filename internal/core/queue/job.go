@@ -17,7 +17,7 @@ import (
 // DefaultQueue is the queue a job goes to when none is named.
 const DefaultQueue = "default"
 
-// Status is the state of a job. The legal moves are listed in transitions.
+// Status is the state of a job. The legal moves are listed in Transitions.
 type Status string
 
 // The states of a job:
@@ -39,6 +39,31 @@ const (
 
 // Statuses lists every status, in the order of a job's life.
 var Statuses = []Status{StatusScheduled, StatusPending, StatusRunning, StatusSucceeded, StatusFailed, StatusDead, StatusCancelled}
+
+// Transition is one move of a job from a status to another.
+type Transition struct{ From, To Status }
+
+// Transitions lists every move a job can make, each as a Service reports it
+// to Observer.Transition (so that the daemon can show each one's counter
+// from 0, before the first).
+var Transitions = []Transition{
+	{StatusScheduled, StatusPending},   // due (tick)
+	{StatusFailed, StatusPending},      // its retry due (tick)
+	{StatusRunning, StatusPending},     // its lease expired (tick), or handed back
+	{StatusDead, StatusPending},        // requeue
+	{StatusCancelled, StatusPending},   // requeue
+	{StatusPending, StatusRunning},     // fetched, run-next, run ID
+	{StatusScheduled, StatusRunning},   // run ID
+	{StatusFailed, StatusRunning},      // run ID
+	{StatusRunning, StatusSucceeded},   // a success
+	{StatusRunning, StatusScheduled},   // a recurring job after a success
+	{StatusRunning, StatusFailed},      // a failure with retries left
+	{StatusRunning, StatusDead},        // its last attempt failed, or its lease expired (tick)
+	{StatusScheduled, StatusCancelled}, // cancel
+	{StatusPending, StatusCancelled},   // cancel
+	{StatusFailed, StatusCancelled},    // cancel
+	{StatusRunning, StatusCancelled},   // cancel
+}
 
 // Valid reports whether s is one of the statuses.
 func (s Status) Valid() bool {
@@ -63,6 +88,9 @@ const (
 	SourceSchedule = "schedule" // a recurring job scheduled again after a success
 	SourceRetry    = "retry"    // a failed job scheduled again
 )
+
+// Sources lists every source of an enqueue.
+var Sources = []string{SourceAPI, SourceCLI, SourceSchedule, SourceRetry}
 
 // Job is one unit of work and everything known about it. Times are UTC; a
 // zero time means "not yet".

@@ -20,13 +20,31 @@ type Observer interface {
 	// AdmissionRejected counts an enqueue refused by admission control;
 	// reason is max_pending, max_age or backend.
 	AdmissionRejected(queue, reason string)
-	// BackendError counts a failed broker call; op names it (fetch, finish…)
-	// and err is its error.
+	// BackendError counts a failed broker call; op names it (one of
+	// BackendOps) and err is its error.
 	BackendError(op string, err error)
-	// Dead is told of a job whose handler failed its last attempt, so that
-	// the job is now dead: j as that attempt started, and its error.
-	Dead(j *Job, lastError string)
+	// Dead is told of a job that has just gone dead, and why: its handler
+	// failed its last attempt (j's attempts and error those of that
+	// attempt), or a tick found the lease of its last attempt expired.
+	Dead(j DeadJob, why DeadCause)
 }
+
+// DeadCause is why a job went dead, in words that finish "job dead: ".
+type DeadCause string
+
+// The causes of Observer.Dead.
+const (
+	// DeadRetriesExhausted: its handler failed its last attempt.
+	DeadRetriesExhausted DeadCause = "retries exhausted"
+	// DeadLeaseExpired: its worker was lost (a crashed daemon, a stall
+	// longer than the lease) during its last attempt, and a tick found the
+	// lease expired.
+	DeadLeaseExpired DeadCause = "lease expired on its last attempt"
+)
+
+// BackendOps lists every op of Observer.BackendError.
+var BackendOps = []string{"enqueue", "get", "list", "stats", "queues", "admission", "fetch", "claim", "extend", "finish", "release",
+	"cancel", "requeue", "remove_queue", "tick"}
 
 // NopObserver ignores everything.
 type NopObserver struct{}
@@ -50,4 +68,4 @@ func (NopObserver) AdmissionRejected(string, string) {}
 func (NopObserver) BackendError(string, error) {}
 
 // Dead does nothing.
-func (NopObserver) Dead(*Job, string) {}
+func (NopObserver) Dead(DeadJob, DeadCause) {}

@@ -83,7 +83,8 @@ func (s *Service) recordFinish(ctx context.Context, outcomes []Outcome, jobs []*
 		case StatusScheduled:
 			s.obs.Enqueued(SourceSchedule)
 		case StatusDead:
-			s.obs.Dead(jobs[i], outcomes[i].Err)
+			j := jobs[i]
+			s.obs.Dead(DeadJob{ID: j.ID, Queue: j.Queue, Type: j.Type, Attempts: j.Attempts, LastError: outcomes[i].Err}, DeadRetriesExhausted)
 		}
 		s.notify(outcomes[i].ID)
 	}

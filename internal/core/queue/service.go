@@ -411,7 +411,9 @@ func (s *Service) RemoveQueue(ctx context.Context, name string) (int, error) {
 	return n, nil
 }
 
-// Tick promotes due scheduled and failed jobs and recovers expired leases.
+// Tick promotes due scheduled and failed jobs and recovers expired leases,
+// and tells the observer of each job it made dead (no handler's failure
+// does: their worker was lost).
 func (s *Service) Tick(ctx context.Context) (TickResult, error) {
 	r, err := s.broker.Tick(ctx)
 	for _, t := range []struct {
@@ -426,6 +428,9 @@ func (s *Service) Tick(ctx context.Context) (TickResult, error) {
 		for range t.n {
 			s.obs.Transition(string(t.from), string(t.to))
 		}
+	}
+	for _, d := range r.Dead {
+		s.obs.Dead(d, DeadLeaseExpired)
 	}
 	return r, s.backendErr("tick", err)
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -972,4 +974,116 @@ func TestDeadReported(t *testing.T) {
 		rec.mu.Unlock()
 		diff(t, "dead jobs reported", []string{doomed.ID + " fail: fail: this job always fails"}, got)
 	})
+}
+
+// TestDeadByTickReported: a job whose worker was lost during its last
+// attempt goes dead at a later tick, and the observer is told of it too (the
+// daemon logs it: TestLeaseExpiredDeadJobsLogged), saying why, with its
+// queue, type and attempts; a handler's last failure says its own cause.
+func TestDeadByTickReported(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		rec := newRecorder()
+		clock := brokertest.NewClock()
+		s := queue.NewService(queue.Deps{Broker: be.new(t, clock), Observer: rec, Clock: clock}, queue.Config{})
+		ctx := context.Background()
+		lost := mustEnqueue(t, s, queue.EnqueueRequest{Type: "sleep", Queue: "night", Payload: json.RawMessage(`{"ms":1}`), MaxRetries: intp(0)})
+		// A worker takes it and is never heard of again (a daemon killed).
+		if ls, err := s.Broker().Fetch(ctx, queue.FetchRequest{N: 1, Lease: s.Config().Lease}); err != nil || len(ls) != 1 {
+			t.Fatalf("Fetch: %v, %v", ls, err)
+		}
+		failed := mustEnqueue(t, s, queue.EnqueueRequest{Type: "fail", MaxRetries: intp(0)})
+		if got, err := s.RunNext(ctx, "default"); err != nil || got.Status != queue.StatusDead {
+			t.Fatalf("RunNext: %+v, %v; want %s dead", got, err, failed.ID)
+		}
+		clock.Advance(s.Config().Lease)
+		r, err := s.Tick(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		diff(t, "tick", queue.TickResult{RecoveredDead: 1, Dead: []queue.DeadJob{{ID: lost.ID, Queue: "night", Type: "sleep", Attempts: 1, LastError: "lease expired"}}}, r)
+		rec.mu.Lock()
+		got := [2]any{append([]string(nil), rec.dead...), append([]queue.DeadCause(nil), rec.deadWhy...)}
+		rec.mu.Unlock()
+		diff(t, "dead jobs reported, and why", [2]any{
+			[]string{failed.ID + " fail: fail: this job always fails", lost.ID + " sleep: lease expired"},
+			[]queue.DeadCause{queue.DeadRetriesExhausted, queue.DeadLeaseExpired},
+		}, got)
+		diff(t, "transitions to dead", 2, rec.snapshot()["transitions"]["running→dead"])
+	})
+}
+
+// TestTransitionsListed: queue.Transitions, whose counters the daemon shows
+// from 0, are exactly the moves a Service reports: each is made here once
+// at least, and none is reported that the list lacks (its counter would
+// appear only at its first move, which increase() does not see).
+func TestTransitionsListed(t *testing.T) {
+	rec := newRecorder()
+	clock := brokertest.NewClock()
+	s := queue.NewService(queue.Deps{Broker: membroker.New(membroker.Options{Clock: clock}), Observer: rec, Clock: clock}, queue.Config{})
+	ctx := context.Background()
+	run := func(j *queue.Job, want queue.Status) {
+		t.Helper()
+		if got, err := s.RunID(ctx, j.ID); err != nil || got.Status != want {
+			t.Fatalf("RunID(%s): %+v, %v; want %s", j.Type, got, err, want)
+		}
+	}
+	must := func(_ *queue.Job, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	tick := func() {
+		t.Helper()
+		if _, err := s.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hold := func(typ string, retries int) *queue.Job { // taken by a worker that is then lost
+		t.Helper()
+		j := mustEnqueue(t, s, queue.EnqueueRequest{Type: typ, Queue: "held", MaxRetries: intp(retries)})
+		if ls, err := s.Broker().Fetch(ctx, queue.FetchRequest{Queues: []string{"held"}, N: 1, Lease: s.Config().Lease}); err != nil || len(ls) != 1 {
+			t.Fatalf("Fetch: %v, %v", ls, err)
+		}
+		return j
+	}
+
+	// scheduled → pending (tick), pending → running → succeeded; a
+	// recurring job's running → scheduled.
+	due := mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping", DelayMS: 1000})
+	clock.Advance(time.Second)
+	tick()
+	run(due, queue.StatusSucceeded)
+	run(mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping", IntervalSeconds: 60}), queue.StatusScheduled)
+	// running → failed, failed → pending (tick), running → dead, then
+	// dead → pending, pending → cancelled, cancelled → pending.
+	doomed := mustEnqueue(t, s, queue.EnqueueRequest{Type: "fail", MaxRetries: intp(1)})
+	run(doomed, queue.StatusFailed)
+	clock.Advance(2 * time.Second)
+	tick()
+	run(doomed, queue.StatusDead)
+	must(s.Requeue(ctx, doomed.ID))
+	must(s.Cancel(ctx, doomed.ID))
+	must(s.Requeue(ctx, doomed.ID))
+	// scheduled → running (run ID), scheduled → cancelled.
+	run(mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping", DelayMS: 3_600_000}), queue.StatusSucceeded)
+	must(s.Cancel(ctx, mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping", DelayMS: 3_600_000}).ID))
+	// failed → running (run ID), failed → cancelled.
+	retried := mustEnqueue(t, s, queue.EnqueueRequest{Type: "fail", MaxRetries: intp(5)})
+	run(retried, queue.StatusFailed)
+	run(retried, queue.StatusFailed)
+	must(s.Cancel(ctx, retried.ID))
+	// running → cancelled; running → pending (a lease expired, tick).
+	must(s.Cancel(ctx, hold("ping", 0).ID))
+	hold("ping", 1)
+	clock.Advance(s.Config().Lease)
+	tick()
+
+	var want []string
+	for _, tr := range queue.Transitions {
+		want = append(want, string(tr.From)+"→"+string(tr.To))
+	}
+	slices.Sort(want)
+	got := slices.Sorted(maps.Keys(rec.snapshot()["transitions"]))
+	diff(t, "the moves reported", want, got)
 }

@@ -9,9 +9,14 @@ type Observer interface {
 	Decided(limit, scope, decision string)
 	// Banned counts one new ban.
 	Banned()
-	// BackendError counts one failed store operation (op is e.g. "take").
+	// BackendError counts one failed store operation (op is one of
+	// BackendOps).
 	BackendError(op string)
 }
+
+// BackendOps lists every op of Observer.BackendError: a decision's take, and
+// the reload of the overrides.
+var BackendOps = []string{"take", "overrides"}
 
 // NopObserver ignores every event.
 type NopObserver struct{}

@@ -176,6 +176,7 @@ func Run(t *testing.T, nb NewBroker) {
 		{"Requeue", testRequeue},
 		{"IllegalTransitions", testIllegalTransitions},
 		{"LeaseExpiry", testLeaseExpiry},
+		{"TickNamesDead", testTickNamesDead},
 		{"ExtendAndFencing", testExtendAndFencing},
 		{"Release", testRelease},
 		{"Claim", testClaim},
@@ -580,9 +581,59 @@ func testLeaseExpiry(t *testing.T, nb NewBroker) {
 		t.Errorf("a new run got the old token %d", l.Token)
 	}
 	e.clock.Advance(lease)
-	diff(t, "second expiry uses the last retry", queue.TickResult{RecoveredDead: 1}, e.tick())
+	diff(t, "second expiry uses the last retry", queue.TickResult{RecoveredDead: 1,
+		Dead: []queue.DeadJob{{ID: j.ID, Queue: "default", Type: "sleep", Attempts: 2, LastError: "lease expired"}}}, e.tick())
 	got = e.get(j.ID)
 	diff(t, "dead after its leases expired", [3]any{queue.StatusDead, 2, 2}, [3]any{got.Status, got.Attempts, got.Retries})
+}
+
+// testTickNamesDead: a tick names every job it made dead (its worker lost
+// during the last attempt, no handler reports it) with its queue, type and
+// attempts, across queues and beyond one batch of a script (the Redis
+// broker's is 1000), even when the history, here of 5, has already dropped
+// the job; and none that it recovered with retries left.
+func testTickNamesDead(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 5)
+	const many = 1100
+	jobs := make([]queue.NewJob, 0, many+3)
+	var want []queue.DeadJob
+	for i := range many + 2 {
+		j := &queue.Job{ID: queue.NewID(), Queue: "doomed", Type: "sleep", Source: queue.SourceAPI}
+		if i >= many {
+			j.Queue, j.Type = "also-doomed", "echo"
+		}
+		jobs = append(jobs, queue.NewJob{Job: j})
+		want = append(want, queue.DeadJob{ID: j.ID, Queue: j.Queue, Type: j.Type, Attempts: 1, LastError: queue.LeaseExpired})
+	}
+	twice := &queue.Job{ID: queue.NewID(), Queue: "doomed", Type: "ping", MaxRetries: 1, Source: queue.SourceAPI}
+	survivor := &queue.Job{ID: queue.NewID(), Queue: "also-doomed", Type: "ping", MaxRetries: 1, Source: queue.SourceAPI}
+	jobs = append(jobs, queue.NewJob{Job: twice})
+	if err := e.b.Enqueue(e.ctx, jobs...); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.b.Enqueue(e.ctx, queue.NewJob{Job: survivor}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.b.Claim(e.ctx, twice.ID, lease); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(lease)
+	diff(t, "the first lost run of a job with a retry left", queue.TickResult{Recovered: 1}, e.tick())
+	if n := len(e.fetch(many + 10)); n != many+4 {
+		t.Fatalf("fetched %d jobs, want %d", n, many+4)
+	}
+	want = append(want, queue.DeadJob{ID: twice.ID, Queue: "doomed", Type: "ping", Attempts: 2, LastError: queue.LeaseExpired})
+	e.clock.Advance(lease)
+	got := e.tick()
+	byID := func(a, b queue.DeadJob) int { return strings.Compare(a.ID, b.ID) }
+	slices.SortFunc(want, byID)
+	slices.SortFunc(got.Dead, byID)
+	diff(t, "the jobs the tick made dead", want, got.Dead)
+	diff(t, "counts", [2]int{1, many + 3}, [2]int{got.Recovered, got.RecoveredDead})
+	if j := e.get(survivor.ID); j.Status != queue.StatusPending {
+		t.Errorf("the job with a retry left is %s, want pending", j.Status)
+	}
+	diff(t, "a tick that made none dead names none", queue.TickResult{}, e.tick())
 }
 
 func testExtendAndFencing(t *testing.T, nb NewBroker) {

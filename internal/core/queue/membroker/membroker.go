@@ -506,11 +506,12 @@ func (b *Broker) Tick(context.Context) (queue.TickResult, error) {
 			delete(q.running, id)
 			e.job.LeaseUntil = time.Time{}
 			e.job.Retries++
-			e.job.LastError = "lease expired"
+			e.job.LastError = queue.LeaseExpired
 			q.failed++
 			if e.job.Retries > e.job.MaxRetries {
 				e.job.FinishedAt = now
 				b.set(q, e, queue.StatusDead)
+				r.Dead = append(r.Dead, queue.DeadJob{ID: id, Queue: name, Type: e.job.Type, Attempts: e.job.Attempts, LastError: e.job.LastError})
 				b.addHistory(q, e)
 				r.RecoveredDead++
 				continue

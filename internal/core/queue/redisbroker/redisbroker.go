@@ -1285,13 +1285,16 @@ func (b *Broker) tick(ctx context.Context) (queue.TickResult, error) {
 			}
 			a := cmds[i].Val().([]any)
 			b.learn(a[4], read)
-			if len(a) > 5 { // {0, 0, 0, 0, now, "late"}
+			if len(a) > 5 && a[5] == "late" { // {0, 0, 0, 0, now, "late"}
 				if first == nil {
 					first = fmt.Errorf("tick %s: %w", q, errLate)
 				}
 				continue
 			}
 			t := queue.TickResult{Scheduled: int(a[0].(int64)), Retried: int(a[1].(int64)), Recovered: int(a[2].(int64)), RecoveredDead: int(a[3].(int64))}
+			if len(a) > 5 {
+				t.Dead = deadJobs(q, a[5])
+			}
 			total = total.Add(t)
 			if t.Scheduled+t.Retried+t.Recovered > 0 {
 				woken = append(woken, queue.Ref{Queue: q})
@@ -1314,6 +1317,20 @@ func (b *Broker) tick(ctx context.Context) (queue.TickResult, error) {
 		names = again
 	}
 	return total, nil
+}
+
+// deadJobs reads the jobs of queue q that tickScript made dead, from its
+// flat list {id, type, attempts, …}.
+func deadJobs(q string, list any) []queue.DeadJob {
+	l, _ := list.([]any)
+	var out []queue.DeadJob
+	for i := 0; i+2 < len(l); i += 3 {
+		id, _ := l[i].(string)
+		typ, _ := l[i+1].(string)
+		attempts, _ := l[i+2].(int64)
+		out = append(out, queue.DeadJob{ID: id, Queue: q, Type: typ, Attempts: int(attempts), LastError: queue.LeaseExpired})
+	}
+	return out
 }
 
 // Stats reads one queue's gauges and totals with one script.

@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/core/queue"
 )
 
 // Every state change is one of these scripts, run on the keys of one queue
@@ -486,8 +488,11 @@ return {'ok', st, job(key)}
 //	ARGV[4] not after (ms, 0: none)
 //
 // Returns {scheduled→pending, failed→pending, running→pending, running→dead,
-// now}; {0, 0, 0, 0, now, "late"} without moving anything when now is past
-// not after (the broker no longer waits for the counts).
+// now, {id, type, attempts, …}}, the last a flat list naming each job made
+// dead (so at most a batch of them); {0, 0, 0, 0, now, "late"} without
+// moving anything when now is past not after (the broker no longer waits
+// for the counts). The list was added after the counts, which kept their
+// places.
 var tickScript = newScript(prelude + `
 local now = now_ms(ARGV[1])
 local not_after = tonumber(ARGV[4])
@@ -504,17 +509,22 @@ for k, set in ipairs({KEYS[2], KEYS[3]}) do
   end
   counts[k] = #due / 2
 end
-local recovered, dead = 0, 0
+local recovered, dead, died = 0, 0, {}
 local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, batch)
 for _, id in ipairs(expired) do
   local key = KEYS[8] .. id
   redis.call('ZREM', KEYS[4], id)
   redis.call('HDEL', key, 'lease_until')
   local retries = redis.call('HINCRBY', key, 'retries', 1)
-  redis.call('HSET', key, 'last_error', 'lease expired')
+  redis.call('HSET', key, 'last_error', '` + queue.LeaseExpired + `')
   if retries > tonumber(redis.call('HGET', key, 'max_retries')) then
     redis.call('HSET', key, 'status', 'dead', 'finished_at', now)
     to_history(KEYS[5], KEYS[6], KEYS[8], tonumber(ARGV[2]), id, now, true, true)
+    -- Read before the trim below, which may delete the hash.
+    local f = redis.call('HMGET', key, 'type', 'attempts')
+    died[#died + 1] = id
+    died[#died + 1] = f[1] or ''
+    died[#died + 1] = tonumber(f[2]) or 0
     dead = dead + 1
   else
     redis.call('HSET', key, 'status', 'pending', 'ready_at', now)
@@ -524,7 +534,7 @@ for _, id in ipairs(expired) do
 end
 if #expired > 0 then redis.call('HINCRBY', KEYS[7], 'failed', #expired) end
 if dead > 0 then trim(KEYS[5], KEYS[6], KEYS[8], tonumber(ARGV[2])) end
-return {counts[1], counts[2], recovered, dead, now}
+return {counts[1], counts[2], recovered, dead, now, died}
 `)
 
 // removeScript deletes a queue that holds no job to run, with its finished
