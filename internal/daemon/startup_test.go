@@ -138,17 +138,24 @@ func TestUnknownEnvWarned(t *testing.T) {
 	}
 }
 
+// takenAddr is an address a listener of the test holds until it ends, so
+// that a daemon told to listen there cannot.
+func takenAddr(t *testing.T) string {
+	t.Helper()
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { held.Close() })
+	return held.Addr().String()
+}
+
 // TestListenErrorSaidOnce (review lifecycle #14): a listener that cannot
 // bind is one line naming the address once; it read "listen on X: listen
 // tcp X: bind: address already in use".
 func TestListenErrorSaidOnce(t *testing.T) {
 	t.Parallel()
-	held, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Close()
-	addr := held.Addr().String()
+	addr := takenAddr(t)
 	code, stderr := serveToExit(t, 10*time.Second, nil, "--addr", addr)
 	want := "refrakt: listen on " + addr + ": bind: address already in use"
 	if code != 1 || strings.TrimSpace(stderr) != want {
@@ -220,12 +227,7 @@ func TestListeningLineShowsEverySetting(t *testing.T) {
 // finds before the logger exists, stays the plain line.
 func TestFatalErrorIsJSONUnderJSONLogs(t *testing.T) {
 	t.Parallel()
-	held, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Close()
-	addr := held.Addr().String()
+	addr := takenAddr(t)
 	jsonLogs := []string{"LOG_FORMAT=json"}
 	for _, tt := range []struct {
 		name  string
