@@ -108,7 +108,7 @@ type Config struct {
 	JobLease time.Duration
 	// ShutdownTimeout bounds graceful shutdown. SHUTDOWN_TIMEOUT, default 10s.
 	ShutdownTimeout time.Duration
-	// ShutdownDelay is how long the daemon goes on serving after a stop
+	// ShutdownDelay (at most MaxShutdownDelay) is how long the daemon goes on serving after a stop
 	// signal, with /readyz answering 503 and keep-alives off, before the
 	// stop begins: the time a load balancer needs to see it not ready and
 	// send no more requests. SHUTDOWN_DELAY, default 0 (the stop begins at
@@ -140,6 +140,11 @@ func (c Config) SettingName(env string) string {
 	}
 	return env
 }
+
+// MaxShutdownDelay bounds SHUTDOWN_DELAY: a load balancer sees a daemon
+// not ready within minutes, and a delay of hours (a unit mistyped) would
+// leave every stop waiting for a supervisor's SIGKILL.
+const MaxShutdownDelay = time.Hour
 
 // Default returns the configuration with every default applied.
 func Default() Config {
@@ -264,6 +269,9 @@ func (c Config) Validate() error {
 	}
 	if c.BanDuration > ratelimit.MaxBan {
 		bad("BAN_SECONDS", "%s must be at most %s: a ban, repeats included, lasts at most an hour", c.BanDuration, ratelimit.MaxBan)
+	}
+	if c.ShutdownDelay > MaxShutdownDelay {
+		bad("SHUTDOWN_DELAY", "%s must be at most %s: a stop signal would leave the daemon serving that long (a unit mistyped?)", c.ShutdownDelay, MaxShutdownDelay)
 	}
 	if c.PenaltyFactor <= 0 || c.PenaltyFactor > 1 {
 		bad("PENALTY_FACTOR", "%g must be in (0, 1]", c.PenaltyFactor)

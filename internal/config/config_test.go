@@ -36,6 +36,11 @@ func TestLoadGood(t *testing.T) {
 			func(c Config) any { return c.TrustedProxies },
 			[]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.1/32")}},
 		{"trust no proxy", map[string]string{"TRUSTED_PROXIES": "none"}, nil, func(c Config) any { return c.TrustedProxies }, []netip.Prefix{}},
+		// A variable of blanks alone is an unset one, as an empty one is:
+		// TRUSTED_PROXIES=' ' dropped loopback from the trusted peers.
+		{"blank variable keeps the default", map[string]string{"TRUSTED_PROXIES": " ", "WORKER_CONCURRENCY": "\t"}, nil,
+			func(c Config) any { return []any{c.TrustedProxies, c.WorkerConcurrency} }, []any{Default().TrustedProxies, 4}},
+		{"shutdown delay of an hour", map[string]string{"SHUTDOWN_DELAY": "1h"}, nil, func(c Config) any { return c.ShutdownDelay }, time.Hour},
 		// Review lifecycle #10: every enumerated setting takes its words in
 		// any case, stored as the word; REDIS_CLUSTER also 1 and 0, as the
 		// booleans do.
@@ -102,6 +107,8 @@ func TestLoadBad(t *testing.T) {
 		{"strikes past the limiter's bound", map[string]string{"BAN_AFTER_STRIKES": "1000000"}, nil, "BAN_AFTER_STRIKES: 1000000 must be between 1 and 250"},
 		{"premium past the limiter's bound", map[string]string{"RATE_LIMIT_PREMIUM_MULTIPLIER": "5000"}, nil, "RATE_LIMIT_PREMIUM_MULTIPLIER: 5000 must be between 1 and 1000"},
 		{"ban past an hour", map[string]string{"BAN_SECONDS": "2h"}, nil, "BAN_SECONDS: 2h0m0s must be at most 1h0m0s"},
+		{"shutdown delay past an hour", map[string]string{"SHUTDOWN_DELAY": "2562047h"}, nil, "SHUTDOWN_DELAY: 2562047h0m0s must be at most 1h0m0s"},
+		{"shutdown delay past an hour by flag", nil, map[string]string{"shutdown-delay": "61m"}, "--shutdown-delay: 1h1m0s must be at most 1h0m0s"},
 		{"strikes below the limiter's bound", map[string]string{"BAN_AFTER_STRIKES": "0"}, nil, "BAN_AFTER_STRIKES: 0 must be between 1 and 250"},
 		// Review lifecycle #9: NaN gave "-2562047h47m16.854775808s must be
 		// at least 10ms", and 1e9 was told to read 1e9s, which is no

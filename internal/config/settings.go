@@ -87,8 +87,8 @@ func Load(getenv func(string) string, flagValues map[string]string) (Config, err
 		v, given := flagValues[s.Flag]
 		if given {
 			c.flagged[s.Env] = "--" + s.Flag
-		} else if v = getenv(s.Env); v == "" {
-			continue
+		} else if v = getenv(s.Env); strings.TrimSpace(v) == "" {
+			continue // an empty variable, blanks alone included, is an unset one
 		}
 		if err := s.set(&c, strings.TrimSpace(v)); err != nil {
 			return c, &Error{Msg: fmt.Sprintf("%s: %q %v", c.SettingName(s.Env), v, err)}
