@@ -64,14 +64,14 @@ func (o *ConnOptions) apiClient() *APIClient {
 // token file, in the documented order: flag, env var, default.
 func (o *ConnOptions) resolve(getenv func(string) string) error {
 	if o.Server == "" {
-		o.Server = getenv("REFRAKT_SERVER")
+		o.Server = config.Lookup(getenv, "REFRAKT_SERVER")
 	}
 	if o.Server == "" {
 		o.Server = DefaultServer
 	}
 	o.Server = strings.TrimRight(o.Server, "/")
 	if o.Redis == "" {
-		o.Redis = getenv("REFRAKT_REDIS")
+		o.Redis = config.Lookup(getenv, "REFRAKT_REDIS")
 	}
 	// The server is checked only when it is the one used: with --redis (or
 	// REFRAKT_REDIS) a REFRAKT_SERVER left in the environment is ignored.
@@ -86,13 +86,13 @@ func (o *ConnOptions) resolve(getenv func(string) string) error {
 		}
 	}
 	if o.Prefix == "" {
-		o.Prefix = getenv("REFRAKT_PREFIX")
+		o.Prefix = config.Lookup(getenv, "REFRAKT_PREFIX")
 	}
 	if o.Prefix == "" {
 		o.Prefix = "refrakt:"
 	}
 	if o.Token == "" {
-		o.Token = getenv("REFRAKT_TOKEN")
+		o.Token = config.Lookup(getenv, "REFRAKT_TOKEN")
 	}
 	if o.Token == "" && o.Redis == "" {
 		if path, err := daemon.TokenPath(getenv); err == nil {

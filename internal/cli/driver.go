@@ -22,6 +22,9 @@ type Driver interface {
 	RunJob(ctx context.Context, id string) (*queue.Job, error)
 	// RunNext runs the oldest pending job of queue q (any queue when empty).
 	RunNext(ctx context.Context, q string) (*queue.Job, error)
+	// Tick runs one tick; when it fails part way it returns, with the
+	// error, what it did before (the jobs it made dead named), where the
+	// driver knows it.
 	Tick(ctx context.Context) (TickView, error)
 	CancelJob(ctx context.Context, id string) (*queue.Job, error)
 	RequeueJob(ctx context.Context, id string) (*queue.Job, error)

@@ -37,6 +37,11 @@ func jobsTickRun(ctx context.Context, o *JobsTickOptions) error {
 	return o.client.do(ctx, func(d Driver, p *Printer) error {
 		r, err := d.Tick(ctx)
 		if err != nil {
+			// Jobs the tick made dead before it failed are named all
+			// the same (over --redis, nothing else records them).
+			if len(r.DeadJobs) > 0 {
+				_ = printTick(p, r)
+			}
 			return err
 		}
 		return printTick(p, r)

@@ -322,3 +322,32 @@ func TestListenAddrForms(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretLikeSettingsNeverLogged (a code review's guard): the start-up
+// line shows every setting as given unless its Setting hides it, so a new
+// setting named like a secret (a token, a password, a key) must show as set
+// or unset, and one that holds a URL without its password; a setting added
+// with str() would otherwise be logged in clear, and
+// TestLogValueShowsEverySetting would even want it there.
+func TestSecretLikeSettingsNeverLogged(t *testing.T) {
+	const secret = "S3cr3tValue-0f9e8d7c"
+	for _, s := range Settings() {
+		c := Default()
+		switch {
+		case strings.Contains(s.Env, "TOKEN") || strings.Contains(s.Env, "PASSWORD") || strings.Contains(s.Env, "SECRET") || strings.HasSuffix(s.Env, "_KEY"):
+			if err := s.set(&c, secret); err != nil {
+				t.Fatalf("%s: %v", s.Env, err)
+			}
+			if v := s.value(&c).String(); v != "set" {
+				t.Errorf("%s set: the log shows %q, want set", s.Env, v)
+			}
+		case strings.HasSuffix(s.Env, "_URL"):
+			if err := s.set(&c, "redis://user:"+secret+"@127.0.0.1:6379/0"); err != nil {
+				t.Fatalf("%s: %v", s.Env, err)
+			}
+			if v := s.value(&c).String(); strings.Contains(v, secret) {
+				t.Errorf("%s: the log shows %q, its password included", s.Env, v)
+			}
+		}
+	}
+}

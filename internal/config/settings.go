@@ -87,14 +87,21 @@ func Load(getenv func(string) string, flagValues map[string]string) (Config, err
 		v, given := flagValues[s.Flag]
 		if given {
 			c.flagged[s.Env] = "--" + s.Flag
-		} else if v = getenv(s.Env); strings.TrimSpace(v) == "" {
-			continue // an empty variable, blanks alone included, is an unset one
+		} else if v = Lookup(getenv, s.Env); v == "" {
+			continue
 		}
 		if err := s.set(&c, strings.TrimSpace(v)); err != nil {
 			return c, &Error{Msg: fmt.Sprintf("%s: %q %v", c.SettingName(s.Env), v, err)}
 		}
 	}
 	return c, c.Validate()
+}
+
+// Lookup reads the environment variable name through getenv, without the
+// blanks around it: a variable that is empty or blank is an unset one, for
+// the daemon's settings and the CLI's alike.
+func Lookup(getenv func(string) string, name string) string {
+	return strings.TrimSpace(getenv(name))
 }
 
 func str(env, flag, usage, def string, field func(*Config) *string) Setting {

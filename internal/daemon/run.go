@@ -95,7 +95,7 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 
 	shutdown := func(srv *Server, backend *Backend) error {
 		if srv != nil && cfg.ShutdownDelay > 0 {
-			delay(srv, httpSrv, cfg.ShutdownDelay, opt.Forced, log)
+			delay(srv, httpSrv, cfg.ShutdownDelay, opt.Forced, serveErr, log)
 		}
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
@@ -168,13 +168,14 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 }
 
 // delay serves on for d before the stop begins (SHUTDOWN_DELAY), or until
-// forced is closed (a second signal, which then ends the stop at once):
+// forced is closed (a second signal, which then ends the stop at once), or
+// the listener fails (serving nothing, there is nothing to wait for):
 // /readyz answers 503, so that a load balancer polling it takes the daemon
 // out of its pool, while every other request is served as before (workers
 // included); keep-alives are off, so that clients holding a connection open
 // come back through the balancer, to another daemon.
-func delay(srv *Server, httpSrv *http.Server, d time.Duration, forced <-chan struct{}, log *slog.Logger) {
-	srv.NotReady()
+func delay(srv *Server, httpSrv *http.Server, d time.Duration, forced <-chan struct{}, serveErr <-chan error, log *slog.Logger) {
+	srv.markStopping()
 	httpSrv.SetKeepAlivesEnabled(false)
 	log.Info("stopping after the shutdown delay; /readyz answers 503 meanwhile", "delay", d.String())
 	t := time.NewTimer(d)
@@ -182,6 +183,8 @@ func delay(srv *Server, httpSrv *http.Server, d time.Duration, forced <-chan str
 	select {
 	case <-t.C:
 	case <-forced:
+	case err := <-serveErr:
+		log.Error("serving stopped during the shutdown delay", "err", err)
 	}
 }
 

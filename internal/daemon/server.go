@@ -63,7 +63,8 @@ type Server struct {
 	// noNewJobs ends when the workers stop taking jobs (StopTakingJobs).
 	noNewJobs   context.Context
 	stopNewJobs context.CancelFunc
-	// stopping is set when a stop is coming (NotReady): /readyz answers 503.
+	// stopping is set when a stop is coming (markStopping): /readyz
+	// answers 503.
 	stopping atomic.Bool
 
 	mux        *http.ServeMux
@@ -154,10 +155,10 @@ func (s *Server) Start(ctx context.Context) error {
 // closed when the shutdown's time runs out.
 func (s *Server) Drain(d time.Duration) { time.AfterFunc(max(d, 0), s.drained) }
 
-// NotReady makes /readyz answer 503 from now on, everything else served
-// as before: the stop's delay (SHUTDOWN_DELAY), for a load balancer to take
-// the daemon out of its pool before the listener closes.
-func (s *Server) NotReady() { s.stopping.Store(true) }
+// markStopping makes /readyz answer 503 from now on, everything else
+// served as before: the stop's delay (SHUTDOWN_DELAY), for a load balancer
+// to take the daemon out of its pool before the listener closes.
+func (s *Server) markStopping() { s.stopping.Store(true) }
 
 // StopTakingJobs stops the workers from taking jobs; the running ones go on
 // until Stop, and so do those a waiting request needs (waitOrRun).

@@ -82,9 +82,15 @@ func TestShutdownDelayThenStops(t *testing.T) {
 	t.Parallel()
 	d := daemontest.Start(t, []string{"SHUTDOWN_DELAY=300ms"})
 	d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
+	signalled := time.Now()
 	d.Signal(syscall.SIGTERM)
 	if code := d.Wait(15 * time.Second); code != 0 {
 		t.Fatalf("exit %d, want 0\n%s", code, d.Log())
+	}
+	// The stop waited out the delay: a lower bound, which a timer cannot
+	// undercut however slow the machine.
+	if took := time.Since(signalled); took < 300*time.Millisecond {
+		t.Errorf("exited %s after the signal, before the 300ms delay was over", took)
 	}
 	log := d.Log()
 	prev := -1

@@ -208,11 +208,20 @@ type TickResult struct {
 	Dead []DeadJob `json:"dead_jobs,omitempty"`
 }
 
-// Add sums two tick results (their Dead in a new slice, nil when both are
-// empty).
+// Add sums two tick results. Their Dead are joined in a new slice only when
+// both name jobs; otherwise the sum shares the one that does (nil when
+// neither does), so that summing many queues' results, most naming none,
+// copies nothing.
 func (r TickResult) Add(o TickResult) TickResult {
-	return TickResult{r.Scheduled + o.Scheduled, r.Retried + o.Retried, r.Recovered + o.Recovered, r.RecoveredDead + o.RecoveredDead,
-		slices.Concat(r.Dead, o.Dead)}
+	dead := r.Dead
+	switch {
+	case len(o.Dead) == 0:
+	case len(r.Dead) == 0:
+		dead = o.Dead
+	default:
+		dead = slices.Concat(r.Dead, o.Dead)
+	}
+	return TickResult{r.Scheduled + o.Scheduled, r.Retried + o.Retried, r.Recovered + o.Recovered, r.RecoveredDead + o.RecoveredDead, dead}
 }
 
 // DeadJob names a job that has just gone dead, as Observer.Dead and
