@@ -42,6 +42,28 @@ func TestRestrictedUserConnects(t *testing.T) {
 	}
 }
 
+// TestReadmeACLUserOnAnotherDatabase (a README walkthrough): the README's
+// ACL user on a database other than 0, as its URL examples show
+// (redis://host:6379/2). It lacked SELECT, so the daemon logged "backend
+// permission denied" for ever and never became ready.
+func TestReadmeACLUserOnAnotherDatabase(t *testing.T) {
+	r := redistest.Start(t)
+	var logged syncBuffer
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	cfg := config.Default()
+	cfg.RedisURL = r.ReadmeACLUser(t, cfg.Prefix) + "/2"
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b, err := connectBackend(ctx, cfg, log, nil)
+	if err != nil {
+		t.Fatalf("connect as the README's user to database 2: %v; log:\n%s", err, logged.String())
+	}
+	defer b.Close()
+	if strings.Contains(logged.String(), "permission denied") {
+		t.Errorf("the README's user was refused a command:\n%s", logged.String())
+	}
+}
+
 // TestRefusedUserLoggedAsSuch: a wrong password, none, or a user denied PING
 // is retried (it may be fixed on the server's side) but logged as what it
 // is, at ERROR, once per interval, without the password; it was logged as

@@ -276,7 +276,7 @@ func (l *Limiter) Run(ctx context.Context) error {
 	// changes, or a hand-written override announced on the channel).
 	var overridesChanged atomic.Bool
 	watchDone := make(chan struct{})
-	watchFailed := &core.LogThrottle{Logger: l.log, Msg: "cannot watch the overrides for changes; reloading them every OverrideRefresh meanwhile", Every: l.cfg.ErrorLogInterval, Now: l.clock.Now}
+	watchFailed := &core.LogThrottle{Logger: l.log, Msg: "cannot watch the overrides for changes; reloading them every " + l.cfg.OverrideRefresh.String() + " meanwhile", Every: l.cfg.ErrorLogInterval, Now: l.clock.Now}
 	go func() {
 		defer close(watchDone)
 		for ctx.Err() == nil {
