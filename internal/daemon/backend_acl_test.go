@@ -13,23 +13,30 @@ import (
 	"github.com/refrakt/refrakt/internal/redistest"
 )
 
+// connectLogged connects the daemon's backend to url within d, or fails the
+// test, and returns it (closed when the test ends) with what it has logged.
+func connectLogged(t *testing.T, url string, d time.Duration) (*Backend, *syncBuffer) {
+	t.Helper()
+	logged := &syncBuffer{}
+	cfg := config.Default()
+	cfg.RedisURL = url
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	b, err := connectBackend(ctx, cfg, slog.New(slog.NewTextHandler(logged, nil)), nil)
+	if err != nil {
+		t.Fatalf("connect to %s: %v; log:\n%s", config.RedactURL(url), err, logged.String())
+	}
+	t.Cleanup(func() { b.Close() })
+	return b, logged
+}
+
 // TestRestrictedUserConnects: a user without the @dangerous commands (so
 // without INFO, which detects a Cluster) connects as to a single server, with
 // one warning naming REDIS_CLUSTER; it looped on "backend not reachable"
 // for ever.
 func TestRestrictedUserConnects(t *testing.T) {
 	r := redistest.Start(t)
-	var logged syncBuffer
-	log := slog.New(slog.NewTextHandler(&logged, nil))
-	cfg := config.Default()
-	cfg.RedisURL = r.ACLUser(t, "app", "app-pw-0123", "~*", "&*", "+@all", "-@dangerous")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	b, err := connectBackend(ctx, cfg, log, nil)
-	if err != nil {
-		t.Fatalf("connect: %v; log:\n%s", err, logged.String())
-	}
-	defer b.Close()
+	b, logged := connectLogged(t, r.ACLUser(t, "app", "app-pw-0123", "~*", "&*", "+@all", "-@dangerous"), 10*time.Second)
 	if b.Kind != BackendRedis {
 		t.Errorf("kind %q, want %q", b.Kind, BackendRedis)
 	}
@@ -48,17 +55,7 @@ func TestRestrictedUserConnects(t *testing.T) {
 // permission denied" for ever and never became ready.
 func TestReadmeACLUserOnAnotherDatabase(t *testing.T) {
 	r := redistest.Start(t)
-	var logged syncBuffer
-	log := slog.New(slog.NewTextHandler(&logged, nil))
-	cfg := config.Default()
-	cfg.RedisURL = r.ReadmeACLUser(t, cfg.Prefix) + "/2"
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	b, err := connectBackend(ctx, cfg, log, nil)
-	if err != nil {
-		t.Fatalf("connect as the README's user to database 2: %v; log:\n%s", err, logged.String())
-	}
-	defer b.Close()
+	_, logged := connectLogged(t, r.ReadmeACLUser(t, config.Default().Prefix)+"/2", 5*time.Second)
 	if strings.Contains(logged.String(), "permission denied") {
 		t.Errorf("the README's user was refused a command:\n%s", logged.String())
 	}
