@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -264,25 +263,13 @@ func TestE2ETickNamesDeadJobs(t *testing.T) {
 	}
 }
 
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // TestE2EExitCodes runs the real binary for each exit code, over both
 // drivers where the driver matters.
 func TestE2EExitCodes(t *testing.T) {
 	r := redistest.Start(t)
 	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL()}, "--workers", "0")
 	bin := daemontest.Binary(t)
-	dead := closedPort(t)
+	dead := daemontest.ClosedAddr(t)
 	state := t.TempDir()
 	base := []string{"PATH=/usr/bin:/bin", "HOME=" + state, "XDG_STATE_HOME=" + state}
 	api := append(slices.Clone(base), "REFRAKT_SERVER="+d.URL, "REFRAKT_TOKEN="+d.Token)
@@ -737,7 +724,7 @@ func interruptRun(t *testing.T, env map[string]string, payload string) interrupt
 // (README: for exit 3 "the message names the address"), as it does for a
 // daemon it cannot reach.
 func TestE2EDaemonWithoutBackend(t *testing.T) {
-	d := daemontest.Start(t, []string{"QUEUE_URL=redis://" + closedPort(t) + "/0"})
+	d := daemontest.Start(t, []string{"QUEUE_URL=redis://" + daemontest.ClosedAddr(t) + "/0"})
 	d.WaitHTTP("/readyz", http.StatusServiceUnavailable, 15*time.Second)
 	state := t.TempDir()
 	cmd := exec.Command(daemontest.Binary(t), "jobs", "list", "--server", d.URL, "--token", d.Token)

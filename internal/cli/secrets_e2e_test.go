@@ -22,7 +22,7 @@ import (
 // `invalid port ":Tr0ub4dor&3" after host`.
 func TestPasswordFragmentsNeverPrinted(t *testing.T) {
 	bin := daemontest.Binary(t)
-	dead := closedPort(t) // 127.0.0.1:port
+	dead := daemontest.ClosedAddr(t) // 127.0.0.1:port
 	deadPort := dead[strings.LastIndex(dead, ":")+1:]
 	tests := []struct {
 		name      string

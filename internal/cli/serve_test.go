@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -144,12 +143,7 @@ func TestServeGeneratesTokenFile(t *testing.T) {
 }
 
 func TestServeBindErrorAtOnce(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	code, _, stderr := runCLI(t, map[string]string{"REFRAKT_DEVELOPER_TOKEN": "x0123456789abcdef"}, "serve", "--addr", l.Addr().String())
+	code, _, stderr := runCLI(t, map[string]string{"REFRAKT_DEVELOPER_TOKEN": "x0123456789abcdef"}, "serve", "--addr", daemontest.TakenAddr(t))
 	if code != ExitFailed || !strings.Contains(stderr, "address already in use") {
 		t.Fatalf("exit %d stderr %q; want 1 and the bind error", code, stderr)
 	}
@@ -174,7 +168,7 @@ func TestServeWaitsForRedis(t *testing.T) {
 // are never logged"); parsers quote the URL they were given whole.
 func TestPasswordsNeverPrinted(t *testing.T) {
 	const secret = "RedisPASSsecret42"
-	dead := closedPort(t)
+	dead := daemontest.ClosedAddr(t)
 	for _, args := range [][]string{
 		{"serve", "--addr", "127.0.0.1:0", "--redis", "redis://u:" + secret + "@127.0.0.1:bad"},
 		{"serve", "--addr", "127.0.0.1:0", "--redis", "http://u:" + secret + "@127.0.0.1:17101"},

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"net"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -96,12 +95,7 @@ func TestServeRefusesADatabaseOfACluster(t *testing.T) {
 // 5 s for ever).
 func TestNotReachableLoggedOncePerInterval(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
+	dead := daemontest.ClosedAddr(t)
 	d := daemontest.Start(t, []string{"QUEUE_URL=redis://" + dead + "/0"})
 	time.Sleep(6 * time.Second)
 	d.Signal(syscall.SIGTERM)
@@ -138,24 +132,12 @@ func TestUnknownEnvWarned(t *testing.T) {
 	}
 }
 
-// takenAddr is an address a listener of the test holds until it ends, so
-// that a daemon told to listen there cannot.
-func takenAddr(t *testing.T) string {
-	t.Helper()
-	held, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { held.Close() })
-	return held.Addr().String()
-}
-
 // TestListenErrorSaidOnce (review lifecycle #14): a listener that cannot
 // bind is one line naming the address once; it read "listen on X: listen
 // tcp X: bind: address already in use".
 func TestListenErrorSaidOnce(t *testing.T) {
 	t.Parallel()
-	addr := takenAddr(t)
+	addr := daemontest.TakenAddr(t)
 	code, stderr := serveToExit(t, 10*time.Second, nil, "--addr", addr)
 	want := "refrakt: listen on " + addr + ": bind: address already in use"
 	if code != 1 || strings.TrimSpace(stderr) != want {
@@ -190,12 +172,7 @@ func TestRiskySettingsWarned(t *testing.T) {
 func TestListeningLineShowsEverySetting(t *testing.T) {
 	t.Parallel()
 	const secret = "Sekr3tPW"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
+	dead := daemontest.ClosedAddr(t)
 	d := daemontest.Start(t, []string{"QUEUE_URL=redis://:" + secret + "@" + dead + "/0", "REFRAKT_OPERATOR_TOKEN=op-" + secret + "-0123456789", "JOB_HISTORY=17"},
 		"--shutdown-timeout", "3s", "--trusted-proxies", "10.0.0.0/8")
 	line := grep(d.Log(), "msg=listening")
@@ -227,7 +204,7 @@ func TestListeningLineShowsEverySetting(t *testing.T) {
 // finds before the logger exists, stays the plain line.
 func TestFatalErrorIsJSONUnderJSONLogs(t *testing.T) {
 	t.Parallel()
-	addr := takenAddr(t)
+	addr := daemontest.TakenAddr(t)
 	jsonLogs := []string{"LOG_FORMAT=json"}
 	for _, tt := range []struct {
 		name  string

@@ -8,12 +8,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -221,4 +223,27 @@ func (d *Daemon) Wait(within time.Duration) int {
 		return ee.ExitCode()
 	}
 	return -1
+}
+
+// ClosedAddr returns a loopback address nothing listens on: a backend or a
+// server that is down.
+func ClosedAddr(tb testing.TB) string {
+	tb.Helper()
+	port, err := redistest.FreePort()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return "127.0.0.1:" + strconv.Itoa(port)
+}
+
+// TakenAddr returns a loopback address a listener holds until the test
+// ends, so that a daemon told to listen there cannot.
+func TakenAddr(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { l.Close() })
+	return l.Addr().String()
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -204,12 +203,7 @@ func TestAuthenticationProblemAsTheCLISaysIt(t *testing.T) {
 // daemon that answers but whose backend is down or not connected yet,
 // through the CLI's API client, against a real daemon too.
 func TestDaemonUpBackendDown(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := l.Addr().String() // nothing listens there once closed
-	l.Close()
+	closed := daemontest.ClosedAddr(t)
 	backendLost := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusServiceUnavailable)
