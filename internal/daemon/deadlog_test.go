@@ -138,14 +138,7 @@ func TestLeaseExpiredDeadJobsLogged(t *testing.T) {
 // when it says it made a job dead, and reports whether it did.
 func tickAPI(t *testing.T, d *daemontest.Daemon, id string) bool {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, d.URL+"/api/dev/jobs/tick", nil)
-	req.Header.Set("Authorization", "Bearer "+d.Token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := d.Call(http.MethodPost, "/api/dev/jobs/tick", "")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("POST /api/dev/jobs/tick: %d %s", resp.StatusCode, b)
 	}

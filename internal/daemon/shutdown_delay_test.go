@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"syscall"
@@ -11,21 +10,6 @@ import (
 
 	"github.com/refrakt/refrakt/internal/daemontest"
 )
-
-// get answers GET path of d with its status, body and whether the server
-// asked for the connection to be closed.
-func get(t *testing.T, d *daemontest.Daemon, path string) (int, string, bool) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, d.URL+path, nil)
-	req.Header.Set("Authorization", "Bearer "+d.Token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v\n%s", path, err, d.Log())
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), resp.Close
-}
 
 // TestShutdownDelayServesNotReady: during SHUTDOWN_DELAY after a stop
 // signal, /readyz answers 503 while the rest of the API, workers included,
@@ -38,24 +22,27 @@ func TestShutdownDelayServesNotReady(t *testing.T) {
 	d.Signal(syscall.SIGTERM)
 	d.WaitHTTP("/readyz", http.StatusServiceUnavailable, 15*time.Second)
 
-	code, body, _ := get(t, d, "/readyz")
+	resp, b := d.Call(http.MethodGet, "/readyz", "")
+	code, body := resp.StatusCode, string(b)
 	var e struct {
 		Error struct{ Code, Message string }
 	}
 	if err := json.Unmarshal([]byte(body), &e); err != nil || code != http.StatusServiceUnavailable || !strings.Contains(e.Error.Message, "stopping") {
 		t.Errorf("/readyz during the delay: %d %s, want 503 saying it is stopping", code, body)
 	}
-	if code, body, _ := get(t, d, "/healthz"); code != http.StatusOK {
-		t.Errorf("/healthz during the delay: %d %s, want 200", code, body)
+	if resp, body := d.Call(http.MethodGet, "/healthz", ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("/healthz during the delay: %d %s, want 200", resp.StatusCode, body)
 	}
-	code, body, closing := get(t, d, "/api/dev/whoami")
+	resp, b = d.Call(http.MethodGet, "/api/dev/whoami", "")
+	code, body, closing := resp.StatusCode, string(b), resp.Close
 	if code != http.StatusOK || !closing {
 		t.Errorf("whoami during the delay: %d %s, connection closed after it %v; want 200 and Connection: close", code, body, closing)
 	}
 	// The workers go on: a job enqueued now runs.
 	id := devEnqueue(t, d, `{"type":"echo","payload":{"during":"delay"}}`)
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		_, body, _ := get(t, d, "/run/"+id)
+		_, b := d.Call(http.MethodGet, "/run/"+id, "")
+		body := string(b)
 		if strings.Contains(body, `"succeeded"`) {
 			break
 		}

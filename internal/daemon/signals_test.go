@@ -26,15 +26,9 @@ import (
 // devEnqueue enqueues one job through the developer API and returns its id.
 func devEnqueue(t *testing.T, d *daemontest.Daemon, body string) string {
 	t.Helper()
-	req, _ := http.NewRequest("POST", d.URL+"/api/dev/jobs/enqueue", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+d.Token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp, b := d.Call(http.MethodPost, "/api/dev/jobs/enqueue", body)
 	var j struct{ ID string }
-	if err := json.NewDecoder(resp.Body).Decode(&j); err != nil || resp.StatusCode != http.StatusAccepted {
+	if err := json.Unmarshal(b, &j); err != nil || resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("enqueue %s: %d, %v", body, resp.StatusCode, err)
 	}
 	return j.ID

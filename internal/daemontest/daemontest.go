@@ -247,3 +247,28 @@ func TakenAddr(tb testing.TB) string {
 	tb.Cleanup(func() { l.Close() })
 	return l.Addr().String()
 }
+
+// Call sends one request to the daemon with its developer token (and a JSON
+// content type when body is not empty), and returns the response, its body
+// read and closed, or fails the test when no answer comes.
+func (d *Daemon) Call(method, path, body string) (*http.Response, []byte) {
+	d.tb.Helper()
+	req, err := http.NewRequest(method, d.URL+path, strings.NewReader(body))
+	if err != nil {
+		d.tb.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+d.Token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		d.tb.Fatalf("%s %s: %v\n%s", method, path, err, d.Log())
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		d.tb.Fatalf("%s %s: reading the answer: %v", method, path, err)
+	}
+	return resp, b
+}

@@ -1,7 +1,6 @@
 package top
 
 import (
-	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -103,19 +102,6 @@ func TestRealTerminalRedisSource(t *testing.T) {
 // callDaemon sends one authorized request to d and returns its status.
 func callDaemon(t *testing.T, d *daemontest.Daemon, method, path, body string) int {
 	t.Helper()
-	req, err := http.NewRequest(method, d.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+d.Token)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
+	resp, _ := d.Call(method, path, body)
 	return resp.StatusCode
 }
