@@ -1285,16 +1285,17 @@ func (b *Broker) tick(ctx context.Context) (queue.TickResult, error) {
 			}
 			a := cmds[i].Val().([]any)
 			b.learn(a[4], read)
-			if len(a) > 5 && a[5] == "late" { // {0, 0, 0, 0, now, "late"}
-				if first == nil {
-					first = fmt.Errorf("tick %s: %w", q, errLate)
-				}
-				continue
-			}
-			t := queue.TickResult{Scheduled: int(a[0].(int64)), Retried: int(a[1].(int64)), Recovered: int(a[2].(int64)), RecoveredDead: int(a[3].(int64))}
+			var dead []queue.DeadJob
 			if len(a) > 5 {
-				t.Dead = deadJobs(q, a[5])
+				if a[5] == "late" { // {0, 0, 0, 0, now, "late"}
+					if first == nil {
+						first = fmt.Errorf("tick %s: %w", q, errLate)
+					}
+					continue
+				}
+				dead = deadJobs(q, a[5])
 			}
+			t := queue.TickResult{Scheduled: int(a[0].(int64)), Retried: int(a[1].(int64)), Recovered: int(a[2].(int64)), RecoveredDead: int(a[3].(int64)), Dead: dead}
 			total = total.Add(t)
 			if t.Scheduled+t.Retried+t.Recovered > 0 {
 				woken = append(woken, queue.Ref{Queue: q})

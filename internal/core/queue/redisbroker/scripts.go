@@ -517,14 +517,14 @@ for _, id in ipairs(expired) do
   redis.call('HDEL', key, 'lease_until')
   local retries = redis.call('HINCRBY', key, 'retries', 1)
   redis.call('HSET', key, 'last_error', '` + queue.LeaseExpired + `')
-  if retries > tonumber(redis.call('HGET', key, 'max_retries')) then
+  -- read before the trim below, which may delete the hash
+  local f = redis.call('HMGET', key, 'max_retries', 'type', 'attempts')
+  if retries > tonumber(f[1]) then
     redis.call('HSET', key, 'status', 'dead', 'finished_at', now)
     to_history(KEYS[5], KEYS[6], KEYS[8], tonumber(ARGV[2]), id, now, true, true)
-    -- Read before the trim below, which may delete the hash.
-    local f = redis.call('HMGET', key, 'type', 'attempts')
     died[#died + 1] = id
-    died[#died + 1] = f[1] or ''
-    died[#died + 1] = tonumber(f[2]) or 0
+    died[#died + 1] = f[2] or ''
+    died[#died + 1] = tonumber(f[3]) or 0
     dead = dead + 1
   else
     redis.call('HSET', key, 'status', 'pending', 'ready_at', now)
