@@ -191,9 +191,7 @@ func (s *Server) handleAssistant() http.Handler {
 func (s *Server) waitOrRun(ctx context.Context, id string) (*queue.Job, error) {
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
-	if s.cfg.WorkerConcurrency != queue.ManualMode {
-		defer context.AfterFunc(s.noNewJobs, stop)()
-	}
+	defer context.AfterFunc(s.jobs.pool.Fetching(), stop)() // never, in manual mode
 	done, err := s.jobs.svc.Wait(wctx, id)
 	if err == nil || ctx.Err() != nil {
 		return done, err

@@ -111,7 +111,7 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 		if srv != nil {
 			// No job starts from now on: one started while HTTP drains
 			// would be cut short at the deadline and run again.
-			go srv.StopTakingJobs()
+			go srv.stopTakingJobs()
 			// Requests waiting for jobs answer with a tenth of the time
 			// left, so that HTTP's drain ends before the deadline.
 			srv.Drain(cfg.ShutdownTimeout * 9 / 10)

@@ -60,9 +60,6 @@ type Server struct {
 	// for jobs (POST /assistant) before HTTP's drain runs out (Drain).
 	draining context.Context
 	drained  context.CancelFunc
-	// noNewJobs ends when the workers stop taking jobs (StopTakingJobs).
-	noNewJobs   context.Context
-	stopNewJobs context.CancelFunc
 	// stopping is set when a stop is coming (markStopping): /readyz
 	// answers 503.
 	stopping atomic.Bool
@@ -108,7 +105,6 @@ func NewServer(d Deps) (*Server, error) {
 	}
 	s.started = s.clock.Now()
 	s.draining, s.drained = context.WithCancel(context.Background())
-	s.noNewJobs, s.stopNewJobs = context.WithCancel(context.Background())
 	if err := s.build(); err != nil {
 		return nil, err
 	}
@@ -160,14 +156,9 @@ func (s *Server) Drain(d time.Duration) { time.AfterFunc(max(d, 0), s.drained) }
 // to take the daemon out of its pool before the listener closes.
 func (s *Server) markStopping() { s.stopping.Store(true) }
 
-// StopTakingJobs stops the workers from taking jobs; the running ones go on
+// stopTakingJobs stops the workers from taking jobs; the running ones go on
 // until Stop, and so do those a waiting request needs (waitOrRun).
-func (s *Server) StopTakingJobs() {
-	s.stopNewJobs()
-	if s.jobs != nil {
-		s.jobs.pool.StopFetching()
-	}
-}
+func (s *Server) stopTakingJobs() { s.jobs.pool.StopFetching() }
 
 // Stop stops the background components in reverse order, within ctx.
 func (s *Server) Stop(ctx context.Context) { s.stopComponents(ctx, len(s.components)) }

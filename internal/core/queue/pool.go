@@ -230,6 +230,11 @@ func (p *Pool) StopFetching() {
 	})
 }
 
+// Fetching is a context that ends when the pool stops taking jobs
+// (StopFetching, Shutdown); a pool that never started (manual mode) never
+// stops taking them, and its context never ends.
+func (p *Pool) Fetching() context.Context { return p.fetchCtx }
+
 // fetch takes jobs whenever the pool has room, in batches, blocking on the
 // broker while none is pending and backing off while it fails.
 func (p *Pool) fetch() {
