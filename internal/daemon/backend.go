@@ -100,10 +100,9 @@ func openRedis(ctx context.Context, url, cluster string) (redis.UniversalClient,
 	if seedErr != nil {
 		return nil, "", "", urlError(seedErr, url)
 	}
-	opt := *seed
-	boundTimeouts(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
-	opt.ContextTimeoutEnabled = true // a caller's deadline bounds its command
-	c := redis.NewClient(&opt)
+	boundTimeouts(&seed.DialTimeout, &seed.ReadTimeout, &seed.WriteTimeout)
+	seed.ContextTimeoutEnabled = true // a caller's deadline bounds its command
+	c := redis.NewClient(seed)
 	if err := c.Ping(ctx).Err(); err != nil {
 		_ = c.Close()
 		return nil, "", "", err

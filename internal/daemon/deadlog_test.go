@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"syscall"
@@ -46,9 +45,7 @@ func TestDeadJobsLogged(t *testing.T) {
 			for deadline := time.Now().Add(15 * time.Second); line == ""; time.Sleep(50 * time.Millisecond) {
 				line = grep(d.Log(), "job dead")
 				if line == "" && time.Now().After(deadline) {
-					r, _ := http.Get(d.URL + "/run/" + job.ID)
-					b, _ := io.ReadAll(r.Body)
-					r.Body.Close()
+					_, b := d.Call(http.MethodGet, "/run/"+job.ID, "")
 					t.Fatalf("no dead job logged in 15 s; the job: %s\nlog:\n%s", b, d.Log())
 				}
 			}

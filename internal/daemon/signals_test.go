@@ -306,5 +306,7 @@ func TestAssistantInFlightAtStopIsServed(t *testing.T) {
 	if a.code != http.StatusOK {
 		t.Errorf("POST /assistant in flight at SIGTERM: %d after %s: %s; want 200 (the job runs once the worker is free, ~1 s)", a.code, a.took.Round(time.Millisecond), a.body)
 	}
-	d.Wait(20 * time.Second)
+	if code := d.Wait(20 * time.Second); code != 0 {
+		t.Errorf("exit %d after the stop, want 0\n%s", code, d.Log())
+	}
 }
