@@ -47,14 +47,7 @@ type Driver interface {
 }
 
 // TickView is what one tick moved; `jobs tick -o json` prints it.
-type TickView struct {
-	Scheduled     int `json:"scheduled"`      // scheduled → pending
-	Retried       int `json:"retried"`        // failed → pending
-	Recovered     int `json:"recovered"`      // running → pending, lease expired
-	RecoveredDead int `json:"recovered_dead"` // running → dead, lease expired on the last retry
-	// DeadJobs are the RecoveredDead jobs (omitted when none).
-	DeadJobs []queue.DeadJob `json:"dead_jobs,omitempty"`
-}
+type TickView = queue.TickResult
 
 // LimitsView is the answer of `limits get -o json`, and of
 // GET /api/dev/rate-limits/config.

@@ -226,7 +226,7 @@ func TestE2EDaemonRunsJobsFromBothDrivers(t *testing.T) {
 	}
 }
 
-// TestE2ETickNamesDeadJobs: `jobs tick -o json` names the jobs the tick
+// TestE2ETickNamesDead: `jobs tick -o json` names the jobs the tick
 // made dead (a daemon killed during their last attempt), over both drivers
 // alike.
 func TestE2ETickNamesDeadJobs(t *testing.T) {
@@ -255,7 +255,7 @@ func TestE2ETickNamesDeadJobs(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			want := TickView{RecoveredDead: 1, DeadJobs: []queue.DeadJob{{ID: id, Queue: q, Type: "sleep", Attempts: 1, LastError: "lease expired"}}}
+			want := TickView{RecoveredDead: 1, Dead: []queue.DeadJob{{ID: id, Queue: q, Type: "sleep", Attempts: 1, LastError: "lease expired"}}}
 			if diff := cmp.Diff(want, tick); diff != "" {
 				t.Errorf("tick (-want +got)\n%s", diff)
 			}

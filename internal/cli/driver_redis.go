@@ -194,11 +194,10 @@ func (d *redisDriver) Tick(ctx context.Context) (TickView, error) {
 	r, err := d.jobs.Tick(ctx)
 	// A tick that failed part way answers what it did before, dead jobs
 	// named: no daemon logs them for this process.
-	v := TickView{Scheduled: r.Scheduled, Retried: r.Retried, Recovered: r.Recovered, RecoveredDead: r.RecoveredDead, DeadJobs: r.Dead}
 	if err != nil {
-		return v, d.fail(err)
+		return r, d.fail(err)
 	}
-	return v, nil
+	return r, nil
 }
 
 func (d *redisDriver) CancelJob(ctx context.Context, id string) (*queue.Job, error) {

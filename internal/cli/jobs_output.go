@@ -130,7 +130,7 @@ func printTick(p *Printer, r TickView) error {
 	if !p.TTY {
 		return nil
 	}
-	for _, d := range r.DeadJobs {
+	for _, d := range r.Dead {
 		if _, err := fmt.Fprintf(p.Out, "Dead %s job %s in queue %s: %s (attempts %d).\n", d.Type, d.ID, d.Queue, queue.DeadLeaseExpired, d.Attempts); err != nil {
 			return err
 		}

@@ -93,7 +93,7 @@ func TestJobsOutputGolden(t *testing.T) {
 		{"jobs_enqueue", func(p *Printer) error { return printEnqueued(p, jobs[0]) }},
 		{"jobs_tick", func(p *Printer) error { return printTick(p, TickView{Scheduled: 2, Retried: 1, RecoveredDead: 1}) }},
 		{"jobs_tick_dead", func(p *Printer) error {
-			return printTick(p, TickView{Recovered: 1, RecoveredDead: 2, DeadJobs: []queue.DeadJob{
+			return printTick(p, TickView{Recovered: 1, RecoveredDead: 2, Dead: []queue.DeadJob{
 				{ID: "Kc8nRl3qYx0tMs5uZw2aBb", Queue: "slow", Type: "sleep", Attempts: 2, LastError: "lease expired"},
 				{ID: "Ld9oSm4rZy1uNt6vAx3bCc", Queue: "default", Type: "echo", Attempts: 1, LastError: "lease expired"},
 			}})

@@ -39,7 +39,7 @@ func jobsTickRun(ctx context.Context, o *JobsTickOptions) error {
 		if err != nil {
 			// Jobs the tick made dead before it failed are named all
 			// the same (over --redis, nothing else records them).
-			if len(r.DeadJobs) > 0 {
+			if len(r.Dead) > 0 {
 				_ = printTick(p, r)
 			}
 			return err
