@@ -2,6 +2,8 @@ package ratelimit
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,32 +46,153 @@ func (b *backendState) skip(clock Clock) bool {
 	return false
 }
 
+// partitions tracks the health of each server of a PartitionedStore
+// apart: one failing sends only the requests for its keys to the error
+// policy. Nothing here is read on a request's path while every server
+// answers (down is 0).
+type partitions struct {
+	store PartitionedStore // nil: the store is one server, l.backend tracks it
+	down  atomic.Int32     // how many of m are down
+
+	mu sync.Mutex
+	m  map[string]*backendState // by partition, kept once seen (their log throttles)
+}
+
+// state returns the state of partition p, made when absent.
+func (ps *partitions) state(p string) *backendState {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	b := ps.m[p]
+	if b == nil {
+		b = &backendState{}
+		ps.m[p] = b
+	}
+	return b
+}
+
+// downState returns the state of partition p when p is down, else nil.
+func (ps *partitions) downState(p string) *backendState {
+	ps.mu.Lock()
+	b := ps.m[p]
+	ps.mu.Unlock()
+	if b == nil || !b.down.Load() {
+		return nil
+	}
+	return b
+}
+
+// release ends a re-check taken by skip that will not be made.
+func (b *backendState) release() {
+	b.mu.Lock()
+	b.probing = false
+	b.mu.Unlock()
+}
+
 // takeRemote asks the remote store within the backend timeout and applies
 // the error policy when it fails or is known to be failing.
 func (l *Limiter) takeRemote(ctx context.Context, bs []Bucket, rs []Result) error {
+	if l.parts.store != nil {
+		return l.takePartitioned(ctx, bs, rs)
+	}
 	if l.backend.skip(l.clock) {
 		return l.onBackendError(ctx, bs, rs, nil)
 	}
-	var err error
-	if l.bounded {
-		err = l.store.Take(ctx, &l.rules, bs, rs)
-	} else {
-		tctx, cancel := context.WithTimeout(ctx, l.cfg.BackendTimeout)
-		err = l.store.Take(tctx, &l.rules, bs, rs)
-		cancel()
-	}
+	err := l.takeBounded(ctx, bs, rs)
 	if err == nil {
-		l.backendOK()
+		l.backendOK(&l.backend, "")
 		return nil
 	}
 	if ctx.Err() != nil {
 		// The caller gave up; that says nothing about the backend.
-		l.backend.mu.Lock()
-		l.backend.probing = false
-		l.backend.mu.Unlock()
+		l.backend.release()
 		return ctx.Err()
 	}
-	l.backendFailed("take", err)
+	l.backendFailed("take", err, &l.backend, "")
+	return l.onBackendError(ctx, bs, rs, err)
+}
+
+// takeBounded is the store's Take within the backend timeout.
+func (l *Limiter) takeBounded(ctx context.Context, bs []Bucket, rs []Result) error {
+	if l.bounded {
+		return l.store.Take(ctx, &l.rules, bs, rs)
+	}
+	tctx, cancel := context.WithTimeout(ctx, l.cfg.BackendTimeout)
+	defer cancel()
+	return l.store.Take(tctx, &l.rules, bs, rs)
+}
+
+// takePartitioned is takeRemote on a store of several servers (a Redis
+// Cluster's masters). A request goes to the error policy when a server
+// holding one of its keys is known to be failing (its re-check aside), and
+// a failure marks down the servers of the keys that failed, not the others:
+// the keys on the servers that answer stay exact.
+func (l *Limiter) takePartitioned(ctx context.Context, bs []Bucket, rs []Result) error {
+	// The down servers of this request's keys, whose re-check it makes.
+	var probes [maxScopes]*backendState
+	var names [maxScopes]string
+	n := 0
+	if l.parts.down.Load() > 0 {
+		for i := range bs {
+			p := l.parts.store.Partition(bs[i].Key)
+			b := l.parts.downState(p)
+			if b == nil || slices.Contains(probes[:n], b) {
+				continue
+			}
+			if b.skip(l.clock) {
+				for _, t := range probes[:n] {
+					t.release()
+				}
+				return l.onBackendError(ctx, bs, rs, nil)
+			}
+			probes[n], names[n] = b, p
+			n++
+		}
+	}
+	err := l.takeBounded(ctx, bs, rs)
+	if err == nil {
+		for i, b := range probes[:n] {
+			l.backendOK(b, names[i])
+		}
+		return nil
+	}
+	if ctx.Err() != nil {
+		for _, b := range probes[:n] {
+			b.release()
+		}
+		return ctx.Err()
+	}
+	// Which servers failed: those of the keys the store names; when it
+	// cannot tell (the request timed out as a whole), those already down
+	// among this request's, or else all of them.
+	var failed [maxScopes]bool
+	var pe *PartialError
+	if errors.As(err, &pe) {
+		for _, i := range pe.Failed {
+			if i >= 0 && i < len(bs) {
+				failed[i] = true
+			}
+		}
+	} else {
+		for i := range bs {
+			failed[i] = n == 0 || slices.Contains(names[:n], l.parts.store.Partition(bs[i].Key))
+		}
+	}
+	var done [maxScopes]string
+	m := 0
+	for i := range bs {
+		p := l.parts.store.Partition(bs[i].Key)
+		if slices.Contains(done[:m], p) {
+			continue
+		}
+		done[m] = p
+		m++
+		b := l.parts.state(p)
+		if failed[i] {
+			l.backendFailed("take", err, b, p)
+		} else {
+			l.backendOK(b, p)
+		}
+	}
 	return l.onBackendError(ctx, bs, rs, err)
 }
 
@@ -87,12 +210,12 @@ func (l *Limiter) onBackendError(ctx context.Context, bs []Bucket, rs []Result, 
 	return l.local.Take(ctx, &l.rules, bs, rs)
 }
 
-// backendFailed marks the backend down, schedules the next re-check, counts
-// the error and logs at most once per ErrorLogInterval.
-func (l *Limiter) backendFailed(op string, err error) {
+// backendFailed marks b, the state of the backend or of its server part
+// ("" for the whole backend), down, schedules the next re-check, counts the
+// error and logs at most once per ErrorLogInterval.
+func (l *Limiter) backendFailed(op string, err error, b *backendState, part string) {
 	l.obs.BackendError(op)
 	now := l.clock.Now()
-	b := &l.backend
 	b.mu.Lock()
 	b.probing = false
 	if b.down.Load() {
@@ -100,6 +223,9 @@ func (l *Limiter) backendFailed(op string, err error) {
 	} else {
 		b.backoff = minRecheck
 		b.down.Store(true)
+		if l.parts.store != nil {
+			l.parts.down.Add(1)
+		}
 	}
 	b.nextProbe = now.Add(b.backoff)
 	b.errors++
@@ -111,28 +237,39 @@ func (l *Limiter) backendFailed(op string, err error) {
 	recheck := b.backoff
 	b.mu.Unlock()
 	if logN > 0 {
-		l.log.Warn("rate limiter backend failing", "op", op, "err", err, core.CauseAttr(err), "errors", logN,
-			"policy", string(l.cfg.OnBackendError), "recheck", recheck)
+		attrs := []any{"op", op, "err", err, core.CauseAttr(err), "errors", logN,
+			"policy", string(l.cfg.OnBackendError), "recheck", recheck.String()}
+		if l.parts.store != nil {
+			attrs = append(attrs, "server", part)
+		}
+		l.log.Warn("rate limiter backend failing", attrs...)
 	}
 }
 
-// backendOK marks the backend up again after an outage.
-func (l *Limiter) backendOK() {
-	if !l.backend.down.Load() {
+// backendOK marks b up again after an outage.
+func (l *Limiter) backendOK(b *backendState, part string) {
+	if !b.down.Load() {
 		return
 	}
-	b := &l.backend
 	b.mu.Lock()
 	was := b.down.Swap(false)
 	b.probing, b.backoff = false, 0
+	if was && l.parts.store != nil {
+		l.parts.down.Add(-1)
+	}
 	b.mu.Unlock()
 	if was {
-		l.log.Info("rate limiter backend answers again")
+		if l.parts.store != nil {
+			l.log.Info("rate limiter backend answers again", "server", part)
+		} else {
+			l.log.Info("rate limiter backend answers again")
+		}
 	}
 }
 
-// Degraded reports whether the remote store is failing right now.
-func (l *Limiter) Degraded() bool { return l.backend.down.Load() }
+// Degraded reports whether the remote store, or any of its servers, is
+// failing right now.
+func (l *Limiter) Degraded() bool { return l.backend.down.Load() || l.parts.down.Load() > 0 }
 
 // banCache remembers bans of a remote store until they end, so a banned
 // client costs no round trip.

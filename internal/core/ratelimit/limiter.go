@@ -44,6 +44,7 @@ type Limiter struct {
 	overrides atomic.Pointer[overrideSet]
 	scratch   sync.Pool
 	backend   backendState
+	parts     partitions
 	bans      banCache
 	// bounded says the remote store bounds its own Takes within
 	// Config.BackendTimeout (BoundedStore).
@@ -115,6 +116,9 @@ func New(cfg Config, d Deps) (*Limiter, error) {
 	if b, ok := d.Store.(BoundedStore); ok && d.Local != nil {
 		t := b.TakeTimeout()
 		l.bounded = t > 0 && t <= cfg.BackendTimeout
+	}
+	if p, ok := d.Store.(PartitionedStore); ok && p.Partitioned() {
+		l.parts.store, l.parts.m = p, map[string]*backendState{}
 	}
 	if o, ok := d.Store.(OneTaker); ok && d.Local == nil {
 		l.one = o
@@ -441,6 +445,12 @@ func (l *Limiter) Snapshot(ctx context.Context, n int) (Snapshot, error) {
 	cctx, cancel := l.backendContext(ctx)
 	defer cancel()
 	ss, err := st.Snapshot(cctx, &l.rules, n)
+	if err != nil && st != l.local && l.parts.down.Load() > 0 {
+		// A Cluster's master is failing, the one of the indexes: the local
+		// store's figures, as in a whole outage.
+		ss, err = l.local.Snapshot(ctx, &l.rules, n)
+		out.Degraded = true
+	}
 	if err != nil {
 		return out, err
 	}

@@ -256,7 +256,7 @@ type sweeper interface{ Sweep(r *Rules) }
 // remote store answers: the local store sweeps itself only as it decides,
 // so without this the keys of an outage would stay until the next one.
 func (l *Limiter) sweepLocal() {
-	if s, ok := l.local.(sweeper); ok && !l.backend.down.Load() {
+	if s, ok := l.local.(sweeper); ok && !l.Degraded() {
 		s.Sweep(&l.rules)
 	}
 }

@@ -51,6 +51,32 @@ type VersionedOverrides interface {
 	OverridesVersion(ctx context.Context) (int64, error)
 }
 
+// PartitionedStore is a remote Store whose keys live on servers that fail
+// apart, as the masters of a Redis Cluster do. The limiter then tracks the
+// health of each server: one that fails sends to the error policy only the
+// requests for its keys, and the others go on being decided by the store.
+type PartitionedStore interface {
+	Store
+	// Partitioned reports whether the store spans several servers now; when
+	// it does not, the limiter tracks it as one.
+	Partitioned() bool
+	// Partition names the server that holds key ("" when it cannot tell).
+	// The limiter asks it only while a server is failing, or after a
+	// failure.
+	Partition(key []byte) string
+}
+
+// PartialError is an error of a PartitionedStore's Take that names the
+// buckets whose servers failed (indexes into the request's buckets); the
+// servers of the others answered.
+type PartialError struct {
+	Failed []int
+	Err    error
+}
+
+func (e *PartialError) Error() string { return e.Err.Error() }
+func (e *PartialError) Unwrap() error { return e.Err }
+
 // BoundedStore is a remote Store that bounds every Take itself, from its
 // start to its answer, by TakeTimeout, whatever its client's sockets do. A
 // Limiter whose remote store is bounded within Config.BackendTimeout wraps

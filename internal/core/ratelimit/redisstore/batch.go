@@ -136,12 +136,7 @@ func (b *batcher) flusher(max int) {
 				batch = append(batch, g)
 			}
 			if len(batch) > 0 {
-				ctx, cancel := context.WithTimeout(context.Background(), b.s.opts.Timeout)
-				b.s.exec(ctx, batch)
-				cancel()
-			}
-			for _, g := range batch {
-				close(g.done)
+				b.s.decide(batch)
 			}
 			// The callers just answered are runnable on this P. Letting them
 			// run first (each to its next decision, which queues) before

@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/memstore"
 	"github.com/refrakt/refrakt/internal/core/ratelimit/redisstore"
 	"github.com/refrakt/refrakt/internal/core/ratelimit/storetest"
 	"github.com/refrakt/refrakt/internal/redistest"
@@ -202,6 +204,165 @@ func testClusterGiveBackWithinTimeout(t *testing.T, c *redistest.Cluster) {
 			}
 			if err != nil || rs[0].Allowed || !rs[1].Allowed || rs[1].Remaining != 59-1+1 {
 				t.Errorf("denied request: %+v, %v; want the IP to deny and the user's token given back (59 left)", rs, err)
+			}
+		})
+	}
+}
+
+// TestClusterMasterDown pauses (SIGSTOP) one master of a Cluster under two
+// limiters (two daemons) and checks, for the local and deny policies, that
+// only the keys of that master go to the error policy: a key on another
+// master stays exact across the two (its burst admitted once, not once per
+// daemon's fallback) and is never refused as unavailable, first one request
+// at a time, then with requests for both masters in flight together (so
+// that round trips hold keys of both). Nothing waits much longer than the
+// backend timeout, and both limiters return to Redis once the master is
+// back.
+func TestClusterMasterDown(t *testing.T) {
+	// A node timeout far beyond the pause: the peers never mark the paused
+	// master failed (without a replica that would stop the whole cluster).
+	c := redistest.StartCluster(t, 3, "--cluster-node-timeout", "60000")
+	down := c.Nodes()[2]
+	// IPs whose rl-test keys live on the first master, and one on the
+	// paused one.
+	var healthy []string
+	sick := ""
+	for i := 1; len(healthy) < 2 || sick == ""; i++ {
+		ip := fmt.Sprintf("203.0.113.%d", i)
+		switch c.MasterFor("refrakt:rl:{rl-test:ip:" + ip + "}") {
+		case c.Nodes()[0]:
+			healthy = append(healthy, ip)
+		case down:
+			if sick == "" {
+				sick = ip
+			}
+		}
+	}
+	const timeout = 500 * time.Millisecond
+	for _, policy := range []ratelimit.BackendErrorPolicy{ratelimit.OnErrorLocal, ratelimit.OnErrorDeny} {
+		t.Run(string(policy), func(t *testing.T) {
+			c.Flush(t)
+			ctx := context.Background()
+			var ls []*ratelimit.Limiter
+			logs := &syncBuffer{}
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("limiters' logs:\n%s", logs)
+				}
+			})
+			for range 2 {
+				// Connected as the daemon does: a PING first.
+				rdb := newClusterClient(t, c)
+				if err := rdb.Ping(ctx).Err(); err != nil {
+					t.Fatal(err)
+				}
+				s := newStore(t, rdb, redisstore.Options{Timeout: timeout})
+				if err := s.Load(ctx); err != nil {
+					t.Fatal(err)
+				}
+				cfg := ratelimit.DefaultConfig()
+				cfg.OnBackendError, cfg.BackendTimeout = policy, timeout
+				l, err := ratelimit.New(cfg, ratelimit.Deps{
+					Store: s, Local: memstore.New(ratelimit.SystemClock{}),
+					Logger: slog.New(slog.NewTextHandler(logs, nil)),
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: "192.0.2.1"}); err != nil {
+					t.Fatal(err)
+				}
+				ls = append(ls, l)
+			}
+			down.Pause()
+			resumed := false
+			resume := func() {
+				if !resumed {
+					resumed = true
+					down.Resume()
+				}
+			}
+			t.Cleanup(resume)
+
+			// ask decides one request and checks how long it took; ok
+			// reports an admission by Redis or the fallback.
+			ask := func(l *ratelimit.Limiter, ip string) (bool, error) {
+				start := time.Now()
+				d, err := l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: ip})
+				if took := time.Since(start); took > 4*timeout {
+					t.Errorf("a decision on %s took %s with a %s backend timeout", ip, took, timeout)
+				}
+				return d.Allowed && err == nil, err
+			}
+			// One request at a time, alternating daemons: one for the
+			// paused master's key, then one for the healthy key.
+			admitted := 0
+			for i := range 12 {
+				l := ls[i%2]
+				_, _ = ask(l, sick)
+				ok, err := ask(l, healthy[0])
+				if err != nil {
+					t.Errorf("request %d for a key of a master that answers: %v", i, err)
+				}
+				if ok {
+					admitted++
+				}
+			}
+			if admitted != 3 {
+				t.Errorf("one at a time: a key of a master that answers admitted %d of 12 across two daemons, want its burst 3", admitted)
+			}
+			for i, l := range ls {
+				if !l.Degraded() {
+					t.Errorf("daemon %d: Degraded() = false with a master paused", i)
+				}
+			}
+
+			// In flight together: eight callers a daemon, half of them on
+			// the paused master's key.
+			var wg sync.WaitGroup
+			var got, errs atomic.Int64
+			for _, l := range ls {
+				for w := range 8 {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for range 6 {
+							if w%2 == 0 {
+								_, _ = ask(l, sick)
+								continue
+							}
+							ok, err := ask(l, healthy[1])
+							if err != nil {
+								errs.Add(1)
+							}
+							if ok {
+								got.Add(1)
+							}
+						}
+					}()
+				}
+			}
+			wg.Wait()
+			if got.Load() != 3 || errs.Load() != 0 {
+				t.Errorf("in flight together: a key of a master that answers admitted %d of 48 across two daemons (%d refused as unavailable), want its burst 3 and none",
+					got.Load(), errs.Load())
+			}
+
+			resume()
+			// Requests of new clients, whose keys spread over the three
+			// masters (the clients above are banned by now, and a banned
+			// client asks no server): each master is asked again.
+			deadline := time.Now().Add(10 * time.Second)
+			k := 0
+			for _, l := range ls {
+				for l.Degraded() {
+					if time.Now().After(deadline) {
+						t.Fatal("a limiter did not return to Redis within 10s of the master's return")
+					}
+					k++
+					_, _ = l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: fmt.Sprintf("198.51.%d.%d", k/250, k%250+1)})
+					time.Sleep(10 * time.Millisecond)
+				}
 			}
 		})
 	}

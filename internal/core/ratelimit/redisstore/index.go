@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -77,5 +78,79 @@ func (b *indexBatch) queue(ctx context.Context, pipe redis.Pipeliner, s *Store) 
 	if len(b.bans) > 0 {
 		pipe.ZAdd(ctx, s.keyBanned, b.bans...)
 		pipe.ZRemRangeByScore(ctx, s.keyBanned, "-inf", strconv.FormatInt(b.now, 10))
+	}
+}
+
+// maxIndexBacklog bounds the index batches a Cluster's writer holds while
+// the indexes' master does not answer; beyond it the oldest are dropped
+// (the indexes are for operators' views, and each key is indexed again at
+// its next decision a second later).
+const maxIndexBacklog = 64
+
+// indexWriter writes a Cluster's index updates in round trips of their own,
+// in the order they were collected, one at a time. In a decision's round
+// trip they would make it wait for the indexes' master, and a master that
+// does not answer in time fails every command of a Cluster pipeline that
+// the client retries, those of the masters that answered included.
+type indexWriter struct {
+	mu      sync.Mutex
+	backlog []indexBatch
+	// drained is closed when the writer has written everything it was
+	// given; nil while it is not running.
+	drained chan struct{}
+}
+
+// add gives b to the writer, starting it when it is not running.
+func (w *indexWriter) add(s *Store, b indexBatch) {
+	if b.empty() {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.backlog) >= maxIndexBacklog {
+		w.backlog = w.backlog[1:]
+	}
+	w.backlog = append(w.backlog, b)
+	if w.drained == nil {
+		w.drained = make(chan struct{})
+		go w.run(s)
+	}
+}
+
+// run writes the backlog until it is empty.
+func (w *indexWriter) run(s *Store) {
+	for {
+		w.mu.Lock()
+		batches := w.backlog
+		w.backlog = nil
+		if len(batches) == 0 {
+			close(w.drained)
+			w.drained = nil
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+		pipe := s.rdb.Pipeline()
+		for i := range batches {
+			batches[i].queue(ctx, pipe, s)
+		}
+		_, _ = pipe.Exec(ctx) // best effort, as in a decision's round trip
+		cancel()
+	}
+}
+
+// wait returns once everything given to the writer before it is written
+// (or given up), or ctx ends.
+func (w *indexWriter) wait(ctx context.Context) {
+	w.mu.Lock()
+	d := w.drained
+	w.mu.Unlock()
+	if d == nil {
+		return
+	}
+	select {
+	case <-d:
+	case <-ctx.Done():
 	}
 }

@@ -15,6 +15,8 @@ import (
 // scans the keyspace.
 func (s *Store) Snapshot(ctx context.Context, r *ratelimit.Rules, n int) (ratelimit.StoreSnapshot, error) {
 	var out ratelimit.StoreSnapshot
+	// A Cluster's index updates of the decisions made so far, first.
+	s.iw.wait(ctx)
 	// Record penalties still waiting for a round trip.
 	pipe := s.rdb.Pipeline()
 	idx := s.indexUpdates(nil)

@@ -30,6 +30,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -85,6 +86,11 @@ type Store struct {
 	// direct says the client honours context deadlines on its sockets, so a
 	// lone caller may run its round trip on its own goroutine.
 	direct bool
+	// cluster is the client when it is a Cluster's: each round trip then
+	// goes to one master (decide), and the index updates go apart.
+	cluster *redis.ClusterClient
+	// iw writes a Cluster's index updates apart from the decisions.
+	iw indexWriter
 
 	// indexed throttles the recently-active index to one update per key
 	// and second from this process.
@@ -133,6 +139,7 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 		s.multiSlot.Store(true)
 	case *redis.ClusterClient:
 		s.direct = c.Options().ContextTimeoutEnabled
+		s.cluster = c
 	}
 	s.b.start(s, o.Flushers)
 	return s
@@ -215,12 +222,12 @@ func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Buc
 		return err
 	}
 	defer putGroup(g)
+	if err := opsErr(g.ops); err != nil {
+		return err
+	}
 	denied, took, atomic := false, false, true
 	for i := range g.ops {
 		o := &g.ops[i]
-		if o.err != nil {
-			return o.err
-		}
 		rs[i] = o.res
 		atomic = atomic && o.atomic
 		if !o.res.Allowed {
@@ -235,6 +242,53 @@ func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Buc
 		}
 	}
 	return nil
+}
+
+// opsErr is the error of a request whose ops failed: the first op's,
+// naming the ops that failed when others were decided (a Cluster's master
+// failing while the others answer), or nil.
+func opsErr(ops []op) error {
+	var first error
+	var failed []int
+	for i := range ops {
+		if ops[i].err != nil {
+			if first == nil {
+				first = ops[i].err
+			}
+			failed = append(failed, i)
+		}
+	}
+	if first == nil || len(failed) == len(ops) {
+		return first
+	}
+	return &ratelimit.PartialError{Failed: failed, Err: first}
+}
+
+// Partitioned implements ratelimit.PartitionedStore: a Cluster's masters
+// fail apart.
+func (s *Store) Partitioned() bool { return s.cluster != nil }
+
+// Partition implements ratelimit.PartitionedStore: the address of the
+// master that holds the bucket key, as the client last learned the slots.
+func (s *Store) Partition(key []byte) string {
+	if s.cluster == nil {
+		return ""
+	}
+	// Bounded: the client asks the Cluster for its slots when it has
+	// not yet.
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+	defer cancel()
+	return s.master(ctx, redisKey(s.opts.Prefix, key))
+}
+
+// master is the address of the master that holds the Redis key rkey on a
+// Cluster, "" when the client cannot tell.
+func (s *Store) master(ctx context.Context, rkey string) string {
+	c, err := s.cluster.MasterForKey(ctx, rkey)
+	if err != nil {
+		return ""
+	}
+	return c.Options().Addr
 }
 
 // unspend counts the token back in the results of the buckets that allowed
@@ -356,33 +410,37 @@ func (s *Store) sendRefunds(ctx context.Context, refunds []refund) {
 func (s *Store) exec(ctx context.Context, groups []*group) {
 	calls := s.calls(groups)
 	defer putCalls(calls)
-	idx := s.indexUpdates(groups)
-	var err error
-	if len(calls) == 1 && idx.empty() {
+	var idx indexBatch
+	if s.cluster != nil {
+		s.iw.add(s, s.indexUpdates(groups))
+	} else {
+		idx = s.indexUpdates(groups)
+	}
+	// A Cluster's client runs a command alone through its routing, which
+	// fetches the servers' command table first if it has not got it yet,
+	// from any node, for up to 5 s and under a lock, whatever the context
+	// says; a pipeline routes by slot alone.
+	if len(calls) == 1 && idx.empty() && s.cluster == nil {
 		c := calls[0]
 		c.cmd = s.take.EvalSha(ctx, s.rdb, c.keys, c.args...)
-		err = c.cmd.Err()
 	} else {
 		pipe := s.rdb.Pipeline()
 		for _, c := range calls {
 			c.cmd = s.take.EvalSha(ctx, pipe, c.keys, c.args...)
 		}
 		idx.queue(ctx, pipe, s)
-		_, err = pipe.Exec(ctx)
-	}
-	if err != nil {
-		// A reply error belongs to its command; anything else (a timeout,
-		// a lost connection) failed the round trip and every op in it.
-		if _, ok := err.(redis.Error); !ok {
-			for _, c := range calls {
-				for _, o := range c.ops {
-					o.err = err
-				}
-			}
-			return
-		}
+		_, _ = pipe.Exec(ctx) // each call's error is its command's
 	}
 	for _, c := range calls {
+		if err := c.cmd.Err(); err != nil && !isReplyErr(err) {
+			// No answer from the call's server (a timeout, a lost
+			// connection): its ops failed. A call answered before that, on
+			// the same connection or by another master, keeps its answer.
+			for _, o := range c.ops {
+				o.err = err
+			}
+			continue
+		}
 		if isNoScript(c.cmd.Err()) {
 			// After a restart or SCRIPT FLUSH: EVAL loads the script again.
 			c.cmd = s.take.Run(ctx, s.rdb, c.keys, c.args...)
@@ -398,6 +456,76 @@ func (s *Store) exec(ctx context.Context, groups []*group) {
 		}
 		c.parse(s)
 	}
+}
+
+// isReplyErr reports whether err is Redis's answer to a command (it ran, or
+// was refused), not a failure to get one.
+func isReplyErr(err error) bool {
+	_, ok := err.(redis.Error)
+	return ok
+}
+
+// decide decides batch and signals each group as soon as its answer is in.
+// On a single server that is one round trip. On a Cluster the requests
+// whose keys all live on one master go in a round trip of their own, in
+// parallel, so that a master that does not answer holds up only the
+// requests that need it: the limiter sends those to its error policy and
+// the others are decided by the masters that answer.
+func (s *Store) decide(batch []*group) {
+	parts := s.byMaster(batch)
+	if len(parts) <= 1 {
+		s.execBounded(batch)
+		return
+	}
+	var wg sync.WaitGroup
+	for _, p := range parts[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.execBounded(p)
+		}()
+	}
+	s.execBounded(parts[0])
+	wg.Wait()
+}
+
+// execBounded is exec within the store's timeout, then signals the groups.
+func (s *Store) execBounded(groups []*group) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+	s.exec(ctx, groups)
+	cancel()
+	for _, g := range groups {
+		close(g.done)
+	}
+}
+
+// byMaster splits batch by the master of its groups' keys on a Cluster
+// (nil elsewhere, or when one master holds them all); a request with keys
+// on several masters goes with the others of the same masters' mix.
+func (s *Store) byMaster(batch []*group) [][]*group {
+	if s.cluster == nil || len(batch) < 2 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+	defer cancel()
+	var names []string
+	var parts [][]*group
+	for _, g := range batch {
+		name := s.master(ctx, g.ops[0].rkey)
+		for i := 1; i < len(g.ops); i++ {
+			if m := s.master(ctx, g.ops[i].rkey); !slices.Contains(strings.Fields(name), m) {
+				name += " " + m
+			}
+		}
+		j := slices.Index(names, name)
+		if j < 0 {
+			j = len(names)
+			names = append(names, name)
+			parts = append(parts, nil)
+		}
+		parts[j] = append(parts[j], g)
+	}
+	return parts
 }
 
 // redo decides the ops of a call refused for spanning slots again, one call
