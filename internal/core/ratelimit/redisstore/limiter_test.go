@@ -934,3 +934,56 @@ func TestLocalStoreSweptAfterOutage(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestResetBeforeSubscribeDropsPendingPenalty: a daemon that subscribes to
+// the change messages only after a key was reset elsewhere (its start, or
+// a gap in its subscription) cannot hear of the reset, and must not record
+// the key's old penalty end afterwards: the penalized index would list the
+// key as penalized again until that end. (Before, TestResetDropsPendingPenalty
+// failed when the machine was slow enough that its second daemon
+// subscribed after the reset.)
+func TestResetBeforeSubscribeDropsPendingPenalty(t *testing.T) {
+	srv := redistest.Start(t)
+	clock := storetest.NewClock()
+	cfg := ratelimit.DefaultConfig()
+	cfg.BanAfterStrikes = 1
+	cfg.BackendTimeout = 5 * time.Second
+	newDaemon := func() *ratelimit.Limiter {
+		l, err := ratelimit.New(cfg, ratelimit.Deps{Store: newStore(t, newClient(t, srv), redisstore.Options{Clock: clock}),
+			Local: memstore.New(clock), Clock: clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	a, b := newDaemon(), newDaemon()
+	ctx := context.Background()
+	const key = "rl-test:ip:203.0.113.12"
+	req := ratelimit.Request{Limit: "rl-test", IP: "203.0.113.12"}
+	banThrough(t, b, req)
+	if err := a.Reset(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	// b subscribes now, after the reset.
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- b.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if d, _ := b.Allow(ctx, req); d.Allowed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the other daemon still refuses 5s after it subscribed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := b.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: "203.0.113.14"}); err != nil {
+		t.Fatal(err)
+	}
+	rdb := newClient(t, srv)
+	if score, err := rdb.ZScore(ctx, "refrakt:rl:penalized", key).Result(); err != redis.Nil {
+		t.Errorf("after the reset the penalized index holds %s (end %v, %v)", key, score, err)
+	}
+}

@@ -211,7 +211,11 @@ func (s *Store) WatchOverrides(ctx context.Context, changed func(overrides bool)
 	if _, err := sub.Receive(ctx); err != nil {
 		return wrap(err, "subscribe")
 	}
-	// Anything may have changed while we were not subscribed.
+	// Anything may have changed while we were not subscribed, a key reset
+	// among them: the penalty ends this store still has to record may be
+	// a reset key's old ones, so they go (a key still penalized records its
+	// end again at its next decision).
+	s.forgetPenalties()
 	changed(true)
 	ch := sub.Channel(redis.WithChannelHealthCheckInterval(5 * time.Second))
 	for {

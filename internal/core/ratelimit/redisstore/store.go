@@ -568,6 +568,15 @@ func (s *Store) Reset(ctx context.Context, key string) error {
 // resetMessage starts the change message of a reset, followed by the key.
 const resetMessage = "reset:"
 
+// forgetPenalties drops every penalty end and new ban this store has still
+// to record.
+func (s *Store) forgetPenalties() {
+	s.idxMu.Lock()
+	clear(s.penalized)
+	clear(s.banned)
+	s.idxMu.Unlock()
+}
+
 // forgetPenalty drops the penalty end of key this store has still to
 // record in the penalized index.
 func (s *Store) forgetPenalty(key string) {
