@@ -333,3 +333,71 @@ func testClusterPoolWithOneMasterDown(t *testing.T, c *redistest.Cluster) {
 		t.Errorf("job of the killed master's queue: %d attempts, want at most 2", got.Attempts)
 	}
 }
+
+// TestClusterEnqueueWithWakeMasterPaused pauses (SIGSTOP) the master of the
+// wake-up list, a key of its own slot, and enqueues to a queue of another
+// master: every enqueue is stored and answered while it is paused (the
+// wake-ups go apart, best effort) and right after it is back (no reply read
+// late behind it teaches the broker a clock offset that would make every
+// script "late"), and every job stored is there.
+func TestClusterEnqueueWithWakeMasterPaused(t *testing.T) {
+	// A node timeout far beyond the pause: the peers never mark the paused
+	// master failed (without a replica that would stop the whole cluster).
+	c := redistest.StartCluster(t, 3, "--cluster-node-timeout", "60000")
+	ctx := context.Background()
+	// Like the daemon's client: a caller's deadline bounds its command.
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Seeds(), ContextTimeoutEnabled: true,
+		ReadTimeout: time.Second, WriteTimeout: time.Second})
+	t.Cleanup(func() { rdb.Close() })
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	b := redisbroker.New(rdb, redisbroker.Options{})
+	if err := b.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+	wake := c.MasterFor(redisbroker.DefaultPrefix + "wake")
+	q := ""
+	for i, name := range queuePerMaster(t, c) {
+		if c.Nodes()[i] != wake {
+			q = name
+			break
+		}
+	}
+	var ids []string
+	enqueue := func(when string, i int) {
+		t.Helper()
+		start := time.Now()
+		j, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI)
+		if err != nil {
+			t.Errorf("enqueue %d %s: %v (after %s)", i, when, err, time.Since(start).Round(time.Millisecond))
+			return
+		}
+		ids = append(ids, j.ID)
+	}
+	enqueue("before the pause", 0)
+	wake.Pause()
+	resumed := false
+	t.Cleanup(func() {
+		if !resumed {
+			wake.Resume()
+		}
+	})
+	for i := range 5 {
+		enqueue("with the wake-up list's master paused", i)
+	}
+	wake.Resume()
+	resumed = true
+	for i := range 5 {
+		enqueue("right after the wake-up list's master is back", i)
+	}
+	for _, id := range ids {
+		if _, err := b.Get(ctx, id); err != nil {
+			t.Errorf("job %s, acknowledged: %v", id, err)
+		}
+	}
+	if len(ids) != 11 {
+		t.Errorf("%d of 11 enqueues acknowledged", len(ids))
+	}
+}

@@ -147,16 +147,32 @@ func (b *Broker) notAfter(now, deadline time.Time) int64 {
 	return max(1, now.UnixMilli()+off+(left/2).Milliseconds())
 }
 
-// learn takes the offset from a reply's Redis "now" (ms), read at local
-// time read.
-func (b *Broker) learn(redisNow any, read time.Time) {
+// learn takes the offset from a reply's Redis "now" (ms), for a command
+// sent at local time sent and read at read. Once there is an estimate, a
+// reply that took longer than a sample may (maxSampleTrip) teaches
+// nothing: its bound is too low by up to its whole round trip, and the
+// estimate, the lowest bound of the last seconds, would keep it, making
+// every script's "not after" pass before it runs (as a reply read late
+// behind a cluster master that did not answer did, for seconds).
+func (b *Broker) learn(redisNow any, sent, read time.Time) {
 	if b.clock != nil {
 		return
 	}
-	if n, ok := redisNow.(int64); ok {
-		b.offset.observe(n, read.UnixMilli())
+	n, ok := redisNow.(int64)
+	if !ok {
+		return
 	}
+	if _, known := b.offset.get(); known && read.Sub(sent) > b.maxSampleTrip() {
+		return
+	}
+	b.offset.observe(n, read.UnixMilli())
 }
+
+// maxSampleTrip is the longest round trip whose reply teaches the clock
+// offset: an eighth of the command timeout (375 ms for the daemon's 3 s),
+// an error that leaves a caller most of the half of its time that the
+// "not after" deadline gives the script.
+func (b *Broker) maxSampleTrip() time.Duration { return b.cmdTimeout / 8 }
 
 // errLate is a script's refusal to act after its "not after" deadline.
 var errLate = errors.New("the command ran in Redis after the caller's deadline (it was stalled); nothing was written")

@@ -79,3 +79,25 @@ func TestNotAfter(t *testing.T) {
 type fixedClock struct{ t time.Time }
 
 func (c fixedClock) Now() time.Time { return c.t }
+
+// TestSlowReplyTeachesNoOffset: once the offset is known, a reply read long
+// after it was sent (behind a cluster master that did not answer, say)
+// does not lower the estimate: its bound is too low by its whole round
+// trip, and kept for seconds it would make every script's "not after" pass
+// before the script runs.
+func TestSlowReplyTeachesNoOffset(t *testing.T) {
+	b := New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ReadTimeout: 3 * time.Second}), Options{})
+	sent := time.UnixMilli(1_000_000)
+	b.learn(int64(1_000_000+5000+2), sent, sent.Add(2*time.Millisecond)) // Redis 5 s ahead, a 2 ms trip
+	// Run at once, read 2.5 s later: a bound 2.5 s too low.
+	later := sent.Add(100 * time.Millisecond)
+	b.learn(later.UnixMilli()+5000, later, later.Add(2500*time.Millisecond))
+	if est, _ := b.offset.get(); est != 5000 {
+		t.Errorf("estimate after a reply read 2.5 s late: %d, want 5000", est)
+	}
+	// A quick one still teaches.
+	b.learn(later.UnixMilli()+4990, later, later.Add(time.Millisecond))
+	if est, _ := b.offset.get(); est != 4989 {
+		t.Errorf("estimate after a quick reply 10 ms lower: %d, want 4989", est)
+	}
+}

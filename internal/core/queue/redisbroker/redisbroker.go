@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -74,6 +75,9 @@ type Broker struct {
 	enqWaiting []*enqCall // Enqueue calls waiting for the next round trip
 	enqBusy    bool       // a caller is sending
 	enqFlushes int        // pipelines with wake-ups so far, by the sender (the wake-up list is trimmed every 32nd)
+	// signalling says a cluster's wake-ups and listings of an enqueue are
+	// being sent (signal): one round trip at a time.
+	signalling atomic.Bool
 
 	// cmdTimeout is how long a caller waits at most for one command (the
 	// client's read timeout); offset is Redis's clock minus ours, for the
@@ -391,8 +395,9 @@ type enqPart struct {
 // sendEnqueues stores the jobs of calls in one round trip, sent at now, and
 // sets each call's err. One call in one known queue on a single server is
 // one EVALSHA (see runAll); anything else is a pipeline of one script per
-// call and queue, followed by the wake-ups (on a cluster) and the index of
-// new queues. Queued calls whose caller gave up meanwhile are left alone.
+// call and queue. On a cluster the wake-ups and the listing of new queues
+// follow apart (signal). Queued calls whose caller gave up meanwhile are
+// left alone.
 func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Time) {
 	var parts []*enqPart
 	var wakeQueues, newQueues, madeQueues []string
@@ -427,31 +432,12 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 		}
 		sc[i] = b.enqueueCall(p.q, p.jobs, na)
 	}
-	// A queue new to this broker is listed with its jobs on a cluster (a
-	// repair: see recheckLater). On a single server the enqueue script lists
-	// a queue it makes, and a queue it does not make is listed already.
-	listNew := len(newQueues) > 0 && !b.single
-	var more func(redis.Pipeliner)
-	if len(wakeQueues) > 0 || listNew {
-		trim := false
-		if len(wakeQueues) > 0 { // only the one sender gets here: no lock
-			b.enqFlushes++
-			trim = b.enqFlushes%32 == 0
-		}
-		more = func(pipe redis.Pipeliner) {
-			for _, q := range wakeQueues {
-				pipe.RPush(ctx, b.wakeKey(), q)
-			}
-			if trim {
-				pipe.LTrim(ctx, b.wakeKey(), -wakeBacklog, -1)
-			}
-			if listNew {
-				pipe.SAdd(ctx, b.indexKey(), toAny(newQueues)...)
-			}
-		}
-	}
-	cmds, err := b.runAll(ctx, sc, more)
+	sent := time.Now()
+	cmds, err := b.runAll(ctx, sc)
 	read := time.Now()
+	if !b.single {
+		b.signal(wakeQueues, newQueues)
+	}
 	for i, p := range parts {
 		p.cmd = cmds[i]
 	}
@@ -485,7 +471,7 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 			continue
 		}
 		r := p.cmd.Val().([]any)
-		b.learn(r[0], read)
+		b.learn(r[0], sent, read)
 		if p.call.err != nil {
 			continue
 		}
@@ -531,6 +517,50 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 			b.markKnown(q)
 		}
 	}
+}
+
+// signal sends, on a cluster, what an enqueue that stored jobs owes the
+// other slots: the wake-ups of the queues that got ready jobs, and the
+// listing of the queues new to this broker (a repair: see recheckLater).
+// Apart from the enqueues and after them, best effort, one round trip at a
+// time: the wake-up list and the index live on other masters, and in the
+// enqueues' pipeline a master that does not answer would hold up or fail
+// the answers of the others (a missed wake-up costs a worker's poll
+// backoff; a queue not listed is listed again by the next enqueue there
+// and by Tick).
+func (b *Broker) signal(wakeQueues, newQueues []string) {
+	if len(wakeQueues) == 0 && len(newQueues) == 0 {
+		return
+	}
+	if !b.signalling.CompareAndSwap(false, true) {
+		b.recheckLater(newQueues...)
+		return
+	}
+	trim := false
+	if len(wakeQueues) > 0 { // only the one sender gets here: no lock
+		b.enqFlushes++
+		trim = b.enqFlushes%32 == 0
+	}
+	go func() {
+		defer b.signalling.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), b.cmdTimeout)
+		defer cancel()
+		pipe := b.rdb.Pipeline()
+		for _, q := range wakeQueues {
+			pipe.RPush(ctx, b.wakeKey(), q)
+		}
+		if trim {
+			pipe.LTrim(ctx, b.wakeKey(), -wakeBacklog, -1)
+		}
+		var listed *redis.IntCmd
+		if len(newQueues) > 0 {
+			listed = pipe.SAdd(ctx, b.indexKey(), toAny(newQueues)...)
+		}
+		_, _ = pipe.Exec(ctx)
+		if listed != nil && listed.Err() != nil {
+			b.recheckLater(newQueues...)
+		}
+	}()
 }
 
 // enqueueCall is the enqueueScript call storing jobs in queue q, not after
@@ -789,6 +819,7 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 	dequeue := func(q string) error {
 		k := b.keys(q)
 		rctx, cancel, na := b.bound(ctx)
+		sent := time.Now()
 		r, err := b.run(rctx, dequeueScript, []string{k.pending, k.running, k.stats, k.job},
 			b.now(), req.N-len(leases), ms(req.Lease), na)
 		cancel()
@@ -796,7 +827,7 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 			return fmt.Errorf("fetch from %s: %w", q, err)
 		}
 		a := r.([]any)
-		b.learn(a[0], time.Now())
+		b.learn(a[0], sent, time.Now())
 		if len(a) == 2 && a[1] == "late" { // {now, "late"}
 			return fmt.Errorf("fetch from %s: %w", q, errLate)
 		}
@@ -906,6 +937,7 @@ func (b *Broker) Claim(ctx context.Context, id string, lease time.Duration) (que
 	// Bounded like a fetch (see take): a claim run late starts nothing.
 	k := b.keys(q)
 	rctx, cancel, na := b.bound(ctx)
+	sent := time.Now()
 	r, err := b.run(rctx, claimScript, []string{k.pending, k.scheduled, k.retry, k.running, k.stats, k.job},
 		b.now(), id, ms(lease), na)
 	cancel()
@@ -913,14 +945,14 @@ func (b *Broker) Claim(ctx context.Context, id string, lease time.Duration) (que
 		return queue.Lease{}, fmt.Errorf("claim %s: %w", id, err)
 	}
 	if a, _ := r.([]any); len(a) == 2 && a[0] == "late" { // {"late", now}
-		b.learn(a[1], time.Now())
+		b.learn(a[1], sent, time.Now())
 		return queue.Lease{}, fmt.Errorf("claim %s: %w", id, errLate)
 	}
 	a, err := reply(r, id, "run")
 	if err != nil {
 		return queue.Lease{}, err
 	}
-	b.learn(a[0], time.Now())
+	b.learn(a[0], sent, time.Now())
 	j, tok := parseStarted(a[1].([]any), q, msTime(a[0]), lease)
 	return queue.Lease{Job: j, Token: tok}, nil
 }
@@ -1001,7 +1033,7 @@ func (b *Broker) pipelined(ctx context.Context, order []string, call func(q stri
 		ks, args, s := call(q)
 		calls[i] = scriptCall{s, ks, args}
 	}
-	return b.runAll(ctx, calls, nil)
+	return b.runAll(ctx, calls)
 }
 
 // scriptCall is one script call of a pipeline.
@@ -1017,8 +1049,8 @@ type scriptCall struct {
 // one master may have lost its scripts (a restart, a failover) while the
 // others ran their calls, which must not run twice (an enqueue would find
 // its jobs already there, a finish its lease gone).
-func (b *Broker) runAll(ctx context.Context, calls []scriptCall, more func(redis.Pipeliner)) ([]*redis.Cmd, error) {
-	if len(calls) == 1 && more == nil {
+func (b *Broker) runAll(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, error) {
+	if len(calls) == 1 {
 		// One plain command, no pipeline: Script.Run is EVALSHA, then EVAL
 		// after NOSCRIPT (when nothing ran).
 		c := calls[0]
@@ -1029,9 +1061,6 @@ func (b *Broker) runAll(ctx context.Context, calls []scriptCall, more func(redis
 	cmds := make([]*redis.Cmd, len(calls))
 	for i, c := range calls {
 		cmds[i] = pipe.EvalSha(ctx, c.s.Hash(), c.keys, c.args...)
-	}
-	if more != nil {
-		more(pipe)
 	}
 	all, err := pipe.Exec(ctx)
 	if err == nil {
@@ -1073,6 +1102,7 @@ func (b *Broker) runAll(ctx context.Context, calls []scriptCall, more func(redis
 func (b *Broker) Finish(ctx context.Context, outcomes []queue.Outcome) ([]queue.Status, error) {
 	order, groups := byQueue(len(outcomes), func(i int) string { return outcomes[i].Queue })
 	rctx, cancel, na := b.bound(ctx)
+	sent := time.Now()
 	cmds, err := b.pipelined(rctx, order, func(q string) ([]string, []any, *script) {
 		k := b.keys(q)
 		args := make([]any, 0, 3+5*len(groups[q]))
@@ -1102,7 +1132,7 @@ func (b *Broker) Finish(ctx context.Context, outcomes []queue.Outcome) ([]queue.
 		var a []any
 		if e == nil {
 			a = cmds[qi].Val().([]any)
-			b.learn(a[0], read)
+			b.learn(a[0], sent, read)
 			if len(a) == 2 && a[1] == "late" { // {now, "late"}: nothing written
 				e = fmt.Errorf("queue %s: %w", q, errLate)
 			}
@@ -1267,6 +1297,7 @@ func (b *Broker) tick(ctx context.Context) (queue.TickResult, error) {
 		// transitions nobody counts. With its deadline it moves nothing
 		// then, and the next tick does the work and counts it.
 		rctx, cancel, na := b.bound(ctx)
+		sent := time.Now()
 		cmds, err := b.pipelined(rctx, names, func(q string) ([]string, []any, *script) {
 			k := b.keys(q)
 			return k.every(), []any{b.now(), b.history, tickBatch, na}, tickScript
@@ -1284,7 +1315,7 @@ func (b *Broker) tick(ctx context.Context) (queue.TickResult, error) {
 				continue
 			}
 			a := cmds[i].Val().([]any)
-			b.learn(a[4], read)
+			b.learn(a[4], sent, read)
 			var dead []queue.DeadJob
 			if len(a) > 5 {
 				if a[5] == "late" { // {0, 0, 0, 0, now, "late"}
