@@ -136,8 +136,8 @@ func identityParams(raw string) (user, tenant string, err error) {
 func (ir *identityRules) forwardedClient(r *http.Request, peer netip.Addr) (netip.Addr, string, bool) {
 	if ir.ipHeader != "" {
 		if v := headerValue(r.Header, ir.ipHeader); v != "" {
-			if a, ok := parseIP(v); ok {
-				return a, strings.TrimSpace(v), true
+			if a, text, ok := parseIP(v); ok {
+				return a, text, true
 			}
 		}
 	}
@@ -150,12 +150,11 @@ walk:
 		v := hops[i]
 		for {
 			j := strings.LastIndexByte(v, ',')
-			hop := v[j+1:]
-			a, ok := parseIP(hop)
+			a, hopText, ok := parseIP(v[j+1:])
 			if !ok {
 				break walk // a malformed hop: nothing left of it can be believed
 			}
-			client, text, found = a, strings.TrimSpace(hop), true
+			client, text, found = a, hopText, true
 			if !ir.isTrusted(a) {
 				break walk
 			}
@@ -200,17 +199,38 @@ func addrString(a netip.Addr, text string) string {
 	return a.String()
 }
 
-// parseIP parses one address from a header, without zone.
-func parseIP(s string) (netip.Addr, bool) {
+// parseIP parses one client address from a header: an IP, or an IP and a
+// port ("203.0.113.7:8080", "[2001:db8::1]:443"), the form Azure Application
+// Gateway and some IIS/ARR set-ups write X-Forwarded-For in. It returns the
+// address and its text without port or brackets (for addrString). A zone
+// is malformed.
+//
+// Whether a port follows is decided from the text, not by trying
+// ParseAddr first: its error is an allocation, and ip:port is a usual
+// case. A bare IPv6 address holds two colons or more and is never read as
+// ip:port; with a port it is bracketed.
+func parseIP(s string) (netip.Addr, string, bool) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return netip.Addr{}, false // ParseAddr would allocate an error to say so
+		return netip.Addr{}, "", false // ParseAddr would allocate an error to say so
 	}
-	a, err := netip.ParseAddr(s)
+	var (
+		a   netip.Addr
+		err error
+	)
+	text := s
+	if colon := strings.IndexByte(s, ':'); s[0] == '[' || (colon >= 0 && colon == strings.LastIndexByte(s, ':')) {
+		var ap netip.AddrPort
+		ap, err = netip.ParseAddrPort(s)
+		a = ap.Addr()
+		text = strings.TrimSuffix(strings.TrimPrefix(s[:strings.LastIndexByte(s, ':')], "["), "]")
+	} else {
+		a, err = netip.ParseAddr(s)
+	}
 	if err != nil || a.Zone() != "" {
-		return netip.Addr{}, false
+		return netip.Addr{}, "", false
 	}
-	return a.Unmap(), true
+	return a.Unmap(), text, true
 }
 
 func firstNonEmpty(vs ...string) string {
