@@ -202,8 +202,10 @@ func addrString(a netip.Addr, text string) string {
 // parseIP parses one client address from a header: an IP, or an IP and a
 // port ("203.0.113.7:8080", "[2001:db8::1]:443"), the form Azure Application
 // Gateway and some IIS/ARR set-ups write X-Forwarded-For in. It returns the
-// address and its text without port or brackets (for addrString). A zone
-// is malformed.
+// address and its text without port or brackets (for addrString). A zone,
+// or an address no client sends from (unspecified, multicast, the IPv4
+// broadcast), is malformed: believed, it would key every such request on
+// one bucket no client owns.
 //
 // Whether a port follows is decided from the text, not by trying
 // ParseAddr first: its error is an allocation, and ip:port is a usual
@@ -230,8 +232,15 @@ func parseIP(s string) (netip.Addr, string, bool) {
 	if err != nil || a.Zone() != "" {
 		return netip.Addr{}, "", false
 	}
-	return a.Unmap(), text, true
+	a = a.Unmap()
+	if a.IsUnspecified() || a.IsMulticast() || a == broadcast4 {
+		return netip.Addr{}, "", false
+	}
+	return a, text, true
 }
+
+// broadcast4 is the IPv4 limited broadcast address, never a packet's source.
+var broadcast4 = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 
 func firstNonEmpty(vs ...string) string {
 	for _, v := range vs {

@@ -69,3 +69,37 @@ func TestForwardedAddressWithPort(t *testing.T) {
 		})
 	}
 }
+
+// TestForwardedAddressNoClientHas: an address no client sends from
+// (unspecified, multicast, the IPv4 broadcast) in X-Forwarded-For or the
+// client-IP header is malformed, like garbage: it was believed, and every
+// request carrying it shared a bucket (rl-test:ip:0.0.0.0, rl-test:ip:::/64).
+func TestForwardedAddressNoClientHas(t *testing.T) {
+	tests := []struct {
+		name    string
+		headers map[string]string
+		want    string
+	}{
+		{"0.0.0.0", map[string]string{"X-Forwarded-For": "0.0.0.0"}, "rl-test:ip:127.0.0.1"},
+		{"::", map[string]string{"X-Forwarded-For": "::"}, "rl-test:ip:127.0.0.1"},
+		{"[::]:port", map[string]string{"X-Forwarded-For": "[::]:443"}, "rl-test:ip:127.0.0.1"},
+		{"0.0.0.0:port", map[string]string{"X-Forwarded-For": "0.0.0.0:443"}, "rl-test:ip:127.0.0.1"},
+		{"v4-mapped unspecified", map[string]string{"X-Forwarded-For": "::ffff:0.0.0.0"}, "rl-test:ip:127.0.0.1"},
+		{"IPv4 multicast", map[string]string{"X-Forwarded-For": "224.0.0.1"}, "rl-test:ip:127.0.0.1"},
+		{"IPv6 multicast", map[string]string{"X-Forwarded-For": "ff02::1"}, "rl-test:ip:127.0.0.1"},
+		{"broadcast", map[string]string{"X-Forwarded-For": "255.255.255.255"}, "rl-test:ip:127.0.0.1"},
+		{"the walk stops at it", map[string]string{"X-Forwarded-For": "198.51.100.9, 0.0.0.0, 10.1.1.1"}, "rl-test:ip:10.1.1.1"},
+		{"client-IP header falls back to X-Forwarded-For", map[string]string{"CF-Connecting-IP": "0.0.0.0", "X-Forwarded-For": "198.51.100.9"}, "rl-test:ip:198.51.100.9"},
+		{"client-IP header ::", map[string]string{"CF-Connecting-IP": "::"}, "rl-test:ip:127.0.0.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := newLimitServer(t, func(c *config.Config) {
+				c.TrustedProxies = append(c.TrustedProxies, netipMust("10.0.0.0/8"))
+			})
+			if got := rlTestKey(t, s, request{peer: "127.0.0.1:4711", headers: tt.headers}); got != tt.want {
+				t.Errorf("key %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
