@@ -1,10 +1,33 @@
 package daemon
 
 import (
+	"net/http"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/refrakt/refrakt/internal/config"
 )
+
+// limitedKey sends rq until a 429 (at most n times, each earlier answer a
+// 2xx) and returns the bucket key the 429 names.
+func limitedKey(t *testing.T, s *Server, rq request, n int) string {
+	t.Helper()
+	for range n {
+		resp, body := send(t, s, rq)
+		if resp.StatusCode == 429 {
+			e, _ := body["error"].(map[string]any)
+			d, _ := e["details"].(map[string]any)
+			key, _ := d["key"].(string)
+			return key
+		}
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("%s %s: %d %v", rq.method, rq.path, resp.StatusCode, body)
+		}
+	}
+	t.Fatalf("%s %s: no 429 after %d requests", rq.method, rq.path, n)
+	return ""
+}
 
 // rlTestKey sends rq to GET /api/dev/rl-test (3 per 60 s, keyed on the
 // client address) until it is refused, and returns the bucket key its 429
@@ -12,22 +35,7 @@ import (
 func rlTestKey(t *testing.T, s *Server, rq request) string {
 	t.Helper()
 	rq.path, rq.token = "/api/dev/rl-test", devToken
-	for range 4 {
-		resp, body := send(t, s, rq)
-		switch resp.StatusCode {
-		case 200:
-			continue
-		case 429:
-			e, _ := body["error"].(map[string]any)
-			d, _ := e["details"].(map[string]any)
-			key, _ := d["key"].(string)
-			return key
-		default:
-			t.Fatalf("rl-test: %d %v", resp.StatusCode, body)
-		}
-	}
-	t.Fatal("rl-test: no 429 after 4 requests")
-	return ""
+	return limitedKey(t, s, rq, 4)
 }
 
 // TestForwardedAddressWithPort: a hop written ip:port or [v6]:port (Azure
@@ -102,4 +110,121 @@ func TestForwardedAddressNoClientHas(t *testing.T) {
 			}
 		})
 	}
+}
+
+// identityServer is a limit server whose secure-ping and run buckets hold
+// one token, so a request's second go names its bucket in the 429.
+func identityServer(t *testing.T) *Server {
+	t.Helper()
+	s, _ := newLimitServer(t, func(c *config.Config) { c.RunBurst = 1 })
+	if resp, body := do(t, s, "POST", "/api/dev/rate-limits/config", devToken, `{"target":"secure-ping","capacity":1,"window_seconds":60}`); resp.StatusCode/100 != 2 {
+		t.Fatalf("override: %d %v", resp.StatusCode, body)
+	}
+	return s
+}
+
+// TestAmbiguousIdentityRefused: from a trusted proxy (or with the developer
+// token), an identity that two sources give differently is a 400 naming
+// them, never resolved for one of them, since one is the client's: an
+// identity header or the client-IP header given twice (a proxy that added
+// its value after the client's, which was taken), X-User-ID and X-UserID
+// that differ (the client's X-User-ID was taken over the proxy's
+// X-UserID), and a query parameter the identity headers do not carry (the
+// client's ?user_id= taken beside the proxy's X-Tenant-ID).
+//
+// What passes, keyed as before: the same user in X-User-ID and X-UserID, a
+// query that repeats the headers, an identity all in the query, repeated
+// X-Forwarded-For lines (a list by definition), repeated headers from a
+// peer whose identity headers are ignored anyway, and, on a route whose
+// limit keys on the address alone, the user and tenant headers, which it
+// does not read (tenant-meta's ?tenant= is the tenant it describes).
+func TestAmbiguousIdentityRefused(t *testing.T) {
+	const proxy = "127.0.0.1:4711"
+	ping := func(h http.Header) request {
+		return request{path: "/api/secure/ping", peer: proxy, header: h}
+	}
+	run := func(path string, h http.Header) request {
+		return request{method: "POST", path: path, body: `{"type":"ping"}`, peer: proxy, header: h}
+	}
+	const (
+		twice     = " is given more than once: a trusted proxy must set it, replacing any the client sent, not add another"
+		notUser   = "query parameter user_id is not the identity headers' (X-User-ID or X-UserID): in a request with identity headers the query may only repeat them"
+		notTenant = "query parameter tenant is not the identity headers' (X-Tenant-ID): in a request with identity headers the query may only repeat them"
+	)
+	repeated := http.Header{"X-User-Id": {"a", "b"}, "X-Userid": {"c", "d"}, "X-Tenant-Id": {"e", "f"},
+		"X-Ratelimit-Tier": {"premium", "premium"}, "Cf-Connecting-Ip": {"198.51.100.1", "198.51.100.2"}}
+	tests := []struct {
+		name    string
+		rq      request
+		message string // the 400's message; "" for a request that passes
+		n       int    // else the requests to a 429 (secure-ping and run hold one token)
+		key     string // and the key it names
+	}{
+		{name: "X-User-ID twice", rq: ping(http.Header{"X-User-Id": {"victim", "u1"}, "X-Tenant-Id": {"t1"}}), message: "header X-User-ID" + twice},
+		{name: "X-User-ID twice, the first empty", rq: ping(http.Header{"X-User-Id": {"", "u1"}, "X-Tenant-Id": {"t1"}}), message: "header X-User-ID" + twice},
+		{name: "X-UserID twice", rq: ping(http.Header{"X-Userid": {"victim", "u1"}, "X-Tenant-Id": {"t1"}}), message: "header X-UserID" + twice},
+		{name: "X-Tenant-ID twice", rq: ping(http.Header{"X-User-Id": {"u1"}, "X-Tenant-Id": {"other", "t1"}}), message: "header X-Tenant-ID" + twice},
+		{name: "X-RateLimit-Tier twice", rq: run("/run", http.Header{"X-Ratelimit-Tier": {"premium", "standard"}}), message: "header X-RateLimit-Tier" + twice},
+		{name: "X-RateLimit-Tier twice, on a route keyed by address",
+			rq:      request{path: "/api/public/tenant-meta?tenant=t1", peer: proxy, header: http.Header{"X-Ratelimit-Tier": {"premium", "standard"}}},
+			message: "header X-RateLimit-Tier" + twice},
+		{name: "client-IP header twice",
+			rq:      request{path: "/api/dev/rl-test", token: devToken, peer: proxy, header: http.Header{"Cf-Connecting-Ip": {"198.51.100.1", "203.0.113.7"}}},
+			message: "header CF-Connecting-IP" + twice},
+		{name: "X-User-ID and X-UserID differ", rq: ping(http.Header{"X-User-Id": {"victim"}, "X-Userid": {"u1"}, "X-Tenant-Id": {"t1"}}),
+			message: "headers X-User-ID and X-UserID name different users: a trusted proxy must set one and remove the other"},
+		{name: "X-User-ID and ?user_id= differ", rq: run("/run?user_id=victim", http.Header{"X-User-Id": {"u1"}}), message: notUser},
+		{name: "?user_id= beside X-Tenant-ID alone",
+			rq: request{path: "/api/secure/ping?user_id=victim", peer: proxy, header: http.Header{"X-Tenant-Id": {"t1"}}}, message: notUser},
+		{name: "?tenant= beside X-User-ID alone",
+			rq: request{path: "/api/secure/ping?tenant=other", peer: proxy, header: http.Header{"X-User-Id": {"u1"}}}, message: notTenant},
+		{name: "X-Tenant-ID and ?tenant= differ",
+			rq:      request{path: "/api/secure/ping?user_id=u1&tenant=other", peer: proxy, header: http.Header{"X-User-Id": {"u1"}, "X-Tenant-Id": {"t1"}}},
+			message: notTenant},
+		{name: "X-User-ID twice, with the developer token",
+			rq:      request{method: "POST", path: "/assistant", body: `{"type":"ping"}`, token: devToken, peer: "203.0.113.9:5000", header: http.Header{"X-User-Id": {"victim", "u1"}}},
+			message: "header X-User-ID" + twice},
+		// What passes.
+		{name: "X-User-ID and X-UserID agree", rq: ping(http.Header{"X-User-Id": {"u1"}, "X-Userid": {" u1 "}, "X-Tenant-Id": {"t1"}}),
+			n: 2, key: "secure-ping:user_tenant:u1:t1"},
+		{name: "the query repeats the headers",
+			rq: request{path: "/api/secure/ping?user_id=u1&tenant=t1", peer: proxy, header: http.Header{"X-Userid": {"u1"}, "X-Tenant-Id": {"t1"}}},
+			n:  2, key: "secure-ping:user_tenant:u1:t1"},
+		{name: "the query repeats one header",
+			rq: request{path: "/api/secure/ping?tenant=t1", peer: proxy, header: http.Header{"X-User-Id": {"u1"}, "X-Tenant-Id": {"t1"}}},
+			n:  2, key: "secure-ping:user_tenant:u1:t1"},
+		{name: "identity all in the query", rq: request{path: "/api/secure/ping?user_id=u2&tenant=t2", peer: proxy}, n: 2, key: "secure-ping:user_tenant:u2:t2"},
+		{name: "X-Forwarded-For lines", rq: run("/run", http.Header{"X-Forwarded-For": {"198.51.100.9", "203.0.113.7"}}), n: 2, key: "run:ip:203.0.113.7"},
+		{name: "repeated headers from an untrusted peer",
+			rq: request{method: "POST", path: "/run?user_id=x", body: `{"type":"ping"}`, peer: "203.0.113.9:5000", header: repeated},
+			n:  2, key: "run:ip:203.0.113.9"},
+		{name: "user and tenant headers on a route keyed by address",
+			rq: request{path: "/api/dev/rl-test?user_id=x&tenant=y", token: devToken, peer: proxy,
+				header: http.Header{"X-User-Id": {"a", "b"}, "X-Userid": {"c"}, "X-Tenant-Id": {"e", "f"}}},
+			n: 4, key: "rl-test:ip:127.0.0.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := identityServer(t)
+			if tt.message == "" {
+				if got := limitedKey(t, s, tt.rq, tt.n); got != tt.key {
+					t.Errorf("key %q, want %q", got, tt.key)
+				}
+				return
+			}
+			resp, body := send(t, s, tt.rq)
+			want := map[string]any{"error": map[string]any{"code": "invalid", "message": tt.message}}
+			if diff := cmp.Diff(want, body); diff != "" || resp.StatusCode != 400 {
+				t.Errorf("status %d, want 400; body (-want +got):\n%s", resp.StatusCode, diff)
+			}
+		})
+	}
+	t.Run("tenant-meta describes its query's tenant", func(t *testing.T) {
+		s := identityServer(t)
+		resp, body := send(t, s, request{path: "/api/public/tenant-meta?tenant=other", peer: proxy,
+			header: http.Header{"X-User-Id": {"u1"}, "X-Tenant-Id": {"t1", "t2"}}})
+		if resp.StatusCode != 200 || body["tenant"] != "other" {
+			t.Errorf("tenant-meta: %d %v, want 200 for tenant other", resp.StatusCode, body)
+		}
+	})
 }
