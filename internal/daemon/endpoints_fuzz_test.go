@@ -290,7 +290,7 @@ func FuzzIdentityHeaders(f *testing.F) {
 			if !withToken && (id.User != "" || id.Tenant != "" || id.Premium) {
 				t.Fatalf("untrusted peer %q without a token: identity headers believed: %+v", remote, id)
 			}
-		} else if _, ok := parseIP(id.IP); !ok {
+		} else if _, _, ok := parseIP(id.IP); !ok {
 			t.Fatalf("trusted peer %q: client IP %q is not an address", remote, id.IP)
 		}
 

@@ -115,3 +115,35 @@ func TestUnmatchedRoutesAreJSON(t *testing.T) {
 		})
 	}
 }
+
+// TestIdentifyPortAllocations holds a forwarded address written with a
+// port (ip:port, [v6]:port) to the plain address's cost: no allocation, its
+// text reused without the port.
+func TestIdentifyPortAllocations(t *testing.T) {
+	rules := newIdentityRules([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "CF-Connecting-IP")
+	tests := []struct {
+		name    string
+		headers map[string]string
+		want    Identity
+	}{
+		{"X-Forwarded-For ip:port", map[string]string{"X-Forwarded-For": "198.51.100.66, 192.0.2.7:8080, 127.0.0.2:80"}, Identity{IP: "192.0.2.7"}},
+		{"X-Forwarded-For [v6]:port", map[string]string{"X-Forwarded-For": "[2001:db8::1]:443"}, Identity{IP: "2001:db8::1"}},
+		{"client IP header ip:port", map[string]string{"Cf-Connecting-Ip": "198.51.100.1:1234"}, Identity{IP: "198.51.100.1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("GET", "/api/dev/rl-test", nil)
+			r.RemoteAddr = "127.0.0.1:4711"
+			for k, v := range tt.headers {
+				r.Header.Set(k, v)
+			}
+			if diff := cmp.Diff(tt.want, rules.identify(r, false)); diff != "" {
+				t.Errorf("identity (-want +got):\n%s", diff)
+			}
+			grant := func() bool { return false }
+			if got := testing.AllocsPerRun(100, func() { rules.resolve(r, grant) }); got > 0 {
+				t.Errorf("resolve allocates %.0f times per request, want none", got)
+			}
+		})
+	}
+}

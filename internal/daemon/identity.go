@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/refrakt/refrakt/internal/core"
 )
 
 // Identity is who a request comes from, as the rate limiter keys it.
@@ -40,19 +42,30 @@ func headerValue(h http.Header, key string) string {
 	return ""
 }
 
+// The identity headers as the README spells them, for the errors that name
+// them.
+const (
+	nameUserID    = "X-User-ID"
+	nameUserIDAlt = "X-UserID"
+	nameTenantID  = "X-Tenant-ID"
+	nameTier      = "X-RateLimit-Tier"
+)
+
 // identityRules are the settings identity resolution follows.
 type identityRules struct {
-	trusted  []netip.Prefix
-	ipHeader string // CLIENT_IP_HEADER, e.g. CF-Connecting-IP
+	trusted      []netip.Prefix
+	ipHeader     string // CLIENT_IP_HEADER, e.g. CF-Connecting-IP, canonical
+	ipHeaderName string // CLIENT_IP_HEADER as configured, for errors
 }
 
 // newIdentityRules keeps the client-IP header in its canonical form, so
 // looking it up on every request allocates nothing.
 func newIdentityRules(trusted []netip.Prefix, ipHeader string) *identityRules {
+	ir := &identityRules{trusted: trusted, ipHeaderName: ipHeader}
 	if ipHeader != "" {
-		ipHeader = http.CanonicalHeaderKey(ipHeader)
+		ir.ipHeader = http.CanonicalHeaderKey(ipHeader)
 	}
-	return &identityRules{trusted: trusted, ipHeader: ipHeader}
+	return ir
 }
 
 // isTrusted reports whether a is one of the trusted proxies.
@@ -74,18 +87,39 @@ func (ir *identityRules) isTrusted(a netip.Addr) bool {
 // them; grantHeaders is asked only when it matters (an untrusted peer),
 // since checking a bearer token costs a SHA-256.
 //
-// Its error (a 400) is a query that identity was to be read from and that
-// does not parse.
+// Its error (a 400) is identity that was to be read and is ambiguous or
+// does not parse: a query that does not parse, or what userTenant and
+// singleHeader refuse. Ambiguity is refused rather than resolved, since one
+// of the candidates is the client's and nothing says which.
 //
 // It runs on every limited request, so it allocates at most the IP string:
 // header names are canonical constants, the query is parsed only when there
 // is one, X-Forwarded-For is walked in place, and the IP text is taken from
 // the request when it is already canonical.
 func (ir *identityRules) resolve(r *http.Request, grantHeaders func() bool) (Identity, error) {
+	return ir.read(r, grantHeaders, true)
+}
+
+// resolveAddress is resolve for a route whose limit keys on no user or
+// tenant: the client IP and the tier only. The user and the tenant are not
+// read at all, neither from headers nor from the query, so they cannot be
+// ambiguous there (GET /api/public/tenant-meta's ?tenant= is the tenant it
+// describes, not the caller's).
+func (ir *identityRules) resolveAddress(r *http.Request, grantHeaders func() bool) (Identity, error) {
+	return ir.read(r, grantHeaders, false)
+}
+
+// read is resolve, reading the user and the tenant when users is set.
+func (ir *identityRules) read(r *http.Request, grantHeaders func() bool, users bool) (Identity, error) {
 	host, peer := peerHostAddr(r.RemoteAddr)
 	ip, ipText := peer, host
 	trusted := peer.IsValid() && ir.isTrusted(peer)
 	if trusted {
+		// Only a trusted peer's client-IP header is read, so only its
+		// repetition is refused.
+		if ir.ipHeader != "" && len(r.Header[ir.ipHeader]) > 1 {
+			return Identity{}, repeatedHeader(ir.ipHeaderName)
+		}
 		if a, text, ok := ir.forwardedClient(r, peer); ok {
 			ip, ipText = a, text
 		}
@@ -94,25 +128,94 @@ func (ir *identityRules) resolve(r *http.Request, grantHeaders func() bool) (Ide
 	if ip.IsValid() {
 		id.IP = addrString(ip, ipText)
 	}
-	if trusted || grantHeaders() {
-		h := r.Header
-		id.User = firstNonEmpty(headerValue(h, hdrUserID), headerValue(h, hdrUserIDAlt))
-		id.Tenant = strings.TrimSpace(headerValue(h, hdrTenantID))
-		if (id.User == "" || id.Tenant == "") && r.URL.RawQuery != "" {
-			user, tenant, err := identityParams(r.URL.RawQuery)
-			if err != nil {
-				return Identity{}, err
-			}
-			if id.User == "" {
-				id.User = strings.TrimSpace(user)
-			}
-			if id.Tenant == "" {
-				id.Tenant = strings.TrimSpace(tenant)
-			}
+	if !trusted && !grantHeaders() {
+		return id, nil // the identity headers are ignored, repeated or not
+	}
+	tier, err := singleHeader(r.Header, hdrTier, nameTier)
+	if err != nil {
+		return Identity{}, err
+	}
+	id.Premium = strings.EqualFold(strings.TrimSpace(tier), "premium")
+	if users {
+		if id.User, id.Tenant, err = userTenant(r.Header, r.URL.RawQuery); err != nil {
+			return Identity{}, err
 		}
-		id.Premium = strings.EqualFold(strings.TrimSpace(headerValue(h, hdrTier)), "premium")
 	}
 	return id, nil
+}
+
+// singleHeader is the value of the header key (canonical; name is how
+// errors spell it), "" when absent, and an error when it is given more than
+// once: a proxy that adds its value (Envoy's request_headers_to_add, HAProxy's
+// add-header) instead of replacing the client's leaves the client's first,
+// and which line is the proxy's cannot be told.
+func singleHeader(h http.Header, key, name string) (string, error) {
+	switch vs := h[key]; len(vs) {
+	case 0:
+		return "", nil
+	case 1:
+		return vs[0], nil
+	}
+	return "", repeatedHeader(name)
+}
+
+func repeatedHeader(name string) error {
+	return core.Errorf(core.CodeInvalid, "header %s is given more than once: a trusted proxy must set it, replacing any the client sent, not add another", name)
+}
+
+// userTenant reads the user (X-User-ID or X-UserID, else ?user_id=) and the
+// tenant (X-Tenant-ID, else ?tenant=) a trusted source vouches for. Where
+// two of those sources could each hold the identity and one of them may be
+// the client's, it refuses what they do not agree on instead of picking
+// one: X-User-ID and X-UserID naming different users (a proxy that sets one
+// and leaves the client's other in place), and, in a request carrying
+// identity headers, a user_id or tenant parameter that is not the headers'
+// own user or tenant (a proxy that sets headers and passes the client's
+// query through, e.g. X-Tenant-ID set and ?user_id= the client's). A
+// request whose identity is all in headers or all in the query, or that
+// repeats the headers' values in the query, passes.
+func userTenant(h http.Header, rawQuery string) (user, tenant string, err error) {
+	user, err = singleHeader(h, hdrUserID, nameUserID)
+	if err != nil {
+		return "", "", err
+	}
+	alt, err := singleHeader(h, hdrUserIDAlt, nameUserIDAlt)
+	if err != nil {
+		return "", "", err
+	}
+	tenant, err = singleHeader(h, hdrTenantID, nameTenantID)
+	if err != nil {
+		return "", "", err
+	}
+	user, alt, tenant = strings.TrimSpace(user), strings.TrimSpace(alt), strings.TrimSpace(tenant)
+	if alt != "" {
+		if user != "" && user != alt {
+			return "", "", core.Errorf(core.CodeInvalid, "headers %s and %s name different users: a trusted proxy must set one and remove the other", nameUserID, nameUserIDAlt)
+		}
+		user = alt
+	}
+	if rawQuery == "" {
+		return user, tenant, nil
+	}
+	qUser, qTenant, err := identityParams(rawQuery)
+	if err != nil {
+		return "", "", err
+	}
+	qUser, qTenant = strings.TrimSpace(qUser), strings.TrimSpace(qTenant)
+	if user == "" && tenant == "" {
+		return qUser, qTenant, nil // the identity is the query's alone
+	}
+	if qUser != "" && qUser != user {
+		return "", "", queryDisagrees(paramUserID, nameUserID+" or "+nameUserIDAlt)
+	}
+	if qTenant != "" && qTenant != tenant {
+		return "", "", queryDisagrees(paramTenant, nameTenantID)
+	}
+	return user, tenant, nil
+}
+
+func queryDisagrees(param, headers string) error {
+	return core.Errorf(core.CodeInvalid, "query parameter %s is not the identity headers' (%s): in a request with identity headers the query may only repeat them", param, headers)
 }
 
 // identityParams reads user_id and tenant from a query, strictly: a query
@@ -136,8 +239,8 @@ func identityParams(raw string) (user, tenant string, err error) {
 func (ir *identityRules) forwardedClient(r *http.Request, peer netip.Addr) (netip.Addr, string, bool) {
 	if ir.ipHeader != "" {
 		if v := headerValue(r.Header, ir.ipHeader); v != "" {
-			if a, ok := parseIP(v); ok {
-				return a, strings.TrimSpace(v), true
+			if a, text, ok := parseIP(v); ok {
+				return a, text, true
 			}
 		}
 	}
@@ -150,12 +253,11 @@ walk:
 		v := hops[i]
 		for {
 			j := strings.LastIndexByte(v, ',')
-			hop := v[j+1:]
-			a, ok := parseIP(hop)
+			a, hopText, ok := parseIP(v[j+1:])
 			if !ok {
 				break walk // a malformed hop: nothing left of it can be believed
 			}
-			client, text, found = a, strings.TrimSpace(hop), true
+			client, text, found = a, hopText, true
 			if !ir.isTrusted(a) {
 				break walk
 			}
@@ -200,24 +302,45 @@ func addrString(a netip.Addr, text string) string {
 	return a.String()
 }
 
-// parseIP parses one address from a header, without zone.
-func parseIP(s string) (netip.Addr, bool) {
+// parseIP parses one client address from a header: an IP, or an IP and a
+// port ("203.0.113.7:8080", "[2001:db8::1]:443"), the form Azure Application
+// Gateway and some IIS/ARR set-ups write X-Forwarded-For in. It returns the
+// address and its text without port or brackets (for addrString). A zone,
+// or an address no client sends from (unspecified, multicast, the IPv4
+// broadcast), is malformed: believed, it would key every such request on
+// one bucket no client owns.
+//
+// Whether a port follows is decided from the text, not by trying
+// ParseAddr first: its error is an allocation, and ip:port is a usual
+// case. A bare IPv6 address holds two colons or more and is never read as
+// ip:port; with a port it is bracketed.
+func parseIP(s string) (netip.Addr, string, bool) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return netip.Addr{}, false // ParseAddr would allocate an error to say so
+		return netip.Addr{}, "", false // ParseAddr would allocate an error to say so
 	}
-	a, err := netip.ParseAddr(s)
+	var (
+		a   netip.Addr
+		err error
+	)
+	text := s
+	if colon := strings.IndexByte(s, ':'); s[0] == '[' || (colon >= 0 && colon == strings.LastIndexByte(s, ':')) {
+		var ap netip.AddrPort
+		ap, err = netip.ParseAddrPort(s)
+		a = ap.Addr()
+		text = strings.TrimSuffix(strings.TrimPrefix(s[:strings.LastIndexByte(s, ':')], "["), "]")
+	} else {
+		a, err = netip.ParseAddr(s)
+	}
 	if err != nil || a.Zone() != "" {
-		return netip.Addr{}, false
+		return netip.Addr{}, "", false
 	}
-	return a.Unmap(), true
+	a = a.Unmap()
+	if a.IsUnspecified() || a.IsMulticast() || a == broadcast4 {
+		return netip.Addr{}, "", false
+	}
+	return a, text, true
 }
 
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v = strings.TrimSpace(v); v != "" {
-			return v
-		}
-	}
-	return ""
-}
+// broadcast4 is the IPv4 limited broadcast address, never a packet's source.
+var broadcast4 = netip.AddrFrom4([4]byte{255, 255, 255, 255})

@@ -115,8 +115,27 @@ func routeName(r *http.Request) string {
 	return r.Method + " " + r.URL.Path
 }
 
+// identityQuery gives h's route a strict query (routeQuery) that takes the
+// identity parameters only: the routes whose query is read for identity
+// alone (POST /run, POST /assistant, GET /api/secure/ping, GET
+// /api/dev/rl-test). Without it their query was read only from a trusted
+// source, and then only for user_id and tenant: any other name, or a name
+// repeated from an untrusted one, passed unseen.
+func (s *Server) identityQuery(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := routeQuery(r); err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // takes lists the parameters a route takes, for its errors.
 func takes(names []string) string {
+	if len(names) == 0 {
+		return "only " + strings.Join(identityNames, ", ") + " (from a trusted proxy)"
+	}
 	var identity []string
 	for _, n := range identityNames {
 		if !slices.Contains(names, n) {

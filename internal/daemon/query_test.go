@@ -93,3 +93,58 @@ func wantAnswer(t *testing.T, what string, resp *http.Response, body map[string]
 		t.Errorf("%s (-want +got):\n%s\nbody: %v", what, diff, body)
 	}
 }
+
+// TestIdentityRoutesQueryStrict: the routes whose query holds identity
+// alone (POST /run, POST /assistant, GET /api/secure/ping, GET
+// /api/dev/rl-test) parse it as strictly as the others, from any peer: an
+// unknown name, a name given twice or bad encoding is a 400 naming it. They
+// answered 200 or 202: the query was read only from a trusted source, and
+// only for user_id and tenant.
+func TestIdentityRoutesQueryStrict(t *testing.T) {
+	s, _ := newLimitServer(t)
+	const client = "203.0.113.9:5000"
+	job := `{"type":"ping"}`
+	tests := []struct {
+		name          string
+		rq            request
+		status        int
+		code, message string
+	}{
+		{"secure-ping, unknown and repeated", request{path: "/api/secure/ping?user_id=q&tenant=t&x=1&x=2", peer: client}, 400, "invalid",
+			`unknown query parameter "x": GET /api/secure/ping takes only user_id, tenant (from a trusted proxy)`},
+		{"run, unknown", request{method: "POST", path: "/run?x=1", body: job, peer: client}, 400, "invalid",
+			`unknown query parameter "x": POST /run takes only user_id, tenant (from a trusted proxy)`},
+		{"assistant, unknown", request{method: "POST", path: "/assistant?x=1", body: job, peer: client}, 400, "invalid",
+			`unknown query parameter "x": POST /assistant takes only user_id, tenant (from a trusted proxy)`},
+		{"rl-test, unknown", request{path: "/api/dev/rl-test?x=1", token: devToken, peer: client}, 400, "invalid",
+			`unknown query parameter "x": GET /api/dev/rl-test takes only user_id, tenant (from a trusted proxy)`},
+		{"run, user_id twice from an untrusted peer", request{method: "POST", path: "/run?user_id=a&user_id=b", body: job, peer: client}, 400, "invalid",
+			`query parameter "user_id" is given more than once`},
+		{"secure-ping, tenant twice from a trusted peer", request{path: "/api/secure/ping?user_id=u1&tenant=a&tenant=b", peer: "127.0.0.1:1"}, 400, "invalid",
+			`query parameter "tenant" is given more than once`},
+		{"run, bad encoding from an untrusted peer", request{method: "POST", path: "/run?x=%ZZ", body: job, peer: client}, 400, "invalid",
+			`query parameter x: value "%ZZ" is not valid percent-encoding`},
+		// The developer token is checked first; what passes.
+		{"rl-test without the token", request{path: "/api/dev/rl-test?x=1", peer: client}, 401, "unauthorized", ""},
+		{"run, identity names from an untrusted peer", request{method: "POST", path: "/run?user_id=u1&tenant=t1", body: job, peer: client}, 202, "", ""},
+		{"rl-test, identity name", request{path: "/api/dev/rl-test?user_id=u1", token: devToken, peer: client}, 200, "", ""},
+		{"secure-ping from the query", request{path: "/api/secure/ping?user_id=u1&tenant=t1", peer: "127.0.0.1:1"}, 200, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := send(t, s, tt.rq)
+			type answer struct {
+				Status        int
+				Code, Message string
+			}
+			got := answer{resp.StatusCode, errCode(body), errMessage(body)}
+			want := answer{tt.status, tt.code, tt.message}
+			if tt.message == "" {
+				want.Message = got.Message // any, for a 401 or a pass
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%s %s (-want +got):\n%s", tt.rq.method, tt.rq.path, diff)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -165,8 +166,9 @@ func (s *Server) limited(limit string, h http.Handler) http.Handler {
 	if !s.cfg.RateLimitEnabled {
 		return h
 	}
+	users := s.keysOnUser(limit)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := s.identityOf(w, r)
+		id, err := s.identityOf(w, r, users)
 		if err != nil {
 			writeError(w, r, s.log, err)
 			return
@@ -199,10 +201,30 @@ func (s *Server) limited(limit string, h http.Handler) http.Handler {
 // identityOf resolves r's identity for the limiter and the routes that need
 // a user and a tenant: the developer token, which grants the identity
 // headers to an untrusted peer, is hashed only when the peer is untrusted.
-// Its error is a 400: identity was to be read from a query that does not
-// parse.
-func (s *Server) identityOf(w http.ResponseWriter, r *http.Request) (Identity, error) {
-	return s.identity.resolve(r, func() bool { return s.roleOf(w, r) == RoleDeveloper })
+// The user and the tenant are read only when users is set (a route whose
+// limit keys on them, keysOnUser). Its error is a 400: identity was to be
+// read from a query that does not parse, or is ambiguous (identity.go).
+func (s *Server) identityOf(w http.ResponseWriter, r *http.Request, users bool) (Identity, error) {
+	grant := func() bool { return s.roleOf(w, r) == RoleDeveloper }
+	if !users {
+		return s.identity.resolveAddress(r, grant)
+	}
+	return s.identity.resolve(r, grant)
+}
+
+// keysOnUser reports whether the named limit has a scope keyed on a user or
+// a tenant (user, tenant, user_tenant), so that its route reads them; an
+// override cannot add a scope, so this holds for the daemon's life. An
+// unknown limit is taken to (the limiter refuses it anyway).
+func (s *Server) keysOnUser(limit string) bool {
+	for _, l := range s.limiter.LimitSet().Limits {
+		if l.Name == limit {
+			return slices.ContainsFunc(l.Scopes, func(sc ratelimit.Scope) bool {
+				return sc == ratelimit.ScopeUser || sc == ratelimit.ScopeTenant || sc == ratelimit.ScopeUserTenant
+			})
+		}
+	}
+	return true
 }
 
 // The RateLimit header names in the canonical form http.Header.Set would

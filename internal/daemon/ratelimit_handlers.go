@@ -78,7 +78,7 @@ func (s *Server) handleRLTest() http.Handler {
 // handleSecurePing answers a caller known by user and tenant.
 func (s *Server) handleSecurePing() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, _ := s.identityOf(w, r) // requireUserTenant has checked it
+		id, _ := s.identityOf(w, r, true) // requireUserTenant has checked it
 		writeJSON(w, http.StatusOK, map[string]any{"pong": true, "user": id.User, "tenant": id.Tenant})
 	})
 }
@@ -87,7 +87,7 @@ func (s *Server) handleSecurePing() http.Handler {
 // tenant the identity rules believe; secure-ping needs both.
 func (s *Server) requireUserTenant(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := s.identityOf(w, r)
+		id, err := s.identityOf(w, r, true)
 		if err != nil {
 			writeError(w, r, s.log, err)
 			return

@@ -34,6 +34,9 @@ func newLimitServer(t *testing.T, mutate ...func(*config.Config)) (*Server, *fak
 type request struct {
 	method, path, token, body, peer string
 	headers                         map[string]string
+	// header is added after headers, each value a field line of its own:
+	// a header given more than once.
+	header http.Header
 }
 
 func send(t *testing.T, h http.Handler, rq request) (*http.Response, map[string]any) {
@@ -59,6 +62,11 @@ func send(t *testing.T, h http.Handler, rq request) (*http.Response, map[string]
 	}
 	for k, v := range rq.headers {
 		req.Header.Set(k, v)
+	}
+	for k, vs := range rq.header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)

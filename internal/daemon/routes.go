@@ -3,7 +3,8 @@ package daemon
 import "net/http"
 
 // routes lists the whole API. Middleware per group:
-//   - public: identity, rate limits (per route), admission (job routes)
+//   - public: identity, rate limits (per route), admission (job routes);
+//     identityQuery on the routes whose query holds identity alone
 //   - /api/dev/*: developer token; the job actions take no body (bodiless)
 //   - /api/obs/*: operator or developer token
 //   - metrics: its own bearer token when PROMETHEUS_BEARER_TOKEN is set
@@ -19,9 +20,9 @@ func (s *Server) routes() {
 
 	// Jobs (DESIGN §4, §5). /run and /assistant: rate limit (s.limited),
 	// then validation and admission control inside the handler.
-	s.mux.Handle("POST /run", s.limited("run", s.handleRun()))
+	s.mux.Handle("POST /run", s.identityQuery(s.limited("run", s.handleRun())))
 	s.mux.Handle("GET /run/{id}", s.handleGetRun())
-	s.mux.Handle("POST /assistant", s.limited("assistant", s.handleAssistant()))
+	s.mux.Handle("POST /assistant", s.identityQuery(s.limited("assistant", s.handleAssistant())))
 	s.mux.Handle("GET /api/dev/jobs", dev(s.handleListJobs()))
 	s.mux.Handle("POST /api/dev/jobs/enqueue", dev(s.handleEnqueueJob()))
 	s.mux.Handle("POST /api/dev/jobs/run-next", dev(s.bodiless(s.handleRunNext())))
@@ -39,8 +40,8 @@ func (s *Server) routes() {
 	// Rate limiting (s.limited applies a limit; POST /run and /assistant
 	// take s.limited("run", …) and s.limited("assistant", …)).
 	s.mux.Handle("GET /api/public/tenant-meta", s.limited("tenant-meta", s.handleTenantMeta()))
-	s.mux.Handle("GET /api/secure/ping", s.requireUserTenant(s.limited("secure-ping", s.handleSecurePing())))
-	s.mux.Handle("GET /api/dev/rl-test", dev(s.limited("rl-test", s.handleRLTest())))
+	s.mux.Handle("GET /api/secure/ping", s.identityQuery(s.requireUserTenant(s.limited("secure-ping", s.handleSecurePing()))))
+	s.mux.Handle("GET /api/dev/rl-test", dev(s.identityQuery(s.limited("rl-test", s.handleRLTest()))))
 	s.mux.Handle("GET /api/dev/rate-limits/config", dev(s.handleLimitsConfigGet()))
 	s.mux.Handle("POST /api/dev/rate-limits/config", dev(s.handleLimitsConfigSet()))
 	s.mux.Handle("DELETE /api/dev/rate-limits/config", dev(s.handleLimitsConfigDelete()))
