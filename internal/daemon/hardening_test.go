@@ -15,9 +15,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/core/metrics"
+	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/daemontest"
 	"github.com/refrakt/refrakt/internal/redistest"
 	"github.com/refrakt/refrakt/internal/version"
@@ -405,5 +407,49 @@ func TestRejectionLabelsBounded(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(m.AdmissionRejections.WithLabelValues(otherQueues, "backend")); got != queues-(maxSeries-2) {
 		t.Errorf("rejections under %s: %v, want %d", otherQueues, got, queues-(maxSeries-2))
+	}
+}
+
+// TestRejectionLabelsGoToLoadedQueues: after an outage in which clients
+// named more queues than there are labels (each refused with reason
+// backend), a queue refused for its own load still gets its own series,
+// the one RefraktQueueBacklog joins with the queue's gauges; a name that
+// was only refused by the failing backend gives its label up, its count
+// going on under otherQueues, so no rejection is lost from the sum.
+func TestRejectionLabelsGoToLoadedQueues(t *testing.T) {
+	m := metrics.New(prometheus.NewRegistry(), version.Get())
+	o := jobsObserver{m: m, rejected: newQueueLabels()}
+	o.startAtZero([]string{queue.ReasonMaxPending, queue.ReasonMaxAge})
+	const junk = 150
+	for i := range junk {
+		o.AdmissionRejected(fmt.Sprintf("evil-%d", i), queue.ReasonBackend)
+	}
+	for range 3 {
+		o.AdmissionRejected("emails", queue.ReasonMaxPending)
+	}
+	o.AdmissionRejected("reports", queue.ReasonMaxAge)
+	if got := testutil.ToFloat64(m.AdmissionRejections.WithLabelValues("emails", queue.ReasonMaxPending)); got != 3 {
+		t.Errorf("emails, refused for its pending jobs after the flood: %v rejections under its own label, want 3", got)
+	}
+	if got := testutil.ToFloat64(m.AdmissionRejections.WithLabelValues("reports", queue.ReasonMaxAge)); got != 1 {
+		t.Errorf("reports, refused for its oldest job's age after the flood: %v rejections under its own label, want 1", got)
+	}
+	const maxSeries = 100 // the documented bound
+	if n := testutil.CollectAndCount(m.AdmissionRejections); n > maxSeries+2 { // + the default queue's two reasons at 0
+		t.Errorf("refrakt_admission_rejections_total has %d series, want at most %d", n, maxSeries+2)
+	}
+	var sum float64
+	ch := make(chan prometheus.Metric, 300)
+	m.AdmissionRejections.Collect(ch)
+	close(ch)
+	for c := range ch {
+		var d dto.Metric
+		if err := c.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		sum += d.GetCounter().GetValue()
+	}
+	if sum != junk+4 {
+		t.Errorf("rejections over every series: %v, want %d (none lost)", sum, junk+4)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/metrics"
 	"github.com/refrakt/refrakt/internal/core/queue"
@@ -48,34 +50,63 @@ func (o jobsObserver) Dead(j queue.DeadJob, why queue.DeadCause) {
 }
 
 func (o jobsObserver) AdmissionRejected(q, reason string) {
-	o.m.AdmissionRejections.WithLabelValues(o.rejected.label(q), reason).Inc()
+	label, evicted := o.rejected.label(q, reason)
+	if evicted != "" {
+		// A name refused only because the backend failed gives its label
+		// up to a queue refused for its own load: its count goes on under
+		// otherQueues, so the sum over queues never goes down.
+		c := o.m.AdmissionRejections.WithLabelValues(evicted, queue.ReasonBackend)
+		var m dto.Metric
+		if c.Write(&m) == nil {
+			o.m.AdmissionRejections.WithLabelValues(otherQueues, queue.ReasonBackend).Add(m.GetCounter().GetValue())
+		}
+		o.m.AdmissionRejections.DeleteLabelValues(evicted, queue.ReasonBackend)
+	}
+	o.m.AdmissionRejections.WithLabelValues(label, reason).Inc()
 }
 
 // queueLabels hands out queue label values for a counter whose queue names
 // are client input: the first maxQueueSeries-1 names keep their own, any
 // later one counts under otherQueues (a counter's series cannot be handed
-// to another queue later, as the gauges' are).
+// on without losing its count). A name refused only because the backend
+// failed may be any name a client sent, a queue that does not exist: once
+// the labels are taken, such a name gives its label up to a queue refused
+// for its own load (max_pending, max_age), whose series the alerts join
+// with the queue's gauges. The default queue keeps its label.
 type queueLabels struct {
 	mu   sync.Mutex
-	seen map[string]struct{}
+	seen map[string]bool // name → refused for its load (not only by a failing backend)
 }
 
-func newQueueLabels() *queueLabels { return &queueLabels{seen: map[string]struct{}{}} }
+func newQueueLabels() *queueLabels { return &queueLabels{seen: map[string]bool{}} }
 
-func (l *queueLabels) label(q string) string {
+// label returns q's label for a rejection for reason and, when q took the
+// label of a name refused only by a failing backend, that name.
+func (l *queueLabels) label(q, reason string) (label, evicted string) {
 	if l == nil {
-		return q
+		return q, ""
 	}
+	load := reason != queue.ReasonBackend
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if _, ok := l.seen[q]; ok {
-		return q
+	if was, ok := l.seen[q]; ok {
+		l.seen[q] = was || load
+		return q, ""
 	}
 	if len(l.seen) < maxQueueSeries-1 {
-		l.seen[q] = struct{}{}
-		return q
+		l.seen[q] = load
+		return q, ""
 	}
-	return otherQueues
+	if load {
+		for name, named := range l.seen {
+			if !named && name != queue.DefaultQueue {
+				delete(l.seen, name)
+				l.seen[q] = true
+				return q, name
+			}
+		}
+	}
+	return otherQueues, ""
 }
 
 func (o jobsObserver) BackendError(op string, err error) {
@@ -110,7 +141,7 @@ func (o jobsObserver) startAtZero(reasons []string) {
 		o.m.JobEnqueued.WithLabelValues(src)
 	}
 	if len(reasons) > 0 {
-		q := o.rejected.label(queue.DefaultQueue)
+		q, _ := o.rejected.label(queue.DefaultQueue, queue.ReasonMaxPending)
 		for _, r := range reasons {
 			o.m.AdmissionRejections.WithLabelValues(q, r)
 		}

@@ -67,7 +67,7 @@ func New(reg prometheus.Registerer, info version.Info) *Metrics {
 			Name: "refrakt_ratelimit_penalized_keys", Help: "Rate-limit keys that carry strikes or a ban, sampled.",
 		}),
 		AdmissionRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "refrakt_admission_rejections_total", Help: "Requests refused by admission control, by queue and reason (pending, age, backend).",
+			Name: "refrakt_admission_rejections_total", Help: "Requests refused by admission control, by queue and reason (max_pending, max_age, backend).",
 		}, []string{"queue", "reason"}),
 		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "refrakt_build_info", Help: "Always 1; labels name the running build.",
