@@ -434,7 +434,7 @@ func TestRejectionLabelsGoToLoadedQueues(t *testing.T) {
 	if got := testutil.ToFloat64(m.AdmissionRejections.WithLabelValues("reports", queue.ReasonMaxAge)); got != 1 {
 		t.Errorf("reports, refused for its oldest job's age after the flood: %v rejections under its own label, want 1", got)
 	}
-	const maxSeries = 100 // the documented bound
+	const maxSeries = 100                                                      // the documented bound
 	if n := testutil.CollectAndCount(m.AdmissionRejections); n > maxSeries+2 { // + the default queue's two reasons at 0
 		t.Errorf("refrakt_admission_rejections_total has %d series, want at most %d", n, maxSeries+2)
 	}
