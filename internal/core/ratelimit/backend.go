@@ -291,14 +291,18 @@ type banCache struct {
 // generation is the number of drops so far, for add.
 func (c *banCache) generation() uint64 { return c.gen.Load() }
 
-// cachedBan is a ban as the store answered it, in Unix µs: its end, when a
-// request passes again (later when the bucket still owes tokens then), and
-// when the bucket is full again; with the capacity the key is banned at. A
-// request answered from the cache gets the headers the store's answer
-// would carry.
+// cachedBan is a ban as the store answered it: its end in the store's
+// clock (until, what the answer says), and, in this daemon's clock, its end
+// (end), when a request passes again (retry: later when the bucket still
+// owes tokens then) and when the bucket is full again (full), all in Unix
+// µs; with the capacity the key is banned at. The daemon's times are the
+// store's answer's durations from the moment it was read, so a daemon
+// whose clock is off the store's (Redis TIME) neither keeps a ban past its
+// end nor drops it early. A request answered from the cache gets the
+// headers the store's answer would carry.
 type cachedBan struct {
-	until, retry, full int64
-	capacity           int
+	until, end, retry, full int64
+	capacity                int
 }
 
 // banned returns the index of the bucket whose key is banned at now with the
@@ -314,22 +318,24 @@ func (c *banCache) banned(bs []Bucket, clock Clock) (int, cachedBan, int64) {
 	// store's decision would: its Retry-After is when the request passes.
 	found, ban := -1, cachedBan{}
 	for i := range bs {
-		if b, ok := c.m[string(bs[i].Key)]; ok && b.until > now && (found < 0 || b.retry > ban.retry) {
+		if b, ok := c.m[string(bs[i].Key)]; ok && b.end > now && (found < 0 || b.retry > ban.retry) {
 			found, ban = i, b
 		}
 	}
 	return found, ban, now
 }
 
-// add caches the ban of key that r, a banned result, reports, unless
-// bans were dropped since generation gen, when the store was asked.
-func (c *banCache) add(key []byte, r *Result, gen uint64) {
+// add caches the ban of key that r, a banned result read at now (this
+// daemon's clock, Unix µs), reports, unless bans were dropped since
+// generation gen, when the store was asked.
+func (c *banCache) add(key []byte, r *Result, gen uint64, now int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen.Load() != gen {
 		return
 	}
-	c.m[string(key)] = cachedBan{until: r.BannedUntil, retry: r.Now + r.RetryAfter, full: r.Now + r.ResetAfter, capacity: r.Capacity}
+	c.m[string(key)] = cachedBan{until: r.BannedUntil, end: now + (r.BannedUntil - r.Now), retry: now + r.RetryAfter,
+		full: now + r.ResetAfter, capacity: r.Capacity}
 	c.n.Store(int32(len(c.m)))
 }
 
@@ -356,7 +362,7 @@ func (c *banCache) prune(now int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k, b := range c.m {
-		if b.until <= now {
+		if b.end <= now {
 			delete(c.m, k)
 		}
 	}

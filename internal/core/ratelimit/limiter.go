@@ -254,7 +254,7 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 			l.obs.Banned()
 		}
 		if rs[i].Banned && l.local != nil {
-			l.bans.add(bs[i].Key, &rs[i], gen)
+			l.bans.add(bs[i].Key, &rs[i], gen, micros(l.clock.Now()))
 		}
 	}
 	i := tight

@@ -987,3 +987,53 @@ func TestResetBeforeSubscribeDropsPendingPenalty(t *testing.T) {
 		t.Errorf("after the reset the penalized index holds %s (end %v, %v)", key, score, err)
 	}
 }
+
+// skewedClock is a clock off another by a fixed amount: a daemon whose
+// clock is not Redis's.
+type skewedClock struct {
+	c    ratelimit.Clock
+	skew time.Duration
+}
+
+func (s skewedClock) Now() time.Time { return s.c.Now().Add(s.skew) }
+
+// TestBanCacheFollowsRedisClock: a daemon whose clock is off Redis's (here
+// Redis TIME, the store's clock, runs 30 s ahead of the daemon's, or 30 s
+// behind) keeps a ban it caches exactly as long as Redis's answer says,
+// measured from when it read it: not 30 s past the ban's end (it would
+// refuse a client Redis lets in, with a Retry-After 30 s too long), and not
+// 30 s short of it either.
+func TestBanCacheFollowsRedisClock(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := newClient(t, srv)
+	for _, skew := range []time.Duration{30 * time.Second, -30 * time.Second} {
+		t.Run(fmt.Sprint("redis ", skew), func(t *testing.T) {
+			redistest.FlushAll(t, srv)
+			clock := storetest.NewClock()
+			cfg := ratelimit.DefaultConfig()
+			cfg.BanAfterStrikes = 1
+			cfg.BackendTimeout = 5 * time.Second // this test is not about slowness
+			l, err := ratelimit.New(cfg, ratelimit.Deps{
+				Store: newStore(t, rdb, redisstore.Options{Clock: skewedClock{clock, skew}}), Local: memstore.New(clock), Clock: clock,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := ratelimit.Request{Limit: "rl-test", IP: "203.0.113.21"}
+			d := banThrough(t, l, req)
+			if got := d.RetryAfter; got < cfg.BanDuration-time.Second || got > cfg.BanDuration+time.Second {
+				t.Errorf("Retry-After of the ban: %s, want about %s", got, cfg.BanDuration)
+			}
+			clock.Advance(cfg.BanDuration - time.Second)
+			if d, err := l.Allow(context.Background(), req); err != nil || !d.Banned() {
+				t.Errorf("a second before the ban ends: %+v, %v; want banned", d, err)
+			} else if d.RetryAfter > 2*time.Second {
+				t.Errorf("a second before the ban ends: Retry-After %s, want at most 2s", d.RetryAfter)
+			}
+			clock.Advance(2 * time.Second)
+			if d, err := l.Allow(context.Background(), req); err != nil || d.Banned() {
+				t.Errorf("a second after the ban ended (in Redis's clock too): %+v, %v; want not banned", d, err)
+			}
+		})
+	}
+}
