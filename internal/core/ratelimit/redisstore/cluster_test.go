@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -40,6 +41,7 @@ func TestCluster(t *testing.T) {
 		{"KeysSpreadAndGlobal", testClusterKeysSpreadAndGlobal},
 		{"BracesInIdentity", testClusterBracesInIdentity},
 		{"GiveBackWithinTimeout", testClusterGiveBackWithinTimeout},
+		{"SnapshotUnderTraffic", testClusterSnapshotUnderTraffic},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -365,5 +367,52 @@ func TestClusterMasterDown(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// testClusterSnapshotUnderTraffic: on a Cluster the index updates are
+// written apart from the decisions, and a snapshot waits for those of the
+// decisions made before it, not for a writer that steady traffic keeps
+// busy: under decisions that never stop, every snapshot answers, promptly,
+// and sees the keys decided before it.
+func testClusterSnapshotUnderTraffic(t *testing.T, c *redistest.Cluster) {
+	rdb := newClusterClient(t, c)
+	s := newStore(t, rdb, redisstore.Options{})
+	l, err := ratelimit.New(ratelimit.DefaultConfig(), ratelimit.Deps{Store: s, Local: memstore.New(ratelimit.SystemClock{}),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				_, _ = l.Allow(ctx, ratelimit.Request{Limit: "run", IP: fmt.Sprintf("10.%d.%d.%d", w, i/250%250, i%250+1)})
+			}
+		}()
+	}
+	defer func() { stop(); wg.Wait() }()
+	for i := range 10 {
+		ip := fmt.Sprintf("192.0.2.%d", i+1)
+		if _, err := l.Allow(context.Background(), ratelimit.Request{Limit: "rl-test", IP: ip}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		snap, err := s.Snapshot(sctx, &ratelimit.Rules{}, 1000)
+		cancel()
+		if err != nil {
+			t.Fatalf("snapshot %d under traffic: %v (after %s)", i, err, time.Since(start))
+		}
+		found := false
+		for _, b := range snap.Recent {
+			found = found || b.Key == "rl-test:ip:"+ip
+		}
+		if !found {
+			t.Errorf("snapshot %d does not list rl-test:ip:%s, decided just before it", i, ip)
+		}
 	}
 }

@@ -95,9 +95,11 @@ const maxIndexBacklog = 64
 type indexWriter struct {
 	mu      sync.Mutex
 	backlog []indexBatch
-	// drained is closed when the writer has written everything it was
-	// given; nil while it is not running.
-	drained chan struct{}
+	running bool
+	// added counts the batches given, written those written (or given up);
+	// progress is closed, and replaced, whenever written moves.
+	added, written uint64
+	progress       chan struct{}
 }
 
 // add gives b to the writer, starting it when it is not running.
@@ -111,8 +113,12 @@ func (w *indexWriter) add(s *Store, b indexBatch) {
 		w.backlog = w.backlog[1:]
 	}
 	w.backlog = append(w.backlog, b)
-	if w.drained == nil {
-		w.drained = make(chan struct{})
+	w.added++
+	if w.progress == nil {
+		w.progress = make(chan struct{})
+	}
+	if !w.running {
+		w.running = true
 		go w.run(s)
 	}
 }
@@ -121,11 +127,10 @@ func (w *indexWriter) add(s *Store, b indexBatch) {
 func (w *indexWriter) run(s *Store) {
 	for {
 		w.mu.Lock()
-		batches := w.backlog
+		batches, upTo := w.backlog, w.added
 		w.backlog = nil
 		if len(batches) == 0 {
-			close(w.drained)
-			w.drained = nil
+			w.running = false
 			w.mu.Unlock()
 			return
 		}
@@ -137,20 +142,29 @@ func (w *indexWriter) run(s *Store) {
 		}
 		_, _ = pipe.Exec(ctx) // best effort, as in a decision's round trip
 		cancel()
+		w.mu.Lock()
+		w.written = upTo
+		close(w.progress)
+		w.progress = make(chan struct{})
+		w.mu.Unlock()
 	}
 }
 
-// wait returns once everything given to the writer before it is written
-// (or given up), or ctx ends.
+// wait returns once the batches given before it are written (or given
+// up), or ctx ends: not the ones given meanwhile, which under steady
+// traffic never stop coming.
 func (w *indexWriter) wait(ctx context.Context) {
 	w.mu.Lock()
-	d := w.drained
-	w.mu.Unlock()
-	if d == nil {
-		return
-	}
-	select {
-	case <-d:
-	case <-ctx.Done():
+	defer w.mu.Unlock()
+	for target := w.added; w.written < target; {
+		ch := w.progress
+		w.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			w.mu.Lock()
+			return
+		}
+		w.mu.Lock()
 	}
 }
