@@ -127,46 +127,66 @@ func (l *Limiter) takeBounded(ctx context.Context, bs []Bucket, rs []Result) err
 // a failure marks down the servers of the keys that failed, not the others:
 // the keys on the servers that answer stay exact.
 func (l *Limiter) takePartitioned(ctx context.Context, bs []Bucket, rs []Result) error {
+	// Each key's server, asked of the store at most once a request, and
+	// only while a server is failing or after a failure.
+	var names [maxScopes]string
+	named := false
+	name := func(i int) string {
+		if !named {
+			for j := range bs {
+				names[j] = l.parts.store.Partition(bs[j].Key)
+			}
+			named = true
+		}
+		return names[i]
+	}
 	// The down servers of this request's keys, whose re-check it makes.
 	var probes [maxScopes]*backendState
-	var names [maxScopes]string
+	var probed [maxScopes]string
 	n := 0
+	release := func() {
+		for _, b := range probes[:n] {
+			b.release()
+		}
+	}
 	if l.parts.down.Load() > 0 {
 		for i := range bs {
-			p := l.parts.store.Partition(bs[i].Key)
+			p := name(i)
 			b := l.parts.downState(p)
 			if b == nil || slices.Contains(probes[:n], b) {
 				continue
 			}
 			if b.skip(l.clock) {
-				for _, t := range probes[:n] {
-					t.release()
-				}
+				release()
 				return l.onBackendError(ctx, bs, rs, nil)
 			}
-			probes[n], names[n] = b, p
+			probes[n], probed[n] = b, p
 			n++
 		}
 	}
 	err := l.takeBounded(ctx, bs, rs)
 	if err == nil {
 		for i, b := range probes[:n] {
-			l.backendOK(b, names[i])
+			l.backendOK(b, probed[i])
 		}
 		return nil
 	}
-	if ctx.Err() != nil {
-		for _, b := range probes[:n] {
-			b.release()
+	var pe *PartialError
+	partial := errors.As(err, &pe)
+	if ctx.Err() != nil || partial && pe.NotSent {
+		// The caller gave up, or the request never reached a server: that
+		// says nothing about any of them.
+		release()
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		return ctx.Err()
+		return l.onBackendError(ctx, bs, rs, err)
 	}
-	// Which servers failed: those of the keys the store names; when it
-	// cannot tell (the request timed out as a whole), those already down
+	// Which keys failed: those the store names; when it cannot tell (the
+	// request timed out as a whole), the keys of the servers already down
 	// among this request's, or else all of them.
 	var failed [maxScopes]bool
-	var pe *PartialError
-	if errors.As(err, &pe) {
+	if partial {
 		for _, i := range pe.Failed {
 			if i >= 0 && i < len(bs) {
 				failed[i] = true
@@ -174,26 +194,54 @@ func (l *Limiter) takePartitioned(ctx context.Context, bs []Bucket, rs []Result)
 		}
 	} else {
 		for i := range bs {
-			failed[i] = n == 0 || slices.Contains(names[:n], l.parts.store.Partition(bs[i].Key))
+			failed[i] = n == 0 || slices.Contains(probed[:n], name(i))
 		}
 	}
-	var done [maxScopes]string
+	var settled [maxScopes]*backendState
 	m := 0
 	for i := range bs {
-		p := l.parts.store.Partition(bs[i].Key)
-		if slices.Contains(done[:m], p) {
+		b := l.parts.state(name(i))
+		if slices.Contains(settled[:m], b) {
 			continue
 		}
-		done[m] = p
+		settled[m] = b
 		m++
-		b := l.parts.state(p)
 		if failed[i] {
-			l.backendFailed("take", err, b, p)
-		} else {
-			l.backendOK(b, p)
+			l.backendFailed("take", err, b, name(i))
+		} else if partial {
+			l.backendOK(b, name(i)) // its server answered
+		}
+	}
+	// A probe whose key moved to another server meanwhile (a failover)
+	// is settled by neither.
+	for _, b := range probes[:n] {
+		if !slices.Contains(settled[:m], b) {
+			b.release()
 		}
 	}
 	return l.onBackendError(ctx, bs, rs, err)
+}
+
+// expire forgets the down servers that no request has re-checked for a
+// while: a master replaced by a failover, or moved away, is asked for no
+// key again, and would keep the limiter degraded (and every request
+// looking up its keys' servers) for good. A server still down and still
+// needed is found down again by the next request for its keys.
+func (ps *partitions) expire(now time.Time) {
+	if ps.down.Load() == 0 {
+		return
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for _, b := range ps.m {
+		b.mu.Lock()
+		if b.down.Load() && !b.probing && now.Sub(b.nextProbe) > 2*maxRecheck {
+			b.down.Store(false)
+			b.backoff = 0
+			ps.down.Add(-1)
+		}
+		b.mu.Unlock()
+	}
 }
 
 // onBackendError decides by RATE_LIMIT_ON_BACKEND_ERROR.
@@ -218,16 +266,21 @@ func (l *Limiter) backendFailed(op string, err error, b *backendState, part stri
 	now := l.clock.Now()
 	b.mu.Lock()
 	b.probing = false
-	if b.down.Load() {
-		b.backoff = min(2*b.backoff, maxRecheck)
-	} else {
+	switch {
+	case !b.down.Load():
 		b.backoff = minRecheck
 		b.down.Store(true)
 		if l.parts.store != nil {
 			l.parts.down.Add(1)
 		}
+		b.nextProbe = now.Add(b.backoff)
+	case !now.Before(b.nextProbe):
+		// A re-check failed: the next one waits twice as long. Requests
+		// that were in flight when the backend began failing fail before
+		// the re-check is due, and change nothing.
+		b.backoff = min(2*b.backoff, maxRecheck)
+		b.nextProbe = now.Add(b.backoff)
 	}
-	b.nextProbe = now.Add(b.backoff)
 	b.errors++
 	var logN int
 	if b.lastLog.IsZero() || now.Sub(b.lastLog) >= l.cfg.ErrorLogInterval {

@@ -317,6 +317,7 @@ func (l *Limiter) Run(ctx context.Context) error {
 		case <-t.C:
 			now := l.clock.Now()
 			l.bans.prune(micros(now))
+			l.parts.expire(now)
 			if now.Sub(swept) >= localSweepEvery || now.Before(swept) {
 				swept = now
 				l.sweepLocal()

@@ -68,10 +68,13 @@ type PartitionedStore interface {
 
 // PartialError is an error of a PartitionedStore's Take that names the
 // buckets whose servers failed (indexes into the request's buckets); the
-// servers of the others answered.
+// servers of the others answered. NotSent says the request never reached
+// any server (it waited for a round trip until its deadline): no server is
+// to blame, and none is known to answer.
 type PartialError struct {
-	Failed []int
-	Err    error
+	Failed  []int
+	NotSent bool
+	Err     error
 }
 
 func (e *PartialError) Error() string { return e.Err.Error() }

@@ -3,8 +3,11 @@ package redisstore
 import (
 	"context"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
 )
 
 // batcher coalesces concurrent requests into round trips. A request that
@@ -54,7 +57,11 @@ func (b *batcher) do(ctx context.Context, g *group, deadline time.Time) error {
 		// The client honours context deadlines: this one bounds the trip.
 		tctx, cancel := context.WithDeadline(ctx, deadline)
 		gs := [1]*group{g}
-		b.s.exec(tctx, gs[:])
+		if b.s.cluster != nil {
+			b.s.execApart(tctx, gs[:])
+		} else {
+			b.s.exec(tctx, gs[:])
+		}
 		cancel()
 		b.mu.Lock()
 		b.inflight--
@@ -97,6 +104,14 @@ func (b *batcher) do(ctx context.Context, g *group, deadline time.Time) error {
 	default:
 	}
 	g.abandoned.Store(true)
+	b.mu.Lock()
+	queued := slices.Contains(b.queue, g)
+	b.mu.Unlock()
+	if queued {
+		// Never sent: no server is to blame (a flusher that takes it now
+		// finds it abandoned and drops it).
+		return &ratelimit.PartialError{NotSent: true, Err: wrap(err, "take")}
+	}
 	return wrap(err, "take")
 }
 

@@ -229,7 +229,7 @@ func TestClusterMasterDown(t *testing.T) {
 	// paused one.
 	var healthy []string
 	sick := ""
-	for i := 1; len(healthy) < 2 || sick == ""; i++ {
+	for i := 1; len(healthy) < 3 || sick == ""; i++ {
 		ip := fmt.Sprintf("203.0.113.%d", i)
 		switch c.MasterFor("refrakt:rl:{rl-test:ip:" + ip + "}") {
 		case c.Nodes()[0]:
@@ -238,6 +238,18 @@ func TestClusterMasterDown(t *testing.T) {
 			if sick == "" {
 				sick = ip
 			}
+		}
+	}
+	// run keys: an IP on the first master, a user on the paused one, and
+	// another IP on the first master.
+	var runIPs []string
+	runUser := ""
+	for i := 1; len(runIPs) < 2 || runUser == ""; i++ {
+		if ip := fmt.Sprintf("198.18.0.%d", i); c.MasterFor("refrakt:rl:{run:ip:"+ip+"}") == c.Nodes()[0] {
+			runIPs = append(runIPs, ip)
+		}
+		if u := fmt.Sprintf("user-%d", i); runUser == "" && c.MasterFor("refrakt:rl:{run:user:"+u+"}") == down {
+			runUser = u
 		}
 	}
 	const timeout = 500 * time.Millisecond
@@ -264,6 +276,7 @@ func TestClusterMasterDown(t *testing.T) {
 				}
 				cfg := ratelimit.DefaultConfig()
 				cfg.OnBackendError, cfg.BackendTimeout = policy, timeout
+				cfg.RunBurst, cfg.RunPerMinute = 4, 1
 				l, err := ratelimit.New(cfg, ratelimit.Deps{
 					Store: s, Local: memstore.New(ratelimit.SystemClock{}),
 					Logger: slog.New(slog.NewTextHandler(logs, nil)),
@@ -276,16 +289,6 @@ func TestClusterMasterDown(t *testing.T) {
 				}
 				ls = append(ls, l)
 			}
-			down.Pause()
-			resumed := false
-			resume := func() {
-				if !resumed {
-					resumed = true
-					down.Resume()
-				}
-			}
-			t.Cleanup(resume)
-
 			// ask decides one request and checks how long it took; ok
 			// reports an admission by Redis or the fallback.
 			ask := func(l *ratelimit.Limiter, ip string) (bool, error) {
@@ -295,6 +298,75 @@ func TestClusterMasterDown(t *testing.T) {
 					t.Errorf("a decision on %s took %s with a %s backend timeout", ip, took, timeout)
 				}
 				return d.Allowed && err == nil, err
+			}
+
+			// The onset: callers of both masters' keys in flight as the
+			// master stops answering (no limiter knows it yet).
+			var onsetWG sync.WaitGroup
+			var onsetGot, onsetErrs atomic.Int64
+			onsetStop := make(chan struct{})
+			for _, l := range ls {
+				for w := range 8 {
+					onsetWG.Add(1)
+					go func() {
+						defer onsetWG.Done()
+						for {
+							select {
+							case <-onsetStop:
+								return
+							default:
+							}
+							if w%2 == 0 {
+								_, _ = ask(l, sick)
+								continue
+							}
+							ok, err := ask(l, healthy[2])
+							if err != nil {
+								onsetErrs.Add(1)
+							}
+							if ok {
+								onsetGot.Add(1)
+							}
+						}
+					}()
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+			down.Pause()
+			resumed := false
+			resume := func() {
+				if !resumed {
+					resumed = true
+					down.Resume()
+				}
+			}
+			t.Cleanup(resume)
+			time.Sleep(2 * timeout)
+			close(onsetStop)
+			onsetWG.Wait()
+			if onsetGot.Load() != 3 || onsetErrs.Load() != 0 {
+				t.Errorf("at the onset: a key of a master that answers admitted %d across two daemons (%d refused as unavailable), want its burst 3 and none",
+					onsetGot.Load(), onsetErrs.Load())
+			}
+
+			// A request whose keys live on both masters (run: its IP on
+			// the first, its user on the paused one) goes to the policy;
+			// it must not make the first master's keys go there too.
+			for _, l := range ls {
+				_, _ = l.Allow(ctx, ratelimit.Request{Limit: "run", IP: runIPs[0], User: runUser})
+			}
+			runGot := 0
+			for i := range 12 {
+				d, err := ls[i%2].Allow(ctx, ratelimit.Request{Limit: "run", IP: runIPs[1]})
+				if err != nil {
+					t.Errorf("run request %d, its one key on a master that answers: %v", i, err)
+				}
+				if d.Allowed {
+					runGot++
+				}
+			}
+			if runGot != 4 {
+				t.Errorf("after a request of keys on both masters: a run key of the master that answers admitted %d of 12 across two daemons, want its burst 4", runGot)
 			}
 			// One request at a time, alternating daemons: one for the
 			// paused master's key, then one for the healthy key.

@@ -204,6 +204,11 @@ type group struct {
 	abandoned atomic.Bool
 	// timer bounds a queued caller's wait; it stays with the group.
 	timer *time.Timer
+	// parent is the request this group holds some ops of, on a Cluster
+	// whose masters hold its keys apart (byMaster); pending counts such
+	// parts of a request still unanswered.
+	parent  *group
+	pending atomic.Int32
 	// arr holds ops for the usual request of few scopes.
 	arr [2]op
 }
@@ -465,58 +470,76 @@ func isReplyErr(err error) bool {
 	return ok
 }
 
-// decide decides batch and signals each group as soon as its answer is in.
-// On a single server that is one round trip. On a Cluster the requests
-// whose keys all live on one master go in a round trip of their own, in
-// parallel, so that a master that does not answer holds up only the
-// requests that need it: the limiter sends those to its error policy and
-// the others are decided by the masters that answer.
+// decide decides batch and signals each request as soon as its answer is
+// in. On a single server that is one round trip. On a Cluster the ops go
+// to their masters in round trips of their own, in parallel, and decide
+// does not wait for them: a master that does not answer holds up only the
+// requests that need it (the limiter sends those to its error policy),
+// neither the others' answers nor the flusher. A request whose keys live on
+// several masters is answered once each master has answered for its keys,
+// each key's answer its own (go-redis fails every command of a Cluster
+// pipeline it retries, the answered ones too).
 func (s *Store) decide(batch []*group) {
-	parts := s.byMaster(batch)
-	if len(parts) <= 1 {
-		s.execBounded(batch)
+	if s.cluster == nil {
+		s.execSignal(batch)
 		return
 	}
-	var wg sync.WaitGroup
-	for _, p := range parts[1:] {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.execBounded(p)
-		}()
+	for _, p := range s.byMaster(batch) {
+		go s.execSignal(p)
 	}
-	s.execBounded(parts[0])
-	wg.Wait()
 }
 
-// execBounded is exec within the store's timeout, then signals the groups.
-func (s *Store) execBounded(groups []*group) {
+// execSignal is exec within the store's timeout, then signals the groups.
+func (s *Store) execSignal(groups []*group) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 	s.exec(ctx, groups)
 	cancel()
 	for _, g := range groups {
-		close(g.done)
+		g.signal()
 	}
 }
 
-// byMaster splits batch by the master of its groups' keys on a Cluster
-// (nil elsewhere, or when one master holds them all); a request with keys
-// on several masters goes with the others of the same masters' mix.
-func (s *Store) byMaster(batch []*group) [][]*group {
-	if s.cluster == nil || len(batch) < 2 {
-		return nil
+// signal tells g's caller that g is answered: for a part of a request,
+// once all its parts are.
+func (g *group) signal() {
+	if p := g.parent; p != nil {
+		if p.pending.Add(-1) == 0 && p.done != nil {
+			close(p.done)
+		}
+		return
 	}
+	close(g.done)
+}
+
+// execApart decides the groups of a lone caller (no signal) on a Cluster:
+// one round trip per master, in parallel, each key's answer its own.
+func (s *Store) execApart(ctx context.Context, groups []*group) {
+	parts := s.byMaster(groups)
+	if len(parts) == 1 {
+		s.exec(ctx, parts[0])
+		return
+	}
+	var wg sync.WaitGroup
+	for _, p := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.exec(ctx, p)
+		}()
+	}
+	wg.Wait()
+}
+
+// byMaster splits batch by the master of its keys on a Cluster: a request
+// whose keys all live on one master goes whole to that master's part; one
+// whose keys live on several is split into a group per key (parent set),
+// each in its master's part.
+func (s *Store) byMaster(batch []*group) [][]*group {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 	defer cancel()
 	var names []string
 	var parts [][]*group
-	for _, g := range batch {
-		name := s.master(ctx, g.ops[0].rkey)
-		for i := 1; i < len(g.ops); i++ {
-			if m := s.master(ctx, g.ops[i].rkey); !slices.Contains(strings.Fields(name), m) {
-				name += " " + m
-			}
-		}
+	add := func(name string, g *group) {
 		j := slices.Index(names, name)
 		if j < 0 {
 			j = len(names)
@@ -525,8 +548,32 @@ func (s *Store) byMaster(batch []*group) [][]*group {
 		}
 		parts[j] = append(parts[j], g)
 	}
+	var masters [2 * maxSplit]string
+	for _, g := range batch {
+		ms := masters[:0]
+		if len(g.ops) > len(masters) {
+			ms = make([]string, 0, len(g.ops))
+		}
+		same := true
+		for i := range g.ops {
+			ms = append(ms, s.master(ctx, g.ops[i].rkey))
+			same = same && ms[i] == ms[0]
+		}
+		if same {
+			add(ms[0], g)
+			continue
+		}
+		g.pending.Store(int32(len(g.ops)))
+		for i := range g.ops {
+			add(ms[i], &group{ops: g.ops[i : i+1], now: g.now, rules: g.rules, parent: g})
+		}
+	}
 	return parts
 }
+
+// maxSplit is half the keys of a request whose masters byMaster reads
+// without allocating (a request has one key per scope).
+const maxSplit = 4
 
 // redo decides the ops of a call refused for spanning slots again, one call
 // per slot. Rare (once per store at most), so plain and sequential.
