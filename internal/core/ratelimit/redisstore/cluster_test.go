@@ -449,8 +449,11 @@ func TestClusterMasterDown(t *testing.T) {
 // and sees the keys decided before it.
 func testClusterSnapshotUnderTraffic(t *testing.T, c *redistest.Cluster) {
 	rdb := newClusterClient(t, c)
-	s := newStore(t, rdb, redisstore.Options{})
-	l, err := ratelimit.New(ratelimit.DefaultConfig(), ratelimit.Deps{Store: s, Local: memstore.New(ratelimit.SystemClock{}),
+	// Not about slowness: no decision falls back to the local store.
+	s := newStore(t, rdb, redisstore.Options{Timeout: 5 * time.Second})
+	cfg := ratelimit.DefaultConfig()
+	cfg.BackendTimeout = 5 * time.Second
+	l, err := ratelimit.New(cfg, ratelimit.Deps{Store: s, Local: memstore.New(ratelimit.SystemClock{}),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

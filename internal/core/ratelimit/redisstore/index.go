@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -82,9 +83,10 @@ func (b *indexBatch) queue(ctx context.Context, pipe redis.Pipeliner, s *Store) 
 }
 
 // maxIndexBacklog bounds the index batches a Cluster's writer holds while
-// the indexes' master does not answer; beyond it the oldest are dropped
-// (the indexes are for operators' views, and each key is indexed again at
-// its next decision a second later).
+// the indexes' master does not answer; beyond it the oldest batch's
+// recently-active keys are dropped (each key is indexed again at its next
+// decision, a second later at most), and its penalties and bans go on with
+// the next batch (a ban is reported once).
 const maxIndexBacklog = 64
 
 // indexWriter writes a Cluster's index updates in round trips of their own,
@@ -110,6 +112,10 @@ func (w *indexWriter) add(s *Store, b indexBatch) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.backlog) >= maxIndexBacklog {
+		old, next := &w.backlog[0], &w.backlog[1]
+		next.pen = append(next.pen, old.pen...)
+		next.bans = append(next.bans, old.bans...)
+		next.ended = append(next.ended, old.ended...)
 		w.backlog = w.backlog[1:]
 	}
 	w.backlog = append(w.backlog, b)
@@ -166,5 +172,18 @@ func (w *indexWriter) wait(ctx context.Context) {
 			return
 		}
 		w.mu.Lock()
+	}
+}
+
+// forget drops key's penalty end and ban from the batches not yet written
+// (a reset: recorded after it, they would list the key again).
+func (w *indexWriter) forget(key string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	isKey := func(z redis.Z) bool { return z.Member == key }
+	for i := range w.backlog {
+		b := &w.backlog[i]
+		b.pen = slices.DeleteFunc(b.pen, isKey)
+		b.bans = slices.DeleteFunc(b.bans, isKey)
 	}
 }

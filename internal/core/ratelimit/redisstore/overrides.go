@@ -212,10 +212,9 @@ func (s *Store) WatchOverrides(ctx context.Context, changed func(overrides bool)
 		return wrap(err, "subscribe")
 	}
 	// Anything may have changed while we were not subscribed, a key reset
-	// among them: the penalty ends this store still has to record may be
-	// a reset key's old ones, so they go (a key still penalized records its
-	// end again at its next decision).
-	s.forgetPenalties()
+	// among them: the penalty ends and bans this store still has to record
+	// of a key that is gone are a reset key's old ones.
+	s.dropPendingOfGoneKeys(ctx)
 	changed(true)
 	ch := sub.Channel(redis.WithChannelHealthCheckInterval(5 * time.Second))
 	for {

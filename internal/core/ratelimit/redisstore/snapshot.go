@@ -15,12 +15,17 @@ import (
 // scans the keyspace.
 func (s *Store) Snapshot(ctx context.Context, r *ratelimit.Rules, n int) (ratelimit.StoreSnapshot, error) {
 	var out ratelimit.StoreSnapshot
-	// A Cluster's index updates of the decisions made so far, first.
-	s.iw.wait(ctx)
-	// Record penalties still waiting for a round trip.
+	// Record penalties still waiting for a round trip: on a Cluster through
+	// its index writer, in order, waiting for those of the decisions made
+	// so far.
 	pipe := s.rdb.Pipeline()
-	idx := s.indexUpdates(nil)
-	idx.queue(ctx, pipe, s)
+	if s.cluster != nil {
+		s.iw.add(s, s.indexUpdates(nil))
+		s.iw.wait(ctx)
+	} else {
+		idx := s.indexUpdates(nil)
+		idx.queue(ctx, pipe, s)
+	}
 	now, err := s.now(ctx)
 	if err != nil {
 		return out, err

@@ -615,13 +615,45 @@ func (s *Store) Reset(ctx context.Context, key string) error {
 // resetMessage starts the change message of a reset, followed by the key.
 const resetMessage = "reset:"
 
-// forgetPenalties drops every penalty end and new ban this store has still
-// to record.
-func (s *Store) forgetPenalties() {
+// dropPendingOfGoneKeys drops the penalty ends and new bans this store
+// has still to record of keys that no longer exist in Redis: a reset
+// deletes its key, and a store that could not hear of it (not subscribed
+// yet, or during a gap) would record the old penalty after the reset,
+// listing the key as penalized again until that end. One EXISTS per such
+// key, in one pipeline; when it fails, nothing is dropped.
+func (s *Store) dropPendingOfGoneKeys(ctx context.Context) {
 	s.idxMu.Lock()
-	clear(s.penalized)
-	clear(s.banned)
+	keys := make([]string, 0, len(s.penalized)+len(s.banned))
+	for k := range s.penalized {
+		keys = append(keys, k)
+	}
+	for k := range s.banned {
+		if _, ok := s.penalized[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
 	s.idxMu.Unlock()
+	if len(keys) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	pipe := s.rdb.Pipeline()
+	exists := make([]*redis.IntCmd, len(keys))
+	for i, k := range keys {
+		exists[i] = pipe.Exists(ctx, s.bucketKey(k))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return
+	}
+	s.idxMu.Lock()
+	defer s.idxMu.Unlock()
+	for i, k := range keys {
+		if exists[i].Val() == 0 {
+			delete(s.penalized, k)
+			delete(s.banned, k)
+		}
+	}
 }
 
 // forgetPenalty drops the penalty end of key this store has still to
@@ -631,6 +663,7 @@ func (s *Store) forgetPenalty(key string) {
 	delete(s.penalized, key)
 	delete(s.banned, key)
 	s.idxMu.Unlock()
+	s.iw.forget(key)
 }
 
 // txErr is the error of a MULTI/EXEC: when Redis discarded the
