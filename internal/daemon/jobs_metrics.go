@@ -2,11 +2,10 @@ package daemon
 
 import (
 	"context"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"sync"
 	"time"
-
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/metrics"
@@ -50,19 +49,7 @@ func (o jobsObserver) Dead(j queue.DeadJob, why queue.DeadCause) {
 }
 
 func (o jobsObserver) AdmissionRejected(q, reason string) {
-	label, evicted := o.rejected.label(q, reason)
-	if evicted != "" {
-		// A name refused only because the backend failed gives its label
-		// up to a queue refused for its own load: its count goes on under
-		// otherQueues, so the sum over queues never goes down.
-		c := o.m.AdmissionRejections.WithLabelValues(evicted, queue.ReasonBackend)
-		var m dto.Metric
-		if c.Write(&m) == nil {
-			o.m.AdmissionRejections.WithLabelValues(otherQueues, queue.ReasonBackend).Add(m.GetCounter().GetValue())
-		}
-		o.m.AdmissionRejections.DeleteLabelValues(evicted, queue.ReasonBackend)
-	}
-	o.m.AdmissionRejections.WithLabelValues(label, reason).Inc()
+	o.rejected.inc(o.m.AdmissionRejections, q, reason)
 }
 
 // queueLabels hands out queue label values for a counter whose queue names
@@ -80,15 +67,30 @@ type queueLabels struct {
 
 func newQueueLabels() *queueLabels { return &queueLabels{seen: map[string]bool{}} }
 
-// label returns q's label for a rejection for reason and, when q took the
-// label of a name refused only by a failing backend, that name.
-func (l *queueLabels) label(q, reason string) (label, evicted string) {
+// inc counts a rejection of q for reason in vec (queue, reason) under q's
+// label. Choosing the label and changing the series happen under one lock,
+// so that an evicted name's series cannot come back behind the eviction.
+// An evicted name's series goes, count and all: moved under otherQueues its
+// count would look like new rejections there to rate(), and raise
+// RefraktAdmissionRefusing after the outage it counted.
+func (l *queueLabels) inc(vec *prometheus.CounterVec, q, reason string) {
 	if l == nil {
-		return q, ""
+		vec.WithLabelValues(q, reason).Inc()
+		return
 	}
-	load := reason != queue.ReasonBackend
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	label, evicted := l.label(q, reason)
+	if evicted != "" {
+		vec.DeleteLabelValues(evicted, queue.ReasonBackend)
+	}
+	vec.WithLabelValues(label, reason).Inc()
+}
+
+// label returns q's label for a rejection for reason and, when q took the
+// label of a name refused only by a failing backend, that name; l.mu held.
+func (l *queueLabels) label(q, reason string) (label, evicted string) {
+	load := reason != queue.ReasonBackend
 	if was, ok := l.seen[q]; ok {
 		l.seen[q] = was || load
 		return q, ""
@@ -141,7 +143,9 @@ func (o jobsObserver) startAtZero(reasons []string) {
 		o.m.JobEnqueued.WithLabelValues(src)
 	}
 	if len(reasons) > 0 {
+		o.rejected.mu.Lock()
 		q, _ := o.rejected.label(queue.DefaultQueue, queue.ReasonMaxPending)
+		o.rejected.mu.Unlock()
 		for _, r := range reasons {
 			o.m.AdmissionRejections.WithLabelValues(q, r)
 		}
