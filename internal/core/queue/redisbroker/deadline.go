@@ -47,6 +47,10 @@ type clockOffset struct {
 	est atomic.Int64 // the estimate, valid when known is set
 	has atomic.Bool
 
+	// last is when the last sample was taken (local ms), or when the
+	// broker was made.
+	last atomic.Int64
+
 	mu       sync.Mutex
 	cur      int64 // lowest bound seen since curStart
 	prev     int64 // lowest bound of the window before
@@ -72,6 +76,7 @@ func (o *clockOffset) observe(redisMS, localMS int64) {
 	}
 	o.est.Store(min(o.cur, o.prev))
 	o.has.Store(true)
+	o.last.Store(localMS)
 }
 
 // get returns the estimate and whether there is one.
@@ -148,12 +153,15 @@ func (b *Broker) notAfter(now, deadline time.Time) int64 {
 }
 
 // learn takes the offset from a reply's Redis "now" (ms), for a command
-// sent at local time sent and read at read. Once there is an estimate, a
-// reply that took longer than a sample may (maxSampleTrip) teaches
-// nothing: its bound is too low by up to its whole round trip, and the
-// estimate, the lowest bound of the last seconds, would keep it, making
-// every script's "not after" pass before it runs (as a reply read late
-// behind a cluster master that did not answer did, for seconds).
+// sent at local time sent and read at read. A reply that took longer than
+// a sample may (maxSampleTrip) teaches nothing while a quick one was taken
+// in the last two windows (or the broker is younger than that): its bound
+// is too low by up to its whole round trip, and the estimate, the lowest
+// bound of the last seconds, would keep it, making every script's "not
+// after" pass before it runs (as a reply read late behind a cluster master
+// that did not answer did, for seconds). Without a quick one for that
+// long, a slow one is taken: a low estimate makes deadlines early, never
+// late, and a clock stepped meanwhile is followed.
 func (b *Broker) learn(redisNow any, sent, read time.Time) {
 	if b.clock != nil {
 		return
@@ -162,16 +170,16 @@ func (b *Broker) learn(redisNow any, sent, read time.Time) {
 	if !ok {
 		return
 	}
-	if _, known := b.offset.get(); known && read.Sub(sent) > b.maxSampleTrip() {
+	if read.Sub(sent) > b.maxSampleTrip() && read.UnixMilli()-b.offset.last.Load() < 2*offsetWindow.Milliseconds() {
 		return
 	}
 	b.offset.observe(n, read.UnixMilli())
 }
 
 // maxSampleTrip is the longest round trip whose reply teaches the clock
-// offset: an eighth of the command timeout (375 ms for the daemon's 3 s),
-// an error that leaves a caller most of the half of its time that the
-// "not after" deadline gives the script.
+// offset at once: an eighth of the command timeout (375 ms for the
+// daemon's 3 s), an error that leaves a caller most of the half of its
+// time that the "not after" deadline gives the script.
 func (b *Broker) maxSampleTrip() time.Duration { return b.cmdTimeout / 8 }
 
 // errLate is a script's refusal to act after its "not after" deadline.

@@ -101,3 +101,28 @@ func TestSlowReplyTeachesNoOffset(t *testing.T) {
 		t.Errorf("estimate after a quick reply 10 ms lower: %d, want 4989", est)
 	}
 }
+
+// TestOffsetSampling: a broker's first sample is taken only from a quick
+// reply (a slow one would set an estimate too low, every script "late");
+// and with no quick reply for two windows, slow ones are taken again, so
+// that the estimate follows a clock stepped meanwhile.
+func TestOffsetSampling(t *testing.T) {
+	b := New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ReadTimeout: 3 * time.Second}), Options{})
+	start := time.UnixMilli(b.offset.last.Load())
+	b.learn(start.UnixMilli()+5000, start, start.Add(2*time.Second)) // read 2 s late
+	if _, ok := b.offset.get(); ok {
+		t.Fatal("an estimate from a first reply read 2 s late")
+	}
+	sent := start.Add(100 * time.Millisecond)
+	b.learn(sent.UnixMilli()+5000, sent, sent.Add(time.Millisecond))
+	if est, ok := b.offset.get(); !ok || est != 4999 {
+		t.Fatalf("estimate after a quick first reply: %d (%v), want 4999", est, ok)
+	}
+	// Every reply slow from now on, Redis's clock stepped back 10 s: taken
+	// once no quick one came for two windows.
+	later := sent.Add(2*offsetWindow + 500*time.Millisecond)
+	b.learn(later.UnixMilli()-5000, later, later.Add(time.Second))
+	if est, _ := b.offset.get(); est > -6000 {
+		t.Errorf("estimate after only slow replies for two windows, Redis 5 s behind: %d, want at most -6000", est)
+	}
+}

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -74,10 +73,9 @@ type Broker struct {
 	enqMu      sync.Mutex
 	enqWaiting []*enqCall // Enqueue calls waiting for the next round trip
 	enqBusy    bool       // a caller is sending
-	enqFlushes int        // pipelines with wake-ups so far, by the sender (the wake-up list is trimmed every 32nd)
-	// signalling says a cluster's wake-ups and listings of an enqueue are
-	// being sent (signal): one round trip at a time.
-	signalling atomic.Bool
+	// sig holds a cluster's wake-ups and listings of new queues still to
+	// send (signal).
+	sig signals
 
 	// cmdTimeout is how long a caller waits at most for one command (the
 	// client's read timeout); offset is Redis's clock minus ours, for the
@@ -117,8 +115,10 @@ func New(rdb redis.UniversalClient, opts Options) *Broker {
 		opts.SweepInterval = DefaultSweepInterval
 	}
 	_, single := rdb.(*redis.Client)
-	return &Broker{rdb: rdb, prefix: opts.Prefix, history: opts.HistoryLimit, clock: opts.Clock, single: single,
+	b := &Broker{rdb: rdb, prefix: opts.Prefix, history: opts.HistoryLimit, clock: opts.Clock, single: single,
 		sweepEvery: opts.SweepInterval, cmdTimeout: commandTimeout(rdb)}
+	b.offset.last.Store(time.Now().UnixMilli())
+	return b
 }
 
 // Load loads every script into Redis, so the first calls need no fallback,
@@ -133,8 +133,9 @@ func (b *Broker) Load(ctx context.Context) error {
 		}
 	}
 	if b.clock == nil {
+		sent := time.Now()
 		if t, err := b.rdb.Time(ctx).Result(); err == nil {
-			b.offset.observe(t.UnixMilli(), time.Now().UnixMilli())
+			b.learn(t.UnixMilli(), sent, time.Now())
 		}
 	}
 	return nil
@@ -436,7 +437,9 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 	cmds, err := b.runAll(ctx, sc)
 	read := time.Now()
 	if !b.single {
-		b.signal(wakeQueues, newQueues)
+		// Once this broker knows what it lists (markKnown, below), so that
+		// a listing that fails makes the queue unknown again.
+		defer b.signal(wakeQueues, newQueues)
 	}
 	for i, p := range parts {
 		p.cmd = cmds[i]
@@ -519,48 +522,84 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 	}
 }
 
+// signals are a cluster's wake-ups and listings of new queues still to
+// send, coalesced: a queue named twice is sent once.
+type signals struct {
+	mu         sync.Mutex
+	wake, list []string
+	running    bool
+	// flushes counts the round trips with wake-ups, by the one sender
+	// running (the wake-up list is trimmed every 32nd).
+	flushes int
+}
+
 // signal sends, on a cluster, what an enqueue that stored jobs owes the
 // other slots: the wake-ups of the queues that got ready jobs, and the
 // listing of the queues new to this broker (a repair: see recheckLater).
-// Apart from the enqueues and after them, best effort, one round trip at a
-// time: the wake-up list and the index live on other masters, and in the
-// enqueues' pipeline a master that does not answer would hold up or fail
-// the answers of the others (a missed wake-up costs a worker's poll
+// Apart from the enqueues and after them, best effort, in round trips of
+// their own by one sender at a time, which takes everything given
+// meanwhile: the wake-up list and the index live on other masters, and in
+// the enqueues' pipeline a master that does not answer would hold up or
+// fail the answers of the others (a missed wake-up costs a worker's poll
 // backoff; a queue not listed is listed again by the next enqueue there
 // and by Tick).
 func (b *Broker) signal(wakeQueues, newQueues []string) {
 	if len(wakeQueues) == 0 && len(newQueues) == 0 {
 		return
 	}
-	if !b.signalling.CompareAndSwap(false, true) {
-		b.recheckLater(newQueues...)
-		return
+	b.sig.mu.Lock()
+	defer b.sig.mu.Unlock()
+	for _, q := range wakeQueues {
+		if !slices.Contains(b.sig.wake, q) {
+			b.sig.wake = append(b.sig.wake, q)
+		}
 	}
-	trim := false
-	if len(wakeQueues) > 0 { // only the one sender gets here: no lock
-		b.enqFlushes++
-		trim = b.enqFlushes%32 == 0
+	for _, q := range newQueues {
+		if !slices.Contains(b.sig.list, q) {
+			b.sig.list = append(b.sig.list, q)
+		}
 	}
-	go func() {
-		defer b.signalling.Store(false)
+	if !b.sig.running {
+		b.sig.running = true
+		go b.sendSignals()
+	}
+}
+
+// sendSignals sends the signals given until there are none left.
+func (b *Broker) sendSignals() {
+	for {
+		b.sig.mu.Lock()
+		wake, list := b.sig.wake, b.sig.list
+		b.sig.wake, b.sig.list = nil, nil
+		if len(wake) == 0 && len(list) == 0 {
+			b.sig.running = false
+			b.sig.mu.Unlock()
+			return
+		}
+		trim := false
+		if len(wake) > 0 {
+			b.sig.flushes++
+			trim = b.sig.flushes%32 == 0
+		}
+		b.sig.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), b.cmdTimeout)
-		defer cancel()
 		pipe := b.rdb.Pipeline()
-		for _, q := range wakeQueues {
+		for _, q := range wake {
 			pipe.RPush(ctx, b.wakeKey(), q)
 		}
 		if trim {
 			pipe.LTrim(ctx, b.wakeKey(), -wakeBacklog, -1)
 		}
 		var listed *redis.IntCmd
-		if len(newQueues) > 0 {
-			listed = pipe.SAdd(ctx, b.indexKey(), toAny(newQueues)...)
+		if len(list) > 0 {
+			listed = pipe.SAdd(ctx, b.indexKey(), toAny(list)...)
 		}
 		_, _ = pipe.Exec(ctx)
+		cancel()
 		if listed != nil && listed.Err() != nil {
-			b.recheckLater(newQueues...)
+			b.recheckLater(list...)
 		}
-	}()
+	}
 }
 
 // enqueueCall is the enqueueScript call storing jobs in queue q, not after
