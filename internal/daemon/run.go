@@ -32,24 +32,21 @@ type RunOptions struct {
 }
 
 // Run is the daemon's whole life: bind the listener first (so a bind error
-// shows at once and :0 reports its port), serve /healthz while the backend
+// shows at once and :0 reports its port), then make the developer token
+// file if it needs one, serve /healthz while the backend
 // connects with retry (/readyz answers 503 meanwhile), build the API and its
 // background components, then on ctx's end (after SHUTDOWN_DELAY, /readyz
 // answering 503 meanwhile) stop accepting, drain HTTP, stop the components
 // and close the backend, all within SHUTDOWN_TIMEOUT.
 func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 	log := opt.Logger
+	var tokenPath string
 	if cfg.DeveloperToken == "" {
 		path, err := TokenPath(opt.Getenv)
 		if err != nil {
 			return &config.Error{Msg: "REFRAKT_DEVELOPER_TOKEN: " + err.Error()}
 		}
-		tok, created, err := ensureTokenFile(path)
-		if err != nil {
-			return err
-		}
-		cfg.DeveloperToken = tok
-		log.Info("developer token", "path", path, "created", created)
+		tokenPath = path
 	}
 
 	redis.SetLogger(newRedisLog(log, backendLogEvery))
@@ -64,6 +61,18 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return listenError(cfg.Addr, err)
+	}
+	// The token file is made (or an unusable one replaced) only once the
+	// port is ours: a start that fails, on a port a running daemon holds,
+	// must not leave a token file that daemon rejects.
+	if tokenPath != "" {
+		tok, created, err := ensureTokenFile(tokenPath)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		cfg.DeveloperToken = tok
+		log.Info("developer token", "path", tokenPath, "created", created)
 	}
 	addr := ln.Addr().String()
 	warnUnknownEnv(log, opt.Environ)
