@@ -83,9 +83,7 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 	}
 
 	var current atomic.Pointer[http.Handler]
-	var connectErr atomic.Value // error text while connecting
-	connectErr.Store("connecting")
-	boot := bootHandler(&connectErr)
+	boot := bootHandler()
 	current.Store(&boot)
 	httpSrv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -141,7 +139,7 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 		return nil
 	}
 
-	backend, err := connectBackend(ctx, cfg, log, func(err error) { connectErr.Store(err.Error()) })
+	backend, err := connectBackend(ctx, cfg, log, nil)
 	if err != nil {
 		if ctx.Err() != nil {
 			return shutdown(nil, nil)
@@ -198,11 +196,13 @@ func delay(srv *Server, httpSrv *http.Server, d time.Duration, forced <-chan str
 }
 
 // bootHandler answers while the backend connects: alive, not ready, and 503
-// with Retry-After for everything else. The answer says whether an attempt
-// has failed, never why: the dial error (addresses, ports) is for the log.
-// The probes take the methods they take once the daemon is ready (GET,
-// and HEAD with it): any other is a 405 with Allow then as now.
-func bootHandler(connectErr *atomic.Value) http.Handler {
+// with Retry-After for everything else, in one wording whether or not an
+// attempt has failed yet (it said "connecting" during the first attempt,
+// "not reachable" after, so that one state read two ways), and never why:
+// the dial error (addresses, ports) is for the log. The probes take the
+// methods they take once the daemon is ready (GET, and HEAD with it): any
+// other is a 405 with Allow then as now.
+func bootHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		probe := r.URL.Path == "/healthz" || r.URL.Path == "/readyz"
 		if probe && r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -214,13 +214,13 @@ func bootHandler(connectErr *atomic.Value) http.Handler {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 			return
 		}
-		msg := "backend not connected yet: connecting"
-		if s, _ := connectErr.Load().(string); s != "connecting" {
-			msg = "backend not reachable yet; retrying (the daemon's log says why)"
-		}
-		writeError(w, r, nil, core.Errorf(core.CodeUnavailable, "%s", msg))
+		writeError(w, r, nil, core.Errorf(core.CodeUnavailable, "%s", bootMessage))
 	})
 }
+
+// bootMessage is the answer of every request but the probes while the
+// backend connects.
+const bootMessage = "backend not connected yet: the daemon is connecting to it, and retries until it can (its log says why an attempt failed)"
 
 // closeIfFramedAmbiguously answers a request that came with a
 // Transfer-Encoding with Connection: close, which makes net/http close the
