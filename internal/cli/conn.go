@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"net/url"
 	"os"
 	"strings"
 
@@ -83,6 +84,12 @@ func (o *ConnOptions) resolve(getenv func(string) string) error {
 		// cannot parse, is refused before any parser quotes a piece of it.
 		if err := config.CheckURLPassword(o.Server); err != nil {
 			return usageError{errorf("--server %s: %v", config.RedactURL(o.Server), err)}
+		}
+		// The client appends each route's path to the URL (a path in it is
+		// a prefix, as behind a proxy): a query or a fragment would end up
+		// before that path, and every request would miss its route.
+		if u, err := url.Parse(o.Server); err == nil && (u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.HasSuffix(o.Server, "#")) {
+			return usageError{errorf("--server %s: must not have a query (?…) or a fragment (#…): give the daemon's URL, e.g. %s", config.RedactURL(o.Server), DefaultServer)}
 		}
 	}
 	if o.Prefix == "" {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/refrakt/refrakt/internal/config"
@@ -24,5 +25,19 @@ func TestBlankVariablesAreUnsetAsForTheDaemon(t *testing.T) {
 	}
 	if o.Prefix != cfg.Prefix || o.Server != "http://127.0.0.1:8080" || o.Token == "  " {
 		t.Errorf("blank variables: the CLI uses prefix %q (the daemon %q), server %q, token %q; want the defaults", o.Prefix, cfg.Prefix, o.Server, o.Token)
+	}
+}
+
+// TestServerURLWithAQueryIsBadInput (top27 N7): a --server URL with a query
+// or a fragment was taken, and every request then missed its route ("no
+// route GET /", exit 1): it is bad input, exit 2, before any request.
+func TestServerURLWithAQueryIsBadInput(t *testing.T) {
+	for _, server := range []string{"http://127.0.0.1:9?x=1", "http://127.0.0.1:9/?", "http://127.0.0.1:9/sub?a=b", "http://127.0.0.1:9#top", "http://127.0.0.1:9/#"} {
+		for _, args := range [][]string{{"jobs", "list"}, {"top"}} {
+			code, _, stderr := runCLI(t, map[string]string{"REFRAKT_TOKEN": "x"}, append(args, "--server", server)...)
+			if code != ExitUsage || !strings.Contains(stderr, "must not have a query (?…) or a fragment (#…)") {
+				t.Errorf("%v --server %s: exit %d, stderr %q; want %d and the query refused", args, server, code, stderr, ExitUsage)
+			}
+		}
 	}
 }

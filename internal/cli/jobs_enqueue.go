@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -37,6 +38,8 @@ func newJobsEnqueueCmd(c client, runF func(context.Context, *JobsEnqueueOptions)
 		Long: "Enqueue a job of TYPE (built in: ping, echo, sleep, fail) with source \"cli\".\n" +
 			"An unknown type or a payload the type refuses exits 2 and stores nothing, as does a\n" +
 			"payload too large for the API (its request must be at most 1 MiB), over either driver.\n" +
+			"A --payload with no JSON in it (empty, blank, or an empty @FILE or @-) exits 2:\n" +
+			"leave --payload out for a job without a payload.\n" +
 			"When piped, prints only the new job's id.",
 		Example: "  refrakt jobs enqueue ping\n" +
 			"  refrakt jobs enqueue sleep --payload '{\"ms\":250}' --queue slow\n" +
@@ -51,6 +54,12 @@ func newJobsEnqueueCmd(c client, runF func(context.Context, *JobsEnqueueOptions)
 			opts.Type = args[0]
 			if err := queueFlag(cmd, opts.Queue, "the default queue"); err != nil {
 				return err
+			}
+			// An empty --payload names no payload, as an empty --queue names
+			// no queue: refused like an empty @FILE or @-, not read as left
+			// out.
+			if cmd.Flags().Changed("payload") && opts.Payload == "" {
+				return noPayload(`""`)
 			}
 			if cmd.Flags().Changed("max-retries") {
 				opts.MaxRetries = &maxRetries
@@ -79,6 +88,16 @@ func (o *JobsEnqueueOptions) request(stdin io.Reader) (queue.EnqueueRequest, err
 		raw, err := readPayload(o.Payload, stdin)
 		if err != nil {
 			return req, err
+		}
+		if len(bytes.TrimSpace(raw)) == 0 {
+			what := fmt.Sprintf("%q", o.Payload)
+			switch {
+			case o.Payload == "@-":
+				what += " (stdin was empty)"
+			case strings.HasPrefix(o.Payload, "@"):
+				what += " (the file is empty)"
+			}
+			return req, noPayload(what)
 		}
 		if !json.Valid(raw) {
 			var v any
@@ -138,6 +157,12 @@ func readPayload(arg string, stdin io.Reader) ([]byte, error) {
 		return nil, payloadTooLarge(fmt.Sprintf("it is over %d bytes", daemon.MaxBody))
 	}
 	return raw, nil
+}
+
+// noPayload refuses a --payload (what: the argument, and where it read
+// nothing) that holds no JSON at all.
+func noPayload(what string) error {
+	return usageError{fmt.Errorf("--payload %s holds no JSON: give a JSON value (such as {} or null), or leave --payload out for a job without a payload", what)}
 }
 
 // payloadTooLarge says why a payload cannot be sent, and what fits.

@@ -139,6 +139,11 @@ func TestJobsEnqueueRejects(t *testing.T) {
 	if err := os.WriteFile(file, []byte(bigJSON(daemon.MaxBody+1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	empty := filepath.Join(t.TempDir(), "empty.json")
+	if err := os.WriteFile(empty, []byte(" \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const noJSON = " holds no JSON: give a JSON value (such as {} or null), or leave --payload out for a job without a payload"
 	tests := []struct {
 		name string
 		args []string
@@ -152,6 +157,14 @@ func TestJobsEnqueueRejects(t *testing.T) {
 		{"a payload file over 1 MiB", []string{"echo", "--payload", "@" + file}, "--payload is too large: it is over 1048576 bytes; a job's request, payload included, must be at most 1 MiB (1048576 bytes)"},
 		{"a payload near 1 MiB", []string{"echo", "--payload", bigJSON(daemon.MaxBody - 2)},
 			"--payload is too large: its request would be 1048600 bytes; a job's request, payload included, must be at most 1 MiB (1048576 bytes)"},
+		// q27 #5: an empty --payload was a job without one, an empty @- or
+		// @FILE "not valid JSON: unexpected end of JSON input": all three
+		// hold no JSON, and are refused alike.
+		{"an empty payload", []string{"echo", "--payload", ""}, `--payload ""` + noJSON},
+		{"an empty payload with =", []string{"echo", "--payload="}, `--payload ""` + noJSON},
+		{"a blank payload", []string{"echo", "--payload", "  "}, `--payload "  "` + noJSON},
+		{"an empty stdin", []string{"echo", "--payload", "@-"}, `--payload "@-" (stdin was empty)` + noJSON},
+		{"an empty file", []string{"echo", "--payload", "@" + empty}, `--payload "@` + empty + `" (the file is empty)` + noJSON},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -146,6 +149,21 @@ func TestServeBindErrorAtOnce(t *testing.T) {
 	code, _, stderr := runCLI(t, map[string]string{"REFRAKT_DEVELOPER_TOKEN": "x0123456789abcdef"}, "serve", "--addr", daemontest.TakenAddr(t))
 	if code != ExitFailed || !strings.Contains(stderr, "address already in use") {
 		t.Fatalf("exit %d stderr %q; want 1 and the bind error", code, stderr)
+	}
+}
+
+// TestServeBindErrorLeavesNoTokenFile (top27 L5): a start that fails to
+// bind, on the port of a daemon running with REFRAKT_DEVELOPER_TOKEN,
+// wrote a token file first, which clients then sent to that daemon, which
+// rejected it.
+func TestServeBindErrorLeavesNoTokenFile(t *testing.T) {
+	state := t.TempDir()
+	code, _, stderr := runCLI(t, map[string]string{"XDG_STATE_HOME": state}, "serve", "--addr", daemontest.TakenAddr(t))
+	if code != ExitFailed || !strings.Contains(stderr, "address already in use") {
+		t.Fatalf("exit %d stderr %q; want 1 and the bind error", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(state, "refrakt", "token")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("token file after a failed bind: %v, want none", err)
 	}
 }
 

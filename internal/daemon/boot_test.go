@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -83,5 +84,64 @@ func TestProbeMethodsDuringStartUp(t *testing.T) {
 		if diff := cmp.Diff(tt.want, got); diff != "" {
 			t.Errorf("%s %s while connecting (-want +got):\n%s\nbody: %s", tt.method, tt.path, diff, b)
 		}
+	}
+}
+
+// TestOneWordingWhileConnecting (q27 #6): while the backend connects, every
+// answer says so in one wording. It said "backend not connected yet:
+// connecting" during the first attempt and "backend not reachable yet;
+// retrying" once one had failed, so that `jobs list` and `jobs get`, run a
+// moment apart, described one state two ways.
+func TestOneWordingWhileConnecting(t *testing.T) {
+	t.Parallel()
+	// A "Redis" that accepts and never answers: the first attempt lasts
+	// its whole 2 s, the next ones too.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	d := daemontest.Start(t, []string{fmt.Sprintf("QUEUE_URL=redis://%s", ln.Addr())})
+	messages := func() []string {
+		t.Helper()
+		var got []string
+		for _, path := range []string{"/api/dev/jobs", "/run/AAAAAAAAAAAAAAAAAAAAAA"} {
+			resp, b := d.Call("GET", path, "")
+			var body map[string]any
+			_ = json.Unmarshal(b, &body)
+			if resp.StatusCode != 503 {
+				t.Fatalf("GET %s while connecting: %d %s, want 503", path, resp.StatusCode, b)
+			}
+			got = append(got, errMessage(body))
+		}
+		return got
+	}
+	first := messages() // during the first attempt
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(d.Log(), "backend not reachable") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(d.Log(), "backend not reachable") {
+		t.Fatalf("no attempt failed within 10 s:\n%s", d.Log())
+	}
+	then := messages() // once one has failed
+	want := "backend not connected yet: the daemon is connecting to it, and retries until it can (its log says why an attempt failed)"
+	if diff := cmp.Diff([]string{want, want, want, want}, append(first, then...)); diff != "" {
+		t.Errorf("answers during the first attempt, then after a failed one (-want +got):\n%s", diff)
 	}
 }

@@ -75,7 +75,7 @@ func (s *Server) buildJobs() error {
 func (s *Server) handleRun() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req queue.EnqueueRequest
-		if err := decodeJSON(w, r, &req); err != nil {
+		if err := decodeEnqueue(w, r, &req, &req); err != nil {
 			writeError(w, r, s.log, err)
 			return
 		}
@@ -90,6 +90,22 @@ func (s *Server) handleRun() http.Handler {
 		}
 		writeJSON(w, http.StatusAccepted, j)
 	})
+}
+
+// decodeEnqueue decodes the body of an enqueue into v, whose job request
+// is req: as decodeJSON, and a "queue" given as "" is refused (400), as the
+// CLI refuses an empty --queue: an empty name names no queue, and only a queue
+// left out (or null) means the default one. req.Queue is set before
+// decoding, so that it is "" after only when the body said so.
+func decodeEnqueue(w http.ResponseWriter, r *http.Request, v any, req *queue.EnqueueRequest) error {
+	req.Queue = queue.DefaultQueue
+	if err := decodeJSON(w, r, v); err != nil {
+		return err
+	}
+	if req.Queue == "" {
+		return core.Errorf(core.CodeInvalid, `queue "" names no queue: give a queue name (%s), or leave "queue" out for the default queue`, queue.NameRule)
+	}
+	return nil
 }
 
 // handleGetRun answers one job; ids are random 128-bit values, so knowing
@@ -124,7 +140,7 @@ const (
 func (s *Server) handleAssistant() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req assistantRequest
-		if err := decodeJSON(w, r, &req); err != nil {
+		if err := decodeEnqueue(w, r, &req, &req.EnqueueRequest); err != nil {
 			writeError(w, r, s.log, err)
 			return
 		}

@@ -62,7 +62,7 @@ func (s *Server) handleEnqueueJob() http.Handler {
 			return
 		}
 		var req queue.EnqueueRequest
-		if err := decodeJSON(w, r, &req); err != nil {
+		if err := decodeEnqueue(w, r, &req, &req); err != nil {
 			writeError(w, r, s.log, err)
 			return
 		}
@@ -158,6 +158,12 @@ func (s *Server) handleRemoveQueue() http.Handler {
 			return
 		}
 		q := params.Get("queue")
+		if q == "" {
+			// Left out or empty: say what is missing rather than that
+			// the name "" is not one.
+			writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "the query parameter queue is required: DELETE /api/dev/queues?queue=Q names the queue to remove (%s)", queue.NameRule))
+			return
+		}
 		n, err := s.jobs.svc.RemoveQueue(r.Context(), q)
 		if err != nil {
 			s.writeJobError(w, r, err)

@@ -124,6 +124,36 @@ func TestRemoveQueueRoute(t *testing.T) {
 	}
 }
 
+// TestEmptyQueueNameRefused (q27 #4): "queue":"" was taken as the default
+// queue, while the CLI refuses an empty --queue ("names no queue"); it is a 400
+// now on every enqueue route, and a queue left out or null is still the
+// default one. DELETE /api/dev/queues without ?queue= said `queue "": want
+// …` rather than that the parameter is required.
+func TestEmptyQueueNameRefused(t *testing.T) {
+	s := newTestServer(t) // manual mode
+	for _, tt := range []struct{ method, path, token, body string }{
+		{"POST", "/run", "", `{"type":"ping","queue":""}`},
+		{"POST", "/assistant", "", `{"type":"ping","queue":"","timeout_ms":1}`},
+		{"POST", "/api/dev/jobs/enqueue", devToken, `{"type":"ping","queue":""}`},
+	} {
+		resp, body := do(t, s, tt.method, tt.path, tt.token, tt.body)
+		if resp.StatusCode != 400 || !strings.Contains(errMessage(body), `queue "" names no queue`) {
+			t.Errorf("%s %s %s: %d %v, want 400 naming no queue", tt.method, tt.path, tt.body, resp.StatusCode, body)
+		}
+	}
+	for _, body := range []string{`{"type":"ping"}`, `{"type":"ping","queue":null}`} {
+		if resp, j := do(t, s, "POST", "/run", "", body); resp.StatusCode != 202 || str(j, "queue") != "default" {
+			t.Errorf("POST /run %s: %d %v, want 202 in the default queue", body, resp.StatusCode, j)
+		}
+	}
+	for _, path := range []string{"/api/dev/queues", "/api/dev/queues?queue="} {
+		resp, body := do(t, s, "DELETE", path, devToken, "")
+		if resp.StatusCode != 400 || !strings.Contains(errMessage(body), "the query parameter queue is required") {
+			t.Errorf("DELETE %s: %d %v, want 400 saying queue is required", path, resp.StatusCode, body)
+		}
+	}
+}
+
 func TestDevJobRoutes(t *testing.T) {
 	s := newTestServer(t) // manual mode
 	post := func(path, body string) (*http.Response, map[string]any) {

@@ -32,24 +32,21 @@ type RunOptions struct {
 }
 
 // Run is the daemon's whole life: bind the listener first (so a bind error
-// shows at once and :0 reports its port), serve /healthz while the backend
+// shows at once and :0 reports its port), then make the developer token
+// file if it needs one, serve /healthz while the backend
 // connects with retry (/readyz answers 503 meanwhile), build the API and its
 // background components, then on ctx's end (after SHUTDOWN_DELAY, /readyz
 // answering 503 meanwhile) stop accepting, drain HTTP, stop the components
 // and close the backend, all within SHUTDOWN_TIMEOUT.
 func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 	log := opt.Logger
+	var tokenPath string
 	if cfg.DeveloperToken == "" {
 		path, err := TokenPath(opt.Getenv)
 		if err != nil {
 			return &config.Error{Msg: "REFRAKT_DEVELOPER_TOKEN: " + err.Error()}
 		}
-		tok, created, err := ensureTokenFile(path)
-		if err != nil {
-			return err
-		}
-		cfg.DeveloperToken = tok
-		log.Info("developer token", "path", path, "created", created)
+		tokenPath = path
 	}
 
 	redis.SetLogger(newRedisLog(log, backendLogEvery))
@@ -65,6 +62,18 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 	if err != nil {
 		return listenError(cfg.Addr, err)
 	}
+	// The token file is made (or an unusable one replaced) only once the
+	// port is ours: a start that fails, on a port a running daemon holds,
+	// must not leave a token file that daemon rejects.
+	if tokenPath != "" {
+		tok, created, err := ensureTokenFile(tokenPath)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		cfg.DeveloperToken = tok
+		log.Info("developer token", "path", tokenPath, "created", created)
+	}
 	addr := ln.Addr().String()
 	warnUnknownEnv(log, opt.Environ)
 	warnRiskySettings(log, cfg)
@@ -74,9 +83,7 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 	}
 
 	var current atomic.Pointer[http.Handler]
-	var connectErr atomic.Value // error text while connecting
-	connectErr.Store("connecting")
-	boot := bootHandler(&connectErr)
+	boot := bootHandler()
 	current.Store(&boot)
 	httpSrv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -132,7 +139,7 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 		return nil
 	}
 
-	backend, err := connectBackend(ctx, cfg, log, func(err error) { connectErr.Store(err.Error()) })
+	backend, err := connectBackend(ctx, cfg, log, nil)
 	if err != nil {
 		if ctx.Err() != nil {
 			return shutdown(nil, nil)
@@ -189,11 +196,13 @@ func delay(srv *Server, httpSrv *http.Server, d time.Duration, forced <-chan str
 }
 
 // bootHandler answers while the backend connects: alive, not ready, and 503
-// with Retry-After for everything else. The answer says whether an attempt
-// has failed, never why: the dial error (addresses, ports) is for the log.
-// The probes take the methods they take once the daemon is ready (GET,
-// and HEAD with it): any other is a 405 with Allow then as now.
-func bootHandler(connectErr *atomic.Value) http.Handler {
+// with Retry-After for everything else, in one wording whether or not an
+// attempt has failed yet (it said "connecting" during the first attempt,
+// "not reachable" after, so that one state read two ways), and never why:
+// the dial error (addresses, ports) is for the log. The probes take the
+// methods they take once the daemon is ready (GET, and HEAD with it): any
+// other is a 405 with Allow then as now.
+func bootHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		probe := r.URL.Path == "/healthz" || r.URL.Path == "/readyz"
 		if probe && r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -205,13 +214,13 @@ func bootHandler(connectErr *atomic.Value) http.Handler {
 			writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 			return
 		}
-		msg := "backend not connected yet: connecting"
-		if s, _ := connectErr.Load().(string); s != "connecting" {
-			msg = "backend not reachable yet; retrying (the daemon's log says why)"
-		}
-		writeError(w, r, nil, core.Errorf(core.CodeUnavailable, "%s", msg))
+		writeError(w, r, nil, core.Errorf(core.CodeUnavailable, "%s", bootMessage))
 	})
 }
+
+// bootMessage is the answer of every request but the probes while the
+// backend connects.
+const bootMessage = "backend not connected yet: the daemon is connecting to it, and retries until it can (its log says why an attempt failed)"
 
 // closeIfFramedAmbiguously answers a request that came with a
 // Transfer-Encoding with Connection: close, which makes net/http close the

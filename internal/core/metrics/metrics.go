@@ -54,7 +54,7 @@ func New(reg prometheus.Registerer, info version.Info) *Metrics {
 			Name: "refrakt_queue_oldest_pending_seconds", Help: "Age of the oldest pending job, sampled per queue.",
 		}, []string{"queue"}),
 		JobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "refrakt_job_duration_seconds", Help: "Time a job's handler ran, by job type and outcome.",
+			Name: "refrakt_job_duration_seconds", Help: "Time a job's handler ran, by job type and outcome (status: succeeded, failed with retries left, dead, cancelled).",
 			Buckets: latency,
 		}, []string{"type", "status"}),
 		RateLimitDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -21,7 +21,9 @@ type AdmissionConfig struct {
 	MaxAge time.Duration
 	// CacheFor is how long one read of a queue's gauges answers admission
 	// checks [250ms]; jobs admitted meanwhile are counted locally, so one
-	// daemon never overshoots MaxPending.
+	// daemon never overshoots MaxPending. Daemons sharing a queue do not
+	// see each other's local counts: until their next read, N of them may
+	// hold it at up to N × MaxPending (the README says so).
 	CacheFor time.Duration
 }
 

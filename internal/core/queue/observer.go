@@ -15,7 +15,8 @@ type Observer interface {
 	// (enqueued or due) and its handler starting.
 	Waited(queue string, d time.Duration)
 	// Finished observes one run of a handler: its type, how it ended
-	// (succeeded or failed) and how long it took.
+	// (succeeded; failed, with retries left; dead, its last attempt
+	// failed; cancelled) and how long it took.
 	Finished(typ, status string, d time.Duration)
 	// AdmissionRejected counts an enqueue refused by admission control;
 	// reason is max_pending, max_age or backend.

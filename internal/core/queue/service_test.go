@@ -221,7 +221,7 @@ func TestRetryTiming(t *testing.T) {
 		snap := rec.snapshot()
 		diff(t, "transitions", map[string]int{"pending→running": 4, "running→failed": 3, "failed→pending": 3, "running→dead": 1}, snap["transitions"])
 		diff(t, "enqueued", map[string]int{"api": 1, "retry": 3}, snap["enqueued"])
-		diff(t, "finished", map[string]int{"fail:failed": 4}, snap["finished"])
+		diff(t, "finished", map[string]int{"fail:failed": 3, "fail:dead": 1}, snap["finished"])
 		_ = j
 	})
 }

@@ -190,7 +190,9 @@ var errLate = errors.New("the command ran in Redis after the caller's deadline (
 // error or a pool timeout is no proof that it did not: go-redis sends a
 // command again after a timeout or a broken connection, so the attempt
 // that failed to connect may follow one that ran (Redis killed right after
-// running it).
+// running it). go-redis returns only the last attempt's error, so even a
+// chain of dial errors (*net.OpError, Op "dial") says nothing of the
+// attempts before it: a refused connection stays "may have run" (q27 #3).
 func mayHaveRun(err error) bool {
 	var rerr redis.Error
 	return err != nil && !errors.As(err, &rerr)
