@@ -32,6 +32,10 @@ type Sources struct {
 	Limiter *ratelimit.Limiter
 	Rates   *RateTracker
 	Daemon  Daemon
+	// Admission, when set, are the bounds queues are judged refusing by,
+	// instead of Jobs' own: the CLI's --redis source enforces none, and
+	// passes those the daemons on that Redis publish.
+	Admission *queue.AdmissionConfig
 }
 
 // Build reads one snapshot at now: queue gauges, totals and rates, the
@@ -45,6 +49,9 @@ func Build(ctx context.Context, src Sources, now time.Time) (Snapshot, error) {
 		}
 		snap.QueuesTotal = len(stats)
 		adm := src.Jobs.Config().Admission
+		if src.Admission != nil {
+			adm = *src.Admission
+		}
 		capped := queue.CapStats(stats, MaxQueues)
 		var rest []queue.Stats // the queues summed into OtherQueues
 		if len(capped) < len(stats) {
