@@ -128,6 +128,18 @@ func (m Model) bucketsSection() section {
 	cols := []column{{"KEY", keyW, false}, {"LIMIT", limW, false}, {"SCOPE", scopeW, false},
 		{"TOKENS", bar + 1 + countW, false}, {"STRK", 4, true}, {"BAN", 6, true}}
 	s := section{cols: line("  ", cols, nil), cursor: m.cursor[paneBuckets], empty: "no active buckets"}
+	// The snapshot lists at most MaxBuckets keys, and counts only the
+	// penalized ones of all: a full list may leave out any number of
+	// others.
+	penalized := 0
+	for _, b := range m.snap.Buckets {
+		if b.Strikes > 0 || (b.BannedUntil != nil && b.BannedUntil.After(m.snap.GeneratedAt)) {
+			penalized++
+		}
+	}
+	if len(m.snap.Buckets) >= snapshot.MaxBuckets {
+		s.more, s.moreUnknown = max(0, m.snap.PenalizedTotal-penalized), true
+	}
 	if m.filter != "" {
 		s.empty = "no bucket matches " + strconv.Quote(m.filter)
 	}
