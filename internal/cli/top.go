@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/refrakt/refrakt/internal/cli/top"
-	"github.com/refrakt/refrakt/internal/core/snapshot"
 )
 
 // TopOptions are the inputs of `refrakt top`.
@@ -86,12 +85,12 @@ func topRun(ctx context.Context, opts *TopOptions) error {
 	}
 	var src top.Source = top.NewHTTPSource(opts.Conn.Server, opts.Conn.apiClient())
 	if opts.Conn.Redis != "" {
-		d, err := newRedisDriver(ctx, opts.Conn.Redis, opts.Conn.Prefix, opts.Getenv)
+		rs, err := newRedisTopSource(ctx, opts.Conn.Redis, opts.Conn.Prefix, opts.Getenv)
 		if err != nil {
 			return err
 		}
-		defer d.Close()
-		src = &redisTopSource{d: d, rates: snapshot.NewRateTracker()}
+		defer rs.Close()
+		src = rs
 	}
 	var environ []string
 	for _, k := range terminalEnv {

@@ -2,9 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"time"
 
 	"github.com/refrakt/refrakt/internal/cli/top"
+	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/core/queue/redisbroker"
 	"github.com/refrakt/refrakt/internal/core/snapshot"
 	"github.com/refrakt/refrakt/internal/version"
 )
@@ -12,9 +16,18 @@ import (
 // redisTopSource feeds `refrakt top --redis`: the shared state of every
 // daemon on that Redis, read with the same services and the same snapshot
 // builder as a daemon's GET /api/obs/snapshot.
+//
+// Redis that cannot be reached when top starts is not an error that ends
+// it, as a daemon that cannot be reached is not (DESIGN §6): the source
+// connects on a later fetch, and the header says "disconnected" meanwhile.
 type redisTopSource struct {
-	d     *redisDriver
-	rates *snapshot.RateTracker
+	addr    string // the URL without its password
+	prefix  string
+	connect func(ctx context.Context) (*redisDriver, error)
+	rates   *snapshot.RateTracker
+
+	mu sync.Mutex
+	d  *redisDriver // nil until connected
 }
 
 var (
@@ -23,7 +36,51 @@ var (
 	_ top.JobRequeuer    = (*redisTopSource)(nil)
 )
 
-func (s *redisTopSource) Name() string { return s.d.addr }
+// newRedisTopSource connects to rawURL once. A setting to fix (a bad URL,
+// a refused password, no such database) is returned, for `top` to stop
+// with; Redis out of reach is not: the source tries again on each fetch.
+func newRedisTopSource(ctx context.Context, rawURL, prefix string, getenv func(string) string) (*redisTopSource, error) {
+	s := &redisTopSource{
+		addr:   config.RedactURL(rawURL),
+		prefix: prefix,
+		connect: func(ctx context.Context) (*redisDriver, error) {
+			return newRedisDriver(ctx, rawURL, prefix, getenv)
+		},
+		rates: snapshot.NewRateTracker(),
+	}
+	d, err := s.connect(ctx)
+	if err != nil && !errors.As(err, new(unreachableError)) {
+		return nil, err
+	}
+	s.d = d
+	return s, nil
+}
+
+// driver returns the connected driver, connecting first when not yet.
+func (s *redisTopSource) driver(ctx context.Context) (*redisDriver, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.d == nil {
+		d, err := s.connect(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.d = d
+	}
+	return s.d, nil
+}
+
+// Close closes the connection, if any.
+func (s *redisTopSource) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.d == nil {
+		return nil
+	}
+	return s.d.Close()
+}
+
+func (s *redisTopSource) Name() string { return s.addr }
 
 // Direct says there is no daemon behind this source: the header shows no
 // daemon's uptime, readiness or workers.
@@ -31,21 +88,44 @@ func (s *redisTopSource) Direct() bool { return true }
 
 // Fetch builds a snapshot straight from Redis. There is no daemon behind
 // it: the daemon block names this CLI's build and the backend, and ready
-// says whether Redis answers (the header shows only the backend).
+// says whether Redis answers (the header shows only the backend). Which
+// queues admission control refuses is judged by the bounds the daemons on
+// that Redis publish; with none published (no daemon ran there in the last
+// minute), no queue is marked: this process enforces none.
 func (s *redisTopSource) Fetch(ctx context.Context) (snapshot.Snapshot, error) {
-	if err := s.d.lim.RefreshOverrides(ctx); err != nil {
-		return snapshot.Snapshot{}, s.d.fail(err)
+	d, err := s.driver(ctx)
+	if err != nil {
+		return snapshot.Snapshot{}, err
 	}
-	info := snapshot.Daemon{Version: version.Get().Version, Backend: s.d.kind, Ready: true}
-	snap, err := snapshot.Build(ctx, snapshot.Sources{Jobs: s.d.jobs, Limiter: s.d.lim, Rates: s.rates, Daemon: info}, time.Now())
-	return snap, s.d.fail(err)
+	if err := d.lim.RefreshOverrides(ctx); err != nil {
+		return snapshot.Snapshot{}, d.fail(err)
+	}
+	adm, ok, err := redisbroker.PublishedAdmission(ctx, d.rdb, s.prefix)
+	if err != nil {
+		return snapshot.Snapshot{}, d.fail(err)
+	}
+	src := snapshot.Sources{Jobs: d.jobs, Limiter: d.lim, Rates: s.rates,
+		Daemon: snapshot.Daemon{Version: version.Get().Version, Backend: d.kind, Ready: true}}
+	if ok {
+		src.Admission = &adm
+	}
+	snap, err := snapshot.Build(ctx, src, time.Now())
+	return snap, d.fail(err)
 }
 
 func (s *redisTopSource) ResetBucket(ctx context.Context, key string) error {
-	return s.d.ResetKey(ctx, key)
+	d, err := s.driver(ctx)
+	if err != nil {
+		return err
+	}
+	return d.ResetKey(ctx, key)
 }
 
 func (s *redisTopSource) RequeueJob(ctx context.Context, id string) error {
-	_, err := s.d.RequeueJob(ctx, id)
+	d, err := s.driver(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = d.RequeueJob(ctx, id)
 	return err
 }

@@ -41,6 +41,13 @@ func (s *Server) buildJobs() error {
 		s.addTicker("job-history-publish", limitsPublishEvery, func(ctx context.Context) {
 			publish(ctx, failed, func(c context.Context) error { return rb.PublishHistoryLimit(c, limitsPublishTTL) })
 		})
+		// `top --redis` marks the queues the daemons refuse by the bounds
+		// they publish (redisbroker.PublishAdmission).
+		adm := queue.AdmissionConfig{MaxPending: s.cfg.QueueMaxPending, MaxAge: s.cfg.QueueMaxAge}
+		admFailed := &core.LogThrottle{Logger: s.log, Msg: "cannot publish the admission bounds to Redis; retrying", Every: backendLogEvery}
+		s.addTicker("admission-publish", limitsPublishEvery, func(ctx context.Context) {
+			publish(ctx, admFailed, func(c context.Context) error { return rb.PublishAdmission(c, adm, limitsPublishTTL) })
+		})
 	} else {
 		broker = membroker.New(membroker.Options{Clock: s.clock, HistoryLimit: s.cfg.JobHistory})
 	}

@@ -17,14 +17,89 @@ type section struct {
 	cursor int
 	empty  string // the line shown when there are no rows
 	// more counts the rows the source left out of its bounded list, which
-	// the title mentions.
-	more int
+	// the title mentions; when moreUnknown, there may be others (more is
+	// then a lower bound, maybe 0).
+	more        int
+	moreUnknown bool
 }
 
-// body lays the panes out in height lines. Each pane gets its title, its
-// column header and at least one row; the focused pane gets the spare
-// lines first, then the others in screen order. Too short a terminal
-// shows the focused pane and only the titles of the others.
+// count is what a pane's title says in brackets: its rows, and those the
+// source left out. With a filter, the rows are the matches, and those left
+// out were not searched.
+func (s section) count(filtering bool) string {
+	out := fmt.Sprint(s.n)
+	var more string
+	switch {
+	case s.moreUnknown && s.more > 0:
+		more = fmt.Sprintf("at least %d more", s.more)
+	case s.moreUnknown:
+		more = "more"
+	case s.more > 0:
+		more = fmt.Sprintf("%d more", s.more)
+	default:
+		return out
+	}
+	if filtering {
+		return out + "; " + more + " not searched"
+	}
+	return out + " and " + more
+}
+
+// layout shares height lines among panes of n[p] rows each: how many rows
+// each shows, -1 for its title only. Each pane gets its title, its column
+// header and at least one row; the spare lines are shared out evenly among
+// the panes that have more rows, none getting more than it has (a long
+// list of buckets no longer hid the second of two queues), and what an
+// even share leaves goes to the focused pane first, then the others in
+// screen order. Too short a terminal shows the focused pane and only the
+// titles of the others.
+func layout(n [numPanes]int, height int, focus pane) [numPanes]int {
+	var rows [numPanes]int
+	if height < 3*int(numPanes) {
+		for p := range numPanes {
+			rows[p] = -1
+		}
+		rows[focus] = max(1, height-int(numPanes)-1)
+		return rows
+	}
+	spare := height - 3*int(numPanes)
+	order := []pane{focus}
+	for p := range numPanes {
+		rows[p] = 1
+		if p != focus {
+			order = append(order, p)
+		}
+	}
+	for spare > 0 {
+		var hungry []pane // in order
+		for _, p := range order {
+			if rows[p] < n[p] {
+				hungry = append(hungry, p)
+			}
+		}
+		if len(hungry) == 0 {
+			break
+		}
+		share := spare / len(hungry)
+		if share == 0 {
+			for _, p := range hungry[:spare] {
+				rows[p]++
+			}
+			break
+		}
+		for _, p := range hungry {
+			add := min(share, n[p]-rows[p])
+			rows[p] += add
+			spare -= add
+		}
+	}
+	return rows
+}
+
+// bodyHeight is the number of lines the panes share.
+func (m Model) bodyHeight() int { return max(0, m.height-len(m.header())-1) }
+
+// body lays the panes out in height lines (layout).
 func (m Model) body(height int) []string {
 	if !m.haveData {
 		if m.err != nil {
@@ -38,29 +113,11 @@ func (m Model) body(height int) []string {
 		paneBuckets:   m.bucketsSection(),
 		paneOverrides: m.overridesSection(),
 	}
-	var rows [numPanes]int // rows shown per pane; -1: the title only
-	if height >= 3*int(numPanes) {
-		spare := height - 3*int(numPanes)
-		for p := range numPanes {
-			rows[p] = 1
-		}
-		order := []pane{m.focus}
-		for p := range numPanes {
-			if p != m.focus {
-				order = append(order, p)
-			}
-		}
-		for _, p := range order {
-			extra := min(spare, max(0, secs[p].n-1))
-			rows[p] += extra
-			spare -= extra
-		}
-	} else {
-		for p := range numPanes {
-			rows[p] = -1
-		}
-		rows[m.focus] = max(1, height-int(numPanes)-1)
+	var n [numPanes]int
+	for p := range numPanes {
+		n[p] = secs[p].n
 	}
+	rows := layout(n, height, m.focus) // rows shown per pane; -1: the title only
 
 	var out []string
 	for p := range numPanes {
@@ -69,11 +126,7 @@ func (m Model) body(height int) []string {
 		if p == m.focus {
 			marker, style = "▶ ", m.theme.focus
 		}
-		count := fmt.Sprint(s.n)
-		if s.more > 0 {
-			count += fmt.Sprintf(" and %d more", s.more)
-		}
-		title := fmt.Sprintf("%s%s (%s) · sort %s", marker, paneNames[p], count, sortNames[p][m.sorts[p]])
+		title := fmt.Sprintf("%s%s (%s) · sort %s", marker, paneNames[p], s.count(m.filter != ""), sortNames[p][m.sorts[p]])
 		n := rows[p]
 		start := 0
 		if n > 0 && s.cursor >= n {

@@ -7,6 +7,7 @@ package top
 
 import (
 	"context"
+	"math"
 	"slices"
 	"time"
 
@@ -401,6 +402,18 @@ func (m Model) key(msg tea.KeyPressMsg) (Model, tea.Cmd) {
 		m = m.move(-1)
 	case key.Matches(msg, m.keys.Down):
 		m = m.move(1)
+	case key.Matches(msg, m.keys.Page):
+		step := m.pageRows()
+		if k == "pgup" {
+			step = -step
+		}
+		m = m.move(step)
+	case key.Matches(msg, m.keys.Ends):
+		step := math.MaxInt32
+		if k == "home" || k == "g" {
+			step = -step
+		}
+		m = m.move(step)
 	case key.Matches(msg, m.keys.Sort):
 		m.sorts[m.focus] = (m.sorts[m.focus] + 1) % len(sortNames[m.focus])
 		m = m.reselect()
@@ -513,6 +526,16 @@ func (m Model) move(d int) Model {
 	c := max(0, min(m.cursor[m.focus]+d, len(ids)-1))
 	m.cursor[m.focus], m.selected[m.focus] = c, ids[c]
 	return m
+}
+
+// pageRows is how many rows of the focused pane are on the screen: what
+// pgup and pgdown move by.
+func (m Model) pageRows() int {
+	var n [numPanes]int
+	for p := range numPanes {
+		n[p] = len(m.rowIDs(p))
+	}
+	return max(1, layout(n, m.bodyHeight(), m.focus)[m.focus])
 }
 
 // reselect puts each pane's cursor back on its selected row after the rows

@@ -20,13 +20,12 @@ func (m Model) queuesSection() section {
 	for i, q := range qs {
 		names[i] = q.Name
 	}
-	nameW := widest(5, 20, names...)
-	cols := []column{{"QUEUE", nameW, false}, {"PEND", 6, true}, {"RUN", 5, true}, {"SCHED", 5, true},
-		{"DEAD", 5, true}, {"OLDEST", 6, true}, {"ENQ/S", 6, true}, {"DONE/S", 6, true}, {"FAIL", 5, true}}
-	used := 2 + len(cols) - 1
-	for _, c := range cols {
-		used += c.width
-	}
+	// A name is cut at 20 cells only when the terminal has no room for
+	// more: names that differ at their end must stay apart.
+	cols := []column{{"QUEUE", widest(5, 20, names...), false}, {"PEND", 6, true}, {"RUN", 5, true}, {"SCHED", 5, true},
+		{"DEAD", 5, true}, {"OLDEST", 6, true}, {"ENQ/S", 6, true}, {"DONE/S", 6, true}, {"FAIL", 6, true}}
+	grow(m.width-usedWidth(cols), cols[:1], widest(5, maxCell, names...))
+	used := usedWidth(cols)
 	spark := min(maxSpark, (m.width-used-2)/2)
 	if spark >= 4 {
 		// Each sparkline sits after its rate.
@@ -58,8 +57,8 @@ func (m Model) queuesSection() section {
 		if q.OldestPendingSeconds > 0 {
 			oldest = age(seconds(q.OldestPendingSeconds))
 		}
-		vals := []string{q.Name, strconv.FormatInt(q.Pending, 10), strconv.FormatInt(q.Running, 10),
-			strconv.FormatInt(q.Scheduled, 10), strconv.FormatInt(q.Dead, 10), oldest,
+		vals := []string{q.Name, count(q.Pending, 6), count(q.Running, 5),
+			count(q.Scheduled, 5), count(q.Dead, 5), oldest,
 			rate(q.EnqueueRate), rate(q.DoneRate), fmt.Sprintf("%.1f%%", q.FailureRate*100)}
 		if spark > 0 {
 			h := m.history[q.Name]
@@ -90,10 +89,12 @@ func (m Model) deadSection() section {
 	}
 	cols := []column{{"ID", widest(2, 10, ids...), false}, {"QUEUE", widest(5, 12, queues...), false},
 		{"TYPE", widest(4, 10, types...), false}, {"ATT", 3, true}, {"AGO", 6, true}}
-	used := 2 + len(cols)
-	for _, c := range cols {
-		used += c.width
-	}
+	// A wider terminal shows whole ids (to copy into `refrakt jobs get`),
+	// then whole queue names and types, keeping room for the error.
+	const minError = 20
+	grow(m.width-usedWidth(cols)-1-minError, cols[:3],
+		widest(2, maxCell, ids...), widest(5, maxCell, queues...), widest(4, maxCell, types...))
+	used := usedWidth(cols) + 1
 	cols = append(cols, column{"LAST ERROR", max(5, m.width-used), false})
 	s := section{cols: line("  ", cols, nil), cursor: m.cursor[paneDead], empty: "no dead jobs"}
 	if m.filter != "" {
@@ -127,6 +128,18 @@ func (m Model) bucketsSection() section {
 	cols := []column{{"KEY", keyW, false}, {"LIMIT", limW, false}, {"SCOPE", scopeW, false},
 		{"TOKENS", bar + 1 + countW, false}, {"STRK", 4, true}, {"BAN", 6, true}}
 	s := section{cols: line("  ", cols, nil), cursor: m.cursor[paneBuckets], empty: "no active buckets"}
+	// The snapshot lists at most MaxBuckets keys, and counts only the
+	// penalized ones of all: a full list may leave out any number of
+	// others.
+	penalized := 0
+	for _, b := range m.snap.Buckets {
+		if b.Strikes > 0 || (b.BannedUntil != nil && b.BannedUntil.After(m.snap.GeneratedAt)) {
+			penalized++
+		}
+	}
+	if len(m.snap.Buckets) >= snapshot.MaxBuckets {
+		s.more, s.moreUnknown = max(0, m.snap.PenalizedTotal-penalized), true
+	}
 	if m.filter != "" {
 		s.empty = "no bucket matches " + strconv.Quote(m.filter)
 	}
@@ -182,6 +195,56 @@ func (m Model) overridesSection() section {
 		}
 		vals := []string{o.Target, policies[i], o.Mode, expires}
 		return m.styleRow(paneOverrides, i, line(m.gutter(paneOverrides, i, ' '), cols, vals), false)
+	}
+	return s
+}
+
+// maxCell is the widest any column of names grows, on the widest terminal.
+const maxCell = 200
+
+// usedWidth is the width of a row of cols: the two-cell gutter, the cells
+// and one space between each two.
+func usedWidth(cols []column) int {
+	used := 2 + len(cols) - 1
+	for _, c := range cols {
+		used += c.width
+	}
+	return used
+}
+
+// grow widens cols, in order, each up to its want, by spare cells in all:
+// the room a wider terminal has beyond the columns' usual widths.
+func grow(spare int, cols []column, wants ...int) {
+	for i := range cols {
+		if spare <= 0 {
+			return
+		}
+		add := min(spare, max(0, wants[i]-cols[i].width))
+		cols[i].width += add
+		spare -= add
+	}
+}
+
+// count formats a count for a column width cells wide: exact when it fits,
+// else abbreviated (123k, 4.5M, 12G), never cut.
+func count(n int64, width int) string {
+	s := strconv.FormatInt(n, 10)
+	if len(s) <= width || n < 0 {
+		return s
+	}
+	for _, u := range []struct {
+		unit int64
+		sym  string
+	}{{1_000, "k"}, {1_000_000, "M"}, {1_000_000_000, "G"}, {1_000_000_000_000, "T"}} {
+		if n < 10*u.unit {
+			// One decimal, rounded down: a count is never shown larger.
+			if t := fmt.Sprintf("%d.%d%s", n/u.unit, n%u.unit*10/u.unit, u.sym); len(t) <= width {
+				return t
+			}
+		}
+		if t := fmt.Sprintf("%d%s", n/u.unit, u.sym); len(t) <= width {
+			return t
+		}
 	}
 	return s
 }

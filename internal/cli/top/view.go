@@ -21,7 +21,7 @@ func (m Model) View() tea.View {
 // Screen is the text of the view, also what the golden tests compare.
 func (m Model) Screen() string {
 	lines := m.header()
-	bodyHeight := max(0, m.height-len(lines)-1)
+	bodyHeight := m.bodyHeight()
 	if m.showHelp {
 		lines = append(lines, m.helpScreen(bodyHeight)...)
 	} else {
@@ -96,8 +96,12 @@ func (m Model) header() []string {
 	}
 	// What is wrong, with the advice that goes with it (a rejected token's
 	// says how to give another), is not cut at the edge: the second line
-	// wraps, over at most maxStatusLines lines.
+	// wraps, over at most maxStatusLines lines. Anything else is cut at the
+	// edge (Screen) like every other line.
 	lines := []string{first}
+	if m.err == nil {
+		return append(lines, strings.Join(second, " · "))
+	}
 	wrapped := wrapWords(strings.Join(second, " · "), m.width)
 	if len(wrapped) > maxStatusLines {
 		wrapped = wrapped[:maxStatusLines]

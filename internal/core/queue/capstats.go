@@ -15,10 +15,16 @@ const OtherQueues = "_other"
 
 // CapStats bounds a list of queue stats to n entries, for anything that
 // shows every queue (metrics series, the operator's snapshot): queue names
-// are client input, so their number is not bounded. It keeps the n-1
-// busiest queues (by pending, then running, then name) and sums the rest
-// into one OtherQueues entry, whose oldest pending age is the oldest of
-// them. A list of n or fewer is returned as it is; stats is not modified.
+// are client input, so their number is not bounded. It keeps DefaultQueue
+// and the busiest other queues, n-1 in all, and sums the rest into one
+// OtherQueues entry, whose oldest pending age is the oldest of them. A list
+// of n or fewer is returned as it is; stats is not modified.
+//
+// Busiest is by pending, then by the other gauges (running, retry,
+// scheduled, dead), and only then by name: with many idle queues, a tie-break by name alone
+// decided which ones had series, and folded DefaultQueue (an alert's or a
+// panel's usual subject) into OtherQueues as soon as 99 names sorted before
+// it. DefaultQueue is kept whatever its load, so its series never go absent.
 func CapStats(stats []Stats, n int) []Stats {
 	n = max(n, 1) // room for the OtherQueues entry at least
 	if len(stats) <= n {
@@ -26,10 +32,20 @@ func CapStats(stats []Stats, n int) []Stats {
 	}
 	stats = slices.Clone(stats)
 	slices.SortFunc(stats, func(a, b Stats) int {
-		return cmp.Or(cmp.Compare(b.Pending, a.Pending), cmp.Compare(b.Running, a.Running), cmp.Compare(a.Queue, b.Queue))
+		return cmp.Or(cmp.Compare(b.Pending, a.Pending), cmp.Compare(b.Running, a.Running),
+			cmp.Compare(b.Retry, a.Retry), cmp.Compare(b.Scheduled, a.Scheduled), cmp.Compare(b.Dead, a.Dead),
+			cmp.Compare(a.Queue, b.Queue))
 	})
+	kept := n - 1
+	if i := slices.IndexFunc(stats, func(st Stats) bool { return st.Queue == DefaultQueue }); i >= kept && kept > 0 {
+		// DefaultQueue takes the last place kept; the queue that had it
+		// goes first among the folded ones.
+		def := stats[i]
+		copy(stats[kept+1:i+1], stats[kept:i])
+		stats[kept-1], stats[kept] = def, stats[kept-1]
+	}
 	other := Stats{Queue: OtherQueues}
-	for _, st := range stats[n-1:] {
+	for _, st := range stats[kept:] {
 		other.Pending += st.Pending
 		other.Running += st.Running
 		other.Scheduled += st.Scheduled
@@ -42,5 +58,5 @@ func CapStats(stats []Stats, n int) []Stats {
 		other.OldestPendingAge = max(other.OldestPendingAge, st.OldestPendingAge)
 	}
 	other.OldestPendingSec = other.OldestPendingAge.Seconds()
-	return append(stats[:n-1], other)
+	return append(stats[:kept], other)
 }

@@ -32,6 +32,10 @@ type Sources struct {
 	Limiter *ratelimit.Limiter
 	Rates   *RateTracker
 	Daemon  Daemon
+	// Admission, when set, are the bounds queues are judged refusing by,
+	// instead of Jobs' own: the CLI's --redis source enforces none, and
+	// passes those the daemons on that Redis publish.
+	Admission *queue.AdmissionConfig
 }
 
 // Build reads one snapshot at now: queue gauges, totals and rates, the
@@ -45,10 +49,17 @@ func Build(ctx context.Context, src Sources, now time.Time) (Snapshot, error) {
 		}
 		snap.QueuesTotal = len(stats)
 		adm := src.Jobs.Config().Admission
+		if src.Admission != nil {
+			adm = *src.Admission
+		}
 		capped := queue.CapStats(stats, MaxQueues)
 		var rest []queue.Stats // the queues summed into OtherQueues
 		if len(capped) < len(stats) {
 			rest = folded(stats, capped)
+		}
+		var born map[string]time.Time
+		if src.Rates != nil {
+			born = src.Rates.listed(now, stats)
 		}
 		for _, st := range capped {
 			q := Queue{
@@ -64,9 +75,9 @@ func Build(ctx context.Context, src Sources, now time.Time) (Snapshot, error) {
 			switch {
 			case src.Rates == nil:
 			case others:
-				q.EnqueueRate, q.DoneRate, q.FailureRate = src.Rates.ObserveFolded(now, rest)
+				q.EnqueueRate, q.DoneRate, q.FailureRate = src.Rates.observeFolded(now, rest, born)
 			default:
-				q.EnqueueRate, q.DoneRate, q.FailureRate = src.Rates.Observe(now, st.Queue, st.Enqueued, st.Succeeded, st.Failed)
+				q.EnqueueRate, q.DoneRate, q.FailureRate = src.Rates.observeBorn(now, st.Queue, st.Enqueued, st.Succeeded, st.Failed, born[st.Queue])
 			}
 			snap.Queues = append(snap.Queues, q)
 		}
@@ -181,6 +192,10 @@ type RateTracker struct {
 	// leaves.
 	folded map[string]rateSample
 	other  rateSample
+	// listedAt and names are the time and the queues of the last listing
+	// (listed): a queue missing from it had no jobs then.
+	listedAt time.Time
+	names    map[string]bool
 }
 
 type rateSample struct {
@@ -202,15 +217,50 @@ func (r *RateTracker) Observe(now time.Time, q string, enqueued, succeeded, fail
 	return r.observe(now, q, enqueued, succeeded, failed)
 }
 
+// listed records the queues of a listing at now (every queue, folded or
+// not), and returns those that the previous listing did not have, each
+// with the time of that listing: such a queue was made since, so its
+// totals were 0 then, and the jobs that made it count in its rates. Only
+// the tracker's first listing cannot tell.
+func (r *RateTracker) listed(now time.Time, stats []queue.Stats) map[string]time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var born map[string]time.Time
+	names := make(map[string]bool, len(stats))
+	for _, st := range stats {
+		names[st.Queue] = true
+		if r.names != nil && !r.names[st.Queue] && r.listedAt.Before(now) && now.Sub(r.listedAt) <= r.window {
+			if born == nil {
+				born = map[string]time.Time{}
+			}
+			born[st.Queue] = r.listedAt
+		}
+	}
+	if r.names == nil || !now.Before(r.listedAt) {
+		r.names, r.listedAt = names, now
+	}
+	return born
+}
+
 // ObserveFolded is Observe for OtherQueues, the sum of the queues beyond
 // the cap (stats): its rates are those of what these queues did while
 // folded, each queue counted from the call after the one that folded it.
 func (r *RateTracker) ObserveFolded(now time.Time, stats []queue.Stats) (enqueueRate, doneRate, failureRate float64) {
+	return r.observeFolded(now, stats, nil)
+}
+
+// observeFolded is ObserveFolded; a queue of born (made since the previous
+// listing) and folded at once counts whole.
+func (r *RateTracker) observeFolded(now time.Time, stats []queue.Stats, born map[string]time.Time) (enqueueRate, doneRate, failureRate float64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, st := range stats {
 		cur := rateSample{at: now, enqueued: st.Enqueued, succeeded: st.Succeeded, fail: st.Failed}
-		if prev, ok := r.folded[st.Queue]; ok && cur.enqueued >= prev.enqueued && cur.succeeded >= prev.succeeded && cur.fail >= prev.fail {
+		prev, ok := r.folded[st.Queue]
+		if _, new := born[st.Queue]; !ok && new {
+			prev, ok = rateSample{}, true
+		}
+		if ok && cur.enqueued >= prev.enqueued && cur.succeeded >= prev.succeeded && cur.fail >= prev.fail {
 			r.other.enqueued += cur.enqueued - prev.enqueued
 			r.other.succeeded += cur.succeeded - prev.succeeded
 			r.other.fail += cur.fail - prev.fail
@@ -225,6 +275,20 @@ func (r *RateTracker) ObserveFolded(now time.Time, stats []queue.Stats) (enqueue
 		}
 	}
 	return r.observe(now, queue.OtherQueues, r.other.enqueued, r.other.succeeded, r.other.fail)
+}
+
+// observeBorn is Observe for a queue made since bornAt, when not zero
+// (listed): its first sample is preceded by one of zero totals at bornAt,
+// so the jobs that made it count.
+func (r *RateTracker) observeBorn(now time.Time, q string, enqueued, succeeded, failed int64, bornAt time.Time) (enqueueRate, doneRate, failureRate float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, seen := r.byName[q]; !seen && !bornAt.IsZero() && bornAt.Before(now) {
+		// The sample of now goes in too: observe would take a sample less
+		// than a second after the seed for a newer one of the same second.
+		r.byName[q] = []rateSample{{at: bornAt}, {at: now, enqueued: enqueued, succeeded: succeeded, fail: failed}}
+	}
+	return r.observe(now, q, enqueued, succeeded, failed)
 }
 
 // observe is Observe; the caller holds mu.

@@ -1,0 +1,76 @@
+package top
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/refrakt/refrakt/internal/core/snapshot"
+)
+
+// screenOf is the plain text of the screen of a model given snap at
+// width×height, after msgs.
+func screenOf(t *testing.T, snap snapshot.Snapshot, width, height int, msgs ...tea.Msg) string {
+	t.Helper()
+	var m tea.Model = New(context.Background(), &scriptSource{}, Options{Clock: newClock(), NoColor: true})
+	m, _ = m.Update(tea.WindowSizeMsg{Width: width, Height: height})
+	m, _ = m.Update(fetchedMsg{snap: snap})
+	for _, msg := range msgs {
+		m, _ = m.Update(msg)
+	}
+	return ansi.Strip(m.(Model).Screen())
+}
+
+// TestColumnsShowWholeValues: a queue whose finished jobs all failed reads
+// 100.0% at any width, counts beyond five digits are abbreviated rather
+// than cut, and a wide terminal shows whole queue names (two that differ
+// at their end stay apart) and whole dead job ids (to copy into
+// `refrakt jobs get`).
+func TestColumnsShowWholeValues(t *testing.T) {
+	snap := loadSnapshot(t)
+	snap.Queues = []snapshot.Queue{
+		{Name: "reports.daily.region-eu-west-1", Pending: 2, Running: 100000, Scheduled: 123456, Dead: 7654321, FailureRate: 1},
+		{Name: "reports.daily.region-eu-west-2", Pending: 1234567},
+	}
+	snap.DeadJobs[0].Queue = "reports.daily.region-eu-west-1"
+	for _, width := range []int{80, 120, 250} {
+		screen := screenOf(t, snap, width, 40)
+		if !strings.Contains(screen, "100.0%") {
+			t.Errorf("at %d columns, no 100.0%%:\n%s", width, screen)
+		}
+		for _, want := range []string{"100k", "123k", "7654k", "1234k"} {
+			if !strings.Contains(screen, " "+want+" ") {
+				t.Errorf("at %d columns, no %s:\n%s", width, want, screen)
+			}
+		}
+	}
+	screen := screenOf(t, snap, 250, 40)
+	for _, want := range []string{
+		"reports.daily.region-eu-west-1 ", "reports.daily.region-eu-west-2 ", // the queues
+		"9f2c4e1a7b3d4c5e8f9a0b1c2d3e4f5a reports.daily.region-eu-west-1 fail", // a dead job
+	} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("at 250 columns, no %q:\n%s", want, screen)
+		}
+	}
+}
+
+func TestCount(t *testing.T) {
+	tests := []struct {
+		n     int64
+		width int
+		want  string
+	}{
+		{0, 5, "0"}, {99999, 5, "99999"}, {100000, 5, "100k"}, {999999, 5, "999k"}, {1234567, 5, "1234k"},
+		{12345678, 5, "12M"}, {999999, 6, "999999"}, {1234567, 6, "1234k"}, {19_990_000_000, 5, "19G"},
+		{1234567, 4, "1.2M"}, {5500, 4, "5500"}, {5500, 3, "5k"},
+	}
+	for _, tt := range tests {
+		if got := count(tt.n, tt.width); got != tt.want {
+			t.Errorf("count(%d, %d) = %q, want %q", tt.n, tt.width, got, tt.want)
+		}
+	}
+}
