@@ -132,6 +132,10 @@ func CanonicalTarget(target string) string {
 	return parts[0] + ":" + parts[1] + ":" + id
 }
 
+// IsKey reports whether target names one bucket (limit:scope:identity),
+// under which no other target lies.
+func IsKey(target string) bool { return specificity(target) == 2 }
+
 // ParseTarget parses "limit", "limit:scope" or "limit:scope:identity"
 // against the limits in force; an unknown limit, a scope the limit does not
 // apply, or an identity that is not one (a malformed IP) is core.CodeInvalid.

@@ -354,10 +354,13 @@ func TopOverrides(os []Override, n int) []Override {
 }
 
 // Related reports whether an override of target o concerns target t: it is
-// t's, covers t (o is a prefix of t) or lies under t (t is a prefix of o),
-// as `refrakt limits get TARGET` shows them.
+// t's, covers t (o is t's limit, or its limit and scope) or lies under t (t
+// is a limit, or a limit and scope, and o one of its scopes or keys), as
+// `refrakt limits get TARGET` shows them. A key covers no other key, and
+// none lies under it, though one may extend it: user a's key run:user:a is
+// not user a:b's run:user:a:b.
 func Related(o, t string) bool {
-	return o == t || strings.HasPrefix(t, o+":") || strings.HasPrefix(o, t+":")
+	return o == t || !IsKey(o) && strings.HasPrefix(t, o+":") || !IsKey(t) && strings.HasPrefix(o, t+":")
 }
 
 // OverridesOf lists the overrides in force that are Related to target (in

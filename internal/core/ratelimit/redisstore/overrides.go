@@ -103,13 +103,17 @@ func decodeOverride(target, v string) (ratelimit.Override, bool) {
 }
 
 // OverridesOf lists the stored overrides ratelimit.Related to target (in
-// its stored form, ratelimit.CanonicalTarget), expired ones included, in any order, without reading the others: the
-// covering ones (target's prefixes) by name, those under target by a scan
-// of the hash that Redis filters, so only they cross the network.
+// its stored form, ratelimit.CanonicalTarget), expired ones included, in any
+// order, without reading the others: the covering ones (target's limit, and
+// its limit and scope) by name, those under target, unless it is a key, by
+// a scan of the hash that Redis filters, so only they cross the network.
 func (s *Store) OverridesOf(ctx context.Context, target string) ([]ratelimit.Override, error) {
 	target = ratelimit.CanonicalTarget(target)
 	covering := []string{target}
-	for i := range target {
+	// The prefixes before the first two colons only: the rest of a key is
+	// its identity, which may hold colons (user a:b), and user a's key
+	// does not cover user a:b's.
+	for i := 0; i < len(target) && len(covering) < 3; i++ {
 		if target[i] == ':' {
 			covering = append(covering, target[:i])
 		}
@@ -125,6 +129,9 @@ func (s *Store) OverridesOf(ctx context.Context, target string) ([]ratelimit.Ove
 				out = append(out, o)
 			}
 		}
+	}
+	if ratelimit.IsKey(target) {
+		return out, nil // nothing lies under a key
 	}
 	return s.scanOverrides(ctx, globEscape(target)+":*", func(field string) bool { return ratelimit.Related(field, target) }, out...)
 }

@@ -1,0 +1,49 @@
+package cli
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+// overrideTargets are the targets of v's overrides, in its order.
+func overrideTargets(v LimitsView) []string {
+	out := []string{}
+	for _, o := range v.Overrides {
+		out = append(out, o.Target)
+	}
+	return out
+}
+
+// TestE2ELimitsGetKeyShowsNoOtherKey: `limits get` of one key lists its
+// override and those that cover it (its limit's, its scope's), over both
+// drivers; not the override of another key that merely starts with it (user
+// a:b's run:user:a:b is no key under user a's run:user:a), nor, for a
+// longer key, the shorter one.
+func TestE2ELimitsGetKeyShowsNoOtherKey(t *testing.T) {
+	r := redistest.Start(t)
+	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL()}, "--workers", "0")
+	envs := drivers(t, d, r, "refrakt:")
+	for _, target := range []string{"run:user", "run:user:a", "run:user:a:b", "secure-ping:user_tenant:u:t", "secure-ping:user_tenant:u:t:x"} {
+		mustCLI(t, envs[1].env, "limits", "set", target, "--capacity", "3", "--window", "1m")
+	}
+	awaitOverride(t, envs[0].env, "", "secure-ping:user_tenant:u:t:x", true)
+	for _, tt := range []struct {
+		target string
+		want   []string
+	}{
+		{"run:user:a", []string{"run:user", "run:user:a"}},
+		{"run:user:a:b", []string{"run:user", "run:user:a:b"}},
+		{"run:user", []string{"run:user", "run:user:a", "run:user:a:b"}},
+		{"secure-ping:user_tenant:u:t", []string{"secure-ping:user_tenant:u:t"}},
+		{"secure-ping:user_tenant:u:t:x", []string{"secure-ping:user_tenant:u:t:x"}},
+	} {
+		for _, de := range envs {
+			if diff := cmp.Diff(tt.want, overrideTargets(limitsJSON(t, de.env, tt.target))); diff != "" {
+				t.Errorf("limits get %s over %s (-want +got):\n%s", tt.target, de.name, diff)
+			}
+		}
+	}
+}
