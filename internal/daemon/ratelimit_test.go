@@ -396,7 +396,7 @@ func TestLimitsConfigAPI(t *testing.T) {
 	}
 	bad := []string{
 		`{"target":"nope","capacity":5,"window_seconds":60}`,
-		`{"target":"run:tenant","capacity":5,"window_seconds":60}`,
+		`{"target":"run:user_tenant","capacity":5,"window_seconds":60}`,
 		`{"target":"run:ip:not-an-ip","capacity":5,"window_seconds":60}`,
 		`{"target":"run","capacity":0,"window_seconds":60}`,
 		`{"target":"run","capacity":-3,"window_seconds":60}`,

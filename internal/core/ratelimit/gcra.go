@@ -81,6 +81,15 @@ func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 		res.Strikes = strikes
 		return
 	}
+	if b.NoPenalty {
+		// Denied without a strike (the global scope's bucket: a penalty
+		// would refuse every client for one): the wait is for the next
+		// token at the capacity as it is.
+		res.RetryAfter = next - now - limit
+		c.Strikes, c.StrikeAt = strikes, strikeAt
+		res.Strikes = strikes
+		return
+	}
 
 	c.strike(b, r, now, next-now, strikes, res)
 }

@@ -66,6 +66,12 @@ type limitEntry struct {
 	normal, premium Bucket
 	scopes          [maxScopes]Scope
 	prefixes        [maxScopes]string
+	// demand are the limit's OnDemandScopes that it does not apply always,
+	// with their key prefixes: looked at only where overrides target them
+	// (overrideSet.onDemand).
+	demand         []Scope
+	demandArr      [len(onDemand)]Scope
+	demandPrefixes [len(onDemand)]string
 }
 
 // maxScopes bounds the scopes of one limit (there are five scopes).
@@ -103,13 +109,25 @@ func New(cfg Config, d Deps) (*Limiter, error) {
 		store: d.Store, local: d.Local, clock: d.Clock, obs: d.Observer, log: d.Logger,
 	}
 	for _, lim := range cfg.Limits() {
-		if len(lim.Scopes) > maxScopes {
-			return nil, core.Errorf(core.CodeInvalid, "limit %s has too many scopes", lim.Name)
+		if lim.hasScope(ScopeGlobal) {
+			// Its bucket is the limit's own policy, which penalizes: the
+			// global scope is put in force by an override, never struck.
+			return nil, core.Errorf(core.CodeInvalid, "limit %s applies the global scope always; it is for overrides only", lim.Name)
 		}
 		e := &limitEntry{Limit: lim, normal: lim.Policy.bucket(), premium: lim.Policy.Premium(cfg.PremiumMultiplier).bucket()}
 		e.Scopes = e.scopes[:copy(e.scopes[:], lim.Scopes)]
 		for i, sc := range e.Scopes {
 			e.prefixes[i] = keyPrefix(lim.Name, sc)
+		}
+		e.demand = e.demandArr[:0]
+		for _, sc := range onDemand {
+			if !lim.hasScope(sc) {
+				e.demandPrefixes[len(e.demand)] = keyPrefix(lim.Name, sc)
+				e.demand = append(e.demand, sc)
+			}
+		}
+		if len(e.Scopes)+len(e.demand) > maxScopes {
+			return nil, core.Errorf(core.CodeInvalid, "limit %s has too many scopes", lim.Name)
 		}
 		l.order = append(l.order, e)
 	}
@@ -221,6 +239,13 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 		l.scratch.Put(s)
 		return Decision{}, core.Errorf(core.CodeInvalid, "limit %s needs %s", e.Name, scopeNeeds(e.Scopes))
 	}
+	if len(set.onDemand) > 0 { // without any override of a tenant or global scope, nothing more
+		var err error
+		if n, err = l.addOnDemand(set, e, &req, s, n); err != nil {
+			l.scratch.Put(s)
+			return Decision{}, err
+		}
+	}
 	bs, rs := s.bs[:n], s.rs[:n]
 
 	if l.local != nil {
@@ -266,6 +291,39 @@ func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error
 	return d, nil
 }
 
+// addOnDemand adds to the n buckets of s those of e's OnDemandScopes that
+// an override in set puts in force for req (limit:scope, or the key of
+// req's identity), each with that override's policy, and returns how many
+// buckets s then holds. A scope whose identity req does not carry (no
+// tenant) is skipped, as the limit's own are; one carried but unusable is
+// refused.
+func (l *Limiter) addOnDemand(set *overrideSet, e *limitEntry, req *Request, s *scratch, n int) (int, error) {
+	bits := set.onDemand[e.Name]
+	if bits == 0 {
+		return n, nil
+	}
+	for j, sc := range e.demand {
+		if bits&scopeBit(sc) == 0 || !req.carries(sc) {
+			continue
+		}
+		prefix := e.demandPrefixes[j]
+		key, id, ok := appendKey(s.keys[n][:0], prefix, sc, req)
+		s.keys[n] = key
+		if !ok {
+			return n, badIdentity(sc)
+		}
+		o := set.lookupOnDemand(key, len(prefix)-1, l.clock)
+		if o == nil {
+			continue // not in force for this identity
+		}
+		s.bs[n] = o.bucket
+		s.bs[n].Key = key
+		s.ids[n], s.scopes[n] = id, sc
+		n++
+	}
+	return n, nil
+}
+
 // allowOne decides, on a OneTaker, a request that carries the identity of
 // exactly one of its limit's scopes (an anonymous request to a limit keyed
 // on IP and user, say): its key is built in an array on the stack and passed
@@ -296,6 +354,9 @@ func (l *Limiter) allowOne(e *limitEntry, req *Request, d *Decision) bool {
 	}
 	sc, prefix := e.Scopes[j], e.prefixes[j]
 	set := l.overrides.Load()
+	if len(set.onDemand) > 0 && set.onDemand[e.Name] != 0 {
+		return false // a tenant or global scope may apply too
+	}
 	var buf [MaxOneKey]byte
 	if sc == ScopeIP && len(prefix)+len(req.IP) <= MaxOneKey && !strings.HasSuffix(req.IP, "/64") {
 		key := append(append(buf[:0], prefix...), req.IP...)

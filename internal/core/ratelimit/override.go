@@ -45,6 +45,12 @@ type overrideSet struct {
 	// that have overrides at all.
 	byKey, byScope, byLimit map[string]*resolvedOverride
 	list                    []Override
+	// onDemand holds, by limit name, the scopes (scopeBit) that overrides
+	// of the limit's scope or keys target among OnDemandScopes, expired
+	// ones included: the scopes a decision must look at besides the
+	// limit's own. Nil when there are none, so that a decision costs no
+	// more than a length check then.
+	onDemand map[string]uint8
 }
 
 type resolvedOverride struct {
@@ -58,6 +64,17 @@ func newOverrideSet(list []Override) *overrideSet {
 	for _, o := range list {
 		r := &resolvedOverride{Override: o, bucket: o.policy().bucket()}
 		r.bucket.Shadow = o.Mode == ModeShadow
+		limit, rest, _ := strings.Cut(o.Target, ":")
+		scope, _, _ := strings.Cut(rest, ":")
+		// The global scope's one bucket, shared by every client, is never
+		// penalized: one abuser's strikes or ban would refuse them all.
+		r.bucket.NoPenalty = Scope(scope) == ScopeGlobal
+		if sc := Scope(scope); isOnDemand(sc) {
+			if s.onDemand == nil {
+				s.onDemand = map[string]uint8{}
+			}
+			s.onDemand[limit] |= scopeBit(sc)
+		}
 		switch strings.Count(o.Target, ":") {
 		case 0:
 			s.byLimit[o.Target] = r
@@ -88,6 +105,21 @@ func (s *overrideSet) lookup(key []byte, limitLen, scopeEnd int, clock Clock) *r
 		if o := s.byLimit[string(key[:limitLen])]; o.live(clock) {
 			return o
 		}
+	}
+	return nil
+}
+
+// lookupOnDemand is lookup for a key of one of the limit's OnDemandScopes,
+// whose limit and scope are its first scopeEnd bytes: the override of the
+// key, else of the scope; nil when neither is in force, and then the scope
+// is not in force for this key. The limit's own override is not looked at:
+// it does not put the scope in force.
+func (s *overrideSet) lookupOnDemand(key []byte, scopeEnd int, clock Clock) *resolvedOverride {
+	if o := s.byKey[string(key)]; o.live(clock) {
+		return o
+	}
+	if o := s.byScope[string(key[:scopeEnd])]; o.live(clock) {
+		return o
 	}
 	return nil
 }
@@ -138,9 +170,10 @@ func IsKey(target string) bool { return specificity(target) == 2 }
 
 // ParseTarget parses "limit", "limit:scope" or "limit:scope:identity"
 // against the limits in force; an unknown limit, a scope the limit does not
-// apply, or an identity that is not one (a malformed IP) is core.CodeInvalid.
-// IP identities are normalized (IPv6 to its /64) so that a key target
-// matches the bucket the limiter uses.
+// have (Limit.HasScope: its own, or tenant and global), or an identity that
+// is not one (a malformed IP) is core.CodeInvalid. IP identities are
+// normalized (IPv6 to its /64) so that a key target matches the bucket the
+// limiter uses.
 func (l *Limiter) ParseTarget(s string) (Target, error) {
 	parts := strings.SplitN(s, ":", 3)
 	t := Target{Limit: parts[0]}
@@ -152,7 +185,7 @@ func (l *Limiter) ParseTarget(s string) (Target, error) {
 		return t, nil
 	}
 	t.Scope = Scope(parts[1])
-	if !lim.hasScope(t.Scope) {
+	if !lim.HasScope(t.Scope) {
 		return Target{}, core.Errorf(core.CodeInvalid, "limit %q has no scope %q (target %q)", t.Limit, parts[1], s)
 	}
 	if len(parts) == 2 {

@@ -97,7 +97,11 @@ func (l *Limiter) Overrides() []Override {
 }
 
 // Override returns the most specific override in force for a bucket key
-// such as "run:ip:203.0.113.7", and whether there is one.
+// such as "run:ip:203.0.113.7", and whether there is one. For a key of a
+// tenant or global scope that the limit applies only on demand, that is the
+// override that puts the scope in force for the key (the key's, else the
+// scope's): without one, the scope does not apply to it, whatever the
+// limit's own override says.
 func (l *Limiter) Override(key string) (Override, bool) {
 	t, err := l.ParseTarget(key)
 	if err != nil {
@@ -108,7 +112,14 @@ func (l *Limiter) Override(key string) (Override, bool) {
 	if t.Scope != "" {
 		scopeEnd += 1 + len(t.Scope)
 	}
-	if o := l.overrides.Load().lookup(k, len(t.Limit), scopeEnd, l.clock); o != nil {
+	set := l.overrides.Load()
+	var o *resolvedOverride
+	if t.Scope != "" && !l.limit(t.Limit).hasScope(t.Scope) {
+		o = set.lookupOnDemand(k, scopeEnd, l.clock)
+	} else {
+		o = set.lookup(k, len(t.Limit), scopeEnd, l.clock)
+	}
+	if o != nil {
 		return o.Override, true
 	}
 	return Override{}, false

@@ -17,6 +17,33 @@ const (
 // Scopes lists every scope, in the order the API shows them.
 var scopes = [...]Scope{ScopeIP, ScopeUser, ScopeTenant, ScopeUserTenant, ScopeGlobal}
 
+// onDemand are the scopes every limit has besides those it applies always
+// (Limit.Scopes): each is in force only where an override targets it. An
+// override of limit:tenant gives every tenant's requests a bucket of their
+// own (limit:tenant:<tenant>) with its policy; one of limit:tenant:T, that
+// tenant's alone; an override of limit:global (or limit:global:all) gives
+// all the limit's requests one shared bucket, limit:global:all. An
+// override of the limit itself never puts them in force: a limit's own
+// policy is not a tenant's or everyone's.
+var onDemand = [...]Scope{ScopeTenant, ScopeGlobal}
+
+// OnDemandScopes returns the scopes that an override puts in force on a
+// limit that does not apply them always: tenant and global.
+func OnDemandScopes() []Scope { return onDemand[:] }
+
+// isOnDemand reports whether sc is one of OnDemandScopes.
+func isOnDemand(sc Scope) bool { return sc == ScopeTenant || sc == ScopeGlobal }
+
+// scopeBit is sc's bit in a set of scopes (overrideSet.onDemand).
+func scopeBit(sc Scope) uint8 {
+	for i, x := range scopes {
+		if x == sc {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
 // MaxCapacity bounds a bucket's capacity and its rate per window (2^30,
 // about a billion): the memory store keeps a capacity in 32 bits, and every
 // product of a capacity and an interval in the bucket arithmetic stays far
@@ -59,14 +86,15 @@ func (p Policy) Premium(m float64) Policy {
 
 // Limit is a named policy applied per scope. A request must pass every
 // scope whose identity it carries; scopes with an unknown identity (no user
-// yet, say) are skipped.
+// yet, say) are skipped. Besides its Scopes, a limit has the OnDemandScopes
+// it does not list, each in force only where an override targets it.
 type Limit struct {
 	Name   string
 	Scopes []Scope
 	Policy Policy
 }
 
-// hasScope reports whether l applies scope s.
+// hasScope reports whether l applies scope s always.
 func (l *Limit) hasScope(s Scope) bool {
 	for _, sc := range l.Scopes {
 		if sc == s {
@@ -75,6 +103,11 @@ func (l *Limit) hasScope(s Scope) bool {
 	}
 	return false
 }
+
+// HasScope reports whether s is a scope of l: one it applies always, or
+// one an override can put in force (OnDemandScopes). It is what a target
+// limit:scope may name.
+func (l *Limit) HasScope(s Scope) bool { return l.hasScope(s) || isOnDemand(s) }
 
 // Names of the built-in limits.
 const (

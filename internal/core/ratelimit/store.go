@@ -14,8 +14,8 @@ type Store interface {
 	// twice) with the given penalty rules and writes one Result per bucket
 	// into rs (len(rs) >= len(bs)). The request is admitted only when every
 	// bucket admits it; a denied request spends no token of any bucket, and
-	// each bucket that denied it gets a strike. A shadow bucket never
-	// denies.
+	// each bucket that denied it gets a strike, but a NoPenalty one. A
+	// shadow bucket never denies.
 	Take(ctx context.Context, rules *Rules, bs []Bucket, rs []Result) error
 	// Reset forgets a bucket: its tokens, strikes and ban.
 	Reset(ctx context.Context, key string) error
@@ -124,6 +124,10 @@ type Bucket struct {
 	Window int64
 	// Shadow buckets count but never deny.
 	Shadow bool
+	// NoPenalty buckets deny without striking or banning: the global
+	// scope's one bucket, shared by every client, where a penalty earned by
+	// one would refuse all of them.
+	NoPenalty bool
 }
 
 // Rules are the penalty and ban settings in microseconds.

@@ -25,10 +25,12 @@ const (
 	replySize      = 1 + 7*8
 	shortReplySize = 1 + 3*8
 	flagShort      = 16
-	// specShadow and specJoined are the bits of a bucket's kind byte: a
-	// shadow bucket, and a key whose request goes on with the next key.
-	specShadow = 1
-	specJoined = 2
+	// specShadow, specJoined and specNoPenalty are the bits of a bucket's
+	// kind byte: a shadow bucket, a key whose request goes on with the next
+	// key, and a bucket that denies without striking.
+	specShadow    = 1
+	specJoined    = 2
+	specNoPenalty = 4
 )
 
 // call is one script call: keys decided together.
@@ -135,6 +137,9 @@ func packSpec(b *ratelimit.Bucket) [specSize]byte {
 	putFloat(p[16:], float64(b.Window))
 	if b.Shadow {
 		p[24] = specShadow
+	}
+	if b.NoPenalty {
+		p[24] |= specNoPenalty
 	}
 	return p
 }

@@ -22,7 +22,9 @@
 --           then 25 bytes per key, in KEYS order, "<dddB": capacity (burst
 --             before penalties), emission interval (µs per token), window
 --             (µs), then a kind: 1 for a shadow bucket (never denies, never
---             strikes), plus 2 when the next key belongs to the same request
+--             strikes), plus 2 when the next key belongs to the same request,
+--             plus 4 for a bucket that denies without striking (the global
+--             scope's)
 --
 -- A request of several keys (scopes) is all or nothing, as in the memory
 -- store: its keys are decided one after the other, and when any of them
@@ -70,7 +72,8 @@ for i = 1, #KEYS do
   local capacity, iv, window, kind
   capacity, iv, window, kind, pos = unpack(SPEC, args, pos)
   local shadow = kind % 2
-  local joined = kind >= 2
+  local joined = kind % 4 >= 2
+  local nopenalty = kind >= 4
   local tat, old_iv, cap, strikes, strike_at, banned_until, ban_level, last_ban = 0, 0, 0, 0, 0, 0, 0, 0
   local raw = call("GET", key)
   if raw then
@@ -146,6 +149,8 @@ for i = 1, #KEYS do
       if shadow == 1 then
         retry = nxt - now - limit
         flags = 3
+      elseif nopenalty then
+        retry = nxt - now - limit
       else
         strikes = strikes + 1
         strike_at = now

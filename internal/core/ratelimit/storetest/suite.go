@@ -38,6 +38,8 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Snapshot", func(t *testing.T) { testSnapshot(t, newStore) })
 	t.Run("SnapshotShowsNextDecision", func(t *testing.T) { testSnapshotNext(t, newStore) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, newStore) })
+	t.Run("TenantScope", func(t *testing.T) { testTenantScope(t, newStore) })
+	t.Run("GlobalScope", func(t *testing.T) { testGlobalScope(t, newStore) })
 }
 
 // NewLimiter builds a limiter on store with the defaults changed by tweak.
@@ -542,7 +544,7 @@ func testOverrideAPI(t *testing.T, newStore NewStore) {
 		ttl  time.Duration
 	}{
 		{"unknown limit", ratelimit.Override{Target: "nope", Capacity: 1, Window: time.Minute}, 0},
-		{"scope the limit lacks", ratelimit.Override{Target: "run:tenant", Capacity: 1, Window: time.Minute}, 0},
+		{"scope the limit lacks", ratelimit.Override{Target: "secure-ping:ip", Capacity: 1, Window: time.Minute}, 0},
 		{"unknown scope", ratelimit.Override{Target: "run:planet", Capacity: 1, Window: time.Minute}, 0},
 		{"malformed IP", ratelimit.Override{Target: "run:ip:300.1.1.1", Capacity: 1, Window: time.Minute}, 0},
 		{"empty identity", ratelimit.Override{Target: "run:ip:", Capacity: 1, Window: time.Minute}, 0},
@@ -881,4 +883,177 @@ func testRemoveExpiredOverride(t *testing.T, newStore NewStore) {
 	if err := l.DeleteOverride(ctx, target); err != nil {
 		t.Errorf("removing the override in force: %v", err)
 	}
+}
+
+// decision is what the tenant and global tests compare of a decision.
+type decision struct {
+	Allowed   bool
+	Key       string
+	Capacity  int
+	Remaining int
+	Strikes   int
+	Banned    bool
+}
+
+func decisionOf(d ratelimit.Decision) decision {
+	return decision{Allowed: d.Allowed, Key: d.Key(), Capacity: d.Capacity, Remaining: d.Remaining, Strikes: d.Strikes, Banned: d.Banned()}
+}
+
+// testTenantScope: a limit's tenant scope is in force only where an
+// override targets it (limit:tenant for every tenant, limit:tenant:T for
+// one), for requests whose tenant is known; it is all or nothing with the
+// limit's own scopes, penalizes as they do, and is gone with its override.
+// The limit's own override does not put it in force.
+func testTenantScope(t *testing.T, newStore NewStore) {
+	clock := NewClock()
+	l := NewLimiter(t, newStore(t, clock), clock, func(c *ratelimit.Config) { c.BanAfterStrikes = 3; c.PenaltyDecay = time.Hour })
+	ctx := context.Background()
+	set := func(target string, capacity int) {
+		t.Helper()
+		if _, err := l.SetOverride(ctx, ratelimit.Override{Target: target, Capacity: capacity, Window: time.Minute}, 0); err != nil {
+			t.Fatalf("SetOverride(%s): %v", target, err)
+		}
+	}
+	do := func(ip, user, tenant string) decision {
+		t.Helper()
+		d, err := l.Allow(ctx, ratelimit.Request{Limit: "run", IP: ip, User: user, Tenant: tenant})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return decisionOf(d)
+	}
+	check := func(what string, want, got decision) {
+		t.Helper()
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", what, diff)
+		}
+	}
+
+	set("run", 100) // the limit's own override: no tenant bucket
+	check("a tenant's request under the limit's override", decision{true, "run:ip:10.0.0.1", 100, 99, 0, false}, do("10.0.0.1", "", "t1"))
+	if err := l.DeleteOverride(ctx, "run"); err != nil {
+		t.Fatal(err)
+	}
+
+	set("run:tenant", 2)
+	check("t1, first", decision{true, "run:tenant:t1", 2, 1, 0, false}, do("10.0.0.2", "u2", "t1"))
+	check("t1, second, from another IP and user", decision{true, "run:tenant:t1", 2, 0, 0, false}, do("10.0.0.3", "u3", "t1"))
+	check("t1, third: the tenant's bucket refuses", decision{false, "run:tenant:t1", 2, 0, 1, false}, do("10.0.0.4", "u4", "t1"))
+	// The refused request spent nothing of its IP and user.
+	check("10.0.0.4 without a tenant", decision{true, "run:ip:10.0.0.4", 10, 9, 0, false}, do("10.0.0.4", "", ""))
+	check("u4 without a tenant", decision{true, "run:user:u4", 10, 9, 0, false}, do("", "u4", ""))
+	check("t2 has a bucket of its own", decision{true, "run:tenant:t2", 2, 1, 0, false}, do("10.0.0.6", "", "t2"))
+	// A tenant's bucket is penalized as any other: strikes, then a ban.
+	check("t1, strike 2", decision{false, "run:tenant:t1", 1, 0, 2, false}, do("10.0.0.7", "", "t1"))
+	if got := do("10.0.0.8", "", "t1"); !got.Banned || got.Key != "run:tenant:t1" {
+		t.Errorf("t1 at its third strike: %+v, want banned", got)
+	}
+
+	// A tenant's own override is more specific than the scope's.
+	set("run:tenant:t3", 5)
+	check("t3 under its own override", decision{true, "run:tenant:t3", 5, 4, 0, false}, do("10.0.0.9", "", "t3"))
+
+	// Without the scope's override, only the tenant of a key override has
+	// a tenant bucket.
+	if err := l.DeleteOverride(ctx, "run:tenant"); err != nil {
+		t.Fatal(err)
+	}
+	check("t1 once run:tenant is gone", decision{true, "run:ip:10.0.0.10", 10, 9, 0, false}, do("10.0.0.10", "", "t1"))
+	check("t3, still under its own override", decision{true, "run:tenant:t3", 5, 3, 0, false}, do("10.0.0.11", "", "t3"))
+	if err := l.DeleteOverride(ctx, "run:tenant:t3"); err != nil {
+		t.Fatal(err)
+	}
+	check("t3 once its override is gone", decision{true, "run:ip:10.0.0.12", 10, 9, 0, false}, do("10.0.0.12", "", "t3"))
+
+	// An override with a TTL puts the scope in force until it ends.
+	if _, err := l.SetOverride(ctx, ratelimit.Override{Target: "run:tenant:t4", Capacity: 1, Window: time.Hour}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	check("t4 under a TTL'd override", decision{true, "run:tenant:t4", 1, 0, 0, false}, do("10.0.0.13", "", "t4"))
+	clock.Advance(time.Minute)
+	check("t4 once the override expired", decision{true, "run:ip:10.0.0.14", 10, 9, 0, false}, do("10.0.0.14", "", "t4"))
+}
+
+// testGlobalScope: an override of limit:global gives all the limit's
+// requests one bucket, limit:global:all, that refuses without striking or
+// banning (one client's excess would otherwise lock every client out); a
+// request it refuses spends nothing of the other scopes; it can be reset,
+// and is gone with its override.
+func testGlobalScope(t *testing.T, newStore NewStore) {
+	clock := NewClock()
+	l := NewLimiter(t, newStore(t, clock), clock, func(c *ratelimit.Config) { c.BanAfterStrikes = 2 })
+	ctx := context.Background()
+	do := func(ip, user, tenant string) decision {
+		t.Helper()
+		d, err := l.Allow(ctx, ratelimit.Request{Limit: "run", IP: ip, User: user, Tenant: tenant})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return decisionOf(d)
+	}
+	check := func(what string, want, got decision) {
+		t.Helper()
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", what, diff)
+		}
+	}
+	for _, bad := range []string{"run:global:other", "run:global:"} {
+		if _, err := l.SetOverride(ctx, ratelimit.Override{Target: bad, Capacity: 3, Window: time.Minute}, 0); core.ErrorCode(err) != core.CodeInvalid {
+			t.Errorf("SetOverride(%s): err %v, want invalid", bad, err)
+		}
+	}
+	o, err := l.SetOverride(ctx, ratelimit.Override{Target: "run:global", Capacity: 3, Window: time.Minute}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Target != "run:global" {
+		t.Errorf("stored target %q, want run:global", o.Target)
+	}
+	if _, err := l.SetOverride(ctx, ratelimit.Override{Target: "run:ip", Capacity: 1, Window: time.Hour}, 0); err != nil {
+		t.Fatal(err)
+	}
+	check("first client", decision{true, "run:ip:10.0.1.1", 1, 0, 0, false}, do("10.0.1.1", "", ""))
+	check("second client", decision{true, "run:ip:10.0.1.2", 1, 0, 0, false}, do("10.0.1.2", "", ""))
+	check("third client, with a user and a tenant", decision{true, "run:ip:10.0.1.3", 1, 0, 0, false}, do("10.0.1.3", "u3", "t3"))
+	// The bucket is empty: every client is refused, never struck, never
+	// banned, however often it is refused.
+	for i := range 5 {
+		check(fmt.Sprintf("refusal %d", i+1), decision{false, "run:global:all", 3, 0, 0, false}, do("10.0.1.9", "", ""))
+	}
+	d, err := l.Allow(ctx, ratelimit.Request{Limit: "run", IP: "10.0.1.10"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.RetryAfter != 20*time.Second {
+		t.Errorf("Retry-After %s, want 20s (3 per minute, no strike)", d.RetryAfter)
+	}
+	clock.Advance(20 * time.Second)
+	// 10.0.1.9 was refused five times and spent nothing of its IP's one token.
+	check("a refused client, a token later", decision{true, "run:ip:10.0.1.9", 1, 0, 0, false}, do("10.0.1.9", "", ""))
+	check("the next", decision{false, "run:global:all", 3, 0, 0, false}, do("10.0.1.11", "", ""))
+
+	if err := l.Reset(ctx, "run:global:all"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.DeleteOverride(ctx, "run:ip"); err != nil {
+		t.Fatal(err)
+	}
+	check("after a reset", decision{true, "run:global:all", 3, 2, 0, false}, do("10.0.1.12", "", ""))
+	// Every scope at once: ip, user, tenant and global.
+	if _, err := l.SetOverride(ctx, ratelimit.Override{Target: "run:tenant", Capacity: 5, Window: time.Minute}, 0); err != nil {
+		t.Fatal(err)
+	}
+	check("four scopes", decision{true, "run:global:all", 3, 1, 0, false}, do("10.0.1.13", "u13", "t13"))
+
+	if err := l.DeleteOverride(ctx, "run:global"); err != nil {
+		t.Fatal(err)
+	}
+	check("without the override", decision{true, "run:tenant:t13", 5, 3, 0, false}, do("10.0.1.14", "u14", "t13"))
+	// The key's own target puts it in force as well (the bucket full
+	// again a minute later).
+	clock.Advance(time.Minute)
+	if _, err := l.SetOverride(ctx, ratelimit.Override{Target: "run:global:all", Capacity: 2, Window: time.Minute}, 0); err != nil {
+		t.Fatal(err)
+	}
+	check("under run:global:all", decision{true, "run:global:all", 2, 1, 0, false}, do("10.0.1.15", "", ""))
 }
