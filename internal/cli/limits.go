@@ -5,6 +5,8 @@ import (
 	"sort"
 
 	"github.com/spf13/cobra"
+
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
 )
 
 // newLimitsCmd is `refrakt limits`: policies, overrides and buckets, over a
@@ -16,9 +18,13 @@ func newLimitsCmd(f *Factory) *cobra.Command {
 		Long: "Work with refrakt's rate limits, over a daemon's API (--server, REFRAKT_SERVER, default\n" +
 			DefaultServer + ") or straight over Redis (--redis, REFRAKT_REDIS). An override set\n" +
 			"either way is stored in the backend and enforced by every daemon on it within 1 s.\n" +
-			"A target is a limit (run), a limit and scope (run:ip) or one key (run:ip:203.0.113.7).",
+			"A target is a limit (run), a limit and scope (run:ip) or one key (run:ip:203.0.113.7).\n" +
+			"Every limit also has a tenant and a global scope, in force only where an override\n" +
+			"targets them: run:tenant (each tenant's requests share a bucket), run:tenant:<tenant>\n" +
+			"(that tenant only), run:global (one bucket, run:global:all, for all requests).",
 		Example: "  refrakt limits get\n" +
 			"  refrakt limits set run:ip --capacity 100 --window 1m --ttl 1h\n" +
+			"  refrakt limits set run:tenant --capacity 300 --window 1m\n" +
 			"  refrakt limits reset run:ip:203.0.113.7",
 	}, func(c client) []*cobra.Command {
 		return []*cobra.Command{
@@ -51,6 +57,11 @@ func completeTargets(c client, withLimits bool) cobra.CompletionFunc {
 					seen[l.Name] = "limit"
 					for _, s := range l.Scopes {
 						seen[l.Name+":"+s] = "limit and scope"
+					}
+					for _, s := range ratelimit.OnDemandScopes() {
+						if _, ok := seen[l.Name+":"+string(s)]; !ok {
+							seen[l.Name+":"+string(s)] = "limit and scope, in force by override"
+						}
 					}
 				}
 			}

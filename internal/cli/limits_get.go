@@ -25,7 +25,10 @@ func newLimitsGetCmd(c client, runF func(context.Context, *LimitsGetOptions) err
 		Short: "Show the limits with their policies, then the overrides",
 		Long: "Show every limit with its policy (burst, rate per window, scopes), then the overrides in\n" +
 			"force with their mode, expiry and origin. With TARGET, only its limit and the overrides\n" +
-			"that cover it or lie under it (for run:ip: run, run:ip and run:ip:<any key>).",
+			"that cover it or lie under it (for run:ip: run, run:ip and run:ip:<any key>; for one key,\n" +
+			"its own override and those of its limit and scope). Besides the scopes listed, every\n" +
+			"limit has a tenant and a global scope, in force only where an override targets them\n" +
+			"(run:tenant, run:tenant:<tenant>, run:global).",
 		Example: "  refrakt limits get\n" +
 			"  refrakt limits get run:ip\n" +
 			"  refrakt limits get -o json | jq '.overrides[].target'",
@@ -75,7 +78,7 @@ func filterLimits(v LimitsView, target string) (LimitsView, error) {
 	if len(out.Limits) == 0 {
 		return out, core.Errorf(core.CodeInvalid, "unknown limit %q in target %q", parts[0], target)
 	}
-	if len(parts) > 1 && !slices.Contains(out.Limits[0].Scopes, parts[1]) {
+	if len(parts) > 1 && !slices.Contains(out.Limits[0].Scopes, parts[1]) && !onDemandScope(parts[1]) {
 		return out, core.Errorf(core.CodeInvalid, "limit %q has no scope %q (target %q)", parts[0], parts[1], target)
 	}
 	target = ratelimit.CanonicalTarget(target) // as overrides are stored
@@ -85,4 +88,16 @@ func filterLimits(v LimitsView, target string) (LimitsView, error) {
 		}
 	}
 	return out, nil
+}
+
+// onDemandScope reports whether scope is one that every limit has besides
+// those it lists, in force only where an override targets it (tenant,
+// global).
+func onDemandScope(scope string) bool {
+	for _, sc := range ratelimit.OnDemandScopes() {
+		if string(sc) == scope {
+			return true
+		}
+	}
+	return false
 }

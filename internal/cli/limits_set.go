@@ -34,10 +34,16 @@ func newLimitsSetCmd(c client, runF func(context.Context, *LimitsSetOptions) err
 			"limit, limit:scope or limit:scope:identity); the most specific override of a bucket wins.\n" +
 			"A bucket keeps what it has already spent. With --ttl the override ends by itself; with\n" +
 			"--shadow it is computed and counted but never denies. Every daemon on the backend\n" +
-			"enforces it within 1 s.",
+			"enforces it within 1 s.\n\n" +
+			"An override of limit:tenant or limit:tenant:<tenant> puts the limit's tenant scope in force\n" +
+			"(for every tenant, or that one): the requests of a tenant share a bucket, on top of the\n" +
+			"limit's other scopes. One of limit:global gives all the limit's requests one bucket,\n" +
+			"limit:global:all, which refuses without strikes or bans. Unset it and the scope is gone.",
 		Example: "  refrakt limits set run --capacity 100 --window 1m\n" +
 			"  refrakt limits set run:ip:203.0.113.7 --capacity 1 --window 1h --ttl 24h\n" +
-			"  refrakt limits set assistant:user --capacity 5 --window 1m --shadow",
+			"  refrakt limits set assistant:user --capacity 5 --window 1m --shadow\n" +
+			"  refrakt limits set run:tenant --capacity 300 --window 1m\n" +
+			"  refrakt limits set run:global --capacity 1000 --window 1m",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeTargets(c, true),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -47,3 +47,34 @@ func TestE2ELimitsGetKeyShowsNoOtherKey(t *testing.T) {
 		}
 	}
 }
+
+// TestE2ELimitsTenantAndGlobalTargets: the tenant and global scopes of a
+// limit are targets of set, get and unset over both drivers (the review's
+// `limits set run:tenant …` said run has no scope tenant, exit 2); a global
+// identity other than "all", and a scope a limit lacks, stay refused.
+func TestE2ELimitsTenantAndGlobalTargets(t *testing.T) {
+	r := redistest.Start(t)
+	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL()}, "--workers", "0")
+	envs := drivers(t, d, r, "refrakt:")
+	for _, de := range envs {
+		t.Run(de.name, func(t *testing.T) {
+			for _, target := range []string{"run:tenant", "run:tenant:acme", "run:global"} {
+				mustCLI(t, de.env, "limits", "set", target, "--capacity", "5", "--window", "1m")
+			}
+			awaitOverride(t, envs[0].env, "run", "run:global", true)
+			if diff := cmp.Diff([]string{"run:tenant", "run:tenant:acme"}, overrideTargets(limitsJSON(t, de.env, "run:tenant:acme"))); diff != "" {
+				t.Errorf("limits get run:tenant:acme (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff([]string{"run:global"}, overrideTargets(limitsJSON(t, de.env, "run:global:all"))); diff != "" {
+				t.Errorf("limits get run:global:all (-want +got):\n%s", diff)
+			}
+			wantFail(t, de.env, ExitUsage, `identity of scope global is "all", got "x"`, "limits", "set", "run:global:x", "--capacity", "5", "--window", "1m")
+			wantFail(t, de.env, ExitUsage, `limit "secure-ping" has no scope "ip"`, "limits", "set", "secure-ping:ip", "--capacity", "5", "--window", "1m")
+			mustCLI(t, de.env, "limits", "reset", "run:global:all")
+			for _, target := range []string{"run:tenant", "run:tenant:acme", "run:global"} {
+				mustCLI(t, de.env, "limits", "unset", target)
+			}
+			awaitOverride(t, envs[0].env, "run", "run:global", false)
+		})
+	}
+}

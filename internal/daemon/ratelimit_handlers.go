@@ -113,9 +113,17 @@ type tenantLimitJSON struct {
 	// Override is the override in force for the limit as this tenant's
 	// traffic meets it, if any: the most specific of the tenant's key
 	// (limit:tenant:T), the scope (limit:tenant) and the limit, for a limit
-	// with a tenant scope; for the others, the first of its scopes'
-	// overrides (run:ip, then run:user), else the limit's own.
+	// that applies a tenant scope always; for the others, the first of its
+	// scopes' overrides (run:ip, then run:user), else the limit's own.
 	Override *overrideJSON `json:"override,omitempty"`
+	// TenantOverride is the override that gives the tenant's requests a
+	// bucket of their own, shared by all of them (limit:tenant:T, else
+	// limit:tenant), and GlobalOverride the one that gives all the
+	// limit's requests one bucket (limit:global): each a limit besides the
+	// above, which a request must pass too. Absent while none is in force,
+	// and then the scope does not apply.
+	TenantOverride *overrideJSON `json:"tenant_override,omitempty"`
+	GlobalOverride *overrideJSON `json:"global_override,omitempty"`
 }
 
 // handleTenantMeta answers the effective limits for ?tenant=T: the built-in
@@ -146,6 +154,18 @@ func (s *Server) handleTenantMeta() http.Handler {
 			} else {
 				for _, sc := range l.Scopes {
 					targets = append(targets, l.Name+":"+string(sc))
+				}
+				// The tenant and global scopes the limit applies on demand:
+				// the override that puts each in force for this tenant.
+				if o, ok := s.limiter.Override(l.Name + ":tenant:" + tenant); ok {
+					oj := toOverrideJSON(o)
+					tl.TenantOverride = &oj
+				}
+			}
+			if !slices.Contains(l.Scopes, ratelimit.ScopeGlobal) {
+				if o, ok := s.limiter.Override(l.Name + ":global:" + ratelimit.GlobalIdentity); ok {
+					oj := toOverrideJSON(o)
+					tl.GlobalOverride = &oj
 				}
 			}
 			for _, target := range targets {
@@ -214,7 +234,7 @@ func limitOfTarget(set ratelimit.LimitSet, target string) (ratelimit.TieredLimit
 		if l.Name != parts[0] {
 			continue
 		}
-		if len(parts) > 1 && !slices.Contains(l.Scopes, ratelimit.Scope(parts[1])) {
+		if len(parts) > 1 && !l.HasScope(ratelimit.Scope(parts[1])) {
 			return l, core.Errorf(core.CodeInvalid, "limit %q has no scope %q (target %q)", parts[0], parts[1], target)
 		}
 		return l, nil

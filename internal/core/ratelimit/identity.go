@@ -11,8 +11,9 @@ import (
 // limiter keep arbitrarily large keys.
 const maxIdentity = 200
 
-// globalIdentity is the identity of the global scope.
-const globalIdentity = "all"
+// GlobalIdentity is the identity of the global scope: its one bucket of a
+// limit is <limit>:global:all.
+const GlobalIdentity = "all"
 
 // IPKey returns the identity an IP address is keyed on: an IPv4 address (or
 // an IPv4-mapped IPv6 one) as itself, an IPv6 address as its /64, since one
@@ -118,8 +119,8 @@ func normalizeIdentity(scope Scope, id string) (string, error) {
 			return "", core.Errorf(core.CodeInvalid, "identity of scope user_tenant is <user>:<tenant>, got %q", id)
 		}
 	case ScopeGlobal:
-		if id != globalIdentity {
-			return "", core.Errorf(core.CodeInvalid, "identity of scope global is %q, got %q", globalIdentity, id)
+		if id != GlobalIdentity {
+			return "", core.Errorf(core.CodeInvalid, "identity of scope global is %q, got %q", GlobalIdentity, id)
 		}
 	}
 	return id, nil
@@ -179,7 +180,7 @@ func (r *Request) maxIdentityLen(scope Scope) int {
 	case ScopeUserTenant:
 		return 3*len(r.User) + 1 + len(r.Tenant) // each user byte escaped at most to three
 	}
-	return len(globalIdentity)
+	return len(GlobalIdentity)
 }
 
 // appendKey appends "<limit>:<scope>:<identity>" for the scope of req, which
@@ -210,7 +211,7 @@ func appendKey(dst []byte, prefix string, scope Scope, req *Request) (key []byte
 		dst = append(append(appendUserPart(dst, req.User), ':'), req.Tenant...)
 		identity = string(dst[start:])
 	case ScopeGlobal:
-		identity = globalIdentity
+		identity = GlobalIdentity
 	}
 	if len(identity) > maxIdentity {
 		return dst, "", false

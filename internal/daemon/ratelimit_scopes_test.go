@@ -1,0 +1,165 @@
+package daemon
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// setOverride posts an override and fails the test unless it is stored.
+func setOverride(t *testing.T, s *Server, body string) {
+	t.Helper()
+	if resp, out := send(t, s, request{method: "POST", path: "/api/dev/rate-limits/config", token: devToken, body: body}); resp.StatusCode != 200 {
+		t.Fatalf("POST %s: %d %v", body, resp.StatusCode, out)
+	}
+}
+
+// limitOutcome is what the scope tests compare of a limited response.
+type limitOutcome struct {
+	Status      int
+	Scope, Key  string
+	BannedUntil bool
+}
+
+func outcomeOf(status int, body map[string]any) limitOutcome {
+	o := limitOutcome{Status: status}
+	if e, ok := body["error"].(map[string]any); ok {
+		d, _ := e["details"].(map[string]any)
+		o.Scope, _ = d["scope"].(string)
+		o.Key, _ = d["key"].(string)
+		_, o.BannedUntil = d["banned_until"]
+	}
+	return o
+}
+
+// rlTest sends GET /api/dev/rl-test from peer with the developer token
+// (which grants the identity headers), as tenant when not empty.
+func rlTest(t *testing.T, s *Server, peer, tenant string) limitOutcome {
+	t.Helper()
+	h := map[string]string{}
+	if tenant != "" {
+		h["X-Tenant-ID"] = tenant
+	}
+	resp, body := send(t, s, request{path: "/api/dev/rl-test", token: devToken, peer: peer, headers: h})
+	return outcomeOf(resp.StatusCode, body)
+}
+
+// tenantMetaOf answers tenant-meta's entry for limit as tenant sees it.
+func tenantMetaOf(t *testing.T, s *Server, tenant, limit string) map[string]any {
+	t.Helper()
+	resp, body := send(t, s, request{path: "/api/public/tenant-meta?tenant=" + tenant, peer: "198.51.100.200:1"})
+	if resp.StatusCode != 200 {
+		t.Fatalf("tenant-meta: %d %v", resp.StatusCode, body)
+	}
+	for _, l := range body["limits"].([]any) {
+		if m := l.(map[string]any); m["name"] == limit {
+			return m
+		}
+	}
+	t.Fatalf("tenant-meta lists no limit %s: %v", limit, body)
+	return nil
+}
+
+// overrideTarget is the target of tenant-meta's override field name in m,
+// "" when absent.
+func overrideTarget(m map[string]any, name string) string {
+	o, _ := m[name].(map[string]any)
+	target, _ := o["target"].(string)
+	return target
+}
+
+// TestTenantScopeOverHTTP: once an override targets rl-test:tenant, a
+// tenant's requests share a bucket whatever their address; a 429 it gives
+// names the scope and the tenant's key; requests of other tenants, or
+// without one, are not limited by it; tenant-meta names the override; the
+// metrics count the scope, not the tenant.
+func TestTenantScopeOverHTTP(t *testing.T) {
+	s, _ := newLimitServer(t)
+	if got := overrideTarget(tenantMetaOf(t, s, "acme", "rl-test"), "tenant_override"); got != "" {
+		t.Errorf("tenant-meta before any override: tenant_override %q, want none", got)
+	}
+	setOverride(t, s, `{"target":"rl-test:tenant","capacity":2,"window_seconds":60}`)
+	got := []limitOutcome{
+		rlTest(t, s, "192.0.2.1:1", "acme"),
+		rlTest(t, s, "192.0.2.2:1", "acme"),
+		rlTest(t, s, "192.0.2.3:1", "acme"),
+		rlTest(t, s, "192.0.2.3:1", "other"),
+		rlTest(t, s, "192.0.2.3:1", ""),
+	}
+	want := []limitOutcome{
+		{Status: 200}, {Status: 200},
+		{Status: 429, Scope: "tenant", Key: "rl-test:tenant:acme"},
+		{Status: 200}, {Status: 200},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("rl-test by tenant (-want +got):\n%s", diff)
+	}
+	for tenant, target := range map[string]string{"acme": "rl-test:tenant", "other": "rl-test:tenant"} {
+		if got := overrideTarget(tenantMetaOf(t, s, tenant, "rl-test"), "tenant_override"); got != target {
+			t.Errorf("tenant-meta of %s: tenant_override %q, want %q", tenant, got, target)
+		}
+	}
+	// A tenant's own override: its entry names it, the others' the scope's.
+	setOverride(t, s, `{"target":"run:tenant:acme","capacity":50,"window_seconds":60}`)
+	if m := tenantMetaOf(t, s, "acme", "run"); overrideTarget(m, "tenant_override") != "run:tenant:acme" || overrideTarget(m, "override") != "" {
+		t.Errorf("tenant-meta of acme for run: %v, want tenant_override run:tenant:acme and no override", m)
+	}
+	if got := overrideTarget(tenantMetaOf(t, s, "other", "run"), "tenant_override"); got != "" {
+		t.Errorf("tenant-meta of other for run: tenant_override %q, want none (only acme has one)", got)
+	}
+
+	for i := range 300 {
+		rlTest(t, s, fmt.Sprintf("192.0.2.%d:1", 10+i%200), fmt.Sprintf("tenant-%d", i))
+	}
+	if n := testutil.CollectAndCount(s.metrics.RateLimitDecisions); n > 6 {
+		t.Errorf("refrakt_ratelimit_decisions_total has %d series after 300 tenants", n)
+	}
+	text := scrape(t, s)
+	if !strings.Contains(text, `refrakt_ratelimit_decisions_total{decision="limited",limit="rl-test",scope="tenant"} 1`) {
+		t.Errorf("the tenant's refusal is not counted under scope tenant:\n%s", grep(text, "decisions_total"))
+	}
+	if strings.Contains(text, "acme") || strings.Contains(text, "tenant-1") {
+		t.Error("a tenant reached a label")
+	}
+}
+
+// TestGlobalScopeOverHTTP: once an override targets rl-test:global, all
+// the limit's requests share one bucket, rl-test:global:all; its 429s name
+// the global scope and never turn into a ban, however many; tenant-meta
+// names the override for every tenant; without it, the scope is gone.
+func TestGlobalScopeOverHTTP(t *testing.T) {
+	s, clock := newLimitServer(t)
+	setOverride(t, s, `{"target":"rl-test:global","capacity":2,"window_seconds":60}`)
+	var got []limitOutcome
+	for i := range 12 { // BAN_AFTER_STRIKES is 5
+		got = append(got, rlTest(t, s, fmt.Sprintf("192.0.2.%d:1", 1+i%3), ""))
+	}
+	refused := limitOutcome{Status: 429, Scope: "global", Key: "rl-test:global:all"}
+	want := []limitOutcome{{Status: 200}, {Status: 200}}
+	for range 10 {
+		want = append(want, refused)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("rl-test with a global bucket (-want +got):\n%s", diff)
+	}
+	clock.Advance(30 * time.Second) // one token back
+	if diff := cmp.Diff([]limitOutcome{{Status: 200}, refused}, []limitOutcome{rlTest(t, s, "192.0.2.1:1", ""), rlTest(t, s, "192.0.2.9:1", "")}); diff != "" {
+		t.Errorf("a token later (-want +got):\n%s", diff)
+	}
+	if got := overrideTarget(tenantMetaOf(t, s, "acme", "rl-test"), "global_override"); got != "rl-test:global" {
+		t.Errorf("tenant-meta: global_override %q, want rl-test:global", got)
+	}
+	if resp, body := send(t, s, request{method: "DELETE", path: "/api/dev/rate-limits/config?target=rl-test:global", token: devToken}); resp.StatusCode != 200 {
+		t.Fatalf("DELETE: %d %v", resp.StatusCode, body)
+	}
+	if got := rlTest(t, s, "192.0.2.9:1", ""); got.Status != 200 {
+		t.Errorf("without the override: %+v, want 200", got)
+	}
+	if got := overrideTarget(tenantMetaOf(t, s, "acme", "rl-test"), "global_override"); got != "" {
+		t.Errorf("tenant-meta without the override: global_override %q, want none", got)
+	}
+}
