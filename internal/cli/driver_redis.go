@@ -223,6 +223,10 @@ func (d *redisDriver) Limits(ctx context.Context, target string) (LimitsView, er
 		}
 		overrides = d.lim.Overrides()
 	} else {
+		// Checked as set, unset and reset check it, before Redis is asked.
+		if _, err := d.lim.ParseTarget(target); err != nil {
+			return LimitsView{}, d.fail(err)
+		}
 		// Only those related to target leave Redis.
 		list, err := d.store.OverridesOf(ctx, target)
 		if err != nil {

@@ -81,7 +81,12 @@ func filterLimits(v LimitsView, target string) (LimitsView, error) {
 	if len(parts) > 1 && !slices.Contains(out.Limits[0].Scopes, parts[1]) && !onDemandScope(parts[1]) {
 		return out, core.Errorf(core.CodeInvalid, "limit %q has no scope %q (target %q)", parts[0], parts[1], target)
 	}
-	target = ratelimit.CanonicalTarget(target) // as overrides are stored
+	// As overrides are stored; an identity that is not one is refused (a
+	// daemon older than its own check answers an empty listing for it).
+	target, err := ratelimit.NormalizeTarget(target)
+	if err != nil {
+		return out, err
+	}
 	for _, o := range v.Overrides {
 		if ratelimit.Related(o.Target, target) {
 			out.Overrides = append(out.Overrides, o)

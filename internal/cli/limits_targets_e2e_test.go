@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -76,5 +77,23 @@ func TestE2ELimitsTenantAndGlobalTargets(t *testing.T) {
 			}
 			awaitOverride(t, envs[0].env, "run", "run:global", false)
 		})
+	}
+}
+
+// TestE2ELimitsGetChecksIdentity: `limits get TARGET` refuses an identity
+// that is not one, over both drivers, exit 2 with the line set, unset and
+// reset give (it exited 0 with an empty listing).
+func TestE2ELimitsGetChecksIdentity(t *testing.T) {
+	r := redistest.Start(t)
+	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL()}, "--workers", "0")
+	for _, de := range drivers(t, d, r, "refrakt:") {
+		for target, want := range map[string]string{
+			"run:ip:bad":                           `"bad" is not an IP address`,
+			"run:user:" + strings.Repeat("u", 201): "identity of scope user must be 1 to 200 bytes",
+			"run:global:everyone":                  `identity of scope global is "all", got "everyone"`,
+		} {
+			wantFail(t, de.env, ExitUsage, want, "limits", "get", target)
+			wantFail(t, de.env, ExitUsage, want, "limits", "unset", target)
+		}
 	}
 }

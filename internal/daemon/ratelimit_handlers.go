@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/refrakt/refrakt/internal/core"
@@ -215,31 +214,22 @@ func (s *Server) handleLimitsConfigGet() http.Handler {
 			writeJSON(w, http.StatusOK, out)
 			return
 		}
-		l, err := limitOfTarget(set, target)
+		// Checked as set, unset and reset check it (limit, scope, identity),
+		// with their messages: a key that cannot be one is a 400, not an
+		// empty listing.
+		t, err := s.limiter.ParseTarget(target)
 		if err != nil {
 			writeError(w, r, s.log, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, limitsConfigResponse{Enabled: set.Enabled, Limits: []limitJSON{toLimitJSON(l)},
-			Overrides: overridesJSON(s.limiter.OverridesOf(target))})
+		out := limitsConfigResponse{Enabled: set.Enabled, Limits: []limitJSON{}, Overrides: overridesJSON(s.limiter.OverridesOf(t.String()))}
+		for _, l := range set.Limits {
+			if l.Name == t.Limit {
+				out.Limits = append(out.Limits, toLimitJSON(l))
+			}
+		}
+		writeJSON(w, http.StatusOK, out)
 	})
-}
-
-// limitOfTarget returns the limit a target names, checking its scope if it
-// has one (its identity is not checked: any key under a scope may be asked
-// about). The messages are the CLI's own, for the same mistakes.
-func limitOfTarget(set ratelimit.LimitSet, target string) (ratelimit.TieredLimit, error) {
-	parts := strings.SplitN(target, ":", 3)
-	for _, l := range set.Limits {
-		if l.Name != parts[0] {
-			continue
-		}
-		if len(parts) > 1 && !l.HasScope(ratelimit.Scope(parts[1])) {
-			return l, core.Errorf(core.CodeInvalid, "limit %q has no scope %q (target %q)", parts[0], parts[1], target)
-		}
-		return l, nil
-	}
-	return ratelimit.TieredLimit{}, core.Errorf(core.CodeInvalid, "unknown limit %q in target %q", parts[0], target)
 }
 
 // setOverrideRequest is POST /api/dev/rate-limits/config.

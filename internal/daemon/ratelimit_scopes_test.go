@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -161,5 +162,31 @@ func TestGlobalScopeOverHTTP(t *testing.T) {
 	}
 	if got := overrideTarget(tenantMetaOf(t, s, "acme", "rl-test"), "global_override"); got != "" {
 		t.Errorf("tenant-meta without the override: global_override %q, want none", got)
+	}
+}
+
+// TestLimitsConfigGetChecksIdentity: GET /api/dev/rate-limits/config?target=
+// checks the target's identity as POST and DELETE do (400 naming what is
+// wrong), where it answered 200 with an empty listing; a good one is
+// answered under its canonical form.
+func TestLimitsConfigGetChecksIdentity(t *testing.T) {
+	s, _ := newLimitServer(t)
+	for target, want := range map[string]string{
+		"run:ip:bad":                           `"bad" is not an IP address`,
+		"run:user:" + strings.Repeat("u", 201): "identity of scope user must be 1 to 200 bytes",
+		"run:global:everyone":                  `identity of scope global is "all"`,
+		"secure-ping:user_tenant:u1":           "identity of scope user_tenant is <user>:<tenant>",
+		"run:ip:":                              "identity of scope ip must be 1 to 200 bytes",
+	} {
+		resp, body := send(t, s, request{path: "/api/dev/rate-limits/config?target=" + url.QueryEscape(target), token: devToken})
+		if resp.StatusCode != 400 || errCode(body) != "invalid" || !strings.Contains(errMessage(body), want) {
+			t.Errorf("GET ?target=%s: %d %v, want 400 invalid saying %q", target, resp.StatusCode, body, want)
+		}
+	}
+	setOverride(t, s, `{"target":"run:ip:1.2.3.4","capacity":5,"window_seconds":60}`)
+	resp, body := send(t, s, request{path: "/api/dev/rate-limits/config?target=" + url.QueryEscape("run:ip:::ffff:1.2.3.4"), token: devToken})
+	overrides, _ := body["overrides"].([]any)
+	if resp.StatusCode != 200 || len(overrides) != 1 {
+		t.Errorf("GET ?target=run:ip:::ffff:1.2.3.4: %d %v, want the override of run:ip:1.2.3.4", resp.StatusCode, body)
 	}
 }

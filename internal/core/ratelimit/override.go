@@ -153,15 +153,28 @@ func (t Target) String() string {
 // SetOverride keys it): what `limits get` must look for. A
 // target whose identity is not one of its scope is returned as it is.
 func CanonicalTarget(target string) string {
+	if t, err := NormalizeTarget(target); err == nil {
+		return t
+	}
+	return target
+}
+
+// NormalizeTarget checks the identity of target, when it has one, against
+// its scope (an address for ip, "all" for global, 1 to 200 bytes for any),
+// and returns target in its canonical form (CanonicalTarget). Its limit
+// and scope names are not checked: ParseTarget checks them against the
+// limits in force, where they are known. An identity that is not one is
+// core.CodeInvalid, with ParseTarget's message.
+func NormalizeTarget(target string) (string, error) {
 	parts := strings.SplitN(target, ":", 3)
 	if len(parts) < 3 {
-		return target
+		return target, nil
 	}
 	id, err := normalizeIdentity(Scope(parts[1]), parts[2])
 	if err != nil {
-		return target
+		return target, err
 	}
-	return parts[0] + ":" + parts[1] + ":" + id
+	return parts[0] + ":" + parts[1] + ":" + id, nil
 }
 
 // IsKey reports whether target names one bucket (limit:scope:identity),
