@@ -83,6 +83,10 @@ type OverrideView struct {
 	ExpiresAt     *time.Time `json:"expires_at,omitempty"`
 	Origin        string     `json:"origin,omitempty"`
 	CreatedAt     *time.Time `json:"created_at,omitempty"`
+	// Warning, on the override `limits set` stored, says it is not
+	// enforced: rate limiting is off (RATE_LIMIT_ENABLED=false). Absent
+	// otherwise, and in listings.
+	Warning string `json:"warning,omitempty"`
 }
 
 // OverrideRequest is the body of POST /api/dev/rate-limits/config.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
 )
 
 // apiDriver is the Driver over a daemon's developer API.
@@ -140,7 +141,7 @@ func (d *apiDriver) SetOverride(ctx context.Context, req OverrideRequest) (Overr
 		return OverrideView{}, err
 	}
 	for _, x := range v.Overrides {
-		if x.Target == req.Target {
+		if x.Target == ratelimit.CanonicalTarget(req.Target) {
 			return x, nil
 		}
 	}

@@ -260,7 +260,20 @@ func (d *redisDriver) SetOverride(ctx context.Context, req OverrideRequest) (Ove
 	if err != nil {
 		return OverrideView{}, d.fail(err)
 	}
-	return overrideView(o), nil
+	v := overrideView(o)
+	// Whether the daemons enforce it: what they publish, else what this
+	// environment says, as `limits get` tells.
+	pub, ok, err := d.store.PublishedLimits(ctx)
+	if err != nil {
+		return v, nil // stored; whether it is enforced is not known
+	}
+	if !ok {
+		pub = d.lim.LimitSet()
+	}
+	if !pub.Enabled {
+		v.Warning = ratelimit.LimitingOffWarning
+	}
+	return v, nil
 }
 
 func (d *redisDriver) DeleteOverride(ctx context.Context, target string) error {

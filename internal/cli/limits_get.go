@@ -58,6 +58,11 @@ func limitsGetRun(ctx context.Context, o *LimitsGetOptions) error {
 				return err
 			}
 		}
+		if !v.Enabled && !p.TTY {
+			// A terminal's listing says it in its first line; piped rows
+			// and JSON ("enabled": false) are read by programs.
+			p.Warn("rate limiting is off (RATE_LIMIT_ENABLED=false): nothing listed is enforced")
+		}
 		return printLimits(p, v)
 	})
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/spf13/cobra"
+
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
 )
 
 // LimitsResetOptions are the inputs of `refrakt limits reset`.
@@ -39,6 +41,7 @@ func limitsResetRun(ctx context.Context, o *LimitsResetOptions) error {
 		if err := d.ResetKey(ctx, o.Key); err != nil {
 			return err
 		}
-		return printDone(p, map[string]any{"key": o.Key, "reset": true}, "Reset %s: tokens full, strikes and ban cleared.", o.Key)
+		key := ratelimit.CanonicalTarget(o.Key) // the bucket's own key
+		return printDone(p, map[string]any{"key": key, "reset": true}, "Reset %s: tokens full, strikes and ban cleared.", key)
 	})
 }

@@ -95,6 +95,9 @@ func limitsSetRun(ctx context.Context, o *LimitsSetOptions) error {
 		if err != nil {
 			return err
 		}
+		if ov.Warning != "" {
+			p.Warn(ov.Warning)
+		}
 		return printOverride(p, ov)
 	})
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -95,5 +96,56 @@ func TestE2ELimitsGetChecksIdentity(t *testing.T) {
 			wantFail(t, de.env, ExitUsage, want, "limits", "get", target)
 			wantFail(t, de.env, ExitUsage, want, "limits", "unset", target)
 		}
+	}
+}
+
+// TestE2ELimitsPrintCanonicalTargets: unset and reset print the target and
+// key as stored (run:ip:1.2.3.4), not as written (run:ip:::ffff:1.2.3.4),
+// over both drivers, as set and get show it.
+func TestE2ELimitsPrintCanonicalTargets(t *testing.T) {
+	r := redistest.Start(t)
+	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL()}, "--workers", "0")
+	const written, stored = "run:ip:::ffff:1.2.3.4", "run:ip:1.2.3.4"
+	for _, de := range drivers(t, d, r, "refrakt:") {
+		var set OverrideView
+		if err := json.Unmarshal([]byte(mustCLI(t, de.env, "limits", "set", written, "--capacity", "5", "--window", "1m", "-o", "json")), &set); err != nil {
+			t.Fatal(err)
+		}
+		got := []string{set.Target,
+			compactJSON(t, []byte(mustCLI(t, de.env, "limits", "unset", written, "-o", "json"))),
+			compactJSON(t, []byte(mustCLI(t, de.env, "limits", "reset", written, "-o", "json")))}
+		want := []string{stored, `{"removed":true,"target":"run:ip:1.2.3.4"}`, `{"key":"run:ip:1.2.3.4","reset":true}`}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("over %s (-want +got):\n%s", de.name, diff)
+		}
+	}
+}
+
+// TestE2ELimitsWarnWhenOff: against a daemon with RATE_LIMIT_ENABLED=false,
+// `limits set` says on stderr that the override is not enforced, and its
+// JSON carries the warning; a piped or JSON `limits get` says limiting is
+// off on stderr (the terminal's listing says it itself). Over both
+// drivers, exit 0.
+func TestE2ELimitsWarnWhenOff(t *testing.T) {
+	r := redistest.Start(t)
+	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL(), "RATE_LIMIT_ENABLED=false"}, "--workers", "0")
+	for _, de := range drivers(t, d, r, "refrakt:") {
+		t.Run(de.name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, de.env, "limits", "set", "run", "--capacity", "5", "--window", "1m", "-o", "json")
+			var set OverrideView
+			if err := json.Unmarshal([]byte(out), &set); err != nil || code != ExitOK {
+				t.Fatalf("limits set: exit %d, %v\n%s", code, err, out)
+			}
+			if !strings.Contains(set.Warning, "RATE_LIMIT_ENABLED=false") || !strings.Contains(errOut, "refrakt: warning: rate limiting is off") {
+				t.Errorf("limits set: warning %q, stderr %q; want both to say limiting is off", set.Warning, errOut)
+			}
+			for _, args := range [][]string{{"limits", "get"}, {"limits", "get", "-o", "json"}, {"limits", "get", "run"}} {
+				code, _, errOut := runCLI(t, de.env, args...)
+				if code != ExitOK || !strings.Contains(errOut, "refrakt: warning: rate limiting is off") {
+					t.Errorf("%s: exit %d, stderr %q; want 0 and a warning", strings.Join(args, " "), code, errOut)
+				}
+			}
+			mustCLI(t, de.env, "limits", "unset", "run")
+		})
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
 )
 
 // LimitsUnsetOptions are the inputs of `refrakt limits unset`.
@@ -40,7 +42,10 @@ func limitsUnsetRun(ctx context.Context, o *LimitsUnsetOptions) error {
 		if err := d.DeleteOverride(ctx, o.Target); err != nil {
 			return err
 		}
-		return printDone(p, map[string]any{"target": o.Target, "removed": true}, "Removed the override of %s.", o.Target)
+		// The target as it was stored (run:ip:1.2.3.4 for
+		// run:ip:::ffff:1.2.3.4): what `limits get` listed.
+		target := ratelimit.CanonicalTarget(o.Target)
+		return printDone(p, map[string]any{"target": target, "removed": true}, "Removed the override of %s.", target)
 	})
 }
 

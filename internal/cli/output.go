@@ -31,6 +31,9 @@ type Printer struct {
 	TTY  bool
 	JSON bool
 	Now  func() time.Time
+	// Err is where warnings go (stderr), beside what Out prints; nil drops
+	// them.
+	Err io.Writer
 }
 
 func (f *Factory) printer(o *ConnOptions) *Printer {
@@ -38,7 +41,16 @@ func (f *Factory) printer(o *ConnOptions) *Printer {
 	if f.ForceTTY {
 		tty = true
 	}
-	return &Printer{Out: f.IO.Out, TTY: tty, JSON: o.Output == "json", Now: time.Now}
+	return &Printer{Out: f.IO.Out, TTY: tty, JSON: o.Output == "json", Now: time.Now, Err: f.IO.ErrOut}
+}
+
+// Warn writes one line "refrakt: warning: <msg>" to Err: something the
+// user must know that is no failure (the exit code stays 0), and that
+// piped or JSON output, read by a program, would not show.
+func (p *Printer) Warn(msg string) {
+	if p.Err != nil {
+		fmt.Fprintln(p.Err, "refrakt: warning: "+msg)
+	}
 }
 
 // PrintJSON writes v as indented JSON.

@@ -242,10 +242,24 @@ type setOverrideRequest struct {
 	Origin        string `json:"origin,omitempty"`
 }
 
+// setOverrideResponse is the answer of POST /api/dev/rate-limits/config:
+// the override stored, and a warning when it is not enforced (rate
+// limiting is off), absent otherwise.
+type setOverrideResponse struct {
+	overrideJSON
+	Warning string `json:"warning,omitempty"`
+}
+
 func (s *Server) handleLimitsConfigSet() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req setOverrideRequest
 		if err := decodeJSON(w, r, &req); err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		// A field left out (or zero, which no field takes) is named as
+		// missing, not judged as the 0 it decoded to.
+		if err := requiredFields(req); err != nil {
 			writeError(w, r, s.log, err)
 			return
 		}
@@ -275,8 +289,26 @@ func (s *Server) handleLimitsConfigSet() http.Handler {
 			writeError(w, r, s.log, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, toOverrideJSON(o))
+		out := setOverrideResponse{overrideJSON: toOverrideJSON(o)}
+		if !s.cfg.RateLimitEnabled {
+			out.Warning = ratelimit.LimitingOffWarning
+		}
+		writeJSON(w, http.StatusOK, out)
 	})
+}
+
+// requiredFields names the first field of req that is missing: target,
+// capacity and window_seconds have no default.
+func requiredFields(req setOverrideRequest) error {
+	switch {
+	case req.Target == "":
+		return core.Errorf(core.CodeInvalid, "field target is required: <limit>, <limit>:<scope> or <limit>:<scope>:<identity>")
+	case req.Capacity == 0:
+		return core.Errorf(core.CodeInvalid, "field capacity is required: a whole number from 1 to %d", ratelimit.MaxCapacity)
+	case req.WindowSeconds == 0:
+		return core.Errorf(core.CodeInvalid, "field window_seconds is required: a whole number from 1 to %d", int(ratelimit.MaxWindow/time.Second))
+	}
+	return nil
 }
 
 func (s *Server) handleLimitsConfigDelete() http.Handler {
@@ -295,7 +327,9 @@ func (s *Server) handleLimitsConfigDelete() http.Handler {
 			writeError(w, r, s.log, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"deleted": target})
+		// The target removed, as it was stored (run:ip:1.2.3.4 for
+		// run:ip:::ffff:1.2.3.4), not as it was written.
+		writeJSON(w, http.StatusOK, map[string]string{"deleted": ratelimit.CanonicalTarget(target)})
 	})
 }
 
@@ -311,11 +345,15 @@ func (s *Server) handleLimitsReset() http.Handler {
 			writeError(w, r, s.log, err)
 			return
 		}
+		if req.Key == "" {
+			writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "field key is required: <limit>:<scope>:<identity>"))
+			return
+		}
 		if err := s.limiter.Reset(r.Context(), req.Key); err != nil {
 			writeError(w, r, s.log, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"reset": req.Key})
+		writeJSON(w, http.StatusOK, map[string]string{"reset": ratelimit.CanonicalTarget(req.Key)})
 	})
 }
 

@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/refrakt/refrakt/internal/config"
 )
 
 // setOverride posts an override and fails the test unless it is stored.
@@ -188,5 +190,53 @@ func TestLimitsConfigGetChecksIdentity(t *testing.T) {
 	overrides, _ := body["overrides"].([]any)
 	if resp.StatusCode != 200 || len(overrides) != 1 {
 		t.Errorf("GET ?target=run:ip:::ffff:1.2.3.4: %d %v, want the override of run:ip:1.2.3.4", resp.StatusCode, body)
+	}
+}
+
+// TestLimitsConfigNamesMissingFields: a body that leaves out a required
+// field is told that field is required (it was told the 0 it decoded to
+// was out of range, or of an unknown limit "" in target "").
+func TestLimitsConfigNamesMissingFields(t *testing.T) {
+	s, _ := newLimitServer(t)
+	for _, c := range []struct{ path, body, want string }{
+		{"/api/dev/rate-limits/config", `{"target":"run","capacity":5}`, "field window_seconds is required"},
+		{"/api/dev/rate-limits/config", `{"target":"run","window_seconds":60}`, "field capacity is required"},
+		{"/api/dev/rate-limits/config", `{"capacity":5,"window_seconds":60}`, "field target is required"},
+		{"/api/dev/rate-limits/config", `{}`, "field target is required"},
+		{"/api/dev/rate-limits/reset", `{}`, "field key is required"},
+	} {
+		resp, body := send(t, s, request{method: "POST", path: c.path, token: devToken, body: c.body})
+		if resp.StatusCode != 400 || errCode(body) != "invalid" || !strings.Contains(errMessage(body), c.want) {
+			t.Errorf("POST %s %s: %d %v, want 400 invalid saying %q", c.path, c.body, resp.StatusCode, body, c.want)
+		}
+	}
+}
+
+// TestLimitsConfigAnswersCanonicalTargets: DELETE and reset answer the
+// target and key as stored (run:ip:1.2.3.4), not as written
+// (run:ip:::ffff:1.2.3.4), as POST does.
+func TestLimitsConfigAnswersCanonicalTargets(t *testing.T) {
+	s, _ := newLimitServer(t)
+	const written, stored = "run:ip:::ffff:1.2.3.4", "run:ip:1.2.3.4"
+	setOverride(t, s, `{"target":"`+written+`","capacity":5,"window_seconds":60}`)
+	_, del := send(t, s, request{method: "DELETE", path: "/api/dev/rate-limits/config?target=" + url.QueryEscape(written), token: devToken})
+	_, reset := send(t, s, request{method: "POST", path: "/api/dev/rate-limits/reset", token: devToken, body: `{"key":"` + written + `"}`})
+	if diff := cmp.Diff([]map[string]any{{"deleted": stored}, {"reset": stored}}, []map[string]any{del, reset}); diff != "" {
+		t.Errorf("answers (-want +got):\n%s", diff)
+	}
+}
+
+// TestLimitsConfigWarnsWhenOff: with RATE_LIMIT_ENABLED=false, POST
+// answers the override with a warning that it is not enforced; with
+// limiting on, without one.
+func TestLimitsConfigWarnsWhenOff(t *testing.T) {
+	for _, enabled := range []bool{false, true} {
+		s, _ := newLimitServer(t, func(c *config.Config) { c.RateLimitEnabled = enabled })
+		resp, body := send(t, s, request{method: "POST", path: "/api/dev/rate-limits/config", token: devToken,
+			body: `{"target":"run","capacity":5,"window_seconds":60}`})
+		warning, _ := body["warning"].(string)
+		if resp.StatusCode != 200 || body["target"] != "run" || strings.Contains(warning, "RATE_LIMIT_ENABLED=false") == enabled {
+			t.Errorf("RATE_LIMIT_ENABLED=%v: POST answered %d %v", enabled, resp.StatusCode, body)
+		}
 	}
 }

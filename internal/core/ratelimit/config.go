@@ -66,6 +66,10 @@ type Config struct {
 	ErrorLogInterval time.Duration
 }
 
+// LimitingOffWarning is what the daemon and the CLI say of an override set
+// while Config.Enabled is false.
+const LimitingOffWarning = "rate limiting is off (RATE_LIMIT_ENABLED=false): the override is stored, and enforced only once limiting is on"
+
 // DefaultConfig returns the defaults of DESIGN §3 and §7.
 func DefaultConfig() Config {
 	return Config{

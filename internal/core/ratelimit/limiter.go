@@ -454,6 +454,9 @@ func scopeNeeds(sc []Scope) string {
 
 // Reset clears one bucket ("run:ip:203.0.113.7"): its tokens, strikes and ban.
 func (l *Limiter) Reset(ctx context.Context, key string) error {
+	if key == "" {
+		return core.Errorf(core.CodeInvalid, "a key is required: <limit>:<scope>:<identity>")
+	}
 	t, err := l.ParseTarget(key)
 	if err != nil {
 		return err

@@ -188,6 +188,9 @@ func IsKey(target string) bool { return specificity(target) == 2 }
 // normalized (IPv6 to its /64) so that a key target matches the bucket the
 // limiter uses.
 func (l *Limiter) ParseTarget(s string) (Target, error) {
+	if s == "" {
+		return Target{}, core.Errorf(core.CodeInvalid, "a target is required: <limit>, <limit>:<scope> or <limit>:<scope>:<identity>")
+	}
 	parts := strings.SplitN(s, ":", 3)
 	t := Target{Limit: parts[0]}
 	lim := l.limit(t.Limit)
