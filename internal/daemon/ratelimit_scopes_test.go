@@ -156,6 +156,19 @@ func TestGlobalScopeOverHTTP(t *testing.T) {
 	if got := overrideTarget(tenantMetaOf(t, s, "acme", "rl-test"), "global_override"); got != "rl-test:global" {
 		t.Errorf("tenant-meta: global_override %q, want rl-test:global", got)
 	}
+	// The snapshot (and so `refrakt top`) shows the bucket under its scope,
+	// unpenalized.
+	_, snap := send(t, s, request{path: "/api/obs/snapshot", token: devToken})
+	buckets, _ := snap["buckets"].([]any)
+	found := false
+	for _, b := range buckets {
+		if m := b.(map[string]any); m["key"] == "rl-test:global:all" {
+			found = m["scope"] == "global" && m["limit"] == "rl-test" && m["strikes"] == 0.0
+		}
+	}
+	if !found {
+		t.Errorf("snapshot buckets %v, want rl-test:global:all under scope global without strikes", buckets)
+	}
 	if resp, body := send(t, s, request{method: "DELETE", path: "/api/dev/rate-limits/config?target=rl-test:global", token: devToken}); resp.StatusCode != 200 {
 		t.Fatalf("DELETE: %d %v", resp.StatusCode, body)
 	}
