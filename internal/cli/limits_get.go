@@ -69,9 +69,11 @@ func limitsGetRun(ctx context.Context, o *LimitsGetOptions) error {
 
 // filterLimits keeps target's limit and the overrides related to target:
 // those whose target is target, a prefix of it (they cover it) or under it
-// (ratelimit.Related). The drivers ask their backend for those only; this
-// checks the target and keeps the output the same whatever they return (a
-// daemon older than GET /api/dev/rate-limits/config?target= answers all).
+// (ratelimit.Related; for a tenant or global target, not the limit's own,
+// which does not apply there: ratelimit.RelatedOnDemand). The drivers ask
+// their backend for those only; this checks the target and keeps the
+// output the same whatever they return (a daemon older than
+// GET /api/dev/rate-limits/config?target= answers all).
 func filterLimits(v LimitsView, target string) (LimitsView, error) {
 	parts := strings.SplitN(target, ":", 3)
 	out := LimitsView{Enabled: v.Enabled, Limits: []LimitView{}, Overrides: []OverrideView{}}
@@ -83,7 +85,8 @@ func filterLimits(v LimitsView, target string) (LimitsView, error) {
 	if len(out.Limits) == 0 {
 		return out, core.Errorf(core.CodeInvalid, "unknown limit %q in target %q", parts[0], target)
 	}
-	if len(parts) > 1 && !slices.Contains(out.Limits[0].Scopes, parts[1]) && !onDemandScope(parts[1]) {
+	onDemand := len(parts) > 1 && !slices.Contains(out.Limits[0].Scopes, parts[1])
+	if onDemand && !onDemandScope(parts[1]) {
 		return out, core.Errorf(core.CodeInvalid, "limit %q has no scope %q (target %q)", parts[0], parts[1], target)
 	}
 	// As overrides are stored; an identity that is not one is refused (a
@@ -93,7 +96,7 @@ func filterLimits(v LimitsView, target string) (LimitsView, error) {
 		return out, err
 	}
 	for _, o := range v.Overrides {
-		if ratelimit.Related(o.Target, target) {
+		if ratelimit.RelatedOnDemand(o.Target, target, onDemand) {
 			out.Overrides = append(out.Overrides, o)
 		}
 	}

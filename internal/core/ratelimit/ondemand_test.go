@@ -61,6 +61,27 @@ func TestOnDemandOverrideLookup(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("overrides by key (-want +got):\n%s", diff)
 	}
+	// Listed as `limits get` lists them: the limit's own override is not
+	// among those of its tenant or global targets.
+	if _, err := l.SetOverride(ctx, ratelimit.Override{Target: "assistant", Capacity: 9, Window: time.Minute}, 0); err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string][]string{}
+	for _, target := range []string{"assistant:tenant:big", "assistant:global", "assistant:ip:192.0.2.1", "assistant"} {
+		listed[target] = []string{}
+		for _, o := range l.OverridesOf(target) {
+			listed[target] = append(listed[target], o.Target)
+		}
+	}
+	wantListed := map[string][]string{
+		"assistant:tenant:big":   {"assistant:tenant", "assistant:tenant:big"},
+		"assistant:global":       {},
+		"assistant:ip:192.0.2.1": {"assistant"},
+		"assistant":              {"assistant", "assistant:tenant", "assistant:tenant:big"},
+	}
+	if diff := cmp.Diff(wantListed, listed); diff != "" {
+		t.Errorf("OverridesOf (-want +got):\n%s", diff)
+	}
 }
 
 // TestOnDemandAllocatesNothing: on the memory store, a decision with the

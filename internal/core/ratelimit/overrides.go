@@ -374,13 +374,28 @@ func Related(o, t string) bool {
 	return o == t || !IsKey(o) && strings.HasPrefix(t, o+":") || !IsKey(t) && strings.HasPrefix(o, t+":")
 }
 
+// RelatedOnDemand is Related for a target t of a scope that its limit
+// applies only on demand (tenant, global; onDemand): the limit's own
+// override does not cover t, since it does not put the scope in force.
+func RelatedOnDemand(o, t string, onDemand bool) bool {
+	if onDemand && !strings.Contains(o, ":") {
+		return false
+	}
+	return Related(o, t)
+}
+
 // OverridesOf lists the overrides in force that are Related to target (in
-// its stored form, CanonicalTarget), by target.
+// its stored form, CanonicalTarget), by target; for a target of a tenant
+// or global scope, not the limit's own (RelatedOnDemand).
 func (l *Limiter) OverridesOf(target string) []Override {
 	target = CanonicalTarget(target)
+	onDemand := false
+	if t, err := l.ParseTarget(target); err == nil && t.Scope != "" {
+		onDemand = !l.limit(t.Limit).hasScope(t.Scope)
+	}
 	var out []Override
 	for _, o := range l.Overrides() {
-		if Related(o.Target, target) {
+		if RelatedOnDemand(o.Target, target, onDemand) {
 			out = append(out, o)
 		}
 	}
