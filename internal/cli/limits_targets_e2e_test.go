@@ -134,12 +134,13 @@ func TestE2ELimitsWarnWhenOff(t *testing.T) {
 	for _, de := range drivers(t, d, r, "refrakt:") {
 		t.Run(de.name, func(t *testing.T) {
 			code, out, errOut := runCLI(t, de.env, "limits", "set", "run", "--capacity", "5", "--window", "1m", "-o", "json")
-			var set OverrideView
+			var set map[string]any
 			if err := json.Unmarshal([]byte(out), &set); err != nil || code != ExitOK {
 				t.Fatalf("limits set: exit %d, %v\n%s", code, err, out)
 			}
-			if !strings.Contains(set.Warning, "RATE_LIMIT_ENABLED=false") || !strings.Contains(errOut, "refrakt: warning: rate limiting is off") {
-				t.Errorf("limits set: warning %q, stderr %q; want both to say limiting is off", set.Warning, errOut)
+			if warning, _ := set["warning"].(string); set["target"] != "run" || !strings.Contains(warning, "RATE_LIMIT_ENABLED=false") ||
+				!strings.Contains(errOut, "refrakt: warning: rate limiting is off") {
+				t.Errorf("limits set: %v, stderr %q; want the override, and both to say limiting is off", set, errOut)
 			}
 			for _, args := range [][]string{{"limits", "get"}, {"limits", "get", "-o", "json"}, {"limits", "get", "run"}} {
 				code, _, errOut := runCLI(t, de.env, args...)
