@@ -167,8 +167,14 @@ func (s *Server) limited(limit string, h http.Handler) http.Handler {
 		return h
 	}
 	users := s.keysOnUser(limit)
+	// An override of the limit's tenant scope makes the caller's tenant
+	// matter on a route that reads only the address otherwise: asked per
+	// request (one load and a length check while no such override exists).
+	// Not on tenant-meta, whose ?tenant= is the tenant it describes, not
+	// the caller's: there tenant-meta:tenant finds no tenant to key on.
+	onDemand := !users && limit != ratelimit.LimitTenantMeta
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := s.identityOf(w, r, users)
+		id, err := s.identityOf(w, r, users || onDemand && s.limiter.TenantScopeTargeted(limit))
 		if err != nil {
 			writeError(w, r, s.log, err)
 			return
@@ -212,10 +218,11 @@ func (s *Server) identityOf(w http.ResponseWriter, r *http.Request, users bool) 
 	return s.identity.resolve(r, grant)
 }
 
-// keysOnUser reports whether the named limit has a scope keyed on a user or
-// a tenant (user, tenant, user_tenant), so that its route reads them; an
-// override cannot add a scope, so this holds for the daemon's life. An
-// unknown limit is taken to (the limiter refuses it anyway).
+// keysOnUser reports whether the named limit always applies a scope keyed
+// on a user or a tenant (user, tenant, user_tenant), so that its route
+// reads them; its tenant scope, which an override can put in force, is
+// Limiter.TenantScopeTargeted's, asked per request. An unknown limit is
+// taken to (the limiter refuses it anyway).
 func (s *Server) keysOnUser(limit string) bool {
 	for _, l := range s.limiter.LimitSet().Limits {
 		if l.Name == limit {

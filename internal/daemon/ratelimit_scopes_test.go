@@ -253,3 +253,27 @@ func TestLimitsConfigWarnsWhenOff(t *testing.T) {
 		}
 	}
 }
+
+// TestTenantMetaReadsNoCallerTenant: tenant-meta's ?tenant= is the tenant
+// it describes, not the caller's, also under an override of
+// tenant-meta:tenant: a trusted proxy's X-Tenant-ID beside another
+// ?tenant= is no ambiguous identity (400), and no tenant bucket limits the
+// route; an override of another limit's tenant scope reads the caller's
+// tenant on its route (rl-test), a 400 when the proxy's two sources
+// disagree.
+func TestTenantMetaReadsNoCallerTenant(t *testing.T) {
+	s, _ := newLimitServer(t)
+	setOverride(t, s, `{"target":"tenant-meta:tenant","capacity":1,"window_seconds":60}`)
+	for i := range 3 {
+		resp, body := send(t, s, request{path: "/api/public/tenant-meta?tenant=described", peer: "127.0.0.1:1",
+			headers: map[string]string{"X-Tenant-ID": "caller"}})
+		if resp.StatusCode != 200 {
+			t.Fatalf("tenant-meta request %d: %d %v, want 200", i+1, resp.StatusCode, body)
+		}
+	}
+	setOverride(t, s, `{"target":"rl-test:tenant","capacity":1,"window_seconds":60}`)
+	resp, body := send(t, s, request{path: "/api/dev/rl-test?tenant=other", token: devToken, headers: map[string]string{"X-Tenant-ID": "caller"}})
+	if resp.StatusCode != 400 {
+		t.Errorf("rl-test with two tenants: %d %v, want 400", resp.StatusCode, body)
+	}
+}

@@ -125,6 +125,16 @@ func (l *Limiter) Override(key string) (Override, bool) {
 	return Override{}, false
 }
 
+// TenantScopeTargeted reports whether an override (in force or expired but
+// not yet dropped) targets the tenant scope of the named limit, or a
+// tenant's key under it: then requests of the limit may have a tenant
+// bucket, and their tenant matters. It costs a load and a length check
+// while no override targets a tenant or global scope.
+func (l *Limiter) TenantScopeTargeted(limit string) bool {
+	set := l.overrides.Load()
+	return len(set.onDemand) > 0 && set.onDemand[limit]&scopeBit(ScopeTenant) != 0
+}
+
 // replaceOverride swaps in a set with target's override replaced (o != nil)
 // or removed, so this process sees its own change before any refresh.
 func (l *Limiter) replaceOverride(target string, o *Override) {
