@@ -415,11 +415,11 @@ func (s *Store) sendRefunds(ctx context.Context, refunds []refund) {
 func (s *Store) exec(ctx context.Context, groups []*group) {
 	calls := s.calls(groups)
 	defer putCalls(calls)
-	var idx indexBatch
+	idx := s.indexUpdates(groups)
+	pen := idx.pen
 	if s.cluster != nil {
-		s.iw.add(s, s.indexUpdates(groups))
-	} else {
-		idx = s.indexUpdates(groups)
+		s.iw.add(s, idx)
+		idx = indexBatch{}
 	}
 	// A Cluster's client runs a command alone through its routing, which
 	// fetches the servers' command table first if it has not got it yet,
@@ -460,6 +460,32 @@ func (s *Store) exec(ctx context.Context, groups []*group) {
 			continue
 		}
 		c.parse(s)
+	}
+	if len(pen) > 0 {
+		s.unpenalize(pen, calls)
+	}
+}
+
+// unpenalize takes out again, with the next round trip, the penalty ends
+// this one recorded (pen) for keys it found unpenalized: a reset by another
+// process just before it, whose message had not come yet, left the end of
+// the penalty it lifted to be recorded after it (listing the key as
+// penalized until that end).
+func (s *Store) unpenalize(pen []redis.Z, calls []*call) {
+	s.idxMu.Lock()
+	defer s.idxMu.Unlock()
+	for _, c := range calls {
+		for _, o := range c.ops {
+			if o.err != nil || o.pend != 0 || o.res.Banned || o.res.Strikes != 0 {
+				continue
+			}
+			if _, pending := s.penalized[o.key]; pending {
+				continue
+			}
+			if slices.ContainsFunc(pen, func(z redis.Z) bool { return z.Member == o.key }) {
+				s.penalized[o.key] = -1
+			}
+		}
 	}
 }
 
