@@ -13,7 +13,8 @@ import (
 
 // problem labels a failed fetch for the header's second line. A daemon
 // that refuses the token answered: that is an authentication problem, not
-// a lost connection, and it is not called "disconnected"; nor is a daemon
+// a lost connection, and it is not called "disconnected"; nor is a server
+// that answers 404 (another path, or not a refrakt daemon); nor is a daemon
 // that answers that its backend is down (the source says which answers
 // were the daemon's: backendDownError). The message is
 // the daemon's, followed by the advice the CLI's API client gives with it
@@ -25,6 +26,10 @@ func problem(err error) string {
 		return "authentication failed: " + reason(err) + hint(err)
 	case core.CodeForbidden:
 		return "not allowed: " + reason(err) + hint(err)
+	case core.CodeNotFound:
+		// Something answered, not with a snapshot: --server names another
+		// path or another server than a refrakt daemon's.
+		return "no snapshot at this address (is it the daemon's?): " + reason(err)
 	}
 	if errors.As(err, new(busyError)) {
 		return "daemon busy: " + reason(err)

@@ -55,6 +55,9 @@ func TestProblem(t *testing.T) {
 			"authentication failed: a valid bearer token is required"},
 		{"a token without the role", core.Errorf(core.CodeForbidden, "needs the developer role"), "not allowed: needs the developer role"},
 		{"a daemon not ready", core.Errorf(core.CodeUnavailable, "backend unavailable (redis)"), "disconnected: backend unavailable (redis)"},
+		// A server that answered 404: not a lost connection.
+		{"a path that is not the daemon's", core.Errorf(core.CodeNotFound, "no route GET /sub/api/obs/snapshot"),
+			"no snapshot at this address (is it the daemon's?): no route GET /sub/api/obs/snapshot"},
 		// The daemon's own answer, as HTTPSource marks it.
 		{"a daemon whose backend is down", backendDownError{core.Errorf(core.CodeUnavailable, "the job queue is unavailable")},
 			"daemon up, backend unavailable: the job queue is unavailable"},
