@@ -64,6 +64,13 @@ func (o *ConnOptions) apiClient() *APIClient {
 // resolve fills what the flags left empty from the environment and the
 // token file, in the documented order: flag, env var, default.
 func (o *ConnOptions) resolve(getenv func(string) string) error {
+	// A flag wins over a variable across the two drivers too: --server
+	// given is the daemon, whatever REFRAKT_REDIS says (a variable left
+	// exported would send the command to another deployment's Redis).
+	serverFlag := o.Server != ""
+	if serverFlag && o.Redis != "" {
+		return usageError{errorf("--server and --redis: give one (a daemon, or Redis directly)")}
+	}
 	if o.Server == "" {
 		o.Server = config.Lookup(getenv, "REFRAKT_SERVER")
 	}
@@ -71,7 +78,7 @@ func (o *ConnOptions) resolve(getenv func(string) string) error {
 		o.Server = DefaultServer
 	}
 	o.Server = strings.TrimRight(o.Server, "/")
-	if o.Redis == "" {
+	if o.Redis == "" && !serverFlag {
 		o.Redis = config.Lookup(getenv, "REFRAKT_REDIS")
 	}
 	// The server is checked only when it is the one used: with --redis (or

@@ -41,3 +41,23 @@ func TestServerURLWithAQueryIsBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestServerFlagWinsOverRedisVariable: a flag wins over a variable across
+// the two drivers: --server given talks to that daemon even with
+// REFRAKT_REDIS exported (it went to the variable's Redis, another
+// deployment's maybe), and --server with --redis is a usage error.
+func TestServerFlagWinsOverRedisVariable(t *testing.T) {
+	env := map[string]string{"REFRAKT_TOKEN": "x", "REFRAKT_REDIS": "redis://127.0.0.1:1"}
+	code, _, stderr := runCLI(t, env, "jobs", "list", "--server", "http://127.0.0.1:9")
+	if code != ExitUnreachable || !strings.Contains(stderr, "http://127.0.0.1:9") || strings.Contains(stderr, "redis://") {
+		t.Errorf("--server with REFRAKT_REDIS exported: exit %d, stderr %q; want %d naming the daemon's URL", code, stderr, ExitUnreachable)
+	}
+	code, _, stderr = runCLI(t, env, "jobs", "list")
+	if code != ExitUnreachable || !strings.Contains(stderr, "redis://127.0.0.1:1") {
+		t.Errorf("REFRAKT_REDIS alone: exit %d, stderr %q; want %d naming Redis", code, stderr, ExitUnreachable)
+	}
+	code, _, stderr = runCLI(t, nil, "jobs", "list", "--server", "http://127.0.0.1:9", "--redis", "redis://127.0.0.1:1")
+	if code != ExitUsage || !strings.Contains(stderr, "give one") {
+		t.Errorf("--server and --redis: exit %d, stderr %q; want %d", code, stderr, ExitUsage)
+	}
+}
