@@ -28,7 +28,8 @@ type backendState struct {
 	nextProbe time.Time
 	backoff   time.Duration
 	lastLog   time.Time
-	errors    int // since the last log
+	errors    int  // since the last log
+	told      bool // this outage's failure was logged: its end is too
 }
 
 // skip reports whether a request must not try the backend now. The clock
@@ -227,21 +228,30 @@ func (l *Limiter) takePartitioned(ctx context.Context, bs []Bucket, rs []Result)
 // key again, and would keep the limiter degraded (and every request
 // looking up its keys' servers) for good. A server still down and still
 // needed is found down again by the next request for its keys.
-func (ps *partitions) expire(now time.Time) {
+//
+// It returns the servers forgotten whose failure was logged, for a line
+// that closes it.
+func (ps *partitions) expire(now time.Time) []string {
 	if ps.down.Load() == 0 {
-		return
+		return nil
 	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	for _, b := range ps.m {
+	var told []string
+	for name, b := range ps.m {
 		b.mu.Lock()
 		if b.down.Load() && !b.probing && now.Sub(b.nextProbe) > 2*maxRecheck {
 			b.down.Store(false)
 			b.backoff = 0
 			ps.down.Add(-1)
+			if b.told {
+				told = append(told, name)
+			}
+			b.told = false
 		}
 		b.mu.Unlock()
 	}
+	return told
 }
 
 // onBackendError decides by RATE_LIMIT_ON_BACKEND_ERROR.
@@ -285,6 +295,7 @@ func (l *Limiter) backendFailed(op string, err error, b *backendState, part stri
 	var logN int
 	if b.lastLog.IsZero() || now.Sub(b.lastLog) >= l.cfg.ErrorLogInterval {
 		logN, b.errors, b.lastLog = b.errors, 0, now
+		b.told = true
 	}
 	// Read under the lock: another request may be failing at the same time.
 	recheck := b.backoff
@@ -310,8 +321,15 @@ func (l *Limiter) backendOK(b *backendState, part string) {
 	if was && l.parts.store != nil {
 		l.parts.down.Add(-1)
 	}
-	b.mu.Unlock()
+	// An outage whose failure went unlogged (within ErrorLogInterval of
+	// the last line) ends unlogged too: "answers again" alone would name
+	// a backend no line said was failing.
+	told := was && b.told
 	if was {
+		b.told = false
+	}
+	b.mu.Unlock()
+	if told {
 		if l.parts.store != nil {
 			l.log.Info("rate limiter backend answers again", "server", part)
 		} else {

@@ -338,7 +338,9 @@ func (l *Limiter) Run(ctx context.Context) error {
 		case <-t.C:
 			now := l.clock.Now()
 			l.bans.prune(micros(now))
-			l.parts.expire(now)
+			for _, p := range l.parts.expire(now) {
+				l.log.Info("rate limiter backend no longer re-checked: no request needs it now", "server", p)
+			}
 			if now.Sub(swept) >= localSweepEvery || now.Before(swept) {
 				swept = now
 				l.sweepLocal()

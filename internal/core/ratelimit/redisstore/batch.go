@@ -112,6 +112,18 @@ func (b *batcher) do(ctx context.Context, g *group, deadline time.Time) error {
 		// finds it abandoned and drops it).
 		return &ratelimit.PartialError{NotSent: true, Err: wrap(err, "take")}
 	}
+	if g.pending.Load() > 0 {
+		// Split by master (byMaster): the keys whose masters answered are
+		// not to blame, the others are.
+		var failed []int
+		answered := g.answered.Load()
+		for i := range g.ops {
+			if answered&(1<<i) == 0 {
+				failed = append(failed, i)
+			}
+		}
+		return &ratelimit.PartialError{Failed: failed, Err: wrap(err, "take")}
+	}
 	return wrap(err, "take")
 }
 

@@ -227,19 +227,17 @@ func TestClusterMasterDown(t *testing.T) {
 	down := c.Nodes()[2]
 	// IPs whose rl-test keys live on the first master, and one on the
 	// paused one.
-	var healthy []string
-	sick := ""
-	for i := 1; len(healthy) < 3 || sick == ""; i++ {
+	var healthy, sicks []string
+	for i := 1; len(healthy) < 3 || len(sicks) < 2; i++ {
 		ip := fmt.Sprintf("203.0.113.%d", i)
 		switch c.MasterFor("refrakt:rl:{rl-test:ip:" + ip + "}") {
 		case c.Nodes()[0]:
 			healthy = append(healthy, ip)
 		case down:
-			if sick == "" {
-				sick = ip
-			}
+			sicks = append(sicks, ip)
 		}
 	}
+	sick, sick2 := sicks[0], sicks[1]
 	// run keys: an IP on the first master, a user on the paused one, and
 	// another IP on the first master.
 	var runIPs []string
@@ -301,7 +299,8 @@ func TestClusterMasterDown(t *testing.T) {
 			}
 
 			// The onset: callers of both masters' keys in flight as the
-			// master stops answering (no limiter knows it yet).
+			// master stops answering (no limiter knows it yet), requests
+			// of keys on both masters among them.
 			var onsetWG sync.WaitGroup
 			var onsetGot, onsetErrs atomic.Int64
 			onsetStop := make(chan struct{})
@@ -316,8 +315,14 @@ func TestClusterMasterDown(t *testing.T) {
 								return
 							default:
 							}
-							if w%2 == 0 {
+							switch w % 4 {
+							case 0:
 								_, _ = ask(l, sick)
+								continue
+							case 1:
+								// A request of both masters: its ip on the
+								// first, its user on the paused one.
+								_, _ = l.Allow(ctx, ratelimit.Request{Limit: "run", IP: runIPs[0], User: runUser})
 								continue
 							}
 							ok, err := ask(l, healthy[2])
@@ -386,6 +391,10 @@ func TestClusterMasterDown(t *testing.T) {
 				t.Errorf("one at a time: a key of a master that answers admitted %d of 12 across two daemons, want its burst 3", admitted)
 			}
 			for i, l := range ls {
+				// A new client of the paused master: the keys above may be
+				// banned by the fallback by now, and a master no request
+				// needs for a while is forgotten.
+				_, _ = l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: sick2})
 				if !l.Degraded() {
 					t.Errorf("daemon %d: Degraded() = false with a master paused", i)
 				}

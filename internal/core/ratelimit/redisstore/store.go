@@ -209,6 +209,12 @@ type group struct {
 	// parts of a request still unanswered.
 	parent  *group
 	pending atomic.Int32
+	// index is such a part's op in its parent; answered has bit i set once
+	// the parent's op i is answered (or failed on its own), so that a
+	// caller who stops waiting can tell the store's error which keys got
+	// no answer.
+	index    int
+	answered atomic.Uint32
 	// arr holds ops for the usual request of few scopes.
 	arr [2]op
 }
@@ -529,6 +535,7 @@ func (s *Store) execSignal(groups []*group) {
 // once all its parts are.
 func (g *group) signal() {
 	if p := g.parent; p != nil {
+		p.answered.Or(1 << g.index)
 		if p.pending.Add(-1) == 0 && p.done != nil {
 			close(p.done)
 		}
@@ -591,7 +598,7 @@ func (s *Store) byMaster(batch []*group) [][]*group {
 		}
 		g.pending.Store(int32(len(g.ops)))
 		for i := range g.ops {
-			add(ms[i], &group{ops: g.ops[i : i+1], now: g.now, rules: g.rules, parent: g})
+			add(ms[i], &group{ops: g.ops[i : i+1], now: g.now, rules: g.rules, parent: g, index: i})
 		}
 	}
 	return parts
