@@ -35,18 +35,13 @@ func (s *Server) buildJobs() error {
 		}
 		cancel()
 		broker = rb
-		// The CLI over Redis trims history to the limit the daemons publish
-		// (redisbroker.PublishHistoryLimit), as written with the limits.
-		failed := &core.LogThrottle{Logger: s.log, Msg: "cannot publish the job history limit to Redis; retrying", Every: backendLogEvery}
-		s.addTicker("job-history-publish", limitsPublishEvery, func(ctx context.Context) {
-			publish(ctx, failed, func(c context.Context) error { return rb.PublishHistoryLimit(c, limitsPublishTTL) })
-		})
-		// `top --redis` marks the queues the daemons refuse by the bounds
-		// they publish (redisbroker.PublishAdmission).
+		// The CLI over Redis trims history to the limit the daemons publish,
+		// and `top --redis` marks the queues they refuse by the bounds they
+		// publish (redisbroker.PublishSettings), as written with the limits.
 		adm := queue.AdmissionConfig{MaxPending: s.cfg.QueueMaxPending, MaxAge: s.cfg.QueueMaxAge}
-		admFailed := &core.LogThrottle{Logger: s.log, Msg: "cannot publish the admission bounds to Redis; retrying", Every: backendLogEvery}
-		s.addTicker("admission-publish", limitsPublishEvery, func(ctx context.Context) {
-			publish(ctx, admFailed, func(c context.Context) error { return rb.PublishAdmission(c, adm, limitsPublishTTL) })
+		failed := &core.LogThrottle{Logger: s.log, Msg: "cannot publish the job queue's settings (JOB_HISTORY, admission bounds) to Redis; retrying", Every: backendLogEvery}
+		s.addTicker("queue-settings-publish", limitsPublishEvery, func(ctx context.Context) {
+			publish(ctx, failed, func(c context.Context) error { return rb.PublishSettings(c, adm, limitsPublishTTL) })
 		})
 	} else {
 		broker = membroker.New(membroker.Options{Clock: s.clock, HistoryLimit: s.cfg.JobHistory})

@@ -13,7 +13,7 @@ import (
 
 // admissionKey holds the admission bounds (QUEUE_MAX_PENDING,
 // QUEUE_MAX_AGE_SECONDS) a daemon on this Redis last published (see
-// PublishAdmission).
+// PublishSettings).
 func admissionKey(prefix string) string { return prefix + "queue-admission" }
 
 // publishedAdmission is the value under admissionKey.
@@ -22,23 +22,9 @@ type publishedAdmission struct {
 	MaxAgeMS   int64 `json:"max_age_ms"`
 }
 
-// PublishAdmission stores the admission bounds c enforces for ttl,
-// replacing what any daemon published before (the last writer wins). A
-// daemon calls it periodically, as it does PublishHistoryLimit. The CLI
-// over Redis has no admission control of its own: `refrakt top --redis`
-// judges which queues the daemons refuse by these bounds
-// (PublishedAdmission), not by its own environment.
-func (b *Broker) PublishAdmission(ctx context.Context, c queue.AdmissionConfig, ttl time.Duration) error {
-	v, err := json.Marshal(publishedAdmission{MaxPending: c.MaxPending, MaxAgeMS: c.MaxAge.Milliseconds()})
-	if err != nil {
-		return err
-	}
-	return b.rdb.Set(ctx, admissionKey(b.prefix), v, ttl).Err()
-}
-
 // PublishedAdmission returns the admission bounds a daemon on rdb last
 // published, and false when none did within its TTL (or the value is not
-// one PublishAdmission writes). Only MaxPending and MaxAge are set.
+// one PublishSettings writes). Only MaxPending and MaxAge are set.
 func PublishedAdmission(ctx context.Context, rdb redis.UniversalClient, prefix string) (queue.AdmissionConfig, bool, error) {
 	v, err := rdb.Get(ctx, admissionKey(prefix)).Bytes()
 	if errors.Is(err, redis.Nil) {

@@ -6,6 +6,7 @@ package redisbroker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -180,17 +181,30 @@ func (b *Broker) indexKey() string { return b.prefix + "queues" }
 func (b *Broker) wakeKey() string  { return b.prefix + "wake" }
 
 // historyLimitKey holds the JOB_HISTORY a daemon on this Redis last
-// published (see PublishHistoryLimit).
+// published (see PublishSettings).
 func historyLimitKey(prefix string) string { return prefix + "job-history" }
 
-// PublishHistoryLimit stores this broker's history limit (JOB_HISTORY) for
-// ttl, replacing what any daemon published before (the last writer wins).
-// A daemon calls it periodically. The CLI over Redis runs the same scripts,
-// which trim each queue's history to the limit they are given: it takes
-// the daemons' (PublishedHistoryLimit) rather than its own environment's,
-// so an operator's command never deletes finished jobs the daemons keep.
-func (b *Broker) PublishHistoryLimit(ctx context.Context, ttl time.Duration) error {
-	return b.rdb.Set(ctx, historyLimitKey(b.prefix), strconv.Itoa(b.history), ttl).Err()
+// PublishSettings stores, for ttl, the settings of this broker's daemon
+// that processes on this Redis without them must follow, in one round
+// trip: the history limit (JOB_HISTORY) and the admission bounds in c
+// (QUEUE_MAX_PENDING, QUEUE_MAX_AGE_SECONDS), replacing what any daemon
+// published before (the last writer wins). A daemon calls it periodically.
+// The CLI over Redis runs the same scripts, which trim each queue's
+// history to the limit they are given: it takes the daemons'
+// (PublishedHistoryLimit) rather than its own environment's, so an
+// operator's command never deletes finished jobs the daemons keep; and
+// `refrakt top --redis` judges which queues the daemons refuse by their
+// bounds (PublishedAdmission), having no admission control of its own.
+func (b *Broker) PublishSettings(ctx context.Context, c queue.AdmissionConfig, ttl time.Duration) error {
+	adm, err := json.Marshal(publishedAdmission{MaxPending: c.MaxPending, MaxAgeMS: c.MaxAge.Milliseconds()})
+	if err != nil {
+		return err
+	}
+	pipe := b.rdb.Pipeline()
+	pipe.Set(ctx, historyLimitKey(b.prefix), strconv.Itoa(b.history), ttl)
+	pipe.Set(ctx, admissionKey(b.prefix), adm, ttl)
+	_, err = pipe.Exec(ctx)
+	return err
 }
 
 // PublishedHistoryLimit returns the history limit a daemon on rdb last
