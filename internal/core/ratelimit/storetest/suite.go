@@ -895,6 +895,27 @@ type decision struct {
 	Banned    bool
 }
 
+// runDecisions returns, for the scope tests, do: l's decision of a "run"
+// request of ip, user and tenant (a test failure on error); and check:
+// what compared with what it wants.
+func runDecisions(t *testing.T, l *ratelimit.Limiter) (do func(ip, user, tenant string) decision, check func(what string, want, got decision)) {
+	do = func(ip, user, tenant string) decision {
+		t.Helper()
+		d, err := l.Allow(context.Background(), ratelimit.Request{Limit: "run", IP: ip, User: user, Tenant: tenant})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return decisionOf(d)
+	}
+	check = func(what string, want, got decision) {
+		t.Helper()
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", what, diff)
+		}
+	}
+	return do, check
+}
+
 func decisionOf(d ratelimit.Decision) decision {
 	return decision{Allowed: d.Allowed, Key: d.Key(), Capacity: d.Capacity, Remaining: d.Remaining, Strikes: d.Strikes, Banned: d.Banned()}
 }
@@ -914,20 +935,7 @@ func testTenantScope(t *testing.T, newStore NewStore) {
 			t.Fatalf("SetOverride(%s): %v", target, err)
 		}
 	}
-	do := func(ip, user, tenant string) decision {
-		t.Helper()
-		d, err := l.Allow(ctx, ratelimit.Request{Limit: "run", IP: ip, User: user, Tenant: tenant})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return decisionOf(d)
-	}
-	check := func(what string, want, got decision) {
-		t.Helper()
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("%s (-want +got):\n%s", what, diff)
-		}
-	}
+	do, check := runDecisions(t, l)
 
 	set("run", 100) // the limit's own override: no tenant bucket
 	check("a tenant's request under the limit's override", decision{true, "run:ip:10.0.0.1", 100, 99, 0, false}, do("10.0.0.1", "", "t1"))
@@ -983,20 +991,7 @@ func testGlobalScope(t *testing.T, newStore NewStore) {
 	clock := NewClock()
 	l := NewLimiter(t, newStore(t, clock), clock, func(c *ratelimit.Config) { c.BanAfterStrikes = 2 })
 	ctx := context.Background()
-	do := func(ip, user, tenant string) decision {
-		t.Helper()
-		d, err := l.Allow(ctx, ratelimit.Request{Limit: "run", IP: ip, User: user, Tenant: tenant})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return decisionOf(d)
-	}
-	check := func(what string, want, got decision) {
-		t.Helper()
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("%s (-want +got):\n%s", what, diff)
-		}
-	}
+	do, check := runDecisions(t, l)
 	for _, bad := range []string{"run:global:other", "run:global:"} {
 		if _, err := l.SetOverride(ctx, ratelimit.Override{Target: bad, Capacity: 3, Window: time.Minute}, 0); core.ErrorCode(err) != core.CodeInvalid {
 			t.Errorf("SetOverride(%s): err %v, want invalid", bad, err)
