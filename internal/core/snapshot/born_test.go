@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/refrakt/refrakt/internal/core/queue"
-	"github.com/refrakt/refrakt/internal/core/queue/membroker"
 	"github.com/refrakt/refrakt/internal/core/snapshot"
 )
 
@@ -17,15 +16,7 @@ import (
 // was its totals then, with the burst in them.
 func TestNewQueueRates(t *testing.T) {
 	ctx := context.Background()
-	svc := queue.NewService(queue.Deps{Broker: membroker.New(membroker.Options{})}, queue.Config{Concurrency: queue.ManualMode})
-	enqueue := func(q string, n int) {
-		t.Helper()
-		for range n {
-			if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	svc, enqueue := manualService(t)
 	rates := snapshot.NewRateTracker()
 	t0 := time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC)
 	build := func(at time.Duration) map[string]snapshot.Queue {

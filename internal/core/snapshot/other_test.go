@@ -17,15 +17,7 @@ import (
 // as 500 jobs a second in _other, with none enqueued to any of its queues.
 func TestOtherQueuesRates(t *testing.T) {
 	ctx := context.Background()
-	svc := queue.NewService(queue.Deps{Broker: membroker.New(membroker.Options{})}, queue.Config{Concurrency: queue.ManualMode})
-	enqueue := func(q string, n int) {
-		t.Helper()
-		for range n {
-			if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	svc, enqueue := manualService(t)
 	drain := func(q string, n int) {
 		t.Helper()
 		for range n {
@@ -69,5 +61,19 @@ func TestOtherQueuesRates(t *testing.T) {
 	o = other(4 * time.Second)
 	if o.EnqueueRate != 1 {
 		t.Errorf("%s enqueue rate after 4 jobs to one of its queues in 4 s: %.2f/s, want 1", queue.OtherQueues, o.EnqueueRate)
+	}
+}
+
+// manualService is a queue service on the memory broker that runs a job
+// only when asked, and enqueue(q, n) adds n ping jobs to queue q.
+func manualService(t *testing.T) (*queue.Service, func(q string, n int)) {
+	svc := queue.NewService(queue.Deps{Broker: membroker.New(membroker.Options{})}, queue.Config{Concurrency: queue.ManualMode})
+	return svc, func(q string, n int) {
+		t.Helper()
+		for range n {
+			if _, err := svc.Enqueue(context.Background(), queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }
