@@ -73,19 +73,13 @@ func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 	c.TAT = tat
 	c.Capacity = b.Capacity
 	res.ResetAfter = tat - now
-	if b.Shadow {
+	if b.Shadow || b.NoPenalty {
+		// No strike: a shadow bucket only says it would have denied; a
+		// NoPenalty one (the global scope's: a penalty would refuse every
+		// client for one) denies, and the wait is for the next token at the
+		// capacity as it is.
 		res.RetryAfter = next - now - limit
-		res.Allowed = true
-		res.Shadowed = true
-		c.Strikes, c.StrikeAt = strikes, strikeAt
-		res.Strikes = strikes
-		return
-	}
-	if b.NoPenalty {
-		// Denied without a strike (the global scope's bucket: a penalty
-		// would refuse every client for one): the wait is for the next
-		// token at the capacity as it is.
-		res.RetryAfter = next - now - limit
+		res.Allowed, res.Shadowed = b.Shadow, b.Shadow
 		c.Strikes, c.StrikeAt = strikes, strikeAt
 		res.Strikes = strikes
 		return

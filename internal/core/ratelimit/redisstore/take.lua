@@ -146,11 +146,9 @@ for i = 1, #KEYS do
       end
     else
       reset = tat - now
-      if shadow == 1 then
+      if shadow == 1 or nopenalty then
         retry = nxt - now - limit
-        flags = 3
-      elseif nopenalty then
-        retry = nxt - now - limit
+        if shadow == 1 then flags = 3 end
       else
         strikes = strikes + 1
         strike_at = now
