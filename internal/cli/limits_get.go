@@ -86,7 +86,7 @@ func filterLimits(v LimitsView, target string) (LimitsView, error) {
 		return out, core.Errorf(core.CodeInvalid, "unknown limit %q in target %q", parts[0], target)
 	}
 	onDemand := len(parts) > 1 && !slices.Contains(out.Limits[0].Scopes, parts[1])
-	if onDemand && !onDemandScope(parts[1]) {
+	if onDemand && !ratelimit.IsOnDemand(ratelimit.Scope(parts[1])) {
 		return out, core.Errorf(core.CodeInvalid, "limit %q has no scope %q (target %q)", parts[0], parts[1], target)
 	}
 	// As overrides are stored; an identity that is not one is refused (a
@@ -101,16 +101,4 @@ func filterLimits(v LimitsView, target string) (LimitsView, error) {
 		}
 	}
 	return out, nil
-}
-
-// onDemandScope reports whether scope is one that every limit has besides
-// those it lists, in force only where an override targets it (tenant,
-// global).
-func onDemandScope(scope string) bool {
-	for _, sc := range ratelimit.OnDemandScopes() {
-		if string(sc) == scope {
-			return true
-		}
-	}
-	return false
 }

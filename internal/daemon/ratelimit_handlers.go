@@ -127,6 +127,17 @@ type tenantLimitJSON struct {
 
 // handleTenantMeta answers the effective limits for ?tenant=T: the built-in
 // policies with the overrides in force, and the premium multiplier.
+// overrideJSONOf is the override in force for key (Limiter.Override) as
+// the API shows it, nil when none.
+func (s *Server) overrideJSONOf(key string) *overrideJSON {
+	o, ok := s.limiter.Override(key)
+	if !ok {
+		return nil
+	}
+	oj := toOverrideJSON(o)
+	return &oj
+}
+
 func (s *Server) handleTenantMeta() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q, err := routeQuery(r, paramTenant)
@@ -156,17 +167,11 @@ func (s *Server) handleTenantMeta() http.Handler {
 				}
 				// The tenant and global scopes the limit applies on demand:
 				// the override that puts each in force for this tenant.
-				if o, ok := s.limiter.Override(l.Name + ":tenant:" + tenant); ok {
-					oj := toOverrideJSON(o)
-					tl.TenantOverride = &oj
-				}
+				tl.TenantOverride = s.overrideJSONOf(l.Name + ":tenant:" + tenant)
 			}
-			if !slices.Contains(l.Scopes, ratelimit.ScopeGlobal) {
-				if o, ok := s.limiter.Override(l.Name + ":global:" + ratelimit.GlobalIdentity); ok {
-					oj := toOverrideJSON(o)
-					tl.GlobalOverride = &oj
-				}
-			}
+			// No limit applies the global scope always (ratelimit.New
+			// refuses one): it is in force by override alone.
+			tl.GlobalOverride = s.overrideJSONOf(l.Name + ":global:" + ratelimit.GlobalIdentity)
 			for _, target := range targets {
 				o, ok := s.limiter.Override(target)
 				if !ok {

@@ -509,7 +509,7 @@ func (l *Limiter) Snapshot(ctx context.Context, n int) (Snapshot, error) {
 	cctx, cancel := l.backendContext(ctx)
 	defer cancel()
 	ss, err := st.Snapshot(cctx, &l.rules, n)
-	if err != nil && st != l.local && l.parts.down.Load() > 0 {
+	if err != nil && l.parts.down.Load() > 0 {
 		// A Cluster's master is failing, the one of the indexes: the local
 		// store's figures, as in a whole outage.
 		ss, err = l.local.Snapshot(ctx, &l.rules, n)

@@ -69,7 +69,7 @@ func newOverrideSet(list []Override) *overrideSet {
 		// The global scope's one bucket, shared by every client, is never
 		// penalized: one abuser's strikes or ban would refuse them all.
 		r.bucket.NoPenalty = Scope(scope) == ScopeGlobal
-		if sc := Scope(scope); isOnDemand(sc) {
+		if sc := Scope(scope); IsOnDemand(sc) {
 			if s.onDemand == nil {
 				s.onDemand = map[string]uint8{}
 			}

@@ -1,6 +1,9 @@
 package ratelimit
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Scope names whose identity a bucket is keyed on.
 type Scope string
@@ -31,8 +34,8 @@ var onDemand = [...]Scope{ScopeTenant, ScopeGlobal}
 // limit that does not apply them always: tenant and global.
 func OnDemandScopes() []Scope { return onDemand[:] }
 
-// isOnDemand reports whether sc is one of OnDemandScopes.
-func isOnDemand(sc Scope) bool { return sc == ScopeTenant || sc == ScopeGlobal }
+// IsOnDemand reports whether sc is one of OnDemandScopes.
+func IsOnDemand(sc Scope) bool { return slices.Contains(onDemand[:], sc) }
 
 // scopeBit is sc's bit in a set of scopes (overrideSet.onDemand).
 func scopeBit(sc Scope) uint8 {
@@ -107,7 +110,7 @@ func (l *Limit) hasScope(s Scope) bool {
 // HasScope reports whether s is a scope of l: one it applies always, or
 // one an override can put in force (OnDemandScopes). It is what a target
 // limit:scope may name.
-func (l *Limit) HasScope(s Scope) bool { return l.hasScope(s) || isOnDemand(s) }
+func (l *Limit) HasScope(s Scope) bool { return l.hasScope(s) || IsOnDemand(s) }
 
 // Names of the built-in limits.
 const (
