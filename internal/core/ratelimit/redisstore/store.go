@@ -478,17 +478,18 @@ func (s *Store) exec(ctx context.Context, groups []*group) {
 // the penalty it lifted to be recorded after it (listing the key as
 // penalized until that end).
 func (s *Store) unpenalize(pen []redis.Z, calls []*call) {
+	written := make(map[string]bool, len(pen))
+	for _, z := range pen {
+		written[z.Member.(string)] = true
+	}
 	s.idxMu.Lock()
 	defer s.idxMu.Unlock()
 	for _, c := range calls {
 		for _, o := range c.ops {
-			if o.err != nil || o.pend != 0 || o.res.Banned || o.res.Strikes != 0 {
+			if o.err != nil || o.pend != 0 || o.res.Banned || o.res.Strikes != 0 || !written[o.key] {
 				continue
 			}
-			if _, pending := s.penalized[o.key]; pending {
-				continue
-			}
-			if slices.ContainsFunc(pen, func(z redis.Z) bool { return z.Member == o.key }) {
+			if _, pending := s.penalized[o.key]; !pending {
 				s.penalized[o.key] = -1
 			}
 		}
@@ -516,7 +517,9 @@ func (s *Store) decide(batch []*group) {
 		s.execSignal(batch)
 		return
 	}
-	for _, p := range s.byMaster(batch) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
+	defer cancel()
+	for _, p := range s.byMaster(ctx, batch) {
 		go s.execSignal(p)
 	}
 }
@@ -547,7 +550,7 @@ func (g *group) signal() {
 // execApart decides the groups of a lone caller (no signal) on a Cluster:
 // one round trip per master, in parallel, each key's answer its own.
 func (s *Store) execApart(ctx context.Context, groups []*group) {
-	parts := s.byMaster(groups)
+	parts := s.byMaster(ctx, groups)
 	if len(parts) == 1 {
 		s.exec(ctx, parts[0])
 		return
@@ -567,9 +570,7 @@ func (s *Store) execApart(ctx context.Context, groups []*group) {
 // whose keys all live on one master goes whole to that master's part; one
 // whose keys live on several is split into a group per key (parent set),
 // each in its master's part.
-func (s *Store) byMaster(batch []*group) [][]*group {
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
-	defer cancel()
+func (s *Store) byMaster(ctx context.Context, batch []*group) [][]*group {
 	var names []string
 	var parts [][]*group
 	add := func(name string, g *group) {
