@@ -25,6 +25,7 @@ type jobs struct {
 // sampler as components: started after the listener, stopped (workers
 // first, gracefully) before the backend is closed.
 func (s *Server) buildJobs() error {
+	adm := queue.AdmissionConfig{MaxPending: s.cfg.QueueMaxPending, MaxAge: s.cfg.QueueMaxAge}
 	var broker queue.Broker
 	if s.backend.Redis != nil {
 		rb := redisbroker.New(s.backend.Redis, redisbroker.Options{Prefix: s.backend.Prefix, HistoryLimit: s.cfg.JobHistory})
@@ -38,7 +39,6 @@ func (s *Server) buildJobs() error {
 		// The CLI over Redis trims history to the limit the daemons publish,
 		// and `top --redis` marks the queues they refuse by the bounds they
 		// publish (redisbroker.PublishSettings), as written with the limits.
-		adm := queue.AdmissionConfig{MaxPending: s.cfg.QueueMaxPending, MaxAge: s.cfg.QueueMaxAge}
 		failed := &core.LogThrottle{Logger: s.log, Msg: "cannot publish the job queue's settings (JOB_HISTORY, admission bounds) to Redis; retrying", Every: backendLogEvery}
 		s.addTicker("queue-settings-publish", limitsPublishEvery, func(ctx context.Context) {
 			publish(ctx, failed, func(c context.Context) error { return rb.PublishSettings(c, adm, limitsPublishTTL) })
@@ -53,10 +53,7 @@ func (s *Server) buildJobs() error {
 		Lease:           s.cfg.JobLease,
 		ShutdownTimeout: s.cfg.ShutdownTimeout,
 		MaxQueues:       s.cfg.QueueMaxQueues,
-		Admission: queue.AdmissionConfig{
-			MaxPending: s.cfg.QueueMaxPending,
-			MaxAge:     s.cfg.QueueMaxAge,
-		},
+		Admission:       adm,
 	})
 	obs.startAtZero(svc.Admission().Reasons())
 	s.jobs = &jobs{svc: svc, pool: queue.NewPool(svc)}

@@ -2,10 +2,11 @@ package daemon
 
 import (
 	"context"
-	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/metrics"
@@ -87,6 +88,18 @@ func (l *queueLabels) inc(vec *prometheus.CounterVec, q, reason string) {
 	vec.WithLabelValues(label, reason).Inc()
 }
 
+// reserve gives q a label that no other name takes over (as a queue
+// refused for its load has), while labels are left, and returns it.
+func (l *queueLabels) reserve(q string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.seen[q]; ok || len(l.seen) < maxQueueSeries-1 {
+		l.seen[q] = true
+		return q
+	}
+	return otherQueues
+}
+
 // label returns q's label for a rejection for reason and, when q took the
 // label of a name refused only by a failing backend, that name; l.mu held.
 func (l *queueLabels) label(q, reason string) (label, evicted string) {
@@ -143,9 +156,7 @@ func (o jobsObserver) startAtZero(reasons []string) {
 		o.m.JobEnqueued.WithLabelValues(src)
 	}
 	if len(reasons) > 0 {
-		o.rejected.mu.Lock()
-		q, _ := o.rejected.label(queue.DefaultQueue, queue.ReasonMaxPending)
-		o.rejected.mu.Unlock()
+		q := o.rejected.reserve(queue.DefaultQueue)
 		for _, r := range reasons {
 			o.m.AdmissionRejections.WithLabelValues(q, r)
 		}

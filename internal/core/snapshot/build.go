@@ -242,15 +242,11 @@ func (r *RateTracker) listed(now time.Time, stats []queue.Stats) map[string]time
 	return born
 }
 
-// ObserveFolded is Observe for OtherQueues, the sum of the queues beyond
+// observeFolded is Observe for OtherQueues, the sum of the queues beyond
 // the cap (stats): its rates are those of what these queues did while
-// folded, each queue counted from the call after the one that folded it.
-func (r *RateTracker) ObserveFolded(now time.Time, stats []queue.Stats) (enqueueRate, doneRate, failureRate float64) {
-	return r.observeFolded(now, stats, nil)
-}
-
-// observeFolded is ObserveFolded; a queue of born (made since the previous
-// listing) and folded at once counts whole.
+// folded, each queue counted from the call after the one that folded it;
+// a queue of born (made since the previous listing) and folded at once
+// counts whole.
 func (r *RateTracker) observeFolded(now time.Time, stats []queue.Stats, born map[string]time.Time) (enqueueRate, doneRate, failureRate float64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

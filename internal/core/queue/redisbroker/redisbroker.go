@@ -598,12 +598,7 @@ func (b *Broker) sendSignals() {
 		b.sig.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), b.cmdTimeout)
 		pipe := b.rdb.Pipeline()
-		for _, q := range wake {
-			pipe.RPush(ctx, b.wakeKey(), q)
-		}
-		if trim {
-			pipe.LTrim(ctx, b.wakeKey(), -wakeBacklog, -1)
-		}
+		b.queueWake(ctx, pipe, wake, trim)
 		var listed *redis.IntCmd
 		if len(list) > 0 {
 			listed = pipe.SAdd(ctx, b.indexKey(), toAny(list)...)
@@ -1045,16 +1040,26 @@ func (b *Broker) Release(ctx context.Context, refs []queue.Ref) ([]bool, error) 
 // wake pushes one wake-up per queue of refs (best effort: a lost wake-up
 // only delays a pickup until the next fetch).
 func (b *Broker) wake(ctx context.Context, refs []queue.Ref) {
-	seen := map[string]bool{}
-	pipe := b.rdb.Pipeline()
+	var queues []string
 	for _, r := range refs {
-		if !seen[r.Queue] {
-			seen[r.Queue] = true
-			pipe.RPush(ctx, b.wakeKey(), r.Queue)
+		if !slices.Contains(queues, r.Queue) {
+			queues = append(queues, r.Queue)
 		}
 	}
-	pipe.LTrim(ctx, b.wakeKey(), -wakeBacklog, -1)
+	pipe := b.rdb.Pipeline()
+	b.queueWake(ctx, pipe, queues, true)
 	_, _ = pipe.Exec(ctx)
+}
+
+// queueWake adds to pipe the wake-ups of queues (one RPUSH) and, with
+// trim, the trim of the wake-up list to its backlog.
+func (b *Broker) queueWake(ctx context.Context, pipe redis.Pipeliner, queues []string, trim bool) {
+	if len(queues) > 0 {
+		pipe.RPush(ctx, b.wakeKey(), toAny(queues)...)
+	}
+	if trim {
+		pipe.LTrim(ctx, b.wakeKey(), -wakeBacklog, -1)
+	}
 }
 
 // perRef runs a per-(id, token) script once per queue of refs, in one pipeline.
