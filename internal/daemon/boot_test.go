@@ -3,7 +3,6 @@ package daemon
 import (
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -29,7 +28,7 @@ func TestProbeMethodsDuringStartUp(t *testing.T) {
 	}
 
 	// A "Redis" that accepts and never answers: the daemon stays not ready.
-	d := daemontest.Start(t, []string{"QUEUE_URL=redis://" + silentRedis(t)})
+	d := daemontest.Start(t, []string{"QUEUE_URL=redis://" + daemontest.TakenAddr(t)})
 	type answer struct {
 		Status int
 		Allow  string
@@ -73,7 +72,7 @@ func TestOneWordingWhileConnecting(t *testing.T) {
 	t.Parallel()
 	// A "Redis" that accepts and never answers: the first attempt lasts
 	// its whole 2 s, the next ones too.
-	d := daemontest.Start(t, []string{"QUEUE_URL=redis://" + silentRedis(t)})
+	d := daemontest.Start(t, []string{"QUEUE_URL=redis://" + daemontest.TakenAddr(t)})
 	messages := func() []string {
 		t.Helper()
 		var got []string
@@ -101,32 +100,4 @@ func TestOneWordingWhileConnecting(t *testing.T) {
 	if diff := cmp.Diff([]string{want, want, want, want}, append(first, then...)); diff != "" {
 		t.Errorf("answers during the first attempt, then after a failed one (-want +got):\n%s", diff)
 	}
-}
-
-// silentRedis is the address of a "Redis" that accepts connections and
-// never answers, held until the test ends (a free port could be taken
-// meanwhile by a parallel test's redis-server, and the daemon be ready).
-func silentRedis(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		var held []net.Conn
-		defer func() {
-			for _, c := range held {
-				c.Close()
-			}
-		}()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			held = append(held, c)
-		}
-	}()
-	return ln.Addr().String()
 }

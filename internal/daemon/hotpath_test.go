@@ -75,7 +75,7 @@ func TestIdentifyAllocations(t *testing.T) {
 			if diff := cmp.Diff(tt.want, rules.identify(r, false)); diff != "" {
 				t.Errorf("identity (-want +got):\n%s", diff)
 			}
-			if got := testing.AllocsPerRun(100, func() { rules.resolve(r, grant) }); got > tt.allocs {
+			if got := testing.AllocsPerRun(100, func() { rules.resolve(r, grant, true) }); got > tt.allocs {
 				t.Errorf("resolve allocates %.0f times per request, want at most %.0f", got, tt.allocs)
 			}
 		})
@@ -141,7 +141,7 @@ func TestIdentifyPortAllocations(t *testing.T) {
 				t.Errorf("identity (-want +got):\n%s", diff)
 			}
 			grant := func() bool { return false }
-			if got := testing.AllocsPerRun(100, func() { rules.resolve(r, grant) }); got > 0 {
+			if got := testing.AllocsPerRun(100, func() { rules.resolve(r, grant, true) }); got > 0 {
 				t.Errorf("resolve allocates %.0f times per request, want none", got)
 			}
 		})

@@ -96,21 +96,13 @@ func (ir *identityRules) isTrusted(a netip.Addr) bool {
 // header names are canonical constants, the query is parsed only when there
 // is one, X-Forwarded-For is walked in place, and the IP text is taken from
 // the request when it is already canonical.
-func (ir *identityRules) resolve(r *http.Request, grantHeaders func() bool) (Identity, error) {
-	return ir.read(r, grantHeaders, true)
-}
-
-// resolveAddress is resolve for a route whose limit keys on no user or
-// tenant: the client IP and the tier only. The user and the tenant are not
-// read at all, neither from headers nor from the query, so they cannot be
+//
+// Without users (a route whose limit keys on no user or tenant) it reads
+// the client IP and the tier only: the user and the tenant are not read at
+// all, neither from headers nor from the query, so they cannot be
 // ambiguous there (GET /api/public/tenant-meta's ?tenant= is the tenant it
 // describes, not the caller's).
-func (ir *identityRules) resolveAddress(r *http.Request, grantHeaders func() bool) (Identity, error) {
-	return ir.read(r, grantHeaders, false)
-}
-
-// read is resolve, reading the user and the tenant when users is set.
-func (ir *identityRules) read(r *http.Request, grantHeaders func() bool, users bool) (Identity, error) {
+func (ir *identityRules) resolve(r *http.Request, grantHeaders func() bool, users bool) (Identity, error) {
 	host, peer := peerHostAddr(r.RemoteAddr)
 	ip, ipText := peer, host
 	trusted := peer.IsValid() && ir.isTrusted(peer)

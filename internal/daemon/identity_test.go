@@ -69,7 +69,7 @@ func netipMust(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 // headers", as the tests and fuzz targets pose it, for requests whose query
 // parses (resolve's only error).
 func (ir *identityRules) identify(r *http.Request, grantHeaders bool) Identity {
-	id, err := ir.resolve(r, func() bool { return grantHeaders })
+	id, err := ir.resolve(r, func() bool { return grantHeaders }, true)
 	if err != nil {
 		panic(fmt.Sprintf("resolve %s: %v", r.URL, err))
 	}

@@ -211,11 +211,7 @@ func (s *Server) limited(limit string, h http.Handler) http.Handler {
 // limit keys on them, keysOnUser). Its error is a 400: identity was to be
 // read from a query that does not parse, or is ambiguous (identity.go).
 func (s *Server) identityOf(w http.ResponseWriter, r *http.Request, users bool) (Identity, error) {
-	grant := func() bool { return s.roleOf(w, r) == RoleDeveloper }
-	if !users {
-		return s.identity.resolveAddress(r, grant)
-	}
-	return s.identity.resolve(r, grant)
+	return s.identity.resolve(r, func() bool { return s.roleOf(w, r) == RoleDeveloper }, users)
 }
 
 // keysOnUser reports whether the named limit always applies a scope keyed

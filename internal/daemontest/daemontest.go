@@ -237,7 +237,9 @@ func ClosedAddr(tb testing.TB) string {
 }
 
 // TakenAddr returns a loopback address a listener holds until the test
-// ends, so that a daemon told to listen there cannot.
+// ends, so that a daemon told to listen there cannot. It accepts no
+// connection: the kernel completes them and nothing ever answers, so it
+// also stands for a Redis that accepts and never answers.
 func TakenAddr(tb testing.TB) string {
 	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
