@@ -226,7 +226,7 @@ func TestE2EDaemonRunsJobsFromBothDrivers(t *testing.T) {
 	}
 }
 
-// TestE2ETickNamesDead: `jobs tick -o json` names the jobs the tick
+// TestE2ETickNamesDeadJobs: `jobs tick -o json` names the jobs the tick
 // made dead (a daemon killed during their last attempt), over both drivers
 // alike.
 func TestE2ETickNamesDeadJobs(t *testing.T) {

@@ -45,11 +45,7 @@ func rlTestKey(t *testing.T, s *Server, rq request) string {
 // one ban for all of them. What is not an address with a port stays
 // malformed: the walk stops there.
 func TestForwardedAddressWithPort(t *testing.T) {
-	tests := []struct {
-		name    string
-		headers map[string]string
-		want    string
-	}{
+	tests := []forwardedCase{
 		{"X-Forwarded-For ip:port", map[string]string{"X-Forwarded-For": "203.0.113.7:8080"}, "rl-test:ip:203.0.113.7"},
 		{"X-Forwarded-For [v6]:port", map[string]string{"X-Forwarded-For": "[2001:db8:7::1]:443"}, "rl-test:ip:2001:db8:7::/64"},
 		{"X-Forwarded-For [v4-mapped]:port", map[string]string{"X-Forwarded-For": "[::ffff:203.0.113.8]:443"}, "rl-test:ip:203.0.113.8"},
@@ -66,16 +62,7 @@ func TestForwardedAddressWithPort(t *testing.T) {
 		{"name and port", map[string]string{"X-Forwarded-For": "client.example:443"}, "rl-test:ip:127.0.0.1"},
 		{"a malformed hop still stops the walk", map[string]string{"X-Forwarded-For": "203.0.113.7:8080, x:1, 10.1.1.1"}, "rl-test:ip:10.1.1.1"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, _ := newLimitServer(t, func(c *config.Config) {
-				c.TrustedProxies = append(c.TrustedProxies, netipMust("10.0.0.0/8"))
-			})
-			if got := rlTestKey(t, s, request{peer: "127.0.0.1:4711", headers: tt.headers}); got != tt.want {
-				t.Errorf("key %q, want %q", got, tt.want)
-			}
-		})
-	}
+	checkForwardedKeys(t, tests)
 }
 
 // TestForwardedAddressNoClientHas: an address no client sends from
@@ -83,11 +70,7 @@ func TestForwardedAddressWithPort(t *testing.T) {
 // client-IP header is malformed, like garbage: it was believed, and every
 // request carrying it shared a bucket (rl-test:ip:0.0.0.0, rl-test:ip:::/64).
 func TestForwardedAddressNoClientHas(t *testing.T) {
-	tests := []struct {
-		name    string
-		headers map[string]string
-		want    string
-	}{
+	tests := []forwardedCase{
 		{"0.0.0.0", map[string]string{"X-Forwarded-For": "0.0.0.0"}, "rl-test:ip:127.0.0.1"},
 		{"::", map[string]string{"X-Forwarded-For": "::"}, "rl-test:ip:127.0.0.1"},
 		{"[::]:port", map[string]string{"X-Forwarded-For": "[::]:443"}, "rl-test:ip:127.0.0.1"},
@@ -100,6 +83,21 @@ func TestForwardedAddressNoClientHas(t *testing.T) {
 		{"client-IP header falls back to X-Forwarded-For", map[string]string{"CF-Connecting-IP": "0.0.0.0", "X-Forwarded-For": "198.51.100.9"}, "rl-test:ip:198.51.100.9"},
 		{"client-IP header ::", map[string]string{"CF-Connecting-IP": "::"}, "rl-test:ip:127.0.0.1"},
 	}
+	checkForwardedKeys(t, tests)
+}
+
+// forwardedCase is a request's headers from a trusted proxy (the loopback
+// peer; 10.0.0.0/8 trusted too) and the rl-test key they must give.
+type forwardedCase struct {
+	name    string
+	headers map[string]string
+	want    string
+}
+
+// checkForwardedKeys runs each case through rl-test on a limit server of
+// its own.
+func checkForwardedKeys(t *testing.T, tests []forwardedCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, _ := newLimitServer(t, func(c *config.Config) {

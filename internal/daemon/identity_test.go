@@ -66,8 +66,8 @@ func TestIdentify(t *testing.T) {
 func netipMust(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 
 // identify is resolve with a fixed answer to "does a token grant the identity
-// headers", as the tests and fuzz targets pose it, for requests whose query
-// parses (resolve's only error).
+// headers", as the tests and fuzz targets pose it, for requests resolve
+// does not refuse (a query that does not parse, an ambiguous identity).
 func (ir *identityRules) identify(r *http.Request, grantHeaders bool) Identity {
 	id, err := ir.resolve(r, func() bool { return grantHeaders }, true)
 	if err != nil {

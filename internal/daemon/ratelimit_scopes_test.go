@@ -273,7 +273,7 @@ func TestTenantMetaReadsNoCallerTenant(t *testing.T) {
 	}
 	setOverride(t, s, `{"target":"rl-test:tenant","capacity":1,"window_seconds":60}`)
 	resp, body := send(t, s, request{path: "/api/dev/rl-test?tenant=other", token: devToken, headers: map[string]string{"X-Tenant-ID": "caller"}})
-	if resp.StatusCode != 400 {
-		t.Errorf("rl-test with two tenants: %d %v, want 400", resp.StatusCode, body)
+	if resp.StatusCode != 400 || !strings.Contains(errMessage(body), "query parameter tenant is not the identity headers'") {
+		t.Errorf("rl-test with two tenants: %d %v, want 400 saying the two disagree", resp.StatusCode, body)
 	}
 }
