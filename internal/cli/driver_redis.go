@@ -234,14 +234,9 @@ func (d *redisDriver) Limits(ctx context.Context, target string) (LimitsView, er
 		}
 		overrides = d.lim.InForce(list)
 	}
-	// The daemons publish what they enforce; this process's environment
-	// speaks only when no daemon runs on this Redis.
-	pub, ok, err := d.store.PublishedLimits(ctx)
+	pub, err := d.enforced(ctx)
 	if err != nil {
 		return LimitsView{}, d.fail(err)
-	}
-	if !ok {
-		pub = d.lim.LimitSet()
 	}
 	v := LimitsView{Enabled: pub.Enabled, Limits: []LimitView{}, Overrides: []OverrideView{}}
 	for _, l := range pub.Limits {
@@ -261,19 +256,25 @@ func (d *redisDriver) SetOverride(ctx context.Context, req OverrideRequest) (Ove
 		return OverrideView{}, d.fail(err)
 	}
 	v := overrideView(o)
-	// Whether the daemons enforce it: what they publish, else what this
-	// environment says, as `limits get` tells.
-	pub, ok, err := d.store.PublishedLimits(ctx)
+	// Whether the daemons enforce it, as `limits get` tells.
+	pub, err := d.enforced(ctx)
 	if err != nil {
 		return v, nil // stored; whether it is enforced is not known
-	}
-	if !ok {
-		pub = d.lim.LimitSet()
 	}
 	if !pub.Enabled {
 		v.Warning = ratelimit.LimitingOffWarning
 	}
 	return v, nil
+}
+
+// enforced is what the daemons on this Redis enforce, as they publish it;
+// this process's environment speaks only when no daemon runs on it.
+func (d *redisDriver) enforced(ctx context.Context) (ratelimit.LimitSet, error) {
+	pub, ok, err := d.store.PublishedLimits(ctx)
+	if err != nil || ok {
+		return pub, err
+	}
+	return d.lim.LimitSet(), nil
 }
 
 func (d *redisDriver) DeleteOverride(ctx context.Context, target string) error {

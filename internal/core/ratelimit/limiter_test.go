@@ -113,19 +113,26 @@ func TestAllowAllocatesNothing(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under -race (sync.Pool drops items)")
 	}
-	clock := storetest.NewClock()
-	l, err := ratelimit.New(ratelimit.DefaultConfig(), ratelimit.Deps{Store: memstore.New(clock), Clock: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := l.SetOverride(context.Background(), ratelimit.Override{Target: "run", Capacity: 1 << 30, Window: time.Second}, 0); err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	for _, req := range []ratelimit.Request{
+	checkAllowAllocatesNothing(t, []string{"run"}, []ratelimit.Request{
 		{Limit: "run", IP: "203.0.113.7", User: "u1"},
 		{Limit: "run", IP: "203.0.113.8"},
-	} {
+	})
+}
+
+// checkAllowAllocatesNothing sets an override that admits everything on
+// each of targets, on a limiter on the memory store, and checks that
+// deciding each of reqs allocates nothing.
+func checkAllowAllocatesNothing(t *testing.T, targets []string, reqs []ratelimit.Request) {
+	t.Helper()
+	clock := storetest.NewClock()
+	l := storetest.NewLimiter(t, memstore.New(clock), clock, nil)
+	ctx := context.Background()
+	for _, target := range targets {
+		if _, err := l.SetOverride(ctx, ratelimit.Override{Target: target, Capacity: 1 << 30, Window: time.Second}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, req := range reqs {
 		_, _ = l.Allow(ctx, req)
 		if n := testing.AllocsPerRun(1000, func() { _, _ = l.Allow(ctx, req) }); n != 0 {
 			t.Errorf("Allow(%+v) allocates %.1f times per call, want 0", req, n)
