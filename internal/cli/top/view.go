@@ -21,7 +21,7 @@ func (m Model) View() tea.View {
 // Screen is the text of the view, also what the golden tests compare.
 func (m Model) Screen() string {
 	lines := m.header()
-	bodyHeight := m.bodyHeight()
+	bodyHeight := max(0, m.height-len(lines)-1) // bodyHeight, the header built once
 	if m.showHelp {
 		lines = append(lines, m.helpScreen(bodyHeight)...)
 	} else {

@@ -156,3 +156,9 @@ const DefaultListLimit = 50
 
 // MaxListLimit bounds Filter.Limit.
 const MaxListLimit = 1000
+
+// Exhausted reports whether a job that has failed retries times (counting
+// the attempt that just failed) with maxRetries allowed goes dead rather
+// than back to be retried: the rule of both brokers (and of the Redis
+// scripts, retries > max_retries).
+func Exhausted(retries, maxRetries int) bool { return retries > maxRetries }

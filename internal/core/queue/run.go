@@ -29,7 +29,7 @@ func (s *Service) execute(ctx context.Context, l Lease) Outcome {
 	switch {
 	case errors.Is(context.Cause(ctx), ErrJobCancelled):
 		status = string(StatusCancelled)
-	case err != nil && j.Retries+1 > j.MaxRetries:
+	case err != nil && Exhausted(j.Retries+1, j.MaxRetries):
 		// Its last attempt: the finish makes it dead (as both brokers
 		// decide, retries beyond max_retries), and its run is timed so.
 		status = string(StatusDead)

@@ -360,7 +360,7 @@ func (b *Broker) Finish(_ context.Context, outcomes []queue.Outcome) ([]queue.St
 // dead (no retries left).
 func (b *Broker) failed(q *qstate, e *entry, now time.Time, retryIn time.Duration) {
 	j := &e.job
-	if j.Retries > j.MaxRetries {
+	if queue.Exhausted(j.Retries, j.MaxRetries) {
 		j.FinishedAt = now
 		b.set(q, e, queue.StatusDead)
 		b.addHistory(q, e)
@@ -508,7 +508,7 @@ func (b *Broker) Tick(context.Context) (queue.TickResult, error) {
 			e.job.Retries++
 			e.job.LastError = queue.LeaseExpired
 			q.failed++
-			if e.job.Retries > e.job.MaxRetries {
+			if queue.Exhausted(e.job.Retries, e.job.MaxRetries) {
 				e.job.FinishedAt = now
 				b.set(q, e, queue.StatusDead)
 				r.Dead = append(r.Dead, queue.DeadJob{ID: id, Queue: name, Type: e.job.Type, Attempts: e.job.Attempts, LastError: e.job.LastError})
