@@ -20,6 +20,7 @@ import (
 
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/redispipe"
 )
 
 var _ queue.Broker = (*Broker)(nil)
@@ -203,7 +204,7 @@ func (b *Broker) PublishSettings(ctx context.Context, c queue.AdmissionConfig, t
 	pipe := b.rdb.Pipeline()
 	pipe.Set(ctx, historyLimitKey(b.prefix), strconv.Itoa(b.history), ttl)
 	pipe.Set(ctx, admissionKey(b.prefix), adm, ttl)
-	_, err = pipe.Exec(ctx)
+	_, err = redispipe.Exec(ctx, pipe)
 	return err
 }
 
@@ -603,7 +604,7 @@ func (b *Broker) sendSignals() {
 		if len(list) > 0 {
 			listed = pipe.SAdd(ctx, b.indexKey(), toAny(list)...)
 		}
-		_, _ = pipe.Exec(ctx)
+		_, _ = redispipe.Exec(ctx, pipe)
 		cancel()
 		if listed != nil && listed.Err() != nil {
 			b.recheckLater(list...)
@@ -805,7 +806,7 @@ func (b *Broker) getMany(ctx context.Context, queues []string, ids []string) ([]
 			cmds = append(cmds, pipe.HMGet(ctx, k.job+id, fields...))
 		}
 	}
-	_, err := pipe.Exec(ctx)
+	_, err := redispipe.Exec(ctx, pipe)
 	if err != nil {
 		err = fmt.Errorf("get jobs: %w", err)
 	}
@@ -936,7 +937,7 @@ func (b *Broker) ready(ctx context.Context, names []string) ([]string, error) {
 	for i, q := range names {
 		lens[i] = pipe.LLen(ctx, b.keys(q).pending)
 	}
-	_, _ = pipe.Exec(ctx) // each command keeps its own error
+	_, _ = redispipe.Exec(ctx, pipe) // each command keeps its own error
 	var first error
 	out := names[:0]
 	for i, q := range names {
@@ -1048,7 +1049,7 @@ func (b *Broker) wake(ctx context.Context, refs []queue.Ref) {
 	}
 	pipe := b.rdb.Pipeline()
 	b.queueWake(ctx, pipe, queues, true)
-	_, _ = pipe.Exec(ctx)
+	_, _ = redispipe.Exec(ctx, pipe)
 }
 
 // queueWake adds to pipe the wake-ups of queues (one RPUSH) and, with
@@ -1120,7 +1121,7 @@ func (b *Broker) runAll(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, 
 	for i, c := range calls {
 		cmds[i] = pipe.EvalSha(ctx, c.s.Hash(), c.keys, c.args...)
 	}
-	all, err := pipe.Exec(ctx)
+	all, err := redispipe.Exec(ctx, pipe)
 	if err == nil {
 		return cmds, nil
 	}
@@ -1135,7 +1136,7 @@ func (b *Broker) runAll(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, 
 		for _, i := range lost {
 			cmds[i] = pipe.Eval(ctx, calls[i].s.String(), calls[i].keys, calls[i].args...)
 		}
-		if _, err := pipe.Exec(ctx); err != nil {
+		if _, err := redispipe.Exec(ctx, pipe); err != nil {
 			return cmds, err
 		}
 	}
@@ -1508,7 +1509,7 @@ func (b *Broker) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
 			cmds = append(cmds, pipe.ZRevRange(ctx, k.dead, 0, limit-1))
 		}
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	if _, err := redispipe.Exec(ctx, pipe); err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
 	// Read the hashes in a second round trip; a job found in the sets of
@@ -1525,7 +1526,7 @@ func (b *Broker) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
 	if len(reads) == 0 {
 		return nil, nil
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	if _, err := redispipe.Exec(ctx, pipe); err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
 	var out []*queue.Job

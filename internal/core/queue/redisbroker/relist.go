@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/redispipe"
 )
 
 // DefaultSweepInterval is how often a broker's Tick sweeps Redis for queues
@@ -114,7 +116,7 @@ func (b *Broker) listIfExists(ctx context.Context, queues []string) ([]string, e
 	for i, q := range queues {
 		cmds[i] = pipe.HExists(ctx, b.keys(q).stats, "enqueued")
 	}
-	_, err := pipe.Exec(ctx)
+	_, err := redispipe.Exec(ctx, pipe)
 	var settled []string
 	var made []any
 	for i, q := range queues {

@@ -67,3 +67,42 @@ func TestBackendCausesLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestTakeErrorKeepsConnectionCause: when the client cannot get a
+// connection (here its password was changed and its connections killed, so
+// every new one is refused with WRONGPASS), a decision's error carries that
+// cause, whether the decision went alone or in a pipeline with the
+// recently-active index's update (a key's first decision). The pipeline's
+// commands were never sent, and the error was "unexpected script reply
+// %!q(<nil>)", an internal error that hid the cause.
+func TestTakeErrorKeepsConnectionCause(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := newClientURL(t, srv.ACLUser(t, "rotated", "old-pw-0123", "~*", "&*", "+@all"))
+	s := newStore(t, rdb, redisstore.Options{Timeout: 2 * time.Second})
+	ctx := context.Background()
+	rules := ratelimit.DefaultConfig().Rules()
+	take := func(key string) error {
+		bs := []ratelimit.Bucket{{Key: []byte(key), Capacity: 5, Interval: 12_000_000, Window: 60_000_000}}
+		return s.Take(ctx, &rules, bs, make([]ratelimit.Result, 1))
+	}
+	if err := take("run:ip:192.0.2.1"); err != nil {
+		t.Fatalf("before the password change: %v", err)
+	}
+	if _, err := redistest.Do(srv.Addr(), "ACL", "SETUSER", "rotated", "resetpass", ">new-pw-0123"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := redistest.Do(srv.Addr(), "CLIENT", "KILL", "USER", "rotated"); err != nil {
+		t.Fatal(err)
+	}
+	// A key decided a moment ago goes alone; a new key rides with its index
+	// update in a pipeline.
+	for _, key := range []string{"run:ip:192.0.2.1", "run:ip:192.0.2.2"} {
+		err := take(key)
+		if err == nil {
+			t.Fatalf("%s: a decision succeeded with a refused password", key)
+		}
+		if !strings.Contains(err.Error(), "WRONGPASS") || strings.Contains(err.Error(), "unexpected script reply") {
+			t.Errorf("%s: error %q, want the connection's cause (WRONGPASS)", key, err)
+		}
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/redispipe"
 )
 
 // indexBatch is what a round trip must add to the recently-active and
@@ -146,7 +148,7 @@ func (w *indexWriter) run(s *Store) {
 		for i := range batches {
 			batches[i].queue(ctx, pipe, s)
 		}
-		_, _ = pipe.Exec(ctx) // best effort, as in a decision's round trip
+		_, _ = redispipe.Exec(ctx, pipe) // best effort, as in a decision's round trip
 		cancel()
 		w.mu.Lock()
 		w.written = upTo

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
+	"github.com/refrakt/refrakt/internal/redispipe"
 )
 
 // Snapshot implements ratelimit.Store from the two bounded indexes; it never
@@ -44,7 +45,7 @@ func (s *Store) Snapshot(ctx context.Context, r *ratelimit.Rules, n int) (rateli
 		bans = pipe.ZRevRangeByScore(ctx, s.keyBanned, &redis.ZRangeBy{Min: "(" + nows, Max: "+inf", Count: int64(n)})
 		pen = pipe.ZRevRangeByScore(ctx, s.keyPenalized, &redis.ZRangeBy{Min: "(" + nows, Max: "+inf", Count: int64(n)})
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	if _, err := redispipe.Exec(ctx, pipe); err != nil {
 		return out, wrap(err, "snapshot")
 	}
 	out.PenalizedKeys = int(count.Val())
@@ -88,7 +89,7 @@ func (s *Store) states(ctx context.Context, r *ratelimit.Rules, now int64, recen
 	for i, k := range slices.Concat(recent, pen) {
 		cmds[i] = pipe.Get(ctx, s.bucketKey(k))
 	}
-	if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
+	if _, err := redispipe.Exec(ctx, pipe); err != nil && err != redis.Nil {
 		return nil, nil, wrap(err, "snapshot")
 	}
 	return cellStates(r, now, recent, cmds[:len(recent)]), cellStates(r, now, pen, cmds[len(recent):]), nil

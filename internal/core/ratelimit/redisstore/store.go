@@ -40,6 +40,7 @@ import (
 
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
+	"github.com/refrakt/refrakt/internal/redispipe"
 )
 
 var _ ratelimit.Store = (*Store)(nil)
@@ -408,7 +409,7 @@ func (s *Store) sendRefunds(ctx context.Context, refunds []refund) {
 	for _, r := range refunds {
 		s.refund.EvalSha(ctx, pipe, []string{r.rkey}, r.interval)
 	}
-	if _, err := pipe.Exec(ctx); err != nil && isNoScript(err) {
+	if _, err := redispipe.Exec(ctx, pipe); err != nil && isNoScript(err) {
 		for _, r := range refunds {
 			s.refund.Run(ctx, s.rdb, []string{r.rkey}, r.interval)
 		}
@@ -440,7 +441,7 @@ func (s *Store) exec(ctx context.Context, groups []*group) {
 			c.cmd = s.take.EvalSha(ctx, pipe, c.keys, c.args...)
 		}
 		idx.queue(ctx, pipe, s)
-		_, _ = pipe.Exec(ctx) // each call's error is its command's
+		_, _ = redispipe.Exec(ctx, pipe) // each call's error is its command's
 	}
 	for _, c := range calls {
 		if err := c.cmd.Err(); err != nil && !isReplyErr(err) {
@@ -641,7 +642,7 @@ func (s *Store) Reset(ctx context.Context, key string) error {
 	pipe.ZRem(ctx, s.keyBanned, key)
 	// Other daemons drop their cached bans on any change message.
 	pipe.Publish(ctx, s.chanOverrides, resetMessage+key)
-	_, err := pipe.Exec(ctx)
+	_, err := redispipe.Exec(ctx, pipe)
 	s.forgetPenalty(key)
 	return wrap(err, "reset "+key)
 }
@@ -677,7 +678,7 @@ func (s *Store) dropPendingOfGoneKeys(ctx context.Context) {
 	for i, k := range keys {
 		exists[i] = pipe.Exists(ctx, s.bucketKey(k))
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	if _, err := redispipe.Exec(ctx, pipe); err != nil {
 		return
 	}
 	s.idxMu.Lock()

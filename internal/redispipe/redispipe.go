@@ -1,0 +1,34 @@
+// Package redispipe runs go-redis pipelines so that every command of one
+// says what became of it.
+package redispipe
+
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Exec runs pipe and returns its commands and its error, as pipe.Exec
+// does, except for one case: when the client could not get a connection
+// because Redis refused it with an error reply (a changed password's
+// WRONGPASS, NOAUTH, at the connection's AUTH or HELLO), go-redis sends
+// none of the commands and sets none of their errors, so each would read as
+// answered with a nil value. Exec gives them the pipeline's error then. It
+// can tell that case by its commands: when Redis ran any of them and one
+// failed, that one carries the error; a pipeline that fails while none
+// does was never sent.
+func Exec(ctx context.Context, pipe redis.Pipeliner) ([]redis.Cmder, error) {
+	cmds, err := pipe.Exec(ctx)
+	if err == nil {
+		return cmds, nil
+	}
+	for _, c := range cmds {
+		if c.Err() != nil {
+			return cmds, err
+		}
+	}
+	for _, c := range cmds {
+		c.SetErr(err)
+	}
+	return cmds, err
+}
