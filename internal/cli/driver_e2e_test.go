@@ -297,6 +297,9 @@ func TestE2EExitCodes(t *testing.T) {
 		// A database the server has not is a mistake in the URL, not an outage.
 		{"redis database out of range", append(slices.Clone(base), "REFRAKT_REDIS="+r.URL()+"/99"), []string{"jobs", "list"}, ExitUsage,
 			"--redis " + r.URL() + "/99: this server has no such database (ERR DB index is out of range)"},
+		// REDIS_CLUSTER=true against a single server is a bad setting, not an outage.
+		{"redis cluster forced on a single server", append(slices.Clone(base), "REFRAKT_REDIS="+r.URL()+"/0", "REDIS_CLUSTER=true"), []string{"jobs", "list"}, ExitUsage,
+			"--redis " + r.URL() + "/0: REDIS_CLUSTER=true, but this server is a single Redis, not a Redis Cluster"},
 		// The token file the daemon rejects is named: no flag or variable gave it.
 		{"wrong token from the token file", append([]string{"PATH=/usr/bin:/bin", "HOME=" + badState, "XDG_STATE_HOME=" + badState}, "REFRAKT_SERVER="+d.URL),
 			[]string{"jobs", "list"}, ExitFailed, "the token was read from the token file " + badTokenFile + " and the daemon rejected it"},

@@ -102,6 +102,9 @@ func connectError(err error, addr, rawURL string) error {
 	if bad := daemon.NoSuchDatabase(err); bad != nil { // the server answered: the URL names no database of it
 		return usageError{fmt.Errorf("--redis %s: %v", addr, bad)}
 	}
+	if bad := daemon.NotACluster(err); bad != nil { // the server answered: it is no Cluster
+		return usageError{fmt.Errorf("--redis %s: REDIS_CLUSTER=%s", addr, config.RedactIn(bad.Error(), rawURL))}
+	}
 	// The address is shown redacted; the cause is redacted against the URL
 	// as given (it may quote the URL's host part, never the password).
 	return unreachableError{addr: addr, err: errors.New(config.RedactIn(err.Error(), rawURL))}

@@ -146,6 +146,18 @@ func NoSuchDatabase(err error) error {
 	return nil
 }
 
+// NotACluster is the error to show when err is a single Redis server
+// refusing the first command of a cluster client (REDIS_CLUSTER=true): a
+// bad setting, which no retry mends, not a server that cannot be reached.
+// The daemon and the CLI say it in these words.
+func NotACluster(err error) error {
+	var re redis.Error
+	if errors.As(err, &re) && strings.Contains(re.Error(), "cluster support disabled") {
+		return fmt.Errorf("true, but this server is a single Redis, not a Redis Cluster (%v); leave REDIS_CLUSTER at auto (a Cluster is detected) or set it to false", err)
+	}
+	return nil
+}
+
 // errClusterDB is a cluster's URL naming a database other than 0, which the
 // cluster client would ignore.
 var errClusterDB = errors.New("a database number in a Redis Cluster's URL")
@@ -230,6 +242,9 @@ func connectBackend(ctx context.Context, cfg config.Config, log *slog.Logger, on
 		addr, cause := config.RedactURL(cfg.RedisURL), config.RedactIn(err.Error(), cfg.RedisURL)
 		if bad := NoSuchDatabase(err); bad != nil {
 			return nil, &config.Error{Msg: "QUEUE_URL: " + addr + ": " + config.RedactIn(bad.Error(), cfg.RedisURL)}
+		}
+		if bad := NotACluster(err); bad != nil {
+			return nil, &config.Error{Msg: "REDIS_CLUSTER: " + config.RedactIn(bad.Error(), cfg.RedisURL) + " (QUEUE_URL " + addr + ")"}
 		}
 		if ctx.Err() != nil { // the attempt was cut short by the stop, not by Redis
 			return nil, errors.Join(ctx.Err(), err)

@@ -88,6 +88,21 @@ func TestServeRefusesADatabaseOfACluster(t *testing.T) {
 	}
 }
 
+// TestServeRefusesClusterTrueOnASingleServer (review des28 LOW-3):
+// REDIS_CLUSTER=true against a single server is a bad setting, exit 2 at
+// start-up naming it; the server's "cluster support disabled" was retried
+// for ever and logged as "backend not reachable".
+func TestServeRefusesClusterTrueOnASingleServer(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	code, stderr := serveToExit(t, 10*time.Second, []string{"REDIS_CLUSTER=true"}, "--redis", r.URL()+"/0")
+	last := lastLine(stderr)
+	if code != 2 || !strings.HasPrefix(last, "refrakt: REDIS_CLUSTER: true, but this server is a single Redis, not a Redis Cluster") ||
+		!strings.Contains(last, "cluster support disabled") || !strings.Contains(last, r.Addr()) || strings.Contains(stderr, "not reachable") {
+		t.Errorf("exit %d, stderr:\n%s\nwant exit 2 and a last line naming REDIS_CLUSTER and the server, no \"not reachable\"", code, stderr)
+	}
+}
+
 // TestNotReachableLoggedOncePerInterval (review lifecycle #11): while Redis
 // cannot be reached the daemon retries, and says so once per 10 s with
 // left_out, as README promises of backend trouble; it logged every attempt
