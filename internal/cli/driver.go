@@ -73,14 +73,14 @@ type LimitView struct {
 	PremiumRate  int `json:"premium_rate"`
 }
 
-// OverrideView is one override in force. ExpiresAt and CreatedAt are
-// omitted when unknown or never.
+// OverrideView is one override in force. ExpiresAt is null when it never
+// expires, as in the API's answer; CreatedAt is omitted when unknown.
 type OverrideView struct {
 	Target        string     `json:"target"`
 	Capacity      int        `json:"capacity"`
 	WindowSeconds float64    `json:"window_seconds"`
 	Mode          string     `json:"mode,omitempty"`
-	ExpiresAt     *time.Time `json:"expires_at,omitempty"`
+	ExpiresAt     *time.Time `json:"expires_at"`
 	Origin        string     `json:"origin,omitempty"`
 	CreatedAt     *time.Time `json:"created_at,omitempty"`
 	// Warning, on the override `limits set` stored, says it is not
