@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -399,5 +401,95 @@ func TestClusterEnqueueWithWakeMasterPaused(t *testing.T) {
 	}
 	if len(ids) != 11 {
 		t.Errorf("%d of 11 enqueues acknowledged", len(ids))
+	}
+}
+
+// TestClusterEnqueueWithAnotherMasterPaused (review dur28): enqueues to a
+// queue whose master answers are not held up by the enqueues of a queue
+// whose master is paused. The group commit was one sender at a time for
+// every queue: the callers queued behind a round trip that waited for the
+// paused master gave up at their command timeout ("no answer from Redis"),
+// or got "may have been stored" for jobs their own master had stored.
+func TestClusterEnqueueWithAnotherMasterPaused(t *testing.T) {
+	c := redistest.StartCluster(t, 3, "--cluster-node-timeout", "60000")
+	ctx := context.Background()
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Seeds(), ContextTimeoutEnabled: true,
+		ReadTimeout: time.Second, WriteTimeout: time.Second})
+	t.Cleanup(func() { rdb.Close() })
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	b := redisbroker.New(rdb, redisbroker.Options{})
+	if err := b.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+	names := queuePerMaster(t, c)
+	healthy, stalled := names[0], names[1]
+	paused := c.Nodes()[1]
+	// Both queues known and listed before the pause.
+	for _, q := range []string{healthy, stalled} {
+		if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paused.Pause()
+	resumed := false
+	t.Cleanup(func() {
+		if !resumed {
+			paused.Resume()
+		}
+	})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	// Callers of the paused master's queue, sending all along.
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, _ = svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: stalled}, queue.SourceAPI)
+			}
+		}()
+	}
+	var mu sync.Mutex
+	var failed []string
+	acked := 0
+	var hw sync.WaitGroup
+	for g := range 4 {
+		hw.Add(1)
+		go func() {
+			defer hw.Done()
+			for i := range 10 {
+				start := time.Now()
+				_, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: healthy}, queue.SourceAPI)
+				mu.Lock()
+				if err != nil {
+					failed = append(failed, fmt.Sprintf("caller %d, enqueue %d: %v (after %s)", g, i, err, time.Since(start).Round(time.Millisecond)))
+				} else {
+					acked++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	hw.Wait()
+	close(stop)
+	paused.Resume()
+	resumed = true
+	wg.Wait()
+	if len(failed) > 0 {
+		t.Errorf("%d of 40 enqueues to %s (its master answering) failed while %s's master was paused:\n%s",
+			len(failed), healthy, stalled, strings.Join(failed, "\n"))
+	}
+	if st, err := b.Stats(ctx, healthy); err != nil {
+		t.Fatal(err)
+	} else if st.Pending != int64(acked+1) {
+		t.Errorf("%s holds %d pending jobs, want the %d acknowledged", healthy, st.Pending, acked+1)
 	}
 }

@@ -72,9 +72,11 @@ type Broker struct {
 	// read without it.
 	keyCache sync.Map
 
-	enqMu      sync.Mutex
-	enqWaiting []*enqCall // Enqueue calls waiting for the next round trip
-	enqBusy    bool       // a caller is sending
+	// enq is the enqueues' group commit on a single server; on a
+	// cluster, lanes holds one per master (by address), and enq serves
+	// the calls whose master the client cannot tell.
+	enq   enqLane
+	lanes sync.Map // string → *enqLane
 	// sig holds a cluster's wake-ups and listings of new queues still to
 	// send (signal).
 	sig signals
@@ -245,9 +247,10 @@ func ms(d time.Duration) int64 { return d.Milliseconds() }
 // in flight sends its own jobs at once, in the caller's goroutine and under
 // the caller's context: on a single server that is one EVALSHA (the script
 // also pushes the wake-up), so one caller pays one plain round trip and no
-// hand-off. Concurrent calls are coalesced (group commit): while one round
-// trip is in flight, others queue up and the next caller sends them all in
-// one pipeline, one script per call and queue, so each call stays atomic and
+// hand-off. Concurrent calls are coalesced (group commit; on a cluster, per
+// master of their first job's queue: enqLane): while one round trip is in
+// flight, others queue up and the next caller sends them all in one
+// pipeline, one script per call and queue, so each call stays atomic and
 // sees only its own errors.
 //
 // Each caller waits until its ctx ends or one command timeout has passed,
@@ -265,19 +268,21 @@ func (b *Broker) Enqueue(ctx context.Context, jobs ...queue.NewJob) error {
 	}
 	start := time.Now()
 	c := &enqCall{jobs: jobs, deadline: b.deadline(ctx, start)}
-	b.enqMu.Lock()
-	if !b.enqBusy {
-		b.enqBusy = true
-		b.enqMu.Unlock()
+	c.lane = b.laneOf(ctx, jobs[0].Queue)
+	l := c.lane
+	l.mu.Lock()
+	if !l.busy {
+		l.busy = true
+		l.mu.Unlock()
 		sctx, cancel := bounded(ctx, c.deadline)
 		b.sendEnqueues(sctx, []*enqCall{c}, start)
 		cancel()
-		b.handOver()
+		l.handOver()
 		return c.err
 	}
 	c.done, c.lead = make(chan struct{}), make(chan struct{})
-	b.enqWaiting = append(b.enqWaiting, c)
-	b.enqMu.Unlock()
+	l.waiting = append(l.waiting, c)
+	l.mu.Unlock()
 	timer := time.NewTimer(c.deadline.Sub(start))
 	defer timer.Stop()
 	for lead := c.lead; ; {
@@ -286,69 +291,103 @@ func (b *Broker) Enqueue(ctx context.Context, jobs ...queue.NewJob) error {
 			return c.err
 		case <-lead: // the previous sender is done: send what waits
 			lead = nil
-			b.lead(ctx)
+			b.lead(ctx, l)
 		case <-ctx.Done():
-			return b.giveUp(c, ctx.Err())
+			return l.giveUp(c, ctx.Err())
 		case <-timer.C:
-			return b.giveUp(c, fmt.Errorf("no answer from Redis within %v", b.cmdTimeout))
+			return l.giveUp(c, fmt.Errorf("no answer from Redis within %v", b.cmdTimeout))
 		}
 	}
 }
 
-// handOver ends a sender's turn: the first waiting call (if any) becomes the
-// next sender, so no caller serves others' calls forever.
-func (b *Broker) handOver() {
-	b.enqMu.Lock()
-	b.handOverLocked()
-	b.enqMu.Unlock()
+// enqLane is a group commit of enqueues: one sender at a time, and the calls
+// that come meanwhile wait for the next round trip, which takes them all.
+// On a cluster each master has a lane of its own (laneOf), so that a master
+// that does not answer holds up only the calls of its own queues: behind
+// one sender for every queue, a round trip that waited for a paused master
+// made every caller queued after it give up at its command timeout.
+type enqLane struct {
+	mu      sync.Mutex
+	waiting []*enqCall // calls waiting for the next round trip
+	busy    bool       // a caller is sending
 }
 
-func (b *Broker) handOverLocked() {
-	if len(b.enqWaiting) > 0 {
-		close(b.enqWaiting[0].lead)
+// laneOf is the lane of the calls whose first job goes to queue q: on a
+// cluster its master's, as far as the client knows the slots.
+func (b *Broker) laneOf(ctx context.Context, q string) *enqLane {
+	if b.single {
+		return &b.enq
+	}
+	cc, ok := b.rdb.(*redis.ClusterClient)
+	if !ok {
+		return &b.enq
+	}
+	m, err := cc.MasterForKey(ctx, b.keys(q).pending)
+	if err != nil {
+		return &b.enq
+	}
+	addr := m.Options().Addr
+	if l, ok := b.lanes.Load(addr); ok {
+		return l.(*enqLane)
+	}
+	l, _ := b.lanes.LoadOrStore(addr, &enqLane{})
+	return l.(*enqLane)
+}
+
+// handOver ends a sender's turn: the first waiting call (if any) becomes the
+// next sender, so no caller serves others' calls forever.
+func (l *enqLane) handOver() {
+	l.mu.Lock()
+	l.handOverLocked()
+	l.mu.Unlock()
+}
+
+func (l *enqLane) handOverLocked() {
+	if len(l.waiting) > 0 {
+		close(l.waiting[0].lead)
 	} else {
-		b.enqBusy = false
+		l.busy = false
 	}
 }
 
-// lead takes every waiting call (the leader's own first) and sends them in
-// the background, so that the leader, like each of them, stops waiting at
-// its own deadline.
-func (b *Broker) lead(ctx context.Context) {
-	b.enqMu.Lock()
-	batch := b.enqWaiting
-	b.enqWaiting = nil
+// lead takes every call waiting in l (the leader's own first) and sends
+// them in the background, so that the leader, like each of them, stops
+// waiting at its own deadline.
+func (b *Broker) lead(ctx context.Context, l *enqLane) {
+	l.mu.Lock()
+	batch := l.waiting
+	l.waiting = nil
 	for _, c := range batch {
 		c.state = callSent
 	}
-	b.enqMu.Unlock()
-	go b.flushEnqueues(context.WithoutCancel(ctx), batch)
+	l.mu.Unlock()
+	go b.flushEnqueues(context.WithoutCancel(ctx), l, batch)
 }
 
 // giveUp ends the wait of a queued call whose caller stops waiting for
 // cause. A call not sent yet is withdrawn, so nothing of it is ever stored;
 // a call sent but not answered may be stored (unless its deadline stops its
 // script); a call already answered returns its answer.
-func (b *Broker) giveUp(c *enqCall, cause error) error {
-	b.enqMu.Lock()
+func (l *enqLane) giveUp(c *enqCall, cause error) error {
+	l.mu.Lock()
 	switch c.state {
 	case callWaiting:
-		i := slices.Index(b.enqWaiting, c)
-		b.enqWaiting = slices.Delete(b.enqWaiting, i, i+1)
+		i := slices.Index(l.waiting, c)
+		l.waiting = slices.Delete(l.waiting, i, i+1)
 		c.state = callGone
 		select {
 		case <-c.lead: // it was made the next sender meanwhile: pass that on
-			b.handOverLocked()
+			l.handOverLocked()
 		default:
 		}
-		b.enqMu.Unlock()
+		l.mu.Unlock()
 		return fmt.Errorf("enqueue: %w (nothing stored)", cause)
 	case callSent:
 		c.state = callGone
-		b.enqMu.Unlock()
+		l.mu.Unlock()
 		return &queue.UncertainEnqueueError{JobIDs: jobIDs(c.jobs), Err: fmt.Errorf("enqueue: %w", cause)}
 	}
-	b.enqMu.Unlock()
+	l.mu.Unlock()
 	<-c.done // answered: done is about to close
 	return c.err
 }
@@ -357,17 +396,18 @@ func (b *Broker) giveUp(c *enqCall, cause error) error {
 type enqCall struct {
 	jobs     []queue.NewJob
 	deadline time.Time // when its caller stops waiting
+	lane     *enqLane  // the group commit it goes through
 	err      error
 	done     chan struct{} // closed when err is set (nil for a call sent by its own caller)
 	lead     chan struct{} // closed when this call must flush the waiting ones
-	state    callState     // of a queued call, under enqMu
+	state    callState     // of a queued call, under its lane's mu
 }
 
 // callState is where a queued Enqueue call is.
 type callState uint8
 
 const (
-	callWaiting  callState = iota // in enqWaiting
+	callWaiting  callState = iota // in its lane's waiting
 	callSent                      // taken by a sender, no answer yet
 	callAnswered                  // its answer is in (set by the sender)
 	callGone                      // its caller stopped waiting
@@ -376,7 +416,7 @@ const (
 // flushEnqueues sends the coalesced calls of batch and completes them. The
 // round trip lasts until the last of their callers stops waiting; each
 // caller stops at its own deadline (or when its context ends).
-func (b *Broker) flushEnqueues(ctx context.Context, batch []*enqCall) {
+func (b *Broker) flushEnqueues(ctx context.Context, l *enqLane, batch []*enqCall) {
 	last := batch[0].deadline
 	for _, c := range batch[1:] {
 		if c.deadline.After(last) {
@@ -389,7 +429,7 @@ func (b *Broker) flushEnqueues(ctx context.Context, batch []*enqCall) {
 	for _, c := range batch {
 		close(c.done)
 	}
-	b.handOver()
+	l.handOver()
 }
 
 func jobIDs(jobs []queue.NewJob) []string {
@@ -461,14 +501,15 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 	}
 	if calls[0].done != nil {
 		// Queued calls: those whose caller is still waiting get the answer,
-		// and their callers can no longer give up.
-		b.enqMu.Lock()
+		// and their callers can no longer give up (a batch is one lane's).
+		l := calls[0].lane
+		l.mu.Lock()
 		for _, c := range calls {
 			if c.state == callSent {
 				c.state = callAnswered
 			}
 		}
-		b.enqMu.Unlock()
+		l.mu.Unlock()
 	}
 	for _, p := range parts {
 		if p.call.state == callGone {
