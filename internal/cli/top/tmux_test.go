@@ -192,3 +192,20 @@ func TestRealTerminalInputNotATerminal(t *testing.T) {
 		t.Fatalf("exit status %s, want 2; screen:\n%s", status, term.screen())
 	}
 }
+
+// TestRealTerminalHidesServerPassword: the header names the daemon by its
+// URL on every frame; a password in --server is shown as xxxxx, as --redis
+// is, never as written.
+func TestRealTerminalHidesServerPassword(t *testing.T) {
+	srv := fixtureServer(t)
+	const password = "SEKRITtop1"
+	server := strings.Replace(srv.URL, "http://", "http://u:"+password+"@", 1)
+	term := startTerminal(t, []string{"REFRAKT_TOKEN=t0k", "XDG_STATE_HOME=" + t.TempDir()},
+		daemontest.Binary(t), "top", "--interval", "200ms", "--server", "'"+server+"'")
+	redacted := strings.TrimPrefix(strings.Replace(srv.URL, "http://", "http://u:xxxxx@", 1), "http://")
+	screen := term.waitScreen("first data", "1423", redacted)
+	if strings.Contains(screen, password) {
+		t.Errorf("the password is on the screen:\n%s", screen)
+	}
+	term.quit()
+}
