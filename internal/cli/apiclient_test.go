@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -65,6 +66,100 @@ func TestOutageNamesTheDaemon(t *testing.T) {
 			}
 			if diff := cmp.Diff(want, stderr); diff != "" {
 				t.Errorf("stderr (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// redirector answers every request with status and Location target+path
+// (when target is not empty) or the location as given; elsewhere counts
+// the requests that reached the redirect's target, and the tokens among
+// them.
+type redirector struct {
+	srv                *httptest.Server
+	elsewhere          *httptest.Server
+	mu                 sync.Mutex
+	reached, withToken int
+}
+
+func newRedirector(t *testing.T, status int, location func(elsewhere, path string) string) *redirector {
+	t.Helper()
+	r := &redirector{}
+	r.elsewhere = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		r.reached++
+		if req.Header.Get("Authorization") != "" {
+			r.withToken++
+		}
+		r.mu.Unlock()
+		_, _ = io.WriteString(w, "[]")
+	}))
+	t.Cleanup(r.elsewhere.Close)
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Location", location(r.elsewhere.URL, req.URL.RequestURI()))
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// TestRedirectIsNotFollowed: a server that answers a redirect is not
+// followed, so that no token goes to another port, host or scheme: the CLI
+// exits 3 with one line naming where the redirect points (without its
+// password) and, when it is the same route elsewhere, the --server to give.
+// The token file's token goes nowhere either.
+func TestRedirectIsNotFollowed(t *testing.T) {
+	state := t.TempDir()
+	writeTokenFile(t, state, "token-from-the-file")
+	tests := []struct {
+		name     string
+		status   int
+		location func(elsewhere, path string) string
+		env      map[string]string
+		want     func(srv, elsewhere string) string // after "refrakt: "
+	}{
+		{"same route elsewhere, token given", http.StatusTemporaryRedirect,
+			func(elsewhere, path string) string { return elsewhere + path },
+			map[string]string{"REFRAKT_TOKEN": "SEKRITcliToken123456"},
+			func(srv, elsewhere string) string {
+				return srv + " answered 307 Temporary Redirect to " + elsewhere + "/api/dev/jobs: refrakt follows no redirect," +
+					" so that the token goes nowhere else (if the daemon is there, give --server " + elsewhere + ")"
+			}},
+		{"a password in the location, the token file's token", http.StatusMovedPermanently,
+			func(elsewhere, path string) string {
+				return strings.Replace(elsewhere, "http://", "http://u:SEKRITloc@", 1) + "/prefix" + path
+			},
+			map[string]string{"XDG_STATE_HOME": state},
+			func(srv, elsewhere string) string {
+				at := strings.Replace(elsewhere, "http://", "http://u:xxxxx@", 1) + "/prefix"
+				return srv + " answered 301 Moved Permanently to " + at + "/api/dev/jobs: refrakt follows no redirect," +
+					" so that the token goes nowhere else (if the daemon is there, give --server " + at + ")"
+			}},
+		{"another route, relative", http.StatusFound,
+			func(string, string) string { return "/login" },
+			map[string]string{"REFRAKT_TOKEN": "x"},
+			func(srv, _ string) string {
+				return srv + " answered 302 Found to " + srv + "/login: refrakt follows no redirect, so that the token goes nowhere else"
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRedirector(t, tt.status, tt.location)
+			env := map[string]string{"REFRAKT_SERVER": r.srv.URL, "XDG_STATE_HOME": t.TempDir()}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			code, _, stderr := runCLI(t, env, "jobs", "list")
+			if code != ExitUnreachable {
+				t.Errorf("exit %d, want %d; stderr %q", code, ExitUnreachable, stderr)
+			}
+			if diff := cmp.Diff("refrakt: "+tt.want(r.srv.URL, r.elsewhere.URL)+"\n", stderr); diff != "" {
+				t.Errorf("stderr (-want +got):\n%s", diff)
+			}
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if r.reached != 0 {
+				t.Errorf("the redirect was followed: %d requests reached its target, %d with a token", r.reached, r.withToken)
 			}
 		})
 	}

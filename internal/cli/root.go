@@ -141,12 +141,13 @@ func exitCode(err error) int {
 	var (
 		usage       usageError
 		unreachable unreachableError
+		redirect    redirectError
 		cfg         *config.Error
 	)
 	switch {
 	case errors.As(err, &usage), errors.As(err, &cfg):
 		return ExitUsage
-	case errors.As(err, &unreachable):
+	case errors.As(err, &unreachable), errors.As(err, &redirect):
 		return ExitUnreachable
 	case isCobraUsage(err):
 		return ExitUsage

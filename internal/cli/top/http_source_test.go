@@ -311,3 +311,37 @@ func runAll(cmd tea.Cmd) []tea.Msg {
 	}
 	return msgs
 }
+
+// TestRedirectShownNotFollowed: a server that answers with a redirect is
+// not followed by `top` either, whatever http.Client its API client has, so
+// the token goes nowhere else; the header says where it points and which
+// --server to give, and calls it no lost connection.
+func TestRedirectShownNotFollowed(t *testing.T) {
+	var mu sync.Mutex
+	reached := 0
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		mu.Lock()
+		reached++
+		mu.Unlock()
+	}))
+	defer elsewhere.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+r.URL.Path, http.StatusPermanentRedirect)
+	}))
+	defer srv.Close()
+
+	client := &cli.APIClient{Base: srv.URL, Token: "tok", HTTP: http.DefaultClient}
+	var m tea.Model = top.New(context.Background(), top.NewHTTPSource(srv.URL, client), top.Options{NoColor: true})
+	m, _ = m.Update(tea.WindowSizeMsg{Width: 300, Height: 24})
+	m, _ = m.Update(m.Init()())
+	screen := ansi.Strip(m.(top.Model).Screen())
+	want := "redirected to " + elsewhere.URL + "/api/obs/snapshot, not followed (if the daemon is there, give --server " + elsewhere.URL + ")"
+	if !strings.Contains(screen, want) || strings.Contains(screen, "disconnected") {
+		t.Errorf("screen:\n%s\nwant %q", screen, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if reached != 0 {
+		t.Errorf("the redirect was followed: %d requests reached its target", reached)
+	}
+}
