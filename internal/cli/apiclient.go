@@ -24,7 +24,10 @@ type APIClient struct {
 	// REFRAKT_TOKEN gave one (the token file serve writes), so that a
 	// rejected token says where it came from; empty otherwise.
 	TokenFile string
-	HTTP      *http.Client
+	// Remote is a server not on a loopback address, to which the token
+	// file is not sent: a rejected request without a token says so.
+	Remote bool
+	HTTP   *http.Client
 }
 
 // NewAPIClient returns a client for the daemon at base.
@@ -204,13 +207,18 @@ func (h hintError) Error() string { return string(h) }
 func (h hintError) Hint() string { return string(h) }
 
 // tokenHint says, after an unauthorized answer, where the token came from
-// and how to give another.
+// and how to give another: REFRAKT_TOKEN first, since a --token is in the
+// command line, which ps shows to every user of the machine.
 func (c *APIClient) tokenHint() string {
-	if c.Token != "" && c.TokenFile != "" {
-		return fmt.Sprintf(" (the token was read from the token file %s and the daemon rejected it: give another with --token or REFRAKT_TOKEN)", c.TokenFile)
+	const how = "REFRAKT_TOKEN, or --token, which ps shows"
+	switch {
+	case c.Token != "" && c.TokenFile != "":
+		// The path is long already: top wraps this over at most four lines.
+		return fmt.Sprintf(" (the token was read from the token file %s and the daemon rejected it: give another with REFRAKT_TOKEN or --token)", c.TokenFile)
+	case c.Token != "":
+		return " (the daemon rejected the token given with REFRAKT_TOKEN or --token)"
+	case c.Remote:
+		return " (the token file is sent only to a daemon on a loopback address: give this daemon's token with " + how + ")"
 	}
-	if c.Token != "" {
-		return " (the daemon rejected the token given with --token or REFRAKT_TOKEN)"
-	}
-	return " (give a token with --token or REFRAKT_TOKEN)"
+	return " (give a token with " + how + ")"
 }

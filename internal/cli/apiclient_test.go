@@ -12,20 +12,25 @@ import (
 )
 
 // TestTokenHint: after a 401 the CLI says where the token came from; a
-// token given by flag or variable is not answered with "give a token".
+// token given by flag or variable is not answered with "give a token". The
+// advice names REFRAKT_TOKEN before --token, whose value ps shows.
 func TestTokenHint(t *testing.T) {
 	tests := []struct {
 		c         APIClient
 		want, not string
 	}{
-		{APIClient{}, "give a token with --token or REFRAKT_TOKEN", "rejected"},
-		{APIClient{Token: "x"}, "the daemon rejected the token given with --token or REFRAKT_TOKEN", "give a token"},
+		{APIClient{}, "give a token with REFRAKT_TOKEN, or --token, which ps shows", "rejected"},
+		{APIClient{Token: "x"}, "the daemon rejected the token given with REFRAKT_TOKEN or --token", "give a token"},
 		{APIClient{Token: "x", TokenFile: "/s/refrakt/token"}, "read from the token file /s/refrakt/token", "given with"},
+		{APIClient{Remote: true}, "the token file is sent only to a daemon on a loopback address: give this daemon's token with REFRAKT_TOKEN", "rejected"},
 	}
 	for _, tt := range tests {
 		got := tt.c.tokenHint()
 		if !strings.Contains(got, tt.want) || strings.Contains(got, tt.not) {
 			t.Errorf("%+v: hint %q, want %q and not %q", tt.c, got, tt.want, tt.not)
+		}
+		if env, flag := strings.Index(got, "REFRAKT_TOKEN"), strings.Index(got, "--token"); env < 0 || flag < env {
+			t.Errorf("%+v: hint %q, want REFRAKT_TOKEN before --token", tt.c, got)
 		}
 	}
 }

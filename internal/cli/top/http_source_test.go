@@ -157,13 +157,13 @@ func TestAuthenticationProblemAsTheCLISaysIt(t *testing.T) {
 		want   string            // the CLI's line, after "refrakt: "
 	}{
 		{"no token", map[string]string{"XDG_STATE_HOME": t.TempDir()}, cli.NewAPIClient(srv.URL, ""),
-			"a valid bearer token is required (give a token with --token or REFRAKT_TOKEN)"},
+			"a valid bearer token is required (give a token with REFRAKT_TOKEN, or --token, which ps shows)"},
 		{"a token given", map[string]string{"REFRAKT_TOKEN": "wrong"}, cli.NewAPIClient(srv.URL, "wrong"),
-			"a valid bearer token is required (the daemon rejected the token given with --token or REFRAKT_TOKEN)"},
+			"a valid bearer token is required (the daemon rejected the token given with REFRAKT_TOKEN or --token)"},
 		{"the token file's", map[string]string{"XDG_STATE_HOME": state},
 			&cli.APIClient{Base: srv.URL, Token: "stale", TokenFile: tokenFile, HTTP: http.DefaultClient},
 			"a valid bearer token is required (the token was read from the token file " + tokenFile +
-				" and the daemon rejected it: give another with --token or REFRAKT_TOKEN)"},
+				" and the daemon rejected it: give another with REFRAKT_TOKEN or --token)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
