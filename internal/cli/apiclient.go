@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/refrakt/refrakt/internal/config"
@@ -23,13 +24,22 @@ type APIClient struct {
 	// REFRAKT_TOKEN gave one (the token file serve writes), so that a
 	// rejected token says where it came from; empty otherwise.
 	TokenFile string
-	HTTP      *http.Client
+	// Remote is a server not on a loopback address, to which the token
+	// file is not sent: a rejected request without a token says so.
+	Remote bool
+	HTTP   *http.Client
 }
 
 // NewAPIClient returns a client for the daemon at base.
 func NewAPIClient(base, token string) *APIClient {
-	return &APIClient{Base: base, Token: token, HTTP: &http.Client{Timeout: 30 * time.Second}}
+	return &APIClient{Base: base, Token: token, HTTP: &http.Client{Timeout: 30 * time.Second, CheckRedirect: noRedirect}}
 }
+
+// noRedirect makes an http.Client return a 3xx answer as it is. Go keeps
+// the Authorization header on a redirect to the same host name, whatever
+// the port or the scheme (https to http): following one could send the
+// token to another program or in cleartext. Do reports the redirect.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // statusCode maps an HTTP status back to an error code when a response has
 // no JSON envelope (e.g. from a proxy in front of the daemon).
@@ -68,7 +78,10 @@ func (c *APIClient) Do(ctx context.Context, method, path string, in, out any) er
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
-	resp, err := c.HTTP.Do(req)
+	// Whatever client it was given, Do follows no redirect (noRedirect).
+	hc := *c.HTTP
+	hc.CheckRedirect = noRedirect
+	resp, err := hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -79,6 +92,9 @@ func (c *APIClient) Do(ctx context.Context, method, path string, in, out any) er
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
 	if err != nil {
 		return unreachableError{addr: c.Base, err: err}
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return newRedirectError(c.Base, path, resp)
 	}
 	if resp.StatusCode >= 300 {
 		var env struct {
@@ -131,6 +147,55 @@ func (e daemonOutageError) Error() string {
 }
 func (e daemonOutageError) Unwrap() error { return e.err }
 
+// redirectError is a server's answer that what was asked is elsewhere (a
+// 3xx), which the client does not follow (noRedirect): exit 3, as for a
+// daemon it cannot reach, since the daemon was not reached at that URL.
+// The message names where the answer points, without a password, and
+// when that is the same route under another base URL, suggests it as
+// --server.
+type redirectError struct {
+	addr     string // the --server asked
+	status   string // "307 Temporary Redirect"
+	location string // absolute, redacted; "" when the answer named none
+	server   string // the base URL to suggest, redacted; "" when unknown
+}
+
+func newRedirectError(base, path string, resp *http.Response) redirectError {
+	e := redirectError{addr: base, status: resp.Status}
+	loc, err := resp.Location() // resolved against the request's URL
+	switch {
+	case err == nil:
+		e.location = config.RedactURL(loc.String())
+		if s, ok := strings.CutSuffix(loc.String(), path); ok && s != loc.String() && strings.Contains(s, "://") {
+			e.server = config.RedactURL(s)
+		}
+	case resp.Header.Get("Location") != "":
+		e.location = config.RedactURL(resp.Header.Get("Location"))
+	}
+	return e
+}
+
+func (e redirectError) Error() string {
+	msg := config.RedactURL(e.addr) + " answered " + e.status
+	if e.location != "" {
+		msg += " to " + e.location
+	}
+	return msg + ": refrakt follows no redirect, so that the token goes nowhere else" + e.Hint()
+}
+
+// Location is where the redirect points, without a password; `top` shows
+// it in its header.
+func (e redirectError) Location() string { return e.location }
+
+// Hint is the advice after the message: the daemon's URL, if the redirect
+// names one.
+func (e redirectError) Hint() string {
+	if e.server == "" {
+		return ""
+	}
+	return " (if the daemon is there, give --server " + e.server + ")"
+}
+
 // hintError is advice for the person at the command line, kept apart from
 // the daemon's message: errorText appends it, and so does `top` to its
 // "authentication failed" line (through Hint), so both say the same.
@@ -142,13 +207,18 @@ func (h hintError) Error() string { return string(h) }
 func (h hintError) Hint() string { return string(h) }
 
 // tokenHint says, after an unauthorized answer, where the token came from
-// and how to give another.
+// and how to give another: REFRAKT_TOKEN first, since a --token is in the
+// command line, which ps shows to every user of the machine.
 func (c *APIClient) tokenHint() string {
-	if c.Token != "" && c.TokenFile != "" {
-		return fmt.Sprintf(" (the token was read from the token file %s and the daemon rejected it: give another with --token or REFRAKT_TOKEN)", c.TokenFile)
+	const how = "REFRAKT_TOKEN, or --token, which ps shows"
+	switch {
+	case c.Token != "" && c.TokenFile != "":
+		// The path is long already: top wraps this over at most four lines.
+		return fmt.Sprintf(" (the token was read from the token file %s and the daemon rejected it: give another with REFRAKT_TOKEN or --token)", c.TokenFile)
+	case c.Token != "":
+		return " (the daemon rejected the token given with REFRAKT_TOKEN or --token)"
+	case c.Remote:
+		return " (the token file is sent only to a daemon on a loopback address: give this daemon's token with " + how + ")"
 	}
-	if c.Token != "" {
-		return " (the daemon rejected the token given with --token or REFRAKT_TOKEN)"
-	}
-	return " (give a token with --token or REFRAKT_TOKEN)"
+	return " (give a token with " + how + ")"
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"net/netip"
 	"net/url"
 	"os"
 	"strings"
@@ -27,6 +28,9 @@ type ConnOptions struct {
 
 	// tokenFile is the file Token was read from, when it was (resolve).
 	tokenFile string
+	// remote is a server not on a loopback address: the token file,
+	// which holds the local daemon's token, is not sent to it (resolve).
+	remote bool
 }
 
 // addConnFlags registers the connection and output flags shared by jobs,
@@ -58,6 +62,7 @@ func newGroupCmd(f *Factory, cmd *cobra.Command, subs func(client) []*cobra.Comm
 func (o *ConnOptions) apiClient() *APIClient {
 	c := NewAPIClient(o.Server, o.Token)
 	c.TokenFile = o.tokenFile
+	c.Remote = o.remote
 	return c
 }
 
@@ -108,7 +113,11 @@ func (o *ConnOptions) resolve(getenv func(string) string) error {
 	if o.Token == "" {
 		o.Token = config.Lookup(getenv, "REFRAKT_TOKEN")
 	}
-	if o.Token == "" && o.Redis == "" {
+	// The token file holds the developer token of the daemon on this
+	// machine: a server elsewhere (named by mistake, or a redirect's
+	// target) must not get it. Only a flag or a variable sends one there.
+	o.remote = o.Redis == "" && !loopbackServer(o.Server)
+	if o.Token == "" && o.Redis == "" && !o.remote {
 		if path, err := daemon.TokenPath(getenv); err == nil {
 			if b, err := os.ReadFile(path); err == nil {
 				o.Token = strings.TrimSpace(string(b))
@@ -127,4 +136,19 @@ func (o *ConnOptions) resolve(getenv func(string) string) error {
 		return usageError{errorf("--output %q: must be table or json", o.Output)}
 	}
 	return nil
+}
+
+// loopbackServer reports whether server's host is a loopback address
+// (127.0.0.0/8, ::1) or localhost: a daemon on this machine.
+func loopbackServer(server string) bool {
+	u, err := url.Parse(server)
+	if err != nil {
+		return false
+	}
+	host := u.Hostname()
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/refrakt/refrakt/internal/core/queue"
@@ -64,37 +63,28 @@ func printJob(p *Printer, j *queue.Job) error {
 			interval = strconv.Itoa(j.IntervalSeconds)
 		}
 	}
-	fields := [][2]string{
-		{"ID", j.ID},
-		{"Queue", j.Queue},
-		{"Type", j.Type},
-		{"Status", string(j.Status)},
-		{"Attempts", strconv.Itoa(j.Attempts)},
-		{"Retries", fmt.Sprintf("%d (max %d)", j.Retries, j.MaxRetries)},
-		{"Interval", interval},
-		{"Payload", payload},
-		{"Result", result},
-		{"Last error", lastErr},
-		{"Source", j.Source},
-		{"Enqueued", p.timeDetail(j.EnqueuedAt, now)},
-		{"Run at", p.timeDetail(j.RunAt, now)},
-		{"Started", p.timeDetail(j.StartedAt, now)},
-		{"Finished", p.timeDetail(j.FinishedAt, now)},
+	fields := []field{
+		{name: "ID", value: j.ID},
+		{name: "Queue", value: j.Queue},
+		{name: "Type", value: j.Type},
+		{name: "Status", value: string(j.Status)},
+		{name: "Attempts", value: strconv.Itoa(j.Attempts)},
+		{name: "Retries", value: fmt.Sprintf("%d (max %d)", j.Retries, j.MaxRetries)},
+		{name: "Interval", value: interval},
+		{name: "Payload", value: payload, json: len(j.Payload) > 0},
+		{name: "Result", value: result, json: len(j.Result) > 0},
+		{name: "Last error", value: lastErr},
+		{name: "Source", value: j.Source},
+		{name: "Enqueued", value: p.timeDetail(j.EnqueuedAt, now)},
+		{name: "Run at", value: p.timeDetail(j.RunAt, now)},
+		{name: "Started", value: p.timeDetail(j.StartedAt, now)},
+		{name: "Finished", value: p.timeDetail(j.FinishedAt, now)},
 	}
 	if !p.TTY { // scripts get the numbers apart
-		fields[5] = [2]string{"Retries", strconv.Itoa(j.Retries)}
-		fields = slices.Insert(fields, 6, [2]string{"Max retries", strconv.Itoa(j.MaxRetries)})
+		fields[5] = field{name: "Retries", value: strconv.Itoa(j.Retries)}
+		fields = slices.Insert(fields, 6, field{name: "Max retries", value: strconv.Itoa(j.MaxRetries)})
 	}
-	var b strings.Builder
-	for _, f := range fields {
-		if p.TTY {
-			fmt.Fprintf(&b, "%-11s %s\n", f[0]+":", f[1])
-		} else {
-			fmt.Fprintf(&b, "%s\t%s\n", strings.ReplaceAll(strings.ToLower(f[0]), " ", "_"), f[1])
-		}
-	}
-	_, err := fmt.Fprint(p.Out, b.String())
-	return err
+	return p.Fields(fields)
 }
 
 // printEnqueued shows a job just enqueued: one sentence on a terminal, its
@@ -104,15 +94,13 @@ func printEnqueued(p *Printer, j *queue.Job) error {
 	case p.JSON:
 		return p.PrintJSON(j)
 	case !p.TTY:
-		_, err := fmt.Fprintln(p.Out, j.ID)
-		return err
+		return p.Printf("%s\n", j.ID)
 	}
 	when := ""
 	if j.Status == queue.StatusScheduled {
 		when = ", runs " + Since(j.RunAt, p.Now())
 	}
-	_, err := fmt.Fprintf(p.Out, "Enqueued %s job %s in queue %s: %s%s.\n", j.Type, j.ID, j.Queue, j.Status, when)
-	return err
+	return p.Printf("Enqueued %s job %s in queue %s: %s%s.\n", j.Type, j.ID, j.Queue, j.Status, when)
 }
 
 // tickColumns are the columns of `jobs tick`.
@@ -131,7 +119,7 @@ func printTick(p *Printer, r TickView) error {
 		return nil
 	}
 	for _, d := range r.Dead {
-		if _, err := fmt.Fprintf(p.Out, "Dead %s job %s in queue %s: %s (attempts %d).\n", d.Type, d.ID, d.Queue, queue.DeadLeaseExpired, d.Attempts); err != nil {
+		if err := p.Printf("Dead %s job %s in queue %s: %s (attempts %d).\n", d.Type, d.ID, d.Queue, queue.DeadLeaseExpired, d.Attempts); err != nil {
 			return err
 		}
 	}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/spf13/cobra"
 
@@ -56,8 +55,7 @@ func printDone(p *Printer, v any, format string, args ...any) error {
 	case p.JSON:
 		return p.PrintJSON(v)
 	case p.TTY:
-		_, err := fmt.Fprintf(p.Out, format+"\n", args...)
-		return err
+		return p.Printf(format+"\n", args...)
 	}
 	return nil
 }

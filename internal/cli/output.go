@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -12,6 +14,8 @@ import (
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/renderer"
 	"github.com/olekukonko/tablewriter/tw"
+
+	"github.com/refrakt/refrakt/internal/cli/termtext"
 )
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
@@ -53,17 +57,75 @@ func (p *Printer) Warn(msg string) {
 	}
 }
 
-// PrintJSON writes v as indented JSON.
+// PrintJSON writes v as indented JSON, with the characters a terminal
+// acts on or that reorder text escaped even where encoding/json leaves
+// them raw (C1 controls, bidi and other format characters): the same
+// value, safe to cat (termtext.EscapeJSON).
 func (p *Printer) PrintJSON(v any) error {
-	enc := json.NewEncoder(p.Out)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := p.Out.Write(termtext.EscapeJSON(buf.Bytes()))
+	return err
+}
+
+// Text output (Table, Fields, Printf) is where a server's strings reach
+// the terminal, and where they are escaped (termtext.Escape): a payload,
+// an error or a name cannot move the cursor, recolour or clear the screen,
+// or reorder the text around it, nor break a tab-separated row in two.
+
+// Printf writes format with args, each string among them escaped.
+func (p *Printer) Printf(format string, args ...any) error {
+	for i, a := range args {
+		if v := reflect.ValueOf(a); v.Kind() == reflect.String {
+			args[i] = termtext.Escape(v.String())
+		}
+	}
+	_, err := fmt.Fprintf(p.Out, format, args...)
+	return err
+}
+
+// field is one line of a detail view: its name and value; a JSON value
+// (a payload, a result) keeps its layout and is escaped as JSON.
+type field struct {
+	name, value string
+	json        bool
+}
+
+// Fields writes one thing's fields: "Name: value" lines aligned on a
+// terminal, "name<TAB>value" lines when piped.
+func (p *Printer) Fields(fields []field) error {
+	var b strings.Builder
+	for _, f := range fields {
+		v := termtext.Escape(f.value)
+		if f.json {
+			v = string(termtext.EscapeJSON([]byte(f.value)))
+		}
+		if p.TTY {
+			fmt.Fprintf(&b, "%-11s %s\n", f.name+":", v)
+		} else {
+			fmt.Fprintf(&b, "%s\t%s\n", strings.ReplaceAll(strings.ToLower(f.name), " ", "_"), v)
+		}
+	}
+	_, err := io.WriteString(p.Out, b.String())
+	return err
 }
 
 // Table writes rows under headers: aligned with a header on a terminal,
 // tab-separated without a header when piped.
 func (p *Printer) Table(headers []string, rows [][]string) error {
+	escaped := make([][]string, len(rows))
+	for i, r := range rows {
+		escaped[i] = make([]string, len(r))
+		for j, c := range r {
+			escaped[i][j] = termtext.Escape(c)
+		}
+	}
+	rows = escaped
 	if !p.TTY {
 		for _, r := range rows {
 			if _, err := fmt.Fprintln(p.Out, strings.Join(r, "\t")); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/refrakt/refrakt/internal/cli/termtext"
 	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/version"
@@ -141,12 +142,13 @@ func exitCode(err error) int {
 	var (
 		usage       usageError
 		unreachable unreachableError
+		redirect    redirectError
 		cfg         *config.Error
 	)
 	switch {
 	case errors.As(err, &usage), errors.As(err, &cfg):
 		return ExitUsage
-	case errors.As(err, &unreachable):
+	case errors.As(err, &unreachable), errors.As(err, &redirect):
 		return ExitUnreachable
 	case isCobraUsage(err):
 		return ExitUsage
@@ -191,7 +193,9 @@ func errorText(err error) string {
 
 // errorLine is what the user is told of err: one line, the text of Run's
 // "refrakt: …" line.
-func errorLine(err error) string { return oneLine(errorText(err)) }
+// Its first line only, escaped as text output is (termtext): a daemon's or
+// a proxy's message reaches the terminal through it.
+func errorLine(err error) string { return termtext.Escape(oneLine(errorText(err))) }
 
 func oneLine(s string) string {
 	s = strings.TrimSpace(s)

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/refrakt/refrakt/internal/cli/top"
+	"github.com/refrakt/refrakt/internal/config"
 )
 
 // TopOptions are the inputs of `refrakt top`.
@@ -83,7 +84,9 @@ func topRun(ctx context.Context, opts *TopOptions) error {
 	if !opts.InTTY {
 		return usageError{errors.New("top needs a terminal: its input is not one")}
 	}
-	var src top.Source = top.NewHTTPSource(opts.Conn.Server, opts.Conn.apiClient())
+	// The header shows the source's name on every frame: a password in
+	// the URL must not stay on screen, in scrollback or in a recording.
+	var src top.Source = top.NewHTTPSource(config.RedactURL(opts.Conn.Server), opts.Conn.apiClient())
 	if opts.Conn.Redis != "" {
 		rs, err := newRedisTopSource(ctx, opts.Conn.Redis, opts.Conn.Prefix, opts.Getenv)
 		if err != nil {

@@ -36,12 +36,12 @@ var (
 )
 
 // NewHTTPSource returns a source calling api; name is the daemon's URL,
-// for the header.
+// for the header, without its password (config.RedactURL).
 func NewHTTPSource(name string, api Caller) *HTTPSource {
 	return &HTTPSource{name: name, api: api}
 }
 
-// Name returns the daemon's URL.
+// Name returns the daemon's URL, as given to NewHTTPSource.
 func (s *HTTPSource) Name() string { return s.name }
 
 // Fetch gets one snapshot: GET /api/obs/snapshot. A daemon that answers

@@ -157,13 +157,13 @@ func TestAuthenticationProblemAsTheCLISaysIt(t *testing.T) {
 		want   string            // the CLI's line, after "refrakt: "
 	}{
 		{"no token", map[string]string{"XDG_STATE_HOME": t.TempDir()}, cli.NewAPIClient(srv.URL, ""),
-			"a valid bearer token is required (give a token with --token or REFRAKT_TOKEN)"},
+			"a valid bearer token is required (give a token with REFRAKT_TOKEN, or --token, which ps shows)"},
 		{"a token given", map[string]string{"REFRAKT_TOKEN": "wrong"}, cli.NewAPIClient(srv.URL, "wrong"),
-			"a valid bearer token is required (the daemon rejected the token given with --token or REFRAKT_TOKEN)"},
+			"a valid bearer token is required (the daemon rejected the token given with REFRAKT_TOKEN or --token)"},
 		{"the token file's", map[string]string{"XDG_STATE_HOME": state},
 			&cli.APIClient{Base: srv.URL, Token: "stale", TokenFile: tokenFile, HTTP: http.DefaultClient},
 			"a valid bearer token is required (the token was read from the token file " + tokenFile +
-				" and the daemon rejected it: give another with --token or REFRAKT_TOKEN)"},
+				" and the daemon rejected it: give another with REFRAKT_TOKEN or --token)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -310,4 +310,38 @@ func runAll(cmd tea.Cmd) []tea.Msg {
 		msgs = append(msgs, r...)
 	}
 	return msgs
+}
+
+// TestRedirectShownNotFollowed: a server that answers with a redirect is
+// not followed by `top` either, whatever http.Client its API client has, so
+// the token goes nowhere else; the header says where it points and which
+// --server to give, and calls it no lost connection.
+func TestRedirectShownNotFollowed(t *testing.T) {
+	var mu sync.Mutex
+	reached := 0
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		mu.Lock()
+		reached++
+		mu.Unlock()
+	}))
+	defer elsewhere.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+r.URL.Path, http.StatusPermanentRedirect)
+	}))
+	defer srv.Close()
+
+	client := &cli.APIClient{Base: srv.URL, Token: "tok", HTTP: http.DefaultClient}
+	var m tea.Model = top.New(context.Background(), top.NewHTTPSource(srv.URL, client), top.Options{NoColor: true})
+	m, _ = m.Update(tea.WindowSizeMsg{Width: 300, Height: 24})
+	m, _ = m.Update(m.Init()())
+	screen := ansi.Strip(m.(top.Model).Screen())
+	want := "redirected to " + elsewhere.URL + "/api/obs/snapshot, not followed (if the daemon is there, give --server " + elsewhere.URL + ")"
+	if !strings.Contains(screen, want) || strings.Contains(screen, "disconnected") {
+		t.Errorf("screen:\n%s\nwant %q", screen, want)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if reached != 0 {
+		t.Errorf("the redirect was followed: %d requests reached its target", reached)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/refrakt/refrakt/internal/cli/termtext"
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/snapshot"
 )
@@ -14,11 +15,16 @@ import (
 // maxSpark is the widest a sparkline grows: one cell a second.
 const maxSpark = 60
 
+// Every string of the snapshot is a server's and is escaped before it is
+// measured or drawn (termtext.Escape): a queue name or a last error cannot
+// move the cursor, recolour the screen or reorder the row. The filter and
+// the actions use the strings as they are.
+
 func (m Model) queuesSection() section {
 	qs := visibleQueues(m.snap.Queues, m.filter, m.sorts[paneQueues])
 	names := make([]string, len(qs))
 	for i, q := range qs {
-		names[i] = q.Name
+		names[i] = termtext.Escape(q.Name)
 	}
 	// A name is cut at 20 cells only when the terminal has no room for
 	// more: names that differ at their end must stay apart.
@@ -57,7 +63,7 @@ func (m Model) queuesSection() section {
 		if q.OldestPendingSeconds > 0 {
 			oldest = age(seconds(q.OldestPendingSeconds))
 		}
-		vals := []string{q.Name, count(q.Pending, 6), count(q.Running, 5),
+		vals := []string{names[i], count(q.Pending, 6), count(q.Running, 5),
 			count(q.Scheduled, 5), count(q.Dead, 5), oldest,
 			rate(q.EnqueueRate), rate(q.DoneRate), fmt.Sprintf("%.1f%%", q.FailureRate*100)}
 		if spark > 0 {
@@ -85,7 +91,7 @@ func (m Model) deadSection() section {
 	js := visibleDead(m.snap.DeadJobs, m.filter, m.sorts[paneDead])
 	var ids, queues, types []string
 	for _, j := range js {
-		ids, queues, types = append(ids, j.ID), append(queues, j.Queue), append(types, j.Type)
+		ids, queues, types = append(ids, termtext.Escape(j.ID)), append(queues, termtext.Escape(j.Queue)), append(types, termtext.Escape(j.Type))
 	}
 	cols := []column{{"ID", widest(2, 10, ids...), false}, {"QUEUE", widest(5, 12, queues...), false},
 		{"TYPE", widest(4, 10, types...), false}, {"ATT", 3, true}, {"AGO", 6, true}}
@@ -103,8 +109,8 @@ func (m Model) deadSection() section {
 	s.n = len(js)
 	s.row = func(i int) string {
 		j := js[i]
-		errText := strings.Join(strings.Fields(j.LastError), " ")
-		vals := []string{j.ID, j.Queue, j.Type, strconv.Itoa(j.Attempts), age(m.snap.GeneratedAt.Sub(j.FinishedAt)), errText}
+		errText := termtext.Escape(strings.Join(strings.Fields(j.LastError), " "))
+		vals := []string{ids[i], queues[i], types[i], strconv.Itoa(j.Attempts), age(m.snap.GeneratedAt.Sub(j.FinishedAt)), errText}
 		return m.styleRow(paneDead, i, line(m.gutter(paneDead, i, ' '), cols, vals), false)
 	}
 	return s
@@ -114,7 +120,7 @@ func (m Model) bucketsSection() section {
 	bs := visibleBuckets(m.snap.Buckets, m.filter, m.sorts[paneBuckets])
 	var keys, limits, scopes, counts []string
 	for _, b := range bs {
-		keys, limits, scopes = append(keys, b.Key), append(limits, b.Limit), append(scopes, b.Scope)
+		keys, limits, scopes = append(keys, termtext.Escape(b.Key)), append(limits, termtext.Escape(b.Limit)), append(scopes, termtext.Escape(b.Scope))
 		counts = append(counts, fmt.Sprintf("%d/%d", b.Tokens, b.Capacity))
 	}
 	limW, scopeW, countW := widest(5, 12, limits...), widest(5, 11, scopes...), widest(1, 11, counts...)
@@ -163,7 +169,7 @@ func (m Model) bucketsSection() section {
 		if banned {
 			mark = '!'
 		}
-		vals := []string{b.Key, b.Limit, b.Scope, tokens, strconv.Itoa(b.Strikes), ban}
+		vals := []string{keys[i], limits[i], scopes[i], tokens, strconv.Itoa(b.Strikes), ban}
 		return m.styleRow(paneBuckets, i, line(m.gutter(paneBuckets, i, mark), cols, vals), false)
 	}
 	return s
@@ -173,7 +179,7 @@ func (m Model) overridesSection() section {
 	ovs := visibleOverrides(m.snap.Overrides, m.filter, m.sorts[paneOverrides])
 	var targets, policies []string
 	for _, o := range ovs {
-		targets = append(targets, o.Target)
+		targets = append(targets, termtext.Escape(o.Target))
 		policies = append(policies, fmt.Sprintf("%d/%s", o.Capacity, window(o.WindowSeconds)))
 	}
 	polW := widest(6, 16, policies...)
@@ -193,7 +199,7 @@ func (m Model) overridesSection() section {
 		if o.ExpiresAt != nil {
 			expires = "in " + age(o.ExpiresAt.Sub(m.snap.GeneratedAt))
 		}
-		vals := []string{o.Target, policies[i], o.Mode, expires}
+		vals := []string{targets[i], policies[i], termtext.Escape(o.Mode), expires}
 		return m.styleRow(paneOverrides, i, line(m.gutter(paneOverrides, i, ' '), cols, vals), false)
 	}
 	return s

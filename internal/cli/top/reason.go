@@ -31,6 +31,15 @@ func problem(err error) string {
 		// path or another server than a refrakt daemon's.
 		return "no snapshot at this address (is it the daemon's?): " + reason(err)
 	}
+	var r redirect
+	if errors.As(err, &r) {
+		// Not a lost connection: the server answers, and points elsewhere.
+		where := r.Location()
+		if where == "" {
+			where = "another address"
+		}
+		return "redirected to " + where + ", not followed" + hint(err)
+	}
 	if errors.As(err, new(busyError)) {
 		return "daemon busy: " + reason(err)
 	}
@@ -38,6 +47,13 @@ func problem(err error) string {
 		return "daemon up, backend unavailable: " + reason(err)
 	}
 	return "disconnected: " + reason(err)
+}
+
+// redirect is a server's answer that points elsewhere (a 3xx), which the
+// CLI's API client reports rather than follows, so that the token goes
+// nowhere else. Location is where it points, without a password.
+type redirect interface {
+	Location() string
 }
 
 // hinter is advice for the person at the terminal that an error carries

@@ -192,3 +192,41 @@ func TestRealTerminalInputNotATerminal(t *testing.T) {
 		t.Fatalf("exit status %s, want 2; screen:\n%s", status, term.screen())
 	}
 }
+
+// TestRealTerminalHidesServerPassword: the header names the daemon by its
+// URL on every frame; a password in --server is shown as xxxxx, as --redis
+// is, never as written.
+func TestRealTerminalHidesServerPassword(t *testing.T) {
+	srv := fixtureServer(t)
+	const password = "SEKRITtop1"
+	server := strings.Replace(srv.URL, "http://", "http://u:"+password+"@", 1)
+	term := startTerminal(t, []string{"REFRAKT_TOKEN=t0k", "XDG_STATE_HOME=" + t.TempDir()},
+		daemontest.Binary(t), "top", "--interval", "200ms", "--server", "'"+server+"'")
+	redacted := strings.TrimPrefix(strings.Replace(srv.URL, "http://", "http://u:xxxxx@", 1), "http://")
+	screen := term.waitScreen("first data", "1423", redacted)
+	if strings.Contains(screen, password) {
+		t.Errorf("the password is on the screen:\n%s", screen)
+	}
+	term.quit()
+}
+
+// TestRealTerminalEscapesServerText: names and errors in the snapshot
+// reach the real terminal with their control and bidi characters escaped
+// (\u001b, \u009b, \u202e), so a hostile last error cannot clear the
+// screen, nor a queue name reverse the row.
+func TestRealTerminalEscapesServerText(t *testing.T) {
+	snap := loadSnapshot(t)
+	snap.Queues[0].Name = "mail\u202elia"
+	snap.DeadJobs[0].LastError = "boom\x1b[2Jx"
+	snap.Buckets[0].Key = "run:ip:\u009b1m1.2.3.4"
+	snap.Daemon.Version = "v9\u2067"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(snap)
+	}))
+	t.Cleanup(srv.Close)
+	term := startTerminal(t, []string{"REFRAKT_SERVER=" + srv.URL, "REFRAKT_TOKEN=t0k", "XDG_STATE_HOME=" + t.TempDir()},
+		daemontest.Binary(t), "top", "--interval", "200ms")
+	term.waitScreen("escaped", `mail\u202elia`, `boom\u001b[2Jx`, `run:ip:\u009b1m1.2.3.4`, `v9\u2067`, "1423")
+	term.quit()
+}

@@ -6,6 +6,8 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/refrakt/refrakt/internal/cli/termtext"
 )
 
 // View draws the screen: the header, the four panes sharing the height,
@@ -47,24 +49,24 @@ func (m Model) Screen() string {
 func (m Model) header() []string {
 	t := m.theme
 	// The scheme of a plain http URL is noise on an 80-column header.
-	parts := []string{t.title.Render("refrakt top"), strings.TrimPrefix(m.src.Name(), "http://")}
+	parts := []string{t.title.Render("refrakt top"), termtext.Escape(strings.TrimPrefix(m.src.Name(), "http://"))}
 	switch d := m.snap.Daemon; {
 	case isDirect(m.src):
 		// No daemon: what is read, and from what backend once known.
 		parts = append(parts, "read directly, no daemon")
 		if m.haveData && d.Backend != "" {
-			parts = append(parts, d.Backend)
+			parts = append(parts, termtext.Escape(d.Backend))
 		}
 	case m.haveData && m.err != nil:
 		// Uptime, readiness and workers are live: the last ones known
 		// would be stale while the daemon does not answer.
-		parts = append(parts, d.Version, d.Backend)
+		parts = append(parts, termtext.Escape(d.Version), termtext.Escape(d.Backend))
 	case m.haveData:
 		ready := t.good.Render("ready")
 		if !d.Ready {
 			ready = t.bad.Render("NOT READY")
 		}
-		parts = append(parts, d.Version, "up "+age(seconds(d.UptimeSeconds)), d.Backend, ready,
+		parts = append(parts, termtext.Escape(d.Version), "up "+age(seconds(d.UptimeSeconds)), termtext.Escape(d.Backend), ready,
 			fmt.Sprintf("%d workers", d.Workers))
 	}
 	first := strings.Join(parts, " · ")
@@ -72,7 +74,8 @@ func (m Model) header() []string {
 	var second []string
 	switch {
 	case m.err != nil:
-		second = append(second, t.bad.Render(problem(m.err)))
+		// The daemon's message is part of it.
+		second = append(second, t.bad.Render(termtext.Escape(problem(m.err))))
 		switch left := m.retryAt.Sub(m.now); {
 		case m.paused:
 		case m.inflight || left <= 0:
@@ -131,15 +134,15 @@ func wrapWords(s string, width int) []string {
 func (m Model) footer() string {
 	switch {
 	case m.confirm != nil:
-		q := "reset bucket " + m.confirm.target
+		q := "reset bucket " + termtext.Escape(m.confirm.target)
 		if m.confirm.kind == actionRequeue {
-			q = "requeue dead job " + m.confirm.target
+			q = "requeue dead job " + termtext.Escape(m.confirm.target)
 		}
 		return m.theme.warn.Render(q + "? [y/N]")
 	case m.filtering:
 		return "/" + m.filter + "▏  enter keep · esc cancel"
-	case m.status != "":
-		return m.status
+	case m.status != "": // may hold the daemon's message
+		return termtext.Escape(m.status)
 	}
 	return m.help.ShortHelpView(m.keys.ShortHelp())
 }
