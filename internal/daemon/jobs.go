@@ -255,6 +255,10 @@ const (
 	// publicMaxSleep bounds a public sleep job: at an hour, four requests
 	// held every worker of a default daemon for an hour.
 	publicMaxSleep = 10 * time.Second
+	// publicMaxDelay bounds a public job's delay_ms. A scheduled job is not
+	// pending, so admission control does not count it until it comes due:
+	// delayed a year, public jobs piled up out of every bound's reach.
+	publicMaxDelay = time.Hour
 )
 
 // publicJob checks the public routes' bounds on a job; Prepare checks the
@@ -268,6 +272,10 @@ func (s *Server) publicJob(w http.ResponseWriter, r *http.Request, req queue.Enq
 	}
 	if req.IntervalSeconds > 0 && s.roleOf(w, r) != RoleDeveloper {
 		return core.Errorf(core.CodeForbidden, "interval_seconds makes a recurring job, which runs again without end: on %s it needs the developer token (Authorization: Bearer); or enqueue it as a developer (POST /api/dev/jobs/enqueue, refrakt jobs enqueue --interval)", r.URL.Path)
+	}
+	if req.DelayMS > publicMaxDelay.Milliseconds() {
+		return core.Errorf(core.CodeInvalid, "delay_ms is %d; a public job's is at most %d, an hour (the developer enqueue, POST /api/dev/jobs/enqueue, allows up to %d)",
+			req.DelayMS, publicMaxDelay.Milliseconds(), queue.MaxDelay.Milliseconds())
 	}
 	if req.Type == "sleep" {
 		// A payload the handler refuses is Prepare's to answer.

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -60,5 +61,41 @@ func TestPublicRecurringNeedsDeveloper(t *testing.T) {
 	}
 	if ids := devJobIDs(t, s); len(ids) != 4 {
 		t.Errorf("jobs %v, want the 2 plain and the 2 developer's recurring ones", ids)
+	}
+}
+
+// TestPublicDelayBounded (sec28 MEDIUM 2): a scheduled job is not pending,
+// so admission control does not count it until it is due, and public jobs
+// delayed a year piled up past every bound. A public job's delay_ms is at
+// most an hour, for every caller of the public routes (400 past it, naming
+// the developer enqueue's bound); the developer enqueue keeps the year.
+func TestPublicDelayBounded(t *testing.T) {
+	s := newTestServer(t)
+	const hour = 3600000
+	for _, path := range []string{"/run", "/assistant"} {
+		for _, token := range []string{"", devToken} {
+			for _, delay := range []string{"3600001", "31536000000"} {
+				job := `{"type":"ping","delay_ms":` + delay + `}`
+				if path == "/assistant" {
+					job = `{"type":"ping","timeout_ms":1,"delay_ms":` + delay + `}`
+				}
+				resp, body := do(t, s, "POST", path, token, job)
+				if resp.StatusCode != 400 || errCode(body) != "invalid" || !strings.Contains(errMessage(body), "at most 3600000") ||
+					!strings.Contains(errMessage(body), "POST /api/dev/jobs/enqueue, allows up to 31536000000") {
+					t.Errorf("%s delay_ms %s, token %q: %d %v, want 400 naming both bounds", path, delay, token, resp.StatusCode, body)
+				}
+			}
+		}
+	}
+	if ids := devJobIDs(t, s); len(ids) != 0 {
+		t.Fatalf("refused delayed jobs stored: %v", ids)
+	}
+	resp, body := do(t, s, "POST", "/run", "", `{"type":"ping","delay_ms":`+strconv.Itoa(hour)+`}`)
+	if resp.StatusCode != 202 || str(body, "status") != "scheduled" {
+		t.Errorf("/run delayed an hour: %d %v, want 202 scheduled", resp.StatusCode, body)
+	}
+	resp, body = do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"ping","delay_ms":31536000000}`)
+	if resp.StatusCode != 202 || str(body, "status") != "scheduled" {
+		t.Errorf("developer enqueue delayed a year: %d %v, want 202 scheduled", resp.StatusCode, body)
 	}
 }
