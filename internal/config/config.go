@@ -13,6 +13,8 @@ import (
 	"path"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
 )
@@ -319,6 +321,15 @@ func (c Config) Validate() error {
 	if _, err := ParseLevel(c.LogLevel); err != nil {
 		bad("LOG_LEVEL", "%q must be debug, info, warn or error", c.LogLevel)
 	}
+	for _, t := range []struct{ env, value string }{
+		{"REFRAKT_DEVELOPER_TOKEN", c.DeveloperToken},
+		{"REFRAKT_OPERATOR_TOKEN", c.OperatorToken},
+		{"PROMETHEUS_BEARER_TOKEN", c.PrometheusBearerToken},
+	} {
+		if why := unpresentable(t.value); why != "" {
+			bad(t.env, "%s, so no request could ever present it: choose another (the value is not shown)", why)
+		}
+	}
 	if c.DeveloperToken != "" && c.DeveloperToken == c.OperatorToken {
 		bad("REFRAKT_OPERATOR_TOKEN", "must differ from %s", c.SettingName("REFRAKT_DEVELOPER_TOKEN"))
 	}
@@ -326,6 +337,23 @@ func (c Config) Validate() error {
 		return &Error{Msg: strings.Join(errs, "; ")}
 	}
 	return nil
+}
+
+// unpresentable says why a token could never be presented in an
+// "Authorization: Bearer" header as the daemon reads it (bearer), "" when
+// it can be: a control character cannot go in a header field, bearer trims
+// white space around the token, and a token must be UTF-8 text. It never
+// names the value.
+func unpresentable(tok string) string {
+	switch {
+	case !utf8.ValidString(tok):
+		return "is not valid UTF-8"
+	case strings.IndexFunc(tok, unicode.IsControl) >= 0:
+		return "holds a control character, which an HTTP header cannot carry"
+	case strings.TrimSpace(tok) != tok:
+		return "begins or ends with white space, which the daemon trims from a presented token"
+	}
+	return ""
 }
 
 // The words the enumerated settings take: LOG_LEVEL, LOG_FORMAT,

@@ -281,7 +281,12 @@ func showPrefixes(ps []netip.Prefix) string {
 }
 
 // parsePrefixes reads a TRUSTED_PROXIES list: none is the empty list, a
-// value that lists no range is nil (Config.TrustedProxies).
+// value that lists no range is nil (Config.TrustedProxies). Peers are
+// matched unmapped (an IPv4 peer of a dual-stack listener is its IPv4
+// address), so an IPv4-mapped entry (::ffff:10.0.0.1, ::ffff:10.0.0.0/104)
+// is taken as the IPv4 one it stands for: kept mapped, it never matched. An
+// entry with a zone (fe80::1%eth0) is refused: a zoned peer matches no
+// range, and a range ignoring the zone would trust every link's.
 func parsePrefixes(v string) ([]netip.Prefix, error) {
 	if strings.EqualFold(strings.TrimSpace(v), "none") {
 		return []netip.Prefix{}, nil // trust no peer's headers
@@ -292,11 +297,15 @@ func parsePrefixes(v string) ([]netip.Prefix, error) {
 		if part == "" {
 			continue
 		}
+		if strings.Contains(part, "%") {
+			return nil, fmt.Errorf("has %q, an address with a zone: a peer's zone is never matched, so trust the proxy by an address without one", part)
+		}
 		if !strings.Contains(part, "/") {
 			a, err := netip.ParseAddr(part)
 			if err != nil {
 				return nil, fmt.Errorf("has %q, which is not a CIDR or IP address", part)
 			}
+			a = a.Unmap()
 			out = append(out, netip.PrefixFrom(a, a.BitLen()))
 			continue
 		}
@@ -304,7 +313,70 @@ func parsePrefixes(v string) ([]netip.Prefix, error) {
 		if err != nil {
 			return nil, fmt.Errorf("has %q, which is not a CIDR (e.g. 10.0.0.0/8)", part)
 		}
+		if p.Addr().Is4In6() {
+			if p.Bits() < 96 {
+				return nil, fmt.Errorf("has %q, an IPv4-mapped range shorter than /96, which covers more than IPv4-mapped addresses: write the IPv4 range, or an IPv6 one", part)
+			}
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
 		out = append(out, p.Masked())
 	}
 	return out, nil
+}
+
+// CoveringAll returns, for each of IPv4 and IPv6 whose every address the
+// ranges ps cover together (0.0.0.0/0, or 0.0.0.0/1 and 128.0.0.0/1), the
+// ranges of that family: a TRUSTED_PROXIES of them trusts every client.
+func CoveringAll(ps []netip.Prefix) [][]netip.Prefix {
+	var out [][]netip.Prefix
+	for _, is4 := range []bool{true, false} {
+		var fam []netip.Prefix
+		for _, p := range ps {
+			if p.Addr().Is4() == is4 {
+				fam = append(fam, p.Masked())
+			}
+		}
+		if coversFamily(fam, is4) {
+			out = append(out, fam)
+		}
+	}
+	return out
+}
+
+// coversFamily reports whether the ranges fam, all of one family, cover
+// every address of it: sorted by first address, each must start at or
+// before the first address not yet covered.
+func coversFamily(fam []netip.Prefix, is4 bool) bool {
+	if len(fam) == 0 {
+		return false
+	}
+	fam = slices.Clone(fam)
+	slices.SortFunc(fam, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
+	next := netip.IPv6Unspecified()
+	if is4 {
+		next = netip.IPv4Unspecified()
+	}
+	for _, p := range fam {
+		if next.Less(p.Addr()) {
+			return false // a gap before p
+		}
+		last := lastAddr(p)
+		if !last.Less(next) {
+			next = last.Next()
+			if !next.IsValid() {
+				return true // the family's last address is covered
+			}
+		}
+	}
+	return false
+}
+
+// lastAddr is the last address of the masked range p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
 }

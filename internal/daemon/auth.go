@@ -119,7 +119,8 @@ func TokenPath(getenv func(string) string) (string, error) {
 }
 
 // ensureTokenFile returns the developer token kept at path, creating a new
-// random one (mode 0600, directory 0700) when the file is missing or empty.
+// random one (mode 0600, directory 0700) when the file is missing or empty;
+// an existing directory of this user's that others may read is made 0700.
 // A file readable by others is replaced, since its token may have leaked.
 // The directory must be this user's and writable by no one else, and the
 // file must be this user's: whoever can write either could plant a token of
@@ -132,6 +133,12 @@ func ensureTokenFile(path string) (token string, created bool, err error) {
 	// The directory as reached (a link to a private directory is fine: only
 	// who can write the link's own directory could change it).
 	if err := ownedPrivately(os.Stat, dir, 0o022); err != nil {
+		return "", false, fmt.Errorf("token directory %s: %w; set REFRAKT_DEVELOPER_TOKEN or use a directory of your own", dir, err)
+	}
+	// Ours and writable by no one else, but perhaps readable or searchable
+	// by others (0755, 0750: made by hand or another tool): tightened to
+	// 0700, as a directory this creates is, so that others cannot list it.
+	if err := tightenDir(dir); err != nil {
 		return "", false, fmt.Errorf("token directory %s: %w; set REFRAKT_DEVELOPER_TOKEN or use a directory of your own", dir, err)
 	}
 	// One daemon at a time reads, makes or replaces the token file: others
@@ -223,6 +230,21 @@ func readTokenFile(path string) (token string, found bool, err error) {
 		return tok, true, nil
 	}
 	return "", true, nil
+}
+
+// tightenDir takes every permission of group and others off the directory
+// dir (its owner's, checked before, is this user).
+func tightenDir(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if m := st.Mode().Perm(); m&0o077 != 0 {
+		if err := os.Chmod(dir, m&^0o077); err != nil {
+			return fmt.Errorf("cannot make it private (mode %#o): %w", m, err)
+		}
+	}
+	return nil
 }
 
 // ownedPrivately checks that path, as stat sees it, belongs to this

@@ -78,3 +78,41 @@ func TestRiskySettingsWarnedAsGiven(t *testing.T) {
 		}
 	}
 }
+
+// TestTrustedProxiesCoveringAllWarned (sec28 LOW 10): ranges that together
+// trust every IPv4 or every IPv6 address get the warning 0.0.0.0/0 gets,
+// naming them; ranges with a gap, and the default, get none.
+func TestTrustedProxiesCoveringAllWarned(t *testing.T) {
+	const warning = `level=WARN msg="TRUSTED_PROXIES trusts every address: any client can set the identity and tier headers"`
+	for _, tt := range []struct {
+		value string
+		want  []string // the warnings' range=… setting=…, in order
+	}{
+		{"", nil},
+		{"0.0.0.0/1,128.0.0.0/1", []string{`range=0.0.0.0/1,128.0.0.0/1 setting=TRUSTED_PROXIES`}},
+		{"::ffff:0.0.0.0/97,::ffff:128.0.0.0/97", []string{`range=0.0.0.0/1,128.0.0.0/1 setting=TRUSTED_PROXIES`}},
+		{"10.0.0.0/8,::/1,8000::/1,0.0.0.0/0", []string{`range=10.0.0.0/8,0.0.0.0/0 setting=TRUSTED_PROXIES`, `range=::/1,8000::/1 setting=TRUSTED_PROXIES`}},
+		{"0.0.0.0/1,128.0.0.0/2,::/1", nil},
+	} {
+		cfg, err := config.Load(func(k string) string {
+			if k == "TRUSTED_PROXIES" {
+				return tt.value
+			}
+			return ""
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		warnRiskySettings(slog.New(slog.NewTextHandler(&b, nil)), cfg)
+		var got []string
+		for _, line := range strings.Split(b.String(), "\n") {
+			if _, rest, ok := strings.Cut(line, warning+" "); ok {
+				got = append(got, rest)
+			}
+		}
+		if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+			t.Errorf("TRUSTED_PROXIES=%s: warnings %q, want %q\n%s", tt.value, got, tt.want, b.String())
+		}
+	}
+}

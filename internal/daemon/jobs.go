@@ -78,7 +78,7 @@ func (s *Server) handleRun() http.Handler {
 			writeError(w, r, s.log, err)
 			return
 		}
-		if err := publicJob(req); err != nil {
+		if err := s.publicJob(w, r, req); err != nil {
 			writeError(w, r, s.log, err)
 			return
 		}
@@ -153,7 +153,7 @@ func (s *Server) handleAssistant() http.Handler {
 			}
 			timeout = time.Duration(*req.TimeoutMS) * time.Millisecond
 		}
-		if err := publicJob(req.EnqueueRequest); err != nil {
+		if err := s.publicJob(w, r, req.EnqueueRequest); err != nil {
 			writeError(w, r, s.log, err)
 			return
 		}
@@ -255,13 +255,30 @@ const (
 	// publicMaxSleep bounds a public sleep job: at an hour, four requests
 	// held every worker of a default daemon for an hour.
 	publicMaxSleep = 10 * time.Second
+	// publicMaxDelay bounds a public job's delay_ms. A scheduled job is not
+	// pending, so admission control does not count it until it comes due:
+	// delayed a year, public jobs piled up out of every bound's reach.
+	publicMaxDelay = time.Hour
 )
 
 // publicJob checks the public routes' bounds on a job; Prepare checks the
-// rest as for any job.
-func publicJob(req queue.EnqueueRequest) error {
+// rest as for any job. A recurring job (interval_seconds) needs the
+// developer token: it is work without end, and six anonymous requests held
+// every worker of a default daemon for good. The token is checked only for
+// such a job, so that other public jobs cost no hash.
+func (s *Server) publicJob(w http.ResponseWriter, r *http.Request, req queue.EnqueueRequest) error {
 	if len(req.Payload) > publicMaxPayload {
 		return core.Errorf(core.CodeTooLarge, "payload is %d bytes; a public job's is at most %d (the developer enqueue, POST /api/dev/jobs/enqueue, takes up to the 1 MiB body)", len(req.Payload), publicMaxPayload)
+	}
+	if deeperThan(req.Payload, publicMaxDepth) {
+		return core.Errorf(core.CodeInvalid, "payload nests arrays and objects more than %d levels deep; a public job's nests at most %d (the developer enqueue, POST /api/dev/jobs/enqueue, takes deeper ones)", publicMaxDepth, publicMaxDepth)
+	}
+	if req.IntervalSeconds > 0 && s.roleOf(w, r) != RoleDeveloper {
+		return core.Errorf(core.CodeForbidden, "interval_seconds makes a recurring job, which runs again without end: on %s it needs the developer token (Authorization: Bearer); or enqueue it as a developer (POST /api/dev/jobs/enqueue, refrakt jobs enqueue --interval)", r.URL.Path)
+	}
+	if req.DelayMS > publicMaxDelay.Milliseconds() {
+		return core.Errorf(core.CodeInvalid, "delay_ms is %d; a public job's is at most %d, an hour (the developer enqueue, POST /api/dev/jobs/enqueue, allows up to %d)",
+			req.DelayMS, publicMaxDelay.Milliseconds(), queue.MaxDelay.Milliseconds())
 	}
 	if req.Type == "sleep" {
 		// A payload the handler refuses is Prepare's to answer.

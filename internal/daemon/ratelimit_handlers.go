@@ -107,6 +107,15 @@ type tenantMetaResponse struct {
 	Tiers  map[string]any    `json:"tiers"`
 }
 
+// publicOverrideJSON is an enforced override as the public tenant-meta
+// shows it: what is in effect and until when, not who set it, how or when.
+type publicOverrideJSON struct {
+	Target        string     `json:"target"`
+	Capacity      int        `json:"capacity"`
+	WindowSeconds int64      `json:"window_seconds"`
+	ExpiresAt     *time.Time `json:"expires_at"`
+}
+
 type tenantLimitJSON struct {
 	limitJSON
 	// Override is the override in force for the limit as this tenant's
@@ -114,29 +123,39 @@ type tenantLimitJSON struct {
 	// (limit:tenant:T), the scope (limit:tenant) and the limit, for a limit
 	// that applies a tenant scope always; for the others, the first of its
 	// scopes' overrides (run:ip, then run:user), else the limit's own.
-	Override *overrideJSON `json:"override,omitempty"`
+	Override *publicOverrideJSON `json:"override,omitempty"`
 	// TenantOverride is the override that gives the tenant's requests a
 	// bucket of their own, shared by all of them (limit:tenant:T, else
 	// limit:tenant), and GlobalOverride the one that gives all the
 	// limit's requests one bucket (limit:global): each a limit besides the
 	// above, which a request must pass too. Absent while none is in force,
 	// and then the scope does not apply.
-	TenantOverride *overrideJSON `json:"tenant_override,omitempty"`
-	GlobalOverride *overrideJSON `json:"global_override,omitempty"`
+	TenantOverride *publicOverrideJSON `json:"tenant_override,omitempty"`
+	GlobalOverride *publicOverrideJSON `json:"global_override,omitempty"`
+}
+
+// enforcedOverride is the override in force for key (Limiter.Override) as
+// the public tenant-meta shows it, nil when there is none or when it is a
+// shadow one: a shadow override enforces nothing, and anyone may ask
+// tenant-meta (that run:ip is in shadow mode tells an attacker per-IP
+// limiting is off). Who set an override, how and when stays with the
+// operators' routes (/api/obs/rate-limits, `refrakt limits get`).
+func (s *Server) enforcedOverride(key string) (ratelimit.Override, *publicOverrideJSON) {
+	o, ok := s.limiter.Override(key)
+	if !ok || o.Mode == ratelimit.ModeShadow {
+		return ratelimit.Override{}, nil
+	}
+	oj := &publicOverrideJSON{Target: o.Target, Capacity: o.Capacity, WindowSeconds: int64(o.Window / time.Second)}
+	if !o.ExpiresAt.IsZero() {
+		t := o.ExpiresAt.UTC()
+		oj.ExpiresAt = &t
+	}
+	return o, oj
 }
 
 // handleTenantMeta answers the effective limits for ?tenant=T: the built-in
-// policies with the overrides in force, and the premium multiplier.
-// overrideJSONOf is the override in force for key (Limiter.Override) as
-// the API shows it, nil when none.
-func (s *Server) overrideJSONOf(key string) *overrideJSON {
-	o, ok := s.limiter.Override(key)
-	if !ok {
-		return nil
-	}
-	oj := toOverrideJSON(o)
-	return &oj
-}
+// policies with the enforced overrides in force, and the premium
+// multiplier. The answer is the same for every caller, a token or none.
 
 func (s *Server) handleTenantMeta() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -167,18 +186,20 @@ func (s *Server) handleTenantMeta() http.Handler {
 				}
 				// The tenant and global scopes the limit applies on demand:
 				// the override that puts each in force for this tenant.
-				tl.TenantOverride = s.overrideJSONOf(l.Name + ":tenant:" + tenant)
+				_, tl.TenantOverride = s.enforcedOverride(l.Name + ":tenant:" + tenant)
 			}
 			// No limit applies the global scope always (ratelimit.New
 			// refuses one): it is in force by override alone.
-			tl.GlobalOverride = s.overrideJSONOf(l.Name + ":global:" + ratelimit.GlobalIdentity)
+			_, tl.GlobalOverride = s.enforcedOverride(l.Name + ":global:" + ratelimit.GlobalIdentity)
 			for _, target := range targets {
-				o, ok := s.limiter.Override(target)
-				if !ok {
+				// A shadow override is passed over as none is: the entry
+				// shows the next scope's enforced override, else the
+				// limit's own policy.
+				o, oj := s.enforcedOverride(target)
+				if oj == nil {
 					continue
 				}
-				oj := toOverrideJSON(o)
-				tl.Override = &oj
+				tl.Override = oj
 				// An override replaces the premium multiplier too: a premium
 				// request gets the override's capacity.
 				tl.Burst, tl.Rate, tl.WindowSeconds = o.Capacity, o.Capacity, oj.WindowSeconds

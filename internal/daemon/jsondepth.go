@@ -1,0 +1,43 @@
+package daemon
+
+// publicMaxDepth bounds how deep a public job's payload nests arrays and
+// objects. The JSON decoder alone allows about 10,000 levels, and a 60 KB
+// payload nested 9,990 deep made `refrakt jobs get -o json`, which indents
+// two spaces a level, write 1.2 GB.
+const publicMaxDepth = 64
+
+// deeperThan reports whether the JSON text b nests arrays and objects more
+// than max levels deep, in one pass over the bytes, without decoding and
+// without allocating. Brackets inside strings do not count: a string ends
+// at a quote that no backslash escapes, and a backslash escapes exactly the
+// next byte (the digits of a \u escape are never a quote or a backslash).
+// b is expected to be valid JSON; for any other bytes the answer is only
+// some answer, never a panic.
+func deeperThan(b []byte, max int) bool {
+	depth := 0
+	inString := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++ // the escaped byte
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '[', '{':
+			depth++
+			if depth > max {
+				return true
+			}
+		case ']', '}':
+			depth--
+		}
+	}
+	return false
+}

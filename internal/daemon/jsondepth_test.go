@@ -1,0 +1,147 @@
+package daemon
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/refrakt/refrakt/internal/config"
+)
+
+// refDepth is how deep valid JSON b nests arrays and objects, as
+// encoding/json's tokenizer sees it.
+func refDepth(t *testing.T, b []byte) int {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(b))
+	depth, deepest := 0, 0
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return deepest
+		}
+		if err != nil {
+			t.Fatalf("tokenize %q: %v", b, err)
+		}
+		switch tok {
+		case json.Delim('['), json.Delim('{'):
+			depth++
+			deepest = max(deepest, depth)
+		case json.Delim(']'), json.Delim('}'):
+			depth--
+		}
+	}
+}
+
+// TestDeeperThan: the depth counter counts arrays and objects, not
+// brackets inside strings, whatever the escapes before them.
+func TestDeeperThan(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		json  string
+		depth int
+	}{
+		{"empty", ``, 0},
+		{"scalar", `1`, 0},
+		{"null", `null`, 0},
+		{"string of brackets", `"[[[{{{"`, 0},
+		{"empty array", `[]`, 1},
+		{"empty object", `{}`, 1},
+		{"siblings do not add", `[[],[],{}]`, 2},
+		{"closed before opened again", `[[[]],[[]]]`, 3},
+		{"object in array in object", `{"a":[{"b":1}]}`, 3},
+		{"brackets in a key", `{"[[[":{"}}}":[]}}`, 3},
+		{"escaped quote then bracket in string", `["\"[[[["]`, 1},
+		{"escaped backslash ends the string", `["\\",[[]]]`, 3},
+		{"escaped backslash then quote", `["\\\"[",[]]`, 2},
+		{"three backslashes", `["\\\\\\\"]]]",[]]`, 2},
+		{"unicode escape of a bracket", `["\u005b\u007b",[]]`, 2},
+		{"unicode escape of a quote", `["\u0022[",[]]`, 2},
+		{"multibyte text", `["é[ü{",{"ß":["€"]}]`, 3},
+		{"white space", " [ \n [ \t ] ] ", 2},
+		{"64 deep", strings.Repeat("[", 64) + strings.Repeat("]", 64), 64},
+		{"65 deep", strings.Repeat("[", 65) + strings.Repeat("]", 65), 65},
+		{"65 deep objects", strings.Repeat(`{"a":`, 65) + "1" + strings.Repeat("}", 65), 65},
+		{"deep inside a wide one", `[` + strings.Repeat(`[1],`, 100) + strings.Repeat("[", 70) + strings.Repeat("]", 70) + `]`, 71},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.json != "" {
+				if got := refDepth(t, []byte(tt.json)); got != tt.depth {
+					t.Fatalf("the case is wrong: encoding/json finds depth %d, the case says %d", got, tt.depth)
+				}
+			}
+			for _, max := range []int{0, tt.depth - 1, tt.depth, tt.depth + 1, publicMaxDepth} {
+				if max < 0 {
+					continue
+				}
+				if got, want := deeperThan([]byte(tt.json), max), tt.depth > max; got != want {
+					t.Errorf("deeperThan(%q, %d) = %v, want %v", tt.json, max, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestDeeperThanAllocatesNothing: the check runs on every public enqueue.
+func TestDeeperThanAllocatesNothing(t *testing.T) {
+	b := []byte(`{"a":[1,"x\"]",{"b":[[[]]]}],"c":"` + strings.Repeat("[", 100) + `"}`)
+	if n := testing.AllocsPerRun(100, func() { deeperThan(b, publicMaxDepth) }); n != 0 {
+		t.Errorf("deeperThan allocates %v times, want 0", n)
+	}
+}
+
+// FuzzDeeperThan: on valid JSON the counter agrees with encoding/json's
+// tokenizer at the depth and one below it; on any bytes it never panics.
+func FuzzDeeperThan(f *testing.F) {
+	for _, s := range []string{`[]`, `{"a":[1,{"b":"]"}]}`, `["\\",[]]`, `["\"[",{}]`, `"\u005b"`, `[[[[[[[[]]]]]]]]`, `{"[":"{","]":[]}`, `"\\\\"`, "\xff[", `["a\`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !json.Valid(b) {
+			deeperThan(b, publicMaxDepth)
+			return
+		}
+		d := refDepth(t, b)
+		if deeperThan(b, d) {
+			t.Errorf("deeperThan(%q, %d) = true; encoding/json finds depth %d", b, d, d)
+		}
+		if d > 0 && !deeperThan(b, d-1) {
+			t.Errorf("deeperThan(%q, %d) = false; encoding/json finds depth %d", b, d-1, d)
+		}
+	})
+}
+
+// TestPublicPayloadDepthBounded (sec28 MEDIUM 4): a public job's payload
+// may nest arrays and objects at most 64 levels: deeper is 400 on POST
+// /run and /assistant and stores nothing (9,990 levels in 60 KB made
+// `refrakt jobs get -o json` write 1.2 GB). Brackets inside strings do not
+// count; the developer enqueue takes deeper payloads.
+func TestPublicPayloadDepthBounded(t *testing.T) {
+	s := newTestServer(t, func(c *config.Config) { c.RateLimitEnabled = false })
+	nest := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	for _, path := range []string{"/run", "/assistant"} {
+		for _, payload := range []string{nest(65), `{"a":` + nest(64) + `}`, `["` + nest(3) + `",` + nest(65) + `]`, nest(9990)} {
+			job := `{"type":"echo","payload":` + payload + `}`
+			if path == "/assistant" {
+				job = `{"type":"echo","timeout_ms":1,"payload":` + payload + `}`
+			}
+			resp, body := do(t, s, "POST", path, "", job)
+			if resp.StatusCode != 400 || errCode(body) != "invalid" || !strings.Contains(errMessage(body), "more than 64 levels deep") {
+				t.Errorf("%s with a payload %d bytes long, nested past 64: %d %v, want 400", path, len(payload), resp.StatusCode, body)
+			}
+		}
+	}
+	if ids := devJobIDs(t, s); len(ids) != 0 {
+		t.Fatalf("refused deep payloads stored: %v", ids)
+	}
+	for _, payload := range []string{nest(64), `{"a":` + nest(63) + `}`, `"` + strings.Repeat("[", 1000) + `"`, `["\"` + strings.Repeat("{", 100) + `"]`} {
+		if resp, body := do(t, s, "POST", "/run", "", `{"type":"echo","payload":`+payload+`}`); resp.StatusCode != 202 {
+			t.Errorf("/run with payload %.40q…: %d %v, want 202", payload, resp.StatusCode, body)
+		}
+	}
+	if resp, body := do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"echo","payload":`+nest(200)+`}`); resp.StatusCode != 202 {
+		t.Errorf("developer enqueue nested 200 deep: %d %v, want 202", resp.StatusCode, body)
+	}
+}
