@@ -42,8 +42,9 @@ type Config struct {
 	// MaxInFlight caps concurrent requests (beyond it: 503), health checks
 	// excepted. REFRAKT_MAX_IN_FLIGHT, default 1024.
 	MaxInFlight int
-	// ClientIPHeader names the header a trusted proxy puts the client IP in.
-	// CLIENT_IP_HEADER, default "CF-Connecting-IP".
+	// ClientIPHeader names the header a trusted proxy puts the client IP in;
+	// "" reads X-Forwarded-For alone. CLIENT_IP_HEADER, default
+	// "CF-Connecting-IP"; "none" is "".
 	ClientIPHeader string
 
 	// PrometheusEnabled serves metrics. PROMETHEUS_ENABLED, default true.

@@ -36,6 +36,12 @@ func TestLoadGood(t *testing.T) {
 			func(c Config) any { return c.TrustedProxies },
 			[]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.1/32")}},
 		{"trust no proxy", map[string]string{"TRUSTED_PROXIES": "none"}, nil, func(c Config) any { return c.TrustedProxies }, []netip.Prefix{}},
+		// Review sec28 LOW 8: a proxy that only appends X-Forwarded-For
+		// passes a client's own CF-Connecting-IP through; an empty variable
+		// is an unset one, so none is how to read X-Forwarded-For alone.
+		{"no client IP header", map[string]string{"CLIENT_IP_HEADER": "None"}, nil, func(c Config) any { return c.ClientIPHeader }, ""},
+		{"no client IP header by flag", nil, map[string]string{"client-ip-header": "none"}, func(c Config) any { return c.ClientIPHeader }, ""},
+		{"another client IP header", map[string]string{"CLIENT_IP_HEADER": "True-Client-IP"}, nil, func(c Config) any { return c.ClientIPHeader }, "True-Client-IP"},
 		// A variable of blanks alone is an unset one, as an empty one is:
 		// TRUSTED_PROXIES=' ' dropped loopback from the trusted peers.
 		{"blank variable keeps the default", map[string]string{"TRUSTED_PROXIES": " ", "WORKER_CONCURRENCY": "\t"}, nil,

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"math"
@@ -40,7 +41,9 @@ func Settings() []Setting {
 			set:   func(c *Config, v string) error { p, err := parsePrefixes(v); c.TrustedProxies = p; return err },
 			value: func(c *Config) slog.Value { return slog.StringValue(showPrefixes(c.TrustedProxies)) }},
 		integer("REFRAKT_MAX_IN_FLIGHT", "max-in-flight", "concurrent requests served at once; beyond it 503 (health checks excepted; requests with a valid developer, operator or metrics token have their own reserve, a sixteenth, at least 16)", d.MaxInFlight, func(c *Config) *int { return &c.MaxInFlight }),
-		str("CLIENT_IP_HEADER", "client-ip-header", "header a trusted proxy sets to the client IP", d.ClientIPHeader, func(c *Config) *string { return &c.ClientIPHeader }),
+		{Env: "CLIENT_IP_HEADER", Flag: "client-ip-header", Usage: "header a trusted proxy sets to the client IP (none: X-Forwarded-For alone)", Default: d.ClientIPHeader,
+			set:   func(c *Config, v string) error { c.ClientIPHeader = clientIPHeader(v); return nil },
+			value: func(c *Config) slog.Value { return slog.StringValue(cmp.Or(c.ClientIPHeader, "none")) }},
 
 		boolean("PROMETHEUS_ENABLED", "prometheus-enabled", "serve Prometheus metrics", d.PrometheusEnabled, func(c *Config) *bool { return &c.PrometheusEnabled }),
 		str("PROMETHEUS_METRICS_ROUTE", "prometheus-route", "path of the metrics endpoint", d.PrometheusRoute, func(c *Config) *string { return &c.PrometheusRoute }),
@@ -278,6 +281,16 @@ func showPrefixes(ps []netip.Prefix) string {
 		out[i] = p.String()
 	}
 	return strings.Join(out, ",")
+}
+
+// clientIPHeader reads CLIENT_IP_HEADER: none is no header (the client's
+// address is read from X-Forwarded-For alone), as an empty value cannot
+// say, since an empty variable is an unset one.
+func clientIPHeader(v string) string {
+	if strings.EqualFold(strings.TrimSpace(v), "none") {
+		return ""
+	}
+	return v
 }
 
 // parsePrefixes reads a TRUSTED_PROXIES list: none is the empty list, a

@@ -86,3 +86,18 @@ func TestHeaderNamesCanonical(t *testing.T) {
 		}
 	}
 }
+
+// TestIdentifyWithoutClientIPHeader: with CLIENT_IP_HEADER=none a trusted
+// proxy's X-Forwarded-For names the client, whatever CF-Connecting-IP a
+// client sent through a proxy that does not remove it.
+func TestIdentifyWithoutClientIPHeader(t *testing.T) {
+	rules := newIdentityRules([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "")
+	r := httptest.NewRequest("GET", "/run", nil)
+	r.RemoteAddr = "127.0.0.1:4711"
+	r.Header["Cf-Connecting-Ip"] = []string{"198.51.100.1", "198.51.100.2"}
+	r.Header["X-Forwarded-For"] = []string{"192.0.2.7"}
+	id, err := rules.resolve(r, func() bool { return false }, false)
+	if err != nil || id.IP != "192.0.2.7" {
+		t.Errorf("identity %+v, %v; want the X-Forwarded-For address 192.0.2.7", id, err)
+	}
+}
