@@ -66,8 +66,37 @@ func (s *Server) buildJobs() error {
 			}
 			return nil
 		},
-		func(ctx context.Context) error { return s.jobs.pool.Shutdown(ctx) })
+		func(ctx context.Context) error {
+			err := s.jobs.pool.Shutdown(ctx)
+			if s.backend.Kind == BackendMemory {
+				s.logJobsEndingHere()
+			}
+			return err
+		})
 	return nil
+}
+
+// logJobsEndingHere says, at the stop of a daemon on the memory backend,
+// how many unfinished jobs end with it (nothing outlives it there): a stop
+// that dropped accepted work said nothing of it. Called once the workers
+// are stopped and HTTP has drained, so that no job comes after the count;
+// the jobs still running at the deadline were handed back (pending).
+func (s *Server) logJobsEndingHere() {
+	stats, err := s.jobs.svc.Stats(context.Background())
+	if err != nil {
+		return
+	}
+	var pending, running, scheduled, retry int64
+	for _, st := range stats {
+		pending += st.Pending
+		running += st.Running
+		scheduled += st.Scheduled
+		retry += st.Retry
+	}
+	if pending+running+scheduled+retry == 0 {
+		return
+	}
+	s.log.Warn("unfinished jobs end with the daemon (memory backend)", "pending", pending, "running", running, "scheduled", scheduled, "retry", retry)
 }
 
 // handleRun enqueues a job behind admission control: 202 with the job.

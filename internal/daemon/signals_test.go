@@ -310,3 +310,46 @@ func TestAssistantInFlightAtStopIsServed(t *testing.T) {
 		t.Errorf("exit %d after the stop, want 0\n%s", code, d.Log())
 	}
 }
+
+// TestMemoryStopSaysWhichJobsEnd (review dur28): on the memory backend a
+// stop drops the unfinished jobs (README: nothing outlives the daemon
+// there), and its log now says how many, by state; it said nothing. A
+// stop with none says nothing of them, and so does a stop on Redis, where
+// the jobs stay.
+func TestMemoryStopSaysWhichJobsEnd(t *testing.T) {
+	t.Parallel()
+	d := daemontest.Start(t, []string{"WORKER_CONCURRENCY=0", "SHUTDOWN_TIMEOUT=3s"})
+	d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
+	for range 2 {
+		devEnqueue(t, d, `{"type":"ping"}`)
+	}
+	for range 3 {
+		devEnqueue(t, d, `{"type":"ping","queue":"later","delay_ms":3600000}`)
+	}
+	d.Signal(syscall.SIGTERM)
+	if code := d.Wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit %d\n%s", code, d.Log())
+	}
+	line := grep(d.Log(), "unfinished jobs end with the daemon")
+	for _, want := range []string{"level=WARN", "pending=2", "running=0", "scheduled=3", "retry=0"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("stop line %q lacks %s; log:\n%s", line, want, d.Log())
+		}
+	}
+
+	empty := daemontest.Start(t, nil)
+	empty.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
+	r := redistest.Start(t)
+	onRedis := daemontest.Start(t, []string{"QUEUE_URL=" + r.URL(), "WORKER_CONCURRENCY=0"})
+	onRedis.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
+	devEnqueue(t, onRedis, `{"type":"ping"}`)
+	for _, d := range []*daemontest.Daemon{empty, onRedis} {
+		d.Signal(syscall.SIGTERM)
+		if code := d.Wait(15 * time.Second); code != 0 {
+			t.Fatalf("exit %d\n%s", code, d.Log())
+		}
+		if strings.Contains(d.Log(), "end with the daemon") {
+			t.Errorf("a stop that drops no job said it did:\n%s", d.Log())
+		}
+	}
+}
