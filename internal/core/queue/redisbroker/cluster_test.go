@@ -343,22 +343,8 @@ func testClusterPoolWithOneMasterDown(t *testing.T, c *redistest.Cluster) {
 // late behind it teaches the broker a clock offset that would make every
 // script "late"), and every job stored is there.
 func TestClusterEnqueueWithWakeMasterPaused(t *testing.T) {
-	// A node timeout far beyond the pause: the peers never mark the paused
-	// master failed (without a replica that would stop the whole cluster).
-	c := redistest.StartCluster(t, 3, "--cluster-node-timeout", "60000")
+	c, b, svc := pausableCluster(t)
 	ctx := context.Background()
-	// Like the daemon's client: a caller's deadline bounds its command.
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Seeds(), ContextTimeoutEnabled: true,
-		ReadTimeout: time.Second, WriteTimeout: time.Second})
-	t.Cleanup(func() { rdb.Close() })
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
-	b := redisbroker.New(rdb, redisbroker.Options{})
-	if err := b.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
 	wake := c.MasterFor(redisbroker.DefaultPrefix + "wake")
 	q := ""
 	for i, name := range queuePerMaster(t, c) {
@@ -411,19 +397,8 @@ func TestClusterEnqueueWithWakeMasterPaused(t *testing.T) {
 // paused master gave up at their command timeout ("no answer from Redis"),
 // or got "may have been stored" for jobs their own master had stored.
 func TestClusterEnqueueWithAnotherMasterPaused(t *testing.T) {
-	c := redistest.StartCluster(t, 3, "--cluster-node-timeout", "60000")
+	c, b, svc := pausableCluster(t)
 	ctx := context.Background()
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Seeds(), ContextTimeoutEnabled: true,
-		ReadTimeout: time.Second, WriteTimeout: time.Second})
-	t.Cleanup(func() { rdb.Close() })
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
-	b := redisbroker.New(rdb, redisbroker.Options{})
-	if err := b.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
 	names := queuePerMaster(t, c)
 	healthy, stalled := names[0], names[1]
 	paused := c.Nodes()[1]
@@ -492,4 +467,26 @@ func TestClusterEnqueueWithAnotherMasterPaused(t *testing.T) {
 	} else if st.Pending != int64(acked+1) {
 		t.Errorf("%s holds %d pending jobs, want the %d acknowledged", healthy, st.Pending, acked+1)
 	}
+}
+
+// pausableCluster starts a Redis Cluster of three masters whose peers never
+// mark a paused master failed (a node timeout far beyond any pause: without
+// a replica that would stop the whole cluster), and a broker and a service
+// on a client like the daemon's, whose callers' deadlines bound their
+// commands (a second at most).
+func pausableCluster(t *testing.T) (*redistest.Cluster, *redisbroker.Broker, *queue.Service) {
+	t.Helper()
+	c := redistest.StartCluster(t, 3, "--cluster-node-timeout", "60000")
+	ctx := context.Background()
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Seeds(), ContextTimeoutEnabled: true,
+		ReadTimeout: time.Second, WriteTimeout: time.Second})
+	t.Cleanup(func() { rdb.Close() })
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	b := redisbroker.New(rdb, redisbroker.Options{})
+	if err := b.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c, b, queue.NewService(queue.Deps{Broker: b}, queue.Config{})
 }
