@@ -16,7 +16,10 @@ import (
 // answered with a nil value. Exec gives them the pipeline's error then. It
 // can tell that case by its commands: when Redis ran any of them and one
 // failed, that one carries the error; a pipeline that fails while none
-// does was never sent.
+// does got no answer in its last attempt. (go-redis returns the last
+// attempt's error only: an attempt before, cut off after it wrote the
+// commands, may have had them run, so a caller that must know whether a
+// write happened takes such an error as "may have run".)
 func Exec(ctx context.Context, pipe redis.Pipeliner) ([]redis.Cmder, error) {
 	cmds, err := pipe.Exec(ctx)
 	if err == nil {

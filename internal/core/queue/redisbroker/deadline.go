@@ -3,6 +3,7 @@ package redisbroker
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -193,7 +194,18 @@ var errLate = errors.New("the command ran in Redis after the caller's deadline (
 // running it). go-redis returns only the last attempt's error, so even a
 // chain of dial errors (*net.OpError, Op "dial") says nothing of the
 // attempts before it: a refused connection stays "may have run" (q27 #3).
+// So does a refusal of a new connection's set-up (a changed password's
+// WRONGPASS, NOAUTH, too many clients): an error reply, but to the
+// connection's AUTH or HELLO, not to the command, which an attempt before
+// may have run.
 func mayHaveRun(err error) bool {
 	var rerr redis.Error
-	return err != nil && !errors.As(err, &rerr)
+	if err == nil {
+		return false
+	}
+	if !errors.As(err, &rerr) {
+		return true
+	}
+	msg := rerr.Error()
+	return strings.HasPrefix(msg, "WRONGPASS") || strings.HasPrefix(msg, "NOAUTH") || strings.Contains(msg, "max number of clients")
 }

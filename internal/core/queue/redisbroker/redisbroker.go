@@ -274,16 +274,13 @@ func (b *Broker) Enqueue(ctx context.Context, jobs ...queue.NewJob) error {
 	if !l.busy {
 		l.busy = true
 		l.mu.Unlock()
-		sctx, cancel := bounded(ctx, c.deadline)
-		b.sendEnqueues(sctx, []*enqCall{c}, start)
-		cancel()
-		l.handOver()
+		b.sendOwn(ctx, c, start)
 		return c.err
 	}
 	c.done, c.lead = make(chan struct{}), make(chan struct{})
 	l.waiting = append(l.waiting, c)
 	l.mu.Unlock()
-	timer := time.NewTimer(c.deadline.Sub(start))
+	timer := time.NewTimer(time.Until(c.deadline))
 	defer timer.Stop()
 	for lead := c.lead; ; {
 		select {
@@ -297,6 +294,42 @@ func (b *Broker) Enqueue(ctx context.Context, jobs ...queue.NewJob) error {
 		case <-timer.C:
 			return l.giveUp(c, fmt.Errorf("no answer from Redis within %v", b.cmdTimeout))
 		}
+	}
+}
+
+// sendOwn sends the call c of a caller that found its lane idle, in the
+// caller's goroutine and under its context, bounded by its deadline. The
+// lane is handed over whatever happens: a panic here (recovered by the
+// HTTP server) left the lane busy, and every later enqueue on it waiting
+// out its timeout.
+func (b *Broker) sendOwn(ctx context.Context, c *enqCall, start time.Time) {
+	sctx, cancel := bounded(ctx, c.deadline)
+	defer cancel()
+	var made []string
+	func() {
+		defer c.lane.handOver()
+		made = b.sendEnqueues(sctx, []*enqCall{c}, start)
+	}()
+	b.listMade(sctx, made)
+}
+
+// listMade lists in the queue index, on a cluster, the queues that jobs
+// just stored made (their first jobs, or their first since RemoveQueue),
+// before their callers are answered: on a single server the script lists
+// them with the jobs; on a cluster the index lives in another slot, so
+// they are listed once the jobs are stored (a removal running between the
+// two finds either the jobs or the queue in the index: see RemoveQueue).
+// It runs after the lane is handed over, within the callers' deadline:
+// inside the lane's turn, a paused master of the index held up every
+// enqueue of the lane's master. A listing that fails does not fail the
+// enqueue (the jobs are stored): the queue is unknown again, and the next
+// Tick lists it, and this broker's next enqueue there too (relist.go).
+func (b *Broker) listMade(ctx context.Context, made []string) {
+	if len(made) == 0 {
+		return
+	}
+	if err := b.rdb.SAdd(ctx, b.indexKey(), toAny(made)...).Err(); err != nil {
+		b.recheckLater(made...)
 	}
 }
 
@@ -424,12 +457,13 @@ func (b *Broker) flushEnqueues(ctx context.Context, l *enqLane, batch []*enqCall
 		}
 	}
 	ctx, cancel := context.WithDeadline(ctx, last)
-	b.sendEnqueues(ctx, batch, time.Now())
+	made := b.sendEnqueues(ctx, batch, time.Now())
+	l.handOver()
+	b.listMade(ctx, made)
 	cancel()
 	for _, c := range batch {
 		close(c.done)
 	}
-	l.handOver()
 }
 
 func jobIDs(jobs []queue.NewJob) []string {
@@ -451,10 +485,11 @@ type enqPart struct {
 // sendEnqueues stores the jobs of calls in one round trip, sent at now, and
 // sets each call's err. One call in one known queue on a single server is
 // one EVALSHA (see runAll); anything else is a pipeline of one script per
-// call and queue. On a cluster the wake-ups and the listing of new queues
-// follow apart (signal). Queued calls whose caller gave up meanwhile are
-// left alone.
-func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Time) {
+// call and queue. On a cluster the wake-ups and the listing of queues new
+// to this broker follow apart (signal), and it returns the queues the jobs
+// made, for the sender to list before its callers are answered (listMade).
+// Queued calls whose caller gave up meanwhile are left alone.
+func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Time) []string {
 	var parts []*enqPart
 	var wakeQueues, newQueues, madeQueues []string
 	for _, c := range calls {
@@ -529,7 +564,13 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 			}
 			continue
 		}
-		r := p.cmd.Val().([]any)
+		r, ok := p.cmd.Val().([]any)
+		if !ok || len(r) < 2 {
+			if p.call.err == nil {
+				p.call.err = fmt.Errorf("enqueue: unexpected reply %v", p.cmd.Val())
+			}
+			continue
+		}
 		b.learn(r[0], sent, read)
 		if p.call.err != nil {
 			continue
@@ -555,27 +596,15 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 			}
 		}
 	}
-	// A queue these jobs made (its first jobs, or its first since
-	// RemoveQueue) is listed: on a single server by the script, with the
-	// jobs; on a cluster only now that they are stored, since the index
-	// lives in another slot and a removal may run between the pipeline's
-	// commands, and must find either the jobs or the queue in the index
-	// afterwards (see RemoveQueue). A failure here does not fail the
-	// enqueue (the jobs are stored): the next Tick lists the queue, and
-	// this broker's next enqueue there too (relist.go).
-	if len(madeQueues) > 0 && !b.single {
-		ictx, cancel := indexContext(ctx)
-		defer cancel()
-		if e := b.rdb.SAdd(ictx, b.indexKey(), toAny(madeQueues)...).Err(); e != nil {
-			b.recheckLater(madeQueues...)
-			return
-		}
-	}
 	if err == nil {
 		for _, q := range slices.Concat(newQueues, madeQueues) {
 			b.markKnown(q)
 		}
 	}
+	if b.single {
+		return nil
+	}
+	return madeQueues // listMade's, once the lane is handed over
 }
 
 // signals are a cluster's wake-ups and listings of new queues still to
