@@ -17,9 +17,15 @@ import (
 
 // escaped reports whether r is written as an escape: a control (C0, DEL,
 // C1), a format character (Cf: bidi controls U+200E, U+200F, U+202A–U+202E,
-// U+2066–U+2069, zero-width characters, soft hyphen, …), or a line or
+// U+2066–U+2069, the zero-width space, BOM, soft hyphen, …), or a line or
 // paragraph separator (U+2028, U+2029), which some terminals break lines at.
+// The zero-width non-joiner and joiner (U+200C, U+200D) are Cf but kept:
+// they join emoji (👨‍👩‍👧) and Indic and Persian letters, and reorder
+// nothing.
 func escaped(r rune) bool {
+	if r == '\u200c' || r == '\u200d' {
+		return false
+	}
 	return unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029'
 }
 

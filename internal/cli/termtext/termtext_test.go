@@ -18,6 +18,8 @@ func TestEscape(t *testing.T) {
 		{"format beyond U+FFFF", "x\U000E0001y", `x\udb40\udc01y`},
 		{"not UTF-8", "a\x9bb\xffc", "a\ufffdb\ufffdc"},
 		{"a backslash stays", `C:\new`, `C:\new`},
+		// code28 NIT 4: the joiners join, they do not reorder.
+		{"ZWJ and ZWNJ stay", "👨\u200d👩\u200d👧 می\u200cخواهم", "👨\u200d👩\u200d👧 می\u200cخواهم"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
