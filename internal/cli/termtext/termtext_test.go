@@ -2,6 +2,7 @@ package termtext
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -49,5 +50,23 @@ func TestEscapeJSON(t *testing.T) {
 	}
 	if diff := cmp.Diff(v, back); diff != "" {
 		t.Errorf("value changed (-want +got):\n%s", diff)
+	}
+}
+
+// BenchmarkEscape: a server's text is mostly ASCII, which needs no
+// Unicode table (code28 NIT 3); a value with an escape and one of other
+// scripts take the slower paths.
+func BenchmarkEscape(b *testing.B) {
+	for _, bc := range []struct{ name, s string }{
+		{"ascii", strings.Repeat("run:ip:203.0.113.7 email.send pending ", 25)},
+		{"ascii with an escape", strings.Repeat("run:ip:203.0.113.7 email.send pending ", 25) + "\x1b[2J"},
+		{"other scripts", strings.Repeat("héllo wörld 日本 ✓ ", 25)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(bc.s)))
+			for b.Loop() {
+				Escape(bc.s)
+			}
+		})
 	}
 }
