@@ -28,8 +28,10 @@ func TestTokenDirectoryTightened(t *testing.T) {
 		if err != nil || created || again != tok {
 			t.Errorf("directory %#o: token %v, created %v, err %v; want the token kept", mode, again == tok, created, err)
 		}
-		if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
-			t.Errorf("directory %#o: now %v (%v), want 0700", mode, st.Mode().Perm(), err)
+		if st, err := os.Stat(dir); err != nil {
+			t.Error(err)
+		} else if st.Mode().Perm() != 0o700 {
+			t.Errorf("directory %#o: now %v, want 0700", mode, st.Mode().Perm())
 		}
 	}
 	for _, mode := range []os.FileMode{0o775, 0o757, 0o777} {
@@ -43,7 +45,9 @@ func TestTokenDirectoryTightened(t *testing.T) {
 		if _, _, err := ensureTokenFile(filepath.Join(dir, "token")); err == nil {
 			t.Errorf("directory %#o writable by others: accepted", mode)
 		}
-		if st, _ := os.Stat(dir); st.Mode().Perm() != mode {
+		if st, err := os.Stat(dir); err != nil {
+			t.Error(err)
+		} else if st.Mode().Perm() != mode {
 			t.Errorf("refused directory %#o changed to %#o", mode, st.Mode().Perm())
 		}
 	}
