@@ -82,7 +82,8 @@ func (p *Printer) PrintJSON(v any) error {
 // whatever its type (a string, an error, a fmt.Stringer, a []byte, a
 // []string), it is formatted by its own verb first and then escaped, so
 // only format's own text (its newlines) is written as it is. args, which
-// may be a caller's slice, is left as it was.
+// may be a caller's slice, is left as it was. Every argument is a value to
+// print: a `*` width or precision taken from args is not supported.
 func (p *Printer) Printf(format string, args ...any) error {
 	escaped := make([]any, len(args))
 	for i, a := range args {
