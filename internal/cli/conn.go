@@ -139,14 +139,18 @@ func (o *ConnOptions) resolve(getenv func(string) string) error {
 }
 
 // loopbackServer reports whether server's host is a loopback address
-// (127.0.0.0/8, ::1) or localhost: a daemon on this machine.
+// literal (127.0.0.0/8, ::1, IPv4-mapped loopback) or exactly localhost: a
+// daemon on this machine, reached directly. These are the hosts net/http
+// never sends through HTTP_PROXY (httpproxy's useProxy). Any other
+// spelling (LOCALHOST, localhost.) goes to the proxy, where the token
+// file's token must not: it is remote here.
 func loopbackServer(server string) bool {
 	u, err := url.Parse(server)
 	if err != nil {
 		return false
 	}
 	host := u.Hostname()
-	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+	if host == "localhost" {
 		return true
 	}
 	a, err := netip.ParseAddr(host)

@@ -3,7 +3,11 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/redistest"
 )
 
 // hostile are characters a terminal acts on or that reorder or hide text:
@@ -114,5 +119,70 @@ func TestPrinterEscapesServerText(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestE2ERedisPayloadEscaped (code28 LOW 3): a payload read straight from
+// Redis (--redis) is whatever the job's hash holds, not checked JSON;
+// `jobs get` escapes one that is no JSON as text, ESC and all.
+func TestE2ERedisPayloadEscaped(t *testing.T) {
+	r := redistest.Start(t)
+	state := t.TempDir()
+	env := map[string]string{"REFRAKT_REDIS": r.URL(), "REFRAKT_PREFIX": "esc:", "XDG_STATE_HOME": state, "HOME": state}
+	j := jobJSON(t, env, "jobs", "enqueue", "ping", "--queue", "q")
+	if _, err := redistest.Do(r.Addr(), "HSET", "esc:q:{q}:j:"+j.ID, "payload", "\"\x1b[2J\u009b\u202eboom\x7f"); err != nil {
+		t.Fatal(err)
+	}
+	checkEscaped(t, "jobs get --redis", mustCLI(t, env, "jobs", "get", j.ID), `\u001b[2J\u009b\u202eboom\u007f`)
+}
+
+// TestPrinterEscapesInvalidJSON (code28 LOW 3): a JSON field that is not
+// valid JSON is escaped as text, on a terminal and piped.
+func TestPrinterEscapesInvalidJSON(t *testing.T) {
+	job := &queue.Job{ID: "j1", Queue: "q", Type: "t", Status: queue.StatusPending,
+		Payload: json.RawMessage("\"\x1b[2J\u009b\u202eboom\x7f"), EnqueuedAt: goldenNow, RunAt: goldenNow}
+	for _, mode := range []string{"tty", "pipe"} {
+		var buf bytes.Buffer
+		if err := printJob(printers(&buf)[mode], job); err != nil {
+			t.Fatal(err)
+		}
+		checkEscaped(t, "jobs get "+mode, buf.String(), `\u001b[2J\u009b\u202eboom\u007f`)
+	}
+}
+
+// TestPrinterWarnEscapes (code28 LOW 3): a warning is a server's text
+// (limits set's) and is escaped.
+func TestPrinterWarnEscapes(t *testing.T) {
+	var buf bytes.Buffer
+	(&Printer{Out: io.Discard, Err: &buf}).Warn("w\x1b[2J\u009b\u202e\x7f")
+	checkEscaped(t, "warning", buf.String(), `w\u001b[2J\u009b\u202e\u007f`)
+	if strings.Count(buf.String(), "\n") != 1 {
+		t.Errorf("warning %q, want one line", buf.String())
+	}
+}
+
+type stringer string
+
+func (s stringer) String() string { return string(s) }
+
+// TestPrinterPrintfEscapesEveryArgument (code28 LOW 3, NIT 11): Printf
+// escapes the formatted text of every argument, not only strings (an
+// error, a fmt.Stringer, a []byte, a []string), keeps the verbs' widths
+// and format's own newline, and leaves the caller's slice as it was.
+func TestPrinterPrintfEscapesEveryArgument(t *testing.T) {
+	bad := "\x1b[2J\u009b\u202e"
+	args := []any{"s" + bad, errors.New("e" + bad), stringer("f" + bad), []byte("b" + bad), []string{"l" + bad}, 7}
+	before := slices.Clone(args)
+	var buf bytes.Buffer
+	if err := (&Printer{Out: &buf}).Printf("%s|%v|%s|%s|%v|%3d\n", args...); err != nil {
+		t.Fatal(err)
+	}
+	e := `\u001b[2J\u009b\u202e`
+	want := "s" + e + "|e" + e + "|f" + e + "|b" + e + "|[l" + e + "]|  7\n"
+	if diff := cmp.Diff(want, buf.String()); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(fmt.Sprint(before...), fmt.Sprint(args...)); diff != "" {
+		t.Errorf("the caller's args changed (-before +after):\n%s", diff)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"reflect"
 	"strings"
 	"time"
 
@@ -50,10 +49,11 @@ func (f *Factory) printer(o *ConnOptions) *Printer {
 
 // Warn writes one line "refrakt: warning: <msg>" to Err: something the
 // user must know that is no failure (the exit code stays 0), and that
-// piped or JSON output, read by a program, would not show.
+// piped or JSON output, read by a program, would not show. msg may be a
+// server's (limits set's warning), so it is escaped as Table's cells are.
 func (p *Printer) Warn(msg string) {
 	if p.Err != nil {
-		fmt.Fprintln(p.Err, "refrakt: warning: "+msg)
+		fmt.Fprintln(p.Err, "refrakt: warning: "+termtext.Escape(msg))
 	}
 }
 
@@ -73,20 +73,32 @@ func (p *Printer) PrintJSON(v any) error {
 	return err
 }
 
-// Text output (Table, Fields, Printf) is where a server's strings reach
+// Text output (Table, Fields, Printf, Warn) is where a server's strings reach
 // the terminal, and where they are escaped (termtext.Escape): a payload,
 // an error or a name cannot move the cursor, recolour or clear the screen,
 // or reorder the text around it, nor break a tab-separated row in two.
 
-// Printf writes format with args, each string among them escaped.
+// Printf writes format with args, the text of each argument escaped:
+// whatever its type (a string, an error, a fmt.Stringer, a []byte, a
+// []string), it is formatted by its own verb first and then escaped, so
+// only format's own text (its newlines) is written as it is. args, which
+// may be a caller's slice, is left as it was. Every argument is a value to
+// print: a `*` width or precision taken from args is not supported.
 func (p *Printer) Printf(format string, args ...any) error {
+	escaped := make([]any, len(args))
 	for i, a := range args {
-		if v := reflect.ValueOf(a); v.Kind() == reflect.String {
-			args[i] = termtext.Escape(v.String())
-		}
+		escaped[i] = escapedArg{a}
 	}
-	_, err := fmt.Fprintf(p.Out, format, args...)
+	_, err := fmt.Fprintf(p.Out, format, escaped...)
 	return err
+}
+
+// escapedArg formats its value as the verb, flags, width and precision
+// say, and writes the result escaped.
+type escapedArg struct{ v any }
+
+func (a escapedArg) Format(f fmt.State, verb rune) {
+	_, _ = io.WriteString(f, termtext.Escape(fmt.Sprintf(fmt.FormatString(f, verb), a.v)))
 }
 
 // field is one line of a detail view: its name and value; a JSON value
@@ -97,12 +109,15 @@ type field struct {
 }
 
 // Fields writes one thing's fields: "Name: value" lines aligned on a
-// terminal, "name<TAB>value" lines when piped.
+// terminal, "name<TAB>value" lines when piped. A JSON value is escaped as
+// JSON only when it is valid JSON: EscapeJSON leaves ASCII controls raw,
+// which only valid JSON cannot hold outside its escapes, and a payload read
+// straight from Redis (--redis) is whatever the job's hash holds.
 func (p *Printer) Fields(fields []field) error {
 	var b strings.Builder
 	for _, f := range fields {
 		v := termtext.Escape(f.value)
-		if f.json {
+		if f.json && json.Valid([]byte(f.value)) {
 			v = string(termtext.EscapeJSON([]byte(f.value)))
 		}
 		if p.TTY {

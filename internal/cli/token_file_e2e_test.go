@@ -50,6 +50,13 @@ func TestE2ETokenFileOnlyForLoopback(t *testing.T) {
 			"(the daemon rejected the token given with REFRAKT_TOKEN or --token)"},
 		{"127.0.0.1", listener.URL, "", "127.0.0.1:" + port + " Bearer local-dev-token", "read from the token file"},
 		{"localhost", "http://localhost:" + port, "", "localhost:" + port + " Bearer local-dev-token", "read from the token file"},
+		// Spellings of localhost that net/http sends through HTTP_PROXY
+		// (here the listener): the token file's token must not go there.
+		{"localhost.", "http://localhost.:" + port, "", "localhost.:" + port + " ",
+			"(the token file is sent only to a daemon on a loopback address: give this daemon's token with REFRAKT_TOKEN, or --token, which ps shows)"},
+		{"LOCALHOST", "http://LOCALHOST:" + port, "", "LOCALHOST:" + port + " ",
+			"(the token file is sent only to a daemon on a loopback address: give this daemon's token with REFRAKT_TOKEN, or --token, which ps shows)"},
+		{"IPv4-mapped loopback", "http://[::ffff:127.0.0.1]:" + port, "", "[::ffff:127.0.0.1]:" + port + " Bearer local-dev-token", "read from the token file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -328,7 +328,7 @@ func (c Config) Validate() error {
 		{"PROMETHEUS_BEARER_TOKEN", c.PrometheusBearerToken},
 	} {
 		if why := unpresentable(t.value); why != "" {
-			bad(t.env, "%s, so no request could ever present it: choose another (the value is not shown)", why)
+			bad(t.env, "%s: choose another (the value is not shown)", why)
 		}
 	}
 	if c.DeveloperToken != "" && c.DeveloperToken == c.OperatorToken {
@@ -340,19 +340,19 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// unpresentable says why a token could never be presented in an
-// "Authorization: Bearer" header as the daemon reads it (bearer), "" when
-// it can be: a control character cannot go in a header field, bearer trims
-// white space around the token, and a token must be UTF-8 text. It never
-// names the value.
+// unpresentable says why a token is refused, "" when it is taken: it must
+// be UTF-8 text; it must hold no control character (most C0 controls cannot
+// go in a header field at all, and the rest, tab, DEL and C1, which a
+// header may carry, are no text anyone means to type or paste); and bearer
+// trims white space around a presented token. It never names the value.
 func unpresentable(tok string) string {
 	switch {
 	case !utf8.ValidString(tok):
-		return "is not valid UTF-8"
+		return "is not valid UTF-8, so no request could ever present it"
 	case strings.IndexFunc(tok, unicode.IsControl) >= 0:
-		return "holds a control character, which an HTTP header cannot carry"
+		return "holds a control character"
 	case strings.TrimSpace(tok) != tok:
-		return "begins or ends with white space, which the daemon trims from a presented token"
+		return "begins or ends with white space, which the daemon trims from a presented token, so no request could ever present it"
 	}
 	return ""
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -120,12 +121,14 @@ func TokenPath(getenv func(string) string) (string, error) {
 
 // ensureTokenFile returns the developer token kept at path, creating a new
 // random one (mode 0600, directory 0700) when the file is missing or empty;
-// an existing directory of this user's that others may read is made 0700.
+// an existing directory of this user's that others may read is made 0700
+// (said in log at INFO), unless it is a symbolic link: a link's target is
+// used as it is.
 // A file readable by others is replaced, since its token may have leaked.
 // The directory must be this user's and writable by no one else, and the
 // file must be this user's: whoever can write either could plant a token of
 // their own choosing (an XDG_STATE_HOME pointing to a shared directory).
-func ensureTokenFile(path string) (token string, created bool, err error) {
+func ensureTokenFile(path string, log *slog.Logger) (token string, created bool, err error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", false, fmt.Errorf("create token directory: %w; set REFRAKT_DEVELOPER_TOKEN, or XDG_STATE_HOME to a directory of your own", err)
@@ -138,7 +141,10 @@ func ensureTokenFile(path string) (token string, created bool, err error) {
 	// Ours and writable by no one else, but perhaps readable or searchable
 	// by others (0755, 0750: made by hand or another tool): tightened to
 	// 0700, as a directory this creates is, so that others cannot list it.
-	if err := tightenDir(dir); err != nil {
+	// Not through a link: whoever can write the link's directory could
+	// point it at any directory of this user's ($HOME, a web root), and
+	// making that one private would break its other readers.
+	if err := tightenDir(dir, log); err != nil {
 		return "", false, fmt.Errorf("token directory %s: %w; set REFRAKT_DEVELOPER_TOKEN or use a directory of your own", dir, err)
 	}
 	// One daemon at a time reads, makes or replaces the token file: others
@@ -232,17 +238,36 @@ func readTokenFile(path string) (token string, found bool, err error) {
 	return "", true, nil
 }
 
+// errIsLink is openDirNoFollow's answer for a symbolic link.
+var errIsLink = errors.New("is a symbolic link")
+
 // tightenDir takes every permission of group and others off the directory
-// dir (its owner's, checked before, is this user).
-func tightenDir(dir string) error {
-	st, err := os.Stat(dir)
+// dir itself, logging the change, and leaves a symbolic link's target as it
+// is. The directory is opened once, without following a link, and checked
+// (this user's, writable by no one else) and changed through that one
+// descriptor, so that a link put in its place meanwhile changes nothing.
+func tightenDir(dir string, log *slog.Logger) error {
+	f, err := openDirNoFollow(dir)
+	if errors.Is(err, errIsLink) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if err := privately(st, 0o022); err != nil {
+		return err
+	}
 	if m := st.Mode().Perm(); m&0o077 != 0 {
-		if err := os.Chmod(dir, m&^0o077); err != nil {
+		if err := f.Chmod(m &^ 0o077); err != nil {
 			return fmt.Errorf("cannot make it private (mode %#o): %w", m, err)
 		}
+		log.Info("token directory made private", "path", dir,
+			"old_mode", fmt.Sprintf("%#o", m), "new_mode", fmt.Sprintf("%#o", m&^0o077))
 	}
 	return nil
 }
@@ -254,6 +279,12 @@ func ownedPrivately(stat func(string) (fs.FileInfo, error), path string, forbid 
 	if err != nil {
 		return err
 	}
+	return privately(st, forbid)
+}
+
+// privately checks that the file st describes belongs to this process's
+// user and that no permission bit of forbid is set.
+func privately(st fs.FileInfo, forbid fs.FileMode) error {
 	if uid, ok := fileOwner(st); ok && uid != os.Geteuid() {
 		return fmt.Errorf("belongs to user %d, not to this one (%d)", uid, os.Geteuid())
 	}

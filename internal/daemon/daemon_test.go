@@ -182,7 +182,7 @@ func tokenFileRaces(t *testing.T, found []byte) {
 		errs := make([]error, len(toks))
 		var wg sync.WaitGroup
 		for i := range toks {
-			wg.Go(func() { toks[i], _, errs[i] = ensureTokenFile(path) })
+			wg.Go(func() { toks[i], _, errs[i] = ensureTokenFile(path, quiet) })
 		}
 		wg.Wait()
 		b, err := os.ReadFile(path)
@@ -208,7 +208,7 @@ func TestTokenDirectoryUnusableHints(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := ensureTokenFile(filepath.Join(file, ".local", "state", "refrakt", "token"))
+	_, _, err := ensureTokenFile(filepath.Join(file, ".local", "state", "refrakt", "token"), quiet)
 	if err == nil || !strings.Contains(err.Error(), "set REFRAKT_DEVELOPER_TOKEN, or XDG_STATE_HOME") {
 		t.Fatalf("err %v, want the hint", err)
 	}
@@ -223,7 +223,7 @@ func TestTokenFile(t *testing.T) {
 	if want := filepath.Join(dir, "refrakt", "token"); path != want {
 		t.Fatalf("path %s, want %s", path, want)
 	}
-	tok, created, err := ensureTokenFile(path)
+	tok, created, err := ensureTokenFile(path, quiet)
 	if err != nil || !created || len(tok) < 32 {
 		t.Fatalf("ensureTokenFile = %q, %v, %v", tok, created, err)
 	}
@@ -234,7 +234,7 @@ func TestTokenFile(t *testing.T) {
 	if st.Mode().Perm() != 0o600 {
 		t.Fatalf("token file mode %o, want 600", st.Mode().Perm())
 	}
-	again, created, err := ensureTokenFile(path)
+	again, created, err := ensureTokenFile(path, quiet)
 	if err != nil || created || again != tok {
 		t.Fatalf("second call = %q, created=%v, %v; want the same token kept", again, created, err)
 	}
@@ -242,7 +242,7 @@ func TestTokenFile(t *testing.T) {
 	if err := os.Chmod(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	fresh, created, err := ensureTokenFile(path)
+	fresh, created, err := ensureTokenFile(path, quiet)
 	if err != nil || !created || fresh == tok {
 		t.Fatalf("world-readable file kept: created=%v err=%v", created, err)
 	}
@@ -544,7 +544,7 @@ func TestTokenFileOthersCannotPlant(t *testing.T) {
 	if err := os.WriteFile(planted, []byte("attackerKnownToken12345\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if tok, _, err := ensureTokenFile(planted); err == nil || !strings.Contains(err.Error(), "writable by others") {
+	if tok, _, err := ensureTokenFile(planted, quiet); err == nil || !strings.Contains(err.Error(), "writable by others") {
 		t.Errorf("world-writable directory: token %q, err %v; want refused", tok, err)
 	}
 	// A link to a private directory is that directory.
@@ -556,7 +556,7 @@ func TestTokenFileOthersCannotPlant(t *testing.T) {
 	if err := os.Symlink(private, link); err != nil {
 		t.Fatal(err)
 	}
-	if tok, created, err := ensureTokenFile(filepath.Join(link, "token")); err != nil || !created || tok == "" {
+	if tok, created, err := ensureTokenFile(filepath.Join(link, "token"), quiet); err != nil || !created || tok == "" {
 		t.Errorf("token directory linked to a private one: %q %v %v, want a token made", tok, created, err)
 	}
 	if os.Geteuid() != 0 {
@@ -573,7 +573,7 @@ func TestTokenFileOthersCannotPlant(t *testing.T) {
 	if err := os.Chown(other, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	if tok, _, err := ensureTokenFile(other); err == nil || !strings.Contains(err.Error(), "belongs to user 65534") {
+	if tok, _, err := ensureTokenFile(other, quiet); err == nil || !strings.Contains(err.Error(), "belongs to user 65534") {
 		t.Errorf("another user's file: token %q, err %v; want refused", tok, err)
 	}
 }

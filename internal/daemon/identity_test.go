@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/refrakt/refrakt/internal/config"
 )
 
 func TestIdentify(t *testing.T) {
@@ -89,12 +91,21 @@ func TestHeaderNamesCanonical(t *testing.T) {
 
 // TestIdentifyWithoutClientIPHeader: with CLIENT_IP_HEADER=none a trusted
 // proxy's X-Forwarded-For names the client, whatever CF-Connecting-IP a
-// client sent through a proxy that does not remove it.
+// client sent through a proxy that does not remove it. It goes the
+// daemon's way (code28 NIT 7): the setting read by config.Load, the rules
+// built from that config as the server builds them; "none" is no header
+// name, so a header called None is not read either.
 func TestIdentifyWithoutClientIPHeader(t *testing.T) {
-	rules := newIdentityRules([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "")
+	vars := map[string]string{"CLIENT_IP_HEADER": "none", "TRUSTED_PROXIES": "127.0.0.0/8"}
+	cfg, err := config.Load(func(k string) string { return vars[k] }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := newIdentityRules(cfg.TrustedProxies, cfg.ClientIPHeader)
 	r := httptest.NewRequest("GET", "/run", nil)
 	r.RemoteAddr = "127.0.0.1:4711"
 	r.Header["Cf-Connecting-Ip"] = []string{"198.51.100.1", "198.51.100.2"}
+	r.Header["None"] = []string{"203.0.113.9"}
 	r.Header["X-Forwarded-For"] = []string{"192.0.2.7"}
 	id, err := rules.resolve(r, func() bool { return false }, false)
 	if err != nil || id.IP != "192.0.2.7" {

@@ -156,7 +156,6 @@ func (s *Server) enforcedOverride(key string) (ratelimit.Override, *publicOverri
 // handleTenantMeta answers the effective limits for ?tenant=T: the built-in
 // policies with the enforced overrides in force, and the premium
 // multiplier. The answer is the same for every caller, a token or none.
-
 func (s *Server) handleTenantMeta() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q, err := routeQuery(r, paramTenant)

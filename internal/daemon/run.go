@@ -66,7 +66,7 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 	// port is ours: a start that fails, on a port a running daemon holds,
 	// must not leave a token file that daemon rejects.
 	if tokenPath != "" {
-		tok, created, err := ensureTokenFile(tokenPath)
+		tok, created, err := ensureTokenFile(tokenPath, log)
 		if err != nil {
 			_ = ln.Close()
 			return err

@@ -17,9 +17,15 @@ import (
 
 // escaped reports whether r is written as an escape: a control (C0, DEL,
 // C1), a format character (Cf: bidi controls U+200E, U+200F, U+202A–U+202E,
-// U+2066–U+2069, zero-width characters, soft hyphen, …), or a line or
+// U+2066–U+2069, the zero-width space, BOM, soft hyphen, …), or a line or
 // paragraph separator (U+2028, U+2029), which some terminals break lines at.
+// The zero-width non-joiner and joiner (U+200C, U+200D) are Cf but kept:
+// they join emoji (👨‍👩‍👧) and Indic and Persian letters, and reorder
+// nothing.
 func escaped(r rune) bool {
+	if r == '\u200c' || r == '\u200d' {
+		return false
+	}
 	return unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029'
 }
 
@@ -46,9 +52,21 @@ func EscapeJSON(b []byte) []byte {
 	return []byte(escape(string(b), utf8.RuneSelf-1))
 }
 
+// asciiEscaped is escaped for an ASCII byte, without the Unicode tables:
+// C0 and DEL are the only ASCII characters Escape escapes.
+func asciiEscaped(c byte) bool { return c < 0x20 || c == 0x7f }
+
 // needs reports whether s has a character at or above from to escape.
+// ASCII, most of what a server sends, takes the fast path.
 func needs(s string, from rune) bool {
 	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if rune(c) >= from && asciiEscaped(c) {
+				return true
+			}
+			i++
+			continue
+		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if (r == utf8.RuneError && size == 1) || (r >= from && escaped(r)) {
 			return true
@@ -62,6 +80,11 @@ func escape(s string, from rune) string {
 	var b strings.Builder
 	b.Grow(len(s) + 16)
 	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf && !(rune(c) >= from && asciiEscaped(c)) {
+			b.WriteByte(c)
+			i++
+			continue
+		}
 		r, size := utf8.DecodeRuneInString(s[i:])
 		i += size
 		switch {

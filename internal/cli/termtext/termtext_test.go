@@ -2,6 +2,7 @@ package termtext
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -18,6 +19,8 @@ func TestEscape(t *testing.T) {
 		{"format beyond U+FFFF", "x\U000E0001y", `x\udb40\udc01y`},
 		{"not UTF-8", "a\x9bb\xffc", "a\ufffdb\ufffdc"},
 		{"a backslash stays", `C:\new`, `C:\new`},
+		// code28 NIT 4: the joiners join, they do not reorder.
+		{"ZWJ and ZWNJ stay", "👨\u200d👩\u200d👧 می\u200cخواهم", "👨\u200d👩\u200d👧 می\u200cخواهم"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -47,5 +50,23 @@ func TestEscapeJSON(t *testing.T) {
 	}
 	if diff := cmp.Diff(v, back); diff != "" {
 		t.Errorf("value changed (-want +got):\n%s", diff)
+	}
+}
+
+// BenchmarkEscape: a server's text is mostly ASCII, which needs no
+// Unicode table (code28 NIT 3); a value with an escape and one of other
+// scripts take the slower paths.
+func BenchmarkEscape(b *testing.B) {
+	for _, bc := range []struct{ name, s string }{
+		{"ascii", strings.Repeat("run:ip:203.0.113.7 email.send pending ", 25)},
+		{"ascii with an escape", strings.Repeat("run:ip:203.0.113.7 email.send pending ", 25) + "\x1b[2J"},
+		{"other scripts", strings.Repeat("héllo wörld 日本 ✓ ", 25)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(bc.s)))
+			for b.Loop() {
+				Escape(bc.s)
+			}
+		})
 	}
 }

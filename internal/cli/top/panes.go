@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/refrakt/refrakt/internal/cli/termtext"
 	"github.com/refrakt/refrakt/internal/core/snapshot"
 )
 
@@ -31,9 +32,19 @@ var sortNames = [numPanes][]string{
 	paneOverrides: {"target", "expiry"},
 }
 
-// contains reports whether s holds the filter, ignoring case.
+// contains reports whether s holds the filter, ignoring case, as it is or
+// as the screen shows it (termtext.Escape): typing what is on the screen
+// (`\u202e`) finds the name that holds U+202E.
 func contains(s, filter string) bool {
-	return filter == "" || strings.Contains(strings.ToLower(s), strings.ToLower(filter))
+	if filter == "" {
+		return true
+	}
+	f := strings.ToLower(filter)
+	if strings.Contains(strings.ToLower(s), f) {
+		return true
+	}
+	shown := termtext.Escape(s)
+	return shown != s && strings.Contains(strings.ToLower(shown), f)
 }
 
 // visible returns the items of xs that keep accepts, stably sorted by

@@ -17,8 +17,9 @@ const maxSpark = 60
 
 // Every string of the snapshot is a server's and is escaped before it is
 // measured or drawn (termtext.Escape): a queue name or a last error cannot
-// move the cursor, recolour the screen or reorder the row. The filter and
-// the actions use the strings as they are.
+// move the cursor, recolour the screen or reorder the row. The filter
+// matches a string as it is or as it is shown (contains); the actions use
+// the strings as they are.
 
 func (m Model) queuesSection() section {
 	qs := visibleQueues(m.snap.Queues, m.filter, m.sorts[paneQueues])

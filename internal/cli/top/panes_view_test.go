@@ -7,6 +7,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/refrakt/refrakt/internal/core/snapshot"
 )
@@ -71,6 +72,31 @@ func TestCount(t *testing.T) {
 	for _, tt := range tests {
 		if got := count(tt.n, tt.width); got != tt.want {
 			t.Errorf("count(%d, %d) = %q, want %q", tt.n, tt.width, got, tt.want)
+		}
+	}
+}
+
+// TestFilterMatchesShownText (code28 NIT 12): the filter finds a string by
+// what the screen shows of it (its escapes, in either case) as well as by
+// the string itself.
+func TestFilterMatchesShownText(t *testing.T) {
+	qs := []snapshot.Queue{{Name: "mail\u202elia"}, {Name: "email"}, {Name: `lit\u202e`}}
+	for _, tt := range []struct {
+		filter string
+		want   []string
+	}{
+		{`\u202e`, []string{`lit\u202e`, "mail\u202elia"}},
+		{`\U202E`, []string{`lit\u202e`, "mail\u202elia"}},
+		{"\u202e", []string{"mail\u202elia"}},
+		{"mail", []string{"email", "mail\u202elia"}},
+		{"zzz", nil},
+	} {
+		var got []string
+		for _, q := range visibleQueues(qs, tt.filter, 0) {
+			got = append(got, q.Name)
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("filter %q (-want +got):\n%s", tt.filter, diff)
 		}
 	}
 }

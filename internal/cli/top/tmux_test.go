@@ -230,3 +230,27 @@ func TestRealTerminalEscapesServerText(t *testing.T) {
 	term.waitScreen("escaped", `mail\u202elia`, `boom\u001b[2Jx`, `run:ip:\u009b1m1.2.3.4`, `v9\u2067`, "1423")
 	term.quit()
 }
+
+// TestRealTerminalFilterFindsEscapedName (code28 NIT 12): a name is shown
+// escaped, and typing what the screen shows (\u202e) into the filter finds
+// it, as typing part of the name as it is does.
+func TestRealTerminalFilterFindsEscapedName(t *testing.T) {
+	snap := loadSnapshot(t)
+	snap.Queues[0].Name = "mail\u202elia"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(snap)
+	}))
+	t.Cleanup(srv.Close)
+	term := startTerminal(t, []string{"REFRAKT_SERVER=" + srv.URL, "REFRAKT_TOKEN=t0k", "XDG_STATE_HOME=" + t.TempDir()},
+		daemontest.Binary(t), "top", "--interval", "200ms")
+	term.waitScreen("escaped", `mail\u202elia`)
+	term.run("send-keys", "-t", "top", "/")
+	term.run("send-keys", "-t", "top", "-l", `\u202E`)
+	term.run("send-keys", "-t", "top", "Enter")
+	screen := term.waitScreen("filtered", `filter: \u202E`, `mail\u202elia`)
+	if strings.Contains(screen, "no queue matches") {
+		t.Errorf("the filter %q found no queue:\n%s", `\u202E`, screen)
+	}
+	term.quit()
+}
