@@ -220,13 +220,7 @@ func TestRealTerminalEscapesServerText(t *testing.T) {
 	snap.DeadJobs[0].LastError = "boom\x1b[2Jx"
 	snap.Buckets[0].Key = "run:ip:\u009b1m1.2.3.4"
 	snap.Daemon.Version = "v9\u2067"
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(snap)
-	}))
-	t.Cleanup(srv.Close)
-	term := startTerminal(t, []string{"REFRAKT_SERVER=" + srv.URL, "REFRAKT_TOKEN=t0k", "XDG_STATE_HOME=" + t.TempDir()},
-		daemontest.Binary(t), "top", "--interval", "200ms")
+	term := topOnSnapshot(t, snap)
 	term.waitScreen("escaped", `mail\u202elia`, `boom\u001b[2Jx`, `run:ip:\u009b1m1.2.3.4`, `v9\u2067`, "1423")
 	term.quit()
 }
@@ -237,13 +231,7 @@ func TestRealTerminalEscapesServerText(t *testing.T) {
 func TestRealTerminalFilterFindsEscapedName(t *testing.T) {
 	snap := loadSnapshot(t)
 	snap.Queues[0].Name = "mail\u202elia"
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(snap)
-	}))
-	t.Cleanup(srv.Close)
-	term := startTerminal(t, []string{"REFRAKT_SERVER=" + srv.URL, "REFRAKT_TOKEN=t0k", "XDG_STATE_HOME=" + t.TempDir()},
-		daemontest.Binary(t), "top", "--interval", "200ms")
+	term := topOnSnapshot(t, snap)
 	term.waitScreen("escaped", `mail\u202elia`)
 	term.run("send-keys", "-t", "top", "/")
 	term.run("send-keys", "-t", "top", "-l", `\u202E`)
@@ -253,4 +241,17 @@ func TestRealTerminalFilterFindsEscapedName(t *testing.T) {
 		t.Errorf("the filter %q found no queue:\n%s", `\u202E`, screen)
 	}
 	term.quit()
+}
+
+// topOnSnapshot starts the real binary's top in a terminal, on a server
+// that answers snap to every request.
+func topOnSnapshot(t *testing.T, snap any) *terminal {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(snap)
+	}))
+	t.Cleanup(srv.Close)
+	return startTerminal(t, []string{"REFRAKT_SERVER=" + srv.URL, "REFRAKT_TOKEN=t0k", "XDG_STATE_HOME=" + t.TempDir()},
+		daemontest.Binary(t), "top", "--interval", "200ms")
 }
