@@ -1,5 +1,6 @@
 // Package redispipe runs go-redis pipelines so that every command of one
-// says what became of it.
+// says what became of it, and tells the refusals that ran nothing because
+// a Cluster's slot was moving.
 package redispipe
 
 import (
@@ -34,4 +35,21 @@ func Exec(ctx context.Context, pipe redis.Pipeliner) ([]redis.Cmder, error) {
 		c.SetErr(err)
 	}
 	return cmds, err
+}
+
+// SlotMoving reports whether err is a Redis Cluster's refusal of a command
+// whose slot is moving between two masters, which ran nothing: TRYAGAIN
+// (the command's keys are split between the old master and the new), or a
+// MOVED or ASK redirect go-redis gave up following (the masters tell the
+// slot's owner apart for a moment as the move ends). Such a command may be
+// sent again once the move is done.
+func SlotMoving(err error) bool {
+	if redis.IsTryAgainError(err) {
+		return true
+	}
+	if _, ok := redis.IsMovedError(err); ok {
+		return true
+	}
+	_, ok := redis.IsAskError(err)
+	return ok
 }

@@ -2,6 +2,7 @@ package redisbroker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -605,5 +606,89 @@ func TestClusterEnqueueWithIndexMasterPaused(t *testing.T) {
 	}
 	if len(missing) > 0 {
 		t.Errorf("queues made while the index's master was paused, still not listed: %v", missing)
+	}
+}
+
+// TestClusterWhileAQueuesSlotMoves (review shard28): while the slot of a
+// queue's keys moves to another master, some of the keys are on the new
+// master and some not, and Redis refuses every script naming both (or one
+// that does not exist yet: the job key prefix, an empty set) with TRYAGAIN,
+// running nothing. go-redis tries three times within some 60 ms; the broker
+// now sends such a call again until the move is done or its caller's
+// deadline: an enqueue and a fetch during a move of a few hundred
+// milliseconds succeed, and every job is there once. They failed ("TRYAGAIN
+// Multiple keys request during rehashing of slot").
+func TestClusterWhileAQueuesSlotMoves(t *testing.T) {
+	c, b, svc := pausableCluster(t)
+	ctx := context.Background()
+	q := queuePerMaster(t, c)[0]
+	from, to := c.Nodes()[0], c.Nodes()[1]
+	node := func(s *redistest.Server) *redis.Client {
+		n := redis.NewClient(&redis.Options{Addr: s.Addr()})
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	src, dst := node(from), node(to)
+	for range 3 {
+		if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prefix := redisbroker.DefaultPrefix + "q:{" + q + "}:"
+	slot := redistest.KeySlot(prefix + "pending")
+	fromID, err := src.Do(ctx, "CLUSTER", "MYID").Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	toID, err := dst.Do(ctx, "CLUSTER", "MYID").Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(cmd *redis.Cmd) {
+		t.Helper()
+		if err := cmd.Err(); err != nil {
+			t.Fatalf("%v: %v", cmd.Args(), err)
+		}
+	}
+	must(dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", fromID))
+	must(src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", toID))
+	// The keys split: the queue's totals move first.
+	must(src.Do(ctx, "MIGRATE", "127.0.0.1", to.Port, "", 0, 5000, "KEYS", prefix+"stats"))
+	moved := make(chan error, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		keys, err := src.Do(ctx, "CLUSTER", "GETKEYSINSLOT", slot, 1000).StringSlice()
+		if err == nil && len(keys) > 0 {
+			args := []any{"MIGRATE", "127.0.0.1", to.Port, "", 0, 5000, "KEYS"}
+			for _, k := range keys {
+				args = append(args, k)
+			}
+			err = src.Do(ctx, args...).Err()
+		}
+		for _, n := range c.Nodes() {
+			if err == nil {
+				err = node(n).Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", toID).Err()
+			}
+		}
+		moved <- err
+	}()
+	j, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI)
+	if err != nil {
+		t.Errorf("enqueue while the queue's slot moves: %v (%v)", err, errors.Unwrap(err))
+	}
+	leases, ferr := b.Fetch(ctx, queue.FetchRequest{Queues: []string{q}, N: 10, Lease: time.Minute})
+	if err := <-moved; err != nil {
+		t.Fatalf("moving slot %d: %v", slot, err)
+	}
+	if ferr != nil {
+		t.Errorf("fetch while the queue's slot moves: %v", ferr)
+	}
+	if len(leases) != 4 && err == nil {
+		t.Errorf("fetched %d jobs, want the 4 enqueued", len(leases))
+	}
+	if j != nil {
+		if got, err := b.Get(ctx, j.ID); err != nil || got.ID != j.ID {
+			t.Errorf("job %s enqueued during the move: %v, %v", j.ID, got, err)
+		}
 	}
 }

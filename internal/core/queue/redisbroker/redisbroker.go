@@ -238,7 +238,8 @@ func (b *Broker) now() int64 {
 
 // run runs a script with EVALSHA, falling back to EVAL after NOSCRIPT.
 func (b *Broker) run(ctx context.Context, s *script, keys []string, args ...any) (any, error) {
-	return s.Run(ctx, b.rdb, keys, args...).Result()
+	cmds, _ := b.runAll(ctx, []scriptCall{{s, keys, args}})
+	return cmds[0].Result()
 }
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }
@@ -1178,7 +1179,54 @@ type scriptCall struct {
 // one master may have lost its scripts (a restart, a failover) while the
 // others ran their calls, which must not run twice (an enqueue would find
 // its jobs already there, a finish its lease gone).
+//
+// On a cluster, the calls a moving slot refused (redispipe.SlotMoving: nothing ran) are
+// sent again, after a pause growing from 20 to 200 ms, until they are
+// answered or ctx ends: go-redis tries three times within some 60 ms, while
+// a slot moves for as long as its keys take to migrate, and every script
+// of a queue names keys that do not exist (a queue's empty sets, the job
+// key prefix), which a moving slot refuses in the meantime.
 func (b *Broker) runAll(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, error) {
+	cmds, err := b.runOnce(ctx, calls)
+	if b.single || err == nil {
+		return cmds, err
+	}
+	for pause := 20 * time.Millisecond; ; pause = min(2*pause, 200*time.Millisecond) {
+		var again []int
+		for i, c := range cmds {
+			if redispipe.SlotMoving(c.Err()) {
+				again = append(again, i)
+			}
+		}
+		if len(again) == 0 {
+			break
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return cmds, err
+		case <-t.C:
+		}
+		sub := make([]scriptCall, len(again))
+		for j, i := range again {
+			sub[j] = calls[i]
+		}
+		res, _ := b.runOnce(ctx, sub)
+		for j, i := range again {
+			cmds[i] = res[j]
+		}
+	}
+	for _, c := range cmds {
+		if e := c.Err(); e != nil {
+			return cmds, e
+		}
+	}
+	return cmds, nil
+}
+
+// runOnce is one try of runAll's calls.
+func (b *Broker) runOnce(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, error) {
 	if len(calls) == 1 {
 		// One plain command, no pipeline: Script.Run is EVALSHA, then EVAL
 		// after NOSCRIPT (when nothing ran).

@@ -500,3 +500,82 @@ func testClusterSnapshotUnderTraffic(t *testing.T, c *redistest.Cluster) {
 		}
 	}
 }
+
+// TestClusterMovingSlotBlamesNoMaster (review shard28): keys of one slot go
+// to Redis in one script call; while the slot moves to another master with
+// one key gone ahead, Redis refuses the call (TRYAGAIN), running nothing.
+// The request goes to RATE_LIMIT_ON_BACKEND_ERROR, but no master is marked
+// failing: both answered. The master was marked down, and every key of it
+// went to the policy for the backoff (here: deny).
+func TestClusterMovingSlotBlamesNoMaster(t *testing.T) {
+	c := redistest.StartCluster(t, 3)
+	ctx := context.Background()
+	// A run request whose ip and user keys share a slot, and another key
+	// of the same master in another slot.
+	const ip = "198.18.7.7"
+	ipKey := "refrakt:rl:{run:ip:" + ip + "}"
+	slot := redistest.KeySlot(ipKey)
+	user := ""
+	for i := 0; user == ""; i++ {
+		if u := fmt.Sprintf("u%d", i); redistest.KeySlot("refrakt:rl:{run:user:"+u+"}") == slot {
+			user = u
+		}
+	}
+	from := c.MasterFor(ipKey)
+	var other string
+	for i := 1; other == ""; i++ {
+		o := fmt.Sprintf("203.0.113.%d", i)
+		if k := "refrakt:rl:{rl-test:ip:" + o + "}"; c.MasterFor(k) == from && redistest.KeySlot(k) != slot {
+			other = o
+		}
+	}
+	var to *redistest.Server
+	for _, n := range c.Nodes() {
+		if n != from {
+			to = n
+			break
+		}
+	}
+	rdb := newClusterClient(t, c)
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(t, rdb, redisstore.Options{Timeout: time.Second})
+	cfg := ratelimit.DefaultConfig()
+	cfg.OnBackendError, cfg.BackendTimeout = ratelimit.OnErrorDeny, time.Second
+	l, err := ratelimit.New(cfg, ratelimit.Deps{Store: s, Local: memstore.New(ratelimit.SystemClock{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := ratelimit.Request{Limit: "run", IP: ip, User: user}
+	if d, err := l.Allow(ctx, run); err != nil || !d.Allowed {
+		t.Fatalf("before the move: %+v, %v", d, err)
+	}
+
+	node := func(s *redistest.Server) *redis.Client {
+		n := redis.NewClient(&redis.Options{Addr: s.Addr()})
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	src, dst := node(from), node(to)
+	fromID, _ := src.Do(ctx, "CLUSTER", "MYID").Text()
+	toID, _ := dst.Do(ctx, "CLUSTER", "MYID").Text()
+	for _, cmd := range []*redis.Cmd{
+		dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", fromID),
+		src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", toID),
+		src.Do(ctx, "MIGRATE", "127.0.0.1", to.Port, ipKey, 0, 5000),
+	} {
+		if err := cmd.Err(); err != nil {
+			t.Fatalf("%v: %v", cmd.Args(), err)
+		}
+	}
+	if d, err := l.Allow(ctx, run); err == nil && d.Allowed {
+		t.Logf("the request of the moving slot was decided: %+v", d)
+	}
+	if l.Degraded() {
+		t.Errorf("a master is taken for failing after a moving slot's refusal (TRYAGAIN), although both answered")
+	}
+	if d, err := l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: other}); err != nil || !d.Allowed {
+		t.Errorf("a key of the same master, in a slot that does not move: %+v, %v; want decided by Redis, allowed", d, err)
+	}
+}

@@ -258,19 +258,27 @@ func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Buc
 
 // opsErr is the error of a request whose ops failed: the first op's,
 // naming the ops that failed when others were decided (a Cluster's master
-// failing while the others answer), or nil.
+// failing while the others answer), or nil. An op a moving slot refused
+// (redispipe.SlotMoving: nothing ran) fails the request, but blames no master: both
+// answered. Blamed, it sent every key of its master to
+// RATE_LIMIT_ON_BACKEND_ERROR for the backoff.
 func opsErr(ops []op) error {
 	var first error
 	var failed []int
+	moving := false
 	for i := range ops {
 		if ops[i].err != nil {
 			if first == nil {
 				first = ops[i].err
 			}
+			if redispipe.SlotMoving(ops[i].err) {
+				moving = true
+				continue
+			}
 			failed = append(failed, i)
 		}
 	}
-	if first == nil || len(failed) == len(ops) {
+	if first == nil || !moving && len(failed) == len(ops) {
 		return first
 	}
 	return &ratelimit.PartialError{Failed: failed, Err: first}
