@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -212,13 +213,25 @@ func (s *Server) sampleQueues(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	stats, err := s.jobs.svc.Stats(sctx)
-	if err != nil {
+	var partial *queue.StatsError
+	if err != nil && !errors.As(err, &partial) {
 		return // counted by the service as a backend error
 	}
 	stats = queue.CapStats(stats, maxQueueSeries)
 	s.queueSeriesMu.Lock()
 	defer s.queueSeriesMu.Unlock()
 	seen := make(map[string]bool, len(stats))
+	if partial != nil {
+		// The queues that could not be read (on a Redis Cluster, their
+		// master does not answer) keep their series, at the last values
+		// read, while the others' are updated: one master down froze every
+		// queue's gauges.
+		for _, q := range partial.Failed {
+			if s.queueSeries[q] {
+				seen[q] = true
+			}
+		}
+	}
 	for _, st := range stats {
 		seen[st.Queue] = true
 		s.metrics.QueuePending.WithLabelValues(st.Queue).Set(float64(st.Pending))

@@ -44,7 +44,9 @@ type Broker interface {
 	// Stats returns one queue's gauges and totals, in O(1) or O(log n).
 	Stats(ctx context.Context, queue string) (Stats, error)
 	// StatsMany returns the Stats of each of queues, in their order, read
-	// together (on Redis, in one round trip).
+	// together (on Redis, in one round trip). When some can be read and
+	// others not, it returns those read, in order, and a *StatsError
+	// naming the others.
 	StatsMany(ctx context.Context, queues []string) ([]Stats, error)
 
 	// Fetch moves up to req.N pending jobs, oldest first, to running under a
@@ -173,6 +175,18 @@ type FinishError struct {
 
 func (e *FinishError) Error() string { return e.Err.Error() }
 func (e *FinishError) Unwrap() error { return e.Err }
+
+// StatsError is StatsMany's error when some queues' gauges could not be
+// read (on a Redis Cluster, their master does not answer, or their slot is
+// moving) while the others' were: StatsMany returns those, and Failed names
+// the queues left out, which are not gone.
+type StatsError struct {
+	Failed []string
+	Err    error
+}
+
+func (e *StatsError) Error() string { return e.Err.Error() }
+func (e *StatsError) Unwrap() error { return e.Err }
 
 // QueueBusyError is RemoveQueue's refusal of a queue that still holds jobs
 // to run, counted by status.

@@ -692,3 +692,38 @@ func TestClusterWhileAQueuesSlotMoves(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterStatsWithAMasterPaused (review shard28): the gauges of every
+// queue are read together; a queue whose master does not answer is left
+// out, named in a *queue.StatsError, and the others' are returned. The
+// whole read failed, and the daemon's queue gauges froze for every queue.
+func TestClusterStatsWithAMasterPaused(t *testing.T) {
+	c, b, svc := pausableCluster(t)
+	ctx := context.Background()
+	names := queuePerMaster(t, c)
+	for _, q := range names {
+		if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paused := c.Nodes()[1]
+	paused.Pause()
+	defer paused.Resume()
+	sctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	stats, err := b.StatsMany(sctx, names)
+	var partial *queue.StatsError
+	if !errors.As(err, &partial) || !slices.Equal(partial.Failed, []string{names[1]}) {
+		t.Fatalf("error %v; want a *queue.StatsError naming %s", err, names[1])
+	}
+	var got []string
+	for _, st := range stats {
+		got = append(got, st.Queue)
+		if st.Pending != 1 {
+			t.Errorf("queue %s: %d pending, want 1", st.Queue, st.Pending)
+		}
+	}
+	if want := []string{names[0], names[2]}; !slices.Equal(got, want) {
+		t.Errorf("stats of %v, want those of %v", got, want)
+	}
+}

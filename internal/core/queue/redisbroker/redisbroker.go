@@ -352,15 +352,10 @@ func (b *Broker) laneOf(ctx context.Context, q string) *enqLane {
 	if b.single {
 		return &b.enq
 	}
-	cc, ok := b.rdb.(*redis.ClusterClient)
-	if !ok {
+	addr := b.masterOf(ctx, q)
+	if addr == "" {
 		return &b.enq
 	}
-	m, err := cc.MasterForKey(ctx, b.keys(q).pending)
-	if err != nil {
-		return &b.enq
-	}
-	addr := m.Options().Addr
 	if l, ok := b.lanes.Load(addr); ok {
 		return l.(*enqLane)
 	}
@@ -1557,18 +1552,89 @@ func (b *Broker) StatsMany(ctx context.Context, queues []string) ([]queue.Stats,
 	if len(queues) == 0 {
 		return nil, nil
 	}
-	cmds, _ := b.pipelined(ctx, queues, func(q string) ([]string, []any, *script) {
+	stats := func(q string) ([]string, []any, *script) {
 		return statsKeys(b.keys(q)), []any{b.now()}, statsScript
-	})
-	out := make([]queue.Stats, len(queues))
+	}
+	var cmds []*redis.Cmd
+	if b.single {
+		cmds, _ = b.pipelined(ctx, queues, stats)
+	} else {
+		// A round trip per master, in parallel: go-redis fails every
+		// command of a Cluster pipeline in which one master did not
+		// answer, the answered ones too.
+		cmds = make([]*redis.Cmd, len(queues))
+		groups := b.byMaster(ctx, queues)
+		var wg sync.WaitGroup
+		for _, idx := range groups {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				names := make([]string, len(idx))
+				for j, i := range idx {
+					names[j] = queues[i]
+				}
+				got, _ := b.pipelined(ctx, names, stats)
+				for j, i := range idx {
+					cmds[i] = got[j]
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	// One queue whose master does not answer (or whose slot moves) leaves
+	// out that queue, not every queue: the gauges of the others go on.
+	out := make([]queue.Stats, 0, len(queues))
+	var failed []string
+	var first error
 	for i, q := range queues {
 		r, err := cmds[i].Result()
-		if err != nil {
-			return nil, fmt.Errorf("stats of %s: %w", q, err)
+		a, ok := r.([]any)
+		if err == nil && (!ok || len(a) < 11) {
+			err = fmt.Errorf("unexpected reply %v", r)
 		}
-		out[i] = parseStats(q, r.([]any))
+		if err != nil {
+			if first == nil {
+				first = fmt.Errorf("stats of %s: %w", q, err)
+			}
+			failed = append(failed, q)
+			continue
+		}
+		out = append(out, parseStats(q, a))
 	}
-	return out, nil
+	switch {
+	case first == nil:
+		return out, nil
+	case len(out) == 0:
+		return nil, first
+	}
+	return out, &queue.StatsError{Failed: failed, Err: first}
+}
+
+// byMaster groups the indexes of queues by the master that holds each
+// queue's keys on a cluster, as far as the client knows the slots (those
+// it cannot place go together).
+func (b *Broker) byMaster(ctx context.Context, queues []string) map[string][]int {
+	groups := map[string][]int{}
+	for i, q := range queues {
+		addr := b.masterOf(ctx, q)
+		groups[addr] = append(groups[addr], i)
+	}
+	return groups
+}
+
+// masterOf is the address of the master that holds queue q's keys on a
+// cluster, as far as the client knows the slots; "" when it cannot tell,
+// or on a single server.
+func (b *Broker) masterOf(ctx context.Context, q string) string {
+	cc, ok := b.rdb.(*redis.ClusterClient)
+	if !ok {
+		return ""
+	}
+	m, err := cc.MasterForKey(ctx, b.keys(q).pending)
+	if err != nil {
+		return ""
+	}
+	return m.Options().Addr
 }
 
 func statsKeys(k *keys) []string {
