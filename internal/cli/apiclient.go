@@ -24,8 +24,10 @@ type APIClient struct {
 	// REFRAKT_TOKEN gave one (the token file serve writes), so that a
 	// rejected token says where it came from; empty otherwise.
 	TokenFile string
-	// Remote is a server not on a loopback address, to which the token
-	// file is not sent: a rejected request without a token says so.
+	// Remote says the token file holds a token that was not sent, the
+	// server not being on a loopback address: a rejected request without
+	// a token says so (and only then: with no token file it would point
+	// at nothing).
 	Remote bool
 	HTTP   *http.Client
 }

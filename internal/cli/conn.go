@@ -28,8 +28,8 @@ type ConnOptions struct {
 
 	// tokenFile is the file Token was read from, when it was (resolve).
 	tokenFile string
-	// remote is a server not on a loopback address: the token file,
-	// which holds the local daemon's token, is not sent to it (resolve).
+	// remote says the token file holds a token (the local daemon's) that
+	// is not sent, the server not being on a loopback address (resolve).
 	remote bool
 }
 
@@ -116,13 +116,15 @@ func (o *ConnOptions) resolve(getenv func(string) string) error {
 	// The token file holds the developer token of the daemon on this
 	// machine: a server elsewhere (named by mistake, or a redirect's
 	// target) must not get it. Only a flag or a variable sends one there.
-	o.remote = o.Redis == "" && !loopbackServer(o.Server)
-	if o.Token == "" && o.Redis == "" && !o.remote {
+	if o.Token == "" && o.Redis == "" {
 		if path, err := daemon.TokenPath(getenv); err == nil {
 			if b, err := os.ReadFile(path); err == nil {
-				o.Token = strings.TrimSpace(string(b))
-				if o.Token != "" {
-					o.tokenFile = path
+				switch tok := strings.TrimSpace(string(b)); {
+				case tok == "":
+				case loopbackServer(o.Server):
+					o.Token, o.tokenFile = tok, path
+				default:
+					o.remote = true // withheld: a 401 says why
 				}
 			}
 		}

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -59,5 +61,40 @@ func TestServerFlagWinsOverRedisVariable(t *testing.T) {
 	code, _, stderr = runCLI(t, nil, "jobs", "list", "--server", "http://127.0.0.1:9", "--redis", "redis://127.0.0.1:1")
 	if code != ExitUsage || !strings.Contains(stderr, "give one") {
 		t.Errorf("--server and --redis: exit %d, stderr %q; want %d", code, stderr, ExitUsage)
+	}
+}
+
+// TestTokenFileWithheldOnlyWhenThere (verifier ver28 N2): for a server not
+// on a loopback address the token file is not sent, and a 401 says so; with
+// no token file, the hint named a file that does not exist.
+func TestTokenFileWithheldOnlyWhenThere(t *testing.T) {
+	state := t.TempDir()
+	env := map[string]string{"XDG_STATE_HOME": state, "REFRAKT_SERVER": "https://staging.example.invalid"}
+	getenv := func(k string) string { return env[k] }
+	var none ConnOptions
+	if err := none.resolve(getenv); err != nil {
+		t.Fatal(err)
+	}
+	if none.remote || none.Token != "" {
+		t.Errorf("no token file: withheld %v, token %q; want nothing withheld, no token", none.remote, none.Token)
+	}
+	if hint := none.apiClient().tokenHint(); strings.Contains(hint, "token file") {
+		t.Errorf("no token file, hint %q names one", hint)
+	}
+	if err := os.MkdirAll(filepath.Join(state, "refrakt"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(state, "refrakt", "token"), []byte("local-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var withheld ConnOptions
+	if err := withheld.resolve(getenv); err != nil {
+		t.Fatal(err)
+	}
+	if !withheld.remote || withheld.Token != "" {
+		t.Errorf("a token file and a remote server: withheld %v, token %q; want withheld, no token sent", withheld.remote, withheld.Token)
+	}
+	if hint := withheld.apiClient().tokenHint(); !strings.Contains(hint, "the token file is sent only to a daemon on a loopback address") {
+		t.Errorf("withheld token file, hint %q does not say why", hint)
 	}
 }
