@@ -15,6 +15,7 @@ import (
 	"github.com/olekukonko/tablewriter/tw"
 
 	"github.com/refrakt/refrakt/internal/cli/termtext"
+	"github.com/refrakt/refrakt/internal/daemon"
 )
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
@@ -61,17 +62,31 @@ func (p *Printer) Warn(msg string) {
 // acts on or that reorder text escaped even where encoding/json leaves
 // them raw (C1 controls, bidi and other format characters): the same
 // value, safe to cat (termtext.EscapeJSON).
+//
+// A document that nests deeper than maxIndentDepth (a job's payload nested
+// hundreds deep) is written compact, on one line: indented, its size grows
+// with the square of its depth (a 60 KB payload 9,990 deep took 1.2 GB).
 func (p *Printer) PrintJSON(v any) error {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
 		return err
 	}
+	if !daemon.DeeperThan(buf.Bytes(), maxIndentDepth) {
+		var indented bytes.Buffer
+		if err := json.Indent(&indented, buf.Bytes(), "", "  "); err != nil {
+			return err
+		}
+		buf = indented
+	}
 	_, err := p.Out.Write(termtext.EscapeJSON(buf.Bytes()))
 	return err
 }
+
+// maxIndentDepth is the deepest document -o json indents: a job list is
+// four levels before its payloads.
+const maxIndentDepth = 32
 
 // Text output (Table, Fields, Printf, Warn) is where a server's strings reach
 // the terminal, and where they are escaped (termtext.Escape): a payload,

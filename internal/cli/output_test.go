@@ -2,7 +2,9 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,5 +70,36 @@ func TestIsTerminal(t *testing.T) {
 		if isTerminal(stream) {
 			t.Errorf("%s taken for a terminal", name)
 		}
+	}
+}
+
+// TestDeepDocumentWrittenCompact (review sec28 MEDIUM 4, verifier ver28
+// N4): -o json indents a document, two spaces a level, so a payload nested
+// thousands deep grew with the square of its depth (a developer's 4 KB
+// payload nested 2,000 deep printed 16 MB). A document nesting deeper than
+// maxIndentDepth is written compact, on one line, the same JSON value; a
+// shallower one stays indented.
+func TestDeepDocumentWrittenCompact(t *testing.T) {
+	const depth = 2000
+	payload := json.RawMessage(strings.Repeat("[", depth) + strings.Repeat("]", depth))
+	deep := map[string]any{"id": "j1", "payload": payload}
+	var buf bytes.Buffer
+	if err := (&Printer{Out: &buf}).PrintJSON(deep); err != nil {
+		t.Fatal(err)
+	}
+	if n := buf.Len(); n > 3*len(payload) {
+		t.Errorf("%d bytes for a %d-byte payload: want it compact", n, len(payload))
+	}
+	if strings.Count(buf.String(), "\n") != 1 || !json.Valid(buf.Bytes()) {
+		t.Errorf("deep document %.80q…: want one line of valid JSON", buf.String())
+	}
+	buf.Reset()
+	shallow := map[string]any{"id": "j1", "payload": json.RawMessage(`{"a":[1,2]}`)}
+	if err := (&Printer{Out: &buf}).PrintJSON(shallow); err != nil {
+		t.Fatal(err)
+	}
+	want := "{\n  \"id\": \"j1\",\n  \"payload\": {\n    \"a\": [\n      1,\n      2\n    ]\n  }\n}\n"
+	if buf.String() != want {
+		t.Errorf("shallow document %q, want it indented: %q", buf.String(), want)
 	}
 }

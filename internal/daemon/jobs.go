@@ -299,7 +299,7 @@ func (s *Server) publicJob(w http.ResponseWriter, r *http.Request, req queue.Enq
 	if len(req.Payload) > publicMaxPayload {
 		return core.Errorf(core.CodeTooLarge, "payload is %d bytes; a public job's is at most %d (the developer enqueue, POST /api/dev/jobs/enqueue, takes up to the 1 MiB body)", len(req.Payload), publicMaxPayload)
 	}
-	if deeperThan(req.Payload, publicMaxDepth) {
+	if DeeperThan(req.Payload, publicMaxDepth) {
 		return core.Errorf(core.CodeInvalid, "payload nests arrays and objects more than %d levels deep; a public job's nests at most %d (the developer enqueue, POST /api/dev/jobs/enqueue, takes deeper ones)", publicMaxDepth, publicMaxDepth)
 	}
 	if req.IntervalSeconds > 0 && s.roleOf(w, r) != RoleDeveloper {

@@ -6,14 +6,15 @@ package daemon
 // two spaces a level, write 1.2 GB.
 const publicMaxDepth = 64
 
-// deeperThan reports whether the JSON text b nests arrays and objects more
-// than max levels deep, in one pass over the bytes, without decoding and
+// DeeperThan reports whether the JSON text b nests arrays and objects more
+// than max levels deep (the public routes' payloads, and the CLI's -o json,
+// which indents only what it can write in proportion), in one pass over the bytes, without decoding and
 // without allocating. Brackets inside strings do not count: a string ends
 // at a quote that no backslash escapes, and a backslash escapes exactly the
 // next byte (the digits of a \u escape are never a quote or a backslash).
 // b is expected to be valid JSON; for any other bytes the answer is only
 // some answer, never a panic.
-func deeperThan(b []byte, max int) bool {
+func DeeperThan(b []byte, max int) bool {
 	depth := 0
 	inString := false
 	for i := 0; i < len(b); i++ {

@@ -76,8 +76,8 @@ func TestDeeperThan(t *testing.T) {
 				if max < 0 {
 					continue
 				}
-				if got, want := deeperThan([]byte(tt.json), max), tt.depth > max; got != want {
-					t.Errorf("deeperThan(%q, %d) = %v, want %v", tt.json, max, got, want)
+				if got, want := DeeperThan([]byte(tt.json), max), tt.depth > max; got != want {
+					t.Errorf("DeeperThan(%q, %d) = %v, want %v", tt.json, max, got, want)
 				}
 			}
 		})
@@ -87,8 +87,8 @@ func TestDeeperThan(t *testing.T) {
 // TestDeeperThanAllocatesNothing: the check runs on every public enqueue.
 func TestDeeperThanAllocatesNothing(t *testing.T) {
 	b := []byte(`{"a":[1,"x\"]",{"b":[[[]]]}],"c":"` + strings.Repeat("[", 100) + `"}`)
-	if n := testing.AllocsPerRun(100, func() { deeperThan(b, publicMaxDepth) }); n != 0 {
-		t.Errorf("deeperThan allocates %v times, want 0", n)
+	if n := testing.AllocsPerRun(100, func() { DeeperThan(b, publicMaxDepth) }); n != 0 {
+		t.Errorf("DeeperThan allocates %v times, want 0", n)
 	}
 }
 
@@ -100,15 +100,15 @@ func FuzzDeeperThan(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if !json.Valid(b) {
-			deeperThan(b, publicMaxDepth)
+			DeeperThan(b, publicMaxDepth)
 			return
 		}
 		d := refDepth(t, b)
-		if deeperThan(b, d) {
-			t.Errorf("deeperThan(%q, %d) = true; encoding/json finds depth %d", b, d, d)
+		if DeeperThan(b, d) {
+			t.Errorf("DeeperThan(%q, %d) = true; encoding/json finds depth %d", b, d, d)
 		}
-		if d > 0 && !deeperThan(b, d-1) {
-			t.Errorf("deeperThan(%q, %d) = false; encoding/json finds depth %d", b, d-1, d)
+		if d > 0 && !DeeperThan(b, d-1) {
+			t.Errorf("DeeperThan(%q, %d) = false; encoding/json finds depth %d", b, d-1, d)
 		}
 	})
 }
