@@ -5,6 +5,7 @@ package redispipe
 
 import (
 	"context"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -52,4 +53,18 @@ func SlotMoving(err error) bool {
 	}
 	_, ok := redis.IsAskError(err)
 	return ok
+}
+
+// IsNoScript reports whether err is Redis's NOSCRIPT: the server does not
+// have the script (a restart, a failover, SCRIPT FLUSH), and ran nothing.
+func IsNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") }
+
+// MasterAddr is the address of the master that holds key on the Cluster
+// c, as far as the client knows the slots; "" when it cannot tell.
+func MasterAddr(ctx context.Context, c *redis.ClusterClient, key string) string {
+	m, err := c.MasterForKey(ctx, key)
+	if err != nil {
+		return ""
+	}
+	return m.Options().Addr
 }

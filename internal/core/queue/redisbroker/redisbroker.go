@@ -12,7 +12,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -236,7 +235,8 @@ func (b *Broker) now() int64 {
 	return b.clock.Now().UnixMilli()
 }
 
-// run runs a script with EVALSHA, falling back to EVAL after NOSCRIPT.
+// run runs one script as runAll does (EVAL after NOSCRIPT; on a cluster,
+// sent again while its slot moves).
 func (b *Broker) run(ctx context.Context, s *script, keys []string, args ...any) (any, error) {
 	cmds, _ := b.runAll(ctx, []scriptCall{{s, keys, args}})
 	return cmds[0].Result()
@@ -702,8 +702,6 @@ func toAny(ss []string) []any {
 	return out
 }
 
-func isNoScript(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") }
-
 func (b *Broker) isKnown(q string) bool {
 	_, ok := b.keyCache.Load(q)
 	return ok
@@ -1168,8 +1166,8 @@ type scriptCall struct {
 	args []any
 }
 
-// runAll runs calls with EVALSHA in one pipeline, followed by the commands
-// more adds (may be nil), and returns the calls' replies. The calls that
+// runAll runs calls with EVALSHA in one pipeline and returns their
+// replies. The calls that
 // fail with NOSCRIPT are sent again with EVAL, and only they: on a cluster,
 // one master may have lost its scripts (a restart, a failover) while the
 // others ran their calls, which must not run twice (an enqueue would find
@@ -1240,7 +1238,7 @@ func (b *Broker) runOnce(ctx context.Context, calls []scriptCall) ([]*redis.Cmd,
 	}
 	var lost []int
 	for i, c := range cmds {
-		if isNoScript(c.Err()) {
+		if redispipe.IsNoScript(c.Err()) {
 			lost = append(lost, i)
 		}
 	}
@@ -1254,7 +1252,7 @@ func (b *Broker) runOnce(ctx context.Context, calls []scriptCall) ([]*redis.Cmd,
 		}
 	}
 	for _, c := range all {
-		if err := c.Err(); err != nil && !isNoScript(err) {
+		if err := c.Err(); err != nil && !redispipe.IsNoScript(err) {
 			return cmds, err
 		}
 	}
@@ -1555,15 +1553,20 @@ func (b *Broker) StatsMany(ctx context.Context, queues []string) ([]queue.Stats,
 	stats := func(q string) ([]string, []any, *script) {
 		return statsKeys(b.keys(q)), []any{b.now()}, statsScript
 	}
+	var groups map[string][]int
+	if !b.single && len(queues) > 1 {
+		groups = b.byMaster(ctx, queues)
+	}
 	var cmds []*redis.Cmd
-	if b.single {
+	if len(groups) <= 1 {
+		// One server, one queue (Stats, an admission check) or one
+		// master: one round trip.
 		cmds, _ = b.pipelined(ctx, queues, stats)
 	} else {
 		// A round trip per master, in parallel: go-redis fails every
 		// command of a Cluster pipeline in which one master did not
 		// answer, the answered ones too.
 		cmds = make([]*redis.Cmd, len(queues))
-		groups := b.byMaster(ctx, queues)
 		var wg sync.WaitGroup
 		for _, idx := range groups {
 			wg.Add(1)
@@ -1630,11 +1633,7 @@ func (b *Broker) masterOf(ctx context.Context, q string) string {
 	if !ok {
 		return ""
 	}
-	m, err := cc.MasterForKey(ctx, b.keys(q).pending)
-	if err != nil {
-		return ""
-	}
-	return m.Options().Addr
+	return redispipe.MasterAddr(ctx, cc, b.keys(q).pending)
 }
 
 func statsKeys(k *keys) []string {

@@ -42,8 +42,8 @@ const (
 	sweepRetry   = 30 * time.Second
 )
 
-// indexContext is the context of an index step that must follow a change
-// already made (jobs stored, a queue deleted): it runs to its end whatever
+// indexContext is the context of RemoveQueue's index steps, which follow a
+// queue already deleted: it runs to its end whatever
 // the caller's context, within a bound of its own.
 func indexContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

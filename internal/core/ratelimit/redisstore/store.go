@@ -304,11 +304,7 @@ func (s *Store) Partition(key []byte) string {
 // master is the address of the master that holds the Redis key rkey on a
 // Cluster, "" when the client cannot tell.
 func (s *Store) master(ctx context.Context, rkey string) string {
-	c, err := s.cluster.MasterForKey(ctx, rkey)
-	if err != nil {
-		return ""
-	}
-	return c.Options().Addr
+	return redispipe.MasterAddr(ctx, s.cluster, rkey)
 }
 
 // unspend counts the token back in the results of the buckets that allowed
@@ -417,7 +413,7 @@ func (s *Store) sendRefunds(ctx context.Context, refunds []refund) {
 	for _, r := range refunds {
 		s.refund.EvalSha(ctx, pipe, []string{r.rkey}, r.interval)
 	}
-	if _, err := redispipe.Exec(ctx, pipe); err != nil && isNoScript(err) {
+	if _, err := redispipe.Exec(ctx, pipe); err != nil && redispipe.IsNoScript(err) {
 		for _, r := range refunds {
 			s.refund.Run(ctx, s.rdb, []string{r.rkey}, r.interval)
 		}
@@ -461,7 +457,7 @@ func (s *Store) exec(ctx context.Context, groups []*group) {
 			}
 			continue
 		}
-		if isNoScript(c.cmd.Err()) {
+		if redispipe.IsNoScript(c.cmd.Err()) {
 			// After a restart or SCRIPT FLUSH: EVAL loads the script again.
 			c.cmd = s.take.Run(ctx, s.rdb, c.keys, c.args...)
 		}
@@ -632,10 +628,6 @@ func (s *Store) redo(ctx context.Context, c *call) {
 		c.cmd = s.take.Run(ctx, s.rdb, c.keys, c.args...)
 		c.parse(s)
 	}
-}
-
-func isNoScript(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }
 
 func isCrossSlot(err error) bool {
