@@ -39,7 +39,7 @@ func Settings() []Setting {
 		word("REDIS_CLUSTER", "redis-cluster", "auto (detect cluster_enabled:1), true or false", d.RedisCluster, clusterModes, boolWords, func(c *Config) *string { return &c.RedisCluster }),
 		{Env: "TRUSTED_PROXIES", Flag: "trusted-proxies", Usage: "comma-separated CIDRs whose identity headers are trusted (none: no peer)", Default: "127.0.0.0/8,::1/128",
 			set:   func(c *Config, v string) error { p, err := parsePrefixes(v); c.TrustedProxies = p; return err },
-			value: func(c *Config) slog.Value { return slog.StringValue(showPrefixes(c.TrustedProxies)) }},
+			value: func(c *Config) slog.Value { return slog.StringValue(ShowPrefixes(c.TrustedProxies)) }},
 		integer("REFRAKT_MAX_IN_FLIGHT", "max-in-flight", "concurrent requests served at once; beyond it 503 (health checks excepted; requests with a valid developer, operator or metrics token have their own reserve, a sixteenth, at least 16)", d.MaxInFlight, func(c *Config) *int { return &c.MaxInFlight }),
 		{Env: "CLIENT_IP_HEADER", Flag: "client-ip-header", Usage: "header a trusted proxy sets to the client IP (none: X-Forwarded-For alone)", Default: d.ClientIPHeader,
 			set:   func(c *Config, v string) error { c.ClientIPHeader = clientIPHeader(v); return nil },
@@ -270,9 +270,9 @@ func durationValue(field func(*Config) *time.Duration) func(*Config) slog.Value 
 	return func(c *Config) slog.Value { return slog.StringValue(field(c).String()) }
 }
 
-// showPrefixes is the text of a TRUSTED_PROXIES list, "none" when it holds
+// ShowPrefixes is the text of a TRUSTED_PROXIES list (or a part of one), "none" when it holds
 // no range.
-func showPrefixes(ps []netip.Prefix) string {
+func ShowPrefixes(ps []netip.Prefix) string {
 	if len(ps) == 0 {
 		return "none"
 	}

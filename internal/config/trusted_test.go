@@ -89,7 +89,7 @@ func TestCoveringAll(t *testing.T) {
 		}
 		var got []string
 		for _, fam := range CoveringAll(ps) {
-			got = append(got, showPrefixes(fam))
+			got = append(got, ShowPrefixes(fam))
 		}
 		if diff := cmp.Diff(tt.want, got); diff != "" {
 			t.Errorf("CoveringAll(%s) (-want +got):\n%s", tt.ranges, diff)

@@ -3,7 +3,6 @@ package daemon
 import (
 	"log/slog"
 	"strconv"
-	"strings"
 
 	"github.com/refrakt/refrakt/internal/config"
 )
@@ -41,11 +40,7 @@ func warnRiskySettings(log *slog.Logger, cfg config.Config) {
 	// Every address of a family, by one range (0.0.0.0/0) or by several
 	// together (0.0.0.0/1,128.0.0.0/1).
 	for _, fam := range config.CoveringAll(cfg.TrustedProxies) {
-		ranges := make([]string, len(fam))
-		for i, p := range fam {
-			ranges[i] = p.String()
-		}
-		log.Warn("TRUSTED_PROXIES trusts every address: any client can set the identity and tier headers", "range", strings.Join(ranges, ","), "setting", cfg.SettingName("TRUSTED_PROXIES"))
+		log.Warn("TRUSTED_PROXIES trusts every address: any client can set the identity and tier headers", "range", config.ShowPrefixes(fam), "setting", cfg.SettingName("TRUSTED_PROXIES"))
 	}
 	// A value that lists no range ("," or an empty flag; nil, where none
 	// is an empty list) trusts no peer, as none does, but may well be a

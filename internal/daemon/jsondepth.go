@@ -7,9 +7,10 @@ package daemon
 const publicMaxDepth = 64
 
 // DeeperThan reports whether the JSON text b nests arrays and objects more
-// than max levels deep (the public routes' payloads, and the CLI's -o json,
-// which indents only what it can write in proportion), in one pass over the bytes, without decoding and
-// without allocating. Brackets inside strings do not count: a string ends
+// than max levels deep, in one pass over the bytes, without decoding and
+// without allocating: the public routes bound payloads by it
+// (publicMaxDepth), and the CLI's -o json writes a deeper document compact
+// (maxIndentDepth). Brackets inside strings do not count: a string ends
 // at a quote that no backslash escapes, and a backslash escapes exactly the
 // next byte (the digits of a \u escape are never a quote or a backslash).
 // b is expected to be valid JSON; for any other bytes the answer is only

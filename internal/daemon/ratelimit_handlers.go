@@ -145,12 +145,8 @@ func (s *Server) enforcedOverride(key string) (ratelimit.Override, *publicOverri
 	if !ok || o.Mode == ratelimit.ModeShadow {
 		return ratelimit.Override{}, nil
 	}
-	oj := &publicOverrideJSON{Target: o.Target, Capacity: o.Capacity, WindowSeconds: int64(o.Window / time.Second)}
-	if !o.ExpiresAt.IsZero() {
-		t := o.ExpiresAt.UTC()
-		oj.ExpiresAt = &t
-	}
-	return o, oj
+	j := toOverrideJSON(o)
+	return o, &publicOverrideJSON{Target: j.Target, Capacity: j.Capacity, WindowSeconds: j.WindowSeconds, ExpiresAt: j.ExpiresAt}
 }
 
 // handleTenantMeta answers the effective limits for ?tenant=T: the built-in

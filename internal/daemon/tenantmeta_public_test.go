@@ -32,17 +32,11 @@ func tenantMetaLimit(t *testing.T, s *Server, token, tenant, limit string) (map[
 // creation time. The answer is the same with a developer or operator token.
 func TestTenantMetaShowsOnlyWhatIsEnforced(t *testing.T) {
 	s, _ := newLimitServer(t)
-	set := func(body string) {
-		t.Helper()
-		if resp, out := send(t, s, request{method: "POST", path: "/api/dev/rate-limits/config", token: devToken, body: body}); resp.StatusCode != 200 {
-			t.Fatalf("set override %s: %d %v", body, resp.StatusCode, out)
-		}
-	}
 	base, _ := tenantMetaLimit(t, s, "", "acme", "run")
 	baseRL, _ := tenantMetaLimit(t, s, "", "acme", "rl-test")
-	set(`{"target":"run:ip","capacity":1000,"window_seconds":60,"mode":"shadow","origin":"api"}`)
-	set(`{"target":"rl-test:tenant:acme","capacity":500,"window_seconds":60,"mode":"shadow"}`)
-	set(`{"target":"rl-test:global","capacity":700,"window_seconds":60,"mode":"shadow"}`)
+	setOverride(t, s, `{"target":"run:ip","capacity":1000,"window_seconds":60,"mode":"shadow","origin":"api"}`)
+	setOverride(t, s, `{"target":"rl-test:tenant:acme","capacity":500,"window_seconds":60,"mode":"shadow"}`)
+	setOverride(t, s, `{"target":"rl-test:global","capacity":700,"window_seconds":60,"mode":"shadow"}`)
 	if got, _ := tenantMetaLimit(t, s, "", "acme", "run"); !cmp.Equal(base, got) {
 		t.Errorf("run under a shadow run:ip override (-base +got):\n%s", cmp.Diff(base, got))
 	}
@@ -53,8 +47,8 @@ func TestTenantMetaShowsOnlyWhatIsEnforced(t *testing.T) {
 	// Enforced ones appear, with what is in effect only. A shadow override
 	// more specific than an enforced one is passed over: run's entry shows
 	// the limit's enforced override (the one a user's bucket meets).
-	set(`{"target":"run","capacity":40,"window_seconds":120,"ttl_seconds":600}`)
-	set(`{"target":"rl-test:tenant:acme","capacity":5,"window_seconds":60}`)
+	setOverride(t, s, `{"target":"run","capacity":40,"window_seconds":120,"ttl_seconds":600}`)
+	setOverride(t, s, `{"target":"rl-test:tenant:acme","capacity":5,"window_seconds":60}`)
 	run, anon := tenantMetaLimit(t, s, "", "acme", "run")
 	want := map[string]any{"target": "run", "capacity": 40.0, "window_seconds": 120.0, "expires_at": "2026-11-25T10:10:00Z"}
 	if diff := cmp.Diff(want, run["override"]); diff != "" {
