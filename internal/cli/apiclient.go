@@ -34,7 +34,7 @@ type APIClient struct {
 
 // NewAPIClient returns a client for the daemon at base.
 func NewAPIClient(base, token string) *APIClient {
-	return &APIClient{Base: base, Token: token, HTTP: &http.Client{Timeout: 30 * time.Second, CheckRedirect: noRedirect}}
+	return &APIClient{Base: base, Token: token, HTTP: &http.Client{Timeout: 30 * time.Second}}
 }
 
 // noRedirect makes an http.Client return a 3xx answer as it is. Go keeps

@@ -138,13 +138,13 @@ func (m Model) bucketsSection() section {
 	// The snapshot lists at most MaxBuckets keys, and counts only the
 	// penalized ones of all: a full list may leave out any number of
 	// others.
-	penalized := 0
-	for _, b := range m.snap.Buckets {
-		if b.Strikes > 0 || (b.BannedUntil != nil && b.BannedUntil.After(m.snap.GeneratedAt)) {
-			penalized++
-		}
-	}
 	if len(m.snap.Buckets) >= snapshot.MaxBuckets {
+		penalized := 0
+		for _, b := range m.snap.Buckets {
+			if b.Strikes > 0 || (b.BannedUntil != nil && b.BannedUntil.After(m.snap.GeneratedAt)) {
+				penalized++
+			}
+		}
 		s.more, s.moreUnknown = max(0, m.snap.PenalizedTotal-penalized), true
 	}
 	if m.filter != "" {
