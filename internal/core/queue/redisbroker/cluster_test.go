@@ -34,6 +34,7 @@ func TestCluster(t *testing.T) {
 		{"FetchWithOneMasterDown", testClusterFetchWithOneMasterDown},
 		{"RemoveQueueAcrossBrokers", func(t *testing.T, c *redistest.Cluster) { raceRemoveAcrossBrokers(t, newClusterClient(t, c)) }},
 		{"ListingFailsAfterEnqueue", testClusterListingFailsAfterEnqueue},
+		{"RemovedRightAfterItsFirstJobs", testClusterRemovedRightAfterItsFirstJobs},
 		{"RelistFailsInRemoval", testClusterRelistFailsInRemoval},
 		{"SweepListsLostQueues", func(t *testing.T, c *redistest.Cluster) {
 			sweepListsLostQueues(t, newClusterClient(t, c), func() { c.Flush(t) })

@@ -524,8 +524,13 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 	read := time.Now()
 	if !b.single {
 		// Once this broker knows what it lists (markKnown, below), so that
-		// a listing that fails makes the queue unknown again.
-		defer b.signal(wakeQueues, newQueues)
+		// a listing that fails makes the queue unknown again. The queues
+		// these jobs made are listed by listMade, before their callers are
+		// answered: listed again here, after them, a queue another broker
+		// removed meanwhile was listed again, empty.
+		defer func() {
+			b.signal(wakeQueues, slices.DeleteFunc(newQueues, func(q string) bool { return slices.Contains(madeQueues, q) }))
+		}()
 	}
 	for i, p := range parts {
 		p.cmd = cmds[i]

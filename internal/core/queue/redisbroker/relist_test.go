@@ -3,6 +3,7 @@ package redisbroker_test
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -193,5 +194,60 @@ func TestSweepBacksOff(t *testing.T) {
 	waitUntil(t, "the first sweep's SCAN", func() bool { return f.count("scan") >= 1 })
 	if n := f.count("scan"); n != 1 {
 		t.Fatalf("%d SCANs in five ticks with SCAN failing, want 1 (then a wait)", n)
+	}
+}
+
+// testClusterRemovedRightAfterItsFirstJobs: on a cluster, the enqueue that
+// makes a queue lists it before it answers (listMade); what it sends after
+// it answers (the wake-up, apart) lists nothing, so another broker's
+// removal right after is not undone: the removed queue, empty, stays out of
+// the index. Here the wake-up round trip is held until the removal is done.
+func testClusterRemovedRightAfterItsFirstJobs(t *testing.T, c *redistest.Cluster) {
+	ctx := context.Background()
+	h := &holdWakeUp{release: make(chan struct{}), done: make(chan struct{})}
+	erdb := newClusterClient(t, c)
+	erdb.AddHook(h)
+	enqueuer := redisbroker.New(erdb, redisbroker.Options{SweepInterval: -1})
+	remover := redisbroker.New(newClusterClient(t, c), redisbroker.Options{SweepInterval: -1})
+	removedWhileKnown(t, enqueuer, remover, "q")
+	close(h.release)
+	select {
+	case <-h.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the enqueue's wake-up was never sent")
+	}
+	listed, err := erdb.SMembers(ctx, "refrakt:queues").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(listed, "q") {
+		t.Errorf("the index lists %v after the queue's removal, want q gone", listed)
+	}
+}
+
+// holdWakeUp holds the first round trip of a pipeline that pushes a
+// wake-up (RPUSH) until release is closed, and closes done once it is
+// answered.
+type holdWakeUp struct {
+	release, done chan struct{}
+	once          sync.Once
+}
+
+func (h *holdWakeUp) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *holdWakeUp) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (h *holdWakeUp) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if !slices.ContainsFunc(cmds, func(c redis.Cmder) bool { return c.Name() == "rpush" }) {
+			return next(ctx, cmds)
+		}
+		held := false
+		h.once.Do(func() { held = true })
+		if !held {
+			return next(ctx, cmds)
+		}
+		<-h.release
+		defer close(h.done)
+		return next(ctx, cmds)
 	}
 }
