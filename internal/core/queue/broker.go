@@ -264,7 +264,9 @@ type Stats struct {
 	OldestPendingAge time.Duration `json:"-"`
 	OldestPendingSec float64       `json:"oldest_pending_seconds"`
 	Enqueued         int64         `json:"enqueued_total"`
-	Started          int64         `json:"started_total"`
-	Succeeded        int64         `json:"succeeded_total"`
-	Failed           int64         `json:"failed_total"`
+	// Started counts every time a worker took a job, the runs handed back
+	// unstarted (a shed, an interrupted manual run) included.
+	Started   int64 `json:"started_total"`
+	Succeeded int64 `json:"succeeded_total"`
+	Failed    int64 `json:"failed_total"`
 }
