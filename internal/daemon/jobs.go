@@ -288,6 +288,12 @@ const (
 	// pending, so admission control does not count it until it comes due:
 	// delayed a year, public jobs piled up out of every bound's reach.
 	publicMaxDelay = time.Hour
+	// publicMaxRetries bounds a public job's max_retries: waiting for its
+	// retries, a failed job is not pending either, and at the general
+	// bound (100, backoff to an hour) a public fail job stayed three days,
+	// about 139,000 of them for one address at the default run limit. Ten
+	// retries end within about two minutes of backoff (0.1 s doubling).
+	publicMaxRetries = 10
 )
 
 // publicJob checks the public routes' bounds on a job; Prepare checks the
@@ -308,6 +314,10 @@ func (s *Server) publicJob(w http.ResponseWriter, r *http.Request, req queue.Enq
 	if req.DelayMS > publicMaxDelay.Milliseconds() {
 		return core.Errorf(core.CodeInvalid, "delay_ms is %d; a public job's is at most %d, an hour (the developer enqueue, POST /api/dev/jobs/enqueue, allows up to %d)",
 			req.DelayMS, publicMaxDelay.Milliseconds(), queue.MaxDelay.Milliseconds())
+	}
+	if req.MaxRetries != nil && *req.MaxRetries > publicMaxRetries {
+		return core.Errorf(core.CodeInvalid, "max_retries is %d; a public job's is at most %d (the developer enqueue, POST /api/dev/jobs/enqueue, allows up to %d)",
+			*req.MaxRetries, publicMaxRetries, queue.MaxRetriesLimit)
 	}
 	if req.Type == "sleep" {
 		// A payload the handler refuses is Prepare's to answer.

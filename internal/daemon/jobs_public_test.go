@@ -99,3 +99,37 @@ func TestPublicDelayBounded(t *testing.T) {
 		t.Errorf("developer enqueue delayed a year: %d %v, want 202 scheduled", resp.StatusCode, body)
 	}
 }
+
+// TestPublicRetriesBounded (growth29 MEDIUM 1): a failed job waiting for its
+// retry is not pending, so admission control does not count it, and a
+// public fail job with max_retries 100 stayed three days. A public job's
+// max_retries is at most 10 (400 past it, naming the developer enqueue's
+// bound), for every caller of the public routes; the developer enqueue
+// keeps 100.
+func TestPublicRetriesBounded(t *testing.T) {
+	s := newTestServer(t)
+	for _, path := range []string{"/run", "/assistant"} {
+		for _, token := range []string{"", devToken} {
+			job := `{"type":"fail","max_retries":11}`
+			if path == "/assistant" {
+				job = `{"type":"fail","timeout_ms":1,"max_retries":11}`
+			}
+			resp, body := do(t, s, "POST", path, token, job)
+			if resp.StatusCode != 400 || errCode(body) != "invalid" || !strings.Contains(errMessage(body), "at most 10") ||
+				!strings.Contains(errMessage(body), "POST /api/dev/jobs/enqueue, allows up to 100") {
+				t.Errorf("%s max_retries 11, token %q: %d %v, want 400 naming both bounds", path, token, resp.StatusCode, body)
+			}
+		}
+	}
+	if ids := devJobIDs(t, s); len(ids) != 0 {
+		t.Fatalf("refused jobs stored: %v", ids)
+	}
+	resp, body := do(t, s, "POST", "/run", "", `{"type":"fail","max_retries":10}`)
+	if resp.StatusCode != 202 {
+		t.Errorf("/run with max_retries 10: %d %v, want 202", resp.StatusCode, body)
+	}
+	resp, body = do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"fail","max_retries":100}`)
+	if resp.StatusCode != 202 {
+		t.Errorf("developer enqueue with max_retries 100: %d %v, want 202", resp.StatusCode, body)
+	}
+}
