@@ -266,18 +266,25 @@ func sameOverride(a, b Override) bool {
 		a.ExpiresAt.Equal(b.ExpiresAt) && a.Origin == b.Origin && a.CreatedAt.Equal(b.CreatedAt)
 }
 
-// localSweepEvery is how often Run drops the idle keys of the local
-// fallback store.
+// localSweepEvery is how often Run drops the idle keys of the in-process
+// stores.
 const localSweepEvery = 10 * time.Second
 
 // sweeper is an in-process store that can drop its idle keys at once.
 type sweeper interface{ Sweep(r *Rules) }
 
-// sweepLocal drops the idle keys of the local fallback store while the
-// remote store answers: the local store sweeps itself only as it decides,
-// so without this the keys of an outage would stay until the next one.
-func (l *Limiter) sweepLocal() {
-	if s, ok := l.local.(sweeper); ok && !l.Degraded() {
+// sweepIdle drops the idle keys of the in-process stores: an in-process
+// store sweeps a shard only as it decides on it, so without this the keys
+// of a flood stayed on every shard no later request landed on (after a
+// flood from 100,000 addresses, all of them three idle minutes later, when
+// the traffic went quiet or came from a few clients), and the keys of an
+// outage in the local fallback store stayed until the next outage. The
+// fallback store is swept while the remote store answers.
+func (l *Limiter) sweepIdle() {
+	if s, ok := l.store.(sweeper); ok {
+		s.Sweep(&l.rules)
+	}
+	if s, ok := l.local.(sweeper); ok && l.local != l.store && !l.Degraded() {
 		s.Sweep(&l.rules)
 	}
 }
@@ -286,9 +293,8 @@ func (l *Limiter) sweepLocal() {
 // store reports a change and every OverrideRefresh in any case. It forgets
 // ended bans, and all cached bans when the store reports a change (a key
 // may have been reset elsewhere; live bans are learned again from the store
-// on the next request). It drops the local fallback store's idle keys every
-// localSweepEvery while the remote store answers. It returns nil when ctx
-// ends.
+// on the next request). It drops the idle keys of the in-process stores
+// every localSweepEvery (sweepIdle). It returns nil when ctx ends.
 func (l *Limiter) Run(ctx context.Context) error {
 	changed := make(chan struct{}, 1)
 	// overridesChanged says a change message since the last reload named an
@@ -343,7 +349,7 @@ func (l *Limiter) Run(ctx context.Context) error {
 			}
 			if now.Sub(swept) >= localSweepEvery || now.Before(swept) {
 				swept = now
-				l.sweepLocal()
+				l.sweepIdle()
 			}
 		}
 		force := overridesChanged.Swap(false)

@@ -1,0 +1,53 @@
+package ratelimit_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
+	"github.com/refrakt/refrakt/internal/core/ratelimit/memstore"
+	"github.com/refrakt/refrakt/internal/fakeclock"
+)
+
+// TestRunSweepsTheStore (growth29 MEDIUM 3): the memory store sweeps a
+// shard only as it decides on it, so after a flood the keys of the shards
+// no later request landed on stayed for good (100,000 of them three idle
+// minutes later). Run drops the idle keys of the store itself, with no
+// request at all.
+func TestRunSweepsTheStore(t *testing.T) {
+	clock := fakeclock.New(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
+	store := memstore.New(clock)
+	cfg := ratelimit.DefaultConfig()
+	cfg.OverrideRefresh = 5 * time.Millisecond
+	l, err := ratelimit.New(cfg, ratelimit.Deps{Store: store, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const flood = 5000
+	for i := range flood {
+		ip := fmt.Sprintf("10.0.%d.%d", i/250, i%250+1)
+		if d, err := l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: ip}); err != nil || !d.Allowed {
+			t.Fatalf("request %d: %+v, %v", i, d, err)
+		}
+	}
+	if n := store.Len(); n != flood {
+		t.Fatalf("the store holds %d keys after %d clients, want %d", n, flood, flood)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = l.Run(rctx) }()
+	defer func() { cancel(); <-done }()
+	// The clock moves a minute at a time (every bucket is full again
+	// after the first): no request is made from here on.
+	deadline := time.Now().Add(20 * time.Second)
+	for store.Len() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d idle keys still held with no request after %s of the limiter's time", store.Len(), flood, clock.Now().Sub(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)))
+		}
+		clock.Advance(time.Minute)
+		time.Sleep(10 * time.Millisecond)
+	}
+}
