@@ -266,6 +266,10 @@ func sameOverride(a, b Override) bool {
 		a.ExpiresAt.Equal(b.ExpiresAt) && a.Origin == b.Origin && a.CreatedAt.Equal(b.CreatedAt)
 }
 
+// maxWatchRetry is the longest wait before Run subscribes to the override
+// changes again after a subscription failed.
+const maxWatchRetry = 30 * time.Second
+
 // localSweepEvery is how often Run drops the idle keys of the in-process
 // stores.
 const localSweepEvery = 10 * time.Second
@@ -306,7 +310,9 @@ func (l *Limiter) Run(ctx context.Context) error {
 	watchFailed := &core.LogThrottle{Logger: l.log, Msg: "cannot watch the overrides for changes; reloading them every " + l.cfg.OverrideRefresh.String() + " meanwhile", Every: l.cfg.ErrorLogInterval, Now: l.clock.Now}
 	go func() {
 		defer close(watchDone)
+		wait := l.cfg.OverrideRefresh
 		for ctx.Err() == nil {
+			began := time.Now()
 			err := l.store.WatchOverrides(ctx, func(overrides bool) {
 				if overrides {
 					overridesChanged.Store(true)
@@ -320,12 +326,19 @@ func (l *Limiter) Run(ctx context.Context) error {
 				return
 			}
 			// A lost subscription, or one refused (a user without the
-			// channel's rights): the ticker covers the gap; retry soon.
-			watchFailed.Warn(ctx, slog.Any("err", err), core.CauseAttr(err), slog.Duration("retry_in", l.cfg.OverrideRefresh))
+			// channel's rights, Redis down): the ticker covers the gap.
+			// One that lasted is tried again soon; one refused again at
+			// once, ever later, up to maxWatchRetry: refused every second,
+			// it cost Redis a connection a second for good.
+			if time.Since(began) > maxWatchRetry {
+				wait = l.cfg.OverrideRefresh
+			}
+			watchFailed.Warn(ctx, slog.Any("err", err), core.CauseAttr(err), slog.Duration("retry_in", wait))
 			select {
 			case <-ctx.Done():
-			case <-time.After(l.cfg.OverrideRefresh):
+			case <-time.After(wait):
 			}
+			wait = min(2*wait, maxWatchRetry)
 		}
 	}()
 	defer func() { <-watchDone }()

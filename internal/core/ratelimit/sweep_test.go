@@ -2,7 +2,10 @@ package ratelimit_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,5 +52,40 @@ func TestRunSweepsTheStore(t *testing.T) {
 		}
 		clock.Advance(time.Minute)
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// refusedWatch is a memory store whose subscription to override changes
+// is refused at once, as Redis refuses a user without the channel's rights.
+type refusedWatch struct {
+	*memstore.Store
+	calls atomic.Int64
+}
+
+func (s *refusedWatch) WatchOverrides(context.Context, func(bool)) error {
+	s.calls.Add(1)
+	return errors.New("NOPERM this user has no permissions to access the channel")
+}
+
+// TestRunBacksOffARefusedWatch (growth29 NIT 6): a subscription refused at
+// once is tried again ever later (doubling from the refresh interval, up
+// to 30 s), not every refresh interval for good (a connection a second to
+// Redis); the overrides are still read every interval meanwhile.
+func TestRunBacksOffARefusedWatch(t *testing.T) {
+	clock := fakeclock.New(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
+	store := &refusedWatch{Store: memstore.New(clock)}
+	cfg := ratelimit.DefaultConfig()
+	cfg.OverrideRefresh = 10 * time.Millisecond
+	l, err := ratelimit.New(cfg, ratelimit.Deps{Store: store, Clock: clock, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = l.Run(ctx)
+	// Waits of 10, 20, 40, … ms: at most 7 attempts fit in a second
+	// (every 10 ms: about 100).
+	if n := store.calls.Load(); n > 7 {
+		t.Errorf("%d attempts to subscribe in a second with a 10 ms refresh, want at most 7 (a doubling wait)", n)
 	}
 }
