@@ -48,3 +48,41 @@ func (t *LogThrottle) Log(ctx context.Context, level slog.Level, attrs ...slog.A
 	t.mu.Unlock()
 	t.Logger.LogAttrs(ctx, level, t.Msg, append(attrs, slog.Int("left_out", dropped))...)
 }
+
+// LogBudget lets at most Burst lines through per Every and counts the ones
+// it holds back: for an event that anyone may cause one at a time (a
+// public job going dead), each one is logged while they are few, and a
+// flood of them costs a few lines per interval, not a line per request.
+type LogBudget struct {
+	Burst int
+	Every time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+
+	mu    sync.Mutex
+	start time.Time // of the current interval
+	used  int       // lines let through in it
+	held  int       // lines held back since the last one let through
+}
+
+// Take reports whether a line may be written now and, when it may, how
+// many were held back since the last one written (for its left_out).
+func (b *LogBudget) Take() (ok bool, heldBack int) {
+	now := time.Now
+	if b.Now != nil {
+		now = b.Now
+	}
+	at := now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if at.Sub(b.start) >= b.Every || at.Before(b.start) {
+		b.start, b.used = at, 0
+	}
+	if b.used >= b.Burst {
+		b.held++
+		return false, 0
+	}
+	b.used++
+	heldBack, b.held = b.held, 0
+	return true, heldBack
+}

@@ -158,3 +158,50 @@ func tickAPI(t *testing.T, d *daemontest.Daemon, id string) bool {
 	}
 	return true
 }
+
+// TestDeadJobLinesBounded (growth29 LOW 5): anyone may make a job go dead
+// (a public fail job), and each made a WARN line. At most 20 lines go out
+// per 10 s; a later line counts those left out. 60 jobs going dead within a
+// few seconds log at most two intervals' worth.
+func TestDeadJobLinesBounded(t *testing.T) {
+	t.Parallel()
+	d := daemontest.Start(t, []string{"RATE_LIMIT_ENABLED=false"})
+	d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
+	const n = 60
+	start := time.Now()
+	for range n {
+		if resp, b := d.Call(http.MethodPost, "/api/dev/jobs/enqueue", `{"type":"fail","queue":"flood","max_retries":0}`); resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("enqueue: %d %s", resp.StatusCode, b)
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		_, b := d.Call(http.MethodGet, "/api/obs/jobs", "")
+		var st struct {
+			Queues []struct {
+				Queue string
+				Dead  int
+			}
+		}
+		if err := json.Unmarshal(b, &st); err != nil {
+			t.Fatalf("/api/obs/jobs: %v: %s", err, b)
+		}
+		dead := 0
+		for _, q := range st.Queues {
+			if q.Queue == "flood" {
+				dead = q.Dead
+			}
+		}
+		if dead == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d jobs dead after 30 s", dead, n)
+		}
+	}
+	took := time.Since(start)
+	lines := strings.Count(d.Log(), "job dead")
+	if took < 10*time.Second && (lines > 40 || lines < 20) {
+		t.Errorf("%d jobs went dead in %s and logged %d lines, want between 20 and 40 (20 per 10 s)", n, took.Round(time.Millisecond), lines)
+	}
+	t.Logf("%d jobs dead in %s: %d lines", n, took.Round(time.Millisecond), lines)
+}

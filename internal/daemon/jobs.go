@@ -46,7 +46,8 @@ func (s *Server) buildJobs() error {
 	} else {
 		broker = membroker.New(membroker.Options{Clock: s.clock, HistoryLimit: s.cfg.JobHistory})
 	}
-	obs := jobsObserver{m: s.metrics, log: s.log, errs: &core.LogThrottle{Logger: s.log, Msg: "job queue backend failing", Every: backendLogEvery}, rejected: newQueueLabels()}
+	obs := jobsObserver{m: s.metrics, log: s.log, errs: &core.LogThrottle{Logger: s.log, Msg: "job queue backend failing", Every: backendLogEvery},
+		deadLog: &core.LogBudget{Burst: deadLogBurst, Every: deadLogEvery}, rejected: newQueueLabels()}
 	svc := queue.NewService(queue.Deps{Broker: broker, Clock: s.clock, Observer: obs}, queue.Config{
 		Concurrency:     s.cfg.WorkerConcurrency,
 		TickInterval:    s.cfg.TickInterval,

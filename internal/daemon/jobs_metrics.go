@@ -20,6 +20,9 @@ type jobsObserver struct {
 	m    *metrics.Metrics
 	log  *slog.Logger
 	errs *core.LogThrottle // "job queue backend failing"
+	// deadLog bounds the "job dead" lines: anyone may make a job go dead
+	// (a public fail job), one line each.
+	deadLog *core.LogBudget
 	// rejected bounds the queue labels of the admission rejections: a
 	// refused request may name any queue (while the backend is down, even
 	// one QUEUE_MAX_QUEUES would refuse).
@@ -45,10 +48,30 @@ func (o jobsObserver) Finished(typ, status string, d time.Duration) {
 // among its queue's last JOB_HISTORY finished jobs, the log for as long as
 // logs are kept. The message says why ("job dead: retries exhausted",
 // "job dead: lease expired on its last attempt"); the attributes are the
-// same, so that one grep finds both.
+// same, so that one grep finds both. At most deadLogBurst lines go out
+// per deadLogEvery; the next line says how many were left out (left_out):
+// public fail jobs, one a request, made one line a request (17,300 lines
+// for as many anonymous requests).
 func (o jobsObserver) Dead(j queue.DeadJob, why queue.DeadCause) {
-	o.log.Warn("job dead: "+string(why), "id", j.ID, "queue", j.Queue, "type", j.Type, "attempts", j.Attempts, "error", j.LastError)
+	ok, held := true, 0
+	if o.deadLog != nil {
+		ok, held = o.deadLog.Take()
+	}
+	if !ok {
+		return
+	}
+	attrs := []any{"id", j.ID, "queue", j.Queue, "type", j.Type, "attempts", j.Attempts, "error", j.LastError}
+	if held > 0 {
+		attrs = append(attrs, "left_out", held)
+	}
+	o.log.Warn("job dead: "+string(why), attrs...)
 }
+
+// deadLogBurst "job dead" lines at most per deadLogEvery.
+const (
+	deadLogBurst = 20
+	deadLogEvery = 10 * time.Second
+)
 
 func (o jobsObserver) AdmissionRejected(q, reason string) {
 	o.rejected.inc(o.m.AdmissionRejections, q, reason)
