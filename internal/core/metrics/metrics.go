@@ -19,10 +19,12 @@ type Metrics struct {
 	QueuePending        *prometheus.GaugeVec
 	QueueRunning        *prometheus.GaugeVec
 	QueueOldestPending  *prometheus.GaugeVec
+	QueueSampled        *prometheus.GaugeVec
 	JobDuration         *prometheus.HistogramVec
 	RateLimitDecisions  *prometheus.CounterVec
 	RateLimitBans       prometheus.Counter
 	RateLimitPenalized  prometheus.Gauge
+	RateLimitSampled    prometheus.Gauge
 	AdmissionRejections *prometheus.CounterVec
 	BuildInfo           *prometheus.GaugeVec
 	HTTPRequests        *prometheus.CounterVec
@@ -53,6 +55,9 @@ func New(reg prometheus.Registerer, info version.Info) *Metrics {
 		QueueOldestPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "refrakt_queue_oldest_pending_seconds", Help: "Age of the oldest pending job, sampled per queue.",
 		}, []string{"queue"}),
+		QueueSampled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "refrakt_queue_sampled_timestamp_seconds", Help: "Unix time the queue's gauges (pending, running, oldest pending) were last read from the backend: while it does not answer they keep their last values and this stays put, so time() minus this is their age.",
+		}, []string{"queue"}),
 		JobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "refrakt_job_duration_seconds", Help: "Time a job's handler ran, by job type and outcome (status: succeeded, failed with retries left, dead, cancelled).",
 			Buckets: latency,
@@ -65,6 +70,9 @@ func New(reg prometheus.Registerer, info version.Info) *Metrics {
 		}),
 		RateLimitPenalized: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "refrakt_ratelimit_penalized_keys", Help: "Rate-limit keys that carry strikes or a ban, sampled.",
+		}),
+		RateLimitSampled: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "refrakt_ratelimit_penalized_keys_sampled_timestamp_seconds", Help: "Unix time refrakt_ratelimit_penalized_keys was last read from the backend: while it does not answer the gauge keeps its last value and this stays put, so time() minus this is its age.",
 		}),
 		AdmissionRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refrakt_admission_rejections_total", Help: "Requests refused by admission control, by queue and reason (max_pending, max_age, backend).",
@@ -85,8 +93,8 @@ func New(reg prometheus.Registerer, info version.Info) *Metrics {
 	}
 	reg.MustRegister(
 		m.JobEnqueued, m.JobTransitions, m.JobQueueWait, m.QueuePending, m.QueueRunning,
-		m.QueueOldestPending, m.JobDuration, m.RateLimitDecisions, m.RateLimitBans,
-		m.RateLimitPenalized, m.AdmissionRejections, m.BuildInfo, m.HTTPRequests,
+		m.QueueOldestPending, m.QueueSampled, m.JobDuration, m.RateLimitDecisions, m.RateLimitBans,
+		m.RateLimitPenalized, m.RateLimitSampled, m.AdmissionRejections, m.BuildInfo, m.HTTPRequests,
 		m.HTTPDuration, m.BackendErrors,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
