@@ -37,7 +37,7 @@ func New(reg prometheus.Registerer, info version.Info) *Metrics {
 	latency := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 	m := &Metrics{
 		JobEnqueued: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "refrakt_job_enqueued_total", Help: "Jobs enqueued (source api, cli) and jobs due again (schedule: a recurring job's next run; retry: a failed attempt's retry).",
+			Name: "refrakt_job_enqueued_total", Help: "Jobs enqueued through this daemon (source api; cli: the CLI's enqueues over HTTP, not those of its --redis driver, which no daemon counts) and jobs due again (schedule: a recurring job's next run; retry: a failed attempt's retry).",
 		}, []string{"source"}),
 		JobTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refrakt_job_status_transitions_total", Help: "Job state changes, by the state left and the state entered.",
