@@ -53,7 +53,7 @@ func New(reg prometheus.Registerer, info version.Info) *Metrics {
 			Name: "refrakt_queue_running_jobs", Help: "Jobs running, sampled per queue (shared across daemons on one Redis: aggregate with max).",
 		}, []string{"queue"}),
 		QueueOldestPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "refrakt_queue_oldest_pending_seconds", Help: "Age of the oldest pending job, sampled per queue.",
+			Name: "refrakt_queue_oldest_pending_seconds", Help: "Age of the oldest pending job, sampled per queue (shared across daemons on one Redis: aggregate with max).",
 		}, []string{"queue"}),
 		QueueSampled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "refrakt_queue_sampled_timestamp_seconds", Help: "Unix time the queue's gauges (pending, running, oldest pending) were last read from the backend: while it does not answer they keep their last values and this stays put, so time() minus this is their age.",
@@ -63,13 +63,13 @@ func New(reg prometheus.Registerer, info version.Info) *Metrics {
 			Buckets: latency,
 		}, []string{"type", "status"}),
 		RateLimitDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "refrakt_ratelimit_decisions_total", Help: "Rate-limit decisions, by limit, scope and decision (allowed, limited, banned, shadow_limited: what a shadow override would have refused).",
+			Name: "refrakt_ratelimit_decisions_total", Help: "Rate-limit decisions, by limit, scope and decision (allowed, limited, banned: refused during a ban or by the refusal that imposed it, shadow_limited: what a shadow override would have refused).",
 		}, []string{"limit", "scope", "decision"}),
 		RateLimitBans: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "refrakt_ratelimit_bans_total", Help: "Temporary bans imposed on rate-limit keys.",
 		}),
 		RateLimitPenalized: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "refrakt_ratelimit_penalized_keys", Help: "Rate-limit keys that carry strikes or a ban, sampled.",
+			Name: "refrakt_ratelimit_penalized_keys", Help: "Rate-limit keys that carry strikes or a ban, sampled (shared across daemons on one Redis: aggregate with max; per instance on the memory backend).",
 		}),
 		RateLimitSampled: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "refrakt_ratelimit_penalized_keys_sampled_timestamp_seconds", Help: "Unix time refrakt_ratelimit_penalized_keys was last read from the backend: while it does not answer the gauge keeps its last value and this stays put, so time() minus this is its age.",
