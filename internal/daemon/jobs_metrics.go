@@ -232,9 +232,16 @@ const maxQueueSeries = queue.ShownQueues
 // otherQueues is the queue label of the queues beyond maxQueueSeries.
 const otherQueues = queue.OtherQueues
 
+// sampleQueues sets the per-queue gauges from one Stats read, and each
+// read queue's refrakt_queue_sampled_timestamp_seconds to the time the
+// read began. A queue that could not be read keeps its gauges at their
+// last values (a scrape answers with what it has), and its timestamp says
+// how old they are: the alerts and panels cannot tell a frozen value from
+// a current one otherwise.
 func (s *Server) sampleQueues(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
+	at := unixSeconds(s.clock.Now())
 	stats, err := s.jobs.svc.Stats(sctx)
 	var partial *queue.StatsError
 	if err != nil && !errors.As(err, &partial) {
@@ -260,6 +267,7 @@ func (s *Server) sampleQueues(ctx context.Context) {
 		s.metrics.QueuePending.WithLabelValues(st.Queue).Set(float64(st.Pending))
 		s.metrics.QueueRunning.WithLabelValues(st.Queue).Set(float64(st.Running))
 		s.metrics.QueueOldestPending.WithLabelValues(st.Queue).Set(st.OldestPendingAge.Seconds())
+		s.metrics.QueueSampled.WithLabelValues(st.Queue).Set(at)
 	}
 	// A queue that left the top (or the backend) loses its series, so the
 	// count stays at most maxQueueSeries over time, not just per sample.
@@ -268,7 +276,11 @@ func (s *Server) sampleQueues(ctx context.Context) {
 			s.metrics.QueuePending.DeleteLabelValues(q)
 			s.metrics.QueueRunning.DeleteLabelValues(q)
 			s.metrics.QueueOldestPending.DeleteLabelValues(q)
+			s.metrics.QueueSampled.DeleteLabelValues(q)
 		}
 	}
 	s.queueSeries = seen
 }
+
+// unixSeconds is t as a sample of a *_timestamp_seconds gauge.
+func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }

@@ -125,15 +125,20 @@ func (s *Server) buildRateLimit() error {
 	return nil
 }
 
-// samplePenalized keeps refrakt_ratelimit_penalized_keys current.
+// samplePenalized keeps refrakt_ratelimit_penalized_keys current, and
+// refrakt_ratelimit_penalized_keys_sampled_timestamp_seconds at the time
+// its last successful read began: while the backend does not answer, the
+// gauge keeps its last value and the timestamp says how old it is.
 func (s *Server) samplePenalized(ctx context.Context) {
 	every := s.cfg.PrometheusQueuePollInterval
 	if every <= 0 {
 		every = 5 * time.Second
 	}
 	everyTick(ctx, every, func() {
+		at := unixSeconds(s.clock.Now())
 		if n, err := s.limiter.PenalizedKeys(ctx); err == nil {
 			s.metrics.RateLimitPenalized.Set(float64(n))
+			s.metrics.RateLimitSampled.Set(at)
 		}
 	})
 }

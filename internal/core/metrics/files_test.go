@@ -299,6 +299,7 @@ func labelNames(t *testing.T) map[string]map[string]bool {
 	m.QueuePending.WithLabelValues("q")
 	m.QueueRunning.WithLabelValues("q")
 	m.QueueOldestPending.WithLabelValues("q")
+	m.QueueSampled.WithLabelValues("q")
 	m.JobDuration.WithLabelValues("ping", "succeeded")
 	m.RateLimitDecisions.WithLabelValues("run", "ip", "allowed")
 	m.AdmissionRejections.WithLabelValues("q", "max_pending")

@@ -19,10 +19,12 @@ type Metrics struct {
 	QueuePending        *prometheus.GaugeVec
 	QueueRunning        *prometheus.GaugeVec
 	QueueOldestPending  *prometheus.GaugeVec
+	QueueSampled        *prometheus.GaugeVec
 	JobDuration         *prometheus.HistogramVec
 	RateLimitDecisions  *prometheus.CounterVec
 	RateLimitBans       prometheus.Counter
 	RateLimitPenalized  prometheus.Gauge
+	RateLimitSampled    prometheus.Gauge
 	AdmissionRejections *prometheus.CounterVec
 	BuildInfo           *prometheus.GaugeVec
 	HTTPRequests        *prometheus.CounterVec
@@ -35,7 +37,7 @@ func New(reg prometheus.Registerer, info version.Info) *Metrics {
 	latency := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 	m := &Metrics{
 		JobEnqueued: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "refrakt_job_enqueued_total", Help: "Jobs enqueued (source api, cli) and jobs due again (schedule: a recurring job's next run; retry: a failed attempt's retry).",
+			Name: "refrakt_job_enqueued_total", Help: "Jobs enqueued through this daemon (source api; cli: the CLI's enqueues over HTTP, not those of its --redis driver, which no daemon counts) and jobs due again (schedule: a recurring job's next run; retry: a failed attempt's retry).",
 		}, []string{"source"}),
 		JobTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refrakt_job_status_transitions_total", Help: "Job state changes, by the state left and the state entered.",
@@ -51,20 +53,26 @@ func New(reg prometheus.Registerer, info version.Info) *Metrics {
 			Name: "refrakt_queue_running_jobs", Help: "Jobs running, sampled per queue (shared across daemons on one Redis: aggregate with max).",
 		}, []string{"queue"}),
 		QueueOldestPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "refrakt_queue_oldest_pending_seconds", Help: "Age of the oldest pending job, sampled per queue.",
+			Name: "refrakt_queue_oldest_pending_seconds", Help: "Age of the oldest pending job, sampled per queue (shared across daemons on one Redis: aggregate with max).",
+		}, []string{"queue"}),
+		QueueSampled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "refrakt_queue_sampled_timestamp_seconds", Help: "Unix time the queue's gauges (pending, running, oldest pending) were last read from the backend: while it does not answer they keep their last values and this stays put, so time() minus this is their age.",
 		}, []string{"queue"}),
 		JobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "refrakt_job_duration_seconds", Help: "Time a job's handler ran, by job type and outcome (status: succeeded, failed with retries left, dead, cancelled).",
 			Buckets: latency,
 		}, []string{"type", "status"}),
 		RateLimitDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "refrakt_ratelimit_decisions_total", Help: "Rate-limit decisions, by limit, scope and decision (allowed, limited, banned, shadow_limited: what a shadow override would have refused).",
+			Name: "refrakt_ratelimit_decisions_total", Help: "Rate-limit decisions, by limit, scope and decision (allowed, limited, banned: refused during a ban or by the refusal that imposed it, shadow_limited: what a shadow override would have refused).",
 		}, []string{"limit", "scope", "decision"}),
 		RateLimitBans: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "refrakt_ratelimit_bans_total", Help: "Temporary bans imposed on rate-limit keys.",
 		}),
 		RateLimitPenalized: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "refrakt_ratelimit_penalized_keys", Help: "Rate-limit keys that carry strikes or a ban, sampled.",
+			Name: "refrakt_ratelimit_penalized_keys", Help: "Rate-limit keys that carry strikes or a ban, sampled (shared across daemons on one Redis: aggregate with max; per instance on the memory backend).",
+		}),
+		RateLimitSampled: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "refrakt_ratelimit_penalized_keys_sampled_timestamp_seconds", Help: "Unix time refrakt_ratelimit_penalized_keys was last read from the backend: while it does not answer the gauge keeps its last value and this stays put, so time() minus this is its age.",
 		}),
 		AdmissionRejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refrakt_admission_rejections_total", Help: "Requests refused by admission control, by queue and reason (max_pending, max_age, backend).",
@@ -85,8 +93,8 @@ func New(reg prometheus.Registerer, info version.Info) *Metrics {
 	}
 	reg.MustRegister(
 		m.JobEnqueued, m.JobTransitions, m.JobQueueWait, m.QueuePending, m.QueueRunning,
-		m.QueueOldestPending, m.JobDuration, m.RateLimitDecisions, m.RateLimitBans,
-		m.RateLimitPenalized, m.AdmissionRejections, m.BuildInfo, m.HTTPRequests,
+		m.QueueOldestPending, m.QueueSampled, m.JobDuration, m.RateLimitDecisions, m.RateLimitBans,
+		m.RateLimitPenalized, m.RateLimitSampled, m.AdmissionRejections, m.BuildInfo, m.HTTPRequests,
 		m.HTTPDuration, m.BackendErrors,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -196,11 +196,18 @@ type RateTracker struct {
 	// (listed): a queue missing from it had no jobs then.
 	listedAt time.Time
 	names    map[string]bool
+	// began is the time of the first listing: the tracker knows nothing of
+	// what happened before it.
+	began time.Time
 }
 
 type rateSample struct {
 	at                        time.Time
 	enqueued, succeeded, fail int64
+	// born marks the zero totals observeBorn puts before a new queue's
+	// first sample: the queue had none at at, nor at any time before it
+	// that the tracker has seen.
+	born bool
 }
 
 // NewRateTracker returns a tracker over a one-minute window.
@@ -239,6 +246,9 @@ func (r *RateTracker) listed(now time.Time, stats []queue.Stats) map[string]time
 	if r.names == nil || !now.Before(r.listedAt) {
 		r.names, r.listedAt = names, now
 	}
+	if r.began.IsZero() {
+		r.began = now
+	}
 	return born
 }
 
@@ -275,14 +285,18 @@ func (r *RateTracker) observeFolded(now time.Time, stats []queue.Stats, born map
 
 // observeBorn is Observe for a queue made since bornAt, when not zero
 // (listed): its first sample is preceded by one of zero totals at bornAt,
-// so the jobs that made it count.
+// so the jobs that made it count, and its rates are over the window (or
+// the time since the tracker began, when shorter) as any other queue's,
+// while that seed is in the window. Over the time since the seed, a queue
+// made by a burst of 30 jobs showed 10 jobs/s three seconds after the
+// listing before, where the last minute's rate is 0.5/s.
 func (r *RateTracker) observeBorn(now time.Time, q string, enqueued, succeeded, failed int64, bornAt time.Time) (enqueueRate, doneRate, failureRate float64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, seen := r.byName[q]; !seen && !bornAt.IsZero() && bornAt.Before(now) {
 		// The sample of now goes in too: observe would take a sample less
 		// than a second after the seed for a newer one of the same second.
-		r.byName[q] = []rateSample{{at: bornAt}, {at: now, enqueued: enqueued, succeeded: succeeded, fail: failed}}
+		r.byName[q] = []rateSample{{at: bornAt, born: true}, {at: now, enqueued: enqueued, succeeded: succeeded, fail: failed}}
 	}
 	return r.observe(now, q, enqueued, succeeded, failed)
 }
@@ -311,6 +325,14 @@ func (r *RateTracker) observe(now time.Time, q string, enqueued, succeeded, fail
 	r.byName[q] = hist
 	first := hist[0]
 	secs := now.Sub(first.at).Seconds()
+	if first.born && !r.began.IsZero() {
+		// Zero totals all along, as far as the tracker has seen: the rate
+		// is over as much of the window as it has seen, as for a queue it
+		// has sampled from the start. Never less than the time since the
+		// seed: began is no later than it (listed), and a seed a window
+		// old is cut above.
+		secs = min(r.window, now.Sub(r.began)).Seconds()
+	}
 	if secs <= 0 {
 		return 0, 0, 0
 	}
