@@ -464,3 +464,71 @@ func TestRejectionLabelsGoToLoadedQueues(t *testing.T) {
 		t.Errorf("refrakt_admission_rejections_total has %d queue labels, want at most %d", len(queues), maxQueueSeries)
 	}
 }
+
+// TestRejectionLabelsLeaveWithTheirQueues (growth29 LOW 4): the rejection
+// counter's queue labels went to the first 99 names refused and stayed
+// with them after their queues were removed, so after a churn of 120
+// queues every new queue's rejections counted under _other, where
+// RefraktQueueBacklog's join never sees them. A removed queue's series
+// goes at the next sample of the queues, and its label with it.
+func TestRejectionLabelsLeaveWithTheirQueues(t *testing.T) {
+	s := newTestServer(t, func(c *config.Config) {
+		c.RateLimitEnabled, c.QueueMaxQueues, c.QueueMaxPending = false, 0, 1
+		c.WorkerConcurrency = queue.ManualMode
+	})
+	refuse := func(q string) {
+		t.Helper()
+		if resp, body := do(t, s, "POST", "/run", "", `{"type":"ping","queue":"`+q+`"}`); resp.StatusCode != 202 {
+			t.Fatalf("the first job of %s: %d %v", q, resp.StatusCode, body)
+		}
+		if resp, body := do(t, s, "POST", "/run", "", `{"type":"ping","queue":"`+q+`"}`); resp.StatusCode != 503 {
+			t.Fatalf("the second job of %s, past QUEUE_MAX_PENDING=1: %d %v, want 503", q, resp.StatusCode, body)
+		}
+	}
+	const old = 120
+	for i := range old {
+		refuse(fmt.Sprintf("old%d", i))
+	}
+	for i := range old {
+		q := fmt.Sprintf("old%d", i)
+		if resp, body := do(t, s, "POST", "/api/dev/jobs/run-next?queue="+q, devToken, ""); resp.StatusCode != 200 {
+			t.Fatalf("run-next in %s: %d %v", q, resp.StatusCode, body)
+		}
+		if resp, body := do(t, s, "DELETE", "/api/dev/queues?queue="+q, devToken, ""); resp.StatusCode != 200 {
+			t.Fatalf("removing %s: %d %v", q, resp.StatusCode, body)
+		}
+	}
+	s.sampleQueues(context.Background())
+	if text := scrape(t, s); strings.Contains(text, `refrakt_admission_rejections_total{queue="old`) {
+		t.Fatalf("the removed queues' rejection series are still there after a sample of the queues:\n%s", grep(text, `rejections_total{queue="old`))
+	}
+	for i := range 20 {
+		refuse(fmt.Sprintf("new%d", i))
+	}
+	text := scrape(t, s)
+	for i := range 20 {
+		if series := fmt.Sprintf(`refrakt_admission_rejections_total{queue="new%d",reason="max_pending"} 1`, i); !strings.Contains(text, series) {
+			t.Errorf("/metrics lacks %s:\n%s", series, grep(text, "rejections_total"))
+			break
+		}
+	}
+}
+
+// TestRejectionLabelRetainSparesNewNames: a queue refused while the sample
+// of the queues that would free the labels was being read is not among the
+// queues read, yet it exists: its label stays; one labelled before the read
+// and not among the queues read goes.
+func TestRejectionLabelRetainSparesNewNames(t *testing.T) {
+	m := metrics.New(prometheus.NewRegistry(), version.Get())
+	o := jobsObserver{m: m, rejected: newQueueLabels()}
+	o.AdmissionRejected("gone", queue.ReasonMaxPending)
+	mark := o.rejected.mark()
+	o.AdmissionRejected("fresh", queue.ReasonMaxPending)
+	o.rejected.retain(m.AdmissionRejections, map[string]bool{}, mark)
+	if n := testutil.CollectAndCount(m.AdmissionRejections); n != 1 {
+		t.Errorf("%d series after the retain, want fresh's alone", n)
+	}
+	if got := testutil.ToFloat64(m.AdmissionRejections.WithLabelValues("fresh", queue.ReasonMaxPending)); got != 1 {
+		t.Errorf("fresh, refused after the mark: %v rejections, want 1", got)
+	}
+}

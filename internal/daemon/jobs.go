@@ -17,6 +17,9 @@ import (
 type jobs struct {
 	svc  *queue.Service
 	pool *queue.Pool
+	// rejected is the observer's queue labels of the admission rejections,
+	// which the metrics sampler frees as queues go (retain).
+	rejected *queueLabels
 }
 
 // buildJobs builds the broker on the daemon's backend (memory by default,
@@ -57,7 +60,7 @@ func (s *Server) buildJobs() error {
 		Admission:       adm,
 	})
 	obs.startAtZero(svc.Admission().Reasons())
-	s.jobs = &jobs{svc: svc, pool: queue.NewPool(svc)}
+	s.jobs = &jobs{svc: svc, pool: queue.NewPool(svc), rejected: obs.rejected}
 	s.addQueueSampler()
 	s.addComponent("workers",
 		func(context.Context) error {

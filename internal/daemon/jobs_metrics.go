@@ -88,9 +88,55 @@ func (o jobsObserver) AdmissionRejected(q, reason string) {
 type queueLabels struct {
 	mu   sync.Mutex
 	seen map[string]bool // name → refused for its load (not only by a failing backend)
+	// named counts the labels handed out; at says when each name got its
+	// label, in that count (retain).
+	named uint64
+	at    map[string]uint64
 }
 
-func newQueueLabels() *queueLabels { return &queueLabels{seen: map[string]bool{}} }
+func newQueueLabels() *queueLabels {
+	return &queueLabels{seen: map[string]bool{}, at: map[string]uint64{}}
+}
+
+// mark returns the labels handed out so far, for a later retain.
+func (l *queueLabels) mark() uint64 {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.named
+}
+
+// retain gives up the labels of the names labelled before mark that are
+// not among live, the queues read at mark or after it: a queue removed
+// (by any daemon, or the CLI) loses its series, count and all, and its
+// label goes to the next queue refused. Kept for good, the labels of
+// removed queues left every queue made after a churn of 100 counted under
+// otherQueues, which RefraktQueueBacklog's join never sees. The default
+// queue keeps its label.
+func (l *queueLabels) retain(vec *prometheus.CounterVec, live map[string]bool, mark uint64) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for name := range l.seen {
+		if name == queue.DefaultQueue || live[name] || l.at[name] >= mark {
+			continue
+		}
+		delete(l.seen, name)
+		delete(l.at, name)
+		vec.DeletePartialMatch(prometheus.Labels{"queue": name})
+	}
+}
+
+// add labels name; l.mu held.
+func (l *queueLabels) add(name string, load bool) {
+	l.seen[name] = load
+	l.at[name] = l.named
+	l.named++
+}
 
 // inc counts a rejection of q for reason in vec (queue, reason) under q's
 // label. Choosing the label and changing the series happen under one lock,
@@ -117,8 +163,12 @@ func (l *queueLabels) inc(vec *prometheus.CounterVec, q, reason string) {
 func (l *queueLabels) reserve(q string) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if _, ok := l.seen[q]; ok || len(l.seen) < maxQueueSeries-1 {
+	if _, ok := l.seen[q]; ok {
 		l.seen[q] = true
+		return q
+	}
+	if len(l.seen) < maxQueueSeries-1 {
+		l.add(q, true)
 		return q
 	}
 	return otherQueues
@@ -133,14 +183,15 @@ func (l *queueLabels) label(q, reason string) (label, evicted string) {
 		return q, ""
 	}
 	if len(l.seen) < maxQueueSeries-1 {
-		l.seen[q] = load
+		l.add(q, load)
 		return q, ""
 	}
 	if load {
 		for name, named := range l.seen {
 			if !named && name != queue.DefaultQueue {
 				delete(l.seen, name)
-				l.seen[q] = true
+				delete(l.at, name)
+				l.add(q, true)
 				return q, name
 			}
 		}
@@ -242,10 +293,19 @@ func (s *Server) sampleQueues(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	at := unixSeconds(s.clock.Now())
+	mark := s.jobs.rejected.mark()
 	stats, err := s.jobs.svc.Stats(sctx)
 	var partial *queue.StatsError
 	if err != nil && !errors.As(err, &partial) {
 		return // counted by the service as a backend error
+	}
+	if err == nil {
+		// Every queue read: those gone give their rejection labels up.
+		live := make(map[string]bool, len(stats))
+		for _, st := range stats {
+			live[st.Queue] = true
+		}
+		s.jobs.rejected.retain(s.metrics.AdmissionRejections, live, mark)
 	}
 	stats = queue.CapStats(stats, maxQueueSeries)
 	s.queueSeriesMu.Lock()
