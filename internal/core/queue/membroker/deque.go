@@ -5,7 +5,8 @@ import "container/heap"
 // item is one entry of a pending deque. seq is the job's sequence number
 // when the item was made: an item whose job has moved on since (cancelled,
 // claimed) carries an old seq and is skipped, which makes that removal O(1)
-// without searching the deque.
+// without searching the deque; the broker compacts a deque once its stale
+// items outnumber the live ones (Broker.compactPending).
 type item struct {
 	id  string
 	seq uint64
@@ -48,6 +49,22 @@ func (d *deque) pop() (item, bool) {
 		return it, true
 	}
 	return item{}, false
+}
+
+// len is the number of items, stale ones included.
+func (d *deque) len() int { return len(d.front) + len(d.back) - d.head }
+
+// keep drops the items live says are not, keeping the order of the others,
+// into a new slice sized for n of them: the old arrays, however long, go.
+func (d *deque) keep(n int, live func(item) bool) {
+	kept := make([]item, 0, n)
+	d.each(func(it item) bool {
+		if live(it) {
+			kept = append(kept, it)
+		}
+		return true
+	})
+	d.front, d.back, d.head = nil, kept, 0
 }
 
 // each calls f on every item, head first, until f returns false.

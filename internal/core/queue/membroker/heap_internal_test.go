@@ -16,7 +16,8 @@ import (
 // TestHeapsHoldExactlyTheirJobs: through random enqueues, fetches, finishes,
 // cancels, runs by id, requeues and ticks, every queue's scheduled and retry
 // heaps hold exactly its jobs in that status, each entry knowing its place,
-// in heap order, and promote hands them on when due, earliest first.
+// in heap order, and promote hands them on when due, earliest first; its
+// pending deque holds no more stale items than live ones.
 func TestHeapsHoldExactlyTheirJobs(t *testing.T) {
 	ctx := context.Background()
 	for seed := range uint64(5) {
@@ -78,12 +79,24 @@ func TestHeapsHoldExactlyTheirJobs(t *testing.T) {
 }
 
 // checkHeaps fails unless each queue's scheduled and retry heaps hold
-// exactly its jobs of that status, each entry at its index, in heap order.
+// exactly its jobs of that status, each entry at its index, in heap order,
+// and its pending deque one live item per pending job and at most as many
+// stale ones.
 func checkHeaps(t *testing.T, b *Broker) {
 	t.Helper()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for name, q := range b.queues {
+		live := 0
+		q.pending.each(func(it item) bool {
+			if e, ok := b.jobs[it.id]; ok && e.seq == it.seq {
+				live++
+			}
+			return true
+		})
+		if pending := q.count[queue.StatusPending]; int64(live) != pending || int64(q.pending.len()) > 2*pending {
+			t.Fatalf("queue %s: pending deque holds %d items, %d live, for %d jobs", name, q.pending.len(), live, pending)
+		}
 		for _, c := range []struct {
 			st queue.Status
 			h  timeHeap

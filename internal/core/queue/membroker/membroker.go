@@ -103,20 +103,44 @@ func (b *Broker) queue(name string) *qstate {
 
 // set moves e to status to, keeping the counts and invalidating old items.
 // A job leaving scheduled or failed leaves its heap here, whatever moved it
-// (promote has popped it already), so no path can leave it behind.
+// (promote has popped it already), so no path can leave it behind; one
+// leaving pending may leave a stale item in the deque, for compactPending.
 func (b *Broker) set(q *qstate, e *entry, to queue.Status) {
-	switch e.job.Status {
+	from := e.job.Status
+	switch from {
 	case queue.StatusScheduled:
 		q.scheduled.remove(e)
 	case queue.StatusFailed:
 		q.retry.remove(e)
 	}
-	if e.job.Status != "" {
-		q.count[e.job.Status]--
+	if from != "" {
+		q.count[from]--
 	}
 	q.count[to]++
 	e.job.Status = to
 	e.seq++
+	if from == queue.StatusPending {
+		b.compactPending(q)
+	}
+}
+
+// compactPending drops q's stale pending items once they outnumber the live
+// ones. A pending job cancelled or run by id stays in the deque as a stale
+// item (taking it out of the middle of a slice would cost O(n) per job);
+// every live pending job has one live item, so the stale ones are the
+// deque's length less the pending count. A compaction costs the length, at
+// most twice the stale items made since the last one: O(1) per cancel,
+// amortized, and the deque never holds more than twice the pending jobs,
+// plus one.
+func (b *Broker) compactPending(q *qstate) {
+	live := q.count[queue.StatusPending]
+	if int64(q.pending.len()) <= 2*live {
+		return
+	}
+	q.pending.keep(int(live), func(it item) bool {
+		e, ok := b.jobs[it.id]
+		return ok && e.seq == it.seq
+	})
 }
 
 // notify wakes every Fetch waiting for a pending job.

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/fakeclock"
 )
@@ -143,4 +145,128 @@ func checkHeapSizes(t *testing.T, b *Broker, scheduled, retry int64) {
 			t.Errorf("%s heap's array is %d long for %d items", h.name, h.c, h.n)
 		}
 	}
+}
+
+// TestOutOfLineRemovalCompactsPending: pending jobs cancelled or run by id
+// stay in the deque only while they are fewer than the live ones, and
+// compacting it keeps the order jobs are fetched in, jobs handed back at
+// the head included. They stayed until fetched, for good on a queue no
+// worker fetches from (manual mode).
+func TestOutOfLineRemovalCompactsPending(t *testing.T) {
+	const n = 999
+	ctx := context.Background()
+	newBroker := func(t *testing.T) (*Broker, []string) {
+		t.Helper()
+		clock := fakeclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+		b := New(Options{Clock: clock, HistoryLimit: 10})
+		var ids []string
+		for i := range n {
+			j := &queue.Job{ID: fmt.Sprintf("p%04d", i), Queue: queue.DefaultQueue, Type: "ping"}
+			if err := b.Enqueue(ctx, queue.NewJob{Job: j}); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, j.ID)
+		}
+		return b, ids
+	}
+	cancel := func(t *testing.T, b *Broker, id string) {
+		t.Helper()
+		if _, _, err := b.Cancel(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runNow := func(t *testing.T, b *Broker, id string) {
+		t.Helper()
+		l, err := b.Claim(ctx, id, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Finish(ctx, []queue.Outcome{{Ref: l.Ref()}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		take func(*testing.T, *Broker, string)
+	}{{"cancel", cancel}, {"run now", runNow}} {
+		t.Run(c.name+" all", func(t *testing.T) {
+			b, ids := newBroker(t)
+			for _, id := range ids {
+				c.take(t, b, id)
+			}
+			checkPendingSize(t, b, 0)
+		})
+		t.Run(c.name+" two in three", func(t *testing.T) {
+			b, ids := newBroker(t)
+			var want []string
+			for i, id := range ids {
+				if i%3 == 1 {
+					want = append(want, id)
+					continue
+				}
+				c.take(t, b, id)
+			}
+			checkPendingSize(t, b, int64(len(want)))
+			if d := cmp.Diff(want, fetchAll(t, b)); d != "" {
+				t.Errorf("fetched (-want +got):\n%s", d)
+			}
+		})
+	}
+	// Jobs handed back go to the head, in their order; cancelling some of
+	// them and of the others keeps everyone's place.
+	t.Run("handed back", func(t *testing.T) {
+		b, ids := newBroker(t)
+		ls, err := b.Fetch(ctx, queue.FetchRequest{N: 6, Lease: time.Minute})
+		if err != nil || len(ls) != 6 {
+			t.Fatalf("Fetch: %d leases, %v", len(ls), err)
+		}
+		var refs []queue.Ref
+		for _, l := range ls {
+			refs = append(refs, l.Ref())
+		}
+		if _, err := b.Release(ctx, refs); err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for i, id := range ids {
+			if i%3 == 1 {
+				want = append(want, id)
+				continue
+			}
+			cancel(t, b, id)
+		}
+		checkPendingSize(t, b, int64(len(want)))
+		if d := cmp.Diff(want, fetchAll(t, b)); d != "" {
+			t.Errorf("fetched (-want +got):\n%s", d)
+		}
+	})
+}
+
+// checkPendingSize fails unless the default queue has pending jobs and its
+// deque at most twice as many items.
+func checkPendingSize(t *testing.T, b *Broker, pending int64) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q := b.queues[queue.DefaultQueue]
+	if got := q.count[queue.StatusPending]; got != pending {
+		t.Errorf("%d jobs pending, want %d", got, pending)
+	}
+	if items := len(q.pending.front) + len(q.pending.back) - q.pending.head; int64(items) > 2*pending {
+		t.Errorf("pending deque holds %d items for %d jobs", items, pending)
+	}
+}
+
+// fetchAll fetches every pending job of b, returning their ids in order.
+func fetchAll(t *testing.T, b *Broker) []string {
+	t.Helper()
+	ls, err := b.Fetch(context.Background(), queue.FetchRequest{N: 1 << 20, Lease: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{}
+	for _, l := range ls {
+		ids = append(ids, l.Job.ID)
+	}
+	return ids
 }
