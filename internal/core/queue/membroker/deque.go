@@ -2,14 +2,14 @@ package membroker
 
 import "container/heap"
 
-// item is one entry of a pending list or a time-ordered heap. seq is the
-// job's sequence number when the item was made: an item whose job has moved
-// on since (cancelled, claimed) carries an old seq and is skipped, which makes
-// removal O(1) without searching the structures.
+// item is one entry of a pending deque. seq is the job's sequence number
+// when the item was made: an item whose job has moved on since (cancelled,
+// claimed) carries an old seq and is skipped, which makes that removal O(1)
+// without searching the deque; the broker compacts a deque once its stale
+// items outnumber the live ones (Broker.compactPending).
 type item struct {
 	id  string
 	seq uint64
-	at  int64 // heap order: run_at or lease deadline, unix ms
 }
 
 // deque is a FIFO with push-front (for jobs handed back at shutdown).
@@ -51,6 +51,22 @@ func (d *deque) pop() (item, bool) {
 	return item{}, false
 }
 
+// len is the number of items, stale ones included.
+func (d *deque) len() int { return len(d.front) + len(d.back) - d.head }
+
+// keep drops the items live says are not, keeping the order of the others,
+// into a new slice sized for n of them: the old arrays, however long, go.
+func (d *deque) keep(n int, live func(item) bool) {
+	kept := make([]item, 0, n)
+	d.each(func(it item) bool {
+		if live(it) {
+			kept = append(kept, it)
+		}
+		return true
+	})
+	d.front, d.back, d.head = nil, kept, 0
+}
+
 // each calls f on every item, head first, until f returns false.
 func (d *deque) each(f func(item) bool) {
 	for i := len(d.front) - 1; i >= 0; i-- {
@@ -65,31 +81,60 @@ func (d *deque) each(f func(item) bool) {
 	}
 }
 
-// timeHeap is a min-heap of items by at (container/heap interface).
-type timeHeap []item
+// timeHeap is a min-heap of the entries of one queue's scheduled or
+// retrying jobs, earliest run time first (container/heap interface). Each
+// entry knows its place in the heap (entry.index), so a job that leaves it
+// out of line (cancelled, run by id) is taken out at once with heap.Remove,
+// in O(log n): the heap holds exactly the queue's jobs in its status, and its
+// memory follows them rather than their old run times.
+type timeHeap []*entry
 
 func (h timeHeap) Len() int { return len(h) }
 func (h timeHeap) Less(i, j int) bool {
 	if h[i].at != h[j].at {
 		return h[i].at < h[j].at
 	}
-	return h[i].id < h[j].id
+	return h[i].job.ID < h[j].job.ID
 }
-func (h timeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *timeHeap) Push(x any)   { *h = append(*h, x.(item)) }
-func (h *timeHeap) Pop() any {
-	old := *h
-	it := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return it
+func (h timeHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *timeHeap) Push(x any) {
+	e := x.(*entry)
+	e.index = len(*h)
+	*h = append(*h, e)
 }
 
-// earliest calls visit with the items of h in order (earliest first, as
+// Pop takes the last entry (heap.Pop and heap.Remove call it last of all, so
+// it may also hand the array back: when a burst drains, a heap a quarter full
+// moves to an array half its size, O(1) amortized).
+func (h *timeHeap) Pop() any {
+	old := *h
+	n := len(old) - 1
+	e := old[n]
+	old[n] = nil
+	e.index = -1
+	*h = old[:n]
+	if c := cap(old); c > 64 && n < c/4 {
+		*h = append(make(timeHeap, 0, c/2), (*h)...)
+	}
+	return e
+}
+
+// remove takes e out of h, if h holds it.
+func (h *timeHeap) remove(e *entry) {
+	if i := e.index; i >= 0 && i < len(*h) && (*h)[i] == e {
+		heap.Remove(h, i)
+	}
+}
+
+// earliest calls visit with the entries of h in order (earliest first, as
 // sort.Sort would put them) until visit returns false or h is exhausted,
 // without sorting or copying h: a best-first walk from the root, whose
-// frontier (the children of the items visited) is a small heap of
-// indexes. Visiting k items costs O(k log k), whatever the size of h.
-func (h timeHeap) earliest(visit func(item) bool) {
+// frontier (the children of the entries visited) is a small heap of
+// indexes. Visiting k entries costs O(k log k), whatever the size of h.
+func (h timeHeap) earliest(visit func(*entry) bool) {
 	if len(h) == 0 {
 		return
 	}
@@ -99,7 +144,7 @@ func (h timeHeap) earliest(visit func(item) bool) {
 		if !visit(h[i]) {
 			return
 		}
-		// A child is never earlier than its parent, so the next item in
+		// A child is never earlier than its parent, so the next entry in
 		// order is always in the frontier.
 		for _, c := range [2]int{2*i + 1, 2*i + 2} {
 			if c < len(h) {
@@ -109,7 +154,7 @@ func (h timeHeap) earliest(visit func(item) bool) {
 	}
 }
 
-// frontier is a min-heap of indexes of h, ordered as h orders its items
+// frontier is a min-heap of indexes of h, ordered as h orders its entries
 // (container/heap interface).
 type frontier struct {
 	h   timeHeap

@@ -41,11 +41,14 @@ type Broker struct {
 }
 
 // entry is a stored job with its fencing token and a sequence number that
-// changes with every move (see item).
+// changes with every move (see item). A scheduled or retrying job's entry is
+// also in its queue's timeHeap, at index, ordered by at.
 type entry struct {
 	job   queue.Job
 	token int64
 	seq   uint64
+	at    int64 // run_at in unix ms, while in a timeHeap
+	index int   // place in its timeHeap; -1 when in none
 }
 
 type qstate struct {
@@ -99,13 +102,45 @@ func (b *Broker) queue(name string) *qstate {
 }
 
 // set moves e to status to, keeping the counts and invalidating old items.
+// A job leaving scheduled or failed leaves its heap here, whatever moved it
+// (promote has popped it already), so no path can leave it behind; one
+// leaving pending may leave a stale item in the deque, for compactPending.
 func (b *Broker) set(q *qstate, e *entry, to queue.Status) {
-	if e.job.Status != "" {
-		q.count[e.job.Status]--
+	from := e.job.Status
+	switch from {
+	case queue.StatusScheduled:
+		q.scheduled.remove(e)
+	case queue.StatusFailed:
+		q.retry.remove(e)
+	}
+	if from != "" {
+		q.count[from]--
 	}
 	q.count[to]++
 	e.job.Status = to
 	e.seq++
+	if from == queue.StatusPending {
+		b.compactPending(q)
+	}
+}
+
+// compactPending drops q's stale pending items once they outnumber the live
+// ones. A pending job cancelled or run by id stays in the deque as a stale
+// item (taking it out of the middle of a slice would cost O(n) per job);
+// every live pending job has one live item, so the stale ones are the
+// deque's length less the pending count. A compaction costs the length, at
+// most twice the stale items made since the last one: O(1) per cancel,
+// amortized, and the deque never holds more than twice the pending jobs,
+// plus one.
+func (b *Broker) compactPending(q *qstate) {
+	live := q.count[queue.StatusPending]
+	if int64(q.pending.len()) <= 2*live {
+		return
+	}
+	q.pending.keep(int(live), func(it item) bool {
+		e, ok := b.jobs[it.id]
+		return ok && e.seq == it.seq
+	})
 }
 
 // notify wakes every Fetch waiting for a pending job.
@@ -116,6 +151,12 @@ func (b *Broker) notify() {
 
 func (b *Broker) pushPending(q *qstate, e *entry) {
 	q.pending.pushBack(item{id: e.job.ID, seq: e.seq})
+}
+
+// pushTimed puts e, just moved to scheduled or failed, in heap h by its run_at.
+func pushTimed(h *timeHeap, e *entry) {
+	e.at = e.job.RunAt.UnixMilli()
+	heap.Push(h, e)
 }
 
 // Enqueue stores new jobs.
@@ -136,7 +177,7 @@ func (b *Broker) Enqueue(ctx context.Context, jobs ...queue.NewJob) error {
 		j := nj.Job
 		q := b.queue(j.Queue)
 		j.EnqueuedAt = now
-		e := &entry{}
+		e := &entry{index: -1}
 		if nj.Delay > 0 {
 			j.RunAt = now.Add(nj.Delay.Truncate(time.Millisecond))
 			j.Status = queue.StatusScheduled
@@ -150,7 +191,7 @@ func (b *Broker) Enqueue(ctx context.Context, jobs ...queue.NewJob) error {
 		b.jobs[j.ID] = e
 		q.enqueued++
 		if j.Status == queue.StatusScheduled {
-			heap.Push(&q.scheduled, item{id: j.ID, seq: e.seq, at: j.RunAt.UnixMilli()})
+			pushTimed(&q.scheduled, e)
 		} else {
 			b.pushPending(q, e)
 			woke = true
@@ -336,7 +377,7 @@ func (b *Broker) Finish(_ context.Context, outcomes []queue.Outcome) ([]queue.St
 			j.Result, j.FinishedAt, j.Retries, j.Source = o.Result, now, 0, queue.SourceSchedule
 			j.RunAt = now.Add(time.Duration(j.IntervalSeconds) * time.Second)
 			b.set(q, e, queue.StatusScheduled)
-			heap.Push(&q.scheduled, item{id: j.ID, seq: e.seq, at: j.RunAt.UnixMilli()})
+			pushTimed(&q.scheduled, e)
 		case o.Err == "":
 			q.succeeded++
 			j.Result, j.FinishedAt = o.Result, now
@@ -368,7 +409,7 @@ func (b *Broker) failed(q *qstate, e *entry, now time.Time, retryIn time.Duratio
 	}
 	j.RunAt = now.Add(retryIn.Truncate(time.Millisecond))
 	b.set(q, e, queue.StatusFailed)
-	heap.Push(&q.retry, item{id: j.ID, seq: e.seq, at: j.RunAt.UnixMilli()})
+	pushTimed(&q.retry, e)
 }
 
 // addHistory records a finished job, once, and evicts the oldest beyond the cap.
@@ -496,8 +537,8 @@ func (b *Broker) Tick(context.Context) (queue.TickResult, error) {
 	var r queue.TickResult
 	for _, name := range b.names {
 		q := b.queues[name]
-		r.Scheduled += b.promote(q, &q.scheduled, queue.StatusScheduled, now)
-		r.Retried += b.promote(q, &q.retry, queue.StatusFailed, now)
+		r.Scheduled += b.promote(q, &q.scheduled, now)
+		r.Retried += b.promote(q, &q.retry, now)
 		for _, id := range sortedKeys(q.running) {
 			e := b.jobs[id]
 			if e.job.LeaseUntil.After(now) {
@@ -537,15 +578,11 @@ func sortedKeys(m map[string]struct{}) []string {
 	return keys
 }
 
-// promote moves the due jobs of h (in status from) to pending.
-func (b *Broker) promote(q *qstate, h *timeHeap, from queue.Status, now time.Time) int {
+// promote moves the due jobs of h to pending.
+func (b *Broker) promote(q *qstate, h *timeHeap, now time.Time) int {
 	n := 0
 	for h.Len() > 0 && (*h)[0].at <= now.UnixMilli() {
-		it := heap.Pop(h).(item)
-		e, ok := b.jobs[it.id]
-		if !ok || e.seq != it.seq || e.job.Status != from {
-			continue
-		}
+		e := heap.Pop(h).(*entry)
 		e.job.ReadyAt = e.job.RunAt
 		b.set(q, e, queue.StatusPending)
 		b.pushPending(q, e)
@@ -653,14 +690,9 @@ func (b *Broker) list(q *qstate, st queue.Status, limit int) []*queue.Job {
 		}
 		// The earliest first, walked in place: copying and sorting the
 		// heap would cost O(n log n) under the broker's lock for every
-		// listing. Stale items (moved on, or gone) are skipped.
+		// listing.
 		n = 0
-		h.h.earliest(func(it item) bool {
-			if e, ok := b.jobs[it.id]; ok && e.seq == it.seq {
-				return add(e)
-			}
-			return true
-		})
+		h.h.earliest(add)
 	}
 	if st == "" || st == queue.StatusRunning {
 		n = 0

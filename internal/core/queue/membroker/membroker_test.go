@@ -58,3 +58,34 @@ func BenchmarkListScheduled(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCancelScheduled enqueues a job delayed a day and cancels it, among
+// 100,000 scheduled jobs (run_at random over a day): a debouncing
+// scheduler's loop. The cancel takes the job out of the heap, O(log n).
+func BenchmarkCancelScheduled(b *testing.B) {
+	const n = 100_000
+	br := membroker.New(membroker.Options{})
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 2))
+	batch := make([]queue.NewJob, 0, 1000)
+	for i := range n {
+		j := &queue.Job{ID: queue.NewID(), Queue: queue.DefaultQueue, Type: "ping", Source: queue.SourceAPI}
+		batch = append(batch, queue.NewJob{Job: j, Delay: time.Minute + time.Duration(rng.Int64N(int64(24*time.Hour)))})
+		if len(batch) == cap(batch) || i == n-1 {
+			if err := br.Enqueue(ctx, batch...); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		j := &queue.Job{ID: queue.NewID(), Queue: queue.DefaultQueue, Type: "ping", Source: queue.SourceAPI}
+		if err := br.Enqueue(ctx, queue.NewJob{Job: j, Delay: 24 * time.Hour}); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := br.Cancel(ctx, j.ID); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
