@@ -35,6 +35,7 @@ func TestCluster(t *testing.T) {
 		{"RemoveQueueAcrossBrokers", func(t *testing.T, c *redistest.Cluster) { raceRemoveAcrossBrokers(t, newClusterClient(t, c)) }},
 		{"ListingFailsAfterEnqueue", testClusterListingFailsAfterEnqueue},
 		{"RemovedRightAfterItsFirstJobs", testClusterRemovedRightAfterItsFirstJobs},
+		{"RemovedRightAfterAnEnqueueElsewhere", testClusterRemovedRightAfterAnEnqueueElsewhere},
 		{"RelistFailsInRemoval", testClusterRelistFailsInRemoval},
 		{"SweepListsLostQueues", func(t *testing.T, c *redistest.Cluster) {
 			sweepListsLostQueues(t, newClusterClient(t, c), func() { c.Flush(t) })

@@ -621,7 +621,9 @@ type signals struct {
 
 // signal sends, on a cluster, what an enqueue that stored jobs owes the
 // other slots: the wake-ups of the queues that got ready jobs, and the
-// listing of the queues new to this broker (a repair: see recheckLater).
+// listing of the queues new to this broker that its jobs did not make (a
+// repair: a queue whose maker died before listing it; see recheckLater),
+// each if it still exists.
 // Apart from the enqueues and after them, best effort, in round trips of
 // their own by one sender at a time, which takes everything given
 // meanwhile: the wake-up list and the index live on other masters, and in
@@ -669,17 +671,21 @@ func (b *Broker) sendSignals() {
 		}
 		b.sig.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), b.cmdTimeout)
-		pipe := b.rdb.Pipeline()
-		b.queueWake(ctx, pipe, wake, trim)
-		var listed *redis.IntCmd
+		if len(wake) > 0 || trim {
+			pipe := b.rdb.Pipeline()
+			b.queueWake(ctx, pipe, wake, trim)
+			_, _ = redispipe.Exec(ctx, pipe)
+		}
 		if len(list) > 0 {
-			listed = pipe.SAdd(ctx, b.indexKey(), toAny(list)...)
+			// Only those that still exist: this runs after the enqueues
+			// were answered, and another broker may have removed such a
+			// queue since (listed blindly, it was listed again, empty).
+			settled, err := b.listIfExists(ctx, list)
+			if err != nil {
+				b.recheckLater(slices.DeleteFunc(list, func(q string) bool { return slices.Contains(settled, q) })...)
+			}
 		}
-		_, _ = redispipe.Exec(ctx, pipe)
 		cancel()
-		if listed != nil && listed.Err() != nil {
-			b.recheckLater(list...)
-		}
 	}
 }
 

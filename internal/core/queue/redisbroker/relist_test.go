@@ -225,12 +225,44 @@ func testClusterRemovedRightAfterItsFirstJobs(t *testing.T, c *redistest.Cluster
 	}
 }
 
+// testClusterRemovedRightAfterAnEnqueueElsewhere: a broker that did not
+// know a queue (a daemon just restarted) enqueues there; the queue exists,
+// so it lists it only if it still does when it gets to it, after its
+// wake-up: another broker's removal meanwhile is not undone.
+func testClusterRemovedRightAfterAnEnqueueElsewhere(t *testing.T, c *redistest.Cluster) {
+	ctx := context.Background()
+	maker := redisbroker.New(newClusterClient(t, c), redisbroker.Options{SweepInterval: -1})
+	idleQueue(t, maker, "q")
+	h := &holdWakeUp{release: make(chan struct{}), done: make(chan struct{}), checked: make(chan struct{})}
+	erdb := newClusterClient(t, c)
+	erdb.AddHook(h)
+	enqueuer := redisbroker.New(erdb, redisbroker.Options{SweepInterval: -1})
+	remover := redisbroker.New(newClusterClient(t, c), redisbroker.Options{SweepInterval: -1})
+	removedWhileKnown(t, enqueuer, remover, "q")
+	close(h.release)
+	for _, ch := range []chan struct{}{h.done, h.checked} {
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the enqueue's wake-up, or its check that the queue exists, was never sent (listed without the check, a removed queue is listed again)")
+		}
+	}
+	listed, err := erdb.SMembers(ctx, "refrakt:queues").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(listed, "q") {
+		t.Errorf("the index lists %v after the queue's removal, want q gone", listed)
+	}
+}
+
 // holdWakeUp holds the first round trip of a pipeline that pushes a
 // wake-up (RPUSH) until release is closed, and closes done once it is
-// answered.
+// answered; checked, when given, once a round trip that checks a queue
+// exists (HEXISTS) is answered.
 type holdWakeUp struct {
-	release, done chan struct{}
-	once          sync.Once
+	release, done, checked chan struct{}
+	once, onceChecked      sync.Once
 }
 
 func (h *holdWakeUp) DialHook(next redis.DialHook) redis.DialHook          { return next }
@@ -238,6 +270,9 @@ func (h *holdWakeUp) ProcessHook(next redis.ProcessHook) redis.ProcessHook { ret
 
 func (h *holdWakeUp) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.checked != nil && slices.ContainsFunc(cmds, func(c redis.Cmder) bool { return c.Name() == "hexists" }) {
+			defer h.onceChecked.Do(func() { close(h.checked) })
+		}
 		if !slices.ContainsFunc(cmds, func(c redis.Cmder) bool { return c.Name() == "rpush" }) {
 			return next(ctx, cmds)
 		}
