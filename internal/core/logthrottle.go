@@ -10,7 +10,7 @@ import (
 // LogThrottle writes its line at most once per Every, with the count of
 // the lines it left out since the last one (left_out): a failure that
 // repeats (an outage, a refused watch) is logged once per interval, never
-// per attempt or per request.
+// per attempt or per request. It is a LogBudget of one line.
 type LogThrottle struct {
 	Logger *slog.Logger
 	Msg    string
@@ -18,9 +18,8 @@ type LogThrottle struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 
-	mu      sync.Mutex
-	next    time.Time // no line before then
-	dropped int       // lines left out since the last one written
+	once   sync.Once
+	budget LogBudget
 }
 
 // Warn writes the line at level WARN with attrs, unless one was written
@@ -32,27 +31,20 @@ func (t *LogThrottle) Warn(ctx context.Context, attrs ...slog.Attr) {
 // Log writes the line at level with attrs, unless one was written less
 // than Every ago.
 func (t *LogThrottle) Log(ctx context.Context, level slog.Level, attrs ...slog.Attr) {
-	now := time.Now
-	if t.Now != nil {
-		now = t.Now
-	}
-	at := now()
-	t.mu.Lock()
-	if at.Before(t.next) {
-		t.dropped++
-		t.mu.Unlock()
+	t.once.Do(func() { t.budget.Burst, t.budget.Every, t.budget.Now = 1, t.Every, t.Now })
+	ok, heldBack := t.budget.Take()
+	if !ok {
 		return
 	}
-	dropped := t.dropped
-	t.next, t.dropped = at.Add(t.Every), 0
-	t.mu.Unlock()
-	t.Logger.LogAttrs(ctx, level, t.Msg, append(attrs, slog.Int("left_out", dropped))...)
+	t.Logger.LogAttrs(ctx, level, t.Msg, append(attrs, slog.Int("left_out", heldBack))...)
 }
 
-// LogBudget lets at most Burst lines through per Every and counts the ones
-// it holds back: for an event that anyone may cause one at a time (a
-// public job going dead), each one is logged while they are few, and a
-// flood of them costs a few lines per interval, not a line per request.
+// LogBudget lets at most Burst lines through per window of Every (a window
+// begins with the first line after the last one ended) and counts the ones
+// it holds back, for the next line let through to report: for an event
+// that anyone may cause one at a time (a public job going dead), each one
+// is logged while they are few, and a flood of them costs a few lines per
+// window, not a line per request.
 type LogBudget struct {
 	Burst int
 	Every time.Duration
@@ -85,4 +77,17 @@ func (b *LogBudget) Take() (ok bool, heldBack int) {
 	b.used++
 	heldBack, b.held = b.held, 0
 	return true, heldBack
+}
+
+// Idle reports whether b holds no line back and its window is over: a new
+// budget would do the same.
+func (b *LogBudget) Idle() bool {
+	now := time.Now
+	if b.Now != nil {
+		now = b.Now
+	}
+	at := now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.held == 0 && (at.Sub(b.start) >= b.Every || at.Before(b.start))
 }

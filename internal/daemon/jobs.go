@@ -50,7 +50,7 @@ func (s *Server) buildJobs() error {
 		broker = membroker.New(membroker.Options{Clock: s.clock, HistoryLimit: s.cfg.JobHistory})
 	}
 	obs := jobsObserver{m: s.metrics, log: s.log, errs: &core.LogThrottle{Logger: s.log, Msg: "job queue backend failing", Every: backendLogEvery},
-		deadLog: &core.LogBudget{Burst: deadLogBurst, Every: deadLogEvery}, rejected: newQueueLabels()}
+		deadLog: newDeadLogs(s.clock.Now), rejected: newQueueLabels()}
 	svc := queue.NewService(queue.Deps{Broker: broker, Clock: s.clock, Observer: obs}, queue.Config{
 		Concurrency:     s.cfg.WorkerConcurrency,
 		TickInterval:    s.cfg.TickInterval,

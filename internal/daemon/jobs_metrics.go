@@ -20,9 +20,9 @@ type jobsObserver struct {
 	m    *metrics.Metrics
 	log  *slog.Logger
 	errs *core.LogThrottle // "job queue backend failing"
-	// deadLog bounds the "job dead" lines: anyone may make a job go dead
-	// (a public fail job), one line each.
-	deadLog *core.LogBudget
+	// deadLog bounds the "job dead" lines of the jobs whose handler failed
+	// their last attempt, per queue: anyone may make a public job go dead.
+	deadLog *deadLogs
 	// rejected bounds the queue labels of the admission rejections: a
 	// refused request may name any queue (while the backend is down, even
 	// one QUEUE_MAX_QUEUES would refuse).
@@ -48,30 +48,67 @@ func (o jobsObserver) Finished(typ, status string, d time.Duration) {
 // among its queue's last JOB_HISTORY finished jobs, the log for as long as
 // logs are kept. The message says why ("job dead: retries exhausted",
 // "job dead: lease expired on its last attempt"); the attributes are the
-// same, so that one grep finds both. At most deadLogBurst lines go out
-// per deadLogEvery; the next line says how many were left out (left_out):
-// public fail jobs, one a request, made one line a request (17,300 lines
-// for as many anonymous requests).
+// same, so that one grep finds both. The handler's failures are bounded
+// per queue (deadLogs); left_out counts those of the queue left out since
+// its last line. A lease expired is a worker lost, which no request can
+// cause: each is logged.
 func (o jobsObserver) Dead(j queue.DeadJob, why queue.DeadCause) {
-	ok, held := true, 0
-	if o.deadLog != nil {
-		ok, held = o.deadLog.Take()
+	held := 0
+	if why == queue.DeadRetriesExhausted && o.deadLog != nil {
+		ok, h := o.deadLog.take(j.Queue)
+		if !ok {
+			return
+		}
+		held = h
 	}
-	if !ok {
-		return
-	}
-	attrs := []any{"id", j.ID, "queue", j.Queue, "type", j.Type, "attempts", j.Attempts, "error", j.LastError}
-	if held > 0 {
-		attrs = append(attrs, "left_out", held)
-	}
-	o.log.Warn("job dead: "+string(why), attrs...)
+	o.log.Warn("job dead: "+string(why), "id", j.ID, "queue", j.Queue, "type", j.Type, "attempts", j.Attempts, "error", j.LastError, "left_out", held)
 }
 
-// deadLogBurst "job dead" lines at most per deadLogEvery.
+// deadLogs bounds, per queue, the lines of the jobs whose handler failed
+// their last attempt: at most deadLogBurst per window of deadLogEvery.
+// Anyone may make a public job go dead, in a queue they name, and each made
+// a line (17,300 for as many anonymous requests); a queue's flood leaves
+// the other queues' lines alone. At most maxQueueSeries queues have a
+// budget of their own at a time (a budget back to rest is dropped when
+// room is needed), the others share one.
+type deadLogs struct {
+	mu    sync.Mutex
+	m     map[string]*core.LogBudget
+	other *core.LogBudget
+	now   func() time.Time
+}
+
+// deadLogBurst "job dead" lines at most per deadLogEvery, per queue.
 const (
 	deadLogBurst = 20
 	deadLogEvery = 10 * time.Second
 )
+
+func newDeadLogs(now func() time.Time) *deadLogs {
+	return &deadLogs{m: map[string]*core.LogBudget{}, other: &core.LogBudget{Burst: deadLogBurst, Every: deadLogEvery, Now: now}, now: now}
+}
+
+// take is q's budget's Take.
+func (d *deadLogs) take(q string) (ok bool, heldBack int) {
+	d.mu.Lock()
+	b := d.m[q]
+	if b == nil {
+		if len(d.m) >= maxQueueSeries {
+			for name, old := range d.m {
+				if old.Idle() {
+					delete(d.m, name)
+				}
+			}
+		}
+		b = d.other
+		if len(d.m) < maxQueueSeries {
+			b = &core.LogBudget{Burst: deadLogBurst, Every: deadLogEvery, Now: d.now}
+			d.m[q] = b
+		}
+	}
+	d.mu.Unlock()
+	return b.Take()
+}
 
 func (o jobsObserver) AdmissionRejected(q, reason string) {
 	o.rejected.inc(o.m.AdmissionRejections, q, reason)

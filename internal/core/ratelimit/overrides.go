@@ -312,7 +312,7 @@ func (l *Limiter) Run(ctx context.Context) error {
 		defer close(watchDone)
 		wait := l.cfg.OverrideRefresh
 		for ctx.Err() == nil {
-			began := time.Now()
+			began := l.clock.Now()
 			err := l.store.WatchOverrides(ctx, func(overrides bool) {
 				if overrides {
 					overridesChanged.Store(true)
@@ -325,12 +325,13 @@ func (l *Limiter) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return
 			}
-			// A lost subscription, or one refused (a user without the
-			// channel's rights, Redis down): the ticker covers the gap.
-			// One that lasted is tried again soon; one refused again at
-			// once, ever later, up to maxWatchRetry: refused every second,
-			// it cost Redis a connection a second for good.
-			if time.Since(began) > maxWatchRetry {
+			// A lost subscription, or one refused: the ticker covers the
+			// gap. A lost one (Redis restarting, unreachable) is tried
+			// again every OverrideRefresh, so that it resumes as soon as
+			// Redis answers; one refused (a user without the channel's
+			// rights) ever later, up to maxWatchRetry: refused every
+			// second, it cost Redis a connection a second for good.
+			if core.ErrorCode(err) != core.CodeForbidden || l.clock.Now().Sub(began) > maxWatchRetry {
 				wait = l.cfg.OverrideRefresh
 			}
 			watchFailed.Warn(ctx, slog.Any("err", err), core.CauseAttr(err), slog.Duration("retry_in", wait))
@@ -338,7 +339,9 @@ func (l *Limiter) Run(ctx context.Context) error {
 			case <-ctx.Done():
 			case <-time.After(wait):
 			}
-			wait = min(2*wait, maxWatchRetry)
+			if core.ErrorCode(err) == core.CodeForbidden {
+				wait = min(2*wait, maxWatchRetry)
+			}
 		}
 	}()
 	defer func() { <-watchDone }()

@@ -2,13 +2,13 @@ package ratelimit_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
 	"github.com/refrakt/refrakt/internal/core/ratelimit/memstore"
 	"github.com/refrakt/refrakt/internal/fakeclock"
@@ -55,37 +55,55 @@ func TestRunSweepsTheStore(t *testing.T) {
 	}
 }
 
-// refusedWatch is a memory store whose subscription to override changes
-// is refused at once, as Redis refuses a user without the channel's rights.
-type refusedWatch struct {
+// failingWatch is a memory store whose subscription to override changes
+// fails at once with err: refused (Redis's NOPERM for a user without the
+// channel's rights) or unreachable.
+type failingWatch struct {
 	*memstore.Store
+	err   error
 	calls atomic.Int64
 }
 
-func (s *refusedWatch) WatchOverrides(context.Context, func(bool)) error {
+func (s *failingWatch) WatchOverrides(context.Context, func(bool)) error {
 	s.calls.Add(1)
-	return errors.New("NOPERM this user has no permissions to access the channel")
+	return s.err
 }
 
-// TestRunBacksOffARefusedWatch (growth29 NIT 6): a subscription refused at
-// once is tried again ever later (doubling from the refresh interval, up
-// to 30 s), not every refresh interval for good (a connection a second to
-// Redis); the overrides are still read every interval meanwhile.
+// TestRunBacksOffARefusedWatch (growth29 NIT 6): a subscription refused is
+// tried again ever later (doubling from the refresh interval, up to 30 s),
+// not every refresh interval for good (a connection a second to Redis);
+// one that fails because Redis does not answer is tried again every
+// interval, so that it resumes as soon as Redis is back (code29 LOW 2).
+// The overrides are read every interval meanwhile in both cases.
 func TestRunBacksOffARefusedWatch(t *testing.T) {
-	clock := fakeclock.New(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
-	store := &refusedWatch{Store: memstore.New(clock)}
-	cfg := ratelimit.DefaultConfig()
-	cfg.OverrideRefresh = 10 * time.Millisecond
-	l, err := ratelimit.New(cfg, ratelimit.Deps{Store: store, Clock: clock, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_ = l.Run(ctx)
-	// Waits of 10, 20, 40, … ms: at most 7 attempts fit in a second
-	// (every 10 ms: about 100).
-	if n := store.calls.Load(); n > 7 {
-		t.Errorf("%d attempts to subscribe in a second with a 10 ms refresh, want at most 7 (a doubling wait)", n)
+	for _, tc := range []struct {
+		name string
+		err  error
+		ok   func(n int64) bool
+		want string
+	}{
+		// Waits of 10, 20, 40, … ms: at most 7 attempts fit in a second.
+		{"refused", core.Errorf(core.CodeForbidden, "NOPERM this user has no permissions to access one of the channels"),
+			func(n int64) bool { return n <= 7 }, "at most 7 (a doubling wait)"},
+		// Every 10 ms: about 100 (at least 20 on a loaded machine).
+		{"unreachable", core.Errorf(core.CodeUnavailable, "dial tcp 127.0.0.1:6379: connect: connection refused"),
+			func(n int64) bool { return n >= 20 }, "at least 20 (one every interval)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := fakeclock.New(time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC))
+			store := &failingWatch{Store: memstore.New(clock), err: tc.err}
+			cfg := ratelimit.DefaultConfig()
+			cfg.OverrideRefresh = 10 * time.Millisecond
+			l, err := ratelimit.New(cfg, ratelimit.Deps{Store: store, Clock: clock, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = l.Run(ctx)
+			if n := store.calls.Load(); !tc.ok(n) {
+				t.Errorf("%d attempts to subscribe in a second with a 10 ms refresh, want %s", n, tc.want)
+			}
+		})
 	}
 }

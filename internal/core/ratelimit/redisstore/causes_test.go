@@ -106,3 +106,24 @@ func TestTakeErrorKeepsConnectionCause(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchRefusedIsForbidden: a subscription to override changes that
+// Redis refuses (NOPERM: a user without the channel's rights) fails with
+// the forbidden code, which Limiter.Run backs off from; one that finds no
+// Redis fails as unavailable, which Run tries again every interval.
+func TestWatchRefusedIsForbidden(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := newClientURL(t, srv.ACLUser(t, "nochannels", "pw-0123456789", "~*", "resetchannels", "+@all"))
+	s := newStore(t, rdb, redisstore.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.WatchOverrides(ctx, func(bool) {})
+	if core.ErrorCode(err) != core.CodeForbidden || !strings.Contains(err.Error()+core.CauseAttr(err).Value.String(), "NOPERM") {
+		t.Errorf("refused subscription: %v (code %q), want forbidden with Redis's NOPERM as its cause", err, core.ErrorCode(err))
+	}
+	srv.Stop()
+	err = s.WatchOverrides(ctx, func(bool) {})
+	if core.ErrorCode(err) != core.CodeUnavailable {
+		t.Errorf("subscription with Redis gone: %v (code %q), want unavailable", err, core.ErrorCode(err))
+	}
+}

@@ -216,6 +216,11 @@ func (s *Store) WatchOverrides(ctx context.Context, changed func(overrides bool)
 	sub := s.rdb.Subscribe(ctx, s.chanOverrides)
 	defer sub.Close()
 	if _, err := sub.Receive(ctx); err != nil {
+		if isReplyErr(err) {
+			// Refused (NOPERM: a user without the channel's rights), not
+			// unreachable: asking again at once is refused again.
+			return core.Wrap(core.CodeForbidden, err, "redis refused the subscription to override changes")
+		}
 		return wrap(err, "subscribe")
 	}
 	// Anything may have changed while we were not subscribed, a key reset
