@@ -55,7 +55,13 @@ func newTestServer(t *testing.T, mutate ...func(*config.Config)) *Server {
 // closed at cleanup, and the backend's key prefix is the config's.
 func newRedisServer(t *testing.T, r *redistest.Server, mutate ...func(*config.Config)) (*Server, redis.UniversalClient) {
 	t.Helper()
-	client, kind, err := OpenRedis(context.Background(), r.URL(), "auto")
+	return newURLServer(t, r.URL(), mutate...)
+}
+
+// newURLServer is newRedisServer on the Redis (or Redis Cluster) at url.
+func newURLServer(t *testing.T, url string, mutate ...func(*config.Config)) (*Server, redis.UniversalClient) {
+	t.Helper()
+	client, kind, err := OpenRedis(context.Background(), url, "auto")
 	if err != nil {
 		t.Fatal(err)
 	}

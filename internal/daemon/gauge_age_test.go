@@ -28,9 +28,6 @@ func sampleOf(text, series string) (float64, bool) {
 	return 0, false
 }
 
-// unixOf is t as the text format writes a *_timestamp_seconds sample.
-func unixOf(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
-
 // sampledAt reads the timestamp gauges of series from /metrics, failing
 // the test when one is missing.
 func sampledAt(t *testing.T, s *Server, series ...string) []float64 {
@@ -57,13 +54,13 @@ func waitSampledAfter(t *testing.T, s *Server, since time.Time, within time.Dura
 		past := true
 		for _, name := range series {
 			v, ok := sampleOf(text, name)
-			past = past && ok && v > unixOf(since)
+			past = past && ok && v > unixSeconds(since)
 		}
 		if past {
 			return
 		}
 	}
-	t.Fatalf("%v not sampled after %.3f within %v:\n%s", series, unixOf(since), within, grep(text, "sampled_timestamp"))
+	t.Fatalf("%v not sampled after %.3f within %v:\n%s", series, unixSeconds(since), within, grep(text, "sampled_timestamp"))
 }
 
 // TestGaugeTimestampsStopWhileRedisIsPaused (review metrics29 MEDIUM 2):
@@ -94,8 +91,8 @@ func TestGaugeTimestampsStopWhileRedisIsPaused(t *testing.T) {
 	time.Sleep(4500 * time.Millisecond)
 	frozen := sampledAt(t, s, series...)
 	for i, v := range frozen {
-		if v > unixOf(paused) {
-			t.Errorf("%s = %.3f, after Redis was paused at %.3f: it moved without a read", series[i], v, unixOf(paused))
+		if v > unixSeconds(paused) {
+			t.Errorf("%s = %.3f, after Redis was paused at %.3f: it moved without a read", series[i], v, unixSeconds(paused))
 		}
 	}
 	text := scrape(t, s)
@@ -120,24 +117,8 @@ func TestGaugeTimestampsStopWhileRedisIsPaused(t *testing.T) {
 // last read left them, until the master answers again.
 func TestQueueTimestampsWithAClusterMasterPaused(t *testing.T) {
 	c := redistest.StartCluster(t, 3, "--cluster-node-timeout", "60000")
-	queueOn := func(n *redistest.Server) string {
-		for i := 0; ; i++ {
-			if q := fmt.Sprintf("g%d", i); c.MasterFor("refrakt:q:{"+q+"}:pending") == n {
-				return q
-			}
-		}
-	}
-	healthy, stalled := queueOn(c.Nodes()[0]), queueOn(c.Nodes()[1])
-	client, kind, err := OpenRedis(context.Background(), c.URL(), "auto")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	cfg := testConfig(func(c *config.Config) { c.PrometheusQueuePollInterval = 100 * time.Millisecond })
-	s, err := NewServer(Deps{Config: cfg, Backend: &Backend{Kind: kind, Redis: client, Prefix: cfg.Prefix}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	healthy, stalled := queueOnMaster(c, c.Nodes()[0], "g"), queueOnMaster(c, c.Nodes()[1], "g")
+	s, _ := newURLServer(t, c.URL(), func(c *config.Config) { c.PrometheusQueuePollInterval = 100 * time.Millisecond })
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -154,8 +135,8 @@ func TestQueueTimestampsWithAClusterMasterPaused(t *testing.T) {
 	c.Nodes()[1].Pause()
 	defer c.Nodes()[1].Resume()
 	waitSampledAfter(t, s, paused.Add(time.Second), 15*time.Second, at(healthy))
-	if v := sampledAt(t, s, at(stalled))[0]; v > unixOf(paused) {
-		t.Errorf("%s = %.3f, after its master was paused at %.3f: it moved without a read", at(stalled), v, unixOf(paused))
+	if v := sampledAt(t, s, at(stalled))[0]; v > unixSeconds(paused) {
+		t.Errorf("%s = %.3f, after its master was paused at %.3f: it moved without a read", at(stalled), v, unixSeconds(paused))
 	}
 
 	resumed := time.Now()

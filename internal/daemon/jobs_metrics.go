@@ -336,14 +336,19 @@ func (s *Server) sampleQueues(ctx context.Context) {
 	if err != nil && !errors.As(err, &partial) {
 		return // counted by the service as a backend error
 	}
-	if err == nil {
-		// Every queue read: those gone give their rejection labels up.
-		live := make(map[string]bool, len(stats))
-		for _, st := range stats {
-			live[st.Queue] = true
-		}
-		s.jobs.rejected.retain(s.metrics.AdmissionRejections, live, mark)
+	// The queues gone give their rejection labels up: those neither read
+	// nor named as failing (on a Redis Cluster, a master that does not
+	// answer holds its queues, which are not gone).
+	live := make(map[string]bool, len(stats))
+	for _, st := range stats {
+		live[st.Queue] = true
 	}
+	if partial != nil {
+		for _, q := range partial.Failed {
+			live[q] = true
+		}
+	}
+	s.jobs.rejected.retain(s.metrics.AdmissionRejections, live, mark)
 	stats = queue.CapStats(stats, maxQueueSeries)
 	s.queueSeriesMu.Lock()
 	defer s.queueSeriesMu.Unlock()

@@ -426,16 +426,7 @@ func TestJobsOnRedis(t *testing.T) {
 // Any other 503 of an enqueue carries no id.
 func TestEnqueueAnswerLostNamesTheJob(t *testing.T) {
 	r := redistest.Start(t)
-	client, kind, err := OpenRedis(context.Background(), r.URL()+"?read_timeout=300ms&write_timeout=300ms", "auto")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	cfg := testConfig()
-	s, err := NewServer(Deps{Config: cfg, Backend: &Backend{Kind: kind, Redis: client, Prefix: cfg.Prefix}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, _ := newURLServer(t, r.URL()+"?read_timeout=300ms&write_timeout=300ms")
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
