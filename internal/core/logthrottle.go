@@ -60,11 +60,7 @@ type LogBudget struct {
 // Take reports whether a line may be written now and, when it may, how
 // many were held back since the last one written (for its left_out).
 func (b *LogBudget) Take() (ok bool, heldBack int) {
-	now := time.Now
-	if b.Now != nil {
-		now = b.Now
-	}
-	at := now()
+	at := b.now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if at.Sub(b.start) >= b.Every || at.Before(b.start) {
@@ -82,12 +78,16 @@ func (b *LogBudget) Take() (ok bool, heldBack int) {
 // Idle reports whether b holds no line back and its window is over: a new
 // budget would do the same.
 func (b *LogBudget) Idle() bool {
-	now := time.Now
-	if b.Now != nil {
-		now = b.Now
-	}
-	at := now()
+	at := b.now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.held == 0 && (at.Sub(b.start) >= b.Every || at.Before(b.start))
+}
+
+// now is the time on b's clock.
+func (b *LogBudget) now() time.Time {
+	if b.Now != nil {
+		return b.Now()
+	}
+	return time.Now()
 }

@@ -59,22 +59,6 @@ func TestOutOfLineRemovalEmptiesHeaps(t *testing.T) {
 		}
 		return ids
 	}
-	cancel := func(t *testing.T, b *Broker, id string) {
-		t.Helper()
-		if _, _, err := b.Cancel(ctx, id); err != nil {
-			t.Fatal(err)
-		}
-	}
-	runNow := func(t *testing.T, b *Broker, id string) {
-		t.Helper()
-		l, err := b.Claim(ctx, id, time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := b.Finish(ctx, []queue.Outcome{{Ref: l.Ref()}}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for _, c := range []struct {
 		name      string
 		make      func(*testing.T, *Broker) []string
@@ -169,22 +153,6 @@ func TestOutOfLineRemovalCompactsPending(t *testing.T) {
 		}
 		return b, ids
 	}
-	cancel := func(t *testing.T, b *Broker, id string) {
-		t.Helper()
-		if _, _, err := b.Cancel(ctx, id); err != nil {
-			t.Fatal(err)
-		}
-	}
-	runNow := func(t *testing.T, b *Broker, id string) {
-		t.Helper()
-		l, err := b.Claim(ctx, id, time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := b.Finish(ctx, []queue.Outcome{{Ref: l.Ref()}}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for _, c := range []struct {
 		name string
 		take func(*testing.T, *Broker, string)
@@ -269,4 +237,25 @@ func fetchAll(t *testing.T, b *Broker) []string {
 		ids = append(ids, l.Job.ID)
 	}
 	return ids
+}
+
+// cancel cancels job id of b.
+func cancel(t *testing.T, b *Broker, id string) {
+	t.Helper()
+	if _, _, err := b.Cancel(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runNow runs job id of b now, by id, to success.
+func runNow(t *testing.T, b *Broker, id string) {
+	t.Helper()
+	ctx := context.Background()
+	l, err := b.Claim(ctx, id, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Finish(ctx, []queue.Outcome{{Ref: l.Ref()}}); err != nil {
+		t.Fatal(err)
+	}
 }
