@@ -17,22 +17,8 @@ import (
 // burst of 10 jobs showed ENQ/S 0 while its DONE/S rose: its first sample
 // was its totals then, with the burst in them.
 func TestNewQueueRates(t *testing.T) {
-	ctx := context.Background()
 	svc, enqueue := manualService(t)
-	rates := snapshot.NewRateTracker()
-	t0 := time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC)
-	build := func(at time.Duration) map[string]snapshot.Queue {
-		t.Helper()
-		s, err := snapshot.Build(ctx, snapshot.Sources{Jobs: svc, Rates: rates}, t0.Add(at))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]snapshot.Queue{}
-		for _, q := range s.Queues {
-			out[q.Name] = q
-		}
-		return out
-	}
+	build := builder(t, svc)
 	enqueue("old", 1)
 	build(0)
 	enqueue("burst", 10)
@@ -67,20 +53,7 @@ func TestNewQueueRates(t *testing.T) {
 func TestNewQueueRatesOverTheWindow(t *testing.T) {
 	ctx := context.Background()
 	svc, enqueue := manualService(t)
-	rates := snapshot.NewRateTracker()
-	t0 := time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC)
-	build := func(at time.Duration) map[string]snapshot.Queue {
-		t.Helper()
-		s, err := snapshot.Build(ctx, snapshot.Sources{Jobs: svc, Rates: rates}, t0.Add(at))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]snapshot.Queue{}
-		for _, q := range s.Queues {
-			out[q.Name] = q
-		}
-		return out
-	}
+	build := builder(t, svc)
 	burst := func(q string, n int) {
 		t.Helper()
 		enqueue(q, n)
@@ -110,4 +83,24 @@ func TestNewQueueRatesOverTheWindow(t *testing.T) {
 	check(build(2*time.Minute + 3*time.Second)["late"], "3 s after the snapshot before it", 0.5)
 	check(build(2*time.Minute + 30*time.Second)["late"], "30 s after the snapshot before it", 0.5)
 	check(build(3*time.Minute + 5*time.Second)["late"], "a minute after the burst", 0)
+}
+
+// builder returns a function that builds a snapshot of svc's queues at
+// a time after a fixed start, with one rate tracker across its calls, and
+// returns its queues by name.
+func builder(t *testing.T, svc *queue.Service) func(at time.Duration) map[string]snapshot.Queue {
+	rates := snapshot.NewRateTracker()
+	t0 := time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC)
+	return func(at time.Duration) map[string]snapshot.Queue {
+		t.Helper()
+		s, err := snapshot.Build(context.Background(), snapshot.Sources{Jobs: svc, Rates: rates}, t0.Add(at))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]snapshot.Queue{}
+		for _, q := range s.Queues {
+			out[q.Name] = q
+		}
+		return out
+	}
 }
