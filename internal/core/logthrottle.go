@@ -75,6 +75,14 @@ func (b *LogBudget) Take() (ok bool, heldBack int) {
 	return true, heldBack
 }
 
+// Hold counts n more lines held back (lines Take let through that were not
+// written after all), for the next line let through to report.
+func (b *LogBudget) Hold(n int) {
+	b.mu.Lock()
+	b.held += n
+	b.mu.Unlock()
+}
+
 // Idle reports whether b holds no line back and its window is over: a new
 // budget would do the same.
 func (b *LogBudget) Idle() bool {

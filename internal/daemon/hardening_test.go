@@ -532,3 +532,34 @@ func TestRejectionLabelRetainSparesNewNames(t *testing.T) {
 		t.Errorf("fresh, refused after the mark: %v rejections, want 1", got)
 	}
 }
+
+// TestDeadLogsBoundedInAll (review ver29): the "job dead" lines are bounded
+// per queue and in all: 20 a queue over 97 queues made 1,920 lines a 10 s
+// window (public jobs name their queue). A line the bound in all holds back
+// is counted in its queue's left_out.
+func TestDeadLogsBoundedInAll(t *testing.T) {
+	at := time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)
+	d := newDeadLogs(func() time.Time { return at })
+	per := map[string]int{}
+	total := 0
+	for q := range 97 {
+		for range 30 {
+			if ok, _ := d.take(fmt.Sprintf("q%d", q)); ok {
+				per[fmt.Sprintf("q%d", q)]++
+				total++
+			}
+		}
+	}
+	if total != deadLogAll {
+		t.Errorf("%d lines in a window from 97 queues of 30 dead jobs, want %d", total, deadLogAll)
+	}
+	for q, n := range per {
+		if n > deadLogBurst {
+			t.Errorf("%s: %d lines in a window, want at most %d", q, n, deadLogBurst)
+		}
+	}
+	at = at.Add(deadLogEvery)
+	if ok, held := d.take("q96"); !ok || held != 30 {
+		t.Errorf("q96's first line of the next window: %v with %d left out, want written with its 30 held back", ok, held)
+	}
+}

@@ -64,32 +64,56 @@ func (o jobsObserver) Dead(j queue.DeadJob, why queue.DeadCause) {
 	o.log.Warn("job dead: "+string(why), "id", j.ID, "queue", j.Queue, "type", j.Type, "attempts", j.Attempts, "error", j.LastError, "left_out", held)
 }
 
-// deadLogs bounds, per queue, the lines of the jobs whose handler failed
-// their last attempt: at most deadLogBurst per window of deadLogEvery.
-// Anyone may make a public job go dead, in a queue they name, and each made
-// a line (17,300 for as many anonymous requests); a queue's flood leaves
-// the other queues' lines alone. At most maxQueueSeries queues have a
-// budget of their own at a time (a budget back to rest is dropped when
-// room is needed), the others share one.
+// deadLogs bounds the lines of the jobs whose handler failed their last
+// attempt: at most deadLogBurst per queue and deadLogAll in all per window
+// of deadLogEvery. Anyone may make a public job go dead, in a queue they
+// name, and each made a line (17,300 for as many anonymous requests); a
+// queue's flood leaves the other queues' lines alone, and a flood spread
+// over many queues is bounded too (20 a queue over 97 queues made 1,920
+// lines a window). At most maxQueueSeries queues have a budget of their
+// own at a time (a budget back to rest is dropped when room is needed),
+// the others share one.
 type deadLogs struct {
 	mu    sync.Mutex
 	m     map[string]*core.LogBudget
 	other *core.LogBudget
+	all   *core.LogBudget
 	now   func() time.Time
 }
 
-// deadLogBurst "job dead" lines at most per deadLogEvery, per queue.
+// deadLogBurst "job dead" lines at most per deadLogEvery and queue,
+// deadLogAll in all.
 const (
 	deadLogBurst = 20
+	deadLogAll   = 100
 	deadLogEvery = 10 * time.Second
 )
 
 func newDeadLogs(now func() time.Time) *deadLogs {
-	return &deadLogs{m: map[string]*core.LogBudget{}, other: &core.LogBudget{Burst: deadLogBurst, Every: deadLogEvery, Now: now}, now: now}
+	return &deadLogs{m: map[string]*core.LogBudget{},
+		other: &core.LogBudget{Burst: deadLogBurst, Every: deadLogEvery, Now: now},
+		all:   &core.LogBudget{Burst: deadLogAll, Every: deadLogEvery, Now: now},
+		now:   now}
 }
 
-// take is q's budget's Take.
+// take reports whether a line of queue q may be written, and how many of
+// q's lines were held back since its last one: q's budget, then the one of
+// every queue (a line q's let through and that one refused counts as held
+// back in q's).
 func (d *deadLogs) take(q string) (ok bool, heldBack int) {
+	b := d.budget(q)
+	if ok, heldBack = b.Take(); !ok {
+		return false, 0
+	}
+	if ok, _ := d.all.Take(); !ok {
+		b.Hold(heldBack + 1)
+		return false, 0
+	}
+	return true, heldBack
+}
+
+// budget is q's budget.
+func (d *deadLogs) budget(q string) *core.LogBudget {
 	d.mu.Lock()
 	b := d.m[q]
 	if b == nil {
@@ -107,7 +131,7 @@ func (d *deadLogs) take(q string) (ok bool, heldBack int) {
 		}
 	}
 	d.mu.Unlock()
-	return b.Take()
+	return b
 }
 
 func (o jobsObserver) AdmissionRejected(q, reason string) {
