@@ -33,20 +33,8 @@ func BenchmarkEndToEnd(b *testing.B) {
 func BenchmarkListScheduled(b *testing.B) {
 	for _, n := range []int{100_000, 500_000} {
 		b.Run(fmt.Sprintf("jobs=%d", n), func(b *testing.B) {
-			br := membroker.New(membroker.Options{})
+			br := scheduledBroker(b, n)
 			ctx := context.Background()
-			rng := rand.New(rand.NewPCG(1, 2))
-			batch := make([]queue.NewJob, 0, 1000)
-			for i := range n {
-				j := &queue.Job{ID: queue.NewID(), Queue: queue.DefaultQueue, Type: "ping", Source: queue.SourceAPI}
-				batch = append(batch, queue.NewJob{Job: j, Delay: time.Minute + time.Duration(rng.Int64N(int64(24*time.Hour)))})
-				if len(batch) == cap(batch) || i == n-1 {
-					if err := br.Enqueue(ctx, batch...); err != nil {
-						b.Fatal(err)
-					}
-					batch = batch[:0]
-				}
-			}
 			f := queue.Filter{Status: queue.StatusScheduled, Limit: 50}
 			b.ResetTimer()
 			for range b.N {
@@ -63,21 +51,8 @@ func BenchmarkListScheduled(b *testing.B) {
 // 100,000 scheduled jobs (run_at random over a day): a debouncing
 // scheduler's loop. The cancel takes the job out of the heap, O(log n).
 func BenchmarkCancelScheduled(b *testing.B) {
-	const n = 100_000
-	br := membroker.New(membroker.Options{})
+	br := scheduledBroker(b, 100_000)
 	ctx := context.Background()
-	rng := rand.New(rand.NewPCG(1, 2))
-	batch := make([]queue.NewJob, 0, 1000)
-	for i := range n {
-		j := &queue.Job{ID: queue.NewID(), Queue: queue.DefaultQueue, Type: "ping", Source: queue.SourceAPI}
-		batch = append(batch, queue.NewJob{Job: j, Delay: time.Minute + time.Duration(rng.Int64N(int64(24*time.Hour)))})
-		if len(batch) == cap(batch) || i == n-1 {
-			if err := br.Enqueue(ctx, batch...); err != nil {
-				b.Fatal(err)
-			}
-			batch = batch[:0]
-		}
-	}
 	b.ResetTimer()
 	for range b.N {
 		j := &queue.Job{ID: queue.NewID(), Queue: queue.DefaultQueue, Type: "ping", Source: queue.SourceAPI}
@@ -88,4 +63,23 @@ func BenchmarkCancelScheduled(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// scheduledBroker is a memory broker holding n scheduled jobs, their run_at
+// random over a day (the same each run).
+func scheduledBroker(b *testing.B, n int) *membroker.Broker {
+	br := membroker.New(membroker.Options{})
+	rng := rand.New(rand.NewPCG(1, 2))
+	batch := make([]queue.NewJob, 0, 1000)
+	for i := range n {
+		j := &queue.Job{ID: queue.NewID(), Queue: queue.DefaultQueue, Type: "ping", Source: queue.SourceAPI}
+		batch = append(batch, queue.NewJob{Job: j, Delay: time.Minute + time.Duration(rng.Int64N(int64(24*time.Hour)))})
+		if len(batch) == cap(batch) || i == n-1 {
+			if err := br.Enqueue(context.Background(), batch...); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	return br
 }

@@ -203,26 +203,7 @@ func TestSweepBacksOff(t *testing.T) {
 // removal right after is not undone: the removed queue, empty, stays out of
 // the index. Here the wake-up round trip is held until the removal is done.
 func testClusterRemovedRightAfterItsFirstJobs(t *testing.T, c *redistest.Cluster) {
-	ctx := context.Background()
-	h := &holdWakeUp{release: make(chan struct{}), done: make(chan struct{})}
-	erdb := newClusterClient(t, c)
-	erdb.AddHook(h)
-	enqueuer := redisbroker.New(erdb, redisbroker.Options{SweepInterval: -1})
-	remover := redisbroker.New(newClusterClient(t, c), redisbroker.Options{SweepInterval: -1})
-	removedWhileKnown(t, enqueuer, remover, "q")
-	close(h.release)
-	select {
-	case <-h.done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the enqueue's wake-up was never sent")
-	}
-	listed, err := erdb.SMembers(ctx, "refrakt:queues").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if slices.Contains(listed, "q") {
-		t.Errorf("the index lists %v after the queue's removal, want q gone", listed)
-	}
+	removedDuringWakeUp(t, c, false)
 }
 
 // testClusterRemovedRightAfterAnEnqueueElsewhere: a broker that did not
@@ -230,17 +211,30 @@ func testClusterRemovedRightAfterItsFirstJobs(t *testing.T, c *redistest.Cluster
 // so it lists it only if it still does when it gets to it, after its
 // wake-up: another broker's removal meanwhile is not undone.
 func testClusterRemovedRightAfterAnEnqueueElsewhere(t *testing.T, c *redistest.Cluster) {
+	removedDuringWakeUp(t, c, true)
+}
+
+// removedDuringWakeUp has a broker enqueue into queue q (made by another
+// broker first when madeElsewhere), cancel the job, and a third broker
+// remove q while the enqueuer's wake-up round trip is held; once that and
+// what follows it are sent, the index must not list q.
+func removedDuringWakeUp(t *testing.T, c *redistest.Cluster, madeElsewhere bool) {
 	ctx := context.Background()
-	maker := redisbroker.New(newClusterClient(t, c), redisbroker.Options{SweepInterval: -1})
-	idleQueue(t, maker, "q")
-	h := &holdWakeUp{release: make(chan struct{}), done: make(chan struct{}), checked: make(chan struct{})}
+	h := &holdWakeUp{release: make(chan struct{}), done: make(chan struct{})}
+	wait := []chan struct{}{h.done}
+	if madeElsewhere {
+		maker := redisbroker.New(newClusterClient(t, c), redisbroker.Options{SweepInterval: -1})
+		idleQueue(t, maker, "q")
+		h.checked = make(chan struct{})
+		wait = append(wait, h.checked)
+	}
 	erdb := newClusterClient(t, c)
 	erdb.AddHook(h)
 	enqueuer := redisbroker.New(erdb, redisbroker.Options{SweepInterval: -1})
 	remover := redisbroker.New(newClusterClient(t, c), redisbroker.Options{SweepInterval: -1})
 	removedWhileKnown(t, enqueuer, remover, "q")
 	close(h.release)
-	for _, ch := range []chan struct{}{h.done, h.checked} {
+	for _, ch := range wait {
 		select {
 		case <-ch:
 		case <-time.After(10 * time.Second):
