@@ -220,7 +220,7 @@ func checkPendingSize(t *testing.T, b *Broker, pending int64) {
 	if got := q.count[queue.StatusPending]; got != pending {
 		t.Errorf("%d jobs pending, want %d", got, pending)
 	}
-	if items := len(q.pending.front) + len(q.pending.back) - q.pending.head; int64(items) > 2*pending {
+	if items := q.pending.len(); int64(items) > 2*pending {
 		t.Errorf("pending deque holds %d items for %d jobs", items, pending)
 	}
 }
