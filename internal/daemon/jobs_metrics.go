@@ -148,16 +148,18 @@ func (o jobsObserver) AdmissionRejected(q, reason string) {
 // with the queue's gauges. The default queue keeps its label.
 type queueLabels struct {
 	mu   sync.Mutex
-	seen map[string]bool // name → refused for its load (not only by a failing backend)
-	// named counts the labels handed out; at says when each name got its
-	// label, in that count (retain).
+	seen map[string]queueLabel
+	// named counts the labels handed out (queueLabel.at, retain).
 	named uint64
-	at    map[string]uint64
 }
 
-func newQueueLabels() *queueLabels {
-	return &queueLabels{seen: map[string]bool{}, at: map[string]uint64{}}
+// queueLabel is what queueLabels knows of a name with a label.
+type queueLabel struct {
+	load bool   // refused for its load, not only by a failing backend
+	at   uint64 // queueLabels.named when it got its label
 }
+
+func newQueueLabels() *queueLabels { return &queueLabels{seen: map[string]queueLabel{}} }
 
 // mark returns the labels handed out so far, for a later retain.
 func (l *queueLabels) mark() uint64 {
@@ -182,20 +184,18 @@ func (l *queueLabels) retain(vec *prometheus.CounterVec, live map[string]bool, m
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for name := range l.seen {
-		if name == queue.DefaultQueue || live[name] || l.at[name] >= mark {
+	for name, ql := range l.seen {
+		if name == queue.DefaultQueue || live[name] || ql.at >= mark {
 			continue
 		}
 		delete(l.seen, name)
-		delete(l.at, name)
 		vec.DeletePartialMatch(prometheus.Labels{"queue": name})
 	}
 }
 
 // add labels name; l.mu held.
 func (l *queueLabels) add(name string, load bool) {
-	l.seen[name] = load
-	l.at[name] = l.named
+	l.seen[name] = queueLabel{load: load, at: l.named}
 	l.named++
 }
 
@@ -224,8 +224,9 @@ func (l *queueLabels) inc(vec *prometheus.CounterVec, q, reason string) {
 func (l *queueLabels) reserve(q string) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if _, ok := l.seen[q]; ok {
-		l.seen[q] = true
+	if ql, ok := l.seen[q]; ok {
+		ql.load = true
+		l.seen[q] = ql
 		return q
 	}
 	if len(l.seen) < maxQueueSeries-1 {
@@ -239,8 +240,9 @@ func (l *queueLabels) reserve(q string) string {
 // label of a name refused only by a failing backend, that name; l.mu held.
 func (l *queueLabels) label(q, reason string) (label, evicted string) {
 	load := reason != queue.ReasonBackend
-	if was, ok := l.seen[q]; ok {
-		l.seen[q] = was || load
+	if ql, ok := l.seen[q]; ok {
+		ql.load = ql.load || load
+		l.seen[q] = ql
 		return q, ""
 	}
 	if len(l.seen) < maxQueueSeries-1 {
@@ -248,10 +250,9 @@ func (l *queueLabels) label(q, reason string) (label, evicted string) {
 		return q, ""
 	}
 	if load {
-		for name, named := range l.seen {
-			if !named && name != queue.DefaultQueue {
+		for name, ql := range l.seen {
+			if !ql.load && name != queue.DefaultQueue {
 				delete(l.seen, name)
-				delete(l.at, name)
 				l.add(q, true)
 				return q, name
 			}
