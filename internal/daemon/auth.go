@@ -133,17 +133,14 @@ func ensureTokenFile(path string, log *slog.Logger) (token string, created bool,
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", false, fmt.Errorf("create token directory: %w; set REFRAKT_DEVELOPER_TOKEN, or XDG_STATE_HOME to a directory of your own", err)
 	}
-	// The directory as reached (a link to a private directory is fine: only
-	// who can write the link's own directory could change it).
-	if err := ownedPrivately(os.Stat, dir, 0o022); err != nil {
-		return "", false, fmt.Errorf("token directory %s: %w; set REFRAKT_DEVELOPER_TOKEN or use a directory of your own", dir, err)
-	}
-	// Ours and writable by no one else, but perhaps readable or searchable
-	// by others (0755, 0750: made by hand or another tool): tightened to
-	// 0700, as a directory this creates is, so that others cannot list it.
-	// Not through a link: whoever can write the link's directory could
-	// point it at any directory of this user's ($HOME, a web root), and
-	// making that one private would break its other readers.
+	// The directory must be ours and writable by no one else (as reached: a
+	// link to a private directory is fine, only who can write the link's own
+	// directory could change it). Perhaps readable or searchable by others
+	// (0755, 0750: made by hand or another tool), it is tightened to 0700,
+	// as a directory this creates is, so that others cannot list it. Not
+	// through a link: whoever can write the link's directory could point it
+	// at any directory of this user's ($HOME, a web root), and making that
+	// one private would break its other readers.
 	if err := tightenDir(dir, log); err != nil {
 		return "", false, fmt.Errorf("token directory %s: %w; set REFRAKT_DEVELOPER_TOKEN or use a directory of your own", dir, err)
 	}
@@ -241,15 +238,16 @@ func readTokenFile(path string) (token string, found bool, err error) {
 // errIsLink is openDirNoFollow's answer for a symbolic link.
 var errIsLink = errors.New("is a symbolic link")
 
-// tightenDir takes every permission of group and others off the directory
-// dir itself, logging the change, and leaves a symbolic link's target as it
-// is. The directory is opened once, without following a link, and checked
+// tightenDir checks that the directory dir is this user's and writable by
+// no one else, and takes every permission of group and others off dir
+// itself, logging the change; a symbolic link's target is only checked.
+// The directory is opened once, without following a link, and checked
 // (this user's, writable by no one else) and changed through that one
 // descriptor, so that a link put in its place meanwhile changes nothing.
 func tightenDir(dir string, log *slog.Logger) error {
 	f, err := openDirNoFollow(dir)
 	if errors.Is(err, errIsLink) {
-		return nil
+		return ownedPrivately(os.Stat, dir, 0o022) // the target, used as it is
 	}
 	if err != nil {
 		return err

@@ -54,7 +54,7 @@ func (o jobsObserver) Finished(typ, status string, d time.Duration) {
 // cause: each is logged.
 func (o jobsObserver) Dead(j queue.DeadJob, why queue.DeadCause) {
 	held := 0
-	if why == queue.DeadRetriesExhausted && o.deadLog != nil {
+	if why == queue.DeadRetriesExhausted {
 		ok, h := o.deadLog.take(j.Queue)
 		if !ok {
 			return
@@ -78,7 +78,6 @@ type deadLogs struct {
 	m     map[string]*core.LogBudget
 	other *core.LogBudget
 	all   *core.LogBudget
-	now   func() time.Time
 }
 
 // deadLogBurst "job dead" lines at most per deadLogEvery and queue,
@@ -92,8 +91,7 @@ const (
 func newDeadLogs(now func() time.Time) *deadLogs {
 	return &deadLogs{m: map[string]*core.LogBudget{},
 		other: &core.LogBudget{Burst: deadLogBurst, Every: deadLogEvery, Now: now},
-		all:   &core.LogBudget{Burst: deadLogAll, Every: deadLogEvery, Now: now},
-		now:   now}
+		all:   &core.LogBudget{Burst: deadLogAll, Every: deadLogEvery, Now: now}}
 }
 
 // take reports whether a line of queue q may be written, and how many of
@@ -126,7 +124,7 @@ func (d *deadLogs) budget(q string) *core.LogBudget {
 		}
 		b = d.other
 		if len(d.m) < maxQueueSeries {
-			b = &core.LogBudget{Burst: deadLogBurst, Every: deadLogEvery, Now: d.now}
+			b = &core.LogBudget{Burst: deadLogBurst, Every: deadLogEvery, Now: d.other.Now}
 			d.m[q] = b
 		}
 	}
@@ -163,9 +161,6 @@ func newQueueLabels() *queueLabels { return &queueLabels{seen: map[string]queueL
 
 // mark returns the labels handed out so far, for a later retain.
 func (l *queueLabels) mark() uint64 {
-	if l == nil {
-		return 0
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.named
@@ -179,9 +174,6 @@ func (l *queueLabels) mark() uint64 {
 // otherQueues, which RefraktQueueBacklog's join never sees. The default
 // queue keeps its label.
 func (l *queueLabels) retain(vec *prometheus.CounterVec, live map[string]bool, mark uint64) {
-	if l == nil {
-		return
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for name, ql := range l.seen {

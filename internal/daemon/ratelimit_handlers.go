@@ -140,13 +140,13 @@ type tenantLimitJSON struct {
 // tenant-meta (that run:ip is in shadow mode tells an attacker per-IP
 // limiting is off). Who set an override, how and when stays with the
 // operators' routes (/api/obs/rate-limits, `refrakt limits get`).
-func (s *Server) enforcedOverride(key string) (ratelimit.Override, *publicOverrideJSON) {
+func (s *Server) enforcedOverride(key string) *publicOverrideJSON {
 	o, ok := s.limiter.Override(key)
 	if !ok || o.Mode == ratelimit.ModeShadow {
-		return ratelimit.Override{}, nil
+		return nil
 	}
 	j := toOverrideJSON(o)
-	return o, &publicOverrideJSON{Target: j.Target, Capacity: j.Capacity, WindowSeconds: j.WindowSeconds, ExpiresAt: j.ExpiresAt}
+	return &publicOverrideJSON{Target: j.Target, Capacity: j.Capacity, WindowSeconds: j.WindowSeconds, ExpiresAt: j.ExpiresAt}
 }
 
 // handleTenantMeta answers the effective limits for ?tenant=T: the built-in
@@ -181,24 +181,24 @@ func (s *Server) handleTenantMeta() http.Handler {
 				}
 				// The tenant and global scopes the limit applies on demand:
 				// the override that puts each in force for this tenant.
-				_, tl.TenantOverride = s.enforcedOverride(l.Name + ":tenant:" + tenant)
+				tl.TenantOverride = s.enforcedOverride(l.Name + ":tenant:" + tenant)
 			}
 			// No limit applies the global scope always (ratelimit.New
 			// refuses one): it is in force by override alone.
-			_, tl.GlobalOverride = s.enforcedOverride(l.Name + ":global:" + ratelimit.GlobalIdentity)
+			tl.GlobalOverride = s.enforcedOverride(l.Name + ":global:" + ratelimit.GlobalIdentity)
 			for _, target := range targets {
 				// A shadow override is passed over as none is: the entry
 				// shows the next scope's enforced override, else the
 				// limit's own policy.
-				o, oj := s.enforcedOverride(target)
+				oj := s.enforcedOverride(target)
 				if oj == nil {
 					continue
 				}
 				tl.Override = oj
 				// An override replaces the premium multiplier too: a premium
 				// request gets the override's capacity.
-				tl.Burst, tl.Rate, tl.WindowSeconds = o.Capacity, o.Capacity, oj.WindowSeconds
-				tl.PremiumBurst, tl.PremiumRate = o.Capacity, o.Capacity
+				tl.Burst, tl.Rate, tl.WindowSeconds = oj.Capacity, oj.Capacity, oj.WindowSeconds
+				tl.PremiumBurst, tl.PremiumRate = oj.Capacity, oj.Capacity
 				break
 			}
 			out.Limits = append(out.Limits, tl)
