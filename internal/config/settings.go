@@ -283,11 +283,15 @@ func ShowPrefixes(ps []netip.Prefix) string {
 	return strings.Join(out, ",")
 }
 
+// isNone reports whether a setting's value is the word none, which says
+// "nothing" where an empty variable cannot (it is an unset one).
+func isNone(v string) bool { return strings.EqualFold(strings.TrimSpace(v), "none") }
+
 // clientIPHeader reads CLIENT_IP_HEADER: none is no header (the client's
 // address is read from X-Forwarded-For alone), as an empty value cannot
 // say, since an empty variable is an unset one.
 func clientIPHeader(v string) string {
-	if strings.EqualFold(strings.TrimSpace(v), "none") {
+	if isNone(v) {
 		return ""
 	}
 	return v
@@ -301,7 +305,7 @@ func clientIPHeader(v string) string {
 // entry with a zone (fe80::1%eth0) is refused: a zoned peer matches no
 // range, and a range ignoring the zone would trust every link's.
 func parsePrefixes(v string) ([]netip.Prefix, error) {
-	if strings.EqualFold(strings.TrimSpace(v), "none") {
+	if isNone(v) {
 		return []netip.Prefix{}, nil // trust no peer's headers
 	}
 	var out []netip.Prefix

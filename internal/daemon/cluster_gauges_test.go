@@ -85,8 +85,8 @@ func TestRejectionLabelsLeaveWithAClusterMasterPaused(t *testing.T) {
 	s, _ := newURLServer(t, c.URL(), func(c *config.Config) {
 		c.RateLimitEnabled, c.QueueMaxPending, c.WorkerConcurrency = false, 1, queue.ManualMode
 	})
-	for _, q := range []string{gone, gone} {
-		do(t, s, "POST", "/run", "", `{"type":"ping","queue":"`+q+`"}`)
+	for range 2 {
+		do(t, s, "POST", "/run", "", `{"type":"ping","queue":"`+gone+`"}`)
 	}
 	if !strings.Contains(scrape(t, s), `refrakt_admission_rejections_total{queue="`+gone+`"`) {
 		t.Fatalf("%s's second job was not refused for max_pending:\n%s", gone, grep(scrape(t, s), "rejections_total"))

@@ -539,13 +539,7 @@ func TestClusterClientSettings(t *testing.T) {
 // token file of another user, is refused with a message naming it, never
 // used: whoever wrote it would know the developer token.
 func TestTokenFileOthersCannotPlant(t *testing.T) {
-	shared := filepath.Join(t.TempDir(), "refrakt")
-	if err := os.Mkdir(shared, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(shared, 0o1777); err != nil {
-		t.Fatal(err)
-	}
+	shared := dirWithMode(t, filepath.Join(t.TempDir(), "refrakt"), 0o1777)
 	planted := filepath.Join(shared, "token")
 	if err := os.WriteFile(planted, []byte("attackerKnownToken12345\n"), 0o600); err != nil {
 		t.Fatal(err)

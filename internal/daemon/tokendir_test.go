@@ -41,13 +41,7 @@ func TestTokenDirectoryTightened(t *testing.T) {
 		}
 	}
 	for _, mode := range []os.FileMode{0o775, 0o757, 0o777} {
-		dir := filepath.Join(t.TempDir(), "refrakt")
-		if err := os.Mkdir(dir, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(dir, mode); err != nil {
-			t.Fatal(err)
-		}
+		dir := dirWithMode(t, filepath.Join(t.TempDir(), "refrakt"), mode)
 		if _, _, err := ensureTokenFile(filepath.Join(dir, "token"), quiet); err == nil {
 			t.Errorf("directory %#o writable by others: accepted", mode)
 		}
@@ -63,13 +57,7 @@ func TestTokenDirectoryTightened(t *testing.T) {
 // directory private is said at INFO, with its path and the old and the
 // new mode; a directory already private is not mentioned.
 func TestTokenDirectoryTightenedIsLogged(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "refrakt")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := dirWithMode(t, filepath.Join(t.TempDir(), "refrakt"), 0o755)
 	var logged bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logged, nil))
 	if _, _, err := ensureTokenFile(filepath.Join(dir, "token"), log); err != nil {
@@ -94,13 +82,7 @@ func TestTokenDirectoryTightenedIsLogged(t *testing.T) {
 // private: whoever could write the link's directory could have pointed
 // it there.
 func TestTokenDirectoryLinkNotTightened(t *testing.T) {
-	target := filepath.Join(t.TempDir(), "public")
-	if err := os.Mkdir(target, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(target, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	target := dirWithMode(t, filepath.Join(t.TempDir(), "public"), 0o755)
 	link := filepath.Join(t.TempDir(), "refrakt")
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)
@@ -118,4 +100,17 @@ func TestTokenDirectoryLinkNotTightened(t *testing.T) {
 	if strings.Contains(logged.String(), "made private") {
 		t.Errorf("log %q says a directory was made private", logged.String())
 	}
+}
+
+// dirWithMode makes directory path with mode (not masked by the umask) and
+// returns path.
+func dirWithMode(t *testing.T, path string, mode os.FileMode) string {
+	t.Helper()
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
