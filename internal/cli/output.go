@@ -15,7 +15,7 @@ import (
 	"github.com/olekukonko/tablewriter/tw"
 
 	"github.com/refrakt/refrakt/internal/cli/termtext"
-	"github.com/refrakt/refrakt/internal/daemon"
+	"github.com/refrakt/refrakt/internal/jsondepth"
 )
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
@@ -73,7 +73,7 @@ func (p *Printer) PrintJSON(v any) error {
 	if err := enc.Encode(v); err != nil {
 		return err
 	}
-	if !daemon.DeeperThan(buf.Bytes(), maxIndentDepth) {
+	if !jsondepth.DeeperThan(buf.Bytes(), maxIndentDepth) {
 		var indented bytes.Buffer
 		if err := json.Indent(&indented, buf.Bytes(), "", "  "); err != nil {
 			return err

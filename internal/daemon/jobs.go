@@ -10,6 +10,7 @@ import (
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/queue/membroker"
 	"github.com/refrakt/refrakt/internal/core/queue/redisbroker"
+	"github.com/refrakt/refrakt/internal/jsondepth"
 )
 
 // jobs is the daemon's job queue: the service the handlers call and the
@@ -292,6 +293,11 @@ const (
 	// pending, so admission control does not count it until it comes due:
 	// delayed a year, public jobs piled up out of every bound's reach.
 	publicMaxDelay = time.Hour
+	// publicMaxDepth bounds how deep a public job's payload nests arrays
+	// and objects. The JSON decoder alone allows about 10,000 levels, and a
+	// 60 KB payload nested 9,990 deep made `refrakt jobs get -o json`, which
+	// indents two spaces a level, write 1.2 GB.
+	publicMaxDepth = 64
 	// publicMaxRetries bounds a public job's max_retries: waiting for its
 	// retries, a failed job is not pending either, and at the general
 	// bound (100, backoff to an hour) a public fail job stayed three days,
@@ -309,7 +315,7 @@ func (s *Server) publicJob(w http.ResponseWriter, r *http.Request, req queue.Enq
 	if len(req.Payload) > publicMaxPayload {
 		return core.Errorf(core.CodeTooLarge, "payload is %d bytes; a public job's is at most %d (the developer enqueue, POST /api/dev/jobs/enqueue, takes up to the 1 MiB body)", len(req.Payload), publicMaxPayload)
 	}
-	if DeeperThan(req.Payload, publicMaxDepth) {
+	if jsondepth.DeeperThan(req.Payload, publicMaxDepth) {
 		return core.Errorf(core.CodeInvalid, "payload nests arrays and objects more than %d levels deep; a public job's nests at most %d (the developer enqueue, POST /api/dev/jobs/enqueue, takes deeper ones)", publicMaxDepth, publicMaxDepth)
 	}
 	if req.IntervalSeconds > 0 && s.roleOf(w, r) != RoleDeveloper {

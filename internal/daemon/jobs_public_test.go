@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/refrakt/refrakt/internal/config"
 )
 
 // devJobIDs lists the ids of every job of s, through the developer route.
@@ -131,5 +133,38 @@ func TestPublicRetriesBounded(t *testing.T) {
 	resp, body = do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"fail","max_retries":100}`)
 	if resp.StatusCode != 202 {
 		t.Errorf("developer enqueue with max_retries 100: %d %v, want 202", resp.StatusCode, body)
+	}
+}
+
+// TestPublicPayloadDepthBounded (sec28 MEDIUM 4): a public job's payload
+// may nest arrays and objects at most 64 levels: deeper is 400 on POST
+// /run and /assistant and stores nothing (9,990 levels in 60 KB made
+// `refrakt jobs get -o json` write 1.2 GB). Brackets inside strings do not
+// count; the developer enqueue takes deeper payloads.
+func TestPublicPayloadDepthBounded(t *testing.T) {
+	s := newTestServer(t, func(c *config.Config) { c.RateLimitEnabled = false })
+	nest := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	for _, path := range []string{"/run", "/assistant"} {
+		for _, payload := range []string{nest(65), `{"a":` + nest(64) + `}`, `["` + nest(3) + `",` + nest(65) + `]`, nest(9990)} {
+			job := `{"type":"echo","payload":` + payload + `}`
+			if path == "/assistant" {
+				job = `{"type":"echo","timeout_ms":1,"payload":` + payload + `}`
+			}
+			resp, body := do(t, s, "POST", path, "", job)
+			if resp.StatusCode != 400 || errCode(body) != "invalid" || !strings.Contains(errMessage(body), "more than 64 levels deep") {
+				t.Errorf("%s with a payload %d bytes long, nested past 64: %d %v, want 400", path, len(payload), resp.StatusCode, body)
+			}
+		}
+	}
+	if ids := devJobIDs(t, s); len(ids) != 0 {
+		t.Fatalf("refused deep payloads stored: %v", ids)
+	}
+	for _, payload := range []string{nest(64), `{"a":` + nest(63) + `}`, `"` + strings.Repeat("[", 1000) + `"`, `["\"` + strings.Repeat("{", 100) + `"]`} {
+		if resp, body := do(t, s, "POST", "/run", "", `{"type":"echo","payload":`+payload+`}`); resp.StatusCode != 202 {
+			t.Errorf("/run with payload %.40q…: %d %v, want 202", payload, resp.StatusCode, body)
+		}
+	}
+	if resp, body := do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"echo","payload":`+nest(200)+`}`); resp.StatusCode != 202 {
+		t.Errorf("developer enqueue nested 200 deep: %d %v, want 202", resp.StatusCode, body)
 	}
 }

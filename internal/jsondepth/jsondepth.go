@@ -1,14 +1,9 @@
-package daemon
-
-// publicMaxDepth bounds how deep a public job's payload nests arrays and
-// objects. The JSON decoder alone allows about 10,000 levels, and a 60 KB
-// payload nested 9,990 deep made `refrakt jobs get -o json`, which indents
-// two spaces a level, write 1.2 GB.
-const publicMaxDepth = 64
+// Package jsondepth tells how deep a JSON text nests, without decoding it.
+package jsondepth
 
 // DeeperThan reports whether the JSON text b nests arrays and objects more
 // than max levels deep, in one pass over the bytes, without decoding and
-// without allocating: the public routes bound payloads by it
+// without allocating: the daemon's public routes bound payloads by it
 // (publicMaxDepth), and the CLI's -o json writes a deeper document compact
 // (maxIndentDepth). Brackets inside strings do not count: a string ends
 // at a quote that no backslash escapes, and a backslash escapes exactly the
