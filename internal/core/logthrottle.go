@@ -63,7 +63,7 @@ func (b *LogBudget) Take() (ok bool, heldBack int) {
 	at := b.now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if at.Sub(b.start) >= b.Every || at.Before(b.start) {
+	if b.windowOver(at) {
 		b.start, b.used = at, 0
 	}
 	if b.used >= b.Burst {
@@ -89,7 +89,13 @@ func (b *LogBudget) Idle() bool {
 	at := b.now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.held == 0 && (at.Sub(b.start) >= b.Every || at.Before(b.start))
+	return b.held == 0 && b.windowOver(at)
+}
+
+// windowOver reports whether the window that began at b.start is over at
+// at (or the clock went back past it); b.mu held.
+func (b *LogBudget) windowOver(at time.Time) bool {
+	return at.Sub(b.start) >= b.Every || at.Before(b.start)
 }
 
 // now is the time on b's clock.

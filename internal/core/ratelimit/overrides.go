@@ -288,7 +288,7 @@ func (l *Limiter) sweepIdle() {
 	if s, ok := l.store.(sweeper); ok {
 		s.Sweep(&l.rules)
 	}
-	if s, ok := l.local.(sweeper); ok && l.local != l.store && !l.Degraded() {
+	if s, ok := l.local.(sweeper); ok && !l.Degraded() {
 		s.Sweep(&l.rules)
 	}
 }
@@ -312,7 +312,6 @@ func (l *Limiter) Run(ctx context.Context) error {
 		defer close(watchDone)
 		wait := l.cfg.OverrideRefresh
 		for ctx.Err() == nil {
-			began := l.clock.Now()
 			err := l.store.WatchOverrides(ctx, func(overrides bool) {
 				if overrides {
 					overridesChanged.Store(true)
@@ -330,8 +329,11 @@ func (l *Limiter) Run(ctx context.Context) error {
 			// again every OverrideRefresh, so that it resumes as soon as
 			// Redis answers; one refused (a user without the channel's
 			// rights) ever later, up to maxWatchRetry: refused every
-			// second, it cost Redis a connection a second for good.
-			if core.ErrorCode(err) != core.CodeForbidden || l.clock.Now().Sub(began) > maxWatchRetry {
+			// second, it cost Redis a connection a second for good. (Only
+			// the subscription itself is refused, so a refusal never
+			// follows one that lasted.)
+			refused := core.ErrorCode(err) == core.CodeForbidden
+			if !refused {
 				wait = l.cfg.OverrideRefresh
 			}
 			watchFailed.Warn(ctx, slog.Any("err", err), core.CauseAttr(err), slog.Duration("retry_in", wait))
@@ -339,7 +341,7 @@ func (l *Limiter) Run(ctx context.Context) error {
 			case <-ctx.Done():
 			case <-time.After(wait):
 			}
-			if core.ErrorCode(err) == core.CodeForbidden {
+			if refused {
 				wait = min(2*wait, maxWatchRetry)
 			}
 		}

@@ -325,7 +325,7 @@ func (r *RateTracker) observe(now time.Time, q string, enqueued, succeeded, fail
 	r.byName[q] = hist
 	first := hist[0]
 	secs := now.Sub(first.at).Seconds()
-	if first.born && !r.began.IsZero() {
+	if first.born {
 		// Zero totals all along, as far as the tracker has seen: the rate
 		// is over as much of the window as it has seen, as for a queue it
 		// has sampled from the start. Never less than the time since the

@@ -89,7 +89,7 @@ func checkHeaps(t *testing.T, b *Broker) {
 	for name, q := range b.queues {
 		live := 0
 		q.pending.each(func(it item) bool {
-			if e, ok := b.jobs[it.id]; ok && e.seq == it.seq {
+			if _, ok := b.live(it); ok {
 				live++
 			}
 			return true
@@ -157,7 +157,7 @@ func checkPromotionOrder(t *testing.T, b *Broker) {
 	for name, q := range b.queues {
 		got := []string{}
 		q.pending.each(func(it item) bool {
-			if e, ok := b.jobs[it.id]; ok && e.seq == it.seq && due[it.id] {
+			if _, ok := b.live(it); ok && due[it.id] {
 				got = append(got, it.id)
 			}
 			return true

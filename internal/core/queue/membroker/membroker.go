@@ -138,9 +138,16 @@ func (b *Broker) compactPending(q *qstate) {
 		return
 	}
 	q.pending.keep(int(live), func(it item) bool {
-		e, ok := b.jobs[it.id]
-		return ok && e.seq == it.seq
+		_, ok := b.live(it)
+		return ok
 	})
+}
+
+// live returns the job of pending item it, unless it is stale (its job
+// moved on, or gone, since the item was made).
+func (b *Broker) live(it item) (*entry, bool) {
+	e, ok := b.jobs[it.id]
+	return e, ok && e.seq == it.seq
 }
 
 // notify wakes every Fetch waiting for a pending job.
@@ -291,7 +298,7 @@ func (b *Broker) popPending(q *qstate) *entry {
 		if !ok {
 			return nil
 		}
-		if e, ok := b.jobs[it.id]; ok && e.seq == it.seq {
+		if e, ok := b.live(it); ok {
 			return e
 		}
 	}
@@ -620,7 +627,7 @@ func (b *Broker) Stats(_ context.Context, name string) (queue.Stats, error) {
 		if !ok {
 			break
 		}
-		if e, live := b.jobs[it.id]; live && e.seq == it.seq {
+		if e, ok := b.live(it); ok {
 			s.OldestPendingAge = max(0, b.now().Sub(e.job.ReadyAt))
 			break
 		}
@@ -675,7 +682,7 @@ func (b *Broker) list(q *qstate, st queue.Status, limit int) []*queue.Job {
 	if st == "" || st == queue.StatusPending {
 		n = 0
 		q.pending.each(func(it item) bool {
-			if e, ok := b.jobs[it.id]; ok && e.seq == it.seq {
+			if e, ok := b.live(it); ok {
 				return add(e)
 			}
 			return true

@@ -3,7 +3,6 @@ package redisbroker
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -206,6 +205,5 @@ func mayHaveRun(err error) bool {
 	if !errors.As(err, &rerr) {
 		return true
 	}
-	msg := rerr.Error()
-	return strings.HasPrefix(msg, "WRONGPASS") || strings.HasPrefix(msg, "NOAUTH") || strings.Contains(msg, "max number of clients")
+	return redis.IsAuthError(err) || redis.IsMaxClientsError(err)
 }

@@ -671,7 +671,7 @@ func (b *Broker) sendSignals() {
 		}
 		b.sig.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), b.cmdTimeout)
-		if len(wake) > 0 || trim {
+		if len(wake) > 0 { // trim only comes with wake-ups
 			pipe := b.rdb.Pipeline()
 			b.queueWake(ctx, pipe, wake, trim)
 			_, _ = redispipe.Exec(ctx, pipe)

@@ -265,20 +265,18 @@ func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Buc
 func opsErr(ops []op) error {
 	var first error
 	var failed []int
-	moving := false
 	for i := range ops {
 		if ops[i].err != nil {
 			if first == nil {
 				first = ops[i].err
 			}
 			if redispipe.SlotMoving(ops[i].err) {
-				moving = true
-				continue
+				continue // not blamed: not in failed
 			}
 			failed = append(failed, i)
 		}
 	}
-	if first == nil || !moving && len(failed) == len(ops) {
+	if first == nil || len(failed) == len(ops) {
 		return first
 	}
 	return &ratelimit.PartialError{Failed: failed, Err: first}
