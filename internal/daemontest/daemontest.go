@@ -27,20 +27,28 @@ import (
 
 var (
 	buildOnce sync.Once
+	buildDir  string
 	buildPath string
 	buildErr  error
 )
 
+// binPrefix begins the name of the directory Binary builds into, followed
+// by the test process's id: refrakt-bin-<pid>-<random>.
+const binPrefix = "refrakt-bin-"
+
 // Binary builds ./cmd/refrakt (with -race when the tests run with it) once
-// per test process and returns its path.
+// per test process and returns its path. The package's TestMain calls Main,
+// which removes it when the tests are done.
 func Binary(tb testing.TB) string {
 	tb.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "refrakt-bin-")
+		removeStale(os.TempDir())
+		dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", binPrefix, os.Getpid()))
 		if err != nil {
 			buildErr = err
 			return
 		}
+		buildDir = dir
 		buildPath = filepath.Join(dir, "refrakt")
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")
@@ -60,6 +68,35 @@ func Binary(tb testing.TB) string {
 		tb.Fatal(buildErr)
 	}
 	return buildPath
+}
+
+// Main runs the tests of a package that uses Binary and removes the binary
+// it built: every package whose tests use this one calls it from TestMain
+// (each test process left a 43 MB binary in the temporary directory for
+// good). A test process killed before its end leaves its directory, which
+// the next Binary removes once the process is gone.
+func Main(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// removeStale removes the directories under tmp that Binary made in test
+// processes that no longer run.
+func removeStale(tmp string) {
+	dirs, _ := filepath.Glob(filepath.Join(tmp, binPrefix+"*-*"))
+	for _, d := range dirs {
+		pidText, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), binPrefix), "-")
+		pid, err := strconv.Atoi(pidText)
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if syscall.Kill(pid, 0) == syscall.ESRCH {
+			_ = os.RemoveAll(d)
+		}
+	}
 }
 
 // Daemon is a running `refrakt serve`.

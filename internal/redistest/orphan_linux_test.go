@@ -19,7 +19,10 @@ func TestServerDiesWithItsTest(t *testing.T) {
 		t.Skip("the helper's own run")
 	}
 	cmd := exec.Command(os.Args[0], "-test.run", "^TestOrphanHelper$", "-test.v")
-	cmd.Env = append(os.Environ(), "REDISTEST_ORPHAN_HELPER=1")
+	// The helper's temporary directories go in this test's, which is
+	// removed at its end: the helper, killed, cannot remove them itself.
+	tmp := t.TempDir()
+	cmd.Env = append(os.Environ(), "REDISTEST_ORPHAN_HELPER=1", "TMPDIR="+tmp)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -27,10 +30,14 @@ func TestServerDiesWithItsTest(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	addr := ""
+	addr, dir := "", ""
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
-		if a, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "ADDR "); ok {
+		line := strings.TrimSpace(sc.Text())
+		if d, ok := strings.CutPrefix(line, "DIR "); ok {
+			dir = d
+		}
+		if a, ok := strings.CutPrefix(line, "ADDR "); ok {
 			addr = a
 			break
 		}
@@ -41,6 +48,9 @@ func TestServerDiesWithItsTest(t *testing.T) {
 	}
 	if err := Ping(addr); err != nil {
 		t.Fatalf("the helper's server does not answer: %v", err)
+	}
+	if !strings.HasPrefix(dir, tmp+string(os.PathSeparator)) {
+		t.Errorf("the helper's server lives in %q, outside this test's %s: nothing removes it", dir, tmp)
 	}
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
@@ -58,6 +68,6 @@ func TestOrphanHelper(t *testing.T) {
 		t.Skip("run by TestServerDiesWithItsTest")
 	}
 	s := Start(t)
-	fmt.Printf("ADDR %s\n", s.Addr())
+	fmt.Printf("DIR %s\nADDR %s\n", s.Dir, s.Addr())
 	time.Sleep(time.Minute) // killed long before
 }
