@@ -58,7 +58,7 @@ func Settings() []Setting {
 		number("PENALTY_FACTOR", "penalty-factor", "capacity multiplier per strike, in (0, 1]", d.PenaltyFactor, func(c *Config) *float64 { return &c.PenaltyFactor }),
 		duration("PENALTY_DECAY", "penalty-decay", "one strike decays per this long without a 429", d.PenaltyDecay, func(c *Config) *time.Duration { return &c.PenaltyDecay }),
 		integer("BAN_AFTER_STRIKES", "ban-after-strikes", "strikes that ban a key", d.BanAfterStrikes, func(c *Config) *int { return &c.BanAfterStrikes }),
-		seconds("BAN_SECONDS", "ban-seconds", "first ban's length (doubles per repeat within an hour, at most 1h)", d.BanDuration, func(c *Config) *time.Duration { return &c.BanDuration }),
+		seconds("BAN_SECONDS", "ban-seconds", "first ban's length (doubles per repeat within an hour of the previous ban's end, at most 1h)", d.BanDuration, func(c *Config) *time.Duration { return &c.BanDuration }),
 		word("RATE_LIMIT_ON_BACKEND_ERROR", "rate-limit-on-backend-error", "local, allow or deny when Redis fails", d.OnBackendError, backendErrorPolicies, nil, func(c *Config) *string { return &c.OnBackendError }),
 		duration("RATE_LIMIT_BACKEND_TIMEOUT", "rate-limit-backend-timeout", "timeout of each limiter call to Redis", d.BackendTimeout, func(c *Config) *time.Duration { return &c.BackendTimeout }),
 

@@ -97,6 +97,13 @@ const (
 	MaxPremiumMultiplier = 1000
 	// MaxBanAfterStrikes bounds BAN_AFTER_STRIKES.
 	MaxBanAfterStrikes = 250
+	// MaxStrikes is the most strikes a key holds: with bans off
+	// (BAN_AFTER_STRIKES=0) a client that goes on being refused stays at
+	// it, its penalty over at most MaxStrikes × PENALTY_DECAY after its
+	// last 429 (without a bound, a day of retries held a key at capacity 1
+	// for years, and every decision took a step per strike, inside Redis's
+	// script too). The Redis script has the same number.
+	MaxStrikes = MaxBanAfterStrikes
 	// MaxBan caps a ban's length, repeats included (DESIGN §3), and so
 	// BAN_SECONDS.
 	MaxBan = time.Hour

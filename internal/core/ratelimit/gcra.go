@@ -20,15 +20,18 @@ func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 		return
 	}
 
-	// Strikes decay one per DecayMicros; StrikeAt keeps the partial progress.
-	strikes, strikeAt := c.Strikes, c.StrikeAt
+	// Strikes decay one per DecayMicros since the last one was given. The
+	// decay is computed, never stored: c keeps the strikes and StrikeAt as
+	// the last strike left them, so that StrikeAt stays the last 429, which
+	// sustained success is counted from (written back, each decay step
+	// moved it, and with a decay no longer than the window nothing was
+	// ever forgiven).
+	strikes := c.Strikes
 	if strikes > 0 && r.DecayMicros > 0 {
-		k := (now - strikeAt) / r.DecayMicros
-		if k >= int64(strikes) {
-			strikes, strikeAt = 0, 0
+		if k := (now - c.StrikeAt) / r.DecayMicros; k >= int64(strikes) {
+			strikes = 0
 		} else if k > 0 {
 			strikes -= int(k)
-			strikeAt += k * r.DecayMicros
 		}
 	}
 	capacity := Penalized(b.Capacity, r.PenaltyFactor, strikes)
@@ -58,14 +61,16 @@ func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 		// bucket full forgives every strike.
 		if strikes > 0 {
 			c.Capacity = b.Capacity
-			if tat <= now && now-strikeAt >= b.Window {
-				strikes, strikeAt = 0, 0
+			if tat <= now && now-c.StrikeAt >= b.Window {
+				strikes = 0
 				// Answered under the capacity the next request is decided
 				// with: the bucket was full, so all of it but this token.
 				res.Capacity, res.Remaining = b.Capacity, b.Capacity-1
 			}
 		}
-		c.Strikes, c.StrikeAt = strikes, strikeAt
+		if strikes == 0 {
+			c.Strikes, c.StrikeAt = 0, 0
+		}
 		res.Strikes = strikes
 		return
 	}
@@ -80,7 +85,9 @@ func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 		// capacity as it is.
 		res.RetryAfter = next - now - limit
 		res.Allowed, res.Shadowed = b.Shadow, b.Shadow
-		c.Strikes, c.StrikeAt = strikes, strikeAt
+		if strikes == 0 {
+			c.Strikes, c.StrikeAt = 0, 0
+		}
 		res.Strikes = strikes
 		return
 	}
@@ -89,17 +96,21 @@ func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 }
 
 // strike is the rest of Apply for a request the bucket denies (not a
-// shadow one): the key's strikes, after decay, get one more, which bans it
-// at Rules.BanAfter; wait is the time until the next token (next − now).
+// shadow one): the key's strikes, after decay, get one more (up to
+// MaxStrikes), which bans it at Rules.BanAfter; wait is the time until the
+// next token (next − now).
 // It is a function of its own so that its work (a call of math.Floor in
 // Penalized among it) costs Apply's other paths nothing, not even the
 // registers saved around that call.
 func (c *Cell) strike(b *Bucket, r *Rules, now, wait int64, strikes int, res *Result) {
-	strikes++
+	strikes = min(strikes+1, MaxStrikes)
 	strikeAt := now
 	if r.BanAfter > 0 && strikes >= r.BanAfter {
+		// A repeat is a ban within the repeat window of the previous one's
+		// end: from its start, the ban after a ban as long as the window
+		// (an hour, the longest) was a first one again.
 		level := 0
-		if c.LastBan > 0 && now-c.LastBan < r.RepeatMicros {
+		if c.LastBan > 0 && now-c.BannedUntil < r.RepeatMicros {
 			level = c.BanLevel + 1
 		}
 		d := r.BanMicros
@@ -161,13 +172,14 @@ func (c *Cell) banCapacity(r *Rules) int {
 }
 
 // Penalized returns capacity × factor^strikes rounded down, at least 1. It
-// multiplies step by step (no pow) so that Go and Lua agree bit for bit.
+// multiplies step by step (no pow) so that Go and Lua agree bit for bit,
+// and stops below 1 (a factor is at most 1, so the answer is 1 then).
 func Penalized(capacity int, factor float64, strikes int) int {
 	if strikes == 0 {
 		return capacity
 	}
 	f := float64(capacity)
-	for i := 0; i < strikes; i++ {
+	for i := 0; i < strikes && f >= 1; i++ {
 		f *= factor
 	}
 	return max(1, int(math.Floor(f)))

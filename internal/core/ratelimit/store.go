@@ -214,9 +214,9 @@ type Cell struct {
 	Interval    int64 // the emission interval TAT was computed with
 	Capacity    int   // the capacity before penalties (burst) of the last decision's policy
 	Strikes     int
-	StrikeAt    int64 // when the last strike was given, or decayed to
+	StrikeAt    int64 // when the last strike was given (its decay is computed from it)
 	BannedUntil int64
-	BanLevel    int   // 0 for a first ban, +1 per repeat within the repeat window
+	BanLevel    int   // 0 for a first ban, +1 per repeat within the repeat window of the previous ban's end
 	LastBan     int64 // when the last ban started
 	Seen        int64
 }
@@ -226,7 +226,7 @@ type Cell struct {
 func (c *Cell) Idle(r *Rules, now int64) bool {
 	return c.TAT <= now && c.BannedUntil <= now &&
 		(c.Strikes == 0 || c.StrikeAt+int64(c.Strikes)*r.DecayMicros <= now) &&
-		(c.LastBan == 0 || c.LastBan+r.RepeatMicros <= now)
+		(c.LastBan == 0 || c.BannedUntil+r.RepeatMicros <= now)
 }
 
 // StrikesAt returns c's strikes at now, those decayed since taken off.

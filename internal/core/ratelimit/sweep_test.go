@@ -107,3 +107,29 @@ func TestRunBacksOffARefusedWatch(t *testing.T) {
 		})
 	}
 }
+
+// TestIdleKeepsABansLevel (rr30-rl RR30-2): a repeat ban is counted from
+// the previous ban's end, so a swept key must stay until the repeat window
+// after that end, not after its start; forgotten, the next ban of a client
+// just out of a long one was a first one again.
+func TestIdleKeepsABansLevel(t *testing.T) {
+	r := ratelimit.DefaultConfig()
+	r.BanMax = 2 * time.Minute
+	r.BanRepeatWindow = 90 * time.Second
+	rules := r.Rules()
+	start := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC).UnixMicro()
+	c := ratelimit.Cell{LastBan: start, BannedUntil: start + (2 * time.Minute).Microseconds(), BanLevel: 1}
+	for _, tc := range []struct {
+		after time.Duration
+		idle  bool
+	}{
+		{100 * time.Second, false}, // banned still
+		{130 * time.Second, false}, // 10s after the ban's end
+		{209 * time.Second, false},
+		{210 * time.Second, true}, // the repeat window after its end
+	} {
+		if got := c.Idle(&rules, start+tc.after.Microseconds()); got != tc.idle {
+			t.Errorf("%s after the ban began (it lasts 2m, repeats count for 90s): Idle %v, want %v", tc.after, got, tc.idle)
+		}
+	}
+}

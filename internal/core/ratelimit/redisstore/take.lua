@@ -80,6 +80,9 @@ for i = 1, #KEYS do
     tat, old_iv, cap, strikes, strike_at, banned_until, ban_level, last_ban = unpack(STATE, raw)
   end
   local had = strikes > 0 or banned_until > now
+  -- the strikes at now, decayed; the state keeps strikes and strike_at as
+  -- the last strike left them (the decay is computed, never stored)
+  local cur = strikes
   -- the reply: flags, capacity, remaining, reset after, retry after,
   -- banned until (strikes are the state's)
   local flags, eff, remaining, reset, retry, bu = 0, 0, 0, 0, 0, 0
@@ -107,17 +110,18 @@ for i = 1, #KEYS do
     if strikes > 0 and decay > 0 then
       local k = floor((now - strike_at) / decay)
       if k >= strikes then
-        strikes = 0
-        strike_at = 0
+        cur = 0
       elseif k > 0 then
-        strikes = strikes - k
-        strike_at = strike_at + k * decay
+        cur = strikes - k
       end
     end
     eff = capacity
-    if strikes > 0 then
+    if cur > 0 then
       local x = capacity
-      for _ = 1, strikes do x = x * factor end
+      for _ = 1, cur do
+        x = x * factor
+        if x < 1 then break end
+      end
       eff = floor(x)
       if eff < 1 then eff = 1 end
     end
@@ -138,9 +142,8 @@ for i = 1, #KEYS do
       reset = nxt - now
       local full = tat <= now
       tat = nxt
-      if strikes > 0 and full and now - strike_at >= window then
-        strikes = 0
-        strike_at = 0
+      if cur > 0 and full and now - strike_at >= window then
+        cur = 0
         eff = capacity
         remaining = capacity - 1
       end
@@ -150,11 +153,14 @@ for i = 1, #KEYS do
         retry = nxt - now - limit
         if shadow == 1 then flags = 3 end
       else
-        strikes = strikes + 1
+        -- MaxStrikes (ratelimit/config.go) bounds them
+        cur = cur + 1
+        if cur > 250 then cur = 250 end
+        strikes = cur
         strike_at = now
-        if ban_after > 0 and strikes >= ban_after then
+        if ban_after > 0 and cur >= ban_after then
           local level = 0
-          if last_ban > 0 and now - last_ban < repeat_window then level = ban_level + 1 end
+          if last_ban > 0 and now - banned_until < repeat_window then level = ban_level + 1 end
           local d = ban_base
           local n = 0
           while n < level and d < ban_max do
@@ -167,12 +173,16 @@ for i = 1, #KEYS do
           ban_level = level
           strikes = 0
           strike_at = 0
+          cur = 0
           flags = 12
           retry = nxt - now - capacity * iv
           if d > retry then retry = d end
         else
           local x = capacity
-          for _ = 1, strikes do x = x * factor end
+          for _ = 1, cur do
+            x = x * factor
+            if x < 1 then break end
+          end
           local e = floor(x)
           if e < 1 then e = 1 end
           retry = nxt - now - e * iv
@@ -182,23 +192,27 @@ for i = 1, #KEYS do
     end
   end
 
+  if cur == 0 then
+    strikes = 0
+    strike_at = 0
+  end
   -- save; pe is when the key's strikes and ban are over
   local pe = 0
   if strikes > 0 then pe = strike_at + strikes * decay end
   if banned_until > pe then pe = banned_until end
   local exp = tat
   if pe > exp then exp = pe end
-  if last_ban > 0 and last_ban + repeat_window > exp then exp = last_ban + repeat_window end
+  if last_ban > 0 and banned_until + repeat_window > exp then exp = banned_until + repeat_window end
   local ms = ceil((exp - now) / 1000)
   if ms < 1000 then ms = 1000 end
   if pe <= now and had then pe = -1 end
 
   if held == nil and not joined then
     call("PSETEX", key, format("%d", ms), pack(STATE, tat, old_iv, cap, strikes, strike_at, banned_until, ban_level, last_ban, now))
-    if flags == 1 and strikes == 0 and pe >= 0 and pe <= now then
+    if flags == 1 and cur == 0 and pe >= 0 and pe <= now then
       replies[i + 1] = pack(SHORT, 17, eff, remaining, reset)
     else
-      replies[i + 1] = pack(REPLY, flags, eff, remaining, reset, retry, strikes, bu, pe)
+      replies[i + 1] = pack(REPLY, flags, eff, remaining, reset, retry, cur, bu, pe)
     end
   else
     -- one key of a request of several: written, and answered, once the
@@ -207,7 +221,7 @@ for i = 1, #KEYS do
     local n = #held
     held[n + 1], held[n + 2], held[n + 3], held[n + 4] = i, key, format("%d", ms), pack(STATE, tat, old_iv, cap, strikes, strike_at, banned_until, ban_level, last_ban, now)
     held[n + 5], held[n + 6], held[n + 7], held[n + 8] = flags, eff, remaining, reset
-    held[n + 9], held[n + 10], held[n + 11], held[n + 12] = retry, strikes, bu, pe
+    held[n + 9], held[n + 10], held[n + 11], held[n + 12] = retry, cur, bu, pe
     if flags % 2 == 0 then denied = true end
     if not joined then
       for j = 1, #held, 12 do

@@ -153,6 +153,17 @@ func after(d time.Duration, s step) step { s.advance = d; return s }
 
 func with(o ratelimit.Override, s step) step { s.override = &o; return s }
 
+// denials is denied requests at capacity 1 with strikes from, from+1, …
+// up to ratelimit.MaxStrikes, then at it, to upTo requests in all from
+// from: a key whose strikes keep growing with bans off.
+func denials(from, upTo int, retry time.Duration) []step {
+	var out []step
+	for n := from; n <= upTo; n++ {
+		out = append(out, deny(1, min(n, ratelimit.MaxStrikes), retry))
+	}
+	return out
+}
+
 // countdown is n allowed requests with remaining n-1 … 0.
 func countdown(capacity, n, strikes int) []step {
 	var out []step
@@ -195,8 +206,9 @@ func testSequences(t *testing.T, newStore NewStore) {
 			req:  ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"},
 			steps: seq(countdown(3, 3, 0), deny(3, 1, 20*sec),
 				after(20*sec, allow(3, 0, 1)), deny(3, 2, 20*sec),
-				// 60s after the last strike one strike decays.
-				after(60*sec, allow(3, 2, 1)), allow(3, 1, 1), allow(3, 0, 1), deny(3, 2, 20*sec)),
+				// A whole window (60s) after the last strike, the bucket
+				// full again: both strikes forgiven.
+				after(60*sec, allow(3, 2, 0)), allow(3, 1, 0), allow(3, 0, 0), deny(3, 1, 20*sec)),
 		},
 		{
 			name:  "window override",
@@ -220,14 +232,51 @@ func testSequences(t *testing.T, newStore NewStore) {
 				after(sec, deny(15, 3, 23*sec))),
 		},
 		{
+			// The decay (40s) is shorter than the window (60s), as the
+			// defaults' (60s each) is not longer: sustained success is
+			// counted from the last 429, not from the last decay.
 			name: "decay and reset",
-			cfg:  func(c *ratelimit.Config) { c.BanAfterStrikes = 0; c.PenaltyDecay = 10 * time.Minute },
+			cfg:  func(c *ratelimit.Config) { c.BanAfterStrikes = 0; c.PenaltyDecay = 40 * time.Second },
 			req:  ratelimit.Request{Limit: "tenant-meta", IP: "203.0.113.7"},
 			steps: seq(countdown(60, 60, 0), deny(60, 1, 31*sec), deny(30, 2, 46*sec),
-				// One decay period forgives one strike.
-				after(10*time.Minute, allow(30, 29, 1)),
-				// A whole window without a 429, bucket full again: all forgiven.
-				after(60*sec, allow(60, 59, 0)), allow(60, 58, 0)),
+				// One decay period forgives one strike; 16 of the 60s owed
+				// are left, under a capacity of 30.
+				after(45*sec, allow(30, 14, 1)),
+				// A whole window after the last 429, the bucket full again:
+				// all forgiven.
+				after(30*sec, allow(60, 59, 0)), allow(60, 58, 0)),
+		},
+		{
+			// The defaults: a decay as long as the window. A client with
+			// strikes that then waits a whole window is forgiven at its next
+			// request (when each decay step counted as a 429, never).
+			name: "sustained success with the default decay",
+			req:  ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"},
+			steps: seq(countdown(3, 3, 0), deny(3, 1, 60*sec), deny(1, 2, 60*sec),
+				after(70*sec, allow(3, 2, 0)), allow(3, 1, 0), allow(3, 0, 0), deny(3, 1, 60*sec)),
+		},
+		{
+			// With bans off, strikes stop at ratelimit.MaxStrikes.
+			name:  "strikes bounded without bans",
+			cfg:   func(c *ratelimit.Config) { c.BanAfterStrikes = 0 },
+			req:   ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"},
+			steps: seq(countdown(3, 3, 0), deny(3, 1, 60*sec), denials(2, ratelimit.MaxStrikes+20, 60*sec)),
+		},
+		{
+			// The repeat window (90s) is shorter than the longest ban
+			// (120s): a ban after one of 120s still counts as a repeat,
+			// since the window is counted from the previous ban's end.
+			name: "ban escalation never drops back",
+			cfg: func(c *ratelimit.Config) {
+				c.BanAfterStrikes = 3
+				c.BanMax = 120 * sec
+				c.BanRepeatWindow = 90 * sec
+				c.PenaltyDecay = time.Hour
+			},
+			req: ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"},
+			steps: seq(countdown(3, 3, 0), deny(3, 1, 60*sec), deny(1, 2, 60*sec), banned(1, 60*sec),
+				after(60*sec, allow(3, 2, 0)), allow(3, 1, 0), allow(3, 0, 0), deny(3, 1, 60*sec), deny(1, 2, 60*sec), banned(1, 120*sec),
+				after(120*sec, allow(3, 2, 0)), allow(3, 1, 0), allow(3, 0, 0), deny(3, 1, 60*sec), deny(1, 2, 60*sec), banned(1, 120*sec)),
 		},
 		{
 			name: "ban, its doubling and its cap",
