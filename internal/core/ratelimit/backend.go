@@ -370,10 +370,13 @@ func (c *banCache) generation() uint64 { return c.gen.Load() }
 // store's answer's durations from the moment it was read, so a daemon
 // whose clock is off the store's (Redis TIME) neither keeps a ban past its
 // end nor drops it early. A request answered from the cache gets the
-// headers the store's answer would carry.
+// headers the store's answer would carry. at is when it was cached, in
+// this daemon's clock: a ban cached "later" than now is one from before
+// the clock went back, whose times are off by the step, and is asked of
+// the store again (which moves the key's times with its clock).
 type cachedBan struct {
-	until, end, retry, full int64
-	capacity                int
+	until, end, retry, full, at int64
+	capacity                    int
 }
 
 // banned returns the index of the bucket whose key is banned at now with the
@@ -389,7 +392,7 @@ func (c *banCache) banned(bs []Bucket, clock Clock) (int, cachedBan, int64) {
 	// store's decision would: its Retry-After is when the request passes.
 	found, ban := -1, cachedBan{}
 	for i := range bs {
-		if b, ok := c.m[string(bs[i].Key)]; ok && b.end > now && (found < 0 || b.retry > ban.retry) {
+		if b, ok := c.m[string(bs[i].Key)]; ok && b.end > now && b.at <= now && (found < 0 || b.retry > ban.retry) {
 			found, ban = i, b
 		}
 	}
@@ -406,7 +409,7 @@ func (c *banCache) add(key []byte, r *Result, gen uint64, now int64) {
 		return
 	}
 	c.m[string(key)] = cachedBan{until: r.BannedUntil, end: now + (r.BannedUntil - r.Now), retry: now + r.RetryAfter,
-		full: now + r.ResetAfter, capacity: r.Capacity}
+		full: now + r.ResetAfter, at: now, capacity: r.Capacity}
 	c.n.Store(int32(len(c.m)))
 }
 
@@ -428,12 +431,12 @@ func (c *banCache) clear() {
 	c.n.Store(0)
 }
 
-// prune forgets ended bans.
+// prune forgets ended bans, and those cached before the clock went back.
 func (c *banCache) prune(now int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k, b := range c.m {
-		if b.end <= now {
+		if b.end <= now || b.at > now {
 			delete(c.m, k)
 		}
 	}

@@ -14,6 +14,9 @@ import "math"
 // written in place; change both together.
 func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 	*res = Result{Now: now}
+	if c.Seen > now {
+		c.rebase(now - c.Seen)
+	}
 	c.Seen = now
 	if c.BannedUntil > now && !b.Shadow {
 		c.applyBanned(b, r, now, res)
@@ -93,6 +96,28 @@ func (c *Cell) Apply(b *Bucket, r *Rules, now int64, res *Result) {
 	}
 
 	c.strike(b, r, now, next-now, strikes, res)
+}
+
+// rebase moves c's times by d (< 0): the store's clock went back since c's
+// last decision (an NTP step, a VM restored from a snapshot, a Cluster
+// slot moved to a master whose clock is behind). The key keeps the state
+// it had then; otherwise it owed the step as debt, and every key active
+// before the step was refused, struck and banned until the clock caught
+// up (a client that had spent 1 token of 10 was told to wait an hour). A
+// function of its own so that it costs Apply's path one comparison.
+func (c *Cell) rebase(d int64) {
+	if c.TAT != 0 {
+		c.TAT += d
+	}
+	if c.StrikeAt != 0 {
+		c.StrikeAt += d
+	}
+	if c.BannedUntil != 0 {
+		c.BannedUntil += d
+	}
+	if c.LastBan != 0 {
+		c.LastBan += d
+	}
 }
 
 // strike is the rest of Apply for a request the bucket denies (not a

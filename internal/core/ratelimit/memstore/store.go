@@ -46,11 +46,18 @@ const (
 	minCells = 8
 )
 
+// seenBack is how far before the store's start slot.seen counts from, in
+// µs: half of its range (68 years each way), so that a time the clock
+// stepped back to is kept as it is, for Cell.Apply to see the step once
+// (a time before the start was not stored, and every later decision took
+// the step again).
+const seenBack = int64(1<<31) * 1e6
+
 // Store is the memory store. The zero value is not usable; call New.
 type Store struct {
 	micros func() int64 // Unix µs from the store's clock, by its cheapest path
 	seed   maphash.Seed
-	epoch  int64              // Unix µs that slot.seen counts from
+	epoch  int64              // Unix µs that slot.seen counts from: seenBack before New
 	shards *[shardCount]shard // its own allocation, so shards start on a cache line
 
 	// walks is Snapshot's, in an allocation of its own: the Store stays one
@@ -225,7 +232,7 @@ func New(clock ratelimit.Clock) *Store {
 	s := &Store{
 		micros:    ratelimit.MicrosOf(clock),
 		seed:      maphash.MakeSeed(),
-		epoch:     clock.Now().UnixMicro(),
+		epoch:     clock.Now().UnixMicro() - seenBack,
 		overrides: map[string]ratelimit.Override{},
 		watchers:  map[*func(bool)]struct{}{},
 		shards:    new([shardCount]shard),

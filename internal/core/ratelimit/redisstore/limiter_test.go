@@ -268,6 +268,31 @@ func TestBanCacheRetryAfter(t *testing.T) {
 	}
 }
 
+// TestBanCacheAcrossAClockSteppedBack (rr30-rl RR30-4): a ban cached
+// before this daemon's clock stepped back an hour ended, by the cache, an
+// hour after it did in Redis; it is asked of Redis again, which keeps
+// what was left of it.
+func TestBanCacheAcrossAClockSteppedBack(t *testing.T) {
+	l, _, clock := newBanningLimiter(t, 60*time.Second)
+	ctx := context.Background()
+	req := ratelimit.Request{Limit: "rl-test", IP: "203.0.113.12"} // 3 per 60s
+	var d ratelimit.Decision
+	for range 4 { // the fourth is refused and banned for 60s
+		d, _ = l.Allow(ctx, req)
+	}
+	if !d.Banned() {
+		t.Fatalf("the fourth request: %+v, want banned", d)
+	}
+	clock.Advance(-time.Hour)
+	d, err := l.Allow(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Banned() || d.RetryAfter > 60*time.Second {
+		t.Errorf("after the clock stepped back an hour: banned %v, Retry-After %s; want banned for what was left of 60s", d.Banned(), d.RetryAfter)
+	}
+}
+
 // TestBanCacheHeaders: a request answered from the ban cache carries the
 // figures the store's answer would: the capacity the key is banned at and
 // the time until its bucket is full, not the policy's burst and the ban's

@@ -74,10 +74,18 @@ for i = 1, #KEYS do
   local shadow = kind % 2
   local joined = kind % 4 >= 2
   local nopenalty = kind >= 4
-  local tat, old_iv, cap, strikes, strike_at, banned_until, ban_level, last_ban = 0, 0, 0, 0, 0, 0, 0, 0
+  local tat, old_iv, cap, strikes, strike_at, banned_until, ban_level, last_ban, seen = 0, 0, 0, 0, 0, 0, 0, 0, 0
   local raw = call("GET", key)
   if raw then
-    tat, old_iv, cap, strikes, strike_at, banned_until, ban_level, last_ban = unpack(STATE, raw)
+    tat, old_iv, cap, strikes, strike_at, banned_until, ban_level, last_ban, seen = unpack(STATE, raw)
+    if seen > now then
+      -- the clock went back since the key's last decision (Cell.rebase)
+      local d = now - seen
+      if tat ~= 0 then tat = tat + d end
+      if strike_at ~= 0 then strike_at = strike_at + d end
+      if banned_until ~= 0 then banned_until = banned_until + d end
+      if last_ban ~= 0 then last_ban = last_ban + d end
+    end
   end
   local had = strikes > 0 or banned_until > now
   -- the strikes at now, decayed; the state keeps strikes and strike_at as

@@ -256,6 +256,25 @@ func testSequences(t *testing.T, newStore NewStore) {
 				after(70*sec, allow(3, 2, 0)), allow(3, 1, 0), allow(3, 0, 0), deny(3, 1, 60*sec)),
 		},
 		{
+			// The store's clock steps back an hour (an NTP step): the key
+			// keeps the state it had, one token spent, rather than owing
+			// the hour (rr30-rl RR30-4).
+			name: "a clock stepped back keeps the key's state",
+			req:  ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"},
+			steps: seq(allow(3, 2, 0), after(-time.Hour, allow(3, 1, 0)), allow(3, 0, 0), deny(3, 1, 60*sec),
+				after(60*sec, allow(3, 2, 0))),
+		},
+		{
+			// A ban keeps what was left of it when the clock steps back,
+			// in the store and in the limiter's cache of bans.
+			name: "a ban across a clock stepped back",
+			cfg:  func(c *ratelimit.Config) { c.BanAfterStrikes = 3; c.PenaltyDecay = time.Hour },
+			req:  ratelimit.Request{Limit: "rl-test", IP: "203.0.113.7"},
+			steps: seq(countdown(3, 3, 0), deny(3, 1, 60*sec), deny(1, 2, 60*sec), banned(1, 60*sec),
+				after(-time.Hour, banned(1, 60*sec)), after(10*sec, banned(1, 50*sec)),
+				after(50*sec, allow(3, 2, 0))),
+		},
+		{
 			// With bans off, strikes stop at ratelimit.MaxStrikes.
 			name:  "strikes bounded without bans",
 			cfg:   func(c *ratelimit.Config) { c.BanAfterStrikes = 0 },
