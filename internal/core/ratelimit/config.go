@@ -144,6 +144,21 @@ func (c Config) Validate() error {
 	case c.ErrorLogInterval < 0:
 		return bad("error log interval", c.ErrorLogInterval)
 	}
+	// The settable rates, and the premium tier's, must refill exactly.
+	for _, r := range []struct {
+		setting string
+		p       Policy
+	}{
+		{"RATE_LIMIT_RUN_PER_MINUTE", Policy{Rate: c.RunPerMinute, Window: time.Minute}},
+		{"RATE_LIMIT_ASSISTANT_PER_MINUTE", Policy{Rate: c.AssistantPerMinute, Window: time.Minute}},
+	} {
+		if err := r.p.checkRefill(r.setting); err != nil {
+			return err
+		}
+		if err := r.p.Premium(c.PremiumMultiplier).checkRefill(r.setting + " × RATE_LIMIT_PREMIUM_MULTIPLIER"); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

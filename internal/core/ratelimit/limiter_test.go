@@ -37,6 +37,12 @@ func TestConfigValidate(t *testing.T) {
 		{"sub-second ban", func(c *ratelimit.Config) { c.BanDuration = time.Millisecond }, "BAN_SECONDS"},
 		{"unknown policy", func(c *ratelimit.Config) { c.OnBackendError = "maybe" }, "RATE_LIMIT_ON_BACKEND_ERROR"},
 		{"no timeout", func(c *ratelimit.Config) { c.BackendTimeout = 0 }, "RATE_LIMIT_BACKEND_TIMEOUT"},
+		// A bucket refills a token per whole microsecond (rr30-rl RR30-5).
+		{"rate refilled exactly", func(c *ratelimit.Config) { c.RunPerMinute = 1_000_000 }, ""},
+		{"rate not refilled exactly", func(c *ratelimit.Config) { c.RunPerMinute = ratelimit.MaxCapacity }, "RATE_LIMIT_RUN_PER_MINUTE"},
+		{"assistant not refilled exactly", func(c *ratelimit.Config) { c.AssistantPerMinute = 1_600_000 }, "RATE_LIMIT_ASSISTANT_PER_MINUTE"},
+		{"premium within 1%", func(c *ratelimit.Config) { c.RunPerMinute, c.PremiumMultiplier = 600_000, 1.5 }, ""},
+		{"premium not refilled exactly", func(c *ratelimit.Config) { c.RunPerMinute, c.PremiumMultiplier = 600_000, 7 }, "RATE_LIMIT_PREMIUM_MULTIPLIER"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -128,7 +134,7 @@ func checkAllowAllocatesNothing(t *testing.T, targets []string, reqs []ratelimit
 	l := storetest.NewLimiter(t, memstore.New(clock), clock, nil)
 	ctx := context.Background()
 	for _, target := range targets {
-		if _, err := l.SetOverride(ctx, ratelimit.Override{Target: target, Capacity: 1 << 30, Window: time.Second}, 0); err != nil {
+		if _, err := l.SetOverride(ctx, ratelimit.Override{Target: target, Capacity: 1_000_000, Window: time.Second}, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -257,6 +263,10 @@ func TestOverrideBounds(t *testing.T) {
 		{ratelimit.Override{Target: "tenant-meta", Capacity: ratelimit.MaxCapacity + 1, Window: time.Second}, 0, "capacity"},
 		{ratelimit.Override{Target: "tenant-meta", Capacity: 5, Window: ratelimit.MaxWindow + time.Second}, 0, "window"},
 		{ratelimit.Override{Target: "tenant-meta", Capacity: 5, Window: time.Minute}, ratelimit.MaxOverrideTTL + time.Second, "ttl"},
+		// 1,500,000 a second refilled 1,000,000, and 600,001 refilled
+		// 500,000, their RateLimit-Policy's q saying so (rr30-rl RR30-5).
+		{ratelimit.Override{Target: "tenant-meta", Capacity: 1_500_000, Window: time.Second}, 0, "cannot be refilled exactly"},
+		{ratelimit.Override{Target: "tenant-meta", Capacity: 600_001, Window: time.Second}, 0, "every 2µs here, 500000 per 1s"},
 	} {
 		if _, err := l.SetOverride(ctx, c.o, c.ttl); core.ErrorCode(err) != core.CodeInvalid || !strings.Contains(core.ErrorMessage(err), c.want) {
 			t.Errorf("SetOverride(%+v, ttl %s) = %v, want an invalid error about the %s", c.o, c.ttl, err, c.want)

@@ -50,7 +50,8 @@ func (l *Limiter) SetOverride(ctx context.Context, o Override, ttl time.Duration
 }
 
 // checkBucket refuses a capacity or window outside the bounds every bucket
-// keeps (MaxCapacity, 1s to MaxWindow).
+// keeps (MaxCapacity, 1s to MaxWindow), and a capacity per window its
+// bucket cannot refill exactly (Policy.checkRefill).
 func (o *Override) checkBucket() error {
 	switch {
 	case o.Capacity <= 0 || o.Capacity > MaxCapacity:
@@ -58,7 +59,7 @@ func (o *Override) checkBucket() error {
 	case o.Window < time.Second || o.Window > MaxWindow:
 		return core.Errorf(core.CodeInvalid, "window must be between 1s and %d days, got %s", MaxWindow/(24*time.Hour), o.Window)
 	}
-	return nil
+	return Policy{Burst: o.Capacity, Rate: o.Capacity, Window: o.Window}.checkRefill("capacity")
 }
 
 // DeleteOverride removes the override of target.

@@ -3,6 +3,8 @@ package ratelimit
 import (
 	"slices"
 	"time"
+
+	"github.com/refrakt/refrakt/internal/core"
 )
 
 // Scope names whose identity a bucket is keyed on.
@@ -74,6 +76,26 @@ func (p Policy) interval() int64 {
 	w := p.Window.Microseconds()
 	return (w + int64(p.Rate) - 1) / int64(p.Rate)
 }
+
+// checkRefill refuses a policy whose bucket would refill more than 1%
+// below its rate: the interval is whole microseconds, rounded up, so 600,001
+// a second refilled 500,000 and 1,500,000 a second 1,000,000, while the
+// policy said otherwise. A rate of at most 10,000 a second, or one that
+// divides the window's microseconds, is exact to 1%. what names the rate
+// in the error (a setting, or "capacity").
+func (p Policy) checkRefill(what string) error {
+	w := p.Window.Microseconds()
+	iv := p.interval()
+	if float64(iv)*float64(p.Rate) <= float64(w)*1.01 {
+		return nil
+	}
+	return core.Errorf(core.CodeInvalid, "%s %d per %s cannot be refilled exactly: a bucket refills a token per whole microsecond (every %dµs here, %d per %s); "+
+		"choose at most %d a second, or a number that divides the window's %d µs", what, p.Rate, p.Window, iv, w/iv, p.Window, refillExactPerSecond, w)
+}
+
+// refillExactPerSecond is the rate up to which every policy refills within
+// 1% of its rate: 100 µs a token or more.
+const refillExactPerSecond = 10_000
 
 // bucket is the bucket p sets, for any key.
 func (p Policy) bucket() Bucket {

@@ -41,7 +41,7 @@ func BenchmarkAllow(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := l.SetOverride(ctx, ratelimit.Override{Target: "rl-test", Capacity: 1_000_000_000, Window: time.Second}, 0); err != nil {
+			if _, err := l.SetOverride(ctx, ratelimit.Override{Target: "rl-test", Capacity: 1_000_000, Window: time.Second}, 0); err != nil {
 				b.Fatal(err)
 			}
 			var next atomic.Int64
