@@ -92,6 +92,13 @@ func TestLoadBad(t *testing.T) {
 		{"bad bool", map[string]string{"PROMETHEUS_ENABLED": "maybe"}, nil, `PROMETHEUS_ENABLED: "maybe" is not true or false`},
 		{"bad enum", map[string]string{"RATE_LIMIT_ON_BACKEND_ERROR": "panic"}, nil, `RATE_LIMIT_ON_BACKEND_ERROR: "panic" must be local, allow or deny`},
 		{"factor range", map[string]string{"PENALTY_FACTOR": "1.5"}, nil, "PENALTY_FACTOR: 1.5 must be in (0, 1]"},
+		// A bucket refills a token per whole microsecond: 2^30 a minute
+		// refilled 60,000,000 (rr30-rl RR30-5), refused before the
+		// listener binds.
+		{"rate not refilled exactly", map[string]string{"RATE_LIMIT_RUN_PER_MINUTE": "1073741824"}, nil,
+			"RATE_LIMIT_RUN_PER_MINUTE: 1073741824 per minute cannot be refilled exactly: a bucket refills a token per whole microsecond (every 1µs here, 60000000 per 1m0s)"},
+		{"premium rate not refilled exactly", nil, map[string]string{"rate-limit-assistant-per-minute": "600000", "rate-limit-premium-multiplier": "7"},
+			"--rate-limit-assistant-per-minute: 600000 per minute × --rate-limit-premium-multiplier 7 (the premium tier's rate) cannot be refilled exactly"},
 		{"bad cidr", map[string]string{"TRUSTED_PROXIES": "10.0.0.0/99"}, nil, `TRUSTED_PROXIES: "10.0.0.0/99" has "10.0.0.0/99", which is not a CIDR`},
 		{"bad url", map[string]string{"QUEUE_URL": "http://x"}, nil, `QUEUE_URL: "http://x" is not a redis://`},
 		{"route", map[string]string{"PROMETHEUS_METRICS_ROUTE": "metrics"}, nil, `PROMETHEUS_METRICS_ROUTE: "metrics" must start with /`},

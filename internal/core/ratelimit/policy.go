@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
@@ -84,13 +85,21 @@ func (p Policy) interval() int64 {
 // divides the window's microseconds, is exact to 1%. what names the rate
 // in the error (a setting, or "capacity").
 func (p Policy) checkRefill(what string) error {
+	if why := p.RefillShortfall(); why != "" {
+		return core.Errorf(core.CodeInvalid, "%s %d per %s %s", what, p.Rate, p.Window, why)
+	}
+	return nil
+}
+
+// RefillShortfall is why p's bucket cannot refill its rate to 1%, or "".
+func (p Policy) RefillShortfall() string {
 	w := p.Window.Microseconds()
 	iv := p.interval()
 	if float64(iv)*float64(p.Rate) <= float64(w)*1.01 {
-		return nil
+		return ""
 	}
-	return core.Errorf(core.CodeInvalid, "%s %d per %s cannot be refilled exactly: a bucket refills a token per whole microsecond (every %dµs here, %d per %s); "+
-		"choose at most %d a second, or a number that divides the window's %d µs", what, p.Rate, p.Window, iv, w/iv, p.Window, refillExactPerSecond, w)
+	return fmt.Sprintf("cannot be refilled exactly: a bucket refills a token per whole microsecond (every %dµs here, %d per %s); "+
+		"choose at most %d a second, or a number that divides the window's %d µs", iv, w/iv, p.Window, refillExactPerSecond, w)
 }
 
 // refillExactPerSecond is the rate up to which every policy refills within
