@@ -8,8 +8,16 @@
 # over its policy, a 5xx for garbage, a daemon not ready again).
 # The logic lives in internal/chaos (its test runs a short version in
 # `make test`); this script runs the long version, without -race.
+#
+#   scripts/chaos.sh        (no arguments; -h or --help prints this and exits)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
+if [ $# -gt 0 ]; then
+  case "$1" in
+    -h|--help) sed -n '2,/^set -/{/^set -/!p}' "$0"; exit 0 ;;
+    *) echo "chaos: unknown argument $1 (it takes none; see --help)" >&2; exit 2 ;;
+  esac
+fi
 bash scripts/ensure-redis.sh >/dev/null
 out=$(REFRAKT_CHAOS=full go test -count=1 -timeout 5m -run '^TestChaos$' -v ./internal/chaos 2>&1)
 status=$?

@@ -4,8 +4,20 @@
 # of each. The seed corpora also run as plain tests in `go test ./...`.
 #
 # `scripts/fuzz.sh --self-test` checks how a failed run is classified.
+#
+#   scripts/fuzz.sh [--self-test]   (-h or --help prints this and exits)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+case "${1:-}" in
+  ""|--self-test) ;;
+  -h|--help) sed -n '2,/^set -/{/^set -/!p}' "$0"; exit 0 ;;
+  *) echo "fuzz: unknown argument $1 (only --self-test; see --help)" >&2; exit 2 ;;
+esac
+if [ $# -gt 1 ]; then
+  echo "fuzz: too many arguments (only --self-test; see --help)" >&2
+  exit 2
+fi
 
 # deadline_race OUTPUT: succeeds when a failed `go test -fuzz` run is Go 1.26's
 # fuzz-coordinator race at the end of -fuzztime (golang/go#75804, fixed in Go

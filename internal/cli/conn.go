@@ -54,6 +54,9 @@ func newGroupCmd(f *Factory, cmd *cobra.Command, subs func(client) []*cobra.Comm
 	cmd.Args = cobra.NoArgs
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 	addConnFlags(cmd, conn)
+	// jobs and limits print no colour: the flag is taken (a script may pass
+	// it to every command) but has nothing to turn off.
+	cmd.PersistentFlags().Lookup("no-color").Usage = "accepted, no effect: only top uses colour (also NO_COLOR)"
 	cmd.AddCommand(subs(client{f: f, conn: conn})...)
 	return cmd
 }

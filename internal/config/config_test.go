@@ -126,6 +126,14 @@ func TestLoadBad(t *testing.T) {
 		// Review lifecycle #9: NaN gave "-2562047h47m16.854775808s must be
 		// at least 10ms", and 1e9 was told to read 1e9s, which is no
 		// duration either.
+		// docs30 D13: a negative number of seconds was "is out of range",
+		// where "-5s" and every other negative value say the range.
+		{"negative plain seconds", map[string]string{"QUEUE_MAX_AGE_SECONDS": "-5"}, nil, "QUEUE_MAX_AGE_SECONDS: -5s must not be negative"},
+		{"negative plain seconds by flag", nil, map[string]string{"queue-max-age": "-5"}, "--queue-max-age: -5s must not be negative"},
+		{"negative plain ban", map[string]string{"BAN_SECONDS": "-5"}, nil, "BAN_SECONDS: -5s must be at least 1s"},
+		{"negative plain tick", map[string]string{"TICK_INTERVAL": "-0.5"}, nil, "TICK_INTERVAL: -500ms must be at least 10ms"},
+		{"negative seconds past the bound", map[string]string{"QUEUE_MAX_AGE_SECONDS": "-2e9"}, nil, `QUEUE_MAX_AGE_SECONDS: "-2e9" must not be negative`},
+		{"seconds past the bound", map[string]string{"PROMETHEUS_QUEUE_POLL_INTERVAL": "2e9"}, nil, `PROMETHEUS_QUEUE_POLL_INTERVAL: "2e9" must be at most 1e9 seconds`},
 		{"NaN seconds", map[string]string{"TICK_INTERVAL": "NaN"}, nil, `TICK_INTERVAL: "NaN" is not a number of seconds or a duration`},
 		{"nan seconds", map[string]string{"QUEUE_MAX_AGE_SECONDS": "nan"}, nil, `QUEUE_MAX_AGE_SECONDS: "nan" is not a number of seconds or a duration`},
 		{"NaN ban", map[string]string{"BAN_SECONDS": "NaN"}, nil, `BAN_SECONDS: "NaN" is not a number of seconds or a duration`},

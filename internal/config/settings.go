@@ -248,8 +248,16 @@ func seconds(env, flag, usage string, def time.Duration, field func(*Config) *ti
 				if math.IsNaN(f) || math.IsInf(f, 0) {
 					return fmt.Errorf("is not a number of seconds or a duration (e.g. 30, 30s, 5m)")
 				}
-				if f < 0 || f > 1e9 {
-					return fmt.Errorf("is out of range")
+				// Past 1e9 either way the conversion would overflow. A
+				// negative number within it is kept: Validate then says the
+				// setting's own range, as it does for "-5s" ("must not be
+				// negative", "must be at least 1s"), where "is out of range"
+				// said none.
+				if f < -1e9 {
+					return fmt.Errorf("must not be negative")
+				}
+				if f > 1e9 {
+					return fmt.Errorf("must be at most 1e9 seconds (about 31 years)")
 				}
 				*field(c) = time.Duration(f * float64(time.Second))
 				return nil
