@@ -5,6 +5,7 @@
 package redisbroker
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -79,6 +80,9 @@ type Broker struct {
 	// sig holds a cluster's wake-ups and listings of new queues still to
 	// send (signal).
 	sig signals
+	// down are a cluster's masters whose fetches or ticks failed, left
+	// alone until they answer again (downmasters.go).
+	down downMasters
 
 	// cmdTimeout is how long a caller waits at most for one command (the
 	// client's read timeout); offset is Redis's clock minus ours, for the
@@ -906,11 +910,33 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 	// A wake-up whose job another fetcher took (or a leftover one) is
 	// spurious: block again, at most as many times as the list can hold.
 	for range wakeBacklog + 32 {
-		res, err := b.rdb.BLPop(ctx, max(maxBlock, req.Wait.Truncate(time.Second)), b.wakeKey()).Result()
+		if b.isDown(ctx, b.wakeKey()) {
+			// The wake-up list's master is failing (on a cluster): a
+			// blocking wait there would hold the fetcher for a command
+			// timeout. Look again shortly instead.
+			t := time.NewTimer(min(req.Wait, wakePoll))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, nil
+			case <-t.C:
+			}
+			return b.take(ctx, req, "")
+		}
+		// Bounded by the block plus a command timeout: go-redis sends a
+		// blocking command again when its node does not answer, and a
+		// stalled master held the fetcher three times that.
+		block := max(maxBlock, req.Wait.Truncate(time.Second))
+		bctx, cancel := context.WithTimeout(ctx, block+b.cmdTimeout)
+		res, err := b.rdb.BLPop(bctx, block, b.wakeKey()).Result()
+		cancel()
 		switch {
 		case errors.Is(err, redis.Nil):
 			return nil, nil
 		case err != nil:
+			if ctx.Err() == nil {
+				b.failed(ctx, b.wakeKey())
+			}
 			return nil, fmt.Errorf("wait for jobs: %w", err)
 		}
 		if leases, err = b.take(ctx, req, res[1]); err != nil || len(leases) > 0 {
@@ -931,14 +957,28 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 // after the fetcher gave up starts nothing (its jobs would stay leased to
 // nobody until their leases expire, an attempt lost and their start never
 // counted). The fetcher gets an error and fetches again.
+//
+// On a cluster, the queues of a master marked failing are left out
+// (downmasters.go), and a queue whose dequeue fails marks its master so
+// and the fetch goes on with the other queues: one stalled master does
+// not hold up the others'. The error is returned with the jobs taken.
 func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) ([]queue.Lease, error) {
 	names := req.Queues
+	var failure error // of a master now marked failing; the fetch went on
 	if len(names) == 0 {
+		fresh := 2 * time.Second
+		if b.isDown(ctx, b.indexKey()) {
+			fresh = staleIndex // the index's master is failing: the names known
+		}
 		var err error
-		if names, err = b.queueNames(ctx, 2*time.Second); err != nil {
-			return nil, err
+		if names, err = b.queueNames(ctx, fresh); err != nil {
+			if len(b.knownNames()) == 0 || ctx.Err() != nil || !b.failed(ctx, b.indexKey()) {
+				return nil, err
+			}
+			names, failure = b.knownNames(), err
 		}
 	}
+	names = b.liveQueues(ctx, names)
 	var leases []queue.Lease
 	dequeue := func(q string) error {
 		k := b.keys(q)
@@ -962,10 +1002,22 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 		}
 		return nil
 	}
+	// try is dequeue, where a failure that marks q's master failing lets
+	// the fetch go on with the other queues.
+	try := func(q string) error {
+		err := dequeue(q)
+		if err != nil && ctx.Err() == nil && b.failed(ctx, b.keys(q).pending) {
+			failure = cmp.Or(failure, err)
+			return nil
+		}
+		return err
+	}
 	if hint != "" && (len(req.Queues) == 0 || slices.Contains(req.Queues, hint)) {
 		b.markKnown(hint)
-		if err := dequeue(hint); err != nil || len(leases) >= req.N {
-			return leases, err
+		if b.isDown(ctx, b.keys(hint).pending) {
+			hint = ""
+		} else if err := try(hint); err != nil || len(leases) >= req.N {
+			return leases, cmp.Or(err, failure)
 		}
 	}
 	b.mu.Lock()
@@ -986,14 +1038,30 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 		if len(leases) >= req.N {
 			break
 		}
-		if err := dequeue(q); err != nil {
+		if err := try(q); err != nil {
 			return leases, err
 		}
 	}
 	if len(leases) == 0 && unread != nil {
 		return nil, unread
 	}
-	return leases, nil
+	return leases, failure
+}
+
+// wakePoll is how often a fetcher looks for jobs while the wake-up list's
+// master is failing, instead of blocking on the list.
+const wakePoll = 200 * time.Millisecond
+
+// staleIndex is how old a fetch takes the queue names this broker knows
+// while the index's master is failing: any age.
+const staleIndex = 100 * 365 * 24 * time.Hour
+
+// knownNames is the queue names this broker knows (from the index and its
+// own enqueues).
+func (b *Broker) knownNames() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.names
 }
 
 // scanDirect is how many queues a fetch tries one by one without first
@@ -1003,16 +1071,41 @@ const scanDirect = 2
 
 // ready returns those of names (in their order, in names' own backing
 // array) whose pending list holds a job, with one pipelined round trip
-// (one per node on a Redis Cluster). A queue whose count could not be read
-// (its node unreachable) is left out, and the first such error returned
-// with the others, so one node down does not stop fetches from the rest.
+// (one per master on a Redis Cluster, sent together, each with its own
+// errors). A queue whose count could not be read (its master unreachable)
+// is left out, its master marked failing, and the first such error
+// returned with the others, so one master down does not stop fetches from
+// the rest.
 func (b *Broker) ready(ctx context.Context, names []string) ([]string, error) {
-	pipe := b.rdb.Pipeline()
 	lens := make([]*redis.IntCmd, len(names))
-	for i, q := range names {
-		lens[i] = pipe.LLen(ctx, b.keys(q).pending)
+	count := func(idx []int) {
+		// Bounded like a command: go-redis retries a pipeline whose node
+		// does not answer, and a stalled master held a fetch for 16 s (its
+		// read timeout four times, and the dials between).
+		rctx, cancel := context.WithTimeout(ctx, b.cmdTimeout)
+		defer cancel()
+		pipe := b.rdb.Pipeline()
+		for _, i := range idx {
+			lens[i] = pipe.LLen(rctx, b.keys(names[i]).pending)
+		}
+		_, _ = redispipe.Exec(rctx, pipe) // each command keeps its own error
 	}
-	_, _ = redispipe.Exec(ctx, pipe) // each command keeps its own error
+	if b.single {
+		idx := make([]int, len(names))
+		for i := range idx {
+			idx[i] = i
+		}
+		count(idx)
+	} else {
+		// A pipeline per master: in one across masters, a master that
+		// does not answer left every command without an answer or an
+		// error, and redispipe.Exec gave them all the pipeline's error.
+		var wg sync.WaitGroup
+		for _, idx := range b.byMaster(ctx, names) {
+			wg.Go(func() { count(idx) })
+		}
+		wg.Wait()
+	}
 	var first error
 	out := names[:0]
 	for i, q := range names {
@@ -1020,6 +1113,9 @@ func (b *Broker) ready(ctx context.Context, names []string) ([]string, error) {
 		if err != nil {
 			if first == nil {
 				first = fmt.Errorf("fetch: pending count of %s: %w", q, err)
+			}
+			if ctx.Err() == nil {
+				b.failed(ctx, b.keys(q).pending)
 			}
 			continue
 		}
@@ -1471,6 +1567,11 @@ func (b *Broker) tick(ctx context.Context) (queue.TickResult, error) {
 	if err != nil {
 		return queue.TickResult{}, err
 	}
+	// On a cluster, a master marked failing is left out (the pipeline
+	// waited a command timeout for it every tick, holding up the other
+	// masters' scheduled jobs and retries), and one whose tick fails is
+	// marked.
+	names = b.liveQueues(ctx, names)
 	var total queue.TickResult
 	for len(names) > 0 {
 		// Bounded like an enqueue, and for the same reason: a tick script
@@ -1492,6 +1593,9 @@ func (b *Broker) tick(ctx context.Context) (queue.TickResult, error) {
 			if e := cmds[i].Err(); e != nil {
 				if first == nil {
 					first = fmt.Errorf("tick %s: %w", q, e)
+				}
+				if ctx.Err() == nil {
+					b.failed(ctx, b.keys(q).pending)
 				}
 				continue
 			}
@@ -1640,11 +1744,7 @@ func (b *Broker) byMaster(ctx context.Context, queues []string) map[string][]int
 // cluster, as far as the client knows the slots; "" when it cannot tell,
 // or on a single server.
 func (b *Broker) masterOf(ctx context.Context, q string) string {
-	cc, ok := b.rdb.(*redis.ClusterClient)
-	if !ok {
-		return ""
-	}
-	return redispipe.MasterAddr(ctx, cc, b.keys(q).pending)
+	return b.masterOfKey(ctx, b.keys(q).pending)
 }
 
 func statsKeys(k *keys) []string {

@@ -1,0 +1,159 @@
+package redisbroker
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/redispipe"
+)
+
+// downMasters are the masters of a Redis Cluster whose fetch or tick calls
+// failed. Fetches and ticks leave their queues (and the wake-up list and
+// the index, when those are theirs) alone until a probe in the background
+// finds the master answering again, or the client finds its slots served
+// by another address (a failover). Without it one stalled master held up
+// the workers of every queue: each fetch waited a whole command timeout
+// for it (a queue's dequeue, the pipelined count of every queue's pending
+// list, the blocking wait on the wake-up list), and its error ended the
+// fetch before the other queues were tried (fail30 F1: jobs of the
+// healthy masters' queues waited as long as the stall, 4 to 12 s).
+//
+// A dead master's calls fail at once and cost little; a stalled one's
+// cost a command timeout each, and only the first is paid now. Enqueues
+// have lanes of their own per master (enqLane) and need none of this.
+type downMasters struct {
+	n  atomic.Int32 // len(m), read without mu on every fetch
+	mu sync.Mutex
+	m  map[string]*downMaster // by address
+}
+
+// downMaster is a master marked failing.
+type downMaster struct {
+	key     string        // a key of its slots: the probe asks its master
+	wait    time.Duration // from a failed probe to the next
+	probeAt time.Time
+	probing bool
+}
+
+// Probes of a failing master: the first soon after the failure, then
+// doubling up to maxProbeWait while it does not answer.
+const (
+	firstProbeWait = 250 * time.Millisecond
+	maxProbeWait   = 2 * time.Second
+)
+
+// failed marks the master that holds key failing, when the broker is on
+// a cluster and the client can tell which master that is; it reports
+// whether it did (on a single server a failure is the whole backend's).
+func (b *Broker) failed(ctx context.Context, key string) bool {
+	addr := b.masterOfKey(ctx, key)
+	if addr == "" {
+		return false
+	}
+	d := &b.down
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.m[addr]; !ok {
+		if d.m == nil {
+			d.m = map[string]*downMaster{}
+		}
+		d.m[addr] = &downMaster{key: key, wait: firstProbeWait, probeAt: time.Now().Add(firstProbeWait)}
+		d.n.Store(int32(len(d.m)))
+	}
+	return true
+}
+
+// isDown reports whether the master holding key is marked failing, and
+// starts its probe when one is due.
+func (b *Broker) isDown(ctx context.Context, key string) bool {
+	if b.down.n.Load() == 0 {
+		return false
+	}
+	addr := b.masterOfKey(ctx, key)
+	if addr == "" {
+		return false
+	}
+	d := &b.down
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := d.m[addr]
+	if m == nil {
+		return false
+	}
+	if !m.probing && !time.Now().Before(m.probeAt) {
+		m.probing = true
+		go b.probe(addr, m)
+	}
+	return true
+}
+
+// liveQueues returns those of names whose master is not marked failing,
+// in their order (in a new array when some are left out).
+func (b *Broker) liveQueues(ctx context.Context, names []string) []string {
+	if b.down.n.Load() == 0 {
+		return names
+	}
+	var out []string
+	for i, q := range names {
+		if b.isDown(ctx, b.keys(q).pending) {
+			if out == nil {
+				out = append(make([]string, 0, len(names)), names[:i]...)
+			}
+			continue
+		}
+		if out != nil {
+			out = append(out, q)
+		}
+	}
+	if out == nil {
+		return names
+	}
+	return out
+}
+
+// probe asks the master at addr whether it answers (PING, within one
+// command timeout), and clears its mark when it does or when its key has
+// moved to another master; otherwise the next probe waits twice as long.
+func (b *Broker) probe(addr string, m *downMaster) {
+	ctx, cancel := context.WithTimeout(context.Background(), b.cmdTimeout)
+	defer cancel()
+	ok := b.masterOfKey(ctx, m.key) != addr
+	if !ok {
+		if cc, isCluster := b.rdb.(*redis.ClusterClient); isCluster {
+			if node, err := cc.MasterForKey(ctx, m.key); err == nil {
+				ok = node.Ping(ctx).Err() == nil
+			}
+		}
+	}
+	d := &b.down
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m.probing = false
+	if ok {
+		if d.m[addr] == m {
+			delete(d.m, addr)
+			d.n.Store(int32(len(d.m)))
+		}
+		return
+	}
+	m.wait = min(2*m.wait, maxProbeWait)
+	m.probeAt = time.Now().Add(m.wait)
+}
+
+// masterOfKey is the address of the master that holds key on a cluster,
+// as far as the client knows the slots; "" on a single server or when it
+// cannot tell.
+func (b *Broker) masterOfKey(ctx context.Context, key string) string {
+	if b.single {
+		return ""
+	}
+	cc, ok := b.rdb.(*redis.ClusterClient)
+	if !ok {
+		return ""
+	}
+	return redispipe.MasterAddr(ctx, cc, key)
+}

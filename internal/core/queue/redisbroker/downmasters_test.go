@@ -1,0 +1,294 @@
+package redisbroker_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/core/queue/redisbroker"
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+// sentTo counts the commands a cluster client sends to each node, by the
+// node's address and the command's name, as the node clients send them
+// (hooks of the real client, so pipelines and scripts count too).
+type sentTo struct {
+	mu sync.Mutex
+	n  map[string]int // "addr cmd"
+}
+
+func (s *sentTo) add(addr string, cmds ...redis.Cmder) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range cmds {
+		s.n[addr+" "+strings.ToLower(c.Name())]++
+	}
+}
+
+// count is how many commands but handshakes were sent to addr since the
+// last reset; with them, by name.
+func (s *sentTo) count(addr string) (int, map[string]int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	total, by := 0, map[string]int{}
+	for k, n := range s.n {
+		if a, cmd, _ := strings.Cut(k, " "); a == addr && !handshake[cmd] {
+			total += n
+			by[cmd] += n
+		}
+	}
+	return total, by
+}
+
+// handshake are the commands a probe sends (PING) or a new connection
+// (HELLO, CLIENT SETINFO, AUTH, SELECT): none is a fetch's or a tick's.
+var handshake = map[string]bool{"ping": true, "hello": true, "client": true, "auth": true, "select": true}
+
+func (s *sentTo) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.n)
+}
+
+type nodeHook struct {
+	addr string
+	rec  *sentTo
+}
+
+func (h nodeHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h nodeHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.rec.add(h.addr, cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (h nodeHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.rec.add(h.addr, cmds...)
+		return next(ctx, cmds)
+	}
+}
+
+// watchedCluster is pausableCluster's cluster and broker on a client whose
+// commands are counted per node.
+func watchedCluster(t *testing.T) (*redistest.Cluster, *redisbroker.Broker, *queue.Service, *sentTo) {
+	t.Helper()
+	c := redistest.StartCluster(t, 3, "--cluster-node-timeout", "60000")
+	rec := &sentTo{n: map[string]int{}}
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Seeds(), ContextTimeoutEnabled: true,
+		ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
+	rdb.OnNewNode(func(n *redis.Client) { n.AddHook(nodeHook{addr: n.Options().Addr, rec: rec}) })
+	t.Cleanup(func() { rdb.Close() })
+	ctx := context.Background()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	b := redisbroker.New(rdb, redisbroker.Options{})
+	if err := b.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c, b, queue.NewService(queue.Deps{Broker: b}, queue.Config{}), rec
+}
+
+// addrOf is the address a node client of the cluster knows node by.
+func addrOf(s *redistest.Server) string {
+	_, port, _ := net.SplitHostPort(s.Addr())
+	return net.JoinHostPort("127.0.0.1", port)
+}
+
+// pauseFor pauses n until the test ends or the returned func resumes it.
+func pauseFor(t *testing.T, n *redistest.Server) func() {
+	n.Pause()
+	var once sync.Once
+	resume := func() { once.Do(n.Resume) }
+	t.Cleanup(resume)
+	return resume
+}
+
+// TestClusterFetchWithAnotherMasterPaused (review fail30 F1): with one
+// master stalled (SIGSTOP), fetches take the jobs of the other masters'
+// queues and, once a fetch has found it failing, send it nothing but the
+// probe that finds it back: every fetch waited a command timeout for it
+// (the pipelined count of every queue's pending jobs, or a dequeue there,
+// whose error ended the fetch), so the jobs of every queue waited as long
+// as the stall.
+func TestClusterFetchWithAnotherMasterPaused(t *testing.T) {
+	c, b, svc, rec := watchedCluster(t)
+	ctx := context.Background()
+	index := c.MasterFor(redisbroker.DefaultPrefix + "queues")
+	wake := c.MasterFor(redisbroker.DefaultPrefix + "wake")
+	names := queuePerMaster(t, c)
+	stalled := -1
+	for i, n := range c.Nodes() {
+		if n != index && n != wake {
+			stalled = i
+			break
+		}
+	}
+	if stalled < 0 {
+		t.Fatal("every master holds the index or the wake-up list")
+	}
+	// A job in every queue, the stalled master's too: every queue has
+	// work, so a fetch has a reason to ask each master.
+	for _, q := range names {
+		if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paused := c.Nodes()[stalled]
+	resume := pauseFor(t, paused)
+	want := 0
+	for i, q := range names {
+		if i == stalled {
+			continue
+		}
+		for range 4 {
+			if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI); err != nil {
+				t.Fatalf("enqueue to %s (its master answering): %v", q, err)
+			}
+		}
+		want += 5
+	}
+	got := map[string]int{}
+	fetch := func() error {
+		leases, err := b.Fetch(ctx, queue.FetchRequest{N: 3, Lease: time.Minute})
+		for _, l := range leases {
+			got[l.Job.Queue]++
+		}
+		return err
+	}
+	// The first fetches may meet the stalled master (and mark it).
+	for range 2 {
+		_ = fetch()
+	}
+	rec.reset()
+	for i := range 6 {
+		if err := fetch(); err != nil {
+			t.Errorf("fetch %d after the stalled master was found: %v", i+3, err)
+		}
+	}
+	sent, by := rec.count(addrOf(paused))
+	resume()
+	if sent > 0 {
+		t.Errorf("6 fetches after the stalled master was found sent it %d commands (%v): each waits for it", sent, by)
+	}
+	taken := 0
+	for i, q := range names {
+		if i != stalled {
+			taken += got[q]
+		}
+	}
+	if taken != want {
+		t.Errorf("fetched %d of the %d jobs of the masters answering (%v)", taken, want, got)
+	}
+	if got[names[stalled]] != 0 {
+		t.Fatalf("fetched %d jobs of the stalled master's queue: the pause did not take", got[names[stalled]])
+	}
+	// Back, its queue is fetched again.
+	var leases []queue.Lease
+	deadline := time.Now().Add(10 * time.Second)
+	for len(leases) == 0 && time.Now().Before(deadline) {
+		ls, _ := b.Fetch(ctx, queue.FetchRequest{N: 1, Lease: time.Minute, Queues: []string{names[stalled]}})
+		leases = ls
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(leases) != 1 {
+		t.Errorf("the resumed master's queue: %d jobs fetched, want its 1", len(leases))
+	}
+}
+
+// TestClusterFetchWithWakeMasterPaused (review fail30 F1): with the master
+// of the wake-up list stalled, a fetcher waiting for jobs does not block
+// on the list again once it has found its master failing (each wait held
+// it for a command timeout past its own), and takes jobs of the other
+// masters' queues as they come.
+func TestClusterFetchWithWakeMasterPaused(t *testing.T) {
+	c, b, svc, rec := watchedCluster(t)
+	ctx := context.Background()
+	wake := c.MasterFor(redisbroker.DefaultPrefix + "wake")
+	index := c.MasterFor(redisbroker.DefaultPrefix + "queues")
+	q := ""
+	for i, name := range queuePerMaster(t, c) {
+		if n := c.Nodes()[i]; n != wake && n != index {
+			q = name
+		}
+	}
+	if q == "" {
+		for i, name := range queuePerMaster(t, c) {
+			if c.Nodes()[i] != wake {
+				q = name
+			}
+		}
+	}
+	if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI); err != nil {
+		t.Fatal(err)
+	}
+	if ls, err := b.Fetch(ctx, queue.FetchRequest{N: 1, Lease: time.Minute}); err != nil || len(ls) != 1 {
+		t.Fatalf("fetch before the pause: %d jobs, %v", len(ls), err)
+	}
+	resume := pauseFor(t, wake)
+	// No job pending: the fetch waits on the wake-up list, and fails.
+	_, _ = b.Fetch(ctx, queue.FetchRequest{N: 1, Lease: time.Minute, Wait: time.Second})
+	rec.reset()
+	for i := range 3 {
+		if _, err := b.Fetch(ctx, queue.FetchRequest{N: 1, Lease: time.Minute, Wait: time.Second}); err != nil {
+			t.Errorf("waiting fetch %d after the wake-up list's master was found stalled: %v", i+2, err)
+		}
+	}
+	if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI); err != nil {
+		t.Fatal(err)
+	}
+	ls, err := b.Fetch(ctx, queue.FetchRequest{N: 1, Lease: time.Minute, Wait: time.Second})
+	sent, by := rec.count(addrOf(wake))
+	resume()
+	if err != nil || len(ls) != 1 {
+		t.Errorf("a waiting fetch with a job of %s pending: %d jobs, %v", q, len(ls), err)
+	}
+	if by["blpop"] > 0 {
+		t.Errorf("4 waiting fetches after the wake-up list's master was found stalled blocked on it %d times (%d commands in all: %v)", by["blpop"], sent, by)
+	}
+}
+
+// TestClusterTickWithAnotherMasterPaused (review fail30 F1): ticks leave a
+// stalled master alone once one found it failing: each tick's pipeline
+// waited a command timeout for it, holding up the scheduled jobs and
+// retries of every other master's queues.
+func TestClusterTickWithAnotherMasterPaused(t *testing.T) {
+	c, b, svc, rec := watchedCluster(t)
+	ctx := context.Background()
+	index := c.MasterFor(redisbroker.DefaultPrefix + "queues")
+	names := queuePerMaster(t, c)
+	stalled := -1
+	for i, n := range c.Nodes() {
+		if n != index {
+			stalled = i
+		}
+	}
+	for _, q := range names {
+		if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paused := c.Nodes()[stalled]
+	resume := pauseFor(t, paused)
+	_, _ = b.Tick(ctx) // may meet it, and mark it
+	rec.reset()
+	for i := range 3 {
+		if _, err := b.Tick(ctx); err != nil {
+			t.Errorf("tick %d after the stalled master was found: %v", i+2, err)
+		}
+	}
+	sent, by := rec.count(addrOf(paused))
+	resume()
+	if sent > 0 {
+		t.Errorf("3 ticks after the stalled master was found sent it %d commands (%v)", sent, by)
+	}
+}
