@@ -35,7 +35,9 @@ func benchDaemonConfig() config.Config {
 // measures admitted requests (headers, handler, body), not 429s.
 func liftRLTest(tb testing.TB, h http.Handler) {
 	tb.Helper()
-	body := fmt.Sprintf(`{"target":"rl-test","capacity":%d,"window_seconds":1}`, benchCapacity)
+	// benchCapacity per 1000 s: a token a microsecond, the most a bucket
+	// refills exactly, and a burst no benchmark spends.
+	body := fmt.Sprintf(`{"target":"rl-test","capacity":%d,"window_seconds":1000}`, benchCapacity)
 	req := httptest.NewRequest("POST", "/api/dev/rate-limits/config", strings.NewReader(body))
 	req.RemoteAddr = "127.0.0.1:1"
 	req.Header.Set("Authorization", "Bearer "+benchToken)
@@ -190,7 +192,7 @@ func BenchmarkHTTPLoopback(b *testing.B) {
 	daemonAddr := startDaemon(b, benchDaemonConfig())
 	bareAddr := startBare(b)
 	lift, err := http.NewRequest("POST", "http://"+daemonAddr+"/api/dev/rate-limits/config",
-		strings.NewReader(fmt.Sprintf(`{"target":"rl-test","capacity":%d,"window_seconds":1}`, benchCapacity)))
+		strings.NewReader(fmt.Sprintf(`{"target":"rl-test","capacity":%d,"window_seconds":1000}`, benchCapacity)))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -130,7 +130,7 @@ start_daemon() { # start_daemon NAME [ENV=VALUE...]
   # Lift the limits under test so the phases measure admitted requests.
   for target in rl-test run; do
     curl -fsS -o /dev/null -X POST -H "Authorization: Bearer $TOKEN" \
-      -d "{\"target\":\"$target\",\"capacity\":1000000,\"window_seconds\":1}" \
+      -d "{\"target\":\"$target\",\"capacity\":1000000000,\"window_seconds\":1000}" \
       "$DAEMON_URL/api/dev/rate-limits/config"
   done
 }

@@ -19,7 +19,7 @@ func benchLimiter(b *testing.B) (*ratelimit.Limiter, *memstore.Store) {
 	b.Helper()
 	store := memstore.New(ratelimit.SystemClock{})
 	cfg := ratelimit.DefaultConfig()
-	cfg.RunBurst, cfg.RunPerMinute = 1_000_000_000, 1_000_000_000
+	cfg.RunBurst, cfg.RunPerMinute = 1_000_000_000, 20_000_000 // refills a token per 3 µs, exactly
 	l, err := ratelimit.New(cfg, ratelimit.Deps{Store: store})
 	if err != nil {
 		b.Fatal(err)
