@@ -8,8 +8,9 @@ import (
 )
 
 // section is one pane ready to draw: its column header, its number of
-// rows and how to draw row i. The body draws only the window of rows
-// around the cursor that fits, however many rows there are.
+// rows and how to draw row i. The body draws only the window of rows that
+// fits, however many rows there are: around the cursor in the focused pane,
+// the first ones in the others.
 type section struct {
 	cols   string
 	n      int
@@ -128,8 +129,11 @@ func (m Model) body(height int) []string {
 		}
 		title := fmt.Sprintf("%s%s (%s) · sort %s", marker, paneNames[p], s.count(m.filter != ""), sortNames[p][m.sorts[p]])
 		n := rows[p]
+		// Only the focused pane scrolls to its cursor: the others, whose
+		// selection is not drawn, show their first rows (the newest dead
+		// jobs, the bans).
 		start := 0
-		if n > 0 && s.cursor >= n {
+		if p == m.focus && n > 0 && s.cursor >= n {
 			start = s.cursor - n + 1
 		}
 		if n >= 0 && s.n > n {
