@@ -68,8 +68,10 @@ type Queue struct {
 	SucceededTotal int64 `json:"succeeded_total"`
 	FailedTotal    int64 `json:"failed_total"`
 
-	// EnqueueRate and DoneRate are jobs per second over the last minute;
-	// FailureRate is the fraction (0..1) of finished jobs that failed in it.
+	// EnqueueRate is jobs enqueued per second over the last minute;
+	// DoneRate is attempts finished per second, succeeded or failed (a
+	// failed attempt may be retried: FailedTotal counts attempts);
+	// FailureRate is the fraction (0..1) of those attempts that failed.
 	EnqueueRate float64 `json:"enqueue_rate"`
 	DoneRate    float64 `json:"done_rate"`
 	FailureRate float64 `json:"failure_rate"`
