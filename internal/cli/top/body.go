@@ -207,11 +207,13 @@ func (m Model) styleRow(p pane, i int, row string, warn bool) string {
 	return row
 }
 
-// widest returns the width of the longest of vals, between lo and hi.
+// widest returns the width in cells of the widest of vals, between lo and
+// hi. Cells, not runes: a CJK character or an emoji takes two, and a key
+// measured in runes was cut at any terminal width.
 func widest(lo, hi int, vals ...string) int {
 	w := lo
 	for _, v := range vals {
-		w = max(w, len([]rune(v)))
+		w = max(w, ansi.StringWidth(v))
 	}
 	return min(w, hi)
 }

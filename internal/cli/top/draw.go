@@ -105,3 +105,22 @@ func fit(s string, width int, right bool) string {
 	}
 	return s + pad
 }
+
+// cutMiddle cuts s to width cells by putting … in its middle, keeping its
+// start and a little more of its end: two bucket keys of the same limit and
+// scope differ in their identity, at the end.
+func cutMiddle(s string, width int) string {
+	w := ansi.StringWidth(s)
+	if w <= width || width < 3 {
+		return s // fit cuts it, or it fits
+	}
+	keep := width - 1
+	head := keep / 2
+	tail := keep - head
+	left := ansi.Truncate(s, head, "")
+	right := ansi.TruncateLeft(s, w-tail, "")
+	for cut := w - tail + 1; ansi.StringWidth(right) > tail && cut <= w; cut++ {
+		right = ansi.TruncateLeft(s, cut, "") // a wide character across the cut
+	}
+	return left + "…" + right
+}

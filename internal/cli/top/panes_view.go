@@ -64,7 +64,7 @@ func (m Model) queuesSection() section {
 		if q.OldestPendingSeconds > 0 {
 			oldest = age(seconds(q.OldestPendingSeconds))
 		}
-		vals := []string{names[i], count(q.Pending, 6), count(q.Running, 5),
+		vals := []string{cutMiddle(names[i], cols[0].width), count(q.Pending, 6), count(q.Running, 5),
 			count(q.Scheduled, 5), count(q.Dead, 5), oldest,
 			rate(q.EnqueueRate), rate(q.DoneRate), fmt.Sprintf("%.1f%%", q.FailureRate*100)}
 		if spark > 0 {
@@ -170,7 +170,7 @@ func (m Model) bucketsSection() section {
 		if banned {
 			mark = '!'
 		}
-		vals := []string{keys[i], limits[i], scopes[i], tokens, strconv.Itoa(b.Strikes), ban}
+		vals := []string{cutMiddle(keys[i], keyW), limits[i], scopes[i], tokens, strconv.Itoa(b.Strikes), ban}
 		return m.styleRow(paneBuckets, i, line(m.gutter(paneBuckets, i, mark), cols, vals), false)
 	}
 	return s
@@ -200,7 +200,7 @@ func (m Model) overridesSection() section {
 		if o.ExpiresAt != nil {
 			expires = "in " + age(o.ExpiresAt.Sub(m.snap.GeneratedAt))
 		}
-		vals := []string{targets[i], policies[i], termtext.Escape(o.Mode), expires}
+		vals := []string{cutMiddle(targets[i], cols[0].width), policies[i], termtext.Escape(o.Mode), expires}
 		return m.styleRow(paneOverrides, i, line(m.gutter(paneOverrides, i, ' '), cols, vals), false)
 	}
 	return s

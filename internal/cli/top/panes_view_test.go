@@ -100,3 +100,56 @@ func TestFilterMatchesShownText(t *testing.T) {
 		}
 	}
 }
+
+// TestWideKeysMeasuredInCells: columns are sized in cells, not runes, so a
+// key of CJK characters (two cells each; a user id or tenant a client
+// chose) is shown whole on a wide terminal; on a narrow one it is cut in
+// its middle, so two keys that differ at their end stay apart.
+func TestWideKeysMeasuredInCells(t *testing.T) {
+	snap := loadSnapshot(t)
+	a := "secure-ping:user_tenant:用户甲用户甲用户甲用户甲:t1"
+	b := "secure-ping:user_tenant:用户甲用户甲用户甲用户乙:t1"
+	snap.Buckets = []snapshot.Bucket{
+		{Key: a, Limit: "secure-ping", Scope: "user_tenant", Tokens: 28, Capacity: 30},
+		{Key: b, Limit: "secure-ping", Scope: "user_tenant", Tokens: 28, Capacity: 30},
+	}
+	screen := screenOf(t, snap, 200, 40)
+	for _, k := range []string{a, b} {
+		if !strings.Contains(screen, "  "+k+" ") {
+			t.Errorf("at 200 columns, key %q not shown whole:\n%s", k, screen)
+		}
+	}
+	screen = screenOf(t, snap, 80, 40)
+	for _, end := range []string{"户甲用户甲:t1 ", "户甲用户乙:t1 "} {
+		if !strings.Contains(screen, "secure-ping:us…"+end) {
+			t.Errorf("at 80 columns, no key cut in its middle ending %q:\n%s", end, screen)
+		}
+	}
+	for _, l := range strings.Split(screen, "\n") {
+		if w := ansi.StringWidth(l); w > 80 {
+			t.Errorf("a line of %d cells at 80 columns: %q", w, l)
+		}
+	}
+}
+
+func TestCutMiddle(t *testing.T) {
+	tests := []struct {
+		s     string
+		width int
+		want  string
+	}{
+		{"run:ip:203.0.113.7", 20, "run:ip:203.0.113.7"},
+		{"run:ip:203.0.113.7", 9, "run:…13.7"},
+		{"k:用户甲用户乙", 8, "k:…户乙"}, // the 用 across the cut is dropped: 7 cells, fit pads
+		{"abcdef", 2, "abcdef"},  // too narrow for a cut in the middle: fit cuts it
+	}
+	for _, tt := range tests {
+		got := cutMiddle(tt.s, tt.width)
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("cutMiddle(%q, %d) (-want +got):\n%s", tt.s, tt.width, diff)
+		}
+		if w := ansi.StringWidth(got); w > tt.width && tt.width >= 3 {
+			t.Errorf("cutMiddle(%q, %d) is %d cells", tt.s, tt.width, w)
+		}
+	}
+}
