@@ -9,9 +9,10 @@ import "time"
 
 // Snapshot is the whole view, as served by GET /api/obs/snapshot.
 type Snapshot struct {
-	// GeneratedAt is when the daemon built the snapshot, by its clock. Ages
-	// and time-left values are relative to it, so a client's clock skew
-	// never shows.
+	// GeneratedAt is when the snapshot was built, by the clock the backend
+	// stamps bans and dead jobs with: Redis TIME on Redis, the daemon's
+	// own in memory. Ages and time-left values are relative to it, so
+	// neither a client's nor a daemon's clock skew shows.
 	GeneratedAt time.Time `json:"generated_at"`
 	Daemon      Daemon    `json:"daemon"`
 	// Queues are sorted by name, at most 100: the 99 busiest and the rest
