@@ -122,7 +122,9 @@ func (m Model) bucketsSection() section {
 	var keys, limits, scopes, counts []string
 	for _, b := range bs {
 		keys, limits, scopes = append(keys, termtext.Escape(b.Key)), append(limits, termtext.Escape(b.Limit)), append(scopes, termtext.Escape(b.Scope))
-		counts = append(counts, fmt.Sprintf("%d/%d", b.Tokens, b.Capacity))
+		// Abbreviated as the queues' counts are: a capacity an override
+		// raised (up to 2^30) was cut at 11 cells, 5000000/50….
+		counts = append(counts, count(b.Tokens, 5)+"/"+count(b.Capacity, 5))
 	}
 	limW, scopeW, countW := widest(5, 12, limits...), widest(5, 11, scopes...), widest(1, 11, counts...)
 	keyWant := widest(3, 200, keys...)

@@ -153,3 +153,22 @@ func TestCutMiddle(t *testing.T) {
 		}
 	}
 }
+
+// TestLargeCapacitiesAbbreviated: tokens and capacity are abbreviated as
+// the queues' counts are, rather than cut (5000000/50…) at any width.
+func TestLargeCapacitiesAbbreviated(t *testing.T) {
+	snap := loadSnapshot(t)
+	snap.Buckets = []snapshot.Bucket{
+		{Key: "run:ip:203.0.113.9", Limit: "run", Scope: "ip", Tokens: 4_999_999, Capacity: 5_000_000},
+		{Key: "run:ip:203.0.113.10", Limit: "run", Scope: "ip", Tokens: 99_999, Capacity: 1 << 30},
+		{Key: "run:ip:203.0.113.11", Limit: "run", Scope: "ip", Tokens: 28, Capacity: 30},
+	}
+	for _, width := range []int{80, 200} {
+		screen := screenOf(t, snap, width, 40)
+		for _, want := range []string{" 4999k/5000k ", " 99999/1073M ", " 28/30 "} {
+			if !strings.Contains(screen, want) {
+				t.Errorf("at %d columns, no %q:\n%s", width, want, screen)
+			}
+		}
+	}
+}
