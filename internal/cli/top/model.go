@@ -9,7 +9,9 @@ import (
 	"context"
 	"math"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/key"
@@ -311,6 +313,20 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case tea.KeyPressMsg:
 		return m.key(msg)
+	case tea.PasteMsg:
+		// The terminal's bracketed paste (bubbletea turns it on): the
+		// natural way to give a 22-character job id. Only the filter line
+		// takes text; a line break or a control pasted with it is dropped.
+		if m.filtering && m.confirm == nil {
+			m.filter += strings.Map(func(r rune) rune {
+				if unicode.IsControl(r) {
+					return -1
+				}
+				return r
+			}, msg.Content)
+			return m.reselect(), nil
+		}
+		return m, nil
 	}
 	return m, nil
 }

@@ -272,6 +272,21 @@ func TestUpdate(t *testing.T) {
 			wantKind: "cmd",
 		},
 		{
+			// Bracketed paste: a line break or a control pasted with the
+			// text is dropped.
+			name: "a paste goes into the filter line",
+			msgs: append([]tea.Msg{data}, press("/"), tea.PasteMsg{Content: "ema\nil\x1b"}),
+			want: edit(func(s *state) {
+				s.Filter, s.Filtering, s.Pending = "email", true, 3
+				s.Selected = [numPanes]string{"emails", "", "", ""}
+			}),
+		},
+		{
+			name: "a paste outside the filter line is ignored",
+			msgs: []tea.Msg{data, tea.PasteMsg{Content: "q"}},
+			want: withData,
+		},
+		{
 			name: "q while filtering is text, not quit",
 			msgs: append([]tea.Msg{data}, presses("/", "q")...),
 			want: edit(func(s *state) {

@@ -172,3 +172,17 @@ func TestLargeCapacitiesAbbreviated(t *testing.T) {
 		}
 	}
 }
+
+// TestPastedFilterEscapedOnScreen: a filter may now be pasted, a bidi
+// control with it: the filter line and the header show it escaped.
+func TestPastedFilterEscapedOnScreen(t *testing.T) {
+	paste := tea.PasteMsg{Content: "mail\u202elia"}
+	screen := screenOf(t, loadSnapshot(t), 100, 30, press("/"), paste)
+	if footer := screen[strings.LastIndex(screen, "\n")+1:]; !strings.HasPrefix(footer, `/mail\u202elia▏`) {
+		t.Errorf("filter line %q, want the control escaped", footer)
+	}
+	screen = screenOf(t, loadSnapshot(t), 100, 30, press("/"), paste, press("enter"))
+	if !strings.Contains(screen, `filter: mail\u202elia`) {
+		t.Errorf("header without the escaped filter:\n%s", screen)
+	}
+}
