@@ -138,6 +138,7 @@ func TestFillBar(t *testing.T) {
 		{"empty", 0, 10, 5, "░░░░░"},
 		{"half", 5, 10, 4, "██░░"},
 		{"one token left never looks empty", 1, 100, 5, "█░░░░"},
+		{"one short of capacity never looks full", 28, 30, 5, "████░"},
 		{"no capacity", 0, 0, 3, "░░░"},
 	}
 	for _, tt := range tests {

@@ -174,3 +174,15 @@ func TestUntouchedPanesShowTheirFirstRows(t *testing.T) {
 		}
 	}
 }
+
+// TestTinyTerminalKeepsTheFooter: the body is cut, never the footer, so
+// the [y/N] prompt is on screen at any height (at heights up to 8 the
+// panes' titles pushed it off).
+func TestTinyTerminalKeepsTheFooter(t *testing.T) {
+	for h := 2; h <= 10; h++ {
+		lines := strings.Split(screenOf(t, loadSnapshot(t), 80, h, press("tab"), press("tab"), press("x")), "\n")
+		if len(lines) > h || !strings.HasSuffix(lines[len(lines)-1], "[y/N]") {
+			t.Errorf("height %d: %d lines, the last %q, want the prompt", h, len(lines), lines[len(lines)-1])
+		}
+	}
+}

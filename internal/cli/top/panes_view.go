@@ -66,7 +66,7 @@ func (m Model) queuesSection() section {
 		}
 		vals := []string{cutMiddle(names[i], cols[0].width), count(q.Pending, 6), count(q.Running, 5),
 			count(q.Scheduled, 5), count(q.Dead, 5), oldest,
-			rate(q.EnqueueRate), rate(q.DoneRate), fmt.Sprintf("%.1f%%", q.FailureRate*100)}
+			rate(q.EnqueueRate), rate(q.DoneRate), percent(q.FailureRate)}
 		if spark > 0 {
 			h := m.history[q.Name]
 			end := m.snap.GeneratedAt

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
@@ -184,5 +185,21 @@ func TestPastedFilterEscapedOnScreen(t *testing.T) {
 	screen = screenOf(t, loadSnapshot(t), 100, 30, press("/"), paste, press("enter"))
 	if !strings.Contains(screen, `filter: mail\u202elia`) {
 		t.Errorf("header without the escaped filter:\n%s", screen)
+	}
+}
+
+// TestSmallAndLargeValuesStayApart: rounding neither hides a small value
+// (two jobs a minute read 0.0/s beside a busy sparkline; 0.04% failures
+// read 0.0%) nor inflates a large one (99.96% read 100.0%, "every job
+// fails"); an age of 100 days or more fits its 6-cell column.
+func TestSmallAndLargeValuesStayApart(t *testing.T) {
+	got := []string{rate(0), rate(1.0 / 30), rate(0.05), rate(42.5),
+		percent(0), percent(0.0004), percent(0.031), percent(0.9996), percent(1),
+		age(99*24*time.Hour + 23*time.Hour), age(123 * 24 * time.Hour)}
+	want := []string{"0.0", "<0.1", "0.1", "42.5",
+		"0.0%", "<0.1%", "3.1%", ">99.9%", "100.0%",
+		"99d23h", "123d"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("rate, percent, age (-want +got):\n%s", diff)
 	}
 }

@@ -32,6 +32,11 @@ func (m Model) Screen() string {
 	for len(lines) < m.height-1 {
 		lines = append(lines, "")
 	}
+	if len(lines) > m.height-1 {
+		// Too short: the body is cut, never the footer, which holds the
+		// [y/N] prompt and the filter line.
+		lines = lines[:max(0, m.height-1)]
+	}
 	lines = append(lines, m.footer())
 	if len(lines) > m.height {
 		lines = lines[:m.height]
