@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"time"
 
 	"github.com/refrakt/refrakt/internal/cli/top"
 	"github.com/refrakt/refrakt/internal/config"
@@ -109,7 +108,14 @@ func (s *redisTopSource) Fetch(ctx context.Context) (snapshot.Snapshot, error) {
 	if ok {
 		src.Admission = &adm
 	}
-	snap, err := snapshot.Build(ctx, src, time.Now())
+	// Bans and dead jobs are stamped by Redis TIME (DESIGN §3): ages and
+	// times left are drawn against it, not this host's clock, which may
+	// be off.
+	now, err := d.rdb.Time(ctx).Result()
+	if err != nil {
+		return snapshot.Snapshot{}, d.fail(err)
+	}
+	snap, err := snapshot.Build(ctx, src, now)
 	return snap, d.fail(err)
 }
 

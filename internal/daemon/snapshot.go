@@ -23,17 +23,36 @@ func (s *Server) handleSnapshot() http.Handler {
 }
 
 func (s *Server) snapshot(ctx context.Context) (snapshot.Snapshot, error) {
-	now := s.clock.Now()
 	pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	ready := s.ready(pctx) == nil
 	cancel()
+	// Read after the probe, which may take its 500 ms: the times left and
+	// the ages top draws are relative to it.
+	local := s.clock.Now()
 	d := snapshot.Daemon{
 		Version:       version.Get().Version,
 		StartedAt:     s.started.UTC(),
-		UptimeSeconds: now.Sub(s.started).Seconds(),
+		UptimeSeconds: local.Sub(s.started).Seconds(),
 		Backend:       s.backend.Kind,
 		Ready:         ready,
 		Workers:       s.cfg.WorkerConcurrency,
 	}
-	return snapshot.Build(ctx, snapshot.Sources{Jobs: s.jobs.svc, Limiter: s.limiter, Rates: s.rates, Daemon: d}, now)
+	return snapshot.Build(ctx, snapshot.Sources{Jobs: s.jobs.svc, Limiter: s.limiter, Rates: s.rates, Daemon: d}, s.backendNow(ctx, local))
+}
+
+// backendNow is the time by the clock the backend stamps bans and dead
+// jobs with: Redis TIME on Redis (DESIGN §3), the daemon's own (local) in
+// memory. A snapshot stamped with the daemon's clock showed, on a host
+// ahead of Redis by more than a ban's time left, a key Redis bans as not
+// banned. When Redis does not answer, local is all there is: the limiter
+// then answers from its local store, by the daemon's clock.
+func (s *Server) backendNow(ctx context.Context, local time.Time) time.Time {
+	if s.backend.Redis == nil {
+		return local
+	}
+	t, err := s.backend.Redis.Time(ctx).Result()
+	if err != nil {
+		return local
+	}
+	return t
 }

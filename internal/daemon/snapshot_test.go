@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/core/snapshot"
+	"github.com/refrakt/refrakt/internal/redistest"
 	"github.com/refrakt/refrakt/internal/version"
 )
 
@@ -87,5 +89,57 @@ func TestSnapshotGolden(t *testing.T) {
 	}
 	if rec := raw(t, s, "GET", "/api/obs/snapshot", "", ""); rec.Code != 401 {
 		t.Errorf("snapshot without a token: %d, want 401", rec.Code)
+	}
+}
+
+// TestSnapshotTimesByTheBackendsClock: on Redis, bans and dead jobs are
+// stamped by Redis TIME, so the snapshot's generated_at is too. Stamped
+// with the daemon's clock, 90 s ahead of Redis here, a key Redis bans for
+// a minute showed as not banned (its ban ended before generated_at) and a
+// job dead a moment ago as dead for 90 s.
+func TestSnapshotTimesByTheBackendsClock(t *testing.T) {
+	r := redistest.Start(t)
+	client, kind, err := OpenRedis(t.Context(), r.URL(), "auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	cfg := testConfig(func(c *config.Config) { c.BanAfterStrikes = 1; c.BanDuration = time.Minute })
+	ahead := func() time.Time { return time.Now().Add(90 * time.Second) }
+	s, err := NewServer(Deps{Config: cfg, Clock: ahead, Backend: &Backend{Kind: kind, Redis: client, Prefix: cfg.Prefix}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 { // rl-test allows 3 a minute: strikes, then a ban
+		raw(t, s, "GET", "/api/dev/rl-test", devToken, "")
+	}
+	if rec := raw(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"fail","max_retries":0}`); rec.Code >= 300 {
+		t.Fatalf("enqueue fail: %d %s", rec.Code, rec.Body)
+	}
+	if rec := raw(t, s, "POST", "/api/dev/jobs/run-next", devToken, `{}`); rec.Code >= 300 {
+		t.Fatalf("run-next: %d %s", rec.Code, rec.Body)
+	}
+	rec := raw(t, s, "GET", "/api/obs/snapshot", opToken, "")
+	if rec.Code != 200 {
+		t.Fatalf("snapshot: %d %s", rec.Code, rec.Body)
+	}
+	var snap snapshot.Snapshot
+	if err := json.Unmarshal(rec.Body.Bytes(), &snap); err != nil {
+		t.Fatal(err)
+	}
+	var banned []string
+	for _, b := range snap.Buckets {
+		if b.BannedUntil != nil && b.BannedUntil.After(snap.GeneratedAt) {
+			banned = append(banned, b.Key)
+		}
+	}
+	if diff := cmp.Diff([]string{"rl-test:ip:192.0.2.10"}, banned); diff != "" {
+		t.Errorf("keys banned at generated_at %s (-want +got):\n%s\nbuckets: %+v", snap.GeneratedAt, diff, snap.Buckets)
+	}
+	if len(snap.DeadJobs) != 1 {
+		t.Fatalf("dead jobs: %+v, want 1", snap.DeadJobs)
+	}
+	if ago := snap.GeneratedAt.Sub(snap.DeadJobs[0].FinishedAt); ago < 0 || ago > 30*time.Second {
+		t.Errorf("the job dead a moment ago shows as dead for %s", ago)
 	}
 }

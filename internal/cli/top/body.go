@@ -8,8 +8,9 @@ import (
 )
 
 // section is one pane ready to draw: its column header, its number of
-// rows and how to draw row i. The body draws only the window of rows
-// around the cursor that fits, however many rows there are.
+// rows and how to draw row i. The body draws only the window of rows that
+// fits, however many rows there are: around the cursor in the focused pane,
+// the first ones in the others.
 type section struct {
 	cols   string
 	n      int
@@ -128,8 +129,11 @@ func (m Model) body(height int) []string {
 		}
 		title := fmt.Sprintf("%s%s (%s) · sort %s", marker, paneNames[p], s.count(m.filter != ""), sortNames[p][m.sorts[p]])
 		n := rows[p]
+		// Only the focused pane scrolls to its cursor: the others, whose
+		// selection is not drawn, show their first rows (the newest dead
+		// jobs, the bans).
 		start := 0
-		if n > 0 && s.cursor >= n {
+		if p == m.focus && n > 0 && s.cursor >= n {
 			start = s.cursor - n + 1
 		}
 		if n >= 0 && s.n > n {
@@ -203,11 +207,13 @@ func (m Model) styleRow(p pane, i int, row string, warn bool) string {
 	return row
 }
 
-// widest returns the width of the longest of vals, between lo and hi.
+// widest returns the width in cells of the widest of vals, between lo and
+// hi. Cells, not runes: a CJK character or an emoji takes two, and a key
+// measured in runes was cut at any terminal width.
 func widest(lo, hi int, vals ...string) int {
 	w := lo
 	for _, v := range vals {
-		w = max(w, len([]rune(v)))
+		w = max(w, ansi.StringWidth(v))
 	}
 	return min(w, hi)
 }

@@ -47,6 +47,9 @@ func fillBar(tokens, capacity int64, width int) (full, empty string) {
 	if n == 0 && tokens > 0 {
 		n = 1 // a bucket with anything left never looks empty
 	}
+	if n == width && tokens < capacity {
+		n = width - 1 // nor does one short of capacity look full
+	}
 	return strings.Repeat("█", n), strings.Repeat("░", width-n)
 }
 
@@ -67,17 +70,22 @@ func age(d time.Duration) string {
 		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
 	case d < 24*time.Hour:
 		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
-	default:
+	case d < 100*24*time.Hour:
 		return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
+	default:
+		return fmt.Sprintf("%dd", int(d.Hours())/24) // 6 cells up to 27 years
 	}
 }
 
 // seconds turns the snapshot's float seconds into a duration.
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
-// rate formats a per-second rate in at most six cells.
+// rate formats a per-second rate in at most six cells. A rate too small
+// for one decimal reads <0.1, not 0.0: two jobs a minute are not none.
 func rate(v float64) string {
 	switch {
+	case v > 0 && v < 0.05:
+		return "<0.1"
 	case v >= 10000:
 		return fmt.Sprintf("%.0fk", v/1000)
 	case v >= 100:
@@ -104,4 +112,36 @@ func fit(s string, width int, right bool) string {
 		return pad + s
 	}
 	return s + pad
+}
+
+// cutMiddle cuts s to width cells by putting … in its middle, keeping its
+// start and a little more of its end: two bucket keys of the same limit and
+// scope differ in their identity, at the end.
+func cutMiddle(s string, width int) string {
+	w := ansi.StringWidth(s)
+	if w <= width || width < 3 {
+		return s // fit cuts it, or it fits
+	}
+	keep := width - 1
+	head := keep / 2
+	tail := keep - head
+	left := ansi.Truncate(s, head, "")
+	right := ansi.TruncateLeft(s, w-tail, "")
+	for cut := w - tail + 1; ansi.StringWidth(right) > tail && cut <= w; cut++ {
+		right = ansi.TruncateLeft(s, cut, "") // a wide character across the cut
+	}
+	return left + "…" + right
+}
+
+// percent formats a fraction (0..1) as a percentage with one decimal; one
+// that would round to 0.0% or 100.0% without being 0 or 1 reads <0.1% or
+// >99.9%: a queue where one job in a thousand fails does not fail always.
+func percent(f float64) string {
+	switch {
+	case f > 0 && f < 0.0005:
+		return "<0.1%"
+	case f < 1 && f >= 0.9995:
+		return ">99.9%"
+	}
+	return fmt.Sprintf("%.1f%%", f*100)
 }

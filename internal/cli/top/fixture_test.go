@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -122,6 +123,19 @@ func later(s snapshot.Snapshot, d time.Duration, n int64) snapshot.Snapshot {
 		qs[i] = q
 	}
 	s.Queues = qs
+	return s
+}
+
+// withDeadJob returns s with a dead job id, newer than the others, first.
+func withDeadJob(s snapshot.Snapshot, id string) snapshot.Snapshot {
+	j := snapshot.DeadJob{ID: id, Queue: "default", Type: "fail", Attempts: 1, LastError: "boom", FinishedAt: s.GeneratedAt}
+	s.DeadJobs = append([]snapshot.DeadJob{j}, s.DeadJobs...)
+	return s
+}
+
+// withoutDeadJob returns s without the dead job id.
+func withoutDeadJob(s snapshot.Snapshot, id string) snapshot.Snapshot {
+	s.DeadJobs = slices.DeleteFunc(slices.Clone(s.DeadJobs), func(j snapshot.DeadJob) bool { return j.ID == id })
 	return s
 }
 

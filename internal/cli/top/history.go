@@ -1,8 +1,11 @@
 package top
 
 import (
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/snapshot"
 )
 
@@ -25,12 +28,21 @@ type queueHistory struct {
 	at                   time.Time
 	enq, succeeded, fail int64
 	samples              []rateSample
+	// folded says which queues OtherQueues summed (otherMembers), for
+	// that entry only.
+	folded string
 }
 
 // nextHistory returns the histories after snapshot s, stamped at (the
 // daemon's generated_at). It never changes prev, so Update stays a pure
 // function of its input. A counter that went backwards (a restarted daemon
 // with a memory backend) starts that queue's history afresh.
+//
+// OtherQueues' totals are the sums over the queues folded into it now,
+// which change as pending counts reorder: a queue folded in brings its
+// whole past, one leaving takes it away. Across such a change its totals
+// have no delta to draw: that interval gets no sample (the slot repeats its
+// left neighbour), and the history before it stays.
 func nextHistory(prev map[string]queueHistory, s snapshot.Snapshot, at time.Time) map[string]queueHistory {
 	next := make(map[string]queueHistory, len(s.Queues))
 	for _, q := range s.Queues {
@@ -40,6 +52,14 @@ func nextHistory(prev map[string]queueHistory, s snapshot.Snapshot, at time.Time
 			// The same snapshot again (or an older one): nothing new to learn.
 			next[q.Name] = p
 			continue
+		}
+		if q.Name == queue.OtherQueues {
+			h.folded = otherMembers(s)
+			if ok && h.folded != p.folded {
+				h.samples = dropOld(p.samples, at.Add(-rateWindow))
+				next[q.Name] = h
+				continue
+			}
 		}
 		done, pdone := q.SucceededTotal+q.FailedTotal, p.succeeded+p.fail
 		if ok && q.EnqueuedTotal >= p.enq && done >= pdone {
@@ -56,6 +76,22 @@ func nextHistory(prev map[string]queueHistory, s snapshot.Snapshot, at time.Time
 		next[q.Name] = h
 	}
 	return next
+}
+
+// otherMembers identifies the queues s sums into OtherQueues: all the
+// queues there are (QueuesTotal) but those listed by name. The same
+// listing and the same total mean the same queues folded (but for one
+// queue removed and another made in the same interval, both folded).
+func otherMembers(s snapshot.Snapshot) string {
+	var b strings.Builder
+	b.WriteString(strconv.Itoa(s.QueuesTotal))
+	for _, q := range s.Queues {
+		if q.Name != queue.OtherQueues {
+			b.WriteByte(0)
+			b.WriteString(q.Name)
+		}
+	}
+	return b.String()
 }
 
 // dropOld returns the samples at or after since, at most maxSamples-1 of

@@ -1,10 +1,15 @@
 package top
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/core/queue/membroker"
+	"github.com/refrakt/refrakt/internal/core/snapshot"
 )
 
 func TestNextHistory(t *testing.T) {
@@ -133,6 +138,7 @@ func TestFillBar(t *testing.T) {
 		{"empty", 0, 10, 5, "░░░░░"},
 		{"half", 5, 10, 4, "██░░"},
 		{"one token left never looks empty", 1, 100, 5, "█░░░░"},
+		{"one short of capacity never looks full", 28, 30, 5, "████░"},
 		{"no capacity", 0, 0, 3, "░░░"},
 	}
 	for _, tt := range tests {
@@ -142,5 +148,70 @@ func TestFillBar(t *testing.T) {
 				t.Errorf("bar (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestOtherSparklineIgnoresQueuesMovingInOrOut: _other's totals are sums
+// over the queues folded into it now. Snapshots built by the daemon's own
+// code (snapshot.Build) fold a queue with 503 jobs of past into _other, and
+// later take it out, while nothing is enqueued or run in any folded queue:
+// _other's sparkline drew a burst of the queue's whole past (503 done/s),
+// and wiped its history when the queue left. Now the intervals across a
+// change have no sample, and the others stay.
+func TestOtherSparklineIgnoresQueuesMovingInOrOut(t *testing.T) {
+	ctx := t.Context()
+	svc := queue.NewService(queue.Deps{Broker: membroker.New(membroker.Options{})}, queue.Config{Concurrency: queue.ManualMode})
+	enqueue := func(q string, n int) {
+		t.Helper()
+		for range n {
+			if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	drain := func(q string, n int) {
+		t.Helper()
+		for range n {
+			if _, err := svc.RunNext(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := range snapshot.MaxQueues {
+		enqueue(fmt.Sprintf("q%03d", i), 2)
+	}
+	enqueue("big", 503)
+	drain("big", 500) // 3 pending: among the busiest, listed by name
+	rates := snapshot.NewRateTracker()
+	t0 := time.Date(2026, 11, 26, 6, 0, 0, 0, time.UTC)
+	var hist map[string]queueHistory
+	build := func(at time.Duration) {
+		t.Helper()
+		s, err := snapshot.Build(ctx, snapshot.Sources{Jobs: svc, Rates: rates}, t0.Add(at))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hist = nextHistory(hist, s, s.GeneratedAt)
+	}
+	samples := func() []string {
+		var out []string
+		for _, smp := range hist[queue.OtherQueues].samples {
+			out = append(out, fmt.Sprintf("%s enq %.0f/s done %.0f/s", smp.at.Format("15:04:05"), smp.enq, smp.done))
+		}
+		return out
+	}
+	build(0)
+	build(time.Second)
+	drain("big", 3) // nothing pending: folded into _other, its past with it
+	build(2 * time.Second)
+	build(3 * time.Second)
+	want := []string{"06:00:01 enq 0/s done 0/s", "06:00:03 enq 0/s done 0/s"}
+	if diff := cmp.Diff(want, samples()); diff != "" {
+		t.Errorf("%s samples after a queue was folded in (-want +got):\n%s", queue.OtherQueues, diff)
+	}
+	enqueue("big", 5) // out of _other again
+	build(4 * time.Second)
+	if diff := cmp.Diff(want, samples()); diff != "" {
+		t.Errorf("%s samples after it left (-want +got):\n%s", queue.OtherQueues, diff)
 	}
 }

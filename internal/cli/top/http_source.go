@@ -2,6 +2,7 @@ package top
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -44,21 +45,53 @@ func NewHTTPSource(name string, api Caller) *HTTPSource {
 // Name returns the daemon's URL, as given to NewHTTPSource.
 func (s *HTTPSource) Name() string { return s.name }
 
+// snapshotPath is the daemon's route of the snapshot.
+const snapshotPath = "/api/obs/snapshot"
+
 // Fetch gets one snapshot: GET /api/obs/snapshot. A daemon that answers
 // it is unavailable (503: its backend down or not connected yet) is up: the
-// error says so (backendDownError), apart from one that does not answer.
+// error says so (backendDownError), apart from one that does not answer,
+// and from a bare 503 without the daemon's error envelope (a load
+// balancer with no daemon behind it: noDaemonError). An answer that is
+// not a snapshot (an empty or `{}` body, HTML: a proxy's or another
+// service's page) is an error (notSnapshotError), not a daemon with no
+// queues that is not ready.
 func (s *HTTPSource) Fetch(ctx context.Context) (snapshot.Snapshot, error) {
 	var snap snapshot.Snapshot
-	err := s.api.Do(ctx, http.MethodGet, "/api/obs/snapshot", nil, &snap)
+	err := s.api.Do(ctx, http.MethodGet, snapshotPath, nil, &snap)
 	var answer *core.Error
-	if errors.As(err, &answer) && answer.Code == core.CodeUnavailable {
-		if strings.HasPrefix(answer.Message, core.BusyMessage) {
+	switch {
+	case err == nil && (snap.GeneratedAt.IsZero() || snap.Daemon.Version == ""):
+		return snapshot.Snapshot{}, notSnapshotError{errors.New("not a refrakt snapshot (no generated_at or daemon version)")}
+	case errors.As(err, new(*json.SyntaxError)), errors.As(err, new(*json.UnmarshalTypeError)):
+		return snapshot.Snapshot{}, notSnapshotError{err}
+	case errors.As(err, &answer) && answer.Code == core.CodeUnavailable:
+		switch {
+		case strings.HasPrefix(answer.Message, http.MethodGet+" "+snapshotPath+": "):
+			// The API client's words for a status without the daemon's
+			// error envelope: no daemon said it.
+			return snap, noDaemonError{err}
+		case strings.HasPrefix(answer.Message, core.BusyMessage):
 			return snap, busyError{err}
 		}
 		err = backendDownError{err}
 	}
 	return snap, err
 }
+
+// notSnapshotError is a 2xx answer that is not a snapshot: something
+// answered at the address, not a refrakt daemon.
+type notSnapshotError struct{ err error }
+
+func (e notSnapshotError) Error() string { return e.err.Error() }
+func (e notSnapshotError) Unwrap() error { return e.err }
+
+// noDaemonError is a 503 without the daemon's error envelope: a proxy or
+// load balancer answered for lack of a server behind it.
+type noDaemonError struct{ err error }
+
+func (e noDaemonError) Error() string { return e.err.Error() }
+func (e noDaemonError) Unwrap() error { return e.err }
 
 // busyError is a daemon's answer that it serves as many requests as it may
 // (REFRAKT_MAX_IN_FLIGHT): up and busy, nothing behind it down.

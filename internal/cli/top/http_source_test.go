@@ -345,3 +345,43 @@ func TestRedirectShownNotFollowed(t *testing.T) {
 		t.Errorf("the redirect was followed: %d requests reached its target", reached)
 	}
 }
+
+// TestAnswersThatAreNotTheDaemons: through the CLI's API client, a server
+// at --server that answers something else than a snapshot (an empty body
+// or {} with 200, a proxy's HTML page) is not taken for a daemon with no
+// queues that is not ready, and a server that answers with an error page
+// is not called disconnected; a bare 503 (a load balancer with no daemon
+// behind it) is not called the daemon's.
+func TestAnswersThatAreNotTheDaemons(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		want   string // the start of the status line
+	}{
+		{"200, empty", 200, "", "unexpected answer: not a refrakt snapshot"},
+		{"200, {}", 200, "{}", "unexpected answer: not a refrakt snapshot"},
+		{"200, HTML", 200, "<html>sign in</html>", "unexpected answer: decode answer of GET /api/obs/snapshot: invalid character '<'"},
+		{"a bare 500", 500, "oops", "unexpected answer: GET /api/obs/snapshot: 500 Internal Server Error"},
+		{"a bare 503", 503, "no healthy upstream", "server unavailable (not the daemon's answer): GET /api/obs/snapshot: 503 Service Unavailable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.WriteHeader(tt.status)
+				_, _ = io.WriteString(w, tt.body)
+			}))
+			defer srv.Close()
+			var m tea.Model = top.New(context.Background(), top.NewHTTPSource(srv.URL, cli.NewAPIClient(srv.URL, "x")), top.Options{NoColor: true})
+			m, _ = m.Update(tea.WindowSizeMsg{Width: 200, Height: 24})
+			m, _ = m.Update(m.Init()())
+			screen := ansi.Strip(m.(top.Model).Screen())
+			if status := strings.Split(screen, "\n")[1]; !strings.HasPrefix(status, tt.want) {
+				t.Errorf("status %q, want it to start %q", status, tt.want)
+			}
+			if strings.Contains(screen, "NOT READY") || strings.Contains(screen, "Queues (0)") {
+				t.Errorf("taken for a snapshot:\n%s", screen)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/refrakt/refrakt/internal/core/snapshot"
@@ -136,5 +137,52 @@ func TestTitlesCountWhatIsLeftOut(t *testing.T) {
 	screen = screenOf(t, snap, 100, 30)
 	if !strings.Contains(screen, "Buckets (50 and at least 12 more)") {
 		t.Errorf("buckets title, want %q:\n%s", "Buckets (50 and at least 12 more)", screen)
+	}
+}
+
+// TestUntouchedPanesShowTheirFirstRows: a pane whose selection nobody
+// moved shows its first rows however the list shifts under it. The first
+// snapshot selected the first row of every pane, unfocused ones too; each
+// new dead job pushed it down and the pane scrolled after it, and once it
+// fell off the list of 20 the pane stayed on the oldest ones, the newest
+// deaths above its window. A new ban, listed first, went the same way.
+func TestUntouchedPanesShowTheirFirstRows(t *testing.T) {
+	base := manyBuckets(t, 50)
+	base.DeadJobs = nil
+	msgs := []tea.Msg{tea.WindowSizeMsg{Width: 80, Height: 24}}
+	for n := 1; n <= 40; n++ {
+		s := base
+		s.GeneratedAt = base.GeneratedAt.Add(time.Duration(n) * time.Second)
+		for i := n; i > max(0, n-snapshot.MaxDeadJobs); i-- {
+			s.DeadJobs = append(s.DeadJobs, snapshot.DeadJob{ID: fmt.Sprintf("dead-%03d", i), Queue: "default", Type: "fail",
+				Attempts: 1, LastError: "boom", FinishedAt: s.GeneratedAt.Add(-time.Duration(n-i) * time.Second)})
+		}
+		if n == 40 { // a new ban, listed first
+			until := s.GeneratedAt.Add(time.Minute)
+			s.Buckets = append([]snapshot.Bucket{{Key: "run:ip:192.0.2.99", Limit: "run", Scope: "ip", Capacity: 10, BannedUntil: &until}}, s.Buckets[:49]...)
+		}
+		msgs = append(msgs, fetchedMsg{snap: s})
+	}
+	var m tea.Model = New(t.Context(), &scriptSource{}, Options{Clock: newClock(), NoColor: true})
+	for _, msg := range msgs {
+		m, _ = m.Update(msg)
+	}
+	screen := ansi.Strip(m.(Model).Screen())
+	for _, want := range []string{"Dead jobs (20) · sort newest · 1–", " dead-040 ", "!run:ip:192.0.2.99 "} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("no %q on the screen:\n%s", want, screen)
+		}
+	}
+}
+
+// TestTinyTerminalKeepsTheFooter: the body is cut, never the footer, so
+// the [y/N] prompt is on screen at any height (at heights up to 8 the
+// panes' titles pushed it off).
+func TestTinyTerminalKeepsTheFooter(t *testing.T) {
+	for h := 2; h <= 10; h++ {
+		lines := strings.Split(screenOf(t, loadSnapshot(t), 80, h, press("tab"), press("tab"), press("x")), "\n")
+		if len(lines) > h || !strings.HasSuffix(lines[len(lines)-1], "[y/N]") {
+			t.Errorf("height %d: %d lines, the last %q, want the prompt", h, len(lines), lines[len(lines)-1])
+		}
 	}
 }

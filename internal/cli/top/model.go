@@ -9,7 +9,9 @@ import (
 	"context"
 	"math"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/key"
@@ -84,6 +86,12 @@ type Model struct {
 	sorts    [numPanes]int
 	cursor   [numPanes]int
 	selected [numPanes]string
+	// chosen is whether the user moved the pane's selection: only then
+	// does the cursor follow its row across refreshes. Until then it stays
+	// on the first row, so that rows arriving above it (the newest dead
+	// jobs, a new ban) are shown, not pushed out of view by a selection
+	// nobody made.
+	chosen [numPanes]bool
 
 	filter     string
 	filtering  bool   // the filter line has the keyboard
@@ -305,6 +313,20 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case tea.KeyPressMsg:
 		return m.key(msg)
+	case tea.PasteMsg:
+		// The terminal's bracketed paste (bubbletea turns it on): the
+		// natural way to give a 22-character job id. Only the filter line
+		// takes text; a line break or a control pasted with it is dropped.
+		if m.filtering && m.confirm == nil {
+			m.filter += strings.Map(func(r rune) rune {
+				if unicode.IsControl(r) {
+					return -1
+				}
+				return r
+			}, msg.Content)
+			return m.reselect(), nil
+		}
+		return m, nil
 	}
 	return m, nil
 }
@@ -524,7 +546,7 @@ func (m Model) move(d int) Model {
 		return m
 	}
 	c := max(0, min(m.cursor[m.focus]+d, len(ids)-1))
-	m.cursor[m.focus], m.selected[m.focus] = c, ids[c]
+	m.cursor[m.focus], m.selected[m.focus], m.chosen[m.focus] = c, ids[c], true
 	return m
 }
 
@@ -538,21 +560,22 @@ func (m Model) pageRows() int {
 	return max(1, layout(n, m.bodyHeight(), m.focus)[m.focus])
 }
 
-// reselect puts each pane's cursor back on its selected row after the rows
-// changed, or on the nearest position when that row is gone.
+// reselect puts each pane's cursor back on its row after the rows changed:
+// on the first row of a pane whose selection the user has not moved, on
+// the selected row of one whose selection they have, and back on the
+// first row (no longer chosen) when that row is gone.
 func (m Model) reselect() Model {
 	for p := range numPanes {
 		ids := m.rowIDs(p)
-		if i := slices.Index(ids, m.selected[p]); i >= 0 && m.selected[p] != "" {
+		if len(ids) == 0 {
+			m.cursor[p], m.selected[p], m.chosen[p] = 0, "", false
+			continue
+		}
+		if i := slices.Index(ids, m.selected[p]); m.chosen[p] && i >= 0 {
 			m.cursor[p] = i
 			continue
 		}
-		if len(ids) == 0 {
-			m.cursor[p], m.selected[p] = 0, ""
-			continue
-		}
-		m.cursor[p] = max(0, min(m.cursor[p], len(ids)-1))
-		m.selected[p] = ids[m.cursor[p]]
+		m.cursor[p], m.selected[p], m.chosen[p] = 0, ids[0], false
 	}
 	return m
 }

@@ -226,18 +226,65 @@ func TestUpdate(t *testing.T) {
 			}),
 		},
 		{
-			// The selection stays on the rows it followed while filtering.
+			// Selections nobody moved stay on the first rows.
 			name: "esc abandons the filter line",
 			msgs: append([]tea.Msg{data}, presses("/", "r", "esc")...),
-			want: edit(func(s *state) {
-				s.Cursor = [numPanes]int{2, 1, 0, 1}
-				s.Selected = [numPanes]string{"reports", "1b7e0c9d2a4f4e6b9c8d7e6f5a4b3c2d", "run:ip:203.0.113.7", "run:ip"}
-			}),
+			want: withData,
 		},
 		{
 			name: "esc clears a kept filter",
 			msgs: append([]tea.Msg{data}, presses("/", "r", "u", "enter", "esc")...),
-			want: edit(func(s *state) { s.Cursor[paneOverrides], s.Selected[paneOverrides] = 1, "run:ip" }),
+			want: withData,
+		},
+		{
+			// A moved selection follows its row through the filter.
+			name: "esc after a filter keeps a moved selection on its row",
+			msgs: append([]tea.Msg{data}, presses("tab", "tab", "tab", "j", "/", "r", "esc")...),
+			want: edit(func(s *state) {
+				s.Focus, s.Cursor[paneOverrides], s.Selected[paneOverrides] = paneOverrides, 1, "run:ip"
+			}),
+		},
+		{
+			// A new dead job comes first: an untouched selection stays on
+			// the first row, the newest, rather than follow the job it
+			// happened to be on.
+			name:     "new rows above a selection nobody moved: it stays on the first row",
+			msgs:     []tea.Msg{data, fetchedMsg{snap: withDeadJob(snap, "0a0a"), at: at.Add(time.Second)}},
+			want:     edit(func(s *state) { s.Selected[paneDead], s.Cmd = "0a0a", "cmd" }),
+			wantKind: "cmd",
+		},
+		{
+			name: "new rows above a moved selection: it follows its row",
+			msgs: append(append([]tea.Msg{data}, presses("tab", "j")...), fetchedMsg{snap: withDeadJob(snap, "0a0a"), at: at.Add(time.Second)}),
+			want: edit(func(s *state) {
+				s.Focus, s.Cursor[paneDead], s.Selected[paneDead], s.Cmd = paneDead, 2, "1b7e0c9d2a4f4e6b9c8d7e6f5a4b3c2d", "cmd"
+			}),
+			wantKind: "cmd",
+		},
+		{
+			// It had kept its index: on the oldest of a full list, while
+			// every new death came in above the window.
+			name: "a followed row that is gone: back to the first row",
+			msgs: append(append([]tea.Msg{data}, presses("tab", "j")...), fetchedMsg{snap: withoutDeadJob(withDeadJob(snap, "0a0a"), "1b7e0c9d2a4f4e6b9c8d7e6f5a4b3c2d"), at: at.Add(time.Second)}),
+			want: edit(func(s *state) {
+				s.Focus, s.Selected[paneDead], s.Cmd = paneDead, "0a0a", "cmd"
+			}),
+			wantKind: "cmd",
+		},
+		{
+			// Bracketed paste: a line break or a control pasted with the
+			// text is dropped.
+			name: "a paste goes into the filter line",
+			msgs: append([]tea.Msg{data}, press("/"), tea.PasteMsg{Content: "ema\nil\x1b"}),
+			want: edit(func(s *state) {
+				s.Filter, s.Filtering, s.Pending = "email", true, 3
+				s.Selected = [numPanes]string{"emails", "", "", ""}
+			}),
+		},
+		{
+			name: "a paste outside the filter line is ignored",
+			msgs: []tea.Msg{data, tea.PasteMsg{Content: "q"}},
+			want: withData,
 		},
 		{
 			name: "q while filtering is text, not quit",

@@ -64,9 +64,9 @@ func (m Model) queuesSection() section {
 		if q.OldestPendingSeconds > 0 {
 			oldest = age(seconds(q.OldestPendingSeconds))
 		}
-		vals := []string{names[i], count(q.Pending, 6), count(q.Running, 5),
+		vals := []string{cutMiddle(names[i], cols[0].width), count(q.Pending, 6), count(q.Running, 5),
 			count(q.Scheduled, 5), count(q.Dead, 5), oldest,
-			rate(q.EnqueueRate), rate(q.DoneRate), fmt.Sprintf("%.1f%%", q.FailureRate*100)}
+			rate(q.EnqueueRate), rate(q.DoneRate), percent(q.FailureRate)}
 		if spark > 0 {
 			h := m.history[q.Name]
 			end := m.snap.GeneratedAt
@@ -122,7 +122,9 @@ func (m Model) bucketsSection() section {
 	var keys, limits, scopes, counts []string
 	for _, b := range bs {
 		keys, limits, scopes = append(keys, termtext.Escape(b.Key)), append(limits, termtext.Escape(b.Limit)), append(scopes, termtext.Escape(b.Scope))
-		counts = append(counts, fmt.Sprintf("%d/%d", b.Tokens, b.Capacity))
+		// Abbreviated as the queues' counts are: a capacity an override
+		// raised (up to 2^30) was cut at 11 cells, 5000000/50….
+		counts = append(counts, count(b.Tokens, 5)+"/"+count(b.Capacity, 5))
 	}
 	limW, scopeW, countW := widest(5, 12, limits...), widest(5, 11, scopes...), widest(1, 11, counts...)
 	keyWant := widest(3, 200, keys...)
@@ -170,7 +172,7 @@ func (m Model) bucketsSection() section {
 		if banned {
 			mark = '!'
 		}
-		vals := []string{keys[i], limits[i], scopes[i], tokens, strconv.Itoa(b.Strikes), ban}
+		vals := []string{cutMiddle(keys[i], keyW), limits[i], scopes[i], tokens, strconv.Itoa(b.Strikes), ban}
 		return m.styleRow(paneBuckets, i, line(m.gutter(paneBuckets, i, mark), cols, vals), false)
 	}
 	return s
@@ -200,7 +202,7 @@ func (m Model) overridesSection() section {
 		if o.ExpiresAt != nil {
 			expires = "in " + age(o.ExpiresAt.Sub(m.snap.GeneratedAt))
 		}
-		vals := []string{targets[i], policies[i], termtext.Escape(o.Mode), expires}
+		vals := []string{cutMiddle(targets[i], cols[0].width), policies[i], termtext.Escape(o.Mode), expires}
 		return m.styleRow(paneOverrides, i, line(m.gutter(paneOverrides, i, ' '), cols, vals), false)
 	}
 	return s

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
@@ -98,5 +99,107 @@ func TestFilterMatchesShownText(t *testing.T) {
 		if diff := cmp.Diff(tt.want, got); diff != "" {
 			t.Errorf("filter %q (-want +got):\n%s", tt.filter, diff)
 		}
+	}
+}
+
+// TestWideKeysMeasuredInCells: columns are sized in cells, not runes, so a
+// key of CJK characters (two cells each; a user id or tenant a client
+// chose) is shown whole on a wide terminal; on a narrow one it is cut in
+// its middle, so two keys that differ at their end stay apart.
+func TestWideKeysMeasuredInCells(t *testing.T) {
+	snap := loadSnapshot(t)
+	a := "secure-ping:user_tenant:用户甲用户甲用户甲用户甲:t1"
+	b := "secure-ping:user_tenant:用户甲用户甲用户甲用户乙:t1"
+	snap.Buckets = []snapshot.Bucket{
+		{Key: a, Limit: "secure-ping", Scope: "user_tenant", Tokens: 28, Capacity: 30},
+		{Key: b, Limit: "secure-ping", Scope: "user_tenant", Tokens: 28, Capacity: 30},
+	}
+	screen := screenOf(t, snap, 200, 40)
+	for _, k := range []string{a, b} {
+		if !strings.Contains(screen, "  "+k+" ") {
+			t.Errorf("at 200 columns, key %q not shown whole:\n%s", k, screen)
+		}
+	}
+	screen = screenOf(t, snap, 80, 40)
+	for _, end := range []string{"户甲用户甲:t1 ", "户甲用户乙:t1 "} {
+		if !strings.Contains(screen, "secure-ping:us…"+end) {
+			t.Errorf("at 80 columns, no key cut in its middle ending %q:\n%s", end, screen)
+		}
+	}
+	for _, l := range strings.Split(screen, "\n") {
+		if w := ansi.StringWidth(l); w > 80 {
+			t.Errorf("a line of %d cells at 80 columns: %q", w, l)
+		}
+	}
+}
+
+func TestCutMiddle(t *testing.T) {
+	tests := []struct {
+		s     string
+		width int
+		want  string
+	}{
+		{"run:ip:203.0.113.7", 20, "run:ip:203.0.113.7"},
+		{"run:ip:203.0.113.7", 9, "run:…13.7"},
+		{"k:用户甲用户乙", 8, "k:…户乙"}, // the 用 across the cut is dropped: 7 cells, fit pads
+		{"abcdef", 2, "abcdef"},  // too narrow for a cut in the middle: fit cuts it
+	}
+	for _, tt := range tests {
+		got := cutMiddle(tt.s, tt.width)
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("cutMiddle(%q, %d) (-want +got):\n%s", tt.s, tt.width, diff)
+		}
+		if w := ansi.StringWidth(got); w > tt.width && tt.width >= 3 {
+			t.Errorf("cutMiddle(%q, %d) is %d cells", tt.s, tt.width, w)
+		}
+	}
+}
+
+// TestLargeCapacitiesAbbreviated: tokens and capacity are abbreviated as
+// the queues' counts are, rather than cut (5000000/50…) at any width.
+func TestLargeCapacitiesAbbreviated(t *testing.T) {
+	snap := loadSnapshot(t)
+	snap.Buckets = []snapshot.Bucket{
+		{Key: "run:ip:203.0.113.9", Limit: "run", Scope: "ip", Tokens: 4_999_999, Capacity: 5_000_000},
+		{Key: "run:ip:203.0.113.10", Limit: "run", Scope: "ip", Tokens: 99_999, Capacity: 1 << 30},
+		{Key: "run:ip:203.0.113.11", Limit: "run", Scope: "ip", Tokens: 28, Capacity: 30},
+	}
+	for _, width := range []int{80, 200} {
+		screen := screenOf(t, snap, width, 40)
+		for _, want := range []string{" 4999k/5000k ", " 99999/1073M ", " 28/30 "} {
+			if !strings.Contains(screen, want) {
+				t.Errorf("at %d columns, no %q:\n%s", width, want, screen)
+			}
+		}
+	}
+}
+
+// TestPastedFilterEscapedOnScreen: a filter may now be pasted, a bidi
+// control with it: the filter line and the header show it escaped.
+func TestPastedFilterEscapedOnScreen(t *testing.T) {
+	paste := tea.PasteMsg{Content: "mail\u202elia"}
+	screen := screenOf(t, loadSnapshot(t), 100, 30, press("/"), paste)
+	if footer := screen[strings.LastIndex(screen, "\n")+1:]; !strings.HasPrefix(footer, `/mail\u202elia▏`) {
+		t.Errorf("filter line %q, want the control escaped", footer)
+	}
+	screen = screenOf(t, loadSnapshot(t), 100, 30, press("/"), paste, press("enter"))
+	if !strings.Contains(screen, `filter: mail\u202elia`) {
+		t.Errorf("header without the escaped filter:\n%s", screen)
+	}
+}
+
+// TestSmallAndLargeValuesStayApart: rounding neither hides a small value
+// (two jobs a minute read 0.0/s beside a busy sparkline; 0.04% failures
+// read 0.0%) nor inflates a large one (99.96% read 100.0%, "every job
+// fails"); an age of 100 days or more fits its 6-cell column.
+func TestSmallAndLargeValuesStayApart(t *testing.T) {
+	got := []string{rate(0), rate(1.0 / 30), rate(0.05), rate(42.5),
+		percent(0), percent(0.0004), percent(0.031), percent(0.9996), percent(1),
+		age(99*24*time.Hour + 23*time.Hour), age(123 * 24 * time.Hour)}
+	want := []string{"0.0", "<0.1", "0.1", "42.5",
+		"0.0%", "<0.1%", "3.1%", ">99.9%", "100.0%",
+		"99d23h", "123d"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("rate, percent, age (-want +got):\n%s", diff)
 	}
 }

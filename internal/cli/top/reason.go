@@ -46,6 +46,17 @@ func problem(err error) string {
 	if errors.As(err, new(backendDownError)) {
 		return "daemon up, backend unavailable: " + reason(err)
 	}
+	if errors.As(err, new(noDaemonError)) {
+		return "server unavailable (not the daemon's answer): " + reason(err)
+	}
+	// A server answered, with something else than a snapshot or with an
+	// error (a 500): not a lost connection either.
+	if errors.As(err, new(notSnapshotError)) {
+		return "unexpected answer: " + reason(err)
+	}
+	if ce := (*core.Error)(nil); errors.As(err, &ce) && ce.Code != core.CodeUnavailable {
+		return "unexpected answer: " + reason(err)
+	}
 	return "disconnected: " + reason(err)
 }
 

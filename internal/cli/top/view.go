@@ -32,6 +32,11 @@ func (m Model) Screen() string {
 	for len(lines) < m.height-1 {
 		lines = append(lines, "")
 	}
+	if len(lines) > m.height-1 {
+		// Too short: the body is cut, never the footer, which holds the
+		// [y/N] prompt and the filter line.
+		lines = lines[:max(0, m.height-1)]
+	}
 	lines = append(lines, m.footer())
 	if len(lines) > m.height {
 		lines = lines[:m.height]
@@ -95,7 +100,8 @@ func (m Model) header() []string {
 		second = append(second, t.warn.Render("PAUSED"))
 	}
 	if m.filter != "" && !m.filtering {
-		second = append(second, "filter: "+m.filter)
+		// Escaped: it may be pasted (a bidi control with it).
+		second = append(second, "filter: "+termtext.Escape(m.filter))
 	}
 	// What is wrong, with the advice that goes with it (a rejected token's
 	// says how to give another), is not cut at the edge: the second line
@@ -140,7 +146,7 @@ func (m Model) footer() string {
 		}
 		return m.theme.warn.Render(q + "? [y/N]")
 	case m.filtering:
-		return "/" + m.filter + "▏  enter keep · esc cancel"
+		return "/" + termtext.Escape(m.filter) + "▏  enter keep · esc cancel"
 	case m.status != "": // may hold the daemon's message
 		return termtext.Escape(m.status)
 	}

@@ -216,7 +216,8 @@ func NewRateTracker() *RateTracker {
 }
 
 // Observe records the queue's totals at now and returns enqueues/s and
-// completions/s over the window, and the share of finished jobs that failed.
+// finished attempts/s (succeeded or failed) over the window, and the share
+// of those attempts that failed.
 // Totals that went down (a new Redis) start the queue's history again.
 func (r *RateTracker) Observe(now time.Time, q string, enqueued, succeeded, failed int64) (enqueueRate, doneRate, failureRate float64) {
 	r.mu.Lock()
@@ -336,12 +337,16 @@ func (r *RateTracker) observe(now time.Time, q string, enqueued, succeeded, fail
 	if secs <= 0 {
 		return 0, 0, 0
 	}
-	done := float64(cur.succeeded - first.succeeded)
+	// Done counts finished attempts, succeeded or failed, as top's
+	// sparkline does: counting successes alone, a queue whose every job
+	// failed read 0.0 done/s beside a busy sparkline, as if its workers
+	// were stalled.
 	fails := float64(cur.fail - first.fail)
+	done := float64(cur.succeeded-first.succeeded) + fails
 	enqueueRate = float64(cur.enqueued-first.enqueued) / secs
 	doneRate = done / secs
-	if done+fails > 0 {
-		failureRate = fails / (done + fails)
+	if done > 0 {
+		failureRate = fails / done
 	}
 	return enqueueRate, doneRate, failureRate
 }

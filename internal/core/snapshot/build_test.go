@@ -22,7 +22,9 @@ func TestRateTracker(t *testing.T) {
 	}{
 		{"first sample has no rate", []obs{{0, 10, 5, 0, 0, 0, 0}}},
 		{"steady", []obs{{0, 0, 0, 0, 0, 0, 0}, {10 * time.Second, 20, 10, 0, 2, 1, 0}}},
-		{"failures as a fraction of finished", []obs{{0, 0, 0, 0, 0, 0, 0}, {4 * time.Second, 8, 3, 1, 2, 0.75, 0.25}}},
+		{"failures as a fraction of finished attempts", []obs{{0, 0, 0, 0, 0, 0, 0}, {4 * time.Second, 8, 3, 1, 2, 1, 0.25}}},
+		// Done counts failed attempts too: its workers are busy.
+		{"a queue whose every job fails", []obs{{0, 0, 0, 0, 0, 0, 0}, {4 * time.Second, 8, 0, 8, 2, 2, 1}}},
 		{"window slides past a minute", []obs{
 			{0, 0, 0, 0, 0, 0, 0},
 			{30 * time.Second, 300, 0, 0, 10, 0, 0},

@@ -9,9 +9,10 @@ import "time"
 
 // Snapshot is the whole view, as served by GET /api/obs/snapshot.
 type Snapshot struct {
-	// GeneratedAt is when the daemon built the snapshot, by its clock. Ages
-	// and time-left values are relative to it, so a client's clock skew
-	// never shows.
+	// GeneratedAt is when the snapshot was built, by the clock the backend
+	// stamps bans and dead jobs with: Redis TIME on Redis, the daemon's
+	// own in memory. Ages and time-left values are relative to it, so
+	// neither a client's nor a daemon's clock skew shows.
 	GeneratedAt time.Time `json:"generated_at"`
 	Daemon      Daemon    `json:"daemon"`
 	// Queues are sorted by name, at most 100: the 99 busiest and the rest
@@ -68,8 +69,10 @@ type Queue struct {
 	SucceededTotal int64 `json:"succeeded_total"`
 	FailedTotal    int64 `json:"failed_total"`
 
-	// EnqueueRate and DoneRate are jobs per second over the last minute;
-	// FailureRate is the fraction (0..1) of finished jobs that failed in it.
+	// EnqueueRate is jobs enqueued per second over the last minute;
+	// DoneRate is attempts finished per second, succeeded or failed (a
+	// failed attempt may be retried: FailedTotal counts attempts);
+	// FailureRate is the fraction (0..1) of those attempts that failed.
 	EnqueueRate float64 `json:"enqueue_rate"`
 	DoneRate    float64 `json:"done_rate"`
 	FailureRate float64 `json:"failure_rate"`
