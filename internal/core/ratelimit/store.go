@@ -53,8 +53,10 @@ type VersionedOverrides interface {
 
 // PartitionedStore is a remote Store whose keys live on servers that fail
 // apart, as the masters of a Redis Cluster do. The limiter then tracks the
-// health of each server: one that fails sends to the error policy only the
-// requests for its keys, and the others go on being decided by the store.
+// health of each server: one that fails sends to the error policy only its
+// own keys, and the keys of the others go on being decided by the store,
+// those of a request with keys on both included (the request passes only
+// when both parts admit it).
 type PartitionedStore interface {
 	Store
 	// Partitioned reports whether the store spans several servers now; when
