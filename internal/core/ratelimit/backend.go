@@ -123,10 +123,11 @@ func (l *Limiter) takeBounded(ctx context.Context, bs []Bucket, rs []Result) err
 }
 
 // takePartitioned is takeRemote on a store of several servers (a Redis
-// Cluster's masters). A request goes to the error policy when a server
-// holding one of its keys is known to be failing (its re-check aside), and
-// a failure marks down the servers of the keys that failed, not the others:
-// the keys on the servers that answer stay exact.
+// Cluster's masters). The keys of a server known to be failing (its
+// re-check aside) go to the error policy, and a failure marks down the
+// servers of the keys that failed, not the others: the keys on the servers
+// that answer stay exact, within a request of keys on both too
+// (decideRest).
 func (l *Limiter) takePartitioned(ctx context.Context, bs []Bucket, rs []Result) error {
 	// Each key's server, asked of the store at most once a request, and
 	// only while a server is failing or after a failure.
@@ -151,18 +152,31 @@ func (l *Limiter) takePartitioned(ctx context.Context, bs []Bucket, rs []Result)
 		}
 	}
 	if l.parts.down.Load() > 0 {
+		// The keys of the down servers this request does not re-check.
+		var away [maxScopes]bool
+		var skipped [maxScopes]*backendState
+		m := 0
 		for i := range bs {
 			p := name(i)
 			b := l.parts.downState(p)
 			if b == nil || slices.Contains(probes[:n], b) {
 				continue
 			}
+			if slices.Contains(skipped[:m], b) {
+				away[i] = true
+				continue
+			}
 			if b.skip(l.clock) {
-				release()
-				return l.onBackendError(ctx, bs, rs, nil)
+				skipped[m] = b
+				m++
+				away[i] = true
+				continue
 			}
 			probes[n], probed[n] = b, p
 			n++
+		}
+		if m > 0 {
+			return l.takeAround(ctx, bs, rs, &away, names[:len(bs)], probes[:n], probed[:n])
 		}
 	}
 	err := l.takeBounded(ctx, bs, rs)
@@ -172,55 +186,204 @@ func (l *Limiter) takePartitioned(ctx context.Context, bs []Bucket, rs []Result)
 		}
 		return nil
 	}
-	var pe *PartialError
-	partial := errors.As(err, &pe)
-	if ctx.Err() != nil || partial && pe.NotSent {
-		// The caller gave up, or the request never reached a server: that
-		// says nothing about any of them.
+	if ctx.Err() != nil {
+		// The caller gave up; that says nothing about any server.
 		release()
+		return ctx.Err()
+	}
+	name(0) // fills names
+	decided := l.settle(err, names[:len(bs)], probes[:n], probed[:n])
+	return l.decideRest(ctx, bs, rs, &decided, err)
+}
+
+// takeAround decides a request some of whose keys (away) live on servers
+// known to be failing whose re-check is not this request's: those go to
+// the error policy, the others to the store (decideRest). names are the
+// keys' servers; probes are the down servers, of the names probed, that
+// the request re-checks.
+func (l *Limiter) takeAround(ctx context.Context, bs []Bucket, rs []Result, away *[maxScopes]bool, names []string, probes []*backendState, probed []string) error {
+	if l.cfg.OnBackendError == OnErrorDeny || !slices.Contains(away[:len(bs)], false) {
+		// The policy refuses whatever the store says, or every key is
+		// the policy's: the store is not asked, and spends nothing.
+		for _, b := range probes {
+			b.release()
+		}
+		return l.onBackendError(ctx, bs, rs, nil)
+	}
+	// Declared past the return above, which a key of a down server alone
+	// takes: passed to the store, they live on the heap.
+	var sub [maxScopes]Bucket
+	var subRs [maxScopes]Result
+	var subNames [maxScopes]string
+	var at [maxScopes]int
+	k := 0
+	for i := range bs {
+		if !away[i] {
+			sub[k], subNames[k], at[k] = bs[i], names[i], i
+			k++
+		}
+	}
+	var decided [maxScopes]bool
+	err := l.takeBounded(ctx, sub[:k], subRs[:k])
+	if err == nil {
+		for i, b := range probes {
+			l.backendOK(b, probed[i])
+		}
+		for j := range k {
+			decided[j] = true
+		}
+	} else {
 		if ctx.Err() != nil {
+			for _, b := range probes {
+				b.release()
+			}
 			return ctx.Err()
 		}
-		return l.onBackendError(ctx, bs, rs, err)
+		decided = l.settle(err, subNames[:k], probes, probed)
 	}
-	// Which keys failed: those the store names; when it cannot tell (the
-	// request timed out as a whole), the keys of the servers already down
-	// among this request's, or else all of them.
+	var all [maxScopes]bool
+	for j := range k {
+		if decided[j] {
+			all[at[j]] = true
+			rs[at[j]] = subRs[j]
+		}
+	}
+	return l.decideRest(ctx, bs, rs, &all, err)
+}
+
+// settle follows a failed Take of keys whose servers are names: it marks
+// down the servers of the keys that failed and up those that answered,
+// ends the re-checks the request made (probes, of the servers probed), and
+// returns which keys the store decided anyway (PartialError.Decided),
+// their results written.
+//
+// Which keys failed: those the store names; when it cannot tell (the
+// request timed out as a whole), the keys of the servers already down
+// among the request's, or else all of them. A request that never reached
+// a server (NotSent) blames none.
+func (l *Limiter) settle(err error, names []string, probes []*backendState, probed []string) (decided [maxScopes]bool) {
+	var pe *PartialError
+	partial := errors.As(err, &pe)
+	if partial && pe.NotSent {
+		for _, b := range probes {
+			b.release()
+		}
+		return decided
+	}
 	var failed [maxScopes]bool
 	if partial {
 		for _, i := range pe.Failed {
-			if i >= 0 && i < len(bs) {
+			if i >= 0 && i < len(names) {
 				failed[i] = true
 			}
 		}
+		for _, i := range pe.Decided {
+			if i >= 0 && i < len(names) {
+				decided[i] = true
+			}
+		}
 	} else {
-		for i := range bs {
-			failed[i] = n == 0 || slices.Contains(probed[:n], name(i))
+		for i := range names {
+			failed[i] = len(probes) == 0 || slices.Contains(probed, names[i])
 		}
 	}
 	var settled [maxScopes]*backendState
 	m := 0
-	for i := range bs {
-		b := l.parts.state(name(i))
+	for i := range names {
+		b := l.parts.state(names[i])
 		if slices.Contains(settled[:m], b) {
 			continue
 		}
 		settled[m] = b
 		m++
 		if failed[i] {
-			l.backendFailed("take", err, b, name(i))
+			l.backendFailed("take", err, b, names[i])
 		} else if partial {
-			l.backendOK(b, name(i)) // its server answered
+			l.backendOK(b, names[i]) // its server answered
 		}
 	}
 	// A probe whose key moved to another server meanwhile (a failover)
 	// is settled by neither.
-	for _, b := range probes[:n] {
+	for _, b := range probes {
 		if !slices.Contains(settled[:m], b) {
 			b.release()
 		}
 	}
-	return l.onBackendError(ctx, bs, rs, err)
+	return decided
+}
+
+// decideRest decides by the error policy the keys of bs the store did not
+// decide (their server failed, or is known to be failing), the store
+// having decided the others (decided) into rs as a request of their own;
+// cause is the store's failure, if it had one. The request passes only
+// when both parts admit it, as a request of keys on one server does:
+//   - when the store's part refuses, the policy is not asked, so its keys
+//     spend nothing (the local store keeps no token of a refused
+//     request); they are answered unchecked, as the allow policy answers,
+//     and the store's refusal decides;
+//   - when the policy's part refuses (or fails the request: deny), the
+//     tokens the store's part took are given back (GiveBack).
+func (l *Limiter) decideRest(ctx context.Context, bs []Bucket, rs []Result, decided *[maxScopes]bool, cause error) error {
+	k, refused := 0, false
+	for i := range bs {
+		if decided[i] {
+			refused = refused || !rs[i].Allowed
+		} else {
+			k++
+		}
+	}
+	switch {
+	case k == len(bs):
+		return l.onBackendError(ctx, bs, rs, cause)
+	case k == 0:
+		return nil
+	case refused:
+		for i := range bs {
+			if !decided[i] {
+				rs[i] = Result{Allowed: true, Unchecked: true, Capacity: bs[i].Capacity, Remaining: bs[i].Capacity}
+			}
+		}
+		return nil
+	}
+	// Declared past the returns above, which a request of keys of one
+	// server takes: passed to the stores, they live on the heap.
+	var rest [maxScopes]Bucket
+	var restRs [maxScopes]Result
+	var at [maxScopes]int
+	k = 0
+	for i := range bs {
+		if !decided[i] {
+			rest[k], at[k] = bs[i], i
+			k++
+		}
+	}
+	err := l.onBackendError(ctx, rest[:k], restRs[:k], cause)
+	admitted := err == nil
+	if err == nil {
+		for j, i := range at[:k] {
+			rs[i] = restRs[j]
+			admitted = admitted && rs[i].Allowed
+		}
+	}
+	if admitted {
+		return nil
+	}
+	var took [maxScopes]Bucket
+	var tookRs [maxScopes]Result
+	m := 0
+	for i := range bs {
+		if decided[i] && rs[i].Allowed && !rs[i].Shadowed {
+			took[m], tookRs[m], at[m] = bs[i], rs[i], i
+			m++
+		}
+	}
+	if m > 0 {
+		l.parts.store.GiveBack(ctx, took[:m], tookRs[:m])
+		for j, i := range at[:m] {
+			rs[i] = tookRs[j]
+		}
+	}
+	return err
 }
 
 // expire forgets the down servers that no request has re-checked for a

@@ -53,8 +53,10 @@ type VersionedOverrides interface {
 
 // PartitionedStore is a remote Store whose keys live on servers that fail
 // apart, as the masters of a Redis Cluster do. The limiter then tracks the
-// health of each server: one that fails sends to the error policy only the
-// requests for its keys, and the others go on being decided by the store.
+// health of each server: one that fails sends to the error policy only its
+// own keys, and the keys of the others go on being decided by the store,
+// those of a request with keys on both included (the request passes only
+// when both parts admit it).
 type PartitionedStore interface {
 	Store
 	// Partitioned reports whether the store spans several servers now; when
@@ -64,6 +66,12 @@ type PartitionedStore interface {
 	// The limiter asks it only while a server is failing, or after a
 	// failure.
 	Partition(key []byte) string
+	// GiveBack returns the token that each bucket of bs whose result in rs
+	// admitted a request (a shadow one aside) took from the store, and
+	// counts it back in that result's Remaining: the error policy refused
+	// the rest of the request, the keys of a failing server. Best effort,
+	// bounded by the store's timeout.
+	GiveBack(ctx context.Context, bs []Bucket, rs []Result)
 }
 
 // PartialError is an error of a PartitionedStore's Take that names the
@@ -74,6 +82,13 @@ type PartitionedStore interface {
 type PartialError struct {
 	Failed  []int
 	NotSent bool
+	// Decided are the buckets the store did decide, whose results it wrote
+	// into rs. It decided them as a request of their own, all or nothing:
+	// when one refused, the others spent nothing; when all admitted, their
+	// tokens are spent, and the caller gives them back (GiveBack) if it
+	// refuses the request otherwise. The buckets neither failed nor decided
+	// were refused by a server that ran nothing (a slot moving).
+	Decided []int
 	Err     error
 }
 

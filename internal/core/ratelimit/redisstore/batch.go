@@ -114,15 +114,20 @@ func (b *batcher) do(ctx context.Context, g *group, deadline time.Time) error {
 	}
 	if g.pending.Load() > 0 {
 		// Split by master (byMaster): the keys whose masters answered are
-		// not to blame, the others are.
-		var failed []int
+		// not to blame, the others are. An answered op is read only once
+		// its bit is set (after its answer was written); the others may
+		// still be written by their flusher.
+		var failed, decided []int
 		answered := g.answered.Load()
 		for i := range g.ops {
-			if answered&(1<<i) == 0 {
+			switch {
+			case answered&(1<<i) == 0:
 				failed = append(failed, i)
+			case g.ops[i].err == nil:
+				decided = append(decided, i)
 			}
 		}
-		return &ratelimit.PartialError{Failed: failed, Err: wrap(err, "take")}
+		return &ratelimit.PartialError{Failed: failed, Decided: decided, Err: wrap(err, "take")}
 	}
 	return wrap(err, "take")
 }

@@ -454,6 +454,158 @@ func TestClusterMasterDown(t *testing.T) {
 	}
 }
 
+// TestClusterRequestAcrossAFailedMaster (review fail30 F2): a request of
+// two scopes whose keys live on two masters, one paused (SIGSTOP) and one
+// that answers, is decided by Redis for the answering master's key and by
+// RATE_LIMIT_ON_BACKEND_ERROR for the paused master's only; it passes only
+// when both admit it. Under two limiters (two daemons), for each policy:
+//   - a request the policy refuses leaves the answering master's bucket as
+//     it was (its token given back), from each daemon's first request after
+//     the pause (the master not yet known down) on;
+//   - an IP whose bucket on the answering master is exhausted is refused,
+//     with a user whose key is on the paused master (it was admitted by
+//     each daemon's fallback, its limit once per daemon), and the local
+//     policy's bucket of that user keeps every token;
+//   - a fresh IP on the answering master admits its burst across the two
+//     daemons, not once per daemon, and spends it.
+func TestClusterRequestAcrossAFailedMaster(t *testing.T) {
+	c := redistest.StartCluster(t, 3, "--cluster-node-timeout", "60000")
+	down := c.Nodes()[2]
+	// As in TestClusterMasterDown: about which keys fail, not speed.
+	const timeout = time.Second
+	// The run limit with a burst of 4 and an hour's window: nothing
+	// refills while the test runs.
+	override := ratelimit.Override{Target: "run", Capacity: 4, Window: time.Hour}
+	userBucket := func(user string) ratelimit.Bucket {
+		return ratelimit.Bucket{Key: []byte("run:user:" + user), Capacity: 4, Interval: 900_000_000, Window: 3_600_000_000}
+	}
+	for pi, policy := range []ratelimit.BackendErrorPolicy{ratelimit.OnErrorLocal, ratelimit.OnErrorAllow, ratelimit.OnErrorDeny} {
+		t.Run(string(policy), func(t *testing.T) {
+			c.Flush(t)
+			ctx := context.Background()
+			// IPs whose run keys live on a master that answers, users whose
+			// run keys live on the paused one; this policy's own, so that a
+			// call the paused master runs late touches no other subtest's.
+			var ips, users []string
+			for i := 1; len(ips) < 3; i++ {
+				if ip := fmt.Sprintf("198.18.%d.%d", pi, i); c.MasterFor("refrakt:rl:{run:ip:"+ip+"}") != down {
+					ips = append(ips, ip)
+				}
+			}
+			for i := 1; len(users) < 14; i++ {
+				if u := fmt.Sprintf("%s-u%d", policy, i); c.MasterFor("refrakt:rl:{run:user:"+u+"}") == down {
+					users = append(users, u)
+				}
+			}
+			spent, refunded, fresh := ips[0], ips[1], ips[2]
+			spender, keeper, more := users[0], users[1], users[2:]
+
+			logs := &syncBuffer{}
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("limiters' logs:\n%s", logs)
+				}
+			})
+			var ls []*ratelimit.Limiter
+			rules := ratelimit.DefaultConfig().Rules()
+			for range 2 {
+				rdb := newClusterClient(t, c)
+				if err := rdb.Ping(ctx).Err(); err != nil {
+					t.Fatal(err)
+				}
+				s := newStore(t, rdb, redisstore.Options{Timeout: timeout})
+				if err := s.Load(ctx); err != nil {
+					t.Fatal(err)
+				}
+				cfg := ratelimit.DefaultConfig()
+				cfg.OnBackendError, cfg.BackendTimeout = policy, timeout
+				local := memstore.New(ratelimit.SystemClock{})
+				l, err := ratelimit.New(cfg, ratelimit.Deps{Store: s, Local: local,
+					Logger: slog.New(slog.NewTextHandler(logs, nil))})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := l.SetOverride(ctx, override, 0); err != nil {
+					t.Fatal(err)
+				}
+				// The spender's key is exhausted in this daemon's fallback:
+				// the local policy refuses its requests.
+				rs := make([]ratelimit.Result, 1)
+				for range 4 {
+					if err := local.Take(ctx, &rules, []ratelimit.Bucket{userBucket(spender)}, rs); err != nil || !rs[0].Allowed {
+						t.Fatalf("exhausting %s in the fallback: %+v, %v", spender, rs[0], err)
+					}
+				}
+				ls = append(ls, l)
+			}
+			// admitted asks n requests alternating daemons and counts the
+			// admitted ones; user "" sends the IP alone (its one key on the
+			// master that answers, never to the policy).
+			admitted := func(what string, n int, ip string, user func(i int) string) int {
+				t.Helper()
+				got := 0
+				for i := range n {
+					req := ratelimit.Request{Limit: "run", IP: ip, User: user(i)}
+					d, err := ls[i%2].Allow(ctx, req)
+					if err != nil && (req.User == "" || policy != ratelimit.OnErrorDeny) {
+						t.Errorf("%s, request %d (ip %s, user %q): %v", what, i, ip, req.User, err)
+					}
+					if err == nil && d.Allowed {
+						got++
+					}
+				}
+				return got
+			}
+			alone := func(int) string { return "" }
+			if got := admitted("before the pause", 4, spent, alone); got != 4 {
+				t.Fatalf("before the pause: %s admitted %d of 4, want its burst", spent, got)
+			}
+
+			down.Pause()
+			resumed := false
+			resume := func() {
+				if !resumed {
+					resumed = true
+					down.Resume()
+				}
+			}
+			t.Cleanup(resume)
+
+			// Each daemon's first request after the pause finds the master
+			// failing (its IP's key answered, its user's not); the others
+			// find it known down, or re-check it.
+			if policy != ratelimit.OnErrorAllow {
+				if got := admitted("refused by the policy", 4, refunded, func(int) string { return spender }); got != 0 {
+					t.Errorf("%s with %s, whose key the policy refuses: admitted %d of 4, want 0", refunded, spender, got)
+				}
+				if got := admitted("after requests the policy refused", 8, refunded, alone); got != 4 {
+					t.Errorf("%s alone, after 4 requests the policy refused: admitted %d of 8, want its whole burst 4 (a refused request spent its token)", refunded, got)
+				}
+			}
+			if got := admitted("an exhausted IP", 12, spent, func(int) string { return keeper }); got != 0 {
+				t.Errorf("%s, exhausted on the master that answers, with %s of the paused master: admitted %d of 12, want 0", spent, keeper, got)
+			}
+			if policy == ratelimit.OnErrorLocal {
+				// Its one key on the paused master: the fallback decides.
+				if got := admitted("a user refused with an exhausted IP", 8, "", func(int) string { return keeper }); got != 8 {
+					t.Errorf("%s alone, after 12 requests refused by the IP's key: admitted %d of 8, want 8, its whole burst in each daemon's fallback (a refused request spent its token there)", keeper, got)
+				}
+			}
+			want, left := 4, 0
+			if policy == ratelimit.OnErrorDeny {
+				want, left = 0, 4
+			}
+			if got := admitted("a fresh IP", 12, fresh, func(i int) string { return more[i] }); got != want {
+				t.Errorf("%s, fresh on the master that answers, with 12 users of the paused master: admitted %d across two daemons, want %d", fresh, got, want)
+			}
+			if got := admitted("a fresh IP, then alone", 8, fresh, alone); got != left {
+				t.Errorf("%s alone, afterwards: admitted %d of 8, want %d", fresh, got, left)
+			}
+			resume()
+		})
+	}
+}
+
 // testClusterSnapshotUnderTraffic: on a Cluster the index updates are
 // written apart from the decisions, and a snapshot waits for those of the
 // decisions made before it, not for a writer that steady traffic keeps

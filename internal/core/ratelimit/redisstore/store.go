@@ -43,7 +43,10 @@ import (
 	"github.com/refrakt/refrakt/internal/redispipe"
 )
 
-var _ ratelimit.Store = (*Store)(nil)
+var (
+	_ ratelimit.Store            = (*Store)(nil)
+	_ ratelimit.PartitionedStore = (*Store)(nil)
+)
 
 var (
 	//go:embed take.lua
@@ -226,16 +229,19 @@ type group struct {
 // different slots are decided in calls of their own; when one denies, the
 // tokens the others took are given back (a second round trip, only then),
 // and between the two a concurrent request may see those tokens spent.
+// When some of a request's masters fail and others answer, the answered
+// keys are decided so too, as a request of their own, and the
+// ratelimit.PartialError names them (Decided).
 func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Bucket, rs []ratelimit.Result) error {
 	deadline := time.Now().Add(s.opts.Timeout)
 	g := s.newGroup(r, bs)
 	if err := s.b.do(ctx, g, deadline); err != nil {
 		// Not reused: a flusher may still hold g.
-		return err
+		return s.decidedOf(ctx, g, err, rs)
 	}
 	defer putGroup(g)
 	if err := opsErr(g.ops); err != nil {
-		return err
+		return s.decidedOf(ctx, g, err, rs)
 	}
 	denied, took, atomic := false, false, true
 	for i := range g.ops {
@@ -257,11 +263,11 @@ func (s *Store) Take(ctx context.Context, r *ratelimit.Rules, bs []ratelimit.Buc
 }
 
 // opsErr is the error of a request whose ops failed: the first op's,
-// naming the ops that failed when others were decided (a Cluster's master
-// failing while the others answer), or nil. An op a moving slot refused
-// (redispipe.SlotMoving: nothing ran) fails the request, but blames no master: both
-// answered. Blamed, it sent every key of its master to
-// RATE_LIMIT_ON_BACKEND_ERROR for the backoff.
+// naming the ops that failed and those decided when others were decided (a
+// Cluster's master failing while the others answer), or nil. An op a
+// moving slot refused (redispipe.SlotMoving: nothing ran) fails the
+// request, but blames no master: both answered. Blamed, it sent every key
+// of its master to RATE_LIMIT_ON_BACKEND_ERROR for the backoff.
 func opsErr(ops []op) error {
 	var first error
 	var failed []int
@@ -279,7 +285,63 @@ func opsErr(ops []op) error {
 	if first == nil || len(failed) == len(ops) {
 		return first
 	}
-	return &ratelimit.PartialError{Failed: failed, Err: first}
+	var decided []int
+	for i := range ops {
+		if ops[i].err == nil {
+			decided = append(decided, i)
+		}
+	}
+	return &ratelimit.PartialError{Failed: failed, Decided: decided, Err: first}
+}
+
+// decidedOf returns err, the error of g's request, having written into rs
+// the results of the ops Redis decided when it is a PartialError naming
+// some (Decided): those ops are a request of their own, all or nothing, so
+// when one of them denied, the tokens the others took are given back. Each
+// went in a call of its own (a master's keys are never in one call with
+// another's), so none was decided whole with another. The refund has a
+// round trip's time of its own: the request's went by waiting for the
+// master that failed.
+func (s *Store) decidedOf(ctx context.Context, g *group, err error, rs []ratelimit.Result) error {
+	pe, ok := err.(*ratelimit.PartialError)
+	if !ok || len(pe.Decided) == 0 {
+		return err
+	}
+	denied, took := false, false
+	for _, i := range pe.Decided {
+		rs[i] = g.ops[i].res
+		if !rs[i].Allowed {
+			denied = true
+		} else if !rs[i].Shadowed {
+			took = true
+		}
+	}
+	if denied && took {
+		var refunds []refund
+		for _, i := range pe.Decided {
+			if rs[i].Allowed && !rs[i].Shadowed {
+				refunds = append(refunds, refund{g.ops[i].rkey, g.ops[i].interval})
+				rs[i].Remaining = min(rs[i].Remaining+1, rs[i].Capacity)
+			}
+		}
+		s.giveBack(ctx, refunds, time.Now().Add(s.opts.Timeout))
+	}
+	return err
+}
+
+// GiveBack implements ratelimit.PartitionedStore, in one round trip (on
+// a client whose sockets ignore context deadlines, sent without waiting).
+func (s *Store) GiveBack(ctx context.Context, bs []ratelimit.Bucket, rs []ratelimit.Result) {
+	var refunds []refund
+	for i := range bs {
+		if rs[i].Allowed && !rs[i].Shadowed {
+			refunds = append(refunds, refund{redisKey(s.opts.Prefix, bs[i].Key), bs[i].Interval})
+			rs[i].Remaining = min(rs[i].Remaining+1, rs[i].Capacity)
+		}
+	}
+	if len(refunds) > 0 {
+		s.giveBack(ctx, refunds, time.Now().Add(s.opts.Timeout))
+	}
 }
 
 // Partitioned implements ratelimit.PartitionedStore: a Cluster's masters
