@@ -25,7 +25,8 @@ func (s *Server) handleSnapshot() http.Handler {
 func (s *Server) snapshot(ctx context.Context) (snapshot.Snapshot, error) {
 	now := s.clock.Now()
 	pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	ready := s.ready(pctx) == nil
+	_, err := s.ready(pctx)
+	ready := err == nil
 	cancel()
 	d := snapshot.Daemon{
 		Version:       version.Get().Version,
