@@ -232,7 +232,14 @@ func (boundSlotsReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		bounded, cancel := context.WithTimeout(ctx, clusterSlotsWait)
 		defer cancel()
 		err := next(bounded, cmd)
-		if err != nil && bounded.Err() != nil && ctx.Err() == nil {
+		// The read's deadline (the bound's) may end it before the bound's
+		// timer has marked the context done: the clock says.
+		deadline, _ := bounded.Deadline()
+		cut := bounded.Err() != nil || !time.Now().Before(deadline)
+		if theirs, ok := ctx.Deadline(); ok && !theirs.After(deadline) {
+			cut = false // the caller's own deadline, not the bound
+		}
+		if err != nil && cut && ctx.Err() == nil {
 			// The bound cut it, not the caller: say so, rather than the
 			// read's "i/o timeout".
 			err = errSlotsWait
