@@ -5,7 +5,9 @@
 #                                        cluster; prints the seed URL (line 1) and every node's
 #                                        host:port (line 2) on stdout, progress on stderr
 #   scripts/redis-cluster.sh status      one line per node; exit 0 when every node is ok,
-#                                        1 when some node is down or not ok, 3 when no cluster
+#                                        1 when some node is down, not ok or does not answer
+#                                        (noanswer: running but stalled, within 2 s), 3 when no
+#                                        cluster; the seed line names the first node that is ok
 #   scripts/redis-cluster.sh stop        stop every node by pid and remove the cluster dir
 #
 # Environment:
@@ -28,6 +30,7 @@ readonly REPLICAS="${REPLICAS:-0}"
 readonly FIRST_PORT="${REFRAKT_CLUSTER_PORT:-30001}"
 readonly MARKER="$DIR/refrakt-cluster"  # "masters replicas"; marks the dir as ours
 readonly WAIT_SECONDS=30
+readonly CLI_TIMEOUT=2 # seconds a node has to answer one redis-cli call
 
 die() { echo "redis-cluster: $*" >&2; exit 1; }
 usage_error() { echo "redis-cluster: $*; see: $0 --help" >&2; exit 2; }
@@ -69,7 +72,10 @@ running() {
 	[[ ${stat##*) } != Z* ]]
 }
 
-cli() { redis-cli -h 127.0.0.1 -p "$1" "${@:2}"; }
+# cli runs redis-cli against the node on port $1, bounded: a stalled node (a stopped process, a
+# long fork) accepts the connection and never answers, and redis-cli would wait for ever. It
+# fails (124) when the node did not answer within CLI_TIMEOUT.
+cli() { timeout "$CLI_TIMEOUT" redis-cli -h 127.0.0.1 -p "$1" "${@:2}"; }
 
 # port_busy succeeds when something accepts connections on 127.0.0.1:$1.
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -160,21 +166,22 @@ remove_dir() {
 node_ok() { cli "$1" cluster info 2>/dev/null | tr -d '\r' | grep -qx 'cluster_state:ok'; }
 
 # wait_ok waits until every node reports cluster_state:ok and redis-cli agrees that all
-# nodes see the same slot map covering every slot.
+# nodes see the same slot map covering every slot, for WAIT_SECONDS by the clock: a stalled
+# node costs each round CLI_TIMEOUT, which a count of rounds would not see.
 wait_ok() {
-	local ports=("$@") p i
-	for ((i = 0; i < WAIT_SECONDS * 10; i++)); do
+	local ports=("$@") p deadline=$((SECONDS + WAIT_SECONDS))
+	while ((SECONDS < deadline)); do
 		local all=1
 		for p in "${ports[@]}"; do
 			node_ok "$p" || { all=0; break; }
 		done
-		if ((all)) && redis-cli --cluster check "127.0.0.1:${ports[0]}" >/dev/null 2>&1; then
+		if ((all)) && timeout $((CLI_TIMEOUT * ${#ports[@]})) redis-cli --cluster check "127.0.0.1:${ports[0]}" >/dev/null 2>&1; then
 			return 0
 		fi
 		sleep 0.1
 	done
 	for p in "${ports[@]}"; do
-		echo "  127.0.0.1:$p $(cli "$p" cluster info 2>&1 | tr -d '\r' | grep -m1 cluster_state || echo down)" >&2
+		echo "  127.0.0.1:$p $(cli "$p" cluster info 2>/dev/null | tr -d '\r' | grep -m1 cluster_state || echo 'down or not answering')" >&2
 	done
 	die "cluster not ok within ${WAIT_SECONDS}s (logs in $DIR/node-*/redis.log)"
 }
@@ -279,22 +286,32 @@ cmd_stop() {
 cmd_status() {
 	(($# == 0)) || usage_error "status takes no arguments"
 	[[ -f $MARKER ]] || { say "no cluster in $DIR"; exit 3; }
-	local d port pid state role bad=0 first=""
+	local d port pid info state role bad=0 seed=""
 	printf '%-16s %-8s %-7s %s\n' NODE PID ROLE STATE
 	while read -r d; do
 		[[ -n $d ]] || continue
 		port=$(node_port "$d")
-		first=${first:-$port}
-		if pid=$(node_pid "$d"); then
-			state=$(cli "$port" cluster info 2>/dev/null | tr -d '\r' | sed -n 's/^cluster_state://p')
-			role=$(cli "$port" role 2>/dev/null | head -n1)
+		role=-
+		if ! pid=$(node_pid "$d"); then
+			pid=- state=down
+		elif ! info=$(cli "$port" cluster info 2>/dev/null); then
+			state=noanswer # running, but stalled (or refusing): no second call to wait for
 		else
-			pid=- state=down role=-
+			state=$(tr -d '\r' <<<"$info" | sed -n 's/^cluster_state://p')
+			role=$(cli "$port" role 2>/dev/null | head -n1) || role=-
 		fi
-		[[ $state == ok ]] || bad=1
+		if [[ $state == ok ]]; then
+			seed=${seed:-$port}
+		else
+			bad=1
+		fi
 		printf '%-16s %-8s %-7s %s\n' "127.0.0.1:$port" "$pid" "${role:--}" "${state:-unknown}"
 	done < <(node_dirs)
-	[[ -n $first ]] && echo "seed: redis://127.0.0.1:$first"
+	if [[ -n $seed ]]; then
+		echo "seed: redis://127.0.0.1:$seed"
+	else
+		say "no node is ok: no seed to give"
+	fi
 	return "$bad"
 }
 

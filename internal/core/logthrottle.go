@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,9 +18,15 @@ type LogThrottle struct {
 	Every  time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Recovered, when set, is the line OK writes (at INFO) at the first
+	// success after a line of Msg was written: the end of the outage that
+	// line began. An outage none of whose lines was written (all left out)
+	// ends unwritten too: the end alone would name a failure no line told.
+	Recovered string
 
 	once   sync.Once
 	budget LogBudget
+	told   atomic.Bool // a line of Msg was written, and no Recovered since
 }
 
 // Warn writes the line at level WARN with attrs, unless one was written
@@ -37,6 +44,19 @@ func (t *LogThrottle) Log(ctx context.Context, level slog.Level, attrs ...slog.A
 		return
 	}
 	t.Logger.LogAttrs(ctx, level, t.Msg, append(attrs, slog.Int("left_out", heldBack))...)
+	if t.Recovered != "" {
+		t.told.Store(true)
+	}
+}
+
+// OK writes Recovered with attrs when a line of Msg was written since the
+// last Recovered; it does nothing otherwise (and when Recovered is unset),
+// at the cost of one atomic load, so every success may call it.
+func (t *LogThrottle) OK(ctx context.Context, attrs ...slog.Attr) {
+	if !t.told.Load() || !t.told.CompareAndSwap(true, false) {
+		return
+	}
+	t.Logger.LogAttrs(ctx, slog.LevelInfo, t.Recovered, attrs...)
 }
 
 // LogBudget lets at most Burst lines through per window of Every (a window

@@ -1,7 +1,10 @@
 package core
 
 import (
+	"context"
+	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -33,4 +36,35 @@ func TestLogBudget(t *testing.T) {
 	if ok, held := b.Take(); !ok || held != 0 {
 		t.Errorf("the second line of the next interval: %v, %d held back; want through, 0", ok, held)
 	}
+}
+
+// TestLogThrottleRecovered: OK writes Recovered once after a line of Msg,
+// and not for an outage none of whose lines was written.
+func TestLogThrottleRecovered(t *testing.T) {
+	at := time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)
+	var buf strings.Builder
+	lt := &LogThrottle{Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{ReplaceAttr: dropTime})),
+		Msg: "down", Every: time.Minute, Now: func() time.Time { return at }, Recovered: "up"}
+	ctx := context.Background()
+	lt.OK(ctx) // no outage yet
+	lt.Warn(ctx)
+	lt.Warn(ctx) // left out
+	lt.OK(ctx)
+	lt.OK(ctx)
+	lt.Warn(ctx) // within the minute: left out, and so is its end
+	lt.OK(ctx)
+	at = at.Add(time.Minute)
+	lt.Warn(ctx)
+	lt.OK(ctx)
+	want := "level=WARN msg=down left_out=0\nlevel=INFO msg=up\nlevel=WARN msg=down left_out=2\nlevel=INFO msg=up\n"
+	if got := buf.String(); got != want {
+		t.Errorf("log:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func dropTime(_ []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey {
+		return slog.Attr{}
+	}
+	return a
 }

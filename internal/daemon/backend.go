@@ -173,6 +173,19 @@ const clusterReload = time.Second
 // Reloaded every second, the map finds the new master within a second of the
 // promotion.
 //
+// A reload asks CLUSTER SLOTS of the known nodes one at a time, in random
+// order, until one answers. A stalled node (a stopped process, a long fork)
+// accepts the connection and says nothing, so it held each reload for the
+// whole read timeout (3 s): a daemon took up to 4 s to find a replica
+// promoted in place of a stalled master (fail30 F3). Every node client
+// gives CLUSTER SLOTS clusterSlotsWait (boundSlotsReads), and the reload
+// goes on to the next node. The node clients are go-redis's own (NewClient
+// only adds the hook), so the URL's user, password, TLS and dialer apply.
+// go-redis's ClusterSlots option, which would let the nodes be asked in
+// parallel, was not used: a map it returns has no origin node, and
+// go-redis then rewrites every loopback address in it to ":port", and
+// gives replicas no READONLY.
+//
 // More retries of TRYAGAIN while a slot moves (MaxRedirects, 3 by default)
 // were tried and left out: at 8, after a master restarted under load, its
 // queues' enqueues kept failing past the second the recovery test allows
@@ -180,6 +193,59 @@ const clusterReload = time.Second
 func clusterResilience(opt *redis.ClusterOptions) {
 	if opt.ClusterStateReloadInterval == 0 {
 		opt.ClusterStateReloadInterval = clusterReload
+	}
+	newClient := opt.NewClient
+	if newClient == nil {
+		newClient = redis.NewClient
+	}
+	opt.NewClient = func(o *redis.Options) *redis.Client {
+		c := newClient(o)
+		c.AddHook(boundSlotsReads{})
+		return c
+	}
+}
+
+// clusterSlotsWait is how long a node has to answer CLUSTER SLOTS: a
+// healthy one answers within a millisecond or two; one slower than this is
+// passed over for the next.
+const clusterSlotsWait = 300 * time.Millisecond
+
+// errSlotsWait is the error of a CLUSTER SLOTS that clusterSlotsWait cut.
+var errSlotsWait = fmt.Errorf("CLUSTER SLOTS not answered within %v (%w)", clusterSlotsWait, context.DeadlineExceeded)
+
+// boundSlotsReads is the hook of every node client of a cluster client that
+// bounds CLUSTER SLOTS by clusterSlotsWait (see clusterResilience). Other
+// commands pass untouched.
+type boundSlotsReads struct{}
+
+func (boundSlotsReads) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (boundSlotsReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (boundSlotsReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if _, ok := cmd.(*redis.ClusterSlotsCmd); !ok {
+			return next(ctx, cmd)
+		}
+		bounded, cancel := context.WithTimeout(ctx, clusterSlotsWait)
+		defer cancel()
+		err := next(bounded, cmd)
+		// The read's deadline (the bound's) may end it before the bound's
+		// timer has marked the context done: the clock says.
+		deadline, _ := bounded.Deadline()
+		cut := bounded.Err() != nil || !time.Now().Before(deadline)
+		if theirs, ok := ctx.Deadline(); ok && !theirs.After(deadline) {
+			cut = false // the caller's own deadline, not the bound
+		}
+		if err != nil && cut && ctx.Err() == nil {
+			// The bound cut it, not the caller: say so, rather than the
+			// read's "i/o timeout".
+			err = errSlotsWait
+			cmd.SetErr(err)
+		}
+		return err
 	}
 }
 

@@ -535,6 +535,48 @@ func TestClusterClientSettings(t *testing.T) {
 	}
 }
 
+// TestClusterSlotsOfAStalledNodeBounded (fail30 F3): the cluster client's
+// node clients give up on CLUSTER SLOTS of a node that does not answer
+// after clusterSlotsWait, whatever the caller's context, so that a reload
+// of the map of slots goes on to the next node. They waited for the read
+// timeout (3 s), and a stalled old master delayed the daemons' finding its
+// promoted replica by as much.
+func TestClusterSlotsOfAStalledNodeBounded(t *testing.T) {
+	t.Parallel()
+	c := redistest.StartCluster(t, 3, "--cluster-node-timeout", "60000")
+	client, _, err := OpenRedis(context.Background(), c.URL(), "auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	cc := client.(*redis.ClusterClient)
+	stalled := c.Nodes()[1]
+	// The node client of the master of a key on stalled: the one the
+	// reload asks, with its options (the URL's, and the hook).
+	node, err := cc.MasterForKey(context.Background(), "refrakt:q:{"+queueOnMaster(c, stalled, "s")+"}:pending")
+	if err != nil || node.Options().Addr != stalled.Addr() {
+		t.Fatalf("node client for %s: %v, %v", stalled.Addr(), node, err)
+	}
+	// As go-redis's reload sends it (ClusterSlots, deprecated for callers).
+	clusterSlots := func() error {
+		ctx := context.Background()
+		return node.Process(ctx, redis.NewClusterSlotsCmd(ctx, "cluster", "slots"))
+	}
+	if err := clusterSlots(); err != nil {
+		t.Fatalf("CLUSTER SLOTS of %s before the stall: %v", stalled.Addr(), err)
+	}
+	stalled.Pause()
+	defer stalled.Resume()
+	err = clusterSlots()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("CLUSTER SLOTS of stalled %s, with no deadline of the caller: %v; want it cut at the client's bound (context.DeadlineExceeded)", stalled.Addr(), err)
+	}
+	// Other commands keep the read timeout: a bound for them is the caller's.
+	if err := node.Ping(context.Background()).Err(); errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("PING of stalled %s cut like CLUSTER SLOTS: %v", stalled.Addr(), err)
+	}
+}
+
 // TestTokenFileOthersCannotPlant: a token directory others may write, or a
 // token file of another user, is refused with a message naming it, never
 // used: whoever wrote it would know the developer token.

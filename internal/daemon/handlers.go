@@ -22,12 +22,29 @@ func (s *Server) handleReadyz() http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 500*time.Millisecond)
 		defer cancel()
-		if err := s.ready(ctx); err != nil {
-			writeError(w, r, s.log, core.Wrap(core.CodeUnavailable, err, notReady(s.backend.Kind, err)))
+		failing, err := s.ready(ctx)
+		if err != nil {
+			var details map[string]any
+			if len(failing) > 0 {
+				details = map[string]any{"failing_masters": failing}
+			}
+			writeErrorDetails(w, r, s.log, core.Wrap(core.CodeUnavailable, err, notReady(s.backend.Kind, err)), details)
+			return
+		}
+		if len(failing) > 0 { // a cluster that still serves: see ready
+			writeJSON(w, http.StatusOK, readyzDegraded{Status: "ready", Backend: s.backend.Kind, FailingMasters: failing})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "backend": s.backend.Kind})
 	})
+}
+
+// readyzDegraded is /readyz's answer on a Redis Cluster some of whose
+// masters fail the probe while others pass: ready, naming the failing ones.
+type readyzDegraded struct {
+	Status         string          `json:"status"`
+	Backend        string          `json:"backend"`
+	FailingMasters []masterProblem `json:"failing_masters"`
 }
 
 type whoamiResponse struct {

@@ -43,15 +43,18 @@ func (s *Server) buildJobs() error {
 		// The CLI over Redis trims history to the limit the daemons publish,
 		// and `top --redis` marks the queues they refuse by the bounds they
 		// publish (redisbroker.PublishSettings), as written with the limits.
-		failed := &core.LogThrottle{Logger: s.log, Msg: "cannot publish the job queue's settings (JOB_HISTORY, admission bounds) to Redis; retrying", Every: backendLogEvery}
+		failed := &core.LogThrottle{Logger: s.log, Msg: "cannot publish the job queue's settings (JOB_HISTORY, admission bounds) to Redis; retrying", Every: backendLogEvery,
+			Recovered: "published the job queue's settings to Redis again"}
 		s.addTicker("queue-settings-publish", limitsPublishEvery, func(ctx context.Context) {
 			publish(ctx, failed, func(c context.Context) error { return rb.PublishSettings(c, adm, limitsPublishTTL) })
 		})
 	} else {
 		broker = membroker.New(membroker.Options{Clock: s.clock, HistoryLimit: s.cfg.JobHistory})
 	}
-	obs := jobsObserver{m: s.metrics, log: s.log, errs: &core.LogThrottle{Logger: s.log, Msg: "job queue backend failing", Every: backendLogEvery},
-		deadLog: newDeadLogs(s.clock.Now), rejected: newQueueLabels()}
+	obs := jobsObserver{m: s.metrics, log: s.log, errs: &core.LogThrottle{Logger: s.log, Msg: "job queue backend failing", Every: backendLogEvery,
+		Recovered: "job queue backend answers again"},
+		wholeOnly: s.backend.Kind == BackendRedisCluster,
+		deadLog:   newDeadLogs(s.clock.Now), rejected: newQueueLabels()}
 	svc := queue.NewService(queue.Deps{Broker: broker, Clock: s.clock, Observer: obs}, queue.Config{
 		Concurrency:     s.cfg.WorkerConcurrency,
 		TickInterval:    s.cfg.TickInterval,

@@ -19,7 +19,11 @@ import (
 type jobsObserver struct {
 	m    *metrics.Metrics
 	log  *slog.Logger
-	errs *core.LogThrottle // "job queue backend failing"
+	errs *core.LogThrottle // "job queue backend failing", and "… answers again"
+	// wholeOnly: only a call that reads every queue (stats, tick) ends an
+	// outage, as on a Redis Cluster, where the calls of the queues on the
+	// masters that answer succeed while another master is down.
+	wholeOnly bool
 	// deadLog bounds the "job dead" lines of the jobs whose handler failed
 	// their last attempt, per queue: anyone may make a public job go dead.
 	deadLog *deadLogs
@@ -29,7 +33,10 @@ type jobsObserver struct {
 	rejected *queueLabels
 }
 
-var _ queue.Observer = jobsObserver{}
+var (
+	_ queue.Observer       = jobsObserver{}
+	_ queue.AnswerObserver = jobsObserver{}
+)
 
 func (o jobsObserver) Enqueued(source string) { o.m.JobEnqueued.WithLabelValues(source).Inc() }
 
@@ -262,6 +269,17 @@ func (o jobsObserver) BackendError(op string, err error) {
 		}
 		o.errs.Warn(context.Background(), attrs...)
 	}
+}
+
+// BackendAnswered ends an outage that a "job queue backend failing" line
+// began: "job queue backend answers again", once, with the op that
+// succeeded. On a Redis Cluster only stats and tick, which read every
+// queue and so every master, end it (wholeOnly).
+func (o jobsObserver) BackendAnswered(op string) {
+	if o.errs == nil || o.wholeOnly && op != "stats" && op != "tick" {
+		return
+	}
+	o.errs.OK(context.Background(), slog.String("op", op))
 }
 
 // queueOp is the op label of a failed broker call.

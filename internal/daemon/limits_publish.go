@@ -27,19 +27,24 @@ const (
 // logged at most once per backendLogEvery, then retried at the next tick.
 func (s *Server) publishLimits(ctx context.Context, rs *redisstore.Store, every time.Duration) {
 	limits := s.limiter.LimitSet() // fixed for the daemon's life
-	failed := &core.LogThrottle{Logger: s.log, Msg: "cannot publish the rate limits to Redis; retrying", Every: backendLogEvery}
+	failed := &core.LogThrottle{Logger: s.log, Msg: "cannot publish the rate limits to Redis; retrying", Every: backendLogEvery,
+		Recovered: "published the rate limits to Redis again"}
 	everyTick(ctx, every, func() {
 		publish(ctx, failed, func(c context.Context) error { return rs.PublishLimits(c, limits, limitsPublishTTL) })
 	})
 }
 
 // publish runs one write of a published setting, bounded by
-// limitsPublishTimeout; a failure goes to failed's throttled log.
+// limitsPublishTimeout; a failure goes to failed's throttled log, and the
+// first success after a failure it wrote says so (failed.Recovered).
 func publish(ctx context.Context, failed *core.LogThrottle, write func(context.Context) error) {
 	wctx, cancel := context.WithTimeout(ctx, limitsPublishTimeout)
 	err := write(wctx)
 	cancel()
-	if err != nil && ctx.Err() == nil {
+	switch {
+	case err == nil:
+		failed.OK(ctx)
+	case ctx.Err() == nil:
 		failed.Warn(ctx, slog.String("err", err.Error()), core.CauseAttr(err))
 	}
 }

@@ -3,7 +3,11 @@ package daemon
 import (
 	"context"
 	"errors"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -16,18 +20,125 @@ import (
 // resumes by itself (README, Redis layout).
 var readyProbe = redis.NewScript(`return redis.call('LPOP', KEYS[1])`)
 
+// masterProblem is a master of a Redis Cluster that failed the readiness
+// probe: its address and why (masterFailure).
+type masterProblem struct {
+	Server  string `json:"server"`
+	Problem string `json:"problem"`
+}
+
 // ready reports whether the backend answers and lets the daemon work;
-// /readyz uses it.
-func (s *Server) ready(ctx context.Context) error {
+// /readyz and the snapshot use it.
+//
+// On a Redis Cluster every master is probed, in parallel, within ctx: the
+// daemon is ready while at least one of them passes, and failing names the
+// others. A master down costs the queues and limiter keys of its slots
+// only (the limiter decides those by RATE_LIMIT_ON_BACKEND_ERROR, the
+// other masters' queues go on), and it is down for every daemon alike:
+// readiness that followed it would take every daemon out of a load
+// balancer at once, dropping the work the other masters still do. err is
+// set when no master passes (or none is known), with the first failure.
+func (s *Server) ready(ctx context.Context) (failing []masterProblem, err error) {
 	b := s.backend
 	if b.Redis == nil {
-		return nil
+		return nil, nil
 	}
-	err := readyProbe.Run(ctx, b.Redis, []string{b.Prefix + "ready-probe"}).Err()
+	if cc, ok := b.Redis.(*redis.ClusterClient); ok {
+		return readyCluster(ctx, cc, b.Prefix)
+	}
+	return nil, probeReady(ctx, b.Redis, b.Prefix+"ready-probe")
+}
+
+// probeReady runs the probe on c with key.
+func probeReady(ctx context.Context, c redis.Scripter, key string) error {
+	err := readyProbe.Run(ctx, c, []string{key}).Err()
 	if errors.Is(err, redis.Nil) {
 		return nil
 	}
 	return err
+}
+
+// clusterMapWait bounds the refresh of the map of slots that ForEachMaster
+// starts with: a refresh that does not come in time leaves the map as it
+// was, and the probes keep the rest of the caller's time.
+const clusterMapWait = 150 * time.Millisecond
+
+// readyCluster probes every master of c that the client's map of slots
+// names, each with a key of its own slots (readyKey), all within ctx.
+func readyCluster(ctx context.Context, c *redis.ClusterClient, prefix string) ([]masterProblem, error) {
+	var (
+		mu       sync.Mutex
+		failing  []masterProblem
+		firstErr error
+		passed   int
+	)
+	mapCtx, cancel := context.WithTimeout(ctx, clusterMapWait)
+	defer cancel()
+	err := c.ForEachMaster(mapCtx, func(_ context.Context, m *redis.Client) error {
+		addr := m.Options().Addr
+		err := probeReady(ctx, m, readyKey(ctx, c, prefix, addr))
+		if err != nil && movedAway(err) {
+			err = nil // it answered: its slot has just moved
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil {
+			passed++
+			return nil
+		}
+		failing = append(failing, masterProblem{Server: addr, Problem: masterFailure(err)})
+		if firstErr == nil {
+			firstErr = err
+		}
+		return nil
+	})
+	slices.SortFunc(failing, func(a, b masterProblem) int { return strings.Compare(a.Server, b.Server) })
+	switch {
+	case err != nil: // no map of slots at all
+		return nil, err
+	case passed > 0:
+		return failing, nil
+	case firstErr != nil:
+		return failing, firstErr
+	}
+	return nil, errors.New("no master known")
+}
+
+// readyKey is a probe key whose slot master addr serves in c's map (the
+// client computes the slot; no round trip), or the plain probe key when
+// none of the first tags lands there, which a master's MOVED answers.
+func readyKey(ctx context.Context, c *redis.ClusterClient, prefix, addr string) string {
+	for i := range 1 << 16 {
+		key := prefix + "ready-probe:{" + strconv.Itoa(i) + "}"
+		if m, err := c.MasterForKey(ctx, key); err == nil && m.Options().Addr == addr {
+			return key
+		}
+	}
+	return prefix + "ready-probe"
+}
+
+// movedAway reports whether err is a redirection: the node answered.
+func movedAway(err error) bool {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	msg := re.Error()
+	return strings.HasPrefix(msg, "MOVED ") || strings.HasPrefix(msg, "ASK ")
+}
+
+// masterFailure says why one master of a cluster failed the probe.
+func masterFailure(err error) string {
+	var re redis.Error
+	switch {
+	case strings.HasPrefix(err.Error(), "READONLY"):
+		return "a read-only replica"
+	case AuthProblem(err) != "":
+		return "refuses this daemon's user (" + AuthProblem(err) + ")"
+	case errors.As(err, &re):
+		return "refuses the probe: " + re.Error() // CLUSTERDOWN, LOADING, …
+	}
+	return "not answering"
 }
 
 // notReady is /readyz's message for err, a failed probe of the backend.

@@ -2,12 +2,15 @@ package daemon
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/redistest"
 )
 
@@ -62,5 +65,57 @@ func TestReadyzRefusesWhatCannotWork(t *testing.T) {
 				t.Errorf("/readyz %d %q, want %d naming %q", resp, msg, tt.status, tt.message)
 			}
 		})
+	}
+}
+
+// TestReadyzOnAClusterWithAMasterPaused (fail30 F4): on a Redis Cluster
+// /readyz probes every master and stays 200 while one of them passes,
+// naming those that do not; it is 503 only when none passes. It probed one
+// fixed key, so readiness followed whichever master held its slot: every
+// daemon left the load balancer with that one master down (and stayed in
+// with another down).
+func TestReadyzOnAClusterWithAMasterPaused(t *testing.T) {
+	t.Parallel()
+	c := redistest.StartCluster(t, 3, "--cluster-node-timeout", "60000")
+	s, _ := newURLServer(t, c.URL(), func(c *config.Config) { c.RateLimitEnabled = false })
+	failing := func(body map[string]any) []string {
+		var out []string
+		list, _ := body["failing_masters"].([]any)
+		if d, ok := body["error"].(map[string]any); ok {
+			details, _ := d["details"].(map[string]any)
+			list, _ = details["failing_masters"].([]any)
+		}
+		for _, m := range list {
+			m, _ := m.(map[string]any)
+			out = append(out, fmt.Sprint(m["server"], ": ", m["problem"]))
+		}
+		slices.Sort(out)
+		return out
+	}
+	if resp, body := do(t, s, "GET", "/readyz", "", ""); resp.StatusCode != 200 || len(failing(body)) > 0 {
+		t.Fatalf("/readyz with every master up: %d %v, want 200 naming none", resp.StatusCode, body)
+	}
+
+	// The master of the single-server probe key's slot.
+	held := c.MasterFor("refrakt:ready-probe")
+	held.Pause()
+	defer held.Resume()
+	resp, body := do(t, s, "GET", "/readyz", "", "")
+	if want := []string{held.Addr() + ": not answering"}; resp.StatusCode != 200 || !slices.Equal(failing(body), want) {
+		t.Errorf("/readyz with master %s paused: %d %v, want 200 naming it (%q)", held.Addr(), resp.StatusCode, body, want)
+	}
+
+	var all []string
+	for _, n := range c.Nodes() {
+		if n != held {
+			n.Pause()
+			defer n.Resume()
+		}
+		all = append(all, n.Addr()+": not answering")
+	}
+	slices.Sort(all)
+	resp, body = do(t, s, "GET", "/readyz", "", "")
+	if resp.StatusCode != 503 || errMessage(body) != "backend redis-cluster is not reachable" || !slices.Equal(failing(body), all) {
+		t.Errorf("/readyz with every master paused: %d %v, want 503 naming all of them", resp.StatusCode, body)
 	}
 }

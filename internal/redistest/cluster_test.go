@@ -3,15 +3,18 @@ package redistest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
@@ -255,7 +258,8 @@ func BenchmarkStartCluster(b *testing.B) {
 
 // TestClusterScript drives scripts/redis-cluster.sh the way a developer
 // does: start, start again (idempotent), a node killed and brought back by
-// start with its data, status, stop.
+// start with its data, status, a node stalled (status says so, exit 1:
+// it hung on it, fail30 F5), stop.
 func TestClusterScript(t *testing.T) {
 	t.Parallel()
 	Require(t)
@@ -271,7 +275,12 @@ func TestClusterScript(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cluster")
 	run := func(args ...string) (string, error) {
 		t.Helper()
-		cmd := exec.Command(script, args...)
+		// Bounded generously, for a script that hangs to fail the test
+		// rather than stall it (not a timing assertion).
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, script, args...)
+		cmd.WaitDelay = 5 * time.Second // a redis-cli child left behind keeps stdout open
 		cmd.Env = append(os.Environ(), "REFRAKT_CLUSTER_DIR="+dir, "REPLICAS=0")
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -325,15 +334,7 @@ func TestClusterScript(t *testing.T) {
 	// the first whose range ends at or after the key's slot.
 	i := slices.IndexFunc(slotRanges(3), func(last int) bool { return KeySlot(key) <= last })
 	owner := addrs[i]
-	pidFile := filepath.Join(dir, "node-"+strconv.Itoa(i+1), "redis.pid")
-	raw, err := os.ReadFile(pidFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-	if err != nil {
-		t.Fatalf("pid file %s: %v", pidFile, err)
-	}
+	pid := readPid(t, filepath.Join(dir, "node-"+strconv.Itoa(i+1), "redis.pid"))
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill node %s (pid %d): %v", owner, pid, err)
 	}
@@ -354,6 +355,27 @@ func TestClusterScript(t *testing.T) {
 		t.Errorf("status: %v", err)
 	}
 
+	// A stalled node accepts connections and never answers: status says
+	// so and exits 1, and its seed line names a node that is ok.
+	stalled := readPid(t, filepath.Join(dir, "node-1", "redis.pid"))
+	if err := syscall.Kill(stalled, syscall.SIGSTOP); err != nil {
+		t.Fatalf("stop node %s (pid %d): %v", addrs[0], stalled, err)
+	}
+	resume := func() { _ = syscall.Kill(stalled, syscall.SIGCONT) }
+	t.Cleanup(resume) // before stop, which runs first (cleanups run last in, first out)
+	out, err = run("status")
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Errorf("status with node %s stalled: %v, want exit status 1; it printed:\n%s", addrs[0], err, out)
+	}
+	if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(addrs[0]) + ` .* noanswer$`).MatchString(out) {
+		t.Errorf("status with node %s stalled does not show it as noanswer:\n%s", addrs[0], out)
+	}
+	if !strings.Contains(out, "seed: redis://"+addrs[1]+"\n") {
+		t.Errorf("status with node %s stalled does not give the next node, %s, as the seed:\n%s", addrs[0], addrs[1], out)
+	}
+	resume()
+
 	if _, err := run("stop"); err != nil {
 		t.Fatal(err)
 	}
@@ -365,4 +387,18 @@ func TestClusterScript(t *testing.T) {
 			t.Errorf("node %s still answers after stop", a)
 		}
 	}
+}
+
+// readPid reads a node's pid file.
+func readPid(t *testing.T, pidFile string) int {
+	t.Helper()
+	raw, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatalf("pid file %s: %v", pidFile, err)
+	}
+	return pid
 }

@@ -43,6 +43,14 @@ const (
 	DeadLeaseExpired DeadCause = "lease expired on its last attempt"
 )
 
+// AnswerObserver is an Observer that is told of the broker calls that
+// succeeded as well (BackendAnswered, with the op BackendError would name):
+// the daemon logs the end of a backend outage it logged the start of. The
+// Service tells it of enqueue, get, list, stats and tick.
+type AnswerObserver interface {
+	BackendAnswered(op string)
+}
+
 // BackendOps lists every op of Observer.BackendError.
 var BackendOps = []string{"enqueue", "get", "list", "stats", "queues", "admission", "fetch", "claim", "extend", "finish", "release",
 	"cancel", "requeue", "remove_queue", "tick"}

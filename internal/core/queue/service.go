@@ -122,6 +122,7 @@ type Service struct {
 	broker    Broker
 	registry  *Registry
 	obs       Observer
+	answers   AnswerObserver // obs, when it is one
 	clock     Clock
 	cfg       Config
 	admission *Admission
@@ -151,6 +152,7 @@ func NewService(d Deps, cfg Config) *Service {
 	cfg = cfg.withDefaults()
 	s := &Service{broker: d.Broker, registry: d.Registry, obs: d.Observer, clock: d.Clock, cfg: cfg, waiters: map[string][]chan struct{}{},
 		manualRuns: map[string]*manualRun{}}
+	s.answers, _ = d.Observer.(AnswerObserver)
 	s.admission = newAdmission(d.Broker, d.Clock, d.Observer, cfg.Admission)
 	return s
 }
@@ -253,6 +255,7 @@ func (s *Service) store(ctx context.Context, jobs []NewJob) ([]*Job, error) {
 	if err := s.broker.Enqueue(ctx, jobs...); err != nil {
 		return nil, s.backendErr("enqueue", err)
 	}
+	s.answered("enqueue")
 	out := make([]*Job, len(jobs))
 	for i, nj := range jobs {
 		s.obs.Enqueued(nj.Source)
@@ -296,14 +299,20 @@ func (s *Service) storeOne(ctx context.Context, nj NewJob) (*Job, error) {
 	if err := s.broker.Enqueue(ctx, nj); err != nil {
 		return nil, s.backendErr("enqueue", err)
 	}
+	s.answered("enqueue")
 	s.obs.Enqueued(nj.Source)
 	return nj.Job, nil
 }
 
 // backendErr wraps a broker failure as core.CodeUnavailable and counts it,
-// passing coded errors (not found, conflict) through.
+// passing coded errors (not found, conflict) through; a success (nil) goes
+// to the AnswerObserver.
 func (s *Service) backendErr(op string, err error) error {
-	if err == nil || core.ErrorCode(err) != core.CodeInternal {
+	if err == nil {
+		s.answered(op)
+		return nil
+	}
+	if core.ErrorCode(err) != core.CodeInternal {
 		return err
 	}
 	s.obs.BackendError(op, err)
@@ -313,6 +322,13 @@ func (s *Service) backendErr(op string, err error) error {
 			strings.Join(ids, ", ")))
 	}
 	return core.Wrap(core.CodeUnavailable, err, "the job queue is unavailable")
+}
+
+// answered tells an AnswerObserver that a broker call for op succeeded.
+func (s *Service) answered(op string) {
+	if s.answers != nil {
+		s.answers.BackendAnswered(op)
+	}
 }
 
 // Get returns one job.
