@@ -266,25 +266,10 @@ func TestClusterMasterDown(t *testing.T) {
 				}
 			})
 			for range 2 {
-				// Connected as the daemon does: a PING first.
-				rdb := newClusterClient(t, c)
-				if err := rdb.Ping(ctx).Err(); err != nil {
-					t.Fatal(err)
-				}
-				s := newStore(t, rdb, redisstore.Options{Timeout: timeout})
-				if err := s.Load(ctx); err != nil {
-					t.Fatal(err)
-				}
 				cfg := ratelimit.DefaultConfig()
 				cfg.OnBackendError, cfg.BackendTimeout = policy, timeout
 				cfg.RunBurst, cfg.RunPerMinute = 4, 1
-				l, err := ratelimit.New(cfg, ratelimit.Deps{
-					Store: s, Local: memstore.New(ratelimit.SystemClock{}),
-					Logger: slog.New(slog.NewTextHandler(logs, nil)),
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
+				l, _ := clusterLimiter(t, c, cfg, logs)
 				if _, err := l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: "192.0.2.1"}); err != nil {
 					t.Fatal(err)
 				}
@@ -509,22 +494,9 @@ func TestClusterRequestAcrossAFailedMaster(t *testing.T) {
 			var ls []*ratelimit.Limiter
 			rules := ratelimit.DefaultConfig().Rules()
 			for range 2 {
-				rdb := newClusterClient(t, c)
-				if err := rdb.Ping(ctx).Err(); err != nil {
-					t.Fatal(err)
-				}
-				s := newStore(t, rdb, redisstore.Options{Timeout: timeout})
-				if err := s.Load(ctx); err != nil {
-					t.Fatal(err)
-				}
 				cfg := ratelimit.DefaultConfig()
 				cfg.OnBackendError, cfg.BackendTimeout = policy, timeout
-				local := memstore.New(ratelimit.SystemClock{})
-				l, err := ratelimit.New(cfg, ratelimit.Deps{Store: s, Local: local,
-					Logger: slog.New(slog.NewTextHandler(logs, nil))})
-				if err != nil {
-					t.Fatal(err)
-				}
+				l, local := clusterLimiter(t, c, cfg, logs)
 				if _, err := l.SetOverride(ctx, override, 0); err != nil {
 					t.Fatal(err)
 				}
@@ -733,4 +705,26 @@ func TestClusterMovingSlotBlamesNoMaster(t *testing.T) {
 	if d, err := l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: other}); err != nil || !d.Allowed {
 		t.Errorf("a key of the same master, in a slot that does not move: %+v, %v; want decided by Redis, allowed", d, err)
 	}
+}
+
+// clusterLimiter is a limiter on c connected as the daemon connects (a
+// PING first, the scripts loaded), with cfg, its local fallback store, and
+// its log written to logs.
+func clusterLimiter(t *testing.T, c *redistest.Cluster, cfg ratelimit.Config, logs io.Writer) (*ratelimit.Limiter, *memstore.Store) {
+	t.Helper()
+	ctx := context.Background()
+	rdb := newClusterClient(t, c)
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(t, rdb, redisstore.Options{Timeout: cfg.BackendTimeout})
+	if err := s.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	local := memstore.New(ratelimit.SystemClock{})
+	l, err := ratelimit.New(cfg, ratelimit.Deps{Store: s, Local: local, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, local
 }
