@@ -269,23 +269,12 @@ func (c Config) Validate() error {
 	}
 	if c.PremiumMultiplier < 1 || c.PremiumMultiplier > ratelimit.MaxPremiumMultiplier {
 		bad("RATE_LIMIT_PREMIUM_MULTIPLIER", "%g must be between 1 and %d", c.PremiumMultiplier, ratelimit.MaxPremiumMultiplier)
-	} else {
-		// The rates a bucket refills, in both tiers, must be exact to 1%
-		// (a token per whole microsecond).
-		for _, r := range []struct {
-			env string
-			v   int
-		}{{"RATE_LIMIT_RUN_PER_MINUTE", c.RunPerMinute}, {"RATE_LIMIT_ASSISTANT_PER_MINUTE", c.AssistantPerMinute}} {
-			if r.v < 1 || r.v > ratelimit.MaxCapacity {
-				continue // said above
-			}
-			p := ratelimit.Policy{Burst: r.v, Rate: r.v, Window: time.Minute}
-			if why := p.RefillShortfall(); why != "" {
-				bad(r.env, "%d per minute %s", r.v, why)
-			} else if why := p.Premium(c.PremiumMultiplier).RefillShortfall(); why != "" {
-				bad(r.env, "%d per minute × %s %g (the premium tier's rate) %s", r.v, c.SettingName("RATE_LIMIT_PREMIUM_MULTIPLIER"), c.PremiumMultiplier, why)
-			}
-		}
+	}
+	// The rates a bucket refills, in both tiers, must be exact to 1% (a
+	// token per whole microsecond).
+	rates := ratelimit.Config{RunPerMinute: c.RunPerMinute, AssistantPerMinute: c.AssistantPerMinute, PremiumMultiplier: c.PremiumMultiplier}
+	for _, p := range rates.RefillProblems() {
+		bad(p.Setting, "%s", p.Message(c.SettingName("RATE_LIMIT_PREMIUM_MULTIPLIER")))
 	}
 	if c.BanDuration > ratelimit.MaxBan {
 		bad("BAN_SECONDS", "%s must be at most %s: a ban, repeats included, lasts at most an hour", c.BanDuration, ratelimit.MaxBan)

@@ -96,7 +96,7 @@ func TestLoadBad(t *testing.T) {
 		// refilled 60,000,000 (rr30-rl RR30-5), refused before the
 		// listener binds.
 		{"rate not refilled exactly", map[string]string{"RATE_LIMIT_RUN_PER_MINUTE": "1073741824"}, nil,
-			"RATE_LIMIT_RUN_PER_MINUTE: 1073741824 per minute cannot be refilled exactly: a bucket refills a token per whole microsecond (every 1µs here, 60000000 per 1m0s)"},
+			"RATE_LIMIT_RUN_PER_MINUTE: 1073741824 per minute cannot be refilled exactly: a bucket refills a token per whole microsecond (every 1µs here: 60000000 per 1m0s); every rate up to 600000 per 1m0s is exact to 1%"},
 		{"premium rate not refilled exactly", nil, map[string]string{"rate-limit-assistant-per-minute": "600000", "rate-limit-premium-multiplier": "7"},
 			"--rate-limit-assistant-per-minute: 600000 per minute × --rate-limit-premium-multiplier 7 (the premium tier's rate) cannot be refilled exactly"},
 		{"bad cidr", map[string]string{"TRUSTED_PROXIES": "10.0.0.0/99"}, nil, `TRUSTED_PROXIES: "10.0.0.0/99" has "10.0.0.0/99", which is not a CIDR`},

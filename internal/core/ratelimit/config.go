@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/refrakt/refrakt/internal/core"
@@ -144,22 +145,52 @@ func (c Config) Validate() error {
 	case c.ErrorLogInterval < 0:
 		return bad("error log interval", c.ErrorLogInterval)
 	}
-	// The settable rates, and the premium tier's, must refill exactly.
-	for _, r := range []struct {
-		setting string
-		p       Policy
-	}{
-		{"RATE_LIMIT_RUN_PER_MINUTE", Policy{Rate: c.RunPerMinute, Window: time.Minute}},
-		{"RATE_LIMIT_ASSISTANT_PER_MINUTE", Policy{Rate: c.AssistantPerMinute, Window: time.Minute}},
-	} {
-		if err := r.p.checkRefill(r.setting); err != nil {
-			return err
-		}
-		if err := r.p.Premium(c.PremiumMultiplier).checkRefill(r.setting + " × RATE_LIMIT_PREMIUM_MULTIPLIER"); err != nil {
-			return err
-		}
+	if ps := c.RefillProblems(); len(ps) > 0 {
+		return core.Errorf(core.CodeInvalid, "%s: %s", ps[0].Setting, ps[0].Message("RATE_LIMIT_PREMIUM_MULTIPLIER"))
 	}
 	return nil
+}
+
+// RefillProblem is a settable rate that its bucket cannot refill to 1%
+// (Policy.RefillShortfall), in the normal tier or the premium tier.
+type RefillProblem struct {
+	Setting   string  // RATE_LIMIT_RUN_PER_MINUTE or RATE_LIMIT_ASSISTANT_PER_MINUTE
+	PerMinute int     // its value
+	Premium   float64 // the multiplier, when the premium tier's rate is the one; else 0
+	Why       string
+}
+
+// Message is p as an error's text after its setting's name; multiplier
+// names the premium multiplier's setting (a variable or a flag).
+func (p RefillProblem) Message(multiplier string) string {
+	if p.Premium > 0 {
+		return fmt.Sprintf("%d per minute × %s %g (the premium tier's rate) %s", p.PerMinute, multiplier, p.Premium, p.Why)
+	}
+	return fmt.Sprintf("%d per minute %s", p.PerMinute, p.Why)
+}
+
+// RefillProblems returns c's settable rates within their bounds, and their
+// premium tier's (with a multiplier within its bounds), that a bucket
+// cannot refill to 1%.
+func (c Config) RefillProblems() []RefillProblem {
+	var out []RefillProblem
+	for _, r := range []struct {
+		setting string
+		v       int
+	}{{"RATE_LIMIT_RUN_PER_MINUTE", c.RunPerMinute}, {"RATE_LIMIT_ASSISTANT_PER_MINUTE", c.AssistantPerMinute}} {
+		if r.v < 1 || r.v > MaxCapacity {
+			continue
+		}
+		p := Policy{Burst: r.v, Rate: r.v, Window: time.Minute}
+		if why := p.RefillShortfall(); why != "" {
+			out = append(out, RefillProblem{Setting: r.setting, PerMinute: r.v, Why: why})
+		} else if m := c.PremiumMultiplier; m >= 1 && m <= MaxPremiumMultiplier {
+			if why := p.Premium(m).RefillShortfall(); why != "" {
+				out = append(out, RefillProblem{Setting: r.setting, PerMinute: r.v, Premium: m, Why: why})
+			}
+		}
+	}
+	return out
 }
 
 // Limits returns the built-in limits of DESIGN §3 with this configuration.

@@ -266,7 +266,7 @@ func TestOverrideBounds(t *testing.T) {
 		// 1,500,000 a second refilled 1,000,000, and 600,001 refilled
 		// 500,000, their RateLimit-Policy's q saying so (rr30-rl RR30-5).
 		{ratelimit.Override{Target: "tenant-meta", Capacity: 1_500_000, Window: time.Second}, 0, "cannot be refilled exactly"},
-		{ratelimit.Override{Target: "tenant-meta", Capacity: 600_001, Window: time.Second}, 0, "every 2µs here, 500000 per 1s"},
+		{ratelimit.Override{Target: "tenant-meta", Capacity: 600_001, Window: time.Second}, 0, "every 2µs here: 500000 per 1s"},
 	} {
 		if _, err := l.SetOverride(ctx, c.o, c.ttl); core.ErrorCode(err) != core.CodeInvalid || !strings.Contains(core.ErrorMessage(err), c.want) {
 			t.Errorf("SetOverride(%+v, ttl %s) = %v, want an invalid error about the %s", c.o, c.ttl, err, c.want)
@@ -306,6 +306,38 @@ func TestOverrideBounds(t *testing.T) {
 // TestUserTenantPairsKeyApart: the pairs (user "a:b", tenant "c") and
 // (user "a", tenant "b:c") are two identities, with a bucket each; they
 // once shared the key "secure-ping:user_tenant:a:b:c".
+// TestStoredInexactOverrideApplied (review code30 C1): an override an
+// earlier version stored with a rate its bucket cannot refill exactly
+// (1,500,000 a second, refilled 1,000,000) is applied and listed, as
+// README's rolling upgrades say; only a new one is refused. It was
+// dropped on load: the target fell back to its built-in limit (60 of
+// 100 requests admitted) and limits get did not list it.
+func TestStoredInexactOverrideApplied(t *testing.T) {
+	ctx := context.Background()
+	clock := storetest.NewClock()
+	store := memstore.New(clock)
+	old := ratelimit.Override{Target: "tenant-meta", Capacity: 1_500_000, Window: time.Second, Mode: ratelimit.ModeEnforce, CreatedAt: clock.Now()}
+	if err := store.SetOverride(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	l := storetest.NewLimiter(t, store, clock, nil)
+	if err := l.RefreshOverrides(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.InForce([]ratelimit.Override{old}); len(got) != 1 {
+		t.Errorf("the stored override in force (limits get --redis): %+v, want it", got)
+	}
+	allowed := 0
+	for range 100 {
+		if d, _ := l.Allow(ctx, ratelimit.Request{Limit: "tenant-meta", IP: "192.0.2.9"}); d.Allowed {
+			allowed++
+		}
+	}
+	if allowed != 100 {
+		t.Errorf("%d of 100 requests admitted under the stored override of 1,500,000 a second", allowed)
+	}
+}
+
 func TestUserTenantPairsKeyApart(t *testing.T) {
 	clock := storetest.NewClock()
 	l, err := ratelimit.New(ratelimit.DefaultConfig(), ratelimit.Deps{Store: memstore.New(clock), Clock: clock})

@@ -24,6 +24,9 @@ func (l *Limiter) SetOverride(ctx context.Context, o Override, ttl time.Duration
 	if err := o.checkBucket(); err != nil {
 		return Override{}, err
 	}
+	if why := (Policy{Burst: o.Capacity, Rate: o.Capacity, Window: o.Window}).RefillShortfall(); why != "" {
+		return Override{}, core.Errorf(core.CodeInvalid, "capacity %d per %s %s", o.Capacity, o.Window, why)
+	}
 	switch {
 	case ttl < 0 || ttl > MaxOverrideTTL:
 		return Override{}, core.Errorf(core.CodeInvalid, "ttl must be between 0 and %d days, got %s", MaxOverrideTTL/(24*time.Hour), ttl)
@@ -50,8 +53,9 @@ func (l *Limiter) SetOverride(ctx context.Context, o Override, ttl time.Duration
 }
 
 // checkBucket refuses a capacity or window outside the bounds every bucket
-// keeps (MaxCapacity, 1s to MaxWindow), and a capacity per window its
-// bucket cannot refill exactly (Policy.checkRefill).
+// keeps (MaxCapacity, 1s to MaxWindow). A capacity per window a bucket
+// cannot refill exactly is not among them: SetOverride refuses a new one,
+// and one an earlier version stored is applied, refilled as its bucket can.
 func (o *Override) checkBucket() error {
 	switch {
 	case o.Capacity <= 0 || o.Capacity > MaxCapacity:
@@ -59,7 +63,7 @@ func (o *Override) checkBucket() error {
 	case o.Window < time.Second || o.Window > MaxWindow:
 		return core.Errorf(core.CodeInvalid, "window must be between 1s and %d days, got %s", MaxWindow/(24*time.Hour), o.Window)
 	}
-	return Policy{Burst: o.Capacity, Rate: o.Capacity, Window: o.Window}.checkRefill("capacity")
+	return nil
 }
 
 // DeleteOverride removes the override of target.

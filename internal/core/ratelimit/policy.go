@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"time"
-
-	"github.com/refrakt/refrakt/internal/core"
 )
 
 // Scope names whose identity a bucket is keyed on.
@@ -78,28 +76,22 @@ func (p Policy) interval() int64 {
 	return (w + int64(p.Rate) - 1) / int64(p.Rate)
 }
 
-// checkRefill refuses a policy whose bucket would refill more than 1%
-// below its rate: the interval is whole microseconds, rounded up, so 600,001
-// a second refilled 500,000 and 1,500,000 a second 1,000,000, while the
-// policy said otherwise. A rate of at most 10,000 a second, or one that
-// divides the window's microseconds, is exact to 1%. what names the rate
-// in the error (a setting, or "capacity").
-func (p Policy) checkRefill(what string) error {
-	if why := p.RefillShortfall(); why != "" {
-		return core.Errorf(core.CodeInvalid, "%s %d per %s %s", what, p.Rate, p.Window, why)
-	}
-	return nil
-}
-
-// RefillShortfall is why p's bucket cannot refill its rate to 1%, or "".
+// RefillShortfall is why p's bucket cannot refill its rate to 1%, or "":
+// the interval is whole microseconds, rounded up, so 600,001 a second
+// refilled 500,000 and 1,500,000 a second 1,000,000, while the policy said
+// otherwise. A rate of at most 10,000 a second, or one that divides the
+// window's microseconds, is exact to 1%. New policies are refused with it
+// (SetOverride, the settings); one stored before is applied as its bucket
+// can keep it.
 func (p Policy) RefillShortfall() string {
 	w := p.Window.Microseconds()
 	iv := p.interval()
 	if float64(iv)*float64(p.Rate) <= float64(w)*1.01 {
 		return ""
 	}
-	return fmt.Sprintf("cannot be refilled exactly: a bucket refills a token per whole microsecond (every %dµs here, %d per %s); "+
-		"choose at most %d a second, or a number that divides the window's %d µs", iv, w/iv, p.Window, refillExactPerSecond, w)
+	return fmt.Sprintf("cannot be refilled exactly: a bucket refills a token per whole microsecond (every %dµs here: %d per %s); "+
+		"every rate up to %d per %s is exact to 1%%, and above it one that divides the window's %d µs",
+		iv, w/iv, p.Window, int64(refillExactPerSecond)*int64(p.Window/time.Second), p.Window, w)
 }
 
 // refillExactPerSecond is the rate up to which every policy refills within
