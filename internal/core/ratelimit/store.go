@@ -244,8 +244,23 @@ func (c *Cell) Idle(r *Rules, now int64) bool {
 		(c.LastBan == 0 || c.BannedUntil+r.RepeatMicros <= now)
 }
 
+// asOf is c as a decision at now would find it: its times moved by a
+// clock that stepped back since its last decision (rebase), or c itself.
+// The snapshot's views go through it, so that after a step back a key with
+// one strike does not show sixty (the step read as time to decay back).
+func (c *Cell) asOf(now int64) *Cell {
+	if c.Seen <= now {
+		return c
+	}
+	moved := *c
+	moved.rebase(now - moved.Seen)
+	moved.Seen = now
+	return &moved
+}
+
 // StrikesAt returns c's strikes at now, those decayed since taken off.
 func (c *Cell) StrikesAt(r *Rules, now int64) int {
+	c = c.asOf(now)
 	if c.Strikes > 0 && r.DecayMicros > 0 {
 		return max(0, c.Strikes-int((now-c.StrikeAt)/r.DecayMicros))
 	}
@@ -255,6 +270,7 @@ func (c *Cell) StrikesAt(r *Rules, now int64) int {
 // Penalized reports whether a snapshot at now shows c with strikes or a ban
 // (State's Strikes > 0 or BannedUntil set), without building the state.
 func (c *Cell) Penalized(r *Rules, now int64) bool {
+	c = c.asOf(now)
 	return c.BannedUntil > now || c.StrikesAt(r, now) > 0
 }
 
@@ -272,7 +288,9 @@ func (c *Cell) Shown(r *Rules, now int64) bool {
 // window since the last strike, the bucket full) is not anticipated: the
 // window is not stored.
 func (c *Cell) State(key string, r *Rules, now int64) BucketState {
-	st := BucketState{Key: key, Strikes: c.StrikesAt(r, now), LastSeen: time.UnixMicro(c.Seen).UTC()}
+	seen := c.Seen
+	c = c.asOf(now)
+	st := BucketState{Key: key, Strikes: c.StrikesAt(r, now), LastSeen: time.UnixMicro(seen).UTC()}
 	if c.BannedUntil > now {
 		st.Capacity = c.banCapacity(r)
 		st.BannedUntil = time.UnixMicro(c.BannedUntil).UTC()

@@ -133,3 +133,25 @@ func TestIdleKeepsABansLevel(t *testing.T) {
 		}
 	}
 }
+
+// TestStateAfterAClockSteppedBack (review code30 C8): a snapshot taken
+// after the store's clock stepped back shows a key as its next decision
+// finds it (moved by the step, Cell.rebase), not with the step read as
+// time the wrong way: a key with one strike showed 61, at capacity 1.
+func TestStateAfterAClockSteppedBack(t *testing.T) {
+	r := ratelimit.DefaultConfig()
+	rules := r.Rules()
+	at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC).UnixMicro()
+	iv := (20 * time.Second).Microseconds()
+	// rl-test's bucket (3 per minute) with one token spent and one strike,
+	// as its last decision at left it.
+	c := ratelimit.Cell{TAT: at + iv, Interval: iv, Capacity: 3, Strikes: 1, StrikeAt: at, Seen: at}
+	back := at - time.Hour.Microseconds()
+	st := c.State("rl-test:ip:192.0.2.1", &rules, back)
+	if st.Strikes != 1 || st.Capacity != 1 || st.Remaining != 0 {
+		t.Errorf("an hour back: %+v, want strikes 1, capacity 1 (3 halved, floored), remaining 0 (the token spent)", st)
+	}
+	if !c.Penalized(&rules, back) {
+		t.Error("an hour back the key is not penalized")
+	}
+}
