@@ -273,10 +273,12 @@ func (o jobsObserver) BackendError(op string, err error) {
 
 // BackendAnswered ends an outage that a "job queue backend failing" line
 // began: "job queue backend answers again", once, with the op that
-// succeeded. On a Redis Cluster only stats and tick, which read every
-// queue and so every master, end it (wholeOnly).
+// succeeded. On a Redis Cluster only stats, which reads every queue and so
+// every master, ends it (wholeOnly): a tick leaves out the queues of a
+// master marked failing, so a tick that succeeds says nothing of it
+// (review code30 C2: it ended the outage's log mid-outage).
 func (o jobsObserver) BackendAnswered(op string) {
-	if o.errs == nil || o.wholeOnly && op != "stats" && op != "tick" {
+	if o.errs == nil || o.wholeOnly && op != "stats" {
 		return
 	}
 	o.errs.OK(context.Background(), slog.String("op", op))

@@ -89,6 +89,41 @@ func TestQueueOutageEndLogged(t *testing.T) {
 			t.Errorf("log, want one %s op=stats once every master answers:\n%s", again, text)
 		}
 	})
+	// A tick leaves out the queues of a master marked failing, so one that
+	// succeeds meanwhile does not end the outage's log (review code30 C2:
+	// "answers again op=tick" with the master still paused).
+	t.Run("cluster tick", func(t *testing.T) {
+		t.Parallel()
+		c := redistest.StartCluster(t, 3, "--cluster-node-timeout", "60000")
+		index := c.MasterFor("refrakt:queues")
+		var down, up *redistest.Server
+		for _, n := range c.Nodes() {
+			switch {
+			case n == index:
+			case down == nil:
+				down = n
+			default:
+				up = n
+			}
+		}
+		s, logs := newLoggingURLServer(t, c.URL())
+		for _, q := range []string{queueOnMaster(c, down, "t"), queueOnMaster(c, up, "t")} {
+			if resp, body := do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"ping","queue":"`+q+`","delay_ms":60000}`); resp.StatusCode != 202 {
+				t.Fatalf("enqueue in %s: %d %v", q, resp.StatusCode, body)
+			}
+		}
+		down.Pause()
+		defer down.Resume()
+		for i := range 3 {
+			resp, _ := do(t, s, "POST", "/api/dev/jobs/tick", devToken, "")
+			if i == 0 && resp.StatusCode != 503 {
+				t.Fatalf("the first tick with a master paused: %d, want 503", resp.StatusCode)
+			}
+		}
+		if text := logs.String(); !strings.Contains(text, failing) || strings.Contains(text, again) {
+			t.Errorf("log after ticks with a master still paused: want %s and no %s:\n%s", failing, again, text)
+		}
+	})
 }
 
 // TestPublishOutageEndLogged (fail30 F6): a failed publication of the job

@@ -120,7 +120,13 @@ func (s *Service) RunNext(ctx context.Context, q string) (*Job, error) {
 		leases, err = s.broker.Fetch(ctx, FetchRequest{N: 1, Lease: s.cfg.Lease})
 	}
 	if err != nil {
-		return nil, s.backendErr("fetch", err)
+		// A fetch may answer a job with the error of a queue it could not
+		// read (a Cluster master failing): the job is run, not dropped
+		// leased to nobody until its lease ends.
+		err = s.backendErr("fetch", err)
+		if len(leases) == 0 {
+			return nil, err
+		}
 	}
 	if len(leases) == 0 {
 		if q == "" {

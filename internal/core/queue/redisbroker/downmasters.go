@@ -26,9 +26,10 @@ import (
 // cost a command timeout each, and only the first is paid now. Enqueues
 // have lanes of their own per master (enqLane) and need none of this.
 type downMasters struct {
-	n  atomic.Int32 // len(m), read without mu on every fetch
-	mu sync.Mutex
-	m  map[string]*downMaster // by address
+	n       atomic.Int32 // len(m), read without mu on every fetch
+	mu      sync.Mutex
+	m       map[string]*downMaster // by address
+	sweptAt time.Time              // when forgetMoved last looked
 }
 
 // downMaster is a master marked failing.
@@ -80,6 +81,7 @@ func (b *Broker) isDown(ctx context.Context, key string) bool {
 	d := &b.down
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	b.forgetMoved(ctx)
 	m := d.m[addr]
 	if m == nil {
 		return false
@@ -89,6 +91,26 @@ func (b *Broker) isDown(ctx context.Context, key string) bool {
 		go b.probe(addr, m)
 	}
 	return true
+}
+
+// forgetMoved drops, at most once a second, the marks of masters that hold
+// their key no more: a failover gave their slots to another address, and
+// no fetch would ask for theirs again to probe it, so the mark stayed, and
+// every fetch checked each queue's master for good (review code30 C7).
+// b.down.mu held.
+func (b *Broker) forgetMoved(ctx context.Context) {
+	d := &b.down
+	now := time.Now()
+	if now.Sub(d.sweptAt) < time.Second {
+		return
+	}
+	d.sweptAt = now
+	for addr, m := range d.m {
+		if !m.probing && b.masterOfKey(ctx, m.key) != addr {
+			delete(d.m, addr)
+		}
+	}
+	d.n.Store(int32(len(d.m)))
 }
 
 // liveQueues returns those of names whose master is not marked failing,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/queue/redisbroker"
 	"github.com/refrakt/refrakt/internal/redistest"
@@ -46,9 +47,11 @@ func (s *sentTo) count(addr string) (int, map[string]int) {
 	return total, by
 }
 
-// handshake are the commands a probe sends (PING) or a new connection
-// (HELLO, CLIENT SETINFO, AUTH, SELECT): none is a fetch's or a tick's.
-var handshake = map[string]bool{"ping": true, "hello": true, "client": true, "auth": true, "select": true}
+// handshake are the commands a probe sends (PING), a new connection
+// (HELLO, CLIENT SETINFO, AUTH, SELECT) or the client's reload of the map
+// of slots (CLUSTER SLOTS, to a node it picks): none is a fetch's or a
+// tick's.
+var handshake = map[string]bool{"ping": true, "hello": true, "client": true, "auth": true, "select": true, "cluster": true}
 
 func (s *sentTo) reset() {
 	s.mu.Lock()
@@ -290,5 +293,37 @@ func TestClusterTickWithAnotherMasterPaused(t *testing.T) {
 	resume()
 	if sent > 0 {
 		t.Errorf("3 ticks after the stalled master was found sent it %d commands (%v)", sent, by)
+	}
+}
+
+// TestClusterRunNextOfAQueueOnAFailingMaster (review code30 C4): a fetch of
+// queues the caller names, whose master is marked failing, answers an
+// error, not "none pending": run-next of such a queue answered 404 "no
+// pending job" while it held one.
+func TestClusterRunNextOfAQueueOnAFailingMaster(t *testing.T) {
+	c, b, svc, _ := watchedCluster(t)
+	ctx := context.Background()
+	index := c.MasterFor(redisbroker.DefaultPrefix + "queues")
+	wake := c.MasterFor(redisbroker.DefaultPrefix + "wake")
+	names := queuePerMaster(t, c)
+	stalled := -1
+	for i, n := range c.Nodes() {
+		if n != index && n != wake {
+			stalled = i
+		}
+	}
+	if stalled < 0 {
+		t.Fatal("every master holds the index or the wake-up list")
+	}
+	q := names[stalled]
+	if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI); err != nil {
+		t.Fatal(err)
+	}
+	resume := pauseFor(t, c.Nodes()[stalled])
+	defer resume()
+	_, _ = b.Fetch(ctx, queue.FetchRequest{N: 1, Lease: time.Minute}) // meets the paused master, and marks it
+	_, err := svc.RunNext(ctx, q)
+	if code := core.ErrorCode(err); code != core.CodeUnavailable {
+		t.Errorf("run-next of %s, its master paused and marked failing: %v (code %q), want unavailable", q, err, code)
 	}
 }

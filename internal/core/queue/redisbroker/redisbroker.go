@@ -972,13 +972,22 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 		}
 		var err error
 		if names, err = b.queueNames(ctx, fresh); err != nil {
-			if len(b.knownNames()) == 0 || ctx.Err() != nil || !b.failed(ctx, b.indexKey()) {
+			known := b.knownNames()
+			if len(known) == 0 || ctx.Err() != nil || !b.failed(ctx, b.indexKey()) {
 				return nil, err
 			}
-			names, failure = b.knownNames(), err
+			names, failure = known, err
 		}
 	}
-	names = b.liveQueues(ctx, names)
+	if live := b.liveQueues(ctx, names); len(live) < len(names) {
+		if len(req.Queues) > 0 {
+			// The caller named these queues: a job of theirs left out is
+			// not "none pending" (review code30 C4: run-next of a queue
+			// whose master was failing answered 404).
+			failure = cmp.Or(failure, errMasterFailing)
+		}
+		names = live
+	}
 	var leases []queue.Lease
 	dequeue := func(q string) error {
 		k := b.keys(q)
@@ -1048,6 +1057,10 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 	return leases, failure
 }
 
+// errMasterFailing is a fetch's error when it left out a queue it was
+// asked for, its Cluster master marked failing (downmasters.go).
+var errMasterFailing = errors.New("fetch: the master of a queue asked for is failing (a Redis Cluster master that does not answer)")
+
 // wakePoll is how often a fetcher looks for jobs while the wake-up list's
 // master is failing, instead of blocking on the list.
 const wakePoll = 200 * time.Millisecond
@@ -1085,17 +1098,18 @@ func (b *Broker) ready(ctx context.Context, names []string) ([]string, error) {
 		rctx, cancel := context.WithTimeout(ctx, b.cmdTimeout)
 		defer cancel()
 		pipe := b.rdb.Pipeline()
+		if idx == nil { // every queue: one server
+			for i, q := range names {
+				lens[i] = pipe.LLen(rctx, b.keys(q).pending)
+			}
+		}
 		for _, i := range idx {
 			lens[i] = pipe.LLen(rctx, b.keys(names[i]).pending)
 		}
 		_, _ = redispipe.Exec(rctx, pipe) // each command keeps its own error
 	}
 	if b.single {
-		idx := make([]int, len(names))
-		for i := range idx {
-			idx[i] = i
-		}
-		count(idx)
+		count(nil)
 	} else {
 		// A pipeline per master: in one across masters, a master that
 		// does not answer left every command without an answer or an
