@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -178,9 +180,10 @@ const clusterReload = time.Second
 // accepts the connection and says nothing, so it held each reload for the
 // whole read timeout (3 s): a daemon took up to 4 s to find a replica
 // promoted in place of a stalled master (fail30 F3). Every node client
-// gives CLUSTER SLOTS clusterSlotsWait (boundSlotsReads), and the reload
-// goes on to the next node. The node clients are go-redis's own (NewClient
-// only adds the hook), so the URL's user, password, TLS and dialer apply.
+// gives CLUSTER SLOTS clusterSlotsWait to answer once connected
+// (boundSlotsReads), and the reload goes on to the next node. The node
+// clients are go-redis's own (NewClient only adds the hook), so the URL's
+// user, password, TLS and dialer apply.
 // go-redis's ClusterSlots option, which would let the nodes be asked in
 // parallel, was not used: a map it returns has no origin node, and
 // go-redis then rewrites every loopback address in it to ":port", and
@@ -200,52 +203,128 @@ func clusterResilience(opt *redis.ClusterOptions) {
 	}
 	opt.NewClient = func(o *redis.Options) *redis.Client {
 		c := newClient(o)
-		c.AddHook(boundSlotsReads{})
+		c.AddHook(newBoundSlotsReads(o.DialTimeout))
 		return c
 	}
 }
 
-// clusterSlotsWait is how long a node has to answer CLUSTER SLOTS: a
-// healthy one answers within a millisecond or two; one slower than this is
-// passed over for the next.
+// clusterSlotsWait is how long a node has to answer CLUSTER SLOTS once
+// connected: a healthy one answers within a millisecond or two; one slower
+// than this is passed over for the next.
 const clusterSlotsWait = 300 * time.Millisecond
 
 // errSlotsWait is the error of a CLUSTER SLOTS that clusterSlotsWait cut.
 var errSlotsWait = fmt.Errorf("CLUSTER SLOTS not answered within %v (%w)", clusterSlotsWait, context.DeadlineExceeded)
 
-// boundSlotsReads is the hook of every node client of a cluster client that
+// boundSlotsReads is the hook of one node client of a cluster client that
 // bounds CLUSTER SLOTS by clusterSlotsWait (see clusterResilience). Other
 // commands pass untouched.
-type boundSlotsReads struct{}
+//
+// The bound is for the answer, not for making the connection: go-redis
+// dials (TCP, and TLS, which its dialer completes) while the command waits,
+// under the command's context, and a remote cluster or a cold TLS session
+// can take longer than the bound to connect. Cut then, no node's map would
+// ever load, and the daemon could not start (code30 C3). A node client
+// that had never connected when CLUSTER SLOTS was sent, and was cut, waits
+// for its first connection (up to the dial timeout) and is asked once more,
+// with the whole bound; go-redis keeps dialling the connection the cut
+// command stopped waiting for, and pools it. A node client that connected
+// before is not waited for: a node that answered once and no longer
+// connects within the bound (a host gone, its packets dropped) is passed
+// over as quickly as one that stalled. Its dial goes on all the same, so
+// a slow connection is there for the next reload. HELLO and AUTH on a new
+// connection are round trips like CLUSTER SLOTS and count in the bound.
+type boundSlotsReads struct {
+	dialTimeout time.Duration
 
-func (boundSlotsReads) DialHook(next redis.DialHook) redis.DialHook { return next }
+	mu        sync.Mutex
+	connected bool          // a dial of this node client has succeeded
+	dialEnded chan struct{} // closed, and replaced, when a dial ends
+}
 
-func (boundSlotsReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func newBoundSlotsReads(dialTimeout time.Duration) *boundSlotsReads {
+	if dialTimeout <= 0 {
+		dialTimeout = 5 * time.Second // go-redis's default
+	}
+	return &boundSlotsReads{dialTimeout: dialTimeout, dialEnded: make(chan struct{})}
+}
+
+func (b *boundSlotsReads) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := next(ctx, network, addr)
+		b.mu.Lock()
+		if err == nil {
+			b.connected = true
+		}
+		close(b.dialEnded)
+		b.dialEnded = make(chan struct{})
+		b.mu.Unlock()
+		return conn, err
+	}
+}
+
+func (b *boundSlotsReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
 }
 
-func (boundSlotsReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (b *boundSlotsReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		if _, ok := cmd.(*redis.ClusterSlotsCmd); !ok {
 			return next(ctx, cmd)
 		}
-		bounded, cancel := context.WithTimeout(ctx, clusterSlotsWait)
-		defer cancel()
-		err := next(bounded, cmd)
-		// The read's deadline (the bound's) may end it before the bound's
-		// timer has marked the context done: the clock says.
-		deadline, _ := bounded.Deadline()
-		cut := bounded.Err() != nil || !time.Now().Before(deadline)
-		if theirs, ok := ctx.Deadline(); ok && !theirs.After(deadline) {
-			cut = false // the caller's own deadline, not the bound
+		start := time.Now()
+		b.mu.Lock()
+		first := !b.connected
+		b.mu.Unlock()
+		cut, err := askBounded(ctx, next, cmd)
+		if cut && first && b.awaitConnection(ctx, start.Add(b.dialTimeout)) {
+			cut, err = askBounded(ctx, next, cmd)
 		}
-		if err != nil && cut && ctx.Err() == nil {
+		if cut {
 			// The bound cut it, not the caller: say so, rather than the
 			// read's "i/o timeout".
 			err = errSlotsWait
 			cmd.SetErr(err)
 		}
 		return err
+	}
+}
+
+// askBounded sends cmd through next with clusterSlotsWait to answer, and
+// says whether the bound, not the caller, cut it, and the command's error.
+func askBounded(ctx context.Context, next redis.ProcessHook, cmd redis.Cmder) (cut bool, err error) {
+	bounded, cancel := context.WithTimeout(ctx, clusterSlotsWait)
+	defer cancel()
+	err = next(bounded, cmd)
+	// The read's deadline (the bound's) may end it before the bound's
+	// timer has marked the context done: the clock says.
+	deadline, _ := bounded.Deadline()
+	cut = bounded.Err() != nil || !time.Now().Before(deadline)
+	if theirs, ok := ctx.Deadline(); ok && !theirs.After(deadline) {
+		cut = false // the caller's own deadline, not the bound
+	}
+	return err != nil && cut && ctx.Err() == nil, err
+}
+
+// awaitConnection waits until a dial of this node client has succeeded,
+// until, or ctx's end, and says whether one has.
+func (b *boundSlotsReads) awaitConnection(ctx context.Context, until time.Time) bool {
+	timer := time.NewTimer(time.Until(until))
+	defer timer.Stop()
+	for {
+		b.mu.Lock()
+		connected, ended := b.connected, b.dialEnded
+		b.mu.Unlock()
+		if connected {
+			return true
+		}
+		select {
+		case <-ended:
+		case <-timer.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -574,6 +575,38 @@ func TestClusterSlotsOfAStalledNodeBounded(t *testing.T) {
 	// Other commands keep the read timeout: a bound for them is the caller's.
 	if err := node.Ping(context.Background()).Err(); errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("PING of stalled %s cut like CLUSTER SLOTS: %v", stalled.Addr(), err)
+	}
+}
+
+// TestClusterSlotsBoundLeavesOutTheDial (code30 C3): the CLUSTER SLOTS
+// bound is for the answer, once connected. A cluster whose connections take
+// longer than the bound to open (a remote one, a cold TLS handshake; here a
+// dialer that waits 350 ms) could not load its map of slots: every node was
+// cut while its connection was being made, and the first command failed.
+// Built as OpenRedis builds it, with the dialer added.
+func TestClusterSlotsBoundLeavesOutTheDial(t *testing.T) {
+	t.Parallel()
+	c := redistest.StartCluster(t, 3)
+	opt, err := redis.ParseClusterURL(c.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	boundTimeouts(&opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
+	opt.ContextTimeoutEnabled = true
+	opt.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		select {
+		case <-time.After(clusterSlotsWait + 50*time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	clusterResilience(opt)
+	client := redis.NewClusterClient(opt)
+	defer client.Close()
+	if err := client.Ping(context.Background()).Err(); err != nil {
+		t.Errorf("first PING of a cluster whose connections take %v to open: %v; want the map of slots loaded", clusterSlotsWait+50*time.Millisecond, err)
 	}
 }
 

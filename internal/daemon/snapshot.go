@@ -38,19 +38,32 @@ func (s *Server) snapshot(ctx context.Context) (snapshot.Snapshot, error) {
 		Ready:         ready,
 		Workers:       s.cfg.WorkerConcurrency,
 	}
-	return snapshot.Build(ctx, snapshot.Sources{Jobs: s.jobs.svc, Limiter: s.limiter, Rates: s.rates, Daemon: d}, s.backendNow(ctx, local))
+	now := local
+	if ready {
+		// Not when the probe failed: TIME would wait out the read timeout
+		// (3 s, and go-redis's retries) for an answer the probe did not get.
+		now = s.backendNow(ctx, local)
+	}
+	return snapshot.Build(ctx, snapshot.Sources{Jobs: s.jobs.svc, Limiter: s.limiter, Rates: s.rates, Daemon: d}, now)
 }
+
+// backendTimeWait bounds the snapshot's read of Redis TIME: a backend that
+// just answered the probe answers within a millisecond or two.
+const backendTimeWait = 200 * time.Millisecond
 
 // backendNow is the time by the clock the backend stamps bans and dead
 // jobs with: Redis TIME on Redis (DESIGN §3), the daemon's own (local) in
 // memory. A snapshot stamped with the daemon's clock showed, on a host
 // ahead of Redis by more than a ban's time left, a key Redis bans as not
-// banned. When Redis does not answer, local is all there is: the limiter
-// then answers from its local store, by the daemon's clock.
+// banned. When Redis does not answer within backendTimeWait, local is all
+// there is: the limiter then answers from its local store, by the daemon's
+// clock.
 func (s *Server) backendNow(ctx context.Context, local time.Time) time.Time {
 	if s.backend.Redis == nil {
 		return local
 	}
+	ctx, cancel := context.WithTimeout(ctx, backendTimeWait)
+	defer cancel()
 	t, err := s.backend.Redis.Time(ctx).Result()
 	if err != nil {
 		return local

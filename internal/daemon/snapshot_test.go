@@ -2,16 +2,19 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"net/http/httptest"
 	"os"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/core/snapshot"
@@ -142,4 +145,68 @@ func TestSnapshotTimesByTheBackendsClock(t *testing.T) {
 	if ago := snap.GeneratedAt.Sub(snap.DeadJobs[0].FinishedAt); ago < 0 || ago > 30*time.Second {
 		t.Errorf("the job dead a moment ago shows as dead for %s", ago)
 	}
+}
+
+// TestSnapshotNotReadyAsksNoTime (code30 C5): when the readiness probe
+// found Redis not answering, the snapshot takes the daemon's clock and
+// sends no TIME. It sent one all the same, with no deadline, and waited
+// out the read timeout and go-redis's retries: with Redis stalled, a
+// snapshot took 6.5 s instead of 3.5 s.
+func TestSnapshotNotReadyAsksNoTime(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	s, client := newRedisServer(t, r)
+	times := &countCommands{name: "time"}
+	client.(*redis.Client).AddHook(times)
+	r.Pause()
+	defer r.Resume()
+	if _, err := s.snapshot(context.Background()); err == nil {
+		t.Fatal("snapshot with Redis paused: no error")
+	}
+	if n := times.n.Load(); n != 0 {
+		t.Errorf("TIME sent %d times after the probe found Redis not answering, want 0", n)
+	}
+}
+
+// TestSnapshotTimeReadBounded (code30 C5): the snapshot's read of Redis
+// TIME has a deadline of its own, so Redis stalling between the probe and
+// the read costs it backendTimeWait and the daemon's clock, not the read
+// timeout (3 s) and its retries.
+func TestSnapshotTimeReadBounded(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	s, _ := newRedisServer(t, r)
+	r.Pause()
+	defer r.Resume()
+	local := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	start := time.Now()
+	got := s.backendNow(context.Background(), local)
+	took := time.Since(start)
+	if !got.Equal(local) {
+		t.Errorf("backendNow with Redis paused: %s, want the daemon's clock %s", got, local)
+	}
+	if took >= 3*time.Second { // the read timeout: generous, it proves the bound
+		t.Errorf("backendNow with Redis paused took %s, want less than the read timeout", took)
+	}
+}
+
+// countCommands is a hook counting the commands called name.
+type countCommands struct {
+	name string
+	n    atomic.Int64
+}
+
+func (c *countCommands) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *countCommands) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == c.name {
+			c.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (c *countCommands) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }

@@ -47,8 +47,10 @@ func fillBar(tokens, capacity int64, width int) (full, empty string) {
 	if n == 0 && tokens > 0 {
 		n = 1 // a bucket with anything left never looks empty
 	}
-	if n == width && tokens < capacity {
-		n = width - 1 // nor does one short of capacity look full
+	if n == width && tokens < capacity && width > 1 {
+		// Nor does one short of capacity look full; in one cell, "not
+		// empty" wins.
+		n = width - 1
 	}
 	return strings.Repeat("█", n), strings.Repeat("░", width-n)
 }

@@ -140,6 +140,8 @@ func TestFillBar(t *testing.T) {
 		{"one token left never looks empty", 1, 100, 5, "█░░░░"},
 		{"one short of capacity never looks full", 28, 30, 5, "████░"},
 		{"no capacity", 0, 0, 3, "░░░"},
+		{"in one cell, a bucket with tokens left is full", 5, 10, 1, "█"},
+		{"in one cell, an empty bucket is empty", 0, 10, 1, "░"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

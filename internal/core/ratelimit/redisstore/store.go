@@ -450,10 +450,12 @@ type refund struct {
 }
 
 // giveBack returns the tokens of the buckets that allowed a denied request,
-// within the request's deadline. On a client whose sockets ignore context
-// deadlines, waiting for the round trip could outlast the deadline, so the
-// refund goes on without the caller (it needs no answer), bounded by the
-// client's own timeouts.
+// by deadline. Not by the caller's context: a client that hung up, ending
+// it, would keep the refused request's token spent (code30 C9); values
+// still pass. On a client whose sockets ignore context deadlines, waiting
+// for the round trip could outlast the deadline, so the refund goes on
+// without the caller (it needs no answer), bounded by the client's own
+// timeouts.
 func (s *Store) giveBack(ctx context.Context, refunds []refund, deadline time.Time) {
 	if !s.direct {
 		go func() {
@@ -463,7 +465,7 @@ func (s *Store) giveBack(ctx context.Context, refunds []refund, deadline time.Ti
 		}()
 		return
 	}
-	ctx, cancel := context.WithDeadline(ctx, deadline)
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
 	s.sendRefunds(ctx, refunds)
 }

@@ -113,6 +113,27 @@ func TestConformanceAsReadmeACLUser(t *testing.T) {
 	})
 }
 
+// TestGiveBackAfterTheCallerLeft (code30 C9): a token given back reaches
+// Redis when the caller's context has ended in the meantime (a client that
+// hung up while its request was being refused). The give-back ran with
+// that context and was never sent, and the refused request kept the token.
+func TestGiveBackAfterTheCallerLeft(t *testing.T) {
+	srv := redistest.Start(t)
+	store := newStore(t, newClient(t, srv), redisstore.Options{})
+	r := ratelimit.DefaultConfig().Rules()
+	bs := []ratelimit.Bucket{{Key: []byte("rl-test:ip:192.0.2.7"), Capacity: 3, Interval: 20_000_000, Window: 60_000_000}}
+	rs := make([]ratelimit.Result, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := store.Take(ctx, &r, bs, rs); err != nil || !rs[0].Allowed || rs[0].Remaining != 2 {
+		t.Fatalf("first take: %+v, %v; want allowed with 2 left", rs, err)
+	}
+	cancel() // the client hangs up
+	store.GiveBack(ctx, bs, rs)
+	if err := store.Take(context.Background(), &r, bs, rs); err != nil || !rs[0].Allowed || rs[0].Remaining != 2 {
+		t.Errorf("take after the give-back: %+v, %v; want allowed with 2 left (the first token given back)", rs, err)
+	}
+}
+
 // TestScriptsReload checks the NOSCRIPT fallback after SCRIPT FLUSH (as after
 // a restart) and that a key gets a TTL so idle keys vanish.
 func TestScriptsReloadAndTTL(t *testing.T) {
