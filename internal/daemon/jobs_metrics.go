@@ -20,7 +20,7 @@ type jobsObserver struct {
 	m    *metrics.Metrics
 	log  *slog.Logger
 	errs *core.LogThrottle // "job queue backend failing", and "… answers again"
-	// wholeOnly: only a call that reads every queue (stats, tick) ends an
+	// wholeOnly: only a call that reads every queue (stats) ends an
 	// outage, as on a Redis Cluster, where the calls of the queues on the
 	// masters that answer succeed while another master is down.
 	wholeOnly bool
