@@ -2,6 +2,8 @@ package redisbroker
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,13 +49,18 @@ const (
 	maxProbeWait   = 2 * time.Second
 )
 
-// failed marks the master that holds key failing, when the broker is on
-// a cluster and the client can tell which master that is; it reports
-// whether it did (on a single server a failure is the whole backend's).
-func (b *Broker) failed(ctx context.Context, key string) bool {
+// failed follows a call on key that failed with err, on a cluster whose
+// client can tell the master that holds key: it marks that master failing
+// when err says the master is (masterFailing), and reports true: the
+// caller goes on with the other queues. On a single server (or a master it
+// cannot tell) it reports false: a failure is the whole backend's.
+func (b *Broker) failed(ctx context.Context, key string, err error) bool {
 	addr := b.masterOfKey(ctx, key)
 	if addr == "" {
 		return false
+	}
+	if !masterFailing(err) {
+		return true
 	}
 	d := &b.down
 	d.mu.Lock()
@@ -66,6 +73,26 @@ func (b *Broker) failed(ctx context.Context, key string) bool {
 		d.n.Store(int32(len(d.m)))
 	}
 	return true
+}
+
+// masterFailing reports whether err, a call's failure, says its master is
+// failing: no answer in time (a timeout, a script that ran after its
+// deadline), no connection, or a refusal of the whole node (a Cluster that
+// is down, a node loading its data or busy with a script). An answer
+// about the call itself (a script's error on one queue's keys, a slot
+// moving) says nothing of the master's other queues, which are not left
+// out for it.
+func masterFailing(err error) bool {
+	var rerr redis.Error
+	if errors.Is(err, errLate) || !errors.As(err, &rerr) {
+		return true
+	}
+	for _, p := range []string{"CLUSTERDOWN", "LOADING", "MASTERDOWN", "BUSY"} {
+		if strings.HasPrefix(rerr.Error(), p) {
+			return true
+		}
+	}
+	return redis.IsAuthError(err) || redis.IsMaxClientsError(err)
 }
 
 // isDown reports whether the master holding key is marked failing, and

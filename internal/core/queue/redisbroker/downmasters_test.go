@@ -2,6 +2,7 @@ package redisbroker_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -325,5 +326,74 @@ func TestClusterRunNextOfAQueueOnAFailingMaster(t *testing.T) {
 	_, err := svc.RunNext(ctx, q)
 	if code := core.ErrorCode(err); code != core.CodeUnavailable {
 		t.Errorf("run-next of %s, its master paused and marked failing: %v (code %q), want unavailable", q, err, code)
+	}
+}
+
+// TestClusterFetchPastABrokenQueue: an error that is an answer about one
+// queue (its pending list replaced by a string: WRONGTYPE) neither stops a
+// fetch before the other queues nor marks its master failing, so the jobs
+// of the master's other queues are taken at every fetch.
+func TestClusterFetchPastABrokenQueue(t *testing.T) {
+	c, b, svc, _ := watchedCluster(t)
+	ctx := context.Background()
+	node := c.Nodes()[0]
+	var same []string
+	for i := 0; len(same) < 2; i++ {
+		if q := fmt.Sprintf("b%d", i); c.MasterFor(redisbroker.DefaultPrefix+"q:{"+q+"}:pending") == node {
+			same = append(same, q)
+		}
+	}
+	broken, healthy := same[0], same[1]
+	if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: broken}, queue.SourceAPI); err != nil {
+		t.Fatal(err)
+	}
+	if ls, err := b.Fetch(ctx, queue.FetchRequest{N: 1, Lease: time.Minute, Queues: []string{broken}}); err != nil || len(ls) != 1 {
+		t.Fatalf("fetch of %s: %d jobs, %v", broken, len(ls), err)
+	}
+	direct := redis.NewClient(&redis.Options{Addr: node.Addr()})
+	defer direct.Close()
+	if err := direct.Set(ctx, redisbroker.DefaultPrefix+"q:{"+broken+"}:pending", "not a list", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: healthy}, queue.SourceAPI); err != nil {
+			t.Fatal(err)
+		}
+		ls, err := b.Fetch(ctx, queue.FetchRequest{N: 1, Lease: time.Minute})
+		if len(ls) != 1 || ls[0].Job.Queue != healthy {
+			t.Errorf("fetch %d with %s broken: %d jobs (%v), want the job of %s on the same master", i, broken, len(ls), err, healthy)
+		}
+	}
+}
+
+// TestFetchPastABrokenQueue is TestClusterFetchPastABrokenQueue on one
+// server: a queue whose keys answer an error (WRONGTYPE) is passed over,
+// and the fetch takes the other queues' jobs; it ended the fetch.
+func TestFetchPastABrokenQueue(t *testing.T) {
+	_, rdb := newClient(t)
+	ctx := context.Background()
+	b := redisbroker.New(rdb, redisbroker.Options{Prefix: "brk:"})
+	if err := b.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+	for _, q := range []string{"a", "b"} {
+		if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rdb.Set(ctx, "brk:q:{a}:pending", "not a list", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if i > 0 {
+			if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: "b"}, queue.SourceAPI); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ls, err := b.Fetch(ctx, queue.FetchRequest{N: 1, Lease: time.Minute})
+		if len(ls) != 1 || ls[0].Job.Queue != "b" {
+			t.Errorf("fetch %d with queue a broken: %d jobs (%v), want b's", i, len(ls), err)
+		}
 	}
 }

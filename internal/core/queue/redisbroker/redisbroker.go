@@ -935,7 +935,7 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 			return nil, nil
 		case err != nil:
 			if ctx.Err() == nil {
-				b.failed(ctx, b.wakeKey())
+				b.failed(ctx, b.wakeKey(), err)
 			}
 			return nil, fmt.Errorf("wait for jobs: %w", err)
 		}
@@ -973,7 +973,7 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 		var err error
 		if names, err = b.queueNames(ctx, fresh); err != nil {
 			known := b.knownNames()
-			if len(known) == 0 || ctx.Err() != nil || !b.failed(ctx, b.indexKey()) {
+			if len(known) == 0 || ctx.Err() != nil || !b.failed(ctx, b.indexKey(), err) {
 				return nil, err
 			}
 			names, failure = known, err
@@ -1011,11 +1011,15 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 		}
 		return nil
 	}
-	// try is dequeue, where a failure that marks q's master failing lets
-	// the fetch go on with the other queues.
+	// try is dequeue, where a failure of q alone (an answer about its keys,
+	// or on a cluster its master's, now marked failing) lets the fetch go
+	// on with the other queues; a single server's failing ends it.
 	try := func(q string) error {
 		err := dequeue(q)
-		if err != nil && ctx.Err() == nil && b.failed(ctx, b.keys(q).pending) {
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		if b.failed(ctx, b.keys(q).pending, err) || !masterFailing(err) {
 			failure = cmp.Or(failure, err)
 			return nil
 		}
@@ -1129,7 +1133,7 @@ func (b *Broker) ready(ctx context.Context, names []string) ([]string, error) {
 				first = fmt.Errorf("fetch: pending count of %s: %w", q, err)
 			}
 			if ctx.Err() == nil {
-				b.failed(ctx, b.keys(q).pending)
+				b.failed(ctx, b.keys(q).pending, err)
 			}
 			continue
 		}
@@ -1609,7 +1613,7 @@ func (b *Broker) tick(ctx context.Context) (queue.TickResult, error) {
 					first = fmt.Errorf("tick %s: %w", q, e)
 				}
 				if ctx.Err() == nil {
-					b.failed(ctx, b.keys(q).pending)
+					b.failed(ctx, b.keys(q).pending, e)
 				}
 				continue
 			}
