@@ -300,6 +300,11 @@ func (p *Pool) fetch() {
 		}
 		if err != nil && p.fetchCtx.Err() == nil {
 			p.svc.obs.BackendError("fetch", err)
+		}
+		// Jobs with an error are some queues' failure (one broken, a
+		// Cluster master failing) while the others answered: the fetcher
+		// goes on without backing off, as the backend works.
+		if err != nil && p.fetchCtx.Err() == nil && len(leases) == 0 {
 			backoff = nextBackoff(backoff)
 			t := time.NewTimer(backoff)
 			ok := p.await(nil, t.C)
