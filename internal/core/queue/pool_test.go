@@ -234,6 +234,42 @@ func TestPoolBacksOff(t *testing.T) {
 	eventually(t, "job runs once the backend is back", func() bool { return mustGet(t, s, j.ID).Status == queue.StatusSucceeded })
 }
 
+// TestPoolGoesOnAfterAPartialFetch: a fetch that answers jobs with an
+// error (some queues failed, the others answered: a broken queue, a
+// Cluster master failing) is not followed by a backoff. 30 jobs fetched
+// one at a time, each fetch with an error, took the backoff's growth to
+// 5 s between them.
+func TestPoolGoesOnAfterAPartialFetch(t *testing.T) {
+	b := backends(t)[0].new(t, nil)
+	partial := &partialBroker{Broker: b}
+	s := queue.NewService(queue.Deps{Broker: partial}, fast)
+	var ids []string
+	for range 30 {
+		ids = append(ids, mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping"}).ID)
+	}
+	startPool(t, s)
+	eventually(t, "every job runs, fetched one at a time with an error", func() bool {
+		for _, id := range ids {
+			if mustGet(t, s, id).Status != queue.StatusSucceeded {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// partialBroker fetches one job at a time, answered with an error.
+type partialBroker struct{ queue.Broker }
+
+func (p *partialBroker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lease, error) {
+	req.N = 1
+	ls, err := p.Broker.Fetch(ctx, req)
+	if err == nil && len(ls) > 0 {
+		err = errDown
+	}
+	return ls, err
+}
+
 type countingBroker struct {
 	queue.Broker
 	fail    atomic.Bool
