@@ -33,14 +33,14 @@ func (s *sentTo) add(addr string, cmds ...redis.Cmder) {
 	}
 }
 
-// count is how many commands but handshakes were sent to addr since the
-// last reset; with them, by name.
+// count is how many commands but the background ones were sent to addr
+// since the last reset; with them, by name.
 func (s *sentTo) count(addr string) (int, map[string]int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	total, by := 0, map[string]int{}
 	for k, n := range s.n {
-		if a, cmd, _ := strings.Cut(k, " "); a == addr && !handshake[cmd] {
+		if a, cmd, _ := strings.Cut(k, " "); a == addr && !background[cmd] {
 			total += n
 			by[cmd] += n
 		}
@@ -48,11 +48,12 @@ func (s *sentTo) count(addr string) (int, map[string]int) {
 	return total, by
 }
 
-// handshake are the commands a probe sends (PING), a new connection
-// (HELLO, CLIENT SETINFO, AUTH, SELECT) or the client's reload of the map
-// of slots (CLUSTER SLOTS, to a node it picks): none is a fetch's or a
-// tick's.
-var handshake = map[string]bool{"ping": true, "hello": true, "client": true, "auth": true, "select": true, "cluster": true}
+// background are the commands a probe sends (PING), a new connection
+// (HELLO, CLIENT SETINFO, AUTH, SELECT), the client's reload of the map of
+// slots (CLUSTER SLOTS, to a node it picks) and the broker's sweep for
+// unlisted queues (SCAN of every master, in the background of a tick,
+// every 5 minutes and at the first): none is a fetch's or waits in a tick.
+var background = map[string]bool{"ping": true, "hello": true, "client": true, "auth": true, "select": true, "cluster": true, "scan": true}
 
 func (s *sentTo) reset() {
 	s.mu.Lock()
