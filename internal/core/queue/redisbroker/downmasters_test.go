@@ -2,6 +2,7 @@ package redisbroker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -396,5 +397,66 @@ func TestFetchPastABrokenQueue(t *testing.T) {
 		if len(ls) != 1 || ls[0].Job.Queue != "b" {
 			t.Errorf("fetch %d with queue a broken: %d jobs (%v), want b's", i, len(ls), err)
 		}
+	}
+}
+
+// TestClusterFinishWithAnotherMasterPaused (review fail30b N2): once a
+// master is found failing, the outcomes of its queues are answered
+// unwritten without being sent, and the others' are written: each batch
+// that held one waited a command timeout for it, and the pool's outcome
+// writer fell behind until every worker waited on it.
+func TestClusterFinishWithAnotherMasterPaused(t *testing.T) {
+	c, b, svc, rec := watchedCluster(t)
+	ctx := context.Background()
+	index := c.MasterFor(redisbroker.DefaultPrefix + "queues")
+	wake := c.MasterFor(redisbroker.DefaultPrefix + "wake")
+	names := queuePerMaster(t, c)
+	stalled, healthy := -1, -1
+	for i, n := range c.Nodes() {
+		switch {
+		case n != index && n != wake:
+			stalled = i
+		default:
+			healthy = i
+		}
+	}
+	if stalled < 0 || healthy < 0 {
+		t.Fatal("no master for each part")
+	}
+	for _, q := range []string{names[stalled], names[healthy], names[healthy], names[healthy]} {
+		if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var held, ok []queue.Lease
+	for _, q := range []string{names[stalled], names[healthy]} {
+		ls, err := b.Fetch(ctx, queue.FetchRequest{N: 3, Lease: time.Minute, Queues: []string{q}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q == names[stalled] {
+			held = ls
+		} else {
+			ok = ls
+		}
+	}
+	if len(held) != 1 || len(ok) != 3 {
+		t.Fatalf("fetched %d and %d jobs, want 1 and 3", len(held), len(ok))
+	}
+	outcome := func(l queue.Lease) queue.Outcome { return queue.Outcome{Ref: l.Ref(), Result: []byte(`"pong"`)} }
+	paused := c.Nodes()[stalled]
+	resume := pauseFor(t, paused)
+	defer resume()
+	_, _ = b.Finish(ctx, []queue.Outcome{outcome(held[0]), outcome(ok[0])}) // meets it, and marks it
+	rec.reset()
+	for i := 1; i < 3; i++ {
+		to, err := b.Finish(ctx, []queue.Outcome{outcome(held[0]), outcome(ok[i])})
+		var fe *queue.FinishError
+		if !errors.As(err, &fe) || !fe.Unwritten[0] || fe.Unwritten[1] || to[1] != queue.StatusSucceeded {
+			t.Errorf("finish %d: %v, %v; want the paused master's outcome unwritten and the other succeeded", i, to, err)
+		}
+	}
+	if sent, by := rec.count(addrOf(paused)); sent > 0 {
+		t.Errorf("2 finishes after the paused master was found sent it %d commands (%v)", sent, by)
 	}
 }

@@ -1061,9 +1061,10 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 	return leases, failure
 }
 
-// errMasterFailing is a fetch's error when it left out a queue it was
-// asked for, its Cluster master marked failing (downmasters.go).
-var errMasterFailing = errors.New("fetch: the master of a queue asked for is failing (a Redis Cluster master that does not answer)")
+// errMasterFailing is the error of a fetch that left out a queue it was
+// asked for, or of outcomes not sent, their Cluster master marked failing
+// (downmasters.go).
+var errMasterFailing = errors.New("the master of a queue is failing (a Redis Cluster master that does not answer): its calls wait until it answers again")
 
 // wakePoll is how often a fetcher looks for jobs while the wake-up list's
 // master is failing, instead of blocking on the list.
@@ -1344,7 +1345,51 @@ func (b *Broker) runAll(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, 
 }
 
 // runOnce is one try of runAll's calls.
+//
+// On a cluster, the calls of each master go in a pipeline of their own,
+// sent together: go-redis ends a pipeline across masters that one of them
+// does not answer with the context's error on every command, those the
+// others ran too, so their answers were lost and their masters taken for
+// failing (fail30b: a stalled master's first tick or finish marked them
+// all).
 func (b *Broker) runOnce(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, error) {
+	if !b.single && len(calls) > 1 {
+		groups := map[string][]int{}
+		for i, c := range calls {
+			addr := b.masterOfKey(ctx, c.keys[0])
+			groups[addr] = append(groups[addr], i)
+		}
+		if len(groups) > 1 {
+			cmds := make([]*redis.Cmd, len(calls))
+			var mu sync.Mutex
+			var first error
+			var wg sync.WaitGroup
+			for _, idx := range groups {
+				wg.Go(func() {
+					sub := make([]scriptCall, len(idx))
+					for j, i := range idx {
+						sub[j] = calls[i]
+					}
+					res, err := b.runPipeline(ctx, sub)
+					mu.Lock()
+					defer mu.Unlock()
+					for j, i := range idx {
+						cmds[i] = res[j]
+					}
+					if first == nil {
+						first = err
+					}
+				})
+			}
+			wg.Wait()
+			return cmds, first
+		}
+	}
+	return b.runPipeline(ctx, calls)
+}
+
+// runPipeline is runOnce for calls of one server.
+func (b *Broker) runPipeline(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, error) {
 	if len(calls) == 1 {
 		// One plain command, no pipeline: Script.Run is EVALSHA, then EVAL
 		// after NOSCRIPT (when nothing ran).
@@ -1396,6 +1441,27 @@ func (b *Broker) runOnce(ctx context.Context, calls []scriptCall) ([]*redis.Cmd,
 // gone, so that no transition would ever be counted.
 func (b *Broker) Finish(ctx context.Context, outcomes []queue.Outcome) ([]queue.Status, error) {
 	order, groups := byQueue(len(outcomes), func(i int) string { return outcomes[i].Queue })
+	// On a Cluster, the outcomes of a master marked failing are not sent
+	// (downmasters.go): they are answered unwritten at once, and the pool
+	// writes them again later, while the others' go through. Each batch
+	// that held one waited a command timeout for it, and the pool's
+	// outcome writer, one at a time, fell behind its workers (fail30b N2).
+	var away []string
+	if live := b.liveQueues(ctx, order); len(live) < len(order) {
+		for _, q := range order {
+			if !slices.Contains(live, q) {
+				away = append(away, q)
+			}
+		}
+		order = live
+	}
+	if len(order) == 0 {
+		unwritten := make([]bool, len(outcomes))
+		for i := range unwritten {
+			unwritten[i] = true
+		}
+		return make([]queue.Status, len(outcomes)), &queue.FinishError{Unwritten: unwritten, Err: fmt.Errorf("finish jobs: %w", errMasterFailing)}
+	}
 	rctx, cancel, na := b.bound(ctx)
 	sent := time.Now()
 	cmds, err := b.pipelined(rctx, order, func(q string) ([]string, []any, *script) {
@@ -1440,10 +1506,22 @@ func (b *Broker) Finish(ctx context.Context, outcomes []queue.Outcome) ([]queue.
 			for _, i := range groups[q] {
 				unwritten[i] = true
 			}
+			if ctx.Err() == nil {
+				b.failed(ctx, b.keys(q).pending, e)
+			}
 			continue
 		}
 		for j, v := range a[1:] {
 			to[groups[q][j]] = queue.Status(v.(string))
+		}
+	}
+	for _, q := range away {
+		if unwritten == nil {
+			unwritten = make([]bool, len(outcomes))
+			err = errMasterFailing
+		}
+		for _, i := range groups[q] {
+			unwritten[i] = true
 		}
 	}
 	if unwritten != nil {
