@@ -110,6 +110,21 @@ func addrOf(s *redistest.Server) string {
 	return net.JoinHostPort("127.0.0.1", port)
 }
 
+// plainMaster is the index in c.Nodes() of a master that holds neither the
+// queue index nor the wake-up list (of three masters, one at least does).
+func plainMaster(t *testing.T, c *redistest.Cluster) int {
+	t.Helper()
+	index := c.MasterFor(redisbroker.DefaultPrefix + "queues")
+	wake := c.MasterFor(redisbroker.DefaultPrefix + "wake")
+	for i, n := range c.Nodes() {
+		if n != index && n != wake {
+			return i
+		}
+	}
+	t.Fatal("every master holds the index or the wake-up list")
+	return -1
+}
+
 // pauseFor pauses n until the test ends or the returned func resumes it.
 func pauseFor(t *testing.T, n *redistest.Server) func() {
 	n.Pause()
@@ -129,19 +144,8 @@ func pauseFor(t *testing.T, n *redistest.Server) func() {
 func TestClusterFetchWithAnotherMasterPaused(t *testing.T) {
 	c, b, svc, rec := watchedCluster(t)
 	ctx := context.Background()
-	index := c.MasterFor(redisbroker.DefaultPrefix + "queues")
-	wake := c.MasterFor(redisbroker.DefaultPrefix + "wake")
 	names := queuePerMaster(t, c)
-	stalled := -1
-	for i, n := range c.Nodes() {
-		if n != index && n != wake {
-			stalled = i
-			break
-		}
-	}
-	if stalled < 0 {
-		t.Fatal("every master holds the index or the wake-up list")
-	}
+	stalled := plainMaster(t, c)
 	// A job in every queue, the stalled master's too: every queue has
 	// work, so a fetch has a reason to ask each master.
 	for _, q := range names {
@@ -306,18 +310,8 @@ func TestClusterTickWithAnotherMasterPaused(t *testing.T) {
 func TestClusterRunNextOfAQueueOnAFailingMaster(t *testing.T) {
 	c, b, svc, _ := watchedCluster(t)
 	ctx := context.Background()
-	index := c.MasterFor(redisbroker.DefaultPrefix + "queues")
-	wake := c.MasterFor(redisbroker.DefaultPrefix + "wake")
 	names := queuePerMaster(t, c)
-	stalled := -1
-	for i, n := range c.Nodes() {
-		if n != index && n != wake {
-			stalled = i
-		}
-	}
-	if stalled < 0 {
-		t.Fatal("every master holds the index or the wake-up list")
-	}
+	stalled := plainMaster(t, c)
 	q := names[stalled]
 	if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI); err != nil {
 		t.Fatal(err)
@@ -408,21 +402,9 @@ func TestFetchPastABrokenQueue(t *testing.T) {
 func TestClusterFinishWithAnotherMasterPaused(t *testing.T) {
 	c, b, svc, rec := watchedCluster(t)
 	ctx := context.Background()
-	index := c.MasterFor(redisbroker.DefaultPrefix + "queues")
-	wake := c.MasterFor(redisbroker.DefaultPrefix + "wake")
 	names := queuePerMaster(t, c)
-	stalled, healthy := -1, -1
-	for i, n := range c.Nodes() {
-		switch {
-		case n != index && n != wake:
-			stalled = i
-		default:
-			healthy = i
-		}
-	}
-	if stalled < 0 || healthy < 0 {
-		t.Fatal("no master for each part")
-	}
+	stalled := plainMaster(t, c)
+	healthy := (stalled + 1) % len(names)
 	for _, q := range []string{names[stalled], names[healthy], names[healthy], names[healthy]} {
 		if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI); err != nil {
 			t.Fatal(err)
