@@ -195,6 +195,17 @@ func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
 // Resume continues a paused server with SIGCONT.
 func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
 
+// PauseUntil pauses the server (Pause) and returns the call that resumes
+// it, once however often it is called; the test's end calls it too, so a
+// test that fails while the server is paused leaves it running.
+func (s *Server) PauseUntil(tb testing.TB) (resume func()) {
+	s.Pause()
+	var once sync.Once
+	resume = func() { once.Do(s.Resume) }
+	tb.Cleanup(resume)
+	return resume
+}
+
 func (s *Server) signal(sig syscall.Signal) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -179,13 +179,7 @@ func testClusterFetchWithOneMasterDown(t *testing.T, c *redistest.Cluster) {
 		}
 	}
 	down := c.Nodes()[1]
-	down.Pause()
-	resumed := false
-	defer func() {
-		if !resumed {
-			down.Resume()
-		}
-	}()
+	resume := down.PauseUntil(t)
 	leases, err := b.Fetch(ctx, queue.FetchRequest{N: 10, Lease: time.Minute})
 	if err != nil {
 		t.Fatalf("fetch with one master down: %v", err)
@@ -200,8 +194,7 @@ func testClusterFetchWithOneMasterDown(t *testing.T, c *redistest.Cluster) {
 	if !slices.Equal(got, want) {
 		t.Errorf("fetched from %v with %s down, want %v", got, names[1], want)
 	}
-	down.Resume()
-	resumed = true
+	resume()
 	waitUntil(t, "the paused master's job is taken", func() bool {
 		ls, err := b.Fetch(ctx, queue.FetchRequest{N: 10, Lease: time.Minute})
 		return err == nil && len(ls) == 1 && ls[0].Job.Queue == names[1]
@@ -369,18 +362,11 @@ func TestClusterEnqueueWithWakeMasterPaused(t *testing.T) {
 		ids = append(ids, j.ID)
 	}
 	enqueue("before the pause", 0)
-	wake.Pause()
-	resumed := false
-	t.Cleanup(func() {
-		if !resumed {
-			wake.Resume()
-		}
-	})
+	resume := wake.PauseUntil(t)
 	for i := range 5 {
 		enqueue("with the wake-up list's master paused", i)
 	}
-	wake.Resume()
-	resumed = true
+	resume()
 	for i := range 5 {
 		enqueue("right after the wake-up list's master is back", i)
 	}
@@ -412,13 +398,7 @@ func TestClusterEnqueueWithAnotherMasterPaused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	paused.Pause()
-	resumed := false
-	t.Cleanup(func() {
-		if !resumed {
-			paused.Resume()
-		}
-	})
+	resume := paused.PauseUntil(t)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var stalledDone atomic.Int64
@@ -463,8 +443,7 @@ func TestClusterEnqueueWithAnotherMasterPaused(t *testing.T) {
 	hw.Wait()
 	stalledWhilePaused := stalledDone.Load()
 	close(stop)
-	paused.Resume()
-	resumed = true
+	resume()
 	wg.Wait()
 	if stalledWhilePaused > 0 {
 		t.Fatalf("%d enqueues to %s were stored while its master was paused: the pause did not take, and the test proves nothing", stalledWhilePaused, stalled)
@@ -538,13 +517,7 @@ func TestClusterEnqueueWithIndexMasterPaused(t *testing.T) {
 	if err := enqueue(existing); err != nil {
 		t.Fatal(err)
 	}
-	index.Pause()
-	resumed := false
-	t.Cleanup(func() {
-		if !resumed {
-			index.Resume()
-		}
-	})
+	resume := index.PauseUntil(t)
 	var mu sync.Mutex
 	var failed []string
 	var wg sync.WaitGroup
@@ -577,8 +550,7 @@ func TestClusterEnqueueWithIndexMasterPaused(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	index.Resume()
-	resumed = true
+	resume()
 	if len(failed) > 0 {
 		t.Errorf("%d of %d enqueues to queues of masters that answer failed while the index's master was paused:\n%s",
 			len(failed), 20+len(fresh), strings.Join(failed, "\n"))

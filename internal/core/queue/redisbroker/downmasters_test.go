@@ -125,15 +125,6 @@ func plainMaster(t *testing.T, c *redistest.Cluster) int {
 	return -1
 }
 
-// pauseFor pauses n until the test ends or the returned func resumes it.
-func pauseFor(t *testing.T, n *redistest.Server) func() {
-	n.Pause()
-	var once sync.Once
-	resume := func() { once.Do(n.Resume) }
-	t.Cleanup(resume)
-	return resume
-}
-
 // TestClusterFetchWithAnotherMasterPaused (review fail30 F1): with one
 // master stalled (SIGSTOP), fetches take the jobs of the other masters'
 // queues and, once a fetch has found it failing, send it nothing but the
@@ -154,7 +145,7 @@ func TestClusterFetchWithAnotherMasterPaused(t *testing.T) {
 		}
 	}
 	paused := c.Nodes()[stalled]
-	resume := pauseFor(t, paused)
+	resume := paused.PauseUntil(t)
 	want := 0
 	for i, q := range names {
 		if i == stalled {
@@ -244,7 +235,7 @@ func TestClusterFetchWithWakeMasterPaused(t *testing.T) {
 	if ls, err := b.Fetch(ctx, queue.FetchRequest{N: 1, Lease: time.Minute}); err != nil || len(ls) != 1 {
 		t.Fatalf("fetch before the pause: %d jobs, %v", len(ls), err)
 	}
-	resume := pauseFor(t, wake)
+	resume := wake.PauseUntil(t)
 	// No job pending: the fetch waits on the wake-up list, and fails.
 	_, _ = b.Fetch(ctx, queue.FetchRequest{N: 1, Lease: time.Minute, Wait: time.Second})
 	rec.reset()
@@ -288,7 +279,7 @@ func TestClusterTickWithAnotherMasterPaused(t *testing.T) {
 		}
 	}
 	paused := c.Nodes()[stalled]
-	resume := pauseFor(t, paused)
+	resume := paused.PauseUntil(t)
 	_, _ = b.Tick(ctx) // may meet it, and mark it
 	rec.reset()
 	for i := range 3 {
@@ -316,7 +307,7 @@ func TestClusterRunNextOfAQueueOnAFailingMaster(t *testing.T) {
 	if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI); err != nil {
 		t.Fatal(err)
 	}
-	resume := pauseFor(t, c.Nodes()[stalled])
+	resume := c.Nodes()[stalled].PauseUntil(t)
 	defer resume()
 	_, _ = b.Fetch(ctx, queue.FetchRequest{N: 1, Lease: time.Minute}) // meets the paused master, and marks it
 	_, err := svc.RunNext(ctx, q)
@@ -427,7 +418,7 @@ func TestClusterFinishWithAnotherMasterPaused(t *testing.T) {
 	}
 	outcome := func(l queue.Lease) queue.Outcome { return queue.Outcome{Ref: l.Ref(), Result: []byte(`"pong"`)} }
 	paused := c.Nodes()[stalled]
-	resume := pauseFor(t, paused)
+	resume := paused.PauseUntil(t)
 	defer resume()
 	_, _ = b.Finish(ctx, []queue.Outcome{outcome(held[0]), outcome(ok[0])}) // meets it, and marks it
 	rec.reset()

@@ -325,15 +325,7 @@ func TestClusterMasterDown(t *testing.T) {
 				}
 			}
 			time.Sleep(50 * time.Millisecond)
-			down.Pause()
-			resumed := false
-			resume := func() {
-				if !resumed {
-					resumed = true
-					down.Resume()
-				}
-			}
-			t.Cleanup(resume)
+			resume := down.PauseUntil(t)
 			time.Sleep(2 * timeout)
 			close(onsetStop)
 			onsetWG.Wait()
@@ -533,15 +525,7 @@ func TestClusterRequestAcrossAFailedMaster(t *testing.T) {
 				t.Fatalf("before the pause: %s admitted %d of 4, want its burst", spent, got)
 			}
 
-			down.Pause()
-			resumed := false
-			resume := func() {
-				if !resumed {
-					resumed = true
-					down.Resume()
-				}
-			}
-			t.Cleanup(resume)
+			resume := down.PauseUntil(t)
 
 			// Each daemon's first request after the pause finds the master
 			// failing (its IP's key answered, its user's not); the others
