@@ -319,10 +319,7 @@ func (s *Store) decidedOf(ctx context.Context, g *group, err error, rs []ratelim
 	if denied && took {
 		var refunds []refund
 		for _, i := range pe.Decided {
-			if rs[i].Allowed && !rs[i].Shadowed {
-				refunds = append(refunds, refund{g.ops[i].rkey, g.ops[i].interval})
-				rs[i].Remaining = min(rs[i].Remaining+1, rs[i].Capacity)
-			}
+			refunds = unspendOne(refunds, &rs[i], g.ops[i].rkey, g.ops[i].interval)
 		}
 		s.giveBack(ctx, refunds, time.Now().Add(s.opts.Timeout))
 	}
@@ -334,10 +331,7 @@ func (s *Store) decidedOf(ctx context.Context, g *group, err error, rs []ratelim
 func (s *Store) GiveBack(ctx context.Context, bs []ratelimit.Bucket, rs []ratelimit.Result) {
 	var refunds []refund
 	for i := range bs {
-		if rs[i].Allowed && !rs[i].Shadowed {
-			refunds = append(refunds, refund{redisKey(s.opts.Prefix, bs[i].Key), bs[i].Interval})
-			rs[i].Remaining = min(rs[i].Remaining+1, rs[i].Capacity)
-		}
+		refunds = unspendOne(refunds, &rs[i], redisKey(s.opts.Prefix, bs[i].Key), bs[i].Interval)
 	}
 	if len(refunds) > 0 {
 		s.giveBack(ctx, refunds, time.Now().Add(s.opts.Timeout))
@@ -374,12 +368,21 @@ func (s *Store) master(ctx context.Context, rkey string) string {
 func unspend(g *group, rs []ratelimit.Result, refunds bool) []refund {
 	var out []refund
 	for i := range g.ops {
-		if rs[i].Allowed && !rs[i].Shadowed {
-			if refunds {
-				out = append(out, refund{g.ops[i].rkey, g.ops[i].interval})
-			}
+		if refunds {
+			out = unspendOne(out, &rs[i], g.ops[i].rkey, g.ops[i].interval)
+		} else if rs[i].Allowed && !rs[i].Shadowed {
 			rs[i].Remaining = min(rs[i].Remaining+1, rs[i].Capacity)
 		}
+	}
+	return out
+}
+
+// unspendOne counts the token of r back when r admitted (and is not a
+// shadow's), and adds its refund (the key rkey, at interval) to out.
+func unspendOne(out []refund, r *ratelimit.Result, rkey string, interval int64) []refund {
+	if r.Allowed && !r.Shadowed {
+		out = append(out, refund{rkey, interval})
+		r.Remaining = min(r.Remaining+1, r.Capacity)
 	}
 	return out
 }
