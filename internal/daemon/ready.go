@@ -106,16 +106,34 @@ func readyCluster(ctx context.Context, c *redis.ClusterClient, prefix string) ([
 
 // readyKey is a probe key whose slot master addr serves in c's map (the
 // client computes the slot; no round trip), or the plain probe key when
-// none of the first tags lands there, which a master's MOVED answers.
+// none of the first tags lands there, which a master's MOVED answers. The
+// key found is kept (readyKeys) while its slot stays with addr: every
+// probe looked for it again, up to 65,536 tags for a master with no slot.
 func readyKey(ctx context.Context, c *redis.ClusterClient, prefix, addr string) string {
-	for i := range 1 << 16 {
-		key := prefix + "ready-probe:{" + strconv.Itoa(i) + "}"
+	id := prefix + " " + addr
+	if k, ok := readyKeys.Load(id); ok {
+		key := k.(string)
+		if key == prefix+"ready-probe" {
+			return key
+		}
 		if m, err := c.MasterForKey(ctx, key); err == nil && m.Options().Addr == addr {
 			return key
 		}
 	}
-	return prefix + "ready-probe"
+	key := prefix + "ready-probe"
+	for i := range 1 << 16 {
+		tagged := prefix + "ready-probe:{" + strconv.Itoa(i) + "}"
+		if m, err := c.MasterForKey(ctx, tagged); err == nil && m.Options().Addr == addr {
+			key = tagged
+			break
+		}
+	}
+	readyKeys.Store(id, key)
+	return key
 }
+
+// readyKeys holds readyKey's answers, by prefix and master address.
+var readyKeys sync.Map
 
 // movedAway reports whether err is a redirection: the node answered.
 func movedAway(err error) bool {
@@ -123,15 +141,16 @@ func movedAway(err error) bool {
 	if !errors.As(err, &re) {
 		return false
 	}
-	msg := re.Error()
-	return strings.HasPrefix(msg, "MOVED ") || strings.HasPrefix(msg, "ASK ")
+	_, moved := redis.IsMovedError(err)
+	_, ask := redis.IsAskError(err)
+	return moved || ask
 }
 
 // masterFailure says why one master of a cluster failed the probe.
 func masterFailure(err error) string {
 	var re redis.Error
 	switch {
-	case strings.HasPrefix(err.Error(), "READONLY"):
+	case redis.IsReadOnlyError(err):
 		return "a read-only replica"
 	case AuthProblem(err) != "":
 		return "refuses this daemon's user (" + AuthProblem(err) + ")"

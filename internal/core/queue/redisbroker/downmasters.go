@@ -53,8 +53,12 @@ const (
 // client can tell the master that holds key: it marks that master failing
 // when err says the master is (masterFailing), and reports true: the
 // caller goes on with the other queues. On a single server (or a master it
-// cannot tell) it reports false: a failure is the whole backend's.
+// cannot tell), or when the caller gave up (ctx ended: that says nothing
+// of the master), it reports false.
 func (b *Broker) failed(ctx context.Context, key string, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
 	addr := b.masterOfKey(ctx, key)
 	if addr == "" {
 		return false
@@ -87,12 +91,8 @@ func masterFailing(err error) bool {
 	if errors.Is(err, errLate) || !errors.As(err, &rerr) {
 		return true
 	}
-	for _, p := range []string{"CLUSTERDOWN", "LOADING", "MASTERDOWN", "BUSY"} {
-		if strings.HasPrefix(rerr.Error(), p) {
-			return true
-		}
-	}
-	return redis.IsAuthError(err) || redis.IsMaxClientsError(err)
+	return redis.IsClusterDownError(err) || redis.IsLoadingError(err) || redis.IsMasterDownError(err) ||
+		strings.HasPrefix(rerr.Error(), "BUSY") || redis.IsAuthError(err) || redis.IsMaxClientsError(err)
 }
 
 // isDown reports whether the master holding key is marked failing, and

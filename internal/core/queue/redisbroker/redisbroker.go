@@ -934,9 +934,7 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 		case errors.Is(err, redis.Nil):
 			return nil, nil
 		case err != nil:
-			if ctx.Err() == nil {
-				b.failed(ctx, b.wakeKey(), err)
-			}
+			b.failed(ctx, b.wakeKey(), err)
 			return nil, fmt.Errorf("wait for jobs: %w", err)
 		}
 		if leases, err = b.take(ctx, req, res[1]); err != nil || len(leases) > 0 {
@@ -973,7 +971,7 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 		var err error
 		if names, err = b.queueNames(ctx, fresh); err != nil {
 			known := b.knownNames()
-			if len(known) == 0 || ctx.Err() != nil || !b.failed(ctx, b.indexKey(), err) {
+			if len(known) == 0 || !b.failed(ctx, b.indexKey(), err) {
 				return nil, err
 			}
 			names, failure = known, err
@@ -1133,9 +1131,7 @@ func (b *Broker) ready(ctx context.Context, names []string) ([]string, error) {
 			if first == nil {
 				first = fmt.Errorf("fetch: pending count of %s: %w", q, err)
 			}
-			if ctx.Err() == nil {
-				b.failed(ctx, b.keys(q).pending, err)
-			}
+			b.failed(ctx, b.keys(q).pending, err)
 			continue
 		}
 		if n > 0 {
@@ -1506,9 +1502,7 @@ func (b *Broker) Finish(ctx context.Context, outcomes []queue.Outcome) ([]queue.
 			for _, i := range groups[q] {
 				unwritten[i] = true
 			}
-			if ctx.Err() == nil {
-				b.failed(ctx, b.keys(q).pending, e)
-			}
+			b.failed(ctx, b.keys(q).pending, e)
 			continue
 		}
 		for j, v := range a[1:] {
@@ -1690,9 +1684,7 @@ func (b *Broker) tick(ctx context.Context) (queue.TickResult, error) {
 				if first == nil {
 					first = fmt.Errorf("tick %s: %w", q, e)
 				}
-				if ctx.Err() == nil {
-					b.failed(ctx, b.keys(q).pending, e)
-				}
+				b.failed(ctx, b.keys(q).pending, e)
 				continue
 			}
 			a := cmds[i].Val().([]any)
