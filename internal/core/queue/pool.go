@@ -300,19 +300,19 @@ func (p *Pool) fetch() {
 		}
 		if err != nil && p.fetchCtx.Err() == nil {
 			p.svc.obs.BackendError("fetch", err)
-		}
-		// Jobs with an error are some queues' failure (one broken, a
-		// Cluster master failing) while the others answered: the fetcher
-		// goes on without backing off, as the backend works.
-		if err != nil && p.fetchCtx.Err() == nil && len(leases) == 0 {
-			backoff = nextBackoff(backoff)
-			t := time.NewTimer(backoff)
-			ok := p.await(nil, t.C)
-			t.Stop()
-			if !ok {
-				return
+			// Jobs with an error are some queues' failure (one broken, a
+			// Cluster master failing) while the others answered: the
+			// fetcher goes on without backing off, as the backend works.
+			if len(leases) == 0 {
+				backoff = nextBackoff(backoff)
+				t := time.NewTimer(backoff)
+				ok := p.await(nil, t.C)
+				t.Stop()
+				if !ok {
+					return
+				}
+				continue
 			}
-			continue
 		}
 		backoff = 0
 		if busy && len(leases) == 0 {
@@ -363,6 +363,16 @@ func nextBackoff(d time.Duration) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
+// freeRoom counts n jobs held no more (run, or handed back) and wakes the
+// fetcher if it waits for room.
+func (p *Pool) freeRoom(n int) {
+	p.inflight.Add(-int64(n))
+	select {
+	case p.freed <- struct{}{}:
+	default:
+	}
+}
+
 // work runs jobs until the job channel is closed.
 func (p *Pool) work() {
 	defer p.workers.Done()
@@ -383,11 +393,7 @@ func (p *Pool) work() {
 		start := p.svc.clock.Now()
 		o := p.svc.execute(h.ctx, h.lease)
 		p.observeRun(p.svc.clock.Now().Sub(start))
-		p.inflight.Add(-1)
-		select {
-		case p.freed <- struct{}{}:
-		default:
-		}
+		p.freeRoom(1)
 		switch {
 		case p.runCtx.Err() != nil && h.ctx.Err() != nil && !errors.Is(context.Cause(h.ctx), ErrLeaseLost):
 			p.handBack(h) // interrupted by shutdown: not the job's fault

@@ -141,15 +141,11 @@ func (p *Pool) shedDue() {
 	// They will not run here: the fetcher may take jobs for the workers
 	// they held (their slots come back as workers skip them), and, jobs
 	// being slow, only one per idle worker.
-	p.inflight.Add(-int64(len(hs)))
 	// The fetcher may be waiting for a worker to free room (every worker
 	// busy, these jobs waiting): they made room instead. No job freed it
 	// otherwise when the workers were held up (fail30b N1: a pool whose
 	// waiting jobs were all handed back fetched nothing again, for good).
-	select {
-	case p.freed <- struct{}{}:
-	default:
-	}
+	p.freeRoom(len(hs))
 	p.slowDown(s.after)
 	p.release(hs)
 }
