@@ -34,8 +34,9 @@ func newLoggingURLServer(t *testing.T, url string) (*Server, *syncBuffer) {
 // TestQueueOutageEndLogged (fail30 F6): a job queue outage logged as
 // "job queue backend failing" is logged as over too, once, at the first
 // call that succeeds after it: "job queue backend answers again". On a
-// Redis Cluster only a call that reads every master (stats, tick) ends it:
-// a queue on a healthy master answers while another master is still down.
+// Redis Cluster only a call that reads every master (stats) ends it: a
+// queue on a healthy master answers, and a tick leaves out a failing
+// master's queues, while that master is still down.
 // The end was never logged.
 func TestQueueOutageEndLogged(t *testing.T) {
 	t.Parallel()

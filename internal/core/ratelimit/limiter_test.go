@@ -303,9 +303,6 @@ func TestOverrideBounds(t *testing.T) {
 	}
 }
 
-// TestUserTenantPairsKeyApart: the pairs (user "a:b", tenant "c") and
-// (user "a", tenant "b:c") are two identities, with a bucket each; they
-// once shared the key "secure-ping:user_tenant:a:b:c".
 // TestStoredInexactOverrideApplied (review code30 C1): an override an
 // earlier version stored with a rate its bucket cannot refill exactly
 // (1,500,000 a second, refilled 1,000,000) is applied and listed, as
@@ -338,6 +335,9 @@ func TestStoredInexactOverrideApplied(t *testing.T) {
 	}
 }
 
+// TestUserTenantPairsKeyApart: the pairs (user "a:b", tenant "c") and
+// (user "a", tenant "b:c") are two identities, with a bucket each; they
+// once shared the key "secure-ping:user_tenant:a:b:c".
 func TestUserTenantPairsKeyApart(t *testing.T) {
 	clock := storetest.NewClock()
 	l, err := ratelimit.New(ratelimit.DefaultConfig(), ratelimit.Deps{Store: memstore.New(clock), Clock: clock})
