@@ -75,6 +75,7 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 		log.Info("developer token", "path", tokenPath, "created", created)
 	}
 	addr := ln.Addr().String()
+	defer keepGCHeadroom(opt.Getenv)()
 	warnUnknownEnv(log, opt.Environ)
 	warnRiskySettings(log, cfg)
 	log.Info("listening", "addr", addr, "config", cfg)
