@@ -23,7 +23,7 @@ import (
 // Options are what the suite asks of a new broker.
 type Options struct {
 	Clock        queue.Clock // the broker's time
-	HistoryLimit int         // finished jobs kept per queue
+	HistoryLimit int         // succeeded and cancelled jobs kept per queue, and dead jobs
 }
 
 // NewBroker returns a new, empty broker for one test.

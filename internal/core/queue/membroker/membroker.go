@@ -21,10 +21,11 @@ var _ queue.Broker = (*Broker)(nil)
 // Options configure a Broker.
 type Options struct {
 	Clock        queue.Clock // the system clock when nil
-	HistoryLimit int         // finished jobs kept per queue (JOB_HISTORY); 200 when 0
+	HistoryLimit int         // succeeded and cancelled jobs kept per queue, and dead jobs (JOB_HISTORY); 200 when 0
 }
 
-// DefaultHistoryLimit is the number of finished jobs kept per queue.
+// DefaultHistoryLimit is the number of succeeded and cancelled jobs kept
+// per queue, and of dead jobs.
 const DefaultHistoryLimit = 200
 
 // Broker is the memory broker. The zero value is not usable; call New.

@@ -28,7 +28,8 @@ var _ queue.Broker = (*Broker)(nil)
 // DefaultPrefix starts every key refrakt writes (REFRAKT_PREFIX).
 const DefaultPrefix = "refrakt:"
 
-// DefaultHistoryLimit is the number of finished jobs kept per queue.
+// DefaultHistoryLimit is the number of succeeded and cancelled jobs kept
+// per queue, and of dead jobs.
 const DefaultHistoryLimit = 200
 
 // wakeBacklog bounds the wake-up list: enough to wake every idle fetcher of
@@ -43,7 +44,8 @@ const maxBlock = time.Second
 type Options struct {
 	// Prefix of every key; DefaultPrefix when empty.
 	Prefix string
-	// HistoryLimit is the number of finished jobs kept per queue (JOB_HISTORY).
+	// HistoryLimit is the number of succeeded and cancelled jobs kept per
+	// queue, and of dead jobs (JOB_HISTORY).
 	HistoryLimit int
 	// Clock, when set, replaces Redis TIME in every script: for tests only,
 	// since daemons sharing a Redis must share its clock.
