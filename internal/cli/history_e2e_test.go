@@ -60,3 +60,56 @@ func TestE2EHistoryLimitFromTheDaemons(t *testing.T) {
 		t.Errorf("history after the CLI's cancel: %d jobs, want %d (the daemon keeps 1000)", n, done+1)
 	}
 }
+
+// TestE2EDeadJobOutlivesSuccesses: a dead job stays gettable, listed (with
+// --status dead and without a status) and requeueable however many jobs of
+// its queue succeed after it: dead jobs have their own JOB_HISTORY. A
+// reviewer's `serve --job-history 5` (memory) lost a dead job to the 5
+// pings that followed it; so did Redis, where history's trim dropped dead
+// and succeeded jobs alike. On Redis, through the API and through Redis
+// directly.
+func TestE2EDeadJobOutlivesSuccesses(t *testing.T) {
+	t.Parallel()
+	for _, backend := range []string{"memory", "redis"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			var env []string
+			var r *redistest.Server
+			if backend == "redis" {
+				r = redistest.Start(t)
+				env = []string{"QUEUE_URL=" + r.URL(), "REFRAKT_PREFIX=dead:"}
+			}
+			d := startDaemon(t, env, "--workers", "0", "--job-history", "5")
+			envs := []driverEnv{{"api", map[string]string{"REFRAKT_SERVER": d.URL, "REFRAKT_TOKEN": d.Token, "XDG_STATE_HOME": t.TempDir()}}}
+			if r != nil {
+				envs = drivers(t, d, r, "dead:")
+			}
+			for _, de := range envs {
+				env, q := de.env, "dead-"+de.name
+				id := strings.TrimSpace(mustCLI(t, env, "jobs", "enqueue", "fail", "--max-retries", "0", "--queue", q))
+				if j := jobJSON(t, env, "jobs", "run", id); j.Status != queue.StatusDead {
+					t.Fatalf("%s: the fail job is %s after its run, want dead", de.name, j.Status)
+				}
+				for range 6 {
+					mustCLI(t, env, "jobs", "enqueue", "ping", "--queue", q)
+					if j := jobJSON(t, env, "jobs", "run", "--next", "--queue", q); j.Status != queue.StatusSucceeded {
+						t.Fatalf("%s: a ping is %s after its run, want succeeded", de.name, j.Status)
+					}
+				}
+				if j := jobJSON(t, env, "jobs", "get", id); j.Status != queue.StatusDead {
+					t.Errorf("%s: jobs get of the dead job after 6 successes: %s, want dead", de.name, j.Status)
+				}
+				if out := mustCLI(t, env, "jobs", "list", "--queue", q, "--status", "dead"); !strings.HasPrefix(out, id+"\t") {
+					t.Errorf("%s: jobs list --status dead: %q, want the dead job", de.name, out)
+				}
+				rows := strings.Split(strings.TrimSpace(mustCLI(t, env, "jobs", "list", "--queue", q)), "\n")
+				if len(rows) != 6 || !strings.HasPrefix(rows[5], id+"\t") {
+					t.Errorf("%s: jobs list: %q, want the 5 latest successes, then the dead job", de.name, rows)
+				}
+				if j := jobJSON(t, env, "jobs", "requeue", id); j.Status != queue.StatusPending {
+					t.Errorf("%s: jobs requeue of the dead job: %s, want pending", de.name, j.Status)
+				}
+			}
+		})
+	}
+}

@@ -104,7 +104,8 @@ type Config struct {
 	// TickInterval is how often due scheduled and retry jobs are promoted.
 	// TICK_INTERVAL, default 1s.
 	TickInterval time.Duration
-	// JobHistory is how many finished jobs are kept per queue. JOB_HISTORY, default 200.
+	// JobHistory is how many succeeded and cancelled jobs are kept per queue,
+	// and how many dead jobs. JOB_HISTORY, default 200.
 	JobHistory int
 	// JobLease is how long a running job is held before it is recovered.
 	// JOB_LEASE, default 30s.

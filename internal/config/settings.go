@@ -67,7 +67,7 @@ func Settings() []Setting {
 		integer("QUEUE_MAX_QUEUES", "queue-max-queues", "refuse /run jobs for a new queue beyond this many queues (0 = no bound)", d.QueueMaxQueues, func(c *Config) *int { return &c.QueueMaxQueues }),
 		integer("WORKER_CONCURRENCY", "workers", "worker goroutines (0 = manual mode)", d.WorkerConcurrency, func(c *Config) *int { return &c.WorkerConcurrency }),
 		seconds("TICK_INTERVAL", "tick-interval", "how often due scheduled and retry jobs are promoted", d.TickInterval, func(c *Config) *time.Duration { return &c.TickInterval }),
-		integer("JOB_HISTORY", "job-history", "finished jobs kept per queue", d.JobHistory, func(c *Config) *int { return &c.JobHistory }),
+		integer("JOB_HISTORY", "job-history", "succeeded and cancelled jobs kept per queue, and as many dead jobs", d.JobHistory, func(c *Config) *int { return &c.JobHistory }),
 		duration("JOB_LEASE", "job-lease", "lease of a running job, extended while it runs", d.JobLease, func(c *Config) *time.Duration { return &c.JobLease }),
 		duration("SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long graceful shutdown may take", d.ShutdownTimeout, func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 		duration("SHUTDOWN_DELAY", "shutdown-delay", "after a stop signal, serve on this long with /readyz answering 503 before the stop begins (0 = none)", d.ShutdownDelay, func(c *Config) *time.Duration { return &c.ShutdownDelay }),

@@ -15,10 +15,10 @@ import (
 )
 
 // TestDeadJobsLogged: a job whose last attempt fails is logged at WARN with
-// its id, queue, type, attempts and error, on both backends. The history
-// keeps a dead job only among its queue's last JOB_HISTORY finished jobs, so
-// on a busy queue it is soon gone (a runbook drill: `jobs list --status
-// dead` found none of 10 after 300 successes); the log line stays.
+// its id, queue, type, attempts and error, on both backends. A queue keeps
+// only its last JOB_HISTORY dead jobs (before they had a bound of their own,
+// a runbook drill's `jobs list --status dead` found none of 10 after 300
+// successes); the log line stays.
 func TestDeadJobsLogged(t *testing.T) {
 	t.Parallel()
 	for _, backend := range []string{"memory", "redis"} {

@@ -23,7 +23,7 @@ import (
 // Options are what the suite asks of a new broker.
 type Options struct {
 	Clock        queue.Clock // the broker's time
-	HistoryLimit int         // finished jobs kept per queue
+	HistoryLimit int         // succeeded and cancelled jobs kept per queue, and dead jobs
 }
 
 // NewBroker returns a new, empty broker for one test.
@@ -181,6 +181,9 @@ func Run(t *testing.T, nb NewBroker) {
 		{"Release", testRelease},
 		{"Claim", testClaim},
 		{"HistoryCapAndDedup", testHistoryCapAndDedup},
+		{"DeadOutlivesSuccesses", testDeadOutlivesSuccesses},
+		{"DeadBound", testDeadBound},
+		{"ListAllFinished", testListAllFinished},
 		{"ClaimedEarlyThenReleased", testClaimedEarlyThenReleased},
 		{"LargeBatches", testLargeBatches},
 		{"Stats", testStats},
@@ -762,8 +765,9 @@ func testHistoryCapAndDedup(t *testing.T, nb NewBroker) {
 	diff(t, "history after a requeue", []string{j.ID, done[4], done[3]}, ids(all))
 	diff(t, "dead gauge", int64(0), e.stats("default").Dead)
 
-	// Dead jobs evicted from the history leave the dead gauge.
-	for range 3 {
+	// Dead jobs evicted leave the dead gauge: the oldest dead job beyond
+	// the cap of 3, by a fourth (a success evicts none).
+	for range 4 {
 		e.enqueue("", "fail", 0, func(j *queue.Job) { j.MaxRetries = 0 })
 		e.clock.Advance(time.Millisecond)
 		e.finish(fail(e.fetchOne(), "x", 0))
@@ -771,13 +775,230 @@ func testHistoryCapAndDedup(t *testing.T, nb NewBroker) {
 	e.enqueue("", "ping", 0)
 	e.clock.Advance(time.Millisecond)
 	e.finish(ok(e.fetchOne(), `1`))
-	diff(t, "dead gauge after eviction", int64(2), e.stats("default").Dead)
+	diff(t, "dead gauge after eviction", int64(3), e.stats("default").Dead)
+}
+
+// list lists f's jobs by id.
+func (e *env) list(f queue.Filter) []string {
+	e.t.Helper()
+	jobs, err := e.b.List(e.ctx, f)
+	if err != nil {
+		e.t.Fatalf("List(%+v): %v", f, err)
+	}
+	return append([]string{}, ids(jobs)...)
+}
+
+// die runs a new job of queue q with no retries to its death, either by its
+// handler failing (finish) or by its lease expiring (tick), and returns it.
+func (e *env) die(q string, byTick bool) *queue.Job {
+	e.t.Helper()
+	j := e.enqueue(q, "fail", 0, func(j *queue.Job) { j.MaxRetries = 0 })
+	l, err := e.b.Claim(e.ctx, j.ID, lease)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if byTick {
+		e.clock.Advance(lease)
+		if r := e.tick(); r.RecoveredDead != 1 {
+			e.t.Fatalf("tick: %+v, want one job made dead", r)
+		}
+	} else {
+		diff(e.t, "a failure with no retries left", []queue.Status{queue.StatusDead}, e.finish(fail(l, "x", 0)))
+	}
+	e.clock.Advance(time.Millisecond)
+	return j
+}
+
+// succeed runs a new ping of queue q to its success and returns it.
+func (e *env) succeed(q string) *queue.Job {
+	e.t.Helper()
+	j := e.enqueue(q, "ping", 0)
+	l, err := e.b.Claim(e.ctx, j.ID, lease)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	diff(e.t, "a success", []queue.Status{queue.StatusSucceeded}, e.finish(ok(l, `"pong"`)))
+	e.clock.Advance(time.Millisecond)
+	return j
+}
+
+// cancelNew cancels a new job of queue q and returns it.
+func (e *env) cancelNew(q string) *queue.Job {
+	e.t.Helper()
+	j := e.enqueue(q, "ping", time.Hour)
+	if _, _, err := e.b.Cancel(e.ctx, j.ID); err != nil {
+		e.t.Fatal(err)
+	}
+	e.clock.Advance(time.Millisecond)
+	return j
+}
+
+// testDeadOutlivesSuccesses: dead jobs are kept apart from the succeeded and
+// cancelled ones, each up to JOB_HISTORY (here 5): however many jobs succeed
+// or are cancelled after it, a dead job (its handler failed, or its lease
+// expired on its last attempt) stays gettable, listed, counted and
+// requeueable. A reviewer's `serve --job-history 5` lost a dead job to the
+// 5 pings that followed it.
+func testDeadOutlivesSuccesses(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 5)
+	failed := e.die("", false)
+	lost := e.die("", true)
+	var done []*queue.Job
+	for i := range 8 {
+		if i%3 == 2 {
+			done = append(done, e.cancelNew(""))
+		} else {
+			done = append(done, e.succeed(""))
+		}
+	}
+	for _, j := range []*queue.Job{failed, lost} {
+		if got, err := e.b.Get(e.ctx, j.ID); err != nil || got.Status != queue.StatusDead {
+			t.Fatalf("Get of a dead job after 8 later finished jobs: %+v, %v; want it dead", got, err)
+		}
+	}
+	_, err := e.b.Get(e.ctx, done[2].ID)
+	wantCode(t, "Get of a finished job beyond the history's 5", err, core.CodeNotFound)
+	diff(t, "dead jobs listed, latest first", []string{lost.ID, failed.ID}, e.list(queue.Filter{Status: queue.StatusDead}))
+	diff(t, "dead jobs of the queue", []string{lost.ID, failed.ID}, e.list(queue.Filter{Queue: "default", Status: queue.StatusDead}))
+	diff(t, "dead gauge", int64(2), e.stats("default").Dead)
+
+	got, from, err := e.b.Requeue(e.ctx, failed.ID)
+	if err != nil {
+		t.Fatalf("Requeue of a dead job after 8 later finished jobs: %v", err)
+	}
+	diff(t, "requeued", [2]queue.Status{queue.StatusDead, queue.StatusPending}, [2]queue.Status{from, got.Status})
+	diff(t, "dead after the requeue", []string{lost.ID}, e.list(queue.Filter{Status: queue.StatusDead}))
+	diff(t, "dead gauge after the requeue", int64(1), e.stats("default").Dead)
+	// Run again, it succeeds: in the history (pushing the oldest out), no
+	// longer among the dead.
+	l := e.fetchOne()
+	diff(t, "the requeued job runs", failed.ID, l.Job.ID)
+	e.finish(ok(l, `1`))
+	want := []string{failed.ID}
+	for i := len(done) - 1; len(want) < 5; i-- {
+		want = append(want, done[i].ID)
+	}
+	var finished []string
+	for _, st := range []queue.Status{queue.StatusSucceeded, queue.StatusCancelled} {
+		finished = append(finished, e.list(queue.Filter{Status: st})...)
+	}
+	slices.Sort(finished)
+	slices.Sort(want)
+	diff(t, "the history's 5 after the requeued job succeeded", want, finished)
+	diff(t, "dead, unchanged", []string{lost.ID}, e.list(queue.Filter{Status: queue.StatusDead}))
+}
+
+// testDeadBound: a queue keeps up to JOB_HISTORY (here 3) dead jobs, the
+// oldest evicted (its job gone: Get answers not found) by a newer dead job,
+// whether a failure or a tick made it dead; the history of successes is
+// left as it was.
+func testDeadBound(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 3)
+	s1, s2 := e.succeed(""), e.succeed("")
+	var dead []*queue.Job
+	for i := range 3 {
+		dead = append(dead, e.die("", i == 1))
+	}
+	diff(t, "3 dead jobs", []string{dead[2].ID, dead[1].ID, dead[0].ID}, e.list(queue.Filter{Status: queue.StatusDead}))
+	dead = append(dead, e.die("", false))
+	diff(t, "a fourth pushes the oldest out", []string{dead[3].ID, dead[2].ID, dead[1].ID}, e.list(queue.Filter{Status: queue.StatusDead}))
+	_, err := e.b.Get(e.ctx, dead[0].ID)
+	wantCode(t, "Get of the evicted dead job", err, core.CodeNotFound)
+	dead = append(dead, e.die("", true), e.die("", true))
+	diff(t, "dead jobs a tick made push the oldest out too", []string{dead[5].ID, dead[4].ID, dead[3].ID}, e.list(queue.Filter{Status: queue.StatusDead}))
+	for _, j := range dead[:3] {
+		_, err := e.b.Get(e.ctx, j.ID)
+		wantCode(t, "Get of an evicted dead job", err, core.CodeNotFound)
+	}
+	diff(t, "dead gauge", int64(3), e.stats("default").Dead)
+	diff(t, "the successes stay", []string{s2.ID, s1.ID}, e.list(queue.Filter{Status: queue.StatusSucceeded}))
+	if _, _, err := e.b.Requeue(e.ctx, dead[3].ID); err != nil {
+		t.Fatalf("Requeue of the oldest dead job kept: %v", err)
+	}
+	diff(t, "dead after a requeue", []string{dead[5].ID, dead[4].ID}, e.list(queue.Filter{Status: queue.StatusDead}))
+
+	// A queue's removal takes its dead jobs with it, counted once.
+	e.fetchOne()
+	e.clock.Advance(lease)
+	e.tick() // the requeued job dies again, by its lease
+	n, err := e.b.RemoveQueue(e.ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	diff(t, "jobs removed with the queue: 2 succeeded, 3 dead", 5, n)
+	for _, j := range append([]*queue.Job{s1, s2}, dead[3:]...) {
+		_, err := e.b.Get(e.ctx, j.ID)
+		wantCode(t, "Get of a removed queue's job", err, core.CodeNotFound)
+	}
+}
+
+// testListAllFinished: a listing of every status shows a queue's dead and
+// its succeeded and cancelled jobs, each kept to JOB_HISTORY (here 4) on its
+// own: with no job waiting, in the order they finished (here the order they
+// were enqueued in, the listing's), latest first, in one queue or across
+// queues, cut to the limit.
+func testListAllFinished(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 4)
+	var order []*queue.Job // finished, oldest first, in both queues
+	isDead := map[string]bool{}
+	for i := range 14 {
+		q := []string{"all-a", "all-b"}[i%2]
+		var j *queue.Job
+		switch i % 7 {
+		case 0, 3:
+			j = e.die(q, i%7 == 3)
+			isDead[j.ID] = true
+		case 5:
+			j = e.cancelNew(q)
+		default:
+			j = e.succeed(q)
+		}
+		order = append(order, j)
+	}
+	// kept: per queue, the latest 4 dead and the latest 4 others.
+	kept := map[string]bool{}
+	for _, q := range []string{"all-a", "all-b"} {
+		n := map[bool]int{}
+		for i := len(order) - 1; i >= 0; i-- {
+			if j := order[i]; j.Queue == q && n[isDead[j.ID]] < 4 {
+				n[isDead[j.ID]]++
+				kept[j.ID] = true
+			}
+		}
+	}
+	for _, j := range order {
+		if st := e.statusOf(j.ID); (st != "") != kept[j.ID] {
+			t.Errorf("job %s (dead: %v) is %q, want it kept: %v", j.ID, isDead[j.ID], st, kept[j.ID])
+		}
+	}
+	for _, q := range []string{"", "all-a"} {
+		for _, limit := range []int{3, 100} {
+			want := []string{}
+			for i := len(order) - 1; i >= 0 && len(want) < limit; i-- {
+				if j := order[i]; kept[j.ID] && (q == "" || j.Queue == q) {
+					want = append(want, j.ID)
+				}
+			}
+			diff(t, fmt.Sprintf("every finished job of queue %q, limit %d", q, limit), want, e.list(queue.Filter{Queue: q, Limit: limit}))
+		}
+	}
+}
+
+// statusOf is job id's status, "" when it is gone.
+func (e *env) statusOf(id string) queue.Status {
+	e.t.Helper()
+	j, err := e.b.Get(e.ctx, id)
+	if err != nil {
+		wantCode(e.t, "Get", err, core.CodeNotFound)
+		return ""
+	}
+	return j.Status
 }
 
 // testLargeBatches moves more jobs in one call than a store may pass to one
 // command (the Redis scripts split their writes in chunks): 1,300 jobs
 // enqueued, fetched and finished in one call each, 1,000 succeeding and 300
-// dying, then evicted from a history of 10.
+// dying, then evicted from a history of 10 and 10 dead jobs.
 func testLargeBatches(t *testing.T, nb NewBroker) {
 	e := setup(t, nb, 10)
 	const n, dying = 1300, 300
@@ -817,7 +1038,7 @@ func testLargeBatches(t *testing.T, nb NewBroker) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	diff(t, "jobs left: the history's 10", 10, len(hist))
+	diff(t, "jobs left: the history's 10 and the dead's 10", 20, len(hist))
 	dead := 0
 	for _, j := range hist {
 		if j.Status == queue.StatusDead {
@@ -825,7 +1046,8 @@ func testLargeBatches(t *testing.T, nb NewBroker) {
 		}
 	}
 	s := e.stats("default")
-	diff(t, "gauges: running, dead", [2]int64{0, int64(dead)}, [2]int64{s.Running, s.Dead})
+	diff(t, "gauges: running, dead", [2]int64{0, 10}, [2]int64{s.Running, s.Dead})
+	diff(t, "dead jobs listed", 10, dead)
 	kept := 0
 	for _, nj := range jobs {
 		if _, err := e.b.Get(e.ctx, nj.Job.ID); err == nil {
@@ -834,7 +1056,7 @@ func testLargeBatches(t *testing.T, nb NewBroker) {
 			wantCode(t, "Get of an evicted job", err, core.CodeNotFound)
 		}
 	}
-	diff(t, "jobs that Get still finds", 10, kept)
+	diff(t, "jobs that Get still finds", 20, kept)
 }
 
 func testStats(t *testing.T, nb NewBroker) {

@@ -1,6 +1,6 @@
 // Package membroker is the in-process queue.Broker: for one daemon, zero
 // setup. Jobs live in maps and lists under one mutex; finished jobs are kept
-// up to a bounded history per queue.
+// up to a bounded history per queue, and dead jobs up to a bound of their own.
 package membroker
 
 import (
@@ -21,10 +21,11 @@ var _ queue.Broker = (*Broker)(nil)
 // Options configure a Broker.
 type Options struct {
 	Clock        queue.Clock // the system clock when nil
-	HistoryLimit int         // finished jobs kept per queue (JOB_HISTORY); 200 when 0
+	HistoryLimit int         // succeeded and cancelled jobs kept per queue, and dead jobs (JOB_HISTORY); 200 when 0
 }
 
-// DefaultHistoryLimit is the number of finished jobs kept per queue.
+// DefaultHistoryLimit is the number of succeeded and cancelled jobs kept
+// per queue, and of dead jobs.
 const DefaultHistoryLimit = 200
 
 // Broker is the memory broker. The zero value is not usable; call New.
@@ -56,8 +57,8 @@ type qstate struct {
 	scheduled timeHeap
 	retry     timeHeap
 	running   map[string]struct{}
-	history   *list.List // of ids, oldest first
-	inHistory map[string]*list.Element
+	history   finishedSet // succeeded and cancelled jobs
+	dead      finishedSet // dead jobs: successes never push them out
 	count     map[queue.Status]int64
 	enqueued  int64
 	started   int64
@@ -89,10 +90,10 @@ func (b *Broker) queue(name string) *qstate {
 	q, ok := b.queues[name]
 	if !ok {
 		q = &qstate{
-			running:   map[string]struct{}{},
-			history:   list.New(),
-			inHistory: map[string]*list.Element{},
-			count:     map[queue.Status]int64{},
+			running: map[string]struct{}{},
+			history: newFinishedSet(),
+			dead:    newFinishedSet(),
+			count:   map[queue.Status]int64{},
 		}
 		b.queues[name] = q
 		b.names = append(b.names, name)
@@ -419,17 +420,46 @@ func (b *Broker) failed(q *qstate, e *entry, now time.Time, retryIn time.Duratio
 	pushTimed(&q.retry, e)
 }
 
-// addHistory records a finished job, once, and evicts the oldest beyond the cap.
-func (b *Broker) addHistory(q *qstate, e *entry) {
-	if el, ok := q.inHistory[e.job.ID]; ok {
-		q.history.MoveToBack(el)
+// finishedSet is an ordered set of finished jobs' ids, oldest first.
+type finishedSet struct {
+	order *list.List
+	at    map[string]*list.Element
+}
+
+func newFinishedSet() finishedSet {
+	return finishedSet{order: list.New(), at: map[string]*list.Element{}}
+}
+
+// add puts id last, once.
+func (s finishedSet) add(id string) {
+	if el, ok := s.at[id]; ok {
+		s.order.MoveToBack(el)
 	} else {
-		q.inHistory[e.job.ID] = q.history.PushBack(e.job.ID)
+		s.at[id] = s.order.PushBack(id)
 	}
-	for q.history.Len() > b.history {
-		el := q.history.Front()
-		id := q.history.Remove(el).(string)
-		delete(q.inHistory, id)
+}
+
+func (s finishedSet) remove(id string) {
+	if el, ok := s.at[id]; ok {
+		s.order.Remove(el)
+		delete(s.at, id)
+	}
+}
+
+// addHistory records a finished job, once: a dead job among the queue's
+// dead, any other in its history, each set capped at JOB_HISTORY, the
+// oldest beyond it evicted. Successes and cancellations so never push a
+// dead job out, only newer dead jobs do.
+func (b *Broker) addHistory(q *qstate, e *entry) {
+	set, other := q.history, q.dead
+	if e.job.Status == queue.StatusDead {
+		set, other = q.dead, q.history
+	}
+	other.remove(e.job.ID)
+	set.add(e.job.ID)
+	for set.order.Len() > b.history {
+		id := set.order.Remove(set.order.Front()).(string)
+		delete(set.at, id)
 		if old, ok := b.jobs[id]; ok {
 			q.count[old.job.Status]--
 			delete(b.jobs, id)
@@ -438,10 +468,8 @@ func (b *Broker) addHistory(q *qstate, e *entry) {
 }
 
 func (b *Broker) removeHistory(q *qstate, id string) {
-	if el, ok := q.inHistory[id]; ok {
-		q.history.Remove(el)
-		delete(q.inHistory, id)
-	}
+	q.history.remove(id)
+	q.dead.remove(id)
 }
 
 // Release hands running jobs back to the head of their queue.
@@ -528,12 +556,14 @@ func (b *Broker) RemoveQueue(_ context.Context, name string) (int, error) {
 	if pending+scheduled+retry+running > 0 {
 		return 0, queue.QueueBusyError(name, pending, scheduled, retry, running)
 	}
-	for el := q.history.Front(); el != nil; el = el.Next() {
-		delete(b.jobs, el.Value.(string))
+	for _, set := range []finishedSet{q.history, q.dead} {
+		for el := set.order.Front(); el != nil; el = el.Next() {
+			delete(b.jobs, el.Value.(string))
+		}
 	}
 	delete(b.queues, name)
 	b.names = slices.DeleteFunc(b.names, func(n string) bool { return n == name }) // read only under mu, as here
-	return q.history.Len(), nil
+	return q.history.order.Len() + q.dead.order.Len(), nil
 }
 
 // Tick promotes due jobs and recovers expired leases.
@@ -709,9 +739,17 @@ func (b *Broker) list(q *qstate, st queue.Status, limit int) []*queue.Job {
 			}
 		}
 	}
-	if st == "" || st.Finished() {
+	// Dead jobs have a set of their own; a listing of every status reads
+	// both (the caller sorts and cuts).
+	for _, f := range []struct {
+		dead bool
+		set  finishedSet
+	}{{false, q.history}, {true, q.dead}} {
+		if st != "" && (!st.Finished() || (st == queue.StatusDead) != f.dead) {
+			continue
+		}
 		n = 0
-		for el := q.history.Back(); el != nil; el = el.Prev() {
+		for el := f.set.order.Back(); el != nil; el = el.Prev() {
 			if !add(b.jobs[el.Value.(string)]) {
 				break
 			}

@@ -2,9 +2,13 @@ package redisbroker_test
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/queue/brokertest"
@@ -45,6 +49,117 @@ func TestOldestPendingAgeOfEarlierVersionsJobs(t *testing.T) {
 		}
 		if st.Pending != 1 || st.OldestPendingAge != 90*time.Second {
 			t.Errorf("queue %s (ready_at %s): pending %d, oldest pending age %v; want 1, 1m30s (since the claim)", q, q, st.Pending, st.OldestPendingAge)
+		}
+	}
+}
+
+// TestDeadJobsOfEarlierVersions: daemons before dead jobs had a bound of
+// their own added a dead job to history as well as to dead (dead was a
+// subset of history). This version lists and counts such a job once, and
+// drops it, hash and both entries, when either set's trim reaches it:
+// history's, as the earlier version did (successes still push out the dead
+// jobs an earlier version made), or dead's, when newer dead jobs push it out.
+func TestDeadJobsOfEarlierVersions(t *testing.T) {
+	_, rdb := newClient(t)
+	ctx := context.Background()
+	clock := brokertest.NewClock()
+	const prefix = "old:"
+	b := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix, Clock: clock, HistoryLimit: 3})
+	run := func(q, typ string, maxRetries int) *queue.Job {
+		t.Helper()
+		j := &queue.Job{ID: queue.NewID(), Queue: q, Type: typ, MaxRetries: maxRetries, Source: queue.SourceAPI}
+		if err := b.Enqueue(ctx, queue.NewJob{Job: j}); err != nil {
+			t.Fatal(err)
+		}
+		l, err := b.Claim(ctx, j.ID, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := queue.Outcome{Ref: l.Ref(), Result: json.RawMessage(`1`)}
+		if typ == "fail" {
+			o = queue.Outcome{Ref: l.Ref(), Err: "x"}
+		}
+		if _, err := b.Finish(ctx, []queue.Outcome{o}); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(time.Millisecond)
+		return j
+	}
+	// earlier makes a dead job of queue q as an earlier version left it:
+	// in history too, at its finished_at.
+	earlier := func(q string) *queue.Job {
+		t.Helper()
+		j := run(q, "fail", 0)
+		k := prefix + "q:{" + q + "}:"
+		at, err := rdb.ZScore(ctx, k+"dead", j.ID).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.ZAdd(ctx, k+"history", redis.Z{Score: at, Member: j.ID}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		return j
+	}
+	sets := func(q, id string) [3]bool {
+		t.Helper()
+		k := prefix + "q:{" + q + "}:"
+		in := func(key string) bool { return rdb.ZScore(ctx, key, id).Err() == nil }
+		return [3]bool{in(k + "history"), in(k + "dead"), rdb.Exists(ctx, k+"j:"+id).Val() == 1}
+	}
+	list := func(f queue.Filter) []string {
+		t.Helper()
+		jobs, err := b.List(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := []string{}
+		for _, j := range jobs {
+			out = append(out, j.ID)
+		}
+		return out
+	}
+
+	// Listed and counted once; successes push it out of both sets, hash
+	// and all, as they did.
+	old := earlier("a")
+	s1 := run("a", "ping", 0)
+	if diff := cmp.Diff([]string{s1.ID, old.ID}, list(queue.Filter{Queue: "a"})); diff != "" {
+		t.Errorf("every job of a (-want +got):\n%s", diff)
+	}
+	if st, err := b.Stats(ctx, "a"); err != nil || st.Dead != 1 {
+		t.Errorf("dead gauge: %d (%v), want 1", st.Dead, err)
+	}
+	run("a", "ping", 0)
+	if got := sets("a", old.ID); got != [3]bool{true, true, true} {
+		t.Fatalf("the earlier version's dead job (history, dead, hash) = %v before the trim, want all", got)
+	}
+	run("a", "ping", 0)
+	if got := sets("a", old.ID); got != [3]bool{} {
+		t.Errorf("the earlier version's dead job (history, dead, hash) = %v after history's trim, want none", got)
+	}
+
+	// Newer dead jobs push it out of dead, and out of history with it.
+	old = earlier("b")
+	for range 3 {
+		run("b", "fail", 0)
+	}
+	if got := sets("b", old.ID); got != [3]bool{} {
+		t.Errorf("the earlier version's dead job (history, dead, hash) = %v after dead's trim, want none", got)
+	}
+	if n := rdb.ZCard(ctx, prefix+"q:{b}:history").Val(); n != 0 {
+		t.Errorf("history of b holds %d jobs, want none (this version's dead jobs are in dead only)", n)
+	}
+
+	// A removed queue's job of each kind is counted once and goes.
+	old = earlier("c")
+	now := run("c", "fail", 0)
+	n, err := b.RemoveQueue(ctx, "c")
+	if err != nil || n != 2 {
+		t.Errorf("RemoveQueue: %d jobs (%v), want 2", n, err)
+	}
+	for _, j := range []*queue.Job{old, now} {
+		if got := sets("c", j.ID); got != [3]bool{} {
+			t.Errorf("job %s of the removed queue (history, dead, hash) = %v, want none", j.ID, got)
 		}
 	}
 }

@@ -28,7 +28,8 @@ var _ queue.Broker = (*Broker)(nil)
 // DefaultPrefix starts every key refrakt writes (REFRAKT_PREFIX).
 const DefaultPrefix = "refrakt:"
 
-// DefaultHistoryLimit is the number of finished jobs kept per queue.
+// DefaultHistoryLimit is the number of succeeded and cancelled jobs kept
+// per queue, and of dead jobs.
 const DefaultHistoryLimit = 200
 
 // wakeBacklog bounds the wake-up list: enough to wake every idle fetcher of
@@ -43,7 +44,8 @@ const maxBlock = time.Second
 type Options struct {
 	// Prefix of every key; DefaultPrefix when empty.
 	Prefix string
-	// HistoryLimit is the number of finished jobs kept per queue (JOB_HISTORY).
+	// HistoryLimit is the number of succeeded and cancelled jobs kept per
+	// queue, and of dead jobs (JOB_HISTORY).
 	HistoryLimit int
 	// Clock, when set, replaces Redis TIME in every script: for tests only,
 	// since daemons sharing a Redis must share its clock.
@@ -1884,10 +1886,13 @@ func (b *Broker) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
 		if st == "" || st == queue.StatusRunning {
 			cmds = append(cmds, pipe.ZRange(ctx, k.running, 0, -1))
 		}
-		switch st {
-		case "":
+		// Dead jobs have a set of their own (scripts.go); a dead job that
+		// a daemon of an earlier version made is in history too, and is
+		// listed once below.
+		if st == "" {
 			cmds = append(cmds, pipe.ZRevRange(ctx, k.history, 0, limit-1))
-		case queue.StatusDead:
+		}
+		if st == "" || st == queue.StatusDead {
 			cmds = append(cmds, pipe.ZRevRange(ctx, k.dead, 0, limit-1))
 		}
 	}
@@ -1899,9 +1904,17 @@ func (b *Broker) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
 	pipe = b.rdb.Pipeline()
 	var reads []*redis.SliceCmd
 	perQueue := len(cmds) / max(1, len(names))
+	var seen map[string]bool // the ids of one queue read so far
 	for i, c := range cmds {
 		k := b.keys(names[i/perQueue])
+		if i%perQueue == 0 {
+			seen = map[string]bool{}
+		}
 		for _, id := range c.Val() {
+			if seen[id] {
+				continue // in history and dead (an earlier version's dead job)
+			}
+			seen[id] = true
 			reads = append(reads, pipe.HMGet(ctx, k.job+id, fields...))
 		}
 	}

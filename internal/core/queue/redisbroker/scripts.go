@@ -22,10 +22,17 @@ import (
 //	P q:{Q}:scheduled  ZSET  id → run_at (ms) of scheduled jobs
 //	P q:{Q}:retry      ZSET  id → run_at (ms) of failed jobs waiting to retry
 //	P q:{Q}:running    ZSET  id → lease deadline (ms) of running jobs
-//	P q:{Q}:history    ZSET  id → finished_at (ms) of succeeded, dead, cancelled jobs (capped)
-//	P q:{Q}:dead       ZSET  id → finished_at (ms) of dead jobs (a subset of history)
+//	P q:{Q}:history    ZSET  id → finished_at (ms) of succeeded and cancelled jobs (capped)
+//	P q:{Q}:dead       ZSET  id → finished_at (ms) of dead jobs (capped on their own)
 //	P q:{Q}:stats      HASH  enqueued, started, succeeded, failed: totals that only grow
 //	P q:{Q}:j:<id>     HASH  one job (fields: see prelude FIELDS)
+//
+// Each of history and dead holds up to the history cap (JOB_HISTORY), so
+// that successes never push a dead job out: only newer dead jobs do.
+// Daemons before this layout added a dead job to both sets (dead was a
+// subset of history); such a job may still be in both, so trim drops what
+// it trims of either set from the other too, and whatever reads "every
+// finished job" reads both sets and counts an id once.
 //
 // The job hash keys are built inside the scripts from the prefix passed as
 // the last KEYS entry (as asynq does); they share the queue's hash tag.
@@ -112,22 +119,25 @@ local function bulk(cmd, key, list)
     if key then redis.call(cmd, key, unpack(list, i, j)) else redis.call(cmd, unpack(list, i, j)) end
   end
 end
--- trim drops the oldest finished jobs beyond cap, with their hashes.
-local function trim(history, dead, prefix, cap)
-  local n = redis.call('ZCARD', history)
+-- trim drops the oldest finished jobs of set beyond cap, with their hashes,
+-- and from other too when it exists: set and other are history and dead,
+-- either way round (a dead job of an earlier version is in both).
+local function trim(set, other, prefix, cap)
+  local n = redis.call('ZCARD', set)
   if n <= cap then return end
-  local old = redis.call('ZRANGE', history, 0, n - cap - 1)
+  local old = redis.call('ZRANGE', set, 0, n - cap - 1)
   local keys = {}
   for k, oid in ipairs(old) do keys[k] = prefix .. oid end
   bulk('DEL', false, keys)
-  if redis.call('EXISTS', dead) == 1 then bulk('ZREM', dead, old) end
-  redis.call('ZREMRANGEBYRANK', history, 0, n - cap - 1)
+  if redis.call('EXISTS', other) == 1 then bulk('ZREM', other, old) end
+  redis.call('ZREMRANGEBYRANK', set, 0, n - cap - 1)
 end
--- to_history records a finished job (once: a ZSET) and, unless the caller
--- trims once for a whole batch, drops the oldest beyond cap.
+-- to_history records a finished job (once: a ZSET), in dead when it is
+-- dead, else in history, and, unless the caller trims once for a whole
+-- batch, drops the oldest of that set beyond cap.
 local function to_history(history, dead, prefix, cap, id, now, is_dead, batch)
+  if is_dead then history, dead = dead, history end
   redis.call('ZADD', history, now, id)
-  if is_dead then redis.call('ZADD', dead, now, id) end
   if not batch then trim(history, dead, prefix, cap) end
 end
 `
@@ -347,8 +357,9 @@ local cap = tonumber(ARGV[2])
 local out = {now}
 local nows, format = string.format('%d', now), string.format
 local ok, failed = 0, 0
--- the members to take out of running, and to add to history and dead, in
--- one call each once the loop is done (nothing in it reads those sets)
+-- the members to take out of running, and to add to history (succeeded)
+-- and dead, in one call each once the loop is done (nothing in it reads
+-- those sets)
 local done, hist, dead = {}, {}, {}
 for i = 4, #ARGV, 5 do
   local id = ARGV[i]
@@ -381,8 +392,6 @@ for i = 4, #ARGV, 5 do
       if retries > tonumber(r[1]) then
         redis.call('HSET', key, 'status', 'dead', 'finished_at', nows, 'retries', format('%d', retries),
           'last_error', ARGV[i+3], 'lease_until', '0')
-        hist[#hist + 1] = nows
-        hist[#hist + 1] = id
         dead[#dead + 1] = nows
         dead[#dead + 1] = id
         out[#out + 1] = 'dead'
@@ -400,6 +409,7 @@ bulk('ZREM', KEYS[1], done)
 bulk('ZADD', KEYS[4], hist)
 bulk('ZADD', KEYS[5], dead)
 trim(KEYS[4], KEYS[5], KEYS[7], cap)
+if #dead > 0 then trim(KEYS[5], KEYS[4], KEYS[7], cap) end
 if ok > 0 then redis.call('HINCRBY', KEYS[6], 'succeeded', ok) end
 if failed > 0 then redis.call('HINCRBY', KEYS[6], 'failed', failed) end
 return out
@@ -533,7 +543,7 @@ for _, id in ipairs(expired) do
   end
 end
 if #expired > 0 then redis.call('HINCRBY', KEYS[7], 'failed', #expired) end
-if dead > 0 then trim(KEYS[5], KEYS[6], KEYS[8], tonumber(ARGV[2])) end
+if dead > 0 then trim(KEYS[6], KEYS[5], KEYS[8], tonumber(ARGV[2])) end
 return {counts[1], counts[2], recovered, dead, now, died}
 `)
 
@@ -560,8 +570,15 @@ if pending + scheduled + retry + running > 0 then
 end
 local listed = ARGV[2] == '1'
 if KEYS[9] then listed = redis.call('SISMEMBER', KEYS[9], ARGV[1]) == 1 end
-if not listed and redis.call('EXISTS', KEYS[5], KEYS[7]) == 0 then return {'not_found'} end
+if not listed and redis.call('EXISTS', KEYS[5], KEYS[6], KEYS[7]) == 0 then return {'not_found'} end
+-- the finished jobs: history's and dead's, each once (a dead job of an
+-- earlier version is in both)
 local ids = redis.call('ZRANGE', KEYS[5], 0, -1)
+local seen = {}
+for _, id in ipairs(ids) do seen[id] = true end
+for _, id in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do
+  if not seen[id] then ids[#ids + 1] = id end
+end
 for i = 1, #ids, 500 do
   local keys = {}
   for j = i, math.min(i + 499, #ids) do keys[#keys + 1] = KEYS[8] .. ids[j] end
