@@ -194,3 +194,32 @@ func (l *Limiter) peekStore(ctx context.Context, key string, degraded *bool) (Ce
 	}
 	return c, now, found, err
 }
+
+// What the next request of a peeked key meets (KeyState.Outcome): the
+// decision outcomes of refrakt_ratelimit_decisions_total, and fresh and
+// not_in_force.
+const (
+	PeekNotInForce    = "not_in_force"   // a tenant or global scope no override puts in force
+	PeekFresh         = "fresh"          // as a key never seen: a full bucket
+	PeekAllowed       = "allowed"        // at least one token
+	PeekLimited       = "limited"        // no token: refused, and struck
+	PeekShadowLimited = "shadow_limited" // no token, but a shadow policy: counted, let through
+	PeekBanned        = "banned"         // refused until BannedUntil
+)
+
+// Outcome says in one word what the key's next request meets.
+func (s *KeyState) Outcome() string {
+	switch {
+	case !s.InForce:
+		return PeekNotInForce
+	case s.BannedUntil > 0 && !s.Shadow:
+		return PeekBanned
+	case s.Remaining > 0 && s.Fresh:
+		return PeekFresh
+	case s.Remaining > 0:
+		return PeekAllowed
+	case s.Shadow:
+		return PeekShadowLimited
+	}
+	return PeekLimited
+}
