@@ -165,7 +165,9 @@ func (l *Limiter) peek(ctx context.Context, key string, limits *LimitSet, set *o
 	st.Now = time.UnixMicro(now).UTC()
 	st.Fresh = !found || c.Idle(&l.rules, now)
 	if found {
-		st.LastSeen = time.UnixMicro(c.Seen).UTC()
+		// The memory store keeps the last-seen time to the second; the
+		// last strike or ban, exact, was a decision too.
+		st.LastSeen = time.UnixMicro(max(c.Seen, c.StrikeAt, c.LastBan)).UTC()
 		if c.StrikeAt > 0 {
 			st.LastStrike = time.UnixMicro(c.StrikeAt).UTC()
 		}
