@@ -7,6 +7,7 @@ import (
 
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
+	"github.com/refrakt/refrakt/internal/daemon"
 )
 
 // Driver is how the jobs and limits commands reach refrakt's state: over a
@@ -41,6 +42,9 @@ type Driver interface {
 	DeleteOverride(ctx context.Context, target string) error
 	// ResetKey clears one bucket: its tokens, strikes and ban.
 	ResetKey(ctx context.Context, key string) error
+	// KeyState reads one bucket key's live state as its next request would
+	// find it, spending and changing nothing.
+	KeyState(ctx context.Context, key string) (KeyStateView, error)
 
 	// Close releases the driver's connections.
 	Close() error
@@ -59,6 +63,11 @@ type LimitsView struct {
 	Limits    []LimitView    `json:"limits"`
 	Overrides []OverrideView `json:"overrides"`
 }
+
+// KeyStateView is one bucket's live state: the answer of
+// GET /api/obs/rate-limits?key=K, which the Redis driver builds with the
+// daemon's own function (daemon.KeyStateOf), so both print the same.
+type KeyStateView = daemon.KeyStateResponse
 
 // LimitView is a named limit with its policy.
 type LimitView struct {

@@ -156,4 +156,10 @@ func (d *apiDriver) ResetKey(ctx context.Context, key string) error {
 	return d.c.Do(ctx, http.MethodPost, "/api/dev/rate-limits/reset", map[string]string{"key": key}, nil)
 }
 
+func (d *apiDriver) KeyState(ctx context.Context, key string) (KeyStateView, error) {
+	var v KeyStateView
+	err := d.c.Do(ctx, http.MethodGet, "/api/obs/rate-limits?key="+url.QueryEscape(key), nil, &v)
+	return v, err
+}
+
 func (d *apiDriver) Close() error { return nil }

@@ -288,6 +288,30 @@ func (d *redisDriver) ResetKey(ctx context.Context, key string) error {
 	return d.fail(d.lim.Reset(ctx, key))
 }
 
+// KeyState peeks at key under the limits the daemons on this Redis publish
+// (this process's when none does) and the overrides stored for it; the
+// penalty settings are this process's (PENALTY_*, BAN_*), as for every
+// limiter the CLI runs.
+func (d *redisDriver) KeyState(ctx context.Context, key string) (KeyStateView, error) {
+	// Checked before Redis is asked, as the daemon checks it.
+	if _, err := d.lim.ParseTarget(key); err != nil {
+		return KeyStateView{}, d.fail(err)
+	}
+	list, err := d.store.OverridesOf(ctx, key)
+	if err != nil {
+		return KeyStateView{}, d.fail(err)
+	}
+	pub, err := d.enforced(ctx)
+	if err != nil {
+		return KeyStateView{}, d.fail(err)
+	}
+	st, err := d.lim.PeekWith(ctx, key, pub, list)
+	if err != nil {
+		return KeyStateView{}, d.fail(err)
+	}
+	return KeyStateView{Enabled: pub.Enabled, Backend: d.kind, Bucket: daemon.KeyStateOf(st)}, nil
+}
+
 func (d *redisDriver) Close() error {
 	_ = d.store.Close()
 	return d.rdb.Close()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
+	"github.com/refrakt/refrakt/internal/daemon"
 )
 
 // LimitsGetOptions are the inputs of `refrakt limits get`.
@@ -28,9 +29,16 @@ func newLimitsGetCmd(c client, runF func(context.Context, *LimitsGetOptions) err
 			"that cover it or lie under it (for run:ip: run, run:ip and run:ip:<any key>; for one key,\n" +
 			"its own override and those of its limit and scope). Besides the scopes listed, every\n" +
 			"limit has a tenant and a global scope, in force only where an override targets them\n" +
-			"(run:tenant, run:tenant:<tenant>, run:global).",
+			"(run:tenant, run:tenant:<tenant>, run:global).\n\n" +
+			"When TARGET is one key (run:ip:203.0.113.7), its bucket too, as the key's next request\n" +
+			"would find it, read without spending or changing anything: the policy in force (and the\n" +
+			"override it comes from), what that request meets (fresh, allowed, limited,\n" +
+			"shadow_limited, banned), tokens left of the capacity after penalties, strikes, the\n" +
+			"ban's end, the wait until a request passes and until the bucket is full, and when the\n" +
+			"key was last seen. The policy is the standard tier's unless an override applies.",
 		Example: "  refrakt limits get\n" +
 			"  refrakt limits get run:ip\n" +
+			"  refrakt limits get run:ip:203.0.113.7     # why does this client get 429s?\n" +
 			"  refrakt limits get -o json | jq '.overrides[].target'",
 		Args:              cobra.MaximumNArgs(1),
 		ValidArgsFunction: completeTargets(c, true),
@@ -58,13 +66,34 @@ func limitsGetRun(ctx context.Context, o *LimitsGetOptions) error {
 				return err
 			}
 		}
+		var bucket *daemon.KeyStateJSON
+		if o.Target != "" && ratelimit.IsKey(o.Target) {
+			ks, err := d.KeyState(ctx, o.Target)
+			switch {
+			case err != nil && olderDaemon(err):
+				p.Warn("the daemon does not show a key's bucket (GET /api/obs/rate-limits?key=): it is older than this refrakt")
+			case err != nil:
+				return err
+			default:
+				bucket = &ks.Bucket
+				if ks.Degraded {
+					p.Warn("the rate-limit backend is failing: the bucket is the daemon's local store's, which decides meanwhile")
+				}
+			}
+		}
 		if !v.Enabled && !p.TTY {
 			// A terminal's listing says it in its first line; piped rows
 			// and JSON ("enabled": false) are read by programs.
 			p.Warn("rate limiting is off (RATE_LIMIT_ENABLED=false): nothing listed is enforced")
 		}
-		return printLimits(p, v)
+		return printLimitsBucket(p, v, bucket)
 	})
+}
+
+// olderDaemon reports whether err is a daemon's refusal of the key
+// parameter of GET /api/obs/rate-limits: it predates it.
+func olderDaemon(err error) bool {
+	return core.ErrorCode(err) == core.CodeInvalid && strings.Contains(core.ErrorMessage(err), `unknown query parameter "key"`)
 }
 
 // filterLimits keeps target's limit and the overrides related to target:

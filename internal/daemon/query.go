@@ -107,6 +107,17 @@ func (q query) Get(name string) string {
 	return ""
 }
 
+// Lookup returns the value of the parameter name and whether it is given
+// (an empty value too).
+func (q query) Lookup(name string) (string, bool) {
+	for _, p := range q.params {
+		if p.name == name {
+			return p.value, true
+		}
+	}
+	return "", false
+}
+
 // routeName is the route r matched ("GET /api/dev/jobs"), else its method and path.
 func routeName(r *http.Request) string {
 	if r.Pattern != "" {

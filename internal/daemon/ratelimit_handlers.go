@@ -416,14 +416,109 @@ func bucketsJSON(bs []ratelimit.BucketState) []bucketJSON {
 	return out
 }
 
+// KeyStateResponse is GET /api/obs/rate-limits?key=K: one bucket's live
+// state, and whether it is enforced, on which backend, from which store.
+type KeyStateResponse struct {
+	Enabled bool   `json:"enabled"`
+	Backend string `json:"backend"`
+	// Degraded says the backend is failing: the bucket is the local
+	// store's, which decides meanwhile.
+	Degraded bool         `json:"degraded"`
+	Bucket   KeyStateJSON `json:"bucket"`
+}
+
+// KeyStateJSON is one bucket as the API and `refrakt limits get KEY -o
+// json` show it (ratelimit.KeyState); times are RFC 3339 UTC, null when
+// there is none, durations float seconds.
+type KeyStateJSON struct {
+	Key   string `json:"key"`
+	Limit string `json:"limit"`
+	Scope string `json:"scope"`
+	// State is what the key's next request meets: fresh, allowed, limited,
+	// shadow_limited, banned, or not_in_force (a tenant or global scope no
+	// override puts in force: no policy, and zero figures).
+	State  string         `json:"state"`
+	Policy *KeyPolicyJSON `json:"policy"`
+	// Capacity is after penalties (a banned key: the one its ban answers);
+	// Remaining the tokens the next request finds.
+	Capacity          int        `json:"capacity"`
+	Remaining         int        `json:"remaining"`
+	Strikes           int        `json:"strikes"`
+	BannedUntil       *time.Time `json:"banned_until"`
+	RetryAfterSeconds float64    `json:"retry_after_seconds"`
+	ResetAfterSeconds float64    `json:"reset_after_seconds"`
+	LastSeen          *time.Time `json:"last_seen"`
+	LastStrikeAt      *time.Time `json:"last_strike_at"`
+	LastBanAt         *time.Time `json:"last_ban_at"`
+	Now               time.Time  `json:"now"`
+}
+
+// KeyPolicyJSON is the policy in force for one bucket: an override's
+// (Override names its target) or the limit's own (the standard tier's).
+type KeyPolicyJSON struct {
+	Burst         int     `json:"burst"`
+	Rate          int     `json:"rate"`
+	WindowSeconds float64 `json:"window_seconds"`
+	Mode          string  `json:"mode"`
+	Override      *string `json:"override"`
+}
+
+// KeyStateOf is st as the API shows it; `limits get --redis` prints it too.
+func KeyStateOf(st ratelimit.KeyState) KeyStateJSON {
+	at := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		t = t.UTC()
+		return &t
+	}
+	out := KeyStateJSON{Key: st.Key, Limit: st.Limit, Scope: string(st.Scope), State: st.Outcome(),
+		Capacity: st.Capacity, Remaining: st.Remaining, Strikes: st.Strikes,
+		RetryAfterSeconds: float64(st.RetryAfter) / 1e6, ResetAfterSeconds: float64(st.ResetAfter) / 1e6,
+		LastSeen: at(st.LastSeen), LastStrikeAt: at(st.LastStrike), LastBanAt: at(st.LastBan), Now: st.Now.UTC()}
+	if st.BannedUntil > 0 {
+		out.BannedUntil = at(time.UnixMicro(st.BannedUntil))
+	}
+	if st.InForce {
+		p := &KeyPolicyJSON{Burst: st.Policy.Burst, Rate: st.Policy.Rate, WindowSeconds: st.Policy.Window.Seconds(), Mode: ratelimit.ModeEnforce}
+		if st.Shadow {
+			p.Mode = ratelimit.ModeShadow
+		}
+		if st.Override != nil {
+			p.Override = &st.Override.Target
+		}
+		out.Policy = p
+	}
+	return out
+}
+
 // handleRateLimitsSnapshot answers the busiest buckets (?limit=N, default
 // 50, at most 1000), the penalized ones and the overrides, each list at
-// most N long.
+// most N long; with ?key=K instead, one bucket's live state (KeyStateResponse),
+// read without spending or changing anything.
 func (s *Server) handleRateLimitsSnapshot() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q, err := routeQuery(r, "limit")
+		q, err := routeQuery(r, "limit", "key")
 		if err != nil {
 			writeError(w, r, s.log, err)
+			return
+		}
+		if key, ok := q.Lookup("key"); ok {
+			if _, both := q.Lookup("limit"); both {
+				writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "key and limit do not combine: key answers one bucket, limit bounds the lists of the snapshot"))
+				return
+			}
+			st, err := s.limiter.Peek(r.Context(), key)
+			if core.ErrorCode(err) == core.CodeInvalid {
+				writeError(w, r, s.log, err)
+				return
+			}
+			if err != nil {
+				writeError(w, r, s.log, core.Wrap(core.CodeUnavailable, err, "rate-limit state is unavailable: "+core.ErrorMessage(err)))
+				return
+			}
+			writeJSON(w, http.StatusOK, KeyStateResponse{Enabled: s.cfg.RateLimitEnabled, Backend: s.backend.Kind,
+				Degraded: st.Degraded, Bucket: KeyStateOf(st)})
 			return
 		}
 		n := 50

@@ -19,6 +19,12 @@ type Store interface {
 	Take(ctx context.Context, rules *Rules, bs []Bucket, rs []Result) error
 	// Reset forgets a bucket: its tokens, strikes and ban.
 	Reset(ctx context.Context, key string) error
+	// Peek reads the stored state of one bucket key and the store's time
+	// (Unix µs, from the clock its decisions use), changing nothing: no
+	// token spent, no strike, no last-seen time, no index entry. found is
+	// false when the store holds nothing for key (never seen, or forgotten
+	// as idle): a fresh key, whose Cell is the zero one.
+	Peek(ctx context.Context, key string) (c Cell, now int64, found bool, err error)
 	// Snapshot returns up to n buckets, most recently active first, the
 	// penalized or banned ones among the recently active, and how many keys
 	// carry a penalty or ban in all.

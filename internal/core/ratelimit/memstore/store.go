@@ -677,6 +677,21 @@ func (s *Store) Reset(_ context.Context, key string) error {
 	return nil
 }
 
+// Peek implements ratelimit.Store: the key's slot, if held, is read under
+// its lock and left as it was; a key not held is not added, and no sweep
+// runs.
+func (s *Store) Peek(_ context.Context, key string) (ratelimit.Cell, int64, bool, error) {
+	k := []byte(key)
+	h, sh := s.hash(k)
+	v, now, ok := s.acquire(sh, h, k, true)
+	if !ok {
+		return ratelimit.Cell{}, s.micros(), false, nil
+	}
+	c := s.cell(v)
+	v.unlock()
+	return c, now, true, nil
+}
+
 // Overrides implements ratelimit.Store.
 func (s *Store) Overrides(context.Context) ([]ratelimit.Override, error) {
 	s.ovMu.Lock()

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 
@@ -100,20 +101,58 @@ func (s *Store) states(ctx context.Context, r *ratelimit.Rules, now int64, recen
 func cellStates(r *ratelimit.Rules, now int64, keys []string, cmds []*redis.StringCmd) []ratelimit.BucketState {
 	out := make([]ratelimit.BucketState, 0, len(keys))
 	for i, k := range keys {
-		v := cmds[i].Val()
-		if len(v) != 9*8 {
+		c, ok := decodeCell(cmds[i].Val())
+		if !ok {
 			continue // expired since it was indexed
 		}
-		var f [9]int64
-		for j := range f {
-			f[j] = int64(float64At(v, 8*j))
-		}
-		c := ratelimit.Cell{TAT: f[0], Interval: f[1], Capacity: int(f[2]), Strikes: int(f[3]), StrikeAt: f[4],
-			BannedUntil: f[5], BanLevel: int(f[6]), LastBan: f[7], Seen: f[8]}
 		out = append(out, c.State(k, r, now))
 	}
 	slices.SortStableFunc(out, func(a, b ratelimit.BucketState) int {
 		return cmp.Compare(b.LastSeen.UnixMicro(), a.LastSeen.UnixMicro())
 	})
 	return out
+}
+
+// decodeCell decodes a key's state as take.lua stores it: nine
+// little-endian doubles. It reports false for anything else (a key gone).
+func decodeCell(v string) (ratelimit.Cell, bool) {
+	if len(v) != 9*8 {
+		return ratelimit.Cell{}, false
+	}
+	var f [9]int64
+	for j := range f {
+		f[j] = int64(float64At(v, 8*j))
+	}
+	return ratelimit.Cell{TAT: f[0], Interval: f[1], Capacity: int(f[2]), Strikes: int(f[3]), StrikeAt: f[4],
+		BannedUntil: f[5], BanLevel: int(f[6]), LastBan: f[7], Seen: f[8]}, true
+}
+
+// Peek implements ratelimit.Store with peek.lua: one read-only call to the
+// server that holds key, for its state and that server's time (the test
+// clock when Options.Clock is set, as decisions take it).
+func (s *Store) Peek(ctx context.Context, key string) (ratelimit.Cell, int64, bool, error) {
+	reply, err := s.peek.Run(ctx, s.rdb, []string{s.bucketKey(key)}).Slice()
+	if err != nil {
+		return ratelimit.Cell{}, 0, false, wrap(err, "peek "+key)
+	}
+	if len(reply) < 2 {
+		return ratelimit.Cell{}, 0, false, wrap(fmt.Errorf("peek.lua answered %d values, want 3", len(reply)), "peek "+key)
+	}
+	var now int64
+	if s.opts.Clock != nil {
+		now = s.opts.Clock.Now().UnixMicro()
+	} else {
+		sec, err1 := strconv.ParseInt(fmt.Sprint(reply[0]), 10, 64)
+		usec, err2 := strconv.ParseInt(fmt.Sprint(reply[1]), 10, 64)
+		if err1 != nil || err2 != nil {
+			return ratelimit.Cell{}, 0, false, wrap(fmt.Errorf("peek.lua answered a time of %v %v", reply[0], reply[1]), "peek "+key)
+		}
+		now = sec*1e6 + usec
+	}
+	var raw string
+	if len(reply) > 2 {
+		raw, _ = reply[2].(string)
+	}
+	c, found := decodeCell(raw)
+	return c, now, found, nil
 }

@@ -53,6 +53,8 @@ var (
 	takeSource string
 	//go:embed refund.lua
 	refundSource string
+	//go:embed peek.lua
+	peekSource string
 )
 
 // Options tune a Store. The zero value gives the defaults.
@@ -79,6 +81,7 @@ type Store struct {
 	opts   Options
 	take   *redis.Script
 	refund *redis.Script
+	peek   *redis.Script
 
 	keyActive, keyPenalized, keyBanned, keyOverrides, chanOverrides, keyLimits string
 
@@ -127,6 +130,7 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 		rdb: rdb, opts: o,
 		take:          redis.NewScript(takeSource),
 		refund:        redis.NewScript(refundSource),
+		peek:          redis.NewScript(peekSource),
 		keyActive:     o.Prefix + "rl:active",
 		keyPenalized:  o.Prefix + "rl:penalized",
 		keyBanned:     o.Prefix + "rl:banned",
@@ -155,7 +159,7 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 // dial within their RATE_LIMIT_BACKEND_TIMEOUT. Scripts are reloaded after
 // NOSCRIPT anyway, so calling Load is an optimisation, not a requirement.
 func (s *Store) Load(ctx context.Context) error {
-	for _, sc := range []*redis.Script{s.take, s.refund} {
+	for _, sc := range []*redis.Script{s.take, s.refund, s.peek} {
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
 			return wrap(err, "load scripts")
 		}

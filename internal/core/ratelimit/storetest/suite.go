@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Reset", func(t *testing.T) { testReset(t, newStore) })
 	t.Run("Snapshot", func(t *testing.T) { testSnapshot(t, newStore) })
 	t.Run("SnapshotShowsNextDecision", func(t *testing.T) { testSnapshotNext(t, newStore) })
+	t.Run("PeekShowsNextDecisionChangesNothing", func(t *testing.T) { testPeek(t, newStore) })
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, newStore) })
 	t.Run("TenantScope", func(t *testing.T) { testTenantScope(t, newStore) })
 	t.Run("GlobalScope", func(t *testing.T) { testGlobalScope(t, newStore) })
