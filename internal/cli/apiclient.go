@@ -88,6 +88,11 @@ func (c *APIClient) Do(ctx context.Context, method, path string, in, out any) er
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		var withheld listenerOwnerError
+		if errors.As(err, &withheld) {
+			withheld.server = c.Base
+			return withheld
+		}
 		return unreachableError{addr: c.Base, err: errors.Unwrap(err)}
 	}
 	defer resp.Body.Close()

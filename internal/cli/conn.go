@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"io"
+	"io/fs"
 	"net/netip"
 	"net/url"
 	"os"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/daemon"
+	"github.com/refrakt/refrakt/internal/procnet"
 )
 
 // DefaultServer is the daemon the client commands talk to when neither
@@ -28,6 +31,10 @@ type ConnOptions struct {
 
 	// tokenFile is the file Token was read from, when it was (resolve).
 	tokenFile string
+	// tokenOwner is the user id owning tokenFile, when the system tells
+	// (ownerKnown): the token goes only to a server process of that user.
+	tokenOwner uint32
+	ownerKnown bool
 	// remote says the token file holds a token (the local daemon's) that
 	// is not sent, the server not being on a loopback address (resolve).
 	remote bool
@@ -66,6 +73,9 @@ func (o *ConnOptions) apiClient() *APIClient {
 	c := NewAPIClient(o.Server, o.Token)
 	c.TokenFile = o.tokenFile
 	c.Remote = o.remote
+	if o.tokenFile != "" && o.ownerKnown {
+		c.HTTP = ownerCheckedClient(o.tokenOwner, procnet.System)
+	}
 	return c
 }
 
@@ -121,11 +131,12 @@ func (o *ConnOptions) resolve(getenv func(string) string) error {
 	// target) must not get it. Only a flag or a variable sends one there.
 	if o.Token == "" && o.Redis == "" {
 		if path, err := daemon.TokenPath(getenv); err == nil {
-			if b, err := os.ReadFile(path); err == nil {
+			if b, st, err := readFileStat(path); err == nil {
 				switch tok := strings.TrimSpace(string(b)); {
 				case tok == "":
 				case loopbackServer(o.Server):
 					o.Token, o.tokenFile = tok, path
+					o.tokenOwner, o.ownerKnown = fileOwner(st)
 				default:
 					o.remote = true // withheld: a 401 says why
 				}
@@ -141,6 +152,21 @@ func (o *ConnOptions) resolve(getenv func(string) string) error {
 		return usageError{errorf("--output %q: must be table or json", o.Output)}
 	}
 	return nil
+}
+
+// readFileStat reads the file at path, and says who owns what it read.
+func readFileStat(path string) ([]byte, fs.FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := io.ReadAll(f)
+	return b, st, err
 }
 
 // loopbackServer reports whether server's host is a loopback address

@@ -143,12 +143,13 @@ func exitCode(err error) int {
 		usage       usageError
 		unreachable unreachableError
 		redirect    redirectError
+		withheld    listenerOwnerError
 		cfg         *config.Error
 	)
 	switch {
 	case errors.As(err, &usage), errors.As(err, &cfg):
 		return ExitUsage
-	case errors.As(err, &unreachable), errors.As(err, &redirect):
+	case errors.As(err, &unreachable), errors.As(err, &redirect), errors.As(err, &withheld):
 		return ExitUnreachable
 	case isCobraUsage(err):
 		return ExitUsage

@@ -40,6 +40,12 @@ func problem(err error) string {
 		}
 		return "redirected to " + where + ", not followed" + hint(err)
 	}
+	var w withheld
+	if errors.As(err, &w) {
+		// Not a lost connection either: a server answers there, another
+		// user's, and the token was kept from it.
+		return w.TokenWithheld() + hint(err)
+	}
 	if errors.As(err, new(busyError)) {
 		return "daemon busy: " + reason(err)
 	}
@@ -65,6 +71,13 @@ func problem(err error) string {
 // nowhere else. Location is where it points, without a password.
 type redirect interface {
 	Location() string
+}
+
+// withheld is a server the CLI's API client sent nothing to, the token
+// file's token being only for a server of the file's owner (another user
+// listens there). TokenWithheld says so in a few words.
+type withheld interface {
+	TokenWithheld() string
 }
 
 // hinter is advice for the person at the terminal that an error carries

@@ -42,6 +42,16 @@ func TestReason(t *testing.T) {
 	}
 }
 
+// withheldError is what the CLI's API client returns when it sent nothing
+// to another user's listener.
+type withheldError struct{}
+
+func (withheldError) Error() string { return "http://127.0.0.1:8080: …" }
+func (withheldError) TokenWithheld() string {
+	return "another user listens there (uid 65534, not the token file's owner, uid 0): the token file's token was not sent"
+}
+func (withheldError) Hint() string { return " (give its token with REFRAKT_TOKEN)" }
+
 func TestProblem(t *testing.T) {
 	tests := []struct {
 		name string
@@ -61,6 +71,10 @@ func TestProblem(t *testing.T) {
 		// The daemon's own answer, as HTTPSource marks it.
 		{"a daemon whose backend is down", backendDownError{core.Errorf(core.CodeUnavailable, "the job queue is unavailable")},
 			"daemon up, backend unavailable: the job queue is unavailable"},
+		// The API client kept the token file's token from another user's
+		// listener (sec31 LOW 3): not a lost connection.
+		{"another user's listener", withheldError{},
+			"another user listens there (uid 65534, not the token file's owner, uid 0): the token file's token was not sent (give its token with REFRAKT_TOKEN)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
