@@ -43,6 +43,36 @@ func NewAPIClient(base, token string) *APIClient {
 // token to another program or in cleartext. Do reports the redirect.
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
+// locationGuard is the transport under Do's client. Go's client parses a
+// 3xx's Location before it asks CheckRedirect (noRedirect), and one that
+// does not parse comes back as an error quoting it whole, user info and
+// all (sec31 NIT 5). locationGuard takes such a Location out of the answer
+// before the client sees it, so that the 3xx comes back as it is and
+// newRedirectError names the redirect without it (unparsedLocation).
+type locationGuard struct{ base http.RoundTripper }
+
+// unparsedLocation marks an answer whose Location locationGuard took out.
+const unparsedLocation = "X-Refrakt-Unparsed-Location"
+
+func (g locationGuard) RoundTrip(req *http.Request) (*http.Response, error) {
+	base := g.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	resp, err := base.RoundTrip(req)
+	if err != nil || resp.StatusCode < 300 || resp.StatusCode >= 400 {
+		return resp, err
+	}
+	resp.Header.Del(unparsedLocation) // the server's own says nothing
+	if loc := resp.Header.Get("Location"); loc != "" {
+		if _, perr := req.URL.Parse(loc); perr != nil { // as the client parses it
+			resp.Header.Del("Location")
+			resp.Header.Set(unparsedLocation, "1")
+		}
+	}
+	return resp, nil
+}
+
 // statusCode maps an HTTP status back to an error code when a response has
 // no JSON envelope (e.g. from a proxy in front of the daemon).
 var statusCode = map[int]string{
@@ -83,6 +113,7 @@ func (c *APIClient) Do(ctx context.Context, method, path string, in, out any) er
 	// Whatever client it was given, Do follows no redirect (noRedirect).
 	hc := *c.HTTP
 	hc.CheckRedirect = noRedirect
+	hc.Transport = locationGuard{base: hc.Transport}
 	resp, err := hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -165,10 +196,11 @@ type redirectError struct {
 	status   string // "307 Temporary Redirect"
 	location string // absolute, redacted; "" when the answer named none
 	server   string // the base URL to suggest, redacted; "" when unknown
+	unparsed bool   // the answer's Location did not parse (locationGuard)
 }
 
 func newRedirectError(base, path string, resp *http.Response) redirectError {
-	e := redirectError{addr: base, status: resp.Status}
+	e := redirectError{addr: base, status: resp.Status, unparsed: resp.Header.Get(unparsedLocation) != ""}
 	loc, err := resp.Location() // resolved against the request's URL
 	switch {
 	case err == nil:
@@ -184,8 +216,11 @@ func newRedirectError(base, path string, resp *http.Response) redirectError {
 
 func (e redirectError) Error() string {
 	msg := config.RedactURL(e.addr) + " answered " + e.status
-	if e.location != "" {
+	switch {
+	case e.location != "":
 		msg += " to " + e.location
+	case e.unparsed:
+		msg += " to a Location that does not parse (not shown: it may hold a password)"
 	}
 	return msg + ": refrakt follows no redirect, so that the token goes nowhere else" + e.Hint()
 }

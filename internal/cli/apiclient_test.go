@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -167,5 +168,31 @@ func TestRedirectIsNotFollowed(t *testing.T) {
 				t.Errorf("the redirect was followed: %d requests reached its target, %d with a token", r.reached, r.withToken)
 			}
 		})
+	}
+}
+
+// TestRedirectWithUnparseableLocationNotQuoted (sec31 NIT 5): Go's client
+// parses a redirect's Location before noRedirect runs, and its error for
+// one that does not parse quoted it whole, user info and all. The CLI
+// names the redirect without it: exit 3, one line, no piece of it.
+func TestRedirectWithUnparseableLocationNotQuoted(t *testing.T) {
+	for _, status := range []int{http.StatusTemporaryRedirect, http.StatusMovedPermanently} {
+		r := newRedirector(t, status, func(elsewhere, path string) string {
+			return "http://u:p/SECRET@" + strings.TrimPrefix(elsewhere, "http://") + path
+		})
+		code, _, stderr := runCLI(t, map[string]string{"REFRAKT_SERVER": r.srv.URL, "REFRAKT_TOKEN": "x", "XDG_STATE_HOME": t.TempDir()}, "jobs", "list")
+		if code != ExitUnreachable || strings.Contains(stderr, "SECRET") || strings.Contains(stderr, "u:p") {
+			t.Errorf("%d with a Location that does not parse: exit %d, stderr %q; want %d, the Location not quoted", status, code, stderr, ExitUnreachable)
+		}
+		want := fmt.Sprintf("refrakt: %s answered %d %s to a Location that does not parse (not shown: it may hold a password): refrakt follows no redirect, so that the token goes nowhere else\n",
+			r.srv.URL, status, http.StatusText(status))
+		if diff := cmp.Diff(want, stderr); diff != "" {
+			t.Errorf("stderr (-want +got):\n%s", diff)
+		}
+		r.mu.Lock()
+		if r.reached != 0 {
+			t.Errorf("the redirect was followed: %d requests reached its target", r.reached)
+		}
+		r.mu.Unlock()
 	}
 }

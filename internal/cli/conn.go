@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"io"
 	"io/fs"
 	"net/netip"
@@ -38,6 +39,9 @@ type ConnOptions struct {
 	// remote says the token file holds a token (the local daemon's) that
 	// is not sent, the server not being on a loopback address (resolve).
 	remote bool
+	// exposed are warnings of flags that carry a password, which ps shows
+	// to every user of the machine (resolve; warnExposed prints them).
+	exposed []string
 }
 
 // addConnFlags registers the connection and output flags shared by jobs,
@@ -45,11 +49,19 @@ type ConnOptions struct {
 func addConnFlags(cmd *cobra.Command, o *ConnOptions) {
 	fl := cmd.PersistentFlags()
 	fl.StringVar(&o.Server, "server", "", "daemon URL (env REFRAKT_SERVER, default "+DefaultServer+")")
-	fl.StringVar(&o.Token, "token", "", "bearer token (env REFRAKT_TOKEN, default: the token file serve writes)")
-	fl.StringVar(&o.Redis, "redis", "", "talk to Redis directly instead of a daemon (env REFRAKT_REDIS)")
+	fl.StringVar(&o.Token, "token", "", "bearer token (env REFRAKT_TOKEN, default: the token file serve writes); as a flag it shows in ps to every local user: prefer the env var")
+	fl.StringVar(&o.Redis, "redis", "", "talk to Redis directly instead of a daemon (env REFRAKT_REDIS); a password in it, given as a flag, shows in ps to every local user: prefer the env var")
 	fl.StringVar(&o.Prefix, "prefix", "", "Redis key prefix with --redis (env REFRAKT_PREFIX, default refrakt:)")
 	fl.StringVarP(&o.Output, "output", "o", "", "output format: table or json")
 	fl.BoolVar(&o.NoColor, "no-color", false, "no colour (also NO_COLOR)")
+}
+
+// warnExposed writes resolve's warnings of flags that carry a password,
+// one line each, to w: never the value.
+func (o *ConnOptions) warnExposed(w io.Writer) {
+	for _, msg := range o.exposed {
+		fmt.Fprintln(w, "refrakt: warning: "+msg)
+	}
 }
 
 // newGroupCmd completes cmd as a noun over one connection (jobs, limits):
@@ -86,6 +98,14 @@ func (o *ConnOptions) resolve(getenv func(string) string) error {
 	// given is the daemon, whatever REFRAKT_REDIS says (a variable left
 	// exported would send the command to another deployment's Redis).
 	serverFlag := o.Server != ""
+	// A flag is in the command line, which ps shows to every user of the
+	// machine (sec31 NIT 6); the README advises REFRAKT_TOKEN over --token.
+	o.exposed = nil
+	for _, f := range []struct{ flag, value, env string }{{"--redis", o.Redis, "REFRAKT_REDIS"}, {"--server", o.Server, "REFRAKT_SERVER"}} {
+		if f.value != "" && config.RedactURL(f.value) != f.value {
+			o.exposed = append(o.exposed, f.flag+" carries a password, which other users of this machine see in ps; prefer "+f.env)
+		}
+	}
 	if serverFlag && o.Redis != "" {
 		return usageError{errorf("--server and --redis: give one (a daemon, or Redis directly)")}
 	}

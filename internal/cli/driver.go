@@ -154,6 +154,7 @@ func (f *Factory) driver(ctx context.Context, o *ConnOptions) (Driver, error) {
 	if err := o.resolve(f.Getenv); err != nil {
 		return nil, err
 	}
+	o.warnExposed(f.IO.ErrOut)
 	if o.Redis != "" {
 		return newRedisDriver(ctx, o.Redis, o.Prefix, f.Getenv)
 	}

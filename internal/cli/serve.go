@@ -46,7 +46,7 @@ func newServeCmd(f *Factory, runF func(context.Context, *ServeOptions) error) *c
 	opts := &ServeOptions{IO: f.IO, Getenv: f.Getenv}
 	settings := config.Settings()
 	var help strings.Builder
-	help.WriteString("Run the refrakt daemon: the HTTP API, rate limits, admission control, the job\nqueue's workers and metrics. Every setting is a flag and an environment variable;\na flag wins over its variable, a variable over the default.\n\nSettings (flag, env var, default):\n")
+	help.WriteString("Run the refrakt daemon: the HTTP API, rate limits, admission control, the job\nqueue's workers and metrics. Every setting is a flag and an environment variable;\na flag wins over its variable, a variable over the default. A flag is in the\ncommand line, which ps shows to every user of the machine: give a Redis URL with\na password and the tokens as env vars (QUEUE_URL, REFRAKT_DEVELOPER_TOKEN,\nREFRAKT_OPERATOR_TOKEN, PROMETHEUS_BEARER_TOKEN); serve warns of such a flag.\n\nSettings (flag, env var, default):\n")
 	for _, s := range settings {
 		def := s.Default
 		if def == "" {
@@ -93,6 +93,7 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 		return err
 	}
 	log := newLogger(opts.IO.ErrOut, cfg)
+	warnSecretFlags(log, opts.Flags)
 	// A daemon whose log reader went away (`serve | head`, a log shipper
 	// restarting) would be killed by SIGPIPE at its next line, with no
 	// graceful stop: its writes fail instead.
@@ -108,6 +109,19 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 		return loggedError{err}
 	}
 	return err
+}
+
+// warnSecretFlags logs a warning for each flag of flags (by name, as given
+// on the command line) that carries a secret: a flag is in the command
+// line, which ps shows to every user of the machine (sec31 NIT 6). It
+// names the flag and its variable, never the value.
+func warnSecretFlags(log *slog.Logger, flags map[string]string) {
+	for _, s := range config.Settings() {
+		if v, ok := flags[s.Flag]; ok && s.CarriesSecret(v) {
+			log.Warn("a flag carries a secret, which other users of this machine see in ps; prefer its environment variable",
+				"flag", "--"+s.Flag, "env", s.Env)
+		}
+	}
 }
 
 // StopSignals are the signals that end a command (main's context) and stop

@@ -55,6 +55,7 @@ func newTopCmd(f *Factory, runF func(context.Context, *TopOptions) error) *cobra
 			if err := opts.Conn.resolve(f.Getenv); err != nil {
 				return err
 			}
+			opts.Conn.warnExposed(f.IO.ErrOut)
 			if opts.Interval < top.MinInterval {
 				return usageError{fmt.Errorf("--interval %s: must be at least %s", opts.Interval, top.MinInterval)}
 			}

@@ -27,14 +27,27 @@ type Setting struct {
 	// value is what the log shows of the setting (Config.LogValue): a
 	// token as set or unset, a URL without its password.
 	value func(c *Config) slog.Value
+	// secretIn reports whether a value of the setting holds a secret (a
+	// token, a URL's password); nil for a setting that never does.
+	secretIn func(v string) bool
 }
+
+// CarriesSecret reports whether v, a value of s, holds a secret: a token,
+// or a URL with a password. Given as a flag, it is in the command line,
+// which ps shows to every user of the machine; `serve` warns of it.
+func (s Setting) CarriesSecret(v string) bool {
+	return s.secretIn != nil && s.secretIn(v)
+}
+
+// psAdvice ends the help of a setting that may hold a secret.
+const psAdvice = "; as a flag it shows in ps to every local user: prefer the env var"
 
 // Settings lists every setting in the order `serve --help` shows them.
 func Settings() []Setting {
 	d := Default()
 	return []Setting{
 		str("REFRAKT_ADDR", "addr", "HTTP listen address (port 0 picks a free one)", d.Addr, func(c *Config) *string { return &c.Addr }),
-		redactedURL("QUEUE_URL", "redis", "Redis URL (redis://host:port/db); empty = embedded memory backend", d.RedisURL, func(c *Config) *string { return &c.RedisURL }),
+		redactedURL("QUEUE_URL", "redis", "Redis URL (redis://host:port/db); empty = embedded memory backend; a password in it, given as a flag, shows in ps to every local user: prefer the env var", d.RedisURL, func(c *Config) *string { return &c.RedisURL }),
 		str("REFRAKT_PREFIX", "prefix", "prefix of every Redis key", d.Prefix, func(c *Config) *string { return &c.Prefix }),
 		word("REDIS_CLUSTER", "redis-cluster", "auto (detect cluster_enabled:1), true or false", d.RedisCluster, clusterModes, boolWords, func(c *Config) *string { return &c.RedisCluster }),
 		{Env: "TRUSTED_PROXIES", Flag: "trusted-proxies", Usage: "comma-separated CIDRs whose identity headers are trusted (none: no peer)", Default: "127.0.0.0/8,::1/128",
@@ -121,7 +134,8 @@ func textValue(field func(*Config) *string) func(*Config) slog.Value {
 // secret is a text setting the log shows as set or unset: never its value,
 // nor its length.
 func secret(env, flag, usage string, field func(*Config) *string) Setting {
-	s := str(env, flag, usage, "", field)
+	s := str(env, flag, usage+psAdvice, "", field)
+	s.secretIn = func(v string) bool { return v != "" }
 	s.value = func(c *Config) slog.Value {
 		if *field(c) == "" {
 			return slog.StringValue("unset")
@@ -136,6 +150,7 @@ func secret(env, flag, usage string, field func(*Config) *string) Setting {
 func redactedURL(env, flag, usage, def string, field func(*Config) *string) Setting {
 	s := str(env, flag, usage, def, field)
 	s.value = func(c *Config) slog.Value { return slog.StringValue(RedactURL(*field(c))) }
+	s.secretIn = func(v string) bool { return RedactURL(v) != v }
 	return s
 }
 

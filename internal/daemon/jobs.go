@@ -290,8 +290,13 @@ const (
 	// limits grew a memory-backend daemon by 385 MB in 200 requests.
 	publicMaxPayload = 64 << 10
 	// publicMaxSleep bounds a public sleep job: at an hour, four requests
-	// held every worker of a default daemon for an hour.
-	publicMaxSleep = 10 * time.Second
+	// held every worker of a default daemon for an hour. At 10 s one client
+	// within its default rate limits (30 /run and 20 /assistant a minute;
+	// an /assistant whose wait ends still leaves its job queued) asked for
+	// 500 worker-seconds a minute of a default daemon's 240 (4 workers), and
+	// everyone else's jobs waited longer every minute (sec31 MEDIUM 1). At
+	// 1 s it is 50 worker-seconds a minute, about a fifth.
+	publicMaxSleep = time.Second
 	// publicMaxDelay bounds a public job's delay_ms. A scheduled job is not
 	// pending, so admission control does not count it until it comes due:
 	// delayed a year, public jobs piled up out of every bound's reach.
@@ -335,8 +340,8 @@ func (s *Server) publicJob(w http.ResponseWriter, r *http.Request, req queue.Enq
 	if req.Type == "sleep" {
 		// A payload the handler refuses is Prepare's to answer.
 		if d, err := queue.SleepDuration(req.Payload); err == nil && d > publicMaxSleep {
-			return core.Errorf(core.CodeInvalid, "a public sleep job sleeps at most %d ms (the developer enqueue allows up to %d)",
-				publicMaxSleep.Milliseconds(), queue.MaxSleep.Milliseconds())
+			return core.Errorf(core.CodeInvalid, "payload.ms is %d; a public sleep job sleeps at most %d ms, so that one client within its rate limits holds a share of the workers, not all of them (the developer enqueue, POST /api/dev/jobs/enqueue, allows up to %d)",
+				d.Milliseconds(), publicMaxSleep.Milliseconds(), queue.MaxSleep.Milliseconds())
 		}
 	}
 	return nil

@@ -32,9 +32,9 @@ func TestPublicRecurringNeedsDeveloper(t *testing.T) {
 	s := newTestServer(t)
 	for _, path := range []string{"/run", "/assistant"} {
 		for _, token := range []string{"", opToken, "not-a-token-0123456789"} {
-			job := `{"type":"sleep","payload":{"ms":10000},"interval_seconds":1}`
+			job := `{"type":"sleep","payload":{"ms":1000},"interval_seconds":1}`
 			if path == "/assistant" {
-				job = `{"type":"sleep","payload":{"ms":10000},"interval_seconds":1,"timeout_ms":1}`
+				job = `{"type":"sleep","payload":{"ms":1000},"interval_seconds":1,"timeout_ms":1}`
 			}
 			resp, body := do(t, s, "POST", path, token, job)
 			msg := errMessage(body)

@@ -21,10 +21,23 @@ import (
 var readyProbe = redis.NewScript(`return redis.call('LPOP', KEYS[1])`)
 
 // masterProblem is a master of a Redis Cluster that failed the readiness
-// probe: its address and why (masterFailure).
+// probe: its address and why (masterFailure). /readyz gives the address
+// only to a caller with an operator or developer token (withoutServers).
 type masterProblem struct {
-	Server  string `json:"server"`
+	Server  string `json:"server,omitempty"`
 	Problem string `json:"problem"`
+}
+
+// withoutServers is failing with the addresses left out, for /readyz
+// without a token: anyone may call it, and the addresses of a cluster's
+// failing masters map the internal network while it is degraded (sec31
+// LOW 4). The problems say nothing of where (masterFailure).
+func withoutServers(failing []masterProblem) []masterProblem {
+	out := make([]masterProblem, len(failing))
+	for i, m := range failing {
+		out[i] = masterProblem{Problem: m.Problem}
+	}
+	return out
 }
 
 // ready reports whether the backend answers and lets the daemon work;
@@ -36,17 +49,18 @@ type masterProblem struct {
 // only (the limiter decides those by RATE_LIMIT_ON_BACKEND_ERROR, the
 // other masters' queues go on), and it is down for every daemon alike:
 // readiness that followed it would take every daemon out of a load
-// balancer at once, dropping the work the other masters still do. err is
-// set when no master passes (or none is known), with the first failure.
-func (s *Server) ready(ctx context.Context) (failing []masterProblem, err error) {
+// balancer at once, dropping the work the other masters still do. masters
+// is how many were probed. err is set when no master passes (or none is
+// known), with the first failure.
+func (s *Server) ready(ctx context.Context) (failing []masterProblem, masters int, err error) {
 	b := s.backend
 	if b.Redis == nil {
-		return nil, nil
+		return nil, 0, nil
 	}
 	if cc, ok := b.Redis.(*redis.ClusterClient); ok {
 		return readyCluster(ctx, cc, b.Prefix)
 	}
-	return nil, probeReady(ctx, b.Redis, b.Prefix+"ready-probe")
+	return nil, 0, probeReady(ctx, b.Redis, b.Prefix+"ready-probe")
 }
 
 // probeReady runs the probe on c with key.
@@ -65,7 +79,7 @@ const clusterMapWait = 150 * time.Millisecond
 
 // readyCluster probes every master of c that the client's map of slots
 // names, each with a key of its own slots (readyKey), all within ctx.
-func readyCluster(ctx context.Context, c *redis.ClusterClient, prefix string) ([]masterProblem, error) {
+func readyCluster(ctx context.Context, c *redis.ClusterClient, prefix string) ([]masterProblem, int, error) {
 	var (
 		mu       sync.Mutex
 		failing  []masterProblem
@@ -93,15 +107,16 @@ func readyCluster(ctx context.Context, c *redis.ClusterClient, prefix string) ([
 		return nil
 	})
 	slices.SortFunc(failing, func(a, b masterProblem) int { return strings.Compare(a.Server, b.Server) })
+	masters := passed + len(failing)
 	switch {
 	case err != nil: // no map of slots at all
-		return nil, err
+		return nil, 0, err
 	case passed > 0:
-		return failing, nil
+		return failing, masters, nil
 	case firstErr != nil:
-		return failing, firstErr
+		return failing, masters, firstErr
 	}
-	return nil, errors.New("no master known")
+	return nil, 0, errors.New("no master known")
 }
 
 // readyKey is a probe key whose slot master addr serves in c's map (the

@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -74,48 +76,88 @@ func TestReadyzRefusesWhatCannotWork(t *testing.T) {
 // fixed key, so readiness followed whichever master held its slot: every
 // daemon left the load balancer with that one master down (and stayed in
 // with another down).
+//
+// Anyone may call /readyz (sec31 LOW 4): without a token, or with a wrong
+// one, it counts the masters and the failing ones and says what each does,
+// but holds no host:port; with an operator or developer token it names
+// their addresses too.
 func TestReadyzOnAClusterWithAMasterPaused(t *testing.T) {
 	t.Parallel()
 	c := redistest.StartCluster(t, 3, "--cluster-node-timeout", "60000")
 	s, _ := newURLServer(t, c.URL(), func(c *config.Config) { c.RateLimitEnabled = false })
-	failing := func(body map[string]any) []string {
-		var out []string
+	failing := func(body map[string]any) (out []string, masters, count int) {
 		list, _ := body["failing_masters"].([]any)
+		masters, count = num(body, "masters"), num(body, "masters_failing")
 		if d, ok := body["error"].(map[string]any); ok {
 			details, _ := d["details"].(map[string]any)
 			list, _ = details["failing_masters"].([]any)
+			masters, count = num(details, "masters"), num(details, "masters_failing")
 		}
 		for _, m := range list {
 			m, _ := m.(map[string]any)
-			out = append(out, fmt.Sprint(m["server"], ": ", m["problem"]))
+			if server, ok := m["server"]; ok {
+				out = append(out, fmt.Sprint(server, ": ", m["problem"]))
+			} else {
+				out = append(out, fmt.Sprint(m["problem"]))
+			}
 		}
 		slices.Sort(out)
-		return out
+		return out, masters, count
 	}
-	if resp, body := do(t, s, "GET", "/readyz", "", ""); resp.StatusCode != 200 || len(failing(body)) > 0 {
-		t.Fatalf("/readyz with every master up: %d %v, want 200 naming none", resp.StatusCode, body)
+	hostPort := regexp.MustCompile(`\d+\.\d+\.\d+\.\d+:\d+|:\d{4,5}\b`)
+	// readyz asks without a token, with a wrong one, and with each role's:
+	// check gets the answer, and whether it may name addresses.
+	readyz := func(check func(token string, named bool, status int, body map[string]any)) {
+		t.Helper()
+		for _, tt := range []struct {
+			token string
+			named bool
+		}{{"", false}, {"not-a-token-0123456789", false}, {opToken, true}, {devToken, true}} {
+			resp, body := do(t, s, "GET", "/readyz", tt.token, "")
+			if raw, _ := json.Marshal(body); !tt.named && hostPort.Match(raw) {
+				t.Errorf("/readyz with token %q: %s, want no host:port", tt.token, raw)
+			}
+			check(tt.token, tt.named, resp.StatusCode, body)
+		}
 	}
+	readyz(func(token string, _ bool, status int, body map[string]any) {
+		if list, _, _ := failing(body); status != 200 || len(list) > 0 {
+			t.Fatalf("/readyz with every master up, token %q: %d %v, want 200 naming none", token, status, body)
+		}
+	})
 
 	// The master of the single-server probe key's slot.
 	held := c.MasterFor("refrakt:ready-probe")
 	held.Pause()
 	defer held.Resume()
-	resp, body := do(t, s, "GET", "/readyz", "", "")
-	if want := []string{held.Addr() + ": not answering"}; resp.StatusCode != 200 || !slices.Equal(failing(body), want) {
-		t.Errorf("/readyz with master %s paused: %d %v, want 200 naming it (%q)", held.Addr(), resp.StatusCode, body, want)
-	}
+	readyz(func(token string, named bool, status int, body map[string]any) {
+		want := []string{"not answering"}
+		if named {
+			want = []string{held.Addr() + ": not answering"}
+		}
+		if list, masters, count := failing(body); status != 200 || !slices.Equal(list, want) || masters != 3 || count != 1 {
+			t.Errorf("/readyz with master %s paused, token %q: %d %v, want 200 counting 1 of 3 failing (%q)", held.Addr(), token, status, body, want)
+		}
+	})
 
-	var all []string
+	var all, anonymous []string
 	for _, n := range c.Nodes() {
 		if n != held {
 			n.Pause()
 			defer n.Resume()
 		}
 		all = append(all, n.Addr()+": not answering")
+		anonymous = append(anonymous, "not answering")
 	}
 	slices.Sort(all)
-	resp, body = do(t, s, "GET", "/readyz", "", "")
-	if resp.StatusCode != 503 || errMessage(body) != "backend redis-cluster is not reachable" || !slices.Equal(failing(body), all) {
-		t.Errorf("/readyz with every master paused: %d %v, want 503 naming all of them", resp.StatusCode, body)
-	}
+	readyz(func(token string, named bool, status int, body map[string]any) {
+		want := anonymous
+		if named {
+			want = all
+		}
+		if list, masters, count := failing(body); status != 503 || errMessage(body) != "backend redis-cluster is not reachable" ||
+			!slices.Equal(list, want) || masters != 3 || count != 3 {
+			t.Errorf("/readyz with every master paused, token %q: %d %v, want 503 counting 3 of 3 failing (%q)", token, status, body, want)
+		}
+	})
 }

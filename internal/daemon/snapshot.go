@@ -24,7 +24,7 @@ func (s *Server) handleSnapshot() http.Handler {
 
 func (s *Server) snapshot(ctx context.Context) (snapshot.Snapshot, error) {
 	pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	_, err := s.ready(pctx)
+	_, _, err := s.ready(pctx)
 	ready := err == nil
 	cancel()
 	// Read after the probe, which may take its 500 ms: the times left and
