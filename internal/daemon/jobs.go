@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/refrakt/refrakt/internal/core"
@@ -77,11 +78,36 @@ func (s *Server) buildJobs() error {
 		func(ctx context.Context) error {
 			err := s.jobs.pool.Shutdown(ctx)
 			if s.backend.Kind == BackendMemory {
-				s.logJobsEndingHere()
+				s.logJobsEndingHere() // handed back or not, they end with the daemon
+			} else {
+				s.logHandBack(s.jobs.pool.Report())
 			}
 			return err
 		})
 	return nil
+}
+
+// logHandBack says what the workers' stop did with the jobs it did not let
+// finish: a stop whose deadline cut handlers short logged only "context
+// deadline exceeded". At WARN when a handler was cut short or a job could
+// not be handed back (it runs again after its lease, as an attempt), with
+// the first ids; at INFO when only jobs held ready went back.
+func (s *Server) logHandBack(r queue.ShutdownReport) {
+	if r.HandedBack+r.NotHandedBack == 0 {
+		return
+	}
+	const shown = 20
+	ids := r.Interrupted[:min(len(r.Interrupted), shown)]
+	args := []any{"handed_back", r.HandedBack, "not_handed_back", r.NotHandedBack,
+		"interrupted", len(r.Interrupted), "interrupted_ids", strings.Join(ids, ",")}
+	if len(r.Interrupted) > shown {
+		args = append(args, "interrupted_ids_left_out", len(r.Interrupted)-shown)
+	}
+	if len(r.Interrupted) == 0 && r.NotHandedBack == 0 {
+		s.log.Info("workers stopped: jobs held ready handed back to their queues, not counted as attempts", args[:4]...)
+		return
+	}
+	s.log.Warn("workers stopped at SHUTDOWN_TIMEOUT: running jobs cut short; those handed back run again without an attempt counted, the others when their leases expire", args...)
 }
 
 // logJobsEndingHere says, at the stop of a daemon on the memory backend,

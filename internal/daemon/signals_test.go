@@ -353,3 +353,34 @@ func TestMemoryStopSaysWhichJobsEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestStopSaysWhichJobsItCutShort: a stop whose SHUTDOWN_TIMEOUT cuts a
+// running job short says so at WARN, with the job's id and that it was
+// handed back (qsem31 NIT-2: the log said only "context deadline exceeded").
+func TestStopSaysWhichJobsItCutShort(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	d := daemontest.Start(t, []string{"QUEUE_URL=" + r.URL(), "SHUTDOWN_TIMEOUT=1s", "WORKER_CONCURRENCY=1"})
+	d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	defer rdb.Close()
+	id := devEnqueue(t, d, `{"type":"sleep","payload":{"ms":50000}}`)
+	for deadline := time.Now().Add(10 * time.Second); jobField(t, rdb, "default", id, "status") != "running"; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the job never ran")
+		}
+	}
+	d.Signal(syscall.SIGTERM)
+	if code := d.Wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit %d\n%s", code, d.Log())
+	}
+	line := grep(d.Log(), "running jobs cut short")
+	for _, want := range []string{"level=WARN", "handed_back=1", "not_handed_back=0", "interrupted=1", "interrupted_ids=" + id} {
+		if !strings.Contains(line, want) {
+			t.Errorf("stop line %q lacks %s; log:\n%s", line, want, d.Log())
+		}
+	}
+	if st := jobField(t, rdb, "default", id, "status"); st != "pending" {
+		t.Errorf("the job cut short: %s, want pending (handed back)", st)
+	}
+}

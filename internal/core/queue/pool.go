@@ -43,6 +43,10 @@ type Pool struct {
 	mu      sync.Mutex
 	held    map[*held]struct{}
 	handOff []Ref // jobs to hand back at shutdown
+	// interrupted are the ids of handOff's jobs whose handler the
+	// shutdown's deadline cut short (the others never started).
+	interrupted []string
+	report      ShutdownReport // what Shutdown did, once it returned
 
 	stopping atomic.Bool
 	started  atomic.Bool
@@ -172,6 +176,7 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 	refs := p.handOff
 	p.handOff = nil
 	clear(p.held)
+	report := ShutdownReport{Interrupted: p.interrupted}
 	p.mu.Unlock()
 	if len(refs) > 0 {
 		ok, err := p.svc.broker.Release(end, refs)
@@ -180,10 +185,15 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 		}
 		for _, v := range ok {
 			if v {
+				report.HandedBack++
 				p.svc.obs.Transition(string(StatusRunning), string(StatusPending))
 			}
 		}
+		report.NotHandedBack = len(refs) - report.HandedBack
 	}
+	p.mu.Lock()
+	p.report = report
+	p.mu.Unlock()
 	// A loop inside a call to a stalled Redis ends with that call (at its
 	// read deadline, or at once when the client is closed): it is not
 	// waited for past end.
@@ -194,6 +204,30 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 	case <-end.Done():
 	}
 	return ctx.Err()
+}
+
+// ShutdownReport says what Shutdown did with the jobs it did not let
+// finish: those the workers held ready and those whose handler its deadline
+// (SHUTDOWN_TIMEOUT) cut short.
+type ShutdownReport struct {
+	// HandedBack counts the jobs released to the head of their queues:
+	// their next run is not counted as an attempt.
+	HandedBack int
+	// NotHandedBack counts those the release did not reach (the backend
+	// failing, or a job no longer ours): recovered when their leases
+	// expire, as an attempt.
+	NotHandedBack int
+	// Interrupted are the ids of the jobs whose handler the deadline cut
+	// short (handed back or not).
+	Interrupted []string
+}
+
+// Report returns what the last Shutdown did; the zero report before one
+// returned.
+func (p *Pool) Report() ShutdownReport {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.report
 }
 
 // releaseGrace is how long the hand-back at shutdown may take once ctx's
@@ -397,6 +431,9 @@ func (p *Pool) work() {
 		switch {
 		case p.runCtx.Err() != nil && h.ctx.Err() != nil && !errors.Is(context.Cause(h.ctx), ErrLeaseLost):
 			p.handBack(h) // interrupted by shutdown: not the job's fault
+			p.mu.Lock()
+			p.interrupted = append(p.interrupted, h.lease.Job.ID)
+			p.mu.Unlock()
 		case errors.Is(context.Cause(h.ctx), ErrLeaseLost):
 			p.drop(h) // no longer ours: write nothing
 		default:
