@@ -78,7 +78,8 @@ func TestIdleConnectionsCannotLockOutOperators(t *testing.T) {
 					held = append(held, c)
 				}
 				if err != nil {
-					t.Fatalf("idle connection %d of %d: %v\n%s", i+1, 2*nofile, err, d.Log())
+					t.Errorf("idle connection %d of %d not answered: %v", i+1, 2*nofile, err)
+					break
 				}
 			}
 
