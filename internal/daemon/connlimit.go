@@ -31,10 +31,12 @@ const freshGrace = time.Second
 // daemon opens: the Redis client's pool (10 connections per CPU, per
 // node of a Cluster), the listener, the token file, the log, the
 // runtime's own. The reserve is an eighth of the limit and at least 64
-// plus the Redis pool, but never more than half the limit: with the usual
-// limits of 1024 and above that is an eighth (128 of 1024, and 1024 at
-// most; 8192 of 65536, ...), while a small limit still leaves half its
-// descriptors for connections (64 of 128).
+// plus one pool, but never more than half the limit: with the usual
+// limits of 1024 and above that is an eighth (128 of 1024 on up to 6
+// CPUs, 8192 of 65536), while a small limit still leaves half its
+// descriptors for connections (64 of 128). A Cluster of many nodes can
+// outgrow it; then accept fails for want of descriptors, and
+// acceptFailed closes an idle connection for each failure.
 func connBound(nofile uint64, procs int) int {
 	if nofile == 0 || nofile > 1<<30 {
 		return 0
