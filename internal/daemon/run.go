@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -78,7 +79,9 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 	defer keepGCHeadroom(opt.Getenv)()
 	warnUnknownEnv(log, opt.Environ)
 	warnRiskySettings(log, cfg)
-	log.Info("listening", "addr", addr, "config", cfg)
+	nofile := nofileLimit()
+	conns := newConnLimiter(ln, connBound(nofile, runtime.GOMAXPROCS(0)), nofile, log)
+	log.Info("listening", "addr", addr, "config", cfg, "max_connections", conns.max, "nofile", nofile)
 	if opt.OnListen != nil {
 		opt.OnListen(addr)
 	}
@@ -96,10 +99,12 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 		WriteTimeout:      90 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// Accept errors are logged by conns, at WARN.
+		ErrorLog:  slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ConnState: conns.connState,
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- httpSrv.Serve(ln) }()
+	go func() { serveErr <- httpSrv.Serve(conns) }()
 
 	shutdown := func(srv *Server, backend *Backend) error {
 		if srv != nil && cfg.ShutdownDelay > 0 {

@@ -151,8 +151,30 @@ func command(tb testing.TB, env []string, args ...string) (*exec.Cmd, string) {
 // stops it (SIGKILL) at cleanup if it is still running.
 func Start(tb testing.TB, env []string, args ...string) *Daemon {
 	tb.Helper()
+	return start(tb, 0, env, args)
+}
+
+// StartWithNofile is Start with the daemon's RLIMIT_NOFILE (soft and hard)
+// set to nofile: the shell's `ulimit -n` before it execs the binary, whose
+// process id stays the daemon's.
+func StartWithNofile(tb testing.TB, nofile int, env []string, args ...string) *Daemon {
+	tb.Helper()
+	return start(tb, nofile, env, args)
+}
+
+// start is Start, under a file descriptor limit of nofile when it is not 0.
+func start(tb testing.TB, nofile int, env, args []string) *Daemon {
+	tb.Helper()
 	d := &Daemon{tb: tb, done: make(chan struct{}), Token: devToken}
 	d.cmd, d.StateDir = command(tb, env, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	if nofile > 0 {
+		sh, err := exec.LookPath("sh")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		d.cmd.Args = append([]string{"sh", "-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, nofile), d.cmd.Path}, d.cmd.Args[1:]...)
+		d.cmd.Path = sh
+	}
 	for _, e := range env {
 		if strings.HasPrefix(e, "REFRAKT_DEVELOPER_TOKEN=") {
 			d.Token = strings.TrimPrefix(e, "REFRAKT_DEVELOPER_TOKEN=")
