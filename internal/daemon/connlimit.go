@@ -85,6 +85,7 @@ type connLimiter struct {
 	fresh   list.List  // of *limitedConn before their first request, oldest first
 	closed  bool       // the listener is closed
 	evicted int        // idle connections closed to make room, since start
+	waiting bool       // Accept waits on changed: only then are state changes signalled
 }
 
 // limitedConn is a connection the connLimiter accepted: its Close gives
@@ -160,7 +161,9 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 			l.mu.Lock()
 			continue
 		}
+		l.waiting = true
 		l.changed.Wait()
+		l.waiting = false
 		if wake != nil {
 			wake.Stop()
 			wake = nil
@@ -265,7 +268,9 @@ func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
 		return
 	}
 	lc.elem = lc.in.PushBack(lc)
-	l.changed.Broadcast()
+	if l.waiting { // every request goes idle: no signal unless Accept waits
+		l.changed.Broadcast()
+	}
 }
 
 // counts returns the connections open, and those of them that may be
