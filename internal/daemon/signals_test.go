@@ -44,6 +44,16 @@ func jobField(t *testing.T, rdb *redis.Client, q, id, field string) string {
 	return v
 }
 
+// waitRunning waits until job id of queue default is running.
+func waitRunning(t *testing.T, rdb *redis.Client, id string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); jobField(t, rdb, "default", id, "status") != "running"; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the job never ran")
+		}
+	}
+}
+
 // holdDrain opens a request whose body never comes: HTTP's drain waits for
 // it until the shutdown's deadline.
 func holdDrain(t *testing.T, d *daemontest.Daemon) {
@@ -112,11 +122,7 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer rdb.Close()
 	id := devEnqueue(t, d, `{"type":"sleep","payload":{"ms":50000}}`)
-	for deadline := time.Now().Add(10 * time.Second); jobField(t, rdb, "default", id, "status") != "running"; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the job never ran")
-		}
-	}
+	waitRunning(t, rdb, id)
 	d.Signal(syscall.SIGTERM)
 	time.Sleep(300 * time.Millisecond)
 	d.Signal(syscall.SIGTERM)
@@ -365,11 +371,7 @@ func TestStopSaysWhichJobsItCutShort(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer rdb.Close()
 	id := devEnqueue(t, d, `{"type":"sleep","payload":{"ms":50000}}`)
-	for deadline := time.Now().Add(10 * time.Second); jobField(t, rdb, "default", id, "status") != "running"; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the job never ran")
-		}
-	}
+	waitRunning(t, rdb, id)
 	d.Signal(syscall.SIGTERM)
 	if code := d.Wait(15 * time.Second); code != 0 {
 		t.Fatalf("exit %d\n%s", code, d.Log())
