@@ -357,9 +357,9 @@ const maxQueueSeries = queue.ShownQueues
 // otherQueues is the queue label of the queues beyond maxQueueSeries.
 const otherQueues = queue.OtherQueues
 
-// sampleQueues sets the per-queue gauges from one Stats read, and each
-// read queue's refrakt_queue_sampled_timestamp_seconds to the time the
-// read began. A queue that could not be read keeps its gauges at their
+// sampleQueues sets the per-queue gauges and totals from one Stats read
+// (the totals are in it already: no other read), and each read queue's
+// refrakt_queue_sampled_timestamp_seconds to the time the read began. A queue that could not be read keeps its gauges at their
 // last values (a scrape answers with what it has), and its timestamp says
 // how old they are: the alerts and panels cannot tell a frozen value from
 // a current one otherwise.
