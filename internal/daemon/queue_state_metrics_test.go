@@ -128,10 +128,10 @@ func TestQueueStateSeries(t *testing.T) {
 			// values (a sample that fails changes nothing).
 			r.Pause()
 			defer r.Resume()
-			enqueueDuringPause := grep(text, "refrakt_queue_")
+			before := grep(text, "refrakt_queue_")
 			s.sampleQueues(context.Background())
-			if got := grep(scrape(t, s), "refrakt_queue_"); got != enqueueDuringPause {
-				t.Errorf("a failed sample changed the queue series:\n%s", cmp.Diff(enqueueDuringPause, got))
+			if got := grep(scrape(t, s), "refrakt_queue_"); got != before {
+				t.Errorf("a failed sample changed the queue series:\n%s", cmp.Diff(before, got))
 			}
 			r.Resume()
 		})
