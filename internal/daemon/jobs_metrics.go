@@ -357,9 +357,9 @@ const maxQueueSeries = queue.ShownQueues
 // otherQueues is the queue label of the queues beyond maxQueueSeries.
 const otherQueues = queue.OtherQueues
 
-// sampleQueues sets the per-queue gauges from one Stats read, and each
-// read queue's refrakt_queue_sampled_timestamp_seconds to the time the
-// read began. A queue that could not be read keeps its gauges at their
+// sampleQueues sets the per-queue gauges and totals from one Stats read
+// (the totals are in it already: no other read), and each read queue's
+// refrakt_queue_sampled_timestamp_seconds to the time the read began. A queue that could not be read keeps its gauges at their
 // last values (a scrape answers with what it has), and its timestamp says
 // how old they are: the alerts and panels cannot tell a frozen value from
 // a current one otherwise.
@@ -386,39 +386,113 @@ func (s *Server) sampleQueues(ctx context.Context) {
 		}
 	}
 	s.jobs.rejected.retain(s.metrics.AdmissionRejections, live, mark)
+	all := stats
 	stats = queue.CapStats(stats, maxQueueSeries)
+	var failed []string
+	if partial != nil {
+		failed = partial.Failed
+	}
 	s.queueSeriesMu.Lock()
 	defer s.queueSeriesMu.Unlock()
+	other := s.otherTotals.add(foldedInto(all, stats), failed)
 	seen := make(map[string]bool, len(stats))
-	if partial != nil {
-		// The queues that could not be read (on a Redis Cluster, their
-		// master does not answer) keep their series, at the last values
-		// read, while the others' are updated: one master down froze every
-		// queue's gauges.
-		for _, q := range partial.Failed {
-			if s.queueSeries[q] {
-				seen[q] = true
-			}
+	// The queues that could not be read (on a Redis Cluster, their master
+	// does not answer) keep their series, at the last values read, while
+	// the others' are updated: one master down froze every queue's gauges.
+	for _, q := range failed {
+		if s.queueSeries[q] {
+			seen[q] = true
 		}
 	}
+	m := s.metrics
 	for _, st := range stats {
 		seen[st.Queue] = true
-		s.metrics.QueuePending.WithLabelValues(st.Queue).Set(float64(st.Pending))
-		s.metrics.QueueRunning.WithLabelValues(st.Queue).Set(float64(st.Running))
-		s.metrics.QueueOldestPending.WithLabelValues(st.Queue).Set(st.OldestPendingAge.Seconds())
-		s.metrics.QueueSampled.WithLabelValues(st.Queue).Set(at)
+		m.QueuePending.WithLabelValues(st.Queue).Set(float64(st.Pending))
+		m.QueueRunning.WithLabelValues(st.Queue).Set(float64(st.Running))
+		m.QueueOldestPending.WithLabelValues(st.Queue).Set(st.OldestPendingAge.Seconds())
+		m.QueueScheduled.WithLabelValues(st.Queue).Set(float64(st.Scheduled))
+		m.QueueRetry.WithLabelValues(st.Queue).Set(float64(st.Retry))
+		m.QueueDead.WithLabelValues(st.Queue).Set(float64(st.Dead))
+		totals := queueCounts(st)
+		if st.Queue == otherQueues {
+			totals = other
+		}
+		m.QueueTotals.Set(st.Queue, totals)
+		m.QueueSampled.WithLabelValues(st.Queue).Set(at)
 	}
 	// A queue that left the top (or the backend) loses its series, so the
 	// count stays at most maxQueueSeries over time, not just per sample.
 	for q := range s.queueSeries {
 		if !seen[q] {
-			s.metrics.QueuePending.DeleteLabelValues(q)
-			s.metrics.QueueRunning.DeleteLabelValues(q)
-			s.metrics.QueueOldestPending.DeleteLabelValues(q)
-			s.metrics.QueueSampled.DeleteLabelValues(q)
+			m.QueuePending.DeleteLabelValues(q)
+			m.QueueRunning.DeleteLabelValues(q)
+			m.QueueOldestPending.DeleteLabelValues(q)
+			m.QueueScheduled.DeleteLabelValues(q)
+			m.QueueRetry.DeleteLabelValues(q)
+			m.QueueDead.DeleteLabelValues(q)
+			m.QueueTotals.Delete(q)
+			m.QueueSampled.DeleteLabelValues(q)
 		}
 	}
 	s.queueSeries = seen
+}
+
+// queueCounts are st's lifetime totals.
+func queueCounts(st queue.Stats) metrics.QueueCounts {
+	return metrics.QueueCounts{Enqueued: st.Enqueued, Started: st.Started, Succeeded: st.Succeeded, Failed: st.Failed}
+}
+
+// foldedInto returns the queues of all that CapStats summed into the
+// otherQueues entry of capped.
+func foldedInto(all, capped []queue.Stats) []queue.Stats {
+	if len(all) == len(capped) {
+		return nil
+	}
+	shown := make(map[string]bool, len(capped))
+	for _, st := range capped {
+		shown[st.Queue] = true
+	}
+	var out []queue.Stats
+	for _, st := range all {
+		if !shown[st.Queue] {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// otherTotals keeps the counters of otherQueues monotonic. Its entry's
+// totals are the sum of the queues folded into it at the time, which a
+// queue moving in raised by its whole past (rate() read it as that many
+// jobs at once), and one moving out lowered (rate() read the drop as a
+// counter reset: the whole remaining sum as new jobs). So otherQueues
+// counts only what its queues did while folded: from one sample to the
+// next, what each queue folded at both counted, the snapshot's rule for
+// _other's rates.
+type otherTotals struct {
+	sum  metrics.QueueCounts
+	last map[string]metrics.QueueCounts // the folded queues' totals at the last sample
+}
+
+// add counts what the folded queues did since the last sample, and
+// returns the counters of otherQueues. A folded queue that could not be
+// read (failed) keeps its last totals, for the sample that reads it again.
+func (o *otherTotals) add(folded []queue.Stats, failed []string) metrics.QueueCounts {
+	next := make(map[string]metrics.QueueCounts, len(folded))
+	for _, st := range folded {
+		cur := queueCounts(st)
+		if prev, ok := o.last[st.Queue]; ok {
+			o.sum = o.sum.Plus(cur.Since(prev))
+		}
+		next[st.Queue] = cur
+	}
+	for _, q := range failed {
+		if c, ok := o.last[q]; ok {
+			next[q] = c
+		}
+	}
+	o.last = next
+	return o.sum
 }
 
 // unixSeconds is t as a sample of a *_timestamp_seconds gauge.

@@ -52,6 +52,7 @@ type Server struct {
 	// queueSeries are the queue labels the sampler set last (jobs_metrics.go).
 	queueSeriesMu sync.Mutex
 	queueSeries   map[string]bool
+	otherTotals   otherTotals // _other's counters (jobs_metrics.go); under queueSeriesMu
 
 	inFlight atomic.Int64
 	// opsInFlight counts the developer and operator requests (capInFlight).

@@ -20,6 +20,10 @@ type Metrics struct {
 	QueueRunning        *prometheus.GaugeVec
 	QueueOldestPending  *prometheus.GaugeVec
 	QueueSampled        *prometheus.GaugeVec
+	QueueScheduled      *prometheus.GaugeVec
+	QueueRetry          *prometheus.GaugeVec
+	QueueDead           *prometheus.GaugeVec
+	QueueTotals         *QueueTotals
 	JobDuration         *prometheus.HistogramVec
 	RateLimitDecisions  *prometheus.CounterVec
 	RateLimitBans       prometheus.Counter
@@ -56,8 +60,18 @@ func New(reg prometheus.Registerer, info version.Info) *Metrics {
 			Name: "refrakt_queue_oldest_pending_seconds", Help: "Age of the oldest pending job, sampled per queue (shared across daemons on one Redis: aggregate with max).",
 		}, []string{"queue"}),
 		QueueSampled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "refrakt_queue_sampled_timestamp_seconds", Help: "Unix time the queue's gauges (pending, running, oldest pending) were last read from the backend: while it does not answer they keep their last values and this stays put, so time() minus this is their age.",
+			Name: "refrakt_queue_sampled_timestamp_seconds", Help: "Unix time the queue's gauges (pending, running, oldest pending, scheduled, retry, dead) and totals were last read from the backend: while it does not answer they keep their last values and this stays put, so time() minus this is their age.",
 		}, []string{"queue"}),
+		QueueScheduled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "refrakt_queue_scheduled_jobs", Help: "Jobs waiting for their run time (delayed, or a recurring job's next run), sampled per queue (shared across daemons on one Redis: aggregate with max).",
+		}, []string{"queue"}),
+		QueueRetry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "refrakt_queue_retry_jobs", Help: "Jobs whose last attempt failed, waiting for their retry, sampled per queue (shared across daemons on one Redis: aggregate with max).",
+		}, []string{"queue"}),
+		QueueDead: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "refrakt_queue_dead_jobs", Help: "Dead jobs kept (at most JOB_HISTORY per queue; a requeue or a removal takes one out), sampled per queue (shared across daemons on one Redis: aggregate with max).",
+		}, []string{"queue"}),
+		QueueTotals: newQueueTotals(),
 		JobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "refrakt_job_duration_seconds", Help: "Time a job's handler ran, by job type and outcome (status: succeeded, failed with retries left, dead, cancelled).",
 			Buckets: latency,
@@ -93,7 +107,7 @@ func New(reg prometheus.Registerer, info version.Info) *Metrics {
 	}
 	reg.MustRegister(
 		m.JobEnqueued, m.JobTransitions, m.JobQueueWait, m.QueuePending, m.QueueRunning,
-		m.QueueOldestPending, m.QueueSampled, m.JobDuration, m.RateLimitDecisions, m.RateLimitBans,
+		m.QueueOldestPending, m.QueueSampled, m.QueueScheduled, m.QueueRetry, m.QueueDead, m.QueueTotals, m.JobDuration, m.RateLimitDecisions, m.RateLimitBans,
 		m.RateLimitPenalized, m.RateLimitSampled, m.AdmissionRejections, m.BuildInfo, m.HTTPRequests,
 		m.HTTPDuration, m.BackendErrors,
 		collectors.NewGoCollector(),
