@@ -1,13 +1,13 @@
 package daemon
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -79,13 +79,14 @@ type connLimiter struct {
 	errLog   *core.LogThrottle // accept failed otherwise
 
 	mu      sync.Mutex
-	changed *sync.Cond // a connection closed or went idle, or the listener closed
-	open    int        // connections accepted and not closed
-	idle    list.List  // of *limitedConn between requests, idle longest first
-	fresh   list.List  // of *limitedConn before their first request, oldest first
-	closed  bool       // the listener is closed
-	evicted int        // idle connections closed to make room, since start
-	waiting bool       // Accept waits on changed: only then are state changes signalled
+	changed *sync.Cond                // a connection closed or went idle, or the listener closed
+	open    map[*limitedConn]struct{} // connections accepted and not closed
+	closed  bool                      // the listener is closed
+	evicted int                       // idle connections closed to make room, since start
+	// waiting says Accept waits on changed: only then does a connection
+	// going idle or fresh take mu to signal it. Set under mu before Accept
+	// looks for a connection to close, so that no signal is lost.
+	waiting atomic.Bool
 }
 
 // limitedConn is a connection the connLimiter accepted: its Close gives
@@ -93,13 +94,13 @@ type connLimiter struct {
 type limitedConn struct {
 	net.Conn
 	l    *connLimiter
-	once sync.Once
-
-	// Guarded by l.mu.
-	elem  *list.Element // in l.idle or l.fresh (in) while there
-	in    *list.List
-	since time.Time // on l.fresh since
-	gone  bool      // closed
+	gone bool // its place given back (guarded by l.mu)
+	// state is what the server last said of the connection, written by
+	// connState without a lock (every request makes it busy, then idle):
+	// 0 busy (a request in progress, or hijacked), > 0 idle (between
+	// requests) since that Unix time in ns, < 0 fresh (accepted, first
+	// request not read yet) since minus that time.
+	state atomic.Int64
 }
 
 // newConnLimiter wraps ln to hold at most bound connections (0: none) in
@@ -120,6 +121,7 @@ func newConnLimiter(ln net.Listener, bound int, nofile uint64, log *slog.Logger)
 			Msg: "cannot accept a connection; retrying"},
 	}
 	l.changed = sync.NewCond(&l.mu)
+	l.open = map[*limitedConn]struct{}{}
 	return l
 }
 
@@ -136,12 +138,16 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 	told := false
 	var wake *time.Timer
 	l.mu.Lock()
-	for l.max > 0 && l.open >= l.max && !l.closed {
-		wait := l.evictableLocked()
-		if wait == 0 {
-			l.mu.Unlock()
-			l.closeIdlest()
-			l.mu.Lock()
+	l.waiting.Store(true)
+	for l.max > 0 && len(l.open) >= l.max && !l.closed {
+		victim, wait := l.evictableLocked()
+		if victim != nil {
+			if l.closeLocked(victim) {
+				l.mu.Unlock()
+				_ = victim.Conn.Close()
+				l.logEvicted()
+				l.mu.Lock()
+			}
 			continue
 		}
 		if wait > 0 && wake == nil {
@@ -153,30 +159,31 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 				l.mu.Unlock()
 			})
 		}
-		if !told {
+		if !told && wait < 0 {
 			told = true
-			open := l.open
+			open := len(l.open)
 			l.mu.Unlock()
 			l.waitLog.Warn(context.Background(), slog.Int("max_connections", l.max), slog.Uint64("nofile", l.nofile), slog.Int("open", open))
 			l.mu.Lock()
 			continue
 		}
-		l.waiting = true
 		l.changed.Wait()
-		l.waiting = false
 		if wake != nil {
 			wake.Stop()
 			wake = nil
 		}
 	}
+	l.waiting.Store(false)
 	if l.closed {
 		l.mu.Unlock()
 		_ = c.Close()
 		return nil, &net.OpError{Op: "accept", Net: l.Addr().Network(), Addr: l.Addr(), Err: net.ErrClosed}
 	}
-	l.open++
+	lc := &limitedConn{Conn: c, l: l}
+	lc.state.Store(-time.Now().UnixNano())
+	l.open[lc] = struct{}{}
 	l.mu.Unlock()
-	return &limitedConn{Conn: c, l: l}, nil
+	return lc, nil
 }
 
 // Close closes the listener and ends a wait for room.
@@ -188,41 +195,70 @@ func (l *connLimiter) Close() error {
 	return l.Listener.Close()
 }
 
-// evictableLocked says when a connection may be closed to make room: 0
-// now, a duration when the oldest new connection's grace ends, -1 when
-// none may be (every connection is busy); l.mu held.
-func (l *connLimiter) evictableLocked() time.Duration {
-	if l.idle.Len() > 0 {
-		return 0
+// evictableLocked finds the connection to close to make room: the one
+// idle longest, else the one waiting longest for its first request once
+// its grace is over. With none, it says when the oldest new connection's
+// grace ends, or -1 when every connection is busy. l.mu held; a scan of the
+// open connections, made only at the bound.
+func (l *connLimiter) evictableLocked() (*limitedConn, time.Duration) {
+	var idlest, oldest *limitedConn
+	var idleSince, freshSince int64
+	for c := range l.open {
+		switch st := c.state.Load(); {
+		case st > 0 && (idlest == nil || st < idleSince):
+			idlest, idleSince = c, st
+		case st < 0 && (oldest == nil || -st < freshSince):
+			oldest, freshSince = c, -st
+		}
 	}
-	front := l.fresh.Front()
-	if front == nil {
-		return -1
+	if idlest != nil {
+		return idlest, 0
 	}
-	return max(0, l.grace-time.Since(front.Value.(*limitedConn).since))
+	if oldest == nil {
+		return nil, -1
+	}
+	if wait := l.grace - time.Since(time.Unix(0, freshSince)); wait > 0 {
+		return nil, wait
+	}
+	return oldest, 0
 }
 
-// closeIdlest closes the keep-alive connection idle longest, else the
-// connection waiting longest for its first request once its grace is
-// over, if there is one, and says so (throttled).
+// closeLocked takes victim's place back for closing it, unless it became
+// busy since it was found (its request came: it is not closed then), and
+// says whether it did. l.mu held; the caller closes victim.Conn.
+func (l *connLimiter) closeLocked(victim *limitedConn) bool {
+	st := victim.state.Load()
+	if victim.gone || st == 0 || !victim.state.CompareAndSwap(st, 0) {
+		return false
+	}
+	victim.gone = true
+	delete(l.open, victim)
+	l.evicted++
+	return true
+}
+
+// logEvicted says (throttled) that connections are being closed to make
+// room.
+func (l *connLimiter) logEvicted() {
+	open, idle := l.counts()
+	l.mu.Lock()
+	evicted := l.evicted
+	l.mu.Unlock()
+	l.evictLog.Warn(context.Background(), slog.Int("max_connections", l.max), slog.Uint64("nofile", l.nofile),
+		slog.Int("open", open), slog.Int("idle", idle), slog.Int("closed_total", evicted))
+}
+
+// closeIdlest closes the connection evictableLocked finds, if any.
 func (l *connLimiter) closeIdlest() {
 	l.mu.Lock()
-	front := l.idle.Front()
-	if front == nil && l.evictableLocked() == 0 {
-		front = l.fresh.Front()
-	}
-	if front == nil {
+	victim, _ := l.evictableLocked()
+	if victim == nil || !l.closeLocked(victim) {
 		l.mu.Unlock()
 		return
 	}
-	victim := front.Value.(*limitedConn)
-	victim.leaveLocked()
-	l.evicted++
-	open, idle, evicted := l.open, l.idle.Len()+l.fresh.Len(), l.evicted
 	l.mu.Unlock()
-	_ = victim.Close()
-	l.evictLog.Warn(context.Background(), slog.Int("max_connections", l.max), slog.Uint64("nofile", l.nofile),
-		slog.Int("open", open), slog.Int("idle", idle), slog.Int("closed_total", evicted))
+	_ = victim.Conn.Close()
+	l.logEvicted()
 }
 
 // acceptFailed logs an accept error (net/http retries the temporary ones)
@@ -234,9 +270,7 @@ func (l *connLimiter) acceptFailed(err error) {
 		return
 	}
 	if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-		l.mu.Lock()
-		open := l.open
-		l.mu.Unlock()
+		open, _ := l.counts()
 		l.fdLog.Warn(context.Background(), slog.Uint64("nofile", l.nofile), slog.Int("max_connections", l.max),
 			slog.Int("open", open), slog.String("err", err.Error()))
 		l.closeIdlest()
@@ -245,31 +279,30 @@ func (l *connLimiter) acceptFailed(err error) {
 	l.errLog.Warn(context.Background(), slog.String("err", err.Error()))
 }
 
-// connState is the http.Server's ConnState hook: it keeps the lists of
-// the connections that may be closed to make room, idle (between
-// requests) and fresh (accepted, first request not read yet).
+// connState is the http.Server's ConnState hook: it records whether each
+// connection may be closed to make room, idle (between requests) or fresh
+// (accepted, first request not read yet), with one atomic store and no
+// lock on the request path, and wakes Accept when it waits for room.
 func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
 	lc, ok := c.(*limitedConn)
 	if !ok {
 		return
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lc.leaveLocked()
-	if lc.gone {
-		return
-	}
 	switch st {
 	case http.StateIdle:
-		lc.in = &l.idle
+		lc.state.Store(time.Now().UnixNano())
 	case http.StateNew:
-		lc.in, lc.since = &l.fresh, time.Now()
+		lc.state.Store(-time.Now().UnixNano())
+	case http.StateActive, http.StateHijacked:
+		lc.state.Store(0)
+		return
 	default:
 		return
 	}
-	lc.elem = lc.in.PushBack(lc)
-	if l.waiting { // every request goes idle: no signal unless Accept waits
+	if l.waiting.Load() {
+		l.mu.Lock()
 		l.changed.Broadcast()
+		l.mu.Unlock()
 	}
 }
 
@@ -278,29 +311,25 @@ func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
 func (l *connLimiter) counts() (open, idle int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.open, l.idle.Len() + l.fresh.Len()
-}
-
-// leaveLocked takes c off the list it is on, if any; c.l.mu held.
-func (c *limitedConn) leaveLocked() {
-	if c.elem != nil {
-		c.in.Remove(c.elem)
-		c.elem, c.in = nil, nil
+	for c := range l.open {
+		if c.state.Load() != 0 {
+			idle++
+		}
 	}
+	return len(l.open), idle
 }
 
 // Close closes the connection and gives its place back.
 func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() {
-		l := c.l
-		l.mu.Lock()
-		c.leaveLocked()
+	l := c.l
+	l.mu.Lock()
+	if !c.gone {
 		c.gone = true
-		l.open--
+		delete(l.open, c)
 		l.changed.Broadcast()
-		l.mu.Unlock()
-	})
+	}
+	l.mu.Unlock()
 	return err
 }
 
