@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,24 +15,27 @@ import (
 )
 
 // TestGCPercentForKeepsTheHeadroom checks the percent against the runtime's
-// rule for the heap goal (the larger of live × (1 + p/100) and 4 MiB ×
-// p/100): live + headroom, within a percent's rounding, while that is more
-// than twice the live heap, else GOGC's default, twice the live heap.
+// rule for the heap goal (the larger of live + (live + scan) × p/100 and
+// 4 MiB × p/100, scan being the stacks and globals): live + headroom,
+// within a percent's rounding, while that is more than the default's goal,
+// else GOGC's default.
 func TestGCPercentForKeepsTheHeadroom(t *testing.T) {
 	const headroom = 32 << 20
-	for live := uint64(0); live <= 80<<20; live += 64 << 10 {
-		p := gcPercentFor(live, headroom)
-		goal := max(live*uint64(100+p)/100, (4<<20)*uint64(p)/100)
-		if live+headroom <= 2*live {
-			if p != 100 {
-				t.Fatalf("live %d: percent %d, want the default 100", live, p)
+	for _, scan := range []uint64{0, 512 << 10, 18 << 20, 64 << 20} {
+		for live := uint64(0); live <= 80<<20; live += 64 << 10 {
+			p := gcPercentFor(live, scan, headroom)
+			goal := max(live+(live+scan)*uint64(p)/100, (4<<20)*uint64(p)/100)
+			if live+scan >= headroom {
+				if p != 100 {
+					t.Fatalf("live %d, scan %d: percent %d, want the default 100", live, scan, p)
+				}
+				continue
 			}
-			continue
-		}
-		want := live + headroom
-		step := max(live, 4<<20) / 100 // one percent's worth of goal
-		if goal > want || goal < want-step {
-			t.Fatalf("live %d: percent %d puts the goal at %d, want %d (within %d below)", live, p, goal, want, step)
+			want := live + headroom
+			step := max(live+scan, 4<<20) / 100 // one percent's worth of goal
+			if goal > want || goal < want-step {
+				t.Fatalf("live %d, scan %d: percent %d puts the goal at %d, want %d (within %d below)", live, scan, p, goal, want, step)
+			}
 		}
 	}
 }
@@ -84,6 +88,78 @@ func TestKeepGCHeadroomFollowsTheLiveHeap(t *testing.T) {
 	}
 	if p := gcPercentNow(t); p != 150 {
 		t.Fatalf("cycles after stop set the percent to %d, want 150 kept", p)
+	}
+}
+
+func gcGoalAboveLive(t *testing.T) uint64 {
+	t.Helper()
+	s := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}, {Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64() - s[1].Value.Uint64()
+}
+
+// TestKeepGCHeadroomCountsStacks: goroutine stacks count in the runtime's
+// goal; with 2,000 goroutines holding about 9 KiB of stack each and a small
+// live heap, the goal stays about the headroom above the live heap (the
+// percent from the live heap alone put it 171 MiB above: review code31).
+func TestKeepGCHeadroomCountsStacks(t *testing.T) {
+	was := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(was) })
+	release := make(chan struct{})
+	var started sync.WaitGroup
+	for range 2000 {
+		started.Add(1)
+		go func() { deepStack(64, &started, release) }()
+	}
+	started.Wait()
+	defer close(release)
+	stop := keepGCHeadroom(func(string) string { return "" })
+	defer stop()
+	waitGCPercent(t, "above 100", func(p int) bool { return p > 100 })
+	for range 3 {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if above := gcGoalAboveLive(t); above > 48<<20 {
+		t.Fatalf("the heap goal is %d MiB above the live heap, want about 32", above>>20)
+	}
+}
+
+// deepStack recurses n frames of about 128 bytes, then waits.
+func deepStack(n int, started *sync.WaitGroup, release <-chan struct{}) byte {
+	var pad [128]byte
+	if n == 0 {
+		started.Done()
+		<-release
+		return pad[0]
+	}
+	pad[n%128] = byte(n)
+	return deepStack(n-1, started, release) + pad[(n+1)%128]
+}
+
+// TestKeepGCHeadroomNested: daemons in one process share one tuner; the
+// percent goes back to what it was before the first only when the last
+// stops, in whatever order (each restored its own "before": stopped in
+// start order, the first's percent stayed for good: review code31).
+func TestKeepGCHeadroomNested(t *testing.T) {
+	was := debug.SetGCPercent(150)
+	t.Cleanup(func() { debug.SetGCPercent(was) })
+	env := func(string) string { return "" }
+	first := keepGCHeadroom(env)
+	second := keepGCHeadroom(env)
+	waitGCPercent(t, "above 150", func(p int) bool { return p > 150 })
+	first()
+	first() // a second call changes nothing
+	waitGCPercent(t, "still above 150 while one daemon runs", func(p int) bool { return p > 150 })
+	second()
+	if p := gcPercentNow(t); p != 150 {
+		t.Fatalf("after both stopped the percent is %d, want 150", p)
+	}
+	third := keepGCHeadroom(env) // started again: tuned again
+	waitGCPercent(t, "above 150 once started again", func(p int) bool { return p > 150 })
+	third()
+	if p := gcPercentNow(t); p != 150 {
+		t.Fatalf("after the restart stopped the percent is %d, want 150", p)
 	}
 }
 
