@@ -103,11 +103,14 @@ func (s *Server) logHandBack(r queue.ShutdownReport) {
 	if len(r.Interrupted) > shown {
 		args = append(args, "interrupted_ids_left_out", len(r.Interrupted)-shown)
 	}
-	if len(r.Interrupted) == 0 && r.NotHandedBack == 0 {
+	switch {
+	case len(r.Interrupted) > 0:
+		s.log.Warn("workers stopped at SHUTDOWN_TIMEOUT: running jobs cut short; those handed back run again without an attempt counted, the others when their leases expire", args...)
+	case r.NotHandedBack > 0:
+		s.log.Warn("workers stopped: jobs held ready could not all be handed back; those not handed back run again when their leases expire, as an attempt", args[:4]...)
+	default:
 		s.log.Info("workers stopped: jobs held ready handed back to their queues, not counted as attempts", args[:4]...)
-		return
 	}
-	s.log.Warn("workers stopped at SHUTDOWN_TIMEOUT: running jobs cut short; those handed back run again without an attempt counted, the others when their leases expire", args...)
 }
 
 // logJobsEndingHere says, at the stop of a daemon on the memory backend,

@@ -421,7 +421,7 @@ func (p *Pool) work() {
 		// After StopFetching nothing more starts, but a job a request of
 		// this process waits for (POST /assistant, served as HTTP drains).
 		if p.fetchCtx.Err() != nil && !p.svc.awaited(h.lease.Job.ID) {
-			p.handBack(h)
+			p.handBack(h, false)
 			continue
 		}
 		start := p.svc.clock.Now()
@@ -430,10 +430,7 @@ func (p *Pool) work() {
 		p.freeRoom(1)
 		switch {
 		case p.runCtx.Err() != nil && h.ctx.Err() != nil && !errors.Is(context.Cause(h.ctx), ErrLeaseLost):
-			p.handBack(h) // interrupted by shutdown: not the job's fault
-			p.mu.Lock()
-			p.interrupted = append(p.interrupted, h.lease.Job.ID)
-			p.mu.Unlock()
+			p.handBack(h, true) // interrupted by shutdown: not the job's fault
 		case errors.Is(context.Cause(h.ctx), ErrLeaseLost):
 			p.drop(h) // no longer ours: write nothing
 		default:
@@ -481,10 +478,14 @@ func (p *Pool) drop(h *held) {
 }
 
 // handBack queues a held job to be released at the end of shutdown; it
-// stays held (its lease extended) until then.
-func (p *Pool) handBack(h *held) {
+// stays held (its lease extended) until then. interrupted says its handler
+// ran and was cut short.
+func (p *Pool) handBack(h *held, interrupted bool) {
 	p.mu.Lock()
 	p.handOff = append(p.handOff, h.lease.Ref())
+	if interrupted {
+		p.interrupted = append(p.interrupted, h.lease.Job.ID)
+	}
 	p.mu.Unlock()
 }
 

@@ -193,7 +193,7 @@ func (p *Pool) release(hs []*held) {
 // the fetcher stops.
 func (p *Pool) handBackShed() {
 	for _, h := range p.shed.retry {
-		p.handBack(h)
+		p.handBack(h, false)
 	}
 	p.shed.retry = nil
 	if p.shed.timer != nil {
