@@ -52,7 +52,9 @@ type Broker interface {
 	// Fetch moves up to req.N pending jobs, oldest first, to running under a
 	// lease. When none is pending it waits up to req.Wait for one to be
 	// enqueued (a blocking or notified wait, not a poll) and returns an empty
-	// slice if none came.
+	// slice if none came. Beyond the first req.N-req.Ahead jobs it takes,
+	// it takes none on its last try (see FetchRequest.Ahead), and when it
+	// left one pending for that reason it returns at once, without waiting.
 	Fetch(ctx context.Context, req FetchRequest) ([]Lease, error)
 	// Claim starts the job id now, whatever its run_at: pending, scheduled or
 	// failed → running. It is how "run ID" works in manual mode.
@@ -108,12 +110,27 @@ type NewJob struct {
 }
 
 // FetchRequest says how many jobs to take, from which queues (all when
-// empty), for how long, and how long to wait for one.
+// empty), for how long, how long to wait for one, and how many of them the
+// caller will hold ready rather than start at once.
 type FetchRequest struct {
 	Queues []string
 	N      int
 	Lease  time.Duration
 	Wait   time.Duration
+	// Ahead is how many of the N jobs the caller holds ready ahead of a
+	// free worker (a pool's prefetch) rather than starting at once; 0, as
+	// every caller but the worker pool passes, means all N start at once.
+	//
+	// A fetched job is running, its attempt counted, before a worker has
+	// it: if the caller dies while holding it, the tick recovers its
+	// expired lease as a failed attempt. So beyond the first N-Ahead jobs
+	// a fetch takes (across all its queues), it takes none on its last try
+	// (LastTry: no retry left, which that recovery would make dead
+	// although its handler never started): such a job stays at the head
+	// of its queue, in order, and that queue's part of the batch ends
+	// there (the other queues' may go on). A crash can then cost a held
+	// job a retry, never its life.
+	Ahead int
 }
 
 // Ref names one run of a job: its id, queue and fencing token.

@@ -162,3 +162,10 @@ const MaxListLimit = 1000
 // than back to be retried: the rule of both brokers (and of the Redis
 // scripts, retries > max_retries).
 func Exhausted(retries, maxRetries int) bool { return retries > maxRetries }
+
+// LastTry reports whether a job that has failed retries times so far, with
+// maxRetries allowed, has no retry left: its next failure, a lost lease
+// included, makes it dead (Exhausted counting that failure; the Redis
+// fetch script's retries >= max_retries). A fetch never takes such a job
+// to hold ahead of a free worker: see FetchRequest.Ahead.
+func LastTry(retries, maxRetries int) bool { return Exhausted(retries+1, maxRetries) }

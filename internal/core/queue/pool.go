@@ -308,12 +308,19 @@ func (p *Pool) fetch() {
 		// With every worker busy and jobs waiting for them, more jobs could
 		// only wait too: take those pending now, but do not block waiting
 		// for new ones (the wait would hold back the hand-back).
-		busy := p.inflight.Load() > int64(p.cfg.Concurrency)
+		inflight := p.inflight.Load()
+		busy := inflight > int64(p.cfg.Concurrency)
 		wait := p.cfg.FetchWait
 		if busy {
 			wait = 0
 		}
-		leases, err := p.svc.broker.Fetch(p.fetchCtx, FetchRequest{N: n, Lease: p.cfg.Lease, Wait: wait})
+		// Only the jobs a free worker starts at once may be on their last
+		// try: one held ready behind a busy worker is already running in
+		// the backend, its attempt counted, and a crash of this process
+		// would make it dead unrun (review qsem31 M1). The broker leaves
+		// such a job pending for a worker that is free.
+		free := int(min(max(int64(p.cfg.Concurrency)-inflight, 0), int64(n)))
+		leases, err := p.svc.broker.Fetch(p.fetchCtx, FetchRequest{N: n, Lease: p.cfg.Lease, Wait: wait, Ahead: n - free})
 		p.inflight.Add(int64(len(leases)))
 		var now time.Time
 		if len(leases) > 0 {
@@ -354,6 +361,17 @@ func (p *Pool) fetch() {
 			// job held has a worker (those waiting too long are handed
 			// back meanwhile).
 			for p.inflight.Load() > int64(p.cfg.Concurrency) {
+				if !p.await(p.freed, nil) {
+					return
+				}
+			}
+		} else if free == 0 && len(leases) == 0 && err == nil {
+			// Every worker busy and nothing taken: either nothing was
+			// pending (the broker waited for a job already) or the next
+			// job is on its last try, left for a free worker, and the
+			// broker answered at once. Fetch again once a worker is free,
+			// not in a loop of fetches that take nothing.
+			for p.inflight.Load() >= int64(p.cfg.Concurrency) {
 				if !p.await(p.freed, nil) {
 					return
 				}

@@ -168,6 +168,7 @@ func Run(t *testing.T, nb NewBroker) {
 		{"GetAcrossQueues", testGetAcrossQueues},
 		{"EnqueueCallerGone", testEnqueueCallerGone},
 		{"FetchFIFO", testFetchFIFO},
+		{"FetchAheadLastTry", testFetchAheadLastTry},
 		{"NamedQueues", testNamedQueues},
 		{"Succeed", testSucceed},
 		{"RetryThenDead", testRetryThenDead},
@@ -301,6 +302,86 @@ func testFetchFIFO(t *testing.T, nb NewBroker) {
 	if l.Token == 0 {
 		t.Error("lease token is 0")
 	}
+}
+
+// testFetchAheadLastTry: beyond the N-Ahead jobs of a fetch that start at
+// once, a job on its last try (max_retries 0, or its retries used up) is
+// not taken: it stays at the head of its queue, in order, and that queue's
+// part of the batch ends there (review qsem31 M1: such jobs, held ready
+// ahead of a busy worker, went dead unrun when their daemon was killed). A
+// fetch that left one for want of a worker returns at once, without
+// waiting; with Ahead 0 every job is taken, as before.
+func testFetchAheadLastTry(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	noRetry := func(j *queue.Job) { j.MaxRetries = 0 }
+	fetch := func(n, ahead int, queues ...string) []queue.Lease {
+		t.Helper()
+		ls, err := e.b.Fetch(e.ctx, queue.FetchRequest{Queues: queues, N: n, Ahead: ahead, Lease: lease})
+		if err != nil {
+			t.Fatalf("Fetch(N=%d, Ahead=%d): %v", n, ahead, err)
+		}
+		return ls
+	}
+	pending := func(q string) []string {
+		t.Helper()
+		return e.list(queue.Filter{Queue: q, Status: queue.StatusPending})
+	}
+
+	// No retries: only the two that start at once.
+	var dead []string
+	for range 10 {
+		dead = append(dead, e.enqueue("noretry", "ping", 0, noRetry).ID)
+	}
+	diff(t, "Fetch(N=10, Ahead=8) of jobs with no retry", dead[:2], leaseIDs(fetch(10, 8, "noretry")))
+	diff(t, "pending after it, in order", dead[2:], pending("noretry"))
+	if st := e.stats("noretry"); st.Pending != 8 || st.Running != 2 || st.Started != 2 {
+		t.Errorf("stats after it: pending %d running %d started %d, want 8 2 2", st.Pending, st.Running, st.Started)
+	}
+	for _, id := range dead[2:] {
+		if j := e.get(id); j.Attempts != 0 || j.Status != queue.StatusPending {
+			t.Errorf("job %s left behind: %s, attempts %d; want pending, attempts 0", id, j.Status, j.Attempts)
+		}
+	}
+	// None starts at once: nothing taken, and no wait for a job that is
+	// already pending.
+	start := time.Now()
+	ls, err := e.b.Fetch(e.ctx, queue.FetchRequest{Queues: []string{"noretry"}, N: 10, Ahead: 10, Lease: lease, Wait: 10 * time.Second})
+	if err != nil || len(ls) != 0 {
+		t.Errorf("Fetch(N=10, Ahead=10, Wait=10s) = %v, %v; want nothing", leaseIDs(ls), err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("Fetch(Ahead=N) with a job left pending waited %v: it should answer at once", el)
+	}
+	diff(t, "pending after a fetch of none at once", dead[2:], pending("noretry"))
+
+	// A queue where a job on its last retry sits behind two with retries
+	// left and before another: the batch stops at it.
+	last := e.enqueue("mixed", "fail", 0, func(j *queue.Job) { j.MaxRetries = 1 })
+	diff(t, "its first try", []queue.Status{queue.StatusFailed}, e.finish(fail(fetch(1, 0, "mixed")[0], "boom", time.Millisecond)))
+	r1, r2 := e.enqueue("mixed", "ping", 0), e.enqueue("mixed", "ping", 0)
+	e.clock.Advance(time.Millisecond)
+	e.tick() // last is pending again, behind r1 and r2, on its last try
+	r3 := e.enqueue("mixed", "ping", 0)
+	diff(t, "mixed queue", []string{r1.ID, r2.ID, last.ID, r3.ID}, pending("mixed"))
+	diff(t, "Fetch(N=4, Ahead=4) of the mixed queue", []string{r1.ID, r2.ID}, leaseIDs(fetch(4, 4, "mixed")))
+	diff(t, "pending after it", []string{last.ID, r3.ID}, pending("mixed"))
+	diff(t, "Fetch(N=4, Ahead=3) of the mixed queue", []string{last.ID, r3.ID}, leaseIDs(fetch(4, 3, "mixed")))
+
+	// Across queues, no more jobs with no retry than start at once.
+	for _, q := range []string{"noretry-a", "noretry-b"} {
+		for range 5 {
+			e.enqueue(q, "ping", 0, noRetry)
+		}
+	}
+	if ls := fetch(10, 9, "noretry-a", "noretry-b"); len(ls) != 1 {
+		t.Errorf("Fetch(N=10, Ahead=9) of two queues of jobs with no retry took %v, want 1", leaseIDs(ls))
+	}
+	if a, b := len(pending("noretry-a")), len(pending("noretry-b")); a+b != 9 {
+		t.Errorf("pending after it: %d + %d, want 9", a, b)
+	}
+
+	// Ahead 0: all of them, as always.
+	diff(t, "Fetch(N=10, Ahead=0)", dead[2:], leaseIDs(fetch(10, 0, "noretry")))
 }
 
 func testNamedQueues(t *testing.T, nb NewBroker) {

@@ -236,15 +236,16 @@ func (b *Broker) Queues(context.Context) ([]string, error) {
 	return append([]string(nil), b.names...), nil
 }
 
-// Fetch takes up to req.N pending jobs, waiting up to req.Wait for one.
+// Fetch takes up to req.N pending jobs, waiting up to req.Wait for one
+// unless it left one pending for want of a free worker (req.Ahead).
 func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lease, error) {
 	var timer *time.Timer
 	for {
 		b.mu.Lock()
-		leases := b.take(req)
+		leases, held := b.take(req)
 		wake := b.wake
 		b.mu.Unlock()
-		if len(leases) > 0 || req.Wait <= 0 {
+		if len(leases) > 0 || held || req.Wait <= 0 {
 			if timer != nil {
 				timer.Stop()
 			}
@@ -264,17 +265,19 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 	}
 }
 
-// take starts up to req.N pending jobs, visiting queues round-robin.
-func (b *Broker) take(req queue.FetchRequest) []queue.Lease {
+// take starts up to req.N pending jobs, visiting queues round-robin. Once
+// it has taken the req.N-req.Ahead that start at once, a queue whose head
+// job is on its last try gives no more (held reports it).
+func (b *Broker) take(req queue.FetchRequest) (leases []queue.Lease, held bool) {
 	names := req.Queues
 	if len(names) == 0 {
 		names = b.names
 	}
 	if len(names) == 0 || req.N <= 0 {
-		return nil
+		return nil, false
 	}
 	now := b.now()
-	var leases []queue.Lease
+	ready := req.N - max(req.Ahead, 0)
 	b.rr++
 	for i := 0; i < len(names) && len(leases) < req.N; i++ {
 		q, ok := b.queues[names[(b.rr+i)%len(names)]]
@@ -282,26 +285,33 @@ func (b *Broker) take(req queue.FetchRequest) []queue.Lease {
 			continue
 		}
 		for len(leases) < req.N {
-			e := b.popPending(q)
+			e := b.peekPending(q)
 			if e == nil {
 				break
 			}
+			if len(leases) >= ready && queue.LastTry(e.job.Retries, e.job.MaxRetries) {
+				held = true
+				break
+			}
+			q.pending.pop()
 			leases = append(leases, b.start(q, e, now, req.Lease))
 		}
 	}
-	return leases
+	return leases, held
 }
 
-// popPending removes and returns the oldest live pending entry of q.
-func (b *Broker) popPending(q *qstate) *entry {
+// peekPending returns the oldest live pending entry of q, dropping the
+// stale items before it, and leaves it at the head.
+func (b *Broker) peekPending(q *qstate) *entry {
 	for {
-		it, ok := q.pending.pop()
+		it, ok := q.pending.peek()
 		if !ok {
 			return nil
 		}
 		if e, ok := b.live(it); ok {
 			return e
 		}
+		q.pending.pop()
 	}
 }
 

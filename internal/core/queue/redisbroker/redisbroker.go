@@ -903,10 +903,11 @@ func (b *Broker) getMany(ctx context.Context, queues []string, ids []string) ([]
 // Fetch starts up to req.N pending jobs. With none pending and a positive
 // req.Wait it blocks on the wake-up list (BLPOP; go-redis counts blocking
 // timeouts in whole seconds, so at least one) and tries again once woken,
-// first in the queue the wake-up names.
+// first in the queue the wake-up names. A job left pending for want of a
+// free worker (req.Ahead) is not "none pending": it returns at once.
 func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lease, error) {
-	leases, err := b.take(ctx, req, "")
-	if err != nil || len(leases) > 0 || req.Wait <= 0 {
+	leases, held, err := b.take(ctx, req, "")
+	if err != nil || len(leases) > 0 || held || req.Wait <= 0 {
 		return leases, err
 	}
 	// A wake-up whose job another fetcher took (or a leftover one) is
@@ -923,7 +924,8 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 				return nil, nil
 			case <-t.C:
 			}
-			return b.take(ctx, req, "")
+			leases, _, err := b.take(ctx, req, "")
+			return leases, err
 		}
 		// Bounded by the block plus a command timeout: go-redis sends a
 		// blocking command again when its node does not answer, and a
@@ -939,7 +941,7 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 			b.failed(ctx, b.wakeKey(), err)
 			return nil, fmt.Errorf("wait for jobs: %w", err)
 		}
-		if leases, err = b.take(ctx, req, res[1]); err != nil || len(leases) > 0 {
+		if leases, held, err = b.take(ctx, req, res[1]); err != nil || len(leases) > 0 || held {
 			return leases, err
 		}
 	}
@@ -947,7 +949,10 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 }
 
 // take starts up to req.N jobs, trying the hinted queue first, then the
-// others round-robin. Beyond scanDirect other queues, one pipelined LLEN of
+// others round-robin. The req.N-req.Ahead jobs that start at once are
+// counted across the queues as they are tried one after another: each
+// dequeue script may take any job up to what is left of them, and beyond
+// it none on its last try (held reports that one was left pending). Beyond scanDirect other queues, one pipelined LLEN of
 // their pending lists picks those with jobs ready, so a fetch costs a few
 // round trips however many queues sit idle, not one per queue.
 //
@@ -962,7 +967,7 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 // (downmasters.go), and a queue whose dequeue fails marks its master so
 // and the fetch goes on with the other queues: one stalled master does
 // not hold up the others'. The error is returned with the jobs taken.
-func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) ([]queue.Lease, error) {
+func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) (_ []queue.Lease, held bool, err error) {
 	names := req.Queues
 	var failure error // of a master now marked failing; the fetch went on
 	if len(names) == 0 {
@@ -970,11 +975,10 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 		if b.isDown(ctx, b.indexKey()) {
 			fresh = staleIndex // the index's master is failing: the names known
 		}
-		var err error
 		if names, err = b.queueNames(ctx, fresh); err != nil {
 			known := b.knownNames()
 			if len(known) == 0 || !b.failed(ctx, b.indexKey(), err) {
-				return nil, err
+				return nil, false, err
 			}
 			names, failure = known, err
 		}
@@ -989,12 +993,13 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 		names = live
 	}
 	var leases []queue.Lease
+	ready := req.N - max(req.Ahead, 0)
 	dequeue := func(q string) error {
 		k := b.keys(q)
 		rctx, cancel, na := b.bound(ctx)
 		sent := time.Now()
 		r, err := b.run(rctx, dequeueScript, []string{k.pending, k.running, k.stats, k.job},
-			b.now(), req.N-len(leases), ms(req.Lease), na)
+			b.now(), req.N-len(leases), ms(req.Lease), na, max(ready-len(leases), 0))
 		cancel()
 		if err != nil {
 			return fmt.Errorf("fetch from %s: %w", q, err)
@@ -1006,6 +1011,10 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 		}
 		now := msTime(a[0])
 		for _, f := range a[1:] {
+			if f == "held" { // last, after the jobs started
+				held = true
+				break
+			}
 			j, tok := parseStarted(f.([]any), q, now, req.Lease)
 			leases = append(leases, queue.Lease{Job: j, Token: tok})
 		}
@@ -1030,7 +1039,7 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 		if b.isDown(ctx, b.keys(hint).pending) {
 			hint = ""
 		} else if err := try(hint); err != nil || len(leases) >= req.N {
-			return leases, cmp.Or(err, failure)
+			return leases, held, cmp.Or(err, failure)
 		}
 	}
 	b.mu.Lock()
@@ -1052,13 +1061,13 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 			break
 		}
 		if err := try(q); err != nil {
-			return leases, err
+			return leases, held, err
 		}
 	}
-	if len(leases) == 0 && unread != nil {
-		return nil, unread
+	if len(leases) == 0 && !held && unread != nil {
+		return nil, false, unread
 	}
-	return leases, failure
+	return leases, held, failure
 }
 
 // errMasterFailing is the error of a fetch that left out a queue it was

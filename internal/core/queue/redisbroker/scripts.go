@@ -96,10 +96,13 @@ local START_FIELDS = {'status','type','payload','attempts','retries','max_retrie
 -- end, as strings (see nowMS). The caller adds the job to the running
 -- set (one ZADD for a whole batch: each redis.call costs the server about
 -- as much as the command it runs). It returns false, writing nothing, when
--- the job is not in status want (when want is given).
-local function start(key, id, nows, untils, want)
+-- the job is not in status want (when want is given), and false, true,
+-- writing nothing, when spare is set and the job has no retry to spare
+-- (on its last try: retries >= max_retries, queue.LastTry).
+local function start(key, id, nows, untils, want, spare)
   local f = redis.call('HMGET', key, unpack(START_FIELDS))
   if want and f[1] ~= want then return false end
+  if spare and (tonumber(f[5]) or 0) >= (tonumber(f[6]) or 0) then return false, true end
   f[1] = 'running'
   f[4] = string.format('%d', (tonumber(f[4]) or 0) + 1)
   f[12] = string.format('%d', (tonumber(f[12]) or 0) + 1)
@@ -246,14 +249,20 @@ end
 return {now, 0, made}
 `)
 
-// dequeueScript starts up to N pending jobs, oldest first.
+// dequeueScript starts up to N pending jobs, oldest first. Beyond the
+// first R it starts, it starts none on its last try (retries >=
+// max_retries, queue.LastTry): the caller would hold it ahead of a free
+// worker, and a crash of the caller would make it dead unrun. That job and
+// those after it go back to the head of the list, in order.
 //
 //	KEYS[1] pending  KEYS[2] running  KEYS[3] stats  KEYS[4] job key prefix
 //	ARGV[1] now  ARGV[2] N  ARGV[3] lease_ms  ARGV[4] not after (ms, 0: none)
+//	ARGV[5] R (N or more: take any job, as before R was passed)
 //
-// Returns {now, {id, START_FIELDS…}, …}, one per job started; {now, "late"}
-// without starting anything when now is past not after (a fetcher that has
-// given up would hold the jobs until their leases expire).
+// Returns {now, {id, START_FIELDS…}, …}, one per job started, followed by
+// "held" when it put a job back on its last try; {now, "late"} without
+// starting anything when now is past not after (a fetcher that has given
+// up would hold the jobs until their leases expire).
 var dequeueScript = newScript(prelude + `
 local now = now_ms(ARGV[1])
 local not_after = tonumber(ARGV[4])
@@ -263,9 +272,21 @@ local out = {now}
 local ids = redis.call('LPOP', KEYS[1], tonumber(ARGV[2]))
 if not ids then return out end
 local nows, untils = string.format('%d', now), string.format('%d', now + tonumber(ARGV[3]))
+local ready = tonumber(ARGV[5]) or #ids
 local leases = {}
-for _, id in ipairs(ids) do
-  local f = start(KEYS[4] .. id, id, nows, untils, 'pending')
+for i, id in ipairs(ids) do
+  local f, held = start(KEYS[4] .. id, id, nows, untils, 'pending', #out > ready)
+  if held then
+    local back = {}
+    for k = #ids, i, -1 do back[#back + 1] = ids[k] end
+    bulk('LPUSH', KEYS[1], back)
+    if #out > 1 then
+      bulk('ZADD', KEYS[2], leases)
+      redis.call('HINCRBY', KEYS[3], 'started', #out - 1)
+    end
+    out[#out + 1] = 'held'
+    return out
+  end
   if f then
     out[#out + 1] = f
     leases[#leases + 1] = untils
