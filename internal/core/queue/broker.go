@@ -131,6 +131,14 @@ type FetchRequest struct {
 	// there (the other queues' may go on). A crash can then cost a held
 	// job a retry, never its life.
 	Ahead int
+	// Held, when set, is told the queue whose head job was so left
+	// pending (the first, if several), "" when none was.
+	Held *string
+	// Prefer is a queue to try first (then the others, round-robin): the
+	// pool names the queue a fetch left a job on its last try in, and
+	// fetches for free workers only (Ahead 0), so that the job is taken
+	// then rather than left behind every other queue's backlog.
+	Prefer string
 }
 
 // Ref names one run of a job: its id, queue and fencing token.

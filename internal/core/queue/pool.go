@@ -42,7 +42,8 @@ type Pool struct {
 
 	mu      sync.Mutex
 	held    map[*held]struct{}
-	handOff []Ref // jobs to hand back at shutdown
+	handOff []Ref  // jobs to hand back at shutdown
+	heldIn  string // the fetcher's: where a fetch left a job on its last try (FetchRequest.Held)
 	// interrupted are the ids of handOff's jobs whose handler the
 	// shutdown's deadline cut short (the others never started).
 	interrupted []string
@@ -275,6 +276,7 @@ func (p *Pool) fetch() {
 	defer close(p.fetcherDone)
 	defer p.handBackShed()
 	backoff := time.Duration(0)
+	lastTry := "" // a queue whose head job, on its last try, waits for a free worker
 	for {
 		// Wait for one free slot, then take every other free one.
 		if !p.await(p.slots, nil) {
@@ -320,7 +322,31 @@ func (p *Pool) fetch() {
 		// would make it dead unrun (review qsem31 M1). The broker leaves
 		// such a job pending for a worker that is free.
 		free := int(min(max(int64(p.cfg.Concurrency)-inflight, 0), int64(n)))
-		leases, err := p.svc.broker.Fetch(p.fetchCtx, FetchRequest{N: n, Lease: p.cfg.Lease, Wait: wait, Ahead: n - free})
+		if lastTry != "" {
+			// Such a job waits: while jobs are held ready no worker counts
+			// as free, and a queue's job on its last try waited behind
+			// every other queue's backlog (review ver31 HIGH-1). Hold no
+			// more ahead until a worker is free, then fetch for the free
+			// workers only, that queue first.
+			if free == 0 {
+				for range n {
+					p.slots <- struct{}{}
+				}
+				if !p.await(p.freed, nil) {
+					return
+				}
+				continue
+			}
+			for range n - free {
+				p.slots <- struct{}{}
+			}
+			n = free
+		}
+		leases, err := p.svc.broker.Fetch(p.fetchCtx, FetchRequest{N: n, Lease: p.cfg.Lease, Wait: wait, Ahead: n - free, Prefer: lastTry, Held: &p.heldIn})
+		if err == nil || p.heldIn != "" {
+			// Tried first with every job starting at once: taken, or gone.
+			lastTry = p.heldIn
+		}
 		p.inflight.Add(int64(len(leases)))
 		var now time.Time
 		if len(leases) > 0 {

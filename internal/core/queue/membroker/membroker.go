@@ -240,12 +240,18 @@ func (b *Broker) Queues(context.Context) ([]string, error) {
 // unless it left one pending for want of a free worker (req.Ahead).
 func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lease, error) {
 	var timer *time.Timer
+	if req.Held != nil {
+		*req.Held = ""
+	}
 	for {
 		b.mu.Lock()
 		leases, held := b.take(req)
 		wake := b.wake
 		b.mu.Unlock()
-		if len(leases) > 0 || held || req.Wait <= 0 {
+		if req.Held != nil {
+			*req.Held = held
+		}
+		if len(leases) > 0 || held != "" || req.Wait <= 0 {
 			if timer != nil {
 				timer.Stop()
 			}
@@ -265,22 +271,40 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 	}
 }
 
-// take starts up to req.N pending jobs, visiting queues round-robin. Once
-// it has taken the req.N-req.Ahead that start at once, a queue whose head
-// job is on its last try gives no more (held reports it).
-func (b *Broker) take(req queue.FetchRequest) (leases []queue.Lease, held bool) {
+// take starts up to req.N pending jobs, visiting req.Prefer first, then
+// the queues round-robin. Once it has taken the req.N-req.Ahead that start
+// at once, a queue whose head job is on its last try gives no more (held
+// names the first such queue).
+func (b *Broker) take(req queue.FetchRequest) (leases []queue.Lease, held string) {
 	names := req.Queues
 	if len(names) == 0 {
 		names = b.names
 	}
 	if len(names) == 0 || req.N <= 0 {
-		return nil, false
+		return nil, ""
 	}
 	now := b.now()
 	ready := req.N - max(req.Ahead, 0)
 	b.rr++
-	for i := 0; i < len(names) && len(leases) < req.N; i++ {
-		q, ok := b.queues[names[(b.rr+i)%len(names)]]
+	prefer := req.Prefer
+	if prefer != "" && !slices.Contains(names, prefer) {
+		prefer = ""
+	}
+	first := 0 // visits prefer first when there is one, then the others round-robin
+	if prefer != "" {
+		first = -1
+	}
+	for i := first; i < len(names); i++ {
+		if len(leases) >= req.N {
+			break
+		}
+		name := prefer
+		if i >= 0 {
+			if name = names[(b.rr+i)%len(names)]; name == prefer {
+				continue
+			}
+		}
+		q, ok := b.queues[name]
 		if !ok {
 			continue
 		}
@@ -290,7 +314,9 @@ func (b *Broker) take(req queue.FetchRequest) (leases []queue.Lease, held bool) 
 				break
 			}
 			if len(leases) >= ready && queue.LastTry(e.job.Retries, e.job.MaxRetries) {
-				held = true
+				if held == "" {
+					held = name
+				}
 				break
 			}
 			q.pending.pop()

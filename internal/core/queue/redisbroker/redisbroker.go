@@ -906,8 +906,14 @@ func (b *Broker) getMany(ctx context.Context, queues []string, ids []string) ([]
 // first in the queue the wake-up names. A job left pending for want of a
 // free worker (req.Ahead) is not "none pending": it returns at once.
 func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lease, error) {
-	leases, held, err := b.take(ctx, req, "")
-	if err != nil || len(leases) > 0 || held || req.Wait <= 0 {
+	if req.Held != nil {
+		*req.Held = ""
+	}
+	leases, held, err := b.take(ctx, req, req.Prefer)
+	if req.Held != nil {
+		*req.Held = held
+	}
+	if err != nil || len(leases) > 0 || held != "" || req.Wait <= 0 {
 		return leases, err
 	}
 	// A wake-up whose job another fetcher took (or a leftover one) is
@@ -924,7 +930,10 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 				return nil, nil
 			case <-t.C:
 			}
-			leases, _, err := b.take(ctx, req, "")
+			leases, held, err := b.take(ctx, req, req.Prefer)
+			if req.Held != nil {
+				*req.Held = held
+			}
 			return leases, err
 		}
 		// Bounded by the block plus a command timeout: go-redis sends a
@@ -941,7 +950,11 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 			b.failed(ctx, b.wakeKey(), err)
 			return nil, fmt.Errorf("wait for jobs: %w", err)
 		}
-		if leases, held, err = b.take(ctx, req, res[1]); err != nil || len(leases) > 0 || held {
+		leases, held, err = b.take(ctx, req, cmp.Or(req.Prefer, res[1]))
+		if req.Held != nil {
+			*req.Held = held
+		}
+		if err != nil || len(leases) > 0 || held != "" {
 			return leases, err
 		}
 	}
@@ -952,7 +965,8 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 // others round-robin. The req.N-req.Ahead jobs that start at once are
 // counted across the queues as they are tried one after another: each
 // dequeue script may take any job up to what is left of them, and beyond
-// it none on its last try (held reports that one was left pending). Beyond scanDirect other queues, one pipelined LLEN of
+// it none on its last try (held names the first queue where one was left
+// pending). Beyond scanDirect other queues, one pipelined LLEN of
 // their pending lists picks those with jobs ready, so a fetch costs a few
 // round trips however many queues sit idle, not one per queue.
 //
@@ -967,7 +981,7 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 // (downmasters.go), and a queue whose dequeue fails marks its master so
 // and the fetch goes on with the other queues: one stalled master does
 // not hold up the others'. The error is returned with the jobs taken.
-func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) (_ []queue.Lease, held bool, err error) {
+func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) (_ []queue.Lease, held string, err error) {
 	names := req.Queues
 	var failure error // of a master now marked failing; the fetch went on
 	if len(names) == 0 {
@@ -978,7 +992,7 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 		if names, err = b.queueNames(ctx, fresh); err != nil {
 			known := b.knownNames()
 			if len(known) == 0 || !b.failed(ctx, b.indexKey(), err) {
-				return nil, false, err
+				return nil, "", err
 			}
 			names, failure = known, err
 		}
@@ -1012,7 +1026,7 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 		now := msTime(a[0])
 		for _, f := range a[1:] {
 			if f == "held" { // last, after the jobs started
-				held = true
+				held = cmp.Or(held, q)
 				break
 			}
 			j, tok := parseStarted(f.([]any), q, now, req.Lease)
@@ -1064,8 +1078,8 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 			return leases, held, err
 		}
 	}
-	if len(leases) == 0 && !held && unread != nil {
-		return nil, false, unread
+	if len(leases) == 0 && held == "" && unread != nil {
+		return nil, "", unread
 	}
 	return leases, held, failure
 }

@@ -1,0 +1,69 @@
+package queue_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core/queue"
+)
+
+// TestLastTryJobNotStarvedByOtherQueues: a queue whose head job is on its
+// last try, next to a queue with a backlog of fast jobs that have retries
+// left: with the pool holding jobs ready, the last-try job waited for the
+// whole other backlog (it ran 1000th of 1,001: review ver31 HIGH-1), as no
+// worker counted as free while jobs were held; the pool now stops holding
+// jobs ahead until a worker is free, and fetches that queue first.
+func TestLastTryJobNotStarvedByOtherQueues(t *testing.T) {
+	for _, maxRetries := range []int{0, 1} {
+		t.Run(fmt.Sprintf("max_retries=%d", maxRetries), func(t *testing.T) {
+			forEachBackend(t, func(t *testing.T, be backend) {
+				var mu sync.Mutex
+				var order []string
+				reg := queue.NewRegistry()
+				_ = reg.Register("ping", queue.Handler{Run: func(ctx context.Context, p json.RawMessage) (json.RawMessage, error) { return nil, nil }})
+				_ = reg.Register("w", queue.Handler{Run: func(ctx context.Context, p json.RawMessage) (json.RawMessage, error) {
+					mu.Lock()
+					order = append(order, string(p))
+					mu.Unlock()
+					time.Sleep(500 * time.Microsecond)
+					return nil, nil
+				}})
+				cfg := fast
+				cfg.Concurrency = 1
+				cfg.Lease = 5 * time.Second
+				s := queue.NewService(queue.Deps{Broker: be.new(t, nil), Registry: reg}, cfg)
+				startPool(t, s)
+				warmUp(t, s)
+				const nb = 1000
+				var reqs []queue.EnqueueRequest
+				for i := range nb {
+					reqs = append(reqs, queue.EnqueueRequest{Type: "w", Queue: "b", Payload: json.RawMessage(fmt.Sprintf(`"b%d"`, i))})
+				}
+				if _, err := s.EnqueueBatch(context.Background(), reqs, queue.SourceAPI); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(20 * time.Millisecond) // b's backlog is being worked, with jobs held ready
+				a := mustEnqueue(t, s, queue.EnqueueRequest{Type: "w", Queue: "a", Payload: json.RawMessage(`"A"`), MaxRetries: intp(maxRetries)})
+				waitDone(t, s, a)
+				mu.Lock()
+				pos, bAfter := -1, 0
+				for i, p := range order {
+					if p == `"A"` {
+						pos = i
+					} else if pos >= 0 {
+						bAfter++
+					}
+				}
+				mu.Unlock()
+				t.Logf("A ran %d-th; b jobs run after it: %d of %d", pos, nb-(pos), nb)
+				if pos > 100 {
+					t.Errorf("the last-try job of queue a waited for %d jobs of queue b", pos)
+				}
+			})
+		})
+	}
+}
