@@ -72,6 +72,7 @@ type connLimiter struct {
 	max    int
 	nofile uint64        // RLIMIT_NOFILE, for the log
 	grace  time.Duration // freshGrace; tests change it
+	epoch  time.Time     // connection states count from here, on the monotonic clock
 
 	evictLog *core.LogThrottle // idle connections closed to make room
 	waitLog  *core.LogThrottle // no place to free: new clients wait
@@ -98,8 +99,8 @@ type limitedConn struct {
 	// state is what the server last said of the connection, written by
 	// connState without a lock (every request makes it busy, then idle):
 	// 0 busy (a request in progress, or hijacked), > 0 idle (between
-	// requests) since that Unix time in ns, < 0 fresh (accepted, first
-	// request not read yet) since minus that time.
+	// requests) since that time (connLimiter.since), < 0 fresh (accepted,
+	// first request not read yet) since minus that time.
 	state atomic.Int64
 }
 
@@ -110,6 +111,7 @@ func newConnLimiter(ln net.Listener, bound int, nofile uint64, log *slog.Logger)
 		Listener: ln,
 		max:      bound,
 		grace:    freshGrace,
+		epoch:    time.Now(),
 		nofile:   nofile,
 		evictLog: &core.LogThrottle{Logger: log, Every: connLogEvery,
 			Msg: "connection limit reached: closing the connections idle longest to take new ones"},
@@ -180,7 +182,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 		return nil, &net.OpError{Op: "accept", Net: l.Addr().Network(), Addr: l.Addr(), Err: net.ErrClosed}
 	}
 	lc := &limitedConn{Conn: c, l: l}
-	lc.state.Store(-time.Now().UnixNano())
+	lc.state.Store(-l.since())
 	l.open[lc] = struct{}{}
 	l.mu.Unlock()
 	return lc, nil
@@ -217,7 +219,7 @@ func (l *connLimiter) evictableLocked() (*limitedConn, time.Duration) {
 	if oldest == nil {
 		return nil, -1
 	}
-	if wait := l.grace - time.Since(time.Unix(0, freshSince)); wait > 0 {
+	if wait := l.grace - time.Duration(l.since()-freshSince); wait > 0 {
 		return nil, wait
 	}
 	return oldest, 0
@@ -290,9 +292,9 @@ func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
 	}
 	switch st {
 	case http.StateIdle:
-		lc.state.Store(time.Now().UnixNano())
+		lc.state.Store(l.since())
 	case http.StateNew:
-		lc.state.Store(-time.Now().UnixNano())
+		lc.state.Store(-l.since())
 	case http.StateActive, http.StateHijacked:
 		lc.state.Store(0)
 		return
@@ -305,6 +307,11 @@ func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
 		l.mu.Unlock()
 	}
 }
+
+// since is the time since l.epoch in ns, at least 1: a connection's state
+// is a time on the monotonic clock (a wall clock stepped back or forward
+// would cut or stretch a new connection's grace: review ver31).
+func (l *connLimiter) since() int64 { return max(int64(time.Since(l.epoch)), 1) }
 
 // counts returns the connections open, and those of them that may be
 // closed to make room (idle or fresh).
