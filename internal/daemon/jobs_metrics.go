@@ -394,7 +394,7 @@ func (s *Server) sampleQueues(ctx context.Context) {
 	}
 	s.queueSeriesMu.Lock()
 	defer s.queueSeriesMu.Unlock()
-	other := s.otherTotals.add(foldedInto(all, stats), failed)
+	other := s.otherTotals.add(queue.Folded(all, stats), failed)
 	seen := make(map[string]bool, len(stats))
 	// The queues that could not be read (on a Redis Cluster, their master
 	// does not answer) keep their series, at the last values read, while
@@ -440,25 +440,6 @@ func (s *Server) sampleQueues(ctx context.Context) {
 // queueCounts are st's lifetime totals.
 func queueCounts(st queue.Stats) metrics.QueueCounts {
 	return metrics.QueueCounts{Enqueued: st.Enqueued, Started: st.Started, Succeeded: st.Succeeded, Failed: st.Failed}
-}
-
-// foldedInto returns the queues of all that CapStats summed into the
-// otherQueues entry of capped.
-func foldedInto(all, capped []queue.Stats) []queue.Stats {
-	if len(all) == len(capped) {
-		return nil
-	}
-	shown := make(map[string]bool, len(capped))
-	for _, st := range capped {
-		shown[st.Queue] = true
-	}
-	var out []queue.Stats
-	for _, st := range all {
-		if !shown[st.Queue] {
-			out = append(out, st)
-		}
-	}
-	return out
 }
 
 // otherTotals keeps the counters of otherQueues monotonic. Its entry's

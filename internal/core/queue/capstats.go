@@ -60,3 +60,22 @@ func CapStats(stats []Stats, n int) []Stats {
 	other.OldestPendingSec = other.OldestPendingAge.Seconds()
 	return append(stats[:kept], other)
 }
+
+// Folded returns the queues of stats that CapStats summed into the
+// OtherQueues entry of capped (none when capped holds them all).
+func Folded(stats, capped []Stats) []Stats {
+	if len(stats) == len(capped) {
+		return nil
+	}
+	shown := make(map[string]bool, len(capped))
+	for _, st := range capped {
+		shown[st.Queue] = true
+	}
+	var out []Stats
+	for _, st := range stats {
+		if !shown[st.Queue] {
+			out = append(out, st)
+		}
+	}
+	return out
+}

@@ -55,7 +55,7 @@ func Build(ctx context.Context, src Sources, now time.Time) (Snapshot, error) {
 		capped := queue.CapStats(stats, MaxQueues)
 		var rest []queue.Stats // the queues summed into OtherQueues
 		if len(capped) < len(stats) {
-			rest = folded(stats, capped)
+			rest = queue.Folded(stats, capped)
 		}
 		var born map[string]time.Time
 		if src.Rates != nil {
@@ -363,20 +363,4 @@ func (r *RateTracker) sweep(now time.Time) {
 			delete(r.byName, q)
 		}
 	}
-}
-
-// folded returns the queues of stats that CapStats summed into the
-// OtherQueues entry of capped.
-func folded(stats, capped []queue.Stats) []queue.Stats {
-	shown := make(map[string]bool, len(capped))
-	for _, st := range capped {
-		shown[st.Queue] = true
-	}
-	var out []queue.Stats
-	for _, st := range stats {
-		if !shown[st.Queue] {
-			out = append(out, st)
-		}
-	}
-	return out
 }
