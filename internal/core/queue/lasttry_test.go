@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -62,6 +63,68 @@ func TestLastTryJobNotStarvedByOtherQueues(t *testing.T) {
 				t.Logf("A ran %d-th; b jobs run after it: %d of %d", pos, nb-(pos), nb)
 				if pos > 100 {
 					t.Errorf("the last-try job of queue a waited for %d jobs of queue b", pos)
+				}
+			})
+		})
+	}
+}
+
+// TestLastTryQueueTakesItsTurn: a queue of 40 jobs with no retry left next
+// to a busy queue of 4,000 with retries, 4 workers: the 40 take their turn
+// with the other queue's jobs (about one for one, as before jobs on their
+// last try were kept from being held ready), not one per full hold of the
+// other queue's jobs (40 jobs took until run 569-640: review ver31b).
+func TestLastTryQueueTakesItsTurn(t *testing.T) {
+	for _, maxRetries := range []int{0, 1} {
+		t.Run(fmt.Sprintf("max_retries=%d", maxRetries), func(t *testing.T) {
+			forEachBackend(t, func(t *testing.T, be backend) {
+				var mu sync.Mutex
+				var order []string
+				reg := queue.NewRegistry()
+				_ = reg.Register("ping", queue.Handler{Run: func(ctx context.Context, p json.RawMessage) (json.RawMessage, error) { return nil, nil }})
+				_ = reg.Register("w", queue.Handler{Run: func(ctx context.Context, p json.RawMessage) (json.RawMessage, error) {
+					mu.Lock()
+					order = append(order, string(p))
+					mu.Unlock()
+					time.Sleep(500 * time.Microsecond)
+					return nil, nil
+				}})
+				cfg := fast
+				cfg.Concurrency = 4
+				cfg.Lease = 5 * time.Second
+				s := queue.NewService(queue.Deps{Broker: be.new(t, nil), Registry: reg}, cfg)
+				startPool(t, s)
+				warmUp(t, s)
+				var reqs []queue.EnqueueRequest
+				for i := range 4000 {
+					reqs = append(reqs, queue.EnqueueRequest{Type: "w", Queue: "b", Payload: json.RawMessage(fmt.Sprintf(`"b%d"`, i))})
+				}
+				if _, err := s.EnqueueBatch(context.Background(), reqs, queue.SourceAPI); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(20 * time.Millisecond) // b's backlog is being worked, with jobs held ready
+				reqs = reqs[:0]
+				for i := range 40 {
+					reqs = append(reqs, queue.EnqueueRequest{Type: "w", Queue: "a", Payload: json.RawMessage(fmt.Sprintf(`"A%d"`, i)), MaxRetries: intp(maxRetries)})
+				}
+				js, err := s.EnqueueBatch(context.Background(), reqs, queue.SourceAPI)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, j := range js {
+					waitDone(t, s, j)
+				}
+				mu.Lock()
+				last := -1
+				for i, p := range order {
+					if strings.HasPrefix(p, `"A`) {
+						last = i
+					}
+				}
+				mu.Unlock()
+				t.Logf("a's 40 jobs done by run %d", last)
+				if last > 400 {
+					t.Errorf("a's 40 jobs took until run %d: b ran %d jobs meanwhile", last, last-39)
 				}
 			})
 		})

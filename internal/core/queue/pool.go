@@ -207,6 +207,11 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// lastTryWindow is how long after the last job on its last try it saw the
+// pool fetches for free workers only (FetchRequest.Ahead 0): such jobs are
+// taken only for a free worker, and while jobs are held ahead none is.
+const lastTryWindow = time.Second
+
 // ShutdownReport says what Shutdown did with the jobs it did not let
 // finish: those the workers held ready and those whose handler its deadline
 // (SHUTDOWN_TIMEOUT) cut short.
@@ -277,6 +282,9 @@ func (p *Pool) fetch() {
 	defer p.handBackShed()
 	backoff := time.Duration(0)
 	lastTry := "" // a queue whose head job, on its last try, waits for a free worker
+	// Until then no job is held ahead of the workers: jobs on their last
+	// try were seen (left at a queue's head, or taken) within lastTryWindow.
+	var noAheadUntil time.Time
 	for {
 		// Wait for one free slot, then take every other free one.
 		if !p.await(p.slots, nil) {
@@ -322,12 +330,16 @@ func (p *Pool) fetch() {
 		// would make it dead unrun (review qsem31 M1). The broker leaves
 		// such a job pending for a worker that is free.
 		free := int(min(max(int64(p.cfg.Concurrency)-inflight, 0), int64(n)))
-		if lastTry != "" {
+		if lastTry != "" || time.Now().Before(noAheadUntil) {
 			// Such a job waits: while jobs are held ready no worker counts
 			// as free, and a queue's job on its last try waited behind
 			// every other queue's backlog (review ver31 HIGH-1). Hold no
 			// more ahead until a worker is free, then fetch for the free
-			// workers only, that queue first.
+			// workers only, that queue first; and go on fetching for free
+			// workers only while such jobs keep coming, so that their
+			// queue takes its turn with the others (resuming the holding
+			// after each one gave it one job per full hold of the others':
+			// review ver31b).
 			if free == 0 {
 				for range n {
 					p.slots <- struct{}{}
@@ -342,10 +354,18 @@ func (p *Pool) fetch() {
 			}
 			n = free
 		}
+		p.heldIn = ""
 		leases, err := p.svc.broker.Fetch(p.fetchCtx, FetchRequest{N: n, Lease: p.cfg.Lease, Wait: wait, Ahead: n - free, Prefer: lastTry, Held: &p.heldIn})
 		if err == nil || p.heldIn != "" {
 			// Tried first with every job starting at once: taken, or gone.
 			lastTry = p.heldIn
+		}
+		seen := p.heldIn != ""
+		for _, l := range leases {
+			seen = seen || LastTry(l.Job.Retries, l.Job.MaxRetries)
+		}
+		if seen {
+			noAheadUntil = time.Now().Add(lastTryWindow)
 		}
 		p.inflight.Add(int64(len(leases)))
 		var now time.Time
