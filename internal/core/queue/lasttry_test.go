@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,49 @@ import (
 
 	"github.com/refrakt/refrakt/internal/core/queue"
 )
+
+// runBesideBacklog runs, on workers workers, a backlog of backlog jobs of
+// queue b (retries left, 0.5 ms each), then the jobs of queue a made by
+// aJobs once b's are being worked with jobs held ready, waits for a's, and
+// returns the payloads in the order they ran.
+func runBesideBacklog(t *testing.T, be backend, workers, backlog int, aJobs []queue.EnqueueRequest) []string {
+	t.Helper()
+	var mu sync.Mutex
+	var order []string
+	reg := queue.NewRegistry()
+	_ = reg.Register("ping", queue.Handler{Run: func(ctx context.Context, p json.RawMessage) (json.RawMessage, error) { return nil, nil }})
+	_ = reg.Register("w", queue.Handler{Run: func(ctx context.Context, p json.RawMessage) (json.RawMessage, error) {
+		mu.Lock()
+		order = append(order, string(p))
+		mu.Unlock()
+		time.Sleep(500 * time.Microsecond)
+		return nil, nil
+	}})
+	cfg := fast
+	cfg.Concurrency = workers
+	cfg.Lease = 5 * time.Second
+	s := queue.NewService(queue.Deps{Broker: be.new(t, nil), Registry: reg}, cfg)
+	startPool(t, s)
+	warmUp(t, s)
+	var reqs []queue.EnqueueRequest
+	for i := range backlog {
+		reqs = append(reqs, queue.EnqueueRequest{Type: "w", Queue: "b", Payload: json.RawMessage(fmt.Sprintf(`"b%d"`, i))})
+	}
+	if _, err := s.EnqueueBatch(context.Background(), reqs, queue.SourceAPI); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // b's backlog is being worked, with jobs held ready
+	js, err := s.EnqueueBatch(context.Background(), aJobs, queue.SourceAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range js {
+		waitDone(t, s, j)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return append([]string(nil), order...)
+}
 
 // TestLastTryJobNotStarvedByOtherQueues: a queue whose head job is on its
 // last try, next to a queue with a backlog of fast jobs that have retries
@@ -22,45 +66,11 @@ func TestLastTryJobNotStarvedByOtherQueues(t *testing.T) {
 	for _, maxRetries := range []int{0, 1} {
 		t.Run(fmt.Sprintf("max_retries=%d", maxRetries), func(t *testing.T) {
 			forEachBackend(t, func(t *testing.T, be backend) {
-				var mu sync.Mutex
-				var order []string
-				reg := queue.NewRegistry()
-				_ = reg.Register("ping", queue.Handler{Run: func(ctx context.Context, p json.RawMessage) (json.RawMessage, error) { return nil, nil }})
-				_ = reg.Register("w", queue.Handler{Run: func(ctx context.Context, p json.RawMessage) (json.RawMessage, error) {
-					mu.Lock()
-					order = append(order, string(p))
-					mu.Unlock()
-					time.Sleep(500 * time.Microsecond)
-					return nil, nil
-				}})
-				cfg := fast
-				cfg.Concurrency = 1
-				cfg.Lease = 5 * time.Second
-				s := queue.NewService(queue.Deps{Broker: be.new(t, nil), Registry: reg}, cfg)
-				startPool(t, s)
-				warmUp(t, s)
-				const nb = 1000
-				var reqs []queue.EnqueueRequest
-				for i := range nb {
-					reqs = append(reqs, queue.EnqueueRequest{Type: "w", Queue: "b", Payload: json.RawMessage(fmt.Sprintf(`"b%d"`, i))})
-				}
-				if _, err := s.EnqueueBatch(context.Background(), reqs, queue.SourceAPI); err != nil {
-					t.Fatal(err)
-				}
-				time.Sleep(20 * time.Millisecond) // b's backlog is being worked, with jobs held ready
-				a := mustEnqueue(t, s, queue.EnqueueRequest{Type: "w", Queue: "a", Payload: json.RawMessage(`"A"`), MaxRetries: intp(maxRetries)})
-				waitDone(t, s, a)
-				mu.Lock()
-				pos, bAfter := -1, 0
-				for i, p := range order {
-					if p == `"A"` {
-						pos = i
-					} else if pos >= 0 {
-						bAfter++
-					}
-				}
-				mu.Unlock()
-				t.Logf("A ran %d-th; b jobs run after it: %d of %d", pos, nb-(pos), nb)
+				order := runBesideBacklog(t, be, 1, 1000, []queue.EnqueueRequest{
+					{Type: "w", Queue: "a", Payload: json.RawMessage(`"A"`), MaxRetries: intp(maxRetries)},
+				})
+				pos := slices.Index(order, `"A"`)
+				t.Logf("A ran %d-th of %d", pos, len(order))
 				if pos > 100 {
 					t.Errorf("the last-try job of queue a waited for %d jobs of queue b", pos)
 				}
@@ -78,50 +88,17 @@ func TestLastTryQueueTakesItsTurn(t *testing.T) {
 	for _, maxRetries := range []int{0, 1} {
 		t.Run(fmt.Sprintf("max_retries=%d", maxRetries), func(t *testing.T) {
 			forEachBackend(t, func(t *testing.T, be backend) {
-				var mu sync.Mutex
-				var order []string
-				reg := queue.NewRegistry()
-				_ = reg.Register("ping", queue.Handler{Run: func(ctx context.Context, p json.RawMessage) (json.RawMessage, error) { return nil, nil }})
-				_ = reg.Register("w", queue.Handler{Run: func(ctx context.Context, p json.RawMessage) (json.RawMessage, error) {
-					mu.Lock()
-					order = append(order, string(p))
-					mu.Unlock()
-					time.Sleep(500 * time.Microsecond)
-					return nil, nil
-				}})
-				cfg := fast
-				cfg.Concurrency = 4
-				cfg.Lease = 5 * time.Second
-				s := queue.NewService(queue.Deps{Broker: be.new(t, nil), Registry: reg}, cfg)
-				startPool(t, s)
-				warmUp(t, s)
-				var reqs []queue.EnqueueRequest
-				for i := range 4000 {
-					reqs = append(reqs, queue.EnqueueRequest{Type: "w", Queue: "b", Payload: json.RawMessage(fmt.Sprintf(`"b%d"`, i))})
-				}
-				if _, err := s.EnqueueBatch(context.Background(), reqs, queue.SourceAPI); err != nil {
-					t.Fatal(err)
-				}
-				time.Sleep(20 * time.Millisecond) // b's backlog is being worked, with jobs held ready
-				reqs = reqs[:0]
+				var aJobs []queue.EnqueueRequest
 				for i := range 40 {
-					reqs = append(reqs, queue.EnqueueRequest{Type: "w", Queue: "a", Payload: json.RawMessage(fmt.Sprintf(`"A%d"`, i)), MaxRetries: intp(maxRetries)})
+					aJobs = append(aJobs, queue.EnqueueRequest{Type: "w", Queue: "a", Payload: json.RawMessage(fmt.Sprintf(`"A%d"`, i)), MaxRetries: intp(maxRetries)})
 				}
-				js, err := s.EnqueueBatch(context.Background(), reqs, queue.SourceAPI)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, j := range js {
-					waitDone(t, s, j)
-				}
-				mu.Lock()
+				order := runBesideBacklog(t, be, 4, 4000, aJobs)
 				last := -1
 				for i, p := range order {
 					if strings.HasPrefix(p, `"A`) {
 						last = i
 					}
 				}
-				mu.Unlock()
 				t.Logf("a's 40 jobs done by run %d", last)
 				if last > 400 {
 					t.Errorf("a's 40 jobs took until run %d: b ran %d jobs meanwhile", last, last-39)
