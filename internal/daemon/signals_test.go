@@ -44,6 +44,18 @@ func jobField(t *testing.T, rdb *redis.Client, q, id, field string) string {
 	return v
 }
 
+// redisDaemon starts a daemon on a fresh redis-server with env added, waits
+// until it is ready, and returns it with a client of that Redis.
+func redisDaemon(t *testing.T, env ...string) (*daemontest.Daemon, *redis.Client) {
+	t.Helper()
+	r := redistest.Start(t)
+	d := daemontest.Start(t, append([]string{"QUEUE_URL=" + r.URL()}, env...))
+	d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	return d, rdb
+}
+
 // waitRunning waits until job id of queue default is running.
 func waitRunning(t *testing.T, rdb *redis.Client, id string) {
 	t.Helper()
@@ -74,11 +86,7 @@ func holdDrain(t *testing.T, d *daemontest.Daemon) {
 // short at the deadline and run again elsewhere.
 func TestStopTakesNoNewJob(t *testing.T) {
 	t.Parallel()
-	r := redistest.Start(t)
-	d := daemontest.Start(t, []string{"QUEUE_URL=" + r.URL(), "SHUTDOWN_TIMEOUT=3s", "WORKER_CONCURRENCY=2"})
-	d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
-	defer rdb.Close()
+	d, rdb := redisDaemon(t, "SHUTDOWN_TIMEOUT=3s", "WORKER_CONCURRENCY=2")
 	var ids []string
 	for range 20 {
 		ids = append(ids, devEnqueue(t, d, `{"type":"sleep","queue":"bulk","payload":{"ms":300}}`))
@@ -116,11 +124,7 @@ func TestStopTakesNoNewJob(t *testing.T) {
 // SHUTDOWN_TIMEOUT).
 func TestSecondSignalStopsAtOnce(t *testing.T) {
 	t.Parallel()
-	r := redistest.Start(t)
-	d := daemontest.Start(t, []string{"QUEUE_URL=" + r.URL(), "SHUTDOWN_TIMEOUT=60s"})
-	d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
-	defer rdb.Close()
+	d, rdb := redisDaemon(t, "SHUTDOWN_TIMEOUT=60s")
 	id := devEnqueue(t, d, `{"type":"sleep","payload":{"ms":50000}}`)
 	waitRunning(t, rdb, id)
 	d.Signal(syscall.SIGTERM)
@@ -365,11 +369,7 @@ func TestMemoryStopSaysWhichJobsEnd(t *testing.T) {
 // handed back (qsem31 NIT-2: the log said only "context deadline exceeded").
 func TestStopSaysWhichJobsItCutShort(t *testing.T) {
 	t.Parallel()
-	r := redistest.Start(t)
-	d := daemontest.Start(t, []string{"QUEUE_URL=" + r.URL(), "SHUTDOWN_TIMEOUT=1s", "WORKER_CONCURRENCY=1"})
-	d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
-	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
-	defer rdb.Close()
+	d, rdb := redisDaemon(t, "SHUTDOWN_TIMEOUT=1s", "WORKER_CONCURRENCY=1")
 	id := devEnqueue(t, d, `{"type":"sleep","payload":{"ms":50000}}`)
 	waitRunning(t, rdb, id)
 	d.Signal(syscall.SIGTERM)
