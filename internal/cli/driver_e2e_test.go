@@ -307,27 +307,17 @@ func TestE2EExitCodes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel() // separate processes; the slow ones are the unreachable
-			cmd := exec.Command(bin, tt.args...)
-			cmd.Env = tt.env
-			var out, errOut bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &errOut
-			err := cmd.Run()
-			code := 0
-			if ee, ok := err.(*exec.ExitError); ok {
-				code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
+			code, out, errOut := runBinary(t, bin, tt.env, tt.args...)
 			if code != tt.wantCode {
-				t.Fatalf("exit %d, want %d; stderr %q", code, tt.wantCode, errOut.String())
+				t.Fatalf("exit %d, want %d; stderr %q", code, tt.wantCode, errOut)
 			}
 			if tt.wantCode == ExitOK {
-				if errOut.Len() != 0 || !strings.Contains(out.String(), tt.want) {
-					t.Errorf("stdout %q stderr %q, want stdout containing %q and no stderr", out.String(), errOut.String(), tt.want)
+				if errOut != "" || !strings.Contains(out, tt.want) {
+					t.Errorf("stdout %q stderr %q, want stdout containing %q and no stderr", out, errOut, tt.want)
 				}
 				return
 			}
-			if s := errOut.String(); strings.Count(s, "\n") != 1 || !strings.HasPrefix(s, "refrakt: ") || !strings.Contains(s, tt.want) {
+			if s := errOut; strings.Count(s, "\n") != 1 || !strings.HasPrefix(s, "refrakt: ") || !strings.Contains(s, tt.want) {
 				t.Errorf("stderr %q, want one line containing %q", s, tt.want)
 			}
 		})

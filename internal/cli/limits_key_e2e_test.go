@@ -20,11 +20,19 @@ import (
 // code, stdout and stderr.
 func binCLI(t *testing.T, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(daemontest.Binary(t), args...)
-	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	e := []string{"PATH=/usr/bin:/bin"}
 	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		e = append(e, k+"="+v)
 	}
+	return runBinary(t, daemontest.Binary(t), e, args...)
+}
+
+// runBinary runs bin with args in the environment env and returns its exit
+// code, stdout and stderr.
+func runBinary(t *testing.T, bin string, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
