@@ -150,29 +150,11 @@ func TestQueueTimestampsWithAClusterMasterPaused(t *testing.T) {
 // queues change and some lose their series.
 func TestQueueTimestampsFollowTheQueueLabels(t *testing.T) {
 	s := newTestServer(t, func(c *config.Config) { c.RateLimitEnabled = false; c.QueueMaxQueues = 0 })
-	enqueue := func(q string, n int) {
-		t.Helper()
-		for range n {
-			if resp, b := do(t, s, "POST", "/run", "", `{"type":"ping","queue":"`+q+`"}`); resp.StatusCode != 202 {
-				t.Fatalf("enqueue in %s: %d %v", q, resp.StatusCode, b)
-			}
-		}
-	}
-	labels := func(text, metric string) []string {
-		var out []string
-		sc := bufio.NewScanner(strings.NewReader(text))
-		for sc.Scan() {
-			if rest, ok := strings.CutPrefix(sc.Text(), metric+`{queue="`); ok {
-				q, _, _ := strings.Cut(rest, `"`)
-				out = append(out, q)
-			}
-		}
-		return out
-	}
+	enqueue := func(q string, n int) { enqueuePings(t, s, q, n) }
 	check := func(when string) {
 		t.Helper()
 		text := scrape(t, s)
-		want, got := labels(text, "refrakt_queue_pending_jobs"), labels(text, "refrakt_queue_sampled_timestamp_seconds")
+		want, got := scrapedQueueLabels(text, "refrakt_queue_pending_jobs"), scrapedQueueLabels(text, "refrakt_queue_sampled_timestamp_seconds")
 		if diff := cmp.Diff(want, got); diff != "" || len(got) != 100 {
 			t.Errorf("%s: %d timestamp series, want the %d queues of refrakt_queue_pending_jobs, 100 (-want +got)\n%s", when, len(got), len(want), diff)
 		}
@@ -187,4 +169,26 @@ func TestQueueTimestampsFollowTheQueueLabels(t *testing.T) {
 	}
 	s.sampleQueues(context.Background())
 	check("120 busier queues later")
+}
+
+// enqueuePings enqueues n ping jobs in queue q through POST /run.
+func enqueuePings(t *testing.T, s *Server, q string, n int) {
+	t.Helper()
+	for range n {
+		if resp, b := do(t, s, "POST", "/run", "", `{"type":"ping","queue":"`+q+`"}`); resp.StatusCode != 202 {
+			t.Fatalf("enqueue in %s: %d %v", q, resp.StatusCode, b)
+		}
+	}
+}
+
+// scrapedQueueLabels returns the queue labels of metric's series in a scrape.
+func scrapedQueueLabels(text, metric string) []string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if rest, ok := strings.CutPrefix(l, metric+`{queue="`); ok {
+			q, _, _ := strings.Cut(rest, `"`)
+			out = append(out, q)
+		}
+	}
+	return out
 }

@@ -147,24 +147,7 @@ func TestQueueStateSeries(t *testing.T) {
 // fell, a counter reset to rate(), with each moving out).
 func TestQueueStateSeriesFollowTheQueueLabels(t *testing.T) {
 	s := newTestServer(t, func(c *config.Config) { c.RateLimitEnabled = false; c.QueueMaxQueues = 0 })
-	enqueue := func(q string, n int) {
-		t.Helper()
-		for range n {
-			if resp, b := do(t, s, "POST", "/run", "", `{"type":"ping","queue":"`+q+`"}`); resp.StatusCode != 202 {
-				t.Fatalf("enqueue in %s: %d %v", q, resp.StatusCode, b)
-			}
-		}
-	}
-	labels := func(text, metric string) []string {
-		var out []string
-		for _, l := range strings.Split(text, "\n") {
-			if rest, ok := strings.CutPrefix(l, metric+`{queue="`); ok {
-				q, _, _ := strings.Cut(rest, `"`)
-				out = append(out, q)
-			}
-		}
-		return out
-	}
+	enqueue := func(q string, n int) { enqueuePings(t, s, q, n) }
 	other := func(text string) string {
 		var out []string
 		for _, name := range queueStateMetrics[3:] {
@@ -176,12 +159,12 @@ func TestQueueStateSeriesFollowTheQueueLabels(t *testing.T) {
 	check := func(when, wantOther string) string {
 		t.Helper()
 		text := scrape(t, s)
-		want := labels(text, "refrakt_queue_pending_jobs")
+		want := scrapedQueueLabels(text, "refrakt_queue_pending_jobs")
 		if len(want) != 100 {
 			t.Errorf("%s: refrakt_queue_pending_jobs has %d series, want 100", when, len(want))
 		}
 		for _, name := range queueStateMetrics {
-			if diff := cmp.Diff(want, labels(text, name)); diff != "" {
+			if diff := cmp.Diff(want, scrapedQueueLabels(text, name)); diff != "" {
 				t.Errorf("%s: %s's queue labels are not those of refrakt_queue_pending_jobs (-want +got)\n%s", when, name, diff)
 			}
 		}
