@@ -102,7 +102,7 @@ func (o *ConnOptions) resolve(getenv func(string) string) error {
 	// machine (sec31 NIT 6); the README advises REFRAKT_TOKEN over --token.
 	o.exposed = nil
 	for _, f := range []struct{ flag, value, env string }{{"--redis", o.Redis, "REFRAKT_REDIS"}, {"--server", o.Server, "REFRAKT_SERVER"}} {
-		if f.value != "" && config.RedactURL(f.value) != f.value {
+		if config.HasPassword(f.value) {
 			o.exposed = append(o.exposed, f.flag+" carries a password, which other users of this machine see in ps; prefer "+f.env)
 		}
 	}

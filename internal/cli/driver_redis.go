@@ -220,24 +220,19 @@ func (d *redisDriver) RemoveQueue(ctx context.Context, name string) (int, error)
 
 func (d *redisDriver) Limits(ctx context.Context, target string) (LimitsView, error) {
 	var overrides []ratelimit.Override
+	var pub ratelimit.LimitSet
+	var err error
 	if target == "" {
 		if err := d.lim.RefreshOverrides(ctx); err != nil {
 			return LimitsView{}, d.fail(err)
 		}
 		overrides = d.lim.Overrides()
+		pub, err = d.enforced(ctx)
 	} else {
-		// Checked as set, unset and reset check it, before Redis is asked.
-		if _, err := d.lim.ParseTarget(target); err != nil {
-			return LimitsView{}, d.fail(err)
-		}
-		// Only those related to target leave Redis.
-		list, err := d.store.OverridesOf(ctx, target)
-		if err != nil {
-			return LimitsView{}, d.fail(err)
-		}
+		var list []ratelimit.Override
+		list, pub, err = d.related(ctx, target)
 		overrides = d.lim.InForce(list)
 	}
-	pub, err := d.enforced(ctx)
 	if err != nil {
 		return LimitsView{}, d.fail(err)
 	}
@@ -280,6 +275,21 @@ func (d *redisDriver) enforced(ctx context.Context) (ratelimit.LimitSet, error) 
 	return d.lim.LimitSet(), nil
 }
 
+// related checks target (before Redis is asked, as set, unset, reset and
+// the daemon check it) and reads the overrides stored related to it (only
+// those leave Redis) and the limits the daemons enforce.
+func (d *redisDriver) related(ctx context.Context, target string) ([]ratelimit.Override, ratelimit.LimitSet, error) {
+	if _, err := d.lim.ParseTarget(target); err != nil {
+		return nil, ratelimit.LimitSet{}, err
+	}
+	list, err := d.store.OverridesOf(ctx, target)
+	if err != nil {
+		return nil, ratelimit.LimitSet{}, err
+	}
+	pub, err := d.enforced(ctx)
+	return list, pub, err
+}
+
 func (d *redisDriver) DeleteOverride(ctx context.Context, target string) error {
 	return d.fail(d.lim.DeleteOverride(ctx, target))
 }
@@ -293,15 +303,7 @@ func (d *redisDriver) ResetKey(ctx context.Context, key string) error {
 // penalty settings are this process's (PENALTY_*, BAN_*), as for every
 // limiter the CLI runs.
 func (d *redisDriver) KeyState(ctx context.Context, key string) (KeyStateView, error) {
-	// Checked before Redis is asked, as the daemon checks it.
-	if _, err := d.lim.ParseTarget(key); err != nil {
-		return KeyStateView{}, d.fail(err)
-	}
-	list, err := d.store.OverridesOf(ctx, key)
-	if err != nil {
-		return KeyStateView{}, d.fail(err)
-	}
-	pub, err := d.enforced(ctx)
+	list, pub, err := d.related(ctx, key)
 	if err != nil {
 		return KeyStateView{}, d.fail(err)
 	}

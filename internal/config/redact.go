@@ -215,3 +215,7 @@ func cutScheme(raw string) (scheme, rest string, ok bool) {
 	}
 	return scheme, rest, true
 }
+
+// HasPassword says whether url carries a password (RedactURL would hide
+// one).
+func HasPassword(url string) bool { return RedactURL(url) != url }

@@ -150,7 +150,7 @@ func secret(env, flag, usage string, field func(*Config) *string) Setting {
 func redactedURL(env, flag, usage, def string, field func(*Config) *string) Setting {
 	s := str(env, flag, usage, def, field)
 	s.value = func(c *Config) slog.Value { return slog.StringValue(RedactURL(*field(c))) }
-	s.secretIn = func(v string) bool { return RedactURL(v) != v }
+	s.secretIn = HasPassword
 	return s
 }
 
