@@ -293,12 +293,10 @@ func (l *connLimiter) connState(c net.Conn, st http.ConnState) {
 	switch st {
 	case http.StateIdle:
 		lc.state.Store(l.since())
-	case http.StateNew:
-		lc.state.Store(-l.since())
 	case http.StateActive, http.StateHijacked:
 		lc.state.Store(0)
 		return
-	default:
+	default: // StateNew: Accept recorded the connection as fresh already
 		return
 	}
 	if l.waiting.Load() {

@@ -378,6 +378,12 @@ func (s *Server) handleLimitsReset() http.Handler {
 	})
 }
 
+// rateLimitStateUnavailable is the 503 of a read of the limiter's state
+// that the backend failed.
+func rateLimitStateUnavailable(err error) error {
+	return core.Wrap(core.CodeUnavailable, err, "rate-limit state is unavailable: "+core.ErrorMessage(err))
+}
+
 // bucketJSON is one bucket in GET /api/obs/rate-limits.
 type bucketJSON struct {
 	Key         string     `json:"key"`
@@ -509,12 +515,11 @@ func (s *Server) handleRateLimitsSnapshot() http.Handler {
 				return
 			}
 			st, err := s.limiter.Peek(r.Context(), key)
-			if core.ErrorCode(err) == core.CodeInvalid {
-				writeError(w, r, s.log, err)
-				return
-			}
 			if err != nil {
-				writeError(w, r, s.log, core.Wrap(core.CodeUnavailable, err, "rate-limit state is unavailable: "+core.ErrorMessage(err)))
+				if core.ErrorCode(err) != core.CodeInvalid {
+					err = rateLimitStateUnavailable(err)
+				}
+				writeError(w, r, s.log, err)
 				return
 			}
 			writeJSON(w, http.StatusOK, KeyStateResponse{Enabled: s.cfg.RateLimitEnabled, Backend: s.backend.Kind,
@@ -530,7 +535,7 @@ func (s *Server) handleRateLimitsSnapshot() http.Handler {
 		}
 		snap, err := s.limiter.Snapshot(r.Context(), n)
 		if err != nil {
-			writeError(w, r, s.log, core.Wrap(core.CodeUnavailable, err, "rate-limit state is unavailable: "+core.ErrorMessage(err)))
+			writeError(w, r, s.log, rateLimitStateUnavailable(err))
 			return
 		}
 		writeJSON(w, http.StatusOK, rateLimitsSnapshot{

@@ -374,8 +374,8 @@ func unspend(g *group, rs []ratelimit.Result, refunds bool) []refund {
 	for i := range g.ops {
 		if refunds {
 			out = unspendOne(out, &rs[i], g.ops[i].rkey, g.ops[i].interval)
-		} else if rs[i].Allowed && !rs[i].Shadowed {
-			rs[i].Remaining = min(rs[i].Remaining+1, rs[i].Capacity)
+		} else {
+			countBack(&rs[i])
 		}
 	}
 	return out
@@ -384,11 +384,20 @@ func unspend(g *group, rs []ratelimit.Result, refunds bool) []refund {
 // unspendOne counts the token of r back when r admitted (and is not a
 // shadow's), and adds its refund (the key rkey, at interval) to out.
 func unspendOne(out []refund, r *ratelimit.Result, rkey string, interval int64) []refund {
-	if r.Allowed && !r.Shadowed {
+	if countBack(r) {
 		out = append(out, refund{rkey, interval})
-		r.Remaining = min(r.Remaining+1, r.Capacity)
 	}
 	return out
+}
+
+// countBack counts the token of r back when r admitted (and is not a
+// shadow's), and says whether it did.
+func countBack(r *ratelimit.Result) bool {
+	if !r.Allowed || r.Shadowed {
+		return false
+	}
+	r.Remaining = min(r.Remaining+1, r.Capacity)
+	return true
 }
 
 // newGroup returns a pooled group holding one op per bucket of bs, under
