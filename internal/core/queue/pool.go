@@ -42,8 +42,7 @@ type Pool struct {
 
 	mu      sync.Mutex
 	held    map[*held]struct{}
-	handOff []Ref  // jobs to hand back at shutdown
-	heldIn  string // the fetcher's: where a fetch left a job on its last try (FetchRequest.Held)
+	handOff []Ref // jobs to hand back at shutdown
 	// interrupted are the ids of handOff's jobs whose handler the
 	// shutdown's deadline cut short (the others never started).
 	interrupted []string
@@ -281,7 +280,8 @@ func (p *Pool) fetch() {
 	defer close(p.fetcherDone)
 	defer p.handBackShed()
 	backoff := time.Duration(0)
-	lastTry := "" // a queue whose head job, on its last try, waits for a free worker
+	lastTry := ""     // a queue whose head job, on its last try, waits for a free worker
+	var heldIn string // where a fetch left such a job (FetchRequest.Held)
 	// Until then no job is held ahead of the workers: jobs on their last
 	// try were seen (left at a queue's head, or taken) within lastTryWindow.
 	var noAheadUntil time.Time
@@ -354,13 +354,13 @@ func (p *Pool) fetch() {
 			}
 			n = free
 		}
-		p.heldIn = ""
-		leases, err := p.svc.broker.Fetch(p.fetchCtx, FetchRequest{N: n, Lease: p.cfg.Lease, Wait: wait, Ahead: n - free, Prefer: lastTry, Held: &p.heldIn})
-		if err == nil || p.heldIn != "" {
+		heldIn = ""
+		leases, err := p.svc.broker.Fetch(p.fetchCtx, FetchRequest{N: n, Lease: p.cfg.Lease, Wait: wait, Ahead: n - free, Prefer: lastTry, Held: &heldIn})
+		if err == nil || heldIn != "" {
 			// Tried first with every job starting at once: taken, or gone.
-			lastTry = p.heldIn
+			lastTry = heldIn
 		}
-		seen := p.heldIn != ""
+		seen := heldIn != ""
 		for _, l := range leases {
 			seen = seen || LastTry(l.Job.Retries, l.Job.MaxRetries)
 		}

@@ -53,10 +53,7 @@ func Build(ctx context.Context, src Sources, now time.Time) (Snapshot, error) {
 			adm = *src.Admission
 		}
 		capped := queue.CapStats(stats, MaxQueues)
-		var rest []queue.Stats // the queues summed into OtherQueues
-		if len(capped) < len(stats) {
-			rest = queue.Folded(stats, capped)
-		}
+		rest := queue.Folded(stats, capped) // the queues summed into OtherQueues
 		var born map[string]time.Time
 		if src.Rates != nil {
 			born = src.Rates.listed(now, stats)

@@ -240,9 +240,6 @@ func (b *Broker) Queues(context.Context) ([]string, error) {
 // unless it left one pending for want of a free worker (req.Ahead).
 func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lease, error) {
 	var timer *time.Timer
-	if req.Held != nil {
-		*req.Held = ""
-	}
 	for {
 		b.mu.Lock()
 		leases, held := b.take(req)
@@ -494,8 +491,8 @@ func (b *Broker) addHistory(q *qstate, e *entry) {
 	other.remove(e.job.ID)
 	set.add(e.job.ID)
 	for set.order.Len() > b.history {
-		id := set.order.Remove(set.order.Front()).(string)
-		delete(set.at, id)
+		id := set.order.Front().Value.(string)
+		set.remove(id)
 		if old, ok := b.jobs[id]; ok {
 			q.count[old.job.Status]--
 			delete(b.jobs, id)
@@ -777,15 +774,18 @@ func (b *Broker) list(q *qstate, st queue.Status, limit int) []*queue.Job {
 	}
 	// Dead jobs have a set of their own; a listing of every status reads
 	// both (the caller sorts and cuts).
-	for _, f := range []struct {
-		dead bool
-		set  finishedSet
-	}{{false, q.history}, {true, q.dead}} {
-		if st != "" && (!st.Finished() || (st == queue.StatusDead) != f.dead) {
-			continue
-		}
+	var sets []finishedSet
+	switch {
+	case st == "":
+		sets = []finishedSet{q.history, q.dead}
+	case st == queue.StatusDead:
+		sets = []finishedSet{q.dead}
+	case st.Finished():
+		sets = []finishedSet{q.history}
+	}
+	for _, set := range sets {
 		n = 0
-		for el := f.set.order.Back(); el != nil; el = el.Prev() {
+		for el := set.order.Back(); el != nil; el = el.Prev() {
 			if !add(b.jobs[el.Value.(string)]) {
 				break
 			}

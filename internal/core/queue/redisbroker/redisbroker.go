@@ -906,13 +906,14 @@ func (b *Broker) getMany(ctx context.Context, queues []string, ids []string) ([]
 // first in the queue the wake-up names. A job left pending for want of a
 // free worker (req.Ahead) is not "none pending": it returns at once.
 func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lease, error) {
-	if req.Held != nil {
-		*req.Held = ""
+	take := func(hint string) ([]queue.Lease, string, error) {
+		leases, held, err := b.take(ctx, req, hint)
+		if req.Held != nil {
+			*req.Held = held
+		}
+		return leases, held, err
 	}
-	leases, held, err := b.take(ctx, req, req.Prefer)
-	if req.Held != nil {
-		*req.Held = held
-	}
+	leases, held, err := take(req.Prefer)
 	if err != nil || len(leases) > 0 || held != "" || req.Wait <= 0 {
 		return leases, err
 	}
@@ -930,10 +931,7 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 				return nil, nil
 			case <-t.C:
 			}
-			leases, held, err := b.take(ctx, req, req.Prefer)
-			if req.Held != nil {
-				*req.Held = held
-			}
+			leases, _, err := take(req.Prefer)
 			return leases, err
 		}
 		// Bounded by the block plus a command timeout: go-redis sends a
@@ -950,10 +948,7 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 			b.failed(ctx, b.wakeKey(), err)
 			return nil, fmt.Errorf("wait for jobs: %w", err)
 		}
-		leases, held, err = b.take(ctx, req, cmp.Or(req.Prefer, res[1]))
-		if req.Held != nil {
-			*req.Held = held
-		}
+		leases, held, err = take(cmp.Or(req.Prefer, res[1]))
 		if err != nil || len(leases) > 0 || held != "" {
 			return leases, err
 		}
@@ -1217,7 +1212,8 @@ func (b *Broker) Claim(ctx context.Context, id string, lease time.Duration) (que
 	return queue.Lease{Job: j, Token: tok}, nil
 }
 
-// byQueue groups indexes of refs by queue, in first-seen order.
+// byQueue groups indexes by a key (a queue, a master's address), in
+// first-seen order.
 func byQueue(n int, queueOf func(int) string) ([]string, map[string][]int) {
 	groups := map[string][]int{}
 	var order []string
@@ -1375,11 +1371,7 @@ func (b *Broker) runAll(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, 
 // all).
 func (b *Broker) runOnce(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, error) {
 	if !b.single && len(calls) > 1 {
-		groups := map[string][]int{}
-		for i, c := range calls {
-			addr := b.masterOfKey(ctx, c.keys[0])
-			groups[addr] = append(groups[addr], i)
-		}
+		_, groups := byQueue(len(calls), func(i int) string { return b.masterOfKey(ctx, calls[i].keys[0]) })
 		if len(groups) > 1 {
 			cmds := make([]*redis.Cmd, len(calls))
 			var mu sync.Mutex

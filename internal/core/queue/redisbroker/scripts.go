@@ -257,7 +257,7 @@ return {now, 0, made}
 //
 //	KEYS[1] pending  KEYS[2] running  KEYS[3] stats  KEYS[4] job key prefix
 //	ARGV[1] now  ARGV[2] N  ARGV[3] lease_ms  ARGV[4] not after (ms, 0: none)
-//	ARGV[5] R (N or more: take any job, as before R was passed)
+//	ARGV[5] R (N or more: take any job)
 //
 // Returns {now, {id, START_FIELDS…}, …}, one per job started, followed by
 // "held" when it put a job back on its last try; {now, "late"} without
@@ -272,20 +272,16 @@ local out = {now}
 local ids = redis.call('LPOP', KEYS[1], tonumber(ARGV[2]))
 if not ids then return out end
 local nows, untils = string.format('%d', now), string.format('%d', now + tonumber(ARGV[3]))
-local ready = tonumber(ARGV[5]) or #ids
-local leases = {}
+local ready = tonumber(ARGV[5])
+local leases, put_back = {}, false
 for i, id in ipairs(ids) do
   local f, held = start(KEYS[4] .. id, id, nows, untils, 'pending', #out > ready)
   if held then
     local back = {}
     for k = #ids, i, -1 do back[#back + 1] = ids[k] end
     bulk('LPUSH', KEYS[1], back)
-    if #out > 1 then
-      bulk('ZADD', KEYS[2], leases)
-      redis.call('HINCRBY', KEYS[3], 'started', #out - 1)
-    end
-    out[#out + 1] = 'held'
-    return out
+    put_back = true
+    break
   end
   if f then
     out[#out + 1] = f
@@ -297,6 +293,7 @@ if #out > 1 then
   bulk('ZADD', KEYS[2], leases)
   redis.call('HINCRBY', KEYS[3], 'started', #out - 1)
 end
+if put_back then out[#out + 1] = 'held' end
 return out
 `)
 
