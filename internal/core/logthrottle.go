@@ -35,13 +35,28 @@ func (t *LogThrottle) Warn(ctx context.Context, attrs ...slog.Attr) {
 	t.Log(ctx, slog.LevelWarn, attrs...)
 }
 
+// WarnFunc is Warn with attrs made by attrs, called only when the line is
+// written: for figures that cost a scan to gather.
+func (t *LogThrottle) WarnFunc(ctx context.Context, attrs func() []slog.Attr) {
+	t.log(ctx, slog.LevelWarn, nil, attrs)
+}
+
 // Log writes the line at level with attrs, unless one was written less
 // than Every ago.
 func (t *LogThrottle) Log(ctx context.Context, level slog.Level, attrs ...slog.Attr) {
+	t.log(ctx, level, attrs, nil)
+}
+
+// log writes the line at level with attrs and those made makes (when
+// given), unless one was written less than Every ago.
+func (t *LogThrottle) log(ctx context.Context, level slog.Level, attrs []slog.Attr, makes func() []slog.Attr) {
 	t.once.Do(func() { t.budget.Burst, t.budget.Every, t.budget.Now = 1, t.Every, t.Now })
 	ok, heldBack := t.budget.Take()
 	if !ok {
 		return
+	}
+	if makes != nil {
+		attrs = append(attrs, makes()...)
 	}
 	t.Logger.LogAttrs(ctx, level, t.Msg, append(attrs, slog.Int("left_out", heldBack))...)
 	if t.Recovered != "" {

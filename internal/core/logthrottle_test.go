@@ -68,3 +68,30 @@ func dropTime(_ []string, a slog.Attr) slog.Attr {
 	}
 	return a
 }
+
+// TestLogThrottleWarnFunc: the attrs of a line left out are never made;
+// those of a line written are, once, after the attrs every line has.
+func TestLogThrottleWarnFunc(t *testing.T) {
+	at := time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)
+	var buf strings.Builder
+	lt := &LogThrottle{Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{ReplaceAttr: dropTime})),
+		Msg: "evicting", Every: time.Minute, Now: func() time.Time { return at }}
+	ctx := context.Background()
+	made := 0
+	attrs := func() []slog.Attr {
+		made++
+		return []slog.Attr{slog.Int("open", made)}
+	}
+	for range 3 {
+		lt.WarnFunc(ctx, attrs)
+	}
+	at = at.Add(time.Minute)
+	lt.WarnFunc(ctx, attrs)
+	if made != 2 {
+		t.Errorf("attrs made %d times for 2 lines written of 4", made)
+	}
+	want := "level=WARN msg=evicting open=1 left_out=0\nlevel=WARN msg=evicting open=2 left_out=2\n"
+	if got := buf.String(); got != want {
+		t.Errorf("log:\n%s\nwant:\n%s", got, want)
+	}
+}

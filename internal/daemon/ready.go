@@ -177,7 +177,7 @@ func masterFailure(err error) string {
 
 // notReady is /readyz's message for err, a failed probe of the backend.
 func notReady(kind string, err error) string {
-	if strings.HasPrefix(err.Error(), "READONLY") {
+	if redis.IsReadOnlyError(err) {
 		return "backend " + kind + " is a read-only replica: point QUEUE_URL at its master"
 	}
 	if problem := AuthProblem(err); problem != "" {

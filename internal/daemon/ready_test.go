@@ -70,6 +70,30 @@ func TestReadyzRefusesWhatCannotWork(t *testing.T) {
 	}
 }
 
+// TestNotReadyNamesAWrappedReadOnlyError: a replica's READONLY names the
+// replica in /readyz's message when the probe's error wraps it too (it
+// was told by the text's prefix, which a wrapped error does not have:
+// review cr32b 7).
+func TestNotReadyNamesAWrappedReadOnlyError(t *testing.T) {
+	ctx := context.Background()
+	master, replica := redistest.Start(t), redistest.Start(t)
+	rc := redis.NewClient(&redis.Options{Addr: replica.Addr()})
+	defer rc.Close()
+	host, port, _ := strings.Cut(master.Addr(), ":")
+	if err := rc.ReplicaOf(ctx, host, port).Err(); err != nil {
+		t.Fatal(err)
+	}
+	err := rc.Set(ctx, "k", "v", 0).Err()
+	if !redis.IsReadOnlyError(err) {
+		t.Fatalf("a write on the replica: %v, want READONLY", err)
+	}
+	for _, e := range []error{err, fmt.Errorf("probe: %w", err)} {
+		if msg := notReady("redis", e); !strings.Contains(msg, "read-only replica") {
+			t.Errorf("notReady(%q) = %q, want it to name a read-only replica", e, msg)
+		}
+	}
+}
+
 // TestReadyzOnAClusterWithAMasterPaused (fail30 F4): on a Redis Cluster
 // /readyz probes every master and stays 200 while one of them passes,
 // naming those that do not; it is 503 only when none passes. It probed one

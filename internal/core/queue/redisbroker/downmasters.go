@@ -140,28 +140,29 @@ func (b *Broker) forgetMoved(ctx context.Context) {
 	d.n.Store(int32(len(d.m)))
 }
 
-// liveQueues returns those of names whose master is not marked failing,
-// in their order (in a new array when some are left out).
-func (b *Broker) liveQueues(ctx context.Context, names []string) []string {
+// liveQueues splits names into those whose master is not marked failing
+// (live) and the others (away), each in their order: live is names itself
+// and away nil when none is left out.
+func (b *Broker) liveQueues(ctx context.Context, names []string) (live, away []string) {
 	if b.down.n.Load() == 0 {
-		return names
+		return names, nil
 	}
-	var out []string
 	for i, q := range names {
 		if b.isDown(ctx, b.keys(q).pending) {
-			if out == nil {
-				out = append(make([]string, 0, len(names)), names[:i]...)
+			if away == nil {
+				live = append(make([]string, 0, len(names)), names[:i]...)
 			}
+			away = append(away, q)
 			continue
 		}
-		if out != nil {
-			out = append(out, q)
+		if away != nil {
+			live = append(live, q)
 		}
 	}
-	if out == nil {
-		return names
+	if away == nil {
+		return names, nil
 	}
-	return out
+	return live, away
 }
 
 // probe asks the master at addr whether it answers (PING, within one

@@ -992,7 +992,7 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 			names, failure = known, err
 		}
 	}
-	if live := b.liveQueues(ctx, names); len(live) < len(names) {
+	if live, away := b.liveQueues(ctx, names); away != nil {
 		if len(req.Queues) > 0 {
 			// The caller named these queues: a job of theirs left out is
 			// not "none pending" (review code30 C4: run-next of a queue
@@ -1459,15 +1459,7 @@ func (b *Broker) Finish(ctx context.Context, outcomes []queue.Outcome) ([]queue.
 	// writes them again later, while the others' go through. Each batch
 	// that held one waited a command timeout for it, and the pool's
 	// outcome writer, one at a time, fell behind its workers (fail30b N2).
-	var away []string
-	if live := b.liveQueues(ctx, order); len(live) < len(order) {
-		for _, q := range order {
-			if !slices.Contains(live, q) {
-				away = append(away, q)
-			}
-		}
-		order = live
-	}
+	order, away := b.liveQueues(ctx, order)
 	if len(order) == 0 {
 		unwritten := make([]bool, len(outcomes))
 		for i := range unwritten {
@@ -1678,7 +1670,7 @@ func (b *Broker) tick(ctx context.Context) (queue.TickResult, error) {
 	// waited a command timeout for it every tick, holding up the other
 	// masters' scheduled jobs and retries), and one whose tick fails is
 	// marked.
-	names = b.liveQueues(ctx, names)
+	names, _ = b.liveQueues(ctx, names)
 	var total queue.TickResult
 	for len(names) > 0 {
 		// Bounded like an enqueue, and for the same reason: a tick script
