@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -106,4 +107,83 @@ func TestLastTryQueueTakesItsTurn(t *testing.T) {
 			})
 		})
 	}
+}
+
+// gated is a broker whose Finish waits until open is closed: an outcome
+// writer fallen behind its workers.
+type gated struct {
+	queue.Broker
+	open    chan struct{}
+	entered atomic.Int64 // Finish calls made
+}
+
+func (g *gated) Finish(ctx context.Context, outcomes []queue.Outcome) ([]queue.Status, error) {
+	g.entered.Add(1)
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return g.Broker.Finish(ctx, outcomes)
+}
+
+// TestWorkerWaitingForTheWriterIsNotFree: a worker whose outcome waits for
+// a writer fallen a whole capacity behind is busy, so a job on its last
+// try is not fetched for it, to be held (a kill then would make it dead
+// unrun): it was counted free before handing its outcome over, and such a
+// job was taken, then handed back unstarted (review ver31 NIT-2).
+func TestWorkerWaitingForTheWriterIsNotFree(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		var ran atomic.Int64
+		reg := queue.NewRegistry()
+		_ = reg.Register("w", queue.Handler{Run: func(ctx context.Context, p json.RawMessage) (json.RawMessage, error) {
+			ran.Add(1)
+			return nil, nil
+		}})
+		cfg := fast
+		cfg.Concurrency = 1
+		cfg.Prefetch = 1 // room for 2 jobs, and 2 outcomes waiting for the writer
+		cfg.Lease = 10 * time.Second
+		g := &gated{Broker: be.new(t, nil), open: make(chan struct{})}
+		s := queue.NewService(queue.Deps{Broker: g, Registry: reg}, cfg)
+		startPool(t, s)
+		var once sync.Once
+		release := func() { once.Do(func() { close(g.open) }) }
+		t.Cleanup(release) // before the pool's shutdown
+		// The writer takes the first job's outcome and waits; the next two
+		// fill its channel; the worker runs the fourth and waits to hand
+		// its outcome over, with no job left to hold.
+		enqueue := func(from, to int) []*queue.Job {
+			var reqs []queue.EnqueueRequest
+			for i := from; i < to; i++ {
+				reqs = append(reqs, queue.EnqueueRequest{Type: "w", Payload: json.RawMessage(fmt.Sprintf(`"%d"`, i))})
+			}
+			js, err := s.EnqueueBatch(context.Background(), reqs, queue.SourceAPI)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return js
+		}
+		js := enqueue(0, 1)
+		eventually(t, "the writer waits with the first outcome", func() bool { return g.entered.Load() == 1 })
+		js = append(js, enqueue(1, 4)...)
+		eventually(t, "the four jobs ran", func() bool { return ran.Load() == 4 })
+		time.Sleep(100 * time.Millisecond) // the fourth outcome's hand-over waits
+		j := mustEnqueue(t, s, queue.EnqueueRequest{Type: "w", Payload: json.RawMessage(`"last"`), MaxRetries: intp(0)})
+		// Taken, it would be held until handed back as not started in
+		// time (then pending again): look at it all along.
+		for end := time.Now().Add(500 * time.Millisecond); time.Now().Before(end); time.Sleep(2 * time.Millisecond) {
+			got, err := s.Get(context.Background(), j.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Status != queue.StatusPending {
+				t.Fatalf("the last-try job is %s (attempt %d) while the only worker waits for the writer, want pending", got.Status, got.Attempts)
+			}
+		}
+		release()
+		for _, j := range append(js, j) {
+			waitDone(t, s, j)
+		}
+	})
 }

@@ -491,7 +491,6 @@ func (p *Pool) work() {
 		start := p.svc.clock.Now()
 		o := p.svc.execute(h.ctx, h.lease)
 		p.observeRun(p.svc.clock.Now().Sub(start))
-		p.freeRoom(1)
 		switch {
 		case p.runCtx.Err() != nil && h.ctx.Err() != nil && !errors.Is(context.Cause(h.ctx), ErrLeaseLost):
 			p.handBack(h, true) // interrupted by shutdown: not the job's fault
@@ -500,6 +499,10 @@ func (p *Pool) work() {
 		default:
 			p.outcomes <- finished{o, h} // dropped once written
 		}
+		// Free once its outcome is handed over: a worker waiting for a
+		// writer that fell behind is not free, and a job on its last try
+		// fetched for it would wait held (review ver31 NIT-2).
+		p.freeRoom(1)
 		p.slots <- struct{}{}
 		// Jobs are background work: every yieldEvery jobs, yield, so that
 		// a stream of short jobs cannot keep this P busy handing the CPU
