@@ -20,8 +20,9 @@ func newJobsCancelCmd(c client, runF func(context.Context, *JobsCancelOptions) e
 	cmd := &cobra.Command{
 		Use:   "cancel ID",
 		Short: "Cancel a job that has not finished",
-		Long: "Cancel a scheduled, pending, failed or running job. A running job's worker stops it at\n" +
-			"its next heartbeat and its result is dropped. A finished job exits 1 (conflict).",
+		Long: "Cancel a scheduled, pending, failed or running job. A running job is stopped at once\n" +
+			"when cancelled through the daemon that runs it, else at its runner's next lease renewal\n" +
+			"(within a third of JOB_LEASE), and its result is dropped. A finished job exits 1 (conflict).",
 		Example:           "  refrakt jobs cancel 3q2-Wc8nTGeYb0y1Q3h0Ag",
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeJobIDs(c, queue.StatusPending, queue.StatusScheduled, queue.StatusFailed, queue.StatusRunning),

@@ -33,9 +33,10 @@ func newLimitsGetCmd(c client, runF func(context.Context, *LimitsGetOptions) err
 			"When TARGET is one key (run:ip:203.0.113.7), its bucket too, as the key's next request\n" +
 			"would find it, read without spending or changing anything: the policy in force (and the\n" +
 			"override it comes from), what that request meets (fresh, allowed, limited,\n" +
-			"shadow_limited, banned), tokens left of the capacity after penalties, strikes, the\n" +
-			"ban's end, the wait until a request passes and until the bucket is full, and when the\n" +
-			"key was last seen. The policy is the standard tier's unless an override applies.",
+			"shadow_limited, banned; not_in_force for a tenant or global key no override puts in\n" +
+			"force), tokens left of the capacity after penalties, strikes, the ban's end, the wait\n" +
+			"until a request passes and until the bucket is full, and when the key was last seen.\n" +
+			"The policy is the standard tier's unless an override applies.",
 		Example: "  refrakt limits get\n" +
 			"  refrakt limits get run:ip\n" +
 			"  refrakt limits get run:ip:203.0.113.7     # why does this client get 429s?\n" +

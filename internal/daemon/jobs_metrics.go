@@ -51,9 +51,9 @@ func (o jobsObserver) Finished(typ, status string, d time.Duration) {
 }
 
 // Dead logs each job that went dead, by the handler's failure or by a tick
-// that found its last attempt's lease expired: the history keeps it only
-// among its queue's last JOB_HISTORY finished jobs, the log for as long as
-// logs are kept. The message says why ("job dead: retries exhausted",
+// that found its last attempt's lease expired: the backend keeps it among
+// its queue's last JOB_HISTORY dead jobs (apart from the succeeded ones),
+// the log for as long as logs are kept. The message says why ("job dead: retries exhausted",
 // "job dead: lease expired on its last attempt"); the attributes are the
 // same, so that one grep finds both. The handler's failures are bounded
 // per queue (deadLogs); left_out counts those of the queue left out since

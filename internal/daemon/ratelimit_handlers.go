@@ -387,6 +387,8 @@ func rateLimitStateUnavailable(err error) error {
 // bucketJSON is one bucket in GET /api/obs/rate-limits.
 type bucketJSON struct {
 	Key         string     `json:"key"`
+	Limit       string     `json:"limit"`
+	Scope       string     `json:"scope"`
 	Capacity    int        `json:"capacity"`
 	Remaining   int        `json:"remaining"`
 	Strikes     int        `json:"strikes"`
@@ -412,7 +414,8 @@ type rateLimitsSnapshot struct {
 func bucketsJSON(bs []ratelimit.BucketState) []bucketJSON {
 	out := make([]bucketJSON, 0, len(bs))
 	for _, b := range bs {
-		j := bucketJSON{Key: b.Key, Capacity: b.Capacity, Remaining: b.Remaining, Strikes: b.Strikes, LastSeen: b.LastSeen.UTC()}
+		limit, scope := b.LimitScope()
+		j := bucketJSON{Key: b.Key, Limit: limit, Scope: scope, Capacity: b.Capacity, Remaining: b.Remaining, Strikes: b.Strikes, LastSeen: b.LastSeen.UTC()}
 		if !b.BannedUntil.IsZero() {
 			t := b.BannedUntil.UTC()
 			j.BannedUntil = &t

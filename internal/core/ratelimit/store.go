@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"cmp"
 	"context"
+	"strings"
 	"time"
 )
 
@@ -225,6 +226,14 @@ type BucketState struct {
 	Strikes     int       `json:"strikes"`
 	BannedUntil time.Time `json:"banned_until,omitzero"`
 	LastSeen    time.Time `json:"last_seen"`
+}
+
+// LimitScope returns the limit and the scope of b's key
+// ("run:ip:203.0.113.7": "run", "ip").
+func (b BucketState) LimitScope() (limit, scope string) {
+	limit, rest, _ := strings.Cut(b.Key, ":")
+	scope, _, _ = strings.Cut(rest, ":")
+	return limit, scope
 }
 
 // Cell is the whole stored state of one key, in Unix microseconds. The memory

@@ -3,7 +3,6 @@ package snapshot
 import (
 	"context"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -137,8 +136,7 @@ func shownBuckets(penalized, recent []ratelimit.BucketState, n int) []ratelimit.
 }
 
 func bucket(b ratelimit.BucketState) Bucket {
-	limit, rest, _ := strings.Cut(b.Key, ":")
-	scope, _, _ := strings.Cut(rest, ":")
+	limit, scope := b.LimitScope()
 	out := Bucket{Key: b.Key, Limit: limit, Scope: scope, Tokens: int64(b.Remaining), Capacity: int64(b.Capacity), Strikes: b.Strikes, LastSeen: b.LastSeen.UTC()}
 	if !b.BannedUntil.IsZero() {
 		t := b.BannedUntil.UTC()
