@@ -488,12 +488,12 @@ func TestRateLimitsSnapshotEndpoint(t *testing.T) {
 		t.Fatalf("%d %v", resp.StatusCode, body)
 	}
 	now := clock.Now()
-	b1 := map[string]any{"key": "rl-test:ip:192.0.2.1", "capacity": 1.0, "remaining": 0.0, "strikes": 1.0, "banned_until": nil,
+	b1 := map[string]any{"key": "rl-test:ip:192.0.2.1", "limit": "rl-test", "scope": "ip", "capacity": 1.0, "remaining": 0.0, "strikes": 1.0, "banned_until": nil,
 		"last_seen": now.Add(-time.Second).Format(time.RFC3339)}
 	want := map[string]any{
 		"enabled": true, "backend": "memory", "degraded": false, "penalized_keys": 1.0, "overrides": []any{},
 		"buckets": []any{
-			map[string]any{"key": "rl-test:ip:192.0.2.2", "capacity": 3.0, "remaining": 2.0, "strikes": 0.0, "banned_until": nil, "last_seen": now.Format(time.RFC3339)},
+			map[string]any{"key": "rl-test:ip:192.0.2.2", "limit": "rl-test", "scope": "ip", "capacity": 3.0, "remaining": 2.0, "strikes": 0.0, "banned_until": nil, "last_seen": now.Format(time.RFC3339)},
 			b1,
 		},
 		"penalties": []any{b1},
