@@ -22,13 +22,7 @@ import (
 // so a load balancer kept such a daemon while every enqueue got 503.
 func TestReadyzRefusesWhatCannotWork(t *testing.T) {
 	ctx := context.Background()
-	master, replica := redistest.Start(t), redistest.Start(t)
-	rc := redis.NewClient(&redis.Options{Addr: replica.Addr()})
-	defer rc.Close()
-	host, port, _ := strings.Cut(master.Addr(), ":")
-	if err := rc.ReplicaOf(ctx, host, port).Err(); err != nil {
-		t.Fatal(err)
-	}
+	master, replica, _ := masterAndReplica(t)
 	noScripts := master.ACLUser(t, "noscripts", "pw", "~*", "&*", "+@all", "-@scripting")
 	for _, tt := range []struct {
 		name, url string
@@ -70,19 +64,27 @@ func TestReadyzRefusesWhatCannotWork(t *testing.T) {
 	}
 }
 
+// masterAndReplica starts a Redis server and a replica of it, with a
+// client of the replica (closed when the test ends).
+func masterAndReplica(t *testing.T) (master, replica *redistest.Server, rc *redis.Client) {
+	t.Helper()
+	master, replica = redistest.Start(t), redistest.Start(t)
+	rc = redis.NewClient(&redis.Options{Addr: replica.Addr()})
+	t.Cleanup(func() { rc.Close() })
+	host, port, _ := strings.Cut(master.Addr(), ":")
+	if err := rc.ReplicaOf(context.Background(), host, port).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return master, replica, rc
+}
+
 // TestNotReadyNamesAWrappedReadOnlyError: a replica's READONLY names the
 // replica in /readyz's message when the probe's error wraps it too (it
 // was told by the text's prefix, which a wrapped error does not have:
 // review cr32b 7).
 func TestNotReadyNamesAWrappedReadOnlyError(t *testing.T) {
 	ctx := context.Background()
-	master, replica := redistest.Start(t), redistest.Start(t)
-	rc := redis.NewClient(&redis.Options{Addr: replica.Addr()})
-	defer rc.Close()
-	host, port, _ := strings.Cut(master.Addr(), ":")
-	if err := rc.ReplicaOf(ctx, host, port).Err(); err != nil {
-		t.Fatal(err)
-	}
+	_, _, rc := masterAndReplica(t)
 	err := rc.Set(ctx, "k", "v", 0).Err()
 	if !redis.IsReadOnlyError(err) {
 		t.Fatalf("a write on the replica: %v, want READONLY", err)
