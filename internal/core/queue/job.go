@@ -149,6 +149,10 @@ type Filter struct {
 	Queue  string
 	Status Status
 	Limit  int // at most this many jobs (DefaultListLimit when 0)
+	// Offset skips this many jobs of the listing: the page at offset O is
+	// the jobs at positions O to O+Limit-1 of the listing a limit of
+	// O+Limit gives, in its order (0: from the first).
+	Offset int
 }
 
 // DefaultListLimit is the number of jobs List returns when the filter gives no limit.
@@ -156,6 +160,13 @@ const DefaultListLimit = 50
 
 // MaxListLimit bounds Filter.Limit.
 const MaxListLimit = 1000
+
+// MaxListDepth bounds Filter.Offset+Filter.Limit: how deep into a listing
+// one page may reach. A broker reads up to that many ids of each set it
+// lists (and the jobs of all of them for a listing it merges), so the bound
+// keeps one request's cost bounded; narrow a deeper listing with a queue or
+// status.
+const MaxListDepth = 100_000
 
 // Exhausted reports whether a job that has failed retries times (counting
 // the attempt that just failed) with maxRetries allowed goes dead rather
