@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -140,12 +141,44 @@ func TestJobListSaysWhenCut(t *testing.T) {
 		{"json", len(jobs), ""},
 	} {
 		var buf bytes.Buffer
-		if err := printJobList(printers(&buf)[tt.mode], jobs, tt.limit); err != nil {
+		if err := printJobList(printers(&buf)[tt.mode], jobs, 0, tt.limit); err != nil {
 			t.Fatal(err)
 		}
 		got := strings.Contains(buf.String(), "more may match")
 		if got != (tt.want != "") || (tt.want != "" && !strings.Contains(buf.String(), tt.want)) {
 			t.Errorf("%s, limit %d: %q, want the line %q", tt.mode, tt.limit, buf.String(), tt.want)
+		}
+	}
+}
+
+// TestJobListFooterNamesTheNextPage: a full page on a terminal names the
+// --offset of the next page (the offset it was read from plus its rows);
+// a page whose next one would reach past queue.MaxListDepth says to narrow
+// the listing instead.
+func TestJobListFooterNamesTheNextPage(t *testing.T) {
+	jobs := fixtureJobs()
+	full := make([]*queue.Job, queue.MaxListLimit)
+	for i := range full {
+		full[i] = jobs[i%len(jobs)]
+	}
+	n := len(jobs)
+	for _, tt := range []struct {
+		name          string
+		jobs          []*queue.Job
+		offset, limit int
+		want          string
+	}{
+		{"first page", jobs, 0, n, fmt.Sprintf("%d shown, the limit; more may match: --limit up to %d shows more, --offset %d the next page\n", n, queue.MaxListLimit, n)},
+		{"a later page", jobs, 40, n, fmt.Sprintf("--offset %d the next page\n", 40+n)},
+		{"pages of the largest limit", full, 2000, queue.MaxListLimit, fmt.Sprintf("%d shown, the limit; more may match: --offset %d shows the next page\n", queue.MaxListLimit, 3000)},
+		{"the deepest page", jobs, queue.MaxListDepth - n, n, fmt.Sprintf("more may match: narrow it with --queue or --status (--offset plus --limit goes up to %d)\n", queue.MaxListDepth)},
+	} {
+		var buf bytes.Buffer
+		if err := printJobList(printers(&buf)["tty"], tt.jobs, tt.offset, tt.limit); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasSuffix(buf.String(), tt.want) {
+			t.Errorf("%s: output ends %q, want it to end %q", tt.name, buf.String()[max(0, buf.Len()-150):], tt.want)
 		}
 	}
 }
