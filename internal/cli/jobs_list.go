@@ -27,14 +27,13 @@ func newJobsListCmd(c client, runF func(context.Context, *JobsListOptions) error
 		Short: "List jobs",
 		Long: "List jobs, most recently enqueued first; with --status, in the order that status\n" +
 			"keeps them (pending: the order they will run; finished: latest first).\n" +
-			"--offset N skips the listing's first N jobs: the next page. Pages of one\n" +
-			"--status follow each other exactly; without --status, each status is read\n" +
-			"offset+limit deep and merged, so pages may repeat or skip jobs of a queue\n" +
-			"that holds more pending, scheduled or failed jobs than that: page with --status.",
+			"--offset N skips the listing's first N jobs, for the next page: it pages one\n" +
+			"queue's jobs of one status (give --queue and --status), and pages follow each\n" +
+			"other exactly.",
 		Example: "  refrakt jobs list\n" +
 			"  refrakt jobs list --status dead --queue default\n" +
 			"  refrakt jobs list --limit 500 -o json | jq -r '.[].id'\n" +
-			"  refrakt jobs list --status pending --limit 1000 --offset 1000",
+			"  refrakt jobs list --queue default --status pending --limit 1000 --offset 1000",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("limit") && (opts.Limit < 1 || opts.Limit > queue.MaxListLimit) {
@@ -45,6 +44,9 @@ func newJobsListCmd(c client, runF func(context.Context, *JobsListOptions) error
 			}
 			if limit := cmp.Or(opts.Limit, queue.DefaultListLimit); opts.Offset > queue.MaxListDepth-limit {
 				return usageError{fmt.Errorf("--offset plus --limit must be at most %d, got %d and %d", queue.MaxListDepth, opts.Offset, limit)}
+			}
+			if opts.Offset > 0 && (opts.Queue == "" || opts.Status == "") {
+				return usageError{fmt.Errorf("--offset: %s (--queue and --status)", queue.PageNeedsQueueAndStatus)}
 			}
 			if opts.Status != "" && !queue.Status(opts.Status).Valid() {
 				return usageError{fmt.Errorf("--status %q: want one of %v", opts.Status, queue.Statuses)}
@@ -73,15 +75,16 @@ func jobsListRun(ctx context.Context, o *JobsListOptions) error {
 		if err != nil {
 			return err
 		}
-		return printJobList(p, jobs, o.Offset, cmp.Or(o.Limit, queue.DefaultListLimit))
+		return printJobList(p, jobs, o.Offset, cmp.Or(o.Limit, queue.DefaultListLimit), o.Queue != "" && o.Status != "")
 	})
 }
 
 // printJobList prints a page of a listing, from offset, cut at limit. A
 // full page on a terminal ends with a line saying that more may match (a
 // table of exactly 50 rows read as all there is) and how to see it: the
-// next page's --offset, while it lies within queue.MaxListDepth.
-func printJobList(p *Printer, jobs []*queue.Job, offset, limit int) error {
+// next page's --offset, while it lies within queue.MaxListDepth, for a
+// listing that can be paged (one queue and one status).
+func printJobList(p *Printer, jobs []*queue.Job, offset, limit int, pageable bool) error {
 	if err := printJobs(p, jobs); err != nil {
 		return err
 	}
@@ -91,8 +94,12 @@ func printJobList(p *Printer, jobs []*queue.Job, offset, limit int) error {
 	next := offset + len(jobs)
 	var more string
 	switch {
+	case !pageable && limit < queue.MaxListLimit:
+		more = fmt.Sprintf("--limit up to %d shows more; with --queue and --status, --offset pages it", queue.MaxListLimit)
+	case !pageable:
+		more = "narrow it with --queue and --status, which --offset then pages"
 	case next+limit > queue.MaxListDepth:
-		more = fmt.Sprintf("narrow it with --queue or --status (--offset plus --limit goes up to %d)", queue.MaxListDepth)
+		more = fmt.Sprintf("--offset plus --limit goes up to %d", queue.MaxListDepth)
 	case limit < queue.MaxListLimit:
 		more = fmt.Sprintf("--limit up to %d shows more, --offset %d the next page", queue.MaxListLimit, next)
 	default:

@@ -619,8 +619,9 @@ func TestPublicJobBounds(t *testing.T) {
 // TestDevJobListPages: GET /api/dev/jobs?offset=N answers the page of the
 // listing from N on (pages of it, concatenated, are the whole listing, and a
 // page from the end on is empty), and refuses with a 400 in the error
-// envelope an offset that is no whole number, is negative, or takes
-// offset+limit beyond queue.MaxListDepth (naming the bound).
+// envelope an offset that is no whole number, is negative, takes
+// offset+limit beyond queue.MaxListDepth (naming the bound), or is given
+// without a queue or a status.
 func TestDevJobListPages(t *testing.T) {
 	s := newTestServer(t) // manual mode
 	var want []string
@@ -663,6 +664,9 @@ func TestDevJobListPages(t *testing.T) {
 		{"?offset=1.5", "offset must be a whole number"},
 		{"?offset=" + fmt.Sprint(queue.MaxListDepth+1), "offset must be a whole number between 0 and " + bound},
 		{fmt.Sprintf("?offset=%d&limit=50", queue.MaxListDepth-49), "offset plus limit must be at most " + bound},
+		{"?offset=1", queue.PageNeedsQueueAndStatus},
+		{"?offset=1&queue=pages", queue.PageNeedsQueueAndStatus},
+		{"?offset=1&status=pending", queue.PageNeedsQueueAndStatus},
 		{fmt.Sprintf("?offset=%d", queue.MaxListDepth), "offset plus limit must be at most " + bound},
 		{"?offset=1&offset=2", `"offset" is given more than once`},
 	} {

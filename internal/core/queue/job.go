@@ -162,11 +162,18 @@ const DefaultListLimit = 50
 const MaxListLimit = 1000
 
 // MaxListDepth bounds Filter.Offset+Filter.Limit: how deep into a listing
-// one page may reach. A broker reads up to that many ids of each set it
-// lists (and the jobs of all of them for a listing it merges), so the bound
-// keeps one request's cost bounded; narrow a deeper listing with a queue or
-// status.
+// one page may reach. Only a listing of one queue and one status is paged
+// (PageNeedsQueueAndStatus): its pending, scheduled or failed jobs are
+// read as just the page's window, and its other sets are small (running:
+// as many as workers; dead, succeeded and cancelled: JOB_HISTORY), so a
+// page costs about what a first page does. A listing of every queue or
+// status merges sets read offset+limit deep, for pages that would not
+// follow each other.
 const MaxListDepth = 100_000
+
+// PageNeedsQueueAndStatus is why a listing with an offset but no queue or
+// no status is refused.
+const PageNeedsQueueAndStatus = "an offset pages one queue's jobs of one status: give the queue and the status"
 
 // Exhausted reports whether a job that has failed retries times (counting
 // the attempt that just failed) with maxRetries allowed goes dead rather

@@ -360,6 +360,9 @@ func (s *Service) List(ctx context.Context, f Filter) ([]*Job, error) {
 	if limit := cmp.Or(f.Limit, DefaultListLimit); f.Offset > MaxListDepth-limit {
 		return nil, core.Errorf(core.CodeInvalid, "offset plus limit must be at most %d, got offset %d and limit %d", MaxListDepth, f.Offset, limit)
 	}
+	if f.Offset > 0 && (f.Queue == "" || f.Status == "") {
+		return nil, core.Errorf(core.CodeInvalid, "%s", PageNeedsQueueAndStatus)
+	}
 	jobs, err := s.broker.List(ctx, f)
 	return jobs, s.backendErr("list", err)
 }
