@@ -40,6 +40,9 @@ func (d *apiDriver) ListJobs(ctx context.Context, f queue.Filter) ([]*queue.Job,
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}
+	if f.Offset > 0 {
+		q.Set("offset", strconv.Itoa(f.Offset))
+	}
 	path := "/api/dev/jobs"
 	if len(q) > 0 {
 		path += "?" + q.Encode()

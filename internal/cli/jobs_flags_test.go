@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -343,6 +344,36 @@ func checkID(t *testing.T, code, wantCode int, wantID string, id func() string) 
 	if code == ExitOK {
 		if diff := cmp.Diff(wantID, id()); diff != "" {
 			t.Errorf("id (-want +got)\n%s", diff)
+		}
+	}
+}
+
+// TestJobsListOffsetFlag: --offset reads a later page of one queue's jobs
+// of one status; a negative one, one that takes --offset plus --limit (50
+// when not given) past queue.MaxListDepth, or one without --queue or
+// --status, is refused with exit 2 and one line (naming the bound), before
+// any driver is reached.
+func TestJobsListOffsetFlag(t *testing.T) {
+	qs := []string{"--queue", "q", "--status", "pending"}
+	checkParse(t, newJobsListCmd, append([]string{"--offset", "1000", "--limit", "1000"}, qs...), &JobsListOptions{Queue: "q", Status: "pending", Offset: 1000, Limit: 1000}, ExitOK)
+	checkParse(t, newJobsListCmd, append([]string{"--offset", fmt.Sprint(queue.MaxListDepth - 50)}, qs...), &JobsListOptions{Queue: "q", Status: "pending", Offset: queue.MaxListDepth - 50}, ExitOK)
+	checkParse(t, newJobsListCmd, []string{"--offset", "0"}, &JobsListOptions{}, ExitOK)
+	env := map[string]string{"REFRAKT_SERVER": "http://127.0.0.1:9"}
+	bound := fmt.Sprint(queue.MaxListDepth)
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--offset", "-1"}, "refrakt: --offset must be 0 or more, got -1\n"},
+		{[]string{"--offset", fmt.Sprint(queue.MaxListDepth - 49)}, "refrakt: --offset plus --limit must be at most " + bound + ", got " + fmt.Sprint(queue.MaxListDepth-49) + " and 50\n"},
+		{[]string{"--offset", "99001", "--limit", "1000"}, "refrakt: --offset plus --limit must be at most " + bound + ", got 99001 and 1000\n"},
+		{[]string{"--offset", "1"}, "refrakt: --offset: " + queue.PageNeedsQueueAndStatus + " (--queue and --status)\n"},
+		{[]string{"--offset", "1", "--queue", "q"}, "refrakt: --offset: " + queue.PageNeedsQueueAndStatus + " (--queue and --status)\n"},
+		{[]string{"--offset", "1", "--status", "dead"}, "refrakt: --offset: " + queue.PageNeedsQueueAndStatus + " (--queue and --status)\n"},
+	} {
+		code, _, stderr := runCLI(t, env, append([]string{"jobs", "list"}, tt.args...)...)
+		if code != ExitUsage || stderr != tt.want {
+			t.Errorf("jobs list %v: exit %d, stderr %q; want exit %d, %q", tt.args, code, stderr, ExitUsage, tt.want)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -140,12 +141,48 @@ func TestJobListSaysWhenCut(t *testing.T) {
 		{"json", len(jobs), ""},
 	} {
 		var buf bytes.Buffer
-		if err := printJobList(printers(&buf)[tt.mode], jobs, tt.limit); err != nil {
+		if err := printJobList(printers(&buf)[tt.mode], jobs, 0, tt.limit, false); err != nil {
 			t.Fatal(err)
 		}
 		got := strings.Contains(buf.String(), "more may match")
 		if got != (tt.want != "") || (tt.want != "" && !strings.Contains(buf.String(), tt.want)) {
 			t.Errorf("%s, limit %d: %q, want the line %q", tt.mode, tt.limit, buf.String(), tt.want)
+		}
+	}
+}
+
+// TestJobListFooterNamesTheNextPage: a full page on a terminal of a
+// listing that pages (one queue, one status) names the --offset of the next
+// page (the offset it was read from plus its rows), and says where the
+// bound stops it when the next one would reach past queue.MaxListDepth; a
+// full listing that does not page says how to make it one.
+func TestJobListFooterNamesTheNextPage(t *testing.T) {
+	jobs := fixtureJobs()
+	full := make([]*queue.Job, queue.MaxListLimit)
+	for i := range full {
+		full[i] = jobs[i%len(jobs)]
+	}
+	n := len(jobs)
+	for _, tt := range []struct {
+		name          string
+		jobs          []*queue.Job
+		offset, limit int
+		pageable      bool
+		want          string
+	}{
+		{"first page", jobs, 0, n, true, fmt.Sprintf("%d shown, the limit; more may match: --limit up to %d shows more, --offset %d the next page\n", n, queue.MaxListLimit, n)},
+		{"a later page", jobs, 40, n, true, fmt.Sprintf("--offset %d the next page\n", 40+n)},
+		{"pages of the largest limit", full, 2000, queue.MaxListLimit, true, fmt.Sprintf("%d shown, the limit; more may match: --offset %d shows the next page\n", queue.MaxListLimit, 3000)},
+		{"the deepest page", jobs, queue.MaxListDepth - n, n, true, fmt.Sprintf("more may match: --offset plus --limit goes up to %d\n", queue.MaxListDepth)},
+		{"a listing of every queue", jobs, 0, n, false, fmt.Sprintf("more may match: --limit up to %d shows more; with --queue and --status, --offset pages it\n", queue.MaxListLimit)},
+		{"the largest listing of every queue", full, 0, queue.MaxListLimit, false, "more may match: narrow it with --queue and --status, which --offset then pages\n"},
+	} {
+		var buf bytes.Buffer
+		if err := printJobList(printers(&buf)["tty"], tt.jobs, tt.offset, tt.limit, tt.pageable); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasSuffix(buf.String(), tt.want) {
+			t.Errorf("%s: output ends %q, want it to end %q", tt.name, buf.String()[max(0, buf.Len()-150):], tt.want)
 		}
 	}
 }

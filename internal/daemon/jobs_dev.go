@@ -14,10 +14,11 @@ type jobList struct {
 	Jobs []*queue.Job `json:"jobs"`
 }
 
-// handleListJobs lists jobs; filters ?queue=Q&status=S&limit=N.
+// handleListJobs lists jobs; filters ?queue=Q&status=S&limit=N, and
+// ?offset=N skips the first N of that listing (a next page).
 func (s *Server) handleListJobs() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q, err := routeQuery(r, "queue", "status", "limit")
+		q, err := routeQuery(r, "queue", "status", "limit", "offset")
 		if err != nil {
 			writeError(w, r, s.log, err)
 			return
@@ -30,6 +31,14 @@ func (s *Server) handleListJobs() http.Handler {
 				return
 			}
 			f.Limit = n
+		}
+		if o := q.Get("offset"); o != "" {
+			n, err := strconv.Atoi(o)
+			if err != nil || n < 0 || n > queue.MaxListDepth {
+				writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "offset must be a whole number between 0 and %d", queue.MaxListDepth))
+				return
+			}
+			f.Offset = n
 		}
 		jobs, err := s.jobs.svc.List(r.Context(), f)
 		if err != nil {

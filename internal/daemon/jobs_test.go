@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/redistest"
 )
 
@@ -609,6 +612,67 @@ func TestPublicJobBounds(t *testing.T) {
 	for _, body := range []string{big, `{"type":"sleep","payload":{"ms":3600000}}`} {
 		if resp, out := do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, body); resp.StatusCode != 201 && resp.StatusCode != 202 {
 			t.Errorf("developer enqueue: %d %v, want it accepted", resp.StatusCode, out)
+		}
+	}
+}
+
+// TestDevJobListPages: GET /api/dev/jobs?offset=N answers the page of the
+// listing from N on (pages of it, concatenated, are the whole listing, and a
+// page from the end on is empty), and refuses with a 400 in the error
+// envelope an offset that is no whole number, is negative, takes
+// offset+limit beyond queue.MaxListDepth (naming the bound), or is given
+// without a queue or a status.
+func TestDevJobListPages(t *testing.T) {
+	s := newTestServer(t) // manual mode
+	var want []string
+	for i := range 7 {
+		_, j := do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, fmt.Sprintf(`{"type":"echo","payload":%d,"queue":"pages"}`, i))
+		want = append(want, str(j, "id"))
+	}
+	list := func(query string) []string {
+		t.Helper()
+		resp, body := do(t, s, "GET", "/api/dev/jobs?queue=pages&status=pending"+query, devToken, "")
+		if resp.StatusCode != 200 {
+			t.Fatalf("list%s: %d %v", query, resp.StatusCode, body)
+		}
+		ids := []string{}
+		for _, j := range body["jobs"].([]any) {
+			ids = append(ids, str(j.(map[string]any), "id"))
+		}
+		return ids
+	}
+	var paged []string
+	for off := 0; off < len(want); off += 3 {
+		paged = append(paged, list(fmt.Sprintf("&limit=3&offset=%d", off))...)
+	}
+	if diff := cmp.Diff(want, paged); diff != "" {
+		t.Errorf("pages of 3, in run order (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want[5:], list("&offset=5")); diff != "" {
+		t.Errorf("offset 5, the default limit (-want +got):\n%s", diff)
+	}
+	if got := list("&offset=7"); len(got) != 0 {
+		t.Errorf("offset 7 of 7 jobs: %v, want none", got)
+	}
+	if got := list(fmt.Sprintf("&limit=50&offset=%d", queue.MaxListDepth-50)); len(got) != 0 {
+		t.Errorf("the deepest page: %v, want none", got)
+	}
+	bound := fmt.Sprint(queue.MaxListDepth)
+	for _, tt := range []struct{ query, message string }{
+		{"?offset=x", "offset must be a whole number between 0 and " + bound},
+		{"?offset=-1", "offset must be a whole number between 0 and " + bound},
+		{"?offset=1.5", "offset must be a whole number"},
+		{"?offset=" + fmt.Sprint(queue.MaxListDepth+1), "offset must be a whole number between 0 and " + bound},
+		{fmt.Sprintf("?offset=%d&limit=50", queue.MaxListDepth-49), "offset plus limit must be at most " + bound},
+		{"?offset=1", queue.PageNeedsQueueAndStatus},
+		{"?offset=1&queue=pages", queue.PageNeedsQueueAndStatus},
+		{"?offset=1&status=pending", queue.PageNeedsQueueAndStatus},
+		{fmt.Sprintf("?offset=%d", queue.MaxListDepth), "offset plus limit must be at most " + bound},
+		{"?offset=1&offset=2", `"offset" is given more than once`},
+	} {
+		resp, body := do(t, s, "GET", "/api/dev/jobs"+tt.query, devToken, "")
+		if resp.StatusCode != 400 || errCode(body) != "invalid" || !strings.Contains(errMessage(body), tt.message) {
+			t.Errorf("list%s: %d %v, want 400 invalid saying %q", tt.query, resp.StatusCode, body, tt.message)
 		}
 	}
 }

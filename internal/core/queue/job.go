@@ -149,6 +149,10 @@ type Filter struct {
 	Queue  string
 	Status Status
 	Limit  int // at most this many jobs (DefaultListLimit when 0)
+	// Offset skips this many jobs of the listing: the page at offset O is
+	// the jobs at positions O to O+Limit-1 of the listing a limit of
+	// O+Limit gives, in its order (0: from the first).
+	Offset int
 }
 
 // DefaultListLimit is the number of jobs List returns when the filter gives no limit.
@@ -156,6 +160,20 @@ const DefaultListLimit = 50
 
 // MaxListLimit bounds Filter.Limit.
 const MaxListLimit = 1000
+
+// MaxListDepth bounds Filter.Offset+Filter.Limit: how deep into a listing
+// one page may reach. Only a listing of one queue and one status is paged
+// (PageNeedsQueueAndStatus): its pending, scheduled or failed jobs are
+// read as just the page's window, and its other sets are small (running:
+// as many as workers; dead, succeeded and cancelled: JOB_HISTORY), so a
+// page costs about what a first page does. A listing of every queue or
+// status merges sets read offset+limit deep, for pages that would not
+// follow each other.
+const MaxListDepth = 100_000
+
+// PageNeedsQueueAndStatus is why a listing with an offset but no queue or
+// no status is refused.
+const PageNeedsQueueAndStatus = "an offset pages one queue's jobs of one status: give the queue and the status"
 
 // Exhausted reports whether a job that has failed retries times (counting
 // the attempt that just failed) with maxRetries allowed goes dead rather

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -352,6 +353,15 @@ func (s *Service) List(ctx context.Context, f Filter) ([]*Job, error) {
 	}
 	if f.Limit < 0 || f.Limit > MaxListLimit {
 		return nil, core.Errorf(core.CodeInvalid, "limit must be between 1 and %d", MaxListLimit)
+	}
+	if f.Offset < 0 {
+		return nil, core.Errorf(core.CodeInvalid, "offset must be 0 or more, got %d", f.Offset)
+	}
+	if limit := cmp.Or(f.Limit, DefaultListLimit); f.Offset > MaxListDepth-limit {
+		return nil, core.Errorf(core.CodeInvalid, "offset plus limit must be at most %d, got offset %d and limit %d", MaxListDepth, f.Offset, limit)
+	}
+	if f.Offset > 0 && (f.Queue == "" || f.Status == "") {
+		return nil, core.Errorf(core.CodeInvalid, "%s", PageNeedsQueueAndStatus)
 	}
 	jobs, err := s.broker.List(ctx, f)
 	return jobs, s.backendErr("list", err)

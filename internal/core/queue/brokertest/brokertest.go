@@ -190,6 +190,7 @@ func Run(t *testing.T, nb NewBroker) {
 		{"Stats", testStats},
 		{"List", testList},
 		{"ListFinished", testListFinished},
+		{"ListPages", testListPages},
 		{"BlockingFetch", testBlockingFetch},
 		{"RemoveQueue", testRemoveQueue},
 		{"RemoveQueueBusy", testRemoveQueueBusy},
@@ -1257,6 +1258,80 @@ func testListFinished(t *testing.T, nb NewBroker) {
 					if j.Status != st || j.FinishedAt.IsZero() {
 						t.Errorf("listed as %s: %+v", st, j)
 					}
+				}
+			}
+		}
+	}
+}
+
+// testListPages: a listing read a page at a time (Filter.Offset) is the
+// listing read in one request, for each status and for every status, of one
+// queue and of several, whatever the page size; a page from the end on is
+// empty. Every status holds more jobs than a page, and pending, scheduled and
+// failed ones several pages of one queue; a listing of every status merges
+// sets read in their own order (pending jobs oldest first), so its pages
+// agree with it only while no queue holds more of those than a page: it is
+// read with pages that large.
+func testListPages(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	claim := func(id string) queue.Lease {
+		t.Helper()
+		l, err := e.b.Claim(e.ctx, id, lease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	queues := []string{"page-a", "page-b"}
+	// Every job a millisecond after the one before: no two tie on the time
+	// a listing orders them by.
+	for i := range 40 {
+		q := queues[i%len(queues)]
+		retries := func(j *queue.Job) { j.MaxRetries = 0 }
+		switch {
+		case i < 8:
+			e.enqueue(q, "ping", 0)
+		case i < 16:
+			e.enqueue(q, "ping", time.Hour+time.Duration(i)*time.Millisecond)
+		case i < 24:
+			j := e.enqueue(q, "fail", 0)
+			e.finish(fail(claim(j.ID), "x", time.Hour+time.Duration(i)*time.Millisecond))
+		case i < 28:
+			claim(e.enqueue(q, "ping", 0).ID)
+		case i%3 == 0:
+			e.finish(ok(claim(e.enqueue(q, "ping", 0, retries).ID), `1`))
+		case i%3 == 1:
+			if _, _, err := e.b.Cancel(e.ctx, e.enqueue(q, "ping", 0).ID); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			e.finish(fail(claim(e.enqueue(q, "fail", 0, retries).ID), "x", 0))
+		}
+		e.clock.Advance(time.Millisecond)
+	}
+	for _, q := range []string{"", "page-a"} {
+		for _, st := range append([]queue.Status{""}, queue.Statuses...) {
+			whole := e.list(queue.Filter{Queue: q, Status: st, Limit: queue.MaxListLimit})
+			if len(whole) < 2 {
+				t.Fatalf("%q jobs of queue %q: %d, want several", st, q, len(whole))
+			}
+			sizes := []int{1, 2, 3, 5}
+			if st == "" {
+				sizes = []int{5, 7}
+			}
+			for _, size := range sizes {
+				paged := []string{}
+				for off := 0; off <= len(whole); off += size {
+					got := e.list(queue.Filter{Queue: q, Status: st, Limit: size, Offset: off})
+					if want := min(size, len(whole)-off); len(got) != want {
+						t.Errorf("%q jobs of queue %q, offset %d, limit %d: %d jobs, want %d", st, q, off, size, len(got), want)
+					}
+					paged = append(paged, got...)
+				}
+				diff(t, fmt.Sprintf("%q jobs of queue %q in pages of %d", st, q, size), whole, paged)
+				for _, off := range []int{len(whole), len(whole) + size, 10 * len(whole)} {
+					diff(t, fmt.Sprintf("%q jobs of queue %q from offset %d", st, q, off), []string{},
+						e.list(queue.Filter{Queue: q, Status: st, Limit: size, Offset: off}))
 				}
 			}
 		}

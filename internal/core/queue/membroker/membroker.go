@@ -712,19 +712,23 @@ func (b *Broker) List(_ context.Context, f queue.Filter) ([]*queue.Job, error) {
 	if f.Queue != "" {
 		names = []string{f.Queue}
 	}
+	// The page at offset O is positions O.. of the listing cut at O+limit:
+	// read that listing, then skip O.
+	depth := max(0, f.Offset) + limit
 	var out []*queue.Job
 	for _, name := range names {
 		q, ok := b.queues[name]
 		if !ok {
 			continue
 		}
-		out = append(out, b.list(q, f.Status, limit)...)
+		out = append(out, b.list(q, f.Status, depth)...)
 	}
 	if f.Status != queue.StatusPending || len(names) > 1 {
 		queue.SortRecentFirst(out, f.Status)
 	}
-	if len(out) > limit {
-		out = out[:limit]
+	out = out[min(len(out), depth-limit):min(len(out), depth)]
+	if len(out) == 0 {
+		return nil, nil
 	}
 	return out, nil
 }
@@ -765,11 +769,11 @@ func (b *Broker) list(q *qstate, st queue.Status, limit int) []*queue.Job {
 		h.h.earliest(add)
 	}
 	if st == "" || st == queue.StatusRunning {
-		n = 0
+		// Every running job, as the Redis broker reads them (there are
+		// at most as many as workers): the latest started are listed first,
+		// and a running job's id says nothing of when it started.
 		for _, id := range sortedKeys(q.running) {
-			if !add(b.jobs[id]) {
-				break
-			}
+			add(b.jobs[id])
 		}
 	}
 	// Dead jobs have a set of their own; a listing of every status reads

@@ -1866,6 +1866,11 @@ func (b *Broker) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
 	if limit <= 0 {
 		limit = queue.DefaultListLimit
 	}
+	// The page at offset O is positions O.. of the listing cut at O+limit
+	// (depth): each set is read that deep, merged as for a first page, and
+	// the first O skipped.
+	offset := int64(max(0, f.Offset))
+	depth := offset + limit
 	names := []string{f.Queue}
 	if f.Queue == "" {
 		var err error
@@ -1875,20 +1880,28 @@ func (b *Broker) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
 	}
 	st := f.Status
 	if st == queue.StatusSucceeded || st == queue.StatusCancelled {
-		return b.listFinished(ctx, names, st, limit)
+		return b.listFinished(ctx, names, st, offset, limit)
+	}
+	// One queue's pending, scheduled or failed jobs are listed in their
+	// set's own order (the pending list's; run_at, the sorted set's score,
+	// then id, as SortRecentFirst orders them): the page is just that
+	// window of the set, and only its jobs are read.
+	from := int64(0)
+	if len(names) == 1 && (st == queue.StatusPending || st == queue.StatusScheduled || st == queue.StatusFailed) {
+		from = offset
 	}
 	pipe := b.rdb.Pipeline()
 	var cmds []*redis.StringSliceCmd
 	for _, q := range names {
 		k := b.keys(q)
 		if st == "" || st == queue.StatusPending {
-			cmds = append(cmds, pipe.LRange(ctx, k.pending, 0, limit-1))
+			cmds = append(cmds, pipe.LRange(ctx, k.pending, from, depth-1))
 		}
 		if st == "" || st == queue.StatusScheduled {
-			cmds = append(cmds, pipe.ZRange(ctx, k.scheduled, 0, limit-1))
+			cmds = append(cmds, pipe.ZRange(ctx, k.scheduled, from, depth-1))
 		}
 		if st == "" || st == queue.StatusFailed {
-			cmds = append(cmds, pipe.ZRange(ctx, k.retry, 0, limit-1))
+			cmds = append(cmds, pipe.ZRange(ctx, k.retry, from, depth-1))
 		}
 		if st == "" || st == queue.StatusRunning {
 			cmds = append(cmds, pipe.ZRange(ctx, k.running, 0, -1))
@@ -1897,10 +1910,10 @@ func (b *Broker) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
 		// a daemon of an earlier version made is in history too, and is
 		// listed once below.
 		if st == "" {
-			cmds = append(cmds, pipe.ZRevRange(ctx, k.history, 0, limit-1))
+			cmds = append(cmds, pipe.ZRevRange(ctx, k.history, 0, depth-1))
 		}
 		if st == "" || st == queue.StatusDead {
-			cmds = append(cmds, pipe.ZRevRange(ctx, k.dead, 0, limit-1))
+			cmds = append(cmds, pipe.ZRevRange(ctx, k.dead, 0, depth-1))
 		}
 	}
 	if _, err := redispipe.Exec(ctx, pipe); err != nil {
@@ -1941,10 +1954,18 @@ func (b *Broker) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
 	if st != queue.StatusPending || len(names) > 1 {
 		queue.SortRecentFirst(out, st)
 	}
-	if int64(len(out)) > limit {
-		out = out[:limit]
+	return page(out, offset-from, limit), nil
+}
+
+// page is jobs without their first skip and cut at limit (nil when none
+// is left).
+func page(jobs []*queue.Job, skip, limit int64) []*queue.Job {
+	n := int64(len(jobs))
+	jobs = jobs[min(n, skip):min(n, skip+limit)]
+	if len(jobs) == 0 {
+		return nil
 	}
-	return out, nil
+	return jobs
 }
 
 // finishedBudget bounds the history entries one finishedScript call looks
@@ -1953,14 +1974,14 @@ func (b *Broker) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
 // calls, each in its own round trip.
 const finishedBudget = 1000
 
-// listFinished lists the latest succeeded or cancelled jobs (st) of queues:
-// one finishedScript per queue, all in one pipeline, each walking its
-// queue's history newest first only as far as its latest limit jobs in st
-// lie (and those tied with the last), so the cost grows with the limit and
-// the entries in other statuses it skips, not with JOB_HISTORY. A walk that
-// runs out of its budget goes on in the next round trip, from where it
-// stopped.
-func (b *Broker) listFinished(ctx context.Context, names []string, st queue.Status, limit int64) ([]*queue.Job, error) {
+// listFinished lists the latest succeeded or cancelled jobs (st) of queues,
+// limit of them from offset on: one finishedScript per queue, all in one
+// pipeline, each walking its queue's history newest first only as far as
+// its latest offset+limit jobs in st lie (and those tied with the last), so
+// the cost grows with offset+limit and the entries in other statuses it
+// skips, not with JOB_HISTORY. A walk that runs out of its budget goes on in
+// the next round trip, from where it stopped.
+func (b *Broker) listFinished(ctx context.Context, names []string, st queue.Status, offset, limit int64) ([]*queue.Job, error) {
 	type walk struct {
 		q         string
 		need      int64
@@ -1969,7 +1990,7 @@ func (b *Broker) listFinished(ctx context.Context, names []string, st queue.Stat
 	}
 	walks := make([]*walk, len(names))
 	for i, q := range names {
-		walks[i] = &walk{q: q, need: limit}
+		walks[i] = &walk{q: q, need: offset + limit}
 	}
 	var out []*queue.Job
 	found := map[string]bool{} // a job finished again meanwhile moves up: seen once
@@ -2010,10 +2031,7 @@ func (b *Broker) listFinished(ctx context.Context, names []string, st queue.Stat
 		walks = next
 	}
 	queue.SortRecentFirst(out, st)
-	if int64(len(out)) > limit {
-		out = out[:limit]
-	}
-	return out, nil
+	return page(out, offset, limit), nil
 }
 
 // Ping checks that Redis answers.
