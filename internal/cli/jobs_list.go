@@ -28,8 +28,9 @@ func newJobsListCmd(c client, runF func(context.Context, *JobsListOptions) error
 		Long: "List jobs, most recently enqueued first; with --status, in the order that status\n" +
 			"keeps them (pending: the order they will run; finished: latest first).\n" +
 			"--offset N skips the listing's first N jobs, for the next page: it pages one\n" +
-			"queue's jobs of one status (give --queue and --status), and pages follow each\n" +
-			"other exactly.",
+			"queue's jobs of one status (give --queue and --status). Pages follow each other\n" +
+			"exactly while none of their jobs moves; a job that starts, finishes or is\n" +
+			"enqueued between two pages shifts the next one.",
 		Example: "  refrakt jobs list\n" +
 			"  refrakt jobs list --status dead --queue default\n" +
 			"  refrakt jobs list --limit 500 -o json | jq -r '.[].id'\n" +

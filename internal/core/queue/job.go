@@ -164,9 +164,9 @@ const MaxListLimit = 1000
 // MaxListDepth bounds Filter.Offset+Filter.Limit: how deep into a listing
 // one page may reach. Only a listing of one queue and one status is paged
 // (PageNeedsQueueAndStatus): its pending, scheduled or failed jobs are
-// read as just the page's window, and its other sets are small (running:
-// as many as workers; dead, succeeded and cancelled: JOB_HISTORY), so a
-// page costs about what a first page does. A listing of every queue or
+// read as just the page's window on Redis (walked to it, copying only its
+// jobs, on memory), and its other sets are small (running: as many as
+// workers; dead, succeeded and cancelled: JOB_HISTORY). A listing of every queue or
 // status merges sets read offset+limit deep, for pages that would not
 // follow each other.
 const MaxListDepth = 100_000

@@ -5,6 +5,17 @@ import (
 	"time"
 )
 
+// Page is jobs without their first skip, cut at limit: a listing's page
+// (nil when none is left).
+func Page(jobs []*Job, skip, limit int) []*Job {
+	n := len(jobs)
+	jobs = jobs[min(n, skip):min(n, skip+limit)]
+	if len(jobs) == 0 {
+		return nil
+	}
+	return jobs
+}
+
 // SortRecentFirst orders jobs listed with status filter st the way List
 // returns them: pending jobs in the order they will run (oldest ready first),
 // scheduled and failed ones by run_at, running ones by start (latest first),

@@ -191,6 +191,7 @@ func Run(t *testing.T, nb NewBroker) {
 		{"List", testList},
 		{"ListFinished", testListFinished},
 		{"ListPages", testListPages},
+		{"ListPagesTied", testListPagesTied},
 		{"BlockingFetch", testBlockingFetch},
 		{"RemoveQueue", testRemoveQueue},
 		{"RemoveQueueBusy", testRemoveQueueBusy},
@@ -1334,6 +1335,49 @@ func testListPages(t *testing.T, nb NewBroker) {
 						e.list(queue.Filter{Queue: q, Status: st, Limit: size, Offset: off}))
 				}
 			}
+		}
+	}
+}
+
+// testListPagesTied: pages of one queue's jobs of one status follow each
+// other when the jobs tie on the time the listing orders them by (the
+// clock never moves: one outcome batch, or one tick, stamps its jobs with
+// one time). A cut among tied jobs picked them in the set's order, not the
+// listing's, so pages of dead jobs (and, on memory, of every finished
+// status) repeated some and never showed others (review cr33 HIGH-1).
+func testListPagesTied(t *testing.T, nb NewBroker) {
+	e := setup(t, nb, 0)
+	claim := func(id string) queue.Lease {
+		t.Helper()
+		l, err := e.b.Claim(e.ctx, id, lease)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	noRetry := func(j *queue.Job) { j.MaxRetries = 0 }
+	for range 9 {
+		e.enqueue("tied", "ping", 0)
+		e.enqueue("tied", "ping", time.Hour)
+		e.finish(fail(claim(e.enqueue("tied", "fail", 0).ID), "x", time.Hour))
+		claim(e.enqueue("tied", "ping", 0).ID)
+		e.finish(ok(claim(e.enqueue("tied", "ping", 0, noRetry).ID), `1`))
+		if _, _, err := e.b.Cancel(e.ctx, e.enqueue("tied", "ping", 0).ID); err != nil {
+			t.Fatal(err)
+		}
+		e.finish(fail(claim(e.enqueue("tied", "fail", 0, noRetry).ID), "x", 0))
+	}
+	for _, st := range queue.Statuses {
+		whole := e.list(queue.Filter{Queue: "tied", Status: st, Limit: queue.MaxListLimit})
+		if len(whole) != 9 {
+			t.Fatalf("%s jobs: %d, want 9", st, len(whole))
+		}
+		for _, size := range []int{1, 2, 4} {
+			paged := []string{}
+			for off := 0; off < len(whole); off += size {
+				paged = append(paged, e.list(queue.Filter{Queue: "tied", Status: st, Limit: size, Offset: off})...)
+			}
+			diff(t, fmt.Sprintf("%s jobs, all at one time, in pages of %d", st, size), whole, paged)
 		}
 	}
 }

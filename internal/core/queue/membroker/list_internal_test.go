@@ -114,7 +114,7 @@ func TestListTimeHeapsMatchFullSort(t *testing.T) {
 				}{{queue.StatusScheduled, q.scheduled}, {queue.StatusFailed, q.retry}} {
 					for _, limit := range []int{1, 3, 50, n, n + 1} {
 						want := sortedList(c.h, limit)
-						got := jobIDs(b.list(q, c.st, limit))
+						got := jobIDs(b.list(q, c.st, 0, limit))
 						if d := cmp.Diff(want, got); d != "" {
 							t.Fatalf("%s, limit %d (-full sort +walk):\n%s", c.st, limit, d)
 						}

@@ -713,35 +713,43 @@ func (b *Broker) List(_ context.Context, f queue.Filter) ([]*queue.Job, error) {
 		names = []string{f.Queue}
 	}
 	// The page at offset O is positions O.. of the listing cut at O+limit:
-	// read that listing, then skip O.
-	depth := max(0, f.Offset) + limit
+	// read that listing, then skip O. One queue's pending, scheduled or
+	// failed jobs are walked in the order they are listed in, so the first
+	// O are passed over uncopied (review cr33: a page 99,000 deep copied
+	// them all under the broker's lock).
+	offset := max(0, f.Offset)
+	skip := 0
+	if len(names) == 1 && (f.Status == queue.StatusPending || f.Status == queue.StatusScheduled || f.Status == queue.StatusFailed) {
+		skip = offset
+	}
 	var out []*queue.Job
 	for _, name := range names {
 		q, ok := b.queues[name]
 		if !ok {
 			continue
 		}
-		out = append(out, b.list(q, f.Status, depth)...)
+		out = append(out, b.list(q, f.Status, skip, offset+limit)...)
 	}
 	if f.Status != queue.StatusPending || len(names) > 1 {
 		queue.SortRecentFirst(out, f.Status)
 	}
-	out = out[min(len(out), depth-limit):min(len(out), depth)]
-	if len(out) == 0 {
-		return nil, nil
-	}
-	return out, nil
+	return queue.Page(out, offset-skip, limit), nil
 }
 
-// list returns up to limit jobs of one queue in status st ("" for any).
-func (b *Broker) list(q *qstate, st queue.Status, limit int) []*queue.Job {
+// list returns up to limit jobs of one queue in status st ("" for any),
+// the first skip of each category passed over (not copied), and, of a
+// finished set cut at limit, the jobs that finished at the same time as the
+// last one too.
+func (b *Broker) list(q *qstate, st queue.Status, skip, limit int) []*queue.Job {
 	// Each category contributes at most limit jobs; the caller sorts and cuts.
 	var out []*queue.Job
 	n := 0
 	add := func(e *entry) bool {
 		if st == "" || e.job.Status == st {
-			j := e.job
-			out = append(out, &j)
+			if n >= skip {
+				j := e.job
+				out = append(out, &j)
+			}
 			n++
 		}
 		return n < limit
@@ -789,9 +797,26 @@ func (b *Broker) list(q *qstate, st queue.Status, limit int) []*queue.Job {
 	}
 	for _, set := range sets {
 		n = 0
+		full := false
+		var cut time.Time // when the last job added at the cut finished
 		for el := set.order.Back(); el != nil; el = el.Prev() {
-			if !add(b.jobs[el.Value.(string)]) {
-				break
+			e := b.jobs[el.Value.(string)]
+			if full {
+				// Those tied with the last at the cut: the caller orders
+				// ties by id, so the cut must not pick among them by the
+				// order they were added in, or pages repeat some and skip
+				// others (review cr33 HIGH-1).
+				if !e.job.FinishedAt.Equal(cut) {
+					break
+				}
+				if st == "" || e.job.Status == st {
+					j := e.job
+					out = append(out, &j)
+				}
+				continue
+			}
+			if !add(e) {
+				full, cut = true, e.job.FinishedAt
 			}
 		}
 	}

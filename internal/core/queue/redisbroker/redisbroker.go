@@ -1892,8 +1892,13 @@ func (b *Broker) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
 	}
 	pipe := b.rdb.Pipeline()
 	var cmds []*redis.StringSliceCmd
+	var dead []*redis.ZSliceCmd // with st dead: each queue's, with their times
 	for _, q := range names {
 		k := b.keys(q)
+		if st == queue.StatusDead {
+			dead = append(dead, pipe.ZRevRangeWithScores(ctx, k.dead, 0, depth-1))
+			continue
+		}
 		if st == "" || st == queue.StatusPending {
 			cmds = append(cmds, pipe.LRange(ctx, k.pending, from, depth-1))
 		}
@@ -1912,12 +1917,18 @@ func (b *Broker) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
 		if st == "" {
 			cmds = append(cmds, pipe.ZRevRange(ctx, k.history, 0, depth-1))
 		}
-		if st == "" || st == queue.StatusDead {
+		if st == "" {
 			cmds = append(cmds, pipe.ZRevRange(ctx, k.dead, 0, depth-1))
 		}
 	}
 	if _, err := redispipe.Exec(ctx, pipe); err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	if st == queue.StatusDead {
+		var err error
+		if cmds, err = b.throughTies(ctx, names, dead, depth); err != nil {
+			return nil, err
+		}
 	}
 	// Read the hashes in a second round trip; a job found in the sets of
 	// queue q lives in q.
@@ -1954,18 +1965,59 @@ func (b *Broker) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
 	if st != queue.StatusPending || len(names) > 1 {
 		queue.SortRecentFirst(out, st)
 	}
-	return page(out, offset-from, limit), nil
+	return queue.Page(out, int(offset-from), int(limit)), nil
 }
 
-// page is jobs without their first skip and cut at limit (nil when none
-// is left).
-func page(jobs []*queue.Job, skip, limit int64) []*queue.Job {
-	n := int64(len(jobs))
-	jobs = jobs[min(n, skip):min(n, skip+limit)]
-	if len(jobs) == 0 {
-		return nil
+// throughTies returns the ids each of reads found in queue names[i]'s dead
+// set, newest first, and, of a read that stopped at depth, those that died
+// at the same time as the last one too: the listing orders jobs that died
+// at one time by id, and ZREVRANGE by id the other way round, so a cut
+// among them by rank picked the wrong ones, and pages repeated some dead
+// jobs and never showed others (review cr33 HIGH-1). finishedScript reads
+// the history through its ties the same way.
+func (b *Broker) throughTies(ctx context.Context, names []string, reads []*redis.ZSliceCmd, depth int64) ([]*redis.StringSliceCmd, error) {
+	out := make([]*redis.StringSliceCmd, len(reads))
+	var pipe redis.Pipeliner
+	ties := make([]*redis.StringSliceCmd, len(reads))
+	for i, r := range reads {
+		zs := r.Val()
+		ids := make([]string, len(zs))
+		for j, z := range zs {
+			ids[j] = z.Member.(string)
+		}
+		out[i] = redis.NewStringSliceCmd(ctx)
+		out[i].SetVal(ids)
+		if int64(len(zs)) == depth && depth > 0 {
+			if pipe == nil {
+				pipe = b.rdb.Pipeline()
+			}
+			at := strconv.FormatFloat(zs[len(zs)-1].Score, 'f', -1, 64)
+			ties[i] = pipe.ZRangeByScore(ctx, b.keys(names[i]).dead, &redis.ZRangeBy{Min: at, Max: at})
+		}
 	}
-	return jobs
+	if pipe == nil {
+		return out, nil
+	}
+	if _, err := redispipe.Exec(ctx, pipe); err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	for i, t := range ties {
+		if t == nil {
+			continue
+		}
+		ids := out[i].Val()
+		have := make(map[string]bool, len(ids))
+		for _, id := range ids {
+			have[id] = true
+		}
+		for _, id := range t.Val() {
+			if !have[id] {
+				ids = append(ids, id)
+			}
+		}
+		out[i].SetVal(ids)
+	}
+	return out, nil
 }
 
 // finishedBudget bounds the history entries one finishedScript call looks
@@ -2031,7 +2083,7 @@ func (b *Broker) listFinished(ctx context.Context, names []string, st queue.Stat
 		walks = next
 	}
 	queue.SortRecentFirst(out, st)
-	return page(out, offset, limit), nil
+	return queue.Page(out, int(offset), int(limit)), nil
 }
 
 // Ping checks that Redis answers.
