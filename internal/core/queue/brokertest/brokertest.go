@@ -862,6 +862,24 @@ func testHistoryCapAndDedup(t *testing.T, nb NewBroker) {
 }
 
 // list lists f's jobs by id.
+// claim starts job id now, whatever its run_at.
+func (e *env) claim(id string) queue.Lease {
+	e.t.Helper()
+	l, err := e.b.Claim(e.ctx, id, lease)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return l
+}
+
+// cancel cancels job id.
+func (e *env) cancel(id string) {
+	e.t.Helper()
+	if _, _, err := e.b.Cancel(e.ctx, id); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 func (e *env) list(f queue.Filter) []string {
 	e.t.Helper()
 	jobs, err := e.b.List(e.ctx, f)
@@ -1275,14 +1293,6 @@ func testListFinished(t *testing.T, nb NewBroker) {
 // read with pages that large.
 func testListPages(t *testing.T, nb NewBroker) {
 	e := setup(t, nb, 0)
-	claim := func(id string) queue.Lease {
-		t.Helper()
-		l, err := e.b.Claim(e.ctx, id, lease)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
 	queues := []string{"page-a", "page-b"}
 	// Every job a millisecond after the one before: no two tie on the time
 	// a listing orders them by.
@@ -1296,17 +1306,15 @@ func testListPages(t *testing.T, nb NewBroker) {
 			e.enqueue(q, "ping", time.Hour+time.Duration(i)*time.Millisecond)
 		case i < 24:
 			j := e.enqueue(q, "fail", 0)
-			e.finish(fail(claim(j.ID), "x", time.Hour+time.Duration(i)*time.Millisecond))
+			e.finish(fail(e.claim(j.ID), "x", time.Hour+time.Duration(i)*time.Millisecond))
 		case i < 28:
-			claim(e.enqueue(q, "ping", 0).ID)
+			e.claim(e.enqueue(q, "ping", 0).ID)
 		case i%3 == 0:
-			e.finish(ok(claim(e.enqueue(q, "ping", 0, retries).ID), `1`))
+			e.finish(ok(e.claim(e.enqueue(q, "ping", 0, retries).ID), `1`))
 		case i%3 == 1:
-			if _, _, err := e.b.Cancel(e.ctx, e.enqueue(q, "ping", 0).ID); err != nil {
-				t.Fatal(err)
-			}
+			e.cancel(e.enqueue(q, "ping", 0).ID)
 		default:
-			e.finish(fail(claim(e.enqueue(q, "fail", 0, retries).ID), "x", 0))
+			e.finish(fail(e.claim(e.enqueue(q, "fail", 0, retries).ID), "x", 0))
 		}
 		e.clock.Advance(time.Millisecond)
 	}
@@ -1347,25 +1355,15 @@ func testListPages(t *testing.T, nb NewBroker) {
 // status) repeated some and never showed others (review cr33 HIGH-1).
 func testListPagesTied(t *testing.T, nb NewBroker) {
 	e := setup(t, nb, 0)
-	claim := func(id string) queue.Lease {
-		t.Helper()
-		l, err := e.b.Claim(e.ctx, id, lease)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l
-	}
 	noRetry := func(j *queue.Job) { j.MaxRetries = 0 }
 	for range 9 {
 		e.enqueue("tied", "ping", 0)
 		e.enqueue("tied", "ping", time.Hour)
-		e.finish(fail(claim(e.enqueue("tied", "fail", 0).ID), "x", time.Hour))
-		claim(e.enqueue("tied", "ping", 0).ID)
-		e.finish(ok(claim(e.enqueue("tied", "ping", 0, noRetry).ID), `1`))
-		if _, _, err := e.b.Cancel(e.ctx, e.enqueue("tied", "ping", 0).ID); err != nil {
-			t.Fatal(err)
-		}
-		e.finish(fail(claim(e.enqueue("tied", "fail", 0, noRetry).ID), "x", 0))
+		e.finish(fail(e.claim(e.enqueue("tied", "fail", 0).ID), "x", time.Hour))
+		e.claim(e.enqueue("tied", "ping", 0).ID)
+		e.finish(ok(e.claim(e.enqueue("tied", "ping", 0, noRetry).ID), `1`))
+		e.cancel(e.enqueue("tied", "ping", 0).ID)
+		e.finish(fail(e.claim(e.enqueue("tied", "fail", 0, noRetry).ID), "x", 0))
 	}
 	for _, st := range queue.Statuses {
 		whole := e.list(queue.Filter{Queue: "tied", Status: st, Limit: queue.MaxListLimit})
