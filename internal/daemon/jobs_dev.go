@@ -33,9 +33,11 @@ func (s *Server) handleListJobs() http.Handler {
 			f.Limit = n
 		}
 		if o := q.Get("offset"); o != "" {
+			// Parsed here, bounded by the service (offset+limit, with the
+			// limit in force, at most queue.MaxListDepth).
 			n, err := strconv.Atoi(o)
-			if err != nil || n < 0 || n > queue.MaxListDepth {
-				writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "offset must be a whole number between 0 and %d", queue.MaxListDepth))
+			if err != nil || n < 0 {
+				writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "offset must be a whole number, 0 or more"))
 				return
 			}
 			f.Offset = n
