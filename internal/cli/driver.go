@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
 	"github.com/refrakt/refrakt/internal/daemon"
@@ -128,16 +129,8 @@ func limitView(l ratelimit.TieredLimit) LimitView {
 }
 
 func overrideView(o ratelimit.Override) OverrideView {
-	v := OverrideView{Target: o.Target, Capacity: o.Capacity, WindowSeconds: o.Window.Seconds(), Mode: o.Mode, Origin: o.Origin}
-	if !o.ExpiresAt.IsZero() {
-		t := o.ExpiresAt.UTC()
-		v.ExpiresAt = &t
-	}
-	if !o.CreatedAt.IsZero() {
-		t := o.CreatedAt.UTC()
-		v.CreatedAt = &t
-	}
-	return v
+	return OverrideView{Target: o.Target, Capacity: o.Capacity, WindowSeconds: o.Window.Seconds(), Mode: o.Mode, Origin: o.Origin,
+		ExpiresAt: core.UTCOrNil(o.ExpiresAt), CreatedAt: core.UTCOrNil(o.CreatedAt)}
 }
 
 // rawOrDash shows a JSON payload or result as it is, "-" when absent.

@@ -43,11 +43,7 @@ func toLimitJSON(l ratelimit.TieredLimit) limitJSON {
 
 func toOverrideJSON(o ratelimit.Override) overrideJSON {
 	out := overrideJSON{Target: o.Target, Capacity: o.Capacity, WindowSeconds: int64(o.Window / time.Second),
-		Mode: o.Mode, Origin: o.Origin, CreatedAt: o.CreatedAt.UTC()}
-	if !o.ExpiresAt.IsZero() {
-		t := o.ExpiresAt.UTC()
-		out.ExpiresAt = &t
-	}
+		Mode: o.Mode, Origin: o.Origin, CreatedAt: o.CreatedAt.UTC(), ExpiresAt: core.UTCOrNil(o.ExpiresAt)}
 	return out
 }
 
@@ -415,12 +411,8 @@ func bucketsJSON(bs []ratelimit.BucketState) []bucketJSON {
 	out := make([]bucketJSON, 0, len(bs))
 	for _, b := range bs {
 		limit, scope := b.LimitScope()
-		j := bucketJSON{Key: b.Key, Limit: limit, Scope: scope, Capacity: b.Capacity, Remaining: b.Remaining, Strikes: b.Strikes, LastSeen: b.LastSeen.UTC()}
-		if !b.BannedUntil.IsZero() {
-			t := b.BannedUntil.UTC()
-			j.BannedUntil = &t
-		}
-		out = append(out, j)
+		out = append(out, bucketJSON{Key: b.Key, Limit: limit, Scope: scope, Capacity: b.Capacity, Remaining: b.Remaining,
+			Strikes: b.Strikes, BannedUntil: core.UTCOrNil(b.BannedUntil), LastSeen: b.LastSeen.UTC()})
 	}
 	return out
 }
@@ -474,13 +466,7 @@ type KeyPolicyJSON struct {
 
 // KeyStateOf is st as the API shows it; `limits get --redis` prints it too.
 func KeyStateOf(st ratelimit.KeyState) KeyStateJSON {
-	at := func(t time.Time) *time.Time {
-		if t.IsZero() {
-			return nil
-		}
-		t = t.UTC()
-		return &t
-	}
+	at := core.UTCOrNil
 	out := KeyStateJSON{Key: st.Key, Limit: st.Limit, Scope: string(st.Scope), State: st.Outcome(),
 		Capacity: st.Capacity, Remaining: st.Remaining, Strikes: st.Strikes,
 		RetryAfterSeconds: float64(st.RetryAfter) / 1e6, ResetAfterSeconds: float64(st.ResetAfter) / 1e6,

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
 )
@@ -98,13 +99,9 @@ func Build(ctx context.Context, src Sources, now time.Time) (Snapshot, error) {
 		snap.PenalizedTotal = rl.PenalizedKeys
 		snap.OverridesTotal = len(rl.Overrides)
 		for _, o := range ratelimit.TopOverrides(rl.Overrides, MaxOverrides) {
-			out := Override{Target: o.Target, Capacity: int64(o.Capacity), WindowSeconds: o.Window.Seconds(), Mode: o.Mode}
+			out := Override{Target: o.Target, Capacity: int64(o.Capacity), WindowSeconds: o.Window.Seconds(), Mode: o.Mode, ExpiresAt: core.UTCOrNil(o.ExpiresAt)}
 			if out.Mode == "" {
 				out.Mode = ModeEnforce
-			}
-			if !o.ExpiresAt.IsZero() {
-				t := o.ExpiresAt.UTC()
-				out.ExpiresAt = &t
 			}
 			snap.Overrides = append(snap.Overrides, out)
 		}
@@ -137,12 +134,8 @@ func shownBuckets(penalized, recent []ratelimit.BucketState, n int) []ratelimit.
 
 func bucket(b ratelimit.BucketState) Bucket {
 	limit, scope := b.LimitScope()
-	out := Bucket{Key: b.Key, Limit: limit, Scope: scope, Tokens: int64(b.Remaining), Capacity: int64(b.Capacity), Strikes: b.Strikes, LastSeen: b.LastSeen.UTC()}
-	if !b.BannedUntil.IsZero() {
-		t := b.BannedUntil.UTC()
-		out.BannedUntil = &t
-	}
-	return out
+	return Bucket{Key: b.Key, Limit: limit, Scope: scope, Tokens: int64(b.Remaining), Capacity: int64(b.Capacity), Strikes: b.Strikes,
+		BannedUntil: core.UTCOrNil(b.BannedUntil), LastSeen: b.LastSeen.UTC()}
 }
 
 // admission says whether admission control would refuse the queue now.
