@@ -1879,7 +1879,7 @@ func (b *Broker) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
 		}
 	}
 	st := f.Status
-	if st == queue.StatusSucceeded || st == queue.StatusCancelled {
+	if st.Finished() {
 		return b.listFinished(ctx, names, st, offset, limit)
 	}
 	// One queue's pending, scheduled or failed jobs are listed in their
@@ -1892,13 +1892,8 @@ func (b *Broker) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
 	}
 	pipe := b.rdb.Pipeline()
 	var cmds []*redis.StringSliceCmd
-	var dead []*redis.ZSliceCmd // with st dead: each queue's, with their times
 	for _, q := range names {
 		k := b.keys(q)
-		if st == queue.StatusDead {
-			dead = append(dead, pipe.ZRevRangeWithScores(ctx, k.dead, 0, depth-1))
-			continue
-		}
 		if st == "" || st == queue.StatusPending {
 			cmds = append(cmds, pipe.LRange(ctx, k.pending, from, depth-1))
 		}
@@ -1915,20 +1910,11 @@ func (b *Broker) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
 		// a daemon of an earlier version made is in history too, and is
 		// listed once below.
 		if st == "" {
-			cmds = append(cmds, pipe.ZRevRange(ctx, k.history, 0, depth-1))
-		}
-		if st == "" {
-			cmds = append(cmds, pipe.ZRevRange(ctx, k.dead, 0, depth-1))
+			cmds = append(cmds, pipe.ZRevRange(ctx, k.history, 0, depth-1), pipe.ZRevRange(ctx, k.dead, 0, depth-1))
 		}
 	}
 	if _, err := redispipe.Exec(ctx, pipe); err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
-	}
-	if st == queue.StatusDead {
-		var err error
-		if cmds, err = b.throughTies(ctx, names, dead, depth); err != nil {
-			return nil, err
-		}
 	}
 	// Read the hashes in a second round trip; a job found in the sets of
 	// queue q lives in q.
@@ -1968,68 +1954,19 @@ func (b *Broker) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
 	return queue.Page(out, int(offset-from), int(limit)), nil
 }
 
-// throughTies returns the ids each of reads found in queue names[i]'s dead
-// set, newest first, and, of a read that stopped at depth, those that died
-// at the same time as the last one too: the listing orders jobs that died
-// at one time by id, and ZREVRANGE by id the other way round, so a cut
-// among them by rank picked the wrong ones, and pages repeated some dead
-// jobs and never showed others (review cr33 HIGH-1). finishedScript reads
-// the history through its ties the same way.
-func (b *Broker) throughTies(ctx context.Context, names []string, reads []*redis.ZSliceCmd, depth int64) ([]*redis.StringSliceCmd, error) {
-	out := make([]*redis.StringSliceCmd, len(reads))
-	var pipe redis.Pipeliner
-	ties := make([]*redis.StringSliceCmd, len(reads))
-	for i, r := range reads {
-		zs := r.Val()
-		ids := make([]string, len(zs))
-		for j, z := range zs {
-			ids[j] = z.Member.(string)
-		}
-		out[i] = redis.NewStringSliceCmd(ctx)
-		out[i].SetVal(ids)
-		if int64(len(zs)) == depth && depth > 0 {
-			if pipe == nil {
-				pipe = b.rdb.Pipeline()
-			}
-			at := strconv.FormatFloat(zs[len(zs)-1].Score, 'f', -1, 64)
-			ties[i] = pipe.ZRangeByScore(ctx, b.keys(names[i]).dead, &redis.ZRangeBy{Min: at, Max: at})
-		}
-	}
-	if pipe == nil {
-		return out, nil
-	}
-	if _, err := redispipe.Exec(ctx, pipe); err != nil {
-		return nil, fmt.Errorf("list jobs: %w", err)
-	}
-	for i, t := range ties {
-		if t == nil {
-			continue
-		}
-		ids := out[i].Val()
-		have := make(map[string]bool, len(ids))
-		for _, id := range ids {
-			have[id] = true
-		}
-		for _, id := range t.Val() {
-			if !have[id] {
-				ids = append(ids, id)
-			}
-		}
-		out[i].SetVal(ids)
-	}
-	return out, nil
-}
-
 // finishedBudget bounds the history entries one finishedScript call looks
 // at (2-3 ms of Redis, measured), so that a listing never blocks Redis for
 // longer (the limiter's calls time out at 100 ms): a longer walk is several
 // calls, each in its own round trip.
 const finishedBudget = 1000
 
-// listFinished lists the latest succeeded or cancelled jobs (st) of queues,
-// limit of them from offset on: one finishedScript per queue, all in one
-// pipeline, each walking its queue's history newest first only as far as
-// its latest offset+limit jobs in st lie (and those tied with the last), so
+// listFinished lists the latest finished jobs in status st of queues, limit
+// of them from offset on: one finishedScript per queue, all in one
+// pipeline, each walking its queue's history (its dead set for st dead)
+// newest first only as far as its latest offset+limit jobs in st lie (and
+// those tied with the last: the listing orders jobs finished at one time by
+// id, so a cut among them by rank would pick the wrong ones, and pages
+// would repeat some and never show others: review cr33 HIGH-1), so
 // the cost grows with offset+limit and the entries in other statuses it
 // skips, not with JOB_HISTORY. A walk that runs out of its budget goes on in
 // the next round trip, from where it stopped.
@@ -2054,7 +1991,11 @@ func (b *Broker) listFinished(ctx context.Context, names []string, st queue.Stat
 		}
 		cmds, err := b.pipelined(ctx, order, func(q string) ([]string, []any, *script) {
 			k, w := b.keys(q), of[q]
-			return []string{k.history, k.job}, []any{string(st), w.need, w.tie, w.from, w.last, finishedBudget}, finishedScript
+			set := k.history
+			if st == queue.StatusDead {
+				set = k.dead
+			}
+			return []string{set, k.job}, []any{string(st), w.need, w.tie, w.from, w.last, finishedBudget}, finishedScript
 		})
 		if err != nil {
 			return nil, fmt.Errorf("list jobs: %w", err)

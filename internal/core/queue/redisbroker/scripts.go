@@ -644,15 +644,15 @@ return {now, redis.call('LLEN', KEYS[1]), redis.call('ZCARD', KEYS[2]), redis.ca
 `)
 
 // finishedScript looks for the latest finished jobs of one queue in one
-// status (succeeded or cancelled: the dead have a set of their own),
-// walking the history newest first a page at a time, so that it reads the
+// status (succeeded or cancelled in the history, dead in the dead set),
+// walking the set newest first a page at a time, so that it reads the
 // entries up to the ones it is after and those it skips, never the whole
 // history. One call looks at a bounded number of entries, so that a long
 // walk (a status no recent job has) never blocks Redis for long: it then
 // answers where it stopped, and the broker calls it again from there (read
 // only).
 //
-//	KEYS[1] history  KEYS[2] job key prefix
+//	KEYS[1] history (dead: the dead set)  KEYS[2] job key prefix
 //	ARGV[1] status  ARGV[2] need: jobs still to find (0: only the ties below)
 //	ARGV[3] tie: finished_at of the last job of the limit, once found ("")
 //	ARGV[4] from: finished_at to start at ("": the latest)
