@@ -156,7 +156,9 @@ func (o *ConnOptions) resolve(getenv func(string) string) error {
 				case tok == "":
 				case loopbackServer(o.Server):
 					o.Token, o.tokenFile = tok, path
-					o.tokenOwner, o.ownerKnown = fileOwner(st)
+					var uid int
+					uid, o.ownerKnown = daemon.FileOwner(st)
+					o.tokenOwner = uint32(uid)
 				default:
 					o.remote = true // withheld: a 401 says why
 				}

@@ -283,7 +283,7 @@ func ownedPrivately(stat func(string) (fs.FileInfo, error), path string, forbid 
 // privately checks that the file st describes belongs to this process's
 // user and that no permission bit of forbid is set.
 func privately(st fs.FileInfo, forbid fs.FileMode) error {
-	if uid, ok := fileOwner(st); ok && uid != os.Geteuid() {
+	if uid, ok := FileOwner(st); ok && uid != os.Geteuid() {
 		return fmt.Errorf("belongs to user %d, not to this one (%d)", uid, os.Geteuid())
 	}
 	if m := st.Mode().Perm(); m&forbid != 0 {

@@ -9,8 +9,8 @@ import (
 	"syscall"
 )
 
-// fileOwner returns the user id owning the file st describes.
-func fileOwner(st fs.FileInfo) (int, bool) {
+// FileOwner returns the user id owning the file st describes.
+func FileOwner(st fs.FileInfo) (int, bool) {
 	if s, ok := st.Sys().(*syscall.Stat_t); ok {
 		return int(s.Uid), true
 	}
