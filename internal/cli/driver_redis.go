@@ -34,6 +34,18 @@ type redisDriver struct {
 	jobs  *queue.Service
 	store *redisstore.Store
 	lim   *ratelimit.Limiter
+	// read is what Limits read for its target, for KeyState of the same
+	// key to take once: `limits get KEY` asks both, and one read of the
+	// overrides and limits serves the table and the bucket alike.
+	read *relatedRead
+}
+
+// relatedRead is one read of the overrides related to target and of the
+// limits the daemons enforce (redisDriver.related).
+type relatedRead struct {
+	target string
+	list   []ratelimit.Override
+	pub    ratelimit.LimitSet
 }
 
 var _ Driver = (*redisDriver)(nil)
@@ -232,6 +244,7 @@ func (d *redisDriver) Limits(ctx context.Context, target string) (LimitsView, er
 		var list []ratelimit.Override
 		list, pub, err = d.related(ctx, target)
 		overrides = d.lim.InForce(list)
+		d.read = &relatedRead{target, list, pub}
 	}
 	if err != nil {
 		return LimitsView{}, d.fail(err)
@@ -303,9 +316,16 @@ func (d *redisDriver) ResetKey(ctx context.Context, key string) error {
 // penalty settings are this process's (PENALTY_*, BAN_*), as for every
 // limiter the CLI runs.
 func (d *redisDriver) KeyState(ctx context.Context, key string) (KeyStateView, error) {
-	list, pub, err := d.related(ctx, key)
-	if err != nil {
-		return KeyStateView{}, d.fail(err)
+	var list []ratelimit.Override
+	var pub ratelimit.LimitSet
+	if r := d.read; r != nil && r.target == key {
+		d.read = nil
+		list, pub = r.list, r.pub
+	} else {
+		var err error
+		if list, pub, err = d.related(ctx, key); err != nil {
+			return KeyStateView{}, d.fail(err)
+		}
 	}
 	st, err := d.lim.PeekWith(ctx, key, pub, list)
 	if err != nil {
