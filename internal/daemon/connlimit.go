@@ -140,16 +140,14 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 	told := false
 	var wake *time.Timer
 	l.mu.Lock()
-	l.waiting.Store(true)
 	for l.max > 0 && len(l.open) >= l.max && !l.closed {
+		// Set before the scan, under mu: a connection going idle after
+		// the scan sees it and wakes the Wait below. Only at the bound,
+		// so that below it no connection going idle takes mu for nothing.
+		l.waiting.Store(true)
 		victim, wait := l.evictableLocked()
 		if victim != nil {
-			if l.closeLocked(victim) {
-				l.mu.Unlock()
-				_ = victim.Conn.Close()
-				l.logEvicted()
-				l.mu.Lock()
-			}
+			l.evictLocked(victim)
 			continue
 		}
 		if wait > 0 && wake == nil {
@@ -253,17 +251,25 @@ func (l *connLimiter) logEvicted() {
 	})
 }
 
-// closeIdlest closes the connection evictableLocked finds, if any.
-func (l *connLimiter) closeIdlest() {
-	l.mu.Lock()
-	victim, _ := l.evictableLocked()
-	if victim == nil || !l.closeLocked(victim) {
-		l.mu.Unlock()
+// evictLocked closes victim to make room, unless it became busy since it
+// was found, and logs it (throttled); l.mu held, released meanwhile.
+func (l *connLimiter) evictLocked(victim *limitedConn) {
+	if !l.closeLocked(victim) {
 		return
 	}
 	l.mu.Unlock()
 	_ = victim.Conn.Close()
 	l.logEvicted()
+	l.mu.Lock()
+}
+
+// closeIdlest closes the connection evictableLocked finds, if any.
+func (l *connLimiter) closeIdlest() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if victim, _ := l.evictableLocked(); victim != nil {
+		l.evictLocked(victim)
+	}
 }
 
 // acceptFailed logs an accept error (net/http retries the temporary ones)
