@@ -861,7 +861,6 @@ func testHistoryCapAndDedup(t *testing.T, nb NewBroker) {
 	diff(t, "dead gauge after eviction", int64(3), e.stats("default").Dead)
 }
 
-// list lists f's jobs by id.
 // claim starts job id now, whatever its run_at.
 func (e *env) claim(id string) queue.Lease {
 	e.t.Helper()
@@ -880,6 +879,7 @@ func (e *env) cancel(id string) {
 	}
 }
 
+// list lists f's jobs by id.
 func (e *env) list(f queue.Filter) []string {
 	e.t.Helper()
 	jobs, err := e.b.List(e.ctx, f)

@@ -136,7 +136,7 @@ func (s *Store) Peek(ctx context.Context, key string) (ratelimit.Cell, int64, bo
 		return ratelimit.Cell{}, 0, false, wrap(err, "peek "+key)
 	}
 	if len(reply) < 2 {
-		return ratelimit.Cell{}, 0, false, wrap(fmt.Errorf("peek.lua answered %d values, want 3", len(reply)), "peek "+key)
+		return ratelimit.Cell{}, 0, false, wrap(fmt.Errorf("peek.lua answered %d values, want 2 (no state) or 3", len(reply)), "peek "+key)
 	}
 	var now int64
 	if s.opts.Clock != nil {
