@@ -75,6 +75,14 @@ func (s Status) Valid() bool {
 	return false
 }
 
+// Waiting reports whether a job in status s waits to run (pending,
+// scheduled, or failed and due to retry): one queue's such jobs are listed
+// in the order its list or set keeps them, so a page of them is read as a
+// window of that order.
+func (s Status) Waiting() bool {
+	return s == StatusPending || s == StatusScheduled || s == StatusFailed
+}
+
 // Finished reports whether a job in status s is in the history (it will not
 // run again unless requeued).
 func (s Status) Finished() bool {

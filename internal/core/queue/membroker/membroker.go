@@ -719,7 +719,7 @@ func (b *Broker) List(_ context.Context, f queue.Filter) ([]*queue.Job, error) {
 	// them all under the broker's lock).
 	offset := max(0, f.Offset)
 	skip := 0
-	if len(names) == 1 && (f.Status == queue.StatusPending || f.Status == queue.StatusScheduled || f.Status == queue.StatusFailed) {
+	if len(names) == 1 && f.Status.Waiting() {
 		skip = offset
 	}
 	var out []*queue.Job

@@ -1887,7 +1887,7 @@ func (b *Broker) List(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
 	// then id, as SortRecentFirst orders them): the page is just that
 	// window of the set, and only its jobs are read.
 	from := int64(0)
-	if len(names) == 1 && (st == queue.StatusPending || st == queue.StatusScheduled || st == queue.StatusFailed) {
+	if len(names) == 1 && st.Waiting() {
 		from = offset
 	}
 	pipe := b.rdb.Pipeline()
