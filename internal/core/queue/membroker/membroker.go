@@ -801,21 +801,14 @@ func (b *Broker) list(q *qstate, st queue.Status, skip, limit int) []*queue.Job 
 		var cut time.Time // when the last job added at the cut finished
 		for el := set.order.Back(); el != nil; el = el.Prev() {
 			e := b.jobs[el.Value.(string)]
-			if full {
-				// Those tied with the last at the cut: the caller orders
-				// ties by id, so the cut must not pick among them by the
-				// order they were added in, or pages repeat some and skip
-				// others (review cr33 HIGH-1).
-				if !e.job.FinishedAt.Equal(cut) {
-					break
-				}
-				if st == "" || e.job.Status == st {
-					j := e.job
-					out = append(out, &j)
-				}
-				continue
+			// Past the cut, those tied with the last job at it: the caller
+			// orders ties by id, so the cut must not pick among them by
+			// the order they were added in, or pages repeat some and skip
+			// others (review cr33 HIGH-1).
+			if full && !e.job.FinishedAt.Equal(cut) {
+				break
 			}
-			if !add(e) {
+			if !add(e) && !full {
 				full, cut = true, e.job.FinishedAt
 			}
 		}
