@@ -57,10 +57,12 @@ type Options struct {
 // Report is what a run did and what survived.
 type Report struct {
 	Daemons, Concurrency int
-	Submitted            int // POST /run requests sent
-	Accepted             int // answered 202
-	Succeeded            int // accepted jobs that succeeded with the right result
-	DeadByDesign         int // accepted `fail` jobs that ended dead
+	Submitted            int      // POST /run requests sent
+	Wanted               int      // the known set's size (Options.Jobs)
+	Accepted             int      // answered 202
+	Refused              []string // valid jobs answered 4xx (not 429): the run and the daemon disagree on what is valid
+	Succeeded            int      // accepted jobs that succeeded with the right result
+	DeadByDesign         int      // accepted `fail` jobs that ended dead
 	Lost                 []string
 	DaemonKills          int
 	RedisPauses          int
@@ -88,6 +90,11 @@ func (r Report) Failures() []string {
 	}
 	if r.Accepted == 0 {
 		f = append(f, "no job was accepted")
+	} else if r.Accepted < r.Wanted {
+		f = append(f, fmt.Sprintf("only %d of the known set's %d jobs were accepted", r.Accepted, r.Wanted))
+	}
+	if len(r.Refused) > 0 {
+		f = append(f, fmt.Sprintf("%d valid jobs refused: %s", len(r.Refused), firstN(r.Refused, 3)))
 	}
 	if r.ExtraAttempts > r.AttemptBound {
 		f = append(f, fmt.Sprintf("%d extra attempts, more than the %d the faults explain", r.ExtraAttempts, r.AttemptBound))
@@ -217,6 +224,7 @@ func Run(tb testing.TB, o Options) Report {
 	var wg sync.WaitGroup
 	jobs := newLedger()
 	var submitted atomic.Int64
+	var refused refusals
 
 	// Submitters: the known set of jobs, over POST /run, to any daemon.
 	for w := range 4 {
@@ -227,9 +235,12 @@ func Run(tb testing.TB, o Options) Report {
 				spec := jobSpec(n)
 				submitted.Add(1)
 				d := c.pick()
-				id, ok := submit(ctx, client, d.URL, spec)
-				if ok {
+				id, refusal := submit(ctx, client, d.URL, spec)
+				switch {
+				case id != "":
 					jobs.add(id, spec)
+				case refusal != "":
+					refused.add(refusal)
 				}
 				select {
 				case <-ctx.Done():
@@ -301,6 +312,8 @@ func Run(tb testing.TB, o Options) Report {
 	wg.Wait()
 
 	r.Submitted = int(submitted.Load())
+	r.Wanted = o.Jobs
+	r.Refused = refused.all()
 	r.Garbage = int(garbage.sent.Load())
 	r.GarbageWrong = garbage.serverErrors()
 	probeElapsed := time.Since(begin)
@@ -353,45 +366,79 @@ type spec struct {
 	MaxRetries int             `json:"max_retries"`
 }
 
+// publicMaxRetries is the most max_retries POST /run takes (the daemon's
+// bound of the same name): a job asking for more is refused with a 400,
+// which the run counts as a failure (Report.Refused), so the known set
+// cannot drift out of what the daemon accepts unseen.
+const publicMaxRetries = 10
+
 // jobSpec is the n-th job of the known set: mostly short sleeps, some
 // echoes (their result must be their payload), pings, and jobs that always
-// fail (they must end dead after max_retries+1 attempts, by design).
+// fail (they must end dead after max_retries+1 attempts, by design). The
+// others have every retry a public job may have: each fault costs an
+// attempt of the jobs it interrupts, and they must still succeed.
 func jobSpec(n int) spec {
 	switch n % 10 {
 	case 0, 1:
-		return spec{Type: "echo", Payload: json.RawMessage(fmt.Sprintf(`{"n":%d,"s":"chaos-%d"}`, n, n)), MaxRetries: 25}
+		return spec{Type: "echo", Payload: json.RawMessage(fmt.Sprintf(`{"n":%d,"s":"chaos-%d"}`, n, n)), MaxRetries: publicMaxRetries}
 	case 2:
-		return spec{Type: "ping", MaxRetries: 25}
+		return spec{Type: "ping", MaxRetries: publicMaxRetries}
 	case 3:
 		return spec{Type: "fail", MaxRetries: 1}
 	default:
-		return spec{Type: "sleep", Payload: json.RawMessage(fmt.Sprintf(`{"ms":%d}`, 50+(n*37)%250)), MaxRetries: 25}
+		return spec{Type: "sleep", Payload: json.RawMessage(fmt.Sprintf(`{"ms":%d}`, 50+(n*37)%250)), MaxRetries: publicMaxRetries}
 	}
 }
 
-func submit(ctx context.Context, client *http.Client, base string, s spec) (string, bool) {
+// submit sends one job of the known set and returns its id when it was
+// accepted. A refusal that a fault does not explain (a 4xx other than
+// 429: the daemon found the job invalid) is returned as a line to report;
+// a transport error, a 429 or a 5xx (a daemon killed, Redis stalled) is
+// neither: the job is sent again later.
+func submit(ctx context.Context, client *http.Client, base string, s spec) (id, refusal string) {
 	body, _ := json.Marshal(s)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/run", bytes.NewReader(body))
 	if err != nil {
-		return "", false
+		return "", ""
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", false
+		return "", ""
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted {
-		_, _ = io.Copy(io.Discard, resp.Body)
-		return "", false
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+		if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests {
+			return "", fmt.Sprintf("%s: %d %s", body, resp.StatusCode, bytes.TrimSpace(msg))
+		}
+		return "", ""
 	}
 	var j struct {
 		ID string `json:"id"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&j); err != nil || j.ID == "" {
-		return "", false
+		return "", ""
 	}
-	return j.ID, true
+	return j.ID, ""
+}
+
+// refusals collects the known set's jobs the daemons refused as invalid.
+type refusals struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (r *refusals) add(line string) {
+	r.mu.Lock()
+	r.lines = append(r.lines, line)
+	r.mu.Unlock()
+}
+
+func (r *refusals) all() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.lines...)
 }
 
 // job is a job's state as GET /run/{id} shows it.
