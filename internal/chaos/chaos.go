@@ -13,6 +13,7 @@
 package chaos
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -21,6 +22,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,6 +67,7 @@ type Report struct {
 	DeadByDesign         int      // accepted `fail` jobs that ended dead
 	Lost                 []string
 	DaemonKills          int
+	Interrupted          int // leases the killed daemons held when killed (fetched, not yet run to the end)
 	RedisPauses          int
 	RedisRestarts        int
 	PauseLength          time.Duration
@@ -77,6 +80,8 @@ type Report struct {
 	ProbeAllowed         int // rl-test 200s
 	ProbeLimited         int // rl-test 429s
 	ProbeBound           int // ProbeAllowed may not exceed it
+	HealthyAllowed       int // rl-test 200s sent and answered before the first Redis fault
+	HealthyBound         int // HealthyAllowed may not exceed it: one shared bucket's policy, no outage allowance
 	ProbeOther           []string
 	Ready, Running       int
 	Elapsed              time.Duration
@@ -99,6 +104,9 @@ func (r Report) Failures() []string {
 	if r.ExtraAttempts > r.AttemptBound {
 		f = append(f, fmt.Sprintf("%d extra attempts, more than the %d the faults explain", r.ExtraAttempts, r.AttemptBound))
 	}
+	if r.DaemonKills > 0 && r.Interrupted == 0 {
+		f = append(f, fmt.Sprintf("none of the %d daemon kills hit a job in progress: the run tested no recovery", r.DaemonKills))
+	}
 	if faults := r.DaemonKills + r.RedisPauses + r.RedisRestarts; r.MaxExtraPerJob > faults {
 		f = append(f, fmt.Sprintf("a job ran %d extra times, more than the %d faults", r.MaxExtraPerJob, faults))
 	}
@@ -107,6 +115,9 @@ func (r Report) Failures() []string {
 	}
 	if r.ProbeAllowed > r.ProbeBound {
 		f = append(f, fmt.Sprintf("the limiter allowed %d rl-test requests, over its bound %d", r.ProbeAllowed, r.ProbeBound))
+	}
+	if r.HealthyAllowed > r.HealthyBound {
+		f = append(f, fmt.Sprintf("before any Redis fault the limiter allowed %d rl-test requests across the daemons, over one shared bucket's %d", r.HealthyAllowed, r.HealthyBound))
 	}
 	if r.ProbeAllowed == 0 {
 		f = append(f, "the limiter probe was never allowed: the probe is not measuring anything")
@@ -127,11 +138,11 @@ func (r Report) Line() string {
 		verdict = "FAIL: " + strings.Join(f, "; ")
 	}
 	return fmt.Sprintf("chaos: %d daemons x %d workers, %d daemon SIGKILLs+restarts, %d Redis SIGSTOPs of %s (lease %s), %d Redis restarts (AOF always), %d garbage requests; "+
-		"%d jobs submitted, %d accepted, %d survived (%d succeeded, %d dead by design), %d lost; extra attempts %d (bound %d, max %d per job); "+
-		"rl-test allowed %d limited %d (bound %d); %d/%d daemons ready; %s: %s",
+		"%d jobs submitted, %d accepted, %d survived (%d succeeded, %d dead by design), %d lost; %d leases held by killed daemons; extra attempts %d (bound %d, max %d per job); "+
+		"rl-test allowed %d limited %d (bound %d; before the first Redis fault %d, bound %d); %d/%d daemons ready; %s: %s",
 		r.Daemons, r.Concurrency, r.DaemonKills, r.RedisPauses, r.PauseLength, r.Lease, r.RedisRestarts, r.Garbage,
-		r.Submitted, r.Accepted, r.Succeeded+r.DeadByDesign, r.Succeeded, r.DeadByDesign, len(r.Lost), r.ExtraAttempts, r.AttemptBound, r.MaxExtraPerJob,
-		r.ProbeAllowed, r.ProbeLimited, r.ProbeBound, r.Ready, r.Running, r.Elapsed.Round(time.Second), verdict)
+		r.Submitted, r.Accepted, r.Succeeded+r.DeadByDesign, r.Succeeded, r.DeadByDesign, len(r.Lost), r.Interrupted, r.ExtraAttempts, r.AttemptBound, r.MaxExtraPerJob,
+		r.ProbeAllowed, r.ProbeLimited, r.ProbeBound, r.HealthyAllowed, r.HealthyBound, r.Ready, r.Running, r.Elapsed.Round(time.Second), verdict)
 }
 
 func firstN(s []string, n int) string {
@@ -181,10 +192,24 @@ func (c *cluster) start() *daemontest.Daemon {
 }
 
 // killAndRestart SIGKILLs daemon i and starts a new one in its place.
-func (c *cluster) killAndRestart(i int) {
+// killAndRestart SIGKILLs daemon i and starts another in its place. It
+// kills once the daemon holds a lease (a job fetched, its handler not yet
+// done), waiting up to killWait for one, so that the kill tests recovery:
+// on an idle daemon it tests nothing. It returns how many leases the
+// daemon held, by its /metrics just before the kill.
+func (c *cluster) killAndRestart(i int) int {
 	c.mu.Lock()
 	old := c.daemons[i]
 	c.mu.Unlock()
+	held := 0
+	for deadline := time.Now().Add(killWait); ; time.Sleep(20 * time.Millisecond) {
+		if n, err := leasesHeld(old.URL); err == nil {
+			held = n
+		}
+		if held > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
 	old.Signal(syscall.SIGKILL)
 	old.Wait(10 * time.Second)
 	// The dead daemon stays in the list for a moment, so the load meets
@@ -194,6 +219,44 @@ func (c *cluster) killAndRestart(i int) {
 	c.mu.Lock()
 	c.daemons[i] = d
 	c.mu.Unlock()
+	return held
+}
+
+// killWait bounds how long a kill waits for its daemon to hold a lease.
+const killWait = 5 * time.Second
+
+// leasesHeld is how many jobs the daemon at base has fetched and not run
+// to the end, by its /metrics: the pending → running transitions it made
+// less the runs its workers timed (refrakt_job_duration_seconds, one per
+// handler run, whatever its outcome).
+func leasesHeld(base string) (int, error) {
+	resp, err := (&http.Client{Timeout: time.Second}).Get(base + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var fetched, ran float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		series, val, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(series, "refrakt_job_status_transitions_total{") &&
+			strings.Contains(series, `from_status="pending"`) && strings.Contains(series, `to_status="running"`):
+			fetched += f
+		case strings.HasPrefix(series, "refrakt_job_duration_seconds_count"):
+			ran += f
+		}
+	}
+	return int(fetched - ran), sc.Err()
 }
 
 // Run runs one chaos session and returns its report; the caller decides
@@ -250,7 +313,11 @@ func Run(tb testing.TB, o Options) Report {
 		}()
 	}
 	// The limiter probe: rl-test, 3 per 60 s per IP, at about 10 requests/s.
+	// Until the first Redis fault every daemon decides on the one shared
+	// bucket, so what is allowed then, across daemons, is one bucket's
+	// policy exactly (probe.healthy).
 	var probe probeCounts
+	probe.healthy.Store(true)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -284,12 +351,17 @@ func Run(tb testing.TB, o Options) Report {
 		case <-ctx.Done():
 		}
 	}
+	var healthyFor time.Duration
 	for round := range o.Rounds {
 		pause(time.Second)
-		c.killAndRestart(round % o.Daemons)
+		r.Interrupted += c.killAndRestart(round % o.Daemons)
 		r.DaemonKills++
 		tb.Logf("chaos: daemon killed and restarted after %s", time.Since(begin).Round(time.Millisecond))
 		pause(time.Second)
+		if round == 0 {
+			probe.healthy.Store(false)
+			healthyFor = time.Since(begin)
+		}
 		red.Pause()
 		time.Sleep(r.PauseLength)
 		red.Resume()
@@ -298,7 +370,7 @@ func Run(tb testing.TB, o Options) Report {
 		red.Restart()
 		r.RedisRestarts++
 		pause(time.Second)
-		c.killAndRestart((round + 1) % o.Daemons)
+		r.Interrupted += c.killAndRestart((round + 1) % o.Daemons)
 		r.DaemonKills++
 	}
 	// Keep submitting until the known set is accepted (bounded).
@@ -318,6 +390,8 @@ func Run(tb testing.TB, o Options) Report {
 	r.GarbageWrong = garbage.serverErrors()
 	probeElapsed := time.Since(begin)
 	r.ProbeAllowed, r.ProbeLimited, r.ProbeOther = probe.result()
+	r.HealthyAllowed = int(probe.healthyAllowed.Load())
+	r.HealthyBound = probeBurst + int(healthyFor*probeRate/probeWindow) + 1
 	// GCRA allows burst + rate·elapsed/window on one store. While Redis is
 	// down (paused or restarting) each daemon decides with its own local
 	// store (RATE_LIMIT_ON_BACKEND_ERROR=local), which may allow up to a
@@ -590,6 +664,10 @@ type probeCounts struct {
 	mu               sync.Mutex
 	allowed, limited int
 	other            []string
+	// healthy is true until the first Redis fault; healthyAllowed counts
+	// the requests allowed that were sent and answered while it was.
+	healthy        atomic.Bool
+	healthyAllowed atomic.Int64
 }
 
 func (p *probeCounts) hit(ctx context.Context, client *http.Client, base, token string) {
@@ -598,6 +676,7 @@ func (p *probeCounts) hit(ctx context.Context, client *http.Client, base, token 
 		return
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
+	healthy := p.healthy.Load()
 	resp, err := client.Do(req)
 	if err != nil {
 		return // a killed daemon or a stalled Redis: no decision was made
@@ -609,6 +688,9 @@ func (p *probeCounts) hit(ctx context.Context, client *http.Client, base, token 
 	switch resp.StatusCode {
 	case http.StatusOK:
 		p.allowed++
+		if healthy && p.healthy.Load() {
+			p.healthyAllowed.Add(1)
+		}
 	case http.StatusTooManyRequests:
 		p.limited++
 	case http.StatusServiceUnavailable:
