@@ -30,6 +30,10 @@ type Driver interface {
 	Tick(ctx context.Context) (TickView, error)
 	CancelJob(ctx context.Context, id string) (*queue.Job, error)
 	RequeueJob(ctx context.Context, id string) (*queue.Job, error)
+	// RequeueDead requeues up to limit dead jobs of queue q that died at
+	// or before the cut (a zero before: before the call), oldest death
+	// first (queue.Service.RequeueDead).
+	RequeueDead(ctx context.Context, q string, before time.Time, limit int) (queue.RequeueDeadResult, error)
 	// RemoveQueue removes a queue with no job left to run, and returns how
 	// many finished jobs went with it.
 	RemoveQueue(ctx context.Context, name string) (int, error)

@@ -7,9 +7,13 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
+	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
+	"github.com/refrakt/refrakt/internal/daemon"
 )
 
 // apiDriver is the Driver over a daemon's developer API.
@@ -92,6 +96,31 @@ func (d *apiDriver) RemoveQueue(ctx context.Context, name string) (int, error) {
 	var v RemovedQueueView
 	err := d.c.Do(ctx, http.MethodDelete, "/api/dev/queues?queue="+url.QueryEscape(name), nil, &v)
 	return v.RemovedJobs, err
+}
+
+// requeueDeadPath is the route of RequeueDead, which daemons before it
+// answer with a 404 of their own.
+const requeueDeadPath = "/api/dev/queues/requeue-dead"
+
+func (d *apiDriver) RequeueDead(ctx context.Context, q string, before time.Time, limit int) (queue.RequeueDeadResult, error) {
+	v := url.Values{"queue": {q}, "limit": {strconv.Itoa(limit)}}
+	if !before.IsZero() {
+		v.Set("before", strconv.FormatInt(before.UnixMilli(), 10))
+	}
+	var a daemon.RequeuedDead
+	err := d.c.Do(ctx, http.MethodPost, requeueDeadPath+"?"+v.Encode(), nil, &a)
+	if err != nil {
+		// The daemon's 404 for an unknown queue is its queue.QueueNotFoundError;
+		// any other 404 (no route, in its words or the mux's) is a daemon
+		// that predates the route.
+		if core.ErrorCode(err) == core.CodeNotFound && core.ErrorMessage(err) != core.ErrorMessage(queue.QueueNotFoundError(q)) {
+			return queue.RequeueDeadResult{}, core.Errorf(core.CodeNotFound,
+				"the daemon at %s does not know POST %s (it is of an earlier version): requeue over Redis with --redis, or upgrade the daemon",
+				config.RedactURL(d.c.Base), requeueDeadPath)
+		}
+		return queue.RequeueDeadResult{}, err
+	}
+	return queue.RequeueDeadResult{IDs: a.IDs, Remaining: a.Remaining, Cut: time.UnixMilli(a.Before).UTC()}, nil
 }
 
 func (d *apiDriver) job(ctx context.Context, method, path string) (*queue.Job, error) {

@@ -225,6 +225,11 @@ func (d *redisDriver) RequeueJob(ctx context.Context, id string) (*queue.Job, er
 	return j, d.fail(err)
 }
 
+func (d *redisDriver) RequeueDead(ctx context.Context, q string, before time.Time, limit int) (queue.RequeueDeadResult, error) {
+	r, err := d.jobs.RequeueDead(ctx, q, before, limit)
+	return r, d.fail(err)
+}
+
 func (d *redisDriver) RemoveQueue(ctx context.Context, name string) (int, error) {
 	n, err := d.jobs.RemoveQueue(ctx, name)
 	return n, d.fail(err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/queue"
@@ -182,6 +184,73 @@ func (s *Server) handleRemoveQueue() http.Handler {
 		}
 		s.log.Info("queue removed", "queue", q, "removed_jobs", n)
 		writeJSON(w, http.StatusOK, removedQueue{Queue: q, RemovedJobs: n})
+	})
+}
+
+// DefaultRequeueDeadLimit is how many dead jobs one
+// POST /api/dev/queues/requeue-dead moves when it names no limit.
+const DefaultRequeueDeadLimit = 1000
+
+// RequeuedDead is the answer of POST /api/dev/queues/requeue-dead: the
+// jobs moved dead → pending, in the order they died, how many that died at
+// or before the cut are still dead, and the cut (unix ms), to pass back as
+// ?before= to go on with the same operation.
+type RequeuedDead struct {
+	Queue     string   `json:"queue"`
+	Requeued  int      `json:"requeued"`
+	IDs       []string `json:"ids"`
+	Remaining int      `json:"remaining"`
+	Before    int64    `json:"before"`
+}
+
+// handleRequeueDead moves the dead jobs of ?queue=Q that died at or before
+// ?before= (unix ms; default: those that died before the request) back in
+// line, oldest death first, up to ?limit= (1 to queue.MaxRequeueDead,
+// default DefaultRequeueDeadLimit): 404 for an unknown queue, 200 with
+// nothing moved for a queue without dead jobs.
+func (s *Server) handleRequeueDead() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		params, err := routeQuery(r, "queue", "limit", "before")
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		q := params.Get("queue")
+		if q == "" {
+			writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "the query parameter queue is required: POST /api/dev/queues/requeue-dead?queue=Q names the queue whose dead jobs to requeue (%s)", queue.NameRule))
+			return
+		}
+		limit := DefaultRequeueDeadLimit
+		if l, ok := params.Lookup("limit"); ok {
+			n, err := strconv.Atoi(l)
+			if err != nil || n < 1 || n > queue.MaxRequeueDead {
+				writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "limit must be a whole number between 1 and %d", queue.MaxRequeueDead))
+				return
+			}
+			limit = n
+		}
+		var before time.Time
+		if b, ok := params.Lookup("before"); ok {
+			ms, err := strconv.ParseInt(b, 10, 64)
+			if err != nil || strings.Trim(b, "0123456789") != "" {
+				writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "before must be a time in unix milliseconds, a whole number 0 or more (the before of an earlier answer)"))
+				return
+			}
+			before = time.UnixMilli(ms)
+		}
+		res, err := s.jobs.svc.RequeueDead(r.Context(), q, before, limit)
+		if len(res.IDs) > 0 {
+			s.log.Info("dead jobs requeued", "queue", q, "requeued", len(res.IDs), "remaining", res.Remaining)
+		}
+		if err != nil {
+			s.writeJobError(w, r, err)
+			return
+		}
+		ids := res.IDs
+		if ids == nil {
+			ids = []string{}
+		}
+		writeJSON(w, http.StatusOK, RequeuedDead{Queue: q, Requeued: len(ids), IDs: ids, Remaining: res.Remaining, Before: res.Cut.UnixMilli()})
 	})
 }
 

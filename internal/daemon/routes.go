@@ -31,6 +31,7 @@ func (s *Server) routes() {
 	s.mux.Handle("POST /api/dev/jobs/{id}/cancel", dev(s.bodiless(s.handleCancelJob())))
 	s.mux.Handle("POST /api/dev/jobs/{id}/requeue", dev(s.bodiless(s.handleRequeueJob())))
 	s.mux.Handle("DELETE /api/dev/queues", dev(s.bodiless(s.handleRemoveQueue())))
+	s.mux.Handle("POST /api/dev/queues/requeue-dead", dev(s.bodiless(s.handleRequeueDead())))
 	s.mux.Handle("GET /api/obs/jobs", obs(s.handleObsJobs()))
 
 	s.mux.Handle("GET /api/dev/whoami", dev(s.handleWhoami()))

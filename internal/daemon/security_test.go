@@ -51,6 +51,7 @@ var authTable = map[string]string{
 	"POST /api/dev/jobs/{id}/cancel":     whoDeveloper,
 	"POST /api/dev/jobs/{id}/requeue":    whoDeveloper,
 	"DELETE /api/dev/queues":             whoDeveloper,
+	"POST /api/dev/queues/requeue-dead":  whoDeveloper,
 	"GET /api/dev/whoami":                whoDeveloper,
 	"GET /api/dev/rl-test":               whoDeveloper,
 	"GET /api/dev/rate-limits/config":    whoDeveloper,

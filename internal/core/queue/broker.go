@@ -82,6 +82,18 @@ type Broker interface {
 	// Requeue moves a dead or cancelled job back to pending, with its retries
 	// reset, and returns it with the status it had.
 	Requeue(ctx context.Context, id string) (job *Job, from Status, err error)
+	// RequeueDead moves queue's dead jobs that died (finished_at) at or
+	// before the cut, oldest death first, at most limit of them, back to
+	// pending as Requeue does each (at the tail, retries reset), and wakes
+	// the fetchers of queue. A zero before means the broker's now less 1ms
+	// (the jobs that died before the call), and a cut later than that is
+	// taken as that: a job this call requeues that dies again dies after the
+	// cut, so calls repeated with the first one's Cut never take it twice
+	// and end. Each job moves atomically, and only while it is dead: one
+	// requeued meanwhile by Requeue or another RequeueDead is pushed to
+	// pending once. A queue that does not exist is core.CodeNotFound; one
+	// with no dead job answers nothing moved.
+	RequeueDead(ctx context.Context, queue string, before time.Time, limit int) (RequeueDeadResult, error)
 	// RemoveQueue deletes queue name with its finished jobs (succeeded,
 	// cancelled and dead) and its totals, and returns how many jobs went
 	// with it. A queue still holding a job to run (pending, scheduled,
@@ -232,6 +244,34 @@ func QueueBusyError(name string, pending, scheduled, retry, running int64) error
 // QueueNotFoundError is RemoveQueue's answer for a queue that does not exist.
 func QueueNotFoundError(name string) error {
 	return core.Errorf(core.CodeNotFound, "queue %s not found", name)
+}
+
+// RequeueDeadResult is what one RequeueDead did.
+type RequeueDeadResult struct {
+	// IDs are the jobs moved dead → pending, in the order they died (and
+	// now stand in line).
+	IDs []string
+	// Remaining counts the queue's dead jobs that died at or before Cut
+	// and are still dead after the call: 0 once every one is requeued.
+	Remaining int
+	// Cut is the cut the call used (see Broker.RequeueDead): pass it as
+	// before to go on with the same operation.
+	Cut time.Time
+}
+
+// MaxRequeueDead is the most dead jobs one RequeueDead call of the API
+// moves; a caller that has more repeats the call with the first one's cut.
+const MaxRequeueDead = 10000
+
+// DeadCut is the cut RequeueDead uses given before at the broker's time
+// now: before, but never later than 1ms before now (the zero before: that
+// very cut), so that a job the call requeues, dying again, dies after it.
+func DeadCut(before, now time.Time) time.Time {
+	latest := now.Add(-time.Millisecond)
+	if before.IsZero() || before.After(latest) {
+		return latest
+	}
+	return before
 }
 
 // TickResult counts the jobs one tick moved, and names those it made dead.

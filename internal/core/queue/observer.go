@@ -53,7 +53,7 @@ type AnswerObserver interface {
 
 // BackendOps lists every op of Observer.BackendError.
 var BackendOps = []string{"enqueue", "get", "list", "stats", "queues", "admission", "fetch", "claim", "extend", "finish", "release",
-	"cancel", "requeue", "remove_queue", "tick"}
+	"cancel", "requeue", "requeue_dead", "remove_queue", "tick"}
 
 // NopObserver ignores everything.
 type NopObserver struct{}

@@ -421,6 +421,26 @@ func (s *Service) Requeue(ctx context.Context, id string) (*Job, error) {
 	return j, nil
 }
 
+// RequeueDead puts up to limit of queue name's dead jobs that died at or
+// before the cut back in line, oldest death first (see
+// Broker.RequeueDead; a zero before: those that died before the call),
+// and counts each as a dead → pending transition. An unknown queue is
+// core.CodeNotFound; a queue with no dead job moves none. When the broker
+// fails part way, the result holds the jobs it moved before, counted too.
+func (s *Service) RequeueDead(ctx context.Context, name string, before time.Time, limit int) (RequeueDeadResult, error) {
+	if err := CheckQueue(name); err != nil {
+		return RequeueDeadResult{}, err
+	}
+	if limit < 1 || limit > MaxRequeueDead {
+		return RequeueDeadResult{}, core.Errorf(core.CodeInvalid, "limit must be a whole number between 1 and %d", MaxRequeueDead)
+	}
+	res, err := s.broker.RequeueDead(ctx, name, before, limit)
+	for range res.IDs {
+		s.obs.Transition(string(StatusDead), string(StatusPending))
+	}
+	return res, s.backendErr("requeue_dead", err)
+}
+
 // RemoveQueue deletes a queue that holds no job to run, with its finished
 // jobs and totals (see Broker.RemoveQueue), and returns how many jobs went
 // with it. Its name is free again: under QUEUE_MAX_QUEUES it no longer

@@ -9,6 +9,7 @@ import (
 	"context"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -574,6 +575,49 @@ func (b *Broker) Requeue(_ context.Context, id string) (*queue.Job, queue.Status
 	b.notify()
 	j := e.job
 	return &j, from, nil
+}
+
+// RequeueDead moves a queue's dead jobs that died at or before the cut back
+// to pending, oldest death first (ties by id, as Redis orders them), at
+// most max, all under one lock.
+func (b *Broker) RequeueDead(_ context.Context, name string, before time.Time, limit int) (queue.RequeueDeadResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q, ok := b.queues[name]
+	if !ok {
+		return queue.RequeueDeadResult{}, queue.QueueNotFoundError(name)
+	}
+	now := b.now()
+	res := queue.RequeueDeadResult{Cut: queue.DeadCut(before, now)}
+	var due []*entry
+	for el := q.dead.order.Front(); el != nil; el = el.Next() {
+		if e, ok := b.jobs[el.Value.(string)]; ok && e.job.Status == queue.StatusDead && !e.job.FinishedAt.After(res.Cut) {
+			due = append(due, e)
+		}
+	}
+	// The set is in order of death unless the clock stepped back.
+	slices.SortStableFunc(due, func(x, y *entry) int {
+		if c := x.job.FinishedAt.Compare(y.job.FinishedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(x.job.ID, y.job.ID)
+	})
+	if n := max(0, limit); n < len(due) {
+		res.Remaining = len(due) - n
+		due = due[:n]
+	}
+	for _, e := range due {
+		b.removeHistory(q, e.job.ID)
+		e.job.Retries = 0
+		e.job.RunAt, e.job.ReadyAt, e.job.FinishedAt = now, now, time.Time{}
+		b.set(q, e, queue.StatusPending)
+		b.pushPending(q, e)
+		res.IDs = append(res.IDs, e.job.ID)
+	}
+	if len(due) > 0 {
+		b.notify()
+	}
+	return res, nil
 }
 
 // RemoveQueue deletes an empty queue with its finished jobs.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -306,4 +307,70 @@ func BenchmarkFirstIndexRead(b *testing.B) {
 			b.Fatalf("Queues: %d names, %v", len(qs), err)
 		}
 	}
+}
+
+// BenchmarkRequeueDead requeues a queue's 10,000 dead jobs (JOB_HISTORY
+// 10,000): one op is the whole RequeueDead, 20 script calls of 500. The
+// jobs die again between ops, untimed. redis-cpu-ms/op is the server's CPU
+// per op, and longest-script-µs the longest one script call took
+// (SLOWLOG's own measure), which is how long Redis is held at once.
+func BenchmarkRequeueDead(b *testing.B) {
+	srv := redistest.Start(b)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	b.Cleanup(func() { rdb.Close() })
+	ctx := context.Background()
+	const n, q = 10000, "bench-dead"
+	br := redisbroker.New(rdb, redisbroker.Options{HistoryLimit: n})
+	jobs := make([]queue.NewJob, n)
+	for i := range jobs {
+		jobs[i] = queue.NewJob{Job: &queue.Job{ID: queue.NewID(), Queue: q, Type: "fail", Source: queue.SourceAPI}}
+	}
+	if err := br.Enqueue(ctx, jobs...); err != nil {
+		b.Fatal(err)
+	}
+	kill := func() {
+		ls, err := br.Fetch(ctx, queue.FetchRequest{Queues: []string{q}, N: n, Lease: time.Minute})
+		if err != nil || len(ls) != n {
+			b.Fatalf("fetch: %d, %v", len(ls), err)
+		}
+		outs := make([]queue.Outcome, n)
+		for i, l := range ls {
+			outs[i] = queue.Outcome{Ref: l.Ref(), Err: "x"}
+		}
+		if _, err := br.Finish(ctx, outs); err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond) // the cut is the millisecond before the call
+	}
+	if err := rdb.ConfigSet(ctx, "slowlog-log-slower-than", "0").Err(); err != nil {
+		b.Fatal(err)
+	}
+	var cpu time.Duration
+	var longest int64
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		kill()
+		rdb.SlowLogReset(ctx)
+		before := serverCPU(b, rdb)
+		b.StartTimer()
+		r, err := br.RequeueDead(ctx, q, time.Time{}, n)
+		b.StopTimer()
+		cpu += serverCPU(b, rdb) - before
+		if err != nil || len(r.IDs) != n {
+			b.Fatalf("RequeueDead: %d, %v", len(r.IDs), err)
+		}
+		logs, err := rdb.SlowLogGet(ctx, 128).Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, l := range logs {
+			if len(l.Args) > 0 && strings.HasPrefix(strings.ToLower(l.Args[0]), "eval") {
+				longest = max(longest, l.Duration.Microseconds())
+			}
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N), "redis-cpu-ms/op")
+	b.ReportMetric(float64(longest), "longest-script-µs")
 }

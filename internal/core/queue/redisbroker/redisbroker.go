@@ -150,7 +150,7 @@ func (b *Broker) Load(ctx context.Context) error {
 	return nil
 }
 
-var allScripts = []*script{enqueueScript, dequeueScript, claimScript, extendScript, finishScript, releaseScript, cancelScript, requeueScript, tickScript, statsScript, removeScript, finishedScript, locateScript}
+var allScripts = []*script{enqueueScript, dequeueScript, claimScript, extendScript, finishScript, releaseScript, cancelScript, requeueScript, requeueDeadScript, tickScript, statsScript, removeScript, finishedScript, locateScript}
 
 // keys names the keys of one queue.
 type keys struct {
@@ -1572,6 +1572,58 @@ func (b *Broker) Requeue(ctx context.Context, id string) (*queue.Job, queue.Stat
 	j := parseJob(a[1].([]any))
 	b.wake(ctx, []queue.Ref{{Queue: q}})
 	return j, queue.Status(a[0].(string)), nil
+}
+
+// requeueDeadBatch is the most dead-set entries one requeueDeadScript call
+// looks at: a few milliseconds of Redis time.
+const requeueDeadBatch = 500
+
+// RequeueDead puts a queue's dead jobs that died at or before the cut back
+// in line, oldest death first, up to limit: requeueDeadScript calls of at
+// most requeueDeadBatch entries each, the first one's cut kept for the
+// others, until limit jobs moved or none at or before the cut is left. It
+// wakes the queue's fetchers after each call that moved jobs. When a call
+// fails, the result holds what the calls before it moved, with the error.
+func (b *Broker) RequeueDead(ctx context.Context, q string, before time.Time, limit int) (queue.RequeueDeadResult, error) {
+	k := b.keys(q)
+	ks := []string{k.pending, k.history, k.dead, k.stats, k.job}
+	cut := ""
+	if !before.IsZero() {
+		cut = strconv.FormatInt(before.UnixMilli(), 10)
+	}
+	var res queue.RequeueDeadResult
+	for first := true; ; first = false {
+		n := min(limit-len(res.IDs), requeueDeadBatch)
+		if n <= 0 {
+			return res, nil
+		}
+		r, err := b.run(ctx, requeueDeadScript, ks, b.now(), cut, n)
+		if err != nil {
+			return res, fmt.Errorf("requeue dead jobs of %s: %w", q, err)
+		}
+		a := r.([]any)
+		cutMS := a[0].(int64)
+		cut = strconv.FormatInt(cutMS, 10)
+		res.Cut, res.Remaining = time.UnixMilli(cutMS).UTC(), int(a[1].(int64))
+		for _, id := range a[3:] {
+			res.IDs = append(res.IDs, id.(string))
+		}
+		if len(a) > 3 {
+			b.wake(ctx, []queue.Ref{{Queue: q}})
+		}
+		if first && a[2].(int64) == 0 {
+			in, err := b.rdb.SIsMember(ctx, b.indexKey(), q).Result()
+			if err != nil {
+				return res, fmt.Errorf("requeue dead jobs of %s: %w", q, err)
+			}
+			if !in {
+				return res, queue.QueueNotFoundError(q)
+			}
+		}
+		if res.Remaining == 0 {
+			return res, nil
+		}
+	}
 }
 
 // RemoveQueue deletes a queue that holds no job to run, with its finished

@@ -164,7 +164,8 @@ end
 // oomGuard is prepended, after the "late" check, to the scripts whose first
 // write would otherwise be one that Redis lets through when it is out of
 // memory (maxmemory reached, noeviction): dequeueScript (LPOP), claimScript
-// (LREM, ZREM), tickScript's lease recovery (ZREM) and requeueScript (ZREM).
+// (LREM, ZREM), tickScript's lease recovery (ZREM), requeueScript (ZREM)
+// and requeueDeadScript (HDEL).
 // Redis refuses a script only at its first write, and only when that write
 // is a command that may grow memory; after it the script runs to its end.
 // Under OOM these scripts would then take jobs whose outcomes and lease
@@ -504,6 +505,59 @@ redis.call('HDEL', key, 'finished_at')
 redis.call('HSET', key, 'status', 'pending', 'retries', 0, 'run_at', now, 'ready_at', now)
 redis.call('RPUSH', KEYS[1], id)
 return {'ok', st, job(key)}
+`)
+
+// requeueDeadScript moves a queue's dead jobs that died at or before a cut
+// back to pending, oldest death first, each as requeueScript moves it: at
+// the tail of pending, retries reset, finished_at dropped, out of dead and
+// history (where a dead job of an earlier version also is). It looks at no
+// more than N entries of the dead set, so that a long dead set never blocks
+// Redis for long: the broker calls it again for more. It moves a job only
+// when its hash says dead, so a job requeued meanwhile (requeueScript, or
+// another call of this one) is never pushed twice. An entry whose hash is
+// gone or is not dead is stale (a dead job leaves the set in the script
+// that moves it, whatever the version): dropped from the set, as trim drops
+// the entries it reaches, and never moved.
+//
+//	KEYS[1] pending  KEYS[2] history  KEYS[3] dead  KEYS[4] stats
+//	KEYS[5] job key prefix
+//	ARGV[1] now  ARGV[2] cut (ms): the latest death to take; "" (or a cut
+//	        after now - 1) means now - 1, so that a job moved here that dies
+//	        again dies after the cut  ARGV[3] N: the most entries to look at
+//
+// Returns {cut, remaining, known, id…}: the cut used; how many entries at
+// or before it the dead set holds after the call; known, 0 when the call
+// found no dead entry and the queue has neither finished jobs nor totals
+// (the broker then asks the queue index whether it exists), else 1; then
+// the ids moved, in order of death, which is their order in pending.
+var requeueDeadScript = newScript(prelude + `
+local now = now_ms(ARGV[1])
+local cut = tonumber(ARGV[2])
+if not cut or cut > now - 1 then cut = now - 1 end
+local cuts = string.format('%d', cut)
+local entries = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', cuts, 'LIMIT', '0', ARGV[3])
+local out = {cut, 0, 1}
+if #entries > 0 then
+` + oomGuard + `
+  local nows = string.format('%d', now)
+  local moved = {}
+  for _, id in ipairs(entries) do
+    local key = KEYS[5] .. id
+    if redis.call('HGET', key, 'status') == 'dead' then
+      redis.call('HDEL', key, 'finished_at')
+      redis.call('HSET', key, 'status', 'pending', 'retries', '0', 'run_at', nows, 'ready_at', nows)
+      moved[#moved + 1] = id
+      out[#out + 1] = id
+    end
+  end
+  bulk('ZREM', KEYS[3], entries)
+  bulk('ZREM', KEYS[2], moved)
+  bulk('RPUSH', KEYS[1], moved)
+elseif redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4]) == 0 then
+  out[3] = 0
+end
+out[2] = redis.call('ZCOUNT', KEYS[3], '-inf', cuts)
+return out
 `)
 
 // tickScript promotes due scheduled and failed jobs to pending and recovers
