@@ -170,11 +170,9 @@ func (s *Server) handleRemoveQueue() http.Handler {
 			writeError(w, r, s.log, err)
 			return
 		}
-		q := params.Get("queue")
-		if q == "" {
-			// Left out or empty: say what is missing rather than that
-			// the name "" is not one.
-			writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "the query parameter queue is required: DELETE /api/dev/queues?queue=Q names the queue to remove (%s)", queue.NameRule))
+		q, err := requiredQueue(params, "DELETE /api/dev/queues?queue=Q names the queue to remove")
+		if err != nil {
+			writeError(w, r, s.log, err)
 			return
 		}
 		n, err := s.jobs.svc.RemoveQueue(r.Context(), q)
@@ -185,6 +183,17 @@ func (s *Server) handleRemoveQueue() http.Handler {
 		s.log.Info("queue removed", "queue", q, "removed_jobs", n)
 		writeJSON(w, http.StatusOK, removedQueue{Queue: q, RemovedJobs: n})
 	})
+}
+
+// requiredQueue is the ?queue= of a route that needs one. Left out or
+// empty, the error says what is missing (usage: what the route does with
+// it) rather than that the name "" is not one.
+func requiredQueue(params query, usage string) (string, error) {
+	q := params.Get("queue")
+	if q == "" {
+		return "", core.Errorf(core.CodeInvalid, "the query parameter queue is required: %s (%s)", usage, queue.NameRule)
+	}
+	return q, nil
 }
 
 // DefaultRequeueDeadLimit is how many dead jobs one
@@ -215,9 +224,9 @@ func (s *Server) handleRequeueDead() http.Handler {
 			writeError(w, r, s.log, err)
 			return
 		}
-		q := params.Get("queue")
-		if q == "" {
-			writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "the query parameter queue is required: POST /api/dev/queues/requeue-dead?queue=Q names the queue whose dead jobs to requeue (%s)", queue.NameRule))
+		q, err := requiredQueue(params, "POST /api/dev/queues/requeue-dead?queue=Q names the queue whose dead jobs to requeue")
+		if err != nil {
+			writeError(w, r, s.log, err)
 			return
 		}
 		limit := DefaultRequeueDeadLimit

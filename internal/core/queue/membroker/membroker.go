@@ -565,16 +565,20 @@ func (b *Broker) Requeue(_ context.Context, id string) (*queue.Job, queue.Status
 	if from != queue.StatusDead && from != queue.StatusCancelled {
 		return nil, from, conflict(id, from, "requeue")
 	}
-	q := b.queues[e.job.Queue]
-	b.removeHistory(q, id)
-	now := b.now()
+	b.requeue(b.queues[e.job.Queue], e, b.now())
+	b.notify()
+	j := e.job
+	return &j, from, nil
+}
+
+// requeue moves a dead or cancelled job of q to the tail of pending, its
+// retries reset (Requeue, RequeueDead). b.mu is held.
+func (b *Broker) requeue(q *qstate, e *entry, now time.Time) {
+	b.removeHistory(q, e.job.ID)
 	e.job.Retries = 0
 	e.job.RunAt, e.job.ReadyAt, e.job.FinishedAt = now, now, time.Time{}
 	b.set(q, e, queue.StatusPending)
 	b.pushPending(q, e)
-	b.notify()
-	j := e.job
-	return &j, from, nil
 }
 
 // RequeueDead moves a queue's dead jobs that died at or before the cut back
@@ -607,11 +611,7 @@ func (b *Broker) RequeueDead(_ context.Context, name string, before time.Time, l
 		due = due[:n]
 	}
 	for _, e := range due {
-		b.removeHistory(q, e.job.ID)
-		e.job.Retries = 0
-		e.job.RunAt, e.job.ReadyAt, e.job.FinishedAt = now, now, time.Time{}
-		b.set(q, e, queue.StatusPending)
-		b.pushPending(q, e)
+		b.requeue(q, e, now)
 		res.IDs = append(res.IDs, e.job.ID)
 	}
 	if len(due) > 0 {
