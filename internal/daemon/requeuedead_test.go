@@ -11,12 +11,17 @@ import (
 
 // makeDeadJobs makes n fail jobs of queue q dead through the API (manual
 // mode: run-next runs each) and returns their ids in the order they died,
-// once the clock has left their last millisecond (the default cut of
-// requeue-dead is the millisecond before the call).
+// each in a millisecond of its own (jobs that die in the same millisecond
+// are taken in id order), once the clock has left the last one's
+// millisecond (the default cut of requeue-dead is the millisecond before
+// the call).
 func makeDeadJobs(t *testing.T, s *Server, q string, n int) []string {
 	t.Helper()
 	var ids []string
 	for range n {
+		for last := time.Now().UnixMilli(); time.Now().UnixMilli() <= last; {
+			time.Sleep(100 * time.Microsecond)
+		}
 		resp, j := do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"fail","queue":"`+q+`","max_retries":0}`)
 		if resp.StatusCode != 202 {
 			t.Fatalf("enqueue: %d %v", resp.StatusCode, j)
