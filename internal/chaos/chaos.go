@@ -191,7 +191,6 @@ func (c *cluster) start() *daemontest.Daemon {
 	return d
 }
 
-// killAndRestart SIGKILLs daemon i and starts a new one in its place.
 // killAndRestart SIGKILLs daemon i and starts another in its place. It
 // kills once the daemon holds a lease (a job fetched, its handler not yet
 // done), waiting up to killWait for one, so that the kill tests recovery:

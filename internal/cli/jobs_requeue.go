@@ -103,9 +103,19 @@ func requeueAllDead(ctx context.Context, d Driver, p *Printer, q string) error {
 		r, err := d.RequeueDead(ctx, q, before, queue.MaxRequeueDead)
 		v.IDs = append(v.IDs, r.IDs...)
 		if err != nil {
-			if len(v.IDs) > 0 && !p.JSON {
-				// What moved stays moved: say so, above the error line.
-				_ = printRequeuedDead(p, len(v.IDs), q)
+			if len(v.IDs) > 0 {
+				// What moved stays moved (over --redis, a failing call's
+				// moves too; through a daemon, those of the calls before
+				// it): say so, above the error line.
+				if !r.Cut.IsZero() {
+					before = r.Cut
+				}
+				v.Requeued, v.Before = len(v.IDs), before.UnixMilli()
+				if p.JSON {
+					_ = p.PrintJSON(v)
+				} else {
+					_ = printRequeuedDead(p, len(v.IDs), q)
+				}
 			}
 			return err
 		}

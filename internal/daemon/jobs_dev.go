@@ -216,7 +216,8 @@ type RequeuedDead struct {
 // ?before= (unix ms; default: those that died before the request) back in
 // line, oldest death first, up to ?limit= (1 to queue.MaxRequeueDead,
 // default DefaultRequeueDeadLimit): 404 for an unknown queue, 200 with
-// nothing moved for a queue without dead jobs.
+// nothing moved for a queue without dead jobs. When the backend fails
+// after some moved, the error's details name them (requeued, ids, before).
 func (s *Server) handleRequeueDead() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		params, err := routeQuery(r, "queue", "limit", "before")
@@ -250,6 +251,12 @@ func (s *Server) handleRequeueDead() http.Handler {
 		res, err := s.jobs.svc.RequeueDead(r.Context(), q, before, limit)
 		if len(res.IDs) > 0 {
 			s.log.Info("dead jobs requeued", "queue", q, "requeued", len(res.IDs), "remaining", res.Remaining)
+		}
+		if err != nil && len(res.IDs) > 0 {
+			// Failed part way: what moved stays moved, and the caller is
+			// told which, with the cut to go on with.
+			writeErrorDetails(w, r, s.log, err, map[string]any{"requeued": len(res.IDs), "ids": res.IDs, "before": res.Cut.UnixMilli()})
+			return
 		}
 		if err != nil {
 			s.writeJobError(w, r, err)

@@ -1,12 +1,21 @@
 package daemon
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/redistest"
 )
 
 // makeDeadJobs makes n fail jobs of queue q dead through the API (manual
@@ -111,5 +120,63 @@ func TestRequeueDeadRoute(t *testing.T) {
 	}
 	if resp, body := do(t, s, "POST", "/api/dev/queues/requeue-dead?queue=other&limit=10000&before=0", devToken, ""); resp.StatusCode != 200 || num(body, "requeued") != 0 || num(body, "remaining") != 0 {
 		t.Errorf("before=0 (nothing died that early): %d %v", resp.StatusCode, body)
+	}
+}
+
+// failNthScript is a go-redis hook that fails the nth EVALSHA (or EVAL)
+// whose keys include a queue's dead set and its stats, requeue-dead's
+// script, as a backend failing part way would.
+type failNthScript struct {
+	n     int
+	calls atomic.Int64
+}
+
+func (h *failNthScript) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *failNthScript) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if name := cmd.Name(); name == "evalsha" || name == "eval" {
+			args := fmt.Sprint(cmd.Args())
+			if strings.Contains(args, "}:dead ") && strings.Contains(args, "}:stats ") && h.calls.Add(1) == int64(h.n) {
+				err := errors.New("injected: connection reset")
+				cmd.SetErr(err)
+				return err
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *failNthScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestRequeueDeadPartialFailureNamesTheMoved: when Redis fails after some
+// of a request's script calls moved jobs (500 a call), the error answer
+// names those jobs (details: requeued, ids, before), so the caller knows
+// what is back in line; a second request moves the rest.
+func TestRequeueDeadPartialFailureNamesTheMoved(t *testing.T) {
+	r := redistest.Start(t)
+	s, client := newRedisServer(t, r, func(c *config.Config) { c.JobHistory = 1000 })
+	dead := makeDeadJobs(t, s, "bulk", 501)
+	client.AddHook(&failNthScript{n: 2})
+
+	resp, body := do(t, s, "POST", "/api/dev/queues/requeue-dead?queue=bulk&limit=1000", devToken, "")
+	if resp.StatusCode != 503 || errCode(body) != "unavailable" {
+		t.Fatalf("a failure part way: %d %v, want 503 unavailable", resp.StatusCode, body)
+	}
+	details, _ := body["error"].(map[string]any)["details"].(map[string]any)
+	var ids []string
+	if list, ok := details["ids"].([]any); ok {
+		for _, id := range list {
+			ids = append(ids, id.(string))
+		}
+	}
+	if num(details, "requeued") != 500 || !slices.Equal(ids, dead[:500]) || num(details, "before") <= 0 {
+		t.Errorf("details: requeued %v, before %v, ids %d (want the first 500 dead, in order)", details["requeued"], details["before"], len(ids))
+	}
+	_, body = do(t, s, "POST", "/api/dev/queues/requeue-dead?queue=bulk&before="+strconv.Itoa(num(details, "before")), devToken, "")
+	if num(body, "requeued") != 1 || fmt.Sprint(body["ids"]) != fmt.Sprint([]string{dead[500]}) || num(body, "remaining") != 0 {
+		t.Errorf("the second request: %v, want the last dead job", body)
 	}
 }
