@@ -114,14 +114,21 @@ func (d *apiDriver) RequeueDead(ctx context.Context, q string, before time.Time,
 		// any other 404 (no route, in its words or the mux's) is a daemon
 		// that predates the route.
 		if core.ErrorCode(err) == core.CodeNotFound && core.ErrorMessage(err) != core.ErrorMessage(queue.QueueNotFoundError(q)) {
-			return queue.RequeueDeadResult{}, core.Errorf(core.CodeNotFound,
+			return queue.RequeueDeadResult{}, earlierDaemonError{core.Errorf(core.CodeNotFound,
 				"the daemon at %s does not know POST %s (it is of an earlier version): requeue over Redis with --redis, or upgrade the daemon",
-				config.RedactURL(d.c.Base), requeueDeadPath)
+				config.RedactURL(d.c.Base), requeueDeadPath)}
 		}
 		return queue.RequeueDeadResult{}, err
 	}
 	return queue.RequeueDeadResult{IDs: a.IDs, Remaining: a.Remaining, Cut: time.UnixMilli(a.Before).UTC()}, nil
 }
+
+// earlierDaemonError is a daemon's 404 for a route it predates, so that
+// `top` can say it in a line of its own.
+type earlierDaemonError struct{ err error }
+
+func (e earlierDaemonError) Error() string { return e.err.Error() }
+func (e earlierDaemonError) Unwrap() error { return e.err }
 
 func (d *apiDriver) job(ctx context.Context, method, path string) (*queue.Job, error) {
 	var j queue.Job

@@ -91,33 +91,51 @@ func jobsRequeueRun(ctx context.Context, o *JobsRequeueOptions) error {
 	})
 }
 
-// requeueAllDead requeues the dead jobs of queue q, as many calls as it
+// requeueAllDead requeues the dead jobs of queue q (requeueEveryDead) and
+// says how many in one line, or as JSON.
+func requeueAllDead(ctx context.Context, d Driver, p *Printer, q string) error {
+	v, err := requeueEveryDead(ctx, d, q)
+	if err != nil && len(v.IDs) == 0 {
+		return err
+	}
+	// On an error, what moved stays moved (over --redis, a failing call's
+	// moves too; through a daemon, those of the calls before it): say so,
+	// above the error line.
+	var perr error
+	if p.JSON {
+		perr = p.PrintJSON(v)
+	} else {
+		perr = printRequeuedDead(p, v.Requeued, q)
+	}
+	if err != nil {
+		return err
+	}
+	return perr
+}
+
+// deadRequeuer is what requeueEveryDead needs of a Driver.
+type deadRequeuer interface {
+	RequeueDead(ctx context.Context, q string, before time.Time, limit int) (queue.RequeueDeadResult, error)
+}
+
+// requeueEveryDead requeues the dead jobs of queue q, as many calls as it
 // takes: the first one's cut (the jobs that died before it) is passed to
 // the others, so that a job dying again meanwhile is not taken twice, until
 // none that died by then is left (or a call moves none: another client took
-// them, or a clock stepped back).
-func requeueAllDead(ctx context.Context, d Driver, p *Printer, q string) error {
+// them, or a clock stepped back). It serves `jobs requeue --all-dead` and
+// `top`'s A alike. On an error, the view holds the jobs moved before it.
+func requeueEveryDead(ctx context.Context, d deadRequeuer, q string) (RequeuedDeadView, error) {
 	v := RequeuedDeadView{Queue: q, IDs: []string{}}
 	var before time.Time
 	for {
 		r, err := d.RequeueDead(ctx, q, before, queue.MaxRequeueDead)
 		v.IDs = append(v.IDs, r.IDs...)
 		if err != nil {
-			if len(v.IDs) > 0 {
-				// What moved stays moved (over --redis, a failing call's
-				// moves too; through a daemon, those of the calls before
-				// it): say so, above the error line.
-				if !r.Cut.IsZero() {
-					before = r.Cut
-				}
-				v.Requeued, v.Before = len(v.IDs), before.UnixMilli()
-				if p.JSON {
-					_ = p.PrintJSON(v)
-				} else {
-					_ = printRequeuedDead(p, len(v.IDs), q)
-				}
+			if !r.Cut.IsZero() {
+				before = r.Cut
 			}
-			return err
+			v.Requeued, v.Before = len(v.IDs), before.UnixMilli()
+			return v, err
 		}
 		before = r.Cut
 		v.Remaining, v.Before = r.Remaining, r.Cut.UnixMilli()
@@ -126,10 +144,7 @@ func requeueAllDead(ctx context.Context, d Driver, p *Printer, q string) error {
 		}
 	}
 	v.Requeued = len(v.IDs)
-	if p.JSON {
-		return p.PrintJSON(v)
-	}
-	return printRequeuedDead(p, v.Requeued, q)
+	return v, nil
 }
 
 // printRequeuedDead prints the one line of `jobs requeue --all-dead`, on a

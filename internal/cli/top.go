@@ -10,6 +10,7 @@ import (
 
 	"github.com/refrakt/refrakt/internal/cli/top"
 	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/core"
 )
 
 // TopOptions are the inputs of `refrakt top`.
@@ -87,7 +88,8 @@ func topRun(ctx context.Context, opts *TopOptions) error {
 	}
 	// The header shows the source's name on every frame: a password in
 	// the URL must not stay on screen, in scrollback or in a recording.
-	var src top.Source = top.NewHTTPSource(config.RedactURL(opts.Conn.Server), opts.Conn.apiClient())
+	api := opts.Conn.apiClient()
+	var src top.Source = apiTopSource{top.NewHTTPSource(config.RedactURL(opts.Conn.Server), api), newAPIDriver(api)}
 	if opts.Conn.Redis != "" {
 		rs, err := newRedisTopSource(ctx, opts.Conn.Redis, opts.Conn.Prefix, opts.Getenv)
 		if err != nil {
@@ -109,4 +111,25 @@ func topRun(ctx context.Context, opts *TopOptions) error {
 		return nil
 	}
 	return err
+}
+
+// apiTopSource is `top`'s source of a daemon: a top.HTTPSource, whose
+// requeue of a queue's dead jobs goes through the API driver, so that it
+// requeues as `refrakt jobs requeue --queue Q --all-dead` does.
+type apiTopSource struct {
+	*top.HTTPSource
+	d *apiDriver
+}
+
+var _ top.DeadRequeuer = apiTopSource{}
+
+// RequeueAllDead requeues every dead job of queue q through the daemon. A
+// daemon of an earlier version, without the route, is said in words that
+// fit top's status line.
+func (s apiTopSource) RequeueAllDead(ctx context.Context, q string) (int, error) {
+	v, err := requeueEveryDead(ctx, s.d, q)
+	if errors.As(err, new(earlierDaemonError)) {
+		err = core.Errorf(core.CodeNotFound, "the daemon is too old for it: upgrade it, or use top --redis")
+	}
+	return v.Requeued, err
 }

@@ -33,6 +33,7 @@ var (
 	_ top.DirectSource   = (*redisTopSource)(nil)
 	_ top.BucketResetter = (*redisTopSource)(nil)
 	_ top.JobRequeuer    = (*redisTopSource)(nil)
+	_ top.DeadRequeuer   = (*redisTopSource)(nil)
 )
 
 // newRedisTopSource connects to rawURL once. A setting to fix (a bad URL,
@@ -134,4 +135,15 @@ func (s *redisTopSource) RequeueJob(ctx context.Context, id string) error {
 	}
 	_, err = d.RequeueJob(ctx, id)
 	return err
+}
+
+// RequeueAllDead requeues every dead job of queue q straight on Redis, as
+// `refrakt jobs requeue --queue Q --all-dead --redis` does.
+func (s *redisTopSource) RequeueAllDead(ctx context.Context, q string) (int, error) {
+	d, err := s.driver(ctx)
+	if err != nil {
+		return 0, err
+	}
+	v, err := requeueEveryDead(ctx, d, q)
+	return v.Requeued, err
 }

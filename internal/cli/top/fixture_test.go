@@ -47,6 +47,9 @@ type scriptSource struct {
 	actionErr error
 	resets    []string
 	requeues  []string
+	// allDead are the queues RequeueAllDead was asked; it answers moved.
+	allDead []string
+	moved   int
 }
 
 func (s *scriptSource) Name() string { return "http://127.0.0.1:8080" }
@@ -71,6 +74,13 @@ func (s *scriptSource) RequeueJob(ctx context.Context, id string) error {
 	defer s.mu.Unlock()
 	s.requeues = append(s.requeues, id)
 	return s.actionErr
+}
+
+func (s *scriptSource) RequeueAllDead(ctx context.Context, q string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.allDead = append(s.allDead, q)
+	return s.moved, s.actionErr
 }
 
 // roleSource is a scriptSource that says its token's role.

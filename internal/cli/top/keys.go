@@ -15,25 +15,28 @@ type keyMap struct {
 	Refresh key.Binding
 	Reset   key.Binding
 	Requeue key.Binding
-	Help    key.Binding
-	Quit    key.Binding
+	// RequeueAll requeues every dead job of the selected dead job's queue.
+	RequeueAll key.Binding
+	Help       key.Binding
+	Quit       key.Binding
 }
 
 func newKeyMap() keyMap {
 	return keyMap{
-		Pane:    key.NewBinding(key.WithKeys("tab", "shift+tab"), key.WithHelp("tab/shift+tab", "pane")),
-		Up:      key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
-		Down:    key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
-		Page:    key.NewBinding(key.WithKeys("pgup", "pgdown"), key.WithHelp("pgup/pgdn", "page")),
-		Ends:    key.NewBinding(key.WithKeys("home", "end", "g", "G"), key.WithHelp("home/end, g/G", "first, last")),
-		Sort:    key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "sort")),
-		Filter:  key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
-		Pause:   key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "pause")),
-		Refresh: key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "refresh")),
-		Reset:   key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "reset bucket")),
-		Requeue: key.NewBinding(key.WithKeys("R"), key.WithHelp("R", "requeue dead job")),
-		Help:    key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
-		Quit:    key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q/ctrl+c", "quit")),
+		Pane:       key.NewBinding(key.WithKeys("tab", "shift+tab"), key.WithHelp("tab/shift+tab", "pane")),
+		Up:         key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
+		Down:       key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
+		Page:       key.NewBinding(key.WithKeys("pgup", "pgdown"), key.WithHelp("pgup/pgdn", "page")),
+		Ends:       key.NewBinding(key.WithKeys("home", "end", "g", "G"), key.WithHelp("home/end, g/G", "first, last")),
+		Sort:       key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "sort")),
+		Filter:     key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
+		Pause:      key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "pause")),
+		Refresh:    key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "refresh")),
+		Reset:      key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "reset bucket")),
+		Requeue:    key.NewBinding(key.WithKeys("R"), key.WithHelp("R", "requeue dead job")),
+		RequeueAll: key.NewBinding(key.WithKeys("A"), key.WithHelp("A", "requeue all dead of queue")),
+		Help:       key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
+		Quit:       key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q/ctrl+c", "quit")),
 	}
 }
 
@@ -51,6 +54,6 @@ func (k keyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Pane, k.Up, k.Down, k.Page, k.Ends, k.Sort, k.Filter},
 		{k.Pause, k.Refresh, k.Help, k.Quit},
-		{k.Reset, k.Requeue},
+		{k.Reset, k.Requeue, k.RequeueAll},
 	}
 }

@@ -7,6 +7,7 @@ package top
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -36,6 +37,11 @@ const (
 	DefaultInterval = time.Second
 	MinInterval     = 100 * time.Millisecond
 )
+
+// requeueAllTimeout bounds a requeue of a queue's dead jobs, which takes a
+// call per 500 of them: a minute is far more than the thousands of dead
+// jobs JOB_HISTORY keeps take.
+const requeueAllTimeout = time.Minute
 
 // maxBackoff caps the wait between retries while the source is down, so
 // `top` notices a recovered daemon within a few seconds.
@@ -126,6 +132,9 @@ type actionKind int
 const (
 	actionReset actionKind = iota
 	actionRequeue
+	// actionRequeueAll requeues every dead job of the queue its target
+	// names.
+	actionRequeueAll
 )
 
 // Messages of the program's own commands.
@@ -144,9 +153,11 @@ type (
 		err  error
 		at   time.Time
 	}
-	// actionDoneMsg is the outcome of a confirmed action.
+	// actionDoneMsg is the outcome of a confirmed action; moved is how
+	// many jobs a requeue of a queue's dead jobs moved, an error or not.
 	actionDoneMsg struct {
 		action pendingAction
+		moved  int
 		err    error
 	}
 	// roleMsg is the source's answer to which role the token has.
@@ -371,8 +382,11 @@ func (m Model) fetched(msg fetchedMsg) (Model, tea.Cmd) {
 func (m Model) actionDone(msg actionDoneMsg) (Model, tea.Cmd) {
 	what := "bucket " + msg.action.target + " reset"
 	verb := "reset"
-	if msg.action.kind == actionRequeue {
+	switch msg.action.kind {
+	case actionRequeue:
 		what, verb = "job "+msg.action.target+" requeued", "requeue"
+	case actionRequeueAll:
+		what, verb = requeuedDead(msg.moved, msg.action.target), "requeue"
 	}
 	switch code := core.ErrorCode(msg.err); {
 	case msg.err == nil:
@@ -380,10 +394,24 @@ func (m Model) actionDone(msg actionDoneMsg) (Model, tea.Cmd) {
 		return m.refreshNow()
 	case code == core.CodeUnauthorized || code == core.CodeForbidden:
 		m.status, m.mayAct = verb+" needs a developer token", permissionNo
+	case msg.moved > 0:
+		// What moved stays moved: say how many, and show them pending.
+		m.status = what + ", then failed: " + core.ErrorMessage(msg.err)
+		return m.refreshNow()
 	default:
 		m.status = verb + " failed: " + core.ErrorMessage(msg.err)
 	}
 	return m, nil
+}
+
+// requeuedDead says that n dead jobs of queue q were requeued, in the
+// words of `refrakt jobs requeue --all-dead`.
+func requeuedDead(n int, q string) string {
+	jobs := "jobs"
+	if n == 1 {
+		jobs = "job"
+	}
+	return fmt.Sprintf("requeued %d dead %s of queue %s", n, jobs, q)
 }
 
 // key handles a key press: the confirmation prompt and the filter line take
@@ -452,6 +480,8 @@ func (m Model) key(msg tea.KeyPressMsg) (Model, tea.Cmd) {
 		return m.ask(actionReset), nil
 	case key.Matches(msg, m.keys.Requeue):
 		return m.ask(actionRequeue), nil
+	case key.Matches(msg, m.keys.RequeueAll):
+		return m.ask(actionRequeueAll), nil
 	case k == "esc":
 		m.filter = ""
 		m = m.reselect()
@@ -485,7 +515,7 @@ func (m Model) editFilter(msg tea.KeyPressMsg) Model {
 // says in the footer why it cannot.
 func (m Model) ask(kind actionKind) Model {
 	want, noun, verb := paneBuckets, "bucket", "reset"
-	if kind == actionRequeue {
+	if kind == actionRequeue || kind == actionRequeueAll {
 		want, noun, verb = paneDead, "dead job", "requeue"
 	}
 	switch {
@@ -497,10 +527,15 @@ func (m Model) ask(kind actionKind) Model {
 		return m
 	}
 	var can bool
-	if kind == actionReset {
+	target := m.selected[want]
+	switch kind {
+	case actionReset:
 		_, can = m.src.(BucketResetter)
-	} else {
+	case actionRequeue:
 		_, can = m.src.(JobRequeuer)
+	case actionRequeueAll:
+		_, can = m.src.(DeadRequeuer)
+		target = m.deadQueue(target)
 	}
 	if !can {
 		m.status = "this source cannot do that"
@@ -511,8 +546,18 @@ func (m Model) ask(kind actionKind) Model {
 		m.status = verb + " needs a developer token"
 		return m
 	}
-	m.confirm = &pendingAction{kind: kind, target: m.selected[want]}
+	m.confirm = &pendingAction{kind: kind, target: target}
 	return m
+}
+
+// deadQueue is the queue of the dead job id, as the snapshot shows it.
+func (m Model) deadQueue(id string) string {
+	for _, j := range m.snap.DeadJobs {
+		if j.ID == id {
+			return j.Queue
+		}
+	}
+	return ""
 }
 
 // answer handles the key pressed at a confirmation prompt: y runs it,
@@ -525,17 +570,25 @@ func (m Model) answer(k string) (Model, tea.Cmd) {
 		return m, nil
 	}
 	ctx, src, timeout := m.ctx, m.src, m.fetchTimeout
+	if act.kind == actionRequeueAll {
+		// As many calls as the queue's dead jobs take (500 a call).
+		timeout = max(timeout, requeueAllTimeout)
+	}
 	m.status = "working…"
 	return m, func() tea.Msg {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		var err error
-		if act.kind == actionReset {
+		var moved int
+		switch act.kind {
+		case actionReset:
 			err = src.(BucketResetter).ResetBucket(ctx, act.target)
-		} else {
+		case actionRequeue:
 			err = src.(JobRequeuer).RequeueJob(ctx, act.target)
+		case actionRequeueAll:
+			moved, err = src.(DeadRequeuer).RequeueAllDead(ctx, act.target)
 		}
-		return actionDoneMsg{action: act, err: err}
+		return actionDoneMsg{action: act, moved: moved, err: err}
 	}
 }
 

@@ -27,6 +27,13 @@ type JobRequeuer interface {
 	RequeueJob(ctx context.Context, id string) error
 }
 
+// DeadRequeuer is a Source that can put every dead job of a queue back to
+// pending, as `refrakt jobs requeue --queue Q --all-dead` does. It returns
+// how many jobs it moved, also when an error stopped it part way.
+type DeadRequeuer interface {
+	RequeueAllDead(ctx context.Context, queue string) (int, error)
+}
+
 // RoleSource is a Source that can say which role its token has ("operator"
 // or "developer"), so that `top` refuses a reset or a requeue at once with a
 // token that may not do them, rather than after its confirmation prompt.

@@ -141,8 +141,11 @@ func (m Model) footer() string {
 	switch {
 	case m.confirm != nil:
 		q := "reset bucket " + termtext.Escape(m.confirm.target)
-		if m.confirm.kind == actionRequeue {
+		switch m.confirm.kind {
+		case actionRequeue:
 			q = "requeue dead job " + termtext.Escape(m.confirm.target)
+		case actionRequeueAll:
+			q = "requeue every dead job of queue " + termtext.Escape(m.confirm.target)
 		}
 		return m.theme.warn.Render(q + "? [y/N]")
 	case m.filtering:
@@ -158,7 +161,7 @@ func (m Model) helpScreen(height int) []string {
 	lines := []string{"", m.theme.title.Render("Keys"), ""}
 	lines = append(lines, strings.Split(m.help.FullHelpView(m.keys.FullHelp()), "\n")...)
 	lines = append(lines, "",
-		"x and R ask to confirm first, and need a developer token.",
+		"x, R and A ask to confirm first, and need a developer token.",
 		"s sorts the focused pane; / filters every pane by queue, key or target.",
 		"",
 		m.theme.title.Render("Panes"),
