@@ -45,8 +45,9 @@ func newTopCmd(f *Factory, runF func(context.Context, *TopOptions) error) *cobra
 			"busiest rate limit buckets and the overrides. It keeps running while the daemon is\n" +
 			"down and says so. With --redis it reads Redis directly: no daemon, so no uptime,\n" +
 			"readiness or workers. Keys: tab pane, ↑/↓ or j/k move, s sort, / filter, p pause,\n" +
-			"r refresh, ? help, q quit; with a developer token x resets the selected bucket and\n" +
-			"R requeues the selected dead job, each after a confirmation.",
+			"r refresh, ? help, q quit; with a developer token x resets the selected bucket, R\n" +
+			"requeues the selected dead job and A every dead job of its queue, each after a\n" +
+			"confirmation.",
 		Example: "  refrakt top\n" +
 			"  refrakt top --interval 250ms\n" +
 			"  refrakt top --redis redis://127.0.0.1:6379/0\n" +
