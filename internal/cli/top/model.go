@@ -522,7 +522,7 @@ func (m Model) ask(kind actionKind) Model {
 	case m.focus != want:
 		m.status = "select a " + noun + " first: tab to the " + paneNames[want] + " pane"
 		return m
-	case m.selected[want] == "":
+	case m.selected[want] == "", kind == actionRequeueAll && m.deadQueue(m.selected[want]) == "":
 		m.status = "no " + noun + " selected"
 		return m
 	}
