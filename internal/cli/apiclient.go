@@ -137,8 +137,9 @@ func (c *APIClient) Do(ctx context.Context, method, path string, in, out any) er
 	if resp.StatusCode >= 300 {
 		var env struct {
 			Error struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
+				Code    string          `json:"code"`
+				Message string          `json:"message"`
+				Details json.RawMessage `json:"details"`
 			} `json:"error"`
 		}
 		_ = json.Unmarshal(raw, &env)
@@ -156,9 +157,13 @@ func (c *APIClient) Do(ctx context.Context, method, path string, in, out any) er
 		if code == core.CodeUnauthorized {
 			hint = hintError(c.tokenHint())
 		}
-		e := &core.Error{Code: code, Message: msg, Err: hint}
+		ce := &core.Error{Code: code, Message: msg, Err: hint}
+		var e error = ce
 		if code == core.CodeUnavailable {
-			return daemonOutageError{addr: c.Base, err: e}
+			e = daemonOutageError{addr: c.Base, err: ce}
+		}
+		if len(env.Error.Details) > 0 {
+			e = detailedError{err: e, details: env.Error.Details}
 		}
 		return e
 	}
@@ -263,4 +268,22 @@ func (c *APIClient) tokenHint() string {
 		return " (the token file is sent only to a daemon on a loopback address: give this daemon's token with " + how + ")"
 	}
 	return " (give a token with " + how + ")"
+}
+
+// detailedError is a daemon's error answer that carries details (the
+// machine-readable extras of its JSON error), for a caller that reads them
+// (errorDetails); it says and unwraps to the error as without them.
+type detailedError struct {
+	err     error
+	details json.RawMessage
+}
+
+func (e detailedError) Error() string { return e.err.Error() }
+func (e detailedError) Unwrap() error { return e.err }
+
+// errorDetails decodes the details of a daemon's error answer in err's
+// chain into v, and reports whether there were any.
+func errorDetails(err error, v any) bool {
+	var d detailedError
+	return errors.As(err, &d) && json.Unmarshal(d.details, v) == nil
 }

@@ -118,7 +118,13 @@ func (d *apiDriver) RequeueDead(ctx context.Context, q string, before time.Time,
 				"the daemon at %s does not know POST %s (it is of an earlier version): requeue over Redis with --redis, or upgrade the daemon",
 				config.RedactURL(d.c.Base), requeueDeadPath)}
 		}
-		return queue.RequeueDeadResult{}, err
+		// A failure part way names the jobs it moved before (their ids
+		// and the cut): they stay moved, and the caller says so.
+		var moved queue.RequeueDeadResult
+		if errorDetails(err, &a) && len(a.IDs) > 0 {
+			moved = queue.RequeueDeadResult{IDs: a.IDs, Cut: time.UnixMilli(a.Before).UTC()}
+		}
+		return moved, err
 	}
 	return queue.RequeueDeadResult{IDs: a.IDs, Remaining: a.Remaining, Cut: time.UnixMilli(a.Before).UTC()}, nil
 }

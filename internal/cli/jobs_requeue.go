@@ -7,7 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/refrakt/refrakt/internal/cli/top"
 	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/daemon"
 )
 
 // JobsRequeueOptions are the inputs of `refrakt jobs requeue`.
@@ -21,15 +23,9 @@ type JobsRequeueOptions struct {
 }
 
 // RequeuedDeadView is what `jobs requeue --queue Q --all-dead -o json`
-// prints: the shape of the API's answer (daemon.RequeuedDead), summed over
-// the calls one run makes, with the cut they shared.
-type RequeuedDeadView struct {
-	Queue     string   `json:"queue"`
-	Requeued  int      `json:"requeued"`
-	IDs       []string `json:"ids"`
-	Remaining int      `json:"remaining"`
-	Before    int64    `json:"before"`
-}
+// prints: the API's answer, summed over the calls one run makes, with the
+// cut they shared.
+type RequeuedDeadView = daemon.RequeuedDead
 
 func newJobsRequeueCmd(c client, runF func(context.Context, *JobsRequeueOptions) error) *cobra.Command {
 	opts := &JobsRequeueOptions{client: c}
@@ -150,9 +146,5 @@ func requeueEveryDead(ctx context.Context, d deadRequeuer, q string) (RequeuedDe
 // printRequeuedDead prints the one line of `jobs requeue --all-dead`, on a
 // terminal and piped alike (a script reads the count).
 func printRequeuedDead(p *Printer, n int, q string) error {
-	jobs := "jobs"
-	if n == 1 {
-		jobs = "job"
-	}
-	return p.Printf("requeued %d dead %s of queue %s\n", n, jobs, q)
+	return p.Printf("%s\n", top.RequeuedDead(n, q))
 }

@@ -212,3 +212,29 @@ func TestE2ERequeueAllDeadWithWorkers(t *testing.T) {
 		})
 	}
 }
+
+// TestRequeueAllDeadPartialThroughADaemon: a daemon whose requeue-dead
+// failed part way answers a 503 naming the jobs it moved (details: ids,
+// before); the binary says how many moved, on stdout (or as JSON, with
+// the ids) above the error, and exits as for the daemon's outage.
+func TestRequeueAllDeadPartialThroughADaemon(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `{"error":{"code":"unavailable","message":"the job queue is unavailable","details":{"requeued":2,"ids":["idA","idB"],"before":1795780000000}}}`)
+	}))
+	defer srv.Close()
+	env := map[string]string{"REFRAKT_SERVER": srv.URL, "REFRAKT_TOKEN": "x", "XDG_STATE_HOME": t.TempDir()}
+	code, out, errOut := binCLI(t, env, "jobs", "requeue", "--queue", "mail", "--all-dead")
+	if want := "requeued 2 dead jobs of queue mail\n"; code != ExitUnreachable || out != want || !strings.Contains(errOut, "unavailable") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want %d, %q and the error", code, out, errOut, ExitUnreachable, want)
+	}
+	code, out, _ = binCLI(t, env, "jobs", "requeue", "--queue", "mail", "--all-dead", "-o", "json")
+	var v RequeuedDeadView
+	if err := json.Unmarshal([]byte(out), &v); err != nil || code != ExitUnreachable {
+		t.Fatalf("-o json: exit %d, %v, stdout %q", code, err, out)
+	}
+	if want := (RequeuedDeadView{Queue: "mail", Requeued: 2, IDs: []string{"idA", "idB"}, Before: 1795780000000}); !cmp.Equal(v, want) {
+		t.Errorf("-o json: %+v, want %+v", v, want)
+	}
+}

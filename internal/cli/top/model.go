@@ -386,7 +386,7 @@ func (m Model) actionDone(msg actionDoneMsg) (Model, tea.Cmd) {
 	case actionRequeue:
 		what, verb = "job "+msg.action.target+" requeued", "requeue"
 	case actionRequeueAll:
-		what, verb = requeuedDead(msg.moved, msg.action.target), "requeue"
+		what, verb = RequeuedDead(msg.moved, msg.action.target), "requeue"
 	}
 	switch code := core.ErrorCode(msg.err); {
 	case msg.err == nil:
@@ -404,9 +404,9 @@ func (m Model) actionDone(msg actionDoneMsg) (Model, tea.Cmd) {
 	return m, nil
 }
 
-// requeuedDead says that n dead jobs of queue q were requeued, in the
-// words of `refrakt jobs requeue --all-dead`.
-func requeuedDead(n int, q string) string {
+// RequeuedDead says that n dead jobs of queue q were requeued: the line of
+// `refrakt jobs requeue --all-dead` and of top's A.
+func RequeuedDead(n int, q string) string {
 	jobs := "jobs"
 	if n == 1 {
 		jobs = "job"
