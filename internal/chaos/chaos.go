@@ -13,7 +13,6 @@
 package chaos
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -22,7 +21,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -229,34 +227,21 @@ const killWait = 5 * time.Second
 // less the runs its workers timed (refrakt_job_duration_seconds, one per
 // handler run, whatever its outcome).
 func leasesHeld(base string) (int, error) {
-	resp, err := (&http.Client{Timeout: time.Second}).Get(base + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
 	var fetched, ran float64
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		series, val, ok := strings.Cut(line, " ")
-		if !ok {
-			continue
-		}
-		f, err := strconv.ParseFloat(val, 64)
-		if err != nil {
-			continue
-		}
+	err := scrape(metricsClient, base, func(series string, v float64) {
 		switch {
 		case strings.HasPrefix(series, "refrakt_job_status_transitions_total{") &&
 			strings.Contains(series, `from_status="pending"`) && strings.Contains(series, `to_status="running"`):
-			fetched += f
+			fetched += v
 		case strings.HasPrefix(series, "refrakt_job_duration_seconds_count"):
-			ran += f
+			ran += v
 		}
-	}
-	return int(fetched - ran), sc.Err()
+	})
+	return int(fetched - ran), err
 }
+
+// metricsClient reads the daemons' /metrics while a kill waits.
+var metricsClient = &http.Client{Timeout: time.Second}
 
 // Run runs one chaos session and returns its report; the caller decides
 // what a failure means (the test fails on any).

@@ -278,37 +278,44 @@ func soakRequest(ctx context.Context, client *http.Client, d *daemontest.Daemon,
 // sample reads go_goroutines, go_memstats_heap_inuse_bytes and
 // process_open_fds from the daemon's /metrics.
 func sample(client *http.Client, base string) (Sample, error) {
-	resp, err := client.Get(base + "/metrics")
-	if err != nil {
-		return Sample{}, err
-	}
-	defer resp.Body.Close()
 	var s Sample
 	found := 0
+	err := scrape(client, base, func(series string, v float64) {
+		switch series {
+		case "go_goroutines":
+			s.Goroutines, found = int(v), found+1
+		case "go_memstats_heap_inuse_bytes":
+			s.HeapInuse, found = int64(v), found+1
+		case "process_open_fds":
+			s.OpenFDs, found = int(v), found+1
+		}
+	})
+	if err == nil && found != 3 {
+		err = fmt.Errorf("/metrics lacks go_goroutines, go_memstats_heap_inuse_bytes or process_open_fds")
+	}
+	return s, err
+}
+
+// scrape reads the daemon's /metrics and calls each with every sample:
+// its series (name and labels, as written) and value.
+func scrape(client *http.Client, base string, each func(series string, v float64)) error {
+	resp, err := client.Get(base + "/metrics")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		name, val, ok := strings.Cut(sc.Text(), " ")
+		series, val, ok := strings.Cut(sc.Text(), " ")
 		if !ok {
 			continue
 		}
-		f, err := strconv.ParseFloat(val, 64)
-		if err != nil {
-			continue
-		}
-		switch name {
-		case "go_goroutines":
-			s.Goroutines, found = int(f), found+1
-		case "go_memstats_heap_inuse_bytes":
-			s.HeapInuse, found = int64(f), found+1
-		case "process_open_fds":
-			s.OpenFDs, found = int(f), found+1
+		if v, err := strconv.ParseFloat(val, 64); err == nil {
+			each(series, v)
 		}
 	}
-	if found != 3 {
-		return s, fmt.Errorf("/metrics lacks go_goroutines, go_memstats_heap_inuse_bytes or process_open_fds")
-	}
-	return s, sc.Err()
+	return sc.Err()
 }
 
 // redisUsedKB is Redis's used_memory in KiB (0 when it cannot be read).

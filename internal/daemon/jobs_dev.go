@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/refrakt/refrakt/internal/core"
@@ -232,21 +231,18 @@ func (s *Server) handleRequeueDead() http.Handler {
 		}
 		limit := DefaultRequeueDeadLimit
 		if l, ok := params.Lookup("limit"); ok {
-			n, err := strconv.Atoi(l)
-			if err != nil || n < 1 || n > queue.MaxRequeueDead {
-				writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "limit must be a whole number between 1 and %d", queue.MaxRequeueDead))
-				return
-			}
-			limit = n
+			// Not a number: 0, which the service refuses as it refuses
+			// any limit out of its bounds, in one message.
+			limit, _ = strconv.Atoi(l)
 		}
 		var before time.Time
 		if b, ok := params.Lookup("before"); ok {
-			ms, err := strconv.ParseInt(b, 10, 64)
-			if err != nil || strings.Trim(b, "0123456789") != "" {
+			ms, err := strconv.ParseUint(b, 10, 63) // digits only: no sign
+			if err != nil {
 				writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "before must be a time in unix milliseconds, a whole number 0 or more (the before of an earlier answer)"))
 				return
 			}
-			before = time.UnixMilli(ms)
+			before = time.UnixMilli(int64(ms))
 		}
 		res, err := s.jobs.svc.RequeueDead(r.Context(), q, before, limit)
 		if len(res.IDs) > 0 {
