@@ -109,38 +109,30 @@ func requeueAllDead(ctx context.Context, d Driver, p *Printer, q string) error {
 	return perr
 }
 
-// deadRequeuer is what requeueEveryDead needs of a Driver.
-type deadRequeuer interface {
-	RequeueDead(ctx context.Context, q string, before time.Time, limit int) (queue.RequeueDeadResult, error)
-}
-
 // requeueEveryDead requeues the dead jobs of queue q, as many calls as it
 // takes: the first one's cut (the jobs that died before it) is passed to
 // the others, so that a job dying again meanwhile is not taken twice, until
 // none that died by then is left (or a call moves none: another client took
 // them, or a clock stepped back). It serves `jobs requeue --all-dead` and
 // `top`'s A alike. On an error, the view holds the jobs moved before it.
-func requeueEveryDead(ctx context.Context, d deadRequeuer, q string) (RequeuedDeadView, error) {
+func requeueEveryDead(ctx context.Context, d Driver, q string) (RequeuedDeadView, error) {
 	v := RequeuedDeadView{Queue: q, IDs: []string{}}
 	var before time.Time
 	for {
 		r, err := d.RequeueDead(ctx, q, before, queue.MaxRequeueDead)
 		v.IDs = append(v.IDs, r.IDs...)
+		if !r.Cut.IsZero() {
+			before = r.Cut
+		}
+		v.Requeued, v.Before = len(v.IDs), before.UnixMilli()
 		if err != nil {
-			if !r.Cut.IsZero() {
-				before = r.Cut
-			}
-			v.Requeued, v.Before = len(v.IDs), before.UnixMilli()
 			return v, err
 		}
-		before = r.Cut
-		v.Remaining, v.Before = r.Remaining, r.Cut.UnixMilli()
+		v.Remaining = r.Remaining
 		if r.Remaining == 0 || len(r.IDs) == 0 {
-			break
+			return v, nil
 		}
 	}
-	v.Requeued = len(v.IDs)
-	return v, nil
 }
 
 // printRequeuedDead prints the one line of `jobs requeue --all-dead`, on a

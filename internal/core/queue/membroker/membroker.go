@@ -583,7 +583,8 @@ func (b *Broker) requeue(q *qstate, e *entry, now time.Time) {
 
 // RequeueDead moves a queue's dead jobs that died at or before the cut back
 // to pending, oldest death first (ties by id, as Redis orders them), at
-// most max, all under one lock.
+// most limit, all under one lock. The dead set holds only dead jobs (every
+// move out of it goes through requeue); the status check is a guard.
 func (b *Broker) RequeueDead(_ context.Context, name string, before time.Time, limit int) (queue.RequeueDeadResult, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
