@@ -71,6 +71,7 @@ type Report struct {
 	PauseLength          time.Duration
 	Lease                time.Duration
 	ExtraAttempts        int // attempts beyond the first of jobs that succeeded
+	Recoveries           int // expired leases the daemons' ticks put back to pending, by their /metrics
 	MaxExtraPerJob       int
 	AttemptBound         int // ExtraAttempts may not exceed it
 	Garbage              int // garbage requests sent
@@ -101,6 +102,9 @@ func (r Report) Failures() []string {
 	}
 	if r.ExtraAttempts > r.AttemptBound {
 		f = append(f, fmt.Sprintf("%d extra attempts, more than the %d the faults explain", r.ExtraAttempts, r.AttemptBound))
+	}
+	if r.ExtraAttempts > r.Recoveries+recoverySlack {
+		f = append(f, fmt.Sprintf("%d extra attempts of succeeded jobs, more than the %d expired leases the daemons recovered (each recovery is one more attempt)", r.ExtraAttempts, r.Recoveries))
 	}
 	if r.DaemonKills > 0 && r.Interrupted == 0 {
 		f = append(f, fmt.Sprintf("none of the %d daemon kills hit a job in progress: the run tested no recovery", r.DaemonKills))
@@ -136,10 +140,10 @@ func (r Report) Line() string {
 		verdict = "FAIL: " + strings.Join(f, "; ")
 	}
 	return fmt.Sprintf("chaos: %d daemons x %d workers, %d daemon SIGKILLs+restarts, %d Redis SIGSTOPs of %s (lease %s), %d Redis restarts (AOF always), %d garbage requests; "+
-		"%d jobs submitted, %d accepted, %d survived (%d succeeded, %d dead by design), %d lost; %d leases held by killed daemons; extra attempts %d (bound %d, max %d per job); "+
+		"%d jobs submitted, %d accepted, %d survived (%d succeeded, %d dead by design), %d lost; %d leases held by killed daemons; extra attempts %d (bound %d, max %d per job; %d leases recovered); "+
 		"rl-test allowed %d limited %d (bound %d; before the first Redis fault %d, bound %d); %d/%d daemons ready; %s: %s",
 		r.Daemons, r.Concurrency, r.DaemonKills, r.RedisPauses, r.PauseLength, r.Lease, r.RedisRestarts, r.Garbage,
-		r.Submitted, r.Accepted, r.Succeeded+r.DeadByDesign, r.Succeeded, r.DeadByDesign, len(r.Lost), r.Interrupted, r.ExtraAttempts, r.AttemptBound, r.MaxExtraPerJob,
+		r.Submitted, r.Accepted, r.Succeeded+r.DeadByDesign, r.Succeeded, r.DeadByDesign, len(r.Lost), r.Interrupted, r.ExtraAttempts, r.AttemptBound, r.MaxExtraPerJob, r.Recoveries,
 		r.ProbeAllowed, r.ProbeLimited, r.ProbeBound, r.HealthyAllowed, r.HealthyBound, r.Ready, r.Running, r.Elapsed.Round(time.Second), verdict)
 }
 
@@ -164,9 +168,10 @@ type cluster struct {
 	redis *redistest.Server
 	env   []string
 
-	mu      sync.Mutex
-	daemons []*daemontest.Daemon
-	started int // daemon processes started, restarts included
+	mu        sync.Mutex
+	daemons   []*daemontest.Daemon
+	started   int // daemon processes started, restarts included
+	recovered int // leases recovered by daemons since killed (their last count)
 }
 
 func (c *cluster) pick() *daemontest.Daemon {
@@ -193,20 +198,24 @@ func (c *cluster) start() *daemontest.Daemon {
 // kills once the daemon holds a lease (a job fetched, its handler not yet
 // done), waiting up to killWait for one, so that the kill tests recovery:
 // on an idle daemon it tests nothing. It returns how many leases the
-// daemon held, by its /metrics just before the kill.
+// daemon held, by its /metrics just before the kill, and adds the leases
+// it had recovered to c.recovered (its counters die with it).
 func (c *cluster) killAndRestart(i int) int {
 	c.mu.Lock()
 	old := c.daemons[i]
 	c.mu.Unlock()
-	held := 0
+	var last counts
 	for deadline := time.Now().Add(killWait); ; time.Sleep(20 * time.Millisecond) {
-		if n, err := leasesHeld(old.URL); err == nil {
-			held = n
+		if n, err := daemonCounts(old.URL); err == nil {
+			last = n
 		}
-		if held > 0 || time.Now().After(deadline) {
+		if last.held > 0 || time.Now().After(deadline) {
 			break
 		}
 	}
+	c.mu.Lock()
+	c.recovered += last.recovered
+	c.mu.Unlock()
 	old.Signal(syscall.SIGKILL)
 	old.Wait(10 * time.Second)
 	// The dead daemon stays in the list for a moment, so the load meets
@@ -216,28 +225,56 @@ func (c *cluster) killAndRestart(i int) int {
 	c.mu.Lock()
 	c.daemons[i] = d
 	c.mu.Unlock()
-	return held
+	return last.held
+}
+
+// recoverySlack is how many recoveries a run may miss: a tick's, counted
+// between a daemon's last /metrics read and its kill (milliseconds apart).
+const recoverySlack = 2
+
+// recoveries is how many expired leases the run's daemons recovered: those
+// the killed ones had counted, and the running ones' counts now.
+func (c *cluster) recoveries() int {
+	c.mu.Lock()
+	n := c.recovered
+	c.mu.Unlock()
+	for _, d := range c.all() {
+		if k, err := daemonCounts(d.URL); err == nil {
+			n += k.recovered
+		}
+	}
+	return n
 }
 
 // killWait bounds how long a kill waits for its daemon to hold a lease.
 const killWait = 5 * time.Second
 
-// leasesHeld is how many jobs the daemon at base has fetched and not run
-// to the end, by its /metrics: the pending → running transitions it made
-// less the runs its workers timed (refrakt_job_duration_seconds, one per
-// handler run, whatever its outcome).
-func leasesHeld(base string) (int, error) {
-	var fetched, ran float64
+// counts are what a daemon's /metrics says of its leases: held, the jobs
+// it fetched and has not run to the end (pending → running transitions
+// less the runs its workers timed, refrakt_job_duration_seconds, one per
+// handler run whatever its outcome), and recovered, the expired leases its
+// ticks put back to pending (running → pending; a daemon hands none back
+// otherwise in a chaos run: SIGKILL, no graceful stop).
+type counts struct{ held, recovered int }
+
+func daemonCounts(base string) (counts, error) {
+	var fetched, ran, recovered float64
 	err := scrape(metricsClient, base, func(series string, v float64) {
-		switch {
-		case strings.HasPrefix(series, "refrakt_job_status_transitions_total{") &&
-			strings.Contains(series, `from_status="pending"`) && strings.Contains(series, `to_status="running"`):
-			fetched += v
-		case strings.HasPrefix(series, "refrakt_job_duration_seconds_count"):
+		if strings.HasPrefix(series, "refrakt_job_duration_seconds_count") {
 			ran += v
+			return
+		}
+		if !strings.HasPrefix(series, "refrakt_job_status_transitions_total{") {
+			return
+		}
+		switch {
+		case strings.Contains(series, `from_status="pending"`) && strings.Contains(series, `to_status="running"`):
+			fetched += v
+		case strings.Contains(series, `from_status="running"`) && strings.Contains(series, `to_status="pending"`):
+			recovered += v
 		}
 	})
-	return int(fetched - ran), err
+	return counts{held: int(fetched - ran), recovered: int(recovered)}, err
 }
 
 // metricsClient reads the daemons' /metrics while a kill waits.
@@ -412,6 +449,7 @@ func Run(tb testing.TB, o Options) Report {
 		}
 	}
 	tb.Logf("chaos: jobs final after %s", time.Since(begin).Round(time.Millisecond))
+	r.Recoveries = c.recoveries()
 	for _, d := range c.all() {
 		r.Running++
 		if ready(client, d.URL, 15*time.Second) {
