@@ -1,6 +1,7 @@
 package brokertest
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"testing"
@@ -84,21 +85,29 @@ func testRequeueDead(t *testing.T, nb NewBroker) {
 	diff(t, "nothing more to fetch", []string{}, append([]string{}, leaseIDs(e.fetch(100, q))...))
 }
 
-// makeDead makes n new jobs of queue q dead in one batch (they die in the
-// same millisecond) and returns their ids in the order RequeueDead takes
-// them: by id, as ties of a death time are ordered.
+// makeDead makes n new jobs of queue q dead (MakeDead).
 func (e *env) makeDead(q string, n int) []string {
 	e.t.Helper()
+	return MakeDead(e.t, e.b, e.clock, q, n)
+}
+
+// MakeDead makes n new jobs of queue q dead on b in one batch (they die in
+// the same millisecond of clock, which it then moves on by one) and returns
+// their ids in the order RequeueDead takes them: by id, as ties of a death
+// time are ordered.
+func MakeDead(tb testing.TB, b queue.Broker, clock *Clock, q string, n int) []string {
+	tb.Helper()
+	ctx := context.Background()
 	jobs := make([]queue.NewJob, n)
 	for i := range jobs {
 		jobs[i] = queue.NewJob{Job: &queue.Job{ID: queue.NewID(), Queue: q, Type: "fail", Source: queue.SourceAPI}}
 	}
-	if err := e.b.Enqueue(e.ctx, jobs...); err != nil {
-		e.t.Fatal(err)
+	if err := b.Enqueue(ctx, jobs...); err != nil {
+		tb.Fatal(err)
 	}
-	ls := e.fetch(n, q)
-	if len(ls) != n {
-		e.t.Fatalf("fetched %d jobs, want %d", len(ls), n)
+	ls, err := b.Fetch(ctx, queue.FetchRequest{Queues: []string{q}, N: n, Lease: lease})
+	if err != nil || len(ls) != n {
+		tb.Fatalf("fetched %d jobs, want %d (%v)", len(ls), n, err)
 	}
 	outs := make([]queue.Outcome, n)
 	ids := make([]string, n)
@@ -106,8 +115,10 @@ func (e *env) makeDead(q string, n int) []string {
 		outs[i] = fail(l, "x", 0)
 		ids[i] = l.Job.ID
 	}
-	e.finish(outs...)
-	e.clock.Advance(time.Millisecond)
+	if _, err := b.Finish(ctx, outs); err != nil {
+		tb.Fatalf("Finish: %v", err)
+	}
+	clock.Advance(time.Millisecond)
 	slices.Sort(ids)
 	return ids
 }

@@ -2,7 +2,6 @@ package redisbroker_test
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,37 +14,6 @@ import (
 	"github.com/refrakt/refrakt/internal/core/queue/redisbroker"
 )
 
-// killJobs makes n new fail jobs of queue q dead, in one batch, and
-// returns their ids sorted (they die in the same millisecond, ties in id
-// order).
-func killJobs(t *testing.T, b *redisbroker.Broker, clock *brokertest.Clock, q string, n int) []string {
-	t.Helper()
-	ctx := context.Background()
-	jobs := make([]queue.NewJob, n)
-	for i := range jobs {
-		jobs[i] = queue.NewJob{Job: &queue.Job{ID: queue.NewID(), Queue: q, Type: "fail", Source: queue.SourceAPI}}
-	}
-	if err := b.Enqueue(ctx, jobs...); err != nil {
-		t.Fatal(err)
-	}
-	ls, err := b.Fetch(ctx, queue.FetchRequest{Queues: []string{q}, N: n, Lease: time.Minute})
-	if err != nil || len(ls) != n {
-		t.Fatalf("fetch: %d, %v", len(ls), err)
-	}
-	outs := make([]queue.Outcome, n)
-	ids := make([]string, n)
-	for i, l := range ls {
-		outs[i] = queue.Outcome{Ref: l.Ref(), Err: "x"}
-		ids[i] = l.Job.ID
-	}
-	if _, err := b.Finish(ctx, outs); err != nil {
-		t.Fatal(err)
-	}
-	clock.Advance(time.Millisecond)
-	slices.Sort(ids)
-	return ids
-}
-
 // TestRequeueDeadStaleEntries: an entry of the dead set whose job hash is
 // gone, or whose job is not dead (a pending one here), is dropped from the
 // set and never moved: the pending job is not pushed a second time. A dead
@@ -56,7 +24,7 @@ func TestRequeueDeadStaleEntries(t *testing.T) {
 	clock := brokertest.NewClock()
 	const prefix, q = "st:", "stale"
 	b := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix, Clock: clock})
-	dead := killJobs(t, b, clock, q, 2)
+	dead := brokertest.MakeDead(t, b, clock, q, 2)
 	pending := &queue.Job{ID: queue.NewID(), Queue: q, Type: "ping", Source: queue.SourceAPI}
 	if err := b.Enqueue(ctx, queue.NewJob{Job: pending}); err != nil {
 		t.Fatal(err)
@@ -105,7 +73,7 @@ func TestRequeueDeadBoundedScripts(t *testing.T) {
 	if err := b.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	dead := killJobs(t, b, clock, "big", 1200)
+	dead := brokertest.MakeDead(t, b, clock, "big", 1200)
 	hook := &cmdHook{}
 	rdb.AddHook(hook)
 	r, err := b.RequeueDead(ctx, "big", time.Time{}, queue.MaxRequeueDead)
@@ -133,7 +101,7 @@ func TestRequeueDeadOutOfMemory(t *testing.T) {
 	ctx := context.Background()
 	clock := brokertest.NewClock()
 	b := redisbroker.New(rdb, redisbroker.Options{Prefix: "om:", Clock: clock})
-	dead := killJobs(t, b, clock, "oom", 3)
+	dead := brokertest.MakeDead(t, b, clock, "oom", 3)
 	if err := rdb.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
 		t.Fatal(err)
 	}
