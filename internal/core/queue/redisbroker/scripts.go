@@ -484,6 +484,15 @@ to_history(KEYS[5], KEYS[6], KEYS[7], tonumber(ARGV[3]), id, now, false)
 return {'ok', st, fields}
 `)
 
+// requeueHash is the one move of a dead or cancelled job's hash back to
+// pending, which requeueScript and requeueDeadScript share: retries reset,
+// finished_at dropped, due now. It takes key (the job's hash) and nows (now,
+// formatted "%d").
+const requeueHash = `
+redis.call('HDEL', key, 'finished_at')
+redis.call('HSET', key, 'status', 'pending', 'retries', '0', 'run_at', nows, 'ready_at', nows)
+`
+
 // requeueScript puts a dead or cancelled job back at the tail of pending,
 // with its retries reset.
 //
@@ -501,8 +510,8 @@ if st ~= 'dead' and st ~= 'cancelled' then return {'conflict', st} end
 ` + oomGuard + `
 redis.call('ZREM', KEYS[2], id)
 redis.call('ZREM', KEYS[3], id)
-redis.call('HDEL', key, 'finished_at')
-redis.call('HSET', key, 'status', 'pending', 'retries', 0, 'run_at', now, 'ready_at', now)
+local nows = string.format('%d', now)
+` + requeueHash + `
 redis.call('RPUSH', KEYS[1], id)
 return {'ok', st, job(key)}
 `)
@@ -544,8 +553,7 @@ if #entries > 0 then
   for _, id in ipairs(entries) do
     local key = KEYS[5] .. id
     if redis.call('HGET', key, 'status') == 'dead' then
-      redis.call('HDEL', key, 'finished_at')
-      redis.call('HSET', key, 'status', 'pending', 'retries', '0', 'run_at', nows, 'ready_at', nows)
+` + requeueHash + `
       moved[#moved + 1] = id
       out[#out + 1] = id
     end
