@@ -518,16 +518,20 @@ func (m Model) ask(kind actionKind) Model {
 	if kind == actionRequeue || kind == actionRequeueAll {
 		want, noun, verb = paneDead, "dead job", "requeue"
 	}
+	// A requeue of every dead job targets the selected job's queue.
+	target := m.selected[want]
+	if kind == actionRequeueAll && target != "" {
+		target = m.deadQueue(target)
+	}
 	switch {
 	case m.focus != want:
 		m.status = "select a " + noun + " first: tab to the " + paneNames[want] + " pane"
 		return m
-	case m.selected[want] == "", kind == actionRequeueAll && m.deadQueue(m.selected[want]) == "":
+	case target == "":
 		m.status = "no " + noun + " selected"
 		return m
 	}
 	var can bool
-	target := m.selected[want]
 	switch kind {
 	case actionReset:
 		_, can = m.src.(BucketResetter)
@@ -535,7 +539,6 @@ func (m Model) ask(kind actionKind) Model {
 		_, can = m.src.(JobRequeuer)
 	case actionRequeueAll:
 		_, can = m.src.(DeadRequeuer)
-		target = m.deadQueue(target)
 	}
 	if !can {
 		m.status = "this source cannot do that"
