@@ -37,6 +37,9 @@ type Driver interface {
 	// RemoveQueue removes a queue with no job left to run, and returns how
 	// many finished jobs went with it.
 	RemoveQueue(ctx context.Context, name string) (int, error)
+	// SetPaused pauses (paused) or resumes queue q
+	// (queue.Service.SetPaused).
+	SetPaused(ctx context.Context, q string, paused bool) (queue.PauseResult, error)
 
 	// Limits lists the limits with their policies and the overrides in
 	// force; with a target, at least that target's limit and the overrides

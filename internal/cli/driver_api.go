@@ -129,6 +129,30 @@ func (d *apiDriver) RequeueDead(ctx context.Context, q string, before time.Time,
 	return queue.RequeueDeadResult{IDs: a.IDs, Remaining: a.Remaining, Cut: time.UnixMilli(a.Before).UTC()}, nil
 }
 
+// pausePath and resumePath are the routes of SetPaused, which daemons
+// before them answer with a 404 of their own.
+const (
+	pausePath  = "/api/dev/queues/pause"
+	resumePath = "/api/dev/queues/resume"
+)
+
+func (d *apiDriver) SetPaused(ctx context.Context, q string, paused bool) (queue.PauseResult, error) {
+	path, what := resumePath, "resume"
+	if paused {
+		path, what = pausePath, "pause"
+	}
+	var r queue.PauseResult
+	err := d.c.Do(ctx, http.MethodPost, path+"?"+url.Values{"queue": {q}}.Encode(), nil, &r)
+	// As for requeue-dead: the daemon's 404 for an unknown queue is its
+	// queue.QueueNotFoundError, any other one a daemon before the route.
+	if core.ErrorCode(err) == core.CodeNotFound && core.ErrorMessage(err) != core.ErrorMessage(queue.QueueNotFoundError(q)) {
+		return queue.PauseResult{}, earlierDaemonError{core.Errorf(core.CodeNotFound,
+			"the daemon at %s does not know POST %s (it is of an earlier version, too old to %s a queue): %s over Redis with --redis, or upgrade the daemon",
+			config.RedactURL(d.c.Base), path, what, what)}
+	}
+	return r, err
+}
+
 // earlierDaemonError is a daemon's 404 for a route it predates, so that
 // `top` can say it in a line of its own.
 type earlierDaemonError struct{ err error }

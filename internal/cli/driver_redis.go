@@ -235,6 +235,11 @@ func (d *redisDriver) RemoveQueue(ctx context.Context, name string) (int, error)
 	return n, d.fail(err)
 }
 
+func (d *redisDriver) SetPaused(ctx context.Context, q string, paused bool) (queue.PauseResult, error) {
+	r, err := d.jobs.SetPaused(ctx, q, paused)
+	return r, d.fail(err)
+}
+
 func (d *redisDriver) Limits(ctx context.Context, target string) (LimitsView, error) {
 	var overrides []ratelimit.Override
 	var pub ratelimit.LimitSet

@@ -30,6 +30,8 @@ func newJobsCmd(f *Factory) *cobra.Command {
 			newJobsCancelCmd(c, nil),
 			newJobsRequeueCmd(c, nil),
 			newJobsRemoveQueueCmd(c, nil),
+			newJobsPauseCmd(c, nil),
+			newJobsResumeCmd(c, nil),
 		}
 	})
 }

@@ -122,7 +122,21 @@ type apiTopSource struct {
 	d *apiDriver
 }
 
-var _ top.DeadRequeuer = apiTopSource{}
+var (
+	_ top.DeadRequeuer = apiTopSource{}
+	_ top.QueuePauser  = apiTopSource{}
+)
+
+// SetQueuePaused pauses or resumes queue q through the daemon, as `refrakt
+// jobs pause` and `resume` do; an earlier daemon's 404 is said in words
+// that fit top's status line.
+func (s apiTopSource) SetQueuePaused(ctx context.Context, q string, paused bool) error {
+	_, err := s.d.SetPaused(ctx, q, paused)
+	if errors.As(err, new(earlierDaemonError)) {
+		err = core.Errorf(core.CodeNotFound, "the daemon is too old for it: upgrade it, or use top --redis")
+	}
+	return err
+}
 
 // RequeueAllDead requeues every dead job of queue q through the daemon. A
 // daemon of an earlier version, without the route, is said in words that

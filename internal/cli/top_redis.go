@@ -137,6 +137,17 @@ func (s *redisTopSource) RequeueJob(ctx context.Context, id string) error {
 	return err
 }
 
+// SetQueuePaused pauses or resumes queue q straight on Redis, as `refrakt
+// jobs pause --redis` and `resume` do.
+func (s *redisTopSource) SetQueuePaused(ctx context.Context, q string, paused bool) error {
+	d, err := s.driver(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = d.SetPaused(ctx, q, paused)
+	return err
+}
+
 // RequeueAllDead requeues every dead job of queue q straight on Redis, as
 // `refrakt jobs requeue --queue Q --all-dead --redis` does.
 func (s *redisTopSource) RequeueAllDead(ctx context.Context, q string) (int, error) {

@@ -266,6 +266,36 @@ func (s *Server) handleRequeueDead() http.Handler {
 	})
 }
 
+// handleSetPaused pauses (paused) or resumes the queue ?queue= names:
+// 200 with queue.PauseResult (changed false when it already was so), 404
+// for an unknown queue, 400 for a missing or bad name. Each one done is
+// logged, with the route that did it.
+func (s *Server) handleSetPaused(paused bool) http.Handler {
+	verb, usage := "resumed", "POST /api/dev/queues/resume?queue=Q names the queue to resume"
+	if paused {
+		verb, usage = "paused", "POST /api/dev/queues/pause?queue=Q names the queue to pause"
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		params, err := routeQuery(r, "queue")
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		q, err := requiredQueue(params, usage)
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		res, err := s.jobs.svc.SetPaused(r.Context(), q, paused)
+		if err != nil {
+			s.writeJobError(w, r, err)
+			return
+		}
+		s.log.Info("queue "+verb, "queue", q, "changed", res.Changed, "route", routeName(r))
+		writeJSON(w, http.StatusOK, res)
+	})
+}
+
 // jobAction answers the job that act returns for the {id} of the path.
 func (s *Server) jobAction(act func(context.Context, string) (*queue.Job, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

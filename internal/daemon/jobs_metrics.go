@@ -413,6 +413,11 @@ func (s *Server) sampleQueues(ctx context.Context) {
 		m.QueueScheduled.WithLabelValues(st.Queue).Set(float64(st.Scheduled))
 		m.QueueRetry.WithLabelValues(st.Queue).Set(float64(st.Retry))
 		m.QueueDead.WithLabelValues(st.Queue).Set(float64(st.Dead))
+		paused := 0.0
+		if st.Paused {
+			paused = 1
+		}
+		m.QueuePaused.WithLabelValues(st.Queue).Set(paused)
 		totals := queueCounts(st)
 		if st.Queue == otherQueues {
 			totals = other
@@ -430,6 +435,7 @@ func (s *Server) sampleQueues(ctx context.Context) {
 			m.QueueScheduled.DeleteLabelValues(q)
 			m.QueueRetry.DeleteLabelValues(q)
 			m.QueueDead.DeleteLabelValues(q)
+			m.QueuePaused.DeleteLabelValues(q)
 			m.QueueTotals.Delete(q)
 			m.QueueSampled.DeleteLabelValues(q)
 		}

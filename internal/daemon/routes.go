@@ -32,6 +32,8 @@ func (s *Server) routes() {
 	s.mux.Handle("POST /api/dev/jobs/{id}/requeue", dev(s.bodiless(s.handleRequeueJob())))
 	s.mux.Handle("DELETE /api/dev/queues", dev(s.bodiless(s.handleRemoveQueue())))
 	s.mux.Handle("POST /api/dev/queues/requeue-dead", dev(s.bodiless(s.handleRequeueDead())))
+	s.mux.Handle("POST /api/dev/queues/pause", dev(s.bodiless(s.handleSetPaused(true))))
+	s.mux.Handle("POST /api/dev/queues/resume", dev(s.bodiless(s.handleSetPaused(false))))
 	s.mux.Handle("GET /api/obs/jobs", obs(s.handleObsJobs()))
 
 	s.mux.Handle("GET /api/dev/whoami", dev(s.handleWhoami()))

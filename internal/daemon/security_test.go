@@ -52,6 +52,8 @@ var authTable = map[string]string{
 	"POST /api/dev/jobs/{id}/requeue":    whoDeveloper,
 	"DELETE /api/dev/queues":             whoDeveloper,
 	"POST /api/dev/queues/requeue-dead":  whoDeveloper,
+	"POST /api/dev/queues/pause":         whoDeveloper,
+	"POST /api/dev/queues/resume":        whoDeveloper,
 	"GET /api/dev/whoami":                whoDeveloper,
 	"GET /api/dev/rl-test":               whoDeveloper,
 	"GET /api/dev/rate-limits/config":    whoDeveloper,

@@ -50,6 +50,8 @@ type scriptSource struct {
 	// allDead are the queues RequeueAllDead was asked; it answers moved.
 	allDead []string
 	moved   int
+	// pauses are the SetQueuePaused calls, "pause Q" or "resume Q".
+	pauses []string
 }
 
 func (s *scriptSource) Name() string { return "http://127.0.0.1:8080" }
@@ -81,6 +83,17 @@ func (s *scriptSource) RequeueAllDead(ctx context.Context, q string) (int, error
 	defer s.mu.Unlock()
 	s.allDead = append(s.allDead, q)
 	return s.moved, s.actionErr
+}
+
+func (s *scriptSource) SetQueuePaused(ctx context.Context, q string, paused bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	verb := "resume "
+	if paused {
+		verb = "pause "
+	}
+	s.pauses = append(s.pauses, verb+q)
+	return s.actionErr
 }
 
 // roleSource is a scriptSource that says its token's role.

@@ -17,6 +17,8 @@ type keyMap struct {
 	Requeue key.Binding
 	// RequeueAll requeues every dead job of the selected dead job's queue.
 	RequeueAll key.Binding
+	// PauseQueue pauses the selected queue, or resumes it when paused.
+	PauseQueue key.Binding
 	Help       key.Binding
 	Quit       key.Binding
 }
@@ -35,6 +37,7 @@ func newKeyMap() keyMap {
 		Reset:      key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "reset bucket")),
 		Requeue:    key.NewBinding(key.WithKeys("R"), key.WithHelp("R", "requeue dead job")),
 		RequeueAll: key.NewBinding(key.WithKeys("A"), key.WithHelp("A", "requeue all dead of queue")),
+		PauseQueue: key.NewBinding(key.WithKeys("P"), key.WithHelp("P", "pause/resume queue")),
 		Help:       key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
 		Quit:       key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q/ctrl+c", "quit")),
 	}
@@ -54,6 +57,6 @@ func (k keyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Pane, k.Up, k.Down, k.Page, k.Ends, k.Sort, k.Filter},
 		{k.Pause, k.Refresh, k.Help, k.Quit},
-		{k.Reset, k.Requeue, k.RequeueAll},
+		{k.Reset, k.Requeue, k.RequeueAll, k.PauseQueue},
 	}
 }

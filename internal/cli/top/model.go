@@ -19,6 +19,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/snapshot"
 )
 
@@ -135,6 +136,10 @@ const (
 	// actionRequeueAll requeues every dead job of the queue its target
 	// names.
 	actionRequeueAll
+	// actionPauseQueue and actionResumeQueue pause and resume the queue
+	// its target names.
+	actionPauseQueue
+	actionResumeQueue
 )
 
 // Messages of the program's own commands.
@@ -387,6 +392,10 @@ func (m Model) actionDone(msg actionDoneMsg) (Model, tea.Cmd) {
 		what, verb = "job "+msg.action.target+" requeued", "requeue"
 	case actionRequeueAll:
 		what, verb = RequeuedDead(msg.moved, msg.action.target), "requeue"
+	case actionPauseQueue:
+		what, verb = "queue "+msg.action.target+" paused", "pause"
+	case actionResumeQueue:
+		what, verb = "queue "+msg.action.target+" resumed", "resume"
 	}
 	switch code := core.ErrorCode(msg.err); {
 	case msg.err == nil:
@@ -482,6 +491,13 @@ func (m Model) key(msg tea.KeyPressMsg) (Model, tea.Cmd) {
 		return m.ask(actionRequeue), nil
 	case key.Matches(msg, m.keys.RequeueAll):
 		return m.ask(actionRequeueAll), nil
+	case key.Matches(msg, m.keys.PauseQueue):
+		// Resume a queue the last snapshot shows paused, else pause it.
+		kind := actionPauseQueue
+		if m.queuePaused(m.selected[paneQueues]) {
+			kind = actionResumeQueue
+		}
+		return m.ask(kind), nil
 	case k == "esc":
 		m.filter = ""
 		m = m.reselect()
@@ -515,8 +531,13 @@ func (m Model) editFilter(msg tea.KeyPressMsg) Model {
 // says in the footer why it cannot.
 func (m Model) ask(kind actionKind) Model {
 	want, noun, verb := paneBuckets, "bucket", "reset"
-	if kind == actionRequeue || kind == actionRequeueAll {
+	switch kind {
+	case actionRequeue, actionRequeueAll:
 		want, noun, verb = paneDead, "dead job", "requeue"
+	case actionPauseQueue:
+		want, noun, verb = paneQueues, "queue", "pause"
+	case actionResumeQueue:
+		want, noun, verb = paneQueues, "queue", "resume"
 	}
 	// A requeue of every dead job targets the selected job's queue.
 	target := m.selected[want]
@@ -530,6 +551,9 @@ func (m Model) ask(kind actionKind) Model {
 	case target == "":
 		m.status = "no " + noun + " selected"
 		return m
+	case want == paneQueues && target == queue.OtherQueues:
+		m.status = queue.OtherQueues + " sums many queues: use refrakt jobs pause QUEUE"
+		return m
 	}
 	var can bool
 	switch kind {
@@ -539,6 +563,8 @@ func (m Model) ask(kind actionKind) Model {
 		_, can = m.src.(JobRequeuer)
 	case actionRequeueAll:
 		_, can = m.src.(DeadRequeuer)
+	case actionPauseQueue, actionResumeQueue:
+		_, can = m.src.(QueuePauser)
 	}
 	if !can {
 		m.status = "this source cannot do that"
@@ -551,6 +577,16 @@ func (m Model) ask(kind actionKind) Model {
 	}
 	m.confirm = &pendingAction{kind: kind, target: target}
 	return m
+}
+
+// queuePaused reports whether the snapshot shows queue name paused.
+func (m Model) queuePaused(name string) bool {
+	for _, q := range m.snap.Queues {
+		if q.Name == name {
+			return q.Paused
+		}
+	}
+	return false
 }
 
 // deadQueue is the queue of the dead job id, as the snapshot shows it.
@@ -590,6 +626,8 @@ func (m Model) answer(k string) (Model, tea.Cmd) {
 			err = src.(JobRequeuer).RequeueJob(ctx, act.target)
 		case actionRequeueAll:
 			moved, err = src.(DeadRequeuer).RequeueAllDead(ctx, act.target)
+		case actionPauseQueue, actionResumeQueue:
+			err = src.(QueuePauser).SetQueuePaused(ctx, act.target, act.kind == actionPauseQueue)
 		}
 		return actionDoneMsg{action: act, moved: moved, err: err}
 	}

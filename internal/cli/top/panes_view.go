@@ -26,6 +26,11 @@ func (m Model) queuesSection() section {
 	names := make([]string, len(qs))
 	for i, q := range qs {
 		names[i] = termtext.Escape(q.Name)
+		if q.Paused {
+			// Its jobs wait on purpose: say so where the eye reads the
+			// name (cutMiddle keeps a name's end).
+			names[i] += " (paused)"
+		}
 	}
 	// A name is cut at 20 cells only when the terminal has no room for
 	// more: names that differ at their end must stay apart.

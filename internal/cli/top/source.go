@@ -34,6 +34,12 @@ type DeadRequeuer interface {
 	RequeueAllDead(ctx context.Context, queue string) (int, error)
 }
 
+// QueuePauser is a Source that can pause a queue or resume it, as
+// `refrakt jobs pause Q` and `refrakt jobs resume Q` do.
+type QueuePauser interface {
+	SetQueuePaused(ctx context.Context, queue string, paused bool) error
+}
+
 // RoleSource is a Source that can say which role its token has ("operator"
 // or "developer"), so that `top` refuses a reset or a requeue at once with a
 // token that may not do them, rather than after its confirmation prompt.

@@ -146,6 +146,10 @@ func (m Model) footer() string {
 			q = "requeue dead job " + termtext.Escape(m.confirm.target)
 		case actionRequeueAll:
 			q = "requeue every dead job of queue " + termtext.Escape(m.confirm.target)
+		case actionPauseQueue:
+			q = "pause queue " + termtext.Escape(m.confirm.target)
+		case actionResumeQueue:
+			q = "resume queue " + termtext.Escape(m.confirm.target)
 		}
 		return m.theme.warn.Render(q + "? [y/N]")
 	case m.filtering:
@@ -161,12 +165,13 @@ func (m Model) helpScreen(height int) []string {
 	lines := []string{"", m.theme.title.Render("Keys"), ""}
 	lines = append(lines, strings.Split(m.help.FullHelpView(m.keys.FullHelp()), "\n")...)
 	lines = append(lines, "",
-		"x, R and A ask to confirm first, and need a developer token.",
+		"x, R, A and P ask to confirm first, and need a developer token.",
 		"s sorts the focused pane; / filters every pane by queue, key or target.",
 		"",
 		m.theme.title.Render("Panes"),
 		"Queues     gauges; enqueue/s and done/s with the last minute's sparklines;",
-		"           the failure rate. ! marks a queue admission control refuses.",
+		"           the failure rate. ! marks a queue admission control refuses;",
+		"           (paused) one whose jobs wait for refrakt jobs resume (P).",
 		"Dead jobs  the newest jobs that ran out of retries.",
 		"Buckets    banned and struck keys first, then the most recently active:",
 		"           tokens left of capacity, strikes, ban left. ! marks a ban.",

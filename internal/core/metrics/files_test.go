@@ -303,6 +303,7 @@ func labelNames(t *testing.T) map[string]map[string]bool {
 	m.QueueScheduled.WithLabelValues("q")
 	m.QueueRetry.WithLabelValues("q")
 	m.QueueDead.WithLabelValues("q")
+	m.QueuePaused.WithLabelValues("q")
 	m.QueueTotals.Set("q", QueueCounts{})
 	m.JobDuration.WithLabelValues("ping", "succeeded")
 	m.RateLimitDecisions.WithLabelValues("run", "ip", "allowed")

@@ -23,6 +23,7 @@ type Metrics struct {
 	QueueScheduled      *prometheus.GaugeVec
 	QueueRetry          *prometheus.GaugeVec
 	QueueDead           *prometheus.GaugeVec
+	QueuePaused         *prometheus.GaugeVec
 	QueueTotals         *QueueTotals
 	JobDuration         *prometheus.HistogramVec
 	RateLimitDecisions  *prometheus.CounterVec
@@ -71,6 +72,9 @@ func New(reg prometheus.Registerer, info version.Info) *Metrics {
 		QueueDead: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "refrakt_queue_dead_jobs", Help: "Dead jobs kept (at most JOB_HISTORY per queue; a requeue or a removal takes one out), sampled per queue (shared across daemons on one Redis: aggregate with max).",
 		}, []string{"queue"}),
+		QueuePaused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "refrakt_queue_paused", Help: "1 while the queue is paused (refrakt jobs pause: its pending jobs wait, no worker takes one), else 0, sampled per queue (shared across daemons on one Redis: aggregate with max).",
+		}, []string{"queue"}),
 		QueueTotals: newQueueTotals(),
 		JobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "refrakt_job_duration_seconds", Help: "Time a job's handler ran, by job type and outcome (status: succeeded, failed with retries left, dead, cancelled).",
@@ -107,7 +111,7 @@ func New(reg prometheus.Registerer, info version.Info) *Metrics {
 	}
 	reg.MustRegister(
 		m.JobEnqueued, m.JobTransitions, m.JobQueueWait, m.QueuePending, m.QueueRunning,
-		m.QueueOldestPending, m.QueueSampled, m.QueueScheduled, m.QueueRetry, m.QueueDead, m.QueueTotals, m.JobDuration, m.RateLimitDecisions, m.RateLimitBans,
+		m.QueueOldestPending, m.QueueSampled, m.QueueScheduled, m.QueueRetry, m.QueueDead, m.QueuePaused, m.QueueTotals, m.JobDuration, m.RateLimitDecisions, m.RateLimitBans,
 		m.RateLimitPenalized, m.RateLimitSampled, m.AdmissionRejections, m.BuildInfo, m.HTTPRequests,
 		m.HTTPDuration, m.BackendErrors,
 		collectors.NewGoCollector(),

@@ -103,6 +103,16 @@ type Broker interface {
 	// lost: either the removal sees it and refuses, or the job makes the
 	// queue again after the removal.
 	RemoveQueue(ctx context.Context, name string) (removed int, err error)
+	// SetPaused pauses queue name (paused true) or resumes it, and says
+	// whether that changed anything (pausing a paused queue is no error).
+	// A paused queue still takes enqueues, its tick still promotes due
+	// jobs and recovers expired leases, its running jobs finish and Claim
+	// still starts its jobs by id: only Fetch skips it, atomically with
+	// its take (a Fetch that starts after SetPaused returns takes nothing
+	// from it). Resuming wakes the fetchers of queue. The flag is kept
+	// until resumed or the queue removed (a queue made again runs). A
+	// queue that does not exist is core.CodeNotFound.
+	SetPaused(ctx context.Context, name string, paused bool) (changed bool, err error)
 	// Tick promotes due scheduled and failed jobs to pending and recovers
 	// running jobs whose lease expired (to pending, or dead when that was
 	// their last retry), in every queue. It names the jobs it made dead in
@@ -246,6 +256,12 @@ func QueueNotFoundError(name string) error {
 	return core.Errorf(core.CodeNotFound, "queue %s not found", name)
 }
 
+// QueuePausedError is run-next's answer when every queue it may take
+// from is paused: the jobs are there, held on purpose.
+func QueuePausedError(name string) error {
+	return core.Errorf(core.CodeConflict, "queue %s is paused: resume it (refrakt jobs resume %s) to run its jobs", name, name)
+}
+
 // RequeueDeadResult is what one RequeueDead did.
 type RequeueDeadResult struct {
 	// IDs are the jobs moved dead → pending, in the order they died (and
@@ -334,4 +350,7 @@ type Stats struct {
 	Started   int64 `json:"started_total"`
 	Succeeded int64 `json:"succeeded_total"`
 	Failed    int64 `json:"failed_total"`
+	// Paused is set while the queue is paused (Broker.SetPaused): its
+	// pending jobs wait, none is fetched.
+	Paused bool `json:"paused"`
 }

@@ -97,7 +97,8 @@ func (s *Service) recordFinish(ctx context.Context, outcomes []Outcome, jobs []*
 
 // RunNext runs the oldest pending job of queue q (any queue when q is empty)
 // in the caller's goroutine and returns it finished: manual mode's run-next.
-// With no pending job it answers core.CodeNotFound.
+// With no pending job it answers core.CodeNotFound, and core.CodeConflict
+// (QueuePausedError) when q is paused; without q it skips paused queues.
 func (s *Service) RunNext(ctx context.Context, q string) (*Job, error) {
 	if q != "" {
 		if err := CheckQueue(q); err != nil {
@@ -132,6 +133,10 @@ func (s *Service) RunNext(ctx context.Context, q string) (*Job, error) {
 		if q == "" {
 			return nil, core.Errorf(core.CodeNotFound, "no pending job")
 		}
+		// Paused is no "no pending job": the jobs are held on purpose.
+		if st, err := s.broker.Stats(ctx, q); err == nil && st.Paused {
+			return nil, QueuePausedError(q)
+		}
 		return nil, core.Errorf(core.CodeNotFound, "no pending job in queue %s", q)
 	}
 	s.obs.Transition(string(StatusPending), string(StatusRunning))
@@ -150,7 +155,7 @@ func (s *Service) oldestQueue(ctx context.Context) ([]string, error) {
 	var best *Stats
 	for i := range stats {
 		st := &stats[i]
-		if st.Pending > 0 && (best == nil || st.OldestPendingAge > best.OldestPendingAge) {
+		if st.Pending > 0 && !st.Paused && (best == nil || st.OldestPendingAge > best.OldestPendingAge) {
 			best = st
 		}
 	}

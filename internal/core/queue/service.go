@@ -457,6 +457,33 @@ func (s *Service) RemoveQueue(ctx context.Context, name string) (int, error) {
 	return n, nil
 }
 
+// PauseResult is what a pause or a resume did: the queue, whether it is
+// paused now, and whether the call changed that.
+type PauseResult struct {
+	Queue   string `json:"queue"`
+	Paused  bool   `json:"paused"`
+	Changed bool   `json:"changed"`
+}
+
+// SetPaused pauses queue name (paused true) or resumes it (see
+// Broker.SetPaused): its jobs wait pending, still enqueued, until resumed.
+// An unknown queue is core.CodeNotFound; pausing a paused queue changes
+// nothing and is no error.
+func (s *Service) SetPaused(ctx context.Context, name string, paused bool) (PauseResult, error) {
+	if err := CheckQueue(name); err != nil {
+		return PauseResult{}, err
+	}
+	changed, err := s.broker.SetPaused(ctx, name, paused)
+	if err != nil {
+		op := "resume_queue"
+		if paused {
+			op = "pause_queue"
+		}
+		return PauseResult{}, s.backendErr(op, err)
+	}
+	return PauseResult{Queue: name, Paused: paused, Changed: changed}, nil
+}
+
 // Tick promotes due scheduled and failed jobs and recovers expired leases,
 // and tells the observer of each job it made dead (no handler's failure
 // does: their worker was lost).

@@ -61,7 +61,7 @@ func Build(ctx context.Context, src Sources, now time.Time) (Snapshot, error) {
 		for _, st := range capped {
 			q := Queue{
 				Name: st.Queue, Pending: st.Pending, Running: st.Running, Scheduled: st.Scheduled,
-				Retry: st.Retry, Dead: st.Dead, OldestPendingSeconds: st.OldestPendingAge.Seconds(),
+				Retry: st.Retry, Dead: st.Dead, Paused: st.Paused, OldestPendingSeconds: st.OldestPendingAge.Seconds(),
 				EnqueuedTotal: st.Enqueued, SucceededTotal: st.Succeeded, FailedTotal: st.Failed,
 				Admission: admission(adm, st),
 			}

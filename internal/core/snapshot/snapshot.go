@@ -60,6 +60,9 @@ type Queue struct {
 	Scheduled int64  `json:"scheduled"`
 	Retry     int64  `json:"retry"`
 	Dead      int64  `json:"dead"`
+	// Paused is set while the queue is paused (refrakt jobs pause): its
+	// pending jobs wait, no worker takes one.
+	Paused bool `json:"paused"`
 	// OldestPendingSeconds is the age of the oldest pending job, 0 when none.
 	OldestPendingSeconds float64 `json:"oldest_pending_seconds"`
 

@@ -199,6 +199,8 @@ func Run(t *testing.T, nb NewBroker) {
 		{"RemoveQueue", testRemoveQueue},
 		{"RemoveQueueBusy", testRemoveQueueBusy},
 		{"RemoveQueueRacingEnqueue", testRemoveQueueRacingEnqueue},
+		{"Pause", testPause},
+		{"PauseBlockingFetch", testPauseBlockingFetch},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, nb) })

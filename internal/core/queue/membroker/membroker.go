@@ -65,6 +65,7 @@ type qstate struct {
 	started   int64
 	succeeded int64
 	failed    int64
+	paused    bool // Fetch skips the queue (SetPaused)
 }
 
 // New returns an empty memory broker.
@@ -303,7 +304,7 @@ func (b *Broker) take(req queue.FetchRequest) (leases []queue.Lease, held string
 			}
 		}
 		q, ok := b.queues[name]
-		if !ok {
+		if !ok || q.paused {
 			continue
 		}
 		for len(leases) < req.N {
@@ -644,6 +645,24 @@ func (b *Broker) RemoveQueue(_ context.Context, name string) (int, error) {
 	return q.history.order.Len() + q.dead.order.Len(), nil
 }
 
+// SetPaused pauses or resumes a queue; a resume wakes the fetchers.
+func (b *Broker) SetPaused(_ context.Context, name string, paused bool) (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q, ok := b.queues[name]
+	if !ok {
+		return false, queue.QueueNotFoundError(name)
+	}
+	if q.paused == paused {
+		return false, nil
+	}
+	q.paused = paused
+	if !paused {
+		b.notify()
+	}
+	return true, nil
+}
+
 // Tick promotes due jobs and recovers expired leases.
 func (b *Broker) Tick(context.Context) (queue.TickResult, error) {
 	b.mu.Lock()
@@ -730,6 +749,7 @@ func (b *Broker) Stats(_ context.Context, name string) (queue.Stats, error) {
 	s.Retry = q.count[queue.StatusFailed]
 	s.Dead = q.count[queue.StatusDead]
 	s.Enqueued, s.Started, s.Succeeded, s.Failed = q.enqueued, q.started, q.succeeded, q.failed
+	s.Paused = q.paused
 	for {
 		it, ok := q.pending.peek()
 		if !ok {

@@ -150,11 +150,11 @@ func (b *Broker) Load(ctx context.Context) error {
 	return nil
 }
 
-var allScripts = []*script{enqueueScript, dequeueScript, claimScript, extendScript, finishScript, releaseScript, cancelScript, requeueScript, requeueDeadScript, tickScript, statsScript, removeScript, finishedScript, locateScript}
+var allScripts = []*script{enqueueScript, dequeueScript, claimScript, extendScript, finishScript, releaseScript, cancelScript, requeueScript, requeueDeadScript, tickScript, statsScript, removeScript, pauseScript, finishedScript, locateScript}
 
 // keys names the keys of one queue.
 type keys struct {
-	pending, scheduled, retry, running, history, dead, stats, job string
+	pending, scheduled, retry, running, history, dead, stats, job, paused string
 	// enqueue is the KEYS of enqueueScript: pending, scheduled, stats, job
 	// prefix, the wake-up list and the queue index (the last two only on a
 	// single server).
@@ -172,15 +172,15 @@ func (b *Broker) keys(q string) *keys {
 }
 
 // every returns all the keys of the queue, in the order tickScript and
-// removeScript take them.
+// removeScript take them (tickScript ignores the paused flag, last).
 func (k *keys) every() []string {
-	return []string{k.pending, k.scheduled, k.retry, k.running, k.history, k.dead, k.stats, k.job}
+	return []string{k.pending, k.scheduled, k.retry, k.running, k.history, k.dead, k.stats, k.job, k.paused}
 }
 
 func (b *Broker) newKeys(q string) *keys {
 	p := b.prefix + "q:{" + q + "}:"
 	k := &keys{pending: p + "pending", scheduled: p + "scheduled", retry: p + "retry", running: p + "running",
-		history: p + "history", dead: p + "dead", stats: p + "stats", job: p + "j:"}
+		history: p + "history", dead: p + "dead", stats: p + "stats", job: p + "j:", paused: p + "paused"}
 	k.enqueue = [6]string{k.pending, k.scheduled, k.stats, k.job, b.wakeKey(), b.indexKey()}
 	return k
 }
@@ -1007,7 +1007,7 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 		k := b.keys(q)
 		rctx, cancel, na := b.bound(ctx)
 		sent := time.Now()
-		r, err := b.run(rctx, dequeueScript, []string{k.pending, k.running, k.stats, k.job},
+		r, err := b.run(rctx, dequeueScript, []string{k.pending, k.running, k.stats, k.job, k.paused},
 			b.now(), req.N-len(leases), ms(req.Lease), na, max(ready-len(leases), 0))
 		cancel()
 		if err != nil {
@@ -1696,6 +1696,42 @@ func (b *Broker) RemoveQueue(ctx context.Context, name string) (int, error) {
 	return int(num(1)), nil
 }
 
+// SetPaused pauses or resumes a queue with one script on its keys (the
+// flag is read by dequeueScript, atomically with each take). A resume that
+// changed something wakes the queue's fetchers, as a requeue does, but
+// one wake-up per pending job up to wakeBacklog: a blocked fetcher (of
+// any daemon) takes one wake-up, and a backlog held by the pause is work
+// for all of them. A fetcher woken for nothing blocks again.
+func (b *Broker) SetPaused(ctx context.Context, name string, paused bool) (bool, error) {
+	k := b.keys(name)
+	flag := "0"
+	if paused {
+		flag = "1"
+	}
+	r, err := b.run(ctx, pauseScript, []string{k.pending, k.scheduled, k.retry, k.running, k.history, k.dead, k.stats, k.paused}, flag)
+	if err != nil {
+		return false, fmt.Errorf("set paused %s: %w", name, err)
+	}
+	a, _ := r.([]any)
+	switch {
+	case len(a) == 1 && a[0] == "not_found":
+		return false, queue.QueueNotFoundError(name)
+	case len(a) != 3 || a[0] != "ok":
+		return false, fmt.Errorf("set paused %s: unexpected reply %v", name, r)
+	}
+	changed := a[1] == int64(1)
+	if pending, _ := a[2].(int64); changed && !paused && pending > 0 {
+		pipe := b.rdb.Pipeline()
+		wakes := make([]string, min(pending, wakeBacklog))
+		for i := range wakes {
+			wakes[i] = name
+		}
+		b.queueWake(ctx, pipe, wakes, true)
+		_, _ = redispipe.Exec(ctx, pipe)
+	}
+	return changed, nil
+}
+
 // tickBatch bounds the jobs one tick script moves per kind, so that a huge
 // backlog of due jobs never blocks Redis for long; Tick loops until done.
 const tickBatch = 1000
@@ -1856,7 +1892,7 @@ func (b *Broker) StatsMany(ctx context.Context, queues []string) ([]queue.Stats,
 	for i, q := range queues {
 		r, err := cmds[i].Result()
 		a, ok := r.([]any)
-		if err == nil && (!ok || len(a) < 11) {
+		if err == nil && (!ok || len(a) < 12) {
 			err = fmt.Errorf("unexpected reply %v", r)
 		}
 		if err != nil {
@@ -1897,14 +1933,14 @@ func (b *Broker) masterOf(ctx context.Context, q string) string {
 }
 
 func statsKeys(k *keys) []string {
-	return []string{k.pending, k.scheduled, k.retry, k.running, k.dead, k.stats, k.job}
+	return []string{k.pending, k.scheduled, k.retry, k.running, k.dead, k.stats, k.job, k.paused}
 }
 
 // parseStats decodes statsScript's reply for queue q.
 func parseStats(q string, a []any) queue.Stats {
 	n := func(i int) int64 { return a[i].(int64) }
 	s := queue.Stats{Queue: q, Pending: n(1), Scheduled: n(2), Retry: n(3), Running: n(4), Dead: n(5),
-		Enqueued: n(7), Started: n(8), Succeeded: n(9), Failed: n(10)}
+		Enqueued: n(7), Started: n(8), Succeeded: n(9), Failed: n(10), Paused: len(a) > 11 && n(11) == 1}
 	if oldest := n(6); oldest >= 0 && s.Pending > 0 {
 		s.OldestPendingAge = max(0, time.Duration(n(0)-oldest)*time.Millisecond)
 	}

@@ -25,6 +25,7 @@ import (
 //	P q:{Q}:history    ZSET  id → finished_at (ms) of succeeded and cancelled jobs (capped)
 //	P q:{Q}:dead       ZSET  id → finished_at (ms) of dead jobs (capped on their own)
 //	P q:{Q}:stats      HASH  enqueued, started, succeeded, failed: totals that only grow
+//	P q:{Q}:paused     STRING "1" while the queue is paused (no TTL): dequeueScript takes nothing
 //	P q:{Q}:j:<id>     HASH  one job (fields: see prelude FIELDS)
 //
 // Each of history and dead holds up to the history cap (JOB_HISTORY), so
@@ -257,17 +258,22 @@ return {now, 0, made}
 // those after it go back to the head of the list, in order.
 //
 //	KEYS[1] pending  KEYS[2] running  KEYS[3] stats  KEYS[4] job key prefix
+//	KEYS[5] paused flag
 //	ARGV[1] now  ARGV[2] N  ARGV[3] lease_ms  ARGV[4] not after (ms, 0: none)
 //	ARGV[5] R (N or more: take any job)
 //
 // Returns {now, {id, START_FIELDS…}, …}, one per job started, followed by
 // "held" when it put a job back on its last try; {now, "late"} without
 // starting anything when now is past not after (a fetcher that has given
-// up would hold the jobs until their leases expire).
+// up would hold the jobs until their leases expire); {now} without
+// starting anything when the queue is paused: the check is here, in the
+// take, so that no fetch takes a job once a pause has answered (one
+// EXISTS a call, none a job: the hot path stays as cheap).
 var dequeueScript = newScript(prelude + `
 local now = now_ms(ARGV[1])
 local not_after = tonumber(ARGV[4])
 if not_after > 0 and now > not_after then return {now, 'late'} end
+if redis.call('EXISTS', KEYS[5]) == 1 then return {now} end
 ` + oomGuard + `
 local out = {now}
 local ids = redis.call('LPOP', KEYS[1], tonumber(ARGV[2]))
@@ -632,24 +638,25 @@ return {counts[1], counts[2], recovered, dead, now, died}
 //
 //	KEYS[1] pending  KEYS[2] scheduled  KEYS[3] retry  KEYS[4] running
 //	KEYS[5] history  KEYS[6] dead  KEYS[7] stats  KEYS[8] job key prefix
-//	KEYS[9] queue index (optional: only on a single Redis server; on a
+//	KEYS[9] paused flag (deleted with the rest: a queue made again runs)
+//	KEYS[10] queue index (optional: only on a single Redis server; on a
 //	        cluster the broker updates the index itself, see RemoveQueue)
 //	ARGV[1] queue name  ARGV[2] 1 when the index lists the queue (read by
-//	        the broker on a cluster; ignored given KEYS[9])
+//	        the broker on a cluster; ignored given KEYS[10])
 //
 // Returns {"ok", jobs removed}; {"busy", pending, scheduled, retry,
-// running} without changing the queue (given KEYS[9], it makes sure the
+// running} without changing the queue (given KEYS[10], it makes sure the
 // busy queue is listed); {"not_found"} when the queue is neither listed nor
 // has a finished job or a total.
 var removeScript = newScript(`
 local pending, scheduled = redis.call('LLEN', KEYS[1]), redis.call('ZCARD', KEYS[2])
 local retry, running = redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[4])
 if pending + scheduled + retry + running > 0 then
-  if KEYS[9] then redis.call('SADD', KEYS[9], ARGV[1]) end
+  if KEYS[10] then redis.call('SADD', KEYS[10], ARGV[1]) end
   return {'busy', pending, scheduled, retry, running}
 end
 local listed = ARGV[2] == '1'
-if KEYS[9] then listed = redis.call('SISMEMBER', KEYS[9], ARGV[1]) == 1 end
+if KEYS[10] then listed = redis.call('SISMEMBER', KEYS[10], ARGV[1]) == 1 end
 if not listed and redis.call('EXISTS', KEYS[5], KEYS[6], KEYS[7]) == 0 then return {'not_found'} end
 -- the finished jobs: history's and dead's, each once (a dead job of an
 -- earlier version is in both)
@@ -664,19 +671,39 @@ for i = 1, #ids, 500 do
   for j = i, math.min(i + 499, #ids) do keys[#keys + 1] = KEYS[8] .. ids[j] end
   redis.call('DEL', unpack(keys))
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
-if KEYS[9] then redis.call('SREM', KEYS[9], ARGV[1]) end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[9])
+if KEYS[10] then redis.call('SREM', KEYS[10], ARGV[1]) end
 return {'ok', #ids}
+`)
+
+// pauseScript pauses (ARGV[1] "1") or resumes ("0") a queue that exists
+// (any of its keys does: the index lives in another slot on a cluster).
+//
+//	KEYS[1] pending  KEYS[2] scheduled  KEYS[3] retry  KEYS[4] running
+//	KEYS[5] history  KEYS[6] dead  KEYS[7] stats  KEYS[8] paused flag
+//	ARGV[1] "1" pause, "0" resume
+//
+// Returns {"ok", 1 changed or 0, pending jobs}; {"not_found"} writing
+// nothing.
+var pauseScript = newScript(`
+if redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]) == 0 then
+  return {'not_found'}
+end
+if ARGV[1] == '1' then
+  if redis.call('SET', KEYS[8], '1', 'NX') then return {'ok', 1, 0} end
+  return {'ok', 0, 0}
+end
+return {'ok', redis.call('DEL', KEYS[8]), redis.call('LLEN', KEYS[1])}
 `)
 
 // statsScript reads one queue's gauges and totals (read only).
 //
 //	KEYS[1] pending  KEYS[2] scheduled  KEYS[3] retry  KEYS[4] running
-//	KEYS[5] dead  KEYS[6] stats  KEYS[7] job key prefix
+//	KEYS[5] dead  KEYS[6] stats  KEYS[7] job key prefix  KEYS[8] paused flag
 //	ARGV[1] now
 //
 // Returns {now, pending, scheduled, retry, running, dead, oldest ready_at or
-// -1, enqueued, started, succeeded, failed}.
+// -1, enqueued, started, succeeded, failed, paused (1 or 0)}.
 //
 // The oldest pending job's ready_at is its started_at when it has none, or
 // 0: a job that daemons of earlier versions claimed before it was due and
@@ -702,7 +729,8 @@ end
 local t = redis.call('HMGET', KEYS[6], 'enqueued', 'started', 'succeeded', 'failed')
 return {now, redis.call('LLEN', KEYS[1]), redis.call('ZCARD', KEYS[2]), redis.call('ZCARD', KEYS[3]),
   redis.call('ZCARD', KEYS[4]), redis.call('ZCARD', KEYS[5]), oldest,
-  tonumber(t[1]) or 0, tonumber(t[2]) or 0, tonumber(t[3]) or 0, tonumber(t[4]) or 0}
+  tonumber(t[1]) or 0, tonumber(t[2]) or 0, tonumber(t[3]) or 0, tonumber(t[4]) or 0,
+  redis.call('EXISTS', KEYS[8])}
 `)
 
 // finishedScript looks for the latest finished jobs of one queue in one
