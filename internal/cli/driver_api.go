@@ -110,10 +110,7 @@ func (d *apiDriver) RequeueDead(ctx context.Context, q string, before time.Time,
 	var a daemon.RequeuedDead
 	err := d.c.Do(ctx, http.MethodPost, requeueDeadPath+"?"+v.Encode(), nil, &a)
 	if err != nil {
-		// The daemon's 404 for an unknown queue is its queue.QueueNotFoundError;
-		// any other 404 (no route, in its words or the mux's) is a daemon
-		// that predates the route.
-		if core.ErrorCode(err) == core.CodeNotFound && core.ErrorMessage(err) != core.ErrorMessage(queue.QueueNotFoundError(q)) {
+		if noRoute(err, q) {
 			return queue.RequeueDeadResult{}, earlierDaemonError{core.Errorf(core.CodeNotFound,
 				"the daemon at %s does not know POST %s (it is of an earlier version): requeue over Redis with --redis, or upgrade the daemon",
 				config.RedactURL(d.c.Base), requeueDeadPath)}
@@ -143,14 +140,20 @@ func (d *apiDriver) SetPaused(ctx context.Context, q string, paused bool) (queue
 	}
 	var r queue.PauseResult
 	err := d.c.Do(ctx, http.MethodPost, path+"?"+url.Values{"queue": {q}}.Encode(), nil, &r)
-	// As for requeue-dead: the daemon's 404 for an unknown queue is its
-	// queue.QueueNotFoundError, any other one a daemon before the route.
-	if core.ErrorCode(err) == core.CodeNotFound && core.ErrorMessage(err) != core.ErrorMessage(queue.QueueNotFoundError(q)) {
+	if noRoute(err, q) {
 		return queue.PauseResult{}, earlierDaemonError{core.Errorf(core.CodeNotFound,
 			"the daemon at %s does not know POST %s (it is of an earlier version, too old to %s a queue): %s over Redis with --redis, or upgrade the daemon",
 			config.RedactURL(d.c.Base), path, what, what)}
 	}
 	return r, err
+}
+
+// noRoute reports whether err is a daemon's 404 for a route of queue q it
+// predates: its 404 for an unknown queue is its queue.QueueNotFoundError,
+// any other 404 (no route, in its words or the mux's) is a daemon of an
+// earlier version.
+func noRoute(err error, q string) bool {
+	return core.ErrorCode(err) == core.CodeNotFound && core.ErrorMessage(err) != core.ErrorMessage(queue.QueueNotFoundError(q))
 }
 
 // earlierDaemonError is a daemon's 404 for a route it predates, so that

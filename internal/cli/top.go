@@ -130,12 +130,12 @@ var (
 // SetQueuePaused pauses or resumes queue q through the daemon, as `refrakt
 // jobs pause` and `resume` do; an earlier daemon's 404 is said in words
 // that fit top's status line.
-func (s apiTopSource) SetQueuePaused(ctx context.Context, q string, paused bool) error {
-	_, err := s.d.SetPaused(ctx, q, paused)
+func (s apiTopSource) SetQueuePaused(ctx context.Context, q string, paused bool) (bool, error) {
+	r, err := s.d.SetPaused(ctx, q, paused)
 	if errors.As(err, new(earlierDaemonError)) {
 		err = core.Errorf(core.CodeNotFound, "the daemon is too old for it: upgrade it, or use top --redis")
 	}
-	return err
+	return r.Changed, err
 }
 
 // RequeueAllDead requeues every dead job of queue q through the daemon. A

@@ -139,13 +139,13 @@ func (s *redisTopSource) RequeueJob(ctx context.Context, id string) error {
 
 // SetQueuePaused pauses or resumes queue q straight on Redis, as `refrakt
 // jobs pause --redis` and `resume` do.
-func (s *redisTopSource) SetQueuePaused(ctx context.Context, q string, paused bool) error {
+func (s *redisTopSource) SetQueuePaused(ctx context.Context, q string, paused bool) (bool, error) {
 	d, err := s.driver(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
-	_, err = d.SetPaused(ctx, q, paused)
-	return err
+	r, err := d.SetPaused(ctx, q, paused)
+	return r.Changed, err
 }
 
 // RequeueAllDead requeues every dead job of queue q straight on Redis, as

@@ -50,8 +50,10 @@ type scriptSource struct {
 	// allDead are the queues RequeueAllDead was asked; it answers moved.
 	allDead []string
 	moved   int
-	// pauses are the SetQueuePaused calls, "pause Q" or "resume Q".
-	pauses []string
+	// pauses are the SetQueuePaused calls, "pause Q" or "resume Q"; they
+	// answer changed unless unchanged is set.
+	pauses    []string
+	unchanged bool
 }
 
 func (s *scriptSource) Name() string { return "http://127.0.0.1:8080" }
@@ -85,7 +87,7 @@ func (s *scriptSource) RequeueAllDead(ctx context.Context, q string) (int, error
 	return s.moved, s.actionErr
 }
 
-func (s *scriptSource) SetQueuePaused(ctx context.Context, q string, paused bool) error {
+func (s *scriptSource) SetQueuePaused(ctx context.Context, q string, paused bool) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	verb := "resume "
@@ -93,7 +95,7 @@ func (s *scriptSource) SetQueuePaused(ctx context.Context, q string, paused bool
 		verb = "pause "
 	}
 	s.pauses = append(s.pauses, verb+q)
-	return s.actionErr
+	return !s.unchanged, s.actionErr
 }
 
 // roleSource is a scriptSource that says its token's role.

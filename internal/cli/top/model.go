@@ -163,7 +163,9 @@ type (
 	actionDoneMsg struct {
 		action pendingAction
 		moved  int
-		err    error
+		// unchanged: a pause or resume found the queue so already.
+		unchanged bool
+		err       error
 	}
 	// roleMsg is the source's answer to which role the token has.
 	roleMsg struct {
@@ -394,8 +396,14 @@ func (m Model) actionDone(msg actionDoneMsg) (Model, tea.Cmd) {
 		what, verb = RequeuedDead(msg.moved, msg.action.target), "requeue"
 	case actionPauseQueue:
 		what, verb = "queue "+msg.action.target+" paused", "pause"
+		if msg.unchanged {
+			what = "queue " + msg.action.target + " was already paused"
+		}
 	case actionResumeQueue:
 		what, verb = "queue "+msg.action.target+" resumed", "resume"
+		if msg.unchanged {
+			what = "queue " + msg.action.target + " was not paused"
+		}
 	}
 	switch code := core.ErrorCode(msg.err); {
 	case msg.err == nil:
@@ -619,6 +627,7 @@ func (m Model) answer(k string) (Model, tea.Cmd) {
 		defer cancel()
 		var err error
 		var moved int
+		changed := true
 		switch act.kind {
 		case actionReset:
 			err = src.(BucketResetter).ResetBucket(ctx, act.target)
@@ -627,9 +636,9 @@ func (m Model) answer(k string) (Model, tea.Cmd) {
 		case actionRequeueAll:
 			moved, err = src.(DeadRequeuer).RequeueAllDead(ctx, act.target)
 		case actionPauseQueue, actionResumeQueue:
-			err = src.(QueuePauser).SetQueuePaused(ctx, act.target, act.kind == actionPauseQueue)
+			changed, err = src.(QueuePauser).SetQueuePaused(ctx, act.target, act.kind == actionPauseQueue)
 		}
-		return actionDoneMsg{action: act, moved: moved, err: err}
+		return actionDoneMsg{action: act, moved: moved, unchanged: !changed, err: err}
 	}
 }
 

@@ -30,6 +30,7 @@ func TestPauseQueueKey(t *testing.T) {
 		snap       snapshot.Snapshot
 		role       string // "": a source that cannot tell
 		actionErr  error
+		unchanged  bool // the source finds the queue so already
 		keys       []string
 		wantPrompt string
 		wantStatus string
@@ -40,6 +41,10 @@ func TestPauseQueueKey(t *testing.T) {
 		{name: "y pauses it", keys: []string{"P", "y"}, wantStatus: "queue default paused", wantCalls: []string{"pause default"}},
 		{name: "a paused queue: P asks to resume it", snap: withPaused, keys: []string{"j", "P"}, wantPrompt: "resume queue emails? [y/N]"},
 		{name: "y resumes it", snap: withPaused, keys: []string{"j", "P", "y"}, wantStatus: "queue emails resumed", wantCalls: []string{"resume emails"}},
+		{name: "already paused (a stale screen)", unchanged: true, keys: []string{"P", "y"},
+			wantStatus: "queue default was already paused", wantCalls: []string{"pause default"}},
+		{name: "not paused (a stale screen)", snap: withPaused, unchanged: true, keys: []string{"j", "P", "y"},
+			wantStatus: "queue emails was not paused", wantCalls: []string{"resume emails"}},
 		{name: "n cancels", keys: []string{"P", "n"}, wantStatus: "cancelled"},
 		{name: "outside the queues pane", keys: []string{"tab", "P"}, wantStatus: "select a queue first: tab to the Queues pane"},
 		{name: "the _other row", snap: withOther, keys: []string{"P"},
@@ -58,7 +63,7 @@ func TestPauseQueueKey(t *testing.T) {
 			if tt.snap.Queues != nil {
 				s = tt.snap
 			}
-			script := &scriptSource{results: []result{{snap: s}}, actionErr: tt.actionErr}
+			script := &scriptSource{results: []result{{snap: s}}, actionErr: tt.actionErr, unchanged: tt.unchanged}
 			var src Source = script
 			if tt.role != "" {
 				src = roleSource{scriptSource: script, role: tt.role}

@@ -35,9 +35,10 @@ type DeadRequeuer interface {
 }
 
 // QueuePauser is a Source that can pause a queue or resume it, as
-// `refrakt jobs pause Q` and `refrakt jobs resume Q` do.
+// `refrakt jobs pause Q` and `refrakt jobs resume Q` do. changed is false
+// when the queue already was so (paused, or not).
 type QueuePauser interface {
-	SetQueuePaused(ctx context.Context, queue string, paused bool) error
+	SetQueuePaused(ctx context.Context, queue string, paused bool) (changed bool, err error)
 }
 
 // RoleSource is a Source that can say which role its token has ("operator"

@@ -1940,7 +1940,7 @@ func statsKeys(k *keys) []string {
 func parseStats(q string, a []any) queue.Stats {
 	n := func(i int) int64 { return a[i].(int64) }
 	s := queue.Stats{Queue: q, Pending: n(1), Scheduled: n(2), Retry: n(3), Running: n(4), Dead: n(5),
-		Enqueued: n(7), Started: n(8), Succeeded: n(9), Failed: n(10), Paused: len(a) > 11 && n(11) == 1}
+		Enqueued: n(7), Started: n(8), Succeeded: n(9), Failed: n(10), Paused: n(11) == 1}
 	if oldest := n(6); oldest >= 0 && s.Pending > 0 {
 		s.OldestPendingAge = max(0, time.Duration(n(0)-oldest)*time.Millisecond)
 	}

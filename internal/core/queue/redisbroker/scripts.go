@@ -213,7 +213,9 @@ redis.call('LPUSHX', KEYS[1] .. ':oom', 'x')
 // queue's first jobs (none before, or none since removeScript): given
 // KEYS[6], the queue is then added to the index here, atomically with its
 // jobs, so a queue removed a moment ago and made again is never left out of
-// the index by a broker that still thinks it is listed.
+// the index by a broker that still thinks it is listed; and a pause flag
+// left by an earlier version's removal (which did not know it) is dropped.
+// Both cost nothing on the hot path: only a queue's first enqueue runs them.
 var enqueueScript = newScript(nowMS + `
 local now = now_ms(ARGV[1])
 local not_after = tonumber(ARGV[3])
@@ -243,6 +245,10 @@ end
 local made = 0
 if redis.call('HINCRBY', KEYS[3], 'enqueued', string.format('%d', n)) == n then
   made = 1
+  -- A pause flag left by a removal of an earlier version (whose removeScript
+  -- does not know it): a queue made again runs. Its key is the job key
+  -- prefix's queue part and "paused", in the queue's slot.
+  redis.call('DEL', string.sub(KEYS[4], 1, -3) .. 'paused')
   if KEYS[6] then redis.call('SADD', KEYS[6], ARGV[2]) end
 end
 if KEYS[5] and ready > 0 and redis.call('RPUSH', KEYS[5], ARGV[2]) > ` + strconv.Itoa(wakeBacklog+32) + ` then
