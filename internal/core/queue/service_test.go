@@ -889,6 +889,44 @@ func TestRunNextOldestOfAllQueues(t *testing.T) {
 	})
 }
 
+// TestRunNextSkipsPausedQueues (rvpause36 L3): run-next without a queue
+// runs the job that has waited longest among the queues that are not
+// paused, and with every pending job in a paused queue it finds none; with
+// the paused queue named it says the queue is paused (a conflict).
+func TestRunNextSkipsPausedQueues(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		clock := brokertest.NewClock()
+		s := queue.NewService(queue.Deps{Broker: be.new(t, clock), Clock: clock}, queue.Config{Concurrency: queue.ManualMode})
+		ctx := context.Background()
+		var ids []string
+		for _, q := range []string{"held", "held", "bb", "aa", "bb"} {
+			ids = append(ids, mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping", Queue: q}).ID)
+			clock.Advance(time.Second)
+		}
+		if _, err := s.SetPaused(ctx, "held", true); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for range 3 {
+			j, err := s.RunNext(ctx, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, j.ID)
+		}
+		diff(t, "run order, the paused queue's two older jobs left", ids[2:], got)
+		if _, err := s.RunNext(ctx, ""); core.ErrorCode(err) != core.CodeNotFound {
+			t.Errorf("run-next with only a paused queue's jobs pending: %v, want not found", err)
+		}
+		if _, err := s.RunNext(ctx, "held"); core.ErrorCode(err) != core.CodeConflict {
+			t.Errorf("run-next of the paused queue: %v, want a conflict", err)
+		}
+		if j, err := s.Get(ctx, ids[0]); err != nil || j.Status != queue.StatusPending {
+			t.Errorf("the paused queue's oldest job: %v, want pending", err)
+		}
+	})
+}
+
 // TestSourceFollowsReenqueue: a job's source says how it came to wait last:
 // retry after a failed attempt, schedule after a recurring run (README's
 // job fields); it stayed api.
