@@ -40,6 +40,9 @@ type Driver interface {
 	// SetPaused pauses (paused) or resumes queue q
 	// (queue.Service.SetPaused).
 	SetPaused(ctx context.Context, q string, paused bool) (queue.PauseResult, error)
+	// QueueStats returns every queue's gauges and totals, as
+	// GET /api/obs/jobs serves them in its "queues" (queue.Service.Stats).
+	QueueStats(ctx context.Context) ([]queue.Stats, error)
 
 	// Limits lists the limits with their policies and the overrides in
 	// force; with a target, at least that target's limit and the overrides

@@ -148,6 +148,18 @@ func (d *apiDriver) SetPaused(ctx context.Context, q string, paused bool) (queue
 	return r, err
 }
 
+// QueueStats reads GET /api/obs/jobs, the route of the queue gauges that an
+// operator token may read (its recent jobs and types are not used).
+func (d *apiDriver) QueueStats(ctx context.Context) ([]queue.Stats, error) {
+	var ov struct {
+		Queues []queue.Stats `json:"queues"`
+	}
+	if err := d.c.Do(ctx, http.MethodGet, "/api/obs/jobs", nil, &ov); err != nil {
+		return nil, err
+	}
+	return ov.Queues, nil
+}
+
 // noRoute reports whether err is a daemon's 404 for a route of queue q it
 // predates: its 404 for an unknown queue is its queue.QueueNotFoundError,
 // any other 404 (no route, in its words or the mux's) is a daemon of an

@@ -240,6 +240,14 @@ func (d *redisDriver) SetPaused(ctx context.Context, q string, paused bool) (que
 	return r, d.fail(err)
 }
 
+func (d *redisDriver) QueueStats(ctx context.Context) ([]queue.Stats, error) {
+	stats, err := d.jobs.Stats(ctx)
+	if err != nil {
+		return nil, d.fail(err)
+	}
+	return stats, nil
+}
+
 func (d *redisDriver) Limits(ctx context.Context, target string) (LimitsView, error) {
 	var overrides []ratelimit.Override
 	var pub ratelimit.LimitSet

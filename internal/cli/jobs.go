@@ -13,12 +13,13 @@ import (
 func newJobsCmd(f *Factory) *cobra.Command {
 	return newGroupCmd(f, &cobra.Command{
 		Use:   "jobs",
-		Short: "Enqueue, inspect, run, cancel and requeue jobs; remove idle queues",
+		Short: "Enqueue, inspect, run, cancel and requeue jobs; list, pause and remove queues",
 		Long: "Work with refrakt's job queue, over a daemon's API (--server, REFRAKT_SERVER, default\n" +
 			DefaultServer + ") or straight over Redis (--redis, REFRAKT_REDIS), with the same\n" +
 			"results either way. Tables on a terminal, tab-separated rows when piped, -o json for scripts.",
 		Example: "  refrakt jobs enqueue ping\n" +
 			"  refrakt jobs list --status pending\n" +
+			"  refrakt jobs queues\n" +
 			"  refrakt --redis redis://127.0.0.1:6379/0 jobs run --next",
 	}, func(c client) []*cobra.Command {
 		return []*cobra.Command{
@@ -32,6 +33,7 @@ func newJobsCmd(f *Factory) *cobra.Command {
 			newJobsRemoveQueueCmd(c, nil),
 			newJobsPauseCmd(c, nil),
 			newJobsResumeCmd(c, nil),
+			newJobsQueuesCmd(c, nil),
 		}
 	})
 }
