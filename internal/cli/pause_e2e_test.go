@@ -2,9 +2,6 @@ package cli
 
 import (
 	"encoding/json"
-	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -116,22 +113,10 @@ func TestE2EPauseResume(t *testing.T) {
 // resume route and answers 404 (in its own JSON, or the plain mux page):
 // the CLI says in one line that the daemon is too old, and exits 1.
 func TestPauseEarlierDaemon(t *testing.T) {
-	for name, answer := range map[string]func(http.ResponseWriter, *http.Request){
-		"json 404": func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusNotFound)
-			fmt.Fprintf(w, `{"error":{"code":"not_found","message":"no route %s %s"}}`, r.Method, r.URL.Path)
-		},
-		"plain 404": http.NotFound,
-	} {
-		t.Run(name, func(t *testing.T) {
-			srv := httptest.NewServer(http.HandlerFunc(answer))
-			defer srv.Close()
-			env := map[string]string{"REFRAKT_SERVER": srv.URL, "REFRAKT_TOKEN": "x", "XDG_STATE_HOME": t.TempDir()}
-			for _, verb := range []string{"pause", "resume"} {
-				wantFail(t, env, ExitFailed, "earlier version, too old to "+verb+" a queue): "+verb+" over Redis with --redis, or upgrade the daemon",
-					"jobs", verb, "mail")
-			}
-		})
-	}
+	forEachEarlierDaemon(t, func(t *testing.T, env map[string]string) {
+		for _, verb := range []string{"pause", "resume"} {
+			wantFail(t, env, ExitFailed, "earlier version, too old to "+verb+" a queue): "+verb+" over Redis with --redis, or upgrade the daemon",
+				"jobs", verb, "mail")
+		}
+	})
 }

@@ -150,6 +150,17 @@ func TestE2ERequeueAllDead(t *testing.T) {
 // page of older ones): the CLI says so in one line, suggesting --redis or
 // an upgrade, and exits 1, as for other API errors.
 func TestRequeueAllDeadEarlierDaemon(t *testing.T) {
+	forEachEarlierDaemon(t, func(t *testing.T, env map[string]string) {
+		wantFail(t, env, ExitFailed, "earlier version): requeue over Redis with --redis, or upgrade the daemon",
+			"jobs", "requeue", "--queue", "mail", "--all-dead")
+	})
+}
+
+// forEachEarlierDaemon runs f against a stand-in for a daemon of an earlier
+// version, which answers 404 to every route (a route it predates): in its
+// own JSON error, and in the plain page of the mux of older ones. env
+// points the CLI at it.
+func forEachEarlierDaemon(t *testing.T, f func(t *testing.T, env map[string]string)) {
 	for name, answer := range map[string]func(http.ResponseWriter, *http.Request){
 		"json 404": func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
@@ -161,9 +172,7 @@ func TestRequeueAllDeadEarlierDaemon(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(answer))
 			defer srv.Close()
-			env := map[string]string{"REFRAKT_SERVER": srv.URL, "REFRAKT_TOKEN": "x", "XDG_STATE_HOME": t.TempDir()}
-			wantFail(t, env, ExitFailed, "earlier version): requeue over Redis with --redis, or upgrade the daemon",
-				"jobs", "requeue", "--queue", "mail", "--all-dead")
+			f(t, map[string]string{"REFRAKT_SERVER": srv.URL, "REFRAKT_TOKEN": "x", "XDG_STATE_HOME": t.TempDir()})
 		})
 	}
 }
