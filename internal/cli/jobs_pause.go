@@ -2,10 +2,10 @@ package cli
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/spf13/cobra"
 
+	"github.com/refrakt/refrakt/internal/cli/top"
 	"github.com/refrakt/refrakt/internal/core/queue"
 )
 
@@ -76,19 +76,6 @@ func jobsSetPausedRun(ctx context.Context, o *JobsPauseOptions) error {
 			return p.PrintJSON(r)
 		}
 		// On a terminal and piped alike: a script may read it.
-		return p.Printf("%s\n", pausedLine(r))
+		return p.Printf("%s\n", top.PausedQueue(r.Queue, r.Paused, r.Changed))
 	})
-}
-
-// pausedLine says what a pause or a resume did.
-func pausedLine(r queue.PauseResult) string {
-	switch {
-	case r.Paused && r.Changed:
-		return fmt.Sprintf("queue %s paused", r.Queue)
-	case r.Paused:
-		return fmt.Sprintf("queue %s was already paused", r.Queue)
-	case r.Changed:
-		return fmt.Sprintf("queue %s resumed", r.Queue)
-	}
-	return fmt.Sprintf("queue %s was not paused", r.Queue)
 }

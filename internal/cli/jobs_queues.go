@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/refrakt/refrakt/internal/cli/top"
 	"github.com/refrakt/refrakt/internal/core/queue"
 )
 
@@ -132,20 +133,5 @@ func (p *Printer) oldestCell(s queue.Stats) string {
 	if !p.TTY {
 		return strconv.FormatInt(int64(d/time.Second), 10)
 	}
-	return pendingAge(d)
-}
-
-// pendingAge renders an age for people in at most two units, to the
-// second: 0s, 12s, 3m4s, 2h5m, 3d4h.
-func pendingAge(d time.Duration) string {
-	s := int64(d / time.Second)
-	switch {
-	case s < 60:
-		return fmt.Sprintf("%ds", s)
-	case s < 3600:
-		return fmt.Sprintf("%dm%ds", s/60, s%60)
-	case s < 48*3600:
-		return fmt.Sprintf("%dh%dm", s/3600, s%3600/60)
-	}
-	return fmt.Sprintf("%dd%dh", s/86400, s%86400/3600)
+	return top.Age(d)
 }

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -106,26 +105,6 @@ func TestPickQueues(t *testing.T) {
 	}
 }
 
-func TestPendingAge(t *testing.T) {
-	for _, tt := range []struct {
-		d    time.Duration
-		want string
-	}{
-		{0, "0s"},
-		{999 * time.Millisecond, "0s"},
-		{12*time.Second + 900*time.Millisecond, "12s"},
-		{3*time.Minute + 4*time.Second, "3m4s"},
-		{time.Hour - time.Second, "59m59s"},
-		{2*time.Hour + 5*time.Minute + 59*time.Second, "2h5m"},
-		{47*time.Hour + 59*time.Minute, "47h59m"},
-		{3*24*time.Hour + 4*time.Hour + 30*time.Minute, "3d4h"},
-	} {
-		if got := pendingAge(tt.d); got != tt.want {
-			t.Errorf("pendingAge(%v) = %q, want %q", tt.d, got, tt.want)
-		}
-	}
-}
-
 // TestQueuesOldestCell: the oldest pending age is "-" (piped: empty) for a
 // queue with nothing pending, whatever age the gauge carries, and is read
 // from the seconds the API serves.
@@ -137,8 +116,9 @@ func TestQueuesOldestCell(t *testing.T) {
 	}{
 		{queue.Stats{}, "-", ""},
 		{queue.Stats{OldestPendingSec: 5}, "-", ""},
-		{queue.Stats{Pending: 1}, "0s", "0"},
-		{queue.Stats{Pending: 1, OldestPendingSec: 184.9}, "3m4s", "184"},
+		{queue.Stats{Pending: 1}, "0ms", "0"},
+		{queue.Stats{Pending: 1, OldestPendingSec: 4.25}, "4.2s", "4"},
+		{queue.Stats{Pending: 1, OldestPendingSec: 184.9}, "3m04s", "184"},
 	} {
 		if got := tty.oldestCell(tt.s); got != tt.tty {
 			t.Errorf("tty %+v: %q, want %q", tt.s, got, tt.tty)

@@ -55,9 +55,9 @@ func fillBar(tokens, capacity int64, width int) (full, empty string) {
 	return strings.Repeat("█", n), strings.Repeat("░", width-n)
 }
 
-// age formats a duration compactly for a narrow column: 850ms, 4.2s, 42s,
-// 3m05s, 2h04m, 3d04h.
-func age(d time.Duration) string {
+// Age formats a duration compactly for a narrow column: 850ms, 4.2s, 42s,
+// 3m05s, 2h04m, 3d04h; `refrakt jobs queues` shows ages as top does.
+func Age(d time.Duration) string {
 	if d < 0 {
 		d = 0
 	}

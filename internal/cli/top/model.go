@@ -395,15 +395,9 @@ func (m Model) actionDone(msg actionDoneMsg) (Model, tea.Cmd) {
 	case actionRequeueAll:
 		what, verb = RequeuedDead(msg.moved, msg.action.target), "requeue"
 	case actionPauseQueue:
-		what, verb = "queue "+msg.action.target+" paused", "pause"
-		if msg.unchanged {
-			what = "queue " + msg.action.target + " was already paused"
-		}
+		what, verb = PausedQueue(msg.action.target, true, !msg.unchanged), "pause"
 	case actionResumeQueue:
-		what, verb = "queue "+msg.action.target+" resumed", "resume"
-		if msg.unchanged {
-			what = "queue " + msg.action.target + " was not paused"
-		}
+		what, verb = PausedQueue(msg.action.target, false, !msg.unchanged), "resume"
 	}
 	switch code := core.ErrorCode(msg.err); {
 	case msg.err == nil:
@@ -419,6 +413,21 @@ func (m Model) actionDone(msg actionDoneMsg) (Model, tea.Cmd) {
 		m.status = verb + " failed: " + core.ErrorMessage(msg.err)
 	}
 	return m, nil
+}
+
+// PausedQueue says what a pause (paused) or a resume of queue q did,
+// changed or not: the line of `refrakt jobs pause` and `resume` and of
+// top's P.
+func PausedQueue(q string, paused, changed bool) string {
+	switch {
+	case paused && changed:
+		return "queue " + q + " paused"
+	case paused:
+		return "queue " + q + " was already paused"
+	case changed:
+		return "queue " + q + " resumed"
+	}
+	return "queue " + q + " was not paused"
 }
 
 // RequeuedDead says that n dead jobs of queue q were requeued: the line of

@@ -67,7 +67,7 @@ func (m Model) queuesSection() section {
 		q := qs[i]
 		oldest := "-"
 		if q.OldestPendingSeconds > 0 {
-			oldest = age(seconds(q.OldestPendingSeconds))
+			oldest = Age(seconds(q.OldestPendingSeconds))
 		}
 		vals := []string{cutMiddle(names[i], cols[0].width), count(q.Pending, 6), count(q.Running, 5),
 			count(q.Scheduled, 5), count(q.Dead, 5), oldest,
@@ -116,7 +116,7 @@ func (m Model) deadSection() section {
 	s.row = func(i int) string {
 		j := js[i]
 		errText := termtext.Escape(strings.Join(strings.Fields(j.LastError), " "))
-		vals := []string{ids[i], queues[i], types[i], strconv.Itoa(j.Attempts), age(m.snap.GeneratedAt.Sub(j.FinishedAt)), errText}
+		vals := []string{ids[i], queues[i], types[i], strconv.Itoa(j.Attempts), Age(m.snap.GeneratedAt.Sub(j.FinishedAt)), errText}
 		return m.styleRow(paneDead, i, line(m.gutter(paneDead, i, ' '), cols, vals), false)
 	}
 	return s
@@ -168,7 +168,7 @@ func (m Model) bucketsSection() section {
 		tokens := full + empty + " " + fit(counts[i], countW, true)
 		ban, banned := "-", b.BannedUntil != nil && b.BannedUntil.After(m.snap.GeneratedAt)
 		if banned {
-			ban = age(b.BannedUntil.Sub(m.snap.GeneratedAt))
+			ban = Age(b.BannedUntil.Sub(m.snap.GeneratedAt))
 			if !selected {
 				ban = m.theme.bad.Render(ban)
 			}
@@ -205,7 +205,7 @@ func (m Model) overridesSection() section {
 		o := ovs[i]
 		expires := "never"
 		if o.ExpiresAt != nil {
-			expires = "in " + age(o.ExpiresAt.Sub(m.snap.GeneratedAt))
+			expires = "in " + Age(o.ExpiresAt.Sub(m.snap.GeneratedAt))
 		}
 		vals := []string{cutMiddle(targets[i], cols[0].width), policies[i], termtext.Escape(o.Mode), expires}
 		return m.styleRow(paneOverrides, i, line(m.gutter(paneOverrides, i, ' '), cols, vals), false)

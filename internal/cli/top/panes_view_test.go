@@ -195,7 +195,7 @@ func TestPastedFilterEscapedOnScreen(t *testing.T) {
 func TestSmallAndLargeValuesStayApart(t *testing.T) {
 	got := []string{rate(0), rate(1.0 / 30), rate(0.05), rate(42.5),
 		percent(0), percent(0.0004), percent(0.031), percent(0.9996), percent(1),
-		age(99*24*time.Hour + 23*time.Hour), age(123 * 24 * time.Hour)}
+		Age(99*24*time.Hour + 23*time.Hour), Age(123 * 24 * time.Hour)}
 	want := []string{"0.0", "<0.1", "0.1", "42.5",
 		"0.0%", "<0.1%", "3.1%", ">99.9%", "100.0%",
 		"99d23h", "123d"}

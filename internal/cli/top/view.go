@@ -71,7 +71,7 @@ func (m Model) header() []string {
 		if !d.Ready {
 			ready = t.bad.Render("NOT READY")
 		}
-		parts = append(parts, termtext.Escape(d.Version), "up "+age(seconds(d.UptimeSeconds)), termtext.Escape(d.Backend), ready,
+		parts = append(parts, termtext.Escape(d.Version), "up "+Age(seconds(d.UptimeSeconds)), termtext.Escape(d.Backend), ready,
 			fmt.Sprintf("%d workers", d.Workers))
 	}
 	first := strings.Join(parts, " · ")
@@ -86,7 +86,7 @@ func (m Model) header() []string {
 		case m.inflight || left <= 0:
 			second = append(second, "retrying…")
 		default:
-			second = append(second, "retry in "+age(left))
+			second = append(second, "retry in "+Age(left))
 		}
 		if m.haveData {
 			second = append(second, "last data "+m.lastOK.Format("15:04:05"))
