@@ -98,7 +98,8 @@ func (s *Service) recordFinish(ctx context.Context, outcomes []Outcome, jobs []*
 // RunNext runs the oldest pending job of queue q (any queue when q is empty)
 // in the caller's goroutine and returns it finished: manual mode's run-next.
 // With no pending job it answers core.CodeNotFound, and core.CodeConflict
-// (QueuePausedError) when q is paused; without q it skips paused queues.
+// (QueuePausedError) when q is paused with jobs pending; without q it skips
+// paused queues.
 func (s *Service) RunNext(ctx context.Context, q string) (*Job, error) {
 	if q != "" {
 		if err := CheckQueue(q); err != nil {
@@ -133,8 +134,9 @@ func (s *Service) RunNext(ctx context.Context, q string) (*Job, error) {
 		if q == "" {
 			return nil, core.Errorf(core.CodeNotFound, "no pending job")
 		}
-		// Paused is no "no pending job": the jobs are held on purpose.
-		if st, err := s.broker.Stats(ctx, q); err == nil && st.Paused {
+		// Paused is no "no pending job": the jobs are held on purpose
+		// (a paused queue with none pending has none to hold).
+		if st, err := s.broker.Stats(ctx, q); err == nil && st.Paused && st.Pending > 0 {
 			return nil, QueuePausedError(q)
 		}
 		return nil, core.Errorf(core.CodeNotFound, "no pending job in queue %s", q)

@@ -187,3 +187,35 @@ func TestResumeWakesEveryBlockedFetcher(t *testing.T) {
 		t.Errorf("the woken fetchers took %d jobs, want %d", taken, fetchers)
 	}
 }
+
+// TestRemoveQueueDeletesPauseFlag (simp36 L1): removing a paused queue
+// deletes its flag with its other keys, rather than leaving it for the
+// queue's next first enqueue to drop: nothing of a removed queue stays.
+func TestRemoveQueueDeletesPauseFlag(t *testing.T) {
+	_, rdb := newClient(t)
+	ctx := context.Background()
+	const q, flag = "gone", "rq:q:{gone}:paused"
+	b := redisbroker.New(rdb, redisbroker.Options{Prefix: "rq:"})
+	if err := b.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := queue.NewID()
+	if err := b.Enqueue(ctx, queue.NewJob{Job: &queue.Job{ID: id, Queue: q, Type: "ping", Source: queue.SourceAPI}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.Cancel(ctx, id); err != nil { // nothing left to run
+		t.Fatal(err)
+	}
+	if _, err := b.SetPaused(ctx, q, true); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rdb.Exists(ctx, flag).Result(); err != nil || n != 1 {
+		t.Fatalf("the pause flag %s: %d, %v; want it set", flag, n, err)
+	}
+	if _, err := b.RemoveQueue(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	if keys, err := rdb.Keys(ctx, "rq:q:{gone}:*").Result(); err != nil || len(keys) != 0 {
+		t.Errorf("keys of the removed queue left: %q, %v", keys, err)
+	}
+}
