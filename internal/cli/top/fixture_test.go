@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
+
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/snapshot"
 )
@@ -165,3 +167,27 @@ func withoutDeadJob(s snapshot.Snapshot, id string) snapshot.Snapshot {
 }
 
 var errRefused = core.Wrap(core.CodeUnavailable, errors.New("dial tcp 127.0.0.1:8080: connect: connection refused"), "connection refused")
+
+// pressKeys shows snap on a model reading script (as a source whose token
+// has role, when role is given: the model asks it first), presses keys,
+// and delivers the outcome of an action they started, as the program
+// would.
+func pressKeys(t *testing.T, script *scriptSource, snap snapshot.Snapshot, role string, keys []string) Model {
+	t.Helper()
+	var src Source = script
+	if role != "" {
+		src = roleSource{scriptSource: script, role: role}
+	}
+	var m tea.Model = New(context.Background(), src, Options{Clock: newClock(), NoColor: true})
+	m, cmd := m.Update(fetchedMsg{snap: snap})
+	if role != "" {
+		m, _ = m.Update(firstMsg[roleMsg](t, cmd))
+	}
+	for _, k := range keys {
+		m, cmd = m.Update(press(k))
+	}
+	if m.(Model).status == "working…" {
+		m, _ = m.Update(cmd())
+	}
+	return m.(Model)
+}

@@ -64,22 +64,8 @@ func TestPauseQueueKey(t *testing.T) {
 				s = tt.snap
 			}
 			script := &scriptSource{results: []result{{snap: s}}, actionErr: tt.actionErr, unchanged: tt.unchanged}
-			var src Source = script
-			if tt.role != "" {
-				src = roleSource{scriptSource: script, role: tt.role}
-			}
-			var m tea.Model = New(context.Background(), src, Options{Clock: newClock(), NoColor: true})
-			m, cmd := m.Update(fetchedMsg{snap: s})
-			if tt.role != "" {
-				m, _ = m.Update(firstMsg[roleMsg](t, cmd))
-			}
-			for _, k := range tt.keys {
-				m, cmd = m.Update(press(k))
-			}
-			if m.(Model).status == "working…" {
-				m, _ = m.Update(cmd())
-			}
-			if diff := cmp.Diff(tt.wantPrompt+tt.wantStatus, footerOf(m.(Model))); diff != "" {
+			m := pressKeys(t, script, s, tt.role, tt.keys)
+			if diff := cmp.Diff(tt.wantPrompt+tt.wantStatus, footerOf(m)); diff != "" {
 				t.Errorf("footer (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(tt.wantCalls, script.pauses); diff != "" {

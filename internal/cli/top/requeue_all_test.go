@@ -59,23 +59,8 @@ func TestRequeueAllDeadKey(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			script := &scriptSource{results: []result{{snap: snap}}, moved: tt.moved, actionErr: tt.actionErr}
-			var src Source = script
-			if tt.role != "" {
-				src = roleSource{scriptSource: script, role: tt.role}
-			}
-			var m tea.Model = New(context.Background(), src, Options{Clock: newClock(), NoColor: true})
-			m, cmd := m.Update(fetchedMsg{snap: snap})
-			if tt.role != "" {
-				m, _ = m.Update(firstMsg[roleMsg](t, cmd))
-			}
-			for _, k := range tt.keys {
-				m, cmd = m.Update(press(k))
-			}
-			if m.(Model).status == "working…" {
-				// The action's outcome, as the program would deliver it.
-				m, _ = m.Update(cmd())
-			}
-			if diff := cmp.Diff(tt.wantPrompt+tt.wantStatus, footerOf(m.(Model))); diff != "" {
+			m := pressKeys(t, script, snap, tt.role, tt.keys)
+			if diff := cmp.Diff(tt.wantPrompt+tt.wantStatus, footerOf(m)); diff != "" {
 				t.Errorf("footer (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(tt.wantCalls, script.allDead); diff != "" {
