@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/refrakt/refrakt/internal/core"
@@ -107,11 +108,13 @@ func (s *Service) RunNext(ctx context.Context, q string) (*Job, error) {
 		}
 	}
 	queues := []string{q}
+	var held []string // without q: the paused queues holding pending jobs
 	if q == "" {
-		oldest, err := s.oldestQueue(ctx)
+		oldest, paused, err := s.oldestQueue(ctx)
 		if err != nil {
 			return nil, err
 		}
+		held = paused
 		// nil (no queue has a pending job now): any queue, so that a job
 		// made pending meanwhile still runs.
 		queues = oldest
@@ -131,6 +134,10 @@ func (s *Service) RunNext(ctx context.Context, q string) (*Job, error) {
 		}
 	}
 	if len(leases) == 0 {
+		if q == "" && len(held) > 0 {
+			return nil, core.Errorf(core.CodeNotFound, "no pending job but in paused queues (%s): refrakt jobs resume QUEUE runs them",
+				strings.Join(held, ", "))
+		}
 		if q == "" {
 			return nil, core.Errorf(core.CodeNotFound, "no pending job")
 		}
@@ -145,26 +152,31 @@ func (s *Service) RunNext(ctx context.Context, q string) (*Job, error) {
 	return s.runLeased(ctx, leases[0])
 }
 
-// oldestQueue returns, as a one-name list, the queue whose oldest pending
-// job has waited longest (nil when no queue has one), so that run-next
-// without a queue runs the oldest pending job of all, on every daemon and
-// CLI alike (a fetch of any queue takes the queues in a per-process turn).
-func (s *Service) oldestQueue(ctx context.Context) ([]string, error) {
+// oldestQueue returns, as a one-name list, the queue not paused whose
+// oldest pending job has waited longest (nil when no queue has one), so
+// that run-next without a queue runs the oldest pending job of all, on
+// every daemon and CLI alike (a fetch of any queue takes the queues in a
+// per-process turn); and the paused queues that hold pending jobs, by name.
+func (s *Service) oldestQueue(ctx context.Context) (oldest, paused []string, err error) {
 	stats, err := s.Stats(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var best *Stats
 	for i := range stats {
 		st := &stats[i]
-		if st.Pending > 0 && !st.Paused && (best == nil || st.OldestPendingAge > best.OldestPendingAge) {
+		switch {
+		case st.Pending == 0:
+		case st.Paused:
+			paused = append(paused, st.Queue)
+		case best == nil || st.OldestPendingAge > best.OldestPendingAge:
 			best = st
 		}
 	}
 	if best == nil {
-		return nil, nil
+		return nil, paused, nil
 	}
-	return []string{best.Queue}, nil
+	return []string{best.Queue}, paused, nil
 }
 
 // RunID runs job id now, in the caller's goroutine, whatever its run_at: a

@@ -915,8 +915,9 @@ func TestRunNextSkipsPausedQueues(t *testing.T) {
 			got = append(got, j.ID)
 		}
 		diff(t, "run order, the paused queue's two older jobs left", ids[2:], got)
-		if _, err := s.RunNext(ctx, ""); core.ErrorCode(err) != core.CodeNotFound {
-			t.Errorf("run-next with only a paused queue's jobs pending: %v, want not found", err)
+		if _, err := s.RunNext(ctx, ""); core.ErrorCode(err) != core.CodeNotFound ||
+			core.ErrorMessage(err) != "no pending job but in paused queues (held): refrakt jobs resume QUEUE runs them" {
+			t.Errorf("run-next with only a paused queue's jobs pending: %v, want not found naming the paused queue", err)
 		}
 		if _, err := s.RunNext(ctx, "held"); core.ErrorCode(err) != core.CodeConflict {
 			t.Errorf("run-next of the paused queue: %v, want a conflict", err)
