@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/queue/membroker"
@@ -60,6 +61,7 @@ func (s *Server) buildJobs() error {
 		Concurrency:     s.cfg.WorkerConcurrency,
 		TickInterval:    s.cfg.TickInterval,
 		Lease:           s.cfg.JobLease,
+		Backoff:         RetryBackoff(s.cfg),
 		ShutdownTimeout: s.cfg.ShutdownTimeout,
 		MaxQueues:       s.cfg.QueueMaxQueues,
 		Admission:       adm,
@@ -374,4 +376,11 @@ func (s *Server) publicJob(w http.ResponseWriter, r *http.Request, req queue.Enq
 		}
 	}
 	return nil
+}
+
+// RetryBackoff is the retry backoff of cfg (JOB_RETRY_BASE, JOB_RETRY_MAX),
+// with DefaultBackoff's jitter, which is no setting. The CLI over Redis,
+// which runs jobs itself, retries with it too.
+func RetryBackoff(cfg config.Config) queue.Backoff {
+	return queue.Backoff{Base: cfg.JobRetryBase, Cap: cfg.JobRetryMax, Jitter: queue.DefaultBackoff.Jitter}
 }
