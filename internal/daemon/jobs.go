@@ -42,13 +42,16 @@ func (s *Server) buildJobs() error {
 		}
 		cancel()
 		broker = rb
-		// The CLI over Redis trims history to the limit the daemons publish,
-		// and `top --redis` marks the queues they refuse by the bounds they
-		// publish (redisbroker.PublishSettings), as written with the limits.
-		failed := &core.LogThrottle{Logger: s.log, Msg: "cannot publish the job queue's settings (JOB_HISTORY, admission bounds) to Redis; retrying", Every: backendLogEvery,
+		// The CLI over Redis trims history to the limit the daemons publish
+		// and retries the jobs it runs by their backoff, and `top --redis`
+		// marks the queues they refuse by the bounds they publish
+		// (redisbroker.PublishSettings), as written with the limits.
+		failed := &core.LogThrottle{Logger: s.log, Msg: "cannot publish the job queue's settings (JOB_HISTORY, admission bounds, retry backoff) to Redis; retrying", Every: backendLogEvery,
 			Recovered: "published the job queue's settings to Redis again"}
 		s.addTicker("queue-settings-publish", limitsPublishEvery, func(ctx context.Context) {
-			publish(ctx, failed, func(c context.Context) error { return rb.PublishSettings(c, adm, limitsPublishTTL) })
+			publish(ctx, failed, func(c context.Context) error {
+				return rb.PublishSettings(c, adm, RetryBackoff(s.cfg), limitsPublishTTL)
+			})
 		})
 	} else {
 		broker = membroker.New(membroker.Options{Clock: s.clock, HistoryLimit: s.cfg.JobHistory})
