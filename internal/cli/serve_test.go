@@ -43,6 +43,12 @@ func TestServeRejectsBadSettings(t *testing.T) {
 		{"unknown flag", nil, []string{"serve", "--bogus"}, "refrakt: unknown flag: --bogus"},
 		{"extra arg", nil, []string{"serve", "now"}, `refrakt: unknown command "now" for "refrakt serve"`},
 		{"bool flag value", nil, []string{"serve", "--rate-limit-enabled=maybe"}, `refrakt: --rate-limit-enabled: "maybe" is not true or false`},
+		// backoff36: the retry backoff's base and cap stop start-up too.
+		{"retry base below 1ms", map[string]string{"JOB_RETRY_BASE": "0s"}, []string{"serve"}, "refrakt: JOB_RETRY_BASE: 0s must be at least 1ms"},
+		{"retry max below the base", map[string]string{"JOB_RETRY_BASE": "1m"}, []string{"serve", "--job-retry-max", "30s"},
+			"refrakt: --job-retry-max: 30s must be at least JOB_RETRY_BASE (1m0s)"},
+		{"retry max past a week", nil, []string{"serve", "--job-retry-max", "720h"},
+			"refrakt: --job-retry-max: 720h0m0s must be at most 168h0m0s: a longer cap holds a failing job in the retry set for weeks"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

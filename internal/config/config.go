@@ -110,6 +110,13 @@ type Config struct {
 	// JobLease is how long a running job is held before it is recovered.
 	// JOB_LEASE, default 30s.
 	JobLease time.Duration
+	// JobRetryBase is the delay before a failed job's first retry, doubled
+	// per retry up to JobRetryMax, each spread by ±20%. JOB_RETRY_BASE,
+	// default 100ms; at least 1ms.
+	JobRetryBase time.Duration
+	// JobRetryMax caps the delay before a retry. JOB_RETRY_MAX, default 1h;
+	// at least JobRetryBase, at most MaxJobRetryMax.
+	JobRetryMax time.Duration
 	// ShutdownTimeout bounds graceful shutdown. SHUTDOWN_TIMEOUT, default 10s.
 	ShutdownTimeout time.Duration
 	// ShutdownDelay (at most MaxShutdownDelay) is how long the daemon goes on serving after a stop
@@ -150,6 +157,11 @@ func (c Config) SettingName(env string) string {
 // leave every stop waiting for a supervisor's SIGKILL.
 const MaxShutdownDelay = time.Hour
 
+// MaxJobRetryMax bounds JOB_RETRY_MAX: a longer cap holds a failing job in
+// the retry set for weeks (10 retries at the cap), out of sight of anyone
+// watching for dead jobs, while its cause is long fixed or forgotten.
+const MaxJobRetryMax = 7 * 24 * time.Hour
+
 // Default returns the configuration with every default applied.
 func Default() Config {
 	return Config{
@@ -178,6 +190,8 @@ func Default() Config {
 		TickInterval:                time.Second,
 		JobHistory:                  200,
 		JobLease:                    30 * time.Second,
+		JobRetryBase:                100 * time.Millisecond,
+		JobRetryMax:                 time.Hour,
 		ShutdownTimeout:             10 * time.Second,
 		LogFormat:                   "text",
 		LogLevel:                    "info",
@@ -306,6 +320,7 @@ func (c Config) Validate() error {
 		{"RATE_LIMIT_BACKEND_TIMEOUT", c.BackendTimeout, time.Millisecond},
 		{"TICK_INTERVAL", c.TickInterval, 10 * time.Millisecond},
 		{"JOB_LEASE", c.JobLease, 100 * time.Millisecond},
+		{"JOB_RETRY_BASE", c.JobRetryBase, time.Millisecond},
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout, 0},
 		{"SHUTDOWN_DELAY", c.ShutdownDelay, 0},
 	}
@@ -313,6 +328,11 @@ func (c Config) Validate() error {
 		if d.v < d.min {
 			bad(d.env, "%s must be at least %s", d.v, d.min)
 		}
+	}
+	if c.JobRetryMax > MaxJobRetryMax {
+		bad("JOB_RETRY_MAX", "%s must be at most %s: a longer cap holds a failing job in the retry set for weeks", c.JobRetryMax, MaxJobRetryMax)
+	} else if c.JobRetryMax < c.JobRetryBase && c.JobRetryBase >= time.Millisecond {
+		bad("JOB_RETRY_MAX", "%s must be at least %s (%s)", c.JobRetryMax, c.SettingName("JOB_RETRY_BASE"), c.JobRetryBase)
 	}
 	if c.QueueMaxAge < 0 {
 		bad("QUEUE_MAX_AGE_SECONDS", "%s must not be negative", c.QueueMaxAge)

@@ -62,6 +62,15 @@ func TestLoadGood(t *testing.T) {
 		{"bool 0", map[string]string{"PROMETHEUS_ENABLED": "0"}, nil, func(c Config) any { return c.PrometheusEnabled }, false},
 		{"bool 1", nil, map[string]string{"rate-limit-enabled": "1"}, func(c Config) any { return c.RateLimitEnabled }, true},
 		{"redis url", nil, map[string]string{"redis": "redis://127.0.0.1:6379/2"}, func(c Config) any { return c.RedisURL }, "redis://127.0.0.1:6379/2"},
+		// The retry backoff of DESIGN §4: base 100ms, cap 1h, by default;
+		// an operator sets both (backoff36).
+		{"retry backoff defaults", nil, nil, func(c Config) any { return []any{c.JobRetryBase, c.JobRetryMax} }, []any{100 * time.Millisecond, time.Hour}},
+		{"retry backoff by env", map[string]string{"JOB_RETRY_BASE": "2s", "JOB_RETRY_MAX": "10m"}, nil,
+			func(c Config) any { return []any{c.JobRetryBase, c.JobRetryMax} }, []any{2 * time.Second, 10 * time.Minute}},
+		{"retry backoff flags beat env", map[string]string{"JOB_RETRY_BASE": "2s", "JOB_RETRY_MAX": "10m"}, map[string]string{"job-retry-base": "1ms", "job-retry-max": "168h"},
+			func(c Config) any { return []any{c.JobRetryBase, c.JobRetryMax} }, []any{time.Millisecond, 168 * time.Hour}},
+		{"retry cap equal to the base", map[string]string{"JOB_RETRY_BASE": "5s", "JOB_RETRY_MAX": "5s"}, nil,
+			func(c Config) any { return []any{c.JobRetryBase, c.JobRetryMax} }, []any{5 * time.Second, 5 * time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -157,6 +166,18 @@ func TestLoadBad(t *testing.T) {
 		{"same tokens, each named as given", map[string]string{"REFRAKT_DEVELOPER_TOKEN": "abcabcabcabcabcabc"}, map[string]string{"operator-token": "abcabcabcabcabcabc"},
 			"--operator-token: must differ from REFRAKT_DEVELOPER_TOKEN"},
 		{"workers by flag", nil, map[string]string{"workers": "-1"}, "--workers: -1 must be between 0 and 1024"},
+		// backoff36: the retry backoff's base and cap.
+		{"retry base without unit", map[string]string{"JOB_RETRY_BASE": "100"}, nil, `JOB_RETRY_BASE: "100" needs a unit, e.g. 100s`},
+		{"retry base not a duration", nil, map[string]string{"job-retry-base": "fast"}, `--job-retry-base: "fast" is not a duration`},
+		{"retry base below 1ms", map[string]string{"JOB_RETRY_BASE": "500us"}, nil, "JOB_RETRY_BASE: 500µs must be at least 1ms"},
+		{"retry base zero", nil, map[string]string{"job-retry-base": "0s"}, "--job-retry-base: 0s must be at least 1ms"},
+		{"retry base negative", map[string]string{"JOB_RETRY_BASE": "-1s"}, nil, "JOB_RETRY_BASE: -1s must be at least 1ms"},
+		{"retry max without unit", map[string]string{"JOB_RETRY_MAX": "3600"}, nil, `JOB_RETRY_MAX: "3600" needs a unit, e.g. 3600s`},
+		{"retry max below the base", map[string]string{"JOB_RETRY_BASE": "2s", "JOB_RETRY_MAX": "1s"}, nil, "JOB_RETRY_MAX: 1s must be at least JOB_RETRY_BASE (2s)"},
+		{"retry max below the default base", nil, map[string]string{"job-retry-max": "50ms"}, "--job-retry-max: 50ms must be at least JOB_RETRY_BASE (100ms)"},
+		{"retry max below the base, both flags", nil, map[string]string{"job-retry-base": "1m", "job-retry-max": "30s"}, "--job-retry-max: 30s must be at least --job-retry-base (1m0s)"},
+		{"retry max past 7 days", map[string]string{"JOB_RETRY_MAX": "169h"}, nil, "JOB_RETRY_MAX: 169h0m0s must be at most 168h0m0s: a longer cap holds a failing job in the retry set for weeks"},
+		{"retry max past 7 days by flag", nil, map[string]string{"job-retry-max": "8760h"}, "--job-retry-max: 8760h0m0s must be at most 168h0m0s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/queue/membroker"
@@ -41,13 +42,16 @@ func (s *Server) buildJobs() error {
 		}
 		cancel()
 		broker = rb
-		// The CLI over Redis trims history to the limit the daemons publish,
-		// and `top --redis` marks the queues they refuse by the bounds they
-		// publish (redisbroker.PublishSettings), as written with the limits.
-		failed := &core.LogThrottle{Logger: s.log, Msg: "cannot publish the job queue's settings (JOB_HISTORY, admission bounds) to Redis; retrying", Every: backendLogEvery,
+		// The CLI over Redis trims history to the limit the daemons publish
+		// and retries the jobs it runs by their backoff, and `top --redis`
+		// marks the queues they refuse by the bounds they publish
+		// (redisbroker.PublishSettings), as written with the limits.
+		failed := &core.LogThrottle{Logger: s.log, Msg: "cannot publish the job queue's settings (JOB_HISTORY, admission bounds, retry backoff) to Redis; retrying", Every: backendLogEvery,
 			Recovered: "published the job queue's settings to Redis again"}
 		s.addTicker("queue-settings-publish", limitsPublishEvery, func(ctx context.Context) {
-			publish(ctx, failed, func(c context.Context) error { return rb.PublishSettings(c, adm, limitsPublishTTL) })
+			publish(ctx, failed, func(c context.Context) error {
+				return rb.PublishSettings(c, adm, RetryBackoff(s.cfg), limitsPublishTTL)
+			})
 		})
 	} else {
 		broker = membroker.New(membroker.Options{Clock: s.clock, HistoryLimit: s.cfg.JobHistory})
@@ -60,6 +64,7 @@ func (s *Server) buildJobs() error {
 		Concurrency:     s.cfg.WorkerConcurrency,
 		TickInterval:    s.cfg.TickInterval,
 		Lease:           s.cfg.JobLease,
+		Backoff:         RetryBackoff(s.cfg),
 		ShutdownTimeout: s.cfg.ShutdownTimeout,
 		MaxQueues:       s.cfg.QueueMaxQueues,
 		Admission:       adm,
@@ -374,4 +379,11 @@ func (s *Server) publicJob(w http.ResponseWriter, r *http.Request, req queue.Enq
 		}
 	}
 	return nil
+}
+
+// RetryBackoff is the retry backoff of cfg (JOB_RETRY_BASE, JOB_RETRY_MAX),
+// with DefaultBackoff's jitter, which is no setting. The CLI over Redis,
+// which runs jobs itself, retries with it too.
+func RetryBackoff(cfg config.Config) queue.Backoff {
+	return queue.Backoff{Base: cfg.JobRetryBase, Cap: cfg.JobRetryMax, Jitter: queue.DefaultBackoff.Jitter}
 }

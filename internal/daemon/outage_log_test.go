@@ -137,7 +137,9 @@ func TestPublishOutageEndLogged(t *testing.T) {
 	rb := redisbroker.New(s.backend.Redis, redisbroker.Options{Prefix: s.backend.Prefix})
 	failed := &core.LogThrottle{Logger: s.log, Msg: "cannot publish the job queue's settings (JOB_HISTORY, admission bounds) to Redis; retrying",
 		Every: backendLogEvery, Recovered: "published the job queue's settings to Redis again"}
-	write := func(c context.Context) error { return rb.PublishSettings(c, queue.AdmissionConfig{}, limitsPublishTTL) }
+	write := func(c context.Context) error {
+		return rb.PublishSettings(c, queue.AdmissionConfig{}, queue.DefaultBackoff, limitsPublishTTL)
+	}
 	ctx := context.Background()
 	publish(ctx, failed, write)
 	r.Pause()

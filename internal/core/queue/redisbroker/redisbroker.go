@@ -194,23 +194,31 @@ func historyLimitKey(prefix string) string { return prefix + "job-history" }
 
 // PublishSettings stores, for ttl, the settings of this broker's daemon
 // that processes on this Redis without them must follow, in one round
-// trip: the history limit (JOB_HISTORY) and the admission bounds in c
-// (QUEUE_MAX_PENDING, QUEUE_MAX_AGE_SECONDS), replacing what any daemon
+// trip: the history limit (JOB_HISTORY), the admission bounds in c
+// (QUEUE_MAX_PENDING, QUEUE_MAX_AGE_SECONDS) and the retry backoff bo
+// (JOB_RETRY_BASE, JOB_RETRY_MAX), replacing what any daemon
 // published before (the last writer wins). A daemon calls it periodically.
 // The CLI over Redis runs the same scripts, which trim each queue's
 // history to the limit they are given: it takes the daemons'
 // (PublishedHistoryLimit) rather than its own environment's, so an
 // operator's command never deletes finished jobs the daemons keep; and
 // `refrakt top --redis` judges which queues the daemons refuse by their
-// bounds (PublishedAdmission), having no admission control of its own.
-func (b *Broker) PublishSettings(ctx context.Context, c queue.AdmissionConfig, ttl time.Duration) error {
+// bounds (PublishedAdmission), having no admission control of its own;
+// and `jobs run --redis`, which runs a job in the CLI, delays a failed
+// one's retry by their backoff (PublishedBackoff).
+func (b *Broker) PublishSettings(ctx context.Context, c queue.AdmissionConfig, bo queue.Backoff, ttl time.Duration) error {
 	adm, err := json.Marshal(publishedAdmission{MaxPending: c.MaxPending, MaxAgeMS: c.MaxAge.Milliseconds()})
+	if err != nil {
+		return err
+	}
+	retry, err := json.Marshal(publishedBackoff{BaseNS: int64(bo.Base), MaxNS: int64(bo.Cap)})
 	if err != nil {
 		return err
 	}
 	pipe := b.rdb.Pipeline()
 	pipe.Set(ctx, historyLimitKey(b.prefix), strconv.Itoa(b.history), ttl)
 	pipe.Set(ctx, admissionKey(b.prefix), adm, ttl)
+	pipe.Set(ctx, backoffKey(b.prefix), retry, ttl)
 	_, err = redispipe.Exec(ctx, pipe)
 	return err
 }
