@@ -16,6 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
 )
 
@@ -160,7 +161,7 @@ const MaxShutdownDelay = time.Hour
 // MaxJobRetryMax bounds JOB_RETRY_MAX: a longer cap holds a failing job in
 // the retry set for weeks (10 retries at the cap), out of sight of anyone
 // watching for dead jobs, while its cause is long fixed or forgotten.
-const MaxJobRetryMax = 7 * 24 * time.Hour
+const MaxJobRetryMax = queue.MaxBackoffCap
 
 // Default returns the configuration with every default applied.
 func Default() Config {
@@ -320,7 +321,7 @@ func (c Config) Validate() error {
 		{"RATE_LIMIT_BACKEND_TIMEOUT", c.BackendTimeout, time.Millisecond},
 		{"TICK_INTERVAL", c.TickInterval, 10 * time.Millisecond},
 		{"JOB_LEASE", c.JobLease, 100 * time.Millisecond},
-		{"JOB_RETRY_BASE", c.JobRetryBase, time.Millisecond},
+		{"JOB_RETRY_BASE", c.JobRetryBase, queue.MinBackoffBase},
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout, 0},
 		{"SHUTDOWN_DELAY", c.ShutdownDelay, 0},
 	}

@@ -135,7 +135,7 @@ func TestPublishOutageEndLogged(t *testing.T) {
 	r := redistest.Start(t)
 	s, logs := newLoggingURLServer(t, r.URL())
 	rb := redisbroker.New(s.backend.Redis, redisbroker.Options{Prefix: s.backend.Prefix})
-	failed := &core.LogThrottle{Logger: s.log, Msg: "cannot publish the job queue's settings (JOB_HISTORY, admission bounds) to Redis; retrying",
+	failed := &core.LogThrottle{Logger: s.log, Msg: "cannot publish the job queue's settings (JOB_HISTORY, admission bounds, retry backoff) to Redis; retrying",
 		Every: backendLogEvery, Recovered: "published the job queue's settings to Redis again"}
 	write := func(c context.Context) error {
 		return rb.PublishSettings(c, queue.AdmissionConfig{}, queue.DefaultBackoff, limitsPublishTTL)

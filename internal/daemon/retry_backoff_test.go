@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/daemontest"
 )
 
@@ -78,5 +80,25 @@ func TestRetryBackoffFromSettings(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRetryBackoffKeepsTheJitter (rvbackoff36 M2): the settings give the
+// base and the cap; the ±20% jitter, which spreads jobs failing together,
+// stays (the daemon test above reads one job's delays, which a backoff
+// without jitter would pass too).
+func TestRetryBackoffKeepsTheJitter(t *testing.T) {
+	cfg := config.Default()
+	cfg.JobRetryBase, cfg.JobRetryMax = 2*time.Second, time.Minute
+	want := queue.Backoff{Base: 2 * time.Second, Cap: time.Minute, Jitter: 0.2}
+	if got := RetryBackoff(cfg); got != want {
+		t.Fatalf("RetryBackoff = %+v, want %+v", got, want)
+	}
+	spread := map[time.Duration]bool{}
+	for range 50 {
+		spread[RetryBackoff(cfg).Delay(1)] = true
+	}
+	if len(spread) < 10 {
+		t.Errorf("50 first delays took %d values: the retries of jobs failing together are not spread", len(spread))
 	}
 }

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"math"
 	"math/rand/v2"
 	"time"
 )
@@ -17,6 +18,15 @@ type Backoff struct {
 // DefaultBackoff is the backoff of DESIGN §4.
 var DefaultBackoff = Backoff{Base: 100 * time.Millisecond, Cap: time.Hour, Jitter: 0.2}
 
+// MinBackoffBase and MaxBackoffCap bound a configured backoff
+// (JOB_RETRY_BASE, JOB_RETRY_MAX): a longer cap would hold a failing job
+// in the retry set for weeks, out of sight of whoever watches for dead
+// jobs.
+const (
+	MinBackoffBase = time.Millisecond
+	MaxBackoffCap  = 7 * 24 * time.Hour
+)
+
 // Delay returns the wait before retry number retry (1 for the first retry).
 func (b Backoff) Delay(retry int) time.Duration {
 	return b.delay(retry, rand.Float64())
@@ -28,7 +38,9 @@ func (b Backoff) delay(retry int, r float64) time.Duration {
 		retry = 1
 	}
 	d := b.Base
-	for i := 1; i < retry && d < b.Cap; i++ {
+	// Stopped before it overflows, whatever the cap (a published value is
+	// another process's word).
+	for i := 1; i < retry && d < b.Cap && d <= math.MaxInt64/2; i++ {
 		d *= 2
 	}
 	if b.Cap > 0 && d > b.Cap {

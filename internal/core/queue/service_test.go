@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -183,6 +184,19 @@ func TestBackoffNeverPastCap(t *testing.T) {
 	}
 	if lowest > time.Duration(float64(b.Cap)*0.95) {
 		t.Errorf("delays at the cap are not spread: the lowest of 9000 is %v", lowest)
+	}
+}
+
+// TestBackoffHugeCapNoOverflow (rvbackoff36 M1): with a cap far above any
+// setting (a value in Redis is another process's word), the doubling stops
+// before it overflows: every delay is positive and never past the cap,
+// where retry 23 of a 1h base once came out negative.
+func TestBackoffHugeCapNoOverflow(t *testing.T) {
+	b := queue.Backoff{Base: time.Hour, Cap: math.MaxInt64, Jitter: 0.2}
+	for retry := 1; retry <= 100; retry++ {
+		if d := b.Delay(retry); d <= 0 || d > b.Cap {
+			t.Fatalf("Delay(%d) = %v with a cap of %v", retry, d, b.Cap)
+		}
 	}
 }
 

@@ -36,7 +36,9 @@ func PublishedBackoff(ctx context.Context, rdb redis.UniversalClient, prefix str
 		return queue.Backoff{}, false, err
 	}
 	var p publishedBackoff
-	if err := json.Unmarshal(v, &p); err != nil || p.BaseNS <= 0 || p.MaxNS < p.BaseNS {
+	// Only what a daemon's settings could be: anything else (another
+	// program's value, an earlier format) is no backoff to follow.
+	if err := json.Unmarshal(v, &p); err != nil || p.BaseNS < int64(queue.MinBackoffBase) || p.MaxNS < p.BaseNS || p.MaxNS > int64(queue.MaxBackoffCap) {
 		return queue.Backoff{}, false, nil
 	}
 	return queue.Backoff{Base: time.Duration(p.BaseNS), Cap: time.Duration(p.MaxNS), Jitter: queue.DefaultBackoff.Jitter}, true, nil

@@ -1,0 +1,47 @@
+package redisbroker_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/core/queue/redisbroker"
+)
+
+// TestPublishedBackoff (rvbackoff36 M1): the CLI over Redis follows only a
+// backoff a daemon's settings could give (1ms ≤ base ≤ cap ≤ 168h), as
+// PublishSettings writes it; anything else under the key (garbage, another
+// program's value, a cap that made the doubling overflow) is no backoff,
+// and the CLI falls back to its own settings.
+func TestPublishedBackoff(t *testing.T) {
+	_, rdb := newClient(t)
+	ctx := context.Background()
+	const prefix, key = "pb:", "pb:job-retry"
+	b := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix})
+	if _, ok, err := redisbroker.PublishedBackoff(ctx, rdb, prefix); ok || err != nil {
+		t.Fatalf("nothing published: ok %v, %v; want none", ok, err)
+	}
+	want := queue.Backoff{Base: time.Hour, Cap: queue.MaxBackoffCap, Jitter: queue.DefaultBackoff.Jitter}
+	if err := b.PublishSettings(ctx, queue.AdmissionConfig{}, want, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := redisbroker.PublishedBackoff(ctx, rdb, prefix); !ok || err != nil || got != want {
+		t.Fatalf("published %+v: got %+v, ok %v, %v", want, got, ok, err)
+	}
+	for _, bad := range []string{
+		`not json`,
+		`{"base_ns":0,"max_ns":1000000}`,
+		`{"base_ns":1,"max_ns":2}`,                               // under 1ms
+		`{"base_ns":3600000000000,"max_ns":60000000000}`,         // cap under the base
+		`{"base_ns":3600000000000,"max_ns":9223372036854775807}`, // past 168h
+		`{"base_ns":-5,"max_ns":-1}`,
+	} {
+		if err := rdb.Set(ctx, key, bad, time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok, err := redisbroker.PublishedBackoff(ctx, rdb, prefix); ok || err != nil {
+			t.Errorf("%s under the key: %+v, ok %v, %v; want none followed", bad, got, ok, err)
+		}
+	}
+}
