@@ -2,8 +2,6 @@ package redisbroker
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -28,18 +26,11 @@ type publishedBackoff struct {
 // over Redis, which runs jobs itself, retries a failed one as the daemons
 // would.
 func PublishedBackoff(ctx context.Context, rdb redis.UniversalClient, prefix string) (queue.Backoff, bool, error) {
-	v, err := rdb.Get(ctx, backoffKey(prefix)).Bytes()
-	if errors.Is(err, redis.Nil) {
-		return queue.Backoff{}, false, nil
-	}
-	if err != nil {
-		return queue.Backoff{}, false, err
-	}
 	var p publishedBackoff
 	// Only what a daemon's settings could be: anything else (another
 	// program's value, an earlier format) is no backoff to follow.
-	if err := json.Unmarshal(v, &p); err != nil || p.BaseNS < int64(queue.MinBackoffBase) || p.MaxNS < p.BaseNS || p.MaxNS > int64(queue.MaxBackoffCap) {
-		return queue.Backoff{}, false, nil
+	if ok, err := readPublished(ctx, rdb, backoffKey(prefix), &p); !ok || p.BaseNS < int64(queue.MinBackoffBase) || p.MaxNS < p.BaseNS || p.MaxNS > int64(queue.MaxBackoffCap) {
+		return queue.Backoff{}, false, err
 	}
 	return queue.Backoff{Base: time.Duration(p.BaseNS), Cap: time.Duration(p.MaxNS), Jitter: queue.DefaultBackoff.Jitter}, true, nil
 }
