@@ -23,45 +23,55 @@ import (
 // job of Q back to pending, the footer says how many, and the other
 // queue's stay dead.
 func TestRealTerminalRequeueAllDead(t *testing.T) {
+	forEachTopSource(t, func(t *testing.T, d *daemontest.Daemon, name string, start func() *terminal) {
+		q, other := "mail-"+name, "other-"+name
+		dead := makeDead(t, d, q, 3)
+		otherDead := makeDead(t, d, other, 2)
+
+		term := start()
+		term.waitScreen("first data", q, other)
+		// Only Q's dead jobs in view, so the selected one is of Q.
+		term.run("send-keys", "-t", "top", "/", q, "Enter", "Tab", "A")
+		term.waitScreen("the prompt", "requeue every dead job of queue "+q+"? [y/N]")
+		term.run("send-keys", "-t", "top", "y")
+		term.waitScreen("the outcome", fmt.Sprintf("requeued %d dead jobs of queue %s", len(dead), q))
+
+		slices.Sort(dead)
+		if diff := cmp.Diff(dead, jobIDs(t, d, q, queue.StatusPending)); diff != "" {
+			t.Errorf("pending jobs of %s (-want +got):\n%s", q, diff)
+		}
+		if got := jobIDs(t, d, q, queue.StatusDead); len(got) != 0 {
+			t.Errorf("dead jobs of %s left: %v", q, got)
+		}
+		slices.Sort(otherDead)
+		if diff := cmp.Diff(otherDead, jobIDs(t, d, other, queue.StatusDead)); diff != "" {
+			t.Errorf("dead jobs of %s (-want +got):\n%s", other, diff)
+		}
+		term.quit()
+	})
+}
+
+// forEachTopSource runs f with a real daemon (manual mode) on a real Redis,
+// once for `refrakt top` through that daemon and once straight on that
+// Redis: name is the source's ("daemon", "redis"), and start starts top on
+// it in a real terminal.
+func forEachTopSource(t *testing.T, f func(t *testing.T, d *daemontest.Daemon, name string, start func() *terminal)) {
 	r := redistest.Start(t)
 	d := daemontest.Start(t, []string{"QUEUE_URL=" + r.URL()}, "--workers", "0")
 	d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
-	sources := []struct {
+	for _, src := range []struct {
 		name string
 		env  []string
 		args []string
 	}{
 		{"daemon", []string{"REFRAKT_SERVER=" + d.URL, "REFRAKT_TOKEN=" + d.Token}, nil},
 		{"redis", nil, []string{"--redis", r.URL()}},
-	}
-	for _, src := range sources {
+	} {
 		t.Run(src.name, func(t *testing.T) {
-			q, other := "mail-"+src.name, "other-"+src.name
-			dead := makeDead(t, d, q, 3)
-			otherDead := makeDead(t, d, other, 2)
-
-			env := append([]string{"XDG_STATE_HOME=" + t.TempDir()}, src.env...)
-			argv := append([]string{daemontest.Binary(t), "top", "--interval", "200ms"}, src.args...)
-			term := startTerminal(t, env, argv...)
-			term.waitScreen("first data", q, other)
-			// Only Q's dead jobs in view, so the selected one is of Q.
-			term.run("send-keys", "-t", "top", "/", q, "Enter", "Tab", "A")
-			term.waitScreen("the prompt", "requeue every dead job of queue "+q+"? [y/N]")
-			term.run("send-keys", "-t", "top", "y")
-			term.waitScreen("the outcome", fmt.Sprintf("requeued %d dead jobs of queue %s", len(dead), q))
-
-			slices.Sort(dead)
-			if diff := cmp.Diff(dead, jobIDs(t, d, q, queue.StatusPending)); diff != "" {
-				t.Errorf("pending jobs of %s (-want +got):\n%s", q, diff)
-			}
-			if got := jobIDs(t, d, q, queue.StatusDead); len(got) != 0 {
-				t.Errorf("dead jobs of %s left: %v", q, got)
-			}
-			slices.Sort(otherDead)
-			if diff := cmp.Diff(otherDead, jobIDs(t, d, other, queue.StatusDead)); diff != "" {
-				t.Errorf("dead jobs of %s (-want +got):\n%s", other, diff)
-			}
-			term.quit()
+			f(t, d, src.name, func() *terminal {
+				env := append([]string{"XDG_STATE_HOME=" + t.TempDir()}, src.env...)
+				return startTerminal(t, env, append([]string{daemontest.Binary(t), "top", "--interval", "200ms"}, src.args...)...)
+			})
 		})
 	}
 }
