@@ -132,10 +132,7 @@ var (
 // that fit top's status line.
 func (s apiTopSource) SetQueuePaused(ctx context.Context, q string, paused bool) (bool, error) {
 	r, err := s.d.SetPaused(ctx, q, paused)
-	if errors.As(err, new(earlierDaemonError)) {
-		err = core.Errorf(core.CodeNotFound, "the daemon is too old for it: upgrade it, or use top --redis")
-	}
-	return r.Changed, err
+	return r.Changed, tooOldForTop(err)
 }
 
 // RequeueAllDead requeues every dead job of queue q through the daemon. A
@@ -143,8 +140,15 @@ func (s apiTopSource) SetQueuePaused(ctx context.Context, q string, paused bool)
 // fit top's status line.
 func (s apiTopSource) RequeueAllDead(ctx context.Context, q string) (int, error) {
 	v, err := requeueEveryDead(ctx, s.d, q)
+	return v.Requeued, tooOldForTop(err)
+}
+
+// tooOldForTop says a daemon's 404 for a route it predates
+// (earlierDaemonError) in words that fit top's status line; any other
+// error is returned as it is.
+func tooOldForTop(err error) error {
 	if errors.As(err, new(earlierDaemonError)) {
-		err = core.Errorf(core.CodeNotFound, "the daemon is too old for it: upgrade it, or use top --redis")
+		return core.Errorf(core.CodeNotFound, "the daemon is too old for it: upgrade it, or use top --redis")
 	}
-	return v.Requeued, err
+	return err
 }

@@ -26,14 +26,7 @@ func TestPauseRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enqueue := func(q string) string {
-		t.Helper()
-		resp, j := do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"ping","queue":"`+q+`"}`)
-		if resp.StatusCode != 202 {
-			t.Fatalf("enqueue in %s: %d %v", q, resp.StatusCode, j)
-		}
-		return str(j, "id")
-	}
+	enqueue := func(q string) string { return devEnqueuePing(t, s, q) }
 	first := enqueue("mail")
 	pausedGauge := func() string {
 		t.Helper()
@@ -174,14 +167,7 @@ func testPausedQueueWorkers(t *testing.T, backend string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Stop(context.Background()) })
-	enqueue := func(q string) string {
-		t.Helper()
-		resp, j := do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"ping","queue":"`+q+`"}`)
-		if resp.StatusCode != 202 {
-			t.Fatalf("enqueue in %s: %d %v", q, resp.StatusCode, j)
-		}
-		return str(j, "id")
-	}
+	enqueue := func(q string) string { return devEnqueuePing(t, s, q) }
 	status := func(id string) string {
 		_, j := do(t, s, "GET", "/run/"+id, "", "")
 		return str(j, "status")
@@ -219,4 +205,15 @@ func testPausedQueueWorkers(t *testing.T, backend string) {
 	if d := time.Since(resumed); d > 5*time.Second {
 		t.Errorf("the jobs ran %v after the resume, want promptly", d)
 	}
+}
+
+// devEnqueuePing enqueues a ping job in queue q through the developer
+// enqueue and returns its id.
+func devEnqueuePing(t *testing.T, s *Server, q string) string {
+	t.Helper()
+	resp, j := do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"ping","queue":"`+q+`"}`)
+	if resp.StatusCode != 202 {
+		t.Fatalf("enqueue in %s: %d %v", q, resp.StatusCode, j)
+	}
+	return str(j, "id")
 }
