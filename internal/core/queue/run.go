@@ -21,8 +21,9 @@ func (s *Service) execute(ctx context.Context, l Lease) Outcome {
 	}
 	var res json.RawMessage
 	var err error
+	timedOut := false
 	if h, ok := s.registry.Lookup(j.Type); ok {
-		res, err = runHandler(ctx, h, j.Payload)
+		res, timedOut, err = s.runBounded(ctx, h, j, s.Timeout(j))
 	} else {
 		err = fmt.Errorf("no handler registered for type %q", j.Type)
 	}
@@ -30,6 +31,10 @@ func (s *Service) execute(ctx context.Context, l Lease) Outcome {
 	switch {
 	case errors.Is(context.Cause(ctx), ErrJobCancelled):
 		status = string(StatusCancelled)
+	case timedOut:
+		// Failed, retried or dead as any failure; timed apart, so that
+		// the runs a timeout cut short are seen.
+		status = StatusTimeout
 	case err != nil && Exhausted(j.Retries+1, j.MaxRetries):
 		// Its last attempt: the finish makes it dead (as both brokers
 		// decide, retries beyond max_retries), and its run is timed so.

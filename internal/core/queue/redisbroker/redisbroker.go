@@ -711,10 +711,11 @@ func (b *Broker) enqueueCall(q string, jobs []queue.NewJob, notAfter int64) scri
 	if b.single {
 		ks = k.enqueue[:]
 	}
-	args := make([]any, 0, 3+7*len(jobs))
+	args := make([]any, 0, 3+8*len(jobs))
 	args = append(args, b.now(), q, notAfter)
 	for _, nj := range jobs {
 		args = append(args, nj.ID, nj.Type, []byte(nj.Payload), nj.MaxRetries, nj.IntervalSeconds, ms(nj.Delay), nj.Source)
+		args = append(args, nj.TimeoutMS)
 	}
 	return scriptCall{enqueueScript, ks, args}
 }
