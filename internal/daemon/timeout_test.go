@@ -74,6 +74,23 @@ func TestJobTimeoutOverHTTP(t *testing.T) {
 		t.Errorf("developer enqueue with a week's timeout: %d %s", resp.StatusCode, b)
 	}
 
+	// On POST /assistant timeout_ms is the wait, as before: the job gets
+	// none of its own (no worker runs here, so the wait runs out).
+	resp, b = d.Call(http.MethodPost, "/assistant", `{"type":"ping","queue":"asst","timeout_ms":50}`)
+	var waited struct {
+		Error struct {
+			Details struct {
+				JobID string `json:"job_id"`
+			} `json:"details"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(b, &waited); err != nil || resp.StatusCode != http.StatusGatewayTimeout || waited.Error.Details.JobID == "" {
+		t.Fatalf("POST /assistant with timeout_ms 50: %d %s; want 504 with the job's id", resp.StatusCode, b)
+	}
+	if _, b := d.Call(http.MethodGet, "/run/"+waited.Error.Details.JobID, ""); strings.Contains(string(b), "timeout_ms") {
+		t.Errorf("the /assistant job took its wait as its timeout: %s", b)
+	}
+
 	start := time.Now()
 	resp, b = d.Call(http.MethodPost, "/api/dev/jobs/run-next?queue=tmo", "")
 	took := time.Since(start)
