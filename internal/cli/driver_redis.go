@@ -58,7 +58,8 @@ const connectTimeout = 5 * time.Second
 // the same settings a daemon reads from the environment (JOB_HISTORY,
 // JOB_LEASE, JOB_RETRY_BASE, JOB_RETRY_MAX, JOB_TIMEOUT, the RATE_LIMIT_*
 // policies). The
-// history limit, the retry backoff and the limits shown are those the
+// history limit, the retry backoff, the JOB_TIMEOUT of a job without a
+// timeout_ms and the limits shown are those the
 // daemons on that Redis publish, and those of the environment only when no
 // daemon runs there.
 func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(string) string) (*redisDriver, error) {
@@ -97,11 +98,21 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 	} else if ok {
 		backoff = b
 	}
+	// A job it runs without a timeout_ms of its own is bounded as a
+	// daemon's would be: by the daemons' JOB_TIMEOUT, this shell's only
+	// when no daemon publishes one.
+	timeout := cfg.JobTimeout
+	if d, ok, err := redisbroker.PublishedJobTimeout(cctx, rdb, prefix); err != nil {
+		_ = rdb.Close()
+		return nil, connectError(err, addr, rawURL)
+	} else if ok {
+		timeout = d
+	}
 	// A CLI process is gone before a sweep of the keyspace would end: the
 	// daemons sweep for unlisted queues (redisbroker's relist.go).
 	broker := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix, HistoryLimit: history, SweepInterval: -1})
 	svc := queue.NewService(queue.Deps{Broker: broker}, queue.Config{Concurrency: queue.ManualMode, Lease: cfg.JobLease, Backoff: backoff,
-		JobTimeout: cfg.JobTimeout})
+		JobTimeout: timeout})
 	store := redisstore.New(rdb, redisstore.Options{Prefix: prefix})
 	// The CLI reports through its exit path alone: a limiter's log lines
 	// (an overrides read failing, then recovering) would land on the user's

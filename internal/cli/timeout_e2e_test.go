@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/core/queue/redisbroker"
 	"github.com/refrakt/refrakt/internal/redistest"
 )
 
@@ -33,8 +37,8 @@ func mustBinJob(t *testing.T, env map[string]string, args ...string) timedJob {
 // timeout_ms, which `jobs get` shows (JSON and piped); the daemon's worker
 // cuts the run at it, and the job is dead with "timed out after 300ms"
 // well before its 10s sleep would end. `jobs run --redis` (the CLI runs
-// the handler) is bounded too: by the job's timeout_ms, else by this
-// shell's JOB_TIMEOUT. Before timeout37 --timeout was an unknown flag and
+// the handler) is bounded too: by the job's timeout_ms, else (no daemon
+// under that prefix) by this shell's JOB_TIMEOUT. Before timeout37 --timeout was an unknown flag and
 // the runs took the whole 10s.
 func TestE2EJobTimeout(t *testing.T) {
 	t.Parallel()
@@ -76,5 +80,34 @@ func TestE2EJobTimeout(t *testing.T) {
 		if took := time.Since(start); got.Status != "failed" || got.Attempts != 1 || got.LastError != tt.want || took > 9*time.Second {
 			t.Errorf("%s: jobs run --redis answered %+v after %s; want failed, %q", tt.name, got, took, tt.want)
 		}
+	}
+}
+
+// TestE2ERunOverRedisBoundByTheDaemonsTimeout: `jobs run ID --redis` bounds
+// a job without a timeout_ms of its own by the JOB_TIMEOUT the daemons on
+// that Redis publish, not by this shell's (as it takes their retry
+// backoff): a daemon (manual mode) with JOB_TIMEOUT 300ms, a shell with
+// 1h, and the CLI cuts a 10s sleep at 300ms. Before, the shell's bound
+// (or its 30m default) applied.
+func TestE2ERunOverRedisBoundByTheDaemonsTimeout(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	startDaemon(t, []string{"QUEUE_URL=" + r.URL(), "REFRAKT_PREFIX=pt:", "JOB_TIMEOUT=300ms"}, "--workers", "0")
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	defer rdb.Close()
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if d, ok, err := redisbroker.PublishedJobTimeout(context.Background(), rdb, "pt:"); err == nil && ok && d == 300*time.Millisecond {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon published no JOB_TIMEOUT within 15 s")
+		}
+	}
+	direct := map[string]string{"REFRAKT_REDIS": r.URL(), "REFRAKT_PREFIX": "pt:", "JOB_TIMEOUT": "1h", "XDG_STATE_HOME": t.TempDir()}
+	j := mustBinJob(t, direct, "jobs", "enqueue", "sleep", "--payload", `{"ms":10000}`)
+	start := time.Now()
+	got := mustBinJob(t, direct, "jobs", "run", j.ID)
+	if took := time.Since(start); got.Status != "failed" || got.LastError != "timed out after 300ms" || took > 9*time.Second {
+		t.Errorf("jobs run --redis answered %+v after %s; want failed, timed out after 300ms (the daemon's)", got, took)
 	}
 }

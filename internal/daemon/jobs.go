@@ -34,7 +34,8 @@ func (s *Server) buildJobs() error {
 	adm := queue.AdmissionConfig{MaxPending: s.cfg.QueueMaxPending, MaxAge: s.cfg.QueueMaxAge}
 	var broker queue.Broker
 	if s.backend.Redis != nil {
-		rb := redisbroker.New(s.backend.Redis, redisbroker.Options{Prefix: s.backend.Prefix, HistoryLimit: s.cfg.JobHistory})
+		rb := redisbroker.New(s.backend.Redis, redisbroker.Options{Prefix: s.backend.Prefix, HistoryLimit: s.cfg.JobHistory,
+			JobTimeout: s.cfg.JobTimeout})
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		if err := rb.Load(ctx); err != nil {
 			// Not fatal: scripts are loaded again on first use (NOSCRIPT fallback).
@@ -46,7 +47,7 @@ func (s *Server) buildJobs() error {
 		// and retries the jobs it runs by their backoff, and `top --redis`
 		// marks the queues they refuse by the bounds they publish
 		// (redisbroker.PublishSettings), as written with the limits.
-		failed := &core.LogThrottle{Logger: s.log, Msg: "cannot publish the job queue's settings (JOB_HISTORY, admission bounds, retry backoff) to Redis; retrying", Every: backendLogEvery,
+		failed := &core.LogThrottle{Logger: s.log, Msg: "cannot publish the job queue's settings (JOB_HISTORY, admission bounds, retry backoff, JOB_TIMEOUT) to Redis; retrying", Every: backendLogEvery,
 			Recovered: "published the job queue's settings to Redis again"}
 		s.addTicker("queue-settings-publish", limitsPublishEvery, func(ctx context.Context) {
 			publish(ctx, failed, func(c context.Context) error {
