@@ -1,13 +1,24 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/metrics"
+	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/core/queue/membroker"
 	"github.com/refrakt/refrakt/internal/daemontest"
+	"github.com/refrakt/refrakt/internal/version"
 )
 
 // TestJobTimeoutOverHTTP: a real daemon (memory backend, manual mode,
@@ -128,5 +139,59 @@ func TestJobTimeoutOverHTTP(t *testing.T) {
 	}
 	if strings.Contains(line, "10000") || strings.Contains(line, "payload") {
 		t.Errorf("the timeout's log line shows the payload: %q", line)
+	}
+}
+
+// TestAbandonedHandlersGauge: refrakt_jobs_abandoned_handlers counts a
+// handler that ignores its context past its timeout, through the daemon's
+// job observer on a real pool, and goes back to 0 once it returns; the
+// timeout is logged at WARN. (The built-in handlers all honour their
+// context, so the real daemon cannot show it.)
+func TestAbandonedHandlersGauge(t *testing.T) {
+	m := metrics.New(prometheus.NewRegistry(), version.Get())
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	o := jobsObserver{m: m, log: log, errs: &core.LogThrottle{Logger: log, Msg: "backend failing", Every: time.Minute},
+		deadLog: newDeadLogs(time.Now), rejected: newQueueLabels(), timeoutLog: newDeadLogs(time.Now)}
+	reg := queue.NewRegistry()
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free)
+	returned := make(chan struct{})
+	if err := reg.Register("hang", queue.Handler{Run: func(context.Context, json.RawMessage) (json.RawMessage, error) {
+		defer close(returned)
+		<-release // its context ignored
+		return nil, nil
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	svc := queue.NewService(queue.Deps{Broker: membroker.New(membroker.Options{}), Registry: reg, Observer: o},
+		queue.Config{Concurrency: 1, JobTimeout: 50 * time.Millisecond})
+	p := queue.NewPool(svc)
+	p.Start()
+	t.Cleanup(func() { free(); _ = p.Shutdown(context.Background()) })
+	j, err := svc.Enqueue(context.Background(), queue.EnqueueRequest{Type: "hang", MaxRetries: new(int)}, queue.SourceAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		for end := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	wait("the gauge at 1", func() bool { return testutil.ToFloat64(m.JobsAbandoned) == 1 })
+	got, err := svc.Get(context.Background(), j.ID)
+	if err != nil || got.Status != queue.StatusDead || got.LastError != "timed out after 50ms" {
+		t.Fatalf("the hung job: %+v %v; want dead, timed out after 50ms", got, err)
+	}
+	free()
+	<-returned
+	wait("the gauge back at 0", func() bool { return testutil.ToFloat64(m.JobsAbandoned) == 0 })
+	if !strings.Contains(logs.String(), "level=WARN msg=\"job timed out") || !strings.Contains(logs.String(), "id="+j.ID) {
+		t.Errorf("no WARN line for the timed-out job:\n%s", logs.String())
 	}
 }

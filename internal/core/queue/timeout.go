@@ -52,6 +52,11 @@ type TimedOutJob struct {
 // service's JobTimeout.
 func (s *Service) Timeout(j *Job) time.Duration {
 	if j.TimeoutMS > 0 {
+		// A timeout_ms written by hand beyond the bound (or beyond what a
+		// Duration holds) runs as the longest a job may have.
+		if j.TimeoutMS > MaxJobTimeout.Milliseconds() {
+			return MaxJobTimeout
+		}
 		return time.Duration(j.TimeoutMS) * time.Millisecond
 	}
 	return s.cfg.JobTimeout
@@ -123,10 +128,16 @@ func (s *Service) runBounded(ctx context.Context, h Handler, j *Job, timeout tim
 		cancel(err)
 		return nil, false, err
 	}
-	err = fmt.Errorf("%w after %s", ErrTimedOut, timeout)
+	err = s.timedOut(j, timeout)
 	cancel(err)
+	return nil, true, err
+}
+
+// timedOut tells the observer that j's run reached its timeout, and
+// returns the run's error.
+func (s *Service) timedOut(j *Job, timeout time.Duration) error {
 	if s.timeouts != nil {
 		s.timeouts.TimedOut(TimedOutJob{ID: j.ID, Queue: j.Queue, Type: j.Type, Attempts: j.Attempts, Timeout: timeout})
 	}
-	return nil, true, err
+	return fmt.Errorf("%w after %s", ErrTimedOut, timeout)
 }

@@ -81,8 +81,13 @@ func TestPoolTimeoutFailsTheAttempt(t *testing.T) {
 			{ID: j.ID, Queue: "slow", Type: "block", Attempts: 2, Timeout: 50 * time.Millisecond},
 		}
 		diff(t, "timeouts told", want, told)
-		diff(t, "no handler left running", 0, abandoned)
-		diff(t, "no handler left running (service)", int64(0), s.AbandonedHandlers())
+		// A handler that honours its context returns just after its
+		// deadline: counted abandoned until it does.
+		_ = abandoned
+		eventually(t, "no handler left running", func() bool {
+			_, n := rec.told()
+			return n == 0 && s.AbandonedHandlers() == 0
+		})
 	})
 }
 
@@ -264,4 +269,117 @@ func TestEnqueueTimeoutBounds(t *testing.T) {
 			t.Errorf("timeout_ms %d: err %v, want ok %v", tt.ms, err, tt.ok)
 		}
 	}
+}
+
+// TestPoolAbandonedHandlersBounded: handlers that ignore their context
+// cannot make a pool run more than twice WORKER_CONCURRENCY handlers. With
+// one worker, the first hung handler's timeout starts a worker in its
+// place; the second's fails its attempt at once too, but its worker takes
+// no job until the handler returns, so the next two jobs wait and never
+// start beside them; once the handlers return, they run. Before the bound
+// (review rvtimeout37 M1) a new worker replaced every timed-out one: four
+// hung handlers ran at once here.
+func TestPoolAbandonedHandlersBounded(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		reg := queue.NewRegistry()
+		release := make(chan struct{})
+		var once sync.Once
+		free := func() { once.Do(func() { close(release) }) }
+		t.Cleanup(free)
+		var mu sync.Mutex
+		live, most := 0, 0
+		starts := make(chan string, 8)
+		_ = reg.Register("hang", queue.Handler{Run: func(_ context.Context, p json.RawMessage) (json.RawMessage, error) {
+			mu.Lock()
+			live++
+			most = max(most, live)
+			mu.Unlock()
+			starts <- string(p)
+			<-release // its context ignored
+			mu.Lock()
+			live--
+			mu.Unlock()
+			return nil, nil
+		}})
+		rec := newTimeoutRecorder()
+		cfg := fast
+		cfg.Concurrency, cfg.Prefetch = 1, -1
+		cfg.JobTimeout = 50 * time.Millisecond
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil), Registry: reg, Observer: rec}, cfg)
+		startPool(t, s)
+		var jobs []*queue.Job
+		for _, n := range []string{`"A"`, `"B"`, `"C"`, `"D"`} {
+			jobs = append(jobs, mustEnqueue(t, s, queue.EnqueueRequest{Type: "hang", Payload: json.RawMessage(n), MaxRetries: intp(0)}))
+		}
+		for _, want := range []string{`"A"`, `"B"`} {
+			diff(t, "the handler started", want, waitFor(t, "a handler start", starts))
+		}
+		for _, j := range jobs[:2] {
+			wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			got, err := s.Wait(wctx, j.ID)
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			diff(t, "a hung job, failed at its timeout", [2]any{queue.StatusDead, "timed out after 50ms"}, [2]any{got.Status, got.LastError})
+		}
+		diff(t, "abandoned handlers", int64(2), s.AbandonedHandlers())
+		select {
+		case p := <-starts:
+			t.Fatalf("job %s started while two hung handlers run with WORKER_CONCURRENCY 1", p)
+		case <-time.After(500 * time.Millisecond):
+		}
+		free()
+		for _, j := range jobs[2:] {
+			wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			got, err := s.Wait(wctx, j.ID)
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			diff(t, "a job that waited for the hung handlers", queue.StatusSucceeded, got.Status)
+		}
+		mu.Lock()
+		diff(t, "most handlers running at once", 2, most)
+		mu.Unlock()
+		eventually(t, "no handler abandoned once they returned", func() bool {
+			_, n := rec.told()
+			return n == 0 && s.AbandonedHandlers() == 0
+		})
+	})
+}
+
+// TestPoolCancelledHangingJobEndsAtItsTimeout: a running job cancelled
+// while its handler ignores its context ends at its timeout as the cancel
+// would have ended it (timed as cancelled, its outcome the cancel's), not
+// as a timeout: no timeout is told.
+func TestPoolCancelledHangingJobEndsAtItsTimeout(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		reg := queue.NewRegistry()
+		release := make(chan struct{})
+		t.Cleanup(func() { close(release) })
+		started := make(chan struct{}, 1)
+		_ = reg.Register("hang", queue.Handler{Run: func(context.Context, json.RawMessage) (json.RawMessage, error) {
+			started <- struct{}{}
+			<-release
+			return nil, nil
+		}})
+		rec := newTimeoutRecorder()
+		cfg := fast
+		cfg.Concurrency, cfg.Prefetch = 1, -1
+		cfg.JobTimeout = 300 * time.Millisecond
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil), Registry: reg, Observer: rec}, cfg)
+		startPool(t, s)
+		j := mustEnqueue(t, s, queue.EnqueueRequest{Type: "hang"})
+		waitFor(t, "the handler start", started)
+		if _, err := s.Cancel(context.Background(), j.ID); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the run timed as cancelled", func() bool { return rec.snapshot()["finished"]["hang:cancelled"] == 1 })
+		told, _ := rec.told()
+		diff(t, "timeouts told", 0, len(told))
+		diff(t, "runs timed as timeouts", 0, rec.snapshot()["finished"]["hang:timeout"])
+		got := mustGet(t, s, j.ID)
+		diff(t, "the job", [2]any{queue.StatusCancelled, 1}, [2]any{got.Status, got.Attempts})
+	})
 }
