@@ -56,8 +56,10 @@ const connectTimeout = 5 * time.Second
 // newRedisDriver connects to rawURL (a cluster when REDIS_CLUSTER says so or
 // the server reports cluster_enabled:1) and builds the domain services with
 // the same settings a daemon reads from the environment (JOB_HISTORY,
-// JOB_LEASE, JOB_RETRY_BASE, JOB_RETRY_MAX, the RATE_LIMIT_* policies). The
-// history limit, the retry backoff and the limits shown are those the
+// JOB_LEASE, JOB_RETRY_BASE, JOB_RETRY_MAX, JOB_TIMEOUT, the RATE_LIMIT_*
+// policies). The
+// history limit, the retry backoff, the JOB_TIMEOUT of a job without a
+// timeout_ms and the limits shown are those the
 // daemons on that Redis publish, and those of the environment only when no
 // daemon runs there.
 func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(string) string) (*redisDriver, error) {
@@ -96,10 +98,21 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 	} else if ok {
 		backoff = b
 	}
+	// A job it runs without a timeout_ms of its own is bounded as a
+	// daemon's would be: by the daemons' JOB_TIMEOUT, this shell's only
+	// when no daemon publishes one.
+	timeout := cfg.JobTimeout
+	if d, ok, err := redisbroker.PublishedJobTimeout(cctx, rdb, prefix); err != nil {
+		_ = rdb.Close()
+		return nil, connectError(err, addr, rawURL)
+	} else if ok {
+		timeout = d
+	}
 	// A CLI process is gone before a sweep of the keyspace would end: the
 	// daemons sweep for unlisted queues (redisbroker's relist.go).
 	broker := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix, HistoryLimit: history, SweepInterval: -1})
-	svc := queue.NewService(queue.Deps{Broker: broker}, queue.Config{Concurrency: queue.ManualMode, Lease: cfg.JobLease, Backoff: backoff})
+	svc := queue.NewService(queue.Deps{Broker: broker}, queue.Config{Concurrency: queue.ManualMode, Lease: cfg.JobLease, Backoff: backoff,
+		JobTimeout: timeout})
 	store := redisstore.New(rdb, redisstore.Options{Prefix: prefix})
 	// The CLI reports through its exit path alone: a limiter's log lines
 	// (an overrides read failing, then recovering) would land on the user's
@@ -373,7 +386,7 @@ func (d *redisDriver) Close() error {
 // limiter's policies.
 // The others (a daemon's address, log level, tokens…) are not its business:
 // a bad LOG_LEVEL left in the shell stopped `jobs list --redis` with exit 2.
-var driverSettings = []string{"REDIS_CLUSTER", "JOB_HISTORY", "JOB_LEASE", "JOB_RETRY_BASE", "JOB_RETRY_MAX",
+var driverSettings = []string{"REDIS_CLUSTER", "JOB_HISTORY", "JOB_LEASE", "JOB_RETRY_BASE", "JOB_RETRY_MAX", "JOB_TIMEOUT",
 	"RATE_LIMIT_ENABLED", "RATE_LIMIT_RUN_BURST", "RATE_LIMIT_RUN_PER_MINUTE", "RATE_LIMIT_ASSISTANT_PER_MINUTE",
 	"RATE_LIMIT_PREMIUM_MULTIPLIER", "PENALTY_FACTOR", "PENALTY_DECAY", "BAN_AFTER_STRIKES", "BAN_SECONDS",
 	"RATE_LIMIT_ON_BACKEND_ERROR", "RATE_LIMIT_BACKEND_TIMEOUT"}

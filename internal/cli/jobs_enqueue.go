@@ -27,6 +27,7 @@ type JobsEnqueueOptions struct {
 	MaxRetries *int // nil: the queue's default
 	Interval   time.Duration
 	Delay      time.Duration
+	Timeout    time.Duration // 0: the runner's JOB_TIMEOUT
 }
 
 func newJobsEnqueueCmd(c client, runF func(context.Context, *JobsEnqueueOptions) error) *cobra.Command {
@@ -45,6 +46,7 @@ func newJobsEnqueueCmd(c client, runF func(context.Context, *JobsEnqueueOptions)
 			"  refrakt jobs enqueue sleep --payload '{\"ms\":250}' --queue slow\n" +
 			"  refrakt jobs enqueue echo --payload @body.json --max-retries 0\n" +
 			"  refrakt jobs enqueue ping --interval 1m --delay 10s\n" +
+			"  refrakt jobs enqueue sleep --payload '{\"ms\":5000}' --timeout 2s\n" +
 			"  id=$(refrakt jobs enqueue ping) && refrakt jobs get \"$id\"",
 		Args: cobra.ExactArgs(1),
 		ValidArgsFunction: func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
@@ -76,6 +78,7 @@ func newJobsEnqueueCmd(c client, runF func(context.Context, *JobsEnqueueOptions)
 	fl.IntVar(&maxRetries, "max-retries", 0, "retries after a failure before the job is dead, 0-100 (default 3)")
 	fl.DurationVar(&opts.Interval, "interval", 0, "run again this long after each success (whole seconds, at most 8760h)")
 	fl.DurationVar(&opts.Delay, "delay", 0, "schedule the first run this much later (at most 8760h)")
+	fl.DurationVar(&opts.Timeout, "timeout", 0, "cut each run short after this long, the attempt failed (1ms to 168h; default: the daemon's JOB_TIMEOUT)")
 	return cmd
 }
 
@@ -117,6 +120,10 @@ func (o *JobsEnqueueOptions) request(stdin io.Reader) (queue.EnqueueRequest, err
 	}
 	req.IntervalSeconds = int(o.Interval / time.Second)
 	req.DelayMS = o.Delay.Milliseconds()
+	if o.Timeout != 0 && (o.Timeout < queue.MinJobTimeout || o.Timeout > queue.MaxJobTimeout || o.Timeout%time.Millisecond != 0) {
+		return req, usageError{fmt.Errorf("--timeout must be a whole number of milliseconds between 1ms and %s (7 days), got %s", shortWindow(queue.MaxJobTimeout), o.Timeout)}
+	}
+	req.TimeoutMS = o.Timeout.Milliseconds()
 	// The request as the API driver sends it: the payload must fit in the
 	// API's body limit, over either driver, so that a job the API would
 	// refuse is not stored over Redis either.

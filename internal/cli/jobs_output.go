@@ -84,6 +84,10 @@ func printJob(p *Printer, j *queue.Job) error {
 		fields[5] = field{name: "Retries", value: strconv.Itoa(j.Retries)}
 		fields = slices.Insert(fields, 6, field{name: "Max retries", value: strconv.Itoa(j.MaxRetries)})
 	}
+	if j.TimeoutMS > 0 { // only a job's own: without one, its runner's JOB_TIMEOUT
+		at := slices.IndexFunc(fields, func(f field) bool { return f.name == "Interval" }) + 1
+		fields = slices.Insert(fields, at, field{name: "Timeout", value: (time.Duration(j.TimeoutMS) * time.Millisecond).String()})
+	}
 	return p.Fields(fields)
 }
 

@@ -91,6 +91,12 @@ func TestJobsOutputGolden(t *testing.T) {
 		{"jobs_get_dead", func(p *Printer) error { return printJob(p, jobs[1]) }},
 		{"jobs_get_recurring", func(p *Printer) error { return printJob(p, jobs[2]) }},
 		{"jobs_get_scheduled", func(p *Printer) error { return printJob(p, jobs[0]) }},
+		// timeout37: a job's own timeout shows after its interval.
+		{"jobs_get_timeout", func(p *Printer) error {
+			j := *jobs[1]
+			j.TimeoutMS, j.LastError = 30_000, "timed out after 30s"
+			return printJob(p, &j)
+		}},
 		{"jobs_enqueue", func(p *Printer) error { return printEnqueued(p, jobs[0]) }},
 		{"jobs_tick", func(p *Printer) error { return printTick(p, TickView{Scheduled: 2, Retried: 1, RecoveredDead: 1}) }},
 		{"jobs_tick_dead", func(p *Printer) error {

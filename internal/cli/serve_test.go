@@ -47,6 +47,9 @@ func TestServeRejectsBadSettings(t *testing.T) {
 		{"retry base below 1ms", map[string]string{"JOB_RETRY_BASE": "0s"}, []string{"serve"}, "refrakt: JOB_RETRY_BASE: 0s must be at least 1ms"},
 		{"retry max below the base", map[string]string{"JOB_RETRY_BASE": "1m"}, []string{"serve", "--job-retry-max", "30s"},
 			"refrakt: --job-retry-max: 30s must be at least JOB_RETRY_BASE (1m0s)"},
+		// timeout37: JOB_TIMEOUT stops start-up when 0 or past a week.
+		{"job timeout zero", map[string]string{"JOB_TIMEOUT": "0"}, []string{"serve"}, "refrakt: JOB_TIMEOUT: 0s must be at least 1ms"},
+		{"job timeout past a week", nil, []string{"serve", "--job-timeout", "200h"}, "refrakt: --job-timeout: 200h0m0s must be at most 168h0m0s"},
 		{"retry max past a week", nil, []string{"serve", "--job-retry-max", "720h"},
 			"refrakt: --job-retry-max: 720h0m0s must be at most 168h0m0s: a longer cap holds a failing job in the retry set for weeks"},
 	}

@@ -118,6 +118,11 @@ type Config struct {
 	// JobRetryMax caps the delay before a retry. JOB_RETRY_MAX, default 1h;
 	// at least JobRetryBase, at most MaxJobRetryMax.
 	JobRetryMax time.Duration
+	// JobTimeout bounds one run of a job's handler when the job names no
+	// timeout_ms of its own: at the deadline its context is cancelled and
+	// the attempt fails. JOB_TIMEOUT, default 30m; at least 1ms, at most
+	// queue.MaxJobTimeout (0 is refused: every job has a bound).
+	JobTimeout time.Duration
 	// ShutdownTimeout bounds graceful shutdown. SHUTDOWN_TIMEOUT, default 10s.
 	ShutdownTimeout time.Duration
 	// ShutdownDelay (at most MaxShutdownDelay) is how long the daemon goes on serving after a stop
@@ -193,6 +198,7 @@ func Default() Config {
 		JobLease:                    30 * time.Second,
 		JobRetryBase:                100 * time.Millisecond,
 		JobRetryMax:                 time.Hour,
+		JobTimeout:                  queue.DefaultJobTimeout,
 		ShutdownTimeout:             10 * time.Second,
 		LogFormat:                   "text",
 		LogLevel:                    "info",
@@ -322,6 +328,7 @@ func (c Config) Validate() error {
 		{"TICK_INTERVAL", c.TickInterval, 10 * time.Millisecond},
 		{"JOB_LEASE", c.JobLease, 100 * time.Millisecond},
 		{"JOB_RETRY_BASE", c.JobRetryBase, queue.MinBackoffBase},
+		{"JOB_TIMEOUT", c.JobTimeout, queue.MinJobTimeout},
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout, 0},
 		{"SHUTDOWN_DELAY", c.ShutdownDelay, 0},
 	}
@@ -334,6 +341,9 @@ func (c Config) Validate() error {
 		bad("JOB_RETRY_MAX", "%s must be at most %s: a longer cap holds a failing job in the retry set for weeks", c.JobRetryMax, MaxJobRetryMax)
 	} else if c.JobRetryMax < c.JobRetryBase && c.JobRetryBase >= time.Millisecond {
 		bad("JOB_RETRY_MAX", "%s must be at least %s (%s)", c.JobRetryMax, c.SettingName("JOB_RETRY_BASE"), c.JobRetryBase)
+	}
+	if c.JobTimeout > queue.MaxJobTimeout {
+		bad("JOB_TIMEOUT", "%s must be at most %s", c.JobTimeout, queue.MaxJobTimeout)
 	}
 	if c.QueueMaxAge < 0 {
 		bad("QUEUE_MAX_AGE_SECONDS", "%s must not be negative", c.QueueMaxAge)

@@ -69,6 +69,11 @@ func TestLoadGood(t *testing.T) {
 			func(c Config) any { return []any{c.JobRetryBase, c.JobRetryMax} }, []any{2 * time.Second, 10 * time.Minute}},
 		{"retry backoff flags beat env", map[string]string{"JOB_RETRY_BASE": "2s", "JOB_RETRY_MAX": "10m"}, map[string]string{"job-retry-base": "1ms", "job-retry-max": "168h"},
 			func(c Config) any { return []any{c.JobRetryBase, c.JobRetryMax} }, []any{time.Millisecond, 168 * time.Hour}},
+		// timeout37: every job's run has a bound, 30m unless set.
+		{"job timeout default", nil, nil, func(c Config) any { return c.JobTimeout }, 30 * time.Minute},
+		{"job timeout by env", map[string]string{"JOB_TIMEOUT": "90s"}, nil, func(c Config) any { return c.JobTimeout }, 90 * time.Second},
+		{"job timeout flag beats env", map[string]string{"JOB_TIMEOUT": "90s"}, map[string]string{"job-timeout": "1ms"}, func(c Config) any { return c.JobTimeout }, time.Millisecond},
+		{"job timeout at its most", nil, map[string]string{"job-timeout": "168h"}, func(c Config) any { return c.JobTimeout }, 168 * time.Hour},
 		{"retry cap equal to the base", map[string]string{"JOB_RETRY_BASE": "5s", "JOB_RETRY_MAX": "5s"}, nil,
 			func(c Config) any { return []any{c.JobRetryBase, c.JobRetryMax} }, []any{5 * time.Second, 5 * time.Second}},
 	}
@@ -167,6 +172,12 @@ func TestLoadBad(t *testing.T) {
 			"--operator-token: must differ from REFRAKT_DEVELOPER_TOKEN"},
 		{"workers by flag", nil, map[string]string{"workers": "-1"}, "--workers: -1 must be between 0 and 1024"},
 		// backoff36: the retry backoff's base and cap.
+		// timeout37: JOB_TIMEOUT, 1ms to 168h; 0 refused.
+		{"job timeout zero", map[string]string{"JOB_TIMEOUT": "0s"}, nil, "JOB_TIMEOUT: 0s must be at least 1ms"},
+		{"job timeout negative", nil, map[string]string{"job-timeout": "-5m"}, "--job-timeout: -5m0s must be at least 1ms"},
+		{"job timeout below 1ms", map[string]string{"JOB_TIMEOUT": "500us"}, nil, "JOB_TIMEOUT: 500µs must be at least 1ms"},
+		{"job timeout past 7 days", map[string]string{"JOB_TIMEOUT": "169h"}, nil, "JOB_TIMEOUT: 169h0m0s must be at most 168h0m0s"},
+		{"job timeout without unit", nil, map[string]string{"job-timeout": "30"}, `--job-timeout: "30" needs a unit, e.g. 30s`},
 		{"retry base without unit", map[string]string{"JOB_RETRY_BASE": "100"}, nil, `JOB_RETRY_BASE: "100" needs a unit, e.g. 100s`},
 		{"retry base not a duration", nil, map[string]string{"job-retry-base": "fast"}, `--job-retry-base: "fast" is not a duration`},
 		{"retry base below 1ms", map[string]string{"JOB_RETRY_BASE": "500us"}, nil, "JOB_RETRY_BASE: 500µs must be at least 1ms"},

@@ -34,7 +34,8 @@ func (s *Server) buildJobs() error {
 	adm := queue.AdmissionConfig{MaxPending: s.cfg.QueueMaxPending, MaxAge: s.cfg.QueueMaxAge}
 	var broker queue.Broker
 	if s.backend.Redis != nil {
-		rb := redisbroker.New(s.backend.Redis, redisbroker.Options{Prefix: s.backend.Prefix, HistoryLimit: s.cfg.JobHistory})
+		rb := redisbroker.New(s.backend.Redis, redisbroker.Options{Prefix: s.backend.Prefix, HistoryLimit: s.cfg.JobHistory,
+			JobTimeout: s.cfg.JobTimeout})
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		if err := rb.Load(ctx); err != nil {
 			// Not fatal: scripts are loaded again on first use (NOSCRIPT fallback).
@@ -46,7 +47,7 @@ func (s *Server) buildJobs() error {
 		// and retries the jobs it runs by their backoff, and `top --redis`
 		// marks the queues they refuse by the bounds they publish
 		// (redisbroker.PublishSettings), as written with the limits.
-		failed := &core.LogThrottle{Logger: s.log, Msg: "cannot publish the job queue's settings (JOB_HISTORY, admission bounds, retry backoff) to Redis; retrying", Every: backendLogEvery,
+		failed := &core.LogThrottle{Logger: s.log, Msg: "cannot publish the job queue's settings (JOB_HISTORY, admission bounds, retry backoff, JOB_TIMEOUT) to Redis; retrying", Every: backendLogEvery,
 			Recovered: "published the job queue's settings to Redis again"}
 		s.addTicker("queue-settings-publish", limitsPublishEvery, func(ctx context.Context) {
 			publish(ctx, failed, func(c context.Context) error {
@@ -59,12 +60,14 @@ func (s *Server) buildJobs() error {
 	obs := jobsObserver{m: s.metrics, log: s.log, errs: &core.LogThrottle{Logger: s.log, Msg: "job queue backend failing", Every: backendLogEvery,
 		Recovered: "job queue backend answers again"},
 		wholeOnly: s.backend.Kind == BackendRedisCluster,
-		deadLog:   newDeadLogs(s.clock.Now), rejected: newQueueLabels()}
+		deadLog:   newDeadLogs(s.clock.Now), rejected: newQueueLabels(),
+		timeoutLog: newDeadLogs(s.clock.Now)}
 	svc := queue.NewService(queue.Deps{Broker: broker, Clock: s.clock, Observer: obs}, queue.Config{
 		Concurrency:     s.cfg.WorkerConcurrency,
 		TickInterval:    s.cfg.TickInterval,
 		Lease:           s.cfg.JobLease,
 		Backoff:         RetryBackoff(s.cfg),
+		JobTimeout:      s.cfg.JobTimeout,
 		ShutdownTimeout: s.cfg.ShutdownTimeout,
 		MaxQueues:       s.cfg.QueueMaxQueues,
 		Admission:       adm,
@@ -370,6 +373,12 @@ func (s *Server) publicJob(w http.ResponseWriter, r *http.Request, req queue.Enq
 	if req.MaxRetries != nil && *req.MaxRetries > publicMaxRetries {
 		return core.Errorf(core.CodeInvalid, "max_retries is %d; a public job's is at most %d (the developer enqueue, POST /api/dev/jobs/enqueue, allows up to %d)",
 			*req.MaxRetries, publicMaxRetries, queue.MaxRetriesLimit)
+	}
+	// A public job may shorten its bound, not raise it past the
+	// operator's: a handler that hangs would hold a worker longer.
+	if req.TimeoutMS > s.cfg.JobTimeout.Milliseconds() {
+		return core.Errorf(core.CodeInvalid, "timeout_ms is %d; a public job's is at most JOB_TIMEOUT, %d (the developer enqueue, POST /api/dev/jobs/enqueue, allows up to %d)",
+			req.TimeoutMS, s.cfg.JobTimeout.Milliseconds(), queue.MaxJobTimeout.Milliseconds())
 	}
 	if req.Type == "sleep" {
 		// A payload the handler refuses is Prepare's to answer.

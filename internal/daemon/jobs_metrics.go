@@ -31,11 +31,15 @@ type jobsObserver struct {
 	// refused request may name any queue (while the backend is down, even
 	// one QUEUE_MAX_QUEUES would refuse).
 	rejected *queueLabels
+	// timeoutLog bounds the "job timed out" lines as deadLog bounds its
+	// own: anyone may enqueue a public job that outlives its timeout.
+	timeoutLog *deadLogs
 }
 
 var (
-	_ queue.Observer       = jobsObserver{}
-	_ queue.AnswerObserver = jobsObserver{}
+	_ queue.Observer        = jobsObserver{}
+	_ queue.AnswerObserver  = jobsObserver{}
+	_ queue.TimeoutObserver = jobsObserver{}
 )
 
 func (o jobsObserver) Enqueued(source string) { o.m.JobEnqueued.WithLabelValues(source).Inc() }
@@ -49,6 +53,23 @@ func (o jobsObserver) Waited(_ string, d time.Duration) { o.m.JobQueueWait.Obser
 func (o jobsObserver) Finished(typ, status string, d time.Duration) {
 	o.m.JobDuration.WithLabelValues(typ, status).Observe(d.Seconds())
 }
+
+// TimedOut logs, at WARN, a run its timeout cut short (the attempt
+// failed): the job's id, queue, type, attempt and timeout, never its
+// payload; bounded per queue as the "job dead" lines are, left_out
+// counting the queue's lines held back since its last one.
+func (o jobsObserver) TimedOut(j queue.TimedOutJob) {
+	ok, held := o.timeoutLog.take(j.Queue)
+	if !ok {
+		return
+	}
+	o.log.Warn("job timed out: its handler's context was cancelled and the attempt failed", "id", j.ID, "queue", j.Queue, "type", j.Type,
+		"attempts", j.Attempts, "timeout", j.Timeout, "left_out", held)
+}
+
+// Abandoned moves refrakt_jobs_abandoned_handlers: handlers left running
+// past their timeout, until they return.
+func (o jobsObserver) Abandoned(delta int) { o.m.JobsAbandoned.Add(float64(delta)) }
 
 // Dead logs each job that went dead, by the handler's failure or by a tick
 // that found its last attempt's lease expired: the backend keeps it among

@@ -35,6 +35,7 @@ type Metrics struct {
 	HTTPRequests        *prometheus.CounterVec
 	HTTPDuration        *prometheus.HistogramVec
 	BackendErrors       *prometheus.CounterVec
+	JobsAbandoned       prometheus.Gauge
 }
 
 // New registers every collector, with the Go and process collectors, on reg.
@@ -77,7 +78,7 @@ func New(reg prometheus.Registerer, info version.Info) *Metrics {
 		}, []string{"queue"}),
 		QueueTotals: newQueueTotals(),
 		JobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "refrakt_job_duration_seconds", Help: "Time a job's handler ran, by job type and outcome (status: succeeded, failed with retries left, dead, cancelled).",
+			Name: "refrakt_job_duration_seconds", Help: "Time a job's handler ran, by job type and outcome (status: succeeded, failed with retries left, dead, cancelled, timeout: cut by its timeout, the attempt failed, retried or dead).",
 			Buckets: latency,
 		}, []string{"type", "status"}),
 		RateLimitDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -108,12 +109,15 @@ func New(reg prometheus.Registerer, info version.Info) *Metrics {
 		BackendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "refrakt_backend_errors_total", Help: "Errors talking to the backend, by operation.",
 		}, []string{"op"}),
+		JobsAbandoned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "refrakt_jobs_abandoned_handlers", Help: "Job handlers of this daemon still running past their timeout: their attempt failed and their worker moved on, but the handler ignored its cancelled context. Each holds a goroutine and what it holds until it returns.",
+		}),
 	}
 	reg.MustRegister(
 		m.JobEnqueued, m.JobTransitions, m.JobQueueWait, m.QueuePending, m.QueueRunning,
 		m.QueueOldestPending, m.QueueSampled, m.QueueScheduled, m.QueueRetry, m.QueueDead, m.QueuePaused, m.QueueTotals, m.JobDuration, m.RateLimitDecisions, m.RateLimitBans,
 		m.RateLimitPenalized, m.RateLimitSampled, m.AdmissionRejections, m.BuildInfo, m.HTTPRequests,
-		m.HTTPDuration, m.BackendErrors,
+		m.HTTPDuration, m.BackendErrors, m.JobsAbandoned,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

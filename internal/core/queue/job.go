@@ -114,6 +114,7 @@ type Job struct {
 	Retries         int             `json:"retries"`
 	MaxRetries      int             `json:"max_retries"`
 	IntervalSeconds int             `json:"interval_seconds,omitempty"`
+	TimeoutMS       int64           `json:"timeout_ms,omitempty"` // bounds each run when set; 0: the runner's JOB_TIMEOUT
 	RunAt           time.Time       `json:"run_at"`
 	EnqueuedAt      time.Time       `json:"enqueued_at"`
 	StartedAt       time.Time       `json:"started_at,omitzero"`

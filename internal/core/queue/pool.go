@@ -63,8 +63,11 @@ type Pool struct {
 	stopBG      context.CancelFunc
 	fetcherDone chan struct{}
 	workers     sync.WaitGroup
-	finisher    chan struct{}
-	bg          sync.WaitGroup
+	// replaced counts the workers whose handler outlived its timeout and
+	// that a new worker replaced while it runs on: at most Concurrency.
+	replaced atomic.Int64
+	finisher chan struct{}
+	bg       sync.WaitGroup
 }
 
 // finished is the outcome of a held job, waiting to be written. The job stays
@@ -85,6 +88,11 @@ type held struct {
 	// hands it back), so that a job is run or handed back, never both.
 	fetched time.Time
 	state   atomic.Int32
+	// started and deadline are when a worker started its run and when its
+	// timeout ends it (time.Now's, for the worker's timer); timeout is
+	// the run's bound. Set before the worker publishes the run.
+	started, deadline time.Time
+	timeout           time.Duration
 }
 
 // NewPool returns a pool running the jobs of svc with svc's settings.
@@ -126,7 +134,7 @@ func (p *Pool) Start() {
 	go p.finish()
 	p.workers.Add(p.cfg.Concurrency)
 	for range p.cfg.Concurrency {
-		go p.work()
+		go p.newWorker().work()
 	}
 	p.bg.Add(2)
 	go p.heartbeat()
@@ -471,9 +479,10 @@ func (p *Pool) freeRoom(n int) {
 	}
 }
 
-// work runs jobs until the job channel is closed.
-func (p *Pool) work() {
-	defer p.workers.Done()
+// work runs jobs until the job channel is closed, or until a handler of
+// its outlives its timeout and a new worker takes its place.
+func (w *worker) work() {
+	p := w.p
 	ran := 0
 	for h := range p.jobs {
 		if !h.state.CompareAndSwap(heldWaiting, heldStarted) {
@@ -488,21 +497,20 @@ func (p *Pool) work() {
 			p.handBack(h, false)
 			continue
 		}
-		start := p.svc.clock.Now()
-		o := p.svc.execute(h.ctx, h.lease)
-		p.observeRun(p.svc.clock.Now().Sub(start))
-		switch {
-		case p.runCtx.Err() != nil && h.ctx.Err() != nil && !errors.Is(context.Cause(h.ctx), ErrLeaseLost):
-			p.handBack(h, true) // interrupted by shutdown: not the job's fault
-		case errors.Is(context.Cause(h.ctx), ErrLeaseLost):
-			p.drop(h) // no longer ours: write nothing
-		default:
-			p.outcomes <- finished{o, h} // dropped once written
+		o, ok := w.run(h)
+		if !ok {
+			// Its timeout took the run over (the attempt is failed and the
+			// room freed by then): the handler returned late, its result
+			// dropped.
+			p.svc.abandon(-1)
+			if w.state.Load()&runMask == runReplaced {
+				p.replaced.Add(-1)
+				return // a new worker took this one's place (and its count)
+			}
+			p.slots <- struct{}{}
+			continue
 		}
-		// Free once its outcome is handed over: a worker waiting for a
-		// writer that fell behind is not free, and a job on its last try
-		// fetched for it would wait held (review ver31 NIT-2).
-		p.freeRoom(1)
+		p.settle(h, o, false)
 		p.slots <- struct{}{}
 		// Jobs are background work: every yieldEvery jobs, yield, so that
 		// a stream of short jobs cannot keep this P busy handing the CPU
@@ -512,6 +520,150 @@ func (p *Pool) work() {
 			runtime.Gosched()
 		}
 	}
+	p.workers.Done()
+}
+
+// settle hands the outcome o of held job h's run over to be written, and
+// frees its room; a run its shutdown's deadline cut short (unless its
+// timeout did: timedOut) is handed back, one whose lease was lost dropped.
+func (p *Pool) settle(h *held, o Outcome, timedOut bool) {
+	switch {
+	case !timedOut && p.runCtx.Err() != nil && h.ctx.Err() != nil && !errors.Is(context.Cause(h.ctx), ErrLeaseLost):
+		p.handBack(h, true) // interrupted by shutdown: not the job's fault
+	case errors.Is(context.Cause(h.ctx), ErrLeaseLost):
+		p.drop(h) // no longer ours: write nothing
+	default:
+		p.outcomes <- finished{o, h} // dropped once written
+	}
+	// Free once its outcome is handed over: a worker waiting for a
+	// writer that fell behind is not free, and a job on its last try
+	// fetched for it would wait held (review ver31 NIT-2).
+	p.freeRoom(1)
+}
+
+// A worker runs the pool's jobs one at a time, each in the worker's own
+// goroutine (no hand-off to another: the run of a no-op job costs a
+// timer's reset and stop and two atomic operations more than the call),
+// bounded by the job's timeout with one timer the worker reuses. When the
+// timer fires first, its callback (expire) takes the run over: it fails
+// the attempt at once and, while fewer than Concurrency workers of the
+// pool are waiting so, starts a new worker in this one's place; the
+// handler's goroutine, left to return on its own, then ends.
+type worker struct {
+	p     *Pool
+	timer *time.Timer
+	// state is the run's number (<< 2) and where it is: runIdle,
+	// runRunning, and once the timer took it over runReplaced (a new
+	// worker runs in this one's place) or runKept (this one goes on once
+	// its handler returns, as Concurrency others wait already).
+	state atomic.Uint64
+	h     atomic.Pointer[held] // the job of the run
+}
+
+const (
+	runIdle uint64 = iota
+	runRunning
+	runReplaced
+	runKept
+	runMask = 3
+)
+
+func (p *Pool) newWorker() *worker {
+	w := &worker{p: p}
+	w.timer = time.AfterFunc(time.Hour, w.expire)
+	w.timer.Stop()
+	return w
+}
+
+// run runs held job h's handler on the worker's goroutine, bounded by its
+// timeout, and returns its outcome; false when its timeout took the run
+// over (expire), whose outcome is then no longer this call's.
+func (w *worker) run(h *held) (Outcome, bool) {
+	p := w.p
+	j := h.lease.Job
+	start := p.svc.begin(j)
+	hd, ok := p.svc.registry.Lookup(j.Type)
+	if !ok {
+		o := p.svc.outcome(h.ctx, h.lease, start, nil, noHandler(j.Type), false)
+		p.observeRun(p.svc.clock.Now().Sub(start))
+		return o, true
+	}
+	h.started = start
+	h.timeout = p.svc.Timeout(j)
+	h.deadline = time.Now().Add(h.timeout)
+	w.h.Store(h)
+	s := (w.state.Load()>>2+1)<<2 | runRunning
+	w.state.Store(s)
+	w.timer.Reset(h.timeout)
+	res, err := runHandler(h.ctx, hd, j.Payload)
+	if !w.state.CompareAndSwap(s, s&^runMask) { // runIdle
+		return Outcome{}, false
+	}
+	w.timer.Stop()
+	o := p.svc.outcome(h.ctx, h.lease, start, res, err, false)
+	p.observeRun(p.svc.clock.Now().Sub(start))
+	return o, true
+}
+
+// expire is the worker's timer: at its run's deadline, with the handler
+// still running, it takes the run over. The handler's context is
+// cancelled and the attempt fails at once with ErrTimedOut (when the
+// context had ended before, by a shutdown, a lost lease or a cancel, the
+// run ends as that would have ended it), and the worker's place goes to a
+// new worker while fewer than Concurrency are replaced so; beyond that,
+// the worker takes its next job once its handler returns.
+func (w *worker) expire() {
+	p := w.p
+	s := w.state.Load()
+	if s&runMask != runRunning {
+		return
+	}
+	h := w.h.Load()
+	if time.Now().Before(h.deadline) {
+		// A fire meant for a run that ended, seen after the next began:
+		// the timer is set for this one.
+		return
+	}
+	next := runKept
+	if n := p.replaced.Add(1); n <= int64(p.cfg.Concurrency) {
+		next = runReplaced
+	} else {
+		p.replaced.Add(-1)
+	}
+	if !w.state.CompareAndSwap(s, s&^runMask|next) {
+		// It returned meanwhile, or a later run began: not ours.
+		if next == runReplaced {
+			p.replaced.Add(-1)
+		}
+		return
+	}
+	p.svc.abandon(1)
+	j := h.lease.Job
+	timedOut := h.ctx.Err() == nil
+	var err error
+	if timedOut {
+		err = p.svc.timedOut(j, h.timeout)
+		h.cancel(err)
+	} else {
+		err = context.Cause(h.ctx)
+	}
+	o := p.svc.outcome(h.ctx, h.lease, h.started, nil, err, timedOut)
+	p.observeRun(p.svc.clock.Now().Sub(h.started))
+	if next == runReplaced {
+		// The new worker takes over the old one's count in p.workers: a
+		// shutdown does not wait for a handler left running.
+		go func() {
+			p.settle(h, o, timedOut)
+			p.slots <- struct{}{}
+			p.newWorker().work()
+		}()
+		return
+	}
+	p.workers.Add(1) // the old worker is still counted: not zero
+	go func() {
+		defer p.workers.Done()
+		p.settle(h, o, timedOut)
+	}()
 }
 
 // yieldEvery is how many jobs a worker runs between yields. A daemon

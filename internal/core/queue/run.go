@@ -11,25 +11,48 @@ import (
 	"github.com/refrakt/refrakt/internal/core"
 )
 
-// execute runs the handler of a leased job under ctx and returns the outcome
-// to record. A panic in a handler is a failure of that job, not of the worker.
+// execute runs the handler of a leased job under ctx, bounded by its
+// timeout (runBounded), and returns the outcome to record: the manual runs'
+// (run-next, run ID). A panic in a handler is a failure of that job, not
+// of the worker. The pool bounds its runs itself (worker.run).
 func (s *Service) execute(ctx context.Context, l Lease) Outcome {
-	j := l.Job
+	start := s.begin(l.Job)
+	var res json.RawMessage
+	var err error
+	timedOut := false
+	if h, ok := s.registry.Lookup(l.Job.Type); ok {
+		res, timedOut, err = s.runBounded(ctx, h, l.Job, s.Timeout(l.Job))
+	} else {
+		err = noHandler(l.Job.Type)
+	}
+	return s.outcome(ctx, l, start, res, err, timedOut)
+}
+
+// begin tells the observer how long j waited to start, and returns when
+// its run starts.
+func (s *Service) begin(j *Job) time.Time {
 	start := s.clock.Now()
 	if !j.ReadyAt.IsZero() {
 		s.obs.Waited(j.Queue, max(0, start.Sub(j.ReadyAt)))
 	}
-	var res json.RawMessage
-	var err error
-	if h, ok := s.registry.Lookup(j.Type); ok {
-		res, err = runHandler(ctx, h, j.Payload)
-	} else {
-		err = fmt.Errorf("no handler registered for type %q", j.Type)
-	}
+	return start
+}
+
+func noHandler(typ string) error { return fmt.Errorf("no handler registered for type %q", typ) }
+
+// outcome times the run of l's job that started at start and ended with
+// res and err under ctx (timedOut: its timeout ended it), and returns the
+// outcome to record.
+func (s *Service) outcome(ctx context.Context, l Lease, start time.Time, res json.RawMessage, err error, timedOut bool) Outcome {
+	j := l.Job
 	status := string(StatusSucceeded)
 	switch {
 	case errors.Is(context.Cause(ctx), ErrJobCancelled):
 		status = string(StatusCancelled)
+	case timedOut:
+		// Failed, retried or dead as any failure; timed apart, so that
+		// the runs a timeout cut short are seen.
+		status = StatusTimeout
 	case err != nil && Exhausted(j.Retries+1, j.MaxRetries):
 		// Its last attempt: the finish makes it dead (as both brokers
 		// decide, retries beyond max_retries), and its run is timed so.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -32,6 +33,7 @@ type Config struct {
 	FetchWait         time.Duration // longest single blocking fetch [1s]
 	DefaultMaxRetries int           // max_retries of a job that names none [3]
 	Backoff           Backoff       // retry backoff [DefaultBackoff]
+	JobTimeout        time.Duration // JOB_TIMEOUT [30m]: a run's bound when its job names none (runBounded)
 	Admission         AdmissionConfig
 	// MaxQueues bounds how many distinct queues the public may make exist
 	// (QUEUE_MAX_QUEUES; 0 = no bound): a Submit (POST /run, /assistant)
@@ -66,6 +68,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DefaultMaxRetries == 0 {
 		c.DefaultMaxRetries = 3
+	}
+	if c.JobTimeout <= 0 {
+		c.JobTimeout = DefaultJobTimeout
 	}
 	if c.Backoff == (Backoff{}) {
 		c.Backoff = DefaultBackoff
@@ -127,6 +132,7 @@ type Service struct {
 	clock     Clock
 	cfg       Config
 	admission *Admission
+	timeouts  TimeoutObserver // obs, when it is one
 
 	mu      sync.Mutex
 	waiters map[string][]chan struct{}
@@ -137,6 +143,8 @@ type Service struct {
 	pool       *Pool
 
 	bound queueBound // MaxQueues
+
+	abandoned atomic.Int64 // handlers running past their timeout (runBounded)
 }
 
 // NewService returns a service on d.Broker with the settings cfg.
@@ -154,6 +162,7 @@ func NewService(d Deps, cfg Config) *Service {
 	s := &Service{broker: d.Broker, registry: d.Registry, obs: d.Observer, clock: d.Clock, cfg: cfg, waiters: map[string][]chan struct{}{},
 		manualRuns: map[string]*manualRun{}}
 	s.answers, _ = d.Observer.(AnswerObserver)
+	s.timeouts, _ = d.Observer.(TimeoutObserver)
 	s.admission = newAdmission(d.Broker, d.Clock, d.Observer, cfg.Admission)
 	return s
 }
@@ -174,6 +183,7 @@ type EnqueueRequest struct {
 	Queue           string          `json:"queue,omitempty"`
 	MaxRetries      *int            `json:"max_retries,omitempty"`
 	IntervalSeconds int             `json:"interval_seconds,omitempty"`
+	TimeoutMS       int64           `json:"timeout_ms,omitempty"` // each run's bound, 1ms to MaxJobTimeout; 0: the runner's JobTimeout
 	DelayMS         int64           `json:"delay_ms,omitempty"`
 }
 
@@ -220,9 +230,13 @@ func (s *Service) Prepare(req EnqueueRequest, source string) (NewJob, error) {
 		return NewJob{}, core.Errorf(core.CodeInvalid, "delay_ms must be between 0 and %d", MaxDelay.Milliseconds())
 	}
 	delay := time.Duration(req.DelayMS) * time.Millisecond
+	if req.TimeoutMS < 0 || req.TimeoutMS > MaxJobTimeout.Milliseconds() {
+		return NewJob{}, core.Errorf(core.CodeInvalid, "timeout_ms must be between 1 and %d (0 or absent: the daemon's JOB_TIMEOUT)", MaxJobTimeout.Milliseconds())
+	}
 	return NewJob{Job: &Job{
 		ID: NewID(), Queue: req.Queue, Type: req.Type, Payload: payload,
 		MaxRetries: retries, IntervalSeconds: req.IntervalSeconds, Source: source,
+		TimeoutMS: req.TimeoutMS,
 	}, Delay: delay}, nil
 }
 

@@ -45,3 +45,34 @@ func TestPublishedBackoff(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishedJobTimeout (timeout37): a daemon's broker given its
+// JOB_TIMEOUT publishes it with its other settings, and the CLI over Redis
+// follows only a value a daemon's settings could give (1ms to 168h); a
+// broker without one (the CLI's own) publishes none.
+func TestPublishedJobTimeout(t *testing.T) {
+	_, rdb := newClient(t)
+	ctx := context.Background()
+	const prefix, key = "pt:", "pt:job-timeout"
+	if err := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix}).PublishSettings(ctx, queue.AdmissionConfig{}, queue.DefaultBackoff, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if d, ok, err := redisbroker.PublishedJobTimeout(ctx, rdb, prefix); ok || err != nil {
+		t.Fatalf("a broker without JobTimeout published %s (ok %v, %v); want none", d, ok, err)
+	}
+	b := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix, JobTimeout: 90 * time.Second})
+	if err := b.PublishSettings(ctx, queue.AdmissionConfig{}, queue.DefaultBackoff, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := redisbroker.PublishedJobTimeout(ctx, rdb, prefix); !ok || err != nil || got != 90*time.Second {
+		t.Fatalf("published 1m30s: got %s, ok %v, %v", got, ok, err)
+	}
+	for _, bad := range []string{`not json`, `{"timeout_ns":0}`, `{"timeout_ns":999999}`, `{"timeout_ns":604800000000001}`, `{"timeout_ns":-1}`} {
+		if err := rdb.Set(ctx, key, bad, time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok, err := redisbroker.PublishedJobTimeout(ctx, rdb, prefix); ok || err != nil {
+			t.Errorf("%s under the key: %s, ok %v, %v; want none followed", bad, got, ok, err)
+		}
+	}
+}

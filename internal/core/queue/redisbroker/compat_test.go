@@ -163,3 +163,67 @@ func TestDeadJobsOfEarlierVersions(t *testing.T) {
 		}
 	}
 }
+
+// TestJobTimeoutFieldAcrossVersions: a job's timeout_ms is one more hash
+// field, written only when set: the hash of a job with one is the hash
+// of the same job without one, plus that field, so a daemon of an
+// earlier version (which reads its fields by name, HMGET) reads and runs
+// it as before, without the bound; a job without one, such as an earlier
+// version's, has no such field and reads as none (0: the runner's
+// JOB_TIMEOUT). The started job a fetch returns carries it.
+func TestJobTimeoutFieldAcrossVersions(t *testing.T) {
+	_, rdb := newClient(t)
+	ctx := context.Background()
+	clock := brokertest.NewClock()
+	const prefix = "tmo:"
+	b := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix, Clock: clock})
+	svc := queue.NewService(queue.Deps{Broker: b, Clock: clock}, queue.Config{})
+	hash := func(id string) map[string]string {
+		t.Helper()
+		h, err := rdb.HGetAll(ctx, prefix+"q:{t}:j:"+id).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		delete(h, "id")
+		return h
+	}
+	plain, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: "t"}, queue.SourceAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bounded, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: "t", TimeoutMS: 2500}, queue.SourceAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := hash(plain.ID)
+	if _, ok := want["timeout_ms"]; ok {
+		t.Fatalf("a job without timeout_ms has the field: %v", want)
+	}
+	want["timeout_ms"] = "2500"
+	if d := cmp.Diff(want, hash(bounded.ID)); d != "" {
+		t.Errorf("the hash of a job with timeout_ms, against one without plus the field (-want +got):\n%s", d)
+	}
+	for _, tt := range []struct {
+		j    *queue.Job
+		want int64
+	}{{plain, 0}, {bounded, 2500}} {
+		got, err := b.Get(ctx, tt.j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.TimeoutMS != tt.want {
+			t.Errorf("Get(%s).TimeoutMS = %d, want %d", tt.j.ID, got.TimeoutMS, tt.want)
+		}
+	}
+	leases, err := b.Fetch(ctx, queue.FetchRequest{Queues: []string{"t"}, N: 2, Lease: time.Minute})
+	if err != nil || len(leases) != 2 {
+		t.Fatalf("fetch: %d leases, %v", len(leases), err)
+	}
+	got := map[string]int64{}
+	for _, l := range leases {
+		got[l.Job.ID] = l.Job.TimeoutMS
+	}
+	if d := cmp.Diff(map[string]int64{plain.ID: 0, bounded.ID: 2500}, got); d != "" {
+		t.Errorf("fetched jobs' timeout_ms (-want +got):\n%s", d)
+	}
+}

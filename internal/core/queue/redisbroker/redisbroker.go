@@ -54,6 +54,9 @@ type Options struct {
 	// the index (relist.go); DefaultSweepInterval when 0, never when
 	// negative.
 	SweepInterval time.Duration
+	// JobTimeout is the daemon's JOB_TIMEOUT, which PublishSettings
+	// publishes for the CLI over Redis when it is set.
+	JobTimeout time.Duration
 }
 
 // Broker is the Redis broker.
@@ -62,6 +65,7 @@ type Broker struct {
 	prefix  string
 	history int
 	clock   queue.Clock
+	timeout time.Duration // Options.JobTimeout
 
 	// single: the client talks to one server (no cluster, no ring), so a
 	// script may touch keys beyond its queue's: enqueueScript pushes the
@@ -125,7 +129,7 @@ func New(rdb redis.UniversalClient, opts Options) *Broker {
 	}
 	_, single := rdb.(*redis.Client)
 	b := &Broker{rdb: rdb, prefix: opts.Prefix, history: opts.HistoryLimit, clock: opts.Clock, single: single,
-		sweepEvery: opts.SweepInterval, cmdTimeout: commandTimeout(rdb)}
+		sweepEvery: opts.SweepInterval, cmdTimeout: commandTimeout(rdb), timeout: opts.JobTimeout}
 	b.offset.last.Store(time.Now().UnixMilli())
 	return b
 }
@@ -205,7 +209,9 @@ func historyLimitKey(prefix string) string { return prefix + "job-history" }
 // `refrakt top --redis` judges which queues the daemons refuse by their
 // bounds (PublishedAdmission), having no admission control of its own;
 // and `jobs run --redis`, which runs a job in the CLI, delays a failed
-// one's retry by their backoff (PublishedBackoff).
+// one's retry by their backoff (PublishedBackoff) and bounds a job
+// without a timeout_ms by their JOB_TIMEOUT (Options.JobTimeout, when set:
+// PublishedJobTimeout).
 func (b *Broker) PublishSettings(ctx context.Context, c queue.AdmissionConfig, bo queue.Backoff, ttl time.Duration) error {
 	adm, err := json.Marshal(publishedAdmission{MaxPending: c.MaxPending, MaxAgeMS: c.MaxAge.Milliseconds()})
 	if err != nil {
@@ -219,6 +225,15 @@ func (b *Broker) PublishSettings(ctx context.Context, c queue.AdmissionConfig, b
 	pipe.Set(ctx, historyLimitKey(b.prefix), strconv.Itoa(b.history), ttl)
 	pipe.Set(ctx, admissionKey(b.prefix), adm, ttl)
 	pipe.Set(ctx, backoffKey(b.prefix), retry, ttl)
+	if b.timeout > 0 {
+		// And JOB_TIMEOUT, which `jobs run --redis` bounds a job by when
+		// the job names no timeout_ms (PublishedJobTimeout).
+		tmo, err := json.Marshal(publishedJobTimeout{TimeoutNS: int64(b.timeout)})
+		if err != nil {
+			return err
+		}
+		pipe.Set(ctx, jobTimeoutKey(b.prefix), tmo, ttl)
+	}
 	_, err = redispipe.Exec(ctx, pipe)
 	return err
 }
@@ -711,10 +726,11 @@ func (b *Broker) enqueueCall(q string, jobs []queue.NewJob, notAfter int64) scri
 	if b.single {
 		ks = k.enqueue[:]
 	}
-	args := make([]any, 0, 3+7*len(jobs))
+	args := make([]any, 0, 3+8*len(jobs))
 	args = append(args, b.now(), q, notAfter)
 	for _, nj := range jobs {
 		args = append(args, nj.ID, nj.Type, []byte(nj.Payload), nj.MaxRetries, nj.IntervalSeconds, ms(nj.Delay), nj.Source)
+		args = append(args, nj.TimeoutMS)
 	}
 	return scriptCall{enqueueScript, ks, args}
 }

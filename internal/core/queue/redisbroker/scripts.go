@@ -81,7 +81,8 @@ end
 // read-only scripts that need nothing else take it alone.
 const jobFields = `
 local FIELDS = {'id','queue','type','payload','status','attempts','retries','max_retries','interval',
-  'run_at','enqueued_at','started_at','finished_at','last_error','result','source','ready_at','lease_until','token'}
+  'run_at','enqueued_at','started_at','finished_at','last_error','result','source','ready_at','lease_until','token',
+  'timeout_ms'}
 local function job(key) return redis.call('HMGET', key, unpack(FIELDS)) end
 `
 
@@ -90,7 +91,7 @@ local function job(key) return redis.call('HMGET', key, unpack(FIELDS)) end
 const prelude = nowMS + jobFields + `
 -- START_FIELDS are what a worker needs of a job it starts.
 local START_FIELDS = {'status','type','payload','attempts','retries','max_retries','interval','run_at',
-  'enqueued_at','source','ready_at','token'}
+  'enqueued_at','source','ready_at','token','timeout_ms'}
 -- start moves a job to running under a new lease and fencing token and
 -- returns {id, START_FIELDS…} with status, attempts and token updated (one
 -- HMGET, one HSET: the hot path); nows and untils are now and the lease's
@@ -201,7 +202,9 @@ redis.call('LPUSHX', KEYS[1] .. ':oom', 'x')
 //	        command in the same pipeline, and adds a made queue to the index
 //	        once the script has answered)
 //	ARGV[1] now  ARGV[2] queue name  ARGV[3] not after (ms, 0: none)
-//	then 7 per job: id, type, payload, max_retries, interval_seconds, delay_ms, source
+//	then 8 per job: id, type, payload, max_retries, interval_seconds, delay_ms, source,
+//	timeout_ms (0: none, and no field written: a job without one costs
+//	what it did before timeouts)
 //
 // Returns {now, 0, 0, "late"} without writing anything when now is past
 // not after (Redis ran it after its caller stopped waiting: a stall).
@@ -220,12 +223,12 @@ var enqueueScript = newScript(nowMS + `
 local now = now_ms(ARGV[1])
 local not_after = tonumber(ARGV[3])
 if not_after > 0 and now > not_after then return {now, 0, 0, 'late'} end
-for i = 4, #ARGV, 7 do
+for i = 4, #ARGV, 8 do
   if redis.call('EXISTS', KEYS[4] .. ARGV[i]) == 1 then return {now, ARGV[i]} end
 end
 local n, ready = 0, 0
 local nows = string.format('%d', now)
-for i = 4, #ARGV, 7 do
+for i = 4, #ARGV, 8 do
   local id, delay = ARGV[i], tonumber(ARGV[i+5])
   if delay > 0 then
     local runs = string.format('%d', now + delay)
@@ -240,6 +243,7 @@ for i = 4, #ARGV, 7 do
     redis.call('RPUSH', KEYS[1], id)
     ready = ready + 1
   end
+  if ARGV[i+7] ~= '0' then redis.call('HSET', KEYS[4] .. id, 'timeout_ms', ARGV[i+7]) end
   n = n + 1
 end
 local made = 0
