@@ -41,6 +41,9 @@ type Config struct {
 	// broker's, so it holds across daemons sharing a Redis, give or take
 	// queues first used at the same moment by two of them.
 	MaxQueues int
+	// IdempotencyTTL is how long an enqueue's idempotency key is kept
+	// (JOB_IDEMPOTENCY_TTL) [DefaultIdempotencyTTL].
+	IdempotencyTTL time.Duration
 }
 
 // ManualMode is the Concurrency value that runs no workers.
@@ -69,6 +72,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Backoff == (Backoff{}) {
 		c.Backoff = DefaultBackoff
+	}
+	if c.IdempotencyTTL <= 0 {
+		c.IdempotencyTTL = DefaultIdempotencyTTL
 	}
 	return c
 }
@@ -172,6 +178,7 @@ type EnqueueRequest struct {
 	Type            string          `json:"type"`
 	Payload         json.RawMessage `json:"payload,omitempty"`
 	Queue           string          `json:"queue,omitempty"`
+	IdempotencyKey  string          `json:"idempotency_key,omitempty"` // see Idempotency
 	MaxRetries      *int            `json:"max_retries,omitempty"`
 	IntervalSeconds int             `json:"interval_seconds,omitempty"`
 	DelayMS         int64           `json:"delay_ms,omitempty"`
@@ -219,11 +226,20 @@ func (s *Service) Prepare(req EnqueueRequest, source string) (NewJob, error) {
 	if req.DelayMS < 0 || req.DelayMS > MaxDelay.Milliseconds() {
 		return NewJob{}, core.Errorf(core.CodeInvalid, "delay_ms must be between 0 and %d", MaxDelay.Milliseconds())
 	}
+	if req.IdempotencyKey != "" {
+		if err := CheckIdempotencyKey(req.IdempotencyKey); err != nil {
+			return NewJob{}, err
+		}
+	}
 	delay := time.Duration(req.DelayMS) * time.Millisecond
-	return NewJob{Job: &Job{
+	nj := NewJob{Job: &Job{
 		ID: NewID(), Queue: req.Queue, Type: req.Type, Payload: payload,
 		MaxRetries: retries, IntervalSeconds: req.IntervalSeconds, Source: source,
-	}, Delay: delay}, nil
+	}, Delay: delay}
+	if req.IdempotencyKey != "" {
+		nj.Idem = &Idempotency{Key: req.IdempotencyKey, Fingerprint: fingerprint(req, nj), TTL: s.cfg.IdempotencyTTL}
+	}
+	return nj, nil
 }
 
 // Enqueue validates and stores one job.
@@ -249,6 +265,9 @@ func (s *Service) EnqueueBatch(ctx context.Context, reqs []EnqueueRequest, sourc
 		}
 		jobs[i] = nj
 	}
+	if err := checkBatchKeys(jobs); err != nil {
+		return nil, err
+	}
 	return s.store(ctx, jobs)
 }
 
@@ -259,10 +278,33 @@ func (s *Service) store(ctx context.Context, jobs []NewJob) ([]*Job, error) {
 	s.answered("enqueue")
 	out := make([]*Job, len(jobs))
 	for i, nj := range jobs {
-		s.obs.Enqueued(nj.Source)
-		out[i] = nj.Job
+		j, err := s.stored(ctx, nj)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = j
 	}
 	return out, nil
+}
+
+// stored is the answer for nj once the broker took it: the job as stored
+// and counted, or, on a replay of its idempotency key, the key's job as it
+// is now, marked Replayed (not counted: nothing was stored). A key's job
+// gone since the broker saw it is KeyGoneError.
+func (s *Service) stored(ctx context.Context, nj NewJob) (*Job, error) {
+	if nj.Idem == nil || nj.Idem.Existing == "" {
+		s.obs.Enqueued(nj.Source)
+		return nj.Job, nil
+	}
+	j, err := s.broker.Get(ctx, nj.Idem.Existing)
+	if core.ErrorCode(err) == core.CodeNotFound {
+		return nil, KeyGoneError(nj.Idem.Key, nj.Idem.Existing)
+	}
+	if err != nil {
+		return nil, s.backendErr("get", err)
+	}
+	j.Replayed = true
+	return j, nil
 }
 
 // Submit is Enqueue behind admission control (POST /run, /assistant): a
@@ -290,8 +332,8 @@ func (s *Service) Submit(ctx context.Context, req EnqueueRequest, source string)
 	}
 	j, err := s.storeOne(ctx, nj)
 	// A job that may have been stored counts as stored: admission errs
-	// towards the bound.
-	s.admission.Stored(nj.Queue, err == nil || len(MaybeStored(err)) > 0)
+	// towards the bound. A replay stored nothing.
+	s.admission.Stored(nj.Queue, (err == nil && !j.Replayed) || len(MaybeStored(err)) > 0)
 	return j, err
 }
 
@@ -301,8 +343,7 @@ func (s *Service) storeOne(ctx context.Context, nj NewJob) (*Job, error) {
 		return nil, s.backendErr("enqueue", err)
 	}
 	s.answered("enqueue")
-	s.obs.Enqueued(nj.Source)
-	return nj.Job, nil
+	return s.stored(ctx, nj)
 }
 
 // backendErr wraps a broker failure as core.CodeUnavailable and counts it,
