@@ -590,9 +590,13 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 		if p.call.err != nil {
 			continue
 		}
-		if len(r) > 3 { // {now, 0, 0, "late"}
-			p.call.err = fmt.Errorf("enqueue: %w", errLate)
-			continue
+		var replayed []bool
+		if len(r) > 3 {
+			var err error
+			if replayed, err = enqueueRefusal(r, p.jobs); err != nil {
+				p.call.err = err
+				continue
+			}
 		}
 		if dup, _ := r[1].(string); dup != "" {
 			p.call.err = core.Errorf(core.CodeConflict, "job %s already exists", dup)
@@ -602,7 +606,10 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 			madeQueues = append(madeQueues, p.q)
 		}
 		now := msTime(r[0])
-		for _, nj := range p.jobs {
+		for i, nj := range p.jobs {
+			if replayed != nil && replayed[i] {
+				continue
+			}
 			nj.EnqueuedAt = now
 			if nj.Delay > 0 {
 				nj.Status, nj.RunAt = queue.StatusScheduled, now.Add(nj.Delay.Truncate(time.Millisecond))
@@ -711,8 +718,21 @@ func (b *Broker) enqueueCall(q string, jobs []queue.NewJob, notAfter int64) scri
 	if b.single {
 		ks = k.enqueue[:]
 	}
-	args := make([]any, 0, 3+7*len(jobs))
-	args = append(args, b.now(), q, notAfter)
+	keyed := 0
+	for _, nj := range jobs {
+		if nj.Idem != nil {
+			keyed++
+		}
+	}
+	args := make([]any, 0, 4+4*keyed+7*len(jobs))
+	args = append(args, b.now(), q, notAfter, keyed)
+	if keyed > 0 {
+		for i, nj := range jobs {
+			if nj.Idem != nil {
+				args = append(args, i+1, nj.Idem.Key, nj.Idem.Fingerprint, max(ms(nj.Idem.TTL), 1))
+			}
+		}
+	}
 	for _, nj := range jobs {
 		args = append(args, nj.ID, nj.Type, []byte(nj.Payload), nj.MaxRetries, nj.IntervalSeconds, ms(nj.Delay), nj.Source)
 	}
@@ -2143,4 +2163,38 @@ func msTime(v any) time.Time {
 		return time.UnixMilli(i).UTC()
 	}
 	return time.Time{}
+}
+
+// enqueueRefusal reads the tail of an enqueueScript answer longer than
+// {now, 0, made}: "late", an idempotency key's refusal ("reused", "gone"),
+// or the jobs replayed ("replay", then place and existing id per job),
+// whose Idem.Existing it sets, answering which of jobs were replayed.
+func enqueueRefusal(r []any, jobs []queue.NewJob) ([]bool, error) {
+	str := func(i int) string {
+		if i < len(r) {
+			s, _ := r[i].(string)
+			return s
+		}
+		return ""
+	}
+	switch str(3) {
+	case "late": // {now, 0, 0, "late"}
+		return nil, fmt.Errorf("enqueue: %w", errLate)
+	case "reused":
+		return nil, queue.KeyReusedError(str(4), str(5))
+	case "gone":
+		return nil, queue.KeyGoneError(str(4), str(5))
+	case "replay":
+		replayed := make([]bool, len(jobs))
+		for i := 4; i+1 < len(r); i += 2 {
+			at, err := strconv.Atoi(str(i))
+			if err != nil || at < 1 || at > len(jobs) || jobs[at-1].Idem == nil {
+				return nil, fmt.Errorf("enqueue: unexpected reply %v", r)
+			}
+			jobs[at-1].Idem.Existing = str(i + 1)
+			replayed[at-1] = true
+		}
+		return replayed, nil
+	}
+	return nil, fmt.Errorf("enqueue: unexpected reply %v", r)
 }
