@@ -118,6 +118,10 @@ type Config struct {
 	// JobRetryMax caps the delay before a retry. JOB_RETRY_MAX, default 1h;
 	// at least JobRetryBase, at most MaxJobRetryMax.
 	JobRetryMax time.Duration
+	// JobIdempotencyTTL is how long an enqueue's idempotency key is kept
+	// (a retry within it answers the key's job). JOB_IDEMPOTENCY_TTL,
+	// default 24h; at least 1s, at most 720h.
+	JobIdempotencyTTL time.Duration
 	// ShutdownTimeout bounds graceful shutdown. SHUTDOWN_TIMEOUT, default 10s.
 	ShutdownTimeout time.Duration
 	// ShutdownDelay (at most MaxShutdownDelay) is how long the daemon goes on serving after a stop
@@ -193,6 +197,7 @@ func Default() Config {
 		JobLease:                    30 * time.Second,
 		JobRetryBase:                100 * time.Millisecond,
 		JobRetryMax:                 time.Hour,
+		JobIdempotencyTTL:           queue.DefaultIdempotencyTTL,
 		ShutdownTimeout:             10 * time.Second,
 		LogFormat:                   "text",
 		LogLevel:                    "info",
@@ -334,6 +339,9 @@ func (c Config) Validate() error {
 		bad("JOB_RETRY_MAX", "%s must be at most %s: a longer cap holds a failing job in the retry set for weeks", c.JobRetryMax, MaxJobRetryMax)
 	} else if c.JobRetryMax < c.JobRetryBase && c.JobRetryBase >= time.Millisecond {
 		bad("JOB_RETRY_MAX", "%s must be at least %s (%s)", c.JobRetryMax, c.SettingName("JOB_RETRY_BASE"), c.JobRetryBase)
+	}
+	if c.JobIdempotencyTTL < queue.MinIdempotencyTTL || c.JobIdempotencyTTL > queue.MaxIdempotencyTTL {
+		bad("JOB_IDEMPOTENCY_TTL", "%s must be between %s and %s", c.JobIdempotencyTTL, queue.MinIdempotencyTTL, queue.MaxIdempotencyTTL)
 	}
 	if c.QueueMaxAge < 0 {
 		bad("QUEUE_MAX_AGE_SECONDS", "%s must not be negative", c.QueueMaxAge)

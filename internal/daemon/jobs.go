@@ -68,6 +68,7 @@ func (s *Server) buildJobs() error {
 		ShutdownTimeout: s.cfg.ShutdownTimeout,
 		MaxQueues:       s.cfg.QueueMaxQueues,
 		Admission:       adm,
+		IdempotencyTTL:  s.cfg.JobIdempotencyTTL,
 	})
 	obs.startAtZero(svc.Admission().Reasons())
 	s.jobs = &jobs{svc: svc, pool: queue.NewPool(svc), rejected: obs.rejected}
