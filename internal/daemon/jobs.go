@@ -159,7 +159,7 @@ func (s *Server) handleRun() http.Handler {
 			s.writeJobError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusAccepted, j)
+		writeJSON(w, markReplayed(w, j), j)
 	})
 }
 
@@ -171,6 +171,9 @@ func (s *Server) handleRun() http.Handler {
 func decodeEnqueue(w http.ResponseWriter, r *http.Request, v any, req *queue.EnqueueRequest) error {
 	req.Queue = queue.DefaultQueue
 	if err := decodeJSON(w, r, v); err != nil {
+		return err
+	}
+	if err := idempotencyKey(r, req); err != nil {
 		return err
 	}
 	if req.Queue == "" {
@@ -234,6 +237,8 @@ func (s *Server) handleAssistant() http.Handler {
 			s.writeJobError(w, r, err)
 			return
 		}
+		// A replay waits for the key's job as the first request did.
+		markReplayed(w, j)
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
 		defer context.AfterFunc(s.draining, cancel)()
@@ -313,7 +318,7 @@ func (s *Server) writeJobError(w http.ResponseWriter, r *http.Request, err error
 			return
 		}
 	}
-	writeError(w, r, s.log, err)
+	writeErrorDetails(w, r, s.log, err, idempotencyDetails(err))
 }
 
 // Bounds of a job from the public routes (POST /run, /assistant), tighter
