@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/daemon"
 )
@@ -27,6 +28,9 @@ type JobsEnqueueOptions struct {
 	MaxRetries *int // nil: the queue's default
 	Interval   time.Duration
 	Delay      time.Duration
+	// IdempotencyKey makes the enqueue safe to repeat: "" for none.
+	IdempotencyKey string
+	keyGiven       bool // --idempotency-key given, if empty
 }
 
 func newJobsEnqueueCmd(c client, runF func(context.Context, *JobsEnqueueOptions) error) *cobra.Command {
@@ -40,11 +44,15 @@ func newJobsEnqueueCmd(c client, runF func(context.Context, *JobsEnqueueOptions)
 			"payload too large for the API (its request must be at most 1 MiB), over either driver.\n" +
 			"A --payload with no JSON in it (empty, blank, or an empty @FILE or @-) exits 2:\n" +
 			"leave --payload out for a job without a payload.\n" +
-			"When piped, prints only the new job's id.",
+			"When piped, prints only the new job's id.\n" +
+			"With --idempotency-key K, running the same command again (within the daemons'\n" +
+			"JOB_IDEMPOTENCY_TTL) enqueues nothing: it says that the key's job already existed and\n" +
+			"prints that job (exit 0); the key with another type, payload, queue or option exits 1.",
 		Example: "  refrakt jobs enqueue ping\n" +
 			"  refrakt jobs enqueue sleep --payload '{\"ms\":250}' --queue slow\n" +
 			"  refrakt jobs enqueue echo --payload @body.json --max-retries 0\n" +
 			"  refrakt jobs enqueue ping --interval 1m --delay 10s\n" +
+			"  refrakt jobs enqueue echo --payload '{\"order\":7}' --idempotency-key order-7\n" +
 			"  id=$(refrakt jobs enqueue ping) && refrakt jobs get \"$id\"",
 		Args: cobra.ExactArgs(1),
 		ValidArgsFunction: func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
@@ -64,6 +72,7 @@ func newJobsEnqueueCmd(c client, runF func(context.Context, *JobsEnqueueOptions)
 			if cmd.Flags().Changed("max-retries") {
 				opts.MaxRetries = &maxRetries
 			}
+			opts.keyGiven = cmd.Flags().Changed("idempotency-key")
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -76,6 +85,7 @@ func newJobsEnqueueCmd(c client, runF func(context.Context, *JobsEnqueueOptions)
 	fl.IntVar(&maxRetries, "max-retries", 0, "retries after a failure before the job is dead, 0-100 (default 3)")
 	fl.DurationVar(&opts.Interval, "interval", 0, "run again this long after each success (whole seconds, at most 8760h)")
 	fl.DurationVar(&opts.Delay, "delay", 0, "schedule the first run this much later (at most 8760h)")
+	fl.StringVar(&opts.IdempotencyKey, "idempotency-key", "", "enqueue at most once per key and queue: the same command again answers the key's job ("+queue.IdempotencyKeyRule+")")
 	return cmd
 }
 
@@ -117,6 +127,12 @@ func (o *JobsEnqueueOptions) request(stdin io.Reader) (queue.EnqueueRequest, err
 	}
 	req.IntervalSeconds = int(o.Interval / time.Second)
 	req.DelayMS = o.Delay.Milliseconds()
+	if o.IdempotencyKey != "" || o.keyGiven {
+		if err := queue.CheckIdempotencyKey(o.IdempotencyKey); err != nil {
+			return req, usageError{fmt.Errorf("--idempotency-key: %s", core.ErrorMessage(err))}
+		}
+		req.IdempotencyKey = o.IdempotencyKey
+	}
 	// The request as the API driver sends it: the payload must fit in the
 	// API's body limit, over either driver, so that a job the API would
 	// refuse is not stored over Redis either.
