@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/refrakt/refrakt/internal/core/queue"
@@ -83,5 +84,53 @@ func TestIdempotencyConcurrent(t *testing.T) {
 	}
 	if n, err := rdb.ZCard(ctx, "idc:q:{orders}:idem").Result(); err != nil || n != 1 {
 		t.Errorf("the queue's key index holds %d keys (%v), want 1", n, err)
+	}
+}
+
+// TestIdempotencyEnqueueCost: an enqueue without a key runs, inside its
+// one EVALSHA, the commands it ran before keys existed (none of the keys'
+// GET, SET, ZADD); one with a new key adds a GET, a SET, a ZADD and a
+// ZREMRANGEBYSCORE; a replay a GET and an EXISTS, and stores nothing.
+func TestIdempotencyEnqueueCost(t *testing.T) {
+	_, rdb := newClient(t)
+	hook := &cmdHook{}
+	rdb.AddHook(hook)
+	ctx := context.Background()
+	b := redisbroker.New(rdb, redisbroker.Options{Prefix: "cost:"})
+	if err := b.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	job := func(key string) queue.NewJob {
+		nj := queue.NewJob{Job: &queue.Job{ID: queue.NewID(), Queue: "q", Type: "ping"}}
+		if key != "" {
+			nj.Idem = &queue.Idempotency{Key: key, Fingerprint: "fp", TTL: time.Minute}
+		}
+		return nj
+	}
+	if err := b.Enqueue(ctx, job("")); err != nil { // makes the queue
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		job  queue.NewJob
+		want map[string]int
+	}{
+		{"no key", job(""), map[string]int{"evalsha": 1, "time": 1, "exists": 1, "hset": 1, "rpush": 2, "hincrby": 1}},
+		{"a new key", job("k"), map[string]int{"evalsha": 1, "time": 1, "exists": 1, "hset": 1, "rpush": 2, "hincrby": 1,
+			"get": 1, "set": 1, "zadd": 1, "zremrangebyscore": 1}},
+		{"a replay", job("k"), map[string]int{"evalsha": 1, "time": 1, "exists": 2, "get": 1, "zremrangebyscore": 1}},
+	} {
+		calls, trips := costOf(t, rdb, hook, func() {
+			if err := b.Enqueue(ctx, tt.job); err != nil {
+				t.Fatal(err)
+			}
+		})
+		delete(calls, "config|resetstat")
+		if trips != 1 {
+			t.Errorf("%s: %d round trips, want 1", tt.name, trips)
+		}
+		if d := cmp.Diff(tt.want, calls); d != "" {
+			t.Errorf("%s: commands Redis ran (-want +got):\n%s", tt.name, d)
+		}
 	}
 }

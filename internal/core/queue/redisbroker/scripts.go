@@ -297,7 +297,7 @@ for i = first, #ARGV, 7 do
   n = n + 1
 end
 local made = 0
-if redis.call('HINCRBY', KEYS[3], 'enqueued', string.format('%d', n)) == n then
+if n > 0 and redis.call('HINCRBY', KEYS[3], 'enqueued', string.format('%d', n)) == n then
   made = 1
   -- A pause flag left by a removal of an earlier version (whose removeScript
   -- does not know it): a queue made again runs. Its key is the job key
