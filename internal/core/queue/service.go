@@ -278,24 +278,28 @@ func (s *Service) store(ctx context.Context, jobs []NewJob) ([]*Job, error) {
 	s.answered("enqueue")
 	out := make([]*Job, len(jobs))
 	for i, nj := range jobs {
-		j, err := s.stored(ctx, nj)
-		if err != nil {
-			return nil, err
+		if nj.Idem == nil || nj.Idem.Existing == "" {
+			s.obs.Enqueued(nj.Source)
+			out[i] = nj.Job
 		}
-		out[i] = j
+	}
+	for i, nj := range jobs {
+		if out[i] == nil {
+			j, err := s.replayed(ctx, nj)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = j
+		}
 	}
 	return out, nil
 }
 
-// stored is the answer for nj once the broker took it: the job as stored
-// and counted, or, on a replay of its idempotency key, the key's job as it
-// is now, marked Replayed (not counted: nothing was stored). A key's job
-// gone since the broker saw it is KeyGoneError.
-func (s *Service) stored(ctx context.Context, nj NewJob) (*Job, error) {
-	if nj.Idem == nil || nj.Idem.Existing == "" {
-		s.obs.Enqueued(nj.Source)
-		return nj.Job, nil
-	}
+// replayed is the answer for nj, which the broker did not store because
+// its idempotency key had made a job already (a replay): that job as it is
+// now, marked Replayed. A key's job gone since the broker saw it is
+// KeyGoneError.
+func (s *Service) replayed(ctx context.Context, nj NewJob) (*Job, error) {
 	j, err := s.broker.Get(ctx, nj.Idem.Existing)
 	if core.ErrorCode(err) == core.CodeNotFound {
 		return nil, KeyGoneError(nj.Idem.Key, nj.Idem.Existing)
@@ -343,7 +347,11 @@ func (s *Service) storeOne(ctx context.Context, nj NewJob) (*Job, error) {
 		return nil, s.backendErr("enqueue", err)
 	}
 	s.answered("enqueue")
-	return s.stored(ctx, nj)
+	if nj.Idem != nil && nj.Idem.Existing != "" {
+		return s.replayed(ctx, nj)
+	}
+	s.obs.Enqueued(nj.Source)
+	return nj.Job, nil
 }
 
 // backendErr wraps a broker failure as core.CodeUnavailable and counts it,
