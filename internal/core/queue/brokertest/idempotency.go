@@ -77,6 +77,13 @@ func testIdempotency(t *testing.T, nb NewBroker) {
 		[]queue.Status{e.statusOf(plain.ID), e.statusOf(fresh.ID), e.statusOf(delayed.ID)})
 	diff(t, "batch: the replay not stored", true, e.gone(replay.ID))
 	diff(t, "enqueued: first and three of the batch", int64(4), e.stats(q).Enqueued)
+	r1, plain2, r3, fresh5 := keyed(q, "order-1", "fp-a"), queue.NewJob{Job: &queue.Job{ID: queue.NewID(), Queue: q, Type: "echo", Source: queue.SourceAPI}},
+		keyed(q, "order-3", "fp-a"), keyed(q, "order-5", "fp-a")
+	e.enqueueKeyed(r1, plain2, r3, fresh5)
+	diff(t, "two replays in a batch", [2]string{first.ID, fresh.ID}, [2]string{r1.Idem.Existing, r3.Idem.Existing})
+	diff(t, "two replays in a batch: the others stored as sent", [2]string{"echo", "ping"}, [2]string{e.get(plain2.ID).Type, e.get(fresh5.ID).Type})
+	diff(t, "two replays in a batch: not stored", [2]bool{true, true}, [2]bool{e.gone(r1.ID), e.gone(r3.ID)})
+	diff(t, "enqueued: and two more", int64(6), e.stats(q).Enqueued)
 	d2 := keyed(q, "order-4", "fp-a")
 	d2.Delay = time.Minute
 	e.enqueueKeyed(d2)

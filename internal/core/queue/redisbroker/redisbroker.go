@@ -724,17 +724,18 @@ func (b *Broker) enqueueCall(q string, jobs []queue.NewJob, notAfter int64) scri
 			keyed++
 		}
 	}
-	args := make([]any, 0, 4+4*keyed+7*len(jobs))
-	args = append(args, b.now(), q, notAfter, keyed)
-	if keyed > 0 {
-		for i, nj := range jobs {
-			if nj.Idem != nil {
-				args = append(args, i+1, nj.Idem.Key, nj.Idem.Fingerprint, max(ms(nj.Idem.TTL), 1))
-			}
-		}
-	}
+	const head = 4 // now, queue, not after, keyed
+	args := make([]any, head+5*keyed, head+5*keyed+7*len(jobs))
+	args[0], args[1], args[2], args[3] = b.now(), q, notAfter, keyed
+	e := head
 	for _, nj := range jobs {
+		from := len(args)
 		args = append(args, nj.ID, nj.Type, []byte(nj.Payload), nj.MaxRetries, nj.IntervalSeconds, ms(nj.Delay), nj.Source)
+		if nj.Idem != nil {
+			// Lua's ARGV counts from 1.
+			args[e], args[e+1], args[e+2], args[e+3], args[e+4] = from+1, len(args)-from, nj.Idem.Key, nj.Idem.Fingerprint, max(ms(nj.Idem.TTL), 1)
+			e += 5
+		}
 	}
 	return scriptCall{enqueueScript, ks, args}
 }
@@ -2167,7 +2168,8 @@ func msTime(v any) time.Time {
 
 // enqueueRefusal reads the tail of an enqueueScript answer longer than
 // {now, 0, made}: "late", an idempotency key's refusal ("reused", "gone"),
-// or the jobs replayed ("replay", then place and existing id per job),
+// or the jobs replayed ("replay", then rank among the keyed jobs and
+// existing id per job),
 // whose Idem.Existing it sets, answering which of jobs were replayed.
 func enqueueRefusal(r []any, jobs []queue.NewJob) ([]bool, error) {
 	str := func(i int) string {
@@ -2185,14 +2187,21 @@ func enqueueRefusal(r []any, jobs []queue.NewJob) ([]bool, error) {
 	case "gone":
 		return nil, queue.KeyGoneError(str(4), str(5))
 	case "replay":
+		var keyed []int // the places of the jobs with a key
+		for i, nj := range jobs {
+			if nj.Idem != nil {
+				keyed = append(keyed, i)
+			}
+		}
 		replayed := make([]bool, len(jobs))
 		for i := 4; i+1 < len(r); i += 2 {
-			at, err := strconv.Atoi(str(i))
-			if err != nil || at < 1 || at > len(jobs) || jobs[at-1].Idem == nil {
+			rank, err := strconv.Atoi(str(i))
+			if err != nil || rank < 1 || rank > len(keyed) {
 				return nil, fmt.Errorf("enqueue: unexpected reply %v", r)
 			}
-			jobs[at-1].Idem.Existing = str(i + 1)
-			replayed[at-1] = true
+			at := keyed[rank-1]
+			jobs[at].Idem.Existing = str(i + 1)
+			replayed[at] = true
 		}
 		return replayed, nil
 	}

@@ -204,7 +204,8 @@ redis.call('LPUSHX', KEYS[1] .. ':oom', 'x')
 //	        once the script has answered)
 //	ARGV[1] now  ARGV[2] queue name  ARGV[3] not after (ms, 0: none)
 //	ARGV[4] m, the number of jobs with an idempotency key (0 on the hot path)
-//	then 4 per such job: its place among the jobs (from 1), key, fingerprint, TTL (ms)
+//	then 5 per such job, in the jobs' order: the ARGV index of its id, its
+//	        number of ARGV, key, fingerprint, TTL (ms)
 //	then 7 per job: id, type, payload, max_retries, interval_seconds, delay_ms, source
 //
 // A job's idempotency key K is recorded in P q:{Q}:idem:K, a STRING
@@ -213,9 +214,10 @@ redis.call('LPUSHX', KEYS[1] .. ':oom', 'x')
 // by (its expired members are dropped by the next keyed enqueue). Both are
 // built from the job key prefix, in the queue's slot. A key recorded and
 // not expired (by now: a test's clock too) for the same fingerprint, with
-// its job still kept, is a replay: that job is not stored (its 7 ARGV are
+// its job still kept, is a replay: that job is not stored (its ARGV are
 // taken out before the store) and the answer ends with "replay" and, per
-// replayed job, its place and the id of the key's job. A key recorded for
+// replayed job, its rank among the keyed jobs (from 1) and the id of the
+// key's job. A key recorded for
 // another fingerprint answers {now, 0, 0, "reused", key, id}, one whose job
 // is gone {now, 0, 0, "gone", key, id}, both writing nothing. An enqueue
 // without a key runs none of this (one ARGV more, no redis.call).
@@ -239,17 +241,17 @@ local not_after = tonumber(ARGV[3])
 if not_after > 0 and now > not_after then return {now, 0, 0, 'late'} end
 local m, first, replays = tonumber(ARGV[4]), 5, nil
 if m > 0 then
-  first = 5 + 4 * m
+  first = 5 + 5 * m
   replays = {}
   local idem = string.sub(KEYS[4], 1, -3) .. 'idem:'
-  for e = 5, first - 1, 4 do
-    local rec = redis.call('GET', idem .. ARGV[e+1])
+  for e = 5, first - 1, 5 do
+    local rec = redis.call('GET', idem .. ARGV[e+2])
     local id, fp, exp
     if rec then id, fp, exp = string.match(rec, '^(%S+) (%S+) (%d+)$') end
     if id and tonumber(exp) > now then
-      if fp ~= ARGV[e+2] then return {now, 0, 0, 'reused', ARGV[e+1], id} end
-      if redis.call('EXISTS', KEYS[4] .. id) == 0 then return {now, 0, 0, 'gone', ARGV[e+1], id} end
-      replays[#replays + 1] = ARGV[e]
+      if fp ~= ARGV[e+3] then return {now, 0, 0, 'reused', ARGV[e+2], id} end
+      if redis.call('EXISTS', KEYS[4] .. id) == 0 then return {now, 0, 0, 'gone', ARGV[e+2], id} end
+      replays[#replays + 1] = string.format('%d', (e - 5) / 5 + 1)
       replays[#replays + 1] = id
     end
   end
@@ -260,20 +262,19 @@ end
 if m > 0 then
   local idem = string.sub(KEYS[4], 1, -3) .. 'idem'
   local replayed = {}
-  for r = 1, #replays, 2 do replayed[replays[r]] = true end
-  for e = 5, first - 1, 4 do
-    if not replayed[ARGV[e]] then
-      local exp = now + tonumber(ARGV[e+3])
-      local id = ARGV[first + 7 * (tonumber(ARGV[e]) - 1)]
-      redis.call('SET', idem .. ':' .. ARGV[e+1], id .. ' ' .. ARGV[e+2] .. ' ' .. string.format('%d', exp), 'PX', ARGV[e+3])
-      redis.call('ZADD', idem, string.format('%d', exp), ARGV[e+1])
+  for r = 1, #replays, 2 do replayed[5 + 5 * (tonumber(replays[r]) - 1)] = true end
+  for e = 5, first - 1, 5 do
+    if not replayed[e] then
+      local exp = string.format('%d', now + tonumber(ARGV[e+4]))
+      redis.call('SET', idem .. ':' .. ARGV[e+2], ARGV[tonumber(ARGV[e])] .. ' ' .. ARGV[e+3] .. ' ' .. exp, 'PX', ARGV[e+4])
+      redis.call('ZADD', idem, exp, ARGV[e+2])
     end
   end
   redis.call('ZREMRANGEBYSCORE', idem, '-inf', string.format('%d', now))
-  -- the replayed jobs' ARGV out, last first, so the store below skips them
-  for e = first - 4, 5, -4 do
-    if replayed[ARGV[e]] then
-      for _ = 1, 7 do table.remove(ARGV, first + 7 * (tonumber(ARGV[e]) - 1)) end
+  -- the replayed jobs' ARGV out, the last job first, so the store below skips them
+  for e = first - 5, 5, -5 do
+    if replayed[e] then
+      for _ = 1, tonumber(ARGV[e+1]) do table.remove(ARGV, tonumber(ARGV[e])) end
     end
   end
 end
