@@ -71,6 +71,7 @@ func (s *Server) buildJobs() error {
 		ShutdownTimeout: s.cfg.ShutdownTimeout,
 		MaxQueues:       s.cfg.QueueMaxQueues,
 		Admission:       adm,
+		IdempotencyTTL:  s.cfg.JobIdempotencyTTL,
 	})
 	obs.startAtZero(svc.Admission().Reasons())
 	s.jobs = &jobs{svc: svc, pool: queue.NewPool(svc), rejected: obs.rejected}
@@ -161,7 +162,7 @@ func (s *Server) handleRun() http.Handler {
 			s.writeJobError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusAccepted, j)
+		writeJSON(w, markReplayed(w, j), j)
 	})
 }
 
@@ -173,6 +174,9 @@ func (s *Server) handleRun() http.Handler {
 func decodeEnqueue(w http.ResponseWriter, r *http.Request, v any, req *queue.EnqueueRequest) error {
 	req.Queue = queue.DefaultQueue
 	if err := decodeJSON(w, r, v); err != nil {
+		return err
+	}
+	if err := idempotencyKey(r, req); err != nil {
 		return err
 	}
 	if req.Queue == "" {
@@ -236,6 +240,8 @@ func (s *Server) handleAssistant() http.Handler {
 			s.writeJobError(w, r, err)
 			return
 		}
+		// A replay waits for the key's job as the first request did.
+		markReplayed(w, j)
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
 		defer context.AfterFunc(s.draining, cancel)()
@@ -315,7 +321,7 @@ func (s *Server) writeJobError(w http.ResponseWriter, r *http.Request, err error
 			return
 		}
 	}
-	writeError(w, r, s.log, err)
+	writeErrorDetails(w, r, s.log, err, idempotencyDetails(err))
 }
 
 // Bounds of a job from the public routes (POST /run, /assistant), tighter

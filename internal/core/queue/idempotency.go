@@ -1,0 +1,137 @@
+package queue
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core"
+)
+
+// Idempotency keys (the Idempotency-Key header, the idempotency_key field)
+// make an enqueue safe to send again: within JOB_IDEMPOTENCY_TTL, a key
+// already recorded in a queue for the same request stores nothing and
+// answers the job it made. Keys are scoped to their queue.
+
+// MaxIdempotencyKey is the longest key, in bytes.
+const MaxIdempotencyKey = 255
+
+// The bounds and default of JOB_IDEMPOTENCY_TTL.
+const (
+	DefaultIdempotencyTTL = 24 * time.Hour
+	MinIdempotencyTTL     = time.Second
+	MaxIdempotencyTTL     = 720 * time.Hour
+)
+
+// IdempotencyKeyRule is what a key may be, in words.
+const IdempotencyKeyRule = "1-255 bytes of visible ASCII (0x21-0x7E), no spaces"
+
+// Idempotency is the key a new job carries to the broker: the key, the
+// fingerprint of the request that made the job, and how long the broker
+// keeps the record. The broker sets Existing when it stored nothing for
+// the job because the key is recorded for the same fingerprint: the id of
+// the job the key made (a replay).
+type Idempotency struct {
+	Key         string
+	Fingerprint string
+	TTL         time.Duration
+	// Existing is set by Broker.Enqueue on a replay.
+	Existing string
+}
+
+// CheckIdempotencyKey refuses, as invalid, a key that is not 1-255 bytes
+// of visible ASCII.
+func CheckIdempotencyKey(k string) error {
+	if len(k) == 0 || len(k) > MaxIdempotencyKey {
+		return core.Errorf(core.CodeInvalid, "idempotency key is %d bytes: want %s", len(k), IdempotencyKeyRule)
+	}
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c < 0x21 || c > 0x7E {
+			return core.Errorf(core.CodeInvalid, "idempotency key has byte 0x%02X at %d: want %s", c, i, IdempotencyKeyRule)
+		}
+	}
+	return nil
+}
+
+// fingerprint hashes what the request asks for, as prepared: its fields
+// with the defaults filled in (queue, max_retries) and the key left out,
+// and the payload's bytes as stored. A field added to EnqueueRequest is
+// part of it without more code.
+func fingerprint(req EnqueueRequest, nj NewJob) string {
+	req.Queue, req.Payload, req.IdempotencyKey = nj.Queue, nil, ""
+	retries := nj.MaxRetries
+	req.MaxRetries = &retries
+	b, _ := json.Marshal(req) // plain fields: cannot fail
+	h := sha256.New()
+	h.Write(b)
+	h.Write([]byte{0})
+	h.Write(nj.Payload)
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// IdempotencyError is why Broker.Enqueue refused a job's key (stored
+// nothing of the call): the key was recorded for another request (Reused),
+// or its job is no longer kept (trimmed from the history, or removed with
+// its queue). JobID is the job the key made. Its coded form is
+// KeyReusedError's or KeyGoneError's.
+type IdempotencyError struct {
+	Key    string
+	JobID  string
+	Reused bool
+}
+
+func (e *IdempotencyError) Error() string {
+	if e.Reused {
+		return fmt.Sprintf("idempotency key %q was used for another request (job %s)", e.Key, e.JobID)
+	}
+	return fmt.Sprintf("idempotency key %q: its job %s is no longer kept", e.Key, e.JobID)
+}
+
+// KeyReusedError is the refusal of a key recorded, within its TTL, for a
+// request with another fingerprint: core.CodeKeyReused (422).
+func KeyReusedError(key, jobID string) error {
+	return core.Wrap(core.CodeKeyReused, &IdempotencyError{Key: key, JobID: jobID, Reused: true}, fmt.Sprintf(
+		"idempotency key %q was already used, for job %s, with a different request (type, payload, queue or options): use a new key for a new request",
+		key, jobID))
+}
+
+// KeyGoneError is the refusal of a key recorded for a job no longer kept:
+// core.CodeConflict (409).
+func KeyGoneError(key, jobID string) error {
+	return core.Wrap(core.CodeConflict, &IdempotencyError{Key: key, JobID: jobID}, fmt.Sprintf(
+		"idempotency key %q made job %s, which is no longer kept (trimmed from the history or removed with its queue): use a new key to enqueue again",
+		key, jobID))
+}
+
+// IdempotencyRefusal returns the *IdempotencyError in err's chain, or nil.
+func IdempotencyRefusal(err error) *IdempotencyError {
+	var ie *IdempotencyError
+	if errors.As(err, &ie) {
+		return ie
+	}
+	return nil
+}
+
+// checkBatchKeys refuses, as invalid, two jobs of one batch in one queue
+// with the same key: they could not both be the key's job.
+func checkBatchKeys(jobs []NewJob) error {
+	type qk struct{ q, k string }
+	var seen map[qk]int
+	for i, nj := range jobs {
+		if nj.Idem == nil {
+			continue
+		}
+		if seen == nil {
+			seen = map[qk]int{}
+		}
+		k := qk{nj.Queue, nj.Idem.Key}
+		if j, dup := seen[k]; dup {
+			return core.Errorf(core.CodeInvalid, "jobs %d and %d have the same idempotency key %q in queue %s: give each job its own key", j, i, nj.Idem.Key, nj.Queue)
+		}
+		seen[k] = i
+	}
+	return nil
+}
