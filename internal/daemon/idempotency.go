@@ -57,3 +57,41 @@ func idempotencyDetails(err error) map[string]any {
 	}
 	return map[string]any{"job_id": ie.JobID, "idempotency_key": ie.Key}
 }
+
+// scopeKey scopes the idempotency key of an enqueue on a public route to
+// its caller: its user and tenant when the daemon believes them (from a
+// trusted proxy, or the developer token), else its address and tenant. So
+// one caller's key never meets another's: nobody can replay, block or
+// learn of another caller's job by sending its key. The developer enqueue
+// and the CLI share the operators' scope (none).
+func (s *Server) scopeKey(w http.ResponseWriter, r *http.Request, req *queue.EnqueueRequest) error {
+	if req.IdempotencyKey == "" {
+		return nil
+	}
+	id, err := s.identityOf(w, r, true)
+	if err != nil {
+		return err
+	}
+	who := "ip\x00" + id.IP + "\x00" + id.Tenant
+	if id.User != "" {
+		who = "user\x00" + id.User + "\x00" + id.Tenant
+	}
+	req.IdempotencyScope = queue.IdempotencyScope(who)
+	return nil
+}
+
+// publicRefusal is err as a public route answers it: an idempotency key's
+// refusal names neither the key's job nor its id (whoever shares the
+// caller's address, behind one NAT, shares its keys, and a job's id is the
+// permission to read it); any other error as it is.
+func publicRefusal(err error) error {
+	ie := queue.IdempotencyRefusal(err)
+	switch {
+	case ie == nil:
+		return err
+	case ie.Reused:
+		return core.Errorf(core.CodeKeyReused, "idempotency key %q was already used with a different request (type, payload, queue or options): use a new key for a new request", ie.Key)
+	default:
+		return core.Errorf(core.CodeConflict, "idempotency key %q made a job that is no longer kept (trimmed from the history or removed with its queue): use a new key to enqueue again", ie.Key)
+	}
+}

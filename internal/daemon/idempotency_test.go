@@ -2,8 +2,10 @@ package daemon
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +45,8 @@ func noLimits(c *config.Config) { c.RateLimitEnabled = false }
 // the body's idempotency_key): the first request stores its job (202), the
 // same request again stores nothing and answers that job (200,
 // Idempotent-Replayed: true, the same JSON shape); the key with another
-// request is 422 idempotency_key_reused naming the job; a bad key, the
+// request is 422 idempotency_key_reused, naming the job only on the
+// developer route (the operators' keys, apart from the public callers'); a bad key, the
 // header and the field differing, the header twice are 400; each error has
 // the JSON error body, and nothing refused is stored.
 func TestIdempotencyKeyRoutes(t *testing.T) {
@@ -67,7 +70,6 @@ func TestIdempotencyKeyRoutes(t *testing.T) {
 				{"header again", "/run", "", job, []string{"order-1"}},
 				{"field", "/run", "", `{"type":"echo","payload":{"n":1},"queue":"orders","idempotency_key":"order-1"}`, nil},
 				{"header and the same field", "/run", "", `{"type":"echo","payload":{"n":1},"queue":"orders","idempotency_key":"order-1"}`, []string{"order-1"}},
-				{"developer enqueue", "/api/dev/jobs/enqueue", devToken, job, []string{"order-1"}},
 			} {
 				resp, body := doKey(t, s, "POST", c.path, c.token, c.body, c.keys...)
 				if resp.StatusCode != 200 || resp.Header.Get("Idempotent-Replayed") != "true" || str(body, "id") != id ||
@@ -80,9 +82,24 @@ func TestIdempotencyKeyRoutes(t *testing.T) {
 			}
 
 			resp, body := doKey(t, s, "POST", "/run", "", `{"type":"echo","payload":{"n":2},"queue":"orders"}`, "order-1")
-			if resp.StatusCode != 422 || errCode(body) != "idempotency_key_reused" || !strings.Contains(errMessage(body), id) ||
-				str(errDetails(body), "job_id") != id {
-				t.Errorf("the key with another payload: %d %v, want 422 idempotency_key_reused naming %s", resp.StatusCode, body, id)
+			if resp.StatusCode != 422 || errCode(body) != "idempotency_key_reused" || !strings.Contains(errMessage(body), `"order-1"`) ||
+				strings.Contains(errMessage(body), id) || errDetails(body) != nil {
+				t.Errorf("the key with another payload: %d %v, want 422 idempotency_key_reused, the key's job not named (a public route)", resp.StatusCode, body)
+			}
+			// The operators' keys (the developer enqueue, the CLI) are
+			// apart from the public callers': the same key makes a job of
+			// their own, replayed as any, and their refusals name the job.
+			resp, dev := doKey(t, s, "POST", "/api/dev/jobs/enqueue", devToken, job, "order-1")
+			devID := str(dev, "id")
+			if resp.StatusCode != 202 || devID == id {
+				t.Errorf("developer enqueue with a public caller's key: %d %v, want 202 and a job of its own", resp.StatusCode, dev)
+			}
+			if resp, body := doKey(t, s, "POST", "/api/dev/jobs/enqueue", devToken, job, "order-1"); resp.StatusCode != 200 || str(body, "id") != devID {
+				t.Errorf("developer enqueue again: %d %v, want 200 replaying %s", resp.StatusCode, body, devID)
+			}
+			resp, body = doKey(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"echo","payload":{"n":2},"queue":"orders"}`, "order-1")
+			if resp.StatusCode != 422 || !strings.Contains(errMessage(body), devID) || str(errDetails(body), "job_id") != devID {
+				t.Errorf("developer enqueue, the key with another payload: %d %v, want 422 naming %s", resp.StatusCode, body, devID)
 			}
 			resp, body = doKey(t, s, "POST", "/run", "", `{"type":"echo","payload":{"n":1}}`, "order-1")
 			if resp.StatusCode != 202 {
@@ -112,16 +129,16 @@ func TestIdempotencyKeyRoutes(t *testing.T) {
 					t.Errorf("%s: %d %v, want 400 invalid saying %q", c.name, resp.StatusCode, body, c.msg)
 				}
 			}
-			if ids := devJobIDs(t, s); len(ids) != 2 {
-				t.Errorf("jobs %v, want the first and the other queue's", ids)
+			if ids := devJobIDs(t, s); len(ids) != 3 {
+				t.Errorf("jobs %v, want the first, the developer's and the other queue's", ids)
 			}
 		})
 	}
 }
 
 // TestIdempotencyKeyJobGone: a key whose job is no longer kept (trimmed
-// from the history by JOB_HISTORY) answers 409 conflict saying so, with
-// details.job_id, and stores nothing; a new key stores.
+// from the history by JOB_HISTORY) answers 409 conflict saying so (on the
+// public route without the job), and stores nothing; a new key stores.
 func TestIdempotencyKeyJobGone(t *testing.T) {
 	s := newTestServer(t, noLimits, func(c *config.Config) { c.JobHistory = 1 })
 	const job = `{"type":"ping","queue":"trim"}`
@@ -139,8 +156,8 @@ func TestIdempotencyKeyJobGone(t *testing.T) {
 	before := len(devJobIDs(t, s))
 	resp, body = doKey(t, s, "POST", "/run", "", job, "k")
 	if resp.StatusCode != 409 || errCode(body) != "conflict" || !strings.Contains(errMessage(body), "no longer kept") ||
-		!strings.Contains(errMessage(body), "new key") || str(errDetails(body), "job_id") != id {
-		t.Errorf("the key of a trimmed job: %d %v, want 409 conflict, no longer kept, details.job_id %s", resp.StatusCode, body, id)
+		!strings.Contains(errMessage(body), "new key") || strings.Contains(errMessage(body), id) || errDetails(body) != nil {
+		t.Errorf("the key of a trimmed job: %d %v, want 409 conflict, no longer kept, the job not named (a public route)", resp.StatusCode, body)
 	}
 	if after := len(devJobIDs(t, s)); after != before {
 		t.Errorf("%d jobs after the refusal, %d before", after, before)
@@ -186,5 +203,53 @@ func TestIdempotencyKeyAssistantReplayWaits(t *testing.T) {
 	}
 	if ids := devJobIDs(t, s); len(ids) != 1 {
 		t.Errorf("jobs %v, want only %s", ids, id)
+	}
+}
+
+// TestIdempotencyKeyScopedToCaller: on the public routes a key is the
+// caller's: two clients (by address, or by the user a trusted proxy names)
+// sending one key each get a job of their own, never the other's (which
+// would hand them its id, the permission to read it) nor a refusal naming
+// it; each one's retry replays its own.
+func TestIdempotencyKeyScopedToCaller(t *testing.T) {
+	s := newTestServer(t, noLimits, func(c *config.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	})
+	send := func(addr, user, body string) (*http.Response, map[string]any) {
+		t.Helper()
+		req := httptest.NewRequest("POST", "/run", strings.NewReader(body))
+		req.RemoteAddr = addr
+		req.Header.Set("Idempotency-Key", "order-1")
+		if user != "" {
+			req.Header.Set("X-User-ID", user)
+		}
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		var out map[string]any
+		_ = json.Unmarshal(rec.Body.Bytes(), &out)
+		return rec.Result(), out
+	}
+	const victim = `{"type":"echo","payload":{"card":"4111"}}`
+	resp, v := send("192.0.2.1:1000", "", victim)
+	if resp.StatusCode != 202 {
+		t.Fatalf("the first client: %d %v", resp.StatusCode, v)
+	}
+	for _, c := range []struct{ name, addr, user, body string }{
+		{"another address, the same request", "192.0.2.2:1000", "", victim},
+		{"another address, another request", "192.0.2.3:1000", "", `{"type":"ping"}`},
+		{"a user behind a trusted proxy", "10.0.0.1:1000", "alice", victim},
+	} {
+		resp, body := send(c.addr, c.user, c.body)
+		if resp.StatusCode != 202 || str(body, "id") == str(v, "id") || strings.Contains(fmt.Sprint(body), str(v, "id")) {
+			t.Errorf("%s: %d %v, want 202 and a job of its own", c.name, resp.StatusCode, body)
+		}
+	}
+	if resp, body := send("192.0.2.1:2000", "", victim); resp.StatusCode != 200 || str(body, "id") != str(v, "id") {
+		t.Errorf("the first client again (another port): %d %v, want 200 replaying %s", resp.StatusCode, body, str(v, "id"))
+	}
+	// One user's key follows the user, whatever proxy address it comes by.
+	_, a := send("10.0.0.1:1000", "bob", victim)
+	if resp, body := send("10.0.0.2:1000", "bob", victim); resp.StatusCode != 200 || str(body, "id") != str(a, "id") {
+		t.Errorf("bob through another proxy: %d %v, want 200 replaying %s", resp.StatusCode, body, str(a, "id"))
 	}
 }

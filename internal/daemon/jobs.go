@@ -157,9 +157,13 @@ func (s *Server) handleRun() http.Handler {
 			writeError(w, r, s.log, err)
 			return
 		}
+		if err := s.scopeKey(w, r, &req); err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
 		j, err := s.jobs.svc.Submit(r.Context(), req, queue.SourceAPI)
 		if err != nil {
-			s.writeJobError(w, r, err)
+			s.writeJobError(w, r, publicRefusal(err))
 			return
 		}
 		writeJSON(w, markReplayed(w, j), j)
@@ -235,9 +239,13 @@ func (s *Server) handleAssistant() http.Handler {
 			writeError(w, r, s.log, err)
 			return
 		}
+		if err := s.scopeKey(w, r, &req.EnqueueRequest); err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
 		j, err := s.jobs.svc.Submit(r.Context(), req.EnqueueRequest, queue.SourceAPI)
 		if err != nil {
-			s.writeJobError(w, r, err)
+			s.writeJobError(w, r, publicRefusal(err))
 			return
 		}
 		// A replay waits for the key's job as the first request did.

@@ -134,10 +134,12 @@ type NewJob struct {
 	// it is recorded there already. Recorded for the same fingerprint and
 	// its job still kept, the job is not stored and Enqueue sets
 	// Idem.Existing to that job's id (a replay; the call's other jobs are
-	// stored); recorded for another fingerprint, Enqueue stores nothing
-	// and answers KeyReusedError; recorded for a job no longer kept,
-	// nothing and KeyGoneError. The check and the record are atomic with
-	// the store. A call's jobs of one queue have distinct keys.
+	// stored); recorded for another fingerprint, Enqueue stores nothing of
+	// that job's queue and answers KeyReusedError; recorded for a job no
+	// longer kept, nothing of its queue and KeyGoneError. The check and the
+	// record are atomic with the store of the queue's jobs: a call of jobs
+	// of several queues is atomic per queue on Redis (one script a queue),
+	// whole in memory. A call's jobs of one queue have distinct keys.
 	Idem *Idempotency
 }
 

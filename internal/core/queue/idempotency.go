@@ -1,11 +1,13 @@
 package queue
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/refrakt/refrakt/internal/core"
@@ -56,20 +58,53 @@ func CheckIdempotencyKey(k string) error {
 	return nil
 }
 
-// fingerprint hashes what the request asks for, as prepared: its fields
-// with the defaults filled in (queue, max_retries) and the key left out,
-// and the payload's bytes as stored. A field added to EnqueueRequest is
-// part of it without more code.
+// fingerprint hashes what the request asks for, as prepared: type, queue,
+// max_retries (the default filled in), interval_seconds, delay_ms,
+// timeout_ms and the payload, in an encoding of its own (versioned, so that
+// no change of EnqueueRequest's JSON turns a retry into a reuse), the
+// payload canonical (json.Compact's spacing, <, > and & escaped; other
+// escapes and key order as sent), so that the CLI's drivers, one compacting the payload and the other
+// storing it as given, fingerprint one request alike. A field added to
+// EnqueueRequest that changes the job must be added here.
 func fingerprint(req EnqueueRequest, nj NewJob) string {
-	req.Queue, req.Payload, req.IdempotencyKey = nj.Queue, nil, ""
-	retries := nj.MaxRetries
-	req.MaxRetries = &retries
-	b, _ := json.Marshal(req) // plain fields: cannot fail
 	h := sha256.New()
-	h.Write(b)
-	h.Write([]byte{0})
-	h.Write(nj.Payload)
+	fmt.Fprintf(h, "v1\x00%s\x00%s\x00%d\x00%d\x00%d\x00%d\x00", req.Type, nj.Queue, nj.MaxRetries, req.IntervalSeconds, req.DelayMS, req.TimeoutMS)
+	var b, esc bytes.Buffer
+	if json.Compact(&b, nj.Payload) == nil {
+		// <, > and & escaped as json.Marshal escapes them (the CLI's
+		// daemon driver sends the payload so).
+		json.HTMLEscape(&esc, b.Bytes())
+		h.Write(esc.Bytes())
+	} else {
+		h.Write(nj.Payload)
+	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// scopedKey is the key a broker records for key of scope: the key itself
+// for the operators' (no scope), else the scope, a space and the key (a key
+// has no space, so no two scopes' keys can be one record).
+func scopedKey(scope, key string) string {
+	if scope == "" {
+		return key
+	}
+	return scope + " " + key
+}
+
+// IdempotencyScope names a caller of the public routes for its keys: a
+// digest of what it is (its user and tenant when known, else its address),
+// short and fit for a Redis key's name.
+func IdempotencyScope(who string) string {
+	sum := sha256.Sum256([]byte(who))
+	return hex.EncodeToString(sum[:8])
+}
+
+// clientKey is the key as its client gave it, without its scope.
+func clientKey(k string) string {
+	if i := strings.IndexByte(k, ' '); i >= 0 {
+		return k[i+1:]
+	}
+	return k
 }
 
 // IdempotencyError is why Broker.Enqueue refused a job's key (stored
@@ -93,6 +128,7 @@ func (e *IdempotencyError) Error() string {
 // KeyReusedError is the refusal of a key recorded, within its TTL, for a
 // request with another fingerprint: core.CodeKeyReused (422).
 func KeyReusedError(key, jobID string) error {
+	key = clientKey(key)
 	return core.Wrap(core.CodeKeyReused, &IdempotencyError{Key: key, JobID: jobID, Reused: true}, fmt.Sprintf(
 		"idempotency key %q was already used, for job %s, with a different request (type, payload, queue or options): use a new key for a new request",
 		key, jobID))
@@ -101,6 +137,7 @@ func KeyReusedError(key, jobID string) error {
 // KeyGoneError is the refusal of a key recorded for a job no longer kept:
 // core.CodeConflict (409).
 func KeyGoneError(key, jobID string) error {
+	key = clientKey(key)
 	return core.Wrap(core.CodeConflict, &IdempotencyError{Key: key, JobID: jobID}, fmt.Sprintf(
 		"idempotency key %q made job %s, which is no longer kept (trimmed from the history or removed with its queue): use a new key to enqueue again",
 		key, jobID))

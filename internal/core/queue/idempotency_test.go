@@ -44,7 +44,8 @@ func TestIdempotencyService(t *testing.T) {
 			name string
 			mod  func(*queue.EnqueueRequest)
 		}{
-			{"payload bytes", func(r *queue.EnqueueRequest) { r.Payload = []byte(`{"a": 1}`) }},
+			{"payload", func(r *queue.EnqueueRequest) { r.Payload = []byte(`{"a":2}`) }},
+			{"timeout", func(r *queue.EnqueueRequest) { r.TimeoutMS = 5000 }},
 			{"type", func(r *queue.EnqueueRequest) { r.Type = "ping"; r.Payload = nil }},
 			{"max_retries", func(r *queue.EnqueueRequest) { n := 0; r.MaxRetries = &n }},
 			{"delay", func(r *queue.EnqueueRequest) { r.DelayMS = 1000 }},
@@ -92,5 +93,39 @@ func TestIdempotencyService(t *testing.T) {
 			enq += s.Enqueued
 		}
 		diff(t, "stored: first, elsewhere, the batch of two queues, the 255-byte key", int64(5), enq)
+		// The payload as the CLI's two drivers send it: spaced, or
+		// compacted with <, > and & escaped (json.Marshal's).
+		for _, p := range []string{`{ "a" : 1 }`, "{\n  \"a\": 1\n}"} {
+			spaced := req
+			spaced.Payload = []byte(p)
+			if j, err := svc.Enqueue(ctx, spaced, queue.SourceCLI); err != nil || j.ID != first.ID {
+				t.Errorf("the payload %q: %v, %v; want a replay of %s", p, j, err, first.ID)
+			}
+		}
+		html := req
+		html.IdempotencyKey, html.Payload = "k-html", []byte(`{"s":"<a&b>"}`)
+		hj, err := svc.Enqueue(ctx, html, queue.SourceCLI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		html.Payload = []byte(`{"s":"\u003ca\u0026b\u003e"}`)
+		if j, err := svc.Enqueue(ctx, html, queue.SourceAPI); err != nil || j.ID != hj.ID {
+			t.Errorf("the payload HTML-escaped: %v, %v; want a replay of %s", j, err, hj.ID)
+		}
+		// Another caller's scope: another key, whatever the request.
+		scoped := req
+		scoped.IdempotencyScope = queue.IdempotencyScope("ip\x00192.0.2.1\x00")
+		sj, err := svc.Enqueue(ctx, scoped, queue.SourceAPI)
+		if err != nil || sj.Replayed || sj.ID == first.ID {
+			t.Fatalf("the key in another scope: %v, %v; want a new job", sj, err)
+		}
+		if j, err := svc.Enqueue(ctx, scoped, queue.SourceAPI); err != nil || j.ID != sj.ID {
+			t.Errorf("the scoped key again: %v, %v; want a replay of %s", j, err, sj.ID)
+		}
+		scoped.Payload = []byte(`{"a":9}`)
+		if _, err := svc.Enqueue(ctx, scoped, queue.SourceAPI); core.ErrorCode(err) != core.CodeKeyReused || !strings.Contains(core.ErrorMessage(err), `"k-1"`) ||
+			strings.Contains(core.ErrorMessage(err), " k-1") {
+			t.Errorf("the scoped key with another payload: %v; want %s naming the key as given", err, core.CodeKeyReused)
+		}
 	})
 }

@@ -192,6 +192,12 @@ type EnqueueRequest struct {
 	IntervalSeconds int             `json:"interval_seconds,omitempty"`
 	TimeoutMS       int64           `json:"timeout_ms,omitempty"` // each run's bound, 1ms to MaxJobTimeout; 0: the runner's JobTimeout
 	DelayMS         int64           `json:"delay_ms,omitempty"`
+
+	// IdempotencyScope is whose key IdempotencyKey is, when not the
+	// operators': the daemon sets it on the public routes from the
+	// caller's identity (IdempotencyScope), so that two callers' keys
+	// never meet. Never read from a body.
+	IdempotencyScope string `json:"-"`
 }
 
 // Prepare validates req and returns the job to store, refusing an unknown
@@ -251,7 +257,7 @@ func (s *Service) Prepare(req EnqueueRequest, source string) (NewJob, error) {
 		TimeoutMS: req.TimeoutMS,
 	}, Delay: delay}
 	if req.IdempotencyKey != "" {
-		nj.Idem = &Idempotency{Key: req.IdempotencyKey, Fingerprint: fingerprint(req, nj), TTL: s.cfg.IdempotencyTTL}
+		nj.Idem = &Idempotency{Key: scopedKey(req.IdempotencyScope, req.IdempotencyKey), Fingerprint: fingerprint(req, nj), TTL: s.cfg.IdempotencyTTL}
 	}
 	return nj, nil
 }

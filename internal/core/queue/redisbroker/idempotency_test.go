@@ -85,12 +85,15 @@ func TestIdempotencyConcurrent(t *testing.T) {
 	if n, err := rdb.ZCard(ctx, "idc:q:{orders}:idem").Result(); err != nil || n != 1 {
 		t.Errorf("the queue's key index holds %d keys (%v), want 1", n, err)
 	}
+	if ttl, err := rdb.PTTL(ctx, "idc:q:{orders}:idem").Result(); err != nil || ttl <= 0 {
+		t.Errorf("the queue's key index has TTL %v (%v), want it to expire with its records", ttl, err)
+	}
 }
 
 // TestIdempotencyEnqueueCost: an enqueue without a key runs, inside its
 // one EVALSHA, the commands it ran before keys existed (none of the keys'
-// GET, SET, ZADD); one with a new key adds a GET, a SET, a ZADD and a
-// ZREMRANGEBYSCORE; a replay a GET and an EXISTS, and stores nothing.
+// GET, SET, ZADD); one with a new key adds a GET, a SET, a ZADD, a
+// ZREMRANGEBYSCORE and the index's PEXPIRE; a replay a GET and an EXISTS, and stores nothing.
 func TestIdempotencyEnqueueCost(t *testing.T) {
 	_, rdb := newClient(t)
 	hook := &cmdHook{}
@@ -117,7 +120,7 @@ func TestIdempotencyEnqueueCost(t *testing.T) {
 	}{
 		{"no key", job(""), map[string]int{"evalsha": 1, "time": 1, "exists": 1, "hset": 1, "rpush": 2, "hincrby": 1}},
 		{"a new key", job("k"), map[string]int{"evalsha": 1, "time": 1, "exists": 1, "hset": 1, "rpush": 2, "hincrby": 1,
-			"get": 1, "set": 1, "zadd": 1, "zremrangebyscore": 1}},
+			"get": 1, "set": 1, "zadd": 1, "zremrangebyscore": 1, "pexpire": 1}},
 		{"a replay", job("k"), map[string]int{"evalsha": 1, "time": 1, "exists": 2, "get": 1, "zremrangebyscore": 1}},
 	} {
 		calls, trips := costOf(t, rdb, hook, func() {

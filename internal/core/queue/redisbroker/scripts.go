@@ -28,7 +28,7 @@ import (
 //	P q:{Q}:paused     STRING "1" while the queue is paused (no TTL): dequeueScript takes nothing
 //	P q:{Q}:j:<id>     HASH  one job (fields: see prelude FIELDS)
 //	P q:{Q}:idem:<K>   STRING "id fingerprint expires_ms" of idempotency key K, expiring (see enqueueScript)
-//	P q:{Q}:idem       ZSET  K → expires_ms of the queue's idempotency keys, for removeScript
+//	P q:{Q}:idem       ZSET  K → expires_ms of the queue's idempotency keys, for removeScript (expiring with its newest record)
 //
 // Each of history and dead holds up to the history cap (JOB_HISTORY), so
 // that successes never push a dead job out: only newer dead jobs do.
@@ -266,14 +266,19 @@ if m > 0 then
   local idem = string.sub(KEYS[4], 1, -3) .. 'idem'
   local replayed = {}
   for r = 1, #replays, 2 do replayed[5 + 5 * (tonumber(replays[r]) - 1)] = true end
+  local ttl = 0
   for e = 5, first - 1, 5 do
     if not replayed[e] then
       local exp = string.format('%d', now + tonumber(ARGV[e+4]))
       redis.call('SET', idem .. ':' .. ARGV[e+2], ARGV[tonumber(ARGV[e])] .. ' ' .. ARGV[e+3] .. ' ' .. exp, 'PX', ARGV[e+4])
       redis.call('ZADD', idem, exp, ARGV[e+2])
+      if tonumber(ARGV[e+4]) > ttl then ttl = tonumber(ARGV[e+4]) end
     end
   end
   redis.call('ZREMRANGEBYSCORE', idem, '-inf', string.format('%d', now))
+  -- the index outlives its newest record by nothing: left alone (a queue
+  -- no longer given keys, a rollback), it goes with the records
+  if ttl > 0 then redis.call('PEXPIRE', idem, string.format('%d', ttl)) end
   -- the replayed jobs' ARGV out, the last job first, so the store below skips them
   for e = first - 5, 5, -5 do
     if replayed[e] then
