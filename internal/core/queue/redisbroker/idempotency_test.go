@@ -120,7 +120,7 @@ func TestIdempotencyEnqueueCost(t *testing.T) {
 	}{
 		{"no key", job(""), map[string]int{"evalsha": 1, "time": 1, "exists": 1, "hset": 1, "rpush": 2, "hincrby": 1}},
 		{"a new key", job("k"), map[string]int{"evalsha": 1, "time": 1, "exists": 1, "hset": 1, "rpush": 2, "hincrby": 1,
-			"get": 1, "set": 1, "zadd": 1, "zremrangebyscore": 1, "pexpire": 1}},
+			"get": 1, "set": 1, "zadd": 1, "zremrangebyscore": 1, "pttl": 1, "pexpire": 1}},
 		{"a replay", job("k"), map[string]int{"evalsha": 1, "time": 1, "exists": 2, "get": 1, "zremrangebyscore": 1}},
 	} {
 		calls, trips := costOf(t, rdb, hook, func() {
@@ -135,5 +135,48 @@ func TestIdempotencyEnqueueCost(t *testing.T) {
 		if d := cmp.Diff(tt.want, calls); d != "" {
 			t.Errorf("%s: commands Redis ran (-want +got):\n%s", tt.name, d)
 		}
+	}
+}
+
+// TestIdempotencyIndexKept: the queue's key index drops its expired keys
+// at the next keyed enqueue, lives as long as its longest-lived record,
+// and goes with the queue's records when the queue is removed (review
+// rvidem37: none of it was asserted).
+func TestIdempotencyIndexKept(t *testing.T) {
+	_, rdb := newClient(t)
+	ctx := context.Background()
+	b := redisbroker.New(rdb, redisbroker.Options{Prefix: "idx:"})
+	keyed := func(key string, ttl time.Duration) queue.NewJob {
+		return queue.NewJob{Job: &queue.Job{ID: queue.NewID(), Queue: "q", Type: "ping"},
+			Idem: &queue.Idempotency{Key: key, Fingerprint: "fp", TTL: ttl}}
+	}
+	long, short, later := keyed("long", time.Minute), keyed("short", time.Millisecond), keyed("later", time.Minute)
+	for _, nj := range []queue.NewJob{long, short} {
+		if err := b.Enqueue(ctx, nj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(20 * time.Millisecond) // past the short key's TTL
+	if err := b.Enqueue(ctx, later); err != nil {
+		t.Fatal(err)
+	}
+	members, err := rdb.ZRange(ctx, "idx:q:{q}:idem", 0, -1).Result()
+	if d := cmp.Diff([]string{"long", "later"}, members); err != nil || d != "" {
+		t.Errorf("the index (-want +got, %v):\n%s", err, d)
+	}
+	if ttl, err := rdb.PTTL(ctx, "idx:q:{q}:idem").Result(); err != nil || ttl < 50*time.Second {
+		t.Errorf("the index's TTL %v (%v), want its longest-lived record's (1m): a shorter TTL after must not cut it", ttl, err)
+	}
+	// The queue removed once its jobs are done: its records and index go.
+	for _, nj := range []queue.NewJob{long, short, later} {
+		if _, _, err := b.Cancel(ctx, nj.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.RemoveQueue(ctx, "q"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rdb.Exists(ctx, "idx:q:{q}:idem", "idx:q:{q}:idem:long", "idx:q:{q}:idem:later").Result(); err != nil || n != 0 {
+		t.Errorf("%d of the index and its record left after remove-queue (%v), want none", n, err)
 	}
 }

@@ -276,9 +276,9 @@ if m > 0 then
     end
   end
   redis.call('ZREMRANGEBYSCORE', idem, '-inf', string.format('%d', now))
-  -- the index outlives its newest record by nothing: left alone (a queue
-  -- no longer given keys, a rollback), it goes with the records
-  if ttl > 0 then redis.call('PEXPIRE', idem, string.format('%d', ttl)) end
+  -- the index lives as long as its longest-lived record: left alone (a
+  -- queue no longer given keys, a rollback), it goes with the records
+  if ttl > 0 and ttl > redis.call('PTTL', idem) then redis.call('PEXPIRE', idem, string.format('%d', ttl)) end
   -- the replayed jobs' ARGV out, the last job first, so the store below skips them
   for e = first - 5, 5, -5 do
     if replayed[e] then
