@@ -253,3 +253,21 @@ func TestIdempotencyKeyScopedToCaller(t *testing.T) {
 		t.Errorf("bob through another proxy: %d %v, want 200 replaying %s", resp.StatusCode, body, str(a, "id"))
 	}
 }
+
+// TestIdempotencyTTLSetting: JOB_IDEMPOTENCY_TTL reaches the queue: past
+// it, the same request with the same key makes a new job.
+func TestIdempotencyTTLSetting(t *testing.T) {
+	s := newTestServer(t, noLimits, func(c *config.Config) { c.JobIdempotencyTTL = time.Second })
+	const job = `{"type":"ping","queue":"ttl"}`
+	resp, first := doKey(t, s, "POST", "/run", "", job, "k")
+	if resp.StatusCode != 202 {
+		t.Fatalf("first: %d %v", resp.StatusCode, first)
+	}
+	if resp, body := doKey(t, s, "POST", "/run", "", job, "k"); resp.StatusCode != 200 || str(body, "id") != str(first, "id") {
+		t.Fatalf("within the TTL: %d %v, want 200 replaying %s", resp.StatusCode, body, str(first, "id"))
+	}
+	time.Sleep(1100 * time.Millisecond) // past JOB_IDEMPOTENCY_TTL
+	if resp, body := doKey(t, s, "POST", "/run", "", job, "k"); resp.StatusCode != 202 || str(body, "id") == str(first, "id") {
+		t.Errorf("past JOB_IDEMPOTENCY_TTL (1s): %d %v, want 202 and a new job", resp.StatusCode, body)
+	}
+}

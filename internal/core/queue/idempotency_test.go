@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -126,6 +127,31 @@ func TestIdempotencyService(t *testing.T) {
 		if _, err := svc.Enqueue(ctx, scoped, queue.SourceAPI); core.ErrorCode(err) != core.CodeKeyReused || !strings.Contains(core.ErrorMessage(err), `"k-1"`) ||
 			strings.Contains(core.ErrorMessage(err), " k-1") {
 			t.Errorf("the scoped key with another payload: %v; want %s naming the key as given", err, core.CodeKeyReused)
+		}
+	})
+}
+
+// TestIdempotencyManyKeysKept: the memory broker's sweep of expired keys
+// (when a queue's records double) keeps every live one: 100 keys, each
+// replayed after all were made.
+func TestIdempotencyManyKeysKept(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		svc := queue.NewService(queue.Deps{Broker: be.new(t, nil)}, queue.Config{})
+		ids := map[string]string{}
+		for i := range 100 {
+			k := fmt.Sprintf("k-%d", i)
+			j, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", IdempotencyKey: k}, queue.SourceAPI)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids[k] = j.ID
+		}
+		for k, id := range ids {
+			j, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", IdempotencyKey: k}, queue.SourceAPI)
+			if err != nil || !j.Replayed || j.ID != id {
+				t.Fatalf("key %s again: %v, %v; want a replay of %s", k, j, err, id)
+			}
 		}
 	})
 }
