@@ -172,6 +172,9 @@ func (c *APIClient) Do(ctx context.Context, method, path string, in, out any) er
 			return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
 		}
 	}
+	if a, ok := out.(interface{ answered(http.Header) }); ok {
+		a.answered(resp.Header) // what the answer says beside its body
+	}
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/refrakt/refrakt/internal/config"
@@ -26,11 +27,28 @@ var _ Driver = (*apiDriver)(nil)
 func newAPIDriver(c *APIClient) *apiDriver { return &apiDriver{c: c} }
 
 func (d *apiDriver) Enqueue(ctx context.Context, req queue.EnqueueRequest) (*queue.Job, error) {
-	var j queue.Job
+	var j enqueuedJob
 	if err := d.c.Do(ctx, http.MethodPost, "/api/dev/jobs/enqueue?source="+queue.SourceCLI, req, &j); err != nil {
+		if req.IdempotencyKey != "" && unknownField(err, "idempotency_key") {
+			return nil, core.Errorf(core.CodeInvalid,
+				"the daemon at %s does not know idempotency keys (it is of an earlier version): enqueue without --idempotency-key, over Redis with --redis, or upgrade the daemon",
+				config.RedactURL(d.c.Base))
+		}
 		return nil, err
 	}
-	return &j, nil
+	return &j.Job, nil
+}
+
+// enqueuedJob is an enqueue's answer: the job, marked Replayed when the
+// daemon said so (Idempotent-Replayed), which its JSON does not.
+type enqueuedJob struct{ queue.Job }
+
+func (e *enqueuedJob) answered(h http.Header) { e.Replayed = h.Get("Idempotent-Replayed") == "true" }
+
+// unknownField reports whether err is a daemon's refusal of a JSON body's
+// field name, as a daemon that predates the field answers (400).
+func unknownField(err error, name string) bool {
+	return core.ErrorCode(err) == core.CodeInvalid && strings.Contains(core.ErrorMessage(err), `unknown field "`+name+`"`)
 }
 
 func (d *apiDriver) ListJobs(ctx context.Context, f queue.Filter) ([]*queue.Job, error) {

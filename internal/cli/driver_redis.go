@@ -112,7 +112,7 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 	// daemons sweep for unlisted queues (redisbroker's relist.go).
 	broker := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix, HistoryLimit: history, SweepInterval: -1})
 	svc := queue.NewService(queue.Deps{Broker: broker}, queue.Config{Concurrency: queue.ManualMode, Lease: cfg.JobLease, Backoff: backoff,
-		JobTimeout: timeout})
+		JobTimeout: timeout, IdempotencyTTL: cfg.JobIdempotencyTTL})
 	store := redisstore.New(rdb, redisstore.Options{Prefix: prefix})
 	// The CLI reports through its exit path alone: a limiter's log lines
 	// (an overrides read failing, then recovering) would land on the user's
@@ -389,7 +389,8 @@ func (d *redisDriver) Close() error {
 var driverSettings = []string{"REDIS_CLUSTER", "JOB_HISTORY", "JOB_LEASE", "JOB_RETRY_BASE", "JOB_RETRY_MAX", "JOB_TIMEOUT",
 	"RATE_LIMIT_ENABLED", "RATE_LIMIT_RUN_BURST", "RATE_LIMIT_RUN_PER_MINUTE", "RATE_LIMIT_ASSISTANT_PER_MINUTE",
 	"RATE_LIMIT_PREMIUM_MULTIPLIER", "PENALTY_FACTOR", "PENALTY_DECAY", "BAN_AFTER_STRIKES", "BAN_SECONDS",
-	"RATE_LIMIT_ON_BACKEND_ERROR", "RATE_LIMIT_BACKEND_TIMEOUT"}
+	"RATE_LIMIT_ON_BACKEND_ERROR", "RATE_LIMIT_BACKEND_TIMEOUT",
+	"JOB_IDEMPOTENCY_TTL"}
 
 // onlyDriverSettings is getenv for the driverSettings, and nothing for the
 // rest (their defaults).

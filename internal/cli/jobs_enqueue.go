@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/daemon"
 )
@@ -28,6 +29,9 @@ type JobsEnqueueOptions struct {
 	Interval   time.Duration
 	Delay      time.Duration
 	Timeout    time.Duration // 0: the runner's JOB_TIMEOUT
+	// IdempotencyKey makes the enqueue safe to repeat: "" for none.
+	IdempotencyKey string
+	keyGiven       bool // --idempotency-key given, if empty
 }
 
 func newJobsEnqueueCmd(c client, runF func(context.Context, *JobsEnqueueOptions) error) *cobra.Command {
@@ -41,12 +45,16 @@ func newJobsEnqueueCmd(c client, runF func(context.Context, *JobsEnqueueOptions)
 			"payload too large for the API (its request must be at most 1 MiB), over either driver.\n" +
 			"A --payload with no JSON in it (empty, blank, or an empty @FILE or @-) exits 2:\n" +
 			"leave --payload out for a job without a payload.\n" +
-			"When piped, prints only the new job's id.",
+			"When piped, prints only the new job's id.\n" +
+			"With --idempotency-key K, running the same command again (within the daemons'\n" +
+			"JOB_IDEMPOTENCY_TTL) enqueues nothing: it says that the key's job already existed and\n" +
+			"prints that job (exit 0); the key with another type, payload, queue or option exits 1.",
 		Example: "  refrakt jobs enqueue ping\n" +
 			"  refrakt jobs enqueue sleep --payload '{\"ms\":250}' --queue slow\n" +
 			"  refrakt jobs enqueue echo --payload @body.json --max-retries 0\n" +
 			"  refrakt jobs enqueue ping --interval 1m --delay 10s\n" +
 			"  refrakt jobs enqueue sleep --payload '{\"ms\":5000}' --timeout 2s\n" +
+			"  refrakt jobs enqueue echo --payload '{\"order\":7}' --idempotency-key order-7\n" +
 			"  id=$(refrakt jobs enqueue ping) && refrakt jobs get \"$id\"",
 		Args: cobra.ExactArgs(1),
 		ValidArgsFunction: func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
@@ -66,6 +74,7 @@ func newJobsEnqueueCmd(c client, runF func(context.Context, *JobsEnqueueOptions)
 			if cmd.Flags().Changed("max-retries") {
 				opts.MaxRetries = &maxRetries
 			}
+			opts.keyGiven = cmd.Flags().Changed("idempotency-key")
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -79,6 +88,7 @@ func newJobsEnqueueCmd(c client, runF func(context.Context, *JobsEnqueueOptions)
 	fl.DurationVar(&opts.Interval, "interval", 0, "run again this long after each success (whole seconds, at most 8760h)")
 	fl.DurationVar(&opts.Delay, "delay", 0, "schedule the first run this much later (at most 8760h)")
 	fl.DurationVar(&opts.Timeout, "timeout", 0, "cut each run short after this long, the attempt failed (1ms to 168h; default: the daemon's JOB_TIMEOUT)")
+	fl.StringVar(&opts.IdempotencyKey, "idempotency-key", "", "enqueue at most once per key and queue: the same command again answers the key's job ("+queue.IdempotencyKeyRule+")")
 	return cmd
 }
 
@@ -124,6 +134,12 @@ func (o *JobsEnqueueOptions) request(stdin io.Reader) (queue.EnqueueRequest, err
 		return req, usageError{fmt.Errorf("--timeout must be a whole number of milliseconds between 1ms and %s (7 days), got %s", shortWindow(queue.MaxJobTimeout), o.Timeout)}
 	}
 	req.TimeoutMS = o.Timeout.Milliseconds()
+	if o.IdempotencyKey != "" || o.keyGiven {
+		if err := queue.CheckIdempotencyKey(o.IdempotencyKey); err != nil {
+			return req, usageError{fmt.Errorf("--idempotency-key: %s", core.ErrorMessage(err))}
+		}
+		req.IdempotencyKey = o.IdempotencyKey
+	}
 	// The request as the API driver sends it: the payload must fit in the
 	// API's body limit, over either driver, so that a job the API would
 	// refuse is not stored over Redis either.

@@ -78,6 +78,7 @@ func TestJobsEnqueueFlags(t *testing.T) {
 		{"blank queue", []string{"ping", "--queue", "  "}, nil, ExitUsage},
 		{"empty queue with =", []string{"ping", "--queue="}, nil, ExitUsage},
 		{"bad queue", []string{"ping", "--queue", "bad queue"}, nil, ExitUsage},
+		{"idempotency key", []string{"ping", "--idempotency-key", "order-7"}, &JobsEnqueueOptions{Type: "ping", IdempotencyKey: "order-7"}, ExitOK},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -118,6 +119,12 @@ func TestJobsEnqueueRequest(t *testing.T) {
 		{"an interval over a year", JobsEnqueueOptions{Type: "ping", Interval: queue.MaxDelay + time.Second}, "", queue.EnqueueRequest{}, ExitUsage},
 		{"a payload over 1 MiB from stdin", JobsEnqueueOptions{Type: "echo", Payload: "@-"}, bigJSON(daemon.MaxBody + 10), queue.EnqueueRequest{}, ExitUsage},
 		{"a payload that fits alone but not in its request", JobsEnqueueOptions{Type: "echo", Payload: bigJSON(daemon.MaxBody - 10)}, "", queue.EnqueueRequest{}, ExitUsage},
+		{"idempotency key", JobsEnqueueOptions{Type: "ping", IdempotencyKey: "order-7"}, "", queue.EnqueueRequest{Type: "ping", IdempotencyKey: "order-7"}, ExitOK},
+		{"idempotency key of 255 bytes", JobsEnqueueOptions{Type: "ping", IdempotencyKey: strings.Repeat("~", 255)}, "",
+			queue.EnqueueRequest{Type: "ping", IdempotencyKey: strings.Repeat("~", 255)}, ExitOK},
+		{"idempotency key too long", JobsEnqueueOptions{Type: "ping", IdempotencyKey: strings.Repeat("k", 256)}, "", queue.EnqueueRequest{}, ExitUsage},
+		{"idempotency key with a space", JobsEnqueueOptions{Type: "ping", IdempotencyKey: "a b"}, "", queue.EnqueueRequest{}, ExitUsage},
+		{"idempotency key given empty", JobsEnqueueOptions{Type: "ping", keyGiven: true}, "", queue.EnqueueRequest{}, ExitUsage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -175,6 +182,9 @@ func TestJobsEnqueueRejects(t *testing.T) {
 		{"a blank payload", []string{"echo", "--payload", "  "}, `--payload "  "` + noJSON},
 		{"an empty stdin", []string{"echo", "--payload", "@-"}, `--payload "@-" (stdin was empty)` + noJSON},
 		{"an empty file", []string{"echo", "--payload", "@" + empty}, `--payload "@` + empty + `" (the file is empty)` + noJSON},
+		{"an idempotency key with a space", []string{"ping", "--idempotency-key", "order 7"},
+			"--idempotency-key: idempotency key has byte 0x20 at 5: want " + queue.IdempotencyKeyRule},
+		{"an empty idempotency key", []string{"ping", "--idempotency-key="}, "--idempotency-key: idempotency key is 0 bytes: want " + queue.IdempotencyKeyRule},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -94,6 +94,9 @@ func printJob(p *Printer, j *queue.Job) error {
 // printEnqueued shows a job just enqueued: one sentence on a terminal, its
 // id alone when piped (so that `id=$(refrakt jobs enqueue ping)` works).
 func printEnqueued(p *Printer, j *queue.Job) error {
+	if j.Replayed {
+		return printReplayed(p, j)
+	}
 	switch {
 	case p.JSON:
 		return p.PrintJSON(j)
@@ -180,4 +183,22 @@ func shortWindow(d time.Duration) string {
 		return fmt.Sprintf("%ds", d/time.Second)
 	}
 	return d.String()
+}
+
+// printReplayed shows the job an enqueue's idempotency key had made
+// already, when nothing was enqueued: on a terminal a line saying so;
+// piped, its id (as for a new job) and, on JSON, the job, with the line on
+// stderr.
+func printReplayed(p *Printer, j *queue.Job) error {
+	line := fmt.Sprintf("Job %s already existed for this idempotency key (type %s, queue %s, %s): nothing enqueued.", j.ID, j.Type, j.Queue, j.Status)
+	if p.TTY && !p.JSON {
+		return p.Printf("%s\n", line)
+	}
+	if p.Err != nil {
+		fmt.Fprintf(p.Err, "refrakt: %s\n", line)
+	}
+	if p.JSON {
+		return p.PrintJSON(j)
+	}
+	return p.Printf("%s\n", j.ID)
 }

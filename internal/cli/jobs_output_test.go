@@ -192,3 +192,29 @@ func TestJobListFooterNamesTheNextPage(t *testing.T) {
 		}
 	}
 }
+
+// TestEnqueueReplayedOutput: an enqueue whose idempotency key had made its
+// job already says so in one line on a terminal; piped it prints the job's
+// id (with -o json the job), as for a new job, and the line on stderr.
+func TestEnqueueReplayedOutput(t *testing.T) {
+	j := &queue.Job{ID: "AAAAAAAAAAAAAAAAAAAAAA", Queue: "orders", Type: "echo", Status: queue.StatusSucceeded, Replayed: true}
+	const line = "Job AAAAAAAAAAAAAAAAAAAAAA already existed for this idempotency key (type echo, queue orders, succeeded): nothing enqueued.\n"
+	for _, tt := range []struct {
+		mode           string
+		tty, json      bool
+		out, errPrefix string
+	}{
+		{"tty", true, false, line, ""},
+		{"pipe", false, false, j.ID + "\n", "refrakt: " + line},
+		{"json", false, true, `"id": "AAAAAAAAAAAAAAAAAAAAAA"`, "refrakt: " + line},
+	} {
+		var out, errOut bytes.Buffer
+		p := &Printer{Out: &out, Err: &errOut, TTY: tt.tty, JSON: tt.json, Now: func() time.Time { return goldenNow }}
+		if err := printEnqueued(p, j); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), tt.out) || errOut.String() != tt.errPrefix {
+			t.Errorf("%s: stdout %q, stderr %q; want stdout with %q, stderr %q", tt.mode, out.String(), errOut.String(), tt.out, tt.errPrefix)
+		}
+	}
+}

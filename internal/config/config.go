@@ -123,6 +123,10 @@ type Config struct {
 	// the attempt fails. JOB_TIMEOUT, default 30m; at least 1ms, at most
 	// queue.MaxJobTimeout (0 is refused: every job has a bound).
 	JobTimeout time.Duration
+	// JobIdempotencyTTL is how long an enqueue's idempotency key is kept
+	// (a retry within it answers the key's job). JOB_IDEMPOTENCY_TTL,
+	// default 24h; at least 1s, at most 720h.
+	JobIdempotencyTTL time.Duration
 	// ShutdownTimeout bounds graceful shutdown. SHUTDOWN_TIMEOUT, default 10s.
 	ShutdownTimeout time.Duration
 	// ShutdownDelay (at most MaxShutdownDelay) is how long the daemon goes on serving after a stop
@@ -199,6 +203,7 @@ func Default() Config {
 		JobRetryBase:                100 * time.Millisecond,
 		JobRetryMax:                 time.Hour,
 		JobTimeout:                  queue.DefaultJobTimeout,
+		JobIdempotencyTTL:           queue.DefaultIdempotencyTTL,
 		ShutdownTimeout:             10 * time.Second,
 		LogFormat:                   "text",
 		LogLevel:                    "info",
@@ -344,6 +349,9 @@ func (c Config) Validate() error {
 	}
 	if c.JobTimeout > queue.MaxJobTimeout {
 		bad("JOB_TIMEOUT", "%s must be at most %s", c.JobTimeout, queue.MaxJobTimeout)
+	}
+	if c.JobIdempotencyTTL < queue.MinIdempotencyTTL || c.JobIdempotencyTTL > queue.MaxIdempotencyTTL {
+		bad("JOB_IDEMPOTENCY_TTL", "%s must be between %s and %s", c.JobIdempotencyTTL, queue.MinIdempotencyTTL, queue.MaxIdempotencyTTL)
 	}
 	if c.QueueMaxAge < 0 {
 		bad("QUEUE_MAX_AGE_SECONDS", "%s must not be negative", c.QueueMaxAge)

@@ -76,6 +76,11 @@ func TestLoadGood(t *testing.T) {
 		{"job timeout at its most", nil, map[string]string{"job-timeout": "168h"}, func(c Config) any { return c.JobTimeout }, 168 * time.Hour},
 		{"retry cap equal to the base", map[string]string{"JOB_RETRY_BASE": "5s", "JOB_RETRY_MAX": "5s"}, nil,
 			func(c Config) any { return []any{c.JobRetryBase, c.JobRetryMax} }, []any{5 * time.Second, 5 * time.Second}},
+		// idem37: how long an idempotency key is kept.
+		{"idempotency ttl default", nil, nil, func(c Config) any { return c.JobIdempotencyTTL }, 24 * time.Hour},
+		{"idempotency ttl by env", map[string]string{"JOB_IDEMPOTENCY_TTL": "1s"}, nil, func(c Config) any { return c.JobIdempotencyTTL }, time.Second},
+		{"idempotency ttl flag beats env", map[string]string{"JOB_IDEMPOTENCY_TTL": "1h"}, map[string]string{"job-idempotency-ttl": "720h"},
+			func(c Config) any { return c.JobIdempotencyTTL }, 720 * time.Hour},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -189,6 +194,11 @@ func TestLoadBad(t *testing.T) {
 		{"retry max below the base, both flags", nil, map[string]string{"job-retry-base": "1m", "job-retry-max": "30s"}, "--job-retry-max: 30s must be at least --job-retry-base (1m0s)"},
 		{"retry max past 7 days", map[string]string{"JOB_RETRY_MAX": "169h"}, nil, "JOB_RETRY_MAX: 169h0m0s must be at most 168h0m0s: a longer cap holds a failing job in the retry set for weeks"},
 		{"retry max past 7 days by flag", nil, map[string]string{"job-retry-max": "8760h"}, "--job-retry-max: 8760h0m0s must be at most 168h0m0s"},
+		// idem37: JOB_IDEMPOTENCY_TTL is 1s to 720h.
+		{"idempotency ttl below 1s", map[string]string{"JOB_IDEMPOTENCY_TTL": "999ms"}, nil, "JOB_IDEMPOTENCY_TTL: 999ms must be between 1s and 720h0m0s"},
+		{"idempotency ttl zero by flag", nil, map[string]string{"job-idempotency-ttl": "0s"}, "--job-idempotency-ttl: 0s must be between 1s and 720h0m0s"},
+		{"idempotency ttl past 30 days", map[string]string{"JOB_IDEMPOTENCY_TTL": "721h"}, nil, "JOB_IDEMPOTENCY_TTL: 721h0m0s must be between 1s and 720h0m0s"},
+		{"idempotency ttl without unit", map[string]string{"JOB_IDEMPOTENCY_TTL": "60"}, nil, `JOB_IDEMPOTENCY_TTL: "60" needs a unit, e.g. 60s`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -85,6 +85,7 @@ func Settings() []Setting {
 		duration("JOB_RETRY_BASE", "job-retry-base", "delay before a failed job's first retry, doubled per retry up to JOB_RETRY_MAX, ±20% jitter (at least 1ms)", d.JobRetryBase, func(c *Config) *time.Duration { return &c.JobRetryBase }),
 		duration("JOB_RETRY_MAX", "job-retry-max", "longest delay before a retry (at least JOB_RETRY_BASE, at most 168h)", d.JobRetryMax, func(c *Config) *time.Duration { return &c.JobRetryMax }),
 		duration("JOB_TIMEOUT", "job-timeout", "longest run of a job's handler when the job names no timeout_ms: then its context is cancelled and the attempt fails (at least 1ms, at most 168h)", d.JobTimeout, func(c *Config) *time.Duration { return &c.JobTimeout }),
+		duration("JOB_IDEMPOTENCY_TTL", "job-idempotency-ttl", "how long an enqueue's idempotency key is kept: the same request again answers its job (1s to 720h)", d.JobIdempotencyTTL, func(c *Config) *time.Duration { return &c.JobIdempotencyTTL }),
 		duration("SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long graceful shutdown may take", d.ShutdownTimeout, func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 		duration("SHUTDOWN_DELAY", "shutdown-delay", "after a stop signal, serve on this long with /readyz answering 503 before the stop begins (0 = none)", d.ShutdownDelay, func(c *Config) *time.Duration { return &c.ShutdownDelay }),
 

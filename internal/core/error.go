@@ -25,6 +25,10 @@ const (
 	CodeInternal     = "internal"     // a bug or an unexpected failure
 )
 
+// CodeKeyReused is an idempotency key sent again, within its TTL, with
+// another request than the one it was first sent with.
+const CodeKeyReused = "idempotency_key_reused"
+
 // BusyMessage starts the message of the daemon's 503 for a request over its
 // in-flight cap: the daemon is up and busy, nothing behind it is down.
 const BusyMessage = "too many requests in flight"

@@ -22,6 +22,7 @@ var statusOf = map[string]int{
 	core.CodeInternal:     http.StatusInternalServerError,
 	core.CodeUnavailable:  http.StatusServiceUnavailable,
 	core.CodeTimeout:      http.StatusGatewayTimeout,
+	core.CodeKeyReused:    http.StatusUnprocessableEntity,
 }
 
 // StatusClientClosed is the status a request whose client went away before

@@ -71,6 +71,7 @@ func (s *Server) buildJobs() error {
 		ShutdownTimeout: s.cfg.ShutdownTimeout,
 		MaxQueues:       s.cfg.QueueMaxQueues,
 		Admission:       adm,
+		IdempotencyTTL:  s.cfg.JobIdempotencyTTL,
 	})
 	obs.startAtZero(svc.Admission().Reasons())
 	s.jobs = &jobs{svc: svc, pool: queue.NewPool(svc), rejected: obs.rejected}
@@ -156,12 +157,16 @@ func (s *Server) handleRun() http.Handler {
 			writeError(w, r, s.log, err)
 			return
 		}
-		j, err := s.jobs.svc.Submit(r.Context(), req, queue.SourceAPI)
-		if err != nil {
-			s.writeJobError(w, r, err)
+		if err := s.scopeKey(w, r, &req); err != nil {
+			writeError(w, r, s.log, err)
 			return
 		}
-		writeJSON(w, http.StatusAccepted, j)
+		j, err := s.jobs.svc.Submit(r.Context(), req, queue.SourceAPI)
+		if err != nil {
+			s.writeJobError(w, r, publicRefusal(err))
+			return
+		}
+		writeJSON(w, markReplayed(w, j), j)
 	})
 }
 
@@ -173,6 +178,9 @@ func (s *Server) handleRun() http.Handler {
 func decodeEnqueue(w http.ResponseWriter, r *http.Request, v any, req *queue.EnqueueRequest) error {
 	req.Queue = queue.DefaultQueue
 	if err := decodeJSON(w, r, v); err != nil {
+		return err
+	}
+	if err := idempotencyKey(r, req); err != nil {
 		return err
 	}
 	if req.Queue == "" {
@@ -231,11 +239,17 @@ func (s *Server) handleAssistant() http.Handler {
 			writeError(w, r, s.log, err)
 			return
 		}
-		j, err := s.jobs.svc.Submit(r.Context(), req.EnqueueRequest, queue.SourceAPI)
-		if err != nil {
-			s.writeJobError(w, r, err)
+		if err := s.scopeKey(w, r, &req.EnqueueRequest); err != nil {
+			writeError(w, r, s.log, err)
 			return
 		}
+		j, err := s.jobs.svc.Submit(r.Context(), req.EnqueueRequest, queue.SourceAPI)
+		if err != nil {
+			s.writeJobError(w, r, publicRefusal(err))
+			return
+		}
+		// A replay waits for the key's job as the first request did.
+		markReplayed(w, j)
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
 		defer context.AfterFunc(s.draining, cancel)()
@@ -315,7 +329,7 @@ func (s *Server) writeJobError(w http.ResponseWriter, r *http.Request, err error
 			return
 		}
 	}
-	writeError(w, r, s.log, err)
+	writeErrorDetails(w, r, s.log, err, idempotencyDetails(err))
 }
 
 // Bounds of a job from the public routes (POST /run, /assistant), tighter

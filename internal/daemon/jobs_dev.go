@@ -83,7 +83,7 @@ func (s *Server) handleEnqueueJob() http.Handler {
 			s.writeJobError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusAccepted, j)
+		writeJSON(w, markReplayed(w, j), j)
 	})
 }
 

@@ -95,7 +95,7 @@ type Broker interface {
 	// with no dead job answers nothing moved.
 	RequeueDead(ctx context.Context, queue string, before time.Time, limit int) (RequeueDeadResult, error)
 	// RemoveQueue deletes queue name with its finished jobs (succeeded,
-	// cancelled and dead) and its totals, and returns how many jobs went
+	// cancelled and dead), its totals and its idempotency keys, and returns how many jobs went
 	// with it. A queue still holding a job to run (pending, scheduled,
 	// failed awaiting its retry, or running) is refused with
 	// core.CodeConflict and left as it was; a queue that does not exist is
@@ -129,6 +129,18 @@ type Broker interface {
 type NewJob struct {
 	*Job
 	Delay time.Duration
+	// Idem, when set, is the job's idempotency key: Enqueue records it for
+	// the job's queue with the job's id and Fingerprint, for TTL, unless
+	// it is recorded there already. Recorded for the same fingerprint and
+	// its job still kept, the job is not stored and Enqueue sets
+	// Idem.Existing to that job's id (a replay; the call's other jobs are
+	// stored); recorded for another fingerprint, Enqueue stores nothing of
+	// that job's queue and answers KeyReusedError; recorded for a job no
+	// longer kept, nothing of its queue and KeyGoneError. The check and the
+	// record are atomic with the store of the queue's jobs: a call of jobs
+	// of several queues is atomic per queue on Redis (one script a queue),
+	// whole in memory. A call's jobs of one queue have distinct keys.
+	Idem *Idempotency
 }
 
 // FetchRequest says how many jobs to take, from which queues (all when

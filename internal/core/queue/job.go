@@ -122,6 +122,9 @@ type Job struct {
 	LastError       string          `json:"last_error,omitempty"`
 	Result          json.RawMessage `json:"result,omitempty"`
 	Source          string          `json:"source"`
+	// Replayed is set on the job an enqueue answers when its idempotency
+	// key had made that job already, and nothing was stored. Not stored.
+	Replayed bool `json:"-"`
 	// ReadyAt is when the job last became runnable (enqueued, due, recovered
 	// or requeued): the start of its wait in the pending list.
 	ReadyAt time.Time `json:"ready_at,omitzero"`

@@ -43,6 +43,9 @@ type Config struct {
 	// broker's, so it holds across daemons sharing a Redis, give or take
 	// queues first used at the same moment by two of them.
 	MaxQueues int
+	// IdempotencyTTL is how long an enqueue's idempotency key is kept
+	// (JOB_IDEMPOTENCY_TTL) [DefaultIdempotencyTTL].
+	IdempotencyTTL time.Duration
 }
 
 // ManualMode is the Concurrency value that runs no workers.
@@ -74,6 +77,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Backoff == (Backoff{}) {
 		c.Backoff = DefaultBackoff
+	}
+	if c.IdempotencyTTL <= 0 {
+		c.IdempotencyTTL = DefaultIdempotencyTTL
 	}
 	return c
 }
@@ -181,10 +187,17 @@ type EnqueueRequest struct {
 	Type            string          `json:"type"`
 	Payload         json.RawMessage `json:"payload,omitempty"`
 	Queue           string          `json:"queue,omitempty"`
+	IdempotencyKey  string          `json:"idempotency_key,omitempty"` // see Idempotency
 	MaxRetries      *int            `json:"max_retries,omitempty"`
 	IntervalSeconds int             `json:"interval_seconds,omitempty"`
 	TimeoutMS       int64           `json:"timeout_ms,omitempty"` // each run's bound, 1ms to MaxJobTimeout; 0: the runner's JobTimeout
 	DelayMS         int64           `json:"delay_ms,omitempty"`
+
+	// IdempotencyScope is whose key IdempotencyKey is, when not the
+	// operators': the daemon sets it on the public routes from the
+	// caller's identity (IdempotencyScope), so that two callers' keys
+	// never meet. Never read from a body.
+	IdempotencyScope string `json:"-"`
 }
 
 // Prepare validates req and returns the job to store, refusing an unknown
@@ -229,15 +242,24 @@ func (s *Service) Prepare(req EnqueueRequest, source string) (NewJob, error) {
 	if req.DelayMS < 0 || req.DelayMS > MaxDelay.Milliseconds() {
 		return NewJob{}, core.Errorf(core.CodeInvalid, "delay_ms must be between 0 and %d", MaxDelay.Milliseconds())
 	}
+	if req.IdempotencyKey != "" {
+		if err := CheckIdempotencyKey(req.IdempotencyKey); err != nil {
+			return NewJob{}, err
+		}
+	}
 	delay := time.Duration(req.DelayMS) * time.Millisecond
 	if req.TimeoutMS < 0 || req.TimeoutMS > MaxJobTimeout.Milliseconds() {
 		return NewJob{}, core.Errorf(core.CodeInvalid, "timeout_ms must be between 1 and %d (0 or absent: the daemon's JOB_TIMEOUT)", MaxJobTimeout.Milliseconds())
 	}
-	return NewJob{Job: &Job{
+	nj := NewJob{Job: &Job{
 		ID: NewID(), Queue: req.Queue, Type: req.Type, Payload: payload,
 		MaxRetries: retries, IntervalSeconds: req.IntervalSeconds, Source: source,
 		TimeoutMS: req.TimeoutMS,
-	}, Delay: delay}, nil
+	}, Delay: delay}
+	if req.IdempotencyKey != "" {
+		nj.Idem = &Idempotency{Key: scopedKey(req.IdempotencyScope, req.IdempotencyKey), Fingerprint: fingerprint(req, nj), TTL: s.cfg.IdempotencyTTL}
+	}
+	return nj, nil
 }
 
 // Enqueue validates and stores one job.
@@ -263,6 +285,9 @@ func (s *Service) EnqueueBatch(ctx context.Context, reqs []EnqueueRequest, sourc
 		}
 		jobs[i] = nj
 	}
+	if err := checkBatchKeys(jobs); err != nil {
+		return nil, err
+	}
 	return s.store(ctx, jobs)
 }
 
@@ -273,10 +298,37 @@ func (s *Service) store(ctx context.Context, jobs []NewJob) ([]*Job, error) {
 	s.answered("enqueue")
 	out := make([]*Job, len(jobs))
 	for i, nj := range jobs {
-		s.obs.Enqueued(nj.Source)
-		out[i] = nj.Job
+		if nj.Idem == nil || nj.Idem.Existing == "" {
+			s.obs.Enqueued(nj.Source)
+			out[i] = nj.Job
+		}
+	}
+	for i, nj := range jobs {
+		if out[i] == nil {
+			j, err := s.replayed(ctx, nj)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = j
+		}
 	}
 	return out, nil
+}
+
+// replayed is the answer for nj, which the broker did not store because
+// its idempotency key had made a job already (a replay): that job as it is
+// now, marked Replayed. A key's job gone since the broker saw it is
+// KeyGoneError.
+func (s *Service) replayed(ctx context.Context, nj NewJob) (*Job, error) {
+	j, err := s.broker.Get(ctx, nj.Idem.Existing)
+	if core.ErrorCode(err) == core.CodeNotFound {
+		return nil, KeyGoneError(nj.Idem.Key, nj.Idem.Existing)
+	}
+	if err != nil {
+		return nil, s.backendErr("get", err)
+	}
+	j.Replayed = true
+	return j, nil
 }
 
 // Submit is Enqueue behind admission control (POST /run, /assistant): a
@@ -304,8 +356,8 @@ func (s *Service) Submit(ctx context.Context, req EnqueueRequest, source string)
 	}
 	j, err := s.storeOne(ctx, nj)
 	// A job that may have been stored counts as stored: admission errs
-	// towards the bound.
-	s.admission.Stored(nj.Queue, err == nil || len(MaybeStored(err)) > 0)
+	// towards the bound. A replay stored nothing.
+	s.admission.Stored(nj.Queue, (err == nil && !j.Replayed) || len(MaybeStored(err)) > 0)
 	return j, err
 }
 
@@ -315,6 +367,9 @@ func (s *Service) storeOne(ctx context.Context, nj NewJob) (*Job, error) {
 		return nil, s.backendErr("enqueue", err)
 	}
 	s.answered("enqueue")
+	if nj.Idem != nil && nj.Idem.Existing != "" {
+		return s.replayed(ctx, nj)
+	}
 	s.obs.Enqueued(nj.Source)
 	return nj.Job, nil
 }

@@ -201,6 +201,8 @@ func Run(t *testing.T, nb NewBroker) {
 		{"RemoveQueueRacingEnqueue", testRemoveQueueRacingEnqueue},
 		{"Pause", testPause},
 		{"PauseBlockingFetch", testPauseBlockingFetch},
+		{"Idempotency", testIdempotency},
+		{"IdempotencyGone", testIdempotencyGone},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, nb) })

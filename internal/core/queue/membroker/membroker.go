@@ -66,6 +66,7 @@ type qstate struct {
 	succeeded int64
 	failed    int64
 	paused    bool // Fetch skips the queue (SetPaused)
+	idem      idemRecords
 }
 
 // New returns an empty memory broker.
@@ -182,10 +183,21 @@ func (b *Broker) Enqueue(ctx context.Context, jobs ...queue.NewJob) error {
 		}
 	}
 	now := b.now()
+	replays, err := b.checkKeys(jobs, now)
+	if err != nil {
+		return err
+	}
 	woke := false
-	for _, nj := range jobs {
+	for i, nj := range jobs {
+		if replays != nil && replays[i] != "" {
+			nj.Idem.Existing = replays[i]
+			continue
+		}
 		j := nj.Job
 		q := b.queue(j.Queue)
+		if nj.Idem != nil {
+			q.idem.record(nj.Idem, j.ID, now)
+		}
 		j.EnqueuedAt = now
 		e := &entry{index: -1}
 		if nj.Delay > 0 {

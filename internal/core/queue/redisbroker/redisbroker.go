@@ -605,9 +605,13 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 		if p.call.err != nil {
 			continue
 		}
-		if len(r) > 3 { // {now, 0, 0, "late"}
-			p.call.err = fmt.Errorf("enqueue: %w", errLate)
-			continue
+		var replayed []bool
+		if len(r) > 3 {
+			var err error
+			if replayed, err = enqueueRefusal(r, p.jobs); err != nil {
+				p.call.err = err
+				continue
+			}
 		}
 		if dup, _ := r[1].(string); dup != "" {
 			p.call.err = core.Errorf(core.CodeConflict, "job %s already exists", dup)
@@ -617,7 +621,10 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 			madeQueues = append(madeQueues, p.q)
 		}
 		now := msTime(r[0])
-		for _, nj := range p.jobs {
+		for i, nj := range p.jobs {
+			if replayed != nil && replayed[i] {
+				continue
+			}
 			nj.EnqueuedAt = now
 			if nj.Delay > 0 {
 				nj.Status, nj.RunAt = queue.StatusScheduled, now.Add(nj.Delay.Truncate(time.Millisecond))
@@ -726,11 +733,25 @@ func (b *Broker) enqueueCall(q string, jobs []queue.NewJob, notAfter int64) scri
 	if b.single {
 		ks = k.enqueue[:]
 	}
-	args := make([]any, 0, 3+8*len(jobs))
-	args = append(args, b.now(), q, notAfter)
+	keyed := 0
 	for _, nj := range jobs {
+		if nj.Idem != nil {
+			keyed++
+		}
+	}
+	const head = 4 // now, queue, not after, keyed
+	args := make([]any, head+5*keyed, head+5*keyed+8*len(jobs))
+	args[0], args[1], args[2], args[3] = b.now(), q, notAfter, keyed
+	e := head
+	for _, nj := range jobs {
+		from := len(args)
 		args = append(args, nj.ID, nj.Type, []byte(nj.Payload), nj.MaxRetries, nj.IntervalSeconds, ms(nj.Delay), nj.Source)
 		args = append(args, nj.TimeoutMS)
+		if nj.Idem != nil {
+			// Lua's ARGV counts from 1.
+			args[e], args[e+1], args[e+2], args[e+3], args[e+4] = from+1, len(args)-from, nj.Idem.Key, nj.Idem.Fingerprint, max(ms(nj.Idem.TTL), 1)
+			e += 5
+		}
 	}
 	return scriptCall{enqueueScript, ks, args}
 }
@@ -2159,4 +2180,46 @@ func msTime(v any) time.Time {
 		return time.UnixMilli(i).UTC()
 	}
 	return time.Time{}
+}
+
+// enqueueRefusal reads the tail of an enqueueScript answer longer than
+// {now, 0, made}: "late", an idempotency key's refusal ("reused", "gone"),
+// or the jobs replayed ("replay", then rank among the keyed jobs and
+// existing id per job),
+// whose Idem.Existing it sets, answering which of jobs were replayed.
+func enqueueRefusal(r []any, jobs []queue.NewJob) ([]bool, error) {
+	str := func(i int) string {
+		if i < len(r) {
+			s, _ := r[i].(string)
+			return s
+		}
+		return ""
+	}
+	switch str(3) {
+	case "late": // {now, 0, 0, "late"}
+		return nil, fmt.Errorf("enqueue: %w", errLate)
+	case "reused":
+		return nil, queue.KeyReusedError(str(4), str(5))
+	case "gone":
+		return nil, queue.KeyGoneError(str(4), str(5))
+	case "replay":
+		var keyed []int // the places of the jobs with a key
+		for i, nj := range jobs {
+			if nj.Idem != nil {
+				keyed = append(keyed, i)
+			}
+		}
+		replayed := make([]bool, len(jobs))
+		for i := 4; i+1 < len(r); i += 2 {
+			rank, err := strconv.Atoi(str(i))
+			if err != nil || rank < 1 || rank > len(keyed) {
+				return nil, fmt.Errorf("enqueue: unexpected reply %v", r)
+			}
+			at := keyed[rank-1]
+			jobs[at].Idem.Existing = str(i + 1)
+			replayed[at] = true
+		}
+		return replayed, nil
+	}
+	return nil, fmt.Errorf("enqueue: unexpected reply %v", r)
 }

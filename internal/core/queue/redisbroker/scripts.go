@@ -27,6 +27,8 @@ import (
 //	P q:{Q}:stats      HASH  enqueued, started, succeeded, failed: totals that only grow
 //	P q:{Q}:paused     STRING "1" while the queue is paused (no TTL): dequeueScript takes nothing
 //	P q:{Q}:j:<id>     HASH  one job (fields: see prelude FIELDS)
+//	P q:{Q}:idem:<K>   STRING "id fingerprint expires_ms" of idempotency key K, expiring (see enqueueScript)
+//	P q:{Q}:idem       ZSET  K → expires_ms of the queue's idempotency keys, for removeScript (expiring with its newest record)
 //
 // Each of history and dead holds up to the history cap (JOB_HISTORY), so
 // that successes never push a dead job out: only newer dead jobs do.
@@ -202,9 +204,26 @@ redis.call('LPUSHX', KEYS[1] .. ':oom', 'x')
 //	        command in the same pipeline, and adds a made queue to the index
 //	        once the script has answered)
 //	ARGV[1] now  ARGV[2] queue name  ARGV[3] not after (ms, 0: none)
+//	ARGV[4] m, the number of jobs with an idempotency key (0 on the hot path)
+//	then 5 per such job, in the jobs' order: the ARGV index of its id, its
+//	        number of ARGV, key, fingerprint, TTL (ms)
 //	then 8 per job: id, type, payload, max_retries, interval_seconds, delay_ms, source,
 //	timeout_ms (0: none, and no field written: a job without one costs
 //	what it did before timeouts)
+//
+// A job's idempotency key K is recorded in P q:{Q}:idem:K, a STRING
+// "id fingerprint expires_ms" expiring after its TTL, and in the index
+// P q:{Q}:idem, a ZSET K → expires_ms that removeScript deletes the records
+// by (its expired members are dropped by the next keyed enqueue). Both are
+// built from the job key prefix, in the queue's slot. A key recorded and
+// not expired (by now: a test's clock too) for the same fingerprint, with
+// its job still kept, is a replay: that job is not stored (its ARGV are
+// taken out before the store) and the answer ends with "replay" and, per
+// replayed job, its rank among the keyed jobs (from 1) and the id of the
+// key's job. A key recorded for
+// another fingerprint answers {now, 0, 0, "reused", key, id}, one whose job
+// is gone {now, 0, 0, "gone", key, id}, both writing nothing. An enqueue
+// without a key runs none of this (one ARGV more, no redis.call).
 //
 // Returns {now, 0, 0, "late"} without writing anything when now is past
 // not after (Redis ran it after its caller stopped waiting: a stall).
@@ -223,12 +242,53 @@ var enqueueScript = newScript(nowMS + `
 local now = now_ms(ARGV[1])
 local not_after = tonumber(ARGV[3])
 if not_after > 0 and now > not_after then return {now, 0, 0, 'late'} end
-for i = 4, #ARGV, 8 do
+local m, first, replays = tonumber(ARGV[4]), 5, nil
+if m > 0 then
+  first = 5 + 5 * m
+  replays = {}
+  local idem = string.sub(KEYS[4], 1, -3) .. 'idem:'
+  for e = 5, first - 1, 5 do
+    local rec = redis.call('GET', idem .. ARGV[e+2])
+    local id, fp, exp
+    if rec then id, fp, exp = string.match(rec, '^(%S+) (%S+) (%d+)$') end
+    if id and tonumber(exp) > now then
+      if fp ~= ARGV[e+3] then return {now, 0, 0, 'reused', ARGV[e+2], id} end
+      if redis.call('EXISTS', KEYS[4] .. id) == 0 then return {now, 0, 0, 'gone', ARGV[e+2], id} end
+      replays[#replays + 1] = string.format('%d', (e - 5) / 5 + 1)
+      replays[#replays + 1] = id
+    end
+  end
+end
+for i = first, #ARGV, 8 do
   if redis.call('EXISTS', KEYS[4] .. ARGV[i]) == 1 then return {now, ARGV[i]} end
+end
+if m > 0 then
+  local idem = string.sub(KEYS[4], 1, -3) .. 'idem'
+  local replayed = {}
+  for r = 1, #replays, 2 do replayed[5 + 5 * (tonumber(replays[r]) - 1)] = true end
+  local ttl = 0
+  for e = 5, first - 1, 5 do
+    if not replayed[e] then
+      local exp = string.format('%d', now + tonumber(ARGV[e+4]))
+      redis.call('SET', idem .. ':' .. ARGV[e+2], ARGV[tonumber(ARGV[e])] .. ' ' .. ARGV[e+3] .. ' ' .. exp, 'PX', ARGV[e+4])
+      redis.call('ZADD', idem, exp, ARGV[e+2])
+      if tonumber(ARGV[e+4]) > ttl then ttl = tonumber(ARGV[e+4]) end
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', idem, '-inf', string.format('%d', now))
+  -- the index lives as long as its longest-lived record: left alone (a
+  -- queue no longer given keys, a rollback), it goes with the records
+  if ttl > 0 and ttl > redis.call('PTTL', idem) then redis.call('PEXPIRE', idem, string.format('%d', ttl)) end
+  -- the replayed jobs' ARGV out, the last job first, so the store below skips them
+  for e = first - 5, 5, -5 do
+    if replayed[e] then
+      for _ = 1, tonumber(ARGV[e+1]) do table.remove(ARGV, tonumber(ARGV[e])) end
+    end
+  end
 end
 local n, ready = 0, 0
 local nows = string.format('%d', now)
-for i = 4, #ARGV, 8 do
+for i = first, #ARGV, 8 do
   local id, delay = ARGV[i], tonumber(ARGV[i+5])
   if delay > 0 then
     local runs = string.format('%d', now + delay)
@@ -247,7 +307,7 @@ for i = 4, #ARGV, 8 do
   n = n + 1
 end
 local made = 0
-if redis.call('HINCRBY', KEYS[3], 'enqueued', string.format('%d', n)) == n then
+if n > 0 and redis.call('HINCRBY', KEYS[3], 'enqueued', string.format('%d', n)) == n then
   made = 1
   -- A pause flag left by a removal of an earlier version (whose removeScript
   -- does not know it): a queue made again runs. Its key is the job key
@@ -258,6 +318,7 @@ end
 if KEYS[5] and ready > 0 and redis.call('RPUSH', KEYS[5], ARGV[2]) > ` + strconv.Itoa(wakeBacklog+32) + ` then
   redis.call('LTRIM', KEYS[5], -` + strconv.Itoa(wakeBacklog) + `, -1)
 end
+if replays and #replays > 0 then return {now, 0, made, 'replay', unpack(replays)} end
 return {now, 0, made}
 `)
 
@@ -682,6 +743,15 @@ for i = 1, #ids, 500 do
   redis.call('DEL', unpack(keys))
 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[9])
+-- the idempotency keys, by their index (see enqueueScript)
+local idem = string.sub(KEYS[8], 1, -3) .. 'idem'
+local recs = redis.call('ZRANGE', idem, 0, -1)
+for i = 1, #recs, 500 do
+  local keys = {}
+  for j = i, math.min(i + 499, #recs) do keys[#keys + 1] = idem .. ':' .. recs[j] end
+  redis.call('DEL', unpack(keys))
+end
+redis.call('DEL', idem)
 if KEYS[10] then redis.call('SREM', KEYS[10], ARGV[1]) end
 return {'ok', #ids}
 `)
