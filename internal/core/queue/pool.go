@@ -171,6 +171,8 @@ func (p *Pool) Shutdown(ctx context.Context) error {
 	case <-end.Done():
 		// A handler ignores its context: leave its lease to expire.
 	}
+	// Outcomes still to come (a timeout's callback settled as the wait
+	// gave up) are dropped from here on (send).
 	close(p.outcomes)
 	select {
 	case <-p.finisher:
@@ -533,12 +535,23 @@ func (p *Pool) settle(h *held, o Outcome, timedOut bool) {
 	case errors.Is(context.Cause(h.ctx), ErrLeaseLost):
 		p.drop(h) // no longer ours: write nothing
 	default:
-		p.outcomes <- finished{o, h} // dropped once written
+		p.send(finished{o, h}) // dropped once written
 	}
 	// Free once its outcome is handed over: a worker waiting for a
 	// writer that fell behind is not free, and a job on its last try
 	// fetched for it would wait held (review ver31 NIT-2).
 	p.freeRoom(1)
+}
+
+// send hands f to the finisher. Once Shutdown has given up waiting for
+// the workers and closed the outcomes, f is dropped: its job's lease
+// expires and the tick recovers it, as it does the outcomes not written by
+// then. That takes a timeout's outcome settled as Shutdown gives up, its
+// send blocked by a finisher that cannot write (the backend down); the
+// recover costs the hot path nothing, where a lock would cost every job.
+func (p *Pool) send(f finished) {
+	defer func() { _ = recover() }() // only "send on closed channel" can panic here
+	p.outcomes <- f
 }
 
 // A worker runs the pool's jobs one at a time, each in the worker's own

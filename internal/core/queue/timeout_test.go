@@ -383,3 +383,46 @@ func TestPoolCancelledHangingJobEndsAtItsTimeout(t *testing.T) {
 		diff(t, "the job", [2]any{queue.StatusCancelled, 1}, [2]any{got.Status, got.Attempts})
 	})
 }
+
+// TestPoolLateReturnAfterShutdown: a handler that ignores its context and
+// returns only after Shutdown gave up waiting for it (and closed the
+// outcomes), and a timeout that fires after that, write nothing: the jobs
+// are left to their leases, and the process goes on.
+func TestPoolLateReturnAfterShutdown(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		reg := queue.NewRegistry()
+		release := make(chan struct{})
+		var once sync.Once
+		free := func() { once.Do(func() { close(release) }) }
+		t.Cleanup(free)
+		started := make(chan string, 2)
+		returned := make(chan struct{}, 2)
+		_ = reg.Register("hang", queue.Handler{Run: func(_ context.Context, p json.RawMessage) (json.RawMessage, error) {
+			started <- string(p)
+			<-release // its context ignored
+			returned <- struct{}{}
+			return nil, nil
+		}})
+		cfg := fast
+		cfg.Concurrency, cfg.Prefetch, cfg.ShutdownTimeout = 2, -1, 50*time.Millisecond
+		cfg.JobTimeout = time.Hour
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil), Registry: reg}, cfg)
+		p := queue.NewPool(s)
+		p.Start()
+		late := mustEnqueue(t, s, queue.EnqueueRequest{Type: "hang", Payload: json.RawMessage(`"late"`)})
+		timed := mustEnqueue(t, s, queue.EnqueueRequest{Type: "hang", Payload: json.RawMessage(`"timed"`), TimeoutMS: 700})
+		waitFor(t, "a handler start", started)
+		waitFor(t, "the other handler start", started)
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		_ = p.Shutdown(ctx) // gives up on both handlers
+		cancel()
+		time.Sleep(time.Second) // the 700ms timeout fires after the shutdown
+		free()
+		waitFor(t, "a late return", returned)
+		waitFor(t, "the other late return", returned)
+		time.Sleep(100 * time.Millisecond) // a send on the closed channel would panic by now
+		for _, j := range []*queue.Job{late, timed} {
+			diff(t, "a job left to its lease", queue.StatusRunning, mustGet(t, s, j.ID).Status)
+		}
+	})
+}
