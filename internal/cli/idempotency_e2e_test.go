@@ -33,7 +33,7 @@ func TestE2EEnqueueIdempotencyKey(t *testing.T) {
 			if code != ExitOK || len(id) != 22 || errOut != "" {
 				t.Fatalf("first: exit %d, stdout %q, stderr %q; want 0 and a new job's id", code, out, errOut)
 			}
-			wantLine := "refrakt: Job " + id + " already existed for this idempotency key (type echo, queue " + q + ", pending): nothing enqueued.\n"
+			wantLine := "refrakt: job " + id + " already existed for this idempotency key (type echo, queue " + q + ", pending): nothing enqueued.\n"
 			code, out, errOut = binCLI(t, de.env, args...)
 			if code != ExitOK || out != id+"\n" || errOut != wantLine {
 				t.Errorf("again: exit %d, stdout %q, stderr %q; want 0, %q, %q", code, out, errOut, id+"\n", wantLine)

@@ -190,7 +190,7 @@ func shortWindow(d time.Duration) string {
 // piped, its id (as for a new job) and, on JSON, the job, with the line on
 // stderr.
 func printReplayed(p *Printer, j *queue.Job) error {
-	line := fmt.Sprintf("Job %s already existed for this idempotency key (type %s, queue %s, %s): nothing enqueued.", j.ID, j.Type, j.Queue, j.Status)
+	line := fmt.Sprintf("job %s already existed for this idempotency key (type %s, queue %s, %s): nothing enqueued.", j.ID, j.Type, j.Queue, j.Status)
 	if p.TTY && !p.JSON {
 		return p.Printf("%s\n", line)
 	}

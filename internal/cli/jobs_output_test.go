@@ -198,7 +198,7 @@ func TestJobListFooterNamesTheNextPage(t *testing.T) {
 // id (with -o json the job), as for a new job, and the line on stderr.
 func TestEnqueueReplayedOutput(t *testing.T) {
 	j := &queue.Job{ID: "AAAAAAAAAAAAAAAAAAAAAA", Queue: "orders", Type: "echo", Status: queue.StatusSucceeded, Replayed: true}
-	const line = "Job AAAAAAAAAAAAAAAAAAAAAA already existed for this idempotency key (type echo, queue orders, succeeded): nothing enqueued.\n"
+	const line = "job AAAAAAAAAAAAAAAAAAAAAA already existed for this idempotency key (type echo, queue orders, succeeded): nothing enqueued.\n"
 	for _, tt := range []struct {
 		mode           string
 		tty, json      bool
