@@ -46,8 +46,8 @@ func newJobsEnqueueCmd(c client, runF func(context.Context, *JobsEnqueueOptions)
 			"A --payload with no JSON in it (empty, blank, or an empty @FILE or @-) exits 2:\n" +
 			"leave --payload out for a job without a payload.\n" +
 			"When piped, prints only the new job's id.\n" +
-			"With --idempotency-key K, running the same command again (within the daemons'\n" +
-			"JOB_IDEMPOTENCY_TTL) enqueues nothing: it says that the key's job already existed and\n" +
+			"With --idempotency-key K, running the same command again (within JOB_IDEMPOTENCY_TTL:\n" +
+			"the daemon's, or over --redis this shell's) enqueues nothing: it says that the key's job already existed and\n" +
 			"prints that job (exit 0); the key with another type, payload, queue or option exits 1.",
 		Example: "  refrakt jobs enqueue ping\n" +
 			"  refrakt jobs enqueue sleep --payload '{\"ms\":250}' --queue slow\n" +

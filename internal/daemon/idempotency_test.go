@@ -247,6 +247,27 @@ func TestIdempotencyKeyScopedToCaller(t *testing.T) {
 	if resp, body := send("192.0.2.1:2000", "", victim); resp.StatusCode != 200 || str(body, "id") != str(v, "id") {
 		t.Errorf("the first client again (another port): %d %v, want 200 replaying %s", resp.StatusCode, body, str(v, "id"))
 	}
+	// /assistant's keys are the caller's too: another address's request
+	// with the same key and body waits on a job of its own (here, with no
+	// worker, a 504 naming it), never the first caller's.
+	const ask = `{"type":"echo","payload":{"q":"secret"},"timeout_ms":1}`
+	var asked []string
+	for _, addr := range []string{"192.0.2.1:1000", "192.0.2.2:1000"} {
+		req := httptest.NewRequest("POST", "/assistant", strings.NewReader(ask))
+		req.RemoteAddr = addr
+		req.Header.Set("Idempotency-Key", "ask-1")
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		var out map[string]any
+		_ = json.Unmarshal(rec.Body.Bytes(), &out)
+		asked = append(asked, str(errDetails(out), "job_id"))
+		if rec.Code != http.StatusGatewayTimeout || asked[len(asked)-1] == "" {
+			t.Fatalf("/assistant from %s: %d %v, want 504 with its job", addr, rec.Code, out)
+		}
+	}
+	if asked[0] == asked[1] {
+		t.Errorf("/assistant: two addresses with one key share job %s, want one each", asked[0])
+	}
 	// One user's key follows the user, whatever proxy address it comes by.
 	_, a := send("10.0.0.1:1000", "bob", victim)
 	if resp, body := send("10.0.0.2:1000", "bob", victim); resp.StatusCode != 200 || str(body, "id") != str(a, "id") {

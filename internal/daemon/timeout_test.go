@@ -120,8 +120,17 @@ func TestJobTimeoutOverHTTP(t *testing.T) {
 	if took > 5*time.Second {
 		t.Errorf("run-next took %s for a 10s sleep with timeout_ms 300: not cut at its timeout", took)
 	}
-	_, m := d.Call(http.MethodGet, "/metrics", "")
-	for _, want := range []string{`refrakt_job_duration_seconds_count{status="timeout",type="sleep"} 1`, "refrakt_jobs_abandoned_handlers 0"} {
+	// The sleep returns just after its cancelled deadline: counted
+	// abandoned until it does.
+	wants := []string{`refrakt_job_duration_seconds_count{status="timeout",type="sleep"} 1`, "refrakt_jobs_abandoned_handlers 0"}
+	var m []byte
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, m = d.Call(http.MethodGet, "/metrics", "")
+		if strings.Contains(string(m), wants[0]) && strings.Contains(string(m), wants[1]) || time.Now().After(end) {
+			break
+		}
+	}
+	for _, want := range wants {
 		if !strings.Contains(string(m), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
@@ -184,9 +193,14 @@ func TestAbandonedHandlersGauge(t *testing.T) {
 		}
 	}
 	wait("the gauge at 1", func() bool { return testutil.ToFloat64(m.JobsAbandoned) == 1 })
-	got, err := svc.Get(context.Background(), j.ID)
-	if err != nil || got.Status != queue.StatusDead || got.LastError != "timed out after 50ms" {
-		t.Fatalf("the hung job: %+v %v; want dead, timed out after 50ms", got, err)
+	// The outcome is written after the gauge moves.
+	var got *queue.Job
+	wait("the hung job dead", func() bool {
+		got, err = svc.Get(context.Background(), j.ID)
+		return err == nil && got.Status == queue.StatusDead
+	})
+	if got.LastError != "timed out after 50ms" || testutil.ToFloat64(m.JobsAbandoned) != 1 {
+		t.Fatalf("the hung job: %+v, gauge %v; want timed out after 50ms, the gauge at 1 while it hangs", got, testutil.ToFloat64(m.JobsAbandoned))
 	}
 	free()
 	<-returned

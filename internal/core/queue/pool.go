@@ -88,11 +88,16 @@ type held struct {
 	// hands it back), so that a job is run or handed back, never both.
 	fetched time.Time
 	state   atomic.Int32
-	// started and deadline are when a worker started its run and when its
-	// timeout ends it (time.Now's, for the worker's timer); timeout is
-	// the run's bound. Set before the worker publishes the run.
+	// started is when a worker started its run (the service's clock, for
+	// the run's duration), deadline when its timeout ends it (time.Now's,
+	// as the worker's timer), timeout the run's bound. Set before the
+	// worker publishes the run.
 	started, deadline time.Time
 	timeout           time.Duration
+	// parts counts what a kept worker's job waits for before its room and
+	// slot are freed: its handler's return and its outcome's hand-over
+	// (releaseKept).
+	parts atomic.Int32
 }
 
 // NewPool returns a pool running the jobs of svc with svc's settings.
@@ -501,18 +506,20 @@ func (w *worker) work() {
 		}
 		o, ok := w.run(h)
 		if !ok {
-			// Its timeout took the run over (the attempt is failed and the
-			// room freed by then): the handler returned late, its result
-			// dropped.
+			// Its timeout took the run over (the attempt failed by then):
+			// the handler returned late, its result dropped.
 			p.svc.abandon(-1)
 			if w.state.Load()&runMask == runReplaced {
 				p.replaced.Add(-1)
 				return // a new worker took this one's place (and its count)
 			}
-			p.slots <- struct{}{}
+			// Kept: this worker goes on, its job's room and slot freed
+			// once the outcome is handed over too.
+			p.releaseKept(h)
 			continue
 		}
 		p.settle(h, o, false)
+		p.freeRoom(1)
 		p.slots <- struct{}{}
 		// Jobs are background work: every yieldEvery jobs, yield, so that
 		// a stream of short jobs cannot keep this P busy handing the CPU
@@ -525,9 +532,12 @@ func (w *worker) work() {
 	p.workers.Done()
 }
 
-// settle hands the outcome o of held job h's run over to be written, and
-// frees its room; a run its shutdown's deadline cut short (unless its
-// timeout did: timedOut) is handed back, one whose lease was lost dropped.
+// settle hands the outcome o of held job h's run over to be written; a
+// run its shutdown's deadline cut short (unless its timeout did: timedOut)
+// is handed back, one whose lease was lost dropped. Its caller then frees
+// the job's room (freeRoom), once the outcome is handed over: a worker
+// waiting for a writer that fell behind is not free, and a job on its last
+// try fetched for it would wait held (review ver31 NIT-2).
 func (p *Pool) settle(h *held, o Outcome, timedOut bool) {
 	switch {
 	case !timedOut && p.runCtx.Err() != nil && h.ctx.Err() != nil && !errors.Is(context.Cause(h.ctx), ErrLeaseLost):
@@ -537,10 +547,17 @@ func (p *Pool) settle(h *held, o Outcome, timedOut bool) {
 	default:
 		p.send(finished{o, h}) // dropped once written
 	}
-	// Free once its outcome is handed over: a worker waiting for a
-	// writer that fell behind is not free, and a job on its last try
-	// fetched for it would wait held (review ver31 NIT-2).
-	p.freeRoom(1)
+}
+
+// releaseKept frees the room and the slot of a job whose run its timeout took
+// over while its worker was kept (waiting for the handler): once both the
+// handler has returned and the outcome is handed over, whichever is last.
+// Until then the worker is not free, and the fetcher takes no job for it.
+func (p *Pool) releaseKept(h *held) {
+	if h.parts.Add(1) == 2 {
+		p.freeRoom(1)
+		p.slots <- struct{}{}
+	}
 }
 
 // send hands f to the finisher. Once Shutdown has given up waiting for
@@ -556,7 +573,8 @@ func (p *Pool) send(f finished) {
 
 // A worker runs the pool's jobs one at a time, each in the worker's own
 // goroutine (no hand-off to another: the run of a no-op job costs a
-// timer's reset and stop and two atomic operations more than the call),
+// clock read, a timer's reset and stop and a few atomic operations more
+// than the call),
 // bounded by the job's timeout with one timer the worker reuses. When the
 // timer fires first, its callback (expire) takes the run over: it fails
 // the attempt at once and, while fewer than Concurrency workers of the
@@ -643,14 +661,17 @@ func (w *worker) expire() {
 	} else {
 		p.replaced.Add(-1)
 	}
+	// Counted before the CAS: once it succeeds, the handler's return may
+	// count -1 at once, and the gauge never dips below zero.
+	p.svc.abandon(1)
 	if !w.state.CompareAndSwap(s, s&^runMask|next) {
 		// It returned meanwhile, or a later run began: not ours.
+		p.svc.abandon(-1)
 		if next == runReplaced {
 			p.replaced.Add(-1)
 		}
 		return
 	}
-	p.svc.abandon(1)
 	j := h.lease.Job
 	timedOut := h.ctx.Err() == nil
 	var err error
@@ -663,20 +684,19 @@ func (w *worker) expire() {
 	o := p.svc.outcome(h.ctx, h.lease, h.started, nil, err, timedOut)
 	p.observeRun(p.svc.clock.Now().Sub(h.started))
 	if next == runReplaced {
-		// The new worker takes over the old one's count in p.workers: a
-		// shutdown does not wait for a handler left running.
-		go func() {
-			p.settle(h, o, timedOut)
-			p.slots <- struct{}{}
-			p.newWorker().work()
-		}()
+		// This goroutine (the timer's) becomes the new worker, taking
+		// over the old one's count in p.workers: a shutdown does not wait
+		// for a handler left running.
+		p.settle(h, o, timedOut)
+		p.freeRoom(1)
+		p.slots <- struct{}{}
+		p.newWorker().work()
 		return
 	}
 	p.workers.Add(1) // the old worker is still counted: not zero
-	go func() {
-		defer p.workers.Done()
-		p.settle(h, o, timedOut)
-	}()
+	defer p.workers.Done()
+	p.settle(h, o, timedOut)
+	p.releaseKept(h)
 }
 
 // yieldEvery is how many jobs a worker runs between yields. A daemon

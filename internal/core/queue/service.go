@@ -33,7 +33,7 @@ type Config struct {
 	FetchWait         time.Duration // longest single blocking fetch [1s]
 	DefaultMaxRetries int           // max_retries of a job that names none [3]
 	Backoff           Backoff       // retry backoff [DefaultBackoff]
-	JobTimeout        time.Duration // JOB_TIMEOUT [30m]: a run's bound when its job names none (runBounded)
+	JobTimeout        time.Duration // JOB_TIMEOUT [30m]: a run's bound when its job names none (worker.run, runBounded)
 	Admission         AdmissionConfig
 	// MaxQueues bounds how many distinct queues the public may make exist
 	// (QUEUE_MAX_QUEUES; 0 = no bound): a Submit (POST /run, /assistant)
@@ -150,7 +150,7 @@ type Service struct {
 
 	bound queueBound // MaxQueues
 
-	abandoned atomic.Int64 // handlers running past their timeout (runBounded)
+	abandoned atomic.Int64 // handlers running past their timeout (the pool's workers, runBounded)
 }
 
 // NewService returns a service on d.Broker with the settings cfg.

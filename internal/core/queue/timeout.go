@@ -81,9 +81,11 @@ const (
 )
 
 // runBounded runs h on j's payload in a goroutine of its own and waits for
-// it at most timeout. At the deadline the handler's context is cancelled
-// and the run ends at once, failed with ErrTimedOut (timedOut): the
-// worker is free even if the handler ignores its context. Its goroutine is
+// it at most timeout: the manual runs' bound (run-next, run ID, the CLI's
+// jobs run; the pool's workers bound theirs with a timer, worker.run). At
+// the deadline the handler's context is cancelled and the run ends at
+// once, failed with ErrTimedOut (timedOut): the caller is answered even if
+// the handler ignores its context. Its goroutine is
 // left to return on its own, counted as abandoned until it does, and what
 // it returns then is dropped. When ctx had ended before the deadline
 // (shutdown, a lost lease, a cancel) and the handler ignores that too, the

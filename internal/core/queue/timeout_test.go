@@ -75,7 +75,7 @@ func TestPoolTimeoutFailsTheAttempt(t *testing.T) {
 		diff(t, "dead after its retry, both attempts timed out", [4]any{queue.StatusDead, 2, 2, "timed out after 50ms"},
 			[4]any{got.Status, got.Attempts, got.Retries, got.LastError})
 		eventually(t, "both runs timed as timeouts", func() bool { return rec.snapshot()["finished"]["block:timeout"] == 2 })
-		told, abandoned := rec.told()
+		told, _ := rec.told()
 		want := []queue.TimedOutJob{
 			{ID: j.ID, Queue: "slow", Type: "block", Attempts: 1, Timeout: 50 * time.Millisecond},
 			{ID: j.ID, Queue: "slow", Type: "block", Attempts: 2, Timeout: 50 * time.Millisecond},
@@ -83,7 +83,6 @@ func TestPoolTimeoutFailsTheAttempt(t *testing.T) {
 		diff(t, "timeouts told", want, told)
 		// A handler that honours its context returns just after its
 		// deadline: counted abandoned until it does.
-		_ = abandoned
 		eventually(t, "no handler left running", func() bool {
 			_, n := rec.told()
 			return n == 0 && s.AbandonedHandlers() == 0
@@ -282,7 +281,7 @@ func TestEnqueueTimeoutBounds(t *testing.T) {
 func TestPoolAbandonedHandlersBounded(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend) {
 		reg := queue.NewRegistry()
-		release := make(chan struct{})
+		release, later := make(chan struct{}), make(chan struct{})
 		var once sync.Once
 		free := func() { once.Do(func() { close(release) }) }
 		t.Cleanup(free)
@@ -295,7 +294,11 @@ func TestPoolAbandonedHandlersBounded(t *testing.T) {
 			most = max(most, live)
 			mu.Unlock()
 			starts <- string(p)
-			<-release // its context ignored
+			if string(p) == `"E"` {
+				<-later
+			} else {
+				<-release // its context ignored
+			}
 			mu.Lock()
 			live--
 			mu.Unlock()
@@ -307,6 +310,7 @@ func TestPoolAbandonedHandlersBounded(t *testing.T) {
 		cfg.JobTimeout = 50 * time.Millisecond
 		s := queue.NewService(queue.Deps{Broker: be.new(t, nil), Registry: reg, Observer: rec}, cfg)
 		startPool(t, s)
+		t.Cleanup(func() { close(later) }) // before the pool's shutdown (cleanups run last first)
 		var jobs []*queue.Job
 		for _, n := range []string{`"A"`, `"B"`, `"C"`, `"D"`} {
 			jobs = append(jobs, mustEnqueue(t, s, queue.EnqueueRequest{Type: "hang", Payload: json.RawMessage(n), MaxRetries: intp(0)}))
@@ -329,6 +333,13 @@ func TestPoolAbandonedHandlersBounded(t *testing.T) {
 			t.Fatalf("job %s started while two hung handlers run with WORKER_CONCURRENCY 1", p)
 		case <-time.After(500 * time.Millisecond):
 		}
+		// The kept worker is not free: no job was taken for it meanwhile
+		// (taken, it would be running, its attempt counted, then shed).
+		st, err := s.Broker().Stats(context.Background(), queue.DefaultQueue)
+		if err != nil {
+			t.Fatal(err)
+		}
+		diff(t, "jobs taken while both hung handlers run", int64(2), st.Started)
 		free()
 		for _, j := range jobs[2:] {
 			wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -346,6 +357,17 @@ func TestPoolAbandonedHandlersBounded(t *testing.T) {
 			_, n := rec.told()
 			return n == 0 && s.AbandonedHandlers() == 0
 		})
+		// Their return gave the bound back: the next hung handler's worker
+		// is replaced again, and a job runs beside it.
+		mustEnqueue(t, s, queue.EnqueueRequest{Type: "hang", Payload: json.RawMessage(`"E"`), MaxRetries: intp(0)})
+		for waitFor(t, "E's start", starts) != `"E"` { // C's and D's before
+		}
+		next := mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping"})
+		wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if got, err := s.Wait(wctx, next.ID); err != nil || got.Status != queue.StatusSucceeded {
+			t.Errorf("a job beside the next hung handler: %v, %v; want it run by a replacement worker", got, err)
+		}
 	})
 }
 
@@ -423,6 +445,47 @@ func TestPoolLateReturnAfterShutdown(t *testing.T) {
 		time.Sleep(100 * time.Millisecond) // a send on the closed channel would panic by now
 		for _, j := range []*queue.Job{late, timed} {
 			diff(t, "a job left to its lease", queue.StatusRunning, mustGet(t, s, j.ID).Status)
+		}
+	})
+}
+
+// TestPoolKeptWorkerTakesNoJob: a worker kept waiting for its hung handler
+// (WORKER_CONCURRENCY already replaced) is not free, prefetch or not: the
+// fetcher takes no job for it, so none sits taken (running, its attempt
+// counted) with no worker to start it (review simp37 LOW-5: one was taken,
+// then shed back).
+func TestPoolKeptWorkerTakesNoJob(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		reg := queue.NewRegistry()
+		release := make(chan struct{})
+		starts := make(chan string, 8)
+		_ = reg.Register("hang", queue.Handler{Run: func(_ context.Context, p json.RawMessage) (json.RawMessage, error) {
+			starts <- string(p)
+			<-release // its context ignored
+			return nil, nil
+		}})
+		cfg := fast
+		cfg.Concurrency, cfg.Prefetch = 1, 1
+		cfg.JobTimeout = 30 * time.Millisecond
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil), Registry: reg}, cfg)
+		startPool(t, s)
+		t.Cleanup(func() { close(release) }) // before the pool's shutdown (cleanups run last first)
+		for _, n := range []string{`"A"`, `"B"`} {
+			j := mustEnqueue(t, s, queue.EnqueueRequest{Type: "hang", Payload: json.RawMessage(n), MaxRetries: intp(0)})
+			waitFor(t, "a hung handler's start", starts)
+			wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err := s.Wait(wctx, j.ID)
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		c := mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping", MaxRetries: intp(0)})
+		for range 50 {
+			if st := mustGet(t, s, c.ID).Status; st != queue.StatusPending {
+				t.Fatalf("the job beside two hung handlers is %s, want pending: taken for a worker that is not free", st)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	})
 }

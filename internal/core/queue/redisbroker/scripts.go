@@ -28,7 +28,7 @@ import (
 //	P q:{Q}:paused     STRING "1" while the queue is paused (no TTL): dequeueScript takes nothing
 //	P q:{Q}:j:<id>     HASH  one job (fields: see prelude FIELDS)
 //	P q:{Q}:idem:<K>   STRING "id fingerprint expires_ms" of idempotency key K, expiring (see enqueueScript)
-//	P q:{Q}:idem       ZSET  K → expires_ms of the queue's idempotency keys, for removeScript (expiring with its newest record)
+//	P q:{Q}:idem       ZSET  K → expires_ms of the queue's idempotency keys, for removeScript (expiring with its longest-lived record)
 //
 // Each of history and dead holds up to the history cap (JOB_HISTORY), so
 // that successes never push a dead job out: only newer dead jobs do.
