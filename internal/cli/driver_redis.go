@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -78,35 +79,19 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 	if err != nil {
 		return nil, connectError(err, addr, rawURL)
 	}
-	// The scripts trim each queue's history to the limit they are given: the
-	// daemons' when one runs on this Redis, not this shell's JOB_HISTORY (or
-	// its default), which would delete finished jobs the daemons keep.
-	history := cfg.JobHistory
-	if n, ok, err := redisbroker.PublishedHistoryLimit(cctx, rdb, prefix); err != nil {
+	// The daemons' settings where they publish them, this shell's only
+	// where none does: the scripts trim each queue's history to the limit
+	// they are given (this shell's JOB_HISTORY would delete finished jobs
+	// the daemons keep), and a job `jobs run --redis` runs is bounded
+	// (JOB_TIMEOUT) and, failing, retried (the backoff) as a daemon's would be.
+	history, backoff, timeout := cfg.JobHistory, daemon.RetryBackoff(cfg), cfg.JobTimeout
+	if err := cmp.Or(
+		orPublished(cctx, rdb, prefix, &history, redisbroker.PublishedHistoryLimit),
+		orPublished(cctx, rdb, prefix, &backoff, redisbroker.PublishedBackoff),
+		orPublished(cctx, rdb, prefix, &timeout, redisbroker.PublishedJobTimeout),
+	); err != nil {
 		_ = rdb.Close()
 		return nil, connectError(err, addr, rawURL)
-	} else if ok {
-		history = n
-	}
-	// A job `jobs run --redis` runs and fails is retried as a daemon's
-	// would be: after the daemons' backoff, this shell's only when no
-	// daemon publishes one.
-	backoff := daemon.RetryBackoff(cfg)
-	if b, ok, err := redisbroker.PublishedBackoff(cctx, rdb, prefix); err != nil {
-		_ = rdb.Close()
-		return nil, connectError(err, addr, rawURL)
-	} else if ok {
-		backoff = b
-	}
-	// A job it runs without a timeout_ms of its own is bounded as a
-	// daemon's would be: by the daemons' JOB_TIMEOUT, this shell's only
-	// when no daemon publishes one.
-	timeout := cfg.JobTimeout
-	if d, ok, err := redisbroker.PublishedJobTimeout(cctx, rdb, prefix); err != nil {
-		_ = rdb.Close()
-		return nil, connectError(err, addr, rawURL)
-	} else if ok {
-		timeout = d
 	}
 	// A CLI process is gone before a sweep of the keyspace would end: the
 	// daemons sweep for unlisted queues (redisbroker's relist.go).
@@ -401,4 +386,15 @@ func onlyDriverSettings(getenv func(string) string) func(string) string {
 		}
 		return ""
 	}
+}
+
+// orPublished sets *v to what the daemons on rdb publish with read, when
+// they publish it; *v stays as it is otherwise, and on an error.
+func orPublished[T any](ctx context.Context, rdb redis.UniversalClient, prefix string, v *T,
+	read func(context.Context, redis.UniversalClient, string) (T, bool, error)) error {
+	got, ok, err := read(ctx, rdb, prefix)
+	if err == nil && ok {
+		*v = got
+	}
+	return err
 }
