@@ -68,7 +68,12 @@ func limitsBanRun(ctx context.Context, o *LimitsBanOptions) error {
 		if p.JSON {
 			return p.PrintJSON(v)
 		}
-		// Printed piped too: the ban's end is the answer, not a mere "done".
-		return p.Printf("%s banned until %s\n", v.Banned, v.BannedUntil.UTC().Format(time.RFC3339))
+		// Printed piped too: the ban's end is the answer, not a mere "done";
+		// to the second, rounded up, as the daemon's 429s say it.
+		until := v.BannedUntil.UTC()
+		if t := until.Truncate(time.Second); t.Before(until) {
+			until = t.Add(time.Second)
+		}
+		return p.Printf("%s banned until %s\n", v.Banned, until.Format(time.RFC3339))
 	})
 }

@@ -76,7 +76,8 @@ func TestLimitsBan(t *testing.T) {
 		resp, body = send(t, s, rq)
 		e, _ := body["error"].(map[string]any)
 		details, _ := e["details"].(map[string]any)
-		if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "3590" || details["banned_until"] != until || resp.Header.Get("RateLimit-Remaining") != "0" {
+		if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "3590" || details["banned_until"] != until || resp.Header.Get("RateLimit-Remaining") != "0" ||
+			e["message"] != `banned by rate limit "rl-test" (scope ip) until `+until {
 			t.Errorf("banned client: %d Retry-After %q, remaining %q, %v; want 429, 3590, 0, banned until %s", resp.StatusCode, resp.Header.Get("Retry-After"), resp.Header.Get("RateLimit-Remaining"), body, until)
 		}
 	}

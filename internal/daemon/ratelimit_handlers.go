@@ -409,7 +409,8 @@ func (s *Server) handleLimitsBan() http.Handler {
 			writeError(w, r, s.log, err)
 			return
 		}
-		s.log.Info("rate-limit key banned", "key", key, "until", until.Format(time.RFC3339), "route", routeName(r))
+		// The end as the 429s say it: to the second, rounded up.
+		s.log.Info("rate-limit key banned", "key", key, "until", ceilSecond(until).Format(time.RFC3339), "route", routeName(r))
 		writeJSON(w, http.StatusOK, BanResponse{Banned: key, BannedUntil: until})
 	})
 }
