@@ -521,11 +521,10 @@ func (l *Limiter) Ban(ctx context.Context, key string, d time.Duration) (string,
 		l.logStoreFailure(ctx, "cannot ban the bucket in the rate-limit store", k, err)
 		return "", time.Time{}, err
 	}
-	if l.local != nil {
-		// The store that decides while the remote one fails bans it too.
-		_, _ = l.local.Ban(ctx, k, d)
-	}
-	// A ban cached before, shorter, is asked of the store again.
+	// Not in the local store that decides while the remote one fails: a
+	// reset through another daemon could not lift it there (automatic
+	// bans are not kept there either). A ban cached before, shorter, is
+	// asked of the store again (other daemons: the store's change message).
 	l.bans.remove(k)
 	return k, time.UnixMicro(until).UTC(), nil
 }

@@ -75,6 +75,13 @@ func TestBanSeenByEveryDaemon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An override announced after the ban, to know when b has handled the
+	// ban's announcement (which drops its cached bans).
+	mark := ratelimit.Override{Target: "rl-test:ip:198.51.100.98", Capacity: 3, Window: time.Minute}
+	if _, err := a.SetOverride(ctx, mark, 0); err != nil {
+		t.Fatal(err)
+	}
+	awaitOverride(t, b, mark.Target)
 	for name, l := range map[string]*ratelimit.Limiter{"banning daemon": a, "other daemon": b} {
 		d, err := l.Allow(ctx, req)
 		if err != nil {

@@ -760,16 +760,26 @@ func (s *Store) Ban(ctx context.Context, key string, d time.Duration) (int64, er
 		return 0, wrap(fmt.Errorf("ban.lua answered %q", reply), "ban "+key)
 	}
 	pipe := s.rdb.Pipeline()
-	pipe.ZAdd(ctx, s.keyPenalized, redis.Z{Score: float64(pend), Member: key})
-	pipe.ZAdd(ctx, s.keyBanned, redis.Z{Score: float64(until), Member: key})
+	// GT: an index's end only grows here (this store may know no decay,
+	// as the CLI's, and a ban never shortens a penalty).
+	pipe.ZAddGT(ctx, s.keyPenalized, redis.Z{Score: float64(pend), Member: key})
+	pipe.ZAddGT(ctx, s.keyBanned, redis.Z{Score: float64(until), Member: key})
+	// Other daemons drop their cached bans on any change message: one of
+	// an automatic ban, shorter, would go on answering its end.
+	pipe.Publish(ctx, s.chanOverrides, banMessage+key)
 	// Best effort, as a decision's index updates: the ban holds (the
-	// script wrote it), only snapshots would miss it.
+	// script wrote it), only snapshots would miss it, and a daemon that
+	// misses the message answers the ban it cached (its own, as long).
 	_, _ = redispipe.Exec(ctx, pipe)
 	return until, nil
 }
 
-// resetMessage starts the change message of a reset, followed by the key.
-const resetMessage = "reset:"
+// resetMessage starts the change message of a reset, followed by the key;
+// banMessage that of an operator's ban.
+const (
+	resetMessage = "reset:"
+	banMessage   = "ban:"
+)
 
 // dropPendingOfGoneKeys drops the penalty ends and new bans this store
 // has still to record of keys that no longer exist in Redis: a reset
