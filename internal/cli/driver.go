@@ -53,6 +53,9 @@ type Driver interface {
 	DeleteOverride(ctx context.Context, target string) error
 	// ResetKey clears one bucket: its tokens, strikes and ban.
 	ResetKey(ctx context.Context, key string) error
+	// BanKey bans one bucket key for d (whole seconds, 1s to 720h): its
+	// requests are refused until the answer's end (ratelimit.Limiter.Ban).
+	BanKey(ctx context.Context, key string, d time.Duration) (BanView, error)
 	// KeyState reads one bucket key's live state as its next request would
 	// find it, spending and changing nothing.
 	KeyState(ctx context.Context, key string) (KeyStateView, error)
@@ -63,6 +66,10 @@ type Driver interface {
 
 // TickView is what one tick moved; `jobs tick -o json` prints it.
 type TickView = queue.TickResult
+
+// BanView is the answer of `limits ban -o json`, and of
+// POST /api/dev/rate-limits/ban: the key as keyed and the ban's end.
+type BanView = daemon.BanResponse
 
 // LimitsView is the answer of `limits get -o json`, and of
 // GET /api/dev/rate-limits/config.

@@ -258,6 +258,22 @@ func (d *apiDriver) ResetKey(ctx context.Context, key string) error {
 	return d.c.Do(ctx, http.MethodPost, "/api/dev/rate-limits/reset", map[string]string{"key": key}, nil)
 }
 
+// banPath is the route of BanKey, which daemons before it answer with a
+// 404 of their own.
+const banPath = "/api/dev/rate-limits/ban"
+
+func (d *apiDriver) BanKey(ctx context.Context, key string, dur time.Duration) (BanView, error) {
+	var v BanView
+	err := d.c.Do(ctx, http.MethodPost, banPath, map[string]any{"key": key, "seconds": int64(dur / time.Second)}, &v)
+	// The route answers no 404 of its own: any is a daemon without it.
+	if core.ErrorCode(err) == core.CodeNotFound {
+		return BanView{}, earlierDaemonError{core.Errorf(core.CodeNotFound,
+			"the daemon at %s does not know POST %s (it is of an earlier version, too old to ban a key): ban over Redis with --redis, or upgrade the daemon",
+			config.RedactURL(d.c.Base), banPath)}
+	}
+	return v, err
+}
+
 func (d *apiDriver) KeyState(ctx context.Context, key string) (KeyStateView, error) {
 	var v KeyStateView
 	err := d.c.Do(ctx, http.MethodGet, "/api/obs/rate-limits?key="+url.QueryEscape(key), nil, &v)

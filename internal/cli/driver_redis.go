@@ -338,6 +338,14 @@ func (d *redisDriver) ResetKey(ctx context.Context, key string) error {
 	return d.fail(d.lim.Reset(ctx, key))
 }
 
+func (d *redisDriver) BanKey(ctx context.Context, key string, dur time.Duration) (BanView, error) {
+	k, until, err := d.lim.Ban(ctx, key, dur)
+	if err != nil {
+		return BanView{}, d.fail(err)
+	}
+	return BanView{Banned: k, BannedUntil: until}, nil
+}
+
 // KeyState peeks at key under the limits the daemons on this Redis publish
 // (this process's when none does) and the overrides stored for it; the
 // penalty settings are this process's (PENALTY_*, BAN_*), as for every

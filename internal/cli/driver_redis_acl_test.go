@@ -20,6 +20,7 @@ func TestRedisRestrictedUser(t *testing.T) {
 		{"limits", "set", "run:ip:10.0.0.1", "--capacity", "5", "--window", "1m"},
 		{"limits", "get", "run"},
 		{"limits", "unset", "run:ip:10.0.0.1"},
+		{"limits", "ban", "run:ip:10.0.0.2", "--for", "1m"},
 	} {
 		if code, _, stderr := runCLI(t, env, args...); code != ExitOK || stderr != "" {
 			t.Errorf("%v: exit %d, stderr %q; want 0 and nothing on stderr", args, code, stderr)

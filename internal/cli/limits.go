@@ -14,7 +14,7 @@ import (
 func newLimitsCmd(f *Factory) *cobra.Command {
 	return newGroupCmd(f, &cobra.Command{
 		Use:   "limits",
-		Short: "Show rate limits, set and remove overrides, reset buckets",
+		Short: "Show rate limits, set and remove overrides, reset and ban buckets",
 		Long: "Work with refrakt's rate limits, over a daemon's API (--server, REFRAKT_SERVER, default\n" +
 			DefaultServer + ") or straight over Redis (--redis, REFRAKT_REDIS). An override set\n" +
 			"either way is stored in the backend and enforced by every daemon on it within 1 s.\n" +
@@ -25,13 +25,15 @@ func newLimitsCmd(f *Factory) *cobra.Command {
 		Example: "  refrakt limits get\n" +
 			"  refrakt limits set run:ip --capacity 100 --window 1m --ttl 1h\n" +
 			"  refrakt limits set run:tenant --capacity 300 --window 1m\n" +
-			"  refrakt limits reset run:ip:203.0.113.7",
+			"  refrakt limits reset run:ip:203.0.113.7\n" +
+			"  refrakt limits ban run:ip:203.0.113.7 --for 1h",
 	}, func(c client) []*cobra.Command {
 		return []*cobra.Command{
 			newLimitsGetCmd(c, nil),
 			newLimitsSetCmd(c, nil),
 			newLimitsUnsetCmd(c, nil),
 			newLimitsResetCmd(c, nil),
+			newLimitsBanCmd(c, nil),
 		}
 	})
 }

@@ -21,7 +21,9 @@ func newLimitsResetCmd(c client, runF func(context.Context, *LimitsResetOptions)
 		Use:   "reset KEY",
 		Short: "Clear a bucket, its strikes and its ban",
 		Long: "Reset one bucket, named by its full key <limit>:<scope>:<identity>: its tokens are full\n" +
-			"again, its strikes and any ban are gone. A key that was never used is fine (exit 0).",
+			"again, its strikes and any ban are gone, one it earned by its 429s or one an operator\n" +
+			"set (refrakt limits ban), on every daemon of the backend. A key that was never used is\n" +
+			"fine (exit 0).",
 		Example: "  refrakt limits reset run:ip:203.0.113.7\n" +
 			"  refrakt limits reset secure-ping:user_tenant:u1:t1",
 		Args: cobra.ExactArgs(1),

@@ -125,7 +125,16 @@ type apiTopSource struct {
 var (
 	_ top.DeadRequeuer = apiTopSource{}
 	_ top.QueuePauser  = apiTopSource{}
+	_ top.BucketBanner = apiTopSource{}
 )
+
+// BanBucket bans key for d through the daemon, as `refrakt limits ban`
+// does; an earlier daemon's 404 is said in words that fit top's status
+// line.
+func (s apiTopSource) BanBucket(ctx context.Context, key string, d time.Duration) error {
+	_, err := s.d.BanKey(ctx, key, d)
+	return tooOldForTop(err)
+}
 
 // SetQueuePaused pauses or resumes queue q through the daemon, as `refrakt
 // jobs pause` and `resume` do; an earlier daemon's 404 is said in words

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/refrakt/refrakt/internal/cli/top"
 	"github.com/refrakt/refrakt/internal/config"
@@ -32,6 +33,7 @@ type redisTopSource struct {
 var (
 	_ top.DirectSource   = (*redisTopSource)(nil)
 	_ top.BucketResetter = (*redisTopSource)(nil)
+	_ top.BucketBanner   = (*redisTopSource)(nil)
 	_ top.JobRequeuer    = (*redisTopSource)(nil)
 	_ top.DeadRequeuer   = (*redisTopSource)(nil)
 )
@@ -126,6 +128,15 @@ func (s *redisTopSource) ResetBucket(ctx context.Context, key string) error {
 		return err
 	}
 	return d.ResetKey(ctx, key)
+}
+
+func (s *redisTopSource) BanBucket(ctx context.Context, key string, dur time.Duration) error {
+	d, err := s.driver(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = d.BanKey(ctx, key, dur)
+	return err
 }
 
 func (s *redisTopSource) RequeueJob(ctx context.Context, id string) error {

@@ -80,6 +80,7 @@ var bodyRoutes = []struct{ method, path string }{
 	{"POST", "/api/dev/jobs/enqueue"},
 	{"POST", "/api/dev/rate-limits/config"},
 	{"POST", "/api/dev/rate-limits/reset"},
+	{"POST", "/api/dev/rate-limits/ban"},
 }
 
 // FuzzEndpointBodies sends any body to every endpoint that reads JSON,

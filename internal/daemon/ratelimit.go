@@ -203,7 +203,9 @@ func (s *Server) limited(limit string, h http.Handler) http.Handler {
 		if d.Banned() {
 			until := ceilSecond(d.BannedUntil).Format(time.RFC3339)
 			details["banned_until"] = until
-			msg = fmt.Sprintf("banned by rate limit %q (scope %s) after repeated 429s, until %s", d.Limit, d.Scope, until)
+			// No cause: a ban of the key's own 429s and an operator's
+			// (Limiter.Ban) are refused alike, and the decision cannot tell.
+			msg = fmt.Sprintf("banned by rate limit %q (scope %s) until %s", d.Limit, d.Scope, until)
 		}
 		writeErrorDetails(w, r, s.log, core.Errorf(core.CodeLimited, "%s", msg), details)
 	})

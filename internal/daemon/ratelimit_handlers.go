@@ -374,6 +374,47 @@ func (s *Server) handleLimitsReset() http.Handler {
 	})
 }
 
+// banRequest is POST /api/dev/rate-limits/ban: ban one bucket key for
+// Seconds (1 to 30 days).
+type banRequest struct {
+	Key     string `json:"key"`
+	Seconds int64  `json:"seconds"`
+}
+
+// BanResponse is its answer: the key as keyed and the ban's end (the CLI
+// prints it, over either driver).
+type BanResponse struct {
+	Banned      string    `json:"banned"`
+	BannedUntil time.Time `json:"banned_until"`
+}
+
+func (s *Server) handleLimitsBan() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req banRequest
+		if err := decodeJSON(w, r, &req); err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		if req.Key == "" {
+			writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "field key is required: <limit>:<scope>:<identity>"))
+			return
+		}
+		maxSeconds := int64(ratelimit.MaxManualBan / time.Second)
+		if req.Seconds < 1 || req.Seconds > maxSeconds {
+			writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "field seconds must be 1 to %d (30 days), got %d", maxSeconds, req.Seconds))
+			return
+		}
+		key, until, err := s.limiter.Ban(r.Context(), req.Key, time.Duration(req.Seconds)*time.Second)
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		// The end as the 429s say it: to the second, rounded up.
+		s.log.Info("rate-limit key banned", "key", key, "until", ceilSecond(until).Format(time.RFC3339), "route", routeName(r))
+		writeJSON(w, http.StatusOK, BanResponse{Banned: key, BannedUntil: until})
+	})
+}
+
 // rateLimitStateUnavailable is the 503 of a read of the limiter's state
 // that the backend failed.
 func rateLimitStateUnavailable(err error) error {

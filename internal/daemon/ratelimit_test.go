@@ -126,7 +126,7 @@ func TestRLTestHeaders429AndBan(t *testing.T) {
 	}
 	until := clock.Now().Add(60 * time.Second).Format(time.RFC3339)
 	wantBan := map[string]any{"error": map[string]any{"code": "limited",
-		"message": `banned by rate limit "rl-test" (scope ip) after repeated 429s, until ` + until,
+		"message": `banned by rate limit "rl-test" (scope ip) until ` + until,
 		"details": map[string]any{"limit": "rl-test", "scope": "ip", "key": "rl-test:ip:192.0.2.1", "retry_after_seconds": 60.0, "banned_until": until}}}
 	if diff := cmp.Diff(wantBan, last); diff != "" {
 		t.Errorf("ban body (-want +got):\n%s", diff)

@@ -49,6 +49,7 @@ func (s *Server) routes() {
 	s.mux.Handle("POST /api/dev/rate-limits/config", dev(s.handleLimitsConfigSet()))
 	s.mux.Handle("DELETE /api/dev/rate-limits/config", dev(s.handleLimitsConfigDelete()))
 	s.mux.Handle("POST /api/dev/rate-limits/reset", dev(s.handleLimitsReset()))
+	s.mux.Handle("POST /api/dev/rate-limits/ban", dev(s.handleLimitsBan()))
 	s.mux.Handle("GET /api/obs/rate-limits", obs(s.handleRateLimitsSnapshot()))
 
 	if s.cfg.PrometheusEnabled {

@@ -60,6 +60,7 @@ var authTable = map[string]string{
 	"POST /api/dev/rate-limits/config":   whoDeveloper,
 	"DELETE /api/dev/rate-limits/config": whoDeveloper,
 	"POST /api/dev/rate-limits/reset":    whoDeveloper,
+	"POST /api/dev/rate-limits/ban":      whoDeveloper,
 	"GET /api/obs/jobs":                  whoOperator,
 	"GET /api/obs/whoami":                whoOperator,
 	"GET /api/obs/snapshot":              whoOperator,

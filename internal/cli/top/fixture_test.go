@@ -48,7 +48,9 @@ type scriptSource struct {
 	calls     int
 	actionErr error
 	resets    []string
-	requeues  []string
+	// bans are the BanBucket calls, "KEY for D".
+	bans     []string
+	requeues []string
 	// allDead are the queues RequeueAllDead was asked; it answers moved.
 	allDead []string
 	moved   int
@@ -72,6 +74,13 @@ func (s *scriptSource) ResetBucket(ctx context.Context, key string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.resets = append(s.resets, key)
+	return s.actionErr
+}
+
+func (s *scriptSource) BanBucket(ctx context.Context, key string, d time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bans = append(s.bans, key+" for "+d.String())
 	return s.actionErr
 }
 

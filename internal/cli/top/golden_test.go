@@ -133,6 +133,14 @@ func TestScreen(t *testing.T) {
 			},
 		},
 		{
+			name: "confirm ban", width: 100, height: 30,
+			drive: func(t *testing.T, st *screenTest) {
+				st.tm.Send(press("tab"))
+				st.tm.Send(press("tab"))
+				st.tm.Type("jB")
+			},
+		},
+		{
 			name: "80x24", width: 80, height: 24,
 			drive: func(t *testing.T, st *screenTest) {
 				for range 4 {

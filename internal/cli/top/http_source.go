@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/snapshot"
@@ -32,6 +33,7 @@ type HTTPSource struct {
 var (
 	_ Source         = (*HTTPSource)(nil)
 	_ BucketResetter = (*HTTPSource)(nil)
+	_ BucketBanner   = (*HTTPSource)(nil)
 	_ JobRequeuer    = (*HTTPSource)(nil)
 	_ RoleSource     = (*HTTPSource)(nil)
 )
@@ -123,6 +125,16 @@ func (s *HTTPSource) ResetBucket(ctx context.Context, key string) error {
 		Key string `json:"key"`
 	}{key}
 	return s.api.Do(ctx, http.MethodPost, "/api/dev/rate-limits/reset", body, nil)
+}
+
+// BanBucket bans the bucket key for d: POST /api/dev/rate-limits/ban. A
+// daemon of an earlier version answers 404, which the footer says.
+func (s *HTTPSource) BanBucket(ctx context.Context, key string, d time.Duration) error {
+	body := struct {
+		Key     string `json:"key"`
+		Seconds int64  `json:"seconds"`
+	}{key, int64(d / time.Second)}
+	return s.api.Do(ctx, http.MethodPost, "/api/dev/rate-limits/ban", body, nil)
 }
 
 // RequeueJob puts the dead job id back to pending:

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -383,5 +384,55 @@ func TestAnswersThatAreNotTheDaemons(t *testing.T) {
 				t.Errorf("taken for a snapshot:\n%s", screen)
 			}
 		})
+	}
+}
+
+// TestBanBucketOnADaemon: against a real daemon, B on the buckets pane asks
+// "ban KEY for 1h?", y bans the key through the daemon's route, the footer
+// says so, and the daemon then refuses that client as banned for an hour.
+func TestBanBucketOnADaemon(t *testing.T) {
+	d := daemontest.Start(t, nil, "--workers", "0")
+	d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
+	probe := func() *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, d.URL+"/api/dev/rl-test", nil)
+		req.Header.Set("Authorization", "Bearer "+d.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := probe(); resp.StatusCode != http.StatusOK { // a bucket to select
+		t.Fatalf("before the ban: %d", resp.StatusCode)
+	}
+	var m tea.Model = top.New(context.Background(), top.NewHTTPSource(d.URL, cli.NewAPIClient(d.URL, d.Token)),
+		top.Options{Interval: top.MinInterval, NoColor: true})
+	m, _ = m.Update(tea.WindowSizeMsg{Width: 120, Height: 40})
+	m, cmd := m.Update(m.Init()())
+	for _, msg := range runAll(cmd) {
+		m, _ = m.Update(msg)
+	}
+	footer := func() string {
+		lines := strings.Split(ansi.Strip(m.(top.Model).Screen()), "\n")
+		return lines[len(lines)-1]
+	}
+	for _, k := range []tea.KeyPressMsg{{Code: tea.KeyTab}, {Code: tea.KeyTab}, {Code: 'B', Text: "B"}} {
+		m, _ = m.Update(k)
+	}
+	if got, want := footer(), "ban rl-test:ip:127.0.0.1 for 1h? [y/N]"; got != want {
+		t.Fatalf("footer %q, want %q", got, want)
+	}
+	m, cmd = m.Update(tea.KeyPressMsg{Code: 'y', Text: "y"})
+	for _, msg := range runAll(cmd) { // the ban
+		m, _ = m.Update(msg)
+	}
+	if got, want := footer(), "bucket rl-test:ip:127.0.0.1 banned for 1h"; got != want {
+		t.Errorf("footer %q, want %q", got, want)
+	}
+	resp := probe()
+	if retry, _ := strconv.Atoi(resp.Header.Get("Retry-After")); resp.StatusCode != http.StatusTooManyRequests || retry < 3590 || retry > 3600 {
+		t.Errorf("the banned client: %d, Retry-After %q; want 429 and an hour", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 }

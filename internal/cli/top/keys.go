@@ -14,6 +14,8 @@ type keyMap struct {
 	Pause   key.Binding
 	Refresh key.Binding
 	Reset   key.Binding
+	// Ban bans the selected bucket key for BanFor.
+	Ban     key.Binding
 	Requeue key.Binding
 	// RequeueAll requeues every dead job of the selected dead job's queue.
 	RequeueAll key.Binding
@@ -35,6 +37,7 @@ func newKeyMap() keyMap {
 		Pause:      key.NewBinding(key.WithKeys("p"), key.WithHelp("p", "pause")),
 		Refresh:    key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "refresh")),
 		Reset:      key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "reset bucket")),
+		Ban:        key.NewBinding(key.WithKeys("B"), key.WithHelp("B", "ban bucket 1h")),
 		Requeue:    key.NewBinding(key.WithKeys("R"), key.WithHelp("R", "requeue dead job")),
 		RequeueAll: key.NewBinding(key.WithKeys("A"), key.WithHelp("A", "requeue all dead of queue")),
 		PauseQueue: key.NewBinding(key.WithKeys("P"), key.WithHelp("P", "pause/resume queue")),
@@ -57,6 +60,6 @@ func (k keyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.Pane, k.Up, k.Down, k.Page, k.Ends, k.Sort, k.Filter},
 		{k.Pause, k.Refresh, k.Help, k.Quit},
-		{k.Reset, k.Requeue, k.RequeueAll, k.PauseQueue},
+		{k.Reset, k.Ban, k.Requeue, k.RequeueAll, k.PauseQueue},
 	}
 }

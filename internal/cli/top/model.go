@@ -132,6 +132,8 @@ type actionKind int
 
 const (
 	actionReset actionKind = iota
+	// actionBan bans the bucket key its target names for BanFor.
+	actionBan
 	actionRequeue
 	// actionRequeueAll requeues every dead job of the queue its target
 	// names.
@@ -141,6 +143,10 @@ const (
 	actionPauseQueue
 	actionResumeQueue
 )
+
+// BanFor is how long top's B bans a bucket key: longer or shorter bans
+// are `refrakt limits ban KEY --for D`.
+const BanFor = time.Hour
 
 // Messages of the program's own commands.
 type (
@@ -390,6 +396,8 @@ func (m Model) actionDone(msg actionDoneMsg) (Model, tea.Cmd) {
 	what := "bucket " + msg.action.target + " reset"
 	verb := "reset"
 	switch msg.action.kind {
+	case actionBan:
+		what, verb = "bucket "+msg.action.target+" banned for 1h", "ban"
 	case actionRequeue:
 		what, verb = "job "+msg.action.target+" requeued", "requeue"
 	case actionRequeueAll:
@@ -504,6 +512,8 @@ func (m Model) key(msg tea.KeyPressMsg) (Model, tea.Cmd) {
 		return m.refreshNow()
 	case key.Matches(msg, m.keys.Reset):
 		return m.ask(actionReset), nil
+	case key.Matches(msg, m.keys.Ban):
+		return m.ask(actionBan), nil
 	case key.Matches(msg, m.keys.Requeue):
 		return m.ask(actionRequeue), nil
 	case key.Matches(msg, m.keys.RequeueAll):
@@ -549,6 +559,8 @@ func (m Model) editFilter(msg tea.KeyPressMsg) Model {
 func (m Model) ask(kind actionKind) Model {
 	want, noun, verb := paneBuckets, "bucket", "reset"
 	switch kind {
+	case actionBan:
+		verb = "ban"
 	case actionRequeue, actionRequeueAll:
 		want, noun, verb = paneDead, "dead job", "requeue"
 	case actionPauseQueue:
@@ -576,6 +588,8 @@ func (m Model) ask(kind actionKind) Model {
 	switch kind {
 	case actionReset:
 		_, can = m.src.(BucketResetter)
+	case actionBan:
+		_, can = m.src.(BucketBanner)
 	case actionRequeue:
 		_, can = m.src.(JobRequeuer)
 	case actionRequeueAll:
@@ -640,6 +654,8 @@ func (m Model) answer(k string) (Model, tea.Cmd) {
 		switch act.kind {
 		case actionReset:
 			err = src.(BucketResetter).ResetBucket(ctx, act.target)
+		case actionBan:
+			err = src.(BucketBanner).BanBucket(ctx, act.target, BanFor)
 		case actionRequeue:
 			err = src.(JobRequeuer).RequeueJob(ctx, act.target)
 		case actionRequeueAll:

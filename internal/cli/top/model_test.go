@@ -36,6 +36,7 @@ type state struct {
 	Height     int
 	Cmd        string // "", "cmd" (any), "quit", "fetch", "action"
 	ResetCalls []string
+	BanCalls   []string
 }
 
 func observe(m Model, cmd tea.Cmd, src *scriptSource) state {
@@ -59,7 +60,7 @@ func observe(m Model, cmd tea.Cmd, src *scriptSource) state {
 		s.Cmd = "cmd"
 	}
 	if src != nil {
-		s.ResetCalls = src.resets
+		s.ResetCalls, s.BanCalls = src.resets, src.bans
 	}
 	return s
 }
@@ -373,6 +374,49 @@ func TestUpdate(t *testing.T) {
 			wantKind: "fetch",
 		},
 		{
+			name: "B outside the buckets pane explains",
+			msgs: append([]tea.Msg{data}, press("B")),
+			want: edit(func(s *state) { s.Status = "select a bucket first: tab to the Buckets pane" }),
+		},
+		{
+			name: "B on a bucket asks to confirm",
+			msgs: append([]tea.Msg{data}, presses("tab", "tab", "j", "B")...),
+			want: edit(func(s *state) {
+				s.Focus, s.Confirm = paneBuckets, "assistant:user:u-1842"
+				s.Cursor[paneBuckets], s.Selected[paneBuckets] = 1, "assistant:user:u-1842"
+			}),
+		},
+		{
+			name: "n at the ban prompt cancels",
+			msgs: append([]tea.Msg{data}, presses("tab", "tab", "B", "n")...),
+			want: edit(func(s *state) { s.Focus, s.Status = paneBuckets, "cancelled" }),
+		},
+		{
+			name: "y at the ban prompt bans the bucket for an hour",
+			msgs: append([]tea.Msg{data}, presses("tab", "tab", "B", "y")...),
+			want: edit(func(s *state) {
+				s.Focus, s.Status, s.Cmd = paneBuckets, "working…", "cmd"
+				s.BanCalls = []string{"run:ip:203.0.113.7 for 1h0m0s"}
+			}),
+			wantKind: "action",
+		},
+		{
+			name: "a done ban says so and refreshes",
+			msgs: append([]tea.Msg{data}, actionDoneMsg{action: pendingAction{actionBan, "run:ip:203.0.113.7"}}),
+			want: edit(func(s *state) {
+				s.Status, s.Inflight, s.Cmd = "bucket run:ip:203.0.113.7 banned for 1h", true, "cmd"
+			}),
+			wantKind: "fetch",
+		},
+		{
+			name: "a ban an earlier daemon cannot do says why",
+			msgs: append([]tea.Msg{data}, actionDoneMsg{
+				action: pendingAction{actionBan, "run:ip:203.0.113.7"},
+				err:    core.Errorf(core.CodeNotFound, "no route POST /api/dev/rate-limits/ban"),
+			}),
+			want: edit(func(s *state) { s.Status = "ban failed: no route POST /api/dev/rate-limits/ban" }),
+		},
+		{
 			name: "a refused action needs a developer token",
 			msgs: append([]tea.Msg{data}, actionDoneMsg{
 				action: pendingAction{actionRequeue, "9f2c"},
@@ -419,7 +463,7 @@ func TestUpdate(t *testing.T) {
 					gotKind = "quit"
 				}
 			}
-			got.ResetCalls = src.resets
+			got.ResetCalls, got.BanCalls = src.resets, src.bans
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("state (-want +got):\n%s", diff)
 			}
@@ -437,6 +481,7 @@ func TestActionsNeedASourceThatHasThem(t *testing.T) {
 		keys []string
 	}{
 		{"reset", []string{"tab", "tab", "x"}},
+		{"ban", []string{"tab", "tab", "B"}},
 		{"requeue", []string{"tab", "R"}},
 	}
 	for _, tt := range tests {
@@ -519,6 +564,8 @@ func TestActionsNeedADeveloperToken(t *testing.T) {
 	}{
 		{name: "an operator's x", role: "operator", then: presses("tab", "tab", "x"), wantStatus: "reset needs a developer token"},
 		{name: "an operator's R", role: "operator", then: presses("tab", "R"), wantStatus: "requeue needs a developer token"},
+		{name: "an operator's B", role: "operator", then: presses("tab", "tab", "B"), wantStatus: "ban needs a developer token"},
+		{name: "a developer's B", role: "developer", then: presses("tab", "tab", "B"), wantConfirm: "run:ip:203.0.113.7"},
 		{name: "a developer's x", role: "developer", then: presses("tab", "tab", "x"), wantConfirm: "run:ip:203.0.113.7"},
 		{name: "a developer's R", role: "developer", then: presses("tab", "R"), wantConfirm: "9f2c4e1a7b3d4c5e8f9a0b1c2d3e4f5a"},
 		{name: "no answer: the prompt", roleErr: core.Errorf(core.CodeNotFound, "no such route"), then: presses("tab", "tab", "x"), wantConfirm: "run:ip:203.0.113.7"},
@@ -545,8 +592,8 @@ func TestActionsNeedADeveloperToken(t *testing.T) {
 			if diff := cmp.Diff([2]string{tt.wantConfirm, tt.wantStatus}, [2]string{got.Confirm, got.Status}); diff != "" {
 				t.Errorf("prompt and status (-want +got):\n%s", diff)
 			}
-			if len(script.resets)+len(script.requeues) > 0 {
-				t.Errorf("actions ran: resets %q, requeues %q", script.resets, script.requeues)
+			if len(script.resets)+len(script.requeues)+len(script.bans) > 0 {
+				t.Errorf("actions ran: resets %q, requeues %q, bans %q", script.resets, script.requeues, script.bans)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package top
 
 import (
 	"context"
+	"time"
 
 	"github.com/refrakt/refrakt/internal/core/snapshot"
 )
@@ -19,6 +20,12 @@ type Source interface {
 // ban), as `refrakt limits reset KEY` does.
 type BucketResetter interface {
 	ResetBucket(ctx context.Context, key string) error
+}
+
+// BucketBanner is a Source that can ban a bucket key for d, as
+// `refrakt limits ban KEY --for D` does.
+type BucketBanner interface {
+	BanBucket(ctx context.Context, key string, d time.Duration) error
 }
 
 // JobRequeuer is a Source that can put a dead job back to pending, as

@@ -142,6 +142,8 @@ func (m Model) footer() string {
 	case m.confirm != nil:
 		q := "reset bucket " + termtext.Escape(m.confirm.target)
 		switch m.confirm.kind {
+		case actionBan:
+			q = "ban " + termtext.Escape(m.confirm.target) + " for 1h"
 		case actionRequeue:
 			q = "requeue dead job " + termtext.Escape(m.confirm.target)
 		case actionRequeueAll:
@@ -165,7 +167,7 @@ func (m Model) helpScreen(height int) []string {
 	lines := []string{"", m.theme.title.Render("Keys"), ""}
 	lines = append(lines, strings.Split(m.help.FullHelpView(m.keys.FullHelp()), "\n")...)
 	lines = append(lines, "",
-		"x, R, A and P ask to confirm first, and need a developer token.",
+		"x, B, R, A and P ask to confirm first, and need a developer token.",
 		"s sorts the focused pane; / filters every pane by queue, key or target.",
 		"",
 		m.theme.title.Render("Panes"),

@@ -481,6 +481,54 @@ func (l *Limiter) Reset(ctx context.Context, key string) error {
 	return nil
 }
 
+// The bounds of a manual ban's length (Ban): an operator's ban may be
+// longer than an automatic one (MaxBan).
+const (
+	MinManualBan = time.Second
+	MaxManualBan = 30 * 24 * time.Hour
+)
+
+// Ban bans one bucket key ("run:ip:203.0.113.7") for d, an operator's ban:
+// the key's requests are refused (429, Retry-After) as those of a key banned
+// by its own strikes, until the store's now + d, or until its own ban's end
+// when that is later. Its tokens, strikes and ban level stay as they are;
+// Reset lifts the ban. It returns the key as keyed (canonical: an IPv6
+// address as its /64) and the ban's end. The key is validated as Reset's;
+// a key of the global scope (every client's one bucket, never banned) and
+// a d outside MinManualBan..MaxManualBan, or not whole seconds, are core.CodeInvalid.
+func (l *Limiter) Ban(ctx context.Context, key string, d time.Duration) (string, time.Time, error) {
+	if key == "" {
+		return "", time.Time{}, core.Errorf(core.CodeInvalid, "a key is required: <limit>:<scope>:<identity>")
+	}
+	t, err := l.ParseTarget(key)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	if t.Identity == "" {
+		return "", time.Time{}, core.Errorf(core.CodeInvalid, "ban needs a full key <limit>:<scope>:<identity>, got %q", key)
+	}
+	if t.Scope == ScopeGlobal {
+		return "", time.Time{}, core.Errorf(core.CodeInvalid, "%s is the one bucket every client shares: it is never banned (set an override of %s:global instead)", t.String(), t.Limit)
+	}
+	if d < MinManualBan || d > MaxManualBan || d%time.Second != 0 {
+		return "", time.Time{}, core.Errorf(core.CodeInvalid, "a ban lasts whole seconds from 1s to 720h (30 days), got %s", d)
+	}
+	k := t.String()
+	cctx, cancel := l.backendContext(ctx)
+	defer cancel()
+	until, err := l.store.Ban(cctx, k, d)
+	if err != nil {
+		l.logStoreFailure(ctx, "cannot ban the bucket in the rate-limit store", k, err)
+		return "", time.Time{}, err
+	}
+	// Not in the local store that decides while the remote one fails: a
+	// reset through another daemon could not lift it there (automatic
+	// bans are not kept there either). A ban cached before, shorter, is
+	// asked of the store again (other daemons: the store's change message).
+	l.bans.remove(k)
+	return k, time.UnixMicro(until).UTC(), nil
+}
+
 // Snapshot is the limiter's state for operators: the busiest buckets, the
 // penalized ones, and the overrides.
 type Snapshot struct {

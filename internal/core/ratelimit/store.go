@@ -20,6 +20,15 @@ type Store interface {
 	Take(ctx context.Context, rules *Rules, bs []Bucket, rs []Result) error
 	// Reset forgets a bucket: its tokens, strikes and ban.
 	Reset(ctx context.Context, key string) error
+	// Ban bans one bucket key (an operator's ban) until the store's time
+	// now + d, or until the end of the key's own ban when that is later,
+	// and returns the end of its ban then (Unix µs, the store's clock).
+	// Nothing else of the key changes: its tokens, strikes, ban level and
+	// last ban stay as they are, so a manual ban does not lengthen the
+	// client's next automatic one. A fresh key gets a state that is only the
+	// ban. The store keeps the state at least until the ban ends. Decisions
+	// refuse the key as they refuse any banned key (Cell.Apply).
+	Ban(ctx context.Context, key string, d time.Duration) (until int64, err error)
 	// Peek reads the stored state of one bucket key and the store's time
 	// (Unix µs, from the clock its decisions use), changing nothing: no
 	// token spent, no strike, no last-seen time, no index entry. found is
@@ -257,6 +266,22 @@ func (c *Cell) Idle(r *Rules, now int64) bool {
 	return c.TAT <= now && c.BannedUntil <= now &&
 		(c.Strikes == 0 || c.StrikeAt+int64(c.Strikes)*r.DecayMicros <= now) &&
 		(c.LastBan == 0 || c.BannedUntil+r.RepeatMicros <= now)
+}
+
+// Ban bans c at now (Unix µs) until now + d, or until its own ban's end when
+// that is later: c's times are first moved as a decision at now moves them
+// (a clock that stepped back, see rebase), so that the end is in the
+// clock the next decision reads; nothing else changes. A fresh cell (the
+// zero one) becomes a cell that is only the ban, last seen at now.
+func (c *Cell) Ban(now, d int64) {
+	if c.Seen > now {
+		c.rebase(now - c.Seen)
+		c.Seen = now
+	}
+	if c.Seen == 0 {
+		c.Seen = now
+	}
+	c.BannedUntil = max(c.BannedUntil, now+d)
 }
 
 // asOf is c as a decision at now would find it: its times moved by a

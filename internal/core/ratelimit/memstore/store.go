@@ -677,6 +677,24 @@ func (s *Store) Reset(_ context.Context, key string) error {
 	return nil
 }
 
+// Ban implements ratelimit.Store: the key's slot (added when the key is
+// new) is changed under its lock, as a decision changes it.
+func (s *Store) Ban(_ context.Context, key string, d time.Duration) (int64, error) {
+	k := []byte(key)
+	h, sh := s.hash(k)
+	v, now, _ := s.acquire(sh, h, k, false)
+	var c ratelimit.Cell
+	s.load(v, &c)
+	if v.seen == 0 {
+		c.Seen = 0 // never decided: a fresh key, last seen at its ban
+	}
+	c.Ban(now, d.Microseconds())
+	s.put(v, &c)
+	v.unlock()
+	s.walks.forget()
+	return c.BannedUntil, nil
+}
+
 // Peek implements ratelimit.Store: the key's slot, if held, is read under
 // its lock and left as it was; a key not held is not added, and no sweep
 // runs.

@@ -244,7 +244,8 @@ func (s *Store) WatchOverrides(ctx context.Context, changed func(overrides bool)
 				// key as penalized again until that end.
 				s.forgetPenalty(key)
 			}
-			changed(!reset)
+			// A reset or a ban changes no override: only the cached bans go.
+			changed(!reset && !strings.HasPrefix(msg.Payload, banMessage))
 		}
 	}
 }

@@ -31,6 +31,7 @@ import (
 	_ "embed"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -55,6 +56,8 @@ var (
 	refundSource string
 	//go:embed peek.lua
 	peekSource string
+	//go:embed ban.lua
+	banSource string
 )
 
 // Options tune a Store. The zero value gives the defaults.
@@ -82,6 +85,7 @@ type Store struct {
 	take   *redis.Script
 	refund *redis.Script
 	peek   *redis.Script
+	ban    *redis.Script
 
 	keyActive, keyPenalized, keyBanned, keyOverrides, chanOverrides, keyLimits string
 
@@ -131,6 +135,7 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 		take:          redis.NewScript(takeSource),
 		refund:        redis.NewScript(refundSource),
 		peek:          redis.NewScript(peekSource),
+		ban:           redis.NewScript(banSource),
 		keyActive:     o.Prefix + "rl:active",
 		keyPenalized:  o.Prefix + "rl:penalized",
 		keyBanned:     o.Prefix + "rl:banned",
@@ -159,7 +164,7 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 // dial within their RATE_LIMIT_BACKEND_TIMEOUT. Scripts are reloaded after
 // NOSCRIPT anyway, so calling Load is an optimisation, not a requirement.
 func (s *Store) Load(ctx context.Context) error {
-	for _, sc := range []*redis.Script{s.take, s.refund, s.peek} {
+	for _, sc := range []*redis.Script{s.take, s.refund, s.peek, s.ban} {
 		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
 			return wrap(err, "load scripts")
 		}
@@ -725,8 +730,56 @@ func (s *Store) Reset(ctx context.Context, key string) error {
 	return wrap(err, "reset "+key)
 }
 
-// resetMessage starts the change message of a reset, followed by the key.
-const resetMessage = "reset:"
+// Ban implements ratelimit.Store with ban.lua, one call in the key's slot;
+// then the key is added to the penalized and banned indexes (keys of their
+// own, so apart from the script, as decisions add theirs), for snapshots
+// and `refrakt top`. Other daemons see the ban at the key's next decision,
+// which the store refuses, and cache it from there.
+func (s *Store) Ban(ctx context.Context, key string, d time.Duration) (int64, error) {
+	var now int64
+	if s.opts.Clock != nil {
+		now = s.opts.Clock.Now().UnixMicro()
+	}
+	// The decay of the rules last decided with, for the key's penalty end
+	// in the index; none before the first decision (the ban's end then).
+	decay := int64(0)
+	if rc := s.rules.Load(); rc != nil {
+		decay = rc.r.DecayMicros
+	}
+	reply, err := s.ban.Run(ctx, s.rdb, []string{s.bucketKey(key)},
+		strconv.FormatInt(d.Microseconds(), 10), strconv.FormatInt(now, 10), strconv.FormatInt(decay, 10)).StringSlice()
+	if err != nil {
+		return 0, wrap(err, "ban "+key)
+	}
+	if len(reply) != 2 {
+		return 0, wrap(fmt.Errorf("ban.lua answered %d values, want 2", len(reply)), "ban "+key)
+	}
+	until, err1 := strconv.ParseInt(reply[0], 10, 64)
+	pend, err2 := strconv.ParseInt(reply[1], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, wrap(fmt.Errorf("ban.lua answered %q", reply), "ban "+key)
+	}
+	pipe := s.rdb.Pipeline()
+	// GT: an index's end only grows here (this store may know no decay,
+	// as the CLI's, and a ban never shortens a penalty).
+	pipe.ZAddGT(ctx, s.keyPenalized, redis.Z{Score: float64(pend), Member: key})
+	pipe.ZAddGT(ctx, s.keyBanned, redis.Z{Score: float64(until), Member: key})
+	// Other daemons drop their cached bans on any change message: one of
+	// an automatic ban, shorter, would go on answering its end.
+	pipe.Publish(ctx, s.chanOverrides, banMessage+key)
+	// Best effort, as a decision's index updates: the ban holds (the
+	// script wrote it), only snapshots would miss it, and a daemon that
+	// misses the message answers the ban it cached (its own, as long).
+	_, _ = redispipe.Exec(ctx, pipe)
+	return until, nil
+}
+
+// resetMessage starts the change message of a reset, followed by the key;
+// banMessage that of an operator's ban.
+const (
+	resetMessage = "reset:"
+	banMessage   = "ban:"
+)
 
 // dropPendingOfGoneKeys drops the penalty ends and new bans this store
 // has still to record of keys that no longer exist in Redis: a reset

@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("DeleteExpiredOverride", func(t *testing.T) { testDeleteExpiredOverride(t, newStore) })
 	t.Run("RemoveExpiredOverride", func(t *testing.T) { testRemoveExpiredOverride(t, newStore) })
 	t.Run("Reset", func(t *testing.T) { testReset(t, newStore) })
+	t.Run("Ban", func(t *testing.T) { testBan(t, newStore) })
 	t.Run("Snapshot", func(t *testing.T) { testSnapshot(t, newStore) })
 	t.Run("SnapshotShowsNextDecision", func(t *testing.T) { testSnapshotNext(t, newStore) })
 	t.Run("PeekShowsNextDecisionChangesNothing", func(t *testing.T) { testPeek(t, newStore) })
