@@ -1,11 +1,8 @@
 package top
 
 import (
-	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
-	"sync/atomic"
 	"testing"
 
 	"github.com/refrakt/refrakt/internal/daemontest"
@@ -55,20 +52,7 @@ func TestRealTerminalBan(t *testing.T) {
 // whose mux answers POST /api/dev/rate-limits/ban with its plain 404, B and
 // y say in the footer that the daemon is too old and what to do.
 func TestRealTerminalBanEarlierDaemon(t *testing.T) {
-	snap := loadSnapshot(t)
-	var asked atomic.Bool
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/api/obs/snapshot" {
-			if r.URL.Path == "/api/dev/rate-limits/ban" {
-				asked.Store(true)
-			}
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(snap)
-	}))
-	t.Cleanup(srv.Close)
+	srv, asked := earlierDaemon(t, "/api/dev/rate-limits/ban")
 	term := startTerminal(t, []string{"REFRAKT_SERVER=" + srv.URL, "REFRAKT_TOKEN=t0k", "XDG_STATE_HOME=" + t.TempDir()},
 		daemontest.Binary(t), "top", "--interval", "200ms")
 	term.waitScreen("first data", "1423")

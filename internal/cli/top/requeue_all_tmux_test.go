@@ -81,20 +81,7 @@ func forEachTopSource(t *testing.T, f func(t *testing.T, d *daemontest.Daemon, n
 // its plain 404, A and y say in the footer that the daemon is too old and
 // what to do, and top runs on.
 func TestRealTerminalRequeueAllDeadEarlierDaemon(t *testing.T) {
-	snap := loadSnapshot(t)
-	var asked atomic.Bool
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/api/obs/snapshot" {
-			if r.URL.Path == "/api/dev/queues/requeue-dead" {
-				asked.Store(true)
-			}
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(snap)
-	}))
-	t.Cleanup(srv.Close)
+	srv, asked := earlierDaemon(t, "/api/dev/queues/requeue-dead")
 	term := startTerminal(t, []string{"REFRAKT_SERVER=" + srv.URL, "REFRAKT_TOKEN=t0k", "XDG_STATE_HOME=" + t.TempDir()},
 		daemontest.Binary(t), "top", "--interval", "200ms")
 	term.waitScreen("first data", "1423")
@@ -142,4 +129,26 @@ func jobIDs(t *testing.T, d *daemontest.Daemon, q string, s queue.Status) []stri
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// earlierDaemon stands in for a daemon of an earlier version: it serves the
+// snapshot and answers every other path with its mux's plain 404; asked
+// says whether route was called.
+func earlierDaemon(t *testing.T, route string) (*httptest.Server, *atomic.Bool) {
+	t.Helper()
+	snap := loadSnapshot(t)
+	asked := &atomic.Bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/obs/snapshot" {
+			if r.URL.Path == route {
+				asked.Store(true)
+			}
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(snap)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, asked
 }
