@@ -100,6 +100,36 @@ func testBan(t *testing.T, newStore NewStore) {
 		}
 	})
 
+	t.Run("KeepsAnEarlierBansLevel", func(t *testing.T) {
+		// A key its own 429s banned before: its last ban and ban level
+		// stay as they are, so the manual ban lengthens no later automatic
+		// one (review rvban37: zeroing them passed every case).
+		const key = "rl-test:ip:192.0.2.33"
+		for i := 0; ; i++ {
+			if d := allow("192.0.2.33"); d.Banned() {
+				break
+			}
+			if i == 20 {
+				t.Fatal("no automatic ban after 20 requests")
+			}
+		}
+		clock.Advance(2 * time.Minute) // past the automatic ban
+		before, _, found, err := store.Peek(ctx, key)
+		if err != nil || !found || before.LastBan == 0 {
+			t.Fatalf("Peek before: %+v, found %v, %v; want an earlier ban recorded", before, found, err)
+		}
+		until := ban(key, 30*sec)
+		after, _, _, err := store.Peek(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := before
+		want.BannedUntil = until.UnixMicro()
+		if diff := cmp.Diff(want, after); diff != "" {
+			t.Errorf("state after the ban (-want +got):\n%s", diff)
+		}
+	})
+
 	t.Run("NeverShortens", func(t *testing.T) {
 		const key = "rl-test:ip:192.0.2.32"
 		long := ban(key, time.Hour)
