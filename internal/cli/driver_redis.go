@@ -343,7 +343,12 @@ func (d *redisDriver) BanKey(ctx context.Context, key string, dur time.Duration)
 	if err != nil {
 		return BanView{}, d.fail(err)
 	}
-	return BanView{Banned: k, BannedUntil: until}, nil
+	v := BanView{Banned: k, BannedUntil: until}
+	// Whether the daemons enforce it, as for an override.
+	if pub, err := d.enforced(ctx); err == nil && !pub.Enabled {
+		v.Warning = ratelimit.BanLimitingOffWarning
+	}
+	return v, nil
 }
 
 // KeyState peeks at key under the limits the daemons on this Redis publish

@@ -65,6 +65,9 @@ func limitsBanRun(ctx context.Context, o *LimitsBanOptions) error {
 		if err != nil {
 			return err
 		}
+		if v.Warning != "" {
+			p.Warn(v.Warning)
+		}
 		if p.JSON {
 			return p.PrintJSON(v)
 		}

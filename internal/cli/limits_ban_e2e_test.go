@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,4 +108,18 @@ func TestLimitsBanEarlierDaemon(t *testing.T) {
 		wantFail(t, env, ExitFailed, "does not know POST /api/dev/rate-limits/ban (it is of an earlier version, too old to ban a key): ban over Redis with --redis, or upgrade the daemon",
 			"limits", "ban", "run:ip:203.0.113.7", "--for", "1h")
 	})
+}
+
+// TestE2ELimitsBanWhileLimitingOff: over --redis with no daemon publishing
+// and the shell's RATE_LIMIT_ENABLED=false, the ban is stored and the CLI
+// warns on stderr that it is not enforced (as limits set does); the line on
+// stdout is unchanged.
+func TestE2ELimitsBanWhileLimitingOff(t *testing.T) {
+	r := redistest.Start(t)
+	state := t.TempDir()
+	env := map[string]string{"REFRAKT_REDIS": r.URL(), "RATE_LIMIT_ENABLED": "false", "XDG_STATE_HOME": state, "HOME": state}
+	code, out, errOut := binCLI(t, env, "limits", "ban", "rl-test:ip:203.0.113.60", "--for", "1h")
+	if code != ExitOK || !strings.HasPrefix(out, "rl-test:ip:203.0.113.60 banned until ") || !strings.Contains(errOut, "RATE_LIMIT_ENABLED=false") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want the ban's line and a warning that limiting is off", code, out, errOut)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/fakeclock"
 	"github.com/refrakt/refrakt/internal/redistest"
 )
@@ -158,6 +159,27 @@ func TestLimitsBanTwoDaemonsRedis(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("still refused 5s after the reset: %d %v", resp.StatusCode, body)
 			}
+		}
+	}
+}
+
+// TestLimitsBanWhileLimitingOff: with RATE_LIMIT_ENABLED=false a ban is
+// stored and answered with a warning that it is not enforced, as an
+// override set then is (review rvban37 NIT: a silent 200); with limiting on
+// the answer carries no warning.
+func TestLimitsBanWhileLimitingOff(t *testing.T) {
+	for _, enabled := range []bool{false, true} {
+		s, err := NewServer(Deps{Config: testConfig(func(c *config.Config) { c.RateLimitEnabled = enabled })})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, body := send(t, s, request{method: "POST", path: "/api/dev/rate-limits/ban", token: devToken, body: `{"key":"rl-test:ip:192.0.2.9","seconds":60}`})
+		warning, _ := body["warning"].(string)
+		if resp.StatusCode != 200 || body["banned"] != "rl-test:ip:192.0.2.9" {
+			t.Fatalf("limiting on %v: %d %v, want 200", enabled, resp.StatusCode, body)
+		}
+		if want := !enabled; (warning != "") != want || want && !strings.Contains(warning, "RATE_LIMIT_ENABLED=false") {
+			t.Errorf("limiting on %v: warning %q", enabled, warning)
 		}
 	}
 }

@@ -386,6 +386,8 @@ type banRequest struct {
 type BanResponse struct {
 	Banned      string    `json:"banned"`
 	BannedUntil time.Time `json:"banned_until"`
+	// Warning says the ban is not enforced: rate limiting is off.
+	Warning string `json:"warning,omitempty"`
 }
 
 func (s *Server) handleLimitsBan() http.Handler {
@@ -411,7 +413,11 @@ func (s *Server) handleLimitsBan() http.Handler {
 		}
 		// The end as the 429s say it: to the second, rounded up.
 		s.log.Info("rate-limit key banned", "key", key, "until", ceilSecond(until).Format(time.RFC3339), "route", routeName(r))
-		writeJSON(w, http.StatusOK, BanResponse{Banned: key, BannedUntil: until})
+		out := BanResponse{Banned: key, BannedUntil: until}
+		if !s.cfg.RateLimitEnabled {
+			out.Warning = ratelimit.BanLimitingOffWarning
+		}
+		writeJSON(w, http.StatusOK, out)
 	})
 }
 

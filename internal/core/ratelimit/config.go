@@ -71,6 +71,9 @@ type Config struct {
 // while Config.Enabled is false.
 const LimitingOffWarning = "rate limiting is off (RATE_LIMIT_ENABLED=false): the override is stored, and enforced only once limiting is on"
 
+// BanLimitingOffWarning is what they say of an operator's ban then.
+const BanLimitingOffWarning = "rate limiting is off (RATE_LIMIT_ENABLED=false): the ban is stored, and enforced only once limiting is on (if it has not ended by then)"
+
 // DefaultConfig returns the defaults of DESIGN §3 and §7.
 func DefaultConfig() Config {
 	return Config{
