@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -84,20 +83,17 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 	// they are given (this shell's JOB_HISTORY would delete finished jobs
 	// the daemons keep), and a job `jobs run --redis` runs is bounded
 	// (JOB_TIMEOUT) and, failing, retried (the backoff) as a daemon's would be.
-	history, backoff, timeout := cfg.JobHistory, daemon.RetryBackoff(cfg), cfg.JobTimeout
-	if err := cmp.Or(
-		orPublished(cctx, rdb, prefix, &history, redisbroker.PublishedHistoryLimit),
-		orPublished(cctx, rdb, prefix, &backoff, redisbroker.PublishedBackoff),
-		orPublished(cctx, rdb, prefix, &timeout, redisbroker.PublishedJobTimeout),
-	); err != nil {
+	js, err := redisbroker.PublishedJobSettings(cctx, rdb, prefix, redisbroker.JobSettings{
+		History: cfg.JobHistory, Backoff: daemon.RetryBackoff(cfg), JobTimeout: cfg.JobTimeout})
+	if err != nil {
 		_ = rdb.Close()
 		return nil, connectError(err, addr, rawURL)
 	}
 	// A CLI process is gone before a sweep of the keyspace would end: the
 	// daemons sweep for unlisted queues (redisbroker's relist.go).
-	broker := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix, HistoryLimit: history, SweepInterval: -1})
-	svc := queue.NewService(queue.Deps{Broker: broker}, queue.Config{Concurrency: queue.ManualMode, Lease: cfg.JobLease, Backoff: backoff,
-		JobTimeout: timeout, IdempotencyTTL: cfg.JobIdempotencyTTL})
+	broker := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix, HistoryLimit: js.History, SweepInterval: -1})
+	svc := queue.NewService(queue.Deps{Broker: broker}, queue.Config{Concurrency: queue.ManualMode, Lease: cfg.JobLease, Backoff: js.Backoff,
+		JobTimeout: js.JobTimeout, IdempotencyTTL: cfg.JobIdempotencyTTL})
 	store := redisstore.New(rdb, redisstore.Options{Prefix: prefix})
 	// The CLI reports through its exit path alone: a limiter's log lines
 	// (an overrides read failing, then recovering) would land on the user's
@@ -399,15 +395,4 @@ func onlyDriverSettings(getenv func(string) string) func(string) string {
 		}
 		return ""
 	}
-}
-
-// orPublished sets *v to what the daemons on rdb publish with read, when
-// they publish it; *v stays as it is otherwise, and on an error.
-func orPublished[T any](ctx context.Context, rdb redis.UniversalClient, prefix string, v *T,
-	read func(context.Context, redis.UniversalClient, string) (T, bool, error)) error {
-	got, ok, err := read(ctx, rdb, prefix)
-	if err == nil && ok {
-		*v = got
-	}
-	return err
 }

@@ -26,23 +26,21 @@ type publishedAdmission struct {
 // published, and false when none did within its TTL (or the value is not
 // one PublishSettings writes). Only MaxPending and MaxAge are set.
 func PublishedAdmission(ctx context.Context, rdb redis.UniversalClient, prefix string) (queue.AdmissionConfig, bool, error) {
+	b, found, err := getPublished(ctx, rdb, admissionKey(prefix))
 	var p publishedAdmission
-	if ok, err := readPublished(ctx, rdb, admissionKey(prefix), &p); !ok || p.MaxPending < 0 || p.MaxAgeMS < 0 {
+	if !found || json.Unmarshal(b, &p) != nil || p.MaxPending < 0 || p.MaxAgeMS < 0 {
 		return queue.AdmissionConfig{}, false, err
 	}
 	return queue.AdmissionConfig{MaxPending: p.MaxPending, MaxAge: time.Duration(p.MaxAgeMS) * time.Millisecond}, true, nil
 }
 
-// readPublished reads into v the JSON a daemon published under key (see
-// PublishSettings): false, with no error, when none is there within its
-// TTL or what is there is not JSON of v's shape.
-func readPublished(ctx context.Context, rdb redis.UniversalClient, key string, v any) (bool, error) {
-	b, err := rdb.Get(ctx, key).Bytes()
+// getPublished reads what a daemon published under key (see
+// PublishSettings): found false, with no error, when nothing is there
+// within its TTL.
+func getPublished(ctx context.Context, rdb redis.UniversalClient, key string) (b []byte, found bool, err error) {
+	b, err = rdb.Get(ctx, key).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return false, nil
+		return nil, false, nil
 	}
-	if err != nil {
-		return false, err
-	}
-	return json.Unmarshal(b, v) == nil, nil
+	return b, err == nil, err
 }

@@ -2,6 +2,7 @@ package redisbroker
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -26,11 +27,21 @@ type publishedBackoff struct {
 // over Redis, which runs jobs itself, retries a failed one as the daemons
 // would.
 func PublishedBackoff(ctx context.Context, rdb redis.UniversalClient, prefix string) (queue.Backoff, bool, error) {
-	var p publishedBackoff
-	// Only what a daemon's settings could be: anything else (another
-	// program's value, an earlier format) is no backoff to follow.
-	if ok, err := readPublished(ctx, rdb, backoffKey(prefix), &p); !ok || p.BaseNS < int64(queue.MinBackoffBase) || p.MaxNS < p.BaseNS || p.MaxNS > int64(queue.MaxBackoffCap) {
+	b, found, err := getPublished(ctx, rdb, backoffKey(prefix))
+	if !found {
 		return queue.Backoff{}, false, err
 	}
-	return queue.Backoff{Base: time.Duration(p.BaseNS), Cap: time.Duration(p.MaxNS), Jitter: queue.DefaultBackoff.Jitter}, true, nil
+	bo, ok := backoffFrom(b)
+	return bo, ok, nil
+}
+
+// backoffFrom decodes a published backoff: only what a daemon's settings
+// could be; anything else (another program's value, an earlier format) is
+// no backoff to follow.
+func backoffFrom(b []byte) (queue.Backoff, bool) {
+	var p publishedBackoff
+	if json.Unmarshal(b, &p) != nil || p.BaseNS < int64(queue.MinBackoffBase) || p.MaxNS < p.BaseNS || p.MaxNS > int64(queue.MaxBackoffCap) {
+		return queue.Backoff{}, false
+	}
+	return queue.Backoff{Base: time.Duration(p.BaseNS), Cap: time.Duration(p.MaxNS), Jitter: queue.DefaultBackoff.Jitter}, true
 }

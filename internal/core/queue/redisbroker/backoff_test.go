@@ -76,3 +76,37 @@ func TestPublishedJobTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishedJobSettings: the CLI over Redis reads the daemons'
+// JOB_HISTORY, backoff and JOB_TIMEOUT in one round trip, each in place of
+// its own only when a daemon published one it could have (garbage under a
+// key leaves that one setting its own).
+func TestPublishedJobSettings(t *testing.T) {
+	_, rdb := newClient(t)
+	hook := &cmdHook{}
+	rdb.AddHook(hook)
+	ctx := context.Background()
+	const prefix = "pj:"
+	own := redisbroker.JobSettings{History: 7, Backoff: queue.DefaultBackoff, JobTimeout: time.Minute}
+	var got redisbroker.JobSettings
+	var err error
+	_, trips := costOf(t, rdb, hook, func() { got, err = redisbroker.PublishedJobSettings(ctx, rdb, prefix, own) })
+	if err != nil || got != own || trips != 1 {
+		t.Fatalf("nothing published: %+v, %v in %d round trips; want its own, in 1", got, err, trips)
+	}
+	bo := queue.Backoff{Base: time.Second, Cap: time.Hour, Jitter: queue.DefaultBackoff.Jitter}
+	b := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix, HistoryLimit: 50, JobTimeout: 90 * time.Second})
+	if err := b.PublishSettings(ctx, queue.AdmissionConfig{}, bo, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	_, trips = costOf(t, rdb, hook, func() { got, err = redisbroker.PublishedJobSettings(ctx, rdb, prefix, own) })
+	if want := (redisbroker.JobSettings{History: 50, Backoff: bo, JobTimeout: 90 * time.Second}); err != nil || got != want || trips != 1 {
+		t.Fatalf("published: %+v, %v in %d round trips; want %+v, in 1", got, err, trips, want)
+	}
+	if err := rdb.Set(ctx, prefix+"job-retry", `not json`, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := redisbroker.PublishedJobSettings(ctx, rdb, prefix, own); err != nil || got.Backoff != own.Backoff || got.History != 50 {
+		t.Errorf("garbage backoff: %+v, %v; want its own backoff, the daemons' history", got, err)
+	}
+}

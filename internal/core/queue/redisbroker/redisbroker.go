@@ -242,18 +242,18 @@ func (b *Broker) PublishSettings(ctx context.Context, c queue.AdmissionConfig, b
 // published, and false when none did within its TTL (or the value is not a
 // positive number).
 func PublishedHistoryLimit(ctx context.Context, rdb redis.UniversalClient, prefix string) (int, bool, error) {
-	v, err := rdb.Get(ctx, historyLimitKey(prefix)).Result()
-	if errors.Is(err, redis.Nil) {
-		return 0, false, nil
-	}
-	if err != nil {
+	b, found, err := getPublished(ctx, rdb, historyLimitKey(prefix))
+	if !found {
 		return 0, false, err
 	}
+	n, ok := historyFrom(string(b))
+	return n, ok, nil
+}
+
+// historyFrom decodes a published history limit: a positive number.
+func historyFrom(v string) (int, bool) {
 	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		return 0, false, nil
-	}
-	return n, true, nil
+	return n, err == nil && n > 0
 }
 
 // now is the "now" argument of the scripts: 0 (Redis TIME) unless a test clock is set.
