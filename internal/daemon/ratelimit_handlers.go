@@ -350,6 +350,18 @@ func (s *Server) handleLimitsConfigDelete() http.Handler {
 	})
 }
 
+// decodeKeyed decodes the body of a route on one bucket key into v, whose
+// key field is *key: as decodeJSON, and the key is required.
+func decodeKeyed(w http.ResponseWriter, r *http.Request, v any, key *string) error {
+	if err := decodeJSON(w, r, v); err != nil {
+		return err
+	}
+	if *key == "" {
+		return core.Errorf(core.CodeInvalid, "field key is required: <limit>:<scope>:<identity>")
+	}
+	return nil
+}
+
 // resetRequest is POST /api/dev/rate-limits/reset.
 type resetRequest struct {
 	Key string `json:"key"`
@@ -358,12 +370,8 @@ type resetRequest struct {
 func (s *Server) handleLimitsReset() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req resetRequest
-		if err := decodeJSON(w, r, &req); err != nil {
+		if err := decodeKeyed(w, r, &req, &req.Key); err != nil {
 			writeError(w, r, s.log, err)
-			return
-		}
-		if req.Key == "" {
-			writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "field key is required: <limit>:<scope>:<identity>"))
 			return
 		}
 		if err := s.limiter.Reset(r.Context(), req.Key); err != nil {
@@ -393,12 +401,8 @@ type BanResponse struct {
 func (s *Server) handleLimitsBan() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req banRequest
-		if err := decodeJSON(w, r, &req); err != nil {
+		if err := decodeKeyed(w, r, &req, &req.Key); err != nil {
 			writeError(w, r, s.log, err)
-			return
-		}
-		if req.Key == "" {
-			writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "field key is required: <limit>:<scope>:<identity>"))
 			return
 		}
 		maxSeconds := int64(ratelimit.MaxManualBan / time.Second)
