@@ -33,6 +33,22 @@ func testBan(t *testing.T, newStore NewStore) {
 		}
 		return until
 	}
+	// banOnly bans key for d and checks that its stored state is before
+	// but for the ban's end, which it returns.
+	banOnly := func(key string, before ratelimit.Cell, d time.Duration) time.Time {
+		t.Helper()
+		until := ban(key, d)
+		after, _, _, err := store.Peek(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := before
+		want.BannedUntil = until.UnixMicro()
+		if diff := cmp.Diff(want, after); diff != "" {
+			t.Errorf("state after the ban (-want +got):\n%s", diff)
+		}
+		return until
+	}
 	allow := func(ip string) ratelimit.Decision {
 		t.Helper()
 		d, err := l.Allow(ctx, ratelimit.Request{Limit: "rl-test", IP: ip})
@@ -85,16 +101,7 @@ func testBan(t *testing.T, newStore NewStore) {
 		if before.Strikes != 1 || before.TAT <= clock.Now().UnixMicro() {
 			t.Fatalf("before the ban: %+v, want a strike and tokens spent", before)
 		}
-		until := ban(key, 30*sec)
-		after, _, _, err := store.Peek(ctx, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := before
-		want.BannedUntil = until.UnixMicro()
-		if diff := cmp.Diff(want, after); diff != "" {
-			t.Errorf("state after the ban (-want +got):\n%s", diff)
-		}
+		until := banOnly(key, before, 30*sec)
 		if d := allow("192.0.2.31"); !d.Banned() || !d.BannedUntil.Equal(until) {
 			t.Errorf("next request: %+v, want banned until %s", d, until)
 		}
@@ -118,16 +125,7 @@ func testBan(t *testing.T, newStore NewStore) {
 		if err != nil || !found || before.LastBan == 0 {
 			t.Fatalf("Peek before: %+v, found %v, %v; want an earlier ban recorded", before, found, err)
 		}
-		until := ban(key, 30*sec)
-		after, _, _, err := store.Peek(ctx, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := before
-		want.BannedUntil = until.UnixMicro()
-		if diff := cmp.Diff(want, after); diff != "" {
-			t.Errorf("state after the ban (-want +got):\n%s", diff)
-		}
+		banOnly(key, before, 30*sec)
 	})
 
 	t.Run("NeverShortens", func(t *testing.T) {
