@@ -66,12 +66,7 @@ func TestPoolTimeoutFailsTheAttempt(t *testing.T) {
 				t.Errorf("run %d: the handler's context cause = %v, want ErrTimedOut", i+1, cause)
 			}
 		}
-		wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		got, err := s.Wait(wctx, j.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := waitDone(t, s, j)
 		diff(t, "dead after its retry, both attempts timed out", [4]any{queue.StatusDead, 2, 2, "timed out after 50ms"},
 			[4]any{got.Status, got.Attempts, got.Retries, got.LastError})
 		eventually(t, "both runs timed as timeouts", func() bool { return rec.snapshot()["finished"]["block:timeout"] == 2 })
@@ -125,12 +120,7 @@ func TestPoolTimeoutFreesTheWorker(t *testing.T) {
 		stuck := mustEnqueue(t, s, queue.EnqueueRequest{Type: "hang", MaxRetries: intp(0)})
 		waitFor(t, "hung handler start", hung)
 		next := mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping"})
-		wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		got, err := s.Wait(wctx, next.ID)
-		if err != nil {
-			t.Fatalf("the next job did not run while the hung handler blocks: %v", err)
-		}
+		got := waitDone(t, s, next) // it runs while the hung handler blocks
 		diff(t, "the next job", queue.StatusSucceeded, got.Status)
 		got = mustGet(t, s, stuck.ID)
 		diff(t, "the hung job", [3]any{queue.StatusDead, "timed out after 50ms", ""}, [3]any{got.Status, got.LastError, string(got.Result)})
@@ -175,12 +165,7 @@ func TestPoolJobTimeoutBeatsSetting(t *testing.T) {
 			{"timeout_ms below the setting", shorter, queue.StatusDead, "timed out after 20ms"},
 			{"no timeout_ms: the setting", setting, queue.StatusDead, "timed out after 50ms"},
 		} {
-			wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			got, err := s.Wait(wctx, tt.j.ID)
-			cancel()
-			if err != nil {
-				t.Fatalf("%s: %v", tt.name, err)
-			}
+			got := waitDone(t, s, tt.j)
 			diff(t, tt.name, [2]any{tt.status, tt.err}, [2]any{got.Status, got.LastError})
 		}
 	})
@@ -319,12 +304,7 @@ func TestPoolAbandonedHandlersBounded(t *testing.T) {
 			diff(t, "the handler started", want, waitFor(t, "a handler start", starts))
 		}
 		for _, j := range jobs[:2] {
-			wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			got, err := s.Wait(wctx, j.ID)
-			cancel()
-			if err != nil {
-				t.Fatal(err)
-			}
+			got := waitDone(t, s, j)
 			diff(t, "a hung job, failed at its timeout", [2]any{queue.StatusDead, "timed out after 50ms"}, [2]any{got.Status, got.LastError})
 		}
 		diff(t, "abandoned handlers", int64(2), s.AbandonedHandlers())
@@ -342,12 +322,7 @@ func TestPoolAbandonedHandlersBounded(t *testing.T) {
 		diff(t, "jobs taken while both hung handlers run", int64(2), st.Started)
 		free()
 		for _, j := range jobs[2:] {
-			wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			got, err := s.Wait(wctx, j.ID)
-			cancel()
-			if err != nil {
-				t.Fatal(err)
-			}
+			got := waitDone(t, s, j)
 			diff(t, "a job that waited for the hung handlers", queue.StatusSucceeded, got.Status)
 		}
 		mu.Lock()
@@ -363,11 +338,8 @@ func TestPoolAbandonedHandlersBounded(t *testing.T) {
 		for waitFor(t, "E's start", starts) != `"E"` { // C's and D's before
 		}
 		next := mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping"})
-		wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if got, err := s.Wait(wctx, next.ID); err != nil || got.Status != queue.StatusSucceeded {
-			t.Errorf("a job beside the next hung handler: %v, %v; want it run by a replacement worker", got, err)
-		}
+		// Run by a replacement worker.
+		diff(t, "a job beside the next hung handler", queue.StatusSucceeded, waitDone(t, s, next).Status)
 	})
 }
 
@@ -473,12 +445,7 @@ func TestPoolKeptWorkerTakesNoJob(t *testing.T) {
 		for _, n := range []string{`"A"`, `"B"`} {
 			j := mustEnqueue(t, s, queue.EnqueueRequest{Type: "hang", Payload: json.RawMessage(n), MaxRetries: intp(0)})
 			waitFor(t, "a hung handler's start", starts)
-			wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, err := s.Wait(wctx, j.ID)
-			cancel()
-			if err != nil {
-				t.Fatal(err)
-			}
+			waitDone(t, s, j)
 		}
 		c := mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping", MaxRetries: intp(0)})
 		for range 50 {
