@@ -34,8 +34,7 @@ func (s *Server) buildJobs() error {
 	adm := queue.AdmissionConfig{MaxPending: s.cfg.QueueMaxPending, MaxAge: s.cfg.QueueMaxAge}
 	var broker queue.Broker
 	if s.backend.Redis != nil {
-		rb := redisbroker.New(s.backend.Redis, redisbroker.Options{Prefix: s.backend.Prefix, HistoryLimit: s.cfg.JobHistory,
-			JobTimeout: s.cfg.JobTimeout})
+		rb := redisbroker.New(s.backend.Redis, redisbroker.Options{Prefix: s.backend.Prefix, HistoryLimit: s.cfg.JobHistory})
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		if err := rb.Load(ctx); err != nil {
 			// Not fatal: scripts are loaded again on first use (NOSCRIPT fallback).
@@ -51,7 +50,7 @@ func (s *Server) buildJobs() error {
 			Recovered: "published the job queue's settings to Redis again"}
 		s.addTicker("queue-settings-publish", limitsPublishEvery, func(ctx context.Context) {
 			publish(ctx, failed, func(c context.Context) error {
-				return rb.PublishSettings(c, adm, RetryBackoff(s.cfg), limitsPublishTTL)
+				return rb.PublishSettings(c, adm, RetryBackoff(s.cfg), s.cfg.JobTimeout, limitsPublishTTL)
 			})
 		})
 	} else {

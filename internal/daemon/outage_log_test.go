@@ -138,7 +138,7 @@ func TestPublishOutageEndLogged(t *testing.T) {
 	failed := &core.LogThrottle{Logger: s.log, Msg: "cannot publish the job queue's settings (JOB_HISTORY, admission bounds, retry backoff) to Redis; retrying",
 		Every: backendLogEvery, Recovered: "published the job queue's settings to Redis again"}
 	write := func(c context.Context) error {
-		return rb.PublishSettings(c, queue.AdmissionConfig{}, queue.DefaultBackoff, limitsPublishTTL)
+		return rb.PublishSettings(c, queue.AdmissionConfig{}, queue.DefaultBackoff, 0, limitsPublishTTL)
 	}
 	ctx := context.Background()
 	publish(ctx, failed, write)

@@ -23,7 +23,7 @@ func TestPublishedBackoff(t *testing.T) {
 		t.Fatalf("nothing published: ok %v, %v; want none", ok, err)
 	}
 	want := queue.Backoff{Base: time.Hour, Cap: queue.MaxBackoffCap, Jitter: queue.DefaultBackoff.Jitter}
-	if err := b.PublishSettings(ctx, queue.AdmissionConfig{}, want, time.Minute); err != nil {
+	if err := b.PublishSettings(ctx, queue.AdmissionConfig{}, want, 0, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if got, ok, err := redisbroker.PublishedBackoff(ctx, rdb, prefix); !ok || err != nil || got != want {
@@ -46,22 +46,22 @@ func TestPublishedBackoff(t *testing.T) {
 	}
 }
 
-// TestPublishedJobTimeout (timeout37): a daemon's broker given its
-// JOB_TIMEOUT publishes it with its other settings, and the CLI over Redis
-// follows only a value a daemon's settings could give (1ms to 168h); a
-// broker without one (the CLI's own) publishes none.
+// TestPublishedJobTimeout (timeout37): a daemon's JOB_TIMEOUT is published
+// with its other settings, and the CLI over Redis follows only a value a
+// daemon's settings could give (1ms to 168h); a publish without one (0)
+// publishes none.
 func TestPublishedJobTimeout(t *testing.T) {
 	_, rdb := newClient(t)
 	ctx := context.Background()
 	const prefix, key = "pt:", "pt:job-timeout"
-	if err := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix}).PublishSettings(ctx, queue.AdmissionConfig{}, queue.DefaultBackoff, time.Minute); err != nil {
+	if err := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix}).PublishSettings(ctx, queue.AdmissionConfig{}, queue.DefaultBackoff, 0, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if d, ok, err := redisbroker.PublishedJobTimeout(ctx, rdb, prefix); ok || err != nil {
-		t.Fatalf("a broker without JobTimeout published %s (ok %v, %v); want none", d, ok, err)
+		t.Fatalf("a publish without a JOB_TIMEOUT published %s (ok %v, %v); want none", d, ok, err)
 	}
-	b := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix, JobTimeout: 90 * time.Second})
-	if err := b.PublishSettings(ctx, queue.AdmissionConfig{}, queue.DefaultBackoff, time.Minute); err != nil {
+	b := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix})
+	if err := b.PublishSettings(ctx, queue.AdmissionConfig{}, queue.DefaultBackoff, 90*time.Second, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if got, ok, err := redisbroker.PublishedJobTimeout(ctx, rdb, prefix); !ok || err != nil || got != 90*time.Second {
@@ -95,8 +95,8 @@ func TestPublishedJobSettings(t *testing.T) {
 		t.Fatalf("nothing published: %+v, %v in %d round trips; want its own, in 1", got, err, trips)
 	}
 	bo := queue.Backoff{Base: time.Second, Cap: time.Hour, Jitter: queue.DefaultBackoff.Jitter}
-	b := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix, HistoryLimit: 50, JobTimeout: 90 * time.Second})
-	if err := b.PublishSettings(ctx, queue.AdmissionConfig{}, bo, time.Minute); err != nil {
+	b := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix, HistoryLimit: 50})
+	if err := b.PublishSettings(ctx, queue.AdmissionConfig{}, bo, 90*time.Second, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	_, trips = costOf(t, rdb, hook, func() { got, err = redisbroker.PublishedJobSettings(ctx, rdb, prefix, own) })

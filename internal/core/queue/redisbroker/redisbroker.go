@@ -54,9 +54,6 @@ type Options struct {
 	// the index (relist.go); DefaultSweepInterval when 0, never when
 	// negative.
 	SweepInterval time.Duration
-	// JobTimeout is the daemon's JOB_TIMEOUT, which PublishSettings
-	// publishes for the CLI over Redis when it is set.
-	JobTimeout time.Duration
 }
 
 // Broker is the Redis broker.
@@ -65,7 +62,6 @@ type Broker struct {
 	prefix  string
 	history int
 	clock   queue.Clock
-	timeout time.Duration // Options.JobTimeout
 
 	// single: the client talks to one server (no cluster, no ring), so a
 	// script may touch keys beyond its queue's: enqueueScript pushes the
@@ -129,7 +125,7 @@ func New(rdb redis.UniversalClient, opts Options) *Broker {
 	}
 	_, single := rdb.(*redis.Client)
 	b := &Broker{rdb: rdb, prefix: opts.Prefix, history: opts.HistoryLimit, clock: opts.Clock, single: single,
-		sweepEvery: opts.SweepInterval, cmdTimeout: commandTimeout(rdb), timeout: opts.JobTimeout}
+		sweepEvery: opts.SweepInterval, cmdTimeout: commandTimeout(rdb)}
 	b.offset.last.Store(time.Now().UnixMilli())
 	return b
 }
@@ -210,9 +206,9 @@ func historyLimitKey(prefix string) string { return prefix + "job-history" }
 // bounds (PublishedAdmission), having no admission control of its own;
 // and `jobs run --redis`, which runs a job in the CLI, delays a failed
 // one's retry by their backoff (PublishedBackoff) and bounds a job
-// without a timeout_ms by their JOB_TIMEOUT (Options.JobTimeout, when set:
+// without a timeout_ms by their JOB_TIMEOUT (timeout, when above 0:
 // PublishedJobTimeout).
-func (b *Broker) PublishSettings(ctx context.Context, c queue.AdmissionConfig, bo queue.Backoff, ttl time.Duration) error {
+func (b *Broker) PublishSettings(ctx context.Context, c queue.AdmissionConfig, bo queue.Backoff, timeout, ttl time.Duration) error {
 	adm, err := json.Marshal(publishedAdmission{MaxPending: c.MaxPending, MaxAgeMS: c.MaxAge.Milliseconds()})
 	if err != nil {
 		return err
@@ -225,10 +221,10 @@ func (b *Broker) PublishSettings(ctx context.Context, c queue.AdmissionConfig, b
 	pipe.Set(ctx, historyLimitKey(b.prefix), strconv.Itoa(b.history), ttl)
 	pipe.Set(ctx, admissionKey(b.prefix), adm, ttl)
 	pipe.Set(ctx, backoffKey(b.prefix), retry, ttl)
-	if b.timeout > 0 {
+	if timeout > 0 {
 		// And JOB_TIMEOUT, which `jobs run --redis` bounds a job by when
 		// the job names no timeout_ms (PublishedJobTimeout).
-		tmo, err := json.Marshal(publishedJobTimeout{TimeoutNS: int64(b.timeout)})
+		tmo, err := json.Marshal(publishedJobTimeout{TimeoutNS: int64(timeout)})
 		if err != nil {
 			return err
 		}
