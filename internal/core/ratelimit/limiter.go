@@ -452,17 +452,28 @@ func scopeNeeds(sc []Scope) string {
 	return "a client IP"
 }
 
-// Reset clears one bucket ("run:ip:203.0.113.7"): its tokens, strikes and ban.
-func (l *Limiter) Reset(ctx context.Context, key string) error {
+// parseBucketKey parses key as one bucket's, <limit>:<scope>:<identity>:
+// a target of a whole limit or scope is refused with notOne, a format of
+// key.
+func (l *Limiter) parseBucketKey(key, notOne string) (Target, error) {
 	if key == "" {
-		return core.Errorf(core.CodeInvalid, "a key is required: <limit>:<scope>:<identity>")
+		return Target{}, core.Errorf(core.CodeInvalid, "a key is required: <limit>:<scope>:<identity>")
 	}
 	t, err := l.ParseTarget(key)
 	if err != nil {
-		return err
+		return Target{}, err
 	}
 	if t.Identity == "" {
-		return core.Errorf(core.CodeInvalid, "reset needs a full key <limit>:<scope>:<identity>, got %q", key)
+		return Target{}, core.Errorf(core.CodeInvalid, notOne, key)
+	}
+	return t, nil
+}
+
+// Reset clears one bucket ("run:ip:203.0.113.7"): its tokens, strikes and ban.
+func (l *Limiter) Reset(ctx context.Context, key string) error {
+	t, err := l.parseBucketKey(key, "reset needs a full key <limit>:<scope>:<identity>, got %q")
+	if err != nil {
+		return err
 	}
 	k := t.String()
 	l.bans.remove(k)
@@ -497,15 +508,9 @@ const (
 // a key of the global scope (every client's one bucket, never banned) and
 // a d outside MinManualBan..MaxManualBan, or not whole seconds, are core.CodeInvalid.
 func (l *Limiter) Ban(ctx context.Context, key string, d time.Duration) (string, time.Time, error) {
-	if key == "" {
-		return "", time.Time{}, core.Errorf(core.CodeInvalid, "a key is required: <limit>:<scope>:<identity>")
-	}
-	t, err := l.ParseTarget(key)
+	t, err := l.parseBucketKey(key, "ban needs a full key <limit>:<scope>:<identity>, got %q")
 	if err != nil {
 		return "", time.Time{}, err
-	}
-	if t.Identity == "" {
-		return "", time.Time{}, core.Errorf(core.CodeInvalid, "ban needs a full key <limit>:<scope>:<identity>, got %q", key)
 	}
 	if t.Scope == ScopeGlobal {
 		return "", time.Time{}, core.Errorf(core.CodeInvalid, "%s is the one bucket every client shares: it is never banned (set an override of %s:global instead)", t.String(), t.Limit)

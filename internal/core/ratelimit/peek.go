@@ -3,8 +3,6 @@ package ratelimit
 import (
 	"context"
 	"time"
-
-	"github.com/refrakt/refrakt/internal/core"
 )
 
 // Peeked is one bucket as the next decision of its policy would find it,
@@ -117,15 +115,9 @@ func (l *Limiter) PeekWith(ctx context.Context, key string, limits LimitSet, ove
 }
 
 func (l *Limiter) peek(ctx context.Context, key string, limits *LimitSet, set *overrideSet) (KeyState, error) {
-	if key == "" {
-		return KeyState{}, core.Errorf(core.CodeInvalid, "a key is required: <limit>:<scope>:<identity>")
-	}
-	t, err := l.ParseTarget(key)
+	t, err := l.parseBucketKey(key, "a bucket is one key <limit>:<scope>:<identity>, got %q")
 	if err != nil {
 		return KeyState{}, err
-	}
-	if t.Identity == "" {
-		return KeyState{}, core.Errorf(core.CodeInvalid, "a bucket is one key <limit>:<scope>:<identity>, got %q", key)
 	}
 	e := l.limit(t.Limit)
 	st := KeyState{Key: t.String(), Limit: t.Limit, Scope: t.Scope, Identity: t.Identity, InForce: true}
