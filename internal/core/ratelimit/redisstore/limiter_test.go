@@ -499,19 +499,24 @@ func TestResetReachesOtherDaemons(t *testing.T) {
 	if err := a.Reset(ctx, "rl-test:ip:203.0.113.9"); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		d, err := b.Allow(ctx, req)
+	awaitAllowed(t, b, req)
+}
+
+// awaitAllowed waits until l admits req, as the other daemon must within
+// moments of a reset (its change message drops l's cached ban).
+func awaitAllowed(t *testing.T, l *ratelimit.Limiter, req ratelimit.Request) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		d, err := l.Allow(context.Background(), req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if d.Allowed {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the other daemon still refuses 5s after the reset: %+v", d)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
