@@ -30,6 +30,12 @@ type Deps struct {
 	Backend  *Backend
 	// Clock returns now; nil means time.Now.
 	Clock func() time.Time
+	// ListenAddr is the address the daemon listens on, as bound (its
+	// heartbeat names it); "" when it serves no listener (tests).
+	ListenAddr string
+	// HeartbeatEvery is how often the daemon writes its presence record on
+	// Redis; 0 means every 5 s. A test hook, not a setting.
+	HeartbeatEvery time.Duration
 }
 
 // Server is the API of one daemon: an http.Handler plus the background
@@ -64,6 +70,9 @@ type Server struct {
 	// stopping is set when a stop is coming (markStopping): /readyz
 	// answers 503.
 	stopping atomic.Bool
+
+	// hb is this daemon's presence: its id and heartbeat (heartbeat.go).
+	hb *heartbeat
 
 	mux        *http.ServeMux
 	handler    http.Handler
@@ -106,6 +115,7 @@ func NewServer(d Deps) (*Server, error) {
 	}
 	s.started = s.clock.Now()
 	s.draining, s.drained = context.WithCancel(context.Background())
+	s.buildHeartbeat(d.ListenAddr, d.HeartbeatEvery)
 	if err := s.build(); err != nil {
 		return nil, err
 	}
@@ -155,11 +165,17 @@ func (s *Server) Drain(d time.Duration) { time.AfterFunc(max(d, 0), s.drained) }
 // markStopping makes /readyz answer 503 from now on, everything else
 // served as before: the stop's delay (SHUTDOWN_DELAY), for a load balancer
 // to take the daemon out of its pool before the listener closes.
-func (s *Server) markStopping() { s.stopping.Store(true) }
+func (s *Server) markStopping() {
+	s.stopping.Store(true)
+	s.hb.beginStop()
+}
 
 // stopTakingJobs stops the workers from taking jobs; the running ones go on
 // until Stop, and so do those a waiting request needs (waitOrRun).
-func (s *Server) stopTakingJobs() { s.jobs.pool.StopFetching() }
+func (s *Server) stopTakingJobs() {
+	s.hb.beginStop()
+	s.jobs.pool.StopFetching()
+}
 
 // Stop stops the background components in reverse order, within ctx.
 func (s *Server) Stop(ctx context.Context) { s.stopComponents(ctx, len(s.components)) }

@@ -1,0 +1,171 @@
+package daemon
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/presence"
+	"github.com/refrakt/refrakt/internal/version"
+)
+
+// heartbeatEvery is how often a daemon writes its presence record on Redis;
+// the record lives heartbeatTTLs beats, so that two lost writes do not
+// drop a live daemon from the list, and a killed one leaves it within 15 s.
+const (
+	heartbeatEvery = 5 * time.Second
+	heartbeatTTLs  = 3
+)
+
+// heartbeat is the daemon's presence (GET /api/obs/daemons): its id and
+// fixed facts, and, on Redis, the loop that writes its record.
+type heartbeat struct {
+	id    string
+	host  string
+	pid   int
+	addr  string
+	every time.Duration
+	store *presence.Store // nil on the memory backend: the list is this daemon
+	kick  chan struct{}   // a beat now (the stop began)
+	// stopping is set when the stop begins (stopTakingJobs, markStopping).
+	stopping atomic.Bool
+	// cancel stops the loop; done is closed when it returned.
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// buildHeartbeat makes the daemon's id and, on Redis, registers the loop
+// that writes its record as a component. Called before buildJobs, so that
+// it stops after the workers (components stop in reverse order): the
+// record says "stopping" while they finish, and is removed once they are
+// done.
+func (s *Server) buildHeartbeat(addr string, every time.Duration) {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	if every <= 0 {
+		every = heartbeatEvery
+	}
+	hb := &heartbeat{host: host, pid: os.Getpid(), addr: addr, every: every, kick: make(chan struct{}, 1)}
+	hb.id = presence.NewID(host, hb.pid)
+	s.hb = hb
+	if s.backend.Redis == nil {
+		return
+	}
+	hb.store = presence.NewStore(s.backend.Redis, s.backend.Prefix)
+	failed := &core.LogThrottle{Logger: s.log, Msg: "cannot write the daemon's heartbeat to Redis (GET /api/obs/daemons, refrakt jobs daemons do not list it meanwhile); retrying", Every: backendLogEvery,
+		Recovered: "wrote the daemon's heartbeat to Redis again"}
+	ttl := every * heartbeatTTLs
+	beat := func(ctx context.Context) {
+		publish(ctx, failed, func(c context.Context) error { return hb.store.Publish(c, s.presenceRecord(), ttl) })
+	}
+	s.addComponent("heartbeat",
+		func(context.Context) error {
+			// The first beat before the daemon says it is ready: listed from then on.
+			beat(context.Background())
+			ctx, cancel := context.WithCancel(context.Background())
+			hb.cancel, hb.done = cancel, make(chan struct{})
+			go func() {
+				defer close(hb.done)
+				t := time.NewTicker(every)
+				defer t.Stop()
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-t.C:
+					case <-hb.kick:
+					}
+					beat(ctx)
+				}
+			}()
+			return nil
+		},
+		func(ctx context.Context) error {
+			if !hb.stopLoop(ctx) {
+				return nil
+			}
+			// Removed even when the stop's time ran out (a forced stop):
+			// a stopped daemon listed for 15 s more misleads.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limitsPublishTimeout)
+			defer cancel()
+			return hb.store.Remove(rctx, hb.id)
+		})
+}
+
+// stopLoop stops the loop and waits for it (within ctx), without removing
+// the record; false when it never started. A test calls it alone to play
+// a killed daemon, whose record expires by its TTL.
+func (hb *heartbeat) stopLoop(ctx context.Context) bool {
+	if hb.cancel == nil {
+		return false
+	}
+	hb.cancel()
+	select {
+	case <-hb.done:
+	case <-ctx.Done():
+	}
+	return true
+}
+
+// beginStop marks the daemon stopping and has the loop write it at once.
+func (hb *heartbeat) beginStop() {
+	if hb == nil {
+		return
+	}
+	hb.stopping.Store(true)
+	select {
+	case hb.kick <- struct{}{}:
+	default:
+	}
+}
+
+// presenceRecord is the daemon's record now. It holds no secret: no
+// token, no Redis URL.
+func (s *Server) presenceRecord() presence.Record {
+	hb := s.hb
+	rc := s.jobs.svc.RunCounts()
+	status := presence.StatusRunning
+	if hb.stopping.Load() || s.stopping.Load() || s.jobs.pool.Fetching().Err() != nil {
+		status = presence.StatusStopping
+	}
+	return presence.Record{
+		ID: hb.id, Host: hb.host, PID: hb.pid,
+		Version: version.Get().Version, GoVersion: runtime.Version(),
+		Addr: hb.addr, Backend: s.backend.Kind,
+		Workers: s.cfg.WorkerConcurrency, Busy: rc.Busy, Abandoned: s.jobs.svc.AbandonedHandlers(),
+		Succeeded: rc.Succeeded, Failed: rc.Failed, Dead: rc.Dead,
+		Status: status, StartedAt: s.started.UTC(),
+	}
+}
+
+// handleDaemons answers GET /api/obs/daemons: the daemons alive on the
+// backend, sorted by start time, their ages by the backend's clock, this
+// one marked "self". On the memory backend, this daemon alone.
+func (s *Server) handleDaemons() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var recs []presence.Record
+		var now time.Time
+		if s.hb.store == nil {
+			now = s.clock.Now().UTC()
+			rec := s.presenceRecord()
+			rec.LastSeen = now
+			recs = []presence.Record{rec}
+		} else {
+			ctx, cancel := context.WithTimeout(r.Context(), limitsPublishTimeout)
+			var err error
+			recs, now, err = s.hb.store.List(ctx)
+			cancel()
+			if err != nil {
+				writeError(w, r, s.log, core.Wrap(core.CodeUnavailable, err, "cannot read the daemons' heartbeats from Redis"))
+				return
+			}
+		}
+		writeJSON(w, http.StatusOK, presence.View(recs, now, s.hb.id))
+	})
+}

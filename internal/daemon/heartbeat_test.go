@@ -1,0 +1,268 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/refrakt/refrakt/internal/config"
+	"github.com/refrakt/refrakt/internal/core/presence"
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+// startHeartbeatServer is a started server of testConfig on the Redis at
+// rawURL, beating every every, logging into the buffer it returns; stopped
+// at cleanup (a second Stop is harmless).
+func startHeartbeatServer(t *testing.T, rawURL string, every time.Duration, mutate ...func(*config.Config)) (*Server, *syncBuffer) {
+	t.Helper()
+	client, kind, err := OpenRedis(context.Background(), rawURL, "auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	logs := &syncBuffer{}
+	cfg := testConfig(mutate...)
+	s, err := NewServer(Deps{Config: cfg, Logger: slog.New(slog.NewTextHandler(logs, nil)), ListenAddr: "127.0.0.1:9",
+		HeartbeatEvery: every, Backend: &Backend{Kind: kind, Redis: client, Prefix: cfg.Prefix}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop(context.Background()) })
+	return s, logs
+}
+
+// daemons reads GET /api/obs/daemons of s with token.
+func daemons(t *testing.T, s *Server) presence.List {
+	t.Helper()
+	rec := raw(t, s, "GET", "/api/obs/daemons", opToken, "")
+	if rec.Code != 200 {
+		t.Fatalf("GET /api/obs/daemons: %d %s", rec.Code, rec.Body)
+	}
+	var l presence.List
+	if err := json.Unmarshal(rec.Body.Bytes(), &l); err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func daemonIDs(l presence.List) []string {
+	out := []string{}
+	for _, d := range l.Daemons {
+		out = append(out, d.ID)
+	}
+	return out
+}
+
+// waitDaemons polls s's list until cond holds, within 10 s.
+func waitDaemons(t *testing.T, s *Server, what string, cond func(presence.List) bool) presence.List {
+	t.Helper()
+	var l presence.List
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if l = daemons(t, s); cond(l) {
+			return l
+		}
+	}
+	t.Fatalf("%s: never; last list %+v", what, l)
+	return l
+}
+
+// TestDaemonsAuth: the route takes an operator or a developer token.
+func TestDaemonsAuth(t *testing.T) {
+	s := newTestServer(t)
+	for _, tt := range []struct {
+		token string
+		code  int
+	}{{"", 401}, {"nope", 401}, {opToken, 200}, {devToken, 200}} {
+		if rec := raw(t, s, "GET", "/api/obs/daemons", tt.token, ""); rec.Code != tt.code {
+			t.Errorf("token %q: %d %s, want %d", tt.token, rec.Code, rec.Body, tt.code)
+		}
+	}
+	if rec := raw(t, s, "POST", "/api/obs/daemons", opToken, ""); rec.Code != 405 {
+		t.Errorf("POST: %d, want 405", rec.Code)
+	}
+}
+
+// TestDaemonsMemoryShape: on the memory backend the list is the daemon
+// itself, marked self, with every field of the JSON shape.
+func TestDaemonsMemoryShape(t *testing.T) {
+	s := newTestServer(t, func(c *config.Config) { c.WorkerConcurrency = 3 })
+	rec := raw(t, s, "GET", "/api/obs/daemons", devToken, "")
+	var shape map[string][]map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &shape); err != nil {
+		t.Fatal(err)
+	}
+	if len(shape["daemons"]) != 1 {
+		t.Fatalf("daemons: %s", rec.Body)
+	}
+	var keys []string
+	for k := range shape["daemons"][0] {
+		keys = append(keys, k)
+	}
+	want := []string{"abandoned", "addr", "backend", "busy", "dead", "failed", "go_version", "host", "id", "last_seen", "pid",
+		"seen_seconds", "self", "started_at", "status", "succeeded", "up_seconds", "version", "workers"}
+	if diff := cmp.Diff(want, keys, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+		t.Errorf("fields (-want +got):\n%s", diff)
+	}
+	d := daemons(t, s).Daemons[0]
+	if !d.Self || d.Status != presence.StatusRunning || d.Backend != BackendMemory || d.Workers != 3 || d.ID != s.hb.id ||
+		!strings.HasPrefix(d.ID, d.Host+":") || d.PID == 0 || d.GoVersion == "" {
+		t.Errorf("the daemon: %+v", d)
+	}
+}
+
+// TestDaemonsTwoOnRedis: two daemons on one Redis each list both, the
+// answering one marked self; one's graceful stop removes it at once.
+func TestDaemonsTwoOnRedis(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	a, _ := startHeartbeatServer(t, r.URL(), time.Hour, func(c *config.Config) { c.WorkerConcurrency = 2 })
+	b, _ := startHeartbeatServer(t, r.URL(), time.Hour)
+	l := daemons(t, a)
+	if diff := cmp.Diff([]string{a.hb.id, b.hb.id}, daemonIDs(l)); diff != "" {
+		t.Fatalf("listed by a (-want +got):\n%s", diff)
+	}
+	if !l.Daemons[0].Self || l.Daemons[1].Self {
+		t.Errorf("a's list marks self: %+v", l.Daemons)
+	}
+	if d := l.Daemons[0]; d.Workers != 2 || d.Backend != BackendRedis || d.Addr != "127.0.0.1:9" || d.Status != presence.StatusRunning || d.LastSeen.IsZero() {
+		t.Errorf("a: %+v", d)
+	}
+	if l := daemons(t, b); !l.Daemons[1].Self || l.Daemons[0].Self {
+		t.Errorf("b's list marks self: %+v", l.Daemons)
+	}
+	b.Stop(context.Background())
+	if diff := cmp.Diff([]string{a.hb.id}, daemonIDs(daemons(t, a))); diff != "" {
+		t.Errorf("after b's stop (-want +got):\n%s", diff)
+	}
+}
+
+// TestDaemonsKilledExpire: a daemon whose heartbeat stops without removing
+// its record (as a killed one) is listed until its TTL (3 beats), never
+// after, while the other stays listed.
+func TestDaemonsKilledExpire(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	every := 100 * time.Millisecond
+	a, _ := startHeartbeatServer(t, r.URL(), every)
+	b, _ := startHeartbeatServer(t, r.URL(), every)
+	waitDaemons(t, a, "both listed", func(l presence.List) bool { return len(l.Daemons) == 2 })
+	b.hb.stopLoop(context.Background())
+	killed := time.Now()
+	l := waitDaemons(t, a, "b gone", func(l presence.List) bool {
+		for _, d := range l.Daemons {
+			if d.ID == b.hb.id {
+				if time.Since(killed) > every*heartbeatTTLs+300*time.Millisecond {
+					t.Fatalf("b listed %v after its last beat, past its TTL %v", time.Since(killed), every*heartbeatTTLs)
+				}
+				return false
+			}
+		}
+		return true
+	})
+	if diff := cmp.Diff([]string{a.hb.id}, daemonIDs(l)); diff != "" {
+		t.Errorf("after b's kill (-want +got):\n%s", diff)
+	}
+	if time.Since(killed) < every {
+		t.Errorf("b gone %v after its last beat: before its TTL", time.Since(killed))
+	}
+}
+
+// TestDaemonsBusyAndStopping: a sleep job running is a busy worker; once
+// the stop began the daemon is listed "stopping" while the job runs on,
+// and it is gone once its workers are done.
+func TestDaemonsBusyAndStopping(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	every := 50 * time.Millisecond
+	s, _ := startHeartbeatServer(t, r.URL(), every, func(c *config.Config) {
+		c.WorkerConcurrency = 2
+		c.ShutdownTimeout = 10 * time.Second
+	})
+	other, _ := startHeartbeatServer(t, r.URL(), every)
+	self := func(l presence.List) presence.Daemon {
+		for _, d := range l.Daemons {
+			if d.ID == s.hb.id {
+				return d
+			}
+		}
+		return presence.Daemon{}
+	}
+	if resp, j := do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"sleep","payload":{"ms":1500}}`); resp.StatusCode != 202 {
+		t.Fatalf("enqueue: %d %v", resp.StatusCode, j)
+	}
+	waitDaemons(t, other, "one busy worker", func(l presence.List) bool { return self(l).Busy == 1 })
+
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		s.stopTakingJobs()
+		s.Stop(context.Background())
+	}()
+	d := self(waitDaemons(t, other, "stopping", func(l presence.List) bool { return self(l).Status == presence.StatusStopping }))
+	if d.Busy != 1 {
+		t.Errorf("stopping with its job running: %+v", d)
+	}
+	<-stopped
+	if diff := cmp.Diff([]string{other.hb.id}, daemonIDs(daemons(t, other))); diff != "" {
+		t.Errorf("after the stop (-want +got):\n%s", diff)
+	}
+	// The runs it finished were counted; read before the stop removed it.
+	if d.Succeeded != 0 {
+		t.Errorf("succeeded before its one job ended: %+v", d)
+	}
+}
+
+// TestDaemonsRecordHoldsNoSecret: the record a daemon writes holds neither
+// its tokens nor its Redis URL or password; written as README's ACL user.
+func TestDaemonsRecordHoldsNoSecret(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	aclURL := r.ReadmeACLUser(t, "refrakt:")
+	u, _ := url.Parse(aclURL)
+	password, _ := u.User.Password()
+	s, _ := startHeartbeatServer(t, aclURL, time.Hour, func(c *config.Config) { c.RedisURL = aclURL })
+	got, err := redistest.Do(r.Addr(), "HGETALL", "refrakt:daemons:{d}:"+s.hb.id)
+	if err != nil || !strings.Contains(got, s.hb.id) {
+		t.Fatalf("the raw record: %q, %v", got, err)
+	}
+	for _, secret := range []string{devToken, opToken, password, aclURL, r.Addr()} {
+		if strings.Contains(got, secret) {
+			t.Errorf("the record holds %q: %s", secret, got)
+		}
+	}
+	if l := daemons(t, s); len(l.Daemons) != 1 {
+		t.Errorf("listed as the ACL user: %+v", l)
+	}
+}
+
+// TestHeartbeatOutageLoggedOnce: with Redis down the heartbeat fails at
+// every beat, and says so once; the daemon runs on.
+func TestHeartbeatOutageLoggedOnce(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	s, logs := startHeartbeatServer(t, r.URL(), 20*time.Millisecond)
+	r.Stop()
+	const warning = "cannot write the daemon's heartbeat"
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(logs.String(), warning); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning in 10 s of failed beats:\n%s", logs)
+		}
+	}
+	time.Sleep(3 * time.Second) // more failed beats (each waits out its dials)
+	if n := strings.Count(logs.String(), warning); n != 1 {
+		t.Errorf("%d warnings, want 1:\n%s", n, logs)
+	}
+	if rec := raw(t, s, "GET", "/healthz", "", ""); rec.Code != 200 {
+		t.Errorf("healthz: %d", rec.Code)
+	}
+}
