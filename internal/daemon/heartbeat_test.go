@@ -14,6 +14,7 @@ import (
 
 	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/core/presence"
+	"github.com/refrakt/refrakt/internal/core/snapshot"
 	"github.com/refrakt/refrakt/internal/redistest"
 )
 
@@ -264,5 +265,29 @@ func TestHeartbeatOutageLoggedOnce(t *testing.T) {
 	}
 	if rec := raw(t, s, "GET", "/healthz", "", ""); rec.Code != 200 {
 		t.Errorf("healthz: %d", rec.Code)
+	}
+}
+
+// TestSnapshotCountsDaemons: on Redis the snapshot sums the daemons alive
+// (top's header); in memory it has no "daemons" (the snapshot's shape as
+// before).
+func TestSnapshotCountsDaemons(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	a, _ := startHeartbeatServer(t, r.URL(), time.Hour, func(c *config.Config) { c.WorkerConcurrency = 2 })
+	startHeartbeatServer(t, r.URL(), time.Hour, func(c *config.Config) { c.WorkerConcurrency = 3 })
+	var snap struct {
+		Daemons *snapshot.Daemons `json:"daemons"`
+	}
+	rec := raw(t, a, "GET", "/api/obs/snapshot", opToken, "")
+	if err := json.Unmarshal(rec.Body.Bytes(), &snap); err != nil || rec.Code != 200 {
+		t.Fatalf("snapshot: %d %s", rec.Code, rec.Body)
+	}
+	if diff := cmp.Diff(&snapshot.Daemons{Alive: 2, Workers: 5}, snap.Daemons); diff != "" {
+		t.Errorf("daemons (-want +got):\n%s", diff)
+	}
+	rec = raw(t, newTestServer(t), "GET", "/api/obs/snapshot", opToken, "")
+	if strings.Contains(rec.Body.String(), `"daemons"`) {
+		t.Errorf("memory snapshot has daemons: %s", rec.Body)
 	}
 }

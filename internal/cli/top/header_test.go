@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/snapshot"
 )
 
 func TestHeader(t *testing.T) {
@@ -20,6 +21,10 @@ func TestHeader(t *testing.T) {
 	notReady := snap
 	notReady.Daemon.Ready = false
 	data := fetchedMsg{snap: snap, at: at}
+	withDaemons := snap
+	withDaemons.Daemons = &snapshot.Daemons{Alive: 2, Workers: 6, Busy: 1}
+	stopping := snap
+	stopping.Daemons = &snapshot.Daemons{Alive: 1, Stopping: 1, Workers: 4, Busy: 4}
 	fail := fetchedMsg{err: errRefused}
 	badToken := fetchedMsg{err: core.Wrap(core.CodeUnauthorized, errors.New(" (give a token with --token or REFRAKT_TOKEN)"), "a valid bearer token is required")}
 	forbidden := fetchedMsg{err: core.Errorf(core.CodeForbidden, "needs the operator role")}
@@ -43,6 +48,20 @@ func TestHeader(t *testing.T) {
 			msgs: []tea.Msg{data},
 			want: []string{"refrakt top · 127.0.0.1:8080 · v0.1.0 · up 1h02m · redis · ready · 4 workers",
 				"refreshed 10:00:01 · every 1s"},
+		},
+		{
+			// The daemons alive on a shared backend, from the snapshot's
+			// daemons (absent from earlier daemons and in memory: above).
+			name: "connected, with the daemons alive",
+			msgs: []tea.Msg{fetchedMsg{snap: withDaemons, at: at}},
+			want: []string{"refrakt top · 127.0.0.1:8080 · v0.1.0 · up 1h02m · redis · ready · 4 workers",
+				"refreshed 10:00:01 · every 1s · 2 daemons, 1/6 workers busy"},
+		},
+		{
+			name: "one daemon, stopping",
+			msgs: []tea.Msg{fetchedMsg{snap: stopping, at: at}},
+			want: []string{"refrakt top · 127.0.0.1:8080 · v0.1.0 · up 1h02m · redis · ready · 4 workers",
+				"refreshed 10:00:01 · every 1s · 1 daemon, 4/4 workers busy, 1 stopping"},
 		},
 		{
 			name: "not ready",

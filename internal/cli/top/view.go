@@ -95,6 +95,14 @@ func (m Model) header() []string {
 		second = append(second, "connecting…")
 	default:
 		second = append(second, "refreshed "+m.lastOK.Format("15:04:05"), "every "+m.interval.String())
+		if ds := m.snap.Daemons; ds != nil {
+			// The daemons alive on the shared backend (absent in memory).
+			part := fmt.Sprintf("%s, %d/%d workers busy", plural(ds.Alive, "daemon"), ds.Busy, ds.Workers)
+			if ds.Stopping > 0 {
+				part += fmt.Sprintf(", %d stopping", ds.Stopping)
+			}
+			second = append(second, part)
+		}
 	}
 	if m.paused {
 		second = append(second, t.warn.Render("PAUSED"))
@@ -184,4 +192,12 @@ func (m Model) helpScreen(height int) []string {
 		lines = lines[:height]
 	}
 	return lines
+}
+
+// plural is n and noun, with an s when n is not 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
