@@ -87,7 +87,7 @@ func (s *Server) buildHeartbeat(addr string, every time.Duration) {
 			return nil
 		},
 		func(ctx context.Context) error {
-			if !hb.stopLoop(ctx) {
+			if !hb.stopLoop() {
 				return nil
 			}
 			// Removed even when the stop's time ran out (a forced stop):
@@ -98,17 +98,23 @@ func (s *Server) buildHeartbeat(addr string, every time.Duration) {
 		})
 }
 
-// stopLoop stops the loop and waits for it (within ctx), without removing
-// the record; false when it never started. A test calls it alone to play
-// a killed daemon, whose record expires by its TTL.
-func (hb *heartbeat) stopLoop(ctx context.Context) bool {
+// stopLoop stops the loop and waits for it, without removing the record;
+// false when it never started. It waits also when the stop's time ran out
+// (ctx done): a beat still in flight could otherwise land after the
+// removal and list a stopped daemon for 15 s; the beat's own context is
+// cancelled, so the wait is short, and bounded by one write's timeout. A
+// test calls it alone to play a killed daemon, whose record expires by
+// its TTL.
+func (hb *heartbeat) stopLoop() bool {
 	if hb.cancel == nil {
 		return false
 	}
 	hb.cancel()
+	t := time.NewTimer(limitsPublishTimeout)
+	defer t.Stop()
 	select {
 	case <-hb.done:
-	case <-ctx.Done():
+	case <-t.C:
 	}
 	return true
 }

@@ -157,7 +157,7 @@ func TestDaemonsKilledExpire(t *testing.T) {
 	a, _ := startHeartbeatServer(t, r.URL(), every)
 	b, _ := startHeartbeatServer(t, r.URL(), every)
 	waitDaemons(t, a, "both listed", func(l presence.List) bool { return len(l.Daemons) == 2 })
-	b.hb.stopLoop(context.Background())
+	b.hb.stopLoop()
 	killed := time.Now()
 	l := waitDaemons(t, a, "b gone", func(l presence.List) bool {
 		for _, d := range l.Daemons {
