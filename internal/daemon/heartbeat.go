@@ -39,10 +39,10 @@ type heartbeat struct {
 }
 
 // buildHeartbeat makes the daemon's id and, on Redis, registers the loop
-// that writes its record as a component. Called before buildJobs, so that
-// it stops after the workers (components stop in reverse order): the
-// record says "stopping" while they finish, and is removed once they are
-// done.
+// that writes its record as a component. Called before build (so before
+// buildJobs), so that it stops after the workers (components stop in
+// reverse order): the record says "stopping" while they finish, and is
+// removed once they are done.
 func (s *Server) buildHeartbeat(addr string, every time.Duration) {
 	host, err := os.Hostname()
 	if err != nil || host == "" {
