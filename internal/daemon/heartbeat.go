@@ -87,34 +87,54 @@ func (s *Server) buildHeartbeat(addr string, every time.Duration) {
 			return nil
 		},
 		func(ctx context.Context) error {
-			if !hb.stopLoop() {
+			// Removed even when the stop's time ran out (a forced stop):
+			// a stopped daemon listed for 15 s more misleads. But a forced
+			// stop ends at once: the wait for the loop and the removal
+			// share one short budget, and the record's TTL does the rest.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.heartbeatStopBudget(ctx))
+			defer cancel()
+			if !hb.stopLoop(rctx) {
 				return nil
 			}
-			// Removed even when the stop's time ran out (a forced stop):
-			// a stopped daemon listed for 15 s more misleads.
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limitsPublishTimeout)
-			defer cancel()
 			return hb.store.Remove(rctx, hb.id)
 		})
 }
 
+// forcedHeartbeatStop bounds the heartbeat's stop (the wait for the loop
+// and the removal together) once the stop's time ran out, within what
+// is left of the stop's half second (stopOvertime) after the workers'
+// hand-back.
+const forcedHeartbeatStop = 300 * time.Millisecond
+
+// heartbeatStopBudget is the time the heartbeat's stop may take: one
+// write's timeout, cut to what is left of ctx; once ctx is done (a second
+// signal, SHUTDOWN_TIMEOUT over) forcedHeartbeatStop at most, within the
+// stop's overtime.
+func (s *Server) heartbeatStopBudget(ctx context.Context) time.Duration {
+	if ctx.Err() != nil {
+		return min(forcedHeartbeatStop, s.stopOvertime(ctx))
+	}
+	budget := limitsPublishTimeout
+	if deadline, ok := ctx.Deadline(); ok {
+		budget = max(min(budget, time.Until(deadline)), forcedHeartbeatStop)
+	}
+	return budget
+}
+
 // stopLoop stops the loop and waits for it, without removing the record;
-// false when it never started. It waits also when the stop's time ran out
-// (ctx done): a beat still in flight could otherwise land after the
+// false when it never started. It waits also when the stop's time ran out,
+// within ctx: a beat still in flight could otherwise land after the
 // removal and list a stopped daemon for 15 s; the beat's own context is
-// cancelled, so the wait is short, and bounded by one write's timeout. A
-// test calls it alone to play a killed daemon, whose record expires by
-// its TTL.
-func (hb *heartbeat) stopLoop() bool {
+// cancelled, so the wait is short. A test calls it alone to play a killed
+// daemon, whose record expires by its TTL.
+func (hb *heartbeat) stopLoop(ctx context.Context) bool {
 	if hb.cancel == nil {
 		return false
 	}
 	hb.cancel()
-	t := time.NewTimer(limitsPublishTimeout)
-	defer t.Stop()
 	select {
 	case <-hb.done:
-	case <-t.C:
+	case <-ctx.Done():
 	}
 	return true
 }

@@ -157,7 +157,7 @@ func TestDaemonsKilledExpire(t *testing.T) {
 	a, _ := startHeartbeatServer(t, r.URL(), every)
 	b, _ := startHeartbeatServer(t, r.URL(), every)
 	waitDaemons(t, a, "both listed", func(l presence.List) bool { return len(l.Daemons) == 2 })
-	b.hb.stopLoop()
+	b.hb.stopLoop(context.Background())
 	killed := time.Now()
 	l := waitDaemons(t, a, "b gone", func(l presence.List) bool {
 		for _, d := range l.Daemons {
@@ -289,5 +289,33 @@ func TestSnapshotCountsDaemons(t *testing.T) {
 	rec = raw(t, newTestServer(t), "GET", "/api/obs/snapshot", opToken, "")
 	if strings.Contains(rec.Body.String(), `"daemons"`) {
 		t.Errorf("memory snapshot has daemons: %s", rec.Body)
+	}
+}
+
+// TestHeartbeatForcedStopRedisHung: with Redis hung (SIGSTOP) and the
+// stop's time run out (a second signal, SHUTDOWN_TIMEOUT over), the
+// heartbeat's stop ends within README's half a second, beat in flight or
+// not: the record's TTL does the rest.
+func TestHeartbeatForcedStopRedisHung(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name  string
+		every time.Duration
+	}{{"loop idle", time.Hour}, {"beat in flight", 30 * time.Millisecond}} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := redistest.Start(t)
+			s, _ := startHeartbeatServer(t, r.URL(), tt.every)
+			time.Sleep(100 * time.Millisecond)
+			r.Pause()
+			defer r.Resume()
+			time.Sleep(50 * time.Millisecond)
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			t0 := time.Now()
+			s.Stop(ctx)
+			if took := time.Since(t0); took > 500*time.Millisecond {
+				t.Errorf("Stop with its time run out, Redis hung: %v, want at most half a second", took)
+			}
+		})
 	}
 }

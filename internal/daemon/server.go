@@ -70,6 +70,9 @@ type Server struct {
 	// stopping is set when a stop is coming (markStopping): /readyz
 	// answers 503.
 	stopping atomic.Bool
+	// stopEnded is when the ctx of a Stop ended (UnixNano; 0 while it
+	// runs): the half second README allows past it counts from there.
+	stopEnded atomic.Int64
 
 	// hb is this daemon's presence: its id and heartbeat (heartbeat.go).
 	hb *heartbeat
@@ -178,7 +181,25 @@ func (s *Server) stopTakingJobs() {
 }
 
 // Stop stops the background components in reverse order, within ctx.
-func (s *Server) Stop(ctx context.Context) { s.stopComponents(ctx, len(s.components)) }
+func (s *Server) Stop(ctx context.Context) {
+	ended := context.AfterFunc(ctx, func() { s.stopEnded.CompareAndSwap(0, time.Now().UnixNano()) })
+	defer ended()
+	s.stopComponents(ctx, len(s.components))
+}
+
+// stopOvertime is the time a part of the stop may still take once the
+// stop's ctx is done (a second signal, SHUTDOWN_TIMEOUT over): what is left
+// of the half second README allows past it, shared by all the parts.
+func (s *Server) stopOvertime(ctx context.Context) time.Duration {
+	if ctx.Err() == nil {
+		return stopOvertimeMax
+	}
+	s.stopEnded.CompareAndSwap(0, time.Now().UnixNano())
+	return max(time.Until(time.Unix(0, s.stopEnded.Load()).Add(stopOvertimeMax)), 0)
+}
+
+// stopOvertimeMax is README's "SHUTDOWN_TIMEOUT + half a second".
+const stopOvertimeMax = 500 * time.Millisecond
 
 func (s *Server) stopComponents(ctx context.Context, n int) {
 	for i := n - 1; i >= 0; i-- {
