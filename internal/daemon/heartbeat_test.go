@@ -5,13 +5,16 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/core/presence"
 	"github.com/refrakt/refrakt/internal/core/snapshot"
@@ -198,6 +201,11 @@ func TestDaemonsBusyAndStopping(t *testing.T) {
 		}
 		return presence.Daemon{}
 	}
+	// A short run first, so that the stopping record below must count it.
+	if resp, j := do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"sleep","payload":{"ms":1}}`); resp.StatusCode != 202 {
+		t.Fatalf("enqueue: %d %v", resp.StatusCode, j)
+	}
+	waitDaemons(t, other, "one run succeeded", func(l presence.List) bool { d := self(l); return d.Succeeded == 1 && d.Busy == 0 })
 	if resp, j := do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"sleep","payload":{"ms":1500}}`); resp.StatusCode != 202 {
 		t.Fatalf("enqueue: %d %v", resp.StatusCode, j)
 	}
@@ -217,9 +225,10 @@ func TestDaemonsBusyAndStopping(t *testing.T) {
 	if diff := cmp.Diff([]string{other.hb.id}, daemonIDs(daemons(t, other))); diff != "" {
 		t.Errorf("after the stop (-want +got):\n%s", diff)
 	}
-	// The runs it finished were counted; read before the stop removed it.
-	if d.Succeeded != 0 {
-		t.Errorf("succeeded before its one job ended: %+v", d)
+	// The run it finished was counted, the one running not yet; read
+	// before the stop removed the record.
+	if d.Succeeded != 1 || d.Failed != 0 || d.Dead != 0 {
+		t.Errorf("runs counted while stopping: %+v, want 1 succeeded", d)
 	}
 }
 
@@ -292,6 +301,99 @@ func TestSnapshotCountsDaemons(t *testing.T) {
 	}
 }
 
+// TestDaemonsListedUntilWorkersDone: stopped as Run stops it (the workers
+// told to stop taking jobs in a goroutine of their own, then Stop), a
+// daemon stays listed while its job runs on, and is gone once it ended.
+func TestDaemonsListedUntilWorkersDone(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	every := 50 * time.Millisecond
+	s, _ := startHeartbeatServer(t, r.URL(), every, func(c *config.Config) { c.WorkerConcurrency = 2; c.ShutdownTimeout = 10 * time.Second })
+	other, _ := startHeartbeatServer(t, r.URL(), every)
+	if resp, j := do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"sleep","payload":{"ms":2000}}`); resp.StatusCode != 202 {
+		t.Fatalf("enqueue: %d %v", resp.StatusCode, j)
+	}
+	waitDaemons(t, other, "busy", func(l presence.List) bool { return len(l.Daemons) == 2 && l.Daemons[0].Busy+l.Daemons[1].Busy == 1 })
+	stopped := make(chan struct{})
+	go s.stopTakingJobs() // as Run does
+	go func() { defer close(stopped); s.Stop(context.Background()) }()
+	time.Sleep(500 * time.Millisecond)
+	select {
+	case <-stopped:
+		t.Fatal("stopped before its job ended")
+	default:
+	}
+	if diff := cmp.Diff([]string{s.hb.id, other.hb.id}, daemonIDs(daemons(t, other))); diff != "" {
+		t.Errorf("listed while its job runs on (-want +got):\n%s", diff)
+	}
+	<-stopped
+	if diff := cmp.Diff([]string{other.hb.id}, daemonIDs(daemons(t, other))); diff != "" {
+		t.Errorf("after the stop (-want +got):\n%s", diff)
+	}
+}
+
+// holdBeats makes the heartbeat writes of client (the publish script's
+// EVALSHA or EVAL, 3 arguments) wait, as a write already on the wire
+// does, until the returned release is called; entered is closed when
+// the first one waits.
+func holdBeats(client redis.UniversalClient) (entered <-chan struct{}, release func()) {
+	in, out := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	client.AddHook(holdHook{hold: func(cmd redis.Cmder) bool {
+		name, args := cmd.Name(), cmd.Args()
+		if (name != "evalsha" && name != "eval") || len(args) != 8 {
+			return false
+		}
+		once.Do(func() { close(in) })
+		<-out
+		return true
+	}})
+	var rel sync.Once
+	return in, func() { rel.Do(func() { close(out) }) }
+}
+
+type holdHook struct{ hold func(redis.Cmder) bool }
+
+func (holdHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h holdHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.hold(cmd) {
+			// On the wire already: its context's end no longer stops it.
+			ctx = context.WithoutCancel(ctx)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (holdHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestHeartbeatBeatInFlightAtStop: a beat held in flight when the stop
+// begins (kicked by the stop, or the ticker's) lands before the removal:
+// the stop waits for it, and no record is left behind.
+func TestHeartbeatBeatInFlightAtStop(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	// Beats every 200 ms: a record written after the removal lives 600 ms,
+	// past the check below.
+	s, _ := startHeartbeatServer(t, r.URL(), 200*time.Millisecond)
+	entered, release := holdBeats(s.backend.Redis)
+	defer release()
+	<-entered
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); s.Stop(context.Background()) }()
+	time.Sleep(300 * time.Millisecond)
+	release()
+	<-stopped
+	time.Sleep(50 * time.Millisecond) // the held beat lands, when the stop did not wait for it
+	if got, err := redistest.Do(r.Addr(), "EXISTS", s.hb.store.RecordKey(s.hb.id)); err != nil || got != "0" {
+		t.Errorf("the record after the stop: EXISTS %q %v, want 0", got, err)
+	}
+	if got, err := redistest.Do(r.Addr(), "ZSCORE", s.hb.store.IndexKey(), s.hb.id); err != nil || got != "" {
+		t.Errorf("the index entry after the stop: %q %v, want none", got, err)
+	}
+}
+
 // TestHeartbeatForcedStopRedisHung: with Redis hung (SIGSTOP) and the
 // stop's time run out (a second signal, SHUTDOWN_TIMEOUT over), the
 // heartbeat's stop ends within README's half a second, beat in flight or
@@ -317,5 +419,33 @@ func TestHeartbeatForcedStopRedisHung(t *testing.T) {
 				t.Errorf("Stop with its time run out, Redis hung: %v, want at most half a second", took)
 			}
 		})
+	}
+}
+
+// TestHeartbeatStoppingAtOnce: the "stopping" status is written when the
+// stop begins, not at the next beat (an hour away here).
+func TestHeartbeatStoppingAtOnce(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	s, _ := startHeartbeatServer(t, r.URL(), time.Hour)
+	if d := daemons(t, s).Daemons[0]; d.Status != presence.StatusRunning {
+		t.Fatalf("before the stop: %+v", d)
+	}
+	s.stopTakingJobs()
+	waitDaemons(t, s, "stopping written at once", func(l presence.List) bool { return l.Daemons[0].Status == presence.StatusStopping })
+}
+
+// TestHeartbeatIndexExpires: the index of the daemons has a TTL, so that
+// it leaves the keyspace with the last record.
+func TestHeartbeatIndexExpires(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	s, _ := startHeartbeatServer(t, r.URL(), time.Hour)
+	got, err := redistest.Do(r.Addr(), "PTTL", s.hb.store.IndexKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms, err := strconv.Atoi(got); err != nil || ms <= 0 {
+		t.Errorf("PTTL of the index: %q, want > 0", got)
 	}
 }
