@@ -16,8 +16,9 @@ import (
 const (
 	// StatusRunning: the daemon serves and its workers take jobs.
 	StatusRunning = "running"
-	// StatusStopping: the daemon's stop began (SHUTDOWN_DELAY, or the
-	// drain): its workers take no new job and finish those they hold.
+	// StatusStopping: the daemon's stop began. During SHUTDOWN_DELAY its
+	// workers still take jobs; once the delay is over (at once without
+	// one) they take no new job and finish those they hold.
 	StatusStopping = "stopping"
 )
 
