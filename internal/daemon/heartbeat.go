@@ -33,6 +33,9 @@ type heartbeat struct {
 	kick  chan struct{}   // a beat now (the stop began)
 	// stopping is set when the stop begins (stopTakingJobs, markStopping).
 	stopping atomic.Bool
+	// startedMS is Redis TIME (ms) just before the first beat written:
+	// the record's StartedAt, by the clock UP is read with.
+	startedMS atomic.Int64
 	// cancel stops the loop; done is closed when it returned.
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -62,7 +65,16 @@ func (s *Server) buildHeartbeat(addr string, every time.Duration) {
 		Recovered: "wrote the daemon's heartbeat to Redis again"}
 	ttl := every * heartbeatTTLs
 	beat := func(ctx context.Context) {
-		publish(ctx, failed, func(c context.Context) error { return hb.store.Publish(c, s.presenceRecord(), ttl) })
+		publish(ctx, failed, func(c context.Context) error {
+			if hb.startedMS.Load() == 0 {
+				now, err := hb.store.Now(c)
+				if err != nil {
+					return err
+				}
+				hb.startedMS.Store(now.UnixMilli())
+			}
+			return hb.store.Publish(c, s.presenceRecord(), ttl)
+		})
 	}
 	s.addComponent("heartbeat",
 		func(context.Context) error {
@@ -160,7 +172,7 @@ func (s *Server) presenceRecord() presence.Record {
 	if hb.stopping.Load() || s.stopping.Load() || s.jobs.pool.Fetching().Err() != nil {
 		status = presence.StatusStopping
 	}
-	return presence.Record{
+	rec := presence.Record{
 		ID: hb.id, Host: hb.host, PID: hb.pid,
 		Version: version.Get().Version, GoVersion: runtime.Version(),
 		Addr: hb.addr, Backend: s.backend.Kind,
@@ -168,6 +180,10 @@ func (s *Server) presenceRecord() presence.Record {
 		Succeeded: rc.Succeeded, Failed: rc.Failed, Dead: rc.Dead,
 		Status: status, StartedAt: s.started.UTC(),
 	}
+	if ms := hb.startedMS.Load(); ms != 0 {
+		rec.StartedAt = time.UnixMilli(ms).UTC()
+	}
+	return rec
 }
 
 // handleDaemons answers GET /api/obs/daemons: the daemons alive on the

@@ -450,3 +450,30 @@ func TestHeartbeatIndexExpires(t *testing.T) {
 		t.Errorf("PTTL of the index: %q, want > 0", got)
 	}
 }
+
+// TestDaemonsUpByRedisClock: a daemon whose clock is an hour behind
+// Redis's shows the UP of a fresh daemon: its start is Redis TIME, as
+// its last_seen and every reader's now.
+func TestDaemonsUpByRedisClock(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	client, kind, err := OpenRedis(context.Background(), r.URL(), "auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	cfg := testConfig()
+	s, err := NewServer(Deps{Config: cfg, Logger: slog.New(slog.DiscardHandler), HeartbeatEvery: time.Hour,
+		Clock:   func() time.Time { return time.Now().Add(-time.Hour) }, // the host's clock an hour behind
+		Backend: &Backend{Kind: kind, Redis: client, Prefix: cfg.Prefix}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop(context.Background()) })
+	if d := daemons(t, s).Daemons[0]; d.UpSeconds > 60 || d.StartedAt.After(d.LastSeen) {
+		t.Errorf("a fresh daemon, its clock an hour behind: up_seconds %.0f, started_at %v, last_seen %v", d.UpSeconds, d.StartedAt, d.LastSeen)
+	}
+}

@@ -47,7 +47,10 @@ type Record struct {
 	Failed    int64  `json:"failed"`
 	Dead      int64  `json:"dead"`
 	Status    string `json:"status"`
-	// StartedAt is when the daemon started, by its own clock.
+	// StartedAt is when the daemon started, by the backend's clock: on
+	// Redis, Redis TIME just before its first heartbeat (Store.Now), so
+	// that UP reads one clock whatever the daemons' own clocks say; on
+	// the memory backend, the daemon's clock.
 	StartedAt time.Time `json:"started_at"`
 	// LastSeen is when the record was last written, by the backend's clock
 	// (Redis TIME): set by the store, not the daemon.

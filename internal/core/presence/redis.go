@@ -92,6 +92,20 @@ end
 return out
 `)
 
+// nowScript reads Redis TIME on the index's master (one clock with the
+// records' last_seen and the index's scores). KEYS[1] index.
+var nowScript = redis.NewScript(nowMS + `return now`)
+
+// Now is Redis TIME, by the clock the records' times are read with: a
+// daemon takes its StartedAt from it, so that UP is one clock's.
+func (s *Store) Now(ctx context.Context) (time.Time, error) {
+	ms, err := nowScript.Run(ctx, s.rdb, []string{s.IndexKey()}).Int64()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(ms).UTC(), nil
+}
+
 // Publish writes rec for ttl, as of Redis TIME (its LastSeen is ignored).
 func (s *Store) Publish(ctx context.Context, rec Record, ttl time.Duration) error {
 	rec.LastSeen = time.Time{}
