@@ -236,3 +236,32 @@ func firstMsg[T tea.Msg](t *testing.T, cmd tea.Cmd) T {
 		}
 	}
 }
+
+// TestHeaderAt80KeepsPausedAndFilter: at 80 columns the status line keeps
+// PAUSED and the filter whatever the daemons' part says: it goes last, and
+// the edge cuts it first.
+func TestHeaderAt80KeepsPausedAndFilter(t *testing.T) {
+	at := time.Date(2026, 11, 25, 10, 0, 1, 0, time.UTC)
+	for _, tt := range []struct {
+		name    string
+		daemons *snapshot.Daemons
+	}{
+		{"memory", nil},
+		{"two daemons", &snapshot.Daemons{Alive: 2, Workers: 6, Busy: 1}},
+		{"twelve daemons, three stopping", &snapshot.Daemons{Alive: 12, Stopping: 3, Workers: 128, Busy: 100}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			snap := loadSnapshot(t)
+			snap.Daemons = tt.daemons
+			var m tea.Model = New(context.Background(), &scriptSource{}, Options{Clock: newClock()})
+			m, _ = m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+			for _, msg := range append([]tea.Msg{fetchedMsg{snap: snap, at: at}}, presses("/", "r", "u", "n", "enter", "p")...) {
+				m, _ = m.Update(msg)
+			}
+			line := strings.Split(ansi.Strip(m.(Model).Screen()), "\n")[1]
+			if want := "refreshed 10:00:01 · every 1s · PAUSED · filter: run"; !strings.HasPrefix(line, want) {
+				t.Errorf("status line at 80 columns: %q, want it to begin %q", line, want)
+			}
+		})
+	}
+}

@@ -95,14 +95,6 @@ func (m Model) header() []string {
 		second = append(second, "connecting…")
 	default:
 		second = append(second, "refreshed "+m.lastOK.Format("15:04:05"), "every "+m.interval.String())
-		if ds := m.snap.Daemons; ds != nil {
-			// The daemons alive on the shared backend (absent in memory).
-			part := fmt.Sprintf("%s, %d/%d workers busy", plural(ds.Alive, "daemon"), ds.Busy, ds.Workers)
-			if ds.Stopping > 0 {
-				part += fmt.Sprintf(", %d stopping", ds.Stopping)
-			}
-			second = append(second, part)
-		}
 	}
 	if m.paused {
 		second = append(second, t.warn.Render("PAUSED"))
@@ -110,6 +102,15 @@ func (m Model) header() []string {
 	if m.filter != "" && !m.filtering {
 		// Escaped: it may be pasted (a bidi control with it).
 		second = append(second, "filter: "+termtext.Escape(m.filter))
+	}
+	if ds := m.snap.Daemons; m.err == nil && m.haveData && ds != nil {
+		// The daemons alive on the shared backend (absent in memory), last:
+		// at 80 columns the edge cuts them rather than PAUSED or the filter.
+		part := fmt.Sprintf("%s, %d/%d workers busy", plural(ds.Alive, "daemon"), ds.Busy, ds.Workers)
+		if ds.Stopping > 0 {
+			part += fmt.Sprintf(", %d stopping", ds.Stopping)
+		}
+		second = append(second, part)
 	}
 	// What is wrong, with the advice that goes with it (a rejected token's
 	// says how to give another), is not cut at the edge: the second line
