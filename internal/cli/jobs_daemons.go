@@ -27,7 +27,7 @@ func newJobsDaemonsCmd(c client, runF func(context.Context, *JobsDaemonsOptions)
 		Use:   "daemons",
 		Short: "List the daemons alive, with their version, status, workers and busy workers",
 		Long: "List the daemons alive on the backend, from the heartbeat each writes every 5 s: its id\n" +
-			"(host:pid:random), host, pid, version, status (running, or stopping while it drains), time\n" +
+			"(host:pid:random), host, pid, version, status (running, or stopping once its stop began), time\n" +
 			"since it started (UP), since its last heartbeat (SEEN), WORKER_CONCURRENCY (WORKERS, 0 in manual\n" +
 			"mode) and the handlers running now (BUSY). A daemon stopped gracefully leaves the list at once;\n" +
 			"a killed one within 15 s. Daemons of versions before heartbeats are not listed. Over a daemon\n" +
