@@ -70,8 +70,8 @@ type Server struct {
 	// stopping is set when a stop is coming (markStopping): /readyz
 	// answers 503.
 	stopping atomic.Bool
-	// stopEnded is when the ctx of a Stop ended (UnixNano; 0 while it
-	// runs): the half second README allows past it counts from there.
+	// stopEnded is when the ctx of a Stop ended (UnixNano; 0 until then):
+	// the half second README allows past it counts from there.
 	stopEnded atomic.Int64
 
 	// hb is this daemon's presence: its id and heartbeat (heartbeat.go).
