@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/presence"
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
 	"github.com/refrakt/refrakt/internal/daemon"
@@ -43,6 +44,10 @@ type Driver interface {
 	// QueueStats returns every queue's gauges and totals, as
 	// GET /api/obs/jobs serves them in its "queues" (queue.Service.Stats).
 	QueueStats(ctx context.Context) ([]queue.Stats, error)
+	// Daemons lists the daemons alive on the backend from their
+	// heartbeats, as GET /api/obs/daemons serves them (over Redis none is
+	// marked self).
+	Daemons(ctx context.Context) (presence.List, error)
 
 	// Limits lists the limits with their policies and the overrides in
 	// force; with a target, at least that target's limit and the overrides

@@ -12,6 +12,7 @@ import (
 
 	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/presence"
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
 	"github.com/refrakt/refrakt/internal/daemon"
@@ -176,6 +177,22 @@ func (d *apiDriver) QueueStats(ctx context.Context) ([]queue.Stats, error) {
 		return nil, err
 	}
 	return ov.Queues, nil
+}
+
+// daemonsPath is the route of Daemons, which daemons before it answer
+// with a 404 of their own.
+const daemonsPath = "/api/obs/daemons"
+
+// Daemons reads GET /api/obs/daemons, which an operator token may read.
+func (d *apiDriver) Daemons(ctx context.Context) (presence.List, error) {
+	var l presence.List
+	err := d.c.Do(ctx, http.MethodGet, daemonsPath, nil, &l)
+	if core.ErrorCode(err) == core.CodeNotFound {
+		return presence.List{}, earlierDaemonError{core.Errorf(core.CodeNotFound,
+			"the daemon at %s does not know GET %s (it is of an earlier version, which writes no heartbeat): upgrade the daemon; over Redis with --redis, the daemons that write one are listed",
+			config.RedactURL(d.c.Base), daemonsPath)}
+	}
+	return l, err
 }
 
 // noRoute reports whether err is a daemon's 404 for a route of queue q it

@@ -15,6 +15,7 @@ import (
 
 	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/presence"
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/queue/redisbroker"
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
@@ -38,6 +39,8 @@ type redisDriver struct {
 	// key to take once: `limits get KEY` asks both, and one read of the
 	// overrides and limits serves the table and the bucket alike.
 	read *relatedRead
+	// daemons are the daemons' heartbeat records (Daemons).
+	daemons *presence.Store
 }
 
 // relatedRead is one read of the overrides related to target and of the
@@ -104,7 +107,7 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 		_ = rdb.Close()
 		return nil, err
 	}
-	return &redisDriver{addr: addr, kind: kind, rdb: rdb, jobs: svc, store: store, lim: lim}, nil
+	return &redisDriver{addr: addr, kind: kind, rdb: rdb, jobs: svc, store: store, lim: lim, daemons: presence.NewStore(rdb, prefix)}, nil
 }
 
 // connectError is the CLI's error for err, met while connecting to rawURL
@@ -251,6 +254,16 @@ func (d *redisDriver) QueueStats(ctx context.Context) ([]queue.Stats, error) {
 		return nil, d.fail(err)
 	}
 	return stats, nil
+}
+
+// Daemons reads the heartbeat records as the daemons' route does (their
+// ages by Redis TIME); none is self.
+func (d *redisDriver) Daemons(ctx context.Context) (presence.List, error) {
+	recs, now, err := d.daemons.List(ctx)
+	if err != nil {
+		return presence.List{}, d.fail(err)
+	}
+	return presence.View(recs, now, ""), nil
 }
 
 func (d *redisDriver) Limits(ctx context.Context, target string) (LimitsView, error) {

@@ -34,6 +34,7 @@ func newJobsCmd(f *Factory) *cobra.Command {
 			newJobsPauseCmd(c, nil),
 			newJobsResumeCmd(c, nil),
 			newJobsQueuesCmd(c, nil),
+			newJobsDaemonsCmd(c, nil),
 		}
 	})
 }

@@ -34,8 +34,8 @@ func TestEveryCommandHasAnExample(t *testing.T) {
 			walk(c)
 		}
 	}
-	if seen != 18 { // jobs + 11, limits + 5
-		t.Errorf("walked %d commands, want 18", seen)
+	if seen != 19 { // jobs + 12, limits + 5
+		t.Errorf("walked %d commands, want 19", seen)
 	}
 }
 

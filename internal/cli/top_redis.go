@@ -119,6 +119,13 @@ func (s *redisTopSource) Fetch(ctx context.Context) (snapshot.Snapshot, error) {
 		return snapshot.Snapshot{}, d.fail(err)
 	}
 	snap, err := snapshot.Build(ctx, src, now)
+	if err == nil {
+		// As a daemon's snapshot has it: nothing when the heartbeats
+		// cannot be read.
+		if recs, _, lerr := d.daemons.List(ctx); lerr == nil {
+			snap.Daemons = snapshot.DaemonsOf(recs)
+		}
+	}
 	return snap, d.fail(err)
 }
 

@@ -39,6 +39,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /api/dev/whoami", dev(s.handleWhoami()))
 	s.mux.Handle("GET /api/obs/whoami", obs(s.handleWhoami()))
 	s.mux.Handle("GET /api/obs/snapshot", obs(s.handleSnapshot()))
+	s.mux.Handle("GET /api/obs/daemons", obs(s.handleDaemons()))
 
 	// Rate limiting (s.limited applies a limit; POST /run and /assistant
 	// take s.limited("run", …) and s.limited("assistant", …)).

@@ -153,7 +153,7 @@ func Run(ctx context.Context, cfg config.Config, opt RunOptions) error {
 		_ = httpSrv.Close()
 		return err
 	}
-	srv, err := NewServer(Deps{Config: cfg, Logger: log, Registry: prometheus.NewRegistry(), Backend: backend})
+	srv, err := NewServer(Deps{Config: cfg, Logger: log, Registry: prometheus.NewRegistry(), Backend: backend, ListenAddr: addr})
 	if err != nil {
 		_ = httpSrv.Close()
 		_ = backend.Close()

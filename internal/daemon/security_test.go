@@ -64,6 +64,7 @@ var authTable = map[string]string{
 	"GET /api/obs/jobs":                  whoOperator,
 	"GET /api/obs/whoami":                whoOperator,
 	"GET /api/obs/snapshot":              whoOperator,
+	"GET /api/obs/daemons":               whoOperator,
 	"GET /api/obs/rate-limits":           whoOperator,
 	"GET /metrics":                       whoMetrics, // PROMETHEUS_METRICS_ROUTE
 }

@@ -30,6 +30,12 @@ type Deps struct {
 	Backend  *Backend
 	// Clock returns now; nil means time.Now.
 	Clock func() time.Time
+	// ListenAddr is the address the daemon listens on, as bound (its
+	// heartbeat names it); "" when it serves no listener (tests).
+	ListenAddr string
+	// HeartbeatEvery is how often the daemon writes its presence record on
+	// Redis; 0 means every 5 s. A test hook, not a setting.
+	HeartbeatEvery time.Duration
 }
 
 // Server is the API of one daemon: an http.Handler plus the background
@@ -64,6 +70,12 @@ type Server struct {
 	// stopping is set when a stop is coming (markStopping): /readyz
 	// answers 503.
 	stopping atomic.Bool
+	// stopEnded is when the ctx of a Stop ended (UnixNano; 0 until then):
+	// the half second README allows past it counts from there.
+	stopEnded atomic.Int64
+
+	// hb is this daemon's presence: its id and heartbeat (heartbeat.go).
+	hb *heartbeat
 
 	mux        *http.ServeMux
 	handler    http.Handler
@@ -106,6 +118,7 @@ func NewServer(d Deps) (*Server, error) {
 	}
 	s.started = s.clock.Now()
 	s.draining, s.drained = context.WithCancel(context.Background())
+	s.buildHeartbeat(d.ListenAddr, d.HeartbeatEvery)
 	if err := s.build(); err != nil {
 		return nil, err
 	}
@@ -155,14 +168,38 @@ func (s *Server) Drain(d time.Duration) { time.AfterFunc(max(d, 0), s.drained) }
 // markStopping makes /readyz answer 503 from now on, everything else
 // served as before: the stop's delay (SHUTDOWN_DELAY), for a load balancer
 // to take the daemon out of its pool before the listener closes.
-func (s *Server) markStopping() { s.stopping.Store(true) }
+func (s *Server) markStopping() {
+	s.stopping.Store(true)
+	s.hb.beginStop()
+}
 
 // stopTakingJobs stops the workers from taking jobs; the running ones go on
 // until Stop, and so do those a waiting request needs (waitOrRun).
-func (s *Server) stopTakingJobs() { s.jobs.pool.StopFetching() }
+func (s *Server) stopTakingJobs() {
+	s.hb.beginStop()
+	s.jobs.pool.StopFetching()
+}
 
 // Stop stops the background components in reverse order, within ctx.
-func (s *Server) Stop(ctx context.Context) { s.stopComponents(ctx, len(s.components)) }
+func (s *Server) Stop(ctx context.Context) {
+	ended := context.AfterFunc(ctx, func() { s.stopEnded.CompareAndSwap(0, time.Now().UnixNano()) })
+	defer ended()
+	s.stopComponents(ctx, len(s.components))
+}
+
+// stopOvertime is the time a part of the stop may still take once the
+// stop's ctx is done (a second signal, SHUTDOWN_TIMEOUT over): what is left
+// of the half second README allows past it, shared by all the parts.
+func (s *Server) stopOvertime(ctx context.Context) time.Duration {
+	if ctx.Err() == nil {
+		return stopOvertimeMax
+	}
+	s.stopEnded.CompareAndSwap(0, time.Now().UnixNano())
+	return max(time.Until(time.Unix(0, s.stopEnded.Load()).Add(stopOvertimeMax)), 0)
+}
+
+// stopOvertimeMax is README's "SHUTDOWN_TIMEOUT + half a second".
+const stopOvertimeMax = 500 * time.Millisecond
 
 func (s *Server) stopComponents(ctx context.Context, n int) {
 	for i := n - 1; i >= 0; i-- {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/snapshot"
 )
 
 func TestHeader(t *testing.T) {
@@ -20,6 +21,10 @@ func TestHeader(t *testing.T) {
 	notReady := snap
 	notReady.Daemon.Ready = false
 	data := fetchedMsg{snap: snap, at: at}
+	withDaemons := snap
+	withDaemons.Daemons = &snapshot.Daemons{Alive: 2, Workers: 6, Busy: 1}
+	stopping := snap
+	stopping.Daemons = &snapshot.Daemons{Alive: 1, Stopping: 1, Workers: 4, Busy: 4}
 	fail := fetchedMsg{err: errRefused}
 	badToken := fetchedMsg{err: core.Wrap(core.CodeUnauthorized, errors.New(" (give a token with --token or REFRAKT_TOKEN)"), "a valid bearer token is required")}
 	forbidden := fetchedMsg{err: core.Errorf(core.CodeForbidden, "needs the operator role")}
@@ -43,6 +48,20 @@ func TestHeader(t *testing.T) {
 			msgs: []tea.Msg{data},
 			want: []string{"refrakt top · 127.0.0.1:8080 · v0.1.0 · up 1h02m · redis · ready · 4 workers",
 				"refreshed 10:00:01 · every 1s"},
+		},
+		{
+			// The daemons alive on a shared backend, from the snapshot's
+			// daemons (absent from earlier daemons and in memory: above).
+			name: "connected, with the daemons alive",
+			msgs: []tea.Msg{fetchedMsg{snap: withDaemons, at: at}},
+			want: []string{"refrakt top · 127.0.0.1:8080 · v0.1.0 · up 1h02m · redis · ready · 4 workers",
+				"refreshed 10:00:01 · every 1s · 2 daemons, 1/6 workers busy"},
+		},
+		{
+			name: "one daemon, stopping",
+			msgs: []tea.Msg{fetchedMsg{snap: stopping, at: at}},
+			want: []string{"refrakt top · 127.0.0.1:8080 · v0.1.0 · up 1h02m · redis · ready · 4 workers",
+				"refreshed 10:00:01 · every 1s · 1 daemon, 4/4 workers busy, 1 stopping"},
 		},
 		{
 			name: "not ready",
@@ -215,5 +234,34 @@ func firstMsg[T tea.Msg](t *testing.T, cmd tea.Cmd) T {
 			var zero T
 			t.Fatalf("no %T within 2s", zero)
 		}
+	}
+}
+
+// TestHeaderAt80KeepsPausedAndFilter: at 80 columns the status line keeps
+// PAUSED and the filter whatever the daemons' part says: it goes last, and
+// the edge cuts it first.
+func TestHeaderAt80KeepsPausedAndFilter(t *testing.T) {
+	at := time.Date(2026, 11, 25, 10, 0, 1, 0, time.UTC)
+	for _, tt := range []struct {
+		name    string
+		daemons *snapshot.Daemons
+	}{
+		{"memory", nil},
+		{"two daemons", &snapshot.Daemons{Alive: 2, Workers: 6, Busy: 1}},
+		{"twelve daemons, three stopping", &snapshot.Daemons{Alive: 12, Stopping: 3, Workers: 128, Busy: 100}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			snap := loadSnapshot(t)
+			snap.Daemons = tt.daemons
+			var m tea.Model = New(context.Background(), &scriptSource{}, Options{Clock: newClock()})
+			m, _ = m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+			for _, msg := range append([]tea.Msg{fetchedMsg{snap: snap, at: at}}, presses("/", "r", "u", "n", "enter", "p")...) {
+				m, _ = m.Update(msg)
+			}
+			line := strings.Split(ansi.Strip(m.(Model).Screen()), "\n")[1]
+			if want := "refreshed 10:00:01 · every 1s · PAUSED · filter: run"; !strings.HasPrefix(line, want) {
+				t.Errorf("status line at 80 columns: %q, want it to begin %q", line, want)
+			}
+		})
 	}
 }

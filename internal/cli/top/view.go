@@ -103,6 +103,15 @@ func (m Model) header() []string {
 		// Escaped: it may be pasted (a bidi control with it).
 		second = append(second, "filter: "+termtext.Escape(m.filter))
 	}
+	if ds := m.snap.Daemons; m.err == nil && m.haveData && ds != nil {
+		// The daemons alive on the shared backend (absent in memory), last:
+		// at 80 columns the edge cuts them rather than PAUSED or the filter.
+		part := fmt.Sprintf("%s, %d/%d workers busy", plural(ds.Alive, "daemon"), ds.Busy, ds.Workers)
+		if ds.Stopping > 0 {
+			part += fmt.Sprintf(", %d stopping", ds.Stopping)
+		}
+		second = append(second, part)
+	}
 	// What is wrong, with the advice that goes with it (a rejected token's
 	// says how to give another), is not cut at the edge: the second line
 	// wraps, over at most maxStatusLines lines. Anything else is cut at the
@@ -184,4 +193,12 @@ func (m Model) helpScreen(height int) []string {
 		lines = lines[:height]
 	}
 	return lines
+}
+
+// plural is n and noun, with an s when n is not 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

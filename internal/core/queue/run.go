@@ -32,6 +32,7 @@ func (s *Service) execute(ctx context.Context, l Lease) Outcome {
 // its run starts.
 func (s *Service) begin(j *Job) time.Time {
 	start := s.clock.Now()
+	s.runs.busy.Add(1)
 	if !j.ReadyAt.IsZero() {
 		s.obs.Waited(j.Queue, max(0, start.Sub(j.ReadyAt)))
 	}
@@ -61,6 +62,7 @@ func (s *Service) outcome(ctx context.Context, l Lease, start time.Time, res jso
 		status = string(StatusFailed)
 	}
 	s.obs.Finished(j.Type, status, s.clock.Now().Sub(start))
+	s.runs.finished(status)
 	o := Outcome{Ref: l.Ref()}
 	if err != nil {
 		o.Err = err.Error()

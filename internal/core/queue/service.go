@@ -151,6 +151,7 @@ type Service struct {
 	bound queueBound // MaxQueues
 
 	abandoned atomic.Int64 // handlers running past their timeout (the pool's workers, runBounded)
+	runs      runCounts    // handlers running now and runs finished, by outcome (RunCounts)
 }
 
 // NewService returns a service on d.Broker with the settings cfg.

@@ -5,7 +5,11 @@
 // contract. Times are RFC 3339 in UTC, durations float seconds.
 package snapshot
 
-import "time"
+import (
+	"time"
+
+	"github.com/refrakt/refrakt/internal/core/presence"
+)
 
 // Snapshot is the whole view, as served by GET /api/obs/snapshot.
 type Snapshot struct {
@@ -31,6 +35,34 @@ type Snapshot struct {
 	// all those in force.
 	Overrides      []Override `json:"overrides"`
 	OverridesTotal int        `json:"overrides_total"`
+	// Daemons sums the daemons alive on a shared backend (Redis), from
+	// their heartbeats (GET /api/obs/daemons lists them). Absent on the
+	// memory backend, from daemons before heartbeats, and when the
+	// heartbeats could not be read: a client of an earlier version ignores it.
+	Daemons *Daemons `json:"daemons,omitempty"`
+}
+
+// Daemons sums the daemons alive: how many, how many are stopping, their
+// workers (WORKER_CONCURRENCY) and the handlers running at their last
+// heartbeat.
+type Daemons struct {
+	Alive    int   `json:"alive"`
+	Stopping int   `json:"stopping"`
+	Workers  int   `json:"workers"`
+	Busy     int64 `json:"busy"`
+}
+
+// DaemonsOf sums recs.
+func DaemonsOf(recs []presence.Record) *Daemons {
+	d := &Daemons{Alive: len(recs)}
+	for _, r := range recs {
+		d.Workers += r.Workers
+		d.Busy += r.Busy
+		if r.Status == presence.StatusStopping {
+			d.Stopping++
+		}
+	}
+	return d
 }
 
 // Backend names, as reported in Daemon.Backend.
