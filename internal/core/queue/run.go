@@ -77,13 +77,18 @@ func (s *Service) outcome(ctx context.Context, l Lease, start time.Time, res jso
 	return o
 }
 
-func runHandler(ctx context.Context, h Handler, payload json.RawMessage) (res json.RawMessage, err error) {
+// runHandler runs h on job j: its RunJob when it has one, else its Run on
+// the payload.
+func runHandler(ctx context.Context, h Handler, j *Job) (res json.RawMessage, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("handler panicked: %v", p)
 		}
 	}()
-	return h.Run(ctx, payload)
+	if h.RunJob != nil {
+		return h.RunJob(ctx, j)
+	}
+	return h.Run(ctx, j.Payload)
 }
 
 // recordFinish writes outcomes and reports what happened; jobs[i] is the
