@@ -178,3 +178,20 @@ func TestWebhookSecretNeverShown(t *testing.T) {
 		t.Errorf("the log shows the secret, or not the types and the secret as set:\n%s", log)
 	}
 }
+
+// TestServeRefusesBadWebhooks: a bad JOB_WEBHOOKS or JOB_WEBHOOK_SECRET
+// stops `serve` with exit 2 and one line naming the setting, quoting no
+// credential of the URL nor the secret.
+func TestServeRefusesBadWebhooks(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ env, want string }{
+		{"JOB_WEBHOOKS=report=https://bob:Pa55w0rdX@h/r", "refrakt: JOB_WEBHOOKS: the URL of report holds user info"},
+		{"JOB_WEBHOOKS=ping=https://h/r", "refrakt: JOB_WEBHOOKS: ping is a built-in job type"},
+		{"JOB_WEBHOOK_SECRET=Pa55w0rdX", "refrakt: JOB_WEBHOOK_SECRET: is 9 bytes; want at least 16"},
+	} {
+		code, stderr := serveToExit(t, 10*time.Second, []string{tt.env})
+		if code != 2 || !strings.HasPrefix(lastLine(stderr), tt.want) || strings.Contains(stderr, "Pa55w0rdX") {
+			t.Errorf("%s: exit %d, stderr:\n%s\nwant exit 2, a last line %q, no credential", tt.env, code, stderr, tt.want)
+		}
+	}
+}
