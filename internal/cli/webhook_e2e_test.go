@@ -107,7 +107,7 @@ func TestE2EWebhookJobs(t *testing.T) {
 	// A bad JOB_WEBHOOKS in the shell: exit 2, one line naming it.
 	bad := maps.Clone(direct)
 	bad["JOB_WEBHOOKS"] = "report=ftp://h/x"
-	if code, _, errOut := binCLI(t, bad, "jobs", "list"); code != 2 || !strings.Contains(errOut, "JOB_WEBHOOKS: the URL of report has scheme") {
+	if code, _, errOut := binCLI(t, bad, "jobs", "list"); code != 2 || !strings.Contains(errOut, "JOB_WEBHOOKS: pair 1: the URL has a scheme other than http or https") {
 		t.Errorf("bad JOB_WEBHOOKS: exit %d, %q", code, errOut)
 	}
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/refrakt/refrakt/internal/core/queue"
@@ -12,34 +13,36 @@ import (
 // MinWebhookSecret is the shortest JOB_WEBHOOK_SECRET taken, in bytes.
 const MinWebhookSecret = 16
 
-// parseWebhooks reads JOB_WEBHOOKS: comma-separated TYPE=URL pairs. problem
-// says what is wrong with the first bad pair, "" when all are good. It
-// never quotes a URL: one with user info holds a password, and a query may
-// hold a key.
+// parseWebhooks reads JOB_WEBHOOKS: comma-separated TYPE=URL pairs; an
+// empty pair (a trailing comma, an empty value) is ignored, as a blank
+// setting means unset. problem says what is wrong with the first bad pair,
+// "" when all are good. It names the pair by its number and never quotes
+// any part of it: a URL with user info holds a password, a query may hold
+// a key, and when TYPE= is forgotten the part before the URL's first = is
+// taken for the type.
 func parseWebhooks(v string) (targets []webhook.Target, problem string) {
 	seen := map[string]bool{}
 	for i, pair := range strings.Split(v, ",") {
 		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
 		typ, raw, ok := strings.Cut(pair, "=")
 		typ, raw = strings.TrimSpace(typ), strings.TrimSpace(raw)
+		n := i + 1
 		switch {
-		case pair == "":
-			return nil, fmt.Sprintf("pair %d is empty (two commas?); want TYPE=URL,TYPE=URL", i+1)
 		case !ok || raw == "":
-			return nil, fmt.Sprintf("pair %d is not TYPE=URL (e.g. email.send=http://127.0.0.1:9000/jobs/email)", i+1)
-		}
-		if err := queue.CheckType(typ); err != nil {
-			return nil, err.Error()
-		}
-		if queue.Builtin(typ) {
-			return nil, fmt.Sprintf("%s is a built-in job type; a webhook cannot replace it (choose another name)", typ)
-		}
-		if seen[typ] {
-			return nil, fmt.Sprintf("%s is given twice", typ)
+			return nil, fmt.Sprintf("pair %d is not TYPE=URL (e.g. email.send=http://127.0.0.1:9000/jobs/email; a comma inside a URL is written %%2C)", n)
+		case queue.CheckType(typ) != nil:
+			return nil, fmt.Sprintf("pair %d: the type before = is not a job type name (want 1-64 letters, digits, and _ . : -; TYPE=URL)", n)
+		case queue.Builtin(typ):
+			return nil, fmt.Sprintf("pair %d: its type is a built-in job type; a webhook cannot replace it (choose another name)", n)
+		case seen[typ]:
+			return nil, fmt.Sprintf("pair %d: its type is given twice", n)
 		}
 		seen[typ] = true
 		if why := webhookURLProblem(raw); why != "" {
-			return nil, fmt.Sprintf("the URL of %s %s", typ, why)
+			return nil, fmt.Sprintf("pair %d: the URL %s", n, why)
 		}
 		targets = append(targets, webhook.Target{Type: typ, URL: raw})
 	}
@@ -69,13 +72,25 @@ func webhookURLProblem(raw string) string {
 	case u.Scheme == "":
 		return "is not absolute: want http://host/… or https://host/…"
 	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Sprintf("has scheme %q: want http or https", u.Scheme)
+		return "has a scheme other than http or https"
 	case u.Host == "" || u.Hostname() == "":
 		return "has no host"
+	case !portOK(u.Port()):
+		return "has a port outside 1-65535"
 	case u.Fragment != "" || strings.Contains(raw, "#"):
 		return "has a fragment (#…), which is never sent: remove it"
 	}
 	return ""
+}
+
+// portOK reports whether port, a URL's port ("" when none), is absent or
+// a number from 1 to 65535: another fails every delivery.
+func portOK(port string) bool {
+	if port == "" {
+		return true
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 1 && n <= 65535
 }
 
 // webhookTypes is what the log shows of JOB_WEBHOOKS: the types only (a

@@ -185,8 +185,8 @@ func TestWebhookSecretNeverShown(t *testing.T) {
 func TestServeRefusesBadWebhooks(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct{ env, want string }{
-		{"JOB_WEBHOOKS=report=https://bob:Pa55w0rdX@h/r", "refrakt: JOB_WEBHOOKS: the URL of report holds user info"},
-		{"JOB_WEBHOOKS=ping=https://h/r", "refrakt: JOB_WEBHOOKS: ping is a built-in job type"},
+		{"JOB_WEBHOOKS=report=https://bob:Pa55w0rdX@h/r", "refrakt: JOB_WEBHOOKS: pair 1: the URL holds user info"},
+		{"JOB_WEBHOOKS=ping=https://h/r", "refrakt: JOB_WEBHOOKS: pair 1: its type is a built-in job type"},
 		{"JOB_WEBHOOK_SECRET=Pa55w0rdX", "refrakt: JOB_WEBHOOK_SECRET: is 9 bytes; want at least 16"},
 	} {
 		code, stderr := serveToExit(t, 10*time.Second, []string{tt.env})
