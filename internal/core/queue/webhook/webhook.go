@@ -52,6 +52,20 @@ const MaxAnswer = 1 << 20
 // excerptLen is how much of a failed answer's body its error quotes.
 const excerptLen = 200
 
+// maxHeader bounds the header of a webhook's answer (Go's default is 10
+// MiB): the header is read in full before the status is known, and a
+// transport's error about it quotes what it read.
+const maxHeader = 64 << 10
+
+// failedRead is how much of a failed (non-2xx) answer's body is read for
+// its excerpt: enough for excerptLen bytes after blanks.
+const failedRead = 4 << 10
+
+// drainLen is how much more of an answer's body is read and dropped before
+// closing it, so that the connection is kept for the next delivery; a
+// longer body closes the connection instead.
+const drainLen = 64 << 10
+
 // dialTimeout bounds connecting to a webhook: the job's timeout bounds the
 // whole delivery, but an unreachable host should fail the attempt in
 // seconds, not hold the worker until then.
@@ -86,14 +100,15 @@ type Client struct {
 // followed: a 3xx answer fails the attempt.
 func New(o Options) *Client {
 	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          100,
-		MaxIdleConnsPerHost:   max(o.IdleConnsPerHost, 2),
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   dialTimeout,
-		ExpectContinueTimeout: time.Second,
+		Proxy:                  http.ProxyFromEnvironment,
+		DialContext:            (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           100,
+		MaxIdleConnsPerHost:    max(o.IdleConnsPerHost, 2),
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    dialTimeout,
+		MaxResponseHeaderBytes: maxHeader,
+		ExpectContinueTimeout:  time.Second,
 	}
 	c := &Client{
 		tr: tr,
@@ -184,35 +199,67 @@ func (d *delivery) run(ctx context.Context, j *queue.Job) (json.RawMessage, erro
 		if errors.As(err, &ue) {
 			err = ue.Err // its text quotes the whole URL, query included
 		}
-		return nil, fmt.Errorf("webhook %s unreachable: %v", d.host, err)
+		// The error's text may quote the receiver's answer (a malformed
+		// header line): bounded and escaped as any text of the receiver.
+		if unreachable(err) {
+			return nil, fmt.Errorf("webhook %s unreachable: %s", d.host, excerpt([]byte(err.Error())))
+		}
+		return nil, fmt.Errorf("webhook %s: no valid HTTP answer: %s", d.host, excerpt([]byte(err.Error())))
 	}
 	defer func() {
 		// Drained (up to a bound) so that the connection is reused.
-		_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+		_, _ = io.CopyN(io.Discard, resp.Body, drainLen)
 		_ = resp.Body.Close()
 	}()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxAnswer+1))
+	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
+	limit := int64(MaxAnswer + 1)
+	if !ok {
+		limit = failedRead // only its excerpt is wanted
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("webhook %s: %w", d.host, context.Cause(ctx))
 		}
-		return nil, fmt.Errorf("webhook %s: reading its answer: %v", d.host, err)
+		return nil, fmt.Errorf("webhook %s: reading its answer: %s", d.host, excerpt([]byte(err.Error())))
 	}
-	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
 	switch {
 	case ok && len(data) > MaxAnswer:
-		return nil, fmt.Errorf("webhook answered %s with a body over %d bytes (1 MiB): too large for a job's result", resp.Status, MaxAnswer)
+		return nil, fmt.Errorf("webhook answered %s with a body over %d bytes (1 MiB): too large for a job's result", status(resp), MaxAnswer)
 	case ok:
 		return result(data), nil
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		return nil, fmt.Errorf("webhook answered %s: redirects are not followed (Location %s); point JOB_WEBHOOKS at the final URL",
-			resp.Status, excerpt([]byte(resp.Header.Get("Location"))))
+			status(resp), excerpt([]byte(resp.Header.Get("Location"))))
 	}
-	msg := "webhook answered " + resp.Status
+	msg := "webhook answered " + status(resp)
 	if e := excerpt(data); e != "" {
 		msg += ": " + e
 	}
 	return nil, errors.New(msg)
+}
+
+// unreachable reports whether err, a failed request's, is a failure to
+// connect (the host's name, a refused or timed-out dial, the proxy), not
+// an answer that is no valid HTTP.
+func unreachable(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && (op.Op == "dial" || op.Op == "proxyconnect") {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns)
+}
+
+// status is an answer's status for an error: its code, and its reason
+// phrase (the receiver's text) bounded and escaped.
+func status(resp *http.Response) string {
+	code := strconv.Itoa(resp.StatusCode)
+	reason := strings.TrimPrefix(resp.Status, code)
+	if e := excerpt([]byte(reason)); e != "" {
+		return code + " " + e
+	}
+	return code
 }
 
 // result is the job's result of a 2xx answer's body: the JSON itself,
@@ -230,9 +277,10 @@ func result(data []byte) json.RawMessage {
 }
 
 // excerpt is the start of a failed answer's body for the attempt's error:
-// at most excerptLen bytes, control characters escaped, so that a
-// receiver's HTML page or stack trace neither floods last_error nor moves a
-// terminal's cursor.
+// at most excerptLen bytes, control and format characters (a bidi
+// override, U+202E) escaped, so that a receiver's HTML page or stack trace
+// neither floods last_error nor moves a terminal's cursor or reorders its
+// text.
 func excerpt(data []byte) string {
 	data = bytes.TrimSpace(data)
 	cut := len(data) > excerptLen
@@ -249,7 +297,7 @@ func excerpt(data []byte) string {
 				continue
 			}
 			fmt.Fprintf(&b, `\x%02x`, data[0])
-		case unicode.IsControl(r):
+		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r):
 			q := strconv.QuoteRune(r)
 			b.WriteString(q[1 : len(q)-1])
 		default:

@@ -1,6 +1,7 @@
 package webhook_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,7 +9,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,14 +128,21 @@ func TestDeliveryOutcomes(t *testing.T) {
 			io.WriteString(w, "db down\x1b[2J"+strings.Repeat("y", 300))
 		}, "", `webhook answered 500 Internal Server Error: db down\x1b[2J` + strings.Repeat("y", 200-len("db down\x1b[2J")) + "…"},
 		{"503 empty", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(503) }, "", "webhook answered 503 Service Unavailable"},
-		{"302 not followed", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/elsewhere", http.StatusFound) },
-			"", "webhook answered 302 Found: redirects are not followed (Location /elsewhere)"},
+		{"500 bidi override", func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(500)
+			io.WriteString(w, "abc\u202edef")
+		}, "", `webhook answered 500 Internal Server Error: abc\u202edef`},
+		{"302 not followed", redirectOnce(), "", "webhook answered 302 Found: redirects are not followed (Location /elsewhere)"},
 		{"too large", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, big) }, "", "webhook answered 200 OK with a body over 1048576 bytes (1 MiB): too large"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			url, seen := receiver(t, tt.answer)
-			res, err := handler(t, webhook.New(webhook.Options{}), url).RunJob(context.Background(), job(`{}`))
+			// Bounded: a delivery that followed redirects for ever would
+			// hang the test (rvhook38 M4).
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			res, err := handler(t, webhook.New(webhook.Options{}), url).RunJob(ctx, job(`{}`))
 			if tt.wantErr != "" {
 				if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want %q", err, tt.wantErr)
@@ -144,6 +154,123 @@ func TestDeliveryOutcomes(t *testing.T) {
 				t.Errorf("%d requests, want 1 (a redirect is not followed)", n)
 			}
 		})
+	}
+}
+
+// redirectOnce answers the first request with a redirect, and any later one
+// (a redirect followed) with 200: following it would succeed, and fail the
+// test at once rather than loop.
+func redirectOnce() http.HandlerFunc {
+	var n atomic.Int32
+	return func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) > 1 {
+			io.WriteString(w, "followed")
+			return
+		}
+		http.Redirect(w, r, "/elsewhere", http.StatusFound)
+	}
+}
+
+// rawReceiver starts a TCP receiver that reads each request and writes
+// answer as is, for answers no http.Handler can give; it returns its URL.
+func rawReceiver(t *testing.T, answer string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				conn.SetDeadline(time.Now().Add(5 * time.Second))
+				req, err := http.ReadRequest(bufio.NewReader(conn))
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, req.Body)
+				io.WriteString(conn, answer)
+			}()
+		}
+	}()
+	return "http://" + l.Addr().String() + "/hook?key=k3y"
+}
+
+// TestDeliveryHostileAnswers: a receiver's status line or header, however
+// long or full of control bytes, gives an error of a few hundred bytes,
+// escaped, and no header failure is called unreachable (rvhook38 H2).
+func TestDeliveryHostileAnswers(t *testing.T) {
+	esc := "\x1b[31mRED\x1b[0m"
+	tests := []struct {
+		name, answer, want string
+	}{
+		{"status of 500 KB", "HTTP/1.1 500 " + esc + strings.Repeat("A", 500<<10) + "\r\nContent-Length: 0\r\n\r\n", ""},
+		{"status with escapes", "HTTP/1.1 500 " + esc + strings.Repeat("A", 1000) + "\r\nContent-Length: 2\r\n\r\nno",
+			`webhook answered 500 \x1b[31mRED\x1b[0mAAA`},
+		{"malformed header line of 2 MB", "HTTP/1.1 200 OK\r\n" + esc + strings.Repeat("B", 2<<20) + "\r\nContent-Length: 0\r\n\r\n", ""},
+		{"header of 2 MB", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("B", 2<<20) + "\r\nContent-Length: 0\r\n\r\n", ""},
+		{"malformed header line", "HTTP/1.1 200 OK\r\n" + esc + strings.Repeat("C", 8<<10) + "\r\nContent-Length: 0\r\n\r\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			c := webhook.New(webhook.Options{})
+			defer c.CloseIdleConnections()
+			_, err := handler(t, c, rawReceiver(t, tt.answer)).RunJob(ctx, job(`{}`))
+			if err == nil {
+				t.Fatal("delivery succeeded")
+			}
+			msg := err.Error()
+			if len(msg) > 600 {
+				t.Errorf("error of %d bytes, want at most 600: %.300q…", len(msg), msg)
+			}
+			if i := strings.IndexFunc(msg, func(r rune) bool { return r < 0x20 || r == 0x7f }); i >= 0 {
+				t.Errorf("error holds a control byte at %d: %.300q", i, msg)
+			}
+			if strings.Contains(msg, "unreachable") || strings.Contains(msg, "k3y") || errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("error %.300q; want no 'unreachable', no query, no timeout", msg)
+			}
+			if !strings.HasPrefix(msg, tt.want) {
+				t.Errorf("error %.300q, want it to start %q", msg, tt.want)
+			}
+		})
+	}
+}
+
+// TestDeliveryReusesConnections: the connection of a delivery is reused by
+// the next, after a failed answer with a body (drained, not just closed)
+// and after a 2xx (rvhook38 L5).
+func TestDeliveryReusesConnections(t *testing.T) {
+	var n atomic.Int32
+	url, _ := receiver(t, func(w http.ResponseWriter, _ *http.Request) {
+		if n.Add(1)%2 == 1 {
+			w.WriteHeader(500)
+			io.WriteString(w, strings.Repeat("e", 16<<10)) // past what its excerpt reads
+			return
+		}
+		io.WriteString(w, `{"ok":true}`)
+	})
+	c := webhook.New(webhook.Options{})
+	defer c.CloseIdleConnections()
+	h := handler(t, c, url)
+	for i, wantErr := range []bool{true, false, true} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var reused bool
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) { reused = ci.Reused }})
+		_, err := h.RunJob(ctx, job(`{}`))
+		cancel()
+		if (err != nil) != wantErr {
+			t.Fatalf("delivery %d: error %v, want error %v", i+1, err, wantErr)
+		}
+		if i > 0 && !reused {
+			t.Errorf("delivery %d made a new connection; want the previous one reused", i+1)
+		}
 	}
 }
 
