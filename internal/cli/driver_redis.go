@@ -104,7 +104,10 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 		return nil, err
 	}
 	svc := queue.NewService(queue.Deps{Broker: broker, Registry: reg}, queue.Config{Concurrency: queue.ManualMode, Lease: cfg.JobLease, Backoff: js.Backoff,
-		JobTimeout: js.JobTimeout, IdempotencyTTL: cfg.JobIdempotencyTTL})
+		JobTimeout: js.JobTimeout, IdempotencyTTL: cfg.JobIdempotencyTTL,
+		// `jobs run --next` hands back a job of a type this shell lacks,
+		// unrun and uncounted, as `jobs run ID` refuses it before its claim.
+		HandBackUnhandled: true})
 	store := redisstore.New(rdb, redisstore.Options{Prefix: prefix})
 	// The CLI reports through its exit path alone: a limiter's log lines
 	// (an overrides read failing, then recovering) would land on the user's
@@ -205,8 +208,7 @@ func (d *redisDriver) RunJob(ctx context.Context, id string) (*queue.Job, error)
 	// never changes, so the check holds for the claim that follows.
 	if j, err := d.jobs.Get(ctx, id); err == nil {
 		if _, ok := d.jobs.Registry().Lookup(j.Type); !ok {
-			return nil, usageError{fmt.Errorf("job %s is of type %q, which this process has no handler for (registered: %s): set JOB_WEBHOOKS as the daemons have it to run it here, or let a daemon run it; nothing was run",
-				id, j.Type, strings.Join(d.jobs.Registry().Types(), ", "))}
+			return nil, d.noHandlerHere(id, j.Type, true)
 		}
 	}
 	j, err := d.jobs.RunID(ctx, id)
@@ -215,7 +217,23 @@ func (d *redisDriver) RunJob(ctx context.Context, id string) (*queue.Job, error)
 
 func (d *redisDriver) RunNext(ctx context.Context, q string) (*queue.Job, error) {
 	j, err := d.jobs.RunNext(ctx, q)
+	if ue := (*queue.UnhandledError)(nil); errors.As(err, &ue) {
+		// Handed back unrun (HandBackUnhandled): exit 2, as `jobs run ID`.
+		return nil, d.noHandlerHere(ue.ID, ue.Type, ue.HandedBack)
+	}
 	return j, d.failRun(ctx, err)
+}
+
+// noHandlerHere is the usage error (exit 2) of `jobs run` meeting job id of
+// type typ, which this process has no handler for; handedBack is false when
+// the job, claimed, could not be released at once.
+func (d *redisDriver) noHandlerHere(id, typ string, handedBack bool) error {
+	nothing := "nothing was run"
+	if !handedBack {
+		nothing += " (it returns to pending when its lease ends)"
+	}
+	return usageError{fmt.Errorf("job %s is of type %q, which this process has no handler for (registered: %s): set JOB_WEBHOOKS as the daemons have it to run it here, or let a daemon run it; %s",
+		id, typ, strings.Join(d.jobs.Registry().Types(), ", "), nothing)}
 }
 
 // failRun is fail for a job run in this process: interrupted (Ctrl-C),

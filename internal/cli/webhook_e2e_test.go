@@ -21,6 +21,7 @@ type hookedJob struct {
 	Status   string          `json:"status"`
 	Attempts int             `json:"attempts"`
 	Result   json.RawMessage `json:"result"`
+	LastErr  string          `json:"last_error"`
 }
 
 // compact is the JSON of raw without its indentation.
@@ -103,6 +104,26 @@ func TestE2EWebhookJobs(t *testing.T) {
 	}
 	if got := job(direct, "jobs", "get", j.ID); got.Status != "pending" || got.Attempts != 0 {
 		t.Errorf("the job after the refused run: %+v; want pending, no attempt", got)
+	}
+	// --next takes it (the only job pending under this prefix), finds no
+	// handler, and hands it back unrun: the same message, exit 2, and
+	// neither an attempt spent nor a retry scheduled (rvhook38 M3).
+	code, _, errOut = binCLI(t, bare, "jobs", "run", "--next")
+	if code != 2 || !strings.Contains(errOut, `job `+j.ID+` is of type "report", which this process has no handler for`) ||
+		!strings.Contains(errOut, "nothing was run") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Errorf("run --next without JOB_WEBHOOKS: exit %d, %q; want 2, one line", code, errOut)
+	}
+	if got := job(direct, "jobs", "get", j.ID); got.Status != "pending" || got.Attempts != 0 || got.LastErr != "" {
+		t.Errorf("the job after the refused run --next: %+v; want pending, no attempt, no error", got)
+	}
+	// Handed back, it is still runnable: by a shell that has the type.
+	if got := job(direct, "jobs", "run", "--next"); got.ID != j.ID || got.Status != "succeeded" || got.Attempts != 1 {
+		t.Errorf("run --next with JOB_WEBHOOKS after the hand-back: %+v", got)
+	}
+	select {
+	case <-delivered:
+	case <-time.After(5 * time.Second):
+		t.Error("the job run after the hand-back was not delivered")
 	}
 	// A bad JOB_WEBHOOKS in the shell: exit 2, one line naming it.
 	bad := maps.Clone(direct)
