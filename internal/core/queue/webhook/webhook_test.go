@@ -274,6 +274,37 @@ func TestDeliveryReusesConnections(t *testing.T) {
 	}
 }
 
+// TestDeliveryFailedAnswerReadBounded: of a failed answer only its excerpt
+// and a bounded drain are read (rvhook38 NIT 8): after a 500 with a body of
+// 256 KiB the connection is dropped, not read to its end for reuse.
+func TestDeliveryFailedAnswerReadBounded(t *testing.T) {
+	var n atomic.Int32
+	url, _ := receiver(t, func(w http.ResponseWriter, _ *http.Request) {
+		if n.Add(1) == 1 {
+			w.WriteHeader(500)
+			io.WriteString(w, strings.Repeat("e", 256<<10))
+			return
+		}
+		io.WriteString(w, `{"ok":true}`)
+	})
+	c := webhook.New(webhook.Options{})
+	defer c.CloseIdleConnections()
+	h := handler(t, c, url)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := h.RunJob(ctx, job(`{}`)); err == nil || len(err.Error()) > 300 {
+		t.Fatalf("error %.300v; want a failure of at most 300 bytes", err)
+	}
+	var reused bool
+	tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) { reused = ci.Reused }})
+	if _, err := h.RunJob(tctx, job(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if reused {
+		t.Error("the connection of a 256 KiB failed answer was reused: its body was read to the end")
+	}
+}
+
 // TestDeliveryCancelled: the job's context ending mid-request ends the
 // delivery at once, with its cause.
 func TestDeliveryCancelled(t *testing.T) {
