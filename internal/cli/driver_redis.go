@@ -18,6 +18,7 @@ import (
 	"github.com/refrakt/refrakt/internal/core/presence"
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/queue/redisbroker"
+	"github.com/refrakt/refrakt/internal/core/queue/webhook"
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
 	"github.com/refrakt/refrakt/internal/core/ratelimit/redisstore"
 	"github.com/refrakt/refrakt/internal/daemon"
@@ -41,6 +42,9 @@ type redisDriver struct {
 	read *relatedRead
 	// daemons are the daemons' heartbeat records (Daemons).
 	daemons *presence.Store
+	// hooks delivers the jobs of this shell's JOB_WEBHOOKS types that
+	// `jobs run` runs.
+	hooks *webhook.Client
 }
 
 // relatedRead is one read of the overrides related to target and of the
@@ -95,8 +99,18 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 	// A CLI process is gone before a sweep of the keyspace would end: the
 	// daemons sweep for unlisted queues (redisbroker's relist.go).
 	broker := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix, HistoryLimit: js.History, SweepInterval: -1})
-	svc := queue.NewService(queue.Deps{Broker: broker}, queue.Config{Concurrency: queue.ManualMode, Lease: cfg.JobLease, Backoff: js.Backoff,
-		JobTimeout: js.JobTimeout, IdempotencyTTL: cfg.JobIdempotencyTTL})
+	// This shell's JOB_WEBHOOKS: `jobs enqueue` takes their types, and
+	// `jobs run` delivers their jobs from this process.
+	reg, hooks, err := daemon.JobRegistry(cfg)
+	if err != nil {
+		_ = rdb.Close()
+		return nil, err
+	}
+	svc := queue.NewService(queue.Deps{Broker: broker, Registry: reg}, queue.Config{Concurrency: queue.ManualMode, Lease: cfg.JobLease, Backoff: js.Backoff,
+		JobTimeout: js.JobTimeout, IdempotencyTTL: cfg.JobIdempotencyTTL,
+		// `jobs run --next` hands back a job of a type this shell lacks,
+		// unrun and uncounted, as `jobs run ID` refuses it before its claim.
+		HandBackUnhandled: true})
 	store := redisstore.New(rdb, redisstore.Options{Prefix: prefix})
 	// The CLI reports through its exit path alone: a limiter's log lines
 	// (an overrides read failing, then recovering) would land on the user's
@@ -107,7 +121,7 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 		_ = rdb.Close()
 		return nil, err
 	}
-	return &redisDriver{addr: addr, kind: kind, rdb: rdb, jobs: svc, store: store, lim: lim, daemons: presence.NewStore(rdb, prefix)}, nil
+	return &redisDriver{addr: addr, kind: kind, rdb: rdb, jobs: svc, store: store, lim: lim, daemons: presence.NewStore(rdb, prefix), hooks: hooks}, nil
 }
 
 // connectError is the CLI's error for err, met while connecting to rawURL
@@ -191,13 +205,38 @@ func (d *redisDriver) GetJob(ctx context.Context, id string) (*queue.Job, error)
 }
 
 func (d *redisDriver) RunJob(ctx context.Context, id string) (*queue.Job, error) {
+	// A job of a type this process has no handler for (a webhook type of
+	// the daemons' JOB_WEBHOOKS, not of this shell's) is refused before it
+	// is claimed: run here, it would fail an attempt. The type of a job
+	// never changes, so the check holds for the claim that follows.
+	if j, err := d.jobs.Get(ctx, id); err == nil {
+		if _, ok := d.jobs.Registry().Lookup(j.Type); !ok {
+			return nil, d.noHandlerHere(id, j.Type, true)
+		}
+	}
 	j, err := d.jobs.RunID(ctx, id)
 	return j, d.failRun(ctx, err)
 }
 
 func (d *redisDriver) RunNext(ctx context.Context, q string) (*queue.Job, error) {
 	j, err := d.jobs.RunNext(ctx, q)
+	if ue := (*queue.UnhandledError)(nil); errors.As(err, &ue) {
+		// Handed back unrun (HandBackUnhandled): exit 2, as `jobs run ID`.
+		return nil, d.noHandlerHere(ue.ID, ue.Type, ue.HandedBack)
+	}
 	return j, d.failRun(ctx, err)
+}
+
+// noHandlerHere is the usage error (exit 2) of `jobs run` meeting job id of
+// type typ, which this process has no handler for; handedBack is false when
+// the job, claimed, could not be released at once.
+func (d *redisDriver) noHandlerHere(id, typ string, handedBack bool) error {
+	nothing := "nothing was run"
+	if !handedBack {
+		nothing += " (it returns to pending when its lease ends)"
+	}
+	return usageError{fmt.Errorf("job %s is of type %q, which this process has no handler for (registered: %s): set JOB_WEBHOOKS as the daemons have it to run it here, or let a daemon run it; %s",
+		id, typ, strings.Join(d.jobs.Registry().Types(), ", "), nothing)}
 }
 
 // failRun is fail for a job run in this process: interrupted (Ctrl-C),
@@ -384,6 +423,7 @@ func (d *redisDriver) KeyState(ctx context.Context, key string) (KeyStateView, e
 }
 
 func (d *redisDriver) Close() error {
+	d.hooks.CloseIdleConnections()
 	_ = d.store.Close()
 	return d.rdb.Close()
 }
@@ -397,7 +437,7 @@ var driverSettings = []string{"REDIS_CLUSTER", "JOB_HISTORY", "JOB_LEASE", "JOB_
 	"RATE_LIMIT_ENABLED", "RATE_LIMIT_RUN_BURST", "RATE_LIMIT_RUN_PER_MINUTE", "RATE_LIMIT_ASSISTANT_PER_MINUTE",
 	"RATE_LIMIT_PREMIUM_MULTIPLIER", "PENALTY_FACTOR", "PENALTY_DECAY", "BAN_AFTER_STRIKES", "BAN_SECONDS",
 	"RATE_LIMIT_ON_BACKEND_ERROR", "RATE_LIMIT_BACKEND_TIMEOUT",
-	"JOB_IDEMPOTENCY_TTL"}
+	"JOB_IDEMPOTENCY_TTL", "JOB_WEBHOOKS", "JOB_WEBHOOK_SECRET"}
 
 // onlyDriverSettings is getenv for the driverSettings, and nothing for the
 // rest (their defaults).

@@ -13,14 +13,15 @@ import (
 // ps shows to every user of the machine. The real binary warns, one line
 // per flag on stderr, when a flag carries a password or a token: serve's
 // --redis with a password and its three token flags (in its log, at WARN),
-// and the CLI's --redis and --server with a password. The line names the
+// its --job-webhooks, and the CLI's --redis and --server with a password. The line names the
 // flag and its variable, never the value. Given as variables, the same
 // values bring no warning.
 func TestSecretFlagsWarned(t *testing.T) {
 	t.Parallel()
 	dead := daemontest.ClosedAddr(t)
-	secrets := []string{"PwSECRETredis1", "DevSECRETtoken-0123456789", "OpSECRETtoken-0123456789", "PromSECRETtoken-0123456789"}
+	secrets := []string{"PwSECRETredis1", "DevSECRETtoken-0123456789", "OpSECRETtoken-0123456789", "PromSECRETtoken-0123456789", "HookSECRETkey"}
 	redisURL := "redis://refrakt:" + secrets[0] + "@" + dead + "/0"
+	hooks := "report=http://" + dead + "/r?key=" + secrets[4] // rvhook38 L6: a URL's query may hold a key
 	noSecret := func(t *testing.T, out string) {
 		t.Helper()
 		for _, s := range secrets {
@@ -32,11 +33,11 @@ func TestSecretFlagsWarned(t *testing.T) {
 
 	t.Run("serve, flags", func(t *testing.T) {
 		t.Parallel()
-		d := daemontest.Start(t, nil, "--redis", redisURL, "--developer-token", secrets[1], "--operator-token", secrets[2], "--prometheus-token", secrets[3])
+		d := daemontest.Start(t, nil, "--redis", redisURL, "--developer-token", secrets[1], "--operator-token", secrets[2], "--prometheus-token", secrets[3], "--job-webhooks", hooks)
 		d.WaitHTTP("/healthz", http.StatusOK, 15*time.Second)
 		log := d.Log()
 		for _, want := range [][2]string{{"--redis", "QUEUE_URL"}, {"--developer-token", "REFRAKT_DEVELOPER_TOKEN"},
-			{"--operator-token", "REFRAKT_OPERATOR_TOKEN"}, {"--prometheus-token", "PROMETHEUS_BEARER_TOKEN"}} {
+			{"--operator-token", "REFRAKT_OPERATOR_TOKEN"}, {"--prometheus-token", "PROMETHEUS_BEARER_TOKEN"}, {"--job-webhooks", "JOB_WEBHOOKS"}} {
 			n := 0
 			for _, line := range strings.Split(log, "\n") {
 				if strings.Contains(line, "level=WARN") && strings.Contains(line, "see in ps") &&
@@ -52,7 +53,7 @@ func TestSecretFlagsWarned(t *testing.T) {
 	})
 	t.Run("serve, env vars", func(t *testing.T) {
 		t.Parallel()
-		d := daemontest.Start(t, []string{"QUEUE_URL=" + redisURL, "REFRAKT_DEVELOPER_TOKEN=" + secrets[1], "REFRAKT_OPERATOR_TOKEN=" + secrets[2], "PROMETHEUS_BEARER_TOKEN=" + secrets[3]},
+		d := daemontest.Start(t, []string{"QUEUE_URL=" + redisURL, "REFRAKT_DEVELOPER_TOKEN=" + secrets[1], "REFRAKT_OPERATOR_TOKEN=" + secrets[2], "PROMETHEUS_BEARER_TOKEN=" + secrets[3], "JOB_WEBHOOKS=" + hooks},
 			"--redis-cluster", "false") // a flag without a secret: no warning either
 		d.WaitHTTP("/healthz", http.StatusOK, 15*time.Second)
 		log := d.Log()

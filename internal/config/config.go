@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/core/queue/webhook"
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
 )
 
@@ -127,6 +128,13 @@ type Config struct {
 	// (a retry within it answers the key's job). JOB_IDEMPOTENCY_TTL,
 	// default 24h; at least 1s, at most 720h.
 	JobIdempotencyTTL time.Duration
+	// JobWebhooks are the job types run by webhooks: each job of Type is
+	// POSTed to URL, the answer its outcome. JOB_WEBHOOKS
+	// (TYPE=URL,TYPE=URL), default none.
+	JobWebhooks []webhook.Target
+	// JobWebhookSecret signs every webhook delivery (Refrakt-Signature)
+	// when set; at least 16 bytes. JOB_WEBHOOK_SECRET, default "".
+	JobWebhookSecret string
 	// ShutdownTimeout bounds graceful shutdown. SHUTDOWN_TIMEOUT, default 10s.
 	ShutdownTimeout time.Duration
 	// ShutdownDelay (at most MaxShutdownDelay) is how long the daemon goes on serving after a stop
@@ -146,6 +154,10 @@ type Config struct {
 	LogFormat string
 	// LogLevel is debug, info, warn or error. LOG_LEVEL, default "info".
 	LogLevel string
+
+	// webhooksProblem is why JOB_WEBHOOKS was refused, for Validate to say
+	// (parsing's messages quote the value, which may hold credentials).
+	webhooksProblem string
 
 	// flagged maps the environment variable of each setting a flag gave
 	// to that flag ("WORKER_CONCURRENCY" to "--workers"), so that a message
@@ -352,6 +364,12 @@ func (c Config) Validate() error {
 	}
 	if c.JobIdempotencyTTL < queue.MinIdempotencyTTL || c.JobIdempotencyTTL > queue.MaxIdempotencyTTL {
 		bad("JOB_IDEMPOTENCY_TTL", "%s must be between %s and %s", c.JobIdempotencyTTL, queue.MinIdempotencyTTL, queue.MaxIdempotencyTTL)
+	}
+	if c.webhooksProblem != "" {
+		bad("JOB_WEBHOOKS", "%s", c.webhooksProblem)
+	}
+	if n := len(c.JobWebhookSecret); n > 0 && n < MinWebhookSecret {
+		bad("JOB_WEBHOOK_SECRET", "is %d bytes; want at least %d (the value is not shown)", n, MinWebhookSecret)
 	}
 	if c.QueueMaxAge < 0 {
 		bad("QUEUE_MAX_AGE_SECONDS", "%s must not be negative", c.QueueMaxAge)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/refrakt/refrakt/internal/core/queue/webhook"
 )
 
 func env(m map[string]string) func(string) string {
@@ -77,6 +79,22 @@ func TestLoadGood(t *testing.T) {
 		{"retry cap equal to the base", map[string]string{"JOB_RETRY_BASE": "5s", "JOB_RETRY_MAX": "5s"}, nil,
 			func(c Config) any { return []any{c.JobRetryBase, c.JobRetryMax} }, []any{5 * time.Second, 5 * time.Second}},
 		// idem37: how long an idempotency key is kept.
+		// hook38: JOB_WEBHOOKS and JOB_WEBHOOK_SECRET.
+		{"webhooks default none", nil, nil, func(c Config) any { return c.JobWebhooks }, []webhook.Target(nil)},
+		{"webhooks by env", map[string]string{"JOB_WEBHOOKS": " email.send=http://127.0.0.1:9000/jobs/email , report=https://svc.internal/jobs/report?x=1"}, nil,
+			func(c Config) any { return c.JobWebhooks },
+			[]webhook.Target{{Type: "email.send", URL: "http://127.0.0.1:9000/jobs/email"}, {Type: "report", URL: "https://svc.internal/jobs/report?x=1"}}},
+		{"webhooks flag beats env", map[string]string{"JOB_WEBHOOKS": "a=http://h/a"}, map[string]string{"job-webhooks": "b=http://[::1]:9/b"},
+			func(c Config) any { return c.JobWebhooks }, []webhook.Target{{Type: "b", URL: "http://[::1]:9/b"}}},
+		// rvhook38 L7: blank means none, as for the other settings; an
+		// empty pair (a trailing comma, two commas) is ignored.
+		{"webhooks empty flag is none", map[string]string{"JOB_WEBHOOKS": "a=http://h/a"}, map[string]string{"job-webhooks": ""},
+			func(c Config) any { return c.JobWebhooks }, []webhook.Target(nil)},
+		{"webhooks trailing and double comma", map[string]string{"JOB_WEBHOOKS": "a=http://h/a,,b=http://h/b?ids=1%2C2, "}, nil,
+			func(c Config) any { return c.JobWebhooks }, []webhook.Target{{Type: "a", URL: "http://h/a"}, {Type: "b", URL: "http://h/b?ids=1%2C2"}}},
+		{"webhook port 65535", map[string]string{"JOB_WEBHOOKS": "a=http://h:65535/a"}, nil,
+			func(c Config) any { return c.JobWebhooks }, []webhook.Target{{Type: "a", URL: "http://h:65535/a"}}},
+		{"webhook secret by env", map[string]string{"JOB_WEBHOOK_SECRET": "0123456789abcdef"}, nil, func(c Config) any { return c.JobWebhookSecret }, "0123456789abcdef"},
 		{"idempotency ttl default", nil, nil, func(c Config) any { return c.JobIdempotencyTTL }, 24 * time.Hour},
 		{"idempotency ttl by env", map[string]string{"JOB_IDEMPOTENCY_TTL": "1s"}, nil, func(c Config) any { return c.JobIdempotencyTTL }, time.Second},
 		{"idempotency ttl flag beats env", map[string]string{"JOB_IDEMPOTENCY_TTL": "1h"}, map[string]string{"job-idempotency-ttl": "720h"},
@@ -198,6 +216,20 @@ func TestLoadBad(t *testing.T) {
 		{"idempotency ttl below 1s", map[string]string{"JOB_IDEMPOTENCY_TTL": "999ms"}, nil, "JOB_IDEMPOTENCY_TTL: 999ms must be between 1s and 720h0m0s"},
 		{"idempotency ttl zero by flag", nil, map[string]string{"job-idempotency-ttl": "0s"}, "--job-idempotency-ttl: 0s must be between 1s and 720h0m0s"},
 		{"idempotency ttl past 30 days", map[string]string{"JOB_IDEMPOTENCY_TTL": "721h"}, nil, "JOB_IDEMPOTENCY_TTL: 721h0m0s must be between 1s and 720h0m0s"},
+		// hook38: JOB_WEBHOOKS pairs and JOB_WEBHOOK_SECRET.
+		{"webhook of a built-in", map[string]string{"JOB_WEBHOOKS": "echo=http://h/x"}, nil, "JOB_WEBHOOKS: pair 1: its type is a built-in job type; a webhook cannot replace it"},
+		{"webhook twice", map[string]string{"JOB_WEBHOOKS": "a=http://h/x,a=http://h/y"}, nil, "JOB_WEBHOOKS: pair 2: its type is given twice"},
+		{"webhook bad type", map[string]string{"JOB_WEBHOOKS": "no spaces=http://h/x"}, nil, "JOB_WEBHOOKS: pair 1: the type before = is not a job type name (want 1-64 letters, digits, and _ . : -"},
+		{"webhook not a pair", nil, map[string]string{"job-webhooks": "a=http://h/x,http://h/y"}, "--job-webhooks: pair 2 is not TYPE=URL"},
+		{"webhook port too high", map[string]string{"JOB_WEBHOOKS": "a=http://h:99999/x"}, nil, "JOB_WEBHOOKS: pair 1: the URL has a port outside 1-65535"},
+		{"webhook port zero", map[string]string{"JOB_WEBHOOKS": "b=http://h/b,a=http://h:0/x"}, nil, "JOB_WEBHOOKS: pair 2: the URL has a port outside 1-65535"},
+		{"webhook relative", map[string]string{"JOB_WEBHOOKS": "a=/jobs/a"}, nil, "JOB_WEBHOOKS: pair 1: the URL is not absolute"},
+		{"webhook ftp", map[string]string{"JOB_WEBHOOKS": "a=ftp://h/x"}, nil, "JOB_WEBHOOKS: pair 1: the URL has a scheme other than http or https"},
+		{"webhook no host", map[string]string{"JOB_WEBHOOKS": "a=http:///x"}, nil, "JOB_WEBHOOKS: pair 1: the URL has no host"},
+		{"webhook userinfo", map[string]string{"JOB_WEBHOOKS": "a=https://bob:Pa55word@h/x"}, nil, "JOB_WEBHOOKS: pair 1: the URL holds user info (user:password@): credentials in a URL end up in logs; remove them and sign deliveries with JOB_WEBHOOK_SECRET"},
+		{"webhook user alone", map[string]string{"JOB_WEBHOOKS": "a=https://bob@h/x"}, nil, "JOB_WEBHOOKS: pair 1: the URL holds user info"},
+		{"webhook fragment", map[string]string{"JOB_WEBHOOKS": "a=https://h/x#top"}, nil, "JOB_WEBHOOKS: pair 1: the URL has a fragment"},
+		{"webhook secret short", map[string]string{"JOB_WEBHOOK_SECRET": "short-secret"}, nil, "JOB_WEBHOOK_SECRET: is 12 bytes; want at least 16 (the value is not shown)"},
 		{"idempotency ttl without unit", map[string]string{"JOB_IDEMPOTENCY_TTL": "60"}, nil, `JOB_IDEMPOTENCY_TTL: "60" needs a unit, e.g. 60s`},
 	}
 	for _, tt := range tests {
@@ -316,6 +348,8 @@ func TestLogValueShowsEverySetting(t *testing.T) {
 			*x = !*x
 		case *time.Duration:
 			*x += 1500 * time.Millisecond
+		case *[]webhook.Target:
+			*x = append(*x, webhook.Target{Type: "t", URL: "http://h/t"})
 		case *[]netip.Prefix:
 			*x = append(*x, netip.MustParsePrefix("10.9.0.0/16"))
 		default:
@@ -354,6 +388,8 @@ func TestLogValueShowsNoSecret(t *testing.T) {
 	c.DeveloperToken = "dev-" + secret + "-0123456789"
 	c.OperatorToken = "op-" + secret
 	c.PrometheusBearerToken = "prom-" + secret + "-42"
+	c.JobWebhookSecret = "whsec-" + secret + "-0123456789"
+	c.JobWebhooks = []webhook.Target{{Type: "email.send", URL: "https://h/jobs?key=" + secret}}
 	c.RedisURL = "redis://user:" + secret + "@127.0.0.1:6379/0?password=" + secret
 	for _, tt := range []struct {
 		name string
@@ -369,7 +405,10 @@ func TestLogValueShowsNoSecret(t *testing.T) {
 		}
 	}
 	got := logAttrs(t, c)
-	for _, k := range []string{"developer_token", "operator_token", "prometheus_token"} {
+	if got["job_webhooks"] != "email.send" {
+		t.Errorf("job_webhooks=%q, want the types alone", got["job_webhooks"])
+	}
+	for _, k := range []string{"developer_token", "operator_token", "prometheus_token", "job_webhook_secret"} {
 		if got[k] != "set" {
 			t.Errorf("%s=%q, want set", k, got[k])
 		}

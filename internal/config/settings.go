@@ -86,6 +86,12 @@ func Settings() []Setting {
 		duration("JOB_RETRY_MAX", "job-retry-max", "longest delay before a retry (at least JOB_RETRY_BASE, at most 168h)", d.JobRetryMax, func(c *Config) *time.Duration { return &c.JobRetryMax }),
 		duration("JOB_TIMEOUT", "job-timeout", "longest run of a job's handler when the job names no timeout_ms: then its context is cancelled and the attempt fails (at least 1ms, at most 168h)", d.JobTimeout, func(c *Config) *time.Duration { return &c.JobTimeout }),
 		duration("JOB_IDEMPOTENCY_TTL", "job-idempotency-ttl", "how long an enqueue's idempotency key is kept: the same request again answers its job (1s to 720h)", d.JobIdempotencyTTL, func(c *Config) *time.Duration { return &c.JobIdempotencyTTL }),
+		{Env: "JOB_WEBHOOKS", Flag: "job-webhooks", Usage: "job types run by your service over HTTP: comma-separated TYPE=URL pairs (absolute http or https URLs, no user info); each job of TYPE is POSTed to URL, the answer its outcome; a URL's query may hold a key" + psAdvice, Default: "",
+			set:   func(c *Config, v string) error { c.JobWebhooks, c.webhooksProblem = parseWebhooks(v); return nil },
+			value: func(c *Config) slog.Value { return slog.StringValue(webhookTypes(c.JobWebhooks)) },
+			// Any URL may carry a key in its path or query (rvhook38 L6).
+			secretIn: func(v string) bool { return strings.TrimSpace(v) != "" }},
+		secret("JOB_WEBHOOK_SECRET", "job-webhook-secret", "signs every webhook delivery (Refrakt-Signature, HMAC-SHA256) when set; at least 16 bytes", func(c *Config) *string { return &c.JobWebhookSecret }),
 		duration("SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long graceful shutdown may take", d.ShutdownTimeout, func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 		duration("SHUTDOWN_DELAY", "shutdown-delay", "after a stop signal, serve on this long with /readyz answering 503 before the stop begins (0 = none)", d.ShutdownDelay, func(c *Config) *time.Duration { return &c.ShutdownDelay }),
 

@@ -61,7 +61,11 @@ func (s *Server) buildJobs() error {
 		wholeOnly: s.backend.Kind == BackendRedisCluster,
 		deadLog:   newDeadLogs(s.clock.Now), rejected: newQueueLabels(),
 		timeoutLog: newDeadLogs(s.clock.Now)}
-	svc := queue.NewService(queue.Deps{Broker: broker, Clock: s.clock, Observer: obs}, queue.Config{
+	reg, hooks, err := JobRegistry(s.cfg)
+	if err != nil {
+		return err
+	}
+	svc := queue.NewService(queue.Deps{Broker: broker, Clock: s.clock, Observer: obs, Registry: reg}, queue.Config{
 		Concurrency:     s.cfg.WorkerConcurrency,
 		TickInterval:    s.cfg.TickInterval,
 		Lease:           s.cfg.JobLease,
@@ -85,6 +89,7 @@ func (s *Server) buildJobs() error {
 		},
 		func(ctx context.Context) error {
 			err := s.jobs.pool.Shutdown(ctx)
+			hooks.CloseIdleConnections()
 			if s.backend.Kind == BackendMemory {
 				s.logJobsEndingHere() // handed back or not, they end with the daemon
 			} else {

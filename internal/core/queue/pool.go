@@ -626,7 +626,7 @@ func (w *worker) run(h *held) (Outcome, bool) {
 	s := (w.state.Load()>>2+1)<<2 | runRunning
 	w.state.Store(s)
 	w.timer.Reset(h.timeout)
-	res, err := runHandler(h.ctx, hd, j.Payload)
+	res, err := runHandler(h.ctx, hd, j)
 	if !w.state.CompareAndSwap(s, s&^runMask) { // runIdle
 		return Outcome{}, false
 	}

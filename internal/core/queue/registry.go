@@ -21,6 +21,10 @@ type Handler struct {
 	// when the job's lease is lost. Its result is stored as the job's result.
 	// Jobs are delivered at least once, so Run should be idempotent.
 	Run func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error)
+	// RunJob, when set, is called instead of Run, with the job as its run
+	// started (its id, queue, type and attempt: a webhook's headers). The
+	// handler must not change the job. Run may then be nil.
+	RunJob func(ctx context.Context, j *Job) (json.RawMessage, error)
 }
 
 // Registry maps job types to their handlers. It is safe for concurrent use.
@@ -43,16 +47,32 @@ func NewRegistry() *Registry {
 
 // Register adds or replaces the handler of typ.
 func (r *Registry) Register(typ string, h Handler) error {
-	if !typeName.MatchString(typ) {
-		return core.Errorf(core.CodeInvalid, "job type %q: want 1-64 letters, digits, and _ . : -", typ)
+	if err := CheckType(typ); err != nil {
+		return err
 	}
-	if h.Run == nil {
+	if h.Run == nil && h.RunJob == nil {
 		return core.Errorf(core.CodeInvalid, "job type %q: handler has no Run", typ)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.handlers[typ] = h
 	return nil
+}
+
+// CheckType refuses a name no job type may have: 1-64 letters, digits and
+// _ . : -, starting with a letter or digit.
+func CheckType(typ string) error {
+	if !typeName.MatchString(typ) {
+		return core.Errorf(core.CodeInvalid, "job type %q: want 1-64 letters, digits, and _ . : -", typ)
+	}
+	return nil
+}
+
+// Builtin reports whether typ is a built-in job type (ping, fail, sleep,
+// echo), which no other handler may replace by configuration.
+func Builtin(typ string) bool {
+	_, ok := builtins()[typ]
+	return ok
 }
 
 // Lookup returns the handler of typ.

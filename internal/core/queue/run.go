@@ -79,13 +79,18 @@ func (s *Service) outcome(ctx context.Context, l Lease, start time.Time, res jso
 	return o
 }
 
-func runHandler(ctx context.Context, h Handler, payload json.RawMessage) (res json.RawMessage, err error) {
+// runHandler runs h on job j: its RunJob when it has one, else its Run on
+// the payload.
+func runHandler(ctx context.Context, h Handler, j *Job) (res json.RawMessage, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("handler panicked: %v", p)
 		}
 	}()
-	return h.Run(ctx, payload)
+	if h.RunJob != nil {
+		return h.RunJob(ctx, j)
+	}
+	return h.Run(ctx, j.Payload)
 }
 
 // recordFinish writes outcomes and reports what happened; jobs[i] is the
@@ -229,6 +234,11 @@ func (s *Service) RunID(ctx context.Context, id string) (*Job, error) {
 // worker's is at shutdown, and the error says so. (The daemon runs it under
 // a context its client's leaving does not end: see handleRunJob.)
 func (s *Service) runLeased(ctx context.Context, l Lease) (*Job, error) {
+	if s.cfg.HandBackUnhandled {
+		if _, ok := s.registry.Lookup(l.Job.Type); !ok {
+			return nil, s.handBackUnhandled(ctx, l)
+		}
+	}
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	// The entry is this run's: an earlier run of the same job whose lease
@@ -311,6 +321,41 @@ func (s *Service) handBackInterrupted(ctx context.Context, l Lease) error {
 		msg = fmt.Sprintf("interrupted: job %s was no longer held (cancelled or its lease lost)", l.Job.ID)
 	}
 	return core.Wrap(core.CodeUnavailable, ErrInterrupted, msg)
+}
+
+// UnhandledError is the error of a manual run, with
+// Config.HandBackUnhandled, of a job whose type this process has no
+// handler for: nothing was run.
+type UnhandledError struct {
+	ID, Type string
+	// HandedBack is false when the job could not be released (Redis
+	// failing): it returns to pending when its lease ends, uncounted all
+	// the same.
+	HandedBack bool
+}
+
+func (e *UnhandledError) Error() string {
+	if !e.HandedBack {
+		return fmt.Sprintf("job %s is of type %q, which this process has no handler for; nothing was run, and it returns to pending when its lease ends", e.ID, e.Type)
+	}
+	return fmt.Sprintf("job %s is of type %q, which this process has no handler for; nothing was run, it was handed back to pending", e.ID, e.Type)
+}
+
+// handBackUnhandled releases the job of l, unrun (running → pending, the
+// attempt not counted, as handBackInterrupted does), and returns the
+// *UnhandledError that says so.
+func (s *Service) handBackUnhandled(ctx context.Context, l Lease) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handBackTimeout)
+	defer cancel()
+	ok, err := s.broker.Release(rctx, []Ref{l.Ref()})
+	if err != nil {
+		s.obs.BackendError("release", err)
+	}
+	e := &UnhandledError{ID: l.Job.ID, Type: l.Job.Type, HandedBack: err == nil && len(ok) == 1 && ok[0]}
+	if e.HandedBack {
+		s.obs.Transition(string(StatusRunning), string(StatusPending))
+	}
+	return e
 }
 
 // notify wakes the callers waiting for job id (see Wait).

@@ -46,6 +46,14 @@ type Config struct {
 	// IdempotencyTTL is how long an enqueue's idempotency key is kept
 	// (JOB_IDEMPOTENCY_TTL) [DefaultIdempotencyTTL].
 	IdempotencyTTL time.Duration
+	// HandBackUnhandled makes a manual run (RunNext, RunID) of a job whose
+	// type this process has no handler for hand the job back unrun, not
+	// counted as an attempt, with an *UnhandledError, instead of failing
+	// the attempt [false]. The CLI over Redis sets it: its shell may lack
+	// a type of the daemons' JOB_WEBHOOKS, and a missing setting there
+	// must not cost the job a retry. A daemon fails the attempt, as its
+	// workers do.
+	HandBackUnhandled bool
 }
 
 // ManualMode is the Concurrency value that runs no workers.

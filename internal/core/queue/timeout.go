@@ -101,7 +101,7 @@ func (s *Service) runBounded(ctx context.Context, h Handler, j *Job, timeout tim
 	done := make(chan ran, 1)
 	var state atomic.Int32
 	go func() {
-		res, err := runHandler(hctx, h, j.Payload)
+		res, err := runHandler(hctx, h, j)
 		if !state.CompareAndSwap(handlerRunning, handlerReturned) {
 			s.abandon(-1) // late: its result goes nowhere
 		}
