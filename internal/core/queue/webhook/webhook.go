@@ -100,10 +100,13 @@ type Client struct {
 // followed: a 3xx answer fails the attempt.
 func New(o Options) *Client {
 	tr := &http.Transport{
-		Proxy:                  http.ProxyFromEnvironment,
-		DialContext:            (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:      true,
-		MaxIdleConns:           100,
+		Proxy:             http.ProxyFromEnvironment,
+		DialContext:       (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2: true,
+		// No total cap: one would drop idle connections a host of
+		// WORKER_CONCURRENCY deliveries at once needs again (up to 1024),
+		// and the hosts are the few of JOB_WEBHOOKS, each capped below.
+		MaxIdleConns:           0,
 		MaxIdleConnsPerHost:    max(o.IdleConnsPerHost, 2),
 		IdleConnTimeout:        90 * time.Second,
 		TLSHandshakeTimeout:    dialTimeout,
