@@ -154,11 +154,11 @@ func (c *Client) CloseIdleConnections() { c.tr.CloseIdleConnections() }
 // payload (the queue has checked it is JSON).
 func (c *Client) Handler(rawURL string) (queue.Handler, error) {
 	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return queue.Handler{}, errors.New("want an absolute http:// or https:// URL")
+	if err != nil {
+		return queue.Handler{}, errors.New("the URL is not a valid URL")
 	}
-	if u.User != nil {
-		return queue.Handler{}, errors.New("the URL holds user info: give none, sign deliveries with JOB_WEBHOOK_SECRET")
+	if why := URLProblem(u, rawURL); why != "" {
+		return queue.Handler{}, errors.New("the URL " + why)
 	}
 	d := &delivery{c: c, url: u.String(), host: u.Host}
 	return queue.Handler{RunJob: d.run}, nil
