@@ -327,7 +327,12 @@ func Sign(secret []byte, t int64, body []byte) string {
 
 // Verify checks a Refrakt-Signature header against body and secret, as a
 // receiver does: a v1 that matches, and a t no further than tolerance from
-// now (a replayed delivery is refused once it is old).
+// now (a replayed delivery is refused once it is old). It is the reference
+// implementation of the check README's "Verifying the signature" recipe
+// mirrors, and the one the tests of the daemon and the CLI use as their
+// receivers. A receiver cannot import it (this package is internal to
+// refrakt): it copies the recipe, and this is what the recipe must agree
+// with.
 func Verify(header string, secret, body []byte, now time.Time, tolerance time.Duration) error {
 	var t int64 = -1
 	var sigs []string
