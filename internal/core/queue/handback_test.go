@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/refrakt/refrakt/internal/core/queue"
 )
@@ -83,4 +84,39 @@ func (b *failingRelease) Release(ctx context.Context, refs []queue.Ref) ([]bool,
 		return make([]bool, len(refs)), nil
 	}
 	return b.Broker.Release(ctx, refs)
+}
+
+// TestInterruptedRunNotHandedBackSaysSo: a manual run interrupted (Ctrl-C)
+// whose hand-back fails says what then happens: the lease's expiry counts
+// as a failed attempt, not "returns to pending" alone.
+func TestInterruptedRunNotHandedBackSaysSo(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		reg := queue.NewRegistry()
+		started := make(chan struct{})
+		if err := reg.Register("block", queue.Handler{Run: func(ctx context.Context, _ json.RawMessage) (json.RawMessage, error) {
+			close(started)
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}}); err != nil {
+			t.Fatal(err)
+		}
+		cfg := fast
+		cfg.Concurrency = queue.ManualMode
+		b := &failingRelease{Broker: be.new(t, nil), fails: 1 << 30}
+		s := queue.NewService(queue.Deps{Broker: b, Registry: reg}, cfg)
+		mustEnqueue(t, s, queue.EnqueueRequest{Type: "block"})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-started:
+			case <-time.After(5 * time.Second):
+			}
+			cancel()
+		}()
+		_, err := s.RunNext(ctx, "")
+		if err == nil || !strings.Contains(err.Error(), "failed attempt") || !strings.Contains(err.Error(), "JOB_LEASE") {
+			t.Errorf("RunNext interrupted, the hand-back failing: %v; want it to say the lease's expiry counts as a failed attempt (JOB_LEASE)", err)
+		}
+	})
 }

@@ -313,7 +313,7 @@ func (s *Service) handBackInterrupted(ctx context.Context, l Lease) error {
 	switch {
 	case err != nil:
 		s.obs.BackendError("release", err)
-		msg = fmt.Sprintf("interrupted: job %s could not be handed back (%v); it returns to pending when its lease ends", l.Job.ID, err)
+		msg = fmt.Sprintf(`interrupted: job %s could not be handed back (%v); it returns to pending when its lease (JOB_LEASE) ends, and that counts as a failed attempt ("lease expired")`, l.Job.ID, err)
 	case len(ok) == 1 && ok[0]:
 		s.obs.Transition(string(StatusRunning), string(StatusPending))
 		msg = fmt.Sprintf("interrupted: job %s was handed back to pending, not counted as an attempt", l.Job.ID)
