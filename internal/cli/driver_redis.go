@@ -211,7 +211,7 @@ func (d *redisDriver) RunJob(ctx context.Context, id string) (*queue.Job, error)
 	// never changes, so the check holds for the claim that follows.
 	if j, err := d.jobs.Get(ctx, id); err == nil {
 		if _, ok := d.jobs.Registry().Lookup(j.Type); !ok {
-			return nil, d.noHandlerHere(id, j.Type, true)
+			return nil, d.noHandlerHere(id, j.Type, "")
 		}
 	}
 	j, err := d.jobs.RunID(ctx, id)
@@ -222,21 +222,35 @@ func (d *redisDriver) RunNext(ctx context.Context, q string) (*queue.Job, error)
 	j, err := d.jobs.RunNext(ctx, q)
 	if ue := (*queue.UnhandledError)(nil); errors.As(err, &ue) {
 		// Handed back unrun (HandBackUnhandled): exit 2, as `jobs run ID`.
-		return nil, d.noHandlerHere(ue.ID, ue.Type, ue.HandedBack)
+		return nil, d.noHandlerHere(ue.ID, ue.Type, handBackFate(ue))
 	}
 	return j, d.failRun(ctx, err)
 }
 
 // noHandlerHere is the usage error (exit 2) of `jobs run` meeting job id of
-// type typ, which this process has no handler for; handedBack is false when
-// the job, claimed, could not be released at once.
-func (d *redisDriver) noHandlerHere(id, typ string, handedBack bool) error {
+// type typ, which this process has no handler for; fate, when not empty,
+// says what became of the job, claimed, when it was not handed back at once.
+func (d *redisDriver) noHandlerHere(id, typ, fate string) error {
 	nothing := "nothing was run"
-	if !handedBack {
-		nothing += " (it returns to pending when its lease ends)"
+	if fate != "" {
+		nothing += " (" + fate + ")"
 	}
 	return usageError{fmt.Errorf("job %s is of type %q, which this process has no handler for (registered: %s): set JOB_WEBHOOKS as the daemons have it to run it here, or let a daemon run it; %s",
 		id, typ, strings.Join(d.jobs.Registry().Types(), ", "), nothing)}
+}
+
+// handBackFate says what became of a job claimed by --next and not handed
+// back: "" when it was. A release that failed twice leaves it to its lease,
+// whose expiry the tick counts as a failed attempt.
+func handBackFate(ue *queue.UnhandledError) string {
+	switch {
+	case ue.HandedBack:
+		return ""
+	case ue.NotHeld:
+		return "it was no longer held by this run: cancelled, or its lease lost meanwhile"
+	default:
+		return `it could not be handed back: it returns to pending when its lease (JOB_LEASE) ends, and that counts as a failed attempt, "lease expired"`
+	}
 }
 
 // failRun is fail for a job run in this process: interrupted (Ctrl-C),

@@ -2,13 +2,10 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/refrakt/refrakt/internal/cli/top"
 	"github.com/refrakt/refrakt/internal/core/presence"
 )
 
@@ -64,28 +61,15 @@ var daemonColumns = []string{"id", "host", "pid", "version", "status", "up", "se
 // seconds), and the API's answer with -o json.
 func printDaemons(p *Printer, l presence.List) error {
 	if p.JSON {
-		if l.Daemons == nil {
-			l.Daemons = []presence.Daemon{}
-		}
+		l.Daemons = orEmpty(l.Daemons)
 		return p.PrintJSON(l)
 	}
 	if len(l.Daemons) == 0 {
-		if p.TTY {
-			_, err := fmt.Fprintln(p.Out, "No daemons.")
-			return err
-		}
-		return nil
-	}
-	age := func(sec float64) string {
-		d := time.Duration(max(sec, 0) * float64(time.Second))
-		if !p.TTY {
-			return strconv.FormatInt(int64(d/time.Second), 10)
-		}
-		return top.Age(d)
+		return p.printNone("daemons")
 	}
 	rows := make([][]string, len(l.Daemons))
 	for i, d := range l.Daemons {
-		rows[i] = []string{d.ID, d.Host, strconv.Itoa(d.PID), d.Version, d.Status, age(d.UpSeconds), age(d.SeenSeconds),
+		rows[i] = []string{d.ID, d.Host, strconv.Itoa(d.PID), d.Version, d.Status, p.ageCell(d.UpSeconds), p.ageCell(d.SeenSeconds),
 			strconv.Itoa(d.Workers), strconv.FormatInt(d.Busy, 10)}
 	}
 	return p.Table(daemonColumns, rows)

@@ -23,17 +23,10 @@ var jobColumns = []string{"id", "queue", "type", "status", "attempts", "source",
 
 func printJobs(p *Printer, jobs []*queue.Job) error {
 	if p.JSON {
-		if jobs == nil {
-			jobs = []*queue.Job{}
-		}
-		return p.PrintJSON(jobs)
+		return p.PrintJSON(orEmpty(jobs))
 	}
 	if len(jobs) == 0 {
-		if p.TTY {
-			_, err := fmt.Fprintln(p.Out, "No jobs.")
-			return err
-		}
-		return nil
+		return p.printNone("jobs")
 	}
 	now := p.Now()
 	rows := make([][]string, len(jobs))

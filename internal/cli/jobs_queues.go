@@ -2,15 +2,12 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/refrakt/refrakt/internal/cli/top"
 	"github.com/refrakt/refrakt/internal/core/queue"
 )
 
@@ -93,17 +90,10 @@ var queueColumns = []string{"queue", "pending", "running", "scheduled", "retry",
 // the API's queue objects with -o json.
 func printQueues(p *Printer, stats []queue.Stats) error {
 	if p.JSON {
-		if stats == nil {
-			stats = []queue.Stats{}
-		}
-		return p.PrintJSON(stats)
+		return p.PrintJSON(orEmpty(stats))
 	}
 	if len(stats) == 0 {
-		if p.TTY {
-			_, err := fmt.Fprintln(p.Out, "No queues.")
-			return err
-		}
-		return nil
+		return p.printNone("queues")
 	}
 	n := func(v int64) string { return strconv.FormatInt(v, 10) }
 	rows := make([][]string, len(stats))
@@ -129,9 +119,5 @@ func (p *Printer) oldestCell(s queue.Stats) string {
 		}
 		return ""
 	}
-	d := time.Duration(max(s.OldestPendingSec, 0) * float64(time.Second))
-	if !p.TTY {
-		return strconv.FormatInt(int64(d/time.Second), 10)
-	}
-	return top.Age(d)
+	return p.ageCell(s.OldestPendingSec)
 }

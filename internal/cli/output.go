@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/olekukonko/tablewriter/tw"
 
 	"github.com/refrakt/refrakt/internal/cli/termtext"
+	"github.com/refrakt/refrakt/internal/cli/top"
 	"github.com/refrakt/refrakt/internal/jsondepth"
 )
 
@@ -209,4 +211,33 @@ func shortDuration(d time.Duration) string {
 		return fmt.Sprintf("%dh", int(d/time.Hour))
 	}
 	return fmt.Sprintf("%dd", int(d/(24*time.Hour)))
+}
+
+// ageCell is an age the API serves in seconds: "3m4s" on a terminal
+// (top's form), whole seconds when piped.
+func (p *Printer) ageCell(sec float64) string {
+	d := time.Duration(max(sec, 0) * float64(time.Second))
+	if !p.TTY {
+		return strconv.FormatInt(int64(d/time.Second), 10)
+	}
+	return top.Age(d)
+}
+
+// printNone is what a list command shows of an empty list: "No <what>."
+// on a terminal, nothing when piped.
+func (p *Printer) printNone(what string) error {
+	if !p.TTY {
+		return nil
+	}
+	_, err := fmt.Fprintf(p.Out, "No %s.\n", what)
+	return err
+}
+
+// orEmpty is s, or an empty slice when s is nil: -o json prints [] for
+// none, never null.
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }

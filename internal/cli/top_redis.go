@@ -122,9 +122,7 @@ func (s *redisTopSource) Fetch(ctx context.Context) (snapshot.Snapshot, error) {
 	if err == nil {
 		// As a daemon's snapshot has it: nothing when the heartbeats
 		// cannot be read.
-		if recs, _, lerr := d.daemons.List(ctx); lerr == nil {
-			snap.Daemons = snapshot.DaemonsOf(recs)
-		}
+		snap.Daemons = snapshot.DaemonsFrom(ctx, d.daemons)
 	}
 	return snap, d.fail(err)
 }

@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/refrakt/refrakt/internal/core/queue"
@@ -49,8 +48,8 @@ func parseWebhooks(v string) (targets []webhook.Target, problem string) {
 	return targets, ""
 }
 
-// webhookURLProblem says what is wrong with a webhook's URL, "" when it is
-// an absolute http or https URL with a host, no user info and no fragment.
+// webhookURLProblem says what is wrong with a webhook's URL, "" when
+// webhook.URLProblem, the rules' one list, finds nothing.
 func webhookURLProblem(raw string) string {
 	// User info is looked for in the text first: a parser's error could
 	// quote a piece of the password.
@@ -60,37 +59,14 @@ func webhookURLProblem(raw string) string {
 			authority = rest[:i]
 		}
 		if strings.Contains(authority, "@") {
-			return "holds user info (user:password@): credentials in a URL end up in logs; remove them and sign deliveries with JOB_WEBHOOK_SECRET instead"
+			return webhook.UserInfoProblem
 		}
 	}
 	u, err := url.Parse(raw)
-	switch {
-	case err != nil:
+	if err != nil {
 		return "is not a valid URL (" + parseProblem(err) + ")"
-	case u.User != nil:
-		return "holds user info (user:password@): credentials in a URL end up in logs; remove them and sign deliveries with JOB_WEBHOOK_SECRET instead"
-	case u.Scheme == "":
-		return "is not absolute: want http://host/… or https://host/…"
-	case u.Scheme != "http" && u.Scheme != "https":
-		return "has a scheme other than http or https"
-	case u.Host == "" || u.Hostname() == "":
-		return "has no host"
-	case !portOK(u.Port()):
-		return "has a port outside 1-65535"
-	case u.Fragment != "" || strings.Contains(raw, "#"):
-		return "has a fragment (#…), which is never sent: remove it"
 	}
-	return ""
-}
-
-// portOK reports whether port, a URL's port ("" when none), is absent or
-// a number from 1 to 65535: another fails every delivery.
-func portOK(port string) bool {
-	if port == "" {
-		return true
-	}
-	n, err := strconv.Atoi(port)
-	return err == nil && n >= 1 && n <= 65535
+	return webhook.URLProblem(u, raw)
 }
 
 // webhookTypes is what the log shows of JOB_WEBHOOKS: the types only (a

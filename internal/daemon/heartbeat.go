@@ -105,10 +105,25 @@ func (s *Server) buildHeartbeat(addr string, every time.Duration) {
 			// share one short budget, and the record's TTL does the rest.
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.heartbeatStopBudget(ctx))
 			defer cancel()
+			// A second signal during the stop cuts what is left to a
+			// forced stop's budget: the budget above was fixed before it.
+			defer context.AfterFunc(ctx, func() {
+				time.AfterFunc(min(forcedHeartbeatStop, s.stopOvertime(ctx)), cancel)
+			})()
 			if !hb.stopLoop(rctx) {
 				return nil
 			}
-			return hb.store.Remove(rctx, hb.id)
+			// The removal is waited for within rctx, not to its end: a call
+			// to a hung Redis ends at its deadline, fixed when it was sent,
+			// and a cancel (the cut above) does not interrupt its read.
+			removed := make(chan error, 1)
+			go func() { removed <- hb.store.Remove(rctx, hb.id) }()
+			select {
+			case err := <-removed:
+				return err
+			case <-rctx.Done():
+				return rctx.Err()
+			}
 		})
 }
 

@@ -423,6 +423,35 @@ func TestHeartbeatForcedStopRedisHung(t *testing.T) {
 	}
 }
 
+// TestHeartbeatStopCutBySecondSignal: with Redis hung (SIGSTOP) and the
+// heartbeat's stop begun with time to spare, a second signal (its ctx
+// cancelled 100 ms in) cuts the stop to a forced stop's budget. It used to
+// keep the budget fixed at the stop's start: 2 s.
+func TestHeartbeatStopCutBySecondSignal(t *testing.T) {
+	t.Parallel()
+	r := redistest.Start(t)
+	s, _ := startHeartbeatServer(t, r.URL(), time.Hour)
+	var stop func(context.Context) error
+	for _, c := range s.components {
+		if c.name == "heartbeat" {
+			stop = c.stop
+		}
+	}
+	if stop == nil {
+		t.Fatal("no heartbeat component")
+	}
+	r.Pause()
+	defer r.Resume()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	time.AfterFunc(100*time.Millisecond, cancel)
+	t0 := time.Now()
+	_ = stop(ctx)
+	if took := time.Since(t0); took > time.Second {
+		t.Errorf("the heartbeat's stop, Redis hung, a second signal at 100ms: %v, want well under 1s", took)
+	}
+}
+
 // TestHeartbeatStoppingAtOnce: the "stopping" status is written when the
 // stop begins, not at the next beat (an hour away here).
 func TestHeartbeatStoppingAtOnce(t *testing.T) {

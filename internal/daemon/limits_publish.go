@@ -16,8 +16,13 @@ import (
 // a few failed writes, and is gone a minute after the last daemon stopped.
 // With daemons of different settings, the last writer wins.
 const (
-	limitsPublishEvery   = 10 * time.Second
-	limitsPublishTTL     = 60 * time.Second
+	limitsPublishEvery = 10 * time.Second
+	limitsPublishTTL   = 60 * time.Second
+	// limitsPublishTimeout bounds one write of what the daemon publishes
+	// on Redis: its limits, and its heartbeat too (each beat, through
+	// publish). It also caps the heartbeat's stop budget
+	// (heartbeatStopBudget) and the read of the daemons' records by
+	// GET /api/obs/daemons: one round trip each, as a write.
 	limitsPublishTimeout = 2 * time.Second
 )
 
@@ -34,9 +39,10 @@ func (s *Server) publishLimits(ctx context.Context, rs *redisstore.Store, every 
 	})
 }
 
-// publish runs one write of a published setting, bounded by
-// limitsPublishTimeout; a failure goes to failed's throttled log, and the
-// first success after a failure it wrote says so (failed.Recovered).
+// publish runs one write of what the daemon publishes on Redis (its
+// limits, each heartbeat), bounded by limitsPublishTimeout; a failure goes
+// to failed's throttled log, and the first success after a failure it
+// wrote says so (failed.Recovered).
 func publish(ctx context.Context, failed *core.LogThrottle, write func(context.Context) error) {
 	wctx, cancel := context.WithTimeout(ctx, limitsPublishTimeout)
 	err := write(wctx)

@@ -189,7 +189,10 @@ func (s *Server) Stop(ctx context.Context) {
 
 // stopOvertime is the time a part of the stop may still take once the
 // stop's ctx is done (a second signal, SHUTDOWN_TIMEOUT over): what is left
-// of the half second README allows past it, shared by all the parts.
+// of the half second README allows past it. Only the heartbeat reads it; the
+// pool's hand-back has its own budget (queue's releaseBudget), which reads
+// ctx's deadline, not its cancel: after a second signal with Redis hung it
+// may take up to what is left of SHUTDOWN_TIMEOUT (5 s at most).
 func (s *Server) stopOvertime(ctx context.Context) time.Duration {
 	if ctx.Err() == nil {
 		return stopOvertimeMax

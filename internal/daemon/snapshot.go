@@ -46,22 +46,13 @@ func (s *Server) snapshot(ctx context.Context) (snapshot.Snapshot, error) {
 	}
 	snap, err := snapshot.Build(ctx, snapshot.Sources{Jobs: s.jobs.svc, Limiter: s.limiter, Rates: s.rates, Daemon: d}, now)
 	if err == nil && ready && s.hb.store != nil {
-		snap.Daemons = s.daemonsSummary(ctx)
+		// Within backendTimeWait: a Redis that just answered the probe
+		// answers at once, and the snapshot is served without it else.
+		dctx, cancel := context.WithTimeout(ctx, backendTimeWait)
+		snap.Daemons = snapshot.DaemonsFrom(dctx, s.hb.store)
+		cancel()
 	}
 	return snap, err
-}
-
-// daemonsSummary sums the daemons alive on Redis for the snapshot (top's
-// header), or nil when their heartbeats cannot be read within
-// backendTimeWait: the snapshot is served without it.
-func (s *Server) daemonsSummary(ctx context.Context) *snapshot.Daemons {
-	ctx, cancel := context.WithTimeout(ctx, backendTimeWait)
-	defer cancel()
-	recs, _, err := s.hb.store.List(ctx)
-	if err != nil {
-		return nil
-	}
-	return snapshot.DaemonsOf(recs)
 }
 
 // backendTimeWait bounds the snapshot's read of Redis TIME: a backend that

@@ -76,13 +76,19 @@ return redis.call('DEL', KEYS[2])
 // listScript reads every live record. KEYS[1] index; ARGV[1] the prefix of
 // the records' keys. Returns {now, id1, rec1, seen1, id2, …}; an entry
 // whose key holds something else than a record (a wrong type) is left
-// out, and so is one whose key expired.
+// out, and so is one whose key expired. A record that cannot be read
+// otherwise (its slot being resharded: the key moved, ASK, TRYAGAIN)
+// fails the list, which would else leave a live daemon out; the error
+// names the record, not a redirection go-redis would follow.
 var listScript = redis.NewScript(nowMS + `
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
 local out = {now}
 for _, id in ipairs(ids) do
   local v = redis.pcall('HMGET', ARGV[1] .. id, 'rec', 'seen')
+  if type(v) == 'table' and v.err ~= nil and string.sub(v.err, 1, 9) ~= 'WRONGTYPE' then
+    return redis.error_reply('ERR daemon record ' .. id .. ' unreadable: ' .. v.err)
+  end
   if type(v) == 'table' and v.err == nil and v[1] and v[2] then
     out[#out + 1] = id
     out[#out + 1] = v[1]
@@ -122,8 +128,9 @@ func (s *Store) Remove(ctx context.Context, id string) error {
 }
 
 // List returns the live records and Redis TIME at the read. A record that
-// does not decode (garbage under its key) is left out: one bad key never
-// hides the others.
+// does not decode (garbage under its key, a wrong type) is left out: one
+// bad key never hides the others. One that cannot be read (its slot being
+// resharded) fails the list: a daemon is never left out unsaid.
 func (s *Store) List(ctx context.Context) ([]Record, time.Time, error) {
 	v, err := listScript.Run(ctx, s.rdb, []string{s.IndexKey()}, s.RecordKey("")).Slice()
 	if err != nil {

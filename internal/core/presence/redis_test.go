@@ -2,6 +2,7 @@ package presence_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -189,5 +190,52 @@ func TestClusterOneSlot(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"b:1:ff", "host.example:123:abcdef"}, ids(recs), cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
 		t.Errorf("listed (-want +got):\n%s", diff)
+	}
+}
+
+// TestClusterReshardFailsTheList: while the daemons' slot is being moved
+// (MIGRATING on its master, IMPORTING on the other) and a record has gone
+// already, List fails rather than leave that daemon out: a reader says
+// Redis is unavailable (503, exit 3), not that the daemon is gone. It used
+// to answer the other daemons, no error.
+func TestClusterReshardFailsTheList(t *testing.T) {
+	t.Parallel()
+	c := redistest.StartCluster(t, 3)
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Seeds()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	st := presence.NewStore(rdb, "refrakt:")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, id := range []string{"a", "b"} {
+		if err := st.Publish(ctx, record(id, time.Now(), 0), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := c.MasterFor(st.IndexKey())
+	var dst *redistest.Server
+	for _, n := range c.Nodes() {
+		if n != src {
+			dst = n
+			break
+		}
+	}
+	slot := strconv.Itoa(redistest.KeySlot(st.IndexKey()))
+	do := func(addr string, args ...string) string {
+		t.Helper()
+		got, err := redistest.Do(addr, args...)
+		if err != nil {
+			t.Fatalf("%v at %s: %v", args, addr, err)
+		}
+		return got
+	}
+	srcID, dstID := do(src.Addr(), "CLUSTER", "MYID"), do(dst.Addr(), "CLUSTER", "MYID")
+	do(dst.Addr(), "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID)
+	do(src.Addr(), "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID)
+	do(src.Addr(), "MIGRATE", "127.0.0.1", strconv.Itoa(dst.Port), st.RecordKey("a"), "0", "5000")
+	recs, _, err := st.List(ctx)
+	if err == nil {
+		t.Errorf("List during the reshard, a record moved: %v, no error; want an error", ids(recs))
+	} else {
+		t.Logf("List: %v", err)
 	}
 }

@@ -313,7 +313,7 @@ func (s *Service) handBackInterrupted(ctx context.Context, l Lease) error {
 	switch {
 	case err != nil:
 		s.obs.BackendError("release", err)
-		msg = fmt.Sprintf("interrupted: job %s could not be handed back (%v); it returns to pending when its lease ends", l.Job.ID, err)
+		msg = fmt.Sprintf(`interrupted: job %s could not be handed back (%v); it returns to pending when its lease (JOB_LEASE) ends, and that counts as a failed attempt ("lease expired")`, l.Job.ID, err)
 	case len(ok) == 1 && ok[0]:
 		s.obs.Transition(string(StatusRunning), string(StatusPending))
 		msg = fmt.Sprintf("interrupted: job %s was handed back to pending, not counted as an attempt", l.Job.ID)
@@ -328,32 +328,57 @@ func (s *Service) handBackInterrupted(ctx context.Context, l Lease) error {
 // handler for: nothing was run.
 type UnhandledError struct {
 	ID, Type string
-	// HandedBack is false when the job could not be released (Redis
-	// failing): it returns to pending when its lease ends, uncounted all
-	// the same.
+	// HandedBack is true when the job was released to pending, not
+	// counted as an attempt. When it is false and NotHeld too, the release
+	// failed twice (Redis failing): the job stays running until its lease
+	// (JOB_LEASE) ends, and the tick counts that expiry as a failed
+	// attempt ("lease expired"), as any lost lease.
 	HandedBack bool
+	// NotHeld is true when the release answered that the job was no
+	// longer this run's: cancelled, or its lease lost, meanwhile.
+	NotHeld bool
 }
 
 func (e *UnhandledError) Error() string {
-	if !e.HandedBack {
-		return fmt.Sprintf("job %s is of type %q, which this process has no handler for; nothing was run, and it returns to pending when its lease ends", e.ID, e.Type)
+	head := fmt.Sprintf("job %s is of type %q, which this process has no handler for; nothing was run", e.ID, e.Type)
+	switch {
+	case e.HandedBack:
+		return head + ", it was handed back to pending"
+	case e.NotHeld:
+		return head + ", and it was no longer held by this run (cancelled, or its lease lost meanwhile)"
+	default:
+		return head + `, but it could not be handed back: it returns to pending when its lease (JOB_LEASE) ends, and that counts as a failed attempt ("lease expired")`
 	}
-	return fmt.Sprintf("job %s is of type %q, which this process has no handler for; nothing was run, it was handed back to pending", e.ID, e.Type)
 }
 
 // handBackUnhandled releases the job of l, unrun (running → pending, the
 // attempt not counted, as handBackInterrupted does), and returns the
-// *UnhandledError that says so.
+// *UnhandledError that says so. A release that fails is tried once more,
+// with a budget of its own: a job left to its lease loses an attempt. A
+// "not held" answer is final (the release is token-checked), so it is not
+// retried.
 func (s *Service) handBackUnhandled(ctx context.Context, l Lease) error {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handBackTimeout)
-	defer cancel()
-	ok, err := s.broker.Release(rctx, []Ref{l.Ref()})
-	if err != nil {
-		s.obs.BackendError("release", err)
+	release := func() ([]bool, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handBackTimeout)
+		defer cancel()
+		ok, err := s.broker.Release(rctx, []Ref{l.Ref()})
+		if err != nil {
+			s.obs.BackendError("release", err)
+		}
+		return ok, err
 	}
-	e := &UnhandledError{ID: l.Job.ID, Type: l.Job.Type, HandedBack: err == nil && len(ok) == 1 && ok[0]}
-	if e.HandedBack {
+	ok, err := release()
+	if err != nil {
+		ok, err = release()
+	}
+	e := &UnhandledError{ID: l.Job.ID, Type: l.Job.Type}
+	switch {
+	case err != nil:
+	case len(ok) == 1 && ok[0]:
+		e.HandedBack = true
 		s.obs.Transition(string(StatusRunning), string(StatusPending))
+	default:
+		e.NotHeld = true
 	}
 	return e
 }

@@ -6,6 +6,7 @@
 package snapshot
 
 import (
+	"context"
 	"time"
 
 	"github.com/refrakt/refrakt/internal/core/presence"
@@ -50,6 +51,22 @@ type Daemons struct {
 	Stopping int   `json:"stopping"`
 	Workers  int   `json:"workers"`
 	Busy     int64 `json:"busy"`
+}
+
+// DaemonLister reads the daemons' heartbeat records (presence.Store).
+type DaemonLister interface {
+	List(ctx context.Context) ([]presence.Record, time.Time, error)
+}
+
+// DaemonsFrom sums the daemons src lists within ctx, or nil when their
+// records cannot be read: a snapshot (top's header) is served without them,
+// by a daemon and by `top --redis` alike.
+func DaemonsFrom(ctx context.Context, src DaemonLister) *Daemons {
+	recs, _, err := src.List(ctx)
+	if err != nil {
+		return nil
+	}
+	return DaemonsOf(recs)
 }
 
 // DaemonsOf sums recs.

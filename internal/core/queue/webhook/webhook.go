@@ -100,10 +100,13 @@ type Client struct {
 // followed: a 3xx answer fails the attempt.
 func New(o Options) *Client {
 	tr := &http.Transport{
-		Proxy:                  http.ProxyFromEnvironment,
-		DialContext:            (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:      true,
-		MaxIdleConns:           100,
+		Proxy:             http.ProxyFromEnvironment,
+		DialContext:       (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2: true,
+		// No total cap: one would drop idle connections a host of
+		// WORKER_CONCURRENCY deliveries at once needs again (up to 1024),
+		// and the hosts are the few of JOB_WEBHOOKS, each capped below.
+		MaxIdleConns:           0,
 		MaxIdleConnsPerHost:    max(o.IdleConnsPerHost, 2),
 		IdleConnTimeout:        90 * time.Second,
 		TLSHandshakeTimeout:    dialTimeout,
@@ -151,11 +154,11 @@ func (c *Client) CloseIdleConnections() { c.tr.CloseIdleConnections() }
 // payload (the queue has checked it is JSON).
 func (c *Client) Handler(rawURL string) (queue.Handler, error) {
 	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return queue.Handler{}, errors.New("want an absolute http:// or https:// URL")
+	if err != nil {
+		return queue.Handler{}, errors.New("the URL is not a valid URL")
 	}
-	if u.User != nil {
-		return queue.Handler{}, errors.New("the URL holds user info: give none, sign deliveries with JOB_WEBHOOK_SECRET")
+	if why := URLProblem(u, rawURL); why != "" {
+		return queue.Handler{}, errors.New("the URL " + why)
 	}
 	d := &delivery{c: c, url: u.String(), host: u.Host}
 	return queue.Handler{RunJob: d.run}, nil
@@ -324,7 +327,12 @@ func Sign(secret []byte, t int64, body []byte) string {
 
 // Verify checks a Refrakt-Signature header against body and secret, as a
 // receiver does: a v1 that matches, and a t no further than tolerance from
-// now (a replayed delivery is refused once it is old).
+// now (a replayed delivery is refused once it is old). It is the reference
+// implementation of the check README's "Verifying the signature" recipe
+// mirrors, and the one the tests of the daemon and the CLI use as their
+// receivers. A receiver cannot import it (this package is internal to
+// refrakt): it copies the recipe, and this is what the recipe must agree
+// with.
 func Verify(header string, secret, body []byte, now time.Time, tolerance time.Duration) error {
 	var t int64 = -1
 	var sigs []string
