@@ -195,3 +195,41 @@ func TestServeRefusesBadWebhooks(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhookRetryAfter: a receiver's 503 with Retry-After puts the job's
+// retry that far out, not at the backoff's 10 ms, as GET /run/{id} shows,
+// and last_error says so.
+func TestWebhookRetryAfter(t *testing.T) {
+	url, _ := hookReceiver(t, func(_ int, w http.ResponseWriter) {
+		w.Header().Set("Retry-After", "3600")
+		w.WriteHeader(503)
+	})
+	s := startJobsServer(t, func(c *config.Config) {
+		c.JobWebhooks = []webhook.Target{{Type: "email.send", URL: url + "/jobs/email"}}
+		c.JobRetryBase = 10 * time.Millisecond
+		c.JobRetryMax = 2 * time.Hour
+	})
+	_, body := do(t, s, "POST", "/run", "", `{"type":"email.send","max_retries":3}`)
+	id := str(body, "id")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, j := do(t, s, "GET", "/run/"+id, "", "")
+		if str(j, "status") == "failed" {
+			runAt, err := time.Parse(time.RFC3339Nano, str(j, "run_at"))
+			if err != nil {
+				t.Fatalf("run_at %q: %v", str(j, "run_at"), err)
+			}
+			if wait := time.Until(runAt); wait < 3590*time.Second || wait > 3600*time.Second {
+				t.Errorf("retry due in %v, want about 1h (Retry-After: 3600)", wait)
+			}
+			if want := "webhook answered 503 Service Unavailable, Retry-After 1h0m0s"; str(j, "last_error") != want {
+				t.Errorf("last_error %q, want %q", str(j, "last_error"), want)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s not failed within 10s: %v", id, j)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -69,7 +69,7 @@ func (s *Service) outcome(ctx context.Context, l Lease, start time.Time, res jso
 		if o.Err == "" {
 			o.Err = "failed"
 		}
-		o.RetryIn = s.cfg.Backoff.Delay(j.Retries + 1)
+		o.RetryIn = retryDelay(s.cfg.Backoff, err, j.Retries+1)
 		return o
 	}
 	if len(res) > 0 && !json.Valid(res) {

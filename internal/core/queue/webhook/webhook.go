@@ -236,10 +236,40 @@ func (d *delivery) run(ctx context.Context, j *queue.Job) (json.RawMessage, erro
 			status(resp), excerpt([]byte(resp.Header.Get("Location"))))
 	}
 	msg := "webhook answered " + status(resp)
+	after, later := time.Duration(0), false
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+		after, later = retryAfter(resp.Header.Get("Retry-After"), d.c.now())
+		if later {
+			msg += ", Retry-After " + after.String()
+		}
+	}
 	if e := excerpt(data); e != "" {
 		msg += ": " + e
 	}
+	if later {
+		return nil, &queue.RetryAfterError{Err: errors.New(msg), After: after}
+	}
 	return nil, errors.New(msg)
+}
+
+// retryAfter reads the Retry-After of a 429 or 503 answer (RFC 9110:
+// seconds, or an HTTP date) as the least wait before the job's retry;
+// false when it is absent, malformed, or not in the future. At most
+// queue.MaxBackoffCap (the queue caps it again at JOB_RETRY_MAX).
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		n = min(n, uint64(queue.MaxBackoffCap/time.Second)) // out of range: n is the largest uint64
+		return time.Duration(n) * time.Second, n > 0
+	}
+	t, err := http.ParseTime(v)
+	if err != nil || !t.After(now) {
+		return 0, false
+	}
+	return min(t.Sub(now), queue.MaxBackoffCap), true
 }
 
 // unreachable reports whether err, a failed request's, is a failure to

@@ -353,3 +353,61 @@ func TestHandlerRefusesURLs(t *testing.T) {
 		}
 	}
 }
+
+// TestDeliveryRetryAfter: a 429 or 503 answer's Retry-After, in seconds
+// or as an HTTP date, becomes the least wait before the job's retry
+// (queue.RetryAfterError, said in last_error); another status's, a
+// malformed or past one, and none leave the backoff alone.
+func TestDeliveryRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 27, 20, 0, 0, 0, time.UTC)
+	c := webhook.New(webhook.Options{Now: func() time.Time { return now }})
+	for _, tt := range []struct {
+		name   string
+		code   int
+		header string
+		want   time.Duration // 0: no RetryAfterError
+	}{
+		{"503 seconds", 503, "120", 2 * time.Minute},
+		{"429 seconds", 429, " 7 ", 7 * time.Second},
+		{"429 date", 429, now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{"503 huge", 503, "99999999999999999999", queue.MaxBackoffCap},
+		{"503 zero", 503, "0", 0},
+		{"503 past date", 503, now.Add(-time.Minute).Format(http.TimeFormat), 0},
+		{"503 malformed", 503, "soon", 0},
+		{"503 negative", 503, "-5", 0},
+		{"429 none", 429, "", 0},
+		{"500 seconds", 500, "120", 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			url, _ := receiver(t, func(w http.ResponseWriter, _ *http.Request) {
+				if tt.header != "" {
+					w.Header().Set("Retry-After", tt.header)
+				}
+				w.WriteHeader(tt.code)
+				_, _ = w.Write([]byte("busy"))
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, err := handler(t, c, url).RunJob(ctx, job(`{}`))
+			if err == nil {
+				t.Fatal("a failed answer succeeded")
+			}
+			var ra *queue.RetryAfterError
+			if !errors.As(err, &ra) {
+				if tt.want != 0 {
+					t.Fatalf("error %q asks for no wait, want %v", err, tt.want)
+				}
+				if strings.Contains(err.Error(), "Retry-After") {
+					t.Errorf("error %q names a Retry-After it does not apply", err)
+				}
+				return
+			}
+			if tt.want == 0 || ra.After != tt.want {
+				t.Fatalf("error %q asks for %v, want %v", err, ra.After, tt.want)
+			}
+			if want := "Retry-After " + tt.want.String() + ": busy"; !strings.HasSuffix(err.Error(), want) {
+				t.Errorf("error %q, want it to end with %q", err, want)
+			}
+		})
+	}
+}
