@@ -155,10 +155,6 @@ type Config struct {
 	// LogLevel is debug, info, warn or error. LOG_LEVEL, default "info".
 	LogLevel string
 
-	// webhooksProblem is why JOB_WEBHOOKS was refused, for Validate to say
-	// (parsing's messages quote the value, which may hold credentials).
-	webhooksProblem string
-
 	// flagged maps the environment variable of each setting a flag gave
 	// to that flag ("WORKER_CONCURRENCY" to "--workers"), so that a message
 	// names a setting as the user gave it (SettingName). Load fills it.
@@ -364,9 +360,6 @@ func (c Config) Validate() error {
 	}
 	if c.JobIdempotencyTTL < queue.MinIdempotencyTTL || c.JobIdempotencyTTL > queue.MaxIdempotencyTTL {
 		bad("JOB_IDEMPOTENCY_TTL", "%s must be between %s and %s", c.JobIdempotencyTTL, queue.MinIdempotencyTTL, queue.MaxIdempotencyTTL)
-	}
-	if c.webhooksProblem != "" {
-		bad("JOB_WEBHOOKS", "%s", c.webhooksProblem)
 	}
 	if n := len(c.JobWebhookSecret); n > 0 && n < MinWebhookSecret {
 		bad("JOB_WEBHOOK_SECRET", "is %d bytes; want at least %d (the value is not shown)", n, MinWebhookSecret)

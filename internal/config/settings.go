@@ -87,7 +87,7 @@ func Settings() []Setting {
 		duration("JOB_TIMEOUT", "job-timeout", "longest run of a job's handler when the job names no timeout_ms: then its context is cancelled and the attempt fails (at least 1ms, at most 168h)", d.JobTimeout, func(c *Config) *time.Duration { return &c.JobTimeout }),
 		duration("JOB_IDEMPOTENCY_TTL", "job-idempotency-ttl", "how long an enqueue's idempotency key is kept: the same request again answers its job (1s to 720h)", d.JobIdempotencyTTL, func(c *Config) *time.Duration { return &c.JobIdempotencyTTL }),
 		{Env: "JOB_WEBHOOKS", Flag: "job-webhooks", Usage: "job types run by your service over HTTP: comma-separated TYPE=URL pairs (absolute http or https URLs, no user info); each job of TYPE is POSTed to URL, the answer its outcome; a URL's query may hold a key" + psAdvice, Default: "",
-			set:   func(c *Config, v string) error { c.JobWebhooks, c.webhooksProblem = parseWebhooks(v); return nil },
+			set:   func(c *Config, v string) (err error) { c.JobWebhooks, err = parseWebhooks(v); return err },
 			value: func(c *Config) slog.Value { return slog.StringValue(webhookTypes(c.JobWebhooks)) },
 			// Any URL may carry a key in its path or query (rvhook38 L6).
 			secretIn: func(v string) bool { return strings.TrimSpace(v) != "" }},
@@ -117,6 +117,9 @@ func Load(getenv func(string) string, flagValues map[string]string) (Config, err
 			continue
 		}
 		if err := s.set(&c, strings.TrimSpace(v)); err != nil {
+			if s.CarriesSecret(v) { // a value holding a secret is never quoted
+				return c, &Error{Msg: fmt.Sprintf("%s: %v", c.SettingName(s.Env), err)}
+			}
 			return c, &Error{Msg: fmt.Sprintf("%s: %q %v", c.SettingName(s.Env), v, err)}
 		}
 	}

@@ -14,12 +14,13 @@ const MinWebhookSecret = 16
 
 // parseWebhooks reads JOB_WEBHOOKS: comma-separated TYPE=URL pairs; an
 // empty pair (a trailing comma, an empty value) is ignored, as a blank
-// setting means unset. problem says what is wrong with the first bad pair,
-// "" when all are good. It names the pair by its number and never quotes
-// any part of it: a URL with user info holds a password, a query may hold
-// a key, and when TYPE= is forgotten the part before the URL's first = is
-// taken for the type.
-func parseWebhooks(v string) (targets []webhook.Target, problem string) {
+// setting means unset. The error says what is wrong with the first bad
+// pair: it names the pair by its number and quotes no part of it (nor
+// does Load quote a value that may hold a secret): a URL with user info
+// holds a password, a query may hold a key, and when TYPE= is forgotten
+// the part before the URL's first = is taken for the type.
+func parseWebhooks(v string) ([]webhook.Target, error) {
+	var targets []webhook.Target
 	seen := map[string]bool{}
 	for i, pair := range strings.Split(v, ",") {
 		pair = strings.TrimSpace(pair)
@@ -31,21 +32,21 @@ func parseWebhooks(v string) (targets []webhook.Target, problem string) {
 		n := i + 1
 		switch {
 		case !ok || raw == "":
-			return nil, fmt.Sprintf("pair %d is not TYPE=URL (e.g. email.send=http://127.0.0.1:9000/jobs/email; a comma inside a URL is written %%2C)", n)
+			return nil, fmt.Errorf("pair %d is not TYPE=URL (e.g. email.send=http://127.0.0.1:9000/jobs/email; a comma inside a URL is written %%2C)", n)
 		case queue.CheckType(typ) != nil:
-			return nil, fmt.Sprintf("pair %d: the type before = is not a job type name (want 1-64 letters, digits, and _ . : -; TYPE=URL)", n)
+			return nil, fmt.Errorf("pair %d: the type before = is not a job type name (want 1-64 letters, digits, and _ . : -; TYPE=URL)", n)
 		case queue.Builtin(typ):
-			return nil, fmt.Sprintf("pair %d: its type is a built-in job type; a webhook cannot replace it (choose another name)", n)
+			return nil, fmt.Errorf("pair %d: its type is a built-in job type; a webhook cannot replace it (choose another name)", n)
 		case seen[typ]:
-			return nil, fmt.Sprintf("pair %d: its type is given twice", n)
+			return nil, fmt.Errorf("pair %d: its type is given twice", n)
 		}
 		seen[typ] = true
 		if why := webhookURLProblem(raw); why != "" {
-			return nil, fmt.Sprintf("pair %d: the URL %s", n, why)
+			return nil, fmt.Errorf("pair %d: the URL %s", n, why)
 		}
 		targets = append(targets, webhook.Target{Type: typ, URL: raw})
 	}
-	return targets, ""
+	return targets, nil
 }
 
 // webhookURLProblem says what is wrong with a webhook's URL, "" when
