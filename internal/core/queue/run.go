@@ -299,26 +299,60 @@ type manualRun struct{ stop context.CancelCauseFunc }
 // waiting (RunID, RunNext): the message says what became of the job.
 var ErrInterrupted = errors.New("manual run interrupted")
 
-// handBackTimeout bounds the hand-back of an interrupted manual run.
+// handBackTimeout bounds each release of a manual run's hand-back (handBack),
+// and the read of its job once its run is recorded.
 const handBackTimeout = 2 * time.Second
 
+// handBack is what became of a manual run's job released unrun.
+type handBack int
+
+const (
+	handedBack    handBack = iota // running → pending, the attempt not counted
+	notHeld                       // no longer this run's: cancelled, or its lease lost
+	notHandedBack                 // the release failed: the job waits for its lease to end
+)
+
+// leaseExpiryCounts says what becomes of a job its release could not hand
+// back.
+const leaseExpiryCounts = `it returns to pending when its lease (JOB_LEASE) ends, and that counts as a failed attempt ("lease expired")`
+
+// handBack releases the job of l unrun (running → pending, the attempt not
+// counted), trying a release that fails up to tries times, each with a
+// budget of its own. A "not held" answer is final (the release is
+// token-checked), so it is not tried again. The error is the last
+// release's, with notHandedBack.
+func (s *Service) handBack(ctx context.Context, l Lease, tries int) (handBack, error) {
+	var err error
+	for range tries {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handBackTimeout)
+		var ok []bool
+		ok, err = s.broker.Release(rctx, []Ref{l.Ref()})
+		cancel()
+		switch {
+		case err != nil:
+			s.obs.BackendError("release", err)
+		case len(ok) == 1 && ok[0]:
+			s.obs.Transition(string(StatusRunning), string(StatusPending))
+			return handedBack, nil
+		default:
+			return notHeld, nil
+		}
+	}
+	return notHandedBack, err
+}
+
 // handBackInterrupted releases the job of a manual run whose caller stopped
-// waiting (running → pending, the attempt not counted) and returns the
-// CodeUnavailable error that tells the caller what became of it.
+// waiting (handBack, one try) and returns the CodeUnavailable error that
+// tells the caller what became of it.
 func (s *Service) handBackInterrupted(ctx context.Context, l Lease) error {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handBackTimeout)
-	defer cancel()
-	ok, err := s.broker.Release(rctx, []Ref{l.Ref()})
 	var msg string
-	switch {
-	case err != nil:
-		s.obs.BackendError("release", err)
-		msg = fmt.Sprintf(`interrupted: job %s could not be handed back (%v); it returns to pending when its lease (JOB_LEASE) ends, and that counts as a failed attempt ("lease expired")`, l.Job.ID, err)
-	case len(ok) == 1 && ok[0]:
-		s.obs.Transition(string(StatusRunning), string(StatusPending))
+	switch hb, err := s.handBack(ctx, l, 1); hb {
+	case handedBack:
 		msg = fmt.Sprintf("interrupted: job %s was handed back to pending, not counted as an attempt", l.Job.ID)
-	default:
+	case notHeld:
 		msg = fmt.Sprintf("interrupted: job %s was no longer held (cancelled or its lease lost)", l.Job.ID)
+	default:
+		msg = fmt.Sprintf("interrupted: job %s could not be handed back (%v); %s", l.Job.ID, err, leaseExpiryCounts)
 	}
 	return core.Wrap(core.CodeUnavailable, ErrInterrupted, msg)
 }
@@ -347,40 +381,16 @@ func (e *UnhandledError) Error() string {
 	case e.NotHeld:
 		return head + ", and it was no longer held by this run (cancelled, or its lease lost meanwhile)"
 	default:
-		return head + `, but it could not be handed back: it returns to pending when its lease (JOB_LEASE) ends, and that counts as a failed attempt ("lease expired")`
+		return head + ", but it could not be handed back: " + leaseExpiryCounts
 	}
 }
 
-// handBackUnhandled releases the job of l, unrun (running → pending, the
-// attempt not counted, as handBackInterrupted does), and returns the
-// *UnhandledError that says so. A release that fails is tried once more,
-// with a budget of its own: a job left to its lease loses an attempt. A
-// "not held" answer is final (the release is token-checked), so it is not
-// retried.
+// handBackUnhandled releases the job of l unrun (handBack; a release that
+// fails is tried once more: a job left to its lease loses an attempt) and
+// returns the *UnhandledError that says what became of it.
 func (s *Service) handBackUnhandled(ctx context.Context, l Lease) error {
-	release := func() ([]bool, error) {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handBackTimeout)
-		defer cancel()
-		ok, err := s.broker.Release(rctx, []Ref{l.Ref()})
-		if err != nil {
-			s.obs.BackendError("release", err)
-		}
-		return ok, err
-	}
-	ok, err := release()
-	if err != nil {
-		ok, err = release()
-	}
-	e := &UnhandledError{ID: l.Job.ID, Type: l.Job.Type}
-	switch {
-	case err != nil:
-	case len(ok) == 1 && ok[0]:
-		e.HandedBack = true
-		s.obs.Transition(string(StatusRunning), string(StatusPending))
-	default:
-		e.NotHeld = true
-	}
-	return e
+	hb, _ := s.handBack(ctx, l, 2)
+	return &UnhandledError{ID: l.Job.ID, Type: l.Job.Type, HandedBack: hb == handedBack, NotHeld: hb == notHeld}
 }
 
 // notify wakes the callers waiting for job id (see Wait).
