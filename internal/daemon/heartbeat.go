@@ -184,7 +184,9 @@ func (s *Server) presenceRecord() presence.Record {
 	hb := s.hb
 	rc := s.jobs.svc.RunCounts()
 	status := presence.StatusRunning
-	if hb.stopping.Load() || s.stopping.Load() || s.jobs.pool.Fetching().Err() != nil {
+	// markStopping and stopTakingJobs set hb.stopping; a pool stopped
+	// otherwise (Stop alone) has stopped fetching.
+	if hb.stopping.Load() || s.jobs.pool.Fetching().Err() != nil {
 		status = presence.StatusStopping
 	}
 	rec := presence.Record{
