@@ -124,3 +124,35 @@ func TestNoRetryError(t *testing.T) {
 	diff(t, "an ordinary error", false, errors.Is(base, queue.ErrNoRetry))
 	diff(t, "nil", nil, queue.NoRetry(nil))
 }
+
+// TestFailNoRetry: the built-in fail type with {"retry":false} goes dead
+// at its first attempt of six, its error saying it was not retried; with
+// {} or no payload it is retried as before.
+func TestFailNoRetry(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil)}, queue.Config{})
+		for _, tt := range []struct {
+			payload string
+			status  queue.Status
+			lastErr string
+		}{
+			{`{"retry":false}`, queue.StatusDead, "fail: this job always fails (not retried)"},
+			{` { "retry" : false } `, queue.StatusDead, "fail: this job always fails (not retried)"},
+			{`{}`, queue.StatusFailed, "fail: this job always fails"},
+			{``, queue.StatusFailed, "fail: this job always fails"},
+		} {
+			t.Run(tt.payload, func(t *testing.T) {
+				req := queue.EnqueueRequest{Type: "fail", MaxRetries: intp(5)}
+				if tt.payload != "" {
+					req.Payload = json.RawMessage(tt.payload)
+				}
+				j := mustEnqueue(t, s, req)
+				got, err := s.RunID(context.Background(), j.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				diff(t, "after one attempt", [3]any{tt.status, 1, tt.lastErr}, [3]any{got.Status, got.Attempts, got.LastError})
+			})
+		}
+	})
+}
