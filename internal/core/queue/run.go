@@ -49,8 +49,9 @@ func (s *Service) outcome(ctx context.Context, l Lease, start time.Time, res jso
 	status := string(StatusSucceeded)
 	// A failure not to retry: the handler's own verdict, so not a run its
 	// context ended (a timeout, a cancel, a lost lease, a shutdown). Only
-	// a failure pays the check, an errors.Is down err's chain.
-	noRetry := err != nil && !timedOut && ctx.Err() == nil && errors.Is(err, ErrNoRetry)
+	// a failure pays the check, an errors.Is down err's chain (comparisons
+	// and type assertions, no allocation); the context only for such.
+	noRetry := err != nil && errors.Is(err, ErrNoRetry) && !timedOut && ctx.Err() == nil
 	switch {
 	case errors.Is(context.Cause(ctx), ErrJobCancelled):
 		status = string(StatusCancelled)
