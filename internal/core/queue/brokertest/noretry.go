@@ -20,12 +20,16 @@ func finalFail(l queue.Lease, msg string) queue.Outcome {
 // counted, last_error, finished_at, in the dead list and gauge, the failed
 // total), in the same Finish as an ordinary failure of a job with retries
 // left, which is still retried; a recurring job's too (no next run, as for
-// any death). Requeue and RequeueDead bring such jobs back, retries reset.
+// any death). Its idempotency key replays it, dead, as any dead job's.
+// Requeue and RequeueDead bring such jobs back, retries reset.
 func testNoRetry(t *testing.T, nb NewBroker) {
 	e := setup(t, nb, 0)
 	const q = "noretry"
 	five := func(j *queue.Job) { j.MaxRetries = 5 }
-	final := e.enqueue(q, "fail", 0, five)
+	keyedFinal := keyed(q, "order-1", "fp")
+	keyedFinal.Type, keyedFinal.MaxRetries = "fail", 5
+	e.enqueueKeyed(keyedFinal)
+	final := keyedFinal.Job
 	retried := e.enqueue(q, "fail", 0, five)
 	recurring := e.enqueue(q, "fail", 0, five, func(j *queue.Job) { j.IntervalSeconds = 60 })
 	ls := e.fetch(3, q)
@@ -51,6 +55,10 @@ func testNoRetry(t *testing.T, nb NewBroker) {
 	diff(t, "dead list", slices.Sorted(slices.Values([]string{final.ID, recurring.ID})), slices.Sorted(slices.Values(e.list(queue.Filter{Queue: q, Status: queue.StatusDead}))))
 	s := e.stats(q)
 	diff(t, "dead, retry, scheduled gauges; failed total", [4]int64{2, 1, 0, 3}, [4]int64{s.Dead, s.Retry, s.Scheduled, s.Failed})
+
+	replay := keyed(q, "order-1", "fp")
+	e.enqueueKeyed(replay)
+	diff(t, "its idempotency key replays it, dead", [2]any{final.ID, queue.StatusDead}, [2]any{replay.Idem.Existing, e.statusOf(final.ID)})
 
 	e.clock.Advance(2 * time.Hour)
 	diff(t, "tick: only the ordinary failure is retried", queue.TickResult{Retried: 1}, e.tick())
