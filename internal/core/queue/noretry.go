@@ -18,8 +18,8 @@ var ErrNoRetry = errors.New("final failure")
 const NotRetried = " (not retried)"
 
 // NoRetry returns err marked not to be retried (see ErrNoRetry): its
-// message is err's, and errors.Is and errors.As see both err's chain and
-// ErrNoRetry. A nil err stays nil.
+// message is err's, errors.Is finds ErrNoRetry in it, and errors.Is and
+// errors.As find what they found in err. A nil err stays nil.
 func NoRetry(err error) error {
 	if err == nil {
 		return nil

@@ -4,8 +4,9 @@
 // QStash do. A 2xx answer succeeds, its body the job's result; anything else
 // fails the attempt, retried by the queue's backoff as any handler's
 // failure, unless the answer says not to retry (Refrakt-No-Retry: true,
-// as QStash's Upstash-NonRetryable-Error). With a secret every delivery is signed (Refrakt-Signature,
-// Stripe's scheme), so that the receiver can tell it came from refrakt.
+// as QStash's Upstash-NonRetryable-Error). With a secret every delivery
+// is signed (Refrakt-Signature, Stripe's scheme), so that the receiver can
+// tell it came from refrakt.
 package webhook
 
 import (
