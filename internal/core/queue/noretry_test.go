@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -88,8 +89,9 @@ func TestNoRetryManual(t *testing.T) {
 }
 
 // TestNoRetryPool: the pool's workers honour a failure not to retry (dead
-// after one attempt, max_retries 5), while an ordinary failure with the
-// same retries is retried; the run counts see the dead run.
+// after one attempt, max_retries 5), while an ordinary failure is retried,
+// and so is a run its timeout ended whose handler then says no retry; the
+// observer times the runs so and is told why each died.
 func TestNoRetryPool(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend) {
 		rec := newRecorder()
@@ -99,18 +101,23 @@ func TestNoRetryPool(t *testing.T) {
 		startPool(t, s)
 		final := mustEnqueue(t, s, queue.EnqueueRequest{Type: "final", MaxRetries: intp(5)})
 		plain := mustEnqueue(t, s, queue.EnqueueRequest{Type: "plain", MaxRetries: intp(2)})
-		got := waitDone(t, s, final)
+		slow := mustEnqueue(t, s, queue.EnqueueRequest{Type: "finalslow", MaxRetries: intp(1), TimeoutMS: 50})
+		got := waitDone(t, s, slow)
+		diff(t, "timed out: retried, its handler's no-retry dropped", [3]any{queue.StatusDead, 2, "timed out after 50ms"},
+			[3]any{got.Status, got.Attempts, got.LastError})
+		got = waitDone(t, s, final)
 		diff(t, "no retry", [4]any{queue.StatusDead, 1, 1, "deliver: bad address (not retried)"},
 			[4]any{got.Status, got.Attempts, got.Retries, got.LastError})
 		got = waitDone(t, s, plain)
 		diff(t, "an ordinary failure", [3]any{queue.StatusDead, 3, "boom"}, [3]any{got.Status, got.Attempts, got.LastError})
 		eventually(t, "runs timed", func() bool {
 			f := rec.snapshot()["finished"]
-			return f["final:dead"] == 1 && f["plain:failed"] == 2 && f["plain:dead"] == 1
+			return f["final:dead"] == 1 && f["plain:failed"] == 2 && f["plain:dead"] == 1 && f["finalslow:timeout"] == 2
 		})
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
-		diff(t, "dead causes", []queue.DeadCause{queue.DeadNotRetried, queue.DeadRetriesExhausted}, rec.deadWhy)
+		diff(t, "dead causes", []queue.DeadCause{queue.DeadNotRetried, queue.DeadRetriesExhausted, queue.DeadRetriesExhausted},
+			slices.Sorted(slices.Values(rec.deadWhy)))
 	})
 }
 
