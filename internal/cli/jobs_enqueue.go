@@ -41,6 +41,7 @@ func newJobsEnqueueCmd(c client, runF func(context.Context, *JobsEnqueueOptions)
 		Use:   "enqueue TYPE",
 		Short: "Enqueue a job",
 		Long: "Enqueue a job of TYPE (built in: ping, echo, sleep, fail) with source \"cli\".\n" +
+			"fail always fails; with --payload '{\"retry\":false}' it fails not to be retried: dead at once.\n" +
 			"An unknown type or a payload the type refuses exits 2 and stores nothing, as does a\n" +
 			"payload too large for the API (its request must be at most 1 MiB), over either driver.\n" +
 			"A --payload with no JSON in it (empty, blank, or an empty @FILE or @-) exits 2:\n" +
@@ -54,6 +55,7 @@ func newJobsEnqueueCmd(c client, runF func(context.Context, *JobsEnqueueOptions)
 			"  refrakt jobs enqueue echo --payload @body.json --max-retries 0\n" +
 			"  refrakt jobs enqueue ping --interval 1m --delay 10s\n" +
 			"  refrakt jobs enqueue sleep --payload '{\"ms\":5000}' --timeout 2s\n" +
+			"  refrakt jobs enqueue fail --payload '{\"retry\":false}' --max-retries 5\n" +
 			"  refrakt jobs enqueue echo --payload '{\"order\":7}' --idempotency-key order-7\n" +
 			"  id=$(refrakt jobs enqueue ping) && refrakt jobs get \"$id\"",
 		Args: cobra.ExactArgs(1),

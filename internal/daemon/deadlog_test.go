@@ -205,3 +205,70 @@ func TestDeadJobLinesBounded(t *testing.T) {
 		t.Errorf("billing's dead job, after flood's, has no line:\n%s", grep(d.Log(), "job dead"))
 	}
 }
+
+// TestNoRetryDeadJob: on the real daemon, both backends, a public fail job
+// with {"retry":false} and 5 retries goes dead at its first attempt;
+// GET /run/{id} shows it with last_error saying it was not retried, the
+// "job dead" line says why, the transitions RefraktJobsDying reads count
+// it (running → dead), and so does the run's duration by status (dead).
+// A fail payload the type refuses is a 400 with one message.
+func TestNoRetryDeadJob(t *testing.T) {
+	t.Parallel()
+	for _, backend := range []string{"memory", "redis"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			var env []string
+			if backend == "redis" {
+				env = append(env, "QUEUE_URL="+redistest.Start(t).URL())
+			}
+			d := daemontest.Start(t, env)
+			d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
+			resp, b := d.Call(http.MethodPost, "/run", `{"type":"fail","payload":{"retry":true},"queue":"final"}`)
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `fail takes no payload, {} or {\"retry\":false}`) {
+				t.Errorf("POST /run of a fail job with retry true: %d %s, want 400 naming the payloads fail takes", resp.StatusCode, b)
+			}
+			resp, b = d.Call(http.MethodPost, "/run", `{"type":"fail","payload":{"retry":false},"queue":"final","max_retries":5}`)
+			var job struct {
+				ID, Status string
+				LastError  string `json:"last_error"`
+				Attempts   int
+			}
+			if err := json.Unmarshal(b, &job); err != nil || resp.StatusCode != http.StatusAccepted || job.ID == "" {
+				t.Fatalf("POST /run: %d %s", resp.StatusCode, b)
+			}
+			for deadline := time.Now().Add(15 * time.Second); job.Status != "dead"; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the job is not dead in 15 s: %s\nlog:\n%s", b, d.Log())
+				}
+				_, b = d.Call(http.MethodGet, "/run/"+job.ID, "")
+				if err := json.Unmarshal(b, &job); err != nil {
+					t.Fatalf("GET /run: %v: %s", err, b)
+				}
+			}
+			if job.Attempts != 1 || job.LastError != "fail: this job always fails (not retried)" {
+				t.Errorf("the dead job: %s; want 1 attempt, last_error saying it was not retried", b)
+			}
+			want := []string{"level=WARN", `msg="job dead: not retried (its handler said the failure is final)"`, "id=" + job.ID, "queue=final", "type=fail", "attempts=1",
+				`error="fail: this job always fails (not retried)"`}
+			var line string
+			for deadline := time.Now().Add(15 * time.Second); line == ""; time.Sleep(50 * time.Millisecond) {
+				line = grep(d.Log(), "job dead")
+				if line == "" && time.Now().After(deadline) {
+					t.Fatalf("no dead job logged in 15 s\nlog:\n%s", d.Log())
+				}
+			}
+			for _, w := range want {
+				if !strings.Contains(line, w) {
+					t.Errorf("the dead job's line lacks %q: %s", w, line)
+				}
+			}
+			_, m := d.Call(http.MethodGet, "/metrics", "")
+			for _, w := range []string{`refrakt_job_status_transitions_total{from_status="running",to_status="dead"} 1`,
+				`refrakt_job_duration_seconds_count{status="dead",type="fail"} 1`} {
+				if !strings.Contains(string(m), w) {
+					t.Errorf("/metrics lacks %s:\n%s", w, grep(string(m), "refrakt_job_"))
+				}
+			}
+		})
+	}
+}

@@ -75,14 +75,15 @@ func (o jobsObserver) Abandoned(delta int) { o.m.JobsAbandoned.Add(float64(delta
 // that found its last attempt's lease expired: the backend keeps it among
 // its queue's last JOB_HISTORY dead jobs (apart from the succeeded ones),
 // the log for as long as logs are kept. The message says why ("job dead: retries exhausted",
+// "job dead: not retried (its handler said the failure is final)",
 // "job dead: lease expired on its last attempt"); the attributes are the
-// same, so that one grep finds both. The handler's failures are bounded
-// per queue (deadLogs); left_out counts those of the queue left out since
-// its last line. A lease expired is a worker lost, which no request can
-// cause: each is logged.
+// same, so that one grep finds them all. The handler's failures, retried
+// or not, are bounded per queue (deadLogs); left_out counts those of the
+// queue left out since its last line. A lease expired is a worker lost,
+// which no request can cause: each is logged.
 func (o jobsObserver) Dead(j queue.DeadJob, why queue.DeadCause) {
 	held := 0
-	if why == queue.DeadRetriesExhausted {
+	if why != queue.DeadLeaseExpired {
 		ok, h := o.deadLog.take(j.Queue)
 		if !ok {
 			return

@@ -233,3 +233,50 @@ func TestWebhookRetryAfter(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestWebhookNoRetry: through the daemon's queue, a receiver's failed
+// answer with Refrakt-No-Retry: true makes the job dead after one attempt
+// of six (max_retries 5), over a Retry-After, last_error the answer and
+// "(not retried)"; a 500 without it, and one with a malformed value, are
+// retried (the receiver answers 200 the second time); a 200 with it
+// succeeds.
+func TestWebhookNoRetry(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		code       int
+		value      string
+		retryAfter string
+		status     string
+		attempts   int
+		lastErr    string
+	}{
+		{"422", 422, "true", "", "dead", 1, "webhook answered 422 Unprocessable Entity: bad address (not retried)"},
+		{"503 with Retry-After", 503, "true", "3600", "dead", 1, "webhook answered 503 Service Unavailable: bad address (not retried)"},
+		{"500 without", 500, "", "", "succeeded", 2, "webhook answered 500 Internal Server Error: bad address"},
+		{"422 malformed", 422, "sure", "", "succeeded", 2, "webhook answered 422 Unprocessable Entity: bad address"},
+		{"200 with it", 200, "true", "", "succeeded", 1, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			url, _ := hookReceiver(t, func(n int, w http.ResponseWriter) {
+				if n > 1 {
+					io.WriteString(w, "ok")
+					return
+				}
+				if tt.value != "" {
+					w.Header().Set(webhook.HeaderNoRetry, tt.value)
+				}
+				if tt.retryAfter != "" {
+					w.Header().Set("Retry-After", tt.retryAfter)
+				}
+				w.WriteHeader(tt.code)
+				io.WriteString(w, "bad address")
+			})
+			s := webhookServer(t, url)
+			_, body := do(t, s, "POST", "/run", "", `{"type":"email.send","max_retries":5}`)
+			j := waitFinished(t, s, str(body, "id"))
+			if str(j, "status") != tt.status || num(j, "attempts") != tt.attempts || str(j, "last_error") != tt.lastErr {
+				t.Fatalf("job %v; want %s after %v attempts, last_error %q", j, tt.status, tt.attempts, tt.lastErr)
+			}
+		})
+	}
+}

@@ -187,12 +187,16 @@ func (l Lease) Ref() Ref { return Ref{ID: l.Job.ID, Queue: l.Job.Queue, Token: l
 
 // Outcome is the result of one run. Err empty means success, with Result as
 // the job's result; otherwise the job failed with Err and, if it has retries
-// left, runs again after RetryIn.
+// left and NoRetry is false, runs again after RetryIn.
 type Outcome struct {
 	Ref
 	Result  json.RawMessage
 	Err     string
 	RetryIn time.Duration
+	// NoRetry, with Err, makes the job dead at once whatever retries it
+	// has left (its handler's failure was ErrNoRetry), as the last retry's
+	// failure does: retries counted, finished_at, among the dead.
+	NoRetry bool
 }
 
 // UncertainEnqueueError is an Enqueue that failed after its command may

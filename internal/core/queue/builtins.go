@@ -24,10 +24,22 @@ func builtins() map[string]Handler {
 				return json.RawMessage(`"pong"`), nil
 			},
 		},
-		// fail always fails, to exercise retries and dead jobs.
+		// fail always fails, to exercise retries and dead jobs; with
+		// {"retry":false} its failure is not to be retried (NoRetry), to
+		// exercise jobs dead at once.
 		"fail": {
-			Validate: emptyPayload("fail"),
-			Run: func(context.Context, json.RawMessage) (json.RawMessage, error) {
+			Validate: func(p json.RawMessage) error {
+				_, err := FailRetries(p)
+				return err
+			},
+			Run: func(_ context.Context, p json.RawMessage) (json.RawMessage, error) {
+				retry, err := FailRetries(p)
+				if err != nil {
+					return nil, err
+				}
+				if !retry {
+					return nil, NoRetry(errors.New("fail: this job always fails"))
+				}
 				return nil, errors.New("fail: this job always fails")
 			},
 		},
@@ -77,6 +89,26 @@ func emptyPayload(typ string) func(json.RawMessage) error {
 		}
 		return nil
 	}
+}
+
+// FailRetries decodes and checks the payload of a fail job, the one
+// reading of it for the handler and its validation: none, null or {}
+// (retry true: its failure is retried as any), or {"retry":false} (retry
+// false: not to be retried, NoRetry). Anything else is refused.
+func FailRetries(p json.RawMessage) (retry bool, err error) {
+	p = bytes.TrimSpace(p)
+	if len(p) == 0 || string(p) == "null" {
+		return true, nil
+	}
+	var f struct {
+		Retry *bool `json:"retry"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(p))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&f) != nil || dec.More() || (f.Retry != nil && *f.Retry) {
+		return false, core.Errorf(core.CodeInvalid, `fail takes no payload, {} or {"retry":false}`)
+	}
+	return f.Retry == nil, nil
 }
 
 // SleepDuration decodes and checks the payload of a sleep job: the one

@@ -16,7 +16,7 @@ type Observer interface {
 	Waited(queue string, d time.Duration)
 	// Finished observes one run of a handler: its type, how it ended
 	// (succeeded; failed, with retries left; dead, its last attempt
-	// failed; cancelled) and how long it took.
+	// failed or a failure not to retry; cancelled) and how long it took.
 	Finished(typ, status string, d time.Duration)
 	// AdmissionRejected counts an enqueue refused by admission control;
 	// reason is max_pending, max_age or backend.
@@ -25,8 +25,9 @@ type Observer interface {
 	// BackendOps) and err is its error.
 	BackendError(op string, err error)
 	// Dead is told of a job that has just gone dead, and why: its handler
-	// failed its last attempt (j's attempts and error those of that
-	// attempt), or a tick found the lease of its last attempt expired.
+	// failed its last attempt, or failed one not to be retried (j's
+	// attempts and error those of that attempt), or a tick found the lease
+	// of its last attempt expired.
 	Dead(j DeadJob, why DeadCause)
 }
 
@@ -41,6 +42,9 @@ const (
 	// longer than the lease) during its last attempt, and a tick found the
 	// lease expired.
 	DeadLeaseExpired DeadCause = "lease expired on its last attempt"
+	// DeadNotRetried: its handler failed with a failure not to retry
+	// (ErrNoRetry), whatever retries it had left.
+	DeadNotRetried DeadCause = "not retried (its handler said the failure is final)"
 )
 
 // AnswerObserver is an Observer that is told of the broker calls that

@@ -47,6 +47,11 @@ func noHandler(typ string) error { return fmt.Errorf("no handler registered for 
 func (s *Service) outcome(ctx context.Context, l Lease, start time.Time, res json.RawMessage, err error, timedOut bool) Outcome {
 	j := l.Job
 	status := string(StatusSucceeded)
+	// A failure not to retry: the handler's own verdict, so not a run its
+	// context ended (a timeout, a cancel, a lost lease, a shutdown). Only
+	// a failure pays the check, an errors.Is down err's chain (comparisons
+	// and type assertions, no allocation); the context only for such.
+	noRetry := err != nil && errors.Is(err, ErrNoRetry) && !timedOut && ctx.Err() == nil
 	switch {
 	case errors.Is(context.Cause(ctx), ErrJobCancelled):
 		status = string(StatusCancelled)
@@ -54,6 +59,9 @@ func (s *Service) outcome(ctx context.Context, l Lease, start time.Time, res jso
 		// Failed, retried or dead as any failure; timed apart, so that
 		// the runs a timeout cut short are seen.
 		status = StatusTimeout
+	case noRetry:
+		// Dead at once, whatever retries are left: the finish makes it so.
+		status = string(StatusDead)
 	case err != nil && Exhausted(j.Retries+1, j.MaxRetries):
 		// Its last attempt: the finish makes it dead (as both brokers
 		// decide, retries beyond max_retries), and its run is timed so.
@@ -68,6 +76,12 @@ func (s *Service) outcome(ctx context.Context, l Lease, start time.Time, res jso
 		o.Err = err.Error()
 		if o.Err == "" {
 			o.Err = "failed"
+		}
+		if noRetry {
+			// No retry to wait for: a Retry-After it carries is moot.
+			o.Err += NotRetried
+			o.NoRetry = true
+			return o
 		}
 		o.RetryIn = retryDelay(s.cfg.Backoff, err, j.Retries+1)
 		return o
@@ -119,7 +133,11 @@ func (s *Service) recordFinish(ctx context.Context, outcomes []Outcome, jobs []*
 			s.obs.Enqueued(SourceSchedule)
 		case StatusDead:
 			j := jobs[i]
-			s.obs.Dead(DeadJob{ID: j.ID, Queue: j.Queue, Type: j.Type, Attempts: j.Attempts, LastError: outcomes[i].Err}, DeadRetriesExhausted)
+			why := DeadRetriesExhausted
+			if outcomes[i].NoRetry {
+				why = DeadNotRetried
+			}
+			s.obs.Dead(DeadJob{ID: j.ID, Queue: j.Queue, Type: j.Type, Attempts: j.Attempts, LastError: outcomes[i].Err}, why)
 		}
 		s.notify(outcomes[i].ID)
 	}

@@ -172,6 +172,7 @@ func Run(t *testing.T, nb NewBroker) {
 		{"NamedQueues", testNamedQueues},
 		{"Succeed", testSucceed},
 		{"RetryThenDead", testRetryThenDead},
+		{"NoRetry", testNoRetry},
 		{"Recurring", testRecurring},
 		{"Cancel", testCancel},
 		{"Requeue", testRequeue},

@@ -442,7 +442,7 @@ func (b *Broker) Finish(_ context.Context, outcomes []queue.Outcome) ([]queue.St
 			q.failed++
 			j.Retries++
 			j.LastError = o.Err
-			b.failed(q, e, now, o.RetryIn)
+			b.failed(q, e, now, o.RetryIn, o.NoRetry)
 			if j.Status == queue.StatusFailed {
 				j.Source = queue.SourceRetry
 			}
@@ -453,10 +453,10 @@ func (b *Broker) Finish(_ context.Context, outcomes []queue.Outcome) ([]queue.St
 }
 
 // failed moves a job whose attempt failed to failed (retry after retryIn) or
-// dead (no retries left).
-func (b *Broker) failed(q *qstate, e *entry, now time.Time, retryIn time.Duration) {
+// dead (no retries left, or noRetry: a failure not to retry).
+func (b *Broker) failed(q *qstate, e *entry, now time.Time, retryIn time.Duration, noRetry bool) {
 	j := &e.job
-	if queue.Exhausted(j.Retries, j.MaxRetries) {
+	if noRetry || queue.Exhausted(j.Retries, j.MaxRetries) {
 		j.FinishedAt = now
 		b.set(q, e, queue.StatusDead)
 		b.addHistory(q, e)

@@ -1519,7 +1519,11 @@ func (b *Broker) Finish(ctx context.Context, outcomes []queue.Outcome) ([]queue.
 			if o.Err == "" {
 				args = append(args, o.ID, o.Token, "ok", string(o.Result), 0)
 			} else {
-				args = append(args, o.ID, o.Token, "fail", o.Err, ms(o.RetryIn))
+				kind := "fail"
+				if o.NoRetry {
+					kind = "final"
+				}
+				args = append(args, o.ID, o.Token, kind, o.Err, ms(o.RetryIn))
 			}
 		}
 		return []string{k.running, k.retry, k.scheduled, k.history, k.dead, k.stats, k.job}, args, finishScript

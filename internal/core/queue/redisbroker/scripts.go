@@ -434,12 +434,20 @@ return out
 //	KEYS[1] running  KEYS[2] retry  KEYS[3] scheduled  KEYS[4] history
 //	KEYS[5] dead  KEYS[6] stats  KEYS[7] job key prefix
 //	ARGV[1] now  ARGV[2] history cap  ARGV[3] not after (ms, 0: none)
-//	then 5 per outcome: id, token, "ok"|"fail", result or error, retry_ms
+//	then 5 per outcome: id, token, "ok"|"fail"|"final", result or error, retry_ms
 //
 // A success of a recurring job (interval > 0) schedules it again at
 // now + interval with the same id; any other success is succeeded. A failure
 // increments retries: beyond max_retries the job is dead, else failed and
-// due again at now + retry_ms.
+// due again at now + retry_ms. A "final" failure (queue.Outcome.NoRetry) is
+// dead at once, as the last retry's is.
+//
+// "final" took no new argument, so the layout stays 5 per outcome: each
+// binary runs the script of its own source (EVALSHA of its SHA, the source
+// sent again on NOSCRIPT), so daemons of two versions sharing a Redis never
+// run each other's; and were an earlier script ever given "final", it would
+// read it as any failure that is not "ok" (retried), never shift the
+// outcomes after it.
 // Returns {now, status…}, one string per outcome: the new status, or ""
 // when the token no longer holds the job (nothing written). Returns
 // {now, "late"} without writing anything when now is past not after
@@ -485,7 +493,7 @@ for i = 4, #ARGV, 5 do
       failed = failed + 1
       local r = redis.call('HMGET', key, 'max_retries', 'retries')
       local retries = (tonumber(r[2]) or 0) + 1
-      if retries > tonumber(r[1]) then
+      if retries > tonumber(r[1]) or ARGV[i+2] == 'final' then
         redis.call('HSET', key, 'status', 'dead', 'finished_at', nows, 'retries', format('%d', retries),
           'last_error', ARGV[i+3], 'lease_until', '0')
         dead[#dead + 1] = nows

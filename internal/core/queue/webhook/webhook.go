@@ -3,8 +3,10 @@
 // whose answer is the job's outcome, as Google Cloud Tasks' HTTP targets and
 // QStash do. A 2xx answer succeeds, its body the job's result; anything else
 // fails the attempt, retried by the queue's backoff as any handler's
-// failure. With a secret every delivery is signed (Refrakt-Signature,
-// Stripe's scheme), so that the receiver can tell it came from refrakt.
+// failure, unless the answer says not to retry (Refrakt-No-Retry: true,
+// as QStash's Upstash-NonRetryable-Error). With a secret every delivery
+// is signed (Refrakt-Signature, Stripe's scheme), so that the receiver can
+// tell it came from refrakt.
 package webhook
 
 import (
@@ -43,6 +45,15 @@ const (
 	HeaderAttempt   = "Refrakt-Job-Attempt"
 	HeaderSignature = "Refrakt-Signature"
 )
+
+// HeaderNoRetry, on a failed (non-2xx) answer, says the failure is final:
+// the attempt fails and the job goes dead at once, whatever retries it has
+// left (queue.NoRetry), over a Retry-After the answer carries. Its value
+// is "true" or "1", any case, blanks around ignored; any other value, and
+// the header on a 2xx answer, is ignored (a malformed value retries, as
+// every failure did before the header was known). Only its first value
+// counts.
+const HeaderNoRetry = "Refrakt-No-Retry"
 
 // MaxAnswer bounds the body of a webhook's answer read as the job's result:
 // the API's own request body limit, so that a result fits where a payload
@@ -232,12 +243,18 @@ func (d *delivery) run(ctx context.Context, j *queue.Job) (json.RawMessage, erro
 	case ok:
 		return result(data), nil
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		return nil, fmt.Errorf("webhook answered %s: redirects are not followed (Location %s); point JOB_WEBHOOKS at the final URL",
+		err := fmt.Errorf("webhook answered %s: redirects are not followed (Location %s); point JOB_WEBHOOKS at the final URL",
 			status(resp), excerpt([]byte(resp.Header.Get("Location"))))
+		if noRetry(resp.Header) {
+			return nil, queue.NoRetry(err)
+		}
+		return nil, err
 	}
 	msg := "webhook answered " + status(resp)
+	// Final: a Retry-After it carries is moot, and not said.
+	final := noRetry(resp.Header)
 	after, later := time.Duration(0), false
-	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+	if !final && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
 		after, later = retryAfter(resp.Header.Get("Retry-After"), d.c.now())
 		if later {
 			msg += ", Retry-After " + after.String()
@@ -246,10 +263,20 @@ func (d *delivery) run(ctx context.Context, j *queue.Job) (json.RawMessage, erro
 	if e := excerpt(data); e != "" {
 		msg += ": " + e
 	}
+	if final {
+		return nil, queue.NoRetry(errors.New(msg))
+	}
 	if later {
 		return nil, &queue.RetryAfterError{Err: errors.New(msg), After: after}
 	}
 	return nil, errors.New(msg)
+}
+
+// noRetry reports whether a failed answer's header says not to retry
+// (HeaderNoRetry: "true" or "1", any case).
+func noRetry(h http.Header) bool {
+	v := strings.TrimSpace(h.Get(HeaderNoRetry))
+	return v == "1" || strings.EqualFold(v, "true")
 }
 
 // retryAfter reads the Retry-After of a 429 or 503 answer (RFC 9110:

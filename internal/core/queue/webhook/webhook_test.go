@@ -411,3 +411,56 @@ func TestDeliveryRetryAfter(t *testing.T) {
 		})
 	}
 }
+
+// TestDeliveryNoRetry: a failed answer with Refrakt-No-Retry "true" or
+// "1" (any case, blanks around) fails not to be retried (queue.ErrNoRetry),
+// over a Retry-After it carries, which its error then does not name; any
+// other value, and the header on a 2xx, change nothing.
+func TestDeliveryNoRetry(t *testing.T) {
+	c := webhook.New(webhook.Options{})
+	for _, tt := range []struct {
+		name, value string
+		code        int
+		retryAfter  string
+		wantErr     string // "": success
+		final       bool
+	}{
+		{"422 true", "true", 422, "", "webhook answered 422 Unprocessable Entity: bad address", true},
+		{"400 TRUE spaced", " TRUE ", 400, "", "webhook answered 400 Bad Request: bad address", true},
+		{"410 one", "1", 410, "", "webhook answered 410 Gone: bad address", true},
+		{"503 Retry-After loses", "true", 503, "3600", "webhook answered 503 Service Unavailable: bad address", true},
+		{"500 without", "", 500, "", "webhook answered 500 Internal Server Error: bad address", false},
+		{"422 false", "false", 422, "", "webhook answered 422 Unprocessable Entity: bad address", false},
+		{"422 malformed", "yes", 422, "", "webhook answered 422 Unprocessable Entity: bad address", false},
+		{"200 with it", "true", 200, "", "", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			url, _ := receiver(t, func(w http.ResponseWriter, _ *http.Request) {
+				if tt.value != "" {
+					w.Header().Set(webhook.HeaderNoRetry, tt.value)
+				}
+				if tt.retryAfter != "" {
+					w.Header().Set("Retry-After", tt.retryAfter)
+				}
+				w.WriteHeader(tt.code)
+				_, _ = io.WriteString(w, "bad address")
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			res, err := handler(t, c, url).RunJob(ctx, job(`{}`))
+			if tt.wantErr == "" {
+				if err != nil || string(res) != `"bad address"` {
+					t.Fatalf("result %s, %v; want success", res, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("a failed answer succeeded")
+			}
+			var ra *queue.RetryAfterError
+			if d := cmp.Diff([3]any{tt.wantErr, tt.final, false}, [3]any{err.Error(), errors.Is(err, queue.ErrNoRetry), errors.As(err, &ra)}); d != "" {
+				t.Errorf("error, not to retry, asks a wait (-want +got):\n%s", d)
+			}
+		})
+	}
+}
