@@ -81,6 +81,13 @@ func TestE2ECheckAcrossDaemons(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
+		// Without RATE_LIMITS in the shell, the daemons' published limits
+		// are known.
+		bare := map[string]string{"REFRAKT_REDIS": r.URL(), "XDG_STATE_HOME": state, "HOME": state}
+		mustCLI(t, bare, "limits", "reset", "api:ip:198.51.100.3")
+		if v := limitsJSON(t, bare, "api:ip:198.51.100.3"); len(v.Limits) != 1 || len(v.Overrides) != 1 {
+			t.Errorf("limits get api:ip:198.51.100.3 --redis without RATE_LIMITS: %+v", v)
+		}
 		apiEnv := map[string]string{"REFRAKT_SERVER": a.URL, "REFRAKT_TOKEN": a.Token, "XDG_STATE_HOME": state, "HOME": state}
 		if v := limitsJSON(t, apiEnv, "api"); len(v.Limits) != 1 || v.Limits[0].Name != "api" {
 			t.Errorf("limits get api over the daemon: %+v", v.Limits)
