@@ -419,7 +419,11 @@ func TestBootErrorsDoNotLeak(t *testing.T) {
 // it accepts.
 func sampleRequest(pattern string) (method, path, body string) {
 	method, path, _ = strings.Cut(pattern, " ")
+	if strings.HasPrefix(pattern, "/") { // a route of any method
+		method, path = "GET", pattern
+	}
 	path = strings.ReplaceAll(path, "{id}", "AAAAAAAAAAAAAAAAAAAAAA")
+	path = strings.NewReplacer("{limit}", "api", "{rest...}", "x").Replace(path)
 	body = `{"type":"ping"}`
 	switch {
 	case strings.HasSuffix(path, "rate-limits/config"):
