@@ -115,7 +115,14 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 	// The CLI reports through its exit path alone: a limiter's log lines
 	// (an overrides read failing, then recovering) would land on the user's
 	// terminal, across top's screen.
-	lim, err := ratelimit.New(daemon.LimiterConfig(cfg), ratelimit.Deps{Store: store, Logger: slog.New(slog.DiscardHandler)})
+	limCfg := daemon.LimiterConfig(cfg)
+	// The limits of RATE_LIMITS the daemons publish are known too when
+	// this shell's environment lacks them: `limits set --redis api:ip:…`
+	// works without repeating the daemons' RATE_LIMITS here.
+	if pub, ok, err := store.PublishedLimits(cctx); err == nil && ok {
+		limCfg.Custom = withPublishedLimits(limCfg.Custom, pub, limCfg.PremiumMultiplier)
+	}
+	lim, err := ratelimit.New(limCfg, ratelimit.Deps{Store: store, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		_ = store.Close()
 		_ = rdb.Close()
@@ -451,7 +458,8 @@ var driverSettings = []string{"REDIS_CLUSTER", "JOB_HISTORY", "JOB_LEASE", "JOB_
 	"RATE_LIMIT_ENABLED", "RATE_LIMIT_RUN_BURST", "RATE_LIMIT_RUN_PER_MINUTE", "RATE_LIMIT_ASSISTANT_PER_MINUTE",
 	"RATE_LIMIT_PREMIUM_MULTIPLIER", "PENALTY_FACTOR", "PENALTY_DECAY", "BAN_AFTER_STRIKES", "BAN_SECONDS",
 	"RATE_LIMIT_ON_BACKEND_ERROR", "RATE_LIMIT_BACKEND_TIMEOUT",
-	"JOB_IDEMPOTENCY_TTL", "JOB_WEBHOOKS", "JOB_WEBHOOK_SECRET"}
+	"JOB_IDEMPOTENCY_TTL", "JOB_WEBHOOKS", "JOB_WEBHOOK_SECRET",
+	"RATE_LIMITS"}
 
 // onlyDriverSettings is getenv for the driverSettings, and nothing for the
 // rest (their defaults).
@@ -462,4 +470,22 @@ func onlyDriverSettings(getenv func(string) string) func(string) string {
 		}
 		return ""
 	}
+}
+
+// withPublishedLimits returns own (this shell's RATE_LIMITS) followed by
+// the limits of their own that the daemons publish and own lacks (a name
+// in own keeps own's policy). A published set the limiter could not take
+// (another build's limits) leaves own as it is.
+func withPublishedLimits(own []ratelimit.Limit, pub ratelimit.LimitSet, premium float64) []ratelimit.Limit {
+	out := slices.Clone(own)
+	for _, l := range pub.Limits {
+		if ratelimit.IsBuiltin(l.Name) || slices.ContainsFunc(out, func(o ratelimit.Limit) bool { return o.Name == l.Name }) {
+			continue
+		}
+		out = append(out, l.Limit)
+	}
+	if ratelimit.CheckCustomLimits(out, premium, "RATE_LIMIT_PREMIUM_MULTIPLIER") != nil {
+		return own
+	}
+	return out
 }

@@ -86,6 +86,11 @@ type Config struct {
 	// BackendTimeout bounds each limiter call to Redis.
 	// RATE_LIMIT_BACKEND_TIMEOUT, default 100ms.
 	BackendTimeout time.Duration
+	// RateLimits are limits of the user's own, decided for a proxy by the
+	// decision route (GET /api/check/{limit}). RATE_LIMITS, --rate-limits:
+	// "NAME=RATE/WINDOW [burst=N] [scopes=S1,S2]; …" (ratelimit.ParseLimits),
+	// default none.
+	RateLimits []ratelimit.Limit
 
 	// QueueMaxPending refuses new work above this many pending jobs (0 = off).
 	// QUEUE_MAX_PENDING, default 0.
@@ -310,6 +315,9 @@ func (c Config) Validate() error {
 	rates := ratelimit.Config{RunPerMinute: c.RunPerMinute, AssistantPerMinute: c.AssistantPerMinute, PremiumMultiplier: c.PremiumMultiplier}
 	for _, p := range rates.RefillProblems() {
 		bad(p.Setting, "%s", p.Message(c.SettingName("RATE_LIMIT_PREMIUM_MULTIPLIER")))
+	}
+	if p := ratelimit.CheckCustomLimits(c.RateLimits, c.PremiumMultiplier, c.SettingName("RATE_LIMIT_PREMIUM_MULTIPLIER")); p != nil {
+		bad("RATE_LIMITS", "entry %d (%s): %s", p.Entry, p.Name, p.Why)
 	}
 	if c.BanDuration > ratelimit.MaxBan {
 		bad("BAN_SECONDS", "%s must be at most %s: a ban, repeats included, lasts at most an hour", c.BanDuration, ratelimit.MaxBan)

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/refrakt/refrakt/internal/core/queue/webhook"
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
 )
 
 func env(m map[string]string) func(string) string {
@@ -352,6 +353,8 @@ func TestLogValueShowsEverySetting(t *testing.T) {
 			*x = append(*x, webhook.Target{Type: "t", URL: "http://h/t"})
 		case *[]netip.Prefix:
 			*x = append(*x, netip.MustParsePrefix("10.9.0.0/16"))
+		case *[]ratelimit.Limit:
+			*x = append(*x, ratelimit.Limit{Name: "api", Scopes: []ratelimit.Scope{ratelimit.ScopeIP}, Policy: ratelimit.Policy{Burst: 1, Rate: 1, Window: time.Second}})
 		default:
 			t.Fatalf("Config.%s is a %s: teach the test to change it", f.Name, f.Type)
 		}

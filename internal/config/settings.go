@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/refrakt/refrakt/internal/core/ratelimit"
 )
 
 // Setting is one configuration value: its environment variable, its flag of
@@ -74,6 +76,9 @@ func Settings() []Setting {
 		seconds("BAN_SECONDS", "ban-seconds", "first ban's length (doubles per repeat within an hour of the previous ban's end, at most 1h)", d.BanDuration, func(c *Config) *time.Duration { return &c.BanDuration }),
 		word("RATE_LIMIT_ON_BACKEND_ERROR", "rate-limit-on-backend-error", "local, allow or deny when Redis fails", d.OnBackendError, backendErrorPolicies, nil, func(c *Config) *string { return &c.OnBackendError }),
 		duration("RATE_LIMIT_BACKEND_TIMEOUT", "rate-limit-backend-timeout", "timeout of each limiter call to Redis", d.BackendTimeout, func(c *Config) *time.Duration { return &c.BackendTimeout }),
+		{Env: "RATE_LIMITS", Flag: "rate-limits", Usage: "limits of your own, decided for your proxy by GET /api/check/NAME: entries NAME=RATE/WINDOW [burst=N] [scopes=S1,S2] separated by ';' (scopes ip, user, tenant, user_tenant; default burst=RATE scopes=ip), e.g. \"api=100/1m burst=200 scopes=ip,user\"", Default: "",
+			set:   func(c *Config, v string) (err error) { c.RateLimits, err = ratelimit.ParseLimits(v); return err },
+			value: func(c *Config) slog.Value { return slog.StringValue(ratelimit.FormatLimits(c.RateLimits)) }},
 
 		integer("QUEUE_MAX_PENDING", "queue-max-pending", "refuse /run above this many pending jobs (0 = off)", d.QueueMaxPending, func(c *Config) *int { return &c.QueueMaxPending }),
 		seconds("QUEUE_MAX_AGE_SECONDS", "queue-max-age", "refuse /run when the oldest pending job is older (0 = off)", d.QueueMaxAge, func(c *Config) *time.Duration { return &c.QueueMaxAge }),

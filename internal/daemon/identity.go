@@ -103,6 +103,13 @@ func (ir *identityRules) isTrusted(a netip.Addr) bool {
 // ambiguous there (GET /api/public/tenant-meta's ?tenant= is the tenant it
 // describes, not the caller's).
 func (ir *identityRules) resolve(r *http.Request, grantHeaders func() bool, users bool) (Identity, error) {
+	return ir.resolveQuery(r, r.URL.RawQuery, grantHeaders, users)
+}
+
+// resolveQuery is resolve with rawQuery read for the user_id and tenant
+// parameters in place of r's query: "" for the decision route, whose query
+// may be the client's own (handleCheck).
+func (ir *identityRules) resolveQuery(r *http.Request, rawQuery string, grantHeaders func() bool, users bool) (Identity, error) {
 	host, peer := peerHostAddr(r.RemoteAddr)
 	ip, ipText := peer, host
 	trusted := peer.IsValid() && ir.isTrusted(peer)
@@ -129,7 +136,7 @@ func (ir *identityRules) resolve(r *http.Request, grantHeaders func() bool, user
 	}
 	id.Premium = strings.EqualFold(strings.TrimSpace(tier), "premium")
 	if users {
-		if id.User, id.Tenant, err = userTenant(r.Header, r.URL.RawQuery); err != nil {
+		if id.User, id.Tenant, err = userTenant(r.Header, rawQuery); err != nil {
 			return Identity{}, err
 		}
 	}

@@ -60,6 +60,7 @@ func LimiterConfig(cfg config.Config) ratelimit.Config {
 	c.BanAfterStrikes, c.BanDuration = cfg.BanAfterStrikes, cfg.BanDuration
 	c.OnBackendError = ratelimit.BackendErrorPolicy(cfg.OnBackendError)
 	c.BackendTimeout = cfg.BackendTimeout
+	c.Custom = cfg.RateLimits
 	return c
 }
 
@@ -196,19 +197,31 @@ func (s *Server) limited(limit string, h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		retry := ceilSeconds(d.RetryAfter)
-		w.Header().Set("Retry-After", strconv.FormatInt(retry, 10))
-		details := map[string]any{"limit": d.Limit, "scope": string(d.Scope), "key": d.Key(), "retry_after_seconds": retry}
-		msg := fmt.Sprintf("rate limit %q exceeded for scope %s; retry in %ds", d.Limit, d.Scope, retry)
-		if d.Banned() {
-			until := ceilSecond(d.BannedUntil).Format(time.RFC3339)
-			details["banned_until"] = until
-			// No cause: a ban of the key's own 429s and an operator's
-			// (Limiter.Ban) are refused alike, and the decision cannot tell.
-			msg = fmt.Sprintf("banned by rate limit %q (scope %s) until %s", d.Limit, d.Scope, until)
-		}
-		writeErrorDetails(w, r, s.log, core.Errorf(core.CodeLimited, "%s", msg), details)
+		s.writeRefusal(w, r, &d, http.StatusTooManyRequests)
 	})
+}
+
+// writeRefusal answers a request the limiter refused (d) with status (429,
+// or the 403 or 401 the decision route's deny parameter asks for):
+// Retry-After and a JSON error naming the limit and scope, and when a ban
+// refused it, until when.
+func (s *Server) writeRefusal(w http.ResponseWriter, r *http.Request, d *ratelimit.Decision, status int) {
+	retry := ceilSeconds(d.RetryAfter)
+	w.Header().Set("Retry-After", strconv.FormatInt(retry, 10))
+	details := map[string]any{"limit": d.Limit, "scope": string(d.Scope), "key": d.Key(), "retry_after_seconds": retry}
+	msg := fmt.Sprintf("rate limit %q exceeded for scope %s; retry in %ds", d.Limit, d.Scope, retry)
+	if d.Banned() {
+		until := ceilSecond(d.BannedUntil).Format(time.RFC3339)
+		details["banned_until"] = until
+		// No cause: a ban of the key's own 429s and an operator's
+		// (Limiter.Ban) are refused alike, and the decision cannot tell.
+		msg = fmt.Sprintf("banned by rate limit %q (scope %s) until %s", d.Limit, d.Scope, until)
+	}
+	if status != http.StatusTooManyRequests {
+		writeJSON(w, status, errorBody{Error: errorDetail{Code: core.CodeLimited, Message: msg, Details: details}})
+		return
+	}
+	writeErrorDetails(w, r, s.log, core.Errorf(core.CodeLimited, "%s", msg), details)
 }
 
 // identityOf resolves r's identity for the limiter and the routes that need

@@ -52,6 +52,13 @@ func (s *Server) routes() {
 	s.mux.Handle("POST /api/dev/rate-limits/reset", dev(s.handleLimitsReset()))
 	s.mux.Handle("POST /api/dev/rate-limits/ban", dev(s.handleLimitsBan()))
 	s.mux.Handle("GET /api/obs/rate-limits", obs(s.handleRateLimitsSnapshot()))
+	// The decision route: a proxy asks it for every request of the user's
+	// own service (RATE_LIMITS); any method, as a forward-auth sub-request
+	// may carry the original one, and any path after the limit's name, as
+	// Envoy's ext_authz appends the original path to its path_prefix.
+	check := s.handleCheck()
+	s.mux.Handle("/api/check/{limit}", check)
+	s.mux.Handle("/api/check/{limit}/{rest...}", check)
 
 	if s.cfg.PrometheusEnabled {
 		s.mux.Handle("GET "+s.cfg.PrometheusRoute, s.handleMetrics())

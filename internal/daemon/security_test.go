@@ -67,6 +67,8 @@ var authTable = map[string]string{
 	"GET /api/obs/daemons":               whoOperator,
 	"GET /api/obs/rate-limits":           whoOperator,
 	"GET /metrics":                       whoMetrics, // PROMETHEUS_METRICS_ROUTE
+	"/api/check/{limit}":                 whoAnyone,  // the decision route: a proxy's sub-request, any method
+	"/api/check/{limit}/{rest...}":       whoAnyone,  // the same, with Envoy's appended path
 }
 
 // routesInSource parses routes.go and returns each registered pattern with
@@ -149,7 +151,11 @@ func TestRouteAuthOverHTTP(t *testing.T) {
 			continue // its own token: the subtest below
 		}
 		method, path, _ := strings.Cut(pattern, " ")
+		if strings.HasPrefix(pattern, "/") { // a route of any method
+			method, path = "GET", pattern
+		}
 		path = strings.ReplaceAll(path, "{id}", "AAAAAAAAAAAAAAAAAAAAAA")
+		path = strings.NewReplacer("{limit}", "api", "{rest...}", "x").Replace(path)
 		for _, tok := range []struct{ name, token string }{{"none", ""}, {"wrong", wrong}, {"operator", opToken}, {"developer", devToken}} {
 			t.Run(pattern+"/"+tok.name, func(t *testing.T) {
 				resp, _ := do(t, s, method, path, tok.token, "{}")
@@ -413,7 +419,11 @@ func TestBootErrorsDoNotLeak(t *testing.T) {
 // it accepts.
 func sampleRequest(pattern string) (method, path, body string) {
 	method, path, _ = strings.Cut(pattern, " ")
+	if strings.HasPrefix(pattern, "/") { // a route of any method
+		method, path = "GET", pattern
+	}
 	path = strings.ReplaceAll(path, "{id}", "AAAAAAAAAAAAAAAAAAAAAA")
+	path = strings.NewReplacer("{limit}", "api", "{rest...}", "x").Replace(path)
 	body = `{"type":"ping"}`
 	switch {
 	case strings.HasSuffix(path, "rate-limits/config"):

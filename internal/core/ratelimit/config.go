@@ -65,6 +65,9 @@ type Config struct {
 	OverrideRefresh time.Duration
 	// ErrorLogInterval is the least time between two logs of backend errors (10s).
 	ErrorLogInterval time.Duration
+	// Custom are the limits of the user's own, after the built-ins
+	// (RATE_LIMITS, default none; ParseLimits, CheckCustomLimits).
+	Custom []Limit
 }
 
 // LimitingOffWarning is what the daemon and the CLI say of an override set
@@ -151,6 +154,9 @@ func (c Config) Validate() error {
 	if ps := c.RefillProblems(); len(ps) > 0 {
 		return core.Errorf(core.CodeInvalid, "%s: %s", ps[0].Setting, ps[0].Message("RATE_LIMIT_PREMIUM_MULTIPLIER"))
 	}
+	if p := CheckCustomLimits(c.Custom, c.PremiumMultiplier, "RATE_LIMIT_PREMIUM_MULTIPLIER"); p != nil {
+		return core.Errorf(core.CodeInvalid, "RATE_LIMITS: entry %d (%s): %s", p.Entry, p.Name, p.Why)
+	}
 	return nil
 }
 
@@ -196,16 +202,17 @@ func (c Config) RefillProblems() []RefillProblem {
 	return out
 }
 
-// Limits returns the built-in limits of DESIGN §3 with this configuration.
+// Limits returns the built-in limits of DESIGN §3 with this configuration,
+// then the user's own (Custom).
 func (c Config) Limits() []Limit {
 	const minute = time.Minute
-	return []Limit{
+	return append([]Limit{
 		{Name: LimitRun, Scopes: []Scope{ScopeIP, ScopeUser}, Policy: Policy{Burst: c.RunBurst, Rate: c.RunPerMinute, Window: minute}},
 		{Name: LimitAssistant, Scopes: []Scope{ScopeIP, ScopeUser}, Policy: Policy{Burst: c.AssistantPerMinute, Rate: c.AssistantPerMinute, Window: minute}},
 		{Name: LimitTenantMeta, Scopes: []Scope{ScopeIP}, Policy: Policy{Burst: 60, Rate: 60, Window: minute}},
 		{Name: LimitRLTest, Scopes: []Scope{ScopeIP}, Policy: Policy{Burst: 3, Rate: 3, Window: minute}},
 		{Name: LimitSecurePing, Scopes: []Scope{ScopeUserTenant}, Policy: Policy{Burst: 30, Rate: 30, Window: minute}},
-	}
+	}, c.Custom...)
 }
 
 // Rules turns the penalty settings into the microsecond form stores use.

@@ -445,11 +445,28 @@ func (l *Limiter) decide(d *Decision, e *limitEntry, scope Scope, id string, b *
 	l.obs.Decided(e.Name, string(d.Scope), outcome)
 }
 
+// scopeNeeds says what identity a request must carry for a limit with
+// scopes sc: one of theirs.
 func scopeNeeds(sc []Scope) string {
-	if len(sc) == 1 && sc[0] == ScopeUserTenant {
-		return "a user and a tenant"
+	need := make([]string, len(sc))
+	for i, s := range sc {
+		switch s {
+		case ScopeIP:
+			need[i] = "a client IP"
+		case ScopeUser:
+			need[i] = "a user"
+		case ScopeTenant:
+			need[i] = "a tenant"
+		case ScopeUserTenant:
+			need[i] = "a user and a tenant"
+		default:
+			need[i] = string(s)
+		}
 	}
-	return "a client IP"
+	if len(need) == 2 && sc[0] == ScopeIP && sc[1] == ScopeUser {
+		return "a client IP" // run and assistant: an address is always there
+	}
+	return strings.Join(need, " or ")
 }
 
 // parseBucketKey parses key as one bucket's, <limit>:<scope>:<identity>:

@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore NewStore) {
 	t.Run("Concurrency", func(t *testing.T) { testConcurrency(t, newStore) })
 	t.Run("TenantScope", func(t *testing.T) { testTenantScope(t, newStore) })
 	t.Run("GlobalScope", func(t *testing.T) { testGlobalScope(t, newStore) })
+	t.Run("CustomLimit", func(t *testing.T) { testCustomLimit(t, newStore) })
 }
 
 // NewLimiter builds a limiter on store with the defaults changed by tweak.
