@@ -163,3 +163,45 @@ func TestFailNoRetry(t *testing.T) {
 		}
 	})
 }
+
+// TestNoRetryCallerGone: a manual run whose caller leaves while its
+// handler is running, and whose handler then fails with a failure not to
+// retry, is an interrupted run, not the handler's verdict: its job is
+// handed back to pending, and no dead run is timed, counted or reported.
+// It pins the context check of the no-retry guard in outcome; without it
+// the run was counted dead (RunCounts.Dead 1, "waitfinal:dead") while its
+// job went back to pending.
+func TestNoRetryCallerGone(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		rec := newRecorder()
+		started := make(chan struct{})
+		reg := queue.NewRegistry()
+		if err := reg.Register("waitfinal", queue.Handler{Run: func(ctx context.Context, _ json.RawMessage) (json.RawMessage, error) {
+			close(started)
+			<-ctx.Done()
+			return nil, queue.NoRetry(errors.New("gave up"))
+		}}); err != nil {
+			t.Fatal(err)
+		}
+		cfg := fast
+		cfg.Concurrency = queue.ManualMode
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil), Registry: reg, Observer: rec}, cfg)
+		j := mustEnqueue(t, s, queue.EnqueueRequest{Type: "waitfinal", MaxRetries: intp(5)})
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			<-started
+			cancel()
+		}()
+		if _, err := s.RunID(ctx, j.ID); err == nil {
+			t.Errorf("RunID with its caller gone: no error")
+		}
+		cancel()
+		got := mustGet(t, s, j.ID)
+		diff(t, "the job: status, last_error", [2]any{queue.StatusPending, ""}, [2]any{got.Status, got.LastError})
+		diff(t, "dead runs counted", int64(0), s.RunCounts().Dead)
+		diff(t, "dead runs timed", 0, rec.snapshot()["finished"]["waitfinal:dead"])
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		diff(t, "dead causes", 0, len(rec.deadWhy))
+	})
+}
