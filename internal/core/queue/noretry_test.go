@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/queue"
 )
 
@@ -204,4 +205,50 @@ func TestNoRetryCallerGone(t *testing.T) {
 		defer rec.mu.Unlock()
 		diff(t, "dead causes", 0, len(rec.deadWhy))
 	})
+}
+
+// TestFailRetries: fail's payload is exactly one of none, null, {} (its
+// failure retried) or {"retry":false} (not retried), whitespace aside: the
+// key "retry" in that case, the value false, no duplicate key and nothing
+// after. Anything else is refused with one line, as README says.
+func TestFailRetries(t *testing.T) {
+	for _, tt := range []struct {
+		name, payload string
+		retry, ok     bool
+	}{
+		{name: "none", payload: "", retry: true, ok: true},
+		{name: "null", payload: " null ", retry: true, ok: true},
+		{name: "empty object", payload: "{ }", retry: true, ok: true},
+		{name: "retry false", payload: `{"retry":false}`, ok: true},
+		{name: "retry false, spaced", payload: " {\n \"retry\" : false } ", ok: true},
+		{name: "key folded", payload: `{"Retry":false}`},
+		{name: "key in capitals", payload: `{"RETRY":false}`},
+		{name: "retry null", payload: `{"retry":null}`},
+		{name: "retry true", payload: `{"retry":true}`},
+		{name: "retry quoted", payload: `{"retry":"false"}`},
+		{name: "retry 0", payload: `{"retry":0}`},
+		{name: "duplicate, false last", payload: `{"retry":true,"retry":false}`},
+		{name: "duplicate, both false", payload: `{"retry":false,"retry":false}`},
+		{name: "another key", payload: `{"retry":false,"x":1}`},
+		{name: "an array", payload: `[]`},
+		{name: "false", payload: `false`},
+		{name: "two objects", payload: `{}{}`},
+		{name: "trailing brace", payload: `{"retry":false}}`},
+		{name: "trailing bracket", payload: `{"retry":false}]`},
+		{name: "not JSON", payload: `{"retry":false`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			retry, err := queue.FailRetries(json.RawMessage(tt.payload))
+			if !tt.ok {
+				if err == nil || err.Error() != `fail takes no payload, {} or {"retry":false}` || core.ErrorCode(err) != core.CodeInvalid {
+					t.Errorf("FailRetries(%s) = %v, %v; want refused as invalid with its one line", tt.payload, retry, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("FailRetries(%s): %v", tt.payload, err)
+			}
+			diff(t, "retry", tt.retry, retry)
+		})
+	}
 }
