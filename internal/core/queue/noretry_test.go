@@ -43,10 +43,11 @@ func noRetryHandlers(t *testing.T) *queue.Registry {
 
 // TestNoRetryManual: a manual run (run ID) whose handler fails with a
 // failure not to retry, however wrapped, makes its job dead after one
-// attempt with 5 retries left, last_error its message and "(not retried)";
-// a Retry-After it carries loses; an ordinary failure is retried; a run
-// its timeout ended is retried although its handler said no retry. The
-// observer times the run dead, counts running → dead and is told why.
+// attempt with 5 retries left (or none), last_error its message and
+// "(not retried)"; a Retry-After it carries loses; an ordinary failure is
+// retried; a run its timeout ended is retried although its handler said no
+// retry. The observer times the run dead, counts running → dead and is
+// told why.
 func TestNoRetryManual(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend) {
 		rec := newRecorder()
@@ -54,18 +55,21 @@ func TestNoRetryManual(t *testing.T) {
 			queue.Config{JobTimeout: 50 * time.Millisecond})
 		ctx := context.Background()
 		for _, tt := range []struct {
-			typ     string
-			status  queue.Status
-			lastErr string
+			name, typ  string
+			maxRetries int
+			status     queue.Status
+			lastErr    string
 		}{
-			{"final", queue.StatusDead, "deliver: bad address (not retried)"},
-			{"sentinel", queue.StatusDead, "account deleted: final failure (not retried)"},
-			{"finalafter", queue.StatusDead, "busy, and never (not retried)"},
-			{"plain", queue.StatusFailed, "boom"},
-			{"finalslow", queue.StatusFailed, "timed out after 50ms"},
+			{"final", "final", 5, queue.StatusDead, "deliver: bad address (not retried)"},
+			{"sentinel", "sentinel", 5, queue.StatusDead, "account deleted: final failure (not retried)"},
+			{"finalafter", "finalafter", 5, queue.StatusDead, "busy, and never (not retried)"},
+			{"plain", "plain", 5, queue.StatusFailed, "boom"},
+			{"finalslow", "finalslow", 5, queue.StatusFailed, "timed out after 50ms"},
+			// No retry left to lose: the suffix still says its handler's verdict.
+			{"final, max_retries 0", "final", 0, queue.StatusDead, "deliver: bad address (not retried)"},
 		} {
-			t.Run(tt.typ, func(t *testing.T) {
-				j := mustEnqueue(t, s, queue.EnqueueRequest{Type: tt.typ, MaxRetries: intp(5)})
+			t.Run(tt.name, func(t *testing.T) {
+				j := mustEnqueue(t, s, queue.EnqueueRequest{Type: tt.typ, MaxRetries: intp(tt.maxRetries)})
 				got, err := s.RunID(ctx, j.ID)
 				if err != nil {
 					t.Fatal(err)
@@ -78,14 +82,14 @@ func TestNoRetryManual(t *testing.T) {
 			})
 		}
 		snap := rec.snapshot()
-		diff(t, "runs timed", map[string]int{"final:dead": 1, "sentinel:dead": 1, "finalafter:dead": 1, "plain:failed": 1, "finalslow:timeout": 1},
+		diff(t, "runs timed", map[string]int{"final:dead": 2, "sentinel:dead": 1, "finalafter:dead": 1, "plain:failed": 1, "finalslow:timeout": 1},
 			snap["finished"])
-		diff(t, "running → dead", 3, snap["transitions"]["running→dead"])
+		diff(t, "running → dead", 4, snap["transitions"]["running→dead"])
 		rc := s.RunCounts()
-		diff(t, "run counts: failed, dead", [2]int64{2, 3}, [2]int64{rc.Failed, rc.Dead})
+		diff(t, "run counts: failed, dead", [2]int64{2, 4}, [2]int64{rc.Failed, rc.Dead})
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
-		diff(t, "dead causes", []queue.DeadCause{queue.DeadNotRetried, queue.DeadNotRetried, queue.DeadNotRetried}, rec.deadWhy)
+		diff(t, "dead causes", slices.Repeat([]queue.DeadCause{queue.DeadNotRetried}, 4), rec.deadWhy)
 	})
 }
 
