@@ -47,7 +47,7 @@ func TestE2EFailNoRetry(t *testing.T) {
 			if j := jobJSON(t, de.env, "jobs", "get", id); j.Status != queue.StatusPending || j.Retries != 0 {
 				t.Errorf("requeued: %s with %d retries, want pending with 0", j.Status, j.Retries)
 			}
-			for _, p := range []string{`{"retry":true}`, `{"retry":false,"x":1}`, `[1]`} {
+			for _, p := range []string{`{"retry":true}`, `{"retry":false,"x":1}`, `[1]`, `{"Retry":false}`, `{"retry":null}`, `{"retry":true,"retry":false}`} {
 				code, out, errOut := binCLI(t, de.env, "jobs", "enqueue", "fail", "--payload", p, "--queue", q)
 				if code != ExitUsage || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, `fail takes no payload, {} or {"retry":false}`) {
 					t.Errorf("jobs enqueue fail --payload %s: exit %d, stdout %q, stderr %q; want exit 2 and one line naming the payloads", p, code, out, errOut)

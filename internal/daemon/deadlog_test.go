@@ -211,7 +211,8 @@ func TestDeadJobLinesBounded(t *testing.T) {
 // GET /run/{id} shows it with last_error saying it was not retried, the
 // "job dead" line says why, the transitions RefraktJobsDying reads count
 // it (running → dead), and so does the run's duration by status (dead).
-// A fail payload the type refuses is a 400 with one message.
+// A fail payload the type refuses (retry true or null, a key in another
+// case, a duplicate key) is a 400 with one message.
 func TestNoRetryDeadJob(t *testing.T) {
 	t.Parallel()
 	for _, backend := range []string{"memory", "redis"} {
@@ -223,11 +224,13 @@ func TestNoRetryDeadJob(t *testing.T) {
 			}
 			d := daemontest.Start(t, env)
 			d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
-			resp, b := d.Call(http.MethodPost, "/run", `{"type":"fail","payload":{"retry":true},"queue":"final"}`)
-			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `fail takes no payload, {} or {\"retry\":false}`) {
-				t.Errorf("POST /run of a fail job with retry true: %d %s, want 400 naming the payloads fail takes", resp.StatusCode, b)
+			for _, p := range []string{`{"retry":true}`, `{"Retry":false}`, `{"retry":null}`, `{"retry":true,"retry":false}`} {
+				resp, b := d.Call(http.MethodPost, "/run", `{"type":"fail","payload":`+p+`,"queue":"final"}`)
+				if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `fail takes no payload, {} or {\"retry\":false}`) {
+					t.Errorf("POST /run of a fail job with payload %s: %d %s, want 400 naming the payloads fail takes", p, resp.StatusCode, b)
+				}
 			}
-			resp, b = d.Call(http.MethodPost, "/run", `{"type":"fail","payload":{"retry":false},"queue":"final","max_retries":5}`)
+			resp, b := d.Call(http.MethodPost, "/run", `{"type":"fail","payload":{"retry":false},"queue":"final","max_retries":5}`)
 			var job struct {
 				ID, Status string
 				LastError  string `json:"last_error"`

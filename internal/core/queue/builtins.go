@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"time"
 
 	"github.com/refrakt/refrakt/internal/core"
@@ -94,21 +96,43 @@ func emptyPayload(typ string) func(json.RawMessage) error {
 // FailRetries decodes and checks the payload of a fail job, the one
 // reading of it for the handler and its validation: none, null or {}
 // (retry true: its failure is retried as any), or {"retry":false} (retry
-// false: not to be retried, NoRetry). Anything else is refused.
+// false: not to be retried, NoRetry). Anything else is refused, read token
+// by token rather than by encoding/json's struct decoding, which folds
+// case ({"Retry":false}), takes null for absent ({"retry":null}) and lets
+// the last of duplicate keys win ({"retry":true,"retry":false}): the key
+// is exactly "retry", its value exactly false, and nothing follows.
 func FailRetries(p json.RawMessage) (retry bool, err error) {
 	p = bytes.TrimSpace(p)
 	if len(p) == 0 || string(p) == "null" {
 		return true, nil
 	}
-	var f struct {
-		Retry *bool `json:"retry"`
+	if !json.Valid(p) {
+		return false, failRefused()
 	}
 	dec := json.NewDecoder(bytes.NewReader(p))
-	dec.DisallowUnknownFields()
-	if dec.Decode(&f) != nil || dec.More() || (f.Retry != nil && *f.Retry) {
-		return false, core.Errorf(core.CodeInvalid, `fail takes no payload, {} or {"retry":false}`)
+	var toks []json.Token
+	for {
+		t, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil || len(toks) == 4 { // no accepted payload is longer
+			return false, failRefused()
+		}
+		toks = append(toks, t)
 	}
-	return f.Retry == nil, nil
+	switch {
+	case slices.Equal(toks, []json.Token{json.Delim('{'), json.Delim('}')}):
+		return true, nil
+	case slices.Equal(toks, []json.Token{json.Delim('{'), "retry", false, json.Delim('}')}):
+		return false, nil
+	}
+	return false, failRefused()
+}
+
+// failRefused is FailRetries' one line for a payload it refuses.
+func failRefused() error {
+	return core.Errorf(core.CodeInvalid, `fail takes no payload, {} or {"retry":false}`)
 }
 
 // SleepDuration decodes and checks the payload of a sleep job: the one

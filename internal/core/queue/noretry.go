@@ -5,10 +5,12 @@ import "errors"
 // ErrNoRetry marks a handler's failure as final: the attempt fails and the
 // job goes dead at once, whatever retries it has left (a payload its
 // receiver can never accept, an answer that will not change). A handler
-// returns it wrapped, by NoRetry or with %w (fmt.Errorf("bad address %q:
-// %w", a, queue.ErrNoRetry)); any wrapping above that keeps it, as
+// returns it wrapped, best by NoRetry (queue.NoRetry(fmt.Errorf("bad
+// address %q", a))), or with %w, which puts its text in the message
+// ("bad address "x": final failure"); any wrapping above that keeps it, as
 // errors.Is finds it. The job's last_error is the failure's message with
-// NotRetried appended. It does not apply to a run its context ended (a
+// NotRetried appended, also for a job with no retry left (max_retries 0):
+// it says the handler judged the failure final. It does not apply to a run its context ended (a
 // timeout, a cancel, a lost lease, a shutdown): those are retried, or
 // dropped, as before. It wins over a RetryAfterError.
 var ErrNoRetry = errors.New("final failure")

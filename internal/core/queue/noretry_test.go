@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/queue"
 )
 
@@ -42,10 +43,11 @@ func noRetryHandlers(t *testing.T) *queue.Registry {
 
 // TestNoRetryManual: a manual run (run ID) whose handler fails with a
 // failure not to retry, however wrapped, makes its job dead after one
-// attempt with 5 retries left, last_error its message and "(not retried)";
-// a Retry-After it carries loses; an ordinary failure is retried; a run
-// its timeout ended is retried although its handler said no retry. The
-// observer times the run dead, counts running → dead and is told why.
+// attempt with 5 retries left (or none), last_error its message and
+// "(not retried)"; a Retry-After it carries loses; an ordinary failure is
+// retried; a run its timeout ended is retried although its handler said no
+// retry. The observer times the run dead, counts running → dead and is
+// told why.
 func TestNoRetryManual(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, be backend) {
 		rec := newRecorder()
@@ -53,18 +55,21 @@ func TestNoRetryManual(t *testing.T) {
 			queue.Config{JobTimeout: 50 * time.Millisecond})
 		ctx := context.Background()
 		for _, tt := range []struct {
-			typ     string
-			status  queue.Status
-			lastErr string
+			name, typ  string
+			maxRetries int
+			status     queue.Status
+			lastErr    string
 		}{
-			{"final", queue.StatusDead, "deliver: bad address (not retried)"},
-			{"sentinel", queue.StatusDead, "account deleted: final failure (not retried)"},
-			{"finalafter", queue.StatusDead, "busy, and never (not retried)"},
-			{"plain", queue.StatusFailed, "boom"},
-			{"finalslow", queue.StatusFailed, "timed out after 50ms"},
+			{"final", "final", 5, queue.StatusDead, "deliver: bad address (not retried)"},
+			{"sentinel", "sentinel", 5, queue.StatusDead, "account deleted: final failure (not retried)"},
+			{"finalafter", "finalafter", 5, queue.StatusDead, "busy, and never (not retried)"},
+			{"plain", "plain", 5, queue.StatusFailed, "boom"},
+			{"finalslow", "finalslow", 5, queue.StatusFailed, "timed out after 50ms"},
+			// No retry left to lose: the suffix still says its handler's verdict.
+			{"final, max_retries 0", "final", 0, queue.StatusDead, "deliver: bad address (not retried)"},
 		} {
-			t.Run(tt.typ, func(t *testing.T) {
-				j := mustEnqueue(t, s, queue.EnqueueRequest{Type: tt.typ, MaxRetries: intp(5)})
+			t.Run(tt.name, func(t *testing.T) {
+				j := mustEnqueue(t, s, queue.EnqueueRequest{Type: tt.typ, MaxRetries: intp(tt.maxRetries)})
 				got, err := s.RunID(ctx, j.ID)
 				if err != nil {
 					t.Fatal(err)
@@ -77,14 +82,14 @@ func TestNoRetryManual(t *testing.T) {
 			})
 		}
 		snap := rec.snapshot()
-		diff(t, "runs timed", map[string]int{"final:dead": 1, "sentinel:dead": 1, "finalafter:dead": 1, "plain:failed": 1, "finalslow:timeout": 1},
+		diff(t, "runs timed", map[string]int{"final:dead": 2, "sentinel:dead": 1, "finalafter:dead": 1, "plain:failed": 1, "finalslow:timeout": 1},
 			snap["finished"])
-		diff(t, "running → dead", 3, snap["transitions"]["running→dead"])
+		diff(t, "running → dead", 4, snap["transitions"]["running→dead"])
 		rc := s.RunCounts()
-		diff(t, "run counts: failed, dead", [2]int64{2, 3}, [2]int64{rc.Failed, rc.Dead})
+		diff(t, "run counts: failed, dead", [2]int64{2, 4}, [2]int64{rc.Failed, rc.Dead})
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
-		diff(t, "dead causes", []queue.DeadCause{queue.DeadNotRetried, queue.DeadNotRetried, queue.DeadNotRetried}, rec.deadWhy)
+		diff(t, "dead causes", slices.Repeat([]queue.DeadCause{queue.DeadNotRetried}, 4), rec.deadWhy)
 	})
 }
 
@@ -162,4 +167,92 @@ func TestFailNoRetry(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestNoRetryCallerGone: a manual run whose caller leaves while its
+// handler is running, and whose handler then fails with a failure not to
+// retry, is an interrupted run, not the handler's verdict: its job is
+// handed back to pending, and no dead run is timed, counted or reported.
+// It pins the context check of the no-retry guard in outcome; without it
+// the run was counted dead (RunCounts.Dead 1, "waitfinal:dead") while its
+// job went back to pending.
+func TestNoRetryCallerGone(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		rec := newRecorder()
+		started := make(chan struct{})
+		reg := queue.NewRegistry()
+		if err := reg.Register("waitfinal", queue.Handler{Run: func(ctx context.Context, _ json.RawMessage) (json.RawMessage, error) {
+			close(started)
+			<-ctx.Done()
+			return nil, queue.NoRetry(errors.New("gave up"))
+		}}); err != nil {
+			t.Fatal(err)
+		}
+		cfg := fast
+		cfg.Concurrency = queue.ManualMode
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil), Registry: reg, Observer: rec}, cfg)
+		j := mustEnqueue(t, s, queue.EnqueueRequest{Type: "waitfinal", MaxRetries: intp(5)})
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			<-started
+			cancel()
+		}()
+		if _, err := s.RunID(ctx, j.ID); err == nil {
+			t.Errorf("RunID with its caller gone: no error")
+		}
+		cancel()
+		got := mustGet(t, s, j.ID)
+		diff(t, "the job: status, last_error", [2]any{queue.StatusPending, ""}, [2]any{got.Status, got.LastError})
+		diff(t, "dead runs counted", int64(0), s.RunCounts().Dead)
+		diff(t, "dead runs timed", 0, rec.snapshot()["finished"]["waitfinal:dead"])
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		diff(t, "dead causes", 0, len(rec.deadWhy))
+	})
+}
+
+// TestFailRetries: fail's payload is exactly one of none, null, {} (its
+// failure retried) or {"retry":false} (not retried), whitespace aside: the
+// key "retry" in that case, the value false, no duplicate key and nothing
+// after. Anything else is refused with one line, as README says.
+func TestFailRetries(t *testing.T) {
+	for _, tt := range []struct {
+		name, payload string
+		retry, ok     bool
+	}{
+		{name: "none", payload: "", retry: true, ok: true},
+		{name: "null", payload: " null ", retry: true, ok: true},
+		{name: "empty object", payload: "{ }", retry: true, ok: true},
+		{name: "retry false", payload: `{"retry":false}`, ok: true},
+		{name: "retry false, spaced", payload: " {\n \"retry\" : false } ", ok: true},
+		{name: "key folded", payload: `{"Retry":false}`},
+		{name: "key in capitals", payload: `{"RETRY":false}`},
+		{name: "retry null", payload: `{"retry":null}`},
+		{name: "retry true", payload: `{"retry":true}`},
+		{name: "retry quoted", payload: `{"retry":"false"}`},
+		{name: "retry 0", payload: `{"retry":0}`},
+		{name: "duplicate, false last", payload: `{"retry":true,"retry":false}`},
+		{name: "duplicate, both false", payload: `{"retry":false,"retry":false}`},
+		{name: "another key", payload: `{"retry":false,"x":1}`},
+		{name: "an array", payload: `[]`},
+		{name: "false", payload: `false`},
+		{name: "two objects", payload: `{}{}`},
+		{name: "trailing brace", payload: `{"retry":false}}`},
+		{name: "trailing bracket", payload: `{"retry":false}]`},
+		{name: "not JSON", payload: `{"retry":false`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			retry, err := queue.FailRetries(json.RawMessage(tt.payload))
+			if !tt.ok {
+				if err == nil || err.Error() != `fail takes no payload, {} or {"retry":false}` || core.ErrorCode(err) != core.CodeInvalid {
+					t.Errorf("FailRetries(%s) = %v, %v; want refused as invalid with its one line", tt.payload, retry, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("FailRetries(%s): %v", tt.payload, err)
+			}
+			diff(t, "retry", tt.retry, retry)
+		})
+	}
 }

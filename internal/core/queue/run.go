@@ -48,10 +48,13 @@ func (s *Service) outcome(ctx context.Context, l Lease, start time.Time, res jso
 	j := l.Job
 	status := string(StatusSucceeded)
 	// A failure not to retry: the handler's own verdict, so not a run its
-	// context ended (a timeout, a cancel, a lost lease, a shutdown). Only
-	// a failure pays the check, an errors.Is down err's chain (comparisons
-	// and type assertions, no allocation); the context only for such.
-	noRetry := err != nil && errors.Is(err, ErrNoRetry) && !timedOut && ctx.Err() == nil
+	// context ended (a cancel, a lost lease, a shutdown, a caller gone),
+	// whose job is handed back or dropped and must not be counted dead. A
+	// timed-out run needs no check of its own: its err is ErrTimedOut's,
+	// never ErrNoRetry. Only a failure pays the check, an errors.Is down
+	// err's chain (comparisons and type assertions, no allocation); the
+	// context only for such.
+	noRetry := err != nil && errors.Is(err, ErrNoRetry) && ctx.Err() == nil
 	switch {
 	case errors.Is(context.Cause(ctx), ErrJobCancelled):
 		status = string(StatusCancelled)

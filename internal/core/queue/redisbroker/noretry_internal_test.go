@@ -20,8 +20,9 @@ var earlierFinish = newScript(strings.Replace(finishScript.src, " or ARGV[i+2] =
 // TestFinishScriptAcrossVersions: a new daemon and an earlier one sharing
 // a Redis each run their own finish script, under its own SHA, both
 // loaded at once; neither misreads the other's outcomes. The earlier
-// script given the new "final" kind takes it for an ordinary failure
-// (retried) and reads the outcome after it as sent; the new script given
+// script given the new "final" kind (which cannot happen: see finishScript)
+// takes it for an ordinary failure, retried at once (a final outcome's
+// retry_ms is 0), and reads the outcome after it as sent; the new script given
 // an earlier caller's "fail" retries as before; only the new script makes
 // a "final" failure dead.
 func TestFinishScriptAcrossVersions(t *testing.T) {
@@ -36,13 +37,19 @@ func TestFinishScriptAcrossVersions(t *testing.T) {
 	if earlierFinish.Hash() == finishScript.Hash() {
 		t.Fatal("both scripts have one SHA")
 	}
-	// finish runs s on one queue's outcomes, each (id, token, kind).
-	finish := func(s *script, q string, outs ...[3]string) []string {
+	// finish runs s on one queue's outcomes, each (id, token, kind), with
+	// the retry_ms Finish sends: 0 for "final" (its RetryIn is unset), and
+	// returns the statuses and the script's now.
+	finish := func(s *script, q string, outs ...[3]string) ([]string, int64) {
 		t.Helper()
 		k := b.keys(q)
 		args := []any{0, 100, 0}
 		for _, o := range outs {
-			args = append(args, o[0], o[1], o[2], "boom", 1000)
+			retryMS := 1000
+			if o[2] == "final" {
+				retryMS = 0
+			}
+			args = append(args, o[0], o[1], o[2], "boom", retryMS)
 		}
 		r, err := b.run(ctx, s, []string{k.running, k.retry, k.scheduled, k.history, k.dead, k.stats, k.job}, args...)
 		if err != nil {
@@ -52,7 +59,7 @@ func TestFinishScriptAcrossVersions(t *testing.T) {
 		for _, v := range r.([]any)[1:] {
 			got = append(got, v.(string))
 		}
-		return got
+		return got, r.([]any)[0].(int64)
 	}
 	// claim enqueues n jobs of 5 retries in queue q and starts them.
 	claim := func(q string, n int) [][3]string {
@@ -86,9 +93,18 @@ func TestFinishScriptAcrossVersions(t *testing.T) {
 			for i := range outs {
 				outs[i][2] = tt.kinds[i]
 			}
-			got := finish(tt.s, strings.ReplaceAll(tt.name, " ", "-"), outs...)
+			q := strings.ReplaceAll(tt.name, " ", "-")
+			got, now := finish(tt.s, q, outs...)
 			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
 				t.Errorf("statuses %v, want %v", got, tt.want)
+			}
+			if tt.kinds[0] == "final" && got[0] == "failed" {
+				// The earlier script's ordinary failure, with the retry_ms
+				// 0 of a final outcome: due again at once.
+				due, err := rdb.ZScore(ctx, b.keys(q).retry, outs[0][0]).Result()
+				if err != nil || int64(due) != now {
+					t.Errorf("the earlier script's retry of a final outcome: due at %v (%v), want at once (%d)", due, err, now)
+				}
 			}
 		})
 	}

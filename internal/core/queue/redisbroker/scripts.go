@@ -442,12 +442,14 @@ return out
 // due again at now + retry_ms. A "final" failure (queue.Outcome.NoRetry) is
 // dead at once, as the last retry's is.
 //
-// "final" took no new argument, so the layout stays 5 per outcome: each
-// binary runs the script of its own source (EVALSHA of its SHA, the source
-// sent again on NOSCRIPT), so daemons of two versions sharing a Redis never
-// run each other's; and were an earlier script ever given "final", it would
-// read it as any failure that is not "ok" (retried), never shift the
-// outcomes after it.
+// "final" took no new argument, so the layout stays 5 per outcome. An
+// earlier script is never given "final": each binary runs the script of
+// its own source (EVALSHA of its SHA, the source sent again on NOSCRIPT),
+// so daemons of two versions sharing a Redis never run each other's, and
+// an earlier binary never sends it. Were one ever given it, it would read
+// it as any failure that is not "ok" and retry the job at once (a final
+// outcome's retry_ms is 0: Finish sets no RetryIn for it), but never shift
+// the outcomes after it [TestFinishScriptAcrossVersions].
 // Returns {now, status…}, one string per outcome: the new status, or ""
 // when the token no longer holds the job (nothing written). Returns
 // {now, "late"} without writing anything when now is past not after

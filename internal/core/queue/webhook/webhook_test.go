@@ -414,30 +414,41 @@ func TestDeliveryRetryAfter(t *testing.T) {
 
 // TestDeliveryNoRetry: a failed answer with Refrakt-No-Retry "true" or
 // "1" (any case, blanks around) fails not to be retried (queue.ErrNoRetry),
-// over a Retry-After it carries, which its error then does not name; any
-// other value, and the header on a 2xx, change nothing.
+// over a Retry-After it carries, which its error then does not name; so
+// does a 3xx (a redirect, not followed) with it. Only its first value
+// counts. Any other value, and the header on a 2xx, change nothing.
 func TestDeliveryNoRetry(t *testing.T) {
 	c := webhook.New(webhook.Options{})
+	const redirected = "webhook answered 302 Found: redirects are not followed (Location /elsewhere); point JOB_WEBHOOKS at the final URL"
 	for _, tt := range []struct {
-		name, value string
-		code        int
-		retryAfter  string
-		wantErr     string // "": success
-		final       bool
+		name       string
+		values     []string // the answer's HeaderNoRetry values, in order
+		code       int
+		retryAfter string
+		wantErr    string // "": success
+		final      bool
 	}{
-		{"422 true", "true", 422, "", "webhook answered 422 Unprocessable Entity: bad address", true},
-		{"400 TRUE spaced", " TRUE ", 400, "", "webhook answered 400 Bad Request: bad address", true},
-		{"410 one", "1", 410, "", "webhook answered 410 Gone: bad address", true},
-		{"503 Retry-After loses", "true", 503, "3600", "webhook answered 503 Service Unavailable: bad address", true},
-		{"500 without", "", 500, "", "webhook answered 500 Internal Server Error: bad address", false},
-		{"422 false", "false", 422, "", "webhook answered 422 Unprocessable Entity: bad address", false},
-		{"422 malformed", "yes", 422, "", "webhook answered 422 Unprocessable Entity: bad address", false},
-		{"200 with it", "true", 200, "", "", false},
+		{"422 true", []string{"true"}, 422, "", "webhook answered 422 Unprocessable Entity: bad address", true},
+		{"400 TRUE spaced", []string{" TRUE "}, 400, "", "webhook answered 400 Bad Request: bad address", true},
+		{"410 one", []string{"1"}, 410, "", "webhook answered 410 Gone: bad address", true},
+		{"503 Retry-After loses", []string{"true"}, 503, "3600", "webhook answered 503 Service Unavailable: bad address", true},
+		{"500 without", nil, 500, "", "webhook answered 500 Internal Server Error: bad address", false},
+		{"422 false", []string{"false"}, 422, "", "webhook answered 422 Unprocessable Entity: bad address", false},
+		{"422 malformed", []string{"yes"}, 422, "", "webhook answered 422 Unprocessable Entity: bad address", false},
+		{"200 with it", []string{"true"}, 200, "", "", false},
+		{"302 true", []string{"true"}, 302, "", redirected, true},
+		{"302 without", nil, 302, "", redirected, false},
+		// Only the first value counts, whatever follows it.
+		{"422 true then false", []string{"true", "false"}, 422, "", "webhook answered 422 Unprocessable Entity: bad address", true},
+		{"422 false then true", []string{"false", "true"}, 422, "", "webhook answered 422 Unprocessable Entity: bad address", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			url, _ := receiver(t, func(w http.ResponseWriter, _ *http.Request) {
-				if tt.value != "" {
-					w.Header().Set(webhook.HeaderNoRetry, tt.value)
+				for _, v := range tt.values {
+					w.Header().Add(webhook.HeaderNoRetry, v)
+				}
+				if tt.code/100 == 3 {
+					w.Header().Set("Location", "/elsewhere")
 				}
 				if tt.retryAfter != "" {
 					w.Header().Set("Retry-After", tt.retryAfter)
