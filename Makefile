@@ -24,6 +24,7 @@ test:
 	bash scripts/ensure-redis.sh
 	bash scripts/ensure-promtool.sh
 	bash scripts/ensure-tmux.sh
+	bash scripts/ensure-nginx.sh
 	$(GO) test -race -count=1 -timeout 12m ./...
 	# The race detector changes allocation counts, so the zero-allocation
 	# checks of the hot paths also run once without it.

@@ -88,6 +88,19 @@ func TestE2ECheckAcrossDaemons(t *testing.T) {
 		if v := limitsJSON(t, bare, "api:ip:198.51.100.3"); len(v.Limits) != 1 || len(v.Overrides) != 1 {
 			t.Errorf("limits get api:ip:198.51.100.3 --redis without RATE_LIMITS: %+v", v)
 		}
+		// A shell whose RATE_LIMITS differs: the daemons' published
+		// policy wins (scopes=ip here), with one warning line.
+		other := map[string]string{"REFRAKT_REDIS": r.URL(), "RATE_LIMITS": "api=3/1m scopes=user", "XDG_STATE_HOME": state, "HOME": state}
+		code, _, errOut := runCLI(t, other, "limits", "set", "api:ip:198.51.100.7", "--capacity", "1", "--window", "1m")
+		if code != ExitOK || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "the daemons' policy is used") {
+			t.Errorf("limits set api:ip:… with another RATE_LIMITS in the shell: exit %d, stderr %q; want 0 and one warning line", code, errOut)
+		}
+		// An unknown limit says where it was looked for.
+		code, _, errOut = runCLI(t, bare, "limits", "set", "nope:ip:198.51.100.7", "--capacity", "1", "--window", "1m")
+		if code != ExitUsage || !strings.Contains(errOut, "neither this shell's RATE_LIMITS nor the set the daemons on this Redis last published") ||
+			!strings.Contains(errOut, "set RATE_LIMITS in the shell") {
+			t.Errorf("limits set of an unknown limit: exit %d, stderr %q", code, errOut)
+		}
 		apiEnv := map[string]string{"REFRAKT_SERVER": a.URL, "REFRAKT_TOKEN": a.Token, "XDG_STATE_HOME": state, "HOME": state}
 		if v := limitsJSON(t, apiEnv, "api"); len(v.Limits) != 1 || v.Limits[0].Name != "api" {
 			t.Errorf("limits get api over the daemon: %+v", v.Limits)

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/refrakt/refrakt/internal/core"
@@ -171,7 +172,14 @@ func (f *Factory) driver(ctx context.Context, o *ConnOptions) (Driver, error) {
 	}
 	o.warnExposed(f.IO.ErrOut)
 	if o.Redis != "" {
-		return newRedisDriver(ctx, o.Redis, o.Prefix, f.Getenv)
+		d, err := newRedisDriver(ctx, o.Redis, o.Prefix, f.Getenv)
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range d.warnings {
+			fmt.Fprintln(f.IO.ErrOut, w)
+		}
+		return d, nil
 	}
 	return newAPIDriver(o.apiClient()), nil
 }

@@ -45,6 +45,9 @@ type redisDriver struct {
 	// hooks delivers the jobs of this shell's JOB_WEBHOOKS types that
 	// `jobs run` runs.
 	hooks *webhook.Client
+	// warnings are the lines to print once on stderr: how this shell's
+	// RATE_LIMITS and the daemons' published limits were merged.
+	warnings []string
 }
 
 // relatedRead is one read of the overrides related to target and of the
@@ -116,11 +119,13 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 	// (an overrides read failing, then recovering) would land on the user's
 	// terminal, across top's screen.
 	limCfg := daemon.LimiterConfig(cfg)
-	// The limits of RATE_LIMITS the daemons publish are known too when
-	// this shell's environment lacks them: `limits set --redis api:ip:…`
-	// works without repeating the daemons' RATE_LIMITS here.
+	// The limits of RATE_LIMITS the daemons publish are known too, with
+	// their policy (they enforce it) over this shell's for a name both
+	// have: `limits set --redis api:ip:…` works without repeating the
+	// daemons' RATE_LIMITS here. The warnings are printed by the caller.
+	var warnings []string
 	if pub, ok, err := store.PublishedLimits(cctx); err == nil && ok {
-		limCfg.Custom = withPublishedLimits(limCfg.Custom, pub, limCfg.PremiumMultiplier)
+		limCfg.Custom, warnings = withPublishedLimits(limCfg.Custom, pub, limCfg.PremiumMultiplier)
 	}
 	lim, err := ratelimit.New(limCfg, ratelimit.Deps{Store: store, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -128,7 +133,7 @@ func newRedisDriver(ctx context.Context, rawURL, prefix string, getenv func(stri
 		_ = rdb.Close()
 		return nil, err
 	}
-	return &redisDriver{addr: addr, kind: kind, rdb: rdb, jobs: svc, store: store, lim: lim, daemons: presence.NewStore(rdb, prefix), hooks: hooks}, nil
+	return &redisDriver{addr: addr, kind: kind, rdb: rdb, jobs: svc, store: store, lim: lim, daemons: presence.NewStore(rdb, prefix), hooks: hooks, warnings: warnings}, nil
 }
 
 // connectError is the CLI's error for err, met while connecting to rawURL
@@ -182,6 +187,9 @@ func (d *redisDriver) fail(err error) error {
 	var ne net.Error
 	if core.ErrorCode(err) == core.CodeUnavailable || errors.As(err, &ne) {
 		return unreachableError{addr: d.addr, err: unwrapCoded(err)}
+	}
+	if msg := core.ErrorMessage(err); core.ErrorCode(err) == core.CodeInvalid && strings.HasPrefix(msg, "unknown limit ") {
+		return core.Errorf(core.CodeInvalid, "%s%s", msg, unknownLimitHint)
 	}
 	return err
 }
@@ -472,20 +480,49 @@ func onlyDriverSettings(getenv func(string) string) func(string) string {
 	}
 }
 
-// withPublishedLimits returns own (this shell's RATE_LIMITS) followed by
-// the limits of their own that the daemons publish and own lacks (a name
-// in own keeps own's policy). A published set the limiter could not take
-// (another build's limits) leaves own as it is.
-func withPublishedLimits(own []ratelimit.Limit, pub ratelimit.LimitSet, premium float64) []ratelimit.Limit {
-	out := slices.Clone(own)
+// withPublishedLimits returns the limits of their own that the daemons
+// publish (pub; they enforce them, so their policy wins for a name this
+// shell's RATE_LIMITS has too) followed by those of own (this shell's) that
+// pub lacks, and the warnings to print, one line each: the names whose
+// policies differ, and what was left out when the merged set fails the
+// limiter's check (more than 64 limits, or this shell's premium
+// multiplier): first this shell's limits (the daemons' alone), then, if
+// even those fail, the daemons' (this shell's alone).
+func withPublishedLimits(own []ratelimit.Limit, pub ratelimit.LimitSet, premium float64) ([]ratelimit.Limit, []string) {
+	var theirs []ratelimit.Limit
 	for _, l := range pub.Limits {
-		if ratelimit.IsBuiltin(l.Name) || slices.ContainsFunc(out, func(o ratelimit.Limit) bool { return o.Name == l.Name }) {
+		if !ratelimit.IsBuiltin(l.Name) {
+			theirs = append(theirs, l.Limit)
+		}
+	}
+	var warnings, differ []string
+	out := slices.Clone(theirs)
+	for _, o := range own {
+		i := slices.IndexFunc(theirs, func(l ratelimit.Limit) bool { return l.Name == o.Name })
+		if i < 0 {
+			out = append(out, o)
 			continue
 		}
-		out = append(out, l.Limit)
+		if theirs[i].Policy != o.Policy || !slices.Equal(theirs[i].Scopes, o.Scopes) {
+			differ = append(differ, o.Name)
+		}
 	}
-	if ratelimit.CheckCustomLimits(out, premium, "RATE_LIMIT_PREMIUM_MULTIPLIER") != nil {
-		return own
+	if len(differ) > 0 {
+		warnings = append(warnings, fmt.Sprintf("warning: RATE_LIMITS here differs from what the daemons on this Redis published for %s: the daemons' policy is used",
+			strings.Join(differ, ", ")))
 	}
-	return out
+	const setting = "RATE_LIMIT_PREMIUM_MULTIPLIER"
+	if ratelimit.CheckCustomLimits(out, premium, setting) == nil {
+		return out, warnings
+	}
+	p := ratelimit.CheckCustomLimits(theirs, premium, setting)
+	if p == nil {
+		return theirs, append(warnings, "warning: this shell's RATE_LIMITS and the daemons' published limits together fail the limiter's check: only the daemons' limits are known here")
+	}
+	return own, append(warnings, fmt.Sprintf("warning: the limits the daemons on this Redis published fail this shell's check (limit %q: %s): only this shell's RATE_LIMITS are known here", p.Name, p.Why))
 }
+
+// unknownLimitHint is added to an unknown-limit error of the --redis
+// driver: where it looked, and why a limit a daemon enforces may be missing.
+const unknownLimitHint = ": neither this shell's RATE_LIMITS nor the set the daemons on this Redis last published has it " +
+	"(a daemon started without RATE_LIMITS may have published last: set RATE_LIMITS in the shell)"

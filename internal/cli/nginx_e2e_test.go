@@ -14,22 +14,25 @@ import (
 	"time"
 
 	"github.com/refrakt/refrakt/internal/redistest"
+	"github.com/refrakt/refrakt/internal/testenv"
 )
 
 // TestE2ENginxAuthRequest runs README's nginx recipe (auth_request with
 // ?deny=403, error_page back to 429 with the refusal's Retry-After) with a
-// real nginx in front of a real daemon. Optional: it skips when nginx is
-// not installed (make test does not install it).
+// real nginx in front of a real daemon, the daemon with its default
+// CLIENT_IP_HEADER: the client's own CF-Connecting-IP, X-Forwarded-For,
+// user and tier headers, Authorization and query are the recipe's to
+// overwrite or drop. nginx is this test's own process, on a free loopback
+// port with its own prefix and config, never the system's service. make test
+// installs nginx (scripts/ensure-nginx.sh); elsewhere the test skips without
+// it, loudly, and fails under CI.
 func TestE2ENginxAuthRequest(t *testing.T) {
-	nginx, err := exec.LookPath("nginx")
-	if err != nil {
-		t.Skip("nginx is not installed: the README recipe is not run")
-	}
+	nginx := nginxPath(t)
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "app")
 	}))
 	defer app.Close()
-	d := startDaemon(t, []string{"RATE_LIMITS=api=2/1m", "CLIENT_IP_HEADER=none"}, "--workers", "0")
+	d := startDaemon(t, []string{"RATE_LIMITS=api=2/1m"}, "--workers", "0")
 	port, err := redistest.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -64,6 +67,7 @@ http {
             proxy_set_header X-UserID "";
             proxy_set_header X-Tenant-ID "";
             proxy_set_header X-RateLimit-Tier "";
+            proxy_set_header Authorization "";
         }
         location @rate_limited {
             add_header Retry-After $rl_retry_after always;
@@ -109,11 +113,16 @@ http {
 	}
 	var got []string
 	for i := range 3 {
-		req, _ := http.NewRequest(http.MethodGet, base+"/api/items", nil)
-		// The client's own address and user headers are overwritten by
-		// the recipe: each request is keyed on the client nginx sees.
+		// The client's own query (a deny refrakt would have refused
+		// before), address, user and tier headers and token are
+		// overwritten or dropped by the recipe: each request is keyed on
+		// the client nginx sees, at the default tier.
+		req, _ := http.NewRequest(http.MethodGet, base+"/api/items?deny=true", nil)
 		req.Header.Set("CF-Connecting-IP", fmt.Sprintf("198.51.100.%d", i))
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.101.%d", i))
 		req.Header.Set("X-User-ID", fmt.Sprintf("u%d", i))
+		req.Header.Set("X-RateLimit-Tier", "premium")
+		req.Header.Set("Authorization", "Bearer "+d.Token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -130,4 +139,19 @@ http {
 	if resp, body := d.Call("GET", "/api/obs/rate-limits?key=api:ip:127.0.0.1", ""); resp.StatusCode != 200 || !strings.Contains(string(body), `"remaining":0`) {
 		t.Errorf("the bucket of nginx's client 127.0.0.1: %d %s", resp.StatusCode, body)
 	}
+}
+
+// nginxPath is nginx's path: on PATH, or in /usr/sbin, which a non-root PATH
+// often lacks. Without it the test skips, or fails under CI (testenv).
+func nginxPath(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("nginx"); err == nil {
+		return p
+	}
+	const sbin = "/usr/sbin/nginx"
+	if fi, err := os.Stat(sbin); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+		return sbin
+	}
+	testenv.Missing(t, "nginx is not installed (README's nginx recipe is not run): run make test, or apt-get install nginx")
+	return ""
 }

@@ -73,6 +73,8 @@ func TestRateLimitsBad(t *testing.T) {
 		{"no policy", "api", nil, []string{"entry 1 ", "NAME=RATE/WINDOW"}},
 		{"no window", "api=10", nil, []string{"entry 1 ", "NAME=RATE/WINDOW"}},
 		{"zero rate", "api=0/1s", nil, []string{"entry 1 ", "rate"}},
+		{"signed rate", "api=+1/1s", nil, []string{"entry 1 ", "rate \"+1\""}},
+		{"signed burst", "api=1/1s burst=+2", nil, []string{"entry 1 ", "burst \"+2\""}},
 		{"rate too big", "api=1073741825/1s", nil, []string{"rate", "1073741824"}},
 		{"bad window", "api=1/soon", nil, []string{"window"}},
 		{"sub-second window", "api=1/500ms", nil, []string{"window"}},
@@ -107,6 +109,31 @@ func TestRateLimitsBad(t *testing.T) {
 				if !strings.Contains(msg, w) {
 					t.Errorf("error %q lacks %q", msg, w)
 				}
+			}
+		})
+	}
+}
+
+// TestRateLimitsErrorNamesTheFlag: a bad entry given by --rate-limits is
+// reported under the flag's name, by parse and check alike, and the error
+// quotes the entry at fault, never the whole value.
+func TestRateLimitsErrorNamesTheFlag(t *testing.T) {
+	long := ""
+	for i := range 40 {
+		long += "l" + string(rune('a'+i%26)) + string(rune('a'+i/26)) + "=1/1s; "
+	}
+	for _, c := range []struct{ name, value, want string }{
+		{"parse", long + "run=5/1s", `--rate-limits: entry 41 "run=5/1s": `},
+		{"check", long + "fast=600001/1s", "--rate-limits: entry 41 (fast)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Load(env(nil), map[string]string{"rate-limits": c.value})
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, c.want) || strings.Contains(msg, "laa=1/1s") || strings.Contains(msg, "RATE_LIMITS") {
+				t.Errorf("error %q: want it to start %q, without the whole value or RATE_LIMITS", msg, c.want)
 			}
 		})
 	}

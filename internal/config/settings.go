@@ -32,6 +32,9 @@ type Setting struct {
 	// secretIn reports whether a value of the setting holds a secret (a
 	// token, a URL's password); nil for a setting that never does.
 	secretIn func(v string) bool
+	// namesEntry says the setting's parse errors name the entry at fault,
+	// so the whole value (up to 64 entries) is not repeated before it.
+	namesEntry bool
 }
 
 // CarriesSecret reports whether v, a value of s, holds a secret: a token,
@@ -77,8 +80,9 @@ func Settings() []Setting {
 		word("RATE_LIMIT_ON_BACKEND_ERROR", "rate-limit-on-backend-error", "local, allow or deny when Redis fails", d.OnBackendError, backendErrorPolicies, nil, func(c *Config) *string { return &c.OnBackendError }),
 		duration("RATE_LIMIT_BACKEND_TIMEOUT", "rate-limit-backend-timeout", "timeout of each limiter call to Redis", d.BackendTimeout, func(c *Config) *time.Duration { return &c.BackendTimeout }),
 		{Env: "RATE_LIMITS", Flag: "rate-limits", Usage: "limits of your own, decided for your proxy by GET /api/check/NAME: entries NAME=RATE/WINDOW [burst=N] [scopes=S1,S2] separated by ';' (scopes ip, user, tenant, user_tenant; default burst=RATE scopes=ip), e.g. \"api=100/1m burst=200 scopes=ip,user\"", Default: "",
-			set:   func(c *Config, v string) (err error) { c.RateLimits, err = ratelimit.ParseLimits(v); return err },
-			value: func(c *Config) slog.Value { return slog.StringValue(ratelimit.FormatLimits(c.RateLimits)) }},
+			set:        func(c *Config, v string) (err error) { c.RateLimits, err = ratelimit.ParseLimits(v); return err },
+			value:      func(c *Config) slog.Value { return slog.StringValue(ratelimit.FormatLimits(c.RateLimits)) },
+			namesEntry: true},
 
 		integer("QUEUE_MAX_PENDING", "queue-max-pending", "refuse /run above this many pending jobs (0 = off)", d.QueueMaxPending, func(c *Config) *int { return &c.QueueMaxPending }),
 		seconds("QUEUE_MAX_AGE_SECONDS", "queue-max-age", "refuse /run when the oldest pending job is older (0 = off)", d.QueueMaxAge, func(c *Config) *time.Duration { return &c.QueueMaxAge }),
@@ -122,7 +126,7 @@ func Load(getenv func(string) string, flagValues map[string]string) (Config, err
 			continue
 		}
 		if err := s.set(&c, strings.TrimSpace(v)); err != nil {
-			if s.CarriesSecret(v) { // a value holding a secret is never quoted
+			if s.CarriesSecret(v) || s.namesEntry { // a value holding a secret is never quoted
 				return c, &Error{Msg: fmt.Sprintf("%s: %v", c.SettingName(s.Env), err)}
 			}
 			return c, &Error{Msg: fmt.Sprintf("%s: %q %v", c.SettingName(s.Env), v, err)}

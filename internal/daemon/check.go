@@ -39,11 +39,12 @@ const paramDeny = "deny"
 //
 // Identity is the limited routes' (identityOf: the socket peer, or what a
 // trusted proxy says in CLIENT_IP_HEADER or X-Forwarded-For; the user,
-// tenant and tier headers from a trusted proxy or the developer token),
-// but for the query: its user_id and tenant are never read, since the
-// query of a sub-request may be the client's own (Envoy appends the
-// original path and query to its path_prefix), and any parameter but
-// deny is ignored for the same reason.
+// tenant and tier headers from a trusted proxy), but for two things a
+// sub-request may carry from the client: the query (Envoy appends the
+// original path and query to its path_prefix, Caddy keeps it), whose
+// user_id and tenant are never read and whose deny never makes an error;
+// and the Authorization header (a proxy forwards the client's), so the
+// developer token grants no identity headers here, and no token is hashed.
 func (s *Server) handleCheck() http.Handler {
 	checks := map[string]*checkLimit{}
 	for _, l := range s.limiter.LimitSet().Limits {
@@ -59,19 +60,14 @@ func (s *Server) handleCheck() http.Handler {
 			writeError(w, r, s.log, unknownCheck(name))
 			return
 		}
-		deny, err := denyStatus(r.URL.RawQuery)
-		if err != nil {
-			writeError(w, r, s.log, err)
-			return
-		}
+		deny := denyStatus(r.URL.RawQuery)
 		if !enabled {
 			// As the limited routes: every request passes, with no
 			// RateLimit headers, since no bucket was asked.
 			writeCheckAllowed(w, c.name, nil)
 			return
 		}
-		id, err := s.identity.resolveQuery(r, "", func() bool { return s.roleOf(w, r) == RoleDeveloper },
-			c.users || s.limiter.TenantScopeTargeted(c.name))
+		id, err := s.identity.resolveQuery(r, "", noHeaderGrant, c.users || s.limiter.TenantScopeTargeted(c.name))
 		if err != nil {
 			writeError(w, r, s.log, err)
 			return
@@ -96,6 +92,10 @@ func (s *Server) handleCheck() http.Handler {
 	})
 }
 
+// noHeaderGrant is the decision route's answer to "may this request name
+// its user, tenant and tier without a trusted proxy": never.
+func noHeaderGrant() bool { return false }
+
 // unknownCheck is the decision route's 404 for a name it does not decide.
 func unknownCheck(name string) error {
 	if ratelimit.IsBuiltin(name) {
@@ -106,10 +106,13 @@ func unknownCheck(name string) error {
 
 // denyStatus reads the deny parameter of the decision route's query
 // without allocating: absent, a refusal is 429; deny=403 or deny=401 makes
-// it that. The other parameters are not the route's to judge (the query
-// may be the client's).
-func denyStatus(raw string) (int, error) {
-	status := http.StatusTooManyRequests
+// it that. The query may be the client's (Caddy keeps it, Envoy appends
+// it), so nothing in it may turn into an error the client sees: a value
+// other than 429, 403 or 401 is ignored, and a deny given again with
+// another value leaves the refusal a 429. The other parameters are not the
+// route's to judge.
+func denyStatus(raw string) int {
+	status := 0
 	for raw != "" {
 		var part string
 		part, raw, _ = strings.Cut(raw, "&")
@@ -117,18 +120,26 @@ func denyStatus(raw string) (int, error) {
 		if !ok {
 			continue
 		}
+		var got int
 		switch v {
 		case "429":
-			status = http.StatusTooManyRequests
+			got = http.StatusTooManyRequests
 		case "403":
-			status = http.StatusForbidden
+			got = http.StatusForbidden
 		case "401":
-			status = http.StatusUnauthorized
+			got = http.StatusUnauthorized
 		default:
-			return 0, core.Errorf(core.CodeInvalid, "query parameter deny: %q is not 429, 403 or 401", v)
+			continue
 		}
+		if status != 0 && status != got {
+			return http.StatusTooManyRequests
+		}
+		status = got
 	}
-	return status, nil
+	if status == 0 {
+		return http.StatusTooManyRequests
+	}
+	return status
 }
 
 // writeCheckAllowed writes the decision route's 200: {"allowed":true,

@@ -227,7 +227,15 @@ func TestCheckErrorsAndForms(t *testing.T) {
 		{"POST", "/api/check/api?deny=401", 401},
 		{"PUT", "/api/check/api", 429},
 		{"DELETE", "/api/check/api/users/7?x=1&deny=403", 403},
-		{"GET", "/api/check/api?deny=500", 400},
+		// The query may be the client's: a bad or conflicting deny
+		// is ignored, never a 400 the client would see.
+		{"GET", "/api/check/api?deny=500", 429},
+		{"GET", "/api/check/api?deny=true", 429},
+		{"GET", "/api/check/api?deny=", 429},
+		{"GET", "/api/check/api?deny=403&deny=401", 429},
+		{"GET", "/api/check/api?deny=403&deny=x", 403},
+		{"GET", "/api/check/api?deny=403&deny=403", 403},
+		{"GET", "/api/check/api/items?deny=true", 429},
 	} {
 		resp, body := send(t, s, request{method: c.method, path: c.path, peer: peer, body: "ignored"})
 		if resp.StatusCode != c.want {
@@ -293,4 +301,81 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestCheckClientPath: below /api/check/{limit}/ the path is the client's
+// (Envoy appends it) and ignored, canonical or not; /api/check/{limit}
+// itself keeps the usual rules.
+func TestCheckClientPath(t *testing.T) {
+	s := newTestServer(t, withLimits(t, "api=100/1m"))
+	for _, p := range []string{"/api/check/api//x", "/api/check/api/./x", "/api/check/api/a/../../..", "/api/check/api/x//", "/api/check/api//"} {
+		resp, body := send(t, s, request{path: p, peer: "203.0.113.40:1"})
+		if resp.StatusCode != 200 || body["limit"] != "api" {
+			t.Errorf("%s: %d %v, want 200 (the rest ignored)", p, resp.StatusCode, body)
+		}
+	}
+	for _, p := range []string{"/api/check//api", "/api/check/./api", "/api/check/../check/api"} {
+		resp, body := send(t, s, request{path: p, peer: "203.0.113.40:1"})
+		if resp.StatusCode != 404 || !strings.Contains(errMessage(body), "not canonical") {
+			t.Errorf("%s: %d %v, want the usual 404", p, resp.StatusCode, body)
+		}
+	}
+}
+
+// TestCheckTokenGrantsNoIdentity: the Authorization header a proxy
+// forwards is the client's, so on the decision route the developer token
+// does not let an untrusted peer name its user or tier.
+func TestCheckTokenGrantsNoIdentity(t *testing.T) {
+	s := newTestServer(t, withLimits(t, "uapi=3/1m scopes=user; api=3/1m"))
+	peer := "192.0.2.70:1"
+	resp, body := send(t, s, request{path: "/api/check/uapi", peer: peer, token: devToken, headers: map[string]string{"X-User-ID": "victim"}})
+	if resp.StatusCode != 400 {
+		t.Errorf("token holder naming a user behind an untrusted peer: %d %v, want 400 (no user)", resp.StatusCode, body)
+	}
+	resp, body = send(t, s, request{path: "/api/check/api", peer: peer, token: devToken, headers: map[string]string{"X-RateLimit-Tier": "premium"}})
+	if resp.StatusCode != 200 || body["capacity"] != 3.0 {
+		t.Errorf("token holder asking for premium: %d %v, want capacity 3", resp.StatusCode, body)
+	}
+}
+
+// TestCheckTenantOverride: a limit without a tenant scope reads the tenant
+// header once an override of NAME:tenant is in force, so that tenant's
+// bucket refuses every client of the tenant.
+func TestCheckTenantOverride(t *testing.T) {
+	s := newTestServer(t, withLimits(t, "api=100/1m"))
+	if resp, body := send(t, s, request{method: "POST", path: "/api/dev/rate-limits/config", token: devToken, body: `{"target":"api:tenant","capacity":1,"window_seconds":60}`}); resp.StatusCode != 200 {
+		t.Fatalf("override: %d %v", resp.StatusCode, body)
+	}
+	proxy := "127.0.0.1:5555"
+	var got []int
+	for _, xff := range []string{"198.51.100.61", "198.51.100.62"} {
+		resp, _ := send(t, s, request{path: "/api/check/api", peer: proxy, headers: map[string]string{"X-Forwarded-For": xff, "X-Tenant-ID": "t1"}})
+		got = append(got, resp.StatusCode)
+	}
+	if !cmp.Equal(statuses(200, 429), got) {
+		t.Errorf("two clients of tenant t1 under api:tenant capacity 1: %v, want [200 429]", got)
+	}
+}
+
+// TestCheckInFlightApart: the decision route has an in-flight cap of its
+// own: the other routes at their cap (long /assistant waits) leave checks
+// passing, and checks at theirs leave the other routes served.
+func TestCheckInFlightApart(t *testing.T) {
+	s := newTestServer(t, withLimits(t, "api=100/1m"), func(c *config.Config) { c.MaxInFlight = 2 })
+	s.inFlight.Store(2)
+	if resp, body := send(t, s, request{path: "/api/check/api", peer: "203.0.113.50:1"}); resp.StatusCode != 200 {
+		t.Errorf("check with the other routes at their cap: %d %v, want 200", resp.StatusCode, body)
+	}
+	if resp, _ := send(t, s, request{path: "/api/public/tenant-meta", peer: "203.0.113.50:1"}); resp.StatusCode != 503 {
+		t.Errorf("another route at its cap: %d, want 503", resp.StatusCode)
+	}
+	s.inFlight.Store(0)
+	s.checkInFlight.Store(2)
+	if resp, _ := send(t, s, request{path: "/api/check/api/x", peer: "203.0.113.50:1"}); resp.StatusCode != 503 {
+		t.Errorf("check at its own cap: %d, want 503", resp.StatusCode)
+	}
+	if resp, body := send(t, s, request{path: "/api/public/tenant-meta", peer: "203.0.113.50:1"}); resp.StatusCode == 503 {
+		t.Errorf("another route with the checks at their cap: %d %v", resp.StatusCode, body)
+	}
+	s.checkInFlight.Store(0)
 }

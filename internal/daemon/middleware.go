@@ -195,13 +195,44 @@ func (s *Server) dispatch() http.Handler {
 		// path as sent (escaped: "abc%2F..%2Fdef" is one segment), and
 		// routes CONNECT by host alone.
 		if p := r.URL.EscapedPath(); r.Method != http.MethodConnect && canonicalPath(p) != p {
-			writeError(sw, r, s.log, core.Errorf(core.CodeNotFound, "no route %s %s: the path is not canonical (the canonical path is %s)", r.Method, p, canonicalPath(p)))
-			return
+			// Below /api/check/{limit}/ the path is the client's (Envoy
+			// appends it) and ignored: it is routed as if it were empty,
+			// rather than answered with a 404 naming refrakt's route.
+			head, ok := checkHead(p)
+			if !ok {
+				writeError(sw, r, s.log, core.Errorf(core.CodeNotFound, "no route %s %s: the path is not canonical (the canonical path is %s)", r.Method, p, canonicalPath(p)))
+				return
+			}
+			r2, u := *r, *r.URL
+			u.Path, u.RawPath = head, ""
+			r2.URL = &u
+			r = &r2
 		}
 		sw.routing, sw.log = r, s.log
 		s.mux.ServeHTTP(sw, r)
 		sw.routing = nil
 	})
+}
+
+// prefixCheck starts the decision route's paths.
+const prefixCheck = "/api/check/"
+
+// checkHead returns "/api/check/{limit}/" for an escaped path p below it
+// whose "/api/check/{limit}" part is canonical: the rest is the client's.
+func checkHead(p string) (string, bool) {
+	rest, ok := strings.CutPrefix(p, prefixCheck)
+	if !ok {
+		return "", false
+	}
+	i := strings.IndexByte(rest, '/')
+	if i <= 0 {
+		return "", false
+	}
+	head := p[:len(prefixCheck)+i]
+	if seg := rest[:i]; seg == "." || seg == ".." || canonicalPath(head) != head {
+		return "", false
+	}
+	return head + "/", true
 }
 
 // canonicalPath is p as http.ServeMux cleans it before routing (a leading
@@ -234,6 +265,11 @@ func canonicalPath(p string) string {
 // could otherwise fill the cap and lock the operator out of the API that
 // would let them act. Only a token that checks out enters the reserve, or
 // anyone could fill it (an open /metrics, or /api/dev/ without a token).
+// The decision route (/api/check/) counts apart too, against a cap of
+// REFRAKT_MAX_IN_FLIGHT of its own (checkInFlight): it answers every
+// request of the user's API, and a surge of it must not refuse /assistant
+// and the rest, nor their long waits starve the user's API; its token, if
+// any, is the client's and is not checked.
 func (s *Server) capInFlight(next http.Handler) http.Handler {
 	limit := int64(s.cfg.MaxInFlight)
 	ops := int64(opsInFlight(s.cfg.MaxInFlight))
@@ -244,7 +280,10 @@ func (s *Server) capInFlight(next http.Handler) http.Handler {
 			return
 		}
 		n, max := &s.inFlight, limit
-		if s.privileged(w, r) {
+		switch {
+		case strings.HasPrefix(p, prefixCheck):
+			n = &s.checkInFlight
+		case s.privileged(w, r):
 			n, max = &s.opsInFlight, ops
 		}
 		if v := n.Add(1); max > 0 && v > max {

@@ -63,6 +63,8 @@ type Server struct {
 	inFlight atomic.Int64
 	// opsInFlight counts the developer and operator requests (capInFlight).
 	opsInFlight atomic.Int64
+	// checkInFlight counts the decision route's requests (capInFlight).
+	checkInFlight atomic.Int64
 	// draining ends when the daemon must answer the requests still waiting
 	// for jobs (POST /assistant) before HTTP's drain runs out (Drain).
 	draining context.Context

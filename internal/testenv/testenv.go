@@ -1,5 +1,5 @@
 // Package testenv holds the tests' policy for tools they need that the
-// machine may lack (redis-server, tmux, promtool): make test installs them
+// machine may lack (redis-server, tmux, promtool, nginx): make test installs them
 // (scripts/ensure-*.sh); elsewhere a test without its tool is skipped,
 // loudly, but under CI it fails, so that nobody skips it by accident.
 package testenv

@@ -67,6 +67,14 @@ func ParseLimits(s string) ([]Limit, error) {
 	return out, nil
 }
 
+// wholeNumber reads digits alone: strconv.Atoi would take "+1" too.
+func wholeNumber(s string) (int, error) {
+	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, strconv.ErrSyntax
+	}
+	return strconv.Atoi(s)
+}
+
 // parseLimit reads one entry of RATE_LIMITS.
 func parseLimit(entry string) (Limit, error) {
 	fields := strings.Fields(entry)
@@ -81,7 +89,7 @@ func parseLimit(entry string) (Limit, error) {
 	if !ok {
 		return Limit{}, fmt.Errorf("want NAME=RATE/WINDOW, e.g. %s=100/1m", name)
 	}
-	rate, err := strconv.Atoi(rateText)
+	rate, err := wholeNumber(rateText)
 	if err != nil || rate < 1 || rate > MaxCapacity {
 		return Limit{}, fmt.Errorf("rate %q must be a whole number from 1 to %d", rateText, MaxCapacity)
 	}
@@ -99,7 +107,7 @@ func parseLimit(entry string) (Limit, error) {
 		seen[key] = true
 		switch key {
 		case "burst":
-			b, err := strconv.Atoi(value)
+			b, err := wholeNumber(value)
 			if err != nil || b < 1 || b > MaxCapacity {
 				return Limit{}, fmt.Errorf("burst %q must be a whole number from 1 to %d", value, MaxCapacity)
 			}
