@@ -184,7 +184,7 @@ func TestNextProperty(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Parse(%q): %v", expr, err)
 		}
-		from := base.Add(time.Duration(r.Int64N(int64(2*365*24*time.Hour)))).Truncate(time.Second)
+		from := base.Add(time.Duration(r.Int64N(int64(2 * 365 * 24 * time.Hour)))).Truncate(time.Second)
 		n := s.Next(from)
 		if n.IsZero() || !n.After(from) {
 			t.Fatalf("%q in %s: Next(%s) = %s, want after it", expr, zone, from, n)

@@ -90,6 +90,7 @@ func (s *Service) outcome(ctx context.Context, l Lease, start time.Time, res jso
 		res, _ = json.Marshal(string(res))
 	}
 	o.Result = res
+	o.NextRunAt = s.nextRun(j)
 	return o
 }
 
@@ -425,7 +426,7 @@ func (s *Service) notify(id string) {
 // Done reports whether a caller waiting for j's result can stop: it
 // finished, or it is a recurring job that has completed a run.
 func Done(j *Job) bool {
-	return j.Status.Finished() || (j.Status == StatusScheduled && j.IntervalSeconds > 0 && !j.FinishedAt.IsZero())
+	return j.Status.Finished() || (j.Status == StatusScheduled && (j.IntervalSeconds > 0 || j.Cron != "") && !j.FinishedAt.IsZero())
 }
 
 // waitPoll is how often Wait re-reads a job run by another daemon; jobs run
