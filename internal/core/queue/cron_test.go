@@ -158,3 +158,28 @@ func TestCronEnqueueRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestCronIdempotencyKey: the schedule is part of an idempotency key's
+// fingerprint, so re-running a deploy's enqueue replays the one job, and
+// the same key with another schedule or zone is refused, not replayed.
+func TestCronIdempotencyKey(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil)}, queue.Config{})
+		ctx := context.Background()
+		req := queue.EnqueueRequest{Type: "ping", Cron: "0 3 * * *", Timezone: "Europe/Paris", IdempotencyKey: "nightly"}
+		first := mustEnqueue(t, s, req)
+		again, err := s.Enqueue(ctx, req, queue.SourceAPI)
+		if err != nil || again.ID != first.ID || !again.Replayed {
+			t.Fatalf("the same request again: %v %+v, want the first job replayed", err, again)
+		}
+		for _, other := range []queue.EnqueueRequest{
+			{Type: "ping", Cron: "0 4 * * *", Timezone: "Europe/Paris", IdempotencyKey: "nightly"},
+			{Type: "ping", Cron: "0 3 * * *", Timezone: "America/New_York", IdempotencyKey: "nightly"},
+			{Type: "ping", Cron: "0 3 * * *", IdempotencyKey: "nightly"},
+		} {
+			if _, err := s.Enqueue(ctx, other, queue.SourceAPI); core.ErrorCode(err) != core.CodeKeyReused {
+				t.Errorf("the key with %q in %q: %v, want %s", other.Cron, other.Timezone, err, core.CodeKeyReused)
+			}
+		}
+	})
+}
