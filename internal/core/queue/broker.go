@@ -203,9 +203,9 @@ type Outcome struct {
 	// has left (its handler's failure was ErrNoRetry), as the last retry's
 	// failure does: retries counted, finished_at, among the dead.
 	NoRetry bool
-	// NextRunAt, on a success, schedules the job again at that time (a
-	// cron job's next occurrence, which only Go can compute); zero: the
-	// job's interval_seconds decide, as before.
+	// NextRunAt, on a success of a cron job, schedules it again at that
+	// time (its next occurrence, which only Go can compute); zero, or a
+	// job without cron: the job's interval_seconds decide, as before.
 	NextRunAt time.Time
 }
 

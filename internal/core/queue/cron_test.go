@@ -183,3 +183,32 @@ func TestCronIdempotencyKey(t *testing.T) {
 		}
 	})
 }
+
+// TestCronRunJustBeforeItsOccurrence: a run that ends less than a second
+// before the occurrence it was due at (a daemon clock behind Redis's TIME,
+// which decided it was due) counts as that occurrence's run: the job is
+// scheduled for the next one, not again at the very time it ran for. A
+// run two seconds early is a manual run ahead of time: the occurrence
+// stays.
+func TestCronRunJustBeforeItsOccurrence(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		early time.Duration
+		want  time.Time
+	}{
+		{"half a second early", 500 * time.Millisecond, time.Date(2026, 1, 10, 3, 5, 0, 0, time.UTC)},
+		{"two seconds early", 2 * time.Second, time.Date(2026, 1, 10, 3, 0, 0, 0, time.UTC)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clock := fakeclock.New(time.Date(2026, 1, 10, 2, 58, 0, 0, time.UTC))
+			s := queue.NewService(queue.Deps{Broker: backends(t)[0].new(t, clock), Clock: clock}, queue.Config{})
+			j := mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping", Cron: "*/5 * * * *"})
+			clock.Advance(2*time.Minute - tc.early)
+			got, err := s.RunID(context.Background(), j.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			diff(t, "next run", tc.want, got.RunAt)
+		})
+	}
+}

@@ -11,7 +11,8 @@ import (
 // by Get, List and the lease of its run; it first runs at NewJob.At,
 // whatever the delay; a success given Outcome.NextRunAt schedules it
 // again at exactly that time (not at an interval), a failure retries it as
-// any job's, and a success without NextRunAt (an earlier daemon's) ends it.
+// any job's, and a success without NextRunAt (an earlier daemon's) ends it;
+// NextRunAt on a job without cron is ignored.
 func testCron(t *testing.T, nb NewBroker) {
 	e := setup(t, nb, 0)
 	const q = "cron"
@@ -61,4 +62,10 @@ func testCron(t *testing.T, nb NewBroker) {
 	e.clock.Advance(time.Millisecond)
 	diff(t, "tick at the next run", queue.TickResult{Scheduled: 1}, e.tick())
 	diff(t, "a success without a next run ends it", []queue.Status{queue.StatusSucceeded}, e.finish(ok(e.fetchOne(), `"pong"`)))
+
+	// A next run given for a job without cron is no schedule.
+	e.enqueue(q, "ping", 0)
+	o = ok(e.fetchOne(), `"pong"`)
+	o.NextRunAt = next.Add(time.Hour)
+	diff(t, "a next run for a job without cron", []queue.Status{queue.StatusSucceeded}, e.finish(o))
 }

@@ -430,7 +430,7 @@ func (b *Broker) Finish(_ context.Context, outcomes []queue.Outcome) ([]queue.St
 		e.job.LeaseUntil = time.Time{}
 		j := &e.job
 		switch {
-		case o.Err == "" && (j.IntervalSeconds > 0 || !o.NextRunAt.IsZero()):
+		case o.Err == "" && (j.IntervalSeconds > 0 || (!o.NextRunAt.IsZero() && j.Cron != "")):
 			q.succeeded++
 			j.Result, j.FinishedAt, j.Retries, j.Source = o.Result, now, 0, queue.SourceSchedule
 			j.RunAt = now.Add(time.Duration(j.IntervalSeconds) * time.Second)

@@ -442,8 +442,8 @@ return out
 //	(of an "ok": next_at, a cron job's next run in absolute ms, 0: none)
 //
 // A success of a recurring job (interval > 0) schedules it again at
-// now + interval with the same id, one given next_at at next_at (a cron
-// job: only Go reads cron); any other success is succeeded. next_at took
+// now + interval with the same id, a cron job given next_at at next_at
+// (only Go reads cron); any other success is succeeded. next_at took
 // no new argument, as "final" did not (below): an earlier script reads an
 // "ok"'s retry_ms as nothing and ends the job as a one-shot job. A failure
 // increments retries: beyond max_retries the job is dead, else failed and
@@ -484,6 +484,9 @@ for i = 4, #ARGV, 5 do
     if ARGV[i+2] == 'ok' then
       ok = ok + 1
       local interval, next_at = tonumber(f[3]) or 0, tonumber(ARGV[i+4]) or 0
+      -- next_at only for a cron job (every other success is sent with 0;
+      -- the check costs nothing on their path)
+      if next_at > 0 and redis.call('HEXISTS', key, 'cron') == 0 then next_at = 0 end
       if interval > 0 or next_at > 0 then
         local run_at = now + interval * 1000
         if next_at > 0 then run_at = next_at end
