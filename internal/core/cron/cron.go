@@ -4,9 +4,11 @@
 //
 // Occurrences are local wall-clock times of the schedule's zone. A local
 // time that does not exist (the hour a spring-forward DST change skips) is
-// skipped, as robfig/cron v3 does (and so Kubernetes CronJob and asynq's
-// Scheduler, built on it); a local time that occurs twice (fall back)
-// occurs once, at its first instant.
+// skipped, as robfig/cron v3 documents ("jobs scheduled during
+// daylight-savings leap-ahead transitions will not be run"; Kubernetes
+// CronJob and asynq's Scheduler are built on it); a local time that occurs
+// twice (fall back) occurs once, at its first instant, as Vixie cron and
+// cronie run it (robfig/cron would run it twice).
 package cron
 
 import (
