@@ -24,10 +24,14 @@ const (
 	MaxZoneLen = 64
 )
 
-// Horizon is how far Next looks for an occurrence: 9 years of days, more
-// than the longest gap between two 29ths of February (8 years, 2096-2104),
-// so every expression that Parse accepts fires within it.
-const Horizon = 9 * 366
+// Horizon is how far Next looks for an occurrence, in days: 400 years, the
+// Gregorian calendar's cycle (weekdays and leap days repeat every 146097
+// days), so a day rule that matches no day within it matches none ever.
+// Parse refuses such a rule (canFire), so Next finds every accepted
+// expression's occurrence. Next steps by day with integer arithmetic and
+// builds times only on matching days: a search of the whole horizon costs
+// about a millisecond (TestNextWholeHorizon logs it).
+const Horizon = 146097
 
 // Schedule is a parsed expression in its zone.
 type Schedule struct {
@@ -64,13 +68,19 @@ var macros = map[string]string{
 	"@hourly":   "0 * * * *",
 }
 
-// LoadZone resolves an IANA zone name; "" is UTC. "Local" is refused: a
-// schedule must mean the same on every machine.
+// LoadZone resolves an IANA zone name; "" is UTC. A schedule must mean the
+// same on every machine, so only names of the embedded database's kind
+// pass: each "/"-separated part begins with a capital letter and holds
+// letters, digits, "_", "-" and "+" (which refuses a path, "localtime",
+// "posixrules" and the "posix/" and "right/" trees a system zoneinfo may
+// add), and "Local" and "Factory" are refused. Go exposes no list of the
+// embedded zip's names, and LoadLocation reads the system's zoneinfo
+// first, so this rule keeps to names that both hold.
 func LoadZone(name string) (*time.Location, error) {
 	if name == "" || name == "UTC" {
 		return time.UTC, nil
 	}
-	if len(name) > MaxZoneLen || name == "Local" {
+	if len(name) > MaxZoneLen || !zoneName(name) {
 		return nil, fmt.Errorf("timezone %q is not an IANA zone name", truncate(name))
 	}
 	loc, err := time.LoadLocation(name)
@@ -78,6 +88,24 @@ func LoadZone(name string) (*time.Location, error) {
 		return nil, fmt.Errorf("timezone %q is not an IANA zone name", truncate(name))
 	}
 	return loc, nil
+}
+
+// zoneName applies LoadZone's rule on names.
+func zoneName(name string) bool {
+	if name == "Local" || name == "Factory" {
+		return false
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == "" || part[0] < 'A' || part[0] > 'Z' {
+			return false
+		}
+		for _, r := range part {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '+') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Parse parses expr for the zone named zone ("" is UTC). Its errors are one
@@ -123,25 +151,50 @@ func Parse(expr, zone string) (*Schedule, error) {
 		s.dow = s.dow&^(1<<7) | 1
 	}
 	if !s.canFire() {
-		return nil, fmt.Errorf("cron: %q never fires (no month in it has that day)", truncate(expr))
+		return nil, fmt.Errorf("cron: %q never fires (no day of any year matches its day and month fields)", truncate(expr))
 	}
 	return s, nil
 }
 
-// canFire says whether some day of some year matches: with the Vixie OR,
-// or an unrestricted day of month, any month has a matching day; else some
-// month must be long enough (February counted at 29 days) for some day.
+// canFire says whether some day matches the day and month fields: one
+// 400-year cycle of days is checked, which holds every combination of
+// month, day and weekday the calendar ever makes (0 0 29 2 */7 fires, a
+// Sunday 29 February; 0 0 30 2 * does not).
 func (s *Schedule) canFire() bool {
-	if s.domStar || !s.dowStar {
-		return true
-	}
-	longest := [13]int{0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
-	for m := 1; m <= 12; m++ {
-		if s.month&(1<<m) != 0 && s.dom&(1<<(longest[m]+1)-1) != 0 {
+	y, m, d, wd := 2000, 1, 1, 6 // 2000-01-01 was a Saturday
+	for range Horizon {
+		if s.dayOK(m, d, wd) {
 			return true
 		}
+		y, m, d, wd = nextDay(y, m, d, wd)
 	}
 	return false
+}
+
+// nextDay returns the day after y-m-d, weekday wd.
+func nextDay(y, m, d, wd int) (int, int, int, int) {
+	wd = (wd + 1) % 7
+	if d++; d > daysIn(y, m) {
+		d = 1
+		if m++; m > 12 {
+			m = 1
+			y++
+		}
+	}
+	return y, m, d, wd
+}
+
+func daysIn(y, m int) int {
+	switch m {
+	case 2:
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
 // Location returns the schedule's zone.
@@ -152,13 +205,16 @@ func (s *Schedule) Location() *time.Location { return s.loc }
 // Seconds are always 0.
 func (s *Schedule) Next(t time.Time) time.Time {
 	lt := t.In(s.loc)
-	y, m, d := lt.Date()
+	y, mo, d := lt.Date()
+	m, wd := int(mo), int(lt.Weekday())
 	for i := 0; i <= Horizon; i++ {
-		day := time.Date(y, m, d+i, 12, 0, 0, 0, s.loc)
-		if !s.dayMatches(day) {
+		if i > 0 {
+			y, m, d, wd = nextDay(y, m, d, wd)
+		}
+		if !s.dayOK(m, d, wd) {
 			continue
 		}
-		dy, dm, dd := day.Date()
+		dy, dm, dd := y, time.Month(m), d
 		for h := 0; h < 24; h++ {
 			if s.hour&(1<<h) == 0 {
 				continue
@@ -171,8 +227,16 @@ func (s *Schedule) Next(t time.Time) time.Time {
 				if c.Hour() != h || c.Minute() != mi || c.Day() != dd {
 					continue // skipped by a spring-forward change
 				}
-				if e := c.Add(-time.Hour); e.Hour() == h && e.Minute() == mi && e.Day() == dd {
-					c = e // repeated by a fall-back change: its first instant
+				if !c.After(t) {
+					continue // an earlier instant of the same wall time is too
+				}
+				// Repeated by a fall-back change (of 30 min in Lord Howe,
+				// 2 h in Troll): its first instant.
+				for back := 3 * time.Hour; back > 0; back -= 15 * time.Minute {
+					if e := c.Add(-back); e.Hour() == h && e.Minute() == mi && e.Day() == dd {
+						c = e
+						break
+					}
 				}
 				if c.After(t) {
 					return c
@@ -183,14 +247,19 @@ func (s *Schedule) Next(t time.Time) time.Time {
 	return time.Time{}
 }
 
-// dayMatches applies the month and the day rules (Vixie: when both day
-// fields are restricted, either matches) to day.
+// dayMatches applies the month and the day rules to day.
 func (s *Schedule) dayMatches(day time.Time) bool {
-	if s.month&(1<<int(day.Month())) == 0 {
+	return s.dayOK(int(day.Month()), day.Day(), int(day.Weekday()))
+}
+
+// dayOK applies the month and the day rules (Vixie: when both day fields
+// are restricted, either matches) to month m, day d, weekday wd.
+func (s *Schedule) dayOK(m, d, wd int) bool {
+	if s.month&(1<<m) == 0 {
 		return false
 	}
-	domOK := s.dom&(1<<day.Day()) != 0
-	dowOK := s.dow&(1<<int(day.Weekday())) != 0
+	domOK := s.dom&(1<<d) != 0
+	dowOK := s.dow&(1<<wd) != 0
 	if s.domStar || s.dowStar {
 		return domOK && dowOK
 	}
@@ -213,8 +282,11 @@ func (f field) parse(s string) (uint64, error) {
 		step := 1
 		if hasStep {
 			n, err := strconv.Atoi(stepS)
-			if err != nil || n <= 0 {
-				return 0, fmt.Errorf("cron: %s step %q must be a positive number", f.name, stepS)
+			if err != nil || n <= 0 || stepS[0] == '+' {
+				return 0, fmt.Errorf("cron: %s step %q must be a positive number", f.name, truncate(stepS))
+			}
+			if n > f.max-f.min {
+				return 0, fmt.Errorf("cron: %s step %d larger than the field's range %d-%d", f.name, n, f.min, f.max)
 			}
 			step = n
 		}

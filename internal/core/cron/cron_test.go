@@ -27,8 +27,8 @@ func TestParseErrors(t *testing.T) {
 		{"four fields", "* * * *", "", `cron: "* * * *" has 4 fields, want 5 (minute hour day-of-month month day-of-week)`},
 		{"six fields", "0 * * * * *", "", `cron: "0 * * * * *" has 6 fields, want 5 (minute hour day-of-month month day-of-week)`},
 		{"unknown macro", "@fortnightly", "", `cron: unknown macro "@fortnightly" (want @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly)`},
-		{"february 30", "0 0 30 2 *", "", `cron: "0 0 30 2 *" never fires (no month in it has that day)`},
-		{"april 31", "0 0 31 4 *", "", `cron: "0 0 31 4 *" never fires (no month in it has that day)`},
+		{"february 30", "0 0 30 2 *", "", `cron: "0 0 30 2 *" never fires (no day of any year matches its day and month fields)`},
+		{"april 31", "0 0 31 4 *", "", `cron: "0 0 31 4 *" never fires (no day of any year matches its day and month fields)`},
 		{"bad zone", "0 0 * * *", "Mars/Olympus", `cron: timezone "Mars/Olympus" is not an IANA zone name`},
 		{"local zone", "0 0 * * *", "Local", `cron: timezone "Local" is not an IANA zone name`},
 		{"too long", strings.Repeat("1,", 60) + "1 * * * *", "", "cron: expression longer than 100 characters"},
@@ -147,9 +147,9 @@ func randomExpr(r *rand.Rand) string {
 			if star {
 				return "*"
 			}
-			return "*/" + itoa(1+r.IntN(hi-lo+1))
+			return "*/" + itoa(1+r.IntN(hi-lo))
 		case 1:
-			return "*/" + itoa(1+r.IntN(hi-lo+1))
+			return "*/" + itoa(1+r.IntN(hi-lo))
 		case 2:
 			return itoa(lo + r.IntN(hi-lo+1))
 		case 3:

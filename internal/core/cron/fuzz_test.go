@@ -12,7 +12,7 @@ import (
 // minute (Parse refuses what never fires).
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"* * * * *", "*/15 1-5 1,15 jan-mar mon-fri", "0 0 29 2 *", "0 0 13 * fri",
-		"@hourly", "10-50/10 */2 * * 7", "5/15 * * * *", "0 0 31 4 *", "61 * * * *", "* * * *", ""} {
+		"@hourly", "10-50/10 */2 * * 7", "5/15 * * * *", "0 0 31 4 *", "0 0 29 2 */7", "0 0 31 12 */7", "1-5/9223372036854775807 * * * *", "*/60 * * * *", "*/+5 * * * *", "61 * * * *", "* * * *", ""} {
 		f.Add(s, "Europe/Paris", int64(1_700_000_000))
 	}
 	f.Fuzz(func(t *testing.T, expr, zone string, at int64) {
