@@ -8,7 +8,8 @@ import (
 )
 
 // testCron: a cron job's schedule (cron, timezone) is stored and read back
-// by Get, List and the lease of its run; it first runs at NewJob.At,
+// by Get, List and the lease of its run; it first runs at NewJob.At (the
+// enqueue answers it scheduled then),
 // whatever the delay; a success given Outcome.NextRunAt schedules it
 // again at exactly that time (not at an interval), a failure retries it as
 // any job's, and a success without NextRunAt (an earlier daemon's) ends it;
@@ -29,6 +30,8 @@ func testCron(t *testing.T, nb NewBroker) {
 		RunAt          time.Time
 	}
 	see := func(j *queue.Job) view { return view{j.Status, j.Cron, j.Timezone, j.RunAt} }
+	// The enqueue's answer (the 202 body, jobs enqueue's output) as Get's.
+	diff(t, "the enqueue's answer", view{queue.StatusScheduled, "*/5 * * * *", "Europe/Paris", first}, see(j))
 	diff(t, "enqueued", view{queue.StatusScheduled, "*/5 * * * *", "Europe/Paris", first}, see(e.get(j.ID)))
 	all, err := e.b.List(e.ctx, queue.Filter{Queue: q})
 	if err != nil || len(all) != 1 {

@@ -528,7 +528,9 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 				parts = append(parts, p)
 			}
 			p.jobs = append(p.jobs, nj)
-			if !b.single && nj.Delay <= 0 && !slices.Contains(wakeQueues, nj.Queue) {
+			// A job ready now wakes the queue's fetchers; a delayed one or
+			// a cron job (At, its first occurrence) waits scheduled.
+			if !b.single && nj.Delay <= 0 && nj.At.IsZero() && !slices.Contains(wakeQueues, nj.Queue) {
 				wakeQueues = append(wakeQueues, nj.Queue)
 			}
 			if !slices.Contains(newQueues, nj.Queue) && !b.isKnown(nj.Queue) {
@@ -622,9 +624,12 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 				continue
 			}
 			nj.EnqueuedAt = now
-			if nj.Delay > 0 {
+			switch {
+			case !nj.At.IsZero(): // as the script: scheduled at its first occurrence
+				nj.Status, nj.RunAt = queue.StatusScheduled, time.UnixMilli(max(nj.At.UnixMilli(), 1)).UTC()
+			case nj.Delay > 0:
 				nj.Status, nj.RunAt = queue.StatusScheduled, now.Add(nj.Delay.Truncate(time.Millisecond))
-			} else {
+			default:
 				nj.Status, nj.RunAt, nj.ReadyAt = queue.StatusPending, now, now
 			}
 		}
