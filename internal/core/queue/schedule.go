@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/refrakt/refrakt/internal/core"
@@ -25,32 +26,49 @@ func (s *Service) prepareCron(req EnqueueRequest) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, core.Errorf(core.CodeInvalid, "%v", err)
 	}
-	return sched.Next(s.clock.Now()), nil
+	at := sched.Next(s.clock.Now())
+	if at.IsZero() { // Parse refuses what never fires: a guard, as at finish
+		return time.Time{}, core.Errorf(core.CodeInvalid, "cron: %q never fires", req.Cron)
+	}
+	return at, nil
 }
 
-// skewTolerance is how far ahead of a cron job's run_at a run may end and
-// still count as that occurrence's run: a daemon whose clock is behind the
-// backend's (Redis TIME decides when a job is due) sees the job due a
-// little early, and without this would schedule it again at the very
-// occurrence it just ran for.
-const skewTolerance = time.Second
+// NoNextRun begins the last_error of a cron job whose run succeeded but
+// which has no next run this daemon can compute (its schedule unreadable
+// here, a zone this build lacks, or no occurrence): it is made dead, never
+// succeeded as if its schedule had ended.
+const NoNextRun = "succeeded, but its schedule gives no next run: "
 
-// nextRun is when a cron job that just succeeded runs again: its
-// schedule's first occurrence strictly after the run's end (so occurrences
-// missed while no daemon ran are run once, never caught up one by one).
-// Zero for a job without a schedule, or with one this version cannot read
-// (it then finishes as a one-shot job, as an earlier version would).
-func (s *Service) nextRun(j *Job) time.Time {
+// nextRun is when a cron job whose run just succeeded runs again: the
+// first occurrence strictly after base, on the backend's clock (Redis TIME
+// decides when a job is due, so the daemon's must not decide its next
+// run). base is the run's start as the broker recorded it (the lease's
+// StartedAt, from Redis TIME) plus elapsed, the run's time on this
+// daemon's monotonic clock; for a run that was due, no earlier than the
+// occurrence it ran for (its RunAt). So a run of occurrence X schedules
+// strictly after X whatever the skew (no run again at X), a daemon ahead
+// of Redis skips nothing, and occurrences missed while no daemon ran run
+// once. A run ahead of time (RunID before RunAt) leaves the occurrence.
+// Zero and no error for a job without a schedule; an error when the
+// schedule cannot be read here or has no next occurrence.
+func (s *Service) nextRun(j *Job, elapsed time.Duration) (time.Time, error) {
 	if j.Cron == "" {
-		return time.Time{}
+		return time.Time{}, nil
 	}
 	sched, err := cron.Parse(j.Cron, j.Timezone)
 	if err != nil {
-		return time.Time{}
+		return time.Time{}, err
 	}
-	from := s.clock.Now()
-	if d := j.RunAt.Sub(from); d > 0 && d < skewTolerance {
-		from = j.RunAt
+	base := s.clock.Now() // a broker that did not record the start
+	if !j.StartedAt.IsZero() {
+		base = j.StartedAt.Add(max(elapsed, 0))
+		if !j.StartedAt.Before(j.RunAt) && base.Before(j.RunAt) {
+			base = j.RunAt
+		}
 	}
-	return sched.Next(from)
+	next := sched.Next(base)
+	if next.IsZero() {
+		return time.Time{}, fmt.Errorf("cron: %q has no occurrence after %s", j.Cron, base.UTC().Format(time.RFC3339))
+	}
+	return next, nil
 }
