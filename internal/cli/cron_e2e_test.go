@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refrakt/refrakt/internal/core/cron"
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/redistest"
 )
@@ -21,12 +22,18 @@ import (
 func TestE2ECron(t *testing.T) {
 	r := redistest.Start(t)
 	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL(), "REFRAKT_PREFIX=cron:"}, "--workers", "0")
-	// onBoundary checks that at is a 5-minute boundary after from, at most
-	// 5 minutes after it.
-	onBoundary := func(t *testing.T, what string, at, from time.Time) {
+	every5, err := cron.Parse("*/5 * * * *", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// onBoundary checks that at is the first 5-minute boundary after an
+	// instant between from and to (the job's own recorded times, which
+	// bound the clock reading that computed it): exact when no boundary
+	// lies between them, and right whichever was read when one does.
+	onBoundary := func(t *testing.T, what string, at, from, to time.Time) {
 		t.Helper()
-		if at.Minute()%5 != 0 || at.Second() != 0 || at.Nanosecond() != 0 || !at.After(from) || at.Sub(from) > 5*time.Minute {
-			t.Errorf("%s: run_at %s, want the first 5-minute boundary after %s", what, at, from)
+		if !every5.Matches(at) || at.Second() != 0 || at.Nanosecond() != 0 || at.Before(every5.Next(from)) || at.After(every5.Next(to)) {
+			t.Errorf("%s: run_at %s, want the first 5-minute boundary after an instant of %s to %s", what, at, from, to)
 		}
 	}
 	for _, de := range drivers(t, d, r, "cron:") {
@@ -42,7 +49,7 @@ func TestE2ECron(t *testing.T) {
 			if j.Status != queue.StatusScheduled || j.Cron != "*/5 * * * *" {
 				t.Errorf("enqueued: %s %q, want scheduled with its cron", j.Status, j.Cron)
 			}
-			onBoundary(t, "enqueued", j.RunAt, before.Truncate(time.Minute))
+			onBoundary(t, "enqueued", j.RunAt, before, j.EnqueuedAt)
 			code, out, _ = binCLI(t, de.env, "jobs", "get", id)
 			if code != ExitOK || !strings.Contains(out, "cron\t*/5 * * * *\n") || !strings.Contains(out, "timezone\tUTC\n") ||
 				!strings.Contains(out, "next_run\t"+j.RunAt.UTC().Format(time.RFC3339)+"\n") {
@@ -53,21 +60,23 @@ func TestE2ECron(t *testing.T) {
 				t.Errorf("jobs list -o json: exit %d, %s; want the cron field", code, out)
 			}
 
-			ran := time.Now()
 			j = jobJSON(t, de.env, "jobs", "run", id)
-			if j.Status != queue.StatusScheduled || j.Attempts != 1 || string(j.Result) != `"pong"` || j.FinishedAt.IsZero() {
+			if j.Status != queue.StatusScheduled || j.Attempts != 1 || string(j.Result) != `"pong"` || j.StartedAt.IsZero() || j.FinishedAt.IsZero() {
 				t.Errorf("jobs run: %+v, want it run once and scheduled again", j)
 			}
-			onBoundary(t, "after jobs run", j.RunAt, ran.Truncate(time.Minute))
+			// Computed from the run's start as Redis recorded it plus its
+			// length: between its started_at and its finished_at.
+			onBoundary(t, "after jobs run", j.RunAt, j.StartedAt, j.FinishedAt)
 
 			for _, bad := range []struct {
 				args []string
 				want string
 			}{
 				{[]string{"--cron", "61 * * * *"}, "--cron: minute 61 out of range 0-59"},
-				{[]string{"--cron", "0 0 30 2 *"}, `--cron: "0 0 30 2 *" never fires (no month in it has that day)`},
+				{[]string{"--cron", "0 0 30 2 *"}, `--cron: "0 0 30 2 *" never fires (no day of any year matches its day and month fields)`},
 				{[]string{"--cron", "@daily", "--timezone", "Mars/Base"}, `--timezone: timezone "Mars/Base" is not an IANA zone name`},
 				{[]string{"--cron", "@daily", "--interval", "1m"}, "--cron and --interval are two schedules: give one"},
+				{[]string{"--cron", "@daily", "--delay", "1m"}, "--cron decides the first run: drop --delay"},
 				{[]string{"--timezone", "Europe/Paris"}, "--timezone is only for a --cron schedule: add --cron"},
 			} {
 				code, out, errOut := binCLI(t, de.env, append([]string{"jobs", "enqueue", "ping", "--queue", q}, bad.args...)...)

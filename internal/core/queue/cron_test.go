@@ -184,6 +184,20 @@ func TestCronIdempotencyKey(t *testing.T) {
 	})
 }
 
+// TestCronTimezoneUTC: "UTC" and no zone are one schedule: stored alike
+// (no zone) and one idempotency fingerprint, so either spelling replays.
+func TestCronTimezoneUTC(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil)}, queue.Config{})
+		first := mustEnqueue(t, s, queue.EnqueueRequest{Type: "ping", Cron: "0 3 * * *", Timezone: "UTC", IdempotencyKey: "nightly"})
+		diff(t, "stored zone", "", mustGet(t, s, first.ID).Timezone)
+		again, err := s.Enqueue(context.Background(), queue.EnqueueRequest{Type: "ping", Cron: "0 3 * * *", IdempotencyKey: "nightly"}, queue.SourceAPI)
+		if err != nil || again.ID != first.ID || !again.Replayed {
+			t.Fatalf("the same schedule without a zone: %v %+v, want the first job replayed", err, again)
+		}
+	})
+}
+
 // TestCronRunAheadOfItsOccurrence: a manual run (RunID) before the
 // occurrence the job waits for, however little before, leaves that
 // occurrence: it is not the occurrence's run.

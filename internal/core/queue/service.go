@@ -268,6 +268,9 @@ func (s *Service) Prepare(req EnqueueRequest, source string) (NewJob, error) {
 		TimeoutMS: req.TimeoutMS,
 	}, Delay: delay}
 	if req.Cron != "" || req.Timezone != "" {
+		if req.Timezone == "UTC" {
+			req.Timezone = "" // one spelling of the default zone: one fingerprint, one stored form
+		}
 		at, err := s.prepareCron(req)
 		if err != nil {
 			return NewJob{}, err
