@@ -10,7 +10,8 @@ import (
 // request carries the developer token, storing nothing; with the token, or
 // on the developer enqueue, it is taken, scheduled, and its schedule shown
 // by GET /run/{id} and the developer listing. A bad schedule is 400 JSON
-// with one line naming the field and the value.
+// with one line naming the field and the value (a step that overflows too,
+// not a recovered panic's 500).
 func TestPublicCronNeedsDeveloper(t *testing.T) {
 	s := newTestServer(t)
 	for _, path := range []string{"/run", "/assistant"} {
@@ -31,6 +32,8 @@ func TestPublicCronNeedsDeveloper(t *testing.T) {
 		{`{"type":"ping","cron":"@daily","timezone":"Mars/Base"}`, `cron: timezone "Mars/Base" is not an IANA zone name`},
 		{`{"type":"ping","cron":"@daily","interval_seconds":60}`, "cron and interval_seconds are two schedules: give one"},
 		{`{"type":"ping","timezone":"Europe/Paris"}`, "timezone is only for a cron schedule: add cron"},
+		{`{"type":"ping","cron":"1-5/9223372036854775807 * * * *"}`, "cron: minute step 9223372036854775807 larger than the field's range 0-59"},
+		{`{"type":"ping","cron":"0 0 31 12 */7","timezone":"posix/Europe/Paris"}`, `cron: timezone "posix/Europe/Paris" is not an IANA zone name`},
 	} {
 		for _, path := range []string{"/run", "/api/dev/jobs/enqueue"} {
 			resp, body := do(t, s, "POST", path, devToken, tc.body)
