@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/cron"
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/daemon"
 )
@@ -29,6 +30,9 @@ type JobsEnqueueOptions struct {
 	Interval   time.Duration
 	Delay      time.Duration
 	Timeout    time.Duration // 0: the runner's JOB_TIMEOUT
+	// Cron is a calendar schedule ("0 3 * * *"), in Timezone ("": UTC).
+	Cron     string
+	Timezone string
 	// IdempotencyKey makes the enqueue safe to repeat: "" for none.
 	IdempotencyKey string
 	keyGiven       bool // --idempotency-key given, if empty
@@ -49,11 +53,17 @@ func newJobsEnqueueCmd(c client, runF func(context.Context, *JobsEnqueueOptions)
 			"When piped, prints only the new job's id.\n" +
 			"With --idempotency-key K, running the same command again (within JOB_IDEMPOTENCY_TTL:\n" +
 			"the daemon's, or over --redis this shell's) enqueues nothing: it says that the key's job already existed and\n" +
-			"prints that job (exit 0); the key with another type, payload, queue or option exits 1.",
+			"prints that job (exit 0); the key with another type, payload, queue or option exits 1.\n" +
+			"With --cron, the job runs on a calendar: at the first time the expression names after now\n" +
+			"(minute hour day-of-month month day-of-week, or @hourly, @daily, @weekly, @monthly, @yearly),\n" +
+			"in --timezone (an IANA name, default UTC), and again at the next one after each success.\n" +
+			"--cron excludes --interval and --delay.",
 		Example: "  refrakt jobs enqueue ping\n" +
 			"  refrakt jobs enqueue sleep --payload '{\"ms\":250}' --queue slow\n" +
 			"  refrakt jobs enqueue echo --payload @body.json --max-retries 0\n" +
 			"  refrakt jobs enqueue ping --interval 1m --delay 10s\n" +
+			"  refrakt jobs enqueue ping --cron '0 3 * * *' --timezone Europe/Paris\n" +
+			"  refrakt jobs enqueue ping --cron '15 * * * mon-fri'\n" +
 			"  refrakt jobs enqueue sleep --payload '{\"ms\":5000}' --timeout 2s\n" +
 			"  refrakt jobs enqueue fail --payload '{\"retry\":false}' --max-retries 5\n" +
 			"  refrakt jobs enqueue echo --payload '{\"order\":7}' --idempotency-key order-7\n" +
@@ -88,6 +98,8 @@ func newJobsEnqueueCmd(c client, runF func(context.Context, *JobsEnqueueOptions)
 	fl.StringVar(&opts.Queue, "queue", "", "queue name (default \"default\")")
 	fl.IntVar(&maxRetries, "max-retries", 0, "retries after a failure before the job is dead, 0-100 (default 3)")
 	fl.DurationVar(&opts.Interval, "interval", 0, "run again this long after each success (whole seconds, at most 8760h)")
+	fl.StringVar(&opts.Cron, "cron", "", "run on this calendar schedule: a 5-field cron expression or @daily etc. (see README, Schedules)")
+	fl.StringVar(&opts.Timezone, "timezone", "", "the --cron schedule's zone, an IANA name such as Europe/Paris (default UTC)")
 	fl.DurationVar(&opts.Delay, "delay", 0, "schedule the first run this much later (at most 8760h)")
 	fl.DurationVar(&opts.Timeout, "timeout", 0, "cut each run short after this long, the attempt failed (1ms to 168h; default: the daemon's JOB_TIMEOUT)")
 	fl.StringVar(&opts.IdempotencyKey, "idempotency-key", "", "enqueue at most once per key and queue: the same command again answers the key's job ("+queue.IdempotencyKeyRule+")")
@@ -136,6 +148,9 @@ func (o *JobsEnqueueOptions) request(stdin io.Reader) (queue.EnqueueRequest, err
 		return req, usageError{fmt.Errorf("--timeout must be a whole number of milliseconds between 1ms and %s (7 days), got %s", shortWindow(queue.MaxJobTimeout), o.Timeout)}
 	}
 	req.TimeoutMS = o.Timeout.Milliseconds()
+	if err := o.schedule(&req); err != nil {
+		return req, err
+	}
 	if o.IdempotencyKey != "" || o.keyGiven {
 		if err := queue.CheckIdempotencyKey(o.IdempotencyKey); err != nil {
 			return req, usageError{fmt.Errorf("--idempotency-key: %s", core.ErrorMessage(err))}
@@ -155,6 +170,29 @@ func (o *JobsEnqueueOptions) request(stdin io.Reader) (queue.EnqueueRequest, err
 		}
 	}
 	return req, nil
+}
+
+// schedule checks --cron and --timezone and sets them on req, naming the
+// flags (the queue's own checks name the API's fields).
+func (o *JobsEnqueueOptions) schedule(req *queue.EnqueueRequest) error {
+	switch {
+	case o.Cron == "" && o.Timezone != "":
+		return usageError{fmt.Errorf("--timezone is only for a --cron schedule: add --cron")}
+	case o.Cron == "":
+		return nil
+	case o.Interval != 0:
+		return usageError{fmt.Errorf("--cron and --interval are two schedules: give one")}
+	case o.Delay != 0:
+		return usageError{fmt.Errorf("--cron decides the first run: drop --delay")}
+	}
+	if _, err := cron.LoadZone(o.Timezone); err != nil {
+		return usageError{fmt.Errorf("--timezone: %v", err)}
+	}
+	if _, err := cron.Parse(o.Cron, o.Timezone); err != nil {
+		return usageError{fmt.Errorf("--%v", err)}
+	}
+	req.Cron, req.Timezone = o.Cron, o.Timezone
+	return nil
 }
 
 // readPayload reads --payload: the JSON itself, @FILE or @- (stdin). It

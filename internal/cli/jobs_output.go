@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/refrakt/refrakt/internal/core/cron"
 	"github.com/refrakt/refrakt/internal/core/queue"
 )
 
@@ -77,11 +78,37 @@ func printJob(p *Printer, j *queue.Job) error {
 		fields[5] = field{name: "Retries", value: strconv.Itoa(j.Retries)}
 		fields = slices.Insert(fields, 6, field{name: "Max retries", value: strconv.Itoa(j.MaxRetries)})
 	}
+	if j.Cron != "" { // a cron job's schedule, and its next run in its zone
+		at := slices.IndexFunc(fields, func(f field) bool { return f.name == "Interval" }) + 1
+		fields = slices.Insert(fields, at, cronFields(p, j, now)...)
+	}
 	if j.TimeoutMS > 0 { // only a job's own: without one, its runner's JOB_TIMEOUT
 		at := slices.IndexFunc(fields, func(f field) bool { return f.name == "Interval" }) + 1
 		fields = slices.Insert(fields, at, field{name: "Timeout", value: (time.Duration(j.TimeoutMS) * time.Millisecond).String()})
 	}
 	return p.Fields(fields)
+}
+
+// cronFields are a cron job's Cron, Timezone and, while it waits for its
+// next occurrence, Next run: the run_at in the job's own zone.
+func cronFields(p *Printer, j *queue.Job, now time.Time) []field {
+	zone := j.Timezone
+	if zone == "" {
+		zone = "UTC"
+	}
+	fs := []field{{name: "Cron", value: j.Cron}, {name: "Timezone", value: zone}}
+	if j.Status != queue.StatusScheduled || j.RunAt.IsZero() {
+		return fs
+	}
+	next := j.RunAt
+	if loc, err := cron.LoadZone(j.Timezone); err == nil {
+		next = next.In(loc)
+	}
+	v := next.Format(time.RFC3339)
+	if p.TTY {
+		v = next.Format("2006-01-02 15:04 MST") + " (" + Since(j.RunAt, now) + ")"
+	}
+	return append(fs, field{name: "Next run", value: v})
 }
 
 // printEnqueued shows a job just enqueued: one sentence on a terminal, its

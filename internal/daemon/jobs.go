@@ -370,7 +370,7 @@ const (
 )
 
 // publicJob checks the public routes' bounds on a job; Prepare checks the
-// rest as for any job. A recurring job (interval_seconds) needs the
+// rest as for any job. A recurring job (interval_seconds or cron) needs the
 // developer token: it is work without end, and six anonymous requests held
 // every worker of a default daemon for good. The token is checked only for
 // such a job, so that other public jobs cost no hash.
@@ -383,6 +383,9 @@ func (s *Server) publicJob(w http.ResponseWriter, r *http.Request, req queue.Enq
 	}
 	if req.IntervalSeconds > 0 && s.roleOf(w, r) != RoleDeveloper {
 		return core.Errorf(core.CodeForbidden, "interval_seconds makes a recurring job, which runs again without end: on %s it needs the developer token (Authorization: Bearer); or enqueue it as a developer (POST /api/dev/jobs/enqueue, refrakt jobs enqueue --interval)", r.URL.Path)
+	}
+	if req.Cron != "" && s.roleOf(w, r) != RoleDeveloper {
+		return core.Errorf(core.CodeForbidden, "cron makes a recurring job, which runs again without end: on %s it needs the developer token (Authorization: Bearer); or enqueue it as a developer (POST /api/dev/jobs/enqueue, refrakt jobs enqueue --cron)", r.URL.Path)
 	}
 	if req.DelayMS > publicMaxDelay.Milliseconds() {
 		return core.Errorf(core.CodeInvalid, "delay_ms is %d; a public job's is at most %d, an hour (the developer enqueue, POST /api/dev/jobs/enqueue, allows up to %d)",

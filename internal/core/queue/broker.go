@@ -21,8 +21,9 @@ import (
 // so daemons sharing a backend never disagree about what is due.
 type Broker interface {
 	// Enqueue stores new jobs (ID, Queue, Type, Payload, MaxRetries,
-	// IntervalSeconds, Source set by the caller; Delay in the Enqueued
-	// wrapper). A job with a positive delay is scheduled, any other pending.
+	// IntervalSeconds, Cron, Timezone, Source set by the caller; Delay or
+	// At in the Enqueued wrapper). A job with a positive delay or an At is
+	// scheduled, any other pending.
 	// It fills in Status, EnqueuedAt, RunAt and ReadyAt of each job. It is
 	// atomic per queue: the jobs of one queue are all stored or none is
 	// (a queue is the unit a Redis Cluster keeps in one slot).
@@ -64,7 +65,8 @@ type Broker interface {
 	// worker must stop and write nothing more.
 	Extend(ctx context.Context, refs []Ref, lease time.Duration) (ok []bool, err error)
 	// Finish records the outcomes of runs: running → succeeded, scheduled
-	// (a recurring job), failed (to retry after RetryIn) or dead. to[i] is the
+	// (a recurring job: after its interval, or at the outcome's NextRunAt),
+	// failed (to retry after RetryIn) or dead. to[i] is the
 	// job's new status, or "" when outcomes[i] lost its lease and nothing was
 	// written. When only some queues' outcomes could not be written (on a
 	// Redis Cluster, those of a master that is down; on any Redis, those a
@@ -129,6 +131,10 @@ type Broker interface {
 type NewJob struct {
 	*Job
 	Delay time.Duration
+	// At, when set, is when the job first runs (it is scheduled till
+	// then), in place of Delay: a cron job's first occurrence, exact
+	// whatever the backend's clock.
+	At time.Time
 	// Idem, when set, is the job's idempotency key: Enqueue records it for
 	// the job's queue with the job's id and Fingerprint, for TTL, unless
 	// it is recorded there already. Recorded for the same fingerprint and
@@ -197,6 +203,10 @@ type Outcome struct {
 	// has left (its handler's failure was ErrNoRetry), as the last retry's
 	// failure does: retries counted, finished_at, among the dead.
 	NoRetry bool
+	// NextRunAt, on a success of a cron job, schedules it again at that
+	// time (its next occurrence, which only Go can compute); zero, or a
+	// job without cron: the job's interval_seconds decide, as before.
+	NextRunAt time.Time
 }
 
 // UncertainEnqueueError is an Enqueue that failed after its command may

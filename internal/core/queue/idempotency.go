@@ -59,7 +59,7 @@ func CheckIdempotencyKey(k string) error {
 }
 
 // fingerprint hashes what the request asks for, as prepared: type, queue,
-// max_retries (the default filled in), interval_seconds, delay_ms,
+// max_retries (the default filled in), interval_seconds, delay_ms, cron and timezone,
 // timeout_ms and the payload, in an encoding of its own (versioned, so that
 // no change of EnqueueRequest's JSON turns a retry into a reuse), the
 // payload canonical (json.Compact's spacing, <, > and & escaped; other
@@ -69,6 +69,12 @@ func CheckIdempotencyKey(k string) error {
 func fingerprint(req EnqueueRequest, nj NewJob) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "v1\x00%s\x00%s\x00%d\x00%d\x00%d\x00%d\x00", req.Type, nj.Queue, nj.MaxRetries, req.IntervalSeconds, req.DelayMS, req.TimeoutMS)
+	if req.Cron != "" {
+		// Only a cron job hashes these, so every other job's fingerprint
+		// is what it was before schedules (a retry across an upgrade
+		// stays a replay).
+		fmt.Fprintf(h, "cron\x00%s\x00%s\x00", req.Cron, req.Timezone)
+	}
 	var b, esc bytes.Buffer
 	if json.Compact(&b, nj.Payload) == nil {
 		// <, > and & escaped as json.Marshal escapes them (the CLI's

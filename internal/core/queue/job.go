@@ -111,17 +111,22 @@ type Job struct {
 	Attempts int             `json:"attempts"` // runs started, over the job's whole life
 	// Retries counts the failed attempts (and expired leases) since the last
 	// success or requeue; at max_retries the next failure makes the job dead.
-	Retries         int             `json:"retries"`
-	MaxRetries      int             `json:"max_retries"`
-	IntervalSeconds int             `json:"interval_seconds,omitempty"`
-	TimeoutMS       int64           `json:"timeout_ms,omitempty"` // bounds each run when set; 0: the runner's JOB_TIMEOUT
-	RunAt           time.Time       `json:"run_at"`
-	EnqueuedAt      time.Time       `json:"enqueued_at"`
-	StartedAt       time.Time       `json:"started_at,omitzero"`
-	FinishedAt      time.Time       `json:"finished_at,omitzero"`
-	LastError       string          `json:"last_error,omitempty"`
-	Result          json.RawMessage `json:"result,omitempty"`
-	Source          string          `json:"source"`
+	Retries         int `json:"retries"`
+	MaxRetries      int `json:"max_retries"`
+	IntervalSeconds int `json:"interval_seconds,omitempty"`
+	// Cron, when set, makes the job recurring on a calendar: after each
+	// success it is scheduled at the expression's next occurrence in
+	// Timezone (an IANA name; "" is UTC). See package cron.
+	Cron       string          `json:"cron,omitempty"`
+	Timezone   string          `json:"timezone,omitempty"`
+	TimeoutMS  int64           `json:"timeout_ms,omitempty"` // bounds each run when set; 0: the runner's JOB_TIMEOUT
+	RunAt      time.Time       `json:"run_at"`
+	EnqueuedAt time.Time       `json:"enqueued_at"`
+	StartedAt  time.Time       `json:"started_at,omitzero"`
+	FinishedAt time.Time       `json:"finished_at,omitzero"`
+	LastError  string          `json:"last_error,omitempty"`
+	Result     json.RawMessage `json:"result,omitempty"`
+	Source     string          `json:"source"`
 	// Replayed is set on the job an enqueue answers when its idempotency
 	// key had made that job already, and nothing was stored. Not stored.
 	Replayed bool `json:"-"`

@@ -45,6 +45,9 @@ const (
 	// DeadNotRetried: its handler failed with a failure not to retry
 	// (ErrNoRetry), whatever retries it had left.
 	DeadNotRetried DeadCause = "not retried (its handler said the failure is final)"
+	// DeadNoNextRun: a cron job's run succeeded but its schedule gives no
+	// next run here (unreadable by this daemon, or no occurrence).
+	DeadNoNextRun DeadCause = "its schedule gives no next run"
 )
 
 // AnswerObserver is an Observer that is told of the broker calls that

@@ -72,7 +72,16 @@ func (s *Service) outcome(ctx context.Context, l Lease, start time.Time, res jso
 	case err != nil:
 		status = string(StatusFailed)
 	}
-	s.obs.Finished(j.Type, status, s.clock.Now().Sub(start))
+	elapsed := s.clock.Now().Sub(start)
+	var next time.Time
+	var nextErr error
+	if err == nil && j.Cron != "" {
+		// A cron job's next run; without one it is dead, not succeeded.
+		if next, nextErr = s.nextRun(j, elapsed); nextErr != nil {
+			status = string(StatusDead)
+		}
+	}
+	s.obs.Finished(j.Type, status, elapsed)
 	s.runs.finished(status)
 	o := Outcome{Ref: l.Ref()}
 	if err != nil {
@@ -89,10 +98,15 @@ func (s *Service) outcome(ctx context.Context, l Lease, start time.Time, res jso
 		o.RetryIn = retryDelay(s.cfg.Backoff, err, j.Retries+1)
 		return o
 	}
+	if nextErr != nil {
+		o.Err, o.NoRetry = NoNextRun+nextErr.Error(), true
+		return o
+	}
 	if len(res) > 0 && !json.Valid(res) {
 		res, _ = json.Marshal(string(res))
 	}
 	o.Result = res
+	o.NextRunAt = next
 	return o
 }
 
@@ -137,7 +151,10 @@ func (s *Service) recordFinish(ctx context.Context, outcomes []Outcome, jobs []*
 		case StatusDead:
 			j := jobs[i]
 			why := DeadRetriesExhausted
-			if outcomes[i].NoRetry {
+			switch {
+			case outcomes[i].NoRetry && strings.HasPrefix(outcomes[i].Err, NoNextRun):
+				why = DeadNoNextRun
+			case outcomes[i].NoRetry:
 				why = DeadNotRetried
 			}
 			s.obs.Dead(DeadJob{ID: j.ID, Queue: j.Queue, Type: j.Type, Attempts: j.Attempts, LastError: outcomes[i].Err}, why)
@@ -428,7 +445,7 @@ func (s *Service) notify(id string) {
 // Done reports whether a caller waiting for j's result can stop: it
 // finished, or it is a recurring job that has completed a run.
 func Done(j *Job) bool {
-	return j.Status.Finished() || (j.Status == StatusScheduled && j.IntervalSeconds > 0 && !j.FinishedAt.IsZero())
+	return j.Status.Finished() || (j.Status == StatusScheduled && (j.IntervalSeconds > 0 || j.Cron != "") && !j.FinishedAt.IsZero())
 }
 
 // waitPoll is how often Wait re-reads a job run by another daemon; jobs run

@@ -201,6 +201,8 @@ type EnqueueRequest struct {
 	IntervalSeconds int             `json:"interval_seconds,omitempty"`
 	TimeoutMS       int64           `json:"timeout_ms,omitempty"` // each run's bound, 1ms to MaxJobTimeout; 0: the runner's JobTimeout
 	DelayMS         int64           `json:"delay_ms,omitempty"`
+	Cron            string          `json:"cron,omitempty"`     // a calendar schedule (package cron); excludes interval_seconds and delay_ms
+	Timezone        string          `json:"timezone,omitempty"` // Cron's zone, an IANA name; "" is UTC
 
 	// IdempotencyScope is whose key IdempotencyKey is, when not the
 	// operators': the daemon sets it on the public routes from the
@@ -265,6 +267,16 @@ func (s *Service) Prepare(req EnqueueRequest, source string) (NewJob, error) {
 		MaxRetries: retries, IntervalSeconds: req.IntervalSeconds, Source: source,
 		TimeoutMS: req.TimeoutMS,
 	}, Delay: delay}
+	if req.Cron != "" || req.Timezone != "" {
+		if req.Timezone == "UTC" {
+			req.Timezone = "" // one spelling of the default zone: one fingerprint, one stored form
+		}
+		at, err := s.prepareCron(req)
+		if err != nil {
+			return NewJob{}, err
+		}
+		nj.Cron, nj.Timezone, nj.At = req.Cron, req.Timezone, at
+	}
 	if req.IdempotencyKey != "" {
 		nj.Idem = &Idempotency{Key: scopedKey(req.IdempotencyScope, req.IdempotencyKey), Fingerprint: fingerprint(req, nj), TTL: s.cfg.IdempotencyTTL}
 	}

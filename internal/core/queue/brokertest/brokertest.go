@@ -174,6 +174,7 @@ func Run(t *testing.T, nb NewBroker) {
 		{"RetryThenDead", testRetryThenDead},
 		{"NoRetry", testNoRetry},
 		{"Recurring", testRecurring},
+		{"Cron", testCron},
 		{"Cancel", testCancel},
 		{"Requeue", testRequeue},
 		{"RequeueDead", testRequeueDead},

@@ -200,7 +200,10 @@ func (b *Broker) Enqueue(ctx context.Context, jobs ...queue.NewJob) error {
 		}
 		j.EnqueuedAt = now
 		e := &entry{index: -1}
-		if nj.Delay > 0 {
+		if !nj.At.IsZero() {
+			j.RunAt = nj.At.Truncate(time.Millisecond).UTC()
+			j.Status = queue.StatusScheduled
+		} else if nj.Delay > 0 {
 			j.RunAt = now.Add(nj.Delay.Truncate(time.Millisecond))
 			j.Status = queue.StatusScheduled
 		} else {
@@ -427,10 +430,13 @@ func (b *Broker) Finish(_ context.Context, outcomes []queue.Outcome) ([]queue.St
 		e.job.LeaseUntil = time.Time{}
 		j := &e.job
 		switch {
-		case o.Err == "" && j.IntervalSeconds > 0:
+		case o.Err == "" && (j.IntervalSeconds > 0 || (!o.NextRunAt.IsZero() && j.Cron != "")):
 			q.succeeded++
 			j.Result, j.FinishedAt, j.Retries, j.Source = o.Result, now, 0, queue.SourceSchedule
 			j.RunAt = now.Add(time.Duration(j.IntervalSeconds) * time.Second)
+			if !o.NextRunAt.IsZero() {
+				j.RunAt = o.NextRunAt.Truncate(time.Millisecond).UTC() // a cron job's next occurrence
+			}
 			b.set(q, e, queue.StatusScheduled)
 			pushTimed(&q.scheduled, e)
 		case o.Err == "":

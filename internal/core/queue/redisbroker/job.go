@@ -11,7 +11,7 @@ import (
 // fields are the job hash fields, in the order of the scripts' FIELDS.
 var fields = []string{"id", "queue", "type", "payload", "status", "attempts", "retries", "max_retries", "interval",
 	"run_at", "enqueued_at", "started_at", "finished_at", "last_error", "result", "source", "ready_at", "lease_until", "token",
-	"timeout_ms"}
+	"timeout_ms", "cron", "tz"}
 
 // parseJob decodes the values of fields (strings, nil for missing) into a
 // job; nil when the hash does not exist.
@@ -33,7 +33,7 @@ func parseLease(v []any) (*queue.Job, int64) {
 		Attempts: n(5), Retries: n(6), MaxRetries: n(7), IntervalSeconds: n(8),
 		RunAt: msTime(s(9)), EnqueuedAt: msTime(s(10)), StartedAt: msTime(s(11)), FinishedAt: msTime(s(12)),
 		LastError: s(13), Result: raw(14), Source: s(15), ReadyAt: msTime(s(16)), LeaseUntil: msTime(s(17)),
-		TimeoutMS: int64(n(19)),
+		TimeoutMS: int64(n(19)), Cron: s(20), Timezone: s(21),
 	}, tok
 }
 
@@ -48,7 +48,7 @@ func parseStarted(v []any, q string, now time.Time, lease time.Duration) (*queue
 		Attempts: n(4), Retries: n(5), MaxRetries: n(6), IntervalSeconds: n(7),
 		RunAt: msTime(s(8)), EnqueuedAt: msTime(s(9)), Source: s(10), ReadyAt: msTime(s(11)),
 		StartedAt: now, LeaseUntil: now.Add(lease.Truncate(time.Millisecond)),
-		TimeoutMS: int64(n(13)),
+		TimeoutMS: int64(n(13)), Cron: s(14), Timezone: s(15),
 	}, tok
 }
 

@@ -528,7 +528,9 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 				parts = append(parts, p)
 			}
 			p.jobs = append(p.jobs, nj)
-			if !b.single && nj.Delay <= 0 && !slices.Contains(wakeQueues, nj.Queue) {
+			// A job ready now wakes the queue's fetchers; a delayed one or
+			// a cron job (At, its first occurrence) waits scheduled.
+			if !b.single && nj.Delay <= 0 && nj.At.IsZero() && !slices.Contains(wakeQueues, nj.Queue) {
 				wakeQueues = append(wakeQueues, nj.Queue)
 			}
 			if !slices.Contains(newQueues, nj.Queue) && !b.isKnown(nj.Queue) {
@@ -622,9 +624,12 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 				continue
 			}
 			nj.EnqueuedAt = now
-			if nj.Delay > 0 {
+			switch {
+			case !nj.At.IsZero(): // as the script: scheduled at its first occurrence
+				nj.Status, nj.RunAt = queue.StatusScheduled, time.UnixMilli(max(nj.At.UnixMilli(), 1)).UTC()
+			case nj.Delay > 0:
 				nj.Status, nj.RunAt = queue.StatusScheduled, now.Add(nj.Delay.Truncate(time.Millisecond))
-			} else {
+			default:
 				nj.Status, nj.RunAt, nj.ReadyAt = queue.StatusPending, now, now
 			}
 		}
@@ -736,13 +741,18 @@ func (b *Broker) enqueueCall(q string, jobs []queue.NewJob, notAfter int64) scri
 		}
 	}
 	const head = 4 // now, queue, not after, keyed
-	args := make([]any, head+5*keyed, head+5*keyed+8*len(jobs))
+	args := make([]any, head+5*keyed, head+5*keyed+11*len(jobs))
 	args[0], args[1], args[2], args[3] = b.now(), q, notAfter, keyed
 	e := head
 	for _, nj := range jobs {
 		from := len(args)
 		args = append(args, nj.ID, nj.Type, []byte(nj.Payload), nj.MaxRetries, nj.IntervalSeconds, ms(nj.Delay), nj.Source)
 		args = append(args, nj.TimeoutMS)
+		var at int64
+		if !nj.At.IsZero() {
+			at = max(nj.At.UnixMilli(), 1)
+		}
+		args = append(args, nj.Cron, nj.Timezone, at)
 		if nj.Idem != nil {
 			// Lua's ARGV counts from 1.
 			args[e], args[e+1], args[e+2], args[e+3], args[e+4] = from+1, len(args)-from, nj.Idem.Key, nj.Idem.Fingerprint, max(ms(nj.Idem.TTL), 1)
@@ -1517,7 +1527,14 @@ func (b *Broker) Finish(ctx context.Context, outcomes []queue.Outcome) ([]queue.
 		for _, i := range groups[q] {
 			o := outcomes[i]
 			if o.Err == "" {
-				args = append(args, o.ID, o.Token, "ok", string(o.Result), 0)
+				// A success's retry_ms slot carries a cron job's next
+				// run (absolute ms; 0: none), which an earlier script
+				// ignores (the job then ends as a one-shot job).
+				var next int64
+				if !o.NextRunAt.IsZero() {
+					next = max(o.NextRunAt.UnixMilli(), 1)
+				}
+				args = append(args, o.ID, o.Token, "ok", string(o.Result), next)
 			} else {
 				kind := "fail"
 				if o.NoRetry {

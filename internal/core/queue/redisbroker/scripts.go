@@ -84,7 +84,7 @@ end
 const jobFields = `
 local FIELDS = {'id','queue','type','payload','status','attempts','retries','max_retries','interval',
   'run_at','enqueued_at','started_at','finished_at','last_error','result','source','ready_at','lease_until','token',
-  'timeout_ms'}
+  'timeout_ms','cron','tz'}
 local function job(key) return redis.call('HMGET', key, unpack(FIELDS)) end
 `
 
@@ -93,7 +93,7 @@ local function job(key) return redis.call('HMGET', key, unpack(FIELDS)) end
 const prelude = nowMS + jobFields + `
 -- START_FIELDS are what a worker needs of a job it starts.
 local START_FIELDS = {'status','type','payload','attempts','retries','max_retries','interval','run_at',
-  'enqueued_at','source','ready_at','token','timeout_ms'}
+  'enqueued_at','source','ready_at','token','timeout_ms','cron','tz'}
 -- start moves a job to running under a new lease and fencing token and
 -- returns {id, START_FIELDS…} with status, attempts and token updated (one
 -- HMGET, one HSET: the hot path); nows and untils are now and the lease's
@@ -207,9 +207,11 @@ redis.call('LPUSHX', KEYS[1] .. ':oom', 'x')
 //	ARGV[4] m, the number of jobs with an idempotency key (0 on the hot path)
 //	then 5 per such job, in the jobs' order: the ARGV index of its id, its
 //	        number of ARGV, key, fingerprint, TTL (ms)
-//	then 8 per job: id, type, payload, max_retries, interval_seconds, delay_ms, source,
+//	then 11 per job: id, type, payload, max_retries, interval_seconds, delay_ms, source,
 //	timeout_ms (0: none, and no field written: a job without one costs
-//	what it did before timeouts)
+//	what it did before timeouts), cron, timezone ("": none, no field
+//	written), at (a cron job's first run, absolute ms, in place of
+//	delay_ms; 0: none)
 //
 // A job's idempotency key K is recorded in P q:{Q}:idem:K, a STRING
 // "id fingerprint expires_ms" expiring after its TTL, and in the index
@@ -259,7 +261,7 @@ if m > 0 then
     end
   end
 end
-for i = first, #ARGV, 8 do
+for i = first, #ARGV, 11 do
   if redis.call('EXISTS', KEYS[4] .. ARGV[i]) == 1 then return {now, ARGV[i]} end
 end
 if m > 0 then
@@ -288,10 +290,11 @@ if m > 0 then
 end
 local n, ready = 0, 0
 local nows = string.format('%d', now)
-for i = first, #ARGV, 8 do
-  local id, delay = ARGV[i], tonumber(ARGV[i+5])
-  if delay > 0 then
+for i = first, #ARGV, 11 do
+  local id, delay, at = ARGV[i], tonumber(ARGV[i+5]), tonumber(ARGV[i+10])
+  if delay > 0 or at > 0 then
     local runs = string.format('%d', now + delay)
+    if at > 0 then runs = ARGV[i+10] end
     redis.call('HSET', KEYS[4] .. id, 'status', 'scheduled', 'interval', ARGV[i+4], 'type', ARGV[i+1],
       'payload', ARGV[i+2], 'max_retries', ARGV[i+3], 'run_at', runs, 'enqueued_at', nows, 'source', ARGV[i+6],
       'id', id, 'queue', ARGV[2])
@@ -304,6 +307,7 @@ for i = first, #ARGV, 8 do
     ready = ready + 1
   end
   if ARGV[i+7] ~= '0' then redis.call('HSET', KEYS[4] .. id, 'timeout_ms', ARGV[i+7]) end
+  if ARGV[i+8] ~= '' then redis.call('HSET', KEYS[4] .. id, 'cron', ARGV[i+8], 'tz', ARGV[i+9]) end
   n = n + 1
 end
 local made = 0
@@ -435,9 +439,13 @@ return out
 //	KEYS[5] dead  KEYS[6] stats  KEYS[7] job key prefix
 //	ARGV[1] now  ARGV[2] history cap  ARGV[3] not after (ms, 0: none)
 //	then 5 per outcome: id, token, "ok"|"fail"|"final", result or error, retry_ms
+//	(of an "ok": next_at, a cron job's next run in absolute ms, 0: none)
 //
 // A success of a recurring job (interval > 0) schedules it again at
-// now + interval with the same id; any other success is succeeded. A failure
+// now + interval with the same id, a cron job given next_at at next_at
+// (only Go reads cron); any other success is succeeded. next_at took
+// no new argument, as "final" did not (below): an earlier script reads an
+// "ok"'s retry_ms as nothing and ends the job as a one-shot job. A failure
 // increments retries: beyond max_retries the job is dead, else failed and
 // due again at now + retry_ms. A "final" failure (queue.Outcome.NoRetry) is
 // dead at once, as the last retry's is.
@@ -477,9 +485,13 @@ for i = 4, #ARGV, 5 do
     done[#done + 1] = id
     if ARGV[i+2] == 'ok' then
       ok = ok + 1
-      local interval = tonumber(f[3]) or 0
-      if interval > 0 then
+      local interval, next_at = tonumber(f[3]) or 0, tonumber(ARGV[i+4]) or 0
+      -- next_at only for a cron job (every other success is sent with 0;
+      -- the check costs nothing on their path)
+      if next_at > 0 and redis.call('HEXISTS', key, 'cron') == 0 then next_at = 0 end
+      if interval > 0 or next_at > 0 then
         local run_at = now + interval * 1000
+        if next_at > 0 then run_at = next_at end
         local runs = format('%d', run_at)
         redis.call('HSET', key, 'status', 'scheduled', 'result', ARGV[i+3], 'finished_at', nows,
           'run_at', runs, 'retries', '0', 'lease_until', '0', 'source', 'schedule')
