@@ -134,7 +134,14 @@ func (s *Server) start() error {
 			return fmt.Errorf("redis-server exited: %v: %s", err, lastLines(string(log), 3))
 		default:
 		}
-		if Ping(s.Addr()) == nil {
+		// The server answering must be this process: a port FreePort
+		// found free may be taken meanwhile by a server another test
+		// (another package, run at the same time) started, which would
+		// answer PING while this one fails to bind, and two tests would
+		// then share one server (a flake: one's SCRIPT FLUSH or FLUSHALL
+		// under the other's feet). This one then exits, and start fails
+		// and is retried on another port.
+		if Ping(s.Addr()) == nil && servedBy(s.Addr(), cmd.Process.Pid) {
 			s.mu.Lock()
 			s.cmd = cmd
 			s.mu.Unlock()
@@ -233,6 +240,21 @@ func Do(addr string, args ...string) (string, error) {
 		return strconv.FormatInt(v, 10), nil
 	}
 	return fmt.Sprint(reply), nil
+}
+
+// servedBy reports whether the Redis server at addr is the process pid
+// (INFO server's process_id).
+func servedBy(addr string, pid int) bool {
+	info, err := Do(addr, "INFO", "server")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			return v == strconv.Itoa(pid)
+		}
+	}
+	return false
 }
 
 // Ping returns nil when a Redis server at addr answers PING.

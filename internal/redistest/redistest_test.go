@@ -51,3 +51,19 @@ func TestDoReadsWholeReplies(t *testing.T) {
 		t.Fatal("an error reply was not an error")
 	}
 }
+
+// TestStartRefusesAnotherServersPort: a server started on a port another
+// test's server holds must not take that server for its own (it answers
+// PING while this one fails to bind): start fails, so Start retries on
+// another port, and two tests never share a server.
+func TestStartRefusesAnotherServersPort(t *testing.T) {
+	a := Start(t)
+	b := &Server{tb: t, Dir: t.TempDir(), Port: a.Port}
+	if err := b.start(); err == nil {
+		b.Stop()
+		t.Fatalf("start on %s, which another server holds, succeeded", a.Addr())
+	}
+	if err := Ping(a.Addr()); err != nil {
+		t.Fatalf("the other server: %v", err)
+	}
+}
