@@ -168,12 +168,7 @@ func writeCheckAllowed(w http.ResponseWriter, limit string, d *ratelimit.Decisio
 		}
 	}
 	b = append(b, "}\n"...)
-	h := w.Header()
-	vals := make([]string, 3)
-	vals[0], vals[1], vals[2] = "application/json", "nosniff", "no-store"
-	h["Content-Type"] = vals[0:1:1]
-	h["X-Content-Type-Options"] = vals[1:2:2]
-	h[hdrCacheControl] = vals[2:3:3]
+	setJSONHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
 	if cap(b) <= maxPooledBuffer {

@@ -56,15 +56,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		http.Error(w, `{"error":{"code":"internal","message":"encode response"}}`, http.StatusInternalServerError)
 		return
 	}
-	h := w.Header()
-	// One allocation for the three header values. no-store: an answer is
-	// one moment's state (a job, a bucket's RateLimit headers, whoever
-	// asked), which no shared cache may keep and serve to someone else.
-	vals := make([]string, 3)
-	vals[0], vals[1], vals[2] = "application/json", "nosniff", "no-store"
-	h["Content-Type"] = vals[0:1:1]
-	h["X-Content-Type-Options"] = vals[1:2:2]
-	h[hdrCacheControl] = vals[2:3:3]
+	setJSONHeaders(w.Header())
 	w.WriteHeader(status)
 	_, _ = w.Write(jb.buf.Bytes())
 }
@@ -352,4 +344,16 @@ func jsonKind(kind string) string {
 		return "an object"
 	}
 	return "of another type"
+}
+
+// setJSONHeaders sets the headers of a JSON answer, with one allocation for
+// the three values. no-store: an answer is one moment's state (a job, a
+// bucket's RateLimit headers, whoever asked), which no shared cache may
+// keep and serve to someone else.
+func setJSONHeaders(h http.Header) {
+	vals := make([]string, 3)
+	vals[0], vals[1], vals[2] = "application/json", "nosniff", "no-store"
+	h["Content-Type"] = vals[0:1:1]
+	h["X-Content-Type-Options"] = vals[1:2:2]
+	h[hdrCacheControl] = vals[2:3:3]
 }

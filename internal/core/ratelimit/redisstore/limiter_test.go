@@ -157,26 +157,8 @@ func TestTwoDaemonsOneKey(t *testing.T) {
 		t.Cleanup(func() { rdb.Close() })
 		limiters = append(limiters, storetest.NewLimiter(t, newStore(t, rdb, redisstore.Options{Clock: clock, Timeout: 5 * time.Second}), clock, nil))
 	}
-	var admitted atomic.Int64
-	var wg sync.WaitGroup
-	for i := range 64 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 4 {
-				d, err := limiters[i%2].Allow(context.Background(), ratelimit.Request{Limit: "tenant-meta", IP: "203.0.113.50"})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if d.Allowed {
-					admitted.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if got := admitted.Load(); got != 60 {
+	req := ratelimit.Request{Limit: "tenant-meta", IP: "203.0.113.50"}
+	if got := storetest.Admitted(t, 64, 4, func(i int) *ratelimit.Limiter { return limiters[i%2] }, req); got != 60 {
 		t.Errorf("two daemons admitted %d, want exactly the burst, 60", got)
 	}
 }

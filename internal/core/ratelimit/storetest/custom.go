@@ -2,8 +2,6 @@ package storetest
 
 import (
 	"context"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,26 +47,8 @@ func testCustomLimit(t *testing.T, newStore NewStore) {
 
 	clock := NewClock() // frozen: no refill
 	l := NewLimiter(t, newStore(t, clock), clock, func(c *ratelimit.Config) { c.Custom = custom })
-	var admitted atomic.Int64
-	var wg sync.WaitGroup
-	for range 64 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 4 {
-				d, err := l.Allow(context.Background(), ratelimit.Request{Limit: "solo", IP: "203.0.113.61", User: "u2", Tenant: "t2"})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				if d.Allowed {
-					admitted.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if got := admitted.Load(); got != 60 {
+	req := ratelimit.Request{Limit: "solo", IP: "203.0.113.61", User: "u2", Tenant: "t2"}
+	if got := Admitted(t, 64, 4, func(int) *ratelimit.Limiter { return l }, req); got != 60 {
 		t.Errorf("64 goroutines × 4 requests admitted %d, want exactly solo's burst, 60", got)
 	}
 }

@@ -862,14 +862,26 @@ func testSnapshotNext(t *testing.T, newStore NewStore) {
 func testConcurrency(t *testing.T, newStore NewStore) {
 	clock := NewClock() // frozen: no refill at all
 	l := NewLimiter(t, newStore(t, clock), clock, nil)
+	req := ratelimit.Request{Limit: "tenant-meta", IP: "203.0.113.50"}
+	if got := Admitted(t, 64, 4, func(int) *ratelimit.Limiter { return l }, req); got != 60 {
+		t.Errorf("64 goroutines × 4 requests admitted %d, want exactly the burst, 60", got)
+	}
+}
+
+// Admitted has n goroutines each ask each times for req, goroutine i of
+// the limiter limiter(i), and returns how many requests were admitted (an
+// error fails t and ends its goroutine).
+func Admitted(t *testing.T, n, each int, limiter func(i int) *ratelimit.Limiter, req ratelimit.Request) int64 {
+	t.Helper()
 	var admitted atomic.Int64
 	var wg sync.WaitGroup
-	for range 64 {
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for range 4 {
-				d, err := l.Allow(context.Background(), ratelimit.Request{Limit: "tenant-meta", IP: "203.0.113.50"})
+			l := limiter(i)
+			for range each {
+				d, err := l.Allow(context.Background(), req)
 				if err != nil {
 					t.Error(err)
 					return
@@ -881,9 +893,7 @@ func testConcurrency(t *testing.T, newStore NewStore) {
 		}()
 	}
 	wg.Wait()
-	if got := admitted.Load(); got != 60 {
-		t.Errorf("64 goroutines × 4 requests admitted %d, want exactly the burst, 60", got)
-	}
+	return admitted.Load()
 }
 
 // testDeleteExpiredOverride: the deletion of an expired override (a
