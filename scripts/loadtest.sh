@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load test of a real `refrakt serve` over HTTP, from a separate process
 # (bench/loadgen, a small keep-alive HTTP/1.1 generator), next to a bare
-# net/http handler in the same run. 127.0.0.1 only, a bounded number of
+# net/http handler in the same run; then POST /run and the decision route
+# (/api/check/loadtest, a RATE_LIMITS limit). 127.0.0.1 only, a bounded number of
 # requests per phase, and every process it starts is stopped by its pid.
 #
 #   scripts/loadtest.sh [-n REQUESTS] [-c CONNS] [-r ROUNDS] [--redis] [--shared] [--sweep]
@@ -120,7 +121,7 @@ DAEMON_URL=""
 start_daemon() { # start_daemon NAME [ENV=VALUE...]
   local name="$1"; shift
   local env=(REFRAKT_DEVELOPER_TOKEN="$TOKEN" XDG_STATE_HOME="$TMP/state" LOG_LEVEL=info LOG_FORMAT=text
-    REFRAKT_MAX_IN_FLIGHT=4096)
+    REFRAKT_MAX_IN_FLIGHT=4096 RATE_LIMITS="loadtest=1000000/1000s burst=1000000000")
   if [ -n "$REDIS_PORT" ]; then env+=(QUEUE_URL="redis://127.0.0.1:$REDIS_PORT/$REDIS_DB"); fi
   "${ON_SERVER[@]}" env "${env[@]}" "$@" "$TMP/refrakt" serve --addr 127.0.0.1:0 >"$TMP/$name.log" 2>&1 &
   DAEMON_PID=$!
@@ -183,6 +184,9 @@ bare=$(best_of "$bares")
 limited=$(best_of "$limiteds")
 run=$(phase post-run "$CONNS" -url "$DAEMON_URL/run" -method POST -body '{"type":"ping"}' -xff)
 echo "$run"
+# The decision route a proxy asks for every request of its API, a limit
+# of RATE_LIMITS (lifted as above), each request another client address.
+phase check "$CONNS" -url "$DAEMON_URL/api/check/loadtest" -xff
 
 if [ "$SWEEP" = 1 ]; then
   for c in 1 4 16 64 128 256; do
