@@ -1,5 +1,5 @@
 # refrakt: `make run` serves on :8080 with the embedded backend; `make test`
-# installs what the tests need (redis-server, promtool, tmux; as root, else it says
+# installs what the tests need (redis-server, promtool, tmux, nginx; as root, else it says
 # how and stops) and runs every test with -race.
 SHELL := /bin/bash
 GO ?= go
