@@ -121,6 +121,8 @@ func TestCronNoNextRunIsDead(t *testing.T) {
 		}
 		diff(t, "dead cause", []queue.DeadCause{queue.DeadNoNextRun}, rec.deadWhy)
 		diff(t, "runs timed dead", 1, rec.snapshot()["finished"]["ping:dead"])
+		// A failed attempt, as README and RUNBOOK say: retries + 1, no result.
+		diff(t, "retries, result", [2]any{1, ""}, [2]any{got.Retries, string(got.Result)})
 	})
 }
 
