@@ -11,6 +11,7 @@ import (
 
 	"github.com/refrakt/refrakt/internal/config"
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
+	"github.com/refrakt/refrakt/internal/redistest"
 )
 
 // withLimits gives a test server RATE_LIMITS v.
@@ -241,7 +242,7 @@ func TestCheckErrorsAndForms(t *testing.T) {
 		if resp.StatusCode != c.want {
 			t.Errorf("%s %s: %d %v, want %d", c.method, c.path, resp.StatusCode, body, c.want)
 		}
-		if c.want != 400 && (resp.Header.Get("Retry-After") == "" || errCode(body) != "limited") {
+		if resp.Header.Get("Retry-After") == "" || errCode(body) != "limited" {
 			t.Errorf("%s %s: %v %v, want Retry-After and the limited error", c.method, c.path, resp.Header, body)
 		}
 	}
@@ -258,6 +259,26 @@ func TestCheckErrorsAndForms(t *testing.T) {
 	}
 	if resp, _ := send(t, off, request{path: "/api/check/nope", peer: peer}); resp.StatusCode != 404 {
 		t.Errorf("limiting off, unknown limit: %d", resp.StatusCode)
+	}
+}
+
+// TestCheckBackendDownAllowed: under RATE_LIMIT_ON_BACKEND_ERROR=allow a
+// decision the store could not make lets the request through unchecked:
+// 200, no RateLimit headers (no bucket was asked), and the bare body.
+func TestCheckBackendDownAllowed(t *testing.T) {
+	r := redistest.Start(t)
+	s, _ := newRedisServer(t, r, withLimits(t, "api=1/1m"), func(c *config.Config) { c.OnBackendError = "allow" })
+	r.Stop()
+	for i := range 2 { // beyond the burst of 1: nothing is counted
+		rec := raw(t, s, "GET", "/api/check/api", "", "")
+		if diff := cmp.Diff([2]any{200, `{"allowed":true,"limit":"api"}` + "\n"}, [2]any{rec.Code, rec.Body.String()}); diff != "" {
+			t.Errorf("check %d with Redis down (-want +got):\n%s", i+1, diff)
+		}
+		for _, h := range []string{"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy", "Retry-After"} {
+			if v := rec.Header().Get(h); v != "" {
+				t.Errorf("check %d with Redis down: %s %q, want none", i+1, h, v)
+			}
+		}
 	}
 }
 

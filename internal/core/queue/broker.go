@@ -207,6 +207,10 @@ type Outcome struct {
 	// time (its next occurrence, which only Go can compute); zero, or a
 	// job without cron: the job's interval_seconds decide, as before.
 	NextRunAt time.Time
+	// noNextRun: the job is dead because its run succeeded but its
+	// schedule gives no next run (set by Service.outcome, read by
+	// recordFinish), so that the cause never depends on Err's text.
+	noNextRun bool
 }
 
 // UncertainEnqueueError is an Enqueue that failed after its command may

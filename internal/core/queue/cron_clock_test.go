@@ -3,6 +3,7 @@ package queue_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +120,66 @@ func TestCronNoNextRunIsDead(t *testing.T) {
 			t.Errorf("last_error %q, want it to begin %q", got.LastError, want)
 		}
 		diff(t, "dead cause", []queue.DeadCause{queue.DeadNoNextRun}, rec.deadWhy)
+		diff(t, "runs timed dead", 1, rec.snapshot()["finished"]["ping:dead"])
+		// A failed attempt, as README and RUNBOOK say: retries + 1, no result.
+		diff(t, "retries, result", [2]any{1, ""}, [2]any{got.Retries, string(got.Result)})
+	})
+}
+
+// TestNoRetryWithNoNextRunTextIsNotRetried: the cause of death travels
+// with the outcome, not in its text: a job without cron whose handler's
+// failure not to retry begins like NoNextRun is dead as not retried.
+func TestNoRetryWithNoNextRunTextIsNotRetried(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		reg := queue.NewRegistry()
+		if err := reg.Register("mimic", queue.Handler{Run: func(context.Context, json.RawMessage) (json.RawMessage, error) {
+			return nil, queue.NoRetry(errors.New(queue.NoNextRun + "x"))
+		}}); err != nil {
+			t.Fatal(err)
+		}
+		rec := newRecorder()
+		s := queue.NewService(queue.Deps{Broker: be.new(t, nil), Registry: reg, Observer: rec}, queue.Config{})
+		j := mustEnqueue(t, s, queue.EnqueueRequest{Type: "mimic"})
+		got, err := s.RunID(context.Background(), j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		diff(t, "status", queue.StatusDead, got.Status)
+		diff(t, "dead cause", []queue.DeadCause{queue.DeadNotRetried}, rec.deadWhy)
+	})
+}
+
+// TestCronCancelledRunStaysCancelled: a cancelled run of a cron job whose
+// handler returned nil is timed cancelled, even when its schedule gives no
+// next run here: the next run is computed for a success only.
+func TestCronCancelledRunStaysCancelled(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, be backend) {
+		reg := queue.NewRegistry()
+		if err := reg.Register("quiet", queue.Handler{Run: func(ctx context.Context, _ json.RawMessage) (json.RawMessage, error) {
+			<-ctx.Done()
+			return nil, nil
+		}}); err != nil {
+			t.Fatal(err)
+		}
+		rec := newRecorder()
+		b := be.new(t, nil)
+		s := queue.NewService(queue.Deps{Broker: b, Registry: reg, Observer: rec},
+			queue.Config{Concurrency: queue.ManualMode, Lease: 30 * time.Second})
+		ctx := context.Background()
+		j := &queue.Job{ID: queue.NewID(), Queue: "default", Type: "quiet", MaxRetries: 3, Source: queue.SourceAPI,
+			Cron: "*/5 * * * *", Timezone: "posix/Europe/Paris"}
+		if err := b.Enqueue(ctx, queue.NewJob{Job: j}); err != nil {
+			t.Fatal(err)
+		}
+		ran := make(chan *queue.Job, 1)
+		go func() { got, _ := s.RunID(ctx, j.ID); ran <- got }()
+		eventuallyRunning(t, s, j.ID)
+		if _, err := s.Cancel(ctx, j.ID); err != nil {
+			t.Fatal(err)
+		}
+		wantCancelledRun(t, ran, "the run went on after the cancel")
+		fin := rec.snapshot()["finished"]
+		diff(t, "runs timed cancelled, dead", [2]int{1, 0}, [2]int{fin["quiet:cancelled"], fin["quiet:dead"]})
 	})
 }
 

@@ -75,8 +75,9 @@ func (s *Service) outcome(ctx context.Context, l Lease, start time.Time, res jso
 	elapsed := s.clock.Now().Sub(start)
 	var next time.Time
 	var nextErr error
-	if err == nil && j.Cron != "" {
+	if status == string(StatusSucceeded) && j.Cron != "" {
 		// A cron job's next run; without one it is dead, not succeeded.
+		// Only a success's (err is nil): a cancelled run stays cancelled.
 		if next, nextErr = s.nextRun(j, elapsed); nextErr != nil {
 			status = string(StatusDead)
 		}
@@ -99,7 +100,7 @@ func (s *Service) outcome(ctx context.Context, l Lease, start time.Time, res jso
 		return o
 	}
 	if nextErr != nil {
-		o.Err, o.NoRetry = NoNextRun+nextErr.Error(), true
+		o.Err, o.NoRetry, o.noNextRun = NoNextRun+nextErr.Error(), true, true
 		return o
 	}
 	if len(res) > 0 && !json.Valid(res) {
@@ -152,7 +153,7 @@ func (s *Service) recordFinish(ctx context.Context, outcomes []Outcome, jobs []*
 			j := jobs[i]
 			why := DeadRetriesExhausted
 			switch {
-			case outcomes[i].NoRetry && strings.HasPrefix(outcomes[i].Err, NoNextRun):
+			case outcomes[i].noNextRun:
 				why = DeadNoNextRun
 			case outcomes[i].NoRetry:
 				why = DeadNotRetried
