@@ -24,12 +24,7 @@ func TestDeadJobsLogged(t *testing.T) {
 	for _, backend := range []string{"memory", "redis"} {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
-			var env []string
-			if backend == "redis" {
-				env = append(env, "QUEUE_URL="+redistest.Start(t).URL())
-			}
-			d := daemontest.Start(t, env)
-			d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
+			d := readyOn(t, backend)
 			resp, err := http.Post(d.URL+"/run", "application/json", strings.NewReader(`{"type":"fail","queue":"doomed","max_retries":1}`))
 			if err != nil {
 				t.Fatal(err)
@@ -218,12 +213,7 @@ func TestNoRetryDeadJob(t *testing.T) {
 	for _, backend := range []string{"memory", "redis"} {
 		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
-			var env []string
-			if backend == "redis" {
-				env = append(env, "QUEUE_URL="+redistest.Start(t).URL())
-			}
-			d := daemontest.Start(t, env)
-			d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
+			d := readyOn(t, backend)
 			for _, p := range []string{`{"retry":true}`, `{"Retry":false}`, `{"retry":null}`, `{"retry":true,"retry":false}`} {
 				resp, b := d.Call(http.MethodPost, "/run", `{"type":"fail","payload":`+p+`,"queue":"final"}`)
 				if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `fail takes no payload, {} or {\"retry\":false}`) {
@@ -274,4 +264,17 @@ func TestNoRetryDeadJob(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readyOn starts a daemon on backend ("memory", or "redis": a redis-server
+// of the test's own) and waits until it is ready.
+func readyOn(t *testing.T, backend string) *daemontest.Daemon {
+	t.Helper()
+	var env []string
+	if backend == "redis" {
+		env = append(env, "QUEUE_URL="+redistest.Start(t).URL())
+	}
+	d := daemontest.Start(t, env)
+	d.WaitHTTP("/readyz", http.StatusOK, 15*time.Second)
+	return d
 }

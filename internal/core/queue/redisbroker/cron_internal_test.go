@@ -2,7 +2,6 @@ package redisbroker
 
 import (
 	"context"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -50,28 +49,14 @@ func TestFinishScriptCronAcrossVersions(t *testing.T) {
 			var args []any
 			for i, c := range []string{"*/5 * * * *", "", ""} {
 				j := &queue.Job{ID: queue.NewID(), Queue: q, Type: "ping", MaxRetries: 5, Source: queue.SourceAPI, Cron: c}
-				if err := b.Enqueue(ctx, queue.NewJob{Job: j}); err != nil {
-					t.Fatal(err)
-				}
-				l, err := b.Claim(ctx, j.ID, time.Minute)
-				if err != nil {
-					t.Fatal(err)
-				}
 				kind, slot := "ok", next
 				if i == 2 {
 					kind, slot = "fail", 1000
 				}
-				args = append(args, j.ID, strconv.FormatInt(l.Token, 10), kind, "r", slot)
+				args = append(args, j.ID, claimed(t, b, j), kind, "r", slot)
 			}
 			k := b.keys(q)
-			r, err := b.run(ctx, tt.s, []string{k.running, k.retry, k.scheduled, k.history, k.dead, k.stats, k.job}, append([]any{0, 100, 0}, args...)...)
-			if err != nil {
-				t.Fatalf("finish: %v", err)
-			}
-			var got []string
-			for _, v := range r.([]any)[1:] {
-				got = append(got, v.(string))
-			}
+			got, _ := runFinish(t, b, tt.s, q, args...)
 			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
 				t.Errorf("statuses %v, want %v", got, tt.want)
 			}

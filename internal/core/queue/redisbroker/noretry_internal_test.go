@@ -42,8 +42,7 @@ func TestFinishScriptAcrossVersions(t *testing.T) {
 	// returns the statuses and the script's now.
 	finish := func(s *script, q string, outs ...[3]string) ([]string, int64) {
 		t.Helper()
-		k := b.keys(q)
-		args := []any{0, 100, 0}
+		var args []any
 		for _, o := range outs {
 			retryMS := 1000
 			if o[2] == "final" {
@@ -51,15 +50,7 @@ func TestFinishScriptAcrossVersions(t *testing.T) {
 			}
 			args = append(args, o[0], o[1], o[2], "boom", retryMS)
 		}
-		r, err := b.run(ctx, s, []string{k.running, k.retry, k.scheduled, k.history, k.dead, k.stats, k.job}, args...)
-		if err != nil {
-			t.Fatalf("finish: %v", err)
-		}
-		var got []string
-		for _, v := range r.([]any)[1:] {
-			got = append(got, v.(string))
-		}
-		return got, r.([]any)[0].(int64)
+		return runFinish(t, b, s, q, args...)
 	}
 	// claim enqueues n jobs of 5 retries in queue q and starts them.
 	claim := func(q string, n int) [][3]string {
@@ -67,14 +58,7 @@ func TestFinishScriptAcrossVersions(t *testing.T) {
 		var out [][3]string
 		for range n {
 			j := &queue.Job{ID: queue.NewID(), Queue: q, Type: "fail", MaxRetries: 5, Source: queue.SourceAPI}
-			if err := b.Enqueue(ctx, queue.NewJob{Job: j}); err != nil {
-				t.Fatal(err)
-			}
-			l, err := b.Claim(ctx, j.ID, time.Minute)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, [3]string{j.ID, strconv.FormatInt(l.Token, 10), ""})
+			out = append(out, [3]string{j.ID, claimed(t, b, j), ""})
 		}
 		return out
 	}
@@ -113,4 +97,36 @@ func TestFinishScriptAcrossVersions(t *testing.T) {
 			t.Errorf("script %s not loaded: %v %v", s.Hash(), ok, err)
 		}
 	}
+}
+
+// runFinish runs the finish script s (this version's or an earlier one) on
+// queue q's outcomes, 5 arguments each (id, token, kind, result or error,
+// retry_ms), and returns the statuses it answers and its now.
+func runFinish(t *testing.T, b *Broker, s *script, q string, outcomes ...any) ([]string, int64) {
+	t.Helper()
+	k := b.keys(q)
+	r, err := b.run(context.Background(), s, []string{k.running, k.retry, k.scheduled, k.history, k.dead, k.stats, k.job}, append([]any{0, 100, 0}, outcomes...)...)
+	if err != nil {
+		t.Fatalf("finish: %v", err)
+	}
+	var got []string
+	for _, v := range r.([]any)[1:] {
+		got = append(got, v.(string))
+	}
+	return got, r.([]any)[0].(int64)
+}
+
+// claimed enqueues j and starts it, and returns its lease's fencing token
+// as a finish script takes it.
+func claimed(t *testing.T, b *Broker, j *queue.Job) string {
+	t.Helper()
+	ctx := context.Background()
+	if err := b.Enqueue(ctx, queue.NewJob{Job: j}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := b.Claim(ctx, j.ID, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strconv.FormatInt(l.Token, 10)
 }
