@@ -81,7 +81,7 @@ func (s *Server) handleCheck() http.Handler {
 			setLimitHeaders(w.Header(), &d)
 		}
 		if !d.Allowed {
-			s.writeRefusal(w, r, &d, deny)
+			writeRefusal(w, &d, deny)
 			return
 		}
 		figures := &d

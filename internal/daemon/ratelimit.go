@@ -197,7 +197,7 @@ func (s *Server) limited(limit string, h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		s.writeRefusal(w, r, &d, http.StatusTooManyRequests)
+		writeRefusal(w, &d, http.StatusTooManyRequests)
 	})
 }
 
@@ -205,7 +205,7 @@ func (s *Server) limited(limit string, h http.Handler) http.Handler {
 // or the 403 or 401 the decision route's deny parameter asks for):
 // Retry-After and a JSON error naming the limit and scope, and when a ban
 // refused it, until when.
-func (s *Server) writeRefusal(w http.ResponseWriter, r *http.Request, d *ratelimit.Decision, status int) {
+func writeRefusal(w http.ResponseWriter, d *ratelimit.Decision, status int) {
 	retry := ceilSeconds(d.RetryAfter)
 	w.Header().Set("Retry-After", strconv.FormatInt(retry, 10))
 	details := map[string]any{"limit": d.Limit, "scope": string(d.Scope), "key": d.Key(), "retry_after_seconds": retry}
@@ -217,11 +217,9 @@ func (s *Server) writeRefusal(w http.ResponseWriter, r *http.Request, d *ratelim
 		// (Limiter.Ban) are refused alike, and the decision cannot tell.
 		msg = fmt.Sprintf("banned by rate limit %q (scope %s) until %s", d.Limit, d.Scope, until)
 	}
-	if status != http.StatusTooManyRequests {
-		writeJSON(w, status, errorBody{Error: errorDetail{Code: core.CodeLimited, Message: msg, Details: details}})
-		return
-	}
-	writeErrorDetails(w, r, s.log, core.Errorf(core.CodeLimited, "%s", msg), details)
+	// The body writeErrorDetails writes for a CodeLimited error, with the
+	// status the caller chose.
+	writeJSON(w, status, errorBody{Error: errorDetail{Code: core.CodeLimited, Message: msg, Details: details}})
 }
 
 // identityOf resolves r's identity for the limiter and the routes that need
