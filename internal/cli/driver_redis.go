@@ -188,8 +188,8 @@ func (d *redisDriver) fail(err error) error {
 	if core.ErrorCode(err) == core.CodeUnavailable || errors.As(err, &ne) {
 		return unreachableError{addr: d.addr, err: unwrapCoded(err)}
 	}
-	if msg := core.ErrorMessage(err); core.ErrorCode(err) == core.CodeInvalid && strings.HasPrefix(msg, "unknown limit ") {
-		return core.Errorf(core.CodeInvalid, "%s%s", msg, unknownLimitHint)
+	if errors.Is(err, ratelimit.ErrUnknownLimit) {
+		return core.Errorf(core.CodeInvalid, "%s%s", core.ErrorMessage(err), unknownLimitHint)
 	}
 	return err
 }

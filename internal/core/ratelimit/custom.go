@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -66,6 +67,12 @@ func ParseLimits(s string) ([]Limit, error) {
 	}
 	return out, nil
 }
+
+// ErrUnknownLimit is the cause of the limiter's error for a limit name it
+// does not have (a decision's, a target's): errors.Is finds it where the
+// name may be another daemon's limit of its own (the CLI's --redis
+// driver says where it looked).
+var ErrUnknownLimit = errors.New("unknown limit")
 
 // wholeNumber reads digits alone: strconv.Atoi would take "+1" too.
 func wholeNumber(s string) (int, error) {

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sort"
 	"strings"
@@ -198,7 +199,7 @@ func (l *Limiter) LimitSet() LimitSet {
 func (l *Limiter) Allow(ctx context.Context, req Request) (d Decision, err error) {
 	e := l.limit(req.Limit)
 	if e == nil {
-		return Decision{}, core.Errorf(core.CodeInvalid, "unknown limit %q", req.Limit)
+		return Decision{}, core.Wrap(core.CodeInvalid, ErrUnknownLimit, fmt.Sprintf("unknown limit %q", req.Limit))
 	}
 	if l.one != nil && l.allowOne(e, &req, &d) {
 		return d, nil

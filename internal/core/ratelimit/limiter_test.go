@@ -2,6 +2,7 @@ package ratelimit_test
 
 import (
 	"context"
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -459,5 +460,29 @@ func TestLongestRefusalDecides(t *testing.T) {
 	clock.Advance(2 * time.Second) // the ip scope's wait: the user scope still refuses
 	if d, err := l.Allow(ctx, req); err != nil || d.Allowed || d.Scope != ratelimit.ScopeUser {
 		t.Fatalf("after the ip scope's wait: %+v, %v; want refused by the user scope", d, err)
+	}
+}
+
+// TestUnknownLimitIsErrUnknownLimit: a decision or a target naming a limit
+// the limiter lacks is an invalid request whose cause is ErrUnknownLimit
+// (the CLI's --redis driver finds it so), its message unchanged.
+func TestUnknownLimitIsErrUnknownLimit(t *testing.T) {
+	clock := storetest.NewClock()
+	l, err := ratelimit.New(ratelimit.DefaultConfig(), ratelimit.Deps{Store: memstore.New(clock), Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, errAllow := l.Allow(context.Background(), ratelimit.Request{Limit: "nope", IP: "192.0.2.1"})
+	_, errTarget := l.ParseTarget("nope:ip:192.0.2.1")
+	for _, c := range []struct {
+		err  error
+		want string
+	}{{errAllow, `unknown limit "nope"`}, {errTarget, `unknown limit "nope" in target "nope:ip:192.0.2.1"`}} {
+		if !errors.Is(c.err, ratelimit.ErrUnknownLimit) || core.ErrorCode(c.err) != core.CodeInvalid || core.ErrorMessage(c.err) != c.want {
+			t.Errorf("%v: want an invalid request %q whose cause is ErrUnknownLimit", c.err, c.want)
+		}
+	}
+	if _, err := l.ParseTarget("run:nope"); errors.Is(err, ratelimit.ErrUnknownLimit) {
+		t.Errorf("%v: a known limit's bad scope is not an unknown limit", err)
 	}
 }

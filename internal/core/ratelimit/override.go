@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -195,7 +196,7 @@ func (l *Limiter) ParseTarget(s string) (Target, error) {
 	t := Target{Limit: parts[0]}
 	lim := l.limit(t.Limit)
 	if lim == nil {
-		return Target{}, core.Errorf(core.CodeInvalid, "unknown limit %q in target %q", t.Limit, s)
+		return Target{}, core.Wrap(core.CodeInvalid, ErrUnknownLimit, fmt.Sprintf("unknown limit %q in target %q", t.Limit, s))
 	}
 	if len(parts) == 1 {
 		return t, nil
