@@ -179,6 +179,22 @@ type FetchRequest struct {
 	// fetches for free workers only (Ahead 0), so that the job is taken
 	// then rather than left behind every other queue's backlog.
 	Prefer string
+	// Ordered visits Queues (after Prefer) in the order given, every
+	// fetch, instead of rotating through them: a pool's strict or
+	// weighted order (WORKER_QUEUES). A job of a later queue is taken only
+	// when the earlier ones had none pending, or req.N is not reached yet.
+	Ordered bool
+	// Strict, with Ordered, keeps the order over a Redis wake-up's queue
+	// too (WORKER_QUEUE_ORDER=strict): a fetch woken by a job of a later
+	// queue still tries the earlier ones first. Without it, the queue the
+	// wake-up names is tried first, as for any fetch.
+	Strict bool
+	// Only marks Queues as the set a worker pool works (WORKER_QUEUES),
+	// not queues the caller asks about (run-next): a queue of it left out
+	// because its Redis Cluster master is failing is passed over as in a
+	// fetch of every queue, not reported as an error (which would make
+	// the pool back off from every other queue of its set).
+	Only bool
 }
 
 // Ref names one run of a job: its id, queue and fencing token.

@@ -170,6 +170,8 @@ func Run(t *testing.T, nb NewBroker) {
 		{"FetchFIFO", testFetchFIFO},
 		{"FetchAheadLastTry", testFetchAheadLastTry},
 		{"NamedQueues", testNamedQueues},
+		{"OrderedFetch", testOrderedFetch},
+		{"NamedFetchRotates", testNamedFetchRotates},
 		{"Succeed", testSucceed},
 		{"RetryThenDead", testRetryThenDead},
 		{"NoRetry", testNoRetry},

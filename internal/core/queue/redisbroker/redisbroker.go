@@ -970,6 +970,7 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 	}
 	// A wake-up whose job another fetcher took (or a leftover one) is
 	// spurious: block again, at most as many times as the list can hold.
+	var handedBack map[string]time.Time // by this call: see handBack
 	for range wakeBacklog + 32 {
 		if b.isDown(ctx, b.wakeKey()) {
 			// The wake-up list's master is failing (on a cluster): a
@@ -999,6 +1000,12 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 			b.failed(ctx, b.wakeKey(), err)
 			return nil, fmt.Errorf("wait for jobs: %w", err)
 		}
+		if len(req.Queues) > 0 && !slices.Contains(req.Queues, res[1]) {
+			// Not ours (WORKER_QUEUES): the fetchers of another daemon
+			// may be waiting for it.
+			handedBack = b.handBack(ctx, res[1], handedBack)
+			continue
+		}
 		leases, held, err = take(cmp.Or(req.Prefer, res[1]))
 		if err != nil || len(leases) > 0 || held != "" {
 			return leases, err
@@ -1007,8 +1014,41 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 	return nil, nil
 }
 
+// handBackWindow is how long after a fetch handed back a wake-up of a
+// queue it drops the next one of that queue instead (handBack).
+const handBackWindow = 250 * time.Millisecond
+
+// handBack puts a wake-up that a fetch with a queue set popped for a queue
+// outside its set back at the head of the list (LPUSH, best effort), so
+// that a fetcher blocked on the list, of a daemon that works the queue,
+// gets it at once: Redis serves a push to the client blocked longest, and
+// this fetcher is not blocked while it pushes. When none is blocked, this
+// fetcher's next BLPOP pops the same wake-up again at once: a wake-up of a
+// queue it handed back within handBackWindow is dropped, so one foreign
+// wake-up costs a fetch two pops at most and never a loop. Dropping it
+// loses nothing: a fetcher that was not blocked runs a non-blocking take
+// before it blocks again, and sees the job then. handed holds when this
+// call handed back each queue's wake-up; it returns it, made when nil.
+func (b *Broker) handBack(ctx context.Context, q string, handed map[string]time.Time) map[string]time.Time {
+	now := time.Now()
+	if at, ok := handed[q]; ok && now.Sub(at) < handBackWindow {
+		return handed
+	}
+	if handed == nil {
+		handed = map[string]time.Time{}
+	}
+	handed[q] = now
+	rctx, cancel := context.WithTimeout(ctx, b.cmdTimeout)
+	defer cancel()
+	if err := b.rdb.LPush(rctx, b.wakeKey(), q).Err(); err != nil && ctx.Err() == nil {
+		b.failed(ctx, b.wakeKey(), err) // a lost wake-up costs its fetchers a poll
+	}
+	return handed
+}
+
 // take starts up to req.N jobs, trying the hinted queue first, then the
-// others round-robin. The req.N-req.Ahead jobs that start at once are
+// others round-robin (in the order given, with req.Ordered; with
+// req.Strict too, the hint is req.Prefer alone, not a wake-up's queue). The req.N-req.Ahead jobs that start at once are
 // counted across the queues as they are tried one after another: each
 // dequeue script may take any job up to what is left of them, and beyond
 // it none on its last try (held names the first queue where one was left
@@ -1044,7 +1084,7 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 		}
 	}
 	if live, away := b.liveQueues(ctx, names); away != nil {
-		if len(req.Queues) > 0 {
+		if len(req.Queues) > 0 && !req.Only {
 			// The caller named these queues: a job of theirs left out is
 			// not "none pending" (review code30 C4: run-next of a queue
 			// whose master was failing answered 404).
@@ -1094,6 +1134,9 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 		}
 		return err
 	}
+	if req.Ordered && req.Strict {
+		hint = req.Prefer // the listed order wins over a wake-up's queue
+	}
 	if hint != "" && (len(req.Queues) == 0 || slices.Contains(req.Queues, hint)) {
 		b.markKnown(hint)
 		if b.isDown(ctx, b.keys(hint).pending) {
@@ -1106,6 +1149,9 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 	b.rr++
 	rr := b.rr
 	b.mu.Unlock()
+	if req.Ordered {
+		rr = 0 // the order given; ready keeps it
+	}
 	others := make([]string, 0, len(names))
 	for i := range names {
 		if q := names[(rr+i)%len(names)]; q != hint {
