@@ -197,6 +197,9 @@ func (s *Server) presenceRecord() presence.Record {
 		Succeeded: rc.Succeeded, Failed: rc.Failed, Dead: rc.Dead,
 		Status: status, StartedAt: s.started.UTC(),
 	}
+	if len(s.cfg.WorkerQueues) > 0 {
+		rec.Queues, rec.QueueOrder = s.cfg.WorkerQueues, s.cfg.WorkerQueueOrder
+	}
 	if ms := hb.startedMS.Load(); ms != 0 {
 		rec.StartedAt = time.UnixMilli(ms).UTC()
 	}
