@@ -170,6 +170,10 @@ type Config struct {
 	// LogLevel is debug, info, warn or error. LOG_LEVEL, default "info".
 	LogLevel string
 
+	// workerWeightsGiven is set when WORKER_QUEUES writes a weight
+	// (NAME=WEIGHT), =1 included: strict refuses any.
+	workerWeightsGiven bool
+
 	// flagged maps the environment variable of each setting a flag gave
 	// to that flag ("WORKER_CONCURRENCY" to "--workers"), so that a message
 	// names a setting as the user gave it (SettingName). Load fills it.
@@ -348,8 +352,8 @@ func (c Config) Validate() error {
 		switch {
 		case len(c.WorkerQueues) == 0:
 			bad("WORKER_QUEUE_ORDER", "strict needs %s: the queues in the order to visit them (without it every queue is taken round-robin)", c.SettingName("WORKER_QUEUES"))
-		case queue.Weighted(c.WorkerQueues):
-			bad("WORKER_QUEUE_ORDER", "strict takes no weights, and %s gives some (%s): remove them, or use weighted", c.SettingName("WORKER_QUEUES"), queue.FormatWorkerQueues(c.WorkerQueues))
+		case c.workerWeightsGiven:
+			bad("WORKER_QUEUE_ORDER", "strict takes no weights, and %s gives some: list the queues as NAME alone, in order, or use weighted", c.SettingName("WORKER_QUEUES"))
 		}
 	}
 	if c.QueueMaxPending < 0 {

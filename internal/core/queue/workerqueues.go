@@ -86,12 +86,6 @@ func FormatWorkerQueues(qs []WorkerQueue) string {
 	return strings.Join(parts, ",")
 }
 
-// Weighted reports whether some weight of qs is not 1 (an explicit
-// weight above the default).
-func Weighted(qs []WorkerQueue) bool {
-	return slices.ContainsFunc(qs, func(q WorkerQueue) bool { return q.Weight != 1 })
-}
-
 // queueOrder is what a pool's fetches ask for: the queues of its set, and
 // how to visit them.
 type queueOrder struct {
