@@ -1049,8 +1049,9 @@ func (b *Broker) handBack(ctx context.Context, q string, handed map[string]time.
 // take starts up to req.N jobs, trying the hinted queue first, then the
 // others round-robin (in the order given, with req.Ordered; with
 // req.Strict too, the hint is req.Prefer alone, not a wake-up's queue).
-// The req.N-req.Ahead jobs that start at once are counted across the queues as they are tried one after another: each
-// dequeue script may take any job up to what is left of them, and beyond
+// The req.N-req.Ahead jobs that start at once are counted across the
+// queues as they are tried one after another: each dequeue script may
+// take any job up to what is left of them, and beyond
 // it none on its last try (held names the first queue where one was left
 // pending). Beyond scanDirect other queues, one pipelined LLEN of
 // their pending lists picks those with jobs ready, so a fetch costs a few
