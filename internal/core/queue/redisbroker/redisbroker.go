@@ -970,7 +970,7 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 	}
 	// A wake-up whose job another fetcher took (or a leftover one) is
 	// spurious: block again, at most as many times as the list can hold.
-	var handedBack map[string]time.Time // by this call: see handBack
+	var handedBack map[string]int // by this call, back to back: see handBack
 	for range wakeBacklog + 32 {
 		if b.isDown(ctx, b.wakeKey()) {
 			// The wake-up list's master is failing (on a cluster): a
@@ -1003,7 +1003,24 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 		if len(req.Queues) > 0 && !slices.Contains(req.Queues, res[1]) {
 			// Not ours (WORKER_QUEUES): the fetchers of another daemon
 			// may be waiting for it.
-			handedBack = b.handBack(ctx, res[1], handedBack)
+			q := res[1]
+			n := handedBack[q]
+			if n >= handBacks {
+				delete(handedBack, q) // dropped; a later one is handed back
+				continue
+			}
+			back, done := b.handBack(ctx, q, handBackPause<<n, req.Wait)
+			if done {
+				return nil, nil
+			}
+			if handedBack == nil {
+				handedBack = map[string]int{}
+			}
+			if back {
+				handedBack[q] = n + 1
+			} else {
+				delete(handedBack, q)
+			}
 			continue
 		}
 		leases, held, err = take(cmp.Or(req.Prefer, res[1]))
@@ -1014,36 +1031,49 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 	return nil, nil
 }
 
-// handBackWindow is how long after a fetch handed back a wake-up of a
-// queue it drops the next one of that queue instead (handBack).
-const handBackWindow = 250 * time.Millisecond
+// handBacks is how many times in a row a fetch hands back a wake-up that
+// nobody else pops before it drops it (handBack), and handBackPause its
+// first pause after a hand-back, doubled after each next one: 2, 4, 8 ms.
+const (
+	handBacks     = 3
+	handBackPause = 2 * time.Millisecond
+)
 
-// handBack puts a wake-up that a fetch with a queue set popped for a queue
+// handBack puts a wake-up that a fetch with a queue set popped for queue q
 // outside its set back at the head of the list (LPUSH, best effort), so
-// that a fetcher blocked on the list, of a daemon that works the queue,
-// gets it at once: Redis serves a push to the client blocked longest, and
-// this fetcher is not blocked while it pushes. When none is blocked, this
-// fetcher's next BLPOP pops the same wake-up again at once: a wake-up of a
-// queue it handed back within handBackWindow is dropped, so one foreign
-// wake-up costs a fetch two pops at most and never a loop. Dropping it
-// loses nothing: a fetcher that was not blocked runs a non-blocking take
-// before it blocks again, and sees the job then. handed holds when this
-// call handed back each queue's wake-up; it returns it, made when nil.
-func (b *Broker) handBack(ctx context.Context, q string, handed map[string]time.Time) map[string]time.Time {
-	now := time.Now()
-	if at, ok := handed[q]; ok && now.Sub(at) < handBackWindow {
-		return handed
-	}
-	if handed == nil {
-		handed = map[string]time.Time{}
-	}
-	handed[q] = now
+// that a fetcher blocked on the list, of a daemon that works q, gets it at
+// once: Redis serves a push to the client blocked longest before the next
+// command, and this fetcher is not blocked while it pushes. Then it pauses
+// (pause, at most wait), so that a fetcher of q that is between its
+// non-blocking take and its BLPOP pops the wake-up before this one blocks
+// again, and reports whether the wake-up is still at the head of the list
+// (back: nobody popped it; this fetcher's next BLPOP will pop it again at
+// once). The caller drops a wake-up that came back handBacks times in a
+// row (every fetcher of q busy for 2+4+8 ms): that loses no job, since a
+// fetcher that was not blocked takes without blocking before it blocks
+// again. A wake-up taken by another fetcher starts the count again, so a
+// fetch that hands back many jobs' wake-ups drops none that a blocked
+// fetcher waits for. done is true when ctx ended.
+func (b *Broker) handBack(ctx context.Context, q string, pause, wait time.Duration) (back, done bool) {
 	rctx, cancel := context.WithTimeout(ctx, b.cmdTimeout)
 	defer cancel()
-	if err := b.rdb.LPush(rctx, b.wakeKey(), q).Err(); err != nil && ctx.Err() == nil {
-		b.failed(ctx, b.wakeKey(), err) // a lost wake-up costs its fetchers a poll
+	if err := b.rdb.LPush(rctx, b.wakeKey(), q).Err(); err != nil {
+		if ctx.Err() == nil {
+			b.failed(ctx, b.wakeKey(), err) // a lost wake-up costs its fetchers a poll
+		}
+		return false, ctx.Err() != nil
 	}
-	return handed
+	t := time.NewTimer(min(pause, wait))
+	select {
+	case <-ctx.Done():
+		t.Stop()
+		return false, true
+	case <-t.C:
+	}
+	rctx, cancel = context.WithTimeout(ctx, b.cmdTimeout)
+	defer cancel()
+	head, err := b.rdb.LIndex(rctx, b.wakeKey(), 0).Result()
+	return err == nil && head == q, false
 }
 
 // take starts up to req.N jobs, trying the hinted queue first, then the
