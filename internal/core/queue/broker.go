@@ -168,7 +168,7 @@ type FetchRequest struct {
 	// (LastTry: no retry left, which that recovery would make dead
 	// although its handler never started): such a job stays at the head
 	// of its queue, in order, and that queue's part of the batch ends
-	// there (the other queues' may go on). A crash can then cost a held
+	// there (the other queues' may go on, except with Strict). A crash can then cost a held
 	// job a retry, never its life.
 	Ahead int
 	// Held, when set, is told the queue whose head job was so left
@@ -187,7 +187,10 @@ type FetchRequest struct {
 	// Strict, with Ordered, keeps the order over a Redis wake-up's queue
 	// too (WORKER_QUEUE_ORDER=strict): a fetch woken by a job of a later
 	// queue still tries the earlier ones first. Without it, the queue the
-	// wake-up names is tried first, as for any fetch.
+	// wake-up names is tried first, as for any fetch. And a strict fetch
+	// ends at the first queue that held a job (see Ahead): a later queue's
+	// jobs, held ahead of a free worker, would start before the earlier
+	// queue's pending ones.
 	Strict bool
 	// Only marks Queues as the set a worker pool works (WORKER_QUEUES),
 	// not queues the caller asks about (run-next): a queue of it left out

@@ -171,6 +171,7 @@ func Run(t *testing.T, nb NewBroker) {
 		{"FetchAheadLastTry", testFetchAheadLastTry},
 		{"NamedQueues", testNamedQueues},
 		{"OrderedFetch", testOrderedFetch},
+		{"StrictStopsAtHeldQueue", testStrictStopsAtHeldQueue},
 		{"NamedFetchRotates", testNamedFetchRotates},
 		{"Succeed", testSucceed},
 		{"RetryThenDead", testRetryThenDead},

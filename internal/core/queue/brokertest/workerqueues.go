@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/refrakt/refrakt/internal/core/queue"
 )
 
@@ -129,5 +131,42 @@ func testNamedFetchRotates(t *testing.T, nb NewBroker) {
 		}
 		slices.Sort(got)
 		diff(t, "three fetches take one job of each queue", names, got)
+	}
+}
+
+// testStrictStopsAtHeldQueue (rvwq40 MEDIUM-1): a strict fetch holding
+// jobs ahead (a pool's prefetch: N 3, Ahead 2) where critical's second job
+// is on its last try takes critical's first job, holds critical there and
+// takes nothing of low: low's jobs, held ahead of a free worker, would
+// start before critical's pending ones. Without Strict (weighted), the
+// fetch goes on to low, as any fetch does past a held queue.
+func testStrictStopsAtHeldQueue(t *testing.T, nb NewBroker) {
+	for _, strict := range []bool{true, false} {
+		t.Run(map[bool]string{true: "strict", false: "weighted"}[strict], func(t *testing.T) {
+			e := setup(t, nb, 0)
+			first := e.enqueue("s-critical", "ping", 0).ID
+			e.enqueue("s-critical", "ping", 0, func(j *queue.Job) { j.MaxRetries = 0 }) // on its last try
+			e.enqueue("s-critical", "ping", 0)
+			e.backlogs(2, "s-low")
+			var held string
+			ls, err := e.b.Fetch(e.ctx, queue.FetchRequest{Queues: []string{"s-critical", "s-low"}, N: 3, Ahead: 2, Lease: lease,
+				Ordered: true, Strict: strict, Only: true, Held: &held})
+			if err != nil {
+				t.Fatalf("Fetch: %v", err)
+			}
+			want := []string{"s-critical"}
+			if !strict {
+				want = []string{"s-critical", "s-low", "s-low"}
+			}
+			if diff := cmp.Diff(want, leaseQueues(ls)); diff != "" {
+				t.Errorf("queues of the jobs taken (-want +got):\n%s", diff)
+			}
+			if len(ls) > 0 && ls[0].Job.ID != first {
+				t.Errorf("first job taken = %s; want critical's first %s", ls[0].Job.ID, first)
+			}
+			if held != "s-critical" {
+				t.Errorf("held = %q; want s-critical", held)
+			}
+		})
 	}
 }

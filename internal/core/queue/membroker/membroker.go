@@ -313,8 +313,8 @@ func (b *Broker) take(req queue.FetchRequest) (leases []queue.Lease, held string
 		first = -1
 	}
 	for i := first; i < len(names); i++ {
-		if len(leases) >= req.N {
-			break
+		if len(leases) >= req.N || held != "" && req.Strict {
+			break // strict: nothing of a later queue before the held job
 		}
 		name := prefer
 		if i >= 0 {

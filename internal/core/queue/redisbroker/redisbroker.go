@@ -1172,7 +1172,7 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 		b.markKnown(hint)
 		if b.isDown(ctx, b.keys(hint).pending) {
 			hint = ""
-		} else if err := try(hint); err != nil || len(leases) >= req.N {
+		} else if err := try(hint); err != nil || len(leases) >= req.N || held != "" && req.Strict {
 			return leases, held, cmp.Or(err, failure)
 		}
 	}
@@ -1194,8 +1194,8 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 		others, unread = b.ready(ctx, others)
 	}
 	for _, q := range others {
-		if len(leases) >= req.N {
-			break
+		if len(leases) >= req.N || held != "" && req.Strict {
+			break // strict: nothing of a later queue before the held job
 		}
 		if err := try(q); err != nil {
 			return leases, held, err
