@@ -128,6 +128,10 @@ func TestLoadGood(t *testing.T) {
 			func(c Config) any { return c.WorkerQueues }, []queue.WorkerQueue{{Name: "a", Weight: 1}, {Name: "b", Weight: 1}}},
 		{"worker queue order weighted without queues", nil, map[string]string{"worker-queue-order": "weighted"},
 			func(c Config) any { return c.WorkerQueueOrder }, "weighted"},
+		{"worker queues blank is every queue", map[string]string{"WORKER_QUEUES": " "}, nil,
+			func(c Config) any { return c.WorkerQueues }, []queue.WorkerQueue(nil)},
+		{"worker queue weight 10 and 1000", map[string]string{"WORKER_QUEUES": "a=10,b=1000"}, nil,
+			func(c Config) any { return c.WorkerQueues }, []queue.WorkerQueue{{Name: "a", Weight: 10}, {Name: "b", Weight: 1000}}},
 		{"worker queues 100 entries", map[string]string{"WORKER_QUEUES": manyQueues(100)}, nil,
 			func(c Config) any { return len(c.WorkerQueues) }, 100},
 	}
@@ -274,6 +278,11 @@ func TestLoadBad(t *testing.T) {
 		{"worker queue weight empty", map[string]string{"WORKER_QUEUES": "a="}, nil, `WORKER_QUEUES: entry 1 (a): weight "" is not a whole number`},
 		{"worker queue weight negative", map[string]string{"WORKER_QUEUES": "a=-1"}, nil, `WORKER_QUEUES: entry 1 (a): weight "-1"`},
 		{"worker queue twice", map[string]string{"WORKER_QUEUES": "a,b=2,a=3"}, nil, "WORKER_QUEUES: entry 3: queue a is listed twice"},
+		// rvwq40 NIT-1: digits alone, as RATE_LIMITS takes numbers, and no leading 0.
+		{"worker queue weight with a sign", map[string]string{"WORKER_QUEUES": "a=+3"}, nil, `WORKER_QUEUES: entry 1 (a): weight "+3" is not a whole number from 1 to 1000`},
+		{"worker queue weight leading zero", map[string]string{"WORKER_QUEUES": "a=03"}, nil, `WORKER_QUEUES: entry 1 (a): weight "03" is not a whole number from 1 to 1000`},
+		{"worker queue weight underscore", map[string]string{"WORKER_QUEUES": "a=1_0"}, nil, `WORKER_QUEUES: entry 1 (a): weight "1_0"`},
+		{"worker queue reserved _other", map[string]string{"WORKER_QUEUES": "a,_other"}, nil, "WORKER_QUEUES: entry 2: _other is reserved (the metrics' and stats' sum of the queues beyond their cap)"},
 		{"worker queues past 100", map[string]string{"WORKER_QUEUES": manyQueues(101)}, nil, "WORKER_QUEUES: lists 101 entries; at most 100"},
 		{"worker queue order unknown", map[string]string{"WORKER_QUEUES": "a", "WORKER_QUEUE_ORDER": "fifo"}, nil, `WORKER_QUEUE_ORDER: "fifo" must be weighted or strict`},
 		{"worker queue order strict with weights", map[string]string{"WORKER_QUEUES": "a=2,b"}, map[string]string{"worker-queue-order": "strict"},

@@ -29,12 +29,12 @@ const (
 )
 
 // ParseWorkerQueues reads WORKER_QUEUES: comma-separated NAME[=WEIGHT]
-// entries (a name as CheckQueue takes it, a whole weight from 1 to
-// MaxQueueWeight, 1 when not given), without duplicates, at most
-// MaxWorkerQueues. Blanks around an entry, its name or its weight are
+// entries (a name as CheckQueue takes it but OtherQueues, a weight of
+// digits alone from 1 to MaxQueueWeight, 1 when not given), without
+// duplicates, at most MaxWorkerQueues. Blanks around an entry, its name or its weight are
 // trimmed (as JOB_WEBHOOKS trims its pairs); an empty entry is refused,
 // since a list with a hole in it is more likely a typo than meant. The
-// empty value is nil: every queue.
+// empty value, or blanks alone, is nil: every queue.
 func ParseWorkerQueues(v string) ([]WorkerQueue, error) {
 	if strings.TrimSpace(v) == "" {
 		return nil, nil
@@ -54,10 +54,13 @@ func ParseWorkerQueues(v string) ([]WorkerQueue, error) {
 		if !validQueue(name) {
 			return nil, fmt.Errorf("entry %d: %q is not a queue name (want %s)", n, name, NameRule)
 		}
+		if name == OtherQueues {
+			return nil, fmt.Errorf("entry %d: %s is reserved (the metrics' and stats' sum of the queues beyond their cap)", n, name)
+		}
 		w := 1
 		if hasWeight {
 			var err error
-			w, err = strconv.Atoi(strings.TrimSpace(weight))
+			w, err = weightOf(strings.TrimSpace(weight))
 			if err != nil || w < 1 || w > MaxQueueWeight {
 				return nil, fmt.Errorf("entry %d (%s): weight %q is not a whole number from 1 to %d", n, name, strings.TrimSpace(weight), MaxQueueWeight)
 			}
@@ -68,6 +71,15 @@ func ParseWorkerQueues(v string) ([]WorkerQueue, error) {
 		out = append(out, WorkerQueue{Name: name, Weight: w})
 	}
 	return out, nil
+}
+
+// weightOf reads a weight: digits alone, without a leading 0 (strconv.Atoi
+// would take "+3" and "03" too).
+func weightOf(s string) (int, error) {
+	if s == "" || s[0] == '0' || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, strconv.ErrSyntax
+	}
+	return strconv.Atoi(s)
 }
 
 // FormatWorkerQueues writes qs as WORKER_QUEUES takes them, a weight only
