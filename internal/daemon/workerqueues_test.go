@@ -14,18 +14,20 @@ import (
 // TestWorkerQueuesShownAndWarned (wq40): a daemon with WORKER_QUEUES shows
 // its set and order in GET /api/obs/daemons (absent without a set); in
 // manual mode, where there are no workers to give queues to, it starts and
-// warns that the setting has no effect.
+// warns that the setting has no effect, and its heartbeat carries neither
+// field (rvwq40 NIT-2: jobs daemons showed a set for WORKERS 0).
 func TestWorkerQueuesShownAndWarned(t *testing.T) {
 	for _, tt := range []struct {
 		name    string
 		workers int
 		queues  []queue.WorkerQueue
 		order   string
+		shown   bool
 		warn    bool
 	}{
-		{"set, workers", 2, []queue.WorkerQueue{{Name: "critical", Weight: 1}, {Name: "low", Weight: 1}}, queue.OrderStrict, false},
-		{"set, manual mode", 0, []queue.WorkerQueue{{Name: "a", Weight: 3}}, queue.OrderWeighted, true},
-		{"no set", 0, nil, queue.OrderWeighted, false},
+		{"set, workers", 2, []queue.WorkerQueue{{Name: "critical", Weight: 1}, {Name: "low", Weight: 1}}, queue.OrderStrict, true, false},
+		{"set, manual mode", 0, []queue.WorkerQueue{{Name: "a", Weight: 3}}, queue.OrderWeighted, false, true},
+		{"no set", 0, nil, queue.OrderWeighted, false, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var logged strings.Builder
@@ -47,9 +49,9 @@ func TestWorkerQueuesShownAndWarned(t *testing.T) {
 			d := body["daemons"].([]any)[0].(map[string]any)
 			qs, hasQueues := d["queues"]
 			order, hasOrder := d["queue_order"]
-			if tt.queues == nil {
+			if !tt.shown {
 				if hasQueues || hasOrder {
-					t.Errorf("no set: queues %v, queue_order %v; want neither", qs, order)
+					t.Errorf("queues %v, queue_order %v; want neither", qs, order)
 				}
 			} else {
 				list, _ := qs.([]any)
