@@ -123,9 +123,13 @@ func TestWakeUpHandedBackAgain(t *testing.T) {
 		}
 		blockedInBLPOP(t, admin, 1) // A blocked again, first in line
 	}
-	cancel()
-	if r := <-fa; len(r.leases) != 0 {
-		t.Errorf("A's fetch took %d leases; want none", len(r.leases))
+	// A job of a ends A's fetch: A took nothing of b.
+	ja := &queue.Job{ID: queue.NewID(), Queue: "a", Type: "ping", MaxRetries: 1, Source: queue.SourceAPI}
+	if err := a.Enqueue(context.Background(), queue.NewJob{Job: ja}); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-fa; r.err != nil || len(r.leases) != 1 || r.leases[0].Job.ID != ja.ID {
+		t.Errorf("A's fetch = %d leases, %v; want a's job %s alone", len(r.leases), r.err, ja.ID)
 	}
 }
 
