@@ -288,7 +288,8 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 // take starts up to req.N pending jobs, visiting req.Prefer first, then
 // the queues round-robin (in the order given, with req.Ordered). Once it
 // has taken the req.N-req.Ahead that start at once, a queue whose head job
-// is on its last try gives no more (held names the first such queue).
+// is on its last try gives no more (held names the first such queue; with
+// req.Strict, the fetch ends there).
 func (b *Broker) take(req queue.FetchRequest) (leases []queue.Lease, held string) {
 	names := req.Queues
 	if len(names) == 0 {

@@ -1083,7 +1083,7 @@ func (b *Broker) handBack(ctx context.Context, q string, pause, wait time.Durati
 // queues as they are tried one after another: each dequeue script may
 // take any job up to what is left of them, and beyond
 // it none on its last try (held names the first queue where one was left
-// pending). Beyond scanDirect other queues, one pipelined LLEN of
+// pending; with req.Strict, the fetch ends there). Beyond scanDirect other queues, one pipelined LLEN of
 // their pending lists picks those with jobs ready, so a fetch costs a few
 // round trips however many queues sit idle, not one per queue.
 //
