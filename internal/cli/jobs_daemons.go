@@ -2,11 +2,13 @@ package cli
 
 import (
 	"context"
+	"slices"
 	"strconv"
 
 	"github.com/spf13/cobra"
 
 	"github.com/refrakt/refrakt/internal/core/presence"
+	"github.com/refrakt/refrakt/internal/core/queue"
 )
 
 // JobsDaemonsOptions are the inputs of `refrakt jobs daemons`.
@@ -26,7 +28,8 @@ func newJobsDaemonsCmd(c client, runF func(context.Context, *JobsDaemonsOptions)
 		Long: "List the daemons alive on the backend, from the heartbeat each writes every 5 s: its id\n" +
 			"(host:pid:random), host, pid, version, status (running, or stopping once its stop began), time\n" +
 			"since it started (UP), since its last heartbeat (SEEN), WORKER_CONCURRENCY (WORKERS, 0 in manual\n" +
-			"mode) and the handlers running now (BUSY). A daemon stopped gracefully leaves the list at once;\n" +
+			"mode) and the handlers running now (BUSY); when some daemon works a set of queues (WORKER_QUEUES),\n" +
+			"a last column QUEUES gives each daemon's set and order (all: every queue). A daemon stopped gracefully leaves the list at once;\n" +
 			"a killed one within 15 s. Daemons of versions before heartbeats are not listed. Over a daemon\n" +
 			"it reads GET /api/obs/daemons (an operator token is enough); over --redis the same records.",
 		Example: "  refrakt jobs daemons\n" +
@@ -67,10 +70,31 @@ func printDaemons(p *Printer, l presence.List) error {
 	if len(l.Daemons) == 0 {
 		return p.printNone("daemons")
 	}
+	// QUEUES, last, only when some daemon works a set of queues
+	// (WORKER_QUEUES): the rows of daemons that all work every queue stay
+	// as they were, for the scripts that read them.
+	columns := daemonColumns
+	if slices.ContainsFunc(l.Daemons, func(d presence.Daemon) bool { return len(d.Queues) > 0 }) {
+		columns = append(slices.Clip(columns), "queues")
+	}
 	rows := make([][]string, len(l.Daemons))
 	for i, d := range l.Daemons {
 		rows[i] = []string{d.ID, d.Host, strconv.Itoa(d.PID), d.Version, d.Status, p.ageCell(d.UpSeconds), p.ageCell(d.SeenSeconds),
 			strconv.Itoa(d.Workers), strconv.FormatInt(d.Busy, 10)}
+		if len(columns) > len(daemonColumns) {
+			rows[i] = append(rows[i], queuesCell(d.Record))
+		}
 	}
-	return p.Table(daemonColumns, rows)
+	return p.Table(columns, rows)
+}
+
+// queuesCell is a daemon's QUEUES: its WORKER_QUEUES and, with more than
+// one queue, its order ("critical,default,low (strict)"); "all" for a
+// daemon that works every queue (or of a release before WORKER_QUEUES).
+func queuesCell(r presence.Record) string {
+	s := queue.FormatWorkerQueues(r.Queues)
+	if len(r.Queues) > 1 && r.QueueOrder != "" {
+		s += " (" + r.QueueOrder + ")"
+	}
+	return s
 }

@@ -2,12 +2,14 @@ package cli
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/refrakt/refrakt/internal/core/presence"
+	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/redistest"
 )
 
@@ -39,6 +41,15 @@ func TestJobsDaemonsNoneListed(t *testing.T) {
 // TestPrintDaemons: the table on a terminal gives UP and SEEN as top's
 // ages, piped rows give them in whole seconds; an empty list is "No
 // daemons." on a terminal, nothing piped, and an empty array in JSON.
+// withQueues is l with its first daemon working critical=6,default=3,low,
+// weighted (WORKER_QUEUES), its others every queue.
+func withQueues(l presence.List) presence.List {
+	ds := slices.Clone(l.Daemons)
+	ds[0].Queues = []queue.WorkerQueue{{Name: "critical", Weight: 6}, {Name: "default", Weight: 3}, {Name: "low", Weight: 1}}
+	ds[0].QueueOrder = queue.OrderWeighted
+	return presence.List{Daemons: ds}
+}
+
 func TestPrintDaemons(t *testing.T) {
 	d := func(id string, pid int, status string, up, seen float64, workers int, busy int64) presence.Daemon {
 		return presence.Daemon{Record: presence.Record{ID: id, Host: "h", PID: pid, Version: "v1.2.0", Workers: workers, Busy: busy, Status: status},
@@ -62,6 +73,12 @@ func TestPrintDaemons(t *testing.T) {
 		{"none piped", false, false, presence.List{}, ""},
 		{"none on a terminal", true, false, presence.List{}, "No daemons.\n"},
 		{"none in json", false, true, presence.List{}, "{\n  \"daemons\": []\n}\n"},
+		// wq40: a daemon with WORKER_QUEUES adds QUEUES, last.
+		{"queue sets piped", false, false, withQueues(two), "h:7:aa\th\t7\tv1.2.0\trunning\t11099\t0\t4\t3\tcritical=6,default=3,low (weighted)\n" +
+			"h:8:bb\th\t8\tv1.2.0\tstopping\t184\t4\t0\t0\tall\n"},
+		{"queue sets on a terminal", true, false, withQueues(two), " ID      HOST  PID  VERSION  STATUS    UP     SEEN   WORKERS  BUSY  QUEUES                              \n" +
+			" h:7:aa  h     7    v1.2.0   running   3h04m  250ms  4        3     critical=6,default=3,low (weighted) \n" +
+			" h:8:bb  h     8    v1.2.0   stopping  3m04s  4.5s   0        0     all                                 \n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

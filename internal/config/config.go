@@ -108,6 +108,16 @@ type Config struct {
 	// WorkerConcurrency is the number of worker goroutines; 0 is manual mode.
 	// WORKER_CONCURRENCY, --workers, default 4.
 	WorkerConcurrency int
+	// WorkerQueues are the queues this daemon's workers take jobs from,
+	// with their weights; nil is every queue, round-robin. WORKER_QUEUES,
+	// --worker-queues: comma-separated NAME[=WEIGHT] (weight 1-1000,
+	// default 1), at most 100; default "" (every queue).
+	WorkerQueues []queue.WorkerQueue
+	// WorkerQueueOrder is how each fetch visits WorkerQueues: weighted (a
+	// random order, a queue first with the chance weight/sum) or strict
+	// (the listed order). WORKER_QUEUE_ORDER, --worker-queue-order,
+	// default "weighted".
+	WorkerQueueOrder string
 	// TickInterval is how often due scheduled and retry jobs are promoted.
 	// TICK_INTERVAL, default 1s.
 	TickInterval time.Duration
@@ -160,6 +170,10 @@ type Config struct {
 	// LogLevel is debug, info, warn or error. LOG_LEVEL, default "info".
 	LogLevel string
 
+	// workerWeightsGiven is set when WORKER_QUEUES writes a weight
+	// (NAME=WEIGHT), =1 included: strict refuses any.
+	workerWeightsGiven bool
+
 	// flagged maps the environment variable of each setting a flag gave
 	// to that flag ("WORKER_CONCURRENCY" to "--workers"), so that a message
 	// names a setting as the user gave it (SettingName). Load fills it.
@@ -210,6 +224,7 @@ func Default() Config {
 		BackendTimeout:              100 * time.Millisecond,
 		QueueMaxQueues:              100,
 		WorkerConcurrency:           4,
+		WorkerQueueOrder:            queue.OrderWeighted,
 		TickInterval:                time.Second,
 		JobHistory:                  200,
 		JobLease:                    30 * time.Second,
@@ -331,6 +346,16 @@ func (c Config) Validate() error {
 	if c.WorkerConcurrency < 0 || c.WorkerConcurrency > 1024 {
 		bad("WORKER_CONCURRENCY", "%d must be between 0 and 1024", c.WorkerConcurrency)
 	}
+	if !oneOf(c.WorkerQueueOrder, workerQueueOrders...) {
+		bad("WORKER_QUEUE_ORDER", "%q must be weighted or strict", c.WorkerQueueOrder)
+	} else if c.WorkerQueueOrder == queue.OrderStrict {
+		switch {
+		case len(c.WorkerQueues) == 0:
+			bad("WORKER_QUEUE_ORDER", "strict needs %s: the queues in the order to visit them (without it every queue is taken round-robin)", c.SettingName("WORKER_QUEUES"))
+		case c.workerWeightsGiven:
+			bad("WORKER_QUEUE_ORDER", "strict takes no weights, and %s gives some: list the queues as NAME alone, in order, or use weighted", c.SettingName("WORKER_QUEUES"))
+		}
+	}
 	if c.QueueMaxPending < 0 {
 		bad("QUEUE_MAX_PENDING", "%d must not be negative", c.QueueMaxPending)
 	}
@@ -430,6 +455,7 @@ var (
 	logFormats           = []string{"text", "json"}
 	clusterModes         = []string{"auto", "true", "false"}
 	backendErrorPolicies = []string{"local", "allow", "deny"}
+	workerQueueOrders    = []string{queue.OrderWeighted, queue.OrderStrict}
 )
 
 // ParseLevel turns debug|info|warn|error, in any case, into a slog level.

@@ -5,15 +5,26 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/queue/webhook"
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
 )
+
+// manyQueues is a WORKER_QUEUES value of n distinct queues.
+func manyQueues(n int) string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = "q" + strconv.Itoa(i)
+	}
+	return strings.Join(names, ",")
+}
 
 func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
@@ -100,6 +111,29 @@ func TestLoadGood(t *testing.T) {
 		{"idempotency ttl by env", map[string]string{"JOB_IDEMPOTENCY_TTL": "1s"}, nil, func(c Config) any { return c.JobIdempotencyTTL }, time.Second},
 		{"idempotency ttl flag beats env", map[string]string{"JOB_IDEMPOTENCY_TTL": "1h"}, map[string]string{"job-idempotency-ttl": "720h"},
 			func(c Config) any { return c.JobIdempotencyTTL }, 720 * time.Hour},
+		// wq40: WORKER_QUEUES and WORKER_QUEUE_ORDER.
+		{"worker queues default every queue", nil, nil, func(c Config) any { return c.WorkerQueues }, []queue.WorkerQueue(nil)},
+		{"worker queue order default weighted", nil, nil, func(c Config) any { return c.WorkerQueueOrder }, "weighted"},
+		{"worker queues weighted", map[string]string{"WORKER_QUEUES": "critical=6,default=3,low=1"}, nil,
+			func(c Config) any { return c.WorkerQueues }, []queue.WorkerQueue{{Name: "critical", Weight: 6}, {Name: "default", Weight: 3}, {Name: "low", Weight: 1}}},
+		{"worker queues names alone, blanks trimmed, colon in a name", map[string]string{"WORKER_QUEUES": " emails , tenant:7 = 1000 ,reports"}, nil,
+			func(c Config) any { return c.WorkerQueues }, []queue.WorkerQueue{{Name: "emails", Weight: 1}, {Name: "tenant:7", Weight: 1000}, {Name: "reports", Weight: 1}}},
+		{"worker queues flag beats env", map[string]string{"WORKER_QUEUES": "a"}, map[string]string{"worker-queues": "b=2"},
+			func(c Config) any { return c.WorkerQueues }, []queue.WorkerQueue{{Name: "b", Weight: 2}}},
+		{"worker queues empty flag is every queue", map[string]string{"WORKER_QUEUES": "a"}, map[string]string{"worker-queues": ""},
+			func(c Config) any { return c.WorkerQueues }, []queue.WorkerQueue(nil)},
+		{"worker queue order strict", map[string]string{"WORKER_QUEUES": "critical,default,low", "WORKER_QUEUE_ORDER": "Strict"}, nil,
+			func(c Config) any { return c.WorkerQueueOrder }, "strict"},
+		{"worker queues weights of 1 written out, weighted", map[string]string{"WORKER_QUEUES": "a=1,b"}, nil,
+			func(c Config) any { return c.WorkerQueues }, []queue.WorkerQueue{{Name: "a", Weight: 1}, {Name: "b", Weight: 1}}},
+		{"worker queue order weighted without queues", nil, map[string]string{"worker-queue-order": "weighted"},
+			func(c Config) any { return c.WorkerQueueOrder }, "weighted"},
+		{"worker queues blank is every queue", map[string]string{"WORKER_QUEUES": " "}, nil,
+			func(c Config) any { return c.WorkerQueues }, []queue.WorkerQueue(nil)},
+		{"worker queue weight 10 and 1000", map[string]string{"WORKER_QUEUES": "a=10,b=1000"}, nil,
+			func(c Config) any { return c.WorkerQueues }, []queue.WorkerQueue{{Name: "a", Weight: 10}, {Name: "b", Weight: 1000}}},
+		{"worker queues 100 entries", map[string]string{"WORKER_QUEUES": manyQueues(100)}, nil,
+			func(c Config) any { return len(c.WorkerQueues) }, 100},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -232,6 +266,35 @@ func TestLoadBad(t *testing.T) {
 		{"webhook fragment", map[string]string{"JOB_WEBHOOKS": "a=https://h/x#top"}, nil, "JOB_WEBHOOKS: pair 1: the URL has a fragment"},
 		{"webhook secret short", map[string]string{"JOB_WEBHOOK_SECRET": "short-secret"}, nil, "JOB_WEBHOOK_SECRET: is 12 bytes; want at least 16 (the value is not shown)"},
 		{"idempotency ttl without unit", map[string]string{"JOB_IDEMPOTENCY_TTL": "60"}, nil, `JOB_IDEMPOTENCY_TTL: "60" needs a unit, e.g. 60s`},
+		// wq40: WORKER_QUEUES and WORKER_QUEUE_ORDER.
+		{"worker queue bad name", map[string]string{"WORKER_QUEUES": "a,no spaces"}, nil, `WORKER_QUEUES: entry 2: "no spaces" is not a queue name (want 1-64 letters, digits, and _ . : -)`},
+		{"worker queue name too long", nil, map[string]string{"worker-queues": strings.Repeat("q", 65)}, "--worker-queues: entry 1: "},
+		{"worker queue empty entry", map[string]string{"WORKER_QUEUES": "a,,b"}, nil, "WORKER_QUEUES: entry 2 is empty (want NAME or NAME=WEIGHT, comma-separated)"},
+		{"worker queue trailing comma", map[string]string{"WORKER_QUEUES": "a,"}, nil, "WORKER_QUEUES: entry 2 is empty"},
+		{"worker queue no name", map[string]string{"WORKER_QUEUES": "=3"}, nil, `WORKER_QUEUES: entry 1: "" is not a queue name`},
+		{"worker queue weight zero", map[string]string{"WORKER_QUEUES": "a=0"}, nil, `WORKER_QUEUES: entry 1 (a): weight "0" is not a whole number from 1 to 1000`},
+		{"worker queue weight too high", nil, map[string]string{"worker-queues": "a=2,b=1001"}, `--worker-queues: entry 2 (b): weight "1001" is not a whole number from 1 to 1000`},
+		{"worker queue weight not a number", map[string]string{"WORKER_QUEUES": "a=high"}, nil, `WORKER_QUEUES: entry 1 (a): weight "high" is not a whole number from 1 to 1000`},
+		{"worker queue weight empty", map[string]string{"WORKER_QUEUES": "a="}, nil, `WORKER_QUEUES: entry 1 (a): weight "" is not a whole number`},
+		{"worker queue weight negative", map[string]string{"WORKER_QUEUES": "a=-1"}, nil, `WORKER_QUEUES: entry 1 (a): weight "-1"`},
+		{"worker queue twice", map[string]string{"WORKER_QUEUES": "a,b=2,a=3"}, nil, "WORKER_QUEUES: entry 3: queue a is listed twice"},
+		// rvwq40 NIT-1: digits alone, as RATE_LIMITS takes numbers, and no leading 0.
+		{"worker queue weight with a sign", map[string]string{"WORKER_QUEUES": "a=+3"}, nil, `WORKER_QUEUES: entry 1 (a): weight "+3" is not a whole number from 1 to 1000`},
+		{"worker queue weight leading zero", map[string]string{"WORKER_QUEUES": "a=03"}, nil, `WORKER_QUEUES: entry 1 (a): weight "03" is not a whole number from 1 to 1000`},
+		{"worker queue weight underscore", map[string]string{"WORKER_QUEUES": "a=1_0"}, nil, `WORKER_QUEUES: entry 1 (a): weight "1_0"`},
+		{"worker queue reserved _other", map[string]string{"WORKER_QUEUES": "a,_other"}, nil, "WORKER_QUEUES: entry 2: _other is reserved (the metrics' and stats' sum of the queues beyond their cap)"},
+		{"worker queues past 100", map[string]string{"WORKER_QUEUES": manyQueues(101)}, nil, "WORKER_QUEUES: lists 101 entries; at most 100"},
+		{"worker queue order unknown", map[string]string{"WORKER_QUEUES": "a", "WORKER_QUEUE_ORDER": "fifo"}, nil, `WORKER_QUEUE_ORDER: "fifo" must be weighted or strict`},
+		{"worker queue order strict with weights", map[string]string{"WORKER_QUEUES": "a=2,b"}, map[string]string{"worker-queue-order": "strict"},
+			"--worker-queue-order: strict takes no weights, and WORKER_QUEUES gives some: list the queues as NAME alone, in order, or use weighted"},
+		{"worker queue order strict with a weight of 1", map[string]string{"WORKER_QUEUES": "a,b=1", "WORKER_QUEUE_ORDER": "strict"}, nil,
+			"WORKER_QUEUE_ORDER: strict takes no weights, and WORKER_QUEUES gives some"},
+		{"worker queue order strict with weights by flag", map[string]string{"WORKER_QUEUE_ORDER": "strict"}, map[string]string{"worker-queues": "a=5"},
+			"WORKER_QUEUE_ORDER: strict takes no weights, and --worker-queues gives some"},
+		{"worker queue order strict without queues", map[string]string{"WORKER_QUEUE_ORDER": "strict"}, nil,
+			"WORKER_QUEUE_ORDER: strict needs WORKER_QUEUES: the queues in the order to visit them"},
+		{"worker queue order strict without queues, flag", nil, map[string]string{"worker-queue-order": "strict", "worker-queues": ""},
+			"--worker-queue-order: strict needs --worker-queues"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -353,6 +416,8 @@ func TestLogValueShowsEverySetting(t *testing.T) {
 			*x = append(*x, webhook.Target{Type: "t", URL: "http://h/t"})
 		case *[]netip.Prefix:
 			*x = append(*x, netip.MustParsePrefix("10.9.0.0/16"))
+		case *[]queue.WorkerQueue:
+			*x = append(*x, queue.WorkerQueue{Name: "emails", Weight: 2})
 		case *[]ratelimit.Limit:
 			*x = append(*x, ratelimit.Limit{Name: "api", Scopes: []ratelimit.Scope{ratelimit.ScopeIP}, Policy: ratelimit.Policy{Burst: 1, Rate: 1, Window: time.Second}})
 		default:

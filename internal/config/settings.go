@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/ratelimit"
 )
 
@@ -88,6 +89,15 @@ func Settings() []Setting {
 		seconds("QUEUE_MAX_AGE_SECONDS", "queue-max-age", "refuse /run when the oldest pending job is older (0 = off)", d.QueueMaxAge, func(c *Config) *time.Duration { return &c.QueueMaxAge }),
 		integer("QUEUE_MAX_QUEUES", "queue-max-queues", "refuse /run jobs for a new queue beyond this many queues (0 = no bound)", d.QueueMaxQueues, func(c *Config) *int { return &c.QueueMaxQueues }),
 		integer("WORKER_CONCURRENCY", "workers", "worker goroutines (0 = manual mode)", d.WorkerConcurrency, func(c *Config) *int { return &c.WorkerConcurrency }),
+		{Env: "WORKER_QUEUES", Flag: "worker-queues", Usage: "the queues this daemon's workers take jobs from: comma-separated NAME[=WEIGHT] (weight 1-1000, default 1; at most 100), e.g. critical=6,default=3,low=1 or emails,reports; empty = every queue, round-robin", Default: "",
+			set: func(c *Config, v string) (err error) {
+				c.WorkerQueues, err = queue.ParseWorkerQueues(v)
+				c.workerWeightsGiven = strings.Contains(v, "=") // a name holds no =
+				return err
+			},
+			value:      func(c *Config) slog.Value { return slog.StringValue(queue.FormatWorkerQueues(c.WorkerQueues)) },
+			namesEntry: true},
+		word("WORKER_QUEUE_ORDER", "worker-queue-order", "how each fetch visits WORKER_QUEUES: weighted (a random order, a queue first with the chance weight/sum) or strict (the listed order; no weights)", d.WorkerQueueOrder, workerQueueOrders, nil, func(c *Config) *string { return &c.WorkerQueueOrder }),
 		seconds("TICK_INTERVAL", "tick-interval", "how often due scheduled and retry jobs are promoted", d.TickInterval, func(c *Config) *time.Duration { return &c.TickInterval }),
 		integer("JOB_HISTORY", "job-history", "succeeded and cancelled jobs kept per queue, and as many dead jobs", d.JobHistory, func(c *Config) *int { return &c.JobHistory }),
 		duration("JOB_LEASE", "job-lease", "lease of a running job, extended while it runs", d.JobLease, func(c *Config) *time.Duration { return &c.JobLease }),

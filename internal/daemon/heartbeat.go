@@ -197,6 +197,11 @@ func (s *Server) presenceRecord() presence.Record {
 		Succeeded: rc.Succeeded, Failed: rc.Failed, Dead: rc.Dead,
 		Status: status, StartedAt: s.started.UTC(),
 	}
+	if len(s.cfg.WorkerQueues) > 0 && s.cfg.WorkerConcurrency > 0 {
+		// In manual mode the set has no effect: shown, it would read as
+		// the queues the daemon works.
+		rec.Queues, rec.QueueOrder = s.cfg.WorkerQueues, s.cfg.WorkerQueueOrder
+	}
 	if ms := hb.startedMS.Load(); ms != 0 {
 		rec.StartedAt = time.UnixMilli(ms).UTC()
 	}

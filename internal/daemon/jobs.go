@@ -75,6 +75,8 @@ func (s *Server) buildJobs() error {
 		MaxQueues:       s.cfg.QueueMaxQueues,
 		Admission:       adm,
 		IdempotencyTTL:  s.cfg.JobIdempotencyTTL,
+		WorkerQueues:    s.cfg.WorkerQueues,
+		StrictOrder:     s.cfg.WorkerQueueOrder == queue.OrderStrict,
 	})
 	obs.startAtZero(svc.Admission().Reasons())
 	s.jobs = &jobs{svc: svc, pool: queue.NewPool(svc), rejected: obs.rejected}
@@ -84,6 +86,10 @@ func (s *Server) buildJobs() error {
 			s.jobs.pool.Start()
 			if s.cfg.WorkerConcurrency == queue.ManualMode {
 				s.log.Info("job workers off (manual mode): only run-next, run ID and tick move jobs")
+				if len(s.cfg.WorkerQueues) > 0 {
+					s.log.Warn("WORKER_QUEUES has no effect in manual mode: there are no workers to give queues to (run-next and run ID take from every queue)",
+						"setting", s.cfg.SettingName("WORKER_QUEUES"), "worker_queues", queue.FormatWorkerQueues(s.cfg.WorkerQueues))
+				}
 			}
 			return nil
 		},

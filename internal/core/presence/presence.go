@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/refrakt/refrakt/internal/core/queue"
 )
 
 // Statuses of a daemon.
@@ -36,6 +38,13 @@ type Record struct {
 	Backend string `json:"backend"`
 	// Workers is WORKER_CONCURRENCY (0: manual mode).
 	Workers int `json:"workers"`
+	// Queues are the queues its workers take jobs from, with their
+	// weights (WORKER_QUEUES); empty: every queue. QueueOrder is
+	// WORKER_QUEUE_ORDER (weighted or strict), set with Queues only. A
+	// daemon of a release before them writes neither: it works every
+	// queue.
+	Queues     []queue.WorkerQueue `json:"queues,omitempty"`
+	QueueOrder string              `json:"queue_order,omitempty"`
 	// Busy is the number of handlers running now.
 	Busy int64 `json:"busy"`
 	// Abandoned is the number of handlers left running past their timeout

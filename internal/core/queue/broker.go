@@ -168,7 +168,7 @@ type FetchRequest struct {
 	// (LastTry: no retry left, which that recovery would make dead
 	// although its handler never started): such a job stays at the head
 	// of its queue, in order, and that queue's part of the batch ends
-	// there (the other queues' may go on). A crash can then cost a held
+	// there (the other queues' may go on, except with Strict). A crash can then cost a held
 	// job a retry, never its life.
 	Ahead int
 	// Held, when set, is told the queue whose head job was so left
@@ -179,6 +179,25 @@ type FetchRequest struct {
 	// fetches for free workers only (Ahead 0), so that the job is taken
 	// then rather than left behind every other queue's backlog.
 	Prefer string
+	// Ordered visits Queues (after Prefer) in the order given, every
+	// fetch, instead of rotating through them: a pool's strict or
+	// weighted order (WORKER_QUEUES). A job of a later queue is taken only
+	// when the earlier ones had none pending, or req.N is not reached yet.
+	Ordered bool
+	// Strict, with Ordered, keeps the order over a Redis wake-up's queue
+	// too (WORKER_QUEUE_ORDER=strict): a fetch woken by a job of a later
+	// queue still tries the earlier ones first. Without it, the queue the
+	// wake-up names is tried first, as for any fetch. And a strict fetch
+	// ends at the first queue that held a job (see Ahead): a later queue's
+	// jobs, held ahead of a free worker, would start before the earlier
+	// queue's pending ones.
+	Strict bool
+	// Only marks Queues as the set a worker pool works (WORKER_QUEUES),
+	// not queues the caller asks about (run-next): a queue of it left out
+	// because its Redis Cluster master is failing is passed over as in a
+	// fetch of every queue, not reported as an error (which would make
+	// the pool back off from every other queue of its set).
+	Only bool
 }
 
 // Ref names one run of a job: its id, queue and fencing token.

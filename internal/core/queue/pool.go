@@ -300,6 +300,7 @@ func (p *Pool) fetch() {
 	// Until then no job is held ahead of the workers: jobs on their last
 	// try were seen (left at a queue's head, or taken) within lastTryWindow.
 	var noAheadUntil time.Time
+	order := newQueueOrder(p.cfg.WorkerQueues, p.cfg.StrictOrder, p.svc.rnd) // nil: every queue
 	for {
 		// Wait for one free slot, then take every other free one.
 		if !p.await(p.slots, nil) {
@@ -370,7 +371,9 @@ func (p *Pool) fetch() {
 			n = free
 		}
 		heldIn = ""
-		leases, err := p.svc.broker.Fetch(p.fetchCtx, FetchRequest{N: n, Lease: p.cfg.Lease, Wait: wait, Ahead: n - free, Prefer: lastTry, Held: &heldIn})
+		req := FetchRequest{N: n, Lease: p.cfg.Lease, Wait: wait, Ahead: n - free, Prefer: lastTry, Held: &heldIn}
+		order.request(&req)
+		leases, err := p.svc.broker.Fetch(p.fetchCtx, req)
 		if err == nil || heldIn != "" {
 			// Tried first with every job starting at once: taken, or gone.
 			lastTry = heldIn

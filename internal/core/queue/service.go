@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,14 @@ type Config struct {
 	// must not cost the job a retry. A daemon fails the attempt, as its
 	// workers do.
 	HandBackUnhandled bool
+	// WorkerQueues are the queues the worker pool takes jobs from, with
+	// their weights (WORKER_QUEUES) [every queue, round-robin]. Only the
+	// pool obeys it: manual runs, the tick and enqueues see every queue.
+	WorkerQueues []WorkerQueue
+	// StrictOrder makes every fetch of the pool visit WorkerQueues in
+	// their listed order (WORKER_QUEUE_ORDER=strict) instead of a
+	// weighted random order [false].
+	StrictOrder bool
 }
 
 // ManualMode is the Concurrency value that runs no workers.
@@ -133,6 +142,9 @@ type Deps struct {
 	Registry *Registry // NewRegistry() when nil
 	Observer Observer  // NopObserver when nil
 	Clock    Clock     // SystemClock when nil
+	// Rand draws the pool's weighted queue orders (WORKER_QUEUES); a
+	// randomly seeded source when nil. Tests pass a seeded one.
+	Rand *rand.Rand
 }
 
 // Service is the job queue as the daemon and the CLI use it: enqueue with
@@ -145,6 +157,7 @@ type Service struct {
 	answers   AnswerObserver // obs, when it is one
 	clock     Clock
 	cfg       Config
+	rnd       *rand.Rand // Deps.Rand
 	admission *Admission
 	timeouts  TimeoutObserver // obs, when it is one
 
@@ -174,7 +187,7 @@ func NewService(d Deps, cfg Config) *Service {
 		d.Clock = SystemClock{}
 	}
 	cfg = cfg.withDefaults()
-	s := &Service{broker: d.Broker, registry: d.Registry, obs: d.Observer, clock: d.Clock, cfg: cfg, waiters: map[string][]chan struct{}{},
+	s := &Service{broker: d.Broker, registry: d.Registry, obs: d.Observer, clock: d.Clock, cfg: cfg, rnd: d.Rand, waiters: map[string][]chan struct{}{},
 		manualRuns: map[string]*manualRun{}}
 	s.answers, _ = d.Observer.(AnswerObserver)
 	s.timeouts, _ = d.Observer.(TimeoutObserver)

@@ -286,9 +286,10 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 }
 
 // take starts up to req.N pending jobs, visiting req.Prefer first, then
-// the queues round-robin. Once it has taken the req.N-req.Ahead that start
-// at once, a queue whose head job is on its last try gives no more (held
-// names the first such queue).
+// the queues round-robin (in the order given, with req.Ordered). Once it
+// has taken the req.N-req.Ahead that start at once, a queue whose head job
+// is on its last try gives no more (held names the first such queue; with
+// req.Strict, the fetch ends there).
 func (b *Broker) take(req queue.FetchRequest) (leases []queue.Lease, held string) {
 	names := req.Queues
 	if len(names) == 0 {
@@ -300,6 +301,10 @@ func (b *Broker) take(req queue.FetchRequest) (leases []queue.Lease, held string
 	now := b.now()
 	ready := req.N - max(req.Ahead, 0)
 	b.rr++
+	rr := b.rr
+	if req.Ordered {
+		rr = 0
+	}
 	prefer := req.Prefer
 	if prefer != "" && !slices.Contains(names, prefer) {
 		prefer = ""
@@ -309,12 +314,12 @@ func (b *Broker) take(req queue.FetchRequest) (leases []queue.Lease, held string
 		first = -1
 	}
 	for i := first; i < len(names); i++ {
-		if len(leases) >= req.N {
-			break
+		if len(leases) >= req.N || held != "" && req.Strict {
+			break // strict: nothing of a later queue before the held job
 		}
 		name := prefer
 		if i >= 0 {
-			if name = names[(b.rr+i)%len(names)]; name == prefer {
+			if name = names[(rr+i)%len(names)]; name == prefer {
 				continue
 			}
 		}

@@ -316,6 +316,38 @@ func TestClusterRunNextOfAQueueOnAFailingMaster(t *testing.T) {
 	}
 }
 
+// TestClusterWorkerSetPastAFailingMaster (wq40): a worker pool's fetch of
+// its queue set (WORKER_QUEUES: FetchRequest.Only), one of whose queues is
+// on a master marked failing, passes that queue over as a fetch of every
+// queue does: it takes the other queues' jobs and, with none pending,
+// answers no error, where the error of a named fetch (run-next's) made the
+// pool back off from every queue of its set while the master was down.
+func TestClusterWorkerSetPastAFailingMaster(t *testing.T) {
+	c, b, svc, _ := watchedCluster(t)
+	ctx := context.Background()
+	names := queuePerMaster(t, c)
+	stalled := plainMaster(t, c)
+	q := names[stalled]
+	other := names[(stalled+1)%len(names)]
+	if _, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: q}, queue.SourceAPI); err != nil {
+		t.Fatal(err)
+	}
+	resume := c.Nodes()[stalled].PauseUntil(t)
+	defer resume()
+	_, _ = b.Fetch(ctx, queue.FetchRequest{N: 1, Lease: time.Minute}) // meets the paused master, and marks it
+	set := queue.FetchRequest{Queues: []string{q, other}, N: 1, Lease: time.Minute, Ordered: true, Only: true}
+	if ls, err := b.Fetch(ctx, set); err != nil || len(ls) != 0 {
+		t.Errorf("fetch of the set, none pending on the live master: %d jobs, %v; want none, no error", len(ls), err)
+	}
+	j, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: other}, queue.SourceAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ls, err := b.Fetch(ctx, set); err != nil || len(ls) != 1 || ls[0].Job.ID != j.ID {
+		t.Errorf("fetch of the set: %d jobs, %v; want %s's job %s", len(ls), err, other, j.ID)
+	}
+}
+
 // TestClusterFetchPastABrokenQueue: an error that is an answer about one
 // queue (its pending list replaced by a string: WRONGTYPE) neither stops a
 // fetch before the other queues nor marks its master failing, so the jobs

@@ -970,6 +970,7 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 	}
 	// A wake-up whose job another fetcher took (or a leftover one) is
 	// spurious: block again, at most as many times as the list can hold.
+	var handedBack map[string]int // by this call, back to back: see handBack
 	for range wakeBacklog + 32 {
 		if b.isDown(ctx, b.wakeKey()) {
 			// The wake-up list's master is failing (on a cluster): a
@@ -999,6 +1000,29 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 			b.failed(ctx, b.wakeKey(), err)
 			return nil, fmt.Errorf("wait for jobs: %w", err)
 		}
+		if len(req.Queues) > 0 && !slices.Contains(req.Queues, res[1]) {
+			// Not ours (WORKER_QUEUES): the fetchers of another daemon
+			// may be waiting for it.
+			q := res[1]
+			n := handedBack[q]
+			if n >= handBacks {
+				delete(handedBack, q) // dropped; a later one is handed back
+				continue
+			}
+			back, done := b.handBack(ctx, q, handBackPause<<n, req.Wait)
+			if done {
+				return nil, nil
+			}
+			if handedBack == nil {
+				handedBack = map[string]int{}
+			}
+			if back {
+				handedBack[q] = n + 1
+			} else {
+				delete(handedBack, q)
+			}
+			continue
+		}
 		leases, held, err = take(cmp.Or(req.Prefer, res[1]))
 		if err != nil || len(leases) > 0 || held != "" {
 			return leases, err
@@ -1007,12 +1031,59 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 	return nil, nil
 }
 
+// handBacks is how many times in a row a fetch hands back a wake-up that
+// nobody else pops before it drops it (handBack), and handBackPause its
+// first pause after a hand-back, doubled after each next one: 2, 4, 8 ms.
+const (
+	handBacks     = 3
+	handBackPause = 2 * time.Millisecond
+)
+
+// handBack puts a wake-up that a fetch with a queue set popped for queue q
+// outside its set back at the head of the list (LPUSH, best effort), so
+// that a fetcher blocked on the list, of a daemon that works q, gets it at
+// once: Redis serves a push to the client blocked longest before the next
+// command, and this fetcher is not blocked while it pushes. Then it pauses
+// (pause, at most wait), so that a fetcher of q that is between its
+// non-blocking take and its BLPOP pops the wake-up before this one blocks
+// again, and reports whether the wake-up is still at the head of the list
+// (back: nobody popped it; this fetcher's next BLPOP will pop it again at
+// once). The caller drops a wake-up that came back handBacks times in a
+// row (every fetcher of q busy for 2+4+8 ms): that loses no job, since a
+// fetcher that was not blocked takes without blocking before it blocks
+// again. A wake-up taken by another fetcher starts the count again, so a
+// fetch that hands back many jobs' wake-ups drops none that a blocked
+// fetcher waits for. done is true when ctx ended.
+func (b *Broker) handBack(ctx context.Context, q string, pause, wait time.Duration) (back, done bool) {
+	rctx, cancel := context.WithTimeout(ctx, b.cmdTimeout)
+	defer cancel()
+	if err := b.rdb.LPush(rctx, b.wakeKey(), q).Err(); err != nil {
+		if ctx.Err() == nil {
+			b.failed(ctx, b.wakeKey(), err) // a lost wake-up costs its fetchers a poll
+		}
+		return false, ctx.Err() != nil
+	}
+	t := time.NewTimer(min(pause, wait))
+	select {
+	case <-ctx.Done():
+		t.Stop()
+		return false, true
+	case <-t.C:
+	}
+	rctx, cancel = context.WithTimeout(ctx, b.cmdTimeout)
+	defer cancel()
+	head, err := b.rdb.LIndex(rctx, b.wakeKey(), 0).Result()
+	return err == nil && head == q, false
+}
+
 // take starts up to req.N jobs, trying the hinted queue first, then the
-// others round-robin. The req.N-req.Ahead jobs that start at once are
-// counted across the queues as they are tried one after another: each
-// dequeue script may take any job up to what is left of them, and beyond
+// others round-robin (in the order given, with req.Ordered; with
+// req.Strict too, the hint is req.Prefer alone, not a wake-up's queue).
+// The req.N-req.Ahead jobs that start at once are counted across the
+// queues as they are tried one after another: each dequeue script may
+// take any job up to what is left of them, and beyond
 // it none on its last try (held names the first queue where one was left
-// pending). Beyond scanDirect other queues, one pipelined LLEN of
+// pending; with req.Strict, the fetch ends there). Beyond scanDirect other queues, one pipelined LLEN of
 // their pending lists picks those with jobs ready, so a fetch costs a few
 // round trips however many queues sit idle, not one per queue.
 //
@@ -1044,7 +1115,7 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 		}
 	}
 	if live, away := b.liveQueues(ctx, names); away != nil {
-		if len(req.Queues) > 0 {
+		if len(req.Queues) > 0 && !req.Only {
 			// The caller named these queues: a job of theirs left out is
 			// not "none pending" (review code30 C4: run-next of a queue
 			// whose master was failing answered 404).
@@ -1094,11 +1165,14 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 		}
 		return err
 	}
+	if req.Ordered && req.Strict {
+		hint = req.Prefer // the listed order wins over a wake-up's queue
+	}
 	if hint != "" && (len(req.Queues) == 0 || slices.Contains(req.Queues, hint)) {
 		b.markKnown(hint)
 		if b.isDown(ctx, b.keys(hint).pending) {
 			hint = ""
-		} else if err := try(hint); err != nil || len(leases) >= req.N {
+		} else if err := try(hint); err != nil || len(leases) >= req.N || held != "" && req.Strict {
 			return leases, held, cmp.Or(err, failure)
 		}
 	}
@@ -1106,6 +1180,9 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 	b.rr++
 	rr := b.rr
 	b.mu.Unlock()
+	if req.Ordered {
+		rr = 0 // the order given; ready keeps it
+	}
 	others := make([]string, 0, len(names))
 	for i := range names {
 		if q := names[(rr+i)%len(names)]; q != hint {
@@ -1117,8 +1194,8 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 		others, unread = b.ready(ctx, others)
 	}
 	for _, q := range others {
-		if len(leases) >= req.N {
-			break
+		if len(leases) >= req.N || held != "" && req.Strict {
+			break // strict: nothing of a later queue before the held job
 		}
 		if err := try(q); err != nil {
 			return leases, held, err

@@ -1,0 +1,178 @@
+package redisbroker_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/core/queue/redisbroker"
+)
+
+// wakeBroker is a broker of its own client (a daemon of its own) on srv,
+// under prefix.
+func wakeBroker(t *testing.T, addr, prefix string) *redisbroker.Broker {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { rdb.Close() })
+	b := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix})
+	if err := b.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// blockedInBLPOP waits until n clients of the server are blocked in BLPOP
+// (CLIENT LIST), polling: the state itself, not a sleep.
+func blockedInBLPOP(t *testing.T, admin *redis.Client, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		list, err := admin.ClientList(context.Background()).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Count(list, "cmd=blpop") == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not %d clients blocked in BLPOP within 10s:\n%s", n, list)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+type wakeFetched struct {
+	leases []queue.Lease
+	err    error
+}
+
+func fetchAsync(ctx context.Context, b *redisbroker.Broker, q string) chan wakeFetched {
+	ch := make(chan wakeFetched, 1)
+	go func() {
+		ls, err := b.Fetch(ctx, queue.FetchRequest{Queues: []string{q}, N: 1, Lease: 10 * time.Second, Wait: 10 * time.Second, Only: true})
+		ch <- wakeFetched{ls, err}
+	}()
+	return ch
+}
+
+// TestWakeUpHandedBack (wq40): two daemons on one Redis, A working queue
+// a and B queue b, both blocked on the wake-up list, A first. A job
+// enqueued to b: its wake-up goes to A, the client blocked longest; A
+// hands it back, and B, blocked, gets it and returns the job (without the
+// hand-back A swallowed it and B returned nothing after its 10 s wait).
+func TestWakeUpHandedBack(t *testing.T) {
+	srv, admin := newClient(t)
+	a := wakeBroker(t, srv.Addr(), "hb:")
+	b := wakeBroker(t, srv.Addr(), "hb:")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fa := fetchAsync(ctx, a, "a")
+	blockedInBLPOP(t, admin, 1)
+	fb := fetchAsync(ctx, b, "b")
+	blockedInBLPOP(t, admin, 2)
+
+	j := &queue.Job{ID: queue.NewID(), Queue: "b", Type: "ping", MaxRetries: 1, Source: queue.SourceAPI}
+	if err := b.Enqueue(context.Background(), queue.NewJob{Job: j}); err != nil {
+		t.Fatal(err)
+	}
+	got := <-fb
+	if got.err != nil || len(got.leases) != 1 || got.leases[0].Job.ID != j.ID {
+		t.Fatalf("B's fetch = %d leases, %v; want b's job %s", len(got.leases), got.err, j.ID)
+	}
+	// A job of a ends A's fetch: A took nothing of b.
+	ja := &queue.Job{ID: queue.NewID(), Queue: "a", Type: "ping", MaxRetries: 1, Source: queue.SourceAPI}
+	if err := a.Enqueue(context.Background(), queue.NewJob{Job: ja}); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-fa; r.err != nil || len(r.leases) != 1 || r.leases[0].Job.ID != ja.ID {
+		t.Errorf("A's fetch = %d leases, %v; want a's job %s alone", len(r.leases), r.err, ja.ID)
+	}
+}
+
+// TestWakeUpHandedBackAgain (rvwq40 HIGH-1): A (set a) and B (set b)
+// both blocked, A first. Each job of b: its wake-up goes to A, A hands it
+// back and B takes the job; B fetches again and blocks behind A, which
+// blocked again after its short pause. Every b job reaches B's blocked
+// fetch, the fourth too (a fetch that counted every hand-back of b in its
+// call would drop it). B's fetches wait 10 s: a dropped wake-up shows as a
+// fetch with no lease, not as a time (with the 250 ms window A dropped the
+// second one although B was blocked).
+func TestWakeUpHandedBackAgain(t *testing.T) {
+	srv, admin := newClient(t)
+	a := wakeBroker(t, srv.Addr(), "hb2:")
+	b := wakeBroker(t, srv.Addr(), "hb2:")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fa := fetchAsync(ctx, a, "a")
+	blockedInBLPOP(t, admin, 1)
+	for i := range 4 {
+		fb := fetchAsync(ctx, b, "b")
+		blockedInBLPOP(t, admin, 2)
+		j := &queue.Job{ID: queue.NewID(), Queue: "b", Type: "ping", MaxRetries: 1, Source: queue.SourceAPI}
+		if err := b.Enqueue(context.Background(), queue.NewJob{Job: j}); err != nil {
+			t.Fatal(err)
+		}
+		got := <-fb
+		if got.err != nil || len(got.leases) != 1 || got.leases[0].Job.ID != j.ID {
+			t.Fatalf("b job %d: B's blocked fetch = %d leases, %v; want the job (its wake-up dropped by A?)", i+1, len(got.leases), got.err)
+		}
+		blockedInBLPOP(t, admin, 1) // A blocked again, first in line
+	}
+	// A job of a ends A's fetch: A took nothing of b.
+	ja := &queue.Job{ID: queue.NewID(), Queue: "a", Type: "ping", MaxRetries: 1, Source: queue.SourceAPI}
+	if err := a.Enqueue(context.Background(), queue.NewJob{Job: ja}); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-fa; r.err != nil || len(r.leases) != 1 || r.leases[0].Job.ID != ja.ID {
+		t.Errorf("A's fetch = %d leases, %v; want a's job %s alone", len(r.leases), r.err, ja.ID)
+	}
+}
+
+// TestWakeUpHandBackDoesNotSpin (wq40, rvwq40 HIGH-1): A alone, a wake-up
+// of a queue outside its set in the list and no other fetcher blocked: A
+// pops it and hands it back three times (pausing 2, 4, 8 ms after each
+// for a fetcher of b about to block), pops it a fourth time and drops it,
+// then blocks until its wait ends. Four pops of the wake-up (without a
+// bound, A handed it back and popped it again up to its loop's bound, 96
+// times), and the wake-up is gone when A's fetch returns.
+func TestWakeUpHandBackDoesNotSpin(t *testing.T) {
+	srv, admin := newClient(t)
+	a := wakeBroker(t, srv.Addr(), "spin:")
+	ctx := context.Background()
+	if err := admin.RPush(ctx, "spin:wake", "b").Err(); err != nil {
+		t.Fatal(err)
+	}
+	before := blpopCalls(t, admin)
+	ls, err := a.Fetch(ctx, queue.FetchRequest{Queues: []string{"a"}, N: 1, Lease: 10 * time.Second, Wait: time.Second, Only: true})
+	if err != nil || len(ls) != 0 {
+		t.Fatalf("Fetch = %d leases, %v; want none", len(ls), err)
+	}
+	// The last BLPOP is the block that timed out, not a pop.
+	if n := blpopCalls(t, admin) - before - 1; n > 4 {
+		t.Errorf("A's fetch popped the wake-up %d times; want at most 4 (3 hand-backs, the drop)", n)
+	}
+	if n := admin.LLen(ctx, "spin:wake").Val(); n != 0 {
+		t.Errorf("wake-up list holds %d; want the foreign wake-up dropped", n)
+	}
+}
+
+// blpopCalls is the server's count of BLPOP calls (INFO commandstats).
+func blpopCalls(t *testing.T, admin *redis.Client) int {
+	t.Helper()
+	info, err := admin.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_blpop:calls="); ok {
+			n, _ := strconv.Atoi(strings.Split(rest, ",")[0])
+			return n
+		}
+	}
+	return 0
+}
