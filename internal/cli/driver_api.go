@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -38,6 +39,38 @@ func (d *apiDriver) Enqueue(ctx context.Context, req queue.EnqueueRequest) (*que
 		return nil, err
 	}
 	return &j.Job, nil
+}
+
+// enqueueBatchPath is the route of EnqueueBatch, which daemons before it
+// answer with a 404 of their own.
+const enqueueBatchPath = "/api/dev/jobs/enqueue-batch"
+
+func (d *apiDriver) EnqueueBatch(ctx context.Context, jobs []json.RawMessage) ([]*queue.Job, error) {
+	var a daemon.EnqueuedBatch
+	err := d.c.Do(ctx, http.MethodPost, enqueueBatchPath+"?source="+queue.SourceCLI, map[string]any{"jobs": jobs}, &a)
+	if err != nil {
+		if core.ErrorCode(err) == core.CodeNotFound { // nothing else of this route is a 404
+			return nil, earlierDaemonError{core.Errorf(core.CodeNotFound,
+				"the daemon at %s does not know POST %s (it is of an earlier version): enqueue over Redis with --redis, one job at a time with jobs enqueue, or upgrade the daemon",
+				config.RedactURL(d.c.Base), enqueueBatchPath)}
+		}
+		var be queue.BatchError
+		if errorDetails(err, &struct {
+			Stored      *[]queue.BatchJob `json:"stored"`
+			NotStored   *[]queue.BatchJob `json:"not_stored"`
+			MaybeStored *[]queue.BatchJob `json:"maybe_stored"`
+		}{&be.Stored, &be.NotStored, &be.MaybeStored}) && (be.Stored != nil || be.NotStored != nil) {
+			be.Err = err
+			return nil, &be
+		}
+		return nil, err
+	}
+	out := make([]*queue.Job, len(a.Jobs))
+	for i, j := range a.Jobs {
+		j.Job.Replayed = j.Replayed
+		out[i] = j.Job
+	}
+	return out, nil
 }
 
 // enqueuedJob is an enqueue's answer: the job, marked Replayed when the

@@ -28,7 +28,10 @@ type Broker interface {
 	// atomic per queue: the jobs of one queue are all stored or none is
 	// (a queue is the unit a Redis Cluster keeps in one slot).
 	//
-	// A failed Enqueue has stored nothing, with one exception: when the
+	// A failed Enqueue has stored nothing, with two exceptions: when jobs
+	// of several queues were stored in some queues and not in others, the
+	// error is a *PartialEnqueueError naming the queues stored (see
+	// StoredQueues); and when the
 	// backend may have stored the jobs and its answer was lost (a remote
 	// backend timing out, its connection broken after the command was
 	// sent), the error is an *UncertainEnqueueError naming them (see
@@ -238,6 +241,33 @@ func MaybeStored(err error) []string {
 	var u *UncertainEnqueueError
 	if errors.As(err, &u) {
 		return u.JobIDs
+	}
+	return nil
+}
+
+// PartialEnqueueError is an Enqueue of jobs in several queues that failed
+// after the jobs of some queues were stored: Enqueue is atomic per queue,
+// not as a whole (one Redis script per queue). Stored names the queues
+// whose jobs are stored; the jobs of the others are not, or may be when Err
+// carries an *UncertainEnqueueError (see MaybeStored).
+type PartialEnqueueError struct {
+	Stored []string
+	Err    error
+}
+
+func (e *PartialEnqueueError) Error() string {
+	return fmt.Sprintf("%v (the jobs of queue %s are stored)", e.Err, strings.Join(e.Stored, ", "))
+}
+
+// Unwrap returns the cause.
+func (e *PartialEnqueueError) Unwrap() error { return e.Err }
+
+// StoredQueues returns the queues whose jobs a failed enqueue stored all
+// the same (the *PartialEnqueueError in err's chain), or nil.
+func StoredQueues(err error) []string {
+	var p *PartialEnqueueError
+	if errors.As(err, &p) {
+		return p.Stored
 	}
 	return nil
 }

@@ -292,26 +292,6 @@ func (s *Service) Enqueue(ctx context.Context, req EnqueueRequest, source string
 	return s.storeOne(ctx, nj)
 }
 
-// EnqueueBatch validates every request, then stores them all in one broker
-// call (one round trip per queue). Nothing is stored if any is invalid.
-func (s *Service) EnqueueBatch(ctx context.Context, reqs []EnqueueRequest, source string) ([]*Job, error) {
-	jobs := make([]NewJob, len(reqs))
-	for i, r := range reqs {
-		nj, err := s.Prepare(r, source)
-		if err != nil {
-			if len(reqs) > 1 {
-				return nil, fmt.Errorf("job %d: %w", i, err)
-			}
-			return nil, err
-		}
-		jobs[i] = nj
-	}
-	if err := checkBatchKeys(jobs); err != nil {
-		return nil, err
-	}
-	return s.store(ctx, jobs)
-}
-
 func (s *Service) store(ctx context.Context, jobs []NewJob) ([]*Job, error) {
 	if err := s.broker.Enqueue(ctx, jobs...); err != nil {
 		return nil, s.backendErr("enqueue", err)

@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/refrakt/refrakt/internal/daemontest"
+	"github.com/refrakt/refrakt/internal/redistest"
+)
+
+// binCLIStdin is binCLI with stdin.
+func binCLIStdin(t *testing.T, env map[string]string, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, daemontest.Binary(t), args...)
+	cmd.WaitDelay = time.Second
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, out.String(), errOut.String()
+}
+
+// TestE2EEnqueueBatch: the binary's `jobs enqueue-batch`, over a real
+// daemon's API and straight over its Redis, enqueues the NDJSON of a file
+// (blank lines skipped) and of stdin, printing each job's line and id
+// (tab-separated when piped; -o json the jobs); a line 3 that is not a JSON
+// object exits 2 with one line naming line 3 and enqueues nothing, and so
+// does a job the daemon refuses (named by its line); 1,001 lines go in two
+// batches, and when the second fails the error says that the first
+// 1,000 (lines 1-1000) are stored.
+func TestE2EEnqueueBatch(t *testing.T) {
+	r := redistest.Start(t)
+	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL(), "REFRAKT_PREFIX=eb:"}, "--workers", "0")
+	for _, de := range drivers(t, d, r, "eb:") {
+		t.Run(de.name, func(t *testing.T) {
+			q := "batch-" + de.name
+			file := filepath.Join(t.TempDir(), "jobs.ndjson")
+			body := fmt.Sprintf(`{"type":"ping","queue":%q}`+"\n\n"+`{"type":"echo","payload":{"n":1},"queue":%q}`+"\n"+`  {"type":"ping","queue":%q,"delay_ms":60000}`+"\n", q, q, q)
+			if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errOut := binCLI(t, de.env, "jobs", "enqueue-batch", "--file", file)
+			rows := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+			if code != ExitOK || errOut != "" || len(rows) != 3 {
+				t.Fatalf("from a file: exit %d, stdout %q, stderr %q; want 3 rows", code, out, errOut)
+			}
+			var ids []string
+			for i, want := range []string{"1\t%s\t" + q + "\tping\tpending\t", "3\t%s\t" + q + "\techo\tpending\t", "4\t%s\t" + q + "\tping\tscheduled\t"} {
+				f := strings.Split(rows[i], "\t")
+				if len(f) != 6 || rows[i] != fmt.Sprintf(want, f[1]) || len(f[1]) != 22 {
+					t.Errorf("row %d: %q, want %q", i, rows[i], want)
+					continue
+				}
+				ids = append(ids, f[1])
+			}
+			if got := listIDs(t, de.env, "--queue", q); len(got) != 3 {
+				t.Errorf("jobs of %s: %v, want the batch's 3 (%v)", q, got, ids)
+			}
+
+			code, out, errOut = binCLIStdin(t, de.env, `{"type":"ping","queue":"`+q+`"}`+"\n"+`{"type":"ping","queue":"`+q+`-2"}`, "jobs", "enqueue-batch", "-o", "json")
+			var js []struct {
+				ID, Queue, Source string
+			}
+			if err := json.Unmarshal([]byte(out), &js); code != ExitOK || err != nil || len(js) != 2 || js[1].Queue != q+"-2" || js[0].Source != "cli" || errOut != "" {
+				t.Fatalf("from stdin, -o json: exit %d, %v, stdout %q, stderr %q; want 2 jobs", code, err, out, errOut)
+			}
+
+			for _, c := range []struct{ name, input, want string }{
+				{"line 3 not an object", `{"type":"ping"}` + "\n" + `{"type":"ping"}` + "\n" + `[1]` + "\n" + `{"type":"ping"}`, "line 3 is JSON, but not an object"},
+				{"line 3 not JSON", `{"type":"ping"}` + "\n\n" + `{"type":` + "\n", "line 3 is not valid JSON"},
+				{"line 2 refused", `{"type":"ping","queue":"` + q + `"}` + "\n" + `{"type":"nope","queue":"` + q + `"}`, "line 2: "},
+				{"line 2 unknown field", `{"type":"ping","queue":"` + q + `"}` + "\n" + `{"type":"ping","queue":"` + q + `","prio":1}`, `line 2: unknown field "prio"`},
+			} {
+				code, out, errOut := binCLIStdin(t, de.env, c.input, "jobs", "enqueue-batch")
+				if code != ExitUsage || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, c.want) {
+					t.Errorf("%s: exit %d, stdout %q, stderr %q; want 2 and one line saying %q", c.name, code, out, errOut, c.want)
+				}
+			}
+			if got := listIDs(t, de.env, "--queue", q); len(got) != 4 {
+				t.Errorf("jobs of %s after the refusals: %d, want 4", q, len(got))
+			}
+
+			var many strings.Builder
+			for range 1001 {
+				fmt.Fprintf(&many, `{"type":"ping","queue":"many-%s"}`+"\n", de.name)
+			}
+			code, out, errOut = binCLIStdin(t, de.env, many.String(), "jobs", "enqueue-batch")
+			if rows := strings.Split(strings.TrimSuffix(out, "\n"), "\n"); code != ExitOK || errOut != "" || len(rows) != 1001 || !strings.HasPrefix(rows[1000], "1001\t") {
+				t.Errorf("1001 lines: exit %d, %d rows, stderr %q; want 1001 rows", code, len(rows), errOut)
+			}
+			code, out, errOut = binCLIStdin(t, de.env, many.String()+`{"type":"nope"}`+"\n", "jobs", "enqueue-batch")
+			if rows := strings.Split(strings.TrimSuffix(out, "\n"), "\n"); code != ExitUsage || len(rows) != 1000 || strings.Count(errOut, "\n") != 1 ||
+				!strings.Contains(errOut, "line 1002: ") || !strings.Contains(errOut, "the 1000 jobs before this batch are stored (lines 1-1000") {
+				t.Errorf("1002 lines, the last refused: exit %d, %d rows, stderr %q; want 2, the first batch's 1000 rows and a line saying they are stored", code, len(rows), errOut)
+			}
+		})
+	}
+}

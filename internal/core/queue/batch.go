@@ -1,0 +1,106 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/refrakt/refrakt/internal/core"
+)
+
+// MaxBatch bounds the jobs of one EnqueueBatch from a client (POST
+// /api/dev/jobs/enqueue-batch, refrakt jobs enqueue-batch). The 1 MiB body
+// bounds a batch first for all but the smallest jobs (a job object of about
+// a kilobyte fills it at 1,000); the count bound keeps a batch of tiny jobs
+// (about 40 bytes each: 26,000 in a mebibyte) from holding one queue's
+// script, and every enqueue behind it, for long.
+const MaxBatch = 1000
+
+// BatchJob is one job of a batch in a BatchError: its place in the
+// request and its id (for a replay, the id of the key's job).
+type BatchJob struct {
+	Index int    `json:"index"`
+	ID    string `json:"id"`
+}
+
+// BatchError is EnqueueBatch's failure to store a valid batch. Enqueue is
+// atomic per queue, not as a whole, so it names which jobs are stored,
+// which are not and which may be (the backend's answer lost); Err is the
+// failure, whose code and message the caller sees.
+type BatchError struct {
+	Stored, NotStored, MaybeStored []BatchJob
+	Err                            error
+}
+
+func (e *BatchError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the failure.
+func (e *BatchError) Unwrap() error { return e.Err }
+
+// EnqueueBatch validates every request, then stores them all in one broker
+// call (one round trip per queue). Nothing is stored if any is invalid: the
+// error names the first invalid one as jobs[i]. A failure to store is a
+// *BatchError. A queue is not checked against MaxQueues: this is the
+// developer's enqueue, which may make queues, as Enqueue.
+func (s *Service) EnqueueBatch(ctx context.Context, reqs []EnqueueRequest, source string) ([]*Job, error) {
+	jobs := make([]NewJob, len(reqs))
+	for i, r := range reqs {
+		nj, err := s.Prepare(r, source)
+		if err != nil {
+			return nil, AtIndex(i, err)
+		}
+		jobs[i] = nj
+	}
+	if err := checkBatchKeys(jobs); err != nil {
+		return nil, err
+	}
+	return s.storeBatch(ctx, jobs)
+}
+
+// AtIndex prefixes the message of err, the failure of the i-th job of a
+// batch, with jobs[i], keeping its code and chain.
+func AtIndex(i int, err error) error {
+	return core.Wrap(core.ErrorCode(err), err, fmt.Sprintf("jobs[%d]: %s", i, core.ErrorMessage(err)))
+}
+
+// storeBatch is store for a batch, whose failure says which jobs are stored.
+func (s *Service) storeBatch(ctx context.Context, jobs []NewJob) ([]*Job, error) {
+	out, err := s.store(ctx, jobs)
+	if err == nil {
+		return out, nil
+	}
+	stored, maybe := StoredQueues(err), MaybeStored(err)
+	be := &BatchError{}
+	for i, nj := range jobs {
+		bj := BatchJob{Index: i, ID: nj.ID}
+		switch {
+		case slices.Contains(maybe, nj.ID):
+			be.MaybeStored = append(be.MaybeStored, bj)
+		case slices.Contains(stored, nj.Queue):
+			if nj.Idem != nil && nj.Idem.Existing != "" {
+				bj.ID = nj.Idem.Existing // a replay: the key's job
+			} else {
+				s.obs.Enqueued(nj.Source)
+			}
+			be.Stored = append(be.Stored, bj)
+		default:
+			be.NotStored = append(be.NotStored, bj)
+		}
+	}
+	if ie := IdempotencyRefusal(err); ie != nil {
+		// The single enqueue's refusal, naming the job whose key it is.
+		for i, nj := range jobs {
+			if nj.Idem != nil && clientKey(nj.Idem.Key) == ie.Key && !slices.Contains(stored, nj.Queue) {
+				err = AtIndex(i, err)
+				break
+			}
+		}
+	}
+	if core.ErrorCode(err) == core.CodeUnavailable && (len(be.Stored) > 0 || len(be.MaybeStored) > 0) {
+		err = core.Wrap(core.CodeUnavailable, err, fmt.Sprintf(
+			"the job queue is unavailable: of %d jobs, %d are stored, %d are not and %d may have been (the error's details name them): send the rest again, or the whole batch if every job has an idempotency key",
+			len(jobs), len(be.Stored), len(be.NotStored), len(be.MaybeStored)))
+	}
+	be.Err = err
+	return nil, be
+}
