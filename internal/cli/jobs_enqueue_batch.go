@@ -271,4 +271,3 @@ type batchLinesError struct {
 
 func (e batchLinesError) Error() string { return e.msg }
 func (e batchLinesError) Unwrap() error { return e.err }
-
