@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/refrakt/refrakt/internal/core"
+	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/daemontest"
 	"github.com/refrakt/refrakt/internal/redistest"
 )
@@ -114,5 +118,50 @@ func TestE2EEnqueueBatch(t *testing.T) {
 				t.Errorf("1002 lines, the last refused: exit %d, %d rows, stderr %q; want 2, the first batch's 1000 rows and a line saying they are stored", code, len(rows), errOut)
 			}
 		})
+	}
+}
+
+// TestEnqueueBatchEarlierDaemon: a daemon of an earlier version answers
+// the batch route 404 (no route): the CLI says in one line that the daemon
+// does not know it and what to do instead, exit 1.
+func TestEnqueueBatchEarlierDaemon(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintf(w, `{"error":{"code":"not_found","message":"no route %s %s"}}`, r.Method, r.URL.Path)
+	}))
+	defer srv.Close()
+	env := map[string]string{"REFRAKT_SERVER": srv.URL, "REFRAKT_TOKEN": "x", "XDG_STATE_HOME": t.TempDir()}
+	code, out, errOut := binCLIStdin(t, env, `{"type":"ping"}`, "jobs", "enqueue-batch")
+	if code != ExitFailed || out != "" || strings.Count(errOut, "\n") != 1 ||
+		!strings.Contains(errOut, "does not know POST /api/dev/jobs/enqueue-batch (it is of an earlier version)") {
+		t.Errorf("earlier daemon: exit %d, stdout %q, stderr %q; want 1 and one line saying so", code, out, errOut)
+	}
+}
+
+// TestBatchFailureLines: a batch that failed to store part of itself is
+// told in input lines: its jobs stored, not stored and maybe stored (a
+// *queue.BatchError's, by their index in the batch), and the jobs of the
+// batches before it, stored; a refusal's jobs[i] becomes its line.
+func TestBatchFailureLines(t *testing.T) {
+	chunk := []ndjsonJob{{line: 5}, {line: 6}, {line: 7}, {line: 9}}
+	done := []batchRow{{line: 1}, {line: 2}, {line: 4}}
+	be := &queue.BatchError{
+		Stored:      []queue.BatchJob{{Index: 0}, {Index: 1}},
+		NotStored:   []queue.BatchJob{{Index: 2}},
+		MaybeStored: []queue.BatchJob{{Index: 3}},
+		Err:         core.Errorf(core.CodeUnavailable, "the job queue is unavailable"),
+	}
+	err := batchFailure(be, chunk, done)
+	want := "the job queue is unavailable; of this batch, stored: lines 5-6; of this batch, not stored: line 7; of this batch, may have been stored: line 9; the 3 jobs before this batch are stored (lines 1-2, 4, printed above)"
+	if got := errorText(err); got != want {
+		t.Errorf("errorText:\n got %q\nwant %q", got, want)
+	}
+	if exitCode(err) != ExitUnreachable {
+		t.Errorf("exit code %d, want %d (the cause's)", exitCode(err), ExitUnreachable)
+	}
+	refused := batchFailure(core.Errorf(core.CodeInvalid, "jobs[2]: unknown job type; jobs 1 and 3 have the same idempotency key"), chunk, nil)
+	if got, want := errorText(refused), "line 7: unknown job type; lines 6 and 9 have the same idempotency key; nothing was stored"; got != want || exitCode(refused) != ExitUsage {
+		t.Errorf("refusal: %q (exit %d), want %q (exit 2)", got, exitCode(refused), want)
 	}
 }
