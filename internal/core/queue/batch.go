@@ -54,7 +54,7 @@ func (s *Service) EnqueueBatch(ctx context.Context, reqs []EnqueueRequest, sourc
 	if err := checkBatchKeys(jobs); err != nil {
 		return nil, err
 	}
-	return s.storeBatch(ctx, jobs)
+	return s.store(ctx, jobs)
 }
 
 // AtIndex prefixes the message of err, the failure of the i-th job of a
@@ -63,12 +63,38 @@ func AtIndex(i int, err error) error {
 	return core.Wrap(core.ErrorCode(err), err, fmt.Sprintf("jobs[%d]: %s", i, core.ErrorMessage(err)))
 }
 
-// storeBatch is store for a batch, whose failure says which jobs are stored.
-func (s *Service) storeBatch(ctx context.Context, jobs []NewJob) ([]*Job, error) {
-	out, err := s.store(ctx, jobs)
-	if err == nil {
-		return out, nil
+// store stores the jobs of a valid batch in one broker call and answers
+// them, a replay as its key's job. A failure of the broker call is a
+// *BatchError saying which jobs it stored (batchError); once they are all
+// stored, a replay whose key's job cannot be read fails, named jobs[i].
+func (s *Service) store(ctx context.Context, jobs []NewJob) ([]*Job, error) {
+	if err := s.broker.Enqueue(ctx, jobs...); err != nil {
+		return nil, s.batchError(jobs, s.backendErr("enqueue", err))
 	}
+	s.answered("enqueue")
+	out := make([]*Job, len(jobs))
+	for i, nj := range jobs {
+		if nj.Idem == nil || nj.Idem.Existing == "" {
+			s.obs.Enqueued(nj.Source)
+			out[i] = nj.Job
+		}
+	}
+	for i, nj := range jobs {
+		if out[i] == nil {
+			j, err := s.replayed(ctx, nj)
+			if err != nil {
+				return nil, AtIndex(i, err)
+			}
+			out[i] = j
+		}
+	}
+	return out, nil
+}
+
+// batchError is the *BatchError of a batch whose broker call failed with
+// err: the jobs of the queues it stored anyway (StoredQueues) are stored,
+// those it names in MaybeStored may be, the others are not.
+func (s *Service) batchError(jobs []NewJob, err error) error {
 	stored, maybe := StoredQueues(err), MaybeStored(err)
 	be := &BatchError{}
 	for i, nj := range jobs {
@@ -102,5 +128,5 @@ func (s *Service) storeBatch(ctx context.Context, jobs []NewJob) ([]*Job, error)
 			len(jobs), len(be.Stored), len(be.NotStored), len(be.MaybeStored)))
 	}
 	be.Err = err
-	return nil, be
+	return be
 }

@@ -292,30 +292,6 @@ func (s *Service) Enqueue(ctx context.Context, req EnqueueRequest, source string
 	return s.storeOne(ctx, nj)
 }
 
-func (s *Service) store(ctx context.Context, jobs []NewJob) ([]*Job, error) {
-	if err := s.broker.Enqueue(ctx, jobs...); err != nil {
-		return nil, s.backendErr("enqueue", err)
-	}
-	s.answered("enqueue")
-	out := make([]*Job, len(jobs))
-	for i, nj := range jobs {
-		if nj.Idem == nil || nj.Idem.Existing == "" {
-			s.obs.Enqueued(nj.Source)
-			out[i] = nj.Job
-		}
-	}
-	for i, nj := range jobs {
-		if out[i] == nil {
-			j, err := s.replayed(ctx, nj)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = j
-		}
-	}
-	return out, nil
-}
-
 // replayed is the answer for nj, which the broker did not store because
 // its idempotency key had made a job already (a replay): that job as it is
 // now, marked Replayed. A key's job gone since the broker saw it is
