@@ -23,12 +23,30 @@ func batchIDs(t *testing.T, body map[string]any) []string {
 	return ids
 }
 
-// TestEnqueueBatch: a batch of jobs in two queues is 202 with each job as
-// the single enqueue answers it, in the request's order, and each is
-// stored; the same batch again (every job with its idempotency key) is 200
-// with the same ids, each marked replayed, and nothing more stored.
+// batchServers runs f on a server of each backend: memory, and Redis.
+func batchServers(t *testing.T, prefix string, f func(t *testing.T, s *Server)) {
+	r := redistest.Start(t)
+	for _, be := range []string{"memory", "redis"} {
+		t.Run(be, func(t *testing.T) {
+			s := newTestServer(t, noLimits)
+			if be == "redis" {
+				s, _ = newRedisServer(t, r, noLimits, func(c *config.Config) { c.Prefix = prefix })
+			}
+			f(t, s)
+		})
+	}
+}
+
+// TestEnqueueBatch: on the memory backend and on Redis, a batch of jobs in
+// two queues is 202 with each job as the single enqueue answers it, in the
+// request's order, and each is stored; the same batch again (every job
+// with its idempotency key) is 200 with the same ids, each marked
+// replayed, and nothing more stored.
 func TestEnqueueBatch(t *testing.T) {
-	s := newTestServer(t, noLimits)
+	batchServers(t, "eb:", testEnqueueBatch)
+}
+
+func testEnqueueBatch(t *testing.T, s *Server) {
 	body := `{"jobs":[
 		{"type":"echo","payload":{"n":0},"queue":"a","idempotency_key":"k0"},
 		{"type":"ping","queue":"b","idempotency_key":"k1"},
@@ -64,12 +82,16 @@ func TestEnqueueBatch(t *testing.T) {
 	}
 }
 
-// TestEnqueueBatchRefusals: each refusal is 400 with the single enqueue's
-// JSON error, naming the bad job as jobs[i], and stores nothing of the
-// batch; a key reused with another payload is the single enqueue's 422
-// naming the job; the Idempotency-Key header is refused.
+// TestEnqueueBatchRefusals: on the memory backend and on Redis, each
+// refusal is 400 with the single enqueue's JSON error, naming the bad job
+// as jobs[i], and stores nothing of the batch; a key reused with another
+// payload is the single enqueue's 422 naming the job; the Idempotency-Key
+// header is refused.
 func TestEnqueueBatchRefusals(t *testing.T) {
-	s := newTestServer(t, noLimits)
+	batchServers(t, "ebr:", testEnqueueBatchRefusals)
+}
+
+func testEnqueueBatchRefusals(t *testing.T, s *Server) {
 	ping := `{"type":"ping"}`
 	many := func(n int) string { return `{"jobs":[` + strings.Repeat(ping+",", n-1) + ping + `]}` }
 	for _, c := range []struct {
@@ -126,6 +148,7 @@ func TestEnqueueBatchRefusals(t *testing.T) {
 // as a whole. With queue b's keys broken (a key of the wrong type), a batch
 // of jobs in a, then b, stores a's jobs and not b's: the 503 says so, its
 // details name each job as stored or not stored, and a GET of each agrees.
+// So for a key refused in one queue while another's jobs are stored.
 func TestEnqueueBatchPartialFailure(t *testing.T) {
 	r := redistest.Start(t)
 	s, rdb := newRedisServer(t, r, noLimits, func(c *config.Config) { c.Prefix = "bpf:" })
@@ -161,5 +184,24 @@ func TestEnqueueBatchPartialFailure(t *testing.T) {
 		if resp, got := do(t, s, "GET", "/run/"+id, "", ""); resp.StatusCode != 404 {
 			t.Errorf("GET not stored %s: %d %v, want 404", id, resp.StatusCode, got)
 		}
+	}
+
+	// A key refused in one queue (its script stores nothing) while another
+	// queue's jobs are stored: the single enqueue's 422 for that job, and
+	// the details say what is stored.
+	resp, single := do(t, s, "POST", "/api/dev/jobs/enqueue", devToken, `{"type":"ping","queue":"c","idempotency_key":"used"}`)
+	if resp.StatusCode != 202 {
+		t.Fatalf("single enqueue: %d %v", resp.StatusCode, single)
+	}
+	resp, body = do(t, s, "POST", batchPath, devToken, `{"jobs":[{"type":"ping","queue":"a"},{"type":"echo","queue":"c","idempotency_key":"used"}]}`)
+	d = errDetails(body)
+	storedIdx, stored = list("stored")
+	notIdx, _ = list("not_stored")
+	if resp.StatusCode != 422 || errCode(body) != "idempotency_key_reused" || !strings.HasPrefix(errMessage(body), "jobs[1]: ") ||
+		str(d, "job_id") != str(single, "id") || fmt.Sprint(storedIdx, notIdx) != "[0] [1]" {
+		t.Fatalf("a key reused in queue c beside a job of a: %d %v, want 422 naming jobs[1] and %s, job 0 stored, 1 not", resp.StatusCode, body, str(single, "id"))
+	}
+	if resp, got := do(t, s, "GET", "/run/"+stored[0], "", ""); resp.StatusCode != 200 {
+		t.Errorf("GET stored %s: %d %v, want 200", stored[0], resp.StatusCode, got)
 	}
 }
