@@ -89,9 +89,10 @@ func TestE2EEnqueueBatch(t *testing.T) {
 				t.Fatalf("from stdin, -o json: exit %d, %v, stdout %q, stderr %q; want 2 jobs", code, err, out, errOut)
 			}
 
+			ping := `{"type":"ping","queue":"` + q + `"}` // in q, which the refused runs must leave as it was
 			for _, c := range []struct{ name, input, want string }{
-				{"line 3 not an object", `{"type":"ping"}` + "\n" + `{"type":"ping"}` + "\n" + `[1]` + "\n" + `{"type":"ping"}`, "line 3 is JSON, but not an object"},
-				{"line 3 not JSON", `{"type":"ping"}` + "\n\n" + `{"type":` + "\n", "line 3 is not valid JSON"},
+				{"line 3 not an object", ping + "\n" + ping + "\n" + `[1]` + "\n" + ping, "line 3 is JSON, but not an object"},
+				{"line 3 not JSON", ping + "\n\n" + `{"type":` + "\n", "line 3 is not valid JSON"},
 				{"line 2 refused", `{"type":"ping","queue":"` + q + `"}` + "\n" + `{"type":"nope","queue":"` + q + `"}`, "line 2: "},
 				{"line 2 unknown field", `{"type":"ping","queue":"` + q + `"}` + "\n" + `{"type":"ping","queue":"` + q + `","prio":1}`, `line 2: unknown field "prio"`},
 			} {
