@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -47,7 +48,11 @@ const enqueueBatchPath = "/api/dev/jobs/enqueue-batch"
 
 func (d *apiDriver) EnqueueBatch(ctx context.Context, jobs []json.RawMessage) ([]*queue.Job, error) {
 	var a daemon.EnqueuedBatch
-	err := d.c.Do(ctx, http.MethodPost, enqueueBatchPath+"?source="+queue.SourceCLI, map[string]any{"jobs": jobs}, &a)
+	body, err := batchBody(jobs)
+	if err != nil {
+		return nil, err
+	}
+	err = d.c.Do(ctx, http.MethodPost, enqueueBatchPath+"?source="+queue.SourceCLI, body, &a)
 	if err != nil {
 		if core.ErrorCode(err) == core.CodeNotFound { // nothing else of this route is a 404
 			return nil, earlierDaemonError{core.Errorf(core.CodeNotFound,
@@ -71,6 +76,20 @@ func (d *apiDriver) EnqueueBatch(ctx context.Context, jobs []json.RawMessage) ([
 		out[i] = j.Job
 	}
 	return out, nil
+}
+
+// batchBody is the request body of EnqueueBatch, {"jobs":[…]}: the job
+// objects compacted and not HTML-escaped (json.Marshal would write each <,
+// > and & as 6 bytes), so that the body is the chunk's encoded lines
+// (encodedLine) and batchBodyRoom's few bytes more.
+func batchBody(jobs []json.RawMessage) (encodedJSON, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(map[string][]json.RawMessage{"jobs": jobs}); err != nil {
+		return nil, err
+	}
+	return encodedJSON(b.Bytes()), nil
 }
 
 // enqueuedJob is an enqueue's answer: the job, marked Replayed when the

@@ -16,6 +16,7 @@ import (
 
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/daemon"
 	"github.com/refrakt/refrakt/internal/daemontest"
 	"github.com/refrakt/refrakt/internal/redistest"
 )
@@ -164,5 +165,61 @@ func TestBatchFailureLines(t *testing.T) {
 	refused := batchFailure(core.Errorf(core.CodeInvalid, "jobs[2]: unknown job type; jobs 1 and 3 have the same idempotency key"), chunk, nil)
 	if got, want := errorText(refused), "line 7: unknown job type; lines 6 and 9 have the same idempotency key; nothing was stored"; got != want || exitCode(refused) != ExitUsage {
 		t.Errorf("refusal: %q (exit %d), want %q (exit 2)", got, exitCode(refused), want)
+	}
+}
+
+// TestE2EEnqueueBatchHTMLCharacters: lines of <, > and & are sent as
+// they are (not HTML-escaped, 6 bytes each), so that 4 lines of 51 KiB of
+// '<' (205 KiB) are one request the daemon takes, over the API as over
+// Redis, and not a body over 1 MiB (413).
+func TestE2EEnqueueBatchHTMLCharacters(t *testing.T) {
+	r := redistest.Start(t)
+	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL(), "REFRAKT_PREFIX=eh:"}, "--workers", "0")
+	var in strings.Builder
+	for range 4 {
+		fmt.Fprintf(&in, `{"type":"echo","queue":"html","payload":{"s":%q}}`+"\n", strings.Repeat("<", 50<<10)+"&>")
+	}
+	for _, de := range drivers(t, d, r, "eh:") {
+		code, out, errOut := binCLIStdin(t, de.env, in.String(), "jobs", "enqueue-batch")
+		if code != ExitOK || strings.Count(out, "\n") != 4 {
+			t.Errorf("%s: exit %d, stdout %d lines, stderr %q; want 0 and the 4 jobs", de.name, code, strings.Count(out, "\n"), errOut)
+		}
+	}
+}
+
+// TestBatchChunksFitTheBody: chunks are sized on the lines as batchBody
+// encodes them, so that every chunk's body fits daemon.MaxBody, whatever
+// the lines hold (<, > and &, which json.Marshal would grow sixfold; space
+// that compacting drops).
+func TestBatchChunksFitTheBody(t *testing.T) {
+	var in strings.Builder
+	for i := range 9 {
+		fmt.Fprintf(&in, `{ "type" : "echo" , "payload" : {"s":%q} }`+"\n", strings.Repeat("<&>", (i+1)*20<<10))
+	}
+	jobs, err := readNDJSON(strings.NewReader(in.String()), "stdin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range chunks(jobs) {
+		raws := make([]json.RawMessage, len(c))
+		for i, j := range c {
+			raws[i] = j.raw
+		}
+		body, err := batchBody(raws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(body) > daemon.MaxBody {
+			t.Errorf("a chunk of %d jobs is a body of %d bytes, over %d", len(c), len(body), daemon.MaxBody)
+		}
+		var got struct{ Jobs []json.RawMessage }
+		if err := json.Unmarshal(body, &got); err != nil || len(got.Jobs) != len(c) {
+			t.Errorf("body: %v, %d jobs, want %d", err, len(got.Jobs), len(c))
+		}
+		n += len(c)
+	}
+	if n != 9 {
+		t.Errorf("chunks hold %d jobs, want 9", n)
 	}
 }

@@ -90,7 +90,7 @@ func readNDJSON(r io.Reader, name string) ([]ndjsonJob, error) {
 			}
 			return nil, usageError{fmt.Errorf("%s: line %d is %s: each line must be one job object, such as {\"type\":\"ping\"}; nothing was sent", name, n, what)}
 		}
-		jobs = append(jobs, ndjsonJob{line: n, raw: json.RawMessage(bytes.Clone(line))})
+		jobs = append(jobs, ndjsonJob{line: n, raw: encodedLine(line)})
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
@@ -104,7 +104,19 @@ func readNDJSON(r io.Reader, name string) ([]ndjsonJob, error) {
 	return jobs, nil
 }
 
-// chunks cuts jobs into the batches of one request each.
+// encodedLine is a valid JSON line as a request carries it (batchBody):
+// compacted, not HTML-escaped. Chunks are sized on it, so that no chunk's
+// body passes the API's bound (a line of <, > or & does not grow).
+func encodedLine(line []byte) json.RawMessage {
+	var b bytes.Buffer
+	if err := json.Compact(&b, line); err != nil {
+		return json.RawMessage(bytes.Clone(line)) // valid JSON: not reached
+	}
+	return json.RawMessage(b.Bytes())
+}
+
+// chunks cuts jobs into the batches of one request each, sized on their
+// encoded lines (encodedLine): a chunk's body is at most daemon.MaxBody.
 func chunks(jobs []ndjsonJob) [][]ndjsonJob {
 	var out [][]ndjsonJob
 	for start := 0; start < len(jobs); {
