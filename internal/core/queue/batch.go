@@ -65,8 +65,12 @@ func AtIndex(i int, err error) error {
 
 // store stores the jobs of a valid batch in one broker call and answers
 // them, a replay as its key's job. A failure of the broker call is a
-// *BatchError saying which jobs it stored (batchError); once they are all
-// stored, a replay whose key's job cannot be read fails, named jobs[i].
+// *BatchError saying which jobs it stored (batchError). Once they are all
+// stored, a replay whose key's job cannot be read fails, named jobs[i], as
+// a *BatchError naming every job stored (a replay by its key's job,
+// Idem.Existing): the answer is not made up from Existing alone, whose
+// job's status and fields nobody read, but a client is not left to send
+// again jobs that are stored.
 func (s *Service) store(ctx context.Context, jobs []NewJob) ([]*Job, error) {
 	if err := s.broker.Enqueue(ctx, jobs...); err != nil {
 		return nil, s.batchError(jobs, s.backendErr("enqueue", err))
@@ -83,7 +87,7 @@ func (s *Service) store(ctx context.Context, jobs []NewJob) ([]*Job, error) {
 		if out[i] == nil {
 			j, err := s.replayed(ctx, nj)
 			if err != nil {
-				return nil, AtIndex(i, err)
+				return nil, allStored(jobs, AtIndex(i, err))
 			}
 			out[i] = j
 		}
@@ -123,10 +127,31 @@ func (s *Service) batchError(jobs []NewJob, err error) error {
 		}
 	}
 	if core.ErrorCode(err) == core.CodeUnavailable && (len(be.Stored) > 0 || len(be.MaybeStored) > 0) {
+		advice := "send the rest again, or the whole batch if every job has an idempotency key"
+		if len(be.MaybeStored) > 0 {
+			advice = "send again those not stored, and those that may have been once a read (GET) finds them not stored"
+		}
 		err = core.Wrap(core.CodeUnavailable, err, fmt.Sprintf(
-			"the job queue is unavailable: of %d jobs, %d are stored, %d are not and %d may have been (the error's details name them): send the rest again, or the whole batch if every job has an idempotency key",
-			len(jobs), len(be.Stored), len(be.NotStored), len(be.MaybeStored)))
+			"the job queue is unavailable: of %d jobs, %d are stored, %d are not and %d may have been (the error's details name them): %s",
+			len(jobs), len(be.Stored), len(be.NotStored), len(be.MaybeStored), advice))
 	}
 	be.Err = err
+	return be
+}
+
+// allStored is the *BatchError of a batch whose jobs are all stored (or
+// replayed) but whose answer failed with err (a replay's job not read):
+// every job is named stored, a replay by its key's job. The jobs stored
+// were counted already.
+func allStored(jobs []NewJob, err error) error {
+	be := &BatchError{Stored: make([]BatchJob, len(jobs))}
+	for i, nj := range jobs {
+		be.Stored[i] = BatchJob{Index: i, ID: nj.ID}
+		if nj.Idem != nil && nj.Idem.Existing != "" {
+			be.Stored[i].ID = nj.Idem.Existing
+		}
+	}
+	be.Err = core.Wrap(core.ErrorCode(err), err, core.ErrorMessage(err)+
+		"; every job of the batch is stored all the same (the error's details name them, a replay by its key's job): do not send them again")
 	return be
 }

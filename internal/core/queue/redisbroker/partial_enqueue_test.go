@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/refrakt/refrakt/internal/core"
@@ -13,11 +14,12 @@ import (
 
 // TestEnqueueBatchPartlyStored: an enqueue is atomic per queue, not as a
 // whole. With queue b's keys broken (its pending list a string), a batch of
-// jobs in a, b and a again stores a's jobs and not b's: the broker's error
-// is a *queue.PartialEnqueueError naming a, and the service's a
-// *queue.BatchError naming jobs 0 and 2 stored, job 1 not, as Get agrees;
-// the batch's error is a 503 (unavailable) saying so. A batch wholly
-// refused (a's keys broken too) names every job not stored.
+// jobs in a, b and a again stores a's jobs; b's script fails running
+// (WRONGTYPE at its RPUSH, after it wrote the job's hash), so b's job may
+// be stored: the broker's error is a *queue.PartialEnqueueError naming a,
+// and the service's a *queue.BatchError naming jobs 0 and 2 stored, as Get
+// agrees, and job 1 maybe stored; the batch's error is a 503 (unavailable)
+// saying so. A batch of two broken queues names both jobs maybe stored.
 func TestEnqueueBatchPartlyStored(t *testing.T) {
 	_, rdb := newClient(t)
 	ctx := context.Background()
@@ -35,8 +37,8 @@ func TestEnqueueBatchPartlyStored(t *testing.T) {
 	if !errors.As(err, &be) || core.ErrorCode(err) != core.CodeUnavailable {
 		t.Fatalf("batch with queue b broken: %v, want an unavailable *queue.BatchError", err)
 	}
-	if got := fmt.Sprint(indexes(be.Stored), indexes(be.NotStored), indexes(be.MaybeStored)); got != "[0 2] [1] []" {
-		t.Fatalf("stored, not stored, maybe stored: %s, want [0 2] [1] []", got)
+	if got := fmt.Sprint(indexes(be.Stored), indexes(be.NotStored), indexes(be.MaybeStored)); got != "[0 2] [] [1]" {
+		t.Fatalf("stored, not stored, maybe stored: %s, want [0 2] [] [1]", got)
 	}
 	if got := queue.StoredQueues(errors.Unwrap(err)); fmt.Sprint(got) != "[a]" {
 		t.Errorf("StoredQueues %v, want [a]", got)
@@ -46,19 +48,98 @@ func TestEnqueueBatchPartlyStored(t *testing.T) {
 			t.Errorf("stored job %d: %+v, %v; want pending in a", j.Index, got, err)
 		}
 	}
-	for _, j := range be.NotStored {
-		if _, err := svc.Get(ctx, j.ID); core.ErrorCode(err) != core.CodeNotFound {
-			t.Errorf("job %d not stored: Get %v, want not found", j.Index, err)
-		}
-	}
 
 	if err := rdb.Set(ctx, "pe:q:{c}:pending", "not a list", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	_, err = svc.EnqueueBatch(ctx, []queue.EnqueueRequest{{Type: "ping", Queue: "c"}, {Type: "ping", Queue: "b"}}, queue.SourceAPI)
-	if !errors.As(err, &be) || len(be.Stored) != 0 || len(be.NotStored) != 2 || queue.StoredQueues(err) != nil {
-		t.Errorf("a batch wholly refused: %v (%+v), want both jobs not stored", err, be)
+	if !errors.As(err, &be) || len(be.Stored) != 0 || len(be.MaybeStored) != 2 || queue.StoredQueues(err) != nil {
+		t.Errorf("a batch of two broken queues: %v (%+v), want both jobs maybe stored", err, be)
 	}
+}
+
+// TestEnqueueBatchPartlyStoredRetryWithKeys: the README's "a retry with
+// keys" after a script failed running. A keyed batch in a, b, a with b's
+// pending list a string: jobs 0 and 2 stored, job 1 maybe stored (its
+// script wrote its hash and its key's record before WRONGTYPE). Sent again
+// once b is repaired, jobs 0 and 2 replay, but job 1's key names the job of
+// the failed script, which no queue lists (b never made): the retry is a
+// 409 "no longer kept" naming jobs[1], a *queue.BatchError naming every job
+// stored (job 1 by the key's job), and nothing is stored twice. Job 1 sent
+// with a new key is stored.
+func TestEnqueueBatchPartlyStoredRetryWithKeys(t *testing.T) {
+	_, rdb := newClient(t)
+	ctx := context.Background()
+	b := redisbroker.New(rdb, redisbroker.Options{Prefix: "pk:"})
+	if err := b.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+	if err := rdb.Set(ctx, "pk:q:{b}:pending", "not a list", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	reqs := []queue.EnqueueRequest{{Type: "ping", Queue: "a", IdempotencyKey: "0"}, {Type: "ping", Queue: "b", IdempotencyKey: "1"}, {Type: "ping", Queue: "a", IdempotencyKey: "2"}}
+	_, err := svc.EnqueueBatch(ctx, reqs, queue.SourceAPI)
+	var first *queue.BatchError
+	if !errors.As(err, &first) || fmt.Sprint(indexes(first.Stored), indexes(first.NotStored), indexes(first.MaybeStored)) != "[0 2] [] [1]" {
+		t.Fatalf("keyed batch with b broken: %v (%+v), want jobs 0 and 2 stored, 1 maybe", err, first)
+	}
+	if err := rdb.Del(ctx, "pk:q:{b}:pending").Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = svc.EnqueueBatch(ctx, reqs, queue.SourceAPI)
+	var retry *queue.BatchError
+	want := fmt.Sprint([]queue.BatchJob{first.Stored[0], first.MaybeStored[0], first.Stored[1]})
+	if !errors.As(err, &retry) || core.ErrorCode(err) != core.CodeConflict || !strings.HasPrefix(core.ErrorMessage(err), "jobs[1]: idempotency key \"1\" made job "+first.MaybeStored[0].ID+", which is no longer kept") ||
+		fmt.Sprint(retry.Stored) != want || len(retry.NotStored)+len(retry.MaybeStored) != 0 {
+		t.Fatalf("the retry: %v (%+v), want a 409 naming jobs[1] no longer kept, every job stored: %s", err, retry, want)
+	}
+	if js, err := svc.List(ctx, queue.Filter{Queue: "a"}); err != nil || len(js) != 2 {
+		t.Errorf("queue a after the retry: %d jobs, %v; want the 2 of the first batch", len(js), err)
+	}
+	j, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: "b", IdempotencyKey: "1-again"}, queue.SourceAPI)
+	if err != nil || j.Replayed {
+		t.Fatalf("job 1 with a new key: %+v, %v", j, err)
+	}
+	if got, err := svc.Get(ctx, j.ID); err != nil || got.Status != queue.StatusPending {
+		t.Errorf("job 1 with a new key: Get %+v, %v; want it pending", got, err)
+	}
+}
+
+// TestEnqueueBatchReplayUnread: a batch whose jobs are all stored, but a
+// replay's job cannot be read (Get fails after the broker call), is a
+// *queue.BatchError naming every job stored, the replay by its key's job,
+// with the read's code: not a bare error that a client would answer by
+// sending stored jobs again.
+func TestEnqueueBatchReplayUnread(t *testing.T) {
+	_, rdb := newClient(t)
+	ctx := context.Background()
+	b := redisbroker.New(rdb, redisbroker.Options{Prefix: "ru:"})
+	if err := b.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+	kept, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: "a", IdempotencyKey: "k"}, queue.SourceAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flaky := queue.NewService(queue.Deps{Broker: getFails{b}}, queue.Config{})
+	_, err = flaky.EnqueueBatch(ctx, []queue.EnqueueRequest{{Type: "ping", Queue: "a", IdempotencyKey: "k"}, {Type: "ping", Queue: "c"}}, queue.SourceAPI)
+	var be *queue.BatchError
+	if !errors.As(err, &be) || core.ErrorCode(err) != core.CodeUnavailable || !strings.HasPrefix(core.ErrorMessage(err), "jobs[0]: ") ||
+		len(be.Stored) != 2 || be.Stored[0].ID != kept.ID || len(be.NotStored)+len(be.MaybeStored) != 0 {
+		t.Fatalf("replay unread: %v (%+v), want an unavailable *queue.BatchError naming jobs[0], both jobs stored, job 0 as %s", err, be, kept.ID)
+	}
+	if got, err := svc.Get(ctx, be.Stored[1].ID); err != nil || got.Queue != "c" {
+		t.Errorf("job 1, named stored: Get %+v, %v; want it in c", got, err)
+	}
+}
+
+// getFails is a broker whose Get fails as a broken connection does.
+type getFails struct{ queue.Broker }
+
+func (getFails) Get(context.Context, string) (*queue.Job, error) {
+	return nil, errors.New("connection reset by peer")
 }
 
 func indexes(js []queue.BatchJob) []int {

@@ -588,8 +588,9 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 			continue
 		}
 		if e := p.cmd.Err(); e != nil {
-			if mayHaveRun(e) {
-				// Redis may have run it; its answer is lost.
+			if mayHaveRun(e) || ranPartly(e) {
+				// Redis may have run it, its answer lost; or the script
+				// failed running, its writes before the error kept.
 				var u *queue.UncertainEnqueueError
 				if errors.As(p.call.err, &u) {
 					u.JobIDs = append(u.JobIDs, jobIDs(p.jobs)...)
