@@ -455,7 +455,7 @@ type enqCall struct {
 	done     chan struct{} // closed when err is set (nil for a call sent by its own caller)
 	lead     chan struct{} // closed when this call must flush the waiting ones
 	state    callState     // of a queued call, under its lane's mu
-	stored   []string      // the queues whose jobs are stored, set by the sender
+	stored   []string      // of a failed call, the queues whose jobs are stored, set by the sender
 }
 
 // fail records err as c's failure, unless it has one already (the first
@@ -510,6 +510,7 @@ type enqPart struct {
 	q    string
 	jobs []queue.NewJob
 	cmd  *redis.Cmd
+	ok   bool // its jobs stored (call.stored is built from it on failure alone)
 }
 
 // sendEnqueues stores the jobs of calls in one round trip, sent at now, and
@@ -623,7 +624,7 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 			p.call.fail(core.Errorf(core.CodeConflict, "job %s already exists", dup))
 			continue
 		}
-		p.call.stored = append(p.call.stored, p.q)
+		p.ok = true
 		if made, _ := r[2].(int64); made == 1 && !slices.Contains(madeQueues, p.q) {
 			madeQueues = append(madeQueues, p.q)
 		}
@@ -641,6 +642,13 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 			default:
 				nj.Status, nj.RunAt, nj.ReadyAt = queue.StatusPending, now, now
 			}
+		}
+	}
+	// The queues stored of a failed call, built on failure alone: a call
+	// that succeeded allocates nothing for them.
+	for _, p := range parts {
+		if p.ok && p.call.state != callGone && p.call.err != nil {
+			p.call.stored = append(p.call.stored, p.q)
 		}
 	}
 	for _, c := range calls {
