@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/refrakt/refrakt/internal/core"
@@ -140,6 +141,73 @@ type getFails struct{ queue.Broker }
 
 func (getFails) Get(context.Context, string) (*queue.Job, error) {
 	return nil, errors.New("connection reset by peer")
+}
+
+// enqueuedCount is an Observer counting the jobs enqueued (the
+// refrakt_jobs_enqueued_total metric's source).
+type enqueuedCount struct {
+	queue.NopObserver
+	n atomic.Int64
+}
+
+func (c *enqueuedCount) Enqueued(string) { c.n.Add(1) }
+
+// TestEnqueueBatchDetailsAndCount: a partly stored batch names a replay of
+// a stored queue by its key's job in details.stored and counts as enqueued
+// only the jobs it stored (not the replay, not the job maybe stored); a
+// batch that succeeds counts its new jobs, not its replays; and a key used
+// in two queues, stored in one and refused in the other, names the refused
+// job, jobs[1], not the stored one.
+func TestEnqueueBatchDetailsAndCount(t *testing.T) {
+	_, rdb := newClient(t)
+	ctx := context.Background()
+	b := redisbroker.New(rdb, redisbroker.Options{Prefix: "pd:"})
+	if err := b.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cnt := &enqueuedCount{}
+	svc := queue.NewService(queue.Deps{Broker: b, Observer: cnt}, queue.Config{})
+	kept, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: "a", IdempotencyKey: "r"}, queue.SourceAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	used, err := svc.Enqueue(ctx, queue.EnqueueRequest{Type: "ping", Queue: "c", IdempotencyKey: "k"}, queue.SourceAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := func(what string, want int64) {
+		t.Helper()
+		if got := cnt.n.Swap(0); got != want {
+			t.Errorf("%s: %d jobs counted enqueued, want %d", what, got, want)
+		}
+	}
+	counted("two single enqueues", 2)
+
+	ok, err := svc.EnqueueBatch(ctx, []queue.EnqueueRequest{{Type: "ping", Queue: "a", IdempotencyKey: "r"}, {Type: "ping", Queue: "a"}}, queue.SourceAPI)
+	if err != nil || !ok[0].Replayed || ok[0].ID != kept.ID || ok[1].Replayed {
+		t.Fatalf("a batch of a replay and a new job: %v", err)
+	}
+	counted("a batch of a replay and a new job", 1)
+
+	if err := rdb.Set(ctx, "pd:q:{b}:pending", "not a list", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = svc.EnqueueBatch(ctx, []queue.EnqueueRequest{{Type: "ping", Queue: "a", IdempotencyKey: "r"}, {Type: "ping", Queue: "a"}, {Type: "ping", Queue: "b"}}, queue.SourceAPI)
+	var be *queue.BatchError
+	if !errors.As(err, &be) || fmt.Sprint(indexes(be.Stored), indexes(be.NotStored), indexes(be.MaybeStored)) != "[0 1] [] [2]" {
+		t.Fatalf("a replay and a job in a, a job in broken b: %v (%+v), want 0 and 1 stored, 2 maybe", err, be)
+	}
+	if be.Stored[0].ID != kept.ID {
+		t.Errorf("the replay named stored as %s, want its key's job %s", be.Stored[0].ID, kept.ID)
+	}
+	counted("a partly stored batch", 1)
+
+	_, err = svc.EnqueueBatch(ctx, []queue.EnqueueRequest{{Type: "ping", Queue: "d", IdempotencyKey: "k"}, {Type: "echo", Queue: "c", IdempotencyKey: "k"}}, queue.SourceAPI)
+	if !errors.As(err, &be) || !strings.HasPrefix(core.ErrorMessage(err), "jobs[1]: ") || core.ErrorCode(err) != core.CodeKeyReused ||
+		fmt.Sprint(indexes(be.Stored), indexes(be.NotStored)) != "[0] [1]" {
+		t.Fatalf("key k stored in d, refused in c (used by %s): %v (%+v), want jobs[1] named, 0 stored, 1 not", used.ID, err, be)
+	}
+	counted("a key stored in d and refused in c", 1)
 }
 
 func indexes(js []queue.BatchJob) []int {
