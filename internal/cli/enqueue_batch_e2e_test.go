@@ -10,9 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/queue"
@@ -155,7 +158,7 @@ func TestBatchFailureLines(t *testing.T) {
 		Err:         core.Errorf(core.CodeUnavailable, "the job queue is unavailable"),
 	}
 	err := batchFailure(be, chunk, done)
-	want := "the job queue is unavailable; of this batch, stored: lines 5-6; of this batch, not stored: line 7; of this batch, may have been stored: line 9; the 3 jobs before this batch are stored (lines 1-2, 4, printed above)"
+	want := "the job queue is unavailable; of this batch, stored: lines 5-6 (printed above); of this batch, not stored: line 7; of this batch, may have been stored: line 9; the 3 jobs before this batch are stored (lines 1-2, 4, printed above)"
 	if got := errorText(err); got != want {
 		t.Errorf("errorText:\n got %q\nwant %q", got, want)
 	}
@@ -221,5 +224,51 @@ func TestBatchChunksFitTheBody(t *testing.T) {
 	}
 	if n != 9 {
 		t.Errorf("chunks hold %d jobs, want 9", n)
+	}
+}
+
+// TestE2EEnqueueBatchPartlyStored: over the API (the daemon's details
+// turned back into a *queue.BatchError) as over Redis, a batch whose queue
+// b is broken (its pending list a string: its script fails running) prints
+// the jobs it stored all the same, lines 1 and 3, with their ids (a table,
+// and -o json), and exits 3 (unavailable) saying lines 1 and 3 are stored
+// and line 2 may have been.
+func TestE2EEnqueueBatchPartlyStored(t *testing.T) {
+	r := redistest.Start(t)
+	d := startDaemon(t, []string{"QUEUE_URL=" + r.URL(), "REFRAKT_PREFIX=ep:"}, "--workers", "0")
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	defer rdb.Close()
+	for _, de := range drivers(t, d, r, "ep:") {
+		t.Run(de.name, func(t *testing.T) {
+			ok, bad := "ok-"+de.name, "bad-"+de.name
+			if err := rdb.Set(context.Background(), "ep:q:{"+bad+"}:pending", "not a list", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			in := fmt.Sprintf(`{"type":"ping","queue":%q}`+"\n"+`{"type":"ping","queue":%q}`+"\n"+`{"type":"echo","queue":%q}`+"\n", ok, bad, ok)
+			code, out, errOut := binCLIStdin(t, de.env, in, "jobs", "enqueue-batch")
+			rows := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+			want := "of this batch, stored: lines 1, 3 (printed above); of this batch, may have been stored: line 2"
+			if code != ExitUnreachable || len(rows) != 2 || !strings.Contains(errOut, want) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want 3, the 2 jobs stored and %q", code, out, errOut, want)
+			}
+			for i, w := range []string{"1\t%s\t" + ok + "\tping\t\t", "3\t%s\t" + ok + "\techo\t\t"} {
+				f := strings.Split(rows[i], "\t")
+				if len(f) != 6 || rows[i] != fmt.Sprintf(w, f[1]) || len(f[1]) != 22 {
+					t.Errorf("row %d: %q, want %q", i, rows[i], w)
+				}
+			}
+			if got := listIDs(t, de.env, "--queue", ok); len(got) != 2 || !strings.Contains(out, got[0]) || !strings.Contains(out, got[1]) {
+				t.Errorf("jobs of %s: %v, want the 2 printed:\n%s", ok, got, out)
+			}
+
+			code, out, _ = binCLIStdin(t, de.env, in, "jobs", "enqueue-batch", "-o", "json")
+			var js []struct{ ID, Queue, Type string }
+			if err := json.Unmarshal([]byte(out), &js); code != ExitUnreachable || err != nil || len(js) != 2 || js[0].Queue != ok || js[1].Type != "echo" {
+				t.Fatalf("-o json: exit %d, %v, stdout %q; want the 2 jobs stored", code, err, out)
+			}
+			if got := listIDs(t, de.env, "--queue", ok); len(got) != 4 || !slices.Contains(got, js[0].ID) || !slices.Contains(got, js[1].ID) {
+				t.Errorf("jobs of %s: %v, want those printed, %v, among them", ok, got, js)
+			}
+		})
 	}
 }

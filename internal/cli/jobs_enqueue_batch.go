@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -50,7 +51,9 @@ func newJobsEnqueueBatchCmd(c client, runF func(context.Context, *JobsEnqueueBat
 			"validation: a job the daemon refuses exits 2 naming its line. When a batch fails, the jobs of\n" +
 			"the batches before it are stored (they are printed, and the error counts them and names their\n" +
 			"lines); with an idempotency_key on every job, running the same command again is safe.\n" +
-			"Prints each job's line, id, queue, type and status (replayed: its key's job already existed).",
+			"Prints each job's line, id, queue, type and status (replayed: its key's job already existed).\n" +
+			"When a batch fails after storing some of its jobs, those are printed too, with their id, queue\n" +
+			"and type, and no status (not read back; with -o json \"status\":\"\"); the error names their lines.",
 		Example: "  refrakt jobs enqueue-batch --file jobs.ndjson\n" +
 			"  printf '%s\\n' '{\"type\":\"ping\"}' '{\"type\":\"echo\",\"payload\":{\"n\":1},\"queue\":\"mail\"}' | refrakt jobs enqueue-batch\n" +
 			"  refrakt jobs enqueue-batch --file jobs.ndjson -o json | jq -r '.[].id'",
@@ -154,8 +157,13 @@ func jobsEnqueueBatchRun(ctx context.Context, o *JobsEnqueueBatchOptions) error 
 			}
 			stored, err := d.EnqueueBatch(ctx, raws)
 			if err != nil {
-				if len(done) > 0 {
-					if perr := printBatch(p, done); perr != nil {
+				rows := done
+				var be *queue.BatchError
+				if errors.As(err, &be) {
+					rows = append(slices.Clip(done), storedRows(chunk, be.Stored)...)
+				}
+				if len(rows) > 0 {
+					if perr := printBatch(p, rows); perr != nil {
 						return perr
 					}
 				}
@@ -173,6 +181,28 @@ func jobsEnqueueBatchRun(ctx context.Context, o *JobsEnqueueBatchOptions) error 
 type batchRow struct {
 	line int
 	job  *queue.Job
+}
+
+// storedRows are the rows of the jobs a failed chunk stored all the same
+// (a *queue.BatchError's Stored): their id, and the queue and type their
+// line gives; their status, not read back, is left empty.
+func storedRows(chunk []ndjsonJob, stored []queue.BatchJob) []batchRow {
+	rows := make([]batchRow, 0, len(stored))
+	for _, bj := range stored {
+		if bj.Index < 0 || bj.Index >= len(chunk) {
+			continue
+		}
+		var f struct {
+			Type  string `json:"type"`
+			Queue string `json:"queue"`
+		}
+		_ = json.Unmarshal(chunk[bj.Index].raw, &f) // the daemon took it: an object
+		if f.Queue == "" {
+			f.Queue = queue.DefaultQueue
+		}
+		rows = append(rows, batchRow{line: chunk[bj.Index].line, job: &queue.Job{ID: bj.ID, Queue: f.Queue, Type: f.Type}})
+	}
+	return rows
 }
 
 // batchColumns are the columns of `jobs enqueue-batch`.
@@ -197,7 +227,11 @@ func printBatch(p *Printer, rows []batchRow) error {
 		} else if p.TTY {
 			replayed = "-"
 		}
-		cells[i] = []string{strconv.Itoa(r.line), r.job.ID, r.job.Queue, r.job.Type, string(r.job.Status), replayed}
+		status := string(r.job.Status)
+		if status == "" && p.TTY {
+			status = "-" // stored by a batch that failed: not read back
+		}
+		cells[i] = []string{strconv.Itoa(r.line), r.job.ID, r.job.Queue, r.job.Type, status, replayed}
 	}
 	return p.Table(batchColumns, cells)
 }
@@ -238,6 +272,9 @@ func batchFailure(err error, chunk []ndjsonJob, done []batchRow) error {
 				lines[i] = chunk[j.Index].line
 			}
 			msg += fmt.Sprintf("; of this batch, %s: %s", part.what, lineRanges(lines))
+			if part.what == "stored" {
+				msg += " (printed above)"
+			}
 		}
 	}
 	if len(done) > 0 {
