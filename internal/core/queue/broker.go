@@ -225,10 +225,17 @@ type Outcome struct {
 type UncertainEnqueueError struct {
 	JobIDs []string
 	Err    error
+	// Failed: the backend ran the command and it failed part way (a
+	// Redis script's error, its writes before it kept), not an answer lost.
+	Failed bool
 }
 
 func (e *UncertainEnqueueError) Error() string {
-	return fmt.Sprintf("enqueue: no answer, job %s may have been stored: %v", strings.Join(e.JobIDs, ", "), e.Err)
+	what := "no answer"
+	if e.Failed {
+		what = "failed part way"
+	}
+	return fmt.Sprintf("enqueue: %s, job %s may have been stored: %v", what, strings.Join(e.JobIDs, ", "), e.Err)
 }
 
 // Unwrap returns the cause.

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -364,9 +365,13 @@ func (s *Service) backendErr(op string, err error) error {
 	}
 	s.obs.BackendError(op, err)
 	if ids := MaybeStored(err); len(ids) > 0 {
+		what := "did not answer in time"
+		if u := (*UncertainEnqueueError)(nil); errors.As(err, &u) && u.Failed {
+			what = "failed part way through the enqueue"
+		}
 		return core.Wrap(core.CodeUnavailable, err, fmt.Sprintf(
-			"the job queue did not answer in time; job %s may have been stored all the same: read it before enqueueing it again",
-			strings.Join(ids, ", ")))
+			"the job queue %s; job %s may have been stored all the same: read it before enqueueing it again",
+			what, strings.Join(ids, ", ")))
 	}
 	return core.Wrap(core.CodeUnavailable, err, "the job queue is unavailable")
 }

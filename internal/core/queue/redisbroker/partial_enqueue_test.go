@@ -44,6 +44,9 @@ func TestEnqueueBatchPartlyStored(t *testing.T) {
 	if got := queue.StoredQueues(errors.Unwrap(err)); fmt.Sprint(got) != "[a]" {
 		t.Errorf("StoredQueues %v, want [a]", got)
 	}
+	if u := (*queue.UncertainEnqueueError)(nil); !errors.As(err, &u) || !u.Failed || !strings.Contains(u.Error(), "failed part way") {
+		t.Errorf("%v: want an *queue.UncertainEnqueueError marked Failed (the script failed part way), told so", err)
+	}
 	for _, j := range be.Stored {
 		if got, err := svc.Get(ctx, j.ID); err != nil || got.Queue != "a" || got.Status != queue.StatusPending {
 			t.Errorf("stored job %d: %+v, %v; want pending in a", j.Index, got, err)

@@ -596,7 +596,7 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 				if errors.As(p.call.err, &u) {
 					u.JobIDs = append(u.JobIDs, jobIDs(p.jobs)...)
 				} else {
-					p.call.err = &queue.UncertainEnqueueError{JobIDs: jobIDs(p.jobs), Err: fmt.Errorf("enqueue: %w", e)}
+					p.call.err = &queue.UncertainEnqueueError{JobIDs: jobIDs(p.jobs), Err: fmt.Errorf("enqueue: %w", e), Failed: !mayHaveRun(e)}
 				}
 			} else {
 				p.call.fail(fmt.Errorf("enqueue: %w", e))
