@@ -165,9 +165,16 @@ func TestBatchFailureLines(t *testing.T) {
 	if exitCode(err) != ExitUnreachable {
 		t.Errorf("exit code %d, want %d (the cause's)", exitCode(err), ExitUnreachable)
 	}
-	refused := batchFailure(core.Errorf(core.CodeInvalid, "jobs[2]: unknown job type; jobs 1 and 3 have the same idempotency key"), chunk, nil)
-	if got, want := errorText(refused), "line 7: unknown job type; lines 6 and 9 have the same idempotency key; nothing was stored"; got != want || exitCode(refused) != ExitUsage {
-		t.Errorf("refusal: %q (exit %d), want %q (exit 2)", got, exitCode(refused), want)
+	for _, c := range []struct{ msg, want string }{
+		{"jobs[2]: unknown job type", "line 7: unknown job type; nothing was stored"},
+		{`jobs 1 and 3 have the same idempotency key "jobs[0]" in queue q`, `lines 6 and 9 have the same idempotency key "jobs[0]" in queue q; nothing was stored`},
+		{`jobs[1]: idempotency key "jobs 0 and 2" was already used`, `line 6: idempotency key "jobs 0 and 2" was already used; nothing was stored`},
+		{`a message naming jobs[1] inside`, `a message naming jobs[1] inside; nothing was stored`},
+	} {
+		refused := batchFailure(core.Errorf(core.CodeInvalid, "%s", c.msg), chunk, nil)
+		if got := errorText(refused); got != c.want || exitCode(refused) != ExitUsage {
+			t.Errorf("refusal %q: %q (exit %d), want %q (exit 2)", c.msg, got, exitCode(refused), c.want)
+		}
 	}
 }
 

@@ -236,8 +236,11 @@ func printBatch(p *Printer, rows []batchRow) error {
 	return p.Table(batchColumns, cells)
 }
 
-// batchIndex finds the jobs[i] (or "jobs i and j") a batch's refusal names.
-var batchIndex = regexp.MustCompile(`jobs\[(\d+)\]|jobs (\d+) and (\d+)`)
+// batchIndex finds the jobs[i] (or "jobs i and j") a batch's refusal names:
+// at the start of its message (after the daemon's address, when the error
+// names it), not inside it, where a quoted key or message may hold the same
+// text.
+var batchIndex = regexp.MustCompile(`^(\S+://\S+: )?(?:jobs\[(\d+)\]|jobs (\d+) and (\d+))`)
 
 // batchFailure is the error of a chunk that failed: its refusal with each
 // job it names as its input line, what the chunk stored and not (a
@@ -253,10 +256,10 @@ func batchFailure(err error, chunk []ndjsonJob, done []batchRow) error {
 			}
 			return strconv.Itoa(chunk[i].line)
 		}
-		if sub[1] != "" {
-			return "line " + line(sub[1])
+		if sub[2] != "" {
+			return sub[1] + "line " + line(sub[2])
 		}
-		return "lines " + line(sub[2]) + " and " + line(sub[3])
+		return sub[1] + "lines " + line(sub[3]) + " and " + line(sub[4])
 	})
 	var be *queue.BatchError
 	if errors.As(err, &be) {
