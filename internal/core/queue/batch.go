@@ -13,7 +13,12 @@ import (
 // bounds a batch first for all but the smallest jobs (a job object of about
 // a kilobyte fills it at 1,000); the count bound keeps a batch of tiny jobs
 // ({"type":"ping"}, 16 bytes with its comma: 65,000 in a mebibyte) from holding one queue's
-// script, and every enqueue behind it, for long.
+// script, and every enqueue behind it, for long. Measured (SLOWLOG, once, on
+// a shared 2-core box): one queue's script of 1,000 keyed jobs held Redis
+// for 10.7 ms with empty payloads and 15 ms with 1 KiB payloads. The
+// Redis broker's grouping of a batch by queue (sendEnqueues, and its
+// wake-up and new-queue lists) is O(jobs × queues): some 1M string
+// compares for 1,000 jobs in 1,000 queues, acceptable at this bound.
 const MaxBatch = 1000
 
 // BatchJob is one job of a batch in a BatchError: its place in the

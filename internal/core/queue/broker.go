@@ -34,8 +34,9 @@ type Broker interface {
 	// StoredQueues); and when the
 	// backend may have stored the jobs and its answer was lost (a remote
 	// backend timing out, its connection broken after the command was
-	// sent), the error is an *UncertainEnqueueError naming them (see
-	// MaybeStored). A call whose ctx has ended stores nothing, and a caller
+	// sent), or its command failed part way (a Redis script's runtime
+	// error, which Redis does not roll back: not atomic then), the error is
+	// an *UncertainEnqueueError naming them (see MaybeStored). A call whose ctx has ended stores nothing, and a caller
 	// waits at most until its ctx ends or one backend command times out.
 	Enqueue(ctx context.Context, jobs ...NewJob) error
 	// Get returns one job.
@@ -220,8 +221,10 @@ type Outcome struct {
 // have reached the backend: the jobs JobIDs may be stored (and then run)
 // although the caller got an error, because the answer was lost (a
 // timeout, a broken connection, the backend killed right after it ran the
-// command). A caller that retries should first read these jobs, or it may
-// run the work twice. Any other Enqueue error means nothing was stored.
+// command), or the command failed part way, its writes before the error
+// kept (Failed). A caller that retries should first read these jobs, or it
+// may run the work twice. Any other Enqueue error means nothing was stored,
+// but in the queues a *PartialEnqueueError names (StoredQueues).
 type UncertainEnqueueError struct {
 	JobIDs []string
 	Err    error
@@ -242,8 +245,9 @@ func (e *UncertainEnqueueError) Error() string {
 func (e *UncertainEnqueueError) Unwrap() error { return e.Err }
 
 // MaybeStored returns the ids of the jobs a failed enqueue may have stored
-// all the same (the *UncertainEnqueueError in err's chain), or nil when err
-// means that nothing was stored.
+// all the same (the *UncertainEnqueueError in err's chain), or nil when no
+// job is in doubt: then the jobs of the queues StoredQueues names (a
+// *PartialEnqueueError) are stored, and the others are not.
 func MaybeStored(err error) []string {
 	var u *UncertainEnqueueError
 	if errors.As(err, &u) {
