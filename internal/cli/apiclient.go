@@ -88,12 +88,18 @@ var statusCode = map[int]string{
 	http.StatusGatewayTimeout:        core.CodeTimeout,
 }
 
-// Do sends in (when not nil) as JSON and decodes a 2xx answer into out
+// encodedJSON is a request body Do sends as it is, already encoded (an
+// enqueue-batch body, whose size its chunks were cut on).
+type encodedJSON []byte
+
+// Do sends in (when not nil) as JSON (an encodedJSON as it is) and decodes a 2xx answer into out
 // (when not nil). A daemon that cannot be reached is an unreachableError;
 // an error answer is a *core.Error with the daemon's code and message.
 func (c *APIClient) Do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
-	if in != nil {
+	if b, ok := in.(encodedJSON); ok {
+		body = bytes.NewReader(b)
+	} else if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return err

@@ -20,6 +20,11 @@ import (
 type Driver interface {
 	// Enqueue stores a job with source "cli".
 	Enqueue(ctx context.Context, req queue.EnqueueRequest) (*queue.Job, error)
+	// EnqueueBatch stores 1 to queue.MaxBatch jobs with source "cli", each
+	// a job object as POST /api/dev/jobs/enqueue-batch takes it: all or
+	// none on validation (the first bad one named jobs[i]); a failure to
+	// store is a *queue.BatchError naming the jobs stored and not.
+	EnqueueBatch(ctx context.Context, jobs []json.RawMessage) ([]*queue.Job, error)
 	ListJobs(ctx context.Context, f queue.Filter) ([]*queue.Job, error)
 	GetJob(ctx context.Context, id string) (*queue.Job, error)
 	// RunJob runs job id now, whatever its run_at, and returns it finished.

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -38,6 +40,56 @@ func (d *apiDriver) Enqueue(ctx context.Context, req queue.EnqueueRequest) (*que
 		return nil, err
 	}
 	return &j.Job, nil
+}
+
+// enqueueBatchPath is the route of EnqueueBatch, which daemons before it
+// answer with a 404 of their own.
+const enqueueBatchPath = "/api/dev/jobs/enqueue-batch"
+
+func (d *apiDriver) EnqueueBatch(ctx context.Context, jobs []json.RawMessage) ([]*queue.Job, error) {
+	var a daemon.EnqueuedBatch
+	body, err := batchBody(jobs)
+	if err != nil {
+		return nil, err
+	}
+	err = d.c.Do(ctx, http.MethodPost, enqueueBatchPath+"?source="+queue.SourceCLI, body, &a)
+	if err != nil {
+		if core.ErrorCode(err) == core.CodeNotFound { // nothing else of this route is a 404
+			return nil, earlierDaemonError{core.Errorf(core.CodeNotFound,
+				"the daemon at %s does not know POST %s (it is of an earlier version): enqueue over Redis with --redis, one job at a time with jobs enqueue, or upgrade the daemon",
+				config.RedactURL(d.c.Base), enqueueBatchPath)}
+		}
+		var be queue.BatchError
+		if errorDetails(err, &struct {
+			Stored      *[]queue.BatchJob `json:"stored"`
+			NotStored   *[]queue.BatchJob `json:"not_stored"`
+			MaybeStored *[]queue.BatchJob `json:"maybe_stored"`
+		}{&be.Stored, &be.NotStored, &be.MaybeStored}) && (be.Stored != nil || be.NotStored != nil) {
+			be.Err = err
+			return nil, &be
+		}
+		return nil, err
+	}
+	out := make([]*queue.Job, len(a.Jobs))
+	for i, j := range a.Jobs {
+		j.Job.Replayed = j.Replayed
+		out[i] = j.Job
+	}
+	return out, nil
+}
+
+// batchBody is the request body of EnqueueBatch, {"jobs":[…]}: the job
+// objects compacted and not HTML-escaped (json.Marshal would write each <,
+// > and & as 6 bytes), so that the body is the chunk's encoded lines
+// (encodedLine) and batchBodyRoom's few bytes more.
+func batchBody(jobs []json.RawMessage) (encodedJSON, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(map[string][]json.RawMessage{"jobs": jobs}); err != nil {
+		return nil, err
+	}
+	return encodedJSON(b.Bytes()), nil
 }
 
 // enqueuedJob is an enqueue's answer: the job, marked Replayed when the

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -207,6 +208,21 @@ func unwrapCoded(err error) error {
 func (d *redisDriver) Enqueue(ctx context.Context, req queue.EnqueueRequest) (*queue.Job, error) {
 	j, err := d.jobs.Enqueue(ctx, req, queue.SourceCLI)
 	return j, d.fail(err)
+}
+
+func (d *redisDriver) EnqueueBatch(ctx context.Context, jobs []json.RawMessage) ([]*queue.Job, error) {
+	reqs, err := daemon.DecodeBatchJobs(jobs)
+	if err != nil {
+		return nil, err
+	}
+	out, err := d.jobs.EnqueueBatch(ctx, reqs, queue.SourceCLI)
+	var be *queue.BatchError
+	if errors.As(err, &be) {
+		// Which jobs are stored is said beside the driver's own error
+		// (an unreachable Redis, its address named).
+		return nil, &queue.BatchError{Stored: be.Stored, NotStored: be.NotStored, MaybeStored: be.MaybeStored, Err: d.fail(be.Err)}
+	}
+	return out, d.fail(err)
 }
 
 func (d *redisDriver) ListJobs(ctx context.Context, f queue.Filter) ([]*queue.Job, error) {

@@ -24,6 +24,7 @@ func newJobsCmd(f *Factory) *cobra.Command {
 	}, func(c client) []*cobra.Command {
 		return []*cobra.Command{
 			newJobsEnqueueCmd(c, nil),
+			newJobsEnqueueBatchCmd(c, nil),
 			newJobsListCmd(c, nil),
 			newJobsGetCmd(c, nil),
 			newJobsRunCmd(c, nil),

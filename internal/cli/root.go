@@ -176,6 +176,10 @@ func isCobraUsage(err error) bool {
 }
 
 func errorText(err error) string {
+	var lines batchLinesError
+	if errors.As(err, &lines) {
+		return lines.msg // its cause's text, told in input lines
+	}
 	var ce *core.Error
 	if errors.As(err, &ce) && ce.Message != "" {
 		msg := ce.Message

@@ -78,6 +78,12 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if err != nil {
 		return jsonError(err)
 	}
+	return decodeJSONData(data, v)
+}
+
+// decodeJSONData is decodeJSON for a body already read (or one value of
+// it: a job of a batch).
+func decodeJSONData(data []byte, v any) error {
 	if bytes.HasPrefix(data, byteOrderMark) {
 		return core.Errorf(core.CodeInvalid, "request body starts with a byte order mark (U+FEFF); send the JSON without one")
 	}

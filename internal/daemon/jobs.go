@@ -186,13 +186,34 @@ func (s *Server) handleRun() http.Handler {
 // left out (or null) means the default one. req.Queue is set before
 // decoding, so that it is "" after only when the body said so.
 func decodeEnqueue(w http.ResponseWriter, r *http.Request, v any, req *queue.EnqueueRequest) error {
+	data, err := readBody(w, r)
+	if err != nil {
+		return jsonError(err)
+	}
 	req.Queue = queue.DefaultQueue
-	if err := decodeJSON(w, r, v); err != nil {
+	if err := decodeJSONData(data, v); err != nil {
 		return err
 	}
 	if err := idempotencyKey(r, req); err != nil {
 		return err
 	}
+	return checkQueueGiven(req)
+}
+
+// decodeEnqueueJob decodes one job of a batch (POST
+// /api/dev/jobs/enqueue-batch) as decodeEnqueue decodes the body of a
+// single enqueue, but for the Idempotency-Key header: each job gives its
+// own idempotency_key.
+func decodeEnqueueJob(data []byte, req *queue.EnqueueRequest) error {
+	req.Queue = queue.DefaultQueue
+	if err := decodeJSONData(data, req); err != nil {
+		return err
+	}
+	return checkQueueGiven(req)
+}
+
+// checkQueueGiven refuses a queue given as "".
+func checkQueueGiven(req *queue.EnqueueRequest) error {
 	if req.Queue == "" {
 		return core.Errorf(core.CodeInvalid, `queue "" names no queue: give a queue name (%s), or leave "queue" out for the default queue`, queue.NameRule)
 	}

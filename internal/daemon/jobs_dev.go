@@ -59,18 +59,9 @@ func (s *Server) handleListJobs() http.Handler {
 // action): 202 with the job. ?source=cli marks jobs the CLI enqueued.
 func (s *Server) handleEnqueueJob() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q, err := routeQuery(r, "source")
+		source, err := enqueueSource(r)
 		if err != nil {
 			writeError(w, r, s.log, err)
-			return
-		}
-		source := queue.SourceAPI
-		switch src := q.Get("source"); src {
-		case "", queue.SourceAPI:
-		case queue.SourceCLI:
-			source = src
-		default:
-			writeError(w, r, s.log, core.Errorf(core.CodeInvalid, "source must be api or cli"))
 			return
 		}
 		var req queue.EnqueueRequest
@@ -85,6 +76,22 @@ func (s *Server) handleEnqueueJob() http.Handler {
 		}
 		writeJSON(w, markReplayed(w, j), j)
 	})
+}
+
+// enqueueSource is the source of the developer enqueues' jobs: ?source=cli
+// marks jobs the CLI enqueued, api (or none) the others.
+func enqueueSource(r *http.Request) (string, error) {
+	q, err := routeQuery(r, "source")
+	if err != nil {
+		return "", err
+	}
+	switch src := q.Get("source"); src {
+	case "", queue.SourceAPI:
+		return queue.SourceAPI, nil
+	case queue.SourceCLI:
+		return src, nil
+	}
+	return "", core.Errorf(core.CodeInvalid, "source must be api or cli")
 }
 
 // handleRunNext runs the oldest pending job (of ?queue=Q) in the request

@@ -25,6 +25,7 @@ func (s *Server) routes() {
 	s.mux.Handle("POST /assistant", s.identityQuery(s.limited("assistant", s.handleAssistant())))
 	s.mux.Handle("GET /api/dev/jobs", dev(s.handleListJobs()))
 	s.mux.Handle("POST /api/dev/jobs/enqueue", dev(s.handleEnqueueJob()))
+	s.mux.Handle("POST /api/dev/jobs/enqueue-batch", dev(s.handleEnqueueBatch()))
 	s.mux.Handle("POST /api/dev/jobs/run-next", dev(s.bodiless(s.handleRunNext())))
 	s.mux.Handle("POST /api/dev/jobs/tick", dev(s.bodiless(s.handleTick())))
 	s.mux.Handle("POST /api/dev/jobs/{id}/run", dev(s.bodiless(s.handleRunJob())))

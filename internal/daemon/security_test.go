@@ -45,6 +45,7 @@ var authTable = map[string]string{
 	"GET /api/secure/ping":               whoAnyone, // needs a user and tenant a trusted proxy (or the developer token) vouches for
 	"GET /api/dev/jobs":                  whoDeveloper,
 	"POST /api/dev/jobs/enqueue":         whoDeveloper,
+	"POST /api/dev/jobs/enqueue-batch":   whoDeveloper,
 	"POST /api/dev/jobs/run-next":        whoDeveloper,
 	"POST /api/dev/jobs/tick":            whoDeveloper,
 	"POST /api/dev/jobs/{id}/run":        whoDeveloper,

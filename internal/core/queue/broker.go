@@ -28,11 +28,15 @@ type Broker interface {
 	// atomic per queue: the jobs of one queue are all stored or none is
 	// (a queue is the unit a Redis Cluster keeps in one slot).
 	//
-	// A failed Enqueue has stored nothing, with one exception: when the
+	// A failed Enqueue has stored nothing, with two exceptions: when jobs
+	// of several queues were stored in some queues and not in others, the
+	// error is a *PartialEnqueueError naming the queues stored (see
+	// StoredQueues); and when the
 	// backend may have stored the jobs and its answer was lost (a remote
 	// backend timing out, its connection broken after the command was
-	// sent), the error is an *UncertainEnqueueError naming them (see
-	// MaybeStored). A call whose ctx has ended stores nothing, and a caller
+	// sent), or its command failed part way (a Redis script's runtime
+	// error, which Redis does not roll back: not atomic then), the error is
+	// an *UncertainEnqueueError naming them (see MaybeStored). A call whose ctx has ended stores nothing, and a caller
 	// waits at most until its ctx ends or one backend command times out.
 	Enqueue(ctx context.Context, jobs ...NewJob) error
 	// Get returns one job.
@@ -236,27 +240,64 @@ type Outcome struct {
 // have reached the backend: the jobs JobIDs may be stored (and then run)
 // although the caller got an error, because the answer was lost (a
 // timeout, a broken connection, the backend killed right after it ran the
-// command). A caller that retries should first read these jobs, or it may
-// run the work twice. Any other Enqueue error means nothing was stored.
+// command), or the command failed part way, its writes before the error
+// kept (Failed). A caller that retries should first read these jobs, or it
+// may run the work twice. Any other Enqueue error means nothing was stored,
+// but in the queues a *PartialEnqueueError names (StoredQueues).
 type UncertainEnqueueError struct {
 	JobIDs []string
 	Err    error
+	// Failed: the backend ran the command and it failed part way (a
+	// Redis script's error, its writes before it kept), not an answer lost.
+	Failed bool
 }
 
 func (e *UncertainEnqueueError) Error() string {
-	return fmt.Sprintf("enqueue: no answer, job %s may have been stored: %v", strings.Join(e.JobIDs, ", "), e.Err)
+	what := "no answer"
+	if e.Failed {
+		what = "failed part way"
+	}
+	return fmt.Sprintf("enqueue: %s, job %s may have been stored: %v", what, strings.Join(e.JobIDs, ", "), e.Err)
 }
 
 // Unwrap returns the cause.
 func (e *UncertainEnqueueError) Unwrap() error { return e.Err }
 
 // MaybeStored returns the ids of the jobs a failed enqueue may have stored
-// all the same (the *UncertainEnqueueError in err's chain), or nil when err
-// means that nothing was stored.
+// all the same (the *UncertainEnqueueError in err's chain), or nil when no
+// job is in doubt: then the jobs of the queues StoredQueues names (a
+// *PartialEnqueueError) are stored, and the others are not.
 func MaybeStored(err error) []string {
 	var u *UncertainEnqueueError
 	if errors.As(err, &u) {
 		return u.JobIDs
+	}
+	return nil
+}
+
+// PartialEnqueueError is an Enqueue of jobs in several queues that failed
+// after the jobs of some queues were stored: Enqueue is atomic per queue,
+// not as a whole (one Redis script per queue). Stored names the queues
+// whose jobs are stored; the jobs of the others are not, or may be when Err
+// carries an *UncertainEnqueueError (see MaybeStored).
+type PartialEnqueueError struct {
+	Stored []string
+	Err    error
+}
+
+func (e *PartialEnqueueError) Error() string {
+	return fmt.Sprintf("%v (the jobs of queue %s are stored)", e.Err, strings.Join(e.Stored, ", "))
+}
+
+// Unwrap returns the cause.
+func (e *PartialEnqueueError) Unwrap() error { return e.Err }
+
+// StoredQueues returns the queues whose jobs a failed enqueue stored all
+// the same (the *PartialEnqueueError in err's chain), or nil.
+func StoredQueues(err error) []string {
+	var p *PartialEnqueueError
+	if errors.As(err, &p) {
+		return p.Stored
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -305,50 +306,6 @@ func (s *Service) Enqueue(ctx context.Context, req EnqueueRequest, source string
 	return s.storeOne(ctx, nj)
 }
 
-// EnqueueBatch validates every request, then stores them all in one broker
-// call (one round trip per queue). Nothing is stored if any is invalid.
-func (s *Service) EnqueueBatch(ctx context.Context, reqs []EnqueueRequest, source string) ([]*Job, error) {
-	jobs := make([]NewJob, len(reqs))
-	for i, r := range reqs {
-		nj, err := s.Prepare(r, source)
-		if err != nil {
-			if len(reqs) > 1 {
-				return nil, fmt.Errorf("job %d: %w", i, err)
-			}
-			return nil, err
-		}
-		jobs[i] = nj
-	}
-	if err := checkBatchKeys(jobs); err != nil {
-		return nil, err
-	}
-	return s.store(ctx, jobs)
-}
-
-func (s *Service) store(ctx context.Context, jobs []NewJob) ([]*Job, error) {
-	if err := s.broker.Enqueue(ctx, jobs...); err != nil {
-		return nil, s.backendErr("enqueue", err)
-	}
-	s.answered("enqueue")
-	out := make([]*Job, len(jobs))
-	for i, nj := range jobs {
-		if nj.Idem == nil || nj.Idem.Existing == "" {
-			s.obs.Enqueued(nj.Source)
-			out[i] = nj.Job
-		}
-	}
-	for i, nj := range jobs {
-		if out[i] == nil {
-			j, err := s.replayed(ctx, nj)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = j
-		}
-	}
-	return out, nil
-}
-
 // replayed is the answer for nj, which the broker did not store because
 // its idempotency key had made a job already (a replay): that job as it is
 // now, marked Replayed. A key's job gone since the broker saw it is
@@ -421,9 +378,13 @@ func (s *Service) backendErr(op string, err error) error {
 	}
 	s.obs.BackendError(op, err)
 	if ids := MaybeStored(err); len(ids) > 0 {
+		what := "did not answer in time"
+		if u := (*UncertainEnqueueError)(nil); errors.As(err, &u) && u.Failed {
+			what = "failed part way through the enqueue"
+		}
 		return core.Wrap(core.CodeUnavailable, err, fmt.Sprintf(
-			"the job queue did not answer in time; job %s may have been stored all the same: read it before enqueueing it again",
-			strings.Join(ids, ", ")))
+			"the job queue %s; job %s may have been stored all the same: read it before enqueueing it again",
+			what, strings.Join(ids, ", ")))
 	}
 	return core.Wrap(core.CodeUnavailable, err, "the job queue is unavailable")
 }

@@ -40,6 +40,7 @@ func TestCluster(t *testing.T) {
 		{"SweepListsLostQueues", func(t *testing.T, c *redistest.Cluster) {
 			sweepListsLostQueues(t, newClusterClient(t, c), func() { c.Flush(t) })
 		}},
+		{"BatchPartlyStored", testClusterBatchPartlyStored},
 		{"GetWithOneMasterDown", testClusterGetWithOneMasterDown},
 		{"PoolWithOneMasterDown", testClusterPoolWithOneMasterDown}, // last: restarts a master
 	}
@@ -48,6 +49,35 @@ func TestCluster(t *testing.T) {
 			c.Flush(t)
 			tt.fn(t, c)
 		})
+	}
+}
+
+// testClusterBatchPartlyStored: a batch over queues on the three masters,
+// the second's pending list broken (a string), stores the jobs of the first
+// and third masters' queues (found by Get) and names the second's maybe
+// stored, its script having failed part way.
+func testClusterBatchPartlyStored(t *testing.T, c *redistest.Cluster) {
+	ctx := context.Background()
+	rdb := newClusterClient(t, c)
+	b := redisbroker.New(rdb, redisbroker.Options{})
+	if err := b.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+	qs := queuePerMaster(t, c)
+	if err := rdb.Set(ctx, redisbroker.DefaultPrefix+"q:{"+qs[1]+"}:pending", "not a list", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	reqs := []queue.EnqueueRequest{{Type: "ping", Queue: qs[0]}, {Type: "ping", Queue: qs[1]}, {Type: "ping", Queue: qs[2]}, {Type: "ping", Queue: qs[0], IdempotencyKey: "k"}}
+	_, err := svc.EnqueueBatch(ctx, reqs, queue.SourceAPI)
+	var be *queue.BatchError
+	if !errors.As(err, &be) || fmt.Sprint(indexes(be.Stored), indexes(be.NotStored), indexes(be.MaybeStored)) != "[0 2 3] [] [1]" {
+		t.Fatalf("a batch over 3 masters, %s broken: %v (%+v), want jobs 0, 2 and 3 stored, 1 maybe", qs[1], err, be)
+	}
+	for _, j := range be.Stored {
+		if got, err := svc.Get(ctx, j.ID); err != nil || got.Queue != reqs[j.Index].Queue || got.Status != queue.StatusPending {
+			t.Errorf("job %d named stored: Get %+v, %v; want it pending in %s", j.Index, got, err, reqs[j.Index].Queue)
+		}
 	}
 }
 

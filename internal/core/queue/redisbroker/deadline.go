@@ -3,6 +3,7 @@ package redisbroker
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -184,6 +185,22 @@ func (b *Broker) maxSampleTrip() time.Duration { return b.cmdTimeout / 8 }
 
 // errLate is a script's refusal to act after its "not after" deadline.
 var errLate = errors.New("the command ran in Redis after the caller's deadline (it was stalled); nothing was written")
+
+// ranPartly reports whether err is a script's failure while it ran (an
+// error reply raised by a command of the script, such as WRONGTYPE, or a
+// Lua error: its text carries "@user_script"), after which the writes the
+// script made before the error stay: Redis does not roll a script back.
+// A refusal before the script ran is not (NOSCRIPT, BUSY, CLUSTERDOWN,
+// MOVED, ASK, a connection's error), nor OOM, which Redis raises at a
+// script's first write, before it wrote anything.
+func ranPartly(err error) bool {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return false
+	}
+	msg := rerr.Error()
+	return strings.Contains(msg, "@user_script") && !strings.HasPrefix(msg, "OOM ")
+}
 
 // mayHaveRun reports whether a command that failed with err may have run
 // in Redis all the same: anything but an error reply from Redis. A dial

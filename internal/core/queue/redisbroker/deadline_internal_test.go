@@ -1,11 +1,16 @@
 package redisbroker
 
 import (
+	"context"
+	"errors"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/refrakt/refrakt/internal/redistest"
 )
 
 // TestClockOffsetConservative: the offset estimate never exceeds the true
@@ -124,5 +129,37 @@ func TestOffsetSampling(t *testing.T) {
 	b.learn(later.UnixMilli()-5000, later, later.Add(time.Second))
 	if est, _ := b.offset.get(); est > -6000 {
 		t.Errorf("estimate after only slow replies for two windows, Redis 5 s behind: %d, want at most -6000", est)
+	}
+}
+
+// TestRanPartly: Redis's errors of a script that failed while it ran (a
+// command's WRONGTYPE inside it, a Lua error) are told from those of a
+// command that did not run (NOSCRIPT; WRONGTYPE of a plain command) and
+// from a connection's error (mayHaveRun's, not ranPartly's).
+func TestRanPartly(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	ctx := context.Background()
+	if err := rdb.Set(ctx, "rp:s", "not a list", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		what string
+		err  error
+		want bool
+	}{
+		{"WRONGTYPE after a write in a script", rdb.Eval(ctx, "redis.call('SET', KEYS[2], 'x'); return redis.call('RPUSH', KEYS[1], 'x')", []string{"rp:s", "rp:w"}).Err(), true},
+		{"a Lua error", rdb.Eval(ctx, "return nil + 1", nil).Err(), true},
+		{"NOSCRIPT", rdb.EvalSha(ctx, strings.Repeat("0", 40), nil).Err(), false},
+		{"WRONGTYPE of a plain command", rdb.RPush(ctx, "rp:s", "x").Err(), false},
+		{"a connection's error", errors.New("connection reset by peer"), false},
+	} {
+		if c.err == nil {
+			t.Fatalf("%s: no error", c.what)
+		}
+		if got := ranPartly(c.err); got != c.want {
+			t.Errorf("%s (%v): ranPartly %v, want %v", c.what, c.err, got, c.want)
+		}
 	}
 }

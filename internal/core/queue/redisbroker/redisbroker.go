@@ -455,6 +455,15 @@ type enqCall struct {
 	done     chan struct{} // closed when err is set (nil for a call sent by its own caller)
 	lead     chan struct{} // closed when this call must flush the waiting ones
 	state    callState     // of a queued call, under its lane's mu
+	stored   []string      // of a failed call, the queues whose jobs are stored, set by the sender
+}
+
+// fail records err as c's failure, unless it has one already (the first
+// is the one its caller is told; an uncertain one is merged apart).
+func (c *enqCall) fail(err error) {
+	if c.err == nil {
+		c.err = err
+	}
 }
 
 // callState is where a queued Enqueue call is.
@@ -501,6 +510,7 @@ type enqPart struct {
 	q    string
 	jobs []queue.NewJob
 	cmd  *redis.Cmd
+	ok   bool // its jobs stored (call.stored is built from it on failure alone)
 }
 
 // sendEnqueues stores the jobs of calls in one round trip, sent at now, and
@@ -579,42 +589,42 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 			continue
 		}
 		if e := p.cmd.Err(); e != nil {
-			if mayHaveRun(e) {
-				// Redis may have run it; its answer is lost.
+			if mayHaveRun(e) || ranPartly(e) {
+				// Redis may have run it, its answer lost; or the script
+				// failed running, its writes before the error kept.
 				var u *queue.UncertainEnqueueError
 				if errors.As(p.call.err, &u) {
 					u.JobIDs = append(u.JobIDs, jobIDs(p.jobs)...)
 				} else {
-					p.call.err = &queue.UncertainEnqueueError{JobIDs: jobIDs(p.jobs), Err: fmt.Errorf("enqueue: %w", e)}
+					p.call.err = &queue.UncertainEnqueueError{JobIDs: jobIDs(p.jobs), Err: fmt.Errorf("enqueue: %w", e), Failed: !mayHaveRun(e)}
 				}
-			} else if p.call.err == nil {
-				p.call.err = fmt.Errorf("enqueue: %w", e)
+			} else {
+				p.call.fail(fmt.Errorf("enqueue: %w", e))
 			}
 			continue
 		}
 		r, ok := p.cmd.Val().([]any)
 		if !ok || len(r) < 2 {
-			if p.call.err == nil {
-				p.call.err = fmt.Errorf("enqueue: unexpected reply %v", p.cmd.Val())
-			}
+			p.call.fail(fmt.Errorf("enqueue: unexpected reply %v", p.cmd.Val()))
 			continue
 		}
 		b.learn(r[0], sent, read)
-		if p.call.err != nil {
-			continue
-		}
+		// A part stored is finished below even when another part of its
+		// call failed: the call's error names it as stored
+		// (PartialEnqueueError), and its jobs are as stored.
 		var replayed []bool
 		if len(r) > 3 {
 			var err error
 			if replayed, err = enqueueRefusal(r, p.jobs); err != nil {
-				p.call.err = err
+				p.call.fail(err)
 				continue
 			}
 		}
 		if dup, _ := r[1].(string); dup != "" {
-			p.call.err = core.Errorf(core.CodeConflict, "job %s already exists", dup)
+			p.call.fail(core.Errorf(core.CodeConflict, "job %s already exists", dup))
 			continue
 		}
+		p.ok = true
 		if made, _ := r[2].(int64); made == 1 && !slices.Contains(madeQueues, p.q) {
 			madeQueues = append(madeQueues, p.q)
 		}
@@ -632,6 +642,18 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 			default:
 				nj.Status, nj.RunAt, nj.ReadyAt = queue.StatusPending, now, now
 			}
+		}
+	}
+	// The queues stored of a failed call, built on failure alone: a call
+	// that succeeded allocates nothing for them.
+	for _, p := range parts {
+		if p.ok && p.call.state != callGone && p.call.err != nil {
+			p.call.stored = append(p.call.stored, p.q)
+		}
+	}
+	for _, c := range calls {
+		if c.state != callGone && c.err != nil && len(c.stored) > 0 {
+			c.err = &queue.PartialEnqueueError{Stored: c.stored, Err: c.err}
 		}
 	}
 	if err == nil {
