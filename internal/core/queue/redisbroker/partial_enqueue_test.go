@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/queue/redisbroker"
@@ -219,4 +221,49 @@ func indexes(js []queue.BatchJob) []int {
 		out = append(out, j.Index)
 	}
 	return out
+}
+
+// lostFirstAnswer is a hook that makes the first script of a pipeline of
+// two answer as a cut connection does (the answer lost, the script run).
+type lostFirstAnswer struct{}
+
+func (lostFirstAnswer) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (lostFirstAnswer) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return next
+}
+func (lostFirstAnswer) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if len(cmds) == 2 && strings.HasPrefix(cmds[0].Name(), "eval") {
+			cmds[0].SetErr(errors.New("read tcp: i/o timeout"))
+		}
+		return err
+	}
+}
+
+// TestEnqueueMergedUncertainFailed (fix40, simp40 NIT-3): a batch over a
+// and b, a's answer lost and b's script failed part way (its pending list
+// a string): the one UncertainEnqueueError of the call says failed part
+// way, since one of its scripts did (it kept the first queue's cause, the
+// answer lost).
+func TestEnqueueMergedUncertainFailed(t *testing.T) {
+	_, rdb := newClient(t)
+	ctx := context.Background()
+	b := redisbroker.New(rdb, redisbroker.Options{Prefix: "mu:"})
+	if err := b.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(ctx, "mu:q:{b}:pending", "not a list", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb.AddHook(lostFirstAnswer{})
+	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+	_, err := svc.EnqueueBatch(ctx, []queue.EnqueueRequest{{Type: "ping", Queue: "a"}, {Type: "ping", Queue: "b"}}, queue.SourceAPI)
+	var be *queue.BatchError
+	if !errors.As(err, &be) || len(be.MaybeStored) != 2 {
+		t.Fatalf("a's answer lost, b broken: %v (%+v), want both jobs maybe stored", err, be)
+	}
+	if u := (*queue.UncertainEnqueueError)(nil); !errors.As(err, &u) || !u.Failed || !strings.Contains(u.Error(), "failed part way") {
+		t.Errorf("%v: want the merged *queue.UncertainEnqueueError marked Failed (b's script failed part way)", err)
+	}
 }

@@ -597,6 +597,8 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 				var u *queue.UncertainEnqueueError
 				if errors.As(p.call.err, &u) {
 					u.JobIDs = append(u.JobIDs, jobIDs(p.jobs)...)
+					// Failed part way if any of its queues' scripts did.
+					u.Failed = u.Failed || !mayHaveRun(e)
 				} else {
 					p.call.err = &queue.UncertainEnqueueError{JobIDs: jobIDs(p.jobs), Err: fmt.Errorf("enqueue: %w", e), Failed: !mayHaveRun(e)}
 				}
