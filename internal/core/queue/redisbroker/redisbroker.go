@@ -1229,11 +1229,13 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 	if req.Ordered && req.Strict {
 		hint = req.Prefer // the listed order wins over a wake-up's queue
 	}
+	// A job held in the hinted queue with req.Strict ends the fetch at the
+	// loop below, before any other queue (TestStrictHintHeld).
 	if hint != "" && (len(req.Queues) == 0 || slices.Contains(req.Queues, hint)) {
 		b.markKnown(hint)
 		if b.isDown(ctx, b.keys(hint).pending) {
 			hint = ""
-		} else if err := try(hint); err != nil || len(leases) >= req.N || held != "" && req.Strict {
+		} else if err := try(hint); err != nil || len(leases) >= req.N {
 			return leases, held, cmp.Or(err, failure)
 		}
 	}
