@@ -352,9 +352,12 @@ func (s *Server) writeJobError(w http.ResponseWriter, r *http.Request, err error
 		return
 	}
 	if core.ErrorCode(err) == core.CodeUnavailable {
-		// The enqueue's answer was lost after Redis may have run it: the
-		// client is told which jobs to read before sending them again.
-		// Any other 503 of an enqueue stored nothing.
+		// The enqueue may have stored its jobs: its answer was lost
+		// after Redis may have run it, or its script failed part way
+		// (its writes before the error kept). The client is told which
+		// jobs to read before sending them again. Any other 503 of an
+		// enqueue stored nothing. maybe_stored stays true here (earlier
+		// clients read it); the batch route's is a list of jobs.
 		if ids := queue.MaybeStored(err); len(ids) > 0 {
 			writeErrorDetails(w, r, s.log, err, map[string]any{"job_id": ids[0], "job_ids": ids, "maybe_stored": true})
 			return
