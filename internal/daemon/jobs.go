@@ -190,23 +190,19 @@ func decodeEnqueue(w http.ResponseWriter, r *http.Request, v any, req *queue.Enq
 	if err != nil {
 		return jsonError(err)
 	}
-	req.Queue = queue.DefaultQueue
-	if err := decodeJSONData(data, v); err != nil {
+	if err := decodeEnqueueJob(data, v, req); err != nil {
 		return err
 	}
-	if err := idempotencyKey(r, req); err != nil {
-		return err
-	}
-	return checkQueueGiven(req)
+	return idempotencyKey(r, req)
 }
 
-// decodeEnqueueJob decodes one job of a batch (POST
-// /api/dev/jobs/enqueue-batch) as decodeEnqueue decodes the body of a
-// single enqueue, but for the Idempotency-Key header: each job gives its
-// own idempotency_key.
-func decodeEnqueueJob(data []byte, req *queue.EnqueueRequest) error {
+// decodeEnqueueJob decodes a job's JSON into v, whose job request is req:
+// the body of a single enqueue (decodeEnqueue), or one job of a batch (POST
+// /api/dev/jobs/enqueue-batch), where each job gives its own
+// idempotency_key and no header applies.
+func decodeEnqueueJob(data []byte, v any, req *queue.EnqueueRequest) error {
 	req.Queue = queue.DefaultQueue
-	if err := decodeJSONData(data, req); err != nil {
+	if err := decodeJSONData(data, v); err != nil {
 		return err
 	}
 	return checkQueueGiven(req)

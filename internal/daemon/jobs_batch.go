@@ -91,7 +91,7 @@ func DecodeBatchJobs(jobs []json.RawMessage) ([]queue.EnqueueRequest, error) {
 	}
 	reqs := make([]queue.EnqueueRequest, len(jobs))
 	for i, raw := range jobs {
-		if err := decodeEnqueueJob(raw, &reqs[i]); err != nil {
+		if err := decodeEnqueueJob(raw, &reqs[i], &reqs[i]); err != nil {
 			msg := strings.Replace(core.ErrorMessage(err), "request body", "the job", 1)
 			return nil, core.Wrap(core.ErrorCode(err), err, fmt.Sprintf("jobs[%d]: %s", i, msg))
 		}
