@@ -58,12 +58,7 @@ func TestCluster(t *testing.T) {
 // stored, its script having failed part way.
 func testClusterBatchPartlyStored(t *testing.T, c *redistest.Cluster) {
 	ctx := context.Background()
-	rdb := newClusterClient(t, c)
-	b := redisbroker.New(rdb, redisbroker.Options{})
-	if err := b.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+	rdb, _, svc := clusterService(t, c)
 	qs := queuePerMaster(t, c)
 	if err := rdb.Set(ctx, redisbroker.DefaultPrefix+"q:{"+qs[1]+"}:pending", "not a list", 0).Err(); err != nil {
 		t.Fatal(err)
@@ -138,12 +133,7 @@ func testClusterConformance(t *testing.T, c *redistest.Cluster) {
 // re-sent.
 func testClusterScriptsLostOnOneMaster(t *testing.T, c *redistest.Cluster) {
 	ctx := context.Background()
-	rdb := newClusterClient(t, c)
-	b := redisbroker.New(rdb, redisbroker.Options{})
-	if err := b.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+	_, b, svc := clusterService(t, c)
 	names := queuePerMaster(t, c)
 	forget := func() {
 		t.Helper()
@@ -730,4 +720,16 @@ func TestClusterStatsWithAMasterPaused(t *testing.T) {
 	if want := []string{names[0], names[2]}; !slices.Equal(got, want) {
 		t.Errorf("stats of %v, want those of %v", got, want)
 	}
+}
+
+// clusterService is a client of cluster c, a broker on it (loaded) and a
+// service of that broker.
+func clusterService(t *testing.T, c *redistest.Cluster) (*redis.ClusterClient, *redisbroker.Broker, *queue.Service) {
+	t.Helper()
+	rdb := newClusterClient(t, c)
+	b := redisbroker.New(rdb, redisbroker.Options{})
+	if err := b.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return rdb, b, queue.NewService(queue.Deps{Broker: b}, queue.Config{})
 }

@@ -24,16 +24,8 @@ import (
 // agrees, and job 1 maybe stored; the batch's error is a 503 (unavailable)
 // saying so. A batch of two broken queues names both jobs maybe stored.
 func TestEnqueueBatchPartlyStored(t *testing.T) {
-	_, rdb := newClient(t)
 	ctx := context.Background()
-	b := redisbroker.New(rdb, redisbroker.Options{Prefix: "pe:"})
-	if err := b.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
-	if err := rdb.Set(ctx, "pe:q:{b}:pending", "not a list", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
+	rdb, svc := brokenQueueService(t, "pe:", "b")
 	reqs := []queue.EnqueueRequest{{Type: "ping", Queue: "a"}, {Type: "ping", Queue: "b"}, {Type: "ping", Queue: "a"}}
 	_, err := svc.EnqueueBatch(ctx, reqs, queue.SourceAPI)
 	var be *queue.BatchError
@@ -74,16 +66,8 @@ func TestEnqueueBatchPartlyStored(t *testing.T) {
 // stored (job 1 by the key's job), and nothing is stored twice. Job 1 sent
 // with a new key is stored.
 func TestEnqueueBatchPartlyStoredRetryWithKeys(t *testing.T) {
-	_, rdb := newClient(t)
 	ctx := context.Background()
-	b := redisbroker.New(rdb, redisbroker.Options{Prefix: "pk:"})
-	if err := b.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
-	if err := rdb.Set(ctx, "pk:q:{b}:pending", "not a list", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
+	rdb, svc := brokenQueueService(t, "pk:", "b")
 	reqs := []queue.EnqueueRequest{{Type: "ping", Queue: "a", IdempotencyKey: "0"}, {Type: "ping", Queue: "b", IdempotencyKey: "1"}, {Type: "ping", Queue: "a", IdempotencyKey: "2"}}
 	_, err := svc.EnqueueBatch(ctx, reqs, queue.SourceAPI)
 	var first *queue.BatchError
@@ -215,6 +199,24 @@ func TestEnqueueBatchDetailsAndCount(t *testing.T) {
 	counted("a key stored in d and refused in c", 1)
 }
 
+// brokenQueueService is a client of a new server and a service of a broker
+// there under prefix, with queue q's pending list broken (a string): a
+// script storing a job of q fails running (WRONGTYPE at its RPUSH), after
+// it wrote the job's hash.
+func brokenQueueService(t *testing.T, prefix, q string) (*redis.Client, *queue.Service) {
+	t.Helper()
+	_, rdb := newClient(t)
+	ctx := context.Background()
+	b := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix})
+	if err := b.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(ctx, prefix+"q:{"+q+"}:pending", "not a list", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return rdb, queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+}
+
 func indexes(js []queue.BatchJob) []int {
 	out := []int{}
 	for _, j := range js {
@@ -247,17 +249,9 @@ func (lostFirstAnswer) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 // way, since one of its scripts did (it kept the first queue's cause, the
 // answer lost).
 func TestEnqueueMergedUncertainFailed(t *testing.T) {
-	_, rdb := newClient(t)
 	ctx := context.Background()
-	b := redisbroker.New(rdb, redisbroker.Options{Prefix: "mu:"})
-	if err := b.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := rdb.Set(ctx, "mu:q:{b}:pending", "not a list", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
+	rdb, svc := brokenQueueService(t, "mu:", "b")
 	rdb.AddHook(lostFirstAnswer{})
-	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
 	_, err := svc.EnqueueBatch(ctx, []queue.EnqueueRequest{{Type: "ping", Queue: "a"}, {Type: "ping", Queue: "b"}}, queue.SourceAPI)
 	var be *queue.BatchError
 	if !errors.As(err, &be) || len(be.MaybeStored) != 2 {
