@@ -112,9 +112,9 @@ func (s *Server) writeBatchError(w http.ResponseWriter, r *http.Request, err err
 	if details == nil {
 		details = map[string]any{}
 	}
-	orEmpty := func(js []queue.BatchJob) []queue.BatchJob {
+	orEmpty := func(js []queue.BatchRef) []queue.BatchRef {
 		if js == nil {
-			return []queue.BatchJob{}
+			return []queue.BatchRef{}
 		}
 		return js
 	}

@@ -79,7 +79,7 @@ func TestEnqueueBatchPartlyStoredRetryWithKeys(t *testing.T) {
 	}
 	_, err = svc.EnqueueBatch(ctx, reqs, queue.SourceAPI)
 	var retry *queue.BatchError
-	want := fmt.Sprint([]queue.BatchJob{first.Stored[0], first.MaybeStored[0], first.Stored[1]})
+	want := fmt.Sprint([]queue.BatchRef{first.Stored[0], first.MaybeStored[0], first.Stored[1]})
 	if !errors.As(err, &retry) || core.ErrorCode(err) != core.CodeConflict || !strings.HasPrefix(core.ErrorMessage(err), "jobs[1]: idempotency key \"1\" made job "+first.MaybeStored[0].ID+", which is no longer kept") ||
 		fmt.Sprint(retry.Stored) != want || len(retry.NotStored)+len(retry.MaybeStored) != 0 {
 		t.Fatalf("the retry: %v (%+v), want a 409 naming jobs[1] no longer kept, every job stored: %s", err, retry, want)
@@ -217,7 +217,7 @@ func brokenQueueService(t *testing.T, prefix, q string) (*redis.Client, *queue.S
 	return rdb, queue.NewService(queue.Deps{Broker: b}, queue.Config{})
 }
 
-func indexes(js []queue.BatchJob) []int {
+func indexes(js []queue.BatchRef) []int {
 	out := []int{}
 	for _, j := range js {
 		out = append(out, j.Index)
