@@ -41,6 +41,7 @@ func TestCluster(t *testing.T) {
 			sweepListsLostQueues(t, newClusterClient(t, c), func() { c.Flush(t) })
 		}},
 		{"BatchPartlyStored", testClusterBatchPartlyStored},
+		{"BatchWakesEveryFetcher", testClusterBatchWakesEveryFetcher},
 		{"GetWithOneMasterDown", testClusterGetWithOneMasterDown},
 		{"PoolWithOneMasterDown", testClusterPoolWithOneMasterDown}, // last: restarts a master
 	}
@@ -732,4 +733,44 @@ func clusterService(t *testing.T, c *redistest.Cluster) (*redis.ClusterClient, *
 		t.Fatal(err)
 	}
 	return rdb, b, queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+}
+
+// testClusterBatchWakesEveryFetcher (fix40, simp40 MEDIUM-1): four
+// brokers of their own clients, each fetch blocked on the wake-up list
+// (seen on its master's CLIENT LIST); one batch of four ready jobs of one
+// queue. The signal sends one wake-up per ready job, so each fetch gets a
+// job (with one wake-up per queue, three returned nothing after their 10 s
+// wait).
+func testClusterBatchWakesEveryFetcher(t *testing.T, c *redistest.Cluster) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	admin := redis.NewClient(&redis.Options{Addr: c.MasterFor(redisbroker.DefaultPrefix + "wake").Addr()})
+	t.Cleanup(func() { admin.Close() })
+	var chs []chan wakeFetched
+	var svc *queue.Service
+	for i := range 4 {
+		_, b, s := clusterService(t, c)
+		if i == 0 {
+			svc = s
+		}
+		ch := make(chan wakeFetched, 1)
+		go func() {
+			ls, err := b.Fetch(ctx, queue.FetchRequest{N: 1, Lease: 10 * time.Second, Wait: 10 * time.Second})
+			ch <- wakeFetched{ls, err}
+		}()
+		chs = append(chs, ch)
+	}
+	blockedInBLPOP(t, admin, 4)
+	reqs := make([]queue.EnqueueRequest, 4)
+	for i := range reqs {
+		reqs[i] = queue.EnqueueRequest{Type: "ping", Queue: "b"}
+	}
+	if _, err := svc.EnqueueBatch(ctx, reqs, queue.SourceAPI); err != nil {
+		t.Fatal(err)
+	}
+	for i, ch := range chs {
+		if got := <-ch; got.err != nil || len(got.leases) != 1 {
+			t.Errorf("fetcher %d: %d leases, %v; want one job of the batch", i+1, len(got.leases), got.err)
+		}
+	}
 }
