@@ -61,9 +61,9 @@ func (d *apiDriver) EnqueueBatch(ctx context.Context, jobs []json.RawMessage) ([
 		}
 		var be queue.BatchError
 		if errorDetails(err, &struct {
-			Stored      *[]queue.BatchJob `json:"stored"`
-			NotStored   *[]queue.BatchJob `json:"not_stored"`
-			MaybeStored *[]queue.BatchJob `json:"maybe_stored"`
+			Stored      *[]queue.BatchRef `json:"stored"`
+			NotStored   *[]queue.BatchRef `json:"not_stored"`
+			MaybeStored *[]queue.BatchRef `json:"maybe_stored"`
 		}{&be.Stored, &be.NotStored, &be.MaybeStored}) && (be.Stored != nil || be.NotStored != nil) {
 			be.Err = err
 			return nil, &be

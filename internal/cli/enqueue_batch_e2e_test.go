@@ -152,9 +152,9 @@ func TestBatchFailureLines(t *testing.T) {
 	chunk := []ndjsonJob{{line: 5}, {line: 6}, {line: 7}, {line: 9}}
 	done := []batchRow{{line: 1}, {line: 2}, {line: 4}}
 	be := &queue.BatchError{
-		Stored:      []queue.BatchJob{{Index: 0}, {Index: 1}},
-		NotStored:   []queue.BatchJob{{Index: 2}},
-		MaybeStored: []queue.BatchJob{{Index: 3}},
+		Stored:      []queue.BatchRef{{Index: 0}, {Index: 1}},
+		NotStored:   []queue.BatchRef{{Index: 2}},
+		MaybeStored: []queue.BatchRef{{Index: 3}},
 		Err:         core.Errorf(core.CodeUnavailable, "the job queue is unavailable"),
 	}
 	err := batchFailure(be, chunk, done)

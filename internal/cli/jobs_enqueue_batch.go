@@ -186,7 +186,7 @@ type batchRow struct {
 // storedRows are the rows of the jobs a failed chunk stored all the same
 // (a *queue.BatchError's Stored): their id, and the queue and type their
 // line gives; their status, not read back, is left empty.
-func storedRows(chunk []ndjsonJob, stored []queue.BatchJob) []batchRow {
+func storedRows(chunk []ndjsonJob, stored []queue.BatchRef) []batchRow {
 	rows := make([]batchRow, 0, len(stored))
 	for _, bj := range stored {
 		if bj.Index < 0 || bj.Index >= len(chunk) {
@@ -265,7 +265,7 @@ func batchFailure(err error, chunk []ndjsonJob, done []batchRow) error {
 	if errors.As(err, &be) {
 		for _, part := range []struct {
 			what string
-			js   []queue.BatchJob
+			js   []queue.BatchRef
 		}{{"stored", be.Stored}, {"not stored", be.NotStored}, {"may have been stored", be.MaybeStored}} {
 			if len(part.js) == 0 {
 				continue

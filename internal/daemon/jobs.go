@@ -190,23 +190,19 @@ func decodeEnqueue(w http.ResponseWriter, r *http.Request, v any, req *queue.Enq
 	if err != nil {
 		return jsonError(err)
 	}
-	req.Queue = queue.DefaultQueue
-	if err := decodeJSONData(data, v); err != nil {
+	if err := decodeEnqueueJob(data, v, req); err != nil {
 		return err
 	}
-	if err := idempotencyKey(r, req); err != nil {
-		return err
-	}
-	return checkQueueGiven(req)
+	return idempotencyKey(r, req)
 }
 
-// decodeEnqueueJob decodes one job of a batch (POST
-// /api/dev/jobs/enqueue-batch) as decodeEnqueue decodes the body of a
-// single enqueue, but for the Idempotency-Key header: each job gives its
-// own idempotency_key.
-func decodeEnqueueJob(data []byte, req *queue.EnqueueRequest) error {
+// decodeEnqueueJob decodes a job's JSON into v, whose job request is req:
+// the body of a single enqueue (decodeEnqueue), or one job of a batch (POST
+// /api/dev/jobs/enqueue-batch), where each job gives its own
+// idempotency_key and no header applies.
+func decodeEnqueueJob(data []byte, v any, req *queue.EnqueueRequest) error {
 	req.Queue = queue.DefaultQueue
-	if err := decodeJSONData(data, req); err != nil {
+	if err := decodeJSONData(data, v); err != nil {
 		return err
 	}
 	return checkQueueGiven(req)
@@ -352,9 +348,12 @@ func (s *Server) writeJobError(w http.ResponseWriter, r *http.Request, err error
 		return
 	}
 	if core.ErrorCode(err) == core.CodeUnavailable {
-		// The enqueue's answer was lost after Redis may have run it: the
-		// client is told which jobs to read before sending them again.
-		// Any other 503 of an enqueue stored nothing.
+		// The enqueue may have stored its jobs: its answer was lost
+		// after Redis may have run it, or its script failed part way
+		// (its writes before the error kept). The client is told which
+		// jobs to read before sending them again. Any other 503 of an
+		// enqueue stored nothing. maybe_stored stays true here (earlier
+		// clients read it); the batch route's is a list of jobs.
 		if ids := queue.MaybeStored(err); len(ids) > 0 {
 			writeErrorDetails(w, r, s.log, err, map[string]any{"job_id": ids[0], "job_ids": ids, "maybe_stored": true})
 			return

@@ -91,7 +91,7 @@ func DecodeBatchJobs(jobs []json.RawMessage) ([]queue.EnqueueRequest, error) {
 	}
 	reqs := make([]queue.EnqueueRequest, len(jobs))
 	for i, raw := range jobs {
-		if err := decodeEnqueueJob(raw, &reqs[i]); err != nil {
+		if err := decodeEnqueueJob(raw, &reqs[i], &reqs[i]); err != nil {
 			msg := strings.Replace(core.ErrorMessage(err), "request body", "the job", 1)
 			return nil, core.Wrap(core.ErrorCode(err), err, fmt.Sprintf("jobs[%d]: %s", i, msg))
 		}
@@ -112,9 +112,9 @@ func (s *Server) writeBatchError(w http.ResponseWriter, r *http.Request, err err
 	if details == nil {
 		details = map[string]any{}
 	}
-	orEmpty := func(js []queue.BatchJob) []queue.BatchJob {
+	orEmpty := func(js []queue.BatchRef) []queue.BatchRef {
 		if js == nil {
-			return []queue.BatchJob{}
+			return []queue.BatchRef{}
 		}
 		return js
 	}

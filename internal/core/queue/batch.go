@@ -21,9 +21,9 @@ import (
 // compares for 1,000 jobs in 1,000 queues, acceptable at this bound.
 const MaxBatch = 1000
 
-// BatchJob is one job of a batch in a BatchError: its place in the
+// BatchRef is one job of a batch in a BatchError: its place in the
 // request and its id (for a replay, the id of the key's job).
-type BatchJob struct {
+type BatchRef struct {
 	Index int    `json:"index"`
 	ID    string `json:"id"`
 }
@@ -33,7 +33,7 @@ type BatchJob struct {
 // which are not and which may be (the backend's answer lost); Err is the
 // failure, whose code and message the caller sees.
 type BatchError struct {
-	Stored, NotStored, MaybeStored []BatchJob
+	Stored, NotStored, MaybeStored []BatchRef
 	Err                            error
 }
 
@@ -107,7 +107,7 @@ func (s *Service) batchError(jobs []NewJob, err error) error {
 	stored, maybe := StoredQueues(err), MaybeStored(err)
 	be := &BatchError{}
 	for i, nj := range jobs {
-		bj := BatchJob{Index: i, ID: nj.ID}
+		bj := BatchRef{Index: i, ID: nj.ID}
 		switch {
 		case slices.Contains(maybe, nj.ID):
 			be.MaybeStored = append(be.MaybeStored, bj)
@@ -149,9 +149,9 @@ func (s *Service) batchError(jobs []NewJob, err error) error {
 // every job is named stored, a replay by its key's job. The jobs stored
 // were counted already.
 func allStored(jobs []NewJob, err error) error {
-	be := &BatchError{Stored: make([]BatchJob, len(jobs))}
+	be := &BatchError{Stored: make([]BatchRef, len(jobs))}
 	for i, nj := range jobs {
-		be.Stored[i] = BatchJob{Index: i, ID: nj.ID}
+		be.Stored[i] = BatchRef{Index: i, ID: nj.ID}
 		if nj.Idem != nil && nj.Idem.Existing != "" {
 			be.Stored[i].ID = nj.Idem.Existing
 		}

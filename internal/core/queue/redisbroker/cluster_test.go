@@ -41,6 +41,7 @@ func TestCluster(t *testing.T) {
 			sweepListsLostQueues(t, newClusterClient(t, c), func() { c.Flush(t) })
 		}},
 		{"BatchPartlyStored", testClusterBatchPartlyStored},
+		{"BatchWakesEveryFetcher", testClusterBatchWakesEveryFetcher},
 		{"GetWithOneMasterDown", testClusterGetWithOneMasterDown},
 		{"PoolWithOneMasterDown", testClusterPoolWithOneMasterDown}, // last: restarts a master
 	}
@@ -58,12 +59,7 @@ func TestCluster(t *testing.T) {
 // stored, its script having failed part way.
 func testClusterBatchPartlyStored(t *testing.T, c *redistest.Cluster) {
 	ctx := context.Background()
-	rdb := newClusterClient(t, c)
-	b := redisbroker.New(rdb, redisbroker.Options{})
-	if err := b.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+	rdb, _, svc := clusterService(t, c)
 	qs := queuePerMaster(t, c)
 	if err := rdb.Set(ctx, redisbroker.DefaultPrefix+"q:{"+qs[1]+"}:pending", "not a list", 0).Err(); err != nil {
 		t.Fatal(err)
@@ -138,12 +134,7 @@ func testClusterConformance(t *testing.T, c *redistest.Cluster) {
 // re-sent.
 func testClusterScriptsLostOnOneMaster(t *testing.T, c *redistest.Cluster) {
 	ctx := context.Background()
-	rdb := newClusterClient(t, c)
-	b := redisbroker.New(rdb, redisbroker.Options{})
-	if err := b.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+	_, b, svc := clusterService(t, c)
 	names := queuePerMaster(t, c)
 	forget := func() {
 		t.Helper()
@@ -729,5 +720,57 @@ func TestClusterStatsWithAMasterPaused(t *testing.T) {
 	}
 	if want := []string{names[0], names[2]}; !slices.Equal(got, want) {
 		t.Errorf("stats of %v, want those of %v", got, want)
+	}
+}
+
+// clusterService is a client of cluster c, a broker on it (loaded) and a
+// service of that broker.
+func clusterService(t *testing.T, c *redistest.Cluster) (*redis.ClusterClient, *redisbroker.Broker, *queue.Service) {
+	t.Helper()
+	rdb := newClusterClient(t, c)
+	b := redisbroker.New(rdb, redisbroker.Options{})
+	if err := b.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return rdb, b, queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+}
+
+// testClusterBatchWakesEveryFetcher (fix40, simp40 MEDIUM-1): four
+// brokers of their own clients, each fetch blocked on the wake-up list
+// (seen on its master's CLIENT LIST); one batch of four ready jobs of one
+// queue. The signal sends one wake-up per ready job, so each fetch gets a
+// job (with one wake-up per queue, three returned nothing after their 10 s
+// wait).
+func testClusterBatchWakesEveryFetcher(t *testing.T, c *redistest.Cluster) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	admin := redis.NewClient(&redis.Options{Addr: c.MasterFor(redisbroker.DefaultPrefix + "wake").Addr()})
+	t.Cleanup(func() { admin.Close() })
+	var chs []chan wakeFetched
+	var svc *queue.Service
+	for i := range 4 {
+		_, b, s := clusterService(t, c)
+		if i == 0 {
+			svc = s
+		}
+		ch := make(chan wakeFetched, 1)
+		go func() {
+			ls, err := b.Fetch(ctx, queue.FetchRequest{N: 1, Lease: 10 * time.Second, Wait: 10 * time.Second})
+			ch <- wakeFetched{ls, err}
+		}()
+		chs = append(chs, ch)
+	}
+	blockedInBLPOP(t, admin, 4)
+	reqs := make([]queue.EnqueueRequest, 4)
+	for i := range reqs {
+		reqs[i] = queue.EnqueueRequest{Type: "ping", Queue: "b"}
+	}
+	if _, err := svc.EnqueueBatch(ctx, reqs, queue.SourceAPI); err != nil {
+		t.Fatal(err)
+	}
+	for i, ch := range chs {
+		if got := <-ch; got.err != nil || len(got.leases) != 1 {
+			t.Errorf("fetcher %d: %d leases, %v; want one job of the batch", i+1, len(got.leases), got.err)
+		}
 	}
 }

@@ -102,13 +102,14 @@ func TestWakeUpHandedBack(t *testing.T) {
 	}
 }
 
-// TestWakeUpHandBackDoesNotSpin (wq40, rvwq40 HIGH-1): A alone, a wake-up
-// of a queue outside its set in the list and no other fetcher blocked: A
-// pops it and hands it back three times (pausing 2, 4, 8 ms after each
-// for a fetcher of b about to block), pops it a fourth time and drops it,
-// then blocks until its wait ends. Four pops of the wake-up (without a
+// TestWakeUpHandBackDoesNotSpin (wq40, rvwq40 HIGH-1; fix40): A alone, a
+// wake-up of a queue outside its set in the list and no other fetcher
+// blocked: A pops it and hands it back (pausing 2 ms for a fetcher of b
+// about to block), finds it came back, pops it a second time and drops
+// it, then blocks until its wait ends. Two pops of the wake-up (without a
 // bound, A handed it back and popped it again up to its loop's bound, 96
-// times), and the wake-up is gone when A's fetch returns.
+// times; with a count of three hand-backs, four), and the wake-up is gone
+// when A's fetch returns.
 func TestWakeUpHandBackDoesNotSpin(t *testing.T) {
 	srv, admin := newClient(t)
 	a := wakeBroker(t, srv.Addr(), "spin:")
@@ -122,23 +123,76 @@ func TestWakeUpHandBackDoesNotSpin(t *testing.T) {
 		t.Fatalf("Fetch = %d leases, %v; want none", len(ls), err)
 	}
 	// The last BLPOP is the block that timed out, not a pop.
-	if n := blpopCalls(t, admin) - before - 1; n > 4 {
-		t.Errorf("A's fetch popped the wake-up %d times; want at most 4 (3 hand-backs, the drop)", n)
+	if n := blpopCalls(t, admin) - before - 1; n != 2 {
+		t.Errorf("A's fetch popped the wake-up %d times; want 2 (the hand-back, the drop)", n)
 	}
 	if n := admin.LLen(ctx, "spin:wake").Val(); n != 0 {
 		t.Errorf("wake-up list holds %d; want the foreign wake-up dropped", n)
 	}
 }
 
-// blpopCalls is the server's count of BLPOP calls (INFO commandstats).
+// blpopCalls is the server's count of BLPOP calls.
 func blpopCalls(t *testing.T, admin *redis.Client) int {
+	t.Helper()
+	return commandCalls(t, admin, "blpop")
+}
+
+// TestWakeUpTakenLeavesNoMark (fix40, simp40 LOW-2): what is left of the
+// hand-back count's reset. A (set a) and B (set b) blocked, A first. b1's
+// wake-up goes to A, which hands it back to B: taken, it leaves no mark.
+// B then busy (not fetching), b2's wake-up goes to A, which hands it back
+// too (a second LPUSH), before it finds it came back and drops it at its
+// next pop; had b1's hand-back marked b, A dropped b2's wake-up at once,
+// never offering it.
+func TestWakeUpTakenLeavesNoMark(t *testing.T) {
+	srv, admin := newClient(t)
+	a := wakeBroker(t, srv.Addr(), "mark:")
+	b := wakeBroker(t, srv.Addr(), "mark:")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fa := fetchAsync(ctx, a, "a")
+	blockedInBLPOP(t, admin, 1)
+	fb := fetchAsync(ctx, b, "b")
+	blockedInBLPOP(t, admin, 2)
+	before := commandCalls(t, admin, "lpush")
+	enqueue := func(q string) string {
+		t.Helper()
+		j := &queue.Job{ID: queue.NewID(), Queue: q, Type: "ping", MaxRetries: 1, Source: queue.SourceAPI}
+		if err := b.Enqueue(context.Background(), queue.NewJob{Job: j}); err != nil {
+			t.Fatal(err)
+		}
+		return j.ID
+	}
+	b1 := enqueue("b")
+	if got := <-fb; got.err != nil || len(got.leases) != 1 || got.leases[0].Job.ID != b1 {
+		t.Fatalf("B's fetch = %d leases, %v; want b1", len(got.leases), got.err)
+	}
+	blockedInBLPOP(t, admin, 1) // A blocked again
+	enqueue("b")
+	// A pops b2's wake-up and hands it back (the state polled, not slept
+	// for), then pops it again and drops it.
+	deadline := time.Now().Add(10 * time.Second)
+	for commandCalls(t, admin, "lpush")-before < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	ja := enqueue("a")
+	if r := <-fa; r.err != nil || len(r.leases) != 1 || r.leases[0].Job.ID != ja {
+		t.Errorf("A's fetch = %d leases, %v; want a's job alone", len(r.leases), r.err)
+	}
+	if n := commandCalls(t, admin, "lpush") - before; n != 2 {
+		t.Errorf("A handed back %d wake-ups; want 2 (b1's, taken by B, and b2's)", n)
+	}
+}
+
+// commandCalls is the server's count of calls of cmd (INFO commandstats).
+func commandCalls(t *testing.T, admin *redis.Client, cmd string) int {
 	t.Helper()
 	info, err := admin.Info(context.Background(), "commandstats").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(info, "\n") {
-		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_blpop:calls="); ok {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls="); ok {
 			n, _ := strconv.Atoi(strings.Split(rest, ",")[0])
 			return n
 		}

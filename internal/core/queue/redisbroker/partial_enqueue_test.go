@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/refrakt/refrakt/internal/core"
 	"github.com/refrakt/refrakt/internal/core/queue"
 	"github.com/refrakt/refrakt/internal/core/queue/redisbroker"
@@ -22,16 +24,8 @@ import (
 // agrees, and job 1 maybe stored; the batch's error is a 503 (unavailable)
 // saying so. A batch of two broken queues names both jobs maybe stored.
 func TestEnqueueBatchPartlyStored(t *testing.T) {
-	_, rdb := newClient(t)
 	ctx := context.Background()
-	b := redisbroker.New(rdb, redisbroker.Options{Prefix: "pe:"})
-	if err := b.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
-	if err := rdb.Set(ctx, "pe:q:{b}:pending", "not a list", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
+	rdb, svc := brokenQueueService(t, "pe:", "b")
 	reqs := []queue.EnqueueRequest{{Type: "ping", Queue: "a"}, {Type: "ping", Queue: "b"}, {Type: "ping", Queue: "a"}}
 	_, err := svc.EnqueueBatch(ctx, reqs, queue.SourceAPI)
 	var be *queue.BatchError
@@ -72,16 +66,8 @@ func TestEnqueueBatchPartlyStored(t *testing.T) {
 // stored (job 1 by the key's job), and nothing is stored twice. Job 1 sent
 // with a new key is stored.
 func TestEnqueueBatchPartlyStoredRetryWithKeys(t *testing.T) {
-	_, rdb := newClient(t)
 	ctx := context.Background()
-	b := redisbroker.New(rdb, redisbroker.Options{Prefix: "pk:"})
-	if err := b.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	svc := queue.NewService(queue.Deps{Broker: b}, queue.Config{})
-	if err := rdb.Set(ctx, "pk:q:{b}:pending", "not a list", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
+	rdb, svc := brokenQueueService(t, "pk:", "b")
 	reqs := []queue.EnqueueRequest{{Type: "ping", Queue: "a", IdempotencyKey: "0"}, {Type: "ping", Queue: "b", IdempotencyKey: "1"}, {Type: "ping", Queue: "a", IdempotencyKey: "2"}}
 	_, err := svc.EnqueueBatch(ctx, reqs, queue.SourceAPI)
 	var first *queue.BatchError
@@ -93,7 +79,7 @@ func TestEnqueueBatchPartlyStoredRetryWithKeys(t *testing.T) {
 	}
 	_, err = svc.EnqueueBatch(ctx, reqs, queue.SourceAPI)
 	var retry *queue.BatchError
-	want := fmt.Sprint([]queue.BatchJob{first.Stored[0], first.MaybeStored[0], first.Stored[1]})
+	want := fmt.Sprint([]queue.BatchRef{first.Stored[0], first.MaybeStored[0], first.Stored[1]})
 	if !errors.As(err, &retry) || core.ErrorCode(err) != core.CodeConflict || !strings.HasPrefix(core.ErrorMessage(err), "jobs[1]: idempotency key \"1\" made job "+first.MaybeStored[0].ID+", which is no longer kept") ||
 		fmt.Sprint(retry.Stored) != want || len(retry.NotStored)+len(retry.MaybeStored) != 0 {
 		t.Fatalf("the retry: %v (%+v), want a 409 naming jobs[1] no longer kept, every job stored: %s", err, retry, want)
@@ -213,10 +199,65 @@ func TestEnqueueBatchDetailsAndCount(t *testing.T) {
 	counted("a key stored in d and refused in c", 1)
 }
 
-func indexes(js []queue.BatchJob) []int {
+// brokenQueueService is a client of a new server and a service of a broker
+// there under prefix, with queue q's pending list broken (a string): a
+// script storing a job of q fails running (WRONGTYPE at its RPUSH), after
+// it wrote the job's hash.
+func brokenQueueService(t *testing.T, prefix, q string) (*redis.Client, *queue.Service) {
+	t.Helper()
+	_, rdb := newClient(t)
+	ctx := context.Background()
+	b := redisbroker.New(rdb, redisbroker.Options{Prefix: prefix})
+	if err := b.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(ctx, prefix+"q:{"+q+"}:pending", "not a list", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return rdb, queue.NewService(queue.Deps{Broker: b}, queue.Config{})
+}
+
+func indexes(js []queue.BatchRef) []int {
 	out := []int{}
 	for _, j := range js {
 		out = append(out, j.Index)
 	}
 	return out
+}
+
+// lostFirstAnswer is a hook that makes the first script of a pipeline of
+// two answer as a cut connection does (the answer lost, the script run).
+type lostFirstAnswer struct{}
+
+func (lostFirstAnswer) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (lostFirstAnswer) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return next
+}
+func (lostFirstAnswer) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if len(cmds) == 2 && strings.HasPrefix(cmds[0].Name(), "eval") {
+			cmds[0].SetErr(errors.New("read tcp: i/o timeout"))
+		}
+		return err
+	}
+}
+
+// TestEnqueueMergedUncertainFailed (fix40, simp40 NIT-3): a batch over a
+// and b, a's answer lost and b's script failed part way (its pending list
+// a string): the one UncertainEnqueueError of the call says failed part
+// way, since one of its scripts did (it kept the first queue's cause, the
+// answer lost).
+func TestEnqueueMergedUncertainFailed(t *testing.T) {
+	ctx := context.Background()
+	rdb, svc := brokenQueueService(t, "mu:", "b")
+	rdb.AddHook(lostFirstAnswer{})
+	_, err := svc.EnqueueBatch(ctx, []queue.EnqueueRequest{{Type: "ping", Queue: "a"}, {Type: "ping", Queue: "b"}}, queue.SourceAPI)
+	var be *queue.BatchError
+	if !errors.As(err, &be) || len(be.MaybeStored) != 2 {
+		t.Fatalf("a's answer lost, b broken: %v (%+v), want both jobs maybe stored", err, be)
+	}
+	if u := (*queue.UncertainEnqueueError)(nil); !errors.As(err, &u) || !u.Failed || !strings.Contains(u.Error(), "failed part way") {
+		t.Errorf("%v: want the merged *queue.UncertainEnqueueError marked Failed (b's script failed part way)", err)
+	}
 }

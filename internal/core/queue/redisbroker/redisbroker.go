@@ -522,7 +522,8 @@ type enqPart struct {
 // Queued calls whose caller gave up meanwhile are left alone.
 func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Time) []string {
 	var parts []*enqPart
-	var wakeQueues, newQueues, madeQueues []string
+	var wakeQueues []wakeN
+	var newQueues, madeQueues []string
 	for _, c := range calls {
 		first := len(parts)
 		for _, nj := range c.jobs {
@@ -538,10 +539,11 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 				parts = append(parts, p)
 			}
 			p.jobs = append(p.jobs, nj)
-			// A job ready now wakes the queue's fetchers; a delayed one or
-			// a cron job (At, its first occurrence) waits scheduled.
-			if !b.single && nj.Delay <= 0 && nj.At.IsZero() && !slices.Contains(wakeQueues, nj.Queue) {
-				wakeQueues = append(wakeQueues, nj.Queue)
+			// A job ready now wakes a fetcher of its queue, up to
+			// wakeBacklog of them; a delayed one or a cron job (At, its
+			// first occurrence) waits scheduled.
+			if !b.single && nj.Delay <= 0 && nj.At.IsZero() {
+				wakeQueues = addWake(wakeQueues, nj.Queue, 1)
 			}
 			if !slices.Contains(newQueues, nj.Queue) && !b.isKnown(nj.Queue) {
 				newQueues = append(newQueues, nj.Queue)
@@ -595,6 +597,8 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 				var u *queue.UncertainEnqueueError
 				if errors.As(p.call.err, &u) {
 					u.JobIDs = append(u.JobIDs, jobIDs(p.jobs)...)
+					// Failed part way if any of its queues' scripts did.
+					u.Failed = u.Failed || !mayHaveRun(e)
 				} else {
 					p.call.err = &queue.UncertainEnqueueError{JobIDs: jobIDs(p.jobs), Err: fmt.Errorf("enqueue: %w", e), Failed: !mayHaveRun(e)}
 				}
@@ -668,11 +672,13 @@ func (b *Broker) sendEnqueues(ctx context.Context, calls []*enqCall, now time.Ti
 }
 
 // signals are a cluster's wake-ups and listings of new queues still to
-// send, coalesced: a queue named twice is sent once.
+// send, coalesced: a queue listed twice is sent once, and a queue's
+// wake-ups (one per ready job) are at most wakeBacklog.
 type signals struct {
-	mu         sync.Mutex
-	wake, list []string
-	running    bool
+	mu      sync.Mutex
+	wake    []wakeN
+	list    []string
+	running bool
 	// flushes counts the round trips with wake-ups, by the one sender
 	// running (the wake-up list is trimmed every 32nd).
 	flushes int
@@ -690,16 +696,14 @@ type signals struct {
 // fail the answers of the others (a missed wake-up costs a worker's poll
 // backoff; a queue not listed is listed again by the next enqueue there
 // and by Tick).
-func (b *Broker) signal(wakeQueues, newQueues []string) {
+func (b *Broker) signal(wakeQueues []wakeN, newQueues []string) {
 	if len(wakeQueues) == 0 && len(newQueues) == 0 {
 		return
 	}
 	b.sig.mu.Lock()
 	defer b.sig.mu.Unlock()
-	for _, q := range wakeQueues {
-		if !slices.Contains(b.sig.wake, q) {
-			b.sig.wake = append(b.sig.wake, q)
-		}
+	for _, w := range wakeQueues {
+		b.sig.wake = addWake(b.sig.wake, w.q, w.n)
 	}
 	for _, q := range newQueues {
 		if !slices.Contains(b.sig.list, q) {
@@ -710,6 +714,23 @@ func (b *Broker) signal(wakeQueues, newQueues []string) {
 		b.sig.running = true
 		go b.sendSignals()
 	}
+}
+
+// wakeN is n wake-ups of queue q.
+type wakeN struct {
+	q string
+	n int
+}
+
+// addWake adds n wake-ups of q to ws, at most wakeBacklog of q in all.
+func addWake(ws []wakeN, q string, n int) []wakeN {
+	for i := range ws {
+		if ws[i].q == q {
+			ws[i].n = min(ws[i].n+n, wakeBacklog)
+			return ws
+		}
+	}
+	return append(ws, wakeN{q, min(n, wakeBacklog)})
 }
 
 // sendSignals sends the signals given until there are none left.
@@ -731,8 +752,14 @@ func (b *Broker) sendSignals() {
 		b.sig.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), b.cmdTimeout)
 		if len(wake) > 0 { // trim only comes with wake-ups
+			var names []string
+			for _, w := range wake {
+				for range w.n {
+					names = append(names, w.q)
+				}
+			}
 			pipe := b.rdb.Pipeline()
-			b.queueWake(ctx, pipe, wake, trim)
+			b.queueWake(ctx, pipe, names, trim)
 			_, _ = redispipe.Exec(ctx, pipe)
 		}
 		if len(list) > 0 {
@@ -992,7 +1019,8 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 	}
 	// A wake-up whose job another fetcher took (or a leftover one) is
 	// spurious: block again, at most as many times as the list can hold.
-	var handedBack map[string]int // by this call, back to back: see handBack
+	hb := 0        // hand-backs by this call: the first handBacks pause
+	cameBack := "" // the queue of a wake-up handed back that came back
 	for range wakeBacklog + 32 {
 		if b.isDown(ctx, b.wakeKey()) {
 			// The wake-up list's master is failing (on a cluster): a
@@ -1026,36 +1054,44 @@ func (b *Broker) Fetch(ctx context.Context, req queue.FetchRequest) ([]queue.Lea
 			// Not ours (WORKER_QUEUES): the fetchers of another daemon
 			// may be waiting for it.
 			q := res[1]
-			n := handedBack[q]
-			if n >= handBacks {
-				delete(handedBack, q) // dropped; a later one is handed back
+			if q == cameBack {
+				// Handed back by the pop before, nobody blocked wanted
+				// it: dropped (see handBack).
+				cameBack = ""
 				continue
 			}
-			back, done := b.handBack(ctx, q, handBackPause<<n, req.Wait)
+			var pause time.Duration
+			if hb < handBacks {
+				pause = handBackPause << hb
+			}
+			hb++
+			back, done := b.handBack(ctx, q, pause, req.Wait)
 			if done {
 				return nil, nil
 			}
-			if handedBack == nil {
-				handedBack = map[string]int{}
-			}
+			cameBack = ""
 			if back {
-				handedBack[q] = n + 1
-			} else {
-				delete(handedBack, q)
+				cameBack = q
 			}
 			continue
 		}
+		cameBack = ""
 		leases, held, err = take(cmp.Or(req.Prefer, res[1]))
 		if err != nil || len(leases) > 0 || held != "" {
 			return leases, err
 		}
 	}
-	return nil, nil
+	// The bound: wake-ups of foreign queues ahead of this set's may have
+	// used it up (a batch over many queues); the set's own jobs are not
+	// left for the next call.
+	leases, _, err = take(req.Prefer)
+	return leases, err
 }
 
-// handBacks is how many times in a row a fetch hands back a wake-up that
-// nobody else pops before it drops it (handBack), and handBackPause its
-// first pause after a hand-back, doubled after each next one: 2, 4, 8 ms.
+// handBacks is how many hand-backs of one Fetch call pause, and
+// handBackPause the first pause, doubled for each next one: 2, 4, 8 ms,
+// then none, so that a call pauses at most 14 ms however many foreign
+// wake-ups it pops.
 const (
 	handBacks     = 3
 	handBackPause = 2 * time.Millisecond
@@ -1066,16 +1102,17 @@ const (
 // that a fetcher blocked on the list, of a daemon that works q, gets it at
 // once: Redis serves a push to the client blocked longest before the next
 // command, and this fetcher is not blocked while it pushes. Then it pauses
-// (pause, at most wait), so that a fetcher of q that is between its
-// non-blocking take and its BLPOP pops the wake-up before this one blocks
-// again, and reports whether the wake-up is still at the head of the list
-// (back: nobody popped it; this fetcher's next BLPOP will pop it again at
-// once). The caller drops a wake-up that came back handBacks times in a
-// row (every fetcher of q busy for 2+4+8 ms): that loses no job, since a
-// fetcher that was not blocked takes without blocking before it blocks
-// again. A wake-up taken by another fetcher starts the count again, so a
-// fetch that hands back many jobs' wake-ups drops none that a blocked
-// fetcher waits for. done is true when ctx ended.
+// (pause, at most wait; none once the call's budget is spent), so that a
+// fetcher of q that is between its non-blocking take and its BLPOP pops
+// the wake-up before this one blocks again, and reports whether the
+// wake-up is still at the head of the list (back: nobody popped it; this
+// fetcher's next BLPOP pops it again at once). The caller drops a wake-up
+// that came back at that next pop: that loses no job, since no fetcher
+// blocked on the list wanted it and a fetcher that was not blocked takes
+// without blocking before it blocks again. A wake-up another fetcher took
+// leaves nothing behind, so a fetch that hands back many jobs' wake-ups
+// drops none that a blocked fetcher waits for. done is true when ctx
+// ended.
 func (b *Broker) handBack(ctx context.Context, q string, pause, wait time.Duration) (back, done bool) {
 	rctx, cancel := context.WithTimeout(ctx, b.cmdTimeout)
 	defer cancel()
@@ -1085,12 +1122,14 @@ func (b *Broker) handBack(ctx context.Context, q string, pause, wait time.Durati
 		}
 		return false, ctx.Err() != nil
 	}
-	t := time.NewTimer(min(pause, wait))
-	select {
-	case <-ctx.Done():
-		t.Stop()
-		return false, true
-	case <-t.C:
+	if pause > 0 {
+		t := time.NewTimer(min(pause, wait))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, true
+		case <-t.C:
+		}
 	}
 	rctx, cancel = context.WithTimeout(ctx, b.cmdTimeout)
 	defer cancel()
@@ -1190,11 +1229,13 @@ func (b *Broker) take(ctx context.Context, req queue.FetchRequest, hint string) 
 	if req.Ordered && req.Strict {
 		hint = req.Prefer // the listed order wins over a wake-up's queue
 	}
+	// A job held in the hinted queue with req.Strict ends the fetch at the
+	// loop below, before any other queue (TestStrictHintHeld).
 	if hint != "" && (len(req.Queues) == 0 || slices.Contains(req.Queues, hint)) {
 		b.markKnown(hint)
 		if b.isDown(ctx, b.keys(hint).pending) {
 			hint = ""
-		} else if err := try(hint); err != nil || len(leases) >= req.N || held != "" && req.Strict {
+		} else if err := try(hint); err != nil || len(leases) >= req.N {
 			return leases, held, cmp.Or(err, failure)
 		}
 	}

@@ -231,7 +231,8 @@ redis.call('LPUSHX', KEYS[1] .. ':oom', 'x')
 // not after (Redis ran it after its caller stopped waiting: a stall).
 // Returns {now, 0, made} after storing every job (pending when delay_ms is
 // 0, else scheduled) and, given KEYS[5] and at least one pending job,
-// pushing the queue's name on the wake-up list (trimmed to its last
+// pushing the queue's name on the wake-up list once per pending job, up to
+// wakeBacklog times (trimmed to its last
 // wakeBacklog entries once it holds wakeBacklog+32); or {now, id} without
 // writing anything when job id exists. made is 1 when these are the
 // queue's first jobs (none before, or none since removeScript): given
@@ -319,8 +320,21 @@ if n > 0 and redis.call('HINCRBY', KEYS[3], 'enqueued', string.format('%d', n)) 
   redis.call('DEL', string.sub(KEYS[4], 1, -3) .. 'paused')
   if KEYS[6] then redis.call('SADD', KEYS[6], ARGV[2]) end
 end
-if KEYS[5] and ready > 0 and redis.call('RPUSH', KEYS[5], ARGV[2]) > ` + strconv.Itoa(wakeBacklog+32) + ` then
-  redis.call('LTRIM', KEYS[5], -` + strconv.Itoa(wakeBacklog) + `, -1)
+if KEYS[5] and ready > 0 then
+  -- One wake-up per ready job up to the backlog: a blocked fetcher takes
+  -- one, and a batch's jobs are work for every idle one. One job: one
+  -- RPUSH of one element.
+  local len
+  if ready == 1 then
+    len = redis.call('RPUSH', KEYS[5], ARGV[2])
+  else
+    local w = {}
+    for j = 1, math.min(ready, ` + strconv.Itoa(wakeBacklog) + `) do w[j] = ARGV[2] end
+    len = redis.call('RPUSH', KEYS[5], unpack(w))
+  end
+  if len > ` + strconv.Itoa(wakeBacklog+32) + ` then
+    redis.call('LTRIM', KEYS[5], -` + strconv.Itoa(wakeBacklog) + `, -1)
+  end
 end
 if replays and #replays > 0 then return {now, 0, made, 'replay', unpack(replays)} end
 return {now, 0, made}

@@ -67,3 +67,33 @@ func TestWakeHintAndTheOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestStrictHintHeld (fix40, simp40 NIT-1): on take directly (the pool
+// sets Prefer with Ahead 0 only, so no caller holds a job there today): a
+// strict fetch whose hinted queue's job, on its last try, is held for a
+// free worker ends there, taking nothing of a later queue, as membroker's
+// does. The hint branch's own strict check was dropped: the loop over the
+// other queues checks it first.
+func TestStrictHintHeld(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	ctx := context.Background()
+	b := New(rdb, Options{Prefix: "sh:"})
+	if err := b.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range []*queue.Job{
+		{ID: queue.NewID(), Queue: "low", Type: "ping", MaxRetries: 0, Source: queue.SourceAPI},
+		{ID: queue.NewID(), Queue: "critical", Type: "ping", MaxRetries: 3, Source: queue.SourceAPI},
+	} {
+		if err := b.Enqueue(ctx, queue.NewJob{Job: j}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := queue.FetchRequest{Queues: []string{"critical", "low"}, N: 1, Ahead: 1, Lease: time.Minute, Ordered: true, Strict: true, Only: true, Prefer: "low"}
+	ls, held, err := b.take(ctx, req, "low")
+	if err != nil || len(ls) != 0 || held != "low" {
+		t.Errorf("take = %d leases, held %q, %v; want none, low's job held (strict: nothing of a later queue)", len(ls), held, err)
+	}
+}
