@@ -5,7 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/refrakt/refrakt/internal/core/queue"
+	"github.com/refrakt/refrakt/internal/core/queue/redisbroker"
 )
 
 // TestBatchWakesEveryFetcher (fix40, simp40 MEDIUM-1): four daemons idle,
@@ -16,15 +19,27 @@ import (
 // leases, not as a time).
 func TestBatchWakesEveryFetcher(t *testing.T) {
 	srv, admin := newClient(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var chs []chan wakeFetched
 	var svc *queue.Service
-	for i := range 4 {
+	batchWakesEveryFetcher(t, admin, func(i int) *redisbroker.Broker {
 		b := wakeBroker(t, srv.Addr(), "bw:")
 		if i == 0 {
 			svc = queue.NewService(queue.Deps{Broker: b}, queue.Config{})
 		}
+		return b
+	}, func() *queue.Service { return svc })
+}
+
+// batchWakesEveryFetcher blocks a fetch of each of four brokers (newBroker
+// makes the i-th) on the wake-up list, waits until admin's server sees the
+// four blocked, enqueues one batch of four ready jobs of one queue through
+// svc, and asserts that each fetch got one of them.
+func batchWakesEveryFetcher(t *testing.T, admin *redis.Client, newBroker func(i int) *redisbroker.Broker, svc func() *queue.Service) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var chs []chan wakeFetched
+	for i := range 4 {
+		b := newBroker(i)
 		ch := make(chan wakeFetched, 1)
 		go func() {
 			ls, err := b.Fetch(ctx, queue.FetchRequest{N: 1, Lease: 10 * time.Second, Wait: 10 * time.Second})
@@ -37,7 +52,7 @@ func TestBatchWakesEveryFetcher(t *testing.T) {
 	for i := range reqs {
 		reqs[i] = queue.EnqueueRequest{Type: "ping", Queue: "b"}
 	}
-	if _, err := svc.EnqueueBatch(ctx, reqs, queue.SourceAPI); err != nil {
+	if _, err := svc().EnqueueBatch(ctx, reqs, queue.SourceAPI); err != nil {
 		t.Fatal(err)
 	}
 	for i, ch := range chs {

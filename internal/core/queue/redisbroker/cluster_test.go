@@ -742,35 +742,14 @@ func clusterService(t *testing.T, c *redistest.Cluster) (*redis.ClusterClient, *
 // job (with one wake-up per queue, three returned nothing after their 10 s
 // wait).
 func testClusterBatchWakesEveryFetcher(t *testing.T, c *redistest.Cluster) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	admin := redis.NewClient(&redis.Options{Addr: c.MasterFor(redisbroker.DefaultPrefix + "wake").Addr()})
 	t.Cleanup(func() { admin.Close() })
-	var chs []chan wakeFetched
 	var svc *queue.Service
-	for i := range 4 {
+	batchWakesEveryFetcher(t, admin, func(i int) *redisbroker.Broker {
 		_, b, s := clusterService(t, c)
 		if i == 0 {
 			svc = s
 		}
-		ch := make(chan wakeFetched, 1)
-		go func() {
-			ls, err := b.Fetch(ctx, queue.FetchRequest{N: 1, Lease: 10 * time.Second, Wait: 10 * time.Second})
-			ch <- wakeFetched{ls, err}
-		}()
-		chs = append(chs, ch)
-	}
-	blockedInBLPOP(t, admin, 4)
-	reqs := make([]queue.EnqueueRequest, 4)
-	for i := range reqs {
-		reqs[i] = queue.EnqueueRequest{Type: "ping", Queue: "b"}
-	}
-	if _, err := svc.EnqueueBatch(ctx, reqs, queue.SourceAPI); err != nil {
-		t.Fatal(err)
-	}
-	for i, ch := range chs {
-		if got := <-ch; got.err != nil || len(got.leases) != 1 {
-			t.Errorf("fetcher %d: %d leases, %v; want one job of the batch", i+1, len(got.leases), got.err)
-		}
-	}
+		return b
+	}, func() *queue.Service { return svc })
 }
