@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -83,7 +84,7 @@ func (s *Service) store(ctx context.Context, jobs []NewJob) ([]*Job, error) {
 	s.answered("enqueue")
 	out := make([]*Job, len(jobs))
 	for i, nj := range jobs {
-		if nj.Idem == nil || nj.Idem.Existing == "" {
+		if nj.existing() == "" {
 			s.obs.Enqueued(nj.Source)
 			out[i] = nj.Job
 		}
@@ -112,12 +113,10 @@ func (s *Service) batchError(jobs []NewJob, err error) error {
 		case slices.Contains(maybe, nj.ID):
 			be.MaybeStored = append(be.MaybeStored, bj)
 		case slices.Contains(stored, nj.Queue):
-			if nj.Idem != nil && nj.Idem.Existing != "" {
-				bj.ID = nj.Idem.Existing // a replay: the key's job
-			} else {
+			if nj.existing() == "" {
 				s.obs.Enqueued(nj.Source)
 			}
-			be.Stored = append(be.Stored, bj)
+			be.Stored = append(be.Stored, storedRef(i, nj))
 		default:
 			be.NotStored = append(be.NotStored, bj)
 		}
@@ -144,6 +143,12 @@ func (s *Service) batchError(jobs []NewJob, err error) error {
 	return be
 }
 
+// storedRef names the i-th job of a batch, stored: by its id, or for a
+// replay by its key's job.
+func storedRef(i int, nj NewJob) BatchRef {
+	return BatchRef{Index: i, ID: cmp.Or(nj.existing(), nj.ID)}
+}
+
 // allStored is the *BatchError of a batch whose jobs are all stored (or
 // replayed) but whose answer failed with err (a replay's job not read):
 // every job is named stored, a replay by its key's job. The jobs stored
@@ -151,10 +156,7 @@ func (s *Service) batchError(jobs []NewJob, err error) error {
 func allStored(jobs []NewJob, err error) error {
 	be := &BatchError{Stored: make([]BatchRef, len(jobs))}
 	for i, nj := range jobs {
-		be.Stored[i] = BatchRef{Index: i, ID: nj.ID}
-		if nj.Idem != nil && nj.Idem.Existing != "" {
-			be.Stored[i].ID = nj.Idem.Existing
-		}
+		be.Stored[i] = storedRef(i, nj)
 	}
 	be.Err = core.Wrap(core.ErrorCode(err), err, core.ErrorMessage(err)+
 		"; every job of the batch is stored all the same (the error's details name them, a replay by its key's job): do not send them again")

@@ -204,6 +204,15 @@ type FetchRequest struct {
 	Only bool
 }
 
+// existing is the id of the job nj's idempotency key had made already,
+// which Enqueue set in place of storing nj (a replay), or "".
+func (nj NewJob) existing() string {
+	if nj.Idem == nil {
+		return ""
+	}
+	return nj.Idem.Existing
+}
+
 // Ref names one run of a job: its id, queue and fencing token.
 type Ref struct {
 	ID    string

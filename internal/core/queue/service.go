@@ -358,7 +358,7 @@ func (s *Service) storeOne(ctx context.Context, nj NewJob) (*Job, error) {
 		return nil, s.backendErr("enqueue", err)
 	}
 	s.answered("enqueue")
-	if nj.Idem != nil && nj.Idem.Existing != "" {
+	if nj.existing() != "" {
 		return s.replayed(ctx, nj)
 	}
 	s.obs.Enqueued(nj.Source)
