@@ -3,7 +3,6 @@ package daemon
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 
@@ -93,7 +92,7 @@ func DecodeBatchJobs(jobs []json.RawMessage) ([]queue.EnqueueRequest, error) {
 	for i, raw := range jobs {
 		if err := decodeEnqueueJob(raw, &reqs[i], &reqs[i]); err != nil {
 			msg := strings.Replace(core.ErrorMessage(err), "request body", "the job", 1)
-			return nil, core.Wrap(core.ErrorCode(err), err, fmt.Sprintf("jobs[%d]: %s", i, msg))
+			return nil, queue.AtIndex(i, core.Wrap(core.ErrorCode(err), err, msg))
 		}
 	}
 	return reqs, nil
