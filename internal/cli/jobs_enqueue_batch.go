@@ -189,7 +189,7 @@ type batchRow struct {
 func storedRows(chunk []ndjsonJob, stored []queue.BatchRef) []batchRow {
 	rows := make([]batchRow, 0, len(stored))
 	for _, bj := range stored {
-		if bj.Index < 0 || bj.Index >= len(chunk) {
+		if !inChunk(chunk, bj.Index) {
 			continue
 		}
 		var f struct {
@@ -204,6 +204,10 @@ func storedRows(chunk []ndjsonJob, stored []queue.BatchRef) []batchRow {
 	}
 	return rows
 }
+
+// inChunk reports whether i, an index a daemon's answer names, is one of
+// chunk's jobs: a malformed answer is left out, never a panic.
+func inChunk(chunk []ndjsonJob, i int) bool { return i >= 0 && i < len(chunk) }
 
 // batchColumns are the columns of `jobs enqueue-batch`.
 var batchColumns = []string{"line", "id", "queue", "type", "status", "replayed"}
@@ -251,7 +255,7 @@ func batchFailure(err error, chunk []ndjsonJob, done []batchRow) error {
 		sub := batchIndex.FindStringSubmatch(m)
 		line := func(s string) string {
 			i, _ := strconv.Atoi(s)
-			if i < 0 || i >= len(chunk) {
+			if !inChunk(chunk, i) {
 				return s
 			}
 			return strconv.Itoa(chunk[i].line)
@@ -270,9 +274,11 @@ func batchFailure(err error, chunk []ndjsonJob, done []batchRow) error {
 			if len(part.js) == 0 {
 				continue
 			}
-			lines := make([]int, len(part.js))
-			for i, j := range part.js {
-				lines[i] = chunk[j.Index].line
+			lines := make([]int, 0, len(part.js))
+			for _, j := range part.js {
+				if inChunk(chunk, j.Index) {
+					lines = append(lines, chunk[j.Index].line)
+				}
 			}
 			msg += fmt.Sprintf("; of this batch, %s: %s", part.what, lineRanges(lines))
 			if part.what == "stored" {
