@@ -82,24 +82,28 @@ func TestWakeUpHandedBack(t *testing.T) {
 	for i := range 4 {
 		fb := fetchAsync(ctx, b, "b")
 		blockedInBLPOP(t, admin, 2)
-		j := &queue.Job{ID: queue.NewID(), Queue: "b", Type: "ping", MaxRetries: 1, Source: queue.SourceAPI}
-		if err := b.Enqueue(context.Background(), queue.NewJob{Job: j}); err != nil {
-			t.Fatal(err)
-		}
+		id := brokerPing(t, b, "b")
 		got := <-fb
-		if got.err != nil || len(got.leases) != 1 || got.leases[0].Job.ID != j.ID {
+		if got.err != nil || len(got.leases) != 1 || got.leases[0].Job.ID != id {
 			t.Fatalf("b job %d: B's blocked fetch = %d leases, %v; want the job (its wake-up dropped by A?)", i+1, len(got.leases), got.err)
 		}
 		blockedInBLPOP(t, admin, 1) // A blocked again, first in line
 	}
 	// A job of a ends A's fetch: A took nothing of b.
-	ja := &queue.Job{ID: queue.NewID(), Queue: "a", Type: "ping", MaxRetries: 1, Source: queue.SourceAPI}
-	if err := a.Enqueue(context.Background(), queue.NewJob{Job: ja}); err != nil {
+	ja := brokerPing(t, a, "a")
+	if r := <-fa; r.err != nil || len(r.leases) != 1 || r.leases[0].Job.ID != ja {
+		t.Errorf("A's fetch = %d leases, %v; want a's job %s alone", len(r.leases), r.err, ja)
+	}
+}
+
+// brokerPing enqueues a ping job of queue q straight through broker b and returns its id.
+func brokerPing(t *testing.T, b *redisbroker.Broker, q string) string {
+	t.Helper()
+	j := &queue.Job{ID: queue.NewID(), Queue: q, Type: "ping", MaxRetries: 1, Source: queue.SourceAPI}
+	if err := b.Enqueue(context.Background(), queue.NewJob{Job: j}); err != nil {
 		t.Fatal(err)
 	}
-	if r := <-fa; r.err != nil || len(r.leases) != 1 || r.leases[0].Job.ID != ja.ID {
-		t.Errorf("A's fetch = %d leases, %v; want a's job %s alone", len(r.leases), r.err, ja.ID)
-	}
+	return j.ID
 }
 
 // TestWakeUpHandBackDoesNotSpin (wq40, rvwq40 HIGH-1; fix40): A alone, a
@@ -155,27 +159,19 @@ func TestWakeUpTakenLeavesNoMark(t *testing.T) {
 	fb := fetchAsync(ctx, b, "b")
 	blockedInBLPOP(t, admin, 2)
 	before := commandCalls(t, admin, "lpush")
-	enqueue := func(q string) string {
-		t.Helper()
-		j := &queue.Job{ID: queue.NewID(), Queue: q, Type: "ping", MaxRetries: 1, Source: queue.SourceAPI}
-		if err := b.Enqueue(context.Background(), queue.NewJob{Job: j}); err != nil {
-			t.Fatal(err)
-		}
-		return j.ID
-	}
-	b1 := enqueue("b")
+	b1 := brokerPing(t, b, "b")
 	if got := <-fb; got.err != nil || len(got.leases) != 1 || got.leases[0].Job.ID != b1 {
 		t.Fatalf("B's fetch = %d leases, %v; want b1", len(got.leases), got.err)
 	}
 	blockedInBLPOP(t, admin, 1) // A blocked again
-	enqueue("b")
+	brokerPing(t, b, "b")
 	// A pops b2's wake-up and hands it back (the state polled, not slept
 	// for), then pops it again and drops it.
 	deadline := time.Now().Add(10 * time.Second)
 	for commandCalls(t, admin, "lpush")-before < 2 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	ja := enqueue("a")
+	ja := brokerPing(t, b, "a")
 	if r := <-fa; r.err != nil || len(r.leases) != 1 || r.leases[0].Job.ID != ja {
 		t.Errorf("A's fetch = %d leases, %v; want a's job alone", len(r.leases), r.err)
 	}
