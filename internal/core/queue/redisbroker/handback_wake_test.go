@@ -36,7 +36,7 @@ func blockedInBLPOP(t *testing.T, admin *redis.Client, n int) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Count(list, "cmd=blpop") == n {
+		if blockedClients(list, "blpop") == n {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -44,6 +44,30 @@ func blockedInBLPOP(t *testing.T, admin *redis.Client, n int) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// blockedClients counts the clients of a CLIENT LIST that are blocked
+// (flag b) in the command cmd. A client's cmd is its last command: a
+// pooled connection whose BLPOP returned keeps cmd=blpop while idle, and
+// counting cmd alone took such a connection for a blocked fetcher.
+func blockedClients(list, cmd string) int {
+	n := 0
+	for _, line := range strings.Split(list, "\n") {
+		var flags string
+		inCmd := false
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "flags="); ok {
+				flags = v
+			}
+			if f == "cmd="+cmd {
+				inCmd = true
+			}
+		}
+		if inCmd && strings.Contains(flags, "b") {
+			n++
+		}
+	}
+	return n
 }
 
 type wakeFetched struct {
